@@ -1,0 +1,99 @@
+// Keyed BLAKE2b (crypto_generichash with a key) for blind indexes, the
+// erasure ledger, credentials and the access-history chain.
+//
+// Thread safety: all functions are reentrant.
+
+#ifndef CUSTOS_CRYPTO_KEYED_HASH_H_
+#define CUSTOS_CRYPTO_KEYED_HASH_H_
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "base/status.h"
+#include "crypto/secret_key.h"
+
+namespace custos::crypto {
+
+inline constexpr size_t kDigestSize = 32;
+using Digest = std::array<uint8_t, kDigestSize>;
+
+// BLAKE2b-256 of `data` keyed with `key`.
+Digest KeyedHash(const SecretKey& key, std::span<const uint8_t> data);
+
+// Blind index of an external subject identifier: KeyedHash under the
+// blind-index key of "custos-bi-v1\0" || identifier. Equal identifiers give
+// equal indexes under one key; the index reveals nothing without the key.
+Digest BlindIndex(const SecretKey& blind_index_key,
+                  std::string_view identifier);
+
+// ---- Hash chain -----------------------------------------------------------
+//
+// link[0] = KeyedHash(key, kChainGenesis || entry[0])
+// link[i] = KeyedHash(key, link[i-1] || entry[i])
+// Entries are the stored bytes; callers put the sequence number inside the
+// entry so a deleted or reordered entry breaks the chain at that position.
+
+inline constexpr Digest kChainGenesis{};  // 32 zero bytes.
+
+Digest ChainLink(const SecretKey& key, const Digest& previous,
+                 std::span<const uint8_t> entry);
+
+// Walks a chain entry by entry, without holding it in memory.
+class ChainVerifier {
+ public:
+  // Starts after `start_link` (kChainGenesis, or a checkpoint's link) at
+  // position `first_position`. `key` must outlive the verifier.
+  ChainVerifier(const SecretKey& key, const Digest& start_link,
+                uint64_t first_position);
+
+  // Feeds the next entry and the link stored with it. Returns false (and
+  // remembers the position) at the first entry whose stored link differs
+  // from the recomputed one; later calls then return false without work.
+  bool Add(std::span<const uint8_t> entry, const Digest& stored_link);
+
+  // Position of the first broken link, if any.
+  std::optional<uint64_t> first_broken() const { return first_broken_; }
+  // Number of entries accepted so far.
+  uint64_t verified() const { return next_position_ - first_position_; }
+  const Digest& last_link() const { return link_; }
+
+ private:
+  const SecretKey& key_;
+  Digest link_;
+  uint64_t first_position_;
+  uint64_t next_position_;
+  std::optional<uint64_t> first_broken_;
+};
+
+// ---- Credentials ----------------------------------------------------------
+//
+// A principal's credential is a random 256-bit token, shown to the caller as
+// "cst1_" + 64 lowercase hex digits. Only KeyedHash(credential_key, token
+// bytes) is stored.
+
+inline constexpr char kTokenPrefix[] = "cst1_";
+
+// A fresh token in its textual form.
+std::string GenerateToken();
+
+// The stored hash of a textual token. InvalidArgument if the token is not of
+// the documented form.
+Result<Digest> HashToken(const SecretKey& credential_key,
+                         std::string_view token);
+
+// True iff `token` hashes to `stored`; the comparison is constant time.
+// A malformed token is simply false.
+bool VerifyToken(const SecretKey& credential_key, std::string_view token,
+                 const Digest& stored);
+
+// Lowercase hex of bytes, and back (nullopt on odd length or non-hex).
+std::string ToHex(std::span<const uint8_t> bytes);
+std::optional<std::string> FromHex(std::string_view hex);
+
+}  // namespace custos::crypto
+
+#endif  // CUSTOS_CRYPTO_KEYED_HASH_H_
