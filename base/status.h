@@ -96,14 +96,29 @@ inline std::unexpected<Status> Fail(Status status) {
   return std::unexpected<Status>(std::move(status));
 }
 
+namespace internal {
+// Converts to Status or to any Result<T>, so CUSTOS_RETURN_IF_ERROR works in
+// functions returning either.
+struct ErrorReturn {
+  Status status;
+  operator Status() && { return std::move(status); }
+  template <typename T>
+  operator Result<T>() && {
+    return std::unexpected<Status>(std::move(status));
+  }
+};
+}  // namespace internal
+
 }  // namespace custos
 
 // Evaluates an expression yielding a Status; returns it from the enclosing
-// function (which returns Status) when it is not OK.
-#define CUSTOS_RETURN_IF_ERROR(expr)            \
-  do {                                          \
-    ::custos::Status custos_status_ = (expr);   \
-    if (!custos_status_.ok()) return custos_status_; \
+// function (which returns Status or a Result<T>) when it is not OK.
+#define CUSTOS_RETURN_IF_ERROR(expr)                                     \
+  do {                                                                   \
+    ::custos::Status custos_status_ = (expr);                            \
+    if (!custos_status_.ok()) {                                          \
+      return ::custos::internal::ErrorReturn{std::move(custos_status_)}; \
+    }                                                                    \
   } while (0)
 
 #endif  // CUSTOS_BASE_STATUS_H_

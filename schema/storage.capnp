@@ -1,0 +1,120 @@
+# Values Custos stores on disk. Each LevelDB value is one of these structs,
+# serialised as a single-segment Cap'n Proto message (flat array). Which
+# struct lives under which key is documented in docs/storage.md.
+#
+# Evolution: fields are only ever added (Cap'n Proto's rules); the on-disk
+# format version in FormatInfo is bumped when a change is not compatible.
+
+@0xf64d17c96ab87470;
+
+$import "/capnp/c++.capnp".namespace("custos::schema");
+
+struct FormatInfo {
+  # Stored under the meta key of both databases.
+  version @0 :UInt32;
+  createdAtMicros @1 :Int64;
+}
+
+enum Role {
+  user @0;
+  officer @1;
+  auditor @2;
+  admin @3;
+}
+
+struct Principal {
+  id @0 :Text;
+  displayName @1 :Text;
+  roles @2 :List(Role);
+  redacted @3 :Bool;
+  credentialHash @4 :Data;   # Keyed BLAKE2b of the token; never the token.
+  revoked @5 :Bool;
+  createdAtMicros @6 :Int64;
+  revokedAtMicros @7 :Int64;
+}
+
+struct Subject {
+  id @0 :Text;
+  blindIndex @1 :Data;          # Keyed hash of the external identifier.
+  sealedIdentifier @2 :Data;    # The identifier, sealed under the subject DEK.
+  createdAtMicros @3 :Int64;
+  shredded @4 :Bool;            # Set when the DEK was destroyed.
+  shreddedAtMicros @5 :Int64;
+}
+
+enum State {
+  active @0;
+  closed @1;
+  blocked @2;
+  erased @3;
+}
+
+struct Attribute {
+  key @0 :Text;
+  value @1 :Text;
+}
+
+struct Field {
+  name @0 :Text;
+  value @1 :Text;
+}
+
+struct PersonalFields {
+  # The plaintext of a sealed personal part, of a contest's correction, or of
+  # a flag's note (as a single field named "note").
+  fields @0 :List(Field);
+}
+
+struct Part {
+  subjectId @0 :Text;
+  version @1 :UInt64;   # Record version when this part was last sealed.
+  sealed @2 :Data;      # PersonalFields sealed under the subject's DEK.
+}
+
+struct Flag {
+  # A grantee's note that some of a subject's data is incorrect.
+  by @0 :Text;
+  atMicros @1 :Int64;
+  subjectId @2 :Text;
+  sealedNote @3 :Data;  # PersonalFields{note}, sealed under the subject DEK.
+}
+
+struct Contest {
+  # The data subject contests accuracy or lawfulness; kept with the record.
+  by @0 :Text;
+  atMicros @1 :Int64;
+  subjectId @2 :Text;
+  sealedStatement @3 :Data;  # PersonalFields (statement + corrected fields).
+}
+
+struct Record {
+  id @0 :UInt64;
+  kind @1 :Text;
+  owner @2 :Text;
+  grants @3 :List(Text);
+  attributes @4 :List(Attribute);
+  parts @5 :List(Part);
+  sensitive @6 :Bool;
+  state @7 :State;
+  version @8 :UInt64;
+  createdAtMicros @9 :Int64;
+  updatedAtMicros @10 :Int64;
+  closedAtMicros @11 :Int64;    # 0 = never.
+  blockedAtMicros @12 :Int64;
+  erasedAtMicros @13 :Int64;
+  flags @14 :List(Flag);
+  contests @15 :List(Contest);
+  subjectIds @16 :List(Text);   # Every subject the record ever concerned.
+}
+
+struct WrappedKey {
+  # Keystore value: a subject DEK wrapped under the key-encryption key.
+  kekVersion @0 :UInt32;
+  wrapped @1 :Data;
+}
+
+struct LedgerEntry {
+  # Keystore value: a shredded subject, keyed by a hash of its blind index.
+  shreddedAtMicros @0 :Int64;
+  by @1 :Text;
+}

@@ -1,0 +1,343 @@
+#include "storage/codec.h"
+
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+#include <kj/array.h>
+#include <kj/exception.h>
+
+#include <cstring>
+#include <span>
+
+#include "schema/storage.capnp.h"
+
+namespace custos::codec {
+namespace {
+
+// Stored values are small; these bounds only stop a corrupt value from
+// making the reader walk far.
+capnp::ReaderOptions StoredReaderOptions() {
+  capnp::ReaderOptions options;
+  options.traversalLimitInWords = 64 * 1024 * 1024 / 8;
+  options.nestingLimit = 16;
+  return options;
+}
+
+std::string ToBytes(capnp::MessageBuilder& message) {
+  kj::Array<capnp::word> words = capnp::messageToFlatArray(message);
+  kj::ArrayPtr<const kj::byte> bytes = words.asBytes();
+  return std::string(reinterpret_cast<const char*>(bytes.begin()),
+                     bytes.size());
+}
+
+// Decodes `bytes` as a message with root T and hands the reader to `fn`.
+// LevelDB values carry no alignment guarantee, so the bytes are copied into
+// word-aligned memory first. Any Cap'n Proto exception becomes DataLoss.
+template <typename T, typename Fn>
+auto Decode(std::span<const uint8_t> bytes, const char* what, Fn&& fn)
+    -> Result<decltype(fn(std::declval<typename T::Reader>()))> {
+  if (bytes.size() % sizeof(capnp::word) != 0 || bytes.empty()) {
+    return Fail(Status::DataLoss(std::string("corrupt stored ") + what));
+  }
+  kj::Array<capnp::word> words =
+      kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word));
+  std::memcpy(words.begin(), bytes.data(), bytes.size());
+  try {
+    capnp::FlatArrayMessageReader reader(words, StoredReaderOptions());
+    return fn(reader.getRoot<T>());
+  } catch (const kj::Exception&) {
+    return Fail(Status::DataLoss(std::string("corrupt stored ") + what));
+  }
+}
+
+template <typename T, typename Fn>
+auto Decode(std::string_view bytes, const char* what, Fn&& fn) {
+  return Decode<T>(
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()),
+                               bytes.size()),
+      what, std::forward<Fn>(fn));
+}
+
+capnp::Data::Reader AsData(const Bytes& b) {
+  return capnp::Data::Reader(b.data(), b.size());
+}
+Bytes FromData(capnp::Data::Reader d) { return Bytes(d.begin(), d.end()); }
+std::string FromText(capnp::Text::Reader t) {
+  return std::string(t.cStr(), t.size());
+}
+capnp::Text::Reader AsText(const std::string& s) {
+  return capnp::Text::Reader(s.data(), s.size());
+}
+
+schema::Role ToSchema(Role r) {
+  switch (r) {
+    case Role::kUser:
+      return schema::Role::USER;
+    case Role::kOfficer:
+      return schema::Role::OFFICER;
+    case Role::kAuditor:
+      return schema::Role::AUDITOR;
+    case Role::kAdmin:
+      return schema::Role::ADMIN;
+  }
+  return schema::Role::USER;
+}
+Role FromSchema(schema::Role r) {
+  switch (r) {
+    case schema::Role::USER:
+      return Role::kUser;
+    case schema::Role::OFFICER:
+      return Role::kOfficer;
+    case schema::Role::AUDITOR:
+      return Role::kAuditor;
+    case schema::Role::ADMIN:
+      return Role::kAdmin;
+  }
+  // An unknown enumerant from a newer writer: grant nothing special.
+  return Role::kUser;
+}
+schema::State ToSchema(RecordState s) {
+  switch (s) {
+    case RecordState::kActive:
+      return schema::State::ACTIVE;
+    case RecordState::kClosed:
+      return schema::State::CLOSED;
+    case RecordState::kBlocked:
+      return schema::State::BLOCKED;
+    case RecordState::kErased:
+      return schema::State::ERASED;
+  }
+  return schema::State::ACTIVE;
+}
+Result<RecordState> FromSchema(schema::State s) {
+  switch (s) {
+    case schema::State::ACTIVE:
+      return RecordState::kActive;
+    case schema::State::CLOSED:
+      return RecordState::kClosed;
+    case schema::State::BLOCKED:
+      return RecordState::kBlocked;
+    case schema::State::ERASED:
+      return RecordState::kErased;
+  }
+  return Fail(Status::DataLoss("corrupt stored record state"));
+}
+
+void SetFields(capnp::List<schema::Field>::Builder out,
+               const std::vector<Field>& fields) {
+  for (size_t i = 0; i < fields.size(); ++i) {
+    out[i].setName(AsText(fields[i].name));
+    out[i].setValue(AsText(fields[i].value));
+  }
+}
+
+}  // namespace
+
+std::string EncodeFormatInfo(uint32_t version, int64_t created_at_micros) {
+  capnp::MallocMessageBuilder message;
+  auto info = message.initRoot<schema::FormatInfo>();
+  info.setVersion(version);
+  info.setCreatedAtMicros(created_at_micros);
+  return ToBytes(message);
+}
+
+Result<uint32_t> DecodeFormatVersion(std::string_view bytes) {
+  return Decode<schema::FormatInfo>(
+      bytes, "format info",
+      [](schema::FormatInfo::Reader r) { return r.getVersion(); });
+}
+
+std::string EncodePrincipal(const StoredPrincipal& p) {
+  capnp::MallocMessageBuilder message;
+  auto b = message.initRoot<schema::Principal>();
+  b.setId(AsText(p.info.id));
+  b.setDisplayName(AsText(p.info.display_name));
+  auto roles = b.initRoles(p.info.roles.size());
+  for (size_t i = 0; i < p.info.roles.size(); ++i) {
+    roles.set(i, ToSchema(p.info.roles[i]));
+  }
+  b.setRedacted(p.info.redacted);
+  b.setCredentialHash(AsData(p.credential_hash));
+  b.setRevoked(p.info.revoked);
+  b.setCreatedAtMicros(ToMicros(p.info.created_at));
+  b.setRevokedAtMicros(p.revoked_at_micros);
+  return ToBytes(message);
+}
+
+Result<StoredPrincipal> DecodePrincipal(std::string_view bytes) {
+  return Decode<schema::Principal>(
+      bytes, "principal", [](schema::Principal::Reader r) {
+        StoredPrincipal p;
+        p.info.id = FromText(r.getId());
+        p.info.display_name = FromText(r.getDisplayName());
+        for (auto role : r.getRoles()) p.info.roles.push_back(FromSchema(role));
+        p.info.redacted = r.getRedacted();
+        p.info.revoked = r.getRevoked();
+        p.info.created_at = FromMicros(r.getCreatedAtMicros());
+        p.credential_hash = FromData(r.getCredentialHash());
+        p.revoked_at_micros = r.getRevokedAtMicros();
+        return p;
+      });
+}
+
+std::string EncodeSubject(const StoredSubject& s) {
+  capnp::MallocMessageBuilder message;
+  auto b = message.initRoot<schema::Subject>();
+  b.setId(AsText(s.id));
+  b.setBlindIndex(AsData(s.blind_index));
+  b.setSealedIdentifier(AsData(s.sealed_identifier));
+  b.setCreatedAtMicros(s.created_at_micros);
+  b.setShredded(s.shredded);
+  b.setShreddedAtMicros(s.shredded_at_micros);
+  return ToBytes(message);
+}
+
+Result<StoredSubject> DecodeSubject(std::string_view bytes) {
+  return Decode<schema::Subject>(
+      bytes, "subject", [](schema::Subject::Reader r) {
+        StoredSubject s;
+        s.id = FromText(r.getId());
+        s.blind_index = FromData(r.getBlindIndex());
+        s.sealed_identifier = FromData(r.getSealedIdentifier());
+        s.created_at_micros = r.getCreatedAtMicros();
+        s.shredded = r.getShredded();
+        s.shredded_at_micros = r.getShreddedAtMicros();
+        return s;
+      });
+}
+
+std::string EncodeRecord(const StoredRecord& r) {
+  capnp::MallocMessageBuilder message;
+  auto b = message.initRoot<schema::Record>();
+  b.setId(r.id);
+  b.setKind(AsText(r.kind));
+  b.setOwner(AsText(r.owner));
+  auto grants = b.initGrants(r.grants.size());
+  for (size_t i = 0; i < r.grants.size(); ++i)
+    grants.set(i, AsText(r.grants[i]));
+  auto attributes = b.initAttributes(r.attributes.size());
+  for (size_t i = 0; i < r.attributes.size(); ++i) {
+    attributes[i].setKey(AsText(r.attributes[i].key));
+    attributes[i].setValue(AsText(r.attributes[i].value));
+  }
+  auto parts = b.initParts(r.parts.size());
+  for (size_t i = 0; i < r.parts.size(); ++i) {
+    parts[i].setSubjectId(AsText(r.parts[i].subject_id));
+    parts[i].setVersion(r.parts[i].version);
+    parts[i].setSealed(AsData(r.parts[i].sealed));
+  }
+  b.setSensitive(r.sensitive);
+  b.setState(ToSchema(r.state));
+  b.setVersion(r.version);
+  b.setCreatedAtMicros(r.created_at_micros);
+  b.setUpdatedAtMicros(r.updated_at_micros);
+  b.setClosedAtMicros(r.closed_at_micros);
+  b.setBlockedAtMicros(r.blocked_at_micros);
+  b.setErasedAtMicros(r.erased_at_micros);
+  auto flags = b.initFlags(r.flags.size());
+  for (size_t i = 0; i < r.flags.size(); ++i) {
+    flags[i].setBy(AsText(r.flags[i].by));
+    flags[i].setAtMicros(r.flags[i].at_micros);
+    flags[i].setSubjectId(AsText(r.flags[i].subject_id));
+    flags[i].setSealedNote(AsData(r.flags[i].sealed_note));
+  }
+  auto contests = b.initContests(r.contests.size());
+  for (size_t i = 0; i < r.contests.size(); ++i) {
+    contests[i].setBy(AsText(r.contests[i].by));
+    contests[i].setAtMicros(r.contests[i].at_micros);
+    contests[i].setSubjectId(AsText(r.contests[i].subject_id));
+    contests[i].setSealedStatement(AsData(r.contests[i].sealed_statement));
+  }
+  auto subject_ids = b.initSubjectIds(r.subject_ids.size());
+  for (size_t i = 0; i < r.subject_ids.size(); ++i) {
+    subject_ids.set(i, AsText(r.subject_ids[i]));
+  }
+  return ToBytes(message);
+}
+
+Result<StoredRecord> DecodeRecord(std::string_view bytes) {
+  auto decoded = Decode<schema::Record>(
+      bytes, "record", [](schema::Record::Reader b) -> Result<StoredRecord> {
+        StoredRecord r;
+        r.id = b.getId();
+        r.kind = FromText(b.getKind());
+        r.owner = FromText(b.getOwner());
+        for (auto g : b.getGrants()) r.grants.push_back(FromText(g));
+        for (auto a : b.getAttributes()) {
+          r.attributes.push_back(
+              {FromText(a.getKey()), FromText(a.getValue())});
+        }
+        for (auto p : b.getParts()) {
+          r.parts.push_back({FromText(p.getSubjectId()), p.getVersion(),
+                             FromData(p.getSealed())});
+        }
+        r.sensitive = b.getSensitive();
+        auto state = FromSchema(b.getState());
+        if (!state) return Fail(state.error());
+        r.state = *state;
+        r.version = b.getVersion();
+        r.created_at_micros = b.getCreatedAtMicros();
+        r.updated_at_micros = b.getUpdatedAtMicros();
+        r.closed_at_micros = b.getClosedAtMicros();
+        r.blocked_at_micros = b.getBlockedAtMicros();
+        r.erased_at_micros = b.getErasedAtMicros();
+        for (auto f : b.getFlags()) {
+          r.flags.push_back({FromText(f.getBy()), f.getAtMicros(),
+                             FromText(f.getSubjectId()),
+                             FromData(f.getSealedNote())});
+        }
+        for (auto c : b.getContests()) {
+          r.contests.push_back({FromText(c.getBy()), c.getAtMicros(),
+                                FromText(c.getSubjectId()),
+                                FromData(c.getSealedStatement())});
+        }
+        for (auto s : b.getSubjectIds()) r.subject_ids.push_back(FromText(s));
+        return r;
+      });
+  if (!decoded) return Fail(decoded.error());
+  return std::move(*decoded);
+}
+
+std::string EncodeWrappedKey(const StoredWrappedKey& k) {
+  capnp::MallocMessageBuilder message;
+  auto b = message.initRoot<schema::WrappedKey>();
+  b.setKekVersion(k.kek_version);
+  b.setWrapped(AsData(k.wrapped));
+  return ToBytes(message);
+}
+
+Result<StoredWrappedKey> DecodeWrappedKey(std::string_view bytes) {
+  return Decode<schema::WrappedKey>(
+      bytes, "wrapped key", [](schema::WrappedKey::Reader r) {
+        return StoredWrappedKey{r.getKekVersion(), FromData(r.getWrapped())};
+      });
+}
+
+std::string EncodeLedgerEntry(int64_t shredded_at_micros, std::string_view by) {
+  capnp::MallocMessageBuilder message;
+  auto b = message.initRoot<schema::LedgerEntry>();
+  b.setShreddedAtMicros(shredded_at_micros);
+  b.setBy(capnp::Text::Reader(by.data(), by.size()));
+  return ToBytes(message);
+}
+
+Bytes EncodeFields(const std::vector<Field>& fields) {
+  capnp::MallocMessageBuilder message;
+  auto b = message.initRoot<schema::PersonalFields>();
+  SetFields(b.initFields(fields.size()), fields);
+  kj::Array<capnp::word> words = capnp::messageToFlatArray(message);
+  kj::ArrayPtr<const kj::byte> bytes = words.asBytes();
+  return Bytes(bytes.begin(), bytes.end());
+}
+
+Result<std::vector<Field>> DecodeFields(std::span<const uint8_t> bytes) {
+  return Decode<schema::PersonalFields>(
+      bytes, "personal fields", [](schema::PersonalFields::Reader r) {
+        std::vector<Field> fields;
+        for (auto f : r.getFields()) {
+          fields.push_back({FromText(f.getName()), FromText(f.getValue())});
+        }
+        return fields;
+      });
+}
+
+}  // namespace custos::codec

@@ -1,0 +1,106 @@
+// Internal to storage/: the stored forms of Custos values and their
+// encoding as Cap'n Proto messages (schema/storage.capnp).
+//
+// Decode functions return DataLoss for bytes that are not a valid message
+// of the expected struct; they never throw.
+
+#ifndef CUSTOS_STORAGE_CODEC_H_
+#define CUSTOS_STORAGE_CODEC_H_
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.h"
+#include "storage/types.h"
+
+namespace custos::codec {
+
+using Bytes = std::vector<uint8_t>;
+
+struct StoredPrincipal {
+  PrincipalInfo info;
+  Bytes credential_hash;
+  int64_t revoked_at_micros = 0;
+};
+
+struct StoredSubject {
+  std::string id;
+  Bytes blind_index;
+  Bytes sealed_identifier;
+  int64_t created_at_micros = 0;
+  bool shredded = false;
+  int64_t shredded_at_micros = 0;
+};
+
+struct StoredPart {
+  std::string subject_id;
+  uint64_t version = 0;
+  Bytes sealed;
+};
+
+struct StoredFlag {
+  std::string by;
+  int64_t at_micros = 0;
+  std::string subject_id;
+  Bytes sealed_note;
+};
+
+struct StoredContest {
+  std::string by;
+  int64_t at_micros = 0;
+  std::string subject_id;
+  Bytes sealed_statement;
+};
+
+struct StoredRecord {
+  uint64_t id = 0;
+  std::string kind;
+  std::string owner;
+  std::vector<std::string> grants;
+  std::vector<Attribute> attributes;
+  std::vector<StoredPart> parts;
+  bool sensitive = false;
+  RecordState state = RecordState::kActive;
+  uint64_t version = 0;
+  int64_t created_at_micros = 0;
+  int64_t updated_at_micros = 0;
+  int64_t closed_at_micros = 0;
+  int64_t blocked_at_micros = 0;
+  int64_t erased_at_micros = 0;
+  std::vector<StoredFlag> flags;
+  std::vector<StoredContest> contests;
+  std::vector<std::string> subject_ids;
+};
+
+struct StoredWrappedKey {
+  uint32_t kek_version = 0;
+  Bytes wrapped;
+};
+
+std::string EncodeFormatInfo(uint32_t version, int64_t created_at_micros);
+Result<uint32_t> DecodeFormatVersion(std::string_view bytes);
+
+std::string EncodePrincipal(const StoredPrincipal& p);
+Result<StoredPrincipal> DecodePrincipal(std::string_view bytes);
+
+std::string EncodeSubject(const StoredSubject& s);
+Result<StoredSubject> DecodeSubject(std::string_view bytes);
+
+std::string EncodeRecord(const StoredRecord& r);
+Result<StoredRecord> DecodeRecord(std::string_view bytes);
+
+std::string EncodeWrappedKey(const StoredWrappedKey& k);
+Result<StoredWrappedKey> DecodeWrappedKey(std::string_view bytes);
+
+std::string EncodeLedgerEntry(int64_t shredded_at_micros, std::string_view by);
+
+// The plaintext of personal parts, flag notes and contest statements.
+Bytes EncodeFields(const std::vector<Field>& fields);
+Result<std::vector<Field>> DecodeFields(std::span<const uint8_t> bytes);
+
+}  // namespace custos::codec
+
+#endif  // CUSTOS_STORAGE_CODEC_H_

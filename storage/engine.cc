@@ -1,0 +1,1362 @@
+#include "storage/engine.h"
+
+#include <leveldb/db.h>
+#include <leveldb/env.h>
+#include <leveldb/write_batch.h>
+
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <set>
+#include <shared_mutex>
+#include <unordered_map>
+
+#include "crypto/aead.h"
+#include "crypto/keyed_hash.h"
+#include "crypto/master_key.h"
+#include "storage/access.h"
+#include "storage/codec.h"
+#include "storage/key_cache.h"
+#include "storage/keystore.h"
+#include "storage/leveldb_util.h"
+
+namespace custos {
+
+// ---- Names ------------------------------------------------------------------
+
+std::string_view RoleName(Role role) {
+  switch (role) {
+    case Role::kUser:
+      return "user";
+    case Role::kOfficer:
+      return "officer";
+    case Role::kAuditor:
+      return "auditor";
+    case Role::kAdmin:
+      return "admin";
+  }
+  return "unknown";
+}
+
+std::string_view RecordStateName(RecordState state) {
+  switch (state) {
+    case RecordState::kActive:
+      return "ACTIVE";
+    case RecordState::kClosed:
+      return "CLOSED";
+    case RecordState::kBlocked:
+      return "BLOCKED";
+    case RecordState::kErased:
+      return "ERASED";
+  }
+  return "UNKNOWN";
+}
+
+std::string_view PurposeKindName(PurposeKind kind) {
+  switch (kind) {
+    case PurposeKind::kProofOfExchange:
+      return "proof_of_exchange";
+    case PurposeKind::kSubjectConsent:
+      return "subject_consent";
+    case PurposeKind::kPublicInterest:
+      return "public_interest";
+  }
+  return "unknown";
+}
+
+bool PrincipalInfo::HasRole(Role role) const {
+  return std::find(roles.begin(), roles.end(), role) != roles.end();
+}
+
+namespace {
+
+using codec::StoredPrincipal;
+using codec::StoredRecord;
+using codec::StoredSubject;
+
+// ---- Key layout of the records database (docs/storage.md)
+// --------------------
+
+constexpr char kFormatKey[] = "m:format";
+constexpr char kNextRecordIdKey[] = "m:next_record_id";
+
+std::string PrincipalKey(std::string_view id) { return "p:" + std::string(id); }
+std::string CredentialKey(const crypto::Digest& hash) {
+  return "c:" + std::string(AsStringView(hash));
+}
+std::string SubjectKey(std::string_view id) { return "s:" + std::string(id); }
+std::string BlindIndexKey(const crypto::Digest& index) {
+  return "b:" + std::string(AsStringView(index));
+}
+std::string RecordKey(uint64_t id) {
+  std::string key = "r:";
+  AppendBigEndian64(key, id);
+  return key;
+}
+std::string AclPrefix(std::string_view principal) {
+  std::string key = "a:";
+  key += principal;
+  key.push_back('\0');
+  return key;
+}
+std::string AclKey(std::string_view principal, uint64_t id) {
+  std::string key = AclPrefix(principal);
+  AppendBigEndian64(key, id);
+  return key;
+}
+std::string SubjectRecordsPrefix(std::string_view subject) {
+  std::string key = "x:";
+  key += subject;
+  key.push_back('\0');
+  return key;
+}
+std::string SubjectRecordKey(std::string_view subject, uint64_t id) {
+  std::string key = SubjectRecordsPrefix(subject);
+  AppendBigEndian64(key, id);
+  return key;
+}
+constexpr char kShredQueuePrefix[] = "q:shred:";
+std::string ShredQueueKey(std::string_view subject) {
+  return kShredQueuePrefix + std::string(subject);
+}
+
+// ---- Associated data binding ciphertexts to their place
+// ----------------------
+
+std::vector<uint8_t> PartAd(uint64_t record_id, std::string_view subject_id,
+                            uint64_t version) {
+  std::string ad = "custos-part-v1";
+  ad.push_back('\0');
+  AppendBigEndian64(ad, record_id);
+  AppendBigEndian64(ad, version);
+  ad += subject_id;
+  return {ad.begin(), ad.end()};
+}
+// Flag notes and contest statements: bound to record, subject, what and when.
+std::vector<uint8_t> NoteAd(std::string_view what, uint64_t record_id,
+                            std::string_view subject_id, int64_t at_micros) {
+  std::string ad = "custos-";
+  ad += what;
+  ad += "-v1";
+  ad.push_back('\0');
+  AppendBigEndian64(ad, record_id);
+  AppendBigEndian64(ad, static_cast<uint64_t>(at_micros));
+  ad += subject_id;
+  return {ad.begin(), ad.end()};
+}
+std::vector<uint8_t> IdentifierAd(std::string_view subject_id) {
+  std::string ad = "custos-subject-identifier-v1";
+  ad.push_back('\0');
+  ad += subject_id;
+  return {ad.begin(), ad.end()};
+}
+
+// ---- Input validation ------------------------------------------------------
+
+bool IsIdChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '_' || c == '.';
+}
+
+Status CheckId(std::string_view id, std::string_view what, size_t max) {
+  if (id.empty() || id.size() > max) {
+    return Status::InvalidArgument(std::string(what) + " must be 1 to " +
+                                   std::to_string(max) + " characters");
+  }
+  if (!std::all_of(id.begin(), id.end(), IsIdChar)) {
+    return Status::InvalidArgument(std::string(what) +
+                                   " may hold only a-z, 0-9, '-', '_', '.'");
+  }
+  return Status::Ok();
+}
+
+Status CheckLength(std::string_view value, std::string_view what, size_t max,
+                   bool allow_empty) {
+  if ((!allow_empty && value.empty()) || value.size() > max) {
+    return Status::InvalidArgument(std::string(what) + " must be " +
+                                   (allow_empty ? "at most " : "1 to ") +
+                                   std::to_string(max) + " bytes");
+  }
+  return Status::Ok();
+}
+
+Status CheckFields(const std::vector<Field>& fields, const Limits& limits,
+                   size_t* total_bytes) {
+  if (fields.size() > limits.max_fields_per_part) {
+    return Status::InvalidArgument("a personal part may hold at most " +
+                                   std::to_string(limits.max_fields_per_part) +
+                                   " fields");
+  }
+  std::set<std::string_view> names;
+  for (const Field& f : fields) {
+    CUSTOS_RETURN_IF_ERROR(CheckLength(f.name, "a field name",
+                                       limits.max_field_name_length, false));
+    CUSTOS_RETURN_IF_ERROR(CheckLength(f.value, "field '" + f.name + "'",
+                                       limits.max_field_value_length, true));
+    if (!names.insert(f.name).second) {
+      return Status::InvalidArgument("field '" + f.name + "' appears twice");
+    }
+    *total_bytes += f.name.size() + f.value.size();
+  }
+  return Status::Ok();
+}
+
+Status CheckPurpose(const std::optional<Purpose>& purpose,
+                    const Limits& limits) {
+  if (!purpose) return Status::Ok();
+  return CheckLength(purpose->justification, "a purpose's justification",
+                     limits.max_justification_length, false);
+}
+
+std::optional<Timestamp> OptionalTime(int64_t micros) {
+  if (micros == 0) return std::nullopt;
+  return FromMicros(micros);
+}
+
+}  // namespace
+
+// ---- Engine::Impl
+// --------------------------------------------------------------
+
+class Engine::Impl {
+ public:
+  Impl(Options options, crypto::SecretKey blind_index_key,
+       crypto::SecretKey credential_key, crypto::SecretKey ledger_key,
+       std::unique_ptr<leveldb::DB> db, std::unique_ptr<Keystore> keystore)
+      : options_(std::move(options)),
+        limits_(options_.limits),
+        clock_(*options_.clock),
+        blind_index_key_(std::move(blind_index_key)),
+        credential_key_(std::move(credential_key)),
+        ledger_key_(std::move(ledger_key)),
+        db_(std::move(db)),
+        keystore_(std::move(keystore)),
+        key_cache_(options_.key_cache_capacity) {}
+
+  Status Load();
+  Status FinishInterruptedShreds();
+
+  Result<NewPrincipal> AddPrincipal(std::string_view id,
+                                    std::string_view display_name,
+                                    const std::vector<Role>& roles,
+                                    bool redacted);
+  Result<PrincipalInfo> Principal(std::string_view id) const;
+  Result<PrincipalInfo> RequireRole(const Actor& actor, Role role) const;
+  Result<PrincipalInfo> Caller(const Actor& actor) const;
+
+  Result<StoredRecord> ReadRecord(uint64_t id) const;
+  Result<SharedKey> KeyFor(const std::string& subject_id);
+  Result<std::string> FindOrCreateSubject(
+      std::string_view identifier, leveldb::WriteBatch& batch,
+      std::map<std::string, SharedKey>& keys,
+      std::map<std::string, std::string>& created_in_batch);
+
+  // The record as the caller sees it: the effective state (a record whose
+  // every subject was shredded reads as ERASED at once) and the view.
+  struct Resolved {
+    StoredRecord record;
+    RecordState state;
+    int64_t erased_at_micros;
+    View view;
+  };
+  Result<Resolved> Resolve(const PrincipalInfo& caller, uint64_t id,
+                           bool purpose_given);
+  Result<Resolved> ResolveRecord(const PrincipalInfo& caller,
+                                 StoredRecord record, bool purpose_given);
+  Result<RecordView> BuildView(const Resolved& resolved,
+                               const std::optional<Purpose>& purpose);
+
+  Status Write(leveldb::WriteBatch& batch, std::string_view what);
+  void PutRecord(leveldb::WriteBatch& batch, const StoredRecord& r) {
+    batch.Put(RecordKey(r.id), codec::EncodeRecord(r));
+  }
+
+  const Options options_;
+  const Limits& limits_;
+  const Clock& clock_;
+  crypto::SecretKey blind_index_key_;
+  crypto::SecretKey credential_key_;
+  crypto::SecretKey ledger_key_;
+  std::unique_ptr<leveldb::DB> db_;
+  std::unique_ptr<Keystore> keystore_;
+  KeyCache key_cache_;
+
+  // Serialises every change: each is a read-modify-write of one batch.
+  std::mutex write_mu_;
+  uint64_t next_record_id_ = 1;  // Guarded by write_mu_.
+
+  // Principals are few and read on every call: all of them live here.
+  mutable std::shared_mutex principals_mu_;
+  std::unordered_map<std::string, PrincipalInfo> principals_;
+};
+
+Status Engine::Impl::Write(leveldb::WriteBatch& batch, std::string_view what) {
+  leveldb::WriteOptions wo;
+  wo.sync = options_.sync_writes;
+  return FromLevelDb(db_->Write(wo, &batch), what);
+}
+
+Status Engine::Impl::Load() {
+  std::string value;
+  leveldb::Status s =
+      db_->Get(leveldb::ReadOptions(), kNextRecordIdKey, &value);
+  if (s.ok() && value.size() == 8) {
+    next_record_id_ = ReadBigEndian64(value);
+  } else if (!s.IsNotFound()) {
+    return s.ok() ? Status::DataLoss("corrupt record id counter")
+                  : FromLevelDb(s, "reading record id counter");
+  }
+  std::unique_ptr<leveldb::Iterator> it(
+      db_->NewIterator(leveldb::ReadOptions()));
+  for (it->Seek("p:"); it->Valid() && it->key().starts_with("p:"); it->Next()) {
+    auto p = codec::DecodePrincipal(it->value().ToString());
+    if (!p) return p.error();
+    principals_[p->info.id] = p->info;
+  }
+  return FromLevelDb(it->status(), "loading principals");
+}
+
+// A shred is first written as an intent in the records database, then the
+// key is destroyed in the keystore, then it is reported. A crash between
+// the two leaves an intent whose key still exists: finish it now, before
+// anyone can read with that key.
+Status Engine::Impl::FinishInterruptedShreds() {
+  std::unique_ptr<leveldb::Iterator> it(
+      db_->NewIterator(leveldb::ReadOptions()));
+  for (it->Seek(kShredQueuePrefix);
+       it->Valid() && it->key().starts_with(kShredQueuePrefix); it->Next()) {
+    std::string subject_id =
+        it->key().ToString().substr(sizeof(kShredQueuePrefix) - 1);
+    auto has = keystore_->HasKey(subject_id);
+    if (!has) return has.error();
+    if (!*has) continue;
+    std::string value;
+    leveldb::Status s =
+        db_->Get(leveldb::ReadOptions(), SubjectKey(subject_id), &value);
+    if (!s.ok()) return FromLevelDb(s, "reading shredded subject");
+    auto subject = codec::DecodeSubject(value);
+    if (!subject) return subject.error();
+    crypto::Digest index{};
+    std::copy_n(subject->blind_index.begin(),
+                std::min(subject->blind_index.size(), index.size()),
+                index.begin());
+    CUSTOS_RETURN_IF_ERROR(keystore_->DestroyKey(
+        subject_id, crypto::KeyedHash(ledger_key_, index),
+        FromMicros(subject->shredded_at_micros), "recovery"));
+  }
+  return FromLevelDb(it->status(), "scanning shred intents");
+}
+
+Result<PrincipalInfo> Engine::Impl::Principal(std::string_view id) const {
+  std::shared_lock lock(principals_mu_);
+  auto it = principals_.find(std::string(id));
+  if (it == principals_.end()) {
+    return Fail(Status::NotFound("principal not found"));
+  }
+  return it->second;
+}
+
+Result<PrincipalInfo> Engine::Impl::Caller(const Actor& actor) const {
+  auto p = Principal(actor.id());
+  if (!p || p->revoked) {
+    return Fail(Status::PermissionDenied("principal is unknown or revoked"));
+  }
+  return p;
+}
+
+Result<PrincipalInfo> Engine::Impl::RequireRole(const Actor& actor,
+                                                Role role) const {
+  auto p = Caller(actor);
+  if (!p) return p;
+  if (!p->HasRole(role)) {
+    return Fail(Status::PermissionDenied(
+        "this call needs the " + std::string(RoleName(role)) + " role"));
+  }
+  return p;
+}
+
+Result<NewPrincipal> Engine::Impl::AddPrincipal(std::string_view id,
+                                                std::string_view display_name,
+                                                const std::vector<Role>& roles,
+                                                bool redacted) {
+  CUSTOS_RETURN_IF_ERROR(CheckId(id, "a principal id", limits_.max_id_length));
+  if (auto s = CheckLength(display_name, "a display name",
+                           limits_.max_display_name_length, false);
+      !s.ok()) {
+    return Fail(s);
+  }
+  if (roles.empty()) {
+    return Fail(Status::InvalidArgument("a principal needs at least one role"));
+  }
+  // Caller holds write_mu_.
+  if (Principal(id)) {
+    return Fail(Status::AlreadyExists("principal id is taken"));
+  }
+  NewPrincipal created;
+  created.token = crypto::GenerateToken();
+  auto hash = crypto::HashToken(credential_key_, created.token);
+  if (!hash) return Fail(hash.error());
+  StoredPrincipal stored;
+  stored.info.id = std::string(id);
+  stored.info.display_name = std::string(display_name);
+  stored.info.roles = roles;
+  std::sort(stored.info.roles.begin(), stored.info.roles.end());
+  stored.info.roles.erase(
+      std::unique(stored.info.roles.begin(), stored.info.roles.end()),
+      stored.info.roles.end());
+  stored.info.redacted = redacted;
+  stored.info.created_at = clock_.Now();
+  stored.credential_hash.assign(hash->begin(), hash->end());
+
+  leveldb::WriteBatch batch;
+  batch.Put(PrincipalKey(id), codec::EncodePrincipal(stored));
+  batch.Put(CredentialKey(*hash), std::string(id));
+  CUSTOS_RETURN_IF_ERROR(Write(batch, "creating principal"));
+  {
+    std::unique_lock lock(principals_mu_);
+    principals_[stored.info.id] = stored.info;
+  }
+  created.info = stored.info;
+  return created;
+}
+
+Result<StoredRecord> Engine::Impl::ReadRecord(uint64_t id) const {
+  std::string value;
+  leveldb::Status s = db_->Get(leveldb::ReadOptions(), RecordKey(id), &value);
+  if (s.IsNotFound()) return Fail(Status::NotFound("record not found"));
+  if (!s.ok()) return Fail(FromLevelDb(s, "reading record"));
+  return codec::DecodeRecord(value);
+}
+
+Result<SharedKey> Engine::Impl::KeyFor(const std::string& subject_id) {
+  return key_cache_.GetOrLoad(subject_id, [this](const std::string& id) {
+    return keystore_->GetKey(id);
+  });
+}
+
+Result<std::string> Engine::Impl::FindOrCreateSubject(
+    std::string_view identifier, leveldb::WriteBatch& batch,
+    std::map<std::string, SharedKey>& keys,
+    std::map<std::string, std::string>& created_in_batch) {
+  crypto::Digest index = crypto::BlindIndex(blind_index_key_, identifier);
+  std::string index_key = BlindIndexKey(index);
+  if (auto it = created_in_batch.find(index_key);
+      it != created_in_batch.end()) {
+    return it->second;
+  }
+  std::string subject_id;
+  leveldb::Status s = db_->Get(leveldb::ReadOptions(), index_key, &subject_id);
+  if (s.ok()) {
+    auto key = KeyFor(subject_id);
+    if (!key) return Fail(key.error());
+    if (*key) {
+      keys[subject_id] = *key;
+      return subject_id;
+    }
+    // The index points at a shredded subject (a shred interrupted before
+    // its index entry went): the identifier gets a new subject below.
+  } else if (!s.IsNotFound()) {
+    return Fail(FromLevelDb(s, "reading blind index"));
+  }
+
+  std::array<uint8_t, 16> random;
+  crypto::RandomBytes(random);
+  subject_id = "s" + crypto::ToHex(random);
+  crypto::SecretKey dek = crypto::SecretKey::Generate();
+  StoredSubject subject;
+  subject.id = subject_id;
+  subject.blind_index.assign(index.begin(), index.end());
+  subject.sealed_identifier =
+      crypto::Seal(dek, identifier, IdentifierAd(subject_id));
+  subject.created_at_micros = ToMicros(clock_.Now());
+  // The key goes to the keystore before the records database references
+  // it; a crash in between leaves only an unused wrapped key.
+  CUSTOS_RETURN_IF_ERROR(keystore_->PutKey(subject_id, dek));
+  batch.Put(SubjectKey(subject_id), codec::EncodeSubject(subject));
+  batch.Put(index_key, subject_id);
+  keys[subject_id] = std::make_shared<const crypto::SecretKey>(std::move(dek));
+  created_in_batch[index_key] = subject_id;
+  return subject_id;
+}
+
+Result<Engine::Impl::Resolved> Engine::Impl::ResolveRecord(
+    const PrincipalInfo& caller, StoredRecord record, bool purpose_given) {
+  Resolved r{std::move(record), RecordState::kActive, 0, View::kNone};
+  r.state = r.record.state;
+  r.erased_at_micros = r.record.erased_at_micros;
+  if (r.state != RecordState::kErased && !r.record.parts.empty()) {
+    bool any_readable = false;
+    for (const auto& part : r.record.parts) {
+      auto key = KeyFor(part.subject_id);
+      if (!key) return Fail(key.error());
+      if (*key) {
+        any_readable = true;
+        break;
+      }
+    }
+    if (!any_readable) {
+      // Every subject was shredded; CompleteShreds() will write this down.
+      r.state = RecordState::kErased;
+      std::string value;
+      if (db_->Get(leveldb::ReadOptions(),
+                   SubjectKey(r.record.parts.front().subject_id), &value)
+              .ok()) {
+        if (auto s = codec::DecodeSubject(value); s) {
+          r.erased_at_micros = s->shredded_at_micros;
+        }
+      }
+    }
+  }
+  const auto& grants = r.record.grants;
+  AccessRequest request{.caller = caller,
+                        .is_owner = r.record.owner == caller.id,
+                        .is_grantee = std::find(grants.begin(), grants.end(),
+                                                caller.id) != grants.end(),
+                        .state = r.state,
+                        .purpose_given = purpose_given};
+  r.view = ViewFor(request);
+  if (r.view == View::kNone) {
+    return Fail(Status::NotFound("record not found"));
+  }
+  return r;
+}
+
+Result<Engine::Impl::Resolved> Engine::Impl::Resolve(
+    const PrincipalInfo& caller, uint64_t id, bool purpose_given) {
+  auto record = ReadRecord(id);
+  if (!record) return Fail(record.error());
+  return ResolveRecord(caller, std::move(*record), purpose_given);
+}
+
+Result<RecordView> Engine::Impl::BuildView(
+    const Resolved& resolved, const std::optional<Purpose>& purpose) {
+  const StoredRecord& r = resolved.record;
+  RecordView v;
+  v.id = r.id;
+  v.kind = r.kind;
+  v.owner = r.owner;
+  v.grants = r.grants;
+  v.attributes = r.attributes;
+  v.state = resolved.state;
+  v.sensitive = r.sensitive;
+  v.version = r.version;
+  v.created_at = FromMicros(r.created_at_micros);
+  v.updated_at = FromMicros(r.updated_at_micros);
+  v.closed_at = OptionalTime(r.closed_at_micros);
+  v.blocked_at = OptionalTime(r.blocked_at_micros);
+  v.erased_at = OptionalTime(resolved.erased_at_micros);
+  v.subject_ids = r.subject_ids;
+  for (const auto& f : r.flags) {
+    v.flags.push_back({f.by, FromMicros(f.at_micros), f.subject_id, ""});
+  }
+  for (const auto& c : r.contests) {
+    v.contests.push_back({c.by, FromMicros(c.at_micros), c.subject_id, "", {}});
+  }
+  if (resolved.view != View::kFull) return v;
+  if (r.sensitive && !purpose) {
+    v.purpose_required = true;
+    return v;
+  }
+  v.personal_included = true;
+
+  // Parts of shredded subjects are skipped: their key is gone.
+  for (const auto& part : r.parts) {
+    auto key = KeyFor(part.subject_id);
+    if (!key) return Fail(key.error());
+    if (!*key) continue;
+    auto plain = crypto::Open(**key, part.sealed,
+                              PartAd(r.id, part.subject_id, part.version));
+    if (!plain)
+      return Fail(Status::DataLoss("a personal part failed to decrypt"));
+    auto fields = codec::DecodeFields(*plain);
+    crypto::Wipe(*plain);
+    if (!fields) return Fail(fields.error());
+    PartView pv{part.subject_id, "", part.version, std::move(*fields)};
+    std::string value;
+    leveldb::Status s =
+        db_->Get(leveldb::ReadOptions(), SubjectKey(part.subject_id), &value);
+    if (!s.ok()) return Fail(FromLevelDb(s, "reading subject"));
+    auto subject = codec::DecodeSubject(value);
+    if (!subject) return Fail(subject.error());
+    auto identifier = crypto::Open(**key, subject->sealed_identifier,
+                                   IdentifierAd(part.subject_id));
+    if (!identifier) {
+      return Fail(Status::DataLoss("a subject identifier failed to decrypt"));
+    }
+    pv.subject_identifier.assign(identifier->begin(), identifier->end());
+    crypto::Wipe(*identifier);
+    v.parts.push_back(std::move(pv));
+  }
+  for (size_t i = 0; i < r.flags.size(); ++i) {
+    const auto& f = r.flags[i];
+    auto key = KeyFor(f.subject_id);
+    if (!key) return Fail(key.error());
+    if (!*key || f.sealed_note.empty()) continue;
+    auto plain = crypto::Open(**key, f.sealed_note,
+                              NoteAd("flag", r.id, f.subject_id, f.at_micros));
+    if (!plain) return Fail(Status::DataLoss("a flag note failed to decrypt"));
+    auto fields = codec::DecodeFields(*plain);
+    if (!fields) return Fail(fields.error());
+    if (!fields->empty()) v.flags[i].note = fields->front().value;
+  }
+  for (size_t i = 0; i < r.contests.size(); ++i) {
+    const auto& c = r.contests[i];
+    auto key = KeyFor(c.subject_id);
+    if (!key) return Fail(key.error());
+    if (!*key || c.sealed_statement.empty()) continue;
+    auto plain =
+        crypto::Open(**key, c.sealed_statement,
+                     NoteAd("contest", r.id, c.subject_id, c.at_micros));
+    if (!plain) return Fail(Status::DataLoss("a contest failed to decrypt"));
+    auto fields = codec::DecodeFields(*plain);
+    if (!fields) return Fail(fields.error());
+    // The statement is stored as the first field, named "statement".
+    for (auto& f : *fields) {
+      if (v.contests[i].statement.empty() && f.name == "statement") {
+        v.contests[i].statement = std::move(f.value);
+      } else {
+        v.contests[i].corrected.push_back(std::move(f));
+      }
+    }
+  }
+  return v;
+}
+
+// ---- Engine
+// ------------------------------------------------------------------------
+
+Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Engine::~Engine() = default;
+
+Result<std::unique_ptr<Engine>> Engine::Open(const Options& options,
+                                             crypto::SecretKey master_key) {
+  if (options.data_dir.empty()) {
+    return Fail(Status::InvalidArgument("data_dir must be set"));
+  }
+  if (options.clock == nullptr) {
+    return Fail(Status::InvalidArgument("a clock must be given"));
+  }
+  if (master_key.empty()) {
+    return Fail(Status::InvalidArgument("a master key must be given"));
+  }
+  if (options.create_if_missing) {
+    leveldb::Env::Default()->CreateDir(options.data_dir);  // May exist.
+  }
+  leveldb::Options db_options;
+  db_options.create_if_missing = options.create_if_missing;
+  db_options.paranoid_checks = true;
+  leveldb::DB* raw = nullptr;
+  leveldb::Status s =
+      leveldb::DB::Open(db_options, options.data_dir + "/records", &raw);
+  if (!s.ok()) {
+    if (s.IsInvalidArgument() && !options.create_if_missing) {
+      return Fail(Status::NotFound("no Custos store in " + options.data_dir));
+    }
+    return Fail(FromLevelDb(s, "opening records database"));
+  }
+  std::unique_ptr<leveldb::DB> db(raw);
+  const Timestamp now = options.clock->Now();
+
+  std::string format;
+  s = db->Get(leveldb::ReadOptions(), kFormatKey, &format);
+  if (s.IsNotFound()) {
+    leveldb::WriteOptions wo;
+    wo.sync = true;
+    s = db->Put(wo, kFormatKey,
+                codec::EncodeFormatInfo(kFormatVersion, ToMicros(now)));
+    if (!s.ok()) return Fail(FromLevelDb(s, "writing format version"));
+  } else if (!s.ok()) {
+    return Fail(FromLevelDb(s, "reading format version"));
+  } else {
+    auto version = codec::DecodeFormatVersion(format);
+    if (!version) return Fail(version.error());
+    if (*version != kFormatVersion) {
+      return Fail(Status::FailedPrecondition(
+          "data directory format version " + std::to_string(*version) +
+          " is not supported (this build reads version " +
+          std::to_string(kFormatVersion) + ")"));
+    }
+  }
+
+  auto keystore =
+      Keystore::Open(options.data_dir + "/keystore", options.create_if_missing,
+                     options.sync_writes, master_key, now);
+  if (!keystore) return Fail(keystore.error());
+
+  auto impl = std::make_unique<Impl>(
+      options, crypto::DeriveSubkey(master_key, crypto::Subkey::kBlindIndex),
+      crypto::DeriveSubkey(master_key, crypto::Subkey::kCredential),
+      crypto::DeriveSubkey(master_key, crypto::Subkey::kLedger), std::move(db),
+      std::move(*keystore));
+  CUSTOS_RETURN_IF_ERROR(impl->Load());
+  CUSTOS_RETURN_IF_ERROR(impl->FinishInterruptedShreds());
+  return std::unique_ptr<Engine>(new Engine(std::move(impl)));
+}
+
+// ---- Principals
+// ----------------------------------------------------------------------
+
+Result<NewPrincipal> Engine::BootstrapAdmin(std::string_view id,
+                                            std::string_view display_name) {
+  std::lock_guard<std::mutex> lock(impl_->write_mu_);
+  {
+    std::shared_lock plock(impl_->principals_mu_);
+    if (!impl_->principals_.empty()) {
+      return Fail(Status::FailedPrecondition(
+          "the store already has principals; ask an admin"));
+    }
+  }
+  return impl_->AddPrincipal(id, display_name, {Role::kAdmin}, false);
+}
+
+Result<NewPrincipal> Engine::CreatePrincipal(const Actor& admin,
+                                             std::string_view id,
+                                             std::string_view display_name,
+                                             const std::vector<Role>& roles,
+                                             bool redacted) {
+  if (auto p = impl_->RequireRole(admin, Role::kAdmin); !p)
+    return Fail(p.error());
+  std::lock_guard<std::mutex> lock(impl_->write_mu_);
+  return impl_->AddPrincipal(id, display_name, roles, redacted);
+}
+
+Result<std::vector<PrincipalInfo>> Engine::ListPrincipals(const Actor& admin) {
+  if (auto p = impl_->RequireRole(admin, Role::kAdmin); !p)
+    return Fail(p.error());
+  std::vector<PrincipalInfo> out;
+  std::shared_lock lock(impl_->principals_mu_);
+  for (const auto& [id, info] : impl_->principals_) out.push_back(info);
+  std::sort(out.begin(), out.end(),
+            [](const auto& a, const auto& b) { return a.id < b.id; });
+  return out;
+}
+
+Status Engine::RevokePrincipal(const Actor& admin, std::string_view id) {
+  if (auto p = impl_->RequireRole(admin, Role::kAdmin); !p) return p.error();
+  std::lock_guard<std::mutex> lock(impl_->write_mu_);
+  std::string value;
+  leveldb::Status s =
+      impl_->db_->Get(leveldb::ReadOptions(), PrincipalKey(id), &value);
+  if (s.IsNotFound()) return Status::NotFound("principal not found");
+  if (!s.ok()) return FromLevelDb(s, "reading principal");
+  auto stored = codec::DecodePrincipal(value);
+  if (!stored) return stored.error();
+  if (stored->info.revoked) return Status::Ok();
+  stored->info.revoked = true;
+  stored->revoked_at_micros = ToMicros(impl_->clock_.Now());
+  leveldb::WriteBatch batch;
+  batch.Put(PrincipalKey(id), codec::EncodePrincipal(*stored));
+  crypto::Digest hash{};
+  std::copy_n(stored->credential_hash.begin(),
+              std::min(stored->credential_hash.size(), hash.size()),
+              hash.begin());
+  batch.Delete(CredentialKey(hash));
+  CUSTOS_RETURN_IF_ERROR(impl_->Write(batch, "revoking principal"));
+  std::unique_lock plock(impl_->principals_mu_);
+  impl_->principals_[stored->info.id] = stored->info;
+  return Status::Ok();
+}
+
+Result<Actor> Engine::Authenticate(std::string_view token) {
+  const Status denied = Status::PermissionDenied("invalid credential");
+  auto hash = crypto::HashToken(impl_->credential_key_, token);
+  if (!hash) return Fail(denied);
+  std::string id;
+  leveldb::Status s =
+      impl_->db_->Get(leveldb::ReadOptions(), CredentialKey(*hash), &id);
+  if (!s.ok()) return Fail(denied);
+  auto p = impl_->Principal(id);
+  if (!p || p->revoked) return Fail(denied);
+  return Actor(p->id);
+}
+
+Result<Actor> Engine::ActorFor(std::string_view principal_id) {
+  auto p = impl_->Principal(principal_id);
+  if (!p) return Fail(p.error());
+  if (p->revoked) return Fail(Status::PermissionDenied("principal is revoked"));
+  return Actor(p->id);
+}
+
+// ---- Records
+// ---------------------------------------------------------------------------
+
+Result<uint64_t> Engine::CreateRecord(const Actor& actor, const NewRecord& in) {
+  auto caller = impl_->RequireRole(actor, Role::kUser);
+  if (!caller) return Fail(caller.error());
+  const Limits& limits = impl_->limits_;
+  if (auto s = CheckId(in.kind, "a record kind", limits.max_id_length);
+      !s.ok()) {
+    return Fail(s);
+  }
+  if (in.attributes.size() > limits.max_attributes) {
+    return Fail(Status::InvalidArgument("a record may hold at most " +
+                                        std::to_string(limits.max_attributes) +
+                                        " attributes"));
+  }
+  for (const auto& a : in.attributes) {
+    if (auto s = CheckLength(a.key, "an attribute key",
+                             limits.max_attribute_key_length, false);
+        !s.ok()) {
+      return Fail(s);
+    }
+    if (auto s = CheckLength(a.value, "attribute '" + a.key + "'",
+                             limits.max_attribute_value_length, true);
+        !s.ok()) {
+      return Fail(s);
+    }
+  }
+  if (in.personal.size() > limits.max_subjects_per_record) {
+    return Fail(Status::InvalidArgument(
+        "a record may concern at most " +
+        std::to_string(limits.max_subjects_per_record) + " subjects"));
+  }
+  size_t personal_bytes = 0;
+  for (const auto& part : in.personal) {
+    if (auto s = CheckLength(part.subject_identifier, "a subject identifier",
+                             limits.max_identifier_length, false);
+        !s.ok()) {
+      return Fail(s);
+    }
+    if (auto s = CheckFields(part.fields, limits, &personal_bytes); !s.ok()) {
+      return Fail(s);
+    }
+  }
+  if (personal_bytes > limits.max_personal_bytes) {
+    return Fail(Status::InvalidArgument(
+        "a record's personal data may total at most " +
+        std::to_string(limits.max_personal_bytes) + " bytes"));
+  }
+  if (in.grants.size() > limits.max_grants) {
+    return Fail(Status::InvalidArgument("a record may have at most " +
+                                        std::to_string(limits.max_grants) +
+                                        " grants"));
+  }
+  std::vector<std::string> grants;
+  for (const auto& g : in.grants) {
+    auto p = impl_->Principal(g);
+    if (!p || p->revoked) {
+      return Fail(Status::InvalidArgument("grantee is not a known principal"));
+    }
+    if (g != caller->id &&
+        std::find(grants.begin(), grants.end(), g) == grants.end()) {
+      grants.push_back(g);
+    }
+  }
+
+  std::lock_guard<std::mutex> lock(impl_->write_mu_);
+  leveldb::WriteBatch batch;
+  StoredRecord r;
+  r.id = impl_->next_record_id_;
+  r.kind = in.kind;
+  r.owner = caller->id;
+  r.grants = std::move(grants);
+  r.attributes = in.attributes;
+  r.sensitive = in.sensitive;
+  r.state = RecordState::kActive;
+  r.version = 1;
+  r.created_at_micros = r.updated_at_micros = ToMicros(impl_->clock_.Now());
+
+  std::map<std::string, SharedKey> keys;
+  std::map<std::string, std::string> created;
+  for (const auto& part : in.personal) {
+    auto subject_id = impl_->FindOrCreateSubject(part.subject_identifier, batch,
+                                                 keys, created);
+    if (!subject_id) return Fail(subject_id.error());
+    if (std::find(r.subject_ids.begin(), r.subject_ids.end(), *subject_id) !=
+        r.subject_ids.end()) {
+      return Fail(
+          Status::InvalidArgument("two personal parts name the same subject"));
+    }
+    std::vector<uint8_t> plain = codec::EncodeFields(part.fields);
+    r.parts.push_back({*subject_id, r.version,
+                       crypto::Seal(*keys[*subject_id], plain,
+                                    PartAd(r.id, *subject_id, r.version))});
+    crypto::Wipe(plain);
+    r.subject_ids.push_back(*subject_id);
+    batch.Put(SubjectRecordKey(*subject_id, r.id), "");
+  }
+  impl_->PutRecord(batch, r);
+  batch.Put(AclKey(r.owner, r.id), "");
+  for (const auto& g : r.grants) batch.Put(AclKey(g, r.id), "");
+  std::string next;
+  AppendBigEndian64(next, r.id + 1);
+  batch.Put(kNextRecordIdKey, next);
+  CUSTOS_RETURN_IF_ERROR(impl_->Write(batch, "creating record"));
+  impl_->next_record_id_ = r.id + 1;
+  return r.id;
+}
+
+Result<RecordView> Engine::GetRecord(const Actor& actor, uint64_t id,
+                                     const std::optional<Purpose>& purpose) {
+  auto caller = impl_->Caller(actor);
+  if (!caller) return Fail(caller.error());
+  if (auto s = CheckPurpose(purpose, impl_->limits_); !s.ok()) return Fail(s);
+  auto resolved = impl_->Resolve(*caller, id, purpose.has_value());
+  if (!resolved) return Fail(resolved.error());
+  return impl_->BuildView(*resolved, purpose);
+}
+
+Result<ListPage> Engine::ListRecords(const Actor& actor, const ListQuery& q) {
+  auto caller = impl_->Caller(actor);
+  if (!caller) return Fail(caller.error());
+  if (q.limit == 0 || q.limit > impl_->limits_.max_page_size) {
+    return Fail(Status::InvalidArgument(
+        "limit must be 1 to " + std::to_string(impl_->limits_.max_page_size)));
+  }
+  if (auto s = CheckPurpose(q.purpose, impl_->limits_); !s.ok()) return Fail(s);
+
+  // Officers and admins may see records beyond their grants, so they scan
+  // every record; everyone else scans only their access index.
+  const bool scan_all =
+      caller->HasRole(Role::kAdmin) || caller->HasRole(Role::kOfficer);
+  const std::string prefix = scan_all ? "r:" : AclPrefix(caller->id);
+  std::string start = prefix;
+  AppendBigEndian64(start, q.after_id + 1);
+  if (q.after_id == UINT64_MAX) return ListPage{};
+
+  ListPage page;
+  size_t examined = 0;
+  std::unique_ptr<leveldb::Iterator> it(
+      impl_->db_->NewIterator(leveldb::ReadOptions()));
+  for (it->Seek(start); it->Valid() && it->key().starts_with(prefix);
+       it->Next()) {
+    std::string_view key(it->key().data(), it->key().size());
+    uint64_t id = ReadBigEndian64(key.substr(prefix.size()));
+    if (examined == impl_->limits_.max_list_scan ||
+        page.records.size() == q.limit) {
+      page.next_after_id = id - 1;
+      return page;
+    }
+    ++examined;
+    Result<StoredRecord> record =
+        scan_all ? codec::DecodeRecord(it->value().ToString())
+                 : impl_->ReadRecord(id);
+    if (!record) {
+      if (record.error().code() == StatusCode::kNotFound) continue;
+      return Fail(record.error());
+    }
+    if (q.kind && record->kind != *q.kind) continue;
+    if (q.created_from && record->created_at_micros < ToMicros(*q.created_from))
+      continue;
+    if (q.created_to && record->created_at_micros >= ToMicros(*q.created_to))
+      continue;
+    bool attributes_match = std::all_of(
+        q.attribute_equals.begin(), q.attribute_equals.end(),
+        [&](const Attribute& want) {
+          return std::find(record->attributes.begin(), record->attributes.end(),
+                           want) != record->attributes.end();
+        });
+    if (!attributes_match) continue;
+    auto resolved = impl_->ResolveRecord(*caller, std::move(*record),
+                                         q.purpose.has_value());
+    if (!resolved) {
+      if (resolved.error().code() == StatusCode::kNotFound) continue;
+      return Fail(resolved.error());
+    }
+    if (q.state && resolved->state != *q.state) continue;
+    auto view = impl_->BuildView(*resolved, q.purpose);
+    if (!view) return Fail(view.error());
+    page.records.push_back(std::move(*view));
+  }
+  if (!it->status().ok()) {
+    return Fail(FromLevelDb(it->status(), "listing records"));
+  }
+  page.next_after_id = 0;
+  return page;
+}
+
+// Shared shape of the owner's changes: resolve as the caller, require
+// ownership and a state, apply, write.
+namespace {
+Status RequireOwner(const PrincipalInfo& caller, const StoredRecord& r) {
+  if (r.owner != caller.id) {
+    return Status::PermissionDenied("only the record's owner may do this");
+  }
+  return Status::Ok();
+}
+Status RequireState(RecordState actual,
+                    std::initializer_list<RecordState> allowed,
+                    std::string_view action) {
+  for (RecordState s : allowed) {
+    if (s == actual) return Status::Ok();
+  }
+  return Status::FailedPrecondition("cannot " + std::string(action) +
+                                    " a record that is " +
+                                    std::string(RecordStateName(actual)));
+}
+}  // namespace
+
+Status Engine::Grant(const Actor& actor, uint64_t id,
+                     std::string_view grantee) {
+  auto caller = impl_->RequireRole(actor, Role::kUser);
+  if (!caller) return caller.error();
+  auto target = impl_->Principal(grantee);
+  if (!target || target->revoked) {
+    return Status::InvalidArgument("grantee is not a known principal");
+  }
+  std::lock_guard<std::mutex> lock(impl_->write_mu_);
+  auto resolved = impl_->Resolve(*caller, id, false);
+  if (!resolved) return resolved.error();
+  StoredRecord& r = resolved->record;
+  CUSTOS_RETURN_IF_ERROR(RequireOwner(*caller, r));
+  CUSTOS_RETURN_IF_ERROR(
+      RequireState(resolved->state, {RecordState::kActive}, "grant access to"));
+  if (r.owner == target->id || std::find(r.grants.begin(), r.grants.end(),
+                                         target->id) != r.grants.end()) {
+    return Status::Ok();
+  }
+  if (r.grants.size() >= impl_->limits_.max_grants) {
+    return Status::InvalidArgument("a record may have at most " +
+                                   std::to_string(impl_->limits_.max_grants) +
+                                   " grants");
+  }
+  r.grants.push_back(target->id);
+  r.updated_at_micros = ToMicros(impl_->clock_.Now());
+  leveldb::WriteBatch batch;
+  impl_->PutRecord(batch, r);
+  batch.Put(AclKey(target->id, r.id), "");
+  return impl_->Write(batch, "granting access");
+}
+
+Result<uint64_t> Engine::Rectify(const Actor& actor, uint64_t id,
+                                 std::string_view subject_id,
+                                 const std::vector<Field>& fields) {
+  auto caller = impl_->RequireRole(actor, Role::kUser);
+  if (!caller) return Fail(caller.error());
+  size_t bytes = 0;
+  if (auto s = CheckFields(fields, impl_->limits_, &bytes); !s.ok())
+    return Fail(s);
+  std::lock_guard<std::mutex> lock(impl_->write_mu_);
+  auto resolved = impl_->Resolve(*caller, id, false);
+  if (!resolved) return Fail(resolved.error());
+  StoredRecord& r = resolved->record;
+  if (auto s = RequireOwner(*caller, r); !s.ok()) return Fail(s);
+  if (auto s = RequireState(resolved->state, {RecordState::kActive}, "rectify");
+      !s.ok()) {
+    return Fail(s);
+  }
+  auto part = std::find_if(r.parts.begin(), r.parts.end(), [&](const auto& p) {
+    return p.subject_id == subject_id;
+  });
+  if (part == r.parts.end()) {
+    return Fail(
+        Status::InvalidArgument("the record holds no part for that subject"));
+  }
+  auto key = impl_->KeyFor(part->subject_id);
+  if (!key) return Fail(key.error());
+  if (!*key) {
+    return Fail(Status::FailedPrecondition("that subject has been erased"));
+  }
+  // The new personal data total must stay within the limit.
+  for (const auto& other : r.parts) {
+    if (other.subject_id == subject_id) continue;
+    bytes += other.sealed.size();  // An upper bound of its plaintext size.
+  }
+  if (bytes > impl_->limits_.max_personal_bytes) {
+    return Fail(Status::InvalidArgument(
+        "a record's personal data may total at most " +
+        std::to_string(impl_->limits_.max_personal_bytes) + " bytes"));
+  }
+  r.version += 1;
+  std::vector<uint8_t> plain = codec::EncodeFields(fields);
+  part->version = r.version;
+  part->sealed =
+      crypto::Seal(**key, plain, PartAd(r.id, part->subject_id, r.version));
+  crypto::Wipe(plain);
+  r.updated_at_micros = ToMicros(impl_->clock_.Now());
+  leveldb::WriteBatch batch;
+  impl_->PutRecord(batch, r);
+  CUSTOS_RETURN_IF_ERROR(impl_->Write(batch, "rectifying record"));
+  return r.version;
+}
+
+Status Engine::FlagIncorrect(const Actor& actor, uint64_t id,
+                             std::string_view subject_id, std::string_view note,
+                             const std::optional<Purpose>& purpose) {
+  auto caller = impl_->Caller(actor);
+  if (!caller) return caller.error();
+  CUSTOS_RETURN_IF_ERROR(CheckPurpose(purpose, impl_->limits_));
+  CUSTOS_RETURN_IF_ERROR(
+      CheckLength(note, "a note", impl_->limits_.max_note_length, false));
+  std::lock_guard<std::mutex> lock(impl_->write_mu_);
+  auto resolved = impl_->Resolve(*caller, id, purpose.has_value());
+  if (!resolved) return resolved.error();
+  StoredRecord& r = resolved->record;
+  if (resolved->view != View::kFull || (r.sensitive && !purpose)) {
+    return Status::PermissionDenied(
+        "flagging needs access to the record's personal data");
+  }
+  if (std::find(r.subject_ids.begin(), r.subject_ids.end(), subject_id) ==
+      r.subject_ids.end()) {
+    return Status::InvalidArgument("the record holds no part for that subject");
+  }
+  auto key = impl_->KeyFor(std::string(subject_id));
+  if (!key) return key.error();
+  if (!*key) return Status::FailedPrecondition("that subject has been erased");
+  codec::StoredFlag flag{
+      caller->id, ToMicros(impl_->clock_.Now()), std::string(subject_id), {}};
+  std::vector<uint8_t> plain =
+      codec::EncodeFields({{"note", std::string(note)}});
+  flag.sealed_note = crypto::Seal(
+      **key, plain, NoteAd("flag", r.id, flag.subject_id, flag.at_micros));
+  crypto::Wipe(plain);
+  r.flags.push_back(std::move(flag));
+  r.updated_at_micros = ToMicros(impl_->clock_.Now());
+  leveldb::WriteBatch batch;
+  impl_->PutRecord(batch, r);
+  return impl_->Write(batch, "flagging record");
+}
+
+Status Engine::Contest(const Actor& actor, uint64_t id,
+                       std::string_view subject_id, std::string_view statement,
+                       const std::vector<Field>& corrected) {
+  auto caller = impl_->RequireRole(actor, Role::kOfficer);
+  if (!caller) return caller.error();
+  CUSTOS_RETURN_IF_ERROR(CheckLength(statement, "a contest statement",
+                                     impl_->limits_.max_note_length, false));
+  size_t bytes = 0;
+  CUSTOS_RETURN_IF_ERROR(CheckFields(corrected, impl_->limits_, &bytes));
+  for (const auto& f : corrected) {
+    if (f.name == "statement") {
+      return Status::InvalidArgument("'statement' is reserved as a field name");
+    }
+  }
+  std::lock_guard<std::mutex> lock(impl_->write_mu_);
+  // Recording a contest is done for the data subject: it is the subject's
+  // consent that makes the officer's view of the record lawful here.
+  auto resolved = impl_->Resolve(*caller, id, /*purpose_given=*/true);
+  if (!resolved) return resolved.error();
+  StoredRecord& r = resolved->record;
+  CUSTOS_RETURN_IF_ERROR(RequireState(
+      resolved->state,
+      {RecordState::kActive, RecordState::kClosed, RecordState::kBlocked},
+      "contest"));
+  if (std::find(r.subject_ids.begin(), r.subject_ids.end(), subject_id) ==
+      r.subject_ids.end()) {
+    return Status::InvalidArgument("the record holds no part for that subject");
+  }
+  auto key = impl_->KeyFor(std::string(subject_id));
+  if (!key) return key.error();
+  if (!*key) return Status::FailedPrecondition("that subject has been erased");
+  codec::StoredContest contest{
+      caller->id, ToMicros(impl_->clock_.Now()), std::string(subject_id), {}};
+  std::vector<Field> fields{{"statement", std::string(statement)}};
+  fields.insert(fields.end(), corrected.begin(), corrected.end());
+  std::vector<uint8_t> plain = codec::EncodeFields(fields);
+  contest.sealed_statement = crypto::Seal(
+      **key, plain,
+      NoteAd("contest", r.id, contest.subject_id, contest.at_micros));
+  crypto::Wipe(plain);
+  r.contests.push_back(std::move(contest));
+  r.updated_at_micros = ToMicros(impl_->clock_.Now());
+  leveldb::WriteBatch batch;
+  impl_->PutRecord(batch, r);
+  return impl_->Write(batch, "recording contest");
+}
+
+Status Engine::Close(const Actor& actor, uint64_t id) {
+  auto caller = impl_->RequireRole(actor, Role::kUser);
+  if (!caller) return caller.error();
+  std::lock_guard<std::mutex> lock(impl_->write_mu_);
+  auto resolved = impl_->Resolve(*caller, id, false);
+  if (!resolved) return resolved.error();
+  StoredRecord& r = resolved->record;
+  CUSTOS_RETURN_IF_ERROR(RequireOwner(*caller, r));
+  CUSTOS_RETURN_IF_ERROR(
+      RequireState(resolved->state, {RecordState::kActive}, "close"));
+  r.state = RecordState::kClosed;
+  r.closed_at_micros = r.updated_at_micros = ToMicros(impl_->clock_.Now());
+  leveldb::WriteBatch batch;
+  impl_->PutRecord(batch, r);
+  return impl_->Write(batch, "closing record");
+}
+
+Status Engine::Withdraw(const Actor& actor, uint64_t id) {
+  auto caller = impl_->RequireRole(actor, Role::kUser);
+  if (!caller) return caller.error();
+  std::lock_guard<std::mutex> lock(impl_->write_mu_);
+  auto resolved = impl_->Resolve(*caller, id, false);
+  if (!resolved) return resolved.error();
+  StoredRecord& r = resolved->record;
+  CUSTOS_RETURN_IF_ERROR(RequireOwner(*caller, r));
+  CUSTOS_RETURN_IF_ERROR(
+      RequireState(resolved->state,
+                   {RecordState::kActive, RecordState::kClosed}, "withdraw"));
+  const int64_t now = ToMicros(impl_->clock_.Now());
+  r.state = RecordState::kBlocked;
+  if (r.closed_at_micros == 0) r.closed_at_micros = now;
+  r.blocked_at_micros = r.updated_at_micros = now;
+  leveldb::WriteBatch batch;
+  impl_->PutRecord(batch, r);
+  return impl_->Write(batch, "withdrawing record");
+}
+
+Status Engine::EraseRecord(const Actor& actor, uint64_t id) {
+  auto caller = impl_->Caller(actor);
+  if (!caller) return caller.error();
+  std::lock_guard<std::mutex> lock(impl_->write_mu_);
+  auto resolved = impl_->Resolve(*caller, id, false);
+  if (!resolved) return resolved.error();
+  StoredRecord& r = resolved->record;
+  if (!caller->HasRole(Role::kAdmin)) {
+    if (!caller->HasRole(Role::kUser)) {
+      return Status::PermissionDenied("this call needs the user or admin role");
+    }
+    CUSTOS_RETURN_IF_ERROR(RequireOwner(*caller, r));
+  }
+  if (r.state == RecordState::kErased) {
+    return Status::FailedPrecondition("the record is already ERASED");
+  }
+  const int64_t now = ToMicros(impl_->clock_.Now());
+  r.state = RecordState::kErased;
+  r.erased_at_micros = resolved->state == RecordState::kErased
+                           ? resolved->erased_at_micros
+                           : now;
+  r.updated_at_micros = now;
+  // The personal parts, flag notes and contest contents go; who flagged or
+  // contested, and when, stays with the attributes.
+  r.parts.clear();
+  for (auto& f : r.flags) f.sealed_note.clear();
+  for (auto& c : r.contests) c.sealed_statement.clear();
+  leveldb::WriteBatch batch;
+  impl_->PutRecord(batch, r);
+  return impl_->Write(batch, "erasing record");
+}
+
+// ---- Subjects
+// ---------------------------------------------------------------------------
+
+Result<std::string> Engine::FindSubject(const Actor& actor,
+                                        std::string_view identifier) {
+  auto caller = impl_->Caller(actor);
+  if (!caller) return Fail(caller.error());
+  if (!caller->HasRole(Role::kAdmin) && !caller->HasRole(Role::kAuditor)) {
+    return Fail(
+        Status::PermissionDenied("this call needs the admin or auditor role"));
+  }
+  crypto::Digest index =
+      crypto::BlindIndex(impl_->blind_index_key_, identifier);
+  std::string subject_id;
+  leveldb::Status s = impl_->db_->Get(leveldb::ReadOptions(),
+                                      BlindIndexKey(index), &subject_id);
+  if (s.IsNotFound()) return Fail(Status::NotFound("subject not found"));
+  if (!s.ok()) return Fail(FromLevelDb(s, "reading blind index"));
+  auto key = impl_->KeyFor(subject_id);
+  if (!key) return Fail(key.error());
+  if (!*key) return Fail(Status::NotFound("subject not found"));
+  return subject_id;
+}
+
+Status Engine::ShredSubject(const Actor& actor, std::string_view subject_id) {
+  auto caller = impl_->RequireRole(actor, Role::kAdmin);
+  if (!caller) return caller.error();
+  std::lock_guard<std::mutex> lock(impl_->write_mu_);
+  std::string value;
+  leveldb::Status s =
+      impl_->db_->Get(leveldb::ReadOptions(), SubjectKey(subject_id), &value);
+  if (s.IsNotFound()) return Status::NotFound("subject not found");
+  if (!s.ok()) return FromLevelDb(s, "reading subject");
+  auto subject = codec::DecodeSubject(value);
+  if (!subject) return subject.error();
+  if (subject->shredded) return Status::NotFound("subject not found");
+  crypto::Digest index{};
+  if (subject->blind_index.size() != index.size()) {
+    return Status::DataLoss("corrupt subject");
+  }
+  std::copy(subject->blind_index.begin(), subject->blind_index.end(),
+            index.begin());
+  const Timestamp now = impl_->clock_.Now();
+
+  // Order (docs/storage.md, "Shredding"): 1. intent + subject marked and
+  // unlinked from its identifier, in the records database; 2. key destroyed
+  // and ledger written, in the keystore, synchronously; 3. cache evicted;
+  // then reported. A crash after 1 is completed at the next Open.
+  subject->shredded = true;
+  subject->shredded_at_micros = ToMicros(now);
+  subject->sealed_identifier.clear();
+  leveldb::WriteBatch batch;
+  batch.Put(SubjectKey(subject_id), codec::EncodeSubject(*subject));
+  batch.Delete(BlindIndexKey(index));
+  batch.Put(ShredQueueKey(subject_id), "");
+  leveldb::WriteOptions wo;
+  wo.sync = true;
+  CUSTOS_RETURN_IF_ERROR(
+      FromLevelDb(impl_->db_->Write(wo, &batch), "recording shred intent"));
+  CUSTOS_RETURN_IF_ERROR(impl_->keystore_->DestroyKey(
+      subject_id, crypto::KeyedHash(impl_->ledger_key_, index), now,
+      caller->id));
+  impl_->key_cache_.Evict(std::string(subject_id));
+  return Status::Ok();
+}
+
+Result<size_t> Engine::CompleteShreds(size_t budget) {
+  std::lock_guard<std::mutex> lock(impl_->write_mu_);
+  size_t rewritten = 0;
+  std::unique_ptr<leveldb::Iterator> queue(
+      impl_->db_->NewIterator(leveldb::ReadOptions()));
+  for (queue->Seek(kShredQueuePrefix);
+       queue->Valid() && queue->key().starts_with(kShredQueuePrefix) &&
+       rewritten < budget;
+       queue->Next()) {
+    std::string subject_id =
+        queue->key().ToString().substr(sizeof(kShredQueuePrefix) - 1);
+    std::string value;
+    leveldb::Status s =
+        impl_->db_->Get(leveldb::ReadOptions(), SubjectKey(subject_id), &value);
+    if (!s.ok()) return Fail(FromLevelDb(s, "reading shredded subject"));
+    auto subject = codec::DecodeSubject(value);
+    if (!subject) return Fail(subject.error());
+
+    const std::string prefix = SubjectRecordsPrefix(subject_id);
+    std::unique_ptr<leveldb::Iterator> it(
+        impl_->db_->NewIterator(leveldb::ReadOptions()));
+    bool finished = true;
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
+         it->Next()) {
+      if (rewritten == budget) {
+        finished = false;
+        break;
+      }
+      std::string_view key(it->key().data(), it->key().size());
+      uint64_t id = ReadBigEndian64(key.substr(prefix.size()));
+      leveldb::WriteBatch batch;
+      batch.Delete(it->key());
+      auto record = impl_->ReadRecord(id);
+      if (record) {
+        auto& parts = record->parts;
+        size_t before = parts.size();
+        std::erase_if(
+            parts, [&](const auto& p) { return p.subject_id == subject_id; });
+        for (auto& f : record->flags) {
+          if (f.subject_id == subject_id) f.sealed_note.clear();
+        }
+        for (auto& c : record->contests) {
+          if (c.subject_id == subject_id) c.sealed_statement.clear();
+        }
+        if (before > 0 && parts.empty() &&
+            record->state != RecordState::kErased) {
+          record->state = RecordState::kErased;
+          record->erased_at_micros = subject->shredded_at_micros;
+        }
+        impl_->PutRecord(batch, *record);
+      } else if (record.error().code() != StatusCode::kNotFound) {
+        return Fail(record.error());
+      }
+      CUSTOS_RETURN_IF_ERROR(impl_->Write(batch, "finishing shred"));
+      ++rewritten;
+    }
+    if (!it->status().ok())
+      return Fail(FromLevelDb(it->status(), "scanning subject records"));
+    if (finished) {
+      leveldb::WriteBatch batch;
+      batch.Delete(queue->key());
+      CUSTOS_RETURN_IF_ERROR(impl_->Write(batch, "finishing shred"));
+    }
+  }
+  return rewritten;
+}
+
+size_t Engine::TEST_CachedKeyCount() const { return impl_->key_cache_.size(); }
+void Engine::TEST_ClearKeyCache() { impl_->key_cache_.Clear(); }
+
+}  // namespace custos

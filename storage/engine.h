@@ -1,0 +1,201 @@
+// Engine: the Custos storage engine. Records with personal data encrypted
+// per data subject, visibility states, need-to-know access, and erasure by
+// crypto-shredding, on two LevelDB databases (see docs/storage.md).
+//
+// Every call that touches a record takes the acting principal (an Actor,
+// obtainable only from the engine). Reads and refusals follow
+// docs/access-rules.md: a record the caller may not see is NotFound, exactly
+// as a record that does not exist.
+//
+// Every change is one atomic LevelDB write batch, written synchronously
+// unless Options::sync_writes is false.
+//
+// Thread safety: an Engine may be used from several threads at once. Changes
+// are serialised internally; reads run concurrently with them.
+
+#ifndef CUSTOS_STORAGE_ENGINE_H_
+#define CUSTOS_STORAGE_ENGINE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/status.h"
+#include "crypto/secret_key.h"
+#include "storage/types.h"
+
+namespace custos {
+
+// Limits on what callers may store; violations are InvalidArgument naming
+// the limit. Defaults are documented in docs/storage.md.
+struct Limits {
+  size_t max_id_length = 64;  // Principal ids, kinds.
+  size_t max_display_name_length = 256;
+  size_t max_identifier_length = 256;  // External subject identifiers.
+  size_t max_attributes = 64;
+  size_t max_attribute_key_length = 64;
+  size_t max_attribute_value_length = 1024;
+  size_t max_subjects_per_record = 16;
+  size_t max_fields_per_part = 64;
+  size_t max_field_name_length = 64;
+  size_t max_field_value_length = 64 * 1024;
+  size_t max_personal_bytes = 256 * 1024;  // Sum over a record's fields.
+  size_t max_grants = 64;
+  size_t max_note_length = 4096;  // Flag notes, contest statements.
+  size_t max_justification_length = 1024;
+  uint32_t max_page_size = 1000;
+  size_t max_list_scan = 10000;  // Records examined per ListRecords call.
+};
+
+struct Options {
+  // Directory holding "records/" and "keystore/". REQUIRES: non-empty.
+  std::string data_dir;
+  // Create an empty store when data_dir holds none. Default: true.
+  bool create_if_missing = true;
+  // fsync every write batch. Default: true.
+  bool sync_writes = true;
+  // Number of unwrapped subject keys kept in guarded memory. Default: 1024.
+  size_t key_cache_capacity = 1024;
+  Limits limits;
+  // Source of time. REQUIRES: non-null; must outlive the Engine.
+  const Clock* clock = nullptr;
+};
+
+// The acting principal of a call. Obtained from Engine::Authenticate or
+// Engine::ActorFor; roles and revocation are re-checked on every call.
+class Actor {
+ public:
+  const std::string& id() const { return id_; }
+
+ private:
+  friend class Engine;
+  explicit Actor(std::string id) : id_(std::move(id)) {}
+  std::string id_;
+};
+
+class Engine {
+ public:
+  // The on-disk format this build reads and writes.
+  static constexpr uint32_t kFormatVersion = 1;
+
+  // Opens (or creates) the store in options.data_dir under `master_key`.
+  // Errors: InvalidArgument (bad options), NotFound (no store and
+  // !create_if_missing), FailedPrecondition (unknown format version, or a
+  // master key that does not match this store), Unavailable (locked by
+  // another process), DataLoss (corrupt store), Internal.
+  static Result<std::unique_ptr<Engine>> Open(const Options& options,
+                                              crypto::SecretKey master_key);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // ---- Principals -------------------------------------------------------
+
+  // Creates the first admin of an empty store. FailedPrecondition once any
+  // principal exists.
+  Result<NewPrincipal> BootstrapAdmin(std::string_view id,
+                                      std::string_view display_name);
+  // Admin only (PermissionDenied otherwise). AlreadyExists for a taken id.
+  Result<NewPrincipal> CreatePrincipal(const Actor& admin, std::string_view id,
+                                       std::string_view display_name,
+                                       const std::vector<Role>& roles,
+                                       bool redacted);
+  Result<std::vector<PrincipalInfo>> ListPrincipals(const Actor& admin);
+  // Revoked principals can no longer authenticate or act. NotFound for an
+  // unknown id.
+  Status RevokePrincipal(const Actor& admin, std::string_view id);
+  // PermissionDenied("invalid credential") for an unknown, malformed or
+  // revoked token; the message does not say which.
+  Result<Actor> Authenticate(std::string_view token);
+  // For trusted in-process callers (the admin tool, tests). NotFound for an
+  // unknown id, PermissionDenied for a revoked one.
+  Result<Actor> ActorFor(std::string_view principal_id);
+
+  // ---- Records ----------------------------------------------------------
+
+  // Caller needs role user. Creates the record ACTIVE, owned by the caller;
+  // subjects named by unknown identifiers are registered with a new key.
+  // Returns the new record id.
+  Result<uint64_t> CreateRecord(const Actor& actor, const NewRecord& record);
+
+  // The caller's view of record `id` (docs/access-rules.md). `purpose` is
+  // needed by officers for closed and blocked records and by anyone for the
+  // personal data of sensitive records. NotFound if the caller may not see
+  // it; DataLoss if a stored ciphertext fails to authenticate.
+  Result<RecordView> GetRecord(const Actor& actor, uint64_t id,
+                               const std::optional<Purpose>& purpose = {});
+
+  // Records the caller may see, in id order, filtered. Examines at most
+  // Limits::max_list_scan records per call; a page may hold fewer than
+  // `limit` records while next_after_id != 0.
+  Result<ListPage> ListRecords(const Actor& actor, const ListQuery& query);
+
+  // Owner only, ACTIVE only. The grantee must be an existing, unrevoked
+  // principal (InvalidArgument otherwise).
+  Status Grant(const Actor& actor, uint64_t id, std::string_view grantee);
+
+  // Replaces the fields of one subject's part (owner only, ACTIVE only).
+  // Returns the record's new version.
+  Result<uint64_t> Rectify(const Actor& actor, uint64_t id,
+                           std::string_view subject_id,
+                           const std::vector<Field>& fields);
+
+  // A principal that sees the personal data notes that some of a subject's
+  // data is incorrect. The note is encrypted under the subject's key.
+  Status FlagIncorrect(const Actor& actor, uint64_t id,
+                       std::string_view subject_id, std::string_view note,
+                       const std::optional<Purpose>& purpose = {});
+
+  // Records that the data subject contests accuracy or lawfulness, with the
+  // corrected information; shown with the record from then on. Officer
+  // only; any state but ERASED.
+  Status Contest(const Actor& actor, uint64_t id, std::string_view subject_id,
+                 std::string_view statement,
+                 const std::vector<Field>& corrected);
+
+  // ACTIVE -> CLOSED. Owner only.
+  Status Close(const Actor& actor, uint64_t id);
+  // ACTIVE or CLOSED -> BLOCKED at once (an unfounded alert). Owner only.
+  Status Withdraw(const Actor& actor, uint64_t id);
+  // Any state but ERASED -> ERASED: destroys the personal parts, keeps the
+  // attributes. Owner (while the record is visible to it) or admin.
+  Status EraseRecord(const Actor& actor, uint64_t id);
+
+  // ---- Subjects ---------------------------------------------------------
+
+  // Admin or auditor: the subject id of an external identifier. NotFound if
+  // none (or shredded).
+  Result<std::string> FindSubject(const Actor& actor,
+                                  std::string_view identifier);
+
+  // Admin only. Destroys the subject's data key (crypto-shredding): at once
+  // every part, flag note and contest of that subject is undecipherable
+  // everywhere, and records left with no readable part read as ERASED.
+  // Costs the same whatever the subject's data. The bookkeeping on records
+  // is finished later, in bounded steps, by CompleteShreds().
+  Status ShredSubject(const Actor& actor, std::string_view subject_id);
+
+  // Rewrites up to `budget` records of shredded subjects: drops their parts
+  // and moves records with no part left to ERASED. Returns how many records
+  // were rewritten; 0 means nothing is pending.
+  Result<size_t> CompleteShreds(size_t budget);
+
+  // Number of unwrapped keys currently cached (for tests and metrics).
+  size_t TEST_CachedKeyCount() const;
+  // Removes every cached key, so the next read unwraps from the keystore.
+  void TEST_ClearKeyCache();
+
+ private:
+  class Impl;
+  explicit Engine(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace custos
+
+#endif  // CUSTOS_STORAGE_ENGINE_H_

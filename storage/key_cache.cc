@@ -1,0 +1,45 @@
+#include "storage/key_cache.h"
+
+namespace custos {
+
+KeyCache::KeyCache(size_t capacity) : capacity_(capacity < 1 ? 1 : capacity) {}
+
+Result<SharedKey> KeyCache::GetOrLoad(const std::string& subject_id,
+                                      const Loader& loader) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = index_.find(subject_id);
+  if (it != index_.end()) {
+    lru_.splice(lru_.begin(), lru_, it->second);
+    return it->second->second;
+  }
+  Result<SharedKey> loaded = loader(subject_id);
+  if (!loaded || *loaded == nullptr) return loaded;
+  lru_.emplace_front(subject_id, *loaded);
+  index_[subject_id] = lru_.begin();
+  if (lru_.size() > capacity_) {
+    index_.erase(lru_.back().first);
+    lru_.pop_back();
+  }
+  return loaded;
+}
+
+void KeyCache::Evict(const std::string& subject_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = index_.find(subject_id);
+  if (it == index_.end()) return;
+  lru_.erase(it->second);
+  index_.erase(it);
+}
+
+void KeyCache::Clear() {
+  std::lock_guard<std::mutex> lock(mu_);
+  index_.clear();
+  lru_.clear();
+}
+
+size_t KeyCache::size() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return lru_.size();
+}
+
+}  // namespace custos

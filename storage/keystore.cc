@@ -1,0 +1,171 @@
+#include "storage/keystore.h"
+
+#include <leveldb/write_batch.h>
+
+#include "crypto/aead.h"
+#include "crypto/key_wrap.h"
+#include "crypto/master_key.h"
+#include "storage/codec.h"
+#include "storage/leveldb_util.h"
+
+namespace custos {
+namespace {
+
+constexpr uint32_t kKeystoreFormatVersion = 1;
+constexpr uint32_t kInitialKekVersion = 1;
+constexpr char kFormatKey[] = "m:format";
+constexpr char kKekKey[] = "m:kek";
+// Sealed under the KEK at creation; opening it proves the master key given
+// at a later start is the same one.
+constexpr std::string_view kKekCheckText = "custos keystore check";
+constexpr std::string_view kKekCheckAd = "custos-kek-check-v1";
+
+std::string KeyKey(std::string_view subject_id) {
+  return "k:" + std::string(subject_id);
+}
+std::string LedgerKey(const crypto::Digest& hash) {
+  return "l:" + std::string(AsStringView(hash));
+}
+
+}  // namespace
+
+Keystore::Keystore(std::unique_ptr<leveldb::DB> db, crypto::SecretKey kek,
+                   uint32_t kek_version, bool sync_writes)
+    : db_(std::move(db)),
+      kek_(std::move(kek)),
+      kek_version_(kek_version),
+      sync_writes_(sync_writes) {}
+
+Result<std::unique_ptr<Keystore>> Keystore::Open(
+    const std::string& path, bool create_if_missing, bool sync_writes,
+    const crypto::SecretKey& master, Timestamp now) {
+  leveldb::Options options;
+  options.create_if_missing = create_if_missing;
+  options.paranoid_checks = true;
+  leveldb::DB* raw = nullptr;
+  leveldb::Status s = leveldb::DB::Open(options, path, &raw);
+  if (!s.ok()) {
+    if (s.IsInvalidArgument() && !create_if_missing) {
+      return Fail(Status::NotFound("no keystore at " + path));
+    }
+    return Fail(FromLevelDb(s, "opening keystore"));
+  }
+  std::unique_ptr<leveldb::DB> db(raw);
+  crypto::SecretKey kek =
+      crypto::DeriveSubkey(master, crypto::Subkey::kKeyEncryption);
+  const auto check_ad = AsBytes(kKekCheckAd);
+
+  std::string format;
+  s = db->Get(leveldb::ReadOptions(), kFormatKey, &format);
+  if (s.IsNotFound()) {
+    // A new keystore: record the format and the KEK check in one write.
+    leveldb::WriteBatch batch;
+    batch.Put(kFormatKey,
+              codec::EncodeFormatInfo(kKeystoreFormatVersion, ToMicros(now)));
+    std::string kek_value;
+    AppendBigEndian64(kek_value, kInitialKekVersion);
+    kek_value.erase(0, 4);  // Keep the low 4 bytes: a u32 big-endian.
+    std::vector<uint8_t> check =
+        crypto::Seal(kek, std::string_view(kKekCheckText), check_ad);
+    kek_value.append(AsStringView(check));
+    batch.Put(kKekKey, kek_value);
+    leveldb::WriteOptions wo;
+    wo.sync = true;
+    s = db->Write(wo, &batch);
+    if (!s.ok()) return Fail(FromLevelDb(s, "initialising keystore"));
+    return std::unique_ptr<Keystore>(new Keystore(
+        std::move(db), std::move(kek), kInitialKekVersion, sync_writes));
+  }
+  if (!s.ok()) return Fail(FromLevelDb(s, "reading keystore format"));
+  Result<uint32_t> version = codec::DecodeFormatVersion(format);
+  if (!version) return Fail(version.error());
+  if (*version != kKeystoreFormatVersion) {
+    return Fail(Status::FailedPrecondition(
+        "keystore format version " + std::to_string(*version) +
+        " is not supported (this build reads version " +
+        std::to_string(kKeystoreFormatVersion) + ")"));
+  }
+  std::string kek_value;
+  s = db->Get(leveldb::ReadOptions(), kKekKey, &kek_value);
+  if (!s.ok() || kek_value.size() < 4) {
+    return Fail(Status::DataLoss("keystore has no key check"));
+  }
+  uint32_t kek_version = 0;
+  for (int i = 0; i < 4; ++i) {
+    kek_version = (kek_version << 8) | static_cast<uint8_t>(kek_value[i]);
+  }
+  auto opened = crypto::Open(kek, AsBytes(kek_value).subspan(4), check_ad);
+  if (!opened) {
+    return Fail(Status::FailedPrecondition(
+        "the master key does not match this data directory"));
+  }
+  return std::unique_ptr<Keystore>(
+      new Keystore(std::move(db), std::move(kek), kek_version, sync_writes));
+}
+
+Status Keystore::PutKey(std::string_view subject_id,
+                        const crypto::SecretKey& dek) {
+  codec::StoredWrappedKey wrapped{
+      kek_version_, crypto::WrapKey(kek_, kek_version_, subject_id, dek)};
+  leveldb::WriteOptions wo;
+  wo.sync = sync_writes_;
+  return FromLevelDb(
+      db_->Put(wo, KeyKey(subject_id), codec::EncodeWrappedKey(wrapped)),
+      "storing subject key");
+}
+
+Result<std::shared_ptr<const crypto::SecretKey>> Keystore::GetKey(
+    std::string_view subject_id) {
+  std::string value;
+  leveldb::Status s =
+      db_->Get(leveldb::ReadOptions(), KeyKey(subject_id), &value);
+  if (s.IsNotFound()) return std::shared_ptr<const crypto::SecretKey>();
+  if (!s.ok()) return Fail(FromLevelDb(s, "reading subject key"));
+  auto stored = codec::DecodeWrappedKey(value);
+  if (!stored) return Fail(stored.error());
+  auto dek =
+      crypto::UnwrapKey(kek_, stored->kek_version, subject_id, stored->wrapped);
+  if (!dek) return Fail(Status::DataLoss("subject key failed to unwrap"));
+  return std::make_shared<const crypto::SecretKey>(std::move(*dek));
+}
+
+Result<bool> Keystore::HasKey(std::string_view subject_id) {
+  std::string value;
+  leveldb::Status s =
+      db_->Get(leveldb::ReadOptions(), KeyKey(subject_id), &value);
+  if (s.IsNotFound()) return false;
+  if (!s.ok()) return Fail(FromLevelDb(s, "reading subject key"));
+  return true;
+}
+
+Status Keystore::DestroyKey(std::string_view subject_id,
+                            const crypto::Digest& ledger_hash, Timestamp at,
+                            std::string_view by) {
+  leveldb::WriteBatch batch;
+  batch.Delete(KeyKey(subject_id));
+  batch.Put(LedgerKey(ledger_hash), codec::EncodeLedgerEntry(ToMicros(at), by));
+  // Always synchronous: a shred reported done must survive a crash.
+  leveldb::WriteOptions wo;
+  wo.sync = true;
+  Status status = FromLevelDb(db_->Write(wo, &batch), "destroying subject key");
+  if (!status.ok()) return status;
+  CompactAll();
+  return Status::Ok();
+}
+
+Result<bool> Keystore::InLedger(const crypto::Digest& ledger_hash) {
+  std::string value;
+  leveldb::Status s =
+      db_->Get(leveldb::ReadOptions(), LedgerKey(ledger_hash), &value);
+  if (s.IsNotFound()) return false;
+  if (!s.ok()) return Fail(FromLevelDb(s, "reading erasure ledger"));
+  return true;
+}
+
+void Keystore::CompactAll() {
+  // A full-range compaction flushes the memtable (retiring the log file that
+  // held the key) and rewrites every level, dropping deleted entries.
+  db_->CompactRange(nullptr, nullptr);
+}
+
+}  // namespace custos

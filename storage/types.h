@@ -1,0 +1,150 @@
+// Value types of the Custos engine's public API.
+//
+// Personal data appears only in PersonalPartInput / PartView fields, in flag
+// notes and in contest statements; everything else is non-personal.
+
+#ifndef CUSTOS_STORAGE_TYPES_H_
+#define CUSTOS_STORAGE_TYPES_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/clock.h"
+
+namespace custos {
+
+enum class Role { kUser, kOfficer, kAuditor, kAdmin };
+enum class RecordState { kActive, kClosed, kBlocked, kErased };
+
+std::string_view RoleName(Role role);
+std::string_view RecordStateName(RecordState state);
+
+struct PrincipalInfo {
+  std::string id;
+  std::string display_name;
+  std::vector<Role> roles;
+  bool redacted = false;
+  bool revoked = false;
+  Timestamp created_at;
+
+  bool HasRole(Role role) const;
+};
+
+// Returned once when a principal is created: the token is never stored and
+// cannot be recovered.
+struct NewPrincipal {
+  PrincipalInfo info;
+  std::string token;
+};
+
+struct Attribute {
+  std::string key;
+  std::string value;
+  bool operator==(const Attribute&) const = default;
+};
+
+struct Field {
+  std::string name;
+  std::string value;
+  bool operator==(const Field&) const = default;
+};
+
+// One data subject's personal data in a record, as the host supplies it.
+struct PersonalPartInput {
+  std::string subject_identifier;  // External id: e-mail, national number…
+  std::vector<Field> fields;
+};
+
+struct NewRecord {
+  std::string kind;
+  std::vector<Attribute> attributes;
+  std::vector<PersonalPartInput> personal;
+  std::vector<std::string> grants;  // Principal ids.
+  bool sensitive = false;
+};
+
+// Why an officer reads closed or blocked data, or anyone reads sensitive
+// data (DESIGN section 2).
+enum class PurposeKind {
+  kProofOfExchange,
+  kSubjectConsent,
+  kPublicInterest,  // e.g. legal proceedings.
+};
+std::string_view PurposeKindName(PurposeKind kind);
+
+struct Purpose {
+  PurposeKind kind;
+  std::string justification;  // Required, non-empty.
+};
+
+struct PartView {
+  std::string subject_id;
+  std::string subject_identifier;
+  uint64_t version = 0;
+  std::vector<Field> fields;
+};
+
+struct FlagView {
+  std::string by;
+  Timestamp at;
+  std::string subject_id;
+  std::string note;  // Empty unless personal data is shown.
+};
+
+struct ContestView {
+  std::string by;
+  Timestamp at;
+  std::string subject_id;
+  std::string statement;         // Empty unless personal data is shown.
+  std::vector<Field> corrected;  // Empty unless personal data is shown.
+};
+
+// What a caller sees of a record. `personal_included` says whether parts,
+// flag notes and contest contents were disclosed.
+struct RecordView {
+  uint64_t id = 0;
+  std::string kind;
+  std::string owner;
+  std::vector<std::string> grants;
+  std::vector<Attribute> attributes;
+  RecordState state = RecordState::kActive;
+  bool sensitive = false;
+  uint64_t version = 0;
+  Timestamp created_at;
+  Timestamp updated_at;
+  std::optional<Timestamp> closed_at;
+  std::optional<Timestamp> blocked_at;
+  std::optional<Timestamp> erased_at;
+  std::vector<std::string> subject_ids;
+
+  bool personal_included = false;
+  // True when personal data was withheld only because the record is
+  // sensitive and no purpose was given.
+  bool purpose_required = false;
+  std::vector<PartView> parts;
+  std::vector<FlagView> flags;
+  std::vector<ContestView> contests;
+};
+
+struct ListQuery {
+  std::optional<std::string> kind;
+  std::optional<RecordState> state;
+  std::vector<Attribute> attribute_equals;  // All must match.
+  std::optional<Timestamp> created_from;    // Inclusive.
+  std::optional<Timestamp> created_to;      // Exclusive.
+  uint64_t after_id = 0;                    // Cursor: start after this id.
+  uint32_t limit = 100;                     // 1..Limits::max_page_size.
+  std::optional<Purpose> purpose;           // For officers.
+};
+
+struct ListPage {
+  std::vector<RecordView> records;
+  // Pass as after_id to continue; 0 when the scan reached the end.
+  uint64_t next_after_id = 0;
+};
+
+}  // namespace custos
+
+#endif  // CUSTOS_STORAGE_TYPES_H_
