@@ -1,0 +1,172 @@
+#include "crypto/keyed_hash.h"
+
+#include <sodium.h>
+
+#include <cstring>
+
+#include "crypto/internal.h"
+
+namespace custos::crypto {
+namespace {
+
+static_assert(kDigestSize >= crypto_generichash_BYTES_MIN &&
+              kDigestSize <= crypto_generichash_BYTES_MAX);
+static_assert(SecretKey::kSize >= crypto_generichash_KEYBYTES_MIN &&
+              SecretKey::kSize <= crypto_generichash_KEYBYTES_MAX);
+
+// The NUL ends the domain tag, so no identifier can be mistaken for a
+// different tag plus identifier.
+constexpr uint8_t kBlindIndexTag[] = {'c', 'u', 's', 't', 'o', 's', '-',
+                                      'b', 'i', '-', 'v', '1', '\0'};
+static_assert(sizeof(kBlindIndexTag) == 13);
+
+constexpr size_t kTokenBytes = 32;
+constexpr size_t kTokenPrefixSize = sizeof(kTokenPrefix) - 1;
+constexpr size_t kTokenSize = kTokenPrefixSize + 2 * kTokenBytes;
+
+// Keyed BLAKE2b over the concatenation of `parts`, without building it.
+class KeyedHasher {
+ public:
+  explicit KeyedHasher(const SecretKey& key) {
+    internal::EnsureSodiumInitialized();
+    crypto_generichash_init(&state_, key.bytes().data(), key.bytes().size(),
+                            kDigestSize);
+  }
+  KeyedHasher(const KeyedHasher&) = delete;
+  KeyedHasher& operator=(const KeyedHasher&) = delete;
+  // The state is derived from the key; do not leave it on the stack.
+  ~KeyedHasher() { sodium_memzero(&state_, sizeof(state_)); }
+
+  void Update(std::span<const uint8_t> data) {
+    if (data.empty()) return;
+    crypto_generichash_update(&state_, data.data(), data.size());
+  }
+  Digest Final() {
+    Digest out;
+    crypto_generichash_final(&state_, out.data(), out.size());
+    return out;
+  }
+
+ private:
+  crypto_generichash_state state_;
+};
+
+std::span<const uint8_t> AsBytes(std::string_view s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+bool IsLowerHex(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
+
+}  // namespace
+
+Digest KeyedHash(const SecretKey& key, std::span<const uint8_t> data) {
+  KeyedHasher hasher(key);
+  hasher.Update(data);
+  return hasher.Final();
+}
+
+Digest BlindIndex(const SecretKey& blind_index_key,
+                  std::string_view identifier) {
+  KeyedHasher hasher(blind_index_key);
+  hasher.Update(kBlindIndexTag);
+  hasher.Update(AsBytes(identifier));
+  return hasher.Final();
+}
+
+Digest ChainLink(const SecretKey& key, const Digest& previous,
+                 std::span<const uint8_t> entry) {
+  KeyedHasher hasher(key);
+  hasher.Update(previous);
+  hasher.Update(entry);
+  return hasher.Final();
+}
+
+ChainVerifier::ChainVerifier(const SecretKey& key, const Digest& start_link,
+                             uint64_t first_position)
+    : key_(key),
+      link_(start_link),
+      first_position_(first_position),
+      next_position_(first_position) {}
+
+bool ChainVerifier::Add(std::span<const uint8_t> entry,
+                        const Digest& stored_link) {
+  if (first_broken_.has_value()) return false;
+  Digest computed = ChainLink(key_, link_, entry);
+  if (!ConstantTimeEquals(computed, stored_link)) {
+    first_broken_ = next_position_;
+    return false;
+  }
+  link_ = computed;
+  ++next_position_;
+  return true;
+}
+
+std::string GenerateToken() {
+  internal::WipedArray<uint8_t, kTokenBytes> bytes;
+  RandomBytes(std::span<uint8_t>(bytes.data(), bytes.size()));
+  // Built in place, so no temporary copy of the token is left unwiped; the
+  // extra byte takes sodium_bin2hex's terminating NUL.
+  std::string token(kTokenSize + 1, '\0');
+  std::memcpy(token.data(), kTokenPrefix, kTokenPrefixSize);
+  sodium_bin2hex(token.data() + kTokenPrefixSize, 2 * kTokenBytes + 1,
+                 bytes.data(), bytes.size());
+  token.pop_back();
+  return token;
+}
+
+Result<Digest> HashToken(const SecretKey& credential_key,
+                         std::string_view token) {
+  // Only the exact documented form is accepted: one token has one spelling,
+  // so it has one hash.
+  if (token.size() != kTokenSize ||
+      token.substr(0, kTokenPrefixSize) != kTokenPrefix) {
+    return Fail(Status::InvalidArgument("malformed token"));
+  }
+  std::string_view hex = token.substr(kTokenPrefixSize);
+  for (char c : hex) {
+    if (!IsLowerHex(c)) return Fail(Status::InvalidArgument("malformed token"));
+  }
+  internal::WipedArray<uint8_t, kTokenBytes> bytes;
+  size_t length = 0;
+  if (sodium_hex2bin(bytes.data(), bytes.size(), hex.data(), hex.size(),
+                     nullptr, &length, nullptr) != 0 ||
+      length != kTokenBytes) {
+    return Fail(Status::InvalidArgument("malformed token"));
+  }
+  return KeyedHash(credential_key,
+                   std::span<const uint8_t>(bytes.data(), bytes.size()));
+}
+
+bool VerifyToken(const SecretKey& credential_key, std::string_view token,
+                 const Digest& stored) {
+  Result<Digest> digest = HashToken(credential_key, token);
+  if (!digest.has_value()) return false;
+  return ConstantTimeEquals(*digest, stored);
+}
+
+std::string ToHex(std::span<const uint8_t> bytes) {
+  std::string hex(2 * bytes.size() + 1, '\0');
+  if (!bytes.empty()) {
+    sodium_bin2hex(hex.data(), hex.size(), bytes.data(), bytes.size());
+  }
+  hex.pop_back();  // sodium_bin2hex's terminating NUL.
+  return hex;
+}
+
+std::optional<std::string> FromHex(std::string_view hex) {
+  if (hex.size() % 2 != 0) return std::nullopt;
+  std::string bytes(hex.size() / 2, '\0');
+  if (hex.empty()) return bytes;
+  size_t length = 0;
+  if (sodium_hex2bin(reinterpret_cast<unsigned char*>(bytes.data()),
+                     bytes.size(), hex.data(), hex.size(), nullptr, &length,
+                     nullptr) != 0 ||
+      length != bytes.size()) {
+    return std::nullopt;
+  }
+  return bytes;
+}
+
+}  // namespace custos::crypto

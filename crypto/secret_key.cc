@@ -1,0 +1,96 @@
+#include "crypto/secret_key.h"
+
+#include <sodium.h>
+
+#include <algorithm>
+#include <cassert>
+#include <cstdlib>
+#include <new>
+#include <utility>
+
+#include "crypto/internal.h"
+
+namespace custos::crypto {
+namespace {
+
+// A writable guarded region of SecretKey::kSize bytes. Running out of
+// guarded memory is treated like any other failed allocation.
+uint8_t* AllocateGuarded() {
+  internal::EnsureSodiumInitialized();
+  void* p = sodium_malloc(SecretKey::kSize);
+  if (p == nullptr) throw std::bad_alloc();
+  return static_cast<uint8_t*>(p);
+}
+
+// Once filled, the key is never written again; read-only pages turn a stray
+// write into a crash instead of a silently changed key.
+uint8_t* MakeReadOnly(uint8_t* p) {
+  if (sodium_mprotect_readonly(p) != 0) {
+    sodium_free(p);
+    std::abort();
+  }
+  return p;
+}
+
+}  // namespace
+
+SecretKey SecretKey::Generate() {
+  uint8_t* p = AllocateGuarded();
+  randombytes_buf(p, kSize);
+  return SecretKey(MakeReadOnly(p));
+}
+
+Result<SecretKey> SecretKey::FromBytes(std::span<const uint8_t> bytes) {
+  if (bytes.size() != kSize) {
+    return Fail(Status::InvalidArgument("a key must be 32 bytes"));
+  }
+  uint8_t* p = AllocateGuarded();
+  std::copy(bytes.begin(), bytes.end(), p);
+  return SecretKey(MakeReadOnly(p));
+}
+
+SecretKey::SecretKey(SecretKey&& other) noexcept
+    : data_(std::exchange(other.data_, nullptr)) {}
+
+SecretKey& SecretKey::operator=(SecretKey&& other) noexcept {
+  if (this != &other) {
+    if (data_ != nullptr) sodium_free(data_);
+    data_ = std::exchange(other.data_, nullptr);
+  }
+  return *this;
+}
+
+SecretKey::~SecretKey() {
+  // sodium_free() makes the region writable again, zeroes it and unmaps it.
+  if (data_ != nullptr) sodium_free(data_);
+}
+
+std::span<const uint8_t, SecretKey::kSize> SecretKey::bytes() const {
+  assert(data_ != nullptr);
+  return std::span<const uint8_t, kSize>(data_, kSize);
+}
+
+bool SecretKey::Equals(const SecretKey& other) const {
+  if (data_ == nullptr || other.data_ == nullptr) return false;
+  return sodium_memcmp(data_, other.data_, kSize) == 0;
+}
+
+void RandomBytes(std::span<uint8_t> out) {
+  if (out.empty()) return;
+  internal::EnsureSodiumInitialized();
+  randombytes_buf(out.data(), out.size());
+}
+
+bool ConstantTimeEquals(std::span<const uint8_t> a,
+                        std::span<const uint8_t> b) {
+  if (a.size() != b.size()) return false;
+  if (a.empty()) return true;
+  return sodium_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+void Wipe(std::span<uint8_t> buffer) {
+  if (buffer.empty()) return;
+  sodium_memzero(buffer.data(), buffer.size());
+}
+
+}  // namespace custos::crypto
