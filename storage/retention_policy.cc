@@ -1,0 +1,116 @@
+#include "storage/retention_policy.h"
+
+#include <string>
+#include <string_view>
+
+namespace custos {
+namespace {
+
+bool IsKindCharacter(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '-';
+}
+
+Status ValidateKind(std::string_view kind) {
+  if (kind.empty()) return Status::InvalidArgument("policy kind is empty");
+  if (kind.size() > kMaxPolicyKindLength) {
+    return Status::InvalidArgument("policy kind is longer than " +
+                                   std::to_string(kMaxPolicyKindLength) +
+                                   " characters");
+  }
+  for (size_t i = 0; i < kind.size(); ++i) {
+    if (!IsKindCharacter(kind[i])) {
+      // The character itself is not echoed: a kind may arrive from a client
+      // as arbitrary bytes, and the position is enough to find it.
+      return Status::InvalidArgument(
+          "policy kind may contain only [a-z0-9_-]; character at position " +
+          std::to_string(i) + " is not allowed");
+    }
+  }
+  return Status::Ok();
+}
+
+Status CheckPeriod(std::string_view kind, std::string_view field,
+                   const Period& p, bool zero_allowed) {
+  const std::string where =
+      "policy '" + std::string(kind) + "': " + std::string(field);
+  // Checked before the ordering rules: NeverEndsAfter is false for
+  // out-of-limit periods, which would report a misleading reason.
+  if (!p.IsWithinLimits()) {
+    return Status::InvalidArgument(
+        where + " has a negative component or one above its limit");
+  }
+  if (!zero_allowed && p.IsZero()) {
+    return Status::InvalidArgument(where + " must not be zero");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status ValidatePolicy(const RetentionPolicy& policy) {
+  CUSTOS_RETURN_IF_ERROR(ValidateKind(policy.kind));
+  const std::string& kind = policy.kind;
+
+  // A zero close_after would close records as they are created, and a zero
+  // block_after would make CLOSED a state no one can observe (withdrawal
+  // already blocks at once); a zero erase_after is erasure at closure, which
+  // is what an explicit early erasure is for. All are refused as mistakes.
+  // history_after needs no zero check: it may not be shorter than a
+  // non-zero erase_after.
+  if (policy.close_after) {
+    CUSTOS_RETURN_IF_ERROR(
+        CheckPeriod(kind, "close_after", *policy.close_after, false));
+  }
+  if (policy.block_after) {
+    CUSTOS_RETURN_IF_ERROR(
+        CheckPeriod(kind, "block_after", *policy.block_after, false));
+  }
+  CUSTOS_RETURN_IF_ERROR(
+      CheckPeriod(kind, "erase_after", policy.erase_after, false));
+  CUSTOS_RETURN_IF_ERROR(
+      CheckPeriod(kind, "history_after", policy.history_after, true));
+
+  // Months and days are not totally ordered (P1M is shorter than P30D from
+  // 31 January and longer from 1 March), so "not before" must hold from
+  // every possible closure date, not on average: a record erased while the
+  // policy still promises it a BLOCKED phase, or history dropped before the
+  // data it describes would have been, is a compliance failure on that one
+  // date.
+  if (policy.block_after &&
+      !NeverEndsAfter(*policy.block_after, policy.erase_after)) {
+    return Status::InvalidArgument(
+        "policy '" + kind + "': erase_after " + policy.erase_after.ToString() +
+        " ends before block_after " + policy.block_after->ToString() +
+        " for some closure dates");
+  }
+  // The history is counted from erasure, so it always outlives the data;
+  // the law also wants it kept at least as long as the data was. The time a
+  // record spends ACTIVE has no bound a policy could express (touching a
+  // record restarts close_after), so the rule compares with the retention
+  // after closure, erase_after.
+  if (!NeverEndsAfter(policy.erase_after, policy.history_after)) {
+    return Status::InvalidArgument(
+        "policy '" + kind + "': history_after " +
+        policy.history_after.ToString() + " is shorter than erase_after " +
+        policy.erase_after.ToString() + " for some dates");
+  }
+  return Status::Ok();
+}
+
+std::vector<RetentionPolicy> DefaultPolicies() {
+  return {
+      RetentionPolicy{.kind = "request",
+                      .close_after = std::nullopt,
+                      .block_after = Period{.months = 6},
+                      .erase_after = Period{.years = 3},
+                      .history_after = Period{.years = 5}},
+      RetentionPolicy{.kind = "alert",
+                      .close_after = std::nullopt,
+                      .block_after = std::nullopt,
+                      .erase_after = Period{.months = 6},
+                      .history_after = Period{.years = 5}},
+  };
+}
+
+}  // namespace custos
