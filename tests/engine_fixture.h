@@ -1,0 +1,126 @@
+// A real engine in a fresh temporary directory, with an injected clock and
+// a few principals, for the storage tests.
+
+#ifndef CUSTOS_TESTS_ENGINE_FIXTURE_H_
+#define CUSTOS_TESTS_ENGINE_FIXTURE_H_
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/clock.h"
+#include "crypto/secret_key.h"
+#include "storage/engine.h"
+
+namespace custos::testing {
+
+// 2026-08-31T12:00:00Z.
+inline Timestamp TestEpoch() {
+  return Timestamp(std::chrono::sys_days(std::chrono::year(2026) /
+                                         std::chrono::August / 31) +
+                   std::chrono::hours(12));
+}
+
+class EngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/custos-test-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    master_bytes_ = crypto::SecretKey::Generate();
+    Reopen();
+    auto admin = engine_->BootstrapAdmin("admin", "Administrator");
+    ASSERT_TRUE(admin.has_value()) << admin.error().ToString();
+    admin_token_ = admin->token;
+    admin_ = std::make_unique<Actor>(*engine_->ActorFor("admin"));
+    owner_ = AddPrincipal("authority-a", {Role::kUser});
+    grantee_ = AddPrincipal("authority-b", {Role::kUser});
+    stranger_ = AddPrincipal("authority-c", {Role::kUser});
+    officer_ = AddPrincipal("officer", {Role::kOfficer});
+    auditor_ = AddPrincipal("auditor", {Role::kAuditor});
+  }
+
+  void TearDown() override {
+    engine_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  Options MakeOptions() {
+    Options options;
+    options.data_dir = dir_;
+    options.clock = &clock_;
+    options.sync_writes = false;  // Durability is not under test here.
+    return options;
+  }
+
+  crypto::SecretKey MasterKey() {
+    return *crypto::SecretKey::FromBytes(master_bytes_.bytes());
+  }
+
+  void Reopen() {
+    engine_.reset();
+    auto engine = Engine::Open(MakeOptions(), MasterKey());
+    ASSERT_TRUE(engine.has_value()) << engine.error().ToString();
+    engine_ = std::move(*engine);
+  }
+
+  void Close() { engine_.reset(); }
+
+  std::unique_ptr<Actor> AddPrincipal(const std::string& id,
+                                      std::vector<Role> roles,
+                                      bool redacted = false) {
+    auto created =
+        engine_->CreatePrincipal(*admin_, id, "Name of " + id, roles, redacted);
+    EXPECT_TRUE(created.has_value()) << created.error().ToString();
+    return std::make_unique<Actor>(*engine_->ActorFor(id));
+  }
+
+  // A record owned by owner_, granted to `grants`, about one subject.
+  uint64_t CreateRecord(const std::string& identifier = "anna@example.org",
+                        std::vector<std::string> grants = {},
+                        bool sensitive = false) {
+    NewRecord r;
+    r.kind = "request";
+    r.attributes = {{"country", "AT"}, {"type", "license"}};
+    r.personal = {{identifier, {{"name", "Anna Example"}, {"born", "1980"}}}};
+    r.grants = std::move(grants);
+    r.sensitive = sensitive;
+    auto id = engine_->CreateRecord(*owner_, r);
+    EXPECT_TRUE(id.has_value()) << id.error().ToString();
+    return id.value_or(0);
+  }
+
+  static Purpose APurpose() {
+    return {PurposeKind::kPublicInterest, "court order 12/2026"};
+  }
+
+  // Every byte of every file under `path`, concatenated.
+  static std::string ReadAllFiles(const std::string& path) {
+    std::string all;
+    for (const auto& entry :
+         std::filesystem::recursive_directory_iterator(path)) {
+      if (!entry.is_regular_file()) continue;
+      std::ifstream in(entry.path(), std::ios::binary);
+      all.append(std::istreambuf_iterator<char>(in), {});
+    }
+    return all;
+  }
+
+  ManualClock clock_{TestEpoch()};
+  std::string dir_;
+  crypto::SecretKey master_bytes_ = crypto::SecretKey::Generate();
+  std::unique_ptr<Engine> engine_;
+  std::string admin_token_;
+  std::unique_ptr<Actor> admin_, owner_, grantee_, stranger_, officer_,
+      auditor_;
+};
+
+}  // namespace custos::testing
+
+#endif  // CUSTOS_TESTS_ENGINE_FIXTURE_H_

@@ -1,0 +1,488 @@
+// Records, principals, transitions, limits and listing of the engine.
+
+#include "storage/engine.h"
+
+#include <gtest/gtest.h>
+#include <leveldb/db.h>
+
+#include "storage/codec.h"
+#include "tests/engine_fixture.h"
+
+namespace custos::testing {
+namespace {
+
+using EngineRecordsTest = EngineTest;
+
+// ---- Opening ---------------------------------------------------------------
+
+TEST_F(EngineRecordsTest, RecordsSurviveReopenWithTheSameMasterKey) {
+  uint64_t id = CreateRecord();
+  Reopen();
+  auto owner = engine_->ActorFor("authority-a");
+  ASSERT_TRUE(owner.has_value());
+  auto view = engine_->GetRecord(*owner, id);
+  ASSERT_TRUE(view.has_value()) << view.error().ToString();
+  EXPECT_EQ(view->parts.at(0).fields.at(0).value, "Anna Example");
+}
+
+TEST_F(EngineRecordsTest, OpenWithAnotherMasterKeyIsRefused) {
+  Close();
+  auto engine = Engine::Open(MakeOptions(), crypto::SecretKey::Generate());
+  ASSERT_FALSE(engine.has_value());
+  EXPECT_EQ(engine.error().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(engine.error().message(),
+            "the master key does not match this data directory");
+}
+
+TEST_F(EngineRecordsTest, OpenOfAnUnknownFormatVersionIsRefused) {
+  Close();
+  {
+    leveldb::DB* raw = nullptr;
+    ASSERT_TRUE(
+        leveldb::DB::Open(leveldb::Options(), dir_ + "/records", &raw).ok());
+    std::unique_ptr<leveldb::DB> db(raw);
+    ASSERT_TRUE(db->Put(leveldb::WriteOptions(), "m:format",
+                        codec::EncodeFormatInfo(99, 0))
+                    .ok());
+  }
+  auto engine = Engine::Open(MakeOptions(), MasterKey());
+  ASSERT_FALSE(engine.has_value());
+  EXPECT_EQ(engine.error().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(engine.error().message().find("format version 99"),
+            std::string::npos);
+}
+
+TEST_F(EngineRecordsTest, OpenWithoutCreateOfAnEmptyDirectoryIsNotFound) {
+  Options options = MakeOptions();
+  options.data_dir = dir_ + "/nothing-here";
+  options.create_if_missing = false;
+  auto engine = Engine::Open(options, MasterKey());
+  ASSERT_FALSE(engine.has_value());
+  EXPECT_EQ(engine.error().code(), StatusCode::kNotFound);
+}
+
+TEST_F(EngineRecordsTest, SecondOpenOfALockedStoreIsUnavailable) {
+  auto engine = Engine::Open(MakeOptions(), MasterKey());
+  ASSERT_FALSE(engine.has_value());
+  EXPECT_EQ(engine.error().code(), StatusCode::kUnavailable);
+}
+
+TEST_F(EngineRecordsTest, WritesAreSynchronousByDefault) {
+  EXPECT_TRUE(Options().sync_writes);
+}
+
+// ---- Principals -------------------------------------------------------------
+
+TEST_F(EngineRecordsTest, BootstrapOnlyWorksOnAnEmptyStore) {
+  auto again = engine_->BootstrapAdmin("admin2", "Second");
+  ASSERT_FALSE(again.has_value());
+  EXPECT_EQ(again.error().code(), StatusCode::kFailedPrecondition);
+}
+
+TEST_F(EngineRecordsTest, OnlyAdminsCreatePrincipals) {
+  auto created =
+      engine_->CreatePrincipal(*owner_, "x", "X", {Role::kUser}, false);
+  ASSERT_FALSE(created.has_value());
+  EXPECT_EQ(created.error().code(), StatusCode::kPermissionDenied);
+}
+
+TEST_F(EngineRecordsTest, PrincipalIdsAreUniqueAndWellFormed) {
+  auto dup = engine_->CreatePrincipal(*admin_, "authority-a", "A",
+                                      {Role::kUser}, false);
+  ASSERT_FALSE(dup.has_value());
+  EXPECT_EQ(dup.error().code(), StatusCode::kAlreadyExists);
+  auto bad =
+      engine_->CreatePrincipal(*admin_, "Bad Id!", "A", {Role::kUser}, false);
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_EQ(bad.error().code(), StatusCode::kInvalidArgument);
+  auto no_roles = engine_->CreatePrincipal(*admin_, "x", "A", {}, false);
+  ASSERT_FALSE(no_roles.has_value());
+  EXPECT_EQ(no_roles.error().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(EngineRecordsTest, TokensAuthenticateTheirPrincipalOnly) {
+  auto created =
+      engine_->CreatePrincipal(*admin_, "svc", "Service", {Role::kUser}, false);
+  ASSERT_TRUE(created.has_value());
+  auto actor = engine_->Authenticate(created->token);
+  ASSERT_TRUE(actor.has_value());
+  EXPECT_EQ(actor->id(), "svc");
+  auto admin = engine_->Authenticate(admin_token_);
+  ASSERT_TRUE(admin.has_value());
+  EXPECT_EQ(admin->id(), "admin");
+
+  std::string wrong = created->token;
+  wrong.back() = wrong.back() == '0' ? '1' : '0';
+  auto denied = engine_->Authenticate(wrong);
+  ASSERT_FALSE(denied.has_value());
+  EXPECT_EQ(denied.error().code(), StatusCode::kPermissionDenied);
+  auto malformed = engine_->Authenticate("not-a-token");
+  ASSERT_FALSE(malformed.has_value());
+  EXPECT_EQ(malformed.error().ToString(), denied.error().ToString());
+}
+
+TEST_F(EngineRecordsTest, ARevokedPrincipalCanNeitherLogInNorAct) {
+  auto created =
+      engine_->CreatePrincipal(*admin_, "svc", "Service", {Role::kUser}, false);
+  ASSERT_TRUE(created.has_value());
+  auto actor = engine_->Authenticate(created->token);
+  ASSERT_TRUE(actor.has_value());
+  ASSERT_TRUE(engine_->RevokePrincipal(*admin_, "svc").ok());
+
+  auto login = engine_->Authenticate(created->token);
+  ASSERT_FALSE(login.has_value());
+  EXPECT_EQ(login.error().code(), StatusCode::kPermissionDenied);
+  auto lookup = engine_->ActorFor("svc");
+  ASSERT_FALSE(lookup.has_value());
+  EXPECT_EQ(lookup.error().code(), StatusCode::kPermissionDenied);
+  NewRecord r;
+  r.kind = "request";
+  auto create = engine_->CreateRecord(*actor, r);
+  ASSERT_FALSE(create.has_value());
+  EXPECT_EQ(create.error().code(), StatusCode::kPermissionDenied);
+
+  Reopen();  // Revocation is durable.
+  EXPECT_EQ(engine_->Authenticate(created->token).error().code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_EQ(
+      engine_->RevokePrincipal(*engine_->ActorFor("admin"), "nobody").code(),
+      StatusCode::kNotFound);
+}
+
+TEST_F(EngineRecordsTest, PrincipalsAreListedForAdminsOnly) {
+  auto list = engine_->ListPrincipals(*admin_);
+  ASSERT_TRUE(list.has_value());
+  std::vector<std::string> ids;
+  for (const auto& p : *list) ids.push_back(p.id);
+  EXPECT_EQ(
+      ids, (std::vector<std::string>{"admin", "auditor", "authority-a",
+                                     "authority-b", "authority-c", "officer"}));
+  EXPECT_EQ(engine_->ListPrincipals(*owner_).error().code(),
+            StatusCode::kPermissionDenied);
+}
+
+// ---- Records
+// -----------------------------------------------------------------
+
+TEST_F(EngineRecordsTest, CreatedRecordReadsBackWhole) {
+  NewRecord r;
+  r.kind = "request";
+  r.attributes = {{"country", "AT"}};
+  r.personal = {{"anna@example.org", {{"name", "Anna"}}},
+                {"ben@example.org", {{"name", "Ben"}, {"role", "witness"}}}};
+  auto id = engine_->CreateRecord(*owner_, r);
+  ASSERT_TRUE(id.has_value()) << id.error().ToString();
+  auto view = engine_->GetRecord(*owner_, *id);
+  ASSERT_TRUE(view.has_value());
+  EXPECT_EQ(view->kind, "request");
+  EXPECT_EQ(view->owner, "authority-a");
+  EXPECT_EQ(view->state, RecordState::kActive);
+  EXPECT_EQ(view->version, 1u);
+  EXPECT_EQ(view->created_at, TestEpoch());
+  EXPECT_EQ(view->attributes, r.attributes);
+  ASSERT_EQ(view->parts.size(), 2u);
+  EXPECT_EQ(view->parts[0].subject_identifier, "anna@example.org");
+  EXPECT_EQ(view->parts[0].fields, r.personal[0].fields);
+  EXPECT_EQ(view->parts[1].subject_identifier, "ben@example.org");
+  EXPECT_EQ(view->parts[1].fields, r.personal[1].fields);
+}
+
+TEST_F(EngineRecordsTest, OneIdentifierIsOneSubjectAcrossRecords) {
+  auto a = engine_->GetRecord(*owner_, CreateRecord("anna@example.org"));
+  auto b = engine_->GetRecord(*owner_, CreateRecord("anna@example.org"));
+  auto c = engine_->GetRecord(*owner_, CreateRecord("carl@example.org"));
+  EXPECT_EQ(a->subject_ids, b->subject_ids);
+  EXPECT_NE(a->subject_ids, c->subject_ids);
+  auto found = engine_->FindSubject(*admin_, "anna@example.org");
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(*found, a->subject_ids.at(0));
+  EXPECT_EQ(engine_->FindSubject(*admin_, "nobody@example.org").error().code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(engine_->FindSubject(*owner_, "anna@example.org").error().code(),
+            StatusCode::kPermissionDenied);
+}
+
+TEST_F(EngineRecordsTest, CreatingNeedsTheUserRole) {
+  NewRecord r;
+  r.kind = "request";
+  EXPECT_EQ(engine_->CreateRecord(*admin_, r).error().code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_EQ(engine_->CreateRecord(*officer_, r).error().code(),
+            StatusCode::kPermissionDenied);
+}
+
+TEST_F(EngineRecordsTest, OversizedOrMalformedRecordsAreRefused) {
+  auto refused = [&](NewRecord r) {
+    auto id = engine_->CreateRecord(*owner_, r);
+    return !id.has_value() && id.error().code() == StatusCode::kInvalidArgument;
+  };
+  const Limits limits;
+  NewRecord base;
+  base.kind = "request";
+
+  NewRecord bad_kind = base;
+  bad_kind.kind = "Request Kind";
+  EXPECT_TRUE(refused(bad_kind));
+
+  NewRecord many_attributes = base;
+  for (size_t i = 0; i <= limits.max_attributes; ++i) {
+    many_attributes.attributes.push_back({"k" + std::to_string(i), "v"});
+  }
+  EXPECT_TRUE(refused(many_attributes));
+
+  NewRecord long_value = base;
+  long_value.personal = {
+      {"anna@example.org",
+       {{"name", std::string(limits.max_field_value_length + 1, 'x')}}}};
+  EXPECT_TRUE(refused(long_value));
+
+  NewRecord too_much = base;
+  for (int i = 0; i < 5; ++i) {
+    too_much.personal.push_back(
+        {"p" + std::to_string(i) + "@example.org",
+         {{"blob", std::string(limits.max_field_value_length, 'x')}}});
+  }
+  EXPECT_TRUE(refused(too_much));
+
+  NewRecord many_subjects = base;
+  for (size_t i = 0; i <= limits.max_subjects_per_record; ++i) {
+    many_subjects.personal.push_back({"p" + std::to_string(i), {}});
+  }
+  EXPECT_TRUE(refused(many_subjects));
+
+  NewRecord duplicate_field = base;
+  duplicate_field.personal = {{"anna", {{"name", "a"}, {"name", "b"}}}};
+  EXPECT_TRUE(refused(duplicate_field));
+
+  NewRecord duplicate_subject = base;
+  duplicate_subject.personal = {{"anna", {}}, {"anna", {}}};
+  EXPECT_TRUE(refused(duplicate_subject));
+
+  NewRecord unknown_grantee = base;
+  unknown_grantee.grants = {"nobody"};
+  EXPECT_TRUE(refused(unknown_grantee));
+
+  // Nothing was stored by any refused call.
+  ListQuery all;
+  EXPECT_TRUE(engine_->ListRecords(*owner_, all)->records.empty());
+}
+
+TEST_F(EngineRecordsTest, GrantingShowsTheRecordToTheGranteeOnly) {
+  uint64_t id = CreateRecord();
+  EXPECT_EQ(engine_->GetRecord(*grantee_, id).error().code(),
+            StatusCode::kNotFound);
+  ASSERT_TRUE(engine_->Grant(*owner_, id, "authority-b").ok());
+  auto view = engine_->GetRecord(*grantee_, id);
+  ASSERT_TRUE(view.has_value());
+  EXPECT_TRUE(view->personal_included);
+  EXPECT_EQ(engine_->GetRecord(*stranger_, id).error().code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(engine_->Grant(*owner_, id, "nobody").code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST_F(EngineRecordsTest, RectifyingBumpsTheVersionAndReplacesTheFields) {
+  uint64_t id = CreateRecord();
+  auto before = engine_->GetRecord(*owner_, id);
+  const std::string subject = before->subject_ids.at(0);
+  auto version =
+      engine_->Rectify(*owner_, id, subject, {{"name", "Anna Maria"}});
+  ASSERT_TRUE(version.has_value()) << version.error().ToString();
+  EXPECT_EQ(*version, 2u);
+  auto after = engine_->GetRecord(*owner_, id);
+  EXPECT_EQ(after->version, 2u);
+  EXPECT_EQ(after->parts.at(0).fields,
+            (std::vector<Field>{{"name", "Anna Maria"}}));
+  EXPECT_EQ(engine_->Rectify(*owner_, id, "s-unknown", {}).error().code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST_F(EngineRecordsTest, FlagNotesAreShownWithThePersonalData) {
+  uint64_t id = CreateRecord("anna@example.org", {"authority-b"});
+  auto view = engine_->GetRecord(*grantee_, id);
+  ASSERT_TRUE(engine_
+                  ->FlagIncorrect(*grantee_, id, view->subject_ids.at(0),
+                                  "born 1981, not 1980")
+                  .ok());
+  auto owner_view = engine_->GetRecord(*owner_, id);
+  ASSERT_EQ(owner_view->flags.size(), 1u);
+  EXPECT_EQ(owner_view->flags[0].by, "authority-b");
+  EXPECT_EQ(owner_view->flags[0].note, "born 1981, not 1980");
+  ASSERT_TRUE(engine_->Close(*owner_, id).ok());
+  auto closed_view = engine_->GetRecord(*owner_, id);
+  ASSERT_EQ(closed_view->flags.size(), 1u);
+  EXPECT_EQ(closed_view->flags[0].note, "");  // Personal: hidden when closed.
+}
+
+TEST_F(EngineRecordsTest, AContestIsRecordedAndShownWithTheBlockedRecord) {
+  uint64_t id = CreateRecord();
+  const std::string subject =
+      engine_->GetRecord(*owner_, id)->subject_ids.at(0);
+  ASSERT_TRUE(engine_->Withdraw(*owner_, id).ok());
+  EXPECT_EQ(engine_->Contest(*owner_, id, subject, "wrong", {}).code(),
+            StatusCode::kPermissionDenied);
+  ASSERT_TRUE(engine_
+                  ->Contest(*officer_, id, subject, "the birth year is wrong",
+                            {{"born", "1981"}})
+                  .ok());
+  auto view = engine_->GetRecord(*officer_, id, APurpose());
+  ASSERT_TRUE(view.has_value());
+  ASSERT_EQ(view->contests.size(), 1u);
+  EXPECT_EQ(view->contests[0].by, "officer");
+  EXPECT_EQ(view->contests[0].statement, "the birth year is wrong");
+  EXPECT_EQ(view->contests[0].corrected,
+            (std::vector<Field>{{"born", "1981"}}));
+  // The admin sees that a contest exists, not what it says.
+  auto admin_view = engine_->GetRecord(*admin_, id);
+  ASSERT_EQ(admin_view->contests.size(), 1u);
+  EXPECT_EQ(admin_view->contests[0].statement, "");
+  EXPECT_TRUE(admin_view->contests[0].corrected.empty());
+}
+
+TEST_F(EngineRecordsTest, StatesMoveOnlyRightwards) {
+  uint64_t id = CreateRecord();
+  clock_.Advance(std::chrono::hours(1));
+  ASSERT_TRUE(engine_->Close(*owner_, id).ok());
+  auto closed = engine_->GetRecord(*owner_, id);
+  EXPECT_EQ(closed->state, RecordState::kClosed);
+  EXPECT_EQ(closed->closed_at, clock_.Now());
+  EXPECT_EQ(engine_->Close(*owner_, id).code(),
+            StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(engine_->Withdraw(*owner_, id).ok());
+  // Blocked: invisible to its owner, so every owner call is NotFound.
+  EXPECT_EQ(engine_->Close(*owner_, id).code(), StatusCode::kNotFound);
+  EXPECT_EQ(engine_->Withdraw(*owner_, id).code(), StatusCode::kNotFound);
+  ASSERT_TRUE(engine_->EraseRecord(*admin_, id).ok());
+  EXPECT_EQ(engine_->EraseRecord(*admin_, id).code(),
+            StatusCode::kFailedPrecondition);
+  auto erased = engine_->GetRecord(*admin_, id);
+  EXPECT_EQ(erased->state, RecordState::kErased);
+}
+
+TEST_F(EngineRecordsTest, RefusedTransitionsChangeNothing) {
+  uint64_t id = CreateRecord();
+  const std::string subject =
+      engine_->GetRecord(*owner_, id)->subject_ids.at(0);
+  ASSERT_TRUE(engine_->Close(*owner_, id).ok());
+  auto before = engine_->GetRecord(*officer_, id, APurpose());
+  clock_.Advance(std::chrono::hours(1));
+  EXPECT_EQ(
+      engine_->Rectify(*owner_, id, subject, {{"name", "X"}}).error().code(),
+      StatusCode::kFailedPrecondition);
+  EXPECT_EQ(engine_->Grant(*owner_, id, "authority-b").code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(engine_->Close(*owner_, id).code(),
+            StatusCode::kFailedPrecondition);
+  auto after = engine_->GetRecord(*officer_, id, APurpose());
+  EXPECT_EQ(after->version, before->version);
+  EXPECT_EQ(after->updated_at, before->updated_at);
+  EXPECT_EQ(after->grants, before->grants);
+  EXPECT_EQ(after->parts.at(0).fields, before->parts.at(0).fields);
+}
+
+TEST_F(EngineRecordsTest, ErasureDestroysPersonalDataAndKeepsAttributes) {
+  uint64_t id = CreateRecord();
+  ASSERT_TRUE(engine_->EraseRecord(*owner_, id).ok());
+  auto view = engine_->GetRecord(*officer_, id, APurpose());
+  ASSERT_TRUE(view.has_value());
+  EXPECT_EQ(view->state, RecordState::kErased);
+  EXPECT_EQ(view->erased_at, clock_.Now());
+  EXPECT_EQ(view->attributes.size(), 2u);
+  EXPECT_TRUE(view->parts.empty());
+  EXPECT_EQ(engine_->GetRecord(*owner_, id).error().code(),
+            StatusCode::kNotFound);
+}
+
+TEST_F(EngineRecordsTest, SensitiveDataNeedsAPurposeEvenForTheOwner) {
+  uint64_t id = CreateRecord("anna@example.org", {}, /*sensitive=*/true);
+  auto without = engine_->GetRecord(*owner_, id);
+  ASSERT_TRUE(without.has_value());
+  EXPECT_TRUE(without->purpose_required);
+  EXPECT_FALSE(without->personal_included);
+  EXPECT_TRUE(without->parts.empty());
+  auto with = engine_->GetRecord(*owner_, id, APurpose());
+  ASSERT_TRUE(with.has_value());
+  EXPECT_TRUE(with->personal_included);
+  EXPECT_EQ(with->parts.size(), 1u);
+  Purpose empty{PurposeKind::kSubjectConsent, ""};
+  EXPECT_EQ(engine_->GetRecord(*owner_, id, empty).error().code(),
+            StatusCode::kInvalidArgument);
+}
+
+// ---- Listing
+// -------------------------------------------------------------------
+
+TEST_F(EngineRecordsTest, ListingFiltersAndPagesOverVisibleRecordsOnly) {
+  std::vector<uint64_t> mine;
+  for (int i = 0; i < 25; ++i) {
+    NewRecord r;
+    r.kind = i % 2 == 0 ? "request" : "alert";
+    r.attributes = {{"n", std::to_string(i % 5)}};
+    r.personal = {{"p" + std::to_string(i), {{"name", "P"}}}};
+    auto id = engine_->CreateRecord(*owner_, r);
+    ASSERT_TRUE(id.has_value());
+    mine.push_back(*id);
+    clock_.Advance(std::chrono::minutes(1));
+  }
+  // Another owner's record is never listed to authority-a.
+  NewRecord theirs;
+  theirs.kind = "request";
+  ASSERT_TRUE(engine_->CreateRecord(*stranger_, theirs).has_value());
+  ASSERT_TRUE(engine_->Close(*owner_, mine[0]).ok());
+
+  ListQuery q;
+  q.limit = 10;
+  std::vector<uint64_t> seen;
+  for (int pages = 0; pages < 10; ++pages) {
+    auto page = engine_->ListRecords(*owner_, q);
+    ASSERT_TRUE(page.has_value());
+    for (const auto& r : page->records) seen.push_back(r.id);
+    if (page->next_after_id == 0) break;
+    q.after_id = page->next_after_id;
+  }
+  EXPECT_EQ(seen, mine);
+
+  ListQuery by_kind;
+  by_kind.kind = "alert";
+  EXPECT_EQ(engine_->ListRecords(*owner_, by_kind)->records.size(), 12u);
+  ListQuery by_state;
+  by_state.state = RecordState::kClosed;
+  auto closed = engine_->ListRecords(*owner_, by_state);
+  ASSERT_EQ(closed->records.size(), 1u);
+  EXPECT_EQ(closed->records[0].id, mine[0]);
+  ListQuery by_attribute;
+  by_attribute.attribute_equals = {{"n", "3"}};
+  EXPECT_EQ(engine_->ListRecords(*owner_, by_attribute)->records.size(), 5u);
+  ListQuery by_time;
+  by_time.created_from = TestEpoch() + std::chrono::minutes(10);
+  by_time.created_to = TestEpoch() + std::chrono::minutes(15);
+  auto timed = engine_->ListRecords(*owner_, by_time);
+  ASSERT_EQ(timed->records.size(), 5u);
+  EXPECT_EQ(timed->records.front().id, mine[10]);
+
+  ListQuery zero;
+  zero.limit = 0;
+  EXPECT_EQ(engine_->ListRecords(*owner_, zero).error().code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST_F(EngineRecordsTest, ListingStopsAfterTheScanLimitWithACursor) {
+  Close();
+  Options options = MakeOptions();
+  options.limits.max_list_scan = 3;
+  engine_ = std::move(*Engine::Open(options, MasterKey()));
+  owner_ = std::make_unique<Actor>(*engine_->ActorFor("authority-a"));
+  for (int i = 0; i < 5; ++i) CreateRecord();
+  ListQuery q;
+  q.kind = "no-such-kind";
+  auto page = engine_->ListRecords(*owner_, q);
+  ASSERT_TRUE(page.has_value());
+  EXPECT_TRUE(page->records.empty());
+  EXPECT_NE(page->next_after_id, 0u);
+  q.after_id = page->next_after_id;
+  auto rest = engine_->ListRecords(*owner_, q);
+  EXPECT_EQ(rest->next_after_id, 0u);
+}
+
+}  // namespace
+}  // namespace custos::testing
