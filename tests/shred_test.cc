@@ -1,0 +1,233 @@
+// Crypto-shredding a subject (DESIGN section 4).
+
+#include <gtest/gtest.h>
+#include <leveldb/db.h>
+
+#include "crypto/aead.h"
+#include "crypto/keyed_hash.h"
+#include "crypto/master_key.h"
+#include "storage/codec.h"
+#include "storage/keystore.h"
+#include "tests/engine_fixture.h"
+
+namespace custos::testing {
+namespace {
+
+class ShredTest : public EngineTest {
+ protected:
+  std::string SubjectOf(uint64_t id) {
+    return engine_->GetRecord(*admin_, id)->subject_ids.at(0);
+  }
+  // The wrapped key bytes stored for `subject` (engine must be closed).
+  std::string WrappedKeyBytes(const std::string& subject) {
+    leveldb::DB* raw = nullptr;
+    EXPECT_TRUE(
+        leveldb::DB::Open(leveldb::Options(), dir_ + "/keystore", &raw).ok());
+    std::unique_ptr<leveldb::DB> db(raw);
+    std::string value;
+    EXPECT_TRUE(db->Get(leveldb::ReadOptions(), "k:" + subject, &value).ok());
+    return codec::DecodeWrappedKey(value)->wrapped.empty()
+               ? ""
+               : std::string(
+                     reinterpret_cast<const char*>(
+                         codec::DecodeWrappedKey(value)->wrapped.data()),
+                     codec::DecodeWrappedKey(value)->wrapped.size());
+  }
+  void ReopenAll() {
+    Reopen();
+    admin_ = std::make_unique<Actor>(*engine_->ActorFor("admin"));
+    owner_ = std::make_unique<Actor>(*engine_->ActorFor("authority-a"));
+    officer_ = std::make_unique<Actor>(*engine_->ActorFor("officer"));
+  }
+};
+
+TEST_F(ShredTest, ShreddingDestroysOneSubjectsPartsAndKeepsTheOthers) {
+  NewRecord r;
+  r.kind = "request";
+  r.personal = {{"anna@example.org", {{"name", "Anna"}}},
+                {"ben@example.org", {{"name", "Ben"}}}};
+  uint64_t shared = *engine_->CreateRecord(*owner_, r);
+  uint64_t annas = CreateRecord("anna@example.org");
+  const std::string anna = *engine_->FindSubject(*admin_, "anna@example.org");
+
+  ASSERT_TRUE(engine_->ShredSubject(*admin_, anna).ok());
+
+  auto view = engine_->GetRecord(*owner_, shared);
+  ASSERT_TRUE(view.has_value());
+  EXPECT_EQ(view->state, RecordState::kActive);
+  ASSERT_EQ(view->parts.size(), 1u);
+  EXPECT_EQ(view->parts[0].subject_identifier, "ben@example.org");
+  // Anna's own record has no readable part left: ERASED at once, so gone
+  // for its owner, and its erasure time is the shred.
+  EXPECT_EQ(engine_->GetRecord(*owner_, annas).error().code(),
+            StatusCode::kNotFound);
+  auto erased = engine_->GetRecord(*admin_, annas);
+  EXPECT_EQ(erased->state, RecordState::kErased);
+  EXPECT_EQ(erased->erased_at, clock_.Now());
+  EXPECT_EQ(engine_->FindSubject(*admin_, "anna@example.org").error().code(),
+            StatusCode::kNotFound);
+}
+
+TEST_F(ShredTest, CompleteShredsWritesTheBookkeepingDownInBoundedSteps) {
+  std::vector<uint64_t> ids;
+  for (int i = 0; i < 5; ++i) ids.push_back(CreateRecord("anna@example.org"));
+  ASSERT_TRUE(engine_->ShredSubject(*admin_, SubjectOf(ids[0])).ok());
+  EXPECT_EQ(*engine_->CompleteShreds(2), 2u);
+  EXPECT_EQ(*engine_->CompleteShreds(100), 3u);
+  EXPECT_EQ(*engine_->CompleteShreds(100), 0u);
+  ReopenAll();
+  for (uint64_t id : ids) {
+    auto view = engine_->GetRecord(*admin_, id);
+    EXPECT_EQ(view->state, RecordState::kErased);
+  }
+}
+
+TEST_F(ShredTest, ShreddingEvictsTheKeyFromTheCache) {
+  uint64_t id = CreateRecord("anna@example.org");
+  CreateRecord("ben@example.org");
+  engine_->TEST_ClearKeyCache();
+  ASSERT_TRUE(engine_->GetRecord(*owner_, id).has_value());
+  EXPECT_EQ(engine_->TEST_CachedKeyCount(), 1u);
+  ASSERT_TRUE(engine_->ShredSubject(*admin_, SubjectOf(id)).ok());
+  EXPECT_EQ(engine_->TEST_CachedKeyCount(), 0u);
+}
+
+TEST_F(ShredTest, TheKeyCacheIsBounded) {
+  Close();
+  Options options = MakeOptions();
+  options.key_cache_capacity = 3;
+  engine_ = std::move(*Engine::Open(options, MasterKey()));
+  owner_ = std::make_unique<Actor>(*engine_->ActorFor("authority-a"));
+  std::vector<uint64_t> ids;
+  for (int i = 0; i < 6; ++i)
+    ids.push_back(CreateRecord("p" + std::to_string(i)));
+  for (uint64_t id : ids)
+    ASSERT_TRUE(engine_->GetRecord(*owner_, id).has_value());
+  EXPECT_EQ(engine_->TEST_CachedKeyCount(), 3u);
+}
+
+TEST_F(ShredTest, TheWrappedKeyIsGoneFromTheKeystoreFiles) {
+  uint64_t id = CreateRecord("anna@example.org");
+  const std::string subject = SubjectOf(id);
+  Close();
+  const std::string wrapped = WrappedKeyBytes(subject);
+  ASSERT_EQ(wrapped.size(), crypto::kSealOverhead + crypto::SecretKey::kSize);
+  // Control: before the shred the scan finds the wrapped key.
+  EXPECT_NE(ReadAllFiles(dir_ + "/keystore").find(wrapped), std::string::npos);
+  ReopenAll();
+  ASSERT_TRUE(engine_->ShredSubject(*admin_, subject).ok());
+  Close();
+  EXPECT_EQ(ReadAllFiles(dir_ + "/keystore").find(wrapped), std::string::npos);
+  EXPECT_EQ(ReadAllFiles(dir_).find(wrapped), std::string::npos);
+}
+
+TEST_F(ShredTest, TheErasureIsRecordedInTheLedger) {
+  CreateRecord("anna@example.org");
+  const std::string subject =
+      *engine_->FindSubject(*admin_, "anna@example.org");
+  ASSERT_TRUE(engine_->ShredSubject(*admin_, subject).ok());
+  Close();
+  crypto::SecretKey master = MasterKey();
+  auto keystore =
+      Keystore::Open(dir_ + "/keystore", false, false, master, clock_.Now());
+  ASSERT_TRUE(keystore.has_value());
+  crypto::SecretKey bi =
+      crypto::DeriveSubkey(master, crypto::Subkey::kBlindIndex);
+  crypto::SecretKey ledger =
+      crypto::DeriveSubkey(master, crypto::Subkey::kLedger);
+  auto entry =
+      crypto::KeyedHash(ledger, crypto::BlindIndex(bi, "anna@example.org"));
+  EXPECT_TRUE(*(*keystore)->InLedger(entry));
+  auto other =
+      crypto::KeyedHash(ledger, crypto::BlindIndex(bi, "ben@example.org"));
+  EXPECT_FALSE(*(*keystore)->InLedger(other));
+}
+
+TEST_F(ShredTest, TheSameIdentifierLaterGetsANewKeyAndCannotReadTheOldParts) {
+  NewRecord r;
+  r.kind = "request";
+  r.personal = {{"anna@example.org", {{"name", "Anna"}}},
+                {"ben@example.org", {{"name", "Ben"}}}};
+  uint64_t old_id = *engine_->CreateRecord(*owner_, r);
+  const std::string old_subject =
+      *engine_->FindSubject(*admin_, "anna@example.org");
+  ASSERT_TRUE(engine_->ShredSubject(*admin_, old_subject).ok());
+
+  uint64_t new_id = CreateRecord("anna@example.org");
+  const std::string new_subject =
+      *engine_->FindSubject(*admin_, "anna@example.org");
+  EXPECT_NE(new_subject, old_subject);
+  EXPECT_EQ(SubjectOf(new_id), new_subject);
+  auto old_view = engine_->GetRecord(*owner_, old_id);
+  ASSERT_EQ(old_view->parts.size(), 1u);
+  EXPECT_EQ(old_view->parts[0].subject_identifier, "ben@example.org");
+}
+
+TEST_F(ShredTest, OnlyAdminsShredAndOnlyOnce) {
+  uint64_t id = CreateRecord();
+  const std::string subject = SubjectOf(id);
+  EXPECT_EQ(engine_->ShredSubject(*owner_, subject).code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_EQ(engine_->ShredSubject(*admin_, "s-nobody").code(),
+            StatusCode::kNotFound);
+  ASSERT_TRUE(engine_->ShredSubject(*admin_, subject).ok());
+  EXPECT_EQ(engine_->ShredSubject(*admin_, subject).code(),
+            StatusCode::kNotFound);
+}
+
+// The crash window of the documented write order: the intent is in the
+// records database, the key not yet destroyed. The next Open must finish
+// the shred before anything can be read.
+TEST_F(ShredTest, AShredInterruptedAfterItsIntentIsFinishedAtOpen) {
+  uint64_t id = CreateRecord("anna@example.org");
+  const std::string subject = SubjectOf(id);
+  Close();
+  {
+    leveldb::DB* raw = nullptr;
+    ASSERT_TRUE(
+        leveldb::DB::Open(leveldb::Options(), dir_ + "/records", &raw).ok());
+    std::unique_ptr<leveldb::DB> db(raw);
+    std::string value;
+    ASSERT_TRUE(db->Get(leveldb::ReadOptions(), "s:" + subject, &value).ok());
+    codec::StoredSubject s = *codec::DecodeSubject(value);
+    s.shredded = true;
+    s.shredded_at_micros = ToMicros(clock_.Now());
+    ASSERT_TRUE(db->Put(leveldb::WriteOptions(), "s:" + subject,
+                        codec::EncodeSubject(s))
+                    .ok());
+    ASSERT_TRUE(
+        db->Put(leveldb::WriteOptions(), "q:shred:" + subject, "").ok());
+  }
+  const std::string wrapped = WrappedKeyBytes(subject);
+  ReopenAll();
+  EXPECT_EQ(engine_->GetRecord(*admin_, id)->state, RecordState::kErased);
+  EXPECT_EQ(engine_->GetRecord(*owner_, id).error().code(),
+            StatusCode::kNotFound);
+  Close();
+  EXPECT_EQ(ReadAllFiles(dir_ + "/keystore").find(wrapped), std::string::npos);
+}
+
+TEST_F(ShredTest, ShredCostDoesNotTouchTheSubjectsRecords) {
+  // The shred itself rewrites no record: until CompleteShreds runs, the
+  // stored records are as they were (their state is derived at read time).
+  std::vector<uint64_t> ids;
+  for (int i = 0; i < 20; ++i) ids.push_back(CreateRecord("anna@example.org"));
+  ASSERT_TRUE(engine_->ShredSubject(*admin_, SubjectOf(ids[0])).ok());
+  Close();
+  leveldb::DB* raw = nullptr;
+  ASSERT_TRUE(
+      leveldb::DB::Open(leveldb::Options(), dir_ + "/records", &raw).ok());
+  std::unique_ptr<leveldb::DB> db(raw);
+  for (uint64_t id : ids) {
+    std::string key = "r:";
+    for (int shift = 56; shift >= 0; shift -= 8) {
+      key.push_back(static_cast<char>((id >> shift) & 0xff));
+    }
+    std::string value;
+    ASSERT_TRUE(db->Get(leveldb::ReadOptions(), key, &value).ok());
+    EXPECT_EQ(codec::DecodeRecord(value)->state, RecordState::kActive);
+  }
+}
+
+}  // namespace
+}  // namespace custos::testing
