@@ -105,6 +105,24 @@ struct Record {
   flags @14 :List(Flag);
   contests @15 :List(Contest);
   subjectIds @16 :List(Text);   # Every subject the record ever concerned.
+  nextDeadlineMicros @17 :Int64;  # 0 = none; mirrored in the deadline index.
+  nextTransition @18 :Transition;
+}
+
+enum Transition {
+  none @0;
+  close @1;
+  block @2;
+  erase @3;
+}
+
+struct Policy {
+  # A retention policy; periods as canonical ISO 8601 strings ("" = absent).
+  kind @0 :Text;
+  closeAfter @1 :Text;
+  blockAfter @2 :Text;
+  eraseAfter @3 :Text;
+  historyAfter @4 :Text;
 }
 
 struct WrappedKey {

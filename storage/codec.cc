@@ -247,6 +247,8 @@ std::string EncodeRecord(const StoredRecord& r) {
     contests[i].setSubjectId(AsText(r.contests[i].subject_id));
     contests[i].setSealedStatement(AsData(r.contests[i].sealed_statement));
   }
+  b.setNextDeadlineMicros(r.next_deadline_micros);
+  b.setNextTransition(static_cast<schema::Transition>(r.next_transition));
   auto subject_ids = b.initSubjectIds(r.subject_ids.size());
   for (size_t i = 0; i < r.subject_ids.size(); ++i) {
     subject_ids.set(i, AsText(r.subject_ids[i]));
@@ -291,7 +293,56 @@ Result<StoredRecord> DecodeRecord(std::string_view bytes) {
                                 FromData(c.getSealedStatement())});
         }
         for (auto s : b.getSubjectIds()) r.subject_ids.push_back(FromText(s));
+        r.next_deadline_micros = b.getNextDeadlineMicros();
+        auto transition = static_cast<uint16_t>(b.getNextTransition());
+        if (transition > static_cast<uint16_t>(Transition::kErase)) {
+          return Fail(Status::DataLoss("corrupt stored record transition"));
+        }
+        r.next_transition = static_cast<Transition>(transition);
         return r;
+      });
+  if (!decoded) return Fail(decoded.error());
+  return std::move(*decoded);
+}
+
+std::string EncodePolicy(const RetentionPolicy& p) {
+  capnp::MallocMessageBuilder message;
+  auto b = message.initRoot<schema::Policy>();
+  b.setKind(AsText(p.kind));
+  b.setCloseAfter(p.close_after ? p.close_after->ToString() : "");
+  b.setBlockAfter(p.block_after ? p.block_after->ToString() : "");
+  b.setEraseAfter(p.erase_after.ToString());
+  b.setHistoryAfter(p.history_after.ToString());
+  return ToBytes(message);
+}
+
+Result<RetentionPolicy> DecodePolicy(std::string_view bytes) {
+  auto decoded = Decode<schema::Policy>(
+      bytes, "policy", [](schema::Policy::Reader b) -> Result<RetentionPolicy> {
+        RetentionPolicy p;
+        p.kind = FromText(b.getKind());
+        auto parse = [](capnp::Text::Reader text) -> Result<Period> {
+          auto period = ParsePeriod(std::string_view(text.cStr(), text.size()));
+          if (!period) return Fail(Status::DataLoss("corrupt stored policy"));
+          return period;
+        };
+        if (b.getCloseAfter().size() > 0) {
+          auto period = parse(b.getCloseAfter());
+          if (!period) return Fail(period.error());
+          p.close_after = *period;
+        }
+        if (b.getBlockAfter().size() > 0) {
+          auto period = parse(b.getBlockAfter());
+          if (!period) return Fail(period.error());
+          p.block_after = *period;
+        }
+        auto erase = parse(b.getEraseAfter());
+        if (!erase) return Fail(erase.error());
+        p.erase_after = *erase;
+        auto history = parse(b.getHistoryAfter());
+        if (!history) return Fail(history.error());
+        p.history_after = *history;
+        return p;
       });
   if (!decoded) return Fail(decoded.error());
   return std::move(*decoded);

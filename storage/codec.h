@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "storage/retention_policy.h"
 #include "storage/types.h"
 
 namespace custos::codec {
@@ -55,6 +56,8 @@ struct StoredContest {
   Bytes sealed_statement;
 };
 
+enum class Transition : uint8_t { kNone = 0, kClose, kBlock, kErase };
+
 struct StoredRecord {
   uint64_t id = 0;
   std::string kind;
@@ -73,6 +76,8 @@ struct StoredRecord {
   std::vector<StoredFlag> flags;
   std::vector<StoredContest> contests;
   std::vector<std::string> subject_ids;
+  int64_t next_deadline_micros = 0;  // 0 = none.
+  Transition next_transition = Transition::kNone;
 };
 
 struct StoredWrappedKey {
@@ -91,6 +96,10 @@ Result<StoredSubject> DecodeSubject(std::string_view bytes);
 
 std::string EncodeRecord(const StoredRecord& r);
 Result<StoredRecord> DecodeRecord(std::string_view bytes);
+
+std::string EncodePolicy(const RetentionPolicy& p);
+// DataLoss if the bytes or any stored period are malformed.
+Result<RetentionPolicy> DecodePolicy(std::string_view bytes);
 
 std::string EncodeWrappedKey(const StoredWrappedKey& k);
 Result<StoredWrappedKey> DecodeWrappedKey(std::string_view bytes);

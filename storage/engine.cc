@@ -9,6 +9,7 @@
 #include <mutex>
 #include <set>
 #include <shared_mutex>
+#include <thread>
 #include <unordered_map>
 
 #include "crypto/aead.h"
@@ -114,6 +115,17 @@ std::string SubjectRecordKey(std::string_view subject, uint64_t id) {
   std::string key = SubjectRecordsPrefix(subject);
   AppendBigEndian64(key, id);
   return key;
+}
+constexpr char kDeadlinePrefix[] = "d:";
+// Deadline index: "d:" || u64 BE due micros || u64 BE record id -> "".
+std::string DeadlineKey(int64_t due_micros, uint64_t id) {
+  std::string key = kDeadlinePrefix;
+  AppendBigEndian64(key, static_cast<uint64_t>(due_micros));
+  AppendBigEndian64(key, id);
+  return key;
+}
+std::string PolicyKey(std::string_view kind) {
+  return "pol:" + std::string(kind);
 }
 constexpr char kShredQueuePrefix[] = "q:shred:";
 std::string ShredQueueKey(std::string_view subject) {
@@ -267,9 +279,15 @@ class Engine::Impl {
                                const std::optional<Purpose>& purpose);
 
   Status Write(leveldb::WriteBatch& batch, std::string_view what);
-  void PutRecord(leveldb::WriteBatch& batch, const StoredRecord& r) {
-    batch.Put(RecordKey(r.id), codec::EncodeRecord(r));
-  }
+  // Recomputes the record's next deadline, moves its deadline index entry,
+  // and adds the record to `batch`: every change of a record goes through
+  // here, so the index never disagrees with the records.
+  Status PutRecord(leveldb::WriteBatch& batch, StoredRecord& r);
+  Result<std::optional<RetentionPolicy>> PolicyFor(
+      const std::string& kind) const;
+  // Applies the record's due transition at its due instant. REQUIRES:
+  // r.next_transition != kNone.
+  void ApplyTransition(StoredRecord& r) const;
 
   const Options options_;
   const Limits& limits_;
@@ -285,6 +303,10 @@ class Engine::Impl {
   std::mutex write_mu_;
   uint64_t next_record_id_ = 1;  // Guarded by write_mu_.
 
+  // Policies are few and read on every change: all of them live here.
+  mutable std::shared_mutex policies_mu_;
+  std::map<std::string, RetentionPolicy> policies_;
+
   // Principals are few and read on every call: all of them live here.
   mutable std::shared_mutex principals_mu_;
   std::unordered_map<std::string, PrincipalInfo> principals_;
@@ -294,6 +316,112 @@ Status Engine::Impl::Write(leveldb::WriteBatch& batch, std::string_view what) {
   leveldb::WriteOptions wo;
   wo.sync = options_.sync_writes;
   return FromLevelDb(db_->Write(wo, &batch), what);
+}
+
+Result<std::optional<RetentionPolicy>> Engine::Impl::PolicyFor(
+    const std::string& kind) const {
+  std::shared_lock lock(policies_mu_);
+  auto it = policies_.find(kind);
+  if (it == policies_.end()) return std::optional<RetentionPolicy>();
+  return std::optional<RetentionPolicy>(it->second);
+}
+
+namespace {
+// The next deadline of a record under `policy`, always computed from its
+// anchoring event (last change for close_after, closure otherwise), never
+// by stepping from an earlier deadline.
+Result<std::pair<int64_t, codec::Transition>> NextDeadline(
+    const StoredRecord& r, const RetentionPolicy& policy) {
+  using codec::Transition;
+  std::optional<Period> period;
+  int64_t anchor = 0;
+  Transition next = Transition::kNone;
+  switch (r.state) {
+    case RecordState::kActive:
+      if (policy.close_after) {
+        period = policy.close_after;
+        anchor = r.updated_at_micros;
+        next = Transition::kClose;
+      }
+      break;
+    case RecordState::kClosed:
+      anchor = r.closed_at_micros;
+      if (policy.block_after) {
+        period = policy.block_after;
+        next = Transition::kBlock;
+      } else {
+        period = policy.erase_after;
+        next = Transition::kErase;
+      }
+      break;
+    case RecordState::kBlocked:
+      anchor = r.closed_at_micros;
+      period = policy.erase_after;
+      next = Transition::kErase;
+      break;
+    case RecordState::kErased:
+      break;
+  }
+  if (!period) return std::pair<int64_t, Transition>{0, Transition::kNone};
+  auto due = AddPeriod(FromMicros(anchor), *period);
+  if (!due) {
+    return Fail(Status::InvalidArgument("deadline out of range: " +
+                                        due.error().message()));
+  }
+  return std::pair<int64_t, Transition>{ToMicros(*due), next};
+}
+}  // namespace
+
+Status Engine::Impl::PutRecord(leveldb::WriteBatch& batch, StoredRecord& r) {
+  if (r.next_deadline_micros != 0) {
+    batch.Delete(DeadlineKey(r.next_deadline_micros, r.id));
+  }
+  r.next_deadline_micros = 0;
+  r.next_transition = codec::Transition::kNone;
+  auto policy = PolicyFor(r.kind);
+  if (!policy) return policy.error();
+  if (*policy) {
+    auto next = NextDeadline(r, **policy);
+    if (!next) return next.error();
+    r.next_deadline_micros = next->first;
+    r.next_transition = next->second;
+    if (next->second != codec::Transition::kNone) {
+      batch.Put(DeadlineKey(r.next_deadline_micros, r.id), "");
+    }
+  }
+  batch.Put(RecordKey(r.id), codec::EncodeRecord(r));
+  return Status::Ok();
+}
+
+namespace {
+// Erasure: the personal parts, flag notes and contest contents go; who
+// flagged or contested, and when, stays with the attributes.
+void EraseContents(StoredRecord& r, int64_t at_micros) {
+  r.state = RecordState::kErased;
+  r.erased_at_micros = at_micros;
+  r.parts.clear();
+  for (auto& f : r.flags) f.sealed_note.clear();
+  for (auto& c : r.contests) c.sealed_statement.clear();
+}
+}  // namespace
+
+void Engine::Impl::ApplyTransition(StoredRecord& r) const {
+  const int64_t due = r.next_deadline_micros;
+  switch (r.next_transition) {
+    case codec::Transition::kClose:
+      r.state = RecordState::kClosed;
+      r.closed_at_micros = due;
+      break;
+    case codec::Transition::kBlock:
+      r.state = RecordState::kBlocked;
+      r.blocked_at_micros = due;
+      break;
+    case codec::Transition::kErase:
+      EraseContents(r, due);
+      break;
+    case codec::Transition::kNone:
+      break;
+  }
 }
 
 Status Engine::Impl::Load() {
@@ -313,7 +441,15 @@ Status Engine::Impl::Load() {
     if (!p) return p.error();
     principals_[p->info.id] = p->info;
   }
-  return FromLevelDb(it->status(), "loading principals");
+  if (!it->status().ok())
+    return FromLevelDb(it->status(), "loading principals");
+  for (it->Seek("pol:"); it->Valid() && it->key().starts_with("pol:");
+       it->Next()) {
+    auto policy = codec::DecodePolicy(it->value().ToString());
+    if (!policy) return policy.error();
+    policies_[policy->kind] = *policy;
+  }
+  return FromLevelDb(it->status(), "loading policies");
 }
 
 // A shred is first written as an intent in the records database, then the
@@ -662,8 +798,14 @@ Result<std::unique_ptr<Engine>> Engine::Open(const Options& options,
   if (s.IsNotFound()) {
     leveldb::WriteOptions wo;
     wo.sync = true;
-    s = db->Put(wo, kFormatKey,
-                codec::EncodeFormatInfo(kFormatVersion, ToMicros(now)));
+    // A new store starts with the shipped policies (DESIGN section 3).
+    leveldb::WriteBatch batch;
+    batch.Put(kFormatKey,
+              codec::EncodeFormatInfo(kFormatVersion, ToMicros(now)));
+    for (const RetentionPolicy& policy : DefaultPolicies()) {
+      batch.Put(PolicyKey(policy.kind), codec::EncodePolicy(policy));
+    }
+    s = db->Write(wo, &batch);
     if (!s.ok()) return Fail(FromLevelDb(s, "writing format version"));
   } else if (!s.ok()) {
     return Fail(FromLevelDb(s, "reading format version"));
@@ -843,6 +985,14 @@ Result<uint64_t> Engine::CreateRecord(const Actor& actor, const NewRecord& in) {
     }
   }
 
+  auto policy = impl_->PolicyFor(in.kind);
+  if (!policy) return Fail(policy.error());
+  if (!*policy) {
+    return Fail(Status::FailedPrecondition(
+        "no retention policy for kind '" + in.kind +
+        "': no data is stored without a retention rule"));
+  }
+
   std::lock_guard<std::mutex> lock(impl_->write_mu_);
   leveldb::WriteBatch batch;
   StoredRecord r;
@@ -875,7 +1025,7 @@ Result<uint64_t> Engine::CreateRecord(const Actor& actor, const NewRecord& in) {
     r.subject_ids.push_back(*subject_id);
     batch.Put(SubjectRecordKey(*subject_id, r.id), "");
   }
-  impl_->PutRecord(batch, r);
+  CUSTOS_RETURN_IF_ERROR(impl_->PutRecord(batch, r));
   batch.Put(AclKey(r.owner, r.id), "");
   for (const auto& g : r.grants) batch.Put(AclKey(g, r.id), "");
   std::string next;
@@ -1013,7 +1163,7 @@ Status Engine::Grant(const Actor& actor, uint64_t id,
   r.grants.push_back(target->id);
   r.updated_at_micros = ToMicros(impl_->clock_.Now());
   leveldb::WriteBatch batch;
-  impl_->PutRecord(batch, r);
+  CUSTOS_RETURN_IF_ERROR(impl_->PutRecord(batch, r));
   batch.Put(AclKey(target->id, r.id), "");
   return impl_->Write(batch, "granting access");
 }
@@ -1065,7 +1215,7 @@ Result<uint64_t> Engine::Rectify(const Actor& actor, uint64_t id,
   crypto::Wipe(plain);
   r.updated_at_micros = ToMicros(impl_->clock_.Now());
   leveldb::WriteBatch batch;
-  impl_->PutRecord(batch, r);
+  CUSTOS_RETURN_IF_ERROR(impl_->PutRecord(batch, r));
   CUSTOS_RETURN_IF_ERROR(impl_->Write(batch, "rectifying record"));
   return r.version;
 }
@@ -1103,7 +1253,7 @@ Status Engine::FlagIncorrect(const Actor& actor, uint64_t id,
   r.flags.push_back(std::move(flag));
   r.updated_at_micros = ToMicros(impl_->clock_.Now());
   leveldb::WriteBatch batch;
-  impl_->PutRecord(batch, r);
+  CUSTOS_RETURN_IF_ERROR(impl_->PutRecord(batch, r));
   return impl_->Write(batch, "flagging record");
 }
 
@@ -1150,7 +1300,7 @@ Status Engine::Contest(const Actor& actor, uint64_t id,
   r.contests.push_back(std::move(contest));
   r.updated_at_micros = ToMicros(impl_->clock_.Now());
   leveldb::WriteBatch batch;
-  impl_->PutRecord(batch, r);
+  CUSTOS_RETURN_IF_ERROR(impl_->PutRecord(batch, r));
   return impl_->Write(batch, "recording contest");
 }
 
@@ -1167,7 +1317,7 @@ Status Engine::Close(const Actor& actor, uint64_t id) {
   r.state = RecordState::kClosed;
   r.closed_at_micros = r.updated_at_micros = ToMicros(impl_->clock_.Now());
   leveldb::WriteBatch batch;
-  impl_->PutRecord(batch, r);
+  CUSTOS_RETURN_IF_ERROR(impl_->PutRecord(batch, r));
   return impl_->Write(batch, "closing record");
 }
 
@@ -1187,7 +1337,7 @@ Status Engine::Withdraw(const Actor& actor, uint64_t id) {
   if (r.closed_at_micros == 0) r.closed_at_micros = now;
   r.blocked_at_micros = r.updated_at_micros = now;
   leveldb::WriteBatch batch;
-  impl_->PutRecord(batch, r);
+  CUSTOS_RETURN_IF_ERROR(impl_->PutRecord(batch, r));
   return impl_->Write(batch, "withdrawing record");
 }
 
@@ -1208,18 +1358,12 @@ Status Engine::EraseRecord(const Actor& actor, uint64_t id) {
     return Status::FailedPrecondition("the record is already ERASED");
   }
   const int64_t now = ToMicros(impl_->clock_.Now());
-  r.state = RecordState::kErased;
-  r.erased_at_micros = resolved->state == RecordState::kErased
-                           ? resolved->erased_at_micros
-                           : now;
+  EraseContents(r, resolved->state == RecordState::kErased
+                       ? resolved->erased_at_micros
+                       : now);
   r.updated_at_micros = now;
-  // The personal parts, flag notes and contest contents go; who flagged or
-  // contested, and when, stays with the attributes.
-  r.parts.clear();
-  for (auto& f : r.flags) f.sealed_note.clear();
-  for (auto& c : r.contests) c.sealed_statement.clear();
   leveldb::WriteBatch batch;
-  impl_->PutRecord(batch, r);
+  CUSTOS_RETURN_IF_ERROR(impl_->PutRecord(batch, r));
   return impl_->Write(batch, "erasing record");
 }
 
@@ -1338,7 +1482,7 @@ Result<size_t> Engine::CompleteShreds(size_t budget) {
           record->state = RecordState::kErased;
           record->erased_at_micros = subject->shredded_at_micros;
         }
-        impl_->PutRecord(batch, *record);
+        CUSTOS_RETURN_IF_ERROR(impl_->PutRecord(batch, *record));
       } else if (record.error().code() != StatusCode::kNotFound) {
         return Fail(record.error());
       }
@@ -1354,6 +1498,154 @@ Result<size_t> Engine::CompleteShreds(size_t budget) {
     }
   }
   return rewritten;
+}
+
+// ---- Retention
+// ---------------------------------------------------------------
+
+Status Engine::SetPolicy(const Actor& admin, const RetentionPolicy& policy) {
+  if (auto p = impl_->RequireRole(admin, Role::kAdmin); !p) return p.error();
+  CUSTOS_RETURN_IF_ERROR(ValidatePolicy(policy));
+  std::lock_guard<std::mutex> lock(impl_->write_mu_);
+  leveldb::WriteBatch batch;
+  batch.Put(PolicyKey(policy.kind), codec::EncodePolicy(policy));
+  CUSTOS_RETURN_IF_ERROR(impl_->Write(batch, "storing policy"));
+  std::unique_lock plock(impl_->policies_mu_);
+  impl_->policies_[policy.kind] = policy;
+  return Status::Ok();
+}
+
+Result<std::vector<RetentionPolicy>> Engine::ListPolicies(const Actor& actor) {
+  if (auto p = impl_->Caller(actor); !p) return Fail(p.error());
+  std::shared_lock lock(impl_->policies_mu_);
+  std::vector<RetentionPolicy> out;
+  for (const auto& [kind, policy] : impl_->policies_) out.push_back(policy);
+  return out;
+}
+
+Result<size_t> Engine::ReapplyPolicies(const Actor& admin) {
+  if (auto p = impl_->RequireRole(admin, Role::kAdmin); !p) {
+    return Fail(p.error());
+  }
+  std::lock_guard<std::mutex> lock(impl_->write_mu_);
+  // Open deadlines are exactly the records that are not ERASED; ACTIVE
+  // records without close_after have none, so walk the records themselves.
+  size_t updated = 0;
+  std::unique_ptr<leveldb::Iterator> it(
+      impl_->db_->NewIterator(leveldb::ReadOptions()));
+  for (it->Seek("r:"); it->Valid() && it->key().starts_with("r:"); it->Next()) {
+    auto record = codec::DecodeRecord(it->value().ToString());
+    if (!record) return Fail(record.error());
+    if (record->state == RecordState::kErased) continue;
+    const int64_t before = record->next_deadline_micros;
+    const auto before_transition = record->next_transition;
+    leveldb::WriteBatch batch;
+    CUSTOS_RETURN_IF_ERROR(impl_->PutRecord(batch, *record));
+    if (record->next_deadline_micros == before &&
+        record->next_transition == before_transition) {
+      continue;
+    }
+    CUSTOS_RETURN_IF_ERROR(impl_->Write(batch, "re-applying policy"));
+    ++updated;
+  }
+  if (!it->status().ok()) {
+    return Fail(FromLevelDb(it->status(), "re-applying policies"));
+  }
+  return updated;
+}
+
+Result<SweepReport> Engine::Sweep(const Actor& admin,
+                                  const SweepOptions& options) {
+  if (auto p = impl_->RequireRole(admin, Role::kAdmin); !p) {
+    return Fail(p.error());
+  }
+  if (options.batch_size == 0) {
+    return Fail(Status::InvalidArgument("batch_size must be at least 1"));
+  }
+  const int64_t as_of = ToMicros(options.as_of);
+  SweepReport report;
+  // In a dry run nothing is written, so the index does not shrink: walk it
+  // from a moving start key instead of re-seeking its beginning.
+  std::string resume_key = kDeadlinePrefix;
+  size_t processed = 0;
+  while (true) {
+    size_t in_batch = 0;
+    bool more_due = false;
+    {
+      std::lock_guard<std::mutex> lock(impl_->write_mu_);
+      std::unique_ptr<leveldb::Iterator> it(
+          impl_->db_->NewIterator(leveldb::ReadOptions()));
+      leveldb::WriteBatch batch;
+      for (it->Seek(resume_key);
+           it->Valid() && it->key().starts_with(kDeadlinePrefix); it->Next()) {
+        std::string_view key(it->key().data(), it->key().size());
+        const std::string_view rest = key.substr(sizeof(kDeadlinePrefix) - 1);
+        const int64_t due = static_cast<int64_t>(ReadBigEndian64(rest));
+        if (due > as_of) break;
+        if (in_batch == options.batch_size ||
+            processed == options.max_records) {
+          more_due = true;
+          break;
+        }
+        const uint64_t id = ReadBigEndian64(rest.substr(8));
+        resume_key = std::string(key) + '\0';
+        auto record = impl_->ReadRecord(id);
+        if (!record) {
+          if (record.error().code() != StatusCode::kNotFound) {
+            return Fail(record.error());
+          }
+          batch.Delete(it->key());  // A stray entry: its record is gone.
+          continue;
+        }
+        if (record->next_deadline_micros != due) {
+          batch.Delete(it->key());  // Stale: the record moved on.
+          continue;
+        }
+        // Apply every transition due by as_of, in order, in one write.
+        while (record->next_transition != codec::Transition::kNone &&
+               record->next_deadline_micros <= as_of) {
+          PlannedTransition step{id, record->state, record->state,
+                                 FromMicros(record->next_deadline_micros)};
+          impl_->ApplyTransition(*record);
+          step.to = record->state;
+          switch (step.to) {
+            case RecordState::kClosed:
+              ++report.closed;
+              break;
+            case RecordState::kBlocked:
+              ++report.blocked;
+              break;
+            case RecordState::kErased:
+              ++report.erased;
+              break;
+            case RecordState::kActive:
+              break;
+          }
+          report.transitions.push_back(step);
+          leveldb::WriteBatch scratch;
+          CUSTOS_RETURN_IF_ERROR(
+              impl_->PutRecord(options.dry_run ? scratch : batch, *record));
+        }
+        ++in_batch;
+        ++processed;
+      }
+      if (!it->status().ok()) {
+        return Fail(FromLevelDb(it->status(), "reading deadline index"));
+      }
+      if (!options.dry_run && batch.ApproximateSize() > 12) {
+        CUSTOS_RETURN_IF_ERROR(impl_->Write(batch, "sweeping"));
+      }
+    }
+    if (!more_due) break;
+    if (processed == options.max_records) {
+      report.complete = false;
+      break;
+    }
+    if (options.pause_between_batches.count() > 0) {
+      std::this_thread::sleep_for(options.pause_between_batches);
+    }
+  }
+  return report;
 }
 
 size_t Engine::TEST_CachedKeyCount() const { return impl_->key_cache_.size(); }

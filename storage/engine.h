@@ -27,6 +27,7 @@
 #include "base/clock.h"
 #include "base/status.h"
 #include "crypto/secret_key.h"
+#include "storage/retention_policy.h"
 #include "storage/types.h"
 
 namespace custos {
@@ -64,6 +65,37 @@ struct Options {
   Limits limits;
   // Source of time. REQUIRES: non-null; must outlive the Engine.
   const Clock* clock = nullptr;
+};
+
+// What Sweep() does in one call (docs/retention.md, "Sweeper").
+struct SweepOptions {
+  // Apply every transition due at or before this instant.
+  Timestamp as_of;
+  // List what would happen, change nothing.
+  bool dry_run = false;
+  // Records transitioned per write lock hold. Default: 100.
+  size_t batch_size = 100;
+  // Stop after this many records (the rest waits for the next sweep).
+  size_t max_records = SIZE_MAX;
+  // Pause between batches, so a backlog leaves room for foreground work.
+  std::chrono::microseconds pause_between_batches{0};
+};
+
+struct PlannedTransition {
+  uint64_t record_id = 0;
+  RecordState from = RecordState::kActive;
+  RecordState to = RecordState::kActive;
+  Timestamp due;
+};
+
+struct SweepReport {
+  size_t closed = 0;
+  size_t blocked = 0;
+  size_t erased = 0;
+  // Every transition applied (or, in a dry run, that would be), in order.
+  std::vector<PlannedTransition> transitions;
+  // False when max_records stopped the sweep with work still due.
+  bool complete = true;
 };
 
 // The acting principal of a call. Obtained from Engine::Authenticate or
@@ -118,8 +150,28 @@ class Engine {
 
   // ---- Records ----------------------------------------------------------
 
+  // ---- Retention (docs/retention.md) -------------------------------------
+
+  // Admin only. Validates and stores the policy of policy.kind (replacing
+  // any). Applies to deadlines computed from now on; see ReapplyPolicies.
+  Status SetPolicy(const Actor& admin, const RetentionPolicy& policy);
+  // Any principal: the policies, by kind.
+  Result<std::vector<RetentionPolicy>> ListPolicies(const Actor& actor);
+  // Admin only. Recomputes every open deadline from its anchoring event
+  // under the current policies. Returns the number of records updated.
+  Result<size_t> ReapplyPolicies(const Actor& admin);
+
+  // Applies the transitions due by options.as_of, reading only the deadline
+  // index. Each record's transitions (and its next deadline) are one
+  // atomic write; running it again, or after a crash, finishes the work
+  // and never applies a transition twice. Transitions take effect at their
+  // due instant (closed_at, blocked_at, erased_at), whenever the sweep ran.
+  // Admin only.
+  Result<SweepReport> Sweep(const Actor& admin, const SweepOptions& options);
+
   // Caller needs role user. Creates the record ACTIVE, owned by the caller;
   // subjects named by unknown identifiers are registered with a new key.
+  // FailedPrecondition if no retention policy exists for the kind.
   // Returns the new record id.
   Result<uint64_t> CreateRecord(const Actor& actor, const NewRecord& record);
 
