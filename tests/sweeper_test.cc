@@ -1,0 +1,248 @@
+// Deadlines and the sweeper, with the IMI scenarios (DESIGN section 3).
+
+#include <gtest/gtest.h>
+#include <leveldb/db.h>
+
+#include "storage/period.h"
+#include "tests/engine_fixture.h"
+
+namespace custos::testing {
+namespace {
+
+using std::chrono::hours;
+using std::chrono::sys_days;
+using namespace std::chrono_literals;
+
+Timestamp At(int y, unsigned m, unsigned d, int h = 12) {
+  return Timestamp(sys_days(std::chrono::year(y) / m / d) + hours(h));
+}
+
+class SweeperTest : public EngineTest {
+ protected:
+  uint64_t CreateOfKind(const std::string& kind) {
+    NewRecord r;
+    r.kind = kind;
+    r.personal = {{"anna@example.org", {{"name", "Anna"}}}};
+    auto id = engine_->CreateRecord(*owner_, r);
+    EXPECT_TRUE(id.has_value()) << id.error().ToString();
+    return id.value_or(0);
+  }
+  SweepReport SweepAt(Timestamp as_of, bool dry_run = false) {
+    SweepOptions options;
+    options.as_of = as_of;
+    options.dry_run = dry_run;
+    auto report = engine_->Sweep(*admin_, options);
+    EXPECT_TRUE(report.has_value()) << report.error().ToString();
+    return report.value_or(SweepReport{});
+  }
+  RecordState StateOf(uint64_t id) {
+    return engine_->GetRecord(*admin_, id)->state;
+  }
+};
+
+TEST_F(SweeperTest,
+       ARequestClosedOnLastAugustIsBlockedOnLastFebruaryAndErasedThreeYearsOn) {
+  uint64_t id = CreateOfKind("request");
+  ASSERT_TRUE(engine_->Close(*owner_, id).ok());  // 2026-08-31 12:00 UTC.
+
+  EXPECT_EQ(SweepAt(At(2027, 2, 28) - 1us).blocked, 0u);
+  EXPECT_EQ(StateOf(id), RecordState::kClosed);
+  SweepReport report = SweepAt(At(2027, 2, 28));
+  EXPECT_EQ(report.blocked, 1u);
+  EXPECT_EQ(StateOf(id), RecordState::kBlocked);
+  EXPECT_EQ(engine_->GetRecord(*admin_, id)->blocked_at, At(2027, 2, 28));
+  EXPECT_EQ(engine_->GetRecord(*owner_, id).error().code(),
+            StatusCode::kNotFound);
+  auto officer = engine_->GetRecord(*officer_, id, APurpose());
+  ASSERT_TRUE(officer.has_value());
+  EXPECT_TRUE(officer->personal_included);
+
+  EXPECT_EQ(SweepAt(At(2029, 8, 31) - 1us).erased, 0u);
+  EXPECT_EQ(SweepAt(At(2029, 8, 31)).erased, 1u);
+  auto erased = engine_->GetRecord(*officer_, id, APurpose());
+  EXPECT_EQ(erased->state, RecordState::kErased);
+  EXPECT_EQ(erased->erased_at, At(2029, 8, 31));
+  EXPECT_TRUE(erased->parts.empty());
+}
+
+TEST_F(SweeperTest, AnAlertClosedOnLastAugustIsErasedOnLastFebruary) {
+  uint64_t id = CreateOfKind("alert");
+  ASSERT_TRUE(engine_->Close(*owner_, id).ok());
+  EXPECT_EQ(SweepAt(At(2027, 2, 28) - 1us).erased, 0u);
+  SweepReport report = SweepAt(At(2027, 2, 28));
+  EXPECT_EQ(report.erased, 1u);
+  EXPECT_EQ(report.blocked, 0u);
+  EXPECT_EQ(StateOf(id), RecordState::kErased);
+}
+
+TEST_F(SweeperTest, AWithdrawnAlertIsInvisibleAtOnceAndErasedOnSchedule) {
+  uint64_t id = CreateOfKind("alert");
+  ASSERT_TRUE(engine_->Grant(*owner_, id, "authority-b").ok());
+  ASSERT_TRUE(engine_->Withdraw(*owner_, id).ok());
+  EXPECT_EQ(engine_->GetRecord(*owner_, id).error().code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(engine_->GetRecord(*grantee_, id).error().code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(SweepAt(At(2027, 2, 28)).erased, 1u);
+}
+
+TEST_F(SweeperTest, AFebruaryClosureInALeapYearEndsOnTheTwentyNinth) {
+  clock_.Set(At(2027, 8, 31));
+  uint64_t id = CreateOfKind("request");
+  ASSERT_TRUE(engine_->Close(*owner_, id).ok());
+  EXPECT_EQ(SweepAt(At(2028, 2, 28)).blocked, 0u);
+  EXPECT_EQ(SweepAt(At(2028, 2, 29)).blocked, 1u);
+}
+
+TEST_F(SweeperTest, ARecordOfAKindWithoutPolicyIsRefused) {
+  NewRecord r;
+  r.kind = "unregulated";
+  auto id = engine_->CreateRecord(*owner_, r);
+  ASSERT_FALSE(id.has_value());
+  EXPECT_EQ(id.error().code(), StatusCode::kFailedPrecondition);
+}
+
+TEST_F(SweeperTest, ShippedDefaultsAreInPlace) {
+  auto policies = engine_->ListPolicies(*owner_);
+  ASSERT_TRUE(policies.has_value());
+  auto by_kind = [](const RetentionPolicy& a, const RetentionPolicy& b) {
+    return a.kind < b.kind;
+  };
+  std::vector<RetentionPolicy> shipped = DefaultPolicies();
+  std::sort(shipped.begin(), shipped.end(), by_kind);
+  EXPECT_EQ(*policies, shipped);
+}
+
+TEST_F(SweeperTest, IdleActiveRecordsAreClosedByCloseAfter) {
+  RetentionPolicy policy{.kind = "case",
+                         .close_after = *ParsePeriod("P30D"),
+                         .block_after = std::nullopt,
+                         .erase_after = *ParsePeriod("P1Y"),
+                         .history_after = *ParsePeriod("P5Y")};
+  ASSERT_TRUE(engine_->SetPolicy(*admin_, policy).ok());
+  uint64_t idle = CreateOfKind("case");
+  uint64_t touched = CreateOfKind("case");
+  clock_.Advance(hours(24 * 20));
+  ASSERT_TRUE(engine_->Grant(*owner_, touched, "authority-b").ok());
+  SweepReport report = SweepAt(TestEpoch() + hours(24 * 30));
+  EXPECT_EQ(report.closed, 1u);
+  EXPECT_EQ(StateOf(idle), RecordState::kClosed);
+  EXPECT_EQ(engine_->GetRecord(*admin_, idle)->closed_at,
+            TestEpoch() + hours(24 * 30));
+  EXPECT_EQ(StateOf(touched), RecordState::kActive);
+  // The erase deadline runs from the closure the sweeper applied.
+  EXPECT_EQ(SweepAt(At(2027, 9, 30) - 1us).erased, 0u);
+  EXPECT_EQ(SweepAt(At(2027, 9, 30)).erased, 1u);
+}
+
+TEST_F(SweeperTest, ADryRunListsWhatWouldHappenAndChangesNothing) {
+  uint64_t id = CreateOfKind("request");
+  ASSERT_TRUE(engine_->Close(*owner_, id).ok());
+  SweepReport dry = SweepAt(At(2030, 1, 1), /*dry_run=*/true);
+  EXPECT_EQ(dry.blocked, 1u);
+  EXPECT_EQ(dry.erased, 1u);
+  ASSERT_EQ(dry.transitions.size(), 2u);
+  EXPECT_EQ(dry.transitions[0].to, RecordState::kBlocked);
+  EXPECT_EQ(dry.transitions[0].due, At(2027, 2, 28));
+  EXPECT_EQ(dry.transitions[1].to, RecordState::kErased);
+  EXPECT_EQ(dry.transitions[1].due, At(2029, 8, 31));
+  EXPECT_EQ(StateOf(id), RecordState::kClosed);
+  // The real sweep does the same, in one write per record.
+  SweepReport real = SweepAt(At(2030, 1, 1));
+  EXPECT_EQ(real.transitions.size(), 2u);
+  EXPECT_EQ(StateOf(id), RecordState::kErased);
+}
+
+TEST_F(SweeperTest, SweepingTwiceDoesNothingTheSecondTime) {
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(engine_->Close(*owner_, CreateOfKind("alert")).ok());
+  }
+  EXPECT_EQ(SweepAt(At(2027, 3, 1)).erased, 5u);
+  SweepReport again = SweepAt(At(2027, 3, 1));
+  EXPECT_EQ(again.erased, 0u);
+  EXPECT_TRUE(again.transitions.empty());
+}
+
+TEST_F(SweeperTest, MaxRecordsBoundsASweepAndTheNextOneFinishes) {
+  for (int i = 0; i < 7; ++i) {
+    ASSERT_TRUE(engine_->Close(*owner_, CreateOfKind("alert")).ok());
+  }
+  SweepOptions options;
+  options.as_of = At(2027, 3, 1);
+  options.batch_size = 2;
+  options.max_records = 5;
+  auto first = engine_->Sweep(*admin_, options);
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->erased, 5u);
+  EXPECT_FALSE(first->complete);
+  auto second = engine_->Sweep(*admin_, options);
+  EXPECT_EQ(second->erased, 2u);
+  EXPECT_TRUE(second->complete);
+}
+
+TEST_F(SweeperTest, APolicyChangeAppliesToLaterDeadlinesAndReapplyRecomputes) {
+  uint64_t before = CreateOfKind("alert");
+  ASSERT_TRUE(engine_->Close(*owner_, before).ok());
+  RetentionPolicy longer = DefaultPolicies()[1].kind == "alert"
+                               ? DefaultPolicies()[1]
+                               : DefaultPolicies()[0];
+  ASSERT_EQ(longer.kind, "alert");
+  longer.erase_after = *ParsePeriod("P1Y");
+  ASSERT_TRUE(engine_->SetPolicy(*admin_, longer).ok());
+  uint64_t after = CreateOfKind("alert");
+  ASSERT_TRUE(engine_->Close(*owner_, after).ok());
+
+  SweepAt(At(2027, 2, 28));
+  EXPECT_EQ(StateOf(before), RecordState::kErased);  // Old deadline kept.
+  EXPECT_EQ(StateOf(after), RecordState::kClosed);   // New one: P1Y.
+
+  uint64_t third = CreateOfKind("alert");
+  ASSERT_TRUE(engine_->Close(*owner_, third).ok());
+  longer.erase_after = *ParsePeriod("P2Y");
+  ASSERT_TRUE(engine_->SetPolicy(*admin_, longer).ok());
+  auto updated = engine_->ReapplyPolicies(*admin_);
+  ASSERT_TRUE(updated.has_value());
+  EXPECT_EQ(*updated, 2u);
+  EXPECT_EQ(SweepAt(At(2028, 8, 31) - 1us).erased, 0u);
+  EXPECT_EQ(SweepAt(At(2028, 8, 31)).erased, 2u);
+}
+
+TEST_F(SweeperTest, InvalidPoliciesAndNonAdminsAreRefused) {
+  RetentionPolicy bad{.kind = "x",
+                      .close_after = std::nullopt,
+                      .block_after = *ParsePeriod("P1Y"),
+                      .erase_after = *ParsePeriod("P6M"),
+                      .history_after = *ParsePeriod("P5Y")};
+  EXPECT_EQ(engine_->SetPolicy(*admin_, bad).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(engine_->SetPolicy(*owner_, DefaultPolicies()[0]).code(),
+            StatusCode::kPermissionDenied);
+  SweepOptions options;
+  options.as_of = At(2030, 1, 1);
+  EXPECT_EQ(engine_->Sweep(*owner_, options).error().code(),
+            StatusCode::kPermissionDenied);
+}
+
+TEST_F(SweeperTest, TheDeadlineIndexHoldsOneEntryPerOpenDeadline) {
+  uint64_t a = CreateOfKind("request");
+  uint64_t b = CreateOfKind("alert");
+  CreateOfKind("request");  // ACTIVE, no close_after: no deadline.
+  ASSERT_TRUE(engine_->Close(*owner_, a).ok());
+  ASSERT_TRUE(engine_->Close(*owner_, b).ok());
+  SweepAt(At(2027, 2, 28));  // a blocked (next: erase), b erased (none).
+  Close();
+  leveldb::DB* raw = nullptr;
+  ASSERT_TRUE(
+      leveldb::DB::Open(leveldb::Options(), dir_ + "/records", &raw).ok());
+  std::unique_ptr<leveldb::DB> db(raw);
+  std::unique_ptr<leveldb::Iterator> it(
+      db->NewIterator(leveldb::ReadOptions()));
+  int entries = 0;
+  for (it->Seek("d:"); it->Valid() && it->key().starts_with("d:"); it->Next()) {
+    ++entries;
+  }
+  EXPECT_EQ(entries, 1);
+}
+
+}  // namespace
+}  // namespace custos::testing
