@@ -1,0 +1,657 @@
+// Benchmarks of the storage engine's public API, and of raw LevelDB doing
+// the nearest equivalent single Put/Get, so the engine's overhead (access
+// checks, per-subject encryption, secondary index entries, Cap'n Proto
+// encoding) can be read as a ratio. Results are recorded in bench/RESULTS.md.
+//
+// Every store lives in a fresh mkdtemp() directory under /tmp, removed when
+// the store is destroyed. Time comes from a ManualClock. Throughput
+// benchmarks run with Options::sync_writes = false; those named *SyncWrites
+// use true and say so in their label.
+
+#include <benchmark/benchmark.h>
+#include <leveldb/db.h>
+#include <leveldb/options.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/status.h"
+#include "crypto/secret_key.h"
+#include "storage/engine.h"
+#include "storage/types.h"
+
+namespace custos {
+namespace {
+
+constexpr int64_t kStartMicros = 1'750'000'000'000'000;  // June 2025.
+// Records in the stores that reads and lists run against.
+constexpr int kPrefillRecords = 10'000;
+// Distinct subjects those records concern; fits the default key cache
+// (1024), so reads there find their key cached.
+constexpr int kSubjectPool = 1'000;
+// Unrelated subjects in the keystore of the shred benchmarks, so that its
+// compaction has something to rewrite.
+constexpr int kBackgroundSubjects = 1'000;
+// Records per shredded subject in the shred benchmarks, at most.
+constexpr int kMaxShredRecords = 10'000;
+
+// Setup failures are bugs in this file or in the engine: stop loudly.
+void Check(const Status& status, const char* what) {
+  if (!status.ok()) {
+    std::fprintf(stderr, "%s: %s\n", what, status.ToString().c_str());
+    std::abort();
+  }
+}
+void Check(const leveldb::Status& status, const char* what) {
+  if (!status.ok()) {
+    std::fprintf(stderr, "%s: %s\n", what, status.ToString().c_str());
+    std::abort();
+  }
+}
+template <typename T>
+T Value(Result<T> result, const char* what) {
+  if (!result) Check(result.error(), what);
+  return std::move(*result);
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string path = "/tmp/custos-engine-bench-XXXXXX";
+    if (mkdtemp(path.data()) == nullptr) {
+      std::perror("mkdtemp");
+      std::abort();
+    }
+    path_ = std::move(path);
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// The engine's record key ("r:" + 8-byte big-endian id), used for the raw
+// LevelDB baselines and to read an encoded record back.
+std::string RecordKey(uint64_t id) {
+  std::string key = "r:";
+  for (int shift = 56; shift >= 0; shift -= 8) {
+    key.push_back(static_cast<char>((id >> shift) & 0xff));
+  }
+  return key;
+}
+
+// An engine in a fresh directory, with an admin and one user.
+class Store {
+ public:
+  explicit Store(bool sync_writes)
+      : clock_(FromMicros(kStartMicros)),
+        master_(crypto::SecretKey::Generate()) {
+    options_.data_dir = dir_.path() + "/data";
+    options_.sync_writes = sync_writes;
+    options_.clock = &clock_;
+    Open();
+    Value(engine_->BootstrapAdmin("admin", "Admin"), "bootstrap admin");
+    admin_.emplace(Value(engine_->ActorFor("admin"), "admin actor"));
+    Value(engine_->CreatePrincipal(*admin_, "user", "User", {Role::kUser},
+                                   /*redacted=*/false),
+          "create user");
+    user_.emplace(Value(engine_->ActorFor("user"), "user actor"));
+  }
+
+  // Closes the engine, flushes every dirty page of the system to disk, and
+  // opens the engine again: the setup's unsynced writes are then not paid
+  // for by the first synchronous write of the timed loop (on ext4 an fsync
+  // waits for other files' pending data too).
+  void Reopen(bool sync_writes) {
+    Close();
+    ::sync();
+    options_.sync_writes = sync_writes;
+    Open();
+  }
+  void Close() { engine_.reset(); }
+
+  Engine& engine() { return *engine_; }
+  const Actor& admin() const { return *admin_; }
+  const Actor& user() const { return *user_; }
+  std::string records_path() const { return options_.data_dir + "/records"; }
+
+ private:
+  void Open() {
+    engine_ =
+        Value(Engine::Open(options_,
+                           Value(crypto::SecretKey::FromBytes(master_.bytes()),
+                                 "copy master key")),
+              "open engine");
+  }
+
+  TempDir dir_;  // First member: removed after the engine is closed.
+  ManualClock clock_;
+  crypto::SecretKey master_;
+  Options options_;
+  std::unique_ptr<Engine> engine_;
+  std::optional<Actor> admin_;
+  std::optional<Actor> user_;
+};
+
+std::string Identifier(int n) {
+  char buffer[48];
+  std::snprintf(buffer, sizeof(buffer), "subject-%07d@example.org", n);
+  return buffer;
+}
+
+// Four fields whose names and values total exactly `personal_bytes` (the
+// sum the engine checks against Limits::max_personal_bytes).
+std::vector<Field> Fields(const std::string& identifier, size_t personal_bytes,
+                          char filler) {
+  std::vector<Field> fields{{"name", "Alex Example"},
+                            {"email", identifier},
+                            {"phone", "+32 470 12 34 56"}};
+  size_t used = 5;  // "notes"
+  for (const Field& f : fields) used += f.name.size() + f.value.size();
+  fields.push_back({"notes", std::string(personal_bytes - used, filler)});
+  return fields;
+}
+
+NewRecord MakeRecord(const std::string& identifier, size_t personal_bytes,
+                     uint64_t serial) {
+  NewRecord record;
+  record.kind = "alert";
+  record.attributes = {{"status", "open"},
+                       {"channel", "web-form"},
+                       {"case", "case-" + std::to_string(serial)}};
+  record.personal.push_back(
+      {identifier, Fields(identifier, personal_bytes, 'x')});
+  return record;
+}
+
+uint64_t Create(Store& store, int subject, size_t personal_bytes,
+                uint64_t serial) {
+  return Value(store.engine().CreateRecord(
+                   store.user(),
+                   MakeRecord(Identifier(subject), personal_bytes, serial)),
+               "create record");
+}
+
+// The size of the value the engine stores for one record with
+// `personal_bytes` of fields, read back from its records database: the raw
+// LevelDB baselines write values of this size.
+size_t EncodedRecordSize(size_t personal_bytes) {
+  static std::map<size_t, size_t> sizes;
+  if (auto it = sizes.find(personal_bytes); it != sizes.end()) {
+    return it->second;
+  }
+  Store store(/*sync_writes=*/false);
+  const uint64_t id = Create(store, 0, personal_bytes, 1);
+  store.Close();
+  leveldb::DB* raw = nullptr;
+  Check(leveldb::DB::Open(leveldb::Options(), store.records_path(), &raw),
+        "open records database");
+  std::unique_ptr<leveldb::DB> db(raw);
+  std::string value;
+  Check(db->Get(leveldb::ReadOptions(), RecordKey(id), &value),
+        "read encoded record");
+  sizes[personal_bytes] = value.size();
+  return value.size();
+}
+
+// A store holding kPrefillRecords records over kSubjectPool subjects, shared
+// by the read benchmarks (built on first use, removed at exit).
+struct Prefilled {
+  Store store{/*sync_writes=*/false};
+  std::vector<uint64_t> ids;
+};
+
+Prefilled& PrefilledStore(size_t personal_bytes) {
+  static std::map<size_t, std::unique_ptr<Prefilled>> stores;
+  std::unique_ptr<Prefilled>& slot = stores[personal_bytes];
+  if (slot == nullptr) {
+    slot = std::make_unique<Prefilled>();
+    for (int i = 0; i < kPrefillRecords; ++i) {
+      slot->ids.push_back(Create(slot->store, i % kSubjectPool, personal_bytes,
+                                 static_cast<uint64_t>(i)));
+    }
+  }
+  return *slot;
+}
+
+// ---- Raw LevelDB baselines ----
+
+// A LevelDB with the engine's options (paranoid checks, default
+// compression), keys "r:" + 8-byte big-endian id, values of random bytes the
+// size of an encoded engine record with Arg personal bytes.
+class RawDb {
+ public:
+  RawDb() {
+    leveldb::Options options;
+    options.create_if_missing = true;
+    options.paranoid_checks = true;
+    leveldb::DB* raw = nullptr;
+    Check(leveldb::DB::Open(options, dir_.path() + "/db", &raw),
+          "open raw leveldb");
+    db_.reset(raw);
+  }
+  leveldb::DB& db() { return *db_; }
+
+ private:
+  TempDir dir_;  // First member: removed after the database is closed.
+  std::unique_ptr<leveldb::DB> db_;
+};
+
+std::string RandomValue(size_t size, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::string value(size, '\0');
+  for (char& c : value) c = static_cast<char>(rng() & 0xff);
+  return value;
+}
+
+void RawPutLoop(benchmark::State& state, bool sync) {
+  const size_t value_size =
+      EncodedRecordSize(static_cast<size_t>(state.range(0)));
+  if (sync) ::sync();  // As Store::Reopen before the engine's sync runs.
+  RawDb raw;
+  std::string value = RandomValue(value_size, 46);
+  leveldb::WriteOptions wo;
+  wo.sync = sync;
+  uint64_t id = 0;
+  for (auto _ : state) {
+    ++id;
+    value[0] = static_cast<char>(id);  // Not the same value twice in a row.
+    leveldb::Status s = raw.db().Put(wo, RecordKey(id), value);
+    if (!s.ok()) {
+      state.SkipWithError(s.ToString().c_str());
+      break;
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.counters["record_bytes"] = static_cast<double>(value_size);
+  if (sync) state.SetLabel("sync=true");
+}
+
+void BM_RawLevelDbPut(benchmark::State& state) { RawPutLoop(state, false); }
+
+void BM_RawLevelDbPutSync(benchmark::State& state) { RawPutLoop(state, true); }
+
+void BM_RawLevelDbGet(benchmark::State& state) {
+  const size_t value_size =
+      EncodedRecordSize(static_cast<size_t>(state.range(0)));
+  static std::map<size_t, std::unique_ptr<RawDb>> dbs;
+  std::unique_ptr<RawDb>& slot = dbs[value_size];
+  if (slot == nullptr) {
+    slot = std::make_unique<RawDb>();
+    std::string value = RandomValue(value_size, 47);
+    for (uint64_t id = 1; id <= kPrefillRecords; ++id) {
+      value[0] = static_cast<char>(id);
+      Check(slot->db().Put(leveldb::WriteOptions(), RecordKey(id), value),
+            "prefill raw leveldb");
+    }
+  }
+  std::mt19937_64 rng(48);
+  std::uniform_int_distribution<uint64_t> pick(1, kPrefillRecords);
+  std::string value;
+  for (auto _ : state) {
+    leveldb::Status s =
+        slot->db().Get(leveldb::ReadOptions(), RecordKey(pick(rng)), &value);
+    if (!s.ok()) {
+      state.SkipWithError(s.ToString().c_str());
+      break;
+    }
+    benchmark::DoNotOptimize(value.data());
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.counters["record_bytes"] = static_cast<double>(value_size);
+}
+
+// ---- Creating records ----
+
+// Arg: personal bytes per record. `new_subject`: every record names a
+// subject never seen before (a key is generated, wrapped and stored in the
+// keystore); otherwise it names one of kSubjectPool registered subjects
+// whose key is cached.
+void CreateRecordLoop(benchmark::State& state, bool new_subject, bool sync) {
+  const size_t personal_bytes = static_cast<size_t>(state.range(0));
+  Store store(/*sync_writes=*/false);
+  int next_subject = 0;
+  uint64_t serial = 0;
+  if (!new_subject) {
+    for (; next_subject < kSubjectPool; ++next_subject) {
+      Create(store, next_subject, personal_bytes, serial++);
+    }
+  }
+  // Unsynced setup writes are flushed here, not by the first timed fsync.
+  store.Reopen(sync);
+  // Records are built outside the timed region.
+  std::vector<NewRecord> records;
+  for (int i = 0; i < 1000; ++i) {
+    records.push_back(MakeRecord(Identifier(new_subject ? 0 : i % kSubjectPool),
+                                 personal_bytes, 0));
+  }
+  size_t i = 0;
+  for (auto _ : state) {
+    NewRecord& record = records[i++ % records.size()];
+    // Formatting the identifier (~0.1 us) is left in the timed region:
+    // pausing the timers would cost more.
+    if (new_subject) {
+      record.personal[0].subject_identifier = Identifier(++next_subject);
+    }
+    Result<uint64_t> id = store.engine().CreateRecord(store.user(), record);
+    if (!id) {
+      state.SkipWithError(id.error().ToString().c_str());
+      break;
+    }
+    benchmark::DoNotOptimize(*id);
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.counters["record_bytes"] =
+      static_cast<double>(EncodedRecordSize(personal_bytes));
+  if (sync) state.SetLabel("sync_writes=true");
+}
+
+void BM_CreateRecordNewSubject(benchmark::State& state) {
+  CreateRecordLoop(state, /*new_subject=*/true, /*sync=*/false);
+}
+BENCHMARK(BM_CreateRecordNewSubject)->Arg(256)->Arg(1024)->UseRealTime();
+
+void BM_CreateRecordExistingSubject(benchmark::State& state) {
+  CreateRecordLoop(state, /*new_subject=*/false, /*sync=*/false);
+}
+BENCHMARK(BM_CreateRecordExistingSubject)->Arg(256)->Arg(1024)->UseRealTime();
+
+// One fsync of the records database per record.
+void BM_CreateRecordExistingSubjectSyncWrites(benchmark::State& state) {
+  CreateRecordLoop(state, /*new_subject=*/false, /*sync=*/true);
+}
+BENCHMARK(BM_CreateRecordExistingSubjectSyncWrites)->Arg(256)->UseRealTime();
+
+// Two fsyncs per record: the keystore's (new key), then the records
+// database's.
+void BM_CreateRecordNewSubjectSyncWrites(benchmark::State& state) {
+  CreateRecordLoop(state, /*new_subject=*/true, /*sync=*/true);
+}
+BENCHMARK(BM_CreateRecordNewSubjectSyncWrites)->Arg(256)->UseRealTime();
+
+// Baselines for the creates above (functions defined earlier).
+BENCHMARK(BM_RawLevelDbPut)->Arg(256)->Arg(1024)->UseRealTime();
+BENCHMARK(BM_RawLevelDbPutSync)->Arg(256)->UseRealTime();
+
+// ---- Reading records ----
+
+// The owner reads a random record of the prefilled store, personal data
+// decrypted (the part and the subject's identifier). Keys are cached.
+void BM_GetRecord(benchmark::State& state) {
+  Prefilled& prefilled = PrefilledStore(static_cast<size_t>(state.range(0)));
+  Engine& engine = prefilled.store.engine();
+  std::mt19937_64 rng(42);
+  std::uniform_int_distribution<size_t> pick(0, prefilled.ids.size() - 1);
+  for (auto _ : state) {
+    Result<RecordView> view =
+        engine.GetRecord(prefilled.store.user(), prefilled.ids[pick(rng)]);
+    if (!view || !view->personal_included || view->parts.size() != 1) {
+      state.SkipWithError("GetRecord did not return the personal part");
+      break;
+    }
+    benchmark::DoNotOptimize(view->parts.front().fields.data());
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.counters["record_bytes"] = static_cast<double>(
+      EncodedRecordSize(static_cast<size_t>(state.range(0))));
+}
+BENCHMARK(BM_GetRecord)->Arg(256)->Arg(1024)->UseRealTime();
+BENCHMARK(BM_RawLevelDbGet)->Arg(256)->Arg(1024)->UseRealTime();
+
+// As BM_GetRecord, but the key cache is emptied before every read, so each
+// read reads and unwraps the subject's key from the keystore (the time
+// includes wiping and freeing the previous read's key).
+void BM_GetRecordKeyCacheMiss(benchmark::State& state) {
+  Prefilled& prefilled = PrefilledStore(static_cast<size_t>(state.range(0)));
+  Engine& engine = prefilled.store.engine();
+  std::mt19937_64 rng(43);
+  std::uniform_int_distribution<size_t> pick(0, prefilled.ids.size() - 1);
+  for (auto _ : state) {
+    engine.TEST_ClearKeyCache();
+    Result<RecordView> view =
+        engine.GetRecord(prefilled.store.user(), prefilled.ids[pick(rng)]);
+    if (!view || !view->personal_included) {
+      state.SkipWithError("GetRecord did not return the personal part");
+      break;
+    }
+    benchmark::DoNotOptimize(view->parts.front().fields.data());
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_GetRecordKeyCacheMiss)->Arg(256)->UseRealTime();
+
+// A page of 100 records from a random cursor, as the owner of all of them
+// (access index scan, one record read and decryption per record).
+void BM_ListRecords(benchmark::State& state) {
+  Prefilled& prefilled = PrefilledStore(static_cast<size_t>(state.range(0)));
+  Engine& engine = prefilled.store.engine();
+  std::mt19937_64 rng(44);
+  std::uniform_int_distribution<size_t> pick(0, prefilled.ids.size() - 101);
+  ListQuery query;
+  query.limit = 100;
+  int64_t records = 0;
+  for (auto _ : state) {
+    query.after_id = prefilled.ids[pick(rng)];
+    Result<ListPage> page = engine.ListRecords(prefilled.store.user(), query);
+    if (!page || page->records.size() != 100) {
+      state.SkipWithError("ListRecords did not return a full page");
+      break;
+    }
+    records += static_cast<int64_t>(page->records.size());
+    benchmark::DoNotOptimize(page->records.data());
+  }
+  state.SetItemsProcessed(records);
+}
+BENCHMARK(BM_ListRecords)->Arg(256)->UseRealTime();
+
+// ---- Changing records ----
+
+// The owner replaces the fields of a random record's part (read, decrypt
+// check, re-encrypt, write) in a store of kSubjectPool records.
+void BM_Rectify(benchmark::State& state) {
+  const size_t personal_bytes = static_cast<size_t>(state.range(0));
+  Store store(/*sync_writes=*/false);
+  std::vector<std::pair<uint64_t, std::string>> targets;
+  for (int i = 0; i < kSubjectPool; ++i) {
+    const uint64_t id = Create(store, i, personal_bytes, i);
+    RecordView view =
+        Value(store.engine().GetRecord(store.user(), id), "read back");
+    targets.emplace_back(id, view.subject_ids.front());
+  }
+  store.Reopen(/*sync_writes=*/false);
+  const std::vector<Field> fields = Fields(Identifier(0), personal_bytes, 'y');
+  std::mt19937_64 rng(45);
+  std::uniform_int_distribution<size_t> pick(0, targets.size() - 1);
+  for (auto _ : state) {
+    const auto& [id, subject_id] = targets[pick(rng)];
+    Result<uint64_t> version =
+        store.engine().Rectify(store.user(), id, subject_id, fields);
+    if (!version) {
+      state.SkipWithError(version.error().ToString().c_str());
+      break;
+    }
+    benchmark::DoNotOptimize(*version);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_Rectify)->Arg(256)->Arg(1024)->UseRealTime();
+
+// ---- Shredding ----
+
+// Compacts the whole records database of a closed store, so that no
+// background compaction left over from the setup competes with the timed
+// region for the disk.
+void CompactRecordsDatabase(const Store& store) {
+  leveldb::DB* raw = nullptr;
+  Check(leveldb::DB::Open(leveldb::Options(), store.records_path(), &raw),
+        "open records database");
+  std::unique_ptr<leveldb::DB> db(raw);
+  db->CompactRange(nullptr, nullptr);
+}
+
+// How a shred benchmark's store is built. Each iteration shreds a subject
+// not shredded before (subject ids `background_subjects` onwards), holding
+// `records_per_subject` records; all of them are created before the timed
+// loop, after `background_records` records spread over
+// `background_subjects` unrelated subjects, whose keys sit in the keystore
+// that every shred compacts.
+//
+// When `settle`, the records database is compacted while the engine is
+// closed, and the engine is reopened (see Store::Reopen): the shred then
+// pays only for its own writes. Otherwise the engine stays open and the
+// shreds start right after the bulk load.
+struct ShredSetup {
+  int records_per_subject;
+  int background_subjects;
+  int background_records;
+  bool settle;
+};
+
+void ShredLoop(benchmark::State& state, const ShredSetup& setup) {
+  const int subjects = static_cast<int>(state.max_iterations);
+  Store store(/*sync_writes=*/false);
+  uint64_t serial = 0;
+  for (int i = 0; i < setup.background_records; ++i) {
+    Create(store, i % setup.background_subjects, 256, serial++);
+  }
+  std::vector<std::string> victims;
+  for (int s = 0; s < subjects; ++s) {
+    const int subject = setup.background_subjects + s;
+    for (int r = 0; r < setup.records_per_subject; ++r) {
+      Create(store, subject, 256, serial++);
+    }
+    victims.push_back(
+        Value(store.engine().FindSubject(store.admin(), Identifier(subject)),
+              "find subject"));
+  }
+  if (setup.settle) {
+    store.Close();
+    CompactRecordsDatabase(store);
+    store.Reopen(/*sync_writes=*/false);
+  }
+  size_t next = 0;
+  for (auto _ : state) {
+    Status status = store.engine().ShredSubject(store.admin(), victims[next++]);
+    if (!status.ok()) {
+      state.SkipWithError(status.ToString().c_str());
+      break;
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+  if (store.engine()
+          .FindSubject(store.admin(), Identifier(setup.background_subjects))
+          .has_value()) {
+    state.SkipWithError("a shredded subject can still be found");
+  }
+}
+
+// Arg: records of the shredded subject (at most kMaxShredRecords). Whatever
+// the Arg, the store holds the same number of records, kMaxShredRecords per
+// shredded subject, those the subject does not hold going to the
+// kBackgroundSubjects unrelated subjects: both variants run on stores of the
+// same size after the same amount of I/O, and differ only in how many
+// records the shredded subject has.
+ShredSetup SameSizeStore(const benchmark::State& state, bool settle) {
+  const int records = static_cast<int>(state.range(0));
+  return {records, kBackgroundSubjects,
+          kBackgroundSubjects + static_cast<int>(state.max_iterations) *
+                                    (kMaxShredRecords - records),
+          settle};
+}
+
+// The shred's own cost: the store is at rest when it starts.
+void BM_ShredSubject(benchmark::State& state) {
+  ShredLoop(state, SameSizeStore(state, /*settle=*/true));
+}
+BENCHMARK(BM_ShredSubject)
+    ->Arg(10)
+    ->Arg(10'000)
+    ->Iterations(10)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// Right after the bulk load that created the subjects' records, engine
+// still open: LevelDB may still be compacting the records database, and the
+// shred's fsyncs wait for the load's dirty pages.
+void BM_ShredSubjectAfterBulkLoad(benchmark::State& state) {
+  ShredLoop(state, SameSizeStore(state, /*settle=*/false));
+}
+BENCHMARK(BM_ShredSubjectAfterBulkLoad)
+    ->Arg(10)
+    ->Arg(10'000)
+    ->Iterations(10)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// Arg: subjects in the store (one record each) besides the shredded ones,
+// which hold 10 records each. ShredSubject compacts the whole keystore, so
+// this is where its cost can grow.
+void BM_ShredSubjectKeystoreSize(benchmark::State& state) {
+  const int background = static_cast<int>(state.range(0));
+  ShredLoop(state, {10, background, background, /*settle=*/true});
+}
+BENCHMARK(BM_ShredSubjectKeystoreSize)
+    ->Arg(1'000)
+    ->Arg(100'000)
+    ->Iterations(5)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// Args: CompleteShreds' budget, and how many records were already rewritten
+// (untimed) before the timed loop. A subject with 10,000 records is shredded
+// before the timed loop; each iteration rewrites `budget` of its records.
+// Items are records rewritten.
+void BM_CompleteShreds(benchmark::State& state) {
+  const size_t budget = static_cast<size_t>(state.range(0));
+  const size_t done_before = static_cast<size_t>(state.range(1));
+  Store store(/*sync_writes=*/false);
+  for (int r = 0; r < 10'000; ++r) Create(store, 0, 256, r);
+  Create(store, 1, 256, 10'000);  // A record that stays.
+  const std::string victim =
+      Value(store.engine().FindSubject(store.admin(), Identifier(0)), "find");
+  Check(store.engine().ShredSubject(store.admin(), victim), "shred");
+  if (done_before > 0) {
+    if (Value(store.engine().CompleteShreds(done_before), "complete") !=
+        done_before) {
+      state.SkipWithError("CompleteShreds did not use its whole budget");
+    }
+  }
+  store.Reopen(/*sync_writes=*/false);
+  int64_t rewritten = 0;
+  for (auto _ : state) {
+    Result<size_t> done = store.engine().CompleteShreds(budget);
+    if (!done || *done != budget) {
+      state.SkipWithError("CompleteShreds did not use its whole budget");
+      break;
+    }
+    rewritten += static_cast<int64_t>(*done);
+  }
+  state.SetItemsProcessed(rewritten);
+}
+BENCHMARK(BM_CompleteShreds)->Args({1, 0})->Iterations(500)->UseRealTime();
+BENCHMARK(BM_CompleteShreds)->Args({1, 9'000})->Iterations(500)->UseRealTime();
+BENCHMARK(BM_CompleteShreds)->Args({100, 0})->Iterations(50)->UseRealTime();
+
+}  // namespace
+}  // namespace custos
