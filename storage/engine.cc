@@ -1451,11 +1451,18 @@ Result<size_t> Engine::CompleteShreds(size_t budget) {
     auto subject = codec::DecodeSubject(value);
     if (!subject) return Fail(subject.error());
 
+    // The queue entry's value is the last record id finished (empty at
+    // first): resuming after it skips the deleted index entries a plain seek
+    // would have to step over again on every call.
     const std::string prefix = SubjectRecordsPrefix(subject_id);
+    std::string start = prefix;
+    const std::string cursor = queue->value().ToString();
+    if (cursor.size() == 8)
+      AppendBigEndian64(start, ReadBigEndian64(cursor) + 1);
     std::unique_ptr<leveldb::Iterator> it(
         impl_->db_->NewIterator(leveldb::ReadOptions()));
     bool finished = true;
-    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
+    for (it->Seek(start); it->Valid() && it->key().starts_with(prefix);
          it->Next()) {
       if (rewritten == budget) {
         finished = false;
@@ -1465,6 +1472,9 @@ Result<size_t> Engine::CompleteShreds(size_t budget) {
       uint64_t id = ReadBigEndian64(key.substr(prefix.size()));
       leveldb::WriteBatch batch;
       batch.Delete(it->key());
+      std::string next_cursor;
+      AppendBigEndian64(next_cursor, id);
+      batch.Put(queue->key(), next_cursor);
       auto record = impl_->ReadRecord(id);
       if (record) {
         auto& parts = record->parts;

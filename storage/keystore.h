@@ -51,8 +51,8 @@ class Keystore {
   Result<bool> HasKey(std::string_view subject_id);
 
   // In one atomic write: deletes the subject's wrapped key and records
-  // `ledger_hash` in the erasure ledger. Then compacts the keystore so the
-  // wrapped key is gone from its files.
+  // `ledger_hash` in the erasure ledger. Then compacts the key's range so
+  // the wrapped key is gone from the keystore's files.
   Status DestroyKey(std::string_view subject_id,
                     const crypto::Digest& ledger_hash, Timestamp at,
                     std::string_view by);
