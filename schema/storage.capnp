@@ -136,3 +136,17 @@ struct LedgerEntry {
   shreddedAtMicros @0 :Int64;
   by @1 :Text;
 }
+
+struct Hold {
+  # A legal hold on one record (recordId != 0) or on all of a subject's
+  # records (subjectId != "").
+  id @0 :Text;
+  recordId @1 :UInt64;
+  subjectId @2 :Text;
+  reason @3 :Text;
+  setBy @4 :Text;
+  setAtMicros @5 :Int64;
+  endsAtMicros @6 :Int64;
+  releasedAtMicros @7 :Int64;  # 0 = not released.
+  releasedBy @8 :Text;
+}

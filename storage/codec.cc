@@ -305,6 +305,39 @@ Result<StoredRecord> DecodeRecord(std::string_view bytes) {
   return std::move(*decoded);
 }
 
+std::string EncodeHold(const HoldView& h) {
+  capnp::MallocMessageBuilder message;
+  auto b = message.initRoot<schema::Hold>();
+  b.setId(AsText(h.id));
+  b.setRecordId(h.record_id.value_or(0));
+  b.setSubjectId(h.subject_id ? AsText(*h.subject_id) : "");
+  b.setReason(AsText(h.reason));
+  b.setSetBy(AsText(h.set_by));
+  b.setSetAtMicros(ToMicros(h.set_at));
+  b.setEndsAtMicros(ToMicros(h.ends_at));
+  b.setReleasedAtMicros(h.released_at ? ToMicros(*h.released_at) : 0);
+  b.setReleasedBy(AsText(h.released_by));
+  return ToBytes(message);
+}
+
+Result<HoldView> DecodeHold(std::string_view bytes) {
+  return Decode<schema::Hold>(bytes, "hold", [](schema::Hold::Reader b) {
+    HoldView h;
+    h.id = FromText(b.getId());
+    if (b.getRecordId() != 0) h.record_id = b.getRecordId();
+    if (b.getSubjectId().size() > 0) h.subject_id = FromText(b.getSubjectId());
+    h.reason = FromText(b.getReason());
+    h.set_by = FromText(b.getSetBy());
+    h.set_at = FromMicros(b.getSetAtMicros());
+    h.ends_at = FromMicros(b.getEndsAtMicros());
+    if (b.getReleasedAtMicros() != 0) {
+      h.released_at = FromMicros(b.getReleasedAtMicros());
+    }
+    h.released_by = FromText(b.getReleasedBy());
+    return h;
+  });
+}
+
 std::string EncodePolicy(const RetentionPolicy& p) {
   capnp::MallocMessageBuilder message;
   auto b = message.initRoot<schema::Policy>();

@@ -97,6 +97,9 @@ Result<StoredSubject> DecodeSubject(std::string_view bytes);
 std::string EncodeRecord(const StoredRecord& r);
 Result<StoredRecord> DecodeRecord(std::string_view bytes);
 
+std::string EncodeHold(const HoldView& h);
+Result<HoldView> DecodeHold(std::string_view bytes);
+
 std::string EncodePolicy(const RetentionPolicy& p);
 // DataLoss if the bytes or any stored period are malformed.
 Result<RetentionPolicy> DecodePolicy(std::string_view bytes);

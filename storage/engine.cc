@@ -5,6 +5,7 @@
 #include <leveldb/write_batch.h>
 
 #include <algorithm>
+#include <ctime>
 #include <map>
 #include <mutex>
 #include <set>
@@ -126,6 +127,22 @@ std::string DeadlineKey(int64_t due_micros, uint64_t id) {
 }
 std::string PolicyKey(std::string_view kind) {
   return "pol:" + std::string(kind);
+}
+// Legal holds: "hold:" id -> Hold; "ho:r:" u64 BE record || id -> "";
+// "ho:s:" subject || NUL || id -> "s" (a subject hold) or "r" (a hold on
+// one of the subject's records, so a shred can see it without a scan).
+constexpr char kNextHoldIdKey[] = "m:next_hold_id";
+std::string HoldKey(std::string_view id) { return "hold:" + std::string(id); }
+std::string RecordHoldsPrefix(uint64_t record_id) {
+  std::string key = "ho:r:";
+  AppendBigEndian64(key, record_id);
+  return key;
+}
+std::string SubjectHoldsPrefix(std::string_view subject) {
+  std::string key = "ho:s:";
+  key += subject;
+  key.push_back('\0');
+  return key;
 }
 constexpr char kShredQueuePrefix[] = "q:shred:";
 std::string ShredQueueKey(std::string_view subject) {
@@ -282,7 +299,20 @@ class Engine::Impl {
   // Recomputes the record's next deadline, moves its deadline index entry,
   // and adds the record to `batch`: every change of a record goes through
   // here, so the index never disagrees with the records.
-  Status PutRecord(leveldb::WriteBatch& batch, StoredRecord& r);
+  // Holds are judged active at `holds_at` (default: now).
+  Status PutRecord(leveldb::WriteBatch& batch, StoredRecord& r,
+                   std::optional<int64_t> holds_at = std::nullopt);
+  // Holds in force at `at` covering the record (its own and its subjects').
+  Result<std::vector<HoldView>> HoldsOnRecord(const StoredRecord& r,
+                                              int64_t at) const;
+  // Holds in force at `at` covering the subject or any of its records.
+  Result<std::vector<HoldView>> HoldsOnSubject(const std::string& subject_id,
+                                               int64_t at) const;
+  Result<std::vector<HoldView>> HoldsUnder(const std::string& prefix,
+                                           int64_t at, bool subject_only) const;
+  Result<HoldView> AddHold(const PrincipalInfo& officer, HoldView hold,
+                           std::string_view reason, Timestamp ends_at,
+                           const std::vector<std::string>& subject_ids);
   Result<std::optional<RetentionPolicy>> PolicyFor(
       const std::string& kind) const;
   // Applies the record's due transition at its due instant. REQUIRES:
@@ -372,7 +402,8 @@ Result<std::pair<int64_t, codec::Transition>> NextDeadline(
 }
 }  // namespace
 
-Status Engine::Impl::PutRecord(leveldb::WriteBatch& batch, StoredRecord& r) {
+Status Engine::Impl::PutRecord(leveldb::WriteBatch& batch, StoredRecord& r,
+                               std::optional<int64_t> holds_at) {
   if (r.next_deadline_micros != 0) {
     batch.Delete(DeadlineKey(r.next_deadline_micros, r.id));
   }
@@ -385,6 +416,15 @@ Status Engine::Impl::PutRecord(leveldb::WriteBatch& batch, StoredRecord& r) {
     if (!next) return next.error();
     r.next_deadline_micros = next->first;
     r.next_transition = next->second;
+    if (next->second == codec::Transition::kErase) {
+      // A legal hold postpones erasure to its end.
+      auto holds = HoldsOnRecord(r, holds_at.value_or(ToMicros(clock_.Now())));
+      if (!holds) return holds.error();
+      for (const HoldView& h : *holds) {
+        r.next_deadline_micros =
+            std::max(r.next_deadline_micros, ToMicros(h.ends_at));
+      }
+    }
     if (next->second != codec::Transition::kNone) {
       batch.Put(DeadlineKey(r.next_deadline_micros, r.id), "");
     }
@@ -392,6 +432,64 @@ Status Engine::Impl::PutRecord(leveldb::WriteBatch& batch, StoredRecord& r) {
   batch.Put(RecordKey(r.id), codec::EncodeRecord(r));
   return Status::Ok();
 }
+
+Result<std::vector<HoldView>> Engine::Impl::HoldsUnder(
+    const std::string& prefix, int64_t at, bool subject_only) const {
+  std::vector<HoldView> holds;
+  std::unique_ptr<leveldb::Iterator> it(
+      db_->NewIterator(leveldb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
+       it->Next()) {
+    if (subject_only && it->value().ToString() != "s") continue;
+    std::string id = it->key().ToString().substr(prefix.size());
+    std::string value;
+    leveldb::Status s = db_->Get(leveldb::ReadOptions(), HoldKey(id), &value);
+    if (!s.ok()) return Fail(FromLevelDb(s, "reading hold"));
+    auto hold = codec::DecodeHold(value);
+    if (!hold) return Fail(hold.error());
+    if (!hold->released_at && ToMicros(hold->ends_at) > at) {
+      holds.push_back(std::move(*hold));
+    }
+  }
+  if (!it->status().ok())
+    return Fail(FromLevelDb(it->status(), "reading holds"));
+  return holds;
+}
+
+Result<std::vector<HoldView>> Engine::Impl::HoldsOnRecord(const StoredRecord& r,
+                                                          int64_t at) const {
+  auto holds = HoldsUnder(RecordHoldsPrefix(r.id), at, false);
+  if (!holds) return holds;
+  for (const std::string& subject : r.subject_ids) {
+    auto more = HoldsUnder(SubjectHoldsPrefix(subject), at, true);
+    if (!more) return more;
+    holds->insert(holds->end(), more->begin(), more->end());
+  }
+  return holds;
+}
+
+Result<std::vector<HoldView>> Engine::Impl::HoldsOnSubject(
+    const std::string& subject_id, int64_t at) const {
+  return HoldsUnder(SubjectHoldsPrefix(subject_id), at, false);
+}
+
+namespace {
+// "legal hold h3 (until 2027-03-01T00:00:00Z), legal hold h4 (...)".
+std::string DescribeHolds(const std::vector<HoldView>& holds) {
+  std::string out;
+  for (const HoldView& h : holds) {
+    if (!out.empty()) out += ", ";
+    const auto seconds = std::chrono::floor<std::chrono::seconds>(h.ends_at);
+    const std::time_t t = seconds.time_since_epoch().count();
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char when[32];
+    std::strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    out += "legal hold " + h.id + " (until " + when + ")";
+  }
+  return out;
+}
+}  // namespace
 
 namespace {
 // Erasure: the personal parts, flag notes and contest contents go; who
@@ -1358,6 +1456,12 @@ Status Engine::EraseRecord(const Actor& actor, uint64_t id) {
     return Status::FailedPrecondition("the record is already ERASED");
   }
   const int64_t now = ToMicros(impl_->clock_.Now());
+  auto holds = impl_->HoldsOnRecord(r, now);
+  if (!holds) return holds.error();
+  if (!holds->empty()) {
+    return Status::FailedPrecondition("erasure refused: the record is under " +
+                                      DescribeHolds(*holds));
+  }
   EraseContents(r, resolved->state == RecordState::kErased
                        ? resolved->erased_at_micros
                        : now);
@@ -1410,6 +1514,12 @@ Status Engine::ShredSubject(const Actor& actor, std::string_view subject_id) {
   std::copy(subject->blind_index.begin(), subject->blind_index.end(),
             index.begin());
   const Timestamp now = impl_->clock_.Now();
+  auto holds = impl_->HoldsOnSubject(std::string(subject_id), ToMicros(now));
+  if (!holds) return holds.error();
+  if (!holds->empty()) {
+    return Status::FailedPrecondition(
+        "shredding refused: the subject is under " + DescribeHolds(*holds));
+  }
 
   // Order (docs/storage.md, "Shredding"): 1. intent + subject marked and
   // unlinked from its identifier, in the records database; 2. key destroyed
@@ -1508,6 +1618,179 @@ Result<size_t> Engine::CompleteShreds(size_t budget) {
     }
   }
   return rewritten;
+}
+
+// ---- Legal holds
+
+Result<HoldView> Engine::Impl::AddHold(
+    const PrincipalInfo& officer, HoldView hold, std::string_view reason,
+    Timestamp ends_at, const std::vector<std::string>& subject_ids) {
+  // Caller holds write_mu_.
+  const Timestamp now = clock_.Now();
+  if (ends_at <= now) {
+    return Fail(Status::InvalidArgument("a hold must end in the future"));
+  }
+  std::string counter;
+  uint64_t next = 1;
+  leveldb::Status s =
+      db_->Get(leveldb::ReadOptions(), kNextHoldIdKey, &counter);
+  if (s.ok() && counter.size() == 8) {
+    next = ReadBigEndian64(counter);
+  } else if (!s.IsNotFound()) {
+    return Fail(FromLevelDb(s, "reading hold counter"));
+  }
+  hold.id = "h" + std::to_string(next);
+  hold.reason = std::string(reason);
+  hold.set_by = officer.id;
+  hold.set_at = now;
+  hold.ends_at = ends_at;
+
+  leveldb::WriteBatch batch;
+  batch.Put(HoldKey(hold.id), codec::EncodeHold(hold));
+  std::string next_counter;
+  AppendBigEndian64(next_counter, next + 1);
+  batch.Put(kNextHoldIdKey, next_counter);
+  if (hold.record_id) {
+    batch.Put(RecordHoldsPrefix(*hold.record_id) + hold.id, "");
+    for (const std::string& subject : subject_ids) {
+      batch.Put(SubjectHoldsPrefix(subject) + hold.id, "r");
+    }
+  } else {
+    batch.Put(SubjectHoldsPrefix(*hold.subject_id) + hold.id, "s");
+  }
+  CUSTOS_RETURN_IF_ERROR(Write(batch, "setting hold"));
+  return hold;
+}
+
+Result<HoldView> Engine::SetRecordHold(const Actor& officer, uint64_t record_id,
+                                       std::string_view reason,
+                                       Timestamp ends_at) {
+  auto caller = impl_->RequireRole(officer, Role::kOfficer);
+  if (!caller) return Fail(caller.error());
+  if (auto s = CheckLength(reason, "a hold's reason",
+                           impl_->limits_.max_note_length, false);
+      !s.ok()) {
+    return Fail(s);
+  }
+  std::lock_guard<std::mutex> lock(impl_->write_mu_);
+  auto record = impl_->ReadRecord(record_id);
+  if (!record) return Fail(record.error());
+  HoldView hold;
+  hold.record_id = record_id;
+  return impl_->AddHold(*caller, std::move(hold), reason, ends_at,
+                        record->subject_ids);
+}
+
+Result<HoldView> Engine::SetSubjectHold(const Actor& officer,
+                                        std::string_view subject_id,
+                                        std::string_view reason,
+                                        Timestamp ends_at) {
+  auto caller = impl_->RequireRole(officer, Role::kOfficer);
+  if (!caller) return Fail(caller.error());
+  if (auto s = CheckLength(reason, "a hold's reason",
+                           impl_->limits_.max_note_length, false);
+      !s.ok()) {
+    return Fail(s);
+  }
+  std::lock_guard<std::mutex> lock(impl_->write_mu_);
+  std::string value;
+  leveldb::Status s =
+      impl_->db_->Get(leveldb::ReadOptions(), SubjectKey(subject_id), &value);
+  if (s.IsNotFound()) return Fail(Status::NotFound("subject not found"));
+  if (!s.ok()) return Fail(FromLevelDb(s, "reading subject"));
+  auto subject = codec::DecodeSubject(value);
+  if (!subject) return Fail(subject.error());
+  if (subject->shredded) return Fail(Status::NotFound("subject not found"));
+  HoldView hold;
+  hold.subject_id = std::string(subject_id);
+  return impl_->AddHold(*caller, std::move(hold), reason, ends_at, {});
+}
+
+Status Engine::ReleaseHold(const Actor& officer, std::string_view hold_id) {
+  auto caller = impl_->RequireRole(officer, Role::kOfficer);
+  if (!caller) return caller.error();
+  std::lock_guard<std::mutex> lock(impl_->write_mu_);
+  std::string value;
+  leveldb::Status s =
+      impl_->db_->Get(leveldb::ReadOptions(), HoldKey(hold_id), &value);
+  if (s.IsNotFound()) return Status::NotFound("hold not found");
+  if (!s.ok()) return FromLevelDb(s, "reading hold");
+  auto hold = codec::DecodeHold(value);
+  if (!hold) return hold.error();
+  if (hold->released_at) {
+    return Status::FailedPrecondition("the hold was already released");
+  }
+  hold->released_at = impl_->clock_.Now();
+  hold->released_by = caller->id;
+
+  // The release and its unlinking are one write; a record's rescheduled
+  // deadline is a second one. A crash between them leaves the deadline at
+  // the hold's end: late, never early, and the sweeper then erases.
+  leveldb::WriteBatch batch;
+  batch.Put(HoldKey(hold->id), codec::EncodeHold(*hold));
+  std::vector<uint64_t> records;
+  if (hold->record_id) {
+    batch.Delete(RecordHoldsPrefix(*hold->record_id) + hold->id);
+    records.push_back(*hold->record_id);
+  } else {
+    batch.Delete(SubjectHoldsPrefix(*hold->subject_id) + hold->id);
+    const std::string prefix = SubjectRecordsPrefix(*hold->subject_id);
+    std::unique_ptr<leveldb::Iterator> it(
+        impl_->db_->NewIterator(leveldb::ReadOptions()));
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
+         it->Next()) {
+      records.push_back(
+          ReadBigEndian64(std::string_view(it->key().data(), it->key().size())
+                              .substr(prefix.size())));
+    }
+    if (!it->status().ok()) return FromLevelDb(it->status(), "reading holds");
+  }
+  if (hold->record_id) {
+    auto record = impl_->ReadRecord(*hold->record_id);
+    if (record) {
+      for (const std::string& subject : record->subject_ids) {
+        batch.Delete(SubjectHoldsPrefix(subject) + hold->id);
+      }
+    }
+  }
+  CUSTOS_RETURN_IF_ERROR(impl_->Write(batch, "releasing hold"));
+  // Postponed erasures whose legal date has passed become due at once.
+  leveldb::WriteBatch deadlines;
+  for (uint64_t id : records) {
+    auto record = impl_->ReadRecord(id);
+    if (!record) {
+      if (record.error().code() == StatusCode::kNotFound) continue;
+      return record.error();
+    }
+    CUSTOS_RETURN_IF_ERROR(impl_->PutRecord(deadlines, *record));
+  }
+  return impl_->Write(deadlines, "rescheduling released erasures");
+}
+
+Result<std::vector<HoldView>> Engine::ListHolds(const Actor& actor,
+                                                bool include_ended) {
+  auto caller = impl_->Caller(actor);
+  if (!caller) return Fail(caller.error());
+  if (!caller->HasRole(Role::kOfficer) && !caller->HasRole(Role::kAuditor) &&
+      !caller->HasRole(Role::kAdmin)) {
+    return Fail(Status::PermissionDenied(
+        "this call needs the officer, auditor or admin role"));
+  }
+  const int64_t now = ToMicros(impl_->clock_.Now());
+  std::vector<HoldView> holds;
+  std::unique_ptr<leveldb::Iterator> it(
+      impl_->db_->NewIterator(leveldb::ReadOptions()));
+  for (it->Seek("hold:"); it->Valid() && it->key().starts_with("hold:");
+       it->Next()) {
+    auto hold = codec::DecodeHold(it->value().ToString());
+    if (!hold) return Fail(hold.error());
+    const bool in_force = !hold->released_at && ToMicros(hold->ends_at) > now;
+    if (in_force || include_ended) holds.push_back(std::move(*hold));
+  }
+  if (!it->status().ok()) {
+    return Fail(FromLevelDb(it->status(), "listing holds"));
+  }
+  return holds;
 }
 
 // ---- Retention
@@ -1614,6 +1897,18 @@ Result<SweepReport> Engine::Sweep(const Actor& admin,
         // Apply every transition due by as_of, in order, in one write.
         while (record->next_transition != codec::Transition::kNone &&
                record->next_deadline_micros <= as_of) {
+          leveldb::WriteBatch scratch;
+          leveldb::WriteBatch& target = options.dry_run ? scratch : batch;
+          if (record->next_transition == codec::Transition::kErase) {
+            auto holds = impl_->HoldsOnRecord(*record, as_of);
+            if (!holds) return Fail(holds.error());
+            if (!holds->empty()) {
+              // Postponed: PutRecord moves the deadline to the hold's end.
+              ++report.postponed;
+              CUSTOS_RETURN_IF_ERROR(impl_->PutRecord(target, *record, as_of));
+              break;
+            }
+          }
           PlannedTransition step{id, record->state, record->state,
                                  FromMicros(record->next_deadline_micros)};
           impl_->ApplyTransition(*record);
@@ -1632,9 +1927,7 @@ Result<SweepReport> Engine::Sweep(const Actor& admin,
               break;
           }
           report.transitions.push_back(step);
-          leveldb::WriteBatch scratch;
-          CUSTOS_RETURN_IF_ERROR(
-              impl_->PutRecord(options.dry_run ? scratch : batch, *record));
+          CUSTOS_RETURN_IF_ERROR(impl_->PutRecord(target, *record, as_of));
         }
         ++in_batch;
         ++processed;

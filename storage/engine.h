@@ -92,6 +92,8 @@ struct SweepReport {
   size_t closed = 0;
   size_t blocked = 0;
   size_t erased = 0;
+  // Erasures due but postponed by a legal hold (to the hold's end).
+  size_t postponed = 0;
   // Every transition applied (or, in a dry run, that would be), in order.
   std::vector<PlannedTransition> transitions;
   // False when max_records stopped the sweep with work still due.
@@ -216,7 +218,30 @@ class Engine {
   Status Withdraw(const Actor& actor, uint64_t id);
   // Any state but ERASED -> ERASED: destroys the personal parts, keeps the
   // attributes. Owner (while the record is visible to it) or admin.
+  // FailedPrecondition, naming the holds, while a legal hold covers it.
   Status EraseRecord(const Actor& actor, uint64_t id);
+
+  // ---- Legal holds (docs/retention.md, "Legal holds") -------------------
+
+  // Officer only. Holds one record, or every record of one subject, until
+  // `ends_at` (which must be later than now) or release. A hold postpones
+  // erasure: the sweeper moves the erasure to the hold's end, and
+  // EraseRecord and ShredSubject are refused with FailedPrecondition naming
+  // the holds. It never changes what anyone can see. NotFound for an
+  // unknown record or subject; InvalidArgument for an empty or oversized
+  // reason or an end in the past.
+  Result<HoldView> SetRecordHold(const Actor& officer, uint64_t record_id,
+                                 std::string_view reason, Timestamp ends_at);
+  Result<HoldView> SetSubjectHold(const Actor& officer,
+                                  std::string_view subject_id,
+                                  std::string_view reason, Timestamp ends_at);
+  // Officer only. Erasures the hold postponed become due at once. NotFound
+  // for an unknown id; FailedPrecondition if already released.
+  Status ReleaseHold(const Actor& officer, std::string_view hold_id);
+  // Officer, auditor or admin (PermissionDenied otherwise). The holds in
+  // force now; with include_ended, released and ended ones too. By id.
+  Result<std::vector<HoldView>> ListHolds(const Actor& actor,
+                                          bool include_ended);
 
   // ---- Subjects ---------------------------------------------------------
 
@@ -225,7 +250,9 @@ class Engine {
   Result<std::string> FindSubject(const Actor& actor,
                                   std::string_view identifier);
 
-  // Admin only. Destroys the subject's data key (crypto-shredding): at once
+  // Admin only. Refused (FailedPrecondition, naming them) while a legal
+  // hold covers the subject or one of its records.
+  // Destroys the subject's data key (crypto-shredding): at once
   // every part, flag note and contest of that subject is undecipherable
   // everywhere, and records left with no readable part read as ERASED.
   // Costs the same whatever the subject's data. The bookkeeping on records
