@@ -63,6 +63,11 @@ struct Options {
   // Number of unwrapped subject keys kept in guarded memory. Default: 1024.
   size_t key_cache_capacity = 1024;
   Limits limits;
+  // After any call that erased data (Sweep, EraseRecord, ShredSubject,
+  // CompleteShreds), compact the affected key ranges before returning, so
+  // that no file of the data directory still holds the erased ciphertexts
+  // or destroyed keys (docs/retention.md, "Deletion bound"). Default: true.
+  bool compact_after_erasure = true;
   // Source of time. REQUIRES: non-null; must outlive the Engine.
   const Clock* clock = nullptr;
 };
@@ -98,6 +103,16 @@ struct SweepReport {
   std::vector<PlannedTransition> transitions;
   // False when max_records stopped the sweep with work still due.
   bool complete = true;
+};
+
+// What VerifyErasure() found.
+struct ErasureReport {
+  // Erased ciphertexts and destroyed keys the engine knows of (by witness).
+  size_t witnesses = 0;
+  // How many of them still appear, in any file of the data directory.
+  size_t found = 0;
+  // Files (relative to data_dir) in which any was found.
+  std::vector<std::string> files_with_leftovers;
 };
 
 // The acting principal of a call. Obtained from Engine::Authenticate or
@@ -258,6 +273,13 @@ class Engine {
   // Costs the same whatever the subject's data. The bookkeeping on records
   // is finished later, in bounded steps, by CompleteShreds().
   Status ShredSubject(const Actor& actor, std::string_view subject_id);
+
+  // Admin only. Scans every byte of every file of the data directory for
+  // the erased ciphertexts and destroyed wrapped keys recorded as erasure
+  // witnesses (their random nonces, which reveal nothing), and reports what
+  // it finds. Reads files while the engine runs; cost grows with the size of
+  // the data directory.
+  Result<ErasureReport> VerifyErasure(const Actor& admin);
 
   // Rewrites up to `budget` records of shredded subjects: drops their parts
   // and moves records with no part left to ERASED. Returns how many records
