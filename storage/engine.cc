@@ -5,13 +5,17 @@
 #include <leveldb/write_batch.h>
 
 #include <algorithm>
+#include <cstring>
 #include <ctime>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
 #include <shared_mutex>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "crypto/aead.h"
 #include "crypto/keyed_hash.h"
@@ -144,6 +148,13 @@ std::string SubjectHoldsPrefix(std::string_view subject) {
   key.push_back('\0');
   return key;
 }
+// Erasure witnesses: "ew:" || the bitwise complement of the nonce of an
+// erased ciphertext or destroyed wrapped key -> "". Stored complemented so
+// the witness itself never matches the scan for the nonce.
+constexpr char kWitnessPrefix[] = "ew:";
+constexpr size_t kWitnessNonceOffset = 1;  // Sealed v1: version byte first.
+// Keys whose old versions must be compacted away: "q:compact:" || key.
+constexpr char kCompactQueuePrefix[] = "q:compact:";
 constexpr char kShredQueuePrefix[] = "q:shred:";
 std::string ShredQueueKey(std::string_view subject) {
   return kShredQueuePrefix + std::string(subject);
@@ -315,9 +326,13 @@ class Engine::Impl {
                            const std::vector<std::string>& subject_ids);
   Result<std::optional<RetentionPolicy>> PolicyFor(
       const std::string& kind) const;
-  // Applies the record's due transition at its due instant. REQUIRES:
-  // r.next_transition != kNone.
-  void ApplyTransition(StoredRecord& r) const;
+  // Applies the record's due transition at its due instant; an erasure
+  // adds its witnesses and compaction entry to `batch`.
+  void ApplyTransition(StoredRecord& r, leveldb::WriteBatch& batch) const;
+  // Compacts the key ranges queued by erasures (Options::
+  // compact_after_erasure), so their old versions leave the files.
+  // Takes write_mu_ itself: REQUIRES the caller does not hold it.
+  Status CompactErased();
 
   const Options options_;
   const Limits& limits_;
@@ -492,18 +507,98 @@ std::string DescribeHolds(const std::vector<HoldView>& holds) {
 }  // namespace
 
 namespace {
+// Records, in `batch`, a witness of a sealed value about to be erased.
+void AddWitness(leveldb::WriteBatch& batch, const codec::Bytes& sealed) {
+  if (sealed.size() < kWitnessNonceOffset + crypto::kNonceSize) return;
+  std::string key = kWitnessPrefix;
+  for (size_t i = 0; i < crypto::kNonceSize; ++i) {
+    key.push_back(static_cast<char>(~sealed[kWitnessNonceOffset + i]));
+  }
+  batch.Put(key, "");
+}
+
 // Erasure: the personal parts, flag notes and contest contents go; who
-// flagged or contested, and when, stays with the attributes.
-void EraseContents(StoredRecord& r, int64_t at_micros) {
+// flagged or contested, and when, stays with the attributes. Witnesses of
+// what went, and the record's key for compaction, join `batch`.
+void EraseContents(StoredRecord& r, int64_t at_micros,
+                   leveldb::WriteBatch& batch) {
   r.state = RecordState::kErased;
   r.erased_at_micros = at_micros;
+  for (const auto& p : r.parts) AddWitness(batch, p.sealed);
+  for (const auto& f : r.flags) AddWitness(batch, f.sealed_note);
+  for (const auto& c : r.contests) AddWitness(batch, c.sealed_statement);
   r.parts.clear();
   for (auto& f : r.flags) f.sealed_note.clear();
   for (auto& c : r.contests) c.sealed_statement.clear();
+  batch.Put(kCompactQueuePrefix + RecordKey(r.id), "");
 }
 }  // namespace
 
-void Engine::Impl::ApplyTransition(StoredRecord& r) const {
+Status Engine::Impl::CompactErased() {
+  if (!options_.compact_after_erasure) return Status::Ok();
+  // Gather the queued keys and compact the span they cover once: erased
+  // records tend to be neighbours (ids grow with time, and records closed
+  // together are due together), and one range compaction rewrites each
+  // overlapping file once instead of once per key.
+  // The compaction itself runs without the write lock: LevelDB allows
+  // writes meanwhile, and foreground calls must not wait for it.
+  std::unique_lock<std::mutex> lock(write_mu_);
+  std::vector<std::string> keys;
+  std::unique_ptr<leveldb::Iterator> it(
+      db_->NewIterator(leveldb::ReadOptions()));
+  for (it->Seek(kCompactQueuePrefix);
+       it->Valid() && it->key().starts_with(kCompactQueuePrefix); it->Next()) {
+    keys.push_back(it->key().ToString());
+  }
+  if (!it->status().ok()) {
+    return FromLevelDb(it->status(), "reading compaction queue");
+  }
+  // An open iterator pins the table files it reads: LevelDB would keep the
+  // very files this compaction makes obsolete (and delete them only after
+  // some later compaction).
+  it.reset();
+  if (keys.empty()) return Status::Ok();
+  const size_t skip = sizeof(kCompactQueuePrefix) - 1;
+  std::string first = keys.front().substr(skip), last = first;
+  for (const std::string& k : keys) {
+    first = std::min(first, k.substr(skip));
+    last = std::max(last, k.substr(skip));
+  }
+  // Drop the queue entries first, so that their own deletion is compacted
+  // together with the rest.
+  leveldb::WriteBatch batch;
+  for (const std::string& k : keys) batch.Delete(k);
+  CUSTOS_RETURN_IF_ERROR(Write(batch, "clearing compaction queue"));
+  lock.unlock();
+  const leveldb::Slice begin(first), end(last);
+  db_->CompactRange(&begin, &end);
+  // If an erased key's old and new versions were flushed into one table on
+  // the deepest level overlapping the range, the compaction above did not
+  // take that table as input. Writing each key again (its current value,
+  // unchanged) and compacting once more puts a newer table above it, which
+  // the second compaction merges into it, dropping the old versions.
+  lock.lock();
+  leveldb::WriteBatch rewrite;
+  for (const std::string& queued : keys) {
+    const std::string key = queued.substr(skip);
+    std::string value;
+    leveldb::Status s = db_->Get(leveldb::ReadOptions(), key, &value);
+    if (s.ok()) {
+      rewrite.Put(key, value);
+    } else if (s.IsNotFound()) {
+      rewrite.Delete(key);
+    } else {
+      return FromLevelDb(s, "rewriting erased keys");
+    }
+  }
+  CUSTOS_RETURN_IF_ERROR(Write(rewrite, "rewriting erased keys"));
+  lock.unlock();
+  db_->CompactRange(&begin, &end);
+  return Status::Ok();
+}
+
+void Engine::Impl::ApplyTransition(StoredRecord& r,
+                                   leveldb::WriteBatch& batch) const {
   const int64_t due = r.next_deadline_micros;
   switch (r.next_transition) {
     case codec::Transition::kClose:
@@ -515,7 +610,7 @@ void Engine::Impl::ApplyTransition(StoredRecord& r) const {
       r.blocked_at_micros = due;
       break;
     case codec::Transition::kErase:
-      EraseContents(r, due);
+      EraseContents(r, due, batch);
       break;
     case codec::Transition::kNone:
       break;
@@ -1442,7 +1537,7 @@ Status Engine::Withdraw(const Actor& actor, uint64_t id) {
 Status Engine::EraseRecord(const Actor& actor, uint64_t id) {
   auto caller = impl_->Caller(actor);
   if (!caller) return caller.error();
-  std::lock_guard<std::mutex> lock(impl_->write_mu_);
+  std::unique_lock<std::mutex> lock(impl_->write_mu_);
   auto resolved = impl_->Resolve(*caller, id, false);
   if (!resolved) return resolved.error();
   StoredRecord& r = resolved->record;
@@ -1462,13 +1557,17 @@ Status Engine::EraseRecord(const Actor& actor, uint64_t id) {
     return Status::FailedPrecondition("erasure refused: the record is under " +
                                       DescribeHolds(*holds));
   }
-  EraseContents(r, resolved->state == RecordState::kErased
-                       ? resolved->erased_at_micros
-                       : now);
-  r.updated_at_micros = now;
   leveldb::WriteBatch batch;
+  EraseContents(r,
+                resolved->state == RecordState::kErased
+                    ? resolved->erased_at_micros
+                    : now,
+                batch);
+  r.updated_at_micros = now;
   CUSTOS_RETURN_IF_ERROR(impl_->PutRecord(batch, r));
-  return impl_->Write(batch, "erasing record");
+  CUSTOS_RETURN_IF_ERROR(impl_->Write(batch, "erasing record"));
+  lock.unlock();
+  return impl_->CompactErased();
 }
 
 // ---- Subjects
@@ -1498,7 +1597,7 @@ Result<std::string> Engine::FindSubject(const Actor& actor,
 Status Engine::ShredSubject(const Actor& actor, std::string_view subject_id) {
   auto caller = impl_->RequireRole(actor, Role::kAdmin);
   if (!caller) return caller.error();
-  std::lock_guard<std::mutex> lock(impl_->write_mu_);
+  std::unique_lock<std::mutex> lock(impl_->write_mu_);
   std::string value;
   leveldb::Status s =
       impl_->db_->Get(leveldb::ReadOptions(), SubjectKey(subject_id), &value);
@@ -1527,11 +1626,18 @@ Status Engine::ShredSubject(const Actor& actor, std::string_view subject_id) {
   // then reported. A crash after 1 is completed at the next Open.
   subject->shredded = true;
   subject->shredded_at_micros = ToMicros(now);
-  subject->sealed_identifier.clear();
   leveldb::WriteBatch batch;
+  // Witnesses of the sealed identifier and the wrapped key, so
+  // VerifyErasure can look for them; the keystore compacts its own files.
+  AddWitness(batch, subject->sealed_identifier);
+  auto wrapped = impl_->keystore_->WrappedBytes(subject_id);
+  if (!wrapped) return wrapped.error();
+  if (*wrapped) AddWitness(batch, **wrapped);
+  subject->sealed_identifier.clear();
   batch.Put(SubjectKey(subject_id), codec::EncodeSubject(*subject));
   batch.Delete(BlindIndexKey(index));
   batch.Put(ShredQueueKey(subject_id), "");
+  batch.Put(kCompactQueuePrefix + SubjectKey(subject_id), "");
   leveldb::WriteOptions wo;
   wo.sync = true;
   CUSTOS_RETURN_IF_ERROR(
@@ -1540,83 +1646,98 @@ Status Engine::ShredSubject(const Actor& actor, std::string_view subject_id) {
       subject_id, crypto::KeyedHash(impl_->ledger_key_, index), now,
       caller->id));
   impl_->key_cache_.Evict(std::string(subject_id));
-  return Status::Ok();
+  lock.unlock();
+  return impl_->CompactErased();
 }
 
 Result<size_t> Engine::CompleteShreds(size_t budget) {
-  std::lock_guard<std::mutex> lock(impl_->write_mu_);
+  std::unique_lock<std::mutex> lock(impl_->write_mu_);
   size_t rewritten = 0;
-  std::unique_ptr<leveldb::Iterator> queue(
-      impl_->db_->NewIterator(leveldb::ReadOptions()));
-  for (queue->Seek(kShredQueuePrefix);
-       queue->Valid() && queue->key().starts_with(kShredQueuePrefix) &&
-       rewritten < budget;
-       queue->Next()) {
-    std::string subject_id =
-        queue->key().ToString().substr(sizeof(kShredQueuePrefix) - 1);
-    std::string value;
-    leveldb::Status s =
-        impl_->db_->Get(leveldb::ReadOptions(), SubjectKey(subject_id), &value);
-    if (!s.ok()) return Fail(FromLevelDb(s, "reading shredded subject"));
-    auto subject = codec::DecodeSubject(value);
-    if (!subject) return Fail(subject.error());
-
-    // The queue entry's value is the last record id finished (empty at
-    // first): resuming after it skips the deleted index entries a plain seek
-    // would have to step over again on every call.
-    const std::string prefix = SubjectRecordsPrefix(subject_id);
-    std::string start = prefix;
-    const std::string cursor = queue->value().ToString();
-    if (cursor.size() == 8)
-      AppendBigEndian64(start, ReadBigEndian64(cursor) + 1);
-    std::unique_ptr<leveldb::Iterator> it(
+  // The iterators live in this scope only: an open iterator pins the table
+  // files it reads, and the compaction below must be free to delete them.
+  {
+    std::unique_ptr<leveldb::Iterator> queue(
         impl_->db_->NewIterator(leveldb::ReadOptions()));
-    bool finished = true;
-    for (it->Seek(start); it->Valid() && it->key().starts_with(prefix);
-         it->Next()) {
-      if (rewritten == budget) {
-        finished = false;
-        break;
+    for (queue->Seek(kShredQueuePrefix);
+         queue->Valid() && queue->key().starts_with(kShredQueuePrefix) &&
+         rewritten < budget;
+         queue->Next()) {
+      std::string subject_id =
+          queue->key().ToString().substr(sizeof(kShredQueuePrefix) - 1);
+      std::string value;
+      leveldb::Status s = impl_->db_->Get(leveldb::ReadOptions(),
+                                          SubjectKey(subject_id), &value);
+      if (!s.ok()) return Fail(FromLevelDb(s, "reading shredded subject"));
+      auto subject = codec::DecodeSubject(value);
+      if (!subject) return Fail(subject.error());
+
+      // The queue entry's value is the last record id finished (empty at
+      // first): resuming after it skips the deleted index entries a plain seek
+      // would have to step over again on every call.
+      const std::string prefix = SubjectRecordsPrefix(subject_id);
+      std::string start = prefix;
+      const std::string cursor = queue->value().ToString();
+      if (cursor.size() == 8)
+        AppendBigEndian64(start, ReadBigEndian64(cursor) + 1);
+      std::unique_ptr<leveldb::Iterator> it(
+          impl_->db_->NewIterator(leveldb::ReadOptions()));
+      bool finished = true;
+      for (it->Seek(start); it->Valid() && it->key().starts_with(prefix);
+           it->Next()) {
+        if (rewritten == budget) {
+          finished = false;
+          break;
+        }
+        std::string_view key(it->key().data(), it->key().size());
+        uint64_t id = ReadBigEndian64(key.substr(prefix.size()));
+        leveldb::WriteBatch batch;
+        batch.Delete(it->key());
+        std::string next_cursor;
+        AppendBigEndian64(next_cursor, id);
+        batch.Put(queue->key(), next_cursor);
+        auto record = impl_->ReadRecord(id);
+        if (record) {
+          auto& parts = record->parts;
+          size_t before = parts.size();
+          for (const auto& p : parts) {
+            if (p.subject_id == subject_id) AddWitness(batch, p.sealed);
+          }
+          std::erase_if(
+              parts, [&](const auto& p) { return p.subject_id == subject_id; });
+          for (auto& f : record->flags) {
+            if (f.subject_id != subject_id) continue;
+            AddWitness(batch, f.sealed_note);
+            f.sealed_note.clear();
+          }
+          for (auto& c : record->contests) {
+            if (c.subject_id != subject_id) continue;
+            AddWitness(batch, c.sealed_statement);
+            c.sealed_statement.clear();
+          }
+          batch.Put(kCompactQueuePrefix + RecordKey(record->id), "");
+          if (before > 0 && parts.empty() &&
+              record->state != RecordState::kErased) {
+            record->state = RecordState::kErased;
+            record->erased_at_micros = subject->shredded_at_micros;
+          }
+          CUSTOS_RETURN_IF_ERROR(impl_->PutRecord(batch, *record));
+        } else if (record.error().code() != StatusCode::kNotFound) {
+          return Fail(record.error());
+        }
+        CUSTOS_RETURN_IF_ERROR(impl_->Write(batch, "finishing shred"));
+        ++rewritten;
       }
-      std::string_view key(it->key().data(), it->key().size());
-      uint64_t id = ReadBigEndian64(key.substr(prefix.size()));
-      leveldb::WriteBatch batch;
-      batch.Delete(it->key());
-      std::string next_cursor;
-      AppendBigEndian64(next_cursor, id);
-      batch.Put(queue->key(), next_cursor);
-      auto record = impl_->ReadRecord(id);
-      if (record) {
-        auto& parts = record->parts;
-        size_t before = parts.size();
-        std::erase_if(
-            parts, [&](const auto& p) { return p.subject_id == subject_id; });
-        for (auto& f : record->flags) {
-          if (f.subject_id == subject_id) f.sealed_note.clear();
-        }
-        for (auto& c : record->contests) {
-          if (c.subject_id == subject_id) c.sealed_statement.clear();
-        }
-        if (before > 0 && parts.empty() &&
-            record->state != RecordState::kErased) {
-          record->state = RecordState::kErased;
-          record->erased_at_micros = subject->shredded_at_micros;
-        }
-        CUSTOS_RETURN_IF_ERROR(impl_->PutRecord(batch, *record));
-      } else if (record.error().code() != StatusCode::kNotFound) {
-        return Fail(record.error());
+      if (!it->status().ok())
+        return Fail(FromLevelDb(it->status(), "scanning subject records"));
+      if (finished) {
+        leveldb::WriteBatch batch;
+        batch.Delete(queue->key());
+        CUSTOS_RETURN_IF_ERROR(impl_->Write(batch, "finishing shred"));
       }
-      CUSTOS_RETURN_IF_ERROR(impl_->Write(batch, "finishing shred"));
-      ++rewritten;
-    }
-    if (!it->status().ok())
-      return Fail(FromLevelDb(it->status(), "scanning subject records"));
-    if (finished) {
-      leveldb::WriteBatch batch;
-      batch.Delete(queue->key());
-      CUSTOS_RETURN_IF_ERROR(impl_->Write(batch, "finishing shred"));
     }
   }
+  lock.unlock();
+  if (rewritten > 0) CUSTOS_RETURN_IF_ERROR(impl_->CompactErased());
   return rewritten;
 }
 
@@ -1911,7 +2032,7 @@ Result<SweepReport> Engine::Sweep(const Actor& admin,
           }
           PlannedTransition step{id, record->state, record->state,
                                  FromMicros(record->next_deadline_micros)};
-          impl_->ApplyTransition(*record);
+          impl_->ApplyTransition(*record, target);
           step.to = record->state;
           switch (step.to) {
             case RecordState::kClosed:
@@ -1948,6 +2069,72 @@ Result<SweepReport> Engine::Sweep(const Actor& admin,
       std::this_thread::sleep_for(options.pause_between_batches);
     }
   }
+  if (!options.dry_run && report.erased > 0) {
+    CUSTOS_RETURN_IF_ERROR(impl_->CompactErased());
+  }
+  return report;
+}
+
+// ---- Erasure verification
+// ----------------------------------------------------
+
+Result<ErasureReport> Engine::VerifyErasure(const Actor& admin) {
+  if (auto p = impl_->RequireRole(admin, Role::kAdmin); !p) {
+    return Fail(p.error());
+  }
+  // The nonces to look for, and their first 8 bytes as a quick filter.
+  std::unordered_set<std::string> nonces;
+  std::unordered_set<uint64_t> prefixes;
+  std::unique_ptr<leveldb::Iterator> it(
+      impl_->db_->NewIterator(leveldb::ReadOptions()));
+  for (it->Seek(kWitnessPrefix);
+       it->Valid() && it->key().starts_with(kWitnessPrefix); it->Next()) {
+    std::string nonce = it->key().ToString().substr(sizeof(kWitnessPrefix) - 1);
+    if (nonce.size() != crypto::kNonceSize) continue;
+    for (char& c : nonce) c = static_cast<char>(~c);
+    uint64_t prefix = 0;
+    std::memcpy(&prefix, nonce.data(), sizeof(prefix));
+    prefixes.insert(prefix);
+    nonces.insert(std::move(nonce));
+  }
+  if (!it->status().ok()) {
+    return Fail(FromLevelDb(it->status(), "reading erasure witnesses"));
+  }
+  it.reset();  // An open iterator would pin obsolete table files.
+  ErasureReport report;
+  report.witnesses = nonces.size();
+  std::unordered_set<std::string> found;
+  std::error_code ec;
+  const std::filesystem::path root(impl_->options_.data_dir);
+  for (const auto& entry :
+       std::filesystem::recursive_directory_iterator(root, ec)) {
+    if (!entry.is_regular_file()) continue;
+    std::ifstream in(entry.path(), std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)),
+                      std::istreambuf_iterator<char>());
+    bool leftovers = false;
+    for (size_t i = 0; i + crypto::kNonceSize <= bytes.size(); ++i) {
+      uint64_t prefix = 0;
+      std::memcpy(&prefix, bytes.data() + i, sizeof(prefix));
+      if (!prefixes.contains(prefix)) continue;
+      std::string candidate = bytes.substr(i, crypto::kNonceSize);
+      if (nonces.contains(candidate)) {
+        found.insert(std::move(candidate));
+        leftovers = true;
+      }
+    }
+    if (leftovers) {
+      report.files_with_leftovers.push_back(
+          std::filesystem::relative(entry.path(), root).string());
+    }
+  }
+  if (ec) {
+    return Fail(
+        Status::Internal("scanning the data directory: " + ec.message()));
+  }
+  std::sort(report.files_with_leftovers.begin(),
+            report.files_with_leftovers.end());
+  report.found = found.size();
   return report;
 }
 

@@ -129,6 +129,18 @@ Result<std::shared_ptr<const crypto::SecretKey>> Keystore::GetKey(
   return std::make_shared<const crypto::SecretKey>(std::move(*dek));
 }
 
+Result<std::optional<std::vector<uint8_t>>> Keystore::WrappedBytes(
+    std::string_view subject_id) {
+  std::string value;
+  leveldb::Status s =
+      db_->Get(leveldb::ReadOptions(), KeyKey(subject_id), &value);
+  if (s.IsNotFound()) return std::optional<std::vector<uint8_t>>();
+  if (!s.ok()) return Fail(FromLevelDb(s, "reading subject key"));
+  auto stored = codec::DecodeWrappedKey(value);
+  if (!stored) return Fail(stored.error());
+  return std::optional<std::vector<uint8_t>>(std::move(stored->wrapped));
+}
+
 Result<bool> Keystore::HasKey(std::string_view subject_id) {
   std::string value;
   leveldb::Status s =
@@ -149,12 +161,18 @@ Status Keystore::DestroyKey(std::string_view subject_id,
   wo.sync = true;
   Status status = FromLevelDb(db_->Write(wo, &batch), "destroying subject key");
   if (!status.ok()) return status;
-  // Compact only the two keys' ranges: LevelDB first flushes the memtable
-  // (retiring the log file that held the wrapped key), then rewrites just
-  // the table files that overlap them, dropping the deleted entry. The cost
-  // does not grow with the number of subjects in the keystore.
+  // Compact only the key's range. One CompactRange is not enough: if the
+  // wrapped key and its deletion were still in the same memtable, the flush
+  // writes both into one table, and when that table lands on the deepest
+  // level overlapping the range, LevelDB's manual compaction never takes it
+  // as an input. Deleting the key again and compacting once more puts a
+  // newer table above it, so the second compaction merges into it and
+  // drops every version (tests/erasure_disk_test.cc shows the difference).
   const std::string key = KeyKey(subject_id);
   const leveldb::Slice key_slice(key);
+  db_->CompactRange(&key_slice, &key_slice);
+  status = FromLevelDb(db_->Delete(wo, key), "destroying subject key");
+  if (!status.ok()) return status;
   db_->CompactRange(&key_slice, &key_slice);
   return Status::Ok();
 }

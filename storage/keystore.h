@@ -18,8 +18,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/clock.h"
 #include "base/status.h"
@@ -45,6 +47,10 @@ class Keystore {
   // The unwrapped key, or nullptr when the subject has none (never had one,
   // or it was destroyed). DataLoss if the wrapped key fails to unwrap.
   Result<std::shared_ptr<const crypto::SecretKey>> GetKey(
+      std::string_view subject_id);
+
+  // The stored wrapped key bytes, or nullopt when there are none.
+  Result<std::optional<std::vector<uint8_t>>> WrappedBytes(
       std::string_view subject_id);
 
   // True if a wrapped key is stored for the subject.

@@ -1,0 +1,106 @@
+// Erased bytes leave the disk: after an erasure the engine compacts the
+// affected ranges, and VerifyErasure scans every file to prove it.
+
+#include <gtest/gtest.h>
+
+#include "tests/engine_fixture.h"
+
+namespace custos::testing {
+namespace {
+
+using std::chrono::hours;
+using std::chrono::sys_days;
+
+Timestamp At(int y, unsigned m, unsigned d) {
+  return Timestamp(sys_days(std::chrono::year(y) / m / d) + hours(12));
+}
+
+class ErasureDiskTest : public EngineTest,
+                        public ::testing::WithParamInterface<bool> {
+ protected:
+  void SetUp() override {
+    EngineTest::SetUp();
+    Close();
+    Options options = MakeOptions();
+    options.compact_after_erasure = GetParam();
+    engine_ = std::move(*Engine::Open(options, MasterKey()));
+    admin_ = std::make_unique<Actor>(*engine_->ActorFor("admin"));
+    owner_ = std::make_unique<Actor>(*engine_->ActorFor("authority-a"));
+  }
+  bool compacting() const { return GetParam(); }
+
+  uint64_t ClosedAlert(const std::string& identifier) {
+    NewRecord r;
+    r.kind = "alert";
+    r.personal = {{identifier, {{"name", "Person"}, {"note", "details"}}}};
+    uint64_t id = *engine_->CreateRecord(*owner_, r);
+    EXPECT_TRUE(engine_->Close(*owner_, id).ok());
+    return id;
+  }
+  ErasureReport Verify() {
+    auto report = engine_->VerifyErasure(*admin_);
+    EXPECT_TRUE(report.has_value()) << report.error().ToString();
+    return report.value_or(ErasureReport{});
+  }
+};
+
+TEST_P(ErasureDiskTest, SweptErasuresLeaveNoCiphertextInAnyFile) {
+  for (int i = 0; i < 50; ++i) ClosedAlert("p" + std::to_string(i));
+  SweepOptions options;
+  options.as_of = At(2027, 3, 1);
+  ASSERT_EQ(engine_->Sweep(*admin_, options)->erased, 50u);
+  ErasureReport report = Verify();
+  EXPECT_EQ(report.witnesses, 50u);
+  if (compacting()) {
+    EXPECT_EQ(report.found, 0u);
+    EXPECT_TRUE(report.files_with_leftovers.empty());
+  } else {
+    // The control: without compaction the old record versions linger.
+    EXPECT_EQ(report.found, 50u);
+    EXPECT_FALSE(report.files_with_leftovers.empty());
+  }
+  // The guarantee holds after a restart too.
+  Reopen();
+  admin_ = std::make_unique<Actor>(*engine_->ActorFor("admin"));
+  EXPECT_EQ(Verify().found, compacting() ? 0u : 50u);
+}
+
+TEST_P(ErasureDiskTest, EarlyErasureLeavesNoCiphertextInAnyFile) {
+  uint64_t id = ClosedAlert("anna@example.org");
+  ASSERT_TRUE(engine_->EraseRecord(*owner_, id).ok());
+  ErasureReport report = Verify();
+  EXPECT_EQ(report.witnesses, 1u);
+  EXPECT_EQ(report.found, compacting() ? 0u : 1u);
+}
+
+TEST_P(ErasureDiskTest, AShreddedSubjectLeavesNoIdentifierKeyOrPartInAnyFile) {
+  for (int i = 0; i < 5; ++i) ClosedAlert("anna@example.org");
+  const std::string anna = *engine_->FindSubject(*admin_, "anna@example.org");
+  ASSERT_TRUE(engine_->ShredSubject(*admin_, anna).ok());
+  ASSERT_EQ(*engine_->CompleteShreds(100), 5u);
+  ErasureReport report = Verify();
+  // Five parts, the sealed identifier, and the wrapped key.
+  EXPECT_EQ(report.witnesses, 7u);
+  if (compacting()) {
+    EXPECT_EQ(report.found, 0u);
+  } else {
+    // The keystore always compacts: only the records database lingers.
+    EXPECT_EQ(report.found, 6u);
+    for (const std::string& file : report.files_with_leftovers) {
+      EXPECT_EQ(file.rfind("records/", 0), 0u) << file;
+    }
+  }
+}
+
+TEST_P(ErasureDiskTest, OnlyAdminsVerify) {
+  EXPECT_EQ(engine_->VerifyErasure(*owner_).error().code(),
+            StatusCode::kPermissionDenied);
+}
+
+INSTANTIATE_TEST_SUITE_P(CompactionOnAndOff, ErasureDiskTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& param) {
+                           return param.param ? "Compacting" : "NotCompacting";
+                         });
+
+}  // namespace
+}  // namespace custos::testing
