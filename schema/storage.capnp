@@ -1,5 +1,6 @@
 # Values Custos stores on disk. Each LevelDB value is one of these structs,
-# serialised as a single-segment Cap'n Proto message (flat array). Which
+# serialised as a Cap'n Proto message in flat-array form (one segment for
+# small values; large ones may have several). Which
 # struct lives under which key is documented in docs/storage.md.
 #
 # Evolution: fields are only ever added (Cap'n Proto's rules); the on-disk

@@ -6,6 +6,7 @@
 #include <kj/exception.h>
 
 #include <cstring>
+#include <optional>
 #include <span>
 
 #include "schema/storage.capnp.h"
@@ -81,7 +82,9 @@ schema::Role ToSchema(Role r) {
   }
   return schema::Role::USER;
 }
-Role FromSchema(schema::Role r) {
+// nullopt for an enumerant this build does not know (a newer writer's):
+// such a role grants nothing here.
+std::optional<Role> FromSchema(schema::Role r) {
   switch (r) {
     case schema::Role::USER:
       return Role::kUser;
@@ -92,8 +95,7 @@ Role FromSchema(schema::Role r) {
     case schema::Role::ADMIN:
       return Role::kAdmin;
   }
-  // An unknown enumerant from a newer writer: grant nothing special.
-  return Role::kUser;
+  return std::nullopt;
 }
 schema::State ToSchema(RecordState s) {
   switch (s) {
@@ -169,7 +171,9 @@ Result<StoredPrincipal> DecodePrincipal(std::string_view bytes) {
         StoredPrincipal p;
         p.info.id = FromText(r.getId());
         p.info.display_name = FromText(r.getDisplayName());
-        for (auto role : r.getRoles()) p.info.roles.push_back(FromSchema(role));
+        for (auto role : r.getRoles()) {
+          if (auto known = FromSchema(role)) p.info.roles.push_back(*known);
+        }
         p.info.redacted = r.getRedacted();
         p.info.revoked = r.getRevoked();
         p.info.created_at = FromMicros(r.getCreatedAtMicros());

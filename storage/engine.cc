@@ -658,7 +658,11 @@ Status Engine::Impl::FinishInterruptedShreds() {
         it->key().ToString().substr(sizeof(kShredQueuePrefix) - 1);
     auto has = keystore_->HasKey(subject_id);
     if (!has) return has.error();
-    if (!*has) continue;
+    if (!*has) {
+      // Destroyed, but the crash may have come before the compaction.
+      CUSTOS_RETURN_IF_ERROR(keystore_->PurgeKey(subject_id));
+      continue;
+    }
     std::string value;
     leveldb::Status s =
         db_->Get(leveldb::ReadOptions(), SubjectKey(subject_id), &value);
@@ -968,6 +972,12 @@ Result<std::unique_ptr<Engine>> Engine::Open(const Options& options,
   if (master_key.empty()) {
     return Fail(Status::InvalidArgument("a master key must be given"));
   }
+  if (options.limits.max_page_size == 0 || options.limits.max_list_scan == 0 ||
+      options.key_cache_capacity == 0) {
+    return Fail(Status::InvalidArgument(
+        "max_page_size, max_list_scan and key_cache_capacity must be at "
+        "least 1"));
+  }
   if (options.create_if_missing) {
     leveldb::Env::Default()->CreateDir(options.data_dir);  // May exist.
   }
@@ -988,6 +998,7 @@ Result<std::unique_ptr<Engine>> Engine::Open(const Options& options,
 
   std::string format;
   s = db->Get(leveldb::ReadOptions(), kFormatKey, &format);
+  const bool new_store = s.IsNotFound();
   if (s.IsNotFound()) {
     leveldb::WriteOptions wo;
     wo.sync = true;
@@ -1013,10 +1024,19 @@ Result<std::unique_ptr<Engine>> Engine::Open(const Options& options,
     }
   }
 
-  auto keystore =
-      Keystore::Open(options.data_dir + "/keystore", options.create_if_missing,
-                     options.sync_writes, master_key, now);
-  if (!keystore) return Fail(keystore.error());
+  // The keystore is created only together with a new records database: a
+  // store whose keystore vanished must not silently get an empty one (every
+  // record would read as erased, under any master key).
+  auto keystore = Keystore::Open(options.data_dir + "/keystore",
+                                 /*create_if_missing=*/new_store,
+                                 options.sync_writes, master_key, now);
+  if (!keystore) {
+    if (keystore.error().code() == StatusCode::kNotFound) {
+      return Fail(Status::DataLoss("the keystore of " + options.data_dir +
+                                   " is missing"));
+    }
+    return Fail(keystore.error());
+  }
 
   auto impl = std::make_unique<Impl>(
       options, crypto::DeriveSubkey(master_key, crypto::Subkey::kBlindIndex),
@@ -1077,6 +1097,17 @@ Status Engine::RevokePrincipal(const Actor& admin, std::string_view id) {
   auto stored = codec::DecodePrincipal(value);
   if (!stored) return stored.error();
   if (stored->info.revoked) return Status::Ok();
+  if (stored->info.HasRole(Role::kAdmin)) {
+    std::shared_lock plock(impl_->principals_mu_);
+    size_t admins = 0;
+    for (const auto& [pid, info] : impl_->principals_) {
+      if (!info.revoked && info.HasRole(Role::kAdmin)) ++admins;
+    }
+    if (admins <= 1) {
+      return Status::FailedPrecondition(
+          "the last admin cannot be revoked: nobody could manage the store");
+    }
+  }
   stored->info.revoked = true;
   stored->revoked_at_micros = ToMicros(impl_->clock_.Now());
   leveldb::WriteBatch batch;
@@ -1156,6 +1187,15 @@ Result<uint64_t> Engine::CreateRecord(const Actor& actor, const NewRecord& in) {
       return Fail(s);
     }
   }
+  for (size_t i = 0; i < in.personal.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (in.personal[i].subject_identifier ==
+          in.personal[j].subject_identifier) {
+        return Fail(Status::InvalidArgument(
+            "two personal parts name the same subject"));
+      }
+    }
+  }
   if (personal_bytes > limits.max_personal_bytes) {
     return Fail(Status::InvalidArgument(
         "a record's personal data may total at most " +
@@ -1205,11 +1245,6 @@ Result<uint64_t> Engine::CreateRecord(const Actor& actor, const NewRecord& in) {
     auto subject_id = impl_->FindOrCreateSubject(part.subject_identifier, batch,
                                                  keys, created);
     if (!subject_id) return Fail(subject_id.error());
-    if (std::find(r.subject_ids.begin(), r.subject_ids.end(), *subject_id) !=
-        r.subject_ids.end()) {
-      return Fail(
-          Status::InvalidArgument("two personal parts name the same subject"));
-    }
     std::vector<uint8_t> plain = codec::EncodeFields(part.fields);
     r.parts.push_back({*subject_id, r.version,
                        crypto::Seal(*keys[*subject_id], plain,
@@ -1547,7 +1582,7 @@ Status Engine::EraseRecord(const Actor& actor, uint64_t id) {
     }
     CUSTOS_RETURN_IF_ERROR(RequireOwner(*caller, r));
   }
-  if (r.state == RecordState::kErased) {
+  if (resolved->state == RecordState::kErased) {
     return Status::FailedPrecondition("the record is already ERASED");
   }
   const int64_t now = ToMicros(impl_->clock_.Now());
@@ -1605,7 +1640,13 @@ Status Engine::ShredSubject(const Actor& actor, std::string_view subject_id) {
   if (!s.ok()) return FromLevelDb(s, "reading subject");
   auto subject = codec::DecodeSubject(value);
   if (!subject) return subject.error();
-  if (subject->shredded) return Status::NotFound("subject not found");
+  if (subject->shredded) {
+    // Reported done only once the key is gone; a shred whose key
+    // destruction failed is finished by asking again.
+    auto has = impl_->keystore_->HasKey(subject_id);
+    if (!has) return has.error();
+    if (!*has) return Status::NotFound("subject not found");
+  }
   crypto::Digest index{};
   if (subject->blind_index.size() != index.size()) {
     return Status::DataLoss("corrupt subject");

@@ -161,6 +161,10 @@ Status Keystore::DestroyKey(std::string_view subject_id,
   wo.sync = true;
   Status status = FromLevelDb(db_->Write(wo, &batch), "destroying subject key");
   if (!status.ok()) return status;
+  return PurgeKey(subject_id);
+}
+
+Status Keystore::PurgeKey(std::string_view subject_id) {
   // Compact only the key's range. One CompactRange is not enough: if the
   // wrapped key and its deletion were still in the same memtable, the flush
   // writes both into one table, and when that table lands on the deepest
@@ -171,7 +175,9 @@ Status Keystore::DestroyKey(std::string_view subject_id,
   const std::string key = KeyKey(subject_id);
   const leveldb::Slice key_slice(key);
   db_->CompactRange(&key_slice, &key_slice);
-  status = FromLevelDb(db_->Delete(wo, key), "destroying subject key");
+  leveldb::WriteOptions wo;
+  wo.sync = true;
+  Status status = FromLevelDb(db_->Delete(wo, key), "destroying subject key");
   if (!status.ok()) return status;
   db_->CompactRange(&key_slice, &key_slice);
   return Status::Ok();

@@ -63,6 +63,10 @@ class Keystore {
                     const crypto::Digest& ledger_hash, Timestamp at,
                     std::string_view by);
 
+  // Compacts the subject's key range so a deleted wrapped key leaves the
+  // keystore's files (DestroyKey does this; recovery calls it again).
+  Status PurgeKey(std::string_view subject_id);
+
   Result<bool> InLedger(const crypto::Digest& ledger_hash);
 
   // Compacts every key range: after it returns, deleted keys are absent

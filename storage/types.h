@@ -131,11 +131,11 @@ struct RecordView {
 // A legal hold (DESIGN section 3): postpones erasure of one record, or of
 // every record of one subject, until released or ended.
 struct HoldView {
-  std::string id;            // Assigned by the engine ("h" + digits).
-  std::optional<uint64_t> record_id;   // Exactly one of record_id and
+  std::string id;                     // Assigned by the engine ("h" + digits).
+  std::optional<uint64_t> record_id;  // Exactly one of record_id and
   std::optional<std::string> subject_id;  // subject_id is set.
   std::string reason;
-  std::string set_by;        // Principal id.
+  std::string set_by;  // Principal id.
   Timestamp set_at;
   Timestamp ends_at;
   std::optional<Timestamp> released_at;

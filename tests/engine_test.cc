@@ -67,6 +67,27 @@ TEST_F(EngineRecordsTest, SecondOpenOfALockedStoreIsUnavailable) {
   EXPECT_EQ(engine.error().code(), StatusCode::kUnavailable);
 }
 
+TEST_F(EngineRecordsTest, AStoreWhoseKeystoreVanishedIsRefused) {
+  CreateRecord();
+  Close();
+  std::filesystem::remove_all(dir_ + "/keystore");
+  auto engine = Engine::Open(MakeOptions(), MasterKey());
+  ASSERT_FALSE(engine.has_value());
+  EXPECT_EQ(engine.error().code(), StatusCode::kDataLoss);
+  // No keystore was recreated behind the caller's back (LevelDB leaves an
+  // empty directory with its LOCK file, but no database).
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/keystore/CURRENT"));
+}
+
+TEST_F(EngineRecordsTest, OptionsOutsideTheirRangeAreRefused) {
+  Close();
+  Options options = MakeOptions();
+  options.limits.max_list_scan = 0;
+  auto engine = Engine::Open(options, MasterKey());
+  ASSERT_FALSE(engine.has_value());
+  EXPECT_EQ(engine.error().code(), StatusCode::kInvalidArgument);
+}
+
 TEST_F(EngineRecordsTest, WritesAreSynchronousByDefault) {
   EXPECT_TRUE(Options().sync_writes);
 }
@@ -147,6 +168,16 @@ TEST_F(EngineRecordsTest, ARevokedPrincipalCanNeitherLogInNorAct) {
   EXPECT_EQ(
       engine_->RevokePrincipal(*engine_->ActorFor("admin"), "nobody").code(),
       StatusCode::kNotFound);
+}
+
+TEST_F(EngineRecordsTest, TheLastAdminCannotBeRevoked) {
+  EXPECT_EQ(engine_->RevokePrincipal(*admin_, "admin").code(),
+            StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(engine_
+                  ->CreatePrincipal(*admin_, "admin2", "Second admin",
+                                    {Role::kAdmin}, false)
+                  .has_value());
+  EXPECT_TRUE(engine_->RevokePrincipal(*admin_, "admin").ok());
 }
 
 TEST_F(EngineRecordsTest, PrincipalsAreListedForAdminsOnly) {
@@ -255,8 +286,11 @@ TEST_F(EngineRecordsTest, OversizedOrMalformedRecordsAreRefused) {
   EXPECT_TRUE(refused(duplicate_field));
 
   NewRecord duplicate_subject = base;
-  duplicate_subject.personal = {{"anna", {}}, {"anna", {}}};
+  duplicate_subject.personal = {{"new-person", {}}, {"new-person", {}}};
   EXPECT_TRUE(refused(duplicate_subject));
+  // Refused before anything was written: no subject, no key.
+  EXPECT_EQ(engine_->FindSubject(*admin_, "new-person").error().code(),
+            StatusCode::kNotFound);
 
   NewRecord unknown_grantee = base;
   unknown_grantee.grants = {"nobody"};

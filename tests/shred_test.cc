@@ -163,6 +163,33 @@ TEST_F(ShredTest, TheSameIdentifierLaterGetsANewKeyAndCannotReadTheOldParts) {
   EXPECT_EQ(old_view->parts[0].subject_identifier, "ben@example.org");
 }
 
+TEST_F(ShredTest, ARecordErasedByShreddingCannotBeErasedAgain) {
+  uint64_t id = CreateRecord("anna@example.org");
+  ASSERT_TRUE(engine_->ShredSubject(*admin_, SubjectOf(id)).ok());
+  EXPECT_EQ(engine_->EraseRecord(*admin_, id).code(),
+            StatusCode::kFailedPrecondition);
+}
+
+TEST_F(ShredTest, ARefusedCreateLeavesNoKeyInTheKeystore) {
+  NewRecord r;
+  r.kind = "request";
+  r.personal = {{"new@example.org", {}}, {"new@example.org", {}}};
+  ASSERT_EQ(engine_->CreateRecord(*owner_, r).error().code(),
+            StatusCode::kInvalidArgument);
+  Close();
+  leveldb::DB* raw = nullptr;
+  ASSERT_TRUE(
+      leveldb::DB::Open(leveldb::Options(), dir_ + "/keystore", &raw).ok());
+  std::unique_ptr<leveldb::DB> db(raw);
+  std::unique_ptr<leveldb::Iterator> it(
+      db->NewIterator(leveldb::ReadOptions()));
+  int keys = 0;
+  for (it->Seek("k:"); it->Valid() && it->key().starts_with("k:"); it->Next()) {
+    ++keys;
+  }
+  EXPECT_EQ(keys, 0);
+}
+
 TEST_F(ShredTest, OnlyAdminsShredAndOnlyOnce) {
   uint64_t id = CreateRecord();
   const std::string subject = SubjectOf(id);
