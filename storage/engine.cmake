@@ -5,6 +5,7 @@ add_library(custos_storage
   key_cache.cc
   keystore.cc
   leveldb_util.cc
+  subject_report.cc
 )
 target_include_directories(custos_storage PUBLIC ${PROJECT_SOURCE_DIR})
 target_link_libraries(custos_storage
