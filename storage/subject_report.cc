@@ -477,7 +477,7 @@ std::string ActionWords(std::string_view action) {
   static constexpr std::pair<std::string_view, std::string_view> kWords[] = {
       {"create", "recorded your data"},
       {"read", "saw your data"},
-      {"read_blocked", "consulted your blocked data"},
+      {"read_restricted", "consulted your closed or blocked data"},
       {"rectify", "corrected your data"},
       {"flag", "flagged your data as possibly incorrect"},
       {"grant", "shared the record with another party"},
@@ -490,6 +490,7 @@ std::string ActionWords(std::string_view action) {
       {"hold_released", "released a legal hold"},
       {"contest", "recorded that you contest the data"},
       {"shred", "erased all your data"},
+      {"report", "produced a report on your data"},
   };
   for (const auto& [name, words] : kWords) {
     if (name == action) return std::string(words);
@@ -1071,13 +1072,35 @@ class HtmlRenderer {
         "<th scope=\"col\">Who</th><th scope=\"col\">What</th>"
         "<th scope=\"col\">Record</th><th scope=\"col\">Data concerned</th>"
         "<th scope=\"col\">Why</th></tr>\n";
+    static constexpr std::string_view kGrantee = "grantee:";
     for (const auto& a : report_.history) {
+      // A grant names its grantee among the fields; it is shown as the
+      // recipient, not as data.
+      std::string recipients;
+      std::vector<std::string_view> fields;
+      for (const std::string& f : a.fields) {
+        if (f.starts_with(kGrantee)) {
+          if (!recipients.empty()) recipients += ", ";
+          recipients += Who(std::string_view(f).substr(kGrantee.size()));
+        } else {
+          fields.push_back(f);
+        }
+      }
+      std::string what;
+      if (a.action == "grant" && !recipients.empty()) {
+        what = "shared the record with " + recipients;
+      } else {
+        what = ActionWords(a.action);
+        if (!recipients.empty()) what += " (to " + recipients + ")";
+      }
       out_ += "<tr><td>" + TimeElement(a.at) + "</td><td>" +
-              Who(a.principal_id, a.principal_name) + "</td><td>" +
-              ActionWords(a.action) + "</td><td>";
+              Who(a.principal_id, a.principal_name) + "</td><td>" + what +
+              "</td><td>";
       const std::string id = std::to_string(a.record_id);
       const auto it = records_.find(a.record_id);
-      if (it != records_.end()) {
+      if (a.record_id == 0) {
+        out_ += "&mdash;";
+      } else if (it != records_.end()) {
         out_ += "<a href=\"#record-" + id + "\">" + id + "</a>";
       } else {
         out_ += id;
@@ -1094,12 +1117,12 @@ class HtmlRenderer {
         out_ += "<br><span class=\"muted\">(since erased)</span>";
       }
       out_ += "</td><td>";
-      if (a.fields.empty()) {
+      if (fields.empty()) {
         out_ += "<span class=\"none\">none</span>";
       } else {
-        for (size_t i = 0; i < a.fields.size(); ++i) {
+        for (size_t i = 0; i < fields.size(); ++i) {
           if (i > 0) out_ += ", ";
-          AppendHtml(out_, a.fields[i]);
+          AppendHtml(out_, fields[i]);
         }
       }
       out_ += "</td><td>";

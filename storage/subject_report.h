@@ -80,16 +80,20 @@ struct SubjectReport {
     Timestamp at;
     std::string principal_id;
     std::string principal_name;
-    // What was done: "create", "read", "read_blocked", "rectify", "flag",
-    // "grant", "close", "withdraw", "block", "erase", "export", "hold_set",
-    // "hold_released", "contest", "shred"; any other name is rendered as is.
+    // What was done (EventActionName, storage/history.h): "create", "read",
+    // "read_restricted", "rectify", "flag", "contest", "grant", "close",
+    // "withdraw", "block", "erase", "export", "hold_set", "hold_released",
+    // "shred", "report"; any other name is rendered as is.
     std::string action;
-    uint64_t record_id = 0;
-    std::string record_kind;
-    std::string record_state;   // RecordStateName at the time of the event.
+    uint64_t record_id = 0;     // 0 for events not about a record.
+    std::string record_kind;    // "" for events not about a record.
+    std::string record_state;   // RecordStateName at the time of the event,
+                                // or "" for events not about a record.
     std::string purpose;        // PurposeKindName, or "" when none was given.
     std::string justification;  // "" when none was given.
-    std::vector<std::string> fields;  // Field names only, never values.
+    // Field names only, never values. A grant lists its grantee as
+    // "grantee:<principal id>".
+    std::vector<std::string> fields;
   };
   std::vector<Access> history;  // Oldest first.
 };

@@ -106,7 +106,7 @@ SubjectReport FixedReport() {
       {At(2026, 12, 2, 14),
        "off-1",
        "Officer Weber",
-       "read_blocked",
+       "read_restricted",
        17,
        "request",
        "CLOSED",
@@ -256,7 +256,7 @@ constexpr char kFixedJson[] = R"json({
       "at": "2026-12-02T14:00:00Z",
       "principal_id": "off-1",
       "principal_name": "Officer Weber",
-      "action": "read_blocked",
+      "action": "read_restricted",
       "record_id": 17,
       "record_kind": "request",
       "record_state": "CLOSED",
@@ -586,7 +586,8 @@ TEST(SubjectReportHtmlTest, AccessTableShowsRecipientsPurposeAndErasedRecords) {
 
   const std::string officer = RowContaining(table, "Officer Weber");
   EXPECT_NE(officer.find("2 December 2026 at 14:00 UTC"), std::string::npos);
-  EXPECT_NE(officer.find("consulted your blocked data"), std::string::npos);
+  EXPECT_NE(officer.find("consulted your closed or blocked data"),
+            std::string::npos);
   EXPECT_NE(officer.find("name, licence"), std::string::npos);
   EXPECT_NE(officer.find("Overriding public interest (such as legal "
                          "proceedings): &ldquo;Court order 4 C "
@@ -603,6 +604,47 @@ TEST(SubjectReportHtmlTest, AccessTableShowsRecipientsPurposeAndErasedRecords) {
   EXPECT_NE(recipient.find("(since erased)"), std::string::npos);
   EXPECT_NE(recipient.find("Routine use; no reason had to be given"),
             std::string::npos);
+}
+
+TEST(SubjectReportHtmlTest, AGrantNamesItsRecipientRatherThanData) {
+  SubjectReport report = FixedReport();
+  report.history.push_back({At(2026, 8, 1, 9, 31),
+                            "imi-de-berlin",
+                            "Berlin trade office",
+                            "grant",
+                            17,
+                            "request",
+                            "ACTIVE",
+                            "",
+                            "",
+                            {"grantee:imi-fr-paris"}});
+  const std::string html = RenderSubjectReportHtml(report);
+  const std::string row = RowContaining(html, "shared the record with");
+  EXPECT_NE(row.find("shared the record with Paris chamber of trades <span "
+                     "class=\"id\">(imi-fr-paris)</span>"),
+            std::string::npos)
+      << row;
+  EXPECT_EQ(row.find("grantee:"), std::string::npos);
+  EXPECT_NE(row.find("<span class=\"none\">none</span>"), std::string::npos);
+}
+
+TEST(SubjectReportHtmlTest, AnEventAboutNoRecordShowsNoRecordNumber) {
+  SubjectReport report = FixedReport();
+  report.history.push_back({At(2027, 1, 15, 10),
+                            "aud-1",
+                            "Auditor Roth",
+                            "report",
+                            0,
+                            "",
+                            "",
+                            "",
+                            "",
+                            {}});
+  const std::string row =
+      RowContaining(RenderSubjectReportHtml(report), "Auditor Roth");
+  EXPECT_NE(row.find("produced a report on your data</td><td>&mdash;</td>"),
+            std::string::npos)
+      << row;
 }
 
 // Every string field of the report, set to a hostile value.
@@ -643,7 +685,7 @@ SubjectReport HostileReport(const std::string& evil) {
        evil,
        evil,
        evil,
-       {evil, evil}},
+       {evil, "grantee:" + evil}},
       {At(2026, 1, 2), "p", "", "read", 9, evil, evil, evil, "", {}}};
   return report;
 }
