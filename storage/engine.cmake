@@ -2,6 +2,7 @@ add_library(custos_storage
   access.cc
   codec.cc
   engine.cc
+  history.cc
   key_cache.cc
   keystore.cc
   leveldb_util.cc

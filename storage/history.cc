@@ -1,0 +1,1150 @@
+#include "storage/history.h"
+
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+#include <kj/array.h>
+#include <kj/exception.h>
+#include <leveldb/iterator.h>
+
+#include <algorithm>
+#include <cassert>
+#include <cstring>
+#include <map>
+#include <set>
+#include <span>
+#include <utility>
+
+#include "crypto/aead.h"
+#include "schema/history.capnp.h"
+#include "storage/leveldb_util.h"
+
+namespace custos {
+
+std::string_view EventActionName(EventAction action) {
+  switch (action) {
+    case EventAction::kCreate:
+      return "create";
+    case EventAction::kRead:
+      return "read";
+    case EventAction::kReadRestricted:
+      return "read_restricted";
+    case EventAction::kRectify:
+      return "rectify";
+    case EventAction::kFlag:
+      return "flag";
+    case EventAction::kContest:
+      return "contest";
+    case EventAction::kGrant:
+      return "grant";
+    case EventAction::kClose:
+      return "close";
+    case EventAction::kWithdraw:
+      return "withdraw";
+    case EventAction::kBlock:
+      return "block";
+    case EventAction::kErase:
+      return "erase";
+    case EventAction::kExport:
+      return "export";
+    case EventAction::kHoldSet:
+      return "hold_set";
+    case EventAction::kHoldReleased:
+      return "hold_released";
+    case EventAction::kShred:
+      return "shred";
+    case EventAction::kReport:
+      return "report";
+  }
+  return "unknown";
+}
+
+std::string_view ChainProblemName(ChainReport::Problem problem) {
+  switch (problem) {
+    case ChainReport::Problem::kNone:
+      return "none";
+    case ChainReport::Problem::kCheckpoint:
+      return "checkpoint";
+    case ChainReport::Problem::kMissing:
+      return "missing";
+    case ChainReport::Problem::kCorrupt:
+      return "corrupt";
+    case ChainReport::Problem::kLink:
+      return "link";
+    case ChainReport::Problem::kHead:
+      return "head";
+  }
+  return "unknown";
+}
+
+namespace {
+
+namespace hs = schema::history;
+using crypto::Digest;
+using crypto::kDigestSize;
+
+// ---- Key layout (docs/history.md) ------------------------------------------
+
+constexpr char kEventPrefix[] = "e:";
+constexpr char kIndexPrefix[] = "h:";
+constexpr char kReversePrefix[] = "hs:";
+constexpr char kHeadKey[] = "m:history_head";
+constexpr char kCheckpointKey[] = "m:history_checkpoint";
+
+// Domain tags of what is computed under the audit key. Each ends in a NUL so
+// no tag is a prefix of another tag followed by data.
+constexpr std::string_view kDigestTag{"custos-event-digest-v1\0", 23};
+constexpr std::string_view kIndexTag{"custos-history-index-v1\0", 24};
+constexpr std::string_view kCheckpointTag{"custos-checkpoint-v1\0", 21};
+constexpr std::string_view kPartAdTag{"custos-event-v1\0", 16};
+
+std::string EventKey(uint64_t seq) {
+  std::string key = kEventPrefix;
+  AppendBigEndian64(key, seq);
+  return key;
+}
+
+// Event keys are exactly the prefix and 8 bytes; anything else under the
+// prefix is not ours and is reported as corrupt by Verify.
+constexpr size_t kEventKeySize = sizeof(kEventPrefix) - 1 + 8;
+
+std::string IndexPrefix(const Digest& tag) {
+  std::string key = kIndexPrefix;
+  key += AsStringView(tag);
+  return key;
+}
+std::string IndexKey(const Digest& tag, uint64_t seq) {
+  std::string key = IndexPrefix(tag);
+  AppendBigEndian64(key, seq);
+  return key;
+}
+std::string ReversePrefix(uint64_t seq) {
+  std::string key = kReversePrefix;
+  AppendBigEndian64(key, seq);
+  return key;
+}
+std::string ReverseKey(uint64_t seq, const Digest& tag) {
+  std::string key = ReversePrefix(seq);
+  key += AsStringView(tag);
+  return key;
+}
+
+std::string EncodeSlot(uint32_t slot) {
+  std::string out(4, '\0');
+  for (int i = 0; i < 4; ++i) {
+    out[i] = static_cast<char>((slot >> (8 * (3 - i))) & 0xff);
+  }
+  return out;
+}
+std::optional<uint32_t> DecodeSlot(std::string_view in) {
+  if (in.size() != 4) return std::nullopt;
+  uint32_t slot = 0;
+  for (char c : in) slot = (slot << 8) | static_cast<uint8_t>(c);
+  return slot;
+}
+
+// ---- Keyed computations
+// ------------------------------------------------------
+
+Digest Tagged(const crypto::SecretKey& key, std::string_view tag,
+              std::span<const uint8_t> data) {
+  std::string input(tag);
+  input += AsStringView(data);
+  return crypto::KeyedHash(key, AsBytes(input));
+}
+
+// The digest that enters the chain in place of the event's bytes; a stub
+// keeps exactly this.
+Digest EventDigest(const crypto::SecretKey& key,
+                   std::span<const uint8_t> event_bytes) {
+  return Tagged(key, kDigestTag, event_bytes);
+}
+
+// The subject's index tag: the subject id blinded under the audit key, so
+// the index holds no subject id in clear.
+Digest IndexTagOf(const crypto::SecretKey& key, std::string_view subject_id) {
+  return Tagged(key, kIndexTag, AsBytes(subject_id));
+}
+
+Digest CheckpointMac(const crypto::SecretKey& key, uint64_t next_seq,
+                     const Digest& link) {
+  std::string data;
+  AppendBigEndian64(data, next_seq);
+  data += AsStringView(link);
+  return Tagged(key, kCheckpointTag, AsBytes(data));
+}
+
+std::string PartAd(uint64_t seq, uint32_t slot,
+                   kj::ArrayPtr<const kj::byte> canonical_header) {
+  std::string ad(kPartAdTag);
+  AppendBigEndian64(ad, seq);
+  ad += EncodeSlot(slot);
+  ad.append(reinterpret_cast<const char*>(canonical_header.begin()),
+            canonical_header.size());
+  return ad;
+}
+
+// ---- Cap'n Proto helpers
+// -----------------------------------------------------
+
+capnp::ReaderOptions StoredReaderOptions() {
+  capnp::ReaderOptions options;
+  options.traversalLimitInWords = 64 * 1024 * 1024 / 8;
+  options.nestingLimit = 16;
+  return options;
+}
+
+std::string ToBytes(capnp::MessageBuilder& message) {
+  kj::Array<capnp::word> words = capnp::messageToFlatArray(message);
+  kj::ArrayPtr<const kj::byte> bytes = words.asBytes();
+  return std::string(reinterpret_cast<const char*>(bytes.begin()),
+                     bytes.size());
+}
+
+// Decodes `bytes` as a message with root T and hands the reader to `fn`.
+// The bytes are copied into word-aligned memory (LevelDB values have no
+// alignment guarantee). Any Cap'n Proto exception becomes DataLoss.
+template <typename T, typename Fn>
+auto Decode(std::string_view bytes, const char* what, Fn&& fn) -> Result<
+    typename decltype(fn(std::declval<typename T::Reader>()))::value_type> {
+  auto corrupt = [what] {
+    return Fail(Status::DataLoss(std::string("corrupt stored ") + what));
+  };
+  if (bytes.empty() || bytes.size() % sizeof(capnp::word) != 0) {
+    return corrupt();
+  }
+  kj::Array<capnp::word> words =
+      kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word));
+  std::memcpy(words.begin(), bytes.data(), bytes.size());
+  try {
+    capnp::FlatArrayMessageReader reader(words, StoredReaderOptions());
+    return fn(reader.getRoot<T>());
+  } catch (const kj::Exception&) {
+    return corrupt();
+  }
+}
+
+std::string FromText(capnp::Text::Reader t) {
+  return std::string(t.cStr(), t.size());
+}
+capnp::Text::Reader AsText(const std::string& s) {
+  return capnp::Text::Reader(s.data(), s.size());
+}
+capnp::Data::Reader AsData(std::span<const uint8_t> b) {
+  return capnp::Data::Reader(b.data(), b.size());
+}
+capnp::Data::Reader AsData(std::string_view s) { return AsData(AsBytes(s)); }
+std::optional<Digest> DigestFrom(capnp::Data::Reader d) {
+  if (d.size() != kDigestSize) return std::nullopt;
+  Digest out;
+  std::memcpy(out.data(), d.begin(), kDigestSize);
+  return out;
+}
+
+// ---- Enum conversions ------------------------------------------------------
+
+std::optional<hs::Action> ToSchema(EventAction a) {
+  switch (a) {
+    case EventAction::kCreate:
+      return hs::Action::CREATE;
+    case EventAction::kRead:
+      return hs::Action::READ;
+    case EventAction::kReadRestricted:
+      return hs::Action::READ_RESTRICTED;
+    case EventAction::kRectify:
+      return hs::Action::RECTIFY;
+    case EventAction::kFlag:
+      return hs::Action::FLAG;
+    case EventAction::kContest:
+      return hs::Action::CONTEST;
+    case EventAction::kGrant:
+      return hs::Action::GRANT;
+    case EventAction::kClose:
+      return hs::Action::CLOSE;
+    case EventAction::kWithdraw:
+      return hs::Action::WITHDRAW;
+    case EventAction::kBlock:
+      return hs::Action::BLOCK;
+    case EventAction::kErase:
+      return hs::Action::ERASE;
+    case EventAction::kExport:
+      return hs::Action::EXPORT;
+    case EventAction::kHoldSet:
+      return hs::Action::HOLD_SET;
+    case EventAction::kHoldReleased:
+      return hs::Action::HOLD_RELEASED;
+    case EventAction::kShred:
+      return hs::Action::SHRED;
+    case EventAction::kReport:
+      return hs::Action::REPORT;
+  }
+  return std::nullopt;
+}
+
+std::optional<EventAction> FromSchema(hs::Action a) {
+  switch (a) {
+    case hs::Action::CREATE:
+      return EventAction::kCreate;
+    case hs::Action::READ:
+      return EventAction::kRead;
+    case hs::Action::READ_RESTRICTED:
+      return EventAction::kReadRestricted;
+    case hs::Action::RECTIFY:
+      return EventAction::kRectify;
+    case hs::Action::FLAG:
+      return EventAction::kFlag;
+    case hs::Action::CONTEST:
+      return EventAction::kContest;
+    case hs::Action::GRANT:
+      return EventAction::kGrant;
+    case hs::Action::CLOSE:
+      return EventAction::kClose;
+    case hs::Action::WITHDRAW:
+      return EventAction::kWithdraw;
+    case hs::Action::BLOCK:
+      return EventAction::kBlock;
+    case hs::Action::ERASE:
+      return EventAction::kErase;
+    case hs::Action::EXPORT:
+      return EventAction::kExport;
+    case hs::Action::HOLD_SET:
+      return EventAction::kHoldSet;
+    case hs::Action::HOLD_RELEASED:
+      return EventAction::kHoldReleased;
+    case hs::Action::SHRED:
+      return EventAction::kShred;
+    case hs::Action::REPORT:
+      return EventAction::kReport;
+  }
+  return std::nullopt;
+}
+
+hs::RecordState ToSchema(std::optional<RecordState> s) {
+  if (!s.has_value()) return hs::RecordState::NONE;
+  switch (*s) {
+    case RecordState::kActive:
+      return hs::RecordState::ACTIVE;
+    case RecordState::kClosed:
+      return hs::RecordState::CLOSED;
+    case RecordState::kBlocked:
+      return hs::RecordState::BLOCKED;
+    case RecordState::kErased:
+      return hs::RecordState::ERASED;
+  }
+  return hs::RecordState::NONE;
+}
+
+// The outer optional is empty for an enumerant this build does not know.
+std::optional<std::optional<RecordState>> FromSchema(hs::RecordState s) {
+  switch (s) {
+    case hs::RecordState::NONE:
+      return std::optional<RecordState>();
+    case hs::RecordState::ACTIVE:
+      return RecordState::kActive;
+    case hs::RecordState::CLOSED:
+      return RecordState::kClosed;
+    case hs::RecordState::BLOCKED:
+      return RecordState::kBlocked;
+    case hs::RecordState::ERASED:
+      return RecordState::kErased;
+  }
+  return std::nullopt;
+}
+
+hs::PurposeKind ToSchema(const std::optional<Purpose>& p) {
+  if (!p.has_value()) return hs::PurposeKind::NONE;
+  switch (p->kind) {
+    case PurposeKind::kProofOfExchange:
+      return hs::PurposeKind::PROOF_OF_EXCHANGE;
+    case PurposeKind::kSubjectConsent:
+      return hs::PurposeKind::SUBJECT_CONSENT;
+    case PurposeKind::kPublicInterest:
+      return hs::PurposeKind::PUBLIC_INTEREST;
+  }
+  return hs::PurposeKind::NONE;
+}
+
+std::optional<std::optional<PurposeKind>> FromSchema(hs::PurposeKind p) {
+  switch (p) {
+    case hs::PurposeKind::NONE:
+      return std::optional<PurposeKind>();
+    case hs::PurposeKind::PROOF_OF_EXCHANGE:
+      return PurposeKind::kProofOfExchange;
+    case hs::PurposeKind::SUBJECT_CONSENT:
+      return PurposeKind::kSubjectConsent;
+    case hs::PurposeKind::PUBLIC_INTEREST:
+      return PurposeKind::kPublicInterest;
+  }
+  return std::nullopt;
+}
+
+// ---- Stored forms
+// ------------------------------------------------------------
+
+struct StoredEventValue {
+  uint64_t seq = 0;
+  Digest link{};
+  bool is_stub = false;
+  std::string event_bytes;  // When !is_stub.
+  Digest stub_digest{};     // When is_stub.
+};
+
+std::string EncodeStoredEvent(const StoredEventValue& v) {
+  // One segment, sized to fit, so the encoding is a function of the value
+  // (Verify re-encodes and compares, which catches a changed padding byte).
+  const size_t payload = v.is_stub ? kDigestSize : v.event_bytes.size();
+  capnp::MallocMessageBuilder message(
+      static_cast<unsigned>(16 + (payload + 7) / 8),
+      capnp::AllocationStrategy::FIXED_SIZE);
+  auto b = message.initRoot<hs::StoredEvent>();
+  b.setSeq(v.seq);
+  b.setLink(AsData(v.link));
+  if (v.is_stub) {
+    b.setStub(AsData(v.stub_digest));
+  } else {
+    b.setEvent(AsData(v.event_bytes));
+  }
+  return ToBytes(message);
+}
+
+Result<StoredEventValue> DecodeStoredEvent(std::string_view bytes) {
+  auto decoded = Decode<hs::StoredEvent>(
+      bytes, "history event",
+      [](hs::StoredEvent::Reader r) -> Result<StoredEventValue> {
+        StoredEventValue v;
+        v.seq = r.getSeq();
+        auto link = DigestFrom(r.getLink());
+        if (!link)
+          return Fail(Status::DataLoss("corrupt stored history event"));
+        v.link = *link;
+        switch (r.which()) {
+          case hs::StoredEvent::EVENT: {
+            auto e = r.getEvent();
+            v.event_bytes.assign(reinterpret_cast<const char*>(e.begin()),
+                                 e.size());
+            return v;
+          }
+          case hs::StoredEvent::STUB: {
+            auto d = DigestFrom(r.getStub());
+            if (!d) {
+              return Fail(Status::DataLoss("corrupt stored history event"));
+            }
+            v.is_stub = true;
+            v.stub_digest = *d;
+            return v;
+          }
+        }
+        return Fail(Status::DataLoss("corrupt stored history event"));
+      });
+  if (!decoded.has_value()) return decoded;
+  if (EncodeStoredEvent(*decoded) != bytes) {
+    return Fail(Status::DataLoss("corrupt stored history event"));
+  }
+  return decoded;
+}
+
+std::string EncodeHead(const History::Head& h) {
+  capnp::MallocMessageBuilder message;
+  auto b = message.initRoot<hs::Head>();
+  b.setLastSeq(h.last_seq);
+  b.setLink(AsData(h.link));
+  return ToBytes(message);
+}
+
+// The head, the checkpoint and the stored event wrapper are small values
+// with one encoding each: a decoded value must re-encode to the very bytes
+// read, so that no byte of them (padding included) can change unnoticed.
+Result<History::Head> DecodeHead(std::string_view bytes) {
+  auto head = Decode<hs::Head>(
+      bytes, "history head", [](hs::Head::Reader r) -> Result<History::Head> {
+        auto link = DigestFrom(r.getLink());
+        if (!link) return Fail(Status::DataLoss("corrupt stored history head"));
+        return History::Head{r.getLastSeq(), *link};
+      });
+  if (head.has_value() && EncodeHead(*head) != bytes) {
+    return Fail(Status::DataLoss("corrupt stored history head"));
+  }
+  return head;
+}
+
+struct CheckpointValue {
+  uint64_t next_seq = 1;
+  Digest link{};
+  Digest mac{};
+};
+
+std::string EncodeCheckpoint(const CheckpointValue& c) {
+  capnp::MallocMessageBuilder message;
+  auto b = message.initRoot<hs::Checkpoint>();
+  b.setNextSeq(c.next_seq);
+  b.setLink(AsData(c.link));
+  b.setMac(AsData(c.mac));
+  return ToBytes(message);
+}
+
+Result<CheckpointValue> DecodeCheckpoint(std::string_view bytes) {
+  auto checkpoint = Decode<hs::Checkpoint>(
+      bytes, "history checkpoint",
+      [](hs::Checkpoint::Reader r) -> Result<CheckpointValue> {
+        auto link = DigestFrom(r.getLink());
+        auto mac = DigestFrom(r.getMac());
+        if (!link || !mac) {
+          return Fail(Status::DataLoss("corrupt stored history checkpoint"));
+        }
+        return CheckpointValue{r.getNextSeq(), *link, *mac};
+      });
+  if (checkpoint.has_value() && EncodeCheckpoint(*checkpoint) != bytes) {
+    return Fail(Status::DataLoss("corrupt stored history checkpoint"));
+  }
+  return checkpoint;
+}
+
+// An Event message decoded: the header, its canonical bytes (bound into the
+// parts' associated data), and the sealed parts.
+struct DecodedEvent {
+  EventHeader header;
+  std::string canonical_header;
+  std::string clear_justification;
+  std::vector<std::string> clear_fields;
+  std::vector<std::string> sealed_parts;
+};
+
+Result<DecodedEvent> DecodeEvent(std::string_view bytes) {
+  return Decode<hs::Event>(
+      bytes, "history event", [](hs::Event::Reader r) -> Result<DecodedEvent> {
+        auto corrupt = [] {
+          return Fail(Status::DataLoss("corrupt stored history event"));
+        };
+        DecodedEvent e;
+        auto h = r.getHeader();
+        e.header.seq = h.getSeq();
+        e.header.at = FromMicros(h.getAtMicros());
+        e.header.principal_id = FromText(h.getPrincipalId());
+        e.header.principal_name = FromText(h.getPrincipalName());
+        auto action = FromSchema(h.getAction());
+        auto state = FromSchema(h.getRecordState());
+        auto purpose = FromSchema(h.getPurposeKind());
+        if (!action || !state || !purpose) return corrupt();
+        e.header.action = *action;
+        e.header.record_id = h.getRecordId();
+        e.header.record_kind = FromText(h.getRecordKind());
+        e.header.record_state = *state;
+        e.header.purpose_kind = *purpose;
+        e.clear_justification = FromText(h.getClearJustification());
+        for (auto f : h.getClearFields()) e.clear_fields.push_back(FromText(f));
+        kj::Array<capnp::word> canonical = capnp::canonicalize(h);
+        e.canonical_header.assign(
+            reinterpret_cast<const char*>(canonical.asBytes().begin()),
+            canonical.asBytes().size());
+        for (auto p : r.getParts()) {
+          auto s = p.getSealed();
+          e.sealed_parts.emplace_back(reinterpret_cast<const char*>(s.begin()),
+                                      s.size());
+        }
+        return e;
+      });
+}
+
+struct SubjectPartValue {
+  std::string subject_id;
+  std::string justification;
+  std::vector<std::string> fields;
+};
+
+std::string EncodeSubjectPart(const std::string& subject_id,
+                              const std::string& justification,
+                              const std::vector<std::string>& fields) {
+  capnp::MallocMessageBuilder message;
+  auto b = message.initRoot<hs::SubjectPart>();
+  b.setSubjectId(AsText(subject_id));
+  b.setJustification(AsText(justification));
+  auto list = b.initFields(fields.size());
+  for (size_t i = 0; i < fields.size(); ++i) list.set(i, AsText(fields[i]));
+  return ToBytes(message);
+}
+
+Result<SubjectPartValue> DecodeSubjectPart(std::string_view bytes) {
+  return Decode<hs::SubjectPart>(
+      bytes, "history subject part",
+      [](hs::SubjectPart::Reader r) -> Result<SubjectPartValue> {
+        SubjectPartValue v;
+        v.subject_id = FromText(r.getSubjectId());
+        v.justification = FromText(r.getJustification());
+        for (auto f : r.getFields()) v.fields.push_back(FromText(f));
+        return v;
+      });
+}
+
+// A consistent view for one reading call.
+class Snapshot {
+ public:
+  explicit Snapshot(leveldb::DB& db) : db_(db), snapshot_(db.GetSnapshot()) {
+    options_.snapshot = snapshot_;
+    options_.fill_cache = false;
+  }
+  ~Snapshot() { db_.ReleaseSnapshot(snapshot_); }
+  Snapshot(const Snapshot&) = delete;
+  Snapshot& operator=(const Snapshot&) = delete;
+  const leveldb::ReadOptions& options() const { return options_; }
+
+ private:
+  leveldb::DB& db_;
+  const leveldb::Snapshot* snapshot_;
+  leveldb::ReadOptions options_;
+};
+
+// Reads `key`: the value, nullopt if absent, or the mapped error.
+Result<std::optional<std::string>> Get(leveldb::DB& db,
+                                       const leveldb::ReadOptions& options,
+                                       const std::string& key,
+                                       std::string_view what) {
+  std::string value;
+  leveldb::Status s = db.Get(options, key, &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return Fail(FromLevelDb(s, what));
+  return std::optional<std::string>(std::move(value));
+}
+
+uint64_t SeqOfEventKey(std::string_view key) {
+  return ReadBigEndian64(key.substr(sizeof(kEventPrefix) - 1));
+}
+
+std::string ToString(const leveldb::Slice& s) { return s.ToString(); }
+
+Status ValidateEvent(const Event& e) {
+  if (e.principal_id.empty()) {
+    return Status::InvalidArgument("an event needs a principal id");
+  }
+  if (!ToSchema(e.action).has_value()) {
+    return Status::InvalidArgument("unknown event action");
+  }
+  std::set<std::string_view> seen;
+  for (const std::string& s : e.subject_ids) {
+    if (s.empty()) {
+      return Status::InvalidArgument("an event's subject id is empty");
+    }
+    if (!seen.insert(s).second) {
+      return Status::InvalidArgument("an event names a subject twice");
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+// ---- History
+// -----------------------------------------------------------------
+
+History::History(leveldb::DB& db, crypto::SecretKey audit_key, Options options,
+                 Head head)
+    : db_(db),
+      audit_key_(std::move(audit_key)),
+      options_(options),
+      head_(head) {}
+
+History::~History() = default;
+
+Result<std::unique_ptr<History>> History::Open(leveldb::DB& db,
+                                               crypto::SecretKey audit_key,
+                                               Options options) {
+  if (options.max_scan == 0) {
+    return Fail(Status::InvalidArgument("max_scan must be at least 1"));
+  }
+  if (audit_key.empty()) {
+    return Fail(Status::InvalidArgument("the audit key is empty"));
+  }
+  auto stored =
+      Get(db, leveldb::ReadOptions(), kHeadKey, "reading history head");
+  if (!stored.has_value()) return Fail(stored.error());
+  Head head;
+  if (stored->has_value()) {
+    auto decoded = DecodeHead(**stored);
+    if (!decoded.has_value()) return Fail(decoded.error());
+    head = *decoded;
+  }
+  return std::unique_ptr<History>(
+      new History(db, std::move(audit_key), options, head));
+}
+
+History::Head History::head() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return head_;
+}
+
+Result<History::Pending> History::Stage(leveldb::WriteBatch& batch,
+                                        const std::vector<Event>& events,
+                                        const KeyLookup& keys) {
+  for (const Event& e : events) CUSTOS_RETURN_IF_ERROR(ValidateEvent(e));
+
+  const Head start = head();
+  Pending pending;
+  pending.previous_seq = start.last_seq;
+  pending.first_seq = start.last_seq + 1;
+  pending.last_seq = start.last_seq;
+  pending.link = start.link;
+  if (events.empty()) return pending;
+
+  // Built apart and appended at the end, so a failure leaves `batch` as it
+  // was.
+  leveldb::WriteBatch staged;
+  uint64_t seq = start.last_seq;
+  Digest link = start.link;
+  for (const Event& e : events) {
+    ++seq;
+    capnp::MallocMessageBuilder message;
+    auto event = message.initRoot<hs::Event>();
+    auto h = event.initHeader();
+    h.setSeq(seq);
+    h.setAtMicros(ToMicros(e.at));
+    h.setPrincipalId(AsText(e.principal_id));
+    h.setPrincipalName(AsText(e.principal_name));
+    h.setAction(*ToSchema(e.action));
+    h.setRecordId(e.record_id);
+    h.setRecordKind(AsText(e.record_kind));
+    h.setRecordState(ToSchema(e.record_state));
+    h.setPurposeKind(ToSchema(e.purpose));
+    const std::string justification =
+        e.purpose.has_value() ? e.purpose->justification : std::string();
+    // Only an event about no subject keeps these in clear: otherwise they
+    // are about the subjects, and go into their sealed parts (and nowhere
+    // at all if every subject's key is already gone).
+    if (e.subject_ids.empty()) {
+      h.setClearJustification(AsText(justification));
+      auto fields = h.initClearFields(e.fields.size());
+      for (size_t i = 0; i < e.fields.size(); ++i) {
+        fields.set(i, AsText(e.fields[i]));
+      }
+    }
+    kj::Array<capnp::word> canonical = capnp::canonicalize(h.asReader());
+
+    std::vector<std::vector<uint8_t>> sealed;
+    std::vector<Digest> tags;
+    for (const std::string& subject : e.subject_ids) {
+      Result<SharedKey> key = keys(subject);
+      if (!key.has_value()) return Fail(key.error());
+      if (*key == nullptr) continue;  // Shredded: nothing to seal under.
+      const uint32_t slot = static_cast<uint32_t>(sealed.size());
+      std::string plain = EncodeSubjectPart(subject, justification, e.fields);
+      sealed.push_back(
+          crypto::Seal(**key, AsBytes(plain),
+                       AsBytes(PartAd(seq, slot, canonical.asBytes()))));
+      crypto::Wipe(std::span<uint8_t>(reinterpret_cast<uint8_t*>(plain.data()),
+                                      plain.size()));
+      tags.push_back(IndexTagOf(audit_key_, subject));
+    }
+    auto parts = event.initParts(sealed.size());
+    for (size_t i = 0; i < sealed.size(); ++i) {
+      parts[i].setSealed(AsData(sealed[i]));
+    }
+
+    StoredEventValue stored;
+    stored.seq = seq;
+    stored.event_bytes = ToBytes(message);
+    link = crypto::ChainLink(
+        audit_key_, link, EventDigest(audit_key_, AsBytes(stored.event_bytes)));
+    stored.link = link;
+    staged.Put(EventKey(seq), EncodeStoredEvent(stored));
+    for (size_t slot = 0; slot < tags.size(); ++slot) {
+      staged.Put(IndexKey(tags[slot], seq),
+                 EncodeSlot(static_cast<uint32_t>(slot)));
+      staged.Put(ReverseKey(seq, tags[slot]), "");
+    }
+  }
+  staged.Put(kHeadKey, EncodeHead(Head{seq, link}));
+  batch.Append(staged);
+  pending.last_seq = seq;
+  pending.link = link;
+  return pending;
+}
+
+void History::Commit(const Pending& pending) {
+  if (pending.first_seq > pending.last_seq) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  // A stale Pending means the caller broke Stage/Commit's protocol; moving
+  // the head to it would fork the in-memory chain from the stored one.
+  assert(pending.previous_seq == head_.last_seq);
+  if (pending.previous_seq != head_.last_seq) return;
+  head_ = Head{pending.last_seq, pending.link};
+}
+
+Result<ChainReport> History::Verify() const {
+  Snapshot snapshot(db_);
+  ChainReport report;
+
+  auto stored_head =
+      Get(db_, snapshot.options(), kHeadKey, "reading history head");
+  if (!stored_head.has_value()) return Fail(stored_head.error());
+  std::optional<Head> head = Head{};
+  if (stored_head->has_value()) {
+    auto decoded = DecodeHead(**stored_head);
+    head = decoded.has_value() ? std::optional<Head>(*decoded) : std::nullopt;
+  }
+  if (head.has_value()) {
+    report.head_seq = head->last_seq;
+    report.head_link = head->link;
+  }
+
+  auto stored_checkpoint = Get(db_, snapshot.options(), kCheckpointKey,
+                               "reading history checkpoint");
+  if (!stored_checkpoint.has_value()) return Fail(stored_checkpoint.error());
+  uint64_t start_seq = 1;
+  Digest start_link = crypto::kChainGenesis;
+  if (stored_checkpoint->has_value()) {
+    auto checkpoint = DecodeCheckpoint(**stored_checkpoint);
+    if (!checkpoint.has_value()) {
+      report.problem = ChainReport::Problem::kCheckpoint;
+      report.first_broken = 1;
+      return report;
+    }
+    const Digest mac =
+        CheckpointMac(audit_key_, checkpoint->next_seq, checkpoint->link);
+    if (checkpoint->next_seq == 0 ||
+        !crypto::ConstantTimeEquals(mac, checkpoint->mac)) {
+      report.problem = ChainReport::Problem::kCheckpoint;
+      report.first_seq = std::max<uint64_t>(checkpoint->next_seq, 1);
+      report.first_broken = report.first_seq;
+      return report;
+    }
+    start_seq = checkpoint->next_seq;
+    start_link = checkpoint->link;
+  }
+  report.first_seq = start_seq;
+
+  crypto::ChainVerifier verifier(audit_key_, start_link, start_seq);
+  auto broken = [&report](ChainReport::Problem problem, uint64_t seq) {
+    report.problem = problem;
+    report.first_broken = seq;
+  };
+  uint64_t expected = start_seq;
+  std::unique_ptr<leveldb::Iterator> it(db_.NewIterator(snapshot.options()));
+  for (it->Seek(EventKey(start_seq));
+       it->Valid() && it->key().starts_with(kEventPrefix); it->Next()) {
+    if (it->key().size() != kEventKeySize) {
+      broken(ChainReport::Problem::kCorrupt, expected);
+      break;
+    }
+    const uint64_t seq = SeqOfEventKey(ToString(it->key()));
+    if (seq != expected) {
+      broken(ChainReport::Problem::kMissing, expected);
+      break;
+    }
+    auto stored = DecodeStoredEvent(ToString(it->value()));
+    if (!stored.has_value() || stored->seq != seq) {
+      broken(ChainReport::Problem::kCorrupt, seq);
+      break;
+    }
+    const Digest digest =
+        stored->is_stub ? stored->stub_digest
+                        : EventDigest(audit_key_, AsBytes(stored->event_bytes));
+    if (!verifier.Add(digest, stored->link)) {
+      broken(ChainReport::Problem::kLink, seq);
+      break;
+    }
+    if (stored->is_stub) {
+      ++report.stubs;
+    } else {
+      // The link authenticates these bytes; the seq inside them is what
+      // ties the event to its place.
+      auto event = DecodeEvent(stored->event_bytes);
+      if (!event.has_value() || event->header.seq != seq) {
+        broken(ChainReport::Problem::kCorrupt, seq);
+        break;
+      }
+    }
+    ++expected;
+  }
+  CUSTOS_RETURN_IF_ERROR(FromLevelDb(it->status(), "reading history"));
+  report.verified = verifier.verified();
+  if (!report.ok()) return report;
+
+  const uint64_t last = expected - 1;
+  if (!head.has_value()) {
+    broken(ChainReport::Problem::kHead, last + 1);
+  } else if (head->last_seq != last) {
+    // A shorter chain than the head: the first missing event; a longer one:
+    // the first event the head does not cover.
+    broken(ChainReport::Problem::kHead, std::min(head->last_seq, last) + 1);
+  } else if (!crypto::ConstantTimeEquals(head->link, verifier.last_link())) {
+    broken(ChainReport::Problem::kHead, std::max<uint64_t>(last, 1));
+  }
+  return report;
+}
+
+Result<HistoryPage> History::ForSubject(const std::string& subject_id,
+                                        Timestamp from, Timestamp to,
+                                        uint64_t after_seq, uint32_t limit,
+                                        const KeyLookup& keys) const {
+  if (limit == 0) return Fail(Status::InvalidArgument("limit must be >= 1"));
+  HistoryPage page;
+  Result<SharedKey> key = keys(subject_id);
+  if (!key.has_value()) return Fail(key.error());
+  if (*key == nullptr || after_seq == UINT64_MAX) return page;
+
+  Snapshot snapshot(db_);
+  const Digest tag = IndexTagOf(audit_key_, subject_id);
+  const std::string prefix = IndexPrefix(tag);
+  const auto authentication_failed = [] {
+    return Fail(
+        Status::DataLoss("an access-history event failed to authenticate"));
+  };
+
+  size_t examined = 0;
+  uint64_t last_examined = after_seq;
+  bool more = false;
+  std::unique_ptr<leveldb::Iterator> it(db_.NewIterator(snapshot.options()));
+  for (it->Seek(IndexKey(tag, after_seq + 1));
+       it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    if (page.entries.size() == limit || examined == options_.max_scan) {
+      more = true;
+      break;
+    }
+    ++examined;
+    const std::string index_key = ToString(it->key());
+    if (index_key.size() != prefix.size() + 8) {
+      return Fail(Status::DataLoss("corrupt history index entry"));
+    }
+    const uint64_t seq =
+        ReadBigEndian64(std::string_view(index_key).substr(prefix.size()));
+    last_examined = seq;
+    auto slot = DecodeSlot(ToString(it->value()));
+    if (!slot) return Fail(Status::DataLoss("corrupt history index entry"));
+
+    auto value =
+        Get(db_, snapshot.options(), EventKey(seq), "reading history event");
+    if (!value.has_value()) return Fail(value.error());
+    if (!value->has_value()) continue;  // Pruned and folded.
+    auto stored = DecodeStoredEvent(**value);
+    if (!stored.has_value()) return Fail(stored.error());
+    if (stored->seq != seq) return authentication_failed();
+    if (stored->is_stub) continue;  // Pruned.
+    auto event = DecodeEvent(stored->event_bytes);
+    if (!event.has_value()) return Fail(event.error());
+    if (event->header.seq != seq) return authentication_failed();
+    if (event->header.at < from || event->header.at >= to) continue;
+    if (*slot >= event->sealed_parts.size()) return authentication_failed();
+
+    const std::string ad = PartAd(
+        seq, *slot,
+        kj::ArrayPtr<const kj::byte>(
+            reinterpret_cast<const kj::byte*>(event->canonical_header.data()),
+            event->canonical_header.size()));
+    auto plain =
+        crypto::Open(**key, AsBytes(event->sealed_parts[*slot]), AsBytes(ad));
+    if (!plain.has_value()) return authentication_failed();
+    auto part = DecodeSubjectPart(AsStringView(*plain));
+    crypto::Wipe(*plain);
+    if (!part.has_value()) return Fail(part.error());
+    if (part->subject_id != subject_id) return authentication_failed();
+
+    HistoryEntry entry;
+    entry.header = std::move(event->header);
+    entry.justification = std::move(part->justification);
+    entry.fields = std::move(part->fields);
+    page.entries.push_back(std::move(entry));
+  }
+  CUSTOS_RETURN_IF_ERROR(FromLevelDb(it->status(), "reading history index"));
+  page.next_after_seq = more ? last_examined : 0;
+  return page;
+}
+
+Result<HistoryPage> History::Scan(uint64_t after_seq, uint32_t limit) const {
+  if (limit == 0) return Fail(Status::InvalidArgument("limit must be >= 1"));
+  HistoryPage page;
+  if (after_seq == UINT64_MAX) return page;
+  Snapshot snapshot(db_);
+  size_t examined = 0;
+  uint64_t last_examined = after_seq;
+  bool more = false;
+  std::unique_ptr<leveldb::Iterator> it(db_.NewIterator(snapshot.options()));
+  for (it->Seek(EventKey(after_seq + 1));
+       it->Valid() && it->key().starts_with(kEventPrefix); it->Next()) {
+    if (page.entries.size() == limit || examined == options_.max_scan) {
+      more = true;
+      break;
+    }
+    ++examined;
+    if (it->key().size() != kEventKeySize) {
+      return Fail(Status::DataLoss("corrupt history event key"));
+    }
+    const uint64_t seq = SeqOfEventKey(ToString(it->key()));
+    last_examined = seq;
+    auto stored = DecodeStoredEvent(ToString(it->value()));
+    if (!stored.has_value()) return Fail(stored.error());
+    if (stored->is_stub) continue;
+    auto event = DecodeEvent(stored->event_bytes);
+    if (!event.has_value()) return Fail(event.error());
+    HistoryEntry entry;
+    entry.header = std::move(event->header);
+    entry.justification = std::move(event->clear_justification);
+    entry.fields = std::move(event->clear_fields);
+    entry.sealed_parts = event->sealed_parts.size();
+    page.entries.push_back(std::move(entry));
+  }
+  CUSTOS_RETURN_IF_ERROR(FromLevelDb(it->status(), "reading history"));
+  page.next_after_seq = more ? last_examined : 0;
+  return page;
+}
+
+Result<size_t> History::DropSubjectIndex(leveldb::WriteBatch& batch,
+                                         const std::string& subject_id,
+                                         size_t budget) const {
+  const Digest tag = IndexTagOf(audit_key_, subject_id);
+  const std::string prefix = IndexPrefix(tag);
+  size_t dropped = 0;
+  std::unique_ptr<leveldb::Iterator> it(
+      db_.NewIterator(leveldb::ReadOptions()));
+  for (it->Seek(prefix);
+       dropped < budget && it->Valid() && it->key().starts_with(prefix);
+       it->Next()) {
+    const std::string key = ToString(it->key());
+    batch.Delete(key);
+    if (key.size() == prefix.size() + 8) {
+      batch.Delete(ReverseKey(
+          ReadBigEndian64(std::string_view(key).substr(prefix.size())), tag));
+    }
+    ++dropped;
+  }
+  CUSTOS_RETURN_IF_ERROR(FromLevelDb(it->status(), "reading history index"));
+  return dropped;
+}
+
+Result<PruneResult> History::Prune(
+    const std::function<bool(const EventHeader&)>& prunable, size_t budget,
+    uint64_t after_seq) {
+  PruneResult result;
+  const Head head = this->head();
+  const leveldb::ReadOptions read;
+
+  auto stored_checkpoint =
+      Get(db_, read, kCheckpointKey, "reading history checkpoint");
+  if (!stored_checkpoint.has_value()) return Fail(stored_checkpoint.error());
+  uint64_t start_seq = 1;
+  Digest start_link = crypto::kChainGenesis;
+  if (stored_checkpoint->has_value()) {
+    auto checkpoint = DecodeCheckpoint(**stored_checkpoint);
+    if (!checkpoint.has_value()) return Fail(checkpoint.error());
+    if (checkpoint->next_seq == 0 ||
+        !crypto::ConstantTimeEquals(
+            CheckpointMac(audit_key_, checkpoint->next_seq, checkpoint->link),
+            checkpoint->mac)) {
+      return Fail(
+          Status::DataLoss("the history checkpoint failed to authenticate"));
+    }
+    start_seq = checkpoint->next_seq;
+    start_link = checkpoint->link;
+  }
+
+  leveldb::WriteBatch batch;
+  struct Stub {
+    Digest digest;
+    Digest link;
+  };
+  std::map<uint64_t, Stub> stubbed;  // In this call; not yet in the DB.
+
+  // Stub the prunable events.
+  {
+    const uint64_t from = std::max(
+        start_seq, after_seq == UINT64_MAX ? UINT64_MAX : after_seq + 1);
+    size_t examined = 0;
+    std::unique_ptr<leveldb::Iterator> it(db_.NewIterator(read));
+    for (it->Seek(EventKey(from));
+         it->Valid() && it->key().starts_with(kEventPrefix); it->Next()) {
+      if (it->key().size() != kEventKeySize) {
+        return Fail(Status::DataLoss("corrupt history event key"));
+      }
+      const uint64_t seq = SeqOfEventKey(ToString(it->key()));
+      if (seq > head.last_seq) break;
+      if (examined == budget) {
+        result.next_after_seq = seq - 1;
+        break;
+      }
+      ++examined;
+      auto stored = DecodeStoredEvent(ToString(it->value()));
+      if (!stored.has_value() || stored->seq != seq) {
+        return Fail(Status::DataLoss("corrupt stored history event " +
+                                     std::to_string(seq)));
+      }
+      if (stored->is_stub) continue;
+      auto event = DecodeEvent(stored->event_bytes);
+      if (!event.has_value()) {
+        return Fail(Status::DataLoss("corrupt stored history event " +
+                                     std::to_string(seq)));
+      }
+      if (!prunable(event->header)) continue;
+
+      StoredEventValue stub;
+      stub.seq = seq;
+      stub.link = stored->link;
+      stub.is_stub = true;
+      stub.stub_digest = EventDigest(audit_key_, AsBytes(stored->event_bytes));
+      batch.Put(EventKey(seq), EncodeStoredEvent(stub));
+      stubbed[seq] = Stub{stub.stub_digest, stub.link};
+      ++result.stubbed;
+
+      const std::string reverse = ReversePrefix(seq);
+      std::unique_ptr<leveldb::Iterator> rit(db_.NewIterator(read));
+      for (rit->Seek(reverse); rit->Valid() && rit->key().starts_with(reverse);
+           rit->Next()) {
+        const std::string key = ToString(rit->key());
+        batch.Delete(key);
+        if (key.size() == reverse.size() + kDigestSize) {
+          Digest tag;
+          std::memcpy(tag.data(), key.data() + reverse.size(), kDigestSize);
+          batch.Delete(IndexKey(tag, seq));
+        }
+      }
+      CUSTOS_RETURN_IF_ERROR(
+          FromLevelDb(rit->status(), "reading history index"));
+    }
+    CUSTOS_RETURN_IF_ERROR(FromLevelDb(it->status(), "reading history"));
+  }
+
+  // Fold the leading run of stubs into the checkpoint, verifying it first.
+  {
+    crypto::ChainVerifier verifier(audit_key_, start_link, start_seq);
+    uint64_t expected = start_seq;
+    std::unique_ptr<leveldb::Iterator> it(db_.NewIterator(read));
+    for (it->Seek(EventKey(start_seq));
+         result.collapsed < budget && it->Valid() &&
+         it->key().starts_with(kEventPrefix);
+         it->Next()) {
+      if (it->key().size() != kEventKeySize) break;
+      const uint64_t seq = SeqOfEventKey(ToString(it->key()));
+      if (seq != expected) break;  // A gap: Verify reports it; stop here.
+      Stub stub;
+      if (auto found = stubbed.find(seq); found != stubbed.end()) {
+        stub = found->second;
+      } else {
+        auto stored = DecodeStoredEvent(ToString(it->value()));
+        if (!stored.has_value() || stored->seq != seq || !stored->is_stub) {
+          break;
+        }
+        stub = Stub{stored->stub_digest, stored->link};
+      }
+      if (!verifier.Add(stub.digest, stub.link)) {
+        return Fail(Status::DataLoss("the history chain is broken at " +
+                                     std::to_string(seq) +
+                                     "; nothing was pruned"));
+      }
+      batch.Delete(EventKey(seq));
+      ++expected;
+      ++result.collapsed;
+    }
+    CUSTOS_RETURN_IF_ERROR(FromLevelDb(it->status(), "reading history"));
+    if (result.collapsed > 0) {
+      CheckpointValue checkpoint;
+      checkpoint.next_seq = expected;
+      checkpoint.link = verifier.last_link();
+      checkpoint.mac = CheckpointMac(audit_key_, expected, checkpoint.link);
+      batch.Put(kCheckpointKey, EncodeCheckpoint(checkpoint));
+    }
+  }
+
+  if (result.stubbed == 0 && result.collapsed == 0) return result;
+  leveldb::WriteOptions write;
+  write.sync = options_.sync_writes;
+  CUSTOS_RETURN_IF_ERROR(
+      FromLevelDb(db_.Write(write, &batch), "pruning history"));
+  return result;
+}
+
+}  // namespace custos

@@ -1,0 +1,302 @@
+// Internal to storage/: the access history (DESIGN section 5).
+//
+// Every operation on personal data is an event. History appends events to
+// an append-only, hash-chained log kept in the records database, in the
+// same LevelDB write as the change they describe; answers "who saw this
+// person's data, when and why" for one subject; verifies the chain; and
+// prunes events whose retention has ended without breaking the chain.
+// docs/history.md describes the stored form, the chain and the contracts.
+//
+// What identifies a data subject in an event (the subject id, the
+// justification of the purpose, the names of the fields touched) is sealed
+// under that subject's data key, one sealed part per subject, so
+// crypto-shredding the subject erases their history too. Who acted, when,
+// on which record, and what action stay in clear.
+//
+// Thread safety: History is used by one writer at a time. Stage, Commit,
+// Prune and DropSubjectIndex change the log and REQUIRE external
+// serialisation (the engine's write mutex), and Stage and its Commit must
+// be called under the same hold of it. Verify, ForSubject and Scan only read
+// (each from one LevelDB snapshot) and may run concurrently with each other
+// and with the writer. head() is thread-safe.
+
+#ifndef CUSTOS_STORAGE_HISTORY_H_
+#define CUSTOS_STORAGE_HISTORY_H_
+
+#include <leveldb/db.h>
+#include <leveldb/write_batch.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/status.h"
+#include "crypto/keyed_hash.h"
+#include "crypto/secret_key.h"
+#include "storage/key_cache.h"
+#include "storage/types.h"
+
+namespace custos {
+
+// What was done. Stored as a Cap'n Proto enum (schema/history.capnp); the
+// names below are part of the subject report and never change.
+enum class EventAction {
+  kCreate,
+  kRead,
+  kReadRestricted,  // A read of closed or blocked data for a stated purpose.
+  kRectify,
+  kFlag,
+  kContest,
+  kGrant,
+  kClose,
+  kWithdraw,
+  kBlock,
+  kErase,
+  kExport,
+  kHoldSet,
+  kHoldReleased,
+  kShred,
+  kReport,
+};
+
+// "create", "read", "read_restricted", "rectify", "flag", "contest",
+// "grant", "close", "withdraw", "block", "erase", "export", "hold_set",
+// "hold_released", "shred", "report"; "unknown" for a value outside the
+// enum.
+std::string_view EventActionName(EventAction action);
+
+// One event, as the engine reports it to Stage.
+struct Event {
+  Timestamp at;
+  std::string principal_id;    // Required, non-empty.
+  std::string principal_name;  // The display name at the time.
+  EventAction action = EventAction::kRead;
+  uint64_t record_id = 0;                   // 0 for events not about a record.
+  std::string record_kind;                  // "" for events not about a record.
+  std::optional<RecordState> record_state;  // At the time; none if no record.
+  // The subjects concerned (subject ids, "s" + hex). Each non-empty, no
+  // duplicates. May be empty (e.g. an event about no subject's data).
+  std::vector<std::string> subject_ids;
+  std::optional<Purpose> purpose;
+  std::vector<std::string> fields;  // Names of the fields touched; never
+                                    // values.
+};
+
+// The part of a stored event that is in clear.
+struct EventHeader {
+  uint64_t seq = 0;
+  Timestamp at;
+  std::string principal_id;
+  std::string principal_name;
+  EventAction action = EventAction::kRead;
+  uint64_t record_id = 0;
+  std::string record_kind;
+  std::optional<RecordState> record_state;
+  std::optional<PurposeKind> purpose_kind;
+};
+
+// An event as a history query returns it.
+struct HistoryEntry {
+  EventHeader header;
+  // From the queried subject's sealed part (ForSubject), or from the clear
+  // header for an event that concerned no subject (Scan). Empty otherwise.
+  std::string justification;
+  std::vector<std::string> fields;
+  // Scan only: how many subjects' sealed parts the event holds.
+  size_t sealed_parts = 0;
+};
+
+struct HistoryPage {
+  std::vector<HistoryEntry> entries;  // In ascending seq order.
+  // Pass as after_seq to continue; 0 when the scan reached the end.
+  uint64_t next_after_seq = 0;
+};
+
+// Looks up a subject's data key: the key, nullptr if the subject was
+// shredded (or never existed), or an error (e.g. a keystore failure).
+using KeyLookup = std::function<Result<SharedKey>(const std::string&)>;
+
+// What Verify found.
+struct ChainReport {
+  enum class Problem {
+    kNone,
+    kCheckpoint,  // The checkpoint does not decode or its MAC is wrong.
+    kMissing,     // An event between the start and the head is absent.
+    kCorrupt,     // A stored event does not decode, or names another seq.
+    kLink,        // A stored link differs from the recomputed one.
+    kHead,        // The head disagrees with the last verified event
+                  // (a truncated or extended tail, or a corrupt head).
+  };
+
+  bool ok() const { return problem == Problem::kNone; }
+
+  Problem problem = Problem::kNone;
+  // The first sequence number that does not verify; 0 when ok().
+  uint64_t first_broken = 0;
+  // Where verification started: the checkpoint's next seq, or 1.
+  uint64_t first_seq = 1;
+  uint64_t verified = 0;  // Events (and stubs) whose links verified.
+  uint64_t stubs = 0;     // Of which pruned stubs.
+  // The stored head. Recording it out of band lets a later Verify prove
+  // the log was not truncated and re-headed since (see docs/history.md).
+  uint64_t head_seq = 0;
+  crypto::Digest head_link{};
+};
+
+std::string_view ChainProblemName(ChainReport::Problem problem);
+
+struct PruneResult {
+  size_t stubbed = 0;    // Events replaced by their digest in this call.
+  size_t collapsed = 0;  // Stubs folded into the checkpoint and deleted.
+  // Pass as after_seq to continue; 0 when the scan reached the head.
+  uint64_t next_after_seq = 0;
+};
+
+class History {
+ public:
+  struct Options {
+    // Prune's own writes are synchronous. (Stage's are whatever the
+    // caller's write is.) Default: true.
+    bool sync_writes = true;
+    // Index entries or events examined per ForSubject / Scan call; the page
+    // ends early, with a cursor, when it is reached. Default: 10000.
+    // REQUIRES: >= 1.
+    size_t max_scan = 10000;
+  };
+
+  // The result of Stage: what Commit makes current.
+  struct Pending {
+    uint64_t previous_seq = 0;  // The head seq Stage started from.
+    uint64_t first_seq = 0;     // Seqs given to the staged events
+    uint64_t last_seq = 0;      // (first_seq > last_seq when none).
+    crypto::Digest link{};      // The link of last_seq.
+  };
+
+  struct Head {
+    uint64_t last_seq = 0;  // 0: no event yet.
+    crypto::Digest link{};  // kChainGenesis when no event yet.
+  };
+
+  // Reads the head from `db`. `db` is borrowed and must outlive the
+  // History; `audit_key` is the audit subkey (crypto::Subkey::kAudit).
+  // Errors: DataLoss if the stored head does not decode; the mapped LevelDB
+  // error (docs/storage.md) if it cannot be read.
+  static Result<std::unique_ptr<History>> Open(leveldb::DB& db,
+                                               crypto::SecretKey audit_key,
+                                               Options options);
+  static Result<std::unique_ptr<History>> Open(leveldb::DB& db,
+                                               crypto::SecretKey audit_key) {
+    return Open(db, std::move(audit_key), Options());
+  }
+
+  History(const History&) = delete;
+  History& operator=(const History&) = delete;
+  ~History();
+
+  // Appends `events`, in order, to `batch`: gives them the next sequence
+  // numbers, seals each subject's part under the key `keys` returns for it
+  // (a subject whose key is nullptr gets no part), chains them, and puts
+  // the events, their index entries and the new head. Nothing is visible,
+  // and the in-memory head does not move, until the caller has written
+  // `batch` and called Commit with the result. If the write fails, the
+  // caller just drops the batch and the Pending: the next Stage reuses the
+  // same sequence numbers.
+  // Errors (and then `batch` is left exactly as it was):
+  //   InvalidArgument  an event without a principal id, with an empty or
+  //                    repeated subject id, or an action outside the enum;
+  //   whatever `keys` returns as an error.
+  // An empty `events` stages nothing and returns an empty Pending.
+  // REQUIRES: the caller serialises Stage/Commit and every other writer,
+  // and calls no other Stage between this Stage and its Commit.
+  Result<Pending> Stage(leveldb::WriteBatch& batch,
+                        const std::vector<Event>& events,
+                        const KeyLookup& keys);
+
+  // Makes a staged append current, after its batch was written
+  // successfully. A Pending that does not start from the current head (a
+  // second Commit of it, or one staged before another Commit) is ignored.
+  void Commit(const Pending& pending);
+
+  // The last committed event.
+  Head head() const;
+
+  // Walks the chain from the checkpoint (if its MAC verifies) or from
+  // genesis to the stored head, recomputing every link, and reports the
+  // first sequence number that does not verify (ChainReport). Reads one
+  // snapshot. A broken chain is a report, not an error.
+  // Errors: a LevelDB read failure, mapped (DataLoss for corruption
+  // LevelDB itself detects).
+  Result<ChainReport> Verify() const;
+
+  // The events concerning `subject_id` with from <= at < to and
+  // seq > after_seq, in seq order, at most `limit` of them, each with this
+  // subject's justification and field names. Examines at most
+  // Options::max_scan index entries, so a page may end early (and may be
+  // empty) with a non-zero cursor. Pruned events are skipped. When `keys`
+  // returns nullptr for the subject (shredded), the page is empty with
+  // cursor 0.
+  // Errors: InvalidArgument for limit 0; DataLoss if an indexed event does
+  // not decode, names another seq, or its part or header fails to
+  // authenticate under the subject's key; whatever `keys` returns as an
+  // error; a LevelDB read failure, mapped.
+  Result<HistoryPage> ForSubject(const std::string& subject_id, Timestamp from,
+                                 Timestamp to, uint64_t after_seq,
+                                 uint32_t limit, const KeyLookup& keys) const;
+
+  // Every stored event with seq > after_seq, in seq order, at most `limit`,
+  // examining at most Options::max_scan entries: the clear headers, plus
+  // the clear justification and fields of events concerning no subject.
+  // Stubs are skipped. For auditors' statistics and for events about no
+  // subject (a shred, a subject report).
+  // Errors: InvalidArgument for limit 0; DataLoss if an event does not
+  // decode; a LevelDB read failure, mapped.
+  Result<HistoryPage> Scan(uint64_t after_seq, uint32_t limit) const;
+
+  // Adds to `batch` the deletion of up to `budget` of `subject_id`'s index
+  // entries (and their reverse entries), so nothing in the live database
+  // ties the subject to its events any more. For the engine to call after
+  // shredding the subject, until it returns 0. Returns how many index
+  // entries were added to `batch`; they are only gone once `batch` is
+  // written, so calling again before that adds the same ones.
+  // Errors: a LevelDB read failure, mapped.
+  Result<size_t> DropSubjectIndex(leveldb::WriteBatch& batch,
+                                  const std::string& subject_id,
+                                  size_t budget) const;
+
+  // Retention. Examines up to `budget` stored events with seq > after_seq
+  // (and past the checkpoint), and replaces each event for which
+  // `prunable(header)` is true by a stub holding only the digest of its
+  // bytes (its index entries are deleted). Then folds the leading run of
+  // stubs (at most `budget` of them), after verifying their links, into the
+  // checkpoint, deleting them. Everything in one write of its own (synchronous
+  // per Options). The chain verifies as before.
+  // Errors (and nothing is written): DataLoss if an examined event does not
+  // decode, or the leading run of stubs does not verify from the checkpoint
+  // (so pruning never launders a broken chain); a LevelDB failure, mapped.
+  // REQUIRES: serialised with the other writers (see Stage).
+  Result<PruneResult> Prune(
+      const std::function<bool(const EventHeader&)>& prunable, size_t budget,
+      uint64_t after_seq = 0);
+
+ private:
+  History(leveldb::DB& db, crypto::SecretKey audit_key, Options options,
+          Head head);
+
+  leveldb::DB& db_;
+  const crypto::SecretKey audit_key_;
+  const Options options_;
+
+  mutable std::mutex mu_;  // Guards head_ (read by head() from any thread).
+  Head head_;
+};
+
+}  // namespace custos
+
+#endif  // CUSTOS_STORAGE_HISTORY_H_

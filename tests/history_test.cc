@@ -1,0 +1,1016 @@
+// The access history (DESIGN section 5): events appended with the change,
+// sealed per subject, chained, queried per subject, pruned to a checkpoint.
+// Against a real LevelDB in a temporary directory, with real keys.
+
+#include "storage/history.h"
+
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+#include <gtest/gtest.h>
+#include <leveldb/db.h>
+#include <leveldb/iterator.h>
+#include <leveldb/write_batch.h>
+#include <stdlib.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "crypto/keyed_hash.h"
+#include "crypto/secret_key.h"
+#include "schema/history.capnp.h"
+#include "storage/leveldb_util.h"
+
+namespace custos {
+namespace {
+
+using std::chrono::hours;
+
+// 2026-08-31T12:00:00Z.
+Timestamp T0() {
+  return Timestamp(std::chrono::sys_days(std::chrono::year(2026) /
+                                         std::chrono::August / 31) +
+                   hours(12));
+}
+
+std::string EventKey(uint64_t seq) {
+  std::string key = "e:";
+  AppendBigEndian64(key, seq);
+  return key;
+}
+
+class HistoryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/custos-history-test-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    audit_bytes_ = crypto::SecretKey::Generate();
+    keys_["s-anna"] = std::make_shared<const crypto::SecretKey>(
+        crypto::SecretKey::Generate());
+    keys_["s-ben"] = std::make_shared<const crypto::SecretKey>(
+        crypto::SecretKey::Generate());
+    lookup_ = [this](const std::string& id) -> Result<SharedKey> {
+      ++lookups_;
+      auto it = keys_.find(id);
+      if (it == keys_.end()) return SharedKey();
+      return it->second;
+    };
+    OpenAll();
+  }
+
+  void TearDown() override {
+    CloseAll();
+    std::filesystem::remove_all(dir_);
+  }
+
+  void OpenAll() {
+    leveldb::Options options;
+    options.create_if_missing = true;
+    leveldb::DB* raw = nullptr;
+    ASSERT_TRUE(leveldb::DB::Open(options, dir_, &raw).ok());
+    db_.reset(raw);
+    History::Options history_options;
+    history_options.sync_writes = false;
+    history_options.max_scan = max_scan_;
+    auto history =
+        History::Open(*db_, *crypto::SecretKey::FromBytes(audit_bytes_.bytes()),
+                      history_options);
+    ASSERT_TRUE(history.has_value()) << history.error().ToString();
+    history_ = std::move(*history);
+  }
+
+  void CloseAll() {
+    history_.reset();
+    db_.reset();
+  }
+
+  // Stages, writes and commits; returns the Pending.
+  History::Pending Append(const std::vector<Event>& events) {
+    leveldb::WriteBatch batch;
+    auto pending = history_->Stage(batch, events, lookup_);
+    EXPECT_TRUE(pending.has_value()) << pending.error().ToString();
+    if (!pending.has_value()) return {};
+    EXPECT_TRUE(db_->Write(leveldb::WriteOptions(), &batch).ok());
+    history_->Commit(*pending);
+    return *pending;
+  }
+
+  // An event about record `record_id` concerning `subjects`, at T0 + `hour`.
+  static Event Read(uint64_t record_id, std::vector<std::string> subjects,
+                    int hour = 0) {
+    Event e;
+    e.at = T0() + hours(hour);
+    e.principal_id = "officer-1";
+    e.principal_name = "Olga Officer";
+    e.action = EventAction::kReadRestricted;
+    e.record_id = record_id;
+    e.record_kind = "request";
+    e.record_state = RecordState::kBlocked;
+    e.subject_ids = std::move(subjects);
+    e.purpose = Purpose{PurposeKind::kPublicInterest,
+                        "court case 12/2026 r" + std::to_string(record_id)};
+    e.fields = {"name", "address"};
+    return e;
+  }
+
+  // Appends `n` events, one per hour, record ids 1..n, concerning Anna.
+  void AppendMany(int n) {
+    for (int i = 1; i <= n; ++i) Append({Read(i, {"s-anna"}, i)});
+  }
+
+  std::string RawGet(const std::string& key) {
+    std::string value;
+    leveldb::Status s = db_->Get(leveldb::ReadOptions(), key, &value);
+    EXPECT_TRUE(s.ok()) << key << ": " << s.ToString();
+    return value;
+  }
+  bool RawHas(const std::string& key) {
+    std::string value;
+    return db_->Get(leveldb::ReadOptions(), key, &value).ok();
+  }
+  void RawPut(const std::string& key, const std::string& value) {
+    ASSERT_TRUE(db_->Put(leveldb::WriteOptions(), key, value).ok());
+  }
+  void RawDelete(const std::string& key) {
+    ASSERT_TRUE(db_->Delete(leveldb::WriteOptions(), key).ok());
+  }
+  size_t CountPrefix(const std::string& prefix) {
+    size_t n = 0;
+    std::unique_ptr<leveldb::Iterator> it(
+        db_->NewIterator(leveldb::ReadOptions()));
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
+         it->Next()) {
+      ++n;
+    }
+    return n;
+  }
+
+  ChainReport VerifyOrDie() {
+    auto report = history_->Verify();
+    EXPECT_TRUE(report.has_value()) << report.error().ToString();
+    return report.value_or(ChainReport{});
+  }
+
+  HistoryPage Query(const std::string& subject, uint64_t after_seq = 0,
+                    uint32_t limit = 100) {
+    auto page =
+        history_->ForSubject(subject, T0() - hours(1000), T0() + hours(1000),
+                             after_seq, limit, lookup_);
+    EXPECT_TRUE(page.has_value()) << page.error().ToString();
+    return page.value_or(HistoryPage{});
+  }
+
+  static std::vector<uint64_t> Seqs(const HistoryPage& page) {
+    std::vector<uint64_t> seqs;
+    for (const auto& e : page.entries) seqs.push_back(e.header.seq);
+    return seqs;
+  }
+
+  std::string dir_;
+  crypto::SecretKey audit_bytes_ = crypto::SecretKey::Generate();
+  std::map<std::string, SharedKey> keys_;
+  KeyLookup lookup_;
+  int lookups_ = 0;
+  size_t max_scan_ = 10000;
+  std::unique_ptr<leveldb::DB> db_;
+  std::unique_ptr<History> history_;
+};
+
+// ---- Names -----------------------------------------------------------------
+
+TEST(EventActionNameTest, EveryActionHasItsStableName) {
+  const std::vector<std::pair<EventAction, std::string_view>> expected = {
+      {EventAction::kCreate, "create"},
+      {EventAction::kRead, "read"},
+      {EventAction::kReadRestricted, "read_restricted"},
+      {EventAction::kRectify, "rectify"},
+      {EventAction::kFlag, "flag"},
+      {EventAction::kContest, "contest"},
+      {EventAction::kGrant, "grant"},
+      {EventAction::kClose, "close"},
+      {EventAction::kWithdraw, "withdraw"},
+      {EventAction::kBlock, "block"},
+      {EventAction::kErase, "erase"},
+      {EventAction::kExport, "export"},
+      {EventAction::kHoldSet, "hold_set"},
+      {EventAction::kHoldReleased, "hold_released"},
+      {EventAction::kShred, "shred"},
+      {EventAction::kReport, "report"},
+  };
+  for (const auto& [action, name] : expected) {
+    EXPECT_EQ(EventActionName(action), name);
+  }
+  EXPECT_EQ(EventActionName(static_cast<EventAction>(99)), "unknown");
+}
+
+// ---- Appending
+// ---------------------------------------------------------------
+
+TEST_F(HistoryTest, StageGivesConsecutiveSeqsAndCommitMovesTheHead) {
+  EXPECT_EQ(history_->head().last_seq, 0u);
+  EXPECT_EQ(history_->head().link, crypto::kChainGenesis);
+  History::Pending first =
+      Append({Read(1, {"s-anna"}), Read(2, {"s-anna", "s-ben"})});
+  EXPECT_EQ(first.previous_seq, 0u);
+  EXPECT_EQ(first.first_seq, 1u);
+  EXPECT_EQ(first.last_seq, 2u);
+  EXPECT_EQ(history_->head().last_seq, 2u);
+  EXPECT_EQ(history_->head().link, first.link);
+  History::Pending second = Append({Read(3, {"s-ben"})});
+  EXPECT_EQ(second.first_seq, 3u);
+  EXPECT_EQ(second.last_seq, 3u);
+  EXPECT_TRUE(RawHas(EventKey(1)));
+  EXPECT_TRUE(RawHas(EventKey(3)));
+  EXPECT_FALSE(RawHas(EventKey(4)));
+}
+
+TEST_F(HistoryTest, AnUnwrittenStageLeavesTheHeadAndTheNextStageReusesSeqs) {
+  Append({Read(1, {"s-anna"})});
+  const History::Head before = history_->head();
+  {
+    // The caller's write "fails": it drops the batch and does not Commit.
+    leveldb::WriteBatch batch;
+    auto pending = history_->Stage(batch, {Read(2, {"s-anna"})}, lookup_);
+    ASSERT_TRUE(pending.has_value());
+    EXPECT_EQ(pending->first_seq, 2u);
+  }
+  EXPECT_EQ(history_->head().last_seq, before.last_seq);
+  EXPECT_EQ(history_->head().link, before.link);
+  EXPECT_FALSE(RawHas(EventKey(2)));
+  History::Pending next = Append({Read(3, {"s-anna"})});
+  EXPECT_EQ(next.first_seq, 2u);
+  EXPECT_TRUE(VerifyOrDie().ok());
+  EXPECT_EQ(Seqs(Query("s-anna")), (std::vector<uint64_t>{1, 2}));
+  EXPECT_EQ(Query("s-anna").entries[1].header.record_id, 3u);
+}
+
+TEST_F(HistoryTest, AStalePendingIsIgnoredByCommit) {
+  leveldb::WriteBatch b1;
+  auto p1 = history_->Stage(b1, {Read(1, {"s-anna"})}, lookup_);
+  ASSERT_TRUE(p1.has_value());
+  ASSERT_TRUE(db_->Write(leveldb::WriteOptions(), &b1).ok());
+  history_->Commit(*p1);
+  const History::Head head = history_->head();
+#ifdef NDEBUG  // In debug builds a stale Commit is an assertion failure.
+  history_->Commit(*p1);
+  EXPECT_EQ(history_->head().last_seq, head.last_seq);
+  EXPECT_EQ(history_->head().link, head.link);
+#endif
+  EXPECT_EQ(head.last_seq, 1u);
+}
+
+TEST_F(HistoryTest, StageRefusesBadEventsAndLeavesTheBatchUntouched) {
+  leveldb::WriteBatch batch;
+  batch.Put("r:unrelated", "x");
+  const size_t size = batch.ApproximateSize();
+
+  Event no_principal = Read(1, {"s-anna"});
+  no_principal.principal_id.clear();
+  auto r1 =
+      history_->Stage(batch, {Read(1, {"s-anna"}), no_principal}, lookup_);
+  ASSERT_FALSE(r1.has_value());
+  EXPECT_EQ(r1.error().code(), StatusCode::kInvalidArgument);
+
+  auto r2 = history_->Stage(batch, {Read(1, {"s-anna", "s-anna"})}, lookup_);
+  ASSERT_FALSE(r2.has_value());
+  EXPECT_EQ(r2.error().code(), StatusCode::kInvalidArgument);
+
+  auto r3 = history_->Stage(batch, {Read(1, {""})}, lookup_);
+  ASSERT_FALSE(r3.has_value());
+  EXPECT_EQ(r3.error().code(), StatusCode::kInvalidArgument);
+
+  Event bad_action = Read(1, {"s-anna"});
+  bad_action.action = static_cast<EventAction>(77);
+  auto r4 = history_->Stage(batch, {bad_action}, lookup_);
+  ASSERT_FALSE(r4.has_value());
+  EXPECT_EQ(r4.error().code(), StatusCode::kInvalidArgument);
+
+  EXPECT_EQ(batch.ApproximateSize(), size);
+  EXPECT_EQ(history_->head().last_seq, 0u);
+}
+
+TEST_F(HistoryTest, AKeyLookupErrorIsReturnedAndTheBatchIsUntouched) {
+  KeyLookup failing = [](const std::string& id) -> Result<SharedKey> {
+    if (id == "s-ben") return Fail(Status::DataLoss("keystore is corrupt"));
+    return SharedKey();
+  };
+  leveldb::WriteBatch batch;
+  const size_t size = batch.ApproximateSize();
+  auto pending = history_->Stage(
+      batch, {Read(1, {"s-anna"}), Read(2, {"s-ben"})}, failing);
+  ASSERT_FALSE(pending.has_value());
+  EXPECT_EQ(pending.error().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(pending.error().message(), "keystore is corrupt");
+  EXPECT_EQ(batch.ApproximateSize(), size);
+}
+
+TEST_F(HistoryTest, AnEmptyStageWritesNothing) {
+  leveldb::WriteBatch batch;
+  const size_t size = batch.ApproximateSize();
+  auto pending = history_->Stage(batch, {}, lookup_);
+  ASSERT_TRUE(pending.has_value());
+  EXPECT_GT(pending->first_seq, pending->last_seq);
+  EXPECT_EQ(batch.ApproximateSize(), size);
+  history_->Commit(*pending);
+  EXPECT_EQ(history_->head().last_seq, 0u);
+}
+
+TEST_F(HistoryTest, TheHeadSurvivesReopening) {
+  AppendMany(3);
+  const History::Head head = history_->head();
+  CloseAll();
+  OpenAll();
+  EXPECT_EQ(history_->head().last_seq, 3u);
+  EXPECT_EQ(history_->head().link, head.link);
+  Append({Read(4, {"s-anna"})});
+  ChainReport report = VerifyOrDie();
+  EXPECT_TRUE(report.ok());
+  EXPECT_EQ(report.verified, 4u);
+}
+
+TEST_F(HistoryTest, OpenRefusesACorruptHead) {
+  CloseAll();
+  {
+    leveldb::DB* raw = nullptr;
+    ASSERT_TRUE(leveldb::DB::Open(leveldb::Options(), dir_, &raw).ok());
+    std::unique_ptr<leveldb::DB> db(raw);
+    ASSERT_TRUE(
+        db->Put(leveldb::WriteOptions(), "m:history_head", "garbage!").ok());
+    auto history = History::Open(*db, crypto::SecretKey::Generate());
+    ASSERT_FALSE(history.has_value());
+    EXPECT_EQ(history.error().code(), StatusCode::kDataLoss);
+    ASSERT_TRUE(db->Delete(leveldb::WriteOptions(), "m:history_head").ok());
+  }
+  OpenAll();
+}
+
+// ---- Querying
+// ----------------------------------------------------------------
+
+TEST_F(HistoryTest, ForSubjectReturnsEveryPartOfTheEventDecoded) {
+  Event created;
+  created.at = T0();
+  created.principal_id = "authority-a";
+  created.principal_name = "Authority A";
+  created.action = EventAction::kCreate;
+  created.record_id = 7;
+  created.record_kind = "alert";
+  created.record_state = RecordState::kActive;
+  created.subject_ids = {"s-anna"};
+  created.fields = {"name", "birth_date"};
+  Append({created, Read(7, {"s-anna"}, 5)});
+
+  HistoryPage page = Query("s-anna");
+  ASSERT_EQ(page.entries.size(), 2u);
+  EXPECT_EQ(page.next_after_seq, 0u);
+  const HistoryEntry& c = page.entries[0];
+  EXPECT_EQ(c.header.seq, 1u);
+  EXPECT_EQ(c.header.at, T0());
+  EXPECT_EQ(c.header.principal_id, "authority-a");
+  EXPECT_EQ(c.header.principal_name, "Authority A");
+  EXPECT_EQ(c.header.action, EventAction::kCreate);
+  EXPECT_EQ(c.header.record_id, 7u);
+  EXPECT_EQ(c.header.record_kind, "alert");
+  EXPECT_EQ(c.header.record_state, RecordState::kActive);
+  EXPECT_EQ(c.header.purpose_kind, std::nullopt);
+  EXPECT_EQ(c.justification, "");
+  EXPECT_EQ(c.fields, (std::vector<std::string>{"name", "birth_date"}));
+
+  const HistoryEntry& r = page.entries[1];
+  EXPECT_EQ(r.header.seq, 2u);
+  EXPECT_EQ(r.header.at, T0() + hours(5));
+  EXPECT_EQ(r.header.principal_id, "officer-1");
+  EXPECT_EQ(r.header.principal_name, "Olga Officer");
+  EXPECT_EQ(r.header.action, EventAction::kReadRestricted);
+  EXPECT_EQ(r.header.record_state, RecordState::kBlocked);
+  EXPECT_EQ(r.header.purpose_kind, PurposeKind::kPublicInterest);
+  EXPECT_EQ(r.justification, "court case 12/2026 r7");
+  EXPECT_EQ(r.fields, (std::vector<std::string>{"name", "address"}));
+}
+
+TEST_F(HistoryTest, ForSubjectReturnsOnlyThatSubjectsEventsInSeqOrder) {
+  Append({Read(1, {"s-anna"}), Read(2, {"s-ben"})});
+  Append({Read(3, {"s-ben", "s-anna"})});
+  Append({Read(4, {"s-ben"})});
+  EXPECT_EQ(Seqs(Query("s-anna")), (std::vector<uint64_t>{1, 3}));
+  EXPECT_EQ(Seqs(Query("s-ben")), (std::vector<uint64_t>{2, 3, 4}));
+  EXPECT_TRUE(Query("s-nobody-with-a-key").entries.empty());
+  keys_["s-carl"] =
+      std::make_shared<const crypto::SecretKey>(crypto::SecretKey::Generate());
+  EXPECT_TRUE(Query("s-carl").entries.empty());
+}
+
+TEST_F(HistoryTest, ForSubjectFiltersByTimeHalfOpen) {
+  AppendMany(6);  // Event i at T0 + i hours.
+  auto page = history_->ForSubject("s-anna", T0() + hours(2), T0() + hours(5),
+                                   0, 100, lookup_);
+  ASSERT_TRUE(page.has_value());
+  EXPECT_EQ(Seqs(*page), (std::vector<uint64_t>{2, 3, 4}));
+  EXPECT_EQ(page->next_after_seq, 0u);
+}
+
+TEST_F(HistoryTest, ForSubjectPagesWithACursor) {
+  AppendMany(5);
+  HistoryPage p1 = Query("s-anna", 0, 2);
+  EXPECT_EQ(Seqs(p1), (std::vector<uint64_t>{1, 2}));
+  EXPECT_EQ(p1.next_after_seq, 2u);
+  HistoryPage p2 = Query("s-anna", p1.next_after_seq, 2);
+  EXPECT_EQ(Seqs(p2), (std::vector<uint64_t>{3, 4}));
+  EXPECT_EQ(p2.next_after_seq, 4u);
+  HistoryPage p3 = Query("s-anna", p2.next_after_seq, 2);
+  EXPECT_EQ(Seqs(p3), (std::vector<uint64_t>{5}));
+  EXPECT_EQ(p3.next_after_seq, 0u);
+  // Exactly `limit` left: the page knows there is nothing after it.
+  HistoryPage exact = Query("s-anna", 3, 2);
+  EXPECT_EQ(Seqs(exact), (std::vector<uint64_t>{4, 5}));
+  EXPECT_EQ(exact.next_after_seq, 0u);
+  EXPECT_TRUE(Query("s-anna", UINT64_MAX, 2).entries.empty());
+}
+
+TEST_F(HistoryTest, ForSubjectStopsAtTheScanLimitWithACursor) {
+  CloseAll();
+  max_scan_ = 3;
+  OpenAll();
+  AppendMany(5);
+  // Only events at hours 4 and 5 match: the first page examines 3 entries
+  // and finds nothing, but says where to go on.
+  auto p1 = history_->ForSubject("s-anna", T0() + hours(4), T0() + hours(10), 0,
+                                 100, lookup_);
+  ASSERT_TRUE(p1.has_value());
+  EXPECT_TRUE(p1->entries.empty());
+  EXPECT_EQ(p1->next_after_seq, 3u);
+  auto p2 = history_->ForSubject("s-anna", T0() + hours(4), T0() + hours(10),
+                                 p1->next_after_seq, 100, lookup_);
+  ASSERT_TRUE(p2.has_value());
+  EXPECT_EQ(Seqs(*p2), (std::vector<uint64_t>{4, 5}));
+  EXPECT_EQ(p2->next_after_seq, 0u);
+}
+
+TEST_F(HistoryTest, ForSubjectRefusesLimitZero) {
+  auto page =
+      history_->ForSubject("s-anna", T0(), T0() + hours(1), 0, 0, lookup_);
+  ASSERT_FALSE(page.has_value());
+  EXPECT_EQ(page.error().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(HistoryTest, ForSubjectPassesOnAKeyLookupError) {
+  Append({Read(1, {"s-anna"})});
+  KeyLookup failing = [](const std::string&) -> Result<SharedKey> {
+    return Fail(Status::Unavailable("keystore closing"));
+  };
+  auto page = history_->ForSubject("s-anna", T0() - hours(1), T0() + hours(1),
+                                   0, 10, failing);
+  ASSERT_FALSE(page.has_value());
+  EXPECT_EQ(page.error().code(), StatusCode::kUnavailable);
+}
+
+TEST_F(HistoryTest, EventsOutliveTheRecordsTheyDescribe) {
+  // The history knows nothing of records: a record created, read and erased
+  // long ago still has its events, years later.
+  Event created = Read(9, {"s-anna"}, 0);
+  created.action = EventAction::kCreate;
+  created.record_state = RecordState::kActive;
+  created.purpose.reset();
+  Event erased = Read(9, {"s-anna"}, 24 * 365 * 3);
+  erased.action = EventAction::kErase;
+  erased.record_state = RecordState::kErased;
+  erased.purpose.reset();
+  erased.fields.clear();
+  Append({created});
+  Append({Read(9, {"s-anna"}, 1)});
+  Append({erased});
+  auto page = history_->ForSubject("s-anna", T0() - hours(1),
+                                   T0() + hours(24 * 365 * 5), 0, 10, lookup_);
+  ASSERT_TRUE(page.has_value());
+  ASSERT_EQ(page->entries.size(), 3u);
+  EXPECT_EQ(page->entries[0].header.action, EventAction::kCreate);
+  EXPECT_EQ(page->entries[1].header.action, EventAction::kReadRestricted);
+  EXPECT_EQ(page->entries[2].header.action, EventAction::kErase);
+  EXPECT_EQ(page->entries[2].header.record_state, RecordState::kErased);
+  EXPECT_EQ(page->entries[2].header.record_id, 9u);
+}
+
+TEST_F(HistoryTest, ScanShowsClearHeadersAndTheClearPartsOfSubjectlessEvents) {
+  Event shred;
+  shred.at = T0();
+  shred.principal_id = "admin";
+  shred.principal_name = "Administrator";
+  shred.action = EventAction::kShred;
+  shred.purpose = Purpose{PurposeKind::kSubjectConsent, "erasure request 42"};
+  shred.fields = {"all"};
+  Append({shred, Read(3, {"s-anna", "s-ben"})});
+
+  auto page = history_->Scan(0, 10);
+  ASSERT_TRUE(page.has_value());
+  ASSERT_EQ(page->entries.size(), 2u);
+  const HistoryEntry& s = page->entries[0];
+  EXPECT_EQ(s.header.action, EventAction::kShred);
+  EXPECT_EQ(s.header.record_id, 0u);
+  EXPECT_EQ(s.header.record_kind, "");
+  EXPECT_EQ(s.header.record_state, std::nullopt);
+  EXPECT_EQ(s.header.purpose_kind, PurposeKind::kSubjectConsent);
+  EXPECT_EQ(s.justification, "erasure request 42");
+  EXPECT_EQ(s.fields, (std::vector<std::string>{"all"}));
+  EXPECT_EQ(s.sealed_parts, 0u);
+  // An event about subjects shows nothing of theirs in clear.
+  const HistoryEntry& r = page->entries[1];
+  EXPECT_EQ(r.header.principal_id, "officer-1");
+  EXPECT_EQ(r.header.purpose_kind, PurposeKind::kPublicInterest);
+  EXPECT_EQ(r.justification, "");
+  EXPECT_TRUE(r.fields.empty());
+  EXPECT_EQ(r.sealed_parts, 2u);
+}
+
+// ---- Shredding
+// -----------------------------------------------------------------
+
+TEST_F(HistoryTest, AShreddedSubjectSeesNothingAndTheOtherSubjectStillSees) {
+  Append({Read(1, {"s-anna", "s-ben"})});
+  Append({Read(2, {"s-anna"})});
+  ASSERT_EQ(Query("s-anna").entries.size(), 2u);
+  keys_.erase("s-anna");  // The key is destroyed.
+
+  HistoryPage anna = Query("s-anna");
+  EXPECT_TRUE(anna.entries.empty());
+  EXPECT_EQ(anna.next_after_seq, 0u);
+  HistoryPage ben = Query("s-ben");
+  ASSERT_EQ(ben.entries.size(), 1u);
+  EXPECT_EQ(ben.entries[0].header.seq, 1u);
+  EXPECT_EQ(ben.entries[0].justification, "court case 12/2026 r1");
+  EXPECT_EQ(ben.entries[0].fields,
+            (std::vector<std::string>{"name", "address"}));
+}
+
+TEST_F(HistoryTest, ASubjectShreddedBeforeStageGetsNoPart) {
+  keys_.erase("s-anna");
+  Append({Read(1, {"s-anna", "s-ben"})});
+  auto scan = history_->Scan(0, 10);
+  ASSERT_TRUE(scan.has_value());
+  ASSERT_EQ(scan->entries.size(), 1u);
+  EXPECT_EQ(scan->entries[0].sealed_parts, 1u);
+  // Nor does the justification fall back to clear.
+  EXPECT_EQ(scan->entries[0].justification, "");
+  // A later key for the same id finds no index entry.
+  keys_["s-anna"] =
+      std::make_shared<const crypto::SecretKey>(crypto::SecretKey::Generate());
+  EXPECT_TRUE(Query("s-anna").entries.empty());
+  EXPECT_EQ(Seqs(Query("s-ben")), (std::vector<uint64_t>{1}));
+}
+
+TEST_F(HistoryTest, TheChainStillVerifiesAfterAShredAndItsIndexDrop) {
+  AppendMany(3);
+  Append({Read(4, {"s-anna", "s-ben"})});
+  keys_.erase("s-anna");
+  ChainReport report = VerifyOrDie();
+  EXPECT_TRUE(report.ok());
+  EXPECT_EQ(report.verified, 4u);
+
+  // 4 of Anna's index entries, 1 of Ben's, each with its reverse entry.
+  EXPECT_EQ(CountPrefix("h:"), 5u);
+  EXPECT_EQ(CountPrefix("hs:"), 5u);
+  leveldb::WriteBatch batch;
+  auto dropped = history_->DropSubjectIndex(batch, "s-anna", 3);
+  ASSERT_TRUE(dropped.has_value());
+  EXPECT_EQ(*dropped, 3u);
+  ASSERT_TRUE(db_->Write(leveldb::WriteOptions(), &batch).ok());
+  leveldb::WriteBatch batch2;
+  EXPECT_EQ(*history_->DropSubjectIndex(batch2, "s-anna", 3), 1u);
+  ASSERT_TRUE(db_->Write(leveldb::WriteOptions(), &batch2).ok());
+  leveldb::WriteBatch batch3;
+  EXPECT_EQ(*history_->DropSubjectIndex(batch3, "s-anna", 3), 0u);
+  EXPECT_EQ(CountPrefix("h:"), 1u);
+  EXPECT_EQ(CountPrefix("hs:"), 1u);
+  EXPECT_EQ(Seqs(Query("s-ben")), (std::vector<uint64_t>{4}));
+
+  report = VerifyOrDie();
+  EXPECT_TRUE(report.ok());
+  EXPECT_EQ(report.verified, 4u);
+}
+
+// Every byte of every file of the database directory.
+std::string AllFileBytes(const std::string& dir) {
+  std::string all;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
+    if (!entry.is_regular_file()) continue;
+    std::ifstream in(entry.path(), std::ios::binary);
+    all.append(std::istreambuf_iterator<char>(in),
+               std::istreambuf_iterator<char>());
+  }
+  return all;
+}
+
+TEST_F(HistoryTest, NoFileHoldsASubjectsIdentifyingPartsInClear) {
+  const std::string subject = "s33cc5c02c7da8d86e70d07bdaec8d367";
+  keys_[subject] =
+      std::make_shared<const crypto::SecretKey>(crypto::SecretKey::Generate());
+  Event e = Read(1, {subject});
+  e.principal_id = "control-principal-id";
+  e.purpose->justification = "JUSTIFICATION-MARKER-7f3a";
+  e.fields = {"FIELDNAME-MARKER-91bc"};
+  Append({e});
+  // Once in the log only, once also compacted into a table.
+  for (int pass = 0; pass < 2; ++pass) {
+    CloseAll();
+    const std::string bytes = AllFileBytes(dir_);
+    EXPECT_NE(bytes.find("control-principal-id"), std::string::npos);
+    EXPECT_NE(bytes.find("Olga Officer"), std::string::npos);
+    EXPECT_EQ(bytes.find(subject), std::string::npos);
+    EXPECT_EQ(bytes.find("JUSTIFICATION-MARKER"), std::string::npos);
+    EXPECT_EQ(bytes.find("FIELDNAME-MARKER"), std::string::npos);
+    OpenAll();
+    db_->CompactRange(nullptr, nullptr);
+  }
+  // And it is all still there for the subject.
+  HistoryPage page = Query(subject);
+  ASSERT_EQ(page.entries.size(), 1u);
+  EXPECT_EQ(page.entries[0].justification, "JUSTIFICATION-MARKER-7f3a");
+}
+
+// ---- Tamper evidence
+// -----------------------------------------------------------
+
+TEST_F(HistoryTest, AnEmptyHistoryVerifies) {
+  ChainReport report = VerifyOrDie();
+  EXPECT_TRUE(report.ok());
+  EXPECT_EQ(report.verified, 0u);
+  EXPECT_EQ(report.head_seq, 0u);
+  EXPECT_EQ(report.first_seq, 1u);
+}
+
+TEST_F(HistoryTest, AnIntactChainVerifiesAndReportsItsHead) {
+  AppendMany(5);
+  ChainReport report = VerifyOrDie();
+  EXPECT_TRUE(report.ok());
+  EXPECT_EQ(report.problem, ChainReport::Problem::kNone);
+  EXPECT_EQ(report.first_broken, 0u);
+  EXPECT_EQ(report.verified, 5u);
+  EXPECT_EQ(report.stubs, 0u);
+  EXPECT_EQ(report.head_seq, 5u);
+  EXPECT_EQ(report.head_link, history_->head().link);
+}
+
+TEST_F(HistoryTest, FlippingAnyByteOfAStoredEventIsReportedAtItsSeq) {
+  AppendMany(5);
+  const std::string original = RawGet(EventKey(3));
+  ASSERT_GT(original.size(), 100u);
+  for (size_t i = 0; i < original.size(); ++i) {
+    std::string tampered = original;
+    tampered[i] = static_cast<char>(tampered[i] ^ 0x01);
+    RawPut(EventKey(3), tampered);
+    ChainReport report = VerifyOrDie();
+    ASSERT_FALSE(report.ok()) << "byte " << i;
+    EXPECT_EQ(report.first_broken, 3u) << "byte " << i;
+  }
+  RawPut(EventKey(3), original);
+  EXPECT_TRUE(VerifyOrDie().ok());
+}
+
+TEST_F(HistoryTest, ADeletedEventIsReportedAtItsSeq) {
+  AppendMany(5);
+  RawDelete(EventKey(3));
+  ChainReport report = VerifyOrDie();
+  EXPECT_EQ(report.problem, ChainReport::Problem::kMissing);
+  EXPECT_EQ(report.first_broken, 3u);
+  EXPECT_EQ(report.verified, 2u);
+}
+
+TEST_F(HistoryTest, ADeletedFirstEventIsReportedAtOne) {
+  AppendMany(3);
+  RawDelete(EventKey(1));
+  ChainReport report = VerifyOrDie();
+  EXPECT_EQ(report.problem, ChainReport::Problem::kMissing);
+  EXPECT_EQ(report.first_broken, 1u);
+}
+
+TEST_F(HistoryTest, ATruncatedTailIsReportedAgainstTheHead) {
+  AppendMany(5);
+  RawDelete(EventKey(5));
+  RawDelete(EventKey(4));
+  ChainReport report = VerifyOrDie();
+  EXPECT_EQ(report.problem, ChainReport::Problem::kHead);
+  EXPECT_EQ(report.first_broken, 4u);  // The first event the head names
+                                       // that is gone.
+  EXPECT_EQ(report.verified, 3u);
+  EXPECT_EQ(report.head_seq, 5u);
+}
+
+TEST_F(HistoryTest, AHeadMovedBackOrDeletedIsReported) {
+  AppendMany(4);
+  const std::string head_value = RawGet("m:history_head");
+  // The head rewritten to name event 3 with event 3's link: only an
+  // out-of-band copy of the head can catch a truncation that also rewrites
+  // the head, but an extra event past the head is caught.
+  {
+    capnp::MallocMessageBuilder message;
+    auto h = message.initRoot<schema::history::Head>();
+    h.setLastSeq(3);
+    std::string stored = RawGet(EventKey(3));
+    kj::Array<capnp::word> words =
+        kj::heapArray<capnp::word>(stored.size() / sizeof(capnp::word));
+    std::memcpy(words.begin(), stored.data(), stored.size());
+    capnp::FlatArrayMessageReader reader(words);
+    h.setLink(reader.getRoot<schema::history::StoredEvent>().getLink());
+    auto flat = capnp::messageToFlatArray(message);
+    RawPut("m:history_head",
+           std::string(reinterpret_cast<const char*>(flat.asBytes().begin()),
+                       flat.asBytes().size()));
+  }
+  ChainReport report = VerifyOrDie();
+  EXPECT_EQ(report.problem, ChainReport::Problem::kHead);
+  EXPECT_EQ(report.first_broken, 4u);
+
+  RawDelete("m:history_head");
+  report = VerifyOrDie();
+  EXPECT_EQ(report.problem, ChainReport::Problem::kHead);
+  EXPECT_EQ(report.first_broken, 1u);
+
+  RawPut("m:history_head", head_value);
+  EXPECT_TRUE(VerifyOrDie().ok());
+}
+
+TEST_F(HistoryTest, SwappedEventsAreReportedAtTheFirstOfThem) {
+  AppendMany(5);
+  const std::string two = RawGet(EventKey(2));
+  const std::string four = RawGet(EventKey(4));
+  RawPut(EventKey(2), four);
+  RawPut(EventKey(4), two);
+  ChainReport report = VerifyOrDie();
+  EXPECT_FALSE(report.ok());
+  EXPECT_EQ(report.first_broken, 2u);
+  EXPECT_EQ(report.verified, 1u);
+}
+
+// Rewrites the principal name in event `seq`'s clear header, keeping the
+// value well formed and the stored link as it was.
+void RewritePrincipalName(leveldb::DB& db, uint64_t seq,
+                          const std::string& name) {
+  std::string stored;
+  ASSERT_TRUE(db.Get(leveldb::ReadOptions(), EventKey(seq), &stored).ok());
+  kj::Array<capnp::word> words =
+      kj::heapArray<capnp::word>(stored.size() / sizeof(capnp::word));
+  std::memcpy(words.begin(), stored.data(), stored.size());
+  capnp::FlatArrayMessageReader outer(words);
+  auto outer_root = outer.getRoot<schema::history::StoredEvent>();
+  auto event_bytes = outer_root.getEvent();
+  kj::Array<capnp::word> inner_words =
+      kj::heapArray<capnp::word>(event_bytes.size() / sizeof(capnp::word));
+  std::memcpy(inner_words.begin(), event_bytes.begin(), event_bytes.size());
+  capnp::FlatArrayMessageReader inner(inner_words);
+
+  capnp::MallocMessageBuilder event_message;
+  event_message.setRoot(inner.getRoot<schema::history::Event>());
+  event_message.getRoot<schema::history::Event>().getHeader().setPrincipalName(
+      name);
+  auto event_flat = capnp::messageToFlatArray(event_message);
+
+  capnp::MallocMessageBuilder outer_message;
+  auto b = outer_message.initRoot<schema::history::StoredEvent>();
+  b.setSeq(seq);
+  b.setLink(outer_root.getLink());
+  b.setEvent(event_flat.asBytes());
+  auto outer_flat = capnp::messageToFlatArray(outer_message);
+  ASSERT_TRUE(db.Put(leveldb::WriteOptions(), EventKey(seq),
+                     std::string(reinterpret_cast<const char*>(
+                                     outer_flat.asBytes().begin()),
+                                 outer_flat.asBytes().size()))
+                  .ok());
+}
+
+TEST_F(HistoryTest, AnAlteredClearHeaderFailsToAuthenticateForTheSubject) {
+  Append({Read(1, {"s-anna"}), Read(2, {"s-anna", "s-ben"})});
+  RewritePrincipalName(*db_, 2, "Somebody Else");
+  auto page = history_->ForSubject("s-ben", T0() - hours(1), T0() + hours(1), 0,
+                                   10, lookup_);
+  ASSERT_FALSE(page.has_value());
+  EXPECT_EQ(page.error().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(page.error().message(),
+            "an access-history event failed to authenticate");
+  ChainReport report = VerifyOrDie();
+  EXPECT_EQ(report.problem, ChainReport::Problem::kLink);
+  EXPECT_EQ(report.first_broken, 2u);
+}
+
+TEST_F(HistoryTest, AnEventMovedToAnotherSeqFailsToAuthenticate) {
+  Append({Read(1, {"s-anna"}), Read(2, {"s-anna"})});
+  RawPut(EventKey(1), RawGet(EventKey(2)));
+  auto page = history_->ForSubject("s-anna", T0() - hours(1), T0() + hours(1),
+                                   0, 10, lookup_);
+  ASSERT_FALSE(page.has_value());
+  EXPECT_EQ(page.error().code(), StatusCode::kDataLoss);
+}
+
+// ---- Pruning
+// -------------------------------------------------------------------
+
+std::function<bool(const EventHeader&)> RecordsUpTo(uint64_t last) {
+  return [last](const EventHeader& h) {
+    return h.record_id >= 1 && h.record_id <= last;
+  };
+}
+
+TEST_F(HistoryTest, PruningAPrefixWritesACheckpointAndDeletesTheEvents) {
+  AppendMany(6);
+  auto result = history_->Prune(RecordsUpTo(3), 100);
+  ASSERT_TRUE(result.has_value()) << result.error().ToString();
+  EXPECT_EQ(result->stubbed, 3u);
+  EXPECT_EQ(result->collapsed, 3u);
+  EXPECT_EQ(result->next_after_seq, 0u);
+  EXPECT_FALSE(RawHas(EventKey(1)));
+  EXPECT_FALSE(RawHas(EventKey(2)));
+  EXPECT_FALSE(RawHas(EventKey(3)));
+  EXPECT_TRUE(RawHas(EventKey(4)));
+  EXPECT_TRUE(RawHas("m:history_checkpoint"));
+  // Their index entries went with them.
+  EXPECT_EQ(CountPrefix("h:"), 3u);
+  EXPECT_EQ(CountPrefix("hs:"), 3u);
+  EXPECT_EQ(Seqs(Query("s-anna")), (std::vector<uint64_t>{4, 5, 6}));
+
+  ChainReport report = VerifyOrDie();
+  EXPECT_TRUE(report.ok());
+  EXPECT_EQ(report.first_seq, 4u);
+  EXPECT_EQ(report.verified, 3u);
+  EXPECT_EQ(report.head_seq, 6u);
+
+  // Appending continues the chain past the checkpoint.
+  Append({Read(7, {"s-anna"}, 7)});
+  report = VerifyOrDie();
+  EXPECT_TRUE(report.ok());
+  EXPECT_EQ(report.verified, 4u);
+}
+
+TEST_F(HistoryTest, PruningEverythingLeavesACheckpointAtTheHead) {
+  AppendMany(3);
+  auto result = history_->Prune(RecordsUpTo(3), 100);
+  ASSERT_TRUE(result.has_value());
+  EXPECT_EQ(result->collapsed, 3u);
+  EXPECT_EQ(CountPrefix("e:"), 0u);
+  ChainReport report = VerifyOrDie();
+  EXPECT_TRUE(report.ok());
+  EXPECT_EQ(report.first_seq, 4u);
+  EXPECT_EQ(report.verified, 0u);
+}
+
+TEST_F(HistoryTest, PruningAMiddleEventLeavesAStubAndTheChainVerifies) {
+  AppendMany(5);
+  auto result = history_->Prune(
+      [](const EventHeader& h) { return h.record_id == 3; }, 100);
+  ASSERT_TRUE(result.has_value());
+  EXPECT_EQ(result->stubbed, 1u);
+  EXPECT_EQ(result->collapsed, 0u);
+  EXPECT_FALSE(RawHas("m:history_checkpoint"));
+  ASSERT_TRUE(RawHas(EventKey(3)));
+  EXPECT_LT(RawGet(EventKey(3)).size(), 128u);  // Seq, link, digest only.
+  EXPECT_EQ(Seqs(Query("s-anna")), (std::vector<uint64_t>{1, 2, 4, 5}));
+
+  ChainReport report = VerifyOrDie();
+  EXPECT_TRUE(report.ok());
+  EXPECT_EQ(report.verified, 5u);
+  EXPECT_EQ(report.stubs, 1u);
+
+  // A stub is as tamper-evident as an event.
+  std::string stub = RawGet(EventKey(3));
+  stub[stub.size() - 1] ^= 0x01;
+  RawPut(EventKey(3), stub);
+  report = VerifyOrDie();
+  EXPECT_FALSE(report.ok());
+  EXPECT_EQ(report.first_broken, 3u);
+}
+
+TEST_F(HistoryTest, StubsBecomeTheCheckpointOnceThePrefixBeforeThemIsPruned) {
+  AppendMany(5);
+  ASSERT_TRUE(history_->Prune(
+      [](const EventHeader& h) { return h.record_id == 2; }, 100));
+  EXPECT_FALSE(RawHas("m:history_checkpoint"));
+  auto result = history_->Prune(
+      [](const EventHeader& h) { return h.record_id == 1; }, 100);
+  ASSERT_TRUE(result.has_value());
+  EXPECT_EQ(result->stubbed, 1u);
+  EXPECT_EQ(result->collapsed, 2u);
+  ChainReport report = VerifyOrDie();
+  EXPECT_TRUE(report.ok());
+  EXPECT_EQ(report.first_seq, 3u);
+  EXPECT_EQ(report.stubs, 0u);
+}
+
+TEST_F(HistoryTest, PruningIsBoundedAndResumesFromItsCursor) {
+  AppendMany(6);
+  auto prunable = [](const EventHeader& h) { return h.record_id % 2 == 0; };
+  auto first = history_->Prune(prunable, 3);
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->stubbed, 1u);  // Of 1, 2, 3: only 2.
+  EXPECT_EQ(first->collapsed, 0u);
+  EXPECT_EQ(first->next_after_seq, 3u);
+  auto second = history_->Prune(prunable, 3, first->next_after_seq);
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(second->stubbed, 2u);  // 4 and 6.
+  EXPECT_EQ(second->next_after_seq, 0u);
+  ChainReport report = VerifyOrDie();
+  EXPECT_TRUE(report.ok());
+  EXPECT_EQ(report.stubs, 3u);
+  EXPECT_EQ(Seqs(Query("s-anna")), (std::vector<uint64_t>{1, 3, 5}));
+}
+
+TEST_F(HistoryTest, PruningNothingWritesNothing) {
+  AppendMany(3);
+  auto result = history_->Prune([](const EventHeader&) { return false; }, 100);
+  ASSERT_TRUE(result.has_value());
+  EXPECT_EQ(result->stubbed, 0u);
+  EXPECT_EQ(result->collapsed, 0u);
+  EXPECT_FALSE(RawHas("m:history_checkpoint"));
+  EXPECT_EQ(CountPrefix("e:"), 3u);
+}
+
+TEST_F(HistoryTest, PruningRefusesToFoldABrokenChain) {
+  AppendMany(4);
+  ASSERT_TRUE(history_->Prune(
+      [](const EventHeader& h) { return h.record_id == 2; }, 100));
+  // Forge the stub of 2: a different digest.
+  std::string stub = RawGet(EventKey(2));
+  stub[stub.size() - 1] ^= 0x01;
+  RawPut(EventKey(2), stub);
+  auto result = history_->Prune(
+      [](const EventHeader& h) { return h.record_id == 1; }, 100);
+  ASSERT_FALSE(result.has_value());
+  EXPECT_EQ(result.error().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(result.error().message(),
+            "the history chain is broken at 2; nothing was pruned");
+  EXPECT_TRUE(RawHas(EventKey(1)));
+  EXPECT_FALSE(RawHas("m:history_checkpoint"));
+  EXPECT_EQ(VerifyOrDie().first_broken, 2u);
+}
+
+TEST_F(HistoryTest, ATamperedCheckpointIsReportedAtItsSeq) {
+  AppendMany(6);
+  ASSERT_TRUE(history_->Prune(RecordsUpTo(3), 100));
+  const std::string checkpoint = RawGet("m:history_checkpoint");
+
+  // Any changed byte: the MAC no longer verifies (or the value no longer
+  // decodes).
+  for (size_t i = 0; i < checkpoint.size(); ++i) {
+    std::string tampered = checkpoint;
+    tampered[i] = static_cast<char>(tampered[i] ^ 0x01);
+    RawPut("m:history_checkpoint", tampered);
+    ChainReport report = VerifyOrDie();
+    ASSERT_FALSE(report.ok()) << "byte " << i;
+    EXPECT_EQ(report.problem, ChainReport::Problem::kCheckpoint) << i;
+  }
+
+  // A checkpoint forged to start later, hiding event 4, with the link of 4
+  // and a MAC its forger cannot compute: reported at its seq.
+  {
+    capnp::MallocMessageBuilder message;
+    auto c = message.initRoot<schema::history::Checkpoint>();
+    c.setNextSeq(5);
+    std::string stored = RawGet(EventKey(4));
+    kj::Array<capnp::word> words =
+        kj::heapArray<capnp::word>(stored.size() / sizeof(capnp::word));
+    std::memcpy(words.begin(), stored.data(), stored.size());
+    capnp::FlatArrayMessageReader reader(words);
+    c.setLink(reader.getRoot<schema::history::StoredEvent>().getLink());
+    std::array<uint8_t, 32> mac{};
+    c.setMac(kj::arrayPtr(mac.data(), mac.size()));
+    auto flat = capnp::messageToFlatArray(message);
+    RawPut("m:history_checkpoint",
+           std::string(reinterpret_cast<const char*>(flat.asBytes().begin()),
+                       flat.asBytes().size()));
+  }
+  ChainReport report = VerifyOrDie();
+  EXPECT_EQ(report.problem, ChainReport::Problem::kCheckpoint);
+  EXPECT_EQ(report.first_broken, 5u);
+  auto prune = history_->Prune(RecordsUpTo(6), 100);
+  ASSERT_FALSE(prune.has_value());
+  EXPECT_EQ(prune.error().code(), StatusCode::kDataLoss);
+
+  // A deleted checkpoint: the chain now starts at genesis, and 1 is gone.
+  RawDelete("m:history_checkpoint");
+  report = VerifyOrDie();
+  EXPECT_EQ(report.problem, ChainReport::Problem::kMissing);
+  EXPECT_EQ(report.first_broken, 1u);
+
+  RawPut("m:history_checkpoint", checkpoint);
+  EXPECT_TRUE(VerifyOrDie().ok());
+}
+
+TEST_F(HistoryTest, ACheckpointUnderAnotherAuditKeyIsRejected) {
+  AppendMany(4);
+  ASSERT_TRUE(history_->Prune(RecordsUpTo(2), 100));
+  // The same store verified with another audit key: the checkpoint's MAC is
+  // the first thing that fails.
+  History::Options options;
+  auto other = History::Open(*db_, crypto::SecretKey::Generate(), options);
+  ASSERT_TRUE(other.has_value());
+  auto report = (*other)->Verify();
+  ASSERT_TRUE(report.has_value());
+  EXPECT_EQ(report->problem, ChainReport::Problem::kCheckpoint);
+  EXPECT_EQ(report->first_broken, 3u);
+}
+
+}  // namespace
+}  // namespace custos
