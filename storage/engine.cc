@@ -22,6 +22,7 @@
 #include "crypto/master_key.h"
 #include "storage/access.h"
 #include "storage/codec.h"
+#include "storage/history.h"
 #include "storage/key_cache.h"
 #include "storage/keystore.h"
 #include "storage/leveldb_util.h"
@@ -307,9 +308,32 @@ class Engine::Impl {
                                const std::optional<Purpose>& purpose);
 
   Status Write(leveldb::WriteBatch& batch, std::string_view what);
+  // Appends `events` to the access history in `batch`, then writes it: the
+  // change and its events are one atomic write. REQUIRES: write_mu_ held.
+  Status WriteWithEvents(leveldb::WriteBatch& batch,
+                         const std::vector<Event>& events,
+                         std::string_view what, bool force_sync = false);
+  // The event of `who` doing `action` on record `r` (in its state after
+  // the change), concerning every subject of the record.
+  Event RecordEvent(const PrincipalInfo& who, EventAction action,
+                    const StoredRecord& r) const;
+  // The disclosure event of a view that included personal data.
+  Event ReadEvent(const PrincipalInfo& who, const RecordView& view,
+                  const std::optional<Purpose>& purpose) const;
+  // Records the disclosures of `views` (those with personal data) in one
+  // write. Data is returned only once this succeeded.
+  Status RecordReads(const PrincipalInfo& who,
+                     const std::vector<const RecordView*>& views,
+                     const std::optional<Purpose>& purpose);
   // Recomputes the record's next deadline, moves its deadline index entry,
   // and adds the record to `batch`: every change of a record goes through
   // here, so the index never disagrees with the records.
+  // Prunes access history whose retention ended by `as_of` (history_after
+  // past the erasure of the record it concerns), examining at most `budget`
+  // events from a cursor that cycles through the log across calls, so each
+  // sweep costs the same whatever the history's size. Returns the number
+  // of events pruned.
+  Result<size_t> PruneHistory(int64_t as_of, size_t budget);
   // Holds are judged active at `holds_at` (default: now).
   Status PutRecord(leveldb::WriteBatch& batch, StoredRecord& r,
                    std::optional<int64_t> holds_at = std::nullopt);
@@ -321,9 +345,14 @@ class Engine::Impl {
                                                int64_t at) const;
   Result<std::vector<HoldView>> HoldsUnder(const std::string& prefix,
                                            int64_t at, bool subject_only) const;
+  // Stores a hold on `record` (or, when null, on hold.subject_id) with its
+  // hold_set event. REQUIRES: write_mu_ held.
   Result<HoldView> AddHold(const PrincipalInfo& officer, HoldView hold,
                            std::string_view reason, Timestamp ends_at,
-                           const std::vector<std::string>& subject_ids);
+                           const StoredRecord* record);
+  // The hold_set / hold_released event of `hold`.
+  Event HoldEvent(const PrincipalInfo& who, EventAction action,
+                  const HoldView& hold, const StoredRecord* record) const;
   Result<std::optional<RetentionPolicy>> PolicyFor(
       const std::string& kind) const;
   // Applies the record's due transition at its due instant; an erasure
@@ -343,6 +372,7 @@ class Engine::Impl {
   std::unique_ptr<leveldb::DB> db_;
   std::unique_ptr<Keystore> keystore_;
   KeyCache key_cache_;
+  std::unique_ptr<History> history_;
 
   // Serialises every change: each is a read-modify-write of one batch.
   std::mutex write_mu_;
@@ -615,6 +645,120 @@ void Engine::Impl::ApplyTransition(StoredRecord& r,
     case codec::Transition::kNone:
       break;
   }
+}
+
+Status Engine::Impl::WriteWithEvents(leveldb::WriteBatch& batch,
+                                     const std::vector<Event>& events,
+                                     std::string_view what, bool force_sync) {
+  auto pending = history_->Stage(
+      batch, events, [this](const std::string& id) { return KeyFor(id); });
+  if (!pending) return pending.error();
+  leveldb::WriteOptions wo;
+  wo.sync = force_sync || options_.sync_writes;
+  CUSTOS_RETURN_IF_ERROR(FromLevelDb(db_->Write(wo, &batch), what));
+  history_->Commit(*pending);
+  return Status::Ok();
+}
+
+Event Engine::Impl::RecordEvent(const PrincipalInfo& who, EventAction action,
+                                const StoredRecord& r) const {
+  Event e;
+  e.at = clock_.Now();
+  e.principal_id = who.id;
+  e.principal_name = who.display_name;
+  e.action = action;
+  e.record_id = r.id;
+  e.record_kind = r.kind;
+  e.record_state = r.state;
+  e.subject_ids = r.subject_ids;
+  return e;
+}
+
+Event Engine::Impl::ReadEvent(const PrincipalInfo& who, const RecordView& view,
+                              const std::optional<Purpose>& purpose) const {
+  Event e;
+  e.at = clock_.Now();
+  e.principal_id = who.id;
+  e.principal_name = who.display_name;
+  // Reading closed or blocked data is possible only for a stated purpose.
+  e.action = view.state == RecordState::kActive ? EventAction::kRead
+                                                : EventAction::kReadRestricted;
+  e.record_id = view.id;
+  e.record_kind = view.kind;
+  e.record_state = view.state;
+  e.purpose = purpose;
+  for (const PartView& part : view.parts) {
+    e.subject_ids.push_back(part.subject_id);
+    for (const Field& f : part.fields) {
+      if (std::find(e.fields.begin(), e.fields.end(), f.name) ==
+          e.fields.end()) {
+        e.fields.push_back(f.name);
+      }
+    }
+  }
+  return e;
+}
+
+Status Engine::Impl::RecordReads(const PrincipalInfo& who,
+                                 const std::vector<const RecordView*>& views,
+                                 const std::optional<Purpose>& purpose) {
+  std::vector<Event> events;
+  for (const RecordView* view : views) {
+    if (view->personal_included)
+      events.push_back(ReadEvent(who, *view, purpose));
+  }
+  if (events.empty()) return Status::Ok();
+  std::lock_guard<std::mutex> lock(write_mu_);
+  leveldb::WriteBatch batch;
+  return WriteWithEvents(batch, events, "recording disclosure");
+}
+
+namespace {
+std::vector<std::string> FieldNames(const std::vector<Field>& fields) {
+  std::vector<std::string> names;
+  for (const Field& f : fields) names.push_back(f.name);
+  return names;
+}
+}  // namespace
+
+Result<size_t> Engine::Impl::PruneHistory(int64_t as_of, size_t budget) {
+  static constexpr char kPruneCursorKey[] = "m:history_prune_cursor";
+  std::lock_guard<std::mutex> lock(write_mu_);
+  uint64_t after_seq = 0;
+  std::string cursor;
+  leveldb::Status s =
+      db_->Get(leveldb::ReadOptions(), kPruneCursorKey, &cursor);
+  if (s.ok() && cursor.size() == 8) after_seq = ReadBigEndian64(cursor);
+  std::map<uint64_t, bool> prunable_records;  // Decided once per call.
+  Status failure;
+  auto prunable = [&](const EventHeader& h) {
+    if (h.record_id == 0 || !failure.ok()) return false;
+    auto known = prunable_records.find(h.record_id);
+    if (known != prunable_records.end()) return known->second;
+    bool verdict = false;
+    auto record = ReadRecord(h.record_id);
+    if (record && record->state == RecordState::kErased) {
+      auto policy = PolicyFor(record->kind);
+      if (policy && *policy) {
+        auto until = AddPeriod(FromMicros(record->erased_at_micros),
+                               (*policy)->history_after);
+        verdict = until && ToMicros(*until) <= as_of;
+      }
+    } else if (!record && record.error().code() != StatusCode::kNotFound) {
+      failure = record.error();
+    }
+    prunable_records[h.record_id] = verdict;
+    return verdict;
+  };
+  auto result = history_->Prune(prunable, budget, after_seq);
+  if (!failure.ok()) return Fail(failure);
+  if (!result) return Fail(result.error());
+  std::string next;
+  AppendBigEndian64(next, result->next_after_seq);
+  CUSTOS_RETURN_IF_ERROR(
+      FromLevelDb(db_->Put(leveldb::WriteOptions(), kPruneCursorKey, next),
+                  "storing prune cursor"));
+  return result->stubbed;
 }
 
 Status Engine::Impl::Load() {
@@ -1044,6 +1188,13 @@ Result<std::unique_ptr<Engine>> Engine::Open(const Options& options,
       crypto::DeriveSubkey(master_key, crypto::Subkey::kLedger), std::move(db),
       std::move(*keystore));
   CUSTOS_RETURN_IF_ERROR(impl->Load());
+  History::Options history_options;
+  history_options.sync_writes = options.sync_writes;
+  auto history = History::Open(
+      *impl->db_, crypto::DeriveSubkey(master_key, crypto::Subkey::kAudit),
+      history_options);
+  if (!history) return Fail(history.error());
+  impl->history_ = std::move(*history);
   CUSTOS_RETURN_IF_ERROR(impl->FinishInterruptedShreds());
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
 }
@@ -1259,7 +1410,17 @@ Result<uint64_t> Engine::CreateRecord(const Actor& actor, const NewRecord& in) {
   std::string next;
   AppendBigEndian64(next, r.id + 1);
   batch.Put(kNextRecordIdKey, next);
-  CUSTOS_RETURN_IF_ERROR(impl_->Write(batch, "creating record"));
+  Event event = impl_->RecordEvent(*caller, EventAction::kCreate, r);
+  for (const auto& part : in.personal) {
+    for (const Field& f : part.fields) {
+      if (std::find(event.fields.begin(), event.fields.end(), f.name) ==
+          event.fields.end()) {
+        event.fields.push_back(f.name);
+      }
+    }
+  }
+  CUSTOS_RETURN_IF_ERROR(
+      impl_->WriteWithEvents(batch, {event}, "creating record"));
   impl_->next_record_id_ = r.id + 1;
   return r.id;
 }
@@ -1271,7 +1432,10 @@ Result<RecordView> Engine::GetRecord(const Actor& actor, uint64_t id,
   if (auto s = CheckPurpose(purpose, impl_->limits_); !s.ok()) return Fail(s);
   auto resolved = impl_->Resolve(*caller, id, purpose.has_value());
   if (!resolved) return Fail(resolved.error());
-  return impl_->BuildView(*resolved, purpose);
+  auto view = impl_->BuildView(*resolved, purpose);
+  if (!view) return view;
+  CUSTOS_RETURN_IF_ERROR(impl_->RecordReads(*caller, {&*view}, purpose));
+  return view;
 }
 
 Result<ListPage> Engine::ListRecords(const Actor& actor, const ListQuery& q) {
@@ -1303,7 +1467,7 @@ Result<ListPage> Engine::ListRecords(const Actor& actor, const ListQuery& q) {
     if (examined == impl_->limits_.max_list_scan ||
         page.records.size() == q.limit) {
       page.next_after_id = id - 1;
-      return page;
+      break;
     }
     ++examined;
     Result<StoredRecord> record =
@@ -1339,7 +1503,9 @@ Result<ListPage> Engine::ListRecords(const Actor& actor, const ListQuery& q) {
   if (!it->status().ok()) {
     return Fail(FromLevelDb(it->status(), "listing records"));
   }
-  page.next_after_id = 0;
+  std::vector<const RecordView*> views;
+  for (const RecordView& v : page.records) views.push_back(&v);
+  CUSTOS_RETURN_IF_ERROR(impl_->RecordReads(*caller, views, q.purpose));
   return page;
 }
 
@@ -1393,7 +1559,9 @@ Status Engine::Grant(const Actor& actor, uint64_t id,
   leveldb::WriteBatch batch;
   CUSTOS_RETURN_IF_ERROR(impl_->PutRecord(batch, r));
   batch.Put(AclKey(target->id, r.id), "");
-  return impl_->Write(batch, "granting access");
+  Event event = impl_->RecordEvent(*caller, EventAction::kGrant, r);
+  event.fields = {"grantee:" + target->id};
+  return impl_->WriteWithEvents(batch, {event}, "granting access");
 }
 
 Result<uint64_t> Engine::Rectify(const Actor& actor, uint64_t id,
@@ -1444,7 +1612,11 @@ Result<uint64_t> Engine::Rectify(const Actor& actor, uint64_t id,
   r.updated_at_micros = ToMicros(impl_->clock_.Now());
   leveldb::WriteBatch batch;
   CUSTOS_RETURN_IF_ERROR(impl_->PutRecord(batch, r));
-  CUSTOS_RETURN_IF_ERROR(impl_->Write(batch, "rectifying record"));
+  Event event = impl_->RecordEvent(*caller, EventAction::kRectify, r);
+  event.subject_ids = {part->subject_id};
+  event.fields = FieldNames(fields);
+  CUSTOS_RETURN_IF_ERROR(
+      impl_->WriteWithEvents(batch, {event}, "rectifying record"));
   return r.version;
 }
 
@@ -1482,7 +1654,11 @@ Status Engine::FlagIncorrect(const Actor& actor, uint64_t id,
   r.updated_at_micros = ToMicros(impl_->clock_.Now());
   leveldb::WriteBatch batch;
   CUSTOS_RETURN_IF_ERROR(impl_->PutRecord(batch, r));
-  return impl_->Write(batch, "flagging record");
+  Event event = impl_->RecordEvent(*caller, EventAction::kFlag, r);
+  event.subject_ids = {std::string(subject_id)};
+  event.purpose = purpose;
+  event.fields = {"note"};
+  return impl_->WriteWithEvents(batch, {event}, "flagging record");
 }
 
 Status Engine::Contest(const Actor& actor, uint64_t id,
@@ -1529,7 +1705,10 @@ Status Engine::Contest(const Actor& actor, uint64_t id,
   r.updated_at_micros = ToMicros(impl_->clock_.Now());
   leveldb::WriteBatch batch;
   CUSTOS_RETURN_IF_ERROR(impl_->PutRecord(batch, r));
-  return impl_->Write(batch, "recording contest");
+  Event event = impl_->RecordEvent(*caller, EventAction::kContest, r);
+  event.subject_ids = {std::string(subject_id)};
+  event.fields = FieldNames(fields);
+  return impl_->WriteWithEvents(batch, {event}, "recording contest");
 }
 
 Status Engine::Close(const Actor& actor, uint64_t id) {
@@ -1546,7 +1725,9 @@ Status Engine::Close(const Actor& actor, uint64_t id) {
   r.closed_at_micros = r.updated_at_micros = ToMicros(impl_->clock_.Now());
   leveldb::WriteBatch batch;
   CUSTOS_RETURN_IF_ERROR(impl_->PutRecord(batch, r));
-  return impl_->Write(batch, "closing record");
+  return impl_->WriteWithEvents(
+      batch, {impl_->RecordEvent(*caller, EventAction::kClose, r)},
+      "closing record");
 }
 
 Status Engine::Withdraw(const Actor& actor, uint64_t id) {
@@ -1566,7 +1747,9 @@ Status Engine::Withdraw(const Actor& actor, uint64_t id) {
   r.blocked_at_micros = r.updated_at_micros = now;
   leveldb::WriteBatch batch;
   CUSTOS_RETURN_IF_ERROR(impl_->PutRecord(batch, r));
-  return impl_->Write(batch, "withdrawing record");
+  return impl_->WriteWithEvents(
+      batch, {impl_->RecordEvent(*caller, EventAction::kWithdraw, r)},
+      "withdrawing record");
 }
 
 Status Engine::EraseRecord(const Actor& actor, uint64_t id) {
@@ -1600,7 +1783,9 @@ Status Engine::EraseRecord(const Actor& actor, uint64_t id) {
                 batch);
   r.updated_at_micros = now;
   CUSTOS_RETURN_IF_ERROR(impl_->PutRecord(batch, r));
-  CUSTOS_RETURN_IF_ERROR(impl_->Write(batch, "erasing record"));
+  CUSTOS_RETURN_IF_ERROR(impl_->WriteWithEvents(
+      batch, {impl_->RecordEvent(*caller, EventAction::kErase, r)},
+      "erasing record"));
   lock.unlock();
   return impl_->CompactErased();
 }
@@ -1679,10 +1864,16 @@ Status Engine::ShredSubject(const Actor& actor, std::string_view subject_id) {
   batch.Delete(BlindIndexKey(index));
   batch.Put(ShredQueueKey(subject_id), "");
   batch.Put(kCompactQueuePrefix + SubjectKey(subject_id), "");
-  leveldb::WriteOptions wo;
-  wo.sync = true;
-  CUSTOS_RETURN_IF_ERROR(
-      FromLevelDb(impl_->db_->Write(wo, &batch), "recording shred intent"));
+  // The shred event is sealed under the subject's key like the rest of its
+  // history, and becomes unreadable with it.
+  Event event;
+  event.at = now;
+  event.principal_id = caller->id;
+  event.principal_name = caller->display_name;
+  event.action = EventAction::kShred;
+  event.subject_ids = {std::string(subject_id)};
+  CUSTOS_RETURN_IF_ERROR(impl_->WriteWithEvents(
+      batch, {event}, "recording shred intent", /*force_sync=*/true));
   CUSTOS_RETURN_IF_ERROR(impl_->keystore_->DestroyKey(
       subject_id, crypto::KeyedHash(impl_->ledger_key_, index), now,
       caller->id));
@@ -1771,9 +1962,17 @@ Result<size_t> Engine::CompleteShreds(size_t budget) {
       if (!it->status().ok())
         return Fail(FromLevelDb(it->status(), "scanning subject records"));
       if (finished) {
-        leveldb::WriteBatch batch;
-        batch.Delete(queue->key());
-        CUSTOS_RETURN_IF_ERROR(impl_->Write(batch, "finishing shred"));
+        // Unlink the subject from its (now unreadable) history events, in
+        // steps, then retire the queue entry with the last step.
+        while (true) {
+          leveldb::WriteBatch batch;
+          auto dropped =
+              impl_->history_->DropSubjectIndex(batch, subject_id, 1000);
+          if (!dropped) return Fail(dropped.error());
+          if (*dropped == 0) batch.Delete(queue->key());
+          CUSTOS_RETURN_IF_ERROR(impl_->Write(batch, "finishing shred"));
+          if (*dropped == 0) break;
+        }
       }
     }
   }
@@ -1784,9 +1983,27 @@ Result<size_t> Engine::CompleteShreds(size_t budget) {
 
 // ---- Legal holds
 
-Result<HoldView> Engine::Impl::AddHold(
-    const PrincipalInfo& officer, HoldView hold, std::string_view reason,
-    Timestamp ends_at, const std::vector<std::string>& subject_ids) {
+Event Engine::Impl::HoldEvent(const PrincipalInfo& who, EventAction action,
+                              const HoldView& hold,
+                              const StoredRecord* record) const {
+  Event e;
+  if (record != nullptr) {
+    e = RecordEvent(who, action, *record);
+  } else {
+    e.at = clock_.Now();
+    e.principal_id = who.id;
+    e.principal_name = who.display_name;
+    e.action = action;
+    e.subject_ids = {*hold.subject_id};
+  }
+  e.fields = {"hold:" + hold.id};
+  return e;
+}
+
+Result<HoldView> Engine::Impl::AddHold(const PrincipalInfo& officer,
+                                       HoldView hold, std::string_view reason,
+                                       Timestamp ends_at,
+                                       const StoredRecord* record) {
   // Caller holds write_mu_.
   const Timestamp now = clock_.Now();
   if (ends_at <= now) {
@@ -1814,13 +2031,15 @@ Result<HoldView> Engine::Impl::AddHold(
   batch.Put(kNextHoldIdKey, next_counter);
   if (hold.record_id) {
     batch.Put(RecordHoldsPrefix(*hold.record_id) + hold.id, "");
-    for (const std::string& subject : subject_ids) {
+    for (const std::string& subject : record->subject_ids) {
       batch.Put(SubjectHoldsPrefix(subject) + hold.id, "r");
     }
   } else {
     batch.Put(SubjectHoldsPrefix(*hold.subject_id) + hold.id, "s");
   }
-  CUSTOS_RETURN_IF_ERROR(Write(batch, "setting hold"));
+  CUSTOS_RETURN_IF_ERROR(WriteWithEvents(
+      batch, {HoldEvent(officer, EventAction::kHoldSet, hold, record)},
+      "setting hold"));
   return hold;
 }
 
@@ -1839,8 +2058,7 @@ Result<HoldView> Engine::SetRecordHold(const Actor& officer, uint64_t record_id,
   if (!record) return Fail(record.error());
   HoldView hold;
   hold.record_id = record_id;
-  return impl_->AddHold(*caller, std::move(hold), reason, ends_at,
-                        record->subject_ids);
+  return impl_->AddHold(*caller, std::move(hold), reason, ends_at, &*record);
 }
 
 Result<HoldView> Engine::SetSubjectHold(const Actor& officer,
@@ -1865,7 +2083,7 @@ Result<HoldView> Engine::SetSubjectHold(const Actor& officer,
   if (subject->shredded) return Fail(Status::NotFound("subject not found"));
   HoldView hold;
   hold.subject_id = std::string(subject_id);
-  return impl_->AddHold(*caller, std::move(hold), reason, ends_at, {});
+  return impl_->AddHold(*caller, std::move(hold), reason, ends_at, nullptr);
 }
 
 Status Engine::ReleaseHold(const Actor& officer, std::string_view hold_id) {
@@ -1907,15 +2125,21 @@ Status Engine::ReleaseHold(const Actor& officer, std::string_view hold_id) {
     }
     if (!it->status().ok()) return FromLevelDb(it->status(), "reading holds");
   }
+  std::optional<StoredRecord> held_record;
   if (hold->record_id) {
     auto record = impl_->ReadRecord(*hold->record_id);
     if (record) {
       for (const std::string& subject : record->subject_ids) {
         batch.Delete(SubjectHoldsPrefix(subject) + hold->id);
       }
+      held_record = std::move(*record);
     }
   }
-  CUSTOS_RETURN_IF_ERROR(impl_->Write(batch, "releasing hold"));
+  CUSTOS_RETURN_IF_ERROR(impl_->WriteWithEvents(
+      batch,
+      {impl_->HoldEvent(*caller, EventAction::kHoldReleased, *hold,
+                        held_record ? &*held_record : nullptr)},
+      "releasing hold"));
   // Postponed erasures whose legal date has passed become due at once.
   leveldb::WriteBatch deadlines;
   for (uint64_t id : records) {
@@ -2011,9 +2235,8 @@ Result<size_t> Engine::ReapplyPolicies(const Actor& admin) {
 
 Result<SweepReport> Engine::Sweep(const Actor& admin,
                                   const SweepOptions& options) {
-  if (auto p = impl_->RequireRole(admin, Role::kAdmin); !p) {
-    return Fail(p.error());
-  }
+  auto caller = impl_->RequireRole(admin, Role::kAdmin);
+  if (!caller) return Fail(caller.error());
   if (options.batch_size == 0) {
     return Fail(Status::InvalidArgument("batch_size must be at least 1"));
   }
@@ -2031,6 +2254,7 @@ Result<SweepReport> Engine::Sweep(const Actor& admin,
       std::unique_ptr<leveldb::Iterator> it(
           impl_->db_->NewIterator(leveldb::ReadOptions()));
       leveldb::WriteBatch batch;
+      std::vector<Event> events;
       for (it->Seek(resume_key);
            it->Valid() && it->key().starts_with(kDeadlinePrefix); it->Next()) {
         std::string_view key(it->key().data(), it->key().size());
@@ -2089,6 +2313,14 @@ Result<SweepReport> Engine::Sweep(const Actor& admin,
               break;
           }
           report.transitions.push_back(step);
+          if (!options.dry_run) {
+            const EventAction action =
+                step.to == RecordState::kClosed    ? EventAction::kClose
+                : step.to == RecordState::kBlocked ? EventAction::kBlock
+                                                   : EventAction::kErase;
+            events.push_back(impl_->RecordEvent(*caller, action, *record));
+            events.back().at = step.due;
+          }
           CUSTOS_RETURN_IF_ERROR(impl_->PutRecord(target, *record, as_of));
         }
         ++in_batch;
@@ -2098,7 +2330,8 @@ Result<SweepReport> Engine::Sweep(const Actor& admin,
         return Fail(FromLevelDb(it->status(), "reading deadline index"));
       }
       if (!options.dry_run && batch.ApproximateSize() > 12) {
-        CUSTOS_RETURN_IF_ERROR(impl_->Write(batch, "sweeping"));
+        CUSTOS_RETURN_IF_ERROR(
+            impl_->WriteWithEvents(batch, events, "sweeping"));
       }
     }
     if (!more_due) break;
@@ -2113,6 +2346,247 @@ Result<SweepReport> Engine::Sweep(const Actor& admin,
   if (!options.dry_run && report.erased > 0) {
     CUSTOS_RETURN_IF_ERROR(impl_->CompactErased());
   }
+  if (!options.dry_run) {
+    auto pruned =
+        impl_->PruneHistory(as_of, std::max<size_t>(options.batch_size, 100));
+    if (!pruned) return Fail(pruned.error());
+    report.history_pruned = *pruned;
+  }
+  return report;
+}
+
+// ---- Access history and subject reports
+
+namespace {
+AccessEvent ToAccessEvent(const HistoryEntry& entry) {
+  AccessEvent e;
+  e.seq = entry.header.seq;
+  e.at = entry.header.at;
+  e.principal_id = entry.header.principal_id;
+  e.principal_name = entry.header.principal_name;
+  e.action = std::string(EventActionName(entry.header.action));
+  e.record_id = entry.header.record_id;
+  e.record_kind = entry.header.record_kind;
+  e.record_state = entry.header.record_state;
+  e.purpose = entry.header.purpose_kind;
+  e.justification = entry.justification;
+  e.fields = entry.fields;
+  return e;
+}
+}  // namespace
+
+Result<AccessHistoryPage> Engine::AccessHistory(const Actor& auditor,
+                                                std::string_view subject_id,
+                                                Timestamp from, Timestamp to,
+                                                uint64_t after_seq,
+                                                uint32_t limit) {
+  auto caller = impl_->RequireRole(auditor, Role::kAuditor);
+  if (!caller) return Fail(caller.error());
+  if (limit == 0 || limit > impl_->limits_.max_page_size) {
+    return Fail(Status::InvalidArgument(
+        "limit must be 1 to " + std::to_string(impl_->limits_.max_page_size)));
+  }
+  std::string value;
+  leveldb::Status s =
+      impl_->db_->Get(leveldb::ReadOptions(), SubjectKey(subject_id), &value);
+  if (s.IsNotFound()) return Fail(Status::NotFound("subject not found"));
+  if (!s.ok()) return Fail(FromLevelDb(s, "reading subject"));
+  auto page = impl_->history_->ForSubject(
+      std::string(subject_id), from, to, after_seq, limit,
+      [this](const std::string& id) { return impl_->KeyFor(id); });
+  if (!page) return Fail(page.error());
+  AccessHistoryPage out;
+  for (const HistoryEntry& entry : page->entries) {
+    out.events.push_back(ToAccessEvent(entry));
+  }
+  out.next_after_seq = page->next_after_seq;
+  return out;
+}
+
+Result<ChainVerification> Engine::VerifyChain(const Actor& actor) {
+  auto caller = impl_->Caller(actor);
+  if (!caller) return Fail(caller.error());
+  if (!caller->HasRole(Role::kAuditor) && !caller->HasRole(Role::kAdmin)) {
+    return Fail(
+        Status::PermissionDenied("this call needs the auditor or admin role"));
+  }
+  auto report = impl_->history_->Verify();
+  if (!report) return Fail(report.error());
+  ChainVerification out;
+  out.ok = report->ok();
+  out.problem =
+      report->ok() ? "" : std::string(ChainProblemName(report->problem));
+  out.first_broken = report->first_broken;
+  out.verified = report->verified;
+  out.head_seq = report->head_seq;
+  return out;
+}
+
+Result<SubjectReport> Engine::ProduceSubjectReport(
+    const Actor& auditor, std::string_view subject_id) {
+  auto caller = impl_->RequireRole(auditor, Role::kAuditor);
+  if (!caller) return Fail(caller.error());
+  const std::string subject(subject_id);
+  std::string value;
+  leveldb::Status s =
+      impl_->db_->Get(leveldb::ReadOptions(), SubjectKey(subject), &value);
+  if (s.IsNotFound()) return Fail(Status::NotFound("subject not found"));
+  if (!s.ok()) return Fail(FromLevelDb(s, "reading subject"));
+  auto stored = codec::DecodeSubject(value);
+  if (!stored) return Fail(stored.error());
+  auto key = impl_->KeyFor(subject);
+  if (!key) return Fail(key.error());
+  if (!*key) return Fail(Status::NotFound("subject not found"));
+
+  SubjectReport report;
+  const Timestamp now = impl_->clock_.Now();
+  report.generated_at = now;
+  report.subject_id = subject;
+  auto identifier =
+      crypto::Open(**key, stored->sealed_identifier, IdentifierAd(subject));
+  if (!identifier) {
+    return Fail(Status::DataLoss("a subject identifier failed to decrypt"));
+  }
+  report.subject_identifier.assign(identifier->begin(), identifier->end());
+  crypto::Wipe(*identifier);
+
+  std::set<std::string> named;  // Principal ids to name in the report.
+  auto open_fields =
+      [&](const codec::Bytes& sealed,
+          const std::vector<uint8_t>& ad) -> Result<std::vector<Field>> {
+    auto plain = crypto::Open(**key, sealed, ad);
+    if (!plain)
+      return Fail(Status::DataLoss("personal data failed to decrypt"));
+    auto fields = codec::DecodeFields(*plain);
+    crypto::Wipe(*plain);
+    return fields;
+  };
+
+  // The subject's records, through its index.
+  std::vector<uint64_t> ids;
+  {
+    const std::string prefix = SubjectRecordsPrefix(subject);
+    std::unique_ptr<leveldb::Iterator> it(
+        impl_->db_->NewIterator(leveldb::ReadOptions()));
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
+         it->Next()) {
+      ids.push_back(
+          ReadBigEndian64(std::string_view(it->key().data(), it->key().size())
+                              .substr(prefix.size())));
+    }
+    if (!it->status().ok()) {
+      return Fail(FromLevelDb(it->status(), "reading the subject's records"));
+    }
+  }
+  const int64_t now_micros = ToMicros(now);
+  for (uint64_t id : ids) {
+    auto r = impl_->ReadRecord(id);
+    if (!r) {
+      if (r.error().code() == StatusCode::kNotFound) continue;
+      return Fail(r.error());
+    }
+    SubjectReport::Record out;
+    out.id = r->id;
+    out.kind = r->kind;
+    out.state = r->state;
+    out.owner = r->owner;
+    out.recipients = r->grants;
+    named.insert(r->owner);
+    named.insert(r->grants.begin(), r->grants.end());
+    out.created_at = FromMicros(r->created_at_micros);
+    out.closed_at = OptionalTime(r->closed_at_micros);
+    out.blocked_at = OptionalTime(r->blocked_at_micros);
+    out.erased_at = OptionalTime(r->erased_at_micros);
+    if (r->next_transition != codec::Transition::kNone) {
+      out.next_deadline = FromMicros(r->next_deadline_micros);
+      out.next_transition =
+          r->next_transition == codec::Transition::kClose   ? "close"
+          : r->next_transition == codec::Transition::kBlock ? "block"
+                                                            : "erase";
+    }
+    for (const auto& part : r->parts) {
+      if (part.subject_id != subject) continue;
+      auto fields =
+          open_fields(part.sealed, PartAd(r->id, subject, part.version));
+      if (!fields) return Fail(fields.error());
+      out.personal = std::move(*fields);
+    }
+    for (const auto& c : r->contests) {
+      if (c.subject_id != subject) continue;
+      ContestView view{c.by, FromMicros(c.at_micros), c.subject_id, "", {}};
+      named.insert(c.by);
+      if (!c.sealed_statement.empty()) {
+        auto fields = open_fields(
+            c.sealed_statement, NoteAd("contest", r->id, subject, c.at_micros));
+        if (!fields) return Fail(fields.error());
+        for (auto& f : *fields) {
+          if (view.statement.empty() && f.name == "statement") {
+            view.statement = std::move(f.value);
+          } else {
+            view.corrected.push_back(std::move(f));
+          }
+        }
+      }
+      out.contests.push_back(std::move(view));
+    }
+    auto holds = impl_->HoldsUnder(RecordHoldsPrefix(r->id), now_micros, false);
+    if (!holds) return Fail(holds.error());
+    for (const HoldView& h : *holds) named.insert(h.set_by);
+    out.holds = std::move(*holds);
+    report.records.push_back(std::move(out));
+  }
+  auto subject_holds =
+      impl_->HoldsUnder(SubjectHoldsPrefix(subject), now_micros, true);
+  if (!subject_holds) return Fail(subject_holds.error());
+  for (const HoldView& h : *subject_holds) named.insert(h.set_by);
+  report.subject_holds = std::move(*subject_holds);
+
+  // The full access history, page by page.
+  uint64_t after_seq = 0;
+  do {
+    auto page = impl_->history_->ForSubject(
+        subject, Timestamp::min(), Timestamp::max(), after_seq,
+        impl_->limits_.max_page_size,
+        [this](const std::string& id) { return impl_->KeyFor(id); });
+    if (!page) return Fail(page.error());
+    for (const HistoryEntry& entry : page->entries) {
+      SubjectReport::Access a;
+      a.at = entry.header.at;
+      a.principal_id = entry.header.principal_id;
+      a.principal_name = entry.header.principal_name;
+      a.action = std::string(EventActionName(entry.header.action));
+      a.record_id = entry.header.record_id;
+      a.record_kind = entry.header.record_kind;
+      if (entry.header.record_state) {
+        a.record_state =
+            std::string(RecordStateName(*entry.header.record_state));
+      }
+      if (entry.header.purpose_kind) {
+        a.purpose = std::string(PurposeKindName(*entry.header.purpose_kind));
+      }
+      a.justification = entry.justification;
+      a.fields = entry.fields;
+      report.history.push_back(std::move(a));
+    }
+    after_seq = page->next_after_seq;
+  } while (after_seq != 0);
+
+  for (const std::string& id : named) {
+    auto p = impl_->Principal(id);
+    report.principals.push_back({id, p ? p->display_name : ""});
+  }
+
+  // Producing the report discloses everything in it: an event.
+  Event event;
+  event.at = now;
+  event.principal_id = caller->id;
+  event.principal_name = caller->display_name;
+  event.action = EventAction::kReport;
+  event.subject_ids = {subject};
+  std::lock_guard<std::mutex> lock(impl_->write_mu_);
+  leveldb::WriteBatch batch;
+  CUSTOS_RETURN_IF_ERROR(
+      impl_->WriteWithEvents(batch, {event}, "recording subject report"));
   return report;
 }
 

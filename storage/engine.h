@@ -28,6 +28,7 @@
 #include "base/status.h"
 #include "crypto/secret_key.h"
 #include "storage/retention_policy.h"
+#include "storage/subject_report.h"
 #include "storage/types.h"
 
 namespace custos {
@@ -99,6 +100,9 @@ struct SweepReport {
   size_t erased = 0;
   // Erasures due but postponed by a legal hold (to the hold's end).
   size_t postponed = 0;
+  // Access-history events pruned because their retention ended
+  // (docs/history.md, "Retention").
+  size_t history_pruned = 0;
   // Every transition applied (or, in a dry run, that would be), in order.
   std::vector<PlannedTransition> transitions;
   // False when max_records stopped the sweep with work still due.
@@ -257,6 +261,30 @@ class Engine {
   // force now; with include_ended, released and ended ones too. By id.
   Result<std::vector<HoldView>> ListHolds(const Actor& actor,
                                           bool include_ended);
+
+  // ---- Access history and subject reports (docs/history.md) -------------
+
+  // Auditor only. Who saw or changed the subject's data, when and why:
+  // events with from <= at < to and seq > after_seq, in order, at most
+  // `limit` (1..Limits::max_page_size). Includes events on records erased
+  // long ago; nothing once the subject is shredded (its history is sealed
+  // under its destroyed key). NotFound for an unknown subject id.
+  Result<AccessHistoryPage> AccessHistory(const Actor& auditor,
+                                          std::string_view subject_id,
+                                          Timestamp from, Timestamp to,
+                                          uint64_t after_seq = 0,
+                                          uint32_t limit = 100);
+
+  // Auditor or admin. Walks the whole hash chain of the access history and
+  // reports the first sequence number that fails to verify.
+  Result<ChainVerification> VerifyChain(const Actor& actor);
+
+  // Auditor only. Everything held on the subject, for their access request:
+  // the personal data still held in any state, states and deadlines, holds,
+  // contests and the full access history. Producing it is itself an event.
+  // NotFound for an unknown or shredded subject.
+  Result<SubjectReport> ProduceSubjectReport(const Actor& auditor,
+                                             std::string_view subject_id);
 
   // ---- Subjects ---------------------------------------------------------
 

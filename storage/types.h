@@ -142,6 +142,38 @@ struct HoldView {
   std::string released_by;
 };
 
+// One event of a subject's access history, as an auditor sees it
+// (docs/history.md).
+struct AccessEvent {
+  uint64_t seq = 0;
+  Timestamp at;
+  std::string principal_id;
+  std::string principal_name;  // The display name at the time.
+  std::string action;          // "create", "read", "read_restricted", …
+  uint64_t record_id = 0;      // 0 for events not about a record.
+  std::string record_kind;
+  std::optional<RecordState> record_state;  // At the time of the event.
+  std::optional<PurposeKind> purpose;
+  std::string justification;
+  // Names of the fields touched, never values. A grant lists its grantee
+  // as "grantee:<principal id>".
+  std::vector<std::string> fields;
+};
+
+struct AccessHistoryPage {
+  std::vector<AccessEvent> events;  // In sequence order.
+  uint64_t next_after_seq = 0;      // 0 when there is no more.
+};
+
+// The result of verifying the access-history chain.
+struct ChainVerification {
+  bool ok = true;
+  std::string problem;        // "" when ok; otherwise what broke.
+  uint64_t first_broken = 0;  // The first sequence number that fails.
+  uint64_t verified = 0;      // Entries whose links verified.
+  uint64_t head_seq = 0;      // The last sequence number of the log.
+};
+
 struct ListQuery {
   std::optional<std::string> kind;
   std::optional<RecordState> state;
