@@ -1419,8 +1419,14 @@ Result<uint64_t> Engine::CreateRecord(const Actor& actor, const NewRecord& in) {
       }
     }
   }
+  // Grants given at creation are disclosures too: one grant event each.
+  std::vector<Event> events{event};
+  for (const std::string& grantee : r.grants) {
+    events.push_back(impl_->RecordEvent(*caller, EventAction::kGrant, r));
+    events.back().fields = {"grantee:" + grantee};
+  }
   CUSTOS_RETURN_IF_ERROR(
-      impl_->WriteWithEvents(batch, {event}, "creating record"));
+      impl_->WriteWithEvents(batch, events, "creating record"));
   impl_->next_record_id_ = r.id + 1;
   return r.id;
 }

@@ -1,0 +1,269 @@
+// The access history through the engine (DESIGN section 5): every operation
+// on personal data is an event written with the change, sealed per subject,
+// chained, queryable by auditors, pruned after its retention, and gathered
+// into the subject report.
+
+#include <gtest/gtest.h>
+#include <leveldb/db.h>
+
+#include "tests/engine_fixture.h"
+
+namespace custos::testing {
+namespace {
+
+using std::chrono::hours;
+using std::chrono::sys_days;
+using namespace std::chrono_literals;
+
+Timestamp At(int y, unsigned m, unsigned d, int h = 12) {
+  return Timestamp(sys_days(std::chrono::year(y) / m / d) + hours(h));
+}
+
+class AccessHistoryTest : public EngineTest {
+ protected:
+  std::vector<AccessEvent> HistoryOf(const std::string& subject) {
+    auto page = engine_->AccessHistory(*auditor_, subject, Timestamp::min(),
+                                       Timestamp::max(), 0, 1000);
+    EXPECT_TRUE(page.has_value()) << page.error().ToString();
+    return page ? page->events : std::vector<AccessEvent>{};
+  }
+  std::vector<std::string> Actions(const std::string& subject) {
+    std::vector<std::string> actions;
+    for (const auto& e : HistoryOf(subject)) actions.push_back(e.action);
+    return actions;
+  }
+  uint64_t HeadSeq() {
+    auto chain = engine_->VerifyChain(*auditor_);
+    EXPECT_TRUE(chain.has_value());
+    return chain ? chain->head_seq : 0;
+  }
+  SweepReport SweepAt(Timestamp as_of) {
+    SweepOptions options;
+    options.as_of = as_of;
+    auto report = engine_->Sweep(*admin_, options);
+    EXPECT_TRUE(report.has_value()) << report.error().ToString();
+    return report.value_or(SweepReport{});
+  }
+};
+
+// The story of the issue: authority A stores a request about a person and
+// grants it to B; B reads it; A closes it; it is blocked, then erased on
+// schedule; three years later the person's report still lists that B read
+// it, when, and that the data was erased on its date.
+TEST_F(AccessHistoryTest, YearsLaterThePersonStillLearnsWhoReadTheirData) {
+  NewRecord r;
+  r.kind = "request";
+  r.attributes = {{"topic", "professional qualification"}};
+  r.personal = {{"anna@example.org", {{"name", "Anna Example"}}}};
+  uint64_t id = *engine_->CreateRecord(*owner_, r);
+  ASSERT_TRUE(engine_->Grant(*owner_, id, "authority-b").ok());
+  clock_.Set(At(2026, 8, 31, 9));
+  ASSERT_TRUE(engine_->GetRecord(*grantee_, id).has_value());  // B reads.
+  clock_.Set(At(2026, 8, 31, 12));
+  ASSERT_TRUE(engine_->Close(*owner_, id).ok());
+  const std::string anna = *engine_->FindSubject(*admin_, "anna@example.org");
+
+  clock_.Set(At(2027, 3, 1));
+  EXPECT_EQ(SweepAt(clock_.Now()).blocked, 1u);
+  clock_.Set(At(2029, 9, 1));
+  EXPECT_EQ(SweepAt(clock_.Now()).erased, 1u);
+  clock_.Set(At(2032, 9, 1));  // Three years after the erasure.
+  SweepAt(clock_.Now());       // History is kept five years: nothing pruned.
+
+  auto report = engine_->ProduceSubjectReport(*auditor_, anna);
+  ASSERT_TRUE(report.has_value()) << report.error().ToString();
+  EXPECT_EQ(report->subject_identifier, "anna@example.org");
+  ASSERT_EQ(report->records.size(), 1u);
+  EXPECT_EQ(report->records[0].state, RecordState::kErased);
+  EXPECT_EQ(report->records[0].erased_at, At(2029, 8, 31));
+  EXPECT_TRUE(report->records[0].personal.empty());
+
+  std::vector<std::string> actions;
+  const SubjectReport::Access* read_by_b = nullptr;
+  for (const auto& a : report->history) {
+    actions.push_back(a.action);
+    if (a.action == "read") read_by_b = &a;
+  }
+  EXPECT_EQ(actions, (std::vector<std::string>{"create", "grant", "read",
+                                               "close", "block", "erase"}));
+  ASSERT_NE(read_by_b, nullptr);
+  EXPECT_EQ(read_by_b->principal_id, "authority-b");
+  EXPECT_EQ(read_by_b->principal_name, "Name of authority-b");
+  EXPECT_EQ(read_by_b->at, At(2026, 8, 31, 9));
+  EXPECT_EQ(read_by_b->record_id, id);
+  EXPECT_EQ(read_by_b->fields, (std::vector<std::string>{"name"}));
+  EXPECT_EQ(report->history.back().at, At(2029, 8, 31));  // The erasure.
+
+  const std::string html = RenderSubjectReportHtml(*report);
+  EXPECT_NE(html.find("Name of authority-b"), std::string::npos);
+  EXPECT_NE(html.find("2029"), std::string::npos);
+  const std::string json = RenderSubjectReportJson(*report);
+  EXPECT_NE(json.find("\"authority-b\""), std::string::npos);
+  // Producing the report is itself an event.
+  EXPECT_EQ(Actions(anna).back(), "report");
+}
+
+TEST_F(AccessHistoryTest, EveryOperationOnPersonalDataIsAnEvent) {
+  uint64_t id = CreateRecord("anna@example.org", {"authority-b"});
+  const std::string anna = *engine_->FindSubject(*admin_, "anna@example.org");
+  ASSERT_TRUE(engine_->GetRecord(*grantee_, id).has_value());
+  ASSERT_TRUE(engine_->Rectify(*owner_, id, anna, {{"name", "Anna M."}}));
+  ASSERT_TRUE(engine_->FlagIncorrect(*grantee_, id, anna, "wrong year").ok());
+  ASSERT_TRUE(engine_->Close(*owner_, id).ok());
+  ASSERT_TRUE(engine_->GetRecord(*officer_, id, APurpose()).has_value());
+  ASSERT_TRUE(engine_->Contest(*officer_, id, anna, "disputed", {}).ok());
+  auto hold = engine_->SetRecordHold(*officer_, id, "case 1", At(2027, 1, 1));
+  ASSERT_TRUE(hold.has_value());
+  ASSERT_TRUE(engine_->ReleaseHold(*officer_, hold->id).ok());
+  ASSERT_TRUE(engine_->Withdraw(*owner_, id).ok());
+  ASSERT_TRUE(engine_->EraseRecord(*admin_, id).ok());
+  EXPECT_EQ(Actions(anna),
+            (std::vector<std::string>{"create", "grant", "read", "rectify",
+                                      "flag", "close", "read_restricted",
+                                      "contest", "hold_set", "hold_released",
+                                      "withdraw", "erase"}));
+  std::vector<AccessEvent> events = HistoryOf(anna);
+  const AccessEvent& restricted = events[6];
+  EXPECT_EQ(restricted.principal_id, "officer");
+  EXPECT_EQ(restricted.record_state, RecordState::kClosed);
+  EXPECT_EQ(restricted.purpose, PurposeKind::kPublicInterest);
+  EXPECT_EQ(restricted.justification, "court order 12/2026");
+  EXPECT_EQ(events[1].fields,
+            (std::vector<std::string>{"grantee:authority-b"}));
+  EXPECT_EQ(events[0].fields, (std::vector<std::string>{"name", "born"}));
+}
+
+TEST_F(AccessHistoryTest, ReadsWithoutPersonalDataAndRefusedCallsAreNoEvents) {
+  uint64_t id = CreateRecord();
+  const uint64_t head = HeadSeq();
+  ASSERT_TRUE(engine_->GetRecord(*admin_, id).has_value());  // Attributes.
+  EXPECT_EQ(engine_->GetRecord(*stranger_, id).error().code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(engine_->Grant(*stranger_, id, "authority-b").code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(HeadSeq(), head);
+  ListQuery q;
+  ASSERT_EQ(engine_->ListRecords(*owner_, q)->records.size(), 1u);
+  EXPECT_EQ(HeadSeq(), head + 1);  // The owner's listing disclosed one.
+}
+
+TEST_F(AccessHistoryTest, ShreddingASubjectErasesTheirHistoryButNotTheChain) {
+  NewRecord r;
+  r.kind = "request";
+  r.personal = {{"anna@example.org", {{"name", "Anna"}}},
+                {"ben@example.org", {{"name", "Ben"}}}};
+  uint64_t id = *engine_->CreateRecord(*owner_, r);
+  ASSERT_TRUE(engine_->GetRecord(*owner_, id).has_value());
+  const std::string anna = *engine_->FindSubject(*admin_, "anna@example.org");
+  const std::string ben = *engine_->FindSubject(*admin_, "ben@example.org");
+  EXPECT_EQ(Actions(anna).size(), 2u);
+  ASSERT_TRUE(engine_->ShredSubject(*admin_, anna).ok());
+  ASSERT_EQ(*engine_->CompleteShreds(100), 1u);
+  EXPECT_TRUE(HistoryOf(anna).empty());
+  EXPECT_EQ(Actions(ben), (std::vector<std::string>{"create", "read"}));
+  auto chain = engine_->VerifyChain(*auditor_);
+  ASSERT_TRUE(chain.has_value());
+  EXPECT_TRUE(chain->ok) << chain->problem;
+  EXPECT_EQ(engine_->ProduceSubjectReport(*auditor_, anna).error().code(),
+            StatusCode::kNotFound);
+}
+
+TEST_F(AccessHistoryTest, ATamperedEventIsFoundByVerifyChain) {
+  uint64_t id = CreateRecord();
+  ASSERT_TRUE(engine_->GetRecord(*owner_, id).has_value());
+  ASSERT_TRUE(engine_->Close(*owner_, id).ok());
+  ASSERT_TRUE(engine_->VerifyChain(*admin_)->ok);
+  Close();
+  {
+    leveldb::DB* raw = nullptr;
+    ASSERT_TRUE(
+        leveldb::DB::Open(leveldb::Options(), dir_ + "/records", &raw).ok());
+    std::unique_ptr<leveldb::DB> db(raw);
+    std::unique_ptr<leveldb::Iterator> it(
+        db->NewIterator(leveldb::ReadOptions()));
+    int n = 0;
+    for (it->Seek("e:"); it->Valid() && it->key().starts_with("e:");
+         it->Next()) {
+      if (++n != 2) continue;
+      std::string value = it->value().ToString();
+      value[value.size() / 2] ^= 0x01;
+      ASSERT_TRUE(db->Put(leveldb::WriteOptions(), it->key(), value).ok());
+      break;
+    }
+    ASSERT_EQ(n, 2);
+  }
+  Reopen();
+  auto auditor = engine_->ActorFor("auditor");
+  auto chain = engine_->VerifyChain(*auditor);
+  ASSERT_TRUE(chain.has_value());
+  EXPECT_FALSE(chain->ok);
+  EXPECT_EQ(chain->first_broken, 2u);
+}
+
+TEST_F(AccessHistoryTest,
+       HistoryIsPrunedAfterItsRetentionAndTheChainStillVerifies) {
+  NewRecord r;
+  r.kind = "alert";  // Erased 6 months after closure; history kept 5 years.
+  r.personal = {{"anna@example.org", {{"name", "Anna"}}}};
+  uint64_t id = *engine_->CreateRecord(*owner_, r);
+  ASSERT_TRUE(engine_->Close(*owner_, id).ok());
+  const std::string anna = *engine_->FindSubject(*admin_, "anna@example.org");
+  uint64_t other = CreateRecord("ben@example.org");  // Stays ACTIVE.
+  ASSERT_TRUE(engine_->GetRecord(*owner_, other).has_value());
+
+  EXPECT_EQ(SweepAt(At(2027, 2, 28)).erased, 1u);
+  EXPECT_EQ(Actions(anna),
+            (std::vector<std::string>{"create", "close", "erase"}));
+  EXPECT_EQ(SweepAt(At(2032, 2, 28) - 1us).history_pruned, 0u);
+  EXPECT_EQ(SweepAt(At(2032, 2, 28)).history_pruned, 3u);
+  EXPECT_TRUE(HistoryOf(anna).empty());
+  auto chain = engine_->VerifyChain(*auditor_);
+  ASSERT_TRUE(chain.has_value());
+  EXPECT_TRUE(chain->ok) << chain->problem;
+  const std::string ben = *engine_->FindSubject(*admin_, "ben@example.org");
+  EXPECT_EQ(Actions(ben), (std::vector<std::string>{"create", "read"}));
+}
+
+TEST_F(AccessHistoryTest, OnlyAuditorsQueryHistoryAndProduceReports) {
+  CreateRecord();
+  const std::string anna = *engine_->FindSubject(*admin_, "anna@example.org");
+  EXPECT_EQ(
+      engine_->AccessHistory(*owner_, anna, Timestamp::min(), Timestamp::max())
+          .error()
+          .code(),
+      StatusCode::kPermissionDenied);
+  EXPECT_EQ(engine_->ProduceSubjectReport(*admin_, anna).error().code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_EQ(engine_->VerifyChain(*owner_).error().code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_EQ(engine_
+                ->AccessHistory(*auditor_, "s-none", Timestamp::min(),
+                                Timestamp::max())
+                .error()
+                .code(),
+            StatusCode::kNotFound);
+}
+
+TEST_F(AccessHistoryTest, TheHistoryQueryFiltersByTimeAndPages) {
+  uint64_t id = CreateRecord();
+  const std::string anna = *engine_->FindSubject(*admin_, "anna@example.org");
+  for (int i = 0; i < 5; ++i) {
+    clock_.Advance(hours(1));
+    ASSERT_TRUE(engine_->GetRecord(*owner_, id).has_value());
+  }
+  auto window = engine_->AccessHistory(*auditor_, anna, TestEpoch() + hours(2),
+                                       TestEpoch() + hours(4));
+  ASSERT_TRUE(window.has_value());
+  EXPECT_EQ(window->events.size(), 2u);
+  auto first = engine_->AccessHistory(*auditor_, anna, Timestamp::min(),
+                                      Timestamp::max(), 0, 4);
+  ASSERT_EQ(first->events.size(), 4u);
+  ASSERT_NE(first->next_after_seq, 0u);
+  auto rest =
+      engine_->AccessHistory(*auditor_, anna, Timestamp::min(),
+                             Timestamp::max(), first->next_after_seq, 4);
+  EXPECT_EQ(rest->events.size(), 2u);
+}
+
+}  // namespace
+}  // namespace custos::testing
