@@ -1,0 +1,326 @@
+// Benchmark of Engine::Sweep (issue 4, docs/retention.md "Sweeper"): the
+// cost of a sweep that finds exactly 1,000 due records should be about the
+// same in a store of 10,000 records and in one of 1,000,000, since a sweep
+// reads only the deadline index up to `as_of` and the records it names.
+// Results are recorded in bench/RESULTS.md.
+//
+// Each store lives in a fresh mkdtemp() directory under /tmp, removed at
+// exit, and is built once, through the engine's public API only, with
+// Options::sync_writes = false and a ManualClock:
+//
+// - kGroups groups of kDuePerSweep alerts, group g closed at
+//   kStart + (g + 1) minutes, hence erased by the shipped policy (P6M)
+//   six months after that: each sweep takes one group's erasure instant as
+//   `as_of` and finds exactly that group due (the earlier groups were swept
+//   before, the later ones are due a minute or more later);
+// - the rest (the "bulk"): requests, one in four withdrawn (BLOCKED, with a
+//   deadline-index entry three years on, far after every sweep's as_of), the
+//   others ACTIVE (the request policy has no close_after: no deadline).
+//
+// The groups' records are either the first ids of the store ("clustered":
+// records due together were created together) or spread evenly over the
+// whole id range ("spread": each group's records are interleaved with the
+// bulk, as when records closed on one day were created over months). The
+// layout matters to Options::compact_after_erasure, which compacts the key
+// span from the first to the last record a sweep erased.
+//
+// Before each benchmark the store is settled: engine closed, records
+// database fully compacted (LevelDB's CompactRange through its own handle,
+// which rewrites files but writes no data), sync(), engine reopened with the
+// benchmark's compact_after_erasure. Each benchmark runs kSweepsPerRun
+// iterations, one sweep each (batch_size 100, no pause, sync_writes false);
+// the per-sweep times are also printed to stderr. The store size is the
+// same at every sweep: sweeps erase records, they never remove any.
+
+#include <benchmark/benchmark.h>
+#include <leveldb/db.h>
+#include <leveldb/options.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/status.h"
+#include "crypto/secret_key.h"
+#include "storage/engine.h"
+#include "storage/period.h"
+#include "storage/types.h"
+
+namespace custos {
+namespace {
+
+// 2026-01-01T12:00:00Z.
+constexpr int64_t kStartMicros = 1'767'268'800'000'000;
+constexpr int kDuePerSweep = 1'000;
+// Sweeps per benchmark (its iterations); two benchmarks (compaction on and
+// off) per store.
+constexpr int kSweepsPerRun = 3;
+constexpr int kGroups = 2 * kSweepsPerRun;
+// Subjects the records name, cycled; their keys fit the default key cache.
+constexpr int kSubjectPool = 1'000;
+
+// Setup failures are bugs in this file or in the engine: stop loudly.
+void Check(const Status& status, const char* what) {
+  if (!status.ok()) {
+    std::fprintf(stderr, "%s: %s\n", what, status.ToString().c_str());
+    std::abort();
+  }
+}
+void Check(const leveldb::Status& status, const char* what) {
+  if (!status.ok()) {
+    std::fprintf(stderr, "%s: %s\n", what, status.ToString().c_str());
+    std::abort();
+  }
+}
+template <typename T>
+T Value(Result<T> result, const char* what) {
+  if (!result) Check(result.error(), what);
+  return std::move(*result);
+}
+
+double SecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string path = "/tmp/custos-sweep-bench-XXXXXX";
+    if (mkdtemp(path.data()) == nullptr) {
+      std::perror("mkdtemp");
+      std::abort();
+    }
+    path_ = std::move(path);
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+enum class Layout { kClustered = 0, kSpread = 1 };
+
+std::string Identifier(int n) {
+  char buffer[48];
+  std::snprintf(buffer, sizeof(buffer), "subject-%05d@example.org", n);
+  return buffer;
+}
+
+// A store of `records` records laid out as the file comment says.
+class SweepStore {
+ public:
+  SweepStore(int records, Layout layout)
+      : records_(records),
+        clock_(FromMicros(kStartMicros)),
+        master_(crypto::SecretKey::Generate()) {
+    options_.data_dir = dir_.path() + "/data";
+    options_.sync_writes = false;
+    options_.clock = &clock_;
+    const auto started = std::chrono::steady_clock::now();
+    Open();
+    Value(engine_->BootstrapAdmin("admin", "Admin"), "bootstrap admin");
+    admin_.emplace(Value(engine_->ActorFor("admin"), "admin actor"));
+    Value(engine_->CreatePrincipal(*admin_, "user", "User", {Role::kUser},
+                                   /*redacted=*/false),
+          "create user");
+    user_.emplace(Value(engine_->ActorFor("user"), "user actor"));
+    Build(layout);
+    build_seconds_ = SecondsSince(started);
+    const auto settle_started = std::chrono::steady_clock::now();
+    Settle(/*compact_after_erasure=*/true);
+    std::fprintf(stderr,
+                 "[sweep_bench] store of %d records (%s): built in %.1f s, "
+                 "settled in %.1f s, records database %.1f MiB\n",
+                 records_,
+                 layout == Layout::kClustered ? "clustered" : "spread",
+                 build_seconds_, SecondsSince(settle_started),
+                 static_cast<double>(RecordsBytes()) / (1 << 20));
+  }
+
+  // Closes the engine, compacts the whole records database, flushes every
+  // dirty page to disk and reopens the engine: the timed sweeps then pay for
+  // their own work, not for the setup's compactions and writeback.
+  void Settle(bool compact_after_erasure) {
+    engine_.reset();
+    leveldb::DB* raw = nullptr;
+    Check(leveldb::DB::Open(leveldb::Options(), options_.data_dir + "/records",
+                            &raw),
+          "open records database");
+    std::unique_ptr<leveldb::DB> db(raw);
+    db->CompactRange(nullptr, nullptr);
+    db.reset();
+    ::sync();
+    options_.compact_after_erasure = compact_after_erasure;
+    Open();
+  }
+
+  // The as_of of the next group's sweep; nullopt once all were swept.
+  std::optional<Timestamp> NextAsOf() {
+    if (next_group_ == kGroups) return std::nullopt;
+    return Value(AddPeriod(ClosedAt(next_group_++),
+                           Value(ParsePeriod("P6M"), "parse period")),
+                 "add period");
+  }
+
+  Engine& engine() { return *engine_; }
+  const Actor& admin() const { return *admin_; }
+  int records() const { return records_; }
+
+ private:
+  static Timestamp ClosedAt(int group) {
+    return FromMicros(kStartMicros) + std::chrono::minutes(group + 1);
+  }
+
+  void Open() {
+    engine_ =
+        Value(Engine::Open(options_,
+                           Value(crypto::SecretKey::FromBytes(master_.bytes()),
+                                 "copy master key")),
+              "open engine");
+  }
+
+  void Build(Layout layout) {
+    const int due_total = kGroups * kDuePerSweep;
+    if (records_ < due_total) {
+      std::fprintf(stderr, "a store needs at least %d records\n", due_total);
+      std::abort();
+    }
+    std::vector<int8_t> group_of(static_cast<size_t>(records_), -1);
+    for (int j = 0; j < due_total; ++j) {
+      const int64_t position =
+          layout == Layout::kClustered
+              ? j
+              : static_cast<int64_t>(j) * records_ / due_total;
+      group_of[static_cast<size_t>(position)] = static_cast<int8_t>(
+          layout == Layout::kClustered ? j / kDuePerSweep : j % kGroups);
+    }
+    std::vector<std::vector<uint64_t>> groups(kGroups);
+    std::vector<uint64_t> to_withdraw;
+    int bulk = 0;
+    for (int i = 0; i < records_; ++i) {
+      const int group = group_of[static_cast<size_t>(i)];
+      NewRecord record;
+      record.kind = group >= 0 ? "alert" : "request";
+      record.attributes = {{"ref", std::to_string(i)}};
+      const std::string identifier = Identifier(i % kSubjectPool);
+      record.personal = {{identifier, {{"name", "Alex Example"}}}};
+      const uint64_t id =
+          Value(engine_->CreateRecord(*user_, record), "create record");
+      if (group >= 0) {
+        groups[static_cast<size_t>(group)].push_back(id);
+      } else if (bulk++ % 4 == 0) {
+        to_withdraw.push_back(id);
+      }
+    }
+    for (int g = 0; g < kGroups; ++g) {
+      clock_.Set(ClosedAt(g));
+      for (uint64_t id : groups[static_cast<size_t>(g)]) {
+        Check(engine_->Close(*user_, id), "close record");
+      }
+    }
+    clock_.Set(FromMicros(kStartMicros) + std::chrono::hours(1));
+    for (uint64_t id : to_withdraw) {
+      Check(engine_->Withdraw(*user_, id), "withdraw record");
+    }
+  }
+
+  uintmax_t RecordsBytes() const {
+    uintmax_t bytes = 0;
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(
+             options_.data_dir + "/records")) {
+      if (entry.is_regular_file()) bytes += entry.file_size();
+    }
+    return bytes;
+  }
+
+  TempDir dir_;  // First member: removed after the engine is closed.
+  int records_;
+  ManualClock clock_;
+  crypto::SecretKey master_;
+  Options options_;
+  std::unique_ptr<Engine> engine_;
+  std::optional<Actor> admin_;
+  std::optional<Actor> user_;
+  int next_group_ = 0;
+  double build_seconds_ = 0;
+};
+
+SweepStore& StoreFor(int records, Layout layout) {
+  static std::map<std::pair<int, Layout>, std::unique_ptr<SweepStore>> stores;
+  std::unique_ptr<SweepStore>& slot = stores[{records, layout}];
+  if (slot == nullptr) slot = std::make_unique<SweepStore>(records, layout);
+  return *slot;
+}
+
+// Args: records in the store, layout (0 clustered, 1 spread),
+// compact_after_erasure (0 or 1).
+void BM_Sweep1000Due(benchmark::State& state) {
+  const int records = static_cast<int>(state.range(0));
+  const Layout layout = static_cast<Layout>(state.range(1));
+  const bool compact = state.range(2) != 0;
+  SweepStore& store = StoreFor(records, layout);
+  store.Settle(compact);
+  std::vector<double> times_ms;
+  for (auto _ : state) {
+    state.PauseTiming();
+    const std::optional<Timestamp> as_of = store.NextAsOf();
+    if (!as_of) {
+      state.SkipWithError("no due group left: run without repetitions");
+      break;
+    }
+    SweepOptions options;
+    options.as_of = *as_of;
+    state.ResumeTiming();
+    const auto started = std::chrono::steady_clock::now();
+    auto report = store.engine().Sweep(store.admin(), options);
+    times_ms.push_back(SecondsSince(started) * 1e3);
+    if (!report) {
+      state.SkipWithError(report.error().ToString().c_str());
+      break;
+    }
+    if (report->erased != kDuePerSweep || report->closed != 0 ||
+        report->blocked != 0 || !report->complete) {
+      state.SkipWithError("the sweep did not find exactly the due group");
+      break;
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * kDuePerSweep);
+  state.counters["store_records"] = records;
+  std::string times;
+  for (double t : times_ms) times += " " + std::to_string(t);
+  std::fprintf(stderr,
+               "[sweep_bench] records=%d %s compact=%d: sweep times (ms):%s\n",
+               records, layout == Layout::kClustered ? "clustered" : "spread",
+               compact ? 1 : 0, times.c_str());
+}
+BENCHMARK(BM_Sweep1000Due)
+    ->ArgNames({"records", "spread", "compact"})
+    ->ArgsProduct({{10'000, 1'000'000}, {0, 1}, {0, 1}})
+    ->Iterations(kSweepsPerRun)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+}  // namespace
+}  // namespace custos
