@@ -10,64 +10,20 @@
 #include <span>
 
 #include "schema/storage.capnp.h"
+#include "storage/capnp_value.h"
 
 namespace custos::codec {
 namespace {
 
-// Stored values are small; these bounds only stop a corrupt value from
-// making the reader walk far.
-capnp::ReaderOptions StoredReaderOptions() {
-  capnp::ReaderOptions options;
-  options.traversalLimitInWords = 64 * 1024 * 1024 / 8;
-  options.nestingLimit = 16;
-  return options;
-}
-
-std::string ToBytes(capnp::MessageBuilder& message) {
-  kj::Array<capnp::word> words = capnp::messageToFlatArray(message);
-  kj::ArrayPtr<const kj::byte> bytes = words.asBytes();
-  return std::string(reinterpret_cast<const char*>(bytes.begin()),
-                     bytes.size());
-}
-
-// Decodes `bytes` as a message with root T and hands the reader to `fn`.
-// LevelDB values carry no alignment guarantee, so the bytes are copied into
-// word-aligned memory first. Any Cap'n Proto exception becomes DataLoss.
-template <typename T, typename Fn>
-auto Decode(std::span<const uint8_t> bytes, const char* what, Fn&& fn)
-    -> Result<decltype(fn(std::declval<typename T::Reader>()))> {
-  if (bytes.size() % sizeof(capnp::word) != 0 || bytes.empty()) {
-    return Fail(Status::DataLoss(std::string("corrupt stored ") + what));
-  }
-  kj::Array<capnp::word> words =
-      kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word));
-  std::memcpy(words.begin(), bytes.data(), bytes.size());
-  try {
-    capnp::FlatArrayMessageReader reader(words, StoredReaderOptions());
-    return fn(reader.getRoot<T>());
-  } catch (const kj::Exception&) {
-    return Fail(Status::DataLoss(std::string("corrupt stored ") + what));
-  }
-}
-
-template <typename T, typename Fn>
-auto Decode(std::string_view bytes, const char* what, Fn&& fn) {
-  return Decode<T>(
-      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()),
-                               bytes.size()),
-      what, std::forward<Fn>(fn));
-}
+using capnp_value::AsText;
+using capnp_value::Decode;
+using capnp_value::FromText;
+using capnp_value::ToBytes;
 
 capnp::Data::Reader AsData(const Bytes& b) {
   return capnp::Data::Reader(b.data(), b.size());
 }
 Bytes FromData(capnp::Data::Reader d) { return Bytes(d.begin(), d.end()); }
-std::string FromText(capnp::Text::Reader t) {
-  return std::string(t.cStr(), t.size());
-}
-capnp::Text::Reader AsText(const std::string& s) {
-  return capnp::Text::Reader(s.data(), s.size());
-}
 
 schema::Role ToSchema(Role r) {
   switch (r) {

@@ -16,6 +16,7 @@
 
 #include "crypto/aead.h"
 #include "schema/history.capnp.h"
+#include "storage/capnp_value.h"
 #include "storage/leveldb_util.h"
 
 namespace custos {
@@ -186,49 +187,11 @@ std::string PartAd(uint64_t seq, uint32_t slot,
 // ---- Cap'n Proto helpers
 // -----------------------------------------------------
 
-capnp::ReaderOptions StoredReaderOptions() {
-  capnp::ReaderOptions options;
-  options.traversalLimitInWords = 64 * 1024 * 1024 / 8;
-  options.nestingLimit = 16;
-  return options;
-}
+using capnp_value::AsText;
+using capnp_value::Decode;
+using capnp_value::FromText;
+using capnp_value::ToBytes;
 
-std::string ToBytes(capnp::MessageBuilder& message) {
-  kj::Array<capnp::word> words = capnp::messageToFlatArray(message);
-  kj::ArrayPtr<const kj::byte> bytes = words.asBytes();
-  return std::string(reinterpret_cast<const char*>(bytes.begin()),
-                     bytes.size());
-}
-
-// Decodes `bytes` as a message with root T and hands the reader to `fn`.
-// The bytes are copied into word-aligned memory (LevelDB values have no
-// alignment guarantee). Any Cap'n Proto exception becomes DataLoss.
-template <typename T, typename Fn>
-auto Decode(std::string_view bytes, const char* what, Fn&& fn) -> Result<
-    typename decltype(fn(std::declval<typename T::Reader>()))::value_type> {
-  auto corrupt = [what] {
-    return Fail(Status::DataLoss(std::string("corrupt stored ") + what));
-  };
-  if (bytes.empty() || bytes.size() % sizeof(capnp::word) != 0) {
-    return corrupt();
-  }
-  kj::Array<capnp::word> words =
-      kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word));
-  std::memcpy(words.begin(), bytes.data(), bytes.size());
-  try {
-    capnp::FlatArrayMessageReader reader(words, StoredReaderOptions());
-    return fn(reader.getRoot<T>());
-  } catch (const kj::Exception&) {
-    return corrupt();
-  }
-}
-
-std::string FromText(capnp::Text::Reader t) {
-  return std::string(t.cStr(), t.size());
-}
-capnp::Text::Reader AsText(const std::string& s) {
-  return capnp::Text::Reader(s.data(), s.size());
-}
 capnp::Data::Reader AsData(std::span<const uint8_t> b) {
   return capnp::Data::Reader(b.data(), b.size());
 }

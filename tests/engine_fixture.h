@@ -20,12 +20,16 @@
 
 namespace custos::testing {
 
-// 2026-08-31T12:00:00Z.
-inline Timestamp TestEpoch() {
-  return Timestamp(std::chrono::sys_days(std::chrono::year(2026) /
-                                         std::chrono::August / 31) +
-                   std::chrono::hours(12));
+// y-m-d at h:00 UTC.
+inline Timestamp At(int y, unsigned m, unsigned d, int h = 12) {
+  return Timestamp(
+      std::chrono::sys_days(std::chrono::year(y) / std::chrono::month(m) /
+                            std::chrono::day(d)) +
+      std::chrono::hours(h));
 }
+
+// 2026-08-31T12:00:00Z.
+inline Timestamp TestEpoch() { return At(2026, 8, 31); }
 
 class EngineTest : public ::testing::Test {
  protected:

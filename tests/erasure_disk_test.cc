@@ -11,10 +11,6 @@ namespace {
 using std::chrono::hours;
 using std::chrono::sys_days;
 
-Timestamp At(int y, unsigned m, unsigned d) {
-  return Timestamp(sys_days(std::chrono::year(y) / m / d) + hours(12));
-}
-
 class ErasureDiskTest : public EngineTest,
                         public ::testing::WithParamInterface<bool> {
  protected:

@@ -11,10 +11,6 @@ using std::chrono::hours;
 using std::chrono::sys_days;
 using namespace std::chrono_literals;
 
-Timestamp At(int y, unsigned m, unsigned d, int h = 12) {
-  return Timestamp(sys_days(std::chrono::year(y) / m / d) + hours(h));
-}
-
 class HoldTest : public EngineTest {
  protected:
   // An alert closed at TestEpoch (2026-08-31 12:00): erasure due 2027-02-28.

@@ -13,10 +13,6 @@ using std::chrono::hours;
 using std::chrono::sys_days;
 using namespace std::chrono_literals;
 
-Timestamp At(int y, unsigned m, unsigned d, int h = 12) {
-  return Timestamp(sys_days(std::chrono::year(y) / m / d) + hours(h));
-}
-
 class SweeperTest : public EngineTest {
  protected:
   uint64_t CreateOfKind(const std::string& kind) {
