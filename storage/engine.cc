@@ -594,11 +594,6 @@ Status Engine::Impl::CompactErased() {
     first = std::min(first, k.substr(skip));
     last = std::max(last, k.substr(skip));
   }
-  // Drop the queue entries first, so that their own deletion is compacted
-  // together with the rest.
-  leveldb::WriteBatch batch;
-  for (const std::string& k : keys) batch.Delete(k);
-  CUSTOS_RETURN_IF_ERROR(Write(batch, "clearing compaction queue"));
   lock.unlock();
   const leveldb::Slice begin(first), end(last);
   db_->CompactRange(&begin, &end);
@@ -624,7 +619,12 @@ Status Engine::Impl::CompactErased() {
   CUSTOS_RETURN_IF_ERROR(Write(rewrite, "rewriting erased keys"));
   lock.unlock();
   db_->CompactRange(&begin, &end);
-  return Status::Ok();
+  // Only now is the work done: a crash before this point leaves the queue
+  // as it was, and the next call (at the latest the next Open) redoes it.
+  lock.lock();
+  leveldb::WriteBatch done;
+  for (const std::string& k : keys) done.Delete(k);
+  return Write(done, "clearing compaction queue");
 }
 
 void Engine::Impl::ApplyTransition(StoredRecord& r,
@@ -1196,6 +1196,8 @@ Result<std::unique_ptr<Engine>> Engine::Open(const Options& options,
   if (!history) return Fail(history.error());
   impl->history_ = std::move(*history);
   CUSTOS_RETURN_IF_ERROR(impl->FinishInterruptedShreds());
+  // Erased bytes an interrupted call left on disk go now.
+  CUSTOS_RETURN_IF_ERROR(impl->CompactErased());
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
 }
 
@@ -2349,7 +2351,8 @@ Result<SweepReport> Engine::Sweep(const Actor& admin,
       std::this_thread::sleep_for(options.pause_between_batches);
     }
   }
-  if (!options.dry_run && report.erased > 0) {
+  if (!options.dry_run) {
+    // Also finishes compactions an earlier, interrupted call left queued.
     CUSTOS_RETURN_IF_ERROR(impl_->CompactErased());
   }
   if (!options.dry_run) {
