@@ -2428,6 +2428,7 @@ Result<ChainVerification> Engine::VerifyChain(const Actor& actor) {
   out.first_broken = report->first_broken;
   out.verified = report->verified;
   out.head_seq = report->head_seq;
+  out.head_link_hex = crypto::ToHex(report->head_link);
   return out;
 }
 

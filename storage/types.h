@@ -172,6 +172,10 @@ struct ChainVerification {
   uint64_t first_broken = 0;  // The first sequence number that fails.
   uint64_t verified = 0;      // Entries whose links verified.
   uint64_t head_seq = 0;      // The last sequence number of the log.
+  // The head's link, lowercase hex. Recorded out of band (e.g. by the
+  // operator after each verification), it lets a later verification prove
+  // that the log was not truncated and re-headed since.
+  std::string head_link_hex;
 };
 
 struct ListQuery {

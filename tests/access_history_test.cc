@@ -168,7 +168,10 @@ TEST_F(AccessHistoryTest, ATamperedEventIsFoundByVerifyChain) {
   uint64_t id = CreateRecord();
   ASSERT_TRUE(engine_->GetRecord(*owner_, id).has_value());
   ASSERT_TRUE(engine_->Close(*owner_, id).ok());
-  ASSERT_TRUE(engine_->VerifyChain(*admin_)->ok);
+  auto before = engine_->VerifyChain(*admin_);
+  ASSERT_TRUE(before->ok);
+  EXPECT_EQ(before->head_seq, 3u);  // create, read, close.
+  EXPECT_EQ(before->head_link_hex.size(), 64u);
   Close();
   {
     leveldb::DB* raw = nullptr;
