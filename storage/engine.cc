@@ -550,7 +550,14 @@ void AddWitness(leveldb::WriteBatch& batch, const codec::Bytes& sealed) {
 // Erasure: the personal parts, flag notes and contest contents go; who
 // flagged or contested, and when, stays with the attributes. Witnesses of
 // what went, and the record's key for compaction, join `batch`.
-void EraseContents(StoredRecord& r, int64_t at_micros,
+// The compaction queue's value: when the key was queued (u64 BE micros).
+std::string QueuedAt(int64_t micros) {
+  std::string value;
+  AppendBigEndian64(value, static_cast<uint64_t>(micros));
+  return value;
+}
+
+void EraseContents(StoredRecord& r, int64_t at_micros, int64_t now_micros,
                    leveldb::WriteBatch& batch) {
   r.state = RecordState::kErased;
   r.erased_at_micros = at_micros;
@@ -560,7 +567,7 @@ void EraseContents(StoredRecord& r, int64_t at_micros,
   r.parts.clear();
   for (auto& f : r.flags) f.sealed_note.clear();
   for (auto& c : r.contests) c.sealed_statement.clear();
-  batch.Put(kCompactQueuePrefix + RecordKey(r.id), "");
+  batch.Put(kCompactQueuePrefix + RecordKey(r.id), QueuedAt(now_micros));
 }
 }  // namespace
 
@@ -574,11 +581,17 @@ Status Engine::Impl::CompactErased() {
   // writes meanwhile, and foreground calls must not wait for it.
   std::unique_lock<std::mutex> lock(write_mu_);
   std::vector<std::string> keys;
+  int64_t oldest = INT64_MAX;
   std::unique_ptr<leveldb::Iterator> it(
       db_->NewIterator(leveldb::ReadOptions()));
   for (it->Seek(kCompactQueuePrefix);
        it->Valid() && it->key().starts_with(kCompactQueuePrefix); it->Next()) {
     keys.push_back(it->key().ToString());
+    const std::string value = it->value().ToString();
+    // An entry without a time (none is written so) counts as oldest.
+    oldest = std::min<int64_t>(
+        oldest, value.size() == 8 ? static_cast<int64_t>(ReadBigEndian64(value))
+                                  : INT64_MIN);
   }
   if (!it->status().ok()) {
     return FromLevelDb(it->status(), "reading compaction queue");
@@ -588,6 +601,13 @@ Status Engine::Impl::CompactErased() {
   // some later compaction).
   it.reset();
   if (keys.empty()) return Status::Ok();
+  // With a delay, wait until the oldest erasure has waited that long, then
+  // compact everything queued at once.
+  const int64_t delay = options_.erasure_compaction_delay.count();
+  if (delay > 0 && oldest != INT64_MIN &&
+      oldest > ToMicros(clock_.Now()) - delay) {
+    return Status::Ok();
+  }
   const size_t skip = sizeof(kCompactQueuePrefix) - 1;
   std::string first = keys.front().substr(skip), last = first;
   for (const std::string& k : keys) {
@@ -640,7 +660,7 @@ void Engine::Impl::ApplyTransition(StoredRecord& r,
       r.blocked_at_micros = due;
       break;
     case codec::Transition::kErase:
-      EraseContents(r, due, batch);
+      EraseContents(r, due, ToMicros(clock_.Now()), batch);
       break;
     case codec::Transition::kNone:
       break;
@@ -1117,10 +1137,11 @@ Result<std::unique_ptr<Engine>> Engine::Open(const Options& options,
     return Fail(Status::InvalidArgument("a master key must be given"));
   }
   if (options.limits.max_page_size == 0 || options.limits.max_list_scan == 0 ||
-      options.key_cache_capacity == 0) {
+      options.key_cache_capacity == 0 ||
+      options.erasure_compaction_delay.count() < 0) {
     return Fail(Status::InvalidArgument(
         "max_page_size, max_list_scan and key_cache_capacity must be at "
-        "least 1"));
+        "least 1, erasure_compaction_delay at least 0"));
   }
   if (options.create_if_missing) {
     leveldb::Env::Default()->CreateDir(options.data_dir);  // May exist.
@@ -1788,7 +1809,7 @@ Status Engine::EraseRecord(const Actor& actor, uint64_t id) {
                 resolved->state == RecordState::kErased
                     ? resolved->erased_at_micros
                     : now,
-                batch);
+                now, batch);
   r.updated_at_micros = now;
   CUSTOS_RETURN_IF_ERROR(impl_->PutRecord(batch, r));
   CUSTOS_RETURN_IF_ERROR(impl_->WriteWithEvents(
@@ -1871,7 +1892,8 @@ Status Engine::ShredSubject(const Actor& actor, std::string_view subject_id) {
   batch.Put(SubjectKey(subject_id), codec::EncodeSubject(*subject));
   batch.Delete(BlindIndexKey(index));
   batch.Put(ShredQueueKey(subject_id), "");
-  batch.Put(kCompactQueuePrefix + SubjectKey(subject_id), "");
+  batch.Put(kCompactQueuePrefix + SubjectKey(subject_id),
+            QueuedAt(ToMicros(now)));
   // The shred event is sealed under the subject's key like the rest of its
   // history, and becomes unreadable with it.
   Event event;
@@ -1954,7 +1976,8 @@ Result<size_t> Engine::CompleteShreds(size_t budget) {
             AddWitness(batch, c.sealed_statement);
             c.sealed_statement.clear();
           }
-          batch.Put(kCompactQueuePrefix + RecordKey(record->id), "");
+          batch.Put(kCompactQueuePrefix + RecordKey(record->id),
+                    QueuedAt(ToMicros(impl_->clock_.Now())));
           if (before > 0 && parts.empty() &&
               record->state != RecordState::kErased) {
             record->state = RecordState::kErased;

@@ -69,6 +69,13 @@ struct Options {
   // that no file of the data directory still holds the erased ciphertexts
   // or destroyed keys (docs/retention.md, "Deletion bound"). Default: true.
   bool compact_after_erasure = true;
+  // How long erased bytes may stay on disk. 0: compact before the erasing
+  // call returns. Otherwise erased keys are queued with their erasure time
+  // and compacted together once the oldest has waited this long, by the
+  // next erasing call, sweep or Open: many erasures share one rewrite, and
+  // the bound is this delay plus the interval between sweeps.
+  // Default: 0. REQUIRES: >= 0.
+  std::chrono::microseconds erasure_compaction_delay{0};
   // Source of time. REQUIRES: non-null; must outlive the Engine.
   const Clock* clock = nullptr;
 };

@@ -108,6 +108,32 @@ TEST_P(ErasureDiskTest, QueuedCompactionsAreFinishedAtTheNextOpen) {
   EXPECT_EQ(Verify().found, 0u);
 }
 
+// A configured delay: erased bytes may stay that long, then the next sweep
+// compacts everything queued at once.
+TEST_P(ErasureDiskTest, WithADelayErasedBytesLeaveByTheNextSweepAfterIt) {
+  Close();
+  Options options = MakeOptions();
+  options.compact_after_erasure = GetParam();
+  options.erasure_compaction_delay = std::chrono::hours(1);
+  engine_ = std::move(*Engine::Open(options, MasterKey()));
+  admin_ = std::make_unique<Actor>(*engine_->ActorFor("admin"));
+  owner_ = std::make_unique<Actor>(*engine_->ActorFor("authority-a"));
+  ASSERT_TRUE(engine_->EraseRecord(*owner_, ClosedAlert("anna")).ok());
+  clock_.Advance(std::chrono::minutes(30));
+  ASSERT_TRUE(engine_->EraseRecord(*owner_, ClosedAlert("ben")).ok());
+  EXPECT_EQ(Verify().found, 2u);  // Within the delay: still on disk.
+  SweepOptions sweep;
+  clock_.Advance(std::chrono::minutes(29));
+  sweep.as_of = clock_.Now();
+  ASSERT_TRUE(engine_->Sweep(*admin_, sweep).has_value());
+  EXPECT_EQ(Verify().found, 2u);
+  clock_.Advance(std::chrono::minutes(1));  // The first has waited 1 hour.
+  sweep.as_of = clock_.Now();
+  ASSERT_TRUE(engine_->Sweep(*admin_, sweep).has_value());
+  // Both go in one compaction, the younger one too.
+  EXPECT_EQ(Verify().found, compacting() ? 0u : 2u);
+}
+
 TEST_P(ErasureDiskTest, OnlyAdminsVerify) {
   EXPECT_EQ(engine_->VerifyErasure(*owner_).error().code(),
             StatusCode::kPermissionDenied);
