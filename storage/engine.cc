@@ -581,6 +581,7 @@ Status Engine::Impl::CompactErased() {
   // writes meanwhile, and foreground calls must not wait for it.
   std::unique_lock<std::mutex> lock(write_mu_);
   std::vector<std::string> keys;
+  std::vector<std::string> queued_values;  // To spot re-queued keys.
   int64_t oldest = INT64_MAX;
   std::unique_ptr<leveldb::Iterator> it(
       db_->NewIterator(leveldb::ReadOptions()));
@@ -588,6 +589,7 @@ Status Engine::Impl::CompactErased() {
        it->Valid() && it->key().starts_with(kCompactQueuePrefix); it->Next()) {
     keys.push_back(it->key().ToString());
     const std::string value = it->value().ToString();
+    queued_values.push_back(value);
     // An entry without a time (none is written so) counts as oldest.
     oldest = std::min<int64_t>(
         oldest, value.size() == 8 ? static_cast<int64_t>(ReadBigEndian64(value))
@@ -641,9 +643,15 @@ Status Engine::Impl::CompactErased() {
   db_->CompactRange(&begin, &end);
   // Only now is the work done: a crash before this point leaves the queue
   // as it was, and the next call (at the latest the next Open) redoes it.
+  // An entry re-queued meanwhile (same key, newer time) stays for the next
+  // call.
   lock.lock();
   leveldb::WriteBatch done;
-  for (const std::string& k : keys) done.Delete(k);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    std::string value;
+    leveldb::Status s = db_->Get(leveldb::ReadOptions(), keys[i], &value);
+    if (s.ok() && value == queued_values[i]) done.Delete(keys[i]);
+  }
   return Write(done, "clearing compaction queue");
 }
 
@@ -1164,21 +1172,8 @@ Result<std::unique_ptr<Engine>> Engine::Open(const Options& options,
   std::string format;
   s = db->Get(leveldb::ReadOptions(), kFormatKey, &format);
   const bool new_store = s.IsNotFound();
-  if (s.IsNotFound()) {
-    leveldb::WriteOptions wo;
-    wo.sync = true;
-    // A new store starts with the shipped policies (DESIGN section 3).
-    leveldb::WriteBatch batch;
-    batch.Put(kFormatKey,
-              codec::EncodeFormatInfo(kFormatVersion, ToMicros(now)));
-    for (const RetentionPolicy& policy : DefaultPolicies()) {
-      batch.Put(PolicyKey(policy.kind), codec::EncodePolicy(policy));
-    }
-    s = db->Write(wo, &batch);
-    if (!s.ok()) return Fail(FromLevelDb(s, "writing format version"));
-  } else if (!s.ok()) {
-    return Fail(FromLevelDb(s, "reading format version"));
-  } else {
+  if (!new_store) {
+    if (!s.ok()) return Fail(FromLevelDb(s, "reading format version"));
     auto version = codec::DecodeFormatVersion(format);
     if (!version) return Fail(version.error());
     if (*version != kFormatVersion) {
@@ -1191,7 +1186,9 @@ Result<std::unique_ptr<Engine>> Engine::Open(const Options& options,
 
   // The keystore is created only together with a new records database: a
   // store whose keystore vanished must not silently get an empty one (every
-  // record would read as erased, under any master key).
+  // record would read as erased, under any master key). It is created
+  // before the records database is marked as a store, so a first start
+  // killed in between simply starts over.
   auto keystore = Keystore::Open(options.data_dir + "/keystore",
                                  /*create_if_missing=*/new_store,
                                  options.sync_writes, master_key, now);
@@ -1201,6 +1198,19 @@ Result<std::unique_ptr<Engine>> Engine::Open(const Options& options,
                                    " is missing"));
     }
     return Fail(keystore.error());
+  }
+  if (new_store) {
+    leveldb::WriteOptions wo;
+    wo.sync = true;
+    // A new store starts with the shipped policies (DESIGN section 3).
+    leveldb::WriteBatch batch;
+    batch.Put(kFormatKey,
+              codec::EncodeFormatInfo(kFormatVersion, ToMicros(now)));
+    for (const RetentionPolicy& policy : DefaultPolicies()) {
+      batch.Put(PolicyKey(policy.kind), codec::EncodePolicy(policy));
+    }
+    s = db->Write(wo, &batch);
+    if (!s.ok()) return Fail(FromLevelDb(s, "writing format version"));
   }
 
   auto impl = std::make_unique<Impl>(

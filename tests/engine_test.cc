@@ -6,6 +6,7 @@
 #include <leveldb/db.h>
 
 #include "storage/codec.h"
+#include "storage/keystore.h"
 #include "tests/engine_fixture.h"
 
 namespace custos::testing {
@@ -77,6 +78,28 @@ TEST_F(EngineRecordsTest, AStoreWhoseKeystoreVanishedIsRefused) {
   // No keystore was recreated behind the caller's back (LevelDB leaves an
   // empty directory with its LOCK file, but no database).
   EXPECT_FALSE(std::filesystem::exists(dir_ + "/keystore/CURRENT"));
+}
+
+// A first start killed after the keystore was created but before the
+// records database was marked as a store: the next start starts over.
+TEST_F(EngineRecordsTest, AnInterruptedFirstStartStartsOver) {
+  const std::string fresh = dir_ + "/fresh";
+  std::filesystem::create_directories(fresh);
+  {
+    auto keystore = Keystore::Open(fresh + "/keystore", true, false,
+                                   master_bytes_, clock_.Now());
+    ASSERT_TRUE(keystore.has_value());
+    leveldb::DB* raw = nullptr;
+    leveldb::Options options;
+    options.create_if_missing = true;
+    ASSERT_TRUE(leveldb::DB::Open(options, fresh + "/records", &raw).ok());
+    std::unique_ptr<leveldb::DB> close_it(raw);
+  }
+  Options options = MakeOptions();
+  options.data_dir = fresh;
+  auto engine = Engine::Open(options, MasterKey());
+  ASSERT_TRUE(engine.has_value()) << engine.error().ToString();
+  EXPECT_TRUE((*engine)->BootstrapAdmin("admin", "Admin").has_value());
 }
 
 TEST_F(EngineRecordsTest, OptionsOutsideTheirRangeAreRefused) {
