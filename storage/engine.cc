@@ -715,14 +715,22 @@ Event Engine::Impl::ReadEvent(const PrincipalInfo& who, const RecordView& view,
   e.record_kind = view.kind;
   e.record_state = view.state;
   e.purpose = purpose;
+  auto touch = [&e](const std::string& name) {
+    if (std::find(e.fields.begin(), e.fields.end(), name) == e.fields.end()) {
+      e.fields.push_back(name);
+    }
+  };
   for (const PartView& part : view.parts) {
     e.subject_ids.push_back(part.subject_id);
-    for (const Field& f : part.fields) {
-      if (std::find(e.fields.begin(), e.fields.end(), f.name) ==
-          e.fields.end()) {
-        e.fields.push_back(f.name);
-      }
-    }
+    for (const Field& f : part.fields) touch(f.name);
+  }
+  // Flag notes and contests shown with the record are disclosed too.
+  for (const FlagView& f : view.flags) {
+    if (!f.note.empty()) touch("flag:note");
+  }
+  for (const ContestView& c : view.contests) {
+    if (!c.statement.empty()) touch("contest:statement");
+    for (const Field& f : c.corrected) touch("contest:" + f.name);
   }
   return e;
 }

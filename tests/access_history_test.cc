@@ -124,6 +124,8 @@ TEST_F(AccessHistoryTest, EveryOperationOnPersonalDataIsAnEvent) {
   EXPECT_EQ(restricted.record_state, RecordState::kClosed);
   EXPECT_EQ(restricted.purpose, PurposeKind::kPublicInterest);
   EXPECT_EQ(restricted.justification, "court order 12/2026");
+  // The officer's read showed the flag's note too.
+  EXPECT_EQ(restricted.fields, (std::vector<std::string>{"name", "flag:note"}));
   EXPECT_EQ(events[1].fields,
             (std::vector<std::string>{"grantee:authority-b"}));
   EXPECT_EQ(events[0].fields, (std::vector<std::string>{"name", "born"}));
