@@ -299,6 +299,7 @@ class Engine::Impl {
     RecordState state;
     int64_t erased_at_micros;
     View view;
+    bool sees_subject_ids = false;  // Admin, officer or auditor caller.
   };
   Result<Resolved> Resolve(const PrincipalInfo& caller, uint64_t id,
                            bool purpose_given);
@@ -1028,6 +1029,9 @@ Result<Engine::Impl::Resolved> Engine::Impl::ResolveRecord(
                         .state = r.state,
                         .purpose_given = purpose_given};
   r.view = ViewFor(request);
+  r.sees_subject_ids = caller.HasRole(Role::kAdmin) ||
+                       caller.HasRole(Role::kOfficer) ||
+                       caller.HasRole(Role::kAuditor);
   if (r.view == View::kNone) {
     return Fail(Status::NotFound("record not found"));
   }
@@ -1058,12 +1062,20 @@ Result<RecordView> Engine::Impl::BuildView(
   v.closed_at = OptionalTime(r.closed_at_micros);
   v.blocked_at = OptionalTime(r.blocked_at_micros);
   v.erased_at = OptionalTime(resolved.erased_at_micros);
-  v.subject_ids = r.subject_ids;
+  // Subject ids are pseudonyms that link a person's records: shown with
+  // the personal data, or to the roles that act on subjects (shredding,
+  // holds, reports), never in an attributes-only view of other callers.
+  if (resolved.sees_subject_ids) v.subject_ids = r.subject_ids;
   for (const auto& f : r.flags) {
-    v.flags.push_back({f.by, FromMicros(f.at_micros), f.subject_id, ""});
+    v.flags.push_back({f.by, FromMicros(f.at_micros),
+                       resolved.sees_subject_ids ? f.subject_id : "", ""});
   }
   for (const auto& c : r.contests) {
-    v.contests.push_back({c.by, FromMicros(c.at_micros), c.subject_id, "", {}});
+    v.contests.push_back({c.by,
+                          FromMicros(c.at_micros),
+                          resolved.sees_subject_ids ? c.subject_id : "",
+                          "",
+                          {}});
   }
   if (resolved.view != View::kFull) return v;
   if (r.sensitive && !purpose) {
@@ -1071,6 +1083,13 @@ Result<RecordView> Engine::Impl::BuildView(
     return v;
   }
   v.personal_included = true;
+  v.subject_ids = r.subject_ids;
+  for (size_t i = 0; i < r.flags.size(); ++i) {
+    v.flags[i].subject_id = r.flags[i].subject_id;
+  }
+  for (size_t i = 0; i < r.contests.size(); ++i) {
+    v.contests[i].subject_id = r.contests[i].subject_id;
+  }
 
   // Parts of shredded subjects are skipped: their key is gone.
   for (const auto& part : r.parts) {

@@ -195,6 +195,13 @@ TEST_F(AccessMatrixTest, GetShowsExactlyWhatTheMatrixAllows) {
       } else {
         EXPECT_FALSE(view->personal_included);
         EXPECT_TRUE(view->parts.empty());
+        // Subject ids link a person's records: only roles acting on
+        // subjects see them without the personal data.
+        EXPECT_EQ(view->subject_ids.empty(),
+                  caller != kAdmin && caller != kOfficerWithPurpose);
+      }
+      if (want == 'F') {
+        EXPECT_EQ(view->subject_ids.size(), 1u);
       }
       if (kStates[s] == RecordState::kErased) {
         EXPECT_EQ(view->erased_at, clock_.Now());
