@@ -91,7 +91,7 @@ void SetFields(capnp::List<schema::Field>::Builder out,
 }  // namespace
 
 std::string EncodeFormatInfo(uint32_t version, int64_t created_at_micros) {
-  capnp::MallocMessageBuilder message;
+  capnp::MallocMessageBuilder message(capnp_value::kFirstSegmentWords);
   auto info = message.initRoot<schema::FormatInfo>();
   info.setVersion(version);
   info.setCreatedAtMicros(created_at_micros);
@@ -105,7 +105,7 @@ Result<uint32_t> DecodeFormatVersion(std::string_view bytes) {
 }
 
 std::string EncodePrincipal(const StoredPrincipal& p) {
-  capnp::MallocMessageBuilder message;
+  capnp::MallocMessageBuilder message(capnp_value::kFirstSegmentWords);
   auto b = message.initRoot<schema::Principal>();
   b.setId(AsText(p.info.id));
   b.setDisplayName(AsText(p.info.display_name));
@@ -140,7 +140,7 @@ Result<StoredPrincipal> DecodePrincipal(std::string_view bytes) {
 }
 
 std::string EncodeSubject(const StoredSubject& s) {
-  capnp::MallocMessageBuilder message;
+  capnp::MallocMessageBuilder message(capnp_value::kFirstSegmentWords);
   auto b = message.initRoot<schema::Subject>();
   b.setId(AsText(s.id));
   b.setBlindIndex(AsData(s.blind_index));
@@ -166,7 +166,7 @@ Result<StoredSubject> DecodeSubject(std::string_view bytes) {
 }
 
 std::string EncodeRecord(const StoredRecord& r) {
-  capnp::MallocMessageBuilder message;
+  capnp::MallocMessageBuilder message(capnp_value::kFirstSegmentWords);
   auto b = message.initRoot<schema::Record>();
   b.setId(r.id);
   b.setKind(AsText(r.kind));
@@ -266,7 +266,7 @@ Result<StoredRecord> DecodeRecord(std::string_view bytes) {
 }
 
 std::string EncodeHold(const HoldView& h) {
-  capnp::MallocMessageBuilder message;
+  capnp::MallocMessageBuilder message(capnp_value::kFirstSegmentWords);
   auto b = message.initRoot<schema::Hold>();
   b.setId(AsText(h.id));
   b.setRecordId(h.record_id.value_or(0));
@@ -299,7 +299,7 @@ Result<HoldView> DecodeHold(std::string_view bytes) {
 }
 
 std::string EncodePolicy(const RetentionPolicy& p) {
-  capnp::MallocMessageBuilder message;
+  capnp::MallocMessageBuilder message(capnp_value::kFirstSegmentWords);
   auto b = message.initRoot<schema::Policy>();
   b.setKind(AsText(p.kind));
   b.setCloseAfter(p.close_after ? p.close_after->ToString() : "");
@@ -342,7 +342,7 @@ Result<RetentionPolicy> DecodePolicy(std::string_view bytes) {
 }
 
 std::string EncodeWrappedKey(const StoredWrappedKey& k) {
-  capnp::MallocMessageBuilder message;
+  capnp::MallocMessageBuilder message(capnp_value::kFirstSegmentWords);
   auto b = message.initRoot<schema::WrappedKey>();
   b.setKekVersion(k.kek_version);
   b.setWrapped(AsData(k.wrapped));
@@ -357,7 +357,7 @@ Result<StoredWrappedKey> DecodeWrappedKey(std::string_view bytes) {
 }
 
 std::string EncodeLedgerEntry(int64_t shredded_at_micros, std::string_view by) {
-  capnp::MallocMessageBuilder message;
+  capnp::MallocMessageBuilder message(capnp_value::kFirstSegmentWords);
   auto b = message.initRoot<schema::LedgerEntry>();
   b.setShreddedAtMicros(shredded_at_micros);
   b.setBy(capnp::Text::Reader(by.data(), by.size()));
@@ -365,7 +365,7 @@ std::string EncodeLedgerEntry(int64_t shredded_at_micros, std::string_view by) {
 }
 
 Bytes EncodeFields(const std::vector<Field>& fields) {
-  capnp::MallocMessageBuilder message;
+  capnp::MallocMessageBuilder message(capnp_value::kFirstSegmentWords);
   auto b = message.initRoot<schema::PersonalFields>();
   SetFields(b.initFields(fields.size()), fields);
   kj::Array<capnp::word> words = capnp::messageToFlatArray(message);

@@ -989,6 +989,9 @@ Result<std::string> Engine::Impl::FindOrCreateSubject(
   batch.Put(SubjectKey(subject_id), codec::EncodeSubject(subject));
   batch.Put(index_key, subject_id);
   keys[subject_id] = std::make_shared<const crypto::SecretKey>(std::move(dek));
+  // The key is in the keystore already; caching it spares the history's
+  // lookup (and every read soon after) an unwrap.
+  key_cache_.Put(subject_id, keys[subject_id]);
   created_in_batch[index_key] = subject_id;
   return subject_id;
 }

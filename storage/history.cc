@@ -406,7 +406,7 @@ Result<StoredEventValue> DecodeStoredEvent(std::string_view bytes) {
 }
 
 std::string EncodeHead(const History::Head& h) {
-  capnp::MallocMessageBuilder message;
+  capnp::MallocMessageBuilder message(capnp_value::kFirstSegmentWords);
   auto b = message.initRoot<hs::Head>();
   b.setLastSeq(h.last_seq);
   b.setLink(AsData(h.link));
@@ -436,7 +436,7 @@ struct CheckpointValue {
 };
 
 std::string EncodeCheckpoint(const CheckpointValue& c) {
-  capnp::MallocMessageBuilder message;
+  capnp::MallocMessageBuilder message(capnp_value::kFirstSegmentWords);
   auto b = message.initRoot<hs::Checkpoint>();
   b.setNextSeq(c.next_seq);
   b.setLink(AsData(c.link));
@@ -516,7 +516,7 @@ struct SubjectPartValue {
 std::string EncodeSubjectPart(const std::string& subject_id,
                               const std::string& justification,
                               const std::vector<std::string>& fields) {
-  capnp::MallocMessageBuilder message;
+  capnp::MallocMessageBuilder message(capnp_value::kFirstSegmentWords);
   auto b = message.initRoot<hs::SubjectPart>();
   b.setSubjectId(AsText(subject_id));
   b.setJustification(AsText(justification));
@@ -653,7 +653,7 @@ Result<History::Pending> History::Stage(leveldb::WriteBatch& batch,
   Digest link = start.link;
   for (const Event& e : events) {
     ++seq;
-    capnp::MallocMessageBuilder message;
+    capnp::MallocMessageBuilder message(capnp_value::kFirstSegmentWords);
     auto event = message.initRoot<hs::Event>();
     auto h = event.initHeader();
     h.setSeq(seq);

@@ -23,6 +23,20 @@ Result<SharedKey> KeyCache::GetOrLoad(const std::string& subject_id,
   return loaded;
 }
 
+void KeyCache::Put(const std::string& subject_id, SharedKey key) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto it = index_.find(subject_id); it != index_.end()) {
+    lru_.erase(it->second);
+    index_.erase(it);
+  }
+  lru_.emplace_front(subject_id, std::move(key));
+  index_[subject_id] = lru_.begin();
+  if (lru_.size() > capacity_) {
+    index_.erase(lru_.back().first);
+    lru_.pop_back();
+  }
+}
+
 void KeyCache::Evict(const std::string& subject_id) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = index_.find(subject_id);

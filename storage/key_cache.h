@@ -37,6 +37,9 @@ class KeyCache {
 
   Result<SharedKey> GetOrLoad(const std::string& subject_id,
                               const Loader& loader);
+  // Caches a key the caller just created (so it need not be unwrapped
+  // again). Replaces any cached key of the subject.
+  void Put(const std::string& subject_id, SharedKey key);
   void Evict(const std::string& subject_id);
   void Clear();
   size_t size() const;
