@@ -19,8 +19,7 @@
 namespace custos::crypto {
 
 std::vector<uint8_t> WrapKey(const SecretKey& kek, uint32_t kek_version,
-                             std::string_view subject_id,
-                             const SecretKey& dek);
+                             std::string_view subject_id, const SecretKey& dek);
 
 // DataLoss("key unwrap failed") on any mismatch or corruption.
 Result<SecretKey> UnwrapKey(const SecretKey& kek, uint32_t kek_version,
