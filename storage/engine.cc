@@ -790,11 +790,24 @@ Result<size_t> Engine::Impl::PruneHistory(int64_t as_of, size_t budget) {
   auto result = history_->Prune(prunable, budget, after_seq);
   if (!failure.ok()) return Fail(failure);
   if (!result) return Fail(result.error());
+  leveldb::WriteBatch batch;
   std::string next;
   AppendBigEndian64(next, result->next_after_seq);
-  CUSTOS_RETURN_IF_ERROR(
-      FromLevelDb(db_->Put(leveldb::WriteOptions(), kPruneCursorKey, next),
-                  "storing prune cursor"));
+  batch.Put(kPruneCursorKey, next);
+  if (result->stubbed > 0) {
+    // The pruned events' old bytes must leave the files like any erased
+    // data: queue the span of event keys this call examined.
+    const uint64_t last = result->next_after_seq != 0
+                              ? result->next_after_seq
+                              : history_->head().last_seq;
+    const std::string queued_at = QueuedAt(ToMicros(clock_.Now()));
+    for (uint64_t seq : {after_seq + 1, last}) {
+      std::string key = "e:";
+      AppendBigEndian64(key, seq);
+      batch.Put(kCompactQueuePrefix + key, queued_at);
+    }
+  }
+  CUSTOS_RETURN_IF_ERROR(Write(batch, "storing prune cursor"));
   return result->stubbed;
 }
 
@@ -2415,14 +2428,13 @@ Result<SweepReport> Engine::Sweep(const Actor& admin,
     }
   }
   if (!options.dry_run) {
-    // Also finishes compactions an earlier, interrupted call left queued.
-    CUSTOS_RETURN_IF_ERROR(impl_->CompactErased());
-  }
-  if (!options.dry_run) {
     auto pruned =
         impl_->PruneHistory(as_of, std::max<size_t>(options.batch_size, 100));
     if (!pruned) return Fail(pruned.error());
     report.history_pruned = *pruned;
+    // Compacts what this sweep erased and pruned, and finishes compactions
+    // an earlier, interrupted call left queued.
+    CUSTOS_RETURN_IF_ERROR(impl_->CompactErased());
   }
   return report;
 }

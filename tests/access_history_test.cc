@@ -225,6 +225,39 @@ TEST_F(AccessHistoryTest,
   EXPECT_EQ(Actions(ben), (std::vector<std::string>{"create", "read"}));
 }
 
+TEST_F(AccessHistoryTest, PrunedEventsLeaveTheFiles) {
+  NewRecord r;
+  r.kind = "alert";
+  r.personal = {{"anna@example.org", {{"name", "Anna"}}}};
+  uint64_t id = *engine_->CreateRecord(*owner_, r);
+  ASSERT_TRUE(engine_->Close(*owner_, id).ok());
+  EXPECT_EQ(SweepAt(At(2027, 2, 28)).erased, 1u);
+  Close();
+  // The stored create event (seq 1): its sealed part is random-looking, so
+  // a slice of it identifies these bytes anywhere.
+  std::string slice;
+  {
+    leveldb::DB* raw = nullptr;
+    ASSERT_TRUE(
+        leveldb::DB::Open(leveldb::Options(), dir_ + "/records", &raw).ok());
+    std::unique_ptr<leveldb::DB> db(raw);
+    std::string key = "e:";
+    for (int shift = 56; shift >= 0; shift -= 8) {
+      key.push_back(static_cast<char>((uint64_t{1} >> shift) & 0xff));
+    }
+    std::string value;
+    ASSERT_TRUE(db->Get(leveldb::ReadOptions(), key, &value).ok());
+    ASSERT_GT(value.size(), 96u);
+    slice = value.substr(value.size() - 64, 32);
+  }
+  EXPECT_NE(ReadAllFiles(dir_).find(slice), std::string::npos);  // Control.
+  Reopen();
+  admin_ = std::make_unique<Actor>(*engine_->ActorFor("admin"));
+  EXPECT_EQ(SweepAt(At(2032, 2, 28)).history_pruned, 3u);
+  Close();
+  EXPECT_EQ(ReadAllFiles(dir_).find(slice), std::string::npos);
+}
+
 TEST_F(AccessHistoryTest, OnlyAuditorsQueryHistoryAndProduceReports) {
   CreateRecord();
   const std::string anna = *engine_->FindSubject(*admin_, "anna@example.org");
