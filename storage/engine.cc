@@ -1687,12 +1687,18 @@ Result<uint64_t> Engine::Rectify(const Actor& actor, uint64_t id,
   }
   r.version += 1;
   std::vector<uint8_t> plain = codec::EncodeFields(fields);
+  leveldb::WriteBatch batch;
+  // The replaced data must not linger either: witnessed and queued for
+  // the next compaction (the next sweep, erasure or Open), not compacted
+  // here, so rectifying stays cheap.
+  AddWitness(batch, part->sealed);
+  batch.Put(kCompactQueuePrefix + RecordKey(r.id),
+            QueuedAt(ToMicros(impl_->clock_.Now())));
   part->version = r.version;
   part->sealed =
       crypto::Seal(**key, plain, PartAd(r.id, part->subject_id, r.version));
   crypto::Wipe(plain);
   r.updated_at_micros = ToMicros(impl_->clock_.Now());
-  leveldb::WriteBatch batch;
   CUSTOS_RETURN_IF_ERROR(impl_->PutRecord(batch, r));
   Event event = impl_->RecordEvent(*caller, EventAction::kRectify, r);
   event.subject_ids = {part->subject_id};

@@ -134,6 +134,22 @@ TEST_P(ErasureDiskTest, WithADelayErasedBytesLeaveByTheNextSweepAfterIt) {
   EXPECT_EQ(Verify().found, compacting() ? 0u : 2u);
 }
 
+// Rectified (replaced) data leaves the disk by the next sweep.
+TEST_P(ErasureDiskTest, RectifiedDataLeavesTheDiskByTheNextSweep) {
+  NewRecord r;
+  r.kind = "request";
+  r.personal = {{"anna@example.org", {{"name", "Wrong Name"}}}};
+  uint64_t id = *engine_->CreateRecord(*owner_, r);
+  const std::string anna = *engine_->FindSubject(*admin_, "anna@example.org");
+  ASSERT_TRUE(engine_->Rectify(*owner_, id, anna, {{"name", "Right Name"}}));
+  EXPECT_EQ(Verify().witnesses, 1u);
+  EXPECT_EQ(Verify().found, 1u);  // Not compacted inline.
+  SweepOptions sweep;
+  sweep.as_of = clock_.Now();
+  ASSERT_TRUE(engine_->Sweep(*admin_, sweep).has_value());
+  EXPECT_EQ(Verify().found, compacting() ? 0u : 1u);
+}
+
 TEST_P(ErasureDiskTest, OnlyAdminsVerify) {
   EXPECT_EQ(engine_->VerifyErasure(*owner_).error().code(),
             StatusCode::kPermissionDenied);
