@@ -34,6 +34,7 @@
 
 #include "base/clock.h"
 #include "base/status.h"
+#include "bench/temp_dir.h"
 #include "crypto/secret_key.h"
 #include "storage/engine.h"
 #include "storage/subject_report.h"
@@ -75,27 +76,10 @@ T Value(Result<T> result, const char* what) {
   return std::move(*result);
 }
 
-class TempDir {
+// A TempDir named for this benchmark.
+class TempDir : public bench::TempDir {
  public:
-  TempDir() {
-    std::string path = "/tmp/custos-engine-bench-XXXXXX";
-    if (mkdtemp(path.data()) == nullptr) {
-      std::perror("mkdtemp");
-      std::abort();
-    }
-    path_ = std::move(path);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
+  TempDir() : bench::TempDir("custos-engine-bench") {}
 };
 
 // The engine's record key ("r:" + 8-byte big-endian id), used for the raw

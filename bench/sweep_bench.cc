@@ -55,6 +55,7 @@
 
 #include "base/clock.h"
 #include "base/status.h"
+#include "bench/temp_dir.h"
 #include "crypto/secret_key.h"
 #include "storage/engine.h"
 #include "storage/period.h"
@@ -97,27 +98,10 @@ double SecondsSince(std::chrono::steady_clock::time_point start) {
       .count();
 }
 
-class TempDir {
+// A TempDir named for this benchmark.
+class TempDir : public bench::TempDir {
  public:
-  TempDir() {
-    std::string path = "/tmp/custos-sweep-bench-XXXXXX";
-    if (mkdtemp(path.data()) == nullptr) {
-      std::perror("mkdtemp");
-      std::abort();
-    }
-    path_ = std::move(path);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
+  TempDir() : bench::TempDir("custos-sweep-bench") {}
 };
 
 enum class Layout { kClustered = 0, kSpread = 1 };

@@ -8,7 +8,6 @@ namespace custos::testing {
 namespace {
 
 using std::chrono::hours;
-using std::chrono::sys_days;
 using namespace std::chrono_literals;
 
 class HoldTest : public EngineTest {

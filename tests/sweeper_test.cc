@@ -10,7 +10,6 @@ namespace custos::testing {
 namespace {
 
 using std::chrono::hours;
-using std::chrono::sys_days;
 using namespace std::chrono_literals;
 
 class SweeperTest : public EngineTest {
