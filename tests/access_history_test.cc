@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <leveldb/db.h>
 
+#include "storage/leveldb_util.h"
 #include "tests/engine_fixture.h"
 
 namespace custos::testing {
@@ -175,10 +176,8 @@ TEST_F(AccessHistoryTest, ATamperedEventIsFoundByVerifyChain) {
   EXPECT_EQ(before->head_link_hex.size(), 64u);
   Close();
   {
-    leveldb::DB* raw = nullptr;
-    ASSERT_TRUE(
-        leveldb::DB::Open(leveldb::Options(), dir_ + "/records", &raw).ok());
-    std::unique_ptr<leveldb::DB> db(raw);
+    std::unique_ptr<leveldb::DB> db = OpenRaw("records");
+    ASSERT_NE(db, nullptr);
     std::unique_ptr<leveldb::Iterator> it(
         db->NewIterator(leveldb::ReadOptions()));
     int n = 0;
@@ -236,14 +235,10 @@ TEST_F(AccessHistoryTest, PrunedEventsLeaveTheFiles) {
   // a slice of it identifies these bytes anywhere.
   std::string slice;
   {
-    leveldb::DB* raw = nullptr;
-    ASSERT_TRUE(
-        leveldb::DB::Open(leveldb::Options(), dir_ + "/records", &raw).ok());
-    std::unique_ptr<leveldb::DB> db(raw);
+    std::unique_ptr<leveldb::DB> db = OpenRaw("records");
+    ASSERT_NE(db, nullptr);
     std::string key = "e:";
-    for (int shift = 56; shift >= 0; shift -= 8) {
-      key.push_back(static_cast<char>((uint64_t{1} >> shift) & 0xff));
-    }
+    AppendBigEndian64(key, 1);
     std::string value;
     ASSERT_TRUE(db->Get(leveldb::ReadOptions(), key, &value).ok());
     ASSERT_GT(value.size(), 96u);

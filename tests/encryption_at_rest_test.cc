@@ -14,12 +14,7 @@ namespace {
 class EncryptionAtRestTest : public EngineTest {
  protected:
   // Opens the records database directly (the engine must be closed).
-  std::unique_ptr<leveldb::DB> RawRecords() {
-    leveldb::DB* raw = nullptr;
-    EXPECT_TRUE(
-        leveldb::DB::Open(leveldb::Options(), dir_ + "/records", &raw).ok());
-    return std::unique_ptr<leveldb::DB>(raw);
-  }
+  std::unique_ptr<leveldb::DB> RawRecords() { return OpenRaw("records"); }
   static std::string RecordKey(uint64_t id) {
     std::string key = "r:";
     AppendBigEndian64(key, id);

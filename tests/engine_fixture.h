@@ -5,6 +5,7 @@
 #define CUSTOS_TESTS_ENGINE_FIXTURE_H_
 
 #include <gtest/gtest.h>
+#include <leveldb/db.h>
 
 #include <chrono>
 #include <filesystem>
@@ -12,6 +13,7 @@
 #include <iterator>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/clock.h"
@@ -102,6 +104,31 @@ class EngineTest : public ::testing::Test {
 
   static Purpose APurpose() {
     return {PurposeKind::kPublicInterest, "court order 12/2026"};
+  }
+
+  // Opens one of the store's LevelDBs ("records" or "keystore") directly,
+  // for tests that inspect or tamper with stored bytes; null (and a test
+  // failure) if it cannot. REQUIRES: the engine is closed.
+  std::unique_ptr<leveldb::DB> OpenRaw(const std::string& name) {
+    leveldb::DB* raw = nullptr;
+    leveldb::Status s =
+        leveldb::DB::Open(leveldb::Options(), dir_ + "/" + name, &raw);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return std::unique_ptr<leveldb::DB>(raw);
+  }
+
+  // How many keys of `db` start with `prefix`.
+  static int CountKeys(leveldb::DB& db, std::string_view prefix) {
+    std::unique_ptr<leveldb::Iterator> it(
+        db.NewIterator(leveldb::ReadOptions()));
+    int n = 0;
+    for (it->Seek(leveldb::Slice(prefix.data(), prefix.size()));
+         it->Valid() &&
+         it->key().starts_with(leveldb::Slice(prefix.data(), prefix.size()));
+         it->Next()) {
+      ++n;
+    }
+    return n;
   }
 
   // Every byte of every file under `path`, concatenated.

@@ -38,10 +38,8 @@ TEST_F(EngineRecordsTest, OpenWithAnotherMasterKeyIsRefused) {
 TEST_F(EngineRecordsTest, OpenOfAnUnknownFormatVersionIsRefused) {
   Close();
   {
-    leveldb::DB* raw = nullptr;
-    ASSERT_TRUE(
-        leveldb::DB::Open(leveldb::Options(), dir_ + "/records", &raw).ok());
-    std::unique_ptr<leveldb::DB> db(raw);
+    std::unique_ptr<leveldb::DB> db = OpenRaw("records");
+    ASSERT_NE(db, nullptr);
     ASSERT_TRUE(db->Put(leveldb::WriteOptions(), "m:format",
                         codec::EncodeFormatInfo(99, 0))
                     .ok());

@@ -8,6 +8,7 @@
 #include "crypto/master_key.h"
 #include "storage/codec.h"
 #include "storage/keystore.h"
+#include "storage/leveldb_util.h"
 #include "tests/engine_fixture.h"
 
 namespace custos::testing {
@@ -20,18 +21,13 @@ class ShredTest : public EngineTest {
   }
   // The wrapped key bytes stored for `subject` (engine must be closed).
   std::string WrappedKeyBytes(const std::string& subject) {
-    leveldb::DB* raw = nullptr;
-    EXPECT_TRUE(
-        leveldb::DB::Open(leveldb::Options(), dir_ + "/keystore", &raw).ok());
-    std::unique_ptr<leveldb::DB> db(raw);
+    std::unique_ptr<leveldb::DB> db = OpenRaw("keystore");
+    if (db == nullptr) return "";
     std::string value;
     EXPECT_TRUE(db->Get(leveldb::ReadOptions(), "k:" + subject, &value).ok());
-    return codec::DecodeWrappedKey(value)->wrapped.empty()
-               ? ""
-               : std::string(
-                     reinterpret_cast<const char*>(
-                         codec::DecodeWrappedKey(value)->wrapped.data()),
-                     codec::DecodeWrappedKey(value)->wrapped.size());
+    auto stored = codec::DecodeWrappedKey(value);
+    EXPECT_TRUE(stored.has_value());
+    return stored ? std::string(AsStringView(stored->wrapped)) : "";
   }
   void ReopenAll() {
     Reopen();
@@ -177,17 +173,9 @@ TEST_F(ShredTest, ARefusedCreateLeavesNoKeyInTheKeystore) {
   ASSERT_EQ(engine_->CreateRecord(*owner_, r).error().code(),
             StatusCode::kInvalidArgument);
   Close();
-  leveldb::DB* raw = nullptr;
-  ASSERT_TRUE(
-      leveldb::DB::Open(leveldb::Options(), dir_ + "/keystore", &raw).ok());
-  std::unique_ptr<leveldb::DB> db(raw);
-  std::unique_ptr<leveldb::Iterator> it(
-      db->NewIterator(leveldb::ReadOptions()));
-  int keys = 0;
-  for (it->Seek("k:"); it->Valid() && it->key().starts_with("k:"); it->Next()) {
-    ++keys;
-  }
-  EXPECT_EQ(keys, 0);
+  std::unique_ptr<leveldb::DB> db = OpenRaw("keystore");
+  ASSERT_NE(db, nullptr);
+  EXPECT_EQ(CountKeys(*db, "k:"), 0);
 }
 
 TEST_F(ShredTest, OnlyAdminsShredAndOnlyOnce) {
@@ -210,10 +198,8 @@ TEST_F(ShredTest, AShredInterruptedAfterItsIntentIsFinishedAtOpen) {
   const std::string subject = SubjectOf(id);
   Close();
   {
-    leveldb::DB* raw = nullptr;
-    ASSERT_TRUE(
-        leveldb::DB::Open(leveldb::Options(), dir_ + "/records", &raw).ok());
-    std::unique_ptr<leveldb::DB> db(raw);
+    std::unique_ptr<leveldb::DB> db = OpenRaw("records");
+    ASSERT_NE(db, nullptr);
     std::string value;
     ASSERT_TRUE(db->Get(leveldb::ReadOptions(), "s:" + subject, &value).ok());
     codec::StoredSubject s = *codec::DecodeSubject(value);
@@ -241,15 +227,11 @@ TEST_F(ShredTest, ShredCostDoesNotTouchTheSubjectsRecords) {
   for (int i = 0; i < 20; ++i) ids.push_back(CreateRecord("anna@example.org"));
   ASSERT_TRUE(engine_->ShredSubject(*admin_, SubjectOf(ids[0])).ok());
   Close();
-  leveldb::DB* raw = nullptr;
-  ASSERT_TRUE(
-      leveldb::DB::Open(leveldb::Options(), dir_ + "/records", &raw).ok());
-  std::unique_ptr<leveldb::DB> db(raw);
+  std::unique_ptr<leveldb::DB> db = OpenRaw("records");
+  ASSERT_NE(db, nullptr);
   for (uint64_t id : ids) {
     std::string key = "r:";
-    for (int shift = 56; shift >= 0; shift -= 8) {
-      key.push_back(static_cast<char>((id >> shift) & 0xff));
-    }
+    AppendBigEndian64(key, id);
     std::string value;
     ASSERT_TRUE(db->Get(leveldb::ReadOptions(), key, &value).ok());
     EXPECT_EQ(codec::DecodeRecord(value)->state, RecordState::kActive);

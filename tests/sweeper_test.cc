@@ -226,17 +226,9 @@ TEST_F(SweeperTest, TheDeadlineIndexHoldsOneEntryPerOpenDeadline) {
   ASSERT_TRUE(engine_->Close(*owner_, b).ok());
   SweepAt(At(2027, 2, 28));  // a blocked (next: erase), b erased (none).
   Close();
-  leveldb::DB* raw = nullptr;
-  ASSERT_TRUE(
-      leveldb::DB::Open(leveldb::Options(), dir_ + "/records", &raw).ok());
-  std::unique_ptr<leveldb::DB> db(raw);
-  std::unique_ptr<leveldb::Iterator> it(
-      db->NewIterator(leveldb::ReadOptions()));
-  int entries = 0;
-  for (it->Seek("d:"); it->Valid() && it->key().starts_with("d:"); it->Next()) {
-    ++entries;
-  }
-  EXPECT_EQ(entries, 1);
+  std::unique_ptr<leveldb::DB> db = OpenRaw("records");
+  ASSERT_NE(db, nullptr);
+  EXPECT_EQ(CountKeys(*db, "d:"), 1);
 }
 
 }  // namespace
