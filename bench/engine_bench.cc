@@ -34,7 +34,7 @@
 
 #include "base/clock.h"
 #include "base/status.h"
-#include "bench/temp_dir.h"
+#include "bench/support.h"
 #include "crypto/secret_key.h"
 #include "storage/engine.h"
 #include "storage/subject_report.h"
@@ -57,24 +57,8 @@ constexpr int kBackgroundSubjects = 1'000;
 // Records per shredded subject in the shred benchmarks, at most.
 constexpr int kMaxShredRecords = 10'000;
 
-// Setup failures are bugs in this file or in the engine: stop loudly.
-void Check(const Status& status, const char* what) {
-  if (!status.ok()) {
-    std::fprintf(stderr, "%s: %s\n", what, status.ToString().c_str());
-    std::abort();
-  }
-}
-void Check(const leveldb::Status& status, const char* what) {
-  if (!status.ok()) {
-    std::fprintf(stderr, "%s: %s\n", what, status.ToString().c_str());
-    std::abort();
-  }
-}
-template <typename T>
-T Value(Result<T> result, const char* what) {
-  if (!result) Check(result.error(), what);
-  return std::move(*result);
-}
+using bench::Check;
+using bench::Value;
 
 // A TempDir named for this benchmark.
 class TempDir : public bench::TempDir {

@@ -55,7 +55,7 @@
 
 #include "base/clock.h"
 #include "base/status.h"
-#include "bench/temp_dir.h"
+#include "bench/support.h"
 #include "crypto/secret_key.h"
 #include "storage/engine.h"
 #include "storage/period.h"
@@ -74,24 +74,8 @@ constexpr int kGroups = 2 * kSweepsPerRun;
 // Subjects the records name, cycled; their keys fit the default key cache.
 constexpr int kSubjectPool = 1'000;
 
-// Setup failures are bugs in this file or in the engine: stop loudly.
-void Check(const Status& status, const char* what) {
-  if (!status.ok()) {
-    std::fprintf(stderr, "%s: %s\n", what, status.ToString().c_str());
-    std::abort();
-  }
-}
-void Check(const leveldb::Status& status, const char* what) {
-  if (!status.ok()) {
-    std::fprintf(stderr, "%s: %s\n", what, status.ToString().c_str());
-    std::abort();
-  }
-}
-template <typename T>
-T Value(Result<T> result, const char* what) {
-  if (!result) Check(result.error(), what);
-  return std::move(*result);
-}
+using bench::Check;
+using bench::Value;
 
 double SecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start)

@@ -1,0 +1,67 @@
+// What the benchmark binaries share: a temporary directory for a store,
+// and setup checks that stop loudly (a setup failure is a bug in the
+// benchmark or the engine, never something to measure around).
+
+#ifndef CUSTOS_BENCH_SUPPORT_H_
+#define CUSTOS_BENCH_SUPPORT_H_
+
+#include <leveldb/status.h>
+#include <stdlib.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <system_error>
+#include <utility>
+
+#include "base/status.h"
+
+namespace custos::bench {
+
+inline void Check(const Status& status, const char* what) {
+  if (!status.ok()) {
+    std::fprintf(stderr, "%s: %s\n", what, status.ToString().c_str());
+    std::abort();
+  }
+}
+inline void Check(const leveldb::Status& status, const char* what) {
+  if (!status.ok()) {
+    std::fprintf(stderr, "%s: %s\n", what, status.ToString().c_str());
+    std::abort();
+  }
+}
+// The value of a setup step that must succeed.
+template <typename T>
+T Value(Result<T> result, const char* what) {
+  if (!result) Check(result.error(), what);
+  return std::move(*result);
+}
+
+class TempDir {
+ public:
+  // `prefix` names the benchmark, e.g. "custos-sweep-bench".
+  explicit TempDir(const std::string& prefix) {
+    std::string path = "/tmp/" + prefix + "-XXXXXX";
+    if (mkdtemp(path.data()) == nullptr) {
+      std::perror("mkdtemp");
+      std::abort();
+    }
+    path_ = std::move(path);
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace custos::bench
+
+#endif  // CUSTOS_BENCH_SUPPORT_H_
