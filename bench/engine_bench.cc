@@ -36,8 +36,9 @@
 #include "base/status.h"
 #include "bench/support.h"
 #include "crypto/secret_key.h"
+#include "report/subject_report_html.h"
+#include "report/subject_report_json.h"
 #include "storage/engine.h"
-#include "storage/subject_report.h"
 #include "storage/types.h"
 
 namespace custos {

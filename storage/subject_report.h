@@ -1,22 +1,19 @@
-// SubjectReport: everything Custos holds on one data subject, and its two
-// renderings (DESIGN section 5, "the subject report").
+// SubjectReport: everything Custos holds on one data subject (DESIGN
+// section 5, "the subject report").
 //
 // A SubjectReport is a plain value the engine fills when an auditor answers
 // a data subject's access request ("what do you hold on me, and who has seen
-// it?"). The two renderers are pure functions of it: no engine, no storage,
-// no clock. RenderSubjectReportJson gives the versioned machine format;
-// RenderSubjectReportHtml gives a self-contained page for the person.
-// docs/subject-report.md describes both, field by field.
+// it?"; Engine::ProduceSubjectReport). Rendering it is not storage's job:
+// report/subject_report_json.h gives the versioned machine format and
+// report/subject_report_html.h a self-contained page for the person.
+// docs/subject-report.md describes the members and both renderings.
 //
 // Every string in the report may come from a host application or a person
 // (kinds, field names and values, principal names, justifications, hold
-// reasons, contest statements...). Both renderers treat all of them as
-// untrusted: JSON output escapes them, HTML output escapes them for text and
-// attribute context alike, and bytes that are not valid UTF-8 are replaced
-// by U+FFFD so the output is always valid UTF-8.
+// reasons, contest statements...) and is kept as given, not validated or
+// escaped: whoever renders it must treat all of them as untrusted.
 //
-// Thread safety: the types are values; the functions have no shared state
-// and may be called from any thread.
+// Thread safety: a value; no shared state.
 
 #ifndef CUSTOS_STORAGE_SUBJECT_REPORT_H_
 #define CUSTOS_STORAGE_SUBJECT_REPORT_H_
@@ -30,12 +27,6 @@
 #include "storage/types.h"
 
 namespace custos {
-
-// The "format" and "version" members of the JSON rendering. The version is
-// bumped on any change a consumer could notice (a member renamed, removed,
-// retyped or given a new meaning); adding a member is also a new version.
-inline constexpr char kSubjectReportFormat[] = "custos-subject-report";
-inline constexpr int kSubjectReportVersion = 1;
 
 struct SubjectReport {
   Timestamp generated_at;
@@ -97,16 +88,6 @@ struct SubjectReport {
   };
   std::vector<Access> history;  // Oldest first.
 };
-
-// The report as a JSON document (schema: docs/subject-report.md), UTF-8,
-// indented by two spaces, members in a fixed order, ending in a newline.
-// The same report always gives the same bytes.
-std::string RenderSubjectReportJson(const SubjectReport& report);
-
-// The report as a self-contained HTML5 page in English: inline CSS only, no
-// scripts, no external resources (a Content-Security-Policy meta element
-// forbids them). Every string from the report is HTML-escaped.
-std::string RenderSubjectReportHtml(const SubjectReport& report);
 
 }  // namespace custos
 

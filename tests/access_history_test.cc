@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 #include <leveldb/db.h>
 
+#include "report/subject_report_html.h"
+#include "report/subject_report_json.h"
 #include "storage/leveldb_util.h"
 #include "tests/engine_fixture.h"
 

@@ -1,117 +1,26 @@
-#include "storage/subject_report.h"
+#include "report/subject_report_html.h"
 
-#include <algorithm>
-#include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <string_view>
+#include <utility>
+#include <vector>
+
+#include "report/internal.h"
+#include "report/subject_report_json.h"  // kSubjectReportFormat, ...Version.
+#include "storage/types.h"
 
 namespace custos {
 namespace {
 
-// ---------------------------------------------------------------------------
-// UTF-8. Host strings are not validated on the way in, and neither JSON nor
-// HTML may carry invalid UTF-8, so both renderers decode and replace each
-// maximal invalid subsequence by U+FFFD (as the WHATWG decoder does).
-
-constexpr char32_t kReplacementChar = 0xFFFD;
-
-// Calls emit(code_point, bytes) for each code point of `s`; for an invalid
-// sequence, code_point is U+FFFD and bytes is its UTF-8 encoding.
-template <typename Emit>
-void ForEachCodePoint(std::string_view s, Emit emit) {
-  static constexpr std::string_view kReplacementBytes = "\xEF\xBF\xBD";
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto b0 = static_cast<unsigned char>(s[i]);
-    if (b0 < 0x80) {
-      emit(static_cast<char32_t>(b0), s.substr(i, 1));
-      ++i;
-      continue;
-    }
-    size_t length = 0;
-    char32_t cp = 0;
-    // Bounds of the second byte; later continuation bytes are 80..BF. The
-    // narrowed bounds reject overlong forms, surrogates and > U+10FFFF.
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (b0 >= 0xC2 && b0 <= 0xDF) {
-      length = 2;
-      cp = b0 & 0x1F;
-    } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-      length = 3;
-      cp = b0 & 0x0F;
-      if (b0 == 0xE0) lo = 0xA0;
-      if (b0 == 0xED) hi = 0x9F;
-    } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-      length = 4;
-      cp = b0 & 0x07;
-      if (b0 == 0xF0) lo = 0x90;
-      if (b0 == 0xF4) hi = 0x8F;
-    }
-    size_t consumed = 1;
-    bool valid = length != 0;
-    for (size_t k = 1; valid && k < length; ++k) {
-      if (i + k >= s.size()) {
-        valid = false;
-        break;
-      }
-      const auto b = static_cast<unsigned char>(s[i + k]);
-      const unsigned char min = k == 1 ? lo : 0x80;
-      const unsigned char max = k == 1 ? hi : 0xBF;
-      if (b < min || b > max) {
-        valid = false;
-        break;
-      }
-      cp = (cp << 6) | (b & 0x3F);
-      ++consumed;
-    }
-    if (valid) {
-      emit(cp, s.substr(i, length));
-    } else {
-      emit(kReplacementChar, kReplacementBytes);
-    }
-    i += consumed;
-  }
-}
-
-// ---------------------------------------------------------------------------
-// Time.
-
-struct CivilTime {
-  int year;
-  unsigned month, day, hour, minute, second;
-  int64_t micros;
-};
-
-CivilTime ToCivil(Timestamp t) {
-  using namespace std::chrono;
-  // floor, not duration_cast: instants before 1970 must land on the
-  // previous day, not round towards the epoch.
-  const sys_days day = floor<days>(t);
-  const year_month_day ymd(day);
-  const hh_mm_ss<microseconds> hms(t - day);
-  return CivilTime{static_cast<int>(ymd.year()),
-                   static_cast<unsigned>(ymd.month()),
-                   static_cast<unsigned>(ymd.day()),
-                   static_cast<unsigned>(hms.hours().count()),
-                   static_cast<unsigned>(hms.minutes().count()),
-                   static_cast<unsigned>(hms.seconds().count()),
-                   hms.subseconds().count()};
-}
-
-// "2027-02-28T12:00:00Z", or "2027-02-28T12:00:00.000250Z".
-std::string Rfc3339(Timestamp t) {
-  const CivilTime c = ToCivil(t);
-  char buf[64];
-  int n = std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02u:%02u:%02u",
-                        c.year, c.month, c.day, c.hour, c.minute, c.second);
-  if (c.micros != 0) {
-    n += std::snprintf(buf + n, sizeof buf - n, ".%06lld",
-                       static_cast<long long>(c.micros));
-  }
-  std::snprintf(buf + n, sizeof buf - n, "Z");
-  return buf;
-}
+using report_internal::CivilTime;
+using report_internal::ForEachCodePoint;
+using report_internal::kReplacementBytes;
+using report_internal::Rfc3339;
+using report_internal::ToCivil;
 
 // "28 February 2027 at 12:00 UTC".
 std::string HumanTime(Timestamp t) {
@@ -124,257 +33,6 @@ std::string HumanTime(Timestamp t) {
                 kMonths[(c.month - 1) % 12], c.year, c.hour, c.minute);
   return buf;
 }
-
-// ---------------------------------------------------------------------------
-// JSON.
-
-void AppendJsonString(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out += '"';
-  ForEachCodePoint(s, [&out](char32_t cp, std::string_view bytes) {
-    switch (cp) {
-      case '"':
-        out += "\\\"";
-        return;
-      case '\\':
-        out += "\\\\";
-        return;
-      case '\b':
-        out += "\\b";
-        return;
-      case '\f':
-        out += "\\f";
-        return;
-      case '\n':
-        out += "\\n";
-        return;
-      case '\r':
-        out += "\\r";
-        return;
-      case '\t':
-        out += "\\t";
-        return;
-      // Valid JSON, but line terminators in JavaScript source: escaped so
-      // the document can be pasted into a script safely.
-      case 0x2028:
-        out += "\\u2028";
-        return;
-      case 0x2029:
-        out += "\\u2029";
-        return;
-      default:
-        break;
-    }
-    if (cp < 0x20) {
-      out += "\\u00";
-      out += kHex[cp >> 4];
-      out += kHex[cp & 0xF];
-      return;
-    }
-    out += bytes;
-  });
-  out += '"';
-}
-
-// A streaming writer producing the layout of JavaScript's
-// JSON.stringify(value, null, 2): one member or element per line, two spaces
-// per level, "[]" and "{}" for empty containers.
-class JsonWriter {
- public:
-  void BeginObject() { Open('{'); }
-  void EndObject() { Close('}'); }
-  void BeginArray() { Open('['); }
-  void EndArray() { Close(']'); }
-
-  // Starts a member of the current object; the next call writes its value.
-  void Key(std::string_view key) {
-    NewElement();
-    AppendJsonString(out_, key);
-    out_ += ": ";
-    after_key_ = true;
-  }
-
-  void String(std::string_view s) {
-    BeforeValue();
-    AppendJsonString(out_, s);
-  }
-  void Number(uint64_t n) {
-    BeforeValue();
-    out_ += std::to_string(n);
-  }
-  void Null() {
-    BeforeValue();
-    out_ += "null";
-  }
-  void Time(Timestamp t) { String(Rfc3339(t)); }
-  void OptionalTime(const std::optional<Timestamp>& t) {
-    if (t.has_value()) {
-      Time(*t);
-    } else {
-      Null();
-    }
-  }
-
-  // Convenience for "key": value members.
-  void Member(std::string_view key, std::string_view value) {
-    Key(key);
-    String(value);
-  }
-  void Member(std::string_view key, uint64_t value) {
-    Key(key);
-    Number(value);
-  }
-  void TimeMember(std::string_view key, Timestamp t) {
-    Key(key);
-    Time(t);
-  }
-  void TimeMember(std::string_view key, const std::optional<Timestamp>& t) {
-    Key(key);
-    OptionalTime(t);
-  }
-  void StringArrayMember(std::string_view key,
-                         const std::vector<std::string>& values) {
-    Key(key);
-    BeginArray();
-    for (const std::string& v : values) String(v);
-    EndArray();
-  }
-
-  std::string Finish() {
-    out_ += '\n';
-    return std::move(out_);
-  }
-
- private:
-  struct Level {
-    size_t count = 0;
-  };
-
-  void Indent() {
-    out_ += '\n';
-    out_.append(2 * levels_.size(), ' ');
-  }
-  void NewElement() {
-    if (levels_.empty()) return;
-    if (levels_.back().count++ > 0) out_ += ',';
-    Indent();
-  }
-  void BeforeValue() {
-    if (after_key_) {
-      after_key_ = false;
-      return;
-    }
-    NewElement();
-  }
-  void Open(char bracket) {
-    BeforeValue();
-    out_ += bracket;
-    levels_.push_back(Level{});
-  }
-  void Close(char bracket) {
-    const bool empty = levels_.back().count == 0;
-    levels_.pop_back();
-    if (!empty) Indent();
-    out_ += bracket;
-  }
-
-  std::string out_;
-  std::vector<Level> levels_;
-  bool after_key_ = false;
-};
-
-void WriteFields(JsonWriter& w, std::string_view key,
-                 const std::vector<Field>& fields) {
-  w.Key(key);
-  w.BeginArray();
-  for (const Field& f : fields) {
-    w.BeginObject();
-    w.Member("name", f.name);
-    w.Member("value", f.value);
-    w.EndObject();
-  }
-  w.EndArray();
-}
-
-void WriteHold(JsonWriter& w, const HoldView& h) {
-  w.BeginObject();
-  w.Member("id", h.id);
-  w.Key("record_id");
-  if (h.record_id.has_value()) {
-    w.Number(*h.record_id);
-  } else {
-    w.Null();
-  }
-  w.Key("subject_id");
-  if (h.subject_id.has_value()) {
-    w.String(*h.subject_id);
-  } else {
-    w.Null();
-  }
-  w.Member("reason", h.reason);
-  w.Member("set_by", h.set_by);
-  w.TimeMember("set_at", h.set_at);
-  w.TimeMember("ends_at", h.ends_at);
-  w.TimeMember("released_at", h.released_at);
-  w.Member("released_by", h.released_by);
-  w.EndObject();
-}
-
-void WriteHolds(JsonWriter& w, std::string_view key,
-                const std::vector<HoldView>& holds) {
-  w.Key(key);
-  w.BeginArray();
-  for (const HoldView& h : holds) WriteHold(w, h);
-  w.EndArray();
-}
-
-void WriteRecord(JsonWriter& w, const SubjectReport::Record& r) {
-  w.BeginObject();
-  w.Member("id", r.id);
-  w.Member("kind", r.kind);
-  w.Member("state", RecordStateName(r.state));
-  w.Member("owner", r.owner);
-  w.StringArrayMember("recipients", r.recipients);
-  w.TimeMember("created_at", r.created_at);
-  w.TimeMember("closed_at", r.closed_at);
-  w.TimeMember("blocked_at", r.blocked_at);
-  w.TimeMember("erased_at", r.erased_at);
-  w.TimeMember("next_deadline", r.next_deadline);
-  w.Member("next_transition", r.next_transition);
-  WriteFields(w, "personal", r.personal);
-  w.Key("contests");
-  w.BeginArray();
-  for (const ContestView& c : r.contests) {
-    w.BeginObject();
-    w.Member("by", c.by);
-    w.TimeMember("at", c.at);
-    w.Member("subject_id", c.subject_id);
-    w.Member("statement", c.statement);
-    WriteFields(w, "corrected", c.corrected);
-    w.EndObject();
-  }
-  w.EndArray();
-  WriteHolds(w, "holds", r.holds);
-  w.EndObject();
-}
-
-void WriteAccess(JsonWriter& w, const SubjectReport::Access& a) {
-  w.BeginObject();
-  w.TimeMember("at", a.at);
-  w.Member("principal_id", a.principal_id);
-  w.Member("principal_name", a.principal_name);
-  w.Member("action", a.action);
-  w.Member("record_id", a.record_id);
-  w.Member("record_kind", a.record_kind);
-  w.Member("record_state", a.record_state);
-  w.Member("purpose", a.purpose);
-  w.Member("justification", a.justification);
-  w.StringArrayMember("fields", a.fields);
-  w.EndObject();
-}
-
-// ---------------------------------------------------------------------------
-// HTML.
 
 // Escapes for text and for double- or single-quoted attribute values alike.
 // C0 controls other than tab, newline and carriage return, and DEL, are not
@@ -406,7 +64,7 @@ void AppendHtml(std::string& out, std::string_view s) {
         break;
     }
     if (cp < 0x20 || cp == 0x7F) {
-      out += "\xEF\xBF\xBD";
+      out += kReplacementBytes;
       return;
     }
     out += bytes;
@@ -1170,36 +828,6 @@ class HtmlRenderer {
 };
 
 }  // namespace
-
-std::string RenderSubjectReportJson(const SubjectReport& report) {
-  JsonWriter w;
-  w.BeginObject();
-  w.Member("format", kSubjectReportFormat);
-  w.Member("version", static_cast<uint64_t>(kSubjectReportVersion));
-  w.TimeMember("generated_at", report.generated_at);
-  w.Member("subject_id", report.subject_id);
-  w.Member("subject_identifier", report.subject_identifier);
-  w.Key("principals");
-  w.BeginArray();
-  for (const auto& p : report.principals) {
-    w.BeginObject();
-    w.Member("id", p.id);
-    w.Member("name", p.name);
-    w.EndObject();
-  }
-  w.EndArray();
-  w.Key("records");
-  w.BeginArray();
-  for (const auto& r : report.records) WriteRecord(w, r);
-  w.EndArray();
-  WriteHolds(w, "subject_holds", report.subject_holds);
-  w.Key("history");
-  w.BeginArray();
-  for (const auto& a : report.history) WriteAccess(w, a);
-  w.EndArray();
-  w.EndObject();
-  return w.Finish();
-}
 
 std::string RenderSubjectReportHtml(const SubjectReport& report) {
   return HtmlRenderer(report).Render();
