@@ -12,6 +12,8 @@ std::string_view StatusCodeName(StatusCode code) {
       return "InvalidArgument";
     case StatusCode::kFailedPrecondition:
       return "FailedPrecondition";
+    case StatusCode::kUnauthenticated:
+      return "Unauthenticated";
     case StatusCode::kPermissionDenied:
       return "PermissionDenied";
     case StatusCode::kResourceExhausted:

@@ -26,8 +26,11 @@ enum class StatusCode {
   kNotFound,            // No such thing, or the caller may not know of it.
   kInvalidArgument,     // The request itself is malformed or out of limits.
   kFailedPrecondition,  // Well-formed, but not allowed in the current state.
-  kPermissionDenied,    // The caller lacks the role (never used for records:
-                        // a record one may not see is NotFound).
+  kUnauthenticated,     // No valid credential: a wrong, unknown or revoked
+                        // token or principal (the message never says which).
+  kPermissionDenied,    // An identified caller lacks the role (never used
+                        // for records: a record one may not see is
+                        // NotFound).
   kResourceExhausted,   // A configured limit or quota was hit.
   kUnavailable,         // Try again later (e.g. the store is shutting down).
   kDataLoss,            // Stored data failed authentication or is corrupt.
@@ -38,7 +41,7 @@ enum class StatusCode {
 // Returns a stable name such as "NotFound".
 std::string_view StatusCodeName(StatusCode code);
 
-class Status {
+class [[nodiscard]] Status {
  public:
   // An OK status.
   Status() = default;
@@ -54,6 +57,9 @@ class Status {
   }
   static Status FailedPrecondition(std::string msg) {
     return {StatusCode::kFailedPrecondition, std::move(msg)};
+  }
+  static Status Unauthenticated(std::string msg) {
+    return {StatusCode::kUnauthenticated, std::move(msg)};
   }
   static Status PermissionDenied(std::string msg) {
     return {StatusCode::kPermissionDenied, std::move(msg)};

@@ -360,7 +360,10 @@ std::string EncodeLedgerEntry(int64_t shredded_at_micros, std::string_view by) {
   capnp::MallocMessageBuilder message(capnp_value::kFirstSegmentWords);
   auto b = message.initRoot<schema::LedgerEntry>();
   b.setShreddedAtMicros(shredded_at_micros);
-  b.setBy(capnp::Text::Reader(by.data(), by.size()));
+  // capnp::Text::Reader requires a NUL after its bytes (checked in debug
+  // builds); a string_view promises none.
+  const std::string owned(by);
+  b.setBy(capnp::Text::Reader(owned.data(), owned.size()));
   return ToBytes(message);
 }
 

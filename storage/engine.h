@@ -7,11 +7,19 @@
 // docs/access-rules.md: a record the caller may not see is NotFound, exactly
 // as a record that does not exist.
 //
-// Every change is one atomic LevelDB write batch, written synchronously
-// unless Options::sync_writes is false.
+// Every change is one atomic LevelDB write batch with its access-history
+// events, acknowledged once durable unless Options::sync_writes is false;
+// concurrent changes share their fsyncs (group commit).
+//
+// Errors common to every call taking an Actor: Unauthenticated if the
+// actor's principal is unknown or revoked; PermissionDenied if it lacks the
+// role the call needs.
 //
 // Thread safety: an Engine may be used from several threads at once. Changes
 // are serialised internally; reads run concurrently with them.
+//
+// The engine is a facade: each method checks the caller's role and calls
+// the unit that owns the capability (docs/storage.md, "Where things live").
 
 #ifndef CUSTOS_STORAGE_ENGINE_H_
 #define CUSTOS_STORAGE_ENGINE_H_
@@ -27,104 +35,13 @@
 #include "base/clock.h"
 #include "base/status.h"
 #include "crypto/secret_key.h"
+#include "storage/limits.h"
+#include "storage/options.h"
 #include "storage/retention_policy.h"
 #include "storage/subject_report.h"
 #include "storage/types.h"
 
 namespace custos {
-
-// Limits on what callers may store; violations are InvalidArgument naming
-// the limit. Defaults are documented in docs/storage.md.
-struct Limits {
-  size_t max_id_length = 64;  // Principal ids, kinds.
-  size_t max_display_name_length = 256;
-  size_t max_identifier_length = 256;  // External subject identifiers.
-  size_t max_attributes = 64;
-  size_t max_attribute_key_length = 64;
-  size_t max_attribute_value_length = 1024;
-  size_t max_subjects_per_record = 16;
-  size_t max_fields_per_part = 64;
-  size_t max_field_name_length = 64;
-  size_t max_field_value_length = 64 * 1024;
-  size_t max_personal_bytes = 256 * 1024;  // Sum over a record's fields.
-  size_t max_grants = 64;
-  size_t max_note_length = 4096;  // Flag notes, contest statements.
-  size_t max_justification_length = 1024;
-  uint32_t max_page_size = 1000;
-  size_t max_list_scan = 10000;  // Records examined per ListRecords call.
-};
-
-struct Options {
-  // Directory holding "records/" and "keystore/". REQUIRES: non-empty.
-  std::string data_dir;
-  // Create an empty store when data_dir holds none. Default: true.
-  bool create_if_missing = true;
-  // fsync every write batch. Default: true.
-  bool sync_writes = true;
-  // Number of unwrapped subject keys kept in guarded memory. Default: 1024.
-  size_t key_cache_capacity = 1024;
-  Limits limits;
-  // After any call that erased data (Sweep, EraseRecord, ShredSubject,
-  // CompleteShreds), compact the affected key ranges before returning, so
-  // that no file of the data directory still holds the erased ciphertexts
-  // or destroyed keys (docs/retention.md, "Deletion bound"). Default: true.
-  bool compact_after_erasure = true;
-  // How long erased bytes may stay on disk. 0: compact before the erasing
-  // call returns. Otherwise erased keys are queued with their erasure time
-  // and compacted together once the oldest has waited this long, by the
-  // next erasing call, sweep or Open: many erasures share one rewrite, and
-  // the bound is this delay plus the interval between sweeps.
-  // Default: 0. REQUIRES: >= 0.
-  std::chrono::microseconds erasure_compaction_delay{0};
-  // Source of time. REQUIRES: non-null; must outlive the Engine.
-  const Clock* clock = nullptr;
-};
-
-// What Sweep() does in one call (docs/retention.md, "Sweeper").
-struct SweepOptions {
-  // Apply every transition due at or before this instant.
-  Timestamp as_of;
-  // List what would happen, change nothing.
-  bool dry_run = false;
-  // Records transitioned per write lock hold. Default: 100.
-  size_t batch_size = 100;
-  // Stop after this many records (the rest waits for the next sweep).
-  size_t max_records = SIZE_MAX;
-  // Pause between batches, so a backlog leaves room for foreground work.
-  std::chrono::microseconds pause_between_batches{0};
-};
-
-struct PlannedTransition {
-  uint64_t record_id = 0;
-  RecordState from = RecordState::kActive;
-  RecordState to = RecordState::kActive;
-  Timestamp due;
-};
-
-struct SweepReport {
-  size_t closed = 0;
-  size_t blocked = 0;
-  size_t erased = 0;
-  // Erasures due but postponed by a legal hold (to the hold's end).
-  size_t postponed = 0;
-  // Access-history events pruned because their retention ended
-  // (docs/history.md, "Retention").
-  size_t history_pruned = 0;
-  // Every transition applied (or, in a dry run, that would be), in order.
-  std::vector<PlannedTransition> transitions;
-  // False when max_records stopped the sweep with work still due.
-  bool complete = true;
-};
-
-// What VerifyErasure() found.
-struct ErasureReport {
-  // Erased ciphertexts and destroyed keys the engine knows of (by witness).
-  size_t witnesses = 0;
-  // How many of them still appear, in any file of the data directory.
-  size_t found = 0;
-  // Files (relative to data_dir) in which any was found.
-  std::vector<std::string> files_with_leftovers;
-};
 
 // The acting principal of a call. Obtained from Engine::Authenticate or
 // Engine::ActorFor; roles and revocation are re-checked on every call.
@@ -141,7 +58,7 @@ class Actor {
 class Engine {
  public:
   // The on-disk format this build reads and writes.
-  static constexpr uint32_t kFormatVersion = 1;
+  static constexpr uint32_t kFormatVersion = 1;  // Store::kFormatVersion
 
   // Opens (or creates) the store in options.data_dir under `master_key`.
   // Errors: InvalidArgument (bad options), NotFound (no store and
@@ -169,11 +86,11 @@ class Engine {
   // Revoked principals can no longer authenticate or act. NotFound for an
   // unknown id.
   Status RevokePrincipal(const Actor& admin, std::string_view id);
-  // PermissionDenied("invalid credential") for an unknown, malformed or
+  // Unauthenticated("invalid credential") for an unknown, malformed or
   // revoked token; the message does not say which.
   Result<Actor> Authenticate(std::string_view token);
   // For trusted in-process callers (the admin tool, tests). NotFound for an
-  // unknown id, PermissionDenied for a revoked one.
+  // unknown id, Unauthenticated for a revoked one.
   Result<Actor> ActorFor(std::string_view principal_id);
 
   // ---- Records ----------------------------------------------------------
@@ -305,8 +222,11 @@ class Engine {
   // Destroys the subject's data key (crypto-shredding): at once
   // every part, flag note and contest of that subject is undecipherable
   // everywhere, and records left with no readable part read as ERASED.
-  // Costs the same whatever the subject's data. The bookkeeping on records
-  // is finished later, in bounded steps, by CompleteShreds().
+  // Costs the same whatever the subject's data and the store's size: the
+  // destroyed key and sealed identifier leave the files at the next
+  // CompleteShreds, Sweep, EraseRecord or Open (Options::
+  // compact_after_erasure). The bookkeeping on records is finished later,
+  // in bounded steps, by CompleteShreds().
   Status ShredSubject(const Actor& actor, std::string_view subject_id);
 
   // Admin only. Scans every byte of every file of the data directory for
@@ -318,16 +238,21 @@ class Engine {
 
   // Rewrites up to `budget` records of shredded subjects: drops their parts
   // and moves records with no part left to ERASED. Returns how many records
-  // were rewritten; 0 means nothing is pending.
+  // were rewritten; 0 means nothing is pending. Then compacts what erasures
+  // queued (Options::compact_after_erasure), shredded keys included.
   Result<size_t> CompleteShreds(size_t budget);
 
   // Number of unwrapped keys currently cached (for tests and metrics).
   size_t TEST_CachedKeyCount() const;
+  // Writes applied and log syncs issued since Open (their ratio is the
+  // group-commit factor).
+  uint64_t TEST_WriteCount() const;
+  uint64_t TEST_SyncCount() const;
   // Removes every cached key, so the next read unwraps from the keystore.
   void TEST_ClearKeyCache();
 
  private:
-  class Impl;
+  struct Impl;
   explicit Engine(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

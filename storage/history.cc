@@ -17,6 +17,7 @@
 #include "crypto/aead.h"
 #include "schema/history.capnp.h"
 #include "storage/capnp_value.h"
+#include "storage/keys.h"
 #include "storage/leveldb_util.h"
 
 namespace custos {
@@ -85,11 +86,9 @@ using crypto::kDigestSize;
 
 // ---- Key layout (docs/history.md) ------------------------------------------
 
-constexpr char kEventPrefix[] = "e:";
-constexpr char kIndexPrefix[] = "h:";
-constexpr char kReversePrefix[] = "hs:";
-constexpr char kHeadKey[] = "m:history_head";
-constexpr char kCheckpointKey[] = "m:history_checkpoint";
+constexpr std::string_view kEventPrefix = keys::kEventPrefix;
+constexpr std::string_view kHeadKey = keys::kHistoryHead;
+constexpr std::string_view kCheckpointKey = keys::kHistoryCheckpoint;
 
 // Domain tags of what is computed under the audit key. Each ends in a NUL so
 // no tag is a prefix of another tag followed by data.
@@ -98,35 +97,23 @@ constexpr std::string_view kIndexTag{"custos-history-index-v1\0", 24};
 constexpr std::string_view kCheckpointTag{"custos-checkpoint-v1\0", 21};
 constexpr std::string_view kPartAdTag{"custos-event-v1\0", 16};
 
-std::string EventKey(uint64_t seq) {
-  std::string key = kEventPrefix;
-  AppendBigEndian64(key, seq);
-  return key;
-}
+std::string EventKey(uint64_t seq) { return keys::Event(seq); }
 
 // Event keys are exactly the prefix and 8 bytes; anything else under the
 // prefix is not ours and is reported as corrupt by Verify.
-constexpr size_t kEventKeySize = sizeof(kEventPrefix) - 1 + 8;
+constexpr size_t kEventKeySize = kEventPrefix.size() + 8;
 
 std::string IndexPrefix(const Digest& tag) {
-  std::string key = kIndexPrefix;
-  key += AsStringView(tag);
-  return key;
+  return keys::HistoryIndexPrefix(AsStringView(tag));
 }
 std::string IndexKey(const Digest& tag, uint64_t seq) {
-  std::string key = IndexPrefix(tag);
-  AppendBigEndian64(key, seq);
-  return key;
+  return keys::HistoryIndex(AsStringView(tag), seq);
 }
 std::string ReversePrefix(uint64_t seq) {
-  std::string key = kReversePrefix;
-  AppendBigEndian64(key, seq);
-  return key;
+  return keys::HistoryReversePrefix(seq);
 }
 std::string ReverseKey(uint64_t seq, const Digest& tag) {
-  std::string key = ReversePrefix(seq);
-  key += AsStringView(tag);
-  return key;
+  return keys::HistoryReverse(seq, AsStringView(tag));
 }
 
 std::string EncodeSlot(uint32_t slot) {
@@ -558,17 +545,17 @@ class Snapshot {
 // Reads `key`: the value, nullopt if absent, or the mapped error.
 Result<std::optional<std::string>> Get(leveldb::DB& db,
                                        const leveldb::ReadOptions& options,
-                                       const std::string& key,
+                                       std::string_view key,
                                        std::string_view what) {
   std::string value;
-  leveldb::Status s = db.Get(options, key, &value);
+  leveldb::Status s = db.Get(options, ToSlice(key), &value);
   if (s.IsNotFound()) return std::optional<std::string>();
   if (!s.ok()) return Fail(FromLevelDb(s, what));
   return std::optional<std::string>(std::move(value));
 }
 
 uint64_t SeqOfEventKey(std::string_view key) {
-  return ReadBigEndian64(key.substr(sizeof(kEventPrefix) - 1));
+  return ReadBigEndian64(key.substr(kEventPrefix.size()));
 }
 
 std::string ToString(const leveldb::Slice& s) { return s.ToString(); }
@@ -712,7 +699,7 @@ Result<History::Pending> History::Stage(leveldb::WriteBatch& batch,
       staged.Put(ReverseKey(seq, tags[slot]), "");
     }
   }
-  staged.Put(kHeadKey, EncodeHead(Head{seq, link}));
+  staged.Put(ToSlice(kHeadKey), EncodeHead(Head{seq, link}));
   batch.Append(staged);
   pending.last_seq = seq;
   pending.link = link;
@@ -780,7 +767,8 @@ Result<ChainReport> History::Verify() const {
   uint64_t expected = start_seq;
   std::unique_ptr<leveldb::Iterator> it(db_.NewIterator(snapshot.options()));
   for (it->Seek(EventKey(start_seq));
-       it->Valid() && it->key().starts_with(kEventPrefix); it->Next()) {
+       it->Valid() && it->key().starts_with(ToSlice(kEventPrefix));
+       it->Next()) {
     if (it->key().size() != kEventKeySize) {
       broken(ChainReport::Problem::kCorrupt, expected);
       break;
@@ -919,7 +907,8 @@ Result<HistoryPage> History::Scan(uint64_t after_seq, uint32_t limit) const {
   bool more = false;
   std::unique_ptr<leveldb::Iterator> it(db_.NewIterator(snapshot.options()));
   for (it->Seek(EventKey(after_seq + 1));
-       it->Valid() && it->key().starts_with(kEventPrefix); it->Next()) {
+       it->Valid() && it->key().starts_with(ToSlice(kEventPrefix));
+       it->Next()) {
     if (page.entries.size() == limit || examined == options_.max_scan) {
       more = true;
       break;
@@ -973,6 +962,20 @@ Result<size_t> History::DropSubjectIndex(leveldb::WriteBatch& batch,
 Result<PruneResult> History::Prune(
     const std::function<bool(const EventHeader&)>& prunable, size_t budget,
     uint64_t after_seq) {
+  leveldb::WriteBatch batch;
+  auto result = Prune(prunable, budget, after_seq, batch);
+  if (!result) return result;
+  if (result->stubbed == 0 && result->collapsed == 0) return result;
+  leveldb::WriteOptions write;
+  write.sync = options_.sync_writes;
+  CUSTOS_RETURN_IF_ERROR(
+      FromLevelDb(db_.Write(write, &batch), "pruning history"));
+  return result;
+}
+
+Result<PruneResult> History::Prune(
+    const std::function<bool(const EventHeader&)>& prunable, size_t budget,
+    uint64_t after_seq, leveldb::WriteBatch& batch) {
   PruneResult result;
   const Head head = this->head();
   const leveldb::ReadOptions read;
@@ -996,7 +999,6 @@ Result<PruneResult> History::Prune(
     start_link = checkpoint->link;
   }
 
-  leveldb::WriteBatch batch;
   struct Stub {
     Digest digest;
     Digest link;
@@ -1010,7 +1012,8 @@ Result<PruneResult> History::Prune(
     size_t examined = 0;
     std::unique_ptr<leveldb::Iterator> it(db_.NewIterator(read));
     for (it->Seek(EventKey(from));
-         it->Valid() && it->key().starts_with(kEventPrefix); it->Next()) {
+         it->Valid() && it->key().starts_with(ToSlice(kEventPrefix));
+         it->Next()) {
       if (it->key().size() != kEventKeySize) {
         return Fail(Status::DataLoss("corrupt history event key"));
       }
@@ -1068,7 +1071,7 @@ Result<PruneResult> History::Prune(
     std::unique_ptr<leveldb::Iterator> it(db_.NewIterator(read));
     for (it->Seek(EventKey(start_seq));
          result.collapsed < budget && it->Valid() &&
-         it->key().starts_with(kEventPrefix);
+         it->key().starts_with(ToSlice(kEventPrefix));
          it->Next()) {
       if (it->key().size() != kEventKeySize) break;
       const uint64_t seq = SeqOfEventKey(ToString(it->key()));
@@ -1098,15 +1101,10 @@ Result<PruneResult> History::Prune(
       checkpoint.next_seq = expected;
       checkpoint.link = verifier.last_link();
       checkpoint.mac = CheckpointMac(audit_key_, expected, checkpoint.link);
-      batch.Put(kCheckpointKey, EncodeCheckpoint(checkpoint));
+      batch.Put(ToSlice(kCheckpointKey), EncodeCheckpoint(checkpoint));
     }
   }
 
-  if (result.stubbed == 0 && result.collapsed == 0) return result;
-  leveldb::WriteOptions write;
-  write.sync = options_.sync_writes;
-  CUSTOS_RETURN_IF_ERROR(
-      FromLevelDb(db_.Write(write, &batch), "pruning history"));
   return result;
 }
 

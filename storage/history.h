@@ -284,6 +284,12 @@ class History {
   Result<PruneResult> Prune(
       const std::function<bool(const EventHeader&)>& prunable, size_t budget,
       uint64_t after_seq = 0);
+  // The same, but the changes are added to `batch` for the caller to write
+  // (the engine commits them through its store with the rest of a sweep);
+  // on error `batch` may hold part of them and must be dropped.
+  Result<PruneResult> Prune(
+      const std::function<bool(const EventHeader&)>& prunable, size_t budget,
+      uint64_t after_seq, leveldb::WriteBatch& batch);
 
  private:
   History(leveldb::DB& db, crypto::SecretKey audit_key, Options options,

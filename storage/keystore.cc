@@ -30,27 +30,26 @@ std::string LedgerKey(const crypto::Digest& hash) {
 }  // namespace
 
 Keystore::Keystore(std::unique_ptr<leveldb::DB> db, crypto::SecretKey kek,
-                   uint32_t kek_version, bool sync_writes)
+                   uint32_t kek_version, size_t cache_capacity)
     : db_(std::move(db)),
       kek_(std::move(kek)),
       kek_version_(kek_version),
-      sync_writes_(sync_writes) {}
+      cache_(cache_capacity) {}
 
 Result<std::unique_ptr<Keystore>> Keystore::Open(
-    const std::string& path, bool create_if_missing, bool sync_writes,
-    const crypto::SecretKey& master, Timestamp now) {
-  leveldb::Options options;
-  options.create_if_missing = create_if_missing;
-  options.paranoid_checks = true;
-  leveldb::DB* raw = nullptr;
-  leveldb::Status s = leveldb::DB::Open(options, path, &raw);
-  if (!s.ok()) {
-    if (s.IsInvalidArgument() && !create_if_missing) {
+    const std::string& path, bool create_if_missing,
+    const crypto::SecretKey& master, Timestamp now, leveldb::Env* env,
+    size_t cache_capacity) {
+  auto opened = OpenLevelDb(path, create_if_missing, env);
+  if (!opened) {
+    if (opened.error().code() == StatusCode::kInvalidArgument &&
+        !create_if_missing) {
       return Fail(Status::NotFound("no keystore at " + path));
     }
-    return Fail(FromLevelDb(s, "opening keystore"));
+    return Fail(opened.error());
   }
-  std::unique_ptr<leveldb::DB> db(raw);
+  std::unique_ptr<leveldb::DB> db = std::move(*opened);
+  leveldb::Status s;
   crypto::SecretKey kek =
       crypto::DeriveSubkey(master, crypto::Subkey::kKeyEncryption);
   const auto check_ad = AsBytes(kKekCheckAd);
@@ -63,8 +62,7 @@ Result<std::unique_ptr<Keystore>> Keystore::Open(
     batch.Put(kFormatKey,
               codec::EncodeFormatInfo(kKeystoreFormatVersion, ToMicros(now)));
     std::string kek_value;
-    AppendBigEndian64(kek_value, kInitialKekVersion);
-    kek_value.erase(0, 4);  // Keep the low 4 bytes: a u32 big-endian.
+    AppendBigEndian32(kek_value, kInitialKekVersion);
     std::vector<uint8_t> check =
         crypto::Seal(kek, std::string_view(kKekCheckText), check_ad);
     kek_value.append(AsStringView(check));
@@ -74,7 +72,7 @@ Result<std::unique_ptr<Keystore>> Keystore::Open(
     s = db->Write(wo, &batch);
     if (!s.ok()) return Fail(FromLevelDb(s, "initialising keystore"));
     return std::unique_ptr<Keystore>(new Keystore(
-        std::move(db), std::move(kek), kInitialKekVersion, sync_writes));
+        std::move(db), std::move(kek), kInitialKekVersion, cache_capacity));
   }
   if (!s.ok()) return Fail(FromLevelDb(s, "reading keystore format"));
   Result<uint32_t> version = codec::DecodeFormatVersion(format);
@@ -94,28 +92,34 @@ Result<std::unique_ptr<Keystore>> Keystore::Open(
   for (int i = 0; i < 4; ++i) {
     kek_version = (kek_version << 8) | static_cast<uint8_t>(kek_value[i]);
   }
-  auto opened = crypto::Open(kek, AsBytes(kek_value).subspan(4), check_ad);
-  if (!opened) {
+  auto checked = crypto::Open(kek, AsBytes(kek_value).subspan(4), check_ad);
+  if (!checked) {
     return Fail(Status::FailedPrecondition(
         "the master key does not match this data directory"));
   }
   return std::unique_ptr<Keystore>(
-      new Keystore(std::move(db), std::move(kek), kek_version, sync_writes));
+      new Keystore(std::move(db), std::move(kek), kek_version, cache_capacity));
 }
 
-Status Keystore::PutKey(std::string_view subject_id,
-                        const crypto::SecretKey& dek) {
+Status Keystore::PutKey(std::string_view subject_id, SharedKey dek) {
   codec::StoredWrappedKey wrapped{
-      kek_version_, crypto::WrapKey(kek_, kek_version_, subject_id, dek)};
-  leveldb::WriteOptions wo;
-  wo.sync = sync_writes_;
-  return FromLevelDb(
-      db_->Put(wo, KeyKey(subject_id), codec::EncodeWrappedKey(wrapped)),
-      "storing subject key");
+      kek_version_, crypto::WrapKey(kek_, kek_version_, subject_id, *dek)};
+  CUSTOS_RETURN_IF_ERROR(
+      FromLevelDb(db_->Put(leveldb::WriteOptions(), KeyKey(subject_id),
+                           codec::EncodeWrappedKey(wrapped)),
+                  "storing subject key"));
+  // Cached at once: the history's lookup, and every read soon after, would
+  // otherwise unwrap it again.
+  cache_.Put(std::string(subject_id), std::move(dek));
+  return Status::Ok();
 }
 
-Result<std::shared_ptr<const crypto::SecretKey>> Keystore::GetKey(
-    std::string_view subject_id) {
+Result<SharedKey> Keystore::GetKey(const std::string& subject_id) {
+  return cache_.GetOrLoad(subject_id,
+                          [this](const std::string& id) { return Unwrap(id); });
+}
+
+Result<SharedKey> Keystore::Unwrap(const std::string& subject_id) {
   std::string value;
   leveldb::Status s =
       db_->Get(leveldb::ReadOptions(), KeyKey(subject_id), &value);
@@ -160,11 +164,14 @@ Status Keystore::DestroyKey(std::string_view subject_id,
   leveldb::WriteOptions wo;
   wo.sync = true;
   Status status = FromLevelDb(db_->Write(wo, &batch), "destroying subject key");
-  if (!status.ok()) return status;
-  return PurgeKey(subject_id);
+  // Evicted even if the write failed: a shred that was asked for must not
+  // leave a usable key in memory.
+  cache_.Evict(std::string(subject_id));
+  return status;
 }
 
-Status Keystore::PurgeKey(std::string_view subject_id) {
+Status Keystore::PurgeKeys(std::string_view first_subject,
+                           std::string_view last_subject) {
   // Compact only the key's range. One CompactRange is not enough: if the
   // wrapped key and its deletion were still in the same memtable, the flush
   // writes both into one table, and when that table lands on the deepest
@@ -172,14 +179,26 @@ Status Keystore::PurgeKey(std::string_view subject_id) {
   // as an input. Deleting the key again and compacting once more puts a
   // newer table above it, so the second compaction merges into it and
   // drops every version (tests/erasure_disk_test.cc shows the difference).
-  const std::string key = KeyKey(subject_id);
-  const leveldb::Slice key_slice(key);
-  db_->CompactRange(&key_slice, &key_slice);
+  // Only keys that are gone are deleted again (a live key in the range is
+  // left alone); the range is compacted before and after.
+  const std::string first = KeyKey(first_subject), last = KeyKey(last_subject);
+  const leveldb::Slice begin(first), end(last);
+  db_->CompactRange(&begin, &end);
+  leveldb::WriteBatch again;
+  for (const std::string* key : {&first, &last}) {
+    std::string value;
+    leveldb::Status s = db_->Get(leveldb::ReadOptions(), *key, &value);
+    if (s.IsNotFound()) {
+      again.Delete(*key);
+    } else if (!s.ok()) {
+      return FromLevelDb(s, "reading subject key");
+    }
+  }
   leveldb::WriteOptions wo;
   wo.sync = true;
-  Status status = FromLevelDb(db_->Delete(wo, key), "destroying subject key");
-  if (!status.ok()) return status;
-  db_->CompactRange(&key_slice, &key_slice);
+  CUSTOS_RETURN_IF_ERROR(
+      FromLevelDb(db_->Write(wo, &again), "destroying subject key"));
+  db_->CompactRange(&begin, &end);
   return Status::Ok();
 }
 

@@ -9,7 +9,18 @@
 //   "k:" subject id    WrappedKey
 //   "l:" ledger hash   LedgerEntry
 //
-// Thread safety: thread-safe (LevelDB is; the KEK is read-only).
+// Unwrapped keys are cached (KeyCache): GetKey unwraps a key once, and
+// DestroyKey evicts it before returning, so no read can use a destroyed key.
+//
+// Durability: PutKey is not synced by itself; the store syncs the keystore's
+// log before its own whenever it makes a change durable (storage/store.h),
+// so a record is never durable before the key it is sealed under.
+// DestroyKey is always synchronous. Physical removal of a destroyed key
+// from the keystore's files is PurgeKeys', called by the bounded erasure
+// compaction (storage/erasure.h), never on a shred's path.
+//
+// Thread safety: thread-safe (LevelDB and the cache are; the KEK is
+// read-only).
 
 #ifndef CUSTOS_STORAGE_KEYSTORE_H_
 #define CUSTOS_STORAGE_KEYSTORE_H_
@@ -27,6 +38,7 @@
 #include "base/status.h"
 #include "crypto/keyed_hash.h"
 #include "crypto/secret_key.h"
+#include "storage/key_cache.h"
 
 namespace custos {
 
@@ -35,19 +47,23 @@ class Keystore {
   // Opens or creates the keystore at `path`. FailedPrecondition when the
   // master key (through the KEK) does not match the one the keystore was
   // created with, or the format version is unknown.
+  // NotFound when there is none and !create_if_missing. `env` REQUIRES:
+  // non-null, outlives the Keystore. `cache_capacity` REQUIRES: >= 1.
   static Result<std::unique_ptr<Keystore>> Open(const std::string& path,
                                                 bool create_if_missing,
-                                                bool sync_writes,
                                                 const crypto::SecretKey& master,
-                                                Timestamp now);
+                                                Timestamp now,
+                                                leveldb::Env* env,
+                                                size_t cache_capacity);
 
-  // Wraps and stores `dek` for `subject_id` (synchronously when configured).
-  Status PutKey(std::string_view subject_id, const crypto::SecretKey& dek);
+  // Wraps and stores `dek` for `subject_id` (not synced: see above), and
+  // caches it.
+  Status PutKey(std::string_view subject_id, SharedKey dek);
 
-  // The unwrapped key, or nullptr when the subject has none (never had one,
-  // or it was destroyed). DataLoss if the wrapped key fails to unwrap.
-  Result<std::shared_ptr<const crypto::SecretKey>> GetKey(
-      std::string_view subject_id);
+  // The unwrapped key (cached), or nullptr when the subject has none (never
+  // had one, or it was destroyed). DataLoss if the wrapped key fails to
+  // unwrap.
+  Result<SharedKey> GetKey(const std::string& subject_id);
 
   // The stored wrapped key bytes, or nullopt when there are none.
   Result<std::optional<std::vector<uint8_t>>> WrappedBytes(
@@ -56,16 +72,19 @@ class Keystore {
   // True if a wrapped key is stored for the subject.
   Result<bool> HasKey(std::string_view subject_id);
 
-  // In one atomic write: deletes the subject's wrapped key and records
-  // `ledger_hash` in the erasure ledger. Then compacts the key's range so
-  // the wrapped key is gone from the keystore's files.
+  // In one synchronous write: deletes the subject's wrapped key and records
+  // `ledger_hash` in the erasure ledger; then evicts the cached key. Costs
+  // the same whatever the keystore's size: the wrapped key's bytes leave
+  // the files later, by PurgeKeys.
   Status DestroyKey(std::string_view subject_id,
                     const crypto::Digest& ledger_hash, Timestamp at,
                     std::string_view by);
 
-  // Compacts the subject's key range so a deleted wrapped key leaves the
-  // keystore's files (DestroyKey does this; recovery calls it again).
-  Status PurgeKey(std::string_view subject_id);
+  // Compacts the key range of subjects first..last (inclusive), so deleted
+  // wrapped keys in it leave the keystore's files. Cost grows with the
+  // range's share of the keystore.
+  Status PurgeKeys(std::string_view first_subject,
+                   std::string_view last_subject);
 
   Result<bool> InLedger(const crypto::Digest& ledger_hash);
 
@@ -73,14 +92,19 @@ class Keystore {
   // from the keystore's files.
   void CompactAll();
 
+  size_t CachedKeyCount() const { return cache_.size(); }
+  void ClearCache() { cache_.Clear(); }
+
  private:
   Keystore(std::unique_ptr<leveldb::DB> db, crypto::SecretKey kek,
-           uint32_t kek_version, bool sync_writes);
+           uint32_t kek_version, size_t cache_capacity);
+
+  Result<SharedKey> Unwrap(const std::string& subject_id);
 
   std::unique_ptr<leveldb::DB> db_;
   crypto::SecretKey kek_;
   uint32_t kek_version_;
-  bool sync_writes_;
+  KeyCache cache_;
 };
 
 }  // namespace custos

@@ -16,6 +16,29 @@ Status FromLevelDb(const leveldb::Status& s, std::string_view what) {
   return Status::Internal(std::move(message));
 }
 
+Result<std::unique_ptr<leveldb::DB>> OpenLevelDb(const std::string& path,
+                                                 bool create_if_missing,
+                                                 leveldb::Env* env) {
+  leveldb::Options options;
+  options.create_if_missing = create_if_missing;
+  options.paranoid_checks = true;
+  options.env = env;
+  leveldb::DB* raw = nullptr;
+  leveldb::Status s = leveldb::DB::Open(options, path, &raw);
+  if (!s.ok()) {
+    if (s.IsInvalidArgument())
+      return Fail(Status::InvalidArgument(s.ToString()));
+    return Fail(FromLevelDb(s, "opening " + path));
+  }
+  return std::unique_ptr<leveldb::DB>(raw);
+}
+
+void AppendBigEndian32(std::string& out, uint32_t v) {
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    out.push_back(static_cast<char>((v >> shift) & 0xff));
+  }
+}
+
 void AppendBigEndian64(std::string& out, uint64_t v) {
   for (int shift = 56; shift >= 0; shift -= 8) {
     out.push_back(static_cast<char>((v >> shift) & 0xff));

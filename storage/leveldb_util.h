@@ -1,12 +1,16 @@
-// Internal to storage/: the only place leveldb::Status becomes a Status, and
-// small helpers for LevelDB keys.
+// Internal to storage/: the only place leveldb::Status becomes a Status, the
+// one way a LevelDB database is opened, and small helpers for LevelDB keys.
 
 #ifndef CUSTOS_STORAGE_LEVELDB_UTIL_H_
 #define CUSTOS_STORAGE_LEVELDB_UTIL_H_
 
+#include <leveldb/db.h>
+#include <leveldb/env.h>
+#include <leveldb/slice.h>
 #include <leveldb/status.h>
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -19,9 +23,25 @@ namespace custos {
 // anything else -> Internal. `what` says which operation failed.
 Status FromLevelDb(const leveldb::Status& s, std::string_view what);
 
-// Appends `v` as 8 big-endian bytes, so numeric order is key order.
+// Opens the LevelDB database at `path` with the options every Custos
+// database uses (paranoid checks on), in `env` (REQUIRES: non-null, outlives
+// the database). Errors: as FromLevelDb maps them; a missing database with
+// !create_if_missing is InvalidArgument, as LevelDB reports it.
+Result<std::unique_ptr<leveldb::DB>> OpenLevelDb(const std::string& path,
+                                                 bool create_if_missing,
+                                                 leveldb::Env* env);
+
+// Appends `v` as 4 or 8 big-endian bytes, so numeric order is key order.
+void AppendBigEndian32(std::string& out, uint32_t v);
 void AppendBigEndian64(std::string& out, uint64_t v);
 uint64_t ReadBigEndian64(std::string_view in);  // REQUIRES: in.size() >= 8.
+
+inline leveldb::Slice ToSlice(std::string_view s) {
+  return {s.data(), s.size()};
+}
+inline std::string_view ToView(const leveldb::Slice& s) {
+  return {s.data(), s.size()};
+}
 
 inline std::string_view AsStringView(std::span<const uint8_t> bytes) {
   return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};

@@ -6,30 +6,6 @@
 namespace custos {
 namespace {
 
-bool IsKindCharacter(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
-         c == '-';
-}
-
-Status ValidateKind(std::string_view kind) {
-  if (kind.empty()) return Status::InvalidArgument("policy kind is empty");
-  if (kind.size() > kMaxPolicyKindLength) {
-    return Status::InvalidArgument("policy kind is longer than " +
-                                   std::to_string(kMaxPolicyKindLength) +
-                                   " characters");
-  }
-  for (size_t i = 0; i < kind.size(); ++i) {
-    if (!IsKindCharacter(kind[i])) {
-      // The character itself is not echoed: a kind may arrive from a client
-      // as arbitrary bytes, and the position is enough to find it.
-      return Status::InvalidArgument(
-          "policy kind may contain only [a-z0-9_-]; character at position " +
-          std::to_string(i) + " is not allowed");
-    }
-  }
-  return Status::Ok();
-}
-
 Status CheckPeriod(std::string_view kind, std::string_view field,
                    const Period& p, bool zero_allowed) {
   const std::string where =
@@ -49,7 +25,7 @@ Status CheckPeriod(std::string_view kind, std::string_view field,
 }  // namespace
 
 Status ValidatePolicy(const RetentionPolicy& policy) {
-  CUSTOS_RETURN_IF_ERROR(ValidateKind(policy.kind));
+  CUSTOS_RETURN_IF_ERROR(CheckKind(policy.kind));
   const std::string& kind = policy.kind;
 
   // A zero close_after would close records as they are created, and a zero

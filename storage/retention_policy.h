@@ -16,15 +16,16 @@
 #include <vector>
 
 #include "base/status.h"
+#include "storage/limits.h"
 #include "storage/period.h"
 
 namespace custos {
 
-inline constexpr size_t kMaxPolicyKindLength = 64;
+inline constexpr size_t kMaxPolicyKindLength = kMaxKindLength;
 
 struct RetentionPolicy {
   // The record kind the policy governs ("request", "alert").
-  // REQUIRES: 1 to kMaxPolicyKindLength characters from [a-z0-9_-].
+  // REQUIRES: CheckKind(kind) (the same rule as record kinds).
   std::string kind;
 
   // An ACTIVE record untouched this long is closed. Absent: records stay

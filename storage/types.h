@@ -6,9 +6,12 @@
 #ifndef CUSTOS_STORAGE_TYPES_H_
 #define CUSTOS_STORAGE_TYPES_H_
 
+#include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/clock.h"
@@ -193,6 +196,52 @@ struct ListPage {
   std::vector<RecordView> records;
   // Pass as after_id to continue; 0 when the scan reached the end.
   uint64_t next_after_id = 0;
+};
+
+// What Engine::Sweep() does in one call (docs/retention.md, "Sweeper").
+struct SweepOptions {
+  // Apply every transition due at or before this instant.
+  Timestamp as_of;
+  // List what would happen, change nothing.
+  bool dry_run = false;
+  // Records transitioned per write lock hold. Default: 100.
+  size_t batch_size = 100;
+  // Stop after this many records (the rest waits for the next sweep).
+  size_t max_records = SIZE_MAX;
+  // Pause between batches, so a backlog leaves room for foreground work.
+  std::chrono::microseconds pause_between_batches{0};
+};
+
+struct PlannedTransition {
+  uint64_t record_id = 0;
+  RecordState from = RecordState::kActive;
+  RecordState to = RecordState::kActive;
+  Timestamp due;
+};
+
+struct SweepReport {
+  size_t closed = 0;
+  size_t blocked = 0;
+  size_t erased = 0;
+  // Erasures due but postponed by a legal hold (to the hold's end).
+  size_t postponed = 0;
+  // Access-history events pruned because their retention ended
+  // (docs/history.md, "Retention").
+  size_t history_pruned = 0;
+  // Every transition applied (or, in a dry run, that would be), in order.
+  std::vector<PlannedTransition> transitions;
+  // False when max_records stopped the sweep with work still due.
+  bool complete = true;
+};
+
+// What Engine::VerifyErasure() found.
+struct ErasureReport {
+  // Erased ciphertexts and destroyed keys the engine knows of (by witness).
+  size_t witnesses = 0;
+  // How many of them still appear, in any file of the data directory.
+  size_t found = 0;
+  // Files (relative to data_dir) in which any was found.
+  std::vector<std::string> files_with_leftovers;
 };
 
 }  // namespace custos

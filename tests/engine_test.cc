@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 #include <leveldb/db.h>
+#include <leveldb/env.h>
 
 #include "storage/codec.h"
 #include "storage/keystore.h"
@@ -84,8 +85,9 @@ TEST_F(EngineRecordsTest, AnInterruptedFirstStartStartsOver) {
   const std::string fresh = dir_ + "/fresh";
   std::filesystem::create_directories(fresh);
   {
-    auto keystore = Keystore::Open(fresh + "/keystore", true, false,
-                                   master_bytes_, clock_.Now());
+    auto keystore =
+        Keystore::Open(fresh + "/keystore", true, master_bytes_, clock_.Now(),
+                       leveldb::Env::Default(), /*cache_capacity=*/1);
     ASSERT_TRUE(keystore.has_value());
     leveldb::DB* raw = nullptr;
     leveldb::Options options;
@@ -157,7 +159,7 @@ TEST_F(EngineRecordsTest, TokensAuthenticateTheirPrincipalOnly) {
   wrong.back() = wrong.back() == '0' ? '1' : '0';
   auto denied = engine_->Authenticate(wrong);
   ASSERT_FALSE(denied.has_value());
-  EXPECT_EQ(denied.error().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(denied.error().code(), StatusCode::kUnauthenticated);
   auto malformed = engine_->Authenticate("not-a-token");
   ASSERT_FALSE(malformed.has_value());
   EXPECT_EQ(malformed.error().ToString(), denied.error().ToString());
@@ -173,19 +175,19 @@ TEST_F(EngineRecordsTest, ARevokedPrincipalCanNeitherLogInNorAct) {
 
   auto login = engine_->Authenticate(created->token);
   ASSERT_FALSE(login.has_value());
-  EXPECT_EQ(login.error().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(login.error().code(), StatusCode::kUnauthenticated);
   auto lookup = engine_->ActorFor("svc");
   ASSERT_FALSE(lookup.has_value());
-  EXPECT_EQ(lookup.error().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(lookup.error().code(), StatusCode::kUnauthenticated);
   NewRecord r;
   r.kind = "request";
   auto create = engine_->CreateRecord(*actor, r);
   ASSERT_FALSE(create.has_value());
-  EXPECT_EQ(create.error().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(create.error().code(), StatusCode::kUnauthenticated);
 
   Reopen();  // Revocation is durable.
   EXPECT_EQ(engine_->Authenticate(created->token).error().code(),
-            StatusCode::kPermissionDenied);
+            StatusCode::kUnauthenticated);
   EXPECT_EQ(
       engine_->RevokePrincipal(*engine_->ActorFor("admin"), "nobody").code(),
       StatusCode::kNotFound);

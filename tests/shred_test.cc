@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <leveldb/db.h>
+#include <leveldb/env.h>
 
 #include "crypto/aead.h"
 #include "crypto/keyed_hash.h"
@@ -112,9 +113,32 @@ TEST_F(ShredTest, TheWrappedKeyIsGoneFromTheKeystoreFiles) {
   EXPECT_NE(ReadAllFiles(dir_ + "/keystore").find(wrapped), std::string::npos);
   ReopenAll();
   ASSERT_TRUE(engine_->ShredSubject(*admin_, subject).ok());
+  // The shred itself only destroys the key (its cost must not grow with the
+  // keystore); the bytes leave the files at the next bounded compaction.
+  ASSERT_TRUE(engine_->CompleteShreds(100).has_value());
   Close();
   EXPECT_EQ(ReadAllFiles(dir_ + "/keystore").find(wrapped), std::string::npos);
   EXPECT_EQ(ReadAllFiles(dir_).find(wrapped), std::string::npos);
+}
+
+// The deletion bound of a shred: the key is unusable at once, its bytes
+// stay in the keystore's files until the next CompleteShreds, Sweep,
+// EraseRecord or Open, never longer. Fails if the shred path compacts again
+// (the first expectation) or if the queue is lost (the second).
+TEST_F(ShredTest, TheDestroyedKeyLeavesTheFilesAtTheNextOpenNotInTheShred) {
+  uint64_t id = CreateRecord("anna@example.org");
+  const std::string subject = SubjectOf(id);
+  Close();
+  const std::string wrapped = WrappedKeyBytes(subject);
+  ReopenAll();
+  ASSERT_TRUE(engine_->ShredSubject(*admin_, subject).ok());
+  EXPECT_EQ(engine_->GetRecord(*owner_, id).error().code(),
+            StatusCode::kNotFound);
+  Close();
+  EXPECT_NE(ReadAllFiles(dir_ + "/keystore").find(wrapped), std::string::npos);
+  ReopenAll();
+  Close();
+  EXPECT_EQ(ReadAllFiles(dir_ + "/keystore").find(wrapped), std::string::npos);
 }
 
 TEST_F(ShredTest, TheErasureIsRecordedInTheLedger) {
@@ -125,7 +149,8 @@ TEST_F(ShredTest, TheErasureIsRecordedInTheLedger) {
   Close();
   crypto::SecretKey master = MasterKey();
   auto keystore =
-      Keystore::Open(dir_ + "/keystore", false, false, master, clock_.Now());
+      Keystore::Open(dir_ + "/keystore", false, master, clock_.Now(),
+                     leveldb::Env::Default(), /*cache_capacity=*/1);
   ASSERT_TRUE(keystore.has_value());
   crypto::SecretKey bi =
       crypto::DeriveSubkey(master, crypto::Subkey::kBlindIndex);

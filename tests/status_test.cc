@@ -29,6 +29,7 @@ TEST(StatusTest, EachFactorySetsItsCodeAndMessage) {
       {Status::NotFound("m"), StatusCode::kNotFound},
       {Status::InvalidArgument("m"), StatusCode::kInvalidArgument},
       {Status::FailedPrecondition("m"), StatusCode::kFailedPrecondition},
+      {Status::Unauthenticated("m"), StatusCode::kUnauthenticated},
       {Status::PermissionDenied("m"), StatusCode::kPermissionDenied},
       {Status::ResourceExhausted("m"), StatusCode::kResourceExhausted},
       {Status::Unavailable("m"), StatusCode::kUnavailable},
@@ -56,6 +57,7 @@ TEST(StatusTest, EveryCodeHasAStableName) {
   EXPECT_EQ(StatusCodeName(StatusCode::kInvalidArgument), "InvalidArgument");
   EXPECT_EQ(StatusCodeName(StatusCode::kFailedPrecondition),
             "FailedPrecondition");
+  EXPECT_EQ(StatusCodeName(StatusCode::kUnauthenticated), "Unauthenticated");
   EXPECT_EQ(StatusCodeName(StatusCode::kPermissionDenied), "PermissionDenied");
   EXPECT_EQ(StatusCodeName(StatusCode::kResourceExhausted),
             "ResourceExhausted");

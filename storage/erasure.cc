@@ -1,0 +1,211 @@
+#include "storage/erasure.h"
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <unordered_set>
+#include <vector>
+
+#include "crypto/aead.h"
+#include "storage/keys.h"
+#include "storage/leveldb_util.h"
+
+namespace custos {
+namespace {
+
+constexpr size_t kWitnessNonceOffset = 1;  // Sealed v1: version byte first.
+
+std::string QueuedAt(int64_t micros) {
+  std::string value;
+  AppendBigEndian64(value, static_cast<uint64_t>(micros));
+  return value;
+}
+
+// A queue's entries: keys (without the queue prefix), their stored values,
+// and the oldest queued time (INT64_MIN for an entry without one).
+struct Queued {
+  std::vector<std::string> keys;
+  std::vector<std::string> values;
+  int64_t oldest = INT64_MAX;
+};
+
+Result<Queued> ReadQueue(const Store& store, std::string_view prefix) {
+  Queued q;
+  CUSTOS_RETURN_IF_ERROR(
+      store.Scan(prefix, {}, [&](std::string_view key, std::string_view value) {
+        q.keys.emplace_back(key.substr(prefix.size()));
+        q.values.emplace_back(value);
+        q.oldest = std::min<int64_t>(
+            q.oldest, value.size() == 8
+                          ? static_cast<int64_t>(ReadBigEndian64(value))
+                          : INT64_MIN);
+        return true;
+      }));
+  return q;
+}
+
+}  // namespace
+
+void Erasure::AddWitness(leveldb::WriteBatch& batch,
+                         const codec::Bytes& sealed) {
+  if (sealed.size() < kWitnessNonceOffset + crypto::kNonceSize) return;
+  std::string key(keys::kWitnessPrefix);
+  for (size_t i = 0; i < crypto::kNonceSize; ++i) {
+    key.push_back(static_cast<char>(~sealed[kWitnessNonceOffset + i]));
+  }
+  batch.Put(key, "");
+}
+
+void Erasure::Queue(leveldb::WriteBatch& batch, std::string_view key,
+                    int64_t now_micros) {
+  batch.Put(keys::CompactQueue(key), QueuedAt(now_micros));
+}
+
+void Erasure::QueueKeystore(leveldb::WriteBatch& batch,
+                            std::string_view subject_id, int64_t now_micros) {
+  batch.Put(keys::KeystoreCompactQueue(subject_id), QueuedAt(now_micros));
+}
+
+void Erasure::EraseContents(codec::StoredRecord& r, int64_t at_micros,
+                            int64_t now_micros, leveldb::WriteBatch& batch) {
+  r.state = RecordState::kErased;
+  r.erased_at_micros = at_micros;
+  for (const auto& p : r.parts) AddWitness(batch, p.sealed);
+  for (const auto& f : r.flags) AddWitness(batch, f.sealed_note);
+  for (const auto& c : r.contests) AddWitness(batch, c.sealed_statement);
+  r.parts.clear();
+  for (auto& f : r.flags) f.sealed_note.clear();
+  for (auto& c : r.contests) c.sealed_statement.clear();
+  Queue(batch, keys::Record(r.id), now_micros);
+}
+
+Status Erasure::CompactQueued() {
+  if (!options_.compact_after_erasure) return Status::Ok();
+  // Gather the queued keys and compact the span they cover once: erased
+  // records tend to be neighbours (ids grow with time, and records closed
+  // together are due together), and one range compaction rewrites each
+  // overlapping file once instead of once per key. The compactions run
+  // without the write lock: LevelDB allows writes meanwhile, and foreground
+  // calls must not wait for them.
+  WriteLock lock = store_.Lock();
+  auto records = ReadQueue(store_, keys::kCompactQueuePrefix);
+  if (!records) return records.error();
+  auto keystore = ReadQueue(store_, keys::kKeystoreCompactQueuePrefix);
+  if (!keystore) return keystore.error();
+  if (records->keys.empty() && keystore->keys.empty()) return Status::Ok();
+  // With a delay, wait until the oldest erasure has waited that long, then
+  // compact everything queued at once.
+  const int64_t delay = options_.erasure_compaction_delay.count();
+  const int64_t oldest = std::min(records->oldest, keystore->oldest);
+  if (delay > 0 && oldest != INT64_MIN &&
+      oldest > ToMicros(options_.clock->Now()) - delay) {
+    return Status::Ok();
+  }
+  lock.Unlock();
+
+  if (!keystore->keys.empty()) {
+    const auto [first, last] =
+        std::minmax_element(keystore->keys.begin(), keystore->keys.end());
+    CUSTOS_RETURN_IF_ERROR(keystore_.PurgeKeys(*first, *last));
+  }
+  if (!records->keys.empty()) {
+    const auto [min_it, max_it] =
+        std::minmax_element(records->keys.begin(), records->keys.end());
+    const std::string first = *min_it, last = *max_it;
+    store_.CompactRange(first, last);
+    // If an erased key's old and new versions were flushed into one table
+    // on the deepest level overlapping the range, the compaction above did
+    // not take that table as input. Writing each key again (its current
+    // value, unchanged) and compacting once more puts a newer table above
+    // it, which the second compaction merges into it, dropping the old
+    // versions.
+    WriteLock relock = store_.Lock();
+    leveldb::WriteBatch rewrite;
+    for (const std::string& key : records->keys) {
+      auto value = store_.Get(key);
+      if (!value) return value.error();
+      if (*value) {
+        rewrite.Put(key, **value);
+      } else {
+        rewrite.Delete(key);
+      }
+    }
+    CUSTOS_RETURN_IF_ERROR(
+        store_.Commit(std::move(relock), rewrite, {}, "rewriting erased keys"));
+    store_.CompactRange(first, last);
+  }
+
+  // Only now is the work done: a crash before this point leaves the queues
+  // as they were, and the next call (at the latest the next Open) redoes
+  // it. An entry re-queued meanwhile (same key, newer time) stays.
+  WriteLock done_lock = store_.Lock();
+  leveldb::WriteBatch done;
+  const std::pair<const Queued*, std::string_view> queues[] = {
+      {&*records, keys::kCompactQueuePrefix},
+      {&*keystore, keys::kKeystoreCompactQueuePrefix}};
+  for (const auto& [queue, prefix] : queues) {
+    for (size_t i = 0; i < queue->keys.size(); ++i) {
+      const std::string key = std::string(prefix) + queue->keys[i];
+      auto value = store_.Get(key);
+      if (!value) return value.error();
+      if (*value && **value == queue->values[i]) done.Delete(key);
+    }
+  }
+  return store_.Commit(std::move(done_lock), done, {},
+                       "clearing compaction queue");
+}
+
+Result<ErasureReport> Erasure::Verify() const {
+  // The nonces to look for, and their first 8 bytes as a quick filter.
+  std::unordered_set<std::string> nonces;
+  std::unordered_set<uint64_t> prefixes;
+  CUSTOS_RETURN_IF_ERROR(store_.Scan(
+      keys::kWitnessPrefix, {}, [&](std::string_view key, std::string_view) {
+        std::string nonce(key.substr(keys::kWitnessPrefix.size()));
+        if (nonce.size() != crypto::kNonceSize) return true;
+        for (char& c : nonce) c = static_cast<char>(~c);
+        uint64_t prefix = 0;
+        std::memcpy(&prefix, nonce.data(), sizeof(prefix));
+        prefixes.insert(prefix);
+        nonces.insert(std::move(nonce));
+        return true;
+      }));
+  ErasureReport report;
+  report.witnesses = nonces.size();
+  std::unordered_set<std::string> found;
+  std::error_code ec;
+  const std::filesystem::path root(options_.data_dir);
+  for (const auto& entry :
+       std::filesystem::recursive_directory_iterator(root, ec)) {
+    if (!entry.is_regular_file()) continue;
+    std::ifstream in(entry.path(), std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)),
+                      std::istreambuf_iterator<char>());
+    bool leftovers = false;
+    for (size_t i = 0; i + crypto::kNonceSize <= bytes.size(); ++i) {
+      uint64_t prefix = 0;
+      std::memcpy(&prefix, bytes.data() + i, sizeof(prefix));
+      if (!prefixes.contains(prefix)) continue;
+      std::string candidate = bytes.substr(i, crypto::kNonceSize);
+      if (nonces.contains(candidate)) {
+        found.insert(std::move(candidate));
+        leftovers = true;
+      }
+    }
+    if (leftovers) {
+      report.files_with_leftovers.push_back(
+          std::filesystem::relative(entry.path(), root).string());
+    }
+  }
+  if (ec) {
+    return Fail(
+        Status::Internal("scanning the data directory: " + ec.message()));
+  }
+  std::sort(report.files_with_leftovers.begin(),
+            report.files_with_leftovers.end());
+  report.found = found.size();
+  return report;
+}
+
+}  // namespace custos

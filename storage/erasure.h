@@ -1,0 +1,72 @@
+// Internal to storage/: erased bytes leave the disk (DESIGN section 4,
+// docs/retention.md "Deletion bound"). Owns the key families "ew:" (erasure
+// witnesses), "q:compact:" (records-database keys whose old versions must
+// be compacted away) and "q:kcompact:" (destroyed keystore keys).
+//
+// Erasing something adds to the erasing change's batch a witness of each
+// sealed value that goes (its random nonce, complemented) and a queue entry
+// for its key; CompactQueued later compacts the queued key ranges of both
+// databases so their old versions leave the files, and Verify scans every
+// file of the data directory for the witnessed nonces.
+//
+// Thread safety: thread-safe. CompactQueued takes the write lock itself for
+// its short steps and compacts without it: REQUIRES the caller does not hold
+// it.
+
+#ifndef CUSTOS_STORAGE_ERASURE_H_
+#define CUSTOS_STORAGE_ERASURE_H_
+
+#include <leveldb/write_batch.h>
+
+#include <string>
+#include <string_view>
+
+#include "base/clock.h"
+#include "base/status.h"
+#include "storage/codec.h"
+#include "storage/keystore.h"
+#include "storage/options.h"
+#include "storage/store.h"
+#include "storage/types.h"
+
+namespace custos {
+
+class Erasure {
+ public:
+  // Arguments REQUIRE: outlive this object.
+  Erasure(Store& store, Keystore& keystore, const Options& options)
+      : store_(store), keystore_(keystore), options_(options) {}
+
+  // Adds to `batch` a witness of `sealed`, a value about to be erased.
+  static void AddWitness(leveldb::WriteBatch& batch,
+                         const codec::Bytes& sealed);
+  // Queues records-database `key` for compaction, at `now_micros`.
+  static void Queue(leveldb::WriteBatch& batch, std::string_view key,
+                    int64_t now_micros);
+  // Queues the destroyed keystore key of `subject_id` for compaction.
+  static void QueueKeystore(leveldb::WriteBatch& batch,
+                            std::string_view subject_id, int64_t now_micros);
+  // Erases the record's contents: its personal parts, flag notes and
+  // contest contents go (witnessed), who flagged or contested and when
+  // stays with the attributes; state ERASED at `at_micros`; the record's
+  // key is queued.
+  static void EraseContents(codec::StoredRecord& r, int64_t at_micros,
+                            int64_t now_micros, leveldb::WriteBatch& batch);
+
+  // Compacts what is queued, if Options::compact_after_erasure, and once
+  // the oldest entry has waited Options::erasure_compaction_delay. A crash
+  // at any point leaves the queue as it was; the next call redoes it.
+  Status CompactQueued();
+
+  // Scans every file of the data directory for the witnessed nonces.
+  Result<ErasureReport> Verify() const;
+
+ private:
+  Store& store_;
+  Keystore& keystore_;
+  const Options& options_;
+};
+
+}  // namespace custos
+
+#endif  // CUSTOS_STORAGE_ERASURE_H_

@@ -1,0 +1,91 @@
+#include "storage/events.h"
+
+#include <algorithm>
+
+namespace custos::events {
+namespace {
+
+Event By(const PrincipalInfo& who, EventAction action, Timestamp at) {
+  Event e;
+  e.at = at;
+  e.principal_id = who.id;
+  e.principal_name = who.display_name;
+  e.action = action;
+  return e;
+}
+
+void AddField(Event& e, const std::string& name) {
+  if (std::find(e.fields.begin(), e.fields.end(), name) == e.fields.end()) {
+    e.fields.push_back(name);
+  }
+}
+
+}  // namespace
+
+Event RecordEvent(const PrincipalInfo& who, EventAction action,
+                  const codec::StoredRecord& r, Timestamp at) {
+  Event e = By(who, action, at);
+  e.record_id = r.id;
+  e.record_kind = r.kind;
+  e.record_state = r.state;
+  e.subject_ids = r.subject_ids;
+  return e;
+}
+
+Event SubjectEvent(const PrincipalInfo& who, EventAction action,
+                   const std::string& subject_id, Timestamp at) {
+  Event e = By(who, action, at);
+  e.subject_ids = {subject_id};
+  return e;
+}
+
+Event ReadEvent(const PrincipalInfo& who, const RecordView& view,
+                const std::optional<Purpose>& purpose, Timestamp at) {
+  // Reading closed or blocked data is possible only for a stated purpose.
+  Event e =
+      By(who,
+         view.state == RecordState::kActive ? EventAction::kRead
+                                            : EventAction::kReadRestricted,
+         at);
+  e.record_id = view.id;
+  e.record_kind = view.kind;
+  e.record_state = view.state;
+  e.purpose = purpose;
+  for (const PartView& part : view.parts) {
+    e.subject_ids.push_back(part.subject_id);
+    for (const Field& f : part.fields) AddField(e, f.name);
+  }
+  // Flag notes and contests shown with the record are disclosed too.
+  for (const FlagView& f : view.flags) {
+    if (!f.note.empty()) AddField(e, "flag:note");
+  }
+  for (const ContestView& c : view.contests) {
+    if (!c.statement.empty()) AddField(e, "contest:statement");
+    for (const Field& f : c.corrected) AddField(e, "contest:" + f.name);
+  }
+  return e;
+}
+
+std::vector<std::string> FieldNames(const std::vector<Field>& fields) {
+  std::vector<std::string> names;
+  for (const Field& f : fields) names.push_back(f.name);
+  return names;
+}
+
+AccessEvent ToAccessEvent(const HistoryEntry& entry) {
+  AccessEvent e;
+  e.seq = entry.header.seq;
+  e.at = entry.header.at;
+  e.principal_id = entry.header.principal_id;
+  e.principal_name = entry.header.principal_name;
+  e.action = std::string(EventActionName(entry.header.action));
+  e.record_id = entry.header.record_id;
+  e.record_kind = entry.header.record_kind;
+  e.record_state = entry.header.record_state;
+  e.purpose = entry.header.purpose_kind;
+  e.justification = entry.justification;
+  e.fields = entry.fields;
+  return e;
+}
+
+}  // namespace custos::events

@@ -1,0 +1,43 @@
+// Internal to storage/: the access-history events of engine acts
+// (docs/history.md, "Which call writes which event"), built in one place,
+// and their public form.
+//
+// Thread safety: pure functions.
+
+#ifndef CUSTOS_STORAGE_EVENTS_H_
+#define CUSTOS_STORAGE_EVENTS_H_
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "storage/codec.h"
+#include "storage/history.h"
+#include "storage/types.h"
+
+namespace custos::events {
+
+// `who` did `action` on record `r` (in its state after the change) at `at`,
+// concerning every subject of the record.
+Event RecordEvent(const PrincipalInfo& who, EventAction action,
+                  const codec::StoredRecord& r, Timestamp at);
+
+// `who` did `action` concerning one subject, about no record.
+Event SubjectEvent(const PrincipalInfo& who, EventAction action,
+                   const std::string& subject_id, Timestamp at);
+
+// The disclosure of `view` (which included personal data) to `who`: a read,
+// or a read_restricted when the record was not ACTIVE, naming every field,
+// flag note and contest content shown.
+Event ReadEvent(const PrincipalInfo& who, const RecordView& view,
+                const std::optional<Purpose>& purpose, Timestamp at);
+
+// The names of `fields`, never their values.
+std::vector<std::string> FieldNames(const std::vector<Field>& fields);
+
+// An event as an auditor sees it.
+AccessEvent ToAccessEvent(const HistoryEntry& entry);
+
+}  // namespace custos::events
+
+#endif  // CUSTOS_STORAGE_EVENTS_H_

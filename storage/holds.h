@@ -1,0 +1,72 @@
+// Internal to storage/: legal holds (DESIGN section 3, docs/retention.md
+// "Legal holds"). Owns the key families "hold:", "ho:" and the counter
+// "m:next_hold_id". A hold postpones erasure; it never changes visibility.
+// Holds do not write records: whoever releases a hold reschedules the
+// records it returns.
+//
+// Thread safety: thread-safe; Add and Release REQUIRE the write lock.
+
+#ifndef CUSTOS_STORAGE_HOLDS_H_
+#define CUSTOS_STORAGE_HOLDS_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/status.h"
+#include "storage/codec.h"
+#include "storage/store.h"
+#include "storage/types.h"
+
+namespace custos {
+
+class Holds {
+ public:
+  Holds(Store& store, const Clock& clock) : store_(store), clock_(clock) {}
+
+  // Stores `hold` (with its record_id or subject_id set) set by `officer`,
+  // and its hold_set event; `record` is the held record (null for a subject
+  // hold). InvalidArgument for an end not in the future.
+  Result<HoldView> Add(WriteLock lock, const PrincipalInfo& officer,
+                       HoldView hold, std::string_view reason,
+                       Timestamp ends_at, const codec::StoredRecord* record);
+
+  // Releases hold `hold_id` with its hold_released event, in one write.
+  // Returns the ids of the records whose erasure it may have postponed, to
+  // be rescheduled by the caller. NotFound for an unknown id;
+  // FailedPrecondition if already released.
+  Result<std::vector<uint64_t>> Release(const WriteLock& lock,
+                                        const PrincipalInfo& officer,
+                                        std::string_view hold_id);
+
+  // Holds in force at `at` covering the record: its own and its subjects'.
+  Result<std::vector<HoldView>> OnRecord(const codec::StoredRecord& record,
+                                         int64_t at) const;
+  // Holds in force at `at` on the record itself only.
+  Result<std::vector<HoldView>> OnRecordOnly(uint64_t record_id,
+                                             int64_t at) const;
+  // Holds in force at `at` covering the subject or any of its records.
+  Result<std::vector<HoldView>> OnSubject(const std::string& subject_id,
+                                          int64_t at) const;
+  // Holds in force at `at` on the subject itself only.
+  Result<std::vector<HoldView>> OnSubjectOnly(const std::string& subject_id,
+                                              int64_t at) const;
+  // Every hold in force now; with include_ended, released and ended too.
+  Result<std::vector<HoldView>> List(bool include_ended) const;
+
+  // "legal hold h3 (until 2027-03-01T00:00:00Z), legal hold h4 (...)".
+  static std::string Describe(const std::vector<HoldView>& holds);
+
+ private:
+  Result<std::vector<HoldView>> Under(const std::string& prefix, int64_t at,
+                                      bool subject_only) const;
+
+  Store& store_;
+  const Clock& clock_;
+};
+
+}  // namespace custos
+
+#endif  // CUSTOS_STORAGE_HOLDS_H_

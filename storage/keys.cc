@@ -1,0 +1,100 @@
+#include "storage/keys.h"
+
+#include "storage/leveldb_util.h"
+
+namespace custos::keys {
+namespace {
+
+std::string Join(std::string_view prefix, std::string_view rest) {
+  std::string key(prefix);
+  key += rest;
+  return key;
+}
+std::string JoinNumber(std::string_view prefix, uint64_t n) {
+  std::string key(prefix);
+  AppendBigEndian64(key, n);
+  return key;
+}
+// prefix || name || NUL: no name is a prefix of another name's entries.
+std::string JoinName(std::string_view prefix, std::string_view name) {
+  std::string key = Join(prefix, name);
+  key.push_back('\0');
+  return key;
+}
+
+}  // namespace
+
+std::string Principal(std::string_view id) {
+  return Join(kPrincipalPrefix, id);
+}
+std::string Credential(std::string_view hash) { return Join("c:", hash); }
+std::string Policy(std::string_view kind) { return Join(kPolicyPrefix, kind); }
+
+std::string Subject(std::string_view id) { return Join("s:", id); }
+std::string BlindIndex(std::string_view index) { return Join("b:", index); }
+std::string SubjectRecordsPrefix(std::string_view subject) {
+  return JoinName("x:", subject);
+}
+std::string SubjectRecord(std::string_view subject, uint64_t record_id) {
+  std::string key = SubjectRecordsPrefix(subject);
+  AppendBigEndian64(key, record_id);
+  return key;
+}
+
+std::string Record(uint64_t id) { return JoinNumber(kRecordPrefix, id); }
+std::string AclPrefix(std::string_view principal) {
+  return JoinName("a:", principal);
+}
+std::string Acl(std::string_view principal, uint64_t record_id) {
+  std::string key = AclPrefix(principal);
+  AppendBigEndian64(key, record_id);
+  return key;
+}
+
+std::string Deadline(int64_t due_micros, uint64_t record_id) {
+  std::string key =
+      JoinNumber(kDeadlinePrefix, static_cast<uint64_t>(due_micros));
+  AppendBigEndian64(key, record_id);
+  return key;
+}
+
+std::string Hold(std::string_view id) { return Join(kHoldPrefix, id); }
+std::string RecordHoldsPrefix(uint64_t record_id) {
+  return JoinNumber("ho:r:", record_id);
+}
+std::string SubjectHoldsPrefix(std::string_view subject) {
+  return JoinName("ho:s:", subject);
+}
+
+std::string CompactQueue(std::string_view key) {
+  return Join(kCompactQueuePrefix, key);
+}
+std::string KeystoreCompactQueue(std::string_view subject_id) {
+  return Join(kKeystoreCompactQueuePrefix, subject_id);
+}
+
+std::string ShredQueue(std::string_view subject_id) {
+  return Join(kShredQueuePrefix, subject_id);
+}
+
+std::string Event(uint64_t seq) { return JoinNumber(kEventPrefix, seq); }
+std::string HistoryIndexPrefix(std::string_view tag) {
+  return Join(kHistoryIndexPrefix, tag);
+}
+std::string HistoryIndex(std::string_view tag, uint64_t seq) {
+  std::string key = HistoryIndexPrefix(tag);
+  AppendBigEndian64(key, seq);
+  return key;
+}
+std::string HistoryReversePrefix(uint64_t seq) {
+  return JoinNumber(kHistoryReversePrefix, seq);
+}
+std::string HistoryReverse(uint64_t seq, std::string_view tag) {
+  return Join(HistoryReversePrefix(seq), tag);
+}
+
+uint64_t NumberAfter(std::string_view key, std::string_view prefix) {
+  return ReadBigEndian64(key.substr(prefix.size()));
+}
+
+}  // namespace custos::keys

@@ -1,0 +1,103 @@
+// Internal to storage/: the key layout of the records database, the one
+// place that spells a key prefix. Families appear in the order of
+// docs/storage.md, "Key layout"; each names its owning unit. Numbers are
+// 8-byte big-endian, so numeric order is key order.
+//
+// Thread safety: pure functions.
+
+#ifndef CUSTOS_STORAGE_KEYS_H_
+#define CUSTOS_STORAGE_KEYS_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace custos::keys {
+
+// ---- Store (store.cc): format and counters -------------------------------
+inline constexpr std::string_view kFormat = "m:format";
+inline constexpr std::string_view kNextRecordId = "m:next_record_id";
+inline constexpr std::string_view kNextHoldId = "m:next_hold_id";
+inline constexpr std::string_view kHistoryPruneCursor =
+    "m:history_prune_cursor";
+
+// ---- Principals (principals.cc) -------------------------------------------
+// "p:" id -> Principal; "c:" credential hash -> principal id.
+inline constexpr std::string_view kPrincipalPrefix = "p:";
+std::string Principal(std::string_view id);
+std::string Credential(std::string_view credential_hash);
+
+// ---- Policies (policies.cc) -----------------------------------------------
+// "pol:" kind -> Policy.
+inline constexpr std::string_view kPolicyPrefix = "pol:";
+std::string Policy(std::string_view kind);
+
+// ---- Subjects (subjects.cc) -----------------------------------------------
+// "s:" id -> Subject; "b:" blind index -> subject id;
+// "x:" subject || NUL || u64 record -> "" (the subject's records).
+std::string Subject(std::string_view id);
+std::string BlindIndex(std::string_view index);
+std::string SubjectRecordsPrefix(std::string_view subject);
+std::string SubjectRecord(std::string_view subject, uint64_t record_id);
+
+// ---- Records (record_store.cc, records.cc) --------------------------------
+// "r:" u64 id -> Record; "a:" principal || NUL || u64 id -> "" (the records
+// a principal owns or was granted).
+inline constexpr std::string_view kRecordPrefix = "r:";
+std::string Record(uint64_t id);
+std::string AclPrefix(std::string_view principal);
+std::string Acl(std::string_view principal, uint64_t record_id);
+
+// ---- Deadline index (record_store.cc, read by sweeper.cc) -----------------
+// "d:" u64 due micros || u64 record id -> "".
+inline constexpr std::string_view kDeadlinePrefix = "d:";
+std::string Deadline(int64_t due_micros, uint64_t record_id);
+
+// ---- Legal holds (holds.cc) -----------------------------------------------
+// "hold:" id -> Hold; "ho:r:" u64 record || id -> "";
+// "ho:s:" subject || NUL || id -> "s" (a subject hold) or "r" (a hold on one
+// of the subject's records, so a shred sees it without a scan).
+inline constexpr std::string_view kHoldPrefix = "hold:";
+std::string Hold(std::string_view id);
+std::string RecordHoldsPrefix(uint64_t record_id);
+std::string SubjectHoldsPrefix(std::string_view subject);
+
+// ---- Erasure (erasure.cc) -------------------------------------------------
+// "ew:" complement of an erased nonce -> "" (complemented, so the witness
+// itself never matches the scan for the nonce);
+// "q:compact:" key -> u64 queued-at micros (records-database keys whose old
+// versions must leave the files);
+// "q:kcompact:" subject id -> u64 queued-at micros (destroyed keystore
+// keys whose old versions must leave the keystore's files).
+inline constexpr std::string_view kWitnessPrefix = "ew:";
+inline constexpr std::string_view kCompactQueuePrefix = "q:compact:";
+inline constexpr std::string_view kKeystoreCompactQueuePrefix = "q:kcompact:";
+std::string CompactQueue(std::string_view key);
+std::string KeystoreCompactQueue(std::string_view subject_id);
+
+// ---- Shredder (shredder.cc) -----------------------------------------------
+// "q:shred:" subject id -> u64 last record finished (empty at first).
+inline constexpr std::string_view kShredQueuePrefix = "q:shred:";
+std::string ShredQueue(std::string_view subject_id);
+
+// ---- Access history (history.cc) ------------------------------------------
+// "e:" u64 seq -> Event; "h:" tag || u64 seq -> sealed seq;
+// "hs:" u64 seq || tag -> ""; head and checkpoint under "m:".
+inline constexpr std::string_view kEventPrefix = "e:";
+inline constexpr std::string_view kHistoryIndexPrefix = "h:";
+inline constexpr std::string_view kHistoryReversePrefix = "hs:";
+inline constexpr std::string_view kHistoryHead = "m:history_head";
+inline constexpr std::string_view kHistoryCheckpoint = "m:history_checkpoint";
+std::string Event(uint64_t seq);
+std::string HistoryIndexPrefix(std::string_view tag);
+std::string HistoryIndex(std::string_view tag, uint64_t seq);
+std::string HistoryReversePrefix(uint64_t seq);
+std::string HistoryReverse(uint64_t seq, std::string_view tag);
+
+// The u64 that follows `prefix` in `key`. REQUIRES: key.size() >=
+// prefix.size() + 8.
+uint64_t NumberAfter(std::string_view key, std::string_view prefix);
+
+}  // namespace custos::keys
+
+#endif  // CUSTOS_STORAGE_KEYS_H_

@@ -1,0 +1,136 @@
+#include "storage/limits.h"
+
+#include <algorithm>
+#include <set>
+#include <string>
+
+namespace custos {
+namespace {
+
+bool IsKindChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '-';
+}
+
+bool IsIdChar(char c) { return IsKindChar(c) || c == '.'; }
+
+// "<prefix> <max> <noun>", e.g. "a record may hold at most 64 attributes".
+Status TooMany(std::string_view prefix, size_t max, std::string_view noun) {
+  return Status::InvalidArgument(std::string(prefix) + " " +
+                                 std::to_string(max) + " " + std::string(noun));
+}
+
+}  // namespace
+
+Status CheckKind(std::string_view kind) {
+  if (kind.empty()) return Status::InvalidArgument("a kind is empty");
+  if (kind.size() > kMaxKindLength) {
+    return Status::InvalidArgument("a kind is longer than " +
+                                   std::to_string(kMaxKindLength) +
+                                   " characters");
+  }
+  for (size_t i = 0; i < kind.size(); ++i) {
+    if (!IsKindChar(kind[i])) {
+      // The character itself is not echoed: a kind may arrive from a client
+      // as arbitrary bytes, and the position is enough to find it.
+      return Status::InvalidArgument(
+          "a kind may contain only [a-z0-9_-]; character at position " +
+          std::to_string(i) + " is not allowed");
+    }
+  }
+  return Status::Ok();
+}
+
+Status CheckId(std::string_view id, std::string_view what, size_t max) {
+  if (id.empty() || id.size() > max) {
+    return Status::InvalidArgument(std::string(what) + " must be 1 to " +
+                                   std::to_string(max) + " characters");
+  }
+  if (!std::all_of(id.begin(), id.end(), IsIdChar)) {
+    return Status::InvalidArgument(std::string(what) +
+                                   " may hold only a-z, 0-9, '-', '_', '.'");
+  }
+  return Status::Ok();
+}
+
+Status CheckLength(std::string_view value, std::string_view what, size_t max,
+                   bool allow_empty) {
+  if ((!allow_empty && value.empty()) || value.size() > max) {
+    return Status::InvalidArgument(std::string(what) + " must be " +
+                                   (allow_empty ? "at most " : "1 to ") +
+                                   std::to_string(max) + " bytes");
+  }
+  return Status::Ok();
+}
+
+Status CheckFields(const std::vector<Field>& fields, const Limits& limits,
+                   size_t* total_bytes) {
+  if (fields.size() > limits.max_fields_per_part) {
+    return TooMany("a personal part may hold at most",
+                   limits.max_fields_per_part, "fields");
+  }
+  std::set<std::string_view> names;
+  for (const Field& f : fields) {
+    CUSTOS_RETURN_IF_ERROR(CheckLength(f.name, "a field name",
+                                       limits.max_field_name_length, false));
+    CUSTOS_RETURN_IF_ERROR(CheckLength(f.value, "field '" + f.name + "'",
+                                       limits.max_field_value_length, true));
+    if (!names.insert(f.name).second) {
+      return Status::InvalidArgument("field '" + f.name + "' appears twice");
+    }
+    *total_bytes += f.name.size() + f.value.size();
+  }
+  return Status::Ok();
+}
+
+Status CheckPurpose(const std::optional<Purpose>& purpose,
+                    const Limits& limits) {
+  if (!purpose) return Status::Ok();
+  return CheckLength(purpose->justification, "a purpose's justification",
+                     limits.max_justification_length, false);
+}
+
+Status ValidateNewRecord(const NewRecord& in, const Limits& limits) {
+  CUSTOS_RETURN_IF_ERROR(CheckKind(in.kind));
+  if (in.attributes.size() > limits.max_attributes) {
+    return TooMany("a record may hold at most", limits.max_attributes,
+                   "attributes");
+  }
+  for (const Attribute& a : in.attributes) {
+    CUSTOS_RETURN_IF_ERROR(CheckLength(a.key, "an attribute key",
+                                       limits.max_attribute_key_length, false));
+    CUSTOS_RETURN_IF_ERROR(CheckLength(a.value, "attribute '" + a.key + "'",
+                                       limits.max_attribute_value_length,
+                                       true));
+  }
+  if (in.personal.size() > limits.max_subjects_per_record) {
+    return TooMany("a record may concern at most",
+                   limits.max_subjects_per_record, "subjects");
+  }
+  size_t personal_bytes = 0;
+  for (const PersonalPartInput& part : in.personal) {
+    CUSTOS_RETURN_IF_ERROR(CheckLength(part.subject_identifier,
+                                       "a subject identifier",
+                                       limits.max_identifier_length, false));
+    CUSTOS_RETURN_IF_ERROR(CheckFields(part.fields, limits, &personal_bytes));
+  }
+  for (size_t i = 0; i < in.personal.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (in.personal[i].subject_identifier ==
+          in.personal[j].subject_identifier) {
+        return Status::InvalidArgument(
+            "two personal parts name the same subject");
+      }
+    }
+  }
+  if (personal_bytes > limits.max_personal_bytes) {
+    return TooMany("a record's personal data may total at most",
+                   limits.max_personal_bytes, "bytes");
+  }
+  if (in.grants.size() > limits.max_grants) {
+    return TooMany("a record may have at most", limits.max_grants, "grants");
+  }
+  return Status::Ok();
+}
+
+}  // namespace custos

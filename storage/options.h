@@ -1,0 +1,58 @@
+// Options of an Engine (storage/engine.h), in the manner of LevelDB's
+// options.h: every field says its default and what it requires.
+
+#ifndef CUSTOS_STORAGE_OPTIONS_H_
+#define CUSTOS_STORAGE_OPTIONS_H_
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+
+#include "base/clock.h"
+#include "storage/limits.h"
+
+namespace leveldb {
+class Env;
+}  // namespace leveldb
+
+namespace custos {
+
+struct Options {
+  // Directory holding "records/" and "keystore/". REQUIRES: non-empty.
+  std::string data_dir;
+  // Create an empty store when data_dir holds none. Default: true.
+  bool create_if_missing = true;
+  // Acknowledge a change only once it is on stable storage. Concurrent
+  // changes share their fsyncs (group commit, docs/storage.md). Default:
+  // true.
+  bool sync_writes = true;
+  // Number of unwrapped subject keys kept in guarded memory. Default: 1024.
+  // REQUIRES: >= 1.
+  size_t key_cache_capacity = 1024;
+  // Default: see Limits. REQUIRES: max_page_size and max_list_scan >= 1.
+  Limits limits;
+  // After any call that erased data (Sweep, EraseRecord, CompleteShreds),
+  // compact the affected key ranges before returning, so that no file of
+  // the data directory still holds the erased ciphertexts (docs/
+  // retention.md, "Deletion bound"). A shred's destroyed key and sealed
+  // identifier are queued like the rest and leave the files at the next
+  // such call or Open, never inside ShredSubject itself. Default: true.
+  bool compact_after_erasure = true;
+  // How long erased bytes may stay on disk. 0: compact before the erasing
+  // call returns. Otherwise erased keys are queued with their erasure time
+  // and compacted together once the oldest has waited this long, by the
+  // next erasing call, sweep or Open: many erasures share one rewrite, and
+  // the bound is this delay plus the interval between sweeps.
+  // Default: 0. REQUIRES: >= 0.
+  std::chrono::microseconds erasure_compaction_delay{0};
+  // Source of time. REQUIRES: non-null; must outlive the Engine.
+  const Clock* clock = nullptr;
+  // LevelDB's environment for both databases: the seam for fault injection
+  // in tests. Default: nullptr, meaning leveldb::Env::Default(). If set,
+  // must outlive the Engine.
+  leveldb::Env* env = nullptr;
+};
+
+}  // namespace custos
+
+#endif  // CUSTOS_STORAGE_OPTIONS_H_

@@ -1,0 +1,198 @@
+#include "storage/principals.h"
+
+#include <algorithm>
+#include <mutex>
+
+#include "crypto/keyed_hash.h"
+#include "storage/codec.h"
+#include "storage/keys.h"
+#include "storage/leveldb_util.h"
+
+namespace custos {
+
+Principals::Principals(Store& store, crypto::SecretKey credential_key,
+                       const Limits& limits, const Clock& clock)
+    : store_(store),
+      credential_key_(std::move(credential_key)),
+      limits_(limits),
+      clock_(clock) {}
+
+Status Principals::Load() {
+  Status decoded;
+  CUSTOS_RETURN_IF_ERROR(store_.Scan(keys::kPrincipalPrefix, {},
+                                     [&](std::string_view, std::string_view v) {
+                                       auto p = codec::DecodePrincipal(v);
+                                       if (!p) {
+                                         decoded = p.error();
+                                         return false;
+                                       }
+                                       by_id_[p->info.id] = p->info;
+                                       return true;
+                                     }));
+  return decoded;
+}
+
+Result<NewPrincipal> Principals::Bootstrap(std::string_view id,
+                                           std::string_view display_name) {
+  WriteLock lock = store_.Lock();
+  {
+    std::shared_lock read(mu_);
+    if (!by_id_.empty()) {
+      return Fail(Status::FailedPrecondition(
+          "the store already has principals; ask an admin"));
+    }
+  }
+  return AddLocked(std::move(lock), id, display_name, {Role::kAdmin}, false);
+}
+
+Result<NewPrincipal> Principals::Add(std::string_view id,
+                                     std::string_view display_name,
+                                     const std::vector<Role>& roles,
+                                     bool redacted) {
+  return AddLocked(store_.Lock(), id, display_name, roles, redacted);
+}
+
+Result<NewPrincipal> Principals::AddLocked(WriteLock lock, std::string_view id,
+                                           std::string_view display_name,
+                                           const std::vector<Role>& roles,
+                                           bool redacted) {
+  CUSTOS_RETURN_IF_ERROR(CheckId(id, "a principal id", limits_.max_id_length));
+  CUSTOS_RETURN_IF_ERROR(CheckLength(display_name, "a display name",
+                                     limits_.max_display_name_length, false));
+  if (roles.empty()) {
+    return Fail(Status::InvalidArgument("a principal needs at least one role"));
+  }
+  if (Get(id)) return Fail(Status::AlreadyExists("principal id is taken"));
+  NewPrincipal created;
+  created.token = crypto::GenerateToken();
+  auto hash = crypto::HashToken(credential_key_, created.token);
+  if (!hash) return Fail(hash.error());
+  codec::StoredPrincipal stored;
+  stored.info.id = std::string(id);
+  stored.info.display_name = std::string(display_name);
+  stored.info.roles = roles;
+  std::sort(stored.info.roles.begin(), stored.info.roles.end());
+  stored.info.roles.erase(
+      std::unique(stored.info.roles.begin(), stored.info.roles.end()),
+      stored.info.roles.end());
+  stored.info.redacted = redacted;
+  stored.info.created_at = clock_.Now();
+  stored.credential_hash.assign(hash->begin(), hash->end());
+
+  leveldb::WriteBatch batch;
+  batch.Put(keys::Principal(id), codec::EncodePrincipal(stored));
+  batch.Put(keys::Credential(AsStringView(*hash)), std::string(id));
+  auto ticket = store_.Apply(lock, batch, {}, "creating principal");
+  if (!ticket) return Fail(ticket.error());
+  {
+    std::unique_lock write(mu_);
+    by_id_[stored.info.id] = stored.info;
+  }
+  lock.Unlock();
+  CUSTOS_RETURN_IF_ERROR(store_.WaitDurable(*ticket));
+  created.info = stored.info;
+  return created;
+}
+
+Status Principals::Revoke(std::string_view id) {
+  WriteLock lock = store_.Lock();
+  auto value = store_.Get(keys::Principal(id));
+  if (!value) return value.error();
+  if (!*value) return Status::NotFound("principal not found");
+  auto stored = codec::DecodePrincipal(**value);
+  if (!stored) return stored.error();
+  if (stored->info.revoked) return Status::Ok();
+  if (stored->info.HasRole(Role::kAdmin)) {
+    std::shared_lock read(mu_);
+    size_t admins = 0;
+    for (const auto& [pid, info] : by_id_) {
+      if (!info.revoked && info.HasRole(Role::kAdmin)) ++admins;
+    }
+    if (admins <= 1) {
+      return Status::FailedPrecondition(
+          "the last admin cannot be revoked: nobody could manage the store");
+    }
+  }
+  stored->info.revoked = true;
+  stored->revoked_at_micros = ToMicros(clock_.Now());
+  leveldb::WriteBatch batch;
+  batch.Put(keys::Principal(id), codec::EncodePrincipal(*stored));
+  batch.Delete(keys::Credential(AsStringView(stored->credential_hash)));
+  auto ticket = store_.Apply(lock, batch, {}, "revoking principal");
+  if (!ticket) return ticket.error();
+  {
+    // Revoked in memory before the lock is released: no call that starts
+    // after this one can act as the principal.
+    std::unique_lock write(mu_);
+    by_id_[stored->info.id] = stored->info;
+  }
+  lock.Unlock();
+  return store_.WaitDurable(*ticket);
+}
+
+std::vector<PrincipalInfo> Principals::List() const {
+  std::vector<PrincipalInfo> out;
+  {
+    std::shared_lock read(mu_);
+    for (const auto& [id, info] : by_id_) out.push_back(info);
+  }
+  std::sort(out.begin(), out.end(),
+            [](const auto& a, const auto& b) { return a.id < b.id; });
+  return out;
+}
+
+Result<PrincipalInfo> Principals::Authenticate(std::string_view token) const {
+  const Status denied = Status::Unauthenticated("invalid credential");
+  auto hash = crypto::HashToken(credential_key_, token);
+  if (!hash) return Fail(denied);
+  auto id = store_.Get(keys::Credential(AsStringView(*hash)));
+  // A read failure is reported as what it is, not as a bad token.
+  if (!id) return Fail(id.error());
+  if (!*id) return Fail(denied);
+  auto p = Get(**id);
+  if (!p || p->revoked) return Fail(denied);
+  return p;
+}
+
+Result<PrincipalInfo> Principals::Get(std::string_view id) const {
+  std::shared_lock read(mu_);
+  auto it = by_id_.find(std::string(id));
+  if (it == by_id_.end()) return Fail(Status::NotFound("principal not found"));
+  return it->second;
+}
+
+Result<PrincipalInfo> Principals::Caller(std::string_view id) const {
+  auto p = Get(id);
+  if (!p || p->revoked) {
+    return Fail(Status::Unauthenticated("principal is unknown or revoked"));
+  }
+  return p;
+}
+
+Result<PrincipalInfo> Principals::RequireRole(std::string_view id,
+                                              Role role) const {
+  return RequireAnyRole(id, {role});
+}
+
+Result<PrincipalInfo> Principals::RequireAnyRole(
+    std::string_view id, std::initializer_list<Role> roles) const {
+  auto p = Caller(id);
+  if (!p) return p;
+  for (Role role : roles) {
+    if (p->HasRole(role)) return p;
+  }
+  std::string names;
+  for (Role role : roles) {
+    if (!names.empty()) names += " or ";
+    names += RoleName(role);
+  }
+  return Fail(
+      Status::PermissionDenied("this call needs the " + names + " role"));
+}
+
+bool Principals::IsActive(std::string_view id) const {
+  auto p = Get(id);
+  return p && !p->revoked;
+}
+
+}  // namespace custos

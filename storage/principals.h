@@ -1,0 +1,82 @@
+// Internal to storage/: principals and their credentials (DESIGN section 1).
+// Owns the key families "p:" and "c:" and keeps every principal in memory
+// (they are few and read on every call).
+//
+// A credential is a random token of which only a keyed hash is stored.
+// Authentication failures are Unauthenticated with one message, whether the
+// token was malformed, unknown or revoked. Role failures of an identified
+// caller are PermissionDenied.
+//
+// Thread safety: thread-safe. Changes take the store's write lock.
+
+#ifndef CUSTOS_STORAGE_PRINCIPALS_H_
+#define CUSTOS_STORAGE_PRINCIPALS_H_
+
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/status.h"
+#include "crypto/secret_key.h"
+#include "storage/limits.h"
+#include "storage/store.h"
+#include "storage/types.h"
+
+namespace custos {
+
+class Principals {
+ public:
+  // `store`, `limits` and `clock` REQUIRE: outlive this object.
+  Principals(Store& store, crypto::SecretKey credential_key,
+             const Limits& limits, const Clock& clock);
+
+  // Reads every principal into memory. Errors: DataLoss, mapped LevelDB.
+  Status Load();
+
+  // Creates the first admin. FailedPrecondition once any principal exists.
+  Result<NewPrincipal> Bootstrap(std::string_view id,
+                                 std::string_view display_name);
+  // InvalidArgument (id, name, no role), AlreadyExists (id taken).
+  Result<NewPrincipal> Add(std::string_view id, std::string_view display_name,
+                           const std::vector<Role>& roles, bool redacted);
+  // NotFound for an unknown id; FailedPrecondition for the last admin.
+  // Revoking a revoked principal is OK and changes nothing.
+  Status Revoke(std::string_view id);
+  // Every principal, by id.
+  std::vector<PrincipalInfo> List() const;
+
+  // The principal holding `token`. Unauthenticated("invalid credential")
+  // for a malformed, unknown or revoked token.
+  Result<PrincipalInfo> Authenticate(std::string_view token) const;
+
+  // NotFound for an unknown id (revoked ones are returned).
+  Result<PrincipalInfo> Get(std::string_view id) const;
+  // The acting principal of a call: Unauthenticated if unknown or revoked.
+  Result<PrincipalInfo> Caller(std::string_view id) const;
+  // Caller, then PermissionDenied unless it holds `role`.
+  Result<PrincipalInfo> RequireRole(std::string_view id, Role role) const;
+  // Caller, then PermissionDenied unless it holds one of `roles`.
+  Result<PrincipalInfo> RequireAnyRole(std::string_view id,
+                                       std::initializer_list<Role> roles) const;
+  // True if `id` names an existing principal that is not revoked.
+  bool IsActive(std::string_view id) const;
+
+ private:
+  Result<NewPrincipal> AddLocked(WriteLock lock, std::string_view id,
+                                 std::string_view display_name,
+                                 const std::vector<Role>& roles, bool redacted);
+
+  Store& store_;
+  const crypto::SecretKey credential_key_;
+  const Limits& limits_;
+  const Clock& clock_;
+  mutable std::shared_mutex mu_;
+  std::unordered_map<std::string, PrincipalInfo> by_id_;  // Guarded by mu_.
+};
+
+}  // namespace custos
+
+#endif  // CUSTOS_STORAGE_PRINCIPALS_H_

@@ -1,0 +1,263 @@
+#include "storage/record_view.h"
+
+#include <algorithm>
+
+#include "storage/events.h"
+#include "storage/keys.h"
+#include "storage/leveldb_util.h"
+#include "storage/sealing.h"
+
+namespace custos {
+namespace {
+
+std::optional<Timestamp> OptionalTime(int64_t micros) {
+  if (micros == 0) return std::nullopt;
+  return FromMicros(micros);
+}
+
+}  // namespace
+
+Result<RecordViews::Resolved> RecordViews::Resolve(const PrincipalInfo& caller,
+                                                   uint64_t id,
+                                                   bool purpose_given) const {
+  auto record = records_.Read(id);
+  if (!record) return Fail(record.error());
+  return Resolve(caller, std::move(*record), purpose_given);
+}
+
+Result<RecordViews::Resolved> RecordViews::Resolve(const PrincipalInfo& caller,
+                                                   codec::StoredRecord record,
+                                                   bool purpose_given) const {
+  Resolved r;
+  r.record = std::move(record);
+  r.state = r.record.state;
+  r.erased_at_micros = r.record.erased_at_micros;
+  if (r.state != RecordState::kErased && !r.record.parts.empty()) {
+    bool any_readable = false;
+    for (const auto& part : r.record.parts) {
+      auto key = subjects_.Key(part.subject_id);
+      if (!key) return Fail(key.error());
+      if (*key) {
+        any_readable = true;
+        break;
+      }
+    }
+    if (!any_readable) {
+      // Every subject was shredded; CompleteShreds() will write this down.
+      // The erasure time is the first subject's shred time; a failure to
+      // read it is an error, never a default.
+      r.state = RecordState::kErased;
+      auto subject = subjects_.Read(r.record.parts.front().subject_id);
+      if (!subject) return Fail(subject.error());
+      r.erased_at_micros = subject->shredded_at_micros;
+    }
+  }
+  const auto& grants = r.record.grants;
+  AccessRequest request{.caller = caller,
+                        .is_owner = r.record.owner == caller.id,
+                        .is_grantee = std::find(grants.begin(), grants.end(),
+                                                caller.id) != grants.end(),
+                        .state = r.state,
+                        .purpose_given = purpose_given};
+  r.view = ViewFor(request);
+  r.sees_subject_ids = caller.HasRole(Role::kAdmin) ||
+                       caller.HasRole(Role::kOfficer) ||
+                       caller.HasRole(Role::kAuditor);
+  if (r.view == View::kNone) return Fail(Status::NotFound("record not found"));
+  return r;
+}
+
+Result<RecordView> RecordViews::Build(
+    const Resolved& resolved, const std::optional<Purpose>& purpose) const {
+  const codec::StoredRecord& r = resolved.record;
+  RecordView v;
+  v.id = r.id;
+  v.kind = r.kind;
+  v.owner = r.owner;
+  v.grants = r.grants;
+  v.attributes = r.attributes;
+  v.state = resolved.state;
+  v.sensitive = r.sensitive;
+  v.version = r.version;
+  v.created_at = FromMicros(r.created_at_micros);
+  v.updated_at = FromMicros(r.updated_at_micros);
+  v.closed_at = OptionalTime(r.closed_at_micros);
+  v.blocked_at = OptionalTime(r.blocked_at_micros);
+  v.erased_at = OptionalTime(resolved.erased_at_micros);
+  // Subject ids are pseudonyms that link a person's records: shown with
+  // the personal data, or to the roles that act on subjects (shredding,
+  // holds, reports), never in an attributes-only view of other callers.
+  if (resolved.sees_subject_ids) v.subject_ids = r.subject_ids;
+  for (const auto& f : r.flags) {
+    v.flags.push_back({f.by, FromMicros(f.at_micros),
+                       resolved.sees_subject_ids ? f.subject_id : "", ""});
+  }
+  for (const auto& c : r.contests) {
+    v.contests.push_back({c.by,
+                          FromMicros(c.at_micros),
+                          resolved.sees_subject_ids ? c.subject_id : "",
+                          "",
+                          {}});
+  }
+  if (resolved.view != View::kFull) return v;
+  if (r.sensitive && !purpose) {
+    v.purpose_required = true;
+    return v;
+  }
+  v.personal_included = true;
+  v.subject_ids = r.subject_ids;
+  for (size_t i = 0; i < r.flags.size(); ++i) {
+    v.flags[i].subject_id = r.flags[i].subject_id;
+  }
+  for (size_t i = 0; i < r.contests.size(); ++i) {
+    v.contests[i].subject_id = r.contests[i].subject_id;
+  }
+
+  // Parts of shredded subjects are skipped: their key is gone.
+  for (const auto& part : r.parts) {
+    auto key = subjects_.Key(part.subject_id);
+    if (!key) return Fail(key.error());
+    if (!*key) continue;
+    auto fields = sealing::OpenFields(
+        **key, part.sealed,
+        sealing::PartAd(r.id, part.subject_id, part.version),
+        "a personal part");
+    if (!fields) return Fail(fields.error());
+    auto identifier = subjects_.Identifier(part.subject_id, **key);
+    if (!identifier) return Fail(identifier.error());
+    v.parts.push_back({part.subject_id, std::move(*identifier), part.version,
+                       std::move(*fields)});
+  }
+  for (size_t i = 0; i < r.flags.size(); ++i) {
+    const auto& f = r.flags[i];
+    auto key = subjects_.Key(f.subject_id);
+    if (!key) return Fail(key.error());
+    if (!*key || f.sealed_note.empty()) continue;
+    auto fields = sealing::OpenFields(
+        **key, f.sealed_note,
+        sealing::NoteAd("flag", r.id, f.subject_id, f.at_micros),
+        "a flag note");
+    if (!fields) return Fail(fields.error());
+    if (!fields->empty()) v.flags[i].note = std::move(fields->front().value);
+  }
+  for (size_t i = 0; i < r.contests.size(); ++i) {
+    const auto& c = r.contests[i];
+    auto key = subjects_.Key(c.subject_id);
+    if (!key) return Fail(key.error());
+    if (!*key || c.sealed_statement.empty()) continue;
+    auto fields = sealing::OpenFields(
+        **key, c.sealed_statement,
+        sealing::NoteAd("contest", r.id, c.subject_id, c.at_micros),
+        "a contest");
+    if (!fields) return Fail(fields.error());
+    sealing::SplitContest(std::move(*fields), v.contests[i].statement,
+                          v.contests[i].corrected);
+  }
+  return v;
+}
+
+Result<RecordView> RecordViews::Get(const PrincipalInfo& caller, uint64_t id,
+                                    const std::optional<Purpose>& purpose) {
+  CUSTOS_RETURN_IF_ERROR(CheckPurpose(purpose, limits_));
+  auto resolved = Resolve(caller, id, purpose.has_value());
+  if (!resolved) return Fail(resolved.error());
+  auto view = Build(*resolved, purpose);
+  if (!view) return view;
+  CUSTOS_RETURN_IF_ERROR(RecordReads(caller, {&*view}, purpose));
+  return view;
+}
+
+Result<ListPage> RecordViews::List(const PrincipalInfo& caller,
+                                   const ListQuery& q) {
+  if (q.limit == 0 || q.limit > limits_.max_page_size) {
+    return Fail(Status::InvalidArgument("limit must be 1 to " +
+                                        std::to_string(limits_.max_page_size)));
+  }
+  CUSTOS_RETURN_IF_ERROR(CheckPurpose(q.purpose, limits_));
+  if (q.after_id == UINT64_MAX) return ListPage{};
+
+  // Officers and admins may see records beyond their grants, so they scan
+  // every record; everyone else scans only their access index.
+  const bool scan_all =
+      caller.HasRole(Role::kAdmin) || caller.HasRole(Role::kOfficer);
+  const std::string prefix =
+      scan_all ? std::string(keys::kRecordPrefix) : keys::AclPrefix(caller.id);
+  std::string start = prefix;
+  AppendBigEndian64(start, q.after_id + 1);
+
+  ListPage page;
+  size_t examined = 0;
+  Status failure;
+  CUSTOS_RETURN_IF_ERROR(store_.Scan(
+      prefix, start, [&](std::string_view key, std::string_view value) {
+        const uint64_t id = keys::NumberAfter(key, prefix);
+        if (examined == limits_.max_list_scan ||
+            page.records.size() == q.limit) {
+          page.next_after_id = id - 1;
+          return false;
+        }
+        ++examined;
+        Result<codec::StoredRecord> record =
+            scan_all ? codec::DecodeRecord(value) : records_.Read(id);
+        if (!record) {
+          if (record.error().code() == StatusCode::kNotFound) return true;
+          failure = record.error();
+          return false;
+        }
+        if (q.kind && record->kind != *q.kind) return true;
+        if (q.created_from &&
+            record->created_at_micros < ToMicros(*q.created_from)) {
+          return true;
+        }
+        if (q.created_to &&
+            record->created_at_micros >= ToMicros(*q.created_to)) {
+          return true;
+        }
+        const bool attributes_match =
+            std::all_of(q.attribute_equals.begin(), q.attribute_equals.end(),
+                        [&](const Attribute& want) {
+                          return std::find(record->attributes.begin(),
+                                           record->attributes.end(),
+                                           want) != record->attributes.end();
+                        });
+        if (!attributes_match) return true;
+        auto resolved =
+            Resolve(caller, std::move(*record), q.purpose.has_value());
+        if (!resolved) {
+          if (resolved.error().code() == StatusCode::kNotFound) return true;
+          failure = resolved.error();
+          return false;
+        }
+        if (q.state && resolved->state != *q.state) return true;
+        auto view = Build(*resolved, q.purpose);
+        if (!view) {
+          failure = view.error();
+          return false;
+        }
+        page.records.push_back(std::move(*view));
+        return true;
+      }));
+  CUSTOS_RETURN_IF_ERROR(failure);
+  std::vector<const RecordView*> views;
+  for (const RecordView& v : page.records) views.push_back(&v);
+  CUSTOS_RETURN_IF_ERROR(RecordReads(caller, views, q.purpose));
+  return page;
+}
+
+Status RecordViews::RecordReads(const PrincipalInfo& who,
+                                const std::vector<const RecordView*>& views,
+                                const std::optional<Purpose>& purpose) {
+  std::vector<Event> disclosures;
+  const Timestamp now = clock_.Now();
+  for (const RecordView* view : views) {
+    if (view->personal_included) {
+      disclosures.push_back(events::ReadEvent(who, *view, purpose, now));
+    }
+  }
+  if (disclosures.empty()) return Status::Ok();
+  leveldb::WriteBatch batch;
+  return store_.Commit(store_.Lock(), batch, disclosures,
+                       "recording disclosure");
+}
+
+}  // namespace custos

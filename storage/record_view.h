@@ -1,0 +1,85 @@
+// Internal to storage/: the read path. Resolves a record's effective state
+// for a caller (a record whose every subject was shredded reads as ERASED at
+// once), decides the view with access.h, opens what may be shown, and
+// records the disclosure in the access history before any personal data is
+// returned (DESIGN sections 2 and 5).
+//
+// Thread safety: thread-safe. Reads take no lock; recording a disclosure
+// commits through the store.
+
+#ifndef CUSTOS_STORAGE_RECORD_VIEW_H_
+#define CUSTOS_STORAGE_RECORD_VIEW_H_
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/status.h"
+#include "storage/access.h"
+#include "storage/codec.h"
+#include "storage/limits.h"
+#include "storage/record_store.h"
+#include "storage/store.h"
+#include "storage/subjects.h"
+#include "storage/types.h"
+
+namespace custos {
+
+class RecordViews {
+ public:
+  // A record as a caller sees it.
+  struct Resolved {
+    codec::StoredRecord record;
+    RecordState state = RecordState::kActive;  // Effective state.
+    int64_t erased_at_micros = 0;
+    View view = View::kNone;
+    bool sees_subject_ids = false;  // Admin, officer or auditor caller.
+  };
+
+  // Arguments REQUIRE: outlive this object.
+  RecordViews(Store& store, const RecordStore& records,
+              const Subjects& subjects, const Limits& limits,
+              const Clock& clock)
+      : store_(store),
+        records_(records),
+        subjects_(subjects),
+        limits_(limits),
+        clock_(clock) {}
+
+  // Record `id` as `caller` sees it. NotFound if it does not exist or the
+  // caller may not see it (one answer for both).
+  Result<Resolved> Resolve(const PrincipalInfo& caller, uint64_t id,
+                           bool purpose_given) const;
+  Result<Resolved> Resolve(const PrincipalInfo& caller,
+                           codec::StoredRecord record,
+                           bool purpose_given) const;
+
+  // The view of a resolved record, with personal data opened when the view
+  // allows it (and a purpose was given for a sensitive record). DataLoss if
+  // a ciphertext fails to authenticate.
+  Result<RecordView> Build(const Resolved& resolved,
+                           const std::optional<Purpose>& purpose) const;
+
+  // Engine::GetRecord and Engine::ListRecords (storage/engine.h).
+  Result<RecordView> Get(const PrincipalInfo& caller, uint64_t id,
+                         const std::optional<Purpose>& purpose);
+  Result<ListPage> List(const PrincipalInfo& caller, const ListQuery& query);
+
+ private:
+  // Records the disclosures of `views` (those with personal data) in one
+  // commit. Data is returned only once this succeeded.
+  Status RecordReads(const PrincipalInfo& who,
+                     const std::vector<const RecordView*>& views,
+                     const std::optional<Purpose>& purpose);
+
+  Store& store_;
+  const RecordStore& records_;
+  const Subjects& subjects_;
+  const Limits& limits_;
+  const Clock& clock_;
+};
+
+}  // namespace custos
+
+#endif  // CUSTOS_STORAGE_RECORD_VIEW_H_

@@ -1,0 +1,411 @@
+#include "storage/records.h"
+
+#include <algorithm>
+#include <map>
+
+#include "storage/events.h"
+#include "storage/keys.h"
+#include "storage/sealing.h"
+
+namespace custos {
+namespace {
+
+using codec::StoredRecord;
+
+Status RequireOwner(const PrincipalInfo& caller, const StoredRecord& r) {
+  if (r.owner != caller.id) {
+    return Status::PermissionDenied("only the record's owner may do this");
+  }
+  return Status::Ok();
+}
+
+Status RequireState(RecordState actual,
+                    std::initializer_list<RecordState> allowed,
+                    std::string_view action) {
+  for (RecordState s : allowed) {
+    if (s == actual) return Status::Ok();
+  }
+  return Status::FailedPrecondition("cannot " + std::string(action) +
+                                    " a record that is " +
+                                    std::string(RecordStateName(actual)));
+}
+
+Status RequireSubject(const StoredRecord& r, std::string_view subject_id) {
+  if (std::find(r.subject_ids.begin(), r.subject_ids.end(), subject_id) ==
+      r.subject_ids.end()) {
+    return Status::InvalidArgument("the record holds no part for that subject");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status Records::CommitChange(WriteLock lock, const PrincipalInfo& caller,
+                             StoredRecord& r, EventAction action,
+                             std::string_view what) {
+  leveldb::WriteBatch batch;
+  CUSTOS_RETURN_IF_ERROR(u_.record_store.Put(lock, batch, r));
+  return u_.store.Commit(
+      std::move(lock), batch,
+      {events::RecordEvent(caller, action, r, u_.clock.Now())}, what);
+}
+
+Result<uint64_t> Records::Create(const PrincipalInfo& caller,
+                                 const NewRecord& in) {
+  CUSTOS_RETURN_IF_ERROR(ValidateNewRecord(in, u_.limits));
+  std::vector<std::string> grants;
+  for (const auto& g : in.grants) {
+    if (!u_.principals.IsActive(g)) {
+      return Fail(Status::InvalidArgument("grantee is not a known principal"));
+    }
+    if (g != caller.id &&
+        std::find(grants.begin(), grants.end(), g) == grants.end()) {
+      grants.push_back(g);
+    }
+  }
+  if (!u_.policies.For(in.kind)) {
+    return Fail(Status::FailedPrecondition(
+        "no retention policy for kind '" + in.kind +
+        "': no data is stored without a retention rule"));
+  }
+
+  WriteLock lock = u_.store.Lock();
+  leveldb::WriteBatch batch;
+  StoredRecord r;
+  r.id = u_.record_store.AllocateId(lock, batch);
+  r.kind = in.kind;
+  r.owner = caller.id;
+  r.grants = std::move(grants);
+  r.attributes = in.attributes;
+  r.sensitive = in.sensitive;
+  r.state = RecordState::kActive;
+  r.version = 1;
+  const Timestamp now = u_.clock.Now();
+  r.created_at_micros = r.updated_at_micros = ToMicros(now);
+
+  std::map<std::string, std::string> created;
+  for (const auto& part : in.personal) {
+    auto subject_id =
+        u_.subjects.FindOrCreate(lock, part.subject_identifier, batch, created);
+    if (!subject_id) return Fail(subject_id.error());
+    auto key = u_.subjects.Key(*subject_id);
+    if (!key) return Fail(key.error());
+    if (!*key) return Fail(Status::Internal("a new subject has no key"));
+    r.parts.push_back(
+        {*subject_id, r.version,
+         sealing::SealFields(**key, part.fields,
+                             sealing::PartAd(r.id, *subject_id, r.version))});
+    r.subject_ids.push_back(*subject_id);
+    batch.Put(keys::SubjectRecord(*subject_id, r.id), "");
+  }
+  CUSTOS_RETURN_IF_ERROR(u_.record_store.Put(lock, batch, r));
+  batch.Put(keys::Acl(r.owner, r.id), "");
+  for (const auto& g : r.grants) batch.Put(keys::Acl(g, r.id), "");
+  Event event = events::RecordEvent(caller, EventAction::kCreate, r, now);
+  for (const auto& part : in.personal) {
+    for (const Field& f : part.fields) {
+      if (std::find(event.fields.begin(), event.fields.end(), f.name) ==
+          event.fields.end()) {
+        event.fields.push_back(f.name);
+      }
+    }
+  }
+  // Grants given at creation are disclosures too: one grant event each.
+  std::vector<Event> record_events{event};
+  for (const std::string& grantee : r.grants) {
+    record_events.push_back(
+        events::RecordEvent(caller, EventAction::kGrant, r, now));
+    record_events.back().fields = {"grantee:" + grantee};
+  }
+  auto ticket = u_.store.Apply(lock, batch, record_events, "creating record");
+  if (!ticket) return Fail(ticket.error());
+  u_.record_store.Taken(lock, r.id);
+  lock.Unlock();
+  CUSTOS_RETURN_IF_ERROR(u_.store.WaitDurable(*ticket));
+  return r.id;
+}
+
+Status Records::Grant(const PrincipalInfo& caller, uint64_t id,
+                      std::string_view grantee) {
+  auto target = u_.principals.Get(grantee);
+  if (!target || target->revoked) {
+    return Status::InvalidArgument("grantee is not a known principal");
+  }
+  WriteLock lock = u_.store.Lock();
+  auto resolved = u_.views.Resolve(caller, id, false);
+  if (!resolved) return resolved.error();
+  StoredRecord& r = resolved->record;
+  CUSTOS_RETURN_IF_ERROR(RequireOwner(caller, r));
+  CUSTOS_RETURN_IF_ERROR(
+      RequireState(resolved->state, {RecordState::kActive}, "grant access to"));
+  if (r.owner == target->id || std::find(r.grants.begin(), r.grants.end(),
+                                         target->id) != r.grants.end()) {
+    return Status::Ok();
+  }
+  if (r.grants.size() >= u_.limits.max_grants) {
+    return Status::InvalidArgument("a record may have at most " +
+                                   std::to_string(u_.limits.max_grants) +
+                                   " grants");
+  }
+  const Timestamp now = u_.clock.Now();
+  r.grants.push_back(target->id);
+  r.updated_at_micros = ToMicros(now);
+  leveldb::WriteBatch batch;
+  CUSTOS_RETURN_IF_ERROR(u_.record_store.Put(lock, batch, r));
+  batch.Put(keys::Acl(target->id, r.id), "");
+  Event event = events::RecordEvent(caller, EventAction::kGrant, r, now);
+  event.fields = {"grantee:" + target->id};
+  return u_.store.Commit(std::move(lock), batch, {event}, "granting access");
+}
+
+Result<uint64_t> Records::Rectify(const PrincipalInfo& caller, uint64_t id,
+                                  std::string_view subject_id,
+                                  const std::vector<Field>& fields) {
+  size_t bytes = 0;
+  CUSTOS_RETURN_IF_ERROR(CheckFields(fields, u_.limits, &bytes));
+  WriteLock lock = u_.store.Lock();
+  auto resolved = u_.views.Resolve(caller, id, false);
+  if (!resolved) return Fail(resolved.error());
+  StoredRecord& r = resolved->record;
+  CUSTOS_RETURN_IF_ERROR(RequireOwner(caller, r));
+  CUSTOS_RETURN_IF_ERROR(
+      RequireState(resolved->state, {RecordState::kActive}, "rectify"));
+  auto part = std::find_if(r.parts.begin(), r.parts.end(), [&](const auto& p) {
+    return p.subject_id == subject_id;
+  });
+  if (part == r.parts.end()) {
+    return Fail(
+        Status::InvalidArgument("the record holds no part for that subject"));
+  }
+  auto key = u_.subjects.Key(part->subject_id);
+  if (!key) return Fail(key.error());
+  if (!*key) {
+    return Fail(Status::FailedPrecondition("that subject has been erased"));
+  }
+  // The new personal data total must stay within the limit.
+  for (const auto& other : r.parts) {
+    if (other.subject_id == subject_id) continue;
+    bytes += other.sealed.size();  // An upper bound of its plaintext size.
+  }
+  if (bytes > u_.limits.max_personal_bytes) {
+    return Fail(Status::InvalidArgument(
+        "a record's personal data may total at most " +
+        std::to_string(u_.limits.max_personal_bytes) + " bytes"));
+  }
+  const Timestamp now = u_.clock.Now();
+  r.version += 1;
+  leveldb::WriteBatch batch;
+  // The replaced data must not linger either: witnessed and queued for
+  // the next compaction (the next sweep, erasure or Open), not compacted
+  // here, so rectifying stays cheap.
+  Erasure::AddWitness(batch, part->sealed);
+  Erasure::Queue(batch, keys::Record(r.id), ToMicros(now));
+  part->version = r.version;
+  part->sealed = sealing::SealFields(
+      **key, fields, sealing::PartAd(r.id, part->subject_id, r.version));
+  r.updated_at_micros = ToMicros(now);
+  CUSTOS_RETURN_IF_ERROR(u_.record_store.Put(lock, batch, r));
+  Event event = events::RecordEvent(caller, EventAction::kRectify, r, now);
+  event.subject_ids = {part->subject_id};
+  event.fields = events::FieldNames(fields);
+  CUSTOS_RETURN_IF_ERROR(
+      u_.store.Commit(std::move(lock), batch, {event}, "rectifying record"));
+  return r.version;
+}
+
+Status Records::Flag(const PrincipalInfo& caller, uint64_t id,
+                     std::string_view subject_id, std::string_view note,
+                     const std::optional<Purpose>& purpose) {
+  CUSTOS_RETURN_IF_ERROR(CheckPurpose(purpose, u_.limits));
+  CUSTOS_RETURN_IF_ERROR(
+      CheckLength(note, "a note", u_.limits.max_note_length, false));
+  WriteLock lock = u_.store.Lock();
+  auto resolved = u_.views.Resolve(caller, id, purpose.has_value());
+  if (!resolved) return resolved.error();
+  StoredRecord& r = resolved->record;
+  if (resolved->view != View::kFull || (r.sensitive && !purpose)) {
+    return Status::PermissionDenied(
+        "flagging needs access to the record's personal data");
+  }
+  CUSTOS_RETURN_IF_ERROR(RequireSubject(r, subject_id));
+  auto key = u_.subjects.Key(std::string(subject_id));
+  if (!key) return key.error();
+  if (!*key) return Status::FailedPrecondition("that subject has been erased");
+  const Timestamp now = u_.clock.Now();
+  codec::StoredFlag flag{caller.id, ToMicros(now), std::string(subject_id), {}};
+  flag.sealed_note = sealing::SealFields(
+      **key, {{"note", std::string(note)}},
+      sealing::NoteAd("flag", r.id, flag.subject_id, flag.at_micros));
+  r.flags.push_back(std::move(flag));
+  r.updated_at_micros = ToMicros(now);
+  leveldb::WriteBatch batch;
+  CUSTOS_RETURN_IF_ERROR(u_.record_store.Put(lock, batch, r));
+  Event event = events::RecordEvent(caller, EventAction::kFlag, r, now);
+  event.subject_ids = {std::string(subject_id)};
+  event.purpose = purpose;
+  event.fields = {"note"};
+  return u_.store.Commit(std::move(lock), batch, {event}, "flagging record");
+}
+
+Status Records::Contest(const PrincipalInfo& caller, uint64_t id,
+                        std::string_view subject_id, std::string_view statement,
+                        const std::vector<Field>& corrected) {
+  CUSTOS_RETURN_IF_ERROR(CheckLength(statement, "a contest statement",
+                                     u_.limits.max_note_length, false));
+  size_t bytes = 0;
+  CUSTOS_RETURN_IF_ERROR(CheckFields(corrected, u_.limits, &bytes));
+  for (const auto& f : corrected) {
+    if (f.name == sealing::kStatementField) {
+      return Status::InvalidArgument("'statement' is reserved as a field name");
+    }
+  }
+  WriteLock lock = u_.store.Lock();
+  // Recording a contest is done for the data subject: it is the subject's
+  // consent that makes the officer's view of the record lawful here.
+  auto resolved = u_.views.Resolve(caller, id, /*purpose_given=*/true);
+  if (!resolved) return resolved.error();
+  StoredRecord& r = resolved->record;
+  CUSTOS_RETURN_IF_ERROR(RequireState(
+      resolved->state,
+      {RecordState::kActive, RecordState::kClosed, RecordState::kBlocked},
+      "contest"));
+  CUSTOS_RETURN_IF_ERROR(RequireSubject(r, subject_id));
+  auto key = u_.subjects.Key(std::string(subject_id));
+  if (!key) return key.error();
+  if (!*key) return Status::FailedPrecondition("that subject has been erased");
+  const Timestamp now = u_.clock.Now();
+  codec::StoredContest contest{
+      caller.id, ToMicros(now), std::string(subject_id), {}};
+  std::vector<Field> fields{
+      {std::string(sealing::kStatementField), std::string(statement)}};
+  fields.insert(fields.end(), corrected.begin(), corrected.end());
+  contest.sealed_statement = sealing::SealFields(
+      **key, fields,
+      sealing::NoteAd("contest", r.id, contest.subject_id, contest.at_micros));
+  r.contests.push_back(std::move(contest));
+  r.updated_at_micros = ToMicros(now);
+  leveldb::WriteBatch batch;
+  CUSTOS_RETURN_IF_ERROR(u_.record_store.Put(lock, batch, r));
+  Event event = events::RecordEvent(caller, EventAction::kContest, r, now);
+  event.subject_ids = {std::string(subject_id)};
+  event.fields = events::FieldNames(fields);
+  return u_.store.Commit(std::move(lock), batch, {event}, "recording contest");
+}
+
+Status Records::Close(const PrincipalInfo& caller, uint64_t id) {
+  WriteLock lock = u_.store.Lock();
+  auto resolved = u_.views.Resolve(caller, id, false);
+  if (!resolved) return resolved.error();
+  StoredRecord& r = resolved->record;
+  CUSTOS_RETURN_IF_ERROR(RequireOwner(caller, r));
+  CUSTOS_RETURN_IF_ERROR(
+      RequireState(resolved->state, {RecordState::kActive}, "close"));
+  r.state = RecordState::kClosed;
+  r.closed_at_micros = r.updated_at_micros = ToMicros(u_.clock.Now());
+  return CommitChange(std::move(lock), caller, r, EventAction::kClose,
+                      "closing record");
+}
+
+Status Records::Withdraw(const PrincipalInfo& caller, uint64_t id) {
+  WriteLock lock = u_.store.Lock();
+  auto resolved = u_.views.Resolve(caller, id, false);
+  if (!resolved) return resolved.error();
+  StoredRecord& r = resolved->record;
+  CUSTOS_RETURN_IF_ERROR(RequireOwner(caller, r));
+  CUSTOS_RETURN_IF_ERROR(
+      RequireState(resolved->state,
+                   {RecordState::kActive, RecordState::kClosed}, "withdraw"));
+  const int64_t now = ToMicros(u_.clock.Now());
+  r.state = RecordState::kBlocked;
+  if (r.closed_at_micros == 0) r.closed_at_micros = now;
+  r.blocked_at_micros = r.updated_at_micros = now;
+  return CommitChange(std::move(lock), caller, r, EventAction::kWithdraw,
+                      "withdrawing record");
+}
+
+Status Records::Erase(const PrincipalInfo& caller, uint64_t id) {
+  WriteLock lock = u_.store.Lock();
+  auto resolved = u_.views.Resolve(caller, id, false);
+  if (!resolved) return resolved.error();
+  StoredRecord& r = resolved->record;
+  if (!caller.HasRole(Role::kAdmin)) {
+    if (!caller.HasRole(Role::kUser)) {
+      return Status::PermissionDenied("this call needs the user or admin role");
+    }
+    CUSTOS_RETURN_IF_ERROR(RequireOwner(caller, r));
+  }
+  if (resolved->state == RecordState::kErased) {
+    return Status::FailedPrecondition("the record is already ERASED");
+  }
+  const int64_t now = ToMicros(u_.clock.Now());
+  auto holds = u_.holds.OnRecord(r, now);
+  if (!holds) return holds.error();
+  if (!holds->empty()) {
+    return Status::FailedPrecondition("erasure refused: the record is under " +
+                                      Holds::Describe(*holds));
+  }
+  leveldb::WriteBatch batch;
+  Erasure::EraseContents(r, now, now, batch);
+  r.updated_at_micros = now;
+  CUSTOS_RETURN_IF_ERROR(u_.record_store.Put(lock, batch, r));
+  CUSTOS_RETURN_IF_ERROR(u_.store.Commit(
+      std::move(lock), batch,
+      {events::RecordEvent(caller, EventAction::kErase, r, FromMicros(now))},
+      "erasing record"));
+  return u_.erasure.CompactQueued();
+}
+
+Result<HoldView> Records::SetRecordHold(const PrincipalInfo& officer,
+                                        uint64_t record_id,
+                                        std::string_view reason,
+                                        Timestamp ends_at) {
+  CUSTOS_RETURN_IF_ERROR(
+      CheckLength(reason, "a hold's reason", u_.limits.max_note_length, false));
+  WriteLock lock = u_.store.Lock();
+  auto record = u_.record_store.Read(record_id);
+  if (!record) return Fail(record.error());
+  HoldView hold;
+  hold.record_id = record_id;
+  return u_.holds.Add(std::move(lock), officer, std::move(hold), reason,
+                      ends_at, &*record);
+}
+
+Result<HoldView> Records::SetSubjectHold(const PrincipalInfo& officer,
+                                         std::string_view subject_id,
+                                         std::string_view reason,
+                                         Timestamp ends_at) {
+  CUSTOS_RETURN_IF_ERROR(
+      CheckLength(reason, "a hold's reason", u_.limits.max_note_length, false));
+  WriteLock lock = u_.store.Lock();
+  auto subject = u_.subjects.Read(subject_id);
+  if (!subject) return Fail(subject.error());
+  if (subject->shredded) return Fail(Status::NotFound("subject not found"));
+  HoldView hold;
+  hold.subject_id = std::string(subject_id);
+  return u_.holds.Add(std::move(lock), officer, std::move(hold), reason,
+                      ends_at, nullptr);
+}
+
+Status Records::ReleaseHold(const PrincipalInfo& officer,
+                            std::string_view hold_id) {
+  WriteLock lock = u_.store.Lock();
+  // The release and its unlinking are one write; the records' rescheduled
+  // deadlines a second one. A crash between them leaves a deadline at the
+  // hold's end: late, never early, and the sweeper then erases.
+  auto released = u_.holds.Release(lock, officer, hold_id);
+  if (!released) return released.error();
+  // Postponed erasures whose legal date has passed become due at once.
+  leveldb::WriteBatch deadlines;
+  for (uint64_t id : *released) {
+    auto record = u_.record_store.Read(id);
+    if (!record) {
+      if (record.error().code() == StatusCode::kNotFound) continue;
+      return record.error();
+    }
+    CUSTOS_RETURN_IF_ERROR(u_.record_store.Put(lock, deadlines, *record));
+  }
+  return u_.store.Commit(std::move(lock), deadlines, {},
+                         "rescheduling released erasures");
+}
+
+}  // namespace custos

@@ -1,0 +1,91 @@
+// Internal to storage/: the changes to records (DESIGN sections 2 and 3):
+// create, grant, rectify, flag, contest, close, withdraw, erase, and legal
+// holds on records and subjects. Owns the key family "a:" (who may list
+// which record). Every change resolves the record as the caller sees it
+// (record_view), checks the rules, writes the record through RecordStore and
+// commits it with its access-history events in one write.
+//
+// The caller's roles are checked by the facade; this unit checks ownership,
+// states and what the caller may see.
+//
+// Thread safety: thread-safe; each change holds the write lock from its
+// read to its write.
+
+#ifndef CUSTOS_STORAGE_RECORDS_H_
+#define CUSTOS_STORAGE_RECORDS_H_
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/status.h"
+#include "storage/erasure.h"
+#include "storage/holds.h"
+#include "storage/limits.h"
+#include "storage/principals.h"
+#include "storage/record_store.h"
+#include "storage/record_view.h"
+#include "storage/store.h"
+#include "storage/subjects.h"
+#include "storage/types.h"
+
+namespace custos {
+
+class Records {
+ public:
+  struct Units {
+    Store& store;
+    RecordStore& record_store;
+    RecordViews& views;
+    Subjects& subjects;
+    const Principals& principals;
+    const Policies& policies;
+    Holds& holds;
+    Erasure& erasure;
+    const Limits& limits;
+    const Clock& clock;
+  };
+  explicit Records(Units units) : u_(units) {}
+
+  // As the Engine methods of the same names (storage/engine.h); `caller`
+  // holds the role the facade required.
+  Result<uint64_t> Create(const PrincipalInfo& caller, const NewRecord& record);
+  Status Grant(const PrincipalInfo& caller, uint64_t id,
+               std::string_view grantee);
+  Result<uint64_t> Rectify(const PrincipalInfo& caller, uint64_t id,
+                           std::string_view subject_id,
+                           const std::vector<Field>& fields);
+  Status Flag(const PrincipalInfo& caller, uint64_t id,
+              std::string_view subject_id, std::string_view note,
+              const std::optional<Purpose>& purpose);
+  Status Contest(const PrincipalInfo& caller, uint64_t id,
+                 std::string_view subject_id, std::string_view statement,
+                 const std::vector<Field>& corrected);
+  Status Close(const PrincipalInfo& caller, uint64_t id);
+  Status Withdraw(const PrincipalInfo& caller, uint64_t id);
+  Status Erase(const PrincipalInfo& caller, uint64_t id);
+
+  Result<HoldView> SetRecordHold(const PrincipalInfo& officer,
+                                 uint64_t record_id, std::string_view reason,
+                                 Timestamp ends_at);
+  Result<HoldView> SetSubjectHold(const PrincipalInfo& officer,
+                                  std::string_view subject_id,
+                                  std::string_view reason, Timestamp ends_at);
+  // Releases the hold; erasures it postponed whose legal date has passed
+  // become due at once.
+  Status ReleaseHold(const PrincipalInfo& officer, std::string_view hold_id);
+
+ private:
+  // Writes `r` (after `change`) with its event `action` by `caller`.
+  Status CommitChange(WriteLock lock, const PrincipalInfo& caller,
+                      codec::StoredRecord& r, EventAction action,
+                      std::string_view what);
+
+  Units u_;
+};
+
+}  // namespace custos
+
+#endif  // CUSTOS_STORAGE_RECORDS_H_

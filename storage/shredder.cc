@@ -1,0 +1,197 @@
+#include "storage/shredder.h"
+
+#include <string>
+#include <vector>
+
+#include "crypto/keyed_hash.h"
+#include "storage/events.h"
+#include "storage/keys.h"
+#include "storage/leveldb_util.h"
+
+namespace custos {
+
+Status Shredder::DestroyKey(const codec::StoredSubject& subject,
+                            std::string_view by) {
+  auto index = Subjects::BlindIndexOf(subject);
+  if (!index) return index.error();
+  return u_.keystore.DestroyKey(subject.id,
+                                crypto::KeyedHash(ledger_key_, *index),
+                                FromMicros(subject.shredded_at_micros), by);
+}
+
+Status Shredder::Shred(const PrincipalInfo& admin,
+                       std::string_view subject_id) {
+  WriteLock lock = u_.store.Lock();
+  auto subject = u_.subjects.Read(subject_id);
+  if (!subject) return subject.error();
+  if (subject->shredded) {
+    // Reported done only once the key is gone; a shred whose key
+    // destruction failed is finished by asking again.
+    auto has = u_.keystore.HasKey(subject_id);
+    if (!has) return has.error();
+    if (!*has) return Status::NotFound("subject not found");
+  }
+  auto index = Subjects::BlindIndexOf(*subject);
+  if (!index) return index.error();
+  const Timestamp now = u_.clock.Now();
+  auto holds = u_.holds.OnSubject(std::string(subject_id), ToMicros(now));
+  if (!holds) return holds.error();
+  if (!holds->empty()) {
+    return Status::FailedPrecondition(
+        "shredding refused: the subject is under " + Holds::Describe(*holds));
+  }
+
+  subject->shredded = true;
+  subject->shredded_at_micros = ToMicros(now);
+  leveldb::WriteBatch batch;
+  // Witnesses of the sealed identifier and the wrapped key, so
+  // VerifyErasure can look for them; both are queued for compaction.
+  Erasure::AddWitness(batch, subject->sealed_identifier);
+  auto wrapped = u_.keystore.WrappedBytes(subject_id);
+  if (!wrapped) return wrapped.error();
+  if (*wrapped) Erasure::AddWitness(batch, **wrapped);
+  subject->sealed_identifier.clear();
+  batch.Put(keys::Subject(subject_id), codec::EncodeSubject(*subject));
+  batch.Delete(keys::BlindIndex(AsStringView(*index)));
+  batch.Put(keys::ShredQueue(subject_id), "");
+  Erasure::Queue(batch, keys::Subject(subject_id), ToMicros(now));
+  Erasure::QueueKeystore(batch, subject_id, ToMicros(now));
+  // The shred event is sealed under the subject's key like the rest of its
+  // history, and becomes unreadable with it.
+  auto ticket =
+      u_.store.Apply(lock, batch,
+                     {events::SubjectEvent(admin, EventAction::kShred,
+                                           std::string(subject_id), now)},
+                     "recording shred intent", /*force_sync=*/true);
+  if (!ticket) return ticket.error();
+  // The intent must be durable before the key goes; the key's destruction
+  // is synchronous itself.
+  CUSTOS_RETURN_IF_ERROR(u_.store.WaitDurable(*ticket));
+  return DestroyKey(*subject, admin.id);
+}
+
+Status Shredder::Recover() {
+  std::vector<std::string> intents;
+  CUSTOS_RETURN_IF_ERROR(u_.store.Scan(
+      keys::kShredQueuePrefix, {}, [&](std::string_view key, std::string_view) {
+        intents.emplace_back(key.substr(keys::kShredQueuePrefix.size()));
+        return true;
+      }));
+  for (const std::string& subject_id : intents) {
+    auto has = u_.keystore.HasKey(subject_id);
+    if (!has) return has.error();
+    if (!*has) continue;  // Destroyed; its compaction is queued.
+    auto subject = u_.subjects.Read(subject_id);
+    if (!subject) return subject.error();
+    CUSTOS_RETURN_IF_ERROR(DestroyKey(*subject, "recovery"));
+    // Queued again (the intent queued it too): the compaction Open runs
+    // next removes the key's bytes.
+    leveldb::WriteBatch batch;
+    Erasure::QueueKeystore(batch, subject_id, ToMicros(u_.clock.Now()));
+    CUSTOS_RETURN_IF_ERROR(
+        u_.store.Commit(u_.store.Lock(), batch, {}, "recovering shred"));
+  }
+  return Status::Ok();
+}
+
+Result<size_t> Shredder::Complete(size_t budget) {
+  size_t rewritten = 0;
+  WriteLock lock = u_.store.Lock();
+  Store::Ticket last;
+  std::vector<std::pair<std::string, std::string>> queue;
+  CUSTOS_RETURN_IF_ERROR(
+      u_.store.Scan(keys::kShredQueuePrefix, {},
+                    [&](std::string_view key, std::string_view value) {
+                      queue.emplace_back(key, value);
+                      return true;
+                    }));
+  for (const auto& [queue_key, cursor] : queue) {
+    if (rewritten >= budget) break;
+    const std::string subject_id =
+        queue_key.substr(keys::kShredQueuePrefix.size());
+    auto subject = u_.subjects.Read(subject_id);
+    if (!subject) return Fail(subject.error());
+
+    // The queue entry's value is the last record id finished (empty at
+    // first): resuming after it skips the deleted index entries a plain
+    // seek would have to step over again on every call.
+    const std::string prefix = keys::SubjectRecordsPrefix(subject_id);
+    std::string start = prefix;
+    if (cursor.size() == 8)
+      AppendBigEndian64(start, ReadBigEndian64(cursor) + 1);
+    std::vector<uint64_t> ids;
+    bool finished = true;
+    CUSTOS_RETURN_IF_ERROR(u_.store.Scan(
+        prefix, start, [&](std::string_view key, std::string_view) {
+          if (rewritten + ids.size() == budget) {
+            finished = false;
+            return false;
+          }
+          ids.push_back(keys::NumberAfter(key, prefix));
+          return true;
+        }));
+    for (uint64_t id : ids) {
+      leveldb::WriteBatch batch;
+      batch.Delete(keys::SubjectRecord(subject_id, id));
+      std::string next_cursor;
+      AppendBigEndian64(next_cursor, id);
+      batch.Put(queue_key, next_cursor);
+      auto record = u_.record_store.Read(id);
+      if (record) {
+        auto& parts = record->parts;
+        const size_t before = parts.size();
+        for (const auto& p : parts) {
+          if (p.subject_id == subject_id) Erasure::AddWitness(batch, p.sealed);
+        }
+        std::erase_if(
+            parts, [&](const auto& p) { return p.subject_id == subject_id; });
+        for (auto& f : record->flags) {
+          if (f.subject_id != subject_id) continue;
+          Erasure::AddWitness(batch, f.sealed_note);
+          f.sealed_note.clear();
+        }
+        for (auto& c : record->contests) {
+          if (c.subject_id != subject_id) continue;
+          Erasure::AddWitness(batch, c.sealed_statement);
+          c.sealed_statement.clear();
+        }
+        Erasure::Queue(batch, keys::Record(record->id),
+                       ToMicros(u_.clock.Now()));
+        if (before > 0 && parts.empty() &&
+            record->state != RecordState::kErased) {
+          record->state = RecordState::kErased;
+          record->erased_at_micros = subject->shredded_at_micros;
+        }
+        CUSTOS_RETURN_IF_ERROR(u_.record_store.Put(lock, batch, *record));
+      } else if (record.error().code() != StatusCode::kNotFound) {
+        return Fail(record.error());
+      }
+      auto ticket = u_.store.Apply(lock, batch, {}, "finishing shred");
+      if (!ticket) return Fail(ticket.error());
+      last = *ticket;
+      ++rewritten;
+    }
+    if (finished) {
+      // Unlink the subject from its (now unreadable) history events, in
+      // steps, then retire the queue entry with the last step.
+      while (true) {
+        leveldb::WriteBatch batch;
+        auto dropped =
+            u_.store.history().DropSubjectIndex(batch, subject_id, 1000);
+        if (!dropped) return Fail(dropped.error());
+        if (*dropped == 0) batch.Delete(queue_key);
+        auto ticket = u_.store.Apply(lock, batch, {}, "finishing shred");
+        if (!ticket) return Fail(ticket.error());
+        last = *ticket;
+        if (*dropped == 0) break;
+      }
+    }
+  }
+  lock.Unlock();
+  CUSTOS_RETURN_IF_ERROR(u_.store.WaitDurable(last));
+  // Compacts what was erased, and the destroyed keys of earlier shreds.
+  CUSTOS_RETURN_IF_ERROR(u_.erasure.CompactQueued());
+  return rewritten;
+}
+
+}  // namespace custos

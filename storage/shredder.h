@@ -1,0 +1,68 @@
+// Internal to storage/: crypto-shredding a subject (DESIGN section 4,
+// docs/storage.md "Shredding"), in the order of the protocol:
+//   Shred     1. intent ("q:shred:") + subject marked and unlinked from its
+//                identifier, with the shred event, in the records database
+//                (synchronously); 2. key destroyed and ledger written, in
+//                the keystore (synchronously), and the cached key evicted;
+//                then reported. The destroyed key's bytes are queued for the
+//                erasure compaction, never compacted on this path, so a
+//                shred costs the same at any store size.
+//   Recover   at Open: an intent whose key still exists (a crash between 1
+//                and 2) is finished before anyone can read with that key.
+//   Complete  later, in bounded steps: the shredded subject's parts, flag
+//                notes and contest contents are dropped from its records,
+//                records left with no part become ERASED, and its history
+//                index is dropped.
+//
+// Thread safety: thread-safe; each step holds the write lock.
+
+#ifndef CUSTOS_STORAGE_SHREDDER_H_
+#define CUSTOS_STORAGE_SHREDDER_H_
+
+#include <cstddef>
+#include <string_view>
+
+#include "base/clock.h"
+#include "base/status.h"
+#include "crypto/secret_key.h"
+#include "storage/erasure.h"
+#include "storage/holds.h"
+#include "storage/keystore.h"
+#include "storage/record_store.h"
+#include "storage/store.h"
+#include "storage/subjects.h"
+
+namespace custos {
+
+class Shredder {
+ public:
+  struct Units {
+    Store& store;
+    Keystore& keystore;
+    Subjects& subjects;
+    const Holds& holds;
+    RecordStore& record_store;
+    Erasure& erasure;
+    const Clock& clock;
+  };
+  // `ledger_key` keys the erasure ledger's hash of the blind index.
+  Shredder(Units units, crypto::SecretKey ledger_key)
+      : u_(units), ledger_key_(std::move(ledger_key)) {}
+
+  // Engine::ShredSubject, by `admin`.
+  Status Shred(const PrincipalInfo& admin, std::string_view subject_id);
+  // Finishes intents whose key was not destroyed yet (see above).
+  Status Recover();
+  // Engine::CompleteShreds.
+  Result<size_t> Complete(size_t budget);
+
+ private:
+  Status DestroyKey(const codec::StoredSubject& subject, std::string_view by);
+
+  Units u_;
+  const crypto::SecretKey ledger_key_;
+};
+
+}  // namespace custos
+
+#endif  // CUSTOS_STORAGE_SHREDDER_H_

@@ -1,0 +1,163 @@
+#include "storage/store.h"
+
+#include <leveldb/iterator.h>
+
+#include "storage/codec.h"
+#include "storage/keys.h"
+#include "storage/leveldb_util.h"
+
+namespace custos {
+
+Store::Store(std::unique_ptr<leveldb::DB> db, LogSyncEnv& env,
+             LogSyncEnv* sync_first, bool sync_writes, bool is_new)
+    : db_(std::move(db)),
+      env_(env),
+      sync_first_(sync_first),
+      sync_writes_(sync_writes),
+      is_new_(is_new) {}
+
+Store::~Store() = default;
+
+Result<std::unique_ptr<Store>> Store::Open(const Options& options,
+                                           LogSyncEnv& env,
+                                           LogSyncEnv* sync_first) {
+  auto db = OpenLevelDb(options.data_dir + "/records",
+                        options.create_if_missing, &env);
+  if (!db) {
+    if (db.error().code() == StatusCode::kInvalidArgument &&
+        !options.create_if_missing) {
+      return Fail(Status::NotFound("no Custos store in " + options.data_dir));
+    }
+    return Fail(db.error());
+  }
+  std::string format;
+  leveldb::Status s =
+      (*db)->Get(leveldb::ReadOptions(), ToSlice(keys::kFormat), &format);
+  const bool is_new = s.IsNotFound();
+  if (!is_new) {
+    if (!s.ok()) return Fail(FromLevelDb(s, "reading format version"));
+    auto version = codec::DecodeFormatVersion(format);
+    if (!version) return Fail(version.error());
+    if (*version != kFormatVersion) {
+      return Fail(Status::FailedPrecondition(
+          "data directory format version " + std::to_string(*version) +
+          " is not supported (this build reads version " +
+          std::to_string(kFormatVersion) + ")"));
+    }
+  }
+  return std::unique_ptr<Store>(
+      new Store(std::move(*db), env, sync_first, options.sync_writes, is_new));
+}
+
+Status Store::Initialize(leveldb::WriteBatch& batch, Timestamp now) {
+  batch.Put(ToSlice(keys::kFormat),
+            codec::EncodeFormatInfo(kFormatVersion, ToMicros(now)));
+  leveldb::WriteOptions wo;
+  wo.sync = true;
+  return FromLevelDb(db_->Write(wo, &batch), "writing format version");
+}
+
+Status Store::OpenHistory(crypto::SecretKey audit_key, KeyLookup keys) {
+  auto history = History::Open(*db_, std::move(audit_key));
+  if (!history) return history.error();
+  history_ = std::move(*history);
+  key_lookup_ = std::move(keys);
+  return Status::Ok();
+}
+
+Result<std::optional<std::string>> Store::Get(std::string_view key) const {
+  std::string value;
+  leveldb::Status s = db_->Get(leveldb::ReadOptions(), ToSlice(key), &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return Fail(FromLevelDb(s, "reading the store"));
+  return std::optional<std::string>(std::move(value));
+}
+
+Status Store::Scan(
+    std::string_view prefix, std::string_view start,
+    const std::function<bool(std::string_view key, std::string_view value)>& fn)
+    const {
+  std::unique_ptr<leveldb::Iterator> it(
+      db_->NewIterator(leveldb::ReadOptions()));
+  const leveldb::Slice p = ToSlice(prefix);
+  for (it->Seek(ToSlice(start.empty() ? prefix : start));
+       it->Valid() && it->key().starts_with(p); it->Next()) {
+    if (!fn(ToView(it->key()), ToView(it->value()))) break;
+  }
+  return FromLevelDb(it->status(), "scanning the store");
+}
+
+Result<Store::Ticket> Store::Apply(const WriteLock& /*lock*/,
+                                   leveldb::WriteBatch& batch,
+                                   const std::vector<Event>& events,
+                                   std::string_view what, bool force_sync) {
+  {
+    std::lock_guard<std::mutex> sync_lock(sync_mu_);
+    if (!failure_.ok()) return Fail(failure_);
+  }
+  auto pending = history_->Stage(batch, events, key_lookup_);
+  if (!pending) return Fail(pending.error());
+  // Never synced here: durability is WaitDurable's, shared by a group.
+  Status written =
+      FromLevelDb(db_->Write(leveldb::WriteOptions(), &batch), what);
+  if (!written.ok()) {
+    std::lock_guard<std::mutex> sync_lock(sync_mu_);
+    failure_ = written;
+    return Fail(written);
+  }
+  history_->Commit(*pending);
+  return Ticket{written_.fetch_add(1) + 1, force_sync || sync_writes_};
+}
+
+Status Store::WaitDurable(const Ticket& ticket) {
+  if (!ticket.sync) return Status::Ok();
+  std::unique_lock<std::mutex> lock(sync_mu_);
+  while (synced_ < ticket.seq) {
+    if (!failure_.ok()) return failure_;
+    if (syncing_) {
+      sync_cv_.wait(lock);
+      continue;
+    }
+    // This waiter leads the next group: everything applied so far is in
+    // the logs (Apply returns after LevelDB's write(2)), so one sync covers
+    // every waiter up to `target`.
+    syncing_ = true;
+    const uint64_t target = written_.load();
+    Status injected = std::exchange(inject_failure_, Status::Ok());
+    lock.unlock();
+    Status synced = injected;
+    if (synced.ok() && sync_first_ != nullptr) synced = sync_first_->SyncLogs();
+    if (synced.ok()) synced = env_.SyncLogs();
+    syncs_.fetch_add(1);
+    lock.lock();
+    syncing_ = false;
+    if (synced.ok()) {
+      synced_ = std::max(synced_, target);
+    } else {
+      failure_ = synced;
+    }
+    sync_cv_.notify_all();
+  }
+  return Status::Ok();
+}
+
+Status Store::Commit(WriteLock lock, leveldb::WriteBatch& batch,
+                     const std::vector<Event>& events, std::string_view what,
+                     bool force_sync) {
+  auto ticket = Apply(lock, batch, events, what, force_sync);
+  lock.Unlock();
+  if (!ticket) return ticket.error();
+  return WaitDurable(*ticket);
+}
+
+void Store::CompactRange(std::string_view first, std::string_view last) {
+  const leveldb::Slice begin = ToSlice(first), end = ToSlice(last);
+  db_->CompactRange(&begin, &end);
+}
+
+void Store::TEST_FailNextSync(Status status) {
+  std::lock_guard<std::mutex> lock(sync_mu_);
+  inject_failure_ = std::move(status);
+}
+
+}  // namespace custos

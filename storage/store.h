@@ -1,0 +1,179 @@
+// Internal to storage/: the records database. Store owns the LevelDB of
+// records/, the access history kept in it, and the only path by which
+// anything is written to it, Commit: one place to take the write lock,
+// stage history events, choose durability, count writes and inject faults.
+//
+// Writing. A change takes the write lock (Lock()), reads what it needs,
+// builds one leveldb::WriteBatch and hands it to Apply with its access-
+// history events. Apply stages the events into the batch, writes the batch
+// (visible to every reader at once) and moves the history head, all under
+// the lock, so changes and their events are ordered exactly as the chain
+// and each change is atomic with its events. Durability is shared (group
+// commit): the write itself is not synced; WaitDurable, called after the
+// lock is released, returns once one fdatasync of the write-ahead logs,
+// issued by whichever waiter comes first, covers the write. Every change
+// applied meanwhile rides on the same fsync, as LevelDB's own writer queue
+// groups synced writers (db/db_impl.cc, BuildBatchGroup). Commit does all
+// three: Apply, unlock, WaitDurable. A change is acknowledged only when
+// WaitDurable returned OK.
+//
+// Failure. If a write or a sync fails, the change is reported failed to its
+// caller and to every caller whose change waited for the same sync; the
+// store then refuses every later change with the same error (as PostgreSQL
+// does after a failed fsync): an unknown part of what the kernel held may
+// be lost, and only a restart, replaying the log, tells what is on disk.
+// Changes that were applied but not acknowledged may be visible to readers
+// until then (LevelDB's own semantics for a failed synced write).
+//
+// Thread safety: thread-safe. Get and Scan may run concurrently with
+// everything, each from its own LevelDB snapshot.
+
+#ifndef CUSTOS_STORAGE_STORE_H_
+#define CUSTOS_STORAGE_STORE_H_
+
+#include <leveldb/db.h>
+#include <leveldb/write_batch.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/status.h"
+#include "crypto/secret_key.h"
+#include "storage/history.h"
+#include "storage/log_sync_env.h"
+#include "storage/options.h"
+
+namespace custos {
+
+// Proof that the caller holds the store's write lock. Functions that need
+// the lock take a `const WriteLock&`; only Store::Lock makes one.
+class [[nodiscard]] WriteLock {
+ public:
+  WriteLock(WriteLock&&) = default;
+  WriteLock& operator=(WriteLock&&) = default;
+  // Releases the lock early (it is released on destruction otherwise).
+  void Unlock() { lock_.unlock(); }
+
+ private:
+  friend class Store;
+  explicit WriteLock(std::mutex& mu) : lock_(mu) {}
+  std::unique_lock<std::mutex> lock_;
+};
+
+class Store {
+ public:
+  // What WaitDurable waits for: the write's place in the order of writes.
+  struct Ticket {
+    uint64_t seq = 0;
+    bool sync = false;  // False: nothing to wait for.
+  };
+
+  // The on-disk format this build reads and writes.
+  static constexpr uint32_t kFormatVersion = 1;
+
+  // Opens (or, with options.create_if_missing, creates) the records
+  // database in options.data_dir/records through `env`, and checks its
+  // format. `sync_first`, if non-null, is the Env of a database whose logs
+  // must be durable before this one's (the keystore: a record must never
+  // be durable before the key it is sealed under). Both REQUIRE: outlive
+  // the Store.
+  // Errors: NotFound (no store and !create_if_missing), FailedPrecondition
+  // (unknown format version), Unavailable (locked by another process),
+  // DataLoss (corrupt), Internal.
+  static Result<std::unique_ptr<Store>> Open(const Options& options,
+                                             LogSyncEnv& env,
+                                             LogSyncEnv* sync_first);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // True if the database held no store when opened.
+  bool is_new() const { return is_new_; }
+
+  // Marks a new store: writes the format version, with `batch` (the
+  // shipped policies), synchronously. REQUIRES: is_new(), no other writer.
+  Status Initialize(leveldb::WriteBatch& batch, Timestamp now);
+
+  // Opens the access history kept in this database, its events sealed with
+  // the keys `keys` returns. REQUIRES: once, before any Apply with events.
+  Status OpenHistory(crypto::SecretKey audit_key, KeyLookup keys);
+  History& history() { return *history_; }
+
+  WriteLock Lock() { return WriteLock(write_mu_); }
+
+  // The value at `key`, nullopt if absent. Errors: mapped LevelDB errors.
+  Result<std::optional<std::string>> Get(std::string_view key) const;
+
+  // Calls fn(key, value) for every entry whose key starts with `prefix`,
+  // from `start` (or the prefix itself when empty), in key order, until fn
+  // returns false. The iterator lives only during the call (an open
+  // iterator would pin obsolete table files). Errors: mapped LevelDB errors.
+  Status Scan(std::string_view prefix, std::string_view start,
+              const std::function<bool(std::string_view key,
+                                       std::string_view value)>& fn) const;
+
+  // Appends `events` to the history in `batch` and writes it, under the
+  // lock, not yet durable. `what` names the change in error messages.
+  // `force_sync` makes it durable even when Options::sync_writes is false
+  // (a shred's intent). On error nothing was written and the history did
+  // not move.
+  Result<Ticket> Apply(const WriteLock& lock, leveldb::WriteBatch& batch,
+                       const std::vector<Event>& events, std::string_view what,
+                       bool force_sync = false);
+  // Returns once the write of `ticket` is durable (group commit, see above).
+  Status WaitDurable(const Ticket& ticket);
+  // Apply, release `lock`, WaitDurable.
+  Status Commit(WriteLock lock, leveldb::WriteBatch& batch,
+                const std::vector<Event>& events, std::string_view what,
+                bool force_sync = false);
+
+  // Compacts the key range [first, last] (LevelDB's CompactRange).
+  void CompactRange(std::string_view first, std::string_view last);
+
+  // For the history and the erasure scan. Writes go through Apply.
+  leveldb::DB& db() { return *db_; }
+
+  // Writes completed (applied) since Open, and fdatasyncs issued: the ratio
+  // is the group-commit factor.
+  uint64_t TEST_WriteCount() const { return written_.load(); }
+  uint64_t TEST_SyncCount() const { return syncs_.load(); }
+  // Makes the next log sync fail with `status`, as a failing disk would.
+  void TEST_FailNextSync(Status status);
+
+ private:
+  Store(std::unique_ptr<leveldb::DB> db, LogSyncEnv& env,
+        LogSyncEnv* sync_first, bool sync_writes, bool is_new);
+
+  std::unique_ptr<leveldb::DB> db_;
+  LogSyncEnv& env_;
+  LogSyncEnv* const sync_first_;
+  const bool sync_writes_;
+  const bool is_new_;
+  std::unique_ptr<History> history_;
+  KeyLookup key_lookup_;
+
+  std::mutex write_mu_;  // The write lock.
+
+  std::atomic<uint64_t> written_{0};  // Seq of the last applied write.
+  std::atomic<uint64_t> syncs_{0};
+
+  std::mutex sync_mu_;
+  std::condition_variable sync_cv_;
+  bool syncing_ = false;   // Guarded by sync_mu_.
+  uint64_t synced_ = 0;    // Guarded by sync_mu_: durable up to here.
+  Status failure_;         // Guarded by sync_mu_: sticky, see above.
+  Status inject_failure_;  // Guarded by sync_mu_.
+};
+
+}  // namespace custos
+
+#endif  // CUSTOS_STORAGE_STORE_H_

@@ -1,0 +1,155 @@
+#include "storage/subject_report_builder.h"
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "storage/events.h"
+#include "storage/keys.h"
+#include "storage/sealing.h"
+
+namespace custos {
+namespace {
+
+std::optional<Timestamp> OptionalTime(int64_t micros) {
+  if (micros == 0) return std::nullopt;
+  return FromMicros(micros);
+}
+
+}  // namespace
+
+Result<SubjectReport> SubjectReportBuilder::Produce(
+    const PrincipalInfo& auditor, std::string_view subject_id) {
+  const std::string subject(subject_id);
+  auto stored = u_.subjects.Read(subject);
+  if (!stored) return Fail(stored.error());
+  auto key = u_.subjects.Key(subject);
+  if (!key) return Fail(key.error());
+  if (!*key) return Fail(Status::NotFound("subject not found"));
+
+  SubjectReport report;
+  const Timestamp now = u_.clock.Now();
+  report.generated_at = now;
+  report.subject_id = subject;
+  auto identifier =
+      sealing::OpenIdentifier(**key, stored->sealed_identifier, subject);
+  if (!identifier) return Fail(identifier.error());
+  report.subject_identifier = std::move(*identifier);
+
+  std::set<std::string> named;  // Principal ids to name in the report.
+
+  // The subject's records, through its index.
+  std::vector<uint64_t> ids;
+  const std::string prefix = keys::SubjectRecordsPrefix(subject);
+  CUSTOS_RETURN_IF_ERROR(
+      u_.store.Scan(prefix, {}, [&](std::string_view k, std::string_view) {
+        ids.push_back(keys::NumberAfter(k, prefix));
+        return true;
+      }));
+  const int64_t now_micros = ToMicros(now);
+  for (uint64_t id : ids) {
+    auto r = u_.record_store.Read(id);
+    if (!r) {
+      if (r.error().code() == StatusCode::kNotFound) continue;
+      return Fail(r.error());
+    }
+    SubjectReport::Record out;
+    out.id = r->id;
+    out.kind = r->kind;
+    out.state = r->state;
+    out.owner = r->owner;
+    out.recipients = r->grants;
+    named.insert(r->owner);
+    named.insert(r->grants.begin(), r->grants.end());
+    out.created_at = FromMicros(r->created_at_micros);
+    out.closed_at = OptionalTime(r->closed_at_micros);
+    out.blocked_at = OptionalTime(r->blocked_at_micros);
+    out.erased_at = OptionalTime(r->erased_at_micros);
+    if (r->next_transition != codec::Transition::kNone) {
+      out.next_deadline = FromMicros(r->next_deadline_micros);
+      out.next_transition =
+          r->next_transition == codec::Transition::kClose   ? "close"
+          : r->next_transition == codec::Transition::kBlock ? "block"
+                                                            : "erase";
+    }
+    for (const auto& part : r->parts) {
+      if (part.subject_id != subject) continue;
+      auto fields = sealing::OpenFields(
+          **key, part.sealed, sealing::PartAd(r->id, subject, part.version),
+          "personal data");
+      if (!fields) return Fail(fields.error());
+      out.personal = std::move(*fields);
+    }
+    for (const auto& c : r->contests) {
+      if (c.subject_id != subject) continue;
+      ContestView view{c.by, FromMicros(c.at_micros), c.subject_id, "", {}};
+      named.insert(c.by);
+      if (!c.sealed_statement.empty()) {
+        auto fields = sealing::OpenFields(
+            **key, c.sealed_statement,
+            sealing::NoteAd("contest", r->id, subject, c.at_micros),
+            "personal data");
+        if (!fields) return Fail(fields.error());
+        sealing::SplitContest(std::move(*fields), view.statement,
+                              view.corrected);
+      }
+      out.contests.push_back(std::move(view));
+    }
+    auto holds = u_.holds.OnRecordOnly(r->id, now_micros);
+    if (!holds) return Fail(holds.error());
+    for (const HoldView& h : *holds) named.insert(h.set_by);
+    out.holds = std::move(*holds);
+    report.records.push_back(std::move(out));
+  }
+  auto subject_holds = u_.holds.OnSubjectOnly(subject, now_micros);
+  if (!subject_holds) return Fail(subject_holds.error());
+  for (const HoldView& h : *subject_holds) named.insert(h.set_by);
+  report.subject_holds = std::move(*subject_holds);
+
+  // The full access history, page by page.
+  const KeyLookup keys = [this](const std::string& id) {
+    return u_.subjects.Key(id);
+  };
+  uint64_t after_seq = 0;
+  do {
+    auto page = u_.store.history().ForSubject(subject, Timestamp::min(),
+                                              Timestamp::max(), after_seq,
+                                              u_.limits.max_page_size, keys);
+    if (!page) return Fail(page.error());
+    for (const HistoryEntry& entry : page->entries) {
+      SubjectReport::Access a;
+      a.at = entry.header.at;
+      a.principal_id = entry.header.principal_id;
+      a.principal_name = entry.header.principal_name;
+      a.action = std::string(EventActionName(entry.header.action));
+      a.record_id = entry.header.record_id;
+      a.record_kind = entry.header.record_kind;
+      if (entry.header.record_state) {
+        a.record_state =
+            std::string(RecordStateName(*entry.header.record_state));
+      }
+      if (entry.header.purpose_kind) {
+        a.purpose = std::string(PurposeKindName(*entry.header.purpose_kind));
+      }
+      a.justification = entry.justification;
+      a.fields = entry.fields;
+      report.history.push_back(std::move(a));
+    }
+    after_seq = page->next_after_seq;
+  } while (after_seq != 0);
+
+  for (const std::string& id : named) {
+    auto p = u_.principals.Get(id);
+    report.principals.push_back({id, p ? p->display_name : ""});
+  }
+
+  // Producing the report discloses everything in it: an event.
+  leveldb::WriteBatch batch;
+  CUSTOS_RETURN_IF_ERROR(u_.store.Commit(
+      u_.store.Lock(), batch,
+      {events::SubjectEvent(auditor, EventAction::kReport, subject, now)},
+      "recording subject report"));
+  return report;
+}
+
+}  // namespace custos

@@ -1,0 +1,256 @@
+#include "storage/sweeper.h"
+
+#include <algorithm>
+#include <map>
+#include <thread>
+#include <vector>
+
+#include "storage/events.h"
+#include "storage/keys.h"
+#include "storage/leveldb_util.h"
+
+namespace custos {
+
+using codec::StoredRecord;
+using codec::Transition;
+
+void Sweeper::ApplyTransition(StoredRecord& r,
+                              leveldb::WriteBatch& batch) const {
+  const int64_t due = r.next_deadline_micros;
+  switch (r.next_transition) {
+    case Transition::kClose:
+      r.state = RecordState::kClosed;
+      r.closed_at_micros = due;
+      break;
+    case Transition::kBlock:
+      r.state = RecordState::kBlocked;
+      r.blocked_at_micros = due;
+      break;
+    case Transition::kErase:
+      Erasure::EraseContents(r, due, ToMicros(u_.clock.Now()), batch);
+      break;
+    case Transition::kNone:
+      break;
+  }
+}
+
+Result<size_t> Sweeper::ReapplyPolicies() {
+  constexpr size_t kRecordsPerWrite = 1000;
+  WriteLock lock = u_.store.Lock();
+  // Open deadlines are exactly the records that are not ERASED; ACTIVE
+  // records without close_after have none, so walk the records themselves.
+  size_t updated = 0, in_batch = 0;
+  leveldb::WriteBatch batch;
+  Store::Ticket last;
+  Status failure;
+  auto flush = [&]() {
+    auto ticket = u_.store.Apply(lock, batch, {}, "re-applying policies");
+    if (!ticket) return ticket.error();
+    last = *ticket;
+    batch.Clear();
+    in_batch = 0;
+    return Status::Ok();
+  };
+  CUSTOS_RETURN_IF_ERROR(u_.store.Scan(
+      keys::kRecordPrefix, {}, [&](std::string_view, std::string_view value) {
+        auto record = codec::DecodeRecord(value);
+        if (!record) failure = record.error();
+        if (!failure.ok()) return false;
+        if (record->state == RecordState::kErased) return true;
+        const int64_t before = record->next_deadline_micros;
+        const auto before_transition = record->next_transition;
+        leveldb::WriteBatch one;
+        failure = u_.record_store.Put(lock, one, *record);
+        if (!failure.ok()) return false;
+        if (record->next_deadline_micros == before &&
+            record->next_transition == before_transition) {
+          return true;
+        }
+        batch.Append(one);
+        ++updated;
+        if (++in_batch == kRecordsPerWrite) failure = flush();
+        return failure.ok();
+      }));
+  CUSTOS_RETURN_IF_ERROR(failure);
+  if (in_batch > 0) CUSTOS_RETURN_IF_ERROR(flush());
+  lock.Unlock();
+  CUSTOS_RETURN_IF_ERROR(u_.store.WaitDurable(last));
+  return updated;
+}
+
+Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
+                                   const SweepOptions& options) {
+  if (options.batch_size == 0) {
+    return Fail(Status::InvalidArgument("batch_size must be at least 1"));
+  }
+  const int64_t as_of = ToMicros(options.as_of);
+  SweepReport report;
+  // In a dry run nothing is written, so the index does not shrink: walk it
+  // from a moving start key instead of re-seeking its beginning.
+  std::string resume_key(keys::kDeadlinePrefix);
+  size_t processed = 0;
+  while (true) {
+    size_t in_batch = 0;
+    bool more_due = false;
+    WriteLock lock = u_.store.Lock();
+    // The due entries of this batch, read first: the iterator must not
+    // live across the write.
+    std::vector<std::pair<std::string, int64_t>> due_entries;
+    CUSTOS_RETURN_IF_ERROR(u_.store.Scan(
+        keys::kDeadlinePrefix, resume_key,
+        [&](std::string_view key, std::string_view) {
+          const std::string_view rest =
+              key.substr(keys::kDeadlinePrefix.size());
+          const int64_t due = static_cast<int64_t>(ReadBigEndian64(rest));
+          if (due > as_of) return false;
+          if (due_entries.size() == options.batch_size ||
+              processed + due_entries.size() == options.max_records) {
+            more_due = true;
+            return false;
+          }
+          due_entries.emplace_back(key, due);
+          return true;
+        }));
+    leveldb::WriteBatch batch;
+    std::vector<Event> sweep_events;
+    for (const auto& [key, due] : due_entries) {
+      const uint64_t id = ReadBigEndian64(
+          std::string_view(key).substr(keys::kDeadlinePrefix.size() + 8));
+      resume_key = key + '\0';
+      auto record = u_.record_store.Read(id);
+      if (!record) {
+        if (record.error().code() != StatusCode::kNotFound) {
+          return Fail(record.error());
+        }
+        batch.Delete(key);  // A stray entry: its record is gone.
+        continue;
+      }
+      if (record->next_deadline_micros != due) {
+        batch.Delete(key);  // Stale: the record moved on.
+        continue;
+      }
+      // Apply every transition due by as_of, in order, in one write.
+      while (record->next_transition != Transition::kNone &&
+             record->next_deadline_micros <= as_of) {
+        leveldb::WriteBatch scratch;
+        leveldb::WriteBatch& target = options.dry_run ? scratch : batch;
+        if (record->next_transition == Transition::kErase) {
+          auto holds = u_.holds.OnRecord(*record, as_of);
+          if (!holds) return Fail(holds.error());
+          if (!holds->empty()) {
+            // Postponed: Put moves the deadline to the hold's end.
+            ++report.postponed;
+            CUSTOS_RETURN_IF_ERROR(
+                u_.record_store.Put(lock, target, *record, as_of));
+            break;
+          }
+        }
+        PlannedTransition step{id, record->state, record->state,
+                               FromMicros(record->next_deadline_micros)};
+        ApplyTransition(*record, target);
+        step.to = record->state;
+        switch (step.to) {
+          case RecordState::kClosed:
+            ++report.closed;
+            break;
+          case RecordState::kBlocked:
+            ++report.blocked;
+            break;
+          case RecordState::kErased:
+            ++report.erased;
+            break;
+          case RecordState::kActive:
+            break;
+        }
+        report.transitions.push_back(step);
+        if (!options.dry_run) {
+          const EventAction action =
+              step.to == RecordState::kClosed    ? EventAction::kClose
+              : step.to == RecordState::kBlocked ? EventAction::kBlock
+                                                 : EventAction::kErase;
+          sweep_events.push_back(
+              events::RecordEvent(admin, action, *record, step.due));
+        }
+        CUSTOS_RETURN_IF_ERROR(
+            u_.record_store.Put(lock, target, *record, as_of));
+      }
+      ++in_batch;
+      ++processed;
+    }
+    if (!options.dry_run && batch.ApproximateSize() > 12) {
+      CUSTOS_RETURN_IF_ERROR(
+          u_.store.Commit(std::move(lock), batch, sweep_events, "sweeping"));
+    } else {
+      lock.Unlock();
+    }
+    if (!more_due) break;
+    if (processed == options.max_records) {
+      report.complete = false;
+      break;
+    }
+    if (options.pause_between_batches.count() > 0) {
+      std::this_thread::sleep_for(options.pause_between_batches);
+    }
+  }
+  if (!options.dry_run) {
+    auto pruned =
+        PruneHistory(as_of, std::max<size_t>(options.batch_size, 100));
+    if (!pruned) return Fail(pruned.error());
+    report.history_pruned = *pruned;
+    // Compacts what this sweep erased and pruned, and finishes compactions
+    // an earlier, interrupted call left queued.
+    CUSTOS_RETURN_IF_ERROR(u_.erasure.CompactQueued());
+  }
+  return report;
+}
+
+Result<size_t> Sweeper::PruneHistory(int64_t as_of, size_t budget) {
+  WriteLock lock = u_.store.Lock();
+  uint64_t after_seq = 0;
+  auto cursor = u_.store.Get(keys::kHistoryPruneCursor);
+  if (!cursor) return Fail(cursor.error());
+  if (*cursor && (*cursor)->size() == 8) after_seq = ReadBigEndian64(**cursor);
+  std::map<uint64_t, bool> prunable_records;  // Decided once per call.
+  Status failure;
+  auto prunable = [&](const EventHeader& h) {
+    if (h.record_id == 0 || !failure.ok()) return false;
+    auto known = prunable_records.find(h.record_id);
+    if (known != prunable_records.end()) return known->second;
+    bool verdict = false;
+    auto record = u_.record_store.Read(h.record_id);
+    if (record && record->state == RecordState::kErased) {
+      if (auto policy = u_.policies.For(record->kind)) {
+        auto until = AddPeriod(FromMicros(record->erased_at_micros),
+                               policy->history_after);
+        verdict = until && ToMicros(*until) <= as_of;
+      }
+    } else if (!record && record.error().code() != StatusCode::kNotFound) {
+      failure = record.error();
+    }
+    prunable_records[h.record_id] = verdict;
+    return verdict;
+  };
+  leveldb::WriteBatch batch;
+  auto result = u_.store.history().Prune(prunable, budget, after_seq, batch);
+  if (!failure.ok()) return Fail(failure);
+  if (!result) return Fail(result.error());
+  std::string next;
+  AppendBigEndian64(next, result->next_after_seq);
+  batch.Put(ToSlice(keys::kHistoryPruneCursor), next);
+  if (result->stubbed > 0) {
+    // The pruned events' old bytes must leave the files like any erased
+    // data: queue the span of event keys this call examined.
+    const uint64_t last = result->next_after_seq != 0
+                              ? result->next_after_seq
+                              : u_.store.history().head().last_seq;
+    const int64_t now = ToMicros(u_.clock.Now());
+    for (uint64_t seq : {after_seq + 1, last}) {
+      Erasure::Queue(batch, keys::Event(seq), now);
+    }
+  }
+  CUSTOS_RETURN_IF_ERROR(
+      u_.store.Commit(std::move(lock), batch, {}, "storing prune cursor"));
+  return result->stubbed;
+}
+
+}  // namespace custos
