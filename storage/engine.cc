@@ -134,10 +134,10 @@ Result<std::unique_ptr<Engine>> Engine::Open(const Options& options,
     Policies::AddDefaults(batch);
     CUSTOS_RETURN_IF_ERROR((*store)->Initialize(batch, now));
   }
-  Keystore& keys = **keystore;
+  Keystore* keys = keystore->get();  // Owned by Impl, which outlives it.
   CUSTOS_RETURN_IF_ERROR((*store)->OpenHistory(
       crypto::DeriveSubkey(master_key, crypto::Subkey::kAudit),
-      [&keys](const std::string& id) { return keys.GetKey(id); }));
+      [keys](const std::string& id) { return keys->GetKey(id); }));
 
   auto impl = std::make_unique<Impl>(
       options, std::move(keystore_env), std::move(records_env),

@@ -14,7 +14,8 @@
 
 namespace custos::keys {
 
-// ---- Store (store.cc): format and counters -------------------------------
+// ---- Counters and markers under "m:": the format (store.cc), the record id
+// (record_store.cc), the hold id (holds.cc), the prune cursor (sweeper.cc).
 inline constexpr std::string_view kFormat = "m:format";
 inline constexpr std::string_view kNextRecordId = "m:next_record_id";
 inline constexpr std::string_view kNextHoldId = "m:next_hold_id";

@@ -1,7 +1,8 @@
 // Internal to storage/: the keystore, a separate small LevelDB holding the
 // subject data keys wrapped under the key-encryption key (KEK), and the
-// erasure ledger. Kept apart from the records so that it can be compacted
-// cheaply after every shred and rewrapped wholesale on master key rotation.
+// erasure ledger. Kept apart from the records so that destroyed keys can be
+// compacted away without rewriting records, and keys rewrapped wholesale
+// on master key rotation.
 //
 // Key layout (docs/storage.md):
 //   "m:format"         FormatInfo
