@@ -1,0 +1,634 @@
+// Benchmarks of the storage engine under concurrent callers, and of what one
+// create or one disclosing read costs against raw LevelDB writing the same
+// bytes (issue 8: group commit, create cost). Results are recorded in
+// bench/RESULTS.md, "Group commit and create cost (issue 8)".
+//
+// Two questions, in one binary so that every ratio comes from one run:
+//
+// 1. Do synchronous writes scale with the number of callers? LevelDB groups
+//    concurrent synchronous writers into one log write and one fsync; the
+//    engine benefits only if several callers' batches reach LevelDB at
+//    once. The BM_Sync* and BM_RawSyncPut benchmarks run from 1, 4 and 16
+//    threads against one store (opened by the benchmark's Setup before its
+//    threads start, shared by them, closed by its Teardown after they have
+//    all stopped); items/s is the throughput of all threads together. The
+//    figure of interest is items/s at 16 threads over items/s at 1 thread,
+//    for the engine against the same ratio for raw LevelDB.
+//
+// 2. What does a create or a disclosing read cost against raw LevelDB
+//    writing what it writes (sync off, one thread)? What an operation
+//    writes is measured once, before the first benchmark that needs it (see
+//    Costs()): the growth of both databases' write-ahead logs over a run of
+//    such operations, which is exactly their serialised write batches. Each
+//    raw baseline puts, under a random key, one value of random bytes
+//    (incompressible, like ciphertext) whose log record is that many bytes.
+//
+// Only the public API of storage/engine.h and raw LevelDB are used, so the
+// benchmark measures the engine whatever its internals. Every store lives in
+// a fresh mkdtemp() directory under /tmp, removed afterwards; time comes
+// from a ManualClock. A store's setup writes without sync, then the store is
+// closed, sync() is called and the store reopened with the benchmark's
+// sync_writes, so the timed fsyncs do not pay for the setup's writes; then
+// every subject's key is loaded into the key cache (EngineFixture).
+
+#include <benchmark/benchmark.h>
+#include <leveldb/db.h>
+#include <leveldb/iterator.h>
+#include <leveldb/options.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/status.h"
+#include "bench/support.h"
+#include "crypto/secret_key.h"
+#include "storage/engine.h"
+#include "storage/types.h"
+
+namespace custos {
+namespace {
+
+constexpr int64_t kStartMicros = 1'750'000'000'000'000;  // June 2025.
+// Bytes of personal data (field names and values) per record.
+constexpr size_t kPersonalBytes = 256;
+// Subjects registered during setup; creates for an existing subject cycle
+// through them. Fits the default key cache (1024).
+constexpr int kSubjectPool = 256;
+// Records created during setup (over kSubjectPool subjects), read by the
+// disclosing-read benchmarks.
+constexpr int kSetupRecords = 1'024;
+// Operations over which Costs() measures the log growth of each kind.
+constexpr int kCostSamples = 200;
+
+using bench::Check;
+using bench::Value;
+
+class TempDir : public bench::TempDir {
+ public:
+  TempDir() : bench::TempDir("custos-concurrency-bench") {}
+};
+
+// An engine in a fresh directory, with an admin and one user.
+class Store {
+ public:
+  Store()
+      : clock_(FromMicros(kStartMicros)),
+        master_(crypto::SecretKey::Generate()) {
+    options_.data_dir = dir_.path() + "/data";
+    options_.sync_writes = false;
+    options_.clock = &clock_;
+    Open(/*sync_writes=*/false);
+    Value(engine_->BootstrapAdmin("admin", "Admin"), "bootstrap admin");
+    admin_.emplace(Value(engine_->ActorFor("admin"), "admin actor"));
+    Value(engine_->CreatePrincipal(*admin_, "user", "User", {Role::kUser},
+                                   /*redacted=*/false),
+          "create user");
+    user_.emplace(Value(engine_->ActorFor("user"), "user actor"));
+  }
+
+  void Open(bool sync_writes) {
+    options_.sync_writes = sync_writes;
+    engine_ =
+        Value(Engine::Open(options_,
+                           Value(crypto::SecretKey::FromBytes(master_.bytes()),
+                                 "copy master key")),
+              "open engine");
+  }
+  void Close() { engine_.reset(); }
+  // Closes the engine, flushes every dirty page of the system to disk and
+  // opens the engine again: the setup's unsynced writes are then not paid
+  // for by the first synchronous write of the timed loop (on ext4 an fsync
+  // waits for other files' pending data too).
+  void Reopen(bool sync_writes) {
+    Close();
+    ::sync();
+    Open(sync_writes);
+  }
+
+  Engine& engine() { return *engine_; }
+  const Actor& user() const { return *user_; }
+  const std::string& data_dir() const { return options_.data_dir; }
+  std::string records_path() const { return options_.data_dir + "/records"; }
+
+ private:
+  TempDir dir_;  // First member: removed after the engine is closed.
+  ManualClock clock_;
+  crypto::SecretKey master_;
+  Options options_;
+  std::unique_ptr<Engine> engine_;
+  std::optional<Actor> admin_;
+  std::optional<Actor> user_;
+};
+
+std::string Identifier(int n) {
+  char buffer[48];
+  std::snprintf(buffer, sizeof(buffer), "subject-%07d@example.org", n);
+  return buffer;
+}
+
+// A record of kind "alert" with 4 attributes and one personal part of 4
+// fields whose names and values total exactly kPersonalBytes.
+NewRecord MakeRecord(const std::string& identifier, uint64_t serial) {
+  NewRecord record;
+  record.kind = "alert";
+  record.attributes = {{"status", "open"},
+                       {"channel", "web-form"},
+                       {"priority", "normal"},
+                       {"case", "case-" + std::to_string(serial)}};
+  std::vector<Field> fields{{"name", "Alex Example"},
+                            {"email", identifier},
+                            {"phone", "+32 470 12 34 56"}};
+  size_t used = 5;  // "notes"
+  for (const Field& f : fields) used += f.name.size() + f.value.size();
+  fields.push_back({"notes", std::string(kPersonalBytes - used, 'x')});
+  record.personal.push_back({identifier, std::move(fields)});
+  return record;
+}
+
+uint64_t Create(Store& store, int subject, uint64_t serial) {
+  return Value(store.engine().CreateRecord(
+                   store.user(), MakeRecord(Identifier(subject), serial)),
+               "create record");
+}
+
+// "r:" + 8-byte big-endian n: the raw baselines' keys.
+std::string RawKey(uint64_t n) {
+  std::string key = "r:";
+  for (int shift = 56; shift >= 0; shift -= 8) {
+    key.push_back(static_cast<char>((n >> shift) & 0xff));
+  }
+  return key;
+}
+
+std::string RandomValue(size_t size, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::string value(size, '\0');
+  for (char& c : value) c = static_cast<char>(rng() & 0xff);
+  return value;
+}
+
+// A LevelDB with the engine's options (paranoid checks, default
+// compression) in a fresh directory.
+class RawDb {
+ public:
+  RawDb() { Open(); }
+  // As the engine's databases after Store::Reopen: the memtable is written
+  // to a table, and reads come from there.
+  void Reopen() {
+    db_.reset();
+    Open();
+  }
+  leveldb::DB& db() { return *db_; }
+  std::string path() const { return dir_.path() + "/db"; }
+
+ private:
+  void Open() {
+    leveldb::Options options;
+    options.create_if_missing = true;
+    options.paranoid_checks = true;
+    leveldb::DB* raw = nullptr;
+    Check(leveldb::DB::Open(options, path(), &raw), "open raw leveldb");
+    db_.reset(raw);
+  }
+
+  TempDir dir_;  // First member: removed after the database is closed.
+  std::unique_ptr<leveldb::DB> db_;
+};
+
+// ---- What an operation writes ----
+
+// The sizes of the LevelDB write-ahead logs ("NNNNNN.log") under `dir`.
+using LogSizes = std::map<std::string, uintmax_t>;
+
+LogSizes Logs(const std::string& dir) {
+  LogSizes sizes;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
+    if (entry.is_regular_file() && entry.path().extension() == ".log") {
+      sizes[entry.path().string()] = entry.file_size();
+    }
+  }
+  return sizes;
+}
+
+// Bytes appended to the logs between two observations. Aborts if a log was
+// started or removed in between (a memtable was flushed): the difference
+// would then not be what was written.
+uintmax_t Appended(const LogSizes& before, const LogSizes& after) {
+  uintmax_t total = 0;
+  for (const auto& [path, size] : after) {
+    auto it = before.find(path);
+    if (it == before.end() || before.size() != after.size()) {
+      std::fprintf(stderr, "log files changed while measuring: %s\n",
+                   path.c_str());
+      std::abort();
+    }
+    total += size - it->second;
+  }
+  return total;
+}
+
+std::map<std::string, std::string> Dump(const std::string& path) {
+  leveldb::DB* raw = nullptr;
+  Check(leveldb::DB::Open(leveldb::Options(), path, &raw), "open for dump");
+  std::unique_ptr<leveldb::DB> db(raw);
+  std::map<std::string, std::string> entries;
+  std::unique_ptr<leveldb::Iterator> it(
+      db->NewIterator(leveldb::ReadOptions()));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    entries.emplace(it->key().ToString(), it->value().ToString());
+  }
+  Check(it->status(), "dump");
+  return entries;
+}
+
+std::string Printable(const std::string& key) {
+  std::string out;
+  for (char c : key.substr(0, 12)) {
+    if (c >= 0x21 && c < 0x7f) {
+      out.push_back(c);
+    } else {
+      char hex[8];
+      std::snprintf(hex, sizeof(hex), "\\x%02x", static_cast<unsigned char>(c));
+      out += hex;
+    }
+  }
+  if (key.size() > 12) out += "...";
+  return out;
+}
+
+// Log bytes per operation (both databases, LevelDB's 7-byte log record
+// headers included), each the mean over kCostSamples operations on a store
+// set up as the benchmarks' stores are.
+struct CostModel {
+  size_t create_existing = 0;  // A create naming a registered subject.
+  size_t create_new = 0;       // A create naming a new subject.
+  size_t disclosing_read = 0;  // A GetRecord that returns personal data.
+  // The largest value one create (existing subject) adds to the records
+  // database: the stored record. The raw disclosing-read baseline gets a
+  // value of this size.
+  size_t record_value = 0;
+  // Log bytes of one raw Put with a RawKey beyond its value's size.
+  size_t raw_put_overhead = 0;
+
+  // The value size whose raw Put writes `log_bytes` to the log.
+  size_t RawValueFor(size_t log_bytes) const {
+    return log_bytes - raw_put_overhead;
+  }
+};
+
+CostModel MeasureCosts() {
+  CostModel costs;
+  Store store;
+  std::vector<uint64_t> ids;
+  for (int i = 0; i < kSubjectPool; ++i) ids.push_back(Create(store, i, i));
+
+  // What one create writes to the records database, entry by entry
+  // (printed, for the record: RESULTS.md describes it).
+  store.Close();
+  const auto before = Dump(store.records_path());
+  store.Open(/*sync_writes=*/false);
+  Create(store, 0, kSubjectPool);
+  store.Close();
+  const auto after = Dump(store.records_path());
+  store.Open(/*sync_writes=*/false);
+  std::fprintf(stderr, "One create (existing subject), records database:\n");
+  size_t total = 0;
+  for (const auto& [key, value] : after) {
+    auto it = before.find(key);
+    if (it != before.end() && it->second == value) continue;
+    std::fprintf(stderr, "  %-40s key %3zu B, value %4zu B%s\n",
+                 Printable(key).c_str(), key.size(), value.size(),
+                 it == before.end() ? "" : " (overwritten)");
+    total += key.size() + value.size();
+    costs.record_value = std::max(costs.record_value, value.size());
+  }
+  std::fprintf(stderr, "  total %zu B of keys and values\n", total);
+
+  LogSizes logs = Logs(store.data_dir());
+  for (int i = 0; i < kCostSamples; ++i) {
+    ids.push_back(Create(store, i % kSubjectPool, kSubjectPool + 1 + i));
+  }
+  LogSizes now = Logs(store.data_dir());
+  costs.create_existing = Appended(logs, now) / kCostSamples;
+
+  logs = now;
+  for (int i = 0; i < kCostSamples; ++i) {
+    Create(store, kSubjectPool + i, 2 * kSubjectPool + i);
+  }
+  now = Logs(store.data_dir());
+  costs.create_new = Appended(logs, now) / kCostSamples;
+
+  logs = now;
+  for (int i = 0; i < kCostSamples; ++i) {
+    RecordView view =
+        Value(store.engine().GetRecord(store.user(), ids[i]), "read record");
+    if (!view.personal_included) {
+      std::fprintf(stderr, "read record: no personal data returned\n");
+      std::abort();
+    }
+  }
+  now = Logs(store.data_dir());
+  costs.disclosing_read = Appended(logs, now) / kCostSamples;
+
+  constexpr size_t kProbeValue = 1'000;
+  RawDb raw;
+  logs = Logs(raw.path());
+  const std::string value = RandomValue(kProbeValue, 1);
+  for (int i = 0; i < kCostSamples; ++i) {
+    Check(raw.db().Put(leveldb::WriteOptions(), RawKey(i), value), "probe");
+  }
+  costs.raw_put_overhead =
+      Appended(logs, Logs(raw.path())) / kCostSamples - kProbeValue;
+
+  std::fprintf(stderr,
+               "Log bytes per operation: create (existing subject) %zu, "
+               "create (new subject) %zu, disclosing read %zu; stored record "
+               "%zu; raw put overhead %zu\n",
+               costs.create_existing, costs.create_new, costs.disclosing_read,
+               costs.record_value, costs.raw_put_overhead);
+  return costs;
+}
+
+const CostModel& Costs() {
+  static const CostModel costs = MeasureCosts();
+  return costs;
+}
+
+// ---- The store or database of the run in progress ----
+
+// An engine store shared by the threads of one benchmark run: kSetupRecords
+// records over kSubjectPool subjects, written without sync, then reopened
+// with the benchmark's sync_writes.
+struct EngineFixture {
+  explicit EngineFixture(bool sync_writes) {
+    for (int i = 0; i < kSetupRecords; ++i) {
+      ids.push_back(Create(store, i % kSubjectPool, i));
+    }
+    store.Reopen(sync_writes);
+    // Reopening emptied the key cache. Listing every record loads every
+    // subject's key (and writes one batch of read events per page, i.e.
+    // one fsync, not one per record), so the timed loop starts with the
+    // keys cached, as in a store that has been running for a while.
+    ListQuery query;
+    query.limit = 1'000;
+    do {
+      ListPage page = Value(store.engine().ListRecords(store.user(), query),
+                            "list records");
+      query.after_id = page.next_after_id;
+    } while (query.after_id != 0);
+  }
+  Store store;
+  std::vector<uint64_t> ids;
+  // Numbers of the subjects that new-subject creates register.
+  std::atomic<int> next_subject{kSubjectPool};
+};
+
+// A raw LevelDB shared by the threads of one benchmark run, holding
+// kSetupRecords values of `get_value_size` random bytes under RawKey(1..),
+// written without sync and reopened, as the engine's stores are.
+struct RawFixture {
+  RawFixture(bool sync, size_t get_value_size) {
+    std::string value = RandomValue(get_value_size, 47);
+    for (int id = 1; id <= kSetupRecords; ++id) {
+      value[0] = static_cast<char>(id);
+      Check(db.db().Put(leveldb::WriteOptions(), RawKey(id), value),
+            "prefill raw leveldb");
+    }
+    db.Reopen();
+    if (sync) ::sync();  // As Store::Reopen.
+  }
+  RawDb db;
+};
+
+// Set by a benchmark's Setup, before its threads start, and reset by its
+// Teardown, after they have all stopped.
+std::unique_ptr<EngineFixture> engine_run;
+std::unique_ptr<RawFixture> raw_run;
+
+template <bool kSync>
+void OpenStore(const benchmark::State&) {
+  Costs();  // Measured once, before any timed loop.
+  engine_run = std::make_unique<EngineFixture>(kSync);
+}
+void CloseStore(const benchmark::State&) { engine_run.reset(); }
+
+template <bool kSync>
+void OpenRawDb(const benchmark::State&) {
+  raw_run = std::make_unique<RawFixture>(kSync, Costs().record_value);
+}
+void CloseRawDb(const benchmark::State&) { raw_run.reset(); }
+
+// Counters are summed over threads: only thread 0 sets them.
+void SetCounter(benchmark::State& state, const char* name, double value) {
+  if (state.thread_index() == 0) state.counters[name] = value;
+}
+
+// ---- Engine ----
+
+// `new_subject`: every record names a subject never seen before (a key is
+// generated, wrapped and put to the keystore); otherwise one of
+// kSubjectPool registered subjects, whose key is cached.
+void CreateLoop(benchmark::State& state, bool new_subject) {
+  EngineFixture& run = *engine_run;
+  // Built before the timed loop, one set per thread.
+  std::vector<NewRecord> records;
+  for (int i = 0; i < 64; ++i) {
+    records.push_back(MakeRecord(
+        Identifier((state.thread_index() * 17 + i) % kSubjectPool), i));
+  }
+  size_t i = 0;
+  for (auto _ : state) {
+    NewRecord& record = records[i++ % records.size()];
+    if (new_subject) {
+      record.personal[0].subject_identifier =
+          Identifier(run.next_subject.fetch_add(1));
+    }
+    Result<uint64_t> id =
+        run.store.engine().CreateRecord(run.store.user(), record);
+    if (!id) {
+      state.SkipWithError(id.error().ToString().c_str());
+      break;
+    }
+    benchmark::DoNotOptimize(*id);
+  }
+  state.SetItemsProcessed(state.iterations());
+  const CostModel& costs = Costs();
+  SetCounter(state, "log_bytes",
+             static_cast<double>(new_subject ? costs.create_new
+                                             : costs.create_existing));
+}
+
+// The owner reads a random record of the store, personal data decrypted,
+// which writes a read event.
+void DisclosingReadLoop(benchmark::State& state) {
+  EngineFixture& run = *engine_run;
+  std::mt19937_64 rng(42 + state.thread_index());
+  std::uniform_int_distribution<size_t> pick(0, run.ids.size() - 1);
+  for (auto _ : state) {
+    Result<RecordView> view =
+        run.store.engine().GetRecord(run.store.user(), run.ids[pick(rng)]);
+    if (!view || !view->personal_included) {
+      state.SkipWithError("GetRecord did not return the personal part");
+      break;
+    }
+    benchmark::DoNotOptimize(view->parts.data());
+  }
+  state.SetItemsProcessed(state.iterations());
+  SetCounter(state, "log_bytes", static_cast<double>(Costs().disclosing_read));
+}
+
+void BM_SyncCreateExistingSubject(benchmark::State& state) {
+  CreateLoop(state, /*new_subject=*/false);
+}
+void BM_SyncCreateNewSubject(benchmark::State& state) {
+  CreateLoop(state, /*new_subject=*/true);
+}
+void BM_SyncDisclosingRead(benchmark::State& state) {
+  DisclosingReadLoop(state);
+}
+void BM_CreateExistingSubject(benchmark::State& state) {
+  CreateLoop(state, /*new_subject=*/false);
+}
+void BM_CreateNewSubject(benchmark::State& state) {
+  CreateLoop(state, /*new_subject=*/true);
+}
+void BM_DisclosingRead(benchmark::State& state) { DisclosingReadLoop(state); }
+
+// ---- Raw LevelDB ----
+
+// Puts, under random keys, values of random bytes whose log record is
+// `log_bytes` long.
+void RawPutLoop(benchmark::State& state, size_t log_bytes, bool sync) {
+  const size_t value_size = Costs().RawValueFor(log_bytes);
+  leveldb::DB& db = raw_run->db.db();
+  std::mt19937_64 rng(100 + state.thread_index());
+  std::string value = RandomValue(value_size, 200 + state.thread_index());
+  leveldb::WriteOptions wo;
+  wo.sync = sync;
+  for (auto _ : state) {
+    const uint64_t key = rng();
+    value[0] = static_cast<char>(key);  // Not the same value twice in a row.
+    leveldb::Status s = db.Put(wo, RawKey(key), value);
+    if (!s.ok()) {
+      state.SkipWithError(s.ToString().c_str());
+      break;
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+  SetCounter(state, "log_bytes", static_cast<double>(log_bytes));
+  SetCounter(state, "value_bytes", static_cast<double>(value_size));
+}
+
+// As many bytes as a create naming an existing subject writes, per put.
+void BM_RawSyncPut(benchmark::State& state) {
+  RawPutLoop(state, Costs().create_existing, /*sync=*/true);
+}
+void BM_RawPutLikeCreateExistingSubject(benchmark::State& state) {
+  RawPutLoop(state, Costs().create_existing, /*sync=*/false);
+}
+void BM_RawPutLikeCreateNewSubject(benchmark::State& state) {
+  RawPutLoop(state, Costs().create_new, /*sync=*/false);
+}
+
+// A Get of a random value of the stored record's size, then a Put of as
+// many bytes as the read event a disclosing read writes.
+void BM_RawGetPutLikeDisclosingRead(benchmark::State& state) {
+  const CostModel& costs = Costs();
+  const size_t value_size = costs.RawValueFor(costs.disclosing_read);
+  leveldb::DB& db = raw_run->db.db();
+  std::mt19937_64 rng(300 + state.thread_index());
+  std::uniform_int_distribution<uint64_t> pick(1, kSetupRecords);
+  std::string put_value = RandomValue(value_size, 400 + state.thread_index());
+  std::string got;
+  for (auto _ : state) {
+    leveldb::Status s = db.Get(leveldb::ReadOptions(), RawKey(pick(rng)), &got);
+    if (s.ok()) {
+      const uint64_t key = rng() | (uint64_t{1} << 63);  // Not a read key.
+      put_value[0] = got[0];
+      s = db.Put(leveldb::WriteOptions(), RawKey(key), put_value);
+    }
+    if (!s.ok()) {
+      state.SkipWithError(s.ToString().c_str());
+      break;
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+  SetCounter(state, "log_bytes", static_cast<double>(costs.disclosing_read));
+  SetCounter(state, "get_bytes", static_cast<double>(costs.record_value));
+}
+
+// ---- Registration: synchronous writes from 1, 4 and 16 threads ----
+
+BENCHMARK(BM_SyncCreateExistingSubject)
+    ->Setup(OpenStore<true>)
+    ->Teardown(CloseStore)
+    ->Threads(1)
+    ->Threads(4)
+    ->Threads(16)
+    ->UseRealTime();
+BENCHMARK(BM_SyncCreateNewSubject)
+    ->Setup(OpenStore<true>)
+    ->Teardown(CloseStore)
+    ->Threads(1)
+    ->Threads(4)
+    ->Threads(16)
+    ->UseRealTime();
+BENCHMARK(BM_SyncDisclosingRead)
+    ->Setup(OpenStore<true>)
+    ->Teardown(CloseStore)
+    ->Threads(1)
+    ->Threads(4)
+    ->Threads(16)
+    ->UseRealTime();
+BENCHMARK(BM_RawSyncPut)
+    ->Setup(OpenRawDb<true>)
+    ->Teardown(CloseRawDb)
+    ->Threads(1)
+    ->Threads(4)
+    ->Threads(16)
+    ->UseRealTime();
+
+// ---- Registration: cost of one operation, sync off, one thread ----
+
+BENCHMARK(BM_CreateExistingSubject)
+    ->Setup(OpenStore<false>)
+    ->Teardown(CloseStore)
+    ->UseRealTime();
+BENCHMARK(BM_RawPutLikeCreateExistingSubject)
+    ->Setup(OpenRawDb<false>)
+    ->Teardown(CloseRawDb)
+    ->UseRealTime();
+BENCHMARK(BM_CreateNewSubject)
+    ->Setup(OpenStore<false>)
+    ->Teardown(CloseStore)
+    ->UseRealTime();
+BENCHMARK(BM_RawPutLikeCreateNewSubject)
+    ->Setup(OpenRawDb<false>)
+    ->Teardown(CloseRawDb)
+    ->UseRealTime();
+BENCHMARK(BM_DisclosingRead)
+    ->Setup(OpenStore<false>)
+    ->Teardown(CloseStore)
+    ->UseRealTime();
+BENCHMARK(BM_RawGetPutLikeDisclosingRead)
+    ->Setup(OpenRawDb<false>)
+    ->Teardown(CloseRawDb)
+    ->UseRealTime();
+
+}  // namespace
+}  // namespace custos
