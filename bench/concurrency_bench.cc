@@ -90,7 +90,6 @@ class Store {
       : clock_(FromMicros(kStartMicros)),
         master_(crypto::SecretKey::Generate()) {
     options_.data_dir = dir_.path() + "/data";
-    options_.sync_writes = false;
     options_.clock = &clock_;
     Open(/*sync_writes=*/false);
     Value(engine_->BootstrapAdmin("admin", "Admin"), "bootstrap admin");
@@ -273,7 +272,8 @@ std::string Printable(const std::string& key) {
 
 // Log bytes per operation (both databases, LevelDB's 7-byte log record
 // headers included), each the mean over kCostSamples operations on a store
-// set up as the benchmarks' stores are.
+// of kSubjectPool registered subjects. What an operation writes does not
+// depend on the store's size.
 struct CostModel {
   size_t create_existing = 0;  // A create naming a registered subject.
   size_t create_new = 0;       // A create naming a new subject.
