@@ -35,18 +35,35 @@ std::vector<uint8_t> WrapKey(const SecretKey& kek, uint32_t kek_version,
   return Seal(kek, dek.bytes(), WrapAd(kek_version, subject_id));
 }
 
-Result<SecretKey> UnwrapKey(const SecretKey& kek, uint32_t kek_version,
-                            std::string_view subject_id,
-                            std::span<const uint8_t> wrapped) {
+namespace {
+
+Result<SecretKey> Unwrap(const SecretKey& kek, uint32_t kek_version,
+                         std::string_view subject_id,
+                         std::span<const uint8_t> wrapped, KeyPool* pool) {
   Result<std::vector<uint8_t>> dek =
       Open(kek, wrapped, WrapAd(kek_version, subject_id));
   if (!dek.has_value()) return Fail(UnwrapFailed());
   // The plaintext sits in ordinary heap memory only until it is copied into
   // guarded memory; wipe it before the vector frees it.
-  Result<SecretKey> key = SecretKey::FromBytes(*dek);
+  Result<SecretKey> key = pool != nullptr ? SecretKey::FromBytes(*dek, *pool)
+                                          : SecretKey::FromBytes(*dek);
   Wipe(*dek);
   if (!key.has_value()) return Fail(UnwrapFailed());  // Not a 32-byte key.
   return key;
+}
+
+}  // namespace
+
+Result<SecretKey> UnwrapKey(const SecretKey& kek, uint32_t kek_version,
+                            std::string_view subject_id,
+                            std::span<const uint8_t> wrapped) {
+  return Unwrap(kek, kek_version, subject_id, wrapped, nullptr);
+}
+
+Result<SecretKey> UnwrapKey(const SecretKey& kek, uint32_t kek_version,
+                            std::string_view subject_id,
+                            std::span<const uint8_t> wrapped, KeyPool& pool) {
+  return Unwrap(kek, kek_version, subject_id, wrapped, &pool);
 }
 
 }  // namespace custos::crypto

@@ -25,6 +25,10 @@ std::vector<uint8_t> WrapKey(const SecretKey& kek, uint32_t kek_version,
 Result<SecretKey> UnwrapKey(const SecretKey& kek, uint32_t kek_version,
                             std::string_view subject_id,
                             std::span<const uint8_t> wrapped);
+// The same, the key in a slot of `pool` (crypto/secret_key.h).
+Result<SecretKey> UnwrapKey(const SecretKey& kek, uint32_t kek_version,
+                            std::string_view subject_id,
+                            std::span<const uint8_t> wrapped, KeyPool& pool);
 
 }  // namespace custos::crypto
 

@@ -114,6 +114,11 @@ Status Keystore::PutKey(std::string_view subject_id, SharedKey dek) {
   return Status::Ok();
 }
 
+SharedKey Keystore::NewKey() {
+  return std::make_shared<const crypto::SecretKey>(
+      crypto::SecretKey::Generate(pool_));
+}
+
 Result<SharedKey> Keystore::GetKey(const std::string& subject_id) {
   return cache_.GetOrLoad(subject_id,
                           [this](const std::string& id) { return Unwrap(id); });
@@ -127,8 +132,8 @@ Result<SharedKey> Keystore::Unwrap(const std::string& subject_id) {
   if (!s.ok()) return Fail(FromLevelDb(s, "reading subject key"));
   auto stored = codec::DecodeWrappedKey(value);
   if (!stored) return Fail(stored.error());
-  auto dek =
-      crypto::UnwrapKey(kek_, stored->kek_version, subject_id, stored->wrapped);
+  auto dek = crypto::UnwrapKey(kek_, stored->kek_version, subject_id,
+                               stored->wrapped, pool_);
   if (!dek) return Fail(Status::DataLoss("subject key failed to unwrap"));
   return std::make_shared<const crypto::SecretKey>(std::move(*dek));
 }

@@ -57,6 +57,10 @@ class Keystore {
                                                 leveldb::Env* env,
                                                 size_t cache_capacity);
 
+  // A new random data key, in this keystore's key pool (guarded slots, see
+  // crypto/secret_key.h), not yet stored.
+  SharedKey NewKey();
+
   // Wraps and stores `dek` for `subject_id` (not synced: see above), and
   // caches it.
   Status PutKey(std::string_view subject_id, SharedKey dek);
@@ -105,6 +109,10 @@ class Keystore {
   std::unique_ptr<leveldb::DB> db_;
   crypto::SecretKey kek_;
   uint32_t kek_version_;
+  // Data keys live in pool_'s slots; declared before cache_ so that it
+  // outlives every cached key. A key handed out by GetKey or NewKey must
+  // not outlive the Keystore.
+  crypto::KeyPool pool_;
   KeyCache cache_;
 };
 

@@ -144,7 +144,10 @@ TEST_F(KeystoreTest, PutKeyThenGetKeyReturnsTheSameKeyBytes) {
   EXPECT_NE(*unwrapped, dek);
   EXPECT_TRUE(std::ranges::equal((*unwrapped)->bytes(), expected));
 
-  // And after a restart.
+  // And after a restart. Keys handed out must not outlive their Keystore
+  // (they live in its key pool).
+  cached->reset();
+  unwrapped->reset();
   keystore_.reset();
   Open();
   auto reopened = keystore_->GetKey("s-anna");
@@ -206,7 +209,10 @@ TEST_F(KeystoreTest, DestroyKeyEvictsAtOnceAndRecordsTheLedgerHash) {
   ASSERT_TRUE(ben.has_value());
   EXPECT_NE(*ben, nullptr);
 
-  // Durable: still destroyed and in the ledger after a restart.
+  // Durable: still destroyed and in the ledger after a restart. Keys handed
+  // out must not outlive their Keystore (they live in its key pool).
+  before->reset();
+  ben->reset();
   keystore_.reset();
   Open();
   after = keystore_->GetKey("s-anna");
