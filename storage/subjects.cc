@@ -36,8 +36,7 @@ Result<std::string> Subjects::FindOrCreate(
   // Built by insert: GCC 12 -O3 misreports "s" + string as -Wrestrict.
   std::string subject_id = crypto::ToHex(random);
   subject_id.insert(0, 1, 's');
-  auto dek =
-      std::make_shared<const crypto::SecretKey>(crypto::SecretKey::Generate());
+  SharedKey dek = keystore_.NewKey();
   codec::StoredSubject subject;
   subject.id = subject_id;
   subject.blind_index.assign(index.begin(), index.end());
