@@ -30,13 +30,11 @@ static_assert(Engine::kFormatVersion == Store::kFormatVersion);
 // The units, in the order they are built: each refers only to units built
 // before it, and members are destroyed in reverse order.
 struct Engine::Impl {
-  Impl(const Options& options_in, std::unique_ptr<LogSyncEnv> keystore_env_in,
-       std::unique_ptr<LogSyncEnv> records_env_in,
+  Impl(const Options& options_in, std::unique_ptr<LogSyncEnv> records_env_in,
        std::unique_ptr<Keystore> keystore_in, std::unique_ptr<Store> store_in,
        const crypto::SecretKey& master)
       : options(options_in),
         clock(*options.clock),
-        keystore_env(std::move(keystore_env_in)),
         records_env(std::move(records_env_in)),
         keystore(std::move(keystore_in)),
         store(std::move(store_in)),
@@ -46,7 +44,7 @@ struct Engine::Impl {
         policies(*store),
         subjects(*store, *keystore,
                  crypto::DeriveSubkey(master, crypto::Subkey::kBlindIndex),
-                 clock),
+                 clock, options.sync_writes),
         holds(*store, clock),
         erasure(*store, *keystore, options),
         record_store(*store, policies, holds, clock),
@@ -62,7 +60,6 @@ struct Engine::Impl {
 
   const Options options;
   const Clock& clock;
-  std::unique_ptr<LogSyncEnv> keystore_env;
   std::unique_ptr<LogSyncEnv> records_env;
   std::unique_ptr<Keystore> keystore;
   std::unique_ptr<Store> store;
@@ -105,11 +102,8 @@ Result<std::unique_ptr<Engine>> Engine::Open(const Options& options,
   if (options.create_if_missing) {
     (void)base_env->CreateDir(options.data_dir);  // May exist.
   }
-  auto keystore_env = std::make_unique<LogSyncEnv>(base_env);
   auto records_env = std::make_unique<LogSyncEnv>(base_env);
-  // The keystore's logs are synced before the records': a record is never
-  // durable before the key it is sealed under.
-  auto store = Store::Open(options, *records_env, keystore_env.get());
+  auto store = Store::Open(options, *records_env);
   if (!store) return Fail(store.error());
   const Timestamp now = options.clock->Now();
 
@@ -120,7 +114,7 @@ Result<std::unique_ptr<Engine>> Engine::Open(const Options& options,
   // killed in between simply starts over.
   auto keystore = Keystore::Open(
       options.data_dir + "/keystore", /*create_if_missing=*/(*store)->is_new(),
-      master_key, now, keystore_env.get(), options.key_cache_capacity);
+      master_key, now, base_env, options.key_cache_capacity);
   if (!keystore) {
     if (keystore.error().code() == StatusCode::kNotFound) {
       return Fail(Status::DataLoss("the keystore of " + options.data_dir +
@@ -128,6 +122,9 @@ Result<std::unique_ptr<Engine>> Engine::Open(const Options& options,
     }
     return Fail(keystore.error());
   }
+  // The keystore's logs are synced before the records': a record is never
+  // durable before the key it is sealed under.
+  records_env->SyncBefore(&(*keystore)->log_env());
   if ((*store)->is_new()) {
     // A new store starts with the shipped policies (DESIGN section 3).
     leveldb::WriteBatch batch;
@@ -139,9 +136,9 @@ Result<std::unique_ptr<Engine>> Engine::Open(const Options& options,
       crypto::DeriveSubkey(master_key, crypto::Subkey::kAudit),
       [keys](const std::string& id) { return keys->GetKey(id); }));
 
-  auto impl = std::make_unique<Impl>(
-      options, std::move(keystore_env), std::move(records_env),
-      std::move(*keystore), std::move(*store), master_key);
+  auto impl = std::make_unique<Impl>(options, std::move(records_env),
+                                     std::move(*keystore), std::move(*store),
+                                     master_key);
   CUSTOS_RETURN_IF_ERROR(impl->principals.Load());
   CUSTOS_RETURN_IF_ERROR(impl->policies.Load());
   CUSTOS_RETURN_IF_ERROR(impl->record_store.Load());

@@ -105,9 +105,7 @@ Status Erasure::CompactQueued() {
   lock.Unlock();
 
   if (!keystore->keys.empty()) {
-    const auto [first, last] =
-        std::minmax_element(keystore->keys.begin(), keystore->keys.end());
-    CUSTOS_RETURN_IF_ERROR(keystore_.PurgeKeys(*first, *last));
+    CUSTOS_RETURN_IF_ERROR(keystore_.PurgeKeys(keystore->keys));
   }
   if (!records->keys.empty()) {
     const auto [min_it, max_it] =

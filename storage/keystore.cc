@@ -2,6 +2,8 @@
 
 #include <leveldb/write_batch.h>
 
+#include <algorithm>
+
 #include "crypto/aead.h"
 #include "crypto/key_wrap.h"
 #include "crypto/master_key.h"
@@ -29,9 +31,12 @@ std::string LedgerKey(const crypto::Digest& hash) {
 
 }  // namespace
 
-Keystore::Keystore(std::unique_ptr<leveldb::DB> db, crypto::SecretKey kek,
+Keystore::Keystore(std::unique_ptr<LogSyncEnv> env,
+                   std::unique_ptr<leveldb::DB> db, crypto::SecretKey kek,
                    uint32_t kek_version, size_t cache_capacity)
-    : db_(std::move(db)),
+    : env_(std::move(env)),
+      db_(std::move(db)),
+      sync_([this] { return env_->SyncLogs(); }),
       kek_(std::move(kek)),
       kek_version_(kek_version),
       cache_(cache_capacity) {}
@@ -40,7 +45,8 @@ Result<std::unique_ptr<Keystore>> Keystore::Open(
     const std::string& path, bool create_if_missing,
     const crypto::SecretKey& master, Timestamp now, leveldb::Env* env,
     size_t cache_capacity) {
-  auto opened = OpenLevelDb(path, create_if_missing, env);
+  auto log_env = std::make_unique<LogSyncEnv>(env);
+  auto opened = OpenLevelDb(path, create_if_missing, log_env.get());
   if (!opened) {
     if (opened.error().code() == StatusCode::kInvalidArgument &&
         !create_if_missing) {
@@ -71,8 +77,9 @@ Result<std::unique_ptr<Keystore>> Keystore::Open(
     wo.sync = true;
     s = db->Write(wo, &batch);
     if (!s.ok()) return Fail(FromLevelDb(s, "initialising keystore"));
-    return std::unique_ptr<Keystore>(new Keystore(
-        std::move(db), std::move(kek), kInitialKekVersion, cache_capacity));
+    return std::unique_ptr<Keystore>(
+        new Keystore(std::move(log_env), std::move(db), std::move(kek),
+                     kInitialKekVersion, cache_capacity));
   }
   if (!s.ok()) return Fail(FromLevelDb(s, "reading keystore format"));
   Result<uint32_t> version = codec::DecodeFormatVersion(format);
@@ -97,21 +104,35 @@ Result<std::unique_ptr<Keystore>> Keystore::Open(
     return Fail(Status::FailedPrecondition(
         "the master key does not match this data directory"));
   }
-  return std::unique_ptr<Keystore>(
-      new Keystore(std::move(db), std::move(kek), kek_version, cache_capacity));
+  return std::unique_ptr<Keystore>(new Keystore(std::move(log_env),
+                                                std::move(db), std::move(kek),
+                                                kek_version, cache_capacity));
 }
 
-Status Keystore::PutKey(std::string_view subject_id, SharedKey dek) {
+Keystore::~Keystore() = default;
+
+Result<uint64_t> Keystore::PutKey(std::string_view subject_id, SharedKey dek) {
+  CUSTOS_RETURN_IF_ERROR(sync_.failure());
   codec::StoredWrappedKey wrapped{
       kek_version_, crypto::WrapKey(kek_, kek_version_, subject_id, *dek)};
-  CUSTOS_RETURN_IF_ERROR(
+  Status written =
       FromLevelDb(db_->Put(leveldb::WriteOptions(), KeyKey(subject_id),
                            codec::EncodeWrappedKey(wrapped)),
-                  "storing subject key"));
+                  "storing subject key");
+  if (!written.ok()) {
+    sync_.Fail(written);
+    return Fail(written);
+  }
   // Cached at once: the history's lookup, and every read soon after, would
   // otherwise unwrap it again.
   cache_.Put(std::string(subject_id), std::move(dek));
-  return Status::Ok();
+  return sync_.Wrote();
+}
+
+Status Keystore::DropUnusedKey(std::string_view subject_id) {
+  cache_.Evict(std::string(subject_id));
+  return FromLevelDb(db_->Delete(leveldb::WriteOptions(), KeyKey(subject_id)),
+                     "dropping an unused subject key");
 }
 
 SharedKey Keystore::NewKey() {
@@ -175,8 +196,7 @@ Status Keystore::DestroyKey(std::string_view subject_id,
   return status;
 }
 
-Status Keystore::PurgeKeys(std::string_view first_subject,
-                           std::string_view last_subject) {
+Status Keystore::PurgeKeys(const std::vector<std::string>& subject_ids) {
   // Compact only the key's range. One CompactRange is not enough: if the
   // wrapped key and its deletion were still in the same memtable, the flush
   // writes both into one table, and when that table lands on the deepest
@@ -184,17 +204,21 @@ Status Keystore::PurgeKeys(std::string_view first_subject,
   // as an input. Deleting the key again and compacting once more puts a
   // newer table above it, so the second compaction merges into it and
   // drops every version (tests/erasure_disk_test.cc shows the difference).
-  // Only keys that are gone are deleted again (a live key in the range is
-  // left alone); the range is compacted before and after.
-  const std::string first = KeyKey(first_subject), last = KeyKey(last_subject);
+  // Every key that is gone is deleted again (a live key, e.g. of a shred
+  // whose destruction failed, is left alone); the range is compacted
+  // before and after.
+  const auto [min_it, max_it] =
+      std::minmax_element(subject_ids.begin(), subject_ids.end());
+  const std::string first = KeyKey(*min_it), last = KeyKey(*max_it);
   const leveldb::Slice begin(first), end(last);
   db_->CompactRange(&begin, &end);
   leveldb::WriteBatch again;
-  for (const std::string* key : {&first, &last}) {
+  for (const std::string& subject_id : subject_ids) {
+    const std::string key = KeyKey(subject_id);
     std::string value;
-    leveldb::Status s = db_->Get(leveldb::ReadOptions(), *key, &value);
+    leveldb::Status s = db_->Get(leveldb::ReadOptions(), key, &value);
     if (s.IsNotFound()) {
-      again.Delete(*key);
+      again.Delete(key);
     } else if (!s.ok()) {
       return FromLevelDb(s, "reading subject key");
     }

@@ -13,12 +13,15 @@
 // Unwrapped keys are cached (KeyCache): GetKey unwraps a key once, and
 // DestroyKey evicts it before returning, so no read can use a destroyed key.
 //
-// Durability: PutKey is not synced by itself; the store syncs the keystore's
-// log before its own whenever it makes a change durable (storage/store.h),
-// so a record is never durable before the key it is sealed under.
-// DestroyKey is always synchronous. Physical removal of a destroyed key
-// from the keystore's files is PurgeKeys', called by the bounded erasure
-// compaction (storage/erasure.h), never on a shred's path.
+// Durability: PutKey is not synced by itself; WaitDurable(ticket) makes it
+// durable, sharing one fsync among concurrent callers (GroupSync). A record
+// must never be durable before the key it is sealed under, so a new
+// subject's key is made durable before its record is written (records.cc),
+// and the records database syncs the keystore's logs before its own
+// (log_env(), LogSyncEnv::SyncBefore). DestroyKey is always synchronous.
+// Physical removal of a destroyed key from the keystore's files is PurgeKeys',
+// called by the bounded erasure compaction (storage/erasure.h), never on a
+// shred's path.
 //
 // Thread safety: thread-safe (LevelDB and the cache are; the KEK is
 // read-only).
@@ -40,6 +43,7 @@
 #include "crypto/keyed_hash.h"
 #include "crypto/secret_key.h"
 #include "storage/key_cache.h"
+#include "storage/log_sync_env.h"
 
 namespace custos {
 
@@ -56,14 +60,25 @@ class Keystore {
                                                 Timestamp now,
                                                 leveldb::Env* env,
                                                 size_t cache_capacity);
+  ~Keystore();
 
   // A new random data key, in this keystore's key pool (guarded slots, see
   // crypto/secret_key.h), not yet stored.
   SharedKey NewKey();
 
   // Wraps and stores `dek` for `subject_id` (not synced: see above), and
-  // caches it.
-  Status PutKey(std::string_view subject_id, SharedKey dek);
+  // caches it. Returns the write's place for WaitDurable.
+  Result<uint64_t> PutKey(std::string_view subject_id, SharedKey dek);
+  // Returns once the PutKey that returned `ticket` (and every earlier one)
+  // is durable.
+  Status WaitDurable(uint64_t ticket) { return sync_.WaitDurable(ticket); }
+  // Removes a key PutKey stored that no record will use (not a shred: no
+  // ledger entry, not synced).
+  Status DropUnusedKey(std::string_view subject_id);
+
+  // The Env of the keystore's LevelDB, whose logs the records database
+  // syncs first.
+  LogSyncEnv& log_env() { return *env_; }
 
   // The unwrapped key (cached), or nullptr when the subject has none (never
   // had one, or it was destroyed). DataLoss if the wrapped key fails to
@@ -85,11 +100,10 @@ class Keystore {
                     const crypto::Digest& ledger_hash, Timestamp at,
                     std::string_view by);
 
-  // Compacts the key range of subjects first..last (inclusive), so deleted
-  // wrapped keys in it leave the keystore's files. Cost grows with the
-  // range's share of the keystore.
-  Status PurgeKeys(std::string_view first_subject,
-                   std::string_view last_subject);
+  // Compacts the key range spanned by `subject_ids` (destroyed keys), so
+  // their deleted wrapped keys leave the keystore's files. Cost grows with
+  // the range's share of the keystore. REQUIRES: non-empty.
+  Status PurgeKeys(const std::vector<std::string>& subject_ids);
 
   Result<bool> InLedger(const crypto::Digest& ledger_hash);
 
@@ -101,12 +115,14 @@ class Keystore {
   void ClearCache() { cache_.Clear(); }
 
  private:
-  Keystore(std::unique_ptr<leveldb::DB> db, crypto::SecretKey kek,
-           uint32_t kek_version, size_t cache_capacity);
+  Keystore(std::unique_ptr<LogSyncEnv> env, std::unique_ptr<leveldb::DB> db,
+           crypto::SecretKey kek, uint32_t kek_version, size_t cache_capacity);
 
   Result<SharedKey> Unwrap(const std::string& subject_id);
 
+  std::unique_ptr<LogSyncEnv> env_;  // Outlives db_.
   std::unique_ptr<leveldb::DB> db_;
+  GroupSync sync_;  // Over env_->SyncLogs().
   crypto::SecretKey kek_;
   uint32_t kek_version_;
   // Data keys live in pool_'s slots; declared before cache_ so that it

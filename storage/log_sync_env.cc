@@ -3,8 +3,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 namespace custos {
@@ -37,10 +39,17 @@ class LogSyncEnv::LogFile final : public leveldb::WritableFile {
   leveldb::Status Flush() override { return base_->Flush(); }
   leveldb::Status Sync() override { return base_->Sync(); }
   leveldb::Status Close() override {
-    // LevelDB closes a log when it moves to a new one; writes acknowledged
-    // by a group sync of this file must not wait for the compaction of its
-    // memtable to become durable.
-    leveldb::Status synced = base_->Sync();
+    // LevelDB closes a log when it moves to a new one; writes in it must
+    // not wait for the compaction of its memtable to become durable, and
+    // must not become durable before what they depend on (SyncBefore).
+    Status first =
+        env_.first_ != nullptr ? env_.first_->SyncLogs() : Status::Ok();
+    leveldb::Status synced =
+        first.ok() ? base_->Sync() : leveldb::Status::IOError(first.message());
+    if (!synced.ok()) {
+      env_.RecordFailure(Status::Internal("syncing a closed write-ahead log: " +
+                                          synced.ToString()));
+    }
     leveldb::Status closed = base_->Close();
     env_.Forget(handle_);
     return synced.ok() ? closed : synced;
@@ -98,19 +107,77 @@ void LogSyncEnv::Forget(const SyncHandle* handle) {
   open_logs_.erase(handle);
 }
 
+void LogSyncEnv::RecordFailure(const Status& status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (failure_.ok()) failure_ = status;
+}
+
 Status LogSyncEnv::SyncLogs() {
+  if (first_ != nullptr) CUSTOS_RETURN_IF_ERROR(first_->SyncLogs());
   std::vector<std::shared_ptr<SyncHandle>> logs;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    // Checked with the list taken: a log whose sync failed at its close is
+    // no longer listed, and its failure must not be missed.
+    if (!failure_.ok()) return failure_;
     for (const auto& [key, handle] : open_logs_) logs.push_back(handle);
   }
   for (const auto& handle : logs) {
     if (::fdatasync(handle->fd) != 0) {
-      return Status::Internal(std::string("syncing the write-ahead log: ") +
-                              std::strerror(errno));
+      Status failed = Status::Internal(
+          std::string("syncing the write-ahead log: ") + std::strerror(errno));
+      RecordFailure(failed);
+      return failed;
     }
   }
+  // A log closed (and failed) while we synced the others.
+  std::lock_guard<std::mutex> lock(mu_);
+  return failure_;
+}
+
+Status GroupSync::WaitDurable(uint64_t seq) {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (synced_ < seq) {
+    if (!failure_.ok()) return failure_;
+    if (syncing_) {
+      cv_.wait(lock);
+      continue;
+    }
+    // This waiter leads the next group: everything written so far is in
+    // the logs (Wrote() is called after the write returned), so one sync
+    // covers every waiter up to `target`.
+    syncing_ = true;
+    const uint64_t target = written_.load();
+    Status synced = std::exchange(inject_, Status::Ok());
+    lock.unlock();
+    if (synced.ok()) synced = sync_();
+    syncs_.fetch_add(1);
+    lock.lock();
+    syncing_ = false;
+    if (synced.ok()) {
+      synced_ = std::max(synced_, target);
+    } else if (failure_.ok()) {
+      failure_ = synced;
+    }
+    cv_.notify_all();
+  }
   return Status::Ok();
+}
+
+Status GroupSync::failure() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return failure_;
+}
+
+void GroupSync::Fail(Status status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (failure_.ok()) failure_ = std::move(status);
+  cv_.notify_all();
+}
+
+void GroupSync::TEST_FailNextSync(Status status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  inject_ = std::move(status);
 }
 
 }  // namespace custos

@@ -1,18 +1,26 @@
-// Internal to storage/: a leveldb::Env wrapper that lets the store make
-// LevelDB's write-ahead log durable itself, outside LevelDB's writer queue,
-// so that concurrent changes share one fsync (group commit, see
-// storage/store.h and docs/storage.md, "Group commit").
+// Internal to storage/: making LevelDB's write-ahead logs durable outside
+// LevelDB's writer queue, so that concurrent changes share one fsync (group
+// commit, see storage/store.h and docs/storage.md, "Group commit").
 //
 // LevelDB appends each write batch to its log and flushes it to the file
 // (write(2)) before Write returns; with WriteOptions::sync false it never
-// fsyncs it. For every log file LevelDB opens for writing, this wrapper
-// keeps a second, read-only descriptor of the same file. SyncLogs()
-// fdatasyncs those descriptors: fdatasync acts on the file, whichever
-// descriptor names it, so every byte LevelDB flushed before the call is
-// durable when it returns, while LevelDB goes on appending meanwhile. A log
-// file is also synced when LevelDB closes it (switching to a new memtable),
-// so a write acknowledged by a sync of the old file never depends on a
-// later sync that covers only the new one.
+// fsyncs it. For every log file LevelDB opens for writing, LogSyncEnv keeps
+// a second, read-only descriptor of the same file. SyncLogs() fdatasyncs
+// those descriptors: fdatasync acts on the file, whichever descriptor names
+// it, so every byte LevelDB flushed before the call is durable when it
+// returns, while LevelDB goes on appending meanwhile. A log file is also
+// synced when LevelDB closes it (switching to a new memtable), so a write
+// acknowledged by a sync of the old file never depends on a later sync that
+// covers only the new one.
+//
+// A failed sync is sticky: every later SyncLogs() returns it, whether it
+// happened in SyncLogs or when a log was closed (the bytes it should have
+// made durable may be lost, and no later sync can tell).
+//
+// Ordering between databases: SyncBefore(other) makes every sync of this
+// Env (SyncLogs and the sync at a log's close) sync `other`'s logs first.
+//
+// GroupSync shares one sync among the writers waiting for it.
 //
 // Thread safety: thread-safe.
 
@@ -21,6 +29,10 @@
 
 #include <leveldb/env.h>
 
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -41,9 +53,13 @@ class LogSyncEnv final : public leveldb::EnvWrapper {
   leveldb::Status NewAppendableFile(const std::string& fname,
                                     leveldb::WritableFile** result) override;
 
+  // Every sync of this Env first syncs `first`'s logs. REQUIRES: called
+  // before this Env's database is written; `first` outlives this Env.
+  void SyncBefore(LogSyncEnv* first) { first_ = first; }
+
   // Makes durable every byte that LevelDB flushed to a log file of this
-  // Env before the call. Errors: Internal when an fdatasync fails (the
-  // bytes may or may not be durable).
+  // Env (and of the SyncBefore Env) before the call. Errors: Internal when
+  // an fdatasync failed, now or earlier (sticky).
   Status SyncLogs();
 
  private:
@@ -54,10 +70,49 @@ class LogSyncEnv final : public leveldb::EnvWrapper {
                         leveldb::WritableFile* base,
                         leveldb::WritableFile** result);
   void Forget(const SyncHandle* handle);
+  void RecordFailure(const Status& status);
 
+  LogSyncEnv* first_ = nullptr;
   std::mutex mu_;
-  // The log files open for writing, by handle.
+  // The log files open for writing, by handle. Guarded by mu_.
   std::map<const SyncHandle*, std::shared_ptr<SyncHandle>> open_logs_;
+  Status failure_;  // Guarded by mu_.
+};
+
+// Group commit over a sync function: writers call Wrote() after each write
+// and WaitDurable(seq) to be acknowledged; one waiter at a time runs the
+// sync for everything written so far, the others wait for it.
+//
+// A failed sync fails every waiter it was meant to cover and every later
+// one (sticky). Thread-safe.
+class GroupSync {
+ public:
+  explicit GroupSync(std::function<Status()> sync) : sync_(std::move(sync)) {}
+
+  // Records that a write completed; returns its place in the order.
+  uint64_t Wrote() { return written_.fetch_add(1) + 1; }
+  // Returns once writes up to `seq` are durable, or the failure.
+  Status WaitDurable(uint64_t seq);
+  // The sticky failure, OK if none.
+  Status failure();
+  // Makes every later WaitDurable (and failure()) return `status`.
+  void Fail(Status status);
+
+  uint64_t writes() const { return written_.load(); }
+  uint64_t syncs() const { return syncs_.load(); }
+  // Makes the next sync fail with `status`, as a failing disk would.
+  void TEST_FailNextSync(Status status);
+
+ private:
+  const std::function<Status()> sync_;
+  std::atomic<uint64_t> written_{0};
+  std::atomic<uint64_t> syncs_{0};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool syncing_ = false;  // Guarded by mu_.
+  uint64_t synced_ = 0;   // Guarded by mu_: durable up to here.
+  Status failure_;        // Guarded by mu_.
+  Status inject_;         // Guarded by mu_.
 };
 
 }  // namespace custos

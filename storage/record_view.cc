@@ -255,8 +255,34 @@ Status RecordViews::RecordReads(const PrincipalInfo& who,
     }
   }
   if (disclosures.empty()) return Status::Ok();
+  WriteLock lock = store_.Lock();
+  // The data was opened before the lock: a subject shredded since must not
+  // have its data returned after its shred (nor a read missing from its
+  // history). Checked under the lock the shred takes.
+  for (const RecordView* view : views) {
+    if (!view->personal_included) continue;
+    for (const std::string& subject_id : view->subject_ids) {
+      auto key = subjects_.Key(subject_id);
+      if (!key) return key.error();
+      if (!*key) {
+        bool disclosed = false;
+        for (const PartView& p : view->parts) {
+          disclosed = disclosed || p.subject_id == subject_id;
+        }
+        for (const FlagView& f : view->flags) {
+          disclosed =
+              disclosed || (f.subject_id == subject_id && !f.note.empty());
+        }
+        for (const ContestView& c : view->contests) {
+          disclosed =
+              disclosed || (c.subject_id == subject_id && !c.statement.empty());
+        }
+        if (disclosed) return Status::NotFound("record not found");
+      }
+    }
+  }
   leveldb::WriteBatch batch;
-  return store_.Commit(store_.Lock(), batch, disclosures,
+  return store_.Commit(std::move(lock), batch, disclosures,
                        "recording disclosure");
 }
 

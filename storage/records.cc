@@ -69,6 +69,22 @@ Result<uint64_t> Records::Create(const PrincipalInfo& caller,
         "': no data is stored without a retention rule"));
   }
 
+  // New subjects' keys become durable first, outside the lock.
+  std::vector<std::string_view> identifiers;
+  for (const auto& part : in.personal) {
+    identifiers.push_back(part.subject_identifier);
+  }
+  auto prepared = u_.subjects.Prepare(identifiers);
+  if (!prepared) return Fail(prepared.error());
+  bool committed = false;
+  struct DropUnused {
+    Subjects& subjects;
+    Subjects::Prepared& prepared;
+    const bool& committed;
+    ~DropUnused() { subjects.DropUnused(prepared, committed); }
+  } drop_unused{u_.subjects, *prepared, committed};
+  CUSTOS_RETURN_IF_ERROR(u_.subjects.MakeDurable(*prepared));
+
   WriteLock lock = u_.store.Lock();
   leveldb::WriteBatch batch;
   StoredRecord r;
@@ -83,10 +99,9 @@ Result<uint64_t> Records::Create(const PrincipalInfo& caller,
   const Timestamp now = u_.clock.Now();
   r.created_at_micros = r.updated_at_micros = ToMicros(now);
 
-  std::map<std::string, std::string> created;
   for (const auto& part : in.personal) {
-    auto subject_id =
-        u_.subjects.FindOrCreate(lock, part.subject_identifier, batch, created);
+    auto subject_id = u_.subjects.FindOrCreate(lock, part.subject_identifier,
+                                               batch, *prepared);
     if (!subject_id) return Fail(subject_id.error());
     auto key = u_.subjects.Key(*subject_id);
     if (!key) return Fail(key.error());
@@ -119,6 +134,7 @@ Result<uint64_t> Records::Create(const PrincipalInfo& caller,
   }
   auto ticket = u_.store.Apply(lock, batch, record_events, "creating record");
   if (!ticket) return Fail(ticket.error());
+  committed = true;
   u_.record_store.Taken(lock, r.id);
   lock.Unlock();
   CUSTOS_RETURN_IF_ERROR(u_.store.WaitDurable(*ticket));

@@ -8,19 +8,17 @@
 
 namespace custos {
 
-Store::Store(std::unique_ptr<leveldb::DB> db, LogSyncEnv& env,
-             LogSyncEnv* sync_first, bool sync_writes, bool is_new)
+Store::Store(std::unique_ptr<leveldb::DB> db, LogSyncEnv& env, bool sync_writes,
+             bool is_new)
     : db_(std::move(db)),
-      env_(env),
-      sync_first_(sync_first),
       sync_writes_(sync_writes),
-      is_new_(is_new) {}
+      is_new_(is_new),
+      group_([&env] { return env.SyncLogs(); }) {}
 
 Store::~Store() = default;
 
 Result<std::unique_ptr<Store>> Store::Open(const Options& options,
-                                           LogSyncEnv& env,
-                                           LogSyncEnv* sync_first) {
+                                           LogSyncEnv& env) {
   auto db = OpenLevelDb(options.data_dir + "/records",
                         options.create_if_missing, &env);
   if (!db) {
@@ -46,7 +44,7 @@ Result<std::unique_ptr<Store>> Store::Open(const Options& options,
     }
   }
   return std::unique_ptr<Store>(
-      new Store(std::move(*db), env, sync_first, options.sync_writes, is_new));
+      new Store(std::move(*db), env, options.sync_writes, is_new));
 }
 
 Status Store::Initialize(leveldb::WriteBatch& batch, Timestamp now) {
@@ -87,58 +85,31 @@ Status Store::Scan(
   return FromLevelDb(it->status(), "scanning the store");
 }
 
-Result<Store::Ticket> Store::Apply(const WriteLock& /*lock*/,
+Result<Store::Ticket> Store::Apply(const WriteLock& lock,
                                    leveldb::WriteBatch& batch,
                                    const std::vector<Event>& events,
                                    std::string_view what, bool force_sync) {
-  {
-    std::lock_guard<std::mutex> sync_lock(sync_mu_);
-    if (!failure_.ok()) return Fail(failure_);
+  if (!lock.Holds(write_mu_)) {
+    return Fail(Status::Internal("a write without the store's write lock"));
   }
+  CUSTOS_RETURN_IF_ERROR(group_.failure());
   auto pending = history_->Stage(batch, events, key_lookup_);
   if (!pending) return Fail(pending.error());
   // Never synced here: durability is WaitDurable's, shared by a group.
   Status written =
       FromLevelDb(db_->Write(leveldb::WriteOptions(), &batch), what);
   if (!written.ok()) {
-    std::lock_guard<std::mutex> sync_lock(sync_mu_);
-    failure_ = written;
+    // What LevelDB holds now is unknown to us: refuse every later change.
+    group_.Fail(written);
     return Fail(written);
   }
   history_->Commit(*pending);
-  return Ticket{written_.fetch_add(1) + 1, force_sync || sync_writes_};
+  return Ticket{group_.Wrote(), force_sync || sync_writes_};
 }
 
 Status Store::WaitDurable(const Ticket& ticket) {
   if (!ticket.sync) return Status::Ok();
-  std::unique_lock<std::mutex> lock(sync_mu_);
-  while (synced_ < ticket.seq) {
-    if (!failure_.ok()) return failure_;
-    if (syncing_) {
-      sync_cv_.wait(lock);
-      continue;
-    }
-    // This waiter leads the next group: everything applied so far is in
-    // the logs (Apply returns after LevelDB's write(2)), so one sync covers
-    // every waiter up to `target`.
-    syncing_ = true;
-    const uint64_t target = written_.load();
-    Status injected = std::exchange(inject_failure_, Status::Ok());
-    lock.unlock();
-    Status synced = injected;
-    if (synced.ok() && sync_first_ != nullptr) synced = sync_first_->SyncLogs();
-    if (synced.ok()) synced = env_.SyncLogs();
-    syncs_.fetch_add(1);
-    lock.lock();
-    syncing_ = false;
-    if (synced.ok()) {
-      synced_ = std::max(synced_, target);
-    } else {
-      failure_ = synced;
-    }
-    sync_cv_.notify_all();
-  }
-  return Status::Ok();
+  return group_.WaitDurable(ticket.seq);
 }
 
 Status Store::Commit(WriteLock lock, leveldb::WriteBatch& batch,
@@ -153,11 +124,6 @@ Status Store::Commit(WriteLock lock, leveldb::WriteBatch& batch,
 void Store::CompactRange(std::string_view first, std::string_view last) {
   const leveldb::Slice begin = ToSlice(first), end = ToSlice(last);
   db_->CompactRange(&begin, &end);
-}
-
-void Store::TEST_FailNextSync(Status status) {
-  std::lock_guard<std::mutex> lock(sync_mu_);
-  inject_failure_ = std::move(status);
 }
 
 }  // namespace custos

@@ -62,6 +62,10 @@ class [[nodiscard]] WriteLock {
   WriteLock& operator=(WriteLock&&) = default;
   // Releases the lock early (it is released on destruction otherwise).
   void Unlock() { lock_.unlock(); }
+  // True while this object holds `mu`.
+  bool Holds(const std::mutex& mu) const {
+    return lock_.owns_lock() && lock_.mutex() == &mu;
+  }
 
  private:
   friend class Store;
@@ -81,17 +85,14 @@ class Store {
   static constexpr uint32_t kFormatVersion = 1;
 
   // Opens (or, with options.create_if_missing, creates) the records
-  // database in options.data_dir/records through `env`, and checks its
-  // format. `sync_first`, if non-null, is the Env of a database whose logs
-  // must be durable before this one's (the keystore: a record must never
-  // be durable before the key it is sealed under). Both REQUIRE: outlive
-  // the Store.
+  // database in options.data_dir/records through `env` (REQUIRES: outlives
+  // the Store; its SyncBefore orders other databases' syncs before this
+  // one's), and checks its format.
   // Errors: NotFound (no store and !create_if_missing), FailedPrecondition
   // (unknown format version), Unavailable (locked by another process),
   // DataLoss (corrupt), Internal.
   static Result<std::unique_ptr<Store>> Open(const Options& options,
-                                             LogSyncEnv& env,
-                                             LogSyncEnv* sync_first);
+                                             LogSyncEnv& env);
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
@@ -122,7 +123,8 @@ class Store {
                                        std::string_view value)>& fn) const;
 
   // Appends `events` to the history in `batch` and writes it, under the
-  // lock, not yet durable. `what` names the change in error messages.
+  // lock, not yet durable. Internal if `lock` is not this store's held
+  // lock. `what` names the change in error messages.
   // `force_sync` makes it durable even when Options::sync_writes is false
   // (a shred's intent). On error nothing was written and the history did
   // not move.
@@ -144,34 +146,25 @@ class Store {
 
   // Writes completed (applied) since Open, and fdatasyncs issued: the ratio
   // is the group-commit factor.
-  uint64_t TEST_WriteCount() const { return written_.load(); }
-  uint64_t TEST_SyncCount() const { return syncs_.load(); }
+  uint64_t TEST_WriteCount() const { return group_.writes(); }
+  uint64_t TEST_SyncCount() const { return group_.syncs(); }
   // Makes the next log sync fail with `status`, as a failing disk would.
-  void TEST_FailNextSync(Status status);
+  void TEST_FailNextSync(Status status) {
+    group_.TEST_FailNextSync(std::move(status));
+  }
 
  private:
-  Store(std::unique_ptr<leveldb::DB> db, LogSyncEnv& env,
-        LogSyncEnv* sync_first, bool sync_writes, bool is_new);
+  Store(std::unique_ptr<leveldb::DB> db, LogSyncEnv& env, bool sync_writes,
+        bool is_new);
 
   std::unique_ptr<leveldb::DB> db_;
-  LogSyncEnv& env_;
-  LogSyncEnv* const sync_first_;
   const bool sync_writes_;
   const bool is_new_;
   std::unique_ptr<History> history_;
   KeyLookup key_lookup_;
 
   std::mutex write_mu_;  // The write lock.
-
-  std::atomic<uint64_t> written_{0};  // Seq of the last applied write.
-  std::atomic<uint64_t> syncs_{0};
-
-  std::mutex sync_mu_;
-  std::condition_variable sync_cv_;
-  bool syncing_ = false;   // Guarded by sync_mu_.
-  uint64_t synced_ = 0;    // Guarded by sync_mu_: durable up to here.
-  Status failure_;         // Guarded by sync_mu_: sticky, see above.
-  Status inject_failure_;  // Guarded by sync_mu_.
+  GroupSync group_;      // Over the records Env's SyncLogs().
 };
 
 }  // namespace custos

@@ -9,48 +9,109 @@
 namespace custos {
 
 Subjects::Subjects(Store& store, Keystore& keystore,
-                   crypto::SecretKey blind_index_key, const Clock& clock)
+                   crypto::SecretKey blind_index_key, const Clock& clock,
+                   bool sync_writes)
     : store_(store),
       keystore_(keystore),
       blind_index_key_(std::move(blind_index_key)),
-      clock_(clock) {}
+      clock_(clock),
+      sync_writes_(sync_writes) {}
 
-Result<std::string> Subjects::FindOrCreate(
-    const WriteLock& /*lock*/, std::string_view identifier,
-    leveldb::WriteBatch& batch, std::map<std::string, std::string>& created) {
-  const crypto::Digest index = crypto::BlindIndex(blind_index_key_, identifier);
-  const std::string index_key = keys::BlindIndex(AsStringView(index));
-  if (auto it = created.find(index_key); it != created.end()) return it->second;
+Result<std::optional<std::string>> Subjects::Live(
+    const std::string& index_key) const {
   auto existing = store_.Get(index_key);
   if (!existing) return Fail(existing.error());
-  if (*existing) {
-    auto key = Key(**existing);
-    if (!key) return Fail(key.error());
-    if (*key) return **existing;
-    // The index points at a shredded subject (a shred interrupted before
-    // its index entry went): the identifier gets a new subject below.
-  }
+  if (!*existing) return std::optional<std::string>();
+  auto key = Key(**existing);
+  if (!key) return Fail(key.error());
+  // An index entry of a shredded subject (a shred interrupted before its
+  // index entry went) names no live subject.
+  if (!*key) return std::optional<std::string>();
+  return *existing;
+}
 
+Result<Subjects::Prepared::Subject> Subjects::NewSubject(
+    std::string_view identifier, const crypto::Digest& index,
+    uint64_t* ticket) {
   std::array<uint8_t, 16> random;
   crypto::RandomBytes(random);
+  Prepared::Subject s;
   // Built by insert: GCC 12 -O3 misreports "s" + string as -Wrestrict.
-  std::string subject_id = crypto::ToHex(random);
-  subject_id.insert(0, 1, 's');
-  SharedKey dek = keystore_.NewKey();
+  s.id = crypto::ToHex(random);
+  s.id.insert(0, 1, 's');
+  s.key = keystore_.NewKey();
   codec::StoredSubject subject;
-  subject.id = subject_id;
+  subject.id = s.id;
   subject.blind_index.assign(index.begin(), index.end());
-  subject.sealed_identifier =
-      sealing::SealIdentifier(*dek, identifier, subject_id);
+  subject.sealed_identifier = sealing::SealIdentifier(*s.key, identifier, s.id);
   subject.created_at_micros = ToMicros(clock_.Now());
-  // The key goes to the keystore before the records database references
-  // it, and the store makes the keystore durable first; a crash in between
-  // leaves only an unused wrapped key.
-  CUSTOS_RETURN_IF_ERROR(keystore_.PutKey(subject_id, std::move(dek)));
-  batch.Put(keys::Subject(subject_id), codec::EncodeSubject(subject));
-  batch.Put(index_key, subject_id);
-  created[index_key] = subject_id;
-  return subject_id;
+  s.encoded = codec::EncodeSubject(subject);
+  auto written = keystore_.PutKey(s.id, s.key);
+  if (!written) return Fail(written.error());
+  *ticket = *written;
+  return s;
+}
+
+Result<Subjects::Prepared> Subjects::Prepare(
+    const std::vector<std::string_view>& identifiers) {
+  Prepared prepared;
+  for (std::string_view identifier : identifiers) {
+    const crypto::Digest index =
+        crypto::BlindIndex(blind_index_key_, identifier);
+    std::string index_key = keys::BlindIndex(AsStringView(index));
+    if (prepared.by_index_key.contains(index_key)) continue;
+    auto live = Live(index_key);
+    if (!live) return Fail(live.error());
+    if (*live) continue;
+    auto subject = NewSubject(identifier, index, &prepared.ticket);
+    if (!subject) {
+      DropUnused(prepared, false);
+      return Fail(subject.error());
+    }
+    prepared.by_index_key.emplace(std::move(index_key), std::move(*subject));
+  }
+  return prepared;
+}
+
+Status Subjects::MakeDurable(const Prepared& prepared) {
+  if (!sync_writes_ || prepared.ticket == 0) return Status::Ok();
+  return keystore_.WaitDurable(prepared.ticket);
+}
+
+void Subjects::DropUnused(Prepared& prepared, bool committed) {
+  for (auto& [index_key, subject] : prepared.by_index_key) {
+    if (committed && subject.used) continue;
+    (void)keystore_.DropUnusedKey(subject.id);
+  }
+  prepared.by_index_key.clear();
+}
+
+Result<std::string> Subjects::FindOrCreate(const WriteLock& /*lock*/,
+                                           std::string_view identifier,
+                                           leveldb::WriteBatch& batch,
+                                           Prepared& prepared) {
+  const crypto::Digest index = crypto::BlindIndex(blind_index_key_, identifier);
+  const std::string index_key = keys::BlindIndex(AsStringView(index));
+  auto it = prepared.by_index_key.find(index_key);
+  if (it != prepared.by_index_key.end() && it->second.used) {
+    return it->second.id;  // Named twice in one batch.
+  }
+  auto live = Live(index_key);
+  if (!live) return Fail(live.error());
+  if (*live) return **live;
+  if (it == prepared.by_index_key.end()) {
+    // Live at Prepare, shredded since: a new subject now, its key durable
+    // before the record that uses it.
+    uint64_t ticket = 0;
+    auto subject = NewSubject(identifier, index, &ticket);
+    if (!subject) return Fail(subject.error());
+    it = prepared.by_index_key.emplace(index_key, std::move(*subject)).first;
+    if (sync_writes_) CUSTOS_RETURN_IF_ERROR(keystore_.WaitDurable(ticket));
+  }
+  it->second.used = true;
+  batch.Put(keys::Subject(it->second.id), it->second.encoded);
+  batch.Put(index_key, it->second.id);
+  return it->second.id;
 }
 
 Result<std::string> Subjects::Find(std::string_view identifier) const {

@@ -12,8 +12,10 @@
 #include <leveldb/write_batch.h>
 
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/clock.h"
 #include "base/status.h"
@@ -27,19 +29,47 @@ namespace custos {
 
 class Subjects {
  public:
-  // Arguments REQUIRE: outlive this object (but the key, which it owns).
-  Subjects(Store& store, Keystore& keystore, crypto::SecretKey blind_index_key,
-           const Clock& clock);
+  // New subjects registered ahead of the write that first uses them: their
+  // keys are in the keystore (durable once MakeDurable returned), their
+  // entries not yet written. A record must never be durable before its
+  // subject's key (the kernel may write the records log back at any time),
+  // so keys are made durable first, outside the write lock, sharing one
+  // keystore fsync among concurrent creators.
+  struct Prepared {
+    struct Subject {
+      std::string id;
+      SharedKey key;
+      std::string encoded;  // The subject entry.
+      bool used = false;    // Taken by FindOrCreate.
+    };
+    std::map<std::string, Subject> by_index_key;
+    uint64_t ticket = 0;  // The keystore write to wait for (0: none).
+  };
 
-  // The subject named by `identifier`; when there is none (or only a
-  // shredded one), a new subject with a new data key: the key is stored in
-  // the keystore at once, the subject entry and blind index are added to
-  // `batch`. `created` maps blind-index keys to subjects created in this
-  // batch, so one batch never creates one identifier twice.
+  // Arguments REQUIRE: outlive this object (but the key, which it owns).
+  // With `sync_writes`, MakeDurable waits for the keystore's fsync.
+  Subjects(Store& store, Keystore& keystore, crypto::SecretKey blind_index_key,
+           const Clock& clock, bool sync_writes);
+
+  // For each identifier with no live subject now, a new subject id and data
+  // key, the key stored in the keystore.
+  Result<Prepared> Prepare(const std::vector<std::string_view>& identifiers);
+  // Makes the prepared keys durable (with sync_writes).
+  Status MakeDurable(const Prepared& prepared);
+  // Drops prepared keys that were not used, or all of them when the write
+  // that used them failed (`committed` false). Best effort: an unused key
+  // left behind is harmless.
+  void DropUnused(Prepared& prepared, bool committed);
+
+  // The subject named by `identifier`, as it is now: the live one, else a
+  // prepared one, whose entry and blind index are added to `batch`. One
+  // batch never uses one prepared subject twice. (If the identifier was
+  // live at Prepare but shredded since, a new subject is made here, its key
+  // made durable under the lock.)
   Result<std::string> FindOrCreate(const WriteLock& lock,
                                    std::string_view identifier,
                                    leveldb::WriteBatch& batch,
-                                   std::map<std::string, std::string>& created);
+                                   Prepared& prepared);
 
   // The live subject of `identifier`. NotFound if none or shredded.
   Result<std::string> Find(std::string_view identifier) const;
@@ -60,10 +90,18 @@ class Subjects {
       const codec::StoredSubject& subject);
 
  private:
+  // Creates a subject for `identifier` with index key `index_key`.
+  Result<Prepared::Subject> NewSubject(std::string_view identifier,
+                                       const crypto::Digest& index,
+                                       uint64_t* ticket);
+  // The live subject at `index_key`, or nullopt.
+  Result<std::optional<std::string>> Live(const std::string& index_key) const;
+
   Store& store_;
   Keystore& keystore_;
   const crypto::SecretKey blind_index_key_;
   const Clock& clock_;
+  const bool sync_writes_;
 };
 
 }  // namespace custos

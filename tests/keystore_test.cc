@@ -94,7 +94,7 @@ class KeystoreTest : public ::testing::Test {
 TEST_F(KeystoreTest, OpenCreatesAndReopensUnderTheSameMasterKey) {
   Open();
   ASSERT_TRUE(std::filesystem::exists(path_));
-  ASSERT_TRUE(keystore_->PutKey("s-anna", NewKey()).ok());
+  ASSERT_TRUE(keystore_->PutKey("s-anna", NewKey()).has_value());
   keystore_.reset();
 
   auto reopened = OpenWith(master_, /*create_if_missing=*/false);
@@ -127,8 +127,8 @@ TEST_F(KeystoreTest, PutKeyThenGetKeyReturnsTheSameKeyBytes) {
   Open();
   SharedKey dek = NewKey();
   const std::vector<uint8_t> expected(dek->bytes().begin(), dek->bytes().end());
-  ASSERT_TRUE(keystore_->PutKey("s-anna", dek).ok());
-  ASSERT_TRUE(keystore_->PutKey("s-ben", NewKey()).ok());
+  ASSERT_TRUE(keystore_->PutKey("s-anna", dek).has_value());
+  ASSERT_TRUE(keystore_->PutKey("s-ben", NewKey()).has_value());
 
   auto cached = keystore_->GetKey("s-anna");
   ASSERT_TRUE(cached.has_value()) << cached.error().ToString();
@@ -162,7 +162,7 @@ TEST_F(KeystoreTest, PutKeyThenGetKeyReturnsTheSameKeyBytes) {
 
 TEST_F(KeystoreTest, GetKeyOfAnUnknownSubjectIsNull) {
   Open();
-  ASSERT_TRUE(keystore_->PutKey("s-anna", NewKey()).ok());
+  ASSERT_TRUE(keystore_->PutKey("s-anna", NewKey()).has_value());
   auto key = keystore_->GetKey("s-nobody");
   ASSERT_TRUE(key.has_value()) << key.error().ToString();
   EXPECT_EQ(*key, nullptr);
@@ -176,8 +176,8 @@ TEST_F(KeystoreTest, GetKeyOfAnUnknownSubjectIsNull) {
 
 TEST_F(KeystoreTest, DestroyKeyEvictsAtOnceAndRecordsTheLedgerHash) {
   Open();
-  ASSERT_TRUE(keystore_->PutKey("s-anna", NewKey()).ok());
-  ASSERT_TRUE(keystore_->PutKey("s-ben", NewKey()).ok());
+  ASSERT_TRUE(keystore_->PutKey("s-anna", NewKey()).has_value());
+  ASSERT_TRUE(keystore_->PutKey("s-ben", NewKey()).has_value());
   auto before = keystore_->GetKey("s-anna");
   ASSERT_TRUE(before.has_value());
   ASSERT_NE(*before, nullptr);
@@ -225,8 +225,8 @@ TEST_F(KeystoreTest, DestroyKeyEvictsAtOnceAndRecordsTheLedgerHash) {
 
 TEST_F(KeystoreTest, WrappedBytesStayInTheFilesUntilPurgeKeys) {
   Open();
-  ASSERT_TRUE(keystore_->PutKey("s-anna", NewKey()).ok());
-  ASSERT_TRUE(keystore_->PutKey("s-ben", NewKey()).ok());
+  ASSERT_TRUE(keystore_->PutKey("s-anna", NewKey()).has_value());
+  ASSERT_TRUE(keystore_->PutKey("s-ben", NewKey()).has_value());
   auto anna = keystore_->WrappedBytes("s-anna");
   ASSERT_TRUE(anna.has_value()) << anna.error().ToString();
   ASSERT_TRUE(anna->has_value());
@@ -245,7 +245,7 @@ TEST_F(KeystoreTest, WrappedBytesStayInTheFilesUntilPurgeKeys) {
   // Destroyed, but its bytes have not left the files yet.
   EXPECT_GE(FilesContaining(anna_bytes), 1);
 
-  Status purged = keystore_->PurgeKeys("s-anna", "s-anna");
+  Status purged = keystore_->PurgeKeys({"s-anna"});
   ASSERT_TRUE(purged.ok()) << purged.ToString();
   EXPECT_EQ(FilesContaining(anna_bytes), 0);
   // A live key outside (and inside) nothing else was purged.
@@ -262,11 +262,11 @@ TEST_F(KeystoreTest, WrappedBytesStayInTheFilesUntilPurgeKeys) {
 TEST_F(KeystoreTest, PurgeKeysLeavesALiveKeyInTheRangeAlone) {
   Open();
   SharedKey dek = NewKey();
-  ASSERT_TRUE(keystore_->PutKey("s-anna", dek).ok());
-  ASSERT_TRUE(keystore_->PutKey("s-ben", NewKey()).ok());
+  ASSERT_TRUE(keystore_->PutKey("s-anna", dek).has_value());
+  ASSERT_TRUE(keystore_->PutKey("s-ben", NewKey()).has_value());
   ASSERT_TRUE(
       keystore_->DestroyKey("s-ben", LedgerHash(2), T0(), "officer").ok());
-  ASSERT_TRUE(keystore_->PurgeKeys("s-anna", "s-ben").ok());
+  ASSERT_TRUE(keystore_->PurgeKeys({"s-anna", "s-ben"}).ok());
   keystore_->ClearCache();
   auto anna = keystore_->GetKey("s-anna");
   ASSERT_TRUE(anna.has_value()) << anna.error().ToString();

@@ -62,7 +62,8 @@ class StoreTest : public ::testing::Test {
     options.data_dir = dir_;
     options.clock = &clock_;
     options.sync_writes = sync_writes;
-    auto store = Store::Open(options, records_env_, &keystore_env_);
+    records_env_.SyncBefore(&keystore_env_);
+    auto store = Store::Open(options, records_env_);
     ASSERT_TRUE(store.has_value()) << store.error().ToString();
     store_ = std::move(*store);
     ASSERT_TRUE(store_->is_new());
