@@ -1,0 +1,254 @@
+// Shred latency against the keystore's size (issue 8, "Shredding stays O(1)
+// at any store size"): ShredSubject on a subject holding 10,000 records, in
+// a keystore of 1,000 and of 1,000,000 subjects, with the default options
+// (sync_writes and compact_after_erasure true). ShredSubject itself no
+// longer compacts: the destroyed key and sealed identifier are queued for
+// the bounded erasure compaction, run by CompleteShreds (or Sweep, Open).
+// For context, the CompleteShreds that follows the shreds, with a budget
+// covering all their records, is timed too: that is where the compaction
+// went.
+//
+// Setup (untimed), per keystore size:
+//   1. through the engine, sync off: an admin, a user, and kRecordsPerVictim
+//      records (one personal part each) for each of kVictims subjects;
+//   2. engine closed; the keystore opened directly (storage/keystore.h) and
+//      filled with background subjects (ids "s" + 32 hex chars, as the
+//      engine draws them, each with a new data key) up to Arg subjects in
+//      all; then CompactAll, so its files are settled; the records database
+//      compacted too (as the shred benchmarks of engine_bench do);
+//   3. ::sync(), engine reopened with sync_writes=true, and one synced
+//      create of an unrelated new subject, so that the first shred does not
+//      pay for the new log files' first fsyncs.
+// Then each iteration shreds one victim, timed alone (manual time); the
+// counters give the median, min and max over the iterations.
+//
+// Run: ./shred_bench (about 1 min of setup for the 1M keystore on 2 cores).
+
+#include <benchmark/benchmark.h>
+#include <leveldb/db.h>
+#include <leveldb/env.h>
+#include <leveldb/options.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/status.h"
+#include "bench/support.h"
+#include "crypto/keyed_hash.h"
+#include "crypto/secret_key.h"
+#include "storage/engine.h"
+#include "storage/keystore.h"
+#include "storage/types.h"
+
+namespace custos {
+namespace {
+
+using bench::Check;
+using bench::Value;
+using SteadyClock = std::chrono::steady_clock;
+
+constexpr int64_t kStartMicros = 1'750'000'000'000'000;  // June 2025.
+constexpr int kRecordsPerVictim = 10'000;
+// Subjects shredded per keystore size, one per iteration.
+constexpr int kVictims = 5;
+
+std::string Identifier(int n) {
+  char buffer[48];
+  std::snprintf(buffer, sizeof(buffer), "victim-%04d@example.org", n);
+  return buffer;
+}
+
+// A record with one personal part of about 256 bytes of fields.
+NewRecord MakeRecord(const std::string& identifier, uint64_t serial) {
+  NewRecord record;
+  record.kind = "alert";
+  record.attributes = {{"status", "open"},
+                       {"channel", "web-form"},
+                       {"case", "case-" + std::to_string(serial)}};
+  record.personal.push_back({identifier,
+                             {{"name", "Alex Example"},
+                              {"email", identifier},
+                              {"phone", "+32 470 12 34 56"},
+                              {"notes", std::string(190, 'x')}}});
+  return record;
+}
+
+// A subject id shaped like the engine's (storage/subjects.cc).
+std::string RandomSubjectId() {
+  std::array<uint8_t, 16> random;
+  crypto::RandomBytes(random);
+  std::string id = crypto::ToHex(random);
+  id.insert(0, 1, 's');
+  return id;
+}
+
+double Millis(SteadyClock::duration d) {
+  return std::chrono::duration<double, std::milli>(d).count();
+}
+
+class ShredStore {
+ public:
+  explicit ShredStore(int keystore_subjects)
+      : dir_("custos-shred-bench"),
+        clock_(FromMicros(kStartMicros)),
+        master_(crypto::SecretKey::Generate()) {
+    options_.data_dir = dir_.path() + "/data";
+    options_.sync_writes = false;
+    options_.clock = &clock_;
+    Open();
+    Value(engine_->BootstrapAdmin("admin", "Admin"), "bootstrap admin");
+    Value(engine_->CreatePrincipal(Value(engine_->ActorFor("admin"), "admin"),
+                                   "user", "User", {Role::kUser},
+                                   /*redacted=*/false),
+          "create user");
+    const Actor user = Value(engine_->ActorFor("user"), "user actor");
+    uint64_t serial = 0;
+    for (int v = 0; v < kVictims; ++v) {
+      for (int r = 0; r < kRecordsPerVictim; ++r) {
+        Value(engine_->CreateRecord(user, MakeRecord(Identifier(v), serial++)),
+              "create record");
+      }
+    }
+    const Actor admin = Value(engine_->ActorFor("admin"), "admin actor");
+    for (int v = 0; v < kVictims; ++v) {
+      victims_.push_back(
+          Value(engine_->FindSubject(admin, Identifier(v)), "find subject"));
+    }
+    engine_.reset();
+
+    // Background subjects, straight into the keystore.
+    {
+      auto keystore = Value(
+          Keystore::Open(options_.data_dir + "/keystore",
+                         /*create_if_missing=*/false, master_, clock_.Now(),
+                         leveldb::Env::Default(), /*cache_capacity=*/16),
+          "open keystore");
+      const int background = keystore_subjects - kVictims;
+      for (int i = 0; i < background; ++i) {
+        Check(keystore->PutKey(RandomSubjectId(), keystore->NewKey()),
+              "put key");
+      }
+      keystore->CompactAll();
+    }
+    {
+      leveldb::DB* raw = nullptr;
+      Check(leveldb::DB::Open(leveldb::Options(),
+                              options_.data_dir + "/records", &raw),
+            "open records database");
+      std::unique_ptr<leveldb::DB> db(raw);
+      db->CompactRange(nullptr, nullptr);
+    }
+    ::sync();
+
+    options_.sync_writes = true;
+    Open();
+    admin_.emplace(Value(engine_->ActorFor("admin"), "admin actor"));
+    // Warm-up: one synced create of a new subject writes (and syncs) both
+    // databases' new logs once.
+    Value(engine_->CreateRecord(Value(engine_->ActorFor("user"), "user"),
+                                MakeRecord("warm-up@example.org", serial++)),
+          "warm-up create");
+  }
+
+  Engine& engine() { return *engine_; }
+  const Actor& admin() const { return *admin_; }
+  const std::vector<std::string>& victims() const { return victims_; }
+
+ private:
+  void Open() {
+    engine_ =
+        Value(Engine::Open(options_,
+                           Value(crypto::SecretKey::FromBytes(master_.bytes()),
+                                 "copy master key")),
+              "open engine");
+  }
+
+  bench::TempDir dir_;  // First member: removed after the engine is closed.
+  ManualClock clock_;
+  crypto::SecretKey master_;
+  Options options_;
+  std::unique_ptr<Engine> engine_;
+  std::optional<Actor> admin_;
+  std::vector<std::string> victims_;
+};
+
+// Arg: subjects in the keystore (victims included). Iterations: kVictims,
+// one shred each. Manual time: the ShredSubject call alone.
+void BM_ShredLatencyKeystoreSize(benchmark::State& state) {
+  const auto setup_start = SteadyClock::now();
+  ShredStore store(static_cast<int>(state.range(0)));
+  const double setup_s = Millis(SteadyClock::now() - setup_start) / 1000;
+  std::vector<double> millis;
+  size_t next = 0;
+  for (auto _ : state) {
+    const std::string& victim = store.victims()[next++];
+    const auto start = SteadyClock::now();
+    Status status = store.engine().ShredSubject(store.admin(), victim);
+    const auto elapsed = SteadyClock::now() - start;
+    if (!status.ok()) {
+      state.SkipWithError(status.ToString().c_str());
+      break;
+    }
+    state.SetIterationTime(std::chrono::duration<double>(elapsed).count());
+    millis.push_back(Millis(elapsed));
+  }
+  if (millis.empty()) return;
+  for (const std::string& victim : store.victims()) {
+    if (store.engine().FindSubject(store.admin(), victim).has_value()) {
+      state.SkipWithError("a shredded subject can still be found");
+    }
+  }
+  // For context: finishing the shreds (rewriting every record of the
+  // shredded subjects) and the queued compaction, in one call.
+  const auto complete_start = SteadyClock::now();
+  const size_t rewritten =
+      Value(store.engine().CompleteShreds(1'000'000), "complete shreds");
+  const double complete_ms = Millis(SteadyClock::now() - complete_start);
+  // A second call: nothing left to rewrite, nothing queued.
+  const auto again_start = SteadyClock::now();
+  const size_t again =
+      Value(store.engine().CompleteShreds(1'000'000), "complete again");
+  const double again_ms = Millis(SteadyClock::now() - again_start);
+
+  std::vector<double> sorted = millis;
+  std::sort(sorted.begin(), sorted.end());
+  const size_t n = sorted.size();
+  const double median = n % 2 == 1 ? sorted[n / 2]
+                                   : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+  state.counters["median_ms"] = median;
+  state.counters["min_ms"] = sorted.front();
+  state.counters["max_ms"] = sorted.back();
+  state.counters["complete_ms"] = complete_ms;
+  state.counters["complete_recs"] = static_cast<double>(rewritten);
+  state.counters["complete2_ms"] = again_ms;
+  state.counters["setup_s"] = setup_s;
+  if (again != 0) state.SkipWithError("CompleteShreds left records behind");
+  std::string each;
+  for (double m : millis) {
+    char buffer[32];
+    std::snprintf(buffer, sizeof(buffer), "%s%.3f", each.empty() ? "" : " ",
+                  m);
+    each += buffer;
+  }
+  state.SetLabel("shreds ms: " + each);
+}
+BENCHMARK(BM_ShredLatencyKeystoreSize)
+    ->Arg(1'000)
+    ->Arg(1'000'000)
+    ->Iterations(kVictims)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+
+}  // namespace
+}  // namespace custos
