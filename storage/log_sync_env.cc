@@ -36,8 +36,21 @@ class LogSyncEnv::LogFile final : public leveldb::WritableFile {
   leveldb::Status Append(const leveldb::Slice& data) override {
     return base_->Append(data);
   }
-  leveldb::Status Flush() override { return base_->Flush(); }
-  leveldb::Status Sync() override { return base_->Sync(); }
+  leveldb::Status Flush() override {
+    leveldb::Status s = base_->Flush();
+    // Counted once the bytes are in the file (LevelDB flushes after every
+    // record), so a sync that sees the count covers them.
+    env_.flushed_.fetch_add(1);
+    return s;
+  }
+  leveldb::Status Sync() override {
+    // LevelDB's own synced writes (a key's destruction) cover what was
+    // flushed before them.
+    const uint64_t flushed = env_.flushed_.load();
+    leveldb::Status s = base_->Sync();
+    if (s.ok()) env_.MarkSynced(flushed);
+    return s;
+  }
   leveldb::Status Close() override {
     // LevelDB closes a log when it moves to a new one; writes in it must
     // not wait for the compaction of its memtable to become durable, and
@@ -114,6 +127,11 @@ void LogSyncEnv::RecordFailure(const Status& status) {
 
 Status LogSyncEnv::SyncLogs() {
   if (first_ != nullptr) CUSTOS_RETURN_IF_ERROR(first_->SyncLogs());
+  const uint64_t flushed = flushed_.load();
+  if (flushed == synced_flushes_.load()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return failure_;  // Nothing new to make durable.
+  }
   std::vector<std::shared_ptr<SyncHandle>> logs;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -132,7 +150,15 @@ Status LogSyncEnv::SyncLogs() {
   }
   // A log closed (and failed) while we synced the others.
   std::lock_guard<std::mutex> lock(mu_);
+  if (failure_.ok()) MarkSynced(flushed);
   return failure_;
+}
+
+void LogSyncEnv::MarkSynced(uint64_t flushed) {
+  uint64_t covered = synced_flushes_.load();
+  while (covered < flushed &&
+         !synced_flushes_.compare_exchange_weak(covered, flushed)) {
+  }
 }
 
 Status GroupSync::WaitDurable(uint64_t seq) {

@@ -13,6 +13,9 @@
 // acknowledged by a sync of the old file never depends on a later sync that
 // covers only the new one.
 //
+// A sync with nothing flushed since the last successful one is skipped (the
+// keystore's logs, synced before the records', are usually unchanged).
+//
 // A failed sync is sticky: every later SyncLogs() returns it, whether it
 // happened in SyncLogs or when a log was closed (the bytes it should have
 // made durable may be lost, and no later sync can tell).
@@ -71,8 +74,14 @@ class LogSyncEnv final : public leveldb::EnvWrapper {
                         leveldb::WritableFile** result);
   void Forget(const SyncHandle* handle);
   void RecordFailure(const Status& status);
+  // Records that flushes up to `flushed` are durable.
+  void MarkSynced(uint64_t flushed);
 
   LogSyncEnv* first_ = nullptr;
+  // Flushes of log files completed, and the count the last successful
+  // sync covered.
+  std::atomic<uint64_t> flushed_{0};
+  std::atomic<uint64_t> synced_flushes_{0};
   std::mutex mu_;
   // The log files open for writing, by handle. Guarded by mu_.
   std::map<const SyncHandle*, std::shared_ptr<SyncHandle>> open_logs_;
