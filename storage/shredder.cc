@@ -53,6 +53,7 @@ Status Shredder::Shred(const PrincipalInfo& admin,
   subject->sealed_identifier.clear();
   batch.Put(keys::Subject(subject_id), codec::EncodeSubject(*subject));
   batch.Delete(keys::BlindIndex(AsStringView(*index)));
+  u_.subjects.ForgetIndex(*index);
   batch.Put(keys::ShredQueue(subject_id), "");
   Erasure::Queue(batch, keys::Subject(subject_id), ToMicros(now));
   Erasure::QueueKeystore(batch, subject_id, ToMicros(now));

@@ -19,15 +19,33 @@ Subjects::Subjects(Store& store, Keystore& keystore,
 
 Result<std::optional<std::string>> Subjects::Live(
     const std::string& index_key) const {
-  auto existing = store_.Get(index_key);
-  if (!existing) return Fail(existing.error());
-  if (!*existing) return std::optional<std::string>();
-  auto key = Key(**existing);
+  std::optional<std::string> existing;
+  {
+    std::lock_guard<std::mutex> lock(index_mu_);
+    if (auto it = index_cache_.find(index_key); it != index_cache_.end()) {
+      existing = it->second;
+    }
+  }
+  if (!existing) {
+    auto stored = store_.Get(index_key);
+    if (!stored) return Fail(stored.error());
+    if (!*stored) return std::optional<std::string>();
+    existing = std::move(*stored);
+    std::lock_guard<std::mutex> lock(index_mu_);
+    if (index_cache_.size() >= kIndexCacheCapacity) index_cache_.clear();
+    index_cache_.emplace(index_key, *existing);
+  }
+  auto key = Key(*existing);
   if (!key) return Fail(key.error());
   // An index entry of a shredded subject (a shred interrupted before its
   // index entry went) names no live subject.
   if (!*key) return std::optional<std::string>();
-  return *existing;
+  return existing;
+}
+
+void Subjects::ForgetIndex(const crypto::Digest& index) {
+  std::lock_guard<std::mutex> lock(index_mu_);
+  index_cache_.erase(keys::BlindIndex(AsStringView(index)));
 }
 
 Result<Subjects::Prepared::Subject> Subjects::NewSubject(
@@ -116,13 +134,10 @@ Result<std::string> Subjects::FindOrCreate(const WriteLock& /*lock*/,
 
 Result<std::string> Subjects::Find(std::string_view identifier) const {
   const crypto::Digest index = crypto::BlindIndex(blind_index_key_, identifier);
-  auto subject_id = store_.Get(keys::BlindIndex(AsStringView(index)));
-  if (!subject_id) return Fail(subject_id.error());
-  if (!*subject_id) return Fail(Status::NotFound("subject not found"));
-  auto key = Key(**subject_id);
-  if (!key) return Fail(key.error());
-  if (!*key) return Fail(Status::NotFound("subject not found"));
-  return **subject_id;
+  auto live = Live(keys::BlindIndex(AsStringView(index)));
+  if (!live) return Fail(live.error());
+  if (!*live) return Fail(Status::NotFound("subject not found"));
+  return **live;
 }
 
 Result<codec::StoredSubject> Subjects::Read(std::string_view subject_id) const {

@@ -12,9 +12,11 @@
 #include <leveldb/write_batch.h>
 
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "base/clock.h"
@@ -85,6 +87,10 @@ class Subjects {
   Result<std::string> Identifier(std::string_view subject_id,
                                  const crypto::SecretKey& key) const;
 
+  // Forgets the cached blind index of a subject about to be shredded (see
+  // Live). REQUIRES: the write lock, held until the index entry is deleted.
+  void ForgetIndex(const crypto::Digest& index);
+
   // The blind index stored in `subject`. DataLoss if malformed.
   static Result<crypto::Digest> BlindIndexOf(
       const codec::StoredSubject& subject);
@@ -94,7 +100,12 @@ class Subjects {
   Result<Prepared::Subject> NewSubject(std::string_view identifier,
                                        const crypto::Digest& index,
                                        uint64_t* ticket);
-  // The live subject at `index_key`, or nullopt.
+  // The live subject at `index_key`, or nullopt. Index entries are cached
+  // in memory (every create looks its subjects up, usually twice): a
+  // bounded map from blind-index key to subject id, emptied when full,
+  // an entry forgotten when its subject is shredded, and every hit checked
+  // against the subject's key, so a stale entry can never name a shredded
+  // subject.
   Result<std::optional<std::string>> Live(const std::string& index_key) const;
 
   Store& store_;
@@ -102,6 +113,9 @@ class Subjects {
   const crypto::SecretKey blind_index_key_;
   const Clock& clock_;
   const bool sync_writes_;
+  static constexpr size_t kIndexCacheCapacity = 4096;
+  mutable std::mutex index_mu_;
+  mutable std::unordered_map<std::string, std::string> index_cache_;
 };
 
 }  // namespace custos
