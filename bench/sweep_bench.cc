@@ -277,7 +277,7 @@ void BM_Sweep1000Due(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * kDuePerSweep);
   state.counters["store_records"] = records;
   std::string times;
-  for (double t : times_ms) times += " " + std::to_string(t);
+  for (double t : times_ms) times += ' ' + std::to_string(t);
   std::fprintf(stderr,
                "[sweep_bench] records=%d %s compact=%d: sweep times (ms):%s\n",
                records, layout == Layout::kClustered ? "clustered" : "spread",

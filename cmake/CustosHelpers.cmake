@@ -6,14 +6,6 @@ add_library(custos_warnings INTERFACE)
 target_compile_options(custos_warnings INTERFACE
   -Wall -Wextra -Wpedantic -Werror -Wshadow -Wnon-virtual-dtor
   -Wimplicit-fallthrough)
-# GCC 12 at -O3 reports -Wrestrict inside libstdc++'s std::string for plain
-# concatenations such as "p" + std::to_string(i) (GCC bugs 105329 and
-# 105651, fixed in GCC 13). Off for GCC 12 only; every other warning stays
-# an error in every build type.
-if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND
-   CMAKE_CXX_COMPILER_VERSION VERSION_LESS 13)
-  target_compile_options(custos_warnings INTERFACE -Wno-restrict)
-endif()
 
 # custos_test(foo_test.cc LIBS lib...) builds foo_test from foo_test.cc,
 # links GoogleTest's main and the given libraries, and registers it with

@@ -572,7 +572,7 @@ TEST(CodecTest, NoFieldsRoundTripToNoFields) {
 TEST(CodecTest, LargeFieldsSpanSegmentsAndRoundTrip) {
   std::vector<Field> in;
   for (int i = 0; i < 20; ++i) {
-    in.push_back({"f" + std::to_string(i),
+    in.push_back({'f' + std::to_string(i),
                   std::string(1'000 + i, static_cast<char>('a' + i))});
   }
   const Bytes stored = EncodeFields(in);

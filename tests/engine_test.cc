@@ -280,7 +280,7 @@ TEST_F(EngineRecordsTest, OversizedOrMalformedRecordsAreRefused) {
 
   NewRecord many_attributes = base;
   for (size_t i = 0; i <= limits.max_attributes; ++i) {
-    many_attributes.attributes.push_back({"k" + std::to_string(i), "v"});
+    many_attributes.attributes.push_back({'k' + std::to_string(i), "v"});
   }
   EXPECT_TRUE(refused(many_attributes));
 
@@ -293,14 +293,14 @@ TEST_F(EngineRecordsTest, OversizedOrMalformedRecordsAreRefused) {
   NewRecord too_much = base;
   for (int i = 0; i < 5; ++i) {
     too_much.personal.push_back(
-        {"p" + std::to_string(i) + "@example.org",
+        {'p' + std::to_string(i) + "@example.org",
          {{"blob", std::string(limits.max_field_value_length, 'x')}}});
   }
   EXPECT_TRUE(refused(too_much));
 
   NewRecord many_subjects = base;
   for (size_t i = 0; i <= limits.max_subjects_per_record; ++i) {
-    many_subjects.personal.push_back({"p" + std::to_string(i), {}});
+    many_subjects.personal.push_back({'p' + std::to_string(i), {}});
   }
   EXPECT_TRUE(refused(many_subjects));
 
@@ -475,7 +475,7 @@ TEST_F(EngineRecordsTest, ListingFiltersAndPagesOverVisibleRecordsOnly) {
     NewRecord r;
     r.kind = i % 2 == 0 ? "request" : "alert";
     r.attributes = {{"n", std::to_string(i % 5)}};
-    r.personal = {{"p" + std::to_string(i), {{"name", "P"}}}};
+    r.personal = {{'p' + std::to_string(i), {{"name", "P"}}}};
     auto id = engine_->CreateRecord(*owner_, r);
     ASSERT_TRUE(id.has_value());
     mine.push_back(*id);

@@ -41,7 +41,7 @@ class ErasureDiskTest : public EngineTest,
 };
 
 TEST_P(ErasureDiskTest, SweptErasuresLeaveNoCiphertextInAnyFile) {
-  for (int i = 0; i < 50; ++i) ClosedAlert("p" + std::to_string(i));
+  for (int i = 0; i < 50; ++i) ClosedAlert('p' + std::to_string(i));
   SweepOptions options;
   options.as_of = At(2027, 3, 1);
   ASSERT_EQ(engine_->Sweep(*admin_, options)->erased, 50u);

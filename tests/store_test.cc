@@ -152,7 +152,7 @@ TEST_F(StoreTest, ConcurrentCommitsShareSyncsAndFormOneChain) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kCommitsPerThread; ++i) {
         const uint64_t id = static_cast<uint64_t>(t * kCommitsPerThread + i);
-        Status s = CommitOne(keys::Record(id + 1), "v" + std::to_string(id),
+        Status s = CommitOne(keys::Record(id + 1), 'v' + std::to_string(id),
                              id + 1, "s-" + std::to_string(t));
         if (!s.ok()) {
           ++failures;
@@ -165,7 +165,7 @@ TEST_F(StoreTest, ConcurrentCommitsShareSyncsAndFormOneChain) {
   ASSERT_EQ(failures.load(), 0);
 
   for (uint64_t id = 0; id < kTotal; ++id) {
-    EXPECT_EQ(GetOrDie(keys::Record(id + 1)), "v" + std::to_string(id))
+    EXPECT_EQ(GetOrDie(keys::Record(id + 1)), 'v' + std::to_string(id))
         << "record " << id + 1;
   }
   EXPECT_EQ(store_->history().head().last_seq, kTotal);
