@@ -57,7 +57,9 @@ class LogSyncEnv final : public leveldb::EnvWrapper {
                                     leveldb::WritableFile** result) override;
 
   // Every sync of this Env first syncs `first`'s logs. REQUIRES: called
-  // before this Env's database is written; `first` outlives this Env.
+  // before Custos writes to this Env's database (LevelDB's own recovery at
+  // open writes nothing that depends on `first`); `first` outlives this
+  // Env.
   void SyncBefore(LogSyncEnv* first) { first_ = first; }
 
   // Makes durable every byte that LevelDB flushed to a log file of this

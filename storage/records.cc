@@ -76,6 +76,9 @@ Result<uint64_t> Records::Create(const PrincipalInfo& caller,
   }
   auto prepared = u_.subjects.Prepare(identifiers);
   if (!prepared) return Fail(prepared.error());
+  // Prepared keys are dropped unless the record that uses them was written
+  // or may have been (a failed write leaves LevelDB's state unknown: the
+  // record may replay at the next Open and needs its key).
   bool committed = false;
   struct DropUnused {
     Subjects& subjects;
@@ -132,9 +135,9 @@ Result<uint64_t> Records::Create(const PrincipalInfo& caller,
         events::RecordEvent(caller, EventAction::kGrant, r, now));
     record_events.back().fields = {"grantee:" + grantee};
   }
+  committed = true;
   auto ticket = u_.store.Apply(lock, batch, record_events, "creating record");
   if (!ticket) return Fail(ticket.error());
-  committed = true;
   u_.record_store.Taken(lock, r.id);
   lock.Unlock();
   CUSTOS_RETURN_IF_ERROR(u_.store.WaitDurable(*ticket));

@@ -53,7 +53,6 @@ Status Shredder::Shred(const PrincipalInfo& admin,
   subject->sealed_identifier.clear();
   batch.Put(keys::Subject(subject_id), codec::EncodeSubject(*subject));
   batch.Delete(keys::BlindIndex(AsStringView(*index)));
-  u_.subjects.ForgetIndex(*index);
   batch.Put(keys::ShredQueue(subject_id), "");
   Erasure::Queue(batch, keys::Subject(subject_id), ToMicros(now));
   Erasure::QueueKeystore(batch, subject_id, ToMicros(now));
@@ -65,6 +64,7 @@ Status Shredder::Shred(const PrincipalInfo& admin,
                                            std::string(subject_id), now)},
                      "recording shred intent", /*force_sync=*/true);
   if (!ticket) return ticket.error();
+  u_.subjects.ForgetIndex(*index);  // After the index entry is gone.
   // The intent must be durable before the key goes; the key's destruction
   // is synchronous itself.
   CUSTOS_RETURN_IF_ERROR(u_.store.WaitDurable(*ticket));

@@ -20,11 +20,13 @@ Subjects::Subjects(Store& store, Keystore& keystore,
 Result<std::optional<std::string>> Subjects::Live(
     const std::string& index_key) const {
   std::optional<std::string> existing;
+  uint64_t generation = 0;
   {
     std::lock_guard<std::mutex> lock(index_mu_);
     if (auto it = index_cache_.find(index_key); it != index_cache_.end()) {
       existing = it->second;
     }
+    generation = index_generation_;
   }
   if (!existing) {
     auto stored = store_.Get(index_key);
@@ -32,8 +34,10 @@ Result<std::optional<std::string>> Subjects::Live(
     if (!*stored) return std::optional<std::string>();
     existing = std::move(*stored);
     std::lock_guard<std::mutex> lock(index_mu_);
-    if (index_cache_.size() >= kIndexCacheCapacity) index_cache_.clear();
-    index_cache_.emplace(index_key, *existing);
+    if (generation == index_generation_) {
+      if (index_cache_.size() >= kIndexCacheCapacity) index_cache_.clear();
+      index_cache_.emplace(index_key, *existing);
+    }
   }
   auto key = Key(*existing);
   if (!key) return Fail(key.error());
@@ -46,6 +50,7 @@ Result<std::optional<std::string>> Subjects::Live(
 void Subjects::ForgetIndex(const crypto::Digest& index) {
   std::lock_guard<std::mutex> lock(index_mu_);
   index_cache_.erase(keys::BlindIndex(AsStringView(index)));
+  ++index_generation_;
 }
 
 Result<Subjects::Prepared::Subject> Subjects::NewSubject(

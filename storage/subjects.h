@@ -87,8 +87,8 @@ class Subjects {
   Result<std::string> Identifier(std::string_view subject_id,
                                  const crypto::SecretKey& key) const;
 
-  // Forgets the cached blind index of a subject about to be shredded (see
-  // Live). REQUIRES: the write lock, held until the index entry is deleted.
+  // Forgets the cached blind index of a subject being shredded (see Live).
+  // REQUIRES: the write lock; called after the index entry was deleted.
   void ForgetIndex(const crypto::Digest& index);
 
   // The blind index stored in `subject`. DataLoss if malformed.
@@ -116,6 +116,9 @@ class Subjects {
   static constexpr size_t kIndexCacheCapacity = 4096;
   mutable std::mutex index_mu_;
   mutable std::unordered_map<std::string, std::string> index_cache_;
+  // Bumped by ForgetIndex: a lookup that read the store before a shred
+  // forgot its entry must not put it back.
+  mutable uint64_t index_generation_ = 0;
 };
 
 }  // namespace custos

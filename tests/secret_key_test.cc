@@ -175,3 +175,64 @@ TEST(RandomBytesTest, FillsTheBufferWithFreshBytes) {
 
 }  // namespace
 }  // namespace custos::crypto
+
+namespace custos::crypto {
+namespace {
+
+TEST(KeyPoolTest, PooledKeysHoldTheirBytesAndCountAsInUse) {
+  KeyPool pool(4);
+  std::vector<uint8_t> bytes(SecretKey::kSize, 0x5a);
+  {
+    auto key = SecretKey::FromBytes(bytes, pool);
+    ASSERT_TRUE(key.has_value());
+    EXPECT_TRUE(std::ranges::equal(key->bytes(), bytes));
+    EXPECT_EQ(pool.keys_in_use(), 1u);
+    SecretKey moved = std::move(*key);
+    EXPECT_EQ(pool.keys_in_use(), 1u);
+    EXPECT_TRUE(std::ranges::equal(moved.bytes(), bytes));
+  }
+  EXPECT_EQ(pool.keys_in_use(), 0u);
+}
+
+TEST(KeyPoolTest, AReleasedSlotIsWipedAndReused) {
+  KeyPool pool(4);
+  const uint8_t* slot = nullptr;
+  {
+    SecretKey key = SecretKey::Generate(pool);
+    slot = key.bytes().data();
+    // A generated key is not all zeros (probability 2^-256).
+    EXPECT_FALSE(std::all_of(slot, slot + SecretKey::kSize,
+                             [](uint8_t b) { return b == 0; }));
+  }
+  // The slab stays mapped while the pool lives: the slot must read zero.
+  EXPECT_TRUE(std::all_of(slot, slot + SecretKey::kSize,
+                          [](uint8_t b) { return b == 0; }));
+  SecretKey again = SecretKey::Generate(pool);
+  EXPECT_EQ(again.bytes().data(), slot);
+  EXPECT_EQ(pool.slabs(), 1u);
+}
+
+TEST(KeyPoolTest, AFullSlabAddsAnother) {
+  KeyPool pool(2);
+  std::vector<SecretKey> keys;
+  for (int i = 0; i < 5; ++i) keys.push_back(SecretKey::Generate(pool));
+  EXPECT_EQ(pool.keys_in_use(), 5u);
+  EXPECT_EQ(pool.slabs(), 3u);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) EXPECT_FALSE(keys[i].Equals(keys[j]));
+  }
+  keys.clear();
+  EXPECT_EQ(pool.keys_in_use(), 0u);
+}
+
+TEST(KeyPoolTest, FromBytesOfTheWrongSizeIsInvalidArgument) {
+  KeyPool pool;
+  std::vector<uint8_t> short_key(SecretKey::kSize - 1, 1);
+  auto key = SecretKey::FromBytes(short_key, pool);
+  ASSERT_FALSE(key.has_value());
+  EXPECT_EQ(key.error().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(pool.keys_in_use(), 0u);
+}
+
+}  // namespace
+}  // namespace custos::crypto
