@@ -31,7 +31,10 @@ class LogSyncEnv::LogFile final : public leveldb::WritableFile {
   LogFile(LogSyncEnv& env, std::unique_ptr<leveldb::WritableFile> base,
           const SyncHandle* handle)
       : env_(env), base_(std::move(base)), handle_(handle) {}
-  ~LogFile() override { env_.Forget(handle_); }
+  // LevelDB 1.23 leaves a log for a new one by deleting it, without Close.
+  ~LogFile() override {
+    if (!retired_) Retire();
+  }
 
   leveldb::Status Append(const leveldb::Slice& data) override {
     return base_->Append(data);
@@ -52,9 +55,18 @@ class LogSyncEnv::LogFile final : public leveldb::WritableFile {
     return s;
   }
   leveldb::Status Close() override {
-    // LevelDB closes a log when it moves to a new one; writes in it must
-    // not wait for the compaction of its memtable to become durable, and
-    // must not become durable before what they depend on (SyncBefore).
+    leveldb::Status synced = Retire();
+    leveldb::Status closed = base_->Close();
+    return synced.ok() ? closed : synced;
+  }
+
+ private:
+  // When LevelDB leaves a log (closing or deleting it): writes in it must
+  // not wait for the compaction of its memtable to become durable, and must
+  // not become durable before what they depend on (SyncBefore). A failure
+  // is recorded: every later SyncLogs reports it.
+  leveldb::Status Retire() {
+    retired_ = true;
     Status first =
         env_.first_ != nullptr ? env_.first_->SyncLogs() : Status::Ok();
     leveldb::Status synced =
@@ -63,15 +75,14 @@ class LogSyncEnv::LogFile final : public leveldb::WritableFile {
       env_.RecordFailure(Status::Internal("syncing a closed write-ahead log: " +
                                           synced.ToString()));
     }
-    leveldb::Status closed = base_->Close();
     env_.Forget(handle_);
-    return synced.ok() ? closed : synced;
+    return synced;
   }
 
- private:
   LogSyncEnv& env_;
   std::unique_ptr<leveldb::WritableFile> base_;
   const SyncHandle* handle_;
+  bool retired_ = false;
 };
 
 LogSyncEnv::LogSyncEnv(leveldb::Env* base) : EnvWrapper(base) {}
