@@ -9,7 +9,8 @@
 // those descriptors: fdatasync acts on the file, whichever descriptor names
 // it, so every byte LevelDB flushed before the call is durable when it
 // returns, while LevelDB goes on appending meanwhile. A log file is also
-// synced when LevelDB closes it (switching to a new memtable), so a write
+// synced when LevelDB leaves it (switching to a new memtable, LevelDB 1.23
+// deletes the file object without Close), so a write
 // acknowledged by a sync of the old file never depends on a later sync that
 // covers only the new one.
 //
@@ -17,11 +18,12 @@
 // keystore's logs, synced before the records', are usually unchanged).
 //
 // A failed sync is sticky: every later SyncLogs() returns it, whether it
-// happened in SyncLogs or when a log was closed (the bytes it should have
+// happened in SyncLogs or when a log was left (the bytes it should have
 // made durable may be lost, and no later sync can tell).
 //
 // Ordering between databases: SyncBefore(other) makes every sync of this
-// Env (SyncLogs and the sync at a log's close) sync `other`'s logs first.
+// Env (SyncLogs and the sync of a log LevelDB leaves) sync `other`'s logs
+// first.
 //
 // GroupSync shares one sync among the writers waiting for it.
 //
