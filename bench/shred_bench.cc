@@ -225,8 +225,8 @@ void BM_ShredLatencyKeystoreSize(benchmark::State& state) {
   std::vector<double> sorted = millis;
   std::sort(sorted.begin(), sorted.end());
   const size_t n = sorted.size();
-  const double median = n % 2 == 1 ? sorted[n / 2]
-                                   : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+  const double median =
+      n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
   state.counters["median_ms"] = median;
   state.counters["min_ms"] = sorted.front();
   state.counters["max_ms"] = sorted.back();
@@ -238,8 +238,7 @@ void BM_ShredLatencyKeystoreSize(benchmark::State& state) {
   std::string each;
   for (double m : millis) {
     char buffer[32];
-    std::snprintf(buffer, sizeof(buffer), "%s%.3f", each.empty() ? "" : " ",
-                  m);
+    std::snprintf(buffer, sizeof(buffer), "%s%.3f", each.empty() ? "" : " ", m);
     each += buffer;
   }
   state.SetLabel("shreds ms: " + each);
