@@ -58,6 +58,7 @@
 #include "bench/support.h"
 #include "crypto/secret_key.h"
 #include "storage/engine.h"
+#include "storage/keys.h"
 #include "storage/types.h"
 
 namespace custos {
@@ -165,14 +166,8 @@ uint64_t Create(Store& store, int subject, uint64_t serial) {
                "create record");
 }
 
-// "r:" + 8-byte big-endian n: the raw baselines' keys.
-std::string RawKey(uint64_t n) {
-  std::string key = "r:";
-  for (int shift = 56; shift >= 0; shift -= 8) {
-    key.push_back(static_cast<char>((n >> shift) & 0xff));
-  }
-  return key;
-}
+// The raw baselines' keys: shaped as the engine's record keys.
+std::string RawKey(uint64_t n) { return keys::Record(n); }
 
 std::string RandomValue(size_t size, uint64_t seed) {
   std::mt19937_64 rng(seed);

@@ -39,6 +39,7 @@
 #include "report/subject_report_html.h"
 #include "report/subject_report_json.h"
 #include "storage/engine.h"
+#include "storage/keys.h"
 #include "storage/types.h"
 
 namespace custos {
@@ -67,15 +68,9 @@ class TempDir : public bench::TempDir {
   TempDir() : bench::TempDir("custos-engine-bench") {}
 };
 
-// The engine's record key ("r:" + 8-byte big-endian id), used for the raw
-// LevelDB baselines and to read an encoded record back.
-std::string RecordKey(uint64_t id) {
-  std::string key = "r:";
-  for (int shift = 56; shift >= 0; shift -= 8) {
-    key.push_back(static_cast<char>((id >> shift) & 0xff));
-  }
-  return key;
-}
+// The engine's record key, used for the raw LevelDB baselines and to read
+// an encoded record back.
+std::string RecordKey(uint64_t id) { return keys::Record(id); }
 
 // An engine in a fresh directory, with an admin and one user.
 class Store {

@@ -8,6 +8,7 @@
 
 #include "report/subject_report_html.h"
 #include "report/subject_report_json.h"
+#include "storage/keys.h"
 #include "storage/leveldb_util.h"
 #include "tests/engine_fixture.h"
 
@@ -183,7 +184,9 @@ TEST_F(AccessHistoryTest, ATamperedEventIsFoundByVerifyChain) {
     std::unique_ptr<leveldb::Iterator> it(
         db->NewIterator(leveldb::ReadOptions()));
     int n = 0;
-    for (it->Seek("e:"); it->Valid() && it->key().starts_with("e:");
+    const leveldb::Slice events(keys::kEventPrefix.data(),
+                                keys::kEventPrefix.size());
+    for (it->Seek(events); it->Valid() && it->key().starts_with(events);
          it->Next()) {
       if (++n != 2) continue;
       std::string value = it->value().ToString();
@@ -239,8 +242,7 @@ TEST_F(AccessHistoryTest, PrunedEventsLeaveTheFiles) {
   {
     std::unique_ptr<leveldb::DB> db = OpenRaw("records");
     ASSERT_NE(db, nullptr);
-    std::string key = "e:";
-    AppendBigEndian64(key, 1);
+    const std::string key = keys::Event(1);
     std::string value;
     ASSERT_TRUE(db->Get(leveldb::ReadOptions(), key, &value).ok());
     ASSERT_GT(value.size(), 96u);

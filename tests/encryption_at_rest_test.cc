@@ -5,6 +5,7 @@
 #include <leveldb/db.h>
 
 #include "storage/codec.h"
+#include "storage/keys.h"
 #include "storage/leveldb_util.h"
 #include "tests/engine_fixture.h"
 
@@ -15,11 +16,7 @@ class EncryptionAtRestTest : public EngineTest {
  protected:
   // Opens the records database directly (the engine must be closed).
   std::unique_ptr<leveldb::DB> RawRecords() { return OpenRaw("records"); }
-  static std::string RecordKey(uint64_t id) {
-    std::string key = "r:";
-    AppendBigEndian64(key, id);
-    return key;
-  }
+  static std::string RecordKey(uint64_t id) { return keys::Record(id); }
   static codec::StoredRecord Load(leveldb::DB& db, uint64_t id) {
     std::string value;
     EXPECT_TRUE(db.Get(leveldb::ReadOptions(), RecordKey(id), &value).ok());

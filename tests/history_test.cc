@@ -25,6 +25,7 @@
 #include "crypto/keyed_hash.h"
 #include "crypto/secret_key.h"
 #include "schema/history.capnp.h"
+#include "storage/keys.h"
 #include "storage/leveldb_util.h"
 
 namespace custos {
@@ -39,11 +40,11 @@ Timestamp T0() {
                    hours(12));
 }
 
-std::string EventKey(uint64_t seq) {
-  std::string key = "e:";
-  AppendBigEndian64(key, seq);
-  return key;
-}
+std::string EventKey(uint64_t seq) { return keys::Event(seq); }
+
+const std::string kIndex(keys::kHistoryIndexPrefix);
+const std::string kReverse(keys::kHistoryReversePrefix);
+const std::string kEvents(keys::kEventPrefix);
 
 class HistoryTest : public ::testing::Test {
  protected:
@@ -573,8 +574,8 @@ TEST_F(HistoryTest, TheChainStillVerifiesAfterAShredAndItsIndexDrop) {
   EXPECT_EQ(report.verified, 4u);
 
   // 4 of Anna's index entries, 1 of Ben's, each with its reverse entry.
-  EXPECT_EQ(CountPrefix("h:"), 5u);
-  EXPECT_EQ(CountPrefix("hs:"), 5u);
+  EXPECT_EQ(CountPrefix(kIndex), 5u);
+  EXPECT_EQ(CountPrefix(kReverse), 5u);
   leveldb::WriteBatch batch;
   auto dropped = history_->DropSubjectIndex(batch, "s-anna", 3);
   ASSERT_TRUE(dropped.has_value());
@@ -585,8 +586,8 @@ TEST_F(HistoryTest, TheChainStillVerifiesAfterAShredAndItsIndexDrop) {
   ASSERT_TRUE(db_->Write(leveldb::WriteOptions(), &batch2).ok());
   leveldb::WriteBatch batch3;
   EXPECT_EQ(*history_->DropSubjectIndex(batch3, "s-anna", 3), 0u);
-  EXPECT_EQ(CountPrefix("h:"), 1u);
-  EXPECT_EQ(CountPrefix("hs:"), 1u);
+  EXPECT_EQ(CountPrefix(kIndex), 1u);
+  EXPECT_EQ(CountPrefix(kReverse), 1u);
   EXPECT_EQ(Seqs(Query("s-ben")), (std::vector<uint64_t>{4}));
 
   report = VerifyOrDie();
@@ -836,8 +837,8 @@ TEST_F(HistoryTest, PruningAPrefixWritesACheckpointAndDeletesTheEvents) {
   EXPECT_TRUE(RawHas(EventKey(4)));
   EXPECT_TRUE(RawHas("m:history_checkpoint"));
   // Their index entries went with them.
-  EXPECT_EQ(CountPrefix("h:"), 3u);
-  EXPECT_EQ(CountPrefix("hs:"), 3u);
+  EXPECT_EQ(CountPrefix(kIndex), 3u);
+  EXPECT_EQ(CountPrefix(kReverse), 3u);
   EXPECT_EQ(Seqs(Query("s-anna")), (std::vector<uint64_t>{4, 5, 6}));
 
   ChainReport report = VerifyOrDie();
@@ -858,7 +859,7 @@ TEST_F(HistoryTest, PruningEverythingLeavesACheckpointAtTheHead) {
   auto result = history_->Prune(RecordsUpTo(3), 100);
   ASSERT_TRUE(result.has_value());
   EXPECT_EQ(result->collapsed, 3u);
-  EXPECT_EQ(CountPrefix("e:"), 0u);
+  EXPECT_EQ(CountPrefix(kEvents), 0u);
   ChainReport report = VerifyOrDie();
   EXPECT_TRUE(report.ok());
   EXPECT_EQ(report.first_seq, 4u);
@@ -932,7 +933,7 @@ TEST_F(HistoryTest, PruningNothingWritesNothing) {
   EXPECT_EQ(result->stubbed, 0u);
   EXPECT_EQ(result->collapsed, 0u);
   EXPECT_FALSE(RawHas("m:history_checkpoint"));
-  EXPECT_EQ(CountPrefix("e:"), 3u);
+  EXPECT_EQ(CountPrefix(kEvents), 3u);
 }
 
 TEST_F(HistoryTest, PruningRefusesToFoldABrokenChain) {

@@ -8,6 +8,7 @@
 #include "crypto/keyed_hash.h"
 #include "crypto/master_key.h"
 #include "storage/codec.h"
+#include "storage/keys.h"
 #include "storage/keystore.h"
 #include "storage/leveldb_util.h"
 #include "tests/engine_fixture.h"
@@ -226,15 +227,16 @@ TEST_F(ShredTest, AShredInterruptedAfterItsIntentIsFinishedAtOpen) {
     std::unique_ptr<leveldb::DB> db = OpenRaw("records");
     ASSERT_NE(db, nullptr);
     std::string value;
-    ASSERT_TRUE(db->Get(leveldb::ReadOptions(), "s:" + subject, &value).ok());
+    ASSERT_TRUE(
+        db->Get(leveldb::ReadOptions(), keys::Subject(subject), &value).ok());
     codec::StoredSubject s = *codec::DecodeSubject(value);
     s.shredded = true;
     s.shredded_at_micros = ToMicros(clock_.Now());
-    ASSERT_TRUE(db->Put(leveldb::WriteOptions(), "s:" + subject,
+    ASSERT_TRUE(db->Put(leveldb::WriteOptions(), keys::Subject(subject),
                         codec::EncodeSubject(s))
                     .ok());
     ASSERT_TRUE(
-        db->Put(leveldb::WriteOptions(), "q:shred:" + subject, "").ok());
+        db->Put(leveldb::WriteOptions(), keys::ShredQueue(subject), "").ok());
   }
   const std::string wrapped = WrappedKeyBytes(subject);
   ReopenAll();
@@ -255,8 +257,7 @@ TEST_F(ShredTest, ShredCostDoesNotTouchTheSubjectsRecords) {
   std::unique_ptr<leveldb::DB> db = OpenRaw("records");
   ASSERT_NE(db, nullptr);
   for (uint64_t id : ids) {
-    std::string key = "r:";
-    AppendBigEndian64(key, id);
+    const std::string key = keys::Record(id);
     std::string value;
     ASSERT_TRUE(db->Get(leveldb::ReadOptions(), key, &value).ok());
     EXPECT_EQ(codec::DecodeRecord(value)->state, RecordState::kActive);

@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "storage/codec.h"
+#include "storage/keys.h"
 #include "tests/engine_fixture.h"
 
 extern char** environ;
@@ -246,13 +247,6 @@ std::vector<LegalState> LegalStates(const Planned& p) {
           erased};
 }
 
-std::string U64BigEndian(uint64_t v) {
-  std::string out;
-  for (int shift = 56; shift >= 0; shift -= 8) {
-    out.push_back(static_cast<char>((v >> shift) & 0xff));
-  }
-  return out;
-}
 uint64_t ReadU64BigEndian(std::string_view bytes) {
   uint64_t v = 0;
   for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(bytes[i]);
@@ -458,14 +452,16 @@ class SweeperCrashTest : public EngineTest {
     std::unique_ptr<leveldb::Iterator> it(
         db->NewIterator(leveldb::ReadOptions()));
     std::map<uint64_t, codec::StoredRecord> records;
-    for (it->Seek("r:"); it->Valid() && it->key().starts_with("r:");
-         it->Next()) {
+    const leveldb::Slice record_prefix(keys::kRecordPrefix.data(),
+                                       keys::kRecordPrefix.size());
+    for (it->Seek(record_prefix);
+         it->Valid() && it->key().starts_with(record_prefix); it->Next()) {
       auto record = codec::DecodeRecord(it->value().ToString());
       if (!record) {
         Violation("undecodable record: " + record.error().ToString());
         continue;
       }
-      if (it->key().ToString() != "r:" + U64BigEndian(record->id)) {
+      if (it->key().ToString() != keys::Record(record->id)) {
         Violation("record " + std::to_string(record->id) +
                   " under a wrong key");
       }
@@ -486,18 +482,21 @@ class SweeperCrashTest : public EngineTest {
       }
     }
     std::map<uint64_t, int> entries;
-    for (it->Seek("d:"); it->Valid() && it->key().starts_with("d:");
+    const leveldb::Slice deadlines(keys::kDeadlinePrefix.data(),
+                                   keys::kDeadlinePrefix.size());
+    for (it->Seek(deadlines); it->Valid() && it->key().starts_with(deadlines);
          it->Next()) {
       ++census.index_entries;
       const std::string key = it->key().ToString();
-      if (key.size() != 2 + 16) {
+      if (key.size() != keys::kDeadlinePrefix.size() + 16) {
         Violation("malformed deadline key of " + std::to_string(key.size()) +
                   " bytes");
         continue;
       }
-      const int64_t due = static_cast<int64_t>(
-          ReadU64BigEndian(std::string_view(key).substr(2)));
-      const uint64_t id = ReadU64BigEndian(std::string_view(key).substr(10));
+      const int64_t due =
+          static_cast<int64_t>(keys::NumberAfter(key, keys::kDeadlinePrefix));
+      const uint64_t id = ReadU64BigEndian(
+          std::string_view(key).substr(keys::kDeadlinePrefix.size() + 8));
       if (due <= ToMicros(due_by)) ++census.due_entries;
       ++entries[id];
       auto r = records.find(id);

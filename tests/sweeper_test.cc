@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <leveldb/db.h>
 
+#include "storage/keys.h"
 #include "storage/period.h"
 #include "tests/engine_fixture.h"
 
@@ -228,7 +229,7 @@ TEST_F(SweeperTest, TheDeadlineIndexHoldsOneEntryPerOpenDeadline) {
   Close();
   std::unique_ptr<leveldb::DB> db = OpenRaw("records");
   ASSERT_NE(db, nullptr);
-  EXPECT_EQ(CountKeys(*db, "d:"), 1);
+  EXPECT_EQ(CountKeys(*db, keys::kDeadlinePrefix), 1);
 }
 
 }  // namespace
