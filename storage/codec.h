@@ -8,6 +8,7 @@
 #define CUSTOS_STORAGE_CODEC_H_
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -79,6 +80,12 @@ struct StoredRecord {
   int64_t next_deadline_micros = 0;  // 0 = none.
   Transition next_transition = Transition::kNone;
 };
+
+// A stored time that may be absent (0 = none), as a Timestamp.
+inline std::optional<Timestamp> OptionalTime(int64_t micros) {
+  if (micros == 0) return std::nullopt;
+  return FromMicros(micros);
+}
 
 struct StoredWrappedKey {
   uint32_t kek_version = 0;

@@ -8,14 +8,7 @@
 #include "storage/sealing.h"
 
 namespace custos {
-namespace {
-
-std::optional<Timestamp> OptionalTime(int64_t micros) {
-  if (micros == 0) return std::nullopt;
-  return FromMicros(micros);
-}
-
-}  // namespace
+namespace {}  // namespace
 
 Result<RecordViews::Resolved> RecordViews::Resolve(const PrincipalInfo& caller,
                                                    uint64_t id,
@@ -81,9 +74,9 @@ Result<RecordView> RecordViews::Build(
   v.version = r.version;
   v.created_at = FromMicros(r.created_at_micros);
   v.updated_at = FromMicros(r.updated_at_micros);
-  v.closed_at = OptionalTime(r.closed_at_micros);
-  v.blocked_at = OptionalTime(r.blocked_at_micros);
-  v.erased_at = OptionalTime(resolved.erased_at_micros);
+  v.closed_at = codec::OptionalTime(r.closed_at_micros);
+  v.blocked_at = codec::OptionalTime(r.blocked_at_micros);
+  v.erased_at = codec::OptionalTime(resolved.erased_at_micros);
   // Subject ids are pseudonyms that link a person's records: shown with
   // the personal data, or to the roles that act on subjects (shredding,
   // holds, reports), never in an attributes-only view of other callers.

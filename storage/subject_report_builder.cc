@@ -9,14 +9,7 @@
 #include "storage/sealing.h"
 
 namespace custos {
-namespace {
-
-std::optional<Timestamp> OptionalTime(int64_t micros) {
-  if (micros == 0) return std::nullopt;
-  return FromMicros(micros);
-}
-
-}  // namespace
+namespace {}  // namespace
 
 Result<SubjectReport> SubjectReportBuilder::Produce(
     const PrincipalInfo& auditor, std::string_view subject_id) {
@@ -62,9 +55,9 @@ Result<SubjectReport> SubjectReportBuilder::Produce(
     named.insert(r->owner);
     named.insert(r->grants.begin(), r->grants.end());
     out.created_at = FromMicros(r->created_at_micros);
-    out.closed_at = OptionalTime(r->closed_at_micros);
-    out.blocked_at = OptionalTime(r->blocked_at_micros);
-    out.erased_at = OptionalTime(r->erased_at_micros);
+    out.closed_at = codec::OptionalTime(r->closed_at_micros);
+    out.blocked_at = codec::OptionalTime(r->blocked_at_micros);
+    out.erased_at = codec::OptionalTime(r->erased_at_micros);
     if (r->next_transition != codec::Transition::kNone) {
       out.next_deadline = FromMicros(r->next_deadline_micros);
       out.next_transition =
