@@ -8,7 +8,6 @@
 #include "storage/sealing.h"
 
 namespace custos {
-namespace {}  // namespace
 
 Result<RecordViews::Resolved> RecordViews::Resolve(const PrincipalInfo& caller,
                                                    uint64_t id,

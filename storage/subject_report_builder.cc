@@ -9,7 +9,6 @@
 #include "storage/sealing.h"
 
 namespace custos {
-namespace {}  // namespace
 
 Result<SubjectReport> SubjectReportBuilder::Produce(
     const PrincipalInfo& auditor, std::string_view subject_id) {
