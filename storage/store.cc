@@ -78,7 +78,9 @@ Status Store::Scan(
   std::unique_ptr<leveldb::Iterator> it(
       db_->NewIterator(leveldb::ReadOptions()));
   const leveldb::Slice p = ToSlice(prefix);
-  for (it->Seek(ToSlice(start.empty() ? prefix : start));
+  // A start before the prefix starts at the prefix (a seek to it would
+  // land on a key outside the prefix and end the scan at once).
+  for (it->Seek(ToSlice(start < prefix ? prefix : start));
        it->Valid() && it->key().starts_with(p); it->Next()) {
     if (!fn(ToView(it->key()), ToView(it->value()))) break;
   }

@@ -115,7 +115,8 @@ class Store {
   Result<std::optional<std::string>> Get(std::string_view key) const;
 
   // Calls fn(key, value) for every entry whose key starts with `prefix`,
-  // from `start` (or the prefix itself when empty), in key order, until fn
+  // from `start` (from the prefix itself when `start` is empty or sorts
+  // before it), in key order, until fn
   // returns false. The iterator lives only during the call (an open
   // iterator would pin obsolete table files). Errors: mapped LevelDB errors.
   Status Scan(std::string_view prefix, std::string_view start,

@@ -354,6 +354,9 @@ TEST_F(StoreTest, ScanRespectsPrefixStartAndStop) {
   EXPECT_EQ(collect("t:", "t:c", 1), (V{"t:c"}));
   EXPECT_EQ(collect("u:", "", 100), (V{"u:a"}));
   EXPECT_EQ(collect("v:", "", 100), V{});
+  // Regression: a start that sorts before the prefix starts at the prefix
+  // (it used to end the scan at once, on "s:z").
+  EXPECT_EQ(collect("t:", "s:", 100), (V{"t:a", "t:b", "t:c", "t:d"}));
 }
 
 TEST_F(StoreTest, WithoutSyncWritesOnlyForcedCommitsSync) {
