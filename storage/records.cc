@@ -40,6 +40,15 @@ Status RequireSubject(const StoredRecord& r, std::string_view subject_id) {
 
 }  // namespace
 
+Result<SharedKey> Records::LiveKey(std::string_view subject_id) const {
+  auto key = u_.subjects.Key(std::string(subject_id));
+  if (!key) return key;
+  if (!*key) {
+    return Fail(Status::FailedPrecondition("that subject has been erased"));
+  }
+  return key;
+}
+
 Status Records::CommitChange(WriteLock lock, const PrincipalInfo& caller,
                              StoredRecord& r, EventAction action,
                              std::string_view what) {
@@ -196,11 +205,8 @@ Result<uint64_t> Records::Rectify(const PrincipalInfo& caller, uint64_t id,
     return Fail(
         Status::InvalidArgument("the record holds no part for that subject"));
   }
-  auto key = u_.subjects.Key(part->subject_id);
+  auto key = LiveKey(part->subject_id);
   if (!key) return Fail(key.error());
-  if (!*key) {
-    return Fail(Status::FailedPrecondition("that subject has been erased"));
-  }
   // The new personal data total must stay within the limit.
   for (const auto& other : r.parts) {
     if (other.subject_id == subject_id) continue;
@@ -247,9 +253,8 @@ Status Records::Flag(const PrincipalInfo& caller, uint64_t id,
         "flagging needs access to the record's personal data");
   }
   CUSTOS_RETURN_IF_ERROR(RequireSubject(r, subject_id));
-  auto key = u_.subjects.Key(std::string(subject_id));
+  auto key = LiveKey(subject_id);
   if (!key) return key.error();
-  if (!*key) return Status::FailedPrecondition("that subject has been erased");
   const Timestamp now = u_.clock.Now();
   codec::StoredFlag flag{caller.id, ToMicros(now), std::string(subject_id), {}};
   flag.sealed_note = sealing::SealFields(
@@ -289,9 +294,8 @@ Status Records::Contest(const PrincipalInfo& caller, uint64_t id,
       {RecordState::kActive, RecordState::kClosed, RecordState::kBlocked},
       "contest"));
   CUSTOS_RETURN_IF_ERROR(RequireSubject(r, subject_id));
-  auto key = u_.subjects.Key(std::string(subject_id));
+  auto key = LiveKey(subject_id);
   if (!key) return key.error();
-  if (!*key) return Status::FailedPrecondition("that subject has been erased");
   const Timestamp now = u_.clock.Now();
   codec::StoredContest contest{
       caller.id, ToMicros(now), std::string(subject_id), {}};

@@ -78,6 +78,9 @@ class Records {
   Status ReleaseHold(const PrincipalInfo& officer, std::string_view hold_id);
 
  private:
+  // The key of a subject whose data is being changed: FailedPrecondition
+  // once it was shredded.
+  Result<SharedKey> LiveKey(std::string_view subject_id) const;
   // Writes `r` (after `change`) with its event `action` by `caller`.
   Status CommitChange(WriteLock lock, const PrincipalInfo& caller,
                       codec::StoredRecord& r, EventAction action,

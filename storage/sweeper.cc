@@ -90,7 +90,6 @@ Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
   std::string resume_key(keys::kDeadlinePrefix);
   size_t processed = 0;
   while (true) {
-    size_t in_batch = 0;
     bool more_due = false;
     WriteLock lock = u_.store.Lock();
     // The due entries of this batch, read first: the iterator must not
@@ -174,7 +173,6 @@ Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
         CUSTOS_RETURN_IF_ERROR(
             u_.record_store.Put(lock, target, *record, as_of));
       }
-      ++in_batch;
       ++processed;
     }
     if (!options.dry_run && batch.ApproximateSize() > 12) {
