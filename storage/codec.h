@@ -71,6 +71,10 @@ struct StoredRecord {
   uint64_t version = 0;
   int64_t created_at_micros = 0;
   int64_t updated_at_micros = 0;
+  // The owner's last change (creation included): an idle period
+  // (close_after) counts from it, so no other principal keeps a record
+  // open. 0 in records written before it was stored: created_at counts.
+  int64_t owner_changed_at_micros = 0;
   int64_t closed_at_micros = 0;
   int64_t blocked_at_micros = 0;
   int64_t erased_at_micros = 0;
@@ -79,6 +83,10 @@ struct StoredRecord {
   std::vector<std::string> subject_ids;
   int64_t next_deadline_micros = 0;  // 0 = none.
   Transition next_transition = Transition::kNone;
+  // Not stored: the deadline whose index entry exists for this record
+  // (set by DecodeRecord and RecordStore::Put), so a record whose next
+  // deadline was recomputed in memory still moves the right entry.
+  int64_t indexed_deadline_micros = 0;
 };
 
 // A stored time that may be absent (0 = none), as a Timestamp.

@@ -32,6 +32,26 @@ Event RecordEvent(const PrincipalInfo& who, EventAction action,
   return e;
 }
 
+std::vector<Event> TransitionEvents(
+    const codec::StoredRecord& r, const std::vector<PlannedTransition>& steps) {
+  static const PrincipalInfo retention = [] {
+    PrincipalInfo p;
+    p.id = "custos:retention";
+    p.display_name = "retention policy";
+    return p;
+  }();
+  std::vector<Event> out;
+  for (const PlannedTransition& step : steps) {
+    const EventAction action =
+        step.to == RecordState::kClosed    ? EventAction::kClose
+        : step.to == RecordState::kBlocked ? EventAction::kBlock
+                                           : EventAction::kErase;
+    out.push_back(RecordEvent(retention, action, r, step.due));
+    out.back().record_state = step.to;
+  }
+  return out;
+}
+
 Event SubjectEvent(const PrincipalInfo& who, EventAction action,
                    const std::string& subject_id, Timestamp at) {
   Event e = By(who, action, at);

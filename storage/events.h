@@ -22,6 +22,12 @@ namespace custos::events {
 Event RecordEvent(const PrincipalInfo& who, EventAction action,
                   const codec::StoredRecord& r, Timestamp at);
 
+// The transitions a change found in force on `r` (RecordStore::CatchUp),
+// written with the change: each at its due instant, by the retention policy
+// (principal "custos:retention", an id no principal can have).
+std::vector<Event> TransitionEvents(
+    const codec::StoredRecord& r, const std::vector<PlannedTransition>& steps);
+
 // `who` did `action` concerning one subject, about no record.
 Event SubjectEvent(const PrincipalInfo& who, EventAction action,
                    const std::string& subject_id, Timestamp at);

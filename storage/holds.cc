@@ -1,5 +1,6 @@
 #include "storage/holds.h"
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 
@@ -87,23 +88,19 @@ Result<std::vector<uint64_t>> Holds::Release(const WriteLock& lock,
 
   leveldb::WriteBatch batch;
   batch.Put(keys::Hold(hold->id), codec::EncodeHold(*hold));
+  // The index entries stay: ErasableFrom needs the released hold's span.
   std::vector<uint64_t> records;
   std::optional<codec::StoredRecord> held_record;
   if (hold->record_id) {
-    batch.Delete(keys::RecordHoldsPrefix(*hold->record_id) + hold->id);
     records.push_back(*hold->record_id);
     auto stored = store_.Get(keys::Record(*hold->record_id));
     if (!stored) return Fail(stored.error());
     if (*stored) {
       auto record = codec::DecodeRecord(**stored);
       if (!record) return Fail(record.error());
-      for (const std::string& subject : record->subject_ids) {
-        batch.Delete(keys::SubjectHoldsPrefix(subject) + hold->id);
-      }
       held_record = std::move(*record);
     }
   } else {
-    batch.Delete(keys::SubjectHoldsPrefix(*hold->subject_id) + hold->id);
     const std::string prefix = keys::SubjectRecordsPrefix(*hold->subject_id);
     CUSTOS_RETURN_IF_ERROR(
         store_.Scan(prefix, {}, [&](std::string_view key, std::string_view) {
@@ -121,7 +118,7 @@ Result<std::vector<uint64_t>> Holds::Release(const WriteLock& lock,
 }
 
 Result<std::vector<HoldView>> Holds::Under(const std::string& prefix,
-                                           int64_t at,
+                                           std::optional<int64_t> at,
                                            bool subject_only) const {
   std::vector<std::string> ids;
   CUSTOS_RETURN_IF_ERROR(store_.Scan(
@@ -138,11 +135,37 @@ Result<std::vector<HoldView>> Holds::Under(const std::string& prefix,
     if (!*value) return Fail(Status::DataLoss("a hold index names no hold"));
     auto hold = codec::DecodeHold(**value);
     if (!hold) return Fail(hold.error());
-    if (!hold->released_at && ToMicros(hold->ends_at) > at) {
+    if (!at || (!hold->released_at && ToMicros(hold->ends_at) > *at)) {
       holds.push_back(std::move(*hold));
     }
   }
   return holds;
+}
+
+Result<int64_t> Holds::ErasableFrom(const codec::StoredRecord& r,
+                                    int64_t legal) const {
+  auto holds = Under(keys::RecordHoldsPrefix(r.id), std::nullopt, false);
+  if (!holds) return Fail(holds.error());
+  for (const std::string& subject : r.subject_ids) {
+    auto more = Under(keys::SubjectHoldsPrefix(subject), std::nullopt, true);
+    if (!more) return Fail(more.error());
+    holds->insert(holds->end(), more->begin(), more->end());
+  }
+  // Spans [set, end): each hold covering the erasure instant found so far
+  // moves it to that hold's end, until none does.
+  int64_t erasable = legal;
+  for (bool moved = true; moved;) {
+    moved = false;
+    for (const HoldView& h : *holds) {
+      int64_t end = ToMicros(h.ends_at);
+      if (h.released_at) end = std::min(end, ToMicros(*h.released_at));
+      if (ToMicros(h.set_at) <= erasable && erasable < end) {
+        erasable = end;
+        moved = true;
+      }
+    }
+  }
+  return erasable;
 }
 
 Result<std::vector<HoldView>> Holds::OnRecord(const codec::StoredRecord& r,

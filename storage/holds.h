@@ -2,7 +2,9 @@
 // "Legal holds"). Owns the key families "hold:", "ho:" and the counter
 // "m:next_hold_id". A hold postpones erasure; it never changes visibility.
 // Holds do not write records: whoever releases a hold reschedules the
-// records it returns.
+// records it returns. A released hold stays indexed ("ho:") under what it
+// covered, so the instant an erasure it postponed became due stays known
+// (ErasableFrom).
 //
 // Thread safety: thread-safe; Add and Release REQUIRE the write lock.
 
@@ -10,6 +12,7 @@
 #define CUSTOS_STORAGE_HOLDS_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,6 +44,15 @@ class Holds {
                                         const PrincipalInfo& officer,
                                         std::string_view hold_id);
 
+  // The first instant at or after `legal` at which no hold covers the
+  // record (its own holds and its subjects' subject holds): a hold counts
+  // from its setting to its end or release, whichever comes first, and a
+  // hold set after the record became erasable does not bring it back.
+  // Ended and released holds count, so the answer does not depend on when
+  // it is asked. Errors: DataLoss, mapped LevelDB.
+  Result<int64_t> ErasableFrom(const codec::StoredRecord& record,
+                               int64_t legal) const;
+
   // Holds in force at `at` covering the record: its own and its subjects'.
   Result<std::vector<HoldView>> OnRecord(const codec::StoredRecord& record,
                                          int64_t at) const;
@@ -60,7 +72,10 @@ class Holds {
   static std::string Describe(const std::vector<HoldView>& holds);
 
  private:
-  Result<std::vector<HoldView>> Under(const std::string& prefix, int64_t at,
+  // Holds indexed under `prefix` (only subject holds if `subject_only`):
+  // those in force at `at`, or all of them if `at` is nullopt.
+  Result<std::vector<HoldView>> Under(const std::string& prefix,
+                                      std::optional<int64_t> at,
                                       bool subject_only) const;
 
   Store& store_;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "storage/erasure.h"
 #include "storage/keys.h"
 #include "storage/leveldb_util.h"
 #include "storage/period.h"
@@ -25,7 +26,8 @@ Result<std::pair<int64_t, Transition>> NextDeadline(
     case RecordState::kActive:
       if (policy.close_after) {
         period = policy.close_after;
-        anchor = r.updated_at_micros;
+        anchor = r.owner_changed_at_micros != 0 ? r.owner_changed_at_micros
+                                                : r.created_at_micros;
         next = Transition::kClose;
       }
       break;
@@ -84,33 +86,80 @@ uint64_t RecordStore::AllocateId(const WriteLock& /*lock*/,
   return next_id_;
 }
 
-Status RecordStore::Put(const WriteLock& /*lock*/, leveldb::WriteBatch& batch,
-                        StoredRecord& r,
-                        std::optional<int64_t> holds_at) const {
-  if (r.next_deadline_micros != 0) {
-    batch.Delete(keys::Deadline(r.next_deadline_micros, r.id));
-  }
+Status RecordStore::Schedule(StoredRecord& r) const {
   r.next_deadline_micros = 0;
   r.next_transition = Transition::kNone;
-  if (const auto policy = policies_.For(r.kind)) {
-    auto next = NextDeadline(r, *policy);
-    if (!next) return next.error();
-    r.next_deadline_micros = next->first;
-    r.next_transition = next->second;
-    if (next->second == Transition::kErase) {
-      // A legal hold postpones erasure to its end.
-      auto holds =
-          holds_.OnRecord(r, holds_at.value_or(ToMicros(clock_.Now())));
-      if (!holds) return holds.error();
-      for (const HoldView& h : *holds) {
-        r.next_deadline_micros =
-            std::max(r.next_deadline_micros, ToMicros(h.ends_at));
-      }
-    }
-    if (next->second != Transition::kNone) {
-      batch.Put(keys::Deadline(r.next_deadline_micros, r.id), "");
-    }
+  const auto policy = policies_.For(r.kind);
+  if (!policy) return Status::Ok();
+  auto next = NextDeadline(r, *policy);
+  if (!next) return next.error();
+  r.next_deadline_micros = next->first;
+  r.next_transition = next->second;
+  if (next->second == Transition::kErase) {
+    // A legal hold postpones erasure to the first instant none covers it.
+    auto erasable = holds_.ErasableFrom(r, next->first);
+    if (!erasable) return erasable.error();
+    r.next_deadline_micros = *erasable;
   }
+  return Status::Ok();
+}
+
+Result<std::vector<PlannedTransition>> RecordStore::CatchUp(
+    StoredRecord& r, int64_t at, leveldb::WriteBatch& batch,
+    bool* erasure_held) const {
+  std::vector<PlannedTransition> steps;
+  if (erasure_held != nullptr) *erasure_held = false;
+  // The stored deadline is the one in force (a policy changed since applies
+  // once ReapplyPolicies recomputed it); each later one is computed as the
+  // sweep's Put would have. A hold may postpone an erasure past the stored
+  // instant but never advance it, so a record whose stored deadline is
+  // still ahead is already in its effective state.
+  while (r.next_transition != Transition::kNone &&
+         r.next_deadline_micros <= at) {
+    int64_t due = r.next_deadline_micros;
+    if (r.next_transition == Transition::kErase) {
+      auto erasable = holds_.ErasableFrom(r, due);
+      if (!erasable) return Fail(erasable.error());
+      if (*erasable > at) {
+        r.next_deadline_micros = *erasable;
+        if (erasure_held != nullptr) *erasure_held = true;
+        break;
+      }
+      due = *erasable;
+    }
+    PlannedTransition step{r.id, r.state, r.state, FromMicros(due)};
+    switch (r.next_transition) {
+      case Transition::kClose:
+        r.state = RecordState::kClosed;
+        r.closed_at_micros = due;
+        break;
+      case Transition::kBlock:
+        r.state = RecordState::kBlocked;
+        r.blocked_at_micros = due;
+        break;
+      case Transition::kErase:
+        Erasure::EraseContents(r, due, ToMicros(clock_.Now()), batch);
+        break;
+      case Transition::kNone:
+        break;
+    }
+    step.to = r.state;
+    steps.push_back(step);
+    CUSTOS_RETURN_IF_ERROR(Schedule(r));
+  }
+  return steps;
+}
+
+Status RecordStore::Put(const WriteLock& /*lock*/, leveldb::WriteBatch& batch,
+                        StoredRecord& r) const {
+  if (r.indexed_deadline_micros != 0) {
+    batch.Delete(keys::Deadline(r.indexed_deadline_micros, r.id));
+  }
+  CUSTOS_RETURN_IF_ERROR(Schedule(r));
+  if (r.next_transition != Transition::kNone) {
+    batch.Put(keys::Deadline(r.next_deadline_micros, r.id), "");
+  }
+  r.indexed_deadline_micros = r.next_deadline_micros;
   batch.Put(keys::Record(r.id), codec::EncodeRecord(r));
   return Status::Ok();
 }

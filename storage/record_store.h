@@ -3,7 +3,8 @@
 // place a record is written: it recomputes the record's next deadline under
 // its kind's policy (a legal hold postpones an erasure to the hold's end)
 // and moves the deadline-index entry in the same batch, so the index never
-// disagrees with the records (DESIGN section 3).
+// disagrees with the records (DESIGN section 3). CatchUp gives a record's
+// effective state at an instant: what every read, change and sweep acts on.
 //
 // Thread safety: thread-safe; Put and AllocateId REQUIRE the write lock.
 
@@ -14,6 +15,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <vector>
 
 #include "base/clock.h"
 #include "base/status.h"
@@ -43,12 +45,30 @@ class RecordStore {
   uint64_t AllocateId(const WriteLock& lock, leveldb::WriteBatch& batch);
   void Taken(const WriteLock& /*lock*/, uint64_t id) { next_id_ = id + 1; }
 
-  // Adds `r` to `batch` with its next deadline (set in `r`) and its
-  // deadline-index entry. Legal holds are judged at `holds_at` (default:
-  // now). InvalidArgument if the deadline cannot be represented.
+  // Sets the record's next deadline and transition from its state, its
+  // kind's policy and, for an erasure, the legal holds that ever covered it
+  // (Holds::ErasableFrom): the same answer whenever it is asked.
+  // InvalidArgument if the deadline cannot be represented.
+  Status Schedule(codec::StoredRecord& r) const;
+
+  // Brings `r` to its effective state at `at` (DESIGN section 3: a
+  // deadline takes effect at its instant, sweep or no sweep): applies in
+  // memory, in order, every transition due at or before `at`, each at its
+  // due instant (its stored deadline first, an erasure at the first instant
+  // no hold covers it), exactly as a sweep would write them. An erasure adds
+  // its witnesses and compaction entry to `batch` (a scratch batch when only
+  // looking). Returns the transitions applied; `r`'s next deadline is
+  // recomputed when any was due. `erasure_held`, when given, is set when an
+  // erasure legally due by `at` is postponed past it by a legal hold.
+  Result<std::vector<PlannedTransition>> CatchUp(
+      codec::StoredRecord& r, int64_t at, leveldb::WriteBatch& batch,
+      bool* erasure_held = nullptr) const;
+
+  // Adds `r` to `batch` with its next deadline (Schedule, set in `r`) and
+  // moves its deadline-index entry. InvalidArgument if the deadline cannot
+  // be represented.
   Status Put(const WriteLock& lock, leveldb::WriteBatch& batch,
-             codec::StoredRecord& r,
-             std::optional<int64_t> holds_at = std::nullopt) const;
+             codec::StoredRecord& r) const;
 
  private:
   Store& store_;

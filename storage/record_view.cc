@@ -22,6 +22,12 @@ Result<RecordViews::Resolved> RecordViews::Resolve(const PrincipalInfo& caller,
                                                    bool purpose_given) const {
   Resolved r;
   r.record = std::move(record);
+  // Deadlines take effect at their instant, whether a sweep has written
+  // them down or not.
+  leveldb::WriteBatch scratch;
+  auto caught_up = records_.CatchUp(r.record, ToMicros(clock_.Now()), scratch);
+  if (!caught_up) return Fail(caught_up.error());
+  r.caught_up = std::move(*caught_up);
   r.state = r.record.state;
   r.erased_at_micros = r.record.erased_at_micros;
   if (r.state != RecordState::kErased && !r.record.parts.empty()) {

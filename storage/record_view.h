@@ -1,8 +1,8 @@
 // Internal to storage/: the read path. Resolves a record's effective state
-// for a caller (a record whose every subject was shredded reads as ERASED at
-// once), decides the view with access.h, opens what may be shown, and
-// records the disclosure in the access history before any personal data is
-// returned (DESIGN sections 2 and 5).
+// for a caller (every deadline passed is in force, and a record whose every
+// subject was shredded reads as ERASED at once), decides the view with
+// access.h, opens what may be shown, and records the disclosure in the access
+// history before any personal data is returned (DESIGN sections 2 and 5).
 //
 // Thread safety: thread-safe. Reads take no lock; recording a disclosure
 // commits through the store.
@@ -30,7 +30,10 @@ class RecordViews {
  public:
   // A record as a caller sees it.
   struct Resolved {
+    // In its effective state now (RecordStore::CatchUp): a change that
+    // writes it back writes the transitions in `caught_up` with it.
     codec::StoredRecord record;
+    std::vector<PlannedTransition> caught_up;
     RecordState state = RecordState::kActive;  // Effective state.
     int64_t erased_at_micros = 0;
     View view = View::kNone;

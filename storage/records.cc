@@ -50,13 +50,16 @@ Result<SharedKey> Records::LiveKey(std::string_view subject_id) const {
 }
 
 Status Records::CommitChange(WriteLock lock, const PrincipalInfo& caller,
-                             StoredRecord& r, EventAction action,
-                             std::string_view what) {
+                             RecordViews::Resolved& resolved,
+                             EventAction action, std::string_view what) {
+  StoredRecord& r = resolved.record;
   leveldb::WriteBatch batch;
   CUSTOS_RETURN_IF_ERROR(u_.record_store.Put(lock, batch, r));
-  return u_.store.Commit(
-      std::move(lock), batch,
-      {events::RecordEvent(caller, action, r, u_.clock.Now())}, what);
+  std::vector<Event> record_events =
+      events::TransitionEvents(r, resolved.caught_up);
+  record_events.push_back(
+      events::RecordEvent(caller, action, r, u_.clock.Now()));
+  return u_.store.Commit(std::move(lock), batch, record_events, what);
 }
 
 Result<uint64_t> Records::Create(const PrincipalInfo& caller,
@@ -109,7 +112,8 @@ Result<uint64_t> Records::Create(const PrincipalInfo& caller,
   r.state = RecordState::kActive;
   r.version = 1;
   const Timestamp now = u_.clock.Now();
-  r.created_at_micros = r.updated_at_micros = ToMicros(now);
+  r.created_at_micros = r.updated_at_micros = r.owner_changed_at_micros =
+      ToMicros(now);
 
   for (const auto& part : in.personal) {
     auto subject_id = u_.subjects.FindOrCreate(lock, part.subject_identifier,
@@ -177,7 +181,7 @@ Status Records::Grant(const PrincipalInfo& caller, uint64_t id,
   }
   const Timestamp now = u_.clock.Now();
   r.grants.push_back(target->id);
-  r.updated_at_micros = ToMicros(now);
+  r.updated_at_micros = r.owner_changed_at_micros = ToMicros(now);
   leveldb::WriteBatch batch;
   CUSTOS_RETURN_IF_ERROR(u_.record_store.Put(lock, batch, r));
   batch.Put(keys::Acl(target->id, r.id), "");
@@ -228,7 +232,7 @@ Result<uint64_t> Records::Rectify(const PrincipalInfo& caller, uint64_t id,
   part->version = r.version;
   part->sealed = sealing::SealFields(
       **key, fields, sealing::PartAd(r.id, part->subject_id, r.version));
-  r.updated_at_micros = ToMicros(now);
+  r.updated_at_micros = r.owner_changed_at_micros = ToMicros(now);
   CUSTOS_RETURN_IF_ERROR(u_.record_store.Put(lock, batch, r));
   Event event = events::RecordEvent(caller, EventAction::kRectify, r, now);
   event.subject_ids = {part->subject_id};
@@ -262,13 +266,19 @@ Status Records::Flag(const PrincipalInfo& caller, uint64_t id,
       sealing::NoteAd("flag", r.id, flag.subject_id, flag.at_micros));
   r.flags.push_back(std::move(flag));
   r.updated_at_micros = ToMicros(now);
+  // Only the owner's changes keep a record open (close_after).
+  if (caller.id == r.owner) r.owner_changed_at_micros = ToMicros(now);
   leveldb::WriteBatch batch;
   CUSTOS_RETURN_IF_ERROR(u_.record_store.Put(lock, batch, r));
-  Event event = events::RecordEvent(caller, EventAction::kFlag, r, now);
+  std::vector<Event> record_events =
+      events::TransitionEvents(r, resolved->caught_up);
+  Event& event = record_events.emplace_back(
+      events::RecordEvent(caller, EventAction::kFlag, r, now));
   event.subject_ids = {std::string(subject_id)};
   event.purpose = purpose;
   event.fields = {"note"};
-  return u_.store.Commit(std::move(lock), batch, {event}, "flagging record");
+  return u_.store.Commit(std::move(lock), batch, record_events,
+                         "flagging record");
 }
 
 Status Records::Contest(const PrincipalInfo& caller, uint64_t id,
@@ -307,12 +317,17 @@ Status Records::Contest(const PrincipalInfo& caller, uint64_t id,
       sealing::NoteAd("contest", r.id, contest.subject_id, contest.at_micros));
   r.contests.push_back(std::move(contest));
   r.updated_at_micros = ToMicros(now);
+  if (caller.id == r.owner) r.owner_changed_at_micros = ToMicros(now);
   leveldb::WriteBatch batch;
   CUSTOS_RETURN_IF_ERROR(u_.record_store.Put(lock, batch, r));
-  Event event = events::RecordEvent(caller, EventAction::kContest, r, now);
+  std::vector<Event> record_events =
+      events::TransitionEvents(r, resolved->caught_up);
+  Event& event = record_events.emplace_back(
+      events::RecordEvent(caller, EventAction::kContest, r, now));
   event.subject_ids = {std::string(subject_id)};
   event.fields = events::FieldNames(fields);
-  return u_.store.Commit(std::move(lock), batch, {event}, "recording contest");
+  return u_.store.Commit(std::move(lock), batch, record_events,
+                         "recording contest");
 }
 
 Status Records::Close(const PrincipalInfo& caller, uint64_t id) {
@@ -325,7 +340,7 @@ Status Records::Close(const PrincipalInfo& caller, uint64_t id) {
       RequireState(resolved->state, {RecordState::kActive}, "close"));
   r.state = RecordState::kClosed;
   r.closed_at_micros = r.updated_at_micros = ToMicros(u_.clock.Now());
-  return CommitChange(std::move(lock), caller, r, EventAction::kClose,
+  return CommitChange(std::move(lock), caller, *resolved, EventAction::kClose,
                       "closing record");
 }
 
@@ -342,8 +357,8 @@ Status Records::Withdraw(const PrincipalInfo& caller, uint64_t id) {
   r.state = RecordState::kBlocked;
   if (r.closed_at_micros == 0) r.closed_at_micros = now;
   r.blocked_at_micros = r.updated_at_micros = now;
-  return CommitChange(std::move(lock), caller, r, EventAction::kWithdraw,
-                      "withdrawing record");
+  return CommitChange(std::move(lock), caller, *resolved,
+                      EventAction::kWithdraw, "withdrawing record");
 }
 
 Status Records::Erase(const PrincipalInfo& caller, uint64_t id) {
@@ -371,10 +386,12 @@ Status Records::Erase(const PrincipalInfo& caller, uint64_t id) {
   Erasure::EraseContents(r, now, now, batch);
   r.updated_at_micros = now;
   CUSTOS_RETURN_IF_ERROR(u_.record_store.Put(lock, batch, r));
-  CUSTOS_RETURN_IF_ERROR(u_.store.Commit(
-      std::move(lock), batch,
-      {events::RecordEvent(caller, EventAction::kErase, r, FromMicros(now))},
-      "erasing record"));
+  std::vector<Event> record_events =
+      events::TransitionEvents(r, resolved->caught_up);
+  record_events.push_back(
+      events::RecordEvent(caller, EventAction::kErase, r, FromMicros(now)));
+  CUSTOS_RETURN_IF_ERROR(
+      u_.store.Commit(std::move(lock), batch, record_events, "erasing record"));
   return u_.erasure.CompactQueued();
 }
 
@@ -387,6 +404,15 @@ Result<HoldView> Records::SetRecordHold(const PrincipalInfo& officer,
   WriteLock lock = u_.store.Lock();
   auto record = u_.record_store.Read(record_id);
   if (!record) return Fail(record.error());
+  // A hold set after the erasure took effect would hold nothing (the
+  // erasure stays dated at its instant): refused, not silently void.
+  leveldb::WriteBatch scratch;
+  auto caught_up =
+      u_.record_store.CatchUp(*record, ToMicros(u_.clock.Now()), scratch);
+  if (!caught_up) return Fail(caught_up.error());
+  if (record->state == RecordState::kErased) {
+    return Fail(Status::FailedPrecondition("the record is already ERASED"));
+  }
   HoldView hold;
   hold.record_id = record_id;
   return u_.holds.Add(std::move(lock), officer, std::move(hold), reason,

@@ -81,9 +81,10 @@ class Records {
   // The key of a subject whose data is being changed: FailedPrecondition
   // once it was shredded.
   Result<SharedKey> LiveKey(std::string_view subject_id) const;
-  // Writes `r` (after `change`) with its event `action` by `caller`.
+  // Writes the resolved record (after the change) with the transitions
+  // found in force and its event `action` by `caller`.
   Status CommitChange(WriteLock lock, const PrincipalInfo& caller,
-                      codec::StoredRecord& r, EventAction action,
+                      RecordViews::Resolved& resolved, EventAction action,
                       std::string_view what);
 
   Units u_;

@@ -45,6 +45,10 @@ Result<SubjectReport> SubjectReportBuilder::Produce(
       if (r.error().code() == StatusCode::kNotFound) continue;
       return Fail(r.error());
     }
+    // In its effective state: a deadline passed is in force, sweep or not.
+    leveldb::WriteBatch scratch;
+    auto caught_up = u_.record_store.CatchUp(*r, now_micros, scratch);
+    if (!caught_up) return Fail(caught_up.error());
     SubjectReport::Record out;
     out.id = r->id;
     out.kind = r->kind;

@@ -12,27 +12,6 @@
 namespace custos {
 
 using codec::StoredRecord;
-using codec::Transition;
-
-void Sweeper::ApplyTransition(StoredRecord& r,
-                              leveldb::WriteBatch& batch) const {
-  const int64_t due = r.next_deadline_micros;
-  switch (r.next_transition) {
-    case Transition::kClose:
-      r.state = RecordState::kClosed;
-      r.closed_at_micros = due;
-      break;
-    case Transition::kBlock:
-      r.state = RecordState::kBlocked;
-      r.blocked_at_micros = due;
-      break;
-    case Transition::kErase:
-      Erasure::EraseContents(r, due, ToMicros(u_.clock.Now()), batch);
-      break;
-    case Transition::kNone:
-      break;
-  }
-}
 
 Result<size_t> Sweeper::ReapplyPolicies() {
   constexpr size_t kRecordsPerWrite = 1000;
@@ -83,6 +62,12 @@ Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
   if (options.batch_size == 0) {
     return Fail(Status::InvalidArgument("batch_size must be at least 1"));
   }
+  // What a sweep writes must already be in force: only a dry run looks
+  // ahead (holds, too, are then judged as they stand now).
+  if (!options.dry_run && options.as_of > u_.clock.Now()) {
+    return Fail(Status::InvalidArgument(
+        "as_of is in the future: only a dry run may look ahead"));
+  }
   const int64_t as_of = ToMicros(options.as_of);
   SweepReport report;
   // In a dry run nothing is written, so the index does not shrink: walk it
@@ -128,26 +113,22 @@ Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
         batch.Delete(key);  // Stale: the record moved on.
         continue;
       }
-      // Apply every transition due by as_of, in order, in one write.
-      while (record->next_transition != Transition::kNone &&
-             record->next_deadline_micros <= as_of) {
-        leveldb::WriteBatch scratch;
-        leveldb::WriteBatch& target = options.dry_run ? scratch : batch;
-        if (record->next_transition == Transition::kErase) {
-          auto holds = u_.holds.OnRecord(*record, as_of);
-          if (!holds) return Fail(holds.error());
-          if (!holds->empty()) {
-            // Postponed: Put moves the deadline to the hold's end.
-            ++report.postponed;
-            CUSTOS_RETURN_IF_ERROR(
-                u_.record_store.Put(lock, target, *record, as_of));
-            break;
-          }
-        }
-        PlannedTransition step{id, record->state, record->state,
-                               FromMicros(record->next_deadline_micros)};
-        ApplyTransition(*record, target);
-        step.to = record->state;
+      // Every transition due by as_of, in order, in one write: what
+      // CatchUp finds is what reads have seen in force since each instant.
+      leveldb::WriteBatch scratch;
+      leveldb::WriteBatch& target = options.dry_run ? scratch : batch;
+      bool held = false;
+      auto steps = u_.record_store.CatchUp(*record, as_of, target, &held);
+      if (!steps) return Fail(steps.error());
+      if (held) {
+        ++report.postponed;
+        auto holds = u_.holds.OnRecord(*record, as_of);
+        if (!holds) return Fail(holds.error());
+        HeldErasure h{id, FromMicros(record->next_deadline_micros), {}};
+        for (const HoldView& hold : *holds) h.hold_ids.push_back(hold.id);
+        report.held.push_back(std::move(h));
+      }
+      for (const PlannedTransition& step : *steps) {
         switch (step.to) {
           case RecordState::kClosed:
             ++report.closed;
@@ -169,10 +150,11 @@ Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
                                                  : EventAction::kErase;
           sweep_events.push_back(
               events::RecordEvent(admin, action, *record, step.due));
+          sweep_events.back().record_state = step.to;
         }
-        CUSTOS_RETURN_IF_ERROR(
-            u_.record_store.Put(lock, target, *record, as_of));
       }
+      // Moves the deadline entry (postponed erasures to the holds' end).
+      CUSTOS_RETURN_IF_ERROR(u_.record_store.Put(lock, target, *record));
       ++processed;
     }
     if (!options.dry_run && batch.ApproximateSize() > 12) {

@@ -43,10 +43,6 @@ class Sweeper {
   Result<size_t> ReapplyPolicies();
 
  private:
-  // Applies the record's due transition at its due instant; an erasure
-  // adds its witnesses and compaction entry to `batch`.
-  void ApplyTransition(codec::StoredRecord& r,
-                       leveldb::WriteBatch& batch) const;
   // Prunes access history whose retention ended by `as_of` (history_after
   // past the erasure of the record it concerns), examining at most
   // `budget` events from a cursor that cycles through the log across calls.

@@ -200,9 +200,10 @@ struct ListPage {
 
 // What Engine::Sweep() does in one call (docs/retention.md, "Sweeper").
 struct SweepOptions {
-  // Apply every transition due at or before this instant.
+  // Apply every transition due at or before this instant. REQUIRES: not
+  // after now, unless dry_run (a sweep writes down only what is in force).
   Timestamp as_of;
-  // List what would happen, change nothing.
+  // List what would happen, change nothing. A dry run may look ahead.
   bool dry_run = false;
   // Records transitioned per write lock hold. Default: 100.
   size_t batch_size = 100;
@@ -219,12 +220,23 @@ struct PlannedTransition {
   Timestamp due;
 };
 
+// An erasure legally due that legal holds postpone past a sweep's as_of.
+struct HeldErasure {
+  uint64_t record_id = 0;
+  // When it becomes due if no hold is set, extended or released meanwhile.
+  Timestamp erasable_at;
+  // The holds that still apply at as_of.
+  std::vector<std::string> hold_ids;
+};
+
 struct SweepReport {
   size_t closed = 0;
   size_t blocked = 0;
   size_t erased = 0;
   // Erasures due but postponed by a legal hold (to the hold's end).
   size_t postponed = 0;
+  // Each of them, with the holds that apply.
+  std::vector<HeldErasure> held;
   // Access-history events pruned because their retention ended
   // (docs/history.md, "Retention").
   size_t history_pruned = 0;

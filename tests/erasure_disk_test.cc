@@ -44,7 +44,10 @@ TEST_P(ErasureDiskTest, SweptErasuresLeaveNoCiphertextInAnyFile) {
   for (int i = 0; i < 50; ++i) ClosedAlert('p' + std::to_string(i));
   SweepOptions options;
   options.as_of = At(2027, 3, 1);
-  ASSERT_EQ(engine_->Sweep(*admin_, options)->erased, 50u);
+  clock_.Set(options.as_of);
+  auto swept = engine_->Sweep(*admin_, options);
+  ASSERT_TRUE(swept.has_value()) << swept.error().ToString();
+  ASSERT_EQ(swept->erased, 50u);
   ErasureReport report = Verify();
   EXPECT_EQ(report.witnesses, 50u);
   if (compacting()) {

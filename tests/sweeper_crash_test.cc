@@ -628,6 +628,7 @@ TEST_F(SweeperCrashTest, KilledSweepsLeaveEveryRecordConsistentAndResume) {
   Reopen();
   SweepOptions options;
   options.as_of = FinalAsOf();
+  clock_.Set(options.as_of);
   auto report = engine_->Sweep(*admin_, options);
   ASSERT_TRUE(report.has_value()) << report.error().ToString();
   EXPECT_TRUE(report->complete);

@@ -26,6 +26,8 @@ class SweeperTest : public EngineTest {
   SweepReport SweepAt(Timestamp as_of, bool dry_run = false) {
     SweepOptions options;
     options.as_of = as_of;
+    // A sweep writes only what is in force: the clock moves there first.
+    if (!dry_run && as_of > clock_.Now()) clock_.Set(as_of);
     options.dry_run = dry_run;
     auto report = engine_->Sweep(*admin_, options);
     EXPECT_TRUE(report.has_value()) << report.error().ToString();
@@ -165,6 +167,7 @@ TEST_F(SweeperTest, MaxRecordsBoundsASweepAndTheNextOneFinishes) {
   }
   SweepOptions options;
   options.as_of = At(2027, 3, 1);
+  clock_.Set(options.as_of);
   options.batch_size = 2;
   options.max_records = 5;
   auto first = engine_->Sweep(*admin_, options);
@@ -187,13 +190,13 @@ TEST_F(SweeperTest, APolicyChangeAppliesToLaterDeadlinesAndReapplyRecomputes) {
   ASSERT_TRUE(engine_->SetPolicy(*admin_, longer).ok());
   uint64_t after = CreateOfKind("alert");
   ASSERT_TRUE(engine_->Close(*owner_, after).ok());
+  uint64_t third = CreateOfKind("alert");
+  ASSERT_TRUE(engine_->Close(*owner_, third).ok());
 
   SweepAt(At(2027, 2, 28));
   EXPECT_EQ(StateOf(before), RecordState::kErased);  // Old deadline kept.
   EXPECT_EQ(StateOf(after), RecordState::kClosed);   // New one: P1Y.
 
-  uint64_t third = CreateOfKind("alert");
-  ASSERT_TRUE(engine_->Close(*owner_, third).ok());
   longer.erase_after = *ParsePeriod("P2Y");
   ASSERT_TRUE(engine_->SetPolicy(*admin_, longer).ok());
   auto updated = engine_->ReapplyPolicies(*admin_);
