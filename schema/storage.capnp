@@ -108,7 +108,7 @@ struct Record {
   subjectIds @16 :List(Text);   # Every subject the record ever concerned.
   nextDeadlineMicros @17 :Int64;  # 0 = none; mirrored in the deadline index.
   nextTransition @18 :Transition;
-  ownerChangedAtMicros @19 :Int64;  # The owner's last change; 0 = createdAt.
+  ownerChangedAtMicros @19 :Int64;  # The owner's last change; 0 = use updatedAt.
 }
 
 enum Transition {

@@ -73,7 +73,7 @@ struct StoredRecord {
   int64_t updated_at_micros = 0;
   // The owner's last change (creation included): an idle period
   // (close_after) counts from it, so no other principal keeps a record
-  // open. 0 in records written before it was stored: created_at counts.
+  // open. 0 in records written before it was stored: updated_at counts.
   int64_t owner_changed_at_micros = 0;
   int64_t closed_at_micros = 0;
   int64_t blocked_at_micros = 0;

@@ -26,8 +26,10 @@ Result<std::pair<int64_t, Transition>> NextDeadline(
     case RecordState::kActive:
       if (policy.close_after) {
         period = policy.close_after;
+        // Records written before the owner's changes were stored count
+        // from their last change of any kind: late, never early.
         anchor = r.owner_changed_at_micros != 0 ? r.owner_changed_at_micros
-                                                : r.created_at_micros;
+                                                : r.updated_at_micros;
         next = Transition::kClose;
       }
       break;
