@@ -110,8 +110,10 @@ class Engine {
   // index. Each record's transitions (and its next deadline) are one
   // atomic write; running it again, or after a crash, finishes the work
   // and never applies a transition twice. Transitions take effect at their
-  // due instant (closed_at, blocked_at, erased_at), whenever the sweep ran.
-  // Admin only.
+  // due instant (closed_at, blocked_at, erased_at), whenever the sweep ran:
+  // every call sees a record in its effective state, and the sweep writes
+  // that down and erases physically. Admin only. InvalidArgument for an
+  // as_of after now unless options.dry_run (a dry run may look ahead).
   Result<SweepReport> Sweep(const Actor& admin, const SweepOptions& options);
 
   // Caller needs role user. Creates the record ACTIVE, owned by the caller;
@@ -168,17 +170,19 @@ class Engine {
 
   // Officer only. Holds one record, or every record of one subject, until
   // `ends_at` (which must be later than now) or release. A hold postpones
-  // erasure: the sweeper moves the erasure to the hold's end, and
-  // EraseRecord and ShredSubject are refused with FailedPrecondition naming
-  // the holds. It never changes what anyone can see. NotFound for an
-  // unknown record or subject; InvalidArgument for an empty or oversized
-  // reason or an end in the past.
+  // erasure: the record is erased at the first instant no hold covers it
+  // (at the hold's end or release), and EraseRecord and ShredSubject are
+  // refused with FailedPrecondition naming the holds. It never changes what
+  // anyone can see. NotFound for an unknown record or subject;
+  // FailedPrecondition for a record already ERASED (by its deadline too);
+  // InvalidArgument for an empty or oversized reason or an end in the past.
   Result<HoldView> SetRecordHold(const Actor& officer, uint64_t record_id,
                                  std::string_view reason, Timestamp ends_at);
   Result<HoldView> SetSubjectHold(const Actor& officer,
                                   std::string_view subject_id,
                                   std::string_view reason, Timestamp ends_at);
-  // Officer only. Erasures the hold postponed become due at once. NotFound
+  // Officer only. Erasures the hold postponed become due at once, dated at
+  // the release. NotFound
   // for an unknown id; FailedPrecondition if already released.
   Status ReleaseHold(const Actor& officer, std::string_view hold_id);
   // Officer, auditor or admin (PermissionDenied otherwise). The holds in
