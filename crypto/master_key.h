@@ -26,11 +26,10 @@ inline constexpr char kMasterKeyEnvVar[] = "CUSTOS_MASTER_KEY";
 inline constexpr char kKdfContext[] = "custosk1";  // 8 bytes, no NUL used.
 
 enum class Subkey : uint64_t {
-  kKeyEncryption = 1,  // Wraps subject data keys in the keystore.
-  kBlindIndex = 2,     // Keyed hash of external subject identifiers.
-  kAudit = 3,          // Links of the access-history hash chain.
-  kCredential = 4,     // Keyed hash of principals' tokens.
-  kLedger = 5,         // Keyed hash of shredded subjects' blind indexes.
+  // Ids 1 to 5 derived the key-encryption, blind-index, audit, credential
+  // and ledger keys in keystore format 1. Those keys are random now, kept
+  // in the keyring (storage/keyring.h); the ids are retired, never reused.
+  kKeyring = 6,  // Wraps each key of the keyring.
 };
 
 // Reads a master key file. Errors:

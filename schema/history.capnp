@@ -28,6 +28,8 @@ enum Action {
   holdReleased @13;
   shred @14;
   report @15;
+  rotateMasterKey @16;  # Key rotations: events about no subject.
+  rotateKek @17;
 }
 
 enum RecordState {

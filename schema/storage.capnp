@@ -133,6 +133,19 @@ struct WrappedKey {
   wrapped @1 :Data;
 }
 
+struct Keyring {
+  # Keystore value "m:keyring": the random keys the master key protects
+  # (docs/crypto.md, "Keyring"), each wrapped on its own.
+  currentKek @0 :UInt32;          # The KEK version new data keys use.
+  entries @1 :List(KeyringEntry);
+}
+
+struct KeyringEntry {
+  name @0 :Text;      # "kek", "blind-index", "audit", "credential", "ledger".
+  version @1 :UInt32; # The KEK version; 1 for the others.
+  wrapped @2 :Data;   # crypto::WrapKey(keyring key, version, "keyring/" + name, key).
+}
+
 struct LedgerEntry {
   # Keystore value: a shredded subject, keyed by a hash of its blind index.
   shreddedAtMicros @0 :Int64;

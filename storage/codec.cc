@@ -359,6 +359,32 @@ Result<StoredWrappedKey> DecodeWrappedKey(std::string_view bytes) {
       });
 }
 
+std::string EncodeKeyring(const StoredKeyring& k) {
+  capnp::MallocMessageBuilder message(capnp_value::kFirstSegmentWords);
+  auto b = message.initRoot<schema::Keyring>();
+  b.setCurrentKek(k.current_kek);
+  auto entries = b.initEntries(k.entries.size());
+  for (size_t i = 0; i < k.entries.size(); ++i) {
+    entries[i].setName(AsText(k.entries[i].name));
+    entries[i].setVersion(k.entries[i].version);
+    entries[i].setWrapped(AsData(k.entries[i].wrapped));
+  }
+  return ToBytes(message);
+}
+
+Result<StoredKeyring> DecodeKeyring(std::string_view bytes) {
+  return Decode<schema::Keyring>(
+      bytes, "keyring", [](schema::Keyring::Reader r) {
+        StoredKeyring k;
+        k.current_kek = r.getCurrentKek();
+        for (auto e : r.getEntries()) {
+          k.entries.push_back({FromText(e.getName()), e.getVersion(),
+                               FromData(e.getWrapped())});
+        }
+        return k;
+      });
+}
+
 std::string EncodeLedgerEntry(int64_t shredded_at_micros, std::string_view by) {
   capnp::MallocMessageBuilder message(capnp_value::kFirstSegmentWords);
   auto b = message.initRoot<schema::LedgerEntry>();

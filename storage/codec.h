@@ -122,6 +122,18 @@ Result<RetentionPolicy> DecodePolicy(std::string_view bytes);
 std::string EncodeWrappedKey(const StoredWrappedKey& k);
 Result<StoredWrappedKey> DecodeWrappedKey(std::string_view bytes);
 
+struct StoredKeyringEntry {
+  std::string name;
+  uint32_t version = 0;
+  Bytes wrapped;
+};
+struct StoredKeyring {
+  uint32_t current_kek = 0;
+  std::vector<StoredKeyringEntry> entries;
+};
+std::string EncodeKeyring(const StoredKeyring& k);
+Result<StoredKeyring> DecodeKeyring(std::string_view bytes);
+
 std::string EncodeLedgerEntry(int64_t shredded_at_micros, std::string_view by);
 
 // The plaintext of personal parts, flag notes and contest statements.

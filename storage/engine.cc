@@ -29,21 +29,27 @@ static_assert(Engine::kFormatVersion == Store::kFormatVersion);
 
 // The units, in the order they are built: each refers only to units built
 // before it, and members are destroyed in reverse order.
+namespace {
+
+// A copy of a keyring key for a unit that keeps its own (guarded memory).
+crypto::SecretKey CopyKey(const crypto::SecretKey& key) {
+  return std::move(*crypto::SecretKey::FromBytes(key.bytes()));
+}
+
+}  // namespace
+
 struct Engine::Impl {
   Impl(const Options& options_in, std::unique_ptr<LogSyncEnv> records_env_in,
-       std::unique_ptr<Keystore> keystore_in, std::unique_ptr<Store> store_in,
-       const crypto::SecretKey& master)
+       std::unique_ptr<Keystore> keystore_in, std::unique_ptr<Store> store_in)
       : options(options_in),
         clock(*options.clock),
         records_env(std::move(records_env_in)),
         keystore(std::move(keystore_in)),
         store(std::move(store_in)),
-        principals(*store,
-                   crypto::DeriveSubkey(master, crypto::Subkey::kCredential),
+        principals(*store, CopyKey(keystore->keyring().credential()),
                    options.limits, clock),
         policies(*store),
-        subjects(*store, *keystore,
-                 crypto::DeriveSubkey(master, crypto::Subkey::kBlindIndex),
+        subjects(*store, *keystore, CopyKey(keystore->keyring().blind_index()),
                  clock, options.sync_writes),
         holds(*store, clock),
         erasure(*store, *keystore, options),
@@ -54,7 +60,7 @@ struct Engine::Impl {
         sweeper({*store, record_store, policies, holds, erasure, clock}),
         shredder(
             {*store, *keystore, subjects, holds, record_store, erasure, clock},
-            crypto::DeriveSubkey(master, crypto::Subkey::kLedger)),
+            CopyKey(keystore->keyring().ledger())),
         reports({*store, subjects, record_store, holds, principals,
                  options.limits, clock}) {}
 
@@ -133,12 +139,11 @@ Result<std::unique_ptr<Engine>> Engine::Open(const Options& options,
   }
   Keystore* keys = keystore->get();  // Owned by Impl, which outlives it.
   CUSTOS_RETURN_IF_ERROR((*store)->OpenHistory(
-      crypto::DeriveSubkey(master_key, crypto::Subkey::kAudit),
+      CopyKey((*keystore)->keyring().audit()),
       [keys](const std::string& id) { return keys->GetKey(id); }));
 
   auto impl = std::make_unique<Impl>(options, std::move(records_env),
-                                     std::move(*keystore), std::move(*store),
-                                     master_key);
+                                     std::move(*keystore), std::move(*store));
   CUSTOS_RETURN_IF_ERROR(impl->principals.Load());
   CUSTOS_RETURN_IF_ERROR(impl->policies.Load());
   CUSTOS_RETURN_IF_ERROR(impl->record_store.Load());
@@ -393,6 +398,69 @@ Result<ErasureReport> Engine::VerifyErasure(const Actor& admin) {
   auto caller = impl_->principals.RequireRole(admin.id(), Role::kAdmin);
   if (!caller) return Fail(caller.error());
   return impl_->erasure.Verify();
+}
+
+// ---- Keys
+// --------------------------------------------------------------------
+
+namespace {
+
+// A key rotation's event: about no subject and no record.
+Event KeyEvent(const PrincipalInfo& admin, EventAction action, Timestamp at,
+               std::vector<std::string> fields) {
+  Event e;
+  e.at = at;
+  e.principal_id = admin.id;
+  e.principal_name = admin.display_name;
+  e.action = action;
+  e.fields = std::move(fields);
+  return e;
+}
+
+}  // namespace
+
+Status Engine::RotateMasterKey(const Actor& admin,
+                               const crypto::SecretKey& new_master) {
+  auto caller = impl_->principals.RequireRole(admin.id(), Role::kAdmin);
+  if (!caller) return caller.error();
+  if (new_master.empty()) {
+    return Status::InvalidArgument("a new master key must be given");
+  }
+  CUSTOS_RETURN_IF_ERROR(impl_->keystore->RotateMaster(new_master));
+  leveldb::WriteBatch batch;
+  return impl_->store->Commit(impl_->store->Lock(), batch,
+                              {KeyEvent(*caller, EventAction::kRotateMasterKey,
+                                        impl_->clock.Now(), {})},
+                              "recording master key rotation");
+}
+
+Result<KekRotationReport> Engine::RotateKek(const Actor& admin,
+                                            const KekRotationOptions& options) {
+  auto caller = impl_->principals.RequireRole(admin.id(), Role::kAdmin);
+  if (!caller) return Fail(caller.error());
+  if (options.batch_size == 0) {
+    return Fail(Status::InvalidArgument("batch_size must be at least 1"));
+  }
+  auto step = impl_->keystore->RotateKek(options.batch_size, options.max_keys);
+  if (!step) return Fail(step.error());
+  KekRotationReport report{step->kek_version, step->rewrapped, step->complete};
+  std::vector<std::string> fields = {
+      "kek_version:" + std::to_string(report.kek_version),
+      "rewrapped:" + std::to_string(report.rewrapped)};
+  if (report.complete) fields.push_back("complete");
+  leveldb::WriteBatch batch;
+  CUSTOS_RETURN_IF_ERROR(
+      impl_->store->Commit(impl_->store->Lock(), batch,
+                           {KeyEvent(*caller, EventAction::kRotateKek,
+                                     impl_->clock.Now(), std::move(fields))},
+                           "recording KEK rotation"));
+  return report;
+}
+
+Result<std::vector<uint32_t>> Engine::KekVersions(const Actor& admin) {
+  auto caller = impl_->principals.RequireRole(admin.id(), Role::kAdmin);
+  if (!caller) return Fail(caller.error());
+  return impl_->keystore->KekVersions();
 }
 
 Result<size_t> Engine::CompleteShreds(size_t budget) {

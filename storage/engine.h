@@ -240,6 +240,28 @@ class Engine {
   // the data directory.
   Result<ErasureReport> VerifyErasure(const Actor& admin);
 
+  // ---- Keys (docs/crypto.md, "Keyring" and "Rotation") --------------------
+
+  // Admin only. Rewraps the keyring under `new_master` and compacts the old
+  // wrapped keyring out of the keystore's files: from then on only
+  // `new_master` opens the data directory (the caller stores it first).
+  // Every record, subject lookup, credential and history link stays valid:
+  // no key in the keyring changes. Writes a rotate_master_key event.
+  // InvalidArgument for an empty key.
+  Status RotateMasterKey(const Actor& admin,
+                         const crypto::SecretKey& new_master);
+  // Admin only. Starts a KEK rotation (a new key-encryption key, used for
+  // every new data key at once) or resumes the one in progress, rewrapping
+  // subject data keys under it in bounded synchronous batches; records are
+  // not rewritten. A call stopped by max_keys, an error or a crash is
+  // continued by the next call. When no data key is left under an old KEK,
+  // the old KEKs are destroyed and compacted away. Writes a rotate_kek
+  // event per call. InvalidArgument for a batch_size of 0.
+  Result<KekRotationReport> RotateKek(const Actor& admin,
+                                      const KekRotationOptions& options = {});
+  // Admin only. The KEK versions the keyring holds, ascending.
+  Result<std::vector<uint32_t>> KekVersions(const Actor& admin);
+
   // Rewrites up to `budget` records of shredded subjects: drops their parts
   // and moves records with no part left to ERASED. Returns how many records
   // were rewritten; 0 means nothing is pending. Then compacts what erasures

@@ -56,6 +56,10 @@ std::string_view EventActionName(EventAction action) {
       return "shred";
     case EventAction::kReport:
       return "report";
+    case EventAction::kRotateMasterKey:
+      return "rotate_master_key";
+    case EventAction::kRotateKek:
+      return "rotate_kek";
   }
   return "unknown";
 }
@@ -226,6 +230,10 @@ std::optional<hs::Action> ToSchema(EventAction a) {
       return hs::Action::SHRED;
     case EventAction::kReport:
       return hs::Action::REPORT;
+    case EventAction::kRotateMasterKey:
+      return hs::Action::ROTATE_MASTER_KEY;
+    case EventAction::kRotateKek:
+      return hs::Action::ROTATE_KEK;
   }
   return std::nullopt;
 }
@@ -264,6 +272,10 @@ std::optional<EventAction> FromSchema(hs::Action a) {
       return EventAction::kShred;
     case hs::Action::REPORT:
       return EventAction::kReport;
+    case hs::Action::ROTATE_MASTER_KEY:
+      return EventAction::kRotateMasterKey;
+    case hs::Action::ROTATE_KEK:
+      return EventAction::kRotateKek;
   }
   return std::nullopt;
 }

@@ -64,12 +64,14 @@ enum class EventAction {
   kHoldReleased,
   kShred,
   kReport,
+  kRotateMasterKey,
+  kRotateKek,
 };
 
 // "create", "read", "read_restricted", "rectify", "flag", "contest",
 // "grant", "close", "withdraw", "block", "erase", "export", "hold_set",
-// "hold_released", "shred", "report"; "unknown" for a value outside the
-// enum.
+// "hold_released", "shred", "report", "rotate_master_key", "rotate_kek";
+// "unknown" for a value outside the enum.
 std::string_view EventActionName(EventAction action);
 
 // One event, as the engine reports it to Stage.

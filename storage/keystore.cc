@@ -13,14 +13,10 @@
 namespace custos {
 namespace {
 
-constexpr uint32_t kKeystoreFormatVersion = 1;
-constexpr uint32_t kInitialKekVersion = 1;
+constexpr uint32_t kKeystoreFormatVersion = 2;
 constexpr char kFormatKey[] = "m:format";
-constexpr char kKekKey[] = "m:kek";
-// Sealed under the KEK at creation; opening it proves the master key given
-// at a later start is the same one.
-constexpr std::string_view kKekCheckText = "custos keystore check";
-constexpr std::string_view kKekCheckAd = "custos-kek-check-v1";
+constexpr char kKeyringKey[] = "m:keyring";
+constexpr char kKekRotationKey[] = "m:kek_rotation";
 
 std::string KeyKey(std::string_view subject_id) {
   return "k:" + std::string(subject_id);
@@ -29,16 +25,22 @@ std::string LedgerKey(const crypto::Digest& hash) {
   return "l:" + std::string(AsStringView(hash));
 }
 
+leveldb::WriteOptions Synced() {
+  leveldb::WriteOptions wo;
+  wo.sync = true;
+  return wo;
+}
+
 }  // namespace
 
 Keystore::Keystore(std::unique_ptr<LogSyncEnv> env,
-                   std::unique_ptr<leveldb::DB> db, crypto::SecretKey kek,
-                   uint32_t kek_version, size_t cache_capacity)
+                   std::unique_ptr<leveldb::DB> db, crypto::SecretKey ring_key,
+                   Keyring keyring, size_t cache_capacity)
     : env_(std::move(env)),
       db_(std::move(db)),
       sync_([this] { return env_->SyncLogs(); }),
-      kek_(std::move(kek)),
-      kek_version_(kek_version),
+      ring_key_(std::move(ring_key)),
+      keyring_(std::move(keyring)),
       cache_(cache_capacity) {}
 
 Result<std::unique_ptr<Keystore>> Keystore::Open(
@@ -55,66 +57,224 @@ Result<std::unique_ptr<Keystore>> Keystore::Open(
     return Fail(opened.error());
   }
   std::unique_ptr<leveldb::DB> db = std::move(*opened);
-  leveldb::Status s;
-  crypto::SecretKey kek =
-      crypto::DeriveSubkey(master, crypto::Subkey::kKeyEncryption);
-  const auto check_ad = AsBytes(kKekCheckAd);
+  crypto::SecretKey ring_key = Keyring::RingKey(master);
 
   std::string format;
-  s = db->Get(leveldb::ReadOptions(), kFormatKey, &format);
+  leveldb::Status s = db->Get(leveldb::ReadOptions(), kFormatKey, &format);
   if (s.IsNotFound()) {
-    // A new keystore: record the format and the KEK check in one write.
+    // A new keystore: its format and a new keyring, in one write.
+    Keyring keyring = Keyring::Generate();
     leveldb::WriteBatch batch;
     batch.Put(kFormatKey,
               codec::EncodeFormatInfo(kKeystoreFormatVersion, ToMicros(now)));
-    std::string kek_value;
-    AppendBigEndian32(kek_value, kInitialKekVersion);
-    std::vector<uint8_t> check =
-        crypto::Seal(kek, std::string_view(kKekCheckText), check_ad);
-    kek_value.append(AsStringView(check));
-    batch.Put(kKekKey, kek_value);
-    leveldb::WriteOptions wo;
-    wo.sync = true;
-    s = db->Write(wo, &batch);
+    batch.Put(kKeyringKey, keyring.Seal(ring_key));
+    s = db->Write(Synced(), &batch);
     if (!s.ok()) return Fail(FromLevelDb(s, "initialising keystore"));
     return std::unique_ptr<Keystore>(
-        new Keystore(std::move(log_env), std::move(db), std::move(kek),
-                     kInitialKekVersion, cache_capacity));
+        new Keystore(std::move(log_env), std::move(db), std::move(ring_key),
+                     std::move(keyring), cache_capacity));
   }
   if (!s.ok()) return Fail(FromLevelDb(s, "reading keystore format"));
   Result<uint32_t> version = codec::DecodeFormatVersion(format);
   if (!version) return Fail(version.error());
+  if (*version == 1) {
+    return Fail(Status::FailedPrecondition(
+        "keystore format version 1 (keys derived from the master key) is "
+        "not supported: this build reads version 2 (a keyring) and does not "
+        "migrate; create a new data directory"));
+  }
   if (*version != kKeystoreFormatVersion) {
     return Fail(Status::FailedPrecondition(
         "keystore format version " + std::to_string(*version) +
         " is not supported (this build reads version " +
         std::to_string(kKeystoreFormatVersion) + ")"));
   }
-  std::string kek_value;
-  s = db->Get(leveldb::ReadOptions(), kKekKey, &kek_value);
-  if (!s.ok() || kek_value.size() < 4) {
-    return Fail(Status::DataLoss("keystore has no key check"));
+  std::string sealed;
+  s = db->Get(leveldb::ReadOptions(), kKeyringKey, &sealed);
+  if (s.IsNotFound()) return Fail(Status::DataLoss("keystore has no keyring"));
+  if (!s.ok()) return Fail(FromLevelDb(s, "reading keyring"));
+  auto keyring = Keyring::Open(sealed, ring_key);
+  if (!keyring) return Fail(keyring.error());
+  return std::unique_ptr<Keystore>(
+      new Keystore(std::move(log_env), std::move(db), std::move(ring_key),
+                   std::move(*keyring), cache_capacity));
+}
+
+Status Keystore::WriteKeyring(leveldb::WriteBatch& batch) {
+  batch.Put(kKeyringKey, keyring_.Seal(ring_key_));
+  return FromLevelDb(db_->Write(Synced(), &batch), "writing keyring");
+}
+
+void Keystore::PurgeOldKeyrings() {
+  // As in PurgeKeys: compact, write the key again so a newer table sits
+  // above whatever table still holds an old version, compact again.
+  const leveldb::Slice key(kKeyringKey);
+  db_->CompactRange(&key, &key);
+  std::string current;
+  if (db_->Get(leveldb::ReadOptions(), key, &current).ok()) {
+    (void)db_->Put(Synced(), key, current);
   }
-  uint32_t kek_version = 0;
-  for (int i = 0; i < 4; ++i) {
-    kek_version = (kek_version << 8) | static_cast<uint8_t>(kek_value[i]);
+  db_->CompactRange(&key, &key);
+}
+
+Status Keystore::RotateMaster(const crypto::SecretKey& new_master) {
+  std::lock_guard rotation(rotation_mu_);
+  {
+    std::unique_lock keys(keys_mu_);
+    crypto::SecretKey old = std::move(ring_key_);
+    ring_key_ = Keyring::RingKey(new_master);
+    leveldb::WriteBatch batch;
+    Status written = WriteKeyring(batch);
+    if (!written.ok()) {
+      // Unknown whether it reached the disk: keep the new key in memory
+      // would be wrong if it did not; the old one if it did. Re-read.
+      std::string sealed;
+      if (db_->Get(leveldb::ReadOptions(), kKeyringKey, &sealed).ok() &&
+          Keyring::Open(sealed, old).has_value()) {
+        ring_key_ = std::move(old);
+      }
+      return written;
+    }
   }
-  auto checked = crypto::Open(kek, AsBytes(kek_value).subspan(4), check_ad);
-  if (!checked) {
-    return Fail(Status::FailedPrecondition(
-        "the master key does not match this data directory"));
+  PurgeOldKeyrings();
+  return Status::Ok();
+}
+
+std::vector<uint32_t> Keystore::KekVersions() const {
+  std::shared_lock keys(keys_mu_);
+  return keyring_.KekVersions();
+}
+
+Result<Keystore::KekRotation> Keystore::RotateKek(size_t batch_size,
+                                                  size_t max_keys) {
+  std::lock_guard rotation(rotation_mu_);
+  KekRotation result;
+  std::string cursor_value;
+  leveldb::Status s =
+      db_->Get(leveldb::ReadOptions(), kKekRotationKey, &cursor_value);
+  std::string after;  // The last subject key rewrapped ("" = none yet).
+  if (s.IsNotFound()) {
+    // Start: a new KEK, current at once, durable with the cursor before any
+    // key is written under it.
+    std::unique_lock keys(keys_mu_);
+    result.kek_version = keyring_.AddKek();
+    std::string start;
+    AppendBigEndian32(start, result.kek_version);
+    leveldb::WriteBatch batch;
+    batch.Put(kKekRotationKey, start);
+    Status written = WriteKeyring(batch);
+    if (!written.ok()) {
+      // Whether it reached the disk is unknown; no key is wrapped under
+      // the new KEK unless the keyring holding it is read back.
+      std::string sealed;
+      auto stored = db_->Get(leveldb::ReadOptions(), kKeyringKey, &sealed);
+      auto reread = stored.ok() ? Keyring::Open(sealed, ring_key_)
+                                : Result<Keyring>(Fail(written));
+      if (!reread || reread->Kek(result.kek_version) == nullptr) {
+        keyring_.AbandonKek(result.kek_version);
+      }
+      return Fail(written);
+    }
+  } else if (!s.ok()) {
+    return Fail(FromLevelDb(s, "reading the KEK rotation cursor"));
+  } else {
+    if (cursor_value.size() < 4) {
+      return Fail(Status::DataLoss("corrupt KEK rotation cursor"));
+    }
+    result.kek_version = ReadBigEndian32(cursor_value);
+    after = cursor_value.substr(4);
+    std::shared_lock keys(keys_mu_);
+    if (keyring_.current_kek() != result.kek_version) {
+      return Fail(Status::DataLoss(
+          "the KEK rotation cursor names a version that is not current"));
+    }
   }
-  return std::unique_ptr<Keystore>(new Keystore(std::move(log_env),
-                                                std::move(db), std::move(kek),
-                                                kek_version, cache_capacity));
+
+  while (result.rewrapped < max_keys) {
+    // One batch: read and write under the exclusive lock, so no key is put
+    // or destroyed in between (a destroyed key must not come back).
+    std::unique_lock keys(keys_mu_);
+    const crypto::SecretKey& target = *keyring_.Kek(result.kek_version);
+    leveldb::WriteBatch batch;
+    size_t examined = 0;
+    bool more = false;
+    Status failure;
+    {
+      std::unique_ptr<leveldb::Iterator> it(
+          db_->NewIterator(leveldb::ReadOptions()));
+      const std::string start = after.empty() ? std::string("k:") : after;
+      for (it->Seek(start); it->Valid() && it->key().starts_with("k:");
+           it->Next()) {
+        if (it->key().ToString() == after) continue;
+        if (examined == batch_size || result.rewrapped == max_keys) {
+          more = true;
+          break;
+        }
+        const std::string key = it->key().ToString();
+        const std::string_view subject_id = std::string_view(key).substr(2);
+        auto stored = codec::DecodeWrappedKey(
+            std::string_view(it->value().data(), it->value().size()));
+        if (!stored) {
+          failure = stored.error();
+          break;
+        }
+        ++examined;
+        after = key;
+        if (stored->kek_version == result.kek_version) continue;
+        const crypto::SecretKey* old = keyring_.Kek(stored->kek_version);
+        if (old == nullptr) {
+          failure = Status::DataLoss(
+              "a subject key is wrapped under a KEK "
+              "version the keyring does not hold");
+          break;
+        }
+        auto dek = crypto::UnwrapKey(*old, stored->kek_version, subject_id,
+                                     stored->wrapped, pool_);
+        if (!dek) {
+          failure = Status::DataLoss("subject key failed to unwrap");
+          break;
+        }
+        codec::StoredWrappedKey rewrapped{
+            result.kek_version,
+            crypto::WrapKey(target, result.kek_version, subject_id, *dek)};
+        batch.Put(key, codec::EncodeWrappedKey(rewrapped));
+        ++result.rewrapped;
+      }
+      if (failure.ok() && !it->status().ok()) {
+        failure = FromLevelDb(it->status(), "scanning subject keys");
+      }
+    }
+    CUSTOS_RETURN_IF_ERROR(failure);
+    if (!more) {
+      // Done: no key is left under an old KEK. The old KEKs go from the
+      // keyring, and their wrapped forms from the files.
+      keyring_.DropOldKeks();
+      batch.Delete(kKekRotationKey);
+      CUSTOS_RETURN_IF_ERROR(WriteKeyring(batch));
+      keys.unlock();
+      PurgeOldKeyrings();
+      result.complete = true;
+      return result;
+    }
+    std::string cursor;
+    AppendBigEndian32(cursor, result.kek_version);
+    cursor += after;
+    batch.Put(kKekRotationKey, cursor);
+    CUSTOS_RETURN_IF_ERROR(
+        FromLevelDb(db_->Write(Synced(), &batch), "rewrapping subject keys"));
+  }
+  return result;
 }
 
 Keystore::~Keystore() = default;
 
 Result<uint64_t> Keystore::PutKey(std::string_view subject_id, SharedKey dek) {
   CUSTOS_RETURN_IF_ERROR(sync_.failure());
+  std::shared_lock keys(keys_mu_);
+  const uint32_t version = keyring_.current_kek();
   codec::StoredWrappedKey wrapped{
-      kek_version_, crypto::WrapKey(kek_, kek_version_, subject_id, *dek)};
+      version,
+      crypto::WrapKey(*keyring_.Kek(version), version, subject_id, *dek)};
   Status written =
       FromLevelDb(db_->Put(leveldb::WriteOptions(), KeyKey(subject_id),
                            codec::EncodeWrappedKey(wrapped)),
@@ -130,6 +290,7 @@ Result<uint64_t> Keystore::PutKey(std::string_view subject_id, SharedKey dek) {
 }
 
 Status Keystore::DropUnusedKey(std::string_view subject_id) {
+  std::shared_lock keys(keys_mu_);
   cache_.Evict(std::string(subject_id));
   return FromLevelDb(db_->Delete(leveldb::WriteOptions(), KeyKey(subject_id)),
                      "dropping an unused subject key");
@@ -146,6 +307,7 @@ Result<SharedKey> Keystore::GetKey(const std::string& subject_id) {
 }
 
 Result<SharedKey> Keystore::Unwrap(const std::string& subject_id) {
+  std::shared_lock keys(keys_mu_);
   std::string value;
   leveldb::Status s =
       db_->Get(leveldb::ReadOptions(), KeyKey(subject_id), &value);
@@ -153,7 +315,12 @@ Result<SharedKey> Keystore::Unwrap(const std::string& subject_id) {
   if (!s.ok()) return Fail(FromLevelDb(s, "reading subject key"));
   auto stored = codec::DecodeWrappedKey(value);
   if (!stored) return Fail(stored.error());
-  auto dek = crypto::UnwrapKey(kek_, stored->kek_version, subject_id,
+  const crypto::SecretKey* kek = keyring_.Kek(stored->kek_version);
+  if (kek == nullptr) {
+    return Fail(Status::DataLoss(
+        "a subject key is wrapped under a KEK the keyring does not hold"));
+  }
+  auto dek = crypto::UnwrapKey(*kek, stored->kek_version, subject_id,
                                stored->wrapped, pool_);
   if (!dek) return Fail(Status::DataLoss("subject key failed to unwrap"));
   return std::make_shared<const crypto::SecretKey>(std::move(*dek));
@@ -183,6 +350,7 @@ Result<bool> Keystore::HasKey(std::string_view subject_id) {
 Status Keystore::DestroyKey(std::string_view subject_id,
                             const crypto::Digest& ledger_hash, Timestamp at,
                             std::string_view by) {
+  std::shared_lock keys(keys_mu_);
   leveldb::WriteBatch batch;
   batch.Delete(KeyKey(subject_id));
   batch.Put(LedgerKey(ledger_hash), codec::EncodeLedgerEntry(ToMicros(at), by));
@@ -223,10 +391,11 @@ Status Keystore::PurgeKeys(const std::vector<std::string>& subject_ids) {
       return FromLevelDb(s, "reading subject key");
     }
   }
-  leveldb::WriteOptions wo;
-  wo.sync = true;
-  CUSTOS_RETURN_IF_ERROR(
-      FromLevelDb(db_->Write(wo, &again), "destroying subject key"));
+  {
+    std::shared_lock keys(keys_mu_);
+    CUSTOS_RETURN_IF_ERROR(
+        FromLevelDb(db_->Write(Synced(), &again), "destroying subject key"));
+  }
   db_->CompactRange(&begin, &end);
   return Status::Ok();
 }

@@ -1,12 +1,15 @@
 // Internal to storage/: the keystore, a separate small LevelDB holding the
-// subject data keys wrapped under the key-encryption key (KEK), and the
-// erasure ledger. Kept apart from the records so that destroyed keys can be
-// compacted away without rewriting records, and keys rewrapped wholesale
-// on master key rotation.
+// keyring (storage/keyring.h: the random keys the master key protects), the
+// subject data keys wrapped under a key-encryption key (KEK) of the
+// keyring, and the erasure ledger. Kept apart from the records so that
+// destroyed keys can be compacted away without rewriting records.
 //
 // Key layout (docs/storage.md):
-//   "m:format"         FormatInfo
-//   "m:kek"            u32 BE KEK version || Seal(KEK, check text)
+//   "m:format"         FormatInfo (version 2; version 1 is refused)
+//   "m:keyring"        Keyring, each key wrapped under the master's
+//                      keyring key
+//   "m:kek_rotation"   u32 BE target KEK version || last subject id
+//                      rewrapped: a KEK rotation in progress
 //   "k:" subject id    WrappedKey
 //   "l:" ledger hash   LedgerEntry
 //
@@ -23,8 +26,15 @@
 // called by the bounded erasure compaction (storage/erasure.h), never on a
 // shred's path.
 //
-// Thread safety: thread-safe (LevelDB and the cache are; the KEK is
-// read-only).
+// Rotation (docs/crypto.md, "Rotation"): RotateMaster rewraps the keyring
+// only; RotateKek adds a KEK version and rewraps every data key under it in
+// bounded, durable, resumable batches, then destroys the old KEKs. After
+// either, the replaced keys' old wrapped forms are compacted out of the
+// keystore's files.
+//
+// Thread safety: thread-safe. Key writes take keys_mu_ shared; a rotation's
+// steps take it exclusively, so no key is written or destroyed between a
+// rotation batch's read and its write.
 
 #ifndef CUSTOS_STORAGE_KEYSTORE_H_
 #define CUSTOS_STORAGE_KEYSTORE_H_
@@ -33,7 +43,9 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -43,15 +55,16 @@
 #include "crypto/keyed_hash.h"
 #include "crypto/secret_key.h"
 #include "storage/key_cache.h"
+#include "storage/keyring.h"
 #include "storage/log_sync_env.h"
 
 namespace custos {
 
 class Keystore {
  public:
-  // Opens or creates the keystore at `path`. FailedPrecondition when the
-  // master key (through the KEK) does not match the one the keystore was
-  // created with, or the format version is unknown.
+  // Opens or creates the keystore at `path` (a new one gets a new random
+  // keyring). FailedPrecondition when the master key does not open the
+  // keyring, or the format version is not 2.
   // NotFound when there is none and !create_if_missing. `env` REQUIRES:
   // non-null, outlives the Keystore. `cache_capacity` REQUIRES: >= 1.
   static Result<std::unique_ptr<Keystore>> Open(const std::string& path,
@@ -114,17 +127,50 @@ class Keystore {
   size_t CachedKeyCount() const { return cache_.size(); }
   void ClearCache() { cache_.Clear(); }
 
+  // The keyring. Its purpose keys (blind index, audit, credential, ledger)
+  // never change while the keystore is open; its KEKs are the keystore's.
+  const Keyring& keyring() const { return keyring_; }
+
+  // Rewraps the keyring under `new_master`'s keyring key in one synchronous
+  // write, then compacts the old keyring out of the keystore's files: the
+  // old master key opens nothing afterwards.
+  Status RotateMaster(const crypto::SecretKey& new_master);
+
+  struct KekRotation {
+    uint32_t kek_version = 0;  // The KEK every data key is rewrapped under.
+    size_t rewrapped = 0;      // Data keys rewrapped by this call.
+    bool complete = false;     // No key left under an old KEK; old KEKs
+                               // destroyed.
+  };
+  // Starts a KEK rotation (a new KEK version, current at once), or resumes
+  // the one in progress, and rewraps up to `max_keys` data keys in
+  // synchronous batches of `batch_size` (each with its cursor, so a crash
+  // loses nothing and the next call continues). When none is left under
+  // an old KEK, drops the old KEKs from the keyring and compacts them out
+  // of the files. Records are not rewritten. REQUIRES: batch_size >= 1.
+  Result<KekRotation> RotateKek(size_t batch_size, size_t max_keys);
+  // The KEK versions held, ascending (more than one while a rotation is in
+  // progress).
+  std::vector<uint32_t> KekVersions() const;
+
  private:
   Keystore(std::unique_ptr<LogSyncEnv> env, std::unique_ptr<leveldb::DB> db,
-           crypto::SecretKey kek, uint32_t kek_version, size_t cache_capacity);
+           crypto::SecretKey ring_key, Keyring keyring, size_t cache_capacity);
 
   Result<SharedKey> Unwrap(const std::string& subject_id);
+  // Writes the keyring sealed under ring_key_ (with `batch`), synchronously.
+  Status WriteKeyring(leveldb::WriteBatch& batch);
+  // Compacts the replaced keyring versions out of the files.
+  void PurgeOldKeyrings();
 
   std::unique_ptr<LogSyncEnv> env_;  // Outlives db_.
   std::unique_ptr<leveldb::DB> db_;
-  GroupSync sync_;  // Over env_->SyncLogs().
-  crypto::SecretKey kek_;
-  uint32_t kek_version_;
+  GroupSync sync_;          // Over env_->SyncLogs().
+  std::mutex rotation_mu_;  // One rotation at a time.
+  // Guards ring_key_ and keyring_'s KEKs; see "Thread safety".
+  mutable std::shared_mutex keys_mu_;
+  crypto::SecretKey ring_key_;
+  Keyring keyring_;
   // Data keys live in pool_'s slots; declared before cache_ so that it
   // outlives every cached key. A key handed out by GetKey or NewKey must
   // not outlive the Keystore.

@@ -45,6 +45,12 @@ void AppendBigEndian64(std::string& out, uint64_t v) {
   }
 }
 
+uint32_t ReadBigEndian32(std::string_view in) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v = (v << 8) | static_cast<uint8_t>(in[i]);
+  return v;
+}
+
 uint64_t ReadBigEndian64(std::string_view in) {
   uint64_t v = 0;
   for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(in[i]);

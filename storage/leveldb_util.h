@@ -34,6 +34,7 @@ Result<std::unique_ptr<leveldb::DB>> OpenLevelDb(const std::string& path,
 // Appends `v` as 4 or 8 big-endian bytes, so numeric order is key order.
 void AppendBigEndian32(std::string& out, uint32_t v);
 void AppendBigEndian64(std::string& out, uint64_t v);
+uint32_t ReadBigEndian32(std::string_view in);  // REQUIRES: in.size() >= 4.
 uint64_t ReadBigEndian64(std::string_view in);  // REQUIRES: in.size() >= 8.
 
 inline leveldb::Slice ToSlice(std::string_view s) {

@@ -246,6 +246,22 @@ struct SweepReport {
   bool complete = true;
 };
 
+// Engine::RotateKek's bounds.
+struct KekRotationOptions {
+  // Data keys rewrapped per synchronous write. Default: 1000.
+  size_t batch_size = 1000;
+  // Stop after this many (the next call continues). Default: no limit.
+  size_t max_keys = SIZE_MAX;
+};
+
+struct KekRotationReport {
+  uint32_t kek_version = 0;  // The KEK every data key now moves under.
+  size_t rewrapped = 0;      // By this call.
+  // True once no data key is left under an old KEK and the old KEKs are
+  // destroyed; false when max_keys stopped the call first.
+  bool complete = false;
+};
+
 // What Engine::VerifyErasure() found.
 struct ErasureReport {
   // Erased ciphertexts and destroyed keys the engine knows of (by witness).

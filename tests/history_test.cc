@@ -204,6 +204,8 @@ TEST(EventActionNameTest, EveryActionHasItsStableName) {
       {EventAction::kHoldReleased, "hold_released"},
       {EventAction::kShred, "shred"},
       {EventAction::kReport, "report"},
+      {EventAction::kRotateMasterKey, "rotate_master_key"},
+      {EventAction::kRotateKek, "rotate_kek"},
   };
   for (const auto& [action, name] : expected) {
     EXPECT_EQ(EventActionName(action), name);

@@ -153,10 +153,8 @@ TEST_F(ShredTest, TheErasureIsRecordedInTheLedger) {
       Keystore::Open(dir_ + "/keystore", false, master, clock_.Now(),
                      leveldb::Env::Default(), /*cache_capacity=*/1);
   ASSERT_TRUE(keystore.has_value());
-  crypto::SecretKey bi =
-      crypto::DeriveSubkey(master, crypto::Subkey::kBlindIndex);
-  crypto::SecretKey ledger =
-      crypto::DeriveSubkey(master, crypto::Subkey::kLedger);
+  const crypto::SecretKey& bi = (*keystore)->keyring().blind_index();
+  const crypto::SecretKey& ledger = (*keystore)->keyring().ledger();
   auto entry =
       crypto::KeyedHash(ledger, crypto::BlindIndex(bi, "anna@example.org"));
   EXPECT_TRUE(*(*keystore)->InLedger(entry));

@@ -1,0 +1,79 @@
+// Internal to storage/: the keyring (docs/crypto.md, "Keyring"). The master
+// key protects only this small set of random keys, stored in the keystore
+// under "m:keyring":
+//   - the key-encryption keys (KEKs), by version, that wrap subject data
+//     keys; one of them is current (new data keys are wrapped under it);
+//   - the blind-index key (subject lookups), the audit key (the history
+//     chain), the credential key (principals' token hashes) and the ledger
+//     key (the erasure ledger).
+// Each key is wrapped on its own under the keyring key, a subkey derived
+// from the master key (crypto::Subkey::kKeyring), with its name and version
+// in the associated data. Rotating the master key rewraps these keys and
+// nothing else; none of them changes, so every lookup, credential, record
+// and history link stays valid.
+//
+// Thread safety: a value; not synchronised (the Keystore guards its own).
+
+#ifndef CUSTOS_STORAGE_KEYRING_H_
+#define CUSTOS_STORAGE_KEYRING_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.h"
+#include "crypto/secret_key.h"
+
+namespace custos {
+
+class Keyring {
+ public:
+  // A new keyring: KEK version 1, current, and the four purpose keys, all
+  // random.
+  static Keyring Generate();
+
+  // The keyring key of `master` (crypto::Subkey::kKeyring).
+  static crypto::SecretKey RingKey(const crypto::SecretKey& master);
+
+  // The stored form: every key wrapped under `ring_key`.
+  std::string Seal(const crypto::SecretKey& ring_key) const;
+  // Reads a stored keyring. FailedPrecondition when `ring_key` is not the
+  // key it was sealed under (another master key, or a wrapped key was
+  // altered); DataLoss when the bytes are not a keyring or a key is
+  // missing.
+  static Result<Keyring> Open(std::string_view stored,
+                              const crypto::SecretKey& ring_key);
+
+  const crypto::SecretKey& blind_index() const;
+  const crypto::SecretKey& audit() const;
+  const crypto::SecretKey& credential() const;
+  const crypto::SecretKey& ledger() const;
+
+  uint32_t current_kek() const { return current_kek_; }
+  // The KEK of `version`; null once it was dropped, or if it never existed.
+  const crypto::SecretKey* Kek(uint32_t version) const;
+  // Every KEK version held, ascending.
+  std::vector<uint32_t> KekVersions() const;
+  // Adds a random KEK with the next version and makes it current; returns
+  // its version.
+  uint32_t AddKek();
+  // Destroys every KEK but the current one.
+  void DropOldKeks();
+  // Undoes AddKek (its keyring was never stored): destroys KEK `version`
+  // and makes the newest remaining one current.
+  void AbandonKek(uint32_t version);
+
+ private:
+  Keyring() = default;
+
+  uint32_t current_kek_ = 0;
+  std::map<uint32_t, crypto::SecretKey> keks_;
+  // "blind-index", "audit", "credential", "ledger": all four, always.
+  std::map<std::string, crypto::SecretKey, std::less<>> purposes_;
+};
+
+}  // namespace custos
+
+#endif  // CUSTOS_STORAGE_KEYRING_H_
