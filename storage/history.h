@@ -187,7 +187,7 @@ class History {
   };
 
   // Reads the head from `db`. `db` is borrowed and must outlive the
-  // History; `audit_key` is the audit subkey (crypto::Subkey::kAudit).
+  // History; `audit_key` is the keyring's audit key (storage/keyring.h).
   // Errors: DataLoss if the stored head does not decode; the mapped LevelDB
   // error (docs/storage.md) if it cannot be read.
   static Result<std::unique_ptr<History>> Open(leveldb::DB& db,
