@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <utility>
 
+#include "storage/capnp_value.h"
 #include "storage/keys.h"
 #include "storage/leveldb_util.h"
+#include "storage/limits.h"
 #include "storage/period.h"
 
 namespace custos {
@@ -12,6 +14,9 @@ namespace {
 
 using codec::StoredRecord;
 using codec::Transition;
+
+static_assert(kMaxStoredRecordBytes <= capnp_value::kMaxValueBytes / 4,
+              "a record written must read back with room to spare");
 
 // The next deadline of a record under `policy`, always computed from its
 // anchoring event (last change for close_after, closure otherwise), never
@@ -111,7 +116,17 @@ Status RecordStore::Put(const WriteLock& /*lock*/, leveldb::WriteBatch& batch,
       batch.Put(keys::Deadline(r.next_deadline_micros, r.id), "");
     }
   }
-  batch.Put(keys::Record(r.id), codec::EncodeRecord(r));
+  // The size is checked on the encoding itself: whatever limits were
+  // configured, a record that could not be read back is never written (it
+  // would read as DataLoss for everyone, sweeps and admins included).
+  const std::string value = codec::EncodeRecord(r);
+  if (value.size() > kMaxStoredRecordBytes) {
+    return Status::ResourceExhausted(
+        std::string("a record may take at most ")
+            .append(std::to_string(kMaxStoredRecordBytes))
+            .append(" bytes stored"));
+  }
+  batch.Put(keys::Record(r.id), value);
   return Status::Ok();
 }
 

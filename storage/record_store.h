@@ -45,7 +45,10 @@ class RecordStore {
 
   // Adds `r` to `batch` with its next deadline (set in `r`) and its
   // deadline-index entry. Legal holds are judged at `holds_at` (default:
-  // now). InvalidArgument if the deadline cannot be represented.
+  // now). InvalidArgument if the deadline cannot be represented;
+  // ResourceExhausted if the encoded record would be larger than
+  // kMaxStoredRecordBytes (storage/limits.h). On error `batch` may hold the
+  // deletion of r's old index entry: discard it.
   Status Put(const WriteLock& lock, leveldb::WriteBatch& batch,
              codec::StoredRecord& r,
              std::optional<int64_t> holds_at = std::nullopt) const;
