@@ -109,8 +109,9 @@ Status CheckPurpose(const std::optional<Purpose>& purpose,
 
 Status CheckListQuery(const ListQuery& q, const Limits& limits) {
   if (q.limit == 0 || q.limit > limits.max_page_size) {
-    return Status::InvalidArgument("limit must be 1 to " +
-                                   std::to_string(limits.max_page_size));
+    return Status::InvalidArgument(
+        std::string("limit must be 1 to ")
+            .append(std::to_string(limits.max_page_size)));
   }
   CUSTOS_RETURN_IF_ERROR(CheckPurpose(q.purpose, limits));
   return CheckAttributes(q.attribute_equals, limits,

@@ -212,6 +212,25 @@ TEST_F(RetentionBoundsTest, ABoundedSweepIsNotStalledByASkippedRecord) {
   EXPECT_EQ(report->skipped.size(), 1u);
 }
 
+// A dry run shows the same: the skipped record and the rest's transitions,
+// and writes nothing. Old code: Sweep failed with DataLoss.
+TEST_F(RetentionBoundsTest, ADryRunReportsTheSkippedRecordAndWritesNothing) {
+  const uint64_t broken = ClosedAlert();
+  const uint64_t other = ClosedAlert();
+  WriteRaw(keys::Record(broken), "garbage");
+
+  SweepOptions options;
+  options.as_of = At(2027, 3, 1);
+  options.dry_run = true;
+  auto report = engine_->Sweep(*admin_, options);
+  ASSERT_TRUE(report.has_value()) << report.error().ToString();
+  EXPECT_EQ(report->erased, 1u);
+  ASSERT_EQ(report->skipped.size(), 1u);
+  EXPECT_EQ(report->skipped[0].record_id, broken);
+  EXPECT_EQ(StateOf(other), RecordState::kClosed);
+  EXPECT_EQ(DeadlineEntries(), 2);
+}
+
 // Old code: ListRecords failed with DataLoss for the admin and the owner.
 TEST_F(RetentionBoundsTest, AListingSkipsAnUndecodableRecordAndCountsIt) {
   const uint64_t first = CreateOfKind("alert");
