@@ -259,7 +259,7 @@ TEST_F(RetentionBoundsTest, AContestPastThePersonalBytesLimitIsRefused) {
   ASSERT_TRUE(engine_->Close(*owner_, id).ok());  // Officers see it now.
   std::vector<Field> corrected;
   for (int i = 0; i < 64; ++i) {
-    corrected.push_back({"f" + std::to_string(i), Bytes(64 * 1024)});
+    corrected.push_back({'f' + std::to_string(i), Bytes(64 * 1024)});
   }
   Status s = engine_->Contest(*officer_, id, subject, "disputed", corrected);
   EXPECT_EQ(s.code(), StatusCode::kResourceExhausted) << s.ToString();
@@ -404,7 +404,7 @@ TEST_F(RetentionBoundsTest, ListingAttributeFiltersAreBounded) {
   CreateRecord();
   ListQuery q;
   for (int i = 0; i < 65; ++i) {
-    q.attribute_equals.push_back({"k" + std::to_string(i), "v"});
+    q.attribute_equals.push_back({'k' + std::to_string(i), "v"});
   }
   auto page = engine_->ListRecords(*owner_, q);
   ASSERT_FALSE(page.has_value());
@@ -436,7 +436,7 @@ TEST_F(RetentionBoundsTest, ARecordTooLargeToStoreIsRefusedNotWritten) {
   NewRecord r;
   r.kind = "request";
   for (int i = 0; i < 17; ++i) {
-    r.attributes.push_back({"a" + std::to_string(i), Bytes(1024 * 1024)});
+    r.attributes.push_back({'a' + std::to_string(i), Bytes(1024 * 1024)});
   }
   auto id = engine_->CreateRecord(*owner_, r);
   ASSERT_FALSE(id.has_value());
