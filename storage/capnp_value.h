@@ -11,6 +11,7 @@
 #include <kj/array.h>
 #include <kj/exception.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <span>
@@ -23,11 +24,15 @@
 
 namespace custos::capnp_value {
 
-// Stored values are small; these bounds only stop a corrupt value from
-// making the reader walk far.
+// The most a value's reader traverses. Stored values are small; the bound
+// only stops a corrupt value from making the reader walk far. Writers keep
+// their values well under it (kMaxStoredRecordBytes in storage/limits.h), so
+// the limit is never met by a value that was written whole.
+inline constexpr size_t kMaxValueBytes = 64 * 1024 * 1024;
+
 inline capnp::ReaderOptions ReaderOptions() {
   capnp::ReaderOptions options;
-  options.traversalLimitInWords = 64 * 1024 * 1024 / 8;
+  options.traversalLimitInWords = kMaxValueBytes / 8;
   options.nestingLimit = 16;
   return options;
 }

@@ -103,6 +103,11 @@ Result<std::unique_ptr<Engine>> Engine::Open(const Options& options,
         "max_page_size, max_list_scan and key_cache_capacity must be at "
         "least 1, erasure_compaction_delay at least 0"));
   }
+  if (options.limits.max_personal_bytes > kMaxPersonalBytesLimit) {
+    return Fail(Status::InvalidArgument(
+        std::string("max_personal_bytes may be at most ")
+            .append(std::to_string(kMaxPersonalBytesLimit))));
+  }
   leveldb::Env* base_env =
       options.env != nullptr ? options.env : leveldb::Env::Default();
   if (options.create_if_missing) {
@@ -385,6 +390,9 @@ Result<std::string> Engine::FindSubject(const Actor& actor,
   auto caller = impl_->principals.RequireAnyRole(
       actor.id(), {Role::kAdmin, Role::kAuditor});
   if (!caller) return Fail(caller.error());
+  CUSTOS_RETURN_IF_ERROR(
+      CheckLength(identifier, "a subject identifier",
+                  impl_->options.limits.max_identifier_length, false));
   return impl_->subjects.Find(identifier);
 }
 

@@ -61,8 +61,9 @@ class Engine {
   static constexpr uint32_t kFormatVersion = 1;  // Store::kFormatVersion
 
   // Opens (or creates) the store in options.data_dir under `master_key`.
-  // Errors: InvalidArgument (bad options), NotFound (no store and
-  // !create_if_missing), FailedPrecondition (unknown format version, or a
+  // Errors: InvalidArgument (bad options, among them a
+  // limits.max_personal_bytes above kMaxPersonalBytesLimit), NotFound (no store
+  // and !create_if_missing), FailedPrecondition (unknown format version, or a
   // master key that does not match this store), Unavailable (locked by
   // another process), DataLoss (corrupt store), Internal.
   static Result<std::unique_ptr<Engine>> Open(const Options& options,
@@ -98,7 +99,10 @@ class Engine {
   // ---- Retention (docs/retention.md) -------------------------------------
 
   // Admin only. Validates and stores the policy of policy.kind (replacing
-  // any). Applies to deadlines computed from now on; see ReapplyPolicies.
+  // any): InvalidArgument, naming the field, for a policy ValidatePolicy
+  // refuses, among them any period longer than kMaxPolicyPeriod (200
+  // years), whose deadlines could not be represented. Applies to deadlines
+  // computed from now on; see ReapplyPolicies.
   Status SetPolicy(const Actor& admin, const RetentionPolicy& policy);
   // Any principal: the policies, by kind.
   Result<std::vector<RetentionPolicy>> ListPolicies(const Actor& actor);
@@ -112,8 +116,12 @@ class Engine {
   // and never applies a transition twice. Transitions take effect at their
   // due instant (closed_at, blocked_at, erased_at), whenever the sweep ran:
   // every call sees a record in its effective state, and the sweep writes
-  // that down and erases physically. Admin only. InvalidArgument for an
-  // as_of after now unless options.dry_run (a dry run may look ahead).
+  // that down and erases physically. A record that cannot be processed (it
+  // does not decode, a deadline cannot be represented, a hold covering it
+  // does not decode) is left as it was, listed in SweepReport::skipped, and
+  // the sweep carries on; its index entry is kept, so every later sweep
+  // reports it until repaired. Admin only. InvalidArgument for an as_of
+  // after now unless options.dry_run (a dry run may look ahead).
   Result<SweepReport> Sweep(const Actor& admin, const SweepOptions& options);
 
   // Caller needs role user. Creates the record ACTIVE, owned by the caller;
@@ -131,28 +139,39 @@ class Engine {
 
   // Records the caller may see, in id order, filtered. Examines at most
   // Limits::max_list_scan records per call; a page may hold fewer than
-  // `limit` records while next_after_id != 0.
+  // `limit` records while next_after_id != 0. A record that cannot be read
+  // (DataLoss) is left out and counted in ListPage::skipped. InvalidArgument
+  // for a query out of limits (CheckListQuery, storage/limits.h).
   Result<ListPage> ListRecords(const Actor& actor, const ListQuery& query);
 
   // Owner only, ACTIVE only. The grantee must be an existing, unrevoked
-  // principal (InvalidArgument otherwise).
+  // principal (InvalidArgument otherwise). ResourceExhausted if the record
+  // already has Limits::max_grants grantees.
   Status Grant(const Actor& actor, uint64_t id, std::string_view grantee);
 
   // Replaces the fields of one subject's part (owner only, ACTIVE only).
-  // Returns the record's new version.
+  // Returns the record's new version. InvalidArgument for fields out of
+  // their limits (CheckFields); ResourceExhausted if the record's personal
+  // bytes would exceed Limits::max_personal_bytes.
   Result<uint64_t> Rectify(const Actor& actor, uint64_t id,
                            std::string_view subject_id,
                            const std::vector<Field>& fields);
 
   // A principal that sees the personal data notes that some of a subject's
   // data is incorrect. The note is encrypted under the subject's key.
+  // InvalidArgument for an empty or oversized note; ResourceExhausted if the
+  // record has Limits::max_flags_per_record flags, or the note would take
+  // its personal bytes past Limits::max_personal_bytes.
   Status FlagIncorrect(const Actor& actor, uint64_t id,
                        std::string_view subject_id, std::string_view note,
                        const std::optional<Purpose>& purpose = {});
 
   // Records that the data subject contests accuracy or lawfulness, with the
   // corrected information; shown with the record from then on. Officer
-  // only; any state but ERASED.
+  // only; any state but ERASED. InvalidArgument for a statement or fields
+  // out of their limits; ResourceExhausted if the record has
+  // Limits::max_contests_per_record contests, or the contest would take its
+  // personal bytes past Limits::max_personal_bytes.
   Status Contest(const Actor& actor, uint64_t id, std::string_view subject_id,
                  std::string_view statement,
                  const std::vector<Field>& corrected);
@@ -175,7 +194,10 @@ class Engine {
   // refused with FailedPrecondition naming the holds. It never changes what
   // anyone can see. NotFound for an unknown record or subject;
   // FailedPrecondition for a record already ERASED (by its deadline too);
-  // InvalidArgument for an empty or oversized reason or an end in the past.
+  // InvalidArgument for an empty or oversized reason, or an end not in the
+  // future or more than kMaxPolicyPeriod (200 years) ahead;
+  // ResourceExhausted if Limits::max_holds_per_record (or
+  // max_holds_per_subject) holds are already in force on it.
   Result<HoldView> SetRecordHold(const Actor& officer, uint64_t record_id,
                                  std::string_view reason, Timestamp ends_at);
   Result<HoldView> SetSubjectHold(const Actor& officer,
@@ -217,7 +239,8 @@ class Engine {
   // ---- Subjects ---------------------------------------------------------
 
   // Admin or auditor: the subject id of an external identifier. NotFound if
-  // none (or shredded).
+  // none (or shredded); InvalidArgument for an empty identifier or one
+  // longer than Limits::max_identifier_length.
   Result<std::string> FindSubject(const Actor& actor,
                                   std::string_view identifier);
 

@@ -7,6 +7,7 @@
 #include "storage/events.h"
 #include "storage/keys.h"
 #include "storage/leveldb_util.h"
+#include "storage/retention_policy.h"
 
 namespace custos {
 namespace {
@@ -33,6 +34,15 @@ Result<HoldView> Holds::Add(WriteLock lock, const PrincipalInfo& officer,
   const Timestamp now = clock_.Now();
   if (ends_at <= now) {
     return Fail(Status::InvalidArgument("a hold must end in the future"));
+  }
+  // A hold's end can become a record's erased_at, from which history_after
+  // is counted: bounded as a policy's period is, so that deadline can
+  // always be represented.
+  auto latest = AddPeriod(now, kMaxPolicyPeriod);
+  if (!latest || ends_at > *latest) {
+    return Fail(Status::InvalidArgument(std::string("a hold may end at most ")
+                                            .append(kMaxPolicyPeriod.ToString())
+                                            .append(" from now")));
   }
   auto counter = store_.Get(keys::kNextHoldId);
   if (!counter) return Fail(counter.error());

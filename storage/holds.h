@@ -31,7 +31,8 @@ class Holds {
 
   // Stores `hold` (with its record_id or subject_id set) set by `officer`,
   // and its hold_set event; `record` is the held record (null for a subject
-  // hold). InvalidArgument for an end not in the future.
+  // hold). InvalidArgument for an end not in the future, or more than
+  // kMaxPolicyPeriod after now.
   Result<HoldView> Add(WriteLock lock, const PrincipalInfo& officer,
                        HoldView hold, std::string_view reason,
                        Timestamp ends_at, const codec::StoredRecord* record);

@@ -20,6 +20,23 @@ Status TooMany(std::string_view prefix, size_t max, std::string_view noun) {
                                  std::to_string(max) + " " + std::string(noun));
 }
 
+// Count, key and value lengths of a list of attributes; `too_many` says
+// what holds them ("a record may hold at most").
+Status CheckAttributes(const std::vector<Attribute>& attributes,
+                       const Limits& limits, std::string_view too_many) {
+  if (attributes.size() > limits.max_attributes) {
+    return TooMany(too_many, limits.max_attributes, "attributes");
+  }
+  for (const Attribute& a : attributes) {
+    CUSTOS_RETURN_IF_ERROR(CheckLength(a.key, "an attribute key",
+                                       limits.max_attribute_key_length, false));
+    CUSTOS_RETURN_IF_ERROR(CheckLength(a.value, "attribute '" + a.key + "'",
+                                       limits.max_attribute_value_length,
+                                       true));
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status CheckKind(std::string_view kind) {
@@ -90,19 +107,21 @@ Status CheckPurpose(const std::optional<Purpose>& purpose,
                      limits.max_justification_length, false);
 }
 
+Status CheckListQuery(const ListQuery& q, const Limits& limits) {
+  if (q.limit == 0 || q.limit > limits.max_page_size) {
+    return Status::InvalidArgument(
+        std::string("limit must be 1 to ")
+            .append(std::to_string(limits.max_page_size)));
+  }
+  CUSTOS_RETURN_IF_ERROR(CheckPurpose(q.purpose, limits));
+  return CheckAttributes(q.attribute_equals, limits,
+                         "a listing may filter on at most");
+}
+
 Status ValidateNewRecord(const NewRecord& in, const Limits& limits) {
   CUSTOS_RETURN_IF_ERROR(CheckKind(in.kind));
-  if (in.attributes.size() > limits.max_attributes) {
-    return TooMany("a record may hold at most", limits.max_attributes,
-                   "attributes");
-  }
-  for (const Attribute& a : in.attributes) {
-    CUSTOS_RETURN_IF_ERROR(CheckLength(a.key, "an attribute key",
-                                       limits.max_attribute_key_length, false));
-    CUSTOS_RETURN_IF_ERROR(CheckLength(a.value, "attribute '" + a.key + "'",
-                                       limits.max_attribute_value_length,
-                                       true));
-  }
+  CUSTOS_RETURN_IF_ERROR(
+      CheckAttributes(in.attributes, limits, "a record may hold at most"));
   if (in.personal.size() > limits.max_subjects_per_record) {
     return TooMany("a record may concern at most",
                    limits.max_subjects_per_record, "subjects");

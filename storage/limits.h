@@ -6,6 +6,12 @@
 // offending item by position or name, never echoing the value (a value may
 // be personal data or arbitrary bytes from a client).
 //
+// The rule for the code (docs/storage.md, "Limits"): input that breaks a
+// limit on what one call may carry is InvalidArgument; a change that would
+// push what a record or subject accumulates (personal bytes, flags,
+// contests, grants, holds) past its limit is ResourceExhausted. Neither is
+// ever DataLoss: a record too large to read back is never written.
+//
 // Thread safety: values and pure functions; safe from any thread.
 
 #ifndef CUSTOS_STORAGE_LIMITS_H_
@@ -27,6 +33,16 @@ namespace custos {
 // policy.
 inline constexpr size_t kMaxKindLength = 64;
 
+// The largest encoded record the engine writes (RecordStore::Put refuses a
+// larger one with ResourceExhausted): a quarter of what the decoder reads
+// (capnp_value::kMaxValueBytes), so every record written reads back.
+inline constexpr size_t kMaxStoredRecordBytes = 16 * 1024 * 1024;
+
+// The largest Limits::max_personal_bytes Engine::Open accepts: with every
+// other limit at its default, a record then stays far below
+// kMaxStoredRecordBytes.
+inline constexpr size_t kMaxPersonalBytesLimit = 4 * 1024 * 1024;
+
 // Defaults are documented in docs/storage.md ("Limits").
 struct Limits {
   size_t max_id_length = 64;  // Principal ids.
@@ -39,8 +55,15 @@ struct Limits {
   size_t max_fields_per_part = 64;
   size_t max_field_name_length = 64;
   size_t max_field_value_length = 64 * 1024;
-  size_t max_personal_bytes = 256 * 1024;  // Sum over a record's fields.
+  // Field names and values over a record's parts, flag notes ("note" and
+  // the note) and contests ("statement", the statement and the corrected
+  // fields). REQUIRES: at most kMaxPersonalBytesLimit.
+  size_t max_personal_bytes = 256 * 1024;
   size_t max_grants = 64;
+  size_t max_flags_per_record = 64;
+  size_t max_contests_per_record = 64;
+  size_t max_holds_per_record = 16;   // In force at once, on the record.
+  size_t max_holds_per_subject = 16;  // In force at once, on the subject.
   size_t max_note_length = 4096;  // Flag notes, contest statements, reasons.
   size_t max_justification_length = 1024;
   uint32_t max_page_size = 1000;
@@ -66,6 +89,11 @@ Status CheckFields(const std::vector<Field>& fields, const Limits& limits,
 // A purpose, when given, has a justification within the limit.
 Status CheckPurpose(const std::optional<Purpose>& purpose,
                     const Limits& limits);
+
+// A listing's query: `limit` within 1..max_page_size, the purpose, and the
+// attribute filters (at most max_attributes, keys and values within the
+// attribute limits), so the work per record examined is bounded.
+Status CheckListQuery(const ListQuery& query, const Limits& limits);
 
 // Everything about a new record that can be checked without the store:
 // kind, attributes, parts (count, identifiers, fields, no subject twice,

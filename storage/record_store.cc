@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <utility>
 
+#include "storage/capnp_value.h"
 #include "storage/erasure.h"
 #include "storage/keys.h"
 #include "storage/leveldb_util.h"
+#include "storage/limits.h"
 #include "storage/period.h"
 
 namespace custos {
@@ -13,6 +15,9 @@ namespace {
 
 using codec::StoredRecord;
 using codec::Transition;
+
+static_assert(kMaxStoredRecordBytes <= capnp_value::kMaxValueBytes / 4,
+              "a record written must read back with room to spare");
 
 // The next deadline of a record under `policy`, always computed from its
 // anchoring event (last change for close_after, closure otherwise), never
@@ -107,8 +112,8 @@ Status RecordStore::Schedule(StoredRecord& r) const {
 }
 
 Result<std::vector<PlannedTransition>> RecordStore::CatchUp(
-    StoredRecord& r, int64_t at, leveldb::WriteBatch& batch,
-    bool* erasure_held) const {
+    StoredRecord& r, int64_t at, leveldb::WriteBatch& batch, bool* erasure_held,
+    Status* schedule_error) const {
   std::vector<PlannedTransition> steps;
   if (erasure_held != nullptr) *erasure_held = false;
   // The stored deadline is the one in force (a policy changed since applies
@@ -147,22 +152,40 @@ Result<std::vector<PlannedTransition>> RecordStore::CatchUp(
     }
     step.to = r.state;
     steps.push_back(step);
-    CUSTOS_RETURN_IF_ERROR(Schedule(r));
+    Status next = Schedule(r);
+    if (!next.ok()) {
+      // The transition is in force; only the one after it is unknown (a
+      // policy whose deadline cannot be represented). The effective state
+      // stands; whoever writes the record gets the error from Put.
+      r.next_transition = Transition::kNone;
+      r.next_deadline_micros = 0;
+      if (schedule_error != nullptr) *schedule_error = next;
+      break;
+    }
   }
   return steps;
 }
 
 Status RecordStore::Put(const WriteLock& /*lock*/, leveldb::WriteBatch& batch,
                         StoredRecord& r) const {
-  if (r.indexed_deadline_micros != 0) {
-    batch.Delete(keys::Deadline(r.indexed_deadline_micros, r.id));
-  }
+  const int64_t indexed = r.indexed_deadline_micros;
   CUSTOS_RETURN_IF_ERROR(Schedule(r));
+  // The size is checked on the encoding itself: whatever limits were
+  // configured, a record that could not be read back is never written (it
+  // would read as DataLoss for everyone, sweeps and admins included).
+  const std::string value = codec::EncodeRecord(r);
+  if (value.size() > kMaxStoredRecordBytes) {
+    return Status::ResourceExhausted(
+        std::string("a record may take at most ")
+            .append(std::to_string(kMaxStoredRecordBytes))
+            .append(" bytes stored"));
+  }
+  if (indexed != 0) batch.Delete(keys::Deadline(indexed, r.id));
   if (r.next_transition != Transition::kNone) {
     batch.Put(keys::Deadline(r.next_deadline_micros, r.id), "");
   }
   r.indexed_deadline_micros = r.next_deadline_micros;
-  batch.Put(keys::Record(r.id), codec::EncodeRecord(r));
+  batch.Put(keys::Record(r.id), value);
   return Status::Ok();
 }
 

@@ -59,14 +59,20 @@ class RecordStore {
   // its witnesses and compaction entry to `batch` (a scratch batch when only
   // looking). Returns the transitions applied; `r`'s next deadline is
   // recomputed when any was due. `erasure_held`, when given, is set when an
-  // erasure legally due by `at` is postponed past it by a legal hold.
+  // erasure legally due by `at` is postponed past it by a legal hold. When
+  // the deadline after an applied transition cannot be computed (a policy
+  // whose period cannot be represented), the transitions found stand, `r`
+  // gets no next deadline, and `schedule_error` (when given) receives the
+  // error; a later Put of `r` fails with it. Errors: reading holds.
   Result<std::vector<PlannedTransition>> CatchUp(
       codec::StoredRecord& r, int64_t at, leveldb::WriteBatch& batch,
-      bool* erasure_held = nullptr) const;
+      bool* erasure_held = nullptr, Status* schedule_error = nullptr) const;
 
   // Adds `r` to `batch` with its next deadline (Schedule, set in `r`) and
   // moves its deadline-index entry. InvalidArgument if the deadline cannot
-  // be represented.
+  // be represented; ResourceExhausted if the encoded record would be larger
+  // than kMaxStoredRecordBytes (storage/limits.h). On error `batch` is
+  // unchanged.
   Status Put(const WriteLock& lock, leveldb::WriteBatch& batch,
              codec::StoredRecord& r) const;
 

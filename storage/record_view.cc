@@ -167,11 +167,7 @@ Result<RecordView> RecordViews::Get(const PrincipalInfo& caller, uint64_t id,
 
 Result<ListPage> RecordViews::List(const PrincipalInfo& caller,
                                    const ListQuery& q) {
-  if (q.limit == 0 || q.limit > limits_.max_page_size) {
-    return Fail(Status::InvalidArgument("limit must be 1 to " +
-                                        std::to_string(limits_.max_page_size)));
-  }
-  CUSTOS_RETURN_IF_ERROR(CheckPurpose(q.purpose, limits_));
+  CUSTOS_RETURN_IF_ERROR(CheckListQuery(q, limits_));
   if (q.after_id == UINT64_MAX) return ListPage{};
 
   // Officers and admins may see records beyond their grants, so they scan
@@ -186,6 +182,17 @@ Result<ListPage> RecordViews::List(const PrincipalInfo& caller,
   ListPage page;
   size_t examined = 0;
   Status failure;
+  // A record that cannot be read is left out and counted, so one corrupt
+  // record does not hide every record after it (from admins' listings
+  // too). Any other error fails the call.
+  auto skip = [&](const Status& error) {
+    if (error.code() != StatusCode::kDataLoss) {
+      failure = error;
+      return false;
+    }
+    ++page.skipped;
+    return true;
+  };
   CUSTOS_RETURN_IF_ERROR(store_.Scan(
       prefix, start, [&](std::string_view key, std::string_view value) {
         const uint64_t id = keys::NumberAfter(key, prefix);
@@ -199,8 +206,7 @@ Result<ListPage> RecordViews::List(const PrincipalInfo& caller,
             scan_all ? codec::DecodeRecord(value) : records_.Read(id);
         if (!record) {
           if (record.error().code() == StatusCode::kNotFound) return true;
-          failure = record.error();
-          return false;
+          return skip(record.error());
         }
         if (q.kind && record->kind != *q.kind) return true;
         if (q.created_from &&
@@ -223,15 +229,11 @@ Result<ListPage> RecordViews::List(const PrincipalInfo& caller,
             Resolve(caller, std::move(*record), q.purpose.has_value());
         if (!resolved) {
           if (resolved.error().code() == StatusCode::kNotFound) return true;
-          failure = resolved.error();
-          return false;
+          return skip(resolved.error());
         }
         if (q.state && resolved->state != *q.state) return true;
         auto view = Build(*resolved, q.purpose);
-        if (!view) {
-          failure = view.error();
-          return false;
-        }
+        if (!view) return skip(view.error());
         page.records.push_back(std::move(*view));
         return true;
       }));

@@ -64,7 +64,9 @@ class RecordViews {
   Result<RecordView> Build(const Resolved& resolved,
                            const std::optional<Purpose>& purpose) const;
 
-  // Engine::GetRecord and Engine::ListRecords (storage/engine.h).
+  // Engine::GetRecord and Engine::ListRecords (storage/engine.h). List
+  // leaves out, and counts in ListPage::skipped, each record examined that
+  // fails with DataLoss (a corrupt record or ciphertext).
   Result<RecordView> Get(const PrincipalInfo& caller, uint64_t id,
                          const std::optional<Purpose>& purpose);
   Result<ListPage> List(const PrincipalInfo& caller, const ListQuery& query);

@@ -49,6 +49,63 @@ Result<SharedKey> Records::LiveKey(std::string_view subject_id) const {
   return key;
 }
 
+Result<size_t> Records::PersonalBytes(const StoredRecord& r,
+                                      std::string_view replaced_subject) const {
+  size_t total = 0;
+  // Counted exactly, as ValidateNewRecord counts a new record: the sealed
+  // size would overcount (encoding and seal overhead), so a record created
+  // at the limit could never be rectified even to the same bytes.
+  auto count = [&](const std::string& subject_id, const codec::Bytes& sealed,
+                   const sealing::Bytes& ad, std::string_view what) -> Status {
+    if (sealed.empty()) return Status::Ok();
+    auto key = u_.subjects.Key(subject_id);
+    if (!key) return key.error();
+    if (!*key) {
+      // Shredded: unreadable, but stored until CompleteShreds drops it.
+      total += sealed.size();
+      return Status::Ok();
+    }
+    auto fields = sealing::OpenFields(**key, sealed, ad, what);
+    if (!fields) return fields.error();
+    for (const Field& f : *fields) total += f.name.size() + f.value.size();
+    return Status::Ok();
+  };
+  for (const auto& part : r.parts) {
+    if (part.subject_id == replaced_subject) continue;
+    CUSTOS_RETURN_IF_ERROR(
+        count(part.subject_id, part.sealed,
+              sealing::PartAd(r.id, part.subject_id, part.version),
+              "a personal part"));
+  }
+  for (const auto& f : r.flags) {
+    CUSTOS_RETURN_IF_ERROR(
+        count(f.subject_id, f.sealed_note,
+              sealing::NoteAd("flag", r.id, f.subject_id, f.at_micros),
+              "a flag note"));
+  }
+  for (const auto& c : r.contests) {
+    CUSTOS_RETURN_IF_ERROR(
+        count(c.subject_id, c.sealed_statement,
+              sealing::NoteAd("contest", r.id, c.subject_id, c.at_micros),
+              "a contest"));
+  }
+  return total;
+}
+
+Status Records::CheckRoom(const StoredRecord& r, size_t added,
+                          std::string_view replaced_subject) const {
+  auto held = PersonalBytes(r, replaced_subject);
+  if (!held) return held.error();
+  if (added > u_.limits.max_personal_bytes ||
+      *held > u_.limits.max_personal_bytes - added) {
+    return Status::ResourceExhausted(
+        std::string("a record's personal data may total at most ")
+            .append(std::to_string(u_.limits.max_personal_bytes))
+            .append(" bytes"));
+  }
+  return Status::Ok();
+}
+
 Status Records::CommitChange(WriteLock lock, const PrincipalInfo& caller,
                              RecordViews::Resolved& resolved,
                              EventAction action, std::string_view what) {
@@ -175,9 +232,10 @@ Status Records::Grant(const PrincipalInfo& caller, uint64_t id,
     return Status::Ok();
   }
   if (r.grants.size() >= u_.limits.max_grants) {
-    return Status::InvalidArgument("a record may have at most " +
-                                   std::to_string(u_.limits.max_grants) +
-                                   " grants");
+    return Status::ResourceExhausted(
+        std::string("a record may have at most ")
+            .append(std::to_string(u_.limits.max_grants))
+            .append(" grants"));
   }
   const Timestamp now = u_.clock.Now();
   r.grants.push_back(target->id);
@@ -211,16 +269,7 @@ Result<uint64_t> Records::Rectify(const PrincipalInfo& caller, uint64_t id,
   }
   auto key = LiveKey(part->subject_id);
   if (!key) return Fail(key.error());
-  // The new personal data total must stay within the limit.
-  for (const auto& other : r.parts) {
-    if (other.subject_id == subject_id) continue;
-    bytes += other.sealed.size();  // An upper bound of its plaintext size.
-  }
-  if (bytes > u_.limits.max_personal_bytes) {
-    return Fail(Status::InvalidArgument(
-        "a record's personal data may total at most " +
-        std::to_string(u_.limits.max_personal_bytes) + " bytes"));
-  }
+  CUSTOS_RETURN_IF_ERROR(CheckRoom(r, bytes, subject_id));
   const Timestamp now = u_.clock.Now();
   r.version += 1;
   leveldb::WriteBatch batch;
@@ -259,6 +308,14 @@ Status Records::Flag(const PrincipalInfo& caller, uint64_t id,
   CUSTOS_RETURN_IF_ERROR(RequireSubject(r, subject_id));
   auto key = LiveKey(subject_id);
   if (!key) return key.error();
+  if (r.flags.size() >= u_.limits.max_flags_per_record) {
+    return Status::ResourceExhausted(
+        std::string("a record may hold at most ")
+            .append(std::to_string(u_.limits.max_flags_per_record))
+            .append(" flags"));
+  }
+  // Sealed as the one field "note", and counted so.
+  CUSTOS_RETURN_IF_ERROR(CheckRoom(r, 4 + note.size(), {}));
   const Timestamp now = u_.clock.Now();
   codec::StoredFlag flag{caller.id, ToMicros(now), std::string(subject_id), {}};
   flag.sealed_note = sealing::SealFields(
@@ -306,6 +363,15 @@ Status Records::Contest(const PrincipalInfo& caller, uint64_t id,
   CUSTOS_RETURN_IF_ERROR(RequireSubject(r, subject_id));
   auto key = LiveKey(subject_id);
   if (!key) return key.error();
+  if (r.contests.size() >= u_.limits.max_contests_per_record) {
+    return Status::ResourceExhausted(
+        std::string("a record may hold at most ")
+            .append(std::to_string(u_.limits.max_contests_per_record))
+            .append(" contests"));
+  }
+  // Sealed with the statement as a field named "statement", and counted so.
+  CUSTOS_RETURN_IF_ERROR(CheckRoom(
+      r, bytes + sealing::kStatementField.size() + statement.size(), {}));
   const Timestamp now = u_.clock.Now();
   codec::StoredContest contest{
       caller.id, ToMicros(now), std::string(subject_id), {}};
@@ -413,6 +479,14 @@ Result<HoldView> Records::SetRecordHold(const PrincipalInfo& officer,
   if (record->state == RecordState::kErased) {
     return Fail(Status::FailedPrecondition("the record is already ERASED"));
   }
+  auto in_force = u_.holds.OnRecordOnly(record_id, ToMicros(u_.clock.Now()));
+  if (!in_force) return Fail(in_force.error());
+  if (in_force->size() >= u_.limits.max_holds_per_record) {
+    return Fail(Status::ResourceExhausted(
+        std::string("a record may be under at most ")
+            .append(std::to_string(u_.limits.max_holds_per_record))
+            .append(" holds in force")));
+  }
   HoldView hold;
   hold.record_id = record_id;
   return u_.holds.Add(std::move(lock), officer, std::move(hold), reason,
@@ -429,6 +503,15 @@ Result<HoldView> Records::SetSubjectHold(const PrincipalInfo& officer,
   auto subject = u_.subjects.Read(subject_id);
   if (!subject) return Fail(subject.error());
   if (subject->shredded) return Fail(Status::NotFound("subject not found"));
+  auto in_force =
+      u_.holds.OnSubjectOnly(std::string(subject_id), ToMicros(u_.clock.Now()));
+  if (!in_force) return Fail(in_force.error());
+  if (in_force->size() >= u_.limits.max_holds_per_subject) {
+    return Fail(Status::ResourceExhausted(
+        std::string("a subject may be under at most ")
+            .append(std::to_string(u_.limits.max_holds_per_subject))
+            .append(" holds in force")));
+  }
   HoldView hold;
   hold.subject_id = std::string(subject_id);
   return u_.holds.Add(std::move(lock), officer, std::move(hold), reason,

@@ -50,7 +50,11 @@ class Records {
   explicit Records(Units units) : u_(units) {}
 
   // As the Engine methods of the same names (storage/engine.h); `caller`
-  // holds the role the facade required.
+  // holds the role the facade required. Rectify, Flag and Contest refuse a
+  // change that would take the record's personal bytes past
+  // Limits::max_personal_bytes (ResourceExhausted, CheckRoom); Flag,
+  // Contest, Grant and the holds refuse one past their count limits
+  // (ResourceExhausted).
   Result<uint64_t> Create(const PrincipalInfo& caller, const NewRecord& record);
   Status Grant(const PrincipalInfo& caller, uint64_t id,
                std::string_view grantee);
@@ -81,6 +85,20 @@ class Records {
   // The key of a subject whose data is being changed: FailedPrecondition
   // once it was shredded.
   Result<SharedKey> LiveKey(std::string_view subject_id) const;
+  // The personal bytes `r` holds as Limits::max_personal_bytes counts them
+  // (field names and values) over its parts, flag notes ("note" and the
+  // note) and contests ("statement", the statement, the corrected fields),
+  // leaving out the part of `replaced_subject` (being rectified; empty for
+  // none). Each value is opened to be counted exactly, and its plaintext
+  // never leaves this function; a shredded subject's value, unreadable,
+  // counts its sealed size. DataLoss if a value fails to open.
+  Result<size_t> PersonalBytes(const codec::StoredRecord& r,
+                               std::string_view replaced_subject) const;
+  // OK if `added` more personal bytes fit in `r` beside those it holds
+  // (PersonalBytes with `replaced_subject`); ResourceExhausted otherwise.
+  // The one accounting Rectify, Flag and Contest use.
+  Status CheckRoom(const codec::StoredRecord& r, size_t added,
+                   std::string_view replaced_subject) const;
   // Writes the resolved record (after the change) with the transitions
   // found in force and its event `action` by `caller`.
   Status CommitChange(WriteLock lock, const PrincipalInfo& caller,

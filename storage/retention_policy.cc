@@ -19,6 +19,14 @@ Status CheckPeriod(std::string_view kind, std::string_view field,
   if (!zero_allowed && p.IsZero()) {
     return Status::InvalidArgument(where + " must not be zero");
   }
+  // Within the component limits a period may still end after 9999 from
+  // every closure date (P8000Y): the deadline could then never be computed,
+  // and a sweep meeting it could not proceed. Compared by effect, exactly.
+  if (!NeverEndsAfter(p, kMaxPolicyPeriod)) {
+    return Status::InvalidArgument(
+        where + " " + p.ToString() + " is longer than " +
+        kMaxPolicyPeriod.ToString() + ", the longest period a policy may give");
+  }
   return Status::Ok();
 }
 

@@ -23,6 +23,15 @@ namespace custos {
 
 inline constexpr size_t kMaxPolicyKindLength = kMaxKindLength;
 
+// The longest period a policy may give, each field on its own: 200 years
+// (compared by effect, so P2400M and P73048D pass, P200YT1S does not). A
+// record's deadlines chain at most three periods from one change (close
+// after the last change, block or erase after closure, history after
+// erasure), so from any instant up to kLatestCalendarInstant minus 600 years
+// (year 9399) every deadline a valid policy gives can be represented:
+// AddPeriod never fails on it (docs/retention.md, "Validation").
+inline constexpr Period kMaxPolicyPeriod{.years = 200};
+
 struct RetentionPolicy {
   // The record kind the policy governs ("request", "alert").
   // REQUIRES: CheckKind(kind) (the same rule as record kinds).
@@ -51,7 +60,7 @@ struct RetentionPolicy {
 // Returns OK if `policy` satisfies every REQUIRES above:
 //   - kind is 1..64 characters from [a-z0-9_-];
 //   - every period present has all components within the kMaxPeriod*
-//     limits;
+//     limits, and never ends after kMaxPolicyPeriod;
 //   - close_after and block_after, when present, and erase_after are not
 //     the zero period;
 //   - erase_after is not before block_after: NeverEndsAfter(block_after,

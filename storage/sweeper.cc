@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -57,6 +58,97 @@ Result<size_t> Sweeper::ReapplyPolicies() {
   return updated;
 }
 
+Status Sweeper::SweepRecord(const WriteLock& lock, const PrincipalInfo& admin,
+                            const std::string& key, int64_t due,
+                            const SweepOptions& options,
+                            leveldb::WriteBatch& batch,
+                            std::vector<Event>& sweep_events,
+                            SweepReport& report) const {
+  const int64_t as_of = ToMicros(options.as_of);
+  const uint64_t id = ReadBigEndian64(
+      std::string_view(key).substr(keys::kDeadlinePrefix.size() + 8));
+  auto record = u_.record_store.Read(id);
+  if (!record) {
+    if (record.error().code() != StatusCode::kNotFound) return record.error();
+    batch.Delete(key);  // A stray entry: its record is gone.
+    return Status::Ok();
+  }
+  if (record->next_deadline_micros != due) {
+    batch.Delete(key);  // Stale: the record moved on.
+    return Status::Ok();
+  }
+  // Everything for this record goes to `one` first and joins the sweep's
+  // batch only when the record was processed whole: a record whose later
+  // deadline cannot be computed is left as it was, never half transitioned.
+  // Every transition due by as_of, in order, in one write: what CatchUp
+  // finds is what reads have seen in force since each instant.
+  leveldb::WriteBatch one;
+  bool held = false;
+  Status unschedulable;
+  auto steps =
+      u_.record_store.CatchUp(*record, as_of, one, &held, &unschedulable);
+  if (!steps) return steps.error();
+  CUSTOS_RETURN_IF_ERROR(unschedulable);
+  // Moves the deadline entry (a postponed erasure's to the holds' end).
+  CUSTOS_RETURN_IF_ERROR(u_.record_store.Put(lock, one, *record));
+  std::optional<HeldErasure> held_erasure;
+  if (held) {
+    auto holds = u_.holds.OnRecord(*record, as_of);
+    if (!holds) return holds.error();
+    held_erasure =
+        HeldErasure{id, FromMicros(record->next_deadline_micros), {}};
+    for (const HoldView& hold : *holds) {
+      held_erasure->hold_ids.push_back(hold.id);
+    }
+  }
+  // Nothing can fail from here: the report and the batch get it all.
+  if (held_erasure) {
+    ++report.postponed;
+    report.held.push_back(std::move(*held_erasure));
+  }
+  for (const PlannedTransition& step : *steps) {
+    switch (step.to) {
+      case RecordState::kClosed:
+        ++report.closed;
+        break;
+      case RecordState::kBlocked:
+        ++report.blocked;
+        break;
+      case RecordState::kErased:
+        ++report.erased;
+        break;
+      case RecordState::kActive:
+        break;
+    }
+    report.transitions.push_back(step);
+    if (!options.dry_run) {
+      const EventAction action =
+          step.to == RecordState::kClosed    ? EventAction::kClose
+          : step.to == RecordState::kBlocked ? EventAction::kBlock
+                                             : EventAction::kErase;
+      sweep_events.push_back(
+          events::RecordEvent(admin, action, *record, step.due));
+      sweep_events.back().record_state = step.to;
+    }
+  }
+  if (!options.dry_run) batch.Append(one);
+  return Status::Ok();
+}
+
+bool Sweeper::Skippable(const Status& status) {
+  return status.code() == StatusCode::kDataLoss ||
+         status.code() == StatusCode::kInvalidArgument ||
+         status.code() == StatusCode::kResourceExhausted;
+}
+
+void Sweeper::AddSkipped(SweepReport& report, uint64_t record_id,
+                         const Status& status) {
+  for (const SkippedRecord& s : report.skipped) {
+    if (s.record_id == record_id) return;
+  }
+  report.skipped.push_back({record_id, status.ToString()});
+}
+
 Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
                                    const SweepOptions& options) {
   if (options.batch_size == 0) {
@@ -98,63 +190,22 @@ Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
     leveldb::WriteBatch batch;
     std::vector<Event> sweep_events;
     for (const auto& [key, due] : due_entries) {
-      const uint64_t id = ReadBigEndian64(
-          std::string_view(key).substr(keys::kDeadlinePrefix.size() + 8));
       resume_key = key + '\0';
-      auto record = u_.record_store.Read(id);
-      if (!record) {
-        if (record.error().code() != StatusCode::kNotFound) {
-          return Fail(record.error());
-        }
-        batch.Delete(key);  // A stray entry: its record is gone.
+      Status swept = SweepRecord(lock, admin, key, due, options, batch,
+                                 sweep_events, report);
+      if (!swept.ok()) {
+        if (!Skippable(swept)) return Fail(swept);
+        // One record must not stop retention for the rest of the store. Its
+        // index entry stays: deleting it would drop the record from
+        // retention without a trace; kept, every sweep meets and reports it
+        // until it is repaired. Not counted against max_records, so skipped
+        // entries at the head of the index never stall a bounded sweep.
+        AddSkipped(report,
+                   ReadBigEndian64(std::string_view(key).substr(
+                       keys::kDeadlinePrefix.size() + 8)),
+                   swept);
         continue;
       }
-      if (record->next_deadline_micros != due) {
-        batch.Delete(key);  // Stale: the record moved on.
-        continue;
-      }
-      // Every transition due by as_of, in order, in one write: what
-      // CatchUp finds is what reads have seen in force since each instant.
-      leveldb::WriteBatch scratch;
-      leveldb::WriteBatch& target = options.dry_run ? scratch : batch;
-      bool held = false;
-      auto steps = u_.record_store.CatchUp(*record, as_of, target, &held);
-      if (!steps) return Fail(steps.error());
-      if (held) {
-        ++report.postponed;
-        auto holds = u_.holds.OnRecord(*record, as_of);
-        if (!holds) return Fail(holds.error());
-        HeldErasure h{id, FromMicros(record->next_deadline_micros), {}};
-        for (const HoldView& hold : *holds) h.hold_ids.push_back(hold.id);
-        report.held.push_back(std::move(h));
-      }
-      for (const PlannedTransition& step : *steps) {
-        switch (step.to) {
-          case RecordState::kClosed:
-            ++report.closed;
-            break;
-          case RecordState::kBlocked:
-            ++report.blocked;
-            break;
-          case RecordState::kErased:
-            ++report.erased;
-            break;
-          case RecordState::kActive:
-            break;
-        }
-        report.transitions.push_back(step);
-        if (!options.dry_run) {
-          const EventAction action =
-              step.to == RecordState::kClosed    ? EventAction::kClose
-              : step.to == RecordState::kBlocked ? EventAction::kBlock
-                                                 : EventAction::kErase;
-          sweep_events.push_back(
-              events::RecordEvent(admin, action, *record, step.due));
-          sweep_events.back().record_state = step.to;
-        }
-      }
-      // Moves the deadline entry (postponed erasures to the holds' end).
-      CUSTOS_RETURN_IF_ERROR(u_.record_store.Put(lock, target, *record));
       ++processed;
     }
     if (!options.dry_run && batch.ApproximateSize() > 12) {
@@ -174,7 +225,7 @@ Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
   }
   if (!options.dry_run) {
     auto pruned =
-        PruneHistory(as_of, std::max<size_t>(options.batch_size, 100));
+        PruneHistory(as_of, std::max<size_t>(options.batch_size, 100), report);
     if (!pruned) return Fail(pruned.error());
     report.history_pruned = *pruned;
     // Compacts what this sweep erased and pruned, and finishes compactions
@@ -184,7 +235,8 @@ Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
   return report;
 }
 
-Result<size_t> Sweeper::PruneHistory(int64_t as_of, size_t budget) {
+Result<size_t> Sweeper::PruneHistory(int64_t as_of, size_t budget,
+                                     SweepReport& report) {
   WriteLock lock = u_.store.Lock();
   uint64_t after_seq = 0;
   auto cursor = u_.store.Get(keys::kHistoryPruneCursor);
@@ -205,7 +257,13 @@ Result<size_t> Sweeper::PruneHistory(int64_t as_of, size_t budget) {
         verdict = until && ToMicros(*until) <= as_of;
       }
     } else if (!record && record.error().code() != StatusCode::kNotFound) {
-      failure = record.error();
+      // A record that cannot be read keeps its history (never pruned on a
+      // guess) and is reported; it must not stop pruning for the rest.
+      if (Skippable(record.error())) {
+        AddSkipped(report, h.record_id, record.error());
+      } else {
+        failure = record.error();
+      }
     }
     prunable_records[h.record_id] = verdict;
     return verdict;

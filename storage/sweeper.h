@@ -12,10 +12,14 @@
 #define CUSTOS_STORAGE_SWEEPER_H_
 
 #include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
 
 #include "base/clock.h"
 #include "base/status.h"
 #include "storage/erasure.h"
+#include "storage/history.h"
 #include "storage/holds.h"
 #include "storage/policies.h"
 #include "storage/record_store.h"
@@ -43,11 +47,33 @@ class Sweeper {
   Result<size_t> ReapplyPolicies();
 
  private:
+  // Processes the due index entry `key` (due at `due`) of one record:
+  // deletes it if stray or stale; otherwise adds every transition due by
+  // options.as_of to `batch` and `sweep_events` (nothing in a dry run) and
+  // to `report`. On error adds nothing to any of them: the record is left
+  // exactly as it was. Errors: DataLoss (the record or a hold covering it
+  // does not decode), InvalidArgument (a deadline cannot be represented),
+  // ResourceExhausted (the record is too large to rewrite), and any error
+  // of the store.
+  Status SweepRecord(const WriteLock& lock, const PrincipalInfo& admin,
+                     const std::string& key, int64_t due,
+                     const SweepOptions& options, leveldb::WriteBatch& batch,
+                     std::vector<Event>& sweep_events,
+                     SweepReport& report) const;
+  // True for the errors of one record that a sweep skips and reports
+  // (DataLoss, InvalidArgument, ResourceExhausted); any other error (of
+  // the store itself) stops the sweep.
+  static bool Skippable(const Status& status);
+  // Adds record_id to report.skipped with `status` as the reason, once.
+  static void AddSkipped(SweepReport& report, uint64_t record_id,
+                         const Status& status);
   // Prunes access history whose retention ended by `as_of` (history_after
   // past the erasure of the record it concerns), examining at most
   // `budget` events from a cursor that cycles through the log across calls.
-  // Returns the number of events pruned.
-  Result<size_t> PruneHistory(int64_t as_of, size_t budget);
+  // Returns the number of events pruned. The events of a record that does
+  // not decode are kept, and the record is added to report.skipped.
+  Result<size_t> PruneHistory(int64_t as_of, size_t budget,
+                              SweepReport& report);
 
   Units u_;
 };

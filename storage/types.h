@@ -196,6 +196,10 @@ struct ListPage {
   std::vector<RecordView> records;
   // Pass as after_id to continue; 0 when the scan reached the end.
   uint64_t next_after_id = 0;
+  // Records examined that could not be read (DataLoss: a stored record or
+  // ciphertext is corrupt), left out of the page so the rest can be listed.
+  // GetRecord on one of them returns the DataLoss.
+  size_t skipped = 0;
 };
 
 // What Engine::Sweep() does in one call (docs/retention.md, "Sweeper").
@@ -229,6 +233,15 @@ struct HeldErasure {
   std::vector<std::string> hold_ids;
 };
 
+// A due record a sweep could not process, left exactly as it was
+// (docs/retention.md, "Sweeper").
+struct SkippedRecord {
+  uint64_t record_id = 0;
+  // The error, e.g. "DataLoss: corrupt stored record" or "InvalidArgument:
+  // deadline out of range: ...". Never personal data.
+  std::string reason;
+};
+
 struct SweepReport {
   size_t closed = 0;
   size_t blocked = 0;
@@ -244,6 +257,10 @@ struct SweepReport {
   std::vector<PlannedTransition> transitions;
   // False when max_records stopped the sweep with work still due.
   bool complete = true;
+  // Records the sweep met and could not process: skipped, not counted
+  // against max_records, and met again (and reported) by every sweep until
+  // repaired. In id order of meeting; one entry per record.
+  std::vector<SkippedRecord> skipped;
 };
 
 // Engine::RotateKek's bounds.

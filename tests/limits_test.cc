@@ -110,6 +110,43 @@ TEST(CheckFieldsTest, FieldCountNameAndValueLengthBoundaries) {
       CheckFields({{"v", std::string(kMarker) + "xy"}}, limits, &total));
 }
 
+// Issue 9, item 10: a listing's attribute filters were unbounded (each
+// record examined cost filters x attributes). Failed to compile before
+// CheckListQuery; through the engine, ListRecords accepted 65 filters.
+TEST(CheckListQueryTest, AttributeFiltersAtTheLimitAndOneOver) {
+  Limits limits;
+  limits.max_attributes = 2;
+  ListQuery q;
+  q.attribute_equals = {{"a", "1"}, {"b", "2"}};
+  ExpectOk(CheckListQuery(q, limits));
+  q.attribute_equals.push_back({"c", std::string(kMarker)});
+  ExpectRefused(CheckListQuery(q, limits));
+}
+
+TEST(CheckListQueryTest, FilterKeyAndValueLengthsAreChecked) {
+  Limits limits;
+  limits.max_attribute_value_length = sizeof(kMarker);
+  ListQuery q;
+  q.attribute_equals = {{"a", std::string(kMarker) + "x"}};
+  ExpectOk(CheckListQuery(q, limits));
+  q.attribute_equals = {{"a", std::string(kMarker) + "xy"}};
+  ExpectRefused(CheckListQuery(q, limits));
+  q.attribute_equals = {{"", "v"}};
+  ExpectRefused(CheckListQuery(q, limits));
+}
+
+TEST(CheckListQueryTest, LimitIsOneToMaxPageSize) {
+  Limits limits;
+  limits.max_page_size = 10;
+  ListQuery q;
+  q.limit = 10;
+  ExpectOk(CheckListQuery(q, limits));
+  q.limit = 0;
+  ExpectRefused(CheckListQuery(q, limits));
+  q.limit = 11;
+  ExpectRefused(CheckListQuery(q, limits));
+}
+
 // A record that passes, with one of everything, against small limits.
 class ValidateNewRecordTest : public ::testing::Test {
  protected:

@@ -185,6 +185,49 @@ TEST(RetentionPolicyTest, PeriodOutsideLimitsIsRefused) {
                                      "or one above its limit"));
 }
 
+// ---- Representable deadlines (issue 9, item 3) -----------------------------
+
+// P8000Y passed every rule above and made every later sweep fail with
+// "deadline out of range": closure + P8000Y is after 9999. Each period is now
+// bounded by kMaxPolicyPeriod, so closure + period always fits.
+TEST(RetentionPolicyTest, AnEraseAfterOfEightThousandYearsIsRefusedNamingIt) {
+  RetentionPolicy p = Valid();
+  p.erase_after = P("P8000Y");
+  p.history_after = P("P8000Y");
+  Status s = ValidatePolicy(p);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.ToString();
+  EXPECT_THAT(s.message(), HasSubstr("erase_after"));
+  EXPECT_THAT(s.message(), HasSubstr("P200Y"));
+}
+
+TEST(RetentionPolicyTest, EachPeriodLongerThanTwoHundredYearsIsRefused) {
+  RetentionPolicy p = Valid();
+  p.close_after = P("P9999Y");
+  EXPECT_THAT(ValidatePolicy(p).message(), HasSubstr("close_after"));
+  p = Valid();
+  p.block_after = P("P201Y");
+  p.erase_after = P("P201Y");
+  p.history_after = P("P201Y");
+  EXPECT_THAT(ValidatePolicy(p).message(), HasSubstr("block_after"));
+  p = Valid();
+  p.history_after = P("P2401M");
+  Status s = ValidatePolicy(p);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("history_after"));
+  p = Valid();
+  p.history_after = P("P200YT1S");
+  EXPECT_EQ(ValidatePolicy(p).code(), StatusCode::kInvalidArgument);
+}
+
+TEST(RetentionPolicyTest, PeriodsOfTwoHundredYearsAreAccepted) {
+  RetentionPolicy p = Valid();
+  p.close_after = P("P200Y");
+  p.block_after = P("P2400M");
+  p.erase_after = P("P200Y");
+  p.history_after = P("P200Y");
+  EXPECT_TRUE(ValidatePolicy(p).ok()) << ValidatePolicy(p).ToString();
+}
+
 // ---- Erase not before block -------------------------------------------------
 
 TEST(RetentionPolicyTest, EraseBeforeBlockIsRefused) {

@@ -1,0 +1,464 @@
+// Issue 9, items 3 and 10: no single record or policy stops retention
+// store-wide, and every per-call cost a caller controls is bounded. Each
+// test is a regression test: it failed on the code before the fix (the
+// failure seen is noted above it).
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <leveldb/db.h>
+
+#include <string>
+#include <vector>
+
+#include "storage/codec.h"
+#include "storage/keys.h"
+#include "tests/engine_fixture.h"
+
+namespace custos::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+class RetentionBoundsTest : public EngineTest {
+ protected:
+  // Reopens the engine with `limits` instead of the defaults.
+  void ReopenWith(const Limits& limits) {
+    engine_.reset();
+    Options options = MakeOptions();
+    options.limits = limits;
+    auto engine = Engine::Open(options, MasterKey());
+    ASSERT_TRUE(engine.has_value()) << engine.error().ToString();
+    engine_ = std::move(*engine);
+  }
+
+  uint64_t CreateOfKind(const std::string& kind,
+                        const std::string& identifier = "anna@example.org") {
+    NewRecord r;
+    r.kind = kind;
+    r.personal = {{identifier, {{"name", "Anna"}}}};
+    auto id = engine_->CreateRecord(*owner_, r);
+    EXPECT_TRUE(id.has_value()) << id.error().ToString();
+    return id.value_or(0);
+  }
+
+  // A closed alert; erasure is due on 2027-02-28 12:00.
+  uint64_t ClosedAlert() {
+    const uint64_t id = CreateOfKind("alert");
+    EXPECT_TRUE(engine_->Close(*owner_, id).ok());
+    return id;
+  }
+
+  Result<SweepReport> SweepAt(Timestamp as_of, size_t max_records = SIZE_MAX) {
+    SweepOptions options;
+    options.as_of = as_of;
+    // A sweep writes only what is in force: the clock moves there first.
+    if (as_of > clock_.Now()) clock_.Set(as_of);
+    options.max_records = max_records;
+    return engine_->Sweep(*admin_, options);
+  }
+
+  RecordState StateOf(uint64_t id) {
+    auto view = engine_->GetRecord(*admin_, id);
+    EXPECT_TRUE(view.has_value()) << view.error().ToString();
+    return view ? view->state : RecordState::kActive;
+  }
+
+  std::string SubjectOf(uint64_t id) {
+    return engine_->GetRecord(*owner_, id)->subject_ids.at(0);
+  }
+
+  // Writes `value` under `key` in the records database, the engine closed,
+  // then reopens the engine.
+  void WriteRaw(const std::string& key, const std::string& value) {
+    Close();
+    {
+      std::unique_ptr<leveldb::DB> db = OpenRaw("records");
+      ASSERT_NE(db, nullptr);
+      ASSERT_TRUE(db->Put(leveldb::WriteOptions(), key, value).ok());
+    }
+    Reopen();
+  }
+
+  // How many deadline-index entries the store holds (engine closed and
+  // reopened around the count).
+  int DeadlineEntries() {
+    Close();
+    int n = 0;
+    {
+      std::unique_ptr<leveldb::DB> db = OpenRaw("records");
+      n = CountKeys(*db, keys::kDeadlinePrefix);
+    }
+    Reopen();
+    return n;
+  }
+
+  static std::string Bytes(size_t n) { return std::string(n, 'v'); }
+};
+
+// ---- Item 3: policies whose deadlines cannot be represented ----------------
+
+// Old code: SetPolicy returned OK, and every later sweep failed.
+TEST_F(RetentionBoundsTest, SetPolicyRefusesAnEraseAfterOfEightThousandYears) {
+  RetentionPolicy policy{.kind = "request",
+                         .close_after = std::nullopt,
+                         .block_after = Period{.months = 6},
+                         .erase_after = Period{.years = 8000},
+                         .history_after = Period{.years = 8000}};
+  Status s = engine_->SetPolicy(*admin_, policy);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.ToString();
+  EXPECT_THAT(s.message(), HasSubstr("erase_after"));
+  // The shipped policy still governs requests.
+  auto policies = engine_->ListPolicies(*admin_);
+  ASSERT_TRUE(policies.has_value());
+  for (const RetentionPolicy& p : *policies) {
+    if (p.kind == "request") {
+      EXPECT_EQ(p.erase_after, Period{.years = 3});
+    }
+  }
+}
+
+// Old code: SetPolicy returned OK, and owners could no longer close records
+// ("deadline out of range").
+TEST_F(RetentionBoundsTest, SetPolicyRefusesACloseAfterOfNineThousandYears) {
+  RetentionPolicy policy{.kind = "request",
+                         .close_after = Period{.years = 9999},
+                         .block_after = Period{.months = 6},
+                         .erase_after = Period{.years = 3},
+                         .history_after = Period{.years = 5}};
+  Status s = engine_->SetPolicy(*admin_, policy);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.ToString();
+  EXPECT_THAT(s.message(), HasSubstr("close_after"));
+  const uint64_t id = CreateOfKind("request");
+  EXPECT_TRUE(engine_->Close(*owner_, id).ok());
+}
+
+// A policy stored before the check existed (written here by hand): its
+// records are skipped and reported, every other record is swept.
+// Old code: Sweep failed with "deadline out of range", nothing was erased.
+TEST_F(RetentionBoundsTest,
+       ASweepSkipsARecordWhoseDeadlineCannotBeComputedAndSweepsTheRest) {
+  const uint64_t request = CreateOfKind("request");
+  ASSERT_TRUE(engine_->Close(*owner_, request).ok());  // Blocked 2027-02-28.
+  const uint64_t alert1 = ClosedAlert();
+  const uint64_t alert2 = ClosedAlert();
+  WriteRaw(keys::Policy("request"),
+           codec::EncodePolicy({.kind = "request",
+                                .close_after = std::nullopt,
+                                .block_after = Period{.months = 6},
+                                .erase_after = Period{.years = 8000},
+                                .history_after = Period{.years = 8000}}));
+
+  auto report = SweepAt(At(2027, 3, 1));
+  ASSERT_TRUE(report.has_value()) << report.error().ToString();
+  EXPECT_EQ(report->erased, 2u);
+  EXPECT_EQ(report->blocked, 0u);
+  EXPECT_EQ(StateOf(alert1), RecordState::kErased);
+  EXPECT_EQ(StateOf(alert2), RecordState::kErased);
+  // Not half transitioned: the stored request is left as it was (its index
+  // entry is kept, below); reads see the block in force since its instant.
+  EXPECT_EQ(StateOf(request), RecordState::kBlocked);
+  ASSERT_EQ(report->skipped.size(), 1u);
+  EXPECT_EQ(report->skipped[0].record_id, request);
+  EXPECT_THAT(report->skipped[0].reason, HasSubstr("deadline"));
+
+  // Its entry is kept, not deleted: the next sweep meets and reports it
+  // again, and once the policy is fixed the record is swept.
+  EXPECT_EQ(DeadlineEntries(), 1);
+  report = SweepAt(At(2027, 3, 2));
+  ASSERT_TRUE(report.has_value()) << report.error().ToString();
+  ASSERT_EQ(report->skipped.size(), 1u);
+  EXPECT_EQ(report->skipped[0].record_id, request);
+  ASSERT_TRUE(engine_
+                  ->SetPolicy(*admin_, {.kind = "request",
+                                        .close_after = std::nullopt,
+                                        .block_after = Period{.months = 6},
+                                        .erase_after = Period{.years = 3},
+                                        .history_after = Period{.years = 5}})
+                  .ok());
+  report = SweepAt(At(2027, 3, 3));
+  ASSERT_TRUE(report.has_value()) << report.error().ToString();
+  EXPECT_TRUE(report->skipped.empty());
+  EXPECT_EQ(report->blocked, 1u);
+  EXPECT_EQ(StateOf(request), RecordState::kBlocked);
+}
+
+// Old code: Sweep failed with DataLoss ("corrupt stored record") on every
+// call, and no other record was erased.
+TEST_F(RetentionBoundsTest, ASweepSkipsAnUndecodableRecordAndErasesTheRest) {
+  const uint64_t first = ClosedAlert();
+  const uint64_t broken = ClosedAlert();
+  const uint64_t last = ClosedAlert();
+  WriteRaw(keys::Record(broken), "garbage");
+
+  auto report = SweepAt(At(2027, 3, 1));
+  ASSERT_TRUE(report.has_value()) << report.error().ToString();
+  EXPECT_EQ(report->erased, 2u);
+  EXPECT_EQ(StateOf(first), RecordState::kErased);
+  EXPECT_EQ(StateOf(last), RecordState::kErased);
+  ASSERT_EQ(report->skipped.size(), 1u);
+  EXPECT_EQ(report->skipped[0].record_id, broken);
+  EXPECT_EQ(report->skipped[0].reason, "DataLoss: corrupt stored record");
+  EXPECT_EQ(DeadlineEntries(), 1);  // Kept: reported, never dropped.
+}
+
+// The kept entry sorts first; a bounded sweep must not stall on it.
+// Old code: Sweep failed with DataLoss.
+TEST_F(RetentionBoundsTest, ABoundedSweepIsNotStalledByASkippedRecord) {
+  const uint64_t broken = ClosedAlert();
+  const uint64_t next = ClosedAlert();
+  WriteRaw(keys::Record(broken), "garbage");
+
+  auto report = SweepAt(At(2027, 3, 1), /*max_records=*/1);
+  ASSERT_TRUE(report.has_value()) << report.error().ToString();
+  EXPECT_EQ(report->erased, 1u);
+  EXPECT_EQ(StateOf(next), RecordState::kErased);
+  EXPECT_EQ(report->skipped.size(), 1u);
+}
+
+// A dry run shows the same: the skipped record and the rest's transitions,
+// and writes nothing. Old code: Sweep failed with DataLoss.
+TEST_F(RetentionBoundsTest, ADryRunReportsTheSkippedRecordAndWritesNothing) {
+  const uint64_t broken = ClosedAlert();
+  const uint64_t other = ClosedAlert();
+  WriteRaw(keys::Record(broken), "garbage");
+
+  SweepOptions options;
+  options.as_of = At(2027, 3, 1);
+  options.dry_run = true;
+  auto report = engine_->Sweep(*admin_, options);
+  ASSERT_TRUE(report.has_value()) << report.error().ToString();
+  EXPECT_EQ(report->erased, 1u);
+  ASSERT_EQ(report->skipped.size(), 1u);
+  EXPECT_EQ(report->skipped[0].record_id, broken);
+  EXPECT_EQ(StateOf(other), RecordState::kClosed);
+  EXPECT_EQ(DeadlineEntries(), 2);
+}
+
+// Old code: ListRecords failed with DataLoss for the admin and the owner.
+TEST_F(RetentionBoundsTest, AListingSkipsAnUndecodableRecordAndCountsIt) {
+  const uint64_t first = CreateOfKind("alert");
+  const uint64_t broken = CreateOfKind("alert");
+  const uint64_t last = CreateOfKind("alert");
+  WriteRaw(keys::Record(broken), "garbage");
+
+  for (const Actor* actor : {admin_.get(), owner_.get()}) {
+    auto page = engine_->ListRecords(*actor, ListQuery{});
+    ASSERT_TRUE(page.has_value()) << page.error().ToString();
+    ASSERT_EQ(page->records.size(), 2u);
+    EXPECT_EQ(page->records[0].id, first);
+    EXPECT_EQ(page->records[1].id, last);
+    EXPECT_EQ(page->skipped, 1u);
+  }
+}
+
+// ---- Items 3 and 10: flags and contests are bounded ------------------------
+
+// The contest of the issue: 64 fields of 64 KiB (4 MiB) by one officer;
+// sixteen of them made the record undecodable for everyone.
+// Old code: OK (the record grew by 4 MiB).
+TEST_F(RetentionBoundsTest, AContestPastThePersonalBytesLimitIsRefused) {
+  const uint64_t id = CreateOfKind("request");
+  const std::string subject = SubjectOf(id);
+  ASSERT_TRUE(engine_->Close(*owner_, id).ok());  // Officers see it now.
+  std::vector<Field> corrected;
+  for (int i = 0; i < 64; ++i) {
+    corrected.push_back({'f' + std::to_string(i), Bytes(64 * 1024)});
+  }
+  Status s = engine_->Contest(*officer_, id, subject, "disputed", corrected);
+  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted) << s.ToString();
+  EXPECT_THAT(s.message(), HasSubstr("262144"));
+  // Nothing else broke: the record reads, and a small contest is recorded.
+  EXPECT_TRUE(
+      engine_->Contest(*officer_, id, subject, "disputed", {{"born", "1981"}})
+          .ok());
+  auto view = engine_->GetRecord(*admin_, id);
+  ASSERT_TRUE(view.has_value()) << view.error().ToString();
+  EXPECT_EQ(view->contests.size(), 1u);
+}
+
+// Old code: the 65th contest was recorded.
+TEST_F(RetentionBoundsTest, ContestsPerRecordAreBounded) {
+  const uint64_t id = CreateOfKind("request");
+  const std::string subject = SubjectOf(id);
+  ASSERT_TRUE(engine_->Close(*owner_, id).ok());
+  for (int i = 0; i < 64; ++i) {
+    ASSERT_TRUE(engine_->Contest(*officer_, id, subject, "disputed", {}).ok())
+        << i;
+  }
+  Status s = engine_->Contest(*officer_, id, subject, "disputed", {});
+  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted) << s.ToString();
+  EXPECT_THAT(s.message(), HasSubstr("64 contests"));
+}
+
+// Old code: the 65th flag was recorded.
+TEST_F(RetentionBoundsTest, FlagsPerRecordAreBounded) {
+  const uint64_t id = CreateOfKind("request");
+  const std::string subject = SubjectOf(id);
+  for (int i = 0; i < 64; ++i) {
+    ASSERT_TRUE(engine_->FlagIncorrect(*owner_, id, subject, "wrong").ok())
+        << i;
+  }
+  Status s = engine_->FlagIncorrect(*owner_, id, subject, "wrong");
+  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted) << s.ToString();
+  EXPECT_THAT(s.message(), HasSubstr("64 flags"));
+}
+
+// A record at the limit less 10 bytes: a flag note of 7 bytes ("note" +
+// "1234567" = 11 bytes) does not fit. Old code: OK.
+TEST_F(RetentionBoundsTest, FlagNotesCountTowardsThePersonalBytesLimit) {
+  NewRecord r;
+  r.kind = "request";
+  // 4 * (2 + 65534) = 262144 = max_personal_bytes; less 10.
+  r.personal = {{"anna@example.org",
+                 {{"f0", Bytes(65534)},
+                  {"f1", Bytes(65534)},
+                  {"f2", Bytes(65534)},
+                  {"f3", Bytes(65534 - 10)}}}};
+  auto id = engine_->CreateRecord(*owner_, r);
+  ASSERT_TRUE(id.has_value()) << id.error().ToString();
+  const std::string subject = SubjectOf(*id);
+  Status s = engine_->FlagIncorrect(*owner_, *id, subject, "1234567");
+  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted) << s.ToString();
+  EXPECT_TRUE(engine_->FlagIncorrect(*owner_, *id, subject, "123456").ok());
+}
+
+// A record created exactly at the limit over two subjects; rectifying one
+// part with the same bytes does not make it bigger. Old code:
+// InvalidArgument (the other part was counted by its sealed size).
+TEST_F(RetentionBoundsTest, RectifyCountsOtherPartsByTheirFieldsNotSealedSize) {
+  NewRecord r;
+  r.kind = "request";
+  // 2 * 2 * (2 + 65534) = 262144.
+  r.personal = {
+      {"anna@example.org", {{"f0", Bytes(65534)}, {"f1", Bytes(65534)}}},
+      {"bob@example.org", {{"f0", Bytes(65534)}, {"f1", Bytes(65534)}}}};
+  auto id = engine_->CreateRecord(*owner_, r);
+  ASSERT_TRUE(id.has_value()) << id.error().ToString();
+  auto view = engine_->GetRecord(*owner_, *id);
+  ASSERT_TRUE(view.has_value());
+  const std::string anna = view->parts.at(0).subject_id;
+  auto version = engine_->Rectify(*owner_, *id, anna, r.personal[0].fields);
+  EXPECT_TRUE(version.has_value()) << version.error().ToString();
+  // One byte more is refused: the record's accumulated total is full.
+  std::vector<Field> bigger = r.personal[0].fields;
+  bigger[0].value += 'v';
+  auto refused = engine_->Rectify(*owner_, *id, anna, bigger);
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code(), StatusCode::kResourceExhausted);
+}
+
+// ---- Item 10: every per-call cost a caller controls is bounded -------------
+
+// Old code: InvalidArgument (the accumulated grants are state, not input).
+TEST_F(RetentionBoundsTest, AGrantPastMaxGrantsIsResourceExhausted) {
+  Limits limits;
+  limits.max_grants = 1;
+  ReopenWith(limits);
+  const uint64_t id = CreateRecord("anna@example.org", {"authority-b"});
+  Status s = engine_->Grant(*owner_, id, "authority-c");
+  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted) << s.ToString();
+  EXPECT_EQ(engine_->GetRecord(*stranger_, id).error().code(),
+            StatusCode::kNotFound);
+}
+
+// Old code: the 17th hold was set.
+TEST_F(RetentionBoundsTest, HoldsPerRecordAreBounded) {
+  const uint64_t id = CreateOfKind("request");
+  for (int i = 0; i < 16; ++i) {
+    ASSERT_TRUE(engine_->SetRecordHold(*officer_, id, "case 1", At(2030, 1, 1)))
+        << i;
+  }
+  auto refused =
+      engine_->SetRecordHold(*officer_, id, "case 1", At(2030, 1, 1));
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code(), StatusCode::kResourceExhausted);
+  EXPECT_THAT(refused.error().message(), HasSubstr("16 holds"));
+  // A released hold makes room again.
+  ASSERT_TRUE(engine_->ReleaseHold(*officer_, "h1").ok());
+  EXPECT_TRUE(engine_->SetRecordHold(*officer_, id, "case 1", At(2030, 1, 1)));
+}
+
+// Old code: the 17th hold was set.
+TEST_F(RetentionBoundsTest, HoldsPerSubjectAreBounded) {
+  const std::string subject = SubjectOf(CreateOfKind("request"));
+  for (int i = 0; i < 16; ++i) {
+    ASSERT_TRUE(
+        engine_->SetSubjectHold(*officer_, subject, "case 1", At(2030, 1, 1)))
+        << i;
+  }
+  auto refused =
+      engine_->SetSubjectHold(*officer_, subject, "case 1", At(2030, 1, 1));
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code(), StatusCode::kResourceExhausted);
+}
+
+// A hold's end becomes an erased_at from which history_after is counted:
+// bounded like a policy's period. Old code: the hold was set.
+TEST_F(RetentionBoundsTest, AHoldEndingMoreThanTwoHundredYearsAheadIsRefused) {
+  const uint64_t id = CreateOfKind("request");
+  auto refused = engine_->SetRecordHold(*officer_, id, "case", At(2226, 9, 1));
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(engine_->SetRecordHold(*officer_, id, "case", At(2226, 8, 31)));
+}
+
+// Old code: OK (each record examined cost filters x attributes).
+TEST_F(RetentionBoundsTest, ListingAttributeFiltersAreBounded) {
+  CreateRecord();
+  ListQuery q;
+  for (int i = 0; i < 65; ++i) {
+    q.attribute_equals.push_back({'k' + std::to_string(i), "v"});
+  }
+  auto page = engine_->ListRecords(*owner_, q);
+  ASSERT_FALSE(page.has_value());
+  EXPECT_EQ(page.error().code(), StatusCode::kInvalidArgument);
+  q.attribute_equals = {{"country", Bytes(1025)}};
+  page = engine_->ListRecords(*owner_, q);
+  ASSERT_FALSE(page.has_value());
+  EXPECT_EQ(page.error().code(), StatusCode::kInvalidArgument);
+  q.attribute_equals = {{"country", "AT"}};
+  page = engine_->ListRecords(*owner_, q);
+  ASSERT_TRUE(page.has_value()) << page.error().ToString();
+  EXPECT_EQ(page->records.size(), 1u);
+}
+
+// Old code: NotFound (the identifier was hashed whatever its length).
+TEST_F(RetentionBoundsTest, FindSubjectRefusesAnOverlongIdentifier) {
+  auto found = engine_->FindSubject(*admin_, Bytes(257));
+  ASSERT_FALSE(found.has_value());
+  EXPECT_EQ(found.error().code(), StatusCode::kInvalidArgument);
+}
+
+// A limit is never reported as corruption: a record whose encoding would
+// pass the decoder's bound is refused when written. Old code: created (and
+// at 65 attributes it then read as DataLoss for everyone).
+TEST_F(RetentionBoundsTest, ARecordTooLargeToStoreIsRefusedNotWritten) {
+  Limits limits;
+  limits.max_attribute_value_length = 1024 * 1024;
+  ReopenWith(limits);
+  NewRecord r;
+  r.kind = "request";
+  for (int i = 0; i < 17; ++i) {
+    r.attributes.push_back({'a' + std::to_string(i), Bytes(1024 * 1024)});
+  }
+  auto id = engine_->CreateRecord(*owner_, r);
+  ASSERT_FALSE(id.has_value());
+  EXPECT_EQ(id.error().code(), StatusCode::kResourceExhausted);
+  auto page = engine_->ListRecords(*admin_, ListQuery{});
+  ASSERT_TRUE(page.has_value()) << page.error().ToString();
+  EXPECT_TRUE(page->records.empty());
+}
+
+// Old code: Open accepted it.
+TEST_F(RetentionBoundsTest, OpenRefusesAPersonalBytesLimitNearTheDecoderBound) {
+  engine_.reset();
+  Options options = MakeOptions();
+  options.limits.max_personal_bytes = 64 * 1024 * 1024;
+  auto engine = Engine::Open(options, MasterKey());
+  ASSERT_FALSE(engine.has_value());
+  EXPECT_EQ(engine.error().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(engine.error().message(), HasSubstr("max_personal_bytes"));
+}
+
+}  // namespace
+}  // namespace custos::testing
