@@ -200,6 +200,16 @@ Result<Actor> Engine::ActorFor(std::string_view principal_id) {
   return Actor(p->id);
 }
 
+Timestamp Engine::Now() const { return impl_->clock.Now(); }
+
+Result<PrincipalInfo> Engine::WhoAmI(const Actor& actor) {
+  auto p = impl_->principals.Get(actor.id());
+  if (!p || p->revoked) {
+    return Fail(Status::Unauthenticated("invalid credential"));
+  }
+  return p;
+}
+
 // ---- Retention -------------------------------------------------------------
 
 Status Engine::SetPolicy(const Actor& admin, const RetentionPolicy& policy) {

@@ -93,6 +93,12 @@ class Engine {
   // For trusted in-process callers (the admin tool, tests). NotFound for an
   // unknown id, Unauthenticated for a revoked one.
   Result<Actor> ActorFor(std::string_view principal_id);
+  // The engine's clock (Options::clock).
+  Timestamp Now() const;
+
+  // The acting principal as it stands now (its roles, for the server's
+  // facets). Unauthenticated once it is revoked (or unknown).
+  Result<PrincipalInfo> WhoAmI(const Actor& actor);
 
   // ---- Records ----------------------------------------------------------
 

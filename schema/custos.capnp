@@ -1,0 +1,233 @@
+# The Custos RPC API (DESIGN section 7, docs/api.md).
+#
+# Capability-based: the bootstrap interface, Gateway, offers only login. A
+# successful login returns a Session bound to the principal; the Session
+# carries the user operations and hands out the Officer, Auditor and Admin
+# facets only to principals holding those roles. Roles and revocation are
+# checked again by the engine on every call, so a facet obtained before a
+# revocation refuses every call after it.
+#
+# Errors: every refused call fails with a Cap'n Proto exception of type
+# FAILED whose description is "<Code>: <message>", where <Code> is one of
+# NotFound, InvalidArgument, FailedPrecondition, Unauthenticated,
+# PermissionDenied, ResourceExhausted, Unavailable, DataLoss, Internal,
+# AlreadyExists (base/status.h). A record the caller may not see is
+# NotFound, exactly as a record that does not exist. Messages never hold
+# personal data, key material or source text.
+#
+# Times are microseconds since the Unix epoch, UTC; 0 means "none".
+
+@0x9f682b85893a5d62;
+
+$import "/capnp/c++.capnp".namespace("custos::rpc");
+
+interface Gateway {
+  # Unauthenticated for a wrong token, an unknown principal or a revoked
+  # one alike. Repeated failures on one connection are answered more and
+  # more slowly.
+  login @0 (principal :Text, token :Text) -> (session :Session);
+}
+
+enum Role {
+  user @0;
+  officer @1;
+  auditor @2;
+  admin @3;
+}
+
+enum RecordState {
+  active @0;
+  closed @1;
+  blocked @2;
+  erased @3;
+}
+
+enum PurposeKind {
+  proofOfExchange @0;
+  subjectConsent @1;
+  publicInterest @2;
+}
+
+struct Purpose {
+  # Why closed, blocked or sensitive data is read. Logged with the read.
+  kind @0 :PurposeKind;
+  justification @1 :Text;
+}
+
+struct Field {
+  name @0 :Text;
+  value @1 :Text;
+}
+
+struct Attribute {
+  # Non-personal: searchable, kept after erasure.
+  key @0 :Text;
+  value @1 :Text;
+}
+
+struct PersonalPart {
+  # The personal data of one data subject, named by an external identifier
+  # (e-mail, national number...). Encrypted under that subject's key.
+  subjectIdentifier @0 :Text;
+  fields @1 :List(Field);
+}
+
+struct NewRecord {
+  kind @0 :Text;
+  attributes @1 :List(Attribute);
+  personal @2 :List(PersonalPart);
+  grants @3 :List(Text);        # Principal ids that may read it.
+  sensitive @4 :Bool;           # Personal data only with a purpose.
+}
+
+struct Part {
+  subjectId @0 :Text;
+  subjectIdentifier @1 :Text;
+  version @2 :UInt64;
+  fields @3 :List(Field);
+}
+
+struct Flag {
+  by @0 :Text;
+  atMicros @1 :Int64;
+  subjectId @2 :Text;
+  note @3 :Text;                # Empty unless personal data is shown.
+}
+
+struct Contest {
+  by @0 :Text;
+  atMicros @1 :Int64;
+  subjectId @2 :Text;
+  statement @3 :Text;           # Empty unless personal data is shown.
+  corrected @4 :List(Field);
+}
+
+struct Record {
+  # A record as the caller may see it.
+  id @0 :UInt64;
+  kind @1 :Text;
+  owner @2 :Text;
+  grants @3 :List(Text);
+  attributes @4 :List(Attribute);
+  state @5 :RecordState;
+  sensitive @6 :Bool;
+  version @7 :UInt64;
+  createdAtMicros @8 :Int64;
+  updatedAtMicros @9 :Int64;
+  closedAtMicros @10 :Int64;
+  blockedAtMicros @11 :Int64;
+  erasedAtMicros @12 :Int64;
+  subjectIds @13 :List(Text);
+  personalIncluded @14 :Bool;
+  purposeRequired @15 :Bool;    # Withheld only for want of a purpose.
+  parts @16 :List(Part);
+  flags @17 :List(Flag);
+  contests @18 :List(Contest);
+}
+
+struct ListQuery {
+  kind @0 :Text;                # "" = any.
+  hasState @1 :Bool;
+  state @2 :RecordState;
+  attributeEquals @3 :List(Attribute);
+  createdFromMicros @4 :Int64;  # 0 = no bound; inclusive.
+  createdToMicros @5 :Int64;    # 0 = no bound; exclusive.
+  afterId @6 :UInt64;           # Cursor.
+  limit @7 :UInt32;             # 1..max page size.
+  purpose @8 :Purpose;          # Absent = none.
+}
+
+struct Principal {
+  id @0 :Text;
+  displayName @1 :Text;
+  roles @2 :List(Role);
+  redacted @3 :Bool;
+  revoked @4 :Bool;
+  createdAtMicros @5 :Int64;
+}
+
+interface Session {
+  # The logged-in principal and its roles.
+  whoAmI @0 () -> (principal :Principal);
+
+  # Role user. The new record's id.
+  create @1 (record :NewRecord) -> (id :UInt64);
+  # The caller's view of a record; NotFound if it may not see it.
+  get @2 (id :UInt64, purpose :Purpose) -> (record :Record);
+  # Records the caller may see, in id order; nextAfterId 0 at the end.
+  list @3 (query :ListQuery) -> (records :List(Record), nextAfterId :UInt64,
+                                 skipped :UInt32);
+  # Owner only, ACTIVE only.
+  grant @4 (id :UInt64, grantee :Text) -> ();
+  # Owner only: replaces one subject's part. The record's new version.
+  rectify @5 (id :UInt64, subjectId :Text, fields :List(Field))
+      -> (version :UInt64);
+  # One who sees the personal data notes that some of it is incorrect.
+  flag @6 (id :UInt64, subjectId :Text, note :Text, purpose :Purpose) -> ();
+  # Owner only: ACTIVE -> CLOSED.
+  close @7 (id :UInt64) -> ();
+  # Owner only: ACTIVE or CLOSED -> BLOCKED at once.
+  withdraw @8 (id :UInt64) -> ();
+  # Owner or admin: -> ERASED.
+  erase @9 (id :UInt64) -> ();
+
+  # Facets, for principals holding the role (PermissionDenied otherwise).
+  officer @10 () -> (officer :Officer);
+  auditor @11 () -> (auditor :Auditor);
+  admin @12 () -> (admin :Admin);
+}
+
+interface Officer {
+  # Officer only. Records that the data subject contests the data.
+  contest @0 (id :UInt64, subjectId :Text, statement :Text,
+              corrected :List(Field)) -> ();
+}
+
+struct AccessEvent {
+  seq @0 :UInt64;
+  atMicros @1 :Int64;
+  principalId @2 :Text;
+  principalName @3 :Text;
+  action @4 :Text;              # "create", "read", "read_restricted"...
+  recordId @5 :UInt64;
+  recordKind @6 :Text;
+  fields @7 :List(Text);        # Names, never values.
+}
+
+interface Auditor {
+  # A subject's access history, page by page (nextAfterSeq 0 at the end).
+  accessHistory @0 (subjectId :Text, fromMicros :Int64, toMicros :Int64,
+                    afterSeq :UInt64, limit :UInt32)
+      -> (events :List(AccessEvent), nextAfterSeq :UInt64);
+  # Verifies the whole history chain.
+  verifyChain @1 () -> (ok :Bool, problem :Text, verified :UInt64,
+                        headSeq :UInt64, headLinkHex :Text);
+}
+
+struct NewPrincipal {
+  principal @0 :Principal;
+  token @1 :Text;               # Shown once; never stored.
+}
+
+struct SweepReport {
+  closed @0 :UInt64;
+  blocked @1 :UInt64;
+  erased @2 :UInt64;
+  postponed @3 :UInt64;
+  historyPruned @4 :UInt64;
+  complete @5 :Bool;
+  skipped @6 :UInt64;
+}
+
+interface Admin {
+  createPrincipal @0 (id :Text, displayName :Text, roles :List(Role),
+                      redacted :Bool) -> (created :NewPrincipal);
+  listPrincipals @1 () -> (principals :List(Principal));
+  revokePrincipal @2 (id :Text) -> ();
+  # Applies what is due by asOfMicros (0 = now); dryRun writes nothing.
+  sweep @3 (asOfMicros :Int64, dryRun :Bool) -> (report :SweepReport);
+  # The subject id of an external identifier; NotFound if none.
+  findSubject @4 (identifier :Text) -> (subjectId :Text);
+  # Crypto-shreds the subject: its key is destroyed at once.
+  shredSubject @5 (subjectId :Text) -> ();
+}

@@ -1,0 +1,157 @@
+// custosd: the Custos server (man page docs/custosd.8, docs/operations.md).
+//
+// With no arguments it runs on its embedded defaults: the data directory
+// ./custos-data, a master key file ./custos-master.key (created, mode 0600,
+// on first start), a first admin credential written once to
+// ./custos-admin.token (mode 0600), the unix socket
+// ./custos-data/custosd.sock and TCP on 127.0.0.1:7457. SIGTERM and SIGINT
+// stop it cleanly.
+
+#include <fcntl.h>
+#include <kj/async-unix.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include "base/clock.h"
+#include "crypto/master_key.h"
+#include "server/server.h"
+#include "storage/engine.h"
+
+namespace {
+
+using custos::Status;
+
+int Die(const std::string& what) {
+  std::fprintf(stderr, "custosd: %s\n", what.c_str());
+  return 1;
+}
+
+// The master key: from the key file if it exists, else from
+// CUSTOS_MASTER_KEY, else (only for a data directory that holds no store
+// yet) a new key file.
+custos::Result<custos::crypto::SecretKey> MasterKey(const std::string& file,
+                                                    const std::string& dir) {
+  if (std::filesystem::exists(file)) {
+    return custos::crypto::LoadMasterKeyFile(file);
+  }
+  auto from_env = custos::crypto::LoadMasterKeyFromEnv();
+  if (from_env || from_env.error().code() != custos::StatusCode::kNotFound) {
+    return from_env;
+  }
+  if (std::filesystem::exists(dir + "/records")) {
+    return custos::Fail(Status::FailedPrecondition(
+        "the data directory holds a store but there is no master key file "
+        "at " +
+        file + " and CUSTOS_MASTER_KEY is not set"));
+  }
+  auto created = custos::crypto::GenerateMasterKeyFile(file);
+  if (created) {
+    std::fprintf(stderr,
+                 "custosd: created a new master key in %s (mode 0600); "
+                 "keep a copy apart from the data: without it nothing can "
+                 "be read\n",
+                 file.c_str());
+  }
+  return created;
+}
+
+// Writes `token` to a new file `path`, mode 0600; never overwrites.
+Status WriteToken(const std::string& path, const std::string& token) {
+  const int fd =
+      open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::Internal("cannot create " + path);
+  const std::string line = token + "\n";
+  const bool ok = write(fd, line.data(), line.size()) ==
+                      static_cast<ssize_t>(line.size()) &&
+                  fsync(fd) == 0;
+  close(fd);
+  return ok ? Status::Ok() : Status::Internal("cannot write " + path);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Before any thread exists (kj requires it), so a signal reaches the
+  // event loop instead of killing the process mid-write.
+  kj::UnixEventPort::captureSignal(SIGTERM);
+  kj::UnixEventPort::captureSignal(SIGINT);
+  signal(SIGPIPE, SIG_IGN);
+
+  CLI::App app{"custosd: the Custos storage server"};
+  std::string data_dir = "./custos-data";
+  std::string key_file = "./custos-master.key";
+  std::string token_file = "./custos-admin.token";
+  std::string socket_path;  // Default: <data_dir>/custosd.sock.
+  std::string listen = "127.0.0.1:7457";
+  bool allow_remote_plain_tcp = false;
+  bool no_sync = false;
+  size_t workers = 4;
+  app.add_option("--data-dir", data_dir, "the data directory")
+      ->capture_default_str();
+  app.add_option("--master-key-file", key_file,
+                 "the master key file (created on first start)")
+      ->capture_default_str();
+  app.add_option("--admin-token-file", token_file,
+                 "where the first admin's credential is written once")
+      ->capture_default_str();
+  app.add_option("--socket", socket_path,
+                 "the unix socket (default: DATA_DIR/custosd.sock; '' for "
+                 "none)");
+  app.add_option("--listen", listen, "host:port for TCP ('' for none)")
+      ->capture_default_str();
+  app.add_flag("--allow-remote-plain-tcp", allow_remote_plain_tcp,
+               "serve plain TCP on a non-loopback address");
+  app.add_option("--workers", workers, "threads running engine calls")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
+  app.add_flag("--no-sync", no_sync,
+               "do not fsync before acknowledging writes (tests only: a "
+               "crash may lose acknowledged writes)");
+  CLI11_PARSE(app, argc, argv);
+  if (!app.count("--socket")) socket_path = data_dir + "/custosd.sock";
+
+  auto master = MasterKey(key_file, data_dir);
+  if (!master) return Die(master.error().ToString());
+  custos::SystemClock clock;
+  custos::Options options;
+  options.data_dir = data_dir;
+  options.clock = &clock;
+  options.sync_writes = !no_sync;
+  auto engine = custos::Engine::Open(options, std::move(*master));
+  if (!engine) return Die(engine.error().ToString());
+
+  auto admin = (*engine)->BootstrapAdmin("admin", "Administrator");
+  if (admin) {
+    Status written = WriteToken(token_file, admin->token);
+    if (!written.ok()) return Die(written.ToString());
+    std::fprintf(stderr,
+                 "custosd: first admin 'admin' created; its credential is in "
+                 "%s (mode 0600), shown nowhere else\n",
+                 token_file.c_str());
+  } else if (admin.error().code() != custos::StatusCode::kFailedPrecondition) {
+    return Die(admin.error().ToString());
+  }
+
+  custos::server::ServerOptions server_options;
+  server_options.unix_socket = socket_path;
+  server_options.tcp_address = listen;
+  server_options.allow_remote_plain_tcp = allow_remote_plain_tcp;
+  server_options.workers = workers;
+  server_options.stop_on_signals = true;
+  custos::server::Server server(**engine, server_options);
+  Status run = server.Run([&] {
+    std::fprintf(stderr, "custosd: serving %s%s%s\n",
+                 socket_path.empty() ? "" : ("unix:" + socket_path).c_str(),
+                 !socket_path.empty() && !listen.empty() ? " and " : "",
+                 listen.c_str());
+  });
+  if (!run.ok()) return Die(run.ToString());
+  std::fprintf(stderr, "custosd: stopped\n");
+  return 0;
+}

@@ -1,0 +1,42 @@
+#include "server/errors.h"
+
+#include <array>
+#include <string_view>
+
+namespace custos::server {
+namespace {
+
+constexpr std::array kCodes = {
+    StatusCode::kNotFound,           StatusCode::kInvalidArgument,
+    StatusCode::kFailedPrecondition, StatusCode::kUnauthenticated,
+    StatusCode::kPermissionDenied,   StatusCode::kResourceExhausted,
+    StatusCode::kUnavailable,        StatusCode::kDataLoss,
+    StatusCode::kInternal,           StatusCode::kAlreadyExists};
+
+}  // namespace
+
+kj::Exception ToException(const Status& status) {
+  std::string text(StatusCodeName(status.code()));
+  text.append(": ").append(status.message());
+  // No file or line: kj would otherwise send the server's source location.
+  kj::Exception e(kj::Exception::Type::FAILED, "", 0,
+                  kj::heapString(text.data(), text.size()));
+  return e;
+}
+
+Status FromException(const kj::Exception& e) {
+  std::string_view text(e.getDescription().cStr());
+  // What the client's RPC system puts before the server's description.
+  constexpr std::string_view kRemote = "remote exception: ";
+  if (text.starts_with(kRemote)) text.remove_prefix(kRemote.size());
+  for (StatusCode code : kCodes) {
+    std::string prefix(StatusCodeName(code));
+    prefix += ": ";
+    if (text.starts_with(prefix)) {
+      return Status(code, std::string(text.substr(prefix.size())));
+    }
+  }
+  return Status::Internal(std::string("RPC failure: ").append(text));
+}
+
+}  // namespace custos::server

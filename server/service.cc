@@ -1,0 +1,646 @@
+#include "server/service.h"
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "server/errors.h"
+
+namespace custos::server {
+namespace {
+
+// ---- Running engine calls on the pool ---------------------------------------
+
+// Runs `fn` on a worker in the connection's lane; the promise resolves on
+// the event loop's thread with its result.
+template <typename T>
+kj::Promise<kj::Own<T>> OnWorker(Connection& conn,
+                                 std::move_only_function<T()> fn) {
+  // The result crosses threads on the heap: kj's promise machinery then
+  // moves a pointer only (and GCC 12 sees no uninitialised std::expected
+  // in kj's ExceptionOr).
+  auto paf = kj::newPromiseAndCrossThreadFulfiller<kj::Own<T>>();
+  conn.pool.Post(conn.lane, [fn = std::move(fn),
+                             fulfiller = kj::mv(paf.fulfiller)]() mutable {
+    fulfiller->fulfill(kj::heap<T>(fn()));
+  });
+  return kj::mv(paf.promise);
+}
+
+[[noreturn]] void Throw(const Status& status) {
+  kj::throwFatalException(ToException(status));
+}
+
+template <typename T>
+T Value(Result<T> r) {
+  if (!r) Throw(r.error());
+  return std::move(*r);
+}
+
+void Check(const Status& s) {
+  if (!s.ok()) Throw(s);
+}
+
+// ---- Conversions (on the loop thread)
+// -----------------------------------------
+
+std::string Str(capnp::Text::Reader t) {
+  return std::string(t.cStr(), t.size());
+}
+
+capnp::Text::Reader Txt(const std::string& s) {
+  return capnp::Text::Reader(s.data(), s.size());
+}
+
+int64_t Micros(const std::optional<Timestamp>& t) {
+  return t ? ToMicros(*t) : 0;
+}
+
+std::vector<Field> FromRpc(capnp::List<rpc::Field>::Reader fields) {
+  std::vector<Field> out;
+  for (auto f : fields) out.push_back({Str(f.getName()), Str(f.getValue())});
+  return out;
+}
+
+std::vector<Attribute> FromRpc(capnp::List<rpc::Attribute>::Reader attrs) {
+  std::vector<Attribute> out;
+  for (auto a : attrs) out.push_back({Str(a.getKey()), Str(a.getValue())});
+  return out;
+}
+
+std::optional<Purpose> PurposeOf(bool has, rpc::Purpose::Reader p) {
+  if (!has) return std::nullopt;
+  PurposeKind kind = PurposeKind::kProofOfExchange;
+  switch (p.getKind()) {
+    case rpc::PurposeKind::PROOF_OF_EXCHANGE:
+      kind = PurposeKind::kProofOfExchange;
+      break;
+    case rpc::PurposeKind::SUBJECT_CONSENT:
+      kind = PurposeKind::kSubjectConsent;
+      break;
+    case rpc::PurposeKind::PUBLIC_INTEREST:
+      kind = PurposeKind::kPublicInterest;
+      break;
+    default:
+      Throw(Status::InvalidArgument("unknown purpose kind"));
+  }
+  return Purpose{kind, Str(p.getJustification())};
+}
+
+RecordState FromRpc(rpc::RecordState s) {
+  switch (s) {
+    case rpc::RecordState::ACTIVE:
+      return RecordState::kActive;
+    case rpc::RecordState::CLOSED:
+      return RecordState::kClosed;
+    case rpc::RecordState::BLOCKED:
+      return RecordState::kBlocked;
+    case rpc::RecordState::ERASED:
+      return RecordState::kErased;
+  }
+  Throw(Status::InvalidArgument("unknown record state"));
+}
+
+rpc::RecordState ToRpc(RecordState s) {
+  switch (s) {
+    case RecordState::kActive:
+      return rpc::RecordState::ACTIVE;
+    case RecordState::kClosed:
+      return rpc::RecordState::CLOSED;
+    case RecordState::kBlocked:
+      return rpc::RecordState::BLOCKED;
+    case RecordState::kErased:
+      return rpc::RecordState::ERASED;
+  }
+  return rpc::RecordState::ERASED;
+}
+
+Role FromRpc(rpc::Role r) {
+  switch (r) {
+    case rpc::Role::USER:
+      return Role::kUser;
+    case rpc::Role::OFFICER:
+      return Role::kOfficer;
+    case rpc::Role::AUDITOR:
+      return Role::kAuditor;
+    case rpc::Role::ADMIN:
+      return Role::kAdmin;
+  }
+  Throw(Status::InvalidArgument("unknown role"));
+}
+
+rpc::Role ToRpc(Role r) {
+  switch (r) {
+    case Role::kUser:
+      return rpc::Role::USER;
+    case Role::kOfficer:
+      return rpc::Role::OFFICER;
+    case Role::kAuditor:
+      return rpc::Role::AUDITOR;
+    case Role::kAdmin:
+      return rpc::Role::ADMIN;
+  }
+  return rpc::Role::USER;
+}
+
+NewRecord FromRpc(rpc::NewRecord::Reader r) {
+  NewRecord out;
+  out.kind = Str(r.getKind());
+  out.attributes = FromRpc(r.getAttributes());
+  for (auto p : r.getPersonal()) {
+    out.personal.push_back(
+        {Str(p.getSubjectIdentifier()), FromRpc(p.getFields())});
+  }
+  for (auto g : r.getGrants()) out.grants.push_back(Str(g));
+  out.sensitive = r.getSensitive();
+  return out;
+}
+
+void SetFields(capnp::List<rpc::Field>::Builder out,
+               const std::vector<Field>& fields) {
+  for (size_t i = 0; i < fields.size(); ++i) {
+    out[i].setName(Txt(fields[i].name));
+    out[i].setValue(Txt(fields[i].value));
+  }
+}
+
+void SetTexts(capnp::List<capnp::Text>::Builder out,
+              const std::vector<std::string>& texts) {
+  for (size_t i = 0; i < texts.size(); ++i) out.set(i, Txt(texts[i]));
+}
+
+void ToRpc(const RecordView& v, rpc::Record::Builder b) {
+  b.setId(v.id);
+  b.setKind(Txt(v.kind));
+  b.setOwner(Txt(v.owner));
+  SetTexts(b.initGrants(v.grants.size()), v.grants);
+  auto attrs = b.initAttributes(v.attributes.size());
+  for (size_t i = 0; i < v.attributes.size(); ++i) {
+    attrs[i].setKey(Txt(v.attributes[i].key));
+    attrs[i].setValue(Txt(v.attributes[i].value));
+  }
+  b.setState(ToRpc(v.state));
+  b.setSensitive(v.sensitive);
+  b.setVersion(v.version);
+  b.setCreatedAtMicros(ToMicros(v.created_at));
+  b.setUpdatedAtMicros(ToMicros(v.updated_at));
+  b.setClosedAtMicros(Micros(v.closed_at));
+  b.setBlockedAtMicros(Micros(v.blocked_at));
+  b.setErasedAtMicros(Micros(v.erased_at));
+  SetTexts(b.initSubjectIds(v.subject_ids.size()), v.subject_ids);
+  b.setPersonalIncluded(v.personal_included);
+  b.setPurposeRequired(v.purpose_required);
+  auto parts = b.initParts(v.parts.size());
+  for (size_t i = 0; i < v.parts.size(); ++i) {
+    parts[i].setSubjectId(Txt(v.parts[i].subject_id));
+    parts[i].setSubjectIdentifier(Txt(v.parts[i].subject_identifier));
+    parts[i].setVersion(v.parts[i].version);
+    SetFields(parts[i].initFields(v.parts[i].fields.size()), v.parts[i].fields);
+  }
+  auto flags = b.initFlags(v.flags.size());
+  for (size_t i = 0; i < v.flags.size(); ++i) {
+    flags[i].setBy(Txt(v.flags[i].by));
+    flags[i].setAtMicros(ToMicros(v.flags[i].at));
+    flags[i].setSubjectId(Txt(v.flags[i].subject_id));
+    flags[i].setNote(Txt(v.flags[i].note));
+  }
+  auto contests = b.initContests(v.contests.size());
+  for (size_t i = 0; i < v.contests.size(); ++i) {
+    contests[i].setBy(Txt(v.contests[i].by));
+    contests[i].setAtMicros(ToMicros(v.contests[i].at));
+    contests[i].setSubjectId(Txt(v.contests[i].subject_id));
+    contests[i].setStatement(Txt(v.contests[i].statement));
+    SetFields(contests[i].initCorrected(v.contests[i].corrected.size()),
+              v.contests[i].corrected);
+  }
+}
+
+void ToRpc(const PrincipalInfo& p, rpc::Principal::Builder b) {
+  b.setId(Txt(p.id));
+  b.setDisplayName(Txt(p.display_name));
+  auto roles = b.initRoles(p.roles.size());
+  for (size_t i = 0; i < p.roles.size(); ++i) roles.set(i, ToRpc(p.roles[i]));
+  b.setRedacted(p.redacted);
+  b.setRevoked(p.revoked);
+  b.setCreatedAtMicros(ToMicros(p.created_at));
+}
+
+// ---- Facets
+// ---------------------------------------------------------------------
+
+class OfficerImpl final : public rpc::Officer::Server {
+ public:
+  OfficerImpl(std::shared_ptr<Connection> conn, Actor actor)
+      : conn_(std::move(conn)), actor_(std::move(actor)) {}
+
+  kj::Promise<void> contest(ContestContext context) override {
+    auto p = context.getParams();
+    return OnWorker<Status>(*conn_,
+                            [engine = &conn_->engine, actor = actor_,
+                             id = p.getId(), subject = Str(p.getSubjectId()),
+                             statement = Str(p.getStatement()),
+                             corrected = FromRpc(p.getCorrected())]() {
+                              return engine->Contest(actor, id, subject,
+                                                     statement, corrected);
+                            })
+        .then([](kj::Own<Status> s) { Check(*s); });
+  }
+
+ private:
+  std::shared_ptr<Connection> conn_;
+  Actor actor_;
+};
+
+class AuditorImpl final : public rpc::Auditor::Server {
+ public:
+  AuditorImpl(std::shared_ptr<Connection> conn, Actor actor)
+      : conn_(std::move(conn)), actor_(std::move(actor)) {}
+
+  kj::Promise<void> accessHistory(AccessHistoryContext context) override {
+    auto p = context.getParams();
+    const int64_t to =
+        p.getToMicros() == 0 ? ToMicros(Timestamp::max()) : p.getToMicros();
+    return OnWorker<Result<AccessHistoryPage>>(
+               *conn_,
+               [engine = &conn_->engine, actor = actor_,
+                subject = Str(p.getSubjectId()),
+                from = FromMicros(p.getFromMicros()), to = FromMicros(to),
+                after = p.getAfterSeq(), limit = p.getLimit()]() {
+                 return engine->AccessHistory(actor, subject, from, to, after,
+                                              limit);
+               })
+        .then([context](kj::Own<Result<AccessHistoryPage>> r) mutable {
+          AccessHistoryPage page = Value(std::move(*r));
+          auto out = context.getResults();
+          auto events = out.initEvents(page.events.size());
+          for (size_t i = 0; i < page.events.size(); ++i) {
+            const AccessEvent& e = page.events[i];
+            events[i].setSeq(e.seq);
+            events[i].setAtMicros(ToMicros(e.at));
+            events[i].setPrincipalId(Txt(e.principal_id));
+            events[i].setPrincipalName(Txt(e.principal_name));
+            events[i].setAction(Txt(e.action));
+            events[i].setRecordId(e.record_id);
+            events[i].setRecordKind(Txt(e.record_kind));
+            SetTexts(events[i].initFields(e.fields.size()), e.fields);
+          }
+          out.setNextAfterSeq(page.next_after_seq);
+        });
+  }
+
+  kj::Promise<void> verifyChain(VerifyChainContext context) override {
+    return OnWorker<Result<ChainVerification>>(
+               *conn_,
+               [engine = &conn_->engine, actor = actor_]() {
+                 return engine->VerifyChain(actor);
+               })
+        .then([context](kj::Own<Result<ChainVerification>> r) mutable {
+          ChainVerification v = Value(std::move(*r));
+          auto out = context.getResults();
+          out.setOk(v.ok);
+          out.setProblem(Txt(v.problem));
+          out.setVerified(v.verified);
+          out.setHeadSeq(v.head_seq);
+          out.setHeadLinkHex(Txt(v.head_link_hex));
+        });
+  }
+
+ private:
+  std::shared_ptr<Connection> conn_;
+  Actor actor_;
+};
+
+class AdminImpl final : public rpc::Admin::Server {
+ public:
+  AdminImpl(std::shared_ptr<Connection> conn, Actor actor)
+      : conn_(std::move(conn)), actor_(std::move(actor)) {}
+
+  kj::Promise<void> createPrincipal(CreatePrincipalContext context) override {
+    auto p = context.getParams();
+    std::vector<Role> roles;
+    for (auto r : p.getRoles()) roles.push_back(FromRpc(r));
+    return OnWorker<Result<NewPrincipal>>(
+               *conn_,
+               [engine = &conn_->engine, actor = actor_, id = Str(p.getId()),
+                name = Str(p.getDisplayName()), roles = std::move(roles),
+                redacted = p.getRedacted()]() {
+                 return engine->CreatePrincipal(actor, id, name, roles,
+                                                redacted);
+               })
+        .then([context](kj::Own<Result<NewPrincipal>> r) mutable {
+          NewPrincipal created = Value(std::move(*r));
+          auto out = context.getResults().initCreated();
+          ToRpc(created.info, out.initPrincipal());
+          out.setToken(Txt(created.token));
+        });
+  }
+
+  kj::Promise<void> listPrincipals(ListPrincipalsContext context) override {
+    return OnWorker<Result<std::vector<PrincipalInfo>>>(
+               *conn_,
+               [engine = &conn_->engine, actor = actor_]() {
+                 return engine->ListPrincipals(actor);
+               })
+        .then([context](kj::Own<Result<std::vector<PrincipalInfo>>> r) mutable {
+          std::vector<PrincipalInfo> all = Value(std::move(*r));
+          auto out = context.getResults().initPrincipals(all.size());
+          for (size_t i = 0; i < all.size(); ++i) ToRpc(all[i], out[i]);
+        });
+  }
+
+  kj::Promise<void> revokePrincipal(RevokePrincipalContext context) override {
+    return OnWorker<Status>(*conn_,
+                            [engine = &conn_->engine, actor = actor_,
+                             id = Str(context.getParams().getId())]() {
+                              return engine->RevokePrincipal(actor, id);
+                            })
+        .then([](kj::Own<Status> s) { Check(*s); });
+  }
+
+  kj::Promise<void> sweep(SweepContext context) override {
+    auto p = context.getParams();
+    return OnWorker<Result<SweepReport>>(
+               *conn_,
+               [engine = &conn_->engine, actor = actor_,
+                as_of = p.getAsOfMicros(), dry_run = p.getDryRun()]() {
+                 SweepOptions options;
+                 options.dry_run = dry_run;
+                 // 0: the engine's now.
+                 options.as_of = as_of == 0 ? engine->Now() : FromMicros(as_of);
+                 return engine->Sweep(actor, options);
+               })
+        .then([context](kj::Own<Result<SweepReport>> r) mutable {
+          SweepReport report = Value(std::move(*r));
+          auto out = context.getResults().initReport();
+          out.setClosed(report.closed);
+          out.setBlocked(report.blocked);
+          out.setErased(report.erased);
+          out.setPostponed(report.postponed);
+          out.setHistoryPruned(report.history_pruned);
+          out.setComplete(report.complete);
+          out.setSkipped(report.skipped.size());
+        });
+  }
+
+  kj::Promise<void> findSubject(FindSubjectContext context) override {
+    return OnWorker<Result<std::string>>(
+               *conn_,
+               [engine = &conn_->engine, actor = actor_,
+                identifier = Str(context.getParams().getIdentifier())]() {
+                 return engine->FindSubject(actor, identifier);
+               })
+        .then([context](kj::Own<Result<std::string>> r) mutable {
+          const std::string id = Value(std::move(*r));
+          context.getResults().setSubjectId(Txt(id));
+        });
+  }
+
+  kj::Promise<void> shredSubject(ShredSubjectContext context) override {
+    return OnWorker<Status>(*conn_,
+                            [engine = &conn_->engine, actor = actor_,
+                             id = Str(context.getParams().getSubjectId())]() {
+                              return engine->ShredSubject(actor, id);
+                            })
+        .then([](kj::Own<Status> s) { Check(*s); });
+  }
+
+ private:
+  std::shared_ptr<Connection> conn_;
+  Actor actor_;
+};
+
+// ---- Session
+// ------------------------------------------------------------------
+
+class SessionImpl final : public rpc::Session::Server {
+ public:
+  SessionImpl(std::shared_ptr<Connection> conn, Actor actor)
+      : conn_(std::move(conn)), actor_(std::move(actor)) {}
+
+  kj::Promise<void> whoAmI(WhoAmIContext context) override {
+    return OnWorker<Result<PrincipalInfo>>(
+               *conn_, [engine = &conn_->engine,
+                        actor = actor_]() { return engine->WhoAmI(actor); })
+        .then([context](kj::Own<Result<PrincipalInfo>> r) mutable {
+          ToRpc(Value(std::move(*r)), context.getResults().initPrincipal());
+        });
+  }
+
+  kj::Promise<void> create(CreateContext context) override {
+    return OnWorker<Result<uint64_t>>(
+               *conn_,
+               [engine = &conn_->engine, actor = actor_,
+                record = FromRpc(context.getParams().getRecord())]() {
+                 return engine->CreateRecord(actor, record);
+               })
+        .then([context](kj::Own<Result<uint64_t>> r) mutable {
+          context.getResults().setId(Value(std::move(*r)));
+        });
+  }
+
+  kj::Promise<void> get(GetContext context) override {
+    auto p = context.getParams();
+    return OnWorker<Result<RecordView>>(
+               *conn_,
+               [engine = &conn_->engine, actor = actor_, id = p.getId(),
+                purpose = PurposeOf(p.hasPurpose(), p.getPurpose())]() {
+                 return engine->GetRecord(actor, id, purpose);
+               })
+        .then([context](kj::Own<Result<RecordView>> r) mutable {
+          ToRpc(Value(std::move(*r)), context.getResults().initRecord());
+        });
+  }
+
+  kj::Promise<void> list(ListContext context) override {
+    auto q = context.getParams().getQuery();
+    ListQuery query;
+    if (q.getKind().size() > 0) query.kind = Str(q.getKind());
+    if (q.getHasState()) query.state = FromRpc(q.getState());
+    query.attribute_equals = FromRpc(q.getAttributeEquals());
+    if (q.getCreatedFromMicros() != 0) {
+      query.created_from = FromMicros(q.getCreatedFromMicros());
+    }
+    if (q.getCreatedToMicros() != 0) {
+      query.created_to = FromMicros(q.getCreatedToMicros());
+    }
+    query.after_id = q.getAfterId();
+    query.limit = q.getLimit();
+    query.purpose = PurposeOf(q.hasPurpose(), q.getPurpose());
+    return OnWorker<Result<ListPage>>(*conn_,
+                                      [engine = &conn_->engine, actor = actor_,
+                                       query = std::move(query)]() {
+                                        return engine->ListRecords(actor,
+                                                                   query);
+                                      })
+        .then([context](kj::Own<Result<ListPage>> r) mutable {
+          ListPage page = Value(std::move(*r));
+          auto out = context.getResults();
+          auto records = out.initRecords(page.records.size());
+          for (size_t i = 0; i < page.records.size(); ++i) {
+            ToRpc(page.records[i], records[i]);
+          }
+          out.setNextAfterId(page.next_after_id);
+          out.setSkipped(static_cast<uint32_t>(page.skipped));
+        });
+  }
+
+  kj::Promise<void> grant(GrantContext context) override {
+    auto p = context.getParams();
+    return Simple(
+        [id = p.getId(), grantee = Str(p.getGrantee())](
+            Engine& e, const Actor& a) { return e.Grant(a, id, grantee); });
+  }
+
+  kj::Promise<void> rectify(RectifyContext context) override {
+    auto p = context.getParams();
+    return OnWorker<Result<uint64_t>>(
+               *conn_,
+               [engine = &conn_->engine, actor = actor_, id = p.getId(),
+                subject = Str(p.getSubjectId()),
+                fields = FromRpc(p.getFields())]() {
+                 return engine->Rectify(actor, id, subject, fields);
+               })
+        .then([context](kj::Own<Result<uint64_t>> r) mutable {
+          context.getResults().setVersion(Value(std::move(*r)));
+        });
+  }
+
+  kj::Promise<void> flag(FlagContext context) override {
+    auto p = context.getParams();
+    return Simple([id = p.getId(), subject = Str(p.getSubjectId()),
+                   note = Str(p.getNote()),
+                   purpose = PurposeOf(p.hasPurpose(), p.getPurpose())](
+                      Engine& e, const Actor& a) {
+      return e.FlagIncorrect(a, id, subject, note, purpose);
+    });
+  }
+
+  kj::Promise<void> close(CloseContext context) override {
+    return Simple([id = context.getParams().getId()](
+                      Engine& e, const Actor& a) { return e.Close(a, id); });
+  }
+
+  kj::Promise<void> withdraw(WithdrawContext context) override {
+    return Simple([id = context.getParams().getId()](
+                      Engine& e, const Actor& a) { return e.Withdraw(a, id); });
+  }
+
+  kj::Promise<void> erase(EraseContext context) override {
+    return Simple(
+        [id = context.getParams().getId()](Engine& e, const Actor& a) {
+          return e.EraseRecord(a, id);
+        });
+  }
+
+  kj::Promise<void> officer(OfficerContext context) override {
+    return Facet<OfficerImpl>(Role::kOfficer, "officer",
+                              [context](kj::Own<OfficerImpl> f) mutable {
+                                context.getResults().setOfficer(kj::mv(f));
+                              });
+  }
+
+  kj::Promise<void> auditor(AuditorContext context) override {
+    return Facet<AuditorImpl>(Role::kAuditor, "auditor",
+                              [context](kj::Own<AuditorImpl> f) mutable {
+                                context.getResults().setAuditor(kj::mv(f));
+                              });
+  }
+
+  kj::Promise<void> admin(AdminContext context) override {
+    return Facet<AdminImpl>(Role::kAdmin, "admin",
+                            [context](kj::Own<AdminImpl> f) mutable {
+                              context.getResults().setAdmin(kj::mv(f));
+                            });
+  }
+
+ private:
+  // A call whose answer is only success or an error.
+  template <typename F>
+  kj::Promise<void> Simple(F call) {
+    return OnWorker<Status>(*conn_,
+                            [engine = &conn_->engine, actor = actor_,
+                             call = std::move(call)]() mutable {
+                              return call(*engine, actor);
+                            })
+        .then([](kj::Own<Status> s) { Check(*s); });
+  }
+
+  // Hands out facet T when the principal holds `role` now.
+  template <typename T, typename Set>
+  kj::Promise<void> Facet(Role role, const char* name, Set set) {
+    return OnWorker<Result<PrincipalInfo>>(
+               *conn_, [engine = &conn_->engine,
+                        actor = actor_]() { return engine->WhoAmI(actor); })
+        .then([this, role, name,
+               set = std::move(set)](kj::Own<Result<PrincipalInfo>> r) mutable {
+          PrincipalInfo who = Value(std::move(*r));
+          if (!who.HasRole(role)) {
+            Throw(Status::PermissionDenied(std::string("this facet needs the ")
+                                               .append(name)
+                                               .append(" role")));
+          }
+          set(kj::heap<T>(conn_, actor_));
+        });
+  }
+
+  std::shared_ptr<Connection> conn_;
+  Actor actor_;
+};
+
+// ---- Gateway
+// ------------------------------------------------------------------
+
+class GatewayImpl final : public rpc::Gateway::Server {
+ public:
+  explicit GatewayImpl(std::shared_ptr<Connection> conn)
+      : conn_(std::move(conn)) {}
+
+  kj::Promise<void> login(LoginContext context) override {
+    auto p = context.getParams();
+    return OnWorker<Result<Actor>>(
+               *conn_,
+               [engine = &conn_->engine, principal = Str(p.getPrincipal()),
+                token = Str(p.getToken())]() -> Result<Actor> {
+                 auto actor = engine->Authenticate(token);
+                 // A token of another principal is refused like a wrong one.
+                 if (!actor || actor->id() != principal) {
+                   return Fail(Status::Unauthenticated("invalid credential"));
+                 }
+                 return actor;
+               })
+        .then([this, context](
+                  kj::Own<Result<Actor>> owned) mutable -> kj::Promise<void> {
+          Result<Actor>& r = *owned;
+          if (r) {
+            conn_->failed_logins = 0;
+            context.getResults().setSession(
+                kj::heap<SessionImpl>(conn_, std::move(*r)));
+            return kj::READY_NOW;
+          }
+          // Each failure after the first waits twice as long, up to 5 s.
+          const int n = conn_->failed_logins++;
+          const auto wait =
+              n == 0 ? kj::Duration(0 * kj::MILLISECONDS)
+                     : std::min<int64_t>(100LL << std::min(n - 1, 6), 5000) *
+                           kj::MILLISECONDS;
+          Status refused = r.error();
+          return conn_->timer.afterDelay(wait).then(
+              [refused]() { Throw(refused); });
+        });
+  }
+
+ private:
+  std::shared_ptr<Connection> conn_;
+};
+
+}  // namespace
+
+kj::Own<rpc::Gateway::Server> NewGateway(std::shared_ptr<Connection> conn) {
+  return kj::heap<GatewayImpl>(std::move(conn));
+}
+
+}  // namespace custos::server

@@ -1,0 +1,278 @@
+// custosd's RPC service (issue 12): a real server on a real unix socket, a
+// real Cap'n Proto client, a real engine on LevelDB in a temp directory.
+
+#include "server/server.h"
+
+#include <capnp/ez-rpc.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <future>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "base/clock.h"
+#include "crypto/secret_key.h"
+#include "schema/custos.capnp.h"
+#include "server/errors.h"
+#include "storage/engine.h"
+
+namespace custos::testing {
+namespace {
+
+using server::FromException;
+
+// The status a call ended with: OK, or the one the server sent.
+template <typename Promise>
+Status StatusOf(Promise&& promise, kj::WaitScope& wait) {
+  try {
+    promise.wait(wait);
+    return Status::Ok();
+  } catch (const kj::Exception& e) {
+    return FromException(e);
+  }
+}
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/custos-server-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    Options options;
+    options.data_dir = dir_ + "/data";
+    options.clock = &clock_;
+    options.sync_writes = false;
+    auto engine = Engine::Open(options, crypto::SecretKey::Generate());
+    ASSERT_TRUE(engine.has_value()) << engine.error().ToString();
+    engine_ = std::move(*engine);
+    auto admin = engine_->BootstrapAdmin("admin", "Administrator");
+    ASSERT_TRUE(admin.has_value());
+    admin_token_ = admin->token;
+
+    server::ServerOptions so;
+    so.unix_socket = dir_ + "/custosd.sock";
+    so.workers = 2;
+    server_ = std::make_unique<server::Server>(*engine_, so);
+    std::promise<void> ready;
+    auto ready_future = ready.get_future();
+    thread_ = std::thread([this, &ready] {
+      run_status_ = server_->Run([&] { ready.set_value(); });
+    });
+    ASSERT_EQ(ready_future.wait_for(std::chrono::seconds(30)),
+              std::future_status::ready);
+    client_ = std::make_unique<capnp::EzRpcClient>("unix:" + so.unix_socket);
+    gateway_ = std::make_unique<rpc::Gateway::Client>(
+        client_->getMain<rpc::Gateway>());
+  }
+
+  void TearDown() override {
+    gateway_.reset();
+    client_.reset();
+    if (server_) server_->Stop();
+    if (thread_.joinable()) thread_.join();
+    EXPECT_TRUE(run_status_.ok()) << run_status_.ToString();
+    server_.reset();
+    engine_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  kj::WaitScope& wait() { return client_->getWaitScope(); }
+
+  // Logs in; the session, or the status of the refusal.
+  std::optional<rpc::Session::Client> Login(const std::string& principal,
+                                            const std::string& token,
+                                            Status* refused = nullptr) {
+    auto req = gateway_->loginRequest();
+    req.setPrincipal(principal);
+    req.setToken(token);
+    try {
+      auto response = req.send().wait(wait());
+      return response.getSession();
+    } catch (const kj::Exception& e) {
+      if (refused != nullptr) *refused = FromException(e);
+      return std::nullopt;
+    }
+  }
+
+  rpc::Admin::Client AdminFacet(rpc::Session::Client& session) {
+    return session.adminRequest().send().getAdmin();
+  }
+
+  // Creates a principal through the admin facet; returns its token.
+  std::string CreatePrincipal(const std::string& id, rpc::Role role) {
+    auto admin_session = Login("admin", admin_token_);
+    EXPECT_TRUE(admin_session.has_value());
+    auto req = AdminFacet(*admin_session).createPrincipalRequest();
+    req.setId(id);
+    req.setDisplayName("Name of " + id);
+    req.initRoles(1).set(0, role);
+    auto response = req.send().wait(wait());
+    return response.getCreated().getToken();
+  }
+
+  uint64_t CreateRecord(rpc::Session::Client& session,
+                        const std::string& grantee) {
+    auto req = session.createRequest();
+    auto r = req.initRecord();
+    r.setKind("request");
+    auto attrs = r.initAttributes(1);
+    attrs[0].setKey("country");
+    attrs[0].setValue("AT");
+    auto part = r.initPersonal(1)[0];
+    part.setSubjectIdentifier("anna@example.org");
+    auto fields = part.initFields(1);
+    fields[0].setName("name");
+    fields[0].setValue("Anna Example");
+    if (!grantee.empty()) r.initGrants(1).set(0, grantee);
+    return req.send().wait(wait()).getId();
+  }
+
+  ManualClock clock_{FromMicros(1'788'000'000'000'000)};
+  std::string dir_;
+  std::unique_ptr<Engine> engine_;
+  std::string admin_token_;
+  std::unique_ptr<server::Server> server_;
+  std::thread thread_;
+  Status run_status_;
+  std::unique_ptr<capnp::EzRpcClient> client_;
+  // Held by pointer: a Cap'n Proto client's destructor may throw.
+  std::unique_ptr<rpc::Gateway::Client> gateway_;
+};
+
+TEST_F(ServerTest, ARecordIsCreatedAndReadOverTheSocketByItsGrantee) {
+  const std::string a_token = CreatePrincipal("authority-a", rpc::Role::USER);
+  const std::string b_token = CreatePrincipal("authority-b", rpc::Role::USER);
+  const std::string c_token = CreatePrincipal("authority-c", rpc::Role::USER);
+  auto a = Login("authority-a", a_token);
+  auto b = Login("authority-b", b_token);
+  auto c = Login("authority-c", c_token);
+  ASSERT_TRUE(a && b && c);
+  const uint64_t id = CreateRecord(*a, "authority-b");
+  ASSERT_GT(id, 0u);
+
+  auto get = b->getRequest();
+  get.setId(id);
+  auto response = get.send().wait(wait());
+  auto record = response.getRecord();
+  EXPECT_EQ(record.getState(), rpc::RecordState::ACTIVE);
+  ASSERT_TRUE(record.getPersonalIncluded());
+  ASSERT_EQ(record.getParts().size(), 1u);
+  EXPECT_EQ(std::string(record.getParts()[0].getFields()[0].getValue()),
+            "Anna Example");
+  EXPECT_EQ(std::string(record.getOwner()), "authority-a");
+
+  // A principal without the grant gets what a missing record gets.
+  auto stranger = c->getRequest();
+  stranger.setId(id);
+  Status hidden = StatusOf(stranger.send(), wait());
+  auto missing = c->getRequest();
+  missing.setId(id + 1000);
+  Status absent = StatusOf(missing.send(), wait());
+  EXPECT_EQ(hidden.code(), StatusCode::kNotFound);
+  EXPECT_EQ(hidden.ToString(), absent.ToString());
+
+  // Closed: the grantee sees attributes only.
+  auto close = a->closeRequest();
+  close.setId(id);
+  close.send().wait(wait());
+  auto again = b->getRequest();
+  again.setId(id);
+  auto closed = again.send().wait(wait()).getRecord();
+  EXPECT_EQ(closed.getState(), rpc::RecordState::CLOSED);
+  EXPECT_FALSE(closed.getPersonalIncluded());
+  EXPECT_EQ(closed.getParts().size(), 0u);
+}
+
+TEST_F(ServerTest, WrongUnknownAndRevokedCredentialsGetTheSameRefusal) {
+  const std::string token = CreatePrincipal("authority-a", rpc::Role::USER);
+  Status wrong, unknown, other_principal;
+  EXPECT_FALSE(Login("authority-a", token + "x", &wrong));
+  EXPECT_FALSE(Login("nobody", token, &unknown));
+  EXPECT_FALSE(Login("admin", token, &other_principal));
+  EXPECT_EQ(wrong.code(), StatusCode::kUnauthenticated);
+  EXPECT_EQ(wrong.ToString(), unknown.ToString());
+  EXPECT_EQ(wrong.ToString(), other_principal.ToString());
+
+  // Revoked: a session opened before ends its rights at once.
+  auto session = Login("authority-a", token);
+  ASSERT_TRUE(session);
+  auto admin_session = Login("admin", admin_token_);
+  ASSERT_TRUE(admin_session);
+  auto revoke = AdminFacet(*admin_session).revokePrincipalRequest();
+  revoke.setId("authority-a");
+  revoke.send().wait(wait());
+  Status after = StatusOf(session->whoAmIRequest().send(), wait());
+  EXPECT_EQ(after.code(), StatusCode::kUnauthenticated);
+  Status revoked;
+  EXPECT_FALSE(Login("authority-a", token, &revoked));
+  EXPECT_EQ(revoked.ToString(), wrong.ToString());
+}
+
+TEST_F(ServerTest, FacetsAreHandedOnlyToTheirRolesAndRefuseAfterRevocation) {
+  const std::string user = CreatePrincipal("authority-a", rpc::Role::USER);
+  const std::string auditor = CreatePrincipal("auditor", rpc::Role::AUDITOR);
+  auto a = Login("authority-a", user);
+  ASSERT_TRUE(a);
+  for (auto status : {StatusOf(a->adminRequest().send(), wait()),
+                      StatusOf(a->auditorRequest().send(), wait()),
+                      StatusOf(a->officerRequest().send(), wait())}) {
+    EXPECT_EQ(status.code(), StatusCode::kPermissionDenied)
+        << status.ToString();
+  }
+  // A pipelined call on a refused facet fails too.
+  EXPECT_EQ(
+      StatusOf(AdminFacet(*a).listPrincipalsRequest().send(), wait()).code(),
+      StatusCode::kPermissionDenied);
+
+  // A facet obtained before revocation refuses every call after it.
+  auto s = Login("auditor", auditor);
+  ASSERT_TRUE(s);
+  auto facet = s->auditorRequest().send().wait(wait()).getAuditor();
+  auto verify = facet.verifyChainRequest().send().wait(wait());
+  EXPECT_TRUE(verify.getOk());
+  auto admin_session = Login("admin", admin_token_);
+  auto revoke = AdminFacet(*admin_session).revokePrincipalRequest();
+  revoke.setId("auditor");
+  revoke.send().wait(wait());
+  EXPECT_EQ(StatusOf(facet.verifyChainRequest().send(), wait()).code(),
+            StatusCode::kUnauthenticated);
+}
+
+TEST_F(ServerTest, ErrorsCarryTheCodeAndNoSourceText) {
+  const std::string token = CreatePrincipal("authority-a", rpc::Role::USER);
+  auto a = Login("authority-a", token);
+  auto req = a->createRequest();
+  req.initRecord().setKind("no-such-kind");
+  try {
+    req.send().wait(wait());
+    FAIL() << "a record of a kind without a policy was created";
+  } catch (const kj::Exception& e) {
+    const std::string text = e.getDescription().cStr();
+    EXPECT_TRUE(text.starts_with("remote exception: FailedPrecondition: "))
+        << text;
+    EXPECT_EQ(text.find(".cc"), std::string::npos) << text;
+    EXPECT_EQ(text.find("KJ_"), std::string::npos) << text;
+  }
+}
+
+TEST_F(ServerTest, RepeatedFailedLoginsAreAnsweredMoreSlowly) {
+  auto timed = [&] {
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_FALSE(Login("admin", "wrong"));
+    return std::chrono::steady_clock::now() - start;
+  };
+  timed();                     // The first failure is answered at once.
+  timed();                     // 100 ms.
+  const auto third = timed();  // 200 ms.
+  EXPECT_GE(third, std::chrono::milliseconds(200));
+  // A success resets the count: the next failure is answered at once,
+  // where a fourth one in a row would have waited 400 ms.
+  ASSERT_TRUE(Login("admin", admin_token_));
+  EXPECT_LT(timed(), std::chrono::milliseconds(400));
+}
+
+}  // namespace
+}  // namespace custos::testing
