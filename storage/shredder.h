@@ -58,6 +58,11 @@ class Shredder {
 
  private:
   Status DestroyKey(const codec::StoredSubject& subject, std::string_view by);
+  // Every hold in force at `at` that covers a record of the subject: on
+  // the subject, on one of its records, or on another subject of one of
+  // its records.
+  Result<std::vector<HoldView>> HoldsCovering(std::string_view subject_id,
+                                              int64_t at) const;
 
   Units u_;
   const crypto::SecretKey ledger_key_;

@@ -1,0 +1,136 @@
+// Issue 9: holds cover what they say, an erased person cannot be linked to
+// their records, admins never read personal data, and the subject report
+// holds everything held on the person.
+
+#include <gtest/gtest.h>
+#include <leveldb/db.h>
+
+#include <algorithm>
+
+#include "crypto/keyed_hash.h"
+#include "crypto/master_key.h"
+#include "report/subject_report_html.h"
+#include "report/subject_report_json.h"
+#include "storage/codec.h"
+#include "storage/history.h"
+#include "storage/keys.h"
+#include "storage/leveldb_util.h"
+#include "tests/engine_fixture.h"
+
+namespace custos::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+class UnlinkableErasureTest : public EngineTest {
+ protected:
+  // A record owned by owner_ about both identifiers, granted to grantee_.
+  uint64_t SharedRecord(const std::string& a, const std::string& b) {
+    NewRecord r;
+    r.kind = "request";
+    r.personal = {{a, {{"name", "Person A"}}}, {b, {{"name", "Person B"}}}};
+    r.grants = {"authority-b"};
+    auto id = engine_->CreateRecord(*owner_, r);
+    EXPECT_TRUE(id.has_value()) << id.error().ToString();
+    return id.value_or(0);
+  }
+  std::string Subject(const std::string& identifier) {
+    return *engine_->FindSubject(*admin_, identifier);
+  }
+  std::string BlindIndexBytes(const std::string& identifier) {
+    crypto::SecretKey bi =
+        crypto::DeriveSubkey(MasterKey(), crypto::Subkey::kBlindIndex);
+    return std::string(AsStringView(crypto::BlindIndex(bi, identifier)));
+  }
+  void ReopenAll() {
+    Reopen();
+    admin_ = std::make_unique<Actor>(*engine_->ActorFor("admin"));
+    owner_ = std::make_unique<Actor>(*engine_->ActorFor("authority-a"));
+    grantee_ = std::make_unique<Actor>(*engine_->ActorFor("authority-b"));
+    officer_ = std::make_unique<Actor>(*engine_->ActorFor("officer"));
+    auditor_ = std::make_unique<Actor>(*engine_->ActorFor("auditor"));
+  }
+  // Every event of the history, read with the audit key (engine closed).
+  std::vector<HistoryEntry> AllEvents() {
+    std::unique_ptr<leveldb::DB> db = OpenRaw("records");
+    if (db == nullptr) return {};
+    auto history = History::Open(
+        *db, crypto::DeriveSubkey(MasterKey(), crypto::Subkey::kAudit));
+    EXPECT_TRUE(history.has_value());
+    if (!history) return {};
+    auto page = (*history)->Scan(0, 10000);
+    EXPECT_TRUE(page.has_value());
+    return page ? page->entries : std::vector<HistoryEntry>{};
+  }
+  // Writes a principal as a store made before the role rule could hold
+  // one (engine closed).
+  void WriteLegacyPrincipal(const std::string& id, std::vector<Role> roles) {
+    std::unique_ptr<leveldb::DB> db = OpenRaw("records");
+    ASSERT_NE(db, nullptr);
+    codec::StoredPrincipal p;
+    p.info.id = id;
+    p.info.display_name = "Legacy " + id;
+    p.info.roles = std::move(roles);
+    p.info.created_at = clock_.Now();
+    p.credential_hash.assign(32, 7);
+    ASSERT_TRUE(db->Put(leveldb::WriteOptions(), keys::Principal(id),
+                        codec::EncodePrincipal(p))
+                    .ok());
+  }
+};
+
+// ---- Item 5: holds cover what they say --------------------------------------
+
+// A subject hold on B covers the record B shares with A: shredding A would
+// destroy A's part of a held record, so it is refused, as erasing the
+// record is.
+TEST_F(UnlinkableErasureTest, ASubjectHoldOnACoSubjectRefusesTheShred) {
+  uint64_t shared = SharedRecord("anna@example.org", "ben@example.org");
+  const std::string anna = Subject("anna@example.org");
+  const std::string ben = Subject("ben@example.org");
+  auto hold = engine_->SetSubjectHold(*officer_, ben, "proceedings 4 C 12/26",
+                                      At(2028, 1, 1));
+  ASSERT_TRUE(hold.has_value()) << hold.error().ToString();
+  EXPECT_EQ(engine_->EraseRecord(*admin_, shared).code(),
+            StatusCode::kFailedPrecondition);
+
+  Status shred = engine_->ShredSubject(*admin_, anna);
+  EXPECT_EQ(shred.code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(shred.message(),
+            "shredding refused: the subject is under legal hold " + hold->id +
+                " (until 2028-01-01T12:00:00Z)");
+  EXPECT_EQ(shred.message().find("example.org"), std::string::npos);
+  // Refused means nothing happened: Anna's part is still there.
+  auto view = engine_->GetRecord(*owner_, shared);
+  ASSERT_TRUE(view.has_value());
+  EXPECT_EQ(view->parts.size(), 2u);
+
+  ASSERT_TRUE(engine_->ReleaseHold(*officer_, hold->id).ok());
+  EXPECT_TRUE(engine_->ShredSubject(*admin_, anna).ok());
+}
+
+// However the hold was set: a hold on B set before the shared record
+// existed covers it too.
+TEST_F(UnlinkableErasureTest, AHoldSetBeforeTheSharedRecordStillCoversIt) {
+  CreateRecord("ben@example.org");
+  const std::string ben = Subject("ben@example.org");
+  ASSERT_TRUE(
+      engine_->SetSubjectHold(*officer_, ben, "proceedings", At(2028, 1, 1)));
+  SharedRecord("anna@example.org", "ben@example.org");
+  EXPECT_EQ(engine_->ShredSubject(*admin_, Subject("anna@example.org")).code(),
+            StatusCode::kFailedPrecondition);
+}
+
+// A record hold on the shared record refuses shredding either subject.
+TEST_F(UnlinkableErasureTest, ARecordHoldOnASharedRecordRefusesBothShreds) {
+  uint64_t shared = SharedRecord("anna@example.org", "ben@example.org");
+  ASSERT_TRUE(
+      engine_->SetRecordHold(*officer_, shared, "proceedings", At(2028, 1, 1)));
+  EXPECT_EQ(engine_->ShredSubject(*admin_, Subject("anna@example.org")).code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(engine_->ShredSubject(*admin_, Subject("ben@example.org")).code(),
+            StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace custos::testing
