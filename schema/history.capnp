@@ -28,6 +28,8 @@ enum Action {
   holdReleased @13;
   shred @14;
   report @15;
+  principalCreated @16;  # An admin created a principal (no subject).
+  principalRevoked @17;  # An admin revoked a principal (no subject).
 }
 
 enum RecordState {

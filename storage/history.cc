@@ -56,6 +56,10 @@ std::string_view EventActionName(EventAction action) {
       return "shred";
     case EventAction::kReport:
       return "report";
+    case EventAction::kPrincipalCreated:
+      return "principal_created";
+    case EventAction::kPrincipalRevoked:
+      return "principal_revoked";
   }
   return "unknown";
 }
@@ -226,6 +230,10 @@ std::optional<hs::Action> ToSchema(EventAction a) {
       return hs::Action::SHRED;
     case EventAction::kReport:
       return hs::Action::REPORT;
+    case EventAction::kPrincipalCreated:
+      return hs::Action::PRINCIPAL_CREATED;
+    case EventAction::kPrincipalRevoked:
+      return hs::Action::PRINCIPAL_REVOKED;
   }
   return std::nullopt;
 }
@@ -264,6 +272,10 @@ std::optional<EventAction> FromSchema(hs::Action a) {
       return EventAction::kShred;
     case hs::Action::REPORT:
       return EventAction::kReport;
+    case hs::Action::PRINCIPAL_CREATED:
+      return EventAction::kPrincipalCreated;
+    case hs::Action::PRINCIPAL_REVOKED:
+      return EventAction::kPrincipalRevoked;
   }
   return std::nullopt;
 }

@@ -132,5 +132,85 @@ TEST_F(UnlinkableErasureTest, ARecordHoldOnASharedRecordRefusesBothShreds) {
             StatusCode::kFailedPrecondition);
 }
 
+// ---- Item 8: admin never reads personal data --------------------------------
+
+TEST_F(UnlinkableErasureTest, AdminCannotBeCombinedWithOfficerOrAuditor) {
+  for (Role other : {Role::kAuditor, Role::kOfficer}) {
+    auto created = engine_->CreatePrincipal(*admin_, "mixed", "Mixed",
+                                            {Role::kAdmin, other}, false);
+    ASSERT_FALSE(created.has_value());
+    EXPECT_EQ(created.error().code(), StatusCode::kInvalidArgument);
+  }
+  EXPECT_EQ(engine_->ActorFor("mixed").error().code(), StatusCode::kNotFound);
+  // A user may be an admin: it sees its own records' attributes only.
+  EXPECT_TRUE(engine_->CreatePrincipal(*admin_, "user-admin", "UA",
+                                       {Role::kAdmin, Role::kUser}, false));
+}
+
+// Belt and braces: a principal holding admin with auditor or officer (as a
+// store written before the rule may hold) gets no personal data from any
+// call that returns some.
+TEST_F(UnlinkableErasureTest, AnAdminGetsNoPersonalDataOnAnyPath) {
+  uint64_t id = CreateRecord("anna@example.org");
+  ASSERT_TRUE(engine_->Withdraw(*owner_, id).ok());  // BLOCKED.
+  const std::string anna = Subject("anna@example.org");
+  Close();
+  WriteLegacyPrincipal("admin-auditor", {Role::kAdmin, Role::kAuditor});
+  WriteLegacyPrincipal("admin-officer", {Role::kAdmin, Role::kOfficer});
+  ReopenAll();
+  for (const char* id_of : {"admin-auditor", "admin-officer"}) {
+    SCOPED_TRACE(id_of);
+    Actor who = *engine_->ActorFor(id_of);
+    EXPECT_EQ(engine_->ProduceSubjectReport(who, anna).error().code(),
+              StatusCode::kPermissionDenied);
+    EXPECT_EQ(
+        engine_->AccessHistory(who, anna, Timestamp::min(), Timestamp::max())
+            .error()
+            .code(),
+        StatusCode::kPermissionDenied);
+    auto view = engine_->GetRecord(who, id, APurpose());
+    ASSERT_TRUE(view.has_value());
+    EXPECT_FALSE(view->personal_included);
+    EXPECT_TRUE(view->parts.empty());
+    ListQuery q;
+    q.purpose = APurpose();
+    auto page = engine_->ListRecords(who, q);
+    ASSERT_TRUE(page.has_value());
+    for (const RecordView& v : page->records) {
+      EXPECT_FALSE(v.personal_included);
+      EXPECT_TRUE(v.parts.empty());
+    }
+  }
+}
+
+TEST_F(UnlinkableErasureTest, CreatingAndRevokingPrincipalsAreAuditedEvents) {
+  auto created =
+      engine_->CreatePrincipal(*admin_, "clerk", "Clerk", {Role::kUser}, true);
+  ASSERT_TRUE(created.has_value());
+  ASSERT_TRUE(engine_->RevokePrincipal(*admin_, "clerk").ok());
+  ASSERT_TRUE(engine_->RevokePrincipal(*admin_, "clerk").ok());  // No change.
+  Close();
+  std::vector<std::string> seen;
+  for (const HistoryEntry& e : AllEvents()) {
+    const std::string action(EventActionName(e.header.action));
+    if (action != "principal_created" && action != "principal_revoked") {
+      continue;
+    }
+    std::string line = action + " by " + e.header.principal_id + ":";
+    for (const std::string& f : e.fields) line += " " + f;
+    seen.push_back(line);
+    for (const std::string& f : e.fields) {
+      EXPECT_EQ(f.find(created->token), std::string::npos);
+    }
+  }
+  // The fixture's five principals, the bootstrap admin, then the clerk.
+  ASSERT_EQ(seen.size(), 8u);
+  EXPECT_EQ(seen[0], "principal_created by admin: principal:admin role:admin");
+  EXPECT_EQ(seen[6],
+            "principal_created by admin: principal:clerk role:user redacted");
+  EXPECT_EQ(seen[7], "principal_revoked by admin: principal:clerk");
+  EXPECT_EQ(ReadAllFiles(dir_).find(created->token), std::string::npos);
+}
+
 }  // namespace
 }  // namespace custos::testing
