@@ -212,5 +212,37 @@ TEST_F(UnlinkableErasureTest, CreatingAndRevokingPrincipalsAreAuditedEvents) {
   EXPECT_EQ(ReadAllFiles(dir_).find(created->token), std::string::npos);
 }
 
+// ---- Item 9: the subject report is complete ---------------------------------
+
+TEST_F(UnlinkableErasureTest, FlagNotesAboutTheSubjectAreInTheReport) {
+  uint64_t shared = SharedRecord("anna@example.org", "ben@example.org");
+  const std::string anna = Subject("anna@example.org");
+  const std::string ben = Subject("ben@example.org");
+  clock_.Set(At(2026, 9, 1, 10));
+  ASSERT_TRUE(
+      engine_->FlagIncorrect(*grantee_, shared, anna, "born 1981, not 1980")
+          .ok());
+  ASSERT_TRUE(engine_->FlagIncorrect(*grantee_, shared, ben, "about Ben").ok());
+  auto report = engine_->ProduceSubjectReport(*auditor_, anna);
+  ASSERT_TRUE(report.has_value()) << report.error().ToString();
+  ASSERT_EQ(report->records.size(), 1u);
+  ASSERT_EQ(report->records[0].flags.size(), 1u);
+  const FlagView& flag = report->records[0].flags[0];
+  EXPECT_EQ(flag.by, "authority-b");
+  EXPECT_EQ(flag.at, At(2026, 9, 1, 10));
+  EXPECT_EQ(flag.note, "born 1981, not 1980");
+  EXPECT_TRUE(std::any_of(
+      report->principals.begin(), report->principals.end(),
+      [](const SubjectReport::Principal& p) { return p.id == "authority-b"; }));
+
+  const std::string json = RenderSubjectReportJson(*report);
+  EXPECT_NE(json.find("\"note\": \"born 1981, not 1980\""), std::string::npos)
+      << json;
+  EXPECT_EQ(json.find("about Ben"), std::string::npos);
+  const std::string html = RenderSubjectReportHtml(*report);
+  EXPECT_NE(html.find("born 1981, not 1980"), std::string::npos);
+  EXPECT_EQ(html.find("about Ben"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace custos::testing
