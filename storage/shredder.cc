@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "crypto/keyed_hash.h"
+#include "storage/codec.h"
 #include "storage/events.h"
 #include "storage/keys.h"
 #include "storage/leveldb_util.h"
@@ -136,7 +137,46 @@ Status Shredder::Recover() {
   return Status::Ok();
 }
 
+Status Shredder::Unlink(leveldb::WriteBatch& batch,
+                        const std::string& subject_id) {
+  batch.Delete(keys::Subject(subject_id));
+  // The subject's hold index entries (of holds that ended or of record
+  // holds), and the subject id inside its subject holds' values, released
+  // or not: the hold, its reason and who set and released it stay.
+  const std::string holds_prefix = keys::SubjectHoldsPrefix(subject_id);
+  CUSTOS_RETURN_IF_ERROR(u_.store.Scan(
+      holds_prefix, {}, [&](std::string_view key, std::string_view) {
+        batch.Delete(ToSlice(key));
+        return true;
+      }));
+  // TODO(perf): a scan of every hold; holds are few (legal proceedings).
+  Status decoded;
+  CUSTOS_RETURN_IF_ERROR(u_.store.Scan(
+      keys::kHoldPrefix, {}, [&](std::string_view key, std::string_view value) {
+        auto hold = codec::DecodeHold(value);
+        if (!hold) {
+          decoded = hold.error();
+          return false;
+        }
+        if (hold->subject_id == subject_id) {
+          hold->subject_id = "";
+          batch.Put(ToSlice(key), codec::EncodeHold(*hold));
+        }
+        return true;
+      }));
+  CUSTOS_RETURN_IF_ERROR(decoded);
+  // Every key and value that named the subject, or its blind index, was
+  // deleted or rewritten; their old versions and the deletions themselves
+  // hold those bytes until the whole database is compacted.
+  Erasure::QueueEverything(batch, ToMicros(u_.clock.Now()));
+  return Status::Ok();
+}
+
 Result<size_t> Shredder::Complete(size_t budget) {
+  // A shred whose key destruction failed (not a crash: Open recovers
+  // those) is finished first: the subject entry goes below, and with it
+  // what Recover and a repeated ShredSubject need.
+  CUSTOS_RETURN_IF_ERROR(Recover());
   size_t rewritten = 0;
   WriteLock lock = u_.store.Lock();
   Store::Ticket last;
@@ -187,15 +227,21 @@ Result<size_t> Shredder::Complete(size_t budget) {
         }
         std::erase_if(
             parts, [&](const auto& p) { return p.subject_id == subject_id; });
+        // The subject id goes too (it links the person's records): from the
+        // record's subjects and its flags and contests, which keep who
+        // flagged or contested and when.
+        std::erase(record->subject_ids, subject_id);
         for (auto& f : record->flags) {
           if (f.subject_id != subject_id) continue;
           Erasure::AddWitness(batch, f.sealed_note);
           f.sealed_note.clear();
+          f.subject_id.clear();
         }
         for (auto& c : record->contests) {
           if (c.subject_id != subject_id) continue;
           Erasure::AddWitness(batch, c.sealed_statement);
           c.sealed_statement.clear();
+          c.subject_id.clear();
         }
         Erasure::Queue(batch, keys::Record(record->id),
                        ToMicros(u_.clock.Now()));
@@ -215,13 +261,17 @@ Result<size_t> Shredder::Complete(size_t budget) {
     }
     if (finished) {
       // Unlink the subject from its (now unreadable) history events, in
-      // steps, then retire the queue entry with the last step.
+      // steps, then with the last step drop what is left naming it (Unlink)
+      // and retire the queue entry.
       while (true) {
         leveldb::WriteBatch batch;
         auto dropped =
             u_.store.history().DropSubjectIndex(batch, subject_id, 1000);
         if (!dropped) return Fail(dropped.error());
-        if (*dropped == 0) batch.Delete(queue_key);
+        if (*dropped == 0) {
+          CUSTOS_RETURN_IF_ERROR(Unlink(batch, subject_id));
+          batch.Delete(queue_key);
+        }
         auto ticket = u_.store.Apply(lock, batch, {}, "finishing shred");
         if (!ticket) return Fail(ticket.error());
         last = *ticket;

@@ -132,6 +132,119 @@ TEST_F(UnlinkableErasureTest, ARecordHoldOnASharedRecordRefusesBothShreds) {
             StatusCode::kFailedPrecondition);
 }
 
+// ---- Item 7: nothing maps an erased person to their records -----------------
+
+TEST_F(UnlinkableErasureTest, AfterTheShredNoFileHoldsTheSubjectIdOrIndex) {
+  uint64_t own = CreateRecord("anna@example.org", {"authority-b"});
+  uint64_t shared = SharedRecord("anna@example.org", "ben@example.org");
+  const std::string anna = Subject("anna@example.org");
+  const std::string ben = Subject("ben@example.org");
+  ASSERT_TRUE(
+      engine_->FlagIncorrect(*grantee_, shared, anna, "wrong name").ok());
+  ASSERT_TRUE(engine_->FlagIncorrect(*grantee_, shared, ben, "wrong too").ok());
+  ASSERT_TRUE(engine_->Close(*owner_, shared).ok());
+  ASSERT_TRUE(engine_->Contest(*officer_, shared, anna, "not me", {}).ok());
+  // Holds that no longer refuse the shred but named the subject: one
+  // released, one ended, one on the shared record that ended.
+  auto released =
+      engine_->SetSubjectHold(*officer_, anna, "request", At(2027, 1, 1));
+  ASSERT_TRUE(released.has_value());
+  ASSERT_TRUE(engine_->ReleaseHold(*officer_, released->id).ok());
+  ASSERT_TRUE(
+      engine_->SetSubjectHold(*officer_, anna, "short", clock_.Now() + 1h));
+  ASSERT_TRUE(
+      engine_->SetRecordHold(*officer_, shared, "short", clock_.Now() + 1h));
+  ASSERT_TRUE(engine_->ProduceSubjectReport(*auditor_, anna).has_value());
+  clock_.Advance(2h);
+
+  const std::string index = BlindIndexBytes("anna@example.org");
+  ASSERT_EQ(index.size(), 32u);
+  Close();
+  // Control: before the shred both are in the files.
+  EXPECT_NE(ReadAllFiles(dir_).find(anna), std::string::npos);
+  EXPECT_NE(ReadAllFiles(dir_).find(index), std::string::npos);
+  ReopenAll();
+
+  ASSERT_TRUE(engine_->ShredSubject(*admin_, anna).ok());
+  ASSERT_EQ(*engine_->CompleteShreds(100), 2u);
+  EXPECT_EQ(*engine_->CompleteShreds(100), 0u);
+
+  // The records work on for the others, and name Anna nowhere.
+  auto view = engine_->GetRecord(*officer_, shared, APurpose());
+  ASSERT_TRUE(view.has_value()) << view.error().ToString();
+  EXPECT_EQ(view->subject_ids, std::vector<std::string>{ben});
+  ASSERT_EQ(view->parts.size(), 1u);
+  EXPECT_EQ(view->parts[0].subject_identifier, "ben@example.org");
+  ASSERT_EQ(view->flags.size(), 2u);
+  EXPECT_EQ(view->flags[0].subject_id, "");
+  EXPECT_EQ(view->flags[0].note, "");
+  EXPECT_EQ(view->flags[0].by, "authority-b");
+  EXPECT_EQ(view->flags[1].note, "wrong too");
+  ASSERT_EQ(view->contests.size(), 1u);
+  EXPECT_EQ(view->contests[0].subject_id, "");
+  EXPECT_EQ(view->contests[0].by, "officer");
+  auto erased = engine_->GetRecord(*admin_, own);
+  ASSERT_TRUE(erased.has_value());
+  EXPECT_EQ(erased->state, RecordState::kErased);
+  EXPECT_TRUE(erased->subject_ids.empty());
+  auto holds = engine_->ListHolds(*admin_, true);
+  ASSERT_TRUE(holds.has_value());
+  ASSERT_EQ(holds->size(), 3u);
+  for (const HoldView& h : *holds) {
+    EXPECT_NE(h.subject_id.value_or(""), anna) << h.id;
+  }
+  EXPECT_EQ(
+      engine_
+          ->AccessHistory(*auditor_, anna, Timestamp::min(), Timestamp::max())
+          .error()
+          .code(),
+      StatusCode::kNotFound);
+  EXPECT_TRUE(engine_->VerifyChain(*auditor_)->ok);
+
+  // LevelDB's MANIFEST names the boundary keys of tables that the
+  // compaction deleted until an open writes a fresh one: the bound is the
+  // next Open, as for a shredded key (ShredTest).
+  ReopenAll();
+  Close();
+  const std::string files = ReadAllFiles(dir_);
+  EXPECT_EQ(files.find(anna), std::string::npos);
+  EXPECT_EQ(files.find(index), std::string::npos);
+  EXPECT_NE(files.find(ben), std::string::npos);  // Control.
+  ReopenAll();
+  EXPECT_TRUE(engine_->VerifyChain(*auditor_)->ok);
+  EXPECT_TRUE(engine_->ProduceSubjectReport(*auditor_, ben).has_value());
+}
+
+// A crash after the shred's intent, before its key went: Open finishes the
+// shred, and CompleteShreds then unlinks the subject as usual.
+TEST_F(UnlinkableErasureTest, AShredFinishedAtOpenIsUnlinkedByCompleteShreds) {
+  CreateRecord("anna@example.org");
+  const std::string anna = Subject("anna@example.org");
+  Close();
+  {
+    std::unique_ptr<leveldb::DB> db = OpenRaw("records");
+    ASSERT_NE(db, nullptr);
+    std::string value;
+    ASSERT_TRUE(
+        db->Get(leveldb::ReadOptions(), keys::Subject(anna), &value).ok());
+    codec::StoredSubject s = *codec::DecodeSubject(value);
+    s.shredded = true;
+    s.shredded_at_micros = ToMicros(clock_.Now());
+    leveldb::WriteBatch batch;
+    batch.Put(keys::Subject(anna), codec::EncodeSubject(s));
+    batch.Delete(keys::BlindIndex(AsStringView(s.blind_index)));
+    batch.Put(keys::ShredQueue(anna), "");
+    ASSERT_TRUE(db->Write(leveldb::WriteOptions(), &batch).ok());
+  }
+  ReopenAll();
+  ASSERT_EQ(*engine_->CompleteShreds(100), 1u);
+  ReopenAll();
+  Close();
+  const std::string files = ReadAllFiles(dir_);
+  EXPECT_EQ(files.find(anna), std::string::npos);
+  EXPECT_EQ(files.find(BlindIndexBytes("anna@example.org")), std::string::npos);
+}
+
 // ---- Item 8: admin never reads personal data --------------------------------
 
 TEST_F(UnlinkableErasureTest, AdminCannotBeCombinedWithOfficerOrAuditor) {
