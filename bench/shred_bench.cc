@@ -140,7 +140,7 @@ class ShredStore {
         (void)Value(keystore->PutKey(RandomSubjectId(), keystore->NewKey()),
                     "put key");
       }
-      keystore->CompactAll();
+      Check(keystore->CompactAll(), "compact keystore");
     }
     {
       leveldb::DB* raw = nullptr;

@@ -613,6 +613,21 @@ class HtmlRenderer {
           "record.</p>\n";
     }
 
+    if (!r.flags.empty()) {
+      out_ += "<h4>Notes that your data may be incorrect</h4>\n";
+      for (const FlagView& f : r.flags) {
+        out_ += "<p>On " + TimeElement(f.at) + ", " + Who(f.by) +
+                " noted that your data in this record may be incorrect";
+        if (f.note.empty()) {
+          out_ += ". The note was erased with the data.</p>\n";
+          continue;
+        }
+        out_ += ":</p>\n<p class=\"statement\">";
+        AppendHtml(out_, f.note);
+        out_ += "</p>\n";
+      }
+    }
+
     if (!r.contests.empty()) {
       out_ += "<h4>Your objections</h4>\n";
       for (const ContestView& c : r.contests) {

@@ -229,6 +229,17 @@ void WriteRecord(JsonWriter& w, const SubjectReport::Record& r) {
   w.TimeMember("next_deadline", r.next_deadline);
   w.Member("next_transition", r.next_transition);
   WriteFields(w, "personal", r.personal);
+  w.Key("flags");
+  w.BeginArray();
+  for (const FlagView& f : r.flags) {
+    w.BeginObject();
+    w.Member("by", f.by);
+    w.TimeMember("at", f.at);
+    w.Member("subject_id", f.subject_id);
+    w.Member("note", f.note);
+    w.EndObject();
+  }
+  w.EndArray();
   w.Key("contests");
   w.BeginArray();
   for (const ContestView& c : r.contests) {

@@ -29,7 +29,7 @@ namespace custos {
 // bumped on any change a consumer could notice (a member renamed, removed,
 // retyped or given a new meaning); adding a member is also a new version.
 inline constexpr char kSubjectReportFormat[] = "custos-subject-report";
-inline constexpr int kSubjectReportVersion = 1;
+inline constexpr int kSubjectReportVersion = 2;
 
 // The report as a JSON document (schema: docs/subject-report.md), UTF-8,
 // indented by two spaces, members in a fixed order, ending in a newline.

@@ -30,6 +30,8 @@ enum Action {
   report @15;
   rotateMasterKey @16;  # Key rotations: events about no subject.
   rotateKek @17;
+  principalCreated @18;  # An admin created a principal (no subject).
+  principalRevoked @19;  # An admin revoked a principal (no subject).
 }
 
 enum RecordState {

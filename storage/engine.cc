@@ -172,7 +172,7 @@ Result<NewPrincipal> Engine::CreatePrincipal(const Actor& admin,
                                              bool redacted) {
   auto caller = impl_->principals.RequireRole(admin.id(), Role::kAdmin);
   if (!caller) return Fail(caller.error());
-  return impl_->principals.Add(id, display_name, roles, redacted);
+  return impl_->principals.Add(*caller, id, display_name, roles, redacted);
 }
 
 Result<std::vector<PrincipalInfo>> Engine::ListPrincipals(const Actor& admin) {
@@ -184,7 +184,7 @@ Result<std::vector<PrincipalInfo>> Engine::ListPrincipals(const Actor& admin) {
 Status Engine::RevokePrincipal(const Actor& admin, std::string_view id) {
   auto caller = impl_->principals.RequireRole(admin.id(), Role::kAdmin);
   if (!caller) return caller.error();
-  return impl_->principals.Revoke(id);
+  return impl_->principals.Revoke(*caller, id);
 }
 
 Result<Actor> Engine::Authenticate(std::string_view token) {
@@ -343,6 +343,21 @@ Result<std::vector<HoldView>> Engine::ListHolds(const Actor& actor,
 
 // ---- Access history and subject reports ------------------------------------
 
+namespace {
+
+// "Admin never reads personal data" on the paths that do not go through
+// ViewFor: a principal holding admin with auditor (refused since
+// 2026-12-02, but a store may hold one from before) is refused here too.
+Status RefuseAdmin(const PrincipalInfo& caller) {
+  if (caller.HasRole(Role::kAdmin)) {
+    return Status::PermissionDenied(
+        "an admin never reads personal data, whatever its other roles");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<AccessHistoryPage> Engine::AccessHistory(const Actor& auditor,
                                                 std::string_view subject_id,
                                                 Timestamp from, Timestamp to,
@@ -350,6 +365,7 @@ Result<AccessHistoryPage> Engine::AccessHistory(const Actor& auditor,
                                                 uint32_t limit) {
   auto caller = impl_->principals.RequireRole(auditor.id(), Role::kAuditor);
   if (!caller) return Fail(caller.error());
+  CUSTOS_RETURN_IF_ERROR(RefuseAdmin(*caller));
   if (limit == 0 || limit > impl_->options.limits.max_page_size) {
     return Fail(Status::InvalidArgument(
         "limit must be 1 to " +
@@ -390,6 +406,7 @@ Result<SubjectReport> Engine::ProduceSubjectReport(
     const Actor& auditor, std::string_view subject_id) {
   auto caller = impl_->principals.RequireRole(auditor.id(), Role::kAuditor);
   if (!caller) return Fail(caller.error());
+  CUSTOS_RETURN_IF_ERROR(RefuseAdmin(*caller));
   return impl_->reports.Produce(*caller, subject_id);
 }
 

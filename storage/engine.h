@@ -78,14 +78,16 @@ class Engine {
   // principal exists.
   Result<NewPrincipal> BootstrapAdmin(std::string_view id,
                                       std::string_view display_name);
-  // Admin only (PermissionDenied otherwise). AlreadyExists for a taken id.
+  // Admin only (PermissionDenied otherwise). InvalidArgument for the admin
+  // role combined with officer or auditor (an admin never reads personal
+  // data). AlreadyExists for a taken id. Writes a principal_created event.
   Result<NewPrincipal> CreatePrincipal(const Actor& admin, std::string_view id,
                                        std::string_view display_name,
                                        const std::vector<Role>& roles,
                                        bool redacted);
   Result<std::vector<PrincipalInfo>> ListPrincipals(const Actor& admin);
   // Revoked principals can no longer authenticate or act. NotFound for an
-  // unknown id.
+  // unknown id. Writes a principal_revoked event.
   Status RevokePrincipal(const Actor& admin, std::string_view id);
   // Unauthenticated("invalid credential") for an unknown, malformed or
   // revoked token; the message does not say which.
@@ -220,11 +222,13 @@ class Engine {
 
   // ---- Access history and subject reports (docs/history.md) -------------
 
-  // Auditor only. Who saw or changed the subject's data, when and why:
+  // Auditor only, and never an admin (PermissionDenied). Who saw or changed
+  // the subject's data, when and why:
   // events with from <= at < to and seq > after_seq, in order, at most
   // `limit` (1..Limits::max_page_size). Includes events on records erased
   // long ago; nothing once the subject is shredded (its history is sealed
-  // under its destroyed key). NotFound for an unknown subject id.
+  // under its destroyed key). NotFound for an unknown subject id, which a
+  // shredded subject's becomes once CompleteShreds has finished it.
   Result<AccessHistoryPage> AccessHistory(const Actor& auditor,
                                           std::string_view subject_id,
                                           Timestamp from, Timestamp to,
@@ -235,9 +239,10 @@ class Engine {
   // reports the first sequence number that fails to verify.
   Result<ChainVerification> VerifyChain(const Actor& actor);
 
-  // Auditor only. Everything held on the subject, for their access request:
-  // the personal data still held in any state, states and deadlines, holds,
-  // contests and the full access history. Producing it is itself an event.
+  // Auditor only, and never an admin (PermissionDenied). Everything held on
+  // the subject, for their access request: the personal data still held in
+  // any state, states and deadlines, holds, flag notes, contests and the
+  // full access history. Producing it is itself an event.
   // NotFound for an unknown or shredded subject.
   Result<SubjectReport> ProduceSubjectReport(const Actor& auditor,
                                              std::string_view subject_id);
@@ -251,7 +256,8 @@ class Engine {
                                   std::string_view identifier);
 
   // Admin only. Refused (FailedPrecondition, naming them) while a legal
-  // hold covers the subject or one of its records.
+  // hold covers any record of the subject: a hold on the subject, on one
+  // of its records, or on another subject of one of its records.
   // Destroys the subject's data key (crypto-shredding): at once
   // every part, flag note and contest of that subject is undecipherable
   // everywhere, and records left with no readable part read as ERASED.
@@ -292,9 +298,14 @@ class Engine {
   Result<std::vector<uint32_t>> KekVersions(const Actor& admin);
 
   // Rewrites up to `budget` records of shredded subjects: drops their parts
-  // and moves records with no part left to ERASED. Returns how many records
-  // were rewritten; 0 means nothing is pending. Then compacts what erasures
-  // queued (Options::compact_after_erasure), shredded keys included.
+  // and their subject ids (from the records, flags and contests) and moves
+  // records with no part left to ERASED. Once a subject's records are done,
+  // removes what else names it (its entry with the blind index, its hold
+  // entries, its id in holds) and queues a compaction of the whole store,
+  // after which no file names the subject (the MANIFEST: after the next
+  // Open). Returns how many records were rewritten; 0 means nothing is
+  // pending. Then compacts what erasures queued
+  // (Options::compact_after_erasure), shredded keys included.
   Result<size_t> CompleteShreds(size_t budget);
 
   // Number of unwrapped keys currently cached (for tests and metrics).

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <unordered_set>
 #include <vector>
 
@@ -62,6 +63,10 @@ void Erasure::Queue(leveldb::WriteBatch& batch, std::string_view key,
   batch.Put(keys::CompactQueue(key), QueuedAt(now_micros));
 }
 
+void Erasure::QueueEverything(leveldb::WriteBatch& batch, int64_t now_micros) {
+  Queue(batch, "", now_micros);
+}
+
 void Erasure::QueueKeystore(leveldb::WriteBatch& batch,
                             std::string_view subject_id, int64_t now_micros) {
   batch.Put(keys::KeystoreCompactQueue(subject_id), QueuedAt(now_micros));
@@ -103,6 +108,17 @@ Status Erasure::CompactQueued() {
     return Status::Ok();
   }
   lock.Unlock();
+  // The whole-database entry (an empty key) is done last, after the other
+  // entries are cleared: their deletions name what they queued (a
+  // subject's id, for a shred), and the whole compaction takes them too.
+  std::optional<std::string> everything;
+  for (size_t i = 0; i < records->keys.size(); ++i) {
+    if (!records->keys[i].empty()) continue;
+    everything = records->values[i];
+    records->keys.erase(records->keys.begin() + i);
+    records->values.erase(records->values.begin() + i);
+    break;
+  }
 
   if (!keystore->keys.empty()) {
     CUSTOS_RETURN_IF_ERROR(keystore_.PurgeKeys(keystore->keys));
@@ -150,7 +166,33 @@ Status Erasure::CompactQueued() {
       if (*value && **value == queue->values[i]) done.Delete(key);
     }
   }
-  return store_.Commit(std::move(done_lock), done, {},
+  CUSTOS_RETURN_IF_ERROR(store_.Commit(std::move(done_lock), done, {},
+                                       "clearing compaction queue"));
+  if (!everything) return Status::Ok();
+
+  // Two keys that span the whole key space, written just before, make the
+  // flushed memtable's table overlap every level, so the manual compaction
+  // merges every table down to the deepest level (the problem the rewrite
+  // above solves for a range).
+  {
+    WriteLock span_lock = store_.Lock();
+    leveldb::WriteBatch span;
+    span.Put(ToSlice(keys::kSpanLow), "");
+    span.Put(ToSlice(keys::kSpanHigh), "");
+    CUSTOS_RETURN_IF_ERROR(
+        store_.Commit(std::move(span_lock), span, {}, "compacting the store"));
+  }
+  store_.CompactAll();
+  CUSTOS_RETURN_IF_ERROR(keystore_.CompactAll());
+  WriteLock end_lock = store_.Lock();
+  leveldb::WriteBatch end;
+  end.Delete(ToSlice(keys::kSpanLow));
+  end.Delete(ToSlice(keys::kSpanHigh));
+  const std::string marker = keys::CompactQueue("");
+  auto value = store_.Get(marker);
+  if (!value) return value.error();
+  if (*value && **value == *everything) end.Delete(marker);
+  return store_.Commit(std::move(end_lock), end, {},
                        "clearing compaction queue");
 }
 

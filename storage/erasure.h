@@ -43,6 +43,9 @@ class Erasure {
   // Queues records-database `key` for compaction, at `now_micros`.
   static void Queue(leveldb::WriteBatch& batch, std::string_view key,
                     int64_t now_micros);
+  // Queues the compaction of the whole records database: for erasures
+  // whose traces are spread over many key families (a completed shred).
+  static void QueueEverything(leveldb::WriteBatch& batch, int64_t now_micros);
   // Queues the destroyed keystore key of `subject_id` for compaction.
   static void QueueKeystore(leveldb::WriteBatch& batch,
                             std::string_view subject_id, int64_t now_micros);

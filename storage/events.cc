@@ -59,6 +59,19 @@ Event SubjectEvent(const PrincipalInfo& who, EventAction action,
   return e;
 }
 
+Event PrincipalEvent(const PrincipalInfo& who, EventAction action,
+                     const PrincipalInfo& target, Timestamp at) {
+  Event e = By(who, action, at);
+  e.fields = {std::string("principal:").append(target.id)};
+  if (action == EventAction::kPrincipalCreated) {
+    for (Role role : target.roles) {
+      e.fields.push_back(std::string("role:").append(RoleName(role)));
+    }
+    if (target.redacted) e.fields.push_back("redacted");
+  }
+  return e;
+}
+
 Event ReadEvent(const PrincipalInfo& who, const RecordView& view,
                 const std::optional<Purpose>& purpose, Timestamp at) {
   // Reading closed or blocked data is possible only for a stated purpose.

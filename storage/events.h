@@ -32,6 +32,13 @@ std::vector<Event> TransitionEvents(
 Event SubjectEvent(const PrincipalInfo& who, EventAction action,
                    const std::string& subject_id, Timestamp at);
 
+// `who` created (kPrincipalCreated) or revoked (kPrincipalRevoked)
+// principal `target`: an event about no subject and no record, whose fields
+// (in clear) are "principal:<id>", then for a creation "role:<name>" per
+// role and "redacted" if it is. Never the credential.
+Event PrincipalEvent(const PrincipalInfo& who, EventAction action,
+                     const PrincipalInfo& target, Timestamp at);
+
 // The disclosure of `view` (which included personal data) to `who`: a read,
 // or a read_restricted when the record was not ACTIVE, naming every field,
 // flag note and contest content shown.

@@ -60,6 +60,10 @@ std::string_view EventActionName(EventAction action) {
       return "rotate_master_key";
     case EventAction::kRotateKek:
       return "rotate_kek";
+    case EventAction::kPrincipalCreated:
+      return "principal_created";
+    case EventAction::kPrincipalRevoked:
+      return "principal_revoked";
   }
   return "unknown";
 }
@@ -234,6 +238,10 @@ std::optional<hs::Action> ToSchema(EventAction a) {
       return hs::Action::ROTATE_MASTER_KEY;
     case EventAction::kRotateKek:
       return hs::Action::ROTATE_KEK;
+    case EventAction::kPrincipalCreated:
+      return hs::Action::PRINCIPAL_CREATED;
+    case EventAction::kPrincipalRevoked:
+      return hs::Action::PRINCIPAL_REVOKED;
   }
   return std::nullopt;
 }
@@ -276,6 +284,10 @@ std::optional<EventAction> FromSchema(hs::Action a) {
       return EventAction::kRotateMasterKey;
     case hs::Action::ROTATE_KEK:
       return EventAction::kRotateKek;
+    case hs::Action::PRINCIPAL_CREATED:
+      return EventAction::kPrincipalCreated;
+    case hs::Action::PRINCIPAL_REVOKED:
+      return EventAction::kPrincipalRevoked;
   }
   return std::nullopt;
 }

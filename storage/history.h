@@ -66,12 +66,15 @@ enum class EventAction {
   kReport,
   kRotateMasterKey,
   kRotateKek,
+  kPrincipalCreated,  // About no subject: who may act changed.
+  kPrincipalRevoked,
 };
 
 // "create", "read", "read_restricted", "rectify", "flag", "contest",
 // "grant", "close", "withdraw", "block", "erase", "export", "hold_set",
-// "hold_released", "shred", "report", "rotate_master_key", "rotate_kek";
-// "unknown" for a value outside the enum.
+// "hold_released", "shred", "report", "rotate_master_key", "rotate_kek",
+// "principal_created", "principal_revoked"; "unknown" for a value outside
+// the enum.
 std::string_view EventActionName(EventAction action);
 
 // One event, as the engine reports it to Stage.

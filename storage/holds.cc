@@ -12,13 +12,16 @@
 namespace custos {
 namespace {
 
-// The hold_set / hold_released event of `hold`.
+// The hold_set / hold_released event of `hold`. A subject hold whose
+// subject was shredded names no subject any more (CompleteShreds cleared
+// its id): its event concerns nobody.
 Event HoldEvent(const PrincipalInfo& who, EventAction action,
                 const HoldView& hold, const codec::StoredRecord* record,
                 Timestamp at) {
   Event e = record != nullptr
                 ? events::RecordEvent(who, action, *record, at)
                 : events::SubjectEvent(who, action, *hold.subject_id, at);
+  if (record == nullptr && hold.subject_id->empty()) e.subject_ids.clear();
   std::string field = "hold:";
   field += hold.id;
   e.fields = {std::move(field)};
@@ -110,7 +113,7 @@ Result<std::vector<uint64_t>> Holds::Release(const WriteLock& lock,
       if (!record) return Fail(record.error());
       held_record = std::move(*record);
     }
-  } else {
+  } else if (!hold->subject_id->empty()) {
     const std::string prefix = keys::SubjectRecordsPrefix(*hold->subject_id);
     CUSTOS_RETURN_IF_ERROR(
         store_.Scan(prefix, {}, [&](std::string_view key, std::string_view) {

@@ -70,10 +70,15 @@ std::string SubjectHoldsPrefix(std::string_view subject);
 // versions must leave the files);
 // "q:kcompact:" subject id -> u64 queued-at micros (destroyed keystore
 // keys whose old versions must leave the keystore's files).
+// "q:compact:" alone (an empty key queued) asks for the whole database to be
+// compacted; kSpanLow and kSpanHigh sort before and after every key of the
+// store, and are written (then deleted) around that compaction.
 inline constexpr std::string_view kWitnessPrefix = "ew:";
 inline constexpr std::string_view kCompactQueuePrefix = "q:compact:";
 inline constexpr std::string_view kKeystoreCompactQueuePrefix = "q:kcompact:";
 std::string CompactQueue(std::string_view key);
+inline constexpr std::string_view kSpanLow = "!";
+inline constexpr std::string_view kSpanHigh = "~";
 std::string KeystoreCompactQueue(std::string_view subject_id);
 
 // ---- Shredder (shredder.cc) -----------------------------------------------

@@ -409,10 +409,24 @@ Result<bool> Keystore::InLedger(const crypto::Digest& ledger_hash) {
   return true;
 }
 
-void Keystore::CompactAll() {
+Status Keystore::CompactAll() {
   // A full-range compaction flushes the memtable (retiring the log file that
-  // held the key) and rewrites every level, dropping deleted entries.
+  // held the key) and rewrites every level, dropping deleted entries. Two
+  // keys sorting before and after every key (the keystore's are "k:", "l:"
+  // and "m:"), written first, make the flushed table overlap every level,
+  // so no table on the deepest level is left out of the merge with a
+  // deletion in it.
+  leveldb::WriteBatch span;
+  span.Put("!", "");
+  span.Put("~", "");
+  CUSTOS_RETURN_IF_ERROR(FromLevelDb(db_->Write(leveldb::WriteOptions(), &span),
+                                     "compacting the keystore"));
   db_->CompactRange(nullptr, nullptr);
+  leveldb::WriteBatch end;
+  end.Delete("!");
+  end.Delete("~");
+  return FromLevelDb(db_->Write(leveldb::WriteOptions(), &end),
+                     "compacting the keystore");
 }
 
 }  // namespace custos

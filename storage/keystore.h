@@ -120,9 +120,10 @@ class Keystore {
 
   Result<bool> InLedger(const crypto::Digest& ledger_hash);
 
-  // Compacts every key range: after it returns, deleted keys are absent
-  // from the keystore's files.
-  void CompactAll();
+  // Compacts every key range: after it returns, deleted keys (and their
+  // deletions) are absent from the keystore's tables; the keystore's
+  // MANIFEST names the old tables' boundary keys until the next open.
+  Status CompactAll();
 
   size_t CachedKeyCount() const { return cache_.size(); }
   void ClearCache() { cache_.Clear(); }

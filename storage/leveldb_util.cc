@@ -1,5 +1,9 @@
 #include "storage/leveldb_util.h"
 
+#include <leveldb/env.h>
+
+#include <cstdarg>
+
 namespace custos {
 
 Status FromLevelDb(const leveldb::Status& s, std::string_view what) {
@@ -16,6 +20,19 @@ Status FromLevelDb(const leveldb::Status& s, std::string_view what) {
   return Status::Internal(std::move(message));
 }
 
+namespace {
+
+// LevelDB's informational log (its LOG file) names the boundary keys of
+// manual compactions, and erasure compactions are bounded by the erased
+// keys: a shredded subject's id would outlive the shred there. Custos
+// keeps no such log.
+class NullLogger final : public leveldb::Logger {
+ public:
+  void Logv(const char*, va_list) override {}
+};
+
+}  // namespace
+
 Result<std::unique_ptr<leveldb::DB>> OpenLevelDb(const std::string& path,
                                                  bool create_if_missing,
                                                  leveldb::Env* env) {
@@ -23,6 +40,8 @@ Result<std::unique_ptr<leveldb::DB>> OpenLevelDb(const std::string& path,
   options.create_if_missing = create_if_missing;
   options.paranoid_checks = true;
   options.env = env;
+  static NullLogger null_logger;  // Outlives every database.
+  options.info_log = &null_logger;
   leveldb::DB* raw = nullptr;
   leveldb::Status s = leveldb::DB::Open(options, path, &raw);
   if (!s.ok()) {

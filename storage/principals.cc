@@ -5,6 +5,7 @@
 
 #include "crypto/keyed_hash.h"
 #include "storage/codec.h"
+#include "storage/events.h"
 #include "storage/keys.h"
 #include "storage/leveldb_util.h"
 
@@ -42,17 +43,21 @@ Result<NewPrincipal> Principals::Bootstrap(std::string_view id,
           "the store already has principals; ask an admin"));
     }
   }
-  return AddLocked(std::move(lock), id, display_name, {Role::kAdmin}, false);
+  return AddLocked(std::move(lock), nullptr, id, display_name, {Role::kAdmin},
+                   false);
 }
 
-Result<NewPrincipal> Principals::Add(std::string_view id,
+Result<NewPrincipal> Principals::Add(const PrincipalInfo& admin,
+                                     std::string_view id,
                                      std::string_view display_name,
                                      const std::vector<Role>& roles,
                                      bool redacted) {
-  return AddLocked(store_.Lock(), id, display_name, roles, redacted);
+  return AddLocked(store_.Lock(), &admin, id, display_name, roles, redacted);
 }
 
-Result<NewPrincipal> Principals::AddLocked(WriteLock lock, std::string_view id,
+Result<NewPrincipal> Principals::AddLocked(WriteLock lock,
+                                           const PrincipalInfo* by,
+                                           std::string_view id,
                                            std::string_view display_name,
                                            const std::vector<Role>& roles,
                                            bool redacted) {
@@ -61,6 +66,17 @@ Result<NewPrincipal> Principals::AddLocked(WriteLock lock, std::string_view id,
                                      limits_.max_display_name_length, false));
   if (roles.empty()) {
     return Fail(Status::InvalidArgument("a principal needs at least one role"));
+  }
+  const auto has = [&](Role r) {
+    return std::find(roles.begin(), roles.end(), r) != roles.end();
+  };
+  // "Admin never reads personal data" is a cap in access.h; a principal
+  // that is also an officer or auditor would hold both the cap and the
+  // roles that exist to read personal data. Refused, not resolved.
+  if (has(Role::kAdmin) && (has(Role::kOfficer) || has(Role::kAuditor))) {
+    return Fail(Status::InvalidArgument(
+        "the admin role cannot be combined with officer or auditor: an admin "
+        "never reads personal data"));
   }
   if (Get(id)) return Fail(Status::AlreadyExists("principal id is taken"));
   NewPrincipal created;
@@ -82,7 +98,10 @@ Result<NewPrincipal> Principals::AddLocked(WriteLock lock, std::string_view id,
   leveldb::WriteBatch batch;
   batch.Put(keys::Principal(id), codec::EncodePrincipal(stored));
   batch.Put(keys::Credential(AsStringView(*hash)), std::string(id));
-  auto ticket = store_.Apply(lock, batch, {}, "creating principal");
+  const Event event = events::PrincipalEvent(
+      by != nullptr ? *by : stored.info, EventAction::kPrincipalCreated,
+      stored.info, stored.info.created_at);
+  auto ticket = store_.Apply(lock, batch, {event}, "creating principal");
   if (!ticket) return Fail(ticket.error());
   {
     std::unique_lock write(mu_);
@@ -94,7 +113,7 @@ Result<NewPrincipal> Principals::AddLocked(WriteLock lock, std::string_view id,
   return created;
 }
 
-Status Principals::Revoke(std::string_view id) {
+Status Principals::Revoke(const PrincipalInfo& admin, std::string_view id) {
   WriteLock lock = store_.Lock();
   auto value = store_.Get(keys::Principal(id));
   if (!value) return value.error();
@@ -114,11 +133,16 @@ Status Principals::Revoke(std::string_view id) {
     }
   }
   stored->info.revoked = true;
-  stored->revoked_at_micros = ToMicros(clock_.Now());
+  const Timestamp now = clock_.Now();
+  stored->revoked_at_micros = ToMicros(now);
   leveldb::WriteBatch batch;
   batch.Put(keys::Principal(id), codec::EncodePrincipal(*stored));
   batch.Delete(keys::Credential(AsStringView(stored->credential_hash)));
-  auto ticket = store_.Apply(lock, batch, {}, "revoking principal");
+  auto ticket = store_.Apply(
+      lock, batch,
+      {events::PrincipalEvent(admin, EventAction::kPrincipalRevoked,
+                              stored->info, now)},
+      "revoking principal");
   if (!ticket) return ticket.error();
   {
     // Revoked in memory before the lock is released: no call that starts

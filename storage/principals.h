@@ -36,15 +36,22 @@ class Principals {
   // Reads every principal into memory. Errors: DataLoss, mapped LevelDB.
   Status Load();
 
-  // Creates the first admin. FailedPrecondition once any principal exists.
+  // Creates the first admin, with its principal_created event (by itself).
+  // FailedPrecondition once any principal exists.
   Result<NewPrincipal> Bootstrap(std::string_view id,
                                  std::string_view display_name);
-  // InvalidArgument (id, name, no role), AlreadyExists (id taken).
-  Result<NewPrincipal> Add(std::string_view id, std::string_view display_name,
+  // Creates a principal, with a principal_created event by `admin` (its id,
+  // roles and whether it is redacted; never the credential). InvalidArgument
+  // (id, name, no role, or admin combined with officer or auditor: an admin
+  // never reads personal data, so it may not hold a role that does),
+  // AlreadyExists (id taken).
+  Result<NewPrincipal> Add(const PrincipalInfo& admin, std::string_view id,
+                           std::string_view display_name,
                            const std::vector<Role>& roles, bool redacted);
-  // NotFound for an unknown id; FailedPrecondition for the last admin.
-  // Revoking a revoked principal is OK and changes nothing.
-  Status Revoke(std::string_view id);
+  // Revokes, with a principal_revoked event by `admin`. NotFound for an
+  // unknown id; FailedPrecondition for the last admin. Revoking a revoked
+  // principal is OK, changes nothing and writes no event.
+  Status Revoke(const PrincipalInfo& admin, std::string_view id);
   // Every principal, by id.
   std::vector<PrincipalInfo> List() const;
 
@@ -65,7 +72,9 @@ class Principals {
   bool IsActive(std::string_view id) const;
 
  private:
-  Result<NewPrincipal> AddLocked(WriteLock lock, std::string_view id,
+  // `by` null: the new principal creates itself (Bootstrap).
+  Result<NewPrincipal> AddLocked(WriteLock lock, const PrincipalInfo* by,
+                                 std::string_view id,
                                  std::string_view display_name,
                                  const std::vector<Role>& roles, bool redacted);
 

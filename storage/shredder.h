@@ -10,9 +10,12 @@
 //   Recover   at Open: an intent whose key still exists (a crash between 1
 //                and 2) is finished before anyone can read with that key.
 //   Complete  later, in bounded steps: the shredded subject's parts, flag
-//                notes and contest contents are dropped from its records,
-//                records left with no part become ERASED, and its history
-//                index is dropped.
+//                notes and contest contents, and its id, are dropped from
+//                its records, records left with no part become ERASED, its
+//                history index is dropped, and then its subject entry (with
+//                the blind index), its hold index entries and its id in
+//                holds; the whole records database is then compacted, so
+//                nothing in the files names the subject any more.
 //
 // Thread safety: thread-safe; each step holds the write lock.
 
@@ -58,6 +61,16 @@ class Shredder {
 
  private:
   Status DestroyKey(const codec::StoredSubject& subject, std::string_view by);
+  // Every hold in force at `at` that covers a record of the subject: on
+  // the subject, on one of its records, or on another subject of one of
+  // its records.
+  Result<std::vector<HoldView>> HoldsCovering(std::string_view subject_id,
+                                              int64_t at) const;
+  // Adds to `batch` the removal of what still names a subject whose
+  // records are done: its entry, its hold index entries, its id in its
+  // subject holds; and queues the compaction of the whole database.
+  // REQUIRES: the write lock.
+  Status Unlink(leveldb::WriteBatch& batch, const std::string& subject_id);
 
   Units u_;
   const crypto::SecretKey ledger_key_;

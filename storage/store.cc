@@ -128,4 +128,6 @@ void Store::CompactRange(std::string_view first, std::string_view last) {
   db_->CompactRange(&begin, &end);
 }
 
+void Store::CompactAll() { db_->CompactRange(nullptr, nullptr); }
+
 }  // namespace custos

@@ -141,6 +141,8 @@ class Store {
 
   // Compacts the key range [first, last] (LevelDB's CompactRange).
   void CompactRange(std::string_view first, std::string_view last);
+  // Compacts the whole database.
+  void CompactAll();
 
   // For the history and the erasure scan. Writes go through Apply.
   leveldb::DB& db() { return *db_; }

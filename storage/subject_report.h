@@ -33,9 +33,9 @@ struct SubjectReport {
   std::string subject_id;          // Custos's id for the person ("s" + hex).
   std::string subject_identifier;  // The external identifier, decrypted.
 
-  // A principal named somewhere in the report (owner, recipient, hold or
-  // contest author), with the name a person can recognise. Optional: an id
-  // with no entry here is shown by its id alone.
+  // A principal named somewhere in the report (owner, recipient, hold,
+  // flag or contest author), with the name a person can recognise. Optional: an
+  // id with no entry here is shown by its id alone.
   struct Principal {
     std::string id;
     std::string name;
@@ -55,9 +55,13 @@ struct SubjectReport {
     // The next scheduled transition and when it is due; no deadline and an
     // empty transition when nothing is scheduled (e.g. an ERASED record).
     std::optional<Timestamp> next_deadline;
-    std::string next_transition;        // "close", "block", "erase" or "".
-    std::vector<Field> personal;        // This person's data still held; empty
-                                        // once erased.
+    std::string next_transition;  // "close", "block", "erase" or "".
+    std::vector<Field> personal;  // This person's data still held; empty
+                                  // once erased.
+    // Notes by principals that this person's data may be incorrect
+    // (FlagIncorrect): who, when, and the note, which is personal data held
+    // on the person; the note is empty once erased.
+    std::vector<FlagView> flags;
     std::vector<ContestView> contests;  // Contests concerning this person.
     std::vector<HoldView> holds;        // Holds on this record alone.
   };

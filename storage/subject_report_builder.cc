@@ -76,6 +76,20 @@ Result<SubjectReport> SubjectReportBuilder::Produce(
       if (!fields) return Fail(fields.error());
       out.personal = std::move(*fields);
     }
+    for (const auto& f : r->flags) {
+      if (f.subject_id != subject) continue;
+      FlagView view{f.by, FromMicros(f.at_micros), f.subject_id, ""};
+      named.insert(f.by);
+      if (!f.sealed_note.empty()) {
+        auto fields = sealing::OpenFields(
+            **key, f.sealed_note,
+            sealing::NoteAd("flag", r->id, subject, f.at_micros),
+            "personal data");
+        if (!fields) return Fail(fields.error());
+        if (!fields->empty()) view.note = std::move(fields->front().value);
+      }
+      out.flags.push_back(std::move(view));
+    }
     for (const auto& c : r->contests) {
       if (c.subject_id != subject) continue;
       ContestView view{c.by, FromMicros(c.at_micros), c.subject_id, "", {}};

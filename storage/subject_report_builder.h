@@ -1,6 +1,7 @@
 // Internal to storage/: gathers everything held on one subject into a
 // SubjectReport (DESIGN section 5): the subject's records with the personal
-// data still held in any state, states and deadlines, contests, holds, and
+// data still held in any state, states and deadlines, flag notes, contests,
+// holds, and
 // the full access history with the names of the principals in it.
 // Producing a report is itself an event. Rendering is report/'s job.
 //

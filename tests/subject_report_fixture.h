@@ -22,8 +22,8 @@ inline Timestamp At(int y, unsigned m, unsigned d, int h = 12, int min = 0) {
 
 inline constexpr char kSubject[] = "s0123456789abcdef0123456789abcdef";
 
-// A person with one closed request (still held, contested, under a record
-// hold) and one alert erased long ago, seen by two authorities and an
+// A person with one closed request (still held, flagged, contested, under a
+// record hold) and one alert erased long ago, seen by two authorities and an
 // officer.
 inline SubjectReport FixedReport() {
   using namespace std::chrono_literals;
@@ -46,6 +46,8 @@ inline SubjectReport FixedReport() {
   request.next_deadline = At(2027, 2, 28);
   request.next_transition = "block";
   request.personal = {{"name", "Anna Schmidt"}, {"licence", "DE-4711"}};
+  request.flags = {{"imi-fr-paris", At(2026, 9, 3, 16), kSubject,
+                    "Licence number looks mistyped."}};
   request.contests = {{"off-1",
                        At(2026, 11, 2, 8),
                        kSubject,

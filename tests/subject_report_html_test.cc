@@ -120,6 +120,24 @@ TEST(SubjectReportHtmlTest, ShowsTheHeldDataAndTheNextDeadlineOfARecord) {
   EXPECT_NE(record.find("<strong>In force</strong>"), std::string::npos);
 }
 
+// A flag note is personal data held on the person: shown with its author
+// and time (issue 9, item 9).
+TEST(SubjectReportHtmlTest, ShowsFlagNotesWithTheirAuthorAndTime) {
+  const std::string html = RenderSubjectReportHtml(FixedReport());
+  const std::string record = Between(
+      html, "<article class=\"record\" id=\"record-17\">", "</article>");
+  ASSERT_NE(record, "");
+  EXPECT_NE(record.find("<h4>Notes that your data may be incorrect</h4>\n"
+                        "<p>On <time datetime=\"2026-09-03T16:00:00Z\">3 "
+                        "September 2026 at 16:00 UTC</time>, Paris chamber of "
+                        "trades <span class=\"id\">(imi-fr-paris)</span> noted "
+                        "that your data in this record may be incorrect:</p>\n"
+                        "<p class=\"statement\">Licence number looks "
+                        "mistyped.</p>"),
+            std::string::npos)
+      << record;
+}
+
 TEST(SubjectReportHtmlTest, ErasedRecordShowsItsErasureDateAndNoData) {
   const std::string html = RenderSubjectReportHtml(FixedReport());
   const std::string record = Between(

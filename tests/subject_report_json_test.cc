@@ -18,7 +18,7 @@ using namespace std::chrono_literals;
 // The document as docs/subject-report.md specifies it, byte for byte.
 constexpr char kFixedJson[] = R"json({
   "format": "custos-subject-report",
-  "version": 1,
+  "version": 2,
   "generated_at": "2027-01-15T10:00:00Z",
   "subject_id": "s0123456789abcdef0123456789abcdef",
   "subject_identifier": "anna@example.org",
@@ -59,6 +59,14 @@ constexpr char kFixedJson[] = R"json({
         {
           "name": "licence",
           "value": "DE-4711"
+        }
+      ],
+      "flags": [
+        {
+          "by": "imi-fr-paris",
+          "at": "2026-09-03T16:00:00Z",
+          "subject_id": "s0123456789abcdef0123456789abcdef",
+          "note": "Licence number looks mistyped."
         }
       ],
       "contests": [
@@ -102,6 +110,7 @@ constexpr char kFixedJson[] = R"json({
       "next_deadline": null,
       "next_transition": "",
       "personal": [],
+      "flags": [],
       "contests": [],
       "holds": []
     }
@@ -177,7 +186,7 @@ TEST(SubjectReportJsonTest, EmptyReportIsAValidDocumentWithEmptyLists) {
   EXPECT_EQ(RenderSubjectReportJson(SubjectReport{}),
             R"json({
   "format": "custos-subject-report",
-  "version": 1,
+  "version": 2,
   "generated_at": "1970-01-01T00:00:00Z",
   "subject_id": "",
   "subject_identifier": "",
@@ -218,14 +227,16 @@ TEST(SubjectReportJsonTest, EscapesStringsInEveryPosition) {
   r.owner = "o\"";
   r.recipients = {"r\""};
   r.personal = {{"n\"", "v\""}};
+  r.flags = {{"b\"", {}, "s\"", "t\""}};
   report.records = {r};
   SubjectReport::Access a;
   a.justification = "j\"";
   a.fields = {"f\""};
   report.history = {a};
   const std::string json = RenderSubjectReportJson(report);
-  for (const char* escaped : {R"("k\"")", R"("o\"")", R"("r\"")", R"("n\"")",
-                              R"("v\"")", R"("j\"")", R"("f\"")"}) {
+  for (const char* escaped :
+       {R"("k\"")", R"("o\"")", R"("r\"")", R"("n\"")", R"("v\"")", R"("j\"")",
+        R"("f\"")", R"("b\"")", R"("s\"")", R"("t\"")"}) {
     EXPECT_NE(json.find(escaped), std::string::npos) << escaped;
   }
   // Every quote in the document is a delimiter or escaped: no raw `x""`.
