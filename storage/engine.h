@@ -233,6 +233,19 @@ class Engine {
   // in bounded steps, by CompleteShreds().
   Status ShredSubject(const Actor& actor, std::string_view subject_id);
 
+  // Admin only. Replaces the subject's data key, when it may be
+  // compromised: every part, flag note and contest of the subject, its
+  // sealed identifier and its access-history parts are sealed again under a
+  // new key, in batches of Options::rekey_batch_size, and the old key is
+  // destroyed before this returns; its old ciphertexts and wrapped key leave
+  // the files like erased ones (Options::compact_after_erasure). Everything
+  // reads as before, and the history chain still verifies. Writes a
+  // `rekey` event. Crash-safe: Open finishes an interrupted re-key, and so
+  // does calling this again. A legal hold does not prevent it (nothing is
+  // erased). NotFound for an unknown or shredded subject; DataLoss if a
+  // ciphertext of the subject opens under neither key.
+  Status RekeySubject(const Actor& admin, std::string_view subject_id);
+
   // Admin only. Scans every byte of every file of the data directory for
   // the erased ciphertexts and destroyed wrapped keys recorded as erasure
   // witnesses (their random nonces, which reveal nothing), and reports what
