@@ -102,7 +102,10 @@ class RekeyTest : public EngineTest {
     {
       auto keystore = OpenRaw("keystore");
       std::string value;
-      if (keystore->Get(leveldb::ReadOptions(), "k:" + subject, &value).ok()) {
+      if (keystore
+              ->Get(leveldb::ReadOptions(), std::string("k:").append(subject),
+                    &value)
+              .ok()) {
         auto wrapped = codec::DecodeWrappedKey(value);
         EXPECT_TRUE(wrapped.has_value());
         if (wrapped) raw.wrapped_key = wrapped->wrapped;
@@ -517,7 +520,8 @@ class RekeyCrashTest : public RekeyTest {
   }
 
   static std::vector<Field> FieldsOf(int i) {
-    return {{"name", "Anna " + std::to_string(i)}, {"n", std::to_string(i)}};
+    return {{"name", std::string("Anna ").append(std::to_string(i))},
+            {"n", std::to_string(i)}};
   }
 };
 
@@ -536,7 +540,8 @@ TEST_F(RekeyCrashTest, AKilledRekeyIsFinishedAtOpen) {
   for (int i = 0; i < kRecords; i += 3) {
     ASSERT_TRUE(
         engine_
-            ->FlagIncorrect(*owner_, ids[i], anna_, "note " + std::to_string(i))
+            ->FlagIncorrect(*owner_, ids[i], anna_,
+                            std::string("note ").append(std::to_string(i)))
             .ok());
   }
   Close();
@@ -587,7 +592,8 @@ TEST_F(RekeyCrashTest, AKilledRekeyIsFinishedAtOpen) {
       EXPECT_EQ(view->parts[0].subject_identifier, "anna@example.org");
       if (i % 3 == 0) {
         ASSERT_EQ(view->flags.size(), 1u);
-        EXPECT_EQ(view->flags[0].note, "note " + std::to_string(i));
+        EXPECT_EQ(view->flags[0].note,
+                  std::string("note ").append(std::to_string(i)));
       }
     }
     EXPECT_FALSE(History(anna_).empty());
