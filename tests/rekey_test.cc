@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -416,10 +417,13 @@ TEST_F(RekeyTest, AStoreOfFormatVersionOneIsRefused) {
 // ---- Crash safety ----------------------------------------------------------
 
 constexpr int kRecords = 120;  // Anna's; every third flagged.
-constexpr int kRuns = 8;
+constexpr int kRuns = 9;
 constexpr size_t kChildBatchSize = 2;
-constexpr int kMinKillDelayMs = 2;
-constexpr int kMaxKillDelayMs = 900;
+// Run 0 is not killed: it measures how long a whole re-key takes, T. The
+// other runs are killed after a delay drawn from [H/10, H], H starting at
+// 3T/4 and halved after every run that was not interrupted (fsync times
+// vary a lot on a shared machine): so that kills land in the records and
+// the history stages whatever the build's speed.
 constexpr uint32_t kSeed = 20261210;
 constexpr char kChildEnv[] = "CUSTOS_REKEY_CRASH_CHILD";
 constexpr char kChildTestName[] = "RekeyCrashChild.DISABLED_RekeyUntilKilled";
@@ -547,7 +551,7 @@ TEST_F(RekeyCrashTest, AKilledRekeyIsFinishedAtOpen) {
   Close();
 
   std::mt19937 rng(kSeed);
-  std::uniform_int_distribution<int> delay_ms(kMinKillDelayMs, kMaxKillDelayMs);
+  int high_ms = 0;  // H above.
   int interrupted = 0;
   for (int run = 0; run < kRuns; ++run) {
     const Raw before = ReadRaw(anna_);
@@ -558,11 +562,22 @@ TEST_F(RekeyCrashTest, AKilledRekeyIsFinishedAtOpen) {
     char byte = 0;
     const bool ready =
         poll(&pfd, 1, 60'000) == 1 && read(ready_fd, &byte, 1) == 1;
-    const int delay = delay_ms(rng);
-    if (ready) std::this_thread::sleep_for(std::chrono::milliseconds(delay));
-    kill(pid, SIGKILL);
+    int delay = 0;
     int status = 0;
-    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    if (run == 0) {
+      const auto started = std::chrono::steady_clock::now();
+      ASSERT_EQ(waitpid(pid, &status, 0), pid);
+      delay = static_cast<int>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(
+              std::chrono::steady_clock::now() - started)
+              .count());
+      high_ms = std::max(4, delay * 3 / 4);
+    } else {
+      delay = std::uniform_int_distribution<int>(high_ms / 10, high_ms)(rng);
+      if (ready) std::this_thread::sleep_for(std::chrono::milliseconds(delay));
+      kill(pid, SIGKILL);
+      ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    }
     close(ready_fd);
     ASSERT_TRUE(ready) << "child " << run << " never got to re-key";
     const bool killed = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
@@ -571,6 +586,7 @@ TEST_F(RekeyCrashTest, AKilledRekeyIsFinishedAtOpen) {
     const Raw at_kill = ReadRaw(anna_);
     const bool mid_rekey = at_kill.rekey_intents > 0;
     interrupted += mid_rekey ? 1 : 0;
+    if (run > 0 && !mid_rekey) high_ms = std::max(4, high_ms / 2);
     static constexpr const char* kStages[] = {"keys switched or not", "records",
                                               "history", "old key destruction"};
     std::printf("[ run %d    ] kill after %3d ms: %s%s\n", run, delay,
@@ -616,7 +632,7 @@ TEST_F(RekeyCrashTest, AKilledRekeyIsFinishedAtOpen) {
     }
   }
   // The kills must really interrupt re-keys.
-  EXPECT_GE(interrupted, kRuns / 3);
+  EXPECT_GE(interrupted, (kRuns - 1) / 3);
 }
 
 }  // namespace
