@@ -3,9 +3,11 @@
 # which key, and how the chain is computed over these bytes, is documented
 # in docs/history.md.
 #
-# Evolution: fields are only ever added (Cap'n Proto's rules). Stored events
-# are never rewritten (the chain covers their bytes), so a reader must keep
-# reading every form ever written.
+# Evolution: fields are only ever added (Cap'n Proto's rules). The chain
+# covers each event's clear header and the commitments of its parts, never
+# the ciphertexts, so re-keying a subject rewrites its sealed parts without
+# breaking it. Stores written before the commitments (records format 1) are
+# refused at Open (docs/decisions.md).
 
 @0xb5d08ef02c9284ab;
 
@@ -32,6 +34,7 @@ enum Action {
   rotateKek @17;
   principalCreated @18;  # An admin created a principal (no subject).
   principalRevoked @19;  # An admin revoked a principal (no subject).
+  rekey @20;  # The subject's data key was replaced (docs/crypto.md).
 }
 
 enum RecordState {
@@ -74,7 +77,12 @@ struct SealedPart {
   # SubjectPart sealed (crypto::Seal) under one subject's data key, with
   # associated data "custos-event-v1\0" || u64 BE seq || u32 BE slot ||
   # canonical(header), slot being this part's index in Event.parts.
+  # Re-keying the subject replaces `sealed`, never `commitment`.
   sealed @0 :Data;
+  # 32 bytes: KeyedHash(audit key, "custos-event-part-v2\0" || u64 BE seq ||
+  # u32 BE slot || the SubjectPart's bytes), computed when the event was
+  # staged. This, not `sealed`, is what the chain covers.
+  commitment @1 :Data;
 }
 
 struct SubjectPart {
@@ -82,11 +90,15 @@ struct SubjectPart {
   subjectId @0 :Text;
   justification @1 :Text;  # The purpose's justification ("" if none).
   fields @2 :List(Text);   # Names of the fields touched; never values.
+  salt @3 :Data;           # 32 random bytes: without them (once the part
+                           # cannot be opened) nobody, audit key or not, can
+                           # test a guessed part against its commitment.
 }
 
 struct Event {
-  # One event as appended. The flat-array bytes of this message are the
-  # "stored event bytes" whose digest enters the chain.
+  # One event as appended. Its digest (docs/history.md, "The chain") covers
+  # the canonical header and the parts' commitments; the flat-array bytes
+  # of this message, ciphertexts included, are covered by StoredEvent.mac.
   header @0 :EventHeader;
   parts @1 :List(SealedPart);  # One per subject whose key existed.
 }
@@ -97,8 +109,11 @@ struct StoredEvent {
   link @1 :Data;  # 32 bytes: the chain link of this event.
   union {
     event @2 :Data;  # An Event message: the stored event bytes.
-    stub @3 :Data;   # 32 bytes: the digest of the pruned event's bytes.
+    stub @3 :Data;   # 32 bytes: the digest of the pruned event.
   }
+  mac @4 :Data;  # 32 bytes, events only: KeyedHash(audit key,
+                 # "custos-event-bytes-v2\0" || u64 BE seq || event), over
+                 # the stored bytes as they are now (rewritten by a re-key).
 }
 
 struct Head {

@@ -17,6 +17,7 @@
 #include "storage/record_store.h"
 #include "storage/record_view.h"
 #include "storage/records.h"
+#include "storage/rekeyer.h"
 #include "storage/shredder.h"
 #include "storage/store.h"
 #include "storage/subject_report_builder.h"
@@ -62,7 +63,9 @@ struct Engine::Impl {
             {*store, *keystore, subjects, holds, record_store, erasure, clock},
             CopyKey(keystore->keyring().ledger())),
         reports({*store, subjects, record_store, holds, principals,
-                 options.limits, clock}) {}
+                 options.limits, clock}),
+        rekeyer({*store, *keystore, subjects, record_store, erasure, clock},
+                options.rekey_batch_size) {}
 
   const Options options;
   const Clock& clock;
@@ -80,6 +83,7 @@ struct Engine::Impl {
   Sweeper sweeper;
   Shredder shredder;
   SubjectReportBuilder reports;
+  Rekeyer rekeyer;
 };
 
 Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -153,6 +157,7 @@ Result<std::unique_ptr<Engine>> Engine::Open(const Options& options,
   CUSTOS_RETURN_IF_ERROR(impl->policies.Load());
   CUSTOS_RETURN_IF_ERROR(impl->record_store.Load());
   CUSTOS_RETURN_IF_ERROR(impl->shredder.Recover());
+  CUSTOS_RETURN_IF_ERROR(impl->rekeyer.Recover());
   // Erased bytes an interrupted call left on disk go now.
   CUSTOS_RETURN_IF_ERROR(impl->erasure.CompactQueued());
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
@@ -375,7 +380,10 @@ Result<AccessHistoryPage> Engine::AccessHistory(const Actor& auditor,
   if (!subject) return Fail(subject.error());
   auto page = impl_->store->history().ForSubject(
       std::string(subject_id), from, to, after_seq, limit,
-      [this](const std::string& id) { return impl_->subjects.Key(id); });
+      [this](const std::string& id) { return impl_->subjects.Key(id); },
+      [this](const std::string& id) {
+        return impl_->subjects.RetiringKey(id);
+      });
   if (!page) return Fail(page.error());
   AccessHistoryPage out;
   for (const HistoryEntry& entry : page->entries) {
@@ -427,6 +435,12 @@ Status Engine::ShredSubject(const Actor& actor, std::string_view subject_id) {
   auto caller = impl_->principals.RequireRole(actor.id(), Role::kAdmin);
   if (!caller) return caller.error();
   return impl_->shredder.Shred(*caller, subject_id);
+}
+
+Status Engine::RekeySubject(const Actor& admin, std::string_view subject_id) {
+  auto caller = impl_->principals.RequireRole(admin.id(), Role::kAdmin);
+  if (!caller) return caller.error();
+  return impl_->rekeyer.Rekey(*caller, subject_id);
 }
 
 Result<ErasureReport> Engine::VerifyErasure(const Actor& admin) {

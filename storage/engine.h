@@ -58,7 +58,7 @@ class Actor {
 class Engine {
  public:
   // The on-disk format this build reads and writes.
-  static constexpr uint32_t kFormatVersion = 1;  // Store::kFormatVersion
+  static constexpr uint32_t kFormatVersion = 2;  // Store::kFormatVersion
 
   // Opens (or creates) the store in options.data_dir under `master_key`.
   // Errors: InvalidArgument (bad options, among them a
@@ -267,6 +267,19 @@ class Engine {
   // compact_after_erasure). The bookkeeping on records is finished later,
   // in bounded steps, by CompleteShreds().
   Status ShredSubject(const Actor& actor, std::string_view subject_id);
+
+  // Admin only. Replaces the subject's data key, when it may be
+  // compromised: every part, flag note and contest of the subject, its
+  // sealed identifier and its access-history parts are sealed again under a
+  // new key, in batches of Options::rekey_batch_size, and the old key is
+  // destroyed before this returns; its old ciphertexts and wrapped key leave
+  // the files like erased ones (Options::compact_after_erasure). Everything
+  // reads as before, and the history chain still verifies. Writes a
+  // `rekey` event. Crash-safe: Open finishes an interrupted re-key, and so
+  // does calling this again. A legal hold does not prevent it (nothing is
+  // erased). NotFound for an unknown or shredded subject; DataLoss if a
+  // ciphertext of the subject opens under neither key.
+  Status RekeySubject(const Actor& admin, std::string_view subject_id);
 
   // Admin only. Scans every byte of every file of the data directory for
   // the erased ciphertexts and destroyed wrapped keys recorded as erasure

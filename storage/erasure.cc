@@ -72,6 +72,11 @@ void Erasure::QueueKeystore(leveldb::WriteBatch& batch,
   batch.Put(keys::KeystoreCompactQueue(subject_id), QueuedAt(now_micros));
 }
 
+void Erasure::QueueRekeyed(leveldb::WriteBatch& batch,
+                           std::string_view subject_id, int64_t now_micros) {
+  batch.Put(keys::RekeyCompactQueue(subject_id), QueuedAt(now_micros));
+}
+
 void Erasure::EraseContents(codec::StoredRecord& r, int64_t at_micros,
                             int64_t now_micros, leveldb::WriteBatch& batch) {
   r.state = RecordState::kErased;
@@ -98,11 +103,17 @@ Status Erasure::CompactQueued() {
   if (!records) return records.error();
   auto keystore = ReadQueue(store_, keys::kKeystoreCompactQueuePrefix);
   if (!keystore) return keystore.error();
-  if (records->keys.empty() && keystore->keys.empty()) return Status::Ok();
+  auto rekeyed = ReadQueue(store_, keys::kRekeyCompactQueuePrefix);
+  if (!rekeyed) return rekeyed.error();
+  if (records->keys.empty() && keystore->keys.empty() &&
+      rekeyed->keys.empty()) {
+    return Status::Ok();
+  }
   // With a delay, wait until the oldest erasure has waited that long, then
   // compact everything queued at once.
   const int64_t delay = options_.erasure_compaction_delay.count();
-  const int64_t oldest = std::min(records->oldest, keystore->oldest);
+  const int64_t oldest =
+      std::min({records->oldest, keystore->oldest, rekeyed->oldest});
   if (delay > 0 && oldest != INT64_MIN &&
       oldest > ToMicros(options_.clock->Now()) - delay) {
     return Status::Ok();
@@ -122,6 +133,16 @@ Status Erasure::CompactQueued() {
 
   if (!keystore->keys.empty()) {
     CUSTOS_RETURN_IF_ERROR(keystore_.PurgeKeys(keystore->keys));
+  }
+  if (!rekeyed->keys.empty()) {
+    // As PurgeKeys, but the current keys are written again: under the
+    // write lock, which key destruction and re-keying hold.
+    keystore_.CompactRekeyed(rekeyed->keys);
+    {
+      WriteLock relock = store_.Lock();
+      CUSTOS_RETURN_IF_ERROR(keystore_.RewriteRekeyed(rekeyed->keys));
+    }
+    keystore_.CompactRekeyed(rekeyed->keys);
   }
   if (!records->keys.empty()) {
     const auto [min_it, max_it] =
@@ -157,7 +178,8 @@ Status Erasure::CompactQueued() {
   leveldb::WriteBatch done;
   const std::pair<const Queued*, std::string_view> queues[] = {
       {&*records, keys::kCompactQueuePrefix},
-      {&*keystore, keys::kKeystoreCompactQueuePrefix}};
+      {&*keystore, keys::kKeystoreCompactQueuePrefix},
+      {&*rekeyed, keys::kRekeyCompactQueuePrefix}};
   for (const auto& [queue, prefix] : queues) {
     for (size_t i = 0; i < queue->keys.size(); ++i) {
       const std::string key = std::string(prefix) + queue->keys[i];

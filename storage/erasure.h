@@ -1,7 +1,8 @@
 // Internal to storage/: erased bytes leave the disk (DESIGN section 4,
 // docs/retention.md "Deletion bound"). Owns the key families "ew:" (erasure
 // witnesses), "q:compact:" (records-database keys whose old versions must
-// be compacted away) and "q:kcompact:" (destroyed keystore keys).
+// be compacted away), "q:kcompact:" (destroyed keystore keys) and
+// "q:krekey:" (re-keyed subjects' old keystore keys).
 //
 // Erasing something adds to the erasing change's batch a witness of each
 // sealed value that goes (its random nonce, complemented) and a queue entry
@@ -49,6 +50,10 @@ class Erasure {
   // Queues the destroyed keystore key of `subject_id` for compaction.
   static void QueueKeystore(leveldb::WriteBatch& batch,
                             std::string_view subject_id, int64_t now_micros);
+  // Queues the old keys of re-keyed `subject_id` (its overwritten "k:"
+  // versions, its retiring "o:" key) for the keystore's compaction.
+  static void QueueRekeyed(leveldb::WriteBatch& batch,
+                           std::string_view subject_id, int64_t now_micros);
   // Erases the record's contents: its personal parts, flag notes and
   // contest contents go (witnessed), who flagged or contested and when
   // stays with the attributes; state ERASED at `at_micros`; the record's

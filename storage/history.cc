@@ -7,6 +7,7 @@
 #include <leveldb/iterator.h>
 
 #include <algorithm>
+#include <array>
 #include <cassert>
 #include <cstring>
 #include <map>
@@ -64,6 +65,8 @@ std::string_view EventActionName(EventAction action) {
       return "principal_created";
     case EventAction::kPrincipalRevoked:
       return "principal_revoked";
+    case EventAction::kRekey:
+      return "rekey";
   }
   return "unknown";
 }
@@ -80,6 +83,8 @@ std::string_view ChainProblemName(ChainReport::Problem problem) {
       return "corrupt";
     case ChainReport::Problem::kLink:
       return "link";
+    case ChainReport::Problem::kSeal:
+      return "seal";
     case ChainReport::Problem::kHead:
       return "head";
   }
@@ -100,7 +105,9 @@ constexpr std::string_view kCheckpointKey = keys::kHistoryCheckpoint;
 
 // Domain tags of what is computed under the audit key. Each ends in a NUL so
 // no tag is a prefix of another tag followed by data.
-constexpr std::string_view kDigestTag{"custos-event-digest-v1\0", 23};
+constexpr std::string_view kDigestTag{"custos-event-digest-v2\0", 23};
+constexpr std::string_view kCommitmentTag{"custos-event-part-v2\0", 21};
+constexpr std::string_view kMacTag{"custos-event-bytes-v2\0", 22};
 constexpr std::string_view kIndexTag{"custos-history-index-v1\0", 24};
 constexpr std::string_view kCheckpointTag{"custos-checkpoint-v1\0", 21};
 constexpr std::string_view kPartAdTag{"custos-event-v1\0", 16};
@@ -148,11 +155,44 @@ Digest Tagged(const crypto::SecretKey& key, std::string_view tag,
   return crypto::KeyedHash(key, AsBytes(input));
 }
 
-// The digest that enters the chain in place of the event's bytes; a stub
-// keeps exactly this.
+// The digest that enters the chain: the clear header and the commitment of
+// each sealed part, never the ciphertexts, so that re-sealing a part under
+// another key leaves it as it was; a stub keeps exactly this.
+// Commitments are 32 bytes each and the header is length-prefixed, so the
+// input has one parse.
 Digest EventDigest(const crypto::SecretKey& key,
-                   std::span<const uint8_t> event_bytes) {
-  return Tagged(key, kDigestTag, event_bytes);
+                   std::string_view canonical_header,
+                   const std::vector<Digest>& commitments) {
+  std::string data;
+  AppendBigEndian32(data, static_cast<uint32_t>(canonical_header.size()));
+  data += canonical_header;
+  AppendBigEndian32(data, static_cast<uint32_t>(commitments.size()));
+  for (const Digest& c : commitments) data += AsStringView(c);
+  return Tagged(key, kDigestTag, AsBytes(data));
+}
+
+// A sealed part's commitment: its plaintext (which holds a random salt)
+// under the audit key, bound to its event and slot.
+Digest PartCommitment(const crypto::SecretKey& key, uint64_t seq, uint32_t slot,
+                      std::span<const uint8_t> plaintext) {
+  std::string data;
+  AppendBigEndian64(data, seq);
+  AppendBigEndian32(data, slot);
+  data += AsStringView(plaintext);
+  Digest out = Tagged(key, kCommitmentTag, AsBytes(data));
+  crypto::Wipe(
+      std::span<uint8_t>(reinterpret_cast<uint8_t*>(data.data()), data.size()));
+  return out;
+}
+
+// The MAC of an event's stored bytes as they are now: what catches an
+// altered ciphertext, which the chain does not cover.
+Digest EventMac(const crypto::SecretKey& key, uint64_t seq,
+                std::string_view event_bytes) {
+  std::string data;
+  AppendBigEndian64(data, seq);
+  data += event_bytes;
+  return Tagged(key, kMacTag, AsBytes(data));
 }
 
 // The subject's index tag: the subject id blinded under the audit key, so
@@ -242,6 +282,8 @@ std::optional<hs::Action> ToSchema(EventAction a) {
       return hs::Action::PRINCIPAL_CREATED;
     case EventAction::kPrincipalRevoked:
       return hs::Action::PRINCIPAL_REVOKED;
+    case EventAction::kRekey:
+      return hs::Action::REKEY;
   }
   return std::nullopt;
 }
@@ -288,6 +330,8 @@ std::optional<EventAction> FromSchema(hs::Action a) {
       return EventAction::kPrincipalCreated;
     case hs::Action::PRINCIPAL_REVOKED:
       return EventAction::kPrincipalRevoked;
+    case hs::Action::REKEY:
+      return EventAction::kRekey;
   }
   return std::nullopt;
 }
@@ -359,6 +403,7 @@ struct StoredEventValue {
   Digest link{};
   bool is_stub = false;
   std::string event_bytes;  // When !is_stub.
+  Digest mac{};             // When !is_stub.
   Digest stub_digest{};     // When is_stub.
 };
 
@@ -367,7 +412,7 @@ std::string EncodeStoredEvent(const StoredEventValue& v) {
   // (Verify re-encodes and compares, which catches a changed padding byte).
   const size_t payload = v.is_stub ? kDigestSize : v.event_bytes.size();
   capnp::MallocMessageBuilder message(
-      static_cast<unsigned>(16 + (payload + 7) / 8),
+      static_cast<unsigned>(24 + (payload + 7) / 8),
       capnp::AllocationStrategy::FIXED_SIZE);
   auto b = message.initRoot<hs::StoredEvent>();
   b.setSeq(v.seq);
@@ -376,6 +421,7 @@ std::string EncodeStoredEvent(const StoredEventValue& v) {
     b.setStub(AsData(v.stub_digest));
   } else {
     b.setEvent(AsData(v.event_bytes));
+    b.setMac(AsData(v.mac));
   }
   return ToBytes(message);
 }
@@ -395,6 +441,11 @@ Result<StoredEventValue> DecodeStoredEvent(std::string_view bytes) {
             auto e = r.getEvent();
             v.event_bytes.assign(reinterpret_cast<const char*>(e.begin()),
                                  e.size());
+            auto mac = DigestFrom(r.getMac());
+            if (!mac) {
+              return Fail(Status::DataLoss("corrupt stored history event"));
+            }
+            v.mac = *mac;
             return v;
           }
           case hs::StoredEvent::STUB: {
@@ -480,6 +531,7 @@ struct DecodedEvent {
   std::string clear_justification;
   std::vector<std::string> clear_fields;
   std::vector<std::string> sealed_parts;
+  std::vector<Digest> commitments;  // One per sealed part.
 };
 
 Result<DecodedEvent> DecodeEvent(std::string_view bytes) {
@@ -513,6 +565,9 @@ Result<DecodedEvent> DecodeEvent(std::string_view bytes) {
           auto s = p.getSealed();
           e.sealed_parts.emplace_back(reinterpret_cast<const char*>(s.begin()),
                                       s.size());
+          auto commitment = DigestFrom(p.getCommitment());
+          if (!commitment) return corrupt();
+          e.commitments.push_back(*commitment);
         }
         return e;
       });
@@ -524,6 +579,7 @@ struct SubjectPartValue {
   std::vector<std::string> fields;
 };
 
+// With a fresh random salt: see SubjectPart.salt.
 std::string EncodeSubjectPart(const std::string& subject_id,
                               const std::string& justification,
                               const std::vector<std::string>& fields) {
@@ -533,6 +589,25 @@ std::string EncodeSubjectPart(const std::string& subject_id,
   b.setJustification(AsText(justification));
   auto list = b.initFields(fields.size());
   for (size_t i = 0; i < fields.size(); ++i) list.set(i, AsText(fields[i]));
+  std::array<uint8_t, kDigestSize> salt;
+  crypto::RandomBytes(salt);
+  b.setSalt(AsData(salt));
+  crypto::Wipe(salt);
+  return ToBytes(message);
+}
+
+// An Event message: `header` copied, with these parts.
+std::string EncodeEvent(hs::EventHeader::Reader header,
+                        const std::vector<std::string>& sealed_parts,
+                        const std::vector<Digest>& commitments) {
+  capnp::MallocMessageBuilder message(capnp_value::kFirstSegmentWords);
+  auto event = message.initRoot<hs::Event>();
+  event.setHeader(header);
+  auto parts = event.initParts(sealed_parts.size());
+  for (size_t i = 0; i < sealed_parts.size(); ++i) {
+    parts[i].setSealed(AsData(sealed_parts[i]));
+    parts[i].setCommitment(AsData(commitments[i]));
+  }
   return ToBytes(message);
 }
 
@@ -583,6 +658,28 @@ uint64_t SeqOfEventKey(std::string_view key) {
 }
 
 std::string ToString(const leveldb::Slice& s) { return s.ToString(); }
+
+// Opens a subject's sealed part under `key`; failing that, under the key
+// `retiring` gives (a subject being re-keyed has parts under both), then
+// under the key `keys` gives now (a re-key may have replaced `key` since it
+// was looked up). nullopt if none opens it.
+Result<std::optional<std::vector<uint8_t>>> OpenPart(
+    const std::string& subject_id, const SharedKey& key, const KeyLookup& keys,
+    const KeyLookup& retiring, const std::string& sealed,
+    const std::string& ad) {
+  using Opened = std::optional<std::vector<uint8_t>>;
+  auto plain = crypto::Open(*key, AsBytes(sealed), AsBytes(ad));
+  if (plain.has_value()) return Opened(std::move(*plain));
+  for (const KeyLookup* lookup : {&retiring, &keys}) {
+    if (!*lookup) continue;
+    Result<SharedKey> other = (*lookup)(subject_id);
+    if (!other.has_value()) return Fail(other.error());
+    if (*other == nullptr || *other == key) continue;
+    plain = crypto::Open(**other, AsBytes(sealed), AsBytes(ad));
+    if (plain.has_value()) return Opened(std::move(*plain));
+  }
+  return Opened();
+}
 
 Status ValidateEvent(const Event& e) {
   if (e.principal_id.empty()) {
@@ -691,6 +788,7 @@ Result<History::Pending> History::Stage(leveldb::WriteBatch& batch,
     kj::Array<capnp::word> canonical = capnp::canonicalize(h.asReader());
 
     std::vector<std::vector<uint8_t>> sealed;
+    std::vector<Digest> commitments;
     std::vector<Digest> tags;
     for (const std::string& subject : e.subject_ids) {
       Result<SharedKey> key = keys(subject);
@@ -698,6 +796,8 @@ Result<History::Pending> History::Stage(leveldb::WriteBatch& batch,
       if (*key == nullptr) continue;  // Shredded: nothing to seal under.
       const uint32_t slot = static_cast<uint32_t>(sealed.size());
       std::string plain = EncodeSubjectPart(subject, justification, e.fields);
+      commitments.push_back(
+          PartCommitment(audit_key_, seq, slot, AsBytes(plain)));
       sealed.push_back(
           crypto::Seal(**key, AsBytes(plain),
                        AsBytes(PartAd(seq, slot, canonical.asBytes()))));
@@ -708,13 +808,19 @@ Result<History::Pending> History::Stage(leveldb::WriteBatch& batch,
     auto parts = event.initParts(sealed.size());
     for (size_t i = 0; i < sealed.size(); ++i) {
       parts[i].setSealed(AsData(sealed[i]));
+      parts[i].setCommitment(AsData(commitments[i]));
     }
 
     StoredEventValue stored;
     stored.seq = seq;
     stored.event_bytes = ToBytes(message);
+    stored.mac = EventMac(audit_key_, seq, stored.event_bytes);
+    const std::string_view canonical_bytes(
+        reinterpret_cast<const char*>(canonical.asBytes().begin()),
+        canonical.asBytes().size());
     link = crypto::ChainLink(
-        audit_key_, link, EventDigest(audit_key_, AsBytes(stored.event_bytes)));
+        audit_key_, link,
+        EventDigest(audit_key_, canonical_bytes, commitments));
     stored.link = link;
     staged.Put(EventKey(seq), EncodeStoredEvent(stored));
     for (size_t slot = 0; slot < tags.size(); ++slot) {
@@ -807,9 +913,19 @@ Result<ChainReport> History::Verify() const {
       broken(ChainReport::Problem::kCorrupt, seq);
       break;
     }
-    const Digest digest =
-        stored->is_stub ? stored->stub_digest
-                        : EventDigest(audit_key_, AsBytes(stored->event_bytes));
+    std::optional<DecodedEvent> event;
+    if (!stored->is_stub) {
+      auto decoded = DecodeEvent(stored->event_bytes);
+      if (!decoded.has_value()) {
+        broken(ChainReport::Problem::kCorrupt, seq);
+        break;
+      }
+      event = std::move(*decoded);
+    }
+    const Digest digest = stored->is_stub
+                              ? stored->stub_digest
+                              : EventDigest(audit_key_, event->canonical_header,
+                                            event->commitments);
     if (!verifier.Add(digest, stored->link)) {
       broken(ChainReport::Problem::kLink, seq);
       break;
@@ -817,10 +933,15 @@ Result<ChainReport> History::Verify() const {
     if (stored->is_stub) {
       ++report.stubs;
     } else {
-      // The link authenticates these bytes; the seq inside them is what
-      // ties the event to its place.
-      auto event = DecodeEvent(stored->event_bytes);
-      if (!event.has_value() || event->header.seq != seq) {
+      // The link authenticates the header and the commitments; the MAC
+      // the bytes as stored now, ciphertexts included.
+      if (!crypto::ConstantTimeEquals(
+              EventMac(audit_key_, seq, stored->event_bytes), stored->mac)) {
+        broken(ChainReport::Problem::kSeal, seq);
+        break;
+      }
+      // The seq inside the header is what ties the event to its place.
+      if (event->header.seq != seq) {
         broken(ChainReport::Problem::kCorrupt, seq);
         break;
       }
@@ -847,7 +968,8 @@ Result<ChainReport> History::Verify() const {
 Result<HistoryPage> History::ForSubject(const std::string& subject_id,
                                         Timestamp from, Timestamp to,
                                         uint64_t after_seq, uint32_t limit,
-                                        const KeyLookup& keys) const {
+                                        const KeyLookup& keys,
+                                        const KeyLookup& retiring) const {
   if (limit == 0) return Fail(Status::InvalidArgument("limit must be >= 1"));
   HistoryPage page;
   Result<SharedKey> key = keys(subject_id);
@@ -902,11 +1024,18 @@ Result<HistoryPage> History::ForSubject(const std::string& subject_id,
         kj::ArrayPtr<const kj::byte>(
             reinterpret_cast<const kj::byte*>(event->canonical_header.data()),
             event->canonical_header.size()));
-    auto plain =
-        crypto::Open(**key, AsBytes(event->sealed_parts[*slot]), AsBytes(ad));
-    if (!plain.has_value()) return authentication_failed();
-    auto part = DecodeSubjectPart(AsStringView(*plain));
-    crypto::Wipe(*plain);
+    auto plain = OpenPart(subject_id, *key, keys, retiring,
+                          event->sealed_parts[*slot], ad);
+    if (!plain.has_value()) return Fail(plain.error());
+    if (!*plain) return authentication_failed();
+    // The commitment is what the chain covers: the part must be the one
+    // that was staged, not another ciphertext under the same key.
+    const bool committed = crypto::ConstantTimeEquals(
+        PartCommitment(audit_key_, seq, *slot, **plain),
+        event->commitments[*slot]);
+    auto part = DecodeSubjectPart(AsStringView(**plain));
+    crypto::Wipe(**plain);
+    if (!committed) return authentication_failed();
     if (!part.has_value()) return Fail(part.error());
     if (part->subject_id != subject_id) return authentication_failed();
 
@@ -981,6 +1110,99 @@ Result<size_t> History::DropSubjectIndex(leveldb::WriteBatch& batch,
   }
   CUSTOS_RETURN_IF_ERROR(FromLevelDb(it->status(), "reading history index"));
   return dropped;
+}
+
+Result<History::ResealResult> History::ResealSubject(
+    leveldb::WriteBatch& batch, const std::string& subject_id,
+    const crypto::SecretKey& from, const crypto::SecretKey& to,
+    uint64_t after_seq, size_t budget) const {
+  ResealResult result;
+  if (after_seq == UINT64_MAX) return result;
+  const Digest tag = IndexTagOf(audit_key_, subject_id);
+  const std::string prefix = IndexPrefix(tag);
+  const auto failed = [] {
+    return Fail(
+        Status::DataLoss("an access-history event failed to authenticate"));
+  };
+  const leveldb::ReadOptions read;
+  bool more = false;
+  std::unique_ptr<leveldb::Iterator> it(db_.NewIterator(read));
+  for (it->Seek(IndexKey(tag, after_seq + 1));
+       it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    if (result.examined == budget) {
+      more = true;
+      break;
+    }
+    ++result.examined;
+    const std::string index_key = ToString(it->key());
+    if (index_key.size() != prefix.size() + 8) {
+      return Fail(Status::DataLoss("corrupt history index entry"));
+    }
+    const uint64_t seq =
+        ReadBigEndian64(std::string_view(index_key).substr(prefix.size()));
+    result.next_after_seq = seq;
+    auto slot = DecodeSlot(ToString(it->value()));
+    if (!slot) return Fail(Status::DataLoss("corrupt history index entry"));
+    auto value = Get(db_, read, EventKey(seq), "reading history event");
+    if (!value.has_value()) return Fail(value.error());
+    if (!value->has_value()) continue;  // Pruned and folded.
+    auto stored = DecodeStoredEvent(**value);
+    if (!stored.has_value()) return Fail(stored.error());
+    if (stored->seq != seq) return failed();
+    if (stored->is_stub) continue;  // Pruned: nothing sealed is left.
+    auto event = DecodeEvent(stored->event_bytes);
+    if (!event.has_value()) return Fail(event.error());
+    if (event->header.seq != seq || *slot >= event->sealed_parts.size()) {
+      return failed();
+    }
+    const std::string ad = PartAd(
+        seq, *slot,
+        kj::ArrayPtr<const kj::byte>(
+            reinterpret_cast<const kj::byte*>(event->canonical_header.data()),
+            event->canonical_header.size()));
+    std::string& sealed = event->sealed_parts[*slot];
+    auto plain = crypto::Open(from, AsBytes(sealed), AsBytes(ad));
+    if (!plain.has_value()) {
+      // Sealed under `to` already (staged during the re-key, or re-sealed
+      // by an earlier, interrupted pass).
+      auto current = crypto::Open(to, AsBytes(sealed), AsBytes(ad));
+      if (!current.has_value()) return failed();
+      crypto::Wipe(*current);
+      continue;
+    }
+    const bool committed = crypto::ConstantTimeEquals(
+        PartCommitment(audit_key_, seq, *slot, *plain),
+        event->commitments[*slot]);
+    if (!committed) {
+      crypto::Wipe(*plain);
+      return failed();
+    }
+    std::vector<uint8_t> resealed = crypto::Seal(to, *plain, AsBytes(ad));
+    crypto::Wipe(*plain);
+    result.replaced.emplace_back(sealed.begin(), sealed.end());
+    sealed.assign(AsStringView(resealed));
+
+    // The header is copied from the stored bytes, so its canonical form,
+    // and with the commitments the digest and the link, stay as they were.
+    auto reencoded = Decode<hs::Event>(
+        stored->event_bytes, "history event",
+        [&](hs::Event::Reader r) -> Result<std::string> {
+          return EncodeEvent(r.getHeader(), event->sealed_parts,
+                             event->commitments);
+        });
+    if (!reencoded.has_value()) return Fail(reencoded.error());
+    StoredEventValue rewritten;
+    rewritten.seq = seq;
+    rewritten.link = stored->link;
+    rewritten.event_bytes = std::move(*reencoded);
+    rewritten.mac = EventMac(audit_key_, seq, rewritten.event_bytes);
+    batch.Put(EventKey(seq), EncodeStoredEvent(rewritten));
+    result.rewritten_seqs.push_back(seq);
+    ++result.resealed;
+  }
+  CUSTOS_RETURN_IF_ERROR(FromLevelDb(it->status(), "reading history index"));
+  if (!more) result.next_after_seq = 0;
+  return result;
 }
 
 Result<PruneResult> History::Prune(
@@ -1065,7 +1287,8 @@ Result<PruneResult> History::Prune(
       stub.seq = seq;
       stub.link = stored->link;
       stub.is_stub = true;
-      stub.stub_digest = EventDigest(audit_key_, AsBytes(stored->event_bytes));
+      stub.stub_digest =
+          EventDigest(audit_key_, event->canonical_header, event->commitments);
       batch.Put(EventKey(seq), EncodeStoredEvent(stub));
       stubbed[seq] = Stub{stub.stub_digest, stub.link};
       ++result.stubbed;

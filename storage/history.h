@@ -68,13 +68,14 @@ enum class EventAction {
   kRotateKek,
   kPrincipalCreated,  // About no subject: who may act changed.
   kPrincipalRevoked,
+  kRekey,  // The subject's data key was replaced (Engine::RekeySubject).
 };
 
 // "create", "read", "read_restricted", "rectify", "flag", "contest",
 // "grant", "close", "withdraw", "block", "erase", "export", "hold_set",
 // "hold_released", "shred", "report", "rotate_master_key", "rotate_kek",
-// "principal_created", "principal_revoked"; "unknown" for a value outside
-// the enum.
+// "principal_created", "principal_revoked", "rekey"; "unknown" for a value
+// outside the enum.
 std::string_view EventActionName(EventAction action);
 
 // One event, as the engine reports it to Stage.
@@ -136,6 +137,8 @@ struct ChainReport {
     kMissing,     // An event between the start and the head is absent.
     kCorrupt,     // A stored event does not decode, or names another seq.
     kLink,        // A stored link differs from the recomputed one.
+    kSeal,        // An event's stored bytes (its ciphertexts included) do
+                  // not match their MAC, while its link verifies.
     kHead,        // The head disagrees with the last verified event
                   // (a truncated or extended tail, or a corrupt head).
   };
@@ -246,14 +249,45 @@ class History {
   // Options::max_scan index entries, so a page may end early (and may be
   // empty) with a non-zero cursor. Pruned events are skipped. When `keys`
   // returns nullptr for the subject (shredded), the page is empty with
-  // cursor 0.
+  // cursor 0. A part that does not open under the key `keys` returned is
+  // tried under the key `retiring` returns (a subject being re-keyed has
+  // parts under both), then under the key `keys` returns again (it may
+  // have been replaced meanwhile); `retiring` may be empty.
   // Errors: InvalidArgument for limit 0; DataLoss if an indexed event does
-  // not decode, names another seq, or its part or header fails to
-  // authenticate under the subject's key; whatever `keys` returns as an
-  // error; a LevelDB read failure, mapped.
+  // not decode, names another seq, or its part, its header or its part's
+  // commitment fails to authenticate under the subject's keys; whatever
+  // `keys` returns as an error; a LevelDB read failure, mapped.
   Result<HistoryPage> ForSubject(const std::string& subject_id, Timestamp from,
                                  Timestamp to, uint64_t after_seq,
-                                 uint32_t limit, const KeyLookup& keys) const;
+                                 uint32_t limit, const KeyLookup& keys,
+                                 const KeyLookup& retiring = {}) const;
+
+  // What ResealSubject did.
+  struct ResealResult {
+    size_t examined = 0;  // Index entries examined.
+    size_t resealed = 0;  // Parts re-sealed (the others were under `to`
+                          // already, or their event was pruned).
+    // Pass as after_seq to continue; 0 when the index was read to the end.
+    uint64_t next_after_seq = 0;
+    // The replaced ciphertexts (for erasure witnesses) and the seqs of the
+    // events rewritten (whose old versions must leave the files).
+    std::vector<std::vector<uint8_t>> replaced;
+    std::vector<uint64_t> rewritten_seqs;
+  };
+  // Re-keying: adds to `batch` the events of `subject_id` after `after_seq`
+  // (at most `budget` index entries) with the subject's part opened under
+  // `from` and sealed again under `to`, same associated data, same
+  // plaintext, same commitment, a new MAC: the chain is unchanged. A part
+  // that opens under `to` already is left alone. Nothing else changes.
+  // Errors (and then `batch` must be dropped): DataLoss if a part opens
+  // under neither key, or its plaintext does not match its commitment, or
+  // an event does not decode; a LevelDB read failure, mapped.
+  // REQUIRES: serialised with the other writers (see Stage), budget >= 1.
+  Result<ResealResult> ResealSubject(leveldb::WriteBatch& batch,
+                                     const std::string& subject_id,
+                                     const crypto::SecretKey& from,
+                                     const crypto::SecretKey& to,
+                                     uint64_t after_seq, size_t budget) const;
 
   // Every stored event with seq > after_seq, in seq order, at most `limit`,
   // examining at most Options::max_scan entries: the clear headers, plus

@@ -73,8 +73,16 @@ std::string KeystoreCompactQueue(std::string_view subject_id) {
   return Join(kKeystoreCompactQueuePrefix, subject_id);
 }
 
+std::string RekeyCompactQueue(std::string_view subject_id) {
+  return Join(kRekeyCompactQueuePrefix, subject_id);
+}
+
 std::string ShredQueue(std::string_view subject_id) {
   return Join(kShredQueuePrefix, subject_id);
+}
+
+std::string RekeyQueue(std::string_view subject_id) {
+  return Join(kRekeyQueuePrefix, subject_id);
 }
 
 std::string Event(uint64_t seq) { return JoinNumber(kEventPrefix, seq); }

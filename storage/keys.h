@@ -80,11 +80,20 @@ std::string CompactQueue(std::string_view key);
 inline constexpr std::string_view kSpanLow = "!";
 inline constexpr std::string_view kSpanHigh = "~";
 std::string KeystoreCompactQueue(std::string_view subject_id);
+// "q:krekey:" subject id -> u64 queued-at micros (re-keyed subjects, whose
+// old wrapped key must leave the keystore's files).
+inline constexpr std::string_view kRekeyCompactQueuePrefix = "q:krekey:";
+std::string RekeyCompactQueue(std::string_view subject_id);
 
 // ---- Shredder (shredder.cc) -----------------------------------------------
 // "q:shred:" subject id -> u64 last record finished (empty at first).
 inline constexpr std::string_view kShredQueuePrefix = "q:shred:";
 std::string ShredQueue(std::string_view subject_id);
+
+// ---- Re-keyer (rekeyer.cc) ------------------------------------------------
+// "q:rekey:" subject id -> u8 stage || u64 cursor (a re-key in progress).
+inline constexpr std::string_view kRekeyQueuePrefix = "q:rekey:";
+std::string RekeyQueue(std::string_view subject_id);
 
 // ---- Access history (history.cc) ------------------------------------------
 // "e:" u64 seq -> Event; "h:" tag || u64 seq -> sealed seq;

@@ -24,6 +24,9 @@ std::string KeyKey(std::string_view subject_id) {
 std::string LedgerKey(const crypto::Digest& hash) {
   return "l:" + std::string(AsStringView(hash));
 }
+std::string RetiringKeyKey(std::string_view subject_id) {
+  return std::string("o:").append(subject_id);
+}
 
 leveldb::WriteOptions Synced() {
   leveldb::WriteOptions wo;
@@ -202,9 +205,19 @@ Result<Keystore::KekRotation> Keystore::RotateKek(size_t batch_size,
     {
       std::unique_ptr<leveldb::Iterator> it(
           db_->NewIterator(leveldb::ReadOptions()));
+      // Current keys ("k:"), then the retiring keys of re-keys in progress
+      // ("o:"): both must be readable once the old KEK is gone.
       const std::string start = after.empty() ? std::string("k:") : after;
-      for (it->Seek(start); it->Valid() && it->key().starts_with("k:");
-           it->Next()) {
+      for (it->Seek(start); it->Valid(); it->Next()) {
+        if (!it->key().starts_with("k:") && !it->key().starts_with("o:")) {
+          if (it->key().compare("o:") < 0) {
+            it->Seek("o:");
+            if (!it->Valid()) break;
+            if (!it->key().starts_with("o:")) break;
+          } else {
+            break;
+          }
+        }
         if (it->key().ToString() == after) continue;
         if (examined == batch_size || result.rewrapped == max_keys) {
           more = true;
@@ -353,6 +366,7 @@ Status Keystore::DestroyKey(std::string_view subject_id,
   std::shared_lock keys(keys_mu_);
   leveldb::WriteBatch batch;
   batch.Delete(KeyKey(subject_id));
+  batch.Delete(RetiringKeyKey(subject_id));  // Of a re-key not finished.
   batch.Put(LedgerKey(ledger_hash), codec::EncodeLedgerEntry(ToMicros(at), by));
   // Always synchronous: a shred reported done must survive a crash.
   leveldb::WriteOptions wo;
@@ -427,6 +441,120 @@ Status Keystore::CompactAll() {
   end.Delete("~");
   return FromLevelDb(db_->Write(leveldb::WriteOptions(), &end),
                      "compacting the keystore");
+}
+
+Status Keystore::BeginRekey(std::string_view subject_id, SharedKey new_key) {
+  CUSTOS_RETURN_IF_ERROR(sync_.failure());
+  std::shared_lock keys(keys_mu_);
+  std::string current, retiring;
+  leveldb::Status s =
+      db_->Get(leveldb::ReadOptions(), KeyKey(subject_id), &current);
+  if (s.IsNotFound()) return Status::NotFound("subject key not found");
+  if (!s.ok()) return FromLevelDb(s, "reading subject key");
+  s = db_->Get(leveldb::ReadOptions(), RetiringKeyKey(subject_id), &retiring);
+  if (s.ok()) {
+    return Status::FailedPrecondition("the subject is being re-keyed already");
+  }
+  if (!s.IsNotFound()) return FromLevelDb(s, "reading subject key");
+  // The retiring key keeps its wrapped bytes as they are: the same value,
+  // bound to the same subject id and KEK version, under another key.
+  leveldb::WriteBatch batch;
+  batch.Put(RetiringKeyKey(subject_id), current);
+  const uint32_t version = keyring_.current_kek();
+  codec::StoredWrappedKey wrapped{
+      version,
+      crypto::WrapKey(*keyring_.Kek(version), version, subject_id, *new_key)};
+  batch.Put(KeyKey(subject_id), codec::EncodeWrappedKey(wrapped));
+  leveldb::WriteOptions wo;
+  wo.sync = true;
+  Status status = FromLevelDb(db_->Write(wo, &batch), "re-keying subject");
+  if (status.ok()) {
+    cache_.Put(std::string(subject_id), std::move(new_key));
+  } else {
+    cache_.Evict(std::string(subject_id));
+  }
+  return status;
+}
+
+Result<SharedKey> Keystore::RetiringKey(const std::string& subject_id) {
+  std::shared_lock keys(keys_mu_);
+  std::string value;
+  leveldb::Status s =
+      db_->Get(leveldb::ReadOptions(), RetiringKeyKey(subject_id), &value);
+  if (s.IsNotFound()) return SharedKey();
+  if (!s.ok()) return Fail(FromLevelDb(s, "reading subject key"));
+  auto stored = codec::DecodeWrappedKey(value);
+  if (!stored) return Fail(stored.error());
+  const crypto::SecretKey* kek = keyring_.Kek(stored->kek_version);
+  if (kek == nullptr) {
+    return Fail(Status::DataLoss(
+        "a subject key is wrapped under a KEK the keyring does not hold"));
+  }
+  auto dek = crypto::UnwrapKey(*kek, stored->kek_version, subject_id,
+                               stored->wrapped, pool_);
+  if (!dek) return Fail(Status::DataLoss("subject key failed to unwrap"));
+  return std::make_shared<const crypto::SecretKey>(std::move(*dek));
+}
+
+Result<std::optional<std::vector<uint8_t>>> Keystore::RetiringWrappedBytes(
+    std::string_view subject_id) {
+  std::string value;
+  leveldb::Status s =
+      db_->Get(leveldb::ReadOptions(), RetiringKeyKey(subject_id), &value);
+  if (s.IsNotFound()) return std::optional<std::vector<uint8_t>>();
+  if (!s.ok()) return Fail(FromLevelDb(s, "reading subject key"));
+  auto stored = codec::DecodeWrappedKey(value);
+  if (!stored) return Fail(stored.error());
+  return std::optional<std::vector<uint8_t>>(std::move(stored->wrapped));
+}
+
+Status Keystore::DestroyRetiringKey(std::string_view subject_id) {
+  std::shared_lock keys(keys_mu_);
+  leveldb::WriteBatch batch;
+  batch.Delete(RetiringKeyKey(subject_id));
+  leveldb::WriteOptions wo;
+  wo.sync = true;
+  return FromLevelDb(db_->Write(wo, &batch), "destroying retiring key");
+}
+
+void Keystore::CompactRekeyed(const std::vector<std::string>& subject_ids) {
+  const auto [min_it, max_it] =
+      std::minmax_element(subject_ids.begin(), subject_ids.end());
+  for (auto* make : {&KeyKey, &RetiringKeyKey}) {
+    const std::string first = make(*min_it), last = make(*max_it);
+    const leveldb::Slice begin(first), end(last);
+    db_->CompactRange(&begin, &end);
+  }
+}
+
+Status Keystore::RewriteRekeyed(const std::vector<std::string>& subject_ids) {
+  // Read and written back under the key lock: a KEK rotation batch cannot
+  // rewrap a key in between (it would be written back under the old KEK).
+  std::shared_lock keys(keys_mu_);
+  leveldb::WriteBatch again;
+  for (const std::string& subject_id : subject_ids) {
+    const std::string key = KeyKey(subject_id);
+    std::string value;
+    leveldb::Status s = db_->Get(leveldb::ReadOptions(), key, &value);
+    if (s.ok()) {
+      again.Put(key, value);
+    } else if (s.IsNotFound()) {
+      again.Delete(key);
+    } else {
+      return FromLevelDb(s, "reading subject key");
+    }
+    // A retiring key still present belongs to a re-key in progress.
+    const std::string retiring = RetiringKeyKey(subject_id);
+    s = db_->Get(leveldb::ReadOptions(), retiring, &value);
+    if (s.IsNotFound()) {
+      again.Delete(retiring);
+    } else if (!s.ok()) {
+      return FromLevelDb(s, "reading subject key");
+    }
+  }
+  leveldb::WriteOptions wo;
+  wo.sync = true;
+  return FromLevelDb(db_->Write(wo, &again), "purging re-keyed keys");
 }
 
 }  // namespace custos

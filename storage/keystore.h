@@ -12,6 +12,8 @@
 //                      rewrapped: a KEK rotation in progress
 //   "k:" subject id    WrappedKey
 //   "l:" ledger hash   LedgerEntry
+//   "o:" subject id    WrappedKey: the retiring key of a subject being
+//                      re-keyed (storage/rekeyer.h), until it is destroyed
 //
 // Unwrapped keys are cached (KeyCache): GetKey unwraps a key once, and
 // DestroyKey evicts it before returning, so no read can use a destroyed key.
@@ -124,6 +126,37 @@ class Keystore {
   // deletions) are absent from the keystore's tables; the keystore's
   // MANIFEST names the old tables' boundary keys until the next open.
   Status CompactAll();
+
+  // ---- Re-keying a subject (storage/rekeyer.h, docs/crypto.md) ----------
+  // While a subject is re-keyed its wrapped key has two slots: "k:" holds
+  // the current key, which every new seal uses, and "o:" the retiring one,
+  // which opens what is not re-sealed yet.
+
+  // In one synchronous write: the wrapped key under "k:" moves to "o:" and
+  // `new_key` is wrapped under "k:"; then `new_key` replaces the cached
+  // key, so no seal after this returns uses the retiring key.
+  // NotFound if the subject has no key; FailedPrecondition if it has a
+  // retiring key already.
+  Status BeginRekey(std::string_view subject_id, SharedKey new_key);
+  // The retiring key (not cached), or nullptr when there is none.
+  // DataLoss if it fails to unwrap.
+  Result<SharedKey> RetiringKey(const std::string& subject_id);
+  // The stored wrapped bytes of the retiring key, or nullopt.
+  Result<std::optional<std::vector<uint8_t>>> RetiringWrappedBytes(
+      std::string_view subject_id);
+  // Deletes the retiring key, synchronously. (DestroyKey deletes it too.)
+  Status DestroyRetiringKey(std::string_view subject_id);
+  // Physical removal of re-keyed subjects' old keys (the overwritten "k:"
+  // versions and the deleted "o:" entries), as PurgeKeys does for destroyed
+  // keys: CompactRekeyed, then RewriteRekeyed, then CompactRekeyed again.
+  // REQUIRES: `subject_ids` non-empty.
+  void CompactRekeyed(const std::vector<std::string>& subject_ids);
+  // Writes each subject's current "k:" value again (deletes it again if
+  // gone) and deletes "o:" again if gone, synchronously, so the second
+  // compaction merges into any table where an old and a new version sat
+  // together. REQUIRES: no concurrent write of these subjects' keys (the caller
+  // holds the records write lock, under which keys are destroyed and re-keyed).
+  Status RewriteRekeyed(const std::vector<std::string>& subject_ids);
 
   size_t CachedKeyCount() const { return cache_.size(); }
   void ClearCache() { cache_.Clear(); }

@@ -45,6 +45,10 @@ struct Options {
   // the bound is this delay plus the interval between sweeps.
   // Default: 0. REQUIRES: >= 0.
   std::chrono::microseconds erasure_compaction_delay{0};
+  // Records, or access-history events, re-sealed per write batch by
+  // Engine::RekeySubject; each batch holds the write lock. Default: 100
+  // (0 counts as 1).
+  size_t rekey_batch_size = 100;
   // Source of time. REQUIRES: non-null; must outlive the Engine.
   const Clock* clock = nullptr;
   // LevelDB's environment for both databases: the seam for fault injection

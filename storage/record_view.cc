@@ -116,8 +116,8 @@ Result<RecordView> RecordViews::Build(
     auto key = subjects_.Key(part.subject_id);
     if (!key) return Fail(key.error());
     if (!*key) continue;
-    auto fields = sealing::OpenFields(
-        **key, part.sealed,
+    auto fields = subjects_.OpenFields(
+        part.subject_id, **key, part.sealed,
         sealing::PartAd(r.id, part.subject_id, part.version),
         "a personal part");
     if (!fields) return Fail(fields.error());
@@ -131,8 +131,8 @@ Result<RecordView> RecordViews::Build(
     auto key = subjects_.Key(f.subject_id);
     if (!key) return Fail(key.error());
     if (!*key || f.sealed_note.empty()) continue;
-    auto fields = sealing::OpenFields(
-        **key, f.sealed_note,
+    auto fields = subjects_.OpenFields(
+        f.subject_id, **key, f.sealed_note,
         sealing::NoteAd("flag", r.id, f.subject_id, f.at_micros),
         "a flag note");
     if (!fields) return Fail(fields.error());
@@ -143,8 +143,8 @@ Result<RecordView> RecordViews::Build(
     auto key = subjects_.Key(c.subject_id);
     if (!key) return Fail(key.error());
     if (!*key || c.sealed_statement.empty()) continue;
-    auto fields = sealing::OpenFields(
-        **key, c.sealed_statement,
+    auto fields = subjects_.OpenFields(
+        c.subject_id, **key, c.sealed_statement,
         sealing::NoteAd("contest", r.id, c.subject_id, c.at_micros),
         "a contest");
     if (!fields) return Fail(fields.error());

@@ -37,10 +37,13 @@ Result<std::unique_ptr<Store>> Store::Open(const Options& options,
     auto version = codec::DecodeFormatVersion(format);
     if (!version) return Fail(version.error());
     if (*version != kFormatVersion) {
+      // Older stores are refused, not migrated (docs/decisions.md).
       return Fail(Status::FailedPrecondition(
           "data directory format version " + std::to_string(*version) +
           " is not supported (this build reads version " +
-          std::to_string(kFormatVersion) + ")"));
+          std::to_string(kFormatVersion) +
+          (*version < kFormatVersion ? "; older stores are not migrated)"
+                                     : ")")));
     }
   }
   return std::unique_ptr<Store>(

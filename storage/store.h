@@ -81,8 +81,10 @@ class Store {
     bool sync = false;  // False: nothing to wait for.
   };
 
-  // The on-disk format this build reads and writes.
-  static constexpr uint32_t kFormatVersion = 1;
+  // The on-disk format this build reads and writes. 2: access-history
+  // events chained over commitments of their parts (docs/history.md);
+  // version 1 stores are refused, not migrated (docs/decisions.md).
+  static constexpr uint32_t kFormatVersion = 2;
 
   // Opens (or, with options.create_if_missing, creates) the records
   // database in options.data_dir/records through `env` (REQUIRES: outlives

@@ -23,8 +23,7 @@ Result<SubjectReport> SubjectReportBuilder::Produce(
   const Timestamp now = u_.clock.Now();
   report.generated_at = now;
   report.subject_id = subject;
-  auto identifier =
-      sealing::OpenIdentifier(**key, stored->sealed_identifier, subject);
+  auto identifier = u_.subjects.Identifier(subject, **key);
   if (!identifier) return Fail(identifier.error());
   report.subject_identifier = std::move(*identifier);
 
@@ -70,9 +69,9 @@ Result<SubjectReport> SubjectReportBuilder::Produce(
     }
     for (const auto& part : r->parts) {
       if (part.subject_id != subject) continue;
-      auto fields = sealing::OpenFields(
-          **key, part.sealed, sealing::PartAd(r->id, subject, part.version),
-          "personal data");
+      auto fields = u_.subjects.OpenFields(
+          subject, **key, part.sealed,
+          sealing::PartAd(r->id, subject, part.version), "personal data");
       if (!fields) return Fail(fields.error());
       out.personal = std::move(*fields);
     }
@@ -95,8 +94,8 @@ Result<SubjectReport> SubjectReportBuilder::Produce(
       ContestView view{c.by, FromMicros(c.at_micros), c.subject_id, "", {}};
       named.insert(c.by);
       if (!c.sealed_statement.empty()) {
-        auto fields = sealing::OpenFields(
-            **key, c.sealed_statement,
+        auto fields = u_.subjects.OpenFields(
+            subject, **key, c.sealed_statement,
             sealing::NoteAd("contest", r->id, subject, c.at_micros),
             "personal data");
         if (!fields) return Fail(fields.error());
@@ -120,11 +119,14 @@ Result<SubjectReport> SubjectReportBuilder::Produce(
   const KeyLookup keys = [this](const std::string& id) {
     return u_.subjects.Key(id);
   };
+  const KeyLookup retiring = [this](const std::string& id) {
+    return u_.subjects.RetiringKey(id);
+  };
   uint64_t after_seq = 0;
   do {
-    auto page = u_.store.history().ForSubject(subject, Timestamp::min(),
-                                              Timestamp::max(), after_seq,
-                                              u_.limits.max_page_size, keys);
+    auto page = u_.store.history().ForSubject(
+        subject, Timestamp::min(), Timestamp::max(), after_seq,
+        u_.limits.max_page_size, keys, retiring);
     if (!page) return Fail(page.error());
     for (const HistoryEntry& entry : page->entries) {
       SubjectReport::Access a;

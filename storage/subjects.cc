@@ -156,11 +156,47 @@ Result<SharedKey> Subjects::Key(const std::string& subject_id) const {
   return keystore_.GetKey(subject_id);
 }
 
+Result<SharedKey> Subjects::RetiringKey(const std::string& subject_id) const {
+  return keystore_.RetiringKey(subject_id);
+}
+
+template <typename Open>
+auto Subjects::WithFallback(const std::string& subject_id,
+                            const crypto::SecretKey& key,
+                            const Open& open) const -> decltype(open(key)) {
+  auto opened = open(key);
+  if (opened || opened.error().code() != StatusCode::kDataLoss) return opened;
+  // During a re-key: the retiring key, then the current one (it may have
+  // replaced `key` since the caller looked it up).
+  for (auto lookup : {&Subjects::RetiringKey, &Subjects::Key}) {
+    auto other = (this->*lookup)(subject_id);
+    if (!other) return Fail(other.error());
+    if (*other == nullptr || other->get() == &key) continue;
+    auto retried = open(**other);
+    if (retried) return retried;
+  }
+  return opened;
+}
+
 Result<std::string> Subjects::Identifier(std::string_view subject_id,
                                          const crypto::SecretKey& key) const {
   auto subject = Read(subject_id);
   if (!subject) return Fail(subject.error());
-  return sealing::OpenIdentifier(key, subject->sealed_identifier, subject_id);
+  return WithFallback(std::string(subject_id), key,
+                      [&](const crypto::SecretKey& k) {
+                        return sealing::OpenIdentifier(
+                            k, subject->sealed_identifier, subject_id);
+                      });
+}
+
+Result<std::vector<Field>> Subjects::OpenFields(const std::string& subject_id,
+                                                const crypto::SecretKey& key,
+                                                const codec::Bytes& sealed,
+                                                const codec::Bytes& ad,
+                                                std::string_view what) const {
+  return WithFallback(subject_id, key, [&](const crypto::SecretKey& k) {
+    return sealing::OpenFields(k, sealed, ad, what);
+  });
 }
 
 Result<crypto::Digest> Subjects::BlindIndexOf(

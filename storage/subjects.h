@@ -82,10 +82,24 @@ class Subjects {
   // The subject's data key; nullptr once shredded (or never created).
   Result<SharedKey> Key(const std::string& subject_id) const;
 
-  // The subject's external identifier, opened with `key`. DataLoss if it
-  // fails to decrypt.
+  // The retiring key of a subject being re-keyed; nullptr otherwise.
+  Result<SharedKey> RetiringKey(const std::string& subject_id) const;
+
+  // The subject's external identifier, opened with `key` (or, failing
+  // that, as OpenFields says). DataLoss if it fails to decrypt.
   Result<std::string> Identifier(std::string_view subject_id,
                                  const crypto::SecretKey& key) const;
+
+  // Opens a ciphertext of the subject with `key`, the subject's key as the
+  // caller looked it up; if that fails, with its retiring key and then its
+  // key as it is now: while the subject is re-keyed (storage/rekeyer.h)
+  // its ciphertexts are under either. DataLoss("<what> failed to decrypt")
+  // if none opens it.
+  Result<std::vector<Field>> OpenFields(const std::string& subject_id,
+                                        const crypto::SecretKey& key,
+                                        const codec::Bytes& sealed,
+                                        const codec::Bytes& ad,
+                                        std::string_view what) const;
 
   // Forgets the cached blind index of a subject being shredded (see Live).
   // REQUIRES: the write lock; called after the index entry was deleted.
@@ -96,6 +110,10 @@ class Subjects {
       const codec::StoredSubject& subject);
 
  private:
+  // open(key), or failing that open() under the other keys OpenFields says.
+  template <typename Open>
+  auto WithFallback(const std::string& subject_id, const crypto::SecretKey& key,
+                    const Open& open) const -> decltype(open(key));
   // Creates a subject for `identifier` with index key `index_key`.
   Result<Prepared::Subject> NewSubject(std::string_view identifier,
                                        const crypto::Digest& index,

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "crypto/aead.h"
 #include "crypto/keyed_hash.h"
 #include "crypto/secret_key.h"
 #include "schema/history.capnp.h"
@@ -206,6 +207,7 @@ TEST(EventActionNameTest, EveryActionHasItsStableName) {
       {EventAction::kReport, "report"},
       {EventAction::kRotateMasterKey, "rotate_master_key"},
       {EventAction::kRotateKek, "rotate_kek"},
+      {EventAction::kRekey, "rekey"},
   };
   for (const auto& [action, name] : expected) {
     EXPECT_EQ(EventActionName(action), name);
@@ -759,7 +761,7 @@ TEST_F(HistoryTest, SwappedEventsAreReportedAtTheFirstOfThem) {
 }
 
 // Rewrites the principal name in event `seq`'s clear header, keeping the
-// value well formed and the stored link as it was.
+// value well formed and the stored link and MAC as they were.
 void RewritePrincipalName(leveldb::DB& db, uint64_t seq,
                           const std::string& name) {
   std::string stored;
@@ -786,6 +788,7 @@ void RewritePrincipalName(leveldb::DB& db, uint64_t seq,
   b.setSeq(seq);
   b.setLink(outer_root.getLink());
   b.setEvent(event_flat.asBytes());
+  b.setMac(outer_root.getMac());
   auto outer_flat = capnp::messageToFlatArray(outer_message);
   ASSERT_TRUE(db.Put(leveldb::WriteOptions(), EventKey(seq),
                      std::string(reinterpret_cast<const char*>(
@@ -815,6 +818,190 @@ TEST_F(HistoryTest, AnEventMovedToAnotherSeqFailsToAuthenticate) {
                                    0, 10, lookup_);
   ASSERT_FALSE(page.has_value());
   EXPECT_EQ(page.error().code(), StatusCode::kDataLoss);
+}
+
+// ---- Re-sealing (re-keying a subject)
+// ------------------------------------------------------------
+
+// Replaces the sealed bytes of part `slot` of event `seq` by `sealed`,
+// keeping everything else (header, commitments, link, MAC) as it was.
+void ReplaceSealedPart(leveldb::DB& db, uint64_t seq, uint32_t slot,
+                       const std::vector<uint8_t>& sealed) {
+  std::string stored;
+  ASSERT_TRUE(db.Get(leveldb::ReadOptions(), EventKey(seq), &stored).ok());
+  kj::Array<capnp::word> words =
+      kj::heapArray<capnp::word>(stored.size() / sizeof(capnp::word));
+  std::memcpy(words.begin(), stored.data(), stored.size());
+  capnp::FlatArrayMessageReader outer(words);
+  auto outer_root = outer.getRoot<schema::history::StoredEvent>();
+  auto event_bytes = outer_root.getEvent();
+  kj::Array<capnp::word> inner_words =
+      kj::heapArray<capnp::word>(event_bytes.size() / sizeof(capnp::word));
+  std::memcpy(inner_words.begin(), event_bytes.begin(), event_bytes.size());
+  capnp::FlatArrayMessageReader inner(inner_words);
+  capnp::MallocMessageBuilder event_message;
+  event_message.setRoot(inner.getRoot<schema::history::Event>());
+  event_message.getRoot<schema::history::Event>().getParts()[slot].setSealed(
+      capnp::Data::Reader(sealed.data(), sealed.size()));
+  auto event_flat = capnp::messageToFlatArray(event_message);
+  capnp::MallocMessageBuilder outer_message;
+  auto b = outer_message.initRoot<schema::history::StoredEvent>();
+  b.setSeq(seq);
+  b.setLink(outer_root.getLink());
+  b.setEvent(event_flat.asBytes());
+  b.setMac(outer_root.getMac());
+  auto outer_flat = capnp::messageToFlatArray(outer_message);
+  ASSERT_TRUE(db.Put(leveldb::WriteOptions(), EventKey(seq),
+                     std::string(reinterpret_cast<const char*>(
+                                     outer_flat.asBytes().begin()),
+                                 outer_flat.asBytes().size()))
+                  .ok());
+}
+
+TEST_F(HistoryTest, ResealingASubjectKeepsTheChainAndEveryEntry) {
+  AppendMany(4);
+  Append({Read(5, {"s-ben", "s-anna"}, 5)});
+  const HistoryPage before = Query("s-anna");
+  ASSERT_EQ(before.entries.size(), 5u);
+  const crypto::Digest head_link = history_->head().link;
+  const std::string ben_event = RawGet(EventKey(5));
+
+  SharedKey old_key = keys_["s-anna"];
+  SharedKey new_key =
+      std::make_shared<const crypto::SecretKey>(crypto::SecretKey::Generate());
+  // In bounded steps, as the re-keyer calls it.
+  uint64_t after = 0;
+  size_t resealed = 0, steps = 0;
+  do {
+    leveldb::WriteBatch batch;
+    auto step =
+        history_->ResealSubject(batch, "s-anna", *old_key, *new_key, after, 2);
+    ASSERT_TRUE(step.has_value()) << step.error().ToString();
+    ASSERT_TRUE(db_->Write(leveldb::WriteOptions(), &batch).ok());
+    EXPECT_EQ(step->replaced.size(), step->resealed);
+    EXPECT_EQ(step->rewritten_seqs.size(), step->resealed);
+    resealed += step->resealed;
+    after = step->next_after_seq;
+    ++steps;
+  } while (after != 0);
+  EXPECT_EQ(resealed, 5u);
+  EXPECT_EQ(steps, 3u);
+
+  // The chain is untouched: same links, same head.
+  ChainReport report = VerifyOrDie();
+  EXPECT_TRUE(report.ok()) << ChainProblemName(report.problem) << " at "
+                           << report.first_broken;
+  EXPECT_EQ(report.verified, 5u);
+  EXPECT_EQ(history_->head().link, head_link);
+  // The parts changed (the event with Ben's part too, Ben's part kept).
+  EXPECT_NE(RawGet(EventKey(5)), ben_event);
+  EXPECT_EQ(Seqs(Query("s-ben")), (std::vector<uint64_t>{5}));
+
+  // The new key reads everything as before; the old one reads nothing.
+  keys_["s-anna"] = new_key;
+  const HistoryPage after_page = Query("s-anna");
+  ASSERT_EQ(after_page.entries.size(), before.entries.size());
+  for (size_t i = 0; i < before.entries.size(); ++i) {
+    EXPECT_EQ(after_page.entries[i].header.seq, before.entries[i].header.seq);
+    EXPECT_EQ(after_page.entries[i].justification,
+              before.entries[i].justification);
+    EXPECT_EQ(after_page.entries[i].fields, before.entries[i].fields);
+  }
+  keys_["s-anna"] = old_key;
+  auto stale = history_->ForSubject("s-anna", T0() - hours(1000),
+                                    T0() + hours(1000), 0, 10, lookup_);
+  ASSERT_FALSE(stale.has_value());
+  EXPECT_EQ(stale.error().code(), StatusCode::kDataLoss);
+
+  // A second pass finds everything under the new key already.
+  leveldb::WriteBatch again;
+  auto none =
+      history_->ResealSubject(again, "s-anna", *old_key, *new_key, 0, 100);
+  ASSERT_TRUE(none.has_value());
+  EXPECT_EQ(none->resealed, 0u);
+  EXPECT_EQ(again.ApproximateSize(), leveldb::WriteBatch().ApproximateSize());
+}
+
+TEST_F(HistoryTest, DuringAResealAQueryOpensPartsUnderEitherKey) {
+  AppendMany(4);
+  SharedKey old_key = keys_["s-anna"];
+  SharedKey new_key =
+      std::make_shared<const crypto::SecretKey>(crypto::SecretKey::Generate());
+  leveldb::WriteBatch batch;
+  ASSERT_TRUE(
+      history_->ResealSubject(batch, "s-anna", *old_key, *new_key, 0, 2));
+  ASSERT_TRUE(db_->Write(leveldb::WriteOptions(), &batch).ok());
+  keys_["s-anna"] = new_key;
+  const KeyLookup retiring = [&](const std::string&) -> Result<SharedKey> {
+    return old_key;
+  };
+  auto page =
+      history_->ForSubject("s-anna", T0() - hours(1000), T0() + hours(1000), 0,
+                           10, lookup_, retiring);
+  ASSERT_TRUE(page.has_value()) << page.error().ToString();
+  EXPECT_EQ(Seqs(*page), (std::vector<uint64_t>{1, 2, 3, 4}));
+}
+
+TEST_F(HistoryTest, ACiphertextReplacedUnderTheSubjectsKeyIsCaught) {
+  // Someone holding the subject's key but not the audit key seals another
+  // part (same associated data) into an event: the chain's links still
+  // verify (they cover the commitments), the MAC of the stored bytes does
+  // not, and the subject's query refuses the part (commitment mismatch).
+  AppendMany(3);
+  // The forged part: another SubjectPart sealed under Anna's key with the
+  // associated data of event 2, slot 0.
+  std::string stored = RawGet(EventKey(2));
+  kj::Array<capnp::word> words =
+      kj::heapArray<capnp::word>(stored.size() / sizeof(capnp::word));
+  std::memcpy(words.begin(), stored.data(), stored.size());
+  capnp::FlatArrayMessageReader outer(words);
+  auto event_bytes = outer.getRoot<schema::history::StoredEvent>().getEvent();
+  kj::Array<capnp::word> inner_words =
+      kj::heapArray<capnp::word>(event_bytes.size() / sizeof(capnp::word));
+  std::memcpy(inner_words.begin(), event_bytes.begin(), event_bytes.size());
+  capnp::FlatArrayMessageReader inner(inner_words);
+  kj::Array<capnp::word> canonical =
+      capnp::canonicalize(inner.getRoot<schema::history::Event>().getHeader());
+  std::string ad("custos-event-v1\0", 16);
+  AppendBigEndian64(ad, 2);
+  AppendBigEndian32(ad, 0);
+  ad.append(reinterpret_cast<const char*>(canonical.asBytes().begin()),
+            canonical.asBytes().size());
+  capnp::MallocMessageBuilder part_message;
+  auto part = part_message.initRoot<schema::history::SubjectPart>();
+  part.setSubjectId("s-anna");
+  part.setJustification("something else entirely");
+  auto flat = capnp::messageToFlatArray(part_message);
+  const std::vector<uint8_t> forged = crypto::Seal(
+      *keys_["s-anna"],
+      std::span<const uint8_t>(flat.asBytes().begin(), flat.asBytes().size()),
+      AsBytes(ad));
+  ReplaceSealedPart(*db_, 2, 0, forged);
+
+  ChainReport report = VerifyOrDie();
+  EXPECT_EQ(report.problem, ChainReport::Problem::kSeal);
+  EXPECT_EQ(report.first_broken, 2u);
+  EXPECT_EQ(report.verified, 2u);  // Event 2's link verified.
+  auto page = history_->ForSubject("s-anna", T0() - hours(1000),
+                                   T0() + hours(1000), 1, 1, lookup_);
+  ASSERT_FALSE(page.has_value());
+  EXPECT_EQ(page.error().message(),
+            "an access-history event failed to authenticate");
+}
+
+TEST_F(HistoryTest, TheChainStillVerifiesAfterAResealAndThenAShred) {
+  AppendMany(3);
+  SharedKey new_key =
+      std::make_shared<const crypto::SecretKey>(crypto::SecretKey::Generate());
+  leveldb::WriteBatch batch;
+  ASSERT_TRUE(history_->ResealSubject(batch, "s-anna", *keys_["s-anna"],
+                                      *new_key, 0, 100));
+  ASSERT_TRUE(db_->Write(leveldb::WriteOptions(), &batch).ok());
+  keys_.erase("s-anna");
+  ChainReport report = VerifyOrDie();
+  EXPECT_TRUE(report.ok());
+  EXPECT_EQ(report.verified, 3u);
+  EXPECT_TRUE(Query("s-anna").entries.empty());
 }
 
 // ---- Pruning
@@ -877,7 +1064,8 @@ TEST_F(HistoryTest, PruningAMiddleEventLeavesAStubAndTheChainVerifies) {
   EXPECT_EQ(result->collapsed, 0u);
   EXPECT_FALSE(RawHas("m:history_checkpoint"));
   ASSERT_TRUE(RawHas(EventKey(3)));
-  EXPECT_EQ(RawGet(EventKey(3)).size(), 112u);  // Seq, link, digest only.
+  // Seq, link, digest only (and the null pointer of the absent MAC).
+  EXPECT_EQ(RawGet(EventKey(3)).size(), 120u);
   EXPECT_EQ(Seqs(Query("s-anna")), (std::vector<uint64_t>{1, 2, 4, 5}));
 
   ChainReport report = VerifyOrDie();

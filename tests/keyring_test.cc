@@ -309,3 +309,36 @@ TEST_F(KeyringTest, AKekRotationKilledInTheMiddleFinishesAfterReopening) {
 
 }  // namespace
 }  // namespace custos::testing
+
+namespace custos::testing {
+namespace {
+
+// A re-key in progress keeps its retiring key ("o:") beside the current
+// one; a KEK rotation must rewrap both, or the retiring key (still needed
+// to read what is not yet resealed) would die with the old KEK.
+TEST_F(KeyringTest, AKekRotationRewrapsTheRetiringKeyOfARekeyInProgress) {
+  Close();
+  auto keystore =
+      Keystore::Open(dir_ + "/keystore", false, MasterKey(), clock_.Now(),
+                     leveldb::Env::Default(), /*cache_capacity=*/4);
+  ASSERT_TRUE(keystore.has_value()) << keystore.error().ToString();
+  Keystore& k = **keystore;
+  SharedKey old_key = k.NewKey();
+  auto put = k.PutKey("s01", old_key);
+  ASSERT_TRUE(put.has_value());
+  ASSERT_TRUE(k.WaitDurable(*put).ok());
+  ASSERT_TRUE(k.BeginRekey("s01", k.NewKey()).ok());
+
+  auto rotation = k.RotateKek(/*batch_size=*/1, SIZE_MAX);
+  ASSERT_TRUE(rotation.has_value()) << rotation.error().ToString();
+  ASSERT_TRUE(rotation->complete);
+  EXPECT_EQ(k.KekVersions(), std::vector<uint32_t>{2});
+  k.ClearCache();
+  auto retiring = k.RetiringKey("s01");
+  ASSERT_TRUE(retiring.has_value()) << retiring.error().ToString();
+  ASSERT_TRUE(*retiring);
+  EXPECT_TRUE((*retiring)->Equals(*old_key));
+}
+
+}  // namespace
+}  // namespace custos::testing
