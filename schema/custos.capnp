@@ -230,4 +230,7 @@ interface Admin {
   findSubject @4 (identifier :Text) -> (subjectId :Text);
   # Crypto-shreds the subject: its key is destroyed at once.
   shredSubject @5 (subjectId :Text) -> ();
+  # Replaces a principal's token (returned once); sessions opened with the
+  # old one end at once.
+  rotateCredential @6 (id :Text) -> (token :Text);
 }

@@ -35,6 +35,7 @@ enum Action {
   principalCreated @18;  # An admin created a principal (no subject).
   principalRevoked @19;  # An admin revoked a principal (no subject).
   rekey @20;  # The subject's data key was replaced (docs/crypto.md).
+  credentialRotated @21;  # An admin replaced a principal's token.
 }
 
 enum RecordState {

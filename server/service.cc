@@ -399,6 +399,19 @@ class AdminImpl final : public rpc::Admin::Server {
         });
   }
 
+  kj::Promise<void> rotateCredential(RotateCredentialContext context) override {
+    return OnWorker<Result<std::string>>(
+               *conn_,
+               [engine = &conn_->engine, actor = actor_,
+                id = Str(context.getParams().getId())]() {
+                 return engine->RotateCredential(actor, id);
+               })
+        .then([context](kj::Own<Result<std::string>> r) mutable {
+          const std::string token = Value(std::move(*r));
+          context.getResults().setToken(Txt(token));
+        });
+  }
+
   kj::Promise<void> shredSubject(ShredSubjectContext context) override {
     return OnWorker<Status>(*conn_,
                             [engine = &conn_->engine, actor = actor_,

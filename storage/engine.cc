@@ -67,6 +67,25 @@ struct Engine::Impl {
         rekeyer({*store, *keystore, subjects, record_store, erasure, clock},
                 options.rekey_batch_size) {}
 
+  // The acting principal of a call: Unauthenticated if it is unknown or
+  // revoked, or if its credential was replaced since the actor was
+  // authenticated (a session opened with the old token ends there).
+  Result<PrincipalInfo> Caller(const Actor& actor) const {
+    if (principals.Epoch(actor.id()) != Engine::EpochOf(actor)) {
+      return Fail(Status::Unauthenticated("invalid credential"));
+    }
+    return principals.Caller(actor.id());
+  }
+  Result<PrincipalInfo> RequireRole(const Actor& actor, Role role) const {
+    return RequireAnyRole(actor, {role});
+  }
+  Result<PrincipalInfo> RequireAnyRole(
+      const Actor& actor, std::initializer_list<Role> roles) const {
+    auto caller = Caller(actor);
+    if (!caller) return caller;
+    return principals.RequireAnyRole(actor.id(), roles);
+  }
+
   const Options options;
   const Clock& clock;
   std::unique_ptr<LogSyncEnv> records_env;
@@ -175,69 +194,73 @@ Result<NewPrincipal> Engine::CreatePrincipal(const Actor& admin,
                                              std::string_view display_name,
                                              const std::vector<Role>& roles,
                                              bool redacted) {
-  auto caller = impl_->principals.RequireRole(admin.id(), Role::kAdmin);
+  auto caller = impl_->RequireRole(admin, Role::kAdmin);
   if (!caller) return Fail(caller.error());
   return impl_->principals.Add(*caller, id, display_name, roles, redacted);
 }
 
 Result<std::vector<PrincipalInfo>> Engine::ListPrincipals(const Actor& admin) {
-  auto caller = impl_->principals.RequireRole(admin.id(), Role::kAdmin);
+  auto caller = impl_->RequireRole(admin, Role::kAdmin);
   if (!caller) return Fail(caller.error());
   return impl_->principals.List();
 }
 
 Status Engine::RevokePrincipal(const Actor& admin, std::string_view id) {
-  auto caller = impl_->principals.RequireRole(admin.id(), Role::kAdmin);
+  auto caller = impl_->RequireRole(admin, Role::kAdmin);
   if (!caller) return caller.error();
   return impl_->principals.Revoke(*caller, id);
 }
 
+Result<std::string> Engine::RotateCredential(const Actor& admin,
+                                             std::string_view id) {
+  auto caller = impl_->RequireRole(admin, Role::kAdmin);
+  if (!caller) return Fail(caller.error());
+  return impl_->principals.RotateToken(*caller, id);
+}
+
 Result<Actor> Engine::Authenticate(std::string_view token) {
-  auto p = impl_->principals.Authenticate(token);
+  uint64_t epoch = 0;
+  auto p = impl_->principals.Authenticate(token, &epoch);
   if (!p) return Fail(p.error());
-  return Actor(p->id);
+  return Actor(p->id, epoch);
 }
 
 Result<Actor> Engine::ActorFor(std::string_view principal_id) {
   auto p = impl_->principals.Get(principal_id);
   if (!p) return Fail(p.error());
   if (p->revoked) return Fail(Status::Unauthenticated("principal is revoked"));
-  return Actor(p->id);
+  return Actor(p->id, impl_->principals.Epoch(principal_id));
 }
 
 Timestamp Engine::Now() const { return impl_->clock.Now(); }
 
 Result<PrincipalInfo> Engine::WhoAmI(const Actor& actor) {
-  auto p = impl_->principals.Get(actor.id());
-  if (!p || p->revoked) {
-    return Fail(Status::Unauthenticated("invalid credential"));
-  }
-  return p;
+  return impl_->Caller(actor);
 }
 
 // ---- Retention -------------------------------------------------------------
 
 Status Engine::SetPolicy(const Actor& admin, const RetentionPolicy& policy) {
-  auto caller = impl_->principals.RequireRole(admin.id(), Role::kAdmin);
+  auto caller = impl_->RequireRole(admin, Role::kAdmin);
   if (!caller) return caller.error();
   return impl_->policies.Set(policy);
 }
 
 Result<std::vector<RetentionPolicy>> Engine::ListPolicies(const Actor& actor) {
-  auto caller = impl_->principals.Caller(actor.id());
+  auto caller = impl_->Caller(actor);
   if (!caller) return Fail(caller.error());
   return impl_->policies.List();
 }
 
 Result<size_t> Engine::ReapplyPolicies(const Actor& admin) {
-  auto caller = impl_->principals.RequireRole(admin.id(), Role::kAdmin);
+  auto caller = impl_->RequireRole(admin, Role::kAdmin);
   if (!caller) return Fail(caller.error());
   return impl_->sweeper.ReapplyPolicies();
 }
 
 Result<SweepReport> Engine::Sweep(const Actor& admin,
                                   const SweepOptions& options) {
-  auto caller = impl_->principals.RequireRole(admin.id(), Role::kAdmin);
+  auto caller = impl_->RequireRole(admin, Role::kAdmin);
   if (!caller) return Fail(caller.error());
   return impl_->sweeper.Sweep(*caller, options);
 }
@@ -245,27 +268,27 @@ Result<SweepReport> Engine::Sweep(const Actor& admin,
 // ---- Records ---------------------------------------------------------------
 
 Result<uint64_t> Engine::CreateRecord(const Actor& actor, const NewRecord& in) {
-  auto caller = impl_->principals.RequireRole(actor.id(), Role::kUser);
+  auto caller = impl_->RequireRole(actor, Role::kUser);
   if (!caller) return Fail(caller.error());
   return impl_->records.Create(*caller, in);
 }
 
 Result<RecordView> Engine::GetRecord(const Actor& actor, uint64_t id,
                                      const std::optional<Purpose>& purpose) {
-  auto caller = impl_->principals.Caller(actor.id());
+  auto caller = impl_->Caller(actor);
   if (!caller) return Fail(caller.error());
   return impl_->views.Get(*caller, id, purpose);
 }
 
 Result<ListPage> Engine::ListRecords(const Actor& actor, const ListQuery& q) {
-  auto caller = impl_->principals.Caller(actor.id());
+  auto caller = impl_->Caller(actor);
   if (!caller) return Fail(caller.error());
   return impl_->views.List(*caller, q);
 }
 
 Status Engine::Grant(const Actor& actor, uint64_t id,
                      std::string_view grantee) {
-  auto caller = impl_->principals.RequireRole(actor.id(), Role::kUser);
+  auto caller = impl_->RequireRole(actor, Role::kUser);
   if (!caller) return caller.error();
   return impl_->records.Grant(*caller, id, grantee);
 }
@@ -273,7 +296,7 @@ Status Engine::Grant(const Actor& actor, uint64_t id,
 Result<uint64_t> Engine::Rectify(const Actor& actor, uint64_t id,
                                  std::string_view subject_id,
                                  const std::vector<Field>& fields) {
-  auto caller = impl_->principals.RequireRole(actor.id(), Role::kUser);
+  auto caller = impl_->RequireRole(actor, Role::kUser);
   if (!caller) return Fail(caller.error());
   return impl_->records.Rectify(*caller, id, subject_id, fields);
 }
@@ -281,7 +304,7 @@ Result<uint64_t> Engine::Rectify(const Actor& actor, uint64_t id,
 Status Engine::FlagIncorrect(const Actor& actor, uint64_t id,
                              std::string_view subject_id, std::string_view note,
                              const std::optional<Purpose>& purpose) {
-  auto caller = impl_->principals.Caller(actor.id());
+  auto caller = impl_->Caller(actor);
   if (!caller) return caller.error();
   return impl_->records.Flag(*caller, id, subject_id, note, purpose);
 }
@@ -289,26 +312,26 @@ Status Engine::FlagIncorrect(const Actor& actor, uint64_t id,
 Status Engine::Contest(const Actor& actor, uint64_t id,
                        std::string_view subject_id, std::string_view statement,
                        const std::vector<Field>& corrected) {
-  auto caller = impl_->principals.RequireRole(actor.id(), Role::kOfficer);
+  auto caller = impl_->RequireRole(actor, Role::kOfficer);
   if (!caller) return caller.error();
   return impl_->records.Contest(*caller, id, subject_id, statement, corrected);
 }
 
 Status Engine::Close(const Actor& actor, uint64_t id) {
-  auto caller = impl_->principals.RequireRole(actor.id(), Role::kUser);
+  auto caller = impl_->RequireRole(actor, Role::kUser);
   if (!caller) return caller.error();
   return impl_->records.Close(*caller, id);
 }
 
 Status Engine::Withdraw(const Actor& actor, uint64_t id) {
-  auto caller = impl_->principals.RequireRole(actor.id(), Role::kUser);
+  auto caller = impl_->RequireRole(actor, Role::kUser);
   if (!caller) return caller.error();
   return impl_->records.Withdraw(*caller, id);
 }
 
 Status Engine::EraseRecord(const Actor& actor, uint64_t id) {
   // Owner (a user) or admin; which of the two is decided on the record.
-  auto caller = impl_->principals.Caller(actor.id());
+  auto caller = impl_->Caller(actor);
   if (!caller) return caller.error();
   return impl_->records.Erase(*caller, id);
 }
@@ -318,7 +341,7 @@ Status Engine::EraseRecord(const Actor& actor, uint64_t id) {
 Result<HoldView> Engine::SetRecordHold(const Actor& officer, uint64_t record_id,
                                        std::string_view reason,
                                        Timestamp ends_at) {
-  auto caller = impl_->principals.RequireRole(officer.id(), Role::kOfficer);
+  auto caller = impl_->RequireRole(officer, Role::kOfficer);
   if (!caller) return Fail(caller.error());
   return impl_->records.SetRecordHold(*caller, record_id, reason, ends_at);
 }
@@ -327,21 +350,21 @@ Result<HoldView> Engine::SetSubjectHold(const Actor& officer,
                                         std::string_view subject_id,
                                         std::string_view reason,
                                         Timestamp ends_at) {
-  auto caller = impl_->principals.RequireRole(officer.id(), Role::kOfficer);
+  auto caller = impl_->RequireRole(officer, Role::kOfficer);
   if (!caller) return Fail(caller.error());
   return impl_->records.SetSubjectHold(*caller, subject_id, reason, ends_at);
 }
 
 Status Engine::ReleaseHold(const Actor& officer, std::string_view hold_id) {
-  auto caller = impl_->principals.RequireRole(officer.id(), Role::kOfficer);
+  auto caller = impl_->RequireRole(officer, Role::kOfficer);
   if (!caller) return caller.error();
   return impl_->records.ReleaseHold(*caller, hold_id);
 }
 
 Result<std::vector<HoldView>> Engine::ListHolds(const Actor& actor,
                                                 bool include_ended) {
-  auto caller = impl_->principals.RequireAnyRole(
-      actor.id(), {Role::kOfficer, Role::kAuditor, Role::kAdmin});
+  auto caller = impl_->RequireAnyRole(
+      actor, {Role::kOfficer, Role::kAuditor, Role::kAdmin});
   if (!caller) return Fail(caller.error());
   return impl_->holds.List(include_ended);
 }
@@ -368,7 +391,7 @@ Result<AccessHistoryPage> Engine::AccessHistory(const Actor& auditor,
                                                 Timestamp from, Timestamp to,
                                                 uint64_t after_seq,
                                                 uint32_t limit) {
-  auto caller = impl_->principals.RequireRole(auditor.id(), Role::kAuditor);
+  auto caller = impl_->RequireRole(auditor, Role::kAuditor);
   if (!caller) return Fail(caller.error());
   CUSTOS_RETURN_IF_ERROR(RefuseAdmin(*caller));
   if (limit == 0 || limit > impl_->options.limits.max_page_size) {
@@ -394,8 +417,7 @@ Result<AccessHistoryPage> Engine::AccessHistory(const Actor& auditor,
 }
 
 Result<ChainVerification> Engine::VerifyChain(const Actor& actor) {
-  auto caller = impl_->principals.RequireAnyRole(
-      actor.id(), {Role::kAuditor, Role::kAdmin});
+  auto caller = impl_->RequireAnyRole(actor, {Role::kAuditor, Role::kAdmin});
   if (!caller) return Fail(caller.error());
   auto report = impl_->store->history().Verify();
   if (!report) return Fail(report.error());
@@ -412,7 +434,7 @@ Result<ChainVerification> Engine::VerifyChain(const Actor& actor) {
 
 Result<SubjectReport> Engine::ProduceSubjectReport(
     const Actor& auditor, std::string_view subject_id) {
-  auto caller = impl_->principals.RequireRole(auditor.id(), Role::kAuditor);
+  auto caller = impl_->RequireRole(auditor, Role::kAuditor);
   if (!caller) return Fail(caller.error());
   CUSTOS_RETURN_IF_ERROR(RefuseAdmin(*caller));
   return impl_->reports.Produce(*caller, subject_id);
@@ -422,8 +444,7 @@ Result<SubjectReport> Engine::ProduceSubjectReport(
 
 Result<std::string> Engine::FindSubject(const Actor& actor,
                                         std::string_view identifier) {
-  auto caller = impl_->principals.RequireAnyRole(
-      actor.id(), {Role::kAdmin, Role::kAuditor});
+  auto caller = impl_->RequireAnyRole(actor, {Role::kAdmin, Role::kAuditor});
   if (!caller) return Fail(caller.error());
   CUSTOS_RETURN_IF_ERROR(
       CheckLength(identifier, "a subject identifier",
@@ -432,19 +453,19 @@ Result<std::string> Engine::FindSubject(const Actor& actor,
 }
 
 Status Engine::ShredSubject(const Actor& actor, std::string_view subject_id) {
-  auto caller = impl_->principals.RequireRole(actor.id(), Role::kAdmin);
+  auto caller = impl_->RequireRole(actor, Role::kAdmin);
   if (!caller) return caller.error();
   return impl_->shredder.Shred(*caller, subject_id);
 }
 
 Status Engine::RekeySubject(const Actor& admin, std::string_view subject_id) {
-  auto caller = impl_->principals.RequireRole(admin.id(), Role::kAdmin);
+  auto caller = impl_->RequireRole(admin, Role::kAdmin);
   if (!caller) return caller.error();
   return impl_->rekeyer.Rekey(*caller, subject_id);
 }
 
 Result<ErasureReport> Engine::VerifyErasure(const Actor& admin) {
-  auto caller = impl_->principals.RequireRole(admin.id(), Role::kAdmin);
+  auto caller = impl_->RequireRole(admin, Role::kAdmin);
   if (!caller) return Fail(caller.error());
   return impl_->erasure.Verify();
 }
@@ -470,7 +491,7 @@ Event KeyEvent(const PrincipalInfo& admin, EventAction action, Timestamp at,
 
 Status Engine::RotateMasterKey(const Actor& admin,
                                const crypto::SecretKey& new_master) {
-  auto caller = impl_->principals.RequireRole(admin.id(), Role::kAdmin);
+  auto caller = impl_->RequireRole(admin, Role::kAdmin);
   if (!caller) return caller.error();
   if (new_master.empty()) {
     return Status::InvalidArgument("a new master key must be given");
@@ -485,7 +506,7 @@ Status Engine::RotateMasterKey(const Actor& admin,
 
 Result<KekRotationReport> Engine::RotateKek(const Actor& admin,
                                             const KekRotationOptions& options) {
-  auto caller = impl_->principals.RequireRole(admin.id(), Role::kAdmin);
+  auto caller = impl_->RequireRole(admin, Role::kAdmin);
   if (!caller) return Fail(caller.error());
   if (options.batch_size == 0) {
     return Fail(Status::InvalidArgument("batch_size must be at least 1"));
@@ -507,7 +528,7 @@ Result<KekRotationReport> Engine::RotateKek(const Actor& admin,
 }
 
 Result<std::vector<uint32_t>> Engine::KekVersions(const Actor& admin) {
-  auto caller = impl_->principals.RequireRole(admin.id(), Role::kAdmin);
+  auto caller = impl_->RequireRole(admin, Role::kAdmin);
   if (!caller) return Fail(caller.error());
   return impl_->keystore->KekVersions();
 }

@@ -51,8 +51,11 @@ class Actor {
 
  private:
   friend class Engine;
-  explicit Actor(std::string id) : id_(std::move(id)) {}
+  Actor(std::string id, uint64_t epoch) : id_(std::move(id)), epoch_(epoch) {}
   std::string id_;
+  // The principal's credential epoch when it was authenticated: a replaced
+  // credential (Engine::RotateCredential) ends the actors of the old one.
+  uint64_t epoch_ = 0;
 };
 
 class Engine {
@@ -89,6 +92,12 @@ class Engine {
   // Revoked principals can no longer authenticate or act. NotFound for an
   // unknown id. Writes a principal_revoked event.
   Status RevokePrincipal(const Actor& admin, std::string_view id);
+  // Admin only. Replaces the principal's credential; returns the new token
+  // (shown once). The old token is refused from the moment this returns,
+  // and sessions opened with it end at once where the server re-checks
+  // (docs/api.md). NotFound for an unknown id, FailedPrecondition for a
+  // revoked principal.
+  Result<std::string> RotateCredential(const Actor& admin, std::string_view id);
   // Unauthenticated("invalid credential") for an unknown, malformed or
   // revoked token; the message does not say which.
   Result<Actor> Authenticate(std::string_view token);
@@ -333,6 +342,7 @@ class Engine {
  private:
   struct Impl;
   explicit Engine(std::unique_ptr<Impl> impl);
+  static uint64_t EpochOf(const Actor& actor) { return actor.epoch_; }
   std::unique_ptr<Impl> impl_;
 };
 

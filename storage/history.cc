@@ -67,6 +67,8 @@ std::string_view EventActionName(EventAction action) {
       return "principal_revoked";
     case EventAction::kRekey:
       return "rekey";
+    case EventAction::kCredentialRotated:
+      return "credential_rotated";
   }
   return "unknown";
 }
@@ -284,6 +286,8 @@ std::optional<hs::Action> ToSchema(EventAction a) {
       return hs::Action::PRINCIPAL_REVOKED;
     case EventAction::kRekey:
       return hs::Action::REKEY;
+    case EventAction::kCredentialRotated:
+      return hs::Action::CREDENTIAL_ROTATED;
   }
   return std::nullopt;
 }
@@ -332,6 +336,8 @@ std::optional<EventAction> FromSchema(hs::Action a) {
       return EventAction::kPrincipalRevoked;
     case hs::Action::REKEY:
       return EventAction::kRekey;
+    case hs::Action::CREDENTIAL_ROTATED:
+      return EventAction::kCredentialRotated;
   }
   return std::nullopt;
 }

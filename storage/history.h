@@ -68,14 +68,17 @@ enum class EventAction {
   kRotateKek,
   kPrincipalCreated,  // About no subject: who may act changed.
   kPrincipalRevoked,
-  kRekey,  // The subject's data key was replaced (Engine::RekeySubject).
+  kRekey,
+  kCredentialRotated,  // About no subject: a principal's token replaced.  //
+                       // The subject's data key was replaced
+                       // (Engine::RekeySubject).
 };
 
 // "create", "read", "read_restricted", "rectify", "flag", "contest",
 // "grant", "close", "withdraw", "block", "erase", "export", "hold_set",
 // "hold_released", "shred", "report", "rotate_master_key", "rotate_kek",
-// "principal_created", "principal_revoked", "rekey"; "unknown" for a value
-// outside the enum.
+// "principal_created", "principal_revoked", "rekey", "credential_rotated";
+// "unknown" for a value outside the enum.
 std::string_view EventActionName(EventAction action);
 
 // One event, as the engine reports it to Stage.

@@ -154,6 +154,44 @@ Status Principals::Revoke(const PrincipalInfo& admin, std::string_view id) {
   return store_.WaitDurable(*ticket);
 }
 
+Result<std::string> Principals::RotateToken(const PrincipalInfo& admin,
+                                            std::string_view id) {
+  WriteLock lock = store_.Lock();
+  auto value = store_.Get(keys::Principal(id));
+  if (!value) return Fail(value.error());
+  if (!*value) return Fail(Status::NotFound("principal not found"));
+  auto stored = codec::DecodePrincipal(**value);
+  if (!stored) return Fail(stored.error());
+  if (stored->info.revoked) {
+    return Fail(Status::FailedPrecondition(
+        "a revoked principal's credential cannot be replaced"));
+  }
+  std::string token = crypto::GenerateToken();
+  auto hash = crypto::HashToken(credential_key_, token);
+  if (!hash) return Fail(hash.error());
+  leveldb::WriteBatch batch;
+  // One write: from it on, the old token finds no credential entry.
+  batch.Delete(keys::Credential(AsStringView(stored->credential_hash)));
+  stored->credential_hash.assign(hash->begin(), hash->end());
+  batch.Put(keys::Principal(id), codec::EncodePrincipal(*stored));
+  batch.Put(keys::Credential(AsStringView(*hash)), std::string(id));
+  auto ticket = store_.Apply(
+      lock, batch,
+      {events::PrincipalEvent(admin, EventAction::kCredentialRotated,
+                              stored->info, clock_.Now())},
+      "replacing a credential");
+  if (!ticket) return Fail(ticket.error());
+  {
+    // After the write: an actor authenticated with the old token carries
+    // the old epoch and is refused from now on.
+    std::unique_lock write(mu_);
+    ++epochs_[std::string(id)];
+  }
+  lock.Unlock();
+  CUSTOS_RETURN_IF_ERROR(store_.WaitDurable(*ticket));
+  return token;
+}
+
 std::vector<PrincipalInfo> Principals::List() const {
   std::vector<PrincipalInfo> out;
   {
@@ -165,17 +203,32 @@ std::vector<PrincipalInfo> Principals::List() const {
   return out;
 }
 
-Result<PrincipalInfo> Principals::Authenticate(std::string_view token) const {
+uint64_t Principals::Epoch(std::string_view id) const {
+  std::shared_lock read(mu_);
+  auto it = epochs_.find(std::string(id));
+  return it == epochs_.end() ? 0 : it->second;
+}
+
+Result<PrincipalInfo> Principals::Authenticate(std::string_view token,
+                                               uint64_t* epoch) const {
   const Status denied = Status::Unauthenticated("invalid credential");
   auto hash = crypto::HashToken(credential_key_, token);
   if (!hash) return Fail(denied);
+  // Held across the lookup and the epoch's read: RotateToken bumps the
+  // epoch (exclusively) only after its write replaced the credential, so
+  // a token found here was current at the epoch read here.
+  std::shared_lock read(mu_);
   auto id = store_.Get(keys::Credential(AsStringView(*hash)));
   // A read failure is reported as what it is, not as a bad token.
   if (!id) return Fail(id.error());
   if (!*id) return Fail(denied);
-  auto p = Get(**id);
-  if (!p || p->revoked) return Fail(denied);
-  return p;
+  auto it = by_id_.find(**id);
+  if (it == by_id_.end() || it->second.revoked) return Fail(denied);
+  if (epoch != nullptr) {
+    auto e = epochs_.find(**id);
+    *epoch = e == epochs_.end() ? 0 : e->second;
+  }
+  return it->second;
 }
 
 Result<PrincipalInfo> Principals::Get(std::string_view id) const {

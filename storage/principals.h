@@ -52,12 +52,24 @@ class Principals {
   // unknown id; FailedPrecondition for the last admin. Revoking a revoked
   // principal is OK, changes nothing and writes no event.
   Status Revoke(const PrincipalInfo& admin, std::string_view id);
+  // Replaces the principal's credential with a new token, returned once:
+  // the old token stops working when this returns. A credential_rotated
+  // event by `admin` (never a token). NotFound for an unknown id;
+  // FailedPrecondition for a revoked principal.
+  Result<std::string> RotateToken(const PrincipalInfo& admin,
+                                  std::string_view id);
   // Every principal, by id.
   std::vector<PrincipalInfo> List() const;
 
   // The principal holding `token`. Unauthenticated("invalid credential")
-  // for a malformed, unknown or revoked token.
-  Result<PrincipalInfo> Authenticate(std::string_view token) const;
+  // for a malformed, unknown or revoked token. `epoch`, when given,
+  // receives the principal's credential epoch, read before the token is
+  // looked up (so a token replaced meanwhile never yields the new epoch).
+  Result<PrincipalInfo> Authenticate(std::string_view token,
+                                     uint64_t* epoch = nullptr) const;
+  // How many times the principal's credential was replaced since Load (0
+  // for an unknown id). Actors carry the epoch they were authenticated at.
+  uint64_t Epoch(std::string_view id) const;
 
   // NotFound for an unknown id (revoked ones are returned).
   Result<PrincipalInfo> Get(std::string_view id) const;
@@ -84,6 +96,7 @@ class Principals {
   const Clock& clock_;
   mutable std::shared_mutex mu_;
   std::unordered_map<std::string, PrincipalInfo> by_id_;  // Guarded by mu_.
+  std::unordered_map<std::string, uint64_t> epochs_;      // Guarded by mu_.
 };
 
 }  // namespace custos

@@ -208,6 +208,7 @@ TEST(EventActionNameTest, EveryActionHasItsStableName) {
       {EventAction::kRotateMasterKey, "rotate_master_key"},
       {EventAction::kRotateKek, "rotate_kek"},
       {EventAction::kRekey, "rekey"},
+      {EventAction::kCredentialRotated, "credential_rotated"},
   };
   for (const auto& [action, name] : expected) {
     EXPECT_EQ(EventActionName(action), name);

@@ -342,3 +342,59 @@ TEST_F(KeyringTest, AKekRotationRewrapsTheRetiringKeyOfARekeyInProgress) {
 
 }  // namespace
 }  // namespace custos::testing
+
+namespace custos::testing {
+namespace {
+
+using CredentialTest = EngineTest;
+
+TEST_F(CredentialTest, AReplacedTokenStopsWorkingAtOnceAndTheNewOneWorks) {
+  auto created = engine_->CreatePrincipal(*admin_, "authority-x", "X",
+                                          {Role::kUser}, false);
+  ASSERT_TRUE(created.has_value());
+  const std::string old_token = created->token;
+  auto before = engine_->Authenticate(old_token);
+  ASSERT_TRUE(before.has_value());
+
+  auto fresh = engine_->RotateCredential(*admin_, "authority-x");
+  ASSERT_TRUE(fresh.has_value()) << fresh.error().ToString();
+  EXPECT_NE(*fresh, old_token);
+  auto refused = engine_->Authenticate(old_token);
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code(), StatusCode::kUnauthenticated);
+  // An actor authenticated with the old token is refused too.
+  auto stale = engine_->WhoAmI(*before);
+  ASSERT_FALSE(stale.has_value());
+  EXPECT_EQ(stale.error().code(), StatusCode::kUnauthenticated);
+  NewRecord r;
+  r.kind = "request";
+  r.personal = {{"anna@example.org", {{"name", "Anna"}}}};
+  auto by_stale = engine_->CreateRecord(*before, r);
+  ASSERT_FALSE(by_stale.has_value());
+  EXPECT_EQ(by_stale.error().code(), StatusCode::kUnauthenticated);
+
+  auto after = engine_->Authenticate(*fresh);
+  ASSERT_TRUE(after.has_value()) << after.error().ToString();
+  EXPECT_EQ(after->id(), "authority-x");
+  EXPECT_TRUE(engine_->CreateRecord(*after, r).has_value());
+  // Still so after a restart: the old token's entry is gone from the store.
+  Reopen();
+  EXPECT_FALSE(engine_->Authenticate(old_token).has_value());
+  EXPECT_TRUE(engine_->Authenticate(*fresh).has_value());
+}
+
+TEST_F(CredentialTest, OnlyAnAdminReplacesTokensAndNotOfTheRevoked) {
+  auto denied = engine_->RotateCredential(*officer_, "authority-a");
+  ASSERT_FALSE(denied.has_value());
+  EXPECT_EQ(denied.error().code(), StatusCode::kPermissionDenied);
+  auto unknown = engine_->RotateCredential(*admin_, "nobody");
+  ASSERT_FALSE(unknown.has_value());
+  EXPECT_EQ(unknown.error().code(), StatusCode::kNotFound);
+  ASSERT_TRUE(engine_->RevokePrincipal(*admin_, "authority-c").ok());
+  auto revoked = engine_->RotateCredential(*admin_, "authority-c");
+  ASSERT_FALSE(revoked.has_value());
+  EXPECT_EQ(revoked.error().code(), StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace custos::testing

@@ -211,6 +211,25 @@ TEST_F(ServerTest, WrongUnknownAndRevokedCredentialsGetTheSameRefusal) {
   EXPECT_EQ(revoked.ToString(), wrong.ToString());
 }
 
+TEST_F(ServerTest, ARotatedCredentialEndsTheSessionsOfTheOldOne) {
+  const std::string old_token = CreatePrincipal("authority-a", rpc::Role::USER);
+  auto old_session = Login("authority-a", old_token);
+  ASSERT_TRUE(old_session);
+  ASSERT_TRUE(StatusOf(old_session->whoAmIRequest().send(), wait()).ok());
+  auto admin_session = Login("admin", admin_token_);
+  auto rotate = AdminFacet(*admin_session).rotateCredentialRequest();
+  rotate.setId("authority-a");
+  const std::string new_token = rotate.send().wait(wait()).getToken().cStr();
+  EXPECT_EQ(StatusOf(old_session->whoAmIRequest().send(), wait()).code(),
+            StatusCode::kUnauthenticated);
+  Status refused;
+  EXPECT_FALSE(Login("authority-a", old_token, &refused));
+  EXPECT_EQ(refused.code(), StatusCode::kUnauthenticated);
+  auto new_session = Login("authority-a", new_token);
+  ASSERT_TRUE(new_session);
+  EXPECT_TRUE(StatusOf(new_session->whoAmIRequest().send(), wait()).ok());
+}
+
 TEST_F(ServerTest, FacetsAreHandedOnlyToTheirRolesAndRefuseAfterRevocation) {
   const std::string user = CreatePrincipal("authority-a", rpc::Role::USER);
   const std::string auditor = CreatePrincipal("auditor", rpc::Role::AUDITOR);
