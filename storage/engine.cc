@@ -381,6 +381,13 @@ Status RefuseAdmin(const PrincipalInfo& caller) {
     return Status::PermissionDenied(
         "an admin never reads personal data, whatever its other roles");
   }
+  // The same for a redacted principal (docs/access-rules.md): it never
+  // receives personal data, whatever its grants and roles. Refused at
+  // creation since 2026-12-02; a store may hold one from before.
+  if (caller.redacted) {
+    return Status::PermissionDenied(
+        "a redacted principal never reads personal data");
+  }
   return Status::Ok();
 }
 

@@ -84,9 +84,12 @@ Result<HoldView> Holds::Add(WriteLock lock, const PrincipalInfo& officer,
   return hold;
 }
 
-Result<std::vector<uint64_t>> Holds::Release(const WriteLock& lock,
+Result<std::vector<uint64_t>> Holds::Release(const WriteLock& /*lock*/,
                                              const PrincipalInfo& officer,
-                                             std::string_view hold_id) {
+                                             std::string_view hold_id,
+                                             leveldb::WriteBatch& batch,
+                                             std::vector<Event>& events,
+                                             HoldView* released) {
   auto value = store_.Get(keys::Hold(hold_id));
   if (!value) return Fail(value.error());
   if (!*value) return Fail(Status::NotFound("hold not found"));
@@ -99,7 +102,6 @@ Result<std::vector<uint64_t>> Holds::Release(const WriteLock& lock,
   hold->released_at = now;
   hold->released_by = officer.id;
 
-  leveldb::WriteBatch batch;
   batch.Put(keys::Hold(hold->id), codec::EncodeHold(*hold));
   // The index entries stay: ErasableFrom needs the released hold's span.
   std::vector<uint64_t> records;
@@ -121,12 +123,9 @@ Result<std::vector<uint64_t>> Holds::Release(const WriteLock& lock,
           return true;
         }));
   }
-  auto ticket =
-      store_.Apply(lock, batch,
-                   {HoldEvent(officer, EventAction::kHoldReleased, *hold,
-                              held_record ? &*held_record : nullptr, now)},
-                   "releasing hold");
-  if (!ticket) return Fail(ticket.error());
+  events.push_back(HoldEvent(officer, EventAction::kHoldReleased, *hold,
+                             held_record ? &*held_record : nullptr, now));
+  if (released != nullptr) *released = *hold;
   return records;
 }
 
@@ -155,14 +154,40 @@ Result<std::vector<HoldView>> Holds::Under(const std::string& prefix,
   return holds;
 }
 
-Result<int64_t> Holds::ErasableFrom(const codec::StoredRecord& r,
-                                    int64_t legal) const {
+Result<size_t> Holds::EverOnRecord(uint64_t record_id) const {
+  size_t n = 0;
+  CUSTOS_RETURN_IF_ERROR(store_.Scan(keys::RecordHoldsPrefix(record_id), {},
+                                     [&](std::string_view, std::string_view) {
+                                       ++n;
+                                       return true;
+                                     }));
+  return n;
+}
+
+Result<size_t> Holds::EverOnSubject(const std::string& subject_id) const {
+  size_t n = 0;
+  CUSTOS_RETURN_IF_ERROR(
+      store_.Scan(keys::SubjectHoldsPrefix(subject_id), {},
+                  [&](std::string_view, std::string_view value) {
+                    n += value == "s" ? 1 : 0;
+                    return true;
+                  }));
+  return n;
+}
+
+Result<int64_t> Holds::ErasableFrom(const codec::StoredRecord& r, int64_t legal,
+                                    const HoldView* pending) const {
   auto holds = Under(keys::RecordHoldsPrefix(r.id), std::nullopt, false);
   if (!holds) return Fail(holds.error());
   for (const std::string& subject : r.subject_ids) {
     auto more = Under(keys::SubjectHoldsPrefix(subject), std::nullopt, true);
     if (!more) return Fail(more.error());
     holds->insert(holds->end(), more->begin(), more->end());
+  }
+  if (pending != nullptr) {
+    for (HoldView& h : *holds) {
+      if (h.id == pending->id) h = *pending;
+    }
   }
   // Spans [set, end): each hold covering the erasure instant found so far
   // moves it to that hold's end, until none does.

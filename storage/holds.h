@@ -37,13 +37,23 @@ class Holds {
                        HoldView hold, std::string_view reason,
                        Timestamp ends_at, const codec::StoredRecord* record);
 
-  // Releases hold `hold_id` with its hold_released event, in one write.
-  // Returns the ids of the records whose erasure it may have postponed, to
-  // be rescheduled by the caller. NotFound for an unknown id;
+  // Adds the release of hold `hold_id` to `batch` and its hold_released
+  // event to `events`, for the caller to write with the covered records'
+  // new deadlines in one commit. Returns the ids of the records whose
+  // erasure it may have postponed. NotFound for an unknown id;
   // FailedPrecondition if already released.
+  // `released`, when given, receives the hold as released (for
+  // ErasableFrom's `pending`, before the batch is written).
   Result<std::vector<uint64_t>> Release(const WriteLock& lock,
                                         const PrincipalInfo& officer,
-                                        std::string_view hold_id);
+                                        std::string_view hold_id,
+                                        leveldb::WriteBatch& batch,
+                                        std::vector<Event>& events,
+                                        HoldView* released = nullptr);
+  // How many holds, in force or not, are indexed under the record or the
+  // subject: what ErasableFrom reads (bounded by Limits::max_holds_ever_*).
+  Result<size_t> EverOnRecord(uint64_t record_id) const;
+  Result<size_t> EverOnSubject(const std::string& subject_id) const;
 
   // The first instant at or after `legal` at which no hold covers the
   // record (its own holds and its subjects' subject holds): a hold counts
@@ -51,8 +61,10 @@ class Holds {
   // hold set after the record became erasable does not bring it back.
   // Ended and released holds count, so the answer does not depend on when
   // it is asked. Errors: DataLoss, mapped LevelDB.
-  Result<int64_t> ErasableFrom(const codec::StoredRecord& record,
-                               int64_t legal) const;
+  // `pending`, when given, is a hold as it will be once a batch not yet
+  // written is (a release): it replaces the stored one of the same id.
+  Result<int64_t> ErasableFrom(const codec::StoredRecord& record, int64_t legal,
+                               const HoldView* pending = nullptr) const;
 
   // Holds in force at `at` covering the record: its own and its subjects'.
   Result<std::vector<HoldView>> OnRecord(const codec::StoredRecord& record,

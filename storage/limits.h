@@ -64,6 +64,10 @@ struct Limits {
   size_t max_contests_per_record = 64;
   size_t max_holds_per_record = 16;   // In force at once, on the record.
   size_t max_holds_per_subject = 16;  // In force at once, on the subject.
+  // Set over the record's (the subject's) life, ended and released ones
+  // included: each is read when a due erasure's instant is computed.
+  size_t max_holds_ever_per_record = 64;
+  size_t max_holds_ever_per_subject = 64;
   size_t max_note_length = 4096;  // Flag notes, contest statements, reasons.
   size_t max_justification_length = 1024;
   uint32_t max_page_size = 1000;

@@ -78,6 +78,13 @@ Result<NewPrincipal> Principals::AddLocked(WriteLock lock,
         "the admin role cannot be combined with officer or auditor: an admin "
         "never reads personal data"));
   }
+  // Officers and auditors exist to read personal data (for a purpose, for
+  // a subject's report); a redacted principal never receives any.
+  if (redacted && (has(Role::kOfficer) || has(Role::kAuditor))) {
+    return Fail(Status::InvalidArgument(
+        "a redacted principal cannot be an officer or an auditor: it never "
+        "reads personal data"));
+  }
   if (Get(id)) return Fail(Status::AlreadyExists("principal id is taken"));
   NewPrincipal created;
   created.token = crypto::GenerateToken();

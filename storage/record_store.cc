@@ -93,7 +93,7 @@ uint64_t RecordStore::AllocateId(const WriteLock& /*lock*/,
   return next_id_;
 }
 
-Status RecordStore::Schedule(StoredRecord& r) const {
+Status RecordStore::Schedule(StoredRecord& r, const HoldView* pending) const {
   r.next_deadline_micros = 0;
   r.next_transition = Transition::kNone;
   const auto policy = policies_.For(r.kind);
@@ -104,7 +104,7 @@ Status RecordStore::Schedule(StoredRecord& r) const {
   r.next_transition = next->second;
   if (next->second == Transition::kErase) {
     // A legal hold postpones erasure to the first instant none covers it.
-    auto erasable = holds_.ErasableFrom(r, next->first);
+    auto erasable = holds_.ErasableFrom(r, next->first, pending);
     if (!erasable) return erasable.error();
     r.next_deadline_micros = *erasable;
   }
@@ -167,9 +167,9 @@ Result<std::vector<PlannedTransition>> RecordStore::CatchUp(
 }
 
 Status RecordStore::Put(const WriteLock& /*lock*/, leveldb::WriteBatch& batch,
-                        StoredRecord& r) const {
+                        StoredRecord& r, const HoldView* pending) const {
   const int64_t indexed = r.indexed_deadline_micros;
-  CUSTOS_RETURN_IF_ERROR(Schedule(r));
+  CUSTOS_RETURN_IF_ERROR(Schedule(r, pending));
   // The size is checked on the encoding itself: whatever limits were
   // configured, a record that could not be read back is never written (it
   // would read as DataLoss for everyone, sweeps and admins included).

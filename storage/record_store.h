@@ -49,7 +49,9 @@ class RecordStore {
   // kind's policy and, for an erasure, the legal holds that ever covered it
   // (Holds::ErasableFrom): the same answer whenever it is asked.
   // InvalidArgument if the deadline cannot be represented.
-  Status Schedule(codec::StoredRecord& r) const;
+  // `pending`: a hold released by the batch being built (Holds::Release).
+  Status Schedule(codec::StoredRecord& r,
+                  const HoldView* pending = nullptr) const;
 
   // Brings `r` to its effective state at `at` (DESIGN section 3: a
   // deadline takes effect at its instant, sweep or no sweep): applies in
@@ -74,7 +76,7 @@ class RecordStore {
   // than kMaxStoredRecordBytes (storage/limits.h). On error `batch` is
   // unchanged.
   Status Put(const WriteLock& lock, leveldb::WriteBatch& batch,
-             codec::StoredRecord& r) const;
+             codec::StoredRecord& r, const HoldView* pending = nullptr) const;
 
  private:
   Store& store_;

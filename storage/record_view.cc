@@ -281,6 +281,30 @@ Status RecordViews::RecordReads(const PrincipalInfo& who,
       }
     }
   }
+  // Likewise a change since the view was built (an erasure, a withdrawal,
+  // a closure, a rectification): the data must be what the record holds
+  // now, and visible to the caller now, or nothing is returned.
+  for (const RecordView* view : views) {
+    if (!view->personal_included) continue;
+    auto now_stored = records_.Read(view->id);
+    if (!now_stored) {
+      if (now_stored.error().code() == StatusCode::kNotFound) {
+        return Status::NotFound("record not found");
+      }
+      return now_stored.error();
+    }
+    if (now_stored->updated_at_micros == ToMicros(view->updated_at) &&
+        now_stored->version == view->version &&
+        now_stored->state == view->state) {
+      continue;  // Unchanged: nothing to look at again.
+    }
+    auto again = Resolve(who, std::move(*now_stored), purpose.has_value());
+    if (!again) return again.error();
+    if (again->view != View::kFull || again->state != view->state ||
+        again->record.version != view->version) {
+      return Status::NotFound("record not found");
+    }
+  }
   leveldb::WriteBatch batch;
   return store_.Commit(std::move(lock), batch, disclosures,
                        "recording disclosure");

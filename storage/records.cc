@@ -322,6 +322,11 @@ Status Records::Flag(const PrincipalInfo& caller, uint64_t id,
       **key, {{"note", std::string(note)}},
       sealing::NoteAd("flag", r.id, flag.subject_id, flag.at_micros));
   r.flags.push_back(std::move(flag));
+  // A record written before the owner's changes were stored counts from
+  // its last change: kept as the owner's before another one moves it.
+  if (r.owner_changed_at_micros == 0) {
+    r.owner_changed_at_micros = r.updated_at_micros;
+  }
   r.updated_at_micros = ToMicros(now);
   // Only the owner's changes keep a record open (close_after).
   if (caller.id == r.owner) r.owner_changed_at_micros = ToMicros(now);
@@ -382,6 +387,9 @@ Status Records::Contest(const PrincipalInfo& caller, uint64_t id,
       **key, fields,
       sealing::NoteAd("contest", r.id, contest.subject_id, contest.at_micros));
   r.contests.push_back(std::move(contest));
+  if (r.owner_changed_at_micros == 0) {
+    r.owner_changed_at_micros = r.updated_at_micros;
+  }
   r.updated_at_micros = ToMicros(now);
   if (caller.id == r.owner) r.owner_changed_at_micros = ToMicros(now);
   leveldb::WriteBatch batch;
@@ -487,6 +495,16 @@ Result<HoldView> Records::SetRecordHold(const PrincipalInfo& officer,
             .append(std::to_string(u_.limits.max_holds_per_record))
             .append(" holds in force")));
   }
+  // Ended and released holds stay indexed (ErasableFrom reads them on
+  // every resolution of a due erasure): their number is bounded too.
+  auto ever = u_.holds.EverOnRecord(record_id);
+  if (!ever) return Fail(ever.error());
+  if (*ever >= u_.limits.max_holds_ever_per_record) {
+    return Fail(Status::ResourceExhausted(
+        std::string("a record may have had at most ")
+            .append(std::to_string(u_.limits.max_holds_ever_per_record))
+            .append(" holds over its life")));
+  }
   HoldView hold;
   hold.record_id = record_id;
   return u_.holds.Add(std::move(lock), officer, std::move(hold), reason,
@@ -512,6 +530,14 @@ Result<HoldView> Records::SetSubjectHold(const PrincipalInfo& officer,
             .append(std::to_string(u_.limits.max_holds_per_subject))
             .append(" holds in force")));
   }
+  auto ever = u_.holds.EverOnSubject(std::string(subject_id));
+  if (!ever) return Fail(ever.error());
+  if (*ever >= u_.limits.max_holds_ever_per_subject) {
+    return Fail(Status::ResourceExhausted(
+        std::string("a subject may have had at most ")
+            .append(std::to_string(u_.limits.max_holds_ever_per_subject))
+            .append(" holds over its life")));
+  }
   HoldView hold;
   hold.subject_id = std::string(subject_id);
   return u_.holds.Add(std::move(lock), officer, std::move(hold), reason,
@@ -521,23 +547,37 @@ Result<HoldView> Records::SetSubjectHold(const PrincipalInfo& officer,
 Status Records::ReleaseHold(const PrincipalInfo& officer,
                             std::string_view hold_id) {
   WriteLock lock = u_.store.Lock();
-  // The release and its unlinking are one write; the records' rescheduled
-  // deadlines a second one. A crash between them leaves a deadline at the
-  // hold's end: late, never early, and the sweeper then erases.
-  auto released = u_.holds.Release(lock, officer, hold_id);
+  // The release and the covered records' new deadlines are one write:
+  // postponed erasures whose legal date has passed become due at once, in
+  // the index the sweeper reads, and no crash can leave them at the hold's
+  // old end.
+  leveldb::WriteBatch batch;
+  std::vector<Event> release_events;
+  HoldView hold;
+  auto released =
+      u_.holds.Release(lock, officer, hold_id, batch, release_events, &hold);
   if (!released) return released.error();
-  // Postponed erasures whose legal date has passed become due at once.
-  leveldb::WriteBatch deadlines;
   for (uint64_t id : *released) {
     auto record = u_.record_store.Read(id);
-    if (!record) {
-      if (record.error().code() == StatusCode::kNotFound) continue;
-      return record.error();
+    Status rescheduled = record.has_value() ? Status::Ok() : record.error();
+    if (record) {
+      leveldb::WriteBatch one;
+      // Scheduled with the hold as released: the batch is not written yet.
+      rescheduled = u_.record_store.Put(lock, one, *record, &hold);
+      if (rescheduled.ok()) batch.Append(one);
     }
-    CUSTOS_RETURN_IF_ERROR(u_.record_store.Put(lock, deadlines, *record));
+    // A record that cannot be read or rescheduled must not keep the hold
+    // in force for the others: it is left as it is, and every sweep meets
+    // and reports it (SweepReport::skipped). Store errors still fail.
+    if (!rescheduled.ok() && rescheduled.code() != StatusCode::kNotFound &&
+        rescheduled.code() != StatusCode::kDataLoss &&
+        rescheduled.code() != StatusCode::kInvalidArgument &&
+        rescheduled.code() != StatusCode::kResourceExhausted) {
+      return rescheduled;
+    }
   }
-  return u_.store.Commit(std::move(lock), deadlines, {},
-                         "rescheduling released erasures");
+  return u_.store.Commit(std::move(lock), batch, release_events,
+                         "releasing hold");
 }
 
 }  // namespace custos
