@@ -146,10 +146,14 @@ int main(int argc, char** argv) {
   server_options.stop_on_signals = true;
   custos::server::Server server(**engine, server_options);
   Status run = server.Run([&] {
-    std::fprintf(stderr, "custosd: serving %s%s%s\n",
-                 socket_path.empty() ? "" : ("unix:" + socket_path).c_str(),
-                 !socket_path.empty() && !listen.empty() ? " and " : "",
-                 listen.c_str());
+    std::string where;
+    if (!socket_path.empty()) where = "unix:" + socket_path;
+    if (!listen.empty()) {
+      if (!where.empty()) where += " and ";
+      where += listen.substr(0, listen.rfind(':') + 1);
+      where += std::to_string(server.tcp_port());
+    }
+    std::fprintf(stderr, "custosd: serving %s\n", where.c_str());
   });
   if (!run.ok()) return Die(run.ToString());
   std::fprintf(stderr, "custosd: stopped\n");

@@ -135,6 +135,7 @@ Status Server::Run(std::function<void()> ready) {
                .exclusiveJoin(port.onSignal(SIGINT).ignoreResult());
   }
   stop.wait(io.waitScope);
+  if (!options_.unix_socket.empty()) (void)unlink(options_.unix_socket.c_str());
   // Stop accepting, then drop every connection; `pool` (declared before
   // them) is destroyed last of the three and runs what was already posted,
   // so every engine call in flight completes.
