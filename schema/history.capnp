@@ -30,6 +30,10 @@ enum Action {
   report @15;
   rotateMasterKey @16;  # Key rotations: events about no subject.
   rotateKek @17;
+  backup @18;  # Backups (storage/backup.h): events about no subject.
+  restore @19;
+  expireBackupKeys @20;
+  exportRestoreKit @21;
 }
 
 enum RecordState {

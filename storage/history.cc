@@ -60,6 +60,14 @@ std::string_view EventActionName(EventAction action) {
       return "rotate_master_key";
     case EventAction::kRotateKek:
       return "rotate_kek";
+    case EventAction::kBackup:
+      return "backup";
+    case EventAction::kRestore:
+      return "restore";
+    case EventAction::kExpireBackupKeys:
+      return "expire_backup_keys";
+    case EventAction::kExportRestoreKit:
+      return "export_restore_kit";
   }
   return "unknown";
 }
@@ -234,6 +242,14 @@ std::optional<hs::Action> ToSchema(EventAction a) {
       return hs::Action::ROTATE_MASTER_KEY;
     case EventAction::kRotateKek:
       return hs::Action::ROTATE_KEK;
+    case EventAction::kBackup:
+      return hs::Action::BACKUP;
+    case EventAction::kRestore:
+      return hs::Action::RESTORE;
+    case EventAction::kExpireBackupKeys:
+      return hs::Action::EXPIRE_BACKUP_KEYS;
+    case EventAction::kExportRestoreKit:
+      return hs::Action::EXPORT_RESTORE_KIT;
   }
   return std::nullopt;
 }
@@ -276,6 +292,14 @@ std::optional<EventAction> FromSchema(hs::Action a) {
       return EventAction::kRotateMasterKey;
     case hs::Action::ROTATE_KEK:
       return EventAction::kRotateKek;
+    case hs::Action::BACKUP:
+      return EventAction::kBackup;
+    case hs::Action::RESTORE:
+      return EventAction::kRestore;
+    case hs::Action::EXPIRE_BACKUP_KEYS:
+      return EventAction::kExpireBackupKeys;
+    case hs::Action::EXPORT_RESTORE_KIT:
+      return EventAction::kExportRestoreKit;
   }
   return std::nullopt;
 }

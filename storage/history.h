@@ -66,11 +66,16 @@ enum class EventAction {
   kReport,
   kRotateMasterKey,
   kRotateKek,
+  kBackup,  // Backups (storage/backup.h): events about no subject.
+  kRestore,
+  kExpireBackupKeys,
+  kExportRestoreKit,
 };
 
 // "create", "read", "read_restricted", "rectify", "flag", "contest",
 // "grant", "close", "withdraw", "block", "erase", "export", "hold_set",
-// "hold_released", "shred", "report", "rotate_master_key", "rotate_kek";
+// "hold_released", "shred", "report", "rotate_master_key", "rotate_kek",
+// "backup", "restore", "expire_backup_keys", "export_restore_kit";
 // "unknown" for a value outside the enum.
 std::string_view EventActionName(EventAction action);
 

@@ -206,6 +206,10 @@ TEST(EventActionNameTest, EveryActionHasItsStableName) {
       {EventAction::kReport, "report"},
       {EventAction::kRotateMasterKey, "rotate_master_key"},
       {EventAction::kRotateKek, "rotate_kek"},
+      {EventAction::kBackup, "backup"},
+      {EventAction::kRestore, "restore"},
+      {EventAction::kExpireBackupKeys, "expire_backup_keys"},
+      {EventAction::kExportRestoreKit, "export_restore_kit"},
   };
   for (const auto& [action, name] : expected) {
     EXPECT_EQ(EventActionName(action), name);
