@@ -278,7 +278,7 @@ std::string ManifestChecksum(std::string_view body) {
 std::string NewBackupId() {
   // 16 random bytes, from a fresh random key's.
   const crypto::SecretKey random = crypto::SecretKey::Generate();
-  return "b" + crypto::ToHex(random.bytes().subspan(0, 16));
+  return std::string("b").append(crypto::ToHex(random.bytes().subspan(0, 16)));
 }
 
 struct Manifest {

@@ -493,7 +493,8 @@ Result<size_t> Engine::Impl::ExpireBackupKeys(const PrincipalInfo& admin) {
   if (!expired) return Fail(expired.error());
   if (expired->empty()) return size_t{0};
   std::vector<std::string> fields;
-  for (const std::string& id : *expired) fields.push_back("backup_id:" + id);
+  for (const std::string& id : *expired)
+    fields.push_back(std::string("backup_id:").append(id));
   leveldb::WriteBatch batch;
   CUSTOS_RETURN_IF_ERROR(store->Commit(
       store->Lock(), batch,
@@ -510,11 +511,11 @@ Result<BackupReport> Engine::Backup(const Actor& admin,
   auto report = backup::Write(*impl_->store, *impl_->keystore, dir, now);
   if (!report) return Fail(report.error());
   leveldb::WriteBatch batch;
-  CUSTOS_RETURN_IF_ERROR(
-      impl_->store->Commit(impl_->store->Lock(), batch,
-                           {KeyEvent(*caller, EventAction::kBackup, now,
-                                     {"backup_id:" + report->backup_id})},
-                           "recording backup"));
+  CUSTOS_RETURN_IF_ERROR(impl_->store->Commit(
+      impl_->store->Lock(), batch,
+      {KeyEvent(*caller, EventAction::kBackup, now,
+                {std::string("backup_id:").append(report->backup_id)})},
+      "recording backup"));
   return report;
 }
 
@@ -569,12 +570,13 @@ Status Engine::Restore(const std::string& backup_dir, const Options& new_store,
   leveldb::WriteBatch batch;
   return impl.store->Commit(
       impl.store->Lock(), batch,
-      {KeyEvent(
-          *caller, EventAction::kRestore, impl.clock.Now(),
-          {"backup_id:" + plan->backup_id,
-           "subjects_shredded:" + std::to_string(plan->subjects_shredded),
-           "records_erased:" + std::to_string(*erased),
-           "events_pruned:" + std::to_string(plan->pruned_events.size())})},
+      {KeyEvent(*caller, EventAction::kRestore, impl.clock.Now(),
+                {std::string("backup_id:").append(plan->backup_id),
+                 std::string("subjects_shredded:")
+                     .append(std::to_string(plan->subjects_shredded)),
+                 std::string("records_erased:").append(std::to_string(*erased)),
+                 std::string("events_pruned:")
+                     .append(std::to_string(plan->pruned_events.size()))})},
       "recording restore");
 }
 

@@ -467,6 +467,8 @@ Result<std::vector<std::string>> Keystore::ExpireBackupKeys(Timestamp cutoff) {
     // the next call (or reopening) finds them again and retries.
     CUSTOS_RETURN_IF_ERROR(WriteKeyring(batch));
   }
+  // TODO(security): a crash here leaves old keyring versions holding the
+  // destroyed keys in the files until the next purge; purge at Open too.
   PurgeOldKeyrings();
   return dropped;
 }

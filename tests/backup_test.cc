@@ -26,7 +26,9 @@ namespace {
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
-std::string Identifier(int i) { return "p" + std::to_string(i) + "@x.org"; }
+std::string Identifier(int i) {
+  return std::string("p").append(std::to_string(i)).append("@x.org");
+}
 
 class BackupTest : public EngineTest {
  protected:
@@ -106,7 +108,7 @@ class BackupTest : public EngineTest {
     EXPECT_TRUE(db->Get(leveldb::ReadOptions(), "m:keyring", &value).ok());
     auto keyring = codec::DecodeKeyring(value);
     for (const auto& e : keyring->entries) {
-      if (e.name == "backup/" + id) {
+      if (e.name == std::string("backup/").append(id)) {
         return std::string(e.wrapped.begin(), e.wrapped.end());
       }
     }
@@ -127,7 +129,9 @@ TEST_F(BackupTest, ABackupTakenWhileAnotherThreadWritesRestoresWhole) {
       NewRecord r;
       r.kind = "request";
       r.attributes = {{"country", "AT"}};
-      r.personal = {{Identifier(i), {{"name", "Writer " + std::to_string(i)}}}};
+      r.personal = {
+          {Identifier(i),
+           {{"name", std::string("Writer ").append(std::to_string(i))}}}};
       ASSERT_TRUE(engine_->CreateRecord(*owner_, r).has_value());
       ++written;
     }
@@ -358,7 +362,7 @@ TEST_F(BackupTest, ABackupOlderThanTheRetentionCannotBeDecryptedAtAll) {
   int backup_keys = 0;
   for (const auto& e : stored->entries) {
     if (e.name.starts_with("backup/")) ++backup_keys;
-    EXPECT_NE(e.name, "backup/" + id);
+    EXPECT_NE(e.name, std::string("backup/").append(id));
   }
   EXPECT_EQ(backup_keys, 1);
   // ... and the destroyed key's wrapped form is in no file of the keystore.
@@ -374,7 +378,7 @@ TEST_F(BackupTest, AfterExpiryNoKeyOfTheLiveStoreOpensTheBackup) {
   // The control: before expiry, the live keyring's key for it opens it.
   auto opens = [&](const crypto::SecretKey& key) {
     for (size_t i = 0; i < chunks.size(); ++i) {
-      std::string ad = "custos backup " + id;
+      std::string ad = std::string("custos backup ").append(id);
       for (int b = 7; b >= 0; --b)
         ad.push_back(static_cast<char>(i >> (8 * b)));
       ad.push_back(i + 1 == chunks.size() ? 1 : 0);
