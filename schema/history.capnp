@@ -36,6 +36,10 @@ enum Action {
   principalRevoked @19;  # An admin revoked a principal (no subject).
   rekey @20;  # The subject's data key was replaced (docs/crypto.md).
   credentialRotated @21;  # An admin replaced a principal's token.
+  backup @22;  # Backups (storage/backup.h): events about no subject.
+  restore @23;
+  expireBackupKeys @24;
+  exportRestoreKit @25;
 }
 
 enum RecordState {

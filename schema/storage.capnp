@@ -144,6 +144,7 @@ struct KeyringEntry {
   name @0 :Text;      # "kek", "blind-index", "audit", "credential", "ledger".
   version @1 :UInt32; # The KEK version; 1 for the others.
   wrapped @2 :Data;   # crypto::WrapKey(keyring key, version, "keyring/" + name, key).
+  createdAtMicros @3 :Int64;  # A backup key's creation time ("backup/" + id); 0 for the others.
 }
 
 struct LedgerEntry {

@@ -368,6 +368,7 @@ std::string EncodeKeyring(const StoredKeyring& k) {
     entries[i].setName(AsText(k.entries[i].name));
     entries[i].setVersion(k.entries[i].version);
     entries[i].setWrapped(AsData(k.entries[i].wrapped));
+    entries[i].setCreatedAtMicros(k.entries[i].created_at_micros);
   }
   return ToBytes(message);
 }
@@ -379,7 +380,8 @@ Result<StoredKeyring> DecodeKeyring(std::string_view bytes) {
         k.current_kek = r.getCurrentKek();
         for (auto e : r.getEntries()) {
           k.entries.push_back({FromText(e.getName()), e.getVersion(),
-                               FromData(e.getWrapped())});
+                               FromData(e.getWrapped()),
+                               e.getCreatedAtMicros()});
         }
         return k;
       });

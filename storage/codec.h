@@ -126,6 +126,7 @@ struct StoredKeyringEntry {
   std::string name;
   uint32_t version = 0;
   Bytes wrapped;
+  int64_t created_at_micros = 0;  // Backup keys only.
 };
 struct StoredKeyring {
   uint32_t current_kek = 0;

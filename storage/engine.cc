@@ -7,6 +7,7 @@
 #include <leveldb/env.h>
 
 #include "crypto/master_key.h"
+#include "storage/backup.h"
 #include "storage/erasure.h"
 #include "storage/events.h"
 #include "storage/holds.h"
@@ -103,6 +104,9 @@ struct Engine::Impl {
   Shredder shredder;
   SubjectReportBuilder reports;
   Rekeyer rekeyer;
+
+  // Engine::ExpireBackupKeys, also run by Sweep.
+  Result<size_t> ExpireBackupKeys(const PrincipalInfo& admin);
 };
 
 Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -121,10 +125,12 @@ Result<std::unique_ptr<Engine>> Engine::Open(const Options& options,
   }
   if (options.limits.max_page_size == 0 || options.limits.max_list_scan == 0 ||
       options.key_cache_capacity == 0 ||
-      options.erasure_compaction_delay.count() < 0) {
+      options.erasure_compaction_delay.count() < 0 ||
+      options.backup_retention.count() <= 0) {
     return Fail(Status::InvalidArgument(
         "max_page_size, max_list_scan and key_cache_capacity must be at "
-        "least 1, erasure_compaction_delay at least 0"));
+        "least 1, erasure_compaction_delay at least 0, backup_retention "
+        "more than 0"));
   }
   if (options.limits.max_personal_bytes > kMaxPersonalBytesLimit) {
     return Fail(Status::InvalidArgument(
@@ -262,7 +268,12 @@ Result<SweepReport> Engine::Sweep(const Actor& admin,
                                   const SweepOptions& options) {
   auto caller = impl_->RequireRole(admin, Role::kAdmin);
   if (!caller) return Fail(caller.error());
-  return impl_->sweeper.Sweep(*caller, options);
+  auto report = impl_->sweeper.Sweep(*caller, options);
+  if (!report || options.dry_run) return report;
+  // Backups age out on the sweep's schedule too.
+  auto expired = impl_->ExpireBackupKeys(*caller);
+  if (!expired) return Fail(expired.error());
+  return report;
 }
 
 // ---- Records ---------------------------------------------------------------
@@ -538,6 +549,104 @@ Result<std::vector<uint32_t>> Engine::KekVersions(const Actor& admin) {
   auto caller = impl_->RequireRole(admin, Role::kAdmin);
   if (!caller) return Fail(caller.error());
   return impl_->keystore->KekVersions();
+}
+
+// ---- Backups
+// -----------------------------------------------------------------
+
+Result<size_t> Engine::Impl::ExpireBackupKeys(const PrincipalInfo& admin) {
+  const Timestamp now = clock.Now();
+  auto expired = keystore->ExpireBackupKeys(
+      now - std::chrono::duration_cast<Timestamp::duration>(
+                options.backup_retention));
+  if (!expired) return Fail(expired.error());
+  if (expired->empty()) return size_t{0};
+  std::vector<std::string> fields;
+  for (const std::string& id : *expired)
+    fields.push_back(std::string("backup_id:").append(id));
+  leveldb::WriteBatch batch;
+  CUSTOS_RETURN_IF_ERROR(store->Commit(
+      store->Lock(), batch,
+      {KeyEvent(admin, EventAction::kExpireBackupKeys, now, std::move(fields))},
+      "recording backup key expiry"));
+  return expired->size();
+}
+
+Result<BackupReport> Engine::Backup(const Actor& admin,
+                                    const std::string& dir) {
+  auto caller = impl_->principals.RequireRole(admin.id(), Role::kAdmin);
+  if (!caller) return Fail(caller.error());
+  const Timestamp now = impl_->clock.Now();
+  auto report = backup::Write(*impl_->store, *impl_->keystore, dir, now);
+  if (!report) return Fail(report.error());
+  leveldb::WriteBatch batch;
+  CUSTOS_RETURN_IF_ERROR(impl_->store->Commit(
+      impl_->store->Lock(), batch,
+      {KeyEvent(*caller, EventAction::kBackup, now,
+                {std::string("backup_id:").append(report->backup_id)})},
+      "recording backup"));
+  return report;
+}
+
+Result<BackupVerification> Engine::VerifyBackup(const std::string& dir) {
+  return backup::Verify(dir);
+}
+
+Status Engine::ExportRestoreKit(const Actor& admin, const std::string& path) {
+  auto caller = impl_->principals.RequireRole(admin.id(), Role::kAdmin);
+  if (!caller) return caller.error();
+  const Timestamp now = impl_->clock.Now();
+  CUSTOS_RETURN_IF_ERROR(backup::WriteKit(*impl_->keystore, path, now));
+  leveldb::WriteBatch batch;
+  return impl_->store->Commit(
+      impl_->store->Lock(), batch,
+      {KeyEvent(*caller, EventAction::kExportRestoreKit, now, {})},
+      "recording restore kit export");
+}
+
+Result<size_t> Engine::ExpireBackupKeys(const Actor& admin) {
+  auto caller = impl_->principals.RequireRole(admin.id(), Role::kAdmin);
+  if (!caller) return Fail(caller.error());
+  return impl_->ExpireBackupKeys(*caller);
+}
+
+Status Engine::Restore(const std::string& backup_dir, const Options& new_store,
+                       crypto::SecretKey master, const std::string& kit_path,
+                       std::string_view admin_id) {
+  if (new_store.clock == nullptr || new_store.data_dir.empty()) {
+    return Status::InvalidArgument("data_dir and a clock must be given");
+  }
+  auto plan = backup::Import(backup_dir, new_store, master, kit_path,
+                             new_store.clock->Now());
+  if (!plan) return plan.error();
+  Options options = new_store;
+  options.create_if_missing = false;
+  auto engine = Open(options, std::move(master));
+  if (!engine) return engine.error();
+  Impl& impl = *(*engine)->impl_;
+  auto caller = impl.principals.RequireRole(admin_id, Role::kAdmin);
+  if (!caller) return caller.error();
+  auto erased = backup::Reapply(*impl.store, impl.record_store, *impl.keystore,
+                                *plan, impl.clock.Now());
+  if (!erased) return erased.error();
+  // The shredded subjects' records: parts dropped, records ERASED.
+  while (true) {
+    auto done = impl.shredder.Complete(10000);
+    if (!done) return done.error();
+    if (*done == 0) break;
+  }
+  CUSTOS_RETURN_IF_ERROR(impl.erasure.CompactQueued());
+  leveldb::WriteBatch batch;
+  return impl.store->Commit(
+      impl.store->Lock(), batch,
+      {KeyEvent(*caller, EventAction::kRestore, impl.clock.Now(),
+                {std::string("backup_id:").append(plan->backup_id),
+                 std::string("subjects_shredded:")
+                     .append(std::to_string(plan->subjects_shredded)),
+                 std::string("records_erased:").append(std::to_string(*erased)),
+                 std::string("events_pruned:")
+                     .append(std::to_string(plan->pruned_events.size()))})},
+      "recording restore");
 }
 
 Result<size_t> Engine::CompleteShreds(size_t budget) {

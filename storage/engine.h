@@ -35,6 +35,7 @@
 #include "base/clock.h"
 #include "base/status.h"
 #include "crypto/secret_key.h"
+#include "storage/backup.h"
 #include "storage/limits.h"
 #include "storage/options.h"
 #include "storage/retention_policy.h"
@@ -318,6 +319,46 @@ class Engine {
                                       const KekRotationOptions& options = {});
   // Admin only. The KEK versions the keyring holds, ascending.
   Result<std::vector<uint32_t>> KekVersions(const Actor& admin);
+
+  // ---- Backups (storage/backup.h; docs/operations.md, "Backups") ---------
+
+  // Admin only. Writes a consistent snapshot of the whole store, both
+  // databases at one instant, into `dir` (created; AlreadyExists unless
+  // absent or empty) while writes continue. The keystore part is sealed
+  // under a new backup key kept only in this store's keyring and destroyed
+  // once older than Options::backup_retention (ExpireBackupKeys, Sweep):
+  // from then on the backup cannot be decrypted at all. Writes a backup
+  // event. Errors: Internal for a file that cannot be written.
+  Result<BackupReport> Backup(const Actor& admin, const std::string& dir);
+  // Checks a backup without a store or keys: manifest format version
+  // (FailedPrecondition for an unknown one), manifest checksum, every
+  // file's presence (NotFound naming it), size and BLAKE2b (DataLoss naming
+  // it), and that the dumps parse (DataLoss).
+  static Result<BackupVerification> VerifyBackup(const std::string& dir);
+  // Admin only. Writes to `path` (which must not exist) a restore kit: the
+  // backup keys held now and the erasure ledger, sealed under the master
+  // key. A restore needs one at least as new as the backup; see
+  // docs/operations.md for keeping kits within the backup retention.
+  // Writes an export_restore_kit event.
+  Status ExportRestoreKit(const Actor& admin, const std::string& path);
+  // Admin only. Destroys the backup keys older than
+  // Options::backup_retention and compacts them out of the keystore's
+  // files; returns how many. Writes an expire_backup_keys event when it
+  // destroyed any. Sweep (not a dry run) calls it too.
+  Result<size_t> ExpireBackupKeys(const Actor& admin);
+  // Restores the backup in `backup_dir` into the new data directory of
+  // `new_store` (FailedPrecondition if it holds a store), re-applying the
+  // erasure ledger of `kit_path` (ExportRestoreKit of the live store):
+  // subjects shredded, records erased and history pruned after the backup
+  // stay gone, and VerifyErasure on the restored store finds nothing.
+  // `admin_id` must be an admin of the restored store; the restore is a
+  // restore event by it. Errors: those of VerifyBackup; FailedPrecondition
+  // "the key of this backup has expired ..." once the backup is older than
+  // the backup retention (or the kit older than the backup), and when
+  // `master` opens neither kit nor backup; DataLoss for a corrupt kit.
+  static Status Restore(const std::string& backup_dir, const Options& new_store,
+                        crypto::SecretKey master, const std::string& kit_path,
+                        std::string_view admin_id);
 
   // Rewrites up to `budget` records of shredded subjects: drops their parts
   // and their subject ids (from the records, flags and contests) and moves

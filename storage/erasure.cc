@@ -90,6 +90,16 @@ void Erasure::EraseContents(codec::StoredRecord& r, int64_t at_micros,
   Queue(batch, keys::Record(r.id), now_micros);
 }
 
+Status Erasure::Ledger(
+    const std::vector<std::pair<uint64_t, int64_t>>& erased) {
+  // Not synced by itself: the erasure's own sync covers it (log_env()).
+  return keystore_.LedgerRecordErasures(erased, /*sync=*/false);
+}
+
+Status Erasure::LedgerPruned(const std::vector<uint64_t>& seqs) {
+  return keystore_.LedgerPrunedEvents(seqs, /*sync=*/false);
+}
+
 Status Erasure::CompactQueued() {
   if (!options_.compact_after_erasure) return Status::Ok();
   // Gather the queued keys and compact the span they cover once: erased

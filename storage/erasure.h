@@ -21,6 +21,8 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "base/clock.h"
 #include "base/status.h"
@@ -60,6 +62,15 @@ class Erasure {
   // key is queued.
   static void EraseContents(codec::StoredRecord& r, int64_t at_micros,
                             int64_t now_micros, leveldb::WriteBatch& batch);
+
+  // Records in the erasure ledger (the keystore's "le:", "lp:") records
+  // about to be erased, with their erasure times (µs), and history events
+  // about to be pruned, so that restoring a backup erases them again
+  // (storage/backup.h). REQUIRES: called before the erasure is applied: the
+  // records database syncs the keystore's logs before its own, so the entry
+  // is durable no later than the erasure it records.
+  Status Ledger(const std::vector<std::pair<uint64_t, int64_t>>& erased);
+  Status LedgerPruned(const std::vector<uint64_t>& seqs);
 
   // Compacts what is queued, if Options::compact_after_erasure, and once
   // the oldest entry has waited Options::erasure_compaction_delay. A crash

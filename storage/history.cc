@@ -69,6 +69,14 @@ std::string_view EventActionName(EventAction action) {
       return "rekey";
     case EventAction::kCredentialRotated:
       return "credential_rotated";
+    case EventAction::kBackup:
+      return "backup";
+    case EventAction::kRestore:
+      return "restore";
+    case EventAction::kExpireBackupKeys:
+      return "expire_backup_keys";
+    case EventAction::kExportRestoreKit:
+      return "export_restore_kit";
   }
   return "unknown";
 }
@@ -288,6 +296,14 @@ std::optional<hs::Action> ToSchema(EventAction a) {
       return hs::Action::REKEY;
     case EventAction::kCredentialRotated:
       return hs::Action::CREDENTIAL_ROTATED;
+    case EventAction::kBackup:
+      return hs::Action::BACKUP;
+    case EventAction::kRestore:
+      return hs::Action::RESTORE;
+    case EventAction::kExpireBackupKeys:
+      return hs::Action::EXPIRE_BACKUP_KEYS;
+    case EventAction::kExportRestoreKit:
+      return hs::Action::EXPORT_RESTORE_KIT;
   }
   return std::nullopt;
 }
@@ -338,6 +354,14 @@ std::optional<EventAction> FromSchema(hs::Action a) {
       return EventAction::kRekey;
     case hs::Action::CREDENTIAL_ROTATED:
       return EventAction::kCredentialRotated;
+    case hs::Action::BACKUP:
+      return EventAction::kBackup;
+    case hs::Action::RESTORE:
+      return EventAction::kRestore;
+    case hs::Action::EXPIRE_BACKUP_KEYS:
+      return EventAction::kExpireBackupKeys;
+    case hs::Action::EXPORT_RESTORE_KIT:
+      return EventAction::kExportRestoreKit;
   }
   return std::nullopt;
 }

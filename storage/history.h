@@ -68,16 +68,19 @@ enum class EventAction {
   kRotateKek,
   kPrincipalCreated,  // About no subject: who may act changed.
   kPrincipalRevoked,
-  kRekey,
-  kCredentialRotated,  // About no subject: a principal's token replaced.  //
-                       // The subject's data key was replaced
-                       // (Engine::RekeySubject).
+  kRekey,              // The subject's data key was replaced (RekeySubject).
+  kCredentialRotated,  // About no subject: a principal's token replaced.
+  kBackup,             // Backups (storage/backup.h): events about no subject.
+  kRestore,
+  kExpireBackupKeys,
+  kExportRestoreKit,
 };
 
 // "create", "read", "read_restricted", "rectify", "flag", "contest",
 // "grant", "close", "withdraw", "block", "erase", "export", "hold_set",
 // "hold_released", "shred", "report", "rotate_master_key", "rotate_kek",
-// "principal_created", "principal_revoked", "rekey", "credential_rotated";
+// "principal_created", "principal_revoked", "rekey", "credential_rotated",
+// "backup", "restore", "expire_backup_keys", "export_restore_kit";
 // "unknown" for a value outside the enum.
 std::string_view EventActionName(EventAction action);
 

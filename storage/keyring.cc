@@ -16,6 +16,7 @@ constexpr std::string_view kBlindIndex = "blind-index";
 constexpr std::string_view kAudit = "audit";
 constexpr std::string_view kCredential = "credential";
 constexpr std::string_view kLedger = "ledger";
+constexpr std::string_view kBackupPrefix = "backup/";
 constexpr std::string_view kPurposes[] = {kBlindIndex, kAudit, kCredential,
                                           kLedger};
 
@@ -41,7 +42,8 @@ crypto::SecretKey Keyring::RingKey(const crypto::SecretKey& master) {
   return crypto::DeriveSubkey(master, crypto::Subkey::kKeyring);
 }
 
-std::string Keyring::Seal(const crypto::SecretKey& ring_key) const {
+std::string Keyring::Seal(const crypto::SecretKey& ring_key,
+                          bool with_backup_keys) const {
   codec::StoredKeyring stored;
   stored.current_kek = current_kek_;
   auto add = [&](std::string_view name, uint32_t version,
@@ -52,6 +54,13 @@ std::string Keyring::Seal(const crypto::SecretKey& ring_key) const {
   };
   for (const auto& [version, kek] : keks_) add(kKek, version, kek);
   for (const auto& [name, key] : purposes_) add(name, 1, key);
+  if (with_backup_keys) {
+    for (const auto& [id, held] : backups_) {
+      const std::string name = std::string(kBackupPrefix).append(id);
+      add(name, 1, held.key);
+      stored.entries.back().created_at_micros = ToMicros(held.created);
+    }
+  }
   return codec::EncodeKeyring(stored);
 }
 
@@ -70,6 +79,17 @@ Result<Keyring> Keyring::Open(std::string_view bytes,
     }
     if (e.name == kKek) {
       k.keks_.insert_or_assign(e.version, std::move(*key));
+      continue;
+    }
+    if (e.name.starts_with(kBackupPrefix)) {
+      const std::string id = e.name.substr(kBackupPrefix.size());
+      if (id.empty() ||
+          !k.backups_
+               .emplace(id, HeldBackupKey{std::move(*key),
+                                          FromMicros(e.created_at_micros)})
+               .second) {
+        return Fail(Status::DataLoss("corrupt keyring: unexpected entry"));
+      }
       continue;
     }
     const bool known = std::find(std::begin(kPurposes), std::end(kPurposes),
@@ -124,6 +144,32 @@ void Keyring::DropOldKeks() {
 void Keyring::AbandonKek(uint32_t version) {
   keks_.erase(version);
   current_kek_ = keks_.empty() ? 0 : keks_.rbegin()->first;
+}
+
+void Keyring::AddBackupKey(const std::string& backup_id, crypto::SecretKey key,
+                           Timestamp created) {
+  backups_.insert_or_assign(backup_id, HeldBackupKey{std::move(key), created});
+}
+
+const crypto::SecretKey* Keyring::BackupKey(std::string_view backup_id) const {
+  auto it = backups_.find(backup_id);
+  return it == backups_.end() ? nullptr : &it->second.key;
+}
+
+std::vector<Keyring::BackupKeyInfo> Keyring::BackupKeys() const {
+  std::vector<BackupKeyInfo> out;
+  for (const auto& [id, held] : backups_) out.push_back({id, held.created});
+  return out;
+}
+
+std::vector<std::string> Keyring::DropBackupKeysUpTo(Timestamp cutoff) {
+  std::vector<std::string> dropped;
+  std::erase_if(backups_, [&](const auto& entry) {
+    if (entry.second.created > cutoff) return false;
+    dropped.push_back(entry.first);
+    return true;
+  });
+  return dropped;
 }
 
 }  // namespace custos

@@ -6,6 +6,9 @@
 //   - the blind-index key (subject lookups), the audit key (the history
 //     chain), the credential key (principals' token hashes) and the ledger
 //     key (the erasure ledger).
+//   - backup keys (docs/operations.md, "Backups"): one per backup, named
+//     "backup/" + backup id, with its creation time; destroyed once older
+//     than the backup retention, so that the backup can no longer be read.
 // Each key is wrapped on its own under the keyring key, a subkey derived
 // from the master key (crypto::Subkey::kKeyring), with its name and version
 // in the associated data. Rotating the master key rewraps these keys and
@@ -23,6 +26,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/clock.h"
 #include "base/status.h"
 #include "crypto/secret_key.h"
 
@@ -37,8 +41,11 @@ class Keyring {
   // The keyring key of `master` (crypto::Subkey::kKeyring).
   static crypto::SecretKey RingKey(const crypto::SecretKey& master);
 
-  // The stored form: every key wrapped under `ring_key`.
-  std::string Seal(const crypto::SecretKey& ring_key) const;
+  // The stored form: every key wrapped under `ring_key`. Without
+  // `with_backup_keys`, the backup keys are left out (the keyring a backup
+  // carries: no backup may hold the key of another).
+  std::string Seal(const crypto::SecretKey& ring_key,
+                   bool with_backup_keys = true) const;
   // Reads a stored keyring. FailedPrecondition when `ring_key` is not the
   // key it was sealed under (another master key, or a wrapped key was
   // altered); DataLoss when the bytes are not a keyring or a key is
@@ -65,6 +72,22 @@ class Keyring {
   // and makes the newest remaining one current.
   void AbandonKek(uint32_t version);
 
+  // Adds `key` as the key of backup `backup_id`, created at `created`.
+  // REQUIRES: backup_id non-empty, without '/', not held yet.
+  void AddBackupKey(const std::string& backup_id, crypto::SecretKey key,
+                    Timestamp created);
+  // The key of backup `backup_id`; null if none (never made, or destroyed).
+  const crypto::SecretKey* BackupKey(std::string_view backup_id) const;
+  struct BackupKeyInfo {
+    std::string backup_id;
+    Timestamp created;
+  };
+  // Every backup key held, by id.
+  std::vector<BackupKeyInfo> BackupKeys() const;
+  // Destroys every backup key created at or before `cutoff`; returns their
+  // ids.
+  std::vector<std::string> DropBackupKeysUpTo(Timestamp cutoff);
+
  private:
   Keyring() = default;
 
@@ -72,6 +95,11 @@ class Keyring {
   std::map<uint32_t, crypto::SecretKey> keks_;
   // "blind-index", "audit", "credential", "ledger": all four, always.
   std::map<std::string, crypto::SecretKey, std::less<>> purposes_;
+  struct HeldBackupKey {
+    crypto::SecretKey key;
+    Timestamp created;
+  };
+  std::map<std::string, HeldBackupKey, std::less<>> backups_;  // By id.
 };
 
 }  // namespace custos

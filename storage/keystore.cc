@@ -558,3 +558,124 @@ Status Keystore::RewriteRekeyed(const std::vector<std::string>& subject_ids) {
 }
 
 }  // namespace custos
+
+// ---- Backups ----------------------------------------------------------------
+
+namespace custos {
+
+Result<crypto::SecretKey> Keystore::AddBackupKey(const std::string& backup_id,
+                                                 Timestamp now) {
+  std::lock_guard rotation(rotation_mu_);
+  std::unique_lock keys(keys_mu_);
+  crypto::SecretKey key = crypto::SecretKey::Generate();
+  auto copy = crypto::SecretKey::FromBytes(key.bytes());
+  if (!copy) return Fail(copy.error());
+  keyring_.AddBackupKey(backup_id, std::move(key), now);
+  leveldb::WriteBatch batch;
+  Status written = WriteKeyring(batch);
+  if (!written.ok()) {
+    // Whether it reached the disk is unknown; what is stored is the truth.
+    // (If that cannot be read, the key stays in memory: a key no backup
+    // uses, destroyed on schedule like the others.)
+    std::string sealed;
+    if (db_->Get(leveldb::ReadOptions(), kKeyringKey, &sealed).ok()) {
+      if (auto stored = Keyring::Open(sealed, ring_key_)) {
+        keyring_ = std::move(*stored);
+      }
+    }
+    return Fail(written);
+  }
+  return std::move(*copy);
+}
+
+Keystore::Snapshot Keystore::TakeSnapshot(
+    const std::function<void()>& at_same_instant) {
+  std::unique_lock keys(keys_mu_);
+  Snapshot snapshot{DbSnapshot(*db_),
+                    keyring_.Seal(ring_key_, /*with_backup_keys=*/false)};
+  at_same_instant();
+  return snapshot;
+}
+
+Result<std::vector<std::string>> Keystore::ExpireBackupKeys(Timestamp cutoff) {
+  std::lock_guard rotation(rotation_mu_);
+  std::vector<std::string> dropped;
+  {
+    std::unique_lock keys(keys_mu_);
+    dropped = keyring_.DropBackupKeysUpTo(cutoff);
+    if (dropped.empty()) return dropped;
+    leveldb::WriteBatch batch;
+    // On failure the keys are gone from memory but maybe not from the disk:
+    // the next call (or reopening) finds them again and retries.
+    CUSTOS_RETURN_IF_ERROR(WriteKeyring(batch));
+  }
+  // TODO(security): a crash here leaves old keyring versions holding the
+  // destroyed keys in the files until the next purge; purge at Open too.
+  PurgeOldKeyrings();
+  return dropped;
+}
+
+std::vector<Keystore::HeldBackupKey> Keystore::BackupKeys() const {
+  std::shared_lock keys(keys_mu_);
+  std::vector<HeldBackupKey> out;
+  for (const auto& info : keyring_.BackupKeys()) {
+    out.push_back({info, std::move(*crypto::SecretKey::FromBytes(
+                             keyring_.BackupKey(info.backup_id)->bytes()))});
+  }
+  return out;
+}
+
+std::vector<uint8_t> Keystore::SealUnderMasterKey(
+    std::string_view plaintext, std::span<const uint8_t> ad) const {
+  std::shared_lock keys(keys_mu_);
+  return crypto::Seal(ring_key_, plaintext, ad);
+}
+
+// ---- The erasure ledger -----------------------------------------------------
+
+std::string Keystore::LedgerErasureKey(const crypto::SecretKey& ledger_key,
+                                       uint64_t record_id) {
+  std::string id;
+  AppendBigEndian64(id, record_id);
+  return std::string(kLedgerErasurePrefix)
+      .append(AsStringView(crypto::KeyedHash(ledger_key, AsBytes(id))));
+}
+
+Status Keystore::LedgerRecordErasures(
+    const std::vector<std::pair<uint64_t, int64_t>>& erased, bool sync) {
+  if (erased.empty()) return Status::Ok();
+  leveldb::WriteBatch batch;
+  for (const auto& [record_id, at_micros] : erased) {
+    std::string at;
+    AppendBigEndian64(at, static_cast<uint64_t>(at_micros));
+    batch.Put(LedgerErasureKey(keyring_.ledger(), record_id), at);
+  }
+  leveldb::WriteOptions wo;
+  wo.sync = sync;
+  return FromLevelDb(db_->Write(wo, &batch), "writing the erasure ledger");
+}
+
+Status Keystore::LedgerPrunedEvents(const std::vector<uint64_t>& seqs,
+                                    bool sync) {
+  if (seqs.empty()) return Status::Ok();
+  std::string key(kLedgerPrunePrefix), value;
+  AppendBigEndian64(key, seqs.front());
+  for (uint64_t seq : seqs) AppendBigEndian64(value, seq);
+  leveldb::WriteOptions wo;
+  wo.sync = sync;
+  return FromLevelDb(db_->Put(wo, key, value), "writing the erasure ledger");
+}
+
+Status Keystore::ScanLedger(
+    const std::function<void(std::string_view key, std::string_view value)>&
+        fn) {
+  std::unique_ptr<leveldb::Iterator> it(
+      db_->NewIterator(leveldb::ReadOptions()));
+  // "l:", "le:" and "lp:" are the only keys starting with 'l'.
+  for (it->Seek("l"); it->Valid() && it->key().starts_with("l"); it->Next()) {
+    fn(ToView(it->key()), ToView(it->value()));
+  }
+  return FromLevelDb(it->status(), "reading the erasure ledger");
+}
+
+}  // namespace custos

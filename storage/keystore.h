@@ -14,6 +14,8 @@
 //   "l:" ledger hash   LedgerEntry
 //   "o:" subject id    WrappedKey: the retiring key of a subject being
 //                      re-keyed (storage/rekeyer.h), until it is destroyed
+//   "le:" record hash  u64 BE erased-at µs: an erased record (the ledger)
+//   "lp:" u64 BE seq   u64 BE seqs: history events pruned (the ledger)
 //
 // Unwrapped keys are cached (KeyCache): GetKey unwraps a key once, and
 // DestroyKey evicts it before returning, so no read can use a destroyed key.
@@ -44,18 +46,22 @@
 #include <leveldb/db.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
+#include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "base/clock.h"
 #include "base/status.h"
 #include "crypto/keyed_hash.h"
 #include "crypto/secret_key.h"
+#include "storage/db_snapshot.h"
 #include "storage/key_cache.h"
 #include "storage/keyring.h"
 #include "storage/log_sync_env.h"
@@ -186,6 +192,60 @@ class Keystore {
   // The KEK versions held, ascending (more than one while a rotation is in
   // progress).
   std::vector<uint32_t> KekVersions() const;
+
+  // ---- Backups (storage/backup.h, docs/operations.md) ---------------------
+
+  // Adds a new random key for backup `backup_id`, created at `now`, to the
+  // keyring in one synchronous write, and returns a copy of it.
+  // REQUIRES: backup_id non-empty, without '/'.
+  Result<crypto::SecretKey> AddBackupKey(const std::string& backup_id,
+                                         Timestamp now);
+  struct Snapshot {
+    DbSnapshot db;
+    // The keyring as stored, without backup keys: the value a backup
+    // carries for "m:keyring" (no backup holds the key of another).
+    std::string keyring;
+  };
+  // Takes a snapshot of the keystore under the exclusive key lock (no key
+  // is put, destroyed or rewrapped meanwhile) and calls `at_same_instant`
+  // before releasing it: the caller takes the records database's snapshot
+  // there, under its write lock, so both show one instant.
+  Snapshot TakeSnapshot(const std::function<void()>& at_same_instant);
+  // Destroys every backup key created at or before `cutoff`: the keyring
+  // is written without them in one synchronous write, then its old
+  // versions are compacted out of the files. Returns the ids destroyed.
+  Result<std::vector<std::string>> ExpireBackupKeys(Timestamp cutoff);
+  struct HeldBackupKey {
+    Keyring::BackupKeyInfo info;
+    crypto::SecretKey key;
+  };
+  // Copies of the backup keys the keyring holds (for a restore kit).
+  std::vector<HeldBackupKey> BackupKeys() const;
+  // crypto::Seal under the keyring key of the master key the keystore is
+  // open with (Keyring::RingKey(master) opens it): a restore kit.
+  std::vector<uint8_t> SealUnderMasterKey(std::string_view plaintext,
+                                          std::span<const uint8_t> ad) const;
+
+  // ---- The erasure ledger (docs/storage.md, "The ledger") -----------------
+
+  static constexpr std::string_view kLedgerShredPrefix = "l:";
+  static constexpr std::string_view kLedgerErasurePrefix = "le:";
+  static constexpr std::string_view kLedgerPrunePrefix = "lp:";
+  // The ledger key of an erased record: "le:" || KeyedHash(ledger key,
+  // u64 BE record id).
+  static std::string LedgerErasureKey(const crypto::SecretKey& ledger_key,
+                                      uint64_t record_id);
+  // Records erased records (id, erased-at µs) in the ledger, in one write,
+  // synchronous when `sync`. Called before the erasure is written, so the
+  // entry is durable no later than the erasure.
+  Status LedgerRecordErasures(
+      const std::vector<std::pair<uint64_t, int64_t>>& erased, bool sync);
+  // Records pruned history events (their seqs) in the ledger, in one write
+  // keyed by the first seq, synchronous when `sync`. REQUIRES: non-empty.
+  Status LedgerPrunedEvents(const std::vector<uint64_t>& seqs, bool sync);
+  // Calls fn(key, value) for every ledger entry ("l:", "le:", "lp:").
+  Status ScanLedger(const std::function<void(std::string_view key,
+                                             std::string_view value)>& fn);
 
  private:
   Keystore(std::unique_ptr<LogSyncEnv> env, std::unique_ptr<leveldb::DB> db,

@@ -49,6 +49,13 @@ struct Options {
   // Engine::RekeySubject; each batch holds the write lock. Default: 100
   // (0 counts as 1).
   size_t rekey_batch_size = 100;
+
+  // How long a backup stays restorable (docs/operations.md, "Backups"):
+  // each backup's keystore dump is sealed under a key of its own, kept only
+  // in this store's keyring and destroyed by Sweep or ExpireBackupKeys once
+  // older than this; from then on the backup cannot be decrypted at all.
+  // Default: 35 days. REQUIRES: > 0.
+  std::chrono::microseconds backup_retention{std::chrono::hours(24 * 35)};
   // Source of time. REQUIRES: non-null; must outlive the Engine.
   const Clock* clock = nullptr;
   // LevelDB's environment for both databases: the seam for fault injection

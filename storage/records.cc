@@ -464,6 +464,7 @@ Status Records::Erase(const PrincipalInfo& caller, uint64_t id) {
       events::TransitionEvents(r, resolved->caught_up);
   record_events.push_back(
       events::RecordEvent(caller, EventAction::kErase, r, FromMicros(now)));
+  CUSTOS_RETURN_IF_ERROR(u_.erasure.Ledger({{id, now}}));
   CUSTOS_RETURN_IF_ERROR(
       u_.store.Commit(std::move(lock), batch, record_events, "erasing record"));
   return u_.erasure.CompactQueued();

@@ -189,6 +189,7 @@ Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
         }));
     leveldb::WriteBatch batch;
     std::vector<Event> sweep_events;
+    const size_t first_transition = report.transitions.size();
     for (const auto& [key, due] : due_entries) {
       resume_key = key + '\0';
       Status swept = SweepRecord(lock, admin, key, due, options, batch,
@@ -209,6 +210,15 @@ Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
       ++processed;
     }
     if (!options.dry_run && batch.ApproximateSize() > 12) {
+      // The erasures go to the ledger first (storage/erasure.h).
+      std::vector<std::pair<uint64_t, int64_t>> erased;
+      for (size_t i = first_transition; i < report.transitions.size(); ++i) {
+        const PlannedTransition& step = report.transitions[i];
+        if (step.to == RecordState::kErased) {
+          erased.emplace_back(step.record_id, ToMicros(step.due));
+        }
+      }
+      CUSTOS_RETURN_IF_ERROR(u_.erasure.Ledger(erased));
       CUSTOS_RETURN_IF_ERROR(
           u_.store.Commit(std::move(lock), batch, sweep_events, "sweeping"));
     } else {
@@ -243,8 +253,9 @@ Result<size_t> Sweeper::PruneHistory(int64_t as_of, size_t budget,
   if (!cursor) return Fail(cursor.error());
   if (*cursor && (*cursor)->size() == 8) after_seq = ReadBigEndian64(**cursor);
   std::map<uint64_t, bool> prunable_records;  // Decided once per call.
+  std::vector<uint64_t> pruned;               // For the ledger.
   Status failure;
-  auto prunable = [&](const EventHeader& h) {
+  auto decide = [&](const EventHeader& h) {
     if (h.record_id == 0 || !failure.ok()) return false;
     auto known = prunable_records.find(h.record_id);
     if (known != prunable_records.end()) return known->second;
@@ -268,6 +279,11 @@ Result<size_t> Sweeper::PruneHistory(int64_t as_of, size_t budget,
     prunable_records[h.record_id] = verdict;
     return verdict;
   };
+  auto prunable = [&](const EventHeader& h) {
+    const bool verdict = decide(h);
+    if (verdict) pruned.push_back(h.seq);
+    return verdict;
+  };
   leveldb::WriteBatch batch;
   auto result = u_.store.history().Prune(prunable, budget, after_seq, batch);
   if (!failure.ok()) return Fail(failure);
@@ -286,6 +302,7 @@ Result<size_t> Sweeper::PruneHistory(int64_t as_of, size_t budget,
       Erasure::Queue(batch, keys::Event(seq), now);
     }
   }
+  CUSTOS_RETURN_IF_ERROR(u_.erasure.LedgerPruned(pruned));
   CUSTOS_RETURN_IF_ERROR(
       u_.store.Commit(std::move(lock), batch, {}, "storing prune cursor"));
   return result->stubbed;

@@ -209,6 +209,10 @@ TEST(EventActionNameTest, EveryActionHasItsStableName) {
       {EventAction::kRotateKek, "rotate_kek"},
       {EventAction::kRekey, "rekey"},
       {EventAction::kCredentialRotated, "credential_rotated"},
+      {EventAction::kBackup, "backup"},
+      {EventAction::kRestore, "restore"},
+      {EventAction::kExpireBackupKeys, "expire_backup_keys"},
+      {EventAction::kExportRestoreKit, "export_restore_kit"},
   };
   for (const auto& [action, name] : expected) {
     EXPECT_EQ(EventActionName(action), name);

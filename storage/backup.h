@@ -1,0 +1,143 @@
+// Backups (issue 10; docs/operations.md, "Backups"): a consistent online
+// snapshot of the whole store into a directory, its verification without a
+// store, a restore kit, and restoring into a new data directory without
+// bringing back anything erased since.
+//
+// A backup directory holds three files:
+//   records.dump     the records database at the backup's instant, a
+//                    logical dump (framing below). Personal data in it is
+//                    sealed under subject keys, as in the store.
+//   keystore.sealed  the keystore at the same instant (the keyring without
+//                    backup keys, the wrapped data keys, the ledger), the
+//                    same framing, sealed in chunks under the backup's own
+//                    random key. That key lives only in the live store's
+//                    keyring and is destroyed once older than
+//                    Options::backup_retention: then nothing can open the
+//                    keystore dump, and without it no subject key, so the
+//                    backup is undecipherable for good.
+//   manifest         text: format version, backup id, creation time, each
+//                    file's size and BLAKE2b-256, and a checksum of the
+//                    manifest itself. Written last: a backup without one
+//                    is incomplete.
+//
+// Dump framing: an 8-byte magic, then per entry u32 BE key length, key,
+// u32 BE value length, value; then u32 BE 0xFFFFFFFF and u64 BE the number
+// of entries. Sealed chunks: an 8-byte magic, then per chunk u32 BE length
+// and crypto::Seal(backup key, up to 1 MiB of the dump, ad = "custos
+// backup " || backup id || u64 BE chunk index || u8 1 for the last chunk
+// else 0), so chunks cannot be reordered, dropped or truncated unnoticed.
+//
+// The units here are internal to storage/; Engine::Backup, VerifyBackup,
+// ExportRestoreKit and Restore (storage/engine.h) are the public calls.
+//
+// Thread safety: Write may run while the store is written; the rest are
+// functions of their arguments.
+
+#ifndef CUSTOS_STORAGE_BACKUP_H_
+#define CUSTOS_STORAGE_BACKUP_H_
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/status.h"
+#include "crypto/secret_key.h"
+
+namespace custos {
+
+class Erasure;
+class Keystore;
+class RecordStore;
+class Store;
+struct Options;
+
+// One file of a backup as its manifest lists it.
+struct BackupFile {
+  std::string name;
+  uint64_t size = 0;
+  std::string blake2b_hex;  // BLAKE2b-256 of the file, 64 hex digits.
+};
+
+struct BackupReport {
+  std::string backup_id;  // "b" + 32 hex digits.
+  Timestamp created;
+  uint64_t records_entries = 0;   // Key/value pairs of records/.
+  uint64_t keystore_entries = 0;  // Key/value pairs of keystore/.
+  std::vector<BackupFile> files;  // As in the manifest.
+};
+
+struct BackupVerification {
+  uint32_t format_version = 0;
+  std::string backup_id;
+  Timestamp created;
+  std::vector<BackupFile> files;
+  uint64_t records_entries = 0;  // Parsed from records.dump.
+  uint64_t keystore_chunks = 0;  // Sealed chunks of keystore.sealed.
+};
+
+namespace backup {
+
+// The backup format this build writes and reads.
+inline constexpr uint32_t kFormatVersion = 1;
+
+// Takes one instant of both databases (the records' write lock and the
+// keystore's exclusive key lock held together while the two LevelDB
+// snapshots are taken) after adding a new backup key to the keyring, then
+// streams both into `dir` (created; REQUIRES: absent or empty) without the
+// locks. Errors: AlreadyExists if `dir` holds files; Internal for a file
+// that cannot be written; mapped LevelDB errors.
+Result<BackupReport> Write(Store& store, Keystore& keystore,
+                           const std::string& dir, Timestamp now);
+
+// Checks `dir` without a store and without keys: the manifest's format
+// version (FailedPrecondition for another one) and checksum, every listed
+// file's presence (NotFound naming it), size and BLAKE2b (DataLoss naming
+// it), and that records.dump and keystore.sealed parse (DataLoss).
+Result<BackupVerification> Verify(const std::string& dir);
+
+// Writes the restore kit to `path` (REQUIRES: does not exist): the backup
+// keys the keyring holds now and every erasure ledger entry, sealed under
+// the keyring key of the master key the keystore is open with. Internal if
+// the file cannot be written.
+Status WriteKit(Keystore& keystore, const std::string& path, Timestamp now);
+
+// What a restore must erase again in the restored store, from the kit.
+struct RestorePlan {
+  std::string backup_id;
+  size_t subjects_shredded = 0;  // Marked shredded at import.
+  // Ledger hash of a record ("le:" key) -> erased-at µs.
+  std::map<std::string, int64_t> erased_records;
+  std::set<uint64_t> pruned_events;
+};
+
+// Restore, step 1, without an engine: verifies the backup, opens the kit
+// with `master`, finds the backup's key (FailedPrecondition "the key of
+// this backup has expired ..." when the kit has none: the backup is older
+// than the backup retention, or the kit older than the backup), decrypts
+// the keystore dump, and writes both databases into options.data_dir
+// (FailedPrecondition if it holds a store), merging the kit's ledger into
+// the keystore and shredding at once every subject the ledger names (its
+// key is not written at all; the subject is marked shredded at `now`,
+// unlinked from its identifier and queued for CompleteShreds).
+// FailedPrecondition when `master` opens neither the kit nor the backup's
+// keyring; DataLoss for a corrupt backup or kit.
+Result<RestorePlan> Import(const std::string& backup_dir,
+                           const Options& options,
+                           const crypto::SecretKey& master,
+                           const std::string& kit_path, Timestamp now);
+
+// Restore, step 2, on the opened restored store: erases every record of
+// plan.erased_records at its original erasure time (attributes kept, as
+// EraseRecord; holds are not consulted: the live store already erased it),
+// and prunes plan.pruned_events. Returns the number of records erased.
+Result<size_t> Reapply(Store& store, RecordStore& record_store,
+                       Keystore& keystore, const RestorePlan& plan,
+                       Timestamp now);
+
+}  // namespace backup
+}  // namespace custos
+
+#endif  // CUSTOS_STORAGE_BACKUP_H_

@@ -1,0 +1,455 @@
+// Backups (issue 10): a consistent online snapshot of both databases,
+// verified without a store; restoring never brings back what was erased
+// after the backup; backups age out once their key is destroyed.
+
+#include <gtest/gtest.h>
+#include <leveldb/db.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "crypto/aead.h"
+#include "storage/codec.h"
+#include "storage/keyring.h"
+#include "storage/leveldb_util.h"
+#include "storage/period.h"
+#include "tests/engine_fixture.h"
+
+namespace custos::testing {
+namespace {
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+std::string Identifier(int i) {
+  return std::string("p").append(std::to_string(i)).append("@x.org");
+}
+
+class BackupTest : public EngineTest {
+ protected:
+  void TearDown() override {
+    restored_.reset();
+    EngineTest::TearDown();
+    std::filesystem::remove_all(dir_ + "-backup");
+    std::filesystem::remove_all(dir_ + "-restored");
+    std::filesystem::remove_all(dir_ + "-kit");
+  }
+
+  std::string BackupDir() const { return dir_ + "-backup"; }
+  std::string KitPath() const { return dir_ + "-kit"; }
+
+  Options RestoredOptions() {
+    Options options = MakeOptions();
+    options.data_dir = dir_ + "-restored";
+    return options;
+  }
+
+  std::string TakeBackup() {
+    auto report = engine_->Backup(*admin_, BackupDir());
+    EXPECT_TRUE(report.has_value()) << report.error().ToString();
+    return report ? report->backup_id : "";
+  }
+
+  Status ExportKit() {
+    std::filesystem::remove(KitPath());
+    return engine_->ExportRestoreKit(*admin_, KitPath());
+  }
+
+  Status Restore() {
+    return Engine::Restore(BackupDir(), RestoredOptions(), MasterKey(),
+                           KitPath(), "admin");
+  }
+
+  // Opens the restored store (after Restore), with actors of its own.
+  void OpenRestored() {
+    auto engine = Engine::Open(RestoredOptions(), MasterKey());
+    ASSERT_TRUE(engine.has_value()) << engine.error().ToString();
+    restored_ = std::move(*engine);
+  }
+  Actor RestoredActor(const std::string& id) {
+    return *restored_->ActorFor(id);
+  }
+
+  void FlipByte(const std::string& path, size_t at) {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(static_cast<std::streamoff>(at));
+    char c = 0;
+    f.get(c);
+    f.seekp(static_cast<std::streamoff>(at));
+    f.put(static_cast<char>(c ^ 0x01));
+  }
+
+  // The sealed chunks of a backup's keystore.sealed.
+  std::vector<std::string> SealedChunks() {
+    std::ifstream in(BackupDir() + "/keystore.sealed", std::ios::binary);
+    std::string all((std::istreambuf_iterator<char>(in)), {});
+    std::vector<std::string> chunks;
+    size_t at = 8;
+    while (at + 4 <= all.size()) {
+      const uint32_t n = (uint8_t(all[at]) << 24) |
+                         (uint8_t(all[at + 1]) << 16) |
+                         (uint8_t(all[at + 2]) << 8) | uint8_t(all[at + 3]);
+      chunks.push_back(all.substr(at + 4, n));
+      at += 4 + n;
+    }
+    return chunks;
+  }
+
+  // The wrapped form of backup `id`'s key in the stored keyring.
+  // REQUIRES: the engine is closed.
+  std::string StoredWrappedBackupKey(const std::string& id) {
+    auto db = OpenRaw("keystore");
+    std::string value;
+    EXPECT_TRUE(db->Get(leveldb::ReadOptions(), "m:keyring", &value).ok());
+    auto keyring = codec::DecodeKeyring(value);
+    for (const auto& e : keyring->entries) {
+      if (e.name == std::string("backup/").append(id)) {
+        return std::string(e.wrapped.begin(), e.wrapped.end());
+      }
+    }
+    return "";
+  }
+
+  std::unique_ptr<Engine> restored_;
+};
+
+// ---- Consistency ------------------------------------------------------------
+
+TEST_F(BackupTest, ABackupTakenWhileAnotherThreadWritesRestoresWhole) {
+  for (int i = 0; i < 20; ++i) CreateRecord(Identifier(i));
+  std::atomic<bool> stop{false};
+  std::atomic<int> written{20};
+  std::thread writer([&] {
+    for (int i = 1000; !stop.load(); ++i) {
+      NewRecord r;
+      r.kind = "request";
+      r.attributes = {{"country", "AT"}};
+      r.personal = {
+          {Identifier(i),
+           {{"name", std::string("Writer ").append(std::to_string(i))}}}};
+      ASSERT_TRUE(engine_->CreateRecord(*owner_, r).has_value());
+      ++written;
+    }
+  });
+  while (written.load() < 40) std::this_thread::sleep_for(1ms);
+  const std::string id = TakeBackup();
+  const int after_backup = written.load();
+  while (written.load() < after_backup + 20) std::this_thread::sleep_for(1ms);
+  stop = true;
+  writer.join();
+  ASSERT_FALSE(id.empty());
+
+  ASSERT_TRUE(Engine::VerifyBackup(BackupDir()).has_value());
+  ASSERT_TRUE(ExportKit().ok());
+  Status restored = Restore();
+  ASSERT_TRUE(restored.ok()) << restored.ToString();
+  OpenRestored();
+  const Actor owner = RestoredActor("authority-a");
+  ListQuery all;
+  all.limit = 1000;
+  auto page = restored_->ListRecords(owner, all);
+  ASSERT_TRUE(page.has_value()) << page.error().ToString();
+  // Some of the concurrent writes are in, not all; every one that is in
+  // reads whole: its subject's key was in the same instant.
+  EXPECT_GE(page->records.size(), 40u);
+  EXPECT_LT(page->records.size(), static_cast<size_t>(written.load()));
+  EXPECT_EQ(page->skipped, 0u);
+  for (const RecordView& view : page->records) {
+    auto full = restored_->GetRecord(owner, view.id);
+    ASSERT_TRUE(full.has_value()) << full.error().ToString();
+    ASSERT_EQ(full->parts.size(), 1u);
+    EXPECT_FALSE(full->parts[0].fields.empty());
+  }
+  auto chain = restored_->VerifyChain(RestoredActor("auditor"));
+  ASSERT_TRUE(chain.has_value());
+  EXPECT_TRUE(chain->ok) << chain->problem;
+}
+
+// ---- Verification -----------------------------------------------------------
+
+TEST_F(BackupTest, VerifyBackupAcceptsAnIntactBackupWithoutAStore) {
+  CreateRecord();
+  const std::string id = TakeBackup();
+  engine_.reset();
+  auto verified = Engine::VerifyBackup(BackupDir());
+  ASSERT_TRUE(verified.has_value()) << verified.error().ToString();
+  EXPECT_EQ(verified->backup_id, id);
+  EXPECT_EQ(verified->format_version, 1u);
+  EXPECT_EQ(verified->created, TestEpoch());
+  EXPECT_EQ(verified->files.size(), 2u);
+  EXPECT_GT(verified->records_entries, 10u);
+  EXPECT_GE(verified->keystore_chunks, 1u);
+}
+
+TEST_F(BackupTest, VerifyBackupFindsAFlippedByte) {
+  CreateRecord();
+  TakeBackup();
+  FlipByte(BackupDir() + "/records.dump", 100);
+  auto verified = Engine::VerifyBackup(BackupDir());
+  ASSERT_FALSE(verified.has_value());
+  EXPECT_EQ(verified.error().code(), StatusCode::kDataLoss);
+  EXPECT_NE(verified.error().message().find(
+                "records.dump does not match its checksum"),
+            std::string::npos)
+      << verified.error().ToString();
+}
+
+TEST_F(BackupTest, VerifyBackupFindsAMissingFile) {
+  CreateRecord();
+  TakeBackup();
+  fs::remove(BackupDir() + "/keystore.sealed");
+  auto verified = Engine::VerifyBackup(BackupDir());
+  ASSERT_FALSE(verified.has_value());
+  EXPECT_EQ(verified.error().code(), StatusCode::kNotFound);
+  EXPECT_NE(verified.error().message().find("keystore.sealed is missing"),
+            std::string::npos)
+      << verified.error().ToString();
+}
+
+TEST_F(BackupTest, VerifyBackupFindsAnAlteredManifest) {
+  CreateRecord();
+  TakeBackup();
+  FlipByte(BackupDir() + "/manifest", 30);
+  auto verified = Engine::VerifyBackup(BackupDir());
+  ASSERT_FALSE(verified.has_value());
+  EXPECT_EQ(verified.error().code(), StatusCode::kDataLoss);
+}
+
+TEST_F(BackupTest, AnUnknownBackupFormatVersionIsRefused) {
+  CreateRecord();
+  TakeBackup();
+  std::ifstream in(BackupDir() + "/manifest");
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  in.close();
+  text.replace(text.find("custos-backup 1"), 15, "custos-backup 9");
+  std::ofstream(BackupDir() + "/manifest", std::ios::trunc) << text;
+  auto verified = Engine::VerifyBackup(BackupDir());
+  ASSERT_FALSE(verified.has_value());
+  EXPECT_EQ(verified.error().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(verified.error().message().find("backup format version 9"),
+            std::string::npos);
+}
+
+// ---- Restore never resurrects -----------------------------------------------
+
+TEST_F(BackupTest, NothingErasedAfterTheBackupComesBackAtRestore) {
+  RetentionPolicy policy{.kind = "request",
+                         .close_after = *ParsePeriod("P10D"),
+                         .block_after = std::nullopt,
+                         .erase_after = *ParsePeriod("P2D"),
+                         .history_after = *ParsePeriod("P3D")};
+  ASSERT_TRUE(engine_->SetPolicy(*admin_, policy).ok());
+  const uint64_t shredded = CreateRecord("anna@x.org");
+  const uint64_t erased = CreateRecord("ben@x.org");
+  const uint64_t swept = CreateRecord("carl@x.org");
+  const uint64_t kept = CreateRecord("dora@x.org");
+  ASSERT_TRUE(engine_->Close(*owner_, swept).ok());
+  auto anna = engine_->FindSubject(*admin_, "anna@x.org");
+  auto ben = engine_->FindSubject(*admin_, "ben@x.org");
+  ASSERT_TRUE(anna.has_value() && ben.has_value());
+  auto ben_events = [&](Engine& engine, const Actor& auditor) {
+    auto page = engine.AccessHistory(auditor, *ben, TestEpoch() - 24h,
+                                     TestEpoch() + 24h * 30, 0, 100);
+    EXPECT_TRUE(page.has_value()) << page.error().ToString();
+    size_t n = 0;
+    for (const auto& e : page->events) n += e.record_id == erased;
+    return n;
+  };
+  ASSERT_GT(ben_events(*engine_, *auditor_), 0u);
+
+  TakeBackup();
+
+  // After the backup: a shred, an early erasure, a sweep's erasure, and
+  // the early erasure's history pruned.
+  clock_.Set(TestEpoch() + 1min);
+  ASSERT_TRUE(engine_->ShredSubject(*admin_, *anna).ok());
+  ASSERT_TRUE(engine_->EraseRecord(*owner_, erased).ok());
+  clock_.Set(TestEpoch() + 24h * 3 + 1h);
+  auto sweep = engine_->Sweep(*admin_, {.as_of = clock_.Now()});
+  ASSERT_TRUE(sweep.has_value()) << sweep.error().ToString();
+  EXPECT_EQ(sweep->erased, 1u);
+  EXPECT_GT(sweep->history_pruned, 0u);
+  ASSERT_EQ(ben_events(*engine_, *auditor_), 0u);
+  ASSERT_TRUE(ExportKit().ok());
+
+  clock_.Set(TestEpoch() + 24h * 3 + 2h);
+  Status restored = Restore();
+  ASSERT_TRUE(restored.ok()) << restored.ToString();
+  OpenRestored();
+  const Actor owner = RestoredActor("authority-a");
+  const Actor admin = RestoredActor("admin");
+  // Only an admin sees an ERASED record (its attributes).
+  for (uint64_t id : {shredded, erased, swept}) {
+    auto view = restored_->GetRecord(admin, id);
+    ASSERT_TRUE(view.has_value()) << view.error().ToString();
+    EXPECT_EQ(view->state, RecordState::kErased) << "record " << id;
+    EXPECT_TRUE(view->parts.empty()) << "record " << id;
+  }
+  auto swept_view = restored_->GetRecord(admin, swept);
+  EXPECT_EQ(swept_view->erased_at, TestEpoch() + 24h * 2);
+  auto kept_view = restored_->GetRecord(owner, kept);
+  ASSERT_TRUE(kept_view.has_value());
+  EXPECT_EQ(kept_view->state, RecordState::kActive);
+  EXPECT_EQ(kept_view->parts.size(), 1u);
+  auto found = restored_->FindSubject(admin, "anna@x.org");
+  ASSERT_FALSE(found.has_value());
+  EXPECT_EQ(found.error().code(), StatusCode::kNotFound);
+  EXPECT_EQ(ben_events(*restored_, RestoredActor("auditor")), 0u);
+
+  auto erasure = restored_->VerifyErasure(admin);
+  ASSERT_TRUE(erasure.has_value()) << erasure.error().ToString();
+  EXPECT_GT(erasure->witnesses, 0u);
+  EXPECT_EQ(erasure->found, 0u);
+  auto chain = restored_->VerifyChain(admin);
+  ASSERT_TRUE(chain.has_value());
+  EXPECT_TRUE(chain->ok) << chain->problem;
+}
+
+TEST_F(BackupTest, RestoreIntoADirectoryHoldingAStoreIsRefused) {
+  CreateRecord();
+  TakeBackup();
+  ASSERT_TRUE(ExportKit().ok());
+  ASSERT_TRUE(Restore().ok());
+  Status again = Restore();
+  EXPECT_EQ(again.code(), StatusCode::kFailedPrecondition);
+}
+
+// ---- Aging ------------------------------------------------------------------
+
+TEST_F(BackupTest, ABackupOlderThanTheRetentionCannotBeDecryptedAtAll) {
+  CreateRecord();
+  const std::string id = TakeBackup();
+  // Within the retention it restores.
+  ASSERT_TRUE(ExportKit().ok());
+  ASSERT_TRUE(Restore().ok());
+  fs::remove_all(RestoredOptions().data_dir);
+  Close();
+  const std::string wrapped = StoredWrappedBackupKey(id);
+  ASSERT_FALSE(wrapped.empty());
+  Reopen();
+
+  // One day short of the retention the sweep keeps the key; past it, the
+  // sweep destroys it.
+  clock_.Set(TestEpoch() + 24h * 34);
+  ASSERT_TRUE(engine_->Sweep(*admin_, {.as_of = clock_.Now()}).has_value());
+  ASSERT_TRUE(ExportKit().ok());
+  ASSERT_TRUE(Restore().ok());
+  fs::remove_all(RestoredOptions().data_dir);
+  clock_.Set(TestEpoch() + 24h * 35 + 1s);
+  ASSERT_TRUE(engine_->Sweep(*admin_, {.as_of = clock_.Now()}).has_value());
+
+  ASSERT_TRUE(ExportKit().ok());
+  Status restored = Restore();
+  EXPECT_EQ(restored.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(restored.message().find("the key of this backup has expired"),
+            std::string::npos)
+      << restored.ToString();
+
+  // A newer backup's key is the only backup key left in the keyring.
+  ASSERT_TRUE(engine_->Backup(*admin_, dir_ + "-backup2").has_value());
+  Close();
+  auto db = OpenRaw("keystore");
+  std::string value;
+  ASSERT_TRUE(db->Get(leveldb::ReadOptions(), "m:keyring", &value).ok());
+  db.reset();
+  auto stored = codec::DecodeKeyring(value);
+  ASSERT_TRUE(stored.has_value());
+  int backup_keys = 0;
+  for (const auto& e : stored->entries) {
+    if (e.name.starts_with("backup/")) ++backup_keys;
+    EXPECT_NE(e.name, std::string("backup/").append(id));
+  }
+  EXPECT_EQ(backup_keys, 1);
+  // ... and the destroyed key's wrapped form is in no file of the keystore.
+  EXPECT_EQ(ReadAllFiles(dir_ + "/keystore").find(wrapped), std::string::npos);
+  std::filesystem::remove_all(dir_ + "-backup2");
+}
+
+TEST_F(BackupTest, AfterExpiryNoKeyOfTheLiveStoreOpensTheBackup) {
+  CreateRecord();
+  const std::string id = TakeBackup();
+  const std::vector<std::string> chunks = SealedChunks();
+  ASSERT_FALSE(chunks.empty());
+  // The control: before expiry, the live keyring's key for it opens it.
+  auto opens = [&](const crypto::SecretKey& key) {
+    for (size_t i = 0; i < chunks.size(); ++i) {
+      std::string ad = std::string("custos backup ").append(id);
+      for (int b = 7; b >= 0; --b)
+        ad.push_back(static_cast<char>(i >> (8 * b)));
+      ad.push_back(i + 1 == chunks.size() ? 1 : 0);
+      if (crypto::Open(key, AsBytes(chunks[i]), AsBytes(ad)).has_value()) {
+        return true;
+      }
+    }
+    return false;
+  };
+  // Every key the live keyring holds, each tried on every chunk.
+  auto any_live_key_opens = [&] {
+    Close();
+    auto db = OpenRaw("keystore");
+    std::string value;
+    EXPECT_TRUE(db->Get(leveldb::ReadOptions(), "m:keyring", &value).ok());
+    db.reset();
+    auto keyring = Keyring::Open(value, Keyring::RingKey(MasterKey()));
+    EXPECT_TRUE(keyring.has_value());
+    bool opened = false;
+    for (const auto& b : keyring->BackupKeys()) {
+      opened |= opens(*keyring->BackupKey(b.backup_id));
+    }
+    for (uint32_t v : keyring->KekVersions()) opened |= opens(*keyring->Kek(v));
+    for (const crypto::SecretKey* k :
+         {&keyring->blind_index(), &keyring->audit(), &keyring->credential(),
+          &keyring->ledger()}) {
+      opened |= opens(*k);
+    }
+    Reopen();
+    return opened;
+  };
+  ASSERT_TRUE(any_live_key_opens());
+
+  clock_.Set(TestEpoch() + 24h * 36);
+  auto expired = engine_->ExpireBackupKeys(*admin_);
+  ASSERT_TRUE(expired.has_value()) << expired.error().ToString();
+  EXPECT_EQ(*expired, 1u);
+  auto again = engine_->ExpireBackupKeys(*admin_);
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(*again, 0u);
+  // A newer backup puts a new key in the keyring: it opens nothing old.
+  ASSERT_TRUE(engine_->Backup(*admin_, dir_ + "-backup2").has_value());
+  EXPECT_FALSE(any_live_key_opens());
+  std::filesystem::remove_all(dir_ + "-backup2");
+}
+
+// ---- Admin only
+// ---------------------------------------------------------------
+
+TEST_F(BackupTest, OnlyAnAdminBacksUpExportsExpiresAndRestores) {
+  CreateRecord();
+  auto backup = engine_->Backup(*owner_, BackupDir());
+  ASSERT_FALSE(backup.has_value());
+  EXPECT_EQ(backup.error().code(), StatusCode::kPermissionDenied);
+  EXPECT_FALSE(fs::exists(BackupDir() + "/manifest"));
+  EXPECT_EQ(engine_->ExportRestoreKit(*auditor_, KitPath()).code(),
+            StatusCode::kPermissionDenied);
+  auto expire = engine_->ExpireBackupKeys(*officer_);
+  ASSERT_FALSE(expire.has_value());
+  EXPECT_EQ(expire.error().code(), StatusCode::kPermissionDenied);
+
+  auto before = engine_->VerifyChain(*admin_);
+  TakeBackup();
+  ASSERT_TRUE(ExportKit().ok());
+  auto after = engine_->VerifyChain(*admin_);
+  // One event each: backup, export_restore_kit.
+  EXPECT_EQ(after->head_seq, before->head_seq + 2);
+  Status restored = Engine::Restore(BackupDir(), RestoredOptions(), MasterKey(),
+                                    KitPath(), "authority-a");
+  EXPECT_EQ(restored.code(), StatusCode::kPermissionDenied);
+}
+
+}  // namespace
+}  // namespace custos::testing
