@@ -149,7 +149,8 @@ struct KeyringEntry {
 
 struct LedgerEntry {
   # Keystore value: a shredded subject, keyed by a hash of its blind index.
-  shreddedAtMicros @0 :Int64;
+  shreddedAtMicros @0 :Int64;  # Always 0: an instant would link the person
+                               # to the records erased at it.
   by @1 :Text;
 }
 

@@ -361,13 +361,17 @@ Result<bool> Keystore::HasKey(std::string_view subject_id) {
 }
 
 Status Keystore::DestroyKey(std::string_view subject_id,
-                            const crypto::Digest& ledger_hash, Timestamp at,
+                            const crypto::Digest& ledger_hash, Timestamp /*at*/,
                             std::string_view by) {
   std::shared_lock keys(keys_mu_);
   leveldb::WriteBatch batch;
   batch.Delete(KeyKey(subject_id));
   batch.Delete(RetiringKeyKey(subject_id));  // Of a re-key not finished.
-  batch.Put(LedgerKey(ledger_hash), codec::EncodeLedgerEntry(ToMicros(at), by));
+  // No time in the entry: the shred's instant is the erased_at of the
+  // records it erased, so whoever can compute a person's ledger hash would
+  // find their records by it. The entry says only that the person was
+  // shredded (what a restore needs) and by whom.
+  batch.Put(LedgerKey(ledger_hash), codec::EncodeLedgerEntry(0, by));
   // Always synchronous: a shred reported done must survive a crash.
   leveldb::WriteOptions wo;
   wo.sync = true;

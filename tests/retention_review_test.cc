@@ -251,5 +251,55 @@ TEST_F(RetentionReviewTest, HoldsEverSetOnARecordAreBounded) {
   EXPECT_EQ(static_cast<size_t>(indexed), limit);
 }
 
+// C4: the ledger entry held the shred's instant, equal to the erased_at of
+// the records the shred erased.
+TEST_F(RetentionReviewTest,
+       TheLedgerInstantDoesNotSingleOutTheErasedPersonsRecords) {
+  Of("request", "zoe@example.org");
+  const uint64_t annas = Of("request", "anna@example.org", {"authority-b"});
+  Of("request", "max@example.org");
+  const std::string anna = Subject("anna@example.org");
+  clock_.Advance(std::chrono::microseconds(123457));
+  ASSERT_TRUE(engine_->ShredSubject(*admin_, anna).ok());
+  ASSERT_TRUE(engine_->CompleteShreds(100).has_value());
+  Close();
+  // The attacker: the master key and the e-mail address.
+  std::string entry;
+  {
+    auto keystore = Keystore::Open(dir_ + "/keystore", false, MasterKey(),
+                                   clock_.Now(), leveldb::Env::Default(), 1);
+    ASSERT_TRUE(keystore.has_value());
+    const crypto::Digest hash = crypto::KeyedHash(
+        (*keystore)->keyring().ledger(),
+        crypto::BlindIndex((*keystore)->keyring().blind_index(),
+                           "anna@example.org"));
+    ASSERT_TRUE(*(*keystore)->InLedger(hash));
+    keystore->reset();
+    leveldb::DB* raw = nullptr;
+    ASSERT_TRUE(
+        leveldb::DB::Open(leveldb::Options(), dir_ + "/keystore", &raw).ok());
+    std::unique_ptr<leveldb::DB> db(raw);
+    ASSERT_TRUE(db->Get(leveldb::ReadOptions(),
+                        "l:" + std::string(AsStringView(hash)), &entry)
+                    .ok());
+  }
+  ReopenAll();
+  ListQuery q;
+  auto page = engine_->ListRecords(*admin_, q);
+  ASSERT_TRUE(page.has_value());
+  std::vector<uint64_t> linked;
+  for (const RecordView& v : page->records) {
+    if (!v.erased_at) continue;
+    std::string micros(8, '\0');
+    const int64_t t = ToMicros(*v.erased_at);
+    for (int i = 0; i < 8; ++i) micros[i] = static_cast<char>(t >> (8 * i));
+    if (entry.find(micros) != std::string::npos) linked.push_back(v.id);
+  }
+  EXPECT_TRUE(linked.empty())
+      << "the ledger entry's instant equals erased_at of record "
+      << (linked.empty() ? 0 : linked[0]) << " (Anna's: " << annas
+      << "), owner " << page->records[annas - page->records[0].id].owner;
+}
+
 }  // namespace
 }  // namespace custos::testing
