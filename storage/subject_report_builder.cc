@@ -80,8 +80,8 @@ Result<SubjectReport> SubjectReportBuilder::Produce(
       FlagView view{f.by, FromMicros(f.at_micros), f.subject_id, ""};
       named.insert(f.by);
       if (!f.sealed_note.empty()) {
-        auto fields = sealing::OpenFields(
-            **key, f.sealed_note,
+        auto fields = u_.subjects.OpenFields(
+            subject, **key, f.sealed_note,
             sealing::NoteAd("flag", r->id, subject, f.at_micros),
             "personal data");
         if (!fields) return Fail(fields.error());

@@ -1,0 +1,221 @@
+// Issue 9 review, shreds and reports: a subject report racing a shred, the
+// state CompleteShreds writes for a shredded subject's records (the state
+// in force at the shred, and the date of an erasure by shredding), and
+// reading a subject's data between the batches of its re-key.
+
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+#include <gtest/gtest.h>
+#include <leveldb/db.h>
+#include <leveldb/iterator.h>
+
+#include <algorithm>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "schema/history.capnp.h"
+#include "storage/keys.h"
+#include "storage/keystore.h"
+#include "tests/engine_fixture.h"
+
+namespace custos::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A clock that runs a hook once, on the n-th call to Now() after Arm().
+class HookClock final : public Clock {
+ public:
+  explicit HookClock(const ManualClock& base) : base_(base) {}
+  Timestamp Now() const override {
+    if (armed_ && --countdown_ == 0) {
+      armed_ = false;
+      hook_();
+    }
+    return base_.Now();
+  }
+  void Arm(int nth, std::function<void()> hook) {
+    countdown_ = nth;
+    hook_ = std::move(hook);
+    armed_ = true;
+  }
+
+ private:
+  const ManualClock& base_;
+  mutable bool armed_ = false;
+  mutable int countdown_ = 0;
+  std::function<void()> hook_;
+};
+
+// The clear header of a history event: what is left of an event once
+// every subject it concerned is shredded.
+struct ClearHeader {
+  schema::history::Action action;
+  std::string principal_id;
+  int64_t at_micros = 0;
+  schema::history::RecordState record_state;
+};
+
+class ShredReviewTest : public EngineTest {
+ protected:
+  uint64_t Shared(const std::string& a, const std::string& b) {
+    NewRecord r;
+    r.kind = "request";
+    r.personal = {{a, {{"name", "Person A"}}}, {b, {{"name", "Person B"}}}};
+    r.grants = {"authority-b"};
+    auto id = engine_->CreateRecord(*owner_, r);
+    EXPECT_TRUE(id.has_value()) << id.error().ToString();
+    return id.value_or(0);
+  }
+  uint64_t Of(const std::string& kind, const std::string& identifier) {
+    NewRecord r;
+    r.kind = kind;
+    r.personal = {{identifier, {{"name", "Anna"}}}};
+    auto id = engine_->CreateRecord(*owner_, r);
+    EXPECT_TRUE(id.has_value()) << id.error().ToString();
+    return id.value_or(0);
+  }
+  std::string Subject(const std::string& identifier) {
+    return *engine_->FindSubject(*admin_, identifier);
+  }
+  void ReopenAll() {
+    Reopen();
+    admin_ = std::make_unique<Actor>(*engine_->ActorFor("admin"));
+    owner_ = std::make_unique<Actor>(*engine_->ActorFor("authority-a"));
+    grantee_ = std::make_unique<Actor>(*engine_->ActorFor("authority-b"));
+    officer_ = std::make_unique<Actor>(*engine_->ActorFor("officer"));
+    auditor_ = std::make_unique<Actor>(*engine_->ActorFor("auditor"));
+  }
+  void SetRequestPolicy(const char* close_after) {
+    RetentionPolicy p;
+    p.kind = "request";
+    if (close_after) p.close_after = *ParsePeriod(close_after);
+    p.block_after = *ParsePeriod("P6M");
+    p.erase_after = *ParsePeriod("P3Y");
+    p.history_after = *ParsePeriod("P5Y");
+    ASSERT_TRUE(engine_->SetPolicy(*admin_, p).ok());
+  }
+
+  // The headers of record `id`'s events, in order, read from the raw
+  // history (the engine is closed and reopened).
+  std::vector<ClearHeader> RecordEvents(uint64_t id) {
+    std::vector<ClearHeader> out;
+    Close();
+    {
+      std::unique_ptr<leveldb::DB> db = OpenRaw("records");
+      std::unique_ptr<leveldb::Iterator> it(
+          db->NewIterator(leveldb::ReadOptions()));
+      const std::string prefix(keys::kEventPrefix);
+      for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
+           it->Next()) {
+        auto stored_words = Words(it->value().data(), it->value().size());
+        capnp::FlatArrayMessageReader stored_reader(stored_words);
+        auto stored = stored_reader.getRoot<schema::history::StoredEvent>();
+        if (!stored.isEvent()) continue;
+        auto bytes = stored.getEvent();
+        auto event_words = Words(bytes.begin(), bytes.size());
+        capnp::FlatArrayMessageReader event_reader(event_words);
+        auto header =
+            event_reader.getRoot<schema::history::Event>().getHeader();
+        if (header.getRecordId() != id) continue;
+        out.push_back({header.getAction(), header.getPrincipalId(),
+                       header.getAtMicros(), header.getRecordState()});
+      }
+    }
+    ReopenAll();
+    return out;
+  }
+
+  // Puts the subject in the middle of a re-key, as RekeySubject leaves it
+  // between its key switch and its first re-sealed batch: its wrapped key
+  // moved to the retiring slot and a new key current (Keystore::BeginRekey,
+  // the call the re-keyer makes), every ciphertext still under the retiring
+  // key. A later RekeySubject finishes it.
+  void BeginRekey(const std::string& subject) {
+    Close();
+    {
+      auto keystore = Keystore::Open(dir_ + "/keystore", false, MasterKey(),
+                                     clock_.Now(), leveldb::Env::Default(), 1);
+      ASSERT_TRUE(keystore.has_value()) << keystore.error().ToString();
+      Status begun = (*keystore)->BeginRekey(subject, (*keystore)->NewKey());
+      ASSERT_TRUE(begun.ok()) << begun.ToString();
+    }
+    ReopenAll();
+  }
+
+ private:
+  static kj::Array<capnp::word> Words(const void* data, size_t size) {
+    kj::Array<capnp::word> words =
+        kj::heapArray<capnp::word>(size / sizeof(capnp::word));
+    std::memcpy(words.begin(), data, words.size() * sizeof(capnp::word));
+    return words;
+  }
+};
+
+// ---- S1: reading between the batches of a re-key --------------------------
+
+// A flag note (and every other ciphertext of the subject) still under the
+// retiring key opens in the report, as parts and contests do.
+TEST_F(ShredReviewTest, AReportDuringARekeyOpensWhatIsUnderTheRetiringKey) {
+  const uint64_t id = CreateRecord("anna@example.org");
+  const std::string anna = Subject("anna@example.org");
+  ASSERT_TRUE(engine_->FlagIncorrect(*owner_, id, anna, "born 1981").ok());
+  ASSERT_TRUE(engine_->Withdraw(*owner_, id).ok());
+  ASSERT_TRUE(
+      engine_->Contest(*officer_, id, anna, "wrong", {{"born", "1981"}}).ok());
+  BeginRekey(anna);
+
+  auto report = engine_->ProduceSubjectReport(*auditor_, anna);
+  ASSERT_TRUE(report.has_value()) << report.error().ToString();
+  ASSERT_EQ(report->records.size(), 1u);
+  EXPECT_EQ(report->subject_identifier, "anna@example.org");
+  EXPECT_FALSE(report->records[0].personal.empty());
+  ASSERT_EQ(report->records[0].flags.size(), 1u);
+  EXPECT_EQ(report->records[0].flags[0].note, "born 1981");
+  ASSERT_EQ(report->records[0].contests.size(), 1u);
+  EXPECT_EQ(report->records[0].contests[0].statement, "wrong");
+
+  // The re-key finishes, and the report reads the same.
+  ASSERT_TRUE(engine_->RekeySubject(*admin_, anna).ok());
+  auto rekeyed = engine_->ProduceSubjectReport(*auditor_, anna);
+  ASSERT_TRUE(rekeyed.has_value()) << rekeyed.error().ToString();
+  EXPECT_EQ(rekeyed->records[0].flags[0].note, "born 1981");
+}
+
+// Flag, Contest and Rectify count the record's personal bytes by opening
+// them (Records::PersonalBytes): under the retiring key too.
+TEST_F(ShredReviewTest, ChangesDuringARekeyCountWhatIsUnderTheRetiringKey) {
+  NewRecord both;
+  both.kind = "request";
+  both.personal = {{"anna@example.org", {{"name", "Anna"}}},
+                   {"ben@example.org", {{"name", "Ben"}}}};
+  const uint64_t id = *engine_->CreateRecord(*owner_, both);
+  const std::string anna = Subject("anna@example.org");
+  const std::string ben = Subject("ben@example.org");
+  ASSERT_TRUE(engine_->FlagIncorrect(*owner_, id, anna, "born 1981").ok());
+  BeginRekey(anna);
+
+  Status flagged = engine_->FlagIncorrect(*owner_, id, anna, "again");
+  EXPECT_TRUE(flagged.ok()) << flagged.ToString();
+  auto rectified = engine_->Rectify(*owner_, id, ben, {{"name", "Benno"}});
+  EXPECT_TRUE(rectified.has_value()) << rectified.error().ToString();
+  ASSERT_TRUE(engine_->Withdraw(*owner_, id).ok());  // For the officer.
+  Status contested =
+      engine_->Contest(*officer_, id, anna, "wrong", {{"born", "1981"}});
+  EXPECT_TRUE(contested.ok()) << contested.ToString();
+
+  ASSERT_TRUE(engine_->RekeySubject(*admin_, anna).ok());
+  auto view = engine_->GetRecord(*officer_, id, APurpose());
+  ASSERT_TRUE(view.has_value()) << view.error().ToString();
+  ASSERT_EQ(view->parts.size(), 2u);
+  EXPECT_EQ(view->parts[1].fields[0].value, "Benno");
+  ASSERT_EQ(view->contests.size(), 1u);
+  ASSERT_EQ(view->flags.size(), 2u);
+  EXPECT_EQ(view->flags[0].note, "born 1981");
+  EXPECT_EQ(view->flags[1].note, "again");
+}
+
+}  // namespace
+}  // namespace custos::testing
