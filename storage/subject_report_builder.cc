@@ -155,10 +155,18 @@ Result<SubjectReport> SubjectReportBuilder::Produce(
     report.principals.push_back({id, p ? p->display_name : ""});
   }
 
-  // Producing the report discloses everything in it: an event.
+  // Producing the report discloses everything in it: an event. Everything
+  // was opened before the lock, and the report holds data of this subject
+  // only: shredded since, none of it may be returned after its shred (nor
+  // its event be written with no key to seal it under). Checked under
+  // the lock the shred takes, as RecordViews::RecordReads does for reads.
+  WriteLock lock = u_.store.Lock();
+  auto still = u_.subjects.Key(subject);
+  if (!still) return Fail(still.error());
+  if (!*still) return Fail(Status::NotFound("subject not found"));
   leveldb::WriteBatch batch;
   CUSTOS_RETURN_IF_ERROR(u_.store.Commit(
-      u_.store.Lock(), batch,
+      std::move(lock), batch,
       {events::SubjectEvent(auditor, EventAction::kReport, subject, now)},
       "recording subject report"));
   return report;

@@ -154,6 +154,43 @@ class ShredReviewTest : public EngineTest {
   }
 };
 
+// ---- C1: a subject report racing a shred ----------------------------------
+
+// The report opens the subject's key before any lock; a shred between that
+// and the report's event must not leave the report with the shredded
+// person's data: it fails as a report on a shredded subject does.
+TEST_F(ShredReviewTest, AReportRacingAShredReturnsNoDataOfTheShreddedSubject) {
+  HookClock hook(clock_);
+  engine_.reset();
+  {
+    Options options = MakeOptions();
+    options.clock = &hook;
+    auto engine = Engine::Open(options, MasterKey());
+    ASSERT_TRUE(engine.has_value());
+    engine_ = std::move(*engine);
+  }
+  admin_ = std::make_unique<Actor>(*engine_->ActorFor("admin"));
+  owner_ = std::make_unique<Actor>(*engine_->ActorFor("authority-a"));
+  auditor_ = std::make_unique<Actor>(*engine_->ActorFor("auditor"));
+  const uint64_t old_alert = Of("alert", "anna@example.org");
+  ASSERT_TRUE(engine_->Close(*owner_, old_alert).ok());
+  clock_.Set(At(2027, 3, 1));  // The alert's erasure is in force.
+  Of("request", "anna@example.org");
+  const std::string anna = Subject("anna@example.org");
+  bool shredded = false;
+  // Now() #1: generated_at; #2: the alert's erasure in CatchUp. The
+  // report has opened the key and the identifier by then.
+  hook.Arm(2, [&] { shredded = engine_->ShredSubject(*admin_, anna).ok(); });
+  auto report = engine_->ProduceSubjectReport(*auditor_, anna);
+  ASSERT_TRUE(shredded);
+  ASSERT_FALSE(report.has_value())
+      << "a report of " << report->records.size()
+      << " records returned after the shred, identifier '"
+      << report->subject_identifier << "'";
+  EXPECT_EQ(report.error().code(), StatusCode::kNotFound);
+  engine_.reset();
+}
+
 // ---- S1: reading between the batches of a re-key --------------------------
 
 // A flag note (and every other ciphertext of the subject) still under the
