@@ -154,6 +154,158 @@ class ShredReviewTest : public EngineTest {
   }
 };
 
+// ---- C7: a record of two shredded subjects --------------------------------
+
+// The record stays readable through the second subject's part after the
+// first shred, so it is erased at the second shred, the last one; and
+// CompleteShreds writes that same date whichever subject's pass removes the
+// last part. The first subject shredded is made the first part (what reads
+// once took the date from) and the last one CompleteShreds visits (its
+// queue is in subject id order).
+TEST_F(ShredReviewTest, ARecordOfTwoShreddedSubjectsIsErasedAtTheLastShred) {
+  Shared("anna@example.org", "ben@example.org");  // To learn the ids.
+  const std::string anna = Subject("anna@example.org");
+  const std::string ben = Subject("ben@example.org");
+  const bool anna_first = anna > ben;
+  const std::string first = anna_first ? anna : ben;
+  const std::string second = anna_first ? ben : anna;
+  const uint64_t id = anna_first
+                          ? Shared("anna@example.org", "ben@example.org")
+                          : Shared("ben@example.org", "anna@example.org");
+  clock_.Advance(1h);
+  ASSERT_TRUE(engine_->ShredSubject(*admin_, first).ok());
+  clock_.Advance(1h);
+  const Timestamp read_at = clock_.Now();
+  auto read = engine_->GetRecord(*grantee_, id);
+  ASSERT_TRUE(read.has_value());
+  ASSERT_TRUE(read->personal_included);  // The second part, after shred 1.
+  ASSERT_EQ(read->parts.size(), 1u);
+  EXPECT_EQ(read->parts[0].subject_id, second);
+  clock_.Advance(1h);
+  const Timestamp second_shred = clock_.Now();
+  ASSERT_TRUE(engine_->ShredSubject(*admin_, second).ok());
+  clock_.Advance(1h);
+
+  auto before = engine_->GetRecord(*admin_, id);
+  ASSERT_TRUE(before.has_value());
+  EXPECT_EQ(before->state, RecordState::kErased);
+  ASSERT_TRUE(before->erased_at.has_value());
+  EXPECT_GT(*before->erased_at, read_at);
+  EXPECT_EQ(*before->erased_at, second_shred);
+  // One record rewrite per call: the date holds after each pass (the
+  // first record is rewritten too, once per subject).
+  for (int step = 0; step < 4; ++step) {
+    auto done = engine_->CompleteShreds(1);
+    ASSERT_TRUE(done.has_value()) << done.error().ToString();
+    ASSERT_EQ(*done, 1u);
+    auto now = engine_->GetRecord(*admin_, id);
+    ASSERT_TRUE(now.has_value());
+    EXPECT_EQ(now->state, RecordState::kErased) << "after pass " << step;
+    EXPECT_EQ(now->erased_at, second_shred) << "after pass " << step;
+  }
+  ASSERT_EQ(engine_->CompleteShreds(100).value_or(1), 0u);
+  auto after = engine_->GetRecord(*admin_, id);
+  ASSERT_TRUE(after.has_value());
+  EXPECT_EQ(after->erased_at, second_shred);
+}
+
+// ---- C6: CompleteShreds writes the state in force at the shred ------------
+
+// An alert closed at the epoch is erased at 2027-02-28 12:00 (in force for
+// every reader, not swept). Its subject shredded on 2027-03-01, the erasure
+// keeps its date, and its erase event (by the retention policy, at its
+// instant) is written with it.
+TEST_F(ShredReviewTest, CompleteShredsKeepsTheErasureInForceBeforeTheShred) {
+  const uint64_t id = Of("alert", "anna@example.org");
+  ASSERT_TRUE(engine_->Close(*owner_, id).ok());
+  const std::string anna = Subject("anna@example.org");
+  clock_.Set(At(2027, 3, 1));
+  auto before = engine_->GetRecord(*admin_, id);
+  ASSERT_TRUE(before.has_value());
+  ASSERT_EQ(before->state, RecordState::kErased);
+  ASSERT_EQ(*before->erased_at, At(2027, 2, 28));
+  ASSERT_TRUE(engine_->ShredSubject(*admin_, anna).ok());
+  auto shredded = engine_->GetRecord(*admin_, id);
+  ASSERT_TRUE(shredded.has_value());
+  EXPECT_EQ(shredded->erased_at, At(2027, 2, 28));
+  ASSERT_TRUE(engine_->CompleteShreds(100).has_value());
+  auto after = engine_->GetRecord(*admin_, id);
+  ASSERT_TRUE(after.has_value());
+  EXPECT_EQ(after->state, RecordState::kErased);
+  EXPECT_EQ(after->erased_at, At(2027, 2, 28))
+      << "CompleteShreds re-dated the erasure to the shred";
+
+  const auto events = RecordEvents(id);
+  const auto erase =
+      std::find_if(events.begin(), events.end(), [](const ClearHeader& e) {
+        return e.action == schema::history::Action::ERASE;
+      });
+  ASSERT_NE(erase, events.end()) << "no erase event";
+  EXPECT_EQ(erase->principal_id, "custos:retention");
+  EXPECT_EQ(erase->at_micros, ToMicros(At(2027, 2, 28)));
+  EXPECT_EQ(std::count_if(events.begin(), events.end(),
+                          [](const ClearHeader& e) {
+                            return e.action == schema::history::Action::ERASE;
+                          }),
+            1);
+}
+
+// Same with close_after: a record closed by its deadline, then shredded,
+// keeps its closure (and its close event) once CompleteShreds ran, and is
+// erased at the shred.
+TEST_F(ShredReviewTest, CompleteShredsKeepsAClosureInForceBeforeTheShred) {
+  SetRequestPolicy("P15D");
+  const uint64_t id = Of("request", "anna@example.org");
+  const std::string anna = Subject("anna@example.org");
+  clock_.Set(TestEpoch() + std::chrono::days(20));
+  const Timestamp closed_at = TestEpoch() + std::chrono::days(15);
+  auto before = engine_->GetRecord(*admin_, id);
+  ASSERT_TRUE(before.has_value());
+  ASSERT_EQ(before->state, RecordState::kClosed);
+  ASSERT_EQ(*before->closed_at, closed_at);
+  const Timestamp shred_at = clock_.Now();
+  ASSERT_TRUE(engine_->ShredSubject(*admin_, anna).ok());
+  clock_.Advance(std::chrono::days(1));
+  ASSERT_TRUE(engine_->CompleteShreds(100).has_value());
+  auto after = engine_->GetRecord(*admin_, id);
+  ASSERT_TRUE(after.has_value());
+  EXPECT_EQ(after->state, RecordState::kErased);
+  EXPECT_EQ(after->closed_at, closed_at) << "the closure in force is lost";
+  EXPECT_EQ(after->erased_at, shred_at);
+
+  const auto events = RecordEvents(id);
+  const auto close =
+      std::find_if(events.begin(), events.end(), [](const ClearHeader& e) {
+        return e.action == schema::history::Action::CLOSE;
+      });
+  ASSERT_NE(close, events.end()) << "no close event";
+  EXPECT_EQ(close->principal_id, "custos:retention");
+  EXPECT_EQ(close->at_micros, ToMicros(closed_at));
+}
+
+// A deadline after the last shred never applies: the record was erased by
+// the shred before it, at every read and once CompleteShreds wrote it.
+TEST_F(ShredReviewTest, ADeadlineAfterTheShredDoesNotApplyToTheErasedRecord) {
+  SetRequestPolicy("P15D");
+  const uint64_t id = Of("request", "anna@example.org");
+  const std::string anna = Subject("anna@example.org");
+  clock_.Set(TestEpoch() + std::chrono::days(10));
+  const Timestamp shred_at = clock_.Now();
+  ASSERT_TRUE(engine_->ShredSubject(*admin_, anna).ok());
+  clock_.Set(TestEpoch() + std::chrono::days(20));  // Past close_after.
+  auto before = engine_->GetRecord(*admin_, id);
+  ASSERT_TRUE(before.has_value());
+  EXPECT_EQ(before->state, RecordState::kErased);
+  EXPECT_EQ(before->erased_at, shred_at);
+  EXPECT_FALSE(before->closed_at.has_value());
+  ASSERT_TRUE(engine_->CompleteShreds(100).has_value());
+  auto after = engine_->GetRecord(*admin_, id);
+  ASSERT_TRUE(after.has_value());
+  EXPECT_EQ(after->state, RecordState::kErased);
+  EXPECT_EQ(after->erased_at, shred_at);
+  EXPECT_FALSE(after->closed_at.has_value());
+}
+
 // ---- C1: a subject report racing a shred ----------------------------------
 
 // The report opens the subject's key before any lock; a shred between that
