@@ -60,9 +60,9 @@ struct Engine::Impl {
         records({*store, record_store, views, subjects, principals, policies,
                  holds, erasure, options.limits, clock}),
         sweeper({*store, record_store, policies, holds, erasure, clock}),
-        shredder(
-            {*store, *keystore, subjects, holds, record_store, erasure, clock},
-            CopyKey(keystore->keyring().ledger())),
+        shredder({*store, *keystore, subjects, holds, record_store, views,
+                  erasure, clock},
+                 CopyKey(keystore->keyring().ledger())),
         reports({*store, subjects, record_store, holds, principals,
                  options.limits, clock}),
         rekeyer({*store, *keystore, subjects, record_store, erasure, clock},

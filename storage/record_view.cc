@@ -17,38 +17,50 @@ Result<RecordViews::Resolved> RecordViews::Resolve(const PrincipalInfo& caller,
   return Resolve(caller, std::move(*record), purpose_given);
 }
 
+Result<std::vector<PlannedTransition>> RecordViews::CatchUp(
+    codec::StoredRecord& r, int64_t at, leveldb::WriteBatch& batch,
+    int64_t* erased_by_shred) const {
+  // Readable until the last of its parts' subjects was shredded, the record
+  // is erased at that instant, whichever subject was shredded first and
+  // whatever CompleteShreds has dropped since (it drops only parts that
+  // could not be read any more, and erases the record when it finds them
+  // all so).
+  int64_t shredded_at = 0;
+  for (const auto& part : r.parts) {
+    auto key = subjects_.Key(part.subject_id);
+    if (!key) return Fail(key.error());
+    if (*key) {
+      shredded_at = 0;
+      break;
+    }
+    auto subject = subjects_.Read(part.subject_id);
+    if (!subject) return Fail(subject.error());
+    shredded_at = std::max(shredded_at, subject->shredded_at_micros);
+  }
+  if (shredded_at > at) shredded_at = 0;
+  *erased_by_shred = shredded_at;
+  // Deadlines take effect at their instant, whether a sweep has written
+  // them down or not; none after the record was erased.
+  return records_.CatchUp(r, shredded_at != 0 ? shredded_at : at, batch);
+}
+
 Result<RecordViews::Resolved> RecordViews::Resolve(const PrincipalInfo& caller,
                                                    codec::StoredRecord record,
                                                    bool purpose_given) const {
   Resolved r;
   r.record = std::move(record);
-  // Deadlines take effect at their instant, whether a sweep has written
-  // them down or not.
   leveldb::WriteBatch scratch;
-  auto caught_up = records_.CatchUp(r.record, ToMicros(clock_.Now()), scratch);
+  int64_t erased_by_shred = 0;
+  auto caught_up =
+      CatchUp(r.record, ToMicros(clock_.Now()), scratch, &erased_by_shred);
   if (!caught_up) return Fail(caught_up.error());
   r.caught_up = std::move(*caught_up);
   r.state = r.record.state;
   r.erased_at_micros = r.record.erased_at_micros;
-  if (r.state != RecordState::kErased && !r.record.parts.empty()) {
-    bool any_readable = false;
-    for (const auto& part : r.record.parts) {
-      auto key = subjects_.Key(part.subject_id);
-      if (!key) return Fail(key.error());
-      if (*key) {
-        any_readable = true;
-        break;
-      }
-    }
-    if (!any_readable) {
-      // Every subject was shredded; CompleteShreds() will write this down.
-      // The erasure time is the first subject's shred time; a failure to
-      // read it is an error, never a default.
-      r.state = RecordState::kErased;
-      auto subject = subjects_.Read(r.record.parts.front().subject_id);
-      if (!subject) return Fail(subject.error());
-      r.erased_at_micros = subject->shredded_at_micros;
-    }
+  if (r.state != RecordState::kErased && erased_by_shred != 0) {
+    // CompleteShreds() will write this down.
+    r.state = RecordState::kErased;
+    r.erased_at_micros = erased_by_shred;
   }
   const auto& grants = r.record.grants;
   AccessRequest request{.caller = caller,

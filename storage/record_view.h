@@ -30,8 +30,8 @@ class RecordViews {
  public:
   // A record as a caller sees it.
   struct Resolved {
-    // In its effective state now (RecordStore::CatchUp): a change that
-    // writes it back writes the transitions in `caught_up` with it.
+    // In its effective state now (CatchUp below): a change that writes it
+    // back writes the transitions in `caught_up` with it.
     codec::StoredRecord record;
     std::vector<PlannedTransition> caught_up;
     RecordState state = RecordState::kActive;  // Effective state.
@@ -57,6 +57,19 @@ class RecordViews {
   Result<Resolved> Resolve(const PrincipalInfo& caller,
                            codec::StoredRecord record,
                            bool purpose_given) const;
+
+  // Brings `r` to its effective state at `at`, shreds included: as
+  // RecordStore::CatchUp (whose transitions it returns, and whose erasures
+  // add to `batch`), except that a record with parts, the subjects of all
+  // of which were shredded by `at`, was ERASED by the last of those shreds
+  // and no deadline after that instant applies to it. `*erased_by_shred`
+  // receives that instant (0 when it does not apply), even when the record
+  // was already ERASED (by a deadline before it); `r`'s state is left for
+  // the caller to set. Errors: reading holds, keys or a shredded subject's
+  // entry (never a default).
+  Result<std::vector<PlannedTransition>> CatchUp(
+      codec::StoredRecord& r, int64_t at, leveldb::WriteBatch& batch,
+      int64_t* erased_by_shred) const;
 
   // The view of a resolved record, with personal data opened when the view
   // allows it (and a purpose was given for a sensitive record). DataLoss if

@@ -65,7 +65,8 @@ Result<size_t> Records::PersonalBytes(const StoredRecord& r,
       total += sealed.size();
       return Status::Ok();
     }
-    auto fields = sealing::OpenFields(**key, sealed, ad, what);
+    // During a re-key what is not re-sealed yet is under the retiring key.
+    auto fields = u_.subjects.OpenFields(subject_id, **key, sealed, ad, what);
     if (!fields) return fields.error();
     for (const Field& f : *fields) total += f.name.size() + f.value.size();
     return Status::Ok();

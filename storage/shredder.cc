@@ -218,10 +218,18 @@ Result<size_t> Shredder::Complete(size_t budget) {
       std::string next_cursor;
       AppendBigEndian64(next_cursor, id);
       batch.Put(queue_key, next_cursor);
+      std::vector<Event> transitions;
       auto record = u_.record_store.Read(id);
       if (record) {
+        // What the record is now, as every reader has seen it: the
+        // transitions in force are written down (with their events, as a
+        // change writes them), and the shreds' erasure is dated at the last
+        // of them, before any part goes.
+        int64_t erased_by_shred = 0;
+        auto caught_up = u_.views.CatchUp(*record, ToMicros(u_.clock.Now()),
+                                          batch, &erased_by_shred);
+        if (!caught_up) return Fail(caught_up.error());
         auto& parts = record->parts;
-        const size_t before = parts.size();
         for (const auto& p : parts) {
           if (p.subject_id == subject_id) Erasure::AddWitness(batch, p.sealed);
         }
@@ -245,16 +253,17 @@ Result<size_t> Shredder::Complete(size_t budget) {
         }
         Erasure::Queue(batch, keys::Record(record->id),
                        ToMicros(u_.clock.Now()));
-        if (before > 0 && parts.empty() &&
-            record->state != RecordState::kErased) {
+        if (erased_by_shred != 0 && record->state != RecordState::kErased) {
           record->state = RecordState::kErased;
-          record->erased_at_micros = subject->shredded_at_micros;
+          record->erased_at_micros = erased_by_shred;
         }
         CUSTOS_RETURN_IF_ERROR(u_.record_store.Put(lock, batch, *record));
+        // Without the shredded subject's id: nothing to seal under it.
+        transitions = events::TransitionEvents(*record, *caught_up);
       } else if (record.error().code() != StatusCode::kNotFound) {
         return Fail(record.error());
       }
-      auto ticket = u_.store.Apply(lock, batch, {}, "finishing shred");
+      auto ticket = u_.store.Apply(lock, batch, transitions, "finishing shred");
       if (!ticket) return Fail(ticket.error());
       last = *ticket;
       ++rewritten;

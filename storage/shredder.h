@@ -9,9 +9,13 @@
 //                shred costs the same at any store size.
 //   Recover   at Open: an intent whose key still exists (a crash between 1
 //                and 2) is finished before anyone can read with that key.
-//   Complete  later, in bounded steps: the shredded subject's parts, flag
-//                notes and contest contents, and its id, are dropped from
-//                its records, records left with no part become ERASED, its
+//   Complete  later, in bounded steps: each of the subject's records is
+//                brought to its effective state (RecordViews::CatchUp: the
+//                transitions in force are written, with their events), the
+//                shredded subject's parts, flag notes and contest contents,
+//                and its id, are dropped from it, a record none of whose
+//                parts is readable any more becomes ERASED at the last of
+//                its subjects' shreds (unless already ERASED before), its
 //                history index is dropped, and then its subject entry (with
 //                the blind index), its hold index entries and its id in
 //                holds; the whole records database is then compacted, so
@@ -32,6 +36,7 @@
 #include "storage/holds.h"
 #include "storage/keystore.h"
 #include "storage/record_store.h"
+#include "storage/record_view.h"
 #include "storage/store.h"
 #include "storage/subjects.h"
 
@@ -45,6 +50,7 @@ class Shredder {
     Subjects& subjects;
     const Holds& holds;
     RecordStore& record_store;
+    const RecordViews& views;
     Erasure& erasure;
     const Clock& clock;
   };

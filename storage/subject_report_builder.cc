@@ -80,8 +80,8 @@ Result<SubjectReport> SubjectReportBuilder::Produce(
       FlagView view{f.by, FromMicros(f.at_micros), f.subject_id, ""};
       named.insert(f.by);
       if (!f.sealed_note.empty()) {
-        auto fields = sealing::OpenFields(
-            **key, f.sealed_note,
+        auto fields = u_.subjects.OpenFields(
+            subject, **key, f.sealed_note,
             sealing::NoteAd("flag", r->id, subject, f.at_micros),
             "personal data");
         if (!fields) return Fail(fields.error());
@@ -155,10 +155,18 @@ Result<SubjectReport> SubjectReportBuilder::Produce(
     report.principals.push_back({id, p ? p->display_name : ""});
   }
 
-  // Producing the report discloses everything in it: an event.
+  // Producing the report discloses everything in it: an event. Everything
+  // was opened before the lock, and the report holds data of this subject
+  // only: shredded since, none of it may be returned after its shred (nor
+  // its event be written with no key to seal it under). Checked under
+  // the lock the shred takes, as RecordViews::RecordReads does for reads.
+  WriteLock lock = u_.store.Lock();
+  auto still = u_.subjects.Key(subject);
+  if (!still) return Fail(still.error());
+  if (!*still) return Fail(Status::NotFound("subject not found"));
   leveldb::WriteBatch batch;
   CUSTOS_RETURN_IF_ERROR(u_.store.Commit(
-      u_.store.Lock(), batch,
+      std::move(lock), batch,
       {events::SubjectEvent(auditor, EventAction::kReport, subject, now)},
       "recording subject report"));
   return report;
