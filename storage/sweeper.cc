@@ -21,13 +21,17 @@ Result<size_t> Sweeper::ReapplyPolicies() {
   // records without close_after have none, so walk the records themselves.
   size_t updated = 0, in_batch = 0;
   leveldb::WriteBatch batch;
+  std::vector<Event> transitions;
   Store::Ticket last;
   Status failure;
+  const int64_t now = ToMicros(u_.clock.Now());
   auto flush = [&]() {
-    auto ticket = u_.store.Apply(lock, batch, {}, "re-applying policies");
+    auto ticket =
+        u_.store.Apply(lock, batch, transitions, "re-applying policies");
     if (!ticket) return ticket.error();
     last = *ticket;
     batch.Clear();
+    transitions.clear();
     in_batch = 0;
     return Status::Ok();
   };
@@ -40,11 +44,22 @@ Result<size_t> Sweeper::ReapplyPolicies() {
         const int64_t before = record->next_deadline_micros;
         const auto before_transition = record->next_transition;
         leveldb::WriteBatch one;
+        // What is in force stays in force: the transitions due under the
+        // policy the record was scheduled by are written down first (an
+        // erasure in force must not be undone by a longer policy).
+        auto steps = u_.record_store.CatchUp(*record, now, one);
+        if (!steps) {
+          failure = steps.error();
+          return false;
+        }
         failure = u_.record_store.Put(lock, one, *record);
         if (!failure.ok()) return false;
-        if (record->next_deadline_micros == before &&
+        if (steps->empty() && record->next_deadline_micros == before &&
             record->next_transition == before_transition) {
           return true;
+        }
+        for (Event& e : events::TransitionEvents(*record, *steps)) {
+          transitions.push_back(std::move(e));
         }
         batch.Append(one);
         ++updated;

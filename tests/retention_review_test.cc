@@ -301,5 +301,30 @@ TEST_F(RetentionReviewTest,
       << "), owner " << page->records[annas - page->records[0].id].owner;
 }
 
+// Found while fixing the review: ReapplyPolicies rescheduled a record from
+// its stored state, so a longer policy brought an erasure in force (not yet
+// swept) back to CLOSED, personal data readable again.
+TEST_F(RetentionReviewTest, ReapplyingALongerPolicyKeepsAnErasureInForce) {
+  const uint64_t id = Of("alert", "anna@example.org");
+  ASSERT_TRUE(engine_->Close(*owner_, id).ok());
+  clock_.Set(At(2027, 3, 1));  // Erased at 2027-02-28, not swept.
+  ASSERT_EQ(engine_->GetRecord(*admin_, id)->state, RecordState::kErased);
+  auto policies = engine_->ListPolicies(*admin_);
+  ASSERT_TRUE(policies.has_value());
+  RetentionPolicy longer;
+  for (const RetentionPolicy& p : *policies) {
+    if (p.kind == "alert") longer = p;
+  }
+  longer.erase_after = *ParsePeriod("P2Y");
+  ASSERT_TRUE(engine_->SetPolicy(*admin_, longer).ok());
+  auto updated = engine_->ReapplyPolicies(*admin_);
+  ASSERT_TRUE(updated.has_value()) << updated.error().ToString();
+  auto after = engine_->GetRecord(*officer_, id, APurpose());
+  ASSERT_TRUE(after.has_value()) << after.error().ToString();
+  EXPECT_EQ(after->state, RecordState::kErased);
+  EXPECT_FALSE(after->personal_included);
+  EXPECT_EQ(after->erased_at, At(2027, 2, 28));
+}
+
 }  // namespace
 }  // namespace custos::testing
