@@ -9,6 +9,8 @@
 
 #include <fcntl.h>
 #include <kj/async-unix.h>
+#include <kj/debug.h>
+#include <kj/exception.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -61,6 +63,18 @@ custos::Result<custos::crypto::SecretKey> MasterKey(const std::string& file,
   return created;
 }
 
+// kj's own log lines (Cap'n Proto's warnings about a connection, say) may
+// quote bytes a client sent: only their severity and source location are
+// logged, never their text.
+class QuietKjLog final : public kj::ExceptionCallback {
+ public:
+  void logMessage(kj::LogSeverity severity, const char* file, int line,
+                  int /*contextDepth*/, kj::String&& /*text*/) override {
+    std::fprintf(stderr, "custosd: kj %s at %s:%d\n", kj::str(severity).cStr(),
+                 file, line);
+  }
+};
+
 // Writes `token` to a new file `path`, mode 0600; never overwrites.
 Status WriteToken(const std::string& path, const std::string& token) {
   const int fd =
@@ -79,6 +93,7 @@ Status WriteToken(const std::string& path, const std::string& token) {
 int main(int argc, char** argv) {
   // Before any thread exists (kj requires it), so a signal reaches the
   // event loop instead of killing the process mid-write.
+  QuietKjLog quiet_kj_log;  // For the process's lifetime (this thread's).
   kj::UnixEventPort::captureSignal(SIGTERM);
   kj::UnixEventPort::captureSignal(SIGINT);
   signal(SIGPIPE, SIG_IGN);
