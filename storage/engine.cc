@@ -276,6 +276,19 @@ Result<SweepReport> Engine::Sweep(const Actor& admin,
   return report;
 }
 
+Result<SweepReport> Engine::RunMaintenance(size_t shred_budget) {
+  const PrincipalInfo& system = events::RetentionPrincipal();
+  SweepOptions options;
+  options.as_of = impl_->clock.Now();
+  auto report = impl_->sweeper.Sweep(system, options);
+  if (!report) return report;
+  auto expired = impl_->ExpireBackupKeys(system);
+  if (!expired) return Fail(expired.error());
+  auto completed = impl_->shredder.Complete(shred_budget);
+  if (!completed) return Fail(completed.error());
+  return report;
+}
+
 // ---- Records ---------------------------------------------------------------
 
 Result<uint64_t> Engine::CreateRecord(const Actor& actor, const NewRecord& in) {

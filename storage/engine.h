@@ -360,6 +360,13 @@ class Engine {
                         crypto::SecretKey master, const std::string& kit_path,
                         std::string_view admin_id);
 
+  // The server's scheduled maintenance (no caller: trusted in-process use
+  // only; its events name the principal "custos:retention"): sweeps what is
+  // due now, expires backup keys past Options::backup_retention, and
+  // completes up to `shred_budget` records of shredded subjects. Returns
+  // the sweep's report.
+  Result<SweepReport> RunMaintenance(size_t shred_budget);
+
   // Rewrites up to `budget` records of shredded subjects: drops their parts
   // and their subject ids (from the records, flags and contests) and moves
   // records with no part left to ERASED. Once a subject's records are done,

@@ -32,14 +32,20 @@ Event RecordEvent(const PrincipalInfo& who, EventAction action,
   return e;
 }
 
-std::vector<Event> TransitionEvents(
-    const codec::StoredRecord& r, const std::vector<PlannedTransition>& steps) {
+const PrincipalInfo& RetentionPrincipal() {
   static const PrincipalInfo retention = [] {
     PrincipalInfo p;
     p.id = "custos:retention";
     p.display_name = "retention policy";
+    p.roles = {Role::kAdmin};
     return p;
   }();
+  return retention;
+}
+
+std::vector<Event> TransitionEvents(
+    const codec::StoredRecord& r, const std::vector<PlannedTransition>& steps) {
+  const PrincipalInfo& retention = RetentionPrincipal();
   std::vector<Event> out;
   for (const PlannedTransition& step : steps) {
     const EventAction action =

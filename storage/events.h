@@ -25,6 +25,11 @@ Event RecordEvent(const PrincipalInfo& who, EventAction action,
 // The transitions a change found in force on `r` (RecordStore::CatchUp),
 // written with the change: each at its due instant, by the retention policy
 // (principal "custos:retention", an id no principal can have).
+// The principal retention acts as when no one asked: transitions found in
+// force by a change, and the server's scheduled maintenance. Its id,
+// "custos:retention", is one no principal can have (':' is not allowed).
+const PrincipalInfo& RetentionPrincipal();
+
 std::vector<Event> TransitionEvents(
     const codec::StoredRecord& r, const std::vector<PlannedTransition>& steps);
 

@@ -304,3 +304,39 @@ TEST_F(RetentionExactTest, OnlyTheOwnersChangesKeepARecordOpen) {
 
 }  // namespace
 }  // namespace custos::testing
+
+namespace custos::testing {
+namespace {
+
+TEST_F(HeldErasureTest, ScheduledMaintenanceSweepsAsTheRetentionPolicy) {
+  const uint64_t id = ClosedAlert();
+  clock_.Set(At(2027, 3, 1));
+  auto report = engine_->RunMaintenance(/*shred_budget=*/100);
+  ASSERT_TRUE(report.has_value()) << report.error().ToString();
+  EXPECT_EQ(report->erased, 1u);
+  EXPECT_EQ(ErasedAt(id), At(2027, 2, 28));
+  // Nothing left: a second run finds nothing due.
+  auto again = engine_->RunMaintenance(100);
+  ASSERT_TRUE(again.has_value());
+  EXPECT_TRUE(again->transitions.empty());
+  // The erase event names the retention policy, not an admin.
+  auto subject_events = [&]() -> std::vector<std::string> {
+    std::vector<std::string> out;
+    auto view = engine_->GetRecord(*admin_, id);
+    if (!view || view->subject_ids.empty()) return out;
+    auto page =
+        engine_->AccessHistory(*auditor_, view->subject_ids[0],
+                               Timestamp::min(), Timestamp::max(), 0, 100);
+    if (!page) return out;
+    for (const AccessEvent& e : page->events) {
+      out.push_back(e.action + ":" + e.principal_id);
+    }
+    return out;
+  }();
+  EXPECT_NE(std::find(subject_events.begin(), subject_events.end(),
+                      "erase:custos:retention"),
+            subject_events.end());
+}
+
+}  // namespace
+}  // namespace custos::testing
