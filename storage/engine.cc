@@ -587,7 +587,7 @@ Result<size_t> Engine::Impl::ExpireBackupKeys(const PrincipalInfo& admin) {
 
 Result<BackupReport> Engine::Backup(const Actor& admin,
                                     const std::string& dir) {
-  auto caller = impl_->principals.RequireRole(admin.id(), Role::kAdmin);
+  auto caller = impl_->RequireRole(admin, Role::kAdmin);
   if (!caller) return Fail(caller.error());
   const Timestamp now = impl_->clock.Now();
   auto report = backup::Write(*impl_->store, *impl_->keystore, dir, now);
@@ -606,7 +606,7 @@ Result<BackupVerification> Engine::VerifyBackup(const std::string& dir) {
 }
 
 Status Engine::ExportRestoreKit(const Actor& admin, const std::string& path) {
-  auto caller = impl_->principals.RequireRole(admin.id(), Role::kAdmin);
+  auto caller = impl_->RequireRole(admin, Role::kAdmin);
   if (!caller) return caller.error();
   const Timestamp now = impl_->clock.Now();
   CUSTOS_RETURN_IF_ERROR(backup::WriteKit(*impl_->keystore, path, now));
@@ -618,7 +618,7 @@ Status Engine::ExportRestoreKit(const Actor& admin, const std::string& path) {
 }
 
 Result<size_t> Engine::ExpireBackupKeys(const Actor& admin) {
-  auto caller = impl_->principals.RequireRole(admin.id(), Role::kAdmin);
+  auto caller = impl_->RequireRole(admin, Role::kAdmin);
   if (!caller) return Fail(caller.error());
   return impl_->ExpireBackupKeys(*caller);
 }

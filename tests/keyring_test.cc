@@ -398,3 +398,30 @@ TEST_F(CredentialTest, OnlyAnAdminReplacesTokensAndNotOfTheRevoked) {
 
 }  // namespace
 }  // namespace custos::testing
+
+namespace custos::testing {
+namespace {
+
+// Review of issue 10, finding F4: Backup, ExportRestoreKit and
+// ExpireBackupKeys skipped the credential-epoch check, so an actor of a
+// rotated (stolen) token could still export every backup key.
+TEST_F(CredentialTest, AnActorOfAReplacedTokenReachesNoBackupCall) {
+  auto stale = AddPrincipal("admin2", {Role::kAdmin});
+  ASSERT_TRUE(engine_->RotateCredential(*admin_, "admin2").has_value());
+  EXPECT_EQ(engine_->ExportRestoreKit(*stale, dir_ + "-kit").code(),
+            StatusCode::kUnauthenticated);
+  auto backup = engine_->Backup(*stale, dir_ + "-backup");
+  ASSERT_FALSE(backup.has_value());
+  EXPECT_EQ(backup.error().code(), StatusCode::kUnauthenticated);
+  auto expire = engine_->ExpireBackupKeys(*stale);
+  ASSERT_FALSE(expire.has_value());
+  EXPECT_EQ(expire.error().code(), StatusCode::kUnauthenticated);
+  auto kek = engine_->KekVersions(*stale);
+  ASSERT_FALSE(kek.has_value());
+  EXPECT_EQ(kek.error().code(), StatusCode::kUnauthenticated);
+  std::filesystem::remove_all(dir_ + "-kit");
+  std::filesystem::remove_all(dir_ + "-backup");
+}
+
+}  // namespace
+}  // namespace custos::testing
