@@ -16,9 +16,13 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include "base/clock.h"
 #include "crypto/master_key.h"
@@ -107,6 +111,7 @@ int main(int argc, char** argv) {
   bool allow_remote_plain_tcp = false;
   bool no_sync = false;
   size_t workers = 4;
+  int maintenance_seconds = 60;
   app.add_option("--data-dir", data_dir, "the data directory")
       ->capture_default_str();
   app.add_option("--master-key-file", key_file,
@@ -125,6 +130,11 @@ int main(int argc, char** argv) {
   app.add_option("--workers", workers, "threads running engine calls")
       ->capture_default_str()
       ->check(CLI::Range(1, 256));
+  app.add_option("--maintenance-interval", maintenance_seconds,
+                 "seconds between scheduled sweeps, backup-key expiry and "
+                 "shred completion")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 86400));
   app.add_flag("--no-sync", no_sync,
                "do not fsync before acknowledging writes (tests only: a "
                "crash may lose acknowledged writes)");
@@ -160,6 +170,33 @@ int main(int argc, char** argv) {
   server_options.workers = workers;
   server_options.stop_on_signals = true;
   custos::server::Server server(**engine, server_options);
+
+  // Scheduled maintenance: what is due is swept (and physically erased),
+  // backup keys past their retention destroyed, shreds completed. Counts
+  // only are logged, never what a record holds.
+  std::mutex maintenance_mu;
+  std::condition_variable maintenance_cv;
+  bool stopping = false;
+  std::thread maintenance([&] {
+    std::unique_lock lock(maintenance_mu);
+    while (!maintenance_cv.wait_for(lock,
+                                    std::chrono::seconds(maintenance_seconds),
+                                    [&] { return stopping; })) {
+      lock.unlock();
+      auto report = (*engine)->RunMaintenance(/*shred_budget=*/10000);
+      if (!report) {
+        std::fprintf(stderr, "custosd: maintenance: %s\n",
+                     report.error().ToString().c_str());
+      } else if (!report->transitions.empty() || !report->skipped.empty()) {
+        std::fprintf(stderr,
+                     "custosd: maintenance: %zu closed, %zu blocked, %zu "
+                     "erased, %zu skipped\n",
+                     report->closed, report->blocked, report->erased,
+                     report->skipped.size());
+      }
+      lock.lock();
+    }
+  });
   Status run = server.Run([&] {
     std::string where;
     if (!socket_path.empty()) where = "unix:" + socket_path;
@@ -170,6 +207,12 @@ int main(int argc, char** argv) {
     }
     std::fprintf(stderr, "custosd: serving %s\n", where.c_str());
   });
+  {
+    std::lock_guard lock(maintenance_mu);
+    stopping = true;
+  }
+  maintenance_cv.notify_all();
+  maintenance.join();
   if (!run.ok()) return Die(run.ToString());
   std::fprintf(stderr, "custosd: stopped\n");
   return 0;
