@@ -122,7 +122,8 @@ TEST_F(CustosdTest, StartsOnItsDefaultsStopsCleanlyAndKeepsWhatItAcknowledged) {
   login.setToken(token);
   auto session = login.send().getSession();
   auto list = session.adminRequest().send().getAdmin().listPrincipalsRequest();
-  auto principals = list.send().wait(wait).getPrincipals();
+  auto response = list.send().wait(wait);
+  auto principals = response.getPrincipals();
   bool found = false;
   for (auto p : principals) found = found || p.getId() == "authority-a";
   EXPECT_TRUE(found);

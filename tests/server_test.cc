@@ -180,7 +180,9 @@ TEST_F(ServerTest, ARecordIsCreatedAndReadOverTheSocketByItsGrantee) {
   close.send().wait(wait());
   auto again = b->getRequest();
   again.setId(id);
-  auto closed = again.send().wait(wait()).getRecord();
+  // The response owns the message the reader points into: kept alive.
+  auto closed_response = again.send().wait(wait());
+  auto closed = closed_response.getRecord();
   EXPECT_EQ(closed.getState(), rpc::RecordState::CLOSED);
   EXPECT_FALSE(closed.getPersonalIncluded());
   EXPECT_EQ(closed.getParts().size(), 0u);

@@ -132,7 +132,8 @@ int main(int argc, char** argv) {
     auto session = login.send().getSession();
 
     if (*whoami) {
-      auto who = session.whoAmIRequest().send().wait(wait).getPrincipal();
+      auto response = session.whoAmIRequest().send().wait(wait);
+      auto who = response.getPrincipal();
       std::printf("%s (%s)\n", who.getId().cStr(), who.getDisplayName().cStr());
     } else if (*principal_add) {
       auto req =
@@ -155,7 +156,8 @@ int main(int argc, char** argv) {
           return 2;
         }
       }
-      auto created = req.send().wait(wait).getCreated();
+      auto response = req.send().wait(wait);
+      auto created = response.getCreated();
       std::ofstream out(token_out, std::ios::trunc);
       std::filesystem::permissions(token_out,
                                    std::filesystem::perms::owner_read |
@@ -198,7 +200,8 @@ int main(int argc, char** argv) {
     } else if (*record_get) {
       auto req = session.getRequest();
       req.setId(record_id);
-      auto rec = req.send().wait(wait).getRecord();
+      auto response = req.send().wait(wait);
+      auto rec = response.getRecord();
       std::printf("record %llu  kind %s  owner %s  state %s\n",
                   static_cast<unsigned long long>(rec.getId()),
                   rec.getKind().cStr(), rec.getOwner().cStr(),
