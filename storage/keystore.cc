@@ -292,6 +292,9 @@ Result<uint64_t> Keystore::PutKey(std::string_view subject_id, SharedKey dek) {
       FromLevelDb(db_->Put(leveldb::WriteOptions(), KeyKey(subject_id),
                            codec::EncodeWrappedKey(wrapped)),
                   "storing subject key");
+  // The cache's lock is never taken under keys_mu_: GetKey takes them the
+  // other way round (the cache loads under its lock).
+  keys.unlock();
   if (!written.ok()) {
     sync_.Fail(written);
     return Fail(written);
@@ -303,8 +306,8 @@ Result<uint64_t> Keystore::PutKey(std::string_view subject_id, SharedKey dek) {
 }
 
 Status Keystore::DropUnusedKey(std::string_view subject_id) {
-  std::shared_lock keys(keys_mu_);
   cache_.Evict(std::string(subject_id));
+  std::shared_lock keys(keys_mu_);
   return FromLevelDb(db_->Delete(leveldb::WriteOptions(), KeyKey(subject_id)),
                      "dropping an unused subject key");
 }
@@ -376,6 +379,7 @@ Status Keystore::DestroyKey(std::string_view subject_id,
   leveldb::WriteOptions wo;
   wo.sync = true;
   Status status = FromLevelDb(db_->Write(wo, &batch), "destroying subject key");
+  keys.unlock();  // Before the cache's lock (see PutKey).
   // Evicted even if the write failed: a shred that was asked for must not
   // leave a usable key in memory.
   cache_.Evict(std::string(subject_id));
@@ -472,6 +476,7 @@ Status Keystore::BeginRekey(std::string_view subject_id, SharedKey new_key) {
   leveldb::WriteOptions wo;
   wo.sync = true;
   Status status = FromLevelDb(db_->Write(wo, &batch), "re-keying subject");
+  keys.unlock();  // Before the cache's lock (see PutKey).
   if (status.ok()) {
     cache_.Put(std::string(subject_id), std::move(new_key));
   } else {
