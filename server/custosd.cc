@@ -138,7 +138,11 @@ int main(int argc, char** argv) {
   app.add_flag("--no-sync", no_sync,
                "do not fsync before acknowledging writes (tests only: a "
                "crash may lose acknowledged writes)");
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;  // --help is 0; a usage error 2.
+  }
   if (!app.count("--socket")) socket_path = data_dir + "/custosd.sock";
 
   auto master = MasterKey(key_file, data_dir);
