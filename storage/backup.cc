@@ -669,7 +669,9 @@ Status WriteKit(Keystore& keystore, const std::string& path, Timestamp now) {
 Result<RestorePlan> Import(const std::string& backup_dir,
                            const Options& options,
                            const crypto::SecretKey& master,
-                           const std::string& kit_path, Timestamp now) {
+                           const std::string& kit_path,
+                           std::string_view admin_id, Timestamp now) {
+  (void)admin_id;
   auto verified = Verify(backup_dir);
   if (!verified) return Fail(verified.error());
   auto kit = ReadKit(kit_path, master);
@@ -770,7 +772,10 @@ Result<RestorePlan> Import(const std::string& backup_dir,
                  batch.ApproximateSize() < kImportBatchBytes;
                ++next) {
             const auto& [k, v] = (*keystore_entries)[next];
-            if (k.starts_with("k:") && shred_ids.contains(k.substr(2))) {
+            // The current key and the retiring one of a re-key the backup
+            // caught midway.
+            if ((k.starts_with("k:") || k.starts_with("o:")) &&
+                shred_ids.contains(k.substr(2))) {
               auto wrapped = codec::DecodeWrappedKey(v);
               if (!wrapped) return Fail(wrapped.error());
               Erasure::AddWitness(witnesses, wrapped->wrapped);

@@ -127,7 +127,8 @@ struct RestorePlan {
 Result<RestorePlan> Import(const std::string& backup_dir,
                            const Options& options,
                            const crypto::SecretKey& master,
-                           const std::string& kit_path, Timestamp now);
+                           const std::string& kit_path,
+                           std::string_view admin_id, Timestamp now);
 
 // Restore, step 2, on the opened restored store: erases every record of
 // plan.erased_records at its original erasure time (attributes kept, as

@@ -630,7 +630,7 @@ Status Engine::Restore(const std::string& backup_dir, const Options& new_store,
     return Status::InvalidArgument("data_dir and a clock must be given");
   }
   auto plan = backup::Import(backup_dir, new_store, master, kit_path,
-                             new_store.clock->Now());
+                             admin_id, new_store.clock->Now());
   if (!plan) return plan.error();
   Options options = new_store;
   options.create_if_missing = false;
