@@ -743,20 +743,21 @@ Result<RestorePlan> Import(const std::string& backup_dir,
       CUSTOS_RETURN_IF_ERROR(each((*next)->first, (*next)->second));
     }
   };
-  CUSTOS_RETURN_IF_ERROR(read_records([&](std::string& k,
-                                          std::string& v) -> Status {
-    if (!k.starts_with(keys::Subject(""))) return Status::Ok();
-    auto subject = codec::DecodeSubject(v);
-    if (!subject) return subject.error();
-    if (subject->shredded) return Status::Ok();
-    auto index = Subjects::BlindIndexOf(*subject);
-    if (!index) return index.error();
-    const crypto::Digest hash = crypto::KeyedHash(keyring->ledger(), *index);
-    if (shredded_hashes.contains(std::string(AsStringView(hash)))) {
-      shred_ids.insert(subject->id);
-    }
-    return Status::Ok();
-  }));
+  CUSTOS_RETURN_IF_ERROR(
+      read_records([&](std::string& k, std::string& v) -> Status {
+        if (!k.starts_with(keys::Subject(""))) return Status::Ok();
+        auto subject = codec::DecodeSubject(v);
+        if (!subject) return subject.error();
+        if (subject->shredded) return Status::Ok();
+        auto index = Subjects::BlindIndexOf(*subject);
+        if (!index) return index.error();
+        const crypto::Digest hash =
+            Keystore::LedgerShredHash(keyring->ledger(), *index, subject->id);
+        if (shredded_hashes.contains(std::string(AsStringView(hash)))) {
+          shred_ids.insert(subject->id);
+        }
+        return Status::Ok();
+      }));
   plan.subjects_shredded = shred_ids.size();
 
   // The keystore: the backup's, without the shredded subjects' keys (each
@@ -765,33 +766,33 @@ Result<RestorePlan> Import(const std::string& backup_dir,
   leveldb::WriteBatch witnesses;
   {
     size_t next = 0, ledger_next = 0;
-    CUSTOS_RETURN_IF_ERROR(ImportDb(
-        (data / "keystore").string(), env,
-        [&](leveldb::WriteBatch& batch) -> Result<bool> {
-          for (; next < keystore_entries->size() &&
-                 batch.ApproximateSize() < kImportBatchBytes;
-               ++next) {
-            const auto& [k, v] = (*keystore_entries)[next];
-            // The current key and the retiring one of a re-key the backup
-            // caught midway.
-            if ((k.starts_with("k:") || k.starts_with("o:")) &&
-                shred_ids.contains(k.substr(2))) {
-              auto wrapped = codec::DecodeWrappedKey(v);
-              if (!wrapped) return Fail(wrapped.error());
-              Erasure::AddWitness(witnesses, wrapped->wrapped);
-              continue;
-            }
-            batch.Put(k, v);
-          }
-          for (; ledger_next < kit->ledger.size() &&
-                 batch.ApproximateSize() < kImportBatchBytes;
-               ++ledger_next) {
-            batch.Put(kit->ledger[ledger_next].first,
-                      kit->ledger[ledger_next].second);
-          }
-          return next < keystore_entries->size() ||
-                 ledger_next < kit->ledger.size();
-        }));
+    CUSTOS_RETURN_IF_ERROR(
+        ImportDb((data / "keystore").string(), env,
+                 [&](leveldb::WriteBatch& batch) -> Result<bool> {
+                   for (; next < keystore_entries->size() &&
+                          batch.ApproximateSize() < kImportBatchBytes;
+                        ++next) {
+                     const auto& [k, v] = (*keystore_entries)[next];
+                     // The current key and the retiring one of a re-key the
+                     // backup caught midway.
+                     if ((k.starts_with("k:") || k.starts_with("o:")) &&
+                         shred_ids.contains(k.substr(2))) {
+                       auto wrapped = codec::DecodeWrappedKey(v);
+                       if (!wrapped) return Fail(wrapped.error());
+                       Erasure::AddWitness(witnesses, wrapped->wrapped);
+                       continue;
+                     }
+                     batch.Put(k, v);
+                   }
+                   for (; ledger_next < kit->ledger.size() &&
+                          batch.ApproximateSize() < kImportBatchBytes;
+                        ++ledger_next) {
+                     batch.Put(kit->ledger[ledger_next].first,
+                               kit->ledger[ledger_next].second);
+                   }
+                   return next < keystore_entries->size() ||
+                          ledger_next < kit->ledger.size();
+                 }));
   }
 
   // Pass 2: the records, shredding the ledger's subjects as a shred's

@@ -16,9 +16,9 @@ Status Shredder::DestroyKey(const codec::StoredSubject& subject,
                             std::string_view by) {
   auto index = Subjects::BlindIndexOf(subject);
   if (!index) return index.error();
-  return u_.keystore.DestroyKey(subject.id,
-                                crypto::KeyedHash(ledger_key_, *index),
-                                FromMicros(subject.shredded_at_micros), by);
+  return u_.keystore.DestroyKey(
+      subject.id, Keystore::LedgerShredHash(ledger_key_, *index, subject.id),
+      FromMicros(subject.shredded_at_micros), by);
 }
 
 Result<std::vector<HoldView>> Shredder::HoldsCovering(
