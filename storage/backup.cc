@@ -804,12 +804,13 @@ Result<RestoreIntent> Import(const std::string& backup_dir,
   // Pass 1 over the records, writing nothing: the restoring admin, the
   // subjects the ledger says were shredded, and which ledger erasures and
   // prunings name records and events of the backup.
+  const std::string admin_key = keys::Principal(admin_id);
   std::optional<codec::StoredPrincipal> admin;
   std::unordered_set<std::string> shred_ids;
   CUSTOS_RETURN_IF_ERROR(ReadSealedDump(
       backup_dir, kRecordsFile, intent.backup_id, key->second,
       [&](std::string& k, std::string& v) -> Status {
-        if (k == keys::Principal(admin_id)) {
+        if (k == admin_key) {
           auto p = codec::DecodePrincipal(v);
           if (!p) return p.error();
           admin = std::move(*p);
