@@ -7,13 +7,11 @@
 #include <leveldb/db.h>
 #include <leveldb/env.h>
 
-#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "crypto/keyed_hash.h"
@@ -51,10 +49,6 @@ class BackupReviewTest : public EngineTest {
     fs::remove_all(dir_ + "-restored2");
     fs::remove_all(dir_ + "-kit");
     fs::remove_all(dir_ + "-kit2");
-    for (int i = 0; i < 100; ++i) {
-      fs::remove_all(dir_ + "-b" + std::to_string(i));
-      fs::remove_all(dir_ + "-r" + std::to_string(i));
-    }
   }
   std::string BackupDir() const { return dir_ + "-backup"; }
   std::string KitPath() const { return dir_ + "-kit"; }
@@ -160,77 +154,45 @@ TEST_F(BackupReviewTest, AnImportCutShortDoesNotOpen) {
 // back.
 TEST_F(BackupReviewTest,
        ARestoreDropsTheRetiringKeyOfASubjectShreddedAfterTheBackup) {
-  engine_.reset();
-  Options options = MakeOptions();
-  options.rekey_batch_size = 1;
-  {
-    auto engine = Engine::Open(options, MasterKey());
-    ASSERT_TRUE(engine.has_value());
-    engine_ = std::move(*engine);
-  }
-  for (int i = 0; i < 400; ++i) CreateRecord("rita@x.org");
+  CreateRecord("rita@x.org");
   auto rita = engine_->FindSubject(*admin_, "rita@x.org");
   ASSERT_TRUE(rita.has_value());
-
-  std::atomic<bool> done{false};
-  std::thread rekey([&] {
-    Status s = engine_->RekeySubject(*admin_, *rita);
-    EXPECT_TRUE(s.ok()) << s.ToString();
-    done = true;
-  });
-  int taken = 0;
-  for (; taken < 30 && !done.load(); ++taken) {
-    auto report = engine_->Backup(*admin_, dir_ + "-b" + std::to_string(taken));
-    ASSERT_TRUE(report.has_value()) << report.error().ToString();
+  // The keystore as a re-key leaves it between its first step and its last
+  // (the old key moved unchanged to "o:"), made by hand with the engine
+  // closed: a backup racing a real re-key lands there only sometimes.
+  Close();
+  {
+    auto keystore = OpenDb(dir_ + "/keystore");
+    ASSERT_TRUE(keystore);
+    std::string wrapped;
+    ASSERT_TRUE(
+        keystore->Get(leveldb::ReadOptions(), "k:" + *rita, &wrapped).ok());
+    ASSERT_TRUE(
+        keystore->Put(leveldb::WriteOptions(), "o:" + *rita, wrapped).ok());
   }
-  rekey.join();
+  Reopen();
+  admin_ = std::make_unique<Actor>(*engine_->ActorFor("admin"));
+  ASSERT_TRUE(engine_->Backup(*admin_, BackupDir()).has_value());
   ASSERT_TRUE(engine_->ShredSubject(*admin_, *rita).ok());
   ASSERT_TRUE(ExportKit().ok());
+  Status restored = Restore();
+  ASSERT_TRUE(restored.ok()) << restored.ToString();
 
-  // The first backup that landed inside the re-key (its intent is in it).
-  int chosen = -1;
-  for (int i = 0; i < taken && chosen < 0; ++i) {
-    const std::string dir = dir_ + "-r" + std::to_string(i);
-    auto imported =
-        backup::Import(dir_ + "-b" + std::to_string(i),
-                       RestoredOptions("-r" + std::to_string(i)), MasterKey(),
-                       KitPath(), "admin", clock_.Now());
-    ASSERT_TRUE(imported.has_value()) << imported.error().ToString();
-    auto records = OpenDb(dir + "/records");
-    auto keystore = OpenDb(dir + "/keystore");
-    ASSERT_TRUE(records && keystore);
-    // Stage kRecords or kHistory (storage/rekeyer.h): the retiring key is
-    // in the backup.
-    std::string value;
-    if (!records
-             ->Get(leveldb::ReadOptions(), ToSlice(keys::RekeyQueue(*rita)),
-                   &value)
-             .ok() ||
-        value.empty() || (value[0] != 1 && value[0] != 2)) {
-      continue;
-    }
-    chosen = i;
-    EXPECT_TRUE(keystore->Get(leveldb::ReadOptions(), "k:" + *rita, &value)
-                    .IsNotFound());
-    EXPECT_TRUE(keystore->Get(leveldb::ReadOptions(), "o:" + *rita, &value)
-                    .IsNotFound())
-        << "the shredded subject's retiring data key is back";
-  }
-  ASSERT_GE(chosen, 0) << "no backup landed inside the re-key; rerun";
-
-  OpenRestored("-r" + std::to_string(chosen));
+  OpenRestored();
   auto admin = restored_->ActorFor("admin");
   auto erasure = restored_->VerifyErasure(*admin);
   ASSERT_TRUE(erasure.has_value()) << erasure.error().ToString();
   EXPECT_GT(erasure->witnesses, 0u);
   EXPECT_EQ(erasure->found, 0u);
   restored_.reset();
-  auto keystore = OpenDb(
-      RestoredOptions("-r" + std::to_string(chosen)).data_dir + "/keystore");
+  auto keystore = OpenDb(RestoredOptions().data_dir + "/keystore");
   ASSERT_TRUE(keystore);
   std::string value;
   EXPECT_TRUE(
-      keystore->Get(leveldb::ReadOptions(), "o:" + *rita, &value).IsNotFound());
+      keystore->Get(leveldb::ReadOptions(), "k:" + *rita, &value).IsNotFound());
+  EXPECT_TRUE(
+      keystore->Get(leveldb::ReadOptions(), "o:" + *rita, &value).IsNotFound())
+      << "the shredded subject's retiring data key is back";
 }
 
 // F2: a retiring key left behind a shred (as a restore of an older build
