@@ -68,10 +68,12 @@ std::string EndFrame(uint64_t entries) {
   return out;
 }
 
-std::vector<uint8_t> ChunkAd(std::string_view backup_id, uint64_t index,
-                             bool last) {
+std::vector<uint8_t> ChunkAd(std::string_view backup_id, std::string_view file,
+                             uint64_t index, bool last) {
+  // The backup id has a fixed length; the file name keeps chunks of one
+  // file from passing for chunks of the other.
   std::string ad("custos backup ");
-  ad.append(backup_id);
+  ad.append(backup_id).append(" ").append(file);
   AppendBigEndian64(ad, index);
   ad.push_back(last ? 1 : 0);
   return std::vector<uint8_t>(ad.begin(), ad.end());
@@ -141,8 +143,8 @@ class FileWriter {
 class ChunkSealer {
  public:
   ChunkSealer(FileWriter& out, const crypto::SecretKey& key,
-              std::string backup_id)
-      : out_(out), key_(key), backup_id_(std::move(backup_id)) {}
+              std::string backup_id, std::string_view file)
+      : out_(out), key_(key), backup_id_(std::move(backup_id)), file_(file) {}
 
   Status Append(std::string_view bytes) {
     plain_.append(bytes);
@@ -162,7 +164,7 @@ class ChunkSealer {
   }
   Status Emit(std::string_view plain, bool last) {
     const std::vector<uint8_t> sealed =
-        crypto::Seal(key_, plain, ChunkAd(backup_id_, index_++, last));
+        crypto::Seal(key_, plain, ChunkAd(backup_id_, file_, index_++, last));
     std::string length;
     AppendBigEndian32(length, static_cast<uint32_t>(sealed.size()));
     CUSTOS_RETURN_IF_ERROR(out_.Append(length));
@@ -172,6 +174,7 @@ class ChunkSealer {
   FileWriter& out_;
   const crypto::SecretKey& key_;
   const std::string backup_id_;
+  const std::string_view file_;
   std::string plain_;
   uint64_t index_ = 0;
 };
@@ -234,10 +237,10 @@ FrameReader::Source StreamSource(std::istream& in) {
   };
 }
 
-// The sealed chunks of keystore.sealed, each as its sealed bytes.
+// The sealed chunks of a sealed backup file, each as its sealed bytes.
 class ChunkReader {
  public:
-  explicit ChunkReader(std::istream& in) : in_(in) {}
+  ChunkReader(std::istream& in, std::string_view file) : in_(in), file_(file) {}
   Status ReadMagic() {
     std::string got;
     if (!StreamSource(in_)(kSealedMagic.size(), got) || got != kSealedMagic) {
@@ -259,15 +262,121 @@ class ChunkReader {
     }
     return std::optional(std::move(chunk));
   }
-  static Status Malformed() {
+  Status Malformed() const {
     return Status::DataLoss(std::string("backup file ")
-                                .append(kKeystoreFile)
+                                .append(file_)
                                 .append(" is truncated or malformed"));
   }
 
  private:
   std::istream& in_;
+  std::string_view file_;
 };
+
+// The plaintext of a sealed backup file, opened chunk by chunk as it is
+// read (one chunk ahead, to know which is the last), as a FrameReader
+// source. A chunk that fails to open ends the stream; status() says so.
+class ChunkOpener {
+ public:
+  ChunkOpener(const fs::path& dir, std::string_view file, std::string backup_id,
+              const crypto::SecretKey& key)
+      : in_(dir / file, std::ios::binary),
+        chunks_(in_, file),
+        file_(file),
+        backup_id_(std::move(backup_id)),
+        key_(key) {}
+  ~ChunkOpener() { crypto::Wipe(AsWritable(plain_)); }
+
+  // Reads the magic and the first chunk. DataLoss for a malformed file.
+  Status Start() {
+    CUSTOS_RETURN_IF_ERROR(chunks_.ReadMagic());
+    auto first = chunks_.Next();
+    if (!first) return first.error();
+    if (!*first) return chunks_.Malformed();
+    ahead_ = std::move(*first);
+    return Status::Ok();
+  }
+  // Appends exactly n plaintext bytes to out, or returns false.
+  bool Read(size_t n, std::string& out) {
+    while (plain_.size() - at_ < n) {
+      if (!Refill()) return false;
+    }
+    out.append(plain_, at_, n);
+    at_ += n;
+    return true;
+  }
+  FrameReader::Source AsSource() {
+    return [this](size_t n, std::string& out) { return Read(n, out); };
+  }
+  // Every chunk opened and every byte read.
+  bool AtEnd() const { return !ahead_ && at_ == plain_.size(); }
+  const Status& status() const { return status_; }
+
+ private:
+  static std::span<uint8_t> AsWritable(std::string& s) {
+    return {reinterpret_cast<uint8_t*>(s.data()), s.size()};
+  }
+  bool Refill() {
+    if (!ahead_ || !status_.ok()) return false;
+    auto after = chunks_.Next();
+    if (!after) {
+      status_ = after.error();
+      return false;
+    }
+    const bool last = !*after;
+    auto opened = crypto::Open(key_, AsBytes(*ahead_),
+                               ChunkAd(backup_id_, file_, index_++, last));
+    ahead_ = std::move(*after);
+    if (!opened) {
+      status_ = Status::DataLoss(std::string("backup file ")
+                                     .append(file_)
+                                     .append(" fails to decrypt"));
+      return false;
+    }
+    // The consumed plaintext goes, wiped.
+    crypto::Wipe(AsWritable(plain_).first(at_));
+    plain_.erase(0, at_);
+    at_ = 0;
+    plain_.append(AsStringView(*opened));
+    crypto::Wipe(*opened);
+    return true;
+  }
+
+  std::ifstream in_;
+  ChunkReader chunks_;
+  std::string_view file_;
+  std::string backup_id_;
+  const crypto::SecretKey& key_;
+  std::optional<std::string> ahead_;
+  std::string plain_;
+  size_t at_ = 0;
+  uint64_t index_ = 0;
+  Status status_;
+};
+
+// Reads every entry of a sealed dump, calling each(key, value). DataLoss
+// for a chunk that fails to open or a malformed dump.
+Status ReadSealedDump(
+    const fs::path& dir, std::string_view file, const std::string& backup_id,
+    const crypto::SecretKey& key,
+    const std::function<Status(std::string&, std::string&)>& each) {
+  ChunkOpener opener(dir, file, backup_id, key);
+  CUSTOS_RETURN_IF_ERROR(opener.Start());
+  FrameReader frames(opener.AsSource(), std::string(file));
+  auto failed = [&](const Status& s) {
+    return opener.status().ok() ? s : opener.status();
+  };
+  Status magic = frames.ReadMagic(kDumpMagic);
+  if (!magic.ok()) return failed(magic);
+  while (true) {
+    auto next = frames.Next();
+    if (!next) return failed(next.error());
+    if (!*next) break;
+    CUSTOS_RETURN_IF_ERROR(each((*next)->first, (*next)->second));
+  }
+  if (!opener.AtEnd()) return frames.Malformed();
+  return Status::Ok();
+}
 
 std::string ManifestChecksum(std::string_view body) {
   crypto::Hasher h;
@@ -345,43 +454,12 @@ Result<Manifest> ReadManifest(const fs::path& dir) {
 Result<std::vector<std::pair<std::string, std::string>>> OpenKeystoreDump(
     const fs::path& dir, const std::string& backup_id,
     const crypto::SecretKey& key) {
-  std::ifstream in(dir / kKeystoreFile, std::ios::binary);
-  ChunkReader chunks(in);
-  CUSTOS_RETURN_IF_ERROR(chunks.ReadMagic());
-  std::vector<std::string> sealed;
-  while (true) {
-    auto chunk = chunks.Next();
-    if (!chunk) return Fail(chunk.error());
-    if (!*chunk) break;
-    sealed.push_back(std::move(**chunk));
-  }
-  std::string plain;
-  for (size_t i = 0; i < sealed.size(); ++i) {
-    auto opened = crypto::Open(key, AsBytes(sealed[i]),
-                               ChunkAd(backup_id, i, i + 1 == sealed.size()));
-    if (!opened) {
-      return Fail(
-          Status::DataLoss("the keystore dump of the backup fails to decrypt"));
-    }
-    plain.append(AsStringView(*opened));
-  }
-  size_t at = 0;
-  FrameReader frames(
-      [&](size_t n, std::string& out) {
-        if (plain.size() - at < n) return false;
-        out.append(plain, at, n);
-        at += n;
-        return true;
-      },
-      kKeystoreFile);
-  CUSTOS_RETURN_IF_ERROR(frames.ReadMagic(kDumpMagic));
   std::vector<std::pair<std::string, std::string>> entries;
-  while (true) {
-    auto next = frames.Next();
-    if (!next) return Fail(next.error());
-    if (!*next) break;
-    entries.push_back(std::move(**next));
-  }
+  CUSTOS_RETURN_IF_ERROR(ReadSealedDump(
+      dir, kKeystoreFile, backup_id, key, [&](std::string& k, std::string& v) {
+        entries.emplace_back(std::move(k), std::move(v));
+        return Status::Ok();
+      }));
   return entries;
 }
 
@@ -499,18 +577,24 @@ Result<BackupReport> Write(Store& store, Keystore& keystore,
     keys.emplace(keystore.TakeSnapshot([&] { records.emplace(store.db()); }));
   }
 
-  // records.dump, in the clear: personal data in it is sealed under
-  // subject keys.
+  // records.dump, sealed under the backup key like the keystore: personal
+  // data in it is sealed under subject keys, but its keys and the rest
+  // (blind indexes, subject ids, record indexes, attributes, history
+  // headers) link a person to their records, and must become unreadable
+  // with the backup key.
   {
     auto out = FileWriter::Create(fs::path(dir) / kRecordsFile);
     if (!out) return Fail(out.error());
-    CUSTOS_RETURN_IF_ERROR(out->Append(kDumpMagic));
+    CUSTOS_RETURN_IF_ERROR(out->Append(kSealedMagic));
+    ChunkSealer sealer(*out, *key, report.backup_id, kRecordsFile);
+    CUSTOS_RETURN_IF_ERROR(sealer.Append(kDumpMagic));
     CUSTOS_RETURN_IF_ERROR(
         records->ForEach([&](std::string_view k, std::string_view v) {
           ++report.records_entries;
-          return out->Append(Frame(k, v));
+          return sealer.Append(Frame(k, v));
         }));
-    CUSTOS_RETURN_IF_ERROR(out->Append(EndFrame(report.records_entries)));
+    CUSTOS_RETURN_IF_ERROR(sealer.Append(EndFrame(report.records_entries)));
+    CUSTOS_RETURN_IF_ERROR(sealer.Finish());
     auto file = out->Finish();
     if (!file) return Fail(file.error());
     report.files.push_back(std::move(*file));
@@ -523,7 +607,7 @@ Result<BackupReport> Write(Store& store, Keystore& keystore,
     auto out = FileWriter::Create(fs::path(dir) / kKeystoreFile);
     if (!out) return Fail(out.error());
     CUSTOS_RETURN_IF_ERROR(out->Append(kSealedMagic));
-    ChunkSealer sealer(*out, *key, report.backup_id);
+    ChunkSealer sealer(*out, *key, report.backup_id, kKeystoreFile);
     CUSTOS_RETURN_IF_ERROR(sealer.Append(kDumpMagic));
     CUSTOS_RETURN_IF_ERROR(
         keys->db.ForEach([&](std::string_view k, std::string_view v) {
@@ -602,31 +686,20 @@ Result<BackupVerification> Verify(const std::string& dir) {
                                    " does not match its checksum"));
     }
   }
-  {
-    std::ifstream in(fs::path(dir) / kRecordsFile, std::ios::binary);
-    FrameReader frames(StreamSource(in), kRecordsFile);
-    CUSTOS_RETURN_IF_ERROR(frames.ReadMagic(kDumpMagic));
-    while (true) {
-      auto next = frames.Next();
-      if (!next) return Fail(next.error());
-      if (!*next) break;
-      ++out.records_entries;
-    }
-    if (in.peek() != std::char_traits<char>::eof()) {
-      return Fail(frames.Malformed());
-    }
-  }
-  {
-    std::ifstream in(fs::path(dir) / kKeystoreFile, std::ios::binary);
-    ChunkReader chunks(in);
+  // Without the key only the chunk structure can be checked; what the
+  // chunks hold is authenticated (and parsed) at restore.
+  for (auto [file, count] : {std::pair{kRecordsFile, &out.records_chunks},
+                             std::pair{kKeystoreFile, &out.keystore_chunks}}) {
+    std::ifstream in(fs::path(dir) / file, std::ios::binary);
+    ChunkReader chunks(in, file);
     CUSTOS_RETURN_IF_ERROR(chunks.ReadMagic());
     while (true) {
       auto next = chunks.Next();
       if (!next) return Fail(next.error());
       if (!*next) break;
-      ++out.keystore_chunks;
+      ++*count;
     }
-    if (out.keystore_chunks == 0) return Fail(ChunkReader::Malformed());
+    if (*count == 0) return Fail(chunks.Malformed());
   }
   return out;
 }
@@ -666,10 +739,11 @@ Status WriteKit(Keystore& keystore, const std::string& path, Timestamp now) {
 
 // ---- Restore ----------------------------------------------------------------
 
-Result<RestorePlan> Import(const std::string& backup_dir,
-                           const Options& options,
-                           const crypto::SecretKey& master,
-                           const std::string& kit_path, Timestamp now) {
+Result<RestoreIntent> Import(const std::string& backup_dir,
+                             const Options& options,
+                             const crypto::SecretKey& master,
+                             const std::string& kit_path,
+                             std::string_view admin_id, Timestamp now) {
   auto verified = Verify(backup_dir);
   if (!verified) return Fail(verified.error());
   auto kit = ReadKit(kit_path, master);
@@ -685,20 +759,24 @@ Result<RestorePlan> Import(const std::string& backup_dir,
       OpenKeystoreDump(backup_dir, verified->backup_id, key->second);
   if (!keystore_entries) return Fail(keystore_entries.error());
 
-  RestorePlan plan;
-  plan.backup_id = verified->backup_id;
+  RestoreIntent intent;
+  intent.admin_id = std::string(admin_id);
+  intent.backup_id = verified->backup_id;
+  // The kit's ledger: shreds by hash, record erasures by key, pruned
+  // events by seq (each with the entry that named it).
   std::unordered_set<std::string> shredded_hashes;
+  std::unordered_map<std::string, bool> erasures;  // "le:" key -> matched.
+  std::map<uint64_t, bool> pruned;                 // seq -> in the backup.
   for (const auto& [k, v] : kit->ledger) {
     if (k.starts_with(Keystore::kLedgerErasurePrefix)) {
       if (v.size() != 8) return Fail(Status::DataLoss("corrupt ledger entry"));
-      plan.erased_records.emplace(k, static_cast<int64_t>(ReadBigEndian64(v)));
+      erasures.emplace(k, false);
     } else if (k.starts_with(Keystore::kLedgerPrunePrefix)) {
       if (v.size() % 8 != 0) {
         return Fail(Status::DataLoss("corrupt ledger entry"));
       }
       for (size_t i = 0; i < v.size(); i += 8) {
-        plan.pruned_events.insert(
-            ReadBigEndian64(std::string_view(v).substr(i)));
+        pruned.emplace(ReadBigEndian64(std::string_view(v).substr(i)), false);
       }
     } else if (k.starts_with(Keystore::kLedgerShredPrefix)) {
       shredded_hashes.insert(k.substr(Keystore::kLedgerShredPrefix.size()));
@@ -722,40 +800,81 @@ Result<RestorePlan> Import(const std::string& backup_dir,
     return Fail(Status::FailedPrecondition(
         "the restore's data directory already holds a store"));
   }
+
+  // Pass 1 over the records, writing nothing: the restoring admin, the
+  // subjects the ledger says were shredded, and which ledger erasures and
+  // prunings name records and events of the backup.
+  const std::string admin_key = keys::Principal(admin_id);
+  std::optional<codec::StoredPrincipal> admin;
+  std::unordered_set<std::string> shred_ids;
+  CUSTOS_RETURN_IF_ERROR(ReadSealedDump(
+      backup_dir, kRecordsFile, intent.backup_id, key->second,
+      [&](std::string& k, std::string& v) -> Status {
+        if (k == admin_key) {
+          auto p = codec::DecodePrincipal(v);
+          if (!p) return p.error();
+          admin = std::move(*p);
+        } else if (k.starts_with(keys::kRecordPrefix) &&
+                   k.size() == keys::kRecordPrefix.size() + 8) {
+          auto it = erasures.find(Keystore::LedgerErasureKey(
+              keyring->ledger(), ReadBigEndian64(std::string_view(k).substr(
+                                     keys::kRecordPrefix.size()))));
+          if (it != erasures.end()) it->second = true;
+        } else if (k.starts_with(keys::kEventPrefix) &&
+                   k.size() == keys::kEventPrefix.size() + 8) {
+          auto it = pruned.find(ReadBigEndian64(
+              std::string_view(k).substr(keys::kEventPrefix.size())));
+          if (it != pruned.end()) it->second = true;
+        } else if (k.starts_with(keys::Subject(""))) {
+          auto subject = codec::DecodeSubject(v);
+          if (!subject) return subject.error();
+          if (subject->shredded) return Status::Ok();
+          auto index = Subjects::BlindIndexOf(*subject);
+          if (!index) return index.error();
+          const crypto::Digest hash =
+              Keystore::LedgerShredHash(keyring->ledger(), *index, subject->id);
+          if (shredded_hashes.contains(std::string(AsStringView(hash)))) {
+            shred_ids.insert(subject->id);
+          }
+        }
+        return Status::Ok();
+      }));
+  // Checked as Principals::RequireRole does, before anything is written.
+  if (!admin || admin->info.revoked) {
+    return Fail(Status::Unauthenticated("principal is unknown or revoked"));
+  }
+  if (!admin->info.HasRole(Role::kAdmin)) {
+    return Fail(Status::PermissionDenied("this call needs the admin role"));
+  }
+  intent.subjects_shredded = shred_ids.size();
+
+  // The ledger the restored store keeps: the kit's, without the erasures
+  // and prunings of records and events the backup does not hold. Those
+  // were created after the backup; the restored store hands their ids and
+  // seqs out again, and a later restore from it must not erase the new
+  // ones.
+  std::vector<std::pair<std::string, std::string>> ledger;
+  for (auto& [k, v] : kit->ledger) {
+    if (k.starts_with(Keystore::kLedgerErasurePrefix)) {
+      if (!erasures[k]) continue;
+    } else if (k.starts_with(Keystore::kLedgerPrunePrefix)) {
+      std::string kept;
+      for (size_t i = 0; i < v.size(); i += 8) {
+        const uint64_t seq = ReadBigEndian64(std::string_view(v).substr(i));
+        if (pruned[seq]) AppendBigEndian64(kept, seq);
+      }
+      if (kept.empty()) continue;
+      std::string first(Keystore::kLedgerPrunePrefix);
+      AppendBigEndian64(first, ReadBigEndian64(kept));
+      ledger.emplace_back(std::move(first), std::move(kept));
+      continue;
+    }
+    ledger.emplace_back(std::move(k), std::move(v));
+  }
+
   fs::create_directories(data, ec);
   leveldb::Env* env =
       options.env != nullptr ? options.env : leveldb::Env::Default();
-
-  // Pass 1 over the records: the subjects the ledger says were shredded.
-  std::unordered_set<std::string> shred_ids;
-  auto read_records =
-      [&](const std::function<Status(std::string&, std::string&)>& each)
-      -> Status {
-    std::ifstream in(fs::path(backup_dir) / kRecordsFile, std::ios::binary);
-    FrameReader frames(StreamSource(in), kRecordsFile);
-    CUSTOS_RETURN_IF_ERROR(frames.ReadMagic(kDumpMagic));
-    while (true) {
-      auto next = frames.Next();
-      if (!next) return next.error();
-      if (!*next) return Status::Ok();
-      CUSTOS_RETURN_IF_ERROR(each((*next)->first, (*next)->second));
-    }
-  };
-  CUSTOS_RETURN_IF_ERROR(read_records([&](std::string& k,
-                                          std::string& v) -> Status {
-    if (!k.starts_with(keys::Subject(""))) return Status::Ok();
-    auto subject = codec::DecodeSubject(v);
-    if (!subject) return subject.error();
-    if (subject->shredded) return Status::Ok();
-    auto index = Subjects::BlindIndexOf(*subject);
-    if (!index) return index.error();
-    const crypto::Digest hash = crypto::KeyedHash(keyring->ledger(), *index);
-    if (shredded_hashes.contains(std::string(AsStringView(hash)))) {
-      shred_ids.insert(subject->id);
-    }
-    return Status::Ok();
-  }));
-  plan.subjects_shredded = shred_ids.size();
 
   // The keystore: the backup's, without the shredded subjects' keys (each
   // witnessed in the records, so VerifyErasure looks for it), with the
@@ -770,7 +889,10 @@ Result<RestorePlan> Import(const std::string& backup_dir,
                  batch.ApproximateSize() < kImportBatchBytes;
                ++next) {
             const auto& [k, v] = (*keystore_entries)[next];
-            if (k.starts_with("k:") && shred_ids.contains(k.substr(2))) {
+            // The current key and the retiring one of a re-key the backup
+            // caught midway.
+            if ((k.starts_with("k:") || k.starts_with("o:")) &&
+                shred_ids.contains(k.substr(2))) {
               auto wrapped = codec::DecodeWrappedKey(v);
               if (!wrapped) return Fail(wrapped.error());
               Erasure::AddWitness(witnesses, wrapped->wrapped);
@@ -778,38 +900,54 @@ Result<RestorePlan> Import(const std::string& backup_dir,
             }
             batch.Put(k, v);
           }
-          for (; ledger_next < kit->ledger.size() &&
+          for (; ledger_next < ledger.size() &&
                  batch.ApproximateSize() < kImportBatchBytes;
                ++ledger_next) {
-            batch.Put(kit->ledger[ledger_next].first,
-                      kit->ledger[ledger_next].second);
+            batch.Put(ledger[ledger_next].first, ledger[ledger_next].second);
           }
-          return next < keystore_entries->size() ||
-                 ledger_next < kit->ledger.size();
+          return next < keystore_entries->size() || ledger_next < ledger.size();
         }));
   }
 
   // Pass 2: the records, shredding the ledger's subjects as a shred's
   // intent does (storage/shredder.cc): marked, identifier cleared and
-  // witnessed, blind index dropped, queued for CompleteShreds.
+  // witnessed, blind index dropped, queued for CompleteShreds. The restore
+  // intent goes into the first batch: LevelDB applies batches in order, so
+  // whatever of the records a crash leaves comes with it, and Open
+  // finishes the restore before it returns.
   {
     const int64_t now_micros = ToMicros(now);
-    std::ifstream in(fs::path(backup_dir) / kRecordsFile, std::ios::binary);
-    FrameReader frames(StreamSource(in), kRecordsFile);
-    CUSTOS_RETURN_IF_ERROR(frames.ReadMagic(kDumpMagic));
-    bool witnessed = false;
+    ChunkOpener opener(backup_dir, kRecordsFile, intent.backup_id, key->second);
+    CUSTOS_RETURN_IF_ERROR(opener.Start());
+    FrameReader frames(opener.AsSource(), kRecordsFile);
+    auto failed = [&](const Status& s) {
+      return opener.status().ok() ? s : opener.status();
+    };
+    if (Status s = frames.ReadMagic(kDumpMagic); !s.ok()) {
+      return Fail(failed(s));
+    }
+    bool first = true;
     CUSTOS_RETURN_IF_ERROR(ImportDb(
         (data / "records").string(), env,
         [&](leveldb::WriteBatch& batch) -> Result<bool> {
-          if (!witnessed) {
+          if (first) {
+            batch.Put(ToSlice(kRestoreIntentKey), EncodeRestoreIntent(intent));
             batch.Append(witnesses);
-            witnessed = true;
+            first = false;
           }
           while (batch.ApproximateSize() < kImportBatchBytes) {
             auto next = frames.Next();
-            if (!next) return Fail(next.error());
-            if (!*next) return false;
+            if (!next) return Fail(failed(next.error()));
+            if (!*next) {
+              if (!opener.AtEnd()) return Fail(frames.Malformed());
+              // In the last write, the synced one: the import is whole.
+              intent.complete = true;
+              batch.Put(ToSlice(kRestoreIntentKey),
+                        EncodeRestoreIntent(intent));
+              return false;
+            }
             auto& [k, v] = **next;
+            if (k == kRestoreIntentKey) continue;
             if (k.starts_with(keys::BlindIndex("")) && shred_ids.contains(v)) {
               continue;
             }
@@ -830,6 +968,61 @@ Result<RestorePlan> Import(const std::string& backup_dir,
           return true;
         }));
   }
+  return intent;
+}
+
+std::string EncodeRestoreIntent(const RestoreIntent& intent) {
+  std::string out = Frame(intent.admin_id, intent.backup_id);
+  AppendBigEndian64(out, intent.subjects_shredded);
+  out.push_back(intent.complete ? 1 : 0);
+  return out;
+}
+
+Result<RestoreIntent> DecodeRestoreIntent(std::string_view value) {
+  size_t at = 0;
+  FrameReader frames(
+      [&](size_t n, std::string& out) {
+        if (value.size() - at < n) return false;
+        out.append(value.substr(at, n));
+        at += n;
+        return true;
+      },
+      "restore intent");
+  auto entry = frames.Next();
+  if (!entry || !*entry || value.size() - at != 9 || value.back() > 1) {
+    return Fail(Status::DataLoss("corrupt restore intent"));
+  }
+  RestoreIntent intent;
+  intent.admin_id = std::move((*entry)->first);
+  intent.backup_id = std::move((*entry)->second);
+  intent.subjects_shredded = ReadBigEndian64(value.substr(at));
+  intent.complete = value.back() == 1;
+  return intent;
+}
+
+Result<RestorePlan> PlanFromLedger(Keystore& keystore) {
+  RestorePlan plan;
+  Status corrupt;
+  CUSTOS_RETURN_IF_ERROR(
+      keystore.ScanLedger([&](std::string_view k, std::string_view v) {
+        if (k.starts_with(Keystore::kLedgerErasurePrefix)) {
+          if (v.size() != 8) {
+            corrupt = Status::DataLoss("corrupt ledger entry");
+            return;
+          }
+          plan.erased_records.emplace(std::string(k),
+                                      static_cast<int64_t>(ReadBigEndian64(v)));
+        } else if (k.starts_with(Keystore::kLedgerPrunePrefix)) {
+          if (v.size() % 8 != 0) {
+            corrupt = Status::DataLoss("corrupt ledger entry");
+            return;
+          }
+          for (size_t i = 0; i < v.size(); i += 8) {
+            plan.pruned_events.insert(ReadBigEndian64(v.substr(i)));
+          }
+        }
+      }));
+  if (!corrupt.ok()) return Fail(corrupt);
   return plan;
 }
 

@@ -107,6 +107,10 @@ struct Engine::Impl {
 
   // Engine::ExpireBackupKeys, also run by Sweep.
   Result<size_t> ExpireBackupKeys(const PrincipalInfo& admin);
+  // Finishes a restore the import left (backup::kRestoreIntentKey): the
+  // ledger's erasures and prunings, the shredded subjects' records, the
+  // restore event. At Open, before it returns; nothing if none.
+  Status FinishRestore();
 };
 
 Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -183,6 +187,7 @@ Result<std::unique_ptr<Engine>> Engine::Open(const Options& options,
   CUSTOS_RETURN_IF_ERROR(impl->record_store.Load());
   CUSTOS_RETURN_IF_ERROR(impl->shredder.Recover());
   CUSTOS_RETURN_IF_ERROR(impl->rekeyer.Recover());
+  CUSTOS_RETURN_IF_ERROR(impl->FinishRestore());
   // Erased bytes an interrupted call left on disk go now.
   CUSTOS_RETURN_IF_ERROR(impl->erasure.CompactQueued());
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
@@ -629,37 +634,55 @@ Status Engine::Restore(const std::string& backup_dir, const Options& new_store,
   if (new_store.clock == nullptr || new_store.data_dir.empty()) {
     return Status::InvalidArgument("data_dir and a clock must be given");
   }
-  auto plan = backup::Import(backup_dir, new_store, master, kit_path,
-                             new_store.clock->Now());
-  if (!plan) return plan.error();
+  // Refuses a bad admin before writing anything; what it writes carries
+  // the restore intent, which Open finishes (here, or after a crash at
+  // the next Open) before it returns.
+  auto intent = backup::Import(backup_dir, new_store, master, kit_path,
+                               admin_id, new_store.clock->Now());
+  if (!intent) return intent.error();
   Options options = new_store;
   options.create_if_missing = false;
   auto engine = Open(options, std::move(master));
-  if (!engine) return engine.error();
-  Impl& impl = *(*engine)->impl_;
-  auto caller = impl.principals.RequireRole(admin_id, Role::kAdmin);
-  if (!caller) return caller.error();
-  auto erased = backup::Reapply(*impl.store, impl.record_store, *impl.keystore,
-                                *plan, impl.clock.Now());
+  return engine ? Status::Ok() : engine.error();
+}
+
+Status Engine::Impl::FinishRestore() {
+  auto value = store->Get(backup::kRestoreIntentKey);
+  if (!value) return value.error();
+  if (!*value) return Status::Ok();
+  auto intent = backup::DecodeRestoreIntent(**value);
+  if (!intent) return intent.error();
+  if (!intent->complete) {
+    return Status::FailedPrecondition(
+        "the data directory holds a restore interrupted during its import: "
+        "remove it and restore again");
+  }
+  auto plan = backup::PlanFromLedger(*keystore);
+  if (!plan) return plan.error();
+  auto erased =
+      backup::Reapply(*store, record_store, *keystore, *plan, clock.Now());
   if (!erased) return erased.error();
   // The shredded subjects' records: parts dropped, records ERASED.
   while (true) {
-    auto done = impl.shredder.Complete(10000);
+    auto done = shredder.Complete(10000);
     if (!done) return done.error();
     if (*done == 0) break;
   }
-  CUSTOS_RETURN_IF_ERROR(impl.erasure.CompactQueued());
+  // Checked by the import in the backup's data, before it wrote anything.
+  auto admin = principals.Get(intent->admin_id);
+  if (!admin) return admin.error();
   leveldb::WriteBatch batch;
-  return impl.store->Commit(
-      impl.store->Lock(), batch,
-      {KeyEvent(*caller, EventAction::kRestore, impl.clock.Now(),
-                {std::string("backup_id:").append(plan->backup_id),
+  batch.Delete(ToSlice(backup::kRestoreIntentKey));
+  return store->Commit(
+      store->Lock(), batch,
+      {KeyEvent(*admin, EventAction::kRestore, clock.Now(),
+                {std::string("backup_id:").append(intent->backup_id),
                  std::string("subjects_shredded:")
-                     .append(std::to_string(plan->subjects_shredded)),
+                     .append(std::to_string(intent->subjects_shredded)),
                  std::string("records_erased:").append(std::to_string(*erased)),
                  std::string("events_pruned:")
                      .append(std::to_string(plan->pruned_events.size()))})},
-      "recording restore");
+      "recording restore", /*force_sync=*/true);
 }
 
 Result<size_t> Engine::CompleteShreds(size_t budget) {

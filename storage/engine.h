@@ -324,7 +324,7 @@ class Engine {
 
   // Admin only. Writes a consistent snapshot of the whole store, both
   // databases at one instant, into `dir` (created; AlreadyExists unless
-  // absent or empty) while writes continue. The keystore part is sealed
+  // absent or empty) while writes continue. Both parts are sealed
   // under a new backup key kept only in this store's keyring and destroyed
   // once older than Options::backup_retention (ExpireBackupKeys, Sweep):
   // from then on the backup cannot be decrypted at all. Writes a backup
@@ -333,7 +333,8 @@ class Engine {
   // Checks a backup without a store or keys: manifest format version
   // (FailedPrecondition for an unknown one), manifest checksum, every
   // file's presence (NotFound naming it), size and BLAKE2b (DataLoss naming
-  // it), and that the dumps parse (DataLoss).
+  // it), and that both files are well-formed sealed chunks (DataLoss); what
+  // the chunks hold is authenticated and parsed only by Restore.
   static Result<BackupVerification> VerifyBackup(const std::string& dir);
   // Admin only. Writes to `path` (which must not exist) a restore kit: the
   // backup keys held now and the erasure ledger, sealed under the master
@@ -351,8 +352,14 @@ class Engine {
   // erasure ledger of `kit_path` (ExportRestoreKit of the live store):
   // subjects shredded, records erased and history pruned after the backup
   // stay gone, and VerifyErasure on the restored store finds nothing.
-  // `admin_id` must be an admin of the restored store; the restore is a
-  // restore event by it. Errors: those of VerifyBackup; FailedPrecondition
+  // `admin_id` must be an admin of the restored store, checked in the
+  // backup before anything is written (Unauthenticated if unknown or
+  // revoked, PermissionDenied without the role); the restore is a restore
+  // event by it. The restored data carries a restore intent that Open
+  // finishes before it returns, so a restore interrupted after its import
+  // is finished by the next Open; one interrupted during its import is
+  // refused by Open (FailedPrecondition: remove the directory and restore
+  // again). Errors: those of VerifyBackup; FailedPrecondition
   // "the key of this backup has expired ..." once the backup is older than
   // the backup retention (or the kit older than the backup), and when
   // `master` opens neither kit nor backup; DataLoss for a corrupt kit.

@@ -642,6 +642,14 @@ std::vector<uint8_t> Keystore::SealUnderMasterKey(
 
 // ---- The erasure ledger -----------------------------------------------------
 
+crypto::Digest Keystore::LedgerShredHash(const crypto::SecretKey& ledger_key,
+                                         const crypto::Digest& blind_index,
+                                         std::string_view subject_id) {
+  std::string input(AsStringView(blind_index));
+  input.append(subject_id);
+  return crypto::KeyedHash(ledger_key, AsBytes(input));
+}
+
 std::string Keystore::LedgerErasureKey(const crypto::SecretKey& ledger_key,
                                        uint64_t record_id) {
   std::string id;

@@ -231,6 +231,13 @@ class Keystore {
   static constexpr std::string_view kLedgerShredPrefix = "l:";
   static constexpr std::string_view kLedgerErasurePrefix = "le:";
   static constexpr std::string_view kLedgerPrunePrefix = "lp:";
+  // The ledger hash of a shredded subject (its entry is "l:" || hash):
+  // KeyedHash(ledger key, blind index || subject id). The subject id names
+  // the one subject shredded, not every later subject of the same
+  // identifier; it is random and leaves the live store with the shred.
+  static crypto::Digest LedgerShredHash(const crypto::SecretKey& ledger_key,
+                                        const crypto::Digest& blind_index,
+                                        std::string_view subject_id);
   // The ledger key of an erased record: "le:" || KeyedHash(ledger key,
   // u64 BE record id).
   static std::string LedgerErasureKey(const crypto::SecretKey& ledger_key,

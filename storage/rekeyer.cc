@@ -131,8 +131,10 @@ Result<std::optional<Rekeyer::Intent>> Rekeyer::Step(
   auto current = u_.subjects.Key(subject_id);
   if (!current) return Fail(current.error());
   if (*current == nullptr) {
-    // Shredded meanwhile: both keys are gone (DestroyKey takes the retiring
-    // one too), and nothing of the subject can be read any more.
+    // Shredded meanwhile: DestroyKey took the retiring key too, but a
+    // retiring key some other way brought back (a restore) must not
+    // outlive the re-key either.
+    CUSTOS_RETURN_IF_ERROR(u_.keystore.DestroyRetiringKey(subject_id));
     batch.Delete(keys::RekeyQueue(subject_id));
     Erasure::QueueRekeyed(batch, subject_id, now);
     auto ticket = u_.store.Apply(lock, batch, {}, "abandoning re-key");

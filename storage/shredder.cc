@@ -16,9 +16,9 @@ Status Shredder::DestroyKey(const codec::StoredSubject& subject,
                             std::string_view by) {
   auto index = Subjects::BlindIndexOf(subject);
   if (!index) return index.error();
-  return u_.keystore.DestroyKey(subject.id,
-                                crypto::KeyedHash(ledger_key_, *index),
-                                FromMicros(subject.shredded_at_micros), by);
+  return u_.keystore.DestroyKey(
+      subject.id, Keystore::LedgerShredHash(ledger_key_, *index, subject.id),
+      FromMicros(subject.shredded_at_micros), by);
 }
 
 Result<std::vector<HoldView>> Shredder::HoldsCovering(
@@ -123,7 +123,11 @@ Status Shredder::Recover() {
   for (const std::string& subject_id : intents) {
     auto has = u_.keystore.HasKey(subject_id);
     if (!has) return has.error();
-    if (!*has) continue;  // Destroyed; its compaction is queued.
+    // The retiring key of a re-key too: a restore of a backup taken during
+    // one may have brought it back.
+    auto retiring = u_.keystore.RetiringWrappedBytes(subject_id);
+    if (!retiring) return retiring.error();
+    if (!*has && !*retiring) continue;  // Destroyed; compaction is queued.
     auto subject = u_.subjects.Read(subject_id);
     if (!subject) return subject.error();
     CUSTOS_RETURN_IF_ERROR(DestroyKey(*subject, "recovery"));

@@ -155,11 +155,15 @@ TEST_F(ShredTest, TheErasureIsRecordedInTheLedger) {
   ASSERT_TRUE(keystore.has_value());
   const crypto::SecretKey& bi = (*keystore)->keyring().blind_index();
   const crypto::SecretKey& ledger = (*keystore)->keyring().ledger();
-  auto entry =
-      crypto::KeyedHash(ledger, crypto::BlindIndex(bi, "anna@example.org"));
+  auto entry = Keystore::LedgerShredHash(
+      ledger, crypto::BlindIndex(bi, "anna@example.org"), subject);
   EXPECT_TRUE(*(*keystore)->InLedger(entry));
-  auto other =
-      crypto::KeyedHash(ledger, crypto::BlindIndex(bi, "ben@example.org"));
+  // The entry names the subject shredded, not its identifier: a later
+  // subject of the same identifier is not in the ledger.
+  EXPECT_FALSE(*(*keystore)->InLedger(
+      crypto::KeyedHash(ledger, crypto::BlindIndex(bi, "anna@example.org"))));
+  auto other = Keystore::LedgerShredHash(
+      ledger, crypto::BlindIndex(bi, "ben@example.org"), subject);
   EXPECT_FALSE(*(*keystore)->InLedger(other));
 }
 
