@@ -177,10 +177,29 @@ interface Session {
   admin @12 () -> (admin :Admin);
 }
 
+struct Hold {
+  id @0 :Text;
+  recordId @1 :UInt64;          # 0 for a subject hold.
+  subjectId @2 :Text;           # "" for a record hold.
+  reason @3 :Text;
+  setBy @4 :Text;
+  setAtMicros @5 :Int64;
+  endsAtMicros @6 :Int64;
+  releasedAtMicros @7 :Int64;   # 0 while not released.
+  releasedBy @8 :Text;
+}
+
 interface Officer {
   # Officer only. Records that the data subject contests the data.
   contest @0 (id :UInt64, subjectId :Text, statement :Text,
               corrected :List(Field)) -> ();
+  # A legal hold on one record until endsAtMicros: postpones its erasure.
+  setRecordHold @1 (id :UInt64, reason :Text, endsAtMicros :Int64)
+      -> (hold :Hold);
+  # Ends a hold; erasures it postponed are due at once.
+  releaseHold @2 (holdId :Text) -> ();
+  # Holds in force, or all of them.
+  listHolds @3 (includeEnded :Bool) -> (holds :List(Hold));
 }
 
 struct AccessEvent {
@@ -202,6 +221,9 @@ interface Auditor {
   # Verifies the whole history chain.
   verifyChain @1 () -> (ok :Bool, problem :Text, verified :UInt64,
                         headSeq :UInt64, headLinkHex :Text);
+  # The answer to a subject's access request, as the JSON of
+  # docs/subject-report.md; producing it is a logged disclosure.
+  subjectReport @2 (subjectId :Text) -> (json :Text);
 }
 
 struct NewPrincipal {

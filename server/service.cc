@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "report/subject_report_json.h"
 #include "server/errors.h"
 
 namespace custos::server {
@@ -219,6 +220,18 @@ void ToRpc(const RecordView& v, rpc::Record::Builder b) {
   }
 }
 
+void ToRpc(const HoldView& h, rpc::Hold::Builder b) {
+  b.setId(Txt(h.id));
+  b.setRecordId(h.record_id.value_or(0));
+  b.setSubjectId(Txt(h.subject_id.value_or("")));
+  b.setReason(Txt(h.reason));
+  b.setSetBy(Txt(h.set_by));
+  b.setSetAtMicros(ToMicros(h.set_at));
+  b.setEndsAtMicros(ToMicros(h.ends_at));
+  b.setReleasedAtMicros(Micros(h.released_at));
+  b.setReleasedBy(Txt(h.released_by));
+}
+
 void ToRpc(const PrincipalInfo& p, rpc::Principal::Builder b) {
   b.setId(Txt(p.id));
   b.setDisplayName(Txt(p.display_name));
@@ -248,6 +261,43 @@ class OfficerImpl final : public rpc::Officer::Server {
                                                      statement, corrected);
                             })
         .then([](kj::Own<Status> s) { Check(*s); });
+  }
+
+  kj::Promise<void> setRecordHold(SetRecordHoldContext context) override {
+    auto p = context.getParams();
+    return OnWorker<Result<HoldView>>(
+               *conn_,
+               [engine = &conn_->engine, actor = actor_, id = p.getId(),
+                reason = Str(p.getReason()),
+                ends = FromMicros(p.getEndsAtMicros())]() {
+                 return engine->SetRecordHold(actor, id, reason, ends);
+               })
+        .then([context](kj::Own<Result<HoldView>> r) mutable {
+          ToRpc(Value(std::move(*r)), context.getResults().initHold());
+        });
+  }
+
+  kj::Promise<void> releaseHold(ReleaseHoldContext context) override {
+    return OnWorker<Status>(*conn_,
+                            [engine = &conn_->engine, actor = actor_,
+                             id = Str(context.getParams().getHoldId())]() {
+                              return engine->ReleaseHold(actor, id);
+                            })
+        .then([](kj::Own<Status> s) { Check(*s); });
+  }
+
+  kj::Promise<void> listHolds(ListHoldsContext context) override {
+    return OnWorker<Result<std::vector<HoldView>>>(
+               *conn_,
+               [engine = &conn_->engine, actor = actor_,
+                ended = context.getParams().getIncludeEnded()]() {
+                 return engine->ListHolds(actor, ended);
+               })
+        .then([context](kj::Own<Result<std::vector<HoldView>>> r) mutable {
+          std::vector<HoldView> holds = Value(std::move(*r));
+          auto out = context.getResults().initHolds(holds.size());
+          for (size_t i = 0; i < holds.size(); ++i) ToRpc(holds[i], out[i]);
+        });
   }
 
  private:
@@ -289,6 +339,24 @@ class AuditorImpl final : public rpc::Auditor::Server {
             SetTexts(events[i].initFields(e.fields.size()), e.fields);
           }
           out.setNextAfterSeq(page.next_after_seq);
+        });
+  }
+
+  kj::Promise<void> subjectReport(SubjectReportContext context) override {
+    // Rendered on the worker: the report's personal data never touches a
+    // Cap'n Proto builder until the answer is built.
+    return OnWorker<Result<std::string>>(
+               *conn_,
+               [engine = &conn_->engine, actor = actor_,
+                subject = Str(context.getParams().getSubjectId())]()
+                   -> Result<std::string> {
+                 auto report = engine->ProduceSubjectReport(actor, subject);
+                 if (!report) return Fail(report.error());
+                 return RenderSubjectReportJson(*report);
+               })
+        .then([context](kj::Own<Result<std::string>> r) mutable {
+          const std::string json = Value(std::move(*r));
+          context.getResults().setJson(Txt(json));
         });
   }
 

@@ -295,5 +295,55 @@ TEST_F(ServerTest, RepeatedFailedLoginsAreAnsweredMoreSlowly) {
   EXPECT_LT(timed(), std::chrono::milliseconds(400));
 }
 
+TEST_F(ServerTest, OfficersHoldRecordsAndAuditorsAnswerAccessRequests) {
+  const std::string a_token = CreatePrincipal("authority-a", rpc::Role::USER);
+  const std::string o_token = CreatePrincipal("officer", rpc::Role::OFFICER);
+  const std::string u_token = CreatePrincipal("auditor", rpc::Role::AUDITOR);
+  auto a = Login("authority-a", a_token);
+  auto o = Login("officer", o_token);
+  auto u = Login("auditor", u_token);
+  ASSERT_TRUE(a && o && u);
+  const uint64_t id = CreateRecord(*a, "");
+  auto officer = o->officerRequest().send().getOfficer();
+
+  auto set = officer.setRecordHoldRequest();
+  set.setId(id);
+  set.setReason("proceedings 4 C 12/26");
+  set.setEndsAtMicros(ToMicros(clock_.Now()) + 86'400'000'000LL);
+  auto set_response = set.send().wait(wait());
+  const std::string hold_id = set_response.getHold().getId().cStr();
+  EXPECT_EQ(set_response.getHold().getRecordId(), id);
+  auto list = officer.listHoldsRequest();
+  auto listed = list.send().wait(wait());
+  ASSERT_EQ(listed.getHolds().size(), 1u);
+  EXPECT_EQ(std::string(listed.getHolds()[0].getId().cStr()), hold_id);
+  auto release = officer.releaseHoldRequest();
+  release.setHoldId(hold_id);
+  release.send().wait(wait());
+  auto after = officer.listHoldsRequest().send().wait(wait());
+  EXPECT_EQ(after.getHolds().size(), 0u);
+  auto again = officer.releaseHoldRequest();
+  again.setHoldId(hold_id);
+  EXPECT_EQ(StatusOf(again.send(), wait()).code(),
+            StatusCode::kFailedPrecondition);
+
+  // The auditor answers Anna's access request: everything held on her.
+  auto admin_session = Login("admin", admin_token_);
+  auto find = AdminFacet(*admin_session).findSubjectRequest();
+  find.setIdentifier("anna@example.org");
+  const std::string subject = find.send().wait(wait()).getSubjectId().cStr();
+  auto report = u->auditorRequest().send().getAuditor().subjectReportRequest();
+  report.setSubjectId(subject);
+  const std::string json = report.send().wait(wait()).getJson().cStr();
+  EXPECT_NE(json.find("anna@example.org"), std::string::npos);
+  EXPECT_NE(json.find("Anna Example"), std::string::npos);
+  EXPECT_NE(json.find("authority-a"), std::string::npos);
+  // Not for a user.
+  auto denied = a->auditorRequest().send().getAuditor().subjectReportRequest();
+  denied.setSubjectId(subject);
+  EXPECT_EQ(StatusOf(denied.send(), wait()).code(),
+            StatusCode::kPermissionDenied);
+}
+
 }  // namespace
 }  // namespace custos::testing
