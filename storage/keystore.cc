@@ -323,35 +323,48 @@ Result<SharedKey> Keystore::GetKey(const std::string& subject_id) {
 }
 
 Result<SharedKey> Keystore::Unwrap(const std::string& subject_id) {
+  return UnwrapStored(KeyKey(subject_id), subject_id);
+}
+
+Result<SharedKey> Keystore::UnwrapStored(const std::string& key,
+                                         std::string_view subject_id) {
   std::shared_lock keys(keys_mu_);
-  std::string value;
-  leveldb::Status s =
-      db_->Get(leveldb::ReadOptions(), KeyKey(subject_id), &value);
-  if (s.IsNotFound()) return std::shared_ptr<const crypto::SecretKey>();
-  if (!s.ok()) return Fail(FromLevelDb(s, "reading subject key"));
-  auto stored = codec::DecodeWrappedKey(value);
+  auto stored = ReadWrapped(key);
   if (!stored) return Fail(stored.error());
-  const crypto::SecretKey* kek = keyring_.Kek(stored->kek_version);
+  if (!*stored) return SharedKey();
+  const crypto::SecretKey* kek = keyring_.Kek((*stored)->kek_version);
   if (kek == nullptr) {
     return Fail(Status::DataLoss(
         "a subject key is wrapped under a KEK the keyring does not hold"));
   }
-  auto dek = crypto::UnwrapKey(*kek, stored->kek_version, subject_id,
-                               stored->wrapped, pool_);
+  auto dek = crypto::UnwrapKey(*kek, (*stored)->kek_version, subject_id,
+                               (*stored)->wrapped, pool_);
   if (!dek) return Fail(Status::DataLoss("subject key failed to unwrap"));
   return std::make_shared<const crypto::SecretKey>(std::move(*dek));
 }
 
-Result<std::optional<std::vector<uint8_t>>> Keystore::WrappedBytes(
-    std::string_view subject_id) {
+Result<std::optional<codec::StoredWrappedKey>> Keystore::ReadWrapped(
+    const std::string& key) {
   std::string value;
-  leveldb::Status s =
-      db_->Get(leveldb::ReadOptions(), KeyKey(subject_id), &value);
-  if (s.IsNotFound()) return std::optional<std::vector<uint8_t>>();
+  leveldb::Status s = db_->Get(leveldb::ReadOptions(), key, &value);
+  if (s.IsNotFound()) return std::optional<codec::StoredWrappedKey>();
   if (!s.ok()) return Fail(FromLevelDb(s, "reading subject key"));
   auto stored = codec::DecodeWrappedKey(value);
   if (!stored) return Fail(stored.error());
-  return std::optional<std::vector<uint8_t>>(std::move(stored->wrapped));
+  return std::optional<codec::StoredWrappedKey>(std::move(*stored));
+}
+
+Result<std::optional<std::vector<uint8_t>>> Keystore::WrappedBytes(
+    std::string_view subject_id) {
+  return WrappedBytesAt(KeyKey(subject_id));
+}
+
+Result<std::optional<std::vector<uint8_t>>> Keystore::WrappedBytesAt(
+    const std::string& key) {
+  auto stored = ReadWrapped(key);
+  if (!stored) return Fail(stored.error());
+  if (!*stored) return std::optional<std::vector<uint8_t>>();
+  return std::optional<std::vector<uint8_t>>(std::move((*stored)->wrapped));
 }
 
 Result<bool> Keystore::HasKey(std::string_view subject_id) {
@@ -486,35 +499,12 @@ Status Keystore::BeginRekey(std::string_view subject_id, SharedKey new_key) {
 }
 
 Result<SharedKey> Keystore::RetiringKey(const std::string& subject_id) {
-  std::shared_lock keys(keys_mu_);
-  std::string value;
-  leveldb::Status s =
-      db_->Get(leveldb::ReadOptions(), RetiringKeyKey(subject_id), &value);
-  if (s.IsNotFound()) return SharedKey();
-  if (!s.ok()) return Fail(FromLevelDb(s, "reading subject key"));
-  auto stored = codec::DecodeWrappedKey(value);
-  if (!stored) return Fail(stored.error());
-  const crypto::SecretKey* kek = keyring_.Kek(stored->kek_version);
-  if (kek == nullptr) {
-    return Fail(Status::DataLoss(
-        "a subject key is wrapped under a KEK the keyring does not hold"));
-  }
-  auto dek = crypto::UnwrapKey(*kek, stored->kek_version, subject_id,
-                               stored->wrapped, pool_);
-  if (!dek) return Fail(Status::DataLoss("subject key failed to unwrap"));
-  return std::make_shared<const crypto::SecretKey>(std::move(*dek));
+  return UnwrapStored(RetiringKeyKey(subject_id), subject_id);
 }
 
 Result<std::optional<std::vector<uint8_t>>> Keystore::RetiringWrappedBytes(
     std::string_view subject_id) {
-  std::string value;
-  leveldb::Status s =
-      db_->Get(leveldb::ReadOptions(), RetiringKeyKey(subject_id), &value);
-  if (s.IsNotFound()) return std::optional<std::vector<uint8_t>>();
-  if (!s.ok()) return Fail(FromLevelDb(s, "reading subject key"));
-  auto stored = codec::DecodeWrappedKey(value);
-  if (!stored) return Fail(stored.error());
-  return std::optional<std::vector<uint8_t>>(std::move(stored->wrapped));
+  return WrappedBytesAt(RetiringKeyKey(subject_id));
 }
 
 Status Keystore::DestroyRetiringKey(std::string_view subject_id) {

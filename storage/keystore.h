@@ -61,6 +61,7 @@
 #include "base/status.h"
 #include "crypto/keyed_hash.h"
 #include "crypto/secret_key.h"
+#include "storage/codec.h"
 #include "storage/db_snapshot.h"
 #include "storage/key_cache.h"
 #include "storage/keyring.h"
@@ -259,6 +260,15 @@ class Keystore {
            crypto::SecretKey ring_key, Keyring keyring, size_t cache_capacity);
 
   Result<SharedKey> Unwrap(const std::string& subject_id);
+  // The data key stored under keystore key `key` ("k:" or "o:" + the
+  // subject id), unwrapped; nullptr when there is none.
+  Result<SharedKey> UnwrapStored(const std::string& key,
+                                 std::string_view subject_id);
+  // The wrapped key stored under `key`, decoded; nullopt when none.
+  Result<std::optional<codec::StoredWrappedKey>> ReadWrapped(
+      const std::string& key);
+  Result<std::optional<std::vector<uint8_t>>> WrappedBytesAt(
+      const std::string& key);
   // Writes the keyring sealed under ring_key_ (with `batch`), synchronously.
   Status WriteKeyring(leveldb::WriteBatch& batch);
   // Compacts the replaced keyring versions out of the files.

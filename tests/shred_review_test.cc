@@ -19,35 +19,12 @@
 #include "storage/keys.h"
 #include "storage/keystore.h"
 #include "tests/engine_fixture.h"
+#include "tests/hook_clock.h"
 
 namespace custos::testing {
 namespace {
 
 using namespace std::chrono_literals;
-
-// A clock that runs a hook once, on the n-th call to Now() after Arm().
-class HookClock final : public Clock {
- public:
-  explicit HookClock(const ManualClock& base) : base_(base) {}
-  Timestamp Now() const override {
-    if (armed_ && --countdown_ == 0) {
-      armed_ = false;
-      hook_();
-    }
-    return base_.Now();
-  }
-  void Arm(int nth, std::function<void()> hook) {
-    countdown_ = nth;
-    hook_ = std::move(hook);
-    armed_ = true;
-  }
-
- private:
-  const ManualClock& base_;
-  mutable bool armed_ = false;
-  mutable int countdown_ = 0;
-  std::function<void()> hook_;
-};
 
 // The clear header of a history event: what is left of an event once
 // every subject it concerned is shredded.
