@@ -34,7 +34,7 @@ std::string ReadFile(const std::string& path) {
 
 std::unique_ptr<leveldb::DB> OpenDb(const std::string& path) {
   leveldb::DB* raw = nullptr;
-  if (!leveldb::DB::Open(leveldb::Options(), path, &raw).ok()) return nullptr;
+  if (!leveldb::DB::Open(RawOptions(), path, &raw).ok()) return nullptr;
   return std::unique_ptr<leveldb::DB>(raw);
 }
 

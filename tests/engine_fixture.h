@@ -33,6 +33,14 @@ inline Timestamp At(int y, unsigned m, unsigned d, int h = 12) {
 // 2026-08-31T12:00:00Z.
 inline Timestamp TestEpoch() { return At(2026, 8, 31); }
 
+// Options as Custos opens its databases: no block compression, so that a
+// raw open that rewrites the log into a table keeps the bytes verbatim.
+inline leveldb::Options RawOptions() {
+  leveldb::Options o;
+  o.compression = leveldb::kNoCompression;
+  return o;
+}
+
 class EngineTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -112,7 +120,7 @@ class EngineTest : public ::testing::Test {
   std::unique_ptr<leveldb::DB> OpenRaw(const std::string& name) {
     leveldb::DB* raw = nullptr;
     leveldb::Status s =
-        leveldb::DB::Open(leveldb::Options(), dir_ + "/" + name, &raw);
+        leveldb::DB::Open(RawOptions(), dir_ + "/" + name, &raw);
     EXPECT_TRUE(s.ok()) << s.ToString();
     return std::unique_ptr<leveldb::DB>(raw);
   }

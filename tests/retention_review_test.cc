@@ -256,8 +256,7 @@ TEST_F(RetentionReviewTest,
     ASSERT_TRUE(*(*keystore)->InLedger(hash));
     keystore->reset();
     leveldb::DB* raw = nullptr;
-    ASSERT_TRUE(
-        leveldb::DB::Open(leveldb::Options(), dir_ + "/keystore", &raw).ok());
+    ASSERT_TRUE(leveldb::DB::Open(RawOptions(), dir_ + "/keystore", &raw).ok());
     std::unique_ptr<leveldb::DB> db(raw);
     ASSERT_TRUE(db->Get(leveldb::ReadOptions(),
                         "l:" + std::string(AsStringView(hash)), &entry)

@@ -443,7 +443,7 @@ class SweeperCrashTest : public EngineTest {
                   Timestamp due_by, Census& census) {
     leveldb::DB* raw = nullptr;
     leveldb::Status opened =
-        leveldb::DB::Open(leveldb::Options(), dir_ + "/records", &raw);
+        leveldb::DB::Open(RawOptions(), dir_ + "/records", &raw);
     if (!opened.ok()) {
       Violation("cannot open the records database: " + opened.ToString());
       return;
