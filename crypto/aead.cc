@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "crypto/internal.h"
+#include "crypto/nonce_random.h"
 
 namespace custos::crypto {
 namespace {
@@ -73,7 +74,8 @@ std::vector<uint8_t> Seal(const SecretKey& key,
   sealed[kVersionOffset] = kSealedFormatV1;
   // 192-bit random nonces: collisions are negligible however many values one
   // key seals, so no counter state is needed.
-  randombytes_buf(sealed.data() + kNonceOffset, kNonceSize);
+  NonceRandomBytes(
+      std::span<uint8_t>(sealed.data() + kNonceOffset, kNonceSize));
   VersionedAd full_ad(ad);
   EncryptInto(sealed.data() + kCiphertextOffset, key.bytes().data(),
               sealed.data() + kNonceOffset, plaintext, full_ad.data(),

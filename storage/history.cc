@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "crypto/aead.h"
+#include "crypto/nonce_random.h"
 #include "schema/history.capnp.h"
 #include "storage/capnp_value.h"
 #include "storage/keys.h"
@@ -620,7 +621,7 @@ std::string EncodeSubjectPart(const std::string& subject_id,
   auto list = b.initFields(fields.size());
   for (size_t i = 0; i < fields.size(); ++i) list.set(i, AsText(fields[i]));
   std::array<uint8_t, kDigestSize> salt;
-  crypto::RandomBytes(salt);
+  crypto::NonceRandomBytes(salt);
   b.setSalt(AsData(salt));
   crypto::Wipe(salt);
   return ToBytes(message);

@@ -169,11 +169,12 @@ Result<RecordView> RecordViews::Build(
 Result<RecordView> RecordViews::Get(const PrincipalInfo& caller, uint64_t id,
                                     const std::optional<Purpose>& purpose) {
   CUSTOS_RETURN_IF_ERROR(CheckPurpose(purpose, limits_));
+  const uint64_t generation = store_.Generation();
   auto resolved = Resolve(caller, id, purpose.has_value());
   if (!resolved) return Fail(resolved.error());
   auto view = Build(*resolved, purpose);
   if (!view) return view;
-  CUSTOS_RETURN_IF_ERROR(RecordReads(caller, {&*view}, purpose));
+  CUSTOS_RETURN_IF_ERROR(RecordReads(caller, {&*view}, purpose, generation));
   return view;
 }
 
@@ -191,6 +192,7 @@ Result<ListPage> RecordViews::List(const PrincipalInfo& caller,
   std::string start = prefix;
   AppendBigEndian64(start, q.after_id + 1);
 
+  const uint64_t generation = store_.Generation();
   ListPage page;
   size_t examined = 0;
   Status failure;
@@ -252,13 +254,14 @@ Result<ListPage> RecordViews::List(const PrincipalInfo& caller,
   CUSTOS_RETURN_IF_ERROR(failure);
   std::vector<const RecordView*> views;
   for (const RecordView& v : page.records) views.push_back(&v);
-  CUSTOS_RETURN_IF_ERROR(RecordReads(caller, views, q.purpose));
+  CUSTOS_RETURN_IF_ERROR(RecordReads(caller, views, q.purpose, generation));
   return page;
 }
 
 Status RecordViews::RecordReads(const PrincipalInfo& who,
                                 const std::vector<const RecordView*>& views,
-                                const std::optional<Purpose>& purpose) {
+                                const std::optional<Purpose>& purpose,
+                                uint64_t generation) {
   std::vector<Event> disclosures;
   const Timestamp now = clock_.Now();
   for (const RecordView* view : views) {
@@ -268,6 +271,12 @@ Status RecordViews::RecordReads(const PrincipalInfo& who,
   }
   if (disclosures.empty()) return Status::Ok();
   WriteLock lock = store_.Lock();
+  leveldb::WriteBatch batch;
+  if (store_.Generation() == generation) {
+    // No change of any kind was written since the views were read.
+    return store_.Commit(std::move(lock), batch, disclosures,
+                         "recording disclosure");
+  }
   // The data was opened before the lock: a subject shredded since must not
   // have its data returned after its shred (nor a read missing from its
   // history). Checked under the lock the shred takes.
@@ -317,7 +326,6 @@ Status RecordViews::RecordReads(const PrincipalInfo& who,
       return Status::NotFound("record not found");
     }
   }
-  leveldb::WriteBatch batch;
   return store_.Commit(std::move(lock), batch, disclosures,
                        "recording disclosure");
 }

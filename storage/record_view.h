@@ -86,10 +86,13 @@ class RecordViews {
 
  private:
   // Records the disclosures of `views` (those with personal data) in one
-  // commit. Data is returned only once this succeeded.
+  // commit. Data is returned only once this succeeded. `generation` is
+  // Store::Generation() read before the views' records were read: unless
+  // it moved, nothing changed since, and nothing is read again.
   Status RecordReads(const PrincipalInfo& who,
                      const std::vector<const RecordView*>& views,
-                     const std::optional<Purpose>& purpose);
+                     const std::optional<Purpose>& purpose,
+                     uint64_t generation);
 
   Store& store_;
   const RecordStore& records_;

@@ -58,10 +58,24 @@ namespace custos {
 // the lock take a `const WriteLock&`; only Store::Lock makes one.
 class [[nodiscard]] WriteLock {
  public:
-  WriteLock(WriteLock&&) = default;
-  WriteLock& operator=(WriteLock&&) = default;
+  WriteLock(WriteLock&& other) noexcept = default;
+  WriteLock& operator=(WriteLock&& other) noexcept {
+    Unlock();
+    lock_ = std::move(other.lock_);
+    generation_ = other.generation_;
+    return *this;
+  }
+  ~WriteLock() { Unlock(); }
+
   // Releases the lock early (it is released on destruction otherwise).
-  void Unlock() { lock_.unlock(); }
+  // Every release moves the store's generation (Store::Generation), after
+  // what the holder wrote is visible.
+  void Unlock() {
+    if (!lock_.owns_lock()) return;
+    generation_->fetch_add(1, std::memory_order_release);
+    lock_.unlock();
+  }
+
   // True while this object holds `mu`.
   bool Holds(const std::mutex& mu) const {
     return lock_.owns_lock() && lock_.mutex() == &mu;
@@ -69,8 +83,11 @@ class [[nodiscard]] WriteLock {
 
  private:
   friend class Store;
-  explicit WriteLock(std::mutex& mu) : lock_(mu) {}
+  WriteLock(std::mutex& mu, std::atomic<uint64_t>& generation)
+      : lock_(mu), generation_(&generation) {}
+
   std::unique_lock<std::mutex> lock_;
+  std::atomic<uint64_t>* generation_;
 };
 
 class Store {
@@ -111,7 +128,15 @@ class Store {
   Status OpenHistory(crypto::SecretKey audit_key, KeyLookup keys);
   History& history() { return *history_; }
 
-  WriteLock Lock() { return WriteLock(write_mu_); }
+  WriteLock Lock() { return WriteLock(write_mu_, generation_); }
+
+  // Moves each time a holder of the write lock releases it. A reader that
+  // read Generation() before reading the store, and finds the same value
+  // later while holding the lock, knows that nothing written under the
+  // lock (records, subjects' keys, anything) changed in between.
+  uint64_t Generation() const {
+    return generation_.load(std::memory_order_acquire);
+  }
 
   // The value at `key`, nullopt if absent. Errors: mapped LevelDB errors.
   Result<std::optional<std::string>> Get(std::string_view key) const;
@@ -169,7 +194,8 @@ class Store {
   KeyLookup key_lookup_;
 
   std::mutex write_mu_;  // The write lock.
-  GroupSync group_;      // Over the records Env's SyncLogs().
+  std::atomic<uint64_t> generation_{0};
+  GroupSync group_;  // Over the records Env's SyncLogs().
 };
 
 }  // namespace custos
