@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "schema/custos.capnp.h"
+#include "tests/custosd_process.h"
 
 namespace custos::testing {
 namespace {
@@ -25,59 +26,13 @@ namespace fs = std::filesystem;
 
 class CustosdTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/custosd-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override {
-    Stop();
-    fs::remove_all(dir_);
-  }
+  void Start() { custosd_.Start(CUSTOSD_PATH); }
+  int Stop() { return custosd_.Stop(); }
+  std::string Socket() const { return custosd_.Socket(); }
+  std::string AdminToken() const { return custosd_.AdminToken(); }
 
-  // Starts custosd with no arguments but a free TCP port, in dir_, and
-  // waits for its socket.
-  void Start() {
-    pid_ = fork();
-    if (pid_ == 0) {
-      if (chdir(dir_.c_str()) != 0) _exit(126);
-      execl(CUSTOSD_PATH, CUSTOSD_PATH, "--listen", "127.0.0.1:0",
-            static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    ASSERT_GT(pid_, 0);
-    const auto deadline =
-        std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (!fs::exists(Socket())) {
-      ASSERT_LT(std::chrono::steady_clock::now(), deadline)
-          << "custosd did not create its socket";
-      int status = 0;
-      ASSERT_EQ(waitpid(pid_, &status, WNOHANG), 0) << "custosd exited";
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-  }
-
-  // SIGTERM; returns the exit status.
-  int Stop() {
-    if (pid_ <= 0) return -1;
-    kill(pid_, SIGTERM);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return status;
-  }
-
-  std::string Socket() const { return dir_ + "/custos-data/custosd.sock"; }
-
-  std::string AdminToken() {
-    std::ifstream in(dir_ + "/custos-admin.token");
-    std::string token;
-    std::getline(in, token);
-    return token;
-  }
-
-  std::string dir_;
-  pid_t pid_ = -1;
+  CustosdProcess custosd_;
+  const std::string& dir_ = custosd_.dir();
 };
 
 mode_t ModeOf(const std::string& path) {

@@ -1,0 +1,311 @@
+// The custos tool end to end (issue 13): the real binary against a real
+// custosd on its unix socket, checking exit codes (0, 1 refused or failed,
+// 2 usage), what it prints, and what it refuses.
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "tests/custosd_process.h"
+
+namespace custos::testing {
+namespace {
+
+struct ToolRun {
+  int exit = -1;
+  std::string out, err;
+};
+
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), {});
+}
+
+class CustosToolTest : public ::testing::Test {
+ protected:
+  void SetUp() override { custosd_.Start(CUSTOSD_PATH); }
+
+  // Runs `custos args...` in the server's directory (so the defaults
+  // apply: its socket, the admin token file), `input` on stdin.
+  ToolRun Tool(const std::vector<std::string>& args,
+               const std::string& input = "",
+               const std::vector<std::string>& env = {}) {
+    const std::string out = dir() + "/tool.out", err = dir() + "/tool.err",
+                      in = dir() + "/tool.in";
+    std::ofstream(in, std::ios::trunc) << input;
+    std::vector<std::string> argv_strings = {CUSTOS_PATH};
+    argv_strings.insert(argv_strings.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : argv_strings) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    std::vector<std::string> env_strings = env;
+    env_strings.push_back("PATH=/usr/bin:/bin");
+    std::vector<char*> envp;
+    for (auto& e : env_strings) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    const pid_t pid = fork();
+    if (pid == 0) {
+      if (chdir(dir().c_str()) != 0) _exit(126);
+      const int i = open(in.c_str(), O_RDONLY);
+      const int o = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      const int e = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      if (i < 0 || o < 0 || e < 0) _exit(126);
+      dup2(i, 0);
+      dup2(o, 1);
+      dup2(e, 2);
+      execve(CUSTOS_PATH, argv.data(), envp.data());
+      _exit(127);
+    }
+    ToolRun run;
+    int status = 0;
+    EXPECT_EQ(waitpid(pid, &status, 0), pid);
+    run.exit = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    run.out = Slurp(out);
+    run.err = Slurp(err);
+    return run;
+  }
+
+  // As Tool, logged in as `principal` with the token in `token_file`.
+  ToolRun As(const std::string& principal, const std::string& token_file,
+             std::vector<std::string> args, const std::string& input = "") {
+    args.insert(args.begin(),
+                {"--principal", principal, "--token-file", token_file});
+    return Tool(args, input);
+  }
+
+  // Adds a principal through the tool; returns its token file.
+  std::string AddPrincipal(const std::string& id, const std::string& role) {
+    const std::string file = id + ".token";
+    ToolRun r = Tool({"principal", "add", id, "--role", role, "--out", file});
+    EXPECT_EQ(r.exit, 0) << r.err;
+    return file;
+  }
+
+  const std::string& dir() const { return custosd_.dir(); }
+  CustosdProcess custosd_;
+};
+
+mode_t ModeOf(const std::string& path) {
+  struct stat st {};
+  EXPECT_EQ(stat(path.c_str(), &st), 0) << path;
+  return st.st_mode & 0777;
+}
+
+TEST_F(CustosToolTest, PrincipalsAreAddedListedGivenNewTokensAndRevoked) {
+  ToolRun who = Tool({"whoami", "--json"});
+  ASSERT_EQ(who.exit, 0) << who.err;
+  EXPECT_EQ(nlohmann::json::parse(who.out)["id"], "admin");
+
+  const std::string a = AddPrincipal("authority-a", "user");
+  EXPECT_EQ(ModeOf(dir() + "/" + a), 0600u);
+  ToolRun list = Tool({"principal", "list", "--json"});
+  ASSERT_EQ(list.exit, 0) << list.err;
+  const auto principals = nlohmann::json::parse(list.out);
+  ASSERT_EQ(principals.size(), 2u);
+  EXPECT_EQ(principals[1]["id"], "authority-a");
+  EXPECT_EQ(principals[1]["roles"], nlohmann::json::array({"user"}));
+  // The table has the same rows, aligned under a header.
+  ToolRun table = Tool({"principal", "list"});
+  EXPECT_NE(table.out.find("ID           NAME"), std::string::npos)
+      << table.out;
+
+  EXPECT_EQ(As("authority-a", a, {"whoami"}).exit, 0);
+  // An existing file is never overwritten, and the server is not asked.
+  ToolRun exists =
+      Tool({"principal", "rotate-token", "authority-a", "--out", a});
+  EXPECT_EQ(exists.exit, 1);
+  EXPECT_NE(exists.err.find("exists"), std::string::npos) << exists.err;
+  EXPECT_EQ(As("authority-a", a, {"whoami"}).exit, 0);
+
+  ASSERT_EQ(
+      Tool({"principal", "rotate-token", "authority-a", "--out", "new.token"})
+          .exit,
+      0);
+  ToolRun old = As("authority-a", a, {"whoami"});
+  EXPECT_EQ(old.exit, 1);
+  EXPECT_NE(old.err.find("refused"), std::string::npos) << old.err;
+  EXPECT_EQ(As("authority-a", "new.token", {"whoami"}).exit, 0);
+
+  ASSERT_EQ(Tool({"principal", "revoke", "authority-a"}).exit, 0);
+  ToolRun revoked = As("authority-a", "new.token", {"whoami"});
+  EXPECT_EQ(revoked.exit, 1);
+  // One answer for a wrong token, an unknown and a revoked principal.
+  ToolRun unknown = As("nobody", "new.token", {"whoami"});
+  EXPECT_EQ(unknown.exit, 1);
+  EXPECT_EQ(revoked.err.substr(revoked.err.find("refused")),
+            unknown.err.substr(unknown.err.find("refused")));
+}
+
+TEST_F(CustosToolTest, TokensAreReadOnlyFromPrivateFiles) {
+  const std::string a = AddPrincipal("authority-a", "user");
+  chmod((dir() + "/" + a).c_str(), 0644);
+  ToolRun open_file = As("authority-a", a, {"whoami"});
+  EXPECT_EQ(open_file.exit, 1);
+  EXPECT_NE(open_file.err.find("readable by group or others"),
+            std::string::npos)
+      << open_file.err;
+  ToolRun missing = As("authority-a", "missing.token", {"whoami"});
+  EXPECT_EQ(missing.exit, 1);
+  EXPECT_NE(missing.err.find("missing.token"), std::string::npos);
+  // There is no flag that takes a token.
+  ToolRun flag = Tool({"--token", "x", "whoami"});
+  EXPECT_EQ(flag.exit, 2);
+}
+
+TEST_F(CustosToolTest, ADownServerIsNamedAndExitsOne) {
+  ToolRun r = Tool({"--addr", "unix:" + dir() + "/no.sock", "whoami"});
+  EXPECT_EQ(r.exit, 1);
+  EXPECT_NE(r.err.find("cannot connect to unix:" + dir() + "/no.sock"),
+            std::string::npos)
+      << r.err;
+  // The environment works as the flag does.
+  ToolRun env =
+      Tool({"whoami"}, "", {"CUSTOS_ADDR=unix:" + dir() + "/no.sock"});
+  EXPECT_EQ(env.exit, 1);
+  EXPECT_NE(env.err.find("no.sock"), std::string::npos) << env.err;
+}
+
+TEST_F(CustosToolTest, UsageErrorsExitTwoAndChangeNothing) {
+  auto usage = [&](std::vector<std::string> args, const std::string& want,
+                   const std::string& input = "") {
+    ToolRun r = Tool(args, input);
+    EXPECT_EQ(r.exit, 2) << args[0] << ": " << r.err;
+    EXPECT_NE(r.err.find(want), std::string::npos) << r.err;
+  };
+  usage({"sweep", "--dry-run", "--as-of", "2030-01-01"}, "with a zone");
+  usage({"sweep", "--dry-run", "--as-of", "2030-02-30T00:00:00Z"},
+        "with a zone");
+  usage({"sweep", "--as-of", "2030-01-01T00:00:00Z"}, "dry runs only");
+  usage({"principal", "add", "x", "--role", "boss", "--out", "x.token"},
+        "--role");
+  usage({"record", "create", "--kind", "request", "--field", "name=Anna"},
+        "standard input");
+  usage({"record", "create", "--kind", "request", "--attr", "country"},
+        "name=value");
+  usage({"subject", "shred", "s00", "nothing"}, "");
+  usage({"subject", "shred", "s00"}, "--yes");
+  usage({"frobnicate"}, "");
+  EXPECT_FALSE(std::filesystem::exists(dir() + "/x.token"));
+  ToolRun list = Tool({"principal", "list", "--json"});
+  EXPECT_EQ(nlohmann::json::parse(list.out).size(), 1u);
+  // --help on a verb shows its example, and exits 0.
+  ToolRun help = Tool({"hold", "set", "--help"});
+  EXPECT_EQ(help.exit, 0);
+  EXPECT_NE(help.out.find("example: custos hold set"), std::string::npos);
+}
+
+TEST_F(CustosToolTest, ASubjectsRecordsHistoryReportHoldAndShred) {
+  const std::string a = AddPrincipal("authority-a", "user");
+  const std::string off = AddPrincipal("officer-1", "officer");
+  const std::string aud = AddPrincipal("auditor-1", "auditor");
+  ToolRun created = As("authority-a", a,
+                       {"record", "create", "--kind", "request", "--attr",
+                        "country=AT", "--field", "name=Anna"},
+                       "anna@example.org\n");
+  ASSERT_EQ(created.exit, 0) << created.err;
+  EXPECT_EQ(created.out, "1\n");
+  ToolRun got = As("authority-a", a, {"record", "get", "1", "--json"});
+  ASSERT_EQ(got.exit, 0) << got.err;
+  const auto record = nlohmann::json::parse(got.out);
+  EXPECT_EQ(record["parts"][0]["fields"]["name"], "Anna");
+  EXPECT_EQ(record["state"], "active");
+  EXPECT_EQ(record["closed_at"], nullptr);
+
+  ToolRun found = Tool({"subject", "find"}, "anna@example.org\n");
+  ASSERT_EQ(found.exit, 0) << found.err;
+  const std::string subject = found.out.substr(0, found.out.size() - 1);
+  EXPECT_EQ(subject, record["parts"][0]["subject_id"]);
+  ToolRun nobody = Tool({"subject", "find"}, "ben@example.org\n");
+  EXPECT_EQ(nobody.exit, 1);
+  EXPECT_NE(nobody.err.find("NotFound"), std::string::npos) << nobody.err;
+
+  ToolRun history =
+      As("auditor-1", aud, {"subject", "history", subject, "--json"});
+  ASSERT_EQ(history.exit, 0) << history.err;
+  const auto events = nlohmann::json::parse(history.out);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0]["action"], "create");
+  EXPECT_EQ(events[1]["action"], "read");
+  EXPECT_EQ(events[1]["principal_id"], "authority-a");
+  EXPECT_EQ(events[1]["fields"], nlohmann::json::array({"name"}));
+  // Only auditors: the admin is refused the facet.
+  ToolRun refused = Tool({"subject", "history", subject});
+  EXPECT_EQ(refused.exit, 1);
+  EXPECT_NE(refused.err.find("PermissionDenied"), std::string::npos);
+
+  ToolRun report = As("auditor-1", aud,
+                      {"subject", "report", subject, "--out", "anna.json"});
+  ASSERT_EQ(report.exit, 0) << report.err;
+  EXPECT_EQ(ModeOf(dir() + "/anna.json"), 0600u);
+  EXPECT_NE(Slurp(dir() + "/anna.json").find("Anna"), std::string::npos);
+
+  ToolRun hold = As("officer-1", off,
+                    {"hold", "set", "1", "--reason", "court case 12/2027",
+                     "--until", "2099-01-01T01:00:00+01:00", "--json"});
+  ASSERT_EQ(hold.exit, 0) << hold.err;
+  const auto h = nlohmann::json::parse(hold.out);
+  EXPECT_EQ(h["ends_at"], "2099-01-01T00:00:00Z");
+  ToolRun holds = As("officer-1", off, {"hold", "list", "--json"});
+  ASSERT_EQ(nlohmann::json::parse(holds.out).size(), 1u);
+  ToolRun no_record = As("officer-1", off,
+                         {"hold", "set", "99", "--reason", "x", "--until",
+                          "2099-01-01T00:00:00Z"});
+  EXPECT_EQ(no_record.exit, 1);
+  EXPECT_NE(no_record.err.find("NotFound"), std::string::npos);
+  ASSERT_EQ(
+      As("officer-1", off, {"hold", "release", h["id"].get<std::string>()})
+          .exit,
+      0);
+  EXPECT_EQ(nlohmann::json::parse(
+                As("officer-1", off, {"hold", "list", "--json"}).out)
+                .size(),
+            0u);
+
+  ToolRun sweep = Tool({"sweep", "--dry-run", "--json"});
+  ASSERT_EQ(sweep.exit, 0) << sweep.err;
+  EXPECT_EQ(nlohmann::json::parse(sweep.out)["erased"], 0);
+  ToolRun chain = As("auditor-1", aud, {"verify", "--chain", "--json"});
+  ASSERT_EQ(chain.exit, 0) << chain.err;
+  EXPECT_EQ(nlohmann::json::parse(chain.out)["ok"], true);
+
+  ASSERT_EQ(Tool({"subject", "shred", subject, "--yes"}).exit, 0);
+  // Its only subject shredded, the record is erased: gone for its owner.
+  ToolRun after = As("authority-a", a, {"record", "get", "1", "--json"});
+  EXPECT_EQ(after.exit, 1);
+  EXPECT_NE(after.err.find("NotFound"), std::string::npos) << after.err;
+  EXPECT_EQ(after.out, "");
+}
+
+// The bash completion is generated from the parser's own definitions.
+TEST_F(CustosToolTest, BashCompletionOffersTheVerbsAndFlags) {
+  ToolRun script = Tool({"completion", "bash"});
+  ASSERT_EQ(script.exit, 0) << script.err;
+  std::ofstream(dir() + "/completion.bash") << script.out;
+  auto complete = [&](const std::string& words, int cword) {
+    const std::string command = "bash -c 'source " + dir() +
+                                "/completion.bash; COMP_WORDS=(" + words +
+                                "); COMP_CWORD=" + std::to_string(cword) +
+                                "; _custos; echo ${COMPREPLY[@]}'";
+    FILE* pipe = popen(command.c_str(), "r");
+    std::string out;
+    char buffer[256];
+    while (pipe != nullptr && fgets(buffer, sizeof(buffer), pipe) != nullptr)
+      out += buffer;
+    if (pipe != nullptr) pclose(pipe);
+    return out;
+  };
+  EXPECT_EQ(complete("custos principal r", 2), "revoke rotate-token\n");
+  EXPECT_EQ(complete("custos --addr x hold set 12 --u", 6), "--until\n");
+  EXPECT_EQ(complete("custos sw", 1), "sweep\n");
+}
+
+}  // namespace
+}  // namespace custos::testing

@@ -1,0 +1,84 @@
+// A real custosd for tests: started on its embedded defaults in a fresh
+// temporary directory (plus a free loopback TCP port), stopped with
+// SIGTERM, its directory removed.
+
+#ifndef CUSTOS_TESTS_CUSTOSD_PROCESS_H_
+#define CUSTOS_TESTS_CUSTOSD_PROCESS_H_
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+
+namespace custos::testing {
+
+class CustosdProcess {
+ public:
+  CustosdProcess() {
+    char tmpl[] = "/tmp/custosd-test-XXXXXX";
+    if (mkdtemp(tmpl) == nullptr) ADD_FAILURE() << "mkdtemp";
+    dir_ = tmpl;
+  }
+  ~CustosdProcess() {
+    Stop();
+    std::filesystem::remove_all(dir_);
+  }
+  CustosdProcess(const CustosdProcess&) = delete;
+  CustosdProcess& operator=(const CustosdProcess&) = delete;
+
+  // Starts `binary` with `--listen 127.0.0.1:0` in dir() and waits (up to
+  // 60 s) for its unix socket. A test failure if it exits first.
+  void Start(const char* binary) {
+    pid_ = fork();
+    if (pid_ == 0) {
+      if (chdir(dir_.c_str()) != 0) _exit(126);
+      execl(binary, binary, "--listen", "127.0.0.1:0",
+            static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    ASSERT_GT(pid_, 0);
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (!std::filesystem::exists(Socket())) {
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline)
+          << "custosd did not create its socket";
+      int status = 0;
+      ASSERT_EQ(waitpid(pid_, &status, WNOHANG), 0) << "custosd exited";
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+
+  // SIGTERM and wait; returns the wait status (-1 if not running).
+  int Stop() {
+    if (pid_ <= 0) return -1;
+    kill(pid_, SIGTERM);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return status;
+  }
+
+  const std::string& dir() const { return dir_; }
+  std::string Socket() const { return dir_ + "/custos-data/custosd.sock"; }
+  std::string AdminTokenFile() const { return dir_ + "/custos-admin.token"; }
+  std::string AdminToken() const {
+    std::ifstream in(AdminTokenFile());
+    std::string token;
+    std::getline(in, token);
+    return token;
+  }
+
+ private:
+  std::string dir_;
+  pid_t pid_ = -1;
+};
+
+}  // namespace custos::testing
+
+#endif  // CUSTOS_TESTS_CUSTOSD_PROCESS_H_

@@ -1,0 +1,298 @@
+#include "tools/cli.h"
+
+#include <fcntl.h>
+#include <kj/compat/tls.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/date_time/gregorian/gregorian.hpp>
+#include <boost/date_time/posix_time/posix_time.hpp>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <regex>
+
+#include "base/status.h"
+#include "server/errors.h"
+
+namespace custos::cli {
+namespace {
+
+std::string Env(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? std::string(v) : fallback;
+}
+
+// The host of "HOST:PORT" ("[v6]:PORT" too); "" for a unix address.
+std::string HostOf(const std::string& addr) {
+  if (addr.starts_with("unix:")) return "";
+  if (addr.starts_with("[")) return addr.substr(1, addr.find(']') - 1);
+  return addr.substr(0, addr.rfind(':'));
+}
+
+std::string Describe(const kj::Exception& e) {
+  return std::string(e.getDescription().cStr());
+}
+
+}  // namespace
+
+void AddConnectionOptions(CLI::App& app, ConnectionOptions& o) {
+  o.addr = Env("CUSTOS_ADDR", "unix:./custos-data/custosd.sock");
+  o.principal = Env("CUSTOS_PRINCIPAL", "admin");
+  o.token_file = Env("CUSTOS_TOKEN_FILE", "./custos-admin.token");
+  o.cacert = Env("CUSTOS_CACERT", "");
+  o.tls_server_name = Env("CUSTOS_TLS_SERVER_NAME", "");
+  app.add_option("--addr", o.addr,
+                 "server: unix:PATH or HOST:PORT (env CUSTOS_ADDR)")
+      ->capture_default_str();
+  app.add_option("--principal", o.principal,
+                 "principal to log in as (env CUSTOS_PRINCIPAL)")
+      ->capture_default_str();
+  app.add_option("--token-file", o.token_file,
+                 "file holding the principal's token, mode 0600 "
+                 "(env CUSTOS_TOKEN_FILE)")
+      ->capture_default_str();
+  app.add_option("--cacert", o.cacert,
+                 "PEM file of the CA that signed the server's certificate; "
+                 "connects with TLS (env CUSTOS_CACERT)");
+  app.add_option("--tls-server-name", o.tls_server_name,
+                 "name the server's certificate must carry; default: the "
+                 "host of --addr (env CUSTOS_TLS_SERVER_NAME)");
+}
+
+Connection::Connection(const ConnectionOptions& o)
+    : io_(kj::setupAsyncIo()), addr_(o.addr) {
+  const std::string token = ReadTokenFile(o.token_file);
+  try {
+    auto address =
+        io_.provider->getNetwork().parseAddress(o.addr).wait(io_.waitScope);
+    stream_ = address->connect().wait(io_.waitScope);
+    if (!o.cacert.empty()) {
+      std::ifstream in(o.cacert);
+      std::string pem((std::istreambuf_iterator<char>(in)), {});
+      if (pem.empty()) throw Failure("cannot read CA certificate " + o.cacert);
+      kj::TlsCertificate ca(kj::StringPtr(pem.c_str()));
+      kj::TlsContext::Options options;
+      options.useSystemTrustStore = false;
+      options.trustedCertificates = kj::arrayPtr(&ca, 1);
+      kj::TlsContext tls(kj::mv(options));
+      const std::string name =
+          o.tls_server_name.empty() ? HostOf(o.addr) : o.tls_server_name;
+      stream_ =
+          tls.wrapClient(kj::mv(stream_), name.c_str()).wait(io_.waitScope);
+    }
+  } catch (const kj::Exception& e) {
+    throw Failure("cannot connect to " + o.addr + ": " + Describe(e));
+  }
+  rpc_ = kj::heap<capnp::TwoPartyClient>(*stream_);
+  auto login = rpc_->bootstrap().castAs<rpc::Gateway>().loginRequest();
+  login.setPrincipal(o.principal);
+  login.setToken(token);
+  try {
+    auto response = login.send().wait(io_.waitScope);
+    session_ = kj::heap<rpc::Session::Client>(response.getSession());
+  } catch (const kj::Exception& e) {
+    const Status s = server::FromException(e);
+    if (s.code() == StatusCode::kUnauthenticated) {
+      throw Failure("login as " + o.principal + " at " + o.addr +
+                    " refused (unknown principal, wrong or revoked token)");
+    }
+    throw Failure("login at " + o.addr + " failed: " + s.ToString());
+  }
+}
+
+Connection::~Connection() = default;
+
+rpc::Officer::Client Connection::Officer() {
+  return session_->officerRequest().send().getOfficer();
+}
+rpc::Auditor::Client Connection::Auditor() {
+  return session_->auditorRequest().send().getAuditor();
+}
+rpc::Admin::Client Connection::Admin() {
+  return session_->adminRequest().send().getAdmin();
+}
+
+void Remote(const std::function<void()>& call) {
+  try {
+    call();
+  } catch (const kj::Exception& e) {
+    throw Failure(server::FromException(e).ToString());
+  }
+}
+
+std::string ReadTokenFile(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) {
+    throw Failure("cannot read token file " + path + ": " +
+                  std::strerror(errno));
+  }
+  if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+    throw Failure("token file " + path +
+                  " is readable by group or others; chmod 600 it");
+  }
+  std::ifstream in(path);
+  std::string token;
+  std::getline(in, token);
+  if (token.empty()) throw Failure("no token in " + path);
+  return token;
+}
+
+void RequireNewFile(const std::string& path) {
+  struct stat st {};
+  if (lstat(path.c_str(), &st) == 0) {
+    throw Failure(path + " exists; give a new file");
+  }
+}
+
+void WritePrivateFile(const std::string& path, std::string_view content) {
+  const int fd =
+      open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    throw Failure("cannot create " + path + ": " + std::strerror(errno));
+  }
+  std::string line(content);
+  line.push_back('\n');
+  const bool ok =
+      write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+  const bool closed = close(fd) == 0;
+  if (!ok || !closed) throw Failure("cannot write " + path);
+}
+
+int64_t ParseTime(std::string_view text, std::string_view flag) {
+  static const std::regex kForm(
+      R"(^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.(\d{1,6}))?)"
+      R"((Z|([+-])(\d{2}):(\d{2}))$)");
+  std::cmatch m;
+  const std::string s(text);
+  auto bad = [&] {
+    return UsageError(std::string(flag) + ": expected a date-time with a " +
+                      "zone, as 2027-01-31T09:00:00Z or " +
+                      "2027-01-31T10:00:00+01:00, not '" + s + "'");
+  };
+  if (!std::regex_match(s.c_str(), m, kForm)) throw bad();
+  auto num = [&](int i) { return std::stoi(m[i].str()); };
+  try {
+    const boost::gregorian::date day(num(1), num(2), num(3));
+    if (num(4) > 23 || num(5) > 59 || num(6) > 59) throw bad();
+    const boost::posix_time::ptime epoch(boost::gregorian::date(1970, 1, 1));
+    const boost::posix_time::ptime at(day,
+                                      boost::posix_time::hours(num(4)) +
+                                          boost::posix_time::minutes(num(5)) +
+                                          boost::posix_time::seconds(num(6)));
+    int64_t micros = (at - epoch).total_microseconds();
+    if (m[8].matched) {
+      std::string fraction = m[8].str();
+      fraction.resize(6, '0');
+      micros += std::stoll(fraction);
+    }
+    if (m[10].matched) {
+      if (num(11) > 23 || num(12) > 59) throw bad();
+      const int64_t offset =
+          (int64_t{num(11)} * 3600 + int64_t{num(12)} * 60) * 1'000'000;
+      micros += m[10].str() == "+" ? -offset : offset;
+    }
+    return micros;
+  } catch (const std::out_of_range&) {  // Boost's bad day, month or year.
+    throw bad();
+  }
+}
+
+std::string FormatTime(int64_t micros) {
+  if (micros == 0) return "";
+  const boost::posix_time::ptime epoch(boost::gregorian::date(1970, 1, 1));
+  const auto at = epoch + boost::posix_time::microseconds(micros);
+  std::string out = boost::posix_time::to_iso_extended_string(at);
+  out.push_back('Z');
+  return out;
+}
+
+nlohmann::json TimeJson(int64_t micros) {
+  if (micros == 0) return nullptr;
+  return FormatTime(micros);
+}
+
+void AddJsonFlag(CLI::App& verb, Output& output) {
+  verb.add_flag("--json", output.json, "print JSON, for scripts");
+}
+
+void PrintJson(const nlohmann::json& value) {
+  std::cout << value.dump(2) << "\n";
+}
+
+void Table::Print() const {
+  std::vector<size_t> width(header_.size(), 0);
+  auto measure = [&](const std::vector<std::string>& row) {
+    for (size_t i = 0; i < row.size() && i < width.size(); ++i) {
+      width[i] = std::max(width[i], row[i].size());
+    }
+  };
+  measure(header_);
+  for (const auto& row : rows_) measure(row);
+  auto print = [&](const std::vector<std::string>& row) {
+    std::string line;
+    for (size_t i = 0; i < row.size() && i < width.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line.append(width[i] - row[i].size() + 2, ' ');
+    }
+    std::cout << line << "\n";
+  };
+  print(header_);
+  std::vector<std::string> rule;
+  for (size_t w : width) rule.emplace_back(w, '-');
+  print(rule);
+  for (const auto& row : rows_) print(row);
+}
+
+std::string RoleName(rpc::Role role) {
+  switch (role) {
+    case rpc::Role::USER:
+      return "user";
+    case rpc::Role::OFFICER:
+      return "officer";
+    case rpc::Role::AUDITOR:
+      return "auditor";
+    case rpc::Role::ADMIN:
+      return "admin";
+  }
+  return "?";
+}
+
+rpc::Role ParseRole(const std::string& name) {
+  for (rpc::Role r : {rpc::Role::USER, rpc::Role::OFFICER, rpc::Role::AUDITOR,
+                      rpc::Role::ADMIN}) {
+    if (RoleName(r) == name) return r;
+  }
+  throw UsageError("--role: one of user, officer, auditor, admin, not '" +
+                   name + "'");
+}
+
+std::string StateName(rpc::RecordState state) {
+  switch (state) {
+    case rpc::RecordState::ACTIVE:
+      return "active";
+    case rpc::RecordState::CLOSED:
+      return "closed";
+    case rpc::RecordState::BLOCKED:
+      return "blocked";
+    case rpc::RecordState::ERASED:
+      return "erased";
+  }
+  return "?";
+}
+
+std::pair<std::string, std::string> KeyValue(const std::string& text,
+                                             std::string_view flag) {
+  const size_t eq = text.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    // The text is not echoed: it may be a personal field's value.
+    throw UsageError(std::string(flag) + ": expected name=value");
+  }
+  return {text.substr(0, eq), text.substr(eq + 1)};
+}
+
+}  // namespace custos::cli

@@ -1,0 +1,155 @@
+// What every verb of the `custos` tool shares: the connection to custosd
+// (flags or environment, like Vault's and PostgreSQL's tools), output as
+// aligned tables or JSON, ISO 8601 times, and the exit codes.
+//
+// Exit codes: 0 success, 1 refused or failed (by the server, or a server
+// that cannot be reached), 2 usage (a malformed argument, a date without a
+// zone). A verb reports failures by throwing Failure or UsageError; main
+// turns them into a message on stderr and the exit code.
+
+#ifndef CUSTOS_TOOLS_CLI_H_
+#define CUSTOS_TOOLS_CLI_H_
+
+#include <capnp/rpc-twoparty.h>
+#include <kj/async-io.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "schema/custos.capnp.h"
+
+namespace custos::cli {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailed = 1;
+inline constexpr int kExitUsage = 2;
+
+// Exit 1: refused or failed.
+struct Failure : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+// Exit 2: the command line is wrong.
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Where and as whom to connect. Defaults: custosd's embedded defaults run
+// from the same directory.
+struct ConnectionOptions {
+  std::string addr;             // "unix:PATH" or "HOST:PORT". CUSTOS_ADDR.
+  std::string principal;        // CUSTOS_PRINCIPAL.
+  std::string token_file;       // CUSTOS_TOKEN_FILE; never a token itself.
+  std::string cacert;           // CUSTOS_CACERT: PEM file; set = TLS.
+  std::string tls_server_name;  // CUSTOS_TLS_SERVER_NAME; default: host.
+};
+
+// Adds --addr, --principal, --token-file, --cacert, --tls-server-name to
+// `app`, with their environment variables as defaults.
+void AddConnectionOptions(CLI::App& app, ConnectionOptions& options);
+
+// A logged-in session on custosd. Construction connects and logs in:
+// Failure naming the address if the server cannot be reached, or if the
+// login is refused (one message for a wrong token, an unknown and a
+// revoked principal, as the server gives one answer).
+class Connection {
+ public:
+  explicit Connection(const ConnectionOptions& options);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  rpc::Session::Client& session() { return *session_; }
+  kj::WaitScope& wait() { return io_.waitScope; }
+
+  // The facets; Failure if the principal lacks the role.
+  rpc::Officer::Client Officer();
+  rpc::Auditor::Client Auditor();
+  rpc::Admin::Client Admin();
+
+ private:
+  kj::AsyncIoContext io_;
+  kj::Own<kj::AsyncIoStream> stream_;
+  kj::Own<capnp::TwoPartyClient> rpc_;
+  kj::Own<rpc::Session::Client> session_;
+  std::string addr_;
+};
+
+// Runs `call` (which uses `connection`), turning a remote exception into a
+// Failure whose message is the server's (already free of personal data).
+void Remote(const std::function<void()>& call);
+
+// Reads the token in `path` (first line). Failure if it cannot be read, is
+// empty, or is readable by group or others (as PostgreSQL treats a
+// .pgpass file that is: a token is a password).
+std::string ReadTokenFile(const std::string& path);
+
+// Failure if `path` exists: checked before a call whose result goes there.
+void RequireNewFile(const std::string& path);
+
+// Writes `content` and a newline to a new file `path`, created with mode
+// 0600 (never briefly wider): tokens, reports. Failure if it exists or
+// cannot be written.
+void WritePrivateFile(const std::string& path, std::string_view content);
+
+// ISO 8601 / RFC 3339 date-times with an explicit zone: "Z" or "+hh:mm",
+// optional fraction up to microseconds. UsageError otherwise, naming the
+// flag and the expected form.
+int64_t ParseTime(std::string_view text, std::string_view flag);
+// Microseconds since the epoch as "YYYY-MM-DDTHH:MM:SS[.ffffff]Z"; "" for 0.
+std::string FormatTime(int64_t micros);
+// The same for JSON: null for 0 (no such time).
+nlohmann::json TimeJson(int64_t micros);
+
+// Output of a reading verb: --json for scripts, a table otherwise.
+struct Output {
+  bool json = false;
+};
+void AddJsonFlag(CLI::App& verb, Output& output);
+void PrintJson(const nlohmann::json& value);
+
+// A table printed with aligned columns; the header underlined.
+class Table {
+ public:
+  explicit Table(std::vector<std::string> header)
+      : header_(std::move(header)) {}
+  void Add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
+  void Print() const;
+
+ private:
+  std::vector<std::string> header_;
+  std::vector<std::vector<std::string>> rows_;
+};
+
+std::string RoleName(rpc::Role role);
+rpc::Role ParseRole(const std::string& name);  // UsageError if unknown.
+std::string StateName(rpc::RecordState state);
+
+// "k=v" -> {k, v}; UsageError naming `flag` without '='.
+std::pair<std::string, std::string> KeyValue(const std::string& text,
+                                             std::string_view flag);
+
+// One verb: its subcommand and what it runs once parsed. `online` verbs
+// get a Connection; offline ones get none.
+struct Verb {
+  CLI::App* command = nullptr;
+  std::function<void(Connection&)> run;
+};
+
+// The verb families (tools/verbs_*.cc); each adds its subcommands to `app`.
+void AddPrincipalVerbs(CLI::App& app, std::vector<Verb>& verbs);
+void AddRecordVerbs(CLI::App& app, std::vector<Verb>& verbs);
+void AddRetentionVerbs(CLI::App& app, std::vector<Verb>& verbs);
+void AddSubjectVerbs(CLI::App& app, std::vector<Verb>& verbs);
+void AddVerifyVerbs(CLI::App& app, std::vector<Verb>& verbs);
+
+}  // namespace custos::cli
+
+#endif  // CUSTOS_TOOLS_CLI_H_

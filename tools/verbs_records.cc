@@ -1,0 +1,170 @@
+// custos record create|get: store and read a record as the logged-in
+// principal (the README's tour; host applications use the RPC API).
+
+#include <iostream>
+#include <memory>
+
+#include "tools/cli.h"
+
+namespace custos::cli {
+namespace {
+
+nlohmann::json RecordJson(rpc::Record::Reader r) {
+  nlohmann::json attributes = nlohmann::json::object();
+  for (auto a : r.getAttributes())
+    attributes[a.getKey().cStr()] = a.getValue().cStr();
+  nlohmann::json parts = nlohmann::json::array();
+  for (auto p : r.getParts()) {
+    nlohmann::json fields = nlohmann::json::object();
+    for (auto f : p.getFields())
+      fields[f.getName().cStr()] = f.getValue().cStr();
+    parts.push_back({{"subject_id", p.getSubjectId().cStr()},
+                     {"subject_identifier", p.getSubjectIdentifier().cStr()},
+                     {"version", p.getVersion()},
+                     {"fields", fields}});
+  }
+  nlohmann::json grants = nlohmann::json::array();
+  for (auto g : r.getGrants()) grants.push_back(g.cStr());
+  return {{"id", r.getId()},
+          {"kind", r.getKind().cStr()},
+          {"owner", r.getOwner().cStr()},
+          {"state", StateName(r.getState())},
+          {"grants", grants},
+          {"attributes", attributes},
+          {"created_at", TimeJson(r.getCreatedAtMicros())},
+          {"closed_at", TimeJson(r.getClosedAtMicros())},
+          {"personal_included", r.getPersonalIncluded()},
+          {"parts", parts}};
+}
+
+}  // namespace
+
+void AddRecordVerbs(CLI::App& app, std::vector<Verb>& verbs) {
+  auto* record = app.add_subcommand("record", "create and read records");
+  record->require_subcommand(1);
+  {
+    struct Args {
+      std::string kind;
+      std::vector<std::string> attributes, fields, grants;
+      bool sensitive = false;
+    };
+    auto a = std::make_shared<Args>();
+    auto* cmd = record->add_subcommand(
+        "create",
+        "create a record with one subject's personal data; the subject's "
+        "identifier is read from standard input (never from the command "
+        "line, where the process list shows it)\n"
+        "example: echo anna@example.org | custos record create --kind "
+        "request --attr country=AT --field name=Anna --grant authority-b");
+    cmd->add_option("--kind", a->kind, "record kind")->required();
+    cmd->add_option("--attr", a->attributes,
+                    "attribute key=value (not "
+                    "personal data)");
+    cmd->add_option("--field", a->fields,
+                    "personal field name=value; needs a subject on stdin");
+    cmd->add_option("--grant", a->grants, "principal that may read it");
+    cmd->add_flag("--sensitive", a->sensitive,
+                  "personal data only shown with a stated purpose");
+    verbs.push_back({cmd, [a](Connection& c) {
+                       std::vector<std::pair<std::string, std::string>> attrs,
+                           fields;
+                       for (const auto& t : a->attributes)
+                         attrs.push_back(KeyValue(t, "--attr"));
+                       for (const auto& t : a->fields)
+                         fields.push_back(KeyValue(t, "--field"));
+                       std::string subject;
+                       if (!fields.empty()) {
+                         std::getline(std::cin, subject);
+                         if (subject.empty())
+                           throw UsageError(
+                               "--field needs the subject's identifier on "
+                               "standard input");
+                       }
+                       Remote([&] {
+                         auto req = c.session().createRequest();
+                         auto r = req.initRecord();
+                         r.setKind(a->kind);
+                         r.setSensitive(a->sensitive);
+                         auto al = r.initAttributes(attrs.size());
+                         for (size_t i = 0; i < attrs.size(); ++i) {
+                           al[i].setKey(attrs[i].first);
+                           al[i].setValue(attrs[i].second);
+                         }
+                         if (!subject.empty()) {
+                           auto part = r.initPersonal(1)[0];
+                           part.setSubjectIdentifier(subject);
+                           auto fl = part.initFields(fields.size());
+                           for (size_t i = 0; i < fields.size(); ++i) {
+                             fl[i].setName(fields[i].first);
+                             fl[i].setValue(fields[i].second);
+                           }
+                         }
+                         auto gl = r.initGrants(a->grants.size());
+                         for (size_t i = 0; i < a->grants.size(); ++i)
+                           gl.set(i, a->grants[i]);
+                         std::cout << req.send().wait(c.wait()).getId() << "\n";
+                       });
+                     }});
+  }
+  {
+    struct Args {
+      uint64_t id = 0;
+      std::string purpose_kind, justification;
+      Output out;
+    };
+    auto a = std::make_shared<Args>();
+    auto* cmd = record->add_subcommand(
+        "get",
+        "show a record as you may see it (a read of personal data is "
+        "recorded in the subject's access history)\n"
+        "example: custos record get 1 --json");
+    cmd->add_option("id", a->id, "record id")->required();
+    cmd->add_option("--purpose", a->purpose_kind,
+                    "proof-of-exchange, subject-consent or public-interest "
+                    "(for sensitive or blocked records)");
+    cmd->add_option("--justification", a->justification,
+                    "why, for the history (with --purpose)");
+    AddJsonFlag(*cmd, a->out);
+    verbs.push_back({cmd, [a](Connection& c) {
+                       Remote([&] {
+                         auto req = c.session().getRequest();
+                         req.setId(a->id);
+                         if (!a->purpose_kind.empty()) {
+                           auto p = req.initPurpose();
+                           if (a->purpose_kind == "proof-of-exchange")
+                             p.setKind(rpc::PurposeKind::PROOF_OF_EXCHANGE);
+                           else if (a->purpose_kind == "subject-consent")
+                             p.setKind(rpc::PurposeKind::SUBJECT_CONSENT);
+                           else if (a->purpose_kind == "public-interest")
+                             p.setKind(rpc::PurposeKind::PUBLIC_INTEREST);
+                           else
+                             throw UsageError(
+                                 "--purpose: proof-of-exchange, "
+                                 "subject-consent or public-interest");
+                           p.setJustification(a->justification);
+                         }
+                         auto response = req.send().wait(c.wait());
+                         auto r = response.getRecord();
+                         if (a->out.json) return PrintJson(RecordJson(r));
+                         std::cout << "record " << r.getId() << "  kind "
+                                   << r.getKind().cStr() << "  owner "
+                                   << r.getOwner().cStr() << "  state "
+                                   << StateName(r.getState()) << "\n";
+                         for (auto at : r.getAttributes())
+                           std::cout << "  " << at.getKey().cStr() << " = "
+                                     << at.getValue().cStr() << "\n";
+                         for (auto p : r.getParts()) {
+                           std::cout << "  subject "
+                                     << p.getSubjectIdentifier().cStr() << "\n";
+                           for (auto f : p.getFields())
+                             std::cout << "    " << f.getName().cStr() << " = "
+                                       << f.getValue().cStr() << "\n";
+                         }
+                         if (!r.getPersonalIncluded())
+                           std::cout << "  (no personal data shown)\n";
+                       });
+                     }});
+  }
+}
+
+}  // namespace custos::cli

@@ -1,0 +1,177 @@
+// custos sweep; custos hold set|release|list.
+
+#include <unistd.h>
+
+#include <iostream>
+#include <memory>
+
+#include "tools/cli.h"
+
+namespace custos::cli {
+namespace {
+
+nlohmann::json HoldJson(rpc::Hold::Reader h) {
+  return {{"id", h.getId().cStr()},
+          {"record_id", h.getRecordId()},
+          {"subject_id", h.getSubjectId().cStr()},
+          {"reason", h.getReason().cStr()},
+          {"set_by", h.getSetBy().cStr()},
+          {"set_at", TimeJson(h.getSetAtMicros())},
+          {"ends_at", TimeJson(h.getEndsAtMicros())},
+          {"released_at", TimeJson(h.getReleasedAtMicros())},
+          {"released_by", h.getReleasedBy().cStr()}};
+}
+
+}  // namespace
+
+void AddRetentionVerbs(CLI::App& app, std::vector<Verb>& verbs) {
+  {
+    struct Args {
+      bool dry_run = false;
+      std::string as_of;
+      Output out;
+    };
+    auto a = std::make_shared<Args>();
+    auto* cmd = app.add_subcommand(
+        "sweep",
+        "write down the closures, blockings and erasures due and erase what "
+        "is due (custosd also sweeps on its own timer)\n"
+        "example: custos sweep --dry-run --as-of 2027-07-01T00:00:00Z");
+    cmd->add_flag("--dry-run", a->dry_run, "count what is due; change nothing");
+    cmd->add_option("--as-of", a->as_of,
+                    "look ahead to this date-time (ISO 8601 with a zone); "
+                    "dry runs only");
+    AddJsonFlag(*cmd, a->out);
+    verbs.push_back(
+        {cmd, [a](Connection& c) {
+           int64_t as_of = 0;
+           if (!a->as_of.empty()) {
+             if (!a->dry_run)
+               throw UsageError(
+                   "--as-of is for dry runs only (--dry-run): a "
+                   "sweep never acts in the future");
+             as_of = ParseTime(a->as_of, "--as-of");
+           }
+           Remote([&] {
+             auto req = c.Admin().sweepRequest();
+             req.setAsOfMicros(as_of);
+             req.setDryRun(a->dry_run);
+             auto response = req.send().wait(c.wait());
+             auto r = response.getReport();
+             if (a->out.json) {
+               return PrintJson({{"dry_run", a->dry_run},
+                                 {"closed", r.getClosed()},
+                                 {"blocked", r.getBlocked()},
+                                 {"erased", r.getErased()},
+                                 {"postponed", r.getPostponed()},
+                                 {"history_pruned", r.getHistoryPruned()},
+                                 {"skipped", r.getSkipped()},
+                                 {"complete", r.getComplete()}});
+             }
+             Table t({"TRANSITION", a->dry_run ? "DUE" : "DONE"});
+             t.Add({"closed", std::to_string(r.getClosed())});
+             t.Add({"blocked", std::to_string(r.getBlocked())});
+             t.Add({"erased", std::to_string(r.getErased())});
+             t.Add({"postponed by a hold", std::to_string(r.getPostponed())});
+             t.Add({"history events pruned",
+                    std::to_string(r.getHistoryPruned())});
+             t.Add({"skipped (unreadable)", std::to_string(r.getSkipped())});
+             t.Print();
+             if (!r.getComplete())
+               std::cout << "more is due: run the sweep again\n";
+           });
+         }});
+  }
+  auto* hold = app.add_subcommand("hold", "legal holds (officers)");
+  hold->require_subcommand(1);
+  {
+    struct Args {
+      uint64_t record = 0;
+      std::string reason, until;
+      Output out;
+    };
+    auto a = std::make_shared<Args>();
+    auto* cmd = hold->add_subcommand(
+        "set",
+        "keep a record from erasure until a date, for a stated reason\n"
+        "example: custos hold set 42 --reason 'court case 12/2027' "
+        "--until 2029-01-01T00:00:00Z");
+    cmd->add_option("record", a->record, "record id")->required();
+    cmd->add_option("--reason", a->reason, "why (recorded)")->required();
+    cmd->add_option("--until", a->until,
+                    "when the hold ends (ISO 8601 with a zone)")
+        ->required();
+    AddJsonFlag(*cmd, a->out);
+    verbs.push_back({cmd, [a](Connection& c) {
+                       const int64_t until = ParseTime(a->until, "--until");
+                       Remote([&] {
+                         auto req = c.Officer().setRecordHoldRequest();
+                         req.setId(a->record);
+                         req.setReason(a->reason);
+                         req.setEndsAtMicros(until);
+                         auto response = req.send().wait(c.wait());
+                         if (a->out.json)
+                           return PrintJson(HoldJson(response.getHold()));
+                         std::cout << "hold "
+                                   << response.getHold().getId().cStr()
+                                   << " on record " << a->record << " until "
+                                   << FormatTime(until) << "\n";
+                       });
+                     }});
+  }
+  {
+    auto id = std::make_shared<std::string>();
+    auto* cmd = hold->add_subcommand(
+        "release",
+        "release a hold: the record's erasure is due again at once if its "
+        "date has passed\nexample: custos hold release h1");
+    cmd->add_option("id", *id, "hold id")->required();
+    verbs.push_back({cmd, [id](Connection& c) {
+                       Remote([&] {
+                         auto req = c.Officer().releaseHoldRequest();
+                         req.setHoldId(*id);
+                         req.send().wait(c.wait());
+                       });
+                       std::cout << "released " << *id << "\n";
+                     }});
+  }
+  {
+    struct Args {
+      bool all = false;
+      Output out;
+    };
+    auto a = std::make_shared<Args>();
+    auto* cmd =
+        hold->add_subcommand("list",
+                             "list holds in force (--all: ended ones too)\n"
+                             "example: custos hold list --all --json");
+    cmd->add_flag("--all", a->all, "include released and ended holds");
+    AddJsonFlag(*cmd, a->out);
+    verbs.push_back(
+        {cmd, [a](Connection& c) {
+           Remote([&] {
+             auto req = c.Officer().listHoldsRequest();
+             req.setIncludeEnded(a->all);
+             auto response = req.send().wait(c.wait());
+             if (a->out.json) {
+               nlohmann::json all = nlohmann::json::array();
+               for (auto h : response.getHolds()) all.push_back(HoldJson(h));
+               return PrintJson(all);
+             }
+             Table t({"ID", "RECORD", "SUBJECT", "UNTIL", "SET BY", "RELEASED",
+                      "REASON"});
+             for (auto h : response.getHolds()) {
+               t.Add({h.getId().cStr(),
+                      h.getRecordId() == 0 ? std::string()
+                                           : std::to_string(h.getRecordId()),
+                      h.getSubjectId().cStr(), FormatTime(h.getEndsAtMicros()),
+                      h.getSetBy().cStr(), FormatTime(h.getReleasedAtMicros()),
+                      h.getReason().cStr()});
+             }
+             t.Print();
+           });
+         }});
+  }
+}
+
+}  // namespace custos::cli
