@@ -93,6 +93,11 @@ TEST_F(ServerAdminTest, ABatchWithOneBadRecordOrOverTheLimitChangesNothing) {
   EXPECT_EQ(too_many.message(), "a batch must hold 1 to 100 items");
   Status empty = StatusOf(a.createManyRequest().send(), wait());
   EXPECT_EQ(empty.code(), StatusCode::kInvalidArgument);
+  auto get = a.getManyRequest();
+  get.initIds(101);
+  Status too_many_ids = StatusOf(get.send(), wait());
+  EXPECT_EQ(too_many_ids.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(too_many_ids.message(), "a batch must hold 1 to 100 items");
 
   // Nothing was stored: the owner lists nothing, Anna is unknown.
   auto list = a.listRequest();
