@@ -16,6 +16,18 @@
 # personal data, key material or source text.
 #
 # Times are microseconds since the Unix epoch, UTC; 0 means "none".
+#
+# Paths (Admin.backup, verifyBackup, exportRestoreKit, rotateMasterKey)
+# name files and directories on the server's host, read and written with
+# the server's permissions; they must be absolute. No key material ever
+# crosses the wire: a new master key is read by the server from a key file
+# (docs/decisions.md, "issue 12, the whole engine over RPC").
+#
+# Long admin work (sweep, completeShreds, reapplyPolicies, rekeySubject,
+# verifyErasure, rotateMasterKey, rotateKek, backup, verifyBackup,
+# exportRestoreKit, expireBackupKeys) runs on the connection's second lane
+# of workers: it never delays that connection's other calls, and runs in
+# the order sent among itself only.
 
 @0x9f682b85893a5d62;
 
@@ -137,6 +149,28 @@ struct ListQuery {
   purpose @8 :Purpose;          # Absent = none.
 }
 
+struct GetResult {
+  # One answer of Session.getMany.
+  id @0 :UInt64;
+  union {
+    record @1 :Record;
+    # "<Code>: <message>" as an exception's description (see above):
+    # "NotFound: record not found" alike for a record that does not exist
+    # and one the caller may not see; "DataLoss: ..." for a corrupt one.
+    error @2 :Text;
+  }
+}
+
+struct RetentionPolicy {
+  # Periods are ISO 8601 durations ("P6M", "P1Y", "P30D"); "" = absent
+  # (docs/retention.md).
+  kind @0 :Text;
+  closeAfter @1 :Text;          # Untouched ACTIVE -> CLOSED. "" = never.
+  blockAfter @2 :Text;          # CLOSED -> BLOCKED. "" = no BLOCKED phase.
+  eraseAfter @3 :Text;          # From closure to ERASED. Required.
+  historyAfter @4 :Text;        # Access history kept after erasure. Required.
+}
+
 struct Principal {
   id @0 :Text;
   displayName @1 :Text;
@@ -175,6 +209,20 @@ interface Session {
   officer @10 () -> (officer :Officer);
   auditor @11 () -> (auditor :Auditor);
   admin @12 () -> (admin :Admin);
+
+  # The retention policies in force, by kind (any principal).
+  listPolicies @13 () -> (policies :List(RetentionPolicy));
+
+  # Batch forms (one engine write for the whole batch; 1 to the server's
+  # max_batch_records items, default 100, InvalidArgument otherwise).
+  # Role user. Creates every record or none (a refusal names the record's
+  # position: "record 2: ..."). The new ids, in order.
+  createMany @14 (records :List(NewRecord)) -> (ids :List(UInt64));
+  # One answer per id, in order, every disclosure recorded in one commit.
+  # The call fails as a whole only for a bad batch or purpose, or an
+  # error that is not one record's.
+  getMany @15 (ids :List(UInt64), purpose :Purpose)
+      -> (results :List(GetResult));
 }
 
 struct Hold {
@@ -200,6 +248,10 @@ interface Officer {
   releaseHold @2 (holdId :Text) -> ();
   # Holds in force, or all of them.
   listHolds @3 (includeEnded :Bool) -> (holds :List(Hold));
+  # A legal hold on every record of one subject (Admin.findSubject or
+  # Auditor.findSubject give the id) until endsAtMicros.
+  setSubjectHold @4 (subjectId :Text, reason :Text, endsAtMicros :Int64)
+      -> (hold :Hold);
 }
 
 struct AccessEvent {
@@ -224,11 +276,33 @@ interface Auditor {
   # The answer to a subject's access request, as the JSON of
   # docs/subject-report.md; producing it is a logged disclosure.
   subjectReport @2 (subjectId :Text) -> (json :Text);
+  # Holds in force, or all of them.
+  listHolds @3 (includeEnded :Bool) -> (holds :List(Hold));
+  # The subject id of an external identifier; NotFound if none.
+  findSubject @4 (identifier :Text) -> (subjectId :Text);
 }
 
 struct NewPrincipal {
   principal @0 :Principal;
   token @1 :Text;               # Shown once; never stored.
+}
+
+struct Transition {
+  recordId @0 :UInt64;
+  from @1 :RecordState;
+  to @2 :RecordState;
+  dueMicros @3 :Int64;
+}
+
+struct HeldErasure {
+  recordId @0 :UInt64;
+  erasableAtMicros @1 :Int64;   # If no hold changes meanwhile.
+  holdIds @2 :List(Text);
+}
+
+struct SkippedRecord {
+  recordId @0 :UInt64;
+  reason @1 :Text;              # The error; never personal data.
 }
 
 struct SweepReport {
@@ -237,8 +311,34 @@ struct SweepReport {
   erased @2 :UInt64;
   postponed @3 :UInt64;
   historyPruned @4 :UInt64;
-  complete @5 :Bool;
+  complete @5 :Bool;            # False when maxRecords stopped it.
   skipped @6 :UInt64;
+  transitions @7 :List(Transition);     # Applied, or (dry run) planned.
+  held @8 :List(HeldErasure);           # Erasures postponed by holds.
+  skippedRecords @9 :List(SkippedRecord);
+}
+
+struct BackupFile {
+  name @0 :Text;
+  size @1 :UInt64;
+  blake2bHex @2 :Text;
+}
+
+struct BackupReport {
+  backupId @0 :Text;
+  createdMicros @1 :Int64;
+  recordsEntries @2 :UInt64;
+  keystoreEntries @3 :UInt64;
+  files @4 :List(BackupFile);
+}
+
+struct BackupVerification {
+  formatVersion @0 :UInt32;
+  backupId @1 :Text;
+  createdMicros @2 :Int64;
+  files @3 :List(BackupFile);
+  recordsChunks @4 :UInt64;
+  keystoreChunks @5 :UInt64;
 }
 
 interface Admin {
@@ -246,8 +346,11 @@ interface Admin {
                       redacted :Bool) -> (created :NewPrincipal);
   listPrincipals @1 () -> (principals :List(Principal));
   revokePrincipal @2 (id :Text) -> ();
-  # Applies what is due by asOfMicros (0 = now); dryRun writes nothing.
-  sweep @3 (asOfMicros :Int64, dryRun :Bool) -> (report :SweepReport);
+  # Applies what is due by asOfMicros (0 = now); dryRun writes nothing and
+  # may look ahead: a dry run at a future instant is the preview of the
+  # deadlines due by then. At most maxRecords records (0 = no bound).
+  sweep @3 (asOfMicros :Int64, dryRun :Bool, maxRecords :UInt64)
+      -> (report :SweepReport);
   # The subject id of an external identifier; NotFound if none.
   findSubject @4 (identifier :Text) -> (subjectId :Text);
   # Crypto-shreds the subject: its key is destroyed at once.
@@ -255,4 +358,45 @@ interface Admin {
   # Replaces a principal's token (returned once); sessions opened with the
   # old one end at once.
   rotateCredential @6 (id :Text) -> (token :Text);
+
+  # Stores the policy of policy.kind (replacing any). InvalidArgument,
+  # naming the field, for a bad period. Applies to deadlines computed from
+  # now on; see reapplyPolicies.
+  setPolicy @7 (policy :RetentionPolicy) -> ();
+  # Recomputes every open deadline under the current policies; how many
+  # records changed.
+  reapplyPolicies @8 () -> (updated :UInt64);
+  # Holds in force, or all of them.
+  listHolds @9 (includeEnded :Bool) -> (holds :List(Hold));
+  # Verifies the whole history chain (as Auditor.verifyChain).
+  verifyChain @10 () -> (ok :Bool, problem :Text, verified :UInt64,
+                         headSeq :UInt64, headLinkHex :Text);
+  # Finishes the bookkeeping of shredded subjects' records, at most budget
+  # (1 or more) of them; how many were rewritten (0: nothing pending).
+  completeShreds @11 (budget :UInt64) -> (rewritten :UInt64);
+  # Replaces the subject's data key (a suspected compromise).
+  rekeySubject @12 (subjectId :Text) -> ();
+  # Scans the data directory for erased ciphertexts and destroyed keys.
+  verifyErasure @13 () -> (witnesses :UInt64, found :UInt64,
+                           filesWithLeftovers :List(Text));
+  # Rewraps the keyring under the master key in keyFile, a master key
+  # file on the server's host (mode 0600 or 0400, the format of
+  # docs/crypto.md) that the operator created and keeps; from then on only
+  # that key opens the store: point custosd at it before its next start.
+  rotateMasterKey @14 (keyFile :Text) -> ();
+  # Starts or continues a KEK rotation; batchSize 0 = default (1000),
+  # maxKeys 0 = no bound.
+  rotateKek @15 (batchSize :UInt64, maxKeys :UInt64)
+      -> (kekVersion :UInt32, rewrapped :UInt64, complete :Bool);
+  # The KEK versions the keyring holds, ascending.
+  kekVersions @16 () -> (versions :List(UInt32));
+  # Writes a backup into dir (created; must be absent or empty).
+  backup @17 (dir :Text) -> (report :BackupReport);
+  # Checks the backup in dir (checksums and structure; no keys needed).
+  verifyBackup @18 (dir :Text) -> (verification :BackupVerification);
+  # Writes a restore kit to path (must not exist). A restore itself is
+  # offline: Engine::Restore on a stopped server (docs/operations.md).
+  exportRestoreKit @19 (path :Text) -> ();
+  # Destroys backup keys older than the backup retention; how many.
+  expireBackupKeys @20 () -> (expired :UInt64);
 }

@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "crypto/master_key.h"
 #include "report/subject_report_json.h"
 #include "server/errors.h"
 
@@ -16,20 +17,36 @@ namespace {
 
 // ---- Running engine calls on the pool ---------------------------------------
 
-// Runs `fn` on a worker in the connection's lane; the promise resolves on
-// the event loop's thread with its result.
+// Runs `fn` on a worker in `lane`; the promise resolves on the event
+// loop's thread with its result.
 template <typename T>
-kj::Promise<kj::Own<T>> OnWorker(Connection& conn,
-                                 std::move_only_function<T()> fn) {
+kj::Promise<kj::Own<T>> OnLane(Connection& conn,
+                               const std::shared_ptr<WorkerPool::Lane>& lane,
+                               std::move_only_function<T()> fn) {
   // The result crosses threads on the heap: kj's promise machinery then
   // moves a pointer only (and GCC 12 sees no uninitialised std::expected
   // in kj's ExceptionOr).
   auto paf = kj::newPromiseAndCrossThreadFulfiller<kj::Own<T>>();
-  conn.pool.Post(conn.lane, [fn = std::move(fn),
-                             fulfiller = kj::mv(paf.fulfiller)]() mutable {
-    fulfiller->fulfill(kj::heap<T>(fn()));
-  });
+  conn.pool.Post(
+      lane, [fn = std::move(fn), fulfiller = kj::mv(paf.fulfiller)]() mutable {
+        fulfiller->fulfill(kj::heap<T>(fn()));
+      });
   return kj::mv(paf.promise);
+}
+
+// In the connection's lane: its calls in the order sent.
+template <typename T>
+kj::Promise<kj::Own<T>> OnWorker(Connection& conn,
+                                 std::move_only_function<T()> fn) {
+  return OnLane<T>(conn, conn.lane, std::move(fn));
+}
+
+// Long admin work, in the connection's second lane (Connection::long_lane).
+template <typename T>
+kj::Promise<kj::Own<T>> OnLongLane(Connection& conn,
+                                   std::move_only_function<T()> fn) {
+  if (!conn.long_lane) conn.long_lane = conn.pool.NewLane();
+  return OnLane<T>(conn, conn.long_lane, std::move(fn));
 }
 
 [[noreturn]] void Throw(const Status& status) {
@@ -242,8 +259,165 @@ void ToRpc(const PrincipalInfo& p, rpc::Principal::Builder b) {
   b.setCreatedAtMicros(ToMicros(p.created_at));
 }
 
+void ToRpc(const RetentionPolicy& p, rpc::RetentionPolicy::Builder b) {
+  b.setKind(Txt(p.kind));
+  if (p.close_after) b.setCloseAfter(Txt(p.close_after->ToString()));
+  if (p.block_after) b.setBlockAfter(Txt(p.block_after->ToString()));
+  b.setEraseAfter(Txt(p.erase_after.ToString()));
+  b.setHistoryAfter(Txt(p.history_after.ToString()));
+}
+
+// A policy's period: "" is absent. InvalidArgument naming the field.
+std::optional<Period> PeriodOf(capnp::Text::Reader text, const char* field,
+                               bool required) {
+  if (text.size() == 0) {
+    if (!required) return std::nullopt;
+    Throw(Status::InvalidArgument(
+        std::string("policy field ").append(field).append(" is required")));
+  }
+  auto period = ParsePeriod(std::string_view(text.cStr(), text.size()));
+  if (!period) {
+    Throw(Status(period.error().code(), std::string("policy field ")
+                                            .append(field)
+                                            .append(": ")
+                                            .append(period.error().message())));
+  }
+  return *period;
+}
+
+RetentionPolicy FromRpc(rpc::RetentionPolicy::Reader p) {
+  RetentionPolicy out;
+  out.kind = Str(p.getKind());
+  out.close_after = PeriodOf(p.getCloseAfter(), "closeAfter", false);
+  out.block_after = PeriodOf(p.getBlockAfter(), "blockAfter", false);
+  out.erase_after = *PeriodOf(p.getEraseAfter(), "eraseAfter", true);
+  out.history_after = *PeriodOf(p.getHistoryAfter(), "historyAfter", true);
+  return out;
+}
+
+void ToRpc(const SweepReport& report, rpc::SweepReport::Builder out) {
+  out.setClosed(report.closed);
+  out.setBlocked(report.blocked);
+  out.setErased(report.erased);
+  out.setPostponed(report.postponed);
+  out.setHistoryPruned(report.history_pruned);
+  out.setComplete(report.complete);
+  out.setSkipped(report.skipped.size());
+  auto transitions = out.initTransitions(report.transitions.size());
+  for (size_t i = 0; i < report.transitions.size(); ++i) {
+    const PlannedTransition& t = report.transitions[i];
+    transitions[i].setRecordId(t.record_id);
+    transitions[i].setFrom(ToRpc(t.from));
+    transitions[i].setTo(ToRpc(t.to));
+    transitions[i].setDueMicros(ToMicros(t.due));
+  }
+  auto held = out.initHeld(report.held.size());
+  for (size_t i = 0; i < report.held.size(); ++i) {
+    held[i].setRecordId(report.held[i].record_id);
+    held[i].setErasableAtMicros(ToMicros(report.held[i].erasable_at));
+    SetTexts(held[i].initHoldIds(report.held[i].hold_ids.size()),
+             report.held[i].hold_ids);
+  }
+  auto skipped = out.initSkippedRecords(report.skipped.size());
+  for (size_t i = 0; i < report.skipped.size(); ++i) {
+    skipped[i].setRecordId(report.skipped[i].record_id);
+    skipped[i].setReason(Txt(report.skipped[i].reason));
+  }
+}
+
+void ToRpc(const std::vector<BackupFile>& files,
+           capnp::List<rpc::BackupFile>::Builder out) {
+  for (size_t i = 0; i < files.size(); ++i) {
+    out[i].setName(Txt(files[i].name));
+    out[i].setSize(files[i].size);
+    out[i].setBlake2bHex(Txt(files[i].blake2b_hex));
+  }
+}
+
+void SetHolds(const std::vector<HoldView>& holds,
+              capnp::List<rpc::Hold>::Builder out) {
+  for (size_t i = 0; i < holds.size(); ++i) ToRpc(holds[i], out[i]);
+}
+
+// A path on the server's host, from an admin: absolute, without "..", at
+// most PATH_MAX. Never echoed (docs/decisions.md).
+std::string ServerPath(capnp::Text::Reader text) {
+  const std::string path = Str(text);
+  const bool ok = path.starts_with('/') && path.size() < 4096 &&
+                  path.find('\0') == std::string::npos &&
+                  path.find("/../") == std::string::npos &&
+                  !path.ends_with("/..");
+  if (!ok) {
+    Throw(Status::InvalidArgument(
+        "a path on the server must be absolute, without '..'"));
+  }
+  return path;
+}
+
+// For engine calls that take no actor (CompleteShreds, VerifyBackup): the
+// caller must hold the admin role now, as every Admin call checks.
+Status RequireAdmin(Engine& engine, const Actor& actor) {
+  auto who = engine.WhoAmI(actor);
+  if (!who) return who.error();
+  if (!who->HasRole(Role::kAdmin)) {
+    return Status::PermissionDenied("this call needs the admin role");
+  }
+  return Status::Ok();
+}
+
 // ---- Facets
 // ---------------------------------------------------------------------
+
+// listHolds, offered by the Officer, Auditor and Admin facets alike.
+template <typename Context>
+kj::Promise<void> ListHoldsCall(Connection& conn, const Actor& actor,
+                                Context context) {
+  return OnWorker<Result<std::vector<HoldView>>>(
+             conn,
+             [engine = &conn.engine, actor = actor,
+              ended = context.getParams().getIncludeEnded()]() {
+               return engine->ListHolds(actor, ended);
+             })
+      .then([context](kj::Own<Result<std::vector<HoldView>>> r) mutable {
+        std::vector<HoldView> holds = Value(std::move(*r));
+        SetHolds(holds, context.getResults().initHolds(holds.size()));
+      });
+}
+
+// verifyChain, offered by the Auditor and Admin facets. It reads the whole
+// history: long work.
+template <typename Context>
+kj::Promise<void> VerifyChainCall(Connection& conn, const Actor& actor,
+                                  Context context) {
+  return OnLongLane<Result<ChainVerification>>(
+             conn, [engine = &conn.engine,
+                    actor = actor]() { return engine->VerifyChain(actor); })
+      .then([context](kj::Own<Result<ChainVerification>> r) mutable {
+        ChainVerification v = Value(std::move(*r));
+        auto out = context.getResults();
+        out.setOk(v.ok);
+        out.setProblem(Txt(v.problem));
+        out.setVerified(v.verified);
+        out.setHeadSeq(v.head_seq);
+        out.setHeadLinkHex(Txt(v.head_link_hex));
+      });
+}
+
+// findSubject, offered by the Auditor and Admin facets.
+template <typename Context>
+kj::Promise<void> FindSubjectCall(Connection& conn, const Actor& actor,
+                                  Context context) {
+  return OnWorker<Result<std::string>>(
+             conn,
+             [engine = &conn.engine, actor = actor,
+              identifier = Str(context.getParams().getIdentifier())]() {
+               return engine->FindSubject(actor, identifier);
+             })
+      .then([context](kj::Own<Result<std::string>> r) mutable {
+        const std::string id = Value(std::move(*r));
+        context.getResults().setSubjectId(Txt(id));
+      });
+}
 
 class OfficerImpl final : public rpc::Officer::Server {
  public:
@@ -287,16 +461,20 @@ class OfficerImpl final : public rpc::Officer::Server {
   }
 
   kj::Promise<void> listHolds(ListHoldsContext context) override {
-    return OnWorker<Result<std::vector<HoldView>>>(
+    return ListHoldsCall(*conn_, actor_, context);
+  }
+
+  kj::Promise<void> setSubjectHold(SetSubjectHoldContext context) override {
+    auto p = context.getParams();
+    return OnWorker<Result<HoldView>>(
                *conn_,
                [engine = &conn_->engine, actor = actor_,
-                ended = context.getParams().getIncludeEnded()]() {
-                 return engine->ListHolds(actor, ended);
+                subject = Str(p.getSubjectId()), reason = Str(p.getReason()),
+                ends = FromMicros(p.getEndsAtMicros())]() {
+                 return engine->SetSubjectHold(actor, subject, reason, ends);
                })
-        .then([context](kj::Own<Result<std::vector<HoldView>>> r) mutable {
-          std::vector<HoldView> holds = Value(std::move(*r));
-          auto out = context.getResults().initHolds(holds.size());
-          for (size_t i = 0; i < holds.size(); ++i) ToRpc(holds[i], out[i]);
+        .then([context](kj::Own<Result<HoldView>> r) mutable {
+          ToRpc(Value(std::move(*r)), context.getResults().initHold());
         });
   }
 
@@ -361,20 +539,15 @@ class AuditorImpl final : public rpc::Auditor::Server {
   }
 
   kj::Promise<void> verifyChain(VerifyChainContext context) override {
-    return OnWorker<Result<ChainVerification>>(
-               *conn_,
-               [engine = &conn_->engine, actor = actor_]() {
-                 return engine->VerifyChain(actor);
-               })
-        .then([context](kj::Own<Result<ChainVerification>> r) mutable {
-          ChainVerification v = Value(std::move(*r));
-          auto out = context.getResults();
-          out.setOk(v.ok);
-          out.setProblem(Txt(v.problem));
-          out.setVerified(v.verified);
-          out.setHeadSeq(v.head_seq);
-          out.setHeadLinkHex(Txt(v.head_link_hex));
-        });
+    return VerifyChainCall(*conn_, actor_, context);
+  }
+
+  kj::Promise<void> listHolds(ListHoldsContext context) override {
+    return ListHoldsCall(*conn_, actor_, context);
+  }
+
+  kj::Promise<void> findSubject(FindSubjectContext context) override {
+    return FindSubjectCall(*conn_, actor_, context);
   }
 
  private:
@@ -431,40 +604,25 @@ class AdminImpl final : public rpc::Admin::Server {
 
   kj::Promise<void> sweep(SweepContext context) override {
     auto p = context.getParams();
-    return OnWorker<Result<SweepReport>>(
+    return OnLongLane<Result<SweepReport>>(
                *conn_,
                [engine = &conn_->engine, actor = actor_,
-                as_of = p.getAsOfMicros(), dry_run = p.getDryRun()]() {
+                as_of = p.getAsOfMicros(), dry_run = p.getDryRun(),
+                max_records = p.getMaxRecords()]() {
                  SweepOptions options;
                  options.dry_run = dry_run;
                  // 0: the engine's now.
                  options.as_of = as_of == 0 ? engine->Now() : FromMicros(as_of);
+                 if (max_records != 0) options.max_records = max_records;
                  return engine->Sweep(actor, options);
                })
         .then([context](kj::Own<Result<SweepReport>> r) mutable {
-          SweepReport report = Value(std::move(*r));
-          auto out = context.getResults().initReport();
-          out.setClosed(report.closed);
-          out.setBlocked(report.blocked);
-          out.setErased(report.erased);
-          out.setPostponed(report.postponed);
-          out.setHistoryPruned(report.history_pruned);
-          out.setComplete(report.complete);
-          out.setSkipped(report.skipped.size());
+          ToRpc(Value(std::move(*r)), context.getResults().initReport());
         });
   }
 
   kj::Promise<void> findSubject(FindSubjectContext context) override {
-    return OnWorker<Result<std::string>>(
-               *conn_,
-               [engine = &conn_->engine, actor = actor_,
-                identifier = Str(context.getParams().getIdentifier())]() {
-                 return engine->FindSubject(actor, identifier);
-               })
-        .then([context](kj::Own<Result<std::string>> r) mutable {
-          const std::string id = Value(std::move(*r));
-          context.getResults().setSubjectId(Txt(id));
-        });
+    return FindSubjectCall(*conn_, actor_, context);
   }
 
   kj::Promise<void> rotateCredential(RotateCredentialContext context) override {
@@ -487,6 +645,191 @@ class AdminImpl final : public rpc::Admin::Server {
                               return engine->ShredSubject(actor, id);
                             })
         .then([](kj::Own<Status> s) { Check(*s); });
+  }
+
+  kj::Promise<void> setPolicy(SetPolicyContext context) override {
+    return OnWorker<Status>(
+               *conn_,
+               [engine = &conn_->engine, actor = actor_,
+                policy = FromRpc(context.getParams().getPolicy())]() {
+                 return engine->SetPolicy(actor, policy);
+               })
+        .then([](kj::Own<Status> s) { Check(*s); });
+  }
+
+  kj::Promise<void> reapplyPolicies(ReapplyPoliciesContext context) override {
+    return OnLongLane<Result<size_t>>(
+               *conn_,
+               [engine = &conn_->engine, actor = actor_]() {
+                 return engine->ReapplyPolicies(actor);
+               })
+        .then([context](kj::Own<Result<size_t>> r) mutable {
+          context.getResults().setUpdated(Value(std::move(*r)));
+        });
+  }
+
+  kj::Promise<void> listHolds(ListHoldsContext context) override {
+    return ListHoldsCall(*conn_, actor_, context);
+  }
+
+  kj::Promise<void> verifyChain(VerifyChainContext context) override {
+    return VerifyChainCall(*conn_, actor_, context);
+  }
+
+  kj::Promise<void> completeShreds(CompleteShredsContext context) override {
+    return OnLongLane<Result<size_t>>(
+               *conn_,
+               [engine = &conn_->engine, actor = actor_,
+                budget = context.getParams().getBudget()]() -> Result<size_t> {
+                 CUSTOS_RETURN_IF_ERROR(RequireAdmin(*engine, actor));
+                 if (budget == 0) {
+                   return Fail(Status::InvalidArgument(
+                       "the budget must be at least 1"));
+                 }
+                 return engine->CompleteShreds(budget);
+               })
+        .then([context](kj::Own<Result<size_t>> r) mutable {
+          context.getResults().setRewritten(Value(std::move(*r)));
+        });
+  }
+
+  kj::Promise<void> rekeySubject(RekeySubjectContext context) override {
+    return OnLongLane<Status>(*conn_,
+                              [engine = &conn_->engine, actor = actor_,
+                               id = Str(context.getParams().getSubjectId())]() {
+                                return engine->RekeySubject(actor, id);
+                              })
+        .then([](kj::Own<Status> s) { Check(*s); });
+  }
+
+  kj::Promise<void> verifyErasure(VerifyErasureContext context) override {
+    return OnLongLane<Result<ErasureReport>>(
+               *conn_,
+               [engine = &conn_->engine, actor = actor_]() {
+                 return engine->VerifyErasure(actor);
+               })
+        .then([context](kj::Own<Result<ErasureReport>> r) mutable {
+          ErasureReport report = Value(std::move(*r));
+          auto out = context.getResults();
+          out.setWitnesses(report.witnesses);
+          out.setFound(report.found);
+          SetTexts(
+              out.initFilesWithLeftovers(report.files_with_leftovers.size()),
+              report.files_with_leftovers);
+        });
+  }
+
+  kj::Promise<void> rotateMasterKey(RotateMasterKeyContext context) override {
+    // The key is read on the worker, from the server's host: it never
+    // crosses the wire, and it lives only in guarded memory.
+    return OnLongLane<Status>(
+               *conn_,
+               [engine = &conn_->engine, actor = actor_,
+                path =
+                    ServerPath(context.getParams().getKeyFile())]() -> Status {
+                 CUSTOS_RETURN_IF_ERROR(RequireAdmin(*engine, actor));
+                 auto key = crypto::LoadMasterKeyFile(path);
+                 if (!key) {
+                   // Its code says why (NotFound, FailedPrecondition for a
+                   // mode, InvalidArgument for a format); never the file.
+                   return Status(key.error().code(),
+                                 "the new master key file cannot be used");
+                 }
+                 return engine->RotateMasterKey(actor, *key);
+               })
+        .then([](kj::Own<Status> s) { Check(*s); });
+  }
+
+  kj::Promise<void> rotateKek(RotateKekContext context) override {
+    auto p = context.getParams();
+    KekRotationOptions options;
+    if (p.getBatchSize() != 0) options.batch_size = p.getBatchSize();
+    if (p.getMaxKeys() != 0) options.max_keys = p.getMaxKeys();
+    return OnLongLane<Result<KekRotationReport>>(
+               *conn_,
+               [engine = &conn_->engine, actor = actor_, options]() {
+                 return engine->RotateKek(actor, options);
+               })
+        .then([context](kj::Own<Result<KekRotationReport>> r) mutable {
+          KekRotationReport report = Value(std::move(*r));
+          auto out = context.getResults();
+          out.setKekVersion(report.kek_version);
+          out.setRewrapped(report.rewrapped);
+          out.setComplete(report.complete);
+        });
+  }
+
+  kj::Promise<void> kekVersions(KekVersionsContext context) override {
+    return OnWorker<Result<std::vector<uint32_t>>>(
+               *conn_,
+               [engine = &conn_->engine, actor = actor_]() {
+                 return engine->KekVersions(actor);
+               })
+        .then([context](kj::Own<Result<std::vector<uint32_t>>> r) mutable {
+          std::vector<uint32_t> versions = Value(std::move(*r));
+          auto out = context.getResults().initVersions(versions.size());
+          for (size_t i = 0; i < versions.size(); ++i) out.set(i, versions[i]);
+        });
+  }
+
+  kj::Promise<void> backup(BackupContext context) override {
+    return OnLongLane<Result<BackupReport>>(
+               *conn_,
+               [engine = &conn_->engine, actor = actor_,
+                dir = ServerPath(context.getParams().getDir())]() {
+                 return engine->Backup(actor, dir);
+               })
+        .then([context](kj::Own<Result<BackupReport>> r) mutable {
+          BackupReport report = Value(std::move(*r));
+          auto out = context.getResults().initReport();
+          out.setBackupId(Txt(report.backup_id));
+          out.setCreatedMicros(ToMicros(report.created));
+          out.setRecordsEntries(report.records_entries);
+          out.setKeystoreEntries(report.keystore_entries);
+          ToRpc(report.files, out.initFiles(report.files.size()));
+        });
+  }
+
+  kj::Promise<void> verifyBackup(VerifyBackupContext context) override {
+    return OnLongLane<Result<BackupVerification>>(
+               *conn_,
+               [engine = &conn_->engine, actor = actor_,
+                dir = ServerPath(context.getParams().getDir())]()
+                   -> Result<BackupVerification> {
+                 CUSTOS_RETURN_IF_ERROR(RequireAdmin(*engine, actor));
+                 return Engine::VerifyBackup(dir);
+               })
+        .then([context](kj::Own<Result<BackupVerification>> r) mutable {
+          BackupVerification v = Value(std::move(*r));
+          auto out = context.getResults().initVerification();
+          out.setFormatVersion(v.format_version);
+          out.setBackupId(Txt(v.backup_id));
+          out.setCreatedMicros(ToMicros(v.created));
+          ToRpc(v.files, out.initFiles(v.files.size()));
+          out.setRecordsChunks(v.records_chunks);
+          out.setKeystoreChunks(v.keystore_chunks);
+        });
+  }
+
+  kj::Promise<void> exportRestoreKit(ExportRestoreKitContext context) override {
+    return OnLongLane<Status>(
+               *conn_,
+               [engine = &conn_->engine, actor = actor_,
+                path = ServerPath(context.getParams().getPath())]() {
+                 return engine->ExportRestoreKit(actor, path);
+               })
+        .then([](kj::Own<Status> s) { Check(*s); });
+  }
+
+  kj::Promise<void> expireBackupKeys(ExpireBackupKeysContext context) override {
+    return OnLongLane<Result<size_t>>(
+               *conn_,
+               [engine = &conn_->engine, actor = actor_]() {
+                 return engine->ExpireBackupKeys(actor);
+               })
+        .then([context](kj::Own<Result<size_t>> r) mutable {
+          context.getResults().setExpired(Value(std::move(*r)));
+        });
   }
 
  private:
@@ -617,6 +960,75 @@ class SessionImpl final : public rpc::Session::Server {
         });
   }
 
+  kj::Promise<void> listPolicies(ListPoliciesContext context) override {
+    return OnWorker<Result<std::vector<RetentionPolicy>>>(
+               *conn_,
+               [engine = &conn_->engine, actor = actor_]() {
+                 return engine->ListPolicies(actor);
+               })
+        .then(
+            [context](kj::Own<Result<std::vector<RetentionPolicy>>> r) mutable {
+              std::vector<RetentionPolicy> policies = Value(std::move(*r));
+              auto out = context.getResults().initPolicies(policies.size());
+              for (size_t i = 0; i < policies.size(); ++i) {
+                ToRpc(policies[i], out[i]);
+              }
+            });
+  }
+
+  kj::Promise<void> createMany(CreateManyContext context) override {
+    auto in = context.getParams().getRecords();
+    // The batch limit is the engine's too; checked here first so that an
+    // oversized batch is not copied at all.
+    CheckBatch(in.size());
+    std::vector<NewRecord> records;
+    records.reserve(in.size());
+    for (auto r : in) records.push_back(FromRpc(r));
+    return OnWorker<Result<std::vector<uint64_t>>>(
+               *conn_,
+               [engine = &conn_->engine, actor = actor_,
+                records = std::move(records)]() {
+                 return engine->CreateRecords(actor, records);
+               })
+        .then([context](kj::Own<Result<std::vector<uint64_t>>> r) mutable {
+          std::vector<uint64_t> ids = Value(std::move(*r));
+          auto out = context.getResults().initIds(ids.size());
+          for (size_t i = 0; i < ids.size(); ++i) out.set(i, ids[i]);
+        });
+  }
+
+  kj::Promise<void> getMany(GetManyContext context) override {
+    auto p = context.getParams();
+    CheckBatch(p.getIds().size());
+    std::vector<uint64_t> ids;
+    ids.reserve(p.getIds().size());
+    for (uint64_t id : p.getIds()) ids.push_back(id);
+    using Answers = Result<std::vector<Result<RecordView>>>;
+    return OnWorker<Answers>(
+               *conn_,
+               [engine = &conn_->engine, actor = actor_, ids = ids,
+                purpose = PurposeOf(p.hasPurpose(), p.getPurpose())]() {
+                 return engine->GetRecords(actor, ids, purpose);
+               })
+        .then([context, ids](kj::Own<Answers> r) mutable {
+          std::vector<Result<RecordView>> answers = Value(std::move(*r));
+          auto out = context.getResults().initResults(answers.size());
+          for (size_t i = 0; i < answers.size(); ++i) {
+            out[i].setId(ids[i]);
+            if (answers[i]) {
+              ToRpc(*answers[i], out[i].initRecord());
+            } else {
+              // The text of the exception the single get would throw.
+              const std::string text =
+                  std::string(StatusCodeName(answers[i].error().code()))
+                      .append(": ")
+                      .append(answers[i].error().message());
+              out[i].setError(Txt(text));
+            }
+          }
+        });
+  }
+
   kj::Promise<void> officer(OfficerContext context) override {
     return Facet<OfficerImpl>(Role::kOfficer, "officer",
                               [context](kj::Own<OfficerImpl> f) mutable {
@@ -648,6 +1060,12 @@ class SessionImpl final : public rpc::Session::Server {
                               return call(*engine, actor);
                             })
         .then([](kj::Own<Status> s) { Check(*s); });
+  }
+
+  // A batch's size against the engine's limit (Limits::max_batch_records),
+  // before the request is copied.
+  void CheckBatch(size_t items) {
+    Check(CheckBatchSize(items, conn_->engine.limits()));
   }
 
   // Hands out facet T when the principal holds `role` now.

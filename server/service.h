@@ -31,6 +31,11 @@ struct Connection {
   // Failed logins on this connection: each one after the first doubles the
   // wait before the refusal (from 100 ms, at most 5 s).
   int failed_logins = 0;
+  // The lane of the connection's long admin work (sweeps, shred
+  // completion, re-keying, erasure verification, rotations, backups),
+  // created at its first such call: a backup that runs for minutes holds
+  // one worker, never the connection's other calls (docs/api.md).
+  std::shared_ptr<WorkerPool::Lane> long_lane = nullptr;
 };
 
 // The bootstrap capability of a new connection.

@@ -128,11 +128,13 @@ Result<std::unique_ptr<Engine>> Engine::Open(const Options& options,
     return Fail(Status::InvalidArgument("a master key must be given"));
   }
   if (options.limits.max_page_size == 0 || options.limits.max_list_scan == 0 ||
+      options.limits.max_batch_records == 0 ||
       options.key_cache_capacity == 0 ||
       options.erasure_compaction_delay.count() < 0 ||
       options.backup_retention.count() <= 0) {
     return Fail(Status::InvalidArgument(
-        "max_page_size, max_list_scan and key_cache_capacity must be at "
+        "max_page_size, max_list_scan, max_batch_records and "
+        "key_cache_capacity must be at "
         "least 1, erasure_compaction_delay at least 0, backup_retention "
         "more than 0"));
   }
@@ -245,6 +247,8 @@ Result<Actor> Engine::ActorFor(std::string_view principal_id) {
 
 Timestamp Engine::Now() const { return impl_->clock.Now(); }
 
+const Limits& Engine::limits() const { return impl_->options.limits; }
+
 Result<PrincipalInfo> Engine::WhoAmI(const Actor& actor) {
   return impl_->Caller(actor);
 }
@@ -300,6 +304,21 @@ Result<uint64_t> Engine::CreateRecord(const Actor& actor, const NewRecord& in) {
   auto caller = impl_->RequireRole(actor, Role::kUser);
   if (!caller) return Fail(caller.error());
   return impl_->records.Create(*caller, in);
+}
+
+Result<std::vector<uint64_t>> Engine::CreateRecords(
+    const Actor& actor, const std::vector<NewRecord>& records) {
+  auto caller = impl_->RequireRole(actor, Role::kUser);
+  if (!caller) return Fail(caller.error());
+  return impl_->records.CreateMany(*caller, records);
+}
+
+Result<std::vector<Result<RecordView>>> Engine::GetRecords(
+    const Actor& actor, const std::vector<uint64_t>& ids,
+    const std::optional<Purpose>& purpose) {
+  auto caller = impl_->Caller(actor);
+  if (!caller) return Fail(caller.error());
+  return impl_->views.GetMany(*caller, ids, purpose);
 }
 
 Result<RecordView> Engine::GetRecord(const Actor& actor, uint64_t id,

@@ -107,6 +107,9 @@ class Engine {
   Result<Actor> ActorFor(std::string_view principal_id);
   // The engine's clock (Options::clock).
   Timestamp Now() const;
+  // The limits it was opened with (Options::limits), for callers that check
+  // input before they hand it over (custosd).
+  const Limits& limits() const;
 
   // The acting principal as it stands now (its roles, for the server's
   // facets). Unauthenticated once it is revoked (or unknown).
@@ -148,12 +151,34 @@ class Engine {
   // Returns the new record id.
   Result<uint64_t> CreateRecord(const Actor& actor, const NewRecord& record);
 
+  // CreateRecord for several records in one atomic write (one fsync, one
+  // commit of their events): all of them are created, with consecutive
+  // ids in the order given, or none. InvalidArgument for an empty batch or
+  // one of more than Limits::max_batch_records records; a record refused
+  // refuses the batch with CreateRecord's error, its message starting
+  // "record <position>: " (from 0). Returns the new ids in order.
+  Result<std::vector<uint64_t>> CreateRecords(
+      const Actor& actor, const std::vector<NewRecord>& records);
+
   // The caller's view of record `id` (docs/access-rules.md). `purpose` is
   // needed by officers for closed and blocked records and by anyone for the
   // personal data of sensitive records. NotFound if the caller may not see
   // it; DataLoss if a stored ciphertext fails to authenticate.
   Result<RecordView> GetRecord(const Actor& actor, uint64_t id,
                                const std::optional<Purpose>& purpose = {});
+
+  // GetRecord for several ids under one purpose: one answer per id, in
+  // order, each the view or the error GetRecord would give it (NotFound
+  // alike for a missing record and one the caller may not see; DataLoss).
+  // Every disclosure is recorded in one commit before anything is
+  // returned. The call fails as a whole (and returns nothing) for an empty
+  // batch or one of more than Limits::max_batch_records ids
+  // (InvalidArgument), an invalid purpose, any other error, or with
+  // NotFound when a record disclosed changed between its read and that
+  // commit (as ListRecords).
+  Result<std::vector<Result<RecordView>>> GetRecords(
+      const Actor& actor, const std::vector<uint64_t>& ids,
+      const std::optional<Purpose>& purpose = {});
 
   // Records the caller may see, in id order, filtered. Examines at most
   // Limits::max_list_scan records per call; a page may hold fewer than

@@ -118,6 +118,16 @@ Status CheckListQuery(const ListQuery& q, const Limits& limits) {
                          "a listing may filter on at most");
 }
 
+Status CheckBatchSize(size_t items, const Limits& limits) {
+  if (items == 0 || items > limits.max_batch_records) {
+    return Status::InvalidArgument(
+        std::string("a batch must hold 1 to ")
+            .append(std::to_string(limits.max_batch_records))
+            .append(" items"));
+  }
+  return Status::Ok();
+}
+
 Status ValidateNewRecord(const NewRecord& in, const Limits& limits) {
   CUSTOS_RETURN_IF_ERROR(CheckKind(in.kind));
   CUSTOS_RETURN_IF_ERROR(

@@ -72,6 +72,10 @@ struct Limits {
   size_t max_justification_length = 1024;
   uint32_t max_page_size = 1000;
   size_t max_list_scan = 10000;  // Records examined per ListRecords call.
+  // Records per CreateRecords call and ids per GetRecords call: one batch
+  // is one write (and one fsync), so its size bounds the write lock's hold
+  // and the answer's size. REQUIRES: at least 1.
+  size_t max_batch_records = 100;
 };
 
 // A record or policy kind (see kMaxKindLength).
@@ -98,6 +102,10 @@ Status CheckPurpose(const std::optional<Purpose>& purpose,
 // attribute filters (at most max_attributes, keys and values within the
 // attribute limits), so the work per record examined is bounded.
 Status CheckListQuery(const ListQuery& query, const Limits& limits);
+
+// The size of a batch call (CreateRecords, GetRecords): 1 to
+// max_batch_records items.
+Status CheckBatchSize(size_t items, const Limits& limits);
 
 // Everything about a new record that can be checked without the store:
 // kind, attributes, parts (count, identifiers, fields, no subject twice,

@@ -85,10 +85,15 @@ Result<StoredRecord> RecordStore::Read(uint64_t id) const {
   return codec::DecodeRecord(**value);
 }
 
-uint64_t RecordStore::AllocateId(const WriteLock& /*lock*/,
+uint64_t RecordStore::AllocateId(const WriteLock& lock,
                                  leveldb::WriteBatch& batch) {
+  return AllocateIds(lock, batch, 1);
+}
+
+uint64_t RecordStore::AllocateIds(const WriteLock& /*lock*/,
+                                  leveldb::WriteBatch& batch, size_t n) {
   std::string next;
-  AppendBigEndian64(next, next_id_ + 1);
+  AppendBigEndian64(next, next_id_ + n);
   batch.Put(ToSlice(keys::kNextRecordId), next);
   return next_id_;
 }

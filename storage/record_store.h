@@ -13,6 +13,7 @@
 
 #include <leveldb/write_batch.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -43,6 +44,10 @@ class RecordStore {
   // The next record id, its counter advanced in `batch`. The id is taken
   // only when the batch is written: call Taken() after a successful Apply.
   uint64_t AllocateId(const WriteLock& lock, leveldb::WriteBatch& batch);
+  // The first of `n` consecutive record ids, the counter advanced past
+  // them in `batch`; Taken(last) after a successful Apply. REQUIRES: n >= 1.
+  uint64_t AllocateIds(const WriteLock& lock, leveldb::WriteBatch& batch,
+                       size_t n);
   void Taken(const WriteLock& /*lock*/, uint64_t id) { next_id_ = id + 1; }
 
   // Sets the record's next deadline and transition from its state, its

@@ -178,6 +178,38 @@ Result<RecordView> RecordViews::Get(const PrincipalInfo& caller, uint64_t id,
   return view;
 }
 
+Result<std::vector<Result<RecordView>>> RecordViews::GetMany(
+    const PrincipalInfo& caller, const std::vector<uint64_t>& ids,
+    const std::optional<Purpose>& purpose) {
+  CUSTOS_RETURN_IF_ERROR(CheckBatchSize(ids.size(), limits_));
+  CUSTOS_RETURN_IF_ERROR(CheckPurpose(purpose, limits_));
+  std::vector<Result<RecordView>> answers;
+  answers.reserve(ids.size());
+  // What one item may answer on its own; anything else (an I/O error)
+  // fails the call, as it would fail Get.
+  auto per_item = [](const Status& error) {
+    return error.code() == StatusCode::kNotFound ||
+           error.code() == StatusCode::kDataLoss;
+  };
+  for (uint64_t id : ids) {
+    auto resolved = Resolve(caller, id, purpose.has_value());
+    if (!resolved) {
+      if (!per_item(resolved.error())) return Fail(resolved.error());
+      answers.push_back(Fail(resolved.error()));
+      continue;
+    }
+    auto view = Build(*resolved, purpose);
+    if (!view && !per_item(view.error())) return Fail(view.error());
+    answers.push_back(std::move(view));
+  }
+  std::vector<const RecordView*> views;
+  for (const Result<RecordView>& answer : answers) {
+    if (answer) views.push_back(&*answer);
+  }
+  CUSTOS_RETURN_IF_ERROR(RecordReads(caller, views, purpose));
+  return answers;
+}
+
 Result<ListPage> RecordViews::List(const PrincipalInfo& caller,
                                    const ListQuery& q) {
   CUSTOS_RETURN_IF_ERROR(CheckListQuery(q, limits_));

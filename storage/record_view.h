@@ -83,6 +83,11 @@ class RecordViews {
   Result<RecordView> Get(const PrincipalInfo& caller, uint64_t id,
                          const std::optional<Purpose>& purpose);
   Result<ListPage> List(const PrincipalInfo& caller, const ListQuery& query);
+  // Engine::GetRecords: one answer per id, NotFound or DataLoss as Get
+  // would answer it; the disclosures of all of them in one commit.
+  Result<std::vector<Result<RecordView>>> GetMany(
+      const PrincipalInfo& caller, const std::vector<uint64_t>& ids,
+      const std::optional<Purpose>& purpose);
 
  private:
   // Records the disclosures of `views` (those with personal data) in one

@@ -120,8 +120,8 @@ Status Records::CommitChange(WriteLock lock, const PrincipalInfo& caller,
   return u_.store.Commit(std::move(lock), batch, record_events, what);
 }
 
-Result<uint64_t> Records::Create(const PrincipalInfo& caller,
-                                 const NewRecord& in) {
+Result<std::vector<std::string>> Records::CheckNew(const PrincipalInfo& caller,
+                                                   const NewRecord& in) const {
   CUSTOS_RETURN_IF_ERROR(ValidateNewRecord(in, u_.limits));
   std::vector<std::string> grants;
   for (const auto& g : in.grants) {
@@ -138,17 +138,53 @@ Result<uint64_t> Records::Create(const PrincipalInfo& caller,
         "no retention policy for kind '" + in.kind +
         "': no data is stored without a retention rule"));
   }
+  return grants;
+}
+
+Result<uint64_t> Records::Create(const PrincipalInfo& caller,
+                                 const NewRecord& in) {
+  auto ids = CreateBatch(caller, std::span(&in, 1), false);
+  if (!ids) return Fail(ids.error());
+  return ids->front();
+}
+
+Result<std::vector<uint64_t>> Records::CreateMany(
+    const PrincipalInfo& caller, const std::vector<NewRecord>& records) {
+  CUSTOS_RETURN_IF_ERROR(CheckBatchSize(records.size(), u_.limits));
+  return CreateBatch(caller, records, true);
+}
+
+Result<std::vector<uint64_t>> Records::CreateBatch(
+    const PrincipalInfo& caller, std::span<const NewRecord> records,
+    bool name_position) {
+  // A refusal of one record refuses the batch, naming the record by its
+  // position (never by its content).
+  auto at = [&](size_t i, const Status& s) {
+    if (!name_position) return s;
+    return Status(s.code(), std::string("record ")
+                                .append(std::to_string(i))
+                                .append(": ")
+                                .append(s.message()));
+  };
+  std::vector<std::vector<std::string>> grants;
+  for (size_t i = 0; i < records.size(); ++i) {
+    auto checked = CheckNew(caller, records[i]);
+    if (!checked) return Fail(at(i, checked.error()));
+    grants.push_back(std::move(*checked));
+  }
 
   // New subjects' keys become durable first, outside the lock.
   std::vector<std::string_view> identifiers;
-  for (const auto& part : in.personal) {
-    identifiers.push_back(part.subject_identifier);
+  for (const NewRecord& in : records) {
+    for (const auto& part : in.personal) {
+      identifiers.push_back(part.subject_identifier);
+    }
   }
   auto prepared = u_.subjects.Prepare(identifiers);
   if (!prepared) return Fail(prepared.error());
-  // Prepared keys are dropped unless the record that uses them was written
+  // Prepared keys are dropped unless the records that use them were written
   // or may have been (a failed write leaves LevelDB's state unknown: the
-  // record may replay at the next Open and needs its key).
+  // records may replay at the next Open and need their keys).
   bool committed = false;
   struct DropUnused {
     Subjects& subjects;
@@ -160,59 +196,70 @@ Result<uint64_t> Records::Create(const PrincipalInfo& caller,
 
   WriteLock lock = u_.store.Lock();
   leveldb::WriteBatch batch;
-  StoredRecord r;
-  r.id = u_.record_store.AllocateId(lock, batch);
-  r.kind = in.kind;
-  r.owner = caller.id;
-  r.grants = std::move(grants);
-  r.attributes = in.attributes;
-  r.sensitive = in.sensitive;
-  r.state = RecordState::kActive;
-  r.version = 1;
+  const uint64_t first =
+      u_.record_store.AllocateIds(lock, batch, records.size());
   const Timestamp now = u_.clock.Now();
-  r.created_at_micros = r.updated_at_micros = r.owner_changed_at_micros =
-      ToMicros(now);
+  std::vector<uint64_t> ids;
+  std::vector<Event> record_events;
+  for (size_t i = 0; i < records.size(); ++i) {
+    const NewRecord& in = records[i];
+    StoredRecord r;
+    r.id = first + i;
+    r.kind = in.kind;
+    r.owner = caller.id;
+    r.grants = std::move(grants[i]);
+    r.attributes = in.attributes;
+    r.sensitive = in.sensitive;
+    r.state = RecordState::kActive;
+    r.version = 1;
+    r.created_at_micros = r.updated_at_micros = r.owner_changed_at_micros =
+        ToMicros(now);
 
-  for (const auto& part : in.personal) {
-    auto subject_id = u_.subjects.FindOrCreate(lock, part.subject_identifier,
-                                               batch, *prepared);
-    if (!subject_id) return Fail(subject_id.error());
-    auto key = u_.subjects.Key(*subject_id);
-    if (!key) return Fail(key.error());
-    if (!*key) return Fail(Status::Internal("a new subject has no key"));
-    r.parts.push_back(
-        {*subject_id, r.version,
-         sealing::SealFields(**key, part.fields,
-                             sealing::PartAd(r.id, *subject_id, r.version))});
-    r.subject_ids.push_back(*subject_id);
-    batch.Put(keys::SubjectRecord(*subject_id, r.id), "");
-  }
-  CUSTOS_RETURN_IF_ERROR(u_.record_store.Put(lock, batch, r));
-  batch.Put(keys::Acl(r.owner, r.id), "");
-  for (const auto& g : r.grants) batch.Put(keys::Acl(g, r.id), "");
-  Event event = events::RecordEvent(caller, EventAction::kCreate, r, now);
-  for (const auto& part : in.personal) {
-    for (const Field& f : part.fields) {
-      if (std::find(event.fields.begin(), event.fields.end(), f.name) ==
-          event.fields.end()) {
-        event.fields.push_back(f.name);
+    for (const auto& part : in.personal) {
+      auto subject_id = u_.subjects.FindOrCreate(lock, part.subject_identifier,
+                                                 batch, *prepared);
+      if (!subject_id) return Fail(subject_id.error());
+      auto key = u_.subjects.Key(*subject_id);
+      if (!key) return Fail(key.error());
+      if (!*key) return Fail(Status::Internal("a new subject has no key"));
+      r.parts.push_back(
+          {*subject_id, r.version,
+           sealing::SealFields(**key, part.fields,
+                               sealing::PartAd(r.id, *subject_id, r.version))});
+      r.subject_ids.push_back(*subject_id);
+      batch.Put(keys::SubjectRecord(*subject_id, r.id), "");
+    }
+    Status put = u_.record_store.Put(lock, batch, r);
+    if (!put.ok()) return Fail(at(i, put));
+    batch.Put(keys::Acl(r.owner, r.id), "");
+    for (const auto& g : r.grants) batch.Put(keys::Acl(g, r.id), "");
+    Event event = events::RecordEvent(caller, EventAction::kCreate, r, now);
+    for (const auto& part : in.personal) {
+      for (const Field& f : part.fields) {
+        if (std::find(event.fields.begin(), event.fields.end(), f.name) ==
+            event.fields.end()) {
+          event.fields.push_back(f.name);
+        }
       }
     }
-  }
-  // Grants given at creation are disclosures too: one grant event each.
-  std::vector<Event> record_events{event};
-  for (const std::string& grantee : r.grants) {
-    record_events.push_back(
-        events::RecordEvent(caller, EventAction::kGrant, r, now));
-    record_events.back().fields = {"grantee:" + grantee};
+    record_events.push_back(std::move(event));
+    // Grants given at creation are disclosures too: one grant event each.
+    for (const std::string& grantee : r.grants) {
+      record_events.push_back(
+          events::RecordEvent(caller, EventAction::kGrant, r, now));
+      record_events.back().fields = {"grantee:" + grantee};
+    }
+    ids.push_back(r.id);
   }
   committed = true;
-  auto ticket = u_.store.Apply(lock, batch, record_events, "creating record");
+  auto ticket = u_.store.Apply(
+      lock, batch, record_events,
+      records.size() == 1 ? "creating record" : "creating records");
   if (!ticket) return Fail(ticket.error());
-  u_.record_store.Taken(lock, r.id);
+  u_.record_store.Taken(lock, ids.back());
   lock.Unlock();
   CUSTOS_RETURN_IF_ERROR(u_.store.WaitDurable(*ticket));
-  return r.id;
+  return ids;
 }
 
 Status Records::Grant(const PrincipalInfo& caller, uint64_t id,

@@ -16,6 +16,8 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -56,6 +58,9 @@ class Records {
   // Contest, Grant and the holds refuse one past their count limits
   // (ResourceExhausted).
   Result<uint64_t> Create(const PrincipalInfo& caller, const NewRecord& record);
+  // Engine::CreateRecords: every record in one write, or none.
+  Result<std::vector<uint64_t>> CreateMany(
+      const PrincipalInfo& caller, const std::vector<NewRecord>& records);
   Status Grant(const PrincipalInfo& caller, uint64_t id,
                std::string_view grantee);
   Result<uint64_t> Rectify(const PrincipalInfo& caller, uint64_t id,
@@ -82,6 +87,17 @@ class Records {
   Status ReleaseHold(const PrincipalInfo& officer, std::string_view hold_id);
 
  private:
+  // What Create checks before touching the store: the record's limits, its
+  // grantees, its kind's policy. The grantees, without duplicates or the
+  // caller.
+  Result<std::vector<std::string>> CheckNew(const PrincipalInfo& caller,
+                                            const NewRecord& in) const;
+  // Creates `records` (at least one) in one write with their events, ids
+  // consecutive in order; with `name_position`, a refusal names the
+  // record's position in the batch.
+  Result<std::vector<uint64_t>> CreateBatch(const PrincipalInfo& caller,
+                                            std::span<const NewRecord> records,
+                                            bool name_position);
   // The key of a subject whose data is being changed: FailedPrecondition
   // once it was shredded.
   Result<SharedKey> LiveKey(std::string_view subject_id) const;

@@ -1,0 +1,510 @@
+// The whole engine over RPC (issue 12): batch calls, policies, holds,
+// history, shredding, verification, keys and backups, each over a real
+// socket, with the refusals a caller without the role gets.
+
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "crypto/master_key.h"
+#include "tests/server_fixture.h"
+
+namespace custos::testing {
+namespace {
+
+constexpr int64_t kDay = 86'400'000'000LL;
+
+class ServerAdminTest : public ServerFixture {
+ protected:
+  std::string FindSubject(const std::string& identifier) {
+    auto admin = AdminSession();
+    auto find = AdminFacet(admin).findSubjectRequest();
+    find.setIdentifier(identifier);
+    return find.send().wait(wait()).getSubjectId().cStr();
+  }
+};
+
+// ---- Batch forms -----------------------------------------------------------
+
+TEST_F(ServerAdminTest, CreateManyCreatesTheBatchInOneEngineWrite) {
+  auto a = NewSession("authority-a", rpc::Role::USER);
+  auto b = NewSession("authority-b", rpc::Role::USER);
+  auto req = a.createManyRequest();
+  auto records = req.initRecords(3);
+  FillRecord(records[0], "anna@example.org", "Anna", "authority-b");
+  FillRecord(records[1], "ben@example.org", "Ben");
+  FillRecord(records[2], "cleo@example.org", "Cleo", "authority-b");
+  const uint64_t writes_before = engine_->TEST_WriteCount();
+  auto response = req.send().wait(wait());
+  EXPECT_EQ(engine_->TEST_WriteCount() - writes_before, 1u);
+  auto ids = response.getIds();
+  ASSERT_EQ(ids.size(), 3u);
+  EXPECT_EQ(ids[1], ids[0] + 1);
+  EXPECT_EQ(ids[2], ids[0] + 2);
+
+  // The grantee reads them back in one call: one commit for its reads.
+  auto get = b.getManyRequest();
+  auto want = get.initIds(4);
+  want.set(0, ids[0]);
+  want.set(1, ids[1]);  // Not granted to b.
+  want.set(2, ids[2]);
+  want.set(3, ids[2] + 1000);  // Does not exist.
+  const uint64_t writes_before_get = engine_->TEST_WriteCount();
+  auto got = get.send().wait(wait());
+  EXPECT_EQ(engine_->TEST_WriteCount() - writes_before_get, 1u);
+  auto results = got.getResults();
+  ASSERT_EQ(results.size(), 4u);
+  ASSERT_TRUE(results[0].isRecord());
+  EXPECT_EQ(results[0].getId(), ids[0]);
+  EXPECT_EQ(std::string(
+                results[0].getRecord().getParts()[0].getFields()[0].getValue()),
+            "Anna");
+  ASSERT_TRUE(results[2].isRecord());
+  EXPECT_EQ(std::string(
+                results[2].getRecord().getParts()[0].getFields()[0].getValue()),
+            "Cleo");
+  ASSERT_TRUE(results[1].isError());
+  ASSERT_TRUE(results[3].isError());
+  EXPECT_EQ(std::string(results[1].getError().cStr()),
+            "NotFound: record not found");
+  EXPECT_EQ(std::string(results[3].getError().cStr()),
+            std::string(results[1].getError().cStr()));
+  EXPECT_EQ(results[3].getId(), ids[2] + 1000);
+}
+
+TEST_F(ServerAdminTest, ABatchWithOneBadRecordOrOverTheLimitChangesNothing) {
+  auto a = NewSession("authority-a", rpc::Role::USER);
+  auto bad = a.createManyRequest();
+  auto records = bad.initRecords(2);
+  FillRecord(records[0], "anna@example.org", "Anna");
+  FillRecord(records[1], "ben@example.org", "Ben");
+  records[1].setKind("no-such-kind");
+  Status refused = StatusOf(bad.send(), wait());
+  EXPECT_EQ(refused.code(), StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(refused.message().starts_with("record 1: ")) << refused.message();
+
+  auto big = a.createManyRequest();
+  auto many = big.initRecords(101);
+  for (auto r : many) FillRecord(r, "anna@example.org", "Anna");
+  Status too_many = StatusOf(big.send(), wait());
+  EXPECT_EQ(too_many.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(too_many.message(), "a batch must hold 1 to 100 items");
+  Status empty = StatusOf(a.createManyRequest().send(), wait());
+  EXPECT_EQ(empty.code(), StatusCode::kInvalidArgument);
+  auto get = a.getManyRequest();
+  get.initIds(101);
+  Status too_many_ids = StatusOf(get.send(), wait());
+  EXPECT_EQ(too_many_ids.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(too_many_ids.message(), "a batch must hold 1 to 100 items");
+
+  // Nothing was stored: the owner lists nothing, Anna is unknown.
+  auto list = a.listRequest();
+  list.initQuery().setLimit(10);
+  auto listed = list.send().wait(wait());
+  EXPECT_EQ(listed.getRecords().size(), 0u);
+  auto admin = AdminSession();
+  auto find = AdminFacet(admin).findSubjectRequest();
+  find.setIdentifier("anna@example.org");
+  EXPECT_EQ(StatusOf(find.send(), wait()).code(), StatusCode::kNotFound);
+}
+
+// ---- Policies --------------------------------------------------------------
+
+TEST_F(ServerAdminTest, PoliciesAreListedByAnyoneAndSetByAdminsOnly) {
+  auto a = NewSession("authority-a", rpc::Role::USER);
+  auto listed = a.listPoliciesRequest().send().wait(wait());
+  auto policies = listed.getPolicies();
+  ASSERT_EQ(policies.size(), 2u);
+  EXPECT_EQ(std::string(policies[0].getKind().cStr()), "alert");
+  EXPECT_EQ(std::string(policies[1].getKind().cStr()), "request");
+  EXPECT_EQ(std::string(policies[1].getCloseAfter().cStr()), "");
+  EXPECT_EQ(std::string(policies[1].getBlockAfter().cStr()), "P6M");
+  EXPECT_EQ(std::string(policies[1].getEraseAfter().cStr()), "P3Y");
+  EXPECT_EQ(std::string(policies[1].getHistoryAfter().cStr()), "P5Y");
+
+  auto admin_session = AdminSession();
+  auto admin = AdminFacet(admin_session);
+  auto set = admin.setPolicyRequest();
+  auto p = set.initPolicy();
+  p.setKind("complaint");
+  p.setCloseAfter("P30D");
+  p.setEraseAfter("P1Y");
+  p.setHistoryAfter("P2Y");
+  set.send().wait(wait());
+  auto again = a.listPoliciesRequest().send().wait(wait());
+  ASSERT_EQ(again.getPolicies().size(), 3u);
+  EXPECT_EQ(std::string(again.getPolicies()[1].getKind().cStr()), "complaint");
+  EXPECT_EQ(std::string(again.getPolicies()[1].getCloseAfter().cStr()), "P30D");
+  EXPECT_EQ(std::string(again.getPolicies()[1].getBlockAfter().cStr()), "");
+
+  auto bad = admin.setPolicyRequest();
+  auto q = bad.initPolicy();
+  q.setKind("complaint");
+  q.setEraseAfter("one year");
+  q.setHistoryAfter("P2Y");
+  Status refused = StatusOf(bad.send(), wait());
+  EXPECT_EQ(refused.code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(refused.message().starts_with("policy field eraseAfter: "))
+      << refused.message();
+  auto missing = admin.setPolicyRequest();
+  missing.initPolicy().setKind("complaint");
+  Status required = StatusOf(missing.send(), wait());
+  EXPECT_EQ(required.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(required.message(), "policy field eraseAfter is required");
+
+  // A user cannot reach setPolicy.
+  auto denied = AdminFacet(a).setPolicyRequest();
+  denied.initPolicy().setKind("request");
+  EXPECT_EQ(StatusOf(denied.send(), wait()).code(),
+            StatusCode::kPermissionDenied);
+
+  auto reapply = admin.reapplyPoliciesRequest().send().wait(wait());
+  EXPECT_EQ(reapply.getUpdated(), 0u);  // No record yet.
+}
+
+TEST_F(ServerAdminTest, ASweepDryRunAheadPreviewsTheDeadlines) {
+  auto a = NewSession("authority-a", rpc::Role::USER);
+  const uint64_t id = CreateRecord(a);
+  auto close = a.closeRequest();
+  close.setId(id);
+  close.send().wait(wait());
+  const int64_t closed_at = ToMicros(clock_.Now());
+
+  auto admin_session = AdminSession();
+  auto admin = AdminFacet(admin_session);
+  auto preview = admin.sweepRequest();
+  preview.setAsOfMicros(closed_at + 200 * kDay);
+  preview.setDryRun(true);
+  auto response = preview.send().wait(wait());
+  auto report = response.getReport();
+  EXPECT_EQ(report.getBlocked(), 1u);
+  ASSERT_EQ(report.getTransitions().size(), 1u);
+  auto t = report.getTransitions()[0];
+  EXPECT_EQ(t.getRecordId(), id);
+  EXPECT_EQ(t.getFrom(), rpc::RecordState::CLOSED);
+  EXPECT_EQ(t.getTo(), rpc::RecordState::BLOCKED);
+  EXPECT_GT(t.getDueMicros(), closed_at + 180 * kDay);
+  EXPECT_LT(t.getDueMicros(), closed_at + 185 * kDay);
+
+  // A real sweep cannot look ahead; nothing changed.
+  auto ahead = admin.sweepRequest();
+  ahead.setAsOfMicros(closed_at + 200 * kDay);
+  EXPECT_EQ(StatusOf(ahead.send(), wait()).code(),
+            StatusCode::kInvalidArgument);
+  auto get = a.getRequest();
+  get.setId(id);
+  auto got = get.send().wait(wait());
+  EXPECT_EQ(got.getRecord().getState(), rpc::RecordState::CLOSED);
+}
+
+// ---- Holds, subjects, history
+// ------------------------------------------------
+
+TEST_F(ServerAdminTest, ASubjectHoldIsSeenByAllThreeFacetsAndStopsAShred) {
+  auto a = NewSession("authority-a", rpc::Role::USER);
+  auto o = NewSession("officer", rpc::Role::OFFICER);
+  auto u = NewSession("auditor", rpc::Role::AUDITOR);
+  CreateRecord(a);
+  auto auditor = u.auditorRequest().send().getAuditor();
+  auto find = auditor.findSubjectRequest();
+  find.setIdentifier("anna@example.org");
+  const std::string subject = find.send().wait(wait()).getSubjectId().cStr();
+  EXPECT_EQ(subject, FindSubject("anna@example.org"));
+
+  auto officer = o.officerRequest().send().getOfficer();
+  auto set = officer.setSubjectHoldRequest();
+  set.setSubjectId(subject);
+  set.setReason("proceedings 4 C 12/26");
+  set.setEndsAtMicros(ToMicros(clock_.Now()) + 30 * kDay);
+  auto held = set.send().wait(wait());
+  const std::string hold_id = held.getHold().getId().cStr();
+  EXPECT_EQ(std::string(held.getHold().getSubjectId().cStr()), subject);
+  EXPECT_EQ(held.getHold().getRecordId(), 0u);
+
+  auto admin_session = AdminSession();
+  auto admin = AdminFacet(admin_session);
+  auto by_auditor = auditor.listHoldsRequest().send().wait(wait());
+  auto by_admin = admin.listHoldsRequest().send().wait(wait());
+  ASSERT_EQ(by_auditor.getHolds().size(), 1u);
+  ASSERT_EQ(by_admin.getHolds().size(), 1u);
+  EXPECT_EQ(std::string(by_auditor.getHolds()[0].getId().cStr()), hold_id);
+  EXPECT_EQ(std::string(by_admin.getHolds()[0].getId().cStr()), hold_id);
+
+  auto shred = admin.shredSubjectRequest();
+  shred.setSubjectId(subject);
+  Status refused = StatusOf(shred.send(), wait());
+  EXPECT_EQ(refused.code(), StatusCode::kFailedPrecondition);
+
+  auto unknown = officer.setSubjectHoldRequest();
+  unknown.setSubjectId("s-no-such-subject");
+  unknown.setReason("r");
+  unknown.setEndsAtMicros(ToMicros(clock_.Now()) + kDay);
+  EXPECT_EQ(StatusOf(unknown.send(), wait()).code(), StatusCode::kNotFound);
+  // An auditor cannot set holds: it has no officer facet.
+  EXPECT_EQ(StatusOf(u.officerRequest().send(), wait()).code(),
+            StatusCode::kPermissionDenied);
+}
+
+TEST_F(ServerAdminTest, AdminsVerifyTheChainButReadNoHistory) {
+  auto a = NewSession("authority-a", rpc::Role::USER);
+  CreateRecord(a);
+  auto admin_session = AdminSession();
+  auto admin = AdminFacet(admin_session);
+  auto verified = admin.verifyChainRequest().send().wait(wait());
+  EXPECT_TRUE(verified.getOk());
+  EXPECT_GE(verified.getVerified(), 1u);
+  EXPECT_EQ(verified.getHeadSeq(), verified.getVerified());
+  // The history itself is the auditor's: an admin has no auditor facet.
+  EXPECT_EQ(StatusOf(admin_session.auditorRequest().send(), wait()).code(),
+            StatusCode::kPermissionDenied);
+}
+
+// ---- Shredding and erasure verification ------------------------------------
+
+TEST_F(ServerAdminTest, AShredIsCompletedAndVerifiedOverTheSocket) {
+  auto a = NewSession("authority-a", rpc::Role::USER);
+  const uint64_t id = CreateRecord(a);
+  const std::string subject = FindSubject("anna@example.org");
+  auto admin_session = AdminSession();
+  auto admin = AdminFacet(admin_session);
+  auto shred = admin.shredSubjectRequest();
+  shred.setSubjectId(subject);
+  shred.send().wait(wait());
+
+  auto complete = admin.completeShredsRequest();
+  complete.setBudget(100);
+  EXPECT_EQ(complete.send().wait(wait()).getRewritten(), 1u);
+  auto nothing_left = admin.completeShredsRequest();
+  nothing_left.setBudget(100);
+  EXPECT_EQ(nothing_left.send().wait(wait()).getRewritten(), 0u);
+  auto zero = admin.completeShredsRequest();
+  EXPECT_EQ(StatusOf(zero.send(), wait()).code(), StatusCode::kInvalidArgument);
+
+  // ERASED: the owner sees nothing any more, the admin the attributes.
+  auto owner_get = a.getRequest();
+  owner_get.setId(id);
+  EXPECT_EQ(StatusOf(owner_get.send(), wait()).code(), StatusCode::kNotFound);
+  auto get = admin_session.getRequest();
+  get.setId(id);
+  auto got = get.send().wait(wait());
+  EXPECT_EQ(got.getRecord().getState(), rpc::RecordState::ERASED);
+  EXPECT_EQ(got.getRecord().getParts().size(), 0u);
+  EXPECT_EQ(got.getRecord().getSubjectIds().size(), 0u);
+
+  auto erasure = admin.verifyErasureRequest().send().wait(wait());
+  EXPECT_GE(erasure.getWitnesses(), 1u);
+  EXPECT_EQ(erasure.getFound(), 0u);
+  EXPECT_EQ(erasure.getFilesWithLeftovers().size(), 0u);
+}
+
+TEST_F(ServerAdminTest, ARekeyedSubjectReadsAsBefore) {
+  auto a = NewSession("authority-a", rpc::Role::USER);
+  const uint64_t id = CreateRecord(a);
+  const std::string subject = FindSubject("anna@example.org");
+  auto admin_session = AdminSession();
+  auto admin = AdminFacet(admin_session);
+  auto rekey = admin.rekeySubjectRequest();
+  rekey.setSubjectId(subject);
+  rekey.send().wait(wait());
+  engine_->TEST_ClearKeyCache();
+  auto get = a.getRequest();
+  get.setId(id);
+  auto got = get.send().wait(wait());
+  EXPECT_EQ(std::string(
+                got.getRecord().getParts()[0].getFields()[0].getValue().cStr()),
+            "Anna Example");
+  auto unknown = admin.rekeySubjectRequest();
+  unknown.setSubjectId("s-no-such-subject");
+  EXPECT_EQ(StatusOf(unknown.send(), wait()).code(), StatusCode::kNotFound);
+  EXPECT_TRUE(admin.verifyChainRequest().send().wait(wait()).getOk());
+}
+
+// ---- Keys ------------------------------------------------------------------
+
+TEST_F(ServerAdminTest, AKekRotationRunsToCompletionOverTheSocket) {
+  auto a = NewSession("authority-a", rpc::Role::USER);
+  CreateRecord(a, "anna@example.org");
+  CreateRecord(a, "ben@example.org");
+  auto admin_session = AdminSession();
+  auto admin = AdminFacet(admin_session);
+  auto before = admin.kekVersionsRequest().send().wait(wait());
+  ASSERT_EQ(before.getVersions().size(), 1u);
+  EXPECT_EQ(before.getVersions()[0], 1u);
+
+  auto first = admin.rotateKekRequest();
+  first.setMaxKeys(1);
+  auto partial = first.send().wait(wait());
+  EXPECT_EQ(partial.getKekVersion(), 2u);
+  EXPECT_EQ(partial.getRewrapped(), 1u);
+  EXPECT_FALSE(partial.getComplete());
+  auto during = admin.kekVersionsRequest().send().wait(wait());
+  EXPECT_EQ(during.getVersions().size(), 2u);
+  auto rest = admin.rotateKekRequest().send().wait(wait());
+  EXPECT_TRUE(rest.getComplete());
+  EXPECT_EQ(rest.getRewrapped(), 1u);
+  auto after = admin.kekVersionsRequest().send().wait(wait());
+  ASSERT_EQ(after.getVersions().size(), 1u);
+  EXPECT_EQ(after.getVersions()[0], 2u);
+}
+
+TEST_F(ServerAdminTest, TheMasterKeyIsRotatedFromAKeyFileOnTheServer) {
+  uint64_t id = 0;
+  const std::string key_file = dir_ + "/new.key";
+  auto generated = crypto::GenerateMasterKeyFile(key_file);
+  ASSERT_TRUE(generated.has_value()) << generated.error().ToString();
+  {  // The capabilities go before the client does (StopServer).
+    auto a = NewSession("authority-a", rpc::Role::USER);
+    id = CreateRecord(a);
+    auto admin_session = AdminSession();
+    auto admin = AdminFacet(admin_session);
+
+    // Refused before anything is read: a relative path, a missing file, a
+    // file others may read, a file that is no key. None names the file.
+    auto relative = admin.rotateMasterKeyRequest();
+    relative.setKeyFile("new.key");
+    Status not_absolute = StatusOf(relative.send(), wait());
+    EXPECT_EQ(not_absolute.code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(not_absolute.message(),
+              "a path on the server must be absolute, without '..'");
+    auto missing = admin.rotateMasterKeyRequest();
+    missing.setKeyFile(dir_ + "/missing.key");
+    Status absent = StatusOf(missing.send(), wait());
+    EXPECT_EQ(absent.code(), StatusCode::kNotFound);
+    EXPECT_EQ(absent.message(), "the new master key file cannot be used");
+    ASSERT_EQ(chmod(key_file.c_str(), 0644), 0);
+    auto open_mode = admin.rotateMasterKeyRequest();
+    open_mode.setKeyFile(key_file);
+    EXPECT_EQ(StatusOf(open_mode.send(), wait()).code(),
+              StatusCode::kFailedPrecondition);
+    ASSERT_EQ(chmod(key_file.c_str(), 0600), 0);
+
+    auto rotate = admin.rotateMasterKeyRequest();
+    rotate.setKeyFile(key_file);
+    rotate.send().wait(wait());
+  }
+
+  // From now on only the new key opens the store.
+  StopServer();
+  engine_.reset();
+  auto old_key = Engine::Open(options_, MasterKey());
+  ASSERT_FALSE(old_key.has_value());
+  EXPECT_EQ(old_key.error().code(), StatusCode::kFailedPrecondition);
+  auto reopened = Engine::Open(options_, std::move(*generated));
+  ASSERT_TRUE(reopened.has_value()) << reopened.error().ToString();
+  engine_ = std::move(*reopened);
+  auto owner = engine_->ActorFor("authority-a");
+  ASSERT_TRUE(owner.has_value());
+  auto view = engine_->GetRecord(*owner, id);
+  ASSERT_TRUE(view.has_value()) << view.error().ToString();
+  EXPECT_EQ(view->parts[0].fields[0].value, "Anna Example");
+}
+
+// ---- Backups ---------------------------------------------------------------
+
+TEST_F(ServerAdminTest, ABackupIsWrittenVerifiedAndRestorableWithItsKit) {
+  auto a = NewSession("authority-a", rpc::Role::USER);
+  const uint64_t id = CreateRecord(a);
+  auto admin_session = AdminSession();
+  auto admin = AdminFacet(admin_session);
+  const std::string backup_dir = dir_ + "/backup";
+  auto backup = admin.backupRequest();
+  backup.setDir(backup_dir);
+  auto written = backup.send().wait(wait());
+  const std::string backup_id = written.getReport().getBackupId().cStr();
+  EXPECT_EQ(backup_id.size(), 33u);
+  EXPECT_GT(written.getReport().getRecordsEntries(), 0u);
+  EXPECT_GE(written.getReport().getFiles().size(), 2u);
+
+  auto verify = admin.verifyBackupRequest();
+  verify.setDir(backup_dir);
+  auto verified = verify.send().wait(wait());
+  EXPECT_EQ(std::string(verified.getVerification().getBackupId().cStr()),
+            backup_id);
+  EXPECT_EQ(verified.getVerification().getFormatVersion(), 2u);
+
+  // Into a directory that holds something: refused.
+  auto again = admin.backupRequest();
+  again.setDir(backup_dir);
+  EXPECT_EQ(StatusOf(again.send(), wait()).code(), StatusCode::kAlreadyExists);
+  auto dotdot = admin.backupRequest();
+  dotdot.setDir(dir_ + "/../elsewhere");
+  EXPECT_EQ(StatusOf(dotdot.send(), wait()).code(),
+            StatusCode::kInvalidArgument);
+  auto none = admin.verifyBackupRequest();
+  none.setDir(dir_ + "/no-backup");
+  EXPECT_EQ(StatusOf(none.send(), wait()).code(), StatusCode::kNotFound);
+
+  const std::string kit = dir_ + "/restore.kit";
+  auto export_kit = admin.exportRestoreKitRequest();
+  export_kit.setPath(kit);
+  export_kit.send().wait(wait());
+  EXPECT_TRUE(std::filesystem::exists(kit));
+  auto expired = admin.expireBackupKeysRequest().send().wait(wait());
+  EXPECT_EQ(expired.getExpired(), 0u);  // Within the retention.
+
+  // The restore is offline: the backup and kit written over RPC restore.
+  Options restored = options_;
+  restored.data_dir = dir_ + "/restored";
+  ASSERT_TRUE(
+      Engine::Restore(backup_dir, restored, MasterKey(), kit, "admin").ok());
+  auto engine = Engine::Open(restored, MasterKey());
+  ASSERT_TRUE(engine.has_value()) << engine.error().ToString();
+  auto owner = (*engine)->ActorFor("authority-a");
+  ASSERT_TRUE(owner.has_value());
+  auto view = (*engine)->GetRecord(*owner, id);
+  ASSERT_TRUE(view.has_value()) << view.error().ToString();
+  EXPECT_EQ(view->parts[0].fields[0].value, "Anna Example");
+}
+
+// ---- Refusals --------------------------------------------------------------
+
+TEST_F(ServerAdminTest, EveryNewAdminCallIsRefusedToAUserAndAfterRevocation) {
+  auto a = NewSession("authority-a", rpc::Role::USER);
+  auto user_admin = AdminFacet(a);
+  EXPECT_EQ(StatusOf(user_admin.kekVersionsRequest().send(), wait()).code(),
+            StatusCode::kPermissionDenied);
+  auto user_backup = user_admin.verifyBackupRequest();
+  user_backup.setDir(dir_);
+  EXPECT_EQ(StatusOf(user_backup.send(), wait()).code(),
+            StatusCode::kPermissionDenied);
+
+  // A second admin's facet, obtained before its revocation, refuses every
+  // call after it, those the engine checks and those the server checks.
+  auto admin_session = AdminSession();
+  auto create = AdminFacet(admin_session).createPrincipalRequest();
+  create.setId("admin-2");
+  create.setDisplayName("Second admin");
+  create.initRoles(1).set(0, rpc::Role::ADMIN);
+  const std::string token =
+      create.send().wait(wait()).getCreated().getToken().cStr();
+  auto second = Login("admin-2", token);
+  ASSERT_TRUE(second);
+  auto facet = second->adminRequest().send().wait(wait()).getAdmin();
+  EXPECT_TRUE(StatusOf(facet.kekVersionsRequest().send(), wait()).ok());
+  auto revoke = AdminFacet(admin_session).revokePrincipalRequest();
+  revoke.setId("admin-2");
+  revoke.send().wait(wait());
+
+  auto complete = facet.completeShredsRequest();
+  complete.setBudget(10);
+  auto verify = facet.verifyBackupRequest();
+  verify.setDir(dir_);
+  auto backup = facet.backupRequest();
+  backup.setDir(dir_ + "/backup");
+  auto rotate = facet.rotateMasterKeyRequest();
+  rotate.setKeyFile(dir_ + "/new.key");
+  for (Status s :
+       {StatusOf(facet.kekVersionsRequest().send(), wait()),
+        StatusOf(complete.send(), wait()), StatusOf(verify.send(), wait()),
+        StatusOf(backup.send(), wait()), StatusOf(rotate.send(), wait()),
+        StatusOf(facet.verifyErasureRequest().send(), wait()),
+        StatusOf(facet.reapplyPoliciesRequest().send(), wait())}) {
+    EXPECT_EQ(s.code(), StatusCode::kUnauthenticated) << s.ToString();
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/backup"));
+}
+
+}  // namespace
+}  // namespace custos::testing
