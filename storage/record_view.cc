@@ -183,6 +183,7 @@ Result<std::vector<Result<RecordView>>> RecordViews::GetMany(
     const std::optional<Purpose>& purpose) {
   CUSTOS_RETURN_IF_ERROR(CheckBatchSize(ids.size(), limits_));
   CUSTOS_RETURN_IF_ERROR(CheckPurpose(purpose, limits_));
+  const uint64_t generation = store_.Generation();
   std::vector<Result<RecordView>> answers;
   answers.reserve(ids.size());
   // What one item may answer on its own; anything else (an I/O error)
@@ -206,7 +207,7 @@ Result<std::vector<Result<RecordView>>> RecordViews::GetMany(
   for (const Result<RecordView>& answer : answers) {
     if (answer) views.push_back(&*answer);
   }
-  CUSTOS_RETURN_IF_ERROR(RecordReads(caller, views, purpose));
+  CUSTOS_RETURN_IF_ERROR(RecordReads(caller, views, purpose, generation));
   return answers;
 }
 
