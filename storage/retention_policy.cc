@@ -97,4 +97,21 @@ std::vector<RetentionPolicy> DefaultPolicies() {
   };
 }
 
+Result<ClosureDeadlines> DeadlinesAfterClosure(const RetentionPolicy& policy,
+                                               Timestamp closed) {
+  ClosureDeadlines d;
+  if (policy.block_after) {
+    auto blocked = AddPeriod(closed, *policy.block_after);
+    if (!blocked) return Fail(blocked.error());
+    d.blocked = *blocked;
+  }
+  auto erased = AddPeriod(closed, policy.erase_after);
+  if (!erased) return Fail(erased.error());
+  d.erased = *erased;
+  auto pruned = AddPeriod(d.erased, policy.history_after);
+  if (!pruned) return Fail(pruned.error());
+  d.history_pruned = *pruned;
+  return d;
+}
+
 }  // namespace custos

@@ -81,6 +81,21 @@ Status ValidatePolicy(const RetentionPolicy& policy);
 // Neither has close_after. Every returned policy passes ValidatePolicy.
 std::vector<RetentionPolicy> DefaultPolicies();
 
+// The deadlines a record of `policy`'s kind gets when closed at `closed`,
+// by the same period arithmetic (AddPeriod) the engine applies: blocked at
+// closed + block_after (absent without a BLOCKED phase), erased at
+// closed + erase_after, its access history pruned at erased +
+// history_after. `close_after`, when present, is how long an untouched
+// ACTIVE record waits before it is closed. InvalidArgument if a deadline
+// falls outside the representable range.
+struct ClosureDeadlines {
+  std::optional<Timestamp> blocked;
+  Timestamp erased;
+  Timestamp history_pruned;
+};
+Result<ClosureDeadlines> DeadlinesAfterClosure(const RetentionPolicy& policy,
+                                               Timestamp closed);
+
 }  // namespace custos
 
 #endif  // CUSTOS_STORAGE_RETENTION_POLICY_H_

@@ -136,11 +136,19 @@ std::string StateName(rpc::RecordState state);
 std::pair<std::string, std::string> KeyValue(const std::string& text,
                                              std::string_view flag);
 
-// One verb: its subcommand and what it runs once parsed. `online` verbs
-// get a Connection; offline ones get none.
+// One verb: its subcommand and what it runs once parsed: `run` with a
+// Connection, or, for a verb that works on a stopped server's data
+// directory, `offline` with none. The verb run is the deepest one parsed
+// (`backup verify`, not `backup`).
 struct Verb {
-  CLI::App* command = nullptr;
+  Verb(CLI::App* c, std::function<void(Connection&)> r)
+      : command(c), run(std::move(r)) {}
+  Verb(CLI::App* c, std::function<void()> o)
+      : command(c), offline(std::move(o)) {}
+
+  CLI::App* command;
   std::function<void(Connection&)> run;
+  std::function<void()> offline;
 };
 
 // The verb families (tools/verbs_*.cc); each adds its subcommands to `app`.
@@ -149,6 +157,9 @@ void AddRecordVerbs(CLI::App& app, std::vector<Verb>& verbs);
 void AddRetentionVerbs(CLI::App& app, std::vector<Verb>& verbs);
 void AddSubjectVerbs(CLI::App& app, std::vector<Verb>& verbs);
 void AddVerifyVerbs(CLI::App& app, std::vector<Verb>& verbs);
+void AddPolicyVerbs(CLI::App& app, std::vector<Verb>& verbs);
+void AddKeyVerbs(CLI::App& app, std::vector<Verb>& verbs);
+void AddBackupVerbs(CLI::App& app, std::vector<Verb>& verbs);
 
 }  // namespace custos::cli
 

@@ -76,6 +76,9 @@ int main(int argc, char** argv) {
   AddRetentionVerbs(app, verbs);
   AddSubjectVerbs(app, verbs);
   AddVerifyVerbs(app, verbs);
+  AddPolicyVerbs(app, verbs);
+  AddKeyVerbs(app, verbs);
+  AddBackupVerbs(app, verbs);
   auto* completion = app.add_subcommand(
       "completion",
       "print a bash completion script\n"
@@ -96,9 +99,14 @@ int main(int argc, char** argv) {
   }
   try {
     for (Verb& verb : verbs) {
-      if (!verb.command->parsed()) continue;
-      Connection c(connection);
-      verb.run(c);
+      if (!verb.command->parsed() || !verb.command->get_subcommands().empty())
+        continue;
+      if (verb.offline) {
+        verb.offline();
+      } else {
+        Connection c(connection);
+        verb.run(c);
+      }
       return kExitOk;
     }
     std::fprintf(stderr, "custos: no verb given (see --help)\n");

@@ -29,6 +29,7 @@ void AddRetentionVerbs(CLI::App& app, std::vector<Verb>& verbs) {
     struct Args {
       bool dry_run = false;
       std::string as_of;
+      uint64_t max_records = 0;
       Output out;
     };
     auto a = std::make_shared<Args>();
@@ -87,37 +88,56 @@ void AddRetentionVerbs(CLI::App& app, std::vector<Verb>& verbs) {
   {
     struct Args {
       uint64_t record = 0;
-      std::string reason, until;
+      std::string subject, reason, until;
       Output out;
     };
     auto a = std::make_shared<Args>();
     auto* cmd = hold->add_subcommand(
         "set",
-        "keep a record from erasure until a date, for a stated reason\n"
+        "keep a record, or every record of a subject (--subject), from "
+        "erasure until a date, for a stated reason (officers)\n"
         "example: custos hold set 42 --reason 'court case 12/2027' "
         "--until 2029-01-01T00:00:00Z");
-    cmd->add_option("record", a->record, "record id")->required();
+    auto* record_opt = cmd->add_option("record", a->record, "record id");
+    cmd->add_option("--subject", a->subject, "subject id, instead of a record")
+        ->excludes(record_opt);
     cmd->add_option("--reason", a->reason, "why (recorded)")->required();
     cmd->add_option("--until", a->until,
                     "when the hold ends (ISO 8601 with a zone)")
         ->required();
     AddJsonFlag(*cmd, a->out);
-    verbs.push_back({cmd, [a](Connection& c) {
-                       const int64_t until = ParseTime(a->until, "--until");
-                       Remote([&] {
-                         auto req = c.Officer().setRecordHoldRequest();
-                         req.setId(a->record);
-                         req.setReason(a->reason);
-                         req.setEndsAtMicros(until);
-                         auto response = req.send().wait(c.wait());
-                         if (a->out.json)
-                           return PrintJson(HoldJson(response.getHold()));
-                         std::cout << "hold "
-                                   << response.getHold().getId().cStr()
-                                   << " on record " << a->record << " until "
-                                   << FormatTime(until) << "\n";
-                       });
-                     }});
+    verbs.push_back(
+        {cmd, [a](Connection& c) {
+           if (a->record == 0 && a->subject.empty())
+             throw UsageError("hold set: give a record id or --subject");
+           const int64_t until = ParseTime(a->until, "--until");
+           Remote([&] {
+             auto officer = c.Officer();
+             auto print = [&](rpc::Hold::Reader h) {
+               if (a->out.json) return PrintJson(HoldJson(h));
+               std::cout << "hold " << h.getId().cStr() << " on "
+                         << (a->subject.empty()
+                                 ? "record " + std::to_string(a->record)
+                                 : "subject " + a->subject)
+                         << " until " << FormatTime(until) << "\n";
+             };
+             if (a->subject.empty()) {
+               auto req = officer.setRecordHoldRequest();
+               req.setId(a->record);
+               req.setReason(a->reason);
+               req.setEndsAtMicros(until);
+               auto response = req.send().wait(c.wait());
+               print(response.getHold());
+             } else {
+               auto req = officer.setSubjectHoldRequest();
+               req.setSubjectId(a->subject);
+               req.setReason(a->reason);
+               req.setEndsAtMicros(until);
+               auto response = req.send().wait(c.wait());
+               print(response.getHold());
+             }
+           });
+         }});
   }
   {
     auto id = std::make_shared<std::string>();

@@ -127,6 +127,23 @@ void AddSubjectVerbs(CLI::App& app, std::vector<Verb>& verbs) {
          }});
   }
   {
+    auto id = std::make_shared<std::string>();
+    auto* cmd = subject->add_subcommand(
+        "rekey",
+        "give a subject a new data key (when the old one may be "
+        "compromised): every part, note and history part is sealed again\n"
+        "example: custos subject rekey s0123...");
+    cmd->add_option("id", *id, "subject id")->required();
+    verbs.push_back({cmd, [id](Connection& c) {
+                       Remote([&] {
+                         auto req = c.Admin().rekeySubjectRequest();
+                         req.setSubjectId(*id);
+                         req.send().wait(c.wait());
+                       });
+                       std::cout << "re-keyed " << *id << "\n";
+                     }});
+  }
+  {
     struct Args {
       std::string id;
       bool yes = false;
@@ -155,38 +172,86 @@ void AddSubjectVerbs(CLI::App& app, std::vector<Verb>& verbs) {
 
 void AddVerifyVerbs(CLI::App& app, std::vector<Verb>& verbs) {
   struct Args {
-    bool chain = false;
+    bool chain = false, erasure = false;
     Output out;
   };
   auto a = std::make_shared<Args>();
   auto* cmd = app.add_subcommand(
       "verify",
       "check the store's promises: --chain verifies the access history's "
-      "hash chain (auditors); exit 1 if a problem is found\n"
-      "example: custos verify --chain");
-  cmd->add_flag("--chain", a->chain, "verify the access-history chain")
-      ->required();
+      "hash chain (auditors, admins); --erasure looks for erased data and "
+      "destroyed keys in every file (admins); exit 1 if a problem is found\n"
+      "example: custos verify --chain --erasure");
+  cmd->add_flag("--chain", a->chain, "verify the access-history chain");
+  cmd->add_flag("--erasure", a->erasure,
+                "look for erased bytes left in the files");
   AddJsonFlag(*cmd, a->out);
   verbs.push_back(
       {cmd, [a](Connection& c) {
-         bool ok = false;
+         if (!a->chain && !a->erasure)
+           throw UsageError(
+               "verify: give --chain, --erasure or "
+               "both");
+         bool ok = true;
+         nlohmann::json result = nlohmann::json::object();
          Remote([&] {
-           auto r = c.Auditor().verifyChainRequest().send().wait(c.wait());
-           ok = r.getOk();
-           if (a->out.json) {
-             return PrintJson({{"ok", r.getOk()},
-                               {"problem", r.getProblem().cStr()},
-                               {"verified", r.getVerified()},
-                               {"head_seq", r.getHeadSeq()},
-                               {"head_link", r.getHeadLinkHex().cStr()}});
+           if (a->chain) {
+             // The auditor's facet if the principal has the
+             // role, else the admin's.
+             auto who = c.session().whoAmIRequest().send().wait(c.wait());
+             bool auditor = false;
+             for (rpc::Role r : who.getPrincipal().getRoles())
+               auditor = auditor || r == rpc::Role::AUDITOR;
+             auto check = [&](auto response) {
+               ok = ok && response.getOk();
+               result["chain"] = {
+                   {"ok", response.getOk()},
+                   {"problem", response.getProblem().cStr()},
+                   {"verified", response.getVerified()},
+                   {"head_seq", response.getHeadSeq()},
+                   {"head_link", response.getHeadLinkHex().cStr()}};
+             };
+             if (auditor)
+               check(c.Auditor().verifyChainRequest().send().wait(c.wait()));
+             else
+               check(c.Admin().verifyChainRequest().send().wait(c.wait()));
            }
-           std::cout << (ok ? "chain ok" : "CHAIN BROKEN") << ": "
-                     << r.getVerified() << " events verified, head "
-                     << r.getHeadSeq() << " " << r.getHeadLinkHex().cStr()
-                     << "\n";
-           if (!ok) std::cout << "problem: " << r.getProblem().cStr() << "\n";
+           if (a->erasure) {
+             auto r = c.Admin().verifyErasureRequest().send().wait(c.wait());
+             nlohmann::json files = nlohmann::json::array();
+             for (auto f : r.getFilesWithLeftovers()) files.push_back(f.cStr());
+             ok = ok && r.getFound() == 0;
+             result["erasure"] = {{"ok", r.getFound() == 0},
+                                  {"witnesses", r.getWitnesses()},
+                                  {"found", r.getFound()},
+                                  {"files", files}};
+           }
          });
-         if (!ok) throw Failure("the access-history chain does not verify");
+         if (a->out.json) {
+           PrintJson(result);
+         } else {
+           if (result.contains("chain")) {
+             const auto& ch = result["chain"];
+             std::cout << (ch["ok"].get<bool>() ? "chain ok" : "CHAIN BROKEN")
+                       << ": " << ch["verified"].get<uint64_t>()
+                       << " events verified, head "
+                       << ch["head_seq"].get<uint64_t>() << "\n";
+             if (!ch["ok"].get<bool>())
+               std::cout << "problem: " << ch["problem"].get<std::string>()
+                         << "\n";
+           }
+           if (result.contains("erasure")) {
+             const auto& e = result["erasure"];
+             std::cout << (e["ok"].get<bool>() ? "erasure ok"
+                                               : "ERASED DATA FOUND")
+                       << ": " << e["witnesses"].get<uint64_t>()
+                       << " witnesses looked for, "
+                       << e["found"].get<uint64_t>() << " found\n";
+             for (const auto& f : e["files"])
+               std::cout << "  in " << f.get<std::string>() << "\n";
+           }
+         }
+         if (!ok) throw Failure("verification found a problem");
        }});
 }
 
