@@ -167,6 +167,7 @@ Status Server::Run(std::function<void()> ready) {
           kj::TlsCertificate(options_.tls_certificate_pem.c_str())};
       kj::TlsContext::Options tls_options;
       tls_options.useSystemTrustStore = false;
+      tls_options.minVersion = kj::TlsVersion::TLS_1_2;
       tls_options.defaultKeypair = keypair;
       tls_context = kj::heap<kj::TlsContext>(kj::mv(tls_options));
     } catch (const kj::Exception&) {
