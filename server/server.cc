@@ -159,16 +159,19 @@ Status Server::Run(std::function<void()> ready) {
   }
   auto io = kj::setupAsyncIo();
   kj::Timer& timer = io.provider->getTimer();
-  kj::Own<kj::TlsContext> tls_context;  // Null without TLS.
+  // Both null without TLS. The context is given the keypair by reference:
+  // it is kept as long.
+  kj::Own<kj::TlsKeypair> tls_keypair;
+  kj::Own<kj::TlsContext> tls_context;
   if (tls) {
     try {
-      kj::TlsKeypair keypair{
+      tls_keypair = kj::heap<kj::TlsKeypair>(kj::TlsKeypair{
           kj::TlsPrivateKey(options_.tls_private_key_pem.c_str()),
-          kj::TlsCertificate(options_.tls_certificate_pem.c_str())};
+          kj::TlsCertificate(options_.tls_certificate_pem.c_str())});
       kj::TlsContext::Options tls_options;
       tls_options.useSystemTrustStore = false;
       tls_options.minVersion = kj::TlsVersion::TLS_1_2;
-      tls_options.defaultKeypair = keypair;
+      tls_options.defaultKeypair = *tls_keypair;
       tls_context = kj::heap<kj::TlsContext>(kj::mv(tls_options));
     } catch (const kj::Exception&) {
       // OpenSSL's text may quote the file; kj's names our source.
