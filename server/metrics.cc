@@ -171,6 +171,14 @@ std::string Metrics::Render(const Engine& engine) const {
          "Unwrapped subject keys held in the key cache.");
   Sample(out, "custos_key_cache_keys", "",
          static_cast<double>(stats.cached_keys));
+  Header(out, "custos_key_cache_hits_total", "counter",
+         "Lookups of a subject's key answered from the key cache.");
+  Sample(out, "custos_key_cache_hits_total", "",
+         static_cast<double>(stats.key_cache_hits));
+  Header(out, "custos_key_cache_misses_total", "counter",
+         "Lookups of a subject's key that unwrapped it from the keystore.");
+  Sample(out, "custos_key_cache_misses_total", "",
+         static_cast<double>(stats.key_cache_misses));
 
   std::optional<MaintenanceFigures> m;
   {

@@ -695,6 +695,9 @@ EngineStats Engine::Stats() const {
   stats.writes = impl_->store->TEST_WriteCount();
   stats.syncs = impl_->store->TEST_SyncCount();
   stats.cached_keys = impl_->keystore->CachedKeyCount();
+  const KeyCache::Counts counts = impl_->keystore->CacheCounts();
+  stats.key_cache_hits = counts.hits;
+  stats.key_cache_misses = counts.misses;
   return stats;
 }
 

@@ -65,8 +65,11 @@ struct EngineStats {
   // ratio is the mean group-commit batch size).
   uint64_t writes = 0;
   uint64_t syncs = 0;
-  // Unwrapped subject keys in the key cache.
+  // Unwrapped subject keys in the key cache, and lookups of a subject's
+  // key answered from it (hits) or by unwrapping it (misses).
   size_t cached_keys = 0;
+  uint64_t key_cache_hits = 0;
+  uint64_t key_cache_misses = 0;
 };
 
 class Engine {

@@ -334,7 +334,7 @@ TEST_F(ServerTlsTest, AConnectionThatNeverHandshakesIsClosedAfterTheTimeout) {
   EXPECT_LT(elapsed, std::chrono::seconds(5));
 }
 
-TEST(ServerTlsOptionsTest, ACertificateWithoutItsKeyIsRefused) {
+TEST(ServerOptionsTest, PlainRemoteTcpAndHalfOrBadTlsConfigurationsAreRefused) {
   char tmpl[] = "/tmp/custos-server-net-XXXXXX";
   ASSERT_NE(mkdtemp(tmpl), nullptr);
   const std::string dir = tmpl;
@@ -347,6 +347,17 @@ TEST(ServerTlsOptionsTest, ACertificateWithoutItsKeyIsRefused) {
   ASSERT_TRUE(engine.has_value());
   server::ServerOptions so;
   so.tcp_address = "0.0.0.0:0";
+  // Without TLS, a non-loopback address is refused; so is a non-loopback
+  // metrics endpoint.
+  Status plain = server::Server(**engine, so).Run();
+  EXPECT_EQ(plain.code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(plain.message().starts_with("plain TCP is served only on "))
+      << plain.ToString();
+  server::ServerOptions metrics_remote;
+  metrics_remote.tcp_address = "127.0.0.1:0";
+  metrics_remote.metrics_address = "0.0.0.0:0";
+  EXPECT_EQ(server::Server(**engine, metrics_remote).Run().ToString(),
+            "InvalidArgument: the metrics endpoint is served only on loopback");
   so.tls_certificate_pem = "-----BEGIN CERTIFICATE-----\n";
   Status s = server::Server(**engine, so).Run();
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
@@ -503,8 +514,12 @@ TEST_F(ServerNetTest, MetricsCountCallsAndErrorsByMethodAndHealthAnswers) {
   Start();
   ASSERT_GT(server_->metrics_port(), 0);
   auto session = UserSession();
-  ASSERT_TRUE(
-      StatusOf(CreateRequest(session, "Anna Example").send(), wait()).ok());
+  const uint64_t id =
+      CreateRequest(session, "Anna Example").send().wait(wait()).getId();
+  // The owner reads it: Anna's key, cached by the create, is a hit.
+  auto get = session.getRequest();
+  get.setId(id);
+  get.send().wait(wait());
   auto bad = session.createRequest();
   bad.initRecord().setKind("no-such-kind");
   ASSERT_EQ(StatusOf(bad.send(), wait()).code(),
@@ -537,11 +552,18 @@ TEST_F(ServerNetTest, MetricsCountCallsAndErrorsByMethodAndHealthAnswers) {
   EXPECT_TRUE(HasLine(text, "custos_rpc_refused_total 0")) << text;
   const EngineStats stats = engine_->Stats();
   EXPECT_GT(stats.writes, 0u);
+  EXPECT_GT(stats.key_cache_hits, 0u);
   EXPECT_TRUE(HasLine(
       text, "custos_store_writes_total " + std::to_string(stats.writes)))
       << text;
   EXPECT_TRUE(
       HasLine(text, "custos_store_syncs_total " + std::to_string(stats.syncs)))
+      << text;
+  EXPECT_TRUE(HasLine(text, "custos_key_cache_hits_total " +
+                                std::to_string(stats.key_cache_hits)))
+      << text;
+  EXPECT_TRUE(HasLine(text, "custos_key_cache_misses_total " +
+                                std::to_string(stats.key_cache_misses)))
       << text;
   // Nothing a client sent is a label.
   EXPECT_EQ(text.find("Anna"), std::string::npos);
