@@ -29,7 +29,12 @@ namespace {
 bool IsLoopback(const std::string& address) {
   const size_t colon = address.rfind(':');
   const std::string host = address.substr(0, colon);
-  return host == "localhost" || host == "[::1]" || host.starts_with("127.");
+  // 127.x.y.z as a number only: "127.example.org" is a name that may
+  // resolve anywhere.
+  const bool numeric_127 =
+      host.starts_with("127.") &&
+      host.find_first_not_of("0123456789.") == std::string::npos;
+  return host == "localhost" || host == "[::1]" || numeric_127;
 }
 
 // One client connection: destroyed in reverse order of declaration.

@@ -353,6 +353,13 @@ TEST(ServerOptionsTest, PlainRemoteTcpAndHalfOrBadTlsConfigurationsAreRefused) {
   EXPECT_EQ(plain.code(), StatusCode::kInvalidArgument);
   EXPECT_TRUE(plain.message().starts_with("plain TCP is served only on "))
       << plain.ToString();
+  // A name that merely starts like a loopback address is not one.
+  server::ServerOptions named;
+  named.tcp_address = "127.example.org:0";
+  EXPECT_TRUE(server::Server(**engine, named)
+                  .Run()
+                  .message()
+                  .starts_with("plain TCP is served only on "));
   server::ServerOptions metrics_remote;
   metrics_remote.tcp_address = "127.0.0.1:0";
   metrics_remote.metrics_address = "0.0.0.0:0";
