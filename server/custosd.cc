@@ -5,7 +5,8 @@
 // on first start), a first admin credential written once to
 // ./custos-admin.token (mode 0600), the unix socket
 // ./custos-data/custosd.sock and TCP on 127.0.0.1:7457. SIGTERM and SIGINT
-// stop it cleanly.
+// stop it cleanly. Under systemd (packaging/custosd.service) the master key
+// comes from the service's credentials ($CREDENTIALS_DIRECTORY).
 
 #include <fcntl.h>
 #include <kj/async-unix.h>
@@ -19,8 +20,13 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
+#include <ctime>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -38,11 +44,34 @@ int Die(const std::string& what) {
   return 1;
 }
 
-// The master key: from the key file if it exists, else from
+// Reads a whole (small) file; nullopt if it cannot be read.
+std::optional<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::string text((std::istreambuf_iterator<char>(in)),
+                   std::istreambuf_iterator<char>());
+  if (in.bad()) return std::nullopt;
+  return text;
+}
+
+// The master key: from the systemd credential `credential` when
+// $CREDENTIALS_DIRECTORY is set (and `credential` is not empty; never
+// created), else from the key file if it exists, else from
 // CUSTOS_MASTER_KEY, else (only for a data directory that holds no store
 // yet) a new key file.
-custos::Result<custos::crypto::SecretKey> MasterKey(const std::string& file,
-                                                    const std::string& dir) {
+custos::Result<custos::crypto::SecretKey> MasterKey(
+    const std::string& file, const std::string& dir,
+    const std::string& credential) {
+  const char* credentials = std::getenv("CREDENTIALS_DIRECTORY");
+  if (credentials != nullptr && *credentials != '\0' && !credential.empty()) {
+    const std::string path = std::string(credentials) + "/" + credential;
+    if (!std::filesystem::exists(path)) {
+      return custos::Fail(Status::FailedPrecondition(
+          "$CREDENTIALS_DIRECTORY holds no credential '" + credential +
+          "' (the master key; see LoadCredential= in custosd.service)"));
+    }
+    return custos::crypto::LoadMasterKeyFile(path);
+  }
   if (std::filesystem::exists(file)) {
     return custos::crypto::LoadMasterKeyFile(file);
   }
@@ -112,6 +141,15 @@ int main(int argc, char** argv) {
   bool no_sync = false;
   size_t workers = 4;
   int maintenance_seconds = 60;
+  std::string key_credential = "master.key";
+  std::string generate_key_file;
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  double tls_handshake_seconds = 10;
+  size_t max_connections = 256;
+  size_t max_calls_in_flight = 1024;
+  size_t max_message_bytes = 8 << 20;
+  int metrics_port = 0;
   app.add_option("--data-dir", data_dir, "the data directory")
       ->capture_default_str();
   app.add_option("--master-key-file", key_file,
@@ -135,6 +173,41 @@ int main(int argc, char** argv) {
                  "shred completion")
       ->capture_default_str()
       ->check(CLI::Range(1, 86400));
+  app.add_option("--master-key-credential", key_credential,
+                 "name of the systemd credential holding the master key, "
+                 "used (and required) when $CREDENTIALS_DIRECTORY is set; "
+                 "'' to ignore credentials")
+      ->capture_default_str();
+  app.add_option("--generate-master-key", generate_key_file,
+                 "write a new master key to this file (mode 0600, never "
+                 "overwritten) and exit");
+  app.add_option("--tls-cert", tls_cert_file,
+                 "PEM certificate chain: TCP is served with TLS (any "
+                 "address); needs --tls-key");
+  app.add_option("--tls-key", tls_key_file, "PEM private key of --tls-cert");
+  app.add_option("--tls-handshake-timeout", tls_handshake_seconds,
+                 "seconds a TLS client has to finish its handshake")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 3600.0));
+  app.add_option("--max-connections", max_connections,
+                 "client connections open at once; more are refused")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{1} << 20));
+  app.add_option("--max-calls-in-flight", max_calls_in_flight,
+                 "unanswered calls per connection; more are refused with "
+                 "ResourceExhausted")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{1} << 20));
+  app.add_option("--max-message-bytes", max_message_bytes,
+                 "largest RPC message a client may send; a larger one ends "
+                 "its connection")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{4096}, size_t{1} << 30));
+  app.add_option("--metrics-port", metrics_port,
+                 "serve /metrics and /health over HTTP on 127.0.0.1:PORT "
+                 "(0: off)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 65535));
   app.add_flag("--no-sync", no_sync,
                "do not fsync before acknowledging writes (tests only: a "
                "crash may lose acknowledged writes)");
@@ -144,8 +217,29 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;  // --help is 0; a usage error 2.
   }
   if (!app.count("--socket")) socket_path = data_dir + "/custosd.sock";
+  if (!generate_key_file.empty()) {
+    auto created = custos::crypto::GenerateMasterKeyFile(generate_key_file);
+    if (!created) return Die(created.error().ToString());
+    std::fprintf(stderr, "custosd: wrote a new master key to %s (mode 0600)\n",
+                 generate_key_file.c_str());
+    return 0;
+  }
+  if (tls_cert_file.empty() != tls_key_file.empty()) {
+    return Die("--tls-cert and --tls-key go together");
+  }
+  // TODO(security): the TLS private key stays in ordinary memory (here and
+  // in OpenSSL's), not in libsodium's guarded memory.
+  std::string tls_cert_pem, tls_key_pem;
+  if (!tls_cert_file.empty()) {
+    auto cert = ReadFile(tls_cert_file);
+    auto key = ReadFile(tls_key_file);
+    if (!cert) return Die("cannot read the TLS certificate " + tls_cert_file);
+    if (!key) return Die("cannot read the TLS private key " + tls_key_file);
+    tls_cert_pem = std::move(*cert);
+    tls_key_pem = std::move(*key);
+  }
 
-  auto master = MasterKey(key_file, data_dir);
+  auto master = MasterKey(key_file, data_dir, key_credential);
   if (!master) return Die(master.error().ToString());
   custos::SystemClock clock;
   custos::Options options;
@@ -172,6 +266,17 @@ int main(int argc, char** argv) {
   server_options.tcp_address = listen;
   server_options.allow_remote_plain_tcp = allow_remote_plain_tcp;
   server_options.workers = workers;
+  server_options.tls_certificate_pem = std::move(tls_cert_pem);
+  server_options.tls_private_key_pem = std::move(tls_key_pem);
+  server_options.tls_handshake_timeout = std::chrono::milliseconds(
+      static_cast<int64_t>(tls_handshake_seconds * 1000));
+  server_options.max_connections = max_connections;
+  server_options.max_calls_in_flight = max_calls_in_flight;
+  server_options.max_message_words = max_message_bytes / sizeof(uint64_t);
+  if (metrics_port > 0) {
+    server_options.metrics_address =
+        "127.0.0.1:" + std::to_string(metrics_port);
+  }
   server_options.stop_on_signals = true;
   custos::server::Server server(**engine, server_options);
 
@@ -187,7 +292,24 @@ int main(int argc, char** argv) {
                                     std::chrono::seconds(maintenance_seconds),
                                     [&] { return stopping; })) {
       lock.unlock();
+      const auto started = std::chrono::steady_clock::now();
       auto report = (*engine)->RunMaintenance(/*shred_budget=*/10000);
+      custos::server::MaintenanceFigures figures;
+      figures.finished_unix_seconds = static_cast<int64_t>(std::time(nullptr));
+      figures.duration_seconds = std::chrono::duration<double>(
+                                     std::chrono::steady_clock::now() - started)
+                                     .count();
+      figures.ok = report.has_value();
+      if (report) {
+        figures.sweep_complete = report->complete;
+        figures.closed = report->closed;
+        figures.blocked = report->blocked;
+        figures.erased = report->erased;
+        figures.postponed = report->postponed;
+        figures.skipped = report->skipped.size();
+        figures.shred_records_rewritten = report->shred_records_rewritten;
+      }
+      server.metrics().SetMaintenance(figures);
       if (!report) {
         std::fprintf(stderr, "custosd: maintenance: %s\n",
                      report.error().ToString().c_str());
@@ -206,8 +328,14 @@ int main(int argc, char** argv) {
     if (!socket_path.empty()) where = "unix:" + socket_path;
     if (!listen.empty()) {
       if (!where.empty()) where += " and ";
+      if (!tls_cert_file.empty()) where += "TLS on ";
       where += listen.substr(0, listen.rfind(':') + 1);
       where += std::to_string(server.tcp_port());
+    }
+    if (server.metrics_port() != 0) {
+      where += "; metrics on http://127.0.0.1:";
+      where += std::to_string(server.metrics_port());
+      where += "/metrics";
     }
     std::fprintf(stderr, "custosd: serving %s\n", where.c_str());
   });

@@ -1,16 +1,24 @@
 #include "server/server.h"
 
+#include <capnp/message.h>
 #include <capnp/rpc-twoparty.h>
+#include <capnp/rpc.capnp.h>
+#include <capnp/serialize-async.h>
 #include <kj/async-io.h>
 #include <kj/async-unix.h>
+#include <kj/compat/http.h>
+#include <kj/compat/tls.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <utility>
 #include <vector>
 
+#include "server/call_meter.h"
+#include "server/errors.h"
 #include "server/service.h"
 #include "server/worker_pool.h"
 
@@ -21,14 +29,91 @@ namespace {
 bool IsLoopback(const std::string& address) {
   const size_t colon = address.rfind(':');
   const std::string host = address.substr(0, colon);
-  return host == "localhost" || host == "[::1]" || host.starts_with("127.");
+  // 127.x.y.z as a number only: "127.example.org" is a name that may
+  // resolve anywhere.
+  const bool numeric_127 =
+      host.starts_with("127.") &&
+      host.find_first_not_of("0123456789.") == std::string::npos;
+  return host == "localhost" || host == "[::1]" || numeric_127;
 }
 
 // One client connection: destroyed in reverse order of declaration.
 struct ConnectionState {
   kj::Own<kj::AsyncIoStream> stream;
   kj::Own<capnp::TwoPartyVatNetwork> network;
+  kj::Own<MeteredNetwork> metered;
   kj::Own<capnp::RpcSystem<capnp::rpc::twoparty::VatId>> rpc;
+};
+
+// A connection over max_connections: an RPC Abort saying why, then the
+// end of the stream; closed once the client closes its end (or after a
+// second).
+kj::Promise<void> RefuseConnection(kj::Own<kj::AsyncIoStream> stream,
+                                   kj::Timer& timer) {
+  auto message = kj::heap<capnp::MallocMessageBuilder>(64);
+  const kj::Exception e = ToException(Status::ResourceExhausted(
+      "too many connections to this server; try again later"));
+  auto abort = message->initRoot<capnp::rpc::Message>().initAbort();
+  abort.setReason(e.getDescription());
+  abort.setType(static_cast<capnp::rpc::Exception::Type>(e.getType()));
+  kj::AsyncIoStream& s = *stream;
+  auto done = capnp::writeMessage(s, *message).then([&s] {
+    s.shutdownWrite();
+    return s.readAllBytes(1 << 16).ignoreResult();
+  });
+  return timer.timeoutAfter(1 * kj::SECONDS, kj::mv(done))
+      .attach(kj::mv(message), kj::mv(stream));
+}
+
+// The metrics endpoint: GET /metrics (Prometheus text format) and GET
+// /health (200 "ok" while the server serves).
+class MetricsService final : public kj::HttpService {
+ public:
+  MetricsService(const Metrics& metrics, const Engine& engine,
+                 const kj::HttpHeaderTable& table)
+      : metrics_(metrics), engine_(engine), table_(table) {}
+
+  kj::Promise<void> request(kj::HttpMethod method, kj::StringPtr url,
+                            const kj::HttpHeaders&, kj::AsyncInputStream&,
+                            Response& response) override {
+    std::string_view path(url.cStr(), url.size());
+    if (!path.starts_with("/")) {  // Absolute form: http://host/path.
+      const size_t host = path.find("://");
+      path = host == std::string_view::npos
+                 ? std::string_view()
+                 : path.substr(std::min(path.size(), path.find('/', host + 3)));
+    }
+    path = path.substr(0, path.find('?'));
+    kj::HttpHeaders headers(table_);
+    uint status = 200;
+    const char* status_text = "OK";
+    std::string body;
+    if (method != kj::HttpMethod::GET) {
+      status = 405;
+      status_text = "Method Not Allowed";
+      body = "only GET\n";
+    } else if (path == "/metrics") {
+      body = metrics_.Render(engine_);
+      headers.set(kj::HttpHeaderId::CONTENT_TYPE,
+                  "text/plain; version=0.0.4; charset=utf-8");
+    } else if (path == "/health") {
+      body = "ok\n";
+      headers.set(kj::HttpHeaderId::CONTENT_TYPE, "text/plain");
+    } else {
+      status = 404;
+      status_text = "Not Found";
+      body = "not found\n";
+    }
+    auto stream = response.send(status, status_text, headers, body.size());
+    auto text = kj::heapString(body.data(), body.size());
+    auto write = stream->write(text.begin(), text.size());
+    return write.attach(kj::mv(stream), kj::mv(text));
+  }
+
+ private:
+  const Metrics& metrics_;
+  const Engine& engine_;
+  const kj::HttpHeaderTable& table_;
 };
 
 // Errors of a connection's task: the connection ends; nothing of the
@@ -55,13 +140,50 @@ Status Server::Run(std::function<void()> ready) {
   if (options_.workers == 0) {
     return Status::InvalidArgument("workers must be at least 1");
   }
-  if (!options_.tcp_address.empty() && !options_.allow_remote_plain_tcp &&
-      !IsLoopback(options_.tcp_address)) {
+  if (options_.max_connections == 0 || options_.max_calls_in_flight == 0) {
+    return Status::InvalidArgument(
+        "the connection and calls-in-flight limits must be at least 1");
+  }
+  const bool tls = !options_.tls_certificate_pem.empty() ||
+                   !options_.tls_private_key_pem.empty();
+  if (tls && (options_.tls_certificate_pem.empty() ||
+              options_.tls_private_key_pem.empty())) {
+    return Status::InvalidArgument(
+        "TLS needs both a certificate and a private key");
+  }
+  if (!tls && !options_.tcp_address.empty() &&
+      !options_.allow_remote_plain_tcp && !IsLoopback(options_.tcp_address)) {
     return Status::InvalidArgument(
         "plain TCP is served only on loopback (127.0.0.1, [::1], "
         "localhost) unless remote plain TCP is allowed explicitly");
   }
+  if (!options_.metrics_address.empty() &&
+      !IsLoopback(options_.metrics_address)) {
+    return Status::InvalidArgument(
+        "the metrics endpoint is served only on loopback");
+  }
   auto io = kj::setupAsyncIo();
+  kj::Timer& timer = io.provider->getTimer();
+  // Both null without TLS. The context is given the keypair by reference:
+  // it is kept as long.
+  kj::Own<kj::TlsKeypair> tls_keypair;
+  kj::Own<kj::TlsContext> tls_context;
+  if (tls) {
+    try {
+      tls_keypair = kj::heap<kj::TlsKeypair>(kj::TlsKeypair{
+          kj::TlsPrivateKey(options_.tls_private_key_pem.c_str()),
+          kj::TlsCertificate(options_.tls_certificate_pem.c_str())});
+      kj::TlsContext::Options tls_options;
+      tls_options.useSystemTrustStore = false;
+      tls_options.minVersion = kj::TlsVersion::TLS_1_2;
+      tls_options.defaultKeypair = *tls_keypair;
+      tls_context = kj::heap<kj::TlsContext>(kj::mv(tls_options));
+    } catch (const kj::Exception&) {
+      // OpenSSL's text may quote the file; kj's names our source.
+      return Status::InvalidArgument(
+          "the TLS certificate or private key cannot be read");
+    }
+  }
   auto paf = kj::newPromiseAndCrossThreadFulfiller<void>();
   {
     std::lock_guard lock(stop_mu_);
@@ -70,34 +192,75 @@ Status Server::Run(std::function<void()> ready) {
   }
   WorkerPool pool(options_.workers);
   QuietErrors errors;
+  size_t open_connections = 0;  // Before `connections`, which counts down.
   kj::TaskSet connections(errors);
   capnp::ReaderOptions reader_options;
   reader_options.traversalLimitInWords = options_.max_message_words;
   reader_options.nestingLimit = options_.max_nesting;
 
-  std::function<kj::Promise<void>(kj::ConnectionReceiver&)> accept_loop =
-      [&](kj::ConnectionReceiver& listener) -> kj::Promise<void> {
-    return listener.accept().then(
-        [&](kj::Own<kj::AsyncIoStream>&& stream) -> kj::Promise<void> {
-          auto conn = std::make_shared<Connection>(Connection{
-              engine_, pool, pool.NewLane(), io.provider->getTimer()});
-          auto state = kj::heap<ConnectionState>();
-          state->stream = kj::mv(stream);
-          state->network = kj::heap<capnp::TwoPartyVatNetwork>(
-              *state->stream, capnp::rpc::twoparty::Side::SERVER,
-              reader_options);
-          state->rpc = kj::heap<capnp::RpcSystem<capnp::rpc::twoparty::VatId>>(
-              capnp::makeRpcServer(
-                  *state->network,
-                  capnp::Capability::Client(NewGateway(std::move(conn)))));
-          state->rpc->setFlowLimit(options_.flow_limit_bytes);
-          auto done = state->network->onDisconnect();
-          connections.add(done.attach(kj::mv(state)));
-          return accept_loop(listener);
-        });
+  // Serves one connection (after its TLS handshake, if any) until the
+  // client disconnects.
+  auto serve = [&](kj::Own<kj::AsyncIoStream>&& stream) -> kj::Promise<void> {
+    auto conn = std::make_shared<Connection>(
+        Connection{engine_, pool, pool.NewLane(), timer});
+    auto state = kj::heap<ConnectionState>();
+    state->stream = kj::mv(stream);
+    state->network = kj::heap<capnp::TwoPartyVatNetwork>(
+        *state->stream, capnp::rpc::twoparty::Side::SERVER, reader_options);
+    state->metered = kj::heap<MeteredNetwork>(*state->network, metrics_,
+                                              options_.max_calls_in_flight);
+    state->rpc = kj::heap<capnp::RpcSystem<capnp::rpc::twoparty::VatId>>(
+        capnp::makeRpcServer(
+            *state->metered,
+            capnp::Capability::Client(NewGateway(std::move(conn)))));
+    state->rpc->setFlowLimit(options_.flow_limit_bytes / sizeof(capnp::word));
+    return state->network->onDisconnect().attach(kj::mv(state));
   };
 
-  std::vector<kj::Own<kj::ConnectionReceiver>> listeners;
+  std::function<kj::Promise<void>(kj::ConnectionReceiver&, bool)> accept_loop =
+      [&](kj::ConnectionReceiver& listener,
+          bool with_tls) -> kj::Promise<void> {
+    return listener.accept().then([&, with_tls](
+                                      kj::Own<kj::AsyncIoStream>&& stream) {
+      if (open_connections >= options_.max_connections) {
+        metrics_.ConnectionRefused();
+        // A TLS client cannot read an RPC message before its handshake.
+        if (!with_tls) {
+          connections.add(RefuseConnection(kj::mv(stream), timer));
+        }
+        return accept_loop(listener, with_tls);
+      }
+      ++open_connections;
+      metrics_.ConnectionOpened();
+      auto closed = kj::defer([&] {
+        --open_connections;
+        metrics_.ConnectionClosed();
+      });
+      kj::Promise<void> served = nullptr;
+      if (with_tls) {
+        // A handshake that fails or stalls closes the stream (owned by the
+        // cancelled handshake) and is only counted.
+        const auto timeout = options_.tls_handshake_timeout /
+                             std::chrono::milliseconds(1) * kj::MILLISECONDS;
+        served =
+            timer.timeoutAfter(timeout, tls_context->wrapServer(kj::mv(stream)))
+                .then(serve, [&](kj::Exception&&) -> kj::Promise<void> {
+                  metrics_.TlsHandshakeFailed();
+                  return kj::READY_NOW;
+                });
+      } else {
+        served = serve(kj::mv(stream));
+      }
+      connections.add(served.attach(kj::mv(closed)));
+      return accept_loop(listener, with_tls);
+    });
+  };
+
+  std::vector<kj::Own<kj::ConnectionReceiver>> listeners;  // RPC.
+  kj::Own<kj::ConnectionReceiver> metrics_listener;
+  kj::HttpHeaderTable http_headers;
+  MetricsService metrics_service(metrics_, engine_, http_headers);
+  kj::HttpServer http(timer, http_headers, metrics_service);
   kj::TaskSet accepting(errors);
   try {
     auto& network = io.provider->getNetwork();
@@ -118,6 +281,12 @@ Status Server::Run(std::function<void()> ready) {
       listeners.push_back(address->listen());
       tcp_port_ = static_cast<uint16_t>(listeners.back()->getPort());
     }
+    if (!options_.metrics_address.empty()) {
+      auto address = network.parseAddress(options_.metrics_address.c_str())
+                         .wait(io.waitScope);
+      metrics_listener = address->listen();
+      metrics_port_ = static_cast<uint16_t>(metrics_listener->getPort());
+    }
   } catch (const kj::Exception&) {
     // kj's message would name our source; the address is the operator's.
     return Status::Unavailable("cannot listen on the configured address");
@@ -125,7 +294,12 @@ Status Server::Run(std::function<void()> ready) {
   if (listeners.empty()) {
     return Status::InvalidArgument("no unix socket and no TCP address given");
   }
-  for (auto& listener : listeners) accepting.add(accept_loop(*listener));
+  const bool tcp_is_last = !options_.tcp_address.empty();
+  for (size_t i = 0; i < listeners.size(); ++i) {
+    const bool tcp = tcp_is_last && i + 1 == listeners.size();
+    accepting.add(accept_loop(*listeners[i], tcp && tls));
+  }
+  if (metrics_listener) accepting.add(http.listenHttp(*metrics_listener));
   if (ready) ready();
 
   kj::Promise<void> stop = kj::mv(paf.promise);

@@ -1,6 +1,8 @@
-// custosd's server: listens on a unix socket and TCP, serves the RPC API of
-// schema/custos.capnp to each connection with its own Gateway, and runs
-// engine calls on a worker pool (docs/api.md, docs/operations.md).
+// custosd's server: listens on a unix socket and TCP (TLS when a
+// certificate is configured), serves the RPC API of schema/custos.capnp to
+// each connection with its own Gateway, runs engine calls on a worker pool,
+// and serves its metrics over HTTP on loopback (docs/api.md,
+// docs/operations.md).
 //
 // Thread safety: Run() on one thread; Stop() from any thread.
 
@@ -9,6 +11,7 @@
 
 #include <kj/async.h>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -17,6 +20,7 @@
 #include <string>
 
 #include "base/status.h"
+#include "server/metrics.h"
 #include "storage/engine.h"
 
 namespace custos::server {
@@ -30,15 +34,41 @@ struct ServerOptions {
   std::string tcp_address;
   // Plain TCP is refused on anything but loopback unless this is set.
   bool allow_remote_plain_tcp = false;
+  // TLS on the TCP listener (kj-tls, OpenSSL): the server's certificate
+  // chain and private key, PEM text. Both empty: plain TCP. With TLS, any
+  // address may be listened on. The unix socket never uses TLS.
+  std::string tls_certificate_pem;
+  std::string tls_private_key_pem;
+  // A TLS connection whose handshake has not finished this long after it
+  // was accepted is closed. Default: 10 s.
+  std::chrono::milliseconds tls_handshake_timeout{10'000};
+  // Client connections open at once (unix socket and TCP, TLS handshakes
+  // under way included). One more is accepted and closed at once: on the
+  // unix socket and plain TCP after an RPC Abort "ResourceExhausted: too
+  // many connections ...", with TLS without a word. Default: 256.
+  // REQUIRES: >= 1.
+  size_t max_connections = 256;
+  // Calls of one connection received and not yet answered. One more is
+  // answered at once with ResourceExhausted, without reaching the engine
+  // (server/call_meter.h). Default: 1024. REQUIRES: >= 1.
+  size_t max_calls_in_flight = 1024;
+  // "host:port" of the metrics endpoint (HTTP: /metrics in Prometheus text
+  // format, /health). Loopback only. Empty: none. Port 0 picks a free port
+  // (metrics_port() says which).
+  std::string metrics_address;
   // Engine calls run on this many threads. REQUIRES: >= 1.
   size_t workers = 4;
-  // Largest request a connection may send, in 8-byte words (Cap'n Proto's
-  // traversal limit; a larger message ends the connection). Default 8 MiB.
+  // Largest message a connection may send, in 8-byte words (Cap'n Proto's
+  // traversal limit, checked when the message is read: a larger one ends
+  // the connection, and nothing of it reaches the engine). Default: 2^20
+  // words (8 MiB).
   uint64_t max_message_words = 1 << 20;
-  // Nesting depth of a request (Cap'n Proto's nesting limit).
+  // Nesting depth of a request (Cap'n Proto's nesting limit; deeper is an
+  // error of that call). Default: 32.
   int max_nesting = 32;
-  // Bytes of calls in flight per connection before the server stops
-  // reading from it (RpcSystem::setFlowLimit).
+  // Bytes of call messages in flight per connection before the server
+  // stops reading from it (RpcSystem::setFlowLimit, which counts words:
+  // this / 8). Default: 8 MiB.
   size_t flow_limit_bytes = 8 << 20;
   // Stop on SIGTERM and SIGINT (custosd). REQUIRES: the caller called
   // kj::UnixEventPort::captureSignal for both before starting any thread.
@@ -54,7 +84,8 @@ class Server {
   // Listens, calls `ready` once every listener is open, and serves until
   // Stop() or (with stop_on_signals) a signal. Then stops accepting, closes
   // the connections and lets the engine calls already running finish
-  // before it returns. InvalidArgument for a bad or non-loopback address;
+  // before it returns. InvalidArgument for a bad or non-loopback address
+  // (plain TCP, metrics) or a TLS certificate or key that cannot be read;
   // Unavailable when a listener cannot be opened.
   Status Run(std::function<void()> ready = {});
 
@@ -63,11 +94,19 @@ class Server {
 
   // The TCP port listened on, once `ready` was called; 0 if none.
   uint16_t tcp_port() const { return tcp_port_; }
+  // The metrics endpoint's port, once `ready` was called; 0 if none.
+  uint16_t metrics_port() const { return metrics_port_; }
+
+  // The server's counters. Only SetMaintenance may be called from another
+  // thread while Run runs.
+  Metrics& metrics() { return metrics_; }
 
  private:
   Engine& engine_;
   ServerOptions options_;
   uint16_t tcp_port_ = 0;
+  uint16_t metrics_port_ = 0;
+  Metrics metrics_;
   std::mutex stop_mu_;
   bool stop_requested_ = false;
   kj::Own<kj::CrossThreadPromiseFulfiller<void>> stop_;  // Guarded.

@@ -295,6 +295,7 @@ Result<SweepReport> Engine::RunMaintenance(size_t shred_budget) {
   if (!expired) return Fail(expired.error());
   auto completed = impl_->shredder.Complete(shred_budget);
   if (!completed) return Fail(completed.error());
+  report->shred_records_rewritten = *completed;
   return report;
 }
 
@@ -706,6 +707,17 @@ Status Engine::Impl::FinishRestore() {
 
 Result<size_t> Engine::CompleteShreds(size_t budget) {
   return impl_->shredder.Complete(budget);
+}
+
+EngineStats Engine::Stats() const {
+  EngineStats stats;
+  stats.writes = impl_->store->TEST_WriteCount();
+  stats.syncs = impl_->store->TEST_SyncCount();
+  stats.cached_keys = impl_->keystore->CachedKeyCount();
+  const KeyCache::Counts counts = impl_->keystore->CacheCounts();
+  stats.key_cache_hits = counts.hits;
+  stats.key_cache_misses = counts.misses;
+  return stats;
 }
 
 size_t Engine::TEST_CachedKeyCount() const {

@@ -9,9 +9,11 @@ Result<SharedKey> KeyCache::GetOrLoad(const std::string& subject_id,
   std::lock_guard<std::mutex> lock(mu_);
   auto it = index_.find(subject_id);
   if (it != index_.end()) {
+    ++counts_.hits;
     lru_.splice(lru_.begin(), lru_, it->second);
     return it->second->second;
   }
+  ++counts_.misses;
   Result<SharedKey> loaded = loader(subject_id);
   if (!loaded || *loaded == nullptr) return loaded;
   lru_.emplace_front(subject_id, *loaded);
@@ -49,6 +51,11 @@ void KeyCache::Clear() {
   std::lock_guard<std::mutex> lock(mu_);
   index_.clear();
   lru_.clear();
+}
+
+KeyCache::Counts KeyCache::counts() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return counts_;
 }
 
 size_t KeyCache::size() const {

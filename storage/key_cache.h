@@ -12,6 +12,7 @@
 #define CUSTOS_STORAGE_KEY_CACHE_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <list>
 #include <memory>
@@ -44,12 +45,21 @@ class KeyCache {
   void Clear();
   size_t size() const;
 
+  // GetOrLoad calls answered from the cache (hits) and by the loader
+  // (misses) since construction.
+  struct Counts {
+    uint64_t hits = 0;
+    uint64_t misses = 0;
+  };
+  Counts counts() const;
+
  private:
   using Lru = std::list<std::pair<std::string, SharedKey>>;
   const size_t capacity_;
   mutable std::mutex mu_;
   Lru lru_;  // Most recently used first.
   std::unordered_map<std::string, Lru::iterator> index_;
+  Counts counts_;  // Guarded by mu_.
 };
 
 }  // namespace custos

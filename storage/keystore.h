@@ -166,6 +166,7 @@ class Keystore {
   Status RewriteRekeyed(const std::vector<std::string>& subject_ids);
 
   size_t CachedKeyCount() const { return cache_.size(); }
+  KeyCache::Counts CacheCounts() const { return cache_.counts(); }
   void ClearCache() { cache_.Clear(); }
 
   // The keyring. Its purpose keys (blind index, audit, credential, ledger)

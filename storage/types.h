@@ -261,6 +261,9 @@ struct SweepReport {
   // against max_records, and met again (and reported) by every sweep until
   // repaired. In id order of meeting; one entry per record.
   std::vector<SkippedRecord> skipped;
+  // Engine::RunMaintenance only: records of shredded subjects its shred
+  // completion rewrote (0: none was pending).
+  size_t shred_records_rewritten = 0;
 };
 
 // Engine::RotateKek's bounds.

@@ -15,6 +15,7 @@
 #include <fstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace custos::testing {
 
@@ -32,14 +33,21 @@ class CustosdProcess {
   CustosdProcess(const CustosdProcess&) = delete;
   CustosdProcess& operator=(const CustosdProcess&) = delete;
 
-  // Starts `binary` with `--listen 127.0.0.1:0` in dir() and waits (up to
-  // 60 s) for its unix socket. A test failure if it exits first.
-  void Start(const char* binary) {
+  // Starts `binary` with `--listen 127.0.0.1:0` and `extra` in dir(), with
+  // `env` ("NAME=value") added to its environment, and waits (up to 60 s)
+  // for its unix socket. A test failure if it exits first.
+  void Start(const char* binary, std::vector<std::string> extra = {},
+             std::vector<std::string> env = {}) {
+    std::vector<std::string> args = {binary, "--listen", "127.0.0.1:0"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
     pid_ = fork();
     if (pid_ == 0) {
       if (chdir(dir_.c_str()) != 0) _exit(126);
-      execl(binary, binary, "--listen", "127.0.0.1:0",
-            static_cast<char*>(nullptr));
+      for (auto& e : env) putenv(e.data());
+      execv(binary, argv.data());
       _exit(127);
     }
     ASSERT_GT(pid_, 0);

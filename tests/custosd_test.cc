@@ -1,11 +1,15 @@
 // The custosd binary on its embedded defaults (issue 12): started in an
 // empty directory it creates its master key and first admin credential
 // (mode 0600), serves the unix socket, stops cleanly on SIGTERM, and a
-// restart finds everything acknowledged before.
+// restart finds everything acknowledged before. Under systemd it takes the
+// master key from $CREDENTIALS_DIRECTORY and serves its metrics endpoint.
 
+#include <arpa/inet.h>
 #include <capnp/ez-rpc.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,6 +19,7 @@
 #include <fstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "schema/custos.capnp.h"
 #include "tests/custosd_process.h"
@@ -26,7 +31,10 @@ namespace fs = std::filesystem;
 
 class CustosdTest : public ::testing::Test {
  protected:
-  void Start() { custosd_.Start(CUSTOSD_PATH); }
+  void Start(std::vector<std::string> extra = {},
+             std::vector<std::string> env = {}) {
+    custosd_.Start(CUSTOSD_PATH, std::move(extra), std::move(env));
+  }
   int Stop() { return custosd_.Stop(); }
   std::string Socket() const { return custosd_.Socket(); }
   std::string AdminToken() const { return custosd_.AdminToken(); }
@@ -82,6 +90,106 @@ TEST_F(CustosdTest, StartsOnItsDefaultsStopsCleanlyAndKeepsWhatItAcknowledged) {
   bool found = false;
   for (auto p : principals) found = found || p.getId() == "authority-a";
   EXPECT_TRUE(found);
+}
+
+// Runs custosd with `args` to its end; its exit status.
+int RunCustosd(const std::string& dir, std::vector<std::string> args,
+               std::vector<std::string> env = {}) {
+  args.insert(args.begin(), CUSTOSD_PATH);
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    if (chdir(dir.c_str()) != 0) _exit(126);
+    for (auto& e : env) putenv(e.data());
+    execv(CUSTOSD_PATH, argv.data());
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return status;
+}
+
+// A TCP port free a moment ago.
+int FreePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+// `request` sent over a plain socket to 127.0.0.1:`port`; the whole answer.
+std::string HttpExchange(int port, const std::string& request) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return "";
+  }
+  EXPECT_EQ(write(fd, request.data(), request.size()),
+            static_cast<ssize_t>(request.size()));
+  // Up to the end of the body (Content-Length): the server may keep the
+  // connection open for another request.
+  std::string answer;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof(buf))) > 0) {
+    answer.append(buf, n);
+    const size_t end = answer.find("\r\n\r\n");
+    const size_t length = answer.find("Content-Length: ");
+    if (end == std::string::npos || length == std::string::npos) continue;
+    const size_t body = std::stoul(answer.substr(length + 16));
+    if (answer.size() >= end + 4 + body) break;
+  }
+  close(fd);
+  return answer;
+}
+
+TEST_F(CustosdTest, TakesItsMasterKeyFromSystemdCredentialsAndServesHealth) {
+  // The operator's key, made once with custosd itself; systemd hands the
+  // service a read-only copy (mode 0400) in $CREDENTIALS_DIRECTORY.
+  const std::string credentials = dir_ + "/credentials";
+  fs::create_directory(credentials);
+  const int made =
+      RunCustosd(dir_, {"--generate-master-key", credentials + "/master.key"});
+  ASSERT_TRUE(WIFEXITED(made) && WEXITSTATUS(made) == 0) << made;
+  ASSERT_EQ(chmod((credentials + "/master.key").c_str(), 0400), 0);
+  const int port = FreePort();
+  Start({"--metrics-port", std::to_string(port)},
+        {"CREDENTIALS_DIRECTORY=" + credentials});
+  // No key file was created: the credential was used.
+  EXPECT_FALSE(fs::exists(dir_ + "/custos-master.key"));
+  std::string health;
+  for (int i = 0; i < 200 && health.empty(); ++i) {
+    health =
+        HttpExchange(port, "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    if (health.empty())
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(health.starts_with("HTTP/1.1 200 OK\r\n")) << health;
+  EXPECT_TRUE(health.ends_with("\r\n\r\nok\n")) << health;
+  const std::string metrics =
+      HttpExchange(port, "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+  EXPECT_NE(metrics.find("\ncustos_connections_open 0\n"), std::string::npos)
+      << metrics;
+  ASSERT_EQ(Stop(), 0);
+
+  // The same store with the credential missing: refused, nothing created.
+  fs::remove(credentials + "/master.key");
+  const int refused = RunCustosd(dir_, {"--listen", "127.0.0.1:0"},
+                                 {"CREDENTIALS_DIRECTORY=" + credentials});
+  ASSERT_TRUE(WIFEXITED(refused)) << refused;
+  EXPECT_EQ(WEXITSTATUS(refused), 1);
+  EXPECT_FALSE(fs::exists(dir_ + "/custos-master.key"));
 }
 
 }  // namespace

@@ -86,6 +86,20 @@ TEST_F(KeyCacheTest, LoadsOnceThenServesFromCache) {
   EXPECT_EQ(cache.size(), 1u);
 }
 
+TEST_F(KeyCacheTest, CountsHitsAndMisses) {
+  KeyCache cache(1);
+  Load(cache, "s-a");                              // Miss.
+  Load(cache, "s-a");                              // Hit.
+  Load(cache, "s-b");                              // Miss; s-a out.
+  Load(cache, "s-a");                              // Miss.
+  auto none = cache.GetOrLoad("s-none", loader_);  // Miss, not cached.
+  ASSERT_TRUE(none.has_value());
+  EXPECT_EQ(*none, nullptr);
+  const KeyCache::Counts counts = cache.counts();
+  EXPECT_EQ(counts.hits, 1u);
+  EXPECT_EQ(counts.misses, 4u);
+}
+
 TEST_F(KeyCacheTest, SizeNeverExceedsCapacity) {
   KeyCache cache(2);
   Load(cache, "s-a");

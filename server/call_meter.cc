@@ -1,0 +1,187 @@
+#include "server/call_meter.h"
+
+#include <capnp/rpc.capnp.h>
+#include <kj/time.h>
+
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "server/errors.h"
+
+namespace custos::server {
+namespace {
+
+using capnp::rpc::Message;
+
+// The code a client reads from an answer's exception (server/errors.h).
+StatusCode CodeOf(capnp::rpc::Exception::Reader e) {
+  kj::Exception ex(kj::Exception::Type::FAILED, "", 0,
+                   kj::heapString(e.getReason()));
+  return FromException(ex).code();
+}
+
+// What one connection's messages tell: the calls unanswered, and the
+// questions refused here that the RpcSystem never saw. Shared with the
+// outgoing messages, which may outlive the connection object.
+struct CallBook : public kj::Refcounted {
+  CallBook(Metrics& m, size_t max) : metrics(m), max_in_flight(max) {}
+
+  struct Call {
+    size_t method;
+    kj::TimePoint start;
+  };
+
+  Metrics& metrics;
+  const size_t max_in_flight;
+  std::unordered_map<uint32_t, Call> in_flight;  // By question id.
+  std::unordered_set<uint32_t> refused;          // Until their Finish.
+
+  void Answered(capnp::rpc::Return::Reader ret) {
+    auto it = in_flight.find(ret.getAnswerId());
+    if (it == in_flight.end()) return;  // A bootstrap, or not a call.
+    std::optional<StatusCode> error;
+    if (ret.isException()) error = CodeOf(ret.getException());
+    metrics.CallDone(it->second.method,
+                     kj::systemPreciseMonotonicClock().now() - it->second.start,
+                     error);
+    in_flight.erase(it);
+  }
+};
+
+class MeteredOutgoing final : public capnp::OutgoingRpcMessage {
+ public:
+  MeteredOutgoing(kj::Own<CallBook> book,
+                  kj::Own<capnp::OutgoingRpcMessage> inner)
+      : book_(kj::mv(book)), inner_(kj::mv(inner)) {}
+
+  capnp::AnyPointer::Builder getBody() override { return inner_->getBody(); }
+  void setFds(kj::Array<int> fds) override { inner_->setFds(kj::mv(fds)); }
+  size_t sizeInWords() override { return inner_->sizeInWords(); }
+  void send() override {
+    auto message = inner_->getBody().getAs<Message>().asReader();
+    if (message.isReturn()) book_->Answered(message.getReturn());
+    inner_->send();
+  }
+
+ private:
+  kj::Own<CallBook> book_;
+  kj::Own<capnp::OutgoingRpcMessage> inner_;
+};
+
+}  // namespace
+
+class MeteredNetwork::MeteredConnection final
+    : public capnp::TwoPartyVatNetworkBase::Connection {
+ public:
+  MeteredConnection(kj::Own<capnp::TwoPartyVatNetworkBase::Connection> inner,
+                    Metrics& metrics, size_t max_calls_in_flight)
+      : inner_(kj::mv(inner)),
+        book_(kj::refcounted<CallBook>(metrics, max_calls_in_flight)) {}
+
+  kj::Own<capnp::RpcFlowController> newStream() override {
+    return inner_->newStream();
+  }
+  capnp::rpc::twoparty::VatId::Reader getPeerVatId() override {
+    return inner_->getPeerVatId();
+  }
+  kj::Own<capnp::OutgoingRpcMessage> newOutgoingMessage(
+      uint firstSegmentWordSize) override {
+    return kj::heap<MeteredOutgoing>(
+        kj::addRef(*book_), inner_->newOutgoingMessage(firstSegmentWordSize));
+  }
+  kj::Promise<kj::Maybe<kj::Own<capnp::IncomingRpcMessage>>>
+  receiveIncomingMessage() override {
+    return inner_->receiveIncomingMessage().then(
+        [this](kj::Maybe<kj::Own<capnp::IncomingRpcMessage>>&& next)
+            -> kj::Promise<kj::Maybe<kj::Own<capnp::IncomingRpcMessage>>> {
+          KJ_IF_MAYBE (message, next) {
+            if (!Admit((*message)->getBody().getAs<Message>())) {
+              return receiveIncomingMessage();  // Answered here.
+            }
+          }
+          return kj::mv(next);
+        });
+  }
+  kj::Promise<void> shutdown() override { return inner_->shutdown(); }
+
+ private:
+  // False for a message handled here, which the RpcSystem must not see.
+  bool Admit(Message::Reader message) {
+    CallBook& book = *book_;
+    if (message.isFinish()) {
+      return book.refused.erase(message.getFinish().getQuestionId()) == 0;
+    }
+    if (!message.isCall()) return true;
+    auto call = message.getCall();
+    const size_t method =
+        book.metrics.MethodIndex(call.getInterfaceId(), call.getMethodId());
+    auto target = call.getTarget();
+    const bool on_refused =
+        target.isPromisedAnswer() &&
+        book.refused.contains(target.getPromisedAnswer().getQuestionId());
+    if (!on_refused && book.in_flight.size() < book.max_in_flight) {
+      book.in_flight.insert_or_assign(
+          call.getQuestionId(),
+          CallBook::Call{method, kj::systemPreciseMonotonicClock().now()});
+      return true;
+    }
+    Refuse(call.getQuestionId(), on_refused);
+    book.metrics.CallRefused(method);
+    return false;
+  }
+
+  void Refuse(uint32_t question, bool on_refused) {
+    book_->refused.insert(question);
+    const kj::Exception e = ToException(
+        on_refused ? Status::ResourceExhausted(
+                         "refused: made on the answer of a refused call")
+                   : Status::ResourceExhausted(
+                         "too many calls in flight on this connection (at "
+                         "most " +
+                         std::to_string(book_->max_in_flight) + ")"));
+    auto out = inner_->newOutgoingMessage(64);
+    auto ret = out->getBody().initAs<Message>().initReturn();
+    ret.setAnswerId(question);
+    // The caller releases the capabilities of the params itself: the
+    // RpcSystem never imported them.
+    ret.setReleaseParamCaps(true);
+    auto exception = ret.initException();
+    exception.setReason(e.getDescription());
+    exception.setType(static_cast<capnp::rpc::Exception::Type>(e.getType()));
+    out->send();
+  }
+
+  kj::Own<capnp::TwoPartyVatNetworkBase::Connection> inner_;
+  kj::Own<CallBook> book_;
+};
+
+MeteredNetwork::MeteredNetwork(capnp::TwoPartyVatNetwork& inner,
+                               Metrics& metrics, size_t max_calls_in_flight)
+    : inner_(inner),
+      metrics_(metrics),
+      max_calls_in_flight_(max_calls_in_flight) {}
+
+kj::Own<capnp::TwoPartyVatNetworkBase::Connection> MeteredNetwork::Wrap(
+    kj::Own<capnp::TwoPartyVatNetworkBase::Connection> inner) {
+  return kj::heap<MeteredConnection>(kj::mv(inner), metrics_,
+                                     max_calls_in_flight_);
+}
+
+kj::Maybe<kj::Own<capnp::TwoPartyVatNetworkBase::Connection>>
+MeteredNetwork::connect(capnp::rpc::twoparty::VatId::Reader ref) {
+  KJ_IF_MAYBE (connection, inner_.connect(ref)) {
+    return Wrap(kj::mv(*connection));
+  }
+  return nullptr;
+}
+
+kj::Promise<kj::Own<capnp::TwoPartyVatNetworkBase::Connection>>
+MeteredNetwork::accept() {
+  return inner_.accept().then(
+      [this](kj::Own<capnp::TwoPartyVatNetworkBase::Connection>&& c) {
+        return Wrap(kj::mv(c));
+      });
+}
+
+}  // namespace custos::server

@@ -1,0 +1,51 @@
+// Between one connection's TwoPartyVatNetwork and its RpcSystem: reads the
+// Cap'n Proto RPC messages passing by (rpc.capnp's Call, Return, Finish)
+// to time and count every call by method (Metrics), and refuses the calls
+// that arrive while `max_calls_in_flight` calls of the connection are
+// unanswered. A refused call is answered here, with the ResourceExhausted
+// exception of server/errors.h, and never reaches the RpcSystem or the
+// service, so it changes nothing; a call pipelined on a refused one's
+// answer is refused the same way.
+//
+// The service (server/service.cc) needs no hook: every call of every
+// capability of the connection passes here.
+//
+// Thread safety: the event loop's thread only.
+
+#ifndef CUSTOS_SERVER_CALL_METER_H_
+#define CUSTOS_SERVER_CALL_METER_H_
+
+#include <capnp/rpc-twoparty.h>
+
+#include <cstddef>
+
+#include "server/metrics.h"
+
+namespace custos::server {
+
+class MeteredNetwork final : public capnp::TwoPartyVatNetworkBase {
+ public:
+  // `inner` and `metrics` REQUIRE: outlive this. REQUIRES:
+  // max_calls_in_flight >= 1.
+  MeteredNetwork(capnp::TwoPartyVatNetwork& inner, Metrics& metrics,
+                 size_t max_calls_in_flight);
+
+  kj::Maybe<kj::Own<capnp::TwoPartyVatNetworkBase::Connection>> connect(
+      capnp::rpc::twoparty::VatId::Reader ref) override;
+  kj::Promise<kj::Own<capnp::TwoPartyVatNetworkBase::Connection>> accept()
+      override;
+
+ private:
+  class MeteredConnection;
+
+  kj::Own<capnp::TwoPartyVatNetworkBase::Connection> Wrap(
+      kj::Own<capnp::TwoPartyVatNetworkBase::Connection> inner);
+
+  capnp::TwoPartyVatNetwork& inner_;
+  Metrics& metrics_;
+  size_t max_calls_in_flight_;
+};
+
+}  // namespace custos::server
+
+#endif  // CUSTOS_SERVER_CALL_METER_H_

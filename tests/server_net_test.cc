@@ -1,0 +1,608 @@
+// custosd's transports, limits and metrics (issue 12): a real server on a
+// real unix socket and TCP port, real clients (Cap'n Proto over kj-tls with
+// a CA and certificates made here with OpenSSL, raw sockets, kj-http), a
+// real engine on LevelDB in a temp directory.
+
+#include <capnp/ez-rpc.h>
+#include <capnp/rpc-twoparty.h>
+#include <gtest/gtest.h>
+#include <kj/compat/http.h>
+#include <kj/compat/tls.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include <chrono>
+#include <filesystem>
+#include <future>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/clock.h"
+#include "crypto/secret_key.h"
+#include "schema/custos.capnp.h"
+#include "server/errors.h"
+#include "server/server.h"
+#include "storage/engine.h"
+
+namespace custos::testing {
+namespace {
+
+using server::FromException;
+
+// ---- Certificates, made in-process with OpenSSL 3 ---------------------------
+
+struct KeyAndCert {
+  EVP_PKEY* key = nullptr;
+  X509* cert = nullptr;
+  std::string key_pem;
+  std::string cert_pem;
+  KeyAndCert() = default;
+  KeyAndCert(const KeyAndCert&) = delete;
+  KeyAndCert& operator=(const KeyAndCert&) = delete;
+  ~KeyAndCert() {
+    X509_free(cert);
+    EVP_PKEY_free(key);
+  }
+};
+
+std::string BioText(BIO* bio) {
+  char* data = nullptr;
+  const long size = BIO_get_mem_data(bio, &data);
+  std::string text(data, static_cast<size_t>(size));
+  BIO_free(bio);
+  return text;
+}
+
+void AddExtension(X509* cert, X509V3_CTX* ctx, int nid, const char* value) {
+  X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, ctx, nid, value);
+  ASSERT_NE(ext, nullptr) << value;
+  ASSERT_EQ(X509_add_ext(cert, ext, -1), 1);
+  X509_EXTENSION_free(ext);
+}
+
+// A CA (issuer null) or a server certificate for `localhost` signed by
+// `issuer`.
+void MakeCert(KeyAndCert& out, const char* common_name,
+              const KeyAndCert* issuer, long serial) {
+  out.key = EVP_EC_gen("P-256");
+  ASSERT_NE(out.key, nullptr);
+  out.cert = X509_new();
+  X509* x = out.cert;
+  ASSERT_EQ(X509_set_version(x, 2), 1);
+  ASN1_INTEGER_set(X509_get_serialNumber(x), serial);
+  X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+  X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+  ASSERT_EQ(X509_set_pubkey(x, out.key), 1);
+  X509_NAME* name = X509_get_subject_name(x);
+  X509_NAME_add_entry_by_txt(
+      name, "CN", MBSTRING_ASC,
+      reinterpret_cast<const unsigned char*>(common_name), -1, -1, 0);
+  X509_set_issuer_name(
+      x, issuer != nullptr ? X509_get_subject_name(issuer->cert) : name);
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, issuer != nullptr ? issuer->cert : x, x, nullptr,
+                 nullptr, 0);
+  AddExtension(x, &ctx, NID_subject_key_identifier, "hash");
+  if (issuer == nullptr) {
+    AddExtension(x, &ctx, NID_basic_constraints, "critical,CA:TRUE");
+    AddExtension(x, &ctx, NID_key_usage, "critical,keyCertSign,cRLSign");
+  } else {
+    AddExtension(x, &ctx, NID_basic_constraints, "critical,CA:FALSE");
+    AddExtension(x, &ctx, NID_authority_key_identifier, "keyid:always");
+    AddExtension(x, &ctx, NID_key_usage, "critical,digitalSignature");
+    AddExtension(x, &ctx, NID_ext_key_usage, "serverAuth");
+    AddExtension(x, &ctx, NID_subject_alt_name, "DNS:localhost");
+  }
+  ASSERT_GT(
+      X509_sign(x, issuer != nullptr ? issuer->key : out.key, EVP_sha256()), 0);
+  BIO* cert_bio = BIO_new(BIO_s_mem());
+  ASSERT_EQ(PEM_write_bio_X509(cert_bio, x), 1);
+  out.cert_pem = BioText(cert_bio);
+  BIO* key_bio = BIO_new(BIO_s_mem());
+  ASSERT_EQ(PEM_write_bio_PrivateKey(key_bio, out.key, nullptr, nullptr, 0,
+                                     nullptr, nullptr),
+            1);
+  out.key_pem = BioText(key_bio);
+}
+
+// ---- The fixture
+// --------------------------------------------------------------
+
+template <typename Promise>
+Status StatusOf(Promise&& promise, kj::WaitScope& wait) {
+  try {
+    promise.wait(wait);
+    return Status::Ok();
+  } catch (const kj::Exception& e) {
+    return FromException(e);
+  }
+}
+
+class ServerNetTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/custos-server-net-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    Options options;
+    options.data_dir = dir_ + "/data";
+    options.clock = &clock_;
+    options.sync_writes = false;
+    auto engine = Engine::Open(options, crypto::SecretKey::Generate());
+    ASSERT_TRUE(engine.has_value()) << engine.error().ToString();
+    engine_ = std::move(*engine);
+    auto admin = engine_->BootstrapAdmin("admin", "Administrator");
+    ASSERT_TRUE(admin.has_value());
+    admin_token_ = admin->token;
+    options_.unix_socket = dir_ + "/custosd.sock";
+    options_.workers = 2;
+  }
+
+  // Starts the server on options_ and connects client_ over the unix
+  // socket.
+  void Start() {
+    server_ = std::make_unique<server::Server>(*engine_, options_);
+    std::promise<void> ready;
+    auto ready_future = ready.get_future();
+    thread_ = std::thread([this, &ready] {
+      run_status_ = server_->Run([&] { ready.set_value(); });
+    });
+    ASSERT_EQ(ready_future.wait_for(std::chrono::seconds(30)),
+              std::future_status::ready);
+    client_ =
+        std::make_unique<capnp::EzRpcClient>("unix:" + options_.unix_socket);
+  }
+
+  void TearDown() override {
+    client_.reset();
+    if (server_) server_->Stop();
+    if (thread_.joinable()) thread_.join();
+    EXPECT_TRUE(run_status_.ok()) << run_status_.ToString();
+    server_.reset();
+    engine_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  kj::WaitScope& wait() { return client_->getWaitScope(); }
+  kj::AsyncIoProvider& io() { return client_->getIoProvider(); }
+
+  rpc::Session::Client Login(rpc::Gateway::Client gateway) {
+    auto req = gateway.loginRequest();
+    req.setPrincipal("admin");
+    req.setToken(admin_token_);
+    return req.send().getSession();
+  }
+
+  // An authority with the user role and a session of it on client_. One
+  // call at a time (some tests allow few calls in flight).
+  rpc::Session::Client UserSession() {
+    auto admin_login = client_->getMain<rpc::Gateway>().loginRequest();
+    admin_login.setPrincipal("admin");
+    admin_login.setToken(admin_token_);
+    auto admin_session = admin_login.send().wait(wait()).getSession();
+    auto admin = admin_session.adminRequest().send().wait(wait()).getAdmin();
+    auto create = admin.createPrincipalRequest();
+    create.setId("authority-a");
+    create.setDisplayName("Authority A");
+    create.initRoles(1).set(0, rpc::Role::USER);
+    auto created = create.send().wait(wait());
+    auto login = client_->getMain<rpc::Gateway>().loginRequest();
+    login.setPrincipal("authority-a");
+    login.setToken(created.getCreated().getToken());
+    return login.send().wait(wait()).getSession();
+  }
+
+  static capnp::Request<rpc::Session::CreateParams, rpc::Session::CreateResults>
+  CreateRequest(rpc::Session::Client& session, const std::string& name) {
+    auto req = session.createRequest();
+    auto r = req.initRecord();
+    r.setKind("request");
+    auto part = r.initPersonal(1)[0];
+    part.setSubjectIdentifier("anna@example.org");
+    auto fields = part.initFields(1);
+    fields[0].setName("name");
+    fields[0].setValue(name);
+    return req;
+  }
+
+  size_t RecordCount(rpc::Session::Client& session) {
+    auto req = session.listRequest();
+    req.initQuery().setLimit(1000);
+    auto response = req.send().wait(wait());
+    return response.getRecords().size();
+  }
+
+  // GET `path` from the metrics endpoint with kj-http's client: status and
+  // body.
+  std::pair<uint, std::string> HttpGet(const std::string& path) {
+    kj::HttpHeaderTable table;
+    auto address = io().getNetwork()
+                       .parseAddress("127.0.0.1", server_->metrics_port())
+                       .wait(wait());
+    auto http = kj::newHttpClient(io().getTimer(), table, *address);
+    kj::HttpHeaders headers(table);
+    headers.set(kj::HttpHeaderId::HOST, "127.0.0.1");
+    auto response = http->request(kj::HttpMethod::GET, path.c_str(), headers)
+                        .response.wait(wait());
+    auto body = response.body->readAllText().wait(wait());
+    return {response.statusCode, std::string(body.cStr(), body.size())};
+  }
+
+  ManualClock clock_{FromMicros(1'788'000'000'000'000)};
+  std::string dir_;
+  std::unique_ptr<Engine> engine_;
+  std::string admin_token_;
+  server::ServerOptions options_;
+  std::unique_ptr<server::Server> server_;
+  std::thread thread_;
+  Status run_status_;
+  std::unique_ptr<capnp::EzRpcClient> client_;
+};
+
+// ---- TLS
+// ----------------------------------------------------------------------
+
+class ServerTlsTest : public ServerNetTest {
+ protected:
+  void SetUp() override {
+    ServerNetTest::SetUp();
+    MakeCert(ca_, "Custos Test CA", nullptr, 1);
+    MakeCert(server_cert_, "localhost", &ca_, 2);
+    MakeCert(other_ca_, "Some Other CA", nullptr, 3);
+    options_.tcp_address = "127.0.0.1:0";
+    options_.tls_certificate_pem = server_cert_.cert_pem;
+    options_.tls_private_key_pem = server_cert_.key_pem;
+    options_.tls_handshake_timeout = std::chrono::milliseconds(300);
+  }
+
+  // A TLS stream to the server, verified against `ca` for `localhost`.
+  kj::Promise<kj::Own<kj::AsyncIoStream>> ConnectTls(kj::TlsContext& tls) {
+    auto address = io().getNetwork()
+                       .parseAddress("127.0.0.1", server_->tcp_port())
+                       .wait(wait());
+    auto stream = address->connect().wait(wait());
+    return tls.wrapClient(kj::mv(stream), "localhost");
+  }
+
+  KeyAndCert ca_, server_cert_, other_ca_;
+};
+
+TEST_F(ServerTlsTest, AClientVerifyingTheServerAgainstItsCaIsServed) {
+  Start();
+  kj::TlsCertificate ca(ca_.cert_pem.c_str());
+  kj::TlsContext::Options tls_options;
+  tls_options.useSystemTrustStore = false;
+  tls_options.trustedCertificates = kj::arrayPtr(&ca, 1);
+  kj::TlsContext tls(kj::mv(tls_options));
+  auto stream = ConnectTls(tls).wait(wait());
+  capnp::TwoPartyClient rpc(*stream);
+  auto session = Login(rpc.bootstrap().castAs<rpc::Gateway>());
+  auto response = session.whoAmIRequest().send().wait(wait());
+  EXPECT_EQ(std::string(response.getPrincipal().getId().cStr()), "admin");
+}
+
+TEST_F(ServerTlsTest, AClientTrustingAnotherCaRefusesTheServer) {
+  Start();
+  kj::TlsCertificate other(other_ca_.cert_pem.c_str());
+  kj::TlsContext::Options tls_options;
+  tls_options.useSystemTrustStore = false;
+  tls_options.trustedCertificates = kj::arrayPtr(&other, 1);
+  kj::TlsContext tls(kj::mv(tls_options));
+  try {
+    ConnectTls(tls).wait(wait());
+    FAIL() << "the handshake succeeded against an untrusted certificate";
+  } catch (const kj::Exception& e) {
+    EXPECT_NE(std::string(e.getDescription().cStr()).find("certificate"),
+              std::string::npos)
+        << e.getDescription().cStr();
+  }
+}
+
+TEST_F(ServerTlsTest, PlainRpcOnTheTlsPortIsNotServed) {
+  Start();
+  auto address = io().getNetwork()
+                     .parseAddress("127.0.0.1", server_->tcp_port())
+                     .wait(wait());
+  auto stream = address->connect().wait(wait());
+  capnp::TwoPartyClient rpc(*stream);
+  auto login = rpc.bootstrap().castAs<rpc::Gateway>().loginRequest();
+  login.setPrincipal("admin");
+  login.setToken(admin_token_);
+  EXPECT_ANY_THROW(login.send().wait(wait()));
+}
+
+TEST_F(ServerTlsTest, AConnectionThatNeverHandshakesIsClosedAfterTheTimeout) {
+  Start();
+  auto address = io().getNetwork()
+                     .parseAddress("127.0.0.1", server_->tcp_port())
+                     .wait(wait());
+  auto stream = address->connect().wait(wait());
+  const auto start = std::chrono::steady_clock::now();
+  char byte = 0;
+  // Sends nothing: the server closes the connection (end of stream).
+  auto read = io().getTimer().timeoutAfter(10 * kj::SECONDS,
+                                           stream->tryRead(&byte, 1, 1));
+  EXPECT_EQ(read.wait(wait()), 0u);
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  EXPECT_GE(elapsed, std::chrono::milliseconds(250));
+  EXPECT_LT(elapsed, std::chrono::seconds(5));
+}
+
+TEST(ServerOptionsTest, PlainRemoteTcpAndHalfOrBadTlsConfigurationsAreRefused) {
+  char tmpl[] = "/tmp/custos-server-net-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  ManualClock clock{FromMicros(1'788'000'000'000'000)};
+  Options options;
+  options.data_dir = dir + "/data";
+  options.clock = &clock;
+  options.sync_writes = false;
+  auto engine = Engine::Open(options, crypto::SecretKey::Generate());
+  ASSERT_TRUE(engine.has_value());
+  server::ServerOptions so;
+  so.tcp_address = "0.0.0.0:0";
+  // Without TLS, a non-loopback address is refused; so is a non-loopback
+  // metrics endpoint.
+  Status plain = server::Server(**engine, so).Run();
+  EXPECT_EQ(plain.code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(plain.message().starts_with("plain TCP is served only on "))
+      << plain.ToString();
+  // A name that merely starts like a loopback address is not one.
+  server::ServerOptions named;
+  named.tcp_address = "127.example.org:0";
+  EXPECT_TRUE(server::Server(**engine, named)
+                  .Run()
+                  .message()
+                  .starts_with("plain TCP is served only on "));
+  server::ServerOptions metrics_remote;
+  metrics_remote.tcp_address = "127.0.0.1:0";
+  metrics_remote.metrics_address = "0.0.0.0:0";
+  EXPECT_EQ(server::Server(**engine, metrics_remote).Run().ToString(),
+            "InvalidArgument: the metrics endpoint is served only on loopback");
+  so.tls_certificate_pem = "-----BEGIN CERTIFICATE-----\n";
+  Status s = server::Server(**engine, so).Run();
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(), "TLS needs both a certificate and a private key");
+  so.tls_private_key_pem = "-----BEGIN PRIVATE KEY-----\n";
+  s = server::Server(**engine, so).Run();
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(), "the TLS certificate or private key cannot be read");
+  engine->reset();
+  std::filesystem::remove_all(dir);
+}
+
+// ---- Limits
+// -------------------------------------------------------------------
+
+TEST_F(ServerNetTest, AConnectionOverTheLimitIsRefusedWithResourceExhausted) {
+  options_.max_connections = 2;
+  Start();
+  // client_ and `second` take the two places.
+  ASSERT_TRUE(
+      StatusOf(Login(client_->getMain<rpc::Gateway>()).whoAmIRequest().send(),
+               wait())
+          .ok());
+  auto second =
+      std::make_unique<capnp::EzRpcClient>("unix:" + options_.unix_socket);
+  ASSERT_TRUE(
+      StatusOf(Login(second->getMain<rpc::Gateway>()).whoAmIRequest().send(),
+               wait())
+          .ok());
+  {
+    capnp::EzRpcClient third("unix:" + options_.unix_socket);
+    const Status refused = StatusOf(
+        Login(third.getMain<rpc::Gateway>()).whoAmIRequest().send(), wait());
+    EXPECT_EQ(refused.code(), StatusCode::kResourceExhausted)
+        << refused.ToString();
+    EXPECT_EQ(refused.message(),
+              "too many connections to this server; try again later");
+  }
+  // A place freed is taken again.
+  second.reset();
+  bool served = false;
+  for (int i = 0; i < 100 && !served; ++i) {
+    capnp::EzRpcClient fourth("unix:" + options_.unix_socket);
+    served =
+        StatusOf(Login(fourth.getMain<rpc::Gateway>()).whoAmIRequest().send(),
+                 wait())
+            .ok();
+    if (!served) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(served);
+}
+
+TEST_F(ServerNetTest, CallsOverTheInFlightLimitAreRefusedAndChangeNothing) {
+  options_.max_calls_in_flight = 2;
+  Start();
+  auto session = UserSession();
+  ASSERT_EQ(RecordCount(session), 0u);
+  // 40 creates sent at once: the server reads them faster than the engine
+  // answers, so all but a few arrive with two unanswered.
+  std::vector<kj::Promise<Status>> calls;
+  for (int i = 0; i < 40; ++i) {
+    calls.push_back(
+        CreateRequest(session, "Anna " + std::to_string(i))
+            .send()
+            .then([](auto&&) { return Status::Ok(); },
+                  [](kj::Exception&& e) { return FromException(e); }));
+  }
+  size_t created = 0, refused = 0;
+  for (auto& call : calls) {
+    const Status s = call.wait(wait());
+    if (s.ok()) {
+      ++created;
+    } else {
+      EXPECT_EQ(s.code(), StatusCode::kResourceExhausted) << s.ToString();
+      EXPECT_EQ(s.message(),
+                "too many calls in flight on this connection (at most 2)");
+      ++refused;
+    }
+  }
+  EXPECT_GE(created, 2u);
+  EXPECT_GT(refused, 0u);
+  EXPECT_EQ(created + refused, 40u);
+  // Only the answered creates are in the store.
+  EXPECT_EQ(RecordCount(session), created);
+  // A call pipelined on a refused call's answer is refused too, and the
+  // connection goes on.
+  std::vector<kj::Promise<Status>> facets;
+  for (int i = 0; i < 20; ++i) {
+    facets.push_back(
+        session.adminRequest()
+            .send()
+            .getAdmin()
+            .listPrincipalsRequest()
+            .send()
+            .then([](auto&&) { return Status::Ok(); },
+                  [](kj::Exception&& e) { return FromException(e); }));
+  }
+  for (auto& f : facets) {
+    const Status s = f.wait(wait());
+    // A user gets PermissionDenied for the facet, unless refused first.
+    EXPECT_TRUE(s.code() == StatusCode::kPermissionDenied ||
+                s.code() == StatusCode::kResourceExhausted)
+        << s.ToString();
+  }
+  EXPECT_EQ(RecordCount(session), created);
+}
+
+TEST_F(ServerNetTest, AMessageOverTheSizeLimitEndsItsConnectionOnly) {
+  options_.max_message_words = 4096;  // 32 KiB.
+  Start();
+  auto session = UserSession();
+  {
+    capnp::EzRpcClient other("unix:" + options_.unix_socket);
+    auto gateway = other.getMain<rpc::Gateway>();
+    auto req = gateway.loginRequest();
+    req.setPrincipal("admin");
+    req.setToken(std::string(64 * 1024, 'x'));
+    try {
+      req.send().wait(wait());
+      FAIL() << "a 64 KiB message was read";
+    } catch (const kj::Exception& e) {
+      EXPECT_EQ(e.getType(), kj::Exception::Type::DISCONNECTED)
+          << e.getDescription().cStr();
+    }
+  }
+  // Nothing reached the engine; the other connection is served. A create
+  // just under the limit is served, one over it ends its connection.
+  EXPECT_EQ(RecordCount(session), 0u);
+  ASSERT_TRUE(
+      StatusOf(CreateRequest(session, std::string(16 * 1024, 'a')).send(),
+               wait())
+          .ok());
+  EXPECT_EQ(RecordCount(session), 1u);
+  EXPECT_EQ(StatusOf(CreateRequest(session, std::string(40 * 1024, 'b')).send(),
+                     wait())
+                .code(),
+            StatusCode::kInternal);  // Disconnected: not a server status.
+  client_ =
+      std::make_unique<capnp::EzRpcClient>("unix:" + options_.unix_socket);
+  auto admin = Login(client_->getMain<rpc::Gateway>());
+  EXPECT_EQ(RecordCount(admin), 1u);
+}
+
+// ---- Metrics
+// ------------------------------------------------------------------
+
+bool HasLine(const std::string& text, const std::string& line) {
+  return text.find("\n" + line + "\n") != std::string::npos ||
+         text.starts_with(line + "\n");
+}
+
+TEST_F(ServerNetTest, MetricsCountCallsAndErrorsByMethodAndHealthAnswers) {
+  options_.metrics_address = "127.0.0.1:0";
+  Start();
+  ASSERT_GT(server_->metrics_port(), 0);
+  auto session = UserSession();
+  const uint64_t id =
+      CreateRequest(session, "Anna Example").send().wait(wait()).getId();
+  // The owner reads it: Anna's key, cached by the create, is a hit.
+  auto get = session.getRequest();
+  get.setId(id);
+  get.send().wait(wait());
+  auto bad = session.createRequest();
+  bad.initRecord().setKind("no-such-kind");
+  ASSERT_EQ(StatusOf(bad.send(), wait()).code(),
+            StatusCode::kFailedPrecondition);
+
+  auto [status, text] = HttpGet("/metrics");
+  EXPECT_EQ(status, 200u);
+  // Two logins (admin, authority-a), two creates, one of them refused.
+  EXPECT_TRUE(
+      HasLine(text, "custos_rpc_requests_total{method=\"Gateway.login\"} 2"))
+      << text;
+  EXPECT_TRUE(
+      HasLine(text, "custos_rpc_requests_total{method=\"Session.create\"} 2"))
+      << text;
+  EXPECT_TRUE(HasLine(text,
+                      "custos_rpc_errors_total{method=\"Session.create\","
+                      "code=\"FailedPrecondition\"} 1"))
+      << text;
+  EXPECT_TRUE(HasLine(
+      text, "custos_rpc_duration_seconds_count{method=\"Session.create\"} 2"))
+      << text;
+  EXPECT_TRUE(HasLine(text,
+                      "custos_rpc_duration_seconds_bucket{method=\"Session."
+                      "create\",le=\"+Inf\"} 2"))
+      << text;
+  EXPECT_TRUE(HasLine(text, "# TYPE custos_rpc_duration_seconds histogram"))
+      << text;
+  EXPECT_TRUE(HasLine(text, "custos_connections_open 1")) << text;
+  EXPECT_TRUE(HasLine(text, "custos_connections_refused_total 0")) << text;
+  EXPECT_TRUE(HasLine(text, "custos_rpc_refused_total 0")) << text;
+  const EngineStats stats = engine_->Stats();
+  EXPECT_GT(stats.writes, 0u);
+  EXPECT_GT(stats.key_cache_hits, 0u);
+  EXPECT_TRUE(HasLine(
+      text, "custos_store_writes_total " + std::to_string(stats.writes)))
+      << text;
+  EXPECT_TRUE(
+      HasLine(text, "custos_store_syncs_total " + std::to_string(stats.syncs)))
+      << text;
+  EXPECT_TRUE(HasLine(text, "custos_key_cache_hits_total " +
+                                std::to_string(stats.key_cache_hits)))
+      << text;
+  EXPECT_TRUE(HasLine(text, "custos_key_cache_misses_total " +
+                                std::to_string(stats.key_cache_misses)))
+      << text;
+  // Nothing a client sent is a label.
+  EXPECT_EQ(text.find("Anna"), std::string::npos);
+  EXPECT_EQ(text.find("authority-a"), std::string::npos);
+
+  auto [health_status, health] = HttpGet("/health");
+  EXPECT_EQ(health_status, 200u);
+  EXPECT_EQ(health, "ok\n");
+  EXPECT_EQ(HttpGet("/nothing-here").first, 404u);
+}
+
+TEST_F(ServerNetTest, MaintenanceFiguresAppearOnceSet) {
+  options_.metrics_address = "127.0.0.1:0";
+  Start();
+  EXPECT_EQ(HttpGet("/metrics").second.find("custos_sweep_backlog"),
+            std::string::npos);
+  server::MaintenanceFigures figures;
+  figures.finished_unix_seconds = 1'788'000'000;
+  figures.ok = true;
+  figures.sweep_complete = false;
+  figures.erased = 3;
+  figures.shred_records_rewritten = 7;
+  server_->metrics().SetMaintenance(figures);
+  const std::string text = HttpGet("/metrics").second;
+  EXPECT_TRUE(HasLine(text, "custos_sweep_backlog 1")) << text;
+  EXPECT_TRUE(HasLine(text, "custos_sweep_last_transitions{kind=\"erased\"} 3"))
+      << text;
+  EXPECT_TRUE(HasLine(text, "custos_shred_last_records_rewritten 7")) << text;
+  EXPECT_TRUE(
+      HasLine(text, "custos_maintenance_last_run_timestamp_seconds 1788000000"))
+      << text;
+}
+
+}  // namespace
+}  // namespace custos::testing
