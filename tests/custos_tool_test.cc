@@ -274,7 +274,7 @@ TEST_F(CustosToolTest, ASubjectsRecordsHistoryReportHoldAndShred) {
   EXPECT_EQ(nlohmann::json::parse(sweep.out)["erased"], 0);
   ToolRun chain = As("auditor-1", aud, {"verify", "--chain", "--json"});
   ASSERT_EQ(chain.exit, 0) << chain.err;
-  EXPECT_EQ(nlohmann::json::parse(chain.out)["ok"], true);
+  EXPECT_EQ(nlohmann::json::parse(chain.out)["chain"]["ok"], true);
 
   ASSERT_EQ(Tool({"subject", "shred", subject, "--yes"}).exit, 0);
   // Its only subject shredded, the record is erased: gone for its owner.
@@ -282,6 +282,92 @@ TEST_F(CustosToolTest, ASubjectsRecordsHistoryReportHoldAndShred) {
   EXPECT_EQ(after.exit, 1);
   EXPECT_NE(after.err.find("NotFound"), std::string::npos) << after.err;
   EXPECT_EQ(after.out, "");
+}
+
+// Policies, their deadlines (exact under Regulation 1182/71: a period of
+// months ending on a day the month lacks ends on its last day), keys,
+// verification, backup and the offline restore.
+TEST_F(CustosToolTest, PoliciesKeysVerificationBackupAndOfflineRestore) {
+  ToolRun deadlines = Tool({"policy", "deadlines", "request", "--closed",
+                            "2026-08-31T12:00:00Z", "--json"});
+  ASSERT_EQ(deadlines.exit, 0) << deadlines.err;
+  const auto d = nlohmann::json::parse(deadlines.out);
+  EXPECT_EQ(d["blocked"], "2027-02-28T12:00:00Z");
+  EXPECT_EQ(d["erased"], "2029-08-31T12:00:00Z");
+  EXPECT_EQ(d["history_pruned"], "2034-08-31T12:00:00Z");
+  ToolRun alert = Tool({"policy", "deadlines", "alert", "--closed",
+                        "2027-08-31T00:00:00+02:00", "--json"});
+  ASSERT_EQ(alert.exit, 0) << alert.err;
+  EXPECT_EQ(nlohmann::json::parse(alert.out)["blocked"], nullptr);
+  EXPECT_EQ(nlohmann::json::parse(alert.out)["erased"], "2028-02-29T22:00:00Z");
+  ToolRun unknown = Tool(
+      {"policy", "deadlines", "complaint", "--closed", "2027-01-01T00:00:00Z"});
+  EXPECT_EQ(unknown.exit, 1);
+  EXPECT_NE(unknown.err.find("no policy for kind complaint"),
+            std::string::npos);
+  EXPECT_EQ(Tool({"policy", "set", "complaint", "--erase-after", "one year",
+                  "--history-after", "P5Y"})
+                .exit,
+            2);
+  ASSERT_EQ(Tool({"policy", "set", "complaint", "--close-after", "P30D",
+                  "--erase-after", "P1Y", "--history-after", "P5Y"})
+                .exit,
+            0);
+  ToolRun policies = Tool({"policy", "list", "--json"});
+  bool complaint = false;
+  for (const auto& p : nlohmann::json::parse(policies.out))
+    complaint =
+        complaint || (p["kind"] == "complaint" && p["close_after"] == "P30D");
+  EXPECT_TRUE(complaint) << policies.out;
+
+  const std::string a = AddPrincipal("authority-a", "user");
+  ASSERT_EQ(
+      As("authority-a", a,
+         {"record", "create", "--kind", "request", "--field", "name=Anna"},
+         "anna@example.org\n")
+          .exit,
+      0);
+  const std::string subject =
+      Tool({"subject", "find"}, "anna@example.org\n").out;
+  ASSERT_FALSE(subject.empty());
+  EXPECT_EQ(
+      Tool({"subject", "rekey", subject.substr(0, subject.size() - 1)}).exit,
+      0);
+  ToolRun rotated = Tool({"keys", "rotate-kek", "--json"});
+  ASSERT_EQ(rotated.exit, 0) << rotated.err;
+  EXPECT_EQ(nlohmann::json::parse(rotated.out)["kek_version"], 2);
+  EXPECT_EQ(Tool({"keys", "versions", "--json"}).out, "[\n  2\n]\n");
+
+  ToolRun verified = Tool({"verify", "--chain", "--erasure", "--json"});
+  ASSERT_EQ(verified.exit, 0) << verified.err;
+  const auto v = nlohmann::json::parse(verified.out);
+  EXPECT_EQ(v["chain"]["ok"], true);
+  EXPECT_EQ(v["erasure"]["found"], 0);
+  EXPECT_EQ(Tool({"verify"}).exit, 2);
+
+  EXPECT_EQ(Tool({"backup", "relative/dir"}).exit, 2);
+  const std::string backup = dir() + "/backup-1", kit = dir() + "/kit-1";
+  ToolRun made = Tool({"backup", backup, "--json"});
+  ASSERT_EQ(made.exit, 0) << made.err;
+  const std::string id = nlohmann::json::parse(made.out)["backup_id"];
+  ToolRun checked = Tool({"backup", "verify", backup, "--json"});
+  ASSERT_EQ(checked.exit, 0) << checked.err;
+  EXPECT_EQ(nlohmann::json::parse(checked.out)["backup_id"], id);
+  ASSERT_EQ(Tool({"backup", "kit", kit}).exit, 0);
+  EXPECT_EQ(Tool({"backup", "kit", kit}).exit, 1);  // Never overwritten.
+
+  // Offline, with no server: into a new directory, then served.
+  custosd_.Stop();
+  ToolRun restored =
+      Tool({"restore", backup, "--kit", kit, "--data-dir", dir() + "/restored",
+            "--master-key-file", dir() + "/custos-master.key"});
+  ASSERT_EQ(restored.exit, 0) << restored.err;
+  ToolRun again =
+      Tool({"restore", backup, "--kit", kit, "--data-dir", dir() + "/restored",
+            "--master-key-file", dir() + "/custos-master.key"});
+  EXPECT_EQ(again.exit, 1);
+  EXPECT_NE(again.err.find("FailedPrecondition"), std::string::npos)
+      << again.err;
 }
 
 // The bash completion is generated from the parser's own definitions.
