@@ -352,14 +352,11 @@ TEST_F(DeadlineKeysTest, RekeyingASubjectReSealsItsRecordsInTheirBucket) {
   const uint64_t id = CreateClosedAlert();
   auto view = engine_->GetRecord(*officer_, id, APurpose());
   ASSERT_TRUE(view.has_value());
-  const std::string before(Stored(id).parts.at(0).sealed.begin(),
-                           Stored(id).parts.at(0).sealed.end());
+  const codec::Bytes before = Stored(id).parts.at(0).sealed;
   ASSERT_TRUE(engine_->RekeySubject(*admin_, view->subject_ids.at(0)).ok());
   const codec::StoredRecord after = Stored(id);
   EXPECT_EQ(after.erase_bucket, AlertBucket());
-  EXPECT_NE(std::string(after.parts.at(0).sealed.begin(),
-                        after.parts.at(0).sealed.end()),
-            before);
+  EXPECT_NE(after.parts.at(0).sealed, before);
   auto name = OfficerReadsName(*engine_, *officer_, id);
   ASSERT_TRUE(name.has_value()) << name.error().ToString();
   EXPECT_EQ(*name, "Anna Example");
