@@ -498,6 +498,38 @@ void BM_Rectify(benchmark::State& state) {
 }
 BENCHMARK(BM_Rectify)->Arg(256)->Arg(1024)->UseRealTime();
 
+// The owner closes an ACTIVE alert: the close schedules its erasure, so the
+// record is re-sealed under its deadline bucket (issue 11: every part opened
+// and sealed again under the part key of bucket and subject keys) and
+// written with its deadline-index entry. Each iteration closes another of
+// kCloseRecords records created beforehand (all in one bucket: its key is
+// made once).
+constexpr int kCloseRecords = 20'000;
+void BM_CloseRecord(benchmark::State& state) {
+  const size_t personal_bytes = static_cast<size_t>(state.range(0));
+  Store store(/*sync_writes=*/false);
+  std::vector<uint64_t> ids;
+  ids.reserve(kCloseRecords);
+  for (int i = 0; i < kCloseRecords; ++i) {
+    ids.push_back(Create(store, i % kSubjectPool, personal_bytes, i));
+  }
+  store.Reopen(/*sync_writes=*/false);
+  size_t next = 0;
+  for (auto _ : state) {
+    Status closed = store.engine().Close(store.user(), ids[next++]);
+    if (!closed.ok()) {
+      state.SkipWithError(closed.ToString().c_str());
+      break;
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_CloseRecord)
+    ->Arg(256)
+    ->Arg(1024)
+    ->Iterations(kCloseRecords)
+    ->UseRealTime();
+
 // ---- Shredding ----
 
 // Compacts the whole records database of a closed store, so that no

@@ -9,10 +9,12 @@
 // Options::sync_writes = false and a ManualClock:
 //
 // - kGroups groups of kDuePerSweep alerts, group g closed at
-//   kStart + (g + 1) minutes, hence erased by the shipped policy (P6M)
-//   six months after that: each sweep takes one group's erasure instant as
-//   `as_of` and finds exactly that group due (the earlier groups were swept
-//   before, the later ones are due a minute or more later);
+//   kStart + (g + 1) hours, hence erased by the shipped policy (P6M)
+//   six months after that, each group in a deadline bucket of its own (one
+//   UTC hour, issue 11): each sweep takes the last instant of one group's
+//   bucket as `as_of`, finds exactly that group due (the earlier groups
+//   were swept before, the later ones are due an hour or more later), and
+//   destroys that bucket's key (checked: buckets_destroyed == 1);
 // - the rest (the "bulk"): requests, one in four withdrawn (BLOCKED, with a
 //   deadline-index entry three years on, far after every sweep's as_of), the
 //   others ACTIVE (the request policy has no close_after: no deadline).
@@ -147,9 +149,12 @@ class SweepStore {
   // The as_of of the next group's sweep; nullopt once all were swept.
   std::optional<Timestamp> NextAsOf() {
     if (next_group_ == kGroups) return std::nullopt;
+    // The last instant of the group's deadline bucket (one UTC hour): the
+    // sweep erases the group and destroys its bucket's key.
     return Value(AddPeriod(ClosedAt(next_group_++),
                            Value(ParsePeriod("P6M"), "parse period")),
-                 "add period");
+                 "add period") +
+           std::chrono::hours(1) - std::chrono::microseconds(1);
   }
 
   Engine& engine() { return *engine_; }
@@ -160,7 +165,8 @@ class SweepStore {
 
  private:
   static Timestamp ClosedAt(int group) {
-    return FromMicros(kStartMicros) + std::chrono::minutes(group + 1);
+    // An hour apart: one deadline bucket per group (issue 11).
+    return FromMicros(kStartMicros) + std::chrono::hours(group + 1);
   }
 
   void Open() {
@@ -210,7 +216,7 @@ class SweepStore {
         Check(engine_->Close(*user_, id), "close record");
       }
     }
-    clock_.Set(FromMicros(kStartMicros) + std::chrono::hours(1));
+    clock_.Set(FromMicros(kStartMicros) + std::chrono::hours(kGroups + 1));
     for (uint64_t id : to_withdraw) {
       Check(engine_->Withdraw(*user_, id), "withdraw record");
     }
@@ -272,7 +278,8 @@ void BM_Sweep1000Due(benchmark::State& state) {
       break;
     }
     if (report->erased != kDuePerSweep || report->closed != 0 ||
-        report->blocked != 0 || !report->complete) {
+        report->blocked != 0 || !report->complete ||
+        report->buckets_destroyed != 1) {
       state.SkipWithError("the sweep did not find exactly the due group");
       break;
     }

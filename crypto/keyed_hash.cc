@@ -41,6 +41,7 @@ class KeyedHasher {
     if (data.empty()) return;
     crypto_generichash_update(&state_, data.data(), data.size());
   }
+  crypto_generichash_state* state() { return &state_; }
   Digest Final() {
     Digest out;
     crypto_generichash_final(&state_, out.data(), out.size());
@@ -65,6 +66,27 @@ Digest KeyedHash(const SecretKey& key, std::span<const uint8_t> data) {
   KeyedHasher hasher(key);
   hasher.Update(data);
   return hasher.Final();
+}
+
+SecretKey CombineKeys(const SecretKey& outer, const SecretKey& inner,
+                      std::string_view context, uint64_t id, KeyPool& pool) {
+  static constexpr std::string_view kTag{"custos-combine-v1\0", 18};
+  KeyedHasher hasher(outer);
+  hasher.Update(AsBytes(kTag));
+  hasher.Update(AsBytes(context));
+  const uint8_t nul = 0;
+  hasher.Update({&nul, 1});
+  uint8_t id_bytes[8];
+  for (int i = 0; i < 8; ++i) {
+    id_bytes[i] = static_cast<uint8_t>(id >> (8 * (7 - i)));
+  }
+  hasher.Update(id_bytes);
+  hasher.Update(inner.bytes());
+  internal::WipedArray<uint8_t, kDigestSize> out;
+  crypto_generichash_final(hasher.state(), out.data(), out.size());
+  static_assert(kDigestSize == SecretKey::kSize);
+  return std::move(*SecretKey::FromBytes(
+      std::span<const uint8_t>(out.data(), out.size()), pool));
 }
 
 Digest BlindIndex(const SecretKey& blind_index_key,

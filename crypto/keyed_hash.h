@@ -30,6 +30,15 @@ Digest KeyedHash(const SecretKey& key, std::span<const uint8_t> data);
 Digest BlindIndex(const SecretKey& blind_index_key,
                   std::string_view identifier);
 
+// A key that depends on two keys, so that destroying either destroys it:
+// KeyedHash under `outer` of "custos-combine-v1\0" || context || "\0" ||
+// u64 big-endian id || the bytes of `inner`, computed in a wiped buffer and
+// returned in a slot of `pool`. Used for the part keys of deadline buckets
+// (docs/crypto.md, "Deadline keys"). REQUIRES: `context` holds no NUL;
+// `pool` outlives the key.
+SecretKey CombineKeys(const SecretKey& outer, const SecretKey& inner,
+                      std::string_view context, uint64_t id, KeyPool& pool);
+
 // ---- Hash chain -----------------------------------------------------------
 //
 // link[0] = KeyedHash(key, kChainGenesis || entry[0])

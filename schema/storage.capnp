@@ -109,6 +109,7 @@ struct Record {
   nextDeadlineMicros @17 :Int64;  # 0 = none; mirrored in the deadline index.
   nextTransition @18 :Transition;
   ownerChangedAtMicros @19 :Int64;  # The owner's last change; 0 = use updatedAt.
+  eraseBucket @20 :UInt64;  # Deadline bucket the ciphertexts are sealed under; 0 = none.
 }
 
 enum Transition {

@@ -210,6 +210,7 @@ std::string EncodeRecord(const StoredRecord& r) {
   b.setNextDeadlineMicros(r.next_deadline_micros);
   b.setNextTransition(static_cast<schema::Transition>(r.next_transition));
   b.setOwnerChangedAtMicros(r.owner_changed_at_micros);
+  b.setEraseBucket(r.erase_bucket);
   auto subject_ids = b.initSubjectIds(r.subject_ids.size());
   for (size_t i = 0; i < r.subject_ids.size(); ++i) {
     subject_ids.set(i, AsText(r.subject_ids[i]));
@@ -257,6 +258,7 @@ Result<StoredRecord> DecodeRecord(std::string_view bytes) {
         r.next_deadline_micros = b.getNextDeadlineMicros();
         r.indexed_deadline_micros = r.next_deadline_micros;
         r.owner_changed_at_micros = b.getOwnerChangedAtMicros();
+        r.erase_bucket = b.getEraseBucket();
         auto transition = static_cast<uint16_t>(b.getNextTransition());
         if (transition > static_cast<uint16_t>(Transition::kErase)) {
           return Fail(Status::DataLoss("corrupt stored record transition"));

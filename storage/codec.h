@@ -83,6 +83,9 @@ struct StoredRecord {
   std::vector<std::string> subject_ids;
   int64_t next_deadline_micros = 0;  // 0 = none.
   Transition next_transition = Transition::kNone;
+  // The deadline bucket its parts, flag notes and contests are sealed under
+  // (storage/deadline_keys.h); 0 = the subjects' data keys alone.
+  uint64_t erase_bucket = 0;
   // Not stored: the deadline whose index entry exists for this record
   // (set by DecodeRecord and RecordStore::Put), so a record whose next
   // deadline was recomputed in memory still moves the right entry.

@@ -175,8 +175,40 @@ Result<size_t> Holds::EverOnSubject(const std::string& subject_id) const {
   return n;
 }
 
+bool HoldSpans::MayCover(int64_t at) const {
+  if (unknown) return true;
+  for (const auto& [set, end] : spans) {
+    if (set <= at && at < end) return true;
+  }
+  return false;
+}
+
+Result<HoldSpans> Holds::Spans() const {
+  HoldSpans spans;
+  CUSTOS_RETURN_IF_ERROR(store_.Scan(
+      keys::kHoldPrefix, {}, [&](std::string_view, std::string_view value) {
+        auto hold = codec::DecodeHold(value);
+        if (!hold) {
+          spans.unknown = true;
+          return false;
+        }
+        int64_t end = ToMicros(hold->ends_at);
+        if (hold->released_at) {
+          end = std::min(end, ToMicros(*hold->released_at));
+        }
+        spans.spans.emplace_back(ToMicros(hold->set_at), end);
+        return true;
+      }));
+  return spans;
+}
+
 Result<int64_t> Holds::ErasableFrom(const codec::StoredRecord& r, int64_t legal,
-                                    const HoldView* pending) const {
+                                    const HoldView* pending,
+                                    const HoldSpans* spans) const {
+  // No hold of any record covers the legal instant: none of this one's.
+  if (spans != nullptr && pending == nullptr && !spans->MayCover(legal)) {
+    return legal;
+  }
   auto holds = Under(keys::RecordHoldsPrefix(r.id), std::nullopt, false);
   if (!holds) return Fail(holds.error());
   for (const std::string& subject : r.subject_ids) {

@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "base/clock.h"
@@ -24,6 +25,16 @@
 #include "storage/types.h"
 
 namespace custos {
+
+// The spans [set, end or release) of every hold ever stored, read once
+// (Holds::Spans) so that a sweep need not look up holds per record: an
+// erasure instant no span covers is covered by no hold of any record.
+struct HoldSpans {
+  std::vector<std::pair<int64_t, int64_t>> spans;
+  bool unknown = false;  // A hold did not decode: look every record up.
+  // True unless no hold can cover `at`.
+  bool MayCover(int64_t at) const;
+};
 
 class Holds {
  public:
@@ -63,8 +74,14 @@ class Holds {
   // it is asked. Errors: DataLoss, mapped LevelDB.
   // `pending`, when given, is a hold as it will be once a batch not yet
   // written is (a release): it replaces the stored one of the same id.
+  // `spans`, when given (and no `pending`), answers at once when no hold
+  // covers `legal`.
   Result<int64_t> ErasableFrom(const codec::StoredRecord& record, int64_t legal,
-                               const HoldView* pending = nullptr) const;
+                               const HoldView* pending = nullptr,
+                               const HoldSpans* spans = nullptr) const;
+  // Every hold's span. One seek when no hold was ever set. Errors: mapped
+  // LevelDB (a hold that does not decode sets `unknown`).
+  Result<HoldSpans> Spans() const;
 
   // Holds in force at `at` covering the record: its own and its subjects'.
   Result<std::vector<HoldView>> OnRecord(const codec::StoredRecord& record,

@@ -13,7 +13,7 @@
 namespace custos {
 namespace {
 
-constexpr uint32_t kKeystoreFormatVersion = 2;
+constexpr uint32_t kKeystoreFormatVersion = 3;
 constexpr char kFormatKey[] = "m:format";
 constexpr char kKeyringKey[] = "m:keyring";
 constexpr char kKekRotationKey[] = "m:kek_rotation";
@@ -83,8 +83,14 @@ Result<std::unique_ptr<Keystore>> Keystore::Open(
   if (*version == 1) {
     return Fail(Status::FailedPrecondition(
         "keystore format version 1 (keys derived from the master key) is "
-        "not supported: this build reads version 2 (a keyring) and does not "
-        "migrate; create a new data directory"));
+        "not supported: this build reads version 3 (a keyring and deadline "
+        "keys) and does not migrate; create a new data directory"));
+  }
+  if (*version == 2) {
+    return Fail(Status::FailedPrecondition(
+        "keystore format version 2 (no deadline keys) is not supported: "
+        "this build reads version 3 and does not migrate; create a new data "
+        "directory"));
   }
   if (*version != kKeystoreFormatVersion) {
     return Fail(Status::FailedPrecondition(
@@ -396,6 +402,55 @@ Status Keystore::DestroyKey(std::string_view subject_id,
   // Evicted even if the write failed: a shred that was asked for must not
   // leave a usable key in memory.
   cache_.Evict(std::string(subject_id));
+  return status;
+}
+
+std::string Keystore::BucketKeyName(uint64_t bucket) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string name = "~b";
+  for (int shift = 60; shift >= 0; shift -= 4) {
+    name.push_back(kHex[(bucket >> shift) & 0xf]);
+  }
+  return name;
+}
+
+Result<std::vector<uint64_t>> Keystore::BucketsUpTo(uint64_t last) {
+  const std::string prefix = KeyKey("~b");
+  const std::string end = KeyKey(BucketKeyName(last));
+  std::vector<uint64_t> buckets;
+  std::unique_ptr<leveldb::Iterator> it(
+      db_->NewIterator(leveldb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix) &&
+                         it->key().compare(end) <= 0;
+       it->Next()) {
+    const std::string_view hex = ToView(it->key()).substr(prefix.size());
+    if (hex.size() != 16) {
+      return Fail(Status::DataLoss("corrupt deadline bucket key name"));
+    }
+    uint64_t bucket = 0;
+    for (char c : hex) {
+      const int digit = c >= '0' && c <= '9'   ? c - '0'
+                        : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                               : -1;
+      if (digit < 0) {
+        return Fail(Status::DataLoss("corrupt deadline bucket key name"));
+      }
+      bucket = bucket << 4 | static_cast<uint64_t>(digit);
+    }
+    buckets.push_back(bucket);
+  }
+  CUSTOS_RETURN_IF_ERROR(
+      FromLevelDb(it->status(), "reading deadline bucket keys"));
+  return buckets;
+}
+
+Status Keystore::DestroyBucketKey(uint64_t bucket) {
+  const std::string name = BucketKeyName(bucket);
+  std::shared_lock keys(keys_mu_);
+  Status status = FromLevelDb(db_->Delete(Synced(), KeyKey(name)),
+                              "destroying a deadline bucket key");
+  keys.unlock();  // Before the cache's lock (see PutKey).
+  cache_.Evict(name);
   return status;
 }
 

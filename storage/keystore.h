@@ -5,12 +5,14 @@
 // destroyed keys can be compacted away without rewriting records.
 //
 // Key layout (docs/storage.md):
-//   "m:format"         FormatInfo (version 2; version 1 is refused)
+//   "m:format"         FormatInfo (version 3; versions 1 and 2 are refused)
 //   "m:keyring"        Keyring, each key wrapped under the master's
 //                      keyring key
 //   "m:kek_rotation"   u32 BE target KEK version || last subject id
 //                      rewrapped: a KEK rotation in progress
 //   "k:" subject id    WrappedKey
+//   "k:~b" 16 hex      WrappedKey: the key of a deadline bucket
+//                      (storage/deadline_keys.h), bound to its name
 //   "l:" ledger hash   LedgerEntry
 //   "o:" subject id    WrappedKey: the retiring key of a subject being
 //                      re-keyed (storage/rekeyer.h), until it is destroyed
@@ -121,6 +123,18 @@ class Keystore {
   Status DestroyKey(std::string_view subject_id,
                     const crypto::Digest& ledger_hash, Timestamp at,
                     std::string_view by);
+
+  // ---- Deadline bucket keys (docs/crypto.md, "Deadline keys") -----------
+  // Stored and cached as a subject's key named BucketKeyName(bucket):
+  // GetKey, PutKey, WrappedBytes and PurgeKeys take that name.
+
+  // "~b" + 16 lowercase hex digits of `bucket`: never a subject id (hex).
+  static std::string BucketKeyName(uint64_t bucket);
+  // The buckets whose keys are stored, ascending, up to `last` included.
+  Result<std::vector<uint64_t>> BucketsUpTo(uint64_t last);
+  // Deletes the key of `bucket` in one synchronous write (no ledger entry:
+  // the erasures of its records are in the ledger), then evicts it.
+  Status DestroyBucketKey(uint64_t bucket);
 
   // Compacts the key range spanned by `subject_ids` (destroyed keys), so
   // their deleted wrapped keys leave the keystore's files. Cost grows with

@@ -3,12 +3,14 @@
 #include <algorithm>
 #include <utility>
 
+#include "crypto/aead.h"
 #include "storage/capnp_value.h"
 #include "storage/erasure.h"
 #include "storage/keys.h"
 #include "storage/leveldb_util.h"
 #include "storage/limits.h"
 #include "storage/period.h"
+#include "storage/sealing.h"
 
 namespace custos {
 namespace {
@@ -98,7 +100,8 @@ uint64_t RecordStore::AllocateIds(const WriteLock& /*lock*/,
   return next_id_;
 }
 
-Status RecordStore::Schedule(StoredRecord& r, const HoldView* pending) const {
+Status RecordStore::Schedule(StoredRecord& r, const HoldView* pending,
+                             const HoldSpans* spans) const {
   r.next_deadline_micros = 0;
   r.next_transition = Transition::kNone;
   const auto policy = policies_.For(r.kind);
@@ -109,7 +112,7 @@ Status RecordStore::Schedule(StoredRecord& r, const HoldView* pending) const {
   r.next_transition = next->second;
   if (next->second == Transition::kErase) {
     // A legal hold postpones erasure to the first instant none covers it.
-    auto erasable = holds_.ErasableFrom(r, next->first, pending);
+    auto erasable = holds_.ErasableFrom(r, next->first, pending, spans);
     if (!erasable) return erasable.error();
     r.next_deadline_micros = *erasable;
   }
@@ -118,7 +121,7 @@ Status RecordStore::Schedule(StoredRecord& r, const HoldView* pending) const {
 
 Result<std::vector<PlannedTransition>> RecordStore::CatchUp(
     StoredRecord& r, int64_t at, leveldb::WriteBatch& batch, bool* erasure_held,
-    Status* schedule_error) const {
+    Status* schedule_error, const HoldSpans* spans) const {
   std::vector<PlannedTransition> steps;
   if (erasure_held != nullptr) *erasure_held = false;
   // The stored deadline is the one in force (a policy changed since applies
@@ -130,7 +133,7 @@ Result<std::vector<PlannedTransition>> RecordStore::CatchUp(
          r.next_deadline_micros <= at) {
     int64_t due = r.next_deadline_micros;
     if (r.next_transition == Transition::kErase) {
-      auto erasable = holds_.ErasableFrom(r, due);
+      auto erasable = holds_.ErasableFrom(r, due, nullptr, spans);
       if (!erasable) return Fail(erasable.error());
       if (*erasable > at) {
         r.next_deadline_micros = *erasable;
@@ -157,7 +160,7 @@ Result<std::vector<PlannedTransition>> RecordStore::CatchUp(
     }
     step.to = r.state;
     steps.push_back(step);
-    Status next = Schedule(r);
+    Status next = Schedule(r, nullptr, spans);
     if (!next.ok()) {
       // The transition is in force; only the one after it is unknown (a
       // policy whose deadline cannot be represented). The effective state
@@ -171,10 +174,86 @@ Result<std::vector<PlannedTransition>> RecordStore::CatchUp(
   return steps;
 }
 
-Status RecordStore::Put(const WriteLock& /*lock*/, leveldb::WriteBatch& batch,
-                        StoredRecord& r, const HoldView* pending) const {
+Status RecordStore::Reseal(const WriteLock& lock, StoredRecord& r, uint64_t to,
+                           leveldb::WriteBatch& batch) const {
+  DeadlineKeys& deadline_keys = subjects_.deadline_keys();
+  SharedKey to_bucket;
+  if (to != 0) {
+    auto key = deadline_keys.GetOrCreate(lock, to);
+    if (!key) return key.error();
+    to_bucket = std::move(*key);
+  }
+  // Worked on copies: `r` changes only once every ciphertext is re-sealed.
+  std::vector<codec::StoredPart> parts = r.parts;
+  std::vector<codec::StoredFlag> flags = r.flags;
+  std::vector<codec::StoredContest> contests = r.contests;
+  leveldb::WriteBatch witnesses;
+  auto reseal = [&](const std::string& subject_id, codec::Bytes& sealed,
+                    const sealing::Bytes& ad, std::string_view what) {
+    if (sealed.empty()) return Status::Ok();
+    auto key = subjects_.Key(subject_id);
+    if (!key) return key.error();
+    // Shredded: unreadable for good, dropped by CompleteShreds.
+    if (!*key) return Status::Ok();
+    auto fields = subjects_.OpenFields(subject_id, **key, r.erase_bucket,
+                                       sealed, ad, what);
+    if (!fields) return fields.error();
+    codec::Bytes resealed;
+    if (to == 0) {
+      resealed = sealing::SealFields(**key, *fields, ad);
+    } else {
+      resealed = sealing::SealFields(
+          deadline_keys.PartKey(*to_bucket, **key, to), *fields, ad);
+    }
+    for (Field& f : *fields) {
+      crypto::Wipe(std::span<uint8_t>(
+          reinterpret_cast<uint8_t*>(f.value.data()), f.value.size()));
+    }
+    Erasure::AddWitness(witnesses, sealed);
+    sealed = std::move(resealed);
+    return Status::Ok();
+  };
+  for (auto& part : parts) {
+    CUSTOS_RETURN_IF_ERROR(
+        reseal(part.subject_id, part.sealed,
+               sealing::PartAd(r.id, part.subject_id, part.version),
+               "a personal part"));
+  }
+  for (auto& f : flags) {
+    CUSTOS_RETURN_IF_ERROR(
+        reseal(f.subject_id, f.sealed_note,
+               sealing::NoteAd("flag", r.id, f.subject_id, f.at_micros),
+               "a flag note"));
+  }
+  for (auto& c : contests) {
+    CUSTOS_RETURN_IF_ERROR(
+        reseal(c.subject_id, c.sealed_statement,
+               sealing::NoteAd("contest", r.id, c.subject_id, c.at_micros),
+               "a contest"));
+  }
+  r.parts = std::move(parts);
+  r.flags = std::move(flags);
+  r.contests = std::move(contests);
+  r.erase_bucket = to;
+  batch.Append(witnesses);
+  Erasure::Queue(batch, keys::Record(r.id), ToMicros(clock_.Now()));
+  return Status::Ok();
+}
+
+Status RecordStore::Put(const WriteLock& lock, leveldb::WriteBatch& batch,
+                        StoredRecord& r, const HoldView* pending,
+                        const HoldSpans* spans) const {
   const int64_t indexed = r.indexed_deadline_micros;
-  CUSTOS_RETURN_IF_ERROR(Schedule(r, pending));
+  CUSTOS_RETURN_IF_ERROR(Schedule(r, pending, spans));
+  // The seal follows the erase deadline (docs/retention.md, "Deadline
+  // keys"): an erased record has nothing sealed left.
+  const uint64_t bucket = DeadlineKeys::BucketFor(r);
+  leveldb::WriteBatch resealed;
+  if (r.state == RecordState::kErased) {
+    r.erase_bucket = 0;
+  } else if (bucket != r.erase_bucket) {
+    CUSTOS_RETURN_IF_ERROR(Reseal(lock, r, bucket, resealed));
+  }
   // The size is checked on the encoding itself: whatever limits were
   // configured, a record that could not be read back is never written (it
   // would read as DataLoss for everyone, sweeps and admins included).
@@ -185,6 +264,7 @@ Status RecordStore::Put(const WriteLock& /*lock*/, leveldb::WriteBatch& batch,
             .append(std::to_string(kMaxStoredRecordBytes))
             .append(" bytes stored"));
   }
+  batch.Append(resealed);
   if (indexed != 0) batch.Delete(keys::Deadline(indexed, r.id));
   if (r.next_transition != Transition::kNone) {
     batch.Put(keys::Deadline(r.next_deadline_micros, r.id), "");

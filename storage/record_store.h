@@ -5,6 +5,8 @@
 // and moves the deadline-index entry in the same batch, so the index never
 // disagrees with the records (DESIGN section 3). CatchUp gives a record's
 // effective state at an instant: what every read, change and sweep acts on.
+// Put also keeps a record's ciphertexts sealed under its erase-deadline
+// bucket (storage/deadline_keys.h): re-sealed whenever the bucket moves.
 //
 // Thread safety: thread-safe; Put and AllocateId REQUIRE the write lock.
 
@@ -21,9 +23,11 @@
 #include "base/clock.h"
 #include "base/status.h"
 #include "storage/codec.h"
+#include "storage/deadline_keys.h"
 #include "storage/holds.h"
 #include "storage/policies.h"
 #include "storage/store.h"
+#include "storage/subjects.h"
 
 namespace custos {
 
@@ -31,8 +35,12 @@ class RecordStore {
  public:
   // Arguments REQUIRE: outlive this object.
   RecordStore(Store& store, const Policies& policies, const Holds& holds,
-              const Clock& clock)
-      : store_(store), policies_(policies), holds_(holds), clock_(clock) {}
+              const Subjects& subjects, const Clock& clock)
+      : store_(store),
+        policies_(policies),
+        holds_(holds),
+        subjects_(subjects),
+        clock_(clock) {}
 
   // Reads the record id counter. Errors: DataLoss, mapped LevelDB.
   Status Load();
@@ -55,8 +63,10 @@ class RecordStore {
   // (Holds::ErasableFrom): the same answer whenever it is asked.
   // InvalidArgument if the deadline cannot be represented.
   // `pending`: a hold released by the batch being built (Holds::Release).
-  Status Schedule(codec::StoredRecord& r,
-                  const HoldView* pending = nullptr) const;
+  // `spans`: the holds' spans, read once by a caller scheduling many
+  // records (Holds::ErasableFrom).
+  Status Schedule(codec::StoredRecord& r, const HoldView* pending = nullptr,
+                  const HoldSpans* spans = nullptr) const;
 
   // Brings `r` to its effective state at `at` (DESIGN section 3: a
   // deadline takes effect at its instant, sweep or no sweep): applies in
@@ -73,20 +83,34 @@ class RecordStore {
   // error; a later Put of `r` fails with it. Errors: reading holds.
   Result<std::vector<PlannedTransition>> CatchUp(
       codec::StoredRecord& r, int64_t at, leveldb::WriteBatch& batch,
-      bool* erasure_held = nullptr, Status* schedule_error = nullptr) const;
+      bool* erasure_held = nullptr, Status* schedule_error = nullptr,
+      const HoldSpans* spans = nullptr) const;
 
   // Adds `r` to `batch` with its next deadline (Schedule, set in `r`) and
   // moves its deadline-index entry. InvalidArgument if the deadline cannot
   // be represented; ResourceExhausted if the encoded record would be larger
   // than kMaxStoredRecordBytes (storage/limits.h). On error `batch` is
   // unchanged.
+  // When the record's deadline bucket (DeadlineKeys::BucketFor) is not the
+  // one its ciphertexts are sealed under, re-seals them (the old ones
+  // witnessed, the record queued for compaction) and sets erase_bucket; a
+  // new bucket's key is made durable first. Errors: DataLoss (a ciphertext
+  // does not open), and any of the keystore.
   Status Put(const WriteLock& lock, leveldb::WriteBatch& batch,
-             codec::StoredRecord& r, const HoldView* pending = nullptr) const;
+             codec::StoredRecord& r, const HoldView* pending = nullptr,
+             const HoldSpans* spans = nullptr) const;
 
  private:
+  // Re-seals every readable ciphertext of `r` from its erase_bucket to
+  // `to`, adding witnesses of the old ones to `batch`. On error `r` and
+  // `batch` are unchanged.
+  Status Reseal(const WriteLock& lock, codec::StoredRecord& r, uint64_t to,
+                leveldb::WriteBatch& batch) const;
+
   Store& store_;
   const Policies& policies_;
   const Holds& holds_;
+  const Subjects& subjects_;
   const Clock& clock_;
   uint64_t next_id_ = 1;  // Guarded by the write lock.
 };

@@ -129,7 +129,7 @@ Result<RecordView> RecordViews::Build(
     if (!key) return Fail(key.error());
     if (!*key) continue;
     auto fields = subjects_.OpenFields(
-        part.subject_id, **key, part.sealed,
+        part.subject_id, **key, r.erase_bucket, part.sealed,
         sealing::PartAd(r.id, part.subject_id, part.version),
         "a personal part");
     if (!fields) return Fail(fields.error());
@@ -144,7 +144,7 @@ Result<RecordView> RecordViews::Build(
     if (!key) return Fail(key.error());
     if (!*key || f.sealed_note.empty()) continue;
     auto fields = subjects_.OpenFields(
-        f.subject_id, **key, f.sealed_note,
+        f.subject_id, **key, r.erase_bucket, f.sealed_note,
         sealing::NoteAd("flag", r.id, f.subject_id, f.at_micros),
         "a flag note");
     if (!fields) return Fail(fields.error());
@@ -156,7 +156,7 @@ Result<RecordView> RecordViews::Build(
     if (!key) return Fail(key.error());
     if (!*key || c.sealed_statement.empty()) continue;
     auto fields = subjects_.OpenFields(
-        c.subject_id, **key, c.sealed_statement,
+        c.subject_id, **key, r.erase_bucket, c.sealed_statement,
         sealing::NoteAd("contest", r.id, c.subject_id, c.at_micros),
         "a contest");
     if (!fields) return Fail(fields.error());

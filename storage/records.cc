@@ -66,7 +66,8 @@ Result<size_t> Records::PersonalBytes(const StoredRecord& r,
       return Status::Ok();
     }
     // During a re-key what is not re-sealed yet is under the retiring key.
-    auto fields = u_.subjects.OpenFields(subject_id, **key, sealed, ad, what);
+    auto fields = u_.subjects.OpenFields(subject_id, **key, r.erase_bucket,
+                                         sealed, ad, what);
     if (!fields) return fields.error();
     for (const Field& f : *fields) total += f.name.size() + f.value.size();
     return Status::Ok();
@@ -327,8 +328,11 @@ Result<uint64_t> Records::Rectify(const PrincipalInfo& caller, uint64_t id,
   Erasure::AddWitness(batch, part->sealed);
   Erasure::Queue(batch, keys::Record(r.id), ToMicros(now));
   part->version = r.version;
-  part->sealed = sealing::SealFields(
-      **key, fields, sealing::PartAd(r.id, part->subject_id, r.version));
+  auto sealed = u_.subjects.SealFields(
+      **key, r.erase_bucket, fields,
+      sealing::PartAd(r.id, part->subject_id, r.version));
+  if (!sealed) return Fail(sealed.error());
+  part->sealed = std::move(*sealed);
   r.updated_at_micros = r.owner_changed_at_micros = ToMicros(now);
   CUSTOS_RETURN_IF_ERROR(u_.record_store.Put(lock, batch, r));
   Event event = events::RecordEvent(caller, EventAction::kRectify, r, now);
@@ -366,9 +370,11 @@ Status Records::Flag(const PrincipalInfo& caller, uint64_t id,
   CUSTOS_RETURN_IF_ERROR(CheckRoom(r, 4 + note.size(), {}));
   const Timestamp now = u_.clock.Now();
   codec::StoredFlag flag{caller.id, ToMicros(now), std::string(subject_id), {}};
-  flag.sealed_note = sealing::SealFields(
-      **key, {{"note", std::string(note)}},
+  auto sealed = u_.subjects.SealFields(
+      **key, r.erase_bucket, {{"note", std::string(note)}},
       sealing::NoteAd("flag", r.id, flag.subject_id, flag.at_micros));
+  if (!sealed) return sealed.error();
+  flag.sealed_note = std::move(*sealed);
   r.flags.push_back(std::move(flag));
   // A record written before the owner's changes were stored counts from
   // its last change: kept as the owner's before another one moves it.
@@ -431,9 +437,11 @@ Status Records::Contest(const PrincipalInfo& caller, uint64_t id,
   std::vector<Field> fields{
       {std::string(sealing::kStatementField), std::string(statement)}};
   fields.insert(fields.end(), corrected.begin(), corrected.end());
-  contest.sealed_statement = sealing::SealFields(
-      **key, fields,
+  auto sealed = u_.subjects.SealFields(
+      **key, r.erase_bucket, fields,
       sealing::NoteAd("contest", r.id, contest.subject_id, contest.at_micros));
+  if (!sealed) return sealed.error();
+  contest.sealed_statement = std::move(*sealed);
   r.contests.push_back(std::move(contest));
   if (r.owner_changed_at_micros == 0) {
     r.owner_changed_at_micros = r.updated_at_micros;

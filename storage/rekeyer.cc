@@ -249,20 +249,35 @@ Result<uint64_t> Rekeyer::ResealRecords(const WriteLock& lock,
       if (record.error().code() == StatusCode::kNotFound) continue;
       return Fail(record.error());
     }
+    // A record sealed under a deadline bucket: from and to, each combined
+    // with the bucket's key (docs/crypto.md, "Deadline keys").
+    std::optional<crypto::SecretKey> bucket_from, bucket_to;
+    if (record->erase_bucket != 0) {
+      const DeadlineKeys& deadline_keys = u_.subjects.deadline_keys();
+      auto bucket_key = deadline_keys.Get(record->erase_bucket);
+      if (!bucket_key) return Fail(bucket_key.error());
+      if (!*bucket_key) continue;  // Erased by its bucket: nothing to re-seal.
+      bucket_from =
+          deadline_keys.PartKey(**bucket_key, from, record->erase_bucket);
+      bucket_to = deadline_keys.PartKey(**bucket_key, to, record->erase_bucket);
+    }
+    const crypto::SecretKey& from_key = bucket_from ? *bucket_from : from;
+    const crypto::SecretKey& to_key = bucket_to ? *bucket_to : to;
     bool changed = false;
     for (auto& part : record->parts) {
       if (part.subject_id != subject_id) continue;
-      auto resealed =
-          Reseal(batch, part.sealed,
-                 sealing::PartAd(id, subject_id, part.version), from, to);
+      auto resealed = Reseal(batch, part.sealed,
+                             sealing::PartAd(id, subject_id, part.version),
+                             from_key, to_key);
       if (!resealed) return Fail(resealed.error());
       changed = changed || *resealed;
     }
     for (auto& flag : record->flags) {
       if (flag.subject_id != subject_id || flag.sealed_note.empty()) continue;
-      auto resealed = Reseal(
-          batch, flag.sealed_note,
-          sealing::NoteAd("flag", id, subject_id, flag.at_micros), from, to);
+      auto resealed =
+          Reseal(batch, flag.sealed_note,
+                 sealing::NoteAd("flag", id, subject_id, flag.at_micros),
+                 from_key, to_key);
       if (!resealed) return Fail(resealed.error());
       changed = changed || *resealed;
     }
@@ -272,7 +287,7 @@ Result<uint64_t> Rekeyer::ResealRecords(const WriteLock& lock,
       auto resealed =
           Reseal(batch, contest.sealed_statement,
                  sealing::NoteAd("contest", id, subject_id, contest.at_micros),
-                 from, to);
+                 from_key, to_key);
       if (!resealed) return Fail(resealed.error());
       changed = changed || *resealed;
     }

@@ -100,8 +100,9 @@ class Store {
 
   // The on-disk format this build reads and writes. 2: access-history
   // events chained over commitments of their parts (docs/history.md);
-  // version 1 stores are refused, not migrated (docs/decisions.md).
-  static constexpr uint32_t kFormatVersion = 2;
+  // 3: records sealed under deadline keys (docs/retention.md, "Deadline
+  // keys"). Older stores are refused, not migrated (docs/decisions.md).
+  static constexpr uint32_t kFormatVersion = 3;
 
   // Opens (or, with options.create_if_missing, creates) the records
   // database in options.data_dir/records through `env` (REQUIRES: outlives

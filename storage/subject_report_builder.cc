@@ -70,7 +70,7 @@ Result<SubjectReport> SubjectReportBuilder::Produce(
     for (const auto& part : r->parts) {
       if (part.subject_id != subject) continue;
       auto fields = u_.subjects.OpenFields(
-          subject, **key, part.sealed,
+          subject, **key, r->erase_bucket, part.sealed,
           sealing::PartAd(r->id, subject, part.version), "personal data");
       if (!fields) return Fail(fields.error());
       out.personal = std::move(*fields);
@@ -81,7 +81,7 @@ Result<SubjectReport> SubjectReportBuilder::Produce(
       named.insert(f.by);
       if (!f.sealed_note.empty()) {
         auto fields = u_.subjects.OpenFields(
-            subject, **key, f.sealed_note,
+            subject, **key, r->erase_bucket, f.sealed_note,
             sealing::NoteAd("flag", r->id, subject, f.at_micros),
             "personal data");
         if (!fields) return Fail(fields.error());
@@ -95,7 +95,7 @@ Result<SubjectReport> SubjectReportBuilder::Produce(
       named.insert(c.by);
       if (!c.sealed_statement.empty()) {
         auto fields = u_.subjects.OpenFields(
-            subject, **key, c.sealed_statement,
+            subject, **key, r->erase_bucket, c.sealed_statement,
             sealing::NoteAd("contest", r->id, subject, c.at_micros),
             "personal data");
         if (!fields) return Fail(fields.error());

@@ -13,6 +13,7 @@ Subjects::Subjects(Store& store, Keystore& keystore,
                    bool sync_writes)
     : store_(store),
       keystore_(keystore),
+      deadline_keys_(keystore),
       blind_index_key_(std::move(blind_index_key)),
       clock_(clock),
       sync_writes_(sync_writes) {}
@@ -191,12 +192,27 @@ Result<std::string> Subjects::Identifier(std::string_view subject_id,
 
 Result<std::vector<Field>> Subjects::OpenFields(const std::string& subject_id,
                                                 const crypto::SecretKey& key,
+                                                uint64_t bucket,
                                                 const codec::Bytes& sealed,
                                                 const codec::Bytes& ad,
                                                 std::string_view what) const {
-  return WithFallback(subject_id, key, [&](const crypto::SecretKey& k) {
-    return sealing::OpenFields(k, sealed, ad, what);
-  });
+  return WithFallback(
+      subject_id, key,
+      [&](const crypto::SecretKey& k) -> Result<std::vector<Field>> {
+        auto part_key = deadline_keys_.PartKey(k, bucket);
+        if (!part_key) return Fail(part_key.error());
+        return sealing::OpenFields(*part_key ? **part_key : k, sealed, ad,
+                                   what);
+      });
+}
+
+Result<codec::Bytes> Subjects::SealFields(const crypto::SecretKey& key,
+                                          uint64_t bucket,
+                                          const std::vector<Field>& fields,
+                                          const codec::Bytes& ad) const {
+  auto part_key = deadline_keys_.PartKey(key, bucket);
+  if (!part_key) return Fail(part_key.error());
+  return sealing::SealFields(*part_key ? **part_key : key, fields, ad);
 }
 
 Result<crypto::Digest> Subjects::BlindIndexOf(

@@ -24,6 +24,7 @@
 #include "crypto/keyed_hash.h"
 #include "crypto/secret_key.h"
 #include "storage/codec.h"
+#include "storage/deadline_keys.h"
 #include "storage/keystore.h"
 #include "storage/store.h"
 
@@ -95,11 +96,25 @@ class Subjects {
   // key as it is now: while the subject is re-keyed (storage/rekeyer.h)
   // its ciphertexts are under either. DataLoss("<what> failed to decrypt")
   // if none opens it.
+  // `bucket` is the deadline bucket the ciphertext is sealed under (the
+  // record's erase_bucket; storage/deadline_keys.h): each key tried is then
+  // combined with the bucket's key. DataLoss too once the bucket's key was
+  // destroyed.
   Result<std::vector<Field>> OpenFields(const std::string& subject_id,
                                         const crypto::SecretKey& key,
+                                        uint64_t bucket,
                                         const codec::Bytes& sealed,
                                         const codec::Bytes& ad,
                                         std::string_view what) const;
+  // Seals `fields` under `key` (the subject's current data key) in
+  // `bucket`, as OpenFields opens them. DataLoss once the bucket's key was
+  // destroyed.
+  Result<codec::Bytes> SealFields(const crypto::SecretKey& key, uint64_t bucket,
+                                  const std::vector<Field>& fields,
+                                  const codec::Bytes& ad) const;
+
+  // The deadline keys (over the same keystore).
+  DeadlineKeys& deadline_keys() const { return deadline_keys_; }
 
   // Forgets the cached blind index of a subject being shredded (see Live).
   // REQUIRES: the write lock; called after the index entry was deleted.
@@ -128,6 +143,7 @@ class Subjects {
 
   Store& store_;
   Keystore& keystore_;
+  mutable DeadlineKeys deadline_keys_;
   const crypto::SecretKey blind_index_key_;
   const Clock& clock_;
   const bool sync_writes_;

@@ -78,7 +78,7 @@ Status Sweeper::SweepRecord(const WriteLock& lock, const PrincipalInfo& admin,
                             const SweepOptions& options,
                             leveldb::WriteBatch& batch,
                             std::vector<Event>& sweep_events,
-                            SweepReport& report) const {
+                            SweepReport& report, const HoldSpans& spans) const {
   const int64_t as_of = ToMicros(options.as_of);
   const uint64_t id = ReadBigEndian64(
       std::string_view(key).substr(keys::kDeadlinePrefix.size() + 8));
@@ -100,12 +100,14 @@ Status Sweeper::SweepRecord(const WriteLock& lock, const PrincipalInfo& admin,
   leveldb::WriteBatch one;
   bool held = false;
   Status unschedulable;
-  auto steps =
-      u_.record_store.CatchUp(*record, as_of, one, &held, &unschedulable);
+  auto steps = u_.record_store.CatchUp(*record, as_of, one, &held,
+                                       &unschedulable, &spans);
   if (!steps) return steps.error();
   CUSTOS_RETURN_IF_ERROR(unschedulable);
-  // Moves the deadline entry (a postponed erasure's to the holds' end).
-  CUSTOS_RETURN_IF_ERROR(u_.record_store.Put(lock, one, *record));
+  // Moves the deadline entry (a postponed erasure's to the holds' end) and,
+  // with it, the record's seal to the bucket of its new deadline.
+  CUSTOS_RETURN_IF_ERROR(
+      u_.record_store.Put(lock, one, *record, nullptr, &spans));
   std::optional<HeldErasure> held_erasure;
   if (held) {
     auto holds = u_.holds.OnRecord(*record, as_of);
@@ -202,13 +204,17 @@ Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
           due_entries.emplace_back(key, due);
           return true;
         }));
+    // Holds are read once per batch: with none, one seek and no lookup per
+    // record (Holds::ErasableFrom).
+    auto spans = u_.holds.Spans();
+    if (!spans) return Fail(spans.error());
     leveldb::WriteBatch batch;
     std::vector<Event> sweep_events;
     const size_t first_transition = report.transitions.size();
     for (const auto& [key, due] : due_entries) {
       resume_key = key + '\0';
       Status swept = SweepRecord(lock, admin, key, due, options, batch,
-                                 sweep_events, report);
+                                 sweep_events, report, *spans);
       if (!swept.ok()) {
         if (!Skippable(swept)) return Fail(swept);
         // One record must not stop retention for the rest of the store. Its
@@ -249,6 +255,7 @@ Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
     }
   }
   if (!options.dry_run) {
+    CUSTOS_RETURN_IF_ERROR(DestroyDueBuckets(as_of, report));
     auto pruned =
         PruneHistory(as_of, std::max<size_t>(options.batch_size, 100), report);
     if (!pruned) return Fail(pruned.error());
@@ -258,6 +265,59 @@ Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
     CUSTOS_RETURN_IF_ERROR(u_.erasure.CompactQueued());
   }
   return report;
+}
+
+Status Sweeper::DestroyDueBuckets(int64_t as_of, SweepReport& report) {
+  // Buckets every instant of which is at or before as_of.
+  const uint64_t last =
+      static_cast<uint64_t>((as_of + 1) / DeadlineKeys::kBucketMicros);
+  if (last == 0) return Status::Ok();
+  Keystore& keystore = u_.deadline_keys.keystore();
+  // Under the write lock: no Put seals a record into a bucket between the
+  // look at its index range and the key's destruction.
+  WriteLock lock = u_.store.Lock();
+  auto buckets = keystore.BucketsUpTo(last);
+  if (!buckets) return buckets.error();
+  std::vector<uint64_t> empty;
+  leveldb::WriteBatch witnesses;
+  const int64_t now = ToMicros(u_.clock.Now());
+  for (uint64_t bucket : *buckets) {
+    // One seek: is any record still indexed in the bucket's hour? A record
+    // sealed under the bucket is (the invariant RecordStore::Put keeps): a
+    // skipped record, or one a bounded sweep did not reach, keeps its key.
+    const int64_t end = DeadlineKeys::BucketEnd(bucket);
+    bool occupied = false;
+    CUSTOS_RETURN_IF_ERROR(u_.store.Scan(
+        keys::kDeadlinePrefix,
+        keys::Deadline(DeadlineKeys::BucketStart(bucket), 0),
+        [&](std::string_view key, std::string_view) {
+          const int64_t due = static_cast<int64_t>(
+              ReadBigEndian64(key.substr(keys::kDeadlinePrefix.size())));
+          occupied = due < end;
+          return false;
+        }));
+    if (occupied) continue;
+    const std::string name = Keystore::BucketKeyName(bucket);
+    auto wrapped = keystore.WrappedBytes(name);
+    if (!wrapped) return wrapped.error();
+    if (*wrapped) Erasure::AddWitness(witnesses, **wrapped);
+    Erasure::QueueKeystore(witnesses, name, now);
+    empty.push_back(bucket);
+  }
+  if (empty.empty()) return Status::Ok();
+  // The witnesses and queue entries first, synced with every erasure
+  // written before them (one log), then the keys: a crash between leaves
+  // live keys of empty buckets, which the next sweep destroys. Still under
+  // the lock, so that no record is sealed into a bucket being destroyed.
+  auto ticket = u_.store.Apply(lock, witnesses, {}, "queueing bucket keys",
+                               /*force_sync=*/true);
+  if (!ticket) return ticket.error();
+  CUSTOS_RETURN_IF_ERROR(u_.store.WaitDurable(*ticket));
+  for (uint64_t bucket : empty) {
+    CUSTOS_RETURN_IF_ERROR(keystore.DestroyBucketKey(bucket));
+    ++report.buckets_destroyed;
+  }
+  return Status::Ok();
 }
 
 Result<size_t> Sweeper::PruneHistory(int64_t as_of, size_t budget,

@@ -3,7 +3,8 @@
 // grows with the records due, not with the store; applies each record's due
 // transitions at their due instants in one write per batch of records;
 // prunes access history whose retention ended (cursor
-// "m:history_prune_cursor"); then compacts what it erased.
+// "m:history_prune_cursor"); destroys the keys of the deadline buckets it
+// emptied (storage/deadline_keys.h); then compacts what it erased.
 //
 // Thread safety: thread-safe; each batch holds the write lock, and the lock
 // is released between batches so foreground calls are not starved.
@@ -18,6 +19,7 @@
 
 #include "base/clock.h"
 #include "base/status.h"
+#include "storage/deadline_keys.h"
 #include "storage/erasure.h"
 #include "storage/history.h"
 #include "storage/holds.h"
@@ -36,6 +38,7 @@ class Sweeper {
     const Policies& policies;
     const Holds& holds;
     Erasure& erasure;
+    DeadlineKeys& deadline_keys;
     const Clock& clock;
   };
   explicit Sweeper(Units units) : u_(units) {}
@@ -58,8 +61,13 @@ class Sweeper {
   Status SweepRecord(const WriteLock& lock, const PrincipalInfo& admin,
                      const std::string& key, int64_t due,
                      const SweepOptions& options, leveldb::WriteBatch& batch,
-                     std::vector<Event>& sweep_events,
-                     SweepReport& report) const;
+                     std::vector<Event>& sweep_events, SweepReport& report,
+                     const HoldSpans& spans) const;
+  // Destroys the key of every deadline bucket whose hour ended by `as_of`
+  // and in which no deadline-index entry is left (its records are all
+  // written down as erased, or moved), after witnessing and queueing its
+  // wrapped bytes for the keystore's compaction. Counted in `report`.
+  Status DestroyDueBuckets(int64_t as_of, SweepReport& report);
   // True for the errors of one record that a sweep skips and reports
   // (DataLoss, InvalidArgument, ResourceExhausted); any other error (of
   // the store itself) stops the sweep.

@@ -257,6 +257,10 @@ struct SweepReport {
   std::vector<PlannedTransition> transitions;
   // False when max_records stopped the sweep with work still due.
   bool complete = true;
+  // Deadline buckets whose keys the sweep destroyed: every record due in
+  // them was written down as erased (or moved by a hold) first
+  // (docs/retention.md, "Deadline keys").
+  size_t buckets_destroyed = 0;
   // Records the sweep met and could not process: skipped, not counted
   // against max_records, and met again (and reported) by every sweep until
   // repaired. In id order of meeting; one entry per record.

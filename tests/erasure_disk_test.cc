@@ -49,13 +49,15 @@ TEST_P(ErasureDiskTest, SweptErasuresLeaveNoCiphertextInAnyFile) {
   ASSERT_TRUE(swept.has_value()) << swept.error().ToString();
   ASSERT_EQ(swept->erased, 50u);
   ErasureReport report = Verify();
-  EXPECT_EQ(report.witnesses, 50u);
+  // Per record, its part as erased and as sealed before the close re-sealed
+  // it under its deadline bucket; and the bucket's destroyed key.
+  EXPECT_EQ(report.witnesses, 101u);
   if (compacting()) {
     EXPECT_EQ(report.found, 0u);
     EXPECT_TRUE(report.files_with_leftovers.empty());
   } else {
     // The control: without compaction the old record versions linger.
-    EXPECT_EQ(report.found, 50u);
+    EXPECT_EQ(report.found, 101u);
     EXPECT_FALSE(report.files_with_leftovers.empty());
   }
   // After a restart with compaction on (the fixture's default), nothing is
@@ -69,8 +71,9 @@ TEST_P(ErasureDiskTest, EarlyErasureLeavesNoCiphertextInAnyFile) {
   uint64_t id = ClosedAlert("anna@example.org");
   ASSERT_TRUE(engine_->EraseRecord(*owner_, id).ok());
   ErasureReport report = Verify();
-  EXPECT_EQ(report.witnesses, 1u);
-  EXPECT_EQ(report.found, compacting() ? 0u : 1u);
+  // The part as erased, and as sealed before the close re-sealed it.
+  EXPECT_EQ(report.witnesses, 2u);
+  EXPECT_EQ(report.found, compacting() ? 0u : 2u);
 }
 
 TEST_P(ErasureDiskTest, AShreddedSubjectLeavesNoIdentifierKeyOrPartInAnyFile) {
@@ -79,14 +82,15 @@ TEST_P(ErasureDiskTest, AShreddedSubjectLeavesNoIdentifierKeyOrPartInAnyFile) {
   ASSERT_TRUE(engine_->ShredSubject(*admin_, anna).ok());
   ASSERT_EQ(*engine_->CompleteShreds(100), 5u);
   ErasureReport report = Verify();
-  // Five parts, the sealed identifier, and the wrapped key.
-  EXPECT_EQ(report.witnesses, 7u);
+  // Five parts (each as dropped and as sealed before its close re-sealed
+  // it), the sealed identifier, and the wrapped key.
+  EXPECT_EQ(report.witnesses, 12u);
   if (compacting()) {
     EXPECT_EQ(report.found, 0u);
   } else {
     // Nothing is compacted, the keystore included: every erased value
     // lingers, which is what the option turns off.
-    EXPECT_EQ(report.found, 7u);
+    EXPECT_EQ(report.found, 12u);
   }
 }
 
@@ -103,7 +107,8 @@ TEST_P(ErasureDiskTest, QueuedCompactionsAreFinishedAtTheNextOpen) {
   owner_ = std::make_unique<Actor>(*engine_->ActorFor("authority-a"));
   uint64_t second = ClosedAlert("ben@example.org");
   ASSERT_TRUE(engine_->EraseRecord(*owner_, second).ok());
-  EXPECT_EQ(Verify().found, compacting() ? 1u : 2u);
+  // Two witnesses per record (see EarlyErasureLeavesNoCiphertextInAnyFile).
+  EXPECT_EQ(Verify().found, compacting() ? 2u : 4u);
   Reopen();  // Compaction on (the fixture's default).
   admin_ = std::make_unique<Actor>(*engine_->ActorFor("admin"));
   EXPECT_EQ(Verify().found, 0u);
@@ -122,17 +127,19 @@ TEST_P(ErasureDiskTest, WithADelayErasedBytesLeaveByTheNextSweepAfterIt) {
   ASSERT_TRUE(engine_->EraseRecord(*owner_, ClosedAlert("anna")).ok());
   clock_.Advance(std::chrono::minutes(30));
   ASSERT_TRUE(engine_->EraseRecord(*owner_, ClosedAlert("ben")).ok());
-  EXPECT_EQ(Verify().found, 2u);  // Within the delay: still on disk.
+  // Within the delay: still on disk (two witnesses per record, see
+  // EarlyErasureLeavesNoCiphertextInAnyFile).
+  EXPECT_EQ(Verify().found, 4u);
   SweepOptions sweep;
   clock_.Advance(std::chrono::minutes(29));
   sweep.as_of = clock_.Now();
   ASSERT_TRUE(engine_->Sweep(*admin_, sweep).has_value());
-  EXPECT_EQ(Verify().found, 2u);
+  EXPECT_EQ(Verify().found, 4u);
   clock_.Advance(std::chrono::minutes(1));  // The first has waited 1 hour.
   sweep.as_of = clock_.Now();
   ASSERT_TRUE(engine_->Sweep(*admin_, sweep).has_value());
   // Both go in one compaction, the younger one too.
-  EXPECT_EQ(Verify().found, compacting() ? 0u : 2u);
+  EXPECT_EQ(Verify().found, compacting() ? 0u : 4u);
 }
 
 // Rectified (replaced) data leaves the disk by the next sweep.

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -33,6 +34,36 @@ TEST(KeyedHashTest, DependsOnTheKey) {
   SecretKey a = SecretKey::Generate();
   SecretKey b = SecretKey::Generate();
   EXPECT_NE(KeyedHash(a, Bytes("x")), KeyedHash(b, Bytes("x")));
+}
+
+TEST(CombineKeysTest, IsKeyedHashOfTheTagContextIdAndInnerKey) {
+  KeyPool pool;
+  const SecretKey outer = SecretKey::Generate();
+  const SecretKey inner = SecretKey::Generate();
+  const SecretKey combined = CombineKeys(outer, inner, "part", 7, pool);
+  std::vector<uint8_t> input;
+  for (char c : std::string_view("custos-combine-v1\0part\0", 23)) {
+    input.push_back(static_cast<uint8_t>(c));
+  }
+  for (int i = 0; i < 7; ++i) input.push_back(0);
+  input.push_back(7);
+  input.insert(input.end(), inner.bytes().begin(), inner.bytes().end());
+  const Digest expected = KeyedHash(outer, input);
+  EXPECT_TRUE(
+      std::equal(expected.begin(), expected.end(), combined.bytes().begin()));
+}
+
+TEST(CombineKeysTest, ChangesWithEitherKeyAndTheId) {
+  KeyPool pool;
+  const SecretKey outer = SecretKey::Generate();
+  const SecretKey inner = SecretKey::Generate();
+  const SecretKey other = SecretKey::Generate();
+  const SecretKey base = CombineKeys(outer, inner, "part", 1, pool);
+  EXPECT_TRUE(base.Equals(CombineKeys(outer, inner, "part", 1, pool)));
+  EXPECT_FALSE(base.Equals(CombineKeys(other, inner, "part", 1, pool)));
+  EXPECT_FALSE(base.Equals(CombineKeys(outer, other, "part", 1, pool)));
+  EXPECT_FALSE(base.Equals(CombineKeys(outer, inner, "part", 2, pool)));
+  EXPECT_FALSE(base.Equals(CombineKeys(outer, inner, "note", 1, pool)));
 }
 
 TEST(BlindIndexTest, EqualIdentifiersGiveEqualIndexes) {

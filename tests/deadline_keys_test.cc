@@ -1,0 +1,422 @@
+// Deadline keys (docs/retention.md and docs/crypto.md, "Deadline keys";
+// issue 11): records whose erase deadline is known are sealed under a key
+// derived from their subject's data key and their deadline bucket's key; a
+// sweep destroys a bucket's key once every record due in it is written down
+// as erased (or moved by a hold), so that no copy of their ciphertexts can
+// be opened any more.
+
+#include "storage/deadline_keys.h"
+
+#include <gtest/gtest.h>
+#include <leveldb/db.h>
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "storage/codec.h"
+#include "storage/keys.h"
+#include "storage/keystore.h"
+#include "storage/period.h"
+#include "tests/engine_fixture.h"
+
+namespace custos::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr int64_t kHour = DeadlineKeys::kBucketMicros;
+
+// An alert closed at TestEpoch() is erased six months later, here.
+Timestamp AlertErasure() { return At(2027, 2, 28); }
+uint64_t AlertBucket() {
+  return DeadlineKeys::BucketOf(ToMicros(AlertErasure()));
+}
+// The last instant of the alerts' bucket (its hour ends after it).
+Timestamp EndOfAlertBucket() {
+  return FromMicros(DeadlineKeys::BucketEnd(AlertBucket()) - 1);
+}
+
+std::string BucketKeyKey(uint64_t bucket) {
+  return "k:" + Keystore::BucketKeyName(bucket);
+}
+
+class DeadlineKeysTest : public EngineTest {
+ protected:
+  uint64_t CreateAlert(const std::string& identifier = "anna@example.org",
+                       const std::string& name = "Anna Example") {
+    NewRecord r;
+    r.kind = "alert";
+    r.attributes = {{"country", "AT"}};
+    r.personal = {{identifier, {{"name", name}}}};
+    auto id = engine_->CreateRecord(*owner_, r);
+    EXPECT_TRUE(id.has_value()) << id.error().ToString();
+    return id.value_or(0);
+  }
+  uint64_t CreateClosedAlert(const std::string& identifier = "anna@example.org",
+                             const std::string& name = "Anna Example") {
+    const uint64_t id = CreateAlert(identifier, name);
+    EXPECT_TRUE(engine_->Close(*owner_, id).ok());
+    return id;
+  }
+  SweepReport SweepAt(Timestamp as_of, size_t max_records = SIZE_MAX) {
+    SweepOptions options;
+    options.as_of = as_of;
+    options.max_records = max_records;
+    if (as_of > clock_.Now()) clock_.Set(as_of);
+    auto report = engine_->Sweep(*admin_, options);
+    EXPECT_TRUE(report.has_value()) << report.error().ToString();
+    return report.value_or(SweepReport{});
+  }
+  // The stored record, read from the records database (engine closed and
+  // reopened around it).
+  codec::StoredRecord Stored(uint64_t id) {
+    Close();
+    codec::StoredRecord out;
+    {
+      auto db = OpenRaw("records");
+      std::string value;
+      EXPECT_TRUE(
+          db->Get(leveldb::ReadOptions(), keys::Record(id), &value).ok());
+      auto record = codec::DecodeRecord(value);
+      EXPECT_TRUE(record.has_value());
+      if (record) out = std::move(*record);
+    }
+    Reopen();
+    return out;
+  }
+  // The bucket keys the keystore holds, as keystore keys.
+  std::vector<std::string> BucketKeys() {
+    Close();
+    std::vector<std::string> out;
+    {
+      auto db = OpenRaw("keystore");
+      std::unique_ptr<leveldb::Iterator> it(
+          db->NewIterator(leveldb::ReadOptions()));
+      for (it->Seek("k:~b"); it->Valid() && it->key().starts_with("k:~b");
+           it->Next()) {
+        out.push_back(it->key().ToString());
+      }
+    }
+    Reopen();
+    return out;
+  }
+  // The wrapped bytes of a bucket's key as stored, or nullopt.
+  std::optional<std::vector<uint8_t>> WrappedBucketKey(uint64_t bucket) {
+    Close();
+    std::optional<std::vector<uint8_t>> out;
+    {
+      auto db = OpenRaw("keystore");
+      std::string value;
+      if (db->Get(leveldb::ReadOptions(), BucketKeyKey(bucket), &value).ok()) {
+        auto wrapped = codec::DecodeWrappedKey(value);
+        EXPECT_TRUE(wrapped.has_value());
+        if (wrapped) out = wrapped->wrapped;
+      }
+    }
+    Reopen();
+    return out;
+  }
+  // The personal name field an officer reads, or the error.
+  Result<std::string> OfficerReadsName(Engine& engine, const Actor& officer,
+                                       uint64_t id) {
+    auto view = engine.GetRecord(officer, id, APurpose());
+    if (!view) return Fail(view.error());
+    if (!view->personal_included || view->parts.size() != 1 ||
+        view->parts[0].fields.empty()) {
+      return std::string();
+    }
+    return view->parts[0].fields[0].value;
+  }
+};
+
+TEST_F(DeadlineKeysTest,
+       AClosedRecordIsSealedUnderTheBucketOfItsEraseDeadline) {
+  const uint64_t active = CreateAlert("bob@example.org", "Bob");
+  const uint64_t closed = CreateClosedAlert();
+
+  EXPECT_EQ(Stored(active).erase_bucket, 0u);
+  const codec::StoredRecord stored = Stored(closed);
+  EXPECT_EQ(stored.next_transition, codec::Transition::kErase);
+  EXPECT_EQ(stored.next_deadline_micros, ToMicros(AlertErasure()));
+  EXPECT_EQ(stored.erase_bucket, AlertBucket());
+  EXPECT_EQ(BucketKeys(),
+            std::vector<std::string>{BucketKeyKey(AlertBucket())});
+  // One hour per bucket, UTC.
+  EXPECT_EQ(DeadlineKeys::BucketStart(AlertBucket()), ToMicros(AlertErasure()));
+  EXPECT_EQ(DeadlineKeys::BucketEnd(AlertBucket()),
+            ToMicros(AlertErasure()) + kHour);
+
+  auto name = OfficerReadsName(*engine_, *officer_, closed);
+  ASSERT_TRUE(name.has_value()) << name.error().ToString();
+  EXPECT_EQ(*name, "Anna Example");
+}
+
+TEST_F(DeadlineKeysTest, VisibilityIsExactToTheSecondWhateverTheBucket) {
+  const uint64_t id = CreateClosedAlert();
+  clock_.Set(AlertErasure() - 1s);
+  auto before = OfficerReadsName(*engine_, *officer_, id);
+  ASSERT_TRUE(before.has_value()) << before.error().ToString();
+  EXPECT_EQ(*before, "Anna Example");
+  // At the deadline, within the bucket's hour, its key still alive.
+  clock_.Set(AlertErasure());
+  auto at = engine_->GetRecord(*officer_, id, APurpose());
+  ASSERT_TRUE(at.has_value()) << at.error().ToString();
+  EXPECT_EQ(at->state, RecordState::kErased);
+  EXPECT_EQ(at->erased_at, AlertErasure());
+  EXPECT_TRUE(at->parts.empty());
+}
+
+TEST_F(DeadlineKeysTest, ASweepDestroysABucketKeyOnceItsHourEndedAndItIsEmpty) {
+  const uint64_t a = CreateClosedAlert();
+  const uint64_t b = CreateClosedAlert("bob@example.org", "Bob");
+
+  SweepReport at_deadline = SweepAt(AlertErasure());
+  EXPECT_EQ(at_deadline.erased, 2u);
+  EXPECT_EQ(at_deadline.buckets_destroyed, 0u);  // Its hour is not over.
+  EXPECT_EQ(BucketKeys().size(), 1u);
+  EXPECT_EQ(Stored(a).erase_bucket, 0u);  // Erased: nothing sealed left.
+
+  SweepReport at_end = SweepAt(EndOfAlertBucket());
+  EXPECT_EQ(at_end.erased, 0u);
+  EXPECT_EQ(at_end.buckets_destroyed, 1u);
+  EXPECT_TRUE(BucketKeys().empty());
+  EXPECT_EQ(engine_->GetRecord(*admin_, b)->state, RecordState::kErased);
+  EXPECT_EQ(SweepAt(EndOfAlertBucket() + 1h).buckets_destroyed, 0u);
+}
+
+TEST_F(DeadlineKeysTest,
+       ABucketKeyIsDestroyedInTheSweepThatErasesItsLastRecord) {
+  CreateClosedAlert();
+  SweepReport report = SweepAt(EndOfAlertBucket());
+  EXPECT_EQ(report.erased, 1u);
+  EXPECT_EQ(report.buckets_destroyed, 1u);
+  EXPECT_TRUE(BucketKeys().empty());
+}
+
+// The issue's test: a copy of the files taken before the sweep, with the
+// keys left in the live keystore, opens none of the erased ciphertexts.
+TEST_F(DeadlineKeysTest, ACopyTakenBeforeTheSweepDoesNotOpenWithTheKeysLeft) {
+  const uint64_t id = CreateClosedAlert();
+  Close();
+  const std::string copy = dir_ + "-copy";
+  const std::string control = dir_ + "-control";
+  std::filesystem::copy(dir_, copy, std::filesystem::copy_options::recursive);
+  std::filesystem::copy(dir_, control,
+                        std::filesystem::copy_options::recursive);
+  Reopen();
+  ASSERT_EQ(SweepAt(EndOfAlertBucket()).buckets_destroyed, 1u);
+  Close();
+  // The copy's records with the live keystore (the same keyring and subject
+  // keys, without the destroyed bucket key).
+  std::filesystem::remove_all(copy + "/keystore");
+  std::filesystem::copy(dir_ + "/keystore", copy + "/keystore",
+                        std::filesystem::copy_options::recursive);
+
+  // Read as of before the deadline, when the copy's record was readable.
+  ManualClock before(AlertErasure() - 24h);
+  for (const std::string& where : {control, copy}) {
+    Options options = MakeOptions();
+    options.data_dir = where;
+    options.clock = &before;
+    auto engine = Engine::Open(options, MasterKey());
+    ASSERT_TRUE(engine.has_value()) << engine.error().ToString();
+    auto officer = (*engine)->ActorFor("officer");
+    ASSERT_TRUE(officer.has_value());
+    auto name = OfficerReadsName(**engine, *officer, id);
+    if (where == control) {
+      ASSERT_TRUE(name.has_value()) << name.error().ToString();
+      EXPECT_EQ(*name, "Anna Example");
+    } else {
+      ASSERT_FALSE(name.has_value());
+      EXPECT_EQ(name.error().code(), StatusCode::kDataLoss);
+      EXPECT_EQ(name.error().message(), "a deadline key was destroyed");
+    }
+  }
+  std::filesystem::remove_all(copy);
+  std::filesystem::remove_all(control);
+}
+
+TEST_F(DeadlineKeysTest, TheDestroyedBucketKeyLeavesTheKeystoreFiles) {
+  CreateClosedAlert();
+  auto wrapped = WrappedBucketKey(AlertBucket());
+  ASSERT_TRUE(wrapped.has_value());
+  const std::string bytes(wrapped->begin(), wrapped->end());
+  Close();
+  // Control: the scan finds the live key.
+  ASSERT_NE(ReadAllFiles(dir_ + "/keystore").find(bytes), std::string::npos);
+  Reopen();
+  ASSERT_EQ(SweepAt(EndOfAlertBucket()).buckets_destroyed, 1u);
+  // The bound: by the time the sweep returns (compact_after_erasure, no
+  // delay).
+  auto verified = engine_->VerifyErasure(*admin_);
+  ASSERT_TRUE(verified.has_value()) << verified.error().ToString();
+  EXPECT_GE(verified->witnesses, 2u);  // The part and the bucket key.
+  EXPECT_EQ(verified->found, 0u);
+  Close();
+  EXPECT_EQ(ReadAllFiles(dir_ + "/keystore").find(bytes), std::string::npos);
+  EXPECT_EQ(ReadAllFiles(dir_).find(bytes), std::string::npos);
+}
+
+TEST_F(DeadlineKeysTest, VerifyErasureFindsADestroyedBucketKeyLeftInTheFiles) {
+  CreateClosedAlert();
+  auto wrapped = WrappedBucketKey(AlertBucket());
+  ASSERT_TRUE(wrapped.has_value());
+  Close();
+  Options options = MakeOptions();
+  options.compact_after_erasure = false;  // Nothing leaves the files.
+  auto engine = Engine::Open(options, MasterKey());
+  ASSERT_TRUE(engine.has_value()) << engine.error().ToString();
+  clock_.Set(EndOfAlertBucket());
+  SweepOptions sweep;
+  sweep.as_of = EndOfAlertBucket();
+  auto report = (*engine)->Sweep(*admin_, sweep);
+  ASSERT_TRUE(report.has_value()) << report.error().ToString();
+  ASSERT_EQ(report->buckets_destroyed, 1u);
+  auto verified = (*engine)->VerifyErasure(*admin_);
+  ASSERT_TRUE(verified.has_value()) << verified.error().ToString();
+  bool in_keystore = false;
+  for (const std::string& file : verified->files_with_leftovers) {
+    in_keystore = in_keystore || file.starts_with("keystore/");
+  }
+  EXPECT_TRUE(in_keystore) << "the destroyed bucket key is not looked for";
+  EXPECT_GE(verified->found, 2u);
+}
+
+TEST_F(DeadlineKeysTest, AHeldRecordMovesToTheBucketOfTheHoldsEndFirst) {
+  const uint64_t held = CreateClosedAlert();
+  const uint64_t free = CreateClosedAlert("bob@example.org", "Bob");
+  const Timestamp hold_end = At(2027, 6, 1);
+  ASSERT_TRUE(
+      engine_->SetRecordHold(*officer_, held, "case 4 C 12/26", hold_end)
+          .has_value());
+
+  SweepReport report = SweepAt(EndOfAlertBucket());
+  EXPECT_EQ(report.erased, 1u);
+  EXPECT_EQ(report.postponed, 1u);
+  EXPECT_EQ(report.buckets_destroyed, 1u);
+  EXPECT_EQ(engine_->GetRecord(*admin_, free)->state, RecordState::kErased);
+  const uint64_t hold_bucket = DeadlineKeys::BucketOf(ToMicros(hold_end));
+  EXPECT_EQ(Stored(held).erase_bucket, hold_bucket);
+  EXPECT_EQ(BucketKeys(), std::vector<std::string>{BucketKeyKey(hold_bucket)});
+  // Re-sealed, not lost: still readable while held.
+  auto name = OfficerReadsName(*engine_, *officer_, held);
+  ASSERT_TRUE(name.has_value()) << name.error().ToString();
+  EXPECT_EQ(*name, "Anna Example");
+
+  SweepReport later =
+      SweepAt(FromMicros(DeadlineKeys::BucketEnd(hold_bucket) - 1));
+  EXPECT_EQ(later.erased, 1u);
+  EXPECT_EQ(later.buckets_destroyed, 1u);
+  EXPECT_TRUE(BucketKeys().empty());
+}
+
+TEST_F(DeadlineKeysTest,
+       ABoundedSweepKeepsTheBucketKeyUntilItsLastRecordIsErased) {
+  CreateClosedAlert();
+  CreateClosedAlert("bob@example.org", "Bob");
+  SweepReport first = SweepAt(EndOfAlertBucket(), /*max_records=*/1);
+  EXPECT_EQ(first.erased, 1u);
+  EXPECT_FALSE(first.complete);
+  EXPECT_EQ(first.buckets_destroyed, 0u);
+  EXPECT_EQ(BucketKeys().size(), 1u);
+  SweepReport second = SweepAt(EndOfAlertBucket());
+  EXPECT_EQ(second.erased, 1u);
+  EXPECT_EQ(second.buckets_destroyed, 1u);
+}
+
+TEST_F(DeadlineKeysTest, EarlyErasureAndShreddingKeepWorkingUnderBucketKeys) {
+  const uint64_t anna = CreateClosedAlert();
+  const uint64_t bob = CreateClosedAlert("bob@example.org", "Bob");
+  const uint64_t carl = CreateClosedAlert("carl@example.org", "Carl");
+  ASSERT_TRUE(engine_->EraseRecord(*admin_, anna).ok());
+  EXPECT_EQ(engine_->GetRecord(*admin_, anna)->state, RecordState::kErased);
+  // The bucket's other records are untouched.
+  auto name = OfficerReadsName(*engine_, *officer_, carl);
+  ASSERT_TRUE(name.has_value()) << name.error().ToString();
+  EXPECT_EQ(*name, "Carl");
+  EXPECT_EQ(BucketKeys().size(), 1u);
+
+  auto bob_view = engine_->GetRecord(*officer_, bob, APurpose());
+  ASSERT_TRUE(bob_view.has_value());
+  ASSERT_EQ(bob_view->subject_ids.size(), 1u);
+  ASSERT_TRUE(engine_->ShredSubject(*admin_, bob_view->subject_ids[0]).ok());
+  EXPECT_EQ(engine_->GetRecord(*admin_, bob)->state, RecordState::kErased);
+  name = OfficerReadsName(*engine_, *officer_, carl);
+  ASSERT_TRUE(name.has_value()) << name.error().ToString();
+  EXPECT_EQ(*name, "Carl");
+}
+
+TEST_F(DeadlineKeysTest, RekeyingASubjectReSealsItsRecordsInTheirBucket) {
+  const uint64_t id = CreateClosedAlert();
+  auto view = engine_->GetRecord(*officer_, id, APurpose());
+  ASSERT_TRUE(view.has_value());
+  const codec::Bytes before = Stored(id).parts.at(0).sealed;
+  ASSERT_TRUE(engine_->RekeySubject(*admin_, view->subject_ids.at(0)).ok());
+  const codec::StoredRecord after = Stored(id);
+  EXPECT_EQ(after.erase_bucket, AlertBucket());
+  EXPECT_NE(after.parts.at(0).sealed, before);
+  auto name = OfficerReadsName(*engine_, *officer_, id);
+  ASSERT_TRUE(name.has_value()) << name.error().ToString();
+  EXPECT_EQ(*name, "Anna Example");
+  EXPECT_EQ(SweepAt(EndOfAlertBucket()).buckets_destroyed, 1u);
+}
+
+TEST_F(DeadlineKeysTest, ReapplyingALongerPolicyMovesTheRecordToItsNewBucket) {
+  const uint64_t id = CreateClosedAlert();
+  RetentionPolicy longer{.kind = "alert",
+                         .close_after = std::nullopt,
+                         .block_after = std::nullopt,
+                         .erase_after = *ParsePeriod("P1Y"),
+                         .history_after = *ParsePeriod("P5Y")};
+  ASSERT_TRUE(engine_->SetPolicy(*admin_, longer).ok());
+  auto updated = engine_->ReapplyPolicies(*admin_);
+  ASSERT_TRUE(updated.has_value()) << updated.error().ToString();
+  EXPECT_EQ(*updated, 1u);
+  const uint64_t new_bucket = DeadlineKeys::BucketOf(ToMicros(At(2027, 8, 31)));
+  EXPECT_EQ(Stored(id).erase_bucket, new_bucket);
+  // The old bucket, empty, goes at its hour's end; the record stays.
+  SweepReport report = SweepAt(EndOfAlertBucket());
+  EXPECT_EQ(report.erased, 0u);
+  EXPECT_EQ(report.buckets_destroyed, 1u);
+  EXPECT_EQ(BucketKeys(), std::vector<std::string>{BucketKeyKey(new_bucket)});
+  auto name = OfficerReadsName(*engine_, *officer_, id);
+  ASSERT_TRUE(name.has_value()) << name.error().ToString();
+  EXPECT_EQ(*name, "Anna Example");
+}
+
+TEST_F(DeadlineKeysTest, AFormatTwoStoreIsRefused) {
+  Close();
+  {
+    auto db = OpenRaw("records");
+    ASSERT_TRUE(db->Put(leveldb::WriteOptions(), std::string(keys::kFormat),
+                        codec::EncodeFormatInfo(2, 0))
+                    .ok());
+  }
+  auto engine = Engine::Open(MakeOptions(), MasterKey());
+  ASSERT_FALSE(engine.has_value());
+  EXPECT_EQ(engine.error().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(engine.error().message().find("format version 2"),
+            std::string::npos)
+      << engine.error().message();
+}
+
+TEST_F(DeadlineKeysTest, AFormatTwoKeystoreIsRefused) {
+  Close();
+  {
+    auto db = OpenRaw("keystore");
+    ASSERT_TRUE(db->Put(leveldb::WriteOptions(), "m:format",
+                        codec::EncodeFormatInfo(2, 0))
+                    .ok());
+  }
+  auto engine = Engine::Open(MakeOptions(), MasterKey());
+  ASSERT_FALSE(engine.has_value());
+  EXPECT_EQ(engine.error().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(engine.error().message().find("keystore format version 2"),
+            std::string::npos)
+      << engine.error().message();
+}
+
+}  // namespace
+}  // namespace custos::testing
