@@ -50,11 +50,16 @@ constexpr int kBuckets = 48;
 constexpr int kSubjects = 40;
 constexpr int kRuns = 20;
 constexpr size_t kChildBatchSize = 2;
-// A Debug child sweeps one step (about 25 records, three buckets) in a few
-// hundred ms with synchronous writes: kills land in its erasure batches, in
-// the destruction of the bucket keys, in the compaction, or after it.
+// A child sweeps one step (about 25 records, three buckets, so about 13
+// batches) with synchronous writes and kChildPause between batches, so
+// that a step takes a few hundred ms whatever the build type and the
+// machine's speed (a Release child without pauses finished most steps
+// before the kill, and the test's control of enough kills failed): kills
+// land in its erasure batches, between them, in the destruction of the
+// bucket keys, in the compaction, or after it.
+constexpr auto kChildPause = std::chrono::milliseconds(5);
 constexpr int kMinKillDelayMs = 1;
-constexpr int kMaxKillDelayMs = 600;
+constexpr int kMaxKillDelayMs = 300;
 constexpr uint32_t kDefaultSeed = 20261202;
 
 constexpr char kChildEnv[] = "CUSTOS_DEADLINE_CRASH_CHILD";
@@ -101,6 +106,7 @@ TEST(DeadlineCrashChild, DISABLED_SweepUntilKilled) {
   SweepOptions sweep;
   sweep.as_of = FromMicros(as_of);
   sweep.batch_size = kChildBatchSize;
+  sweep.pause_between_batches = kChildPause;
   auto report = (*engine)->Sweep(*admin, sweep);
   if (!report) ChildFail(kChildSweepFailed, report.error().ToString());
   engine->reset();
