@@ -56,6 +56,7 @@ Result<HoldView> Holds::Add(WriteLock lock, const PrincipalInfo& officer,
     }
     next = ReadBigEndian64(**counter);
   }
+  any_ever_.store(1, std::memory_order_release);
   // Built by insert: GCC 12 -O3 misreports "h" + string as -Wrestrict.
   hold.id = std::to_string(next);
   hold.id.insert(0, 1, 'h');
@@ -202,12 +203,32 @@ Result<HoldSpans> Holds::Spans() const {
   return spans;
 }
 
+Result<bool> Holds::AnyEver() const {
+  const int known = any_ever_.load(std::memory_order_acquire);
+  if (known >= 0) return known == 1;
+  auto counter = store_.Get(keys::kNextHoldId);
+  if (!counter) return Fail(counter.error());
+  int unknown = -1;
+  if (!*counter) {
+    // Only from unknown: an Add that set 1 meanwhile wins.
+    any_ever_.compare_exchange_strong(unknown, 0, std::memory_order_acq_rel);
+    return any_ever_.load(std::memory_order_acquire) == 1;
+  }
+  any_ever_.store(1, std::memory_order_release);
+  return true;
+}
+
 Result<int64_t> Holds::ErasableFrom(const codec::StoredRecord& r, int64_t legal,
                                     const HoldView* pending,
                                     const HoldSpans* spans) const {
   // No hold of any record covers the legal instant: none of this one's.
   if (spans != nullptr && pending == nullptr && !spans->MayCover(legal)) {
     return legal;
+  }
+  if (pending == nullptr) {
+    auto any = AnyEver();
+    if (!any) return Fail(any.error());
+    if (!*any) return legal;
   }
   auto holds = Under(keys::RecordHoldsPrefix(r.id), std::nullopt, false);
   if (!holds) return Fail(holds.error());

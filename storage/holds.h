@@ -11,6 +11,7 @@
 #ifndef CUSTOS_STORAGE_HOLDS_H_
 #define CUSTOS_STORAGE_HOLDS_H_
 
+#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -108,8 +109,16 @@ class Holds {
                                       std::optional<int64_t> at,
                                       bool subject_only) const;
 
+  // Whether a hold was ever set in this store (its hold counter exists):
+  // until one is, no record is held, and ErasableFrom answers without a
+  // scan (a close, a withdrawal, a re-apply pay for no hold lookup).
+  Result<bool> AnyEver() const;
+
   Store& store_;
   const Clock& clock_;
+  // AnyEver's answer once known: -1 unknown, 0 none, 1 some. Add sets 1
+  // before it writes; a store never loses its holds' entries.
+  mutable std::atomic<int> any_ever_{-1};
 };
 
 }  // namespace custos
