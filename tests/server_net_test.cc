@@ -28,6 +28,7 @@
 #include "server/errors.h"
 #include "server/server.h"
 #include "storage/engine.h"
+#include "tests/server_fixture.h"
 
 namespace custos::testing {
 namespace {
@@ -113,16 +114,6 @@ void MakeCert(KeyAndCert& out, const char* common_name,
 
 // ---- The fixture
 // --------------------------------------------------------------
-
-template <typename Promise>
-Status StatusOf(Promise&& promise, kj::WaitScope& wait) {
-  try {
-    promise.wait(wait);
-    return Status::Ok();
-  } catch (const kj::Exception& e) {
-    return FromException(e);
-  }
-}
 
 class ServerNetTest : public ::testing::Test {
  protected:

@@ -18,129 +18,12 @@
 #include "schema/custos.capnp.h"
 #include "server/errors.h"
 #include "storage/engine.h"
+#include "tests/server_fixture.h"
 
 namespace custos::testing {
 namespace {
 
-using server::FromException;
-
-// The status a call ended with: OK, or the one the server sent.
-template <typename Promise>
-Status StatusOf(Promise&& promise, kj::WaitScope& wait) {
-  try {
-    promise.wait(wait);
-    return Status::Ok();
-  } catch (const kj::Exception& e) {
-    return FromException(e);
-  }
-}
-
-class ServerTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/custos-server-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    Options options;
-    options.data_dir = dir_ + "/data";
-    options.clock = &clock_;
-    options.sync_writes = false;
-    auto engine = Engine::Open(options, crypto::SecretKey::Generate());
-    ASSERT_TRUE(engine.has_value()) << engine.error().ToString();
-    engine_ = std::move(*engine);
-    auto admin = engine_->BootstrapAdmin("admin", "Administrator");
-    ASSERT_TRUE(admin.has_value());
-    admin_token_ = admin->token;
-
-    server::ServerOptions so;
-    so.unix_socket = dir_ + "/custosd.sock";
-    so.workers = 2;
-    server_ = std::make_unique<server::Server>(*engine_, so);
-    std::promise<void> ready;
-    auto ready_future = ready.get_future();
-    thread_ = std::thread([this, &ready] {
-      run_status_ = server_->Run([&] { ready.set_value(); });
-    });
-    ASSERT_EQ(ready_future.wait_for(std::chrono::seconds(30)),
-              std::future_status::ready);
-    client_ = std::make_unique<capnp::EzRpcClient>("unix:" + so.unix_socket);
-    gateway_ = std::make_unique<rpc::Gateway::Client>(
-        client_->getMain<rpc::Gateway>());
-  }
-
-  void TearDown() override {
-    gateway_.reset();
-    client_.reset();
-    if (server_) server_->Stop();
-    if (thread_.joinable()) thread_.join();
-    EXPECT_TRUE(run_status_.ok()) << run_status_.ToString();
-    server_.reset();
-    engine_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-
-  kj::WaitScope& wait() { return client_->getWaitScope(); }
-
-  // Logs in; the session, or the status of the refusal.
-  std::optional<rpc::Session::Client> Login(const std::string& principal,
-                                            const std::string& token,
-                                            Status* refused = nullptr) {
-    auto req = gateway_->loginRequest();
-    req.setPrincipal(principal);
-    req.setToken(token);
-    try {
-      auto response = req.send().wait(wait());
-      return response.getSession();
-    } catch (const kj::Exception& e) {
-      if (refused != nullptr) *refused = FromException(e);
-      return std::nullopt;
-    }
-  }
-
-  rpc::Admin::Client AdminFacet(rpc::Session::Client& session) {
-    return session.adminRequest().send().getAdmin();
-  }
-
-  // Creates a principal through the admin facet; returns its token.
-  std::string CreatePrincipal(const std::string& id, rpc::Role role) {
-    auto admin_session = Login("admin", admin_token_);
-    EXPECT_TRUE(admin_session.has_value());
-    auto req = AdminFacet(*admin_session).createPrincipalRequest();
-    req.setId(id);
-    req.setDisplayName("Name of " + id);
-    req.initRoles(1).set(0, role);
-    auto response = req.send().wait(wait());
-    return response.getCreated().getToken();
-  }
-
-  uint64_t CreateRecord(rpc::Session::Client& session,
-                        const std::string& grantee) {
-    auto req = session.createRequest();
-    auto r = req.initRecord();
-    r.setKind("request");
-    auto attrs = r.initAttributes(1);
-    attrs[0].setKey("country");
-    attrs[0].setValue("AT");
-    auto part = r.initPersonal(1)[0];
-    part.setSubjectIdentifier("anna@example.org");
-    auto fields = part.initFields(1);
-    fields[0].setName("name");
-    fields[0].setValue("Anna Example");
-    if (!grantee.empty()) r.initGrants(1).set(0, grantee);
-    return req.send().wait(wait()).getId();
-  }
-
-  ManualClock clock_{FromMicros(1'788'000'000'000'000)};
-  std::string dir_;
-  std::unique_ptr<Engine> engine_;
-  std::string admin_token_;
-  std::unique_ptr<server::Server> server_;
-  std::thread thread_;
-  Status run_status_;
-  std::unique_ptr<capnp::EzRpcClient> client_;
-  // Held by pointer: a Cap'n Proto client's destructor may throw.
-  std::unique_ptr<rpc::Gateway::Client> gateway_;
-};
+using ServerTest = ServerFixture;
 
 TEST_F(ServerTest, ARecordIsCreatedAndReadOverTheSocketByItsGrantee) {
   const std::string a_token = CreatePrincipal("authority-a", rpc::Role::USER);
@@ -150,7 +33,7 @@ TEST_F(ServerTest, ARecordIsCreatedAndReadOverTheSocketByItsGrantee) {
   auto b = Login("authority-b", b_token);
   auto c = Login("authority-c", c_token);
   ASSERT_TRUE(a && b && c);
-  const uint64_t id = CreateRecord(*a, "authority-b");
+  const uint64_t id = CreateRecord(*a, "anna@example.org", "authority-b");
   ASSERT_GT(id, 0u);
 
   auto get = b->getRequest();
@@ -303,7 +186,7 @@ TEST_F(ServerTest, OfficersHoldRecordsAndAuditorsAnswerAccessRequests) {
   auto o = Login("officer", o_token);
   auto u = Login("auditor", u_token);
   ASSERT_TRUE(a && o && u);
-  const uint64_t id = CreateRecord(*a, "");
+  const uint64_t id = CreateRecord(*a);
   auto officer = o->officerRequest().send().getOfficer();
 
   auto set = officer.setRecordHoldRequest();
