@@ -45,4 +45,16 @@ View ViewFor(const AccessRequest& r) {
   return view;
 }
 
+Status CheckMayReadPersonalData(const PrincipalInfo& caller) {
+  if (caller.HasRole(Role::kAdmin)) {
+    return Status::PermissionDenied(
+        "an admin never reads personal data, whatever its other roles");
+  }
+  if (caller.redacted) {
+    return Status::PermissionDenied(
+        "a redacted principal never reads personal data");
+  }
+  return Status::Ok();
+}
+
 }  // namespace custos

@@ -6,6 +6,7 @@
 #ifndef CUSTOS_STORAGE_ACCESS_H_
 #define CUSTOS_STORAGE_ACCESS_H_
 
+#include "base/status.h"
 #include "storage/types.h"
 
 namespace custos {
@@ -35,6 +36,13 @@ struct AccessRequest {
 // Auditors and strangers get nothing beyond their grants. A revoked
 // principal gets nothing.
 View ViewFor(const AccessRequest& request);
+
+// The same caps, for the paths that disclose personal data without a
+// record view (a subject's access history, the subject report):
+// PermissionDenied for any admin (whatever its other roles; refused at
+// creation since 2026-12-02, but a store may hold one from before) and for a
+// redacted principal; Ok otherwise.
+Status CheckMayReadPersonalData(const PrincipalInfo& caller);
 
 }  // namespace custos
 

@@ -7,10 +7,13 @@
 #include <leveldb/env.h>
 
 #include "crypto/master_key.h"
+#include "storage/access.h"
+#include "storage/audit.h"
 #include "storage/backup.h"
 #include "storage/erasure.h"
 #include "storage/events.h"
 #include "storage/holds.h"
+#include "storage/key_admin.h"
 #include "storage/keystore.h"
 #include "storage/log_sync_env.h"
 #include "storage/policies.h"
@@ -67,7 +70,10 @@ struct Engine::Impl {
         reports({*store, subjects, record_store, holds, principals,
                  options.limits, clock}),
         rekeyer({*store, *keystore, subjects, record_store, erasure, clock},
-                options.rekey_batch_size) {}
+                options.rekey_batch_size),
+        audit({*store, subjects, options.limits}),
+        key_admin({*store, *keystore, record_store, shredder, principals, clock,
+                   options.backup_retention}) {}
 
   // The acting principal of a call: Unauthenticated if it is unknown or
   // revoked, or if its credential was replaced since the actor was
@@ -105,13 +111,8 @@ struct Engine::Impl {
   Shredder shredder;
   SubjectReportBuilder reports;
   Rekeyer rekeyer;
-
-  // Engine::ExpireBackupKeys, also run by Sweep.
-  Result<size_t> ExpireBackupKeys(const PrincipalInfo& admin);
-  // Finishes a restore the import left (backup::kRestoreIntentKey): the
-  // ledger's erasures and prunings, the shredded subjects' records, the
-  // restore event. At Open, before it returns; nothing if none.
-  Status FinishRestore();
+  Audit audit;
+  KeyAdmin key_admin;
 };
 
 Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -190,7 +191,7 @@ Result<std::unique_ptr<Engine>> Engine::Open(const Options& options,
   CUSTOS_RETURN_IF_ERROR(impl->record_store.Load());
   CUSTOS_RETURN_IF_ERROR(impl->shredder.Recover());
   CUSTOS_RETURN_IF_ERROR(impl->rekeyer.Recover());
-  CUSTOS_RETURN_IF_ERROR(impl->FinishRestore());
+  CUSTOS_RETURN_IF_ERROR(impl->key_admin.FinishRestore());
   // Erased bytes an interrupted call left on disk go now.
   CUSTOS_RETURN_IF_ERROR(impl->erasure.CompactQueued());
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
@@ -281,7 +282,7 @@ Result<SweepReport> Engine::Sweep(const Actor& admin,
   auto report = impl_->sweeper.Sweep(*caller, options);
   if (!report || options.dry_run) return report;
   // Backups age out on the sweep's schedule too.
-  auto expired = impl_->ExpireBackupKeys(*caller);
+  auto expired = impl_->key_admin.ExpireBackupKeys(*caller);
   if (!expired) return Fail(expired.error());
   return report;
 }
@@ -292,7 +293,7 @@ Result<SweepReport> Engine::RunMaintenance(size_t shred_budget) {
   options.as_of = impl_->clock.Now();
   auto report = impl_->sweeper.Sweep(system, options);
   if (!report) return report;
-  auto expired = impl_->ExpireBackupKeys(system);
+  auto expired = impl_->key_admin.ExpireBackupKeys(system);
   if (!expired) return Fail(expired.error());
   auto completed = impl_->shredder.Complete(shred_budget);
   if (!completed) return Fail(completed.error());
@@ -421,28 +422,6 @@ Result<std::vector<HoldView>> Engine::ListHolds(const Actor& actor,
 
 // ---- Access history and subject reports ------------------------------------
 
-namespace {
-
-// "Admin never reads personal data" on the paths that do not go through
-// ViewFor: a principal holding admin with auditor (refused since
-// 2026-12-02, but a store may hold one from before) is refused here too.
-Status RefuseAdmin(const PrincipalInfo& caller) {
-  if (caller.HasRole(Role::kAdmin)) {
-    return Status::PermissionDenied(
-        "an admin never reads personal data, whatever its other roles");
-  }
-  // The same for a redacted principal (docs/access-rules.md): it never
-  // receives personal data, whatever its grants and roles. Refused at
-  // creation since 2026-12-02; a store may hold one from before.
-  if (caller.redacted) {
-    return Status::PermissionDenied(
-        "a redacted principal never reads personal data");
-  }
-  return Status::Ok();
-}
-
-}  // namespace
-
 Result<AccessHistoryPage> Engine::AccessHistory(const Actor& auditor,
                                                 std::string_view subject_id,
                                                 Timestamp from, Timestamp to,
@@ -450,50 +429,21 @@ Result<AccessHistoryPage> Engine::AccessHistory(const Actor& auditor,
                                                 uint32_t limit) {
   auto caller = impl_->RequireRole(auditor, Role::kAuditor);
   if (!caller) return Fail(caller.error());
-  CUSTOS_RETURN_IF_ERROR(RefuseAdmin(*caller));
-  if (limit == 0 || limit > impl_->options.limits.max_page_size) {
-    return Fail(Status::InvalidArgument(
-        "limit must be 1 to " +
-        std::to_string(impl_->options.limits.max_page_size)));
-  }
-  auto subject = impl_->subjects.Read(subject_id);
-  if (!subject) return Fail(subject.error());
-  auto page = impl_->store->history().ForSubject(
-      std::string(subject_id), from, to, after_seq, limit,
-      [this](const std::string& id) { return impl_->subjects.Key(id); },
-      [this](const std::string& id) {
-        return impl_->subjects.RetiringKey(id);
-      });
-  if (!page) return Fail(page.error());
-  AccessHistoryPage out;
-  for (const HistoryEntry& entry : page->entries) {
-    out.events.push_back(events::ToAccessEvent(entry));
-  }
-  out.next_after_seq = page->next_after_seq;
-  return out;
+  CUSTOS_RETURN_IF_ERROR(CheckMayReadPersonalData(*caller));
+  return impl_->audit.History(subject_id, from, to, after_seq, limit);
 }
 
 Result<ChainVerification> Engine::VerifyChain(const Actor& actor) {
   auto caller = impl_->RequireAnyRole(actor, {Role::kAuditor, Role::kAdmin});
   if (!caller) return Fail(caller.error());
-  auto report = impl_->store->history().Verify();
-  if (!report) return Fail(report.error());
-  ChainVerification out;
-  out.ok = report->ok();
-  out.problem =
-      report->ok() ? "" : std::string(ChainProblemName(report->problem));
-  out.first_broken = report->first_broken;
-  out.verified = report->verified;
-  out.head_seq = report->head_seq;
-  out.head_link_hex = crypto::ToHex(report->head_link);
-  return out;
+  return impl_->audit.VerifyChain();
 }
 
 Result<SubjectReport> Engine::ProduceSubjectReport(
     const Actor& auditor, std::string_view subject_id) {
   auto caller = impl_->RequireRole(auditor, Role::kAuditor);
   if (!caller) return Fail(caller.error());
-  CUSTOS_RETURN_IF_ERROR(RefuseAdmin(*caller));
+  CUSTOS_RETURN_IF_ERROR(CheckMayReadPersonalData(*caller));
   return impl_->reports.Produce(*caller, subject_id);
 }
 
@@ -527,104 +477,33 @@ Result<ErasureReport> Engine::VerifyErasure(const Actor& admin) {
   return impl_->erasure.Verify();
 }
 
-// ---- Keys
-// --------------------------------------------------------------------
-
-namespace {
-
-// A key rotation's event: about no subject and no record.
-Event KeyEvent(const PrincipalInfo& admin, EventAction action, Timestamp at,
-               std::vector<std::string> fields) {
-  Event e;
-  e.at = at;
-  e.principal_id = admin.id;
-  e.principal_name = admin.display_name;
-  e.action = action;
-  e.fields = std::move(fields);
-  return e;
-}
-
-}  // namespace
+// ---- Keys and backups ------------------------------------------------------
 
 Status Engine::RotateMasterKey(const Actor& admin,
                                const crypto::SecretKey& new_master) {
   auto caller = impl_->RequireRole(admin, Role::kAdmin);
   if (!caller) return caller.error();
-  if (new_master.empty()) {
-    return Status::InvalidArgument("a new master key must be given");
-  }
-  CUSTOS_RETURN_IF_ERROR(impl_->keystore->RotateMaster(new_master));
-  leveldb::WriteBatch batch;
-  return impl_->store->Commit(impl_->store->Lock(), batch,
-                              {KeyEvent(*caller, EventAction::kRotateMasterKey,
-                                        impl_->clock.Now(), {})},
-                              "recording master key rotation");
+  return impl_->key_admin.RotateMaster(*caller, new_master);
 }
 
 Result<KekRotationReport> Engine::RotateKek(const Actor& admin,
                                             const KekRotationOptions& options) {
   auto caller = impl_->RequireRole(admin, Role::kAdmin);
   if (!caller) return Fail(caller.error());
-  if (options.batch_size == 0) {
-    return Fail(Status::InvalidArgument("batch_size must be at least 1"));
-  }
-  auto step = impl_->keystore->RotateKek(options.batch_size, options.max_keys);
-  if (!step) return Fail(step.error());
-  KekRotationReport report{step->kek_version, step->rewrapped, step->complete};
-  std::vector<std::string> fields = {
-      "kek_version:" + std::to_string(report.kek_version),
-      "rewrapped:" + std::to_string(report.rewrapped)};
-  if (report.complete) fields.push_back("complete");
-  leveldb::WriteBatch batch;
-  CUSTOS_RETURN_IF_ERROR(
-      impl_->store->Commit(impl_->store->Lock(), batch,
-                           {KeyEvent(*caller, EventAction::kRotateKek,
-                                     impl_->clock.Now(), std::move(fields))},
-                           "recording KEK rotation"));
-  return report;
+  return impl_->key_admin.RotateKek(*caller, options);
 }
 
 Result<std::vector<uint32_t>> Engine::KekVersions(const Actor& admin) {
   auto caller = impl_->RequireRole(admin, Role::kAdmin);
   if (!caller) return Fail(caller.error());
-  return impl_->keystore->KekVersions();
-}
-
-// ---- Backups
-// -----------------------------------------------------------------
-
-Result<size_t> Engine::Impl::ExpireBackupKeys(const PrincipalInfo& admin) {
-  const Timestamp now = clock.Now();
-  auto expired = keystore->ExpireBackupKeys(
-      now - std::chrono::duration_cast<Timestamp::duration>(
-                options.backup_retention));
-  if (!expired) return Fail(expired.error());
-  if (expired->empty()) return size_t{0};
-  std::vector<std::string> fields;
-  for (const std::string& id : *expired)
-    fields.push_back(std::string("backup_id:").append(id));
-  leveldb::WriteBatch batch;
-  CUSTOS_RETURN_IF_ERROR(store->Commit(
-      store->Lock(), batch,
-      {KeyEvent(admin, EventAction::kExpireBackupKeys, now, std::move(fields))},
-      "recording backup key expiry"));
-  return expired->size();
+  return impl_->key_admin.KekVersions();
 }
 
 Result<BackupReport> Engine::Backup(const Actor& admin,
                                     const std::string& dir) {
   auto caller = impl_->RequireRole(admin, Role::kAdmin);
   if (!caller) return Fail(caller.error());
-  const Timestamp now = impl_->clock.Now();
-  auto report = backup::Write(*impl_->store, *impl_->keystore, dir, now);
-  if (!report) return Fail(report.error());
-  leveldb::WriteBatch batch;
-  CUSTOS_RETURN_IF_ERROR(impl_->store->Commit(
-      impl_->store->Lock(), batch,
-      {KeyEvent(*caller, EventAction::kBackup, now,
-                {std::string("backup_id:").append(report->backup_id)})},
-      "recording backup"));
-  return report;
+  return impl_->key_admin.Backup(*caller, dir);
 }
 
 Result<BackupVerification> Engine::VerifyBackup(const std::string& dir) {
@@ -634,19 +513,13 @@ Result<BackupVerification> Engine::VerifyBackup(const std::string& dir) {
 Status Engine::ExportRestoreKit(const Actor& admin, const std::string& path) {
   auto caller = impl_->RequireRole(admin, Role::kAdmin);
   if (!caller) return caller.error();
-  const Timestamp now = impl_->clock.Now();
-  CUSTOS_RETURN_IF_ERROR(backup::WriteKit(*impl_->keystore, path, now));
-  leveldb::WriteBatch batch;
-  return impl_->store->Commit(
-      impl_->store->Lock(), batch,
-      {KeyEvent(*caller, EventAction::kExportRestoreKit, now, {})},
-      "recording restore kit export");
+  return impl_->key_admin.ExportRestoreKit(*caller, path);
 }
 
 Result<size_t> Engine::ExpireBackupKeys(const Actor& admin) {
   auto caller = impl_->RequireRole(admin, Role::kAdmin);
   if (!caller) return Fail(caller.error());
-  return impl_->ExpireBackupKeys(*caller);
+  return impl_->key_admin.ExpireBackupKeys(*caller);
 }
 
 Status Engine::Restore(const std::string& backup_dir, const Options& new_store,
@@ -665,45 +538,6 @@ Status Engine::Restore(const std::string& backup_dir, const Options& new_store,
   options.create_if_missing = false;
   auto engine = Open(options, std::move(master));
   return engine ? Status::Ok() : engine.error();
-}
-
-Status Engine::Impl::FinishRestore() {
-  auto value = store->Get(backup::kRestoreIntentKey);
-  if (!value) return value.error();
-  if (!*value) return Status::Ok();
-  auto intent = backup::DecodeRestoreIntent(**value);
-  if (!intent) return intent.error();
-  if (!intent->complete) {
-    return Status::FailedPrecondition(
-        "the data directory holds a restore interrupted during its import: "
-        "remove it and restore again");
-  }
-  auto plan = backup::PlanFromLedger(*keystore);
-  if (!plan) return plan.error();
-  auto erased =
-      backup::Reapply(*store, record_store, *keystore, *plan, clock.Now());
-  if (!erased) return erased.error();
-  // The shredded subjects' records: parts dropped, records ERASED.
-  while (true) {
-    auto done = shredder.Complete(10000);
-    if (!done) return done.error();
-    if (*done == 0) break;
-  }
-  // Checked by the import in the backup's data, before it wrote anything.
-  auto admin = principals.Get(intent->admin_id);
-  if (!admin) return admin.error();
-  leveldb::WriteBatch batch;
-  batch.Delete(ToSlice(backup::kRestoreIntentKey));
-  return store->Commit(
-      store->Lock(), batch,
-      {KeyEvent(*admin, EventAction::kRestore, clock.Now(),
-                {std::string("backup_id:").append(intent->backup_id),
-                 std::string("subjects_shredded:")
-                     .append(std::to_string(intent->subjects_shredded)),
-                 std::string("records_erased:").append(std::to_string(*erased)),
-                 std::string("events_pruned:")
-                     .append(std::to_string(plan->pruned_events.size()))})},
-      "recording restore", /*force_sync=*/true);
 }
 
 Result<size_t> Engine::CompleteShreds(size_t budget) {

@@ -128,6 +128,7 @@ class Store {
   // the keys `keys` returns. REQUIRES: once, before any Apply with events.
   Status OpenHistory(crypto::SecretKey audit_key, KeyLookup keys);
   History& history() { return *history_; }
+  const History& history() const { return *history_; }
 
   WriteLock Lock() { return WriteLock(write_mu_, generation_); }
 

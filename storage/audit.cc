@@ -1,0 +1,49 @@
+#include "storage/audit.h"
+
+#include <string>
+
+#include "crypto/keyed_hash.h"
+#include "storage/events.h"
+
+namespace custos {
+
+Result<AccessHistoryPage> Audit::History(std::string_view subject_id,
+                                         Timestamp from, Timestamp to,
+                                         uint64_t after_seq,
+                                         uint32_t limit) const {
+  if (limit == 0 || limit > u_.limits.max_page_size) {
+    return Fail(Status::InvalidArgument(
+        std::string("limit must be 1 to ")
+            .append(std::to_string(u_.limits.max_page_size))));
+  }
+  auto subject = u_.subjects.Read(subject_id);
+  if (!subject) return Fail(subject.error());
+  const Subjects& subjects = u_.subjects;
+  auto page = u_.store.history().ForSubject(
+      std::string(subject_id), from, to, after_seq, limit,
+      [&subjects](const std::string& id) { return subjects.Key(id); },
+      [&subjects](const std::string& id) { return subjects.RetiringKey(id); });
+  if (!page) return Fail(page.error());
+  AccessHistoryPage out;
+  for (const HistoryEntry& entry : page->entries) {
+    out.events.push_back(events::ToAccessEvent(entry));
+  }
+  out.next_after_seq = page->next_after_seq;
+  return out;
+}
+
+Result<ChainVerification> Audit::VerifyChain() const {
+  auto report = u_.store.history().Verify();
+  if (!report) return Fail(report.error());
+  ChainVerification out;
+  out.ok = report->ok();
+  out.problem =
+      report->ok() ? "" : std::string(ChainProblemName(report->problem));
+  out.first_broken = report->first_broken;
+  out.verified = report->verified;
+  out.head_seq = report->head_seq;
+  out.head_link_hex = crypto::ToHex(report->head_link);
+  return out;
+}
+
+}  // namespace custos

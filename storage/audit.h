@@ -1,0 +1,48 @@
+// Internal to storage/: the auditor's reading of the access history
+// (DESIGN section 5): one subject's events in a time window, page by page,
+// and the verification of the whole chain. Reading the history is not an
+// event (the subject report, which is one, is SubjectReportBuilder's).
+//
+// Thread safety: thread-safe; reads only, each from one LevelDB snapshot.
+
+#ifndef CUSTOS_STORAGE_AUDIT_H_
+#define CUSTOS_STORAGE_AUDIT_H_
+
+#include <cstdint>
+#include <string_view>
+
+#include "base/clock.h"
+#include "base/status.h"
+#include "storage/limits.h"
+#include "storage/store.h"
+#include "storage/subjects.h"
+#include "storage/types.h"
+
+namespace custos {
+
+class Audit {
+ public:
+  struct Units {
+    const Store& store;
+    const Subjects& subjects;
+    const Limits& limits;
+  };
+  explicit Audit(Units units) : u_(units) {}
+
+  // Engine::AccessHistory, the caller's role already checked.
+  // InvalidArgument for a limit of 0 or above Limits::max_page_size;
+  // NotFound for an unknown subject.
+  Result<AccessHistoryPage> History(std::string_view subject_id, Timestamp from,
+                                    Timestamp to, uint64_t after_seq,
+                                    uint32_t limit) const;
+
+  // Engine::VerifyChain.
+  Result<ChainVerification> VerifyChain() const;
+
+ private:
+  Units u_;
+};
+
+}  // namespace custos
+
+#endif  // CUSTOS_STORAGE_AUDIT_H_

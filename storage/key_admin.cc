@@ -1,0 +1,143 @@
+#include "storage/key_admin.h"
+
+#include <leveldb/write_batch.h>
+
+#include "storage/leveldb_util.h"
+
+namespace custos {
+namespace {
+
+// An event about no subject and no record.
+Event AdminEvent(const PrincipalInfo& admin, EventAction action, Timestamp at,
+                 std::vector<std::string> fields) {
+  Event e;
+  e.at = at;
+  e.principal_id = admin.id;
+  e.principal_name = admin.display_name;
+  e.action = action;
+  e.fields = std::move(fields);
+  return e;
+}
+
+}  // namespace
+
+Status KeyAdmin::Record(const PrincipalInfo& admin, EventAction action,
+                        Timestamp at, std::vector<std::string> fields,
+                        std::string_view what) {
+  leveldb::WriteBatch batch;
+  return u_.store.Commit(u_.store.Lock(), batch,
+                         {AdminEvent(admin, action, at, std::move(fields))},
+                         what);
+}
+
+Status KeyAdmin::RotateMaster(const PrincipalInfo& admin,
+                              const crypto::SecretKey& new_master) {
+  if (new_master.empty()) {
+    return Status::InvalidArgument("a new master key must be given");
+  }
+  CUSTOS_RETURN_IF_ERROR(u_.keystore.RotateMaster(new_master));
+  return Record(admin, EventAction::kRotateMasterKey, u_.clock.Now(), {},
+                "recording master key rotation");
+}
+
+Result<KekRotationReport> KeyAdmin::RotateKek(
+    const PrincipalInfo& admin, const KekRotationOptions& options) {
+  if (options.batch_size == 0) {
+    return Fail(Status::InvalidArgument("batch_size must be at least 1"));
+  }
+  auto step = u_.keystore.RotateKek(options.batch_size, options.max_keys);
+  if (!step) return Fail(step.error());
+  KekRotationReport report{step->kek_version, step->rewrapped, step->complete};
+  std::vector<std::string> fields = {
+      std::string("kek_version:").append(std::to_string(report.kek_version)),
+      std::string("rewrapped:").append(std::to_string(report.rewrapped))};
+  if (report.complete) fields.push_back("complete");
+  CUSTOS_RETURN_IF_ERROR(Record(admin, EventAction::kRotateKek, u_.clock.Now(),
+                                std::move(fields), "recording KEK rotation"));
+  return report;
+}
+
+Result<std::vector<uint32_t>> KeyAdmin::KekVersions() const {
+  return u_.keystore.KekVersions();
+}
+
+Result<BackupReport> KeyAdmin::Backup(const PrincipalInfo& admin,
+                                      const std::string& dir) {
+  const Timestamp now = u_.clock.Now();
+  auto report = backup::Write(u_.store, u_.keystore, dir, now);
+  if (!report) return Fail(report.error());
+  CUSTOS_RETURN_IF_ERROR(
+      Record(admin, EventAction::kBackup, now,
+             {std::string("backup_id:").append(report->backup_id)},
+             "recording backup"));
+  return report;
+}
+
+Status KeyAdmin::ExportRestoreKit(const PrincipalInfo& admin,
+                                  const std::string& path) {
+  const Timestamp now = u_.clock.Now();
+  CUSTOS_RETURN_IF_ERROR(backup::WriteKit(u_.keystore, path, now));
+  return Record(admin, EventAction::kExportRestoreKit, now, {},
+                "recording restore kit export");
+}
+
+Result<size_t> KeyAdmin::ExpireBackupKeys(const PrincipalInfo& admin) {
+  const Timestamp now = u_.clock.Now();
+  auto expired = u_.keystore.ExpireBackupKeys(
+      now -
+      std::chrono::duration_cast<Timestamp::duration>(u_.backup_retention));
+  if (!expired) return Fail(expired.error());
+  if (expired->empty()) return size_t{0};
+  std::vector<std::string> fields;
+  for (const std::string& id : *expired) {
+    fields.push_back(std::string("backup_id:").append(id));
+  }
+  CUSTOS_RETURN_IF_ERROR(Record(admin, EventAction::kExpireBackupKeys, now,
+                                std::move(fields),
+                                "recording backup key expiry"));
+  return expired->size();
+}
+
+Status KeyAdmin::FinishRestore() {
+  auto value = u_.store.Get(backup::kRestoreIntentKey);
+  if (!value) return value.error();
+  if (!*value) return Status::Ok();
+  auto intent = backup::DecodeRestoreIntent(**value);
+  if (!intent) return intent.error();
+  if (!intent->complete) {
+    return Status::FailedPrecondition(
+        "the data directory holds a restore interrupted during its import: "
+        "remove it and restore again");
+  }
+  auto plan = backup::PlanFromLedger(u_.keystore);
+  if (!plan) return plan.error();
+  auto erased = backup::Reapply(u_.store, u_.record_store, u_.keystore, *plan,
+                                u_.clock.Now());
+  if (!erased) return erased.error();
+  // The shredded subjects' records: parts dropped, records ERASED.
+  while (true) {
+    auto done = u_.shredder.Complete(10000);
+    if (!done) return done.error();
+    if (*done == 0) break;
+  }
+  // Checked by the import in the backup's data, before it wrote anything.
+  auto admin = u_.principals.Get(intent->admin_id);
+  if (!admin) return admin.error();
+  // The intent goes in the same write as the event: a crash before it
+  // finishes the restore again at the next Open.
+  leveldb::WriteBatch batch;
+  batch.Delete(ToSlice(backup::kRestoreIntentKey));
+  return u_.store.Commit(
+      u_.store.Lock(), batch,
+      {AdminEvent(
+          *admin, EventAction::kRestore, u_.clock.Now(),
+          {std::string("backup_id:").append(intent->backup_id),
+           std::string("subjects_shredded:")
+               .append(std::to_string(intent->subjects_shredded)),
+           std::string("records_erased:").append(std::to_string(*erased)),
+           std::string("events_pruned:")
+               .append(std::to_string(plan->pruned_events.size()))})},
+      "recording restore", /*force_sync=*/true);
+}
+
+}  // namespace custos
