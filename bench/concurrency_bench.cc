@@ -435,6 +435,34 @@ void SetCounter(benchmark::State& state, const char* name, double value) {
 
 // ---- Engine ----
 
+// Thread 0's view of the store's write and sync counts around a timed loop:
+// Google Benchmark starts and ends the loop of every thread at one barrier,
+// so the counts before thread 0's loop and after it bracket every thread's
+// work. `writes_per_sync` is the group-commit factor (0 without sync).
+class GroupCounter {
+ public:
+  explicit GroupCounter(const benchmark::State& state)
+      : counting_(state.thread_index() == 0),
+        writes_(TheEngine().TEST_WriteCount()),
+        syncs_(TheEngine().TEST_SyncCount()) {}
+  void Report(benchmark::State& state) const {
+    if (!counting_) return;
+    const double syncs =
+        static_cast<double>(TheEngine().TEST_SyncCount() - syncs_);
+    const double writes =
+        static_cast<double>(TheEngine().TEST_WriteCount() - writes_);
+    state.counters["writes_per_sync"] = syncs == 0 ? 0 : writes / syncs;
+  }
+
+ private:
+  static const custos::Engine& TheEngine() {
+    return engine_run->store.engine();
+  }
+  bool counting_;
+  uint64_t writes_;
+  uint64_t syncs_;
+};
+
 // `new_subject`: every record names a subject never seen before (a key is
 // generated, wrapped and put to the keystore); otherwise one of
 // kSubjectPool registered subjects, whose key is cached.
@@ -447,6 +475,7 @@ void CreateLoop(benchmark::State& state, bool new_subject) {
         Identifier((state.thread_index() * 17 + i) % kSubjectPool), i));
   }
   size_t i = 0;
+  const GroupCounter group(state);
   for (auto _ : state) {
     NewRecord& record = records[i++ % records.size()];
     if (new_subject) {
@@ -462,6 +491,7 @@ void CreateLoop(benchmark::State& state, bool new_subject) {
     benchmark::DoNotOptimize(*id);
   }
   state.SetItemsProcessed(state.iterations());
+  group.Report(state);
   const CostModel& costs = Costs();
   SetCounter(state, "log_bytes",
              static_cast<double>(new_subject ? costs.create_new
@@ -474,6 +504,7 @@ void DisclosingReadLoop(benchmark::State& state) {
   EngineFixture& run = *engine_run;
   std::mt19937_64 rng(42 + state.thread_index());
   std::uniform_int_distribution<size_t> pick(0, run.ids.size() - 1);
+  const GroupCounter group(state);
   for (auto _ : state) {
     Result<RecordView> view =
         run.store.engine().GetRecord(run.store.user(), run.ids[pick(rng)]);
@@ -484,6 +515,7 @@ void DisclosingReadLoop(benchmark::State& state) {
     benchmark::DoNotOptimize(view->parts.data());
   }
   state.SetItemsProcessed(state.iterations());
+  group.Report(state);
   SetCounter(state, "log_bytes", static_cast<double>(Costs().disclosing_read));
 }
 
