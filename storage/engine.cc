@@ -120,30 +120,9 @@ Engine::~Engine() = default;
 
 Result<std::unique_ptr<Engine>> Engine::Open(const Options& options,
                                              crypto::SecretKey master_key) {
-  if (options.data_dir.empty()) {
-    return Fail(Status::InvalidArgument("data_dir must be set"));
-  }
-  if (options.clock == nullptr) {
-    return Fail(Status::InvalidArgument("a clock must be given"));
-  }
+  CUSTOS_RETURN_IF_ERROR(CheckOptions(options));
   if (master_key.empty()) {
     return Fail(Status::InvalidArgument("a master key must be given"));
-  }
-  if (options.limits.max_page_size == 0 || options.limits.max_list_scan == 0 ||
-      options.limits.max_batch_records == 0 ||
-      options.key_cache_capacity == 0 ||
-      options.erasure_compaction_delay.count() < 0 ||
-      options.backup_retention.count() <= 0) {
-    return Fail(Status::InvalidArgument(
-        "max_page_size, max_list_scan, max_batch_records and "
-        "key_cache_capacity must be at "
-        "least 1, erasure_compaction_delay at least 0, backup_retention "
-        "more than 0"));
-  }
-  if (options.limits.max_personal_bytes > kMaxPersonalBytesLimit) {
-    return Fail(Status::InvalidArgument(
-        std::string("max_personal_bytes may be at most ")
-            .append(std::to_string(kMaxPersonalBytesLimit))));
   }
   leveldb::Env* base_env =
       options.env != nullptr ? options.env : leveldb::Env::Default();

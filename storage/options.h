@@ -9,6 +9,7 @@
 #include <string>
 
 #include "base/clock.h"
+#include "base/status.h"
 #include "storage/limits.h"
 
 namespace leveldb {
@@ -63,6 +64,11 @@ struct Options {
   // must outlive the Engine.
   leveldb::Env* env = nullptr;
 };
+
+// Checks every REQUIRES above that a value can break (the master key is
+// Engine::Open's): InvalidArgument naming the first option out of range.
+// Engine::Open calls it first; a server may call it before opening.
+Status CheckOptions(const Options& options);
 
 }  // namespace custos
 

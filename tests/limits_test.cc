@@ -9,7 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "base/clock.h"
 #include "base/status.h"
+#include "storage/options.h"
 #include "storage/types.h"
 
 namespace custos {
@@ -237,6 +239,48 @@ TEST_F(ValidateNewRecordTest, EmptyAndTooLongSubjectIdentifiersAreRefused) {
   ExpectOk(Validate());
   record_.personal[0].subject_identifier = std::string(kMarker) + "xy";
   ExpectRefused(Validate());
+}
+
+// Options::REQUIRES, checked without opening anything.
+TEST(CheckOptionsTest, AcceptsTheDefaultsWithADirectoryAndAClock) {
+  ManualClock clock(Timestamp{});
+  Options options;
+  options.data_dir = "/nonexistent/custos";
+  options.clock = &clock;
+  ExpectOk(CheckOptions(options));
+}
+
+TEST(CheckOptionsTest, RefusesEachValueOutOfItsRange) {
+  ManualClock clock(Timestamp{});
+  Options good;
+  good.data_dir = "/nonexistent/custos";
+  good.clock = &clock;
+  auto refused = [&](auto change, std::string_view names) {
+    Options options = good;
+    change(options);
+    Status s = CheckOptions(options);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << names;
+    EXPECT_NE(s.message().find(names), std::string::npos) << s.message();
+  };
+  refused([](Options& o) { o.data_dir.clear(); }, "data_dir");
+  refused([](Options& o) { o.clock = nullptr; }, "clock");
+  refused([](Options& o) { o.limits.max_page_size = 0; }, "max_page_size");
+  refused([](Options& o) { o.limits.max_list_scan = 0; }, "max_list_scan");
+  refused([](Options& o) { o.limits.max_batch_records = 0; },
+          "max_batch_records");
+  refused([](Options& o) { o.key_cache_capacity = 0; }, "key_cache_capacity");
+  refused(
+      [](Options& o) { o.erasure_compaction_delay = std::chrono::seconds(-1); },
+      "erasure_compaction_delay");
+  refused([](Options& o) { o.backup_retention = {}; }, "backup_retention");
+  refused(
+      [](Options& o) {
+        o.limits.max_personal_bytes = kMaxPersonalBytesLimit + 1;
+      },
+      "max_personal_bytes");
+  Options at_bound = good;
+  at_bound.limits.max_personal_bytes = kMaxPersonalBytesLimit;
+  ExpectOk(CheckOptions(at_bound));
 }
 
 }  // namespace
