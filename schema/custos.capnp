@@ -399,4 +399,11 @@ interface Admin {
   exportRestoreKit @19 (path :Text) -> ();
   # Destroys backup keys older than the backup retention; how many.
   expireBackupKeys @20 () -> (expired :UInt64);
+  # The progress of the last sweep this connection started (running or
+  # ended): its phase ("transitions", "destroying_keys", "pruning_history",
+  # "compacting"), the due records processed and the batches committed so
+  # far. Answered while the sweep runs (a sweep runs on the long lane, this
+  # call on the connection's own). All zero if none was started.
+  sweepProgress @21 () -> (running :Bool, phase :Text, recordsDone :UInt64,
+                           batches :UInt64, startedMicros :Int64);
 }

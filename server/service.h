@@ -14,6 +14,7 @@
 #include <kj/async.h>
 #include <kj/timer.h>
 
+#include <atomic>
 #include <memory>
 
 #include "schema/custos.capnp.h"
@@ -23,6 +24,16 @@
 namespace custos::server {
 
 // What every interface object of one connection shares.
+// The progress of the last sweep a connection started (Admin.sweepProgress):
+// written by the worker that sweeps, read by the connection's calls.
+struct SweepStatus {
+  std::atomic<bool> running{false};
+  std::atomic<int> phase{0};  // A SweepPhase.
+  std::atomic<uint64_t> records_done{0};
+  std::atomic<uint64_t> batches{0};
+  std::atomic<int64_t> started_micros{0};
+};
+
 struct Connection {
   Engine& engine;
   WorkerPool& pool;
@@ -36,6 +47,8 @@ struct Connection {
   // created at its first such call: a backup that runs for minutes holds
   // one worker, never the connection's other calls (docs/api.md).
   std::shared_ptr<WorkerPool::Lane> long_lane = nullptr;
+  // Shared with the worker of a running sweep, which may outlive the call.
+  std::shared_ptr<SweepStatus> sweep_status = std::make_shared<SweepStatus>();
 };
 
 // The bootstrap capability of a new connection.

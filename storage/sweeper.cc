@@ -183,6 +183,13 @@ Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
   // from a moving start key instead of re-seeking its beginning.
   std::string resume_key(keys::kDeadlinePrefix);
   size_t processed = 0;
+  SweepProgress progress;
+  auto report_progress = [&](SweepPhase phase) {
+    if (!options.progress) return;
+    progress.phase = phase;
+    progress.records_done = processed;
+    options.progress(progress);
+  };
   while (true) {
     bool more_due = false;
     WriteLock lock = u_.store.Lock();
@@ -245,6 +252,8 @@ Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
     } else {
       lock.Unlock();
     }
+    ++progress.batches;
+    report_progress(SweepPhase::kTransitions);
     if (!more_due) break;
     if (processed == options.max_records) {
       report.complete = false;
@@ -255,13 +264,16 @@ Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
     }
   }
   if (!options.dry_run) {
+    report_progress(SweepPhase::kDestroyingKeys);
     CUSTOS_RETURN_IF_ERROR(DestroyDueBuckets(as_of, report));
+    report_progress(SweepPhase::kPruningHistory);
     auto pruned =
         PruneHistory(as_of, std::max<size_t>(options.batch_size, 100), report);
     if (!pruned) return Fail(pruned.error());
     report.history_pruned = *pruned;
     // Compacts what this sweep erased and pruned, and finishes compactions
     // an earlier, interrupted call left queued.
+    report_progress(SweepPhase::kCompacting);
     CUSTOS_RETURN_IF_ERROR(u_.erasure.CompactQueued());
   }
   return report;

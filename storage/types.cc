@@ -18,6 +18,20 @@ std::string_view RoleName(Role role) {
   return "unknown";
 }
 
+std::string_view SweepPhaseName(SweepPhase phase) {
+  switch (phase) {
+    case SweepPhase::kTransitions:
+      return "transitions";
+    case SweepPhase::kDestroyingKeys:
+      return "destroying_keys";
+    case SweepPhase::kPruningHistory:
+      return "pruning_history";
+    case SweepPhase::kCompacting:
+      return "compacting";
+  }
+  return "unknown";
+}
+
 std::string_view RecordStateName(RecordState state) {
   switch (state) {
     case RecordState::kActive:

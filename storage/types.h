@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -203,6 +204,22 @@ struct ListPage {
 };
 
 // What Engine::Sweep() does in one call (docs/retention.md, "Sweeper").
+// Where a sweep is (SweepOptions::progress).
+enum class SweepPhase {
+  kTransitions,     // Applying due transitions, batch by batch.
+  kDestroyingKeys,  // Destroying the keys of ended, emptied buckets.
+  kPruningHistory,  // Pruning access-history events whose retention ended.
+  kCompacting,      // Removing erased bytes from the files.
+};
+// "transitions", "destroying_keys", "pruning_history", "compacting".
+std::string_view SweepPhaseName(SweepPhase phase);
+
+struct SweepProgress {
+  SweepPhase phase = SweepPhase::kTransitions;
+  size_t records_done = 0;  // Due records processed so far (skipped apart).
+  size_t batches = 0;       // Batches of transitions committed so far.
+};
+
 struct SweepOptions {
   // Apply every transition due at or before this instant. REQUIRES: not
   // after now, unless dry_run (a sweep writes down only what is in force).
@@ -215,6 +232,10 @@ struct SweepOptions {
   size_t max_records = SIZE_MAX;
   // Pause between batches, so a backlog leaves room for foreground work.
   std::chrono::microseconds pause_between_batches{0};
+  // Called on the sweeping thread, never under the write lock: after each
+  // batch of transitions, and as each later phase begins. Must be quick
+  // and must not call the engine. Default: none.
+  std::function<void(const SweepProgress&)> progress;
 };
 
 struct PlannedTransition {

@@ -199,6 +199,34 @@ TEST_F(ServerAdminTest, ASweepDryRunAheadPreviewsTheDeadlines) {
   EXPECT_EQ(got.getRecord().getState(), rpc::RecordState::CLOSED);
 }
 
+TEST_F(ServerAdminTest, SweepProgressReportsTheLastSweepOfTheConnection) {
+  auto admin_session = AdminSession();
+  auto admin = AdminFacet(admin_session);
+  auto before = admin.sweepProgressRequest().send().wait(wait());
+  EXPECT_FALSE(before.getRunning());
+  EXPECT_EQ(before.getPhase(), "");
+  EXPECT_EQ(before.getRecordsDone(), 0u);
+  EXPECT_EQ(before.getStartedMicros(), 0);
+
+  auto a = NewSession("authority-a", rpc::Role::USER);
+  for (int i = 0; i < 3; ++i) {
+    auto close = a.closeRequest();
+    close.setId(CreateRecord(a));
+    close.send().wait(wait());
+  }
+  const int64_t started = ToMicros(clock_.Now()) + 200 * kDay;
+  clock_.Set(FromMicros(started));
+  auto swept = admin.sweepRequest().send().wait(wait());
+  EXPECT_EQ(swept.getReport().getBlocked(), 3u);
+  auto after = admin.sweepProgressRequest().send().wait(wait());
+  EXPECT_FALSE(after.getRunning());
+  // A real sweep ends with the compaction of what it erased.
+  EXPECT_EQ(after.getPhase(), "compacting");
+  EXPECT_EQ(after.getRecordsDone(), 3u);
+  EXPECT_EQ(after.getBatches(), 1u);
+  EXPECT_EQ(after.getStartedMicros(), started);
+}
+
 // ---- Holds, subjects, history
 // ------------------------------------------------
 

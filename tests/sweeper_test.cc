@@ -179,6 +179,46 @@ TEST_F(SweeperTest, MaxRecordsBoundsASweepAndTheNextOneFinishes) {
   EXPECT_TRUE(second->complete);
 }
 
+TEST_F(SweeperTest, ProgressIsReportedAfterEachBatchAndAtEachLaterPhase) {
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(engine_->Close(*owner_, CreateOfKind("alert")).ok());
+  }
+  SweepOptions options;
+  options.as_of = At(2027, 3, 1);
+  clock_.Set(options.as_of);
+  options.batch_size = 2;
+  std::vector<SweepProgress> seen;
+  options.progress = [&seen](const SweepProgress& p) { seen.push_back(p); };
+  auto report = engine_->Sweep(*admin_, options);
+  ASSERT_TRUE(report.has_value()) << report.error().ToString();
+  EXPECT_EQ(report->erased, 5u);
+  // Batches of 2, 2 and 1, then the three later phases, in order.
+  ASSERT_EQ(seen.size(), 6u);
+  const size_t done[] = {2, 4, 5, 5, 5, 5};
+  const SweepPhase phases[] = {
+      SweepPhase::kTransitions,    SweepPhase::kTransitions,
+      SweepPhase::kTransitions,    SweepPhase::kDestroyingKeys,
+      SweepPhase::kPruningHistory, SweepPhase::kCompacting};
+  for (size_t i = 0; i < seen.size(); ++i) {
+    EXPECT_EQ(seen[i].phase, phases[i]) << i;
+    EXPECT_EQ(seen[i].records_done, done[i]) << i;
+    EXPECT_EQ(seen[i].batches, std::min<size_t>(i + 1, 3)) << i;
+  }
+  EXPECT_EQ(SweepPhaseName(SweepPhase::kPruningHistory), "pruning_history");
+
+  // A dry run reports its batches and nothing after them.
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(engine_->Close(*owner_, CreateOfKind("alert")).ok());
+  }
+  seen.clear();
+  options.dry_run = true;
+  options.as_of = At(2028, 1, 1);
+  ASSERT_TRUE(engine_->Sweep(*admin_, options).has_value());
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen.back().phase, SweepPhase::kTransitions);
+  EXPECT_EQ(seen.back().records_done, 3u);
+}
+
 TEST_F(SweeperTest, APolicyChangeAppliesToLaterDeadlinesAndReapplyRecomputes) {
   uint64_t before = CreateOfKind("alert");
   ASSERT_TRUE(engine_->Close(*owner_, before).ok());
