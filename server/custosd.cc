@@ -39,6 +39,9 @@ namespace {
 
 using custos::Status;
 
+// A PEM private key file is a few kilobytes; more is not one.
+constexpr size_t kMaxTlsKeyFileBytes = 1 << 20;
+
 int Die(const std::string& what) {
   std::fprintf(stderr, "custosd: %s\n", what.c_str());
   return 1;
@@ -227,16 +230,21 @@ int main(int argc, char** argv) {
   if (tls_cert_file.empty() != tls_key_file.empty()) {
     return Die("--tls-cert and --tls-key go together");
   }
-  // TODO(security): the TLS private key stays in ordinary memory (here and
-  // in OpenSSL's), not in libsodium's guarded memory.
-  std::string tls_cert_pem, tls_key_pem;
+  // The private key goes from its file straight into guarded memory; once
+  // parsed, its secret numbers live in OpenSSL's secure heap
+  // (server/server.h).
+  std::string tls_cert_pem;
+  std::shared_ptr<const custos::crypto::GuardedBytes> tls_key_pem;
   if (!tls_cert_file.empty()) {
     auto cert = ReadFile(tls_cert_file);
-    auto key = ReadFile(tls_key_file);
     if (!cert) return Die("cannot read the TLS certificate " + tls_cert_file);
-    if (!key) return Die("cannot read the TLS private key " + tls_key_file);
     tls_cert_pem = std::move(*cert);
-    tls_key_pem = std::move(*key);
+    auto key = custos::crypto::GuardedBytes::ReadFile(tls_key_file,
+                                                      kMaxTlsKeyFileBytes);
+    if (!key)
+      return Die("cannot read the TLS private key: " + key.error().message());
+    tls_key_pem =
+        std::make_shared<const custos::crypto::GuardedBytes>(std::move(*key));
   }
 
   auto master = MasterKey(key_file, data_dir, key_credential);

@@ -8,6 +8,7 @@
 #include <kj/async-unix.h>
 #include <kj/compat/http.h>
 #include <kj/compat/tls.h>
+#include <openssl/crypto.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -24,6 +25,10 @@
 
 namespace custos::server {
 namespace {
+
+// OpenSSL's secure heap (a power of two): room for the private keys of a
+// TLS certificate chain, RSA 4096 included, many times over.
+constexpr size_t kTlsSecureHeapBytes = 64 * 1024;
 
 // Loopback hosts plain TCP may use without allow_remote_plain_tcp.
 bool IsLoopback(const std::string& address) {
@@ -144,10 +149,10 @@ Status Server::Run(std::function<void()> ready) {
     return Status::InvalidArgument(
         "the connection and calls-in-flight limits must be at least 1");
   }
-  const bool tls = !options_.tls_certificate_pem.empty() ||
-                   !options_.tls_private_key_pem.empty();
-  if (tls && (options_.tls_certificate_pem.empty() ||
-              options_.tls_private_key_pem.empty())) {
+  const bool has_key = options_.tls_private_key_pem != nullptr &&
+                       !options_.tls_private_key_pem->empty();
+  const bool tls = !options_.tls_certificate_pem.empty() || has_key;
+  if (tls && (options_.tls_certificate_pem.empty() || !has_key)) {
     return Status::InvalidArgument(
         "TLS needs both a certificate and a private key");
   }
@@ -169,9 +174,18 @@ Status Server::Run(std::function<void()> ready) {
   kj::Own<kj::TlsKeypair> tls_keypair;
   kj::Own<kj::TlsContext> tls_context;
   if (tls) {
+    // The key's secret numbers go to OpenSSL's secure heap (private key
+    // decoders allocate them there once it exists), never to its ordinary
+    // heap; the PEM text is read from guarded memory without a copy.
+    if (CRYPTO_secure_malloc_initialized() == 0 &&
+        CRYPTO_secure_malloc_init(kTlsSecureHeapBytes, 32) == 0) {
+      return Status::FailedPrecondition(
+          "OpenSSL's secure heap for the TLS private key cannot be set up "
+          "(is the locked-memory limit, LimitMEMLOCK, too low?)");
+    }
     try {
       tls_keypair = kj::heap<kj::TlsKeypair>(kj::TlsKeypair{
-          kj::TlsPrivateKey(options_.tls_private_key_pem.c_str()),
+          kj::TlsPrivateKey(options_.tls_private_key_pem->c_str()),
           kj::TlsCertificate(options_.tls_certificate_pem.c_str())});
       kj::TlsContext::Options tls_options;
       tls_options.useSystemTrustStore = false;

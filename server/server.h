@@ -20,6 +20,7 @@
 #include <string>
 
 #include "base/status.h"
+#include "crypto/guarded_bytes.h"
 #include "server/metrics.h"
 #include "storage/engine.h"
 
@@ -35,10 +36,14 @@ struct ServerOptions {
   // Plain TCP is refused on anything but loopback unless this is set.
   bool allow_remote_plain_tcp = false;
   // TLS on the TCP listener (kj-tls, OpenSSL): the server's certificate
-  // chain and private key, PEM text. Both empty: plain TCP. With TLS, any
-  // address may be listened on. The unix socket never uses TLS.
+  // chain and private key, PEM text, the key in guarded memory (shared, so
+  // the options stay copyable). Both empty or null: plain TCP. With TLS,
+  // any address may be listened on. The unix socket never uses TLS. The
+  // parsed key lives in OpenSSL's secure heap (CRYPTO_secure_malloc_init:
+  // locked, guard pages), which Run sets up: FailedPrecondition if it
+  // cannot.
   std::string tls_certificate_pem;
-  std::string tls_private_key_pem;
+  std::shared_ptr<const crypto::GuardedBytes> tls_private_key_pem;
   // A TLS connection whose handshake has not finished this long after it
   // was accepted is closed. Default: 10 s.
   std::chrono::milliseconds tls_handshake_timeout{10'000};

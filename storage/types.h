@@ -235,7 +235,7 @@ struct SweepOptions {
   // Called on the sweeping thread, never under the write lock: after each
   // batch of transitions, and as each later phase begins. Must be quick
   // and must not call the engine. Default: none.
-  std::function<void(const SweepProgress&)> progress;
+  std::function<void(const SweepProgress&)> progress = nullptr;
 };
 
 struct PlannedTransition {
