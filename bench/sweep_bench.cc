@@ -295,7 +295,7 @@ void BM_Sweep1000Due(benchmark::State& state) {
 }
 BENCHMARK(BM_Sweep1000Due)
     ->ArgNames({"records", "spread", "compact"})
-    ->ArgsProduct({{10'000, 1'000'000}, {0, 1}, {0, 1}})
+    ->ArgsProduct({{10'000, 100'000, 1'000'000}, {0, 1}, {0, 1}})
     ->Iterations(kSweepsPerRun)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
