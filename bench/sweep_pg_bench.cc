@@ -118,7 +118,7 @@ struct Args {
   std::vector<std::pair<std::string, std::string>> pg_settings;
 };
 
-[[noreturn]] void Usage(const char* program) {
+[[noreturn]] void Usage(const char* program, int exit_code = 2) {
   std::fprintf(
       stderr,
       "usage: %s [--records=10000,100000[,...]] [--layouts=clustered,spread]\n"
@@ -134,7 +134,7 @@ struct Args {
       "  --pg_setting  a server setting (-c NAME=VALUE), e.g. "
       "shared_buffers=1GB\n",
       program);
-  std::exit(2);
+  std::exit(exit_code);
 }
 
 std::vector<std::string> SplitCommas(std::string_view text) {
@@ -156,6 +156,7 @@ Args ParseArgs(int argc, char** argv) {
       }
       return std::nullopt;
     };
+    if (arg == "--help") Usage(argv[0], 0);
     if (auto v = value_of("--records")) {
       args.records.clear();
       for (const std::string& n : SplitCommas(*v))
