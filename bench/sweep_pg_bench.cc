@@ -41,6 +41,7 @@
 #include <libpq-fe.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -54,6 +55,7 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -125,7 +127,7 @@ struct Args {
       "          [--fsync=off|on] [--no_sweeps] [--half[=RECORDS]]\n"
       "          [--part_bytes=256] [--json=FILE]\n"
       "          [--pg_bin=DIR] [--pg_setting=NAME=VALUE]...\n"
-      "  --records     store sizes of the sweep1000 workload\n"
+      "  --records     store sizes of the sweep1000 workload (>= 6000)\n"
       "  --half        also DELETE half of a store of RECORDS rows\n"
       "                (default 1000000), then VACUUM FULL\n"
       "  --no_sweeps   skip the sweep1000 workload\n"
@@ -135,6 +137,17 @@ struct Args {
       "shared_buffers=1GB\n",
       program);
   std::exit(exit_code);
+}
+
+// A positive count from the command line, or nullopt.
+std::optional<int> ParseCount(std::string_view text) {
+  int value = 0;
+  const auto [end, error] =
+      std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc() || end != text.data() + text.size() || value <= 0) {
+    return std::nullopt;
+  }
+  return value;
 }
 
 std::vector<std::string> SplitCommas(std::string_view text) {
@@ -159,8 +172,11 @@ Args ParseArgs(int argc, char** argv) {
     if (arg == "--help") Usage(argv[0], 0);
     if (auto v = value_of("--records")) {
       args.records.clear();
-      for (const std::string& n : SplitCommas(*v))
-        args.records.push_back(std::stoi(n));
+      for (const std::string& n : SplitCommas(*v)) {
+        const std::optional<int> count = ParseCount(n);
+        if (!count || *count < kGroups * kDuePerSweep) Usage(argv[0]);
+        args.records.push_back(*count);
+      }
     } else if (auto layouts = value_of("--layouts")) {
       args.layouts.clear();
       for (const std::string& name : SplitCommas(*layouts)) {
@@ -180,9 +196,13 @@ Args ParseArgs(int argc, char** argv) {
     } else if (arg == "--half") {
       args.half_records = 1'000'000;
     } else if (auto half = value_of("--half")) {
-      args.half_records = std::stoi(std::string(*half));
+      const std::optional<int> count = ParseCount(*half);
+      if (!count || *count < 2) Usage(argv[0]);
+      args.half_records = *count;
     } else if (auto bytes = value_of("--part_bytes")) {
-      args.part_bytes = std::stoi(std::string(*bytes));
+      const std::optional<int> count = ParseCount(*bytes);
+      if (!count) Usage(argv[0]);
+      args.part_bytes = *count;
     } else if (auto json = value_of("--json")) {
       args.json = *json;
     } else if (auto bin = value_of("--pg_bin")) {
@@ -203,9 +223,9 @@ Args ParseArgs(int argc, char** argv) {
 std::vector<int8_t> DueGroups(int records, Layout layout, int groups,
                               int due_per_group) {
   const int due_total = groups * due_per_group;
-  if (records < due_total) {
+  if (records < due_total) {  // ParseArgs allows no such store.
     std::fprintf(stderr, "a store needs at least %d records\n", due_total);
-    std::exit(2);
+    std::abort();
   }
   std::vector<int8_t> group_of(static_cast<size_t>(records), -1);
   for (int j = 0; j < due_total; ++j) {
@@ -308,7 +328,7 @@ int64_t TableBytes(PGconn* conn) {
     std::fprintf(stderr, "table size: %s\n", PQerrorMessage(conn));
     std::abort();
   }
-  return std::stoll(PQgetvalue(result.get(), 0, 0));
+  return std::strtoll(PQgetvalue(result.get(), 0, 0), nullptr, 10);
 }
 
 // DELETE of the rows due at `deadline`; returns the time in ms. Aborts
