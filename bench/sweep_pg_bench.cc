@@ -31,7 +31,7 @@
 //   delete exactly 1,000 rows), then VACUUM + CHECKPOINT (untimed), then
 //   three sweeps of `DELETE` followed by `VACUUM FULL records` (groups 3-5),
 //   each timed on its own. As sweep_bench's compaction off and on.
-// - half: --half_records rows (default 1,000,000), half of them due at one
+// - half (--half[=RECORDS]): RECORDS rows (default 1,000,000), half due at one
 //   instant: one `DELETE` of them, then one `VACUUM FULL`.
 //
 // Every statement is sent by libpq in autocommit mode; a time is the
