@@ -33,6 +33,9 @@
 // iterations, one sweep each (batch_size 100, no pause, sync_writes false);
 // the per-sweep times are also printed to stderr. The store size is the
 // same at every sweep: sweeps erase records, they never remove any.
+//
+// BM_SweepHalfDue is issue 11's own case: half of a store of 1,000,000 due
+// in one bucket, swept by one call (see its comment).
 
 #include <benchmark/benchmark.h>
 #include <leveldb/db.h>
@@ -98,11 +101,15 @@ std::string Identifier(int n) {
   return buffer;
 }
 
-// A store of `records` records laid out as the file comment says.
+// A store of `records` records laid out as the file comment says, with
+// `groups` groups of `due_per_group` due records each.
 class SweepStore {
  public:
-  SweepStore(int records, Layout layout)
+  SweepStore(int records, Layout layout, int groups = kGroups,
+             int due_per_group = kDuePerSweep)
       : records_(records),
+        groups_(groups),
+        due_per_group_(due_per_group),
         clock_(FromMicros(kStartMicros)),
         master_(crypto::SecretKey::Generate()) {
     options_.data_dir = dir_.path() + "/data";
@@ -146,9 +153,17 @@ class SweepStore {
     Open();
   }
 
+  // Closes and reopens the engine, nothing else. Open() compacts what
+  // earlier sweeps queued for compaction when compact_after_erasure is on.
+  void Reopen(bool compact_after_erasure) {
+    engine_.reset();
+    options_.compact_after_erasure = compact_after_erasure;
+    Open();
+  }
+
   // The as_of of the next group's sweep; nullopt once all were swept.
   std::optional<Timestamp> NextAsOf() {
-    if (next_group_ == kGroups) return std::nullopt;
+    if (next_group_ == groups_) return std::nullopt;
     // The last instant of the group's deadline bucket (one UTC hour): the
     // sweep erases the group and destroys its bucket's key.
     return Value(AddPeriod(ClosedAt(next_group_++),
@@ -178,7 +193,7 @@ class SweepStore {
   }
 
   void Build(Layout layout) {
-    const int due_total = kGroups * kDuePerSweep;
+    const int due_total = groups_ * due_per_group_;
     if (records_ < due_total) {
       std::fprintf(stderr, "a store needs at least %d records\n", due_total);
       std::abort();
@@ -190,9 +205,9 @@ class SweepStore {
               ? j
               : static_cast<int64_t>(j) * records_ / due_total;
       group_of[static_cast<size_t>(position)] = static_cast<int8_t>(
-          layout == Layout::kClustered ? j / kDuePerSweep : j % kGroups);
+          layout == Layout::kClustered ? j / due_per_group_ : j % groups_);
     }
-    std::vector<std::vector<uint64_t>> groups(kGroups);
+    std::vector<std::vector<uint64_t>> groups(static_cast<size_t>(groups_));
     std::vector<uint64_t> to_withdraw;
     int bulk = 0;
     for (int i = 0; i < records_; ++i) {
@@ -210,13 +225,13 @@ class SweepStore {
         to_withdraw.push_back(id);
       }
     }
-    for (int g = 0; g < kGroups; ++g) {
+    for (int g = 0; g < groups_; ++g) {
       clock_.Set(ClosedAt(g));
       for (uint64_t id : groups[static_cast<size_t>(g)]) {
         Check(engine_->Close(*user_, id), "close record");
       }
     }
-    clock_.Set(FromMicros(kStartMicros) + std::chrono::hours(kGroups + 1));
+    clock_.Set(FromMicros(kStartMicros) + std::chrono::hours(groups_ + 1));
     for (uint64_t id : to_withdraw) {
       Check(engine_->Withdraw(*user_, id), "withdraw record");
     }
@@ -233,6 +248,8 @@ class SweepStore {
 
   TempDir dir_;  // First member: removed after the engine is closed.
   int records_;
+  int groups_;
+  int due_per_group_;
   ManualClock clock_;
   crypto::SecretKey master_;
   Options options_;
@@ -295,8 +312,71 @@ void BM_Sweep1000Due(benchmark::State& state) {
 }
 BENCHMARK(BM_Sweep1000Due)
     ->ArgNames({"records", "spread", "compact"})
-    ->ArgsProduct({{10'000, 1'000'000}, {0, 1}, {0, 1}})
+    ->ArgsProduct({{10'000, 100'000, 1'000'000}, {0, 1}, {0, 1}})
     ->Iterations(kSweepsPerRun)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// Issue 11's own case: half of the store due at once, in one bucket, swept
+// by one call. The sweep runs with compact_after_erasure off and is the
+// benchmark's time (the records are undecipherable when it returns: their
+// bucket key is destroyed); then the engine is reopened with it on, and
+// Open() compacts what the sweep queued: counter compact_s, the time of
+// that reopen. gone_us_per_record is (sweep + reopen) per due record, the
+// time until the erased bytes have left the files. Each run builds its own
+// store (a sweep consumes it). Args: records, layout (0 clustered, 1 spread).
+void BM_SweepHalfDue(benchmark::State& state) {
+  const int records = static_cast<int>(state.range(0));
+  const Layout layout = static_cast<Layout>(state.range(1));
+  const int due = records / 2;
+  SweepStore store(records, layout, /*groups=*/1, /*due_per_group=*/due);
+  // Settled by the constructor; only the option changes.
+  store.Reopen(/*compact_after_erasure=*/false);
+  double sweep_seconds = 0;
+  double compact_seconds = 0;
+  for (auto _ : state) {
+    const std::optional<Timestamp> as_of = store.NextAsOf();
+    if (!as_of) {
+      state.SkipWithError("no due group left: run without repetitions");
+      break;
+    }
+    SweepOptions options;
+    options.as_of = *as_of;
+    store.SetClock(*as_of);
+    const auto started = std::chrono::steady_clock::now();
+    auto report = store.engine().Sweep(store.admin(), options);
+    sweep_seconds = SecondsSince(started);
+    if (!report) {
+      state.SkipWithError(report.error().ToString().c_str());
+      break;
+    }
+    if (report->erased != static_cast<size_t>(due) || !report->complete ||
+        report->buckets_destroyed != 1) {
+      state.SkipWithError("the sweep did not erase exactly the due records");
+      break;
+    }
+    state.PauseTiming();
+    const auto reopen_started = std::chrono::steady_clock::now();
+    store.Reopen(/*compact_after_erasure=*/true);
+    compact_seconds = SecondsSince(reopen_started);
+    state.ResumeTiming();
+  }
+  state.SetItemsProcessed(state.iterations() * due);
+  state.counters["store_records"] = records;
+  state.counters["undecipherable_us_per_record"] = sweep_seconds * 1e6 / due;
+  state.counters["compact_s"] = compact_seconds;
+  state.counters["gone_us_per_record"] =
+      (sweep_seconds + compact_seconds) * 1e6 / due;
+  std::fprintf(stderr,
+               "[sweep_bench] records=%d %s, %d due: sweep %.2f s, reopen with "
+               "compaction %.2f s\n",
+               records, layout == Layout::kClustered ? "clustered" : "spread",
+               due, sweep_seconds, compact_seconds);
+}
+BENCHMARK(BM_SweepHalfDue)
+    ->ArgNames({"records", "spread"})
+    ->ArgsProduct({{1'000'000}, {0, 1}})
+    ->Iterations(1)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
