@@ -79,6 +79,7 @@ int main(int argc, char** argv) {
   AddPolicyVerbs(app, verbs);
   AddKeyVerbs(app, verbs);
   AddBackupVerbs(app, verbs);
+  AddStoreVerbs(app, verbs);
   auto* completion = app.add_subcommand(
       "completion",
       "print a bash completion script\n"
@@ -101,7 +102,7 @@ int main(int argc, char** argv) {
     for (Verb& verb : verbs) {
       if (!verb.command->parsed() || !verb.command->get_subcommands().empty())
         continue;
-      if (verb.offline) {
+      if (verb.Offline()) {
         verb.offline();
       } else {
         Connection c(connection);
