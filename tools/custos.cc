@@ -1,6 +1,7 @@
 // custos: the administrators' command-line tool. Every verb talks to a
-// running custosd over RPC (docs/api.md); see custos(1) and the runbook in
-// docs/operations.md.
+// running custosd over RPC (docs/api.md), but for the offline ones on a
+// stopped server's host (init, restore, verify --data-dir); see custos(1)
+// and the runbook in docs/operations.md.
 //
 // Exit codes: 0 success, 1 refused or failed, 2 usage.
 
@@ -62,7 +63,8 @@ int main(int argc, char** argv) {
   using namespace custos::cli;
   CLI::App app{
       "custos: administer a running custosd (principals, sweeps, holds, "
-      "subjects' access and erasure requests, verification)"};
+      "subjects' access and erasure requests, verification, backups), or "
+      "offline its data directory (init, restore, verify --data-dir)"};
   app.require_subcommand(1);
   app.footer(
       "Exit codes: 0 success, 1 refused or failed, 2 usage.\n"
