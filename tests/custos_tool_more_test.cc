@@ -285,28 +285,32 @@ TEST_F(CustosToolMoreTest, OverTlsTheToolVerifiesTheServerAgainstItsCa) {
   custosd_.Start(CUSTOSD_PATH,
                  {"--tls-cert", "server.pem", "--tls-key", "server.key"});
   ASSERT_TRUE(Contains(custosd_.Log(), "TLS on 127.0.0.1:")) << custosd_.Log();
-  const std::string addr = "127.0.0.1:" + std::to_string(custosd_.TcpPort());
+  const std::string addr =
+      std::string("127.0.0.1:") + std::to_string(custosd_.TcpPort());
 
   ToolRun who = Tool({"--addr", addr, "--cacert", "ca.pem", "--tls-server-name",
                       "localhost", "whoami", "--json"});
   ASSERT_EQ(who.exit, 0) << who.err;
   EXPECT_EQ(nlohmann::json::parse(who.out)["id"], "admin");
   // The environment works as the flags do.
-  ToolRun env = RunTool(dir(), {"whoami"}, "",
-                        {"CUSTOS_ADDR=" + addr, "CUSTOS_CACERT=ca.pem",
-                         "CUSTOS_TLS_SERVER_NAME=localhost"});
+  ToolRun env =
+      RunTool(dir(), {"whoami"}, "",
+              {std::string("CUSTOS_ADDR=") + addr, "CUSTOS_CACERT=ca.pem",
+               "CUSTOS_TLS_SERVER_NAME=localhost"});
   EXPECT_EQ(env.exit, 0) << env.err;
 
   ToolRun wrong_ca = Tool({"--addr", addr, "--cacert", "other-ca.pem",
                            "--tls-server-name", "localhost", "whoami"});
   EXPECT_EQ(wrong_ca.exit, 1);
-  EXPECT_TRUE(Contains(wrong_ca.err, "cannot connect to " + addr + ": "))
+  EXPECT_TRUE(
+      Contains(wrong_ca.err, std::string("cannot connect to ") + addr + ": "))
       << wrong_ca.err;
   EXPECT_TRUE(Contains(wrong_ca.err, "certificate")) << wrong_ca.err;
   // The certificate names localhost, not the address dialled.
   ToolRun wrong_name = Tool({"--addr", addr, "--cacert", "ca.pem", "whoami"});
   EXPECT_EQ(wrong_name.exit, 1);
-  EXPECT_TRUE(Contains(wrong_name.err, "cannot connect to " + addr))
+  EXPECT_TRUE(
+      Contains(wrong_name.err, std::string("cannot connect to ") + addr))
       << wrong_name.err;
   ToolRun no_ca = Tool({"--addr", addr, "--cacert", "missing.pem", "whoami"});
   EXPECT_EQ(no_ca.exit, 1);

@@ -67,7 +67,8 @@ Extracted Extract(const std::string& path, const std::string& heading) {
           ++out.blocks_skipped;
         } else {
           Step& step = script();
-          step.script += "echo '--- " + path.substr(path.rfind('/') + 1) + ":" +
+          step.script += std::string("echo '--- ") +
+                         path.substr(path.rfind('/') + 1) + ":" +
                          std::to_string(block_line) + "' >&2\n" + block;
           ++step.blocks;
           ++out.blocks_run;
@@ -126,9 +127,9 @@ class RunbookTest : public ::testing::Test {
         Replace(mapped, "/var/backups/custos", dir() + "/var-backups-custos");
     std::ofstream(dir() + "/step.sh", std::ios::trunc) << "set -euo pipefail\n"
                                                        << mapped;
-    const std::string command = "cd '" + dir() + "' && env -i HOME='" + dir() +
-                                "' PATH='" + DirOf(CUSTOS_PATH) + ":" +
-                                DirOf(CUSTOSD_PATH) +
+    const std::string command = std::string("cd '") + dir() +
+                                "' && env -i HOME='" + dir() + "' PATH='" +
+                                DirOf(CUSTOS_PATH) + ":" + DirOf(CUSTOSD_PATH) +
                                 ":/usr/bin:/bin' bash step.sh > step.out 2>&1";
     const int status = std::system(command.c_str());
     EXPECT_EQ(status, 0) << "a documented command failed; its output:\n"

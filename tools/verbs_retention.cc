@@ -67,9 +67,8 @@ class SweepIndicator {
             .count();
     std::fprintf(stderr, "\r\033[K[%s] sweeping, %.1f s", bar.c_str(), seconds);
     std::fflush(stderr);
-    return timer.afterDelay(100 * kj::MILLISECONDS).then([this, &timer, frame] {
-      return Tick(timer, frame + 1);
-    });
+    return timer.afterDelay(100 * kj::MILLISECONDS)
+        .then([this, t = &timer, frame] { return Tick(*t, frame + 1); });
   }
 
   bool shown_;
