@@ -257,11 +257,12 @@ TEST_F(CustosToolMoreTest, VerifyOfflineReadsAStoppedServersDataDirectory) {
   EXPECT_TRUE(text.out.starts_with("chain ok: ")) << text.out;
   EXPECT_TRUE(Contains(text.out, "\nerasure ok: ")) << text.out;
 
-  ToolRun nothing = Tool({"verify", "--chain", "--data-dir", "empty-dir",
+  ToolRun nothing = Tool({"verify", "--chain", "--data-dir", "no-such-dir",
                           "--master-key-file", "custos-master.key"});
   EXPECT_EQ(nothing.exit, 1);
-  EXPECT_TRUE(Contains(nothing.err, "empty-dir holds no store")) << nothing.err;
-  EXPECT_FALSE(std::filesystem::exists(dir() + "/empty-dir/records"));
+  EXPECT_TRUE(Contains(nothing.err, "no-such-dir holds no store"))
+      << nothing.err;
+  EXPECT_FALSE(std::filesystem::exists(dir() + "/no-such-dir"));  // Not made.
   ToolRun no_key = Tool({"verify", "--chain", "--data-dir", "custos-data"});
   EXPECT_EQ(no_key.exit, 2);
   EXPECT_TRUE(Contains(no_key.err, "--master-key-file")) << no_key.err;
