@@ -727,7 +727,10 @@ class AdminImpl final : public rpc::Admin::Server {
                  return engine->VerifyErasure(actor);
                })
         .then([context](kj::Own<Result<ErasureReport>> r) mutable {
-          ErasureReport report = Value(std::move(*r));
+          // Read in place, not moved out: GCC 12 at -O3 takes the move for
+          // a read of an uninitialised member (-Wmaybe-uninitialized).
+          if (!*r) Throw(r->error());
+          const ErasureReport& report = **r;
           auto out = context.getResults();
           out.setWitnesses(report.witnesses);
           out.setFound(report.found);
