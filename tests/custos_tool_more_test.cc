@@ -178,6 +178,11 @@ TEST_F(CustosToolMoreTest, SweepDrawsItsProgressBarOnlyOnATerminal) {
     EXPECT_FALSE(Contains(text, "\033")) << text;
     EXPECT_FALSE(Contains(text, "sweeping")) << text;
   }
+  // --max-records reaches the server: nothing is due, so it completes.
+  ToolRun bounded = Tool({"sweep", "--max-records", "1", "--json"});
+  ASSERT_EQ(bounded.exit, 0) << bounded.err;
+  EXPECT_EQ(nlohmann::json::parse(bounded.out)["complete"], true);
+  EXPECT_EQ(Tool({"sweep", "--max-records", "many"}).exit, 2);
   // On a terminal: the bar, then the line cleared before the table.
   const std::string terminal = RunOnTerminal(dir(), {"sweep", "--dry-run"});
   EXPECT_TRUE(Contains(terminal, "] sweeping, 0.")) << terminal;

@@ -7,11 +7,12 @@
 // Markers in the Markdown (HTML comments) steer the run:
 //   <!-- runbook-test: skip (why) -->   the next ```sh block is not run;
 //   <!-- runbook-test: start-server --> start custosd (embedded defaults);
+//   <!-- runbook-test: store-records --> store records, as an authority;
 //   <!-- runbook-test: stop-server -->  stop it.
 // Host paths in the blocks (/etc/custos, /var/lib/custos,
 // /var/backups/custos) are mapped to subdirectories of the test's
-// directory. The blocks between two start/stop points run as one script,
-// so shell variables carry from block to block there.
+// directory. The blocks between two markers run as one script, so shell
+// variables carry from block to block there.
 
 #include <gtest/gtest.h>
 
@@ -29,7 +30,12 @@ namespace custos::testing {
 namespace {
 
 struct Step {
-  enum Kind { kScript, kStartServer, kStopServer } kind = kScript;
+  enum Kind {
+    kScript,
+    kStartServer,
+    kStoreRecords,
+    kStopServer
+  } kind = kScript;
   std::string script;  // kScript: the blocks, each announced on stderr.
   int blocks = 0;
 };
@@ -88,6 +94,8 @@ Extracted Extract(const std::string& path, const std::string& heading) {
       skip = true;
     } else if (line == "<!-- runbook-test: start-server -->") {
       out.steps.push_back(Step{Step::kStartServer, "", 0});
+    } else if (line == "<!-- runbook-test: store-records -->") {
+      out.steps.push_back(Step{Step::kStoreRecords, "", 0});
     } else if (line == "<!-- runbook-test: stop-server -->") {
       out.steps.push_back(Step{Step::kStopServer, "", 0});
     } else if (line.starts_with("<!-- runbook-test")) {
@@ -136,8 +144,8 @@ class RunbookTest : public ::testing::Test {
                          << Slurp(dir() + "/step.out");
   }
 
-  void Run(const Extracted& extracted,
-           const std::function<void()>& after_start) {
+  void Run(const Extracted& extracted, const std::function<void()>& after_start,
+           const std::function<void()>& store_records) {
     for (const Step& step : extracted.steps) {
       switch (step.kind) {
         case Step::kScript:
@@ -146,6 +154,9 @@ class RunbookTest : public ::testing::Test {
         case Step::kStartServer:
           custosd_.Start(CUSTOSD_PATH);
           after_start();
+          break;
+        case Step::kStoreRecords:
+          store_records();
           break;
         case Step::kStopServer:
           EXPECT_EQ(custosd_.Stop(), 0);
@@ -165,9 +176,11 @@ TEST_F(RunbookTest, TheRunbooksCommandsRunAsWritten) {
   // Every section with commands: a broken extractor must not pass empty.
   EXPECT_GE(runbook.blocks_run, 12);
   EXPECT_EQ(runbook.blocks_skipped, 3);
-  Run(runbook, [&] {
+  auto start = [&] {
     std::filesystem::copy_file(dir() + "/custos-master.key",
                                dir() + "/etc-custos/master.key");
+  };
+  auto store = [&] {
     ToolRun user = RunTool(dir(), {"principal", "add", "authority-a", "--role",
                                    "user", "--out", "a.token"});
     ASSERT_EQ(user.exit, 0) << user.err;
@@ -179,8 +192,13 @@ TEST_F(RunbookTest, TheRunbooksCommandsRunAsWritten) {
           who);
       ASSERT_EQ(created.exit, 0) << created.err;
     }
-  });
-  // What the runbook did, seen from outside: a report and a page written,
+  };
+  int stores = 0;
+  for (const Step& step : runbook.steps)
+    stores += step.kind == Step::kStoreRecords;
+  EXPECT_EQ(stores, 1);
+  Run(runbook, start, store);
+  // What the runbook did, seen from outside: the HTML report written,
   // the restored store verified (the last command).
   EXPECT_EQ(ModeOf(dir() + "/anna.html"), 0600u);
   EXPECT_TRUE(std::filesystem::exists(dir() + "/var-lib-custos/data.new"));
@@ -195,7 +213,8 @@ TEST_F(RunbookTest, TheReadmeTourRunsAsWritten) {
   EXPECT_EQ(tour.blocks_run, 1);
   EXPECT_EQ(tour.blocks_skipped, 1);
   custosd_.Start(CUSTOSD_PATH);
-  Run(tour, [] {});
+  Run(
+      tour, [] {}, [] {});
   // B read Anna's name; the admin's view shows no personal data.
   const std::string out = Slurp(dir() + "/step.out");
   EXPECT_NE(out.find("Anna"), std::string::npos) << out;
