@@ -280,6 +280,10 @@ interface Auditor {
   listHolds @3 (includeEnded :Bool) -> (holds :List(Hold));
   # The subject id of an external identifier; NotFound if none.
   findSubject @4 (identifier :Text) -> (subjectId :Text);
+  # The same answer as subjectReport, as the self-contained HTML page of
+  # docs/subject-report.md for the person it concerns; producing it is a
+  # logged disclosure too.
+  subjectReportHtml @5 (subjectId :Text) -> (html :Text);
 }
 
 struct NewPrincipal {
@@ -399,11 +403,21 @@ interface Admin {
   exportRestoreKit @19 (path :Text) -> ();
   # Destroys backup keys older than the backup retention; how many.
   expireBackupKeys @20 () -> (expired :UInt64);
+  # The engine's counters since custosd started (cheap: no scan).
+  stats @21 () -> (stats :EngineStats);
   # The progress of the last sweep this connection started (running or
   # ended): its phase ("transitions", "destroying_keys", "pruning_history",
   # "compacting"), the due records processed and the batches committed so
   # far. Answered while the sweep runs (a sweep runs on the long lane, this
   # call on the connection's own). All zero if none was started.
-  sweepProgress @21 () -> (running :Bool, phase :Text, recordsDone :UInt64,
+  sweepProgress @22 () -> (running :Bool, phase :Text, recordsDone :UInt64,
                            batches :UInt64, startedMicros :Int64);
+}
+
+struct EngineStats {
+  writes @0 :UInt64;            # Records-database writes applied.
+  syncs @1 :UInt64;             # Log syncs (writes/syncs: group commit).
+  cachedKeys @2 :UInt64;        # Unwrapped subject keys cached now.
+  keyCacheHits @3 :UInt64;      # Key lookups answered from the cache,
+  keyCacheMisses @4 :UInt64;    # or by unwrapping the key.
 }

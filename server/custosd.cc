@@ -8,7 +8,6 @@
 // stop it cleanly. Under systemd (packaging/custosd.service) the master key
 // comes from the service's credentials ($CREDENTIALS_DIRECTORY).
 
-#include <fcntl.h>
 #include <kj/async-unix.h>
 #include <kj/debug.h>
 #include <kj/exception.h>
@@ -32,6 +31,7 @@
 
 #include "base/clock.h"
 #include "crypto/master_key.h"
+#include "server/first_start.h"
 #include "server/server.h"
 #include "storage/engine.h"
 
@@ -110,19 +110,6 @@ class QuietKjLog final : public kj::ExceptionCallback {
                  file, line);
   }
 };
-
-// Writes `token` to a new file `path`, mode 0600; never overwrites.
-Status WriteToken(const std::string& path, const std::string& token) {
-  const int fd =
-      open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) return Status::Internal("cannot create " + path);
-  const std::string line = token + "\n";
-  const bool ok = write(fd, line.data(), line.size()) ==
-                      static_cast<ssize_t>(line.size()) &&
-                  fsync(fd) == 0;
-  close(fd);
-  return ok ? Status::Ok() : Status::Internal("cannot write " + path);
-}
 
 }  // namespace
 
@@ -257,16 +244,13 @@ int main(int argc, char** argv) {
   auto engine = custos::Engine::Open(options, std::move(*master));
   if (!engine) return Die(engine.error().ToString());
 
-  auto admin = (*engine)->BootstrapAdmin("admin", "Administrator");
-  if (admin) {
-    Status written = WriteToken(token_file, admin->token);
-    if (!written.ok()) return Die(written.ToString());
+  auto bootstrapped = custos::server::BootstrapFirstAdmin(**engine, token_file);
+  if (!bootstrapped) return Die(bootstrapped.error().ToString());
+  if (*bootstrapped) {
     std::fprintf(stderr,
-                 "custosd: first admin 'admin' created; its credential is in "
+                 "custosd: first admin '%s' created; its credential is in "
                  "%s (mode 0600), shown nowhere else\n",
-                 token_file.c_str());
-  } else if (admin.error().code() != custos::StatusCode::kFailedPrecondition) {
-    return Die(admin.error().ToString());
+                 custos::server::kFirstAdminId, token_file.c_str());
   }
 
   custos::server::ServerOptions server_options;

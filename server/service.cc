@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "crypto/master_key.h"
+#include "report/subject_report_html.h"
 #include "report/subject_report_json.h"
 #include "server/errors.h"
 
@@ -523,20 +524,21 @@ class AuditorImpl final : public rpc::Auditor::Server {
   }
 
   kj::Promise<void> subjectReport(SubjectReportContext context) override {
-    // Rendered on the worker: the report's personal data never touches a
-    // Cap'n Proto builder until the answer is built.
-    return OnWorker<Result<std::string>>(
-               *conn_,
-               [engine = &conn_->engine, actor = actor_,
-                subject = Str(context.getParams().getSubjectId())]()
-                   -> Result<std::string> {
-                 auto report = engine->ProduceSubjectReport(actor, subject);
-                 if (!report) return Fail(report.error());
-                 return RenderSubjectReportJson(*report);
-               })
+    return RenderedReport(context.getParams().getSubjectId(),
+                          RenderSubjectReportJson)
         .then([context](kj::Own<Result<std::string>> r) mutable {
           const std::string json = Value(std::move(*r));
           context.getResults().setJson(Txt(json));
+        });
+  }
+
+  kj::Promise<void> subjectReportHtml(
+      SubjectReportHtmlContext context) override {
+    return RenderedReport(context.getParams().getSubjectId(),
+                          RenderSubjectReportHtml)
+        .then([context](kj::Own<Result<std::string>> r) mutable {
+          const std::string html = Value(std::move(*r));
+          context.getResults().setHtml(Txt(html));
         });
   }
 
@@ -553,6 +555,22 @@ class AuditorImpl final : public rpc::Auditor::Server {
   }
 
  private:
+  // The subject's report, produced and rendered by `render` on the worker:
+  // its personal data never touches a Cap'n Proto builder until the answer
+  // is built.
+  kj::Promise<kj::Own<Result<std::string>>> RenderedReport(
+      capnp::Text::Reader subject_id,
+      std::string (*render)(const SubjectReport&)) {
+    return OnWorker<Result<std::string>>(
+        *conn_,
+        [engine = &conn_->engine, actor = actor_, subject = Str(subject_id),
+         render]() -> Result<std::string> {
+          auto report = engine->ProduceSubjectReport(actor, subject);
+          if (!report) return Fail(report.error());
+          return render(*report);
+        });
+  }
+
   std::shared_ptr<Connection> conn_;
   Actor actor_;
 };
@@ -749,7 +767,10 @@ class AdminImpl final : public rpc::Admin::Server {
                  return engine->VerifyErasure(actor);
                })
         .then([context](kj::Own<Result<ErasureReport>> r) mutable {
-          ErasureReport report = Value(std::move(*r));
+          // Read in place, not moved out: GCC 12 at -O3 takes the move for
+          // a read of an uninitialised member (-Wmaybe-uninitialized).
+          if (!*r) Throw(r->error());
+          const ErasureReport& report = **r;
           auto out = context.getResults();
           out.setWitnesses(report.witnesses);
           out.setFound(report.found);
@@ -869,6 +890,24 @@ class AdminImpl final : public rpc::Admin::Server {
                })
         .then([context](kj::Own<Result<size_t>> r) mutable {
           context.getResults().setExpired(Value(std::move(*r)));
+        });
+  }
+  kj::Promise<void> stats(StatsContext context) override {
+    return OnWorker<Result<EngineStats>>(
+               *conn_,
+               [engine = &conn_->engine,
+                actor = actor_]() -> Result<EngineStats> {
+                 CUSTOS_RETURN_IF_ERROR(RequireAdmin(*engine, actor));
+                 return engine->Stats();
+               })
+        .then([context](kj::Own<Result<EngineStats>> r) mutable {
+          const EngineStats stats = Value(std::move(*r));
+          auto out = context.getResults().initStats();
+          out.setWrites(stats.writes);
+          out.setSyncs(stats.syncs);
+          out.setCachedKeys(stats.cached_keys);
+          out.setKeyCacheHits(stats.key_cache_hits);
+          out.setKeyCacheMisses(stats.key_cache_misses);
         });
   }
 

@@ -2,11 +2,8 @@
 // custosd on its unix socket, checking exit codes (0, 1 refused or failed,
 // 2 usage), what it prints, and what it refuses.
 
-#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -14,20 +11,11 @@
 #include <string>
 #include <vector>
 
+#include "tests/custos_tool_runner.h"
 #include "tests/custosd_process.h"
 
 namespace custos::testing {
 namespace {
-
-struct ToolRun {
-  int exit = -1;
-  std::string out, err;
-};
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), {});
-}
 
 class CustosToolTest : public ::testing::Test {
  protected:
@@ -38,39 +26,7 @@ class CustosToolTest : public ::testing::Test {
   ToolRun Tool(const std::vector<std::string>& args,
                const std::string& input = "",
                const std::vector<std::string>& env = {}) {
-    const std::string out = dir() + "/tool.out", err = dir() + "/tool.err",
-                      in = dir() + "/tool.in";
-    std::ofstream(in, std::ios::trunc) << input;
-    std::vector<std::string> argv_strings = {CUSTOS_PATH};
-    argv_strings.insert(argv_strings.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& a : argv_strings) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    std::vector<std::string> env_strings = env;
-    env_strings.push_back("PATH=/usr/bin:/bin");
-    std::vector<char*> envp;
-    for (auto& e : env_strings) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    const pid_t pid = fork();
-    if (pid == 0) {
-      if (chdir(dir().c_str()) != 0) _exit(126);
-      const int i = open(in.c_str(), O_RDONLY);
-      const int o = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      const int e = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      if (i < 0 || o < 0 || e < 0) _exit(126);
-      dup2(i, 0);
-      dup2(o, 1);
-      dup2(e, 2);
-      execve(CUSTOS_PATH, argv.data(), envp.data());
-      _exit(127);
-    }
-    ToolRun run;
-    int status = 0;
-    EXPECT_EQ(waitpid(pid, &status, 0), pid);
-    run.exit = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    run.out = Slurp(out);
-    run.err = Slurp(err);
-    return run;
+    return RunTool(dir(), args, input, env);
   }
 
   // As Tool, logged in as `principal` with the token in `token_file`.
@@ -92,12 +48,6 @@ class CustosToolTest : public ::testing::Test {
   const std::string& dir() const { return custosd_.dir(); }
   CustosdProcess custosd_;
 };
-
-mode_t ModeOf(const std::string& path) {
-  struct stat st {};
-  EXPECT_EQ(stat(path.c_str(), &st), 0) << path;
-  return st.st_mode & 0777;
-}
 
 TEST_F(CustosToolTest, PrincipalsAreAddedListedGivenNewTokensAndRevoked) {
   ToolRun who = Tool({"whoami", "--json"});

@@ -1,18 +1,22 @@
 // A real custosd for tests: started on its embedded defaults in a fresh
 // temporary directory (plus a free loopback TCP port), stopped with
-// SIGTERM, its directory removed.
+// SIGTERM, its directory removed. Its stderr goes to Log(), printed when
+// the test has failed.
 
 #ifndef CUSTOS_TESTS_CUSTOSD_PROCESS_H_
 #define CUSTOS_TESTS_CUSTOSD_PROCESS_H_
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -28,6 +32,8 @@ class CustosdProcess {
   }
   ~CustosdProcess() {
     Stop();
+    if (::testing::Test::HasFailure() && std::filesystem::exists(LogFile()))
+      std::cerr << "custosd's log:\n" << Log();
     std::filesystem::remove_all(dir_);
   }
   CustosdProcess(const CustosdProcess&) = delete;
@@ -43,9 +49,13 @@ class CustosdProcess {
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
+    const std::string log = LogFile();
     pid_ = fork();
     if (pid_ == 0) {
       if (chdir(dir_.c_str()) != 0) _exit(126);
+      const int fd =
+          open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+      if (fd < 0 || dup2(fd, 2) < 0) _exit(126);
       for (auto& e : env) putenv(e.data());
       execv(binary, argv.data());
       _exit(127);
@@ -70,6 +80,30 @@ class CustosdProcess {
     waitpid(pid_, &status, 0);
     pid_ = -1;
     return status;
+  }
+
+  // The TCP port custosd serves on, from its "serving" line (waited for
+  // up to 60 s); 0 and a test failure if none.
+  int TcpPort() const {
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (std::chrono::steady_clock::now() < deadline) {
+      const std::string log = Log();
+      const size_t serving = log.rfind("custosd: serving ");
+      const size_t at = log.find("127.0.0.1:", serving);
+      if (serving != std::string::npos && at != std::string::npos &&
+          log.find('\n', serving) != std::string::npos)
+        return std::atoi(log.c_str() + at + 10);
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ADD_FAILURE() << "custosd did not say where it serves:\n" << Log();
+    return 0;
+  }
+
+  std::string LogFile() const { return dir_ + "/custosd.log"; }
+  std::string Log() const {
+    std::ifstream in(LogFile(), std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), {});
   }
 
   const std::string& dir() const { return dir_; }

@@ -1,6 +1,5 @@
 #include "tools/cli.h"
 
-#include <fcntl.h>
 #include <kj/compat/tls.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -17,7 +16,9 @@
 #include <regex>
 
 #include "base/status.h"
+#include "crypto/master_key.h"
 #include "server/errors.h"
+#include "server/first_start.h"
 
 namespace custos::cli {
 namespace {
@@ -150,17 +151,8 @@ void RequireNewFile(const std::string& path) {
 }
 
 void WritePrivateFile(const std::string& path, std::string_view content) {
-  const int fd =
-      open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    throw Failure("cannot create " + path + ": " + std::strerror(errno));
-  }
-  std::string line(content);
-  line.push_back('\n');
-  const bool ok =
-      write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
-  const bool closed = close(fd) == 0;
-  if (!ok || !closed) throw Failure("cannot write " + path);
+  const Status s = server::WritePrivateFile(path, content);
+  if (!s.ok()) throw Failure(s.message());
 }
 
 int64_t ParseTime(std::string_view text, std::string_view flag) {
@@ -283,6 +275,30 @@ std::string StateName(rpc::RecordState state) {
       return "erased";
   }
   return "?";
+}
+
+std::unique_ptr<Engine> OpenOffline(const std::string& data_dir,
+                                    const std::string& key_file,
+                                    const Clock& clock) {
+  auto master = crypto::LoadMasterKeyFile(key_file);
+  if (!master) throw Failure(master.error().ToString());
+  Options options;
+  options.data_dir = data_dir;
+  options.clock = &clock;
+  options.create_if_missing = false;
+  auto engine = Engine::Open(options, std::move(*master));
+  if (engine) return std::move(*engine);
+  switch (engine.error().code()) {
+    case StatusCode::kUnavailable:
+      throw Failure(data_dir +
+                    " is in use (locked by a running custosd): stop the "
+                    "server first, or leave out --data-dir to ask it over "
+                    "RPC");
+    case StatusCode::kNotFound:
+      throw Failure(data_dir + " holds no store");
+    default:
+      throw Failure(engine.error().ToString());
+  }
 }
 
 std::pair<std::string, std::string> KeyValue(const std::string& text,

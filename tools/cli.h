@@ -24,7 +24,9 @@
 #include <string_view>
 #include <vector>
 
+#include "base/clock.h"
 #include "schema/custos.capnp.h"
+#include "storage/engine.h"
 
 namespace custos::cli {
 
@@ -68,6 +70,7 @@ class Connection {
 
   rpc::Session::Client& session() { return *session_; }
   kj::WaitScope& wait() { return io_.waitScope; }
+  kj::Timer& timer() { return io_.provider->getTimer(); }
 
   // The facets; Failure if the principal lacks the role.
   rpc::Officer::Client Officer();
@@ -138,18 +141,37 @@ std::pair<std::string, std::string> KeyValue(const std::string& text,
 
 // One verb: its subcommand and what it runs once parsed: `run` with a
 // Connection, or, for a verb that works on a stopped server's data
-// directory, `offline` with none. The verb run is the deepest one parsed
-// (`backup verify`, not `backup`).
+// directory, `offline` with none; a verb that works both ways has both,
+// and `offline_when` (called once parsed) chooses. The verb run is the
+// deepest one parsed (`backup verify`, not `backup`).
 struct Verb {
   Verb(CLI::App* c, std::function<void(Connection&)> r)
       : command(c), run(std::move(r)) {}
   Verb(CLI::App* c, std::function<void()> o)
       : command(c), offline(std::move(o)) {}
+  Verb(CLI::App* c, std::function<void(Connection&)> r, std::function<void()> o,
+       std::function<bool()> when)
+      : command(c),
+        run(std::move(r)),
+        offline(std::move(o)),
+        offline_when(std::move(when)) {}
+
+  // True if the parsed command line asks for the offline form.
+  bool Offline() const { return offline && (!run || offline_when()); }
 
   CLI::App* command;
   std::function<void(Connection&)> run;
   std::function<void()> offline;
+  std::function<bool()> offline_when;
 };
+
+// Opens the store in a stopped server's data directory `data_dir` under
+// the master key in `key_file` (never creating one), for the offline
+// verbs. Failure with a clear message if the directory holds no store, or
+// is in use by a running custosd (its LevelDB LOCK).
+std::unique_ptr<Engine> OpenOffline(const std::string& data_dir,
+                                    const std::string& key_file,
+                                    const Clock& clock);
 
 // The verb families (tools/verbs_*.cc); each adds its subcommands to `app`.
 void AddPrincipalVerbs(CLI::App& app, std::vector<Verb>& verbs);
@@ -160,6 +182,7 @@ void AddVerifyVerbs(CLI::App& app, std::vector<Verb>& verbs);
 void AddPolicyVerbs(CLI::App& app, std::vector<Verb>& verbs);
 void AddKeyVerbs(CLI::App& app, std::vector<Verb>& verbs);
 void AddBackupVerbs(CLI::App& app, std::vector<Verb>& verbs);
+void AddStoreVerbs(CLI::App& app, std::vector<Verb>& verbs);
 
 }  // namespace custos::cli
 

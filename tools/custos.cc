@@ -1,6 +1,7 @@
 // custos: the administrators' command-line tool. Every verb talks to a
-// running custosd over RPC (docs/api.md); see custos(1) and the runbook in
-// docs/operations.md.
+// running custosd over RPC (docs/api.md), but for the offline ones on a
+// stopped server's host (init, restore, verify --data-dir); see custos(1)
+// and the runbook in docs/operations.md.
 //
 // Exit codes: 0 success, 1 refused or failed, 2 usage.
 
@@ -62,7 +63,8 @@ int main(int argc, char** argv) {
   using namespace custos::cli;
   CLI::App app{
       "custos: administer a running custosd (principals, sweeps, holds, "
-      "subjects' access and erasure requests, verification)"};
+      "subjects' access and erasure requests, verification, backups), or "
+      "offline its data directory (init, restore, verify --data-dir)"};
   app.require_subcommand(1);
   app.footer(
       "Exit codes: 0 success, 1 refused or failed, 2 usage.\n"
@@ -79,6 +81,7 @@ int main(int argc, char** argv) {
   AddPolicyVerbs(app, verbs);
   AddKeyVerbs(app, verbs);
   AddBackupVerbs(app, verbs);
+  AddStoreVerbs(app, verbs);
   auto* completion = app.add_subcommand(
       "completion",
       "print a bash completion script\n"
@@ -101,7 +104,7 @@ int main(int argc, char** argv) {
     for (Verb& verb : verbs) {
       if (!verb.command->parsed() || !verb.command->get_subcommands().empty())
         continue;
-      if (verb.offline) {
+      if (verb.Offline()) {
         verb.offline();
       } else {
         Connection c(connection);

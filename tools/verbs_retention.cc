@@ -2,8 +2,12 @@
 
 #include <unistd.h>
 
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
+#include <string_view>
 
 #include "tools/cli.h"
 
@@ -21,6 +25,56 @@ nlohmann::json HoldJson(rpc::Hold::Reader h) {
           {"released_at", TimeJson(h.getReleasedAtMicros())},
           {"released_by", h.getReleasedBy().cStr()}};
 }
+
+// While a sweep runs, an indeterminate progress bar with the time waited,
+// redrawn on stderr every 100 ms. The server reports nothing until the
+// sweep ends, so it shows that the tool is waiting and for how long, never
+// how much is done. Only on a terminal: when stdout and stderr are both
+// ttys (and TERM is not "dumb"), and never with --json.
+class SweepIndicator {
+ public:
+  SweepIndicator(Connection& c, bool json)
+      : shown_(!json && isatty(STDOUT_FILENO) && isatty(STDERR_FILENO) &&
+               std::string_view(Env("TERM")) != "dumb") {
+    if (!shown_) return;
+    start_ = std::chrono::steady_clock::now();
+    ticks_ = Tick(c.timer(), 0).eagerlyEvaluate(nullptr);
+  }
+  // Clears the line.
+  ~SweepIndicator() {
+    if (!shown_) return;
+    ticks_ = nullptr;
+    std::fputs("\r\033[K", stderr);
+    std::fflush(stderr);
+  }
+  SweepIndicator(const SweepIndicator&) = delete;
+  SweepIndicator& operator=(const SweepIndicator&) = delete;
+
+ private:
+  static const char* Env(const char* name) {
+    const char* v = std::getenv(name);
+    return v == nullptr ? "" : v;
+  }
+
+  kj::Promise<void> Tick(kj::Timer& timer, int frame) {
+    constexpr int kWidth = 20, kBlock = 5;
+    const int at = frame % (2 * (kWidth - kBlock));
+    const int left = at < kWidth - kBlock ? at : 2 * (kWidth - kBlock) - at;
+    std::string bar(kWidth, ' ');
+    bar.replace(left, kBlock, kBlock, '=');
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_)
+            .count();
+    std::fprintf(stderr, "\r\033[K[%s] sweeping, %.1f s", bar.c_str(), seconds);
+    std::fflush(stderr);
+    return timer.afterDelay(100 * kj::MILLISECONDS)
+        .then([this, t = &timer, frame] { return Tick(*t, frame + 1); });
+  }
+
+  bool shown_;
+  std::chrono::steady_clock::time_point start_;
+  kj::Promise<void> ticks_ = nullptr;
+};
 
 }  // namespace
 
@@ -42,6 +96,9 @@ void AddRetentionVerbs(CLI::App& app, std::vector<Verb>& verbs) {
     cmd->add_option("--as-of", a->as_of,
                     "look ahead to this date-time (ISO 8601 with a zone); "
                     "dry runs only");
+    cmd->add_option("--max-records", a->max_records,
+                    "stop after this many records (0: no bound); \"more is "
+                    "due\" then says to run it again");
     AddJsonFlag(*cmd, a->out);
     verbs.push_back(
         {cmd, [a](Connection& c) {
@@ -57,7 +114,11 @@ void AddRetentionVerbs(CLI::App& app, std::vector<Verb>& verbs) {
              auto req = c.Admin().sweepRequest();
              req.setAsOfMicros(as_of);
              req.setDryRun(a->dry_run);
-             auto response = req.send().wait(c.wait());
+             req.setMaxRecords(a->max_records);
+             auto response = [&] {
+               SweepIndicator indicator(c, a->out.json);
+               return req.send().wait(c.wait());
+             }();
              auto r = response.getReport();
              if (a->out.json) {
                return PrintJson({{"dry_run", a->dry_run},

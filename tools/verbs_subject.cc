@@ -38,29 +38,44 @@ void AddSubjectVerbs(CLI::App& app, std::vector<Verb>& verbs) {
   {
     struct Args {
       std::string id, out;
+      bool html = false;
     };
     auto a = std::make_shared<Args>();
     auto* cmd = subject->add_subcommand(
         "report",
-        "the answer to a subject's access request, as JSON: everything held "
-        "and everyone who received it (auditors; recorded)\n"
-        "example: custos subject report s0123... --out report.json");
+        "the answer to a subject's access request: everything held and "
+        "everyone who received it, as JSON for machines or (--html) as a "
+        "page for the person it concerns (auditors; recorded)\n"
+        "example: custos subject report s0123... --html --out report.html");
     cmd->add_option("id", a->id, "subject id (from subject find)")->required();
     cmd->add_option("--out", a->out, "write to this new file, mode 0600");
+    cmd->add_flag("--html", a->html,
+                  "the self-contained HTML page (docs/subject-report.md) "
+                  "instead of JSON");
     verbs.push_back({cmd, [a](Connection& c) {
                        if (!a->out.empty()) RequireNewFile(a->out);
-                       std::string json;
+                       std::string text;
                        Remote([&] {
-                         auto req = c.Auditor().subjectReportRequest();
-                         req.setSubjectId(a->id);
-                         json = req.send().wait(c.wait()).getJson().cStr();
+                         auto auditor = c.Auditor();
+                         if (a->html) {
+                           auto req = auditor.subjectReportHtmlRequest();
+                           req.setSubjectId(a->id);
+                           text = req.send().wait(c.wait()).getHtml().cStr();
+                         } else {
+                           auto req = auditor.subjectReportRequest();
+                           req.setSubjectId(a->id);
+                           text = req.send().wait(c.wait()).getJson().cStr();
+                         }
                        });
+                       // Both renderings end in a newline already.
+                       if (!text.empty() && text.back() == '\n')
+                         text.pop_back();
                        if (a->out.empty()) {
-                         std::cout << json << "\n";
+                         std::cout << text << "\n";
                          return;
                        }
                        // It holds personal data: 0600, like a token.
-                       WritePrivateFile(a->out, json);
+                       WritePrivateFile(a->out, text);
                        std::cout << "report in " << a->out << "\n";
                      }});
   }
@@ -170,9 +185,61 @@ void AddSubjectVerbs(CLI::App& app, std::vector<Verb>& verbs) {
   }
 }
 
+namespace {
+
+nlohmann::json ChainJson(bool ok, std::string_view problem, uint64_t verified,
+                         uint64_t head_seq, std::string_view head_link) {
+  return {{"ok", ok},
+          {"problem", problem},
+          {"verified", verified},
+          {"head_seq", head_seq},
+          {"head_link", head_link}};
+}
+
+nlohmann::json ErasureJson(uint64_t witnesses, uint64_t found,
+                           const std::vector<std::string>& files) {
+  return {{"ok", found == 0},
+          {"witnesses", witnesses},
+          {"found", found},
+          {"files", files}};
+}
+
+// Prints what verify found (as JSON or text); Failure if it found a
+// problem.
+void PrintVerification(const nlohmann::json& result, bool json) {
+  bool ok = true;
+  for (const auto& [what, found] : result.items())
+    ok = ok && found["ok"].get<bool>();
+  if (json) {
+    PrintJson(result);
+  } else {
+    if (result.contains("chain")) {
+      const auto& ch = result["chain"];
+      std::cout << (ch["ok"].get<bool>() ? "chain ok" : "CHAIN BROKEN") << ": "
+                << ch["verified"].get<uint64_t>() << " events verified, head "
+                << ch["head_seq"].get<uint64_t>() << "\n";
+      if (!ch["ok"].get<bool>())
+        std::cout << "problem: " << ch["problem"].get<std::string>() << "\n";
+    }
+    if (result.contains("erasure")) {
+      const auto& e = result["erasure"];
+      std::cout << (e["ok"].get<bool>() ? "erasure ok" : "ERASED DATA FOUND")
+                << ": " << e["witnesses"].get<uint64_t>()
+                << " witnesses looked for, " << e["found"].get<uint64_t>()
+                << " found\n";
+      for (const auto& f : e["files"])
+        std::cout << "  in " << f.get<std::string>() << "\n";
+    }
+  }
+  if (!ok) throw Failure("verification found a problem");
+}
+
+}  // namespace
+
 void AddVerifyVerbs(CLI::App& app, std::vector<Verb>& verbs) {
   struct Args {
     bool chain = false, erasure = false;
+    std::string data_dir, key_file, admin = "admin";
     Output out;
   };
   auto a = std::make_shared<Args>();
@@ -180,79 +247,86 @@ void AddVerifyVerbs(CLI::App& app, std::vector<Verb>& verbs) {
       "verify",
       "check the store's promises: --chain verifies the access history's "
       "hash chain (auditors, admins); --erasure looks for erased data and "
-      "destroyed keys in every file (admins); exit 1 if a problem is found\n"
-      "example: custos verify --chain --erasure");
+      "destroyed keys in every file (admins); exit 1 if a problem is found. "
+      "With --data-dir, OFFLINE on a stopped server's data directory\n"
+      "example: custos verify --chain --erasure\n"
+      "example: custos verify --chain --data-dir /var/lib/custos/data "
+      "--master-key-file /etc/custos/master.key");
   cmd->add_flag("--chain", a->chain, "verify the access-history chain");
   cmd->add_flag("--erasure", a->erasure,
                 "look for erased bytes left in the files");
+  auto* data_dir = cmd->add_option(
+      "--data-dir", a->data_dir,
+      "offline: the data directory of a stopped server (opened, never "
+      "created)");
+  cmd->add_option("--master-key-file", a->key_file,
+                  "offline: its master key file (mode 0600)")
+      ->needs(data_dir);
+  data_dir->needs(cmd->get_option("--master-key-file"));
+  cmd->add_option("--admin", a->admin, "offline: the admin as whom to verify")
+      ->capture_default_str()
+      ->needs(data_dir);
   AddJsonFlag(*cmd, a->out);
+  auto require_what = [a] {
+    if (!a->chain && !a->erasure)
+      throw UsageError("verify: give --chain, --erasure or both");
+  };
+  auto online = [a, require_what](Connection& c) {
+    require_what();
+    nlohmann::json result = nlohmann::json::object();
+    Remote([&] {
+      if (a->chain) {
+        // The auditor's facet if the principal has the role, else the
+        // admin's.
+        auto who = c.session().whoAmIRequest().send().wait(c.wait());
+        bool auditor = false;
+        for (rpc::Role r : who.getPrincipal().getRoles())
+          auditor = auditor || r == rpc::Role::AUDITOR;
+        auto check = [&](auto response) {
+          result["chain"] =
+              ChainJson(response.getOk(), response.getProblem().cStr(),
+                        response.getVerified(), response.getHeadSeq(),
+                        response.getHeadLinkHex().cStr());
+        };
+        if (auditor)
+          check(c.Auditor().verifyChainRequest().send().wait(c.wait()));
+        else
+          check(c.Admin().verifyChainRequest().send().wait(c.wait()));
+      }
+      if (a->erasure) {
+        auto r = c.Admin().verifyErasureRequest().send().wait(c.wait());
+        std::vector<std::string> files;
+        for (auto f : r.getFilesWithLeftovers()) files.emplace_back(f.cStr());
+        result["erasure"] = ErasureJson(r.getWitnesses(), r.getFound(), files);
+      }
+    });
+    PrintVerification(result, a->out.json);
+  };
+  auto offline = [a, require_what] {
+    require_what();
+    SystemClock clock;
+    std::unique_ptr<Engine> engine =
+        OpenOffline(a->data_dir, a->key_file, clock);
+    auto actor = engine->ActorFor(a->admin);
+    if (!actor)
+      throw Failure("--admin " + a->admin + ": " + actor.error().ToString());
+    nlohmann::json result = nlohmann::json::object();
+    if (a->chain) {
+      auto v = engine->VerifyChain(*actor);
+      if (!v) throw Failure(v.error().ToString());
+      result["chain"] = ChainJson(v->ok, v->problem, v->verified, v->head_seq,
+                                  v->head_link_hex);
+    }
+    if (a->erasure) {
+      auto r = engine->VerifyErasure(*actor);
+      if (!r) throw Failure(r.error().ToString());
+      result["erasure"] =
+          ErasureJson(r->witnesses, r->found, r->files_with_leftovers);
+    }
+    PrintVerification(result, a->out.json);
+  };
   verbs.push_back(
-      {cmd, [a](Connection& c) {
-         if (!a->chain && !a->erasure)
-           throw UsageError(
-               "verify: give --chain, --erasure or "
-               "both");
-         bool ok = true;
-         nlohmann::json result = nlohmann::json::object();
-         Remote([&] {
-           if (a->chain) {
-             // The auditor's facet if the principal has the
-             // role, else the admin's.
-             auto who = c.session().whoAmIRequest().send().wait(c.wait());
-             bool auditor = false;
-             for (rpc::Role r : who.getPrincipal().getRoles())
-               auditor = auditor || r == rpc::Role::AUDITOR;
-             auto check = [&](auto response) {
-               ok = ok && response.getOk();
-               result["chain"] = {
-                   {"ok", response.getOk()},
-                   {"problem", response.getProblem().cStr()},
-                   {"verified", response.getVerified()},
-                   {"head_seq", response.getHeadSeq()},
-                   {"head_link", response.getHeadLinkHex().cStr()}};
-             };
-             if (auditor)
-               check(c.Auditor().verifyChainRequest().send().wait(c.wait()));
-             else
-               check(c.Admin().verifyChainRequest().send().wait(c.wait()));
-           }
-           if (a->erasure) {
-             auto r = c.Admin().verifyErasureRequest().send().wait(c.wait());
-             nlohmann::json files = nlohmann::json::array();
-             for (auto f : r.getFilesWithLeftovers()) files.push_back(f.cStr());
-             ok = ok && r.getFound() == 0;
-             result["erasure"] = {{"ok", r.getFound() == 0},
-                                  {"witnesses", r.getWitnesses()},
-                                  {"found", r.getFound()},
-                                  {"files", files}};
-           }
-         });
-         if (a->out.json) {
-           PrintJson(result);
-         } else {
-           if (result.contains("chain")) {
-             const auto& ch = result["chain"];
-             std::cout << (ch["ok"].get<bool>() ? "chain ok" : "CHAIN BROKEN")
-                       << ": " << ch["verified"].get<uint64_t>()
-                       << " events verified, head "
-                       << ch["head_seq"].get<uint64_t>() << "\n";
-             if (!ch["ok"].get<bool>())
-               std::cout << "problem: " << ch["problem"].get<std::string>()
-                         << "\n";
-           }
-           if (result.contains("erasure")) {
-             const auto& e = result["erasure"];
-             std::cout << (e["ok"].get<bool>() ? "erasure ok"
-                                               : "ERASED DATA FOUND")
-                       << ": " << e["witnesses"].get<uint64_t>()
-                       << " witnesses looked for, "
-                       << e["found"].get<uint64_t>() << " found\n";
-             for (const auto& f : e["files"])
-               std::cout << "  in " << f.get<std::string>() << "\n";
-           }
-         }
-         if (!ok) throw Failure("verification found a problem");
-       }});
+      Verb{cmd, online, offline, [data_dir] { return data_dir->count() > 0; }});
 }
 
 }  // namespace custos::cli

@@ -1,0 +1,36 @@
+// What custosd does on its first start and `custos init` does offline: the
+// first admin of a new store, with its credential written once to a private
+// file.
+
+#ifndef CUSTOS_SERVER_FIRST_START_H_
+#define CUSTOS_SERVER_FIRST_START_H_
+
+#include <string>
+#include <string_view>
+
+#include "base/status.h"
+#include "storage/engine.h"
+
+namespace custos::server {
+
+// The id of the first admin, as custosd and `custos init` create it.
+inline constexpr char kFirstAdminId[] = "admin";
+
+// Writes `content` and a newline to the new file `path`, created with mode
+// 0600 (never briefly wider) and fsynced: tokens, reports. Never
+// overwrites. Errors: AlreadyExists if `path` exists; Internal if it cannot
+// be created or written (the message names the path and the reason).
+Status WritePrivateFile(const std::string& path, std::string_view content);
+
+// Creates the first admin (kFirstAdminId) of the store in `engine` if it
+// has no principal yet, and writes its token to the new file `token_file`
+// with WritePrivateFile. Returns true if it did, false if the store
+// already had principals (nothing is written). Errors: those of
+// WritePrivateFile (the admin then exists but its token is lost: start
+// again on a new data directory), and those of Engine::BootstrapAdmin
+// other than its FailedPrecondition for a store that has principals.
+Result<bool> BootstrapFirstAdmin(Engine& engine, const std::string& token_file);
+
+}  // namespace custos::server
+
+#endif  // CUSTOS_SERVER_FIRST_START_H_

@@ -1,0 +1,328 @@
+// The custos tool end to end, continued (issue 13): init, stats, the
+// sweep's progress bar, the HTML subject report, offline verification and
+// TLS. The real binary against a real custosd (or, offline, its real data
+// directory), checking exit codes (0, 1 refused or failed, 2 usage) and
+// the messages.
+
+#include <gtest/gtest.h>
+#include <pty.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "tests/custos_tool_runner.h"
+#include "tests/custosd_process.h"
+#include "tests/test_ca.h"
+
+namespace custos::testing {
+namespace {
+
+bool Contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+// The server is started by each test (after `custos init`, or with TLS).
+class CustosToolMoreTest : public ::testing::Test {
+ protected:
+  ToolRun Tool(const std::vector<std::string>& args,
+               const std::string& input = "") {
+    return RunTool(dir(), args, input);
+  }
+  ToolRun As(const std::string& principal, const std::string& token_file,
+             std::vector<std::string> args, const std::string& input = "") {
+    args.insert(args.begin(),
+                {"--principal", principal, "--token-file", token_file});
+    return Tool(args, input);
+  }
+  std::string AddPrincipal(const std::string& id, const std::string& role) {
+    const std::string file = id + ".token";
+    ToolRun r = Tool({"principal", "add", id, "--role", role, "--out", file});
+    EXPECT_EQ(r.exit, 0) << r.err;
+    return file;
+  }
+  // A record about anna@example.org created by a new user; its subject id.
+  std::string CreateAnnasRecord() {
+    const std::string a = AddPrincipal("authority-a", "user");
+    ToolRun created =
+        As("authority-a", a,
+           {"record", "create", "--kind", "request", "--field", "name=Anna"},
+           "anna@example.org\n");
+    EXPECT_EQ(created.exit, 0) << created.err;
+    ToolRun found = Tool({"subject", "find"}, "anna@example.org\n");
+    EXPECT_EQ(found.exit, 0) << found.err;
+    return found.out.substr(0, found.out.find('\n'));
+  }
+
+  const std::string& dir() const { return custosd_.dir(); }
+  CustosdProcess custosd_;
+};
+
+// ---- init ---------------------------------------------------------------
+
+TEST_F(CustosToolMoreTest, InitMakesTheStoreCustosdServesAndRefusesToRedoIt) {
+  ToolRun init = Tool({"init"});
+  ASSERT_EQ(init.exit, 0) << init.err;
+  EXPECT_TRUE(Contains(init.out, "new store in ./custos-data")) << init.out;
+  EXPECT_TRUE(Contains(init.out,
+                       "first admin 'admin', its token in "
+                       "./custos-admin.token (mode 0600)"))
+      << init.out;
+  EXPECT_EQ(ModeOf(dir() + "/custos-master.key"), 0600u);
+  EXPECT_EQ(ModeOf(dir() + "/custos-admin.token"), 0600u);
+
+  ToolRun again = Tool({"init"});
+  EXPECT_EQ(again.exit, 1);
+  EXPECT_TRUE(Contains(again.err, "./custos-data exists and is not empty"))
+      << again.err;
+  // A new directory, but the token file exists: refused before anything.
+  ToolRun token = Tool({"init", "--data-dir", "other-data"});
+  EXPECT_EQ(token.exit, 1);
+  EXPECT_TRUE(Contains(token.err, "./custos-admin.token exists")) << token.err;
+  EXPECT_FALSE(std::filesystem::exists(dir() + "/other-data"));
+
+  // custosd, on its defaults, serves that store: no new key, no new admin.
+  custosd_.Start(CUSTOSD_PATH);
+  ToolRun who = Tool({"whoami", "--json"});
+  ASSERT_EQ(who.exit, 0) << who.err;
+  EXPECT_EQ(nlohmann::json::parse(who.out)["id"], "admin");
+  EXPECT_FALSE(Contains(custosd_.Log(), "created a new master key"));
+  EXPECT_FALSE(Contains(custosd_.Log(), "first admin"));
+}
+
+TEST_F(CustosToolMoreTest, InitUsesAnExistingMasterKeyFile) {
+  ASSERT_EQ(system((std::string(CUSTOSD_PATH) + " --generate-master-key " +
+                    dir() + "/made.key 2>/dev/null")
+                       .c_str()),
+            0);
+  const std::string key = Slurp(dir() + "/made.key");
+  ToolRun init = Tool({"init", "--master-key-file", "made.key"});
+  ASSERT_EQ(init.exit, 0) << init.err;
+  EXPECT_TRUE(Contains(init.out, "master key in made.key (existing)"))
+      << init.out;
+  EXPECT_EQ(Slurp(dir() + "/made.key"), key);
+  custosd_.Start(CUSTOSD_PATH, {"--master-key-file", "made.key"});
+  EXPECT_EQ(Tool({"whoami"}).exit, 0);
+}
+
+// ---- stats --------------------------------------------------------------
+
+TEST_F(CustosToolMoreTest, StatsCountWritesSyncsAndKeyLookupsForAdminsOnly) {
+  custosd_.Start(CUSTOSD_PATH);
+  CreateAnnasRecord();
+  const std::string a = "authority-a.token";
+  ASSERT_EQ(As("authority-a", a, {"record", "get", "1"}).exit, 0);
+  ToolRun stats = Tool({"stats", "--json"});
+  ASSERT_EQ(stats.exit, 0) << stats.err;
+  const auto s = nlohmann::json::parse(stats.out);
+  EXPECT_GE(s["writes"].get<uint64_t>(), 3u);  // A principal, a record...
+  EXPECT_GE(s["syncs"].get<uint64_t>(), 1u);
+  EXPECT_LE(s["syncs"].get<uint64_t>(), s["writes"].get<uint64_t>());
+  EXPECT_GE(s["key_cache_hits"].get<uint64_t>() +
+                s["key_cache_misses"].get<uint64_t>(),
+            1u);
+  EXPECT_TRUE(s.contains("cached_keys"));
+  ToolRun table = Tool({"stats"});
+  ASSERT_EQ(table.exit, 0) << table.err;
+  EXPECT_TRUE(Contains(table.out, "STATISTIC                VALUE"))
+      << table.out;
+  EXPECT_TRUE(Contains(table.out, "records-database writes  " +
+                                      std::to_string(s["writes"].get<int>())))
+      << table.out;
+  ToolRun user = As("authority-a", a, {"stats"});
+  EXPECT_EQ(user.exit, 1);
+  EXPECT_TRUE(Contains(user.err, "PermissionDenied")) << user.err;
+}
+
+// ---- sweep's progress bar -----------------------------------------------
+
+// Runs `custos args` in `dir` with a pseudo-terminal as its stdin, stdout
+// and stderr; returns what it wrote there.
+std::string RunOnTerminal(const std::string& dir,
+                          std::vector<std::string> args) {
+  args.insert(args.begin(), CUSTOS_PATH);
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  int master = -1;
+  const pid_t pid = forkpty(&master, nullptr, nullptr, nullptr);
+  if (pid == 0) {
+    if (chdir(dir.c_str()) != 0) _exit(126);
+    setenv("TERM", "xterm", 1);
+    execv(CUSTOS_PATH, argv.data());
+    _exit(127);
+  }
+  EXPECT_GT(pid, 0);
+  std::string out;
+  char buffer[512];
+  ssize_t n;
+  while ((n = read(master, buffer, sizeof(buffer))) > 0) out.append(buffer, n);
+  close(master);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
+  return out;
+}
+
+TEST_F(CustosToolMoreTest, SweepDrawsItsProgressBarOnlyOnATerminal) {
+  custosd_.Start(CUSTOSD_PATH);
+  ToolRun piped = Tool({"sweep"});
+  ASSERT_EQ(piped.exit, 0) << piped.err;
+  EXPECT_TRUE(Contains(piped.out, "TRANSITION")) << piped.out;
+  for (const std::string& text : {piped.out, piped.err}) {
+    EXPECT_FALSE(Contains(text, "\r")) << text;
+    EXPECT_FALSE(Contains(text, "\033")) << text;
+    EXPECT_FALSE(Contains(text, "sweeping")) << text;
+  }
+  // --max-records reaches the server: nothing is due, so it completes.
+  ToolRun bounded = Tool({"sweep", "--max-records", "1", "--json"});
+  ASSERT_EQ(bounded.exit, 0) << bounded.err;
+  EXPECT_EQ(nlohmann::json::parse(bounded.out)["complete"], true);
+  EXPECT_EQ(Tool({"sweep", "--max-records", "many"}).exit, 2);
+  // On a terminal: the bar, then the line cleared before the table.
+  const std::string terminal = RunOnTerminal(dir(), {"sweep", "--dry-run"});
+  EXPECT_TRUE(Contains(terminal, "] sweeping, 0.")) << terminal;
+  EXPECT_TRUE(Contains(terminal, "\r\033[KTRANSITION")) << terminal;
+  // Never with --json, even on a terminal.
+  const std::string json = RunOnTerminal(dir(), {"sweep", "--json"});
+  EXPECT_FALSE(Contains(json, "sweeping")) << json;
+  EXPECT_FALSE(Contains(json, "\033")) << json;
+}
+
+// ---- subject report --html ----------------------------------------------
+
+TEST_F(CustosToolMoreTest, SubjectReportAsHtmlGoesToANewPrivateFile) {
+  custosd_.Start(CUSTOSD_PATH);
+  const std::string subject = CreateAnnasRecord();
+  const std::string aud = AddPrincipal("auditor-1", "auditor");
+  ToolRun report =
+      As("auditor-1", aud,
+         {"subject", "report", subject, "--html", "--out", "anna.html"});
+  ASSERT_EQ(report.exit, 0) << report.err;
+  EXPECT_EQ(report.out, "report in anna.html\n");
+  EXPECT_EQ(ModeOf(dir() + "/anna.html"), 0600u);
+  const std::string html = Slurp(dir() + "/anna.html");
+  EXPECT_TRUE(html.starts_with("<!DOCTYPE html>\n")) << html.substr(0, 100);
+  EXPECT_TRUE(Contains(html, "<title>Personal data we hold about you</title>"));
+  EXPECT_TRUE(Contains(html, "Anna"));
+  EXPECT_TRUE(html.ends_with("</html>\n")) << html.substr(html.size() - 50);
+
+  ToolRun exists =
+      As("auditor-1", aud,
+         {"subject", "report", subject, "--html", "--out", "anna.html"});
+  EXPECT_EQ(exists.exit, 1);
+  EXPECT_TRUE(Contains(exists.err, "anna.html exists")) << exists.err;
+  ToolRun unknown =
+      As("auditor-1", aud,
+         {"subject", "report", "s00", "--html", "--out", "nobody.html"});
+  EXPECT_EQ(unknown.exit, 1);
+  EXPECT_TRUE(Contains(unknown.err, "NotFound")) << unknown.err;
+  EXPECT_FALSE(std::filesystem::exists(dir() + "/nobody.html"));
+  // Admins never read personal data.
+  ToolRun admin = Tool({"subject", "report", subject, "--html"});
+  EXPECT_EQ(admin.exit, 1);
+  EXPECT_TRUE(Contains(admin.err, "PermissionDenied")) << admin.err;
+}
+
+// ---- verify, offline ----------------------------------------------------
+
+TEST_F(CustosToolMoreTest, VerifyOfflineReadsAStoppedServersDataDirectory) {
+  custosd_.Start(CUSTOSD_PATH);
+  const std::string subject = CreateAnnasRecord();
+  ASSERT_EQ(Tool({"subject", "shred", subject, "--yes"}).exit, 0);
+  const std::vector<std::string> offline = {
+      "verify",      "--chain",           "--erasure",        "--data-dir",
+      "custos-data", "--master-key-file", "custos-master.key"};
+
+  // While custosd runs, the data directory is locked.
+  ToolRun locked = Tool(offline);
+  EXPECT_EQ(locked.exit, 1);
+  EXPECT_TRUE(Contains(locked.err,
+                       "custos-data is in use (locked by a running "
+                       "custosd): stop the server first"))
+      << locked.err;
+
+  ASSERT_EQ(custosd_.Stop(), 0);
+  std::vector<std::string> json = offline;
+  json.push_back("--json");
+  ToolRun verified = Tool(json);
+  ASSERT_EQ(verified.exit, 0) << verified.err;
+  const auto v = nlohmann::json::parse(verified.out);
+  EXPECT_EQ(v["chain"]["ok"], true);
+  EXPECT_GE(v["chain"]["verified"].get<uint64_t>(), 3u);
+  EXPECT_EQ(v["erasure"]["ok"], true);
+  EXPECT_GE(v["erasure"]["witnesses"].get<uint64_t>(), 1u);  // The shred.
+  EXPECT_EQ(v["erasure"]["found"], 0);
+  ToolRun text = Tool(offline);
+  ASSERT_EQ(text.exit, 0) << text.err;
+  EXPECT_TRUE(text.out.starts_with("chain ok: ")) << text.out;
+  EXPECT_TRUE(Contains(text.out, "\nerasure ok: ")) << text.out;
+
+  ToolRun nothing = Tool({"verify", "--chain", "--data-dir", "no-such-dir",
+                          "--master-key-file", "custos-master.key"});
+  EXPECT_EQ(nothing.exit, 1);
+  EXPECT_TRUE(Contains(nothing.err, "no-such-dir holds no store"))
+      << nothing.err;
+  EXPECT_FALSE(std::filesystem::exists(dir() + "/no-such-dir"));  // Not made.
+  ToolRun no_key = Tool({"verify", "--chain", "--data-dir", "custos-data"});
+  EXPECT_EQ(no_key.exit, 2);
+  EXPECT_TRUE(Contains(no_key.err, "--master-key-file")) << no_key.err;
+  ToolRun wrong_key = Tool({"verify", "--chain", "--data-dir", "custos-data",
+                            "--master-key-file", "custos-admin.token"});
+  EXPECT_EQ(wrong_key.exit, 1);
+  EXPECT_TRUE(Contains(wrong_key.err, "InvalidArgument")) << wrong_key.err;
+}
+
+// ---- TLS ----------------------------------------------------------------
+
+TEST_F(CustosToolMoreTest, OverTlsTheToolVerifiesTheServerAgainstItsCa) {
+  KeyAndCert ca, server_cert, other_ca;
+  MakeCert(ca, "Custos Test CA", nullptr, 1);
+  MakeCert(server_cert, "localhost", &ca, 2);
+  MakeCert(other_ca, "Some Other CA", nullptr, 3);
+  std::ofstream(dir() + "/ca.pem") << ca.cert_pem;
+  std::ofstream(dir() + "/other-ca.pem") << other_ca.cert_pem;
+  std::ofstream(dir() + "/server.pem") << server_cert.cert_pem;
+  std::ofstream(dir() + "/server.key") << server_cert.key_pem;
+  custosd_.Start(CUSTOSD_PATH,
+                 {"--tls-cert", "server.pem", "--tls-key", "server.key"});
+  ASSERT_TRUE(Contains(custosd_.Log(), "TLS on 127.0.0.1:")) << custosd_.Log();
+  const std::string addr =
+      std::string("127.0.0.1:") + std::to_string(custosd_.TcpPort());
+
+  ToolRun who = Tool({"--addr", addr, "--cacert", "ca.pem", "--tls-server-name",
+                      "localhost", "whoami", "--json"});
+  ASSERT_EQ(who.exit, 0) << who.err;
+  EXPECT_EQ(nlohmann::json::parse(who.out)["id"], "admin");
+  // The environment works as the flags do.
+  ToolRun env =
+      RunTool(dir(), {"whoami"}, "",
+              {std::string("CUSTOS_ADDR=") + addr, "CUSTOS_CACERT=ca.pem",
+               "CUSTOS_TLS_SERVER_NAME=localhost"});
+  EXPECT_EQ(env.exit, 0) << env.err;
+
+  ToolRun wrong_ca = Tool({"--addr", addr, "--cacert", "other-ca.pem",
+                           "--tls-server-name", "localhost", "whoami"});
+  EXPECT_EQ(wrong_ca.exit, 1);
+  EXPECT_TRUE(
+      Contains(wrong_ca.err, std::string("cannot connect to ") + addr + ": "))
+      << wrong_ca.err;
+  EXPECT_TRUE(Contains(wrong_ca.err, "certificate")) << wrong_ca.err;
+  // The certificate names localhost, not the address dialled.
+  ToolRun wrong_name = Tool({"--addr", addr, "--cacert", "ca.pem", "whoami"});
+  EXPECT_EQ(wrong_name.exit, 1);
+  EXPECT_TRUE(
+      Contains(wrong_name.err, std::string("cannot connect to ") + addr))
+      << wrong_name.err;
+  ToolRun no_ca = Tool({"--addr", addr, "--cacert", "missing.pem", "whoami"});
+  EXPECT_EQ(no_ca.exit, 1);
+  EXPECT_TRUE(Contains(no_ca.err, "cannot read CA certificate missing.pem"))
+      << no_ca.err;
+}
+
+}  // namespace
+}  // namespace custos::testing

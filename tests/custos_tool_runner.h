@@ -1,0 +1,81 @@
+// Runs the real `custos` binary (CUSTOS_PATH) for the tool's end-to-end
+// tests: in a given directory, with standard input from a string and its
+// standard output and error captured (never a terminal).
+
+#ifndef CUSTOS_TESTS_CUSTOS_TOOL_RUNNER_H_
+#define CUSTOS_TESTS_CUSTOS_TOOL_RUNNER_H_
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace custos::testing {
+
+struct ToolRun {
+  int exit = -1;  // -1 if it did not exit normally.
+  std::string out, err;
+};
+
+inline std::string Slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), {});
+}
+
+inline mode_t ModeOf(const std::string& path) {
+  struct stat st {};
+  EXPECT_EQ(stat(path.c_str(), &st), 0) << path;
+  return st.st_mode & 0777;
+}
+
+// Runs `custos args...` in `dir` (so the defaults apply there: the socket
+// unix:./custos-data/custosd.sock, the token file ./custos-admin.token),
+// `input` on stdin, `env` ("NAME=value") as its whole environment besides
+// PATH. Uses the files tool.{in,out,err} in `dir`.
+inline ToolRun RunTool(const std::string& dir,
+                       const std::vector<std::string>& args,
+                       const std::string& input = "",
+                       const std::vector<std::string>& env = {}) {
+  const std::string out = dir + "/tool.out", err = dir + "/tool.err",
+                    in = dir + "/tool.in";
+  std::ofstream(in, std::ios::trunc) << input;
+  std::vector<std::string> argv_strings = {CUSTOS_PATH};
+  argv_strings.insert(argv_strings.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : argv_strings) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::vector<std::string> env_strings = env;
+  env_strings.push_back("PATH=/usr/bin:/bin");
+  std::vector<char*> envp;
+  for (auto& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    if (chdir(dir.c_str()) != 0) _exit(126);
+    const int i = open(in.c_str(), O_RDONLY);
+    const int o = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    const int e = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (i < 0 || o < 0 || e < 0) _exit(126);
+    dup2(i, 0);
+    dup2(o, 1);
+    dup2(e, 2);
+    execve(CUSTOS_PATH, argv.data(), envp.data());
+    _exit(127);
+  }
+  ToolRun run;
+  int status = 0;
+  EXPECT_EQ(waitpid(pid, &status, 0), pid);
+  run.exit = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  run.out = Slurp(out);
+  run.err = Slurp(err);
+  return run;
+}
+
+}  // namespace custos::testing
+
+#endif  // CUSTOS_TESTS_CUSTOS_TOOL_RUNNER_H_

@@ -1,0 +1,128 @@
+// custos init (offline: a new store, as custosd's first start makes it);
+// custos stats (the engine's counters over RPC).
+
+#include <filesystem>
+#include <iostream>
+#include <memory>
+
+#include "crypto/master_key.h"
+#include "server/first_start.h"
+#include "tools/cli.h"
+
+namespace custos::cli {
+namespace {
+
+// The master key of a new store: the key file's if it exists (made
+// beforehand with `custosd --generate-master-key`), else a new one written
+// there. `created` says which.
+crypto::SecretKey MasterKeyForNewStore(const std::string& file, bool& created) {
+  created = !std::filesystem::exists(file);
+  auto key = created ? crypto::GenerateMasterKeyFile(file)
+                     : crypto::LoadMasterKeyFile(file);
+  if (!key) throw Failure(key.error().ToString());
+  return std::move(*key);
+}
+
+}  // namespace
+
+void AddStoreVerbs(CLI::App& app, std::vector<Verb>& verbs) {
+  {
+    struct Args {
+      std::string data_dir = "./custos-data";
+      std::string key_file = "./custos-master.key";
+      std::string token_file = "./custos-admin.token";
+    };
+    auto a = std::make_shared<Args>();
+    auto* cmd = app.add_subcommand(
+        "init",
+        "OFFLINE, on the server's host: create a new store, as custosd's "
+        "first start does: the data directory (new or empty), the master key "
+        "file (created, mode 0600, unless it exists) and the first admin, "
+        "whose token is written to a new file (mode 0600); then start "
+        "custosd on them\n"
+        "example: custos init --data-dir /var/lib/custos/data "
+        "--master-key-file /etc/custos/master.key --admin-token-file "
+        "/var/lib/custos/admin.token");
+    cmd->add_option("--data-dir", a->data_dir, "new or empty data directory")
+        ->capture_default_str();
+    cmd->add_option("--master-key-file", a->key_file,
+                    "the master key file: used if it exists, else created")
+        ->capture_default_str();
+    cmd->add_option("--admin-token-file", a->token_file,
+                    "new file for the first admin's token")
+        ->capture_default_str();
+    verbs.push_back(Verb{
+        cmd, std::function<void()>([a] {
+          std::error_code ec;
+          if (std::filesystem::exists(a->data_dir) &&
+              !std::filesystem::is_empty(a->data_dir, ec)) {
+            throw Failure(a->data_dir +
+                          " exists and is not empty: init makes a new store "
+                          "(custosd opens an existing one)");
+          }
+          RequireNewFile(a->token_file);
+          bool key_created = false;
+          crypto::SecretKey master =
+              MasterKeyForNewStore(a->key_file, key_created);
+          SystemClock clock;
+          Options options;
+          options.data_dir = a->data_dir;
+          options.clock = &clock;
+          auto engine = Engine::Open(options, std::move(master));
+          if (!engine) throw Failure(engine.error().ToString());
+          auto admin = server::BootstrapFirstAdmin(**engine, a->token_file);
+          if (!admin) throw Failure(admin.error().ToString());
+          if (!*admin) throw Failure(a->data_dir + " already holds principals");
+          std::cout << "new store in " << a->data_dir << "\n"
+                    << "master key in " << a->key_file
+                    << (key_created ? " (created, mode 0600): keep a copy "
+                                      "apart from the data; without it "
+                                      "nothing can be read\n"
+                                    : " (existing)\n")
+                    << "first admin '" << server::kFirstAdminId
+                    << "', its token in " << a->token_file << " (mode 0600)\n"
+                    << "start the server with: custosd --data-dir "
+                    << a->data_dir << " --master-key-file " << a->key_file
+                    << "\n";
+        })});
+  }
+  {
+    auto out = std::make_shared<Output>();
+    auto* cmd = app.add_subcommand(
+        "stats",
+        "the engine's counters since custosd started: writes, log syncs "
+        "(writes per sync is the group-commit batch), the key cache (admins)\n"
+        "example: custos stats --json");
+    AddJsonFlag(*cmd, *out);
+    verbs.push_back(
+        {cmd, [out](Connection& c) {
+           Remote([&] {
+             auto response = c.Admin().statsRequest().send().wait(c.wait());
+             auto s = response.getStats();
+             if (out->json) {
+               return PrintJson({{"writes", s.getWrites()},
+                                 {"syncs", s.getSyncs()},
+                                 {"cached_keys", s.getCachedKeys()},
+                                 {"key_cache_hits", s.getKeyCacheHits()},
+                                 {"key_cache_misses", s.getKeyCacheMisses()}});
+             }
+             char per_sync[32] = "-";
+             if (s.getSyncs() != 0) {
+               std::snprintf(per_sync, sizeof(per_sync), "%.2f",
+                             static_cast<double>(s.getWrites()) /
+                                 static_cast<double>(s.getSyncs()));
+             }
+             Table t({"STATISTIC", "VALUE"});
+             t.Add({"records-database writes", std::to_string(s.getWrites())});
+             t.Add({"log syncs", std::to_string(s.getSyncs())});
+             t.Add({"writes per sync", per_sync});
+             t.Add({"subject keys cached", std::to_string(s.getCachedKeys())});
+             t.Add({"key-cache hits", std::to_string(s.getKeyCacheHits())});
+             t.Add({"key-cache misses", std::to_string(s.getKeyCacheMisses())});
+             t.Print();
+           });
+         }});
+  }
+}
+
+}  // namespace custos::cli
