@@ -11,8 +11,10 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -61,9 +63,7 @@ class CustosdLifecycleTest : public ::testing::Test {
   void SetUp() override {
     custosd_.Start(CUSTOSD_TESTCLOCK_PATH,
                    {"--test-clock", "2026-08-31T10:00:00Z",
-                    // The timer's sweeps stay out of the way: the test
-                    // sweeps when it means to.
-                    "--maintenance-interval", "86400"});
+                    "--maintenance-interval", MaintenanceInterval()});
     admin_ = std::make_unique<Party>(custosd_.Socket(), "admin",
                                      custosd_.AdminToken());
   }
@@ -73,6 +73,10 @@ class CustosdLifecycleTest : public ::testing::Test {
     const int status = custosd_.Stop();
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
   }
+
+  // By default the timer's sweeps stay out of the way: the test sweeps
+  // when it means to.
+  virtual std::string MaintenanceInterval() const { return "86400"; }
 
   rpc::Admin::Client Admin() {
     return admin_->session->adminRequest().send().getAdmin();
@@ -280,6 +284,65 @@ TEST_F(CustosdLifecycleTest, AnInformationRequestLivesAndDiesOnSchedule) {
   // The chain over all of it verifies.
   auto verify = facet.verifyChainRequest().send().wait(wait);
   EXPECT_TRUE(verify.getOk()) << verify.getProblem().cStr();
+}
+
+class CustosdTimerTest : public CustosdLifecycleTest {
+ protected:
+  std::string MaintenanceInterval() const override { return "1"; }
+};
+
+TEST_F(CustosdTimerTest, TheServersOwnSweepsRunOnTheTestClock) {
+  Party& a = Connect("authority-a", rpc::Role::USER);
+  Party& auditor = Connect("auditor", rpc::Role::AUDITOR);
+  kj::WaitScope& wait = a.wait();
+  auto create = a.session->createRequest();
+  auto r = create.initRecord();
+  r.setKind("request");
+  auto part = r.initPersonal(1)[0];
+  part.setSubjectIdentifier("anna@example.org");
+  auto fields = part.initFields(1);
+  fields[0].setName("name");
+  fields[0].setValue("Anna Example");
+  const uint64_t id = create.send().wait(wait).getId();
+  auto close = a.session->closeRequest();
+  close.setId(id);
+  close.send().wait(wait);
+
+  auto facet = auditor.session->auditorRequest().send().getAuditor();
+  auto find = facet.findSubjectRequest();
+  find.setIdentifier("anna@example.org");
+  const std::string subject = find.send().wait(wait).getSubjectId().cStr();
+  // The "block" events of Anna's history, as "principal at".
+  auto blocks = [&] {
+    auto history = facet.accessHistoryRequest();
+    history.setSubjectId(subject);
+    history.setLimit(100);
+    auto response = history.send().wait(wait);
+    std::vector<std::string> seen;
+    for (auto e : response.getEvents()) {
+      if (e.getAction() == "block") {
+        seen.push_back(std::string(e.getPrincipalId().cStr()) + " " +
+                       FormatTimestamp(FromMicros(e.getAtMicros())));
+      }
+    }
+    return seen;
+  };
+  // Seconds of real time pass, and the timer runs, but the server's time
+  // stands still: nothing is due.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  EXPECT_EQ(blocks(), std::vector<std::string>{});
+
+  // Six months on, the timer's next run blocks it (no admin sweeps here).
+  custosd_.SetTestClock("2027-02-28T10:00:00Z");
+  std::vector<std::string> seen;
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while ((seen = blocks()).empty() &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(seen,
+            std::vector<std::string>{"custos:retention 2027-02-28T10:00:00Z"});
 }
 
 }  // namespace
