@@ -8,9 +8,9 @@
 #include <capnp/ez-rpc.h>
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <latch>
 #include <map>
-#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
