@@ -7,6 +7,11 @@
 // ./custos-data/custosd.sock and TCP on 127.0.0.1:7457. SIGTERM and SIGINT
 // stop it cleanly. Under systemd (packaging/custosd.service) the master key
 // comes from the service's credentials ($CREDENTIALS_DIRECTORY).
+//
+// Built a second time, with CUSTOS_TEST_CLOCK defined, as
+// custosd-testclock: the test build, whose --test-clock option lets a test
+// move the server's clock (server/test_clock.h). This production build has
+// no test clock and refuses the option.
 
 #include <kj/async-unix.h>
 #include <kj/debug.h>
@@ -24,9 +29,11 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "base/clock.h"
@@ -34,6 +41,10 @@
 #include "server/first_start.h"
 #include "server/server.h"
 #include "storage/engine.h"
+#ifdef CUSTOS_TEST_CLOCK
+#include "base/time_text.h"
+#include "server/test_clock.h"
+#endif
 
 namespace {
 
@@ -111,6 +122,17 @@ class QuietKjLog final : public kj::ExceptionCallback {
   }
 };
 
+#ifndef CUSTOS_TEST_CLOCK
+// True if `argv` names the test build's clock options, which this build
+// does not have.
+bool AsksForTestClock(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::string_view(argv[i]).starts_with("--test-clock")) return true;
+  }
+  return false;
+}
+#endif
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -121,6 +143,16 @@ int main(int argc, char** argv) {
   kj::UnixEventPort::captureSignal(SIGINT);
   signal(SIGPIPE, SIG_IGN);
 
+#ifndef CUSTOS_TEST_CLOCK
+  if (AsksForTestClock(argc, argv)) {
+    std::fprintf(stderr,
+                 "custosd: --test-clock is not available: this is the "
+                 "production build, whose clock is the system clock; the "
+                 "test clock exists only in the test build "
+                 "custosd-testclock (custosd(8))\n");
+    return 2;
+  }
+#endif
   CLI::App app{"custosd: the Custos storage server"};
   std::string data_dir = "./custos-data";
   std::string key_file = "./custos-master.key";
@@ -201,12 +233,38 @@ int main(int argc, char** argv) {
   app.add_flag("--no-sync", no_sync,
                "do not fsync before acknowledging writes (tests only: a "
                "crash may lose acknowledged writes)");
+#ifdef CUSTOS_TEST_CLOCK
+  std::string test_clock_start;
+  std::string test_clock_file = "./custos-test-clock";
+  auto* test_clock_option =
+      app.add_option("--test-clock", test_clock_start,
+                     "TEST BUILD ONLY: the server's clock stands at this "
+                     "date-time (as 2027-02-28T10:00:00Z) and moves only "
+                     "when --test-clock-file is rewritten");
+  app.add_option("--test-clock-file", test_clock_file,
+                 "TEST BUILD ONLY: the file holding the test clock's time, "
+                 "written at start and re-read whenever it is replaced")
+      ->capture_default_str()
+      ->needs(test_clock_option);
+#endif
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;  // --help is 0; a usage error 2.
   }
   if (!app.count("--socket")) socket_path = data_dir + "/custosd.sock";
+#ifdef CUSTOS_TEST_CLOCK
+  std::optional<custos::Timestamp> test_clock_at;
+  if (app.count("--test-clock")) {
+    auto start = custos::ParseTimestamp(test_clock_start);
+    if (!start) {
+      std::fprintf(stderr, "custosd: --test-clock: %s\n",
+                   start.error().ToString().c_str());
+      return 2;
+    }
+    test_clock_at = *start;
+  }
+#endif
   if (!generate_key_file.empty()) {
     auto created = custos::crypto::GenerateMasterKeyFile(generate_key_file);
     if (!created) return Die(created.error().ToString());
@@ -236,10 +294,26 @@ int main(int argc, char** argv) {
 
   auto master = MasterKey(key_file, data_dir, key_credential);
   if (!master) return Die(master.error().ToString());
-  custos::SystemClock clock;
+  custos::SystemClock system_clock;
+  const custos::Clock* clock = &system_clock;
+#ifdef CUSTOS_TEST_CLOCK
+  std::unique_ptr<custos::server::TestClock> test_clock;
+  if (test_clock_at) {
+    auto started =
+        custos::server::TestClock::Start(*test_clock_at, test_clock_file);
+    if (!started) return Die(started.error().ToString());
+    test_clock = std::move(*started);
+    clock = test_clock.get();
+    std::fprintf(stderr,
+                 "custosd: TEST CLOCK: time stands at %s and moves when %s is "
+                 "rewritten; never use this build for real data\n",
+                 custos::FormatTimestamp(*test_clock_at).c_str(),
+                 test_clock_file.c_str());
+  }
+#endif
   custos::Options options;
   options.data_dir = data_dir;
-  options.clock = &clock;
+  options.clock = clock;
   options.sync_writes = !no_sync;
   auto engine = custos::Engine::Open(options, std::move(*master));
   if (!engine) return Die(engine.error().ToString());

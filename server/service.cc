@@ -1,6 +1,7 @@
 #include "server/service.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <optional>
@@ -18,6 +19,21 @@ namespace {
 
 // ---- Running engine calls on the pool ---------------------------------------
 
+// A result crossing from a worker to the event loop. kj's cross-thread
+// fulfiller orders the hand-off, but inside libkj-async, which a
+// ThreadSanitizer build does not instrument: under load TSan saw the
+// loop read what a worker wrote as a race. The release/acquire pair on
+// `ready` states, where TSan sees it, the order kj already guarantees.
+template <typename T>
+struct Handoff {
+  // The result is made in place (no move of a std::expected, which GCC 12
+  // at -O3 takes for a read of uninitialised memory).
+  template <typename Fn>
+  explicit Handoff(Fn& fn) : value(fn()) {}
+  T value;
+  std::atomic<bool> ready{false};
+};
+
 // Runs `fn` on a worker in `lane`; the promise resolves on the event
 // loop's thread with its result.
 template <typename T>
@@ -27,12 +43,18 @@ kj::Promise<kj::Own<T>> OnLane(Connection& conn,
   // The result crosses threads on the heap: kj's promise machinery then
   // moves a pointer only (and GCC 12 sees no uninitialised std::expected
   // in kj's ExceptionOr).
-  auto paf = kj::newPromiseAndCrossThreadFulfiller<kj::Own<T>>();
+  auto paf = kj::newPromiseAndCrossThreadFulfiller<kj::Own<Handoff<T>>>();
   conn.pool.Post(
       lane, [fn = std::move(fn), fulfiller = kj::mv(paf.fulfiller)]() mutable {
-        fulfiller->fulfill(kj::heap<T>(fn()));
+        auto handoff = kj::heap<Handoff<T>>(fn);
+        handoff->ready.store(true, std::memory_order_release);
+        fulfiller->fulfill(kj::mv(handoff));
       });
-  return kj::mv(paf.promise);
+  return paf.promise.then([](kj::Own<Handoff<T>> handoff) {
+    // Always true by now (kj resolves the promise after the fulfil).
+    (void)handoff->ready.load(std::memory_order_acquire);
+    return kj::heap<T>(std::move(handoff->value));
+  });
 }
 
 // In the connection's lane: its calls in the order sent.

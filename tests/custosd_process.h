@@ -1,7 +1,9 @@
 // A real custosd for tests: started on its embedded defaults in a fresh
 // temporary directory (plus a free loopback TCP port), stopped with
-// SIGTERM, its directory removed. Its stderr goes to Log(), printed when
-// the test has failed.
+// SIGTERM (or killed with SIGKILL), its directory removed. Its stderr goes
+// to Log(), printed when the test has failed. With the test build
+// custosd-testclock started with --test-clock, SetTestClock moves the
+// server's clock (server/test_clock.h).
 
 #ifndef CUSTOS_TESTS_CUSTOSD_PROCESS_H_
 #define CUSTOS_TESTS_CUSTOSD_PROCESS_H_
@@ -13,6 +15,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -104,6 +107,35 @@ class CustosdProcess {
   std::string Log() const {
     std::ifstream in(LogFile(), std::ios::binary);
     return std::string((std::istreambuf_iterator<char>(in)), {});
+  }
+
+  // SIGKILL and wait; returns the wait status (-1 if not running). The
+  // socket file the dead server left is removed, so that the next Start
+  // waits for the new server's.
+  int Kill() {
+    if (pid_ <= 0) return -1;
+    kill(pid_, SIGKILL);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    std::filesystem::remove(Socket());
+    return status;
+  }
+
+  // The test clock's control file, where custosd-testclock runs with its
+  // default --test-clock-file.
+  std::string TestClockFile() const { return dir_ + "/custos-test-clock"; }
+  // Moves the test clock of a custosd-testclock started with --test-clock
+  // (and the default --test-clock-file) to `iso` ("2027-02-28T10:00:00Z"):
+  // every call the server receives after this returns sees that time.
+  void SetTestClock(const std::string& iso) {
+    const std::string tmp = TestClockFile() + ".tmp";
+    {
+      std::ofstream out(tmp, std::ios::trunc);
+      out << iso << "\n";
+      ASSERT_TRUE(out.good()) << tmp;
+    }
+    ASSERT_EQ(std::rename(tmp.c_str(), TestClockFile().c_str()), 0);
   }
 
   const std::string& dir() const { return dir_; }

@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <capnp/ez-rpc.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -109,6 +110,53 @@ int RunCustosd(const std::string& dir, std::vector<std::string> args,
   int status = 0;
   waitpid(pid, &status, 0);
   return status;
+}
+
+// Runs custosd with `args` to its end, its standard error into `err_file`;
+// its exit status.
+int RunCustosdCapturingStderr(const std::string& dir,
+                              std::vector<std::string> args,
+                              const std::string& err_file) {
+  args.insert(args.begin(), CUSTOSD_PATH);
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    if (chdir(dir.c_str()) != 0) _exit(126);
+    const int fd = open(err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0 || dup2(fd, STDERR_FILENO) < 0) _exit(126);
+    execv(CUSTOSD_PATH, argv.data());
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return status;
+}
+
+TEST_F(CustosdTest, TheProductionBuildRefusesTheTestClock) {
+  for (std::vector<std::string> args :
+       {std::vector<std::string>{"--test-clock", "2027-02-28T10:00:00Z"},
+        std::vector<std::string>{"--test-clock=2027-02-28T10:00:00Z"},
+        std::vector<std::string>{"--listen", "127.0.0.1:0", "--test-clock-file",
+                                 "clock"}}) {
+    const std::string err = dir_ + "/stderr";
+    const int status = RunCustosdCapturingStderr(dir_, args, err);
+    ASSERT_TRUE(WIFEXITED(status)) << status;
+    EXPECT_EQ(WEXITSTATUS(status), 2) << args.back();
+    std::ifstream in(err);
+    std::string line;
+    std::getline(in, line);
+    EXPECT_EQ(line,
+              "custosd: --test-clock is not available: this is the "
+              "production build, whose clock is the system clock; the test "
+              "clock exists only in the test build custosd-testclock "
+              "(custosd(8))");
+    // Refused before anything was created.
+    EXPECT_FALSE(fs::exists(dir_ + "/custos-data"));
+    EXPECT_FALSE(fs::exists(dir_ + "/custos-master.key"));
+    EXPECT_FALSE(fs::exists(dir_ + "/clock"));
+  }
 }
 
 // A TCP port free a moment ago.

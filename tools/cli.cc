@@ -5,17 +5,15 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <boost/date_time/gregorian/gregorian.hpp>
-#include <boost/date_time/posix_time/posix_time.hpp>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iostream>
-#include <regex>
 
 #include "base/status.h"
+#include "base/time_text.h"
 #include "crypto/master_key.h"
 #include "server/errors.h"
 #include "server/first_start.h"
@@ -156,51 +154,19 @@ void WritePrivateFile(const std::string& path, std::string_view content) {
 }
 
 int64_t ParseTime(std::string_view text, std::string_view flag) {
-  static const std::regex kForm(
-      R"(^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.(\d{1,6}))?)"
-      R"((Z|([+-])(\d{2}):(\d{2}))$)");
-  std::cmatch m;
-  const std::string s(text);
-  auto bad = [&] {
-    return UsageError(std::string(flag) + ": expected a date-time with a " +
-                      "zone, as 2027-01-31T09:00:00Z or " +
-                      "2027-01-31T10:00:00+01:00, not '" + s + "'");
-  };
-  if (!std::regex_match(s.c_str(), m, kForm)) throw bad();
-  auto num = [&](int i) { return std::stoi(m[i].str()); };
-  try {
-    const boost::gregorian::date day(num(1), num(2), num(3));
-    if (num(4) > 23 || num(5) > 59 || num(6) > 59) throw bad();
-    const boost::posix_time::ptime epoch(boost::gregorian::date(1970, 1, 1));
-    const boost::posix_time::ptime at(day,
-                                      boost::posix_time::hours(num(4)) +
-                                          boost::posix_time::minutes(num(5)) +
-                                          boost::posix_time::seconds(num(6)));
-    int64_t micros = (at - epoch).total_microseconds();
-    if (m[8].matched) {
-      std::string fraction = m[8].str();
-      fraction.resize(6, '0');
-      micros += std::stoll(fraction);
-    }
-    if (m[10].matched) {
-      if (num(11) > 23 || num(12) > 59) throw bad();
-      const int64_t offset =
-          (int64_t{num(11)} * 3600 + int64_t{num(12)} * 60) * 1'000'000;
-      micros += m[10].str() == "+" ? -offset : offset;
-    }
-    return micros;
-  } catch (const std::out_of_range&) {  // Boost's bad day, month or year.
-    throw bad();
+  auto t = ParseTimestamp(text);
+  if (!t) {
+    throw UsageError(std::string(flag) + ": expected a date-time with a " +
+                     "zone, as 2027-01-31T09:00:00Z or " +
+                     "2027-01-31T10:00:00+01:00, not '" + std::string(text) +
+                     "'");
   }
+  return ToMicros(*t);
 }
 
 std::string FormatTime(int64_t micros) {
   if (micros == 0) return "";
-  const boost::posix_time::ptime epoch(boost::gregorian::date(1970, 1, 1));
-  const auto at = epoch + boost::posix_time::microseconds(micros);
-  std::string out = boost::posix_time::to_iso_extended_string(at);
-  out.push_back('Z');
-  return out;
+  return FormatTimestamp(FromMicros(micros));
 }
 
 nlohmann::json TimeJson(int64_t micros) {

@@ -1,0 +1,212 @@
+// 32 clients at once (issue 12): each on its own connection to a real
+// server over its real unix socket, from its own thread and event loop,
+// creating, reading, listing and closing records, some about the same
+// people. No call may fail, and afterwards the store must be consistent:
+// every acknowledged create readable by its owner with its content, the
+// counts by state what the clients did, the history chain whole.
+
+#include <capnp/ez-rpc.h>
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <latch>
+#include <map>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "schema/custos.capnp.h"
+#include "tests/server_fixture.h"
+
+namespace custos::testing {
+namespace {
+
+constexpr int kClients = 32;
+constexpr int kRounds = 24;  // Per client.
+
+// What one client was told: its records by id, and their content.
+struct Written {
+  std::string tag;  // The attribute "tag"; also in the personal field.
+  bool closed = false;
+};
+
+struct ClientLog {
+  std::map<uint64_t, Written> records;
+  std::vector<std::string> errors;
+};
+
+std::string Tag(int client, int round) {
+  return "c" + std::to_string(client) + "-r" + std::to_string(round);
+}
+
+// Fills `r`: a request with attribute tag=`tag` about one of eight people
+// shared by every client, whose "note" field is "note " + tag.
+void Fill(rpc::NewRecord::Builder r, const std::string& tag, int person) {
+  r.setKind("request");
+  auto attrs = r.initAttributes(1);
+  attrs[0].setKey("tag");
+  attrs[0].setValue(tag);
+  auto part = r.initPersonal(1)[0];
+  part.setSubjectIdentifier("person-" + std::to_string(person) +
+                            "@example.org");
+  auto fields = part.initFields(1);
+  fields[0].setName("note");
+  fields[0].setValue("note " + tag);
+}
+
+// One client's work: create every round; read back every third record;
+// close every fourth; list its records every fifth round and check the
+// count. Every failure is logged, never thrown.
+// All clients log in, wait at `start` for each other, then work at once.
+void RunClient(const std::string& socket, const std::string& principal,
+               const std::string& token, int client, std::latch& start,
+               ClientLog& log) {
+  bool arrived = false;
+  try {
+    capnp::EzRpcClient rpc_client("unix:" + socket);
+    auto& wait = rpc_client.getWaitScope();
+    auto login = rpc_client.getMain<rpc::Gateway>().loginRequest();
+    login.setPrincipal(principal);
+    login.setToken(token);
+    auto session = login.send().wait(wait).getSession();
+    session.whoAmIRequest().send().wait(wait);  // Logged in.
+    arrived = true;
+    start.arrive_and_wait();
+    for (int round = 0; round < kRounds; ++round) {
+      const std::string tag = Tag(client, round);
+      auto create = session.createRequest();
+      Fill(create.initRecord(), tag, (client + round) % 8);
+      const uint64_t id = create.send().wait(wait).getId();
+      log.records[id] = Written{tag, false};
+      if (round % 3 == 0) {
+        auto get = session.getRequest();
+        get.setId(id);
+        auto response = get.send().wait(wait);
+        auto record = response.getRecord();
+        const auto parts = record.getParts();
+        if (record.getState() != rpc::RecordState::ACTIVE ||
+            parts.size() != 1 || parts[0].getFields().size() != 1 ||
+            parts[0].getFields()[0].getValue() != ("note " + tag).c_str()) {
+          log.errors.push_back(tag + ": read back wrong");
+        }
+      }
+      if (round % 4 == 1) {
+        auto close = session.closeRequest();
+        close.setId(id);
+        close.send().wait(wait);
+        log.records[id].closed = true;
+      }
+      if (round % 5 == 4) {
+        auto list = session.listRequest();
+        list.initQuery().setLimit(1000);
+        auto response = list.send().wait(wait);
+        if (response.getRecords().size() != log.records.size()) {
+          log.errors.push_back(
+              tag + ": listed " + std::to_string(response.getRecords().size()) +
+              " records, not " + std::to_string(log.records.size()));
+        }
+      }
+    }
+  } catch (const kj::Exception& e) {
+    log.errors.push_back(std::string(e.getDescription().cStr()));
+  }
+  if (!arrived) start.count_down();  // Never leave the others waiting.
+}
+
+using ServerConcurrencyTest = ServerFixture;
+
+TEST_F(ServerConcurrencyTest, ThirtyTwoClientsAtOnceLeaveAConsistentStore) {
+  std::vector<std::string> tokens;
+  for (int c = 0; c < kClients; ++c) {
+    tokens.push_back(
+        CreatePrincipal("client-" + std::to_string(c), rpc::Role::USER));
+  }
+  std::vector<ClientLog> logs(kClients);
+  std::vector<std::thread> threads;
+  std::latch start(kClients);
+  const std::string socket = dir_ + "/custosd.sock";
+  for (int c = 0; c < kClients; ++c) {
+    threads.emplace_back(RunClient, socket, "client-" + std::to_string(c),
+                         tokens[c], c, std::ref(start), std::ref(logs[c]));
+  }
+  for (auto& t : threads) t.join();
+
+  size_t total = 0, closed = 0;
+  std::set<uint64_t> all_ids;
+  for (int c = 0; c < kClients; ++c) {
+    EXPECT_EQ(logs[c].errors, std::vector<std::string>{}) << "client " << c;
+    EXPECT_EQ(logs[c].records.size(), size_t{kRounds}) << "client " << c;
+    for (const auto& [id, written] : logs[c].records) {
+      all_ids.insert(id);
+      closed += written.closed ? 1 : 0;
+    }
+    total += logs[c].records.size();
+  }
+  ASSERT_EQ(all_ids.size(), total) << "an id was given twice";
+  ASSERT_EQ(total, size_t{kClients * kRounds});
+
+  // Every owner finds exactly its records, each with its content.
+  for (int c = 0; c < kClients; ++c) {
+    auto session = Login("client-" + std::to_string(c), tokens[c]);
+    ASSERT_TRUE(session);
+    auto list = session->listRequest();
+    list.initQuery().setLimit(1000);
+    auto listed = list.send().wait(wait());
+    ASSERT_EQ(listed.getRecords().size(), logs[c].records.size());
+    auto get_many = session->getManyRequest();
+    auto ids = get_many.initIds(static_cast<unsigned>(logs[c].records.size()));
+    unsigned i = 0;
+    for (const auto& [id, written] : logs[c].records) ids.set(i++, id);
+    auto got = get_many.send().wait(wait());
+    ASSERT_EQ(got.getResults().size(), logs[c].records.size());
+    for (auto result : got.getResults()) {
+      const Written& written = logs[c].records.at(result.getId());
+      ASSERT_TRUE(result.isRecord())
+          << written.tag << ": " << result.getError().cStr();
+      auto record = result.getRecord();
+      ASSERT_EQ(record.getAttributes().size(), 1u);
+      EXPECT_EQ(std::string(record.getAttributes()[0].getValue()), written.tag);
+      EXPECT_EQ(record.getOwner(), ("client-" + std::to_string(c)).c_str());
+      if (written.closed) {
+        EXPECT_EQ(record.getState(), rpc::RecordState::CLOSED) << written.tag;
+        EXPECT_FALSE(record.getPersonalIncluded()) << written.tag;
+      } else {
+        EXPECT_EQ(record.getState(), rpc::RecordState::ACTIVE) << written.tag;
+        ASSERT_EQ(record.getParts().size(), 1u) << written.tag;
+        EXPECT_EQ(std::string(record.getParts()[0].getFields()[0].getValue()),
+                  "note " + written.tag);
+      }
+    }
+  }
+
+  // The counts by state, as the admin sees them.
+  auto admin = AdminSession();
+  auto count = [&](rpc::RecordState state) {
+    size_t n = 0;
+    uint64_t after = 0;
+    do {
+      auto list = admin.listRequest();
+      auto query = list.initQuery();
+      query.setHasState(true);
+      query.setState(state);
+      query.setLimit(1000);
+      query.setAfterId(after);
+      auto response = list.send().wait(wait());
+      n += response.getRecords().size();
+      after = response.getNextAfterId();
+    } while (after != 0);
+    return n;
+  };
+  EXPECT_EQ(count(rpc::RecordState::ACTIVE), total - closed);
+  EXPECT_EQ(count(rpc::RecordState::CLOSED), closed);
+
+  auto verify = AdminFacet(admin).verifyChainRequest().send().wait(wait());
+  EXPECT_TRUE(verify.getOk()) << verify.getProblem().cStr();
+  // At least a create per record and a close per closed one.
+  EXPECT_GE(verify.getVerified(), total + closed);
+  EXPECT_EQ(verify.getVerified(), verify.getHeadSeq());
+}
+
+}  // namespace
+}  // namespace custos::testing
