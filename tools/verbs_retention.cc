@@ -26,17 +26,20 @@ nlohmann::json HoldJson(rpc::Hold::Reader h) {
           {"released_by", h.getReleasedBy().cStr()}};
 }
 
-// While a sweep runs, an indeterminate progress bar with the time waited,
-// redrawn on stderr every 100 ms. The server reports nothing until the
-// sweep ends, so it shows that the tool is waiting and for how long, never
-// how much is done. Only on a terminal: when stdout and stderr are both
-// ttys (and TERM is not "dumb"), and never with --json.
+// While a sweep runs, a progress bar redrawn on stderr every 100 ms: the
+// time waited and, from Admin.sweepProgress (asked every 500 ms on the
+// connection's ordinary lane while the sweep holds the long one), the
+// sweep's phase and the due records processed so far. The sweep has no
+// total (the engine counts what is due as it goes), so the bar itself
+// only moves. Only on a terminal: when stdout and stderr are both ttys
+// (and TERM is not "dumb"), and never with --json.
 class SweepIndicator {
  public:
   SweepIndicator(Connection& c, bool json)
       : shown_(!json && isatty(STDOUT_FILENO) && isatty(STDERR_FILENO) &&
                std::string_view(Env("TERM")) != "dumb") {
     if (!shown_) return;
+    admin_ = c.Admin();
     start_ = std::chrono::steady_clock::now();
     ticks_ = Tick(c.timer(), 0).eagerlyEvaluate(nullptr);
   }
@@ -44,6 +47,7 @@ class SweepIndicator {
   ~SweepIndicator() {
     if (!shown_) return;
     ticks_ = nullptr;
+    poll_ = nullptr;
     std::fputs("\r\033[K", stderr);
     std::fflush(stderr);
   }
@@ -56,6 +60,30 @@ class SweepIndicator {
     return v == nullptr ? "" : v;
   }
 
+  // Asks for the sweep's progress unless an answer is still awaited; a
+  // server without the call (or any failure) leaves the line as it was.
+  void Poll() {
+    if (polling_ || admin_ == nullptr) return;
+    polling_ = true;
+    KJ_IF_MAYBE (admin, admin_) {
+      poll_ = admin->sweepProgressRequest()
+                  .send()
+                  .then([this](auto response) {
+                    if (response.getRunning()) {
+                      progress_ =
+                          std::string(", ")
+                              .append(response.getPhase().cStr())
+                              .append(": ")
+                              .append(std::to_string(response.getRecordsDone()))
+                              .append(" records");
+                    }
+                  })
+                  .catch_([](kj::Exception&&) {})
+                  .then([this] { polling_ = false; })
+                  .eagerlyEvaluate(nullptr);
+    }
+  }
+
   kj::Promise<void> Tick(kj::Timer& timer, int frame) {
     constexpr int kWidth = 20, kBlock = 5;
     const int at = frame % (2 * (kWidth - kBlock));
@@ -65,14 +93,20 @@ class SweepIndicator {
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start_)
             .count();
-    std::fprintf(stderr, "\r\033[K[%s] sweeping, %.1f s", bar.c_str(), seconds);
+    std::fprintf(stderr, "\r\033[K[%s] sweeping, %.1f s%s", bar.c_str(),
+                 seconds, progress_.c_str());
     std::fflush(stderr);
+    if (frame % 5 == 1) Poll();
     return timer.afterDelay(100 * kj::MILLISECONDS)
         .then([this, t = &timer, frame] { return Tick(*t, frame + 1); });
   }
 
   bool shown_;
   std::chrono::steady_clock::time_point start_;
+  kj::Maybe<rpc::Admin::Client> admin_;
+  std::string progress_;  // ", transitions: 1200 records", once known.
+  bool polling_ = false;
+  kj::Promise<void> poll_ = nullptr;
   kj::Promise<void> ticks_ = nullptr;
 };
 
