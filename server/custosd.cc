@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -158,6 +159,7 @@ int main(int argc, char** argv) {
   std::string key_file = "./custos-master.key";
   std::string token_file = "./custos-admin.token";
   std::string socket_path;  // Default: <data_dir>/custosd.sock.
+  std::string backup_dir = "./custos-backups";
   std::string listen = "127.0.0.1:7457";
   bool allow_remote_plain_tcp = false;
   bool no_sync = false;
@@ -183,6 +185,10 @@ int main(int argc, char** argv) {
   app.add_option("--socket", socket_path,
                  "the unix socket (default: DATA_DIR/custosd.sock; '' for "
                  "none)");
+  app.add_option("--backup-dir", backup_dir,
+                 "the only directory where admins' backups and restore kits "
+                 "are written and read (created, mode 0700, if missing)")
+      ->capture_default_str();
   app.add_option("--listen", listen, "host:port for TCP ('' for none)")
       ->capture_default_str();
   app.add_flag("--allow-remote-plain-tcp", allow_remote_plain_tcp,
@@ -332,6 +338,18 @@ int main(int argc, char** argv) {
   server_options.tcp_address = listen;
   server_options.allow_remote_plain_tcp = allow_remote_plain_tcp;
   server_options.workers = workers;
+  {
+    std::error_code ec;
+    const std::filesystem::path dir = std::filesystem::absolute(backup_dir, ec);
+    if (ec) return Die("cannot resolve --backup-dir " + backup_dir);
+    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+      return Die("cannot create the backup directory " + dir.string());
+    }
+    if (!std::filesystem::is_directory(dir, ec)) {
+      return Die("--backup-dir " + dir.string() + " is not a directory");
+    }
+    server_options.backup_dir = dir.string();
+  }
   server_options.tls_certificate_pem = std::move(tls_cert_pem);
   server_options.tls_private_key_pem = std::move(tls_key_pem);
   server_options.tls_handshake_timeout = std::chrono::milliseconds(

@@ -217,6 +217,7 @@ Status Server::Run(std::function<void()> ready) {
   auto serve = [&](kj::Own<kj::AsyncIoStream>&& stream) -> kj::Promise<void> {
     auto conn = std::make_shared<Connection>(
         Connection{engine_, pool, pool.NewLane(), timer});
+    conn->backup_dir = options_.backup_dir;
     auto state = kj::heap<ConnectionState>();
     state->stream = kj::mv(stream);
     state->network = kj::heap<capnp::TwoPartyVatNetwork>(

@@ -61,6 +61,11 @@ struct ServerOptions {
   // format, /health). Loopback only. Empty: none. Port 0 picks a free port
   // (metrics_port() says which).
   std::string metrics_address;
+  // Absolute directory inside which Admin.backup, verifyBackup and
+  // exportRestoreKit may write and read (their paths, symbolic links
+  // resolved, must lie inside it; PermissionDenied otherwise). Empty: those
+  // calls are refused with FailedPrecondition.
+  std::string backup_dir;
   // Engine calls run on this many threads. REQUIRES: >= 1.
   size_t workers = 4;
   // Largest message a connection may send, in 8-byte words (Cap'n Proto's

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <functional>
 #include <optional>
 #include <string>
@@ -386,6 +387,32 @@ Status RequireAdmin(Engine& engine, const Actor& actor) {
   if (!who) return who.error();
   if (!who->HasRole(Role::kAdmin)) {
     return Status::PermissionDenied("this call needs the admin role");
+  }
+  return Status::Ok();
+}
+
+// Backups and restore kits go only inside the server's backup directory
+// (ServerOptions::backup_dir): `path`, with the symbolic links of its
+// existing part resolved, must lie strictly inside that directory, itself
+// resolved. On the worker (it touches the filesystem). Never echoes a path.
+Status CheckInBackupDir(const std::string& backup_dir,
+                        const std::string& path) {
+  if (backup_dir.empty()) {
+    return Status::FailedPrecondition(
+        "this server has no backup directory (custosd --backup-dir)");
+  }
+  std::error_code ec;
+  std::string root = std::filesystem::weakly_canonical(backup_dir, ec);
+  if (ec) {
+    return Status::Internal("the server's backup directory cannot be resolved");
+  }
+  while (root.size() > 1 && root.ends_with('/')) root.pop_back();
+  const std::string target = std::filesystem::weakly_canonical(path, ec);
+  if (ec) return Status::InvalidArgument("the path cannot be resolved");
+  if (!target.starts_with(root + "/") || target.size() <= root.size() + 1) {
+    return Status::PermissionDenied(
+        "backups and restore kits are written and read only inside the "
+        "server's backup directory");
   }
   return Status::Ok();
 }
@@ -859,7 +886,11 @@ class AdminImpl final : public rpc::Admin::Server {
     return OnLongLane<Result<BackupReport>>(
                *conn_,
                [engine = &conn_->engine, actor = actor_,
-                dir = ServerPath(context.getParams().getDir())]() {
+                root = conn_->backup_dir,
+                dir = ServerPath(
+                    context.getParams().getDir())]() -> Result<BackupReport> {
+                 CUSTOS_RETURN_IF_ERROR(RequireAdmin(*engine, actor));
+                 CUSTOS_RETURN_IF_ERROR(CheckInBackupDir(root, dir));
                  return engine->Backup(actor, dir);
                })
         .then([context](kj::Own<Result<BackupReport>> r) mutable {
@@ -877,9 +908,11 @@ class AdminImpl final : public rpc::Admin::Server {
     return OnLongLane<Result<BackupVerification>>(
                *conn_,
                [engine = &conn_->engine, actor = actor_,
+                root = conn_->backup_dir,
                 dir = ServerPath(context.getParams().getDir())]()
                    -> Result<BackupVerification> {
                  CUSTOS_RETURN_IF_ERROR(RequireAdmin(*engine, actor));
+                 CUSTOS_RETURN_IF_ERROR(CheckInBackupDir(root, dir));
                  return Engine::VerifyBackup(dir);
                })
         .then([context](kj::Own<Result<BackupVerification>> r) mutable {
@@ -898,7 +931,10 @@ class AdminImpl final : public rpc::Admin::Server {
     return OnLongLane<Status>(
                *conn_,
                [engine = &conn_->engine, actor = actor_,
-                path = ServerPath(context.getParams().getPath())]() {
+                root = conn_->backup_dir,
+                path = ServerPath(context.getParams().getPath())]() -> Status {
+                 CUSTOS_RETURN_IF_ERROR(RequireAdmin(*engine, actor));
+                 CUSTOS_RETURN_IF_ERROR(CheckInBackupDir(root, path));
                  return engine->ExportRestoreKit(actor, path);
                })
         .then([](kj::Own<Status> s) { Check(*s); });

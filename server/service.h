@@ -16,6 +16,7 @@
 
 #include <atomic>
 #include <memory>
+#include <string>
 
 #include "schema/custos.capnp.h"
 #include "server/worker_pool.h"
@@ -47,6 +48,8 @@ struct Connection {
   // created at its first such call: a backup that runs for minutes holds
   // one worker, never the connection's other calls (docs/api.md).
   std::shared_ptr<WorkerPool::Lane> long_lane = nullptr;
+  // ServerOptions::backup_dir.
+  std::string backup_dir = "";
   // Shared with the worker of a running sweep, which may outlive the call.
   std::shared_ptr<SweepStatus> sweep_status = std::make_shared<SweepStatus>();
 };

@@ -47,7 +47,9 @@ class CustosdProcess {
   // for its unix socket. A test failure if it exits first.
   void Start(const char* binary, std::vector<std::string> extra = {},
              std::vector<std::string> env = {}) {
-    std::vector<std::string> args = {binary, "--listen", "127.0.0.1:0"};
+    // Backups and kits anywhere in the test's directory.
+    std::vector<std::string> args = {binary, "--listen", "127.0.0.1:0",
+                                     "--backup-dir", dir_};
     args.insert(args.end(), extra.begin(), extra.end());
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());

@@ -460,6 +460,34 @@ TEST_F(ServerAdminTest, ABackupIsWrittenVerifiedAndRestorableWithItsKit) {
   dotdot.setDir(dir_ + "/../elsewhere");
   EXPECT_EQ(StatusOf(dotdot.send(), wait()).code(),
             StatusCode::kInvalidArgument);
+  // Only inside the server's backup directory (here the test's directory),
+  // symbolic links resolved.
+  char outside_tmpl[] = "/tmp/custos-outside-XXXXXX";
+  ASSERT_NE(mkdtemp(outside_tmpl), nullptr);
+  const std::string outside = outside_tmpl;
+  auto elsewhere = admin.backupRequest();
+  elsewhere.setDir(outside + "/backup");
+  Status denied = StatusOf(elsewhere.send(), wait());
+  EXPECT_EQ(denied.code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(denied.message(),
+            "backups and restore kits are written and read only inside the "
+            "server's backup directory");
+  std::filesystem::create_directory_symlink(outside, dir_ + "/link");
+  auto through_link = admin.exportRestoreKitRequest();
+  through_link.setPath(dir_ + "/link/restore.kit");
+  EXPECT_EQ(StatusOf(through_link.send(), wait()).code(),
+            StatusCode::kPermissionDenied);
+  auto verify_outside = admin.verifyBackupRequest();
+  verify_outside.setDir(outside);
+  EXPECT_EQ(StatusOf(verify_outside.send(), wait()).code(),
+            StatusCode::kPermissionDenied);
+  auto the_root = admin.backupRequest();
+  the_root.setDir(dir_);
+  EXPECT_EQ(StatusOf(the_root.send(), wait()).code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_TRUE(std::filesystem::is_empty(outside));
+  std::filesystem::remove_all(outside);
+
   auto none = admin.verifyBackupRequest();
   none.setDir(dir_ + "/no-backup");
   EXPECT_EQ(StatusOf(none.send(), wait()).code(), StatusCode::kNotFound);

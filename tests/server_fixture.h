@@ -65,6 +65,7 @@ class ServerFixture : public ::testing::Test {
     server::ServerOptions so;
     so.unix_socket = dir_ + "/custosd.sock";
     so.workers = 2;
+    so.backup_dir = dir_;
     server_ = std::make_unique<server::Server>(*engine_, so);
     std::promise<void> ready;
     auto ready_future = ready.get_future();
