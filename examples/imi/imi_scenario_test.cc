@@ -1,0 +1,329 @@
+// The IMI scenario of issue 14, scripted against a real custosd-testclock
+// process over its unix socket, through examples/imi (the generated Cap'n
+// Proto client only). The server's clock is moved by the test build's
+// control file; every step asserts what each party sees, with the exact
+// dates of Regulation 1182/71 (a period of months ending on a day that
+// does not exist ends on the last day of that month).
+//
+// One story, in the order of its dates (a clock never goes back):
+//   2026-08-03  AT asks DE about a professional (request R)
+//   2026-08-10  DE answers (record A, granted to AT)
+//   2026-08-17  DE alerts about a provider established in FR (alert L1):
+//               FR and the Commission by default, AT added by DE's
+//               coordinator; the Commission sees no personal data
+//   2026-08-20  AT flags L1's data as incorrect; 08-21 DE rectifies it
+//   2026-08-31  R and A closed: personal data invisible to the recipient
+//   2026-09-01  FR alerts about a provider established in AT (alert L2);
+//               09-02 withdrawn as unfounded: invisible at once to all
+//   2026-09-03  a legal hold on L2's provider, at his request
+//   2026-10-15  L1 closed: personal data invisible at once
+//   2027-02-28  R and A blocked (31 August + 6 months)
+//   2027-03-02  L2's erasure due, postponed by the hold
+//   2027-04-15  L1 erased (15 October + 6 months)
+//   2027-06-01  an officer reads R for legal proceedings
+//   2027-12-31  the hold ends: L2 erased at once
+//   2029-08-31  R and A erased (31 August + 3 years)
+//   2031-05-05  the professional's access request, the subject report
+
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "examples/imi/imi_exchange.h"
+#include "tests/custosd_process.h"
+
+namespace imi {
+namespace {
+
+using custos::testing::CustosdProcess;
+using Seen = std::map<std::string, std::string>;
+
+constexpr char kNotFound[] = "NotFound: record not found";
+constexpr char kLena[] = "lena.schmidt@example.de";
+constexpr char kJan[] = "jan.kowalski@example.fr";
+constexpr char kMax[] = "max.huber@example.at";
+
+class ImiScenarioTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    custosd_.Start(CUSTOSD_TESTCLOCK_PATH,
+                   {"--test-clock", "2026-08-03T09:00:00Z",
+                    "--maintenance-interval", "86400", "--no-sync"});
+    exchange_ = std::make_unique<Exchange>("unix:" + custosd_.Socket(), "admin",
+                                           custosd_.AdminToken());
+  }
+  void TearDown() override {
+    exchange_.reset();
+    const int status = custosd_.Stop();
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  }
+  void At(const std::string& iso) { custosd_.SetTestClock(iso); }
+  // What `principal` gets for record `id`: the state, "" personal data
+  // marker and the refusal if any.
+  std::string Refused(const std::string& principal, uint64_t id) {
+    return Refusal([&] { exchange_->See(principal, id); });
+  }
+
+  CustosdProcess custosd_;
+  std::unique_ptr<Exchange> exchange_;
+};
+
+TEST(AlertCoordinatorTest, DefaultsToEstablishmentStateAndCommission) {
+  Alert alert;
+  alert.from_state = "DE";
+  alert.establishment_state = "FR";
+  EXPECT_EQ(AlertCoordinator("DE").Recipients(alert),
+            (std::vector<std::string>{"fr-dgccrf", "eu-commission"}));
+  EXPECT_EQ(
+      AlertCoordinator("DE").Recipients(alert, {"AT", "DE", "FR"}),
+      (std::vector<std::string>{"fr-dgccrf", "at-bmdw", "eu-commission"}));
+}
+
+TEST_F(ImiScenarioTest, RequestsAlertsAndAnAccessRequestYearsLater) {
+  Exchange& x = *exchange_;
+  EXPECT_EQ(x.SetUp(), (std::vector<std::string>{
+                           "alert block= erase=P6M history=P5Y",
+                           "request block=P6M erase=P3Y history=P5Y",
+                       }));
+
+  // --- 2026-08-03: Austria asks Germany about a professional. -----------
+  Request request;
+  request.legislative_area = "professional-qualifications";
+  request.from_state = "AT";
+  request.to_state = "DE";
+  request.sent_on = "2026-08-03";
+  request.professional = {kLena,
+                          {{"name", "Lena Schmidt"},
+                           {"qualification", "Meisterin im Elektrohandwerk"}}};
+  const uint64_t r = x.SendRequest(request);
+  {
+    const View v = x.See("de-bmas", r);
+    EXPECT_EQ(v.state, "ACTIVE");
+    EXPECT_EQ(v.owner, "at-bmdw");
+    EXPECT_EQ(v.grants, std::vector<std::string>{"de-bmas"});
+    ASSERT_TRUE(v.personal_included);
+    EXPECT_EQ(v.personal.at(kLena).at("name"), "Lena Schmidt");
+    EXPECT_EQ(v.attributes.at("legislative_area"),
+              "professional-qualifications");
+    EXPECT_EQ(v.created_at, Micros("2026-08-03T09:00:00Z"));
+  }
+  // Need to know: nobody else learns that it exists.
+  for (const char* other : {"fr-dgccrf", "eu-commission"}) {
+    EXPECT_EQ(Refused(other, r), kNotFound) << other;
+  }
+
+  // --- 2026-08-10: Germany answers. ------------------------------------
+  At("2026-08-10T10:00:00Z");
+  const uint64_t a =
+      x.Answer("de-bmas", r, "at-bmdw",
+               {kLena, {{"register", "HWK Berlin 4711"}, {"valid", "yes"}}});
+  EXPECT_EQ(x.See("at-bmdw", a).personal.at(kLena).at("register"),
+            "HWK Berlin 4711");
+  EXPECT_EQ(x.See("at-bmdw", a).attributes.at("answers"), std::to_string(r));
+
+  // --- 2026-08-17: Germany alerts about a provider established in FR. ---
+  At("2026-08-17T08:00:00Z");
+  Alert alert;
+  alert.legislative_area = "services";
+  alert.from_state = "DE";
+  alert.establishment_state = "FR";
+  alert.issued_on = "2026-08-17";
+  alert.provider = {kJan,
+                    {{"name", "Jan Kowalski"}, {"registration", "RCS 123"}}};
+  const uint64_t l1 = x.SendAlert(alert, AlertCoordinator("DE"), {"AT"});
+  for (const char* recipient : {"fr-dgccrf", "at-bmdw"}) {
+    const View v = x.See(recipient, l1);
+    EXPECT_EQ(v.state, "ACTIVE") << recipient;
+    ASSERT_TRUE(v.personal_included) << recipient;
+    EXPECT_EQ(v.personal.at(kJan).at("name"), "Jan Kowalski") << recipient;
+  }
+  {
+    const View v = x.See("eu-commission", l1);
+    EXPECT_EQ(v.grants, (std::vector<std::string>{"fr-dgccrf", "at-bmdw",
+                                                  "eu-commission"}));
+    EXPECT_FALSE(v.personal_included);
+    EXPECT_TRUE(v.personal.empty());
+    EXPECT_EQ(v.attributes, (Seen{{"established_in", "FR"},
+                                  {"from", "DE"},
+                                  {"issued_on", "2026-08-17"},
+                                  {"legislative_area", "services"}}));
+  }
+
+  // --- 2026-08-20: Austria flags the data as incorrect. -----------------
+  At("2026-08-20T14:00:00Z");
+  x.Flag("at-bmdw", l1, kJan, "registration number is RCS 124");
+  EXPECT_EQ(x.See("de-bmas", l1).flags,
+            std::vector<std::string>{
+                "at-bmdw 2026-08-20T14:00:00Z registration number is RCS 124"});
+  // The Commission learns that a flag exists, never what it says.
+  EXPECT_EQ(x.See("eu-commission", l1).flags,
+            std::vector<std::string>{"at-bmdw 2026-08-20T14:00:00Z "});
+  // Only the sender rectifies.
+  EXPECT_EQ(Refusal([&] {
+              x.Rectify("at-bmdw", l1, kJan, {{"registration", "RCS 124"}});
+            }).substr(0, 17),
+            "PermissionDenied:");
+
+  // --- 2026-08-21: Germany rectifies. ------------------------------------
+  At("2026-08-21T09:00:00Z");
+  EXPECT_EQ(x.Rectify("de-bmas", l1, kJan,
+                      {{"name", "Jan Kowalski"}, {"registration", "RCS 124"}}),
+            2u);
+  {
+    const View v = x.See("fr-dgccrf", l1);
+    EXPECT_EQ(v.version, 2u);
+    EXPECT_EQ(v.personal.at(kJan).at("registration"), "RCS 124");
+  }
+
+  // --- 2026-08-31 12:00: the request and its answer are closed. --------
+  At("2026-08-31T12:00:00Z");
+  x.Close("at-bmdw", r);
+  x.Close("de-bmas", a);
+  {
+    const View v = x.See("de-bmas", r);
+    EXPECT_EQ(v.state, "CLOSED");
+    EXPECT_EQ(v.closed_at, Micros("2026-08-31T12:00:00Z"));
+    EXPECT_FALSE(v.personal_included);
+    EXPECT_TRUE(v.personal.empty());
+    EXPECT_EQ(v.attributes.at("to"), "DE");
+  }
+
+  // --- 2026-09-01: France alerts about a provider established in AT. ---
+  At("2026-09-01T10:00:00Z");
+  Alert unfounded;
+  unfounded.legislative_area = "services";
+  unfounded.from_state = "FR";
+  unfounded.establishment_state = "AT";
+  unfounded.issued_on = "2026-09-01";
+  unfounded.provider = {kMax, {{"name", "Max Huber"}, {"trade", "roofer"}}};
+  const uint64_t l2 = x.SendAlert(unfounded, AlertCoordinator("FR"));
+  EXPECT_EQ(x.See("at-bmdw", l2).personal.at(kMax).at("name"), "Max Huber");
+  EXPECT_EQ(x.See("eu-commission", l2).state, "ACTIVE");
+
+  // --- 2026-09-02: it was unfounded: withdrawn, invisible at once. ------
+  At("2026-09-02T10:00:00Z");
+  x.Withdraw("fr-dgccrf", l2);
+  for (const char* p : {"fr-dgccrf", "at-bmdw", "eu-commission", "de-bmas"}) {
+    EXPECT_EQ(Refused(p, l2), kNotFound) << p;
+  }
+
+  // --- 2026-09-03: Max Huber asks that his data be kept: he is suing. --
+  At("2026-09-03T10:00:00Z");
+  const std::string hold = x.HoldAtSubjectsRequest(
+      "at-officer", kMax,
+      "at the subject's request: damages claim, HG Wien 10 Cg 1/26",
+      Micros("2027-12-31T00:00:00Z"));
+  EXPECT_EQ(hold.substr(0, 1), "h");
+
+  // --- 2026-10-15 16:00: Germany closes the alert. ------------------------
+  At("2026-10-15T16:00:00Z");
+  x.Close("de-bmas", l1);
+  for (const char* p : {"fr-dgccrf", "at-bmdw", "eu-commission"}) {
+    const View v = x.See(p, l1);
+    EXPECT_EQ(v.state, "CLOSED") << p;
+    EXPECT_FALSE(v.personal_included) << p;
+    EXPECT_TRUE(v.personal.empty()) << p;
+  }
+
+  // --- 2027-02-28: R and A blocked, six months after 31 August. --------
+  At("2027-02-28T11:59:59Z");
+  EXPECT_EQ(x.See("de-bmas", r).state, "CLOSED");
+  At("2027-02-28T12:00:00Z");
+  for (const char* p : {"at-bmdw", "de-bmas"}) {
+    EXPECT_EQ(Refused(p, r), kNotFound) << p;
+    EXPECT_EQ(Refused(p, a), kNotFound) << p;
+  }
+  {
+    const SweepResult s = x.Sweep();
+    EXPECT_EQ(s.blocked, 2u);
+    EXPECT_EQ(s.erased, 0u);
+    EXPECT_EQ(s.transitions,
+              (std::vector<std::string>{
+                  std::to_string(r) + " CLOSED->BLOCKED 2027-02-28T12:00:00Z",
+                  std::to_string(a) + " CLOSED->BLOCKED 2027-02-28T12:00:00Z",
+              }));
+  }
+
+  // --- 2027-03-02: L2's erasure is due, but the hold postpones it. -----
+  At("2027-03-02T10:00:00Z");
+  {
+    const SweepResult s = x.Sweep();
+    EXPECT_EQ(s.erased, 0u);
+    EXPECT_EQ(s.postponed, 1u);
+    EXPECT_EQ(s.held, std::vector<std::string>{std::to_string(l2) +
+                                               " until 2027-12-31T00:00:00Z"});
+  }
+  EXPECT_EQ(x.See("admin", l2).state, "BLOCKED");
+
+  // --- 2027-04-15: L1 erased, six months after its closure. -------------
+  At("2027-04-15T15:59:59Z");
+  EXPECT_EQ(x.See("fr-dgccrf", l1).state, "CLOSED");
+  At("2027-04-15T16:00:00Z");
+  for (const char* p : {"fr-dgccrf", "at-bmdw", "eu-commission", "de-bmas"}) {
+    EXPECT_EQ(Refused(p, l1), kNotFound) << p;
+  }
+  {
+    const SweepResult s = x.Sweep();
+    EXPECT_EQ(s.erased, 1u);
+    EXPECT_EQ(s.transitions,
+              std::vector<std::string>{std::to_string(l1) +
+                                       " CLOSED->ERASED 2027-04-15T16:00:00Z"});
+  }
+
+  // --- 2027-06-01: an officer reads R for legal proceedings. ------------
+  At("2027-06-01T09:00:00Z");
+  EXPECT_EQ(Refused("de-officer", r), kNotFound);  // Not without a purpose.
+  {
+    const View v =
+        x.SeeForProceedings("de-officer", r, "LG Berlin 12 O 345/27");
+    EXPECT_EQ(v.state, "BLOCKED");
+    EXPECT_EQ(v.blocked_at, Micros("2027-02-28T12:00:00Z"));
+    ASSERT_TRUE(v.personal_included);
+    EXPECT_EQ(v.personal.at(kLena).at("qualification"),
+              "Meisterin im Elektrohandwerk");
+  }
+
+  // --- 2027-12-31: the hold ends; L2's erasure is due at once. ----------
+  At("2027-12-31T00:00:00Z");
+  {
+    const SweepResult s = x.Sweep();
+    EXPECT_EQ(s.erased, 1u);
+    EXPECT_EQ(s.postponed, 0u);
+    ASSERT_EQ(s.transitions.size(), 1u);
+    EXPECT_EQ(s.transitions[0].substr(0, s.transitions[0].find(' ')),
+              std::to_string(l2));
+  }
+  EXPECT_EQ(x.See("admin", l2).state, "ERASED");
+
+  // --- 2029-08-31: R and A erased, three years after closure. ----------
+  At("2029-08-31T11:59:59Z");
+  EXPECT_EQ(x.See("admin", r).state, "BLOCKED");
+  At("2029-08-31T12:00:00Z");
+  EXPECT_EQ(x.See("admin", r).state, "ERASED");
+  {
+    const SweepResult s = x.Sweep();
+    EXPECT_EQ(s.erased, 2u);
+  }
+  {
+    const View v = x.SeeForProceedings("de-officer", r, "LG Berlin appeal");
+    EXPECT_EQ(v.state, "ERASED");
+    EXPECT_EQ(v.erased_at, Micros("2029-08-31T12:00:00Z"));
+    EXPECT_FALSE(v.personal_included);
+  }
+
+  // --- 2031-05-05: Lena Schmidt's access request. ------------------------
+  At("2031-05-05T10:00:00Z");
+  const SubjectReport lena = x.AnswerAccessRequest(kLena);
+  EXPECT_NE(
+      lena.json.find("\"subject_identifier\": \"lena.schmidt@example.de\""),
+      std::string::npos);
+  // (Checked in detail below with the JSON parsed by the host's library.)
+  EXPECT_NE(lena.html.find("<td>2027-06-01T09:00:00Z</td>"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace imi
