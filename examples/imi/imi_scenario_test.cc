@@ -23,13 +23,16 @@
 //   2027-06-01  an officer reads R for legal proceedings
 //   2027-12-31  the hold ends: L2 erased at once
 //   2029-08-31  R and A erased (31 August + 3 years)
-//   2031-05-05  the professional's access request, the subject report
+//   2031-05-05  the access requests of the professional and of both
+//               providers: the subject reports (JSON, and the host's HTML
+//               page) list every recipient and reader, and when
 
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -47,6 +50,55 @@ constexpr char kLena[] = "lena.schmidt@example.de";
 constexpr char kJan[] = "jan.kowalski@example.fr";
 constexpr char kMax[] = "max.huber@example.at";
 
+// A report's records, one line each.
+std::vector<std::string> Records(const nlohmann::json& report) {
+  auto time = [](const nlohmann::json& t) {
+    return t.is_null() ? std::string("-") : t.get<std::string>();
+  };
+  std::vector<std::string> out;
+  for (const auto& r : report.at("records")) {
+    std::string to;
+    for (const auto& g : r.at("recipients")) {
+      if (!to.empty()) to += " ";
+      to += g.get<std::string>();
+    }
+    out.push_back(std::to_string(r.at("id").get<uint64_t>()) + " " +
+                  r.at("kind").get<std::string>() + " " +
+                  r.at("state").get<std::string>() + " " +
+                  r.at("owner").get<std::string>() + " to [" + to +
+                  "] created " + time(r.at("created_at")) + " closed " +
+                  time(r.at("closed_at")) + " blocked " +
+                  time(r.at("blocked_at")) + " erased " +
+                  time(r.at("erased_at")) + " personal " +
+                  std::to_string(r.at("personal").size()));
+  }
+  return out;
+}
+
+// A report's history, one line each: "at principal action record", then
+// the purpose and justification if any, and a grant's grantee or a hold.
+std::vector<std::string> History(const nlohmann::json& report) {
+  std::vector<std::string> out;
+  for (const auto& e : report.at("history")) {
+    std::string line = e.at("at").get<std::string>() + " " +
+                       e.at("principal_id").get<std::string>() + " " +
+                       e.at("action").get<std::string>() + " " +
+                       std::to_string(e.at("record_id").get<uint64_t>());
+    if (!e.at("purpose").get<std::string>().empty()) {
+      line += std::string(" ") + e.at("purpose").get<std::string>() + " " +
+              e.at("justification").get<std::string>();
+    }
+    for (const auto& f : e.at("fields")) {
+      const std::string field = f.get<std::string>();
+      if (field.rfind("grantee:", 0) == 0 || field.rfind("hold:", 0) == 0) {
+        line += std::string(" ") + field;
+      }
+    }
+    out.push_back(line);
+  }
+  return out;
+}
+
 class ImiScenarioTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -62,8 +114,7 @@ class ImiScenarioTest : public ::testing::Test {
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
   }
   void At(const std::string& iso) { custosd_.SetTestClock(iso); }
-  // What `principal` gets for record `id`: the state, "" personal data
-  // marker and the refusal if any.
+  // The refusal `principal` gets reading record `id` ("" if none).
   std::string Refused(const std::string& principal, uint64_t id) {
     return Refusal([&] { exchange_->See(principal, id); });
   }
@@ -121,9 +172,11 @@ TEST_F(ImiScenarioTest, RequestsAlertsAndAnAccessRequestYearsLater) {
   const uint64_t a =
       x.Answer("de-bmas", r, "at-bmdw",
                {kLena, {{"register", "HWK Berlin 4711"}, {"valid", "yes"}}});
-  EXPECT_EQ(x.See("at-bmdw", a).personal.at(kLena).at("register"),
-            "HWK Berlin 4711");
-  EXPECT_EQ(x.See("at-bmdw", a).attributes.at("answers"), std::to_string(r));
+  {
+    const View v = x.See("at-bmdw", a);
+    EXPECT_EQ(v.personal.at(kLena).at("register"), "HWK Berlin 4711");
+    EXPECT_EQ(v.attributes.at("answers"), std::to_string(r));
+  }
 
   // --- 2026-08-17: Germany alerts about a provider established in FR. ---
   At("2026-08-17T08:00:00Z");
@@ -293,9 +346,10 @@ TEST_F(ImiScenarioTest, RequestsAlertsAndAnAccessRequestYearsLater) {
     const SweepResult s = x.Sweep();
     EXPECT_EQ(s.erased, 1u);
     EXPECT_EQ(s.postponed, 0u);
-    ASSERT_EQ(s.transitions.size(), 1u);
-    EXPECT_EQ(s.transitions[0].substr(0, s.transitions[0].find(' ')),
-              std::to_string(l2));
+    // Due when the hold ended, not at the original deadline.
+    EXPECT_EQ(s.transitions, std::vector<std::string>{
+                                 std::to_string(l2) +
+                                 " BLOCKED->ERASED 2027-12-31T00:00:00Z"});
   }
   EXPECT_EQ(x.See("admin", l2).state, "ERASED");
 
@@ -307,6 +361,11 @@ TEST_F(ImiScenarioTest, RequestsAlertsAndAnAccessRequestYearsLater) {
   {
     const SweepResult s = x.Sweep();
     EXPECT_EQ(s.erased, 2u);
+    EXPECT_EQ(s.transitions,
+              (std::vector<std::string>{
+                  std::to_string(r) + " BLOCKED->ERASED 2029-08-31T12:00:00Z",
+                  std::to_string(a) + " BLOCKED->ERASED 2029-08-31T12:00:00Z",
+              }));
   }
   {
     const View v = x.SeeForProceedings("de-officer", r, "LG Berlin appeal");
@@ -315,14 +374,123 @@ TEST_F(ImiScenarioTest, RequestsAlertsAndAnAccessRequestYearsLater) {
     EXPECT_FALSE(v.personal_included);
   }
 
-  // --- 2031-05-05: Lena Schmidt's access request. ------------------------
+  // --- 2031-05-05: the access requests, years after the erasures. -------
   At("2031-05-05T10:00:00Z");
-  const SubjectReport lena = x.AnswerAccessRequest(kLena);
-  EXPECT_NE(
-      lena.json.find("\"subject_identifier\": \"lena.schmidt@example.de\""),
-      std::string::npos);
-  // (Checked in detail below with the JSON parsed by the host's library.)
-  EXPECT_NE(lena.html.find("<td>2027-06-01T09:00:00Z</td>"), std::string::npos);
+  {
+    const SubjectReport lena = x.AnswerAccessRequest(kLena);
+    const nlohmann::json report = nlohmann::json::parse(lena.json);
+    EXPECT_EQ(report.at("generated_at"), "2031-05-05T10:00:00Z");
+    EXPECT_EQ(report.at("subject_identifier"), kLena);
+    EXPECT_EQ(Records(report),
+              (std::vector<std::string>{
+                  std::to_string(r) +
+                      " request ERASED at-bmdw to [de-bmas] created "
+                      "2026-08-03T09:00:00Z closed 2026-08-31T12:00:00Z "
+                      "blocked 2027-02-28T12:00:00Z erased "
+                      "2029-08-31T12:00:00Z personal 0",
+                  std::to_string(a) +
+                      " request ERASED de-bmas to [at-bmdw] created "
+                      "2026-08-10T10:00:00Z closed 2026-08-31T12:00:00Z "
+                      "blocked 2027-02-28T12:00:00Z erased "
+                      "2029-08-31T12:00:00Z personal 0",
+              }));
+    const std::string rs = std::to_string(r);
+    const std::string as = std::to_string(a);
+    EXPECT_EQ(
+        History(report),
+        (std::vector<std::string>{
+            "2026-08-03T09:00:00Z at-bmdw create " + rs,
+            "2026-08-03T09:00:00Z at-bmdw grant " + rs + " grantee:de-bmas",
+            "2026-08-03T09:00:00Z de-bmas read " + rs,
+            "2026-08-10T10:00:00Z de-bmas create " + as,
+            "2026-08-10T10:00:00Z de-bmas grant " + as + " grantee:at-bmdw",
+            "2026-08-10T10:00:00Z at-bmdw read " + as,
+            "2026-08-31T12:00:00Z at-bmdw close " + rs,
+            "2026-08-31T12:00:00Z de-bmas close " + as,
+            "2027-02-28T12:00:00Z admin block " + rs,
+            "2027-02-28T12:00:00Z admin block " + as,
+            "2027-06-01T09:00:00Z de-officer read_restricted " + rs +
+                " public_interest LG Berlin 12 O 345/27",
+            "2029-08-31T12:00:00Z admin erase " + rs,
+            "2029-08-31T12:00:00Z admin erase " + as,
+        }));
+    // The page for the person: who received her data and when, by name.
+    EXPECT_NE(lena.html.find("<td>2026-08-03T09:00:00Z</td><td>"
+                             "Bundesministerium für Arbeit und Soziales "
+                             "(de-bmas)</td><td>read</td>"),
+              std::string::npos)
+        << lena.html;
+    EXPECT_NE(lena.html.find("<td>public_interest: LG Berlin 12 O "
+                             "345/27</td>"),
+              std::string::npos);
+    EXPECT_EQ(lena.html.find("Meisterin"), std::string::npos);
+  }
+  {
+    // Jan Kowalski: the alert's recipients, the Commission among them
+    // (granted, though it never got his data: no read of its own).
+    const nlohmann::json report =
+        nlohmann::json::parse(x.AnswerAccessRequest(kJan).json);
+    EXPECT_EQ(Records(report),
+              std::vector<std::string>{
+                  std::to_string(l1) +
+                  " alert ERASED de-bmas to [fr-dgccrf at-bmdw eu-commission] "
+                  "created 2026-08-17T08:00:00Z closed 2026-10-15T16:00:00Z "
+                  "blocked - erased 2027-04-15T16:00:00Z personal 0"});
+    const std::string l = std::to_string(l1);
+    EXPECT_EQ(
+        History(report),
+        (std::vector<std::string>{
+            "2026-08-17T08:00:00Z de-bmas create " + l,
+            "2026-08-17T08:00:00Z de-bmas grant " + l + " grantee:fr-dgccrf",
+            "2026-08-17T08:00:00Z de-bmas grant " + l + " grantee:at-bmdw",
+            "2026-08-17T08:00:00Z de-bmas grant " + l +
+                " grantee:eu-commission",
+            "2026-08-17T08:00:00Z fr-dgccrf read " + l,
+            "2026-08-17T08:00:00Z at-bmdw read " + l,
+            // Flag and Rectify read the record first, for the
+            // subject's id.
+            "2026-08-20T14:00:00Z at-bmdw read " + l,
+            "2026-08-20T14:00:00Z at-bmdw flag " + l,
+            // The sender reads the flag; Austria's refused rectify
+            // read the record first.
+            "2026-08-20T14:00:00Z de-bmas read " + l,
+            "2026-08-20T14:00:00Z at-bmdw read " + l,
+            "2026-08-21T09:00:00Z de-bmas read " + l,
+            "2026-08-21T09:00:00Z de-bmas rectify " + l,
+            "2026-08-21T09:00:00Z fr-dgccrf read " + l,
+            "2026-10-15T16:00:00Z de-bmas close " + l,
+            "2027-04-15T16:00:00Z admin erase " + l,
+        }));
+    // The flag survives, its note erased with the data.
+    ASSERT_EQ(report.at("records")[0].at("flags").size(), 1u);
+    EXPECT_EQ(report.at("records")[0].at("flags")[0].at("by"), "at-bmdw");
+    EXPECT_EQ(report.at("records")[0].at("flags")[0].at("note"), "");
+  }
+  {
+    // Max Huber: withdrawn, held at his request, erased when it ended.
+    const nlohmann::json report =
+        nlohmann::json::parse(x.AnswerAccessRequest(kMax).json);
+    EXPECT_EQ(Records(report),
+              std::vector<std::string>{
+                  std::to_string(l2) +
+                  " alert ERASED fr-dgccrf to [at-bmdw eu-commission] "
+                  "created 2026-09-01T10:00:00Z closed 2026-09-02T10:00:00Z "
+                  "blocked 2026-09-02T10:00:00Z erased 2027-12-31T00:00:00Z "
+                  "personal 0"});
+    const std::string l = std::to_string(l2);
+    EXPECT_EQ(
+        History(report),
+        (std::vector<std::string>{
+            "2026-09-01T10:00:00Z fr-dgccrf create " + l,
+            "2026-09-01T10:00:00Z fr-dgccrf grant " + l + " grantee:at-bmdw",
+            "2026-09-01T10:00:00Z fr-dgccrf grant " + l +
+                " grantee:eu-commission",
+            "2026-09-01T10:00:00Z at-bmdw read " + l,
+            "2026-09-02T10:00:00Z fr-dgccrf withdraw " + l,
+            "2026-09-03T10:00:00Z at-officer hold_set 0 hold:" + hold,
+            "2027-12-31T00:00:00Z admin erase " + l,
+        }));
+  }
 }
 
 }  // namespace
