@@ -178,6 +178,9 @@ class Exchange {
   View SeeForProceedings(const std::string& officer, uint64_t id,
                          const std::string& justification);
 
+  // Flag and Rectify read the record first to learn the subject's id
+  // (users have no findSubject): that read is a disclosure the history
+  // records, as any read.
   // A recipient notes that `identifier`'s data is incorrect.
   void Flag(const std::string& principal, uint64_t id,
             const std::string& identifier, const std::string& note);
