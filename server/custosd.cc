@@ -290,6 +290,12 @@ int main(int argc, char** argv) {
     auto cert = ReadFile(tls_cert_file);
     if (!cert) return Die("cannot read the TLS certificate " + tls_cert_file);
     tls_cert_pem = std::move(*cert);
+    struct stat key_stat {};
+    if (::stat(tls_key_file.c_str(), &key_stat) == 0 &&
+        (key_stat.st_mode & 077) != 0) {
+      return Die("the TLS private key " + tls_key_file +
+                 " may be read by others than its owner (chmod 600)");
+    }
     auto key = custos::crypto::GuardedBytes::ReadFile(tls_key_file,
                                                       kMaxTlsKeyFileBytes);
     if (!key)

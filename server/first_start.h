@@ -24,11 +24,15 @@ Status WritePrivateFile(const std::string& path, std::string_view content);
 
 // Creates the first admin (kFirstAdminId) of the store in `engine` if it
 // has no principal yet, and writes its token to the new file `token_file`
-// with WritePrivateFile. Returns true if it did, false if the store
-// already had principals (nothing is written). Errors: those of
-// WritePrivateFile (the admin then exists but its token is lost: start
-// again on a new data directory), and those of Engine::BootstrapAdmin
-// other than its FailedPrecondition for a store that has principals.
+// (as WritePrivateFile), which is created first: if it cannot be, no admin
+// is created. Returns true if it did, false if the store already had its
+// first admin (a restart; nothing is written, an existing `token_file` is
+// left as it is). Errors: AlreadyExists if `token_file` exists while the
+// store has no admin yet (a file from another store); those of creating or
+// writing the file (on a write failure the admin exists but its token is
+// lost: start again on a new data directory); those of
+// Engine::BootstrapAdmin other than its FailedPrecondition for a store
+// that has principals.
 Result<bool> BootstrapFirstAdmin(Engine& engine, const std::string& token_file);
 
 }  // namespace custos::server

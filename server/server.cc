@@ -177,11 +177,15 @@ Status Server::Run(std::function<void()> ready) {
     // The key's secret numbers go to OpenSSL's secure heap (private key
     // decoders allocate them there once it exists), never to its ordinary
     // heap; the PEM text is read from guarded memory without a copy.
+    // 1: the heap exists and is locked and guarded; 2 would mean it exists
+    // but could not be locked (mlock refused): refused as well, since the
+    // key could then be swapped out.
     if (CRYPTO_secure_malloc_initialized() == 0 &&
-        CRYPTO_secure_malloc_init(kTlsSecureHeapBytes, 32) == 0) {
+        CRYPTO_secure_malloc_init(kTlsSecureHeapBytes, 32) != 1) {
+      CRYPTO_secure_malloc_done();
       return Status::FailedPrecondition(
           "OpenSSL's secure heap for the TLS private key cannot be set up "
-          "(is the locked-memory limit, LimitMEMLOCK, too low?)");
+          "and locked (is the locked-memory limit, LimitMEMLOCK, too low?)");
     }
     try {
       tls_keypair = kj::heap<kj::TlsKeypair>(kj::TlsKeypair{

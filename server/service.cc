@@ -47,9 +47,16 @@ kj::Promise<kj::Own<T>> OnLane(Connection& conn,
   auto paf = kj::newPromiseAndCrossThreadFulfiller<kj::Own<Handoff<T>>>();
   conn.pool.Post(
       lane, [fn = std::move(fn), fulfiller = kj::mv(paf.fulfiller)]() mutable {
-        auto handoff = kj::heap<Handoff<T>>(fn);
-        handoff->ready.store(true, std::memory_order_release);
-        fulfiller->fulfill(kj::mv(handoff));
+        // An exception must not escape a worker (it would end the server):
+        // the call fails with Internal, its text never sent.
+        try {
+          auto handoff = kj::heap<Handoff<T>>(fn);
+          handoff->ready.store(true, std::memory_order_release);
+          fulfiller->fulfill(kj::mv(handoff));
+        } catch (...) {
+          fulfiller->reject(
+              ToException(Status::Internal("the call failed on the server")));
+        }
       });
   return paf.promise.then([](kj::Own<Handoff<T>> handoff) {
     // Always true by now (kj resolves the promise after the fulfil).
@@ -684,19 +691,28 @@ class AdminImpl final : public rpc::Admin::Server {
                  // 0: the engine's now.
                  options.as_of = as_of == 0 ? engine->Now() : FromMicros(as_of);
                  if (max_records != 0) options.max_records = max_records;
-                 status->phase = static_cast<int>(SweepPhase::kTransitions);
-                 status->records_done = 0;
-                 status->batches = 0;
-                 status->started_micros = ToMicros(engine->Now());
-                 status->running = true;
-                 options.progress = [status](const SweepProgress& progress) {
+                 // Published once the engine has accepted the sweep (its
+                 // first progress report): a refused sweep leaves the last
+                 // one's figures as they were. `running` ends with the call,
+                 // however it ends.
+                 const int64_t started = ToMicros(engine->Now());
+                 struct EndRunning {
+                   SweepStatus& s;
+                   ~EndRunning() { s.running = false; }
+                 } end_running{*status};
+                 bool published = false;
+                 options.progress = [status, started, &published](
+                                        const SweepProgress& progress) {
+                   if (!published) {
+                     published = true;
+                     status->started_micros = started;
+                     status->running = true;
+                   }
                    status->phase = static_cast<int>(progress.phase);
                    status->records_done = progress.records_done;
                    status->batches = progress.batches;
                  };
-                 auto report = engine->Sweep(actor, options);
-                 status->running = false;
-                 return report;
+                 return engine->Sweep(actor, options);
                })
         .then([context](kj::Own<Result<SweepReport>> r) mutable {
           ToRpc(Value(std::move(*r)), context.getResults().initReport());

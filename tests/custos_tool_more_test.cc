@@ -288,6 +288,10 @@ TEST_F(CustosToolMoreTest, OverTlsTheToolVerifiesTheServerAgainstItsCa) {
   std::ofstream(dir() + "/other-ca.pem") << other_ca.cert_pem;
   std::ofstream(dir() + "/server.pem") << server_cert.cert_pem;
   std::ofstream(dir() + "/server.key") << server_cert.key_pem;
+  // custosd refuses a private key others may read.
+  std::filesystem::permissions(
+      dir() + "/server.key",
+      std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
   custosd_.Start(CUSTOSD_PATH,
                  {"--tls-cert", "server.pem", "--tls-key", "server.key"});
   ASSERT_TRUE(Contains(custosd_.Log(), "TLS on 127.0.0.1:")) << custosd_.Log();

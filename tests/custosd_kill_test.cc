@@ -44,9 +44,16 @@ struct Acked {
   std::string content;
 };
 
+// From CUSTOS_KILL_ITERATIONS if set: a whole number of at least 1, else
+// the test fails (a 0 or a typo must not pass without a single kill).
 int Iterations() {
   const char* env = std::getenv("CUSTOS_KILL_ITERATIONS");
-  return env != nullptr ? std::atoi(env) : CUSTOS_KILL_ITERATIONS;
+  if (env == nullptr) return CUSTOS_KILL_ITERATIONS;
+  char* end = nullptr;
+  const long n = std::strtol(env, &end, 10);
+  EXPECT_TRUE(*env != '\0' && *end == '\0' && n >= 1 && n <= 10000)
+      << "CUSTOS_KILL_ITERATIONS=" << env;
+  return n >= 1 && n <= 10000 && *end == '\0' ? static_cast<int>(n) : 1;
 }
 
 // A session of `principal` on `socket`; the connection is retried for a

@@ -134,6 +134,59 @@ int RunCustosdCapturingStderr(const std::string& dir,
   return status;
 }
 
+// A token file left from another store must not cost the new store its
+// only admin: the start is refused before the admin is created, and once
+// the file is gone the next start creates the admin and writes its token.
+TEST_F(CustosdTest, ALeftoverTokenFileIsRefusedBeforeTheFirstAdminIsMade) {
+  const std::string token = dir_ + "/custos-admin.token";
+  { std::ofstream(token) << "token of another store\n"; }
+  const std::string err = dir_ + "/stderr";
+  const int status =
+      RunCustosdCapturingStderr(dir_, {"--listen", "127.0.0.1:0"}, err);
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  std::ifstream in(err);
+  const std::string said((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_NE(said.find("exists, but the store has no admin yet"),
+            std::string::npos)
+      << said;
+  std::ifstream kept(token);
+  std::string line;
+  std::getline(kept, line);
+  EXPECT_EQ(line, "token of another store");  // Never overwritten.
+
+  fs::remove(token);
+  Start();
+  EXPECT_EQ(ModeOf(token), 0600u);
+  EXPECT_EQ(AdminToken().empty(), false);
+  EXPECT_EQ(Stop(), 0);
+  // A restart with the token file in place is an ordinary restart.
+  Start();
+  EXPECT_EQ(Stop(), 0);
+}
+
+TEST_F(CustosdTest, ATlsPrivateKeyOthersMayReadIsRefused) {
+  { std::ofstream(dir_ + "/tls.crt") << "certificate\n"; }
+  { std::ofstream(dir_ + "/tls.key") << "private key\n"; }
+  fs::permissions(dir_ + "/tls.key", fs::perms::owner_read |
+                                         fs::perms::owner_write |
+                                         fs::perms::group_read);
+  const std::string err = dir_ + "/stderr";
+  const int status =
+      RunCustosdCapturingStderr(dir_,
+                                {"--listen", "127.0.0.1:0", "--tls-cert",
+                                 "tls.crt", "--tls-key", "tls.key"},
+                                err);
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  std::ifstream in(err);
+  std::string line;
+  std::getline(in, line);
+  EXPECT_EQ(line,
+            "custosd: the TLS private key tls.key may be read by others than "
+            "its owner (chmod 600)");
+}
+
 TEST_F(CustosdTest, TheProductionBuildRefusesTheTestClock) {
   for (std::vector<std::string> args :
        {std::vector<std::string>{"--test-clock", "2027-02-28T10:00:00Z"},

@@ -225,6 +225,18 @@ TEST_F(ServerAdminTest, SweepProgressReportsTheLastSweepOfTheConnection) {
   EXPECT_EQ(after.getRecordsDone(), 3u);
   EXPECT_EQ(after.getBatches(), 1u);
   EXPECT_EQ(after.getStartedMicros(), started);
+
+  // A refused sweep (ahead of now without a dry run) is not "the last
+  // sweep": the figures stay those of the sweep above.
+  auto ahead = admin.sweepRequest();
+  ahead.setAsOfMicros(started + kDay);
+  EXPECT_EQ(StatusOf(ahead.send(), wait()).code(),
+            StatusCode::kInvalidArgument);
+  auto still = admin.sweepProgressRequest().send().wait(wait());
+  EXPECT_FALSE(still.getRunning());
+  EXPECT_EQ(still.getPhase(), "compacting");
+  EXPECT_EQ(still.getRecordsDone(), 3u);
+  EXPECT_EQ(still.getStartedMicros(), started);
 }
 
 // ---- Holds, subjects, history

@@ -179,7 +179,11 @@ void AddJsonFlag(CLI::App& verb, Output& output) {
 }
 
 void PrintJson(const nlohmann::json& value) {
-  std::cout << value.dump(2) << "\n";
+  // Text that is not UTF-8 (nothing on the server requires it) is printed
+  // with U+FFFD in its place rather than aborting the command.
+  std::cout << value.dump(2, ' ', false,
+                          nlohmann::json::error_handler_t::replace)
+            << "\n";
 }
 
 void Table::Print() const {

@@ -124,5 +124,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "custos: %s\n",
                  custos::server::FromException(e).ToString().c_str());
     return kExitFailed;
+  } catch (const std::exception&) {
+    // Anything else (a file system error, memory): a failure, never an
+    // abort with a core that could hold a token or personal data. Its text
+    // may quote a path or data, so it is not printed.
+    std::fprintf(stderr, "custos: the command failed unexpectedly\n");
+    return kExitFailed;
   }
 }
