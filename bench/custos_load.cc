@@ -280,8 +280,9 @@ class ChildServer {
   ChildServer(const ChildServer&) = delete;
   ChildServer& operator=(const ChildServer&) = delete;
 
-  // Starts argv in dir() and waits (up to 60 s) for `socket` to exist.
-  void Start(std::vector<std::string> args, const std::string& socket) {
+  // Starts argv in dir() and waits (up to 60 s) for `ready` in its log
+  // (custosd's "custosd: serving": its socket then accepts connections).
+  void Start(std::vector<std::string> args, const std::string& ready) {
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -295,7 +296,7 @@ class ChildServer {
     }
     if (pid_ < 0) Die("fork");
     const auto deadline = Clock::now() + std::chrono::seconds(60);
-    while (!std::filesystem::exists(socket)) {
+    while (Log().find(ready) == std::string::npos) {
       int status = 0;
       if (waitpid(pid_, &status, WNOHANG) != 0 || Clock::now() > deadline) {
         pid_ = -1;
@@ -639,8 +640,8 @@ int Main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
 
   json out = {{"connections", o.connections},
-              {"depth", o.in_process ? 1 : o.depth},
-              {"sync", !o.no_sync}};
+              {"depth", o.in_process ? 1 : o.depth}};
+  if (!o.echo) out["sync"] = !o.no_sync;
   Measured m;
   std::optional<ChildServer> server;
   std::string target;
@@ -654,7 +655,7 @@ int Main(int argc, char** argv) {
     if (o.start_server && o.echo) {
       server.emplace("custos-load-echo");
       const std::string socket = server->dir() + "/echo.sock";
-      server->Start({o.echo_binary, socket}, socket);
+      server->Start({o.echo_binary, socket}, "echo_server: serving");
       address = "unix:" + socket;
     } else if (o.start_server) {
       server.emplace("custos-load-custosd");
@@ -663,7 +664,7 @@ int Main(int argc, char** argv) {
       if (o.no_sync) args.push_back("--no-sync");
       args.insert(args.end(), o.server_args.begin(), o.server_args.end());
       const std::string socket = server->dir() + "/custos-data/custosd.sock";
-      server->Start(args, socket);
+      server->Start(args, "custosd: serving");
       address = "unix:" + socket;
       o.admin_token_file = server->dir() + "/custos-admin.token";
     }
@@ -701,9 +702,9 @@ int Main(int argc, char** argv) {
                "custos_load: %s, %d conn x depth %d, %s: %.0f ops/s, "
                "p50 %.0f us, p99 %.0f us, p999 %.0f us, %llu errors",
                target.c_str(), o.connections, o.in_process ? 1 : o.depth,
-               o.no_sync ? "no sync" : "sync", out["ops_per_s"].get<double>(),
-               lat["p50"].get<double>(), lat["p99"].get<double>(),
-               lat["p999"].get<double>(),
+               o.echo ? "no engine" : (o.no_sync ? "no sync" : "sync"),
+               out["ops_per_s"].get<double>(), lat["p50"].get<double>(),
+               lat["p99"].get<double>(), lat["p999"].get<double>(),
                static_cast<unsigned long long>(out["errors"].get<uint64_t>()));
   if (out.contains("server")) {
     std::fprintf(stderr, ", server peak RSS %llu KiB",

@@ -40,6 +40,7 @@ int main(int argc, char** argv) {
                      .parseAddress(std::string("unix:") + path)
                      .wait(io.waitScope);
   auto listener = address->listen();
+  std::fprintf(stderr, "echo_server: serving unix:%s\n", path.c_str());
   auto& port = io.unixEventPort;
   server.listen(*listener)
       .exclusiveJoin(port.onSignal(SIGTERM).ignoreResult())
