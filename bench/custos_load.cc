@@ -718,4 +718,12 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace custos::bench
 
-int main(int argc, char** argv) { return custos::bench::Main(argc, argv); }
+int main(int argc, char** argv) {
+  try {
+    return custos::bench::Main(argc, argv);
+  } catch (const kj::Exception& e) {
+    // A refused login or principal creation, or a lost connection.
+    std::fprintf(stderr, "custos_load: %s\n", e.getDescription().cStr());
+    return 1;
+  }
+}

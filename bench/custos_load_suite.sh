@@ -24,6 +24,8 @@ run inproc_nosync_t1 --in-process --no-sync -c 1
 run inproc_nosync_t4 --in-process --no-sync -c 4
 run create_sync_c1_d1 --start-server --mix create=1 -c 1 -d 1
 run create_sync_c16_d1 --start-server --mix create=1 -c 16 -d 1
+run create_sync_c16_d1_w16 --start-server --mix create=1 -c 16 -d 1 \
+  --server-arg=--workers=16
 run inproc_sync_t1 --in-process -c 1
 run inproc_sync_t16 --in-process -c 16
 run mix_sync_c32_d4 --start-server -c 32 -d 4
@@ -48,5 +50,6 @@ print(f"pipelined creates / bare echo (1 conn, depth 16): {ratio('create_nosync_
 print(f"pipelined creates / in-process, 1 thread (no sync): {ratio('create_nosync_c1_d16', 'inproc_nosync_t1'):.2f}x")
 print(f"pipelined creates / in-process, 4 threads (no sync): {ratio('create_nosync_c1_d16', 'inproc_nosync_t4'):.2f}x")
 print(f"sync creates, 16 conns / 1 conn: {ratio('create_sync_c16_d1', 'create_sync_c1_d1'):.2f}x (target >= 4)")
+print(f"sync creates, 16 conns / 1 conn, custosd --workers=16: {ratio('create_sync_c16_d1_w16', 'create_sync_c1_d1'):.2f}x")
 print(f"sync creates in process, 16 threads / 1: {ratio('inproc_sync_t16', 'inproc_sync_t1'):.2f}x")
 PY
