@@ -1,0 +1,745 @@
+// custos_load: the end-to-end load tool of issue 12 (bench/README.md,
+// figures in bench/RESULTS.md).
+//
+// Three targets, one workload shape, one report format:
+//
+//  - custosd (default): N client connections to a running custosd (--connect)
+//    or to a throwaway one it starts (--start-server), each logged in as a
+//    user principal, each keeping D calls in flight (the pipelining depth),
+//    drawn from a weighted mix of create/get/list/close.
+//  - --echo: the same connections and depth against a bare Cap'n Proto echo
+//    server (bench/echo_server.cc), each call carrying as many bytes as a
+//    create's record: what Cap'n Proto RPC costs with no engine behind it.
+//  - --in-process: N threads calling Engine::CreateRecord on an engine of
+//    their own (no RPC), one call in flight each.
+//
+// Every connection runs on ONE kj event loop in the main thread: the client
+// costs one core at most, however many connections, and never competes with
+// itself for the two cores of the test machines.
+//
+// A record is always of kind "request", with 4 attributes and one personal
+// part whose field names and values total 256 bytes; its subject is one of
+// 256 (as concurrency_bench's), so subject keys are created during the
+// warm-up and then come from the server's key cache.
+//
+// Output: one JSON object on stdout (throughput, latency percentiles
+// overall and per operation, and with --start-server the server's peak
+// resident memory, VmHWM), and one human line on stderr.
+
+#include <capnp/ez-rpc.h>
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+#include <kj/async.h>
+#include <kj/exception.h>
+#include <kj/vector.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "base/clock.h"
+#include "bench/echo.capnp.h"
+#include "bench/support.h"
+#include "crypto/secret_key.h"
+#include "schema/custos.capnp.h"
+#include "storage/engine.h"
+#include "storage/types.h"
+
+namespace custos::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using json = nlohmann::json;
+
+// Bytes of personal data (field names and values) per record.
+constexpr size_t kPersonalBytes = 256;
+// Distinct data subjects the records are about.
+constexpr int kSubjectPool = 256;
+// The principal the tool creates when it logs in as the first admin.
+constexpr char kLoadPrincipal[] = "load-user";
+
+enum Op { kCreate, kGet, kList, kClose, kEcho, kOpCount };
+constexpr const char* kOpNames[kOpCount] = {"create", "get", "list", "close",
+                                            "echo"};
+
+struct LoadOptions {
+  std::string connect;  // "unix:PATH" or "HOST:PORT".
+  bool start_server = false;
+  bool echo = false;
+  bool in_process = false;
+  bool no_sync = false;
+  int connections = 1;
+  int depth = 1;
+  double duration_seconds = 10;
+  double warmup_seconds = 1;
+  uint64_t count = 0;  // Measured operations; 0 = run for the duration.
+  std::string mix = "create=4,get=4,list=1,close=1";
+  std::string principal;
+  std::string token_file;
+  std::string admin_token_file;
+  std::string server_binary = CUSTOS_LOAD_CUSTOSD;
+  std::string echo_binary = CUSTOS_LOAD_ECHO_SERVER;
+  std::vector<std::string> server_args;
+};
+
+std::string Identifier(uint64_t serial) {
+  char buffer[48];
+  std::snprintf(buffer, sizeof(buffer), "subject-%07d@example.org",
+                static_cast<int>(serial % kSubjectPool));
+  return buffer;
+}
+
+// The record every create sends, as the engine's type: 4 attributes, one
+// personal part of kPersonalBytes.
+NewRecord MakeRecord(uint64_t serial) {
+  const std::string identifier = Identifier(serial);
+  NewRecord record;
+  record.kind = "request";
+  record.attributes = {{"status", "open"},
+                       {"channel", "web-form"},
+                       {"priority", "normal"},
+                       {"case", "case-" + std::to_string(serial)}};
+  std::vector<Field> fields{{"name", "Alex Example"},
+                            {"email", identifier},
+                            {"phone", "+32 470 12 34 56"}};
+  size_t used = 5;  // "notes"
+  for (const Field& f : fields) used += f.name.size() + f.value.size();
+  fields.push_back({"notes", std::string(kPersonalBytes - used, 'x')});
+  record.personal.push_back({identifier, std::move(fields)});
+  return record;
+}
+
+// The same record, into an RPC message.
+void FillRecord(const NewRecord& record, rpc::NewRecord::Builder out) {
+  out.setKind(record.kind);
+  auto attributes = out.initAttributes(record.attributes.size());
+  for (size_t i = 0; i < record.attributes.size(); ++i) {
+    attributes[i].setKey(record.attributes[i].key);
+    attributes[i].setValue(record.attributes[i].value);
+  }
+  auto parts = out.initPersonal(record.personal.size());
+  for (size_t i = 0; i < record.personal.size(); ++i) {
+    parts[i].setSubjectIdentifier(record.personal[i].subject_identifier);
+    const auto& in_fields = record.personal[i].fields;
+    auto fields = parts[i].initFields(in_fields.size());
+    for (size_t j = 0; j < in_fields.size(); ++j) {
+      fields[j].setName(in_fields[j].name);
+      fields[j].setValue(in_fields[j].value);
+    }
+  }
+}
+
+// Bytes of a create's record as a standalone message: what an echo carries.
+size_t RecordMessageBytes() {
+  capnp::MallocMessageBuilder message;
+  FillRecord(MakeRecord(0), message.initRoot<rpc::NewRecord>());
+  return capnp::computeSerializedSizeInWords(message) * sizeof(capnp::word);
+}
+
+// Weights of the four record operations, from "create=4,get=4,...".
+std::optional<std::vector<double>> ParseMix(const std::string& text) {
+  std::vector<double> weights(4, 0);
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    const size_t eq = item.find('=');
+    if (eq == std::string::npos) return std::nullopt;
+    const std::string name = item.substr(0, eq);
+    const auto it = std::find(kOpNames, kOpNames + 4, name);
+    if (it == kOpNames + 4) return std::nullopt;
+    try {
+      weights[it - kOpNames] = std::stod(item.substr(eq + 1));
+    } catch (const std::exception&) {
+      return std::nullopt;
+    }
+  }
+  if (weights[kCreate] <= 0) return std::nullopt;  // Others need records.
+  return weights;
+}
+
+// Latencies and errors of one operation.
+struct OpStats {
+  std::vector<int64_t> nanos;
+  uint64_t errors = 0;
+  std::string first_error;
+};
+
+int64_t Percentile(const std::vector<int64_t>& sorted, double p) {
+  if (sorted.empty()) return 0;
+  const size_t at = static_cast<size_t>(p * static_cast<double>(sorted.size()));
+  return sorted[std::min(at, sorted.size() - 1)];
+}
+
+json LatencyJson(std::vector<int64_t> nanos) {
+  std::sort(nanos.begin(), nanos.end());
+  auto us = [](int64_t ns) { return static_cast<double>(ns) / 1000.0; };
+  return {{"p50", us(Percentile(nanos, 0.50))},
+          {"p99", us(Percentile(nanos, 0.99))},
+          {"p999", us(Percentile(nanos, 0.999))},
+          {"max", us(nanos.empty() ? 0 : nanos.back())}};
+}
+
+// What a run measured, whatever the target.
+struct Measured {
+  OpStats ops[kOpCount];
+  double seconds = 0;
+};
+
+json Report(const Measured& m) {
+  json per_op = json::object();
+  std::vector<int64_t> all;
+  uint64_t errors = 0;
+  for (int op = 0; op < kOpCount; ++op) {
+    const OpStats& s = m.ops[op];
+    if (s.nanos.empty() && s.errors == 0) continue;
+    all.insert(all.end(), s.nanos.begin(), s.nanos.end());
+    errors += s.errors;
+    json j = {{"count", s.nanos.size()},
+              {"errors", s.errors},
+              {"ops_per_s", static_cast<double>(s.nanos.size()) / m.seconds},
+              {"latency_us", LatencyJson(s.nanos)}};
+    if (!s.first_error.empty()) j["first_error"] = s.first_error;
+    per_op[kOpNames[op]] = std::move(j);
+  }
+  return {{"seconds", m.seconds},
+          {"ops", all.size()},
+          {"errors", errors},
+          {"ops_per_s", static_cast<double>(all.size()) / m.seconds},
+          {"latency_us", LatencyJson(all)},
+          {"per_op", std::move(per_op)}};
+}
+
+// When measuring starts and operations stop being issued.
+class Window {
+ public:
+  explicit Window(const LoadOptions& o)
+      : measure_from_(Clock::now() + ToDuration(o.warmup_seconds)),
+        stop_at_(o.count > 0 ? Clock::time_point::max()
+                             : measure_from_ + ToDuration(o.duration_seconds)),
+        count_(o.count) {}
+
+  // Whether another operation may start now; `measured` says whether it
+  // counts.
+  bool Next(bool* measured) {
+    const auto now = Clock::now();
+    if (now >= stop_at_) return false;
+    *measured = now >= measure_from_;
+    if (*measured && count_ > 0 && issued_.fetch_add(1) >= count_) return false;
+    return true;
+  }
+  Clock::time_point measure_from() const { return measure_from_; }
+
+  // The end of the measured window: the last measured completion.
+  void Completed(Clock::time_point at) {
+    std::lock_guard lock(mu_);
+    last_ = std::max(last_, at);
+  }
+  double Seconds() const {
+    return std::chrono::duration<double>(last_ - measure_from_).count();
+  }
+
+ private:
+  static Clock::duration ToDuration(double s) {
+    return std::chrono::duration_cast<Clock::duration>(
+        std::chrono::duration<double>(s));
+  }
+  const Clock::time_point measure_from_;
+  const Clock::time_point stop_at_;
+  const uint64_t count_;
+  std::atomic<uint64_t> issued_{0};
+  std::mutex mu_;
+  Clock::time_point last_{};
+};
+
+// ---------------------------------------------------------------- servers
+
+// A child process (custosd or echo_server) in a temp directory, stopped
+// with SIGTERM; its stderr goes to DIR/server.log.
+class ChildServer {
+ public:
+  explicit ChildServer(const std::string& name) : dir_(name) {}
+  ~ChildServer() { Stop(); }
+  ChildServer(const ChildServer&) = delete;
+  ChildServer& operator=(const ChildServer&) = delete;
+
+  // Starts argv in dir() and waits (up to 60 s) for `ready` in its log
+  // (custosd's "custosd: serving": its socket then accepts connections).
+  void Start(std::vector<std::string> args, const std::string& ready) {
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    const std::string log = dir_.path() + "/server.log";
+    pid_ = fork();
+    if (pid_ == 0) {
+      if (chdir(dir_.path().c_str()) != 0) _exit(126);
+      if (std::freopen(log.c_str(), "a", stderr) == nullptr) _exit(126);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    if (pid_ < 0) Die("fork");
+    const auto deadline = Clock::now() + std::chrono::seconds(60);
+    while (Log().find(ready) == std::string::npos) {
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) != 0 || Clock::now() > deadline) {
+        pid_ = -1;
+        Die(std::string("the server did not start; its log:\n") + Log());
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+
+  // The server's peak and current resident memory, in KiB, from
+  // /proc/PID/status (VmHWM, VmRSS); 0 if unknown.
+  std::pair<uint64_t, uint64_t> Memory() const {
+    std::ifstream in("/proc/" + std::to_string(pid_) + "/status");
+    std::string line;
+    uint64_t hwm = 0, rss = 0;
+    while (std::getline(in, line)) {
+      if (line.starts_with("VmHWM:")) hwm = std::stoull(line.substr(6));
+      if (line.starts_with("VmRSS:")) rss = std::stoull(line.substr(6));
+    }
+    return {hwm, rss};
+  }
+
+  void Stop() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGTERM);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+  }
+
+  const std::string& dir() const { return dir_.path(); }
+  std::string Log() const {
+    std::ifstream in(dir_.path() + "/server.log");
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+
+  [[noreturn]] static void Die(const std::string& what) {
+    std::fprintf(stderr, "custos_load: %s\n", what.c_str());
+    std::exit(1);
+  }
+
+ private:
+  TempDir dir_;  // Removed after the server has stopped (declared first).
+  pid_t pid_ = -1;
+};
+
+std::string ReadLine(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  if (!std::getline(in, line)) ChildServer::Die("cannot read " + path);
+  return line;
+}
+
+// ------------------------------------------------------------ RPC driving
+
+// One client connection and what its calls created.
+struct Connection {
+  std::unique_ptr<capnp::EzRpcClient> client;
+  // Held by pointer and destroyed before `client` (declared after it).
+  std::optional<rpc::Session::Client> session;
+  std::optional<echo::Echo::Client> echo;
+  std::vector<uint64_t> active;  // Created and not closed.
+  std::mt19937_64 rng;
+};
+
+class RpcLoad {
+ public:
+  RpcLoad(const LoadOptions& o, std::vector<double> weights)
+      : o_(o),
+        weights_(std::move(weights)),
+        echo_bytes_(RecordMessageBytes()) {}
+
+  // Connects, logs in (unless echo), runs, and returns what was measured.
+  Measured Run(const std::string& address, const std::string& principal,
+               const std::string& token) {
+    // EzRpcClients made on one thread share its event loop.
+    for (int i = 0; i < o_.connections; ++i) {
+      auto c = std::make_unique<Connection>();
+      c->client = std::make_unique<capnp::EzRpcClient>(address);
+      c->rng.seed(static_cast<uint64_t>(i) + 1);
+      connections_.push_back(std::move(c));
+    }
+    auto& wait = connections_[0]->client->getWaitScope();
+    for (auto& c : connections_) {
+      if (o_.echo) {
+        c->echo = c->client->getMain<echo::Echo>();
+        continue;
+      }
+      auto req = c->client->getMain<rpc::Gateway>().loginRequest();
+      req.setPrincipal(principal);
+      req.setToken(token);
+      c->session = req.send().wait(wait).getSession();
+    }
+    window_.emplace(o_);
+    kj::Vector<kj::Promise<void>> lanes;
+    for (auto& c : connections_) {
+      for (int d = 0; d < o_.depth; ++d) lanes.add(Lane(*c));
+    }
+    kj::joinPromises(lanes.releaseAsArray()).wait(wait);
+    measured_.seconds = window_->Seconds();
+    Measured out = std::move(measured_);
+    for (auto& c : connections_) {
+      c->session.reset();
+      c->echo.reset();
+    }
+    return out;
+  }
+
+  size_t echo_bytes() const { return echo_bytes_; }
+
+ private:
+  Op Pick(Connection& c) {
+    if (o_.echo) return kEcho;
+    std::discrete_distribution<int> pick(weights_.begin(), weights_.end());
+    const Op op = static_cast<Op>(pick(c.rng));
+    // Get and close need an active record of this connection's.
+    if ((op == kGet || op == kClose) && c.active.empty()) return kCreate;
+    return op;
+  }
+
+  // One lane: one call in flight at a time, the next sent when it returns.
+  kj::Promise<void> Lane(Connection& c) {
+    bool measured = false;
+    if (!window_->Next(&measured)) return kj::READY_NOW;
+    const Op op = Pick(c);
+    const auto started = Clock::now();
+    auto done = [this, op, started, measured]() {
+      const auto now = Clock::now();
+      if (!measured) return;
+      measured_.ops[op].nanos.push_back(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(now - started)
+              .count());
+      window_->Completed(now);
+    };
+    auto failed = [this, op, measured](kj::Exception&& e) {
+      if (!measured) return;
+      OpStats& s = measured_.ops[op];
+      if (s.errors++ == 0) s.first_error = e.getDescription().cStr();
+      window_->Completed(Clock::now());
+    };
+    kj::Promise<void> call = nullptr;
+    switch (op) {
+      case kCreate: {
+        auto req = c.session->createRequest();
+        FillRecord(MakeRecord(serial_++), req.initRecord());
+        call = req.send().then([&c, done](auto&& response) {
+          c.active.push_back(response.getId());
+          done();
+        });
+        break;
+      }
+      case kGet: {
+        auto req = c.session->getRequest();
+        req.setId(c.active[c.rng() % c.active.size()]);
+        call = req.send().then([done](auto&&) { done(); });
+        break;
+      }
+      case kList: {
+        auto req = c.session->listRequest();
+        auto query = req.initQuery();
+        query.setKind("request");
+        query.setLimit(10);
+        call = req.send().then([done](auto&&) { done(); });
+        break;
+      }
+      case kClose: {
+        // Taken out of `active` now: no other lane gets or closes it.
+        const size_t at = c.rng() % c.active.size();
+        const uint64_t id = c.active[at];
+        c.active[at] = c.active.back();
+        c.active.pop_back();
+        auto req = c.session->closeRequest();
+        req.setId(id);
+        call = req.send().then([done](auto&&) { done(); });
+        break;
+      }
+      case kEcho: {
+        auto req = c.echo->echoRequest();
+        auto data = req.initData(echo_bytes_);
+        std::fill(data.begin(), data.end(), 'x');
+        call = req.send().then([done](auto&&) { done(); });
+        break;
+      }
+      case kOpCount:
+        break;
+    }
+    return call.catch_(kj::mv(failed)).then([this, &c] { return Lane(c); });
+  }
+
+  const LoadOptions& o_;
+  const std::vector<double> weights_;
+  const size_t echo_bytes_;
+  std::optional<Window> window_;  // From when every connection is ready.
+  std::vector<std::unique_ptr<Connection>> connections_;
+  Measured measured_;
+  uint64_t serial_ = 0;
+};
+
+// ------------------------------------------------------------- in process
+
+// N threads creating records on one engine of their own (no RPC).
+Measured RunInProcess(const LoadOptions& o) {
+  TempDir dir("custos-load");
+  SystemClock clock;
+  Options options;
+  options.data_dir = dir.path() + "/data";
+  options.clock = &clock;
+  options.sync_writes = !o.no_sync;
+  auto engine = Value(Engine::Open(options, crypto::SecretKey::Generate()),
+                      "open engine");
+  Value(engine->BootstrapAdmin("admin", "Admin"), "bootstrap admin");
+  const Actor admin = Value(engine->ActorFor("admin"), "admin actor");
+  Value(engine->CreatePrincipal(admin, kLoadPrincipal, "Load", {Role::kUser},
+                                /*redacted=*/false),
+        "create user");
+  const Actor user = Value(engine->ActorFor(kLoadPrincipal), "user actor");
+
+  Window window(o);
+  std::atomic<uint64_t> serial{0};
+  std::vector<Measured> per_thread(o.connections);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < o.connections; ++t) {
+    threads.emplace_back([&, t] {
+      OpStats& s = per_thread[t].ops[kCreate];
+      bool measured = false;
+      while (window.Next(&measured)) {
+        const NewRecord record = MakeRecord(serial.fetch_add(1));
+        const auto started = Clock::now();
+        auto id = engine->CreateRecord(user, record);
+        const auto now = Clock::now();
+        if (!measured) continue;
+        if (id) {
+          s.nanos.push_back(
+              std::chrono::duration_cast<std::chrono::nanoseconds>(now -
+                                                                   started)
+                  .count());
+        } else if (s.errors++ == 0) {
+          s.first_error = id.error().ToString();
+        }
+        window.Completed(now);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  Measured out;
+  for (auto& m : per_thread) {
+    OpStats& s = out.ops[kCreate];
+    s.nanos.insert(s.nanos.end(), m.ops[kCreate].nanos.begin(),
+                   m.ops[kCreate].nanos.end());
+    if (s.errors == 0) s.first_error = m.ops[kCreate].first_error;
+    s.errors += m.ops[kCreate].errors;
+  }
+  out.seconds = window.Seconds();
+  engine.reset();
+  return out;
+}
+
+// ------------------------------------------------------------------- main
+
+// Logs in as the first admin (id "admin") and creates the load principal,
+// or (a store that already has one) replaces its token; returns the token.
+std::string CreateLoadPrincipal(const std::string& address,
+                                const std::string& admin_token) {
+  capnp::EzRpcClient client(address);
+  auto& wait = client.getWaitScope();
+  auto login = client.getMain<rpc::Gateway>().loginRequest();
+  login.setPrincipal("admin");
+  login.setToken(admin_token);
+  auto admin = login.send().getSession().adminRequest().send().getAdmin();
+  auto create = admin.createPrincipalRequest();
+  create.setId(kLoadPrincipal);
+  create.setDisplayName("custos_load");
+  create.initRoles(1).set(0, rpc::Role::USER);
+  try {
+    auto response = create.send().wait(wait);
+    return response.getCreated().getToken();
+  } catch (const kj::Exception& e) {
+    if (!e.getDescription().startsWith("remote exception: AlreadyExists:") &&
+        !e.getDescription().startsWith("AlreadyExists:")) {
+      throw;
+    }
+  }
+  auto rotate = admin.rotateCredentialRequest();
+  rotate.setId(kLoadPrincipal);
+  auto response = rotate.send().wait(wait);
+  return response.getToken();
+}
+
+int Main(int argc, char** argv) {
+  LoadOptions o;
+  CLI::App app{
+      "custos_load: drives custosd (or a bare Cap'n Proto echo server, or "
+      "the engine in process) and reports throughput and latency as JSON"};
+  app.add_option("--connect", o.connect,
+                 "a running custosd: unix:PATH or HOST:PORT");
+  app.add_flag("--start-server", o.start_server,
+               "start a throwaway server (custosd, or echo_server with "
+               "--echo) in a temp dir, and report its peak RSS");
+  app.add_flag("--echo", o.echo, "drive a bare Cap'n Proto echo server");
+  app.add_flag("--in-process", o.in_process,
+               "Engine::CreateRecord from --connections threads, no RPC");
+  app.add_flag("--no-sync", o.no_sync,
+               "the started custosd (or in-process engine) does not fsync");
+  app.add_option("-c,--connections", o.connections,
+                 "client connections (threads with --in-process)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
+  app.add_option("-d,--depth", o.depth, "calls in flight per connection")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
+  app.add_option("--duration", o.duration_seconds, "measured seconds")
+      ->capture_default_str();
+  app.add_option("--warmup", o.warmup_seconds,
+                 "seconds of load before measuring")
+      ->capture_default_str();
+  app.add_option("--count", o.count,
+                 "measured operations instead of --duration (0: duration)")
+      ->capture_default_str();
+  app.add_option("--mix", o.mix, "weights of create, get, list, close")
+      ->capture_default_str();
+  app.add_option("--principal", o.principal,
+                 "log in as this user principal (with --token-file)");
+  app.add_option("--token-file", o.token_file, "its token");
+  app.add_option("--admin-token-file", o.admin_token_file,
+                 "log in as the first admin and create the user "
+                 "'load-user' (instead of --principal)");
+  app.add_option("--server-binary", o.server_binary,
+                 "custosd for --start-server")
+      ->capture_default_str();
+  app.add_option("--echo-server-binary", o.echo_binary,
+                 "echo_server for --start-server --echo")
+      ->capture_default_str();
+  app.add_option("--server-arg", o.server_args,
+                 "one more argument for the started custosd "
+                 "(--server-arg=--workers=8)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  const auto weights = ParseMix(o.mix);
+  if (!weights) {
+    std::fprintf(stderr, "custos_load: bad --mix '%s'\n", o.mix.c_str());
+    return 2;
+  }
+  if (!o.in_process && o.start_server == !o.connect.empty()) {
+    std::fprintf(stderr,
+                 "custos_load: give --connect or --start-server (or "
+                 "--in-process)\n");
+    return 2;
+  }
+  signal(SIGPIPE, SIG_IGN);
+
+  json out = {{"connections", o.connections},
+              {"depth", o.in_process ? 1 : o.depth}};
+  // Known only for a server or engine this run started.
+  const bool sync_known = !o.echo && (o.in_process || o.start_server);
+  if (sync_known) out["sync"] = !o.no_sync;
+  Measured m;
+  std::optional<ChildServer> server;
+  std::string target;
+  if (o.in_process) {
+    target = "in-process";
+    m = RunInProcess(o);
+  } else {
+    std::string address = o.connect;
+    std::string principal = o.principal;
+    std::string token;
+    if (o.start_server && o.echo) {
+      server.emplace("custos-load-echo");
+      const std::string socket = server->dir() + "/echo.sock";
+      server->Start({o.echo_binary, socket}, "echo_server: serving");
+      address = "unix:" + socket;
+    } else if (o.start_server) {
+      server.emplace("custos-load-custosd");
+      std::vector<std::string> args = {o.server_binary, "--listen",
+                                       "127.0.0.1:0"};
+      if (o.no_sync) args.push_back("--no-sync");
+      args.insert(args.end(), o.server_args.begin(), o.server_args.end());
+      const std::string socket = server->dir() + "/custos-data/custosd.sock";
+      server->Start(args, "custosd: serving");
+      address = "unix:" + socket;
+      o.admin_token_file = server->dir() + "/custos-admin.token";
+    }
+    if (!o.echo) {
+      if (!o.admin_token_file.empty()) {
+        token = CreateLoadPrincipal(address, ReadLine(o.admin_token_file));
+        principal = kLoadPrincipal;
+      } else if (!principal.empty() && !o.token_file.empty()) {
+        token = ReadLine(o.token_file);
+      } else {
+        std::fprintf(stderr,
+                     "custos_load: give --principal and --token-file, or "
+                     "--admin-token-file\n");
+        return 2;
+      }
+    }
+    target = o.echo ? "echo" : "custosd";
+    RpcLoad load(o, *weights);
+    m = load.Run(address, principal, token);
+    out["address"] = o.start_server ? "unix (started)" : address;
+    if (o.echo) out["echo_bytes"] = load.echo_bytes();
+    if (server) {
+      const auto [hwm, rss] = server->Memory();
+      out["server"] = {{"peak_rss_kib", hwm}, {"rss_kib", rss}};
+      server->Stop();
+    }
+  }
+  out["target"] = target;
+  if (!o.echo && !o.in_process) out["mix"] = o.mix;
+  out.update(Report(m));
+  std::printf("%s\n", out.dump(2).c_str());
+
+  const json& lat = out["latency_us"];
+  std::fprintf(stderr,
+               "custos_load: %s, %d conn x depth %d, %s: %.0f ops/s, "
+               "p50 %.0f us, p99 %.0f us, p999 %.0f us, %llu errors",
+               target.c_str(), o.connections, o.in_process ? 1 : o.depth,
+               o.echo        ? "no engine"
+               : !sync_known ? "server's durability"
+               : o.no_sync   ? "no sync"
+                             : "sync",
+               out["ops_per_s"].get<double>(), lat["p50"].get<double>(),
+               lat["p99"].get<double>(), lat["p999"].get<double>(),
+               static_cast<unsigned long long>(out["errors"].get<uint64_t>()));
+  if (out.contains("server")) {
+    std::fprintf(stderr, ", server peak RSS %llu KiB",
+                 static_cast<unsigned long long>(
+                     out["server"]["peak_rss_kib"].get<uint64_t>()));
+  }
+  std::fprintf(stderr, "\n");
+  return out["errors"].get<uint64_t>() == 0 ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace custos::bench
+
+int main(int argc, char** argv) {
+  try {
+    return custos::bench::Main(argc, argv);
+  } catch (const kj::Exception& e) {
+    // A refused login or principal creation, or a lost connection.
+    std::fprintf(stderr, "custos_load: %s\n", e.getDescription().cStr());
+    return 1;
+  }
+}
