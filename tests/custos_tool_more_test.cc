@@ -294,9 +294,10 @@ TEST_F(CustosToolMoreTest, OverTlsTheToolVerifiesTheServerAgainstItsCa) {
       std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
   custosd_.Start(CUSTOSD_PATH,
                  {"--tls-cert", "server.pem", "--tls-key", "server.key"});
-  ASSERT_TRUE(Contains(custosd_.Log(), "TLS on 127.0.0.1:")) << custosd_.Log();
+  // TcpPort waits for the "serving" line (the socket appears before it).
   const std::string addr =
       std::string("127.0.0.1:") + std::to_string(custosd_.TcpPort());
+  ASSERT_TRUE(Contains(custosd_.Log(), "TLS on 127.0.0.1:")) << custosd_.Log();
 
   ToolRun who = Tool({"--addr", addr, "--cacert", "ca.pem", "--tls-server-name",
                       "localhost", "whoami", "--json"});

@@ -72,7 +72,7 @@ constexpr int kMaxFirstPhaseRuns = kRuns / 3;
 // Records per write batch in the children: small, so a sweep is many
 // synchronous batches and a kill lands between or inside them.
 constexpr size_t kChildBatchSize = 2;
-// A kill comes this long after the child says it is about to sweep.
+// A kill comes this long after the child wrote its first batch.
 constexpr int kMinKillDelayMs = 1;
 constexpr int kMaxKillDelayMs = 30;
 constexpr uint32_t kDefaultSeed = 20261124;
@@ -177,10 +177,18 @@ struct ChildSpec {
   if (!engine) ChildFail(kChildOpenFailed, engine.error().ToString());
   auto admin = (*engine)->ActorFor("admin");
   if (!admin) ChildFail(kChildOpenFailed, admin.error().ToString());
-  if (write(spec.ready_fd, "r", 1) != 1) ChildFail(kChildBadSpec, "pipe");
   SweepOptions sweep;
   sweep.as_of = FromMicros(spec.as_of_micros);
   sweep.batch_size = kChildBatchSize;
+  // "Ready" once the first batch is written: the parent's kill then lands
+  // in the sweep, however slowly the process started (sanitizers, load).
+  bool told = false;
+  const int ready_fd = spec.ready_fd;
+  sweep.progress = [&told, ready_fd](const SweepProgress&) {
+    if (told) return;
+    told = true;
+    if (write(ready_fd, "r", 1) != 1) ChildFail(kChildBadSpec, "pipe");
+  };
   auto report = (*engine)->Sweep(*admin, sweep);
   if (!report) ChildFail(kChildSweepFailed, report.error().ToString());
   if (!report->complete) ChildFail(kChildSweepFailed, "sweep incomplete");
