@@ -121,6 +121,17 @@ TEST_F(CustosToolTest, ADownServerIsNamedAndExitsOne) {
       Tool({"whoami"}, "", {"CUSTOS_ADDR=unix:" + dir() + "/no.sock"});
   EXPECT_EQ(env.exit, 1);
   EXPECT_NE(env.err.find("no.sock"), std::string::npos) << env.err;
+  // A usage error is one whether or not the server is up: exit 2, before
+  // the tool connects.
+  const std::string down = "unix:" + dir() + "/no.sock";
+  ToolRun ahead =
+      Tool({"--addr", down, "sweep", "--as-of", "2030-01-01T00:00:00Z"});
+  EXPECT_EQ(ahead.exit, 2) << ahead.err;
+  EXPECT_NE(ahead.err.find("dry runs only"), std::string::npos) << ahead.err;
+  ToolRun what = Tool({"--addr", down, "verify"});
+  EXPECT_EQ(what.exit, 2) << what.err;
+  EXPECT_NE(what.err.find("give --chain, --erasure or both"), std::string::npos)
+      << what.err;
 }
 
 TEST_F(CustosToolTest, UsageErrorsExitTwoAndChangeNothing) {

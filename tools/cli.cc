@@ -64,7 +64,10 @@ void AddConnectionOptions(CLI::App& app, ConnectionOptions& o) {
 }
 
 Connection::Connection(const ConnectionOptions& o)
-    : io_(kj::setupAsyncIo()), addr_(o.addr) {
+    : io_(kj::setupAsyncIo()), options_(o), addr_(o.addr) {}
+
+void Connection::Connect() {
+  const ConnectionOptions& o = options_;
   const std::string token = ReadTokenFile(o.token_file);
   try {
     auto address =
@@ -107,13 +110,13 @@ Connection::Connection(const ConnectionOptions& o)
 Connection::~Connection() = default;
 
 rpc::Officer::Client Connection::Officer() {
-  return session_->officerRequest().send().getOfficer();
+  return session().officerRequest().send().getOfficer();
 }
 rpc::Auditor::Client Connection::Auditor() {
-  return session_->auditorRequest().send().getAuditor();
+  return session().auditorRequest().send().getAuditor();
 }
 rpc::Admin::Client Connection::Admin() {
-  return session_->adminRequest().send().getAdmin();
+  return session().adminRequest().send().getAdmin();
 }
 
 void Remote(const std::function<void()>& call) {

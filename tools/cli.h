@@ -57,10 +57,12 @@ struct ConnectionOptions {
 // `app`, with their environment variables as defaults.
 void AddConnectionOptions(CLI::App& app, ConnectionOptions& options);
 
-// A logged-in session on custosd. Construction connects and logs in:
-// Failure naming the address if the server cannot be reached, or if the
-// login is refused (one message for a wrong token, an unknown and a
-// revoked principal, as the server gives one answer).
+// A logged-in session on custosd. It connects and logs in at its first
+// use (session() or a facet), so a verb refuses its own usage errors (exit
+// 2) before the token file is read or the server is reached: Failure
+// naming the address if the server cannot be reached, or if the login is
+// refused (one message for a wrong token, an unknown and a revoked
+// principal, as the server gives one answer).
 class Connection {
  public:
   explicit Connection(const ConnectionOptions& options);
@@ -68,7 +70,10 @@ class Connection {
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
-  rpc::Session::Client& session() { return *session_; }
+  rpc::Session::Client& session() {
+    if (!session_) Connect();
+    return *session_;
+  }
   kj::WaitScope& wait() { return io_.waitScope; }
   kj::Timer& timer() { return io_.provider->getTimer(); }
 
@@ -78,7 +83,10 @@ class Connection {
   rpc::Admin::Client Admin();
 
  private:
+  void Connect();
+
   kj::AsyncIoContext io_;
+  const ConnectionOptions options_;
   kj::Own<kj::AsyncIoStream> stream_;
   kj::Own<capnp::TwoPartyClient> rpc_;
   kj::Own<rpc::Session::Client> session_;
