@@ -332,6 +332,31 @@ TEST_F(CustosToolTest, PoliciesKeysVerificationBackupAndOfflineRestore) {
 }
 
 // The bash completion is generated from the parser's own definitions.
+// What users stored reaches an admin's terminal escaped: no control
+// sequence of a stored value is written raw (JSON escapes them anyway).
+TEST_F(CustosToolTest, StoredControlCharactersAreEscapedOnTheTerminal) {
+  const std::string a = AddPrincipal("authority-a", "user");
+  const std::string title = std::string("x\x1b]0;owned\x07y");
+  ToolRun created =
+      As("authority-a", a,
+         {"record", "create", "--kind", "request", "--attr", "note=" + title,
+          "--field", std::string("name=A\x1b[2Jnna\xc2\x9b")},
+         "anna@example.org\n");
+  ASSERT_EQ(created.exit, 0) << created.err;
+  ToolRun got = As("authority-a", a, {"record", "get", "1"});
+  ASSERT_EQ(got.exit, 0) << got.err;
+  EXPECT_EQ(got.out.find('\x1b'), std::string::npos) << got.out;
+  EXPECT_EQ(got.out.find('\x07'), std::string::npos) << got.out;
+  EXPECT_NE(got.out.find("note = x\\x1b]0;owned\\x07y"), std::string::npos)
+      << got.out;
+  EXPECT_NE(got.out.find("name = A\\x1b[2Jnna\\xc2\\x9b"), std::string::npos)
+      << got.out;
+  // The JSON keeps the value itself.
+  ToolRun json = As("authority-a", a, {"record", "get", "1", "--json"});
+  ASSERT_EQ(json.exit, 0) << json.err;
+  EXPECT_EQ(nlohmann::json::parse(json.out)["attributes"]["note"], title);
+}
+
 TEST_F(CustosToolTest, BashCompletionOffersTheVerbsAndFlags) {
   ToolRun script = Tool({"completion", "bash"});
   ASSERT_EQ(script.exit, 0) << script.err;

@@ -93,6 +93,12 @@ class Connection {
   std::string addr_;
 };
 
+// `text` safe for a terminal: C0 controls, DEL and the C1 controls (as
+// UTF-8, U+0080 to U+009F) written as "\xNN" escapes, so a value a user
+// stored cannot move the cursor, retitle the window or hide output (the
+// JSON output escapes them anyway). Everything else, UTF-8 included, as is.
+std::string Printable(std::string_view text);
+
 // Runs `call` (which uses `connection`), turning a remote exception into a
 // Failure whose message is the server's (already free of personal data).
 void Remote(const std::function<void()>& call);
@@ -131,7 +137,11 @@ class Table {
  public:
   explicit Table(std::vector<std::string> header)
       : header_(std::move(header)) {}
-  void Add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
+  // Cells are made Printable (they may hold what users stored).
+  void Add(std::vector<std::string> row) {
+    for (std::string& cell : row) cell = Printable(cell);
+    rows_.push_back(std::move(row));
+  }
   void Print() const;
 
  private:

@@ -43,9 +43,9 @@ void AddPrincipalVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                              c.session().whoAmIRequest().send().wait(c.wait());
                          auto p = r.getPrincipal();
                          if (out->json) return PrintJson(PrincipalJson(p));
-                         std::cout << p.getId().cStr() << " ("
-                                   << p.getDisplayName().cStr() << "), roles "
-                                   << RolesText(p) << "\n";
+                         std::cout << Printable(p.getId().cStr()) << " ("
+                                   << Printable(p.getDisplayName().cStr())
+                                   << "), roles " << RolesText(p) << "\n";
                        });
                      }});
   }

@@ -125,45 +125,47 @@ void AddRecordVerbs(CLI::App& app, std::vector<Verb>& verbs) {
     cmd->add_option("--justification", a->justification,
                     "why, for the history (with --purpose)");
     AddJsonFlag(*cmd, a->out);
-    verbs.push_back({cmd, [a](Connection& c) {
-                       Remote([&] {
-                         auto req = c.session().getRequest();
-                         req.setId(a->id);
-                         if (!a->purpose_kind.empty()) {
-                           auto p = req.initPurpose();
-                           if (a->purpose_kind == "proof-of-exchange")
-                             p.setKind(rpc::PurposeKind::PROOF_OF_EXCHANGE);
-                           else if (a->purpose_kind == "subject-consent")
-                             p.setKind(rpc::PurposeKind::SUBJECT_CONSENT);
-                           else if (a->purpose_kind == "public-interest")
-                             p.setKind(rpc::PurposeKind::PUBLIC_INTEREST);
-                           else
-                             throw UsageError(
-                                 "--purpose: proof-of-exchange, "
-                                 "subject-consent or public-interest");
-                           p.setJustification(a->justification);
-                         }
-                         auto response = req.send().wait(c.wait());
-                         auto r = response.getRecord();
-                         if (a->out.json) return PrintJson(RecordJson(r));
-                         std::cout << "record " << r.getId() << "  kind "
-                                   << r.getKind().cStr() << "  owner "
-                                   << r.getOwner().cStr() << "  state "
-                                   << StateName(r.getState()) << "\n";
-                         for (auto at : r.getAttributes())
-                           std::cout << "  " << at.getKey().cStr() << " = "
-                                     << at.getValue().cStr() << "\n";
-                         for (auto p : r.getParts()) {
-                           std::cout << "  subject "
-                                     << p.getSubjectIdentifier().cStr() << "\n";
-                           for (auto f : p.getFields())
-                             std::cout << "    " << f.getName().cStr() << " = "
-                                       << f.getValue().cStr() << "\n";
-                         }
-                         if (!r.getPersonalIncluded())
-                           std::cout << "  (no personal data shown)\n";
-                       });
-                     }});
+    verbs.push_back(
+        {cmd, [a](Connection& c) {
+           Remote([&] {
+             auto req = c.session().getRequest();
+             req.setId(a->id);
+             if (!a->purpose_kind.empty()) {
+               auto p = req.initPurpose();
+               if (a->purpose_kind == "proof-of-exchange")
+                 p.setKind(rpc::PurposeKind::PROOF_OF_EXCHANGE);
+               else if (a->purpose_kind == "subject-consent")
+                 p.setKind(rpc::PurposeKind::SUBJECT_CONSENT);
+               else if (a->purpose_kind == "public-interest")
+                 p.setKind(rpc::PurposeKind::PUBLIC_INTEREST);
+               else
+                 throw UsageError(
+                     "--purpose: proof-of-exchange, "
+                     "subject-consent or public-interest");
+               p.setJustification(a->justification);
+             }
+             auto response = req.send().wait(c.wait());
+             auto r = response.getRecord();
+             if (a->out.json) return PrintJson(RecordJson(r));
+             // What users stored is made Printable.
+             std::cout << "record " << r.getId() << "  kind "
+                       << Printable(r.getKind().cStr()) << "  owner "
+                       << Printable(r.getOwner().cStr()) << "  state "
+                       << StateName(r.getState()) << "\n";
+             for (auto at : r.getAttributes())
+               std::cout << "  " << Printable(at.getKey().cStr()) << " = "
+                         << Printable(at.getValue().cStr()) << "\n";
+             for (auto p : r.getParts()) {
+               std::cout << "  subject "
+                         << Printable(p.getSubjectIdentifier().cStr()) << "\n";
+               for (auto f : p.getFields())
+                 std::cout << "    " << Printable(f.getName().cStr()) << " = "
+                           << Printable(f.getValue().cStr()) << "\n";
+             }
+             if (!r.getPersonalIncluded())
+               std::cout << "  (no personal data shown)\n";
+           });
+         }});
   }
 }
 
