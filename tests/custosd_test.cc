@@ -93,9 +93,11 @@ TEST_F(CustosdTest, StartsOnItsDefaultsStopsCleanlyAndKeepsWhatItAcknowledged) {
   EXPECT_TRUE(found);
 }
 
-// Runs custosd with `args` to its end; its exit status.
+// Runs custosd with `args` to its end, in `dir`, with `env` added and, if
+// `err_file` is given, its standard error there; its exit status.
 int RunCustosd(const std::string& dir, std::vector<std::string> args,
-               std::vector<std::string> env = {}) {
+               std::vector<std::string> env = {},
+               const std::string& err_file = "") {
   args.insert(args.begin(), CUSTOSD_PATH);
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
@@ -103,6 +105,10 @@ int RunCustosd(const std::string& dir, std::vector<std::string> args,
   const pid_t pid = fork();
   if (pid == 0) {
     if (chdir(dir.c_str()) != 0) _exit(126);
+    if (!err_file.empty()) {
+      const int fd = open(err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      if (fd < 0 || dup2(fd, STDERR_FILENO) < 0) _exit(126);
+    }
     for (auto& e : env) putenv(e.data());
     execv(CUSTOSD_PATH, argv.data());
     _exit(127);
@@ -112,26 +118,10 @@ int RunCustosd(const std::string& dir, std::vector<std::string> args,
   return status;
 }
 
-// Runs custosd with `args` to its end, its standard error into `err_file`;
-// its exit status.
 int RunCustosdCapturingStderr(const std::string& dir,
                               std::vector<std::string> args,
                               const std::string& err_file) {
-  args.insert(args.begin(), CUSTOSD_PATH);
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  const pid_t pid = fork();
-  if (pid == 0) {
-    if (chdir(dir.c_str()) != 0) _exit(126);
-    const int fd = open(err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0 || dup2(fd, STDERR_FILENO) < 0) _exit(126);
-    execv(CUSTOSD_PATH, argv.data());
-    _exit(127);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return status;
+  return RunCustosd(dir, std::move(args), {}, err_file);
 }
 
 // A token file left from another store must not cost the new store its
