@@ -32,7 +32,10 @@
 // benchmark's compact_after_erasure. Each benchmark runs kSweepsPerRun
 // iterations, one sweep each (batch_size 100, no pause, sync_writes false);
 // the per-sweep times are also printed to stderr. The store size is the
-// same at every sweep: sweeps erase records, they never remove any.
+// same at every sweep: sweeps erase records, they never remove any. Each
+// sweep also reports when its erasure by key ended (counter
+// undecipherable_ms: the group's bucket key destroyed, before any record is
+// rewritten; docs/retention.md "Deadline keys").
 //
 // BM_SweepHalfDue is issue 11's own case: half of a store of 1,000,000 due
 // in one bucket, swept by one call (see its comment).
@@ -49,6 +52,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -85,6 +89,26 @@ using bench::Value;
 double SecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
       .count();
+}
+
+double Mean(const std::vector<double>& values) {
+  double sum = 0;
+  for (double v : values) sum += v;
+  return values.empty() ? 0 : sum / static_cast<double>(values.size());
+}
+
+// A sweep's progress callback that appends to `out` the milliseconds from
+// `started` to the end of the sweep's erasure by key: the first report of
+// the kDestroyingKeys phase, made once the due buckets' keys are destroyed
+// and before any record is rewritten (storage/sweeper.h).
+std::function<void(const SweepProgress&)> KeysGoneAt(
+    std::chrono::steady_clock::time_point started, std::vector<double>& out) {
+  auto seen = std::make_shared<bool>(false);
+  return [started, &out, seen](const SweepProgress& progress) {
+    if (*seen || progress.phase != SweepPhase::kDestroyingKeys) return;
+    *seen = true;
+    out.push_back(SecondsSince(started) * 1e3);
+  };
 }
 
 // A TempDir named for this benchmark.
@@ -276,6 +300,7 @@ void BM_Sweep1000Due(benchmark::State& state) {
   SweepStore& store = StoreFor(records, layout);
   store.Settle(compact);
   std::vector<double> times_ms;
+  std::vector<double> key_times_ms;
   for (auto _ : state) {
     state.PauseTiming();
     const std::optional<Timestamp> as_of = store.NextAsOf();
@@ -288,6 +313,7 @@ void BM_Sweep1000Due(benchmark::State& state) {
     store.SetClock(*as_of);
     state.ResumeTiming();
     const auto started = std::chrono::steady_clock::now();
+    options.progress = KeysGoneAt(started, key_times_ms);
     auto report = store.engine().Sweep(store.admin(), options);
     times_ms.push_back(SecondsSince(started) * 1e3);
     if (!report) {
@@ -303,12 +329,15 @@ void BM_Sweep1000Due(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations() * kDuePerSweep);
   state.counters["store_records"] = records;
-  std::string times;
+  state.counters["undecipherable_ms"] = Mean(key_times_ms);
+  std::string times, key_times;
   for (double t : times_ms) times += ' ' + std::to_string(t);
+  for (double t : key_times_ms) key_times += ' ' + std::to_string(t);
   std::fprintf(stderr,
-               "[sweep_bench] records=%d %s compact=%d: sweep times (ms):%s\n",
+               "[sweep_bench] records=%d %s compact=%d: sweep times (ms):%s; "
+               "undecipherable after (ms):%s\n",
                records, layout == Layout::kClustered ? "clustered" : "spread",
-               compact ? 1 : 0, times.c_str());
+               compact ? 1 : 0, times.c_str(), key_times.c_str());
 }
 BENCHMARK(BM_Sweep1000Due)
     ->ArgNames({"records", "spread", "compact"})
@@ -318,13 +347,16 @@ BENCHMARK(BM_Sweep1000Due)
     ->UseRealTime();
 
 // Issue 11's own case: half of the store due at once, in one bucket, swept
-// by one call. The sweep runs with compact_after_erasure off and is the
-// benchmark's time (the records are undecipherable when it returns: their
-// bucket key is destroyed); then the engine is reopened with it on, and
-// Open() compacts what the sweep queued: counter compact_s, the time of
-// that reopen. gone_us_per_record is (sweep + reopen) per due record, the
-// time until the erased bytes have left the files. Each run builds its own
-// store (a sweep consumes it). Args: records, layout (0 clustered, 1 spread).
+// by one call, with compact_after_erasure off. Counters:
+// undecipherable_us_per_record, the time until the erasure by key ended
+// (the bucket key destroyed: no copy of the due records' ciphertexts opens
+// any more), per due record; sweep_us_per_record, the whole sweep (with
+// the hygiene that rewrites the due records to ERASED stubs), per due
+// record; compact_s, the reopen with compaction on whose Open() compacts
+// what the sweep queued; gone_us_per_record, (sweep + reopen) per due
+// record, the time until the erased bytes have left the files. Each run
+// builds its own store (a sweep consumes it). Args: records, layout (0
+// clustered, 1 spread).
 void BM_SweepHalfDue(benchmark::State& state) {
   const int records = static_cast<int>(state.range(0));
   const Layout layout = static_cast<Layout>(state.range(1));
@@ -333,6 +365,7 @@ void BM_SweepHalfDue(benchmark::State& state) {
   // Settled by the constructor; only the option changes.
   store.Reopen(/*compact_after_erasure=*/false);
   double sweep_seconds = 0;
+  double key_seconds = 0;
   double compact_seconds = 0;
   for (auto _ : state) {
     const std::optional<Timestamp> as_of = store.NextAsOf();
@@ -344,8 +377,11 @@ void BM_SweepHalfDue(benchmark::State& state) {
     options.as_of = *as_of;
     store.SetClock(*as_of);
     const auto started = std::chrono::steady_clock::now();
+    std::vector<double> key_ms;
+    options.progress = KeysGoneAt(started, key_ms);
     auto report = store.engine().Sweep(store.admin(), options);
     sweep_seconds = SecondsSince(started);
+    key_seconds = key_ms.empty() ? 0 : key_ms.front() / 1e3;
     if (!report) {
       state.SkipWithError(report.error().ToString().c_str());
       break;
@@ -363,15 +399,16 @@ void BM_SweepHalfDue(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations() * due);
   state.counters["store_records"] = records;
-  state.counters["undecipherable_us_per_record"] = sweep_seconds * 1e6 / due;
+  state.counters["undecipherable_us_per_record"] = key_seconds * 1e6 / due;
+  state.counters["sweep_us_per_record"] = sweep_seconds * 1e6 / due;
   state.counters["compact_s"] = compact_seconds;
   state.counters["gone_us_per_record"] =
       (sweep_seconds + compact_seconds) * 1e6 / due;
   std::fprintf(stderr,
-               "[sweep_bench] records=%d %s, %d due: sweep %.2f s, reopen with "
-               "compaction %.2f s\n",
+               "[sweep_bench] records=%d %s, %d due: undecipherable after "
+               "%.3f s, sweep %.2f s, reopen with compaction %.2f s\n",
                records, layout == Layout::kClustered ? "clustered" : "spread",
-               due, sweep_seconds, compact_seconds);
+               due, key_seconds, sweep_seconds, compact_seconds);
 }
 BENCHMARK(BM_SweepHalfDue)
     ->ArgNames({"records", "spread"})

@@ -184,6 +184,14 @@ bool HoldSpans::MayCover(int64_t at) const {
   return false;
 }
 
+bool HoldSpans::MayCoverAny(int64_t from, int64_t to) const {
+  if (unknown) return true;
+  for (const auto& [set, end] : spans) {
+    if (set < to && from < end) return true;
+  }
+  return false;
+}
+
 Result<HoldSpans> Holds::Spans() const {
   HoldSpans spans;
   CUSTOS_RETURN_IF_ERROR(store_.Scan(

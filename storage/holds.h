@@ -35,6 +35,8 @@ struct HoldSpans {
   bool unknown = false;  // A hold did not decode: look every record up.
   // True unless no hold can cover `at`.
   bool MayCover(int64_t at) const;
+  // True unless no hold can cover any instant of [from, to).
+  bool MayCoverAny(int64_t from, int64_t to) const;
 };
 
 class Holds {

@@ -51,6 +51,10 @@ std::string Acl(std::string_view principal, uint64_t record_id) {
   return key;
 }
 
+std::string ErasedBucket(uint64_t bucket) {
+  return JoinNumber(kErasedBucketPrefix, bucket);
+}
+
 std::string Deadline(int64_t due_micros, uint64_t record_id) {
   std::string key =
       JoinNumber(kDeadlinePrefix, static_cast<uint64_t>(due_micros));

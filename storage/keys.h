@@ -54,6 +54,12 @@ std::string Acl(std::string_view principal, uint64_t record_id);
 inline constexpr std::string_view kDeadlinePrefix = "d:";
 std::string Deadline(int64_t due_micros, uint64_t record_id);
 
+// ---- Erased deadline buckets (sweeper.cc) ---------------------------------
+// "dx:" u64 bucket -> u64 micros: the sweep's as_of when it wrote down the
+// erasure of every record due in the bucket, before destroying its key.
+inline constexpr std::string_view kErasedBucketPrefix = "dx:";
+std::string ErasedBucket(uint64_t bucket);
+
 // ---- Legal holds (holds.cc) -----------------------------------------------
 // "hold:" id -> Hold; "ho:r:" u64 record || id -> "";
 // "ho:s:" subject || NUL || id -> "s" (a subject hold) or "r" (a hold on one

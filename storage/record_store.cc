@@ -267,11 +267,29 @@ Status RecordStore::Put(const WriteLock& lock, leveldb::WriteBatch& batch,
   batch.Append(resealed);
   if (indexed != 0) batch.Delete(keys::Deadline(indexed, r.id));
   if (r.next_transition != Transition::kNone) {
-    batch.Put(keys::Deadline(r.next_deadline_micros, r.id), "");
+    batch.Put(keys::Deadline(r.next_deadline_micros, r.id),
+              EncodeDeadlineEntry(r));
   }
   r.indexed_deadline_micros = r.next_deadline_micros;
   batch.Put(keys::Record(r.id), value);
   return Status::Ok();
+}
+
+std::string RecordStore::EncodeDeadlineEntry(const codec::StoredRecord& r) {
+  return {static_cast<char>(r.next_transition), static_cast<char>(r.state)};
+}
+
+std::optional<RecordStore::DeadlineEntry> RecordStore::DecodeDeadlineEntry(
+    std::string_view value) {
+  if (value.size() != 2) return std::nullopt;
+  const auto next = static_cast<uint8_t>(value[0]);
+  const auto state = static_cast<uint8_t>(value[1]);
+  if (next > static_cast<uint8_t>(codec::Transition::kErase) ||
+      state > static_cast<uint8_t>(RecordState::kErased)) {
+    return std::nullopt;
+  }
+  return DeadlineEntry{static_cast<codec::Transition>(next),
+                       static_cast<RecordState>(state)};
 }
 
 }  // namespace custos

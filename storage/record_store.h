@@ -18,6 +18,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/clock.h"
@@ -99,6 +101,20 @@ class RecordStore {
   Status Put(const WriteLock& lock, leveldb::WriteBatch& batch,
              codec::StoredRecord& r, const HoldView* pending = nullptr,
              const HoldSpans* spans = nullptr) const;
+
+  // What a deadline-index entry says of its record, as Put wrote it: the
+  // transition due and the stored state it leaves, so that a sweep counts a
+  // bucket's erasures from the index alone (Sweeper, "erasure by key").
+  struct DeadlineEntry {
+    codec::Transition next = codec::Transition::kNone;
+    RecordState state = RecordState::kActive;
+  };
+  // Two bytes: the transition, the state.
+  static std::string EncodeDeadlineEntry(const codec::StoredRecord& r);
+  // nullopt for any other value (an entry written before format 3's index
+  // values were kept: read the record instead).
+  static std::optional<DeadlineEntry> DecodeDeadlineEntry(
+      std::string_view value);
 
  private:
   // Re-seals every readable ciphertext of `r` from its erase_bucket to

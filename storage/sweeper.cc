@@ -78,7 +78,8 @@ Status Sweeper::SweepRecord(const WriteLock& lock, const PrincipalInfo& admin,
                             const SweepOptions& options,
                             leveldb::WriteBatch& batch,
                             std::vector<Event>& sweep_events,
-                            SweepReport& report, const HoldSpans& spans) const {
+                            SweepReport& report, const HoldSpans& spans,
+                            std::map<uint64_t, bool>& erased_buckets) const {
   const int64_t as_of = ToMicros(options.as_of);
   const uint64_t id = ReadBigEndian64(
       std::string_view(key).substr(keys::kDeadlinePrefix.size() + 8));
@@ -98,6 +99,14 @@ Status Sweeper::SweepRecord(const WriteLock& lock, const PrincipalInfo& admin,
   // Every transition due by as_of, in order, in one write: what CatchUp
   // finds is what reads have seen in force since each instant.
   leveldb::WriteBatch one;
+  // Sealed under a bucket erased by key: its erasure was written down (and
+  // reported) when the key went; this only writes its stub.
+  bool erased_by_key = false;
+  if (record->erase_bucket != 0) {
+    auto erased = ErasedByKey(record->erase_bucket, erased_buckets);
+    if (!erased) return erased.error();
+    erased_by_key = *erased;
+  }
   bool held = false;
   Status unschedulable;
   auto steps = u_.record_store.CatchUp(*record, as_of, one, &held,
@@ -124,7 +133,8 @@ Status Sweeper::SweepRecord(const WriteLock& lock, const PrincipalInfo& admin,
     report.held.push_back(std::move(*held_erasure));
   }
   for (const PlannedTransition& step : *steps) {
-    switch (step.to) {
+    const bool reported = erased_by_key && step.to == RecordState::kErased;
+    switch (reported ? RecordState::kActive : step.to) {
       case RecordState::kClosed:
         ++report.closed;
         break;
@@ -137,7 +147,7 @@ Status Sweeper::SweepRecord(const WriteLock& lock, const PrincipalInfo& admin,
       case RecordState::kActive:
         break;
     }
-    report.transitions.push_back(step);
+    if (!reported) report.transitions.push_back(step);
     if (!options.dry_run) {
       const EventAction action =
           step.to == RecordState::kClosed    ? EventAction::kClose
@@ -190,6 +200,15 @@ Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
     progress.records_done = processed;
     options.progress(progress);
   };
+  if (!options.dry_run) {
+    // Erasure by key first: what is due in an ended bucket no hold reaches
+    // becomes undecipherable before any record is rewritten.
+    auto spans = u_.holds.Spans();
+    if (!spans) return Fail(spans.error());
+    CUSTOS_RETURN_IF_ERROR(EraseEndedBuckets(as_of, *spans, report));
+    report_progress(SweepPhase::kDestroyingKeys);
+  }
+  std::map<uint64_t, bool> erased_buckets;  // ErasedByKey's cache.
   while (true) {
     bool more_due = false;
     WriteLock lock = u_.store.Lock();
@@ -221,7 +240,7 @@ Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
     for (const auto& [key, due] : due_entries) {
       resume_key = key + '\0';
       Status swept = SweepRecord(lock, admin, key, due, options, batch,
-                                 sweep_events, report, *spans);
+                                 sweep_events, report, *spans, erased_buckets);
       if (!swept.ok()) {
         if (!Skippable(swept)) return Fail(swept);
         // One record must not stop retention for the rest of the store. Its
@@ -277,6 +296,93 @@ Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
     CUSTOS_RETURN_IF_ERROR(u_.erasure.CompactQueued());
   }
   return report;
+}
+
+Result<bool> Sweeper::ErasedByKey(uint64_t bucket,
+                                  std::map<uint64_t, bool>& cache) const {
+  auto known = cache.find(bucket);
+  if (known != cache.end()) return known->second;
+  auto marker = u_.store.Get(keys::ErasedBucket(bucket));
+  if (!marker) return Fail(marker.error());
+  cache[bucket] = marker->has_value();
+  return marker->has_value();
+}
+
+Status Sweeper::EraseEndedBuckets(int64_t as_of, const HoldSpans& spans,
+                                  SweepReport& report) {
+  // Buckets every instant of which is at or before as_of.
+  const uint64_t last =
+      static_cast<uint64_t>((as_of + 1) / DeadlineKeys::kBucketMicros);
+  if (last == 0) return Status::Ok();
+  Keystore& keystore = u_.deadline_keys.keystore();
+  // Under the write lock: no Put seals a record into a bucket between the
+  // look at its index range and the key's destruction.
+  WriteLock lock = u_.store.Lock();
+  auto buckets = keystore.BucketsUpTo(last);
+  if (!buckets) return buckets.error();
+  std::vector<uint64_t> erasing;
+  std::vector<PlannedTransition> erasures;
+  leveldb::WriteBatch batch;
+  std::string written_at;
+  AppendBigEndian64(written_at, static_cast<uint64_t>(as_of));
+  const int64_t now = ToMicros(u_.clock.Now());
+  for (uint64_t bucket : *buckets) {
+    const int64_t start = DeadlineKeys::BucketStart(bucket);
+    const int64_t end = DeadlineKeys::BucketEnd(bucket);
+    if (spans.MayCoverAny(start, end)) continue;
+    // The records sealed under the bucket are exactly its index entries
+    // whose next transition is the erasure (RecordStore::Put's invariant);
+    // the other entries of its hour (a close, a block) are not sealed
+    // under it and are swept record by record.
+    const size_t first = erasures.size();
+    bool readable = true;
+    CUSTOS_RETURN_IF_ERROR(u_.store.Scan(
+        keys::kDeadlinePrefix, keys::Deadline(start, 0),
+        [&](std::string_view key, std::string_view value) {
+          const std::string_view rest =
+              key.substr(keys::kDeadlinePrefix.size());
+          const int64_t due = static_cast<int64_t>(ReadBigEndian64(rest));
+          if (due >= end) return false;
+          auto entry = RecordStore::DecodeDeadlineEntry(value);
+          if (!entry) {
+            readable = false;
+            return false;
+          }
+          if (entry->next == codec::Transition::kErase) {
+            erasures.push_back({ReadBigEndian64(rest.substr(8)), entry->state,
+                                RecordState::kErased, FromMicros(due)});
+          }
+          return true;
+        }));
+    if (!readable) {
+      erasures.resize(first);
+      continue;
+    }
+    const std::string name = Keystore::BucketKeyName(bucket);
+    auto wrapped = keystore.WrappedBytes(name);
+    if (!wrapped) return wrapped.error();
+    if (*wrapped) Erasure::AddWitness(batch, **wrapped);
+    Erasure::QueueKeystore(batch, name, now);
+    batch.Put(ToSlice(keys::ErasedBucket(bucket)), written_at);
+    erasing.push_back(bucket);
+  }
+  if (erasing.empty()) return Status::Ok();
+  // Written down and synced first (with every change before it: one log),
+  // then the keys: a crash between leaves live keys of erased buckets,
+  // which the next sweep erases again. Still under the lock, so that no
+  // record is sealed into a bucket being destroyed.
+  auto ticket = u_.store.Apply(lock, batch, {}, "writing down erased buckets",
+                               /*force_sync=*/true);
+  if (!ticket) return ticket.error();
+  CUSTOS_RETURN_IF_ERROR(u_.store.WaitDurable(*ticket));
+  for (uint64_t bucket : erasing) {
+    CUSTOS_RETURN_IF_ERROR(keystore.DestroyBucketKey(bucket));
+    ++report.buckets_destroyed;
+  }
+  report.erased += erasures.size();
+  report.transitions.insert(report.transitions.end(), erasures.begin(),
+                            erasures.end());
+  return Status::Ok();
 }
 
 Status Sweeper::DestroyDueBuckets(int64_t as_of, SweepReport& report) {

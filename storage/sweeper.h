@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -58,11 +59,30 @@ class Sweeper {
   // does not decode), InvalidArgument (a deadline cannot be represented),
   // ResourceExhausted (the record is too large to rewrite), and any error
   // of the store.
+  // An erasure of a record whose bucket was erased by key (by this sweep or
+  // an earlier one, `erased_buckets` caching which) is written but not
+  // counted again: the sweep that destroyed the key reported it.
   Status SweepRecord(const WriteLock& lock, const PrincipalInfo& admin,
                      const std::string& key, int64_t due,
                      const SweepOptions& options, leveldb::WriteBatch& batch,
                      std::vector<Event>& sweep_events, SweepReport& report,
-                     const HoldSpans& spans) const;
+                     const HoldSpans& spans,
+                     std::map<uint64_t, bool>& erased_buckets) const;
+  // Erasure by key (docs/retention.md, "Deadline keys"): every bucket whose
+  // hour ended by `as_of` and that no hold can reach (`spans`) is erased
+  // whole before any of its records is rewritten. The erasure of every
+  // record due in it is written down at once from the deadline index
+  // ("dx:" bucket, with the witnesses of its key, synced), then its key is
+  // destroyed: from then on no copy of their ciphertexts opens. Their
+  // rewrite to ERASED stubs follows as hygiene (SweepRecord). Counted in
+  // `report`. A bucket a hold may reach, or whose index entries predate
+  // their values, is left to the record-by-record path.
+  Status EraseEndedBuckets(int64_t as_of, const HoldSpans& spans,
+                           SweepReport& report);
+  // Whether bucket `bucket`'s erasure was written down by key ("dx:"),
+  // cached in `cache`.
+  Result<bool> ErasedByKey(uint64_t bucket,
+                           std::map<uint64_t, bool>& cache) const;
   // Destroys the key of every deadline bucket whose hour ended by `as_of`
   // and in which no deadline-index entry is left (its records are all
   // written down as erased, or moved), after witnessing and queueing its

@@ -207,7 +207,9 @@ struct ListPage {
 // Where a sweep is (SweepOptions::progress).
 enum class SweepPhase {
   kTransitions,     // Applying due transitions, batch by batch.
-  kDestroyingKeys,  // Destroying the keys of ended, emptied buckets.
+  kDestroyingKeys,  // Destroying the keys of ended buckets: first those
+                    // erased whole by key, after the transitions those
+                    // emptied record by record.
   kPruningHistory,  // Pruning access-history events whose retention ended.
   kCompacting,      // Removing erased bytes from the files.
 };

@@ -312,18 +312,89 @@ TEST_F(DeadlineKeysTest, AHeldRecordMovesToTheBucketOfTheHoldsEndFirst) {
   EXPECT_TRUE(BucketKeys().empty());
 }
 
-TEST_F(DeadlineKeysTest,
-       ABoundedSweepKeepsTheBucketKeyUntilItsLastRecordIsErased) {
-  CreateClosedAlert();
-  CreateClosedAlert("bob@example.org", "Bob");
-  SweepReport first = SweepAt(EndOfAlertBucket(), /*max_records=*/1);
-  EXPECT_EQ(first.erased, 1u);
-  EXPECT_FALSE(first.complete);
-  EXPECT_EQ(first.buckets_destroyed, 0u);
-  EXPECT_EQ(BucketKeys().size(), 1u);
+// Erasure by key (issue 11): an ended bucket no hold reaches is erased
+// whole, from the deadline index, before any of its records is rewritten;
+// even a sweep bounded to no record at all destroys its key.
+TEST_F(DeadlineKeysTest, ASweepErasesAnEndedBucketByItsKeyBeforeAnyRewrite) {
+  const uint64_t a = CreateClosedAlert();
+  const uint64_t b = CreateClosedAlert("bob@example.org", "Bob");
+
+  SweepReport first = SweepAt(EndOfAlertBucket(), /*max_records=*/0);
+  EXPECT_EQ(first.erased, 2u);
+  ASSERT_EQ(first.transitions.size(), 2u);
+  EXPECT_EQ(first.transitions[0].record_id, a);
+  EXPECT_EQ(first.transitions[0].from, RecordState::kClosed);
+  EXPECT_EQ(first.transitions[0].to, RecordState::kErased);
+  EXPECT_EQ(first.transitions[0].due, AlertErasure());
+  EXPECT_EQ(first.transitions[1].record_id, b);
+  EXPECT_EQ(first.buckets_destroyed, 1u);
+  EXPECT_FALSE(first.complete);  // The records are not rewritten yet.
+  EXPECT_TRUE(BucketKeys().empty());
+  // Not rewritten: still sealed under the destroyed key, which nobody
+  // can open any more; every caller sees the erasure.
+  const codec::StoredRecord stored = Stored(a);
+  EXPECT_EQ(stored.state, RecordState::kClosed);
+  EXPECT_EQ(stored.erase_bucket, AlertBucket());
+  EXPECT_EQ(stored.parts.size(), 1u);
+  auto view = engine_->GetRecord(*officer_, a, APurpose());
+  ASSERT_TRUE(view.has_value()) << view.error().ToString();
+  EXPECT_EQ(view->state, RecordState::kErased);
+  EXPECT_EQ(view->erased_at, AlertErasure());
+  EXPECT_TRUE(view->parts.empty());
+
+  // The rewrite is hygiene: it counts them no more.
   SweepReport second = SweepAt(EndOfAlertBucket());
-  EXPECT_EQ(second.erased, 1u);
-  EXPECT_EQ(second.buckets_destroyed, 1u);
+  EXPECT_EQ(second.erased, 0u);
+  EXPECT_TRUE(second.transitions.empty());
+  EXPECT_EQ(second.buckets_destroyed, 0u);
+  EXPECT_TRUE(second.complete);
+  for (uint64_t id : {a, b}) {
+    const codec::StoredRecord erased = Stored(id);
+    EXPECT_EQ(erased.state, RecordState::kErased) << id;
+    EXPECT_EQ(erased.erased_at_micros, ToMicros(AlertErasure())) << id;
+    EXPECT_TRUE(erased.parts.empty()) << id;
+    EXPECT_EQ(erased.erase_bucket, 0u) << id;
+  }
+  auto verified = engine_->VerifyErasure(*admin_);
+  ASSERT_TRUE(verified.has_value()) << verified.error().ToString();
+  EXPECT_EQ(verified->found, 0u);
+}
+
+// A hold counts for the buckets its span reaches only: one set and
+// released long before the alerts' erasure leaves their bucket to the
+// erasure by key.
+TEST_F(DeadlineKeysTest, AHoldOutsideTheBucketsHourDoesNotStopItsErasureByKey) {
+  const uint64_t id = CreateClosedAlert();
+  auto hold =
+      engine_->SetRecordHold(*officer_, id, "case 4 C 12/26", At(2026, 12, 31));
+  ASSERT_TRUE(hold.has_value()) << hold.error().ToString();
+  clock_.Set(clock_.Now() + 1h);
+  ASSERT_TRUE(engine_->ReleaseHold(*officer_, hold->id).ok());
+
+  SweepReport report = SweepAt(EndOfAlertBucket(), /*max_records=*/0);
+  EXPECT_EQ(report.erased, 1u);
+  EXPECT_EQ(report.buckets_destroyed, 1u);
+  EXPECT_EQ(Stored(id).state, RecordState::kClosed);  // Not rewritten yet.
+}
+
+// A hold whose span reaches the bucket's hour sends the bucket down the
+// record-by-record path, which moves the held record first
+// (AHeldRecordMovesToTheBucketOfTheHoldsEndFirst): a bounded sweep that
+// reaches no record then destroys nothing.
+TEST_F(DeadlineKeysTest, AHoldReachingTheBucketKeepsItsKeyUntilItsRecordsMove) {
+  const uint64_t held = CreateClosedAlert();
+  CreateClosedAlert("bob@example.org", "Bob");
+  ASSERT_TRUE(
+      engine_->SetRecordHold(*officer_, held, "case 4 C 12/26", At(2027, 6, 1))
+          .has_value());
+  SweepReport bounded = SweepAt(EndOfAlertBucket(), /*max_records=*/0);
+  EXPECT_EQ(bounded.erased, 0u);
+  EXPECT_EQ(bounded.buckets_destroyed, 0u);
+  EXPECT_EQ(BucketKeys().size(), 1u);
+  SweepReport whole = SweepAt(EndOfAlertBucket());
+  EXPECT_EQ(whole.erased, 1u);
+  EXPECT_EQ(whole.postponed, 1u);
+  EXPECT_EQ(whole.buckets_destroyed, 1u);
 }
 
 TEST_F(DeadlineKeysTest, EarlyErasureAndShreddingKeepWorkingUnderBucketKeys) {

@@ -56,6 +56,7 @@ TEST(KeysTest, NoFamilyPrefixCapturesAnotherFamilysKeys) {
       {"policy", keys::kPolicyPrefix, keys::Policy("note")},
       {"record", keys::kRecordPrefix, keys::Record(1)},
       {"deadline", keys::kDeadlinePrefix, keys::Deadline(1, 1)},
+      {"erased bucket", keys::kErasedBucketPrefix, keys::ErasedBucket(1)},
       {"hold", keys::kHoldPrefix, keys::Hold("h1")},
       {"witness", keys::kWitnessPrefix,
        std::string(keys::kWitnessPrefix) + "x"},

@@ -190,7 +190,9 @@ TEST_F(RetentionBoundsTest, ASweepSkipsAnUndecodableRecordAndErasesTheRest) {
   const uint64_t last = ClosedAlert();
   WriteRaw(keys::Record(broken), "garbage");
 
-  auto report = SweepAt(At(2027, 3, 1));
+  // Within the alerts' bucket's hour: erased record by record, the broken
+  // one skipped.
+  auto report = SweepAt(At(2027, 2, 28));
   ASSERT_TRUE(report.has_value()) << report.error().ToString();
   EXPECT_EQ(report->erased, 2u);
   EXPECT_EQ(StateOf(first), RecordState::kErased);
@@ -199,6 +201,20 @@ TEST_F(RetentionBoundsTest, ASweepSkipsAnUndecodableRecordAndErasesTheRest) {
   EXPECT_EQ(report->skipped[0].record_id, broken);
   EXPECT_EQ(report->skipped[0].reason, "DataLoss: corrupt stored record");
   EXPECT_EQ(DeadlineEntries(), 1);  // Kept: reported, never dropped.
+  EXPECT_EQ(report->buckets_destroyed, 0u);
+
+  // Once the hour has ended, the bucket is erased by its key (no hold can
+  // reach it), the broken record with it: its erasure is reported, and so
+  // is its stub, which cannot be written.
+  report = SweepAt(At(2027, 3, 1));
+  ASSERT_TRUE(report.has_value()) << report.error().ToString();
+  EXPECT_EQ(report->buckets_destroyed, 1u);
+  EXPECT_EQ(report->erased, 1u);
+  ASSERT_EQ(report->transitions.size(), 1u);
+  EXPECT_EQ(report->transitions[0].record_id, broken);
+  ASSERT_EQ(report->skipped.size(), 1u);
+  EXPECT_EQ(report->skipped[0].record_id, broken);
+  EXPECT_EQ(DeadlineEntries(), 1);
 }
 
 // The kept entry sorts first; a bounded sweep must not stall on it.
@@ -208,7 +224,7 @@ TEST_F(RetentionBoundsTest, ABoundedSweepIsNotStalledByASkippedRecord) {
   const uint64_t next = ClosedAlert();
   WriteRaw(keys::Record(broken), "garbage");
 
-  auto report = SweepAt(At(2027, 3, 1), /*max_records=*/1);
+  auto report = SweepAt(At(2027, 2, 28), /*max_records=*/1);
   ASSERT_TRUE(report.has_value()) << report.error().ToString();
   EXPECT_EQ(report->erased, 1u);
   EXPECT_EQ(StateOf(next), RecordState::kErased);

@@ -161,12 +161,14 @@ TEST_F(SweeperTest, SweepingTwiceDoesNothingTheSecondTime) {
   EXPECT_TRUE(again.transitions.empty());
 }
 
+// At their deadline, within their bucket's hour, the alerts are erased
+// record by record, and max_records bounds how many.
 TEST_F(SweeperTest, MaxRecordsBoundsASweepAndTheNextOneFinishes) {
   for (int i = 0; i < 7; ++i) {
     ASSERT_TRUE(engine_->Close(*owner_, CreateOfKind("alert")).ok());
   }
   SweepOptions options;
-  options.as_of = At(2027, 3, 1);
+  options.as_of = At(2027, 2, 28);
   clock_.Set(options.as_of);
   options.batch_size = 2;
   options.max_records = 5;
@@ -177,6 +179,32 @@ TEST_F(SweeperTest, MaxRecordsBoundsASweepAndTheNextOneFinishes) {
   auto second = engine_->Sweep(*admin_, options);
   EXPECT_EQ(second->erased, 2u);
   EXPECT_TRUE(second->complete);
+}
+
+// Once their bucket's hour has ended they are erased by its key, whatever
+// the bound: max_records then bounds only the rewrite of their stubs.
+TEST_F(SweeperTest, MaxRecordsBoundsOnlyTheRewriteOfABucketErasedByKey) {
+  for (int i = 0; i < 7; ++i) {
+    ASSERT_TRUE(engine_->Close(*owner_, CreateOfKind("alert")).ok());
+  }
+  SweepOptions options;
+  options.as_of = At(2027, 3, 1);
+  clock_.Set(options.as_of);
+  options.batch_size = 2;
+  options.max_records = 5;
+  auto first = engine_->Sweep(*admin_, options);
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->erased, 7u);
+  EXPECT_EQ(first->buckets_destroyed, 1u);
+  EXPECT_FALSE(first->complete);  // Two stubs left to write.
+  auto second = engine_->Sweep(*admin_, options);
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(second->erased, 0u);
+  EXPECT_TRUE(second->complete);
+  auto third = engine_->Sweep(*admin_, options);
+  ASSERT_TRUE(third.has_value());
+  EXPECT_EQ(third->erased, 0u);
+  EXPECT_TRUE(third->complete);
 }
 
 TEST_F(SweeperTest, ProgressIsReportedAfterEachBatchAndAtEachLaterPhase) {
@@ -192,17 +220,21 @@ TEST_F(SweeperTest, ProgressIsReportedAfterEachBatchAndAtEachLaterPhase) {
   auto report = engine_->Sweep(*admin_, options);
   ASSERT_TRUE(report.has_value()) << report.error().ToString();
   EXPECT_EQ(report->erased, 5u);
-  // Batches of 2, 2 and 1, then the three later phases, in order.
-  ASSERT_EQ(seen.size(), 6u);
-  const size_t done[] = {2, 4, 5, 5, 5, 5};
+  // The erasure by key first (the alerts' bucket ended: its key goes
+  // before any record is rewritten), then the rewrite in batches of 2, 2
+  // and 1, then the three later phases, in order.
+  ASSERT_EQ(seen.size(), 7u);
+  const size_t done[] = {0, 2, 4, 5, 5, 5, 5};
+  const size_t batches[] = {0, 1, 2, 3, 3, 3, 3};
   const SweepPhase phases[] = {
+      SweepPhase::kDestroyingKeys, SweepPhase::kTransitions,
       SweepPhase::kTransitions,    SweepPhase::kTransitions,
-      SweepPhase::kTransitions,    SweepPhase::kDestroyingKeys,
-      SweepPhase::kPruningHistory, SweepPhase::kCompacting};
+      SweepPhase::kDestroyingKeys, SweepPhase::kPruningHistory,
+      SweepPhase::kCompacting};
   for (size_t i = 0; i < seen.size(); ++i) {
     EXPECT_EQ(seen[i].phase, phases[i]) << i;
     EXPECT_EQ(seen[i].records_done, done[i]) << i;
-    EXPECT_EQ(seen[i].batches, std::min<size_t>(i + 1, 3)) << i;
+    EXPECT_EQ(seen[i].batches, batches[i]) << i;
   }
   EXPECT_EQ(SweepPhaseName(SweepPhase::kPruningHistory), "pruning_history");
 
