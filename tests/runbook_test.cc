@@ -1,8 +1,10 @@
-// The runbook (docs/operations.md, "Runbook") and the README's tour run as
-// written (issue 13): every ```sh block of those sections, in order, with
-// bash under `set -euo pipefail`, against a real custosd, with the build's
-// custos and custosd first on PATH. A documented command that fails fails
-// the test, naming the block's line.
+// The runbook (docs/operations.md, "Runbook"), the README's tour (issue
+// 13) and the IMI example's run against the server of `./dev run`
+// (examples/imi/README.md, issue 14) run as written: every ```sh block of
+// those sections, in order, with bash under `set -euo pipefail`, against a
+// real custosd, with the build's custos, custosd and imi_demo first on
+// PATH. A documented command that fails fails the test, naming the
+// block's line.
 //
 // Markers in the Markdown (HTML comments) steer the run:
 //   <!-- runbook-test: skip (why) -->   the next ```sh block is not run;
@@ -20,6 +22,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -73,9 +76,12 @@ Extracted Extract(const std::string& path, const std::string& heading) {
           ++out.blocks_skipped;
         } else {
           Step& step = script();
+          // The path from the repository's root: two READMEs.
           step.script += std::string("echo '--- ") +
-                         path.substr(path.rfind('/') + 1) + ":" +
-                         std::to_string(block_line) + "' >&2\n" + block;
+                         std::filesystem::path(path)
+                             .lexically_relative(CUSTOS_SOURCE_DIR)
+                             .string() +
+                         ":" + std::to_string(block_line) + "' >&2\n" + block;
           ++step.blocks;
           ++out.blocks_run;
         }
@@ -135,10 +141,10 @@ class RunbookTest : public ::testing::Test {
         Replace(mapped, "/var/backups/custos", dir() + "/var-backups-custos");
     std::ofstream(dir() + "/step.sh", std::ios::trunc) << "set -euo pipefail\n"
                                                        << mapped;
-    const std::string command = std::string("cd '") + dir() +
-                                "' && env -i HOME='" + dir() + "' PATH='" +
-                                DirOf(CUSTOS_PATH) + ":" + DirOf(CUSTOSD_PATH) +
-                                ":/usr/bin:/bin' bash step.sh > step.out 2>&1";
+    const std::string command =
+        std::string("cd '") + dir() + "' && env -i HOME='" + dir() +
+        "' PATH='" + DirOf(CUSTOS_PATH) + ":" + DirOf(CUSTOSD_PATH) + ":" +
+        DirOf(IMI_DEMO_PATH) + ":/usr/bin:/bin' bash step.sh > step.out 2>&1";
     const int status = std::system(command.c_str());
     EXPECT_EQ(status, 0) << "a documented command failed; its output:\n"
                          << Slurp(dir() + "/step.out");
@@ -219,6 +225,43 @@ TEST_F(RunbookTest, TheReadmeTourRunsAsWritten) {
   const std::string out = Slurp(dir() + "/step.out");
   EXPECT_NE(out.find("Anna"), std::string::npos) << out;
   EXPECT_EQ(out.find("Anna"), out.rfind("Anna")) << out;
+}
+
+// The present-day part of the IMI story against the production custosd on
+// its embedded defaults (the server of `./dev run`), twice, as a person
+// may run it: the second run takes over the first one's principals. Each
+// run's imi_demo checks every view and exits 1 on a surprise, which fails
+// the block.
+TEST_F(RunbookTest, TheImiStoryRunsAgainstTheServerOfDevRun) {
+  const Extracted section =
+      Extract(std::string(CUSTOS_SOURCE_DIR) + "/examples/imi/README.md",
+              "## Against the server of `./dev run`");
+  EXPECT_EQ(section.blocks_run, 1);
+  EXPECT_EQ(section.blocks_skipped, 2);
+  custosd_.Start(CUSTOSD_PATH);
+  for (int run = 1; run <= 2; ++run) {
+    SCOPED_TRACE(std::string("run ") + std::to_string(run));
+    Run(
+        section, [] {}, [] {});
+    if (HasFailure()) return;
+    const std::string out = Slurp(dir() + "/step.out");
+    EXPECT_NE(out.find("every party saw what the story says"),
+              std::string::npos)
+        << out;
+    EXPECT_EQ(out.find("UNEXPECTED"), std::string::npos) << out;
+    // Lena Schmidt's report: the request and the answer of every run.
+    const nlohmann::json lena = nlohmann::json::parse(
+        Slurp(dir() + "/imi-reports/lena.schmidt@example.de.json"));
+    EXPECT_EQ(lena.at("records").size(), 2u * run);
+    for (const char* page :
+         {"lena.schmidt@example.de", "jan.kowalski@example.fr",
+          "max.huber@example.at"}) {
+      EXPECT_NE(Slurp(dir() + "/imi-reports/" + page + ".html")
+                    .find("<h1>Your personal data in IMI</h1>"),
+                std::string::npos)
+          << page;
+    }
+  }
 }
 
 }  // namespace

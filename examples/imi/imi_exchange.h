@@ -157,6 +157,13 @@ class Exchange {
   // the "request" and "alert" policies of the IMI rules are in force
   // (setting them if the server has other ones). Returns the policies in
   // force as "kind block=... erase=... history=...".
+  //
+  // A principal that exists already as the story makes it (same display
+  // name, that one role, same redaction, not revoked: an earlier run's) is
+  // reused: its credential is rotated (Admin.rotateCredential), which ends
+  // the sessions opened with its old token. Throws std::runtime_error,
+  // naming it, if one of those ids belongs to another principal; then no
+  // principal was created or changed.
   std::vector<std::string> SetUp();
 
   // Requests: sent by the authority of request.from_state, granted to

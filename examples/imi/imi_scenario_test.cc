@@ -33,6 +33,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -157,6 +158,60 @@ TEST(ReportHtmlTest, EscapesEveryStringOfTheReport) {
   EXPECT_NE(html.find("<td>o&#39;k</td>"), std::string::npos);
   EXPECT_NE(html.find("<td>read to &lt;i&gt;</td>"), std::string::npos);
   EXPECT_NE(html.find("<td>none</td>"), std::string::npos);
+}
+
+// imi_demo run twice against the same server (the one of `./dev run`):
+// the second SetUp takes over the story's principals with new tokens, and
+// the first run's sessions end.
+TEST_F(ImiScenarioTest, SetUpAgainTakesOverTheStorysPrincipals) {
+  exchange_->SetUp();
+  Exchange again("unix:" + custosd_.Socket(), "admin", custosd_.AdminToken());
+  EXPECT_EQ(again.SetUp().size(), 2u);
+  Request request;
+  request.legislative_area = "professional-qualifications";
+  request.from_state = "AT";
+  request.to_state = "DE";
+  request.sent_on = "2026-08-03";
+  request.professional = {kLena, {{"name", "Lena Schmidt"}}};
+  const uint64_t r = again.SendRequest(request);
+  EXPECT_EQ(again.See("de-bmas", r).personal.at(kLena).at("name"),
+            "Lena Schmidt");
+  EXPECT_EQ(Refused("de-bmas", r), "Unauthenticated: invalid credential");
+}
+
+// A principal of one of the story's ids that the story did not make (here
+// with another role) is refused, never taken over.
+TEST_F(ImiScenarioTest, SetUpRefusesAPrincipalItDidNotMake) {
+  capnp::EzRpcClient client("unix:" + custosd_.Socket());
+  auto login = client.getMain<custos::rpc::Gateway>().loginRequest();
+  login.setPrincipal("admin");
+  login.setToken(custosd_.AdminToken());
+  auto admin = login.send()
+                   .wait(client.getWaitScope())
+                   .getSession()
+                   .adminRequest()
+                   .send()
+                   .getAdmin();
+  auto create = admin.createPrincipalRequest();
+  create.setId("at-officer");
+  create.setDisplayName("Officer, Austrian IMI coordinator");
+  create.initRoles(1).set(0, custos::rpc::Role::AUDITOR);
+  create.send().wait(client.getWaitScope());
+  try {
+    exchange_->SetUp();
+    ADD_FAILURE() << "SetUp took over at-officer";
+  } catch (const std::runtime_error& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "principal at-officer exists but is not the story's (another "
+              "display name, role, redaction, or revoked): use a server of "
+              "your own");
+  }
+  // Refused before anything changed: none of the story's principals made.
+  auto listed =
+      admin.listPrincipalsRequest().send().wait(client.getWaitScope());
+  std::vector<std::string> ids;
+  for (auto p : listed.getPrincipals()) ids.emplace_back(p.getId().cStr());
+  EXPECT_EQ(ids, (std::vector<std::string>{"admin", "at-officer"}));
 }
 
 TEST_F(ImiScenarioTest, RequestsAlertsAndAnAccessRequestYearsLater) {
