@@ -21,6 +21,7 @@
 #include "storage/record_store.h"
 #include "storage/record_view.h"
 #include "storage/records.h"
+#include "storage/register_builder.h"
 #include "storage/rekeyer.h"
 #include "storage/shredder.h"
 #include "storage/store.h"
@@ -73,7 +74,9 @@ struct Engine::Impl {
                 options.rekey_batch_size),
         audit({*store, subjects, options.limits}),
         key_admin({*store, *keystore, record_store, shredder, principals, clock,
-                   options.backup_retention}) {}
+                   options.backup_retention}),
+        register_builder({*store, record_store, policies, principals, *keystore,
+                          options, clock}) {}
 
   // The acting principal of a call: Unauthenticated if it is unknown or
   // revoked, or if its credential was replaced since the actor was
@@ -113,6 +116,7 @@ struct Engine::Impl {
   Rekeyer rekeyer;
   Audit audit;
   KeyAdmin key_admin;
+  RegisterBuilder register_builder;
 };
 
 Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -416,6 +420,13 @@ Result<ChainVerification> Engine::VerifyChain(const Actor& actor) {
   auto caller = impl_->RequireAnyRole(actor, {Role::kAuditor, Role::kAdmin});
   if (!caller) return Fail(caller.error());
   return impl_->audit.VerifyChain();
+}
+
+Result<ProcessingRegister> Engine::ProduceProcessingRegister(
+    const Actor& actor) {
+  auto caller = impl_->RequireAnyRole(actor, {Role::kAuditor, Role::kAdmin});
+  if (!caller) return Fail(caller.error());
+  return impl_->register_builder.Build();
 }
 
 Result<SubjectReport> Engine::ProduceSubjectReport(

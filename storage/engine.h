@@ -38,6 +38,7 @@
 #include "storage/backup.h"
 #include "storage/limits.h"
 #include "storage/options.h"
+#include "storage/processing_register.h"
 #include "storage/retention_policy.h"
 #include "storage/subject_report.h"
 #include "storage/types.h"
@@ -286,6 +287,14 @@ class Engine {
   // Auditor or admin. Walks the whole hash chain of the access history and
   // reports the first sequence number that fails to verify.
   Result<ChainVerification> VerifyChain(const Actor& actor);
+
+  // Auditor or admin. The register of processing activities
+  // (storage/processing_register.h, docs/accountability.md): per record
+  // kind, the periods in force, the field names its personal parts have
+  // held, who owns or received its records, its records by effective state
+  // now and its subjects; and the security measures. Holds no personal
+  // data. Reads every record: its cost grows with the store.
+  Result<ProcessingRegister> ProduceProcessingRegister(const Actor& actor);
 
   // Auditor only, and never an admin (PermissionDenied). Everything held on
   // the subject, for their access request: the personal data still held in

@@ -51,6 +51,13 @@ std::string Acl(std::string_view principal, uint64_t record_id) {
   return key;
 }
 
+std::string KindField(std::string_view kind, std::string_view field_name) {
+  std::string key(kKindFieldPrefix);
+  key.append(kind).push_back('\0');
+  key.append(field_name);
+  return key;
+}
+
 std::string ErasedBucket(uint64_t bucket) {
   return JoinNumber(kErasedBucketPrefix, bucket);
 }

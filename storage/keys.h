@@ -60,6 +60,12 @@ std::string Deadline(int64_t due_micros, uint64_t record_id);
 inline constexpr std::string_view kErasedBucketPrefix = "dx:";
 std::string ErasedBucket(uint64_t bucket);
 
+// ---- Field-name catalog (records.cc, read by register_builder.cc) ---------
+// "fk:" kind || NUL || field name -> "": the field names the personal parts
+// of a kind's records have held (the register of processing activities).
+inline constexpr std::string_view kKindFieldPrefix = "fk:";
+std::string KindField(std::string_view kind, std::string_view field_name);
+
 // ---- Legal holds (holds.cc) -----------------------------------------------
 // "hold:" id -> Hold; "ho:r:" u64 record || id -> "";
 // "ho:s:" subject || NUL || id -> "s" (a subject hold) or "r" (a hold on one

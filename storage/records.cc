@@ -202,6 +202,7 @@ Result<std::vector<uint64_t>> Records::CreateBatch(
   const Timestamp now = u_.clock.Now();
   std::vector<uint64_t> ids;
   std::vector<Event> record_events;
+  std::vector<std::pair<std::string, std::string>> cataloged;
   for (size_t i = 0; i < records.size(); ++i) {
     const NewRecord& in = records[i];
     StoredRecord r;
@@ -232,6 +233,9 @@ Result<std::vector<uint64_t>> Records::CreateBatch(
     }
     Status put = u_.record_store.Put(lock, batch, r);
     if (!put.ok()) return Fail(at(i, put));
+    for (const auto& part : in.personal) {
+      CatalogFieldNames(lock, batch, r.kind, part.fields, cataloged);
+    }
     batch.Put(keys::Acl(r.owner, r.id), "");
     for (const auto& g : r.grants) batch.Put(keys::Acl(g, r.id), "");
     Event event = events::RecordEvent(caller, EventAction::kCreate, r, now);
@@ -258,6 +262,7 @@ Result<std::vector<uint64_t>> Records::CreateBatch(
       records.size() == 1 ? "creating record" : "creating records");
   if (!ticket) return Fail(ticket.error());
   u_.record_store.Taken(lock, ids.back());
+  Cataloged(lock, cataloged);
   lock.Unlock();
   CUSTOS_RETURN_IF_ERROR(u_.store.WaitDurable(*ticket));
   return ids;
@@ -295,6 +300,28 @@ Status Records::Grant(const PrincipalInfo& caller, uint64_t id,
   Event event = events::RecordEvent(caller, EventAction::kGrant, r, now);
   event.fields = {"grantee:" + target->id};
   return u_.store.Commit(std::move(lock), batch, {event}, "granting access");
+}
+
+void Records::CatalogFieldNames(
+    const WriteLock& /*lock*/, leveldb::WriteBatch& batch,
+    const std::string& kind, const std::vector<Field>& fields,
+    std::vector<std::pair<std::string, std::string>>& added) const {
+  for (const Field& f : fields) {
+    std::pair<std::string, std::string> pair{kind, f.name};
+    if (cataloged_.contains(pair) ||
+        std::find(added.begin(), added.end(), pair) != added.end()) {
+      continue;
+    }
+    batch.Put(keys::KindField(kind, f.name), "");
+    added.push_back(std::move(pair));
+  }
+}
+
+void Records::Cataloged(
+    const WriteLock& /*lock*/,
+    std::vector<std::pair<std::string, std::string>>& added) {
+  for (auto& pair : added) cataloged_.insert(std::move(pair));
+  added.clear();
 }
 
 Result<uint64_t> Records::Rectify(const PrincipalInfo& caller, uint64_t id,
@@ -335,11 +362,16 @@ Result<uint64_t> Records::Rectify(const PrincipalInfo& caller, uint64_t id,
   part->sealed = std::move(*sealed);
   r.updated_at_micros = r.owner_changed_at_micros = ToMicros(now);
   CUSTOS_RETURN_IF_ERROR(u_.record_store.Put(lock, batch, r));
+  std::vector<std::pair<std::string, std::string>> cataloged;
+  CatalogFieldNames(lock, batch, r.kind, fields, cataloged);
   Event event = events::RecordEvent(caller, EventAction::kRectify, r, now);
   event.subject_ids = {part->subject_id};
   event.fields = events::FieldNames(fields);
-  CUSTOS_RETURN_IF_ERROR(
-      u_.store.Commit(std::move(lock), batch, {event}, "rectifying record"));
+  auto ticket = u_.store.Apply(lock, batch, {event}, "rectifying record");
+  if (!ticket) return Fail(ticket.error());
+  Cataloged(lock, cataloged);
+  lock.Unlock();
+  CUSTOS_RETURN_IF_ERROR(u_.store.WaitDurable(*ticket));
   return r.version;
 }
 

@@ -16,9 +16,11 @@
 
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "base/clock.h"
@@ -121,7 +123,21 @@ class Records {
                       RecordViews::Resolved& resolved, EventAction action,
                       std::string_view what);
 
+  // The field-name catalog of the register of processing activities
+  // ("fk:", storage/register_builder.h): adds to `batch` the entry of each
+  // name of `fields` for `kind` not yet known to be stored, and appends the
+  // pair to `added`; Cataloged remembers them once the batch is applied, so
+  // a name costs a write once per Open, not per record.
+  void CatalogFieldNames(
+      const WriteLock& lock, leveldb::WriteBatch& batch,
+      const std::string& kind, const std::vector<Field>& fields,
+      std::vector<std::pair<std::string, std::string>>& added) const;
+  void Cataloged(const WriteLock& lock,
+                 std::vector<std::pair<std::string, std::string>>& added);
+
   Units u_;
+  // (kind, field name) pairs stored in "fk:". Guarded by the write lock.
+  std::set<std::pair<std::string, std::string>> cataloged_;
 };
 
 }  // namespace custos

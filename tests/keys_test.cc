@@ -57,6 +57,8 @@ TEST(KeysTest, NoFamilyPrefixCapturesAnotherFamilysKeys) {
       {"record", keys::kRecordPrefix, keys::Record(1)},
       {"deadline", keys::kDeadlinePrefix, keys::Deadline(1, 1)},
       {"erased bucket", keys::kErasedBucketPrefix, keys::ErasedBucket(1)},
+      {"field-name catalog", keys::kKindFieldPrefix,
+       keys::KindField("alert", "name")},
       {"hold", keys::kHoldPrefix, keys::Hold("h1")},
       {"witness", keys::kWitnessPrefix,
        std::string(keys::kWitnessPrefix) + "x"},
