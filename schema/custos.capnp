@@ -284,6 +284,10 @@ interface Auditor {
   # docs/subject-report.md for the person it concerns; producing it is a
   # logged disclosure too.
   subjectReportHtml @5 (subjectId :Text) -> (html :Text);
+  # The register of processing activities (docs/accountability.md): JSON,
+  # or with `html` a self-contained HTML page. No personal data. Reads
+  # every record: long work.
+  processingRegister @6 (html :Bool) -> (document :Text);
 }
 
 struct NewPrincipal {
@@ -412,6 +416,8 @@ interface Admin {
   # call on the connection's own). All zero if none was started.
   sweepProgress @22 () -> (running :Bool, phase :Text, recordsDone :UInt64,
                            batches :UInt64, startedMicros :Int64);
+  # As Auditor.processingRegister.
+  processingRegister @23 (html :Bool) -> (document :Text);
 }
 
 struct EngineStats {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "crypto/master_key.h"
+#include "report/processing_register.h"
 #include "report/subject_report_html.h"
 #include "report/subject_report_json.h"
 #include "server/errors.h"
@@ -462,6 +463,26 @@ kj::Promise<void> VerifyChainCall(Connection& conn, const Actor& actor,
       });
 }
 
+// processingRegister, offered by the Auditor and Admin facets: rendered on
+// the long lane (it reads every record).
+template <typename Context>
+kj::Promise<void> ProcessingRegisterCall(Connection& conn, const Actor& actor,
+                                         Context context) {
+  return OnLongLane<Result<std::string>>(
+             conn,
+             [engine = &conn.engine, actor = actor,
+              html = context.getParams().getHtml()]() -> Result<std::string> {
+               auto reg = engine->ProduceProcessingRegister(actor);
+               if (!reg) return Fail(reg.error());
+               return html ? RenderProcessingRegisterHtml(*reg)
+                           : RenderProcessingRegisterJson(*reg);
+             })
+      .then([context](kj::Own<Result<std::string>> r) mutable {
+        const std::string document = Value(std::move(*r));
+        context.getResults().setDocument(Txt(document));
+      });
+}
+
 // findSubject, offered by the Auditor and Admin facets.
 template <typename Context>
 kj::Promise<void> FindSubjectCall(Connection& conn, const Actor& actor,
@@ -610,6 +631,11 @@ class AuditorImpl final : public rpc::Auditor::Server {
     return FindSubjectCall(*conn_, actor_, context);
   }
 
+  kj::Promise<void> processingRegister(
+      ProcessingRegisterContext context) override {
+    return ProcessingRegisterCall(*conn_, actor_, context);
+  }
+
  private:
   // The subject's report, produced and rendered by `render` on the worker:
   // its personal data never touches a Cap'n Proto builder until the answer
@@ -742,6 +768,11 @@ class AdminImpl final : public rpc::Admin::Server {
           out.setBatches(status->batches.load());
           out.setStartedMicros(status->started_micros.load());
         });
+  }
+
+  kj::Promise<void> processingRegister(
+      ProcessingRegisterContext context) override {
+    return ProcessingRegisterCall(*conn_, actor_, context);
   }
 
   kj::Promise<void> findSubject(FindSubjectContext context) override {
