@@ -14,8 +14,6 @@
 // no test clock and refuses the option.
 
 #include <kj/async-unix.h>
-#include <kj/debug.h>
-#include <kj/exception.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -40,6 +38,7 @@
 #include "base/clock.h"
 #include "crypto/master_key.h"
 #include "server/first_start.h"
+#include "server/kj_log.h"
 #include "server/server.h"
 #include "storage/engine.h"
 #ifdef CUSTOS_TEST_CLOCK
@@ -111,18 +110,6 @@ custos::Result<custos::crypto::SecretKey> MasterKey(
   return created;
 }
 
-// kj's own log lines (Cap'n Proto's warnings about a connection, say) may
-// quote bytes a client sent: only their severity and source location are
-// logged, never their text.
-class QuietKjLog final : public kj::ExceptionCallback {
- public:
-  void logMessage(kj::LogSeverity severity, const char* file, int line,
-                  int /*contextDepth*/, kj::String&& /*text*/) override {
-    std::fprintf(stderr, "custosd: kj %s at %s:%d\n", kj::str(severity).cStr(),
-                 file, line);
-  }
-};
-
 #ifndef CUSTOS_TEST_CLOCK
 // True if `argv` names the test build's clock options, which this build
 // does not have.
@@ -139,7 +126,8 @@ bool AsksForTestClock(int argc, char** argv) {
 int main(int argc, char** argv) {
   // Before any thread exists (kj requires it), so a signal reaches the
   // event loop instead of killing the process mid-write.
-  QuietKjLog quiet_kj_log;  // For the process's lifetime (this thread's).
+  // For the process's lifetime (this thread's; server/kj_log.h).
+  custos::server::QuietKjLog quiet_kj_log;
   kj::UnixEventPort::captureSignal(SIGTERM);
   kj::UnixEventPort::captureSignal(SIGINT);
   signal(SIGPIPE, SIG_IGN);
@@ -377,6 +365,7 @@ int main(int argc, char** argv) {
   std::condition_variable maintenance_cv;
   bool stopping = false;
   std::thread maintenance([&] {
+    custos::server::QuietKjLog thread_kj_log;
     std::unique_lock lock(maintenance_mu);
     while (!maintenance_cv.wait_for(lock,
                                     std::chrono::seconds(maintenance_seconds),
