@@ -24,7 +24,6 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
-#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -39,6 +38,7 @@
 #include "crypto/master_key.h"
 #include "server/first_start.h"
 #include "server/kj_log.h"
+#include "server/maintenance.h"
 #include "server/server.h"
 #include "storage/engine.h"
 #ifdef CUSTOS_TEST_CLOCK
@@ -358,9 +358,9 @@ int main(int argc, char** argv) {
   server_options.stop_on_signals = true;
   custos::server::Server server(**engine, server_options);
 
-  // Scheduled maintenance: what is due is swept (and physically erased),
-  // backup keys past their retention destroyed, shreds completed. Counts
-  // only are logged, never what a record holds.
+  // Scheduled maintenance (server/maintenance.h): what is due is swept
+  // (and physically erased), backup keys past their retention destroyed,
+  // shreds completed, records counted by state for the metrics.
   std::mutex maintenance_mu;
   std::condition_variable maintenance_cv;
   bool stopping = false;
@@ -371,34 +371,8 @@ int main(int argc, char** argv) {
                                     std::chrono::seconds(maintenance_seconds),
                                     [&] { return stopping; })) {
       lock.unlock();
-      const auto started = std::chrono::steady_clock::now();
-      auto report = (*engine)->RunMaintenance(/*shred_budget=*/10000);
-      custos::server::MaintenanceFigures figures;
-      figures.finished_unix_seconds = static_cast<int64_t>(std::time(nullptr));
-      figures.duration_seconds = std::chrono::duration<double>(
-                                     std::chrono::steady_clock::now() - started)
-                                     .count();
-      figures.ok = report.has_value();
-      if (report) {
-        figures.sweep_complete = report->complete;
-        figures.closed = report->closed;
-        figures.blocked = report->blocked;
-        figures.erased = report->erased;
-        figures.postponed = report->postponed;
-        figures.skipped = report->skipped.size();
-        figures.shred_records_rewritten = report->shred_records_rewritten;
-      }
-      server.metrics().SetMaintenance(figures);
-      if (!report) {
-        std::fprintf(stderr, "custosd: maintenance: %s\n",
-                     report.error().ToString().c_str());
-      } else if (!report->transitions.empty() || !report->skipped.empty()) {
-        std::fprintf(stderr,
-                     "custosd: maintenance: %zu closed, %zu blocked, %zu "
-                     "erased, %zu skipped\n",
-                     report->closed, report->blocked, report->erased,
-                     report->skipped.size());
-      }
+      custos::server::RunScheduledMaintenance(**engine, server.metrics(),
+                                              /*shred_budget=*/10000);
       lock.lock();
     }
   });

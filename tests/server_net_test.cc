@@ -28,6 +28,7 @@
 #include "crypto/secret_key.h"
 #include "schema/custos.capnp.h"
 #include "server/errors.h"
+#include "server/maintenance.h"
 #include "server/server.h"
 #include "storage/engine.h"
 #include "tests/server_fixture.h"
@@ -664,6 +665,52 @@ TEST_F(ServerNetTest, MaintenanceFiguresAppearOnceSet) {
   EXPECT_TRUE(HasLine(text, "custos_shred_last_records_rewritten 7")) << text;
   EXPECT_TRUE(
       HasLine(text, "custos_maintenance_last_run_timestamp_seconds 1788000000"))
+      << text;
+}
+
+TEST_F(ServerNetTest, RecordsByStateAreExportedFromTheLastMaintenanceCount) {
+  options_.metrics_address = "127.0.0.1:0";
+  Start();
+  EXPECT_EQ(HttpGet("/metrics").second.find("custos_records"),
+            std::string::npos);
+  auto session = UserSession();
+  CreateRequest(session, "Anna").send().wait(wait());
+  auto close = session.closeRequest();
+  close.setId(CreateRequest(session, "Ben").send().wait(wait()).getId());
+  close.send().wait(wait());
+  auto withdraw = session.withdrawRequest();
+  withdraw.setId(CreateRequest(session, "Cleo").send().wait(wait()).getId());
+  withdraw.send().wait(wait());
+
+  // What custosd's maintenance thread runs, here on the test's thread.
+  server::RunScheduledMaintenance(*engine_, server_->metrics(), 10000);
+  std::string text = HttpGet("/metrics").second;
+  EXPECT_TRUE(HasLine(text, "# TYPE custos_records gauge")) << text;
+  EXPECT_TRUE(HasLine(text, "custos_records{state=\"active\"} 1")) << text;
+  EXPECT_TRUE(HasLine(text, "custos_records{state=\"closed\"} 1")) << text;
+  EXPECT_TRUE(HasLine(text, "custos_records{state=\"blocked\"} 1")) << text;
+  EXPECT_TRUE(HasLine(text, "custos_records{state=\"erased\"} 0")) << text;
+  EXPECT_TRUE(HasLine(text, "custos_records_unreadable 0")) << text;
+  EXPECT_TRUE(
+      HasLine(text, "custos_records_counted_timestamp_seconds 1788000000"))
+      << text;
+  EXPECT_TRUE(HasLine(text, "custos_maintenance_last_run_ok 1")) << text;
+
+  // Seven months on, the next run blocks the closed record and counts
+  // again; a scrape in between scans nothing and shows the last count.
+  clock_.Set(FromMicros(1'788'000'000'000'000 + 214 * 86'400'000'000LL));
+  text = HttpGet("/metrics").second;
+  EXPECT_TRUE(HasLine(text, "custos_records{state=\"closed\"} 1")) << text;
+  server::RunScheduledMaintenance(*engine_, server_->metrics(), 10000);
+  text = HttpGet("/metrics").second;
+  EXPECT_TRUE(HasLine(text, "custos_records{state=\"active\"} 1")) << text;
+  EXPECT_TRUE(HasLine(text, "custos_records{state=\"closed\"} 0")) << text;
+  EXPECT_TRUE(HasLine(text, "custos_records{state=\"blocked\"} 2")) << text;
+  EXPECT_TRUE(
+      HasLine(text, "custos_sweep_last_transitions{kind=\"blocked\"} 1"))
+      << text;
+  EXPECT_TRUE(HasLine(text, "custos_records_counted_timestamp_seconds " +
+                                std::to_string(1'788'000'000 + 214 * 86'400)))
       << text;
 }
 
