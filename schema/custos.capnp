@@ -25,9 +25,10 @@
 #
 # Long admin work (sweep, completeShreds, reapplyPolicies, rekeySubject,
 # verifyErasure, rotateMasterKey, rotateKek, backup, verifyBackup,
-# exportRestoreKit, expireBackupKeys) runs on the connection's second lane
-# of workers: it never delays that connection's other calls, and runs in
-# the order sent among itself only.
+# exportRestoreKit, expireBackupKeys, and verifyChain) runs on the server's
+# one long lane of workers: it never delays the connections' other calls,
+# and one long call runs at a time, server-wide; another arriving meanwhile
+# is refused with Unavailable (docs/api.md, "Threading and ordering").
 
 @0x9f682b85893a5d62;
 
@@ -409,11 +410,12 @@ interface Admin {
   expireBackupKeys @20 () -> (expired :UInt64);
   # The engine's counters since custosd started (cheap: no scan).
   stats @21 () -> (stats :EngineStats);
-  # The progress of the last sweep this connection started (running or
-  # ended): its phase ("transitions", "destroying_keys", "pruning_history",
-  # "compacting"), the due records processed and the batches committed so
-  # far. Answered while the sweep runs (a sweep runs on the long lane, this
-  # call on the connection's own). All zero if none was started.
+  # The progress of the last sweep the server started, by any admin
+  # (running or ended): its phase ("transitions", "destroying_keys",
+  # "pruning_history", "compacting"), the due records processed and the
+  # batches committed so far. Answered while the sweep runs (a sweep runs on
+  # the long lane, this call on the connection's own). All zero if none was
+  # started.
   sweepProgress @22 () -> (running :Bool, phase :Text, recordsDone :UInt64,
                            batches :UInt64, startedMicros :Int64);
   # As Auditor.processingRegister.

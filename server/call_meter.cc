@@ -4,6 +4,7 @@
 #include <kj/time.h>
 
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -49,6 +50,18 @@ struct CallBook : public kj::Refcounted {
   }
 };
 
+// Replaces a reason that is not one of ours (server/errors.h, ClientReason)
+// before it leaves: Cap'n Proto's own exceptions (a malformed request read
+// by the service or by the RpcSystem) carry kj's descriptions.
+void Sanitize(capnp::rpc::Exception::Builder exception) {
+  const capnp::Text::Reader reason = exception.asReader().getReason();
+  const std::string text =
+      ClientReason(static_cast<kj::Exception::Type>(exception.getType()),
+                   std::string_view(reason.cStr(), reason.size()));
+  if (std::string_view(reason.cStr(), reason.size()) == text) return;
+  exception.setReason(capnp::Text::Reader(text.data(), text.size()));
+}
+
 class MeteredOutgoing final : public capnp::OutgoingRpcMessage {
  public:
   MeteredOutgoing(kj::Own<CallBook> book,
@@ -59,8 +72,17 @@ class MeteredOutgoing final : public capnp::OutgoingRpcMessage {
   void setFds(kj::Array<int> fds) override { inner_->setFds(kj::mv(fds)); }
   size_t sizeInWords() override { return inner_->sizeInWords(); }
   void send() override {
-    auto message = inner_->getBody().getAs<Message>().asReader();
-    if (message.isReturn()) book_->Answered(message.getReturn());
+    auto message = inner_->getBody().getAs<Message>();
+    // Every exception this connection sends leaves here: an answer's, a
+    // broken promise's and the Abort that ends the connection.
+    if (message.isReturn() && message.getReturn().isException()) {
+      Sanitize(message.getReturn().getException());
+    } else if (message.isResolve() && message.getResolve().isException()) {
+      Sanitize(message.getResolve().getException());
+    } else if (message.isAbort()) {
+      Sanitize(message.getAbort());
+    }
+    if (message.isReturn()) book_->Answered(message.getReturn().asReader());
     inner_->send();
   }
 

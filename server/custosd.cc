@@ -14,8 +14,6 @@
 // no test clock and refuses the option.
 
 #include <kj/async-unix.h>
-#include <kj/debug.h>
-#include <kj/exception.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -26,7 +24,6 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
-#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -40,6 +37,8 @@
 #include "base/clock.h"
 #include "crypto/master_key.h"
 #include "server/first_start.h"
+#include "server/kj_log.h"
+#include "server/maintenance.h"
 #include "server/server.h"
 #include "storage/engine.h"
 #ifdef CUSTOS_TEST_CLOCK
@@ -111,18 +110,6 @@ custos::Result<custos::crypto::SecretKey> MasterKey(
   return created;
 }
 
-// kj's own log lines (Cap'n Proto's warnings about a connection, say) may
-// quote bytes a client sent: only their severity and source location are
-// logged, never their text.
-class QuietKjLog final : public kj::ExceptionCallback {
- public:
-  void logMessage(kj::LogSeverity severity, const char* file, int line,
-                  int /*contextDepth*/, kj::String&& /*text*/) override {
-    std::fprintf(stderr, "custosd: kj %s at %s:%d\n", kj::str(severity).cStr(),
-                 file, line);
-  }
-};
-
 #ifndef CUSTOS_TEST_CLOCK
 // True if `argv` names the test build's clock options, which this build
 // does not have.
@@ -139,7 +126,8 @@ bool AsksForTestClock(int argc, char** argv) {
 int main(int argc, char** argv) {
   // Before any thread exists (kj requires it), so a signal reaches the
   // event loop instead of killing the process mid-write.
-  QuietKjLog quiet_kj_log;  // For the process's lifetime (this thread's).
+  // For the process's lifetime (this thread's; server/kj_log.h).
+  custos::server::QuietKjLog quiet_kj_log;
   kj::UnixEventPort::captureSignal(SIGTERM);
   kj::UnixEventPort::captureSignal(SIGINT);
   signal(SIGPIPE, SIG_IGN);
@@ -370,46 +358,21 @@ int main(int argc, char** argv) {
   server_options.stop_on_signals = true;
   custos::server::Server server(**engine, server_options);
 
-  // Scheduled maintenance: what is due is swept (and physically erased),
-  // backup keys past their retention destroyed, shreds completed. Counts
-  // only are logged, never what a record holds.
+  // Scheduled maintenance (server/maintenance.h): what is due is swept
+  // (and physically erased), backup keys past their retention destroyed,
+  // shreds completed, records counted by state for the metrics.
   std::mutex maintenance_mu;
   std::condition_variable maintenance_cv;
   bool stopping = false;
   std::thread maintenance([&] {
+    custos::server::QuietKjLog thread_kj_log;
     std::unique_lock lock(maintenance_mu);
     while (!maintenance_cv.wait_for(lock,
                                     std::chrono::seconds(maintenance_seconds),
                                     [&] { return stopping; })) {
       lock.unlock();
-      const auto started = std::chrono::steady_clock::now();
-      auto report = (*engine)->RunMaintenance(/*shred_budget=*/10000);
-      custos::server::MaintenanceFigures figures;
-      figures.finished_unix_seconds = static_cast<int64_t>(std::time(nullptr));
-      figures.duration_seconds = std::chrono::duration<double>(
-                                     std::chrono::steady_clock::now() - started)
-                                     .count();
-      figures.ok = report.has_value();
-      if (report) {
-        figures.sweep_complete = report->complete;
-        figures.closed = report->closed;
-        figures.blocked = report->blocked;
-        figures.erased = report->erased;
-        figures.postponed = report->postponed;
-        figures.skipped = report->skipped.size();
-        figures.shred_records_rewritten = report->shred_records_rewritten;
-      }
-      server.metrics().SetMaintenance(figures);
-      if (!report) {
-        std::fprintf(stderr, "custosd: maintenance: %s\n",
-                     report.error().ToString().c_str());
-      } else if (!report->transitions.empty() || !report->skipped.empty()) {
-        std::fprintf(stderr,
-                     "custosd: maintenance: %zu closed, %zu blocked, %zu "
-                     "erased, %zu skipped\n",
-                     report->closed, report->blocked, report->erased,
-                     report->skipped.size());
-      }
+      custos::server::RunScheduledMaintenance(**engine, server.metrics(),
+                                              /*shred_budget=*/10000);
       lock.lock();
     }
   });

@@ -24,6 +24,25 @@ kj::Exception ToException(const Status& status) {
   return e;
 }
 
+std::string ClientReason(kj::Exception::Type type, std::string_view reason) {
+  for (StatusCode code : kCodes) {
+    std::string prefix(StatusCodeName(code));
+    prefix += ": ";
+    if (reason.starts_with(prefix)) return std::string(reason);
+  }
+  switch (type) {
+    case kj::Exception::Type::OVERLOADED:
+      return "ResourceExhausted: the server is overloaded";
+    case kj::Exception::Type::DISCONNECTED:
+      return "Unavailable: disconnected";
+    case kj::Exception::Type::UNIMPLEMENTED:
+      return "InvalidArgument: unknown method";
+    case kj::Exception::Type::FAILED:
+      break;
+  }
+  return "InvalidArgument: malformed request";
+}
+
 Status FromException(const kj::Exception& e) {
   std::string_view text(e.getDescription().cStr());
   // What the client's RPC system puts before the server's description.

@@ -9,6 +9,7 @@
 #include <kj/exception.h>
 
 #include <string>
+#include <string_view>
 
 #include "base/status.h"
 
@@ -21,6 +22,17 @@ kj::Exception ToException(const Status& status);
 // clients, tools and tests): the code from its "<Code>: " prefix; Internal
 // for any other exception (a disconnect, an overloaded server).
 Status FromException(const kj::Exception& e);
+
+// The reason a client may read for an exception of `type` the server is
+// about to send (in a Return, a Resolve or an Abort) with `reason`:
+// `reason` itself when ToException built it ("<Code>: ..."), else a fixed
+// text by type, since Cap'n Proto's and kj's own descriptions name failed
+// expressions and may quote a client's bytes (docs/api.md, "Errors"):
+//   FAILED         "InvalidArgument: malformed request"
+//   OVERLOADED     "ResourceExhausted: the server is overloaded"
+//   DISCONNECTED   "Unavailable: disconnected"
+//   UNIMPLEMENTED  "InvalidArgument: unknown method"
+std::string ClientReason(kj::Exception::Type type, std::string_view reason);
 
 }  // namespace custos::server
 

@@ -94,6 +94,11 @@ void Metrics::SetMaintenance(const MaintenanceFigures& figures) {
   maintenance_ = figures;
 }
 
+void Metrics::SetRecordCounts(const RecordStateCounts& counts) {
+  std::lock_guard lock(maintenance_mu_);
+  record_counts_ = counts;
+}
+
 std::string Metrics::Render(const Engine& engine) const {
   std::string out;
   Header(out, "custos_rpc_requests_total", "counter",
@@ -181,9 +186,33 @@ std::string Metrics::Render(const Engine& engine) const {
          static_cast<double>(stats.key_cache_misses));
 
   std::optional<MaintenanceFigures> m;
+  std::optional<RecordStateCounts> counts;
   {
     std::lock_guard lock(maintenance_mu_);
     m = maintenance_;
+    counts = record_counts_;
+  }
+  if (counts) {
+    Header(out, "custos_records", "gauge",
+           "Records by visibility state (their effective state) at the last "
+           "count, made by the scheduled maintenance.");
+    Sample(out, "custos_records", "state=\"active\"",
+           static_cast<double>(counts->active));
+    Sample(out, "custos_records", "state=\"closed\"",
+           static_cast<double>(counts->closed));
+    Sample(out, "custos_records", "state=\"blocked\"",
+           static_cast<double>(counts->blocked));
+    Sample(out, "custos_records", "state=\"erased\"",
+           static_cast<double>(counts->erased));
+    Header(out, "custos_records_unreadable", "gauge",
+           "Records the last count could not read (corrupt), in no state.");
+    Sample(out, "custos_records_unreadable", "",
+           static_cast<double>(counts->unreadable));
+    Header(out, "custos_records_counted_timestamp_seconds", "gauge",
+           "The instant the records were counted at (Unix time, the "
+           "server's clock).");
+    Sample(out, "custos_records_counted_timestamp_seconds", "",
+           static_cast<double>(ToMicros(counts->as_of) / 1'000'000));
   }
   if (m) {
     Header(out, "custos_maintenance_last_run_timestamp_seconds", "gauge",

@@ -11,7 +11,8 @@
 //
 // Thread safety: not thread-safe; used on the event loop's thread only
 // (the metrics endpoint is served on the same loop). Maintenance figures
-// are set through SetMaintenance, which is thread-safe.
+// and record counts are set through SetMaintenance and SetRecordCounts,
+// which are thread-safe.
 
 #ifndef CUSTOS_SERVER_METRICS_H_
 #define CUSTOS_SERVER_METRICS_H_
@@ -77,6 +78,9 @@ class Metrics {
   void TlsHandshakeFailed() { ++tls_handshake_failures_; }
 
   void SetMaintenance(const MaintenanceFigures& figures);
+  // The last count of records by state (Engine::CountRecordsByState),
+  // exported with its instant. Thread-safe.
+  void SetRecordCounts(const RecordStateCounts& counts);
 
   // The whole exposition: these counters, then the engine's figures.
   std::string Render(const Engine& engine) const;
@@ -100,7 +104,8 @@ class Metrics {
   uint64_t tls_handshake_failures_ = 0;
 
   mutable std::mutex maintenance_mu_;
-  std::optional<MaintenanceFigures> maintenance_;  // Guarded.
+  std::optional<MaintenanceFigures> maintenance_;   // Guarded.
+  std::optional<RecordStateCounts> record_counts_;  // Guarded.
 };
 
 }  // namespace custos::server

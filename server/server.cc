@@ -209,6 +209,9 @@ Status Server::Run(std::function<void()> ready) {
     if (stop_requested_) stop_->fulfill();
   }
   WorkerPool pool(options_.workers);
+  auto long_work = std::make_shared<LongWork>();
+  long_work->lane = pool.NewLane();
+  long_work->TEST_sweep_progress = options_.TEST_sweep_progress;
   QuietErrors errors;
   size_t open_connections = 0;  // Before `connections`, which counts down.
   kj::TaskSet connections(errors);
@@ -222,6 +225,7 @@ Status Server::Run(std::function<void()> ready) {
     auto conn = std::make_shared<Connection>(
         Connection{engine_, pool, pool.NewLane(), timer});
     conn->backup_dir = options_.backup_dir;
+    conn->long_work = long_work;
     auto state = kj::heap<ConnectionState>();
     state->stream = kj::mv(stream);
     state->network = kj::heap<capnp::TwoPartyVatNetwork>(

@@ -83,6 +83,11 @@ struct ServerOptions {
   // Stop on SIGTERM and SIGINT (custosd). REQUIRES: the caller called
   // kj::UnixEventPort::captureSignal for both before starting any thread.
   bool stop_on_signals = false;
+  // Tests only: called on the sweeping worker after each progress report
+  // of an Admin.sweep has been published (Admin.sweepProgress answers with
+  // it), before the sweep goes on, so a test can hold a sweep mid-way.
+  // Default: none.
+  std::function<void(const SweepProgress&)> TEST_sweep_progress = nullptr;
 };
 
 class Server {

@@ -73,12 +73,28 @@ kj::Promise<kj::Own<T>> OnWorker(Connection& conn,
   return OnLane<T>(conn, conn.lane, std::move(fn));
 }
 
-// Long admin work, in the connection's second lane (Connection::long_lane).
+// Long admin work, on the server's one long lane (LongWork): refused with
+// Unavailable while another long call, of any connection, runs. `busy` is
+// cleared by the worker as the work ends, before its answer is sent, so a
+// client that waited for one long call's answer may start the next; a
+// call the client abandoned keeps the lane until its work ends.
 template <typename T>
 kj::Promise<kj::Own<T>> OnLongLane(Connection& conn,
                                    std::move_only_function<T()> fn) {
-  if (!conn.long_lane) conn.long_lane = conn.pool.NewLane();
-  return OnLane<T>(conn, conn.long_lane, std::move(fn));
+  std::shared_ptr<LongWork> work = conn.long_work;
+  bool idle = false;
+  if (!work->busy.compare_exchange_strong(idle, true)) {
+    return kj::Promise<kj::Own<T>>(ToException(Status::Unavailable(
+        "another long operation is running on this server; try again once "
+        "it has ended")));
+  }
+  return OnLane<T>(conn, work->lane, [fn = std::move(fn), work]() mutable -> T {
+    struct EndBusy {
+      LongWork& w;
+      ~EndBusy() { w.busy.store(false); }
+    } end_busy{*work};
+    return fn();
+  });
 }
 
 [[noreturn]] void Throw(const Status& status) {
@@ -710,8 +726,7 @@ class AdminImpl final : public rpc::Admin::Server {
                *conn_,
                [engine = &conn_->engine, actor = actor_,
                 as_of = p.getAsOfMicros(), dry_run = p.getDryRun(),
-                max_records = p.getMaxRecords(),
-                status = conn_->sweep_status]() {
+                max_records = p.getMaxRecords(), work = conn_->long_work]() {
                  SweepOptions options;
                  options.dry_run = dry_run;
                  // 0: the engine's now.
@@ -722,22 +737,27 @@ class AdminImpl final : public rpc::Admin::Server {
                  // one's figures as they were. `running` ends with the call,
                  // however it ends.
                  const int64_t started = ToMicros(engine->Now());
+                 SweepStatus& status = work->sweep;
                  struct EndRunning {
                    SweepStatus& s;
                    ~EndRunning() { s.running = false; }
-                 } end_running{*status};
+                 } end_running{status};
                  bool published = false;
-                 options.progress = [status, started, &published](
-                                        const SweepProgress& progress) {
-                   if (!published) {
-                     published = true;
-                     status->started_micros = started;
-                     status->running = true;
-                   }
-                   status->phase = static_cast<int>(progress.phase);
-                   status->records_done = progress.records_done;
-                   status->batches = progress.batches;
-                 };
+                 options.progress =
+                     [&hooks = *work, &status, started,
+                      &published](const SweepProgress& progress) {
+                       if (!published) {
+                         published = true;
+                         status.started_micros = started;
+                         status.running = true;
+                       }
+                       status.phase = static_cast<int>(progress.phase);
+                       status.records_done = progress.records_done;
+                       status.batches = progress.batches;
+                       if (hooks.TEST_sweep_progress) {
+                         hooks.TEST_sweep_progress(progress);
+                       }
+                     };
                  return engine->Sweep(actor, options);
                })
         .then([context](kj::Own<Result<SweepReport>> r) mutable {
@@ -752,21 +772,22 @@ class AdminImpl final : public rpc::Admin::Server {
     return OnWorker<Result<PrincipalInfo>>(
                *conn_, [engine = &conn_->engine,
                         actor = actor_]() { return engine->WhoAmI(actor); })
-        .then([context, status = conn_->sweep_status](
+        .then([context, work = conn_->long_work](
                   kj::Own<Result<PrincipalInfo>> r) mutable {
           const PrincipalInfo caller = Value(std::move(*r));
           if (!caller.HasRole(Role::kAdmin)) {
             Throw(Status::PermissionDenied("this call needs the admin role"));
           }
+          const SweepStatus& status = work->sweep;
           auto out = context.getResults();
-          out.setRunning(status->running.load());
-          if (status->started_micros.load() != 0) {
-            out.setPhase(Txt(std::string(SweepPhaseName(
-                static_cast<SweepPhase>(status->phase.load())))));
+          out.setRunning(status.running.load());
+          if (status.started_micros.load() != 0) {
+            out.setPhase(Txt(std::string(
+                SweepPhaseName(static_cast<SweepPhase>(status.phase.load())))));
           }
-          out.setRecordsDone(status->records_done.load());
-          out.setBatches(status->batches.load());
-          out.setStartedMicros(status->started_micros.load());
+          out.setRecordsDone(status.records_done.load());
+          out.setBatches(status.batches.load());
+          out.setStartedMicros(status.started_micros.load());
         });
   }
 

@@ -2,7 +2,8 @@
 //
 // Each connection gets its own Gateway, and with it its own lane of the
 // worker pool: its calls reach the engine in the order sent, on a worker
-// thread, and come back to the event loop to be answered. Requests are
+// thread, and come back to the event loop to be answered. Long admin work
+// has one lane for the whole server (LongWork). Requests are
 // turned into plain values on the loop thread before the engine call, and
 // answers into Cap'n Proto builders after it: workers never touch either.
 //
@@ -15,6 +16,7 @@
 #include <kj/timer.h>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -24,9 +26,8 @@
 
 namespace custos::server {
 
-// What every interface object of one connection shares.
-// The progress of the last sweep a connection started (Admin.sweepProgress):
-// written by the worker that sweeps, read by the connection's calls.
+// The progress of the last sweep the server started (Admin.sweepProgress):
+// written by the worker that sweeps, read by any connection's calls.
 struct SweepStatus {
   std::atomic<bool> running{false};
   std::atomic<int> phase{0};  // A SweepPhase.
@@ -35,6 +36,23 @@ struct SweepStatus {
   std::atomic<int64_t> started_micros{0};
 };
 
+// The server's one lane of long admin work (sweeps, shred completion,
+// policy re-application, re-keying, erasure and chain verification, key
+// rotations, backups and their verification), shared by every connection:
+// at most one such call runs at a time, server-wide, on this lane of the
+// pool; one that arrives meanwhile, from any connection, is refused at once
+// with Unavailable and changes nothing (docs/api.md, docs/decisions.md).
+struct LongWork {
+  std::shared_ptr<WorkerPool::Lane> lane = nullptr;
+  // True from a long call's acceptance (on the event loop's thread) until
+  // its engine work ends (on the worker, before the answer is sent).
+  std::atomic<bool> busy{false};
+  SweepStatus sweep;
+  // ServerOptions::TEST_sweep_progress.
+  std::function<void(const SweepProgress&)> TEST_sweep_progress = nullptr;
+};
+
+// What every interface object of one connection shares.
 struct Connection {
   Engine& engine;
   WorkerPool& pool;
@@ -43,15 +61,11 @@ struct Connection {
   // Failed logins on this connection: each one after the first doubles the
   // wait before the refusal (from 100 ms, at most 5 s).
   int failed_logins = 0;
-  // The lane of the connection's long admin work (sweeps, shred
-  // completion, re-keying, erasure verification, rotations, backups),
-  // created at its first such call: a backup that runs for minutes holds
-  // one worker, never the connection's other calls (docs/api.md).
-  std::shared_ptr<WorkerPool::Lane> long_lane = nullptr;
+  // The server's long work (shared by every connection): a backup that
+  // runs for minutes holds one worker, never the connection's other calls.
+  std::shared_ptr<LongWork> long_work = nullptr;
   // ServerOptions::backup_dir.
   std::string backup_dir = "";
-  // Shared with the worker of a running sweep, which may outlive the call.
-  std::shared_ptr<SweepStatus> sweep_status = std::make_shared<SweepStatus>();
 };
 
 // The bootstrap capability of a new connection.

@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "server/kj_log.h"
+
 namespace custos::server {
 
 WorkerPool::WorkerPool(size_t threads) {
@@ -34,6 +36,7 @@ void WorkerPool::Post(const std::shared_ptr<Lane>& lane,
 }
 
 void WorkerPool::Work() {
+  QuietKjLog kj_log;  // kj's log callback is per thread.
   std::unique_lock lock(mu_);
   while (true) {
     ready_cv_.wait(lock, [this] { return stopping_ || !ready_.empty(); });

@@ -7,6 +7,8 @@
 // so a connection with hundreds of calls queued cannot starve one that
 // sends a call at a time.
 //
+// Each worker thread logs kj's messages through server/kj_log.h.
+//
 // Thread safety: thread-safe. Tasks must not touch Cap'n Proto readers or
 // builders (they belong to the event loop's thread).
 

@@ -534,6 +534,17 @@ Result<size_t> Engine::CompleteShreds(size_t budget) {
   return impl_->shredder.Complete(budget);
 }
 
+Result<RecordStateCounts> Engine::CountRecordsByState(const Actor& admin,
+                                                      Timestamp as_of) {
+  auto caller = impl_->RequireRole(admin, Role::kAdmin);
+  if (!caller) return Fail(caller.error());
+  return impl_->views.CountByState(as_of);
+}
+
+Result<RecordStateCounts> Engine::CountRecordsForMaintenance(Timestamp as_of) {
+  return impl_->views.CountByState(as_of);
+}
+
 EngineStats Engine::Stats() const {
   EngineStats stats;
   stats.writes = impl_->store->TEST_WriteCount();

@@ -432,6 +432,21 @@ class Engine {
   // (Options::compact_after_erasure), shredded keys included.
   Result<size_t> CompleteShreds(size_t budget);
 
+  // Admin only. How many records are in each visibility state at `as_of`,
+  // their effective state at that instant (as every call sees them,
+  // whether a sweep has written the transitions down or not). Read-only:
+  // writes nothing, not even an event. A scan of every record, each
+  // caught up: dear on a large store, so custosd counts in its scheduled
+  // maintenance (CountRecordsForMaintenance), never on a scrape. Records
+  // that do not decode are counted as unreadable. An `as_of` before
+  // transitions already written down does not undo them: count at now (or
+  // later, a projection). Errors: those of the store.
+  Result<RecordStateCounts> CountRecordsByState(const Actor& admin,
+                                                Timestamp as_of);
+  // CountRecordsByState for the server's scheduled maintenance (no
+  // caller: trusted in-process use only, as RunMaintenance).
+  Result<RecordStateCounts> CountRecordsForMaintenance(Timestamp as_of);
+
   // Counters for custosd's metrics: cheap, no scan. Thread-safe.
   EngineStats Stats() const;
 

@@ -44,6 +44,72 @@ Result<std::vector<PlannedTransition>> RecordViews::CatchUp(
   return records_.CatchUp(r, shredded_at != 0 ? shredded_at : at, batch);
 }
 
+namespace {
+
+// The effective state of a record CatchUp brought to an instant, given the
+// instant of the shred that erased it (0: none).
+RecordState StateAfterCatchUp(const codec::StoredRecord& r,
+                              int64_t erased_by_shred) {
+  // CompleteShreds() will write a shred's erasure down.
+  if (r.state != RecordState::kErased && erased_by_shred != 0) {
+    return RecordState::kErased;
+  }
+  return r.state;
+}
+
+}  // namespace
+
+Result<RecordStateCounts> RecordViews::CountByState(Timestamp at) const {
+  RecordStateCounts counts;
+  counts.as_of = at;
+  const int64_t at_micros = ToMicros(at);
+  Status failure;
+  // TODO(perf): one pass over every record, each caught up (its subjects'
+  // keys looked up, holds read for an erasure due): for the scheduled
+  // maintenance only, never on a request's or a scrape's path.
+  CUSTOS_RETURN_IF_ERROR(store_.Scan(
+      keys::kRecordPrefix, "",
+      [&](std::string_view /*key*/, std::string_view value) {
+        auto record = codec::DecodeRecord(value);
+        if (!record) {
+          if (record.error().code() != StatusCode::kDataLoss) {
+            failure = record.error();
+            return false;
+          }
+          ++counts.unreadable;
+          return true;
+        }
+        leveldb::WriteBatch scratch;
+        int64_t erased_by_shred = 0;
+        auto caught_up = CatchUp(*record, at_micros, scratch, &erased_by_shred);
+        if (!caught_up) {
+          if (caught_up.error().code() != StatusCode::kDataLoss) {
+            failure = caught_up.error();
+            return false;
+          }
+          ++counts.unreadable;
+          return true;
+        }
+        switch (StateAfterCatchUp(*record, erased_by_shred)) {
+          case RecordState::kActive:
+            ++counts.active;
+            break;
+          case RecordState::kClosed:
+            ++counts.closed;
+            break;
+          case RecordState::kBlocked:
+            ++counts.blocked;
+            break;
+          case RecordState::kErased:
+            ++counts.erased;
+            break;
+        }
+        return true;
+      }));
+  CUSTOS_RETURN_IF_ERROR(failure);
+  return counts;
+}
+
 Result<RecordViews::Resolved> RecordViews::Resolve(const PrincipalInfo& caller,
                                                    codec::StoredRecord record,
                                                    bool purpose_given) const {
@@ -55,13 +121,9 @@ Result<RecordViews::Resolved> RecordViews::Resolve(const PrincipalInfo& caller,
       CatchUp(r.record, ToMicros(clock_.Now()), scratch, &erased_by_shred);
   if (!caught_up) return Fail(caught_up.error());
   r.caught_up = std::move(*caught_up);
-  r.state = r.record.state;
-  r.erased_at_micros = r.record.erased_at_micros;
-  if (r.state != RecordState::kErased && erased_by_shred != 0) {
-    // CompleteShreds() will write this down.
-    r.state = RecordState::kErased;
-    r.erased_at_micros = erased_by_shred;
-  }
+  r.state = StateAfterCatchUp(r.record, erased_by_shred);
+  r.erased_at_micros =
+      r.state != r.record.state ? erased_by_shred : r.record.erased_at_micros;
   const auto& grants = r.record.grants;
   AccessRequest request{.caller = caller,
                         .is_owner = r.record.owner == caller.id,

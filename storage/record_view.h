@@ -71,6 +71,12 @@ class RecordViews {
       codec::StoredRecord& r, int64_t at, leveldb::WriteBatch& batch,
       int64_t* erased_by_shred) const;
 
+  // Engine::CountRecordsByState (storage/engine.h): every record ("r:"),
+  // read from one scan and brought to its effective state at `at` in
+  // memory (CatchUp; nothing is written). A record that fails with
+  // DataLoss is counted as unreadable; any other error stops the count.
+  Result<RecordStateCounts> CountByState(Timestamp at) const;
+
   // The view of a resolved record, with personal data opened when the view
   // allows it (and a purpose was given for a sensitive record). DataLoss if
   // a ciphertext fails to authenticate.

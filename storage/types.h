@@ -265,6 +265,20 @@ struct SkippedRecord {
   std::string reason;
 };
 
+// Engine::CountRecordsByState: how many records are in each visibility
+// state at `as_of`, their effective state then (every deadline due by then
+// in force, a record whose every subject was shredded ERASED).
+struct RecordStateCounts {
+  Timestamp as_of{};
+  uint64_t active = 0;
+  uint64_t closed = 0;
+  uint64_t blocked = 0;
+  uint64_t erased = 0;
+  // Records that could not be read (DataLoss: a corrupt stored record),
+  // counted in no state.
+  uint64_t unreadable = 0;
+};
+
 struct SweepReport {
   size_t closed = 0;
   size_t blocked = 0;

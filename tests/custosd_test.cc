@@ -5,6 +5,7 @@
 // master key from $CREDENTIALS_DIRECTORY and serves its metrics endpoint.
 
 #include <arpa/inet.h>
+#include <capnp/any.h>
 #include <capnp/ez-rpc.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -91,6 +92,45 @@ TEST_F(CustosdTest, StartsOnItsDefaultsStopsCleanlyAndKeepsWhatItAcknowledged) {
   bool found = false;
   for (auto p : principals) found = found || p.getId() == "authority-a";
   EXPECT_TRUE(found);
+}
+
+// Malformed requests to the real binary: the client reads only the
+// generic error, and custosd's log holds no text of kj's (which quotes
+// the failed expression and the client's bytes).
+TEST_F(CustosdTest, MalformedRequestsLeaveNoKjTextOnTheWireNorInTheLog) {
+  Start();
+  {
+    capnp::EzRpcClient client("unix:" + Socket());
+    auto& wait = client.getWaitScope();
+    auto gateway = client.getMain<rpc::Gateway>();
+    for (int malformed = 0; malformed < 2; ++malformed) {
+      auto req = gateway.loginRequest();
+      capnp::AnyStruct::Builder params{
+          static_cast<rpc::Gateway::LoginParams::Builder>(req)};
+      if (malformed == 0) {
+        // A Text without its NUL.
+        auto bytes = params.getPointerSection()[0].initAs<capnp::Data>(6);
+        memcpy(bytes.begin(), "Zq9Zq9", 6);
+      } else {
+        // A struct where a Text is expected.
+        req.setPrincipal("Zq9Zq9");
+        params.getPointerSection()[1].initAsAnyStruct(1, 0);
+      }
+      try {
+        req.send().wait(wait);
+        ADD_FAILURE() << "a malformed login was answered";
+      } catch (const kj::Exception& e) {
+        EXPECT_EQ(std::string(e.getDescription().cStr()),
+                  "remote exception: InvalidArgument: malformed request");
+      }
+    }
+  }
+  const int status = Stop();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  const std::string log = custosd_.Log();
+  EXPECT_EQ(log.find("Zq9"), std::string::npos) << log;
+  EXPECT_EQ(log.find("expected"), std::string::npos) << log;
+  EXPECT_EQ(log.find("Message contains"), std::string::npos) << log;
 }
 
 // Runs custosd with `args` to its end, in `dir`, with `env` added and, if

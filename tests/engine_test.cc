@@ -7,6 +7,7 @@
 #include <leveldb/env.h>
 
 #include "storage/codec.h"
+#include "storage/keys.h"
 #include "storage/keystore.h"
 #include "tests/engine_fixture.h"
 
@@ -539,6 +540,81 @@ TEST_F(EngineRecordsTest, ListingStopsAfterTheScanLimitWithACursor) {
   q.after_id = page->next_after_id;
   auto rest = engine_->ListRecords(*owner_, q);
   EXPECT_EQ(rest->next_after_id, 0u);
+}
+
+// ---- Counting records by state ---------------------------------------------
+
+TEST_F(EngineRecordsTest, RecordsAreCountedByTheirEffectiveStateAtAnInstant) {
+  CreateRecord("anna@example.org");
+  const uint64_t closed = CreateRecord("ben@example.org");
+  ASSERT_TRUE(engine_->Close(*owner_, closed).ok());
+  const uint64_t withdrawn = CreateRecord("cleo@example.org");
+  ASSERT_TRUE(engine_->Withdraw(*owner_, withdrawn).ok());
+  const uint64_t erased = CreateRecord("dora@example.org");
+  ASSERT_TRUE(engine_->EraseRecord(*owner_, erased).ok());
+  // A shredded subject's record is ERASED at once, before CompleteShreds
+  // writes it down.
+  CreateRecord("emil@example.org");
+  auto emil = engine_->FindSubject(*admin_, "emil@example.org");
+  ASSERT_TRUE(emil.has_value());
+  ASSERT_TRUE(engine_->ShredSubject(*admin_, *emil).ok());
+
+  const uint64_t writes = engine_->TEST_WriteCount();
+  auto now = engine_->CountRecordsByState(*admin_, clock_.Now());
+  ASSERT_TRUE(now.has_value()) << now.error().ToString();
+  EXPECT_EQ(now->as_of, clock_.Now());
+  EXPECT_EQ(now->active, 1u);
+  EXPECT_EQ(now->closed, 1u);
+  EXPECT_EQ(now->blocked, 1u);
+  EXPECT_EQ(now->erased, 2u);
+  EXPECT_EQ(now->unreadable, 0u);
+
+  // Seven months on (the request policy blocks six months after the
+  // close), with no sweep: the closed record is counted BLOCKED, as every
+  // call sees it, though its stored state is still CLOSED.
+  clock_.Set(TestEpoch() + std::chrono::days(214));
+  auto later = engine_->CountRecordsByState(*admin_, clock_.Now());
+  ASSERT_TRUE(later.has_value()) << later.error().ToString();
+  EXPECT_EQ(later->active, 1u);
+  EXPECT_EQ(later->closed, 0u);
+  EXPECT_EQ(later->blocked, 2u);
+  EXPECT_EQ(later->erased, 2u);
+  auto maintenance = engine_->CountRecordsForMaintenance(clock_.Now());
+  ASSERT_TRUE(maintenance.has_value());
+  EXPECT_EQ(maintenance->blocked, 2u);
+  // Counting wrote nothing, not even an event.
+  EXPECT_EQ(engine_->TEST_WriteCount(), writes);
+  // The block is still due, not written down: a dry run would apply it.
+  SweepOptions preview;
+  preview.as_of = clock_.Now();
+  preview.dry_run = true;
+  auto due = engine_->Sweep(*admin_, preview);
+  ASSERT_TRUE(due.has_value()) << due.error().ToString();
+  EXPECT_EQ(due->blocked, 1u);
+
+  // Admins only.
+  EXPECT_EQ(engine_->CountRecordsByState(*owner_, clock_.Now()).error().code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_EQ(
+      engine_->CountRecordsByState(*auditor_, clock_.Now()).error().code(),
+      StatusCode::kPermissionDenied);
+
+  // A record that does not decode is counted apart, and the rest still are.
+  Close();
+  {
+    auto raw = OpenRaw("records");
+    ASSERT_NE(raw, nullptr);
+    ASSERT_TRUE(
+        raw->Put(leveldb::WriteOptions(), keys::Record(withdrawn), "garbage")
+            .ok());
+  }
+  Reopen();
+  admin_ = std::make_unique<Actor>(*engine_->ActorFor("admin"));
+  auto corrupt = engine_->CountRecordsByState(*admin_, clock_.Now());
+  ASSERT_TRUE(corrupt.has_value()) << corrupt.error().ToString();
+  EXPECT_EQ(corrupt->unreadable, 1u);
+  EXPECT_EQ(corrupt->blocked, 1u);
+  EXPECT_EQ(corrupt->active + corrupt->closed + corrupt->erased, 3u);
 }
 
 }  // namespace

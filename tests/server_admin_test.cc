@@ -4,7 +4,11 @@
 
 #include <sys/stat.h>
 
+#include <chrono>
+#include <condition_variable>
 #include <filesystem>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -16,8 +20,91 @@ namespace {
 
 constexpr int64_t kDay = 86'400'000'000LL;
 
+// Holds the first sweep that reports progress at that report
+// (ServerOptions::TEST_sweep_progress) until Release(): a test sees the
+// sweep mid-way, for as long as it likes, with no race against it. A
+// sweep held longer than a minute goes on (a failing test must not hang
+// the server's shutdown).
+class SweepGate {
+ public:
+  void OnProgress(const SweepProgress& progress) {
+    std::unique_lock lock(mu_);
+    if (reached_) return;
+    reached_ = true;
+    held_at_ = progress;
+    cv_.notify_all();
+    cv_.wait_for(lock, std::chrono::minutes(1), [this] { return released_; });
+  }
+  bool Reached() {
+    std::lock_guard lock(mu_);
+    return reached_;
+  }
+  SweepProgress held_at() {
+    std::lock_guard lock(mu_);
+    return held_at_;
+  }
+  void Release() {
+    std::lock_guard lock(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool reached_ = false;
+  bool released_ = false;
+  SweepProgress held_at_;
+};
+
 class ServerAdminTest : public ServerFixture {
  protected:
+  // Restarts the server with `gate` holding its first sweep.
+  void RestartWithGate(const std::shared_ptr<SweepGate>& gate) {
+    StopServer();
+    sweep_progress_hook_ = [gate](const SweepProgress& p) {
+      gate->OnProgress(p);
+    };
+    StartServer();
+  }
+
+  // 150 records of a kind closed a day after creation, and the clock two
+  // days on: a sweep closes them in two batches (100, then 50).
+  void CreateRecordsDueToClose() {
+    auto admin_session = AdminSession();
+    auto set = AdminFacet(admin_session).setPolicyRequest();
+    auto p = set.initPolicy();
+    p.setKind("complaint");
+    p.setCloseAfter("P1D");
+    p.setEraseAfter("P1Y");
+    p.setHistoryAfter("P2Y");
+    set.send().wait(wait());
+    auto a = NewSession("authority-a", rpc::Role::USER);
+    for (int n : {100, 50}) {
+      auto req = a.createManyRequest();
+      auto records = req.initRecords(n);
+      for (int i = 0; i < n; ++i) {
+        FillRecord(records[i], "anna@example.org", "Anna");
+        records[i].setKind("complaint");
+      }
+      req.send().wait(wait());
+    }
+    clock_.Set(FromMicros(ToMicros(clock_.Now()) + 2 * kDay));
+  }
+
+  // Runs the client's event loop until `gate` holds a sweep (at most a
+  // minute).
+  template <typename Promise>
+  void PumpUntilHeld(Promise& sweep, SweepGate& gate) {
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::minutes(1);
+    while (!gate.Reached()) {
+      ASSERT_FALSE(sweep.poll(wait())) << "the sweep ended unheld";
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline);
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+
   std::string FindSubject(const std::string& identifier) {
     auto admin = AdminSession();
     auto find = AdminFacet(admin).findSubjectRequest();
@@ -199,7 +286,7 @@ TEST_F(ServerAdminTest, ASweepDryRunAheadPreviewsTheDeadlines) {
   EXPECT_EQ(got.getRecord().getState(), rpc::RecordState::CLOSED);
 }
 
-TEST_F(ServerAdminTest, SweepProgressReportsTheLastSweepOfTheConnection) {
+TEST_F(ServerAdminTest, SweepProgressReportsTheServersLastSweepOnceEnded) {
   auto admin_session = AdminSession();
   auto admin = AdminFacet(admin_session);
   auto before = admin.sweepProgressRequest().send().wait(wait());
@@ -237,6 +324,83 @@ TEST_F(ServerAdminTest, SweepProgressReportsTheLastSweepOfTheConnection) {
   EXPECT_EQ(still.getPhase(), "compacting");
   EXPECT_EQ(still.getRecordsDone(), 3u);
   EXPECT_EQ(still.getStartedMicros(), started);
+}
+
+TEST_F(ServerAdminTest, SweepProgressIsSeenWhileTheSweepRuns) {
+  auto gate = std::make_shared<SweepGate>();
+  RestartWithGate(gate);
+  CreateRecordsDueToClose();
+  const int64_t started = ToMicros(clock_.Now());
+  auto admin_session = AdminSession();
+  auto admin = AdminFacet(admin_session);
+  auto sweep = admin.sweepRequest().send();
+  auto release = kj::defer([&] { gate->Release(); });
+  PumpUntilHeld(sweep, *gate);
+  // Held after its first batch of transitions: the progress says so.
+  auto mid = admin.sweepProgressRequest().send().wait(wait());
+  EXPECT_TRUE(mid.getRunning());
+  EXPECT_EQ(mid.getPhase(), "transitions");
+  EXPECT_EQ(mid.getRecordsDone(), 100u);
+  EXPECT_EQ(mid.getBatches(), 1u);
+  EXPECT_EQ(mid.getStartedMicros(), started);
+  EXPECT_EQ(gate->held_at().records_done, 100u);
+  gate->Release();
+  auto report = sweep.wait(wait()).getReport();
+  EXPECT_EQ(report.getClosed(), 150u);
+  EXPECT_TRUE(report.getComplete());
+  auto after = admin.sweepProgressRequest().send().wait(wait());
+  EXPECT_FALSE(after.getRunning());
+  EXPECT_EQ(after.getRecordsDone(), 150u);
+  EXPECT_EQ(after.getBatches(), 2u);
+}
+
+TEST_F(ServerAdminTest, OneLongOperationRunsAtATimeServerWide) {
+  auto gate = std::make_shared<SweepGate>();
+  RestartWithGate(gate);
+  CreateRecordsDueToClose();
+  auto admin_session = AdminSession();
+  auto admin = AdminFacet(admin_session);
+  auto sweep = admin.sweepRequest().send();
+  auto release = kj::defer([&] { gate->Release(); });
+  PumpUntilHeld(sweep, *gate);
+
+  // A second admin, on its own connection, is refused every long call
+  // while the sweep runs, and sees the sweep's progress.
+  const std::string token = CreatePrincipal("admin-2", rpc::Role::ADMIN);
+  capnp::EzRpcClient other("unix:" + dir_ + "/custosd.sock");
+  auto login = other.getMain<rpc::Gateway>().loginRequest();
+  login.setPrincipal("admin-2");
+  login.setToken(token);
+  auto other_session = login.send().wait(wait()).getSession();
+  auto other_admin = AdminFacet(other_session);
+  const std::string kBusy =
+      "another long operation is running on this server; try again once it "
+      "has ended";
+  const Status second = StatusOf(other_admin.sweepRequest().send(), wait());
+  EXPECT_EQ(second.code(), StatusCode::kUnavailable) << second.ToString();
+  EXPECT_EQ(second.message(), kBusy);
+  auto backup = other_admin.backupRequest();
+  backup.setDir(dir_ + "/backup-1");
+  const Status backup_refused = StatusOf(backup.send(), wait());
+  EXPECT_EQ(backup_refused.code(), StatusCode::kUnavailable);
+  EXPECT_EQ(backup_refused.message(), kBusy);
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/backup-1"));
+  EXPECT_TRUE(
+      other_admin.sweepProgressRequest().send().wait(wait()).getRunning());
+  // The sweep's own connection too; its ordinary calls are served.
+  const Status chain = StatusOf(admin.verifyChainRequest().send(), wait());
+  EXPECT_EQ(chain.code(), StatusCode::kUnavailable);
+  EXPECT_EQ(chain.message(), kBusy);
+  EXPECT_EQ(
+      admin.listPrincipalsRequest().send().wait(wait()).getPrincipals().size(),
+      3u);
+
+  // Once the sweep has answered, the lane is free.
+  gate->Release();
+  EXPECT_EQ(sweep.wait(wait()).getReport().getClosed(), 150u);
+  auto again = other_admin.sweepRequest().send().wait(wait());
+  EXPECT_EQ(again.getReport().getClosed(), 0u);
+  EXPECT_TRUE(admin.verifyChainRequest().send().wait(wait()).getOk());
 }
 
 // ---- Holds, subjects, history

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <future>
 #include <memory>
 #include <optional>
@@ -66,6 +67,7 @@ class ServerFixture : public ::testing::Test {
     so.unix_socket = dir_ + "/custosd.sock";
     so.workers = 2;
     so.backup_dir = dir_;
+    so.TEST_sweep_progress = sweep_progress_hook_;
     server_ = std::make_unique<server::Server>(*engine_, so);
     std::promise<void> ready;
     auto ready_future = ready.get_future();
@@ -174,6 +176,8 @@ class ServerFixture : public ::testing::Test {
   std::unique_ptr<server::Server> server_;
   std::thread thread_;
   Status run_status_;
+  // ServerOptions::TEST_sweep_progress of the next StartServer.
+  std::function<void(const SweepProgress&)> sweep_progress_hook_ = nullptr;
   std::unique_ptr<capnp::EzRpcClient> client_;
   // Held by pointer: a Cap'n Proto client's destructor may throw.
   std::unique_ptr<rpc::Gateway::Client> gateway_;

@@ -1,0 +1,50 @@
+#include "server/maintenance.h"
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+
+namespace custos::server {
+
+void RunScheduledMaintenance(Engine& engine, Metrics& metrics,
+                             size_t shred_budget) {
+  const auto started = std::chrono::steady_clock::now();
+  auto report = engine.RunMaintenance(shred_budget);
+  MaintenanceFigures figures;
+  figures.finished_unix_seconds = static_cast<int64_t>(std::time(nullptr));
+  figures.duration_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started)
+          .count();
+  figures.ok = report.has_value();
+  if (report) {
+    figures.sweep_complete = report->complete;
+    figures.closed = report->closed;
+    figures.blocked = report->blocked;
+    figures.erased = report->erased;
+    figures.postponed = report->postponed;
+    figures.skipped = report->skipped.size();
+    figures.shred_records_rewritten = report->shred_records_rewritten;
+  }
+  metrics.SetMaintenance(figures);
+  if (!report) {
+    std::fprintf(stderr, "custosd: maintenance: %s\n",
+                 report.error().ToString().c_str());
+  } else if (!report->transitions.empty() || !report->skipped.empty()) {
+    std::fprintf(stderr,
+                 "custosd: maintenance: %zu closed, %zu blocked, %zu "
+                 "erased, %zu skipped\n",
+                 report->closed, report->blocked, report->erased,
+                 report->skipped.size());
+  }
+  // After the sweep, so the count is of the states it wrote down (the
+  // same as the effective ones it counts either way).
+  auto counts = engine.CountRecordsForMaintenance(engine.Now());
+  if (counts) {
+    metrics.SetRecordCounts(*counts);
+  } else {
+    std::fprintf(stderr, "custosd: maintenance: counting records: %s\n",
+                 counts.error().ToString().c_str());
+  }
+}
+
+}  // namespace custos::server

@@ -1,0 +1,29 @@
+// custosd's scheduled maintenance (--maintenance-interval; docs/operations.md,
+// "Metrics"): one run sweeps what is due, expires backup keys and completes
+// shreds (Engine::RunMaintenance), then counts the records by state at the
+// engine's now (Engine::CountRecordsForMaintenance), a scan of the store
+// made here, off the metrics endpoint's path. What it did goes to the
+// server's metrics, and counts only (never what a record holds) to stderr.
+//
+// Thread safety: runs on the caller's thread (custosd's maintenance
+// thread); Metrics' setters used here are thread-safe.
+
+#ifndef CUSTOS_SERVER_MAINTENANCE_H_
+#define CUSTOS_SERVER_MAINTENANCE_H_
+
+#include <cstddef>
+
+#include "server/metrics.h"
+#include "storage/engine.h"
+
+namespace custos::server {
+
+// One maintenance run. A failed sweep is reported as such in the metrics
+// (custos_maintenance_last_run_ok 0); a failed count leaves the last count
+// and its time in place. Both failures are logged.
+void RunScheduledMaintenance(Engine& engine, Metrics& metrics,
+                             size_t shred_budget);
+
+}  // namespace custos::server
+
+#endif  // CUSTOS_SERVER_MAINTENANCE_H_
