@@ -228,6 +228,59 @@ TEST_F(CustosToolMoreTest, SubjectReportAsHtmlGoesToANewPrivateFile) {
   EXPECT_TRUE(Contains(admin.err, "PermissionDenied")) << admin.err;
 }
 
+// ---- register -------------------------------------------------------------
+
+// The register of processing activities, over RPC, for an admin and for an
+// auditor; the Commission-like redacted grantee and the field names appear,
+// the subject's data never does.
+TEST_F(CustosToolMoreTest, RegisterListsEachKindForAdminsAndAuditors) {
+  custosd_.Start(CUSTOSD_PATH);
+  CreateAnnasRecord();
+  ToolRun json = Tool({"register", "--json"});
+  ASSERT_EQ(json.exit, 0) << json.err;
+  EXPECT_FALSE(Contains(json.out, "anna@example.org"));
+  EXPECT_FALSE(Contains(json.out, "Anna"));
+  const auto reg = nlohmann::json::parse(json.out);
+  EXPECT_EQ(reg["format"], "custos-processing-register");
+  nlohmann::json request;
+  for (const auto& k : reg["kinds"]) {
+    if (k["kind"] == "request") request = k;
+  }
+  ASSERT_FALSE(request.is_null()) << json.out;
+  EXPECT_EQ(request["retention"]["block_after"], "P6M");
+  EXPECT_EQ(request["field_names"], nlohmann::json::array({"name"}));
+  EXPECT_EQ(request["records"]["active"], 1);
+  EXPECT_EQ(request["subjects"], 1);
+  ASSERT_EQ(request["recipients"].size(), 1u);
+  EXPECT_EQ(request["recipients"][0]["principal"], "authority-a");
+  EXPECT_EQ(request["recipients"][0]["owner"], true);
+
+  ToolRun table = Tool({"register"});
+  ASSERT_EQ(table.exit, 0) << table.err;
+  EXPECT_TRUE(Contains(table.out, "KIND")) << table.out;
+  EXPECT_TRUE(
+      Contains(table.out, "request  -      P6M    P3Y    P5Y      name"))
+      << table.out;
+
+  const std::string aud = AddPrincipal("auditor-1", "auditor");
+  ToolRun html =
+      As("auditor-1", aud, {"register", "--html", "--out", "register.html"});
+  ASSERT_EQ(html.exit, 0) << html.err;
+  EXPECT_EQ(html.out, "register in register.html\n");
+  const std::string page = Slurp(dir() + "/register.html");
+  EXPECT_TRUE(page.starts_with("<!DOCTYPE html>\n")) << page.substr(0, 100);
+  EXPECT_TRUE(Contains(page, "<title>Register of processing activities"));
+  EXPECT_TRUE(Contains(page, "authority-a"));
+
+  ToolRun both = Tool({"register", "--json", "--html"});
+  EXPECT_EQ(both.exit, 2);
+  EXPECT_TRUE(Contains(both.err, "--json and --html exclude each other"))
+      << both.err;
+  ToolRun user = As("authority-a", "authority-a.token", {"register"});
+  EXPECT_EQ(user.exit, 1);
+  EXPECT_TRUE(Contains(user.err, "PermissionDenied")) << user.err;
+}
+
 // ---- verify, offline ----------------------------------------------------
 
 TEST_F(CustosToolMoreTest, VerifyOfflineReadsAStoppedServersDataDirectory) {

@@ -123,6 +123,90 @@ void AddStoreVerbs(CLI::App& app, std::vector<Verb>& verbs) {
            });
          }});
   }
+  {
+    struct Args {
+      std::string out;
+      bool json = false, html = false;
+    };
+    auto a = std::make_shared<Args>();
+    auto* cmd = app.add_subcommand(
+        "register",
+        "the register of processing activities: per record kind the "
+        "retention in force, the categories of personal data and of "
+        "recipients, the records by state and the subjects; the security "
+        "measures. No personal data (auditors and admins)\n"
+        "example: custos register --html --out register.html");
+    cmd->add_flag("--json", a->json,
+                  "the JSON document (docs/accountability.md)");
+    cmd->add_flag("--html", a->html, "the self-contained HTML page");
+    cmd->add_option("--out", a->out, "write to this new file, mode 0600");
+    verbs.push_back(
+        {cmd, [a](Connection& c) {
+           if (a->json && a->html) {
+             throw UsageError("--json and --html exclude each other");
+           }
+           if (!a->out.empty()) RequireNewFile(a->out);
+           std::string text;
+           Remote([&] {
+             // An auditor's facet for auditors, the admin's for admins.
+             auto who = c.session().whoAmIRequest().send().wait(c.wait());
+             bool auditor = false;
+             for (rpc::Role r : who.getPrincipal().getRoles()) {
+               auditor = auditor || r == rpc::Role::AUDITOR;
+             }
+             if (auditor) {
+               auto req = c.Auditor().processingRegisterRequest();
+               req.setHtml(a->html);
+               text = req.send().wait(c.wait()).getDocument().cStr();
+             } else {
+               auto req = c.Admin().processingRegisterRequest();
+               req.setHtml(a->html);
+               text = req.send().wait(c.wait()).getDocument().cStr();
+             }
+           });
+           if (!a->out.empty()) {
+             WritePrivateFile(a->out, text);
+             std::cout << "register in " << a->out << "\n";
+             return;
+           }
+           if (a->json || a->html) {
+             std::cout << text;
+             return;
+           }
+           const nlohmann::json reg = nlohmann::json::parse(text);
+           Table t({"KIND", "CLOSE", "BLOCK", "ERASE", "HISTORY", "FIELDS",
+                    "ACTIVE", "CLOSED", "BLOCKED", "ERASED", "SUBJECTS",
+                    "RECIPIENTS"});
+           for (const auto& k : reg.at("kinds")) {
+             auto period = [&k](const char* name) -> std::string {
+               if (k.at("retention").is_null()) return "-";
+               const std::string p = k.at("retention").at(name);
+               return p.empty() ? "-" : p;
+             };
+             std::string fields;
+             for (const auto& f : k.at("field_names")) {
+               if (!fields.empty()) fields += ",";
+               fields += f.get<std::string>();
+             }
+             std::string recipients;
+             for (const auto& r : k.at("recipients")) {
+               if (!recipients.empty()) recipients += ",";
+               recipients += r.at("principal").get<std::string>();
+             }
+             const auto& n = k.at("records");
+             t.Add({k.at("kind"), period("close_after"), period("block_after"),
+                    period("erase_after"), period("history_after"),
+                    fields.empty() ? "-" : fields,
+                    std::to_string(n.at("active").get<uint64_t>()),
+                    std::to_string(n.at("closed").get<uint64_t>()),
+                    std::to_string(n.at("blocked").get<uint64_t>()),
+                    std::to_string(n.at("erased").get<uint64_t>()),
+                    std::to_string(k.at("subjects").get<uint64_t>()),
+                    recipients.empty() ? "-" : recipients});
+           }
+           t.Print();
+         }});
+  }
 }
 
 }  // namespace custos::cli
