@@ -20,7 +20,7 @@ namespace {
 
 constexpr int64_t kDay = 86'400'000'000LL;
 
-// Holds the first sweep that reports progress at that report
+// Holds the first sweep that reports a batch of transitions at that report
 // (ServerOptions::TEST_sweep_progress) until Release(): a test sees the
 // sweep mid-way, for as long as it likes, with no race against it. A
 // sweep held longer than a minute goes on (a failing test must not hang
@@ -29,7 +29,9 @@ class SweepGate {
  public:
   void OnProgress(const SweepProgress& progress) {
     std::unique_lock lock(mu_);
-    if (reached_) return;
+    // The first batch of transitions (a sweep reports its erasure by key
+    // before it).
+    if (reached_ || progress.phase != SweepPhase::kTransitions) return;
     reached_ = true;
     held_at_ = progress;
     cv_.notify_all();
