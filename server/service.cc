@@ -5,6 +5,7 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -17,7 +18,82 @@
 #include "server/errors.h"
 
 namespace custos::server {
+
+// One create's answer, made on a worker and read on the loop's thread (in
+// place, as Handoff below).
+struct CreateAnswer {
+  template <typename Fn>
+  explicit CreateAnswer(Fn& fn) : value(fn()) {}
+  Result<uint64_t> value;
+};
+
+// Consecutive creates of one session, run as one CreateRecords write: one
+// hand-over to a worker and one commit for the run, in the order sent
+// (Connection::open_creates). The loop's thread appends until a worker
+// starts the batch.
+struct CreateBatch {
+  // The largest run: below Limits::max_batch_records' default (100); a
+  // lower configured limit only sends longer runs down the one-by-one
+  // path.
+  static constexpr size_t kMaxCreates = 64;
+
+  uint64_t session = 0;  // Whose creates (SessionImpl's serial: one actor).
+  std::mutex mu;
+  bool started = false;            // Guarded by mu.
+  std::vector<NewRecord> records;  // Guarded by mu.
+  std::vector<kj::Own<kj::CrossThreadPromiseFulfiller<kj::Own<CreateAnswer>>>>
+      answers;  // Guarded by mu; one per record.
+};
+
 namespace {
+
+uint64_t NextSessionSerial() {
+  static std::atomic<uint64_t> next{1};
+  return next.fetch_add(1);
+}
+
+// Runs `batch` on a worker: CreateRecords for the whole run, or, when the
+// engine refuses the run (one record refused refuses it), each create on
+// its own, so that each call gets the answer it would have had alone.
+void RunCreates(Engine& engine, const Actor& actor, CreateBatch& batch) {
+  std::vector<NewRecord> records;
+  std::vector<kj::Own<kj::CrossThreadPromiseFulfiller<kj::Own<CreateAnswer>>>>
+      answers;
+  {
+    std::lock_guard lock(batch.mu);
+    batch.started = true;
+    records = std::move(batch.records);
+    answers = std::move(batch.answers);
+  }
+  size_t answered = 0;
+  try {
+    std::vector<Result<uint64_t>> results;
+    if (records.size() > 1) {
+      auto ids = engine.CreateRecords(actor, records);
+      if (ids) {
+        for (uint64_t id : *ids) results.emplace_back(id);
+      }
+    }
+    if (results.empty()) {
+      for (const NewRecord& r : records) {
+        results.push_back(engine.CreateRecord(actor, r));
+      }
+    }
+    for (; answered < answers.size(); ++answered) {
+      auto make = [&]() -> Result<uint64_t> {
+        return std::move(results[answered]);
+      };
+      answers[answered]->fulfill(kj::heap<CreateAnswer>(make));
+    }
+  } catch (...) {
+    // An exception must not escape a worker: the calls not answered yet
+    // fail with Internal, its text never sent.
+    for (; answered < answers.size(); ++answered) {
+      answers[answered]->reject(
+          ToException(Status::Internal("the call failed on the server")));
+    }
+  }
+}
 
 // ---- Running engine calls on the pool ---------------------------------------
 
@@ -70,6 +146,7 @@ kj::Promise<kj::Own<T>> OnLane(Connection& conn,
 template <typename T>
 kj::Promise<kj::Own<T>> OnWorker(Connection& conn,
                                  std::move_only_function<T()> fn) {
+  conn.open_creates = nullptr;  // A later create must run after this call.
   return OnLane<T>(conn, conn.lane, std::move(fn));
 }
 
@@ -1059,16 +1136,35 @@ class SessionImpl final : public rpc::Session::Server {
         });
   }
 
+  // Joins the session's open run of creates, or starts one
+  // (CreateBatch): pipelined creates share a hand-over and a commit.
   kj::Promise<void> create(CreateContext context) override {
-    return OnWorker<Result<uint64_t>>(
-               *conn_,
-               [engine = &conn_->engine, actor = actor_,
-                record = FromRpc(context.getParams().getRecord())]() {
-                 return engine->CreateRecord(actor, record);
-               })
-        .then([context](kj::Own<Result<uint64_t>> r) mutable {
-          context.getResults().setId(Value(std::move(*r)));
-        });
+    NewRecord record = FromRpc(context.getParams().getRecord());
+    auto paf = kj::newPromiseAndCrossThreadFulfiller<kj::Own<CreateAnswer>>();
+    std::shared_ptr<CreateBatch> batch = conn_->open_creates;
+    bool joined = false;
+    if (batch != nullptr && batch->session == serial_) {
+      std::lock_guard lock(batch->mu);
+      if (!batch->started && batch->records.size() < CreateBatch::kMaxCreates) {
+        batch->records.push_back(std::move(record));
+        batch->answers.push_back(kj::mv(paf.fulfiller));
+        joined = true;
+      }
+    }
+    if (!joined) {
+      batch = std::make_shared<CreateBatch>();
+      batch->session = serial_;
+      batch->records.push_back(std::move(record));
+      batch->answers.push_back(kj::mv(paf.fulfiller));
+      conn_->open_creates = batch;
+      conn_->pool.Post(conn_->lane,
+                       [batch, engine = &conn_->engine, actor = actor_]() {
+                         RunCreates(*engine, actor, *batch);
+                       });
+    }
+    return paf.promise.then([context](kj::Own<CreateAnswer> answer) mutable {
+      context.getResults().setId(Value(std::move(answer->value)));
+    });
   }
 
   kj::Promise<void> get(GetContext context) override {
@@ -1293,6 +1389,8 @@ class SessionImpl final : public rpc::Session::Server {
 
   std::shared_ptr<Connection> conn_;
   Actor actor_;
+  // Unique per session, never reused (an address could be).
+  const uint64_t serial_ = NextSessionSerial();
 };
 
 // ---- Gateway

@@ -53,6 +53,8 @@ struct LongWork {
 };
 
 // What every interface object of one connection shares.
+struct CreateBatch;
+
 struct Connection {
   Engine& engine;
   WorkerPool& pool;
@@ -66,6 +68,11 @@ struct Connection {
   std::shared_ptr<LongWork> long_work = nullptr;
   // ServerOptions::backup_dir.
   std::string backup_dir = "";
+  // The creates of one session that wait, consecutive in the lane, for
+  // their one CreateRecords write (service.cc, CreateBatch). Touched on the
+  // event loop's thread only; any other call posted to the lane closes it,
+  // so calls keep the order they were sent in.
+  std::shared_ptr<CreateBatch> open_creates = nullptr;
 };
 
 // The bootstrap capability of a new connection.

@@ -228,5 +228,52 @@ TEST_F(ServerTest, OfficersHoldRecordsAndAuditorsAnswerAccessRequests) {
             StatusCode::kPermissionDenied);
 }
 
+// Creates pipelined on one connection run as shared CreateRecords writes
+// (server/service.cc, CreateBatch), yet every call keeps its place: a
+// list sent between two runs of creates sees exactly the creates sent
+// before it, ids follow the order sent, and a refused create in a run gets
+// its own refusal while the others are stored.
+TEST_F(ServerTest, PipelinedCreatesShareWritesAndKeepTheirOrder) {
+  auto a = NewSession("authority-a", rpc::Role::USER);
+  constexpr int kRun = 40;
+  auto create = [&](const std::string& kind) {
+    auto req = a.createRequest();
+    FillRecord(req.initRecord(), "anna@example.org", "Anna Example");
+    req.getRecord().setKind(kind);
+    return req.send();
+  };
+  const uint64_t writes_before = engine_->Stats().writes;
+  std::vector<capnp::RemotePromise<rpc::Session::CreateResults>> first, second;
+  for (int i = 0; i < kRun; ++i) first.push_back(create("request"));
+  auto list = a.listRequest();
+  list.initQuery().setLimit(100);
+  auto listed = list.send();
+  for (int i = 0; i < kRun; ++i) second.push_back(create("request"));
+  auto refused = create("No Such Kind!");
+  auto after_refused = create("request");
+
+  std::vector<uint64_t> ids;
+  for (auto& p : first) ids.push_back(p.wait(wait()).getId());
+  auto seen = listed.wait(wait()).getRecords();
+  for (auto& p : second) ids.push_back(p.wait(wait()).getId());
+  const Status refusal = StatusOf(kj::mv(refused), wait());
+  const uint64_t last = after_refused.wait(wait()).getId();
+
+  for (size_t i = 1; i < ids.size(); ++i) {
+    EXPECT_EQ(ids[i], ids[i - 1] + 1) << i;  // The order sent.
+  }
+  EXPECT_EQ(last, ids.back() + 1);
+  ASSERT_EQ(seen.size(), static_cast<size_t>(kRun));
+  for (auto r : seen) EXPECT_LE(r.getId(), ids[kRun - 1]);
+  // The same refusal as a create alone.
+  EXPECT_EQ(refusal.code(), StatusCode::kInvalidArgument);
+  auto alone = create("No Such Kind!");
+  EXPECT_EQ(StatusOf(kj::mv(alone), wait()).ToString(), refusal.ToString());
+  // 82 stored records (and the refused one, retried alone) took fewer
+  // writes than creates: runs were shared.
+  const uint64_t writes = engine_->Stats().writes - writes_before;
+  EXPECT_LT(writes, static_cast<uint64_t>(2 * kRun + 1)) << writes;
+}
+
 }  // namespace
 }  // namespace custos::testing
