@@ -25,6 +25,9 @@ struct CreateAnswer {
   template <typename Fn>
   explicit CreateAnswer(Fn& fn) : value(fn()) {}
   Result<uint64_t> value;
+  // Released by the worker, acquired on the loop: the ordering kj's
+  // cross-thread fulfilment gives, made visible to ThreadSanitizer.
+  std::atomic<bool> ready{false};
 };
 
 // Consecutive creates of one session, run as one CreateRecords write: one
@@ -83,7 +86,9 @@ void RunCreates(Engine& engine, const Actor& actor, CreateBatch& batch) {
       auto make = [&]() -> Result<uint64_t> {
         return std::move(results[answered]);
       };
-      answers[answered]->fulfill(kj::heap<CreateAnswer>(make));
+      auto answer = kj::heap<CreateAnswer>(make);
+      answer->ready.store(true, std::memory_order_release);
+      answers[answered]->fulfill(kj::mv(answer));
     }
   } catch (...) {
     // An exception must not escape a worker: the calls not answered yet
@@ -1163,6 +1168,7 @@ class SessionImpl final : public rpc::Session::Server {
                        });
     }
     return paf.promise.then([context](kj::Own<CreateAnswer> answer) mutable {
+      (void)answer->ready.load(std::memory_order_acquire);
       context.getResults().setId(Value(std::move(answer->value)));
     });
   }

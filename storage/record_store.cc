@@ -182,6 +182,10 @@ Status RecordStore::Reseal(const WriteLock& lock, StoredRecord& r, uint64_t to,
     auto key = deadline_keys.GetOrCreate(lock, to);
     if (!key) return key.error();
     to_bucket = std::move(*key);
+    // A record sealed into a bucket erased by key before (its key made
+    // again) is not erased by that erasure: the bucket's marker goes, so
+    // the sweep that erases the new key reports its records.
+    batch.Delete(keys::ErasedBucket(to));
   }
   // Worked on copies: `r` changes only once every ciphertext is re-sealed.
   std::vector<codec::StoredPart> parts = r.parts;

@@ -73,13 +73,12 @@ Result<size_t> Sweeper::ReapplyPolicies() {
   return updated;
 }
 
-Status Sweeper::SweepRecord(const WriteLock& lock, const PrincipalInfo& admin,
-                            const std::string& key, int64_t due,
-                            const SweepOptions& options,
-                            leveldb::WriteBatch& batch,
-                            std::vector<Event>& sweep_events,
-                            SweepReport& report, const HoldSpans& spans,
-                            std::map<uint64_t, bool>& erased_buckets) const {
+Status Sweeper::SweepRecord(
+    const WriteLock& lock, const PrincipalInfo& admin, const std::string& key,
+    int64_t due, const SweepOptions& options, leveldb::WriteBatch& batch,
+    std::vector<Event>& sweep_events, SweepReport& report,
+    const HoldSpans& spans, std::map<uint64_t, bool>& erased_buckets,
+    std::vector<std::pair<uint64_t, int64_t>>& erased) const {
   const int64_t as_of = ToMicros(options.as_of);
   const uint64_t id = ReadBigEndian64(
       std::string_view(key).substr(keys::kDeadlinePrefix.size() + 8));
@@ -103,9 +102,9 @@ Status Sweeper::SweepRecord(const WriteLock& lock, const PrincipalInfo& admin,
   // reported) when the key went; this only writes its stub.
   bool erased_by_key = false;
   if (record->erase_bucket != 0) {
-    auto erased = ErasedByKey(record->erase_bucket, erased_buckets);
-    if (!erased) return erased.error();
-    erased_by_key = *erased;
+    auto marked = ErasedByKey(record->erase_bucket, erased_buckets);
+    if (!marked) return marked.error();
+    erased_by_key = *marked;
   }
   bool held = false;
   Status unschedulable;
@@ -148,6 +147,9 @@ Status Sweeper::SweepRecord(const WriteLock& lock, const PrincipalInfo& admin,
         break;
     }
     if (!reported) report.transitions.push_back(step);
+    if (!options.dry_run && step.to == RecordState::kErased) {
+      erased.emplace_back(id, ToMicros(step.due));
+    }
     if (!options.dry_run) {
       const EventAction action =
           step.to == RecordState::kClosed    ? EventAction::kClose
@@ -203,9 +205,7 @@ Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
   if (!options.dry_run) {
     // Erasure by key first: what is due in an ended bucket no hold reaches
     // becomes undecipherable before any record is rewritten.
-    auto spans = u_.holds.Spans();
-    if (!spans) return Fail(spans.error());
-    CUSTOS_RETURN_IF_ERROR(EraseEndedBuckets(as_of, *spans, report));
+    CUSTOS_RETURN_IF_ERROR(EraseEndedBuckets(as_of, report));
     report_progress(SweepPhase::kDestroyingKeys);
   }
   std::map<uint64_t, bool> erased_buckets;  // ErasedByKey's cache.
@@ -236,11 +236,14 @@ Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
     if (!spans) return Fail(spans.error());
     leveldb::WriteBatch batch;
     std::vector<Event> sweep_events;
-    const size_t first_transition = report.transitions.size();
+    // Every erasure the batch writes, reported here or by an erasure by
+    // key, for the ledger.
+    std::vector<std::pair<uint64_t, int64_t>> erased;
     for (const auto& [key, due] : due_entries) {
       resume_key = key + '\0';
-      Status swept = SweepRecord(lock, admin, key, due, options, batch,
-                                 sweep_events, report, *spans, erased_buckets);
+      Status swept =
+          SweepRecord(lock, admin, key, due, options, batch, sweep_events,
+                      report, *spans, erased_buckets, erased);
       if (!swept.ok()) {
         if (!Skippable(swept)) return Fail(swept);
         // One record must not stop retention for the rest of the store. Its
@@ -258,13 +261,6 @@ Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
     }
     if (!options.dry_run && batch.ApproximateSize() > 12) {
       // The erasures go to the ledger first (storage/erasure.h).
-      std::vector<std::pair<uint64_t, int64_t>> erased;
-      for (size_t i = first_transition; i < report.transitions.size(); ++i) {
-        const PlannedTransition& step = report.transitions[i];
-        if (step.to == RecordState::kErased) {
-          erased.emplace_back(step.record_id, ToMicros(step.due));
-        }
-      }
       CUSTOS_RETURN_IF_ERROR(u_.erasure.Ledger(erased));
       CUSTOS_RETURN_IF_ERROR(
           u_.store.Commit(std::move(lock), batch, sweep_events, "sweeping"));
@@ -308,16 +304,20 @@ Result<bool> Sweeper::ErasedByKey(uint64_t bucket,
   return marker->has_value();
 }
 
-Status Sweeper::EraseEndedBuckets(int64_t as_of, const HoldSpans& spans,
-                                  SweepReport& report) {
-  // Buckets every instant of which is at or before as_of.
+Status Sweeper::EraseEndedBuckets(int64_t as_of, SweepReport& report) {
+  // Buckets every instant of which is at or before as_of; none before
+  // the first bucket's end (a negative as_of must not wrap around).
+  if (as_of + 1 < DeadlineKeys::kBucketMicros) return Status::Ok();
   const uint64_t last =
       static_cast<uint64_t>((as_of + 1) / DeadlineKeys::kBucketMicros);
-  if (last == 0) return Status::Ok();
   Keystore& keystore = u_.deadline_keys.keystore();
   // Under the write lock: no Put seals a record into a bucket between the
   // look at its index range and the key's destruction.
   WriteLock lock = u_.store.Lock();
+  // Read under the lock: no hold is set between this look and the keys'
+  // destruction.
+  auto spans = u_.holds.Spans();
+  if (!spans) return spans.error();
   auto buckets = keystore.BucketsUpTo(last);
   if (!buckets) return buckets.error();
   std::vector<uint64_t> erasing;
@@ -329,7 +329,7 @@ Status Sweeper::EraseEndedBuckets(int64_t as_of, const HoldSpans& spans,
   for (uint64_t bucket : *buckets) {
     const int64_t start = DeadlineKeys::BucketStart(bucket);
     const int64_t end = DeadlineKeys::BucketEnd(bucket);
-    if (spans.MayCoverAny(start, end)) continue;
+    if (spans->MayCoverAny(start, end)) continue;
     // The records sealed under the bucket are exactly its index entries
     // whose next transition is the erasure (RecordStore::Put's invariant);
     // the other entries of its hour (a close, a block) are not sealed
@@ -386,10 +386,11 @@ Status Sweeper::EraseEndedBuckets(int64_t as_of, const HoldSpans& spans,
 }
 
 Status Sweeper::DestroyDueBuckets(int64_t as_of, SweepReport& report) {
-  // Buckets every instant of which is at or before as_of.
+  // Buckets every instant of which is at or before as_of; none before
+  // the first bucket's end (a negative as_of must not wrap around).
+  if (as_of + 1 < DeadlineKeys::kBucketMicros) return Status::Ok();
   const uint64_t last =
       static_cast<uint64_t>((as_of + 1) / DeadlineKeys::kBucketMicros);
-  if (last == 0) return Status::Ok();
   Keystore& keystore = u_.deadline_keys.keystore();
   // Under the write lock: no Put seals a record into a bucket between the
   // look at its index range and the key's destruction.

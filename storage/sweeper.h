@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/clock.h"
@@ -61,13 +62,15 @@ class Sweeper {
   // of the store.
   // An erasure of a record whose bucket was erased by key (by this sweep or
   // an earlier one, `erased_buckets` caching which) is written but not
-  // counted again: the sweep that destroyed the key reported it.
+  // counted again: the sweep that destroyed the key reported it. Every
+  // erasure written is added to `erased` (for the ledger), reported or not.
   Status SweepRecord(const WriteLock& lock, const PrincipalInfo& admin,
                      const std::string& key, int64_t due,
                      const SweepOptions& options, leveldb::WriteBatch& batch,
                      std::vector<Event>& sweep_events, SweepReport& report,
                      const HoldSpans& spans,
-                     std::map<uint64_t, bool>& erased_buckets) const;
+                     std::map<uint64_t, bool>& erased_buckets,
+                     std::vector<std::pair<uint64_t, int64_t>>& erased) const;
   // Erasure by key (docs/retention.md, "Deadline keys"): every bucket whose
   // hour ended by `as_of` and that no hold can reach (`spans`) is erased
   // whole before any of its records is rewritten. The erasure of every
@@ -75,10 +78,10 @@ class Sweeper {
   // ("dx:" bucket, with the witnesses of its key, synced), then its key is
   // destroyed: from then on no copy of their ciphertexts opens. Their
   // rewrite to ERASED stubs follows as hygiene (SweepRecord). Counted in
-  // `report`. A bucket a hold may reach, or whose index entries predate
-  // their values, is left to the record-by-record path.
-  Status EraseEndedBuckets(int64_t as_of, const HoldSpans& spans,
-                           SweepReport& report);
+  // `report`. A bucket a hold may reach (the holds' spans, read under the
+  // write lock), or whose index entries predate their values, is left to
+  // the record-by-record path.
+  Status EraseEndedBuckets(int64_t as_of, SweepReport& report);
   // Whether bucket `bucket`'s erasure was written down by key ("dx:"),
   // cached in `cache`.
   Result<bool> ErasedByKey(uint64_t bucket,

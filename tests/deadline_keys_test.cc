@@ -360,6 +360,67 @@ TEST_F(DeadlineKeysTest, ASweepErasesAnEndedBucketByItsKeyBeforeAnyRewrite) {
   EXPECT_EQ(verified->found, 0u);
 }
 
+// A sweep as of before 1970 has no ended bucket: none may be destroyed
+// (the bucket arithmetic must not wrap around).
+TEST_F(DeadlineKeysTest, ASweepAsOfBeforeTheEpochDestroysNoKey) {
+  const uint64_t id = CreateClosedAlert();
+  SweepOptions options;
+  options.as_of = FromMicros(-2 * kHour);
+  auto report = engine_->Sweep(*admin_, options);
+  ASSERT_TRUE(report.has_value()) << report.error().ToString();
+  EXPECT_EQ(report->erased, 0u);
+  EXPECT_EQ(report->buckets_destroyed, 0u);
+  EXPECT_EQ(BucketKeys().size(), 1u);
+  auto name = OfficerReadsName(*engine_, *officer_, id);
+  ASSERT_TRUE(name.has_value()) << name.error().ToString();
+  EXPECT_EQ(*name, "Anna Example");
+}
+
+// Records erased by key reach the erasure ledger once their stubs are
+// written, so a restore of an older backup erases them again.
+TEST_F(DeadlineKeysTest, RecordsErasedByKeyReachTheLedgerWithTheirStubs) {
+  CreateClosedAlert();
+  CreateClosedAlert("bob@example.org", "Bob");
+  auto ledger_entries = [this] {
+    Close();
+    int n = 0;
+    {
+      auto db = OpenRaw("keystore");
+      n = CountKeys(*db, Keystore::kLedgerErasurePrefix);
+    }
+    Reopen();
+    return n;
+  };
+  ASSERT_EQ(SweepAt(EndOfAlertBucket(), /*max_records=*/0).erased, 2u);
+  EXPECT_EQ(ledger_entries(), 0);  // Not rewritten yet.
+  ASSERT_EQ(SweepAt(EndOfAlertBucket()).erased, 0u);
+  EXPECT_EQ(ledger_entries(), 2);
+}
+
+// A record sealed into a bucket after that bucket was erased by key (its
+// key made again) is not covered by that erasure: the next sweep reports
+// it.
+TEST_F(DeadlineKeysTest, ARecordSealedIntoAnErasedBucketAgainIsReported) {
+  CreateClosedAlert();
+  ASSERT_EQ(SweepAt(EndOfAlertBucket()).buckets_destroyed, 1u);
+  // The clock set back (a test clock can be): a new alert closed at the
+  // same instant is due in the same hour.
+  clock_.Set(TestEpoch());
+  // A hold whose span reaches the hour sends the bucket down the
+  // record-by-record path, where a marker would hide the new record.
+  const uint64_t held = CreateAlert("carl@example.org", "Carl");
+  ASSERT_TRUE(
+      engine_->SetRecordHold(*officer_, held, "case 4 C 12/26", At(2027, 6, 1))
+          .has_value());
+  const uint64_t late = CreateClosedAlert("bob@example.org", "Bob");
+  EXPECT_EQ(Stored(late).erase_bucket, AlertBucket());
+  EXPECT_EQ(BucketKeys().size(), 1u);
+  SweepReport again = SweepAt(EndOfAlertBucket());
+  EXPECT_EQ(again.erased, 1u);
+  EXPECT_EQ(again.buckets_destroyed, 1u);
+  EXPECT_EQ(Stored(late).state, RecordState::kErased);
+}
+
 // A hold counts for the buckets its span reaches only: one set and
 // released long before the alerts' erasure leaves their bucket to the
 // erasure by key.
