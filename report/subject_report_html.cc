@@ -16,6 +16,7 @@
 namespace custos {
 namespace {
 
+using report_internal::AppendHtml;
 using report_internal::CivilTime;
 using report_internal::ForEachCodePoint;
 using report_internal::kReplacementBytes;
@@ -32,43 +33,6 @@ std::string HumanTime(Timestamp t) {
   std::snprintf(buf, sizeof buf, "%u %s %d at %02u:%02u UTC", c.day,
                 kMonths[(c.month - 1) % 12], c.year, c.hour, c.minute);
   return buf;
-}
-
-// Escapes for text and for double- or single-quoted attribute values alike.
-// C0 controls other than tab, newline and carriage return, and DEL, are not
-// allowed in HTML text; they become U+FFFD like invalid UTF-8.
-void AppendHtml(std::string& out, std::string_view s) {
-  ForEachCodePoint(s, [&out](char32_t cp, std::string_view bytes) {
-    switch (cp) {
-      case '&':
-        out += "&amp;";
-        return;
-      case '<':
-        out += "&lt;";
-        return;
-      case '>':
-        out += "&gt;";
-        return;
-      case '"':
-        out += "&quot;";
-        return;
-      case '\'':
-        out += "&#39;";
-        return;
-      case '\t':
-      case '\n':
-      case '\r':
-        out += bytes;
-        return;
-      default:
-        break;
-    }
-    if (cp < 0x20 || cp == 0x7F) {
-      out += kReplacementBytes;
-      return;
-    }
-    out += bytes;
-  });
 }
 
 std::string Esc(std::string_view s) {
