@@ -125,8 +125,8 @@ std::string RenderBreachScopeHtml(const BreachScope& scope) {
   };
   std::vector<std::string> principals;
   for (const std::string& p : scope.principal_ids) principals.push_back(Esc(p));
-  item("Principals",
-       "<code>" + Joined(principals, "</code>, <code>") + "</code>");
+  item("Principals", std::string("<code>") +
+                         Joined(principals, "</code>, <code>") + "</code>");
   item("Window", Esc(Rfc3339(scope.from)) + " (inclusive) to " +
                      Esc(Rfc3339(scope.to)) + " (exclusive)");
   item("Purpose", Esc(scope.purpose));
@@ -153,7 +153,7 @@ std::string RenderBreachScopeHtml(const BreachScope& scope) {
   for (const BreachSubject& s : scope.subjects) {
     std::vector<std::string> records;
     for (uint64_t id : s.record_ids) records.push_back(std::to_string(id));
-    out += "<tr><td>" + Esc(s.identifier) + "</td><td><code>" +
+    out += std::string("<tr><td>") + Esc(s.identifier) + "</td><td><code>" +
            Esc(s.subject_id) + "</code></td><td>" + Joined(records, ", ") +
            "</td><td>" + Esc(Joined(s.fields, ", ")) + "</td><td>" +
            std::to_string(s.disclosures.size()) + "</td></tr>\n";
@@ -162,7 +162,8 @@ std::string RenderBreachScopeHtml(const BreachScope& scope) {
 
   out += "<h2>Disclosures per person</h2>\n";
   for (const BreachSubject& s : scope.subjects) {
-    out += "<h3>" + Esc(s.identifier) + " <code>" + Esc(s.subject_id) +
+    out += std::string("<h3>") + Esc(s.identifier) + " <code>" +
+           Esc(s.subject_id) +
            "</code></h3>\n<table>\n<tr><th>When</th><th>To</th><th>Action</th>"
            "<th>Record</th><th>Why</th><th>Data</th></tr>\n";
     for (const BreachDisclosure& d : s.disclosures) {
@@ -175,7 +176,7 @@ std::string RenderBreachScopeHtml(const BreachScope& scope) {
         if (!why.empty()) why += ": ";
         why += Esc(d.justification);
       }
-      out += "<tr><td>" + Esc(Rfc3339(d.at)) + "</td><td><code>" +
+      out += std::string("<tr><td>") + Esc(Rfc3339(d.at)) + "</td><td><code>" +
              Esc(d.principal_id) + "</code> " + Esc(d.principal_name) +
              "</td><td>" + Esc(d.action) + "</td><td>" + record + "</td><td>" +
              why + "</td><td>" + Esc(Joined(d.fields, ", ")) + "</td></tr>\n";

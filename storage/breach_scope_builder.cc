@@ -66,8 +66,10 @@ Result<BreachScope> BreachScopeBuilder::Produce(const PrincipalInfo& auditor,
   std::map<std::string, std::set<std::string>> fields;
   size_t budget = u_.limits.max_breach_disclosures;
   for (const std::string& principal : query.principal_ids) {
+    // With the budget spent, one more disclosure is one too many.
     auto walk = u_.store.history().Disclosures(principal, query.from, query.to,
-                                               budget, keys, retiring);
+                                               std::max<size_t>(budget, 1),
+                                               keys, retiring);
     if (!walk) return Fail(walk.error());
     if (walk->more || walk->disclosures.size() > budget) {
       return Fail(Status::ResourceExhausted(

@@ -262,12 +262,12 @@ class History {
   // Appends `events`, in order, to `batch`: gives them the next sequence
   // numbers, seals each subject's part under the key `keys` returns for it
   // (a subject whose key is nullptr gets no part), chains them, and puts
-  // the events, their index entries (the disclosure index's too) and the new
-  // head. Nothing is visible, and the in-memory head does not move, until the
-  // caller has written `batch` and called Commit with the result. If the write
-  // fails, the caller just drops the batch and the Pending: the next Stage
-  // reuses the same sequence numbers. Errors (and then `batch` is left exactly
-  // as it was):
+  // the events, their index entries (the disclosure index's too: see
+  // Disclosures) and the new head. Nothing is visible, and the in-memory
+  // head does not move, until the caller has written `batch` and called
+  // Commit with the result. If the write fails, the caller just drops the
+  // batch and the Pending: the next Stage reuses the same sequence numbers.
+  // Errors (and then `batch` is left exactly as it was):
   //   InvalidArgument  an event without a principal id, with an empty or
   //                    repeated subject id, or an action outside the enum;
   //   whatever `keys` returns as an error.

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "report/subject_report_html.h"
+#include "report/subject_report_json.h"
 #include "tests/engine_fixture.h"
 
 namespace custos::testing {
@@ -203,7 +205,8 @@ TEST_F(BreachScopeTest, OnlyAuditorsScopeBreachesAndQueriesAreBounded) {
   };
   EXPECT_EQ(code(Query({}, t0_, t0_ + hours(1))), StatusCode::kInvalidArgument);
   std::vector<std::string> seventeen;
-  for (int i = 0; i < 17; ++i) seventeen.push_back("p" + std::to_string(i));
+  for (int i = 0; i < 17; ++i)
+    seventeen.push_back(std::string("p").append(std::to_string(i)));
   EXPECT_EQ(code(Query(seventeen, t0_, t0_ + hours(1))),
             StatusCode::kInvalidArgument);
   EXPECT_EQ(code(Query({"authority-b", "authority-b"}, t0_, t0_ + hours(1))),
@@ -265,6 +268,27 @@ TEST_F(BreachScopeTest, TheActIsRecordedWithItsPurposeInEachSubjectsHistory) {
   EXPECT_EQ(of_auditor->subjects[0].disclosures[0].action, "breach_scope");
 }
 
+TEST_F(BreachScopeTest, ThePersonsReportSaysTheirDataWasLookedUpAndWhy) {
+  const uint64_t r1 = RecordAbout({"anna@example.org"});
+  ReadAt(*grantee_, r1, t0_ + hours(1));
+  Scope(Query({"authority-b"}, t0_, t0_ + hours(24)));
+  auto report =
+      engine_->ProduceSubjectReport(*auditor_, SubjectOf("anna@example.org"));
+  ASSERT_TRUE(report.has_value()) << report.error().ToString();
+  const std::string json = RenderSubjectReportJson(*report);
+  EXPECT_NE(json.find("\"breach_scope\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"legal_obligation\""), std::string::npos) << json;
+  const std::string html = RenderSubjectReportHtml(*report);
+  EXPECT_NE(html.find("looked up which of your data a security breach "
+                      "reached, to tell you"),
+            std::string::npos);
+  EXPECT_NE(html.find("A legal obligation (such as telling you of a data "
+                      "breach)"),
+            std::string::npos);
+  EXPECT_NE(html.find("credential of authority-b stolen, incident 2026-17"),
+            std::string::npos);
+}
+
 TEST_F(BreachScopeTest, AHugeHistoryOutsideTheWindowCostsNothing) {
   // A limit of three disclosures per scope: a walk that examined anything
   // outside the window would exceed it.
@@ -286,6 +310,17 @@ TEST_F(BreachScopeTest, AHugeHistoryOutsideTheWindowCostsNothing) {
   EXPECT_EQ(scope.disclosures, 3u);
   ASSERT_EQ(scope.subjects.size(), 1u);
   EXPECT_EQ(scope.subjects[0].disclosures.size(), 3u);
+  // The budget is shared by the principals: spent by authority-b, one
+  // disclosure to authority-a is one too many, and none is not.
+  auto shared = engine_->ProduceBreachScope(
+      *auditor_,
+      Query({"authority-b", "authority-c"}, t0_ + hours(24), t0_ + hours(48)));
+  ASSERT_TRUE(shared.has_value()) << shared.error().ToString();
+  auto spent = engine_->ProduceBreachScope(
+      *auditor_,
+      Query({"authority-b", "authority-a"}, t0_ + hours(24), t0_ + hours(48)));
+  ASSERT_FALSE(spent.has_value());
+  EXPECT_EQ(spent.error().code(), StatusCode::kResourceExhausted);
   // One more in the window is one too many.
   ReadAt(*grantee_, r1, t0_ + hours(31));
   auto over = engine_->ProduceBreachScope(

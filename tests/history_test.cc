@@ -1238,7 +1238,7 @@ Event ReadBy(const std::string& principal, uint64_t record_id,
   e.record_state = RecordState::kActive;
   e.subject_ids = std::move(subjects);
   e.purpose = Purpose{PurposeKind::kSubjectConsent,
-                      "why r" + std::to_string(record_id)};
+                      std::string("why r").append(std::to_string(record_id))};
   e.fields = {"name", "email"};
   return e;
 }
