@@ -34,4 +34,38 @@ std::string Rfc3339(Timestamp t) {
   return buf;
 }
 
+void AppendHtml(std::string& out, std::string_view s) {
+  ForEachCodePoint(s, [&out](char32_t cp, std::string_view bytes) {
+    switch (cp) {
+      case '&':
+        out += "&amp;";
+        return;
+      case '<':
+        out += "&lt;";
+        return;
+      case '>':
+        out += "&gt;";
+        return;
+      case '"':
+        out += "&quot;";
+        return;
+      case '\'':
+        out += "&#39;";
+        return;
+      case '\t':
+      case '\n':
+      case '\r':
+        out += bytes;
+        return;
+      default:
+        break;
+    }
+    if (cp < 0x20 || cp == 0x7F) {
+      out += kReplacementBytes;
+      return;
+    }
+    out += bytes;
+  });
+}
+
 }  // namespace custos::report_internal

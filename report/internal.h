@@ -80,6 +80,12 @@ void ForEachCodePoint(std::string_view s, Emit emit) {
   }
 }
 
+// Appends `s` escaped for HTML text and for double- or single-quoted
+// attribute values alike. C0 controls other than tab, newline and carriage
+// return, and DEL, are not allowed in HTML text; they become U+FFFD like
+// invalid UTF-8.
+void AppendHtml(std::string& out, std::string_view s);
+
 // An instant broken down in the proleptic Gregorian calendar, UTC.
 struct CivilTime {
   int year;

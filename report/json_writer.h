@@ -1,7 +1,7 @@
-// Writers shared by report/'s renderings, private to report/: a JSON
-// writer with JSON.stringify(value, null, 2)'s layout, and HTML escaping.
-// Both take untrusted text and always write valid UTF-8 (invalid bytes
-// become U+FFFD).
+// The JSON writer shared by report/'s renderings, private to report/,
+// with JSON.stringify(value, null, 2)'s layout. It takes untrusted text and
+// always writes valid UTF-8 (invalid bytes become U+FFFD). HTML escaping is
+// report/internal.h's AppendHtml.
 
 #ifndef CUSTOS_REPORT_JSON_WRITER_H_
 #define CUSTOS_REPORT_JSON_WRITER_H_
@@ -177,43 +177,6 @@ class JsonWriter {
   std::vector<Level> levels_;
   bool after_key_ = false;
 };
-
-// Escapes for text and for double- or single-quoted attribute values alike.
-// C0 controls other than tab, newline and carriage return, and DEL, are not
-// allowed in HTML text; they become U+FFFD like invalid UTF-8.
-inline void AppendHtml(std::string& out, std::string_view s) {
-  ForEachCodePoint(s, [&out](char32_t cp, std::string_view bytes) {
-    switch (cp) {
-      case '&':
-        out += "&amp;";
-        return;
-      case '<':
-        out += "&lt;";
-        return;
-      case '>':
-        out += "&gt;";
-        return;
-      case '"':
-        out += "&quot;";
-        return;
-      case '\'':
-        out += "&#39;";
-        return;
-      case '\t':
-      case '\n':
-      case '\r':
-        out += bytes;
-        return;
-      default:
-        break;
-    }
-    if (cp < 0x20 || cp == 0x7F) {
-      out += kReplacementBytes;
-      return;
-    }
-    out += bytes;
-  });
-}
 
 }  // namespace custos::report_internal
 

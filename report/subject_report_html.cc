@@ -10,7 +10,6 @@
 #include <vector>
 
 #include "report/internal.h"
-#include "report/json_writer.h"
 #include "report/subject_report_json.h"  // kSubjectReportFormat, ...Version.
 #include "storage/types.h"
 
@@ -113,6 +112,8 @@ std::string ActionWords(std::string_view action) {
       {"contest", "recorded that you contest the data"},
       {"shred", "erased all your data"},
       {"report", "produced a report on your data"},
+      {"breach_scope",
+       "looked up which of your data a security breach reached, to tell you"},
   };
   for (const auto& [name, words] : kWords) {
     if (name == action) return std::string(words);
@@ -125,6 +126,9 @@ std::string PurposeWords(std::string_view purpose) {
   if (purpose == "subject_consent") return "With your consent";
   if (purpose == "public_interest") {
     return "Overriding public interest (such as legal proceedings)";
+  }
+  if (purpose == "legal_obligation") {
+    return "A legal obligation (such as telling you of a data breach)";
   }
   return Esc(purpose);
 }

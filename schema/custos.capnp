@@ -289,6 +289,58 @@ interface Auditor {
   # or with `html` a self-contained HTML page. No personal data. Reads
   # every record: long work.
   processingRegister @6 (html :Bool) -> (document :Text);
+  # The scope of a personal-data breach (docs/accountability.md), e.g. a
+  # credential known to be stolen: every disclosure the principals named
+  # (1 to 16 existing ids, revoked ones included) received with
+  # fromMicros <= at < toMicros (a window of at most 1830 days), per data
+  # subject, and each subject's identifier to notify them by. `purpose`
+  # (required, at most the justification limit) says why; it is recorded in
+  # clear with the act, so it must name the breach, not a person. The act
+  # is itself recorded: a breach_scope event in the history of each subject
+  # returned, and one about no subject. Errors: InvalidArgument for a query
+  # out of these bounds; NotFound naming an id no principal has;
+  # ResourceExhausted for more disclosures than the server's limit (100000
+  # by default): split the window.
+  breachScope @7 (principalIds :List(Text), fromMicros :Int64,
+                  toMicros :Int64, purpose :Text) -> (scope :BreachScope);
+}
+
+struct BreachScope {
+  generatedAtMicros @0 :Int64;
+  auditorId @1 :Text;
+  principalIds @2 :List(Text);
+  fromMicros @3 :Int64;
+  toMicros @4 :Int64;
+  purpose @5 :Text;
+  subjects @6 :List(BreachSubject);   # The people to notify, by subject id.
+  disclosures @7 :UInt64;             # Disclosure events in the window.
+  withoutIdentity @8 :UInt64;         # Parts of them about subjects shredded
+                                      # since: counted, nobody to name.
+  unindexedUntilMicros @9 :Int64;     # 0, or: the store's disclosure index
+                                      # starts later; disclosures at or before
+                                      # this instant may be missing.
+}
+
+struct BreachSubject {
+  subjectId @0 :Text;
+  identifier @1 :Text;                # As the host registered the subject:
+                                      # what the notification goes to.
+  recordIds @2 :List(UInt64);         # Ascending.
+  fields @3 :List(Text);              # Every field name disclosed, sorted.
+  disclosures @4 :List(BreachDisclosure);  # By time.
+}
+
+struct BreachDisclosure {
+  seq @0 :UInt64;                     # The access-history event.
+  atMicros @1 :Int64;
+  principalId @2 :Text;
+  principalName @3 :Text;             # At the time.
+  action @4 :Text;                    # "read", "read_restricted", "report"…
+  recordId @5 :UInt64;                # 0: about no record (a report).
+  recordKind @6 :Text;
+  purpose @7 :Text;                   # "" or the purpose kind's name.
+  justification @8 :Text;
+  fields @9 :List(Text);              # Names, never values.
 }
 
 struct NewPrincipal {

@@ -40,6 +40,7 @@ enum Action {
   restore @23;
   expireBackupKeys @24;
   exportRestoreKit @25;
+  breachScope @26;  # An auditor's breach scope (docs/accountability.md).
 }
 
 enum RecordState {
@@ -57,6 +58,7 @@ enum PurposeKind {
   proofOfExchange @1;
   subjectConsent @2;
   publicInterest @3;
+  legalObligation @4;  # A duty of the controller's (a breach notification).
 }
 
 struct EventHeader {

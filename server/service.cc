@@ -734,7 +734,77 @@ class AuditorImpl final : public rpc::Auditor::Server {
     return ProcessingRegisterCall(*conn_, actor_, context);
   }
 
+  kj::Promise<void> breachScope(BreachScopeContext context) override {
+    auto p = context.getParams();
+    // The query's bounds, on network input, before anything is copied or
+    // a worker is asked (the engine checks them again).
+    const auto ids = p.getPrincipalIds();
+    if (ids.size() == 0 || ids.size() > kMaxBreachPrincipals) {
+      Throw(Status::InvalidArgument(
+          std::string("a breach scope names 1 to ")
+              .append(std::to_string(kMaxBreachPrincipals))
+              .append(" principals")));
+    }
+    BreachQuery query;
+    for (auto id : ids) query.principal_ids.push_back(Str(id));
+    query.from = FromMicros(p.getFromMicros());
+    query.to = FromMicros(p.getToMicros());
+    query.purpose = Str(p.getPurpose());
+    Check(CheckBreachQuery(query, conn_->engine.limits()));
+    return OnWorker<Result<BreachScope>>(
+               *conn_,
+               [engine = &conn_->engine, actor = actor_,
+                query = std::move(query)]() {
+                 return engine->ProduceBreachScope(actor, query);
+               })
+        .then([context](kj::Own<Result<BreachScope>> r) mutable {
+          const BreachScope scope = Value(std::move(*r));
+          ToRpc(scope, context.getResults().initScope());
+        });
+  }
+
  private:
+  static void ToRpc(const BreachScope& v, rpc::BreachScope::Builder b) {
+    b.setGeneratedAtMicros(ToMicros(v.generated_at));
+    b.setAuditorId(Txt(v.auditor_id));
+    SetTexts(b.initPrincipalIds(v.principal_ids.size()), v.principal_ids);
+    b.setFromMicros(ToMicros(v.from));
+    b.setToMicros(ToMicros(v.to));
+    b.setPurpose(Txt(v.purpose));
+    b.setDisclosures(v.disclosures);
+    b.setWithoutIdentity(v.without_identity);
+    b.setUnindexedUntilMicros(Micros(v.unindexed_until));
+    auto subjects = b.initSubjects(v.subjects.size());
+    for (size_t i = 0; i < v.subjects.size(); ++i) {
+      const BreachSubject& s = v.subjects[i];
+      auto out = subjects[i];
+      out.setSubjectId(Txt(s.subject_id));
+      out.setIdentifier(Txt(s.identifier));
+      auto records = out.initRecordIds(s.record_ids.size());
+      for (size_t k = 0; k < s.record_ids.size(); ++k) {
+        records.set(k, s.record_ids[k]);
+      }
+      SetTexts(out.initFields(s.fields.size()), s.fields);
+      auto disclosures = out.initDisclosures(s.disclosures.size());
+      for (size_t k = 0; k < s.disclosures.size(); ++k) {
+        const BreachDisclosure& d = s.disclosures[k];
+        auto o = disclosures[k];
+        o.setSeq(d.seq);
+        o.setAtMicros(ToMicros(d.at));
+        o.setPrincipalId(Txt(d.principal_id));
+        o.setPrincipalName(Txt(d.principal_name));
+        o.setAction(Txt(d.action));
+        o.setRecordId(d.record_id);
+        o.setRecordKind(Txt(d.record_kind));
+        if (d.purpose) {
+          o.setPurpose(Txt(std::string(PurposeKindName(*d.purpose))));
+        }
+        o.setJustification(Txt(d.justification));
+        SetTexts(o.initFields(d.fields.size()), d.fields);
+      }
+    }
+  }
+
   // The subject's report, produced and rendered by `render` on the worker:
   // its personal data never touches a Cap'n Proto builder until the answer
   // is built.

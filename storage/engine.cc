@@ -10,6 +10,7 @@
 #include "storage/access.h"
 #include "storage/audit.h"
 #include "storage/backup.h"
+#include "storage/breach_scope_builder.h"
 #include "storage/erasure.h"
 #include "storage/events.h"
 #include "storage/holds.h"
@@ -73,6 +74,7 @@ struct Engine::Impl {
         rekeyer({*store, *keystore, subjects, record_store, erasure, clock},
                 options.rekey_batch_size),
         audit({*store, subjects, options.limits}),
+        breaches({*store, subjects, principals, options.limits, clock}),
         key_admin({*store, *keystore, record_store, shredder, principals, clock,
                    options.backup_retention}),
         register_builder({*store, record_store, policies, principals, *keystore,
@@ -115,6 +117,7 @@ struct Engine::Impl {
   SubjectReportBuilder reports;
   Rekeyer rekeyer;
   Audit audit;
+  BreachScopeBuilder breaches;
   KeyAdmin key_admin;
   RegisterBuilder register_builder;
 };
@@ -435,6 +438,14 @@ Result<SubjectReport> Engine::ProduceSubjectReport(
   if (!caller) return Fail(caller.error());
   CUSTOS_RETURN_IF_ERROR(CheckMayReadPersonalData(*caller));
   return impl_->reports.Produce(*caller, subject_id);
+}
+
+Result<BreachScope> Engine::ProduceBreachScope(const Actor& auditor,
+                                               const BreachQuery& query) {
+  auto caller = impl_->RequireRole(auditor, Role::kAuditor);
+  if (!caller) return Fail(caller.error());
+  CUSTOS_RETURN_IF_ERROR(CheckMayReadPersonalData(*caller));
+  return impl_->breaches.Produce(*caller, query);
 }
 
 // ---- Subjects and erasure --------------------------------------------------

@@ -36,6 +36,7 @@
 #include "base/status.h"
 #include "crypto/secret_key.h"
 #include "storage/backup.h"
+#include "storage/breach_scope.h"
 #include "storage/limits.h"
 #include "storage/options.h"
 #include "storage/processing_register.h"
@@ -303,6 +304,22 @@ class Engine {
   // NotFound for an unknown or shredded subject.
   Result<SubjectReport> ProduceSubjectReport(const Actor& auditor,
                                              std::string_view subject_id);
+
+  // Auditor only, and never an admin (PermissionDenied). The scope of a
+  // personal-data breach (docs/accountability.md): every disclosure the
+  // principals named received with query.from <= at < query.to, per data
+  // subject (records, fields by name, when, why), and each subject's
+  // identifier to notify them by. Its cost grows with those disclosures,
+  // not with the history. Disclosures to subjects shredded since are
+  // counted, without identity. Producing it is itself recorded: a
+  // breach_scope event per subject in it and one for the act, with the
+  // stated purpose (kind legal_obligation).
+  // InvalidArgument for a query CheckBreachQuery (storage/limits.h)
+  // refuses; NotFound naming a principal id that no principal has or had;
+  // ResourceExhausted for more than Limits::max_breach_disclosures
+  // disclosures (split the window).
+  Result<BreachScope> ProduceBreachScope(const Actor& auditor,
+                                         const BreachQuery& query);
 
   // ---- Subjects ---------------------------------------------------------
 

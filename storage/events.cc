@@ -78,6 +78,31 @@ Event PrincipalEvent(const PrincipalInfo& who, EventAction action,
   return e;
 }
 
+std::vector<Event> BreachScopeEvents(const PrincipalInfo& who,
+                                     const BreachScope& scope, Timestamp at) {
+  const Purpose purpose{PurposeKind::kLegalObligation, scope.purpose};
+  std::vector<Event> events;
+  for (const BreachSubject& s : scope.subjects) {
+    Event e = SubjectEvent(who, EventAction::kBreachScope, s.subject_id, at);
+    e.purpose = purpose;
+    e.fields = {"identifier"};
+    events.push_back(std::move(e));
+  }
+  Event act = By(who, EventAction::kBreachScope, at);
+  act.purpose = purpose;
+  for (const std::string& id : scope.principal_ids) {
+    act.fields.push_back(std::string("principal:").append(id));
+  }
+  act.fields.push_back(
+      std::string("from:").append(std::to_string(ToMicros(scope.from))));
+  act.fields.push_back(
+      std::string("to:").append(std::to_string(ToMicros(scope.to))));
+  act.fields.push_back(
+      std::string("subjects:").append(std::to_string(scope.subjects.size())));
+  events.push_back(std::move(act));
+  return events;
+}
+
 Event ReadEvent(const PrincipalInfo& who, const RecordView& view,
                 const std::optional<Purpose>& purpose, Timestamp at) {
   // Reading closed or blocked data is possible only for a stated purpose.

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "storage/breach_scope.h"
 #include "storage/codec.h"
 #include "storage/history.h"
 #include "storage/types.h"
@@ -49,6 +50,15 @@ Event PrincipalEvent(const PrincipalInfo& who, EventAction action,
 // flag note and contest content shown.
 Event ReadEvent(const PrincipalInfo& who, const RecordView& view,
                 const std::optional<Purpose>& purpose, Timestamp at);
+
+// The events of `scope`, produced by `who` at `at`
+// (docs/accountability.md): a breach_scope event per subject in it (their
+// identifier was disclosed: field "identifier"), then one about no subject
+// for the act, whose fields (in clear) are "principal:<id>" per principal
+// scoped, "from:<µs>", "to:<µs>" and "subjects:<n>". Each has the purpose
+// {legal_obligation, scope.purpose}.
+std::vector<Event> BreachScopeEvents(const PrincipalInfo& who,
+                                     const BreachScope& scope, Timestamp at);
 
 // The names of `fields`, never their values.
 std::vector<std::string> FieldNames(const std::vector<Field>& fields);

@@ -78,8 +78,23 @@ std::string_view EventActionName(EventAction action) {
       return "expire_backup_keys";
     case EventAction::kExportRestoreKit:
       return "export_restore_kit";
+    case EventAction::kBreachScope:
+      return "breach_scope";
   }
   return "unknown";
+}
+
+bool IsDisclosure(EventAction action) {
+  switch (action) {
+    case EventAction::kRead:
+    case EventAction::kReadRestricted:
+    case EventAction::kExport:
+    case EventAction::kReport:
+    case EventAction::kBreachScope:
+      return true;
+    default:
+      return false;
+  }
 }
 
 std::string_view ChainProblemName(ChainReport::Problem problem) {
@@ -122,6 +137,9 @@ constexpr std::string_view kMacTag{"custos-event-bytes-v2\0", 22};
 constexpr std::string_view kIndexTag{"custos-history-index-v1\0", 24};
 constexpr std::string_view kCheckpointTag{"custos-checkpoint-v1\0", 21};
 constexpr std::string_view kPartAdTag{"custos-event-v1\0", 16};
+constexpr std::string_view kPartSubjectKeyTag{"custos-disclosure-part-key-v1\0",
+                                              30};
+constexpr std::string_view kPartSubjectAdTag{"custos-disclosure-part-v1\0", 26};
 
 std::string EventKey(uint64_t seq) { return keys::Event(seq); }
 
@@ -220,6 +238,23 @@ Digest CheckpointMac(const crypto::SecretKey& key, uint64_t next_seq,
   return Tagged(key, kCheckpointTag, AsBytes(data));
 }
 
+// The key that seals the subject ids of the disclosure index: a subkey of
+// the audit key, so the index needs no key of its own in the keyring.
+crypto::SecretKey PartSubjectKey(const crypto::SecretKey& audit_key) {
+  Digest d = Tagged(audit_key, kPartSubjectKeyTag, {});
+  auto key = crypto::SecretKey::FromBytes(d);
+  crypto::Wipe(d);
+  return std::move(*key);
+}
+
+// Binds a sealed subject id of the disclosure index to its event and slot.
+std::string PartSubjectAd(uint64_t seq, uint32_t slot) {
+  std::string ad(kPartSubjectAdTag);
+  AppendBigEndian64(ad, seq);
+  ad += EncodeSlot(slot);
+  return ad;
+}
+
 std::string PartAd(uint64_t seq, uint32_t slot,
                    kj::ArrayPtr<const kj::byte> canonical_header) {
   std::string ad(kPartAdTag);
@@ -305,6 +340,8 @@ std::optional<hs::Action> ToSchema(EventAction a) {
       return hs::Action::EXPIRE_BACKUP_KEYS;
     case EventAction::kExportRestoreKit:
       return hs::Action::EXPORT_RESTORE_KIT;
+    case EventAction::kBreachScope:
+      return hs::Action::BREACH_SCOPE;
   }
   return std::nullopt;
 }
@@ -363,6 +400,8 @@ std::optional<EventAction> FromSchema(hs::Action a) {
       return EventAction::kExpireBackupKeys;
     case hs::Action::EXPORT_RESTORE_KIT:
       return EventAction::kExportRestoreKit;
+    case hs::Action::BREACH_SCOPE:
+      return EventAction::kBreachScope;
   }
   return std::nullopt;
 }
@@ -408,6 +447,8 @@ hs::PurposeKind ToSchema(const std::optional<Purpose>& p) {
       return hs::PurposeKind::SUBJECT_CONSENT;
     case PurposeKind::kPublicInterest:
       return hs::PurposeKind::PUBLIC_INTEREST;
+    case PurposeKind::kLegalObligation:
+      return hs::PurposeKind::LEGAL_OBLIGATION;
   }
   return hs::PurposeKind::NONE;
 }
@@ -422,6 +463,8 @@ std::optional<std::optional<PurposeKind>> FromSchema(hs::PurposeKind p) {
       return PurposeKind::kSubjectConsent;
     case hs::PurposeKind::PUBLIC_INTEREST:
       return PurposeKind::kPublicInterest;
+    case hs::PurposeKind::LEGAL_OBLIGATION:
+      return PurposeKind::kLegalObligation;
   }
   return std::nullopt;
 }
@@ -712,6 +755,40 @@ Result<std::optional<std::vector<uint8_t>>> OpenPart(
   return Opened();
 }
 
+Result<SubjectPartValue> AuthenticationFailed() {
+  return Fail(
+      Status::DataLoss("an access-history event failed to authenticate"));
+}
+
+// Opens part `slot` of `event` (stored at `seq`) as `subject_id`'s, under
+// `key` and then as OpenPart tries, and checks it against its commitment
+// and that it names the subject: DataLoss otherwise.
+Result<SubjectPartValue> OpenSubjectPart(
+    const crypto::SecretKey& audit_key, const DecodedEvent& event, uint64_t seq,
+    uint32_t slot, const std::string& subject_id, const SharedKey& key,
+    const KeyLookup& keys, const KeyLookup& retiring) {
+  if (slot >= event.sealed_parts.size()) return AuthenticationFailed();
+  const std::string ad = PartAd(
+      seq, slot,
+      kj::ArrayPtr<const kj::byte>(
+          reinterpret_cast<const kj::byte*>(event.canonical_header.data()),
+          event.canonical_header.size()));
+  auto plain =
+      OpenPart(subject_id, key, keys, retiring, event.sealed_parts[slot], ad);
+  if (!plain.has_value()) return Fail(plain.error());
+  if (!*plain) return AuthenticationFailed();
+  // The commitment is what the chain covers: the part must be the one
+  // that was staged, not another ciphertext under the same key.
+  const bool committed = crypto::ConstantTimeEquals(
+      PartCommitment(audit_key, seq, slot, **plain), event.commitments[slot]);
+  auto part = DecodeSubjectPart(AsStringView(**plain));
+  crypto::Wipe(**plain);
+  if (!committed) return AuthenticationFailed();
+  if (!part.has_value()) return Fail(part.error());
+  if (part->subject_id != subject_id) return AuthenticationFailed();
+  return part;
+}
+
 Status ValidateEvent(const Event& e) {
   if (e.principal_id.empty()) {
     return Status::InvalidArgument("an event needs a principal id");
@@ -736,10 +813,13 @@ Status ValidateEvent(const Event& e) {
 // ---- History
 // -----------------------------------------------------------------
 
-History::History(leveldb::DB& db, crypto::SecretKey audit_key, Options options,
-                 Head head)
+History::History(leveldb::DB& db, crypto::SecretKey audit_key,
+                 crypto::SecretKey part_subject_key, Options options, Head head,
+                 uint64_t disclosures_from)
     : db_(db),
       audit_key_(std::move(audit_key)),
+      part_subject_key_(std::move(part_subject_key)),
+      disclosures_from_(disclosures_from),
       options_(options),
       head_(head) {}
 
@@ -763,8 +843,30 @@ Result<std::unique_ptr<History>> History::Open(leveldb::DB& db,
     if (!decoded.has_value()) return Fail(decoded.error());
     head = *decoded;
   }
-  return std::unique_ptr<History>(
-      new History(db, std::move(audit_key), options, head));
+  // Events staged before this build have no disclosure index entries; the
+  // marker says where the index starts, so a walk can say what it misses.
+  auto marker = Get(db, leveldb::ReadOptions(), keys::kHistoryDisclosuresFrom,
+                    "reading history disclosure index marker");
+  if (!marker.has_value()) return Fail(marker.error());
+  uint64_t disclosures_from = head.last_seq + 1;
+  if (marker->has_value()) {
+    if ((*marker)->size() != 8) {
+      return Fail(Status::DataLoss("corrupt history disclosure index marker"));
+    }
+    disclosures_from = ReadBigEndian64(**marker);
+  } else {
+    std::string value;
+    AppendBigEndian64(value, disclosures_from);
+    leveldb::WriteOptions write;
+    write.sync = true;
+    CUSTOS_RETURN_IF_ERROR(FromLevelDb(
+        db.Put(write, ToSlice(keys::kHistoryDisclosuresFrom), ToSlice(value)),
+        "writing history disclosure index marker"));
+  }
+  crypto::SecretKey part_subject_key = PartSubjectKey(audit_key);
+  return std::unique_ptr<History>(new History(db, std::move(audit_key),
+                                              std::move(part_subject_key),
+                                              options, head, disclosures_from));
 }
 
 History::Head History::head() const {
@@ -821,6 +923,7 @@ Result<History::Pending> History::Stage(leveldb::WriteBatch& batch,
     std::vector<std::vector<uint8_t>> sealed;
     std::vector<Digest> commitments;
     std::vector<Digest> tags;
+    std::vector<const std::string*> sealed_subjects;  // Those given a part.
     for (const std::string& subject : e.subject_ids) {
       Result<SharedKey> key = keys(subject);
       if (!key.has_value()) return Fail(key.error());
@@ -835,6 +938,7 @@ Result<History::Pending> History::Stage(leveldb::WriteBatch& batch,
       crypto::Wipe(std::span<uint8_t>(reinterpret_cast<uint8_t*>(plain.data()),
                                       plain.size()));
       tags.push_back(IndexTagOf(audit_key_, subject));
+      sealed_subjects.push_back(&subject);
     }
     auto parts = event.initParts(sealed.size());
     for (size_t i = 0; i < sealed.size(); ++i) {
@@ -858,6 +962,18 @@ Result<History::Pending> History::Stage(leveldb::WriteBatch& batch,
       staged.Put(IndexKey(tags[slot], seq),
                  EncodeSlot(static_cast<uint32_t>(slot)));
       staged.Put(ReverseKey(seq, tags[slot]), "");
+    }
+    // The disclosure index: who received which subjects' data, when.
+    if (IsDisclosure(e.action) && !e.subject_ids.empty()) {
+      staged.Put(keys::Disclosure(e.principal_id, ToMicros(e.at), seq), "");
+      for (size_t slot = 0; slot < sealed_subjects.size(); ++slot) {
+        const auto part = static_cast<uint32_t>(slot);
+        const std::vector<uint8_t> sealed_id =
+            crypto::Seal(part_subject_key_, AsBytes(*sealed_subjects[slot]),
+                         AsBytes(PartSubjectAd(seq, part)));
+        staged.Put(keys::DisclosurePart(seq, part),
+                   ToSlice(AsStringView(sealed_id)));
+      }
     }
   }
   staged.Put(ToSlice(kHeadKey), EncodeHead(Head{seq, link}));
@@ -1048,27 +1164,9 @@ Result<HistoryPage> History::ForSubject(const std::string& subject_id,
     if (!event.has_value()) return Fail(event.error());
     if (event->header.seq != seq) return authentication_failed();
     if (event->header.at < from || event->header.at >= to) continue;
-    if (*slot >= event->sealed_parts.size()) return authentication_failed();
-
-    const std::string ad = PartAd(
-        seq, *slot,
-        kj::ArrayPtr<const kj::byte>(
-            reinterpret_cast<const kj::byte*>(event->canonical_header.data()),
-            event->canonical_header.size()));
-    auto plain = OpenPart(subject_id, *key, keys, retiring,
-                          event->sealed_parts[*slot], ad);
-    if (!plain.has_value()) return Fail(plain.error());
-    if (!*plain) return authentication_failed();
-    // The commitment is what the chain covers: the part must be the one
-    // that was staged, not another ciphertext under the same key.
-    const bool committed = crypto::ConstantTimeEquals(
-        PartCommitment(audit_key_, seq, *slot, **plain),
-        event->commitments[*slot]);
-    auto part = DecodeSubjectPart(AsStringView(**plain));
-    crypto::Wipe(**plain);
-    if (!committed) return authentication_failed();
+    auto part = OpenSubjectPart(audit_key_, *event, seq, *slot, subject_id,
+                                *key, keys, retiring);
     if (!part.has_value()) return Fail(part.error());
-    if (part->subject_id != subject_id) return authentication_failed();
 
     HistoryEntry entry;
     entry.header = std::move(event->header);
@@ -1079,6 +1177,100 @@ Result<HistoryPage> History::ForSubject(const std::string& subject_id,
   CUSTOS_RETURN_IF_ERROR(FromLevelDb(it->status(), "reading history index"));
   page.next_after_seq = more ? last_examined : 0;
   return page;
+}
+
+Result<DisclosureWalk> History::Disclosures(const std::string& principal_id,
+                                            Timestamp from, Timestamp to,
+                                            size_t limit, const KeyLookup& keys,
+                                            const KeyLookup& retiring) const {
+  if (limit == 0) return Fail(Status::InvalidArgument("limit must be >= 1"));
+  DisclosureWalk walk;
+  Snapshot snapshot(db_);
+  walk.indexed_from = disclosures_from_;
+  if (disclosures_from_ > 1) {
+    auto before = Get(db_, snapshot.options(), EventKey(disclosures_from_ - 1),
+                      "reading history event");
+    if (!before.has_value()) return Fail(before.error());
+    if (before->has_value()) {
+      auto stored = DecodeStoredEvent(**before);
+      if (!stored.has_value()) return Fail(stored.error());
+      if (!stored->is_stub) {
+        auto event = DecodeEvent(stored->event_bytes);
+        if (!event.has_value()) return Fail(event.error());
+        walk.unindexed_until = event->header.at;
+      }
+    }
+  }
+  if (from >= to) return walk;
+
+  const auto corrupt = [] {
+    return Fail(Status::DataLoss("corrupt history disclosure index entry"));
+  };
+  const std::string prefix = keys::DisclosurePrefix(principal_id);
+  const std::string end = keys::Disclosure(principal_id, ToMicros(to), 0);
+  std::unique_ptr<leveldb::Iterator> it(db_.NewIterator(snapshot.options()));
+  for (it->Seek(keys::Disclosure(principal_id, ToMicros(from), 0));
+       it->Valid() && it->key().starts_with(prefix) &&
+       it->key().compare(ToSlice(end)) < 0;
+       it->Next()) {
+    ++walk.examined;
+    if (walk.disclosures.size() == limit) {
+      walk.more = true;
+      break;
+    }
+    const std::string index_key = ToString(it->key());
+    if (index_key.size() != prefix.size() + 16) return corrupt();
+    const uint64_t seq =
+        ReadBigEndian64(std::string_view(index_key).substr(prefix.size() + 8));
+
+    auto value =
+        Get(db_, snapshot.options(), EventKey(seq), "reading history event");
+    if (!value.has_value()) return Fail(value.error());
+    if (!value->has_value()) continue;  // Pruned and folded.
+    auto stored = DecodeStoredEvent(**value);
+    if (!stored.has_value()) return Fail(stored.error());
+    if (stored->seq != seq) return Fail(AuthenticationFailed().error());
+    if (stored->is_stub) continue;  // Pruned.
+    auto event = DecodeEvent(stored->event_bytes);
+    if (!event.has_value()) return Fail(event.error());
+    // The index entry must be this event's: its principal, its time, a
+    // disclosure. (The event itself is authenticated by the chain.)
+    if (event->header.seq != seq ||
+        event->header.principal_id != principal_id || event->header.at < from ||
+        event->header.at >= to || !IsDisclosure(event->header.action)) {
+      return Fail(AuthenticationFailed().error());
+    }
+
+    Disclosure d;
+    d.sealed_parts = event->sealed_parts.size();
+    for (uint32_t slot = 0; slot < d.sealed_parts; ++slot) {
+      auto sealed_id =
+          Get(db_, snapshot.options(), keys::DisclosurePart(seq, slot),
+              "reading history disclosure index");
+      if (!sealed_id.has_value()) return Fail(sealed_id.error());
+      if (!sealed_id->has_value())
+        continue;  // Dropped with a shredded
+                   // subject's index.
+      auto id = crypto::Open(part_subject_key_, AsBytes(**sealed_id),
+                             AsBytes(PartSubjectAd(seq, slot)));
+      if (!id.has_value()) return corrupt();
+      const std::string subject_id(AsStringView(*id));
+      Result<SharedKey> key = keys(subject_id);
+      if (!key.has_value()) return Fail(key.error());
+      if (*key == nullptr) continue;  // Shredded.
+      auto part = OpenSubjectPart(audit_key_, *event, seq, slot, subject_id,
+                                  *key, keys, retiring);
+      if (!part.has_value()) return Fail(part.error());
+      d.parts.push_back(Disclosure::Part{std::move(part->subject_id),
+                                         std::move(part->justification),
+                                         std::move(part->fields)});
+    }
+    d.header = std::move(event->header);
+    walk.disclosures.push_back(std::move(d));
+  }
+  CUSTOS_RETURN_IF_ERROR(
+      FromLevelDb(it->status(), "reading history disclosure index"));
+  return walk;
 }
 
 Result<HistoryPage> History::Scan(uint64_t after_seq, uint32_t limit) const {
@@ -1134,8 +1326,13 @@ Result<size_t> History::DropSubjectIndex(leveldb::WriteBatch& batch,
     const std::string key = ToString(it->key());
     batch.Delete(key);
     if (key.size() == prefix.size() + 8) {
-      batch.Delete(ReverseKey(
-          ReadBigEndian64(std::string_view(key).substr(prefix.size())), tag));
+      const uint64_t seq =
+          ReadBigEndian64(std::string_view(key).substr(prefix.size()));
+      batch.Delete(ReverseKey(seq, tag));
+      // The sealed subject id of the part in the disclosure index.
+      if (auto slot = DecodeSlot(ToString(it->value()))) {
+        batch.Delete(keys::DisclosurePart(seq, *slot));
+      }
     }
     ++dropped;
   }
@@ -1338,6 +1535,18 @@ Result<PruneResult> History::Prune(
       }
       CUSTOS_RETURN_IF_ERROR(
           FromLevelDb(rit->status(), "reading history index"));
+      if (IsDisclosure(event->header.action)) {
+        batch.Delete(keys::Disclosure(event->header.principal_id,
+                                      ToMicros(event->header.at), seq));
+        const std::string parts = keys::DisclosurePartPrefix(seq);
+        std::unique_ptr<leveldb::Iterator> pit(db_.NewIterator(read));
+        for (pit->Seek(parts); pit->Valid() && pit->key().starts_with(parts);
+             pit->Next()) {
+          batch.Delete(pit->key());
+        }
+        CUSTOS_RETURN_IF_ERROR(
+            FromLevelDb(pit->status(), "reading history disclosure index"));
+      }
     }
     CUSTOS_RETURN_IF_ERROR(FromLevelDb(it->status(), "reading history"));
   }

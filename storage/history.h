@@ -74,15 +74,25 @@ enum class EventAction {
   kRestore,
   kExpireBackupKeys,
   kExportRestoreKit,
+  // An auditor's breach scope (docs/accountability.md): per subject named,
+  // their identifier disclosed to the auditor for a notification; about no
+  // subject, the act itself (the principals examined, in clear).
+  kBreachScope,
 };
 
 // "create", "read", "read_restricted", "rectify", "flag", "contest",
 // "grant", "close", "withdraw", "block", "erase", "export", "hold_set",
 // "hold_released", "shred", "report", "rotate_master_key", "rotate_kek",
 // "principal_created", "principal_revoked", "rekey", "credential_rotated",
-// "backup", "restore", "expire_backup_keys", "export_restore_kit";
-// "unknown" for a value outside the enum.
+// "backup", "restore", "expire_backup_keys", "export_restore_kit",
+// "breach_scope"; "unknown" for a value outside the enum.
 std::string_view EventActionName(EventAction action);
+
+// True for the actions by which the acting principal received a subject's
+// personal data: read, read_restricted, export, report and breach_scope.
+// Stage indexes such events that name subjects by principal and time (the
+// disclosure index, docs/history.md).
+bool IsDisclosure(EventAction action);
 
 // One event, as the engine reports it to Stage.
 struct Event {
@@ -129,6 +139,39 @@ struct HistoryPage {
   std::vector<HistoryEntry> entries;  // In ascending seq order.
   // Pass as after_seq to continue; 0 when the scan reached the end.
   uint64_t next_after_seq = 0;
+};
+
+// One disclosure to a principal (History::Disclosures): the event's clear
+// header, and each sealed part that could be attributed and opened.
+struct Disclosure {
+  struct Part {
+    std::string subject_id;
+    std::string justification;
+    std::vector<std::string> fields;
+  };
+  EventHeader header;
+  size_t sealed_parts = 0;  // Parts the event holds.
+  // The parts opened, in slot order. The others (sealed_parts minus these)
+  // belong to shredded subjects: their key is gone, or their part's entry
+  // in the disclosure index was dropped with the rest of their index.
+  std::vector<Part> parts;
+};
+
+struct DisclosureWalk {
+  // In (at, seq) order.
+  std::vector<Disclosure> disclosures;
+  // Index entries read: the walk's cost (pruned events are read and
+  // skipped). Never more than the window's entries plus one.
+  size_t examined = 0;
+  // True when `limit` disclosures were found and more remain in the window.
+  bool more = false;
+  // Events before this seq were written by a build without the disclosure
+  // index and are in no walk; 1 for a store that always had it.
+  uint64_t indexed_from = 1;
+  // When indexed_from > 1: the time of event indexed_from - 1, the last
+  // event left out (disclosures at or before it may be missing), or none
+  // if that event was pruned and its time is unknown.
+  std::optional<Timestamp> unindexed_until;
 };
 
 // Looks up a subject's data key: the key, nullptr if the subject was
@@ -200,8 +243,10 @@ class History {
 
   // Reads the head from `db`. `db` is borrowed and must outlive the
   // History; `audit_key` is the keyring's audit key (storage/keyring.h).
-  // Errors: DataLoss if the stored head does not decode; the mapped LevelDB
-  // error (docs/storage.md) if it cannot be read.
+  // The first Open by a build with the disclosure index writes where it
+  // starts (m:history_disclosures_from: the head's seq + 1; synchronously).
+  // Errors: DataLoss if the stored head or that marker does not decode; the
+  // mapped LevelDB error (docs/storage.md) if it cannot be read or written.
   static Result<std::unique_ptr<History>> Open(leveldb::DB& db,
                                                crypto::SecretKey audit_key,
                                                Options options);
@@ -217,11 +262,11 @@ class History {
   // Appends `events`, in order, to `batch`: gives them the next sequence
   // numbers, seals each subject's part under the key `keys` returns for it
   // (a subject whose key is nullptr gets no part), chains them, and puts
-  // the events, their index entries and the new head. Nothing is visible,
-  // and the in-memory head does not move, until the caller has written
-  // `batch` and called Commit with the result. If the write fails, the
-  // caller just drops the batch and the Pending: the next Stage reuses the
-  // same sequence numbers.
+  // the events, their index entries (the disclosure index's too: see
+  // Disclosures) and the new head. Nothing is visible, and the in-memory
+  // head does not move, until the caller has written `batch` and called
+  // Commit with the result. If the write fails, the caller just drops the
+  // batch and the Pending: the next Stage reuses the same sequence numbers.
   // Errors (and then `batch` is left exactly as it was):
   //   InvalidArgument  an event without a principal id, with an empty or
   //                    repeated subject id, or an action outside the enum;
@@ -295,6 +340,24 @@ class History {
                                      const crypto::SecretKey& to,
                                      uint64_t after_seq, size_t budget) const;
 
+  // The disclosures (IsDisclosure) received by `principal_id` with
+  // from <= at < to, in time order, at most `limit` of them, each with the
+  // parts of its subjects that can be attributed and opened: through the
+  // disclosure index, so the cost grows with the principal's disclosures
+  // in the window, not with the history. A part is attributed through its
+  // entry in the index (the subject id sealed under a key derived from the
+  // audit key) and opened as ForSubject opens it (`keys`, then `retiring`);
+  // a shredded subject's part is counted, not opened. Pruned events are
+  // skipped.
+  // Errors: InvalidArgument for limit 0; DataLoss if an indexed event does
+  // not decode, is not the principal's or not in the window as indexed, or
+  // a part or its index entry fails to authenticate; whatever `keys`
+  // returns as an error; a LevelDB read failure, mapped.
+  Result<DisclosureWalk> Disclosures(const std::string& principal_id,
+                                     Timestamp from, Timestamp to, size_t limit,
+                                     const KeyLookup& keys,
+                                     const KeyLookup& retiring = {}) const;
+
   // Every stored event with seq > after_seq, in seq order, at most `limit`,
   // examining at most Options::max_scan entries: the clear headers, plus
   // the clear justification and fields of events concerning no subject.
@@ -337,11 +400,17 @@ class History {
       uint64_t after_seq, leveldb::WriteBatch& batch);
 
  private:
-  History(leveldb::DB& db, crypto::SecretKey audit_key, Options options,
-          Head head);
+  History(leveldb::DB& db, crypto::SecretKey audit_key,
+          crypto::SecretKey part_subject_key, Options options, Head head,
+          uint64_t disclosures_from);
 
   leveldb::DB& db_;
   const crypto::SecretKey audit_key_;
+  // Seals the subject ids of the disclosure index ("hq:"); derived from the
+  // audit key.
+  const crypto::SecretKey part_subject_key_;
+  // The first seq the disclosure index covers (m:history_disclosures_from).
+  const uint64_t disclosures_from_;
   const Options options_;
 
   mutable std::mutex mu_;  // Guards head_ (read by head() from any thread).

@@ -112,6 +112,27 @@ std::string HistoryReverse(uint64_t seq, std::string_view tag) {
   return Join(HistoryReversePrefix(seq), tag);
 }
 
+std::string DisclosurePrefix(std::string_view principal_id) {
+  return JoinName(kDisclosurePrefix, principal_id);
+}
+std::string Disclosure(std::string_view principal_id, int64_t at_micros,
+                       uint64_t seq) {
+  std::string key = DisclosurePrefix(principal_id);
+  // Flipping the sign bit orders two's-complement times as unsigned keys.
+  AppendBigEndian64(key,
+                    static_cast<uint64_t>(at_micros) ^ (uint64_t{1} << 63));
+  AppendBigEndian64(key, seq);
+  return key;
+}
+std::string DisclosurePartPrefix(uint64_t seq) {
+  return JoinNumber(kDisclosurePartPrefix, seq);
+}
+std::string DisclosurePart(uint64_t seq, uint32_t slot) {
+  std::string key = DisclosurePartPrefix(seq);
+  AppendBigEndian32(key, slot);
+  return key;
+}
+
 uint64_t NumberAfter(std::string_view key, std::string_view prefix) {
   return ReadBigEndian64(key.substr(prefix.size()));
 }

@@ -120,6 +120,20 @@ std::string HistoryIndexPrefix(std::string_view tag);
 std::string HistoryIndex(std::string_view tag, uint64_t seq);
 std::string HistoryReversePrefix(uint64_t seq);
 std::string HistoryReverse(uint64_t seq, std::string_view tag);
+// Disclosures by principal (docs/history.md, "The disclosure index"):
+// "hp:" principal id NUL u64 (at µs with its sign bit flipped, so keys sort
+// by time) || u64 seq -> ""; "hq:" u64 seq || u32 slot -> the subject id of
+// that sealed part, sealed under the history's part-subject key;
+// "m:history_disclosures_from" -> u64 seq, the first event indexed so.
+inline constexpr std::string_view kDisclosurePrefix = "hp:";
+inline constexpr std::string_view kDisclosurePartPrefix = "hq:";
+inline constexpr std::string_view kHistoryDisclosuresFrom =
+    "m:history_disclosures_from";
+std::string DisclosurePrefix(std::string_view principal_id);
+std::string Disclosure(std::string_view principal_id, int64_t at_micros,
+                       uint64_t seq);
+std::string DisclosurePartPrefix(uint64_t seq);
+std::string DisclosurePart(uint64_t seq, uint32_t slot);
 
 // The u64 that follows `prefix` in `key`. REQUIRES: key.size() >=
 // prefix.size() + 8.

@@ -128,6 +128,40 @@ Status CheckBatchSize(size_t items, const Limits& limits) {
   return Status::Ok();
 }
 
+Status CheckBreachQuery(const BreachQuery& q, const Limits& limits) {
+  if (q.principal_ids.empty() ||
+      q.principal_ids.size() > kMaxBreachPrincipals) {
+    return Status::InvalidArgument(
+        std::string("a breach scope names 1 to ")
+            .append(std::to_string(kMaxBreachPrincipals))
+            .append(" principals"));
+  }
+  std::set<std::string_view> seen;
+  for (const std::string& id : q.principal_ids) {
+    CUSTOS_RETURN_IF_ERROR(CheckId(id, "a principal id", limits.max_id_length));
+    if (!seen.insert(id).second) {
+      return Status::InvalidArgument("a breach scope names a principal twice");
+    }
+  }
+  if (q.from >= q.to) {
+    return Status::InvalidArgument(
+        "a breach scope's window must end after it "
+        "starts");
+  }
+  // from < to, so the difference fits in a u64 (and not always in an i64).
+  const uint64_t window = static_cast<uint64_t>(ToMicros(q.to)) -
+                          static_cast<uint64_t>(ToMicros(q.from));
+  if (window > static_cast<uint64_t>(
+                   std::chrono::microseconds(kMaxBreachWindow).count())) {
+    return Status::InvalidArgument(
+        std::string("a breach scope's window is at most ")
+            .append(std::to_string(kMaxBreachWindow.count()))
+            .append(" days; split it"));
+  }
+  return CheckLength(q.purpose, "a breach scope's purpose",
+                     limits.max_justification_length, false);
+}
+
 Status ValidateNewRecord(const NewRecord& in, const Limits& limits) {
   CUSTOS_RETURN_IF_ERROR(CheckKind(in.kind));
   CUSTOS_RETURN_IF_ERROR(

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "storage/breach_scope.h"
 #include "storage/types.h"
 
 namespace custos {
@@ -76,6 +77,10 @@ struct Limits {
   // is one write (and one fsync), so its size bounds the write lock's hold
   // and the answer's size. REQUIRES: at least 1.
   size_t max_batch_records = 100;
+  // Disclosure events one breach scope may gather (all its principals
+  // together); beyond, ResourceExhausted: split the window. It bounds the
+  // work and the answer of one call. REQUIRES: at least 1.
+  size_t max_breach_disclosures = 100000;
 };
 
 // A record or policy kind (see kMaxKindLength).
@@ -106,6 +111,12 @@ Status CheckListQuery(const ListQuery& query, const Limits& limits);
 // The size of a batch call (CreateRecords, GetRecords): 1 to
 // max_batch_records items.
 Status CheckBatchSize(size_t items, const Limits& limits);
+
+// A breach scope's query: 1 to kMaxBreachPrincipals principal ids (each a
+// valid id within max_id_length, none twice), from < to, a window of at
+// most kMaxBreachWindow, and a purpose of 1 to max_justification_length
+// bytes.
+Status CheckBreachQuery(const BreachQuery& query, const Limits& limits);
 
 // Everything about a new record that can be checked without the store:
 // kind, attributes, parts (count, identifiers, fields, no subject twice,

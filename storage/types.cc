@@ -54,6 +54,8 @@ std::string_view PurposeKindName(PurposeKind kind) {
       return "subject_consent";
     case PurposeKind::kPublicInterest:
       return "public_interest";
+    case PurposeKind::kLegalObligation:
+      return "legal_obligation";
   }
   return "unknown";
 }

@@ -75,6 +75,9 @@ enum class PurposeKind {
   kProofOfExchange,
   kSubjectConsent,
   kPublicInterest,  // e.g. legal proceedings.
+  // A duty the law puts on the controller, e.g. notifying a personal-data
+  // breach (GDPR Art. 33, 34): the purpose of a breach scope.
+  kLegalObligation,
 };
 std::string_view PurposeKindName(PurposeKind kind);
 

@@ -1221,5 +1221,208 @@ TEST_F(HistoryTest, ACheckpointUnderAnotherAuditKeyIsRejected) {
   EXPECT_EQ(report->first_broken, 3u);
 }
 
+// ---- The disclosure index (docs/history.md, "The disclosure index") -------
+
+const std::string kDisclosures(keys::kDisclosurePrefix);
+const std::string kDisclosureParts(keys::kDisclosurePartPrefix);
+
+Event ReadBy(const std::string& principal, uint64_t record_id,
+             std::vector<std::string> subjects, int hour) {
+  Event e;
+  e.at = T0() + hours(hour);
+  e.principal_id = principal;
+  e.principal_name = principal + " name";
+  e.action = EventAction::kRead;
+  e.record_id = record_id;
+  e.record_kind = "request";
+  e.record_state = RecordState::kActive;
+  e.subject_ids = std::move(subjects);
+  e.purpose = Purpose{PurposeKind::kSubjectConsent,
+                      std::string("why r").append(std::to_string(record_id))};
+  e.fields = {"name", "email"};
+  return e;
+}
+
+TEST_F(HistoryTest, OnlyDisclosuresNamingSubjectsAreIndexedByPrincipal) {
+  Event create = ReadBy("thief", 1, {"s-anna"}, 1);
+  create.action = EventAction::kCreate;
+  Event grant = ReadBy("thief", 1, {"s-anna"}, 2);
+  grant.action = EventAction::kGrant;
+  Event nobody = ReadBy("thief", 0, {}, 3);
+  nobody.action = EventAction::kRead;
+  Event report = ReadBy("thief", 0, {"s-ben"}, 4);
+  report.action = EventAction::kReport;
+  Append({create, grant, nobody, report, ReadBy("thief", 1, {"s-anna"}, 5)});
+  // The report (seq 4) and the read (seq 5); not the creation, the grant,
+  // nor the read naming no subject.
+  EXPECT_EQ(CountPrefix(kDisclosures), 2u);
+  EXPECT_EQ(CountPrefix(kDisclosureParts), 2u);
+  auto walk =
+      history_->Disclosures("thief", T0(), T0() + hours(24), 100, lookup_);
+  ASSERT_TRUE(walk.has_value()) << walk.error().ToString();
+  ASSERT_EQ(walk->disclosures.size(), 2u);
+  EXPECT_EQ(walk->disclosures[0].header.seq, 4u);
+  EXPECT_EQ(walk->disclosures[0].header.action, EventAction::kReport);
+  ASSERT_EQ(walk->disclosures[0].parts.size(), 1u);
+  EXPECT_EQ(walk->disclosures[0].parts[0].subject_id, "s-ben");
+  EXPECT_EQ(walk->disclosures[1].header.seq, 5u);
+  EXPECT_EQ(walk->indexed_from, 1u);
+  EXPECT_FALSE(walk->unindexed_until.has_value());
+}
+
+TEST_F(HistoryTest, DisclosuresAreThePrincipalsInTheWindowWithEachSubject) {
+  Append({ReadBy("thief", 1, {"s-anna", "s-ben"}, 1)});  // seq 1
+  Append({ReadBy("other", 2, {"s-anna"}, 2)});           // seq 2
+  Append({ReadBy("thief", 3, {"s-ben"}, 3)});            // seq 3
+  Append({ReadBy("thief", 4, {"s-anna"}, 6)});           // seq 4: at the end
+
+  auto walk = history_->Disclosures("thief", T0() + hours(1), T0() + hours(6),
+                                    100, lookup_);
+  ASSERT_TRUE(walk.has_value()) << walk.error().ToString();
+  ASSERT_EQ(walk->disclosures.size(), 2u);
+  const Disclosure& first = walk->disclosures[0];
+  EXPECT_EQ(first.header.seq, 1u);
+  EXPECT_EQ(first.header.principal_id, "thief");
+  EXPECT_EQ(first.header.record_id, 1u);
+  EXPECT_EQ(first.header.purpose_kind, PurposeKind::kSubjectConsent);
+  EXPECT_EQ(first.sealed_parts, 2u);
+  ASSERT_EQ(first.parts.size(), 2u);
+  EXPECT_EQ(first.parts[0].subject_id, "s-anna");
+  EXPECT_EQ(first.parts[1].subject_id, "s-ben");
+  EXPECT_EQ(first.parts[1].justification, "why r1");
+  EXPECT_EQ(first.parts[1].fields, (std::vector<std::string>{"name", "email"}));
+  EXPECT_EQ(walk->disclosures[1].header.seq, 3u);
+  EXPECT_FALSE(walk->more);
+  // The window's two entries, and the walk stopped at the next key.
+  EXPECT_EQ(walk->examined, 2u);
+
+  auto other =
+      history_->Disclosures("other", T0(), T0() + hours(24), 100, lookup_);
+  ASSERT_TRUE(other.has_value());
+  ASSERT_EQ(other->disclosures.size(), 1u);
+  EXPECT_EQ(other->disclosures[0].header.seq, 2u);
+  // A prefix of a principal id is another principal.
+  auto prefix =
+      history_->Disclosures("thie", T0(), T0() + hours(24), 100, lookup_);
+  ASSERT_TRUE(prefix.has_value());
+  EXPECT_TRUE(prefix->disclosures.empty());
+}
+
+TEST_F(HistoryTest, TheDisclosureWalkReadsOnlyTheWindowsEntries) {
+  // A long history around the window: the thief's own disclosures before
+  // and after it, and another principal's inside it.
+  for (int i = 0; i < 300; ++i) {
+    Append({ReadBy("thief", 100 + i, {"s-anna"}, -400 + i),
+            ReadBy("thief", 1000 + i, {"s-ben"}, 100 + i),
+            ReadBy("other", 2000 + i, {"s-anna"}, 10)});
+  }
+  Append({ReadBy("thief", 1, {"s-anna"}, 10), ReadBy("thief", 2, {"s-ben"}, 11),
+          ReadBy("thief", 3, {"s-anna"}, 12)});
+  auto walk =
+      history_->Disclosures("thief", T0(), T0() + hours(24), 100, lookup_);
+  ASSERT_TRUE(walk.has_value()) << walk.error().ToString();
+  ASSERT_EQ(walk->disclosures.size(), 3u);
+  EXPECT_EQ(walk->examined, 3u);
+  lookups_ = 0;
+  // One key lookup per part opened: nothing outside the window is opened.
+  ASSERT_TRUE(
+      history_->Disclosures("thief", T0(), T0() + hours(24), 100, lookup_));
+  EXPECT_EQ(lookups_, 3);
+
+  // The limit: one more entry is read, to know that more remain.
+  auto limited =
+      history_->Disclosures("thief", T0(), T0() + hours(24), 2, lookup_);
+  ASSERT_TRUE(limited.has_value());
+  EXPECT_EQ(limited->disclosures.size(), 2u);
+  EXPECT_TRUE(limited->more);
+  EXPECT_EQ(limited->examined, 3u);
+  EXPECT_FALSE(
+      history_->Disclosures("thief", T0(), T0() + hours(24), 0, lookup_));
+}
+
+TEST_F(HistoryTest, AShreddedSubjectsDisclosureIsCountedNotOpened) {
+  Append({ReadBy("thief", 1, {"s-anna", "s-ben"}, 1)});
+  keys_.erase("s-anna");
+  auto walk =
+      history_->Disclosures("thief", T0(), T0() + hours(24), 100, lookup_);
+  ASSERT_TRUE(walk.has_value()) << walk.error().ToString();
+  ASSERT_EQ(walk->disclosures.size(), 1u);
+  EXPECT_EQ(walk->disclosures[0].sealed_parts, 2u);
+  ASSERT_EQ(walk->disclosures[0].parts.size(), 1u);
+  EXPECT_EQ(walk->disclosures[0].parts[0].subject_id, "s-ben");
+
+  // Dropping Anna's index drops her part's sealed id too, and only hers.
+  ASSERT_EQ(CountPrefix(kDisclosureParts), 2u);
+  leveldb::WriteBatch batch;
+  ASSERT_EQ(*history_->DropSubjectIndex(batch, "s-anna", 10), 1u);
+  ASSERT_TRUE(db_->Write(leveldb::WriteOptions(), &batch).ok());
+  EXPECT_EQ(CountPrefix(kDisclosureParts), 1u);
+  EXPECT_TRUE(RawHas(keys::DisclosurePart(1, 1)));
+  walk = history_->Disclosures("thief", T0(), T0() + hours(24), 100, lookup_);
+  ASSERT_TRUE(walk.has_value()) << walk.error().ToString();
+  ASSERT_EQ(walk->disclosures.size(), 1u);
+  EXPECT_EQ(walk->disclosures[0].sealed_parts, 2u);
+  EXPECT_EQ(walk->disclosures[0].parts.size(), 1u);
+}
+
+TEST_F(HistoryTest, PruningAnEventRemovesItsDisclosureEntries) {
+  Append({ReadBy("thief", 1, {"s-anna", "s-ben"}, 1)});
+  Append({ReadBy("thief", 2, {"s-anna"}, 2)});
+  ASSERT_TRUE(history_->Prune(
+      [](const EventHeader& h) { return h.record_id == 1; }, 100));
+  EXPECT_EQ(CountPrefix(kDisclosures), 1u);
+  EXPECT_EQ(CountPrefix(kDisclosureParts), 1u);
+  auto walk =
+      history_->Disclosures("thief", T0(), T0() + hours(24), 100, lookup_);
+  ASSERT_TRUE(walk.has_value());
+  ASSERT_EQ(walk->disclosures.size(), 1u);
+  EXPECT_EQ(walk->disclosures[0].header.seq, 2u);
+  EXPECT_TRUE(VerifyOrDie().ok());
+}
+
+TEST_F(HistoryTest, AnIndexEntryPointingAtAnotherEventFailsToAuthenticate) {
+  Append({ReadBy("thief", 1, {"s-anna"}, 1)});
+  Append({ReadBy("other", 2, {"s-anna"}, 2)});
+  // An entry claiming the thief received event 2.
+  RawPut(keys::Disclosure("thief", ToMicros(T0() + hours(2)), 2), "");
+  auto walk =
+      history_->Disclosures("thief", T0(), T0() + hours(24), 100, lookup_);
+  ASSERT_FALSE(walk.has_value());
+  EXPECT_EQ(walk.error().code(), StatusCode::kDataLoss);
+  RawDelete(keys::Disclosure("thief", ToMicros(T0() + hours(2)), 2));
+  // A sealed subject id moved to another slot or event does not open.
+  RawPut(keys::DisclosurePart(1, 0), RawGet(keys::DisclosurePart(2, 0)));
+  walk = history_->Disclosures("thief", T0(), T0() + hours(24), 100, lookup_);
+  ASSERT_FALSE(walk.has_value());
+  EXPECT_EQ(walk.error().code(), StatusCode::kDataLoss);
+}
+
+TEST_F(HistoryTest, AHistoryWrittenBeforeTheIndexSaysWhatTheWalkMisses) {
+  Append({ReadBy("thief", 1, {"s-anna"}, 1)});
+  Append({ReadBy("thief", 2, {"s-anna"}, 2)});
+  // As a store written by an earlier build: no index, no marker.
+  RawDelete(keys::Disclosure("thief", ToMicros(T0() + hours(1)), 1));
+  RawDelete(keys::Disclosure("thief", ToMicros(T0() + hours(2)), 2));
+  RawDelete(keys::DisclosurePart(1, 0));
+  RawDelete(keys::DisclosurePart(2, 0));
+  RawDelete(std::string(keys::kHistoryDisclosuresFrom));
+  CloseAll();
+  OpenAll();
+  Append({ReadBy("thief", 3, {"s-anna"}, 3)});
+  auto walk =
+      history_->Disclosures("thief", T0(), T0() + hours(24), 100, lookup_);
+  ASSERT_TRUE(walk.has_value()) << walk.error().ToString();
+  ASSERT_EQ(walk->disclosures.size(), 1u);
+  EXPECT_EQ(walk->disclosures[0].header.seq, 3u);
+  EXPECT_EQ(walk->indexed_from, 3u);
+  EXPECT_EQ(walk->unindexed_until, T0() + hours(2));
+  // The marker is written once and kept.
+  CloseAll();
+  OpenAll();
+  walk = history_->Disclosures("thief", T0(), T0() + hours(24), 100, lookup_);
+  ASSERT_TRUE(walk.has_value());
+  EXPECT_EQ(walk->indexed_from, 3u);
+}
+
 }  // namespace
 }  // namespace custos

@@ -201,6 +201,7 @@ void AddPolicyVerbs(CLI::App& app, std::vector<Verb>& verbs);
 void AddKeyVerbs(CLI::App& app, std::vector<Verb>& verbs);
 void AddBackupVerbs(CLI::App& app, std::vector<Verb>& verbs);
 void AddStoreVerbs(CLI::App& app, std::vector<Verb>& verbs);
+void AddBreachVerbs(CLI::App& app, std::vector<Verb>& verbs);
 
 }  // namespace custos::cli
 

@@ -77,6 +77,7 @@ int main(int argc, char** argv) {
   AddRecordVerbs(app, verbs);
   AddRetentionVerbs(app, verbs);
   AddSubjectVerbs(app, verbs);
+  AddBreachVerbs(app, verbs);
   AddVerifyVerbs(app, verbs);
   AddPolicyVerbs(app, verbs);
   AddKeyVerbs(app, verbs);

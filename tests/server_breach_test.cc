@@ -1,0 +1,126 @@
+// Auditor.breachScope end to end (issue 15): a real custosd server over a
+// real engine on a unix socket, a real Cap'n Proto client.
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "tests/server_fixture.h"
+
+namespace custos::testing {
+namespace {
+
+class ServerBreachTest : public ServerFixture {
+ protected:
+  // A breach scope request of `principals` over [from, to).
+  static void Fill(rpc::Auditor::BreachScopeParams::Builder req,
+                   const std::vector<std::string>& principals, int64_t from,
+                   int64_t to, const std::string& purpose) {
+    auto ids = req.initPrincipalIds(principals.size());
+    for (size_t i = 0; i < principals.size(); ++i) ids.set(i, principals[i]);
+    req.setFromMicros(from);
+    req.setToMicros(to);
+    req.setPurpose(purpose);
+  }
+  static constexpr int64_t kHour = 3'600'000'000LL;
+};
+
+TEST_F(ServerBreachTest, AnAuditorScopesWhatAStolenCredentialReceived) {
+  const std::string a_token = CreatePrincipal("authority-a", rpc::Role::USER);
+  const std::string b_token = CreatePrincipal("authority-b", rpc::Role::USER);
+  const std::string u_token = CreatePrincipal("auditor", rpc::Role::AUDITOR);
+  auto a = Login("authority-a", a_token);
+  auto b = Login("authority-b", b_token);
+  auto u = Login("auditor", u_token);
+  ASSERT_TRUE(a && b && u);
+  const int64_t t0 = ToMicros(clock_.Now());
+  const uint64_t r1 = CreateRecord(*a, "anna@example.org", "authority-b");
+  const uint64_t r2 = CreateRecord(*a, "ben@example.org", "authority-b");
+  clock_.Advance(std::chrono::hours(1));
+  auto get = b->getRequest();
+  get.setId(r1);
+  get.send().wait(wait());
+  clock_.Advance(std::chrono::hours(5));  // Outside the window below.
+  auto get2 = b->getRequest();
+  get2.setId(r2);
+  get2.send().wait(wait());
+
+  auto auditor = u->auditorRequest().send().getAuditor();
+  auto req = auditor.breachScopeRequest();
+  Fill(req, {"authority-b"}, t0, t0 + 2 * kHour, "token of authority-b leaked");
+  auto response = req.send().wait(wait());
+  auto scope = response.getScope();
+  EXPECT_EQ(scope.getDisclosures(), 1u);
+  EXPECT_EQ(scope.getWithoutIdentity(), 0u);
+  EXPECT_EQ(scope.getUnindexedUntilMicros(), 0);
+  EXPECT_EQ(std::string(scope.getAuditorId().cStr()), "auditor");
+  EXPECT_EQ(std::string(scope.getPurpose().cStr()),
+            "token of authority-b leaked");
+  EXPECT_EQ(scope.getFromMicros(), t0);
+  EXPECT_EQ(scope.getToMicros(), t0 + 2 * kHour);
+  ASSERT_EQ(scope.getPrincipalIds().size(), 1u);
+  ASSERT_EQ(scope.getSubjects().size(), 1u);
+  auto anna = scope.getSubjects()[0];
+  EXPECT_EQ(std::string(anna.getIdentifier().cStr()), "anna@example.org");
+  EXPECT_EQ(std::string(anna.getSubjectId().cStr()).rfind('s', 0), 0u);
+  ASSERT_EQ(anna.getRecordIds().size(), 1u);
+  EXPECT_EQ(anna.getRecordIds()[0], r1);
+  ASSERT_EQ(anna.getFields().size(), 1u);
+  EXPECT_EQ(std::string(anna.getFields()[0].cStr()), "name");
+  ASSERT_EQ(anna.getDisclosures().size(), 1u);
+  auto d = anna.getDisclosures()[0];
+  EXPECT_EQ(d.getAtMicros(), t0 + kHour);
+  EXPECT_EQ(std::string(d.getPrincipalId().cStr()), "authority-b");
+  EXPECT_EQ(std::string(d.getPrincipalName().cStr()), "Name of authority-b");
+  EXPECT_EQ(std::string(d.getAction().cStr()), "read");
+  EXPECT_EQ(d.getRecordId(), r1);
+  EXPECT_EQ(std::string(d.getRecordKind().cStr()), "request");
+  EXPECT_EQ(std::string(d.getPurpose().cStr()), "");
+  ASSERT_EQ(d.getFields().size(), 1u);
+
+  // The act is in Anna's history, with its purpose.
+  auto history = auditor.accessHistoryRequest();
+  history.setSubjectId(anna.getSubjectId());
+  history.setLimit(100);
+  auto events = history.send().wait(wait());
+  const auto last = events.getEvents()[events.getEvents().size() - 1];
+  EXPECT_EQ(std::string(last.getAction().cStr()), "breach_scope");
+  EXPECT_EQ(std::string(last.getPrincipalId().cStr()), "auditor");
+}
+
+TEST_F(ServerBreachTest, BadQueriesAndOtherRolesAreRefused) {
+  const std::string a_token = CreatePrincipal("authority-a", rpc::Role::USER);
+  const std::string u_token = CreatePrincipal("auditor", rpc::Role::AUDITOR);
+  auto a = Login("authority-a", a_token);
+  auto u = Login("auditor", u_token);
+  ASSERT_TRUE(a && u);
+  const int64_t t0 = ToMicros(clock_.Now());
+  auto auditor = u->auditorRequest().send().getAuditor();
+  auto code = [&](const std::vector<std::string>& principals, int64_t from,
+                  int64_t to, const std::string& purpose) {
+    auto req = auditor.breachScopeRequest();
+    Fill(req, principals, from, to, purpose);
+    return StatusOf(req.send(), wait()).code();
+  };
+  EXPECT_EQ(code({"authority-a"}, t0, t0 + kHour, "leak"), StatusCode::kOk);
+  EXPECT_EQ(code({}, t0, t0 + kHour, "leak"), StatusCode::kInvalidArgument);
+  std::vector<std::string> many(17, "authority-a");
+  EXPECT_EQ(code(many, t0, t0 + kHour, "leak"), StatusCode::kInvalidArgument);
+  EXPECT_EQ(code({"authority-a"}, t0 + kHour, t0, "leak"),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(code({"authority-a"}, t0, t0 + 1831 * 24 * kHour, "leak"),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(code({"authority-a"}, t0, t0 + kHour, ""),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(code({"Bad Id"}, t0, t0 + kHour, "leak"),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(code({"authority-x"}, t0, t0 + kHour, "leak"),
+            StatusCode::kNotFound);
+  // A user gets no Auditor facet.
+  EXPECT_EQ(StatusOf(a->auditorRequest().send(), wait()).code(),
+            StatusCode::kPermissionDenied);
+}
+
+}  // namespace
+}  // namespace custos::testing
