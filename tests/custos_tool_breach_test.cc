@@ -32,25 +32,9 @@ std::string Iso(std::chrono::seconds offset) {
   return buf;
 }
 
-class CustosToolBreachTest : public ::testing::Test {
+class CustosToolBreachTest : public CustosToolFixture {
  protected:
   void SetUp() override { custosd_.Start(CUSTOSD_PATH); }
-  ToolRun Tool(const std::vector<std::string>& args,
-               const std::string& input = "") {
-    return RunTool(dir(), args, input);
-  }
-  ToolRun As(const std::string& principal, const std::string& token_file,
-             std::vector<std::string> args, const std::string& input = "") {
-    args.insert(args.begin(),
-                {"--principal", principal, "--token-file", token_file});
-    return Tool(args, input);
-  }
-  std::string AddPrincipal(const std::string& id, const std::string& role) {
-    const std::string file = id + ".token";
-    ToolRun r = Tool({"principal", "add", id, "--role", role, "--out", file});
-    EXPECT_EQ(r.exit, 0) << r.err;
-    return file;
-  }
   // authority-a creates a record about `identifier` granted to
   // authority-b, and authority-b reads it.
   void DiscloseToB(const std::string& identifier, const std::string& id) {
@@ -73,8 +57,6 @@ class CustosToolBreachTest : public ::testing::Test {
     return args;
   }
 
-  const std::string& dir() const { return custosd_.dir(); }
-  CustosdProcess custosd_;
   std::string a_, b_, aud_;
 };
 

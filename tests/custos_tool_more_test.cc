@@ -27,24 +27,8 @@ bool Contains(const std::string& text, const std::string& part) {
 }
 
 // The server is started by each test (after `custos init`, or with TLS).
-class CustosToolMoreTest : public ::testing::Test {
+class CustosToolMoreTest : public CustosToolFixture {
  protected:
-  ToolRun Tool(const std::vector<std::string>& args,
-               const std::string& input = "") {
-    return RunTool(dir(), args, input);
-  }
-  ToolRun As(const std::string& principal, const std::string& token_file,
-             std::vector<std::string> args, const std::string& input = "") {
-    args.insert(args.begin(),
-                {"--principal", principal, "--token-file", token_file});
-    return Tool(args, input);
-  }
-  std::string AddPrincipal(const std::string& id, const std::string& role) {
-    const std::string file = id + ".token";
-    ToolRun r = Tool({"principal", "add", id, "--role", role, "--out", file});
-    EXPECT_EQ(r.exit, 0) << r.err;
-    return file;
-  }
   // A record about anna@example.org created by a new user; its subject id.
   std::string CreateAnnasRecord() {
     const std::string a = AddPrincipal("authority-a", "user");
@@ -57,9 +41,6 @@ class CustosToolMoreTest : public ::testing::Test {
     EXPECT_EQ(found.exit, 0) << found.err;
     return found.out.substr(0, found.out.find('\n'));
   }
-
-  const std::string& dir() const { return custosd_.dir(); }
-  CustosdProcess custosd_;
 };
 
 // ---- init ---------------------------------------------------------------

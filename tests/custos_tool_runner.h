@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/custosd_process.h"
+
 namespace custos::testing {
 
 struct ToolRun {
@@ -75,6 +77,39 @@ inline ToolRun RunTool(const std::string& dir,
   run.err = Slurp(err);
   return run;
 }
+
+// The fixture of the tool's tests: a custosd in a temporary directory
+// (started by the test or its SetUp) and the tool run there, as the admin
+// by default.
+class CustosToolFixture : public ::testing::Test {
+ protected:
+  // Runs `custos args...` in the server's directory (so the defaults
+  // apply: its socket, the admin token file), `input` on stdin.
+  ToolRun Tool(const std::vector<std::string>& args,
+               const std::string& input = "",
+               const std::vector<std::string>& env = {}) {
+    return RunTool(dir(), args, input, env);
+  }
+
+  // As Tool, logged in as `principal` with the token in `token_file`.
+  ToolRun As(const std::string& principal, const std::string& token_file,
+             std::vector<std::string> args, const std::string& input = "") {
+    args.insert(args.begin(),
+                {"--principal", principal, "--token-file", token_file});
+    return Tool(args, input);
+  }
+
+  // Adds a principal through the tool; returns its token file.
+  std::string AddPrincipal(const std::string& id, const std::string& role) {
+    const std::string file = id + ".token";
+    ToolRun r = Tool({"principal", "add", id, "--role", role, "--out", file});
+    EXPECT_EQ(r.exit, 0) << r.err;
+    return file;
+  }
+
+  const std::string& dir() const { return custosd_.dir(); }
+  CustosdProcess custosd_;
+};
 
 }  // namespace custos::testing
 

@@ -17,36 +17,9 @@
 namespace custos::testing {
 namespace {
 
-class CustosToolTest : public ::testing::Test {
+class CustosToolTest : public CustosToolFixture {
  protected:
   void SetUp() override { custosd_.Start(CUSTOSD_PATH); }
-
-  // Runs `custos args...` in the server's directory (so the defaults
-  // apply: its socket, the admin token file), `input` on stdin.
-  ToolRun Tool(const std::vector<std::string>& args,
-               const std::string& input = "",
-               const std::vector<std::string>& env = {}) {
-    return RunTool(dir(), args, input, env);
-  }
-
-  // As Tool, logged in as `principal` with the token in `token_file`.
-  ToolRun As(const std::string& principal, const std::string& token_file,
-             std::vector<std::string> args, const std::string& input = "") {
-    args.insert(args.begin(),
-                {"--principal", principal, "--token-file", token_file});
-    return Tool(args, input);
-  }
-
-  // Adds a principal through the tool; returns its token file.
-  std::string AddPrincipal(const std::string& id, const std::string& role) {
-    const std::string file = id + ".token";
-    ToolRun r = Tool({"principal", "add", id, "--role", role, "--out", file});
-    EXPECT_EQ(r.exit, 0) << r.err;
-    return file;
-  }
-
-  const std::string& dir() const { return custosd_.dir(); }
-  CustosdProcess custosd_;
 };
 
 TEST_F(CustosToolTest, PrincipalsAreAddedListedGivenNewTokensAndRevoked) {
