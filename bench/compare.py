@@ -1,0 +1,530 @@
+#!/usr/bin/env python3
+"""Issue 16's side-by-side comparison in one command (bench/README.md).
+
+Runs the benchmark binaries of a Release build (Custos in-process, raw
+LevelDB, Custos over RPC with custos_load, a bare Cap'n Proto echo, and the
+PostgreSQL 15 peers, each of which starts its own throwaway server), pairs
+the figures, prints a table, and writes:
+
+  OUT/compare.json        every figure, every ratio, the machine
+  OUT/raw/*.json          each binary's own output
+  OUT/growth.dat, bench/growth.png   the growth table and its plot
+  bench/RESULTS.md        the section between the compare markers, replaced
+
+Usage: bench/compare.py --build build/release [--quick] [--out DIR]
+       [--repetitions N] [--no-results-md] [--only NAME,...]
+
+Normally run by `./dev bench [--quick]`, which installs what is missing and
+builds first. Nothing here is run by ctest or CI.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BEGIN = "<!-- compare.py: begin (generated; edits are overwritten) -->"
+END = "<!-- compare.py: end -->"
+
+
+# ---- Running ---------------------------------------------------------------
+
+class Runner:
+    def __init__(self, build, out, quick, reps, only):
+        self.build = build
+        self.out = out
+        self.quick = quick
+        self.reps = reps
+        self.only = only
+        self.log = []  # (name, command, seconds, exit)
+        os.makedirs(os.path.join(out, "raw"), exist_ok=True)
+
+    def binary(self, name):
+        path = os.path.join(self.build, "bench", name)
+        return path if os.path.exists(path) else None
+
+    def wanted(self, name):
+        return not self.only or name in self.only
+
+    def run(self, name, argv, timeout):
+        """Runs argv; returns its stdout, or None if it failed."""
+        print(f"compare: {name}: {' '.join(argv)}", file=sys.stderr, flush=True)
+        started = time.monotonic()
+        try:
+            done = subprocess.run(argv, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True,
+                                  timeout=timeout)
+            code = done.returncode
+            out, err = done.stdout, done.stderr
+        except subprocess.TimeoutExpired as e:
+            code, out, err = "timeout", "", str(e)
+        seconds = time.monotonic() - started
+        self.log.append({"name": name, "command": " ".join(argv),
+                         "seconds": round(seconds, 1), "exit": code})
+        with open(os.path.join(self.out, "raw", name + ".stderr"), "w") as f:
+            f.write(err)
+        if code != 0:
+            print(f"compare: {name} failed ({code}); see "
+                  f"{self.out}/raw/{name}.stderr", file=sys.stderr)
+            return None
+        return out
+
+    def gbench(self, name, binary, bench_filter, min_time=None, reps=None,
+               extra=(), timeout=3600):
+        """A Google Benchmark binary: {run_name: [one dict per repetition]}."""
+        path = self.binary(binary)
+        if path is None or not self.wanted(name):
+            return {}
+        out_json = os.path.join(self.out, "raw", name + ".json")
+        argv = [path, f"--benchmark_filter={bench_filter}",
+                f"--benchmark_out={out_json}", "--benchmark_out_format=json",
+                f"--benchmark_repetitions={reps or self.reps}",
+                "--benchmark_enable_random_interleaving=true"]
+        if min_time is not None:
+            argv.append(f"--benchmark_min_time={min_time}")
+        argv += list(extra)
+        if self.run(name, argv, timeout) is None or not os.path.exists(out_json):
+            return {}
+        with open(out_json) as f:
+            data = json.load(f)
+        runs = {}
+        for b in data.get("benchmarks", []):
+            if b.get("run_type") != "iteration" or b.get("error_occurred"):
+                continue
+            runs.setdefault(b["run_name"], []).append(b)
+        return runs
+
+    def load(self, name, args, timeout=600):
+        """custos_load runs, repeated: a list of its JSON objects."""
+        path = self.binary("custos_load")
+        if path is None or not self.wanted(name):
+            return []
+        results = []
+        for i in range(self.reps):
+            out = self.run(f"{name}-{i}", [path] + args, timeout)
+            if out is None:
+                continue
+            with open(os.path.join(self.out, "raw", f"{name}-{i}.json"),
+                      "w") as f:
+                f.write(out)
+            results.append(json.loads(out))
+        return results
+
+    def plain(self, name, binary, args, timeout=3600):
+        """A binary that writes its own JSON file (--json=PATH)."""
+        path = self.binary(binary)
+        if path is None or not self.wanted(name):
+            return None
+        out_json = os.path.join(self.out, "raw", name + ".json")
+        if self.run(name, [path] + args + [f"--json={out_json}"],
+                    timeout) is None:
+            return None
+        with open(out_json) as f:
+            return json.load(f)
+
+
+# ---- Figures ---------------------------------------------------------------
+
+def per_op_us(b):
+    """Microseconds per operation (wall) of one Google Benchmark repetition."""
+    if "items_per_second" in b and b["items_per_second"] > 0:
+        return 1e6 / b["items_per_second"]
+    scale = {"ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6}[b["time_unit"]]
+    return b["real_time"] * scale
+
+
+def summary(values):
+    if not values:
+        return None
+    return {"median": statistics.median(values), "min": min(values),
+            "max": max(values), "n": len(values)}
+
+
+class Figures:
+    """Named series of per-repetition values, and ratios between them."""
+
+    def __init__(self):
+        self.series = {}   # name -> {"unit", "values", "source", "label"}
+        self.ratios = []   # dicts
+
+    def add(self, name, values, unit, source, label):
+        if values:
+            self.series[name] = {"unit": unit, "values": values,
+                                 "source": source, "label": label,
+                                 **summary(values)}
+
+    def gb(self, name, runs, run_name, label, unit="us/op"):
+        reps = runs.get(run_name, [])
+        self.add(name, [per_op_us(b) for b in reps], unit, run_name, label)
+
+    def ratio(self, name, ours, theirs, target=None, note=""):
+        """theirs/ours for costs (us/op): >= 1 means ours is faster.
+
+        Pair by pair: repetition i of one with repetition i of the other
+        (Google Benchmark interleaves repetitions at random, so the i-th of
+        each ran close in time)."""
+        a = self.series.get(ours)
+        b = self.series.get(theirs)
+        if not a or not b:
+            self.ratios.append({"name": name, "ours": ours, "theirs": theirs,
+                                "missing": True, "target": target,
+                                "note": note})
+            return
+        pairs = [tv / ov for ov, tv in zip(a["values"], b["values"]) if ov > 0]
+        s = summary(pairs)
+        met = None if target is None else s["median"] >= target
+        self.ratios.append({"name": name, "ours": ours, "theirs": theirs,
+                            "target": target, "met": met, "note": note, **s})
+
+
+# ---- The workloads -----------------------------------------------------------
+
+def run_all(r, fig, growth):
+    q = r.quick
+    mt = "0.2" if q else "1"
+
+    # 1, 2 and 7 (writers): the engine against raw LevelDB writing the same
+    # bytes (concurrency_bench measures what each operation writes).
+    runs = r.gbench(
+        "concurrency", "concurrency_bench",
+        "^BM_(CreateExistingSubject|RawPutLikeCreateExistingSubject|"
+        "DisclosingRead|RawGetPutLikeDisclosingRead|SyncCreateExistingSubject|"
+        "SyncDisclosingRead|RawSyncPut)/", min_time=mt)
+    fig.gb("create.nosync.custos", runs, "BM_CreateExistingSubject/real_time",
+           "create, in-process, sync off")
+    fig.gb("create.nosync.raw", runs,
+           "BM_RawPutLikeCreateExistingSubject/real_time",
+           "raw LevelDB put of the same bytes, sync off")
+    fig.gb("read.nosync.custos", runs, "BM_DisclosingRead/real_time",
+           "read by id with its access event, sync off")
+    fig.gb("read.nosync.raw", runs, "BM_RawGetPutLikeDisclosingRead/real_time",
+           "raw get + put of the event's bytes, sync off")
+    for t in (1, 4, 16):
+        fig.gb(f"create.sync.custos.t{t}", runs,
+               f"BM_SyncCreateExistingSubject/real_time/threads:{t}",
+               f"create, in-process, sync on, {t} threads", unit="us/op (all threads)")
+        fig.gb(f"read.sync.custos.t{t}", runs,
+               f"BM_SyncDisclosingRead/real_time/threads:{t}",
+               f"read with event, sync on, {t} threads", unit="us/op (all threads)")
+        fig.gb(f"put.sync.raw.t{t}", runs, f"BM_RawSyncPut/real_time/threads:{t}",
+               f"raw LevelDB synced put, {t} threads", unit="us/op (all threads)")
+
+    # 3, 5 (small store) and 6: engine_bench.
+    runs = r.gbench(
+        "engine", "engine_bench",
+        "^BM_(ListRecords/256|ShredSubject/|ProduceSubjectReport)",
+        min_time=mt, reps=min(r.reps, 3))
+    fig.gb("list.custos", runs, "BM_ListRecords/256/real_time",
+           "list, a page of 100 (10,000 records)", unit="us/page")
+    for n in (10, 10000):
+        name = f"BM_ShredSubject/{n}/real_time"
+        for key in runs:
+            if key.startswith(f"BM_ShredSubject/{n}/"):
+                name = key
+        fig.gb(f"shred.custos.{n}", runs, name,
+               f"shred a subject of {n} records", unit="us/shred")
+    for key in runs:
+        if key.startswith("BM_ProduceSubjectReport"):
+            fig.gb("report.custos", runs, key,
+                   "subject report, 1,000 records, 10,000 events",
+                   unit="us/report")
+
+    # 5: shred latency against the keystore's size.
+    sizes = "1000" if q else "1000|1000000"
+    runs = r.gbench("shred", "shred_bench",
+                    f"^BM_ShredLatencyKeystoreSize/({sizes})/", reps=1)
+    for key, reps in runs.items():
+        m = re.match(r"BM_ShredLatencyKeystoreSize/(\d+)/", key)
+        if m:
+            fig.gb(f"shred.latency.custos.k{m.group(1)}", runs, key,
+                   f"shred of one subject, keystore of {m.group(1)} subjects",
+                   unit="us/shred")
+            growth.setdefault("shred", {})[int(m.group(1))] = \
+                fig.series[f"shred.latency.custos.k{m.group(1)}"]["median"]
+
+    # 4: sweeps, Custos against PostgreSQL, at each store size.
+    sizes = [10000, 100000] if q else [10000, 100000, 1000000]
+    runs = r.gbench(
+        "sweep", "sweep_bench",
+        "^BM_Sweep1000Due/records:(" + "|".join(map(str, sizes)) +
+        ")/spread:[01]/compact:[01]", reps=1)
+    for key in runs:
+        m = re.match(r"BM_Sweep1000Due/records:(\d+)/spread:(\d)/compact:(\d)",
+                     key)
+        if not m:
+            continue
+        n, spread, compact = (int(x) for x in m.groups())
+        layout = "spread" if spread else "clustered"
+        what = "bytes gone" if compact else "undecipherable"
+        name = f"sweep.custos.{layout}.{'gone' if compact else 'key'}.n{n}"
+        fig.gb(name, runs, key,
+               f"sweep 1,000 due of {n:,}, {layout}, {what}", unit="us/sweep")
+        growth.setdefault(f"sweep_{layout}_{'gone' if compact else 'key'}",
+                          {})[n] = fig.series[name]["median"] / 1000
+    for fsync in ("on", "off"):
+        pg = r.plain(f"sweep_pg_fsync_{fsync}", "sweep_pg_bench",
+                     ["--records=" + ",".join(map(str, sizes)),
+                      f"--fsync={fsync}"])
+        for row in (pg or {}).get("rows", []):
+            n, layout = row["records"], row["layout"]
+            fig.add(f"sweep.pg.{fsync}.{layout}.delete.n{n}",
+                    [m * 1000 for m in row["delete_ms"]], "us/sweep",
+                    "sweep_pg_bench", f"DELETE 1,000 of {n:,}, {layout}, fsync {fsync}")
+            fig.add(f"sweep.pg.{fsync}.{layout}.gone.n{n}",
+                    [(d + v) * 1000 for d, v in
+                     zip(row["delete_before_vacuum_full_ms"],
+                         row["vacuum_full_ms"])], "us/sweep",
+                    "sweep_pg_bench",
+                    f"DELETE + VACUUM FULL, 1,000 of {n:,}, {layout}, fsync {fsync}")
+
+    # 7: the server over RPC.
+    secs = "3" if q else "10"
+    common = ["--start-server", "--duration", secs, "--warmup", "1"]
+    load_runs = {
+        "echo": common + ["--echo", "-c", "1", "-d", "16"],
+        "rpc_create_unix_nosync": common + ["--no-sync", "--mix", "create=1",
+                                            "-c", "1", "-d", "16"],
+        "rpc_create_unix_sync_c1": common + ["--mix", "create=1", "-c", "1",
+                                             "-d", "1"],
+        "rpc_create_unix_sync_c16": common + ["--mix", "create=1", "-c", "16",
+                                              "-d", "1"],
+        "rpc_mixed_c32": common + ["-c", "32", "-d", "4"],
+    }
+    for name, args in load_runs.items():
+        results = r.load(name, args)
+        fig.add(f"{name}.us_per_op", [1e6 / x["ops_per_s"] for x in results
+                                       if x.get("ops_per_s")],
+                "us/op", "custos_load " + " ".join(args), name)
+        for p in ("p50", "p99", "p999"):
+            fig.add(f"{name}.{p}", [x["latency_us"][p] for x in results],
+                    "us", "custos_load", f"{name} latency {p}")
+        fig.add(f"{name}.peak_rss_kib",
+                [x["server"]["peak_rss_kib"] for x in results
+                 if "server" in x and "peak_rss_kib" in x["server"]],
+                "KiB", "custos_load", f"{name}: custosd peak RSS")
+
+    # 8: breach scope against the history's size.
+    flt = "events:(25000|100000)/" if q else "events:"
+    runs = r.gbench("breach", "breach_bench", "^BM_BreachScope/" + flt, reps=1)
+    for key in runs:
+        m = re.match(r"BM_BreachScope/events:(\d+)/disclosures:(\d+)", key)
+        if m:
+            fig.gb(f"breach.e{m.group(1)}.d{m.group(2)}", runs, key,
+                   f"breach scope, {m.group(2)} disclosures, history of "
+                   f"{m.group(1)} events", unit="us/scope")
+
+    # The PostgreSQL peers of workloads 1, 2, 3, 5, 6, 7 (pg_workloads_bench).
+    runs = r.gbench("pg", "pg_workloads_bench", ".", min_time=mt,
+                    reps=min(r.reps, 3))
+    for key in runs:
+        fig.gb("pg." + key.replace("/real_time", "").replace("/", "."), runs,
+               key, "PostgreSQL: " + key)
+
+
+def pairs(fig, quick):
+    sizes = [10000, 100000] if quick else [10000, 100000, 1000000]
+    largest_history = 100000 if quick else 1000000
+    fig.ratio("create / raw put of the same bytes (sync off)",
+              "create.nosync.custos", "create.nosync.raw", target=0.5)
+    fig.ratio("read / raw get + put (sync off)", "read.nosync.custos",
+              "read.nosync.raw", target=0.5)
+    fig.ratio("RPC pipelined creates (unix) / bare echo",
+              "rpc_create_unix_nosync.us_per_op", "echo.us_per_op",
+              target=0.5)
+    fig.ratio("16 synced writers / 1 (in-process)", "create.sync.custos.t16",
+              "create.sync.custos.t1", target=4.0)
+    fig.ratio("16 synced connections / 1 (RPC)",
+              "rpc_create_unix_sync_c16.us_per_op",
+              "rpc_create_unix_sync_c1.us_per_op", target=4.0)
+    for n in sizes:
+        for layout in ("clustered", "spread"):
+            for fsync in ("on", "off"):
+                fig.ratio(f"sweep undecipherable / PG DELETE, {n:,} {layout},"
+                          f" fsync {fsync}",
+                          f"sweep.custos.{layout}.key.n{n}",
+                          f"sweep.pg.{fsync}.{layout}.delete.n{n}",
+                          target=1.0)
+                fig.ratio(f"sweep bytes gone / PG DELETE + VACUUM FULL, {n:,}"
+                          f" {layout}, fsync {fsync}",
+                          f"sweep.custos.{layout}.gone.n{n}",
+                          f"sweep.pg.{fsync}.{layout}.gone.n{n}", target=1.0)
+    # Flat growth: the cost at the largest store over the smallest (a
+    # "ratio" of the small one's cost to the large one's; flat is 1).
+    for layout in ("clustered", "spread"):
+        for what in ("key", "gone"):
+            fig.ratio(f"sweep {what}, {layout}: 10k cost / largest cost "
+                      "(flat within +-50%: 0.67..1.5)",
+                      f"sweep.custos.{layout}.{what}.n{sizes[-1]}",
+                      f"sweep.custos.{layout}.{what}.n10000", target=0.67)
+    for d in (100, 1000, 10000):
+        fig.ratio(f"breach scope of {d}: 25k-event history cost / "
+                  f"{largest_history:,}-event history cost",
+                  f"breach.e{largest_history}.d{d}", f"breach.e25000.d{d}",
+                  target=0.67)
+
+
+# ---- Output --------------------------------------------------------------
+
+def machine():
+    def cmd(argv):
+        try:
+            return subprocess.run(argv, stdout=subprocess.PIPE, text=True,
+                                  stderr=subprocess.DEVNULL).stdout.strip()
+        except OSError:
+            return ""
+    cpu = ""
+    for line in cmd(["lscpu"]).splitlines():
+        if line.startswith("Model name:"):
+            cpu = line.split(":", 1)[1].strip()
+    mem = ""
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem = f"{int(line.split()[1]) // 1024 // 1024} GiB"
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory": mem,
+            "kernel": platform.release(),
+            "os": cmd(["sh", "-c", ". /etc/os-release; echo $PRETTY_NAME"]),
+            "commit": cmd(["git", "-C", HERE, "rev-parse", "--short", "HEAD"]),
+            "dirty": bool(cmd(["git", "-C", HERE, "status", "--porcelain",
+                               "--untracked-files=no"])),
+            "loadavg": open("/proc/loadavg").read().split()[:3]}
+
+
+def fmt(v):
+    if v is None:
+        return "-"
+    if v >= 100:
+        return f"{v:,.0f}"
+    if v >= 10:
+        return f"{v:.1f}"
+    return f"{v:.2f}"
+
+
+def table(fig):
+    lines = ["| figure | unit | median | min | max | n | source |",
+             "|---|---|---:|---:|---:|---:|---|"]
+    for name, s in sorted(fig.series.items()):
+        lines.append(f"| {s['label']} | {s['unit']} | {fmt(s['median'])} | "
+                     f"{fmt(s['min'])} | {fmt(s['max'])} | {s['n']} | "
+                     f"`{name}` |")
+    lines += ["", "| ratio (>= 1: Custos at least as fast) | median | min |"
+              " max | target | met |", "|---|---:|---:|---:|---:|---|"]
+    for r in fig.ratios:
+        if r.get("missing"):
+            continue
+        met = {True: "yes", False: "**no**", None: ""}[r["met"]]
+        lines.append(f"| {r['name']} | {fmt(r['median'])} | {fmt(r['min'])} |"
+                     f" {fmt(r['max'])} | {fmt(r['target'])} | {met} |")
+    missing = [r["name"] for r in fig.ratios if r.get("missing")]
+    if missing:
+        lines += ["", "Not measured in this run (a side missing): " +
+                  "; ".join(missing) + "."]
+    return "\n".join(lines)
+
+
+def plot(growth, out):
+    if not growth or shutil.which("gnuplot") is None:
+        return None
+    dat = os.path.join(out, "growth.dat")
+    names = sorted(growth)
+    sizes = sorted({n for g in growth.values() for n in g})
+    with open(dat, "w") as f:
+        f.write("# records " + " ".join(names) + "\n")
+        for n in sizes:
+            f.write(f"{n} " + " ".join(
+                str(growth[k].get(n, "NaN")) for k in names) + "\n")
+    png = os.path.join(HERE, "growth.png")
+    script = (f"set terminal png size 900,560; set output '{png}';"
+              "set logscale x; set logscale y; set key left top;"
+              "set xlabel 'records (shred: subjects) in the store';"
+              "set ylabel 'ms per operation';"
+              "set title 'Custos: cost against store size (compare.py)';"
+              "plot " + ", ".join(
+                  f"'{dat}' using 1:{i + 2} with linespoints title "
+                  f"'{k.replace('_', ' ')}'" for i, k in enumerate(names)))
+    subprocess.run(["gnuplot", "-e", script], check=False)
+    return png if os.path.exists(png) else None
+
+
+def write_results_md(text):
+    path = os.path.join(HERE, "RESULTS.md")
+    with open(path) as f:
+        content = f.read()
+    block = BEGIN + "\n" + text + "\n" + END
+    if BEGIN in content and END in content:
+        head = content[:content.index(BEGIN)]
+        tail = content[content.index(END) + len(END):]
+        content = head + block + tail
+    else:
+        content = content.rstrip("\n") + "\n\n" + block + "\n"
+    with open(path, "w") as f:
+        f.write(content)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--build", default="build/release")
+    p.add_argument("--out", default=None)
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--repetitions", type=int, default=None)
+    p.add_argument("--no-results-md", action="store_true")
+    p.add_argument("--only", default="",
+                   help="comma-separated run names (concurrency, engine, "
+                        "shred, sweep, sweep_pg_fsync_on, sweep_pg_fsync_off,"
+                        " echo, rpc_..., breach, pg)")
+    a = p.parse_args()
+    reps = a.repetitions or (3 if a.quick else 5)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime(
+        "%Y%m%dT%H%M%SZ")
+    out = a.out or os.path.join("/tmp", f"custos-compare-{stamp}")
+    only = set(x for x in a.only.split(",") if x)
+    r = Runner(a.build, out, a.quick, reps, only)
+    fig = Figures()
+    growth = {}
+    info = machine()
+    started = time.monotonic()
+    run_all(r, fig, growth)
+    pairs(fig, a.quick)
+    info["loadavg_after"] = open("/proc/loadavg").read().split()[:3]
+    seconds = time.monotonic() - started
+    png = plot(growth, out)
+    result = {"when": stamp, "mode": "quick" if a.quick else "full",
+              "repetitions": reps, "seconds": round(seconds), "machine": info,
+              "runs": r.log, "series": fig.series, "ratios": fig.ratios,
+              "growth": growth}
+    with open(os.path.join(out, "compare.json"), "w") as f:
+        json.dump(result, f, indent=2)
+    text = (f"## Side by side (compare.py, {'--quick' if a.quick else 'full'}"
+            f" run of {stamp})\n\n"
+            f"Command: `./dev bench{' --quick' if a.quick else ''}` "
+            f"(`bench/compare.py`), {round(seconds)} s, {reps} repetitions "
+            f"where repeated. Machine: {info['cpu']}, {info['cores']} cores, "
+            f"{info['memory']}, {info['os']}, kernel {info['kernel']}; "
+            f"commit {info['commit']}{' (with local changes)' if info['dirty'] else ''}; "
+            f"load average before {' '.join(info['loadavg'])}, after "
+            f"{' '.join(info['loadavg_after'])}.\n"
+            "Figures are medians with min and max; ratios are computed pair "
+            "by pair (repetition i against repetition i) and summarised "
+            "the same way.\n\n" + table(fig) +
+            (f"\n\nGrowth plot: `bench/{os.path.basename(png)}`." if png else "")
+            + "\n\nRuns: " + "; ".join(
+                f"{x['name']} {x['seconds']} s"
+                + ("" if x["exit"] == 0 else f" (FAILED: {x['exit']})")
+                for x in r.log) + ".")
+    print(text)
+    if not a.no_results_md:
+        write_results_md(text)
+    print(f"compare: {out}/compare.json", file=sys.stderr)
+    return 1 if any(x["exit"] != 0 for x in r.log) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
