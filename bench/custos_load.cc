@@ -26,13 +26,16 @@
 // overall and per operation, and with --start-server the server's peak
 // resident memory, VmHWM), and one human line on stderr.
 
+#include <arpa/inet.h>
 #include <capnp/ez-rpc.h>
 #include <capnp/message.h>
 #include <capnp/serialize.h>
 #include <kj/async.h>
 #include <kj/exception.h>
 #include <kj/vector.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -80,12 +83,31 @@ enum Op { kCreate, kGet, kList, kClose, kEcho, kOpCount };
 constexpr const char* kOpNames[kOpCount] = {"create", "get", "list", "close",
                                             "echo"};
 
+// A loopback TCP port free now (bound to port 0 and released): what the
+// started custosd listens on with --tcp. Another process may take it in
+// between; the server then fails to start and the run stops saying so.
+int FreeLoopbackPort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    std::perror("custos_load: finding a free port");
+    std::exit(2);
+  }
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
 struct LoadOptions {
   std::string connect;  // "unix:PATH" or "HOST:PORT".
   bool start_server = false;
   bool echo = false;
   bool in_process = false;
   bool no_sync = false;
+  bool tcp = false;  // With --start-server: connect over loopback TCP.
   int connections = 1;
   int depth = 1;
   double duration_seconds = 10;
@@ -598,6 +620,9 @@ int Main(int argc, char** argv) {
   app.add_flag("--echo", o.echo, "drive a bare Cap'n Proto echo server");
   app.add_flag("--in-process", o.in_process,
                "Engine::CreateRecord from --connections threads, no RPC");
+  app.add_flag("--tcp", o.tcp,
+               "with --start-server: connect to the started custosd over "
+               "TCP on 127.0.0.1 instead of its unix socket");
   app.add_flag("--no-sync", o.no_sync,
                "the started custosd (or in-process engine) does not fsync");
   app.add_option("-c,--connections", o.connections,
@@ -642,6 +667,11 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "custos_load: bad --mix '%s'\n", o.mix.c_str());
     return 2;
   }
+  if (o.tcp && (!o.start_server || o.echo)) {
+    std::fprintf(stderr,
+                 "custos_load: --tcp needs --start-server, no --echo\n");
+    return 2;
+  }
   if (!o.in_process && o.start_server == !o.connect.empty()) {
     std::fprintf(stderr,
                  "custos_load: give --connect or --start-server (or "
@@ -672,13 +702,16 @@ int Main(int argc, char** argv) {
       address = "unix:" + socket;
     } else if (o.start_server) {
       server.emplace("custos-load-custosd");
+      const std::string tcp_address =
+          o.tcp ? "127.0.0.1:" + std::to_string(FreeLoopbackPort())
+                : std::string("127.0.0.1:0");
       std::vector<std::string> args = {o.server_binary, "--listen",
-                                       "127.0.0.1:0"};
+                                       tcp_address};
       if (o.no_sync) args.push_back("--no-sync");
       args.insert(args.end(), o.server_args.begin(), o.server_args.end());
       const std::string socket = server->dir() + "/custos-data/custosd.sock";
       server->Start(args, "custosd: serving");
-      address = "unix:" + socket;
+      address = o.tcp ? tcp_address : "unix:" + socket;
       o.admin_token_file = server->dir() + "/custos-admin.token";
     }
     if (!o.echo) {
@@ -697,7 +730,9 @@ int Main(int argc, char** argv) {
     target = o.echo ? "echo" : "custosd";
     RpcLoad load(o, *weights);
     m = load.Run(address, principal, token);
-    out["address"] = o.start_server ? "unix (started)" : address;
+    out["address"] = !o.start_server ? address
+                     : o.tcp         ? "tcp " + address + " (started)"
+                                     : std::string("unix (started)");
     if (o.echo) out["echo_bytes"] = load.echo_bytes();
     if (server) {
       const auto [hwm, rss] = server->Memory();
