@@ -274,8 +274,23 @@ def run_all(r, fig, growth):
                    "subject report, 1,000 records, 10,000 events",
                    unit="us/report", per_item=False)
 
+    # 3, growth: a page of 100 of one principal's records (one in ten of
+    # the store's) against the store's size.
+    sizes = "10000|100000" if q else "10000|100000|1000000"
+    runs = r.gbench("list", "list_bench",
+                    f"^BM_ListGrowth/records:({sizes})/", min_time=mt,
+                    reps=min(r.reps, 3))
+    for key in runs:
+        m = re.match(r"BM_ListGrowth/records:(\d+)/", key)
+        if m:
+            name = f"list.growth.n{m[1]}"
+            fig.gb(name, runs, key, f"list in pages of 100, store of "
+                   f"{int(m[1]):,} records, per record", unit="us/record")
+            growth.setdefault("list", {})[int(m[1])] = \
+                fig.series[name]["median"]
+
     # 5: shred latency against the keystore's size.
-    sizes = "1000" if q else "1000|1000000"
+    sizes = "1000|100000" if q else "1000|100000|1000000"
     runs = r.gbench("shred", "shred_bench",
                     f"^BM_ShredLatencyKeystoreSize/({sizes})/", reps=1)
     for key, reps in runs.items():
@@ -462,6 +477,11 @@ def pairs(fig, quick):
                       "(flat within +-50%: 0.67..1.5)",
                       f"sweep.custos.{layout}.{what}.n{sizes[-1]}",
                       f"sweep.custos.{layout}.{what}.n10000", target=0.67)
+    fig.ratio(f"list: 10k-record store cost / {sizes[-1]:,}-record store cost",
+              f"list.growth.n{sizes[-1]}", "list.growth.n10000", target=0.67)
+    fig.ratio(f"shred: 1,000-subject keystore cost / {sizes[-1]:,}-subject "
+              "keystore cost", f"shred.latency.custos.k{sizes[-1]}",
+              "shred.latency.custos.k1000", target=0.67)
     for d in (100, 1000, 10000):
         fig.ratio(f"breach scope of {d}: 25k-event history cost / "
                   f"{largest_history:,}-event history cost",

@@ -1,7 +1,7 @@
 // Shred latency against the keystore's size (issue 8, "Shredding stays O(1)
 // at any store size"): ShredSubject on a subject holding 10,000 records, in
-// a keystore of 1,000 and of 1,000,000 subjects, with the default options
-// (sync_writes and compact_after_erasure true). ShredSubject itself no
+// a keystore of 1,000, of 100,000 and of 1,000,000 subjects, with the default
+// options (sync_writes and compact_after_erasure true). ShredSubject itself no
 // longer compacts: the destroyed key and sealed identifier are queued for
 // the bounded erasure compaction, run by CompleteShreds (or Sweep, Open).
 // For context, the CompleteShreds that follows the shreds, with a budget
@@ -245,6 +245,7 @@ void BM_ShredLatencyKeystoreSize(benchmark::State& state) {
 }
 BENCHMARK(BM_ShredLatencyKeystoreSize)
     ->Arg(1'000)
+    ->Arg(100'000)
     ->Arg(1'000'000)
     ->Iterations(kVictims)
     ->UseManualTime()
