@@ -88,9 +88,16 @@
 //    each, synchronous_commit on, committing workload 1's creates into one
 //    store; items/s is the throughput of all of them. At T > 1 the counter
 //    x_1_thread is that throughput over the 1-thread run's (when it ran in
-//    this process): the "16 synced writers >= 4x one".
+//    this process): the "16 synced writers >= 4x one". Each run's
+//    Teardown prints its commits per WAL sync (pg_stat_wal) on stderr.
+//
+// BM_DiskFdatasync/at:0 and at:1, first and last: the disk's own flush (an
+// 8 KiB pwrite + fdatasync in /tmp), the floor of a synchronous commit,
+// measured at the start and the end of the run (it moves on a shared
+// virtual disk, and every sync:1 figure with it).
 
 #include <benchmark/benchmark.h>
+#include <fcntl.h>
 #include <libpq-fe.h>
 #include <unistd.h>
 
@@ -1047,9 +1054,41 @@ void BM_PgSyncCreate(benchmark::State& state) {
   state.SetLabel("synchronous_commit=on");
 }
 
+// ---- The disk's own flush ----
+
+// An 8 KiB pwrite (a WAL page) and an fdatasync of a file in /tmp, where
+// the server's data directory is: what one synchronous commit waits for at
+// least. Registered first and last (at:0, at:1): on a shared virtual disk
+// this latency moves during a run, and every sync:1 figure with it.
+void BM_DiskFdatasync(benchmark::State& state) {
+  bench::TempDir dir("custos-pg-workloads-fsync");
+  const std::string path = dir.path() + "/probe";
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    state.SkipWithError("cannot open the probe file");
+    return;
+  }
+  const std::string page(8192, 'w');
+  for (auto _ : state) {
+    if (::pwrite(fd, page.data(), page.size(), 0) !=
+            static_cast<ssize_t>(page.size()) ||
+        ::fdatasync(fd) != 0) {
+      state.SkipWithError("pwrite or fdatasync failed");
+      break;
+    }
+  }
+  ::close(fd);
+  state.SetItemsProcessed(state.iterations());
+}
+
 // ---- Registration ----
 
 void Register() {
+  benchmark::RegisterBenchmark("BM_DiskFdatasync", BM_DiskFdatasync)
+      ->ArgName("at")
+      ->Arg(0)
+      ->MinTime(1.0)
+      ->UseRealTime();
   for (int sync : {0, 1}) {
     benchmark::RegisterBenchmark("BM_PgCreate", BM_PgCreate)
         ->ArgName("sync")
@@ -1101,6 +1140,11 @@ void Register() {
       ->Threads(4)
       ->Threads(16)
       ->MinTime(2.0)
+      ->UseRealTime();
+  benchmark::RegisterBenchmark("BM_DiskFdatasync", BM_DiskFdatasync)
+      ->ArgName("at")
+      ->Arg(1)
+      ->MinTime(1.0)
       ->UseRealTime();
 }
 
