@@ -108,7 +108,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -1184,7 +1183,10 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "BM_PgSyncCreate: 16 threads / 1 thread = %.2fx\n",
                  rates[16] / rates[1]);
   }
-  std::fprintf(stderr, "load average at the end: %s\n", LoadAverage().c_str());
+  if (ServerSlot() != nullptr) {
+    std::fprintf(stderr, "load average at the end: %s\n",
+                 LoadAverage().c_str());
+  }
   ServerSlot().reset();
   return 0;
 }
