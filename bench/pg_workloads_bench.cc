@@ -93,8 +93,9 @@
 //
 // BM_DiskFdatasync/at:0 and at:1, first and last: the disk's own flush (an
 // 8 KiB pwrite + fdatasync in /tmp), the floor of a synchronous commit,
-// measured at the start and the end of the run (it moves on a shared
-// virtual disk, and every sync:1 figure with it).
+// measured at the start and the end of the run (on the 2-vCPU VM of
+// bench/RESULTS.md it moves with how idle the CPUs are, and every sync:1
+// figure with it).
 
 #include <benchmark/benchmark.h>
 #include <fcntl.h>
