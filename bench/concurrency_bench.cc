@@ -3,7 +3,7 @@
 // bytes (issue 8: group commit, create cost). Results are recorded in
 // bench/RESULTS.md, "Group commit and create cost (issue 8)".
 //
-// Two questions, in one binary so that every ratio comes from one run:
+// Three questions, in one binary so that every ratio comes from one run:
 //
 // 1. Do synchronous writes scale with the number of callers? LevelDB groups
 //    concurrent synchronous writers into one log write and one fsync; the
@@ -22,6 +22,14 @@
 //    such operations, which is exactly their serialised write batches. Each
 //    raw baseline puts, under a random key, one value of random bytes
 //    (incompressible, like ciphertext) whose log record is that many bytes.
+//
+// 3. What do a synced disclosing read and a list page cost against raw
+//    LevelDB? Issue 16's raw-LevelDB baselines of a disclosing read with sync
+//    (BM_RawSyncGetPutLikeDisclosingRead, for BM_SyncDisclosingRead) and
+//    of a list page of kListPage records, sync off and on (BM_ListPage,
+//    BM_SyncListPage against BM_RawListPage, BM_RawSyncListPage: an
+//    iterator over kListPage values of the stored record's size, then one
+//    put of as many bytes as the page's read events).
 //
 // Only the public API of storage/engine.h and raw LevelDB are used, so the
 // benchmark measures the engine whatever its internals. Every store lives in
@@ -75,6 +83,8 @@ constexpr int kSubjectPool = 256;
 constexpr int kSetupRecords = 1'024;
 // Operations over which Costs() measures the log growth of each kind.
 constexpr int kCostSamples = 200;
+// Records per page of the list baseline (issue 16, workload 3).
+constexpr size_t kListPage = 100;
 
 using bench::Check;
 using bench::Value;
@@ -273,6 +283,9 @@ struct CostModel {
   size_t create_existing = 0;  // A create naming a registered subject.
   size_t create_new = 0;       // A create naming a new subject.
   size_t disclosing_read = 0;  // A GetRecord that returns personal data.
+  // A ListRecords page of kListPage records, each returning personal data
+  // (one commit of kListPage read events).
+  size_t list_page = 0;
   // The largest value one create (existing subject) adds to the records
   // database: the stored record. The raw disclosing-read baseline gets a
   // value of this size.
@@ -340,6 +353,20 @@ CostModel MeasureCosts() {
   now = Logs(store.data_dir());
   costs.disclosing_read = Appended(logs, now) / kCostSamples;
 
+  logs = now;
+  {
+    ListQuery query;
+    query.limit = kListPage;
+    ListPage page =
+        Value(store.engine().ListRecords(store.user(), query), "list page");
+    if (page.records.size() != kListPage) {
+      std::fprintf(stderr, "list page: %zu records\n", page.records.size());
+      std::abort();
+    }
+  }
+  now = Logs(store.data_dir());
+  costs.list_page = Appended(logs, now);
+
   constexpr size_t kProbeValue = 1'000;
   RawDb raw;
   logs = Logs(raw.path());
@@ -352,10 +379,11 @@ CostModel MeasureCosts() {
 
   std::fprintf(stderr,
                "Log bytes per operation: create (existing subject) %zu, "
-               "create (new subject) %zu, disclosing read %zu; stored record "
-               "%zu; raw put overhead %zu\n",
+               "create (new subject) %zu, disclosing read %zu, list page "
+               "of %zu %zu; stored record %zu; raw put overhead %zu\n",
                costs.create_existing, costs.create_new, costs.disclosing_read,
-               costs.record_value, costs.raw_put_overhead);
+               kListPage, costs.list_page, costs.record_value,
+               costs.raw_put_overhead);
   return costs;
 }
 
@@ -519,6 +547,33 @@ void DisclosingReadLoop(benchmark::State& state) {
   SetCounter(state, "log_bytes", static_cast<double>(Costs().disclosing_read));
 }
 
+// The owner lists a page of kListPage records from a random cursor,
+// personal data decrypted: one commit of kListPage read events. Items are
+// records.
+void ListPageLoop(benchmark::State& state) {
+  EngineFixture& run = *engine_run;
+  std::mt19937_64 rng(44 + state.thread_index());
+  std::uniform_int_distribution<size_t> pick(0, run.ids.size() - kListPage - 1);
+  ListQuery query;
+  query.limit = kListPage;
+  int64_t records = 0;
+  const GroupCounter group(state);
+  for (auto _ : state) {
+    query.after_id = run.ids[pick(rng)];
+    Result<ListPage> page =
+        run.store.engine().ListRecords(run.store.user(), query);
+    if (!page || page->records.size() != kListPage) {
+      state.SkipWithError("ListRecords did not return a full page");
+      break;
+    }
+    records += static_cast<int64_t>(page->records.size());
+    benchmark::DoNotOptimize(page->records.data());
+  }
+  state.SetItemsProcessed(records);
+  group.Report(state);
+  SetCounter(state, "log_bytes", static_cast<double>(Costs().list_page));
+}
+
 void BM_SyncCreateExistingSubject(benchmark::State& state) {
   CreateLoop(state, /*new_subject=*/false);
 }
@@ -535,6 +590,8 @@ void BM_CreateNewSubject(benchmark::State& state) {
   CreateLoop(state, /*new_subject=*/true);
 }
 void BM_DisclosingRead(benchmark::State& state) { DisclosingReadLoop(state); }
+void BM_SyncListPage(benchmark::State& state) { ListPageLoop(state); }
+void BM_ListPage(benchmark::State& state) { ListPageLoop(state); }
 
 // ---- Raw LevelDB ----
 
@@ -574,7 +631,7 @@ void BM_RawPutLikeCreateNewSubject(benchmark::State& state) {
 
 // A Get of a random value of the stored record's size, then a Put of as
 // many bytes as the read event a disclosing read writes.
-void BM_RawGetPutLikeDisclosingRead(benchmark::State& state) {
+void RawGetPutLoop(benchmark::State& state, bool sync) {
   const CostModel& costs = Costs();
   const size_t value_size = costs.RawValueFor(costs.disclosing_read);
   leveldb::DB& db = raw_run->db.db();
@@ -582,12 +639,14 @@ void BM_RawGetPutLikeDisclosingRead(benchmark::State& state) {
   std::uniform_int_distribution<uint64_t> pick(1, kSetupRecords);
   std::string put_value = RandomValue(value_size, 400 + state.thread_index());
   std::string got;
+  leveldb::WriteOptions wo;
+  wo.sync = sync;
   for (auto _ : state) {
     leveldb::Status s = db.Get(leveldb::ReadOptions(), RawKey(pick(rng)), &got);
     if (s.ok()) {
       const uint64_t key = rng() | (uint64_t{1} << 63);  // Not a read key.
       put_value[0] = got[0];
-      s = db.Put(leveldb::WriteOptions(), RawKey(key), put_value);
+      s = db.Put(wo, RawKey(key), put_value);
     }
     if (!s.ok()) {
       state.SkipWithError(s.ToString().c_str());
@@ -597,6 +656,59 @@ void BM_RawGetPutLikeDisclosingRead(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
   SetCounter(state, "log_bytes", static_cast<double>(costs.disclosing_read));
   SetCounter(state, "get_bytes", static_cast<double>(costs.record_value));
+}
+void BM_RawGetPutLikeDisclosingRead(benchmark::State& state) {
+  RawGetPutLoop(state, /*sync=*/false);
+}
+// The baseline of BM_SyncDisclosingRead (issue 16, workload 2 with sync).
+void BM_RawSyncGetPutLikeDisclosingRead(benchmark::State& state) {
+  RawGetPutLoop(state, /*sync=*/true);
+}
+
+// The baseline of a ListRecords page (issue 16, workload 3): an iterator
+// reads kListPage consecutive values of the stored record's size from a
+// random key, then one Put (synchronous with `sync`) writes as many bytes
+// as the page's read events. Items are records.
+void RawListLoop(benchmark::State& state, bool sync) {
+  const CostModel& costs = Costs();
+  leveldb::DB& db = raw_run->db.db();
+  std::mt19937_64 rng(500 + state.thread_index());
+  std::uniform_int_distribution<uint64_t> pick(1, kSetupRecords - kListPage);
+  std::string put_value = RandomValue(costs.RawValueFor(costs.list_page), 600);
+  leveldb::WriteOptions wo;
+  wo.sync = sync;
+  int64_t records = 0;
+  for (auto _ : state) {
+    std::unique_ptr<leveldb::Iterator> it(
+        db.NewIterator(leveldb::ReadOptions()));
+    size_t read = 0;
+    uint64_t bytes = 0;
+    for (it->Seek(RawKey(pick(rng))); it->Valid() && read < kListPage;
+         it->Next()) {
+      bytes += it->value().size();
+      ++read;
+    }
+    leveldb::Status s = it->status();
+    if (s.ok() && read != kListPage) s = leveldb::Status::NotFound("short");
+    if (s.ok()) {
+      const uint64_t key = rng() | (uint64_t{1} << 63);  // Not a read key.
+      put_value[0] = static_cast<char>(bytes);
+      s = db.Put(wo, RawKey(key), put_value);
+    }
+    if (!s.ok()) {
+      state.SkipWithError(s.ToString().c_str());
+      break;
+    }
+    records += static_cast<int64_t>(read);
+  }
+  state.SetItemsProcessed(records);
+  SetCounter(state, "log_bytes", static_cast<double>(costs.list_page));
+}
+void BM_RawListPage(benchmark::State& state) {
+  RawListLoop(state, /*sync=*/false);
+}
+void BM_RawSyncListPage(benchmark::State& state) {
+  RawListLoop(state, /*sync=*/true);
 }
 
 // ---- Registration: synchronous writes from 1, 4 and 16 threads ----
@@ -629,6 +741,19 @@ BENCHMARK(BM_RawSyncPut)
     ->Threads(4)
     ->Threads(16)
     ->UseRealTime();
+BENCHMARK(BM_RawSyncGetPutLikeDisclosingRead)
+    ->Setup(OpenRawDb<true>)
+    ->Teardown(CloseRawDb)
+    ->Threads(1)
+    ->UseRealTime();
+BENCHMARK(BM_SyncListPage)
+    ->Setup(OpenStore<true>)
+    ->Teardown(CloseStore)
+    ->UseRealTime();
+BENCHMARK(BM_RawSyncListPage)
+    ->Setup(OpenRawDb<true>)
+    ->Teardown(CloseRawDb)
+    ->UseRealTime();
 
 // ---- Registration: cost of one operation, sync off, one thread ----
 
@@ -653,6 +778,14 @@ BENCHMARK(BM_DisclosingRead)
     ->Teardown(CloseStore)
     ->UseRealTime();
 BENCHMARK(BM_RawGetPutLikeDisclosingRead)
+    ->Setup(OpenRawDb<false>)
+    ->Teardown(CloseRawDb)
+    ->UseRealTime();
+BENCHMARK(BM_ListPage)
+    ->Setup(OpenStore<false>)
+    ->Teardown(CloseStore)
+    ->UseRealTime();
+BENCHMARK(BM_RawListPage)
     ->Setup(OpenRawDb<false>)
     ->Teardown(CloseRawDb)
     ->UseRealTime();

@@ -14,6 +14,7 @@
 
 #include <benchmark/benchmark.h>
 #include <leveldb/db.h>
+#include <leveldb/iterator.h>
 #include <leveldb/options.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -795,6 +796,103 @@ void BM_ProduceSubjectReport(benchmark::State& state) {
 }
 BENCHMARK(BM_ProduceSubjectReport)
     ->Iterations(10)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// The size of the value the engine stores for a create's history event,
+// read back from the records database (the last event of a new store).
+size_t EncodedEventSize() {
+  static const size_t size = [] {
+    Store store(/*sync_writes=*/false);
+    Create(store, 0, 256, 1);
+    store.Close();
+    leveldb::DB* raw = nullptr;
+    Check(leveldb::DB::Open(leveldb::Options(), store.records_path(), &raw),
+          "open records database");
+    std::unique_ptr<leveldb::DB> db(raw);
+    std::unique_ptr<leveldb::Iterator> it(
+        db->NewIterator(leveldb::ReadOptions()));
+    size_t last = 0;
+    for (it->Seek(std::string(keys::kEventPrefix));
+         it->Valid() &&
+         it->key().starts_with(leveldb::Slice(keys::kEventPrefix.data(),
+                                              keys::kEventPrefix.size()));
+         it->Next()) {
+      last = it->value().size();
+    }
+    Check(it->status(), "read events");
+    return last;
+  }();
+  return size;
+}
+
+// Issue 16's raw-LevelDB baseline of BM_ProduceSubjectReport (no
+// encryption, no index): a LevelDB holding as many values as the report
+// store's records database holds records and events (random bytes of the
+// stored record's and a create event's size, under record and event keys),
+// compacted; each iteration Gets the reported subject's kReportRecords
+// records and kReportRecords + kReportReads events (spread through the
+// others' as in the report store), then Puts one event (synchronously with
+// Arg 1: the report's own event).
+void BM_RawLevelDbReportReads(benchmark::State& state) {
+  const bool sync = state.range(0) != 0;
+  constexpr int kPerMine = 1 + kReportOtherRecords / kReportRecords;
+  constexpr uint64_t kRecords = kReportRecords + kReportOtherRecords;
+  constexpr uint64_t kEvents = kRecords + 2 * kReportReads;
+  std::string record = RandomValue(EncodedRecordSize(256), 49);
+  std::string event = RandomValue(EncodedEventSize(), 50);
+  RawDb raw;
+  for (uint64_t id = 1; id <= kRecords; ++id) {
+    record[0] = static_cast<char>(id);
+    Check(raw.db().Put(leveldb::WriteOptions(), RecordKey(id), record),
+          "fill records");
+  }
+  for (uint64_t seq = 1; seq <= kEvents; ++seq) {
+    event[0] = static_cast<char>(seq);
+    Check(raw.db().Put(leveldb::WriteOptions(), keys::Event(seq), event),
+          "fill events");
+  }
+  raw.db().CompactRange(nullptr, nullptr);
+  // The subject's: record i * kPerMine + 1, its create event at the same
+  // seq, and its reads at every other seq after the creates.
+  std::vector<std::string> record_keys;
+  std::vector<std::string> event_keys;
+  for (uint64_t i = 0; i < kReportRecords; ++i) {
+    record_keys.push_back(RecordKey(i * kPerMine + 1));
+    event_keys.push_back(keys::Event(i * kPerMine + 1));
+  }
+  for (uint64_t j = 0; j < kReportReads; ++j) {
+    event_keys.push_back(keys::Event(kRecords + 1 + 2 * j));
+  }
+  if (sync) ::sync();
+  leveldb::WriteOptions wo;
+  wo.sync = sync;
+  uint64_t next_seq = kEvents;
+  std::string value;
+  for (auto _ : state) {
+    leveldb::Status s;
+    for (const std::string& key : record_keys) {
+      if (s.ok()) s = raw.db().Get(leveldb::ReadOptions(), key, &value);
+    }
+    for (const std::string& key : event_keys) {
+      if (s.ok()) s = raw.db().Get(leveldb::ReadOptions(), key, &value);
+    }
+    if (s.ok()) s = raw.db().Put(wo, keys::Event(++next_seq), event);
+    if (!s.ok()) {
+      state.SkipWithError(s.ToString().c_str());
+      break;
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.counters["records"] = kReportRecords;
+  state.counters["events"] = static_cast<double>(event_keys.size());
+  state.counters["event_bytes"] = static_cast<double>(event.size());
+  if (sync) state.SetLabel("sync=true");
+}
+BENCHMARK(BM_RawLevelDbReportReads)
+    ->ArgName("sync")
+    ->Arg(0)
+    ->Arg(1)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
