@@ -219,7 +219,20 @@ def run_all(r, fig, growth):
         "concurrency", "concurrency_bench",
         "^BM_(CreateExistingSubject|RawPutLikeCreateExistingSubject|"
         "DisclosingRead|RawGetPutLikeDisclosingRead|SyncCreateExistingSubject|"
-        "SyncDisclosingRead|RawSyncPut)/", min_time=mt)
+        "SyncDisclosingRead|RawSyncPut|RawSyncGetPutLikeDisclosingRead|"
+        "ListPage|SyncListPage|RawListPage|RawSyncListPage)/", min_time=mt)
+    fig.gb("read.sync.raw.t1", runs,
+           "BM_RawSyncGetPutLikeDisclosingRead/real_time/threads:1",
+           "raw get + synced put of the event's bytes")
+    for sync, prefix in ((0, ""), (1, "Sync")):
+        fig.gb(f"list.page.custos.sync{sync}", runs,
+               f"BM_{prefix}ListPage/real_time",
+               f"list a page of 100 with its events, sync {sync}, per record",
+               unit="us/record")
+        fig.gb(f"list.page.raw.sync{sync}", runs,
+               f"BM_Raw{prefix}ListPage/real_time",
+               f"raw LevelDB: the page's reads and its events' bytes, sync "
+               f"{sync}, per record", unit="us/record")
     fig.gb("create.nosync.custos", runs, "BM_CreateExistingSubject/real_time",
            "create, in-process, sync off")
     fig.gb("create.nosync.raw", runs,
@@ -245,7 +258,7 @@ def run_all(r, fig, growth):
         "^BM_(ListRecords/256|ShredSubject/|ProduceSubjectReport|"
         "CreateRecordExistingSubject/256|"
         "CreateRecordExistingSubjectSyncWrites/256|GetRecord/256|"
-        "GetRecordSyncWrites)",
+        "GetRecordSyncWrites|RawLevelDbReportReads)",
         min_time=mt, reps=min(r.reps, 3))
     fig.gb("create.engine.sync0", runs,
            "BM_CreateRecordExistingSubject/256/real_time",
@@ -268,6 +281,11 @@ def run_all(r, fig, growth):
         fig.gb(f"shred.custos.{n}", runs, name,
                f"shred a subject of {n} records", unit="us/shred",
                per_item=False)
+    for sync in (0, 1):
+        fig.gb(f"report.raw.sync{sync}", runs,
+               f"BM_RawLevelDbReportReads/sync:{sync}/real_time",
+               f"raw LevelDB: the report's reads and one put, sync {sync}",
+               unit="us/report", per_item=False)
     for key in runs:
         if key.startswith("BM_ProduceSubjectReport"):
             fig.gb("report.custos", runs, key,
@@ -427,11 +445,23 @@ def pairs(fig, quick):
               "create.nosync.custos", "create.nosync.raw", target=0.5)
     fig.ratio("read / raw get + put (sync off)", "read.nosync.custos",
               "read.nosync.raw", target=0.5)
+    fig.ratio("create / raw put of the same bytes (sync on, 1 thread)",
+              "create.sync.custos.t1", "put.sync.raw.t1", target=0.5)
+    fig.ratio("read / raw get + put (sync on, 1 thread)",
+              "read.sync.custos.t1", "read.sync.raw.t1", target=0.5)
+    for sync in (0, 1):
+        fig.ratio(f"list page / raw reads + puts of the same bytes (sync "
+                  f"{'on' if sync else 'off'})", f"list.page.custos.sync{sync}",
+                  f"list.page.raw.sync{sync}")
+    fig.ratio("subject report / raw LevelDB reads of the same values (sync "
+              "off)", "report.custos", "report.raw.sync0")
     fig.ratio("RPC pipelined creates (unix) / bare echo",
               "rpc_create_unix_nosync.us_per_op", "echo.us_per_op",
               target=0.5)
     fig.ratio("16 synced writers / 1 (in-process)", "create.sync.custos.t16",
               "create.sync.custos.t1", target=4.0)
+    fig.ratio("RPC pipelined creates over TCP / bare echo (unix)",
+              "rpc_create_tcp_nosync.us_per_op", "echo.us_per_op")
     fig.ratio("16 synced connections / 1 (RPC)",
               "rpc_create_unix_sync_c16.us_per_op",
               "rpc_create_unix_sync_c1.us_per_op", target=4.0)
