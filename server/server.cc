@@ -352,6 +352,9 @@ Status Server::Run(std::function<void()> ready) {
   // connections the watches): the cycle ends here.
   { auto ended = kj::mv(reminding); }
   watches->Clear();
+  // Dropping the Watchers queued their release: run it while the
+  // connections and the loop exist.
+  io.waitScope.poll();
   if (!options_.unix_socket.empty()) (void)unlink(options_.unix_socket.c_str());
   // Stop accepting, then drop every connection; `pool` (declared before
   // them) is destroyed last of the three and runs what was already posted,
