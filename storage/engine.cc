@@ -80,7 +80,7 @@ struct Engine::Impl {
                    options.backup_retention}),
         register_builder({*store, record_store, policies, principals, *keystore,
                           options, clock}),
-        reminders({*store, record_store, views, clock}) {}
+        reminders({*store, record_store, views, holds, clock}) {}
 
   // The acting principal of a call: Unauthenticated if it is unknown or
   // revoked, or if its credential was replaced since the actor was

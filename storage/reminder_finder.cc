@@ -33,6 +33,9 @@ Result<std::vector<Reminder>> ReminderFinder::DueSoon(
   auto horizon = AddPeriod(now, query.warn_before);
   if (!horizon) return Fail(horizon.error());
   const int64_t horizon_micros = ToMicros(*horizon);
+  // Read once: most stores hold no hold covering a record.
+  auto spans = u_.holds.Spans();
+  if (!spans) return Fail(spans.error());
   const std::string prefix = keys::AclPrefix(owner.id);
   std::vector<Reminder> out;
   Status failure;
@@ -75,12 +78,21 @@ Result<std::vector<Reminder>> ReminderFinder::DueSoon(
           r.created_at = FromMicros(record->created_at_micros);
           out.push_back(std::move(r));
         };
-        // The next deadline as the deadline index holds it (a hold
-        // included), after the catch-up: always after now.
+        // The next deadline as the deadline index holds it, after the
+        // catch-up (so after now); an erasure at the first instant no
+        // legal hold covers the record, as CatchUp and the sweep apply it.
         const auto reason = ReasonOf(record->next_transition);
-        if (reason && record->next_deadline_micros > now_micros &&
-            record->next_deadline_micros <= horizon_micros) {
-          add(*reason, record->next_deadline_micros);
+        int64_t due = record->next_deadline_micros;
+        if (reason == ReminderReason::kEraseDue) {
+          auto erasable = u_.holds.ErasableFrom(*record, due, nullptr, &*spans);
+          if (!erasable) {
+            failure = erasable.error();
+            return false;
+          }
+          due = *erasable;
+        }
+        if (reason && due > now_micros && due <= horizon_micros) {
+          add(*reason, due);
         }
         if (state == RecordState::kActive) {
           auto aged = AddPeriod(FromMicros(record->created_at_micros),

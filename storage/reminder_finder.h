@@ -3,8 +3,9 @@
 // its access index ("a:", the records it owns or was granted), each record
 // brought to its effective state now exactly as a read would
 // (RecordViews::CatchUp), its next deadline the one the deadline index
-// holds (RecordStore::Schedule): no period arithmetic of its own beyond
-// the warning time and the open-too-long age.
+// holds (RecordStore::Schedule), an erasure postponed by legal holds as
+// every read and sweep postpones it (Holds::ErasableFrom): no period
+// arithmetic of its own beyond the warning time and the open-too-long age.
 //
 // Cost: DueSoon reads every record in the caller's access index (owned or
 // granted), one Get and one catch-up each, no decryption; it grows with the
@@ -20,6 +21,7 @@
 
 #include "base/clock.h"
 #include "base/status.h"
+#include "storage/holds.h"
 #include "storage/record_store.h"
 #include "storage/record_view.h"
 #include "storage/reminders.h"
@@ -34,6 +36,7 @@ class ReminderFinder {
     Store& store;
     const RecordStore& record_store;
     const RecordViews& views;
+    const Holds& holds;
     const Clock& clock;
   };
   explicit ReminderFinder(Units units) : u_(units) {}
