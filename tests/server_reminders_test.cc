@@ -338,6 +338,21 @@ TEST_F(ServerRemindersTest, ACancelledWatchIsNotCalledAgain) {
   EXPECT_EQ(DueSoon(host)[0].delivered_at, 0);
 }
 
+TEST_F(ServerRemindersTest, ARevokedPrincipalsWatchIsNotCalledAgain) {
+  auto host = NewSession("host", rpc::Role::USER);
+  Create(host, "request");
+  auto calls = std::make_shared<Calls>();
+  auto handle = Watch(host, calls);
+  auto admin = AdminSession();
+  auto revoke = AdminFacet(admin).revokePrincipalRequest();
+  revoke.setId("host");
+  revoke.send().wait(wait());
+  clock_.Advance(days(31));  // Due now, for a principal that is no more.
+  PumpSeveralChecks();
+  EXPECT_EQ(calls->Count(), 0u);
+  EXPECT_EQ(DueSoonStatus(host, "", "").code(), StatusCode::kUnauthenticated);
+}
+
 TEST_F(ServerRemindersTest, AnotherPrincipalsRecordsNeverAppear) {
   auto a = NewSession("authority-a", rpc::Role::USER);
   auto b = NewSession("authority-b", rpc::Role::USER);
