@@ -409,6 +409,7 @@ TEST_F(ServerRemindersTest, DueSoonListsWhatAWatchDelivers) {
     }
   }
   EXPECT_TRUE(block_due);
+  PumpSeveralChecks();  // The marks are written after remind returned.
   for (const Got& g : DueSoon(host, "P200D", "")) {
     EXPECT_NE(g.delivered_at, 0) << g.record_id;
   }
