@@ -224,6 +224,61 @@ interface Session {
   # error that is not one record's.
   getMany @15 (ids :List(UInt64), purpose :Purpose)
       -> (results :List(GetResult));
+
+  # Reminders (docs/accountability.md, "Reminders"). Role user. The
+  # records the caller owns and still sees (ACTIVE or CLOSED) whose next
+  # deadline (closure, blocking, erasure) falls within warnBefore from now,
+  # and the ACTIVE ones open (since creation) openTooLong or longer; by
+  # record id, then reason. Delivered or not (deliveredAtMicros says).
+  # warnBefore and openTooLong are ISO 8601 periods, "" for the server's
+  # (custosd --reminder-warn-before, default P7D; --reminder-open-too-long,
+  # default P30D); warnBefore at most P1Y ("P0D": no deadline reminders),
+  # openTooLong non-zero and at most P10Y: InvalidArgument naming the field
+  # otherwise. Costs a read of each record the caller owns or was granted.
+  dueSoon @16 (warnBefore :Text, openTooLong :Text)
+      -> (reminders :List(Reminder));
+  # Role user. The server calls watcher.remind with the caller's reminders
+  # not yet delivered (dueSoon's list, deliveredAtMicros 0): at once, then
+  # at each of its reminder checks (custosd --reminder-interval, default
+  # 60 s) that finds new ones. A reminder is marked delivered, for good,
+  # only once remind has returned; one whose remind failed, or came due
+  # while no watch ran, is delivered by the next remind (of this watch or a
+  # later one). The watch lasts until the handle is cancelled or dropped,
+  # the connection ends, or the principal is revoked. At most 16 watches
+  # per connection (ResourceExhausted). Same arguments as dueSoon.
+  watch @17 (watcher :Watcher, warnBefore :Text, openTooLong :Text)
+      -> (handle :WatchHandle);
+}
+
+enum ReminderReason {
+  closeDue @0;       # ACTIVE; closed at dueAtMicros (policy closeAfter).
+  blockDue @1;       # CLOSED; blocked at dueAtMicros, hidden from the owner.
+  eraseDue @2;       # CLOSED; erased at dueAtMicros (a kind without BLOCKED).
+  openTooLong @3;    # ACTIVE since createdAtMicros; dueAtMicros is when it
+                     # had been open openTooLong.
+}
+
+struct Reminder {
+  # No personal data: ids, kind, attributes (non-personal), instants.
+  recordId @0 :UInt64;
+  kind @1 :Text;
+  reason @2 :ReminderReason;
+  dueAtMicros @3 :Int64;        # The deadline (after any legal hold).
+  state @4 :RecordState;        # Effective, now: ACTIVE or CLOSED.
+  createdAtMicros @5 :Int64;
+  attributes @6 :List(Attribute);
+  deliveredAtMicros @7 :Int64;  # 0: never delivered.
+}
+
+interface Watcher {
+  # Implemented by the host application. Returning marks the reminders
+  # delivered; throwing leaves them for the next call.
+  remind @0 (reminders :List(Reminder)) -> ();
+}
+
+interface WatchHandle {
+  # Ends the watch (as dropping the handle does).
+  cancel @0 () -> ();
 }
 
 struct Hold {

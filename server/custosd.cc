@@ -41,6 +41,8 @@
 #include "server/maintenance.h"
 #include "server/server.h"
 #include "storage/engine.h"
+#include "storage/period.h"
+#include "storage/reminders.h"
 #ifdef CUSTOS_TEST_CLOCK
 #include "base/time_text.h"
 #include "server/test_clock.h"
@@ -162,6 +164,11 @@ int main(int argc, char** argv) {
   size_t max_calls_in_flight = 1024;
   size_t max_message_bytes = 8 << 20;
   int metrics_port = 0;
+  std::string reminder_warn_before =
+      custos::kDefaultReminderWarnBefore.ToString();
+  std::string reminder_open_too_long =
+      custos::kDefaultReminderOpenTooLong.ToString();
+  int reminder_interval_seconds = 60;
   app.add_option("--data-dir", data_dir, "the data directory")
       ->capture_default_str();
   app.add_option("--master-key-file", key_file,
@@ -224,6 +231,21 @@ int main(int argc, char** argv) {
                  "(0: off)")
       ->capture_default_str()
       ->check(CLI::Range(0, 65535));
+  app.add_option("--reminder-warn-before", reminder_warn_before,
+                 "ISO 8601 period: owners are reminded of a record's "
+                 "closure, blocking or erasure this long before it (P0D: "
+                 "never; at most P1Y), unless their call says otherwise")
+      ->capture_default_str();
+  app.add_option("--reminder-open-too-long", reminder_open_too_long,
+                 "ISO 8601 period: owners are reminded of an ACTIVE record "
+                 "open this long since its creation (at most P10Y), unless "
+                 "their call says otherwise")
+      ->capture_default_str();
+  app.add_option("--reminder-interval", reminder_interval_seconds,
+                 "seconds between two checks of every watch for reminders "
+                 "not yet delivered")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 86400));
   app.add_flag("--no-sync", no_sync,
                "do not fsync before acknowledging writes (tests only: a "
                "crash may lose acknowledged writes)");
@@ -259,6 +281,28 @@ int main(int argc, char** argv) {
     test_clock_at = *start;
   }
 #endif
+  custos::ReminderQuery reminder_defaults;
+  {
+    auto warn = custos::ParsePeriod(reminder_warn_before);
+    if (!warn) {
+      std::fprintf(stderr, "custosd: --reminder-warn-before: %s\n",
+                   warn.error().ToString().c_str());
+      return 2;
+    }
+    auto open = custos::ParsePeriod(reminder_open_too_long);
+    if (!open) {
+      std::fprintf(stderr, "custosd: --reminder-open-too-long: %s\n",
+                   open.error().ToString().c_str());
+      return 2;
+    }
+    reminder_defaults = {.warn_before = *warn, .open_too_long = *open};
+    const Status checked = custos::CheckReminderQuery(reminder_defaults);
+    if (!checked.ok()) {
+      std::fprintf(stderr, "custosd: reminder options: %s\n",
+                   checked.ToString().c_str());
+      return 2;
+    }
+  }
   if (!generate_key_file.empty()) {
     auto created = custos::crypto::GenerateMasterKeyFile(generate_key_file);
     if (!created) return Die(created.error().ToString());
@@ -355,6 +399,10 @@ int main(int argc, char** argv) {
     server_options.metrics_address =
         "127.0.0.1:" + std::to_string(metrics_port);
   }
+  server_options.reminder_warn_before = reminder_defaults.warn_before;
+  server_options.reminder_open_too_long = reminder_defaults.open_too_long;
+  server_options.reminder_interval =
+      std::chrono::seconds(reminder_interval_seconds);
   server_options.stop_on_signals = true;
   custos::server::Server server(**engine, server_options);
 

@@ -149,6 +149,13 @@ Status Server::Run(std::function<void()> ready) {
     return Status::InvalidArgument(
         "the connection and calls-in-flight limits must be at least 1");
   }
+  if (options_.reminder_interval < std::chrono::milliseconds(1)) {
+    return Status::InvalidArgument(
+        "the reminder interval must be at least 1 ms");
+  }
+  CUSTOS_RETURN_IF_ERROR(
+      CheckReminderQuery({.warn_before = options_.reminder_warn_before,
+                          .open_too_long = options_.reminder_open_too_long}));
   const bool has_key = options_.tls_private_key_pem != nullptr &&
                        !options_.tls_private_key_pem->empty();
   const bool tls = !options_.tls_certificate_pem.empty() || has_key;
@@ -212,6 +219,14 @@ Status Server::Run(std::function<void()> ready) {
   auto long_work = std::make_shared<LongWork>();
   long_work->lane = pool.NewLane();
   long_work->TEST_sweep_progress = options_.TEST_sweep_progress;
+  // Before the connections, which share it: outlives them.
+  auto watches = std::make_shared<Watches>(
+      engine_, pool, timer,
+      ReminderSettings{
+          .warn_before = options_.reminder_warn_before,
+          .open_too_long = options_.reminder_open_too_long,
+          .interval = options_.reminder_interval.count() * kj::MILLISECONDS});
+  kj::Promise<void> reminding = watches->Run();
   QuietErrors errors;
   size_t open_connections = 0;  // Before `connections`, which counts down.
   kj::TaskSet connections(errors);
@@ -226,6 +241,7 @@ Status Server::Run(std::function<void()> ready) {
         Connection{engine_, pool, pool.NewLane(), timer});
     conn->backup_dir = options_.backup_dir;
     conn->long_work = long_work;
+    conn->watches = watches;
     auto state = kj::heap<ConnectionState>();
     state->stream = kj::mv(stream);
     state->network = kj::heap<capnp::TwoPartyVatNetwork>(
@@ -332,6 +348,13 @@ Status Server::Run(std::function<void()> ready) {
                .exclusiveJoin(port.onSignal(SIGINT).ignoreResult());
   }
   stop.wait(io.waitScope);
+  // The watches hold the Watchers of connections about to close (and those
+  // connections the watches): the cycle ends here.
+  { auto ended = kj::mv(reminding); }
+  watches->Clear();
+  // Dropping the Watchers queued their release: run it while the
+  // connections and the loop exist.
+  io.waitScope.poll();
   if (!options_.unix_socket.empty()) (void)unlink(options_.unix_socket.c_str());
   // Stop accepting, then drop every connection; `pool` (declared before
   // them) is destroyed last of the three and runs what was already posted,

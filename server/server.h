@@ -23,6 +23,7 @@
 #include "crypto/guarded_bytes.h"
 #include "server/metrics.h"
 #include "storage/engine.h"
+#include "storage/reminders.h"
 
 namespace custos::server {
 
@@ -80,6 +81,16 @@ struct ServerOptions {
   // stops reading from it (RpcSystem::setFlowLimit, which counts words:
   // this / 8). Default: 8 MiB.
   size_t flow_limit_bytes = 8 << 20;
+  // Reminders (Session.dueSoon and Session.watch; docs/accountability.md,
+  // "Reminders"): the warning time before a deadline and the age at which
+  // an ACTIVE record is open too long, for calls that give none.
+  // REQUIRES: CheckReminderQuery accepts them (Run returns InvalidArgument
+  // otherwise). Defaults: P7D and P30D.
+  Period reminder_warn_before = kDefaultReminderWarnBefore;
+  Period reminder_open_too_long = kDefaultReminderOpenTooLong;
+  // How often every watch is checked for reminders not yet delivered (a
+  // watch is also checked when it starts). Default: 60 s. REQUIRES: >= 1 ms.
+  std::chrono::milliseconds reminder_interval{60'000};
   // Stop on SIGTERM and SIGINT (custosd). REQUIRES: the caller called
   // kj::UnixEventPort::captureSignal for both before starting any thread.
   bool stop_on_signals = false;

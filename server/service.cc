@@ -120,14 +120,14 @@ struct Handoff {
 // Runs `fn` on a worker in `lane`; the promise resolves on the event
 // loop's thread with its result.
 template <typename T>
-kj::Promise<kj::Own<T>> OnLane(Connection& conn,
+kj::Promise<kj::Own<T>> OnLane(WorkerPool& pool,
                                const std::shared_ptr<WorkerPool::Lane>& lane,
                                std::move_only_function<T()> fn) {
   // The result crosses threads on the heap: kj's promise machinery then
   // moves a pointer only (and GCC 12 sees no uninitialised std::expected
   // in kj's ExceptionOr).
   auto paf = kj::newPromiseAndCrossThreadFulfiller<kj::Own<Handoff<T>>>();
-  conn.pool.Post(
+  pool.Post(
       lane, [fn = std::move(fn), fulfiller = kj::mv(paf.fulfiller)]() mutable {
         // An exception must not escape a worker (it would end the server):
         // the call fails with Internal, its text never sent.
@@ -152,7 +152,7 @@ template <typename T>
 kj::Promise<kj::Own<T>> OnWorker(Connection& conn,
                                  std::move_only_function<T()> fn) {
   conn.open_creates = nullptr;  // A later create must run after this call.
-  return OnLane<T>(conn, conn.lane, std::move(fn));
+  return OnLane<T>(conn.pool, conn.lane, std::move(fn));
 }
 
 // Long admin work, on the server's one long lane (LongWork): refused with
@@ -170,13 +170,14 @@ kj::Promise<kj::Own<T>> OnLongLane(Connection& conn,
         "another long operation is running on this server; try again once "
         "it has ended")));
   }
-  return OnLane<T>(conn, work->lane, [fn = std::move(fn), work]() mutable -> T {
-    struct EndBusy {
-      LongWork& w;
-      ~EndBusy() { w.busy.store(false); }
-    } end_busy{*work};
-    return fn();
-  });
+  return OnLane<T>(conn.pool, work->lane,
+                   [fn = std::move(fn), work]() mutable -> T {
+                     struct EndBusy {
+                       LongWork& w;
+                       ~EndBusy() { w.busy.store(false); }
+                     } end_busy{*work};
+                     return fn();
+                   });
 }
 
 [[noreturn]] void Throw(const Status& status) {
@@ -1194,6 +1195,101 @@ class AdminImpl final : public rpc::Admin::Server {
   Actor actor_;
 };
 
+// ---- Reminders
+// ----------------------------------------------------------------
+
+rpc::ReminderReason ToRpc(ReminderReason r) {
+  switch (r) {
+    case ReminderReason::kCloseDue:
+      return rpc::ReminderReason::CLOSE_DUE;
+    case ReminderReason::kBlockDue:
+      return rpc::ReminderReason::BLOCK_DUE;
+    case ReminderReason::kEraseDue:
+      return rpc::ReminderReason::ERASE_DUE;
+    case ReminderReason::kOpenTooLong:
+      return rpc::ReminderReason::OPEN_TOO_LONG;
+  }
+  return rpc::ReminderReason::CLOSE_DUE;
+}
+
+void SetReminders(const std::vector<Reminder>& reminders,
+                  capnp::List<rpc::Reminder>::Builder out) {
+  for (size_t i = 0; i < reminders.size(); ++i) {
+    const Reminder& r = reminders[i];
+    auto b = out[i];
+    b.setRecordId(r.record_id);
+    b.setKind(Txt(r.kind));
+    b.setReason(ToRpc(r.reason));
+    b.setDueAtMicros(ToMicros(r.due_at));
+    b.setState(ToRpc(r.state));
+    b.setCreatedAtMicros(ToMicros(r.created_at));
+    auto attrs = b.initAttributes(r.attributes.size());
+    for (size_t k = 0; k < r.attributes.size(); ++k) {
+      attrs[k].setKey(Txt(r.attributes[k].key));
+      attrs[k].setValue(Txt(r.attributes[k].value));
+    }
+    b.setDeliveredAtMicros(Micros(r.delivered_at));
+  }
+}
+
+// A reminder period from a call: "" is the server's. InvalidArgument naming
+// the field otherwise.
+Period ReminderPeriod(capnp::Text::Reader text, const char* field,
+                      const Period& server_default) {
+  if (text.size() == 0) return server_default;
+  // No period is longer; a longer text is not echoed back.
+  constexpr size_t kMaxPeriodText = 64;
+  if (text.size() > kMaxPeriodText) {
+    Throw(Status::InvalidArgument(
+        std::string(field).append(" is not an ISO 8601 period")));
+  }
+  auto period = ParsePeriod(std::string_view(text.cStr(), text.size()));
+  if (!period) {
+    Throw(Status::InvalidArgument(
+        std::string(field).append(": ").append(period.error().message())));
+  }
+  return *period;
+}
+
+// The query of a dueSoon or watch call, checked (CheckReminderQuery) on
+// the loop's thread before any worker is asked.
+ReminderQuery ReminderQueryOf(capnp::Text::Reader warn_before,
+                              capnp::Text::Reader open_too_long,
+                              const ReminderSettings& settings) {
+  ReminderQuery query;
+  query.warn_before =
+      ReminderPeriod(warn_before, "warnBefore", settings.warn_before);
+  query.open_too_long =
+      ReminderPeriod(open_too_long, "openTooLong", settings.open_too_long);
+  Check(CheckReminderQuery(query));
+  return query;
+}
+
+// Session.watch's handle: cancelling or dropping it ends the watch.
+class WatchHandleImpl final : public rpc::WatchHandle::Server {
+ public:
+  WatchHandleImpl(std::shared_ptr<Connection> conn, uint64_t id)
+      : conn_(std::move(conn)), id_(id) {}
+  ~WatchHandleImpl() { End(); }
+
+  kj::Promise<void> cancel(CancelContext) override {
+    End();
+    return kj::READY_NOW;
+  }
+
+ private:
+  void End() {
+    if (ended_) return;
+    ended_ = true;
+    conn_->watches->Remove(id_);
+    --conn_->open_watches;
+  }
+
+  std::shared_ptr<Connection> conn_;
+  const uint64_t id_;
+  bool ended_ = false;
+};
+
 // ---- Session
 // ------------------------------------------------------------------
 
@@ -1427,8 +1523,67 @@ class SessionImpl final : public rpc::Session::Server {
                             });
   }
 
+  kj::Promise<void> dueSoon(DueSoonContext context) override {
+    auto p = context.getParams();
+    const ReminderQuery query = ReminderQueryOf(
+        p.getWarnBefore(), p.getOpenTooLong(), ReminderDefaults());
+    using Found = Result<std::vector<Reminder>>;
+    return OnWorker<Found>(*conn_,
+                           [engine = &conn_->engine, actor = actor_, query]() {
+                             return engine->DueSoon(actor, query);
+                           })
+        .then([context](kj::Own<Found> r) mutable {
+          const std::vector<Reminder> reminders = Value(std::move(*r));
+          SetReminders(reminders,
+                       context.getResults().initReminders(reminders.size()));
+        });
+  }
+
+  // The first reminders are found on the connection's lane (which checks
+  // the role and the arguments for the caller); the watch is registered
+  // once they are, and its first remind sent at once.
+  kj::Promise<void> watch(WatchContext context) override {
+    auto p = context.getParams();
+    if (conn_->watches == nullptr) {
+      Throw(Status::Unavailable("this server does not deliver reminders"));
+    }
+    CheckWatchRoom();
+    const ReminderQuery query = ReminderQueryOf(
+        p.getWarnBefore(), p.getOpenTooLong(), ReminderDefaults());
+    rpc::Watcher::Client watcher = p.getWatcher();
+    using Found = Result<std::vector<Reminder>>;
+    return OnWorker<Found>(*conn_,
+                           [engine = &conn_->engine, actor = actor_, query]() {
+                             return engine->DueSoon(actor, query);
+                           })
+        .then([this, context, query,
+               watcher = kj::mv(watcher)](kj::Own<Found> r) mutable {
+          std::vector<Reminder> first = Value(std::move(*r));
+          CheckWatchRoom();  // Pipelined watches: counted now.
+          const uint64_t id = conn_->watches->Add(
+              actor_, query, kj::mv(watcher), std::move(first));
+          ++conn_->open_watches;
+          context.getResults().setHandle(kj::heap<WatchHandleImpl>(conn_, id));
+        });
+  }
+
  private:
+  const ReminderSettings& ReminderDefaults() const {
+    static const ReminderSettings kDefaults;
+    return conn_->watches != nullptr ? conn_->watches->settings() : kDefaults;
+  }
+
+  void CheckWatchRoom() const {
+    if (conn_->open_watches >= kMaxWatchesPerConnection) {
+      Throw(Status::ResourceExhausted(
+          std::string("a connection holds at most ")
+              .append(std::to_string(kMaxWatchesPerConnection))
+              .append(" watches")));
+    }
+  }
+
   // A call whose answer is only success or an error.
+
   template <typename F>
   kj::Promise<void> Simple(F call) {
     return OnWorker<Status>(*conn_,
@@ -1516,6 +1671,111 @@ class GatewayImpl final : public rpc::Gateway::Server {
 };
 
 }  // namespace
+
+// ---- Watches
+// ------------------------------------------------------------------
+
+struct Watches::Watch {
+  Watch(uint64_t id_in, Actor actor_in, ReminderQuery query_in,
+        rpc::Watcher::Client watcher_in)
+      : id(id_in),
+        actor(std::move(actor_in)),
+        query(query_in),
+        watcher(kj::mv(watcher_in)) {}
+  const uint64_t id;
+  const Actor actor;
+  const ReminderQuery query;
+  rpc::Watcher::Client watcher;
+  // A check or a delivery is under way: no other starts.
+  bool busy = false;
+};
+
+Watches::Watches(Engine& engine, WorkerPool& pool, kj::Timer& timer,
+                 ReminderSettings settings)
+    : engine_(engine),
+      pool_(pool),
+      timer_(timer),
+      settings_(std::move(settings)),
+      lane_(pool.NewLane()),
+      tasks_(kj::heap<kj::TaskSet>(errors_)) {}
+
+Watches::~Watches() = default;
+
+uint64_t Watches::Add(Actor actor, ReminderQuery query,
+                      rpc::Watcher::Client watcher,
+                      std::vector<Reminder> first) {
+  auto watch = std::make_shared<Watch>(next_id_++, std::move(actor), query,
+                                       kj::mv(watcher));
+  watches_.emplace(watch->id, watch);
+  watch->busy = true;
+  tasks_->add(Deliver(watch, std::move(first)));
+  return watch->id;
+}
+
+void Watches::Remove(uint64_t id) { watches_.erase(id); }
+
+void Watches::Clear() {
+  watches_.clear();
+  tasks_ = kj::heap<kj::TaskSet>(errors_);  // Cancels the work in flight.
+}
+
+kj::Promise<void> Watches::Run() {
+  return timer_.afterDelay(settings_.interval).then([this]() {
+    for (auto& [id, watch] : watches_) Check(watch);
+    return Run();
+  });
+}
+
+void Watches::Check(std::shared_ptr<Watch> watch) {
+  if (watch->busy) return;
+  watch->busy = true;
+  using Found = Result<std::vector<Reminder>>;
+  tasks_->add(OnLane<Found>(pool_, lane_,
+                            [engine = &engine_, actor = watch->actor,
+                             query = watch->query]() {
+                              return engine->DueSoon(actor, query);
+                            })
+                  .then(
+                      [this, watch](kj::Own<Found> found) -> kj::Promise<void> {
+                        if (!*found) {
+                          watch->busy = false;
+                          // Revoked, its credential replaced, or its role gone:
+                          // the watch ends.
+                          const StatusCode code = found->error().code();
+                          if (code == StatusCode::kUnauthenticated ||
+                              code == StatusCode::kPermissionDenied) {
+                            Remove(watch->id);
+                          }
+                          return kj::READY_NOW;
+                        }
+                        return Deliver(watch, std::move(**found));
+                      },
+                      [watch](kj::Exception&&) { watch->busy = false; }));
+}
+
+kj::Promise<void> Watches::Deliver(std::shared_ptr<Watch> watch,
+                                   std::vector<Reminder> reminders) {
+  std::erase_if(reminders,
+                [](const Reminder& r) { return r.delivered_at.has_value(); });
+  if (reminders.empty() || !watches_.contains(watch->id)) {
+    watch->busy = false;
+    return kj::READY_NOW;
+  }
+  auto request = watch->watcher.remindRequest();
+  SetReminders(reminders, request.initReminders(reminders.size()));
+  return request.send()
+      .then([this, watch, reminders = std::move(reminders)](auto&&) mutable {
+        // Only now that remind returned: marked delivered, for good.
+        return OnLane<Status>(pool_, lane_,
+                              [engine = &engine_, actor = watch->actor,
+                               reminders = std::move(reminders)]() {
+                                return engine->MarkRemindersDelivered(
+                                    actor, reminders);
+                              });
+      })
+      .then([watch](kj::Own<Status>) { watch->busy = false; },
+            [watch](kj::Exception&&) { watch->busy = false; });
+}
 
 kj::Own<rpc::Gateway::Server> NewGateway(std::shared_ptr<Connection> conn) {
   return kj::heap<GatewayImpl>(std::move(conn));

@@ -16,9 +16,12 @@
 #include <kj/timer.h>
 
 #include <atomic>
+#include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "schema/custos.capnp.h"
 #include "server/worker_pool.h"
@@ -52,6 +55,73 @@ struct LongWork {
   std::function<void(const SweepProgress&)> TEST_sweep_progress = nullptr;
 };
 
+// The reminder settings of the server (ServerOptions; custosd
+// --reminder-warn-before, --reminder-open-too-long, --reminder-interval).
+struct ReminderSettings {
+  // A dueSoon or watch that gives "" uses these.
+  Period warn_before = kDefaultReminderWarnBefore;
+  Period open_too_long = kDefaultReminderOpenTooLong;
+  // How often every watch is checked for new reminders. Default: 60 s.
+  kj::Duration interval = 60 * kj::SECONDS;
+};
+
+// The watches of every connection (Session.watch): each principal's
+// Watcher, called with its reminders not yet delivered when it is
+// registered and at each check (every ReminderSettings::interval). The
+// reminders are found and marked delivered by the engine on a worker (one
+// lane for all watches); the Watcher is called on the event loop's
+// thread. A reminder is marked delivered only once its remind returned.
+// A watch is checked by one task at a time: a check that finds its watch
+// still busy (a remind in flight, a slow client) is skipped.
+//
+// Thread safety: lives on the event loop's thread.
+class Watches {
+ public:
+  Watches(Engine& engine, WorkerPool& pool, kj::Timer& timer,
+          ReminderSettings settings);
+  ~Watches();
+
+  const ReminderSettings& settings() const { return settings_; }
+
+  // Registers a watch whose first reminders (DueSoon, found by the caller
+  // on a worker) are `first`: those not delivered are sent at once.
+  // Returns its id, for Remove.
+  uint64_t Add(Actor actor, ReminderQuery query, rpc::Watcher::Client watcher,
+               std::vector<Reminder> first);
+  // Ends a watch; a remind in flight is answered but not followed by more.
+  void Remove(uint64_t id);
+  // Checks every watch every settings().interval, until the promise is
+  // dropped.
+  kj::Promise<void> Run();
+  // Ends every watch and the work in flight (server shutdown: the
+  // Watchers belong to connections that are about to close).
+  void Clear();
+
+ private:
+  struct Watch;
+  // Finds the watch's reminders on a worker, then delivers them.
+  void Check(std::shared_ptr<Watch> watch);
+  // Sends the undelivered ones of `reminders`; marks them delivered on a
+  // worker once remind returned. Ends the watch's busy spell.
+  kj::Promise<void> Deliver(std::shared_ptr<Watch> watch,
+                            std::vector<Reminder> reminders);
+
+  class Errors final : public kj::TaskSet::ErrorHandler {
+   public:
+    void taskFailed(kj::Exception&&) override {}
+  };
+
+  Engine& engine_;
+  WorkerPool& pool_;
+  kj::Timer& timer_;
+  const ReminderSettings settings_;
+  std::shared_ptr<WorkerPool::Lane> lane_;
+  uint64_t next_id_ = 1;
+  std::map<uint64_t, std::shared_ptr<Watch>> watches_;
+  Errors errors_;
+  kj::Own<kj::TaskSet> tasks_;
+};
+
 // What every interface object of one connection shares.
 struct CreateBatch;
 
@@ -73,7 +143,14 @@ struct Connection {
   // event loop's thread only; any other call posted to the lane closes it,
   // so calls keep the order they were sent in.
   std::shared_ptr<CreateBatch> open_creates = nullptr;
+  // The server's watches (shared by every connection), and how many of
+  // them this connection's handles hold (at most kMaxWatchesPerConnection).
+  std::shared_ptr<Watches> watches = nullptr;
+  size_t open_watches = 0;
 };
+
+// Session.watch: watches one connection may hold at once.
+inline constexpr size_t kMaxWatchesPerConnection = 16;
 
 // The bootstrap capability of a new connection.
 kj::Own<rpc::Gateway::Server> NewGateway(std::shared_ptr<Connection> conn);

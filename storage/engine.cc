@@ -24,6 +24,7 @@
 #include "storage/records.h"
 #include "storage/register_builder.h"
 #include "storage/rekeyer.h"
+#include "storage/reminder_finder.h"
 #include "storage/shredder.h"
 #include "storage/store.h"
 #include "storage/subject_report_builder.h"
@@ -78,7 +79,8 @@ struct Engine::Impl {
         key_admin({*store, *keystore, record_store, shredder, principals, clock,
                    options.backup_retention}),
         register_builder({*store, record_store, policies, principals, *keystore,
-                          options, clock}) {}
+                          options, clock}),
+        reminders({*store, record_store, views, holds, clock}) {}
 
   // The acting principal of a call: Unauthenticated if it is unknown or
   // revoked, or if its credential was replaced since the actor was
@@ -120,6 +122,7 @@ struct Engine::Impl {
   BreachScopeBuilder breaches;
   KeyAdmin key_admin;
   RegisterBuilder register_builder;
+  ReminderFinder reminders;
 };
 
 Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -446,6 +449,23 @@ Result<BreachScope> Engine::ProduceBreachScope(const Actor& auditor,
   if (!caller) return Fail(caller.error());
   CUSTOS_RETURN_IF_ERROR(CheckMayReadPersonalData(*caller));
   return impl_->breaches.Produce(*caller, query);
+}
+
+// ---- Reminders -------------------------------------------------------------
+
+Result<std::vector<Reminder>> Engine::DueSoon(const Actor& actor,
+                                              const ReminderQuery& query) {
+  auto caller = impl_->RequireRole(actor, Role::kUser);
+  if (!caller) return Fail(caller.error());
+  CUSTOS_RETURN_IF_ERROR(CheckReminderQuery(query));
+  return impl_->reminders.DueSoon(*caller, query);
+}
+
+Status Engine::MarkRemindersDelivered(const Actor& actor,
+                                      const std::vector<Reminder>& reminders) {
+  auto caller = impl_->RequireRole(actor, Role::kUser);
+  if (!caller) return caller.error();
+  return impl_->reminders.MarkDelivered(*caller, reminders);
 }
 
 // ---- Subjects and erasure --------------------------------------------------

@@ -40,6 +40,7 @@
 #include "storage/limits.h"
 #include "storage/options.h"
 #include "storage/processing_register.h"
+#include "storage/reminders.h"
 #include "storage/retention_policy.h"
 #include "storage/subject_report.h"
 #include "storage/types.h"
@@ -242,6 +243,25 @@ class Engine {
   // attributes. Owner (while the record is visible to it) or admin.
   // FailedPrecondition, naming the holds, while a legal hold covers it.
   Status EraseRecord(const Actor& actor, uint64_t id);
+
+  // ---- Reminders (storage/reminders.h; docs/accountability.md) -----------
+
+  // Role user. The reminders of the records the caller owns and still sees
+  // (ACTIVE or CLOSED, as of now): each next deadline (closure, blocking,
+  // erasure; after any legal hold) within query.warn_before, and each
+  // ACTIVE record open query.open_too_long or longer; by record id, then
+  // reason, each with the time it was marked delivered, if it was.
+  // Read-only, no event (it discloses no personal data). Costs one read
+  // per record the caller owns or was granted. InvalidArgument for a query
+  // CheckReminderQuery refuses; DataLoss for a record that does not decode.
+  Result<std::vector<Reminder>> DueSoon(const Actor& actor,
+                                        const ReminderQuery& query);
+  // Role user. Remembers for good that the caller was told of `reminders`
+  // (as DueSoon returned them; delivered_at is ignored): DueSoon gives them
+  // with that time from then on. Marks of the same record and reason at
+  // another deadline are dropped. One write.
+  Status MarkRemindersDelivered(const Actor& actor,
+                                const std::vector<Reminder>& reminders);
 
   // ---- Legal holds (docs/retention.md, "Legal holds") -------------------
 

@@ -51,6 +51,23 @@ std::string Acl(std::string_view principal, uint64_t record_id) {
   return key;
 }
 
+std::string RemindersPrefix(std::string_view owner) {
+  return JoinName(kReminderPrefix, owner);
+}
+std::string ReminderDeadlinesPrefix(std::string_view owner, uint64_t record_id,
+                                    uint8_t reason) {
+  std::string key = RemindersPrefix(owner);
+  AppendBigEndian64(key, record_id);
+  key.push_back(static_cast<char>(reason));
+  return key;
+}
+std::string Reminder(std::string_view owner, uint64_t record_id, uint8_t reason,
+                     int64_t due_micros) {
+  std::string key = ReminderDeadlinesPrefix(owner, record_id, reason);
+  AppendBigEndian64(key, static_cast<uint64_t>(due_micros));
+  return key;
+}
+
 std::string KindField(std::string_view kind, std::string_view field_name) {
   std::string key(kKindFieldPrefix);
   key.append(kind).push_back('\0');

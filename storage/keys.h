@@ -66,6 +66,17 @@ std::string ErasedBucket(uint64_t bucket);
 inline constexpr std::string_view kKindFieldPrefix = "fk:";
 std::string KindField(std::string_view kind, std::string_view field_name);
 
+// ---- Reminders delivered (reminder_finder.cc) -------------------------------
+// "rm:" owner id NUL u64 record || u8 reason || u64 due micros -> u64
+// delivered-at micros: the owner was told of that deadline (a Watcher's
+// remind returned).
+inline constexpr std::string_view kReminderPrefix = "rm:";
+std::string RemindersPrefix(std::string_view owner);
+std::string ReminderDeadlinesPrefix(std::string_view owner, uint64_t record_id,
+                                    uint8_t reason);
+std::string Reminder(std::string_view owner, uint64_t record_id, uint8_t reason,
+                     int64_t due_micros);
+
 // ---- Legal holds (holds.cc) -----------------------------------------------
 // "hold:" id -> Hold; "ho:r:" u64 record || id -> "";
 // "ho:s:" subject || NUL || id -> "s" (a subject hold) or "r" (a hold on one

@@ -68,6 +68,7 @@ class ServerFixture : public ::testing::Test {
     so.workers = 2;
     so.backup_dir = dir_;
     so.TEST_sweep_progress = sweep_progress_hook_;
+    if (server_options_hook_) server_options_hook_(so);
     server_ = std::make_unique<server::Server>(*engine_, so);
     std::promise<void> ready;
     auto ready_future = ready.get_future();
@@ -178,6 +179,8 @@ class ServerFixture : public ::testing::Test {
   Status run_status_;
   // ServerOptions::TEST_sweep_progress of the next StartServer.
   std::function<void(const SweepProgress&)> sweep_progress_hook_ = nullptr;
+  // Changes the options of the next StartServer (after the fixture's).
+  std::function<void(server::ServerOptions&)> server_options_hook_ = nullptr;
   std::unique_ptr<capnp::EzRpcClient> client_;
   // Held by pointer: a Cap'n Proto client's destructor may throw.
   std::unique_ptr<rpc::Gateway::Client> gateway_;

@@ -1,5 +1,6 @@
 // custos record create|get: store and read a record as the logged-in
-// principal (the README's tour; host applications use the RPC API).
+// principal (the README's tour; host applications use the RPC API); custos
+// due-soon: the reminders of the records it owns (Session.dueSoon).
 
 #include <iostream>
 #include <memory>
@@ -35,6 +36,34 @@ nlohmann::json RecordJson(rpc::Record::Reader r) {
           {"closed_at", TimeJson(r.getClosedAtMicros())},
           {"personal_included", r.getPersonalIncluded()},
           {"parts", parts}};
+}
+
+std::string ReasonName(rpc::ReminderReason reason) {
+  switch (reason) {
+    case rpc::ReminderReason::CLOSE_DUE:
+      return "closeDue";
+    case rpc::ReminderReason::BLOCK_DUE:
+      return "blockDue";
+    case rpc::ReminderReason::ERASE_DUE:
+      return "eraseDue";
+    case rpc::ReminderReason::OPEN_TOO_LONG:
+      return "openTooLong";
+  }
+  return "unknown";
+}
+
+nlohmann::json ReminderJson(rpc::Reminder::Reader r) {
+  nlohmann::json attributes = nlohmann::json::object();
+  for (auto a : r.getAttributes())
+    attributes[a.getKey().cStr()] = a.getValue().cStr();
+  return {{"record_id", r.getRecordId()},
+          {"kind", r.getKind().cStr()},
+          {"state", StateName(r.getState())},
+          {"reason", ReasonName(r.getReason())},
+          {"due_at", TimeJson(r.getDueAtMicros())},
+          {"created_at", TimeJson(r.getCreatedAtMicros())},
+          {"attributes", attributes},
+          {"delivered_at", TimeJson(r.getDeliveredAtMicros())}};
 }
 
 }  // namespace
@@ -105,6 +134,51 @@ void AddRecordVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                          std::cout << req.send().wait(c.wait()).getId() << "\n";
                        });
                      }});
+  }
+  {
+    struct Args {
+      std::string warn_before, open_too_long;
+      Output out;
+    };
+    auto a = std::make_shared<Args>();
+    auto* cmd = app.add_subcommand(
+        "due-soon",
+        "the reminders of the records you own: a closure, blocking or "
+        "erasure due within the warning time, a record open too long "
+        "(no personal data; docs/accountability.md, \"Reminders\")\n"
+        "example: custos due-soon --warn-before P14D --json");
+    cmd->add_option("--warn-before", a->warn_before,
+                    "ISO 8601 period (default: the server's, P7D unless "
+                    "configured; at most P1Y)");
+    cmd->add_option("--open-too-long", a->open_too_long,
+                    "ISO 8601 period (default: the server's, P30D unless "
+                    "configured; at most P10Y)");
+    AddJsonFlag(*cmd, a->out);
+    verbs.push_back(
+        {cmd, [a](Connection& c) {
+           Remote([&] {
+             auto req = c.session().dueSoonRequest();
+             req.setWarnBefore(a->warn_before);
+             req.setOpenTooLong(a->open_too_long);
+             auto response = req.send().wait(c.wait());
+             if (a->out.json) {
+               nlohmann::json list = nlohmann::json::array();
+               for (auto r : response.getReminders())
+                 list.push_back(ReminderJson(r));
+               return PrintJson({{"reminders", list}});
+             }
+             Table table({"RECORD", "KIND", "STATE", "REASON", "DUE", "CREATED",
+                          "DELIVERED"});
+             for (auto r : response.getReminders()) {
+               table.Add({std::to_string(r.getRecordId()), r.getKind().cStr(),
+                          StateName(r.getState()), ReasonName(r.getReason()),
+                          FormatTime(r.getDueAtMicros()),
+                          FormatTime(r.getCreatedAtMicros()),
+                          FormatTime(r.getDeliveredAtMicros())});
+             }
+             table.Print();
+           });
+         }});
   }
   {
     struct Args {

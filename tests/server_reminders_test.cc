@@ -1,0 +1,469 @@
+// Session.dueSoon and Session.watch end to end (issue 15, "Reminders"): a
+// real server over a real engine on a unix socket, a real Cap'n Proto
+// client whose Watcher the server calls back, and the injected clock of
+// the fixture moved by the test.
+
+#include <gtest/gtest.h>
+#include <kj/async-io.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "storage/period.h"
+#include "storage/retention_policy.h"
+#include "tests/server_fixture.h"
+
+namespace custos::testing {
+namespace {
+
+using std::chrono::days;
+using std::chrono::seconds;
+
+// One reminder as a client received it.
+struct Got {
+  uint64_t record_id = 0;
+  rpc::ReminderReason reason = rpc::ReminderReason::CLOSE_DUE;
+  int64_t due_at = 0;
+  rpc::RecordState state = rpc::RecordState::ACTIVE;
+  std::string kind;
+  std::vector<std::pair<std::string, std::string>> attributes;
+  int64_t delivered_at = 0;
+
+  auto Key() const { return std::tie(record_id, reason, due_at); }
+};
+
+Got FromRpc(rpc::Reminder::Reader r) {
+  Got g;
+  g.record_id = r.getRecordId();
+  g.reason = r.getReason();
+  g.due_at = r.getDueAtMicros();
+  g.state = r.getState();
+  g.kind = r.getKind().cStr();
+  for (auto a : r.getAttributes()) {
+    g.attributes.emplace_back(a.getKey().cStr(), a.getValue().cStr());
+  }
+  g.delivered_at = r.getDeliveredAtMicros();
+  return g;
+}
+
+// What a Watcher was called with, shared with the test (the Watcher itself
+// belongs to the RPC system once handed over).
+struct Calls {
+  std::vector<std::vector<Got>> reminds;  // One entry per remind call.
+  int failures_to_give = 0;               // The next this many calls throw.
+  size_t Count() const { return reminds.size(); }
+};
+
+class TestWatcher final : public rpc::Watcher::Server {
+ public:
+  explicit TestWatcher(std::shared_ptr<Calls> calls)
+      : calls_(std::move(calls)) {}
+
+  kj::Promise<void> remind(RemindContext context) override {
+    if (calls_->failures_to_give > 0) {
+      --calls_->failures_to_give;
+      return KJ_EXCEPTION(FAILED, "the host application is away");
+    }
+    std::vector<Got> got;
+    for (auto r : context.getParams().getReminders()) got.push_back(FromRpc(r));
+    calls_->reminds.push_back(std::move(got));
+    return kj::READY_NOW;
+  }
+
+ private:
+  std::shared_ptr<Calls> calls_;
+};
+
+class ServerRemindersTest : public ServerFixture {
+ protected:
+  static constexpr auto kInterval = std::chrono::milliseconds(20);
+
+  void SetUp() override {
+    server_options_hook_ = [](server::ServerOptions& so) {
+      so.reminder_interval = kInterval;
+    };
+    ServerFixture::SetUp();
+    auto admin = engine_->ActorFor("admin");
+    ASSERT_TRUE(admin.has_value());
+    // A kind that closes by itself and has no BLOCKED phase.
+    RetentionPolicy policy;
+    policy.kind = "case";
+    policy.close_after = Period{.days = 60};
+    policy.erase_after = Period{.years = 1};
+    policy.history_after = Period{.years = 5};
+    ASSERT_TRUE(engine_->SetPolicy(*admin, policy).ok());
+    case_policy_ = policy;
+  }
+
+  uint64_t Create(rpc::Session::Client& session, const std::string& kind,
+                  const std::string& grantee = "") {
+    auto req = session.createRequest();
+    FillRecord(req.initRecord(), "anna@example.org", "Anna Example", grantee);
+    req.getRecord().setKind(kind);
+    return req.send().wait(wait()).getId();
+  }
+
+  // Lets the client's event loop run for `d` (the server's calls back are
+  // answered meanwhile).
+  void Pump(std::chrono::milliseconds d) {
+    client_->getIoProvider()
+        .getTimer()
+        .afterDelay(d.count() * kj::MILLISECONDS)
+        .wait(wait());
+  }
+
+  // Pumps until `calls` has `n` reminds, for at most 10 s.
+  void WaitForReminds(const Calls& calls, size_t n) {
+    for (int i = 0; i < 1000 && calls.Count() < n; ++i) {
+      Pump(std::chrono::milliseconds(10));
+    }
+  }
+
+  // Long enough for many checks of every watch.
+  void PumpSeveralChecks() { Pump(kInterval * 12); }
+
+  rpc::WatchHandle::Client Watch(rpc::Session::Client& session,
+                                 const std::shared_ptr<Calls>& calls,
+                                 const std::string& warn_before = "",
+                                 const std::string& open_too_long = "") {
+    auto req = session.watchRequest();
+    req.setWatcher(kj::heap<TestWatcher>(calls));
+    req.setWarnBefore(warn_before);
+    req.setOpenTooLong(open_too_long);
+    return req.send().wait(wait()).getHandle();
+  }
+
+  std::vector<Got> DueSoon(rpc::Session::Client& session,
+                           const std::string& warn_before = "",
+                           const std::string& open_too_long = "") {
+    auto req = session.dueSoonRequest();
+    req.setWarnBefore(warn_before);
+    req.setOpenTooLong(open_too_long);
+    auto response = req.send().wait(wait());
+    std::vector<Got> out;
+    for (auto r : response.getReminders()) out.push_back(FromRpc(r));
+    return out;
+  }
+
+  Status DueSoonStatus(rpc::Session::Client& session,
+                       const std::string& warn_before,
+                       const std::string& open_too_long) {
+    auto req = session.dueSoonRequest();
+    req.setWarnBefore(warn_before);
+    req.setOpenTooLong(open_too_long);
+    return StatusOf(req.send(), wait());
+  }
+
+  int64_t Now() const { return ToMicros(clock_.Now()); }
+  static int64_t Plus(int64_t micros, const Period& p) {
+    return ToMicros(*AddPeriod(FromMicros(micros), p));
+  }
+
+  RetentionPolicy case_policy_;
+};
+
+TEST_F(ServerRemindersTest, ACloseDeadlineIsRemindedAtTheWarningTimeNotBefore) {
+  auto host = NewSession("host", rpc::Role::USER);
+  const int64_t t0 = Now();
+  const uint64_t id = Create(host, "case");
+  auto calls = std::make_shared<Calls>();
+  // Open-too-long out of the way: only the close deadline is reminded.
+  auto handle = Watch(host, calls, "P7D", "P10Y");
+  const int64_t close_due = Plus(t0, Period{.days = 60});
+  const int64_t warn_at = Plus(t0, Period{.days = 53});
+
+  clock_.Set(FromMicros(warn_at - 1'000'000));
+  PumpSeveralChecks();
+  EXPECT_EQ(calls->Count(), 0u);
+
+  clock_.Set(FromMicros(warn_at));
+  WaitForReminds(*calls, 1);
+  ASSERT_EQ(calls->Count(), 1u);
+  ASSERT_EQ(calls->reminds[0].size(), 1u);
+  const Got& got = calls->reminds[0][0];
+  EXPECT_EQ(got.record_id, id);
+  EXPECT_EQ(got.reason, rpc::ReminderReason::CLOSE_DUE);
+  EXPECT_EQ(got.due_at, close_due);
+  EXPECT_EQ(got.state, rpc::RecordState::ACTIVE);
+  EXPECT_EQ(got.kind, "case");
+  ASSERT_EQ(got.attributes.size(), 1u);
+  EXPECT_EQ(got.attributes[0].first, "country");
+  EXPECT_EQ(got.delivered_at, 0);
+}
+
+TEST_F(ServerRemindersTest, ARequestOpenTooLongIsReminded) {
+  auto host = NewSession("host", rpc::Role::USER);
+  const int64_t t0 = Now();
+  const uint64_t id = Create(host, "request");  // No close_after.
+  auto calls = std::make_shared<Calls>();
+  auto handle = Watch(host, calls);  // The server's P30D.
+  const int64_t aged = Plus(t0, Period{.days = 30});
+
+  clock_.Set(FromMicros(aged - 1'000'000));
+  PumpSeveralChecks();
+  EXPECT_EQ(calls->Count(), 0u);
+
+  clock_.Set(FromMicros(aged));
+  WaitForReminds(*calls, 1);
+  ASSERT_EQ(calls->Count(), 1u);
+  ASSERT_EQ(calls->reminds[0].size(), 1u);
+  EXPECT_EQ(calls->reminds[0][0].record_id, id);
+  EXPECT_EQ(calls->reminds[0][0].reason, rpc::ReminderReason::OPEN_TOO_LONG);
+  EXPECT_EQ(calls->reminds[0][0].due_at, aged);
+}
+
+TEST_F(ServerRemindersTest, AnErasureDeadlineIsRemindedAfterClosure) {
+  auto host = NewSession("host", rpc::Role::USER);
+  const uint64_t id = Create(host, "case");
+  clock_.Advance(days(2));
+  auto close = host.closeRequest();
+  close.setId(id);
+  close.send().wait(wait());
+  const auto deadlines = DeadlinesAfterClosure(case_policy_, clock_.Now());
+  ASSERT_TRUE(deadlines.has_value());
+  const int64_t erase_due = ToMicros(deadlines->erased);
+  auto calls = std::make_shared<Calls>();
+  auto handle = Watch(host, calls);
+  PumpSeveralChecks();
+  EXPECT_EQ(calls->Count(), 0u);  // Closed: no longer open too long.
+
+  constexpr int64_t kWeek = int64_t{7} * 86'400 * 1'000'000;
+  clock_.Set(FromMicros(erase_due - kWeek - 1));
+  PumpSeveralChecks();
+  EXPECT_EQ(calls->Count(), 0u);
+
+  clock_.Advance(std::chrono::microseconds(1));
+  WaitForReminds(*calls, 1);
+  ASSERT_EQ(calls->Count(), 1u);
+  ASSERT_EQ(calls->reminds[0].size(), 1u);
+  EXPECT_EQ(calls->reminds[0][0].record_id, id);
+  EXPECT_EQ(calls->reminds[0][0].reason, rpc::ReminderReason::ERASE_DUE);
+  EXPECT_EQ(calls->reminds[0][0].due_at, erase_due);
+  EXPECT_EQ(calls->reminds[0][0].state, rpc::RecordState::CLOSED);
+}
+
+TEST_F(ServerRemindersTest, RemindersMissedWhileAwayComeWithTheNextWatch) {
+  auto host = NewSession("host", rpc::Role::USER);
+  const uint64_t a = Create(host, "request");
+  const uint64_t b = Create(host, "case");
+  clock_.Advance(days(55));  // a open too long, b's closure within 7 days.
+  auto calls = std::make_shared<Calls>();
+  auto handle = Watch(host, calls);
+  WaitForReminds(*calls, 1);
+  ASSERT_EQ(calls->Count(), 1u);
+  ASSERT_EQ(calls->reminds[0].size(), 3u);  // b is open too long as well.
+  EXPECT_EQ(calls->reminds[0][0].record_id, a);
+  EXPECT_EQ(calls->reminds[0][0].reason, rpc::ReminderReason::OPEN_TOO_LONG);
+  EXPECT_EQ(calls->reminds[0][1].record_id, b);
+  EXPECT_EQ(calls->reminds[0][1].reason, rpc::ReminderReason::CLOSE_DUE);
+  EXPECT_EQ(calls->reminds[0][2].record_id, b);
+  EXPECT_EQ(calls->reminds[0][2].reason, rpc::ReminderReason::OPEN_TOO_LONG);
+}
+
+TEST_F(ServerRemindersTest, AReminderIsDeliveredOnceEvenAcrossARestart) {
+  const std::string token = CreatePrincipal("host", rpc::Role::USER);
+  auto host = Login("host", token);
+  ASSERT_TRUE(host.has_value());
+  const uint64_t first = Create(*host, "request");
+  clock_.Advance(days(31));
+  const int64_t delivered_at = Now();
+  {
+    auto calls = std::make_shared<Calls>();
+    auto handle = Watch(*host, calls);
+    WaitForReminds(*calls, 1);
+    PumpSeveralChecks();
+    ASSERT_EQ(calls->Count(), 1u);  // Not twice on the same watch,
+    auto second_calls = std::make_shared<Calls>();
+    auto second = Watch(*host, second_calls);
+    PumpSeveralChecks();
+    EXPECT_EQ(second_calls->Count(), 0u);  // nor on another.
+  }
+  // The server and the engine restarted: the marks are in the store.
+  host.reset();  // No capability of the client outlives it.
+  StopServer();
+  engine_.reset();
+  auto reopened = Engine::Open(options_, MasterKey());
+  ASSERT_TRUE(reopened.has_value()) << reopened.error().ToString();
+  engine_ = std::move(*reopened);
+  StartServer();
+  auto again = Login("host", token);
+  ASSERT_TRUE(again.has_value());
+  const uint64_t later = Create(*again, "request");
+  clock_.Advance(days(31));  // `later` is now open too long too.
+  auto calls = std::make_shared<Calls>();
+  auto handle = Watch(*again, calls);
+  WaitForReminds(*calls, 1);
+  PumpSeveralChecks();
+  ASSERT_EQ(calls->Count(), 1u);
+  ASSERT_EQ(calls->reminds[0].size(), 1u);
+  EXPECT_EQ(calls->reminds[0][0].record_id, later);
+
+  const std::vector<Got> listed = DueSoon(*again);
+  ASSERT_EQ(listed.size(), 2u);
+  EXPECT_EQ(listed[0].record_id, first);
+  EXPECT_EQ(listed[0].delivered_at, delivered_at);
+  EXPECT_EQ(listed[1].record_id, later);
+  EXPECT_EQ(listed[1].delivered_at, Now());
+}
+
+TEST_F(ServerRemindersTest, AFailedRemindIsDeliveredAgainUntilItReturns) {
+  auto host = NewSession("host", rpc::Role::USER);
+  const uint64_t id = Create(host, "request");
+  clock_.Advance(days(31));
+  auto calls = std::make_shared<Calls>();
+  calls->failures_to_give = 2;
+  auto handle = Watch(host, calls);
+  WaitForReminds(*calls, 1);
+  ASSERT_EQ(calls->Count(), 1u);
+  EXPECT_EQ(calls->failures_to_give, 0);
+  ASSERT_EQ(calls->reminds[0].size(), 1u);
+  EXPECT_EQ(calls->reminds[0][0].record_id, id);
+  PumpSeveralChecks();
+  EXPECT_EQ(calls->Count(), 1u);
+}
+
+TEST_F(ServerRemindersTest, ACancelledWatchIsNotCalledAgain) {
+  auto host = NewSession("host", rpc::Role::USER);
+  Create(host, "request");
+  auto calls = std::make_shared<Calls>();
+  auto handle = Watch(host, calls);
+  handle.cancelRequest().send().wait(wait());
+  clock_.Advance(days(31));
+  PumpSeveralChecks();
+  EXPECT_EQ(calls->Count(), 0u);
+  EXPECT_EQ(DueSoon(host).size(), 1u);  // Due, and not delivered.
+  EXPECT_EQ(DueSoon(host)[0].delivered_at, 0);
+}
+
+TEST_F(ServerRemindersTest, ARevokedPrincipalsWatchIsNotCalledAgain) {
+  auto host = NewSession("host", rpc::Role::USER);
+  Create(host, "request");
+  auto calls = std::make_shared<Calls>();
+  auto handle = Watch(host, calls);
+  auto admin = AdminSession();
+  auto revoke = AdminFacet(admin).revokePrincipalRequest();
+  revoke.setId("host");
+  revoke.send().wait(wait());
+  clock_.Advance(days(31));  // Due now, for a principal that is no more.
+  PumpSeveralChecks();
+  EXPECT_EQ(calls->Count(), 0u);
+  EXPECT_EQ(DueSoonStatus(host, "", "").code(), StatusCode::kUnauthenticated);
+}
+
+TEST_F(ServerRemindersTest, AnotherPrincipalsRecordsNeverAppear) {
+  auto a = NewSession("authority-a", rpc::Role::USER);
+  auto b = NewSession("authority-b", rpc::Role::USER);
+  const uint64_t of_a = Create(a, "request", "authority-b");  // Granted to b.
+  const uint64_t of_b = Create(b, "request");
+  clock_.Advance(days(31));
+  auto a_calls = std::make_shared<Calls>();
+  auto b_calls = std::make_shared<Calls>();
+  auto a_handle = Watch(a, a_calls);
+  auto b_handle = Watch(b, b_calls);
+  WaitForReminds(*a_calls, 1);
+  WaitForReminds(*b_calls, 1);
+  PumpSeveralChecks();
+  ASSERT_EQ(a_calls->Count(), 1u);
+  ASSERT_EQ(b_calls->Count(), 1u);
+  ASSERT_EQ(a_calls->reminds[0].size(), 1u);
+  ASSERT_EQ(b_calls->reminds[0].size(), 1u);
+  EXPECT_EQ(a_calls->reminds[0][0].record_id, of_a);
+  EXPECT_EQ(b_calls->reminds[0][0].record_id, of_b);
+  ASSERT_EQ(DueSoon(a).size(), 1u);
+  EXPECT_EQ(DueSoon(a)[0].record_id, of_a);
+  ASSERT_EQ(DueSoon(b).size(), 1u);
+  EXPECT_EQ(DueSoon(b)[0].record_id, of_b);
+}
+
+TEST_F(ServerRemindersTest, DueSoonListsWhatAWatchDelivers) {
+  auto host = NewSession("host", rpc::Role::USER);
+  Create(host, "request");
+  Create(host, "case");
+  const uint64_t closed = Create(host, "request");
+  auto close = host.closeRequest();
+  close.setId(closed);
+  close.send().wait(wait());
+  Create(host, "case");
+  clock_.Advance(days(55));
+  // The closed request is blocked 6 months after closure: within P200D.
+  const std::vector<Got> listed = DueSoon(host, "P200D", "");
+  auto calls = std::make_shared<Calls>();
+  auto handle = Watch(host, calls, "P200D", "");
+  WaitForReminds(*calls, 1);
+  ASSERT_EQ(calls->Count(), 1u);
+  const std::vector<Got>& delivered = calls->reminds[0];
+  ASSERT_EQ(listed.size(), delivered.size());
+  ASSERT_GE(listed.size(), 5u);
+  bool block_due = false;
+  for (size_t i = 0; i < listed.size(); ++i) {
+    EXPECT_EQ(listed[i].Key(), delivered[i].Key()) << i;
+    EXPECT_EQ(listed[i].state, delivered[i].state) << i;
+    EXPECT_EQ(listed[i].delivered_at, 0) << i;
+    if (listed[i].record_id == closed) {
+      EXPECT_EQ(listed[i].reason, rpc::ReminderReason::BLOCK_DUE);
+      EXPECT_EQ(listed[i].state, rpc::RecordState::CLOSED);
+      block_due = true;
+    }
+  }
+  EXPECT_TRUE(block_due);
+  PumpSeveralChecks();  // The marks are written after remind returned.
+  for (const Got& g : DueSoon(host, "P200D", "")) {
+    EXPECT_NE(g.delivered_at, 0) << g.record_id;
+  }
+}
+
+TEST_F(ServerRemindersTest, InvalidArgumentsAreRefusedWithTheirField) {
+  auto host = NewSession("host", rpc::Role::USER);
+  Status s = DueSoonStatus(host, "P2Y", "");
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(), "warnBefore must be a period of at most P1Y");
+  s = DueSoonStatus(host, "7 days", "");
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message().rfind("warnBefore: ", 0), 0u) << s.message();
+  s = DueSoonStatus(host, "", "P0D");
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      s.message(),
+      "openTooLong must be a period longer than zero and of at most P10Y");
+  s = DueSoonStatus(host, "", std::string(100, 'P'));
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(), "openTooLong is not an ISO 8601 period");
+
+  auto req = host.watchRequest();
+  req.setWatcher(kj::heap<TestWatcher>(std::make_shared<Calls>()));
+  req.setWarnBefore("P13M");
+  s = StatusOf(req.send(), wait());
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(), "warnBefore must be a period of at most P1Y");
+
+  auto auditor = NewSession("auditor", rpc::Role::AUDITOR);
+  s = DueSoonStatus(auditor, "", "");
+  EXPECT_EQ(s.code(), StatusCode::kPermissionDenied);
+  auto watch = auditor.watchRequest();
+  watch.setWatcher(kj::heap<TestWatcher>(std::make_shared<Calls>()));
+  EXPECT_EQ(StatusOf(watch.send(), wait()).code(),
+            StatusCode::kPermissionDenied);
+}
+
+TEST_F(ServerRemindersTest, AConnectionHoldsAtMostSixteenWatches) {
+  auto host = NewSession("host", rpc::Role::USER);
+  std::vector<rpc::WatchHandle::Client> handles;
+  constexpr size_t kMaxWatches = 16;  // schema/custos.capnp, Session.watch.
+  for (size_t i = 0; i < kMaxWatches; ++i) {
+    handles.push_back(Watch(host, std::make_shared<Calls>()));
+  }
+  auto req = host.watchRequest();
+  req.setWatcher(kj::heap<TestWatcher>(std::make_shared<Calls>()));
+  const Status s = StatusOf(req.send(), wait());
+  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted);
+  handles.back().cancelRequest().send().wait(wait());
+  auto again = host.watchRequest();
+  again.setWatcher(kj::heap<TestWatcher>(std::make_shared<Calls>()));
+  EXPECT_TRUE(StatusOf(again.send(), wait()).ok());
+}
+
+}  // namespace
+}  // namespace custos::testing
