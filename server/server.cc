@@ -225,7 +225,8 @@ Status Server::Run(std::function<void()> ready) {
       ReminderSettings{
           .warn_before = options_.reminder_warn_before,
           .open_too_long = options_.reminder_open_too_long,
-          .interval = options_.reminder_interval.count() * kj::MILLISECONDS});
+          .interval = options_.reminder_interval.count() * kj::MILLISECONDS,
+          .TEST_check_done = options_.TEST_reminder_check_done});
   kj::Promise<void> reminding = watches->Run();
   QuietErrors errors;
   size_t open_connections = 0;  // Before `connections`, which counts down.

@@ -1750,7 +1750,10 @@ void Watches::Check(std::shared_ptr<Watch> watch) {
                         }
                         return Deliver(watch, std::move(**found));
                       },
-                      [watch](kj::Exception&&) { watch->busy = false; }));
+                      [watch](kj::Exception&&) { watch->busy = false; })
+                  .then([this]() {
+                    if (settings_.TEST_check_done) settings_.TEST_check_done();
+                  }));
 }
 
 kj::Promise<void> Watches::Deliver(std::shared_ptr<Watch> watch,

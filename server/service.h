@@ -63,6 +63,8 @@ struct ReminderSettings {
   Period open_too_long = kDefaultReminderOpenTooLong;
   // How often every watch is checked for new reminders. Default: 60 s.
   kj::Duration interval = 60 * kj::SECONDS;
+  // ServerOptions::TEST_reminder_check_done.
+  std::function<void()> TEST_check_done = nullptr;
 };
 
 // The watches of every connection (Session.watch): each principal's

@@ -6,8 +6,11 @@
 #include <gtest/gtest.h>
 #include <kj/async-io.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -82,8 +85,11 @@ class ServerRemindersTest : public ServerFixture {
   static constexpr auto kInterval = std::chrono::milliseconds(20);
 
   void SetUp() override {
-    server_options_hook_ = [](server::ServerOptions& so) {
+    server_options_hook_ = [checks = checks_](server::ServerOptions& so) {
       so.reminder_interval = kInterval;
+      so.TEST_reminder_check_done = [checks]() {
+        checks->fetch_add(1, std::memory_order_release);
+      };
     };
     ServerFixture::SetUp();
     auto admin = engine_->ActorFor("admin");
@@ -96,6 +102,11 @@ class ServerRemindersTest : public ServerFixture {
     policy.history_after = Period{.years = 5};
     ASSERT_TRUE(engine_->SetPolicy(*admin, policy).ok());
     case_policy_ = policy;
+  }
+
+  void TearDown() override {
+    bystander_.reset();  // No capability of the client outlives it.
+    ServerFixture::TearDown();
   }
 
   uint64_t Create(rpc::Session::Client& session, const std::string& kind,
@@ -115,15 +126,54 @@ class ServerRemindersTest : public ServerFixture {
         .wait(wait());
   }
 
-  // Pumps until `calls` has `n` reminds, for at most 10 s.
+  // Pumps until `calls` has `n` reminds, for at most 20 s.
   void WaitForReminds(const Calls& calls, size_t n) {
-    for (int i = 0; i < 1000 && calls.Count() < n; ++i) {
-      Pump(std::chrono::milliseconds(10));
+    const auto deadline = std::chrono::steady_clock::now() + seconds(20);
+    while (calls.Count() < n && std::chrono::steady_clock::now() < deadline) {
+      Pump(std::chrono::milliseconds(5));
     }
   }
 
-  // Long enough for many checks of every watch.
-  void PumpSeveralChecks() { Pump(kInterval * 12); }
+  // Pumps until the server has ended `n` more periodic watch checks (any
+  // watch's), for at most 20 s: a check that was under way when the test
+  // moved the clock may have read it before, the next ones did not.
+  void WaitForChecks(uint64_t n) {
+    const uint64_t target = checks_->load(std::memory_order_acquire) + n;
+    const auto deadline = std::chrono::steady_clock::now() + seconds(20);
+    while (checks_->load(std::memory_order_acquire) < target &&
+           std::chrono::steady_clock::now() < deadline) {
+      Pump(std::chrono::milliseconds(5));
+    }
+    ASSERT_GE(checks_->load(std::memory_order_acquire), target)
+        << "the watches were not checked";
+  }
+
+  // Enough checks of each of `watches` watches that every one of them ran
+  // at least once wholly after the call (the watches share one lane).
+  void PumpSeveralChecks(size_t watches = 1) { WaitForChecks(3 * watches); }
+
+  // A watch of another principal, with nothing due, whose checks go on
+  // when the watch a test looks at has ended (so they can be counted).
+  rpc::WatchHandle::Client Bystander() {
+    bystander_ = NewSession("bystander", rpc::Role::USER);
+    return Watch(*bystander_, std::make_shared<Calls>());
+  }
+
+  // DueSoon until every reminder it lists was marked delivered (the marks
+  // are written after remind returned, on another thread), for at most
+  // 20 s.
+  std::vector<Got> WaitUntilDelivered(rpc::Session::Client& session,
+                                      const std::string& warn_before = "",
+                                      const std::string& open_too_long = "") {
+    const auto deadline = std::chrono::steady_clock::now() + seconds(20);
+    for (;;) {
+      std::vector<Got> listed = DueSoon(session, warn_before, open_too_long);
+      const bool all = std::ranges::all_of(
+          listed, [](const Got& g) { return g.delivered_at != 0; });
+      if (all || std::chrono::steady_clock::now() >= deadline) return listed;
+      Pump(std::chrono::milliseconds(5));
+    }
+  }
 
   rpc::WatchHandle::Client Watch(rpc::Session::Client& session,
                                  const std::shared_ptr<Calls>& calls,
@@ -163,6 +213,9 @@ class ServerRemindersTest : public ServerFixture {
   }
 
   RetentionPolicy case_policy_;
+  std::shared_ptr<std::atomic<uint64_t>> checks_ =
+      std::make_shared<std::atomic<uint64_t>>(0);
+  std::optional<rpc::Session::Client> bystander_;
 };
 
 TEST_F(ServerRemindersTest, ACloseDeadlineIsRemindedAtTheWarningTimeNotBefore) {
@@ -278,7 +331,7 @@ TEST_F(ServerRemindersTest, AReminderIsDeliveredOnceEvenAcrossARestart) {
     ASSERT_EQ(calls->Count(), 1u);  // Not twice on the same watch,
     auto second_calls = std::make_shared<Calls>();
     auto second = Watch(*host, second_calls);
-    PumpSeveralChecks();
+    PumpSeveralChecks(2);
     EXPECT_EQ(second_calls->Count(), 0u);  // nor on another.
   }
   // The server and the engine restarted: the marks are in the store.
@@ -301,7 +354,7 @@ TEST_F(ServerRemindersTest, AReminderIsDeliveredOnceEvenAcrossARestart) {
   ASSERT_EQ(calls->reminds[0].size(), 1u);
   EXPECT_EQ(calls->reminds[0][0].record_id, later);
 
-  const std::vector<Got> listed = DueSoon(*again);
+  const std::vector<Got> listed = WaitUntilDelivered(*again);
   ASSERT_EQ(listed.size(), 2u);
   EXPECT_EQ(listed[0].record_id, first);
   EXPECT_EQ(listed[0].delivered_at, delivered_at);
@@ -331,6 +384,7 @@ TEST_F(ServerRemindersTest, ACancelledWatchIsNotCalledAgain) {
   auto calls = std::make_shared<Calls>();
   auto handle = Watch(host, calls);
   handle.cancelRequest().send().wait(wait());
+  auto bystander = Bystander();
   clock_.Advance(days(31));
   PumpSeveralChecks();
   EXPECT_EQ(calls->Count(), 0u);
@@ -347,8 +401,9 @@ TEST_F(ServerRemindersTest, ARevokedPrincipalsWatchIsNotCalledAgain) {
   auto revoke = AdminFacet(admin).revokePrincipalRequest();
   revoke.setId("host");
   revoke.send().wait(wait());
+  auto bystander = Bystander();
   clock_.Advance(days(31));  // Due now, for a principal that is no more.
-  PumpSeveralChecks();
+  PumpSeveralChecks(2);
   EXPECT_EQ(calls->Count(), 0u);
   EXPECT_EQ(DueSoonStatus(host, "", "").code(), StatusCode::kUnauthenticated);
 }
@@ -365,7 +420,7 @@ TEST_F(ServerRemindersTest, AnotherPrincipalsRecordsNeverAppear) {
   auto b_handle = Watch(b, b_calls);
   WaitForReminds(*a_calls, 1);
   WaitForReminds(*b_calls, 1);
-  PumpSeveralChecks();
+  PumpSeveralChecks(2);
   ASSERT_EQ(a_calls->Count(), 1u);
   ASSERT_EQ(b_calls->Count(), 1u);
   ASSERT_EQ(a_calls->reminds[0].size(), 1u);
@@ -409,8 +464,7 @@ TEST_F(ServerRemindersTest, DueSoonListsWhatAWatchDelivers) {
     }
   }
   EXPECT_TRUE(block_due);
-  PumpSeveralChecks();  // The marks are written after remind returned.
-  for (const Got& g : DueSoon(host, "P200D", "")) {
+  for (const Got& g : WaitUntilDelivered(host, "P200D", "")) {
     EXPECT_NE(g.delivered_at, 0) << g.record_id;
   }
 }
