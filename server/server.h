@@ -104,6 +104,9 @@ struct ServerOptions {
   // delivered sent and marked, or the check failed), so a test can wait
   // for checks rather than for wall time. Default: none.
   std::function<void()> TEST_reminder_check_done = nullptr;
+  // Tests only: called on the event loop's thread with the number of
+  // watches whenever it changed. Default: none.
+  std::function<void(size_t)> TEST_reminder_watches = nullptr;
 };
 
 class Server {

@@ -85,10 +85,14 @@ class ServerRemindersTest : public ServerFixture {
   static constexpr auto kInterval = std::chrono::milliseconds(20);
 
   void SetUp() override {
-    server_options_hook_ = [checks = checks_](server::ServerOptions& so) {
+    server_options_hook_ = [checks = checks_,
+                            watches = watches_](server::ServerOptions& so) {
       so.reminder_interval = kInterval;
       so.TEST_reminder_check_done = [checks]() {
         checks->fetch_add(1, std::memory_order_release);
+      };
+      so.TEST_reminder_watches = [watches](size_t n) {
+        watches->store(n, std::memory_order_release);
       };
     };
     ServerFixture::SetUp();
@@ -215,6 +219,9 @@ class ServerRemindersTest : public ServerFixture {
   RetentionPolicy case_policy_;
   std::shared_ptr<std::atomic<uint64_t>> checks_ =
       std::make_shared<std::atomic<uint64_t>>(0);
+  // The server's watches, as TEST_reminder_watches last said.
+  std::shared_ptr<std::atomic<size_t>> watches_ =
+      std::make_shared<std::atomic<size_t>>(0);
   std::optional<rpc::Session::Client> bystander_;
 };
 
@@ -476,7 +483,11 @@ TEST_F(ServerRemindersTest, InvalidArgumentsAreRefusedWithTheirField) {
   EXPECT_EQ(s.message(), "warnBefore must be a period of at most P1Y");
   s = DueSoonStatus(host, "7 days", "");
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(s.message().rfind("warnBefore: ", 0), 0u) << s.message();
+  // Review of issue 15: the message quoted the text sent (ParsePeriod's).
+  EXPECT_EQ(s.message(), "warnBefore is not an ISO 8601 period");
+  s = DueSoonStatus(host, "", "P1Q");
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(), "openTooLong is not an ISO 8601 period");
   s = DueSoonStatus(host, "", "P0D");
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(
@@ -517,6 +528,113 @@ TEST_F(ServerRemindersTest, AConnectionHoldsAtMostSixteenWatches) {
   auto again = host.watchRequest();
   again.setWatcher(kj::heap<TestWatcher>(std::make_shared<Calls>()));
   EXPECT_TRUE(StatusOf(again.send(), wait()).ok());
+}
+
+// Review of issue 15: neither answer was bounded, and a message at or
+// above the 8 MiB read limit is never sent (dueSoon failed, a watch never
+// delivered). Old code: one list of all, no afterRecordId.
+TEST_F(ServerRemindersTest, ManyRemindersComeInPagesAndInBatches) {
+  const std::string token = CreatePrincipal("host", rpc::Role::USER);
+  StopServer();
+  engine_.reset();
+  options_.limits.max_reminders_per_call = 3;
+  auto reopened = Engine::Open(options_, MasterKey());
+  ASSERT_TRUE(reopened.has_value()) << reopened.error().ToString();
+  engine_ = std::move(*reopened);
+  StartServer();
+  auto host = Login("host", token);
+  ASSERT_TRUE(host.has_value());
+  std::vector<uint64_t> ids;
+  for (int i = 0; i < 7; ++i) ids.push_back(Create(*host, "request"));
+  clock_.Advance(days(31));  // Each one open too long.
+
+  std::vector<uint64_t> listed;
+  uint64_t after = 0;
+  int pages = 0;
+  do {
+    auto req = host->dueSoonRequest();
+    req.setAfterRecordId(after);
+    auto response = req.send().wait(wait());
+    EXPECT_LE(response.getReminders().size(), 3u);
+    for (auto r : response.getReminders()) listed.push_back(r.getRecordId());
+    EXPECT_EQ(response.getSkipped(), 0u);
+    after = response.getNextAfterRecordId();
+    ASSERT_LT(++pages, 20);
+  } while (after != 0);
+  EXPECT_EQ(listed, ids);
+
+  auto calls = std::make_shared<Calls>();
+  auto handle = Watch(*host, calls);
+  std::vector<uint64_t> delivered;
+  const auto deadline = std::chrono::steady_clock::now() + seconds(20);
+  while (delivered.size() < ids.size() &&
+         std::chrono::steady_clock::now() < deadline) {
+    Pump(std::chrono::milliseconds(5));
+    delivered.clear();
+    for (const auto& batch : calls->reminds) {
+      EXPECT_LE(batch.size(), 3u);
+      for (const Got& g : batch) delivered.push_back(g.record_id);
+    }
+  }
+  EXPECT_EQ(delivered, ids);
+  const size_t sent = calls->Count();
+  EXPECT_GE(sent, 3u);  // In batches: 7 reminders, at most 3 a call.
+  PumpSeveralChecks();
+  EXPECT_EQ(calls->Count(), sent);  // And each once.
+  for (const Got& g : WaitUntilDelivered(*host)) {
+    EXPECT_NE(g.delivered_at, 0) << g.record_id;
+  }
+}
+
+// Review of issue 15: two watches with different openTooLong ages dropped
+// each other's marks and re-sent the reminder at every check, forever.
+TEST_F(ServerRemindersTest, WatchesOfDifferentAgesDeliverAnOpenRecordOnce) {
+  auto host = NewSession("host", rpc::Role::USER);
+  Create(host, "request");
+  auto thirty = std::make_shared<Calls>();
+  auto forty = std::make_shared<Calls>();
+  auto a = Watch(host, thirty, "", "P30D");
+  auto b = Watch(host, forty, "", "P40D");
+  clock_.Advance(days(41));
+  WaitUntilDelivered(host);  // By one of them (or both, once each).
+  PumpSeveralChecks(2);
+  const size_t first = thirty->Count() + forty->Count();
+  EXPECT_GE(first, 1u);
+  PumpSeveralChecks(2);
+  PumpSeveralChecks(2);
+  EXPECT_EQ(thirty->Count() + forty->Count(), first);
+  EXPECT_LE(thirty->Count(), 1u);
+  EXPECT_LE(forty->Count(), 1u);
+}
+
+// Review of issue 15: a watch ended only with its handle, so a Watcher
+// that resolved to its own handle kept it (and its connection's objects)
+// alive, called at every check, after the connection ended.
+TEST_F(ServerRemindersTest, AWatchEndsWithItsConnection) {
+  const std::string token = CreatePrincipal("host", rpc::Role::USER);
+  {
+    auto other =
+        std::make_unique<capnp::EzRpcClient>("unix:" + dir_ + "/custosd.sock");
+    auto gateway = other->getMain<rpc::Gateway>();
+    auto login = gateway.loginRequest();
+    login.setPrincipal("host");
+    login.setToken(token);
+    auto session = login.send().wait(wait()).getSession();
+    auto paf = kj::newPromiseAndFulfiller<rpc::Watcher::Client>();
+    auto req = session.watchRequest();
+    req.setWatcher(rpc::Watcher::Client(kj::mv(paf.promise)));
+    auto handle = req.send().wait(wait()).getHandle();
+    paf.fulfiller->fulfill(handle.castAs<rpc::Watcher>());
+    // The server learns the resolution, then holds its own handle.
+    session.dueSoonRequest().send().wait(wait());
+    EXPECT_EQ(watches_->load(std::memory_order_acquire), 1u);
+  }  // The connection ends.
+  const auto deadline = std::chrono::steady_clock::now() + seconds(20);
+  while (watches_->load(std::memory_order_acquire) != 0 &&
+         std::chrono::steady_clock::now() < deadline) {
+    Pump(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(watches_->load(std::memory_order_acquire), 0u);
 }
 
 }  // namespace
