@@ -253,7 +253,8 @@ interface Session {
   # each page marked before the next is sent. A remind that has not
   # returned within 60 s counts as failed. The watch lasts until the
   # handle is cancelled or dropped, the connection ends, or the principal
-  # is revoked. At most 16 watches per connection (ResourceExhausted).
+  # is revoked. At most 16 watches per connection, 64 per principal
+  # (ResourceExhausted).
   # Same arguments as dueSoon (afterRecordId aside).
   watch @17 (watcher :Watcher, warnBefore :Text, openTooLong :Text)
       -> (handle :WatchHandle);

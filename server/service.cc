@@ -1721,8 +1721,16 @@ Watches::~Watches() = default;
 
 uint64_t Watches::Add(const Connection& conn, Actor actor, ReminderQuery query,
                       rpc::Watcher::Client watcher, ReminderPage first) {
-  if (stopped_ || conn.ended) {
-    Throw(Status::Unavailable("the server is stopping"));
+  if (stopped_) Throw(Status::Unavailable("the server is stopping"));
+  if (conn.ended) Throw(Status::Unavailable("the connection has ended"));
+  const auto held = std::ranges::count_if(watches_, [&](const auto& entry) {
+    return entry.second->actor.id() == actor.id();
+  });
+  if (static_cast<size_t>(held) >= kMaxWatchesPerPrincipal) {
+    Throw(Status::ResourceExhausted(
+        std::string("a principal holds at most ")
+            .append(std::to_string(kMaxWatchesPerPrincipal))
+            .append(" watches")));
   }
   auto watch = std::make_shared<Watch>(next_id_++, &conn, std::move(actor),
                                        query, kj::mv(watcher));

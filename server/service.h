@@ -101,7 +101,8 @@ class Watches {
   // Registers a watch of `conn`'s whose first reminders (DueSoon, found by
   // the caller on a worker) are `first`: those not delivered are sent at
   // once, then the pages after it. Returns its id, for Remove.
-  // Unavailable once Clear was called or `conn` has ended.
+  // Unavailable once Clear was called or `conn` has ended;
+  // ResourceExhausted when the principal holds kMaxWatchesPerPrincipal.
   uint64_t Add(const Connection& conn, Actor actor, ReminderQuery query,
                rpc::Watcher::Client watcher, ReminderPage first);
   // Ends a watch and cancels its work in flight.
@@ -181,6 +182,9 @@ struct Connection {
 
 // Session.watch: watches one connection may hold at once.
 inline constexpr size_t kMaxWatchesPerConnection = 16;
+// Session.watch: watches one principal may hold at once, over all its
+// connections.
+inline constexpr size_t kMaxWatchesPerPrincipal = 64;
 
 // The bootstrap capability of a new connection.
 kj::Own<rpc::Gateway::Server> NewGateway(std::shared_ptr<Connection> conn);

@@ -620,11 +620,16 @@ TEST_F(ServerRemindersTest, AWatchEndsWithItsConnection) {
     login.setPrincipal("host");
     login.setToken(token);
     auto session = login.send().wait(wait()).getSession();
-    auto paf = kj::newPromiseAndFulfiller<rpc::Watcher::Client>();
+    // A promise of a Watcher that resolves to the watch's own handle.
+    // (A fulfiller of void: one of a Client trips GCC 12's
+    // -Wmaybe-uninitialized inside kj at -O3.)
+    auto paf = kj::newPromiseAndFulfiller<void>();
+    std::optional<rpc::WatchHandle::Client> own;
     auto req = session.watchRequest();
-    req.setWatcher(rpc::Watcher::Client(kj::mv(paf.promise)));
-    auto handle = req.send().wait(wait()).getHandle();
-    paf.fulfiller->fulfill(handle.castAs<rpc::Watcher>());
+    req.setWatcher(
+        paf.promise.then([&own]() { return own->castAs<rpc::Watcher>(); }));
+    own = req.send().wait(wait()).getHandle();
+    paf.fulfiller->fulfill();
     // The server learns the resolution, then holds its own handle.
     session.dueSoonRequest().send().wait(wait());
     EXPECT_EQ(watches_->load(std::memory_order_acquire), 1u);
@@ -635,6 +640,42 @@ TEST_F(ServerRemindersTest, AWatchEndsWithItsConnection) {
     Pump(std::chrono::milliseconds(5));
   }
   EXPECT_EQ(watches_->load(std::memory_order_acquire), 0u);
+}
+
+// Review of issue 15: a principal could hold 16 watches on each of as
+// many connections as the server accepts.
+TEST_F(ServerRemindersTest, APrincipalHoldsAtMostSixtyFourWatches) {
+  const std::string token = CreatePrincipal("host", rpc::Role::USER);
+  constexpr size_t kPerConnection = 16;  // schema/custos.capnp.
+  constexpr size_t kPerPrincipal = 64;
+  std::vector<std::unique_ptr<capnp::EzRpcClient>> clients;
+  std::vector<rpc::WatchHandle::Client> handles;
+  std::optional<rpc::Session::Client> last;
+  for (size_t c = 0; c <= kPerPrincipal / kPerConnection; ++c) {
+    clients.push_back(
+        std::make_unique<capnp::EzRpcClient>("unix:" + dir_ + "/custosd.sock"));
+    auto login = clients.back()->getMain<rpc::Gateway>().loginRequest();
+    login.setPrincipal("host");
+    login.setToken(token);
+    last = login.send().wait(wait()).getSession();
+    for (size_t i = 0; i < kPerConnection && handles.size() < kPerPrincipal;
+         ++i) {
+      handles.push_back(Watch(*last, std::make_shared<Calls>()));
+    }
+  }
+  EXPECT_EQ(watches_->load(std::memory_order_acquire), kPerPrincipal);
+  auto req = last->watchRequest();
+  req.setWatcher(kj::heap<TestWatcher>(std::make_shared<Calls>()));
+  const Status s = StatusOf(req.send(), wait());
+  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(s.message(), "a principal holds at most 64 watches");
+  handles.front().cancelRequest().send().wait(wait());
+  auto again = last->watchRequest();
+  again.setWatcher(kj::heap<TestWatcher>(std::make_shared<Calls>()));
+  EXPECT_TRUE(StatusOf(again.send(), wait()).ok());
+  handles.clear();
+  last.reset();
+  clients.clear();
 }
 
 }  // namespace
