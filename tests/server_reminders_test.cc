@@ -15,6 +15,8 @@
 #include <tuple>
 #include <vector>
 
+#include "server/service.h"
+#include "server/worker_pool.h"
 #include "storage/period.h"
 #include "storage/retention_policy.h"
 #include "tests/server_fixture.h"
@@ -676,6 +678,43 @@ TEST_F(ServerRemindersTest, APrincipalHoldsAtMostSixtyFourWatches) {
   handles.clear();
   last.reset();
   clients.clear();
+}
+
+// Review of issue 15: at shutdown the server clears the watches, then runs
+// the loop once more, in which a watch call already under way could
+// register a watch nothing would end. Old code: Add accepted it. The
+// same for a connection that ended while its watch call was under way.
+TEST_F(ServerRemindersTest, WatchesRefuseNewOnesOnceClearedOrDisconnected) {
+  auto actor = engine_->ActorFor("admin");
+  ASSERT_TRUE(actor.has_value());
+  server::WorkerPool pool(1);
+  kj::Timer& timer = client_->getIoProvider().getTimer();
+  server::Connection conn{*engine_, pool, pool.NewLane(), timer};
+  auto add = [&](server::Watches& watches) {
+    try {
+      watches.Add(conn, *actor, ReminderQuery{},
+                  kj::heap<TestWatcher>(std::make_shared<Calls>()),
+                  ReminderPage{});
+      return Status::Ok();
+    } catch (const kj::Exception& e) {
+      return server::FromException(e);
+    }
+  };
+  {
+    server::Watches watches(*engine_, pool, timer, {});
+    EXPECT_TRUE(add(watches).ok());
+    watches.Clear();
+    const Status s = add(watches);
+    EXPECT_EQ(s.code(), StatusCode::kUnavailable);
+    EXPECT_EQ(s.message(), "the server is stopping");
+  }
+  {
+    server::Watches watches(*engine_, pool, timer, {});
+    conn.ended = true;
+    const Status s = add(watches);
+    EXPECT_EQ(s.code(), StatusCode::kUnavailable);
+    EXPECT_EQ(s.message(), "the connection has ended");
+  }
 }
 
 }  // namespace
