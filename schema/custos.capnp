@@ -235,17 +235,27 @@ interface Session {
   # default P30D); warnBefore at most P1Y ("P0D": no deadline reminders),
   # openTooLong non-zero and at most P10Y: InvalidArgument naming the field
   # otherwise. Costs a read of each record the caller owns or was granted.
-  dueSoon @16 (warnBefore :Text, openTooLong :Text)
-      -> (reminders :List(Reminder));
+  # One page: records after afterRecordId (0: from the first), at most
+  # 1000 reminders (the engine's max_reminders_per_call) from at most
+  # 10000 records examined (max_list_scan); nextAfterRecordId not 0: ask
+  # again with it as afterRecordId. A record that does not decode is left
+  # out and counted in skipped.
+  dueSoon @16 (warnBefore :Text, openTooLong :Text, afterRecordId :UInt64)
+      -> (reminders :List(Reminder), nextAfterRecordId :UInt64,
+          skipped :UInt32);
   # Role user. The server calls watcher.remind with the caller's reminders
   # not yet delivered (dueSoon's list, deliveredAtMicros 0): at once, then
   # at each of its reminder checks (custosd --reminder-interval, default
   # 60 s) that finds new ones. A reminder is marked delivered, for good,
   # only once remind has returned; one whose remind failed, or came due
   # while no watch ran, is delivered by the next remind (of this watch or a
-  # later one). The watch lasts until the handle is cancelled or dropped,
-  # the connection ends, or the principal is revoked. At most 16 watches
-  # per connection (ResourceExhausted). Same arguments as dueSoon.
+  # later one). More than a page of them come in several remind calls,
+  # each page marked before the next is sent. A remind that has not
+  # returned within 60 s counts as failed. The watch lasts until the
+  # handle is cancelled or dropped, the connection ends, or the principal
+  # is revoked. At most 16 watches per connection, 64 per principal
+  # (ResourceExhausted).
+  # Same arguments as dueSoon (afterRecordId aside).
   watch @17 (watcher :Watcher, warnBefore :Text, openTooLong :Text)
       -> (handle :WatchHandle);
 }

@@ -225,7 +225,9 @@ Status Server::Run(std::function<void()> ready) {
       ReminderSettings{
           .warn_before = options_.reminder_warn_before,
           .open_too_long = options_.reminder_open_too_long,
-          .interval = options_.reminder_interval.count() * kj::MILLISECONDS});
+          .interval = options_.reminder_interval.count() * kj::MILLISECONDS,
+          .TEST_check_done = options_.TEST_reminder_check_done,
+          .TEST_watches = options_.TEST_reminder_watches});
   kj::Promise<void> reminding = watches->Run();
   QuietErrors errors;
   size_t open_connections = 0;  // Before `connections`, which counts down.
@@ -249,11 +251,16 @@ Status Server::Run(std::function<void()> ready) {
     state->metered = kj::heap<MeteredNetwork>(*state->network, metrics_,
                                               options_.max_calls_in_flight);
     state->rpc = kj::heap<capnp::RpcSystem<capnp::rpc::twoparty::VatId>>(
-        capnp::makeRpcServer(
-            *state->metered,
-            capnp::Capability::Client(NewGateway(std::move(conn)))));
+        capnp::makeRpcServer(*state->metered,
+                             capnp::Capability::Client(NewGateway(conn))));
     state->rpc->setFlowLimit(options_.flow_limit_bytes / sizeof(capnp::word));
-    return state->network->onDisconnect().attach(kj::mv(state));
+    // Its watches end with it, whatever still holds their handles (a
+    // Watcher that resolved to its own handle, say).
+    auto ended = kj::defer([watches, conn = std::move(conn)]() {
+      conn->ended = true;
+      watches->RemoveConnection(*conn);
+    });
+    return state->network->onDisconnect().attach(kj::mv(state), kj::mv(ended));
   };
 
   std::function<kj::Promise<void>(kj::ConnectionReceiver&, bool)> accept_loop =

@@ -99,6 +99,14 @@ struct ServerOptions {
   // it), before the sweep goes on, so a test can hold a sweep mid-way.
   // Default: none.
   std::function<void(const SweepProgress&)> TEST_sweep_progress = nullptr;
+  // Tests only: called on the event loop's thread each time a periodic
+  // check of one watch has ended (its reminders found, and those not yet
+  // delivered sent and marked, or the check failed), so a test can wait
+  // for checks rather than for wall time. Default: none.
+  std::function<void()> TEST_reminder_check_done = nullptr;
+  // Tests only: called on the event loop's thread with the number of
+  // watches whenever it changed. Default: none.
+  std::function<void(size_t)> TEST_reminder_watches = nullptr;
 };
 
 class Server {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <functional>
 #include <mutex>
@@ -1245,8 +1246,9 @@ Period ReminderPeriod(capnp::Text::Reader text, const char* field,
   }
   auto period = ParsePeriod(std::string_view(text.cStr(), text.size()));
   if (!period) {
+    // Not ParsePeriod's message, which quotes the text.
     Throw(Status::InvalidArgument(
-        std::string(field).append(": ").append(period.error().message())));
+        std::string(field).append(" is not an ISO 8601 period")));
   }
   return *period;
 }
@@ -1261,7 +1263,10 @@ ReminderQuery ReminderQueryOf(capnp::Text::Reader warn_before,
       ReminderPeriod(warn_before, "warnBefore", settings.warn_before);
   query.open_too_long =
       ReminderPeriod(open_too_long, "openTooLong", settings.open_too_long);
-  Check(CheckReminderQuery(query));
+  // The server's own periods were checked when it started.
+  if (warn_before.size() != 0 || open_too_long.size() != 0) {
+    Check(CheckReminderQuery(query));
+  }
   return query;
 }
 
@@ -1525,17 +1530,21 @@ class SessionImpl final : public rpc::Session::Server {
 
   kj::Promise<void> dueSoon(DueSoonContext context) override {
     auto p = context.getParams();
-    const ReminderQuery query = ReminderQueryOf(
-        p.getWarnBefore(), p.getOpenTooLong(), ReminderDefaults());
-    using Found = Result<std::vector<Reminder>>;
+    ReminderQuery query = ReminderQueryOf(p.getWarnBefore(), p.getOpenTooLong(),
+                                          ReminderDefaults());
+    query.after_record_id = p.getAfterRecordId();
+    using Found = Result<ReminderPage>;
     return OnWorker<Found>(*conn_,
                            [engine = &conn_->engine, actor = actor_, query]() {
                              return engine->DueSoon(actor, query);
                            })
         .then([context](kj::Own<Found> r) mutable {
-          const std::vector<Reminder> reminders = Value(std::move(*r));
-          SetReminders(reminders,
-                       context.getResults().initReminders(reminders.size()));
+          const ReminderPage page = Value(std::move(*r));
+          auto results = context.getResults();
+          SetReminders(page.reminders,
+                       results.initReminders(page.reminders.size()));
+          results.setNextAfterRecordId(page.next_after_record_id);
+          results.setSkipped(static_cast<uint32_t>(page.skipped));
         });
   }
 
@@ -1551,17 +1560,17 @@ class SessionImpl final : public rpc::Session::Server {
     const ReminderQuery query = ReminderQueryOf(
         p.getWarnBefore(), p.getOpenTooLong(), ReminderDefaults());
     rpc::Watcher::Client watcher = p.getWatcher();
-    using Found = Result<std::vector<Reminder>>;
+    using Found = Result<ReminderPage>;
     return OnWorker<Found>(*conn_,
                            [engine = &conn_->engine, actor = actor_, query]() {
                              return engine->DueSoon(actor, query);
                            })
         .then([this, context, query,
                watcher = kj::mv(watcher)](kj::Own<Found> r) mutable {
-          std::vector<Reminder> first = Value(std::move(*r));
+          ReminderPage first = Value(std::move(*r));
           CheckWatchRoom();  // Pipelined watches: counted now.
           const uint64_t id = conn_->watches->Add(
-              actor_, query, kj::mv(watcher), std::move(first));
+              *conn_, actor_, query, kj::mv(watcher), std::move(first));
           ++conn_->open_watches;
           context.getResults().setHandle(kj::heap<WatchHandleImpl>(conn_, id));
         });
@@ -1676,18 +1685,27 @@ class GatewayImpl final : public rpc::Gateway::Server {
 // ------------------------------------------------------------------
 
 struct Watches::Watch {
-  Watch(uint64_t id_in, Actor actor_in, ReminderQuery query_in,
-        rpc::Watcher::Client watcher_in)
+  Watch(uint64_t id_in, const Connection* conn_in, Actor actor_in,
+        ReminderQuery query_in, rpc::Watcher::Client watcher_in)
       : id(id_in),
+        conn(conn_in),
         actor(std::move(actor_in)),
         query(query_in),
-        watcher(kj::mv(watcher_in)) {}
+        watcher(kj::mv(watcher_in)) {
+    auto paf = kj::newPromiseAndFulfiller<void>();
+    ended = paf.promise.fork();
+    end = kj::mv(paf.fulfiller);
+  }
   const uint64_t id;
+  const Connection* const conn;  // Compared only: RemoveConnection.
   const Actor actor;
   const ReminderQuery query;
   rpc::Watcher::Client watcher;
   // A check or a delivery is under way: no other starts.
   bool busy = false;
+  // Fulfilled when the watch ends: its work in flight is cancelled.
+  kj::ForkedPromise<void> ended = nullptr;
+  kj::Own<kj::PromiseFulfiller<void>> end;
 };
 
 Watches::Watches(Engine& engine, WorkerPool& pool, kj::Timer& timer,
@@ -1701,22 +1719,66 @@ Watches::Watches(Engine& engine, WorkerPool& pool, kj::Timer& timer,
 
 Watches::~Watches() = default;
 
-uint64_t Watches::Add(Actor actor, ReminderQuery query,
-                      rpc::Watcher::Client watcher,
-                      std::vector<Reminder> first) {
-  auto watch = std::make_shared<Watch>(next_id_++, std::move(actor), query,
-                                       kj::mv(watcher));
+uint64_t Watches::Add(const Connection& conn, Actor actor, ReminderQuery query,
+                      rpc::Watcher::Client watcher, ReminderPage first) {
+  if (stopped_) Throw(Status::Unavailable("the server is stopping"));
+  if (conn.ended) Throw(Status::Unavailable("the connection has ended"));
+  const auto held = std::ranges::count_if(watches_, [&](const auto& entry) {
+    return entry.second->actor.id() == actor.id();
+  });
+  if (static_cast<size_t>(held) >= kMaxWatchesPerPrincipal) {
+    Throw(Status::ResourceExhausted(
+        std::string("a principal holds at most ")
+            .append(std::to_string(kMaxWatchesPerPrincipal))
+            .append(" watches")));
+  }
+  auto watch = std::make_shared<Watch>(next_id_++, &conn, std::move(actor),
+                                       query, kj::mv(watcher));
   watches_.emplace(watch->id, watch);
+  WatchesChanged();
   watch->busy = true;
-  tasks_->add(Deliver(watch, std::move(first)));
+  tasks_->add(Guarded(watch, Deliver(watch, std::move(first))));
   return watch->id;
 }
 
-void Watches::Remove(uint64_t id) { watches_.erase(id); }
+void Watches::Remove(uint64_t id) {
+  auto it = watches_.find(id);
+  if (it == watches_.end()) return;
+  // Destroyed last, once out of the map: its Watcher may hold its own
+  // handle, whose destructor removes it again (a no-op then).
+  const std::shared_ptr<Watch> watch = std::move(it->second);
+  watches_.erase(it);
+  watch->end->fulfill();  // Cancels its work at the next turn.
+  WatchesChanged();
+}
+
+void Watches::RemoveConnection(const Connection& conn) {
+  std::vector<uint64_t> ids;
+  for (const auto& [id, watch] : watches_) {
+    if (watch->conn == &conn) ids.push_back(id);
+  }
+  for (uint64_t id : ids) Remove(id);
+}
 
 void Watches::Clear() {
+  stopped_ = true;
+  // Destroyed at the end, out of the members (see Remove).
+  auto watches = std::move(watches_);
   watches_.clear();
-  tasks_ = kj::heap<kj::TaskSet>(errors_);  // Cancels the work in flight.
+  auto tasks = kj::mv(tasks_);  // Cancels the work in flight.
+  tasks_ = kj::heap<kj::TaskSet>(errors_);
+  WatchesChanged();
+}
+
+void Watches::WatchesChanged() {
+  if (settings_.TEST_watches) settings_.TEST_watches(watches_.size());
+}
+
+void Watches::Report(const char* what, StatusCode code) {
+  // The code only: no principal, record or message text.
+  const std::string_view name = StatusCodeName(code);
+  std::fprintf(stderr, "custosd: reminders: %s failed: %.*s\n", what,
+               static_cast<int>(name.size()), name.data());
 }
 
 kj::Promise<void> Watches::Run() {
@@ -1726,45 +1788,68 @@ kj::Promise<void> Watches::Run() {
   });
 }
 
+kj::Promise<void> Watches::Guarded(const std::shared_ptr<Watch>& watch,
+                                   kj::Promise<void> work) {
+  return work.exclusiveJoin(watch->ended.addBranch())
+      .then([watch]() { watch->busy = false; },
+            [watch](kj::Exception&& e) {
+              watch->busy = false;
+              Report("a delivery", FromException(e).code());
+            });
+}
+
 void Watches::Check(std::shared_ptr<Watch> watch) {
   if (watch->busy) return;
   watch->busy = true;
-  using Found = Result<std::vector<Reminder>>;
-  tasks_->add(OnLane<Found>(pool_, lane_,
-                            [engine = &engine_, actor = watch->actor,
-                             query = watch->query]() {
-                              return engine->DueSoon(actor, query);
-                            })
-                  .then(
-                      [this, watch](kj::Own<Found> found) -> kj::Promise<void> {
-                        if (!*found) {
-                          watch->busy = false;
-                          // Revoked, its credential replaced, or its role gone:
-                          // the watch ends.
-                          const StatusCode code = found->error().code();
-                          if (code == StatusCode::kUnauthenticated ||
-                              code == StatusCode::kPermissionDenied) {
-                            Remove(watch->id);
-                          }
-                          return kj::READY_NOW;
-                        }
-                        return Deliver(watch, std::move(**found));
-                      },
-                      [watch](kj::Exception&&) { watch->busy = false; }));
+  tasks_->add(Guarded(watch, Find(watch, 0)).then([this]() {
+    if (settings_.TEST_check_done) settings_.TEST_check_done();
+  }));
+}
+
+kj::Promise<void> Watches::Find(std::shared_ptr<Watch> watch,
+                                uint64_t after_record_id) {
+  ReminderQuery query = watch->query;
+  query.after_record_id = after_record_id;
+  using Found = Result<ReminderPage>;
+  return OnLane<Found>(pool_, lane_,
+                       [engine = &engine_, actor = watch->actor, query]() {
+                         return engine->DueSoon(actor, query);
+                       })
+      .then([this, watch](kj::Own<Found> found) -> kj::Promise<void> {
+        if (!*found) {
+          // Revoked, its credential replaced, or its role gone: the watch
+          // ends.
+          const StatusCode code = found->error().code();
+          if (code == StatusCode::kUnauthenticated ||
+              code == StatusCode::kPermissionDenied) {
+            Remove(watch->id);
+          } else {
+            Report("a check", code);
+          }
+          return kj::READY_NOW;
+        }
+        return Deliver(watch, std::move(**found));
+      });
 }
 
 kj::Promise<void> Watches::Deliver(std::shared_ptr<Watch> watch,
-                                   std::vector<Reminder> reminders) {
+                                   ReminderPage page) {
+  if (!watches_.contains(watch->id)) return kj::READY_NOW;
+  const uint64_t next = page.next_after_record_id;
+  std::vector<Reminder> reminders = std::move(page.reminders);
   std::erase_if(reminders,
                 [](const Reminder& r) { return r.delivered_at.has_value(); });
-  if (reminders.empty() || !watches_.contains(watch->id)) {
-    watch->busy = false;
-    return kj::READY_NOW;
+  if (reminders.empty()) {
+    return next == 0 ? kj::Promise<void>(kj::READY_NOW) : Find(watch, next);
   }
   auto request = watch->watcher.remindRequest();
   SetReminders(reminders, request.initReminders(reminders.size()));
   return request.send()
-      .then([this, watch, reminders = std::move(reminders)](auto&&) mutable {
+      .ignoreResult()
+      .exclusiveJoin(timer_.afterDelay(kRemindTimeout).then([]() {
+        Throw(Status::Unavailable("the Watcher did not answer in time"));
+      }))
+      .then([this, watch, reminders = std::move(reminders)]() mutable {
         // Only now that remind returned: marked delivered, for good.
         return OnLane<Status>(pool_, lane_,
                               [engine = &engine_, actor = watch->actor,
@@ -1773,8 +1858,14 @@ kj::Promise<void> Watches::Deliver(std::shared_ptr<Watch> watch,
                                     actor, reminders);
                               });
       })
-      .then([watch](kj::Own<Status>) { watch->busy = false; },
-            [watch](kj::Exception&&) { watch->busy = false; });
+      .then([this, watch, next](kj::Own<Status> marked) -> kj::Promise<void> {
+        if (!marked->ok()) {
+          // Sent again by a later check: delivered at least once.
+          Report("marking reminders delivered", marked->code());
+          return kj::READY_NOW;
+        }
+        return next == 0 ? kj::Promise<void>(kj::READY_NOW) : Find(watch, next);
+      });
 }
 
 kj::Own<rpc::Gateway::Server> NewGateway(std::shared_ptr<Connection> conn) {

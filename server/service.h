@@ -63,6 +63,10 @@ struct ReminderSettings {
   Period open_too_long = kDefaultReminderOpenTooLong;
   // How often every watch is checked for new reminders. Default: 60 s.
   kj::Duration interval = 60 * kj::SECONDS;
+  // ServerOptions::TEST_reminder_check_done.
+  std::function<void()> TEST_check_done = nullptr;
+  // ServerOptions::TEST_reminder_watches.
+  std::function<void(size_t)> TEST_watches = nullptr;
 };
 
 // The watches of every connection (Session.watch): each principal's
@@ -70,41 +74,64 @@ struct ReminderSettings {
 // registered and at each check (every ReminderSettings::interval). The
 // reminders are found and marked delivered by the engine on a worker (one
 // lane for all watches); the Watcher is called on the event loop's
-// thread. A reminder is marked delivered only once its remind returned.
-// A watch is checked by one task at a time: a check that finds its watch
-// still busy (a remind in flight, a slow client) is skipped.
+// thread, with at most Limits::max_reminders_per_call reminders a call:
+// more are sent in batches, each marked delivered (once its remind
+// returned) before the next is found and sent. A remind that has not
+// returned after kRemindTimeout fails (its reminders are sent again by a
+// later check). A watch is checked by one task at a time: a check that
+// finds its watch still busy (a remind in flight, a slow client) is
+// skipped. A watch ends with its handle, its connection (RemoveConnection,
+// whatever still holds the handle), or its principal; its work in flight
+// is cancelled then.
 //
 // Thread safety: lives on the event loop's thread.
+struct Connection;
+
 class Watches {
  public:
+  // How long a Watcher may take to answer one remind.
+  static constexpr kj::Duration kRemindTimeout = 60 * kj::SECONDS;
+
   Watches(Engine& engine, WorkerPool& pool, kj::Timer& timer,
           ReminderSettings settings);
   ~Watches();
 
   const ReminderSettings& settings() const { return settings_; }
 
-  // Registers a watch whose first reminders (DueSoon, found by the caller
-  // on a worker) are `first`: those not delivered are sent at once.
-  // Returns its id, for Remove.
-  uint64_t Add(Actor actor, ReminderQuery query, rpc::Watcher::Client watcher,
-               std::vector<Reminder> first);
-  // Ends a watch; a remind in flight is answered but not followed by more.
+  // Registers a watch of `conn`'s whose first reminders (DueSoon, found by
+  // the caller on a worker) are `first`: those not delivered are sent at
+  // once, then the pages after it. Returns its id, for Remove.
+  // Unavailable once Clear was called or `conn` has ended;
+  // ResourceExhausted when the principal holds kMaxWatchesPerPrincipal.
+  uint64_t Add(const Connection& conn, Actor actor, ReminderQuery query,
+               rpc::Watcher::Client watcher, ReminderPage first);
+  // Ends a watch and cancels its work in flight.
   void Remove(uint64_t id);
+  // Ends every watch of `conn` (its connection ended).
+  void RemoveConnection(const Connection& conn);
   // Checks every watch every settings().interval, until the promise is
   // dropped.
   kj::Promise<void> Run();
-  // Ends every watch and the work in flight (server shutdown: the
-  // Watchers belong to connections that are about to close).
+  // Ends every watch and the work in flight, and refuses new ones (server
+  // shutdown: the Watchers belong to connections that are about to close).
   void Clear();
 
  private:
   struct Watch;
   // Finds the watch's reminders on a worker, then delivers them.
   void Check(std::shared_ptr<Watch> watch);
-  // Sends the undelivered ones of `reminders`; marks them delivered on a
-  // worker once remind returned. Ends the watch's busy spell.
-  kj::Promise<void> Deliver(std::shared_ptr<Watch> watch,
-                            std::vector<Reminder> reminders);
+  // Finds the page after `after_record_id` on a worker, then delivers it.
+  kj::Promise<void> Find(std::shared_ptr<Watch> watch,
+                         uint64_t after_record_id);
+  // Sends the undelivered ones of `page`; marks them delivered on a
+  // worker once remind returned; then the next page, if any.
+  kj::Promise<void> Deliver(std::shared_ptr<Watch> watch, ReminderPage page);
+  // `work`, cancelled if the watch ends first; its busy spell ends with it.
+  kj::Promise<void> Guarded(const std::shared_ptr<Watch>& watch,
+                            kj::Promise<void> work);
+  // A failure of a check or a delivery, to stderr: its status code only.
+  static void Report(const char* what, StatusCode code);
+  void WatchesChanged();
 
   class Errors final : public kj::TaskSet::ErrorHandler {
    public:
@@ -117,6 +144,7 @@ class Watches {
   const ReminderSettings settings_;
   std::shared_ptr<WorkerPool::Lane> lane_;
   uint64_t next_id_ = 1;
+  bool stopped_ = false;
   std::map<uint64_t, std::shared_ptr<Watch>> watches_;
   Errors errors_;
   kj::Own<kj::TaskSet> tasks_;
@@ -147,10 +175,16 @@ struct Connection {
   // them this connection's handles hold (at most kMaxWatchesPerConnection).
   std::shared_ptr<Watches> watches = nullptr;
   size_t open_watches = 0;
+  // Set when the connection ended (server.cc): a watch whose registration
+  // was under way then is refused.
+  bool ended = false;
 };
 
 // Session.watch: watches one connection may hold at once.
 inline constexpr size_t kMaxWatchesPerConnection = 16;
+// Session.watch: watches one principal may hold at once, over all its
+// connections.
+inline constexpr size_t kMaxWatchesPerPrincipal = 64;
 
 // The bootstrap capability of a new connection.
 kj::Own<rpc::Gateway::Server> NewGateway(std::shared_ptr<Connection> conn);

@@ -80,7 +80,8 @@ struct Engine::Impl {
                    options.backup_retention}),
         register_builder({*store, record_store, policies, principals, *keystore,
                           options, clock}),
-        reminders({*store, record_store, views, holds, clock}) {}
+        reminders({*store, record_store, views, holds, options.limits, clock}) {
+  }
 
   // The acting principal of a call: Unauthenticated if it is unknown or
   // revoked, or if its credential was replaced since the actor was
@@ -453,8 +454,8 @@ Result<BreachScope> Engine::ProduceBreachScope(const Actor& auditor,
 
 // ---- Reminders -------------------------------------------------------------
 
-Result<std::vector<Reminder>> Engine::DueSoon(const Actor& actor,
-                                              const ReminderQuery& query) {
+Result<ReminderPage> Engine::DueSoon(const Actor& actor,
+                                     const ReminderQuery& query) {
   auto caller = impl_->RequireRole(actor, Role::kUser);
   if (!caller) return Fail(caller.error());
   CUSTOS_RETURN_IF_ERROR(CheckReminderQuery(query));

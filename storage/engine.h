@@ -250,16 +250,20 @@ class Engine {
   // (ACTIVE or CLOSED, as of now): each next deadline (closure, blocking,
   // erasure; after any legal hold) within query.warn_before, and each
   // ACTIVE record open query.open_too_long or longer; by record id, then
-  // reason, each with the time it was marked delivered, if it was.
+  // reason, each with the time it was marked delivered, if it was. One
+  // page (ReminderPage): records after query.after_record_id, at most
+  // Limits::max_reminders_per_call reminders from at most
+  // Limits::max_list_scan records examined; a record that does not decode
+  // is left out and counted (ReminderPage::skipped).
   // Read-only, no event (it discloses no personal data). Costs one read
-  // per record the caller owns or was granted. InvalidArgument for a query
-  // CheckReminderQuery refuses; DataLoss for a record that does not decode.
-  Result<std::vector<Reminder>> DueSoon(const Actor& actor,
-                                        const ReminderQuery& query);
+  // per record examined. InvalidArgument for a query CheckReminderQuery
+  // refuses.
+  Result<ReminderPage> DueSoon(const Actor& actor, const ReminderQuery& query);
   // Role user. Remembers for good that the caller was told of `reminders`
   // (as DueSoon returned them; delivered_at is ignored): DueSoon gives them
   // with that time from then on. Marks of the same record and reason at
-  // another deadline are dropped. One write.
+  // another deadline are dropped (not those of an open-too-long reminder,
+  // which stand for every age). One write.
   Status MarkRemindersDelivered(const Actor& actor,
                                 const std::vector<Reminder>& reminders);
 

@@ -72,7 +72,12 @@ struct Limits {
   size_t max_note_length = 4096;  // Flag notes, contest statements, reasons.
   size_t max_justification_length = 1024;
   uint32_t max_page_size = 1000;
-  size_t max_list_scan = 10000;  // Records examined per ListRecords call.
+  size_t max_list_scan = 10000;  // Records examined per ListRecords call
+                                 // (and per DueSoon call).
+  // Reminders per DueSoon answer (and per Watcher.remind call): bounds the
+  // message (a reminder is at most a few KiB, the message limit 8 MiB).
+  // REQUIRES: at least 2 (a record has at most two reminders).
+  size_t max_reminders_per_call = 1000;
   // Records per CreateRecords call and ids per GetRecords call: one batch
   // is one write (and one fsync), so its size bounds the write lock's hold
   // and the answer's size. REQUIRES: at least 1.

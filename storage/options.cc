@@ -21,6 +21,9 @@ Status CheckOptions(const Options& options) {
         "key_cache_capacity must be at least 1, erasure_compaction_delay at "
         "least 0, backup_retention more than 0");
   }
+  if (options.limits.max_reminders_per_call < 2) {
+    return Status::InvalidArgument("max_reminders_per_call must be at least 2");
+  }
   if (options.limits.max_breach_disclosures == 0) {
     return Status::InvalidArgument("max_breach_disclosures must be at least 1");
   }

@@ -1,5 +1,7 @@
 #include "storage/reminder_finder.h"
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -26,8 +28,9 @@ std::optional<ReminderReason> ReasonOf(codec::Transition next) {
 
 }  // namespace
 
-Result<std::vector<Reminder>> ReminderFinder::DueSoon(
-    const PrincipalInfo& owner, const ReminderQuery& query) const {
+Result<ReminderPage> ReminderFinder::DueSoon(const PrincipalInfo& owner,
+                                             const ReminderQuery& query) const {
+  if (query.after_record_id == UINT64_MAX) return ReminderPage{};
   const Timestamp now = u_.clock.Now();
   const int64_t now_micros = ToMicros(now);
   auto horizon = AddPeriod(now, query.warn_before);
@@ -37,17 +40,35 @@ Result<std::vector<Reminder>> ReminderFinder::DueSoon(
   auto spans = u_.holds.Spans();
   if (!spans) return Fail(spans.error());
   const std::string prefix = keys::AclPrefix(owner.id);
-  std::vector<Reminder> out;
+  std::string start = prefix;
+  AppendBigEndian64(start, query.after_record_id + 1);
+  // A record adds at most two reminders (REQUIRES of the limit): stop
+  // before one could overflow the page.
+  const size_t max_reminders = u_.limits.max_reminders_per_call;
+  ReminderPage page;
+  std::vector<Reminder>& out = page.reminders;
+  size_t examined = 0;
   Status failure;
   // TODO(perf): one read and one catch-up per record the caller owns or was
   // granted; an index by owner and deadline would make it grow with the
   // reminders instead (docs/accountability.md, "Reminders").
   CUSTOS_RETURN_IF_ERROR(u_.store.Scan(
-      prefix, "", [&](std::string_view key, std::string_view /*value*/) {
+      prefix, start, [&](std::string_view key, std::string_view /*value*/) {
         const uint64_t id = keys::NumberAfter(key, prefix);
+        if (examined == u_.limits.max_list_scan ||
+            out.size() + 2 > max_reminders) {
+          page.next_after_record_id = id - 1;
+          return false;
+        }
+        ++examined;
         auto record = u_.record_store.Read(id);
         if (!record) {
           if (record.error().code() == StatusCode::kNotFound) return true;
+          // One record that does not decode hides no other's deadline.
+          if (record.error().code() == StatusCode::kDataLoss) {
+            ++page.skipped;
+            return true;
+          }
           failure = record.error();
           return false;
         }
@@ -57,6 +78,10 @@ Result<std::vector<Reminder>> ReminderFinder::DueSoon(
         auto caught_up =
             u_.views.CatchUp(*record, now_micros, scratch, &erased_by_shred);
         if (!caught_up) {
+          if (caught_up.error().code() == StatusCode::kDataLoss) {
+            ++page.skipped;
+            return true;
+          }
           failure = caught_up.error();
           return false;
         }
@@ -107,17 +132,30 @@ Result<std::vector<Reminder>> ReminderFinder::DueSoon(
       }));
   CUSTOS_RETURN_IF_ERROR(failure);
   for (Reminder& r : out) {
-    auto mark = u_.store.Get(keys::Reminder(owner.id, r.record_id,
-                                            static_cast<uint8_t>(r.reason),
-                                            ToMicros(r.due_at)));
-    if (!mark) return Fail(mark.error());
-    if (!*mark) continue;
-    if ((*mark)->size() != 8) {
+    const auto reason = static_cast<uint8_t>(r.reason);
+    std::optional<std::string> mark;
+    if (r.reason == ReminderReason::kOpenTooLong) {
+      // Any mark of the record's open-too-long reminder, whatever age the
+      // query that delivered it gave (its first, by key).
+      CUSTOS_RETURN_IF_ERROR(u_.store.Scan(
+          keys::ReminderDeadlinesPrefix(owner.id, r.record_id, reason), "",
+          [&](std::string_view /*key*/, std::string_view value) {
+            mark = std::string(value);
+            return false;
+          }));
+    } else {
+      auto got = u_.store.Get(
+          keys::Reminder(owner.id, r.record_id, reason, ToMicros(r.due_at)));
+      if (!got) return Fail(got.error());
+      mark = std::move(*got);
+    }
+    if (!mark) continue;
+    if (mark->size() != 8) {
       return Fail(Status::DataLoss("corrupt reminder delivery mark"));
     }
-    r.delivered_at = FromMicros(static_cast<int64_t>(ReadBigEndian64(**mark)));
+    r.delivered_at = FromMicros(static_cast<int64_t>(ReadBigEndian64(*mark)));
   }
-  return out;
+  return page;
 }
 
 Status ReminderFinder::MarkDelivered(const PrincipalInfo& owner,
@@ -131,16 +169,19 @@ Status ReminderFinder::MarkDelivered(const PrincipalInfo& owner,
     const auto reason = static_cast<uint8_t>(r.reason);
     const std::string mark =
         keys::Reminder(owner.id, r.record_id, reason, ToMicros(r.due_at));
-    Status failure;
     bool marked = false;
     const std::string others =
         keys::ReminderDeadlinesPrefix(owner.id, r.record_id, reason);
+    // An open-too-long reminder's mark, whatever its instant, stands for
+    // every age (storage/reminders.h): kept, never superseded. Another
+    // reason's mark at another instant is of a deadline since moved.
+    const bool open_too_long = r.reason == ReminderReason::kOpenTooLong;
     CUSTOS_RETURN_IF_ERROR(u_.store.Scan(
         others, "", [&](std::string_view key, std::string_view /*value*/) {
-          if (key == mark) {
+          if (key == mark || open_too_long) {
             marked = true;
           } else {
-            batch.Delete(ToSlice(key));  // A deadline since moved.
+            batch.Delete(ToSlice(key));
           }
           return true;
         }));

@@ -22,6 +22,7 @@
 #include "base/clock.h"
 #include "base/status.h"
 #include "storage/holds.h"
+#include "storage/limits.h"
 #include "storage/record_store.h"
 #include "storage/record_view.h"
 #include "storage/reminders.h"
@@ -37,21 +38,25 @@ class ReminderFinder {
     const RecordStore& record_store;
     const RecordViews& views;
     const Holds& holds;
+    const Limits& limits;
     const Clock& clock;
   };
   explicit ReminderFinder(Units units) : u_(units) {}
 
-  // Engine::DueSoon: the reminders of `owner`'s records now, by record id
-  // then reason, each with its delivery time if it was delivered.
-  // REQUIRES: CheckReminderQuery(query).ok(). A record that does not decode
-  // is DataLoss (the owner would otherwise miss a deadline unawares).
-  Result<std::vector<Reminder>> DueSoon(const PrincipalInfo& owner,
-                                        const ReminderQuery& query) const;
+  // Engine::DueSoon: one page of the reminders of `owner`'s records now
+  // (ReminderPage), by record id then reason, each with its delivery time
+  // if it was delivered. REQUIRES: CheckReminderQuery(query).ok(). A
+  // record that does not decode is left out and counted
+  // (ReminderPage::skipped): it hides no other record's deadline.
+  Result<ReminderPage> DueSoon(const PrincipalInfo& owner,
+                               const ReminderQuery& query) const;
 
   // Engine::MarkRemindersDelivered: records each reminder as delivered to
   // `owner` now (a reminder already marked keeps its first time), and
   // drops the marks of the same record and reason at other deadlines
-  // (superseded). One write, no event (a reminder discloses nothing).
+  // (superseded); an open-too-long reminder already marked at any instant
+  // (another age) stays marked as it was. One write, no event (a reminder
+  // discloses nothing).
   Status MarkDelivered(const PrincipalInfo& owner,
                        const std::vector<Reminder>& reminders);
 

@@ -8,8 +8,12 @@
 // carries no personal data: ids, kind, attributes (non-personal by
 // definition), state and instants only.
 //
-// A reminder is identified by (owner, record, reason, due instant): a
-// deadline that moves (a change, a hold, a new policy) is a new reminder.
+// A deadline reminder is identified by (owner, record, reason, due
+// instant): a deadline that moves (a change, a hold, a new policy) is a
+// new reminder. An open-too-long reminder is identified by (owner, record)
+// alone: its due instant depends on the age a query gives (queries with
+// different ages must not deliver it again and again), and a record is
+// created once.
 // Engine::DueSoon lists them, Engine::MarkRemindersDelivered remembers for
 // good that the owner was told.
 //
@@ -70,6 +74,22 @@ struct ReminderQuery {
   // An ACTIVE record open this long since its creation is reminded.
   // REQUIRES: not zero, never ends after kMaxReminderOpenTooLong.
   Period open_too_long = kDefaultReminderOpenTooLong;
+  // Only records with a greater id: 0 for the first page, then the
+  // previous page's next_after_record_id.
+  uint64_t after_record_id = 0;
+};
+
+// One page of reminders (Engine::DueSoon): at most
+// Limits::max_reminders_per_call of them, from at most
+// Limits::max_list_scan records examined.
+struct ReminderPage {
+  // By record id, then reason.
+  std::vector<Reminder> reminders;
+  // Not 0: more records may have reminders; ask again with this as
+  // ReminderQuery::after_record_id. 0: none after this page.
+  uint64_t next_after_record_id = 0;
+  // Records examined that did not decode (DataLoss): left out, counted.
+  size_t skipped = 0;
 };
 
 // OK, or InvalidArgument naming the field ("warnBefore", "openTooLong")

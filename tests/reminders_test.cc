@@ -6,8 +6,10 @@
 
 #include <chrono>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "storage/keys.h"
 #include "storage/period.h"
 #include "storage/retention_policy.h"
 #include "tests/engine_fixture.h"
@@ -42,7 +44,19 @@ class RemindersTest : public EngineTest {
   std::vector<Reminder> Due(const Actor& actor, ReminderQuery query = {}) {
     auto due = engine_->DueSoon(actor, query);
     EXPECT_TRUE(due.has_value()) << due.error().ToString();
-    return due.value_or(std::vector<Reminder>{});
+    if (!due) return {};
+    EXPECT_EQ(due->next_after_record_id, 0u);
+    return std::move(due->reminders);
+  }
+
+  // Reopens the engine with these limits.
+  void ReopenWith(const Limits& limits) {
+    engine_.reset();
+    Options options = MakeOptions();
+    options.limits = limits;
+    auto engine = Engine::Open(options, MasterKey());
+    ASSERT_TRUE(engine.has_value()) << engine.error().ToString();
+    engine_ = std::move(*engine);
   }
 
   static Timestamp Plus(Timestamp t, const Period& p) {
@@ -145,6 +159,99 @@ TEST_F(RemindersTest, AQueryOutOfBoundsIsInvalidArgument) {
                   ->DueSoon(*owner_, {.warn_before = Period{.years = 1},
                                       .open_too_long = Period{.years = 10}})
                   .has_value());
+}
+
+// Review of issue 15: an answer was unbounded (a message at or above the
+// 8 MiB read limit is never sent, so dueSoon failed and a watch never
+// delivered). Old code: one page of all five, no cursor.
+TEST_F(RemindersTest, DueSoonAnswersInPagesOfAtMostTheLimit) {
+  std::vector<uint64_t> ids;
+  for (int i = 0; i < 5; ++i) ids.push_back(CreateRecord());
+  clock_.Advance(days(31));  // Each one open too long.
+  Limits limits;
+  limits.max_reminders_per_call = 3;
+  ReopenWith(limits);
+  std::vector<uint64_t> seen;
+  ReminderQuery query;
+  int pages = 0;
+  do {
+    auto page = engine_->DueSoon(*owner_, query);
+    ASSERT_TRUE(page.has_value()) << page.error().ToString();
+    ASSERT_LE(page->reminders.size(), 3u);
+    for (const Reminder& r : page->reminders) seen.push_back(r.record_id);
+    query.after_record_id = page->next_after_record_id;
+    ASSERT_LT(++pages, 10);
+  } while (query.after_record_id != 0);
+  EXPECT_EQ(seen, ids);
+  EXPECT_GE(pages, 2);
+
+  limits.max_list_scan = 2;  // The scan's budget ends a page too.
+  ReopenWith(limits);
+  auto first = engine_->DueSoon(*owner_, {});
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->reminders.size(), 2u);
+  EXPECT_EQ(first->next_after_record_id, ids[1]);
+
+  limits.max_reminders_per_call = 1;
+  Close();
+  Options options = MakeOptions();
+  options.limits = limits;
+  auto refused = Engine::Open(options, MasterKey());
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().message(),
+            "max_reminders_per_call must be at least 2");
+}
+
+// Review of issue 15: queries with different open-too-long ages superseded
+// each other's marks, so two watches re-sent the reminder forever. Old
+// code: the P40D query saw it undelivered, and marking it dropped the P30D
+// mark.
+TEST_F(RemindersTest, AnOpenTooLongMarkStandsForEveryAge) {
+  CreateRecord();
+  clock_.Advance(days(41));
+  const ReminderQuery thirty{.open_too_long = Period{.days = 30}};
+  const ReminderQuery forty{.open_too_long = Period{.days = 40}};
+  std::vector<Reminder> due = Due(*owner_, thirty);
+  ASSERT_EQ(due.size(), 1u);
+  ASSERT_TRUE(engine_->MarkRemindersDelivered(*owner_, due).ok());
+  const Timestamp delivered = clock_.Now();
+  clock_.Advance(days(1));
+  due = Due(*owner_, forty);
+  ASSERT_EQ(due.size(), 1u);
+  ASSERT_TRUE(due[0].delivered_at.has_value());
+  EXPECT_EQ(*due[0].delivered_at, delivered);
+  ASSERT_TRUE(engine_->MarkRemindersDelivered(*owner_, due).ok());
+  due = Due(*owner_, thirty);
+  ASSERT_EQ(due.size(), 1u);
+  ASSERT_TRUE(due[0].delivered_at.has_value());
+  EXPECT_EQ(*due[0].delivered_at, delivered);
+  Close();
+  auto raw = OpenRaw("records");
+  ASSERT_NE(raw, nullptr);
+  EXPECT_EQ(CountKeys(*raw, "rm:"), 1);
+}
+
+// Review of issue 15: one record that does not decode made DueSoon fail
+// for its owner (DataLoss), hiding every other deadline. Now it is left
+// out and counted, as ListRecords does.
+TEST_F(RemindersTest, ARecordThatDoesNotDecodeIsSkippedAndCounted) {
+  const uint64_t broken = CreateRecord();
+  const uint64_t fine = CreateRecord("ben@example.org");
+  clock_.Advance(days(31));
+  Close();
+  {
+    auto raw = OpenRaw("records");
+    ASSERT_NE(raw, nullptr);
+    ASSERT_TRUE(
+        raw->Put(leveldb::WriteOptions(), keys::Record(broken), "not a record")
+            .ok());
+  }
+  Reopen();
+  auto page = engine_->DueSoon(*owner_, {});
+  ASSERT_TRUE(page.has_value()) << page.error().ToString();
+  EXPECT_EQ(page->skipped, 1u);
+  ASSERT_EQ(page->reminders.size(), 1u);
+  EXPECT_EQ(page->reminders[0].record_id, fine);
 }
 
 }  // namespace

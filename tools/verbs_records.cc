@@ -154,31 +154,39 @@ void AddRecordVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                     "ISO 8601 period (default: the server's, P30D unless "
                     "configured; at most P10Y)");
     AddJsonFlag(*cmd, a->out);
-    verbs.push_back(
-        {cmd, [a](Connection& c) {
-           Remote([&] {
-             auto req = c.session().dueSoonRequest();
-             req.setWarnBefore(a->warn_before);
-             req.setOpenTooLong(a->open_too_long);
-             auto response = req.send().wait(c.wait());
-             if (a->out.json) {
-               nlohmann::json list = nlohmann::json::array();
-               for (auto r : response.getReminders())
-                 list.push_back(ReminderJson(r));
-               return PrintJson({{"reminders", list}});
-             }
-             Table table({"RECORD", "KIND", "STATE", "REASON", "DUE", "CREATED",
-                          "DELIVERED"});
-             for (auto r : response.getReminders()) {
-               table.Add({std::to_string(r.getRecordId()), r.getKind().cStr(),
-                          StateName(r.getState()), ReasonName(r.getReason()),
-                          FormatTime(r.getDueAtMicros()),
-                          FormatTime(r.getCreatedAtMicros()),
-                          FormatTime(r.getDeliveredAtMicros())});
-             }
-             table.Print();
-           });
-         }});
+    verbs.push_back({cmd, [a](Connection& c) {
+                       Remote([&] {
+                         // Every page (the server answers at most 1000 a call).
+                         nlohmann::json list = nlohmann::json::array();
+                         Table table({"RECORD", "KIND", "STATE", "REASON",
+                                      "DUE", "CREATED", "DELIVERED"});
+                         uint64_t after = 0;
+                         do {
+                           auto req = c.session().dueSoonRequest();
+                           req.setWarnBefore(a->warn_before);
+                           req.setOpenTooLong(a->open_too_long);
+                           req.setAfterRecordId(after);
+                           auto response = req.send().wait(c.wait());
+                           for (auto r : response.getReminders()) {
+                             if (a->out.json) {
+                               list.push_back(ReminderJson(r));
+                             } else {
+                               table.Add(
+                                   {std::to_string(r.getRecordId()),
+                                    r.getKind().cStr(), StateName(r.getState()),
+                                    ReasonName(r.getReason()),
+                                    FormatTime(r.getDueAtMicros()),
+                                    FormatTime(r.getCreatedAtMicros()),
+                                    FormatTime(r.getDeliveredAtMicros())});
+                             }
+                           }
+                           after = response.getNextAfterRecordId();
+                         } while (after != 0);
+                         if (a->out.json)
+                           return PrintJson({{"reminders", list}});
+                         table.Print();
+                       });
+                     }});
   }
   {
     struct Args {
