@@ -25,6 +25,7 @@
 #include "storage/register_builder.h"
 #include "storage/rekeyer.h"
 #include "storage/shredder.h"
+#include "storage/stats_index.h"
 #include "storage/store.h"
 #include "storage/subject_report_builder.h"
 #include "storage/subjects.h"
@@ -78,7 +79,8 @@ struct Engine::Impl {
         key_admin({*store, *keystore, record_store, shredder, principals, clock,
                    options.backup_retention}),
         register_builder({*store, record_store, policies, principals, *keystore,
-                          options, clock}) {}
+                          options, clock}),
+        stats_index(*store) {}
 
   // The acting principal of a call: Unauthenticated if it is unknown or
   // revoked, or if its credential was replaced since the actor was
@@ -120,6 +122,7 @@ struct Engine::Impl {
   BreachScopeBuilder breaches;
   KeyAdmin key_admin;
   RegisterBuilder register_builder;
+  StatsIndex stats_index;
 };
 
 Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -178,6 +181,8 @@ Result<std::unique_ptr<Engine>> Engine::Open(const Options& options,
   CUSTOS_RETURN_IF_ERROR(impl->shredder.Recover());
   CUSTOS_RETURN_IF_ERROR(impl->rekeyer.Recover());
   CUSTOS_RETURN_IF_ERROR(impl->key_admin.FinishRestore());
+  // A store written before the statistics index is indexed once.
+  CUSTOS_RETURN_IF_ERROR(impl->stats_index.Initialize());
   // Erased bytes an interrupted call left on disk go now.
   CUSTOS_RETURN_IF_ERROR(impl->erasure.CompactQueued());
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
@@ -270,6 +275,8 @@ Result<SweepReport> Engine::Sweep(const Actor& admin,
   // Backups age out on the sweep's schedule too.
   auto expired = impl_->key_admin.ExpireBackupKeys(*caller);
   if (!expired) return Fail(expired.error());
+  auto folded = impl_->stats_index.Fold();
+  if (!folded) return Fail(folded.error());
   return report;
 }
 
@@ -284,6 +291,8 @@ Result<SweepReport> Engine::RunMaintenance(size_t shred_budget) {
   auto completed = impl_->shredder.Complete(shred_budget);
   if (!completed) return Fail(completed.error());
   report->shred_records_rewritten = *completed;
+  auto folded = impl_->stats_index.Fold();
+  if (!folded) return Fail(folded.error());
   return report;
 }
 
@@ -431,6 +440,16 @@ Result<ProcessingRegister> Engine::ProduceProcessingRegister(
   if (!caller) return Fail(caller.error());
   return impl_->register_builder.Build();
 }
+
+Result<Statistics> Engine::ProduceStatistics(const Actor& actor,
+                                             const StatisticsQuery& query) {
+  auto caller = impl_->RequireAnyRole(actor, {Role::kAuditor, Role::kAdmin});
+  if (!caller) return Fail(caller.error());
+  CUSTOS_RETURN_IF_ERROR(CheckStatisticsQuery(query));
+  return impl_->stats_index.Read(query, impl_->clock.Now());
+}
+
+Result<size_t> Engine::FoldStatistics() { return impl_->stats_index.Fold(); }
 
 Result<SubjectReport> Engine::ProduceSubjectReport(
     const Actor& auditor, std::string_view subject_id) {

@@ -58,6 +58,18 @@ std::string KindField(std::string_view kind, std::string_view field_name) {
   return key;
 }
 
+std::string StatsAggregate(std::string_view kind) {
+  std::string key(kStatsAggregatePrefix);
+  key.append(kind);
+  return key;
+}
+
+std::string StatsDelta(uint64_t record_id, uint8_t state) {
+  std::string key = JoinNumber(kStatsDeltaPrefix, record_id);
+  key.push_back(static_cast<char>(state));
+  return key;
+}
+
 std::string ErasedBucket(uint64_t bucket) {
   return JoinNumber(kErasedBucketPrefix, bucket);
 }

@@ -66,6 +66,18 @@ std::string ErasedBucket(uint64_t bucket);
 inline constexpr std::string_view kKindFieldPrefix = "fk:";
 std::string KindField(std::string_view kind, std::string_view field_name);
 
+// ---- Statistics index (stats_index.cc) -----------------------------------
+// "st:a:" kind -> KindStats (folded counts); "st:d:" u64 record id || u8
+// state entered -> StatsDelta (a transition not yet folded);
+// "m:stats_indexed" -> "" (every record is in the index: absent in a store
+// written before it, which Open indexes once).
+inline constexpr std::string_view kStatsPrefix = "st:";
+inline constexpr std::string_view kStatsAggregatePrefix = "st:a:";
+inline constexpr std::string_view kStatsDeltaPrefix = "st:d:";
+inline constexpr std::string_view kStatsIndexed = "m:stats_indexed";
+std::string StatsAggregate(std::string_view kind);
+std::string StatsDelta(uint64_t record_id, uint8_t state);
+
 // ---- Legal holds (holds.cc) -----------------------------------------------
 // "hold:" id -> Hold; "ho:r:" u64 record || id -> "";
 // "ho:s:" subject || NUL || id -> "s" (a subject hold) or "r" (a hold on one

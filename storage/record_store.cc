@@ -11,6 +11,7 @@
 #include "storage/limits.h"
 #include "storage/period.h"
 #include "storage/sealing.h"
+#include "storage/stats_index.h"
 
 namespace custos {
 namespace {
@@ -276,6 +277,9 @@ Status RecordStore::Put(const WriteLock& lock, leveldb::WriteBatch& batch,
   }
   r.indexed_deadline_micros = r.next_deadline_micros;
   batch.Put(keys::Record(r.id), value);
+  // Its transitions since it was stored, in the statistics index.
+  StatsIndex::Stage(batch, r);
+  r.stored_state = r.state;
   return Status::Ok();
 }
 

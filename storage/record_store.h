@@ -6,7 +6,9 @@
 // disagrees with the records (DESIGN section 3). CatchUp gives a record's
 // effective state at an instant: what every read, change and sweep acts on.
 // Put also keeps a record's ciphertexts sealed under its erase-deadline
-// bucket (storage/deadline_keys.h): re-sealed whenever the bucket moves.
+// bucket (storage/deadline_keys.h): re-sealed whenever the bucket moves,
+// and stages the record's transitions in the statistics index
+// (storage/stats_index.h) in the same batch.
 //
 // Thread safety: thread-safe; Put and AllocateId REQUIRE the write lock.
 
@@ -89,7 +91,9 @@ class RecordStore {
       const HoldSpans* spans = nullptr) const;
 
   // Adds `r` to `batch` with its next deadline (Schedule, set in `r`) and
-  // moves its deadline-index entry. InvalidArgument if the deadline cannot
+  // moves its deadline-index entry; adds the transitions it made since
+  // r.stored_state to the statistics index (StatsIndex::Stage) and sets
+  // r.stored_state to its state. InvalidArgument if the deadline cannot
   // be represented; ResourceExhausted if the encoded record would be larger
   // than kMaxStoredRecordBytes (storage/limits.h). On error `batch` is
   // unchanged.
