@@ -175,6 +175,7 @@ Result<std::unique_ptr<Engine>> Engine::Open(const Options& options,
 
   auto impl = std::make_unique<Impl>(options, std::move(records_env),
                                      std::move(*keystore), std::move(*store));
+  impl->record_store.TEST_SetStatisticsIndex(options.TEST_statistics_index);
   CUSTOS_RETURN_IF_ERROR(impl->principals.Load());
   CUSTOS_RETURN_IF_ERROR(impl->policies.Load());
   CUSTOS_RETURN_IF_ERROR(impl->record_store.Load());

@@ -70,6 +70,13 @@ std::string StatsDelta(uint64_t record_id, uint8_t state) {
   return key;
 }
 
+std::string StatsRangeEnd() {
+  // "st;": ';' follows ':'.
+  std::string key(kStatsPrefix);
+  ++key.back();
+  return key;
+}
+
 std::string ErasedBucket(uint64_t bucket) {
   return JoinNumber(kErasedBucketPrefix, bucket);
 }

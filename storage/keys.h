@@ -77,6 +77,8 @@ inline constexpr std::string_view kStatsDeltaPrefix = "st:d:";
 inline constexpr std::string_view kStatsIndexed = "m:stats_indexed";
 std::string StatsAggregate(std::string_view kind);
 std::string StatsDelta(uint64_t record_id, uint8_t state);
+// A key after every "st:" key (for a compaction of the whole family).
+std::string StatsRangeEnd();
 
 // ---- Legal holds (holds.cc) -----------------------------------------------
 // "hold:" id -> Hold; "ho:r:" u64 record || id -> "";

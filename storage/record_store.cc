@@ -278,7 +278,7 @@ Status RecordStore::Put(const WriteLock& lock, leveldb::WriteBatch& batch,
   r.indexed_deadline_micros = r.next_deadline_micros;
   batch.Put(keys::Record(r.id), value);
   // Its transitions since it was stored, in the statistics index.
-  StatsIndex::Stage(batch, r);
+  if (statistics_index_) StatsIndex::Stage(batch, r);
   r.stored_state = r.state;
   return Status::Ok();
 }

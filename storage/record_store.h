@@ -62,6 +62,10 @@ class RecordStore {
                        size_t n);
   void Taken(const WriteLock& /*lock*/, uint64_t id) { next_id_ = id + 1; }
 
+  // Options::TEST_statistics_index: false stages no statistics delta.
+  // REQUIRES: called before any Put.
+  void TEST_SetStatisticsIndex(bool on) { statistics_index_ = on; }
+
   // Sets the record's next deadline and transition from its state, its
   // kind's policy and, for an erasure, the legal holds that ever covered it
   // (Holds::ErasableFrom): the same answer whenever it is asked.
@@ -133,6 +137,7 @@ class RecordStore {
   const Subjects& subjects_;
   const Clock& clock_;
   uint64_t next_id_ = 1;  // Guarded by the write lock.
+  bool statistics_index_ = true;
 };
 
 }  // namespace custos

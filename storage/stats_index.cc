@@ -370,7 +370,16 @@ Result<size_t> StatsIndex::Fold(size_t budget) {
     folded += deltas.size();
   }
   lock.Unlock();
-  if (last) CUSTOS_RETURN_IF_ERROR(store_.WaitDurable(*last));
+  if (last) {
+    CUSTOS_RETURN_IF_ERROR(store_.WaitDurable(*last));
+    // The folded deltas and the aggregates' old versions stay in the files
+    // as deletion markers and shadowed values until compacted, and every
+    // query's iterator would step over each of them: measured, a query
+    // over 125k folded deltas took 20 times as long as over 12.5k
+    // (bench/RESULTS.md). Compacting the index's range after a fold keeps
+    // the query's cost that of the live entries.
+    store_.CompactRange(keys::kStatsPrefix, keys::StatsRangeEnd());
+  }
   return folded;
 }
 

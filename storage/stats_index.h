@@ -13,7 +13,9 @@
 // - Fold, run by maintenance under the write lock, adds pending deltas to
 //   their kind's aggregate ("st:a:" kind) and deletes them, in one batch
 //   per chunk: after a crash either a chunk is folded and gone, or it is
-//   still pending; never both, never counted twice.
+//   still pending; never both, never counted twice. Then it compacts the
+//   family's key range, so that no query steps over the deletion markers
+//   of folded deltas.
 // - Read answers from the aggregates plus the pending deltas, read in one
 //   scan (one LevelDB snapshot: a fold in between cannot count a delta
 //   twice or not at all). Its cost grows with the kinds, the months and the

@@ -9,8 +9,10 @@
 #include <leveldb/write_batch.h>
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -378,6 +380,52 @@ TEST_F(StatisticsTest, RefusesQueriesOutOfBoundsAndCallersWithoutTheRole) {
   EXPECT_EQ(code(*admin_, {}), StatusCode::kOk);
   EXPECT_EQ(code(*owner_, {}), StatusCode::kPermissionDenied);
   EXPECT_EQ(code(*officer_, {}), StatusCode::kPermissionDenied);
+}
+
+TEST_F(StatisticsTest, ConcurrentWritersAndFoldsCountEveryTransitionOnce) {
+  constexpr int kThreads = 4, kPerThread = 100;
+  std::atomic<bool> done{false};
+  std::atomic<int> folds{0};
+  std::thread folder([&] {
+    while (!done.load()) {
+      auto folded = engine_->FoldStatistics();
+      ASSERT_TRUE(folded.has_value()) << folded.error().ToString();
+      ++folds;
+    }
+  });
+  std::vector<std::thread> writers;
+  for (int t = 0; t < kThreads; ++t) {
+    writers.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        NewRecord r;
+        r.kind = "request";
+        r.attributes = {{"country", t % 2 == 0 ? "AT" : "DE"}};
+        r.personal = {{"subject" + std::to_string(t) + "@example.org",
+                       {{"name", "Anna Example"}}}};
+        auto id = engine_->CreateRecord(*owner_, r);
+        ASSERT_TRUE(id.has_value()) << id.error().ToString();
+        if (i % 2 == 0) {
+          ASSERT_TRUE(engine_->Close(*owner_, *id).ok());
+        }
+      }
+    });
+  }
+  for (std::thread& w : writers) w.join();
+  done = true;
+  folder.join();
+  EXPECT_GT(folds.load(), 0);
+  for (bool folded : {false, true}) {
+    if (folded) Fold();
+    const Statistics s = Stats();
+    const KindStatistics* k = Kind(s, "request");
+    ASSERT_NE(k, nullptr);
+    EXPECT_EQ(k->by_state, (States{200, 200, 0, 0}));
+    EXPECT_EQ(k->total.created, 400u);
+    EXPECT_EQ(k->total.closed_within, (Buckets{200, 0, 0, 0, 0, 0}));
+    ASSERT_EQ(k->attributes.size(), 1u);
+    EXPECT_THAT(k->attributes[0].values,
+                ElementsAre(Pair("AT", 200u), Pair("DE", 200u)));
+  }
 }
 
 TEST(StatisticsRulesTest, MonthsAreUtcCalendarMonths) {
