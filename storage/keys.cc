@@ -64,17 +64,8 @@ std::string StatsAggregate(std::string_view kind) {
   return key;
 }
 
-std::string StatsDelta(uint64_t record_id, uint8_t state) {
-  std::string key = JoinNumber(kStatsDeltaPrefix, record_id);
-  key.push_back(static_cast<char>(state));
-  return key;
-}
-
-std::string StatsRangeEnd() {
-  // "st;": ';' follows ':'.
-  std::string key(kStatsPrefix);
-  ++key.back();
-  return key;
+std::string StatsDelta(uint64_t seq) {
+  return JoinNumber(kStatsDeltaPrefix, seq);
 }
 
 std::string ErasedBucket(uint64_t bucket) {

@@ -66,19 +66,23 @@ std::string ErasedBucket(uint64_t bucket);
 inline constexpr std::string_view kKindFieldPrefix = "fk:";
 std::string KindField(std::string_view kind, std::string_view field_name);
 
-// ---- Statistics index (stats_index.cc) -----------------------------------
-// "st:a:" kind -> KindStats (folded counts); "st:d:" u64 record id || u8
-// state entered -> StatsDelta (a transition not yet folded);
-// "m:stats_indexed" -> "" (every record is in the index: absent in a store
-// written before it, which Open indexes once).
+// ---- Statistics index (stats_index.cc; deltas numbered by record_store.cc)
+// "st:d:" u64 delta seq -> StatsDelta (a transition not yet folded);
+// "st:k:" kind -> KindStats (folded counts; sorts after every delta, so a
+// query seeks past the folded deltas' deletion markers and reads on);
+// "m:stats_next_delta" -> u64 (the next delta seq); "m:stats_folded_through"
+// -> u64 (every delta up to it is folded); "m:stats_indexed" -> "" (every
+// record is in the index: absent in a store written before it, which Open
+// indexes once).
 inline constexpr std::string_view kStatsPrefix = "st:";
-inline constexpr std::string_view kStatsAggregatePrefix = "st:a:";
 inline constexpr std::string_view kStatsDeltaPrefix = "st:d:";
+inline constexpr std::string_view kStatsAggregatePrefix = "st:k:";
+inline constexpr std::string_view kStatsNextDelta = "m:stats_next_delta";
+inline constexpr std::string_view kStatsFoldedThrough =
+    "m:stats_folded_through";
 inline constexpr std::string_view kStatsIndexed = "m:stats_indexed";
 std::string StatsAggregate(std::string_view kind);
-std::string StatsDelta(uint64_t record_id, uint8_t state);
-// A key after every "st:" key (for a compaction of the whole family).
-std::string StatsRangeEnd();
+std::string StatsDelta(uint64_t seq);
 
 // ---- Legal holds (holds.cc) -----------------------------------------------
 // "hold:" id -> Hold; "ho:r:" u64 record || id -> "";

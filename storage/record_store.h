@@ -46,7 +46,8 @@ class RecordStore {
         subjects_(subjects),
         clock_(clock) {}
 
-  // Reads the record id counter. Errors: DataLoss, mapped LevelDB.
+  // Reads the record id and statistics delta counters. Errors: DataLoss,
+  // mapped LevelDB.
   Status Load();
 
   // The stored record (its stored state: see RecordView for the effective
@@ -65,6 +66,13 @@ class RecordStore {
   // Options::TEST_statistics_index: false stages no statistics delta.
   // REQUIRES: called before any Put.
   void TEST_SetStatisticsIndex(bool on) { statistics_index_ = on; }
+
+  // Adds to `batch` the statistics deltas of the transitions `r` made since
+  // r.stored_state (StatsIndex::Stage), numbered from the delta counter,
+  // and the counter advanced; sets r.stored_state. Put calls it; so does
+  // StatsIndex::Initialize for a store written before the index.
+  void StageStatistics(const WriteLock& lock, leveldb::WriteBatch& batch,
+                       codec::StoredRecord& r) const;
 
   // Sets the record's next deadline and transition from its state, its
   // kind's policy and, for an erasure, the legal holds that ever covered it
@@ -125,6 +133,9 @@ class RecordStore {
       std::string_view value);
 
  private:
+  // Reads the statistics delta counter (part of Load).
+  Status LoadDeltaCounter();
+
   // Re-seals every readable ciphertext of `r` from its erase_bucket to
   // `to`, adding witnesses of the old ones to `batch`. On error `r` and
   // `batch` are unchanged.
@@ -137,6 +148,10 @@ class RecordStore {
   const Subjects& subjects_;
   const Clock& clock_;
   uint64_t next_id_ = 1;  // Guarded by the write lock.
+  // The next statistics delta's number. Guarded by the write lock (Put,
+  // const for its readers' sake, REQUIRES it). Never reused: a batch that
+  // is dropped leaves a gap.
+  mutable uint64_t next_delta_ = 1;
   bool statistics_index_ = true;
 };
 

@@ -11,6 +11,7 @@
 #include "storage/capnp_value.h"
 #include "storage/keys.h"
 #include "storage/leveldb_util.h"
+#include "storage/record_store.h"
 
 namespace custos {
 namespace {
@@ -241,8 +242,9 @@ KindStatistics ToStatistics(const std::string& kind, const KindAgg& agg,
   return out;
 }
 
-void PutDelta(leveldb::WriteBatch& batch, const codec::StoredRecord& r,
-              RecordState from, RecordState to, int64_t at_micros) {
+void PutDelta(leveldb::WriteBatch& batch, uint64_t seq,
+              const codec::StoredRecord& r, RecordState from, RecordState to,
+              int64_t at_micros) {
   Delta d;
   d.kind = r.kind;
   d.from = from;
@@ -250,44 +252,58 @@ void PutDelta(leveldb::WriteBatch& batch, const codec::StoredRecord& r,
   d.at_micros = at_micros;
   d.created_at_micros = r.created_at_micros;
   if (d.creation()) d.attributes = r.attributes;
-  batch.Put(keys::StatsDelta(r.id, static_cast<uint8_t>(to)), EncodeDelta(d));
+  batch.Put(keys::StatsDelta(seq), EncodeDelta(d));
+}
+
+Result<uint64_t> FoldedThrough(const Store& store) {
+  auto value = store.Get(keys::kStatsFoldedThrough);
+  if (!value) return Fail(value.error());
+  if (!*value) return uint64_t{0};
+  if ((*value)->size() != 8) {
+    return Fail(Status::DataLoss("corrupt statistics fold cursor"));
+  }
+  return ReadBigEndian64(**value);
 }
 
 }  // namespace
 
-void StatsIndex::Stage(leveldb::WriteBatch& batch,
-                       const codec::StoredRecord& r) {
+size_t StatsIndex::Stage(leveldb::WriteBatch& batch,
+                         const codec::StoredRecord& r, uint64_t first_seq) {
+  uint64_t seq = first_seq;
+  auto put = [&](RecordState from, RecordState to, int64_t at_micros) {
+    PutDelta(batch, seq++, r, from, to, at_micros);
+  };
   RecordState at = RecordState::kActive;
   if (r.stored_state) {
     at = *r.stored_state;
   } else {
-    PutDelta(batch, r, at, at, r.created_at_micros);
+    put(at, at, r.created_at_micros);
   }
   // Each step rightwards the record took since it was stored, at its own
   // instant (several in one write when a deadline caught it up).
   if (at == RecordState::kActive && r.state != RecordState::kActive &&
       r.closed_at_micros != 0) {
-    PutDelta(batch, r, at, RecordState::kClosed, r.closed_at_micros);
+    put(at, RecordState::kClosed, r.closed_at_micros);
     at = RecordState::kClosed;
   }
   if (at < RecordState::kBlocked && r.state >= RecordState::kBlocked &&
       r.blocked_at_micros != 0) {
-    PutDelta(batch, r, at, RecordState::kBlocked, r.blocked_at_micros);
+    put(at, RecordState::kBlocked, r.blocked_at_micros);
     at = RecordState::kBlocked;
   }
   if (at < RecordState::kErased && r.state == RecordState::kErased) {
-    PutDelta(
-        batch, r, at, RecordState::kErased,
+    put(at, RecordState::kErased,
         r.erased_at_micros != 0 ? r.erased_at_micros : r.updated_at_micros);
     at = RecordState::kErased;
   }
   // A state reached with no instant of its own (never written so): counted
   // at the record's last update.
-  if (at < r.state) PutDelta(batch, r, at, r.state, r.updated_at_micros);
+  if (at < r.state) put(at, r.state, r.updated_at_micros);
+  return static_cast<size_t>(seq - first_seq);
 }
 
-Status StatsIndex::Initialize() {
-  constexpr size_t kRecordsPerWrite = 1000;
+Status StatsIndex::Initialize(RecordStore& records) {
+  constexpr size_t kPerWrite = 1000;
   auto marker = store_.Get(keys::kStatsIndexed);
   if (!marker) return marker.error();
   if (*marker) return Status::Ok();
@@ -295,23 +311,32 @@ Status StatsIndex::Initialize() {
   leveldb::WriteBatch batch;
   size_t in_batch = 0;
   Status failure;
-  Store::Ticket last;
+  auto flush = [&] {
+    auto ticket = store_.Apply(lock, batch, {}, "indexing statistics");
+    if (!ticket) return ticket.error();
+    batch.Clear();
+    in_batch = 0;
+    return Status::Ok();
+  };
+  // What an interrupted Initialize (or a restore's erasures) left goes
+  // first: every record is staged again below.
+  CUSTOS_RETURN_IF_ERROR(store_.Scan(
+      keys::kStatsPrefix, {}, [&](std::string_view key, std::string_view) {
+        batch.Delete(ToSlice(key));
+        if (++in_batch == kPerWrite) failure = flush();
+        return failure.ok();
+      }));
+  CUSTOS_RETURN_IF_ERROR(failure);
+  batch.Delete(ToSlice(keys::kStatsFoldedThrough));
+  CUSTOS_RETURN_IF_ERROR(flush());
   CUSTOS_RETURN_IF_ERROR(store_.Scan(
       keys::kRecordPrefix, {}, [&](std::string_view, std::string_view value) {
         auto record = codec::DecodeRecord(value);
         if (!record) return true;  // Not countable; the rest are.
         record->stored_state.reset();
-        Stage(batch, *record);
-        if (++in_batch < kRecordsPerWrite) return true;
-        auto ticket = store_.Apply(lock, batch, {}, "indexing statistics");
-        if (!ticket) {
-          failure = ticket.error();
-          return false;
-        }
-        last = *ticket;
-        batch.Clear();
-        in_batch = 0;
-        return true;
+        records.StageStatistics(lock, batch, *record);
+        if (++in_batch == kPerWrite) failure = flush();
+        return failure.ok();
       }));
   CUSTOS_RETURN_IF_ERROR(failure);
   batch.Put(ToSlice(keys::kStatsIndexed), "");
@@ -324,33 +349,39 @@ Status StatsIndex::Initialize() {
 Result<size_t> StatsIndex::Fold(size_t budget) {
   size_t folded = 0;
   WriteLock lock = store_.Lock();
+  auto cursor = FoldedThrough(store_);
+  if (!cursor) return Fail(cursor.error());
+  uint64_t through = *cursor;
   std::optional<Store::Ticket> last;
   while (folded < budget) {
-    // Read under the lock: no other fold runs, and a record's write adds
-    // deltas under keys no chunk holds (each transition's key is its own).
-    std::map<std::string, KindAgg> aggregates;
+    // Read under the lock: no other fold runs, and every delta written
+    // from now on is numbered after the ones read here.
     std::vector<std::pair<std::string, std::string>> deltas;
     const size_t chunk = std::min(kFoldChunk, budget - folded);
+    // From the first delta not folded: the folded ones' deletion markers
+    // stay in the files until compacted, and a seek passes them by.
+    CUSTOS_RETURN_IF_ERROR(
+        store_.Scan(keys::kStatsDeltaPrefix, keys::StatsDelta(through + 1),
+                    [&](std::string_view key, std::string_view value) {
+                      if (deltas.size() == chunk) return false;
+                      deltas.emplace_back(key, value);
+                      return true;
+                    }));
+    if (deltas.empty()) break;
+    std::map<std::string, KindAgg> aggregates;
     Status failure;
     CUSTOS_RETURN_IF_ERROR(store_.Scan(
-        keys::kStatsPrefix, {},
-        [&](std::string_view key, std::string_view value) {
-          if (key.starts_with(keys::kStatsAggregatePrefix)) {
-            auto agg = DecodeAggregate(value);
-            if (!agg) {
-              failure = agg.error();
-              return false;
-            }
-            aggregates[std::move(agg->first)] = std::move(agg->second);
-            return true;
+        keys::kStatsAggregatePrefix, {},
+        [&](std::string_view, std::string_view value) {
+          auto agg = DecodeAggregate(value);
+          if (!agg) {
+            failure = agg.error();
+            return false;
           }
-          if (!key.starts_with(keys::kStatsDeltaPrefix)) return true;
-          if (deltas.size() == chunk) return false;
-          deltas.emplace_back(key, value);
+          aggregates[std::move(agg->first)] = std::move(agg->second);
           return true;
         }));
     CUSTOS_RETURN_IF_ERROR(failure);
-    if (deltas.empty()) break;
     leveldb::WriteBatch batch;
     std::map<std::string, bool> changed;
     for (const auto& [key, value] : deltas) {
@@ -364,22 +395,17 @@ Result<size_t> StatsIndex::Fold(size_t budget) {
       batch.Put(keys::StatsAggregate(kind),
                 EncodeAggregate(kind, aggregates[kind]));
     }
+    through = keys::NumberAfter(deltas.back().first, keys::kStatsDeltaPrefix);
+    std::string cursor_value;
+    AppendBigEndian64(cursor_value, through);
+    batch.Put(ToSlice(keys::kStatsFoldedThrough), cursor_value);
     auto ticket = store_.Apply(lock, batch, {}, "folding statistics");
     if (!ticket) return Fail(ticket.error());
     last = *ticket;
     folded += deltas.size();
   }
   lock.Unlock();
-  if (last) {
-    CUSTOS_RETURN_IF_ERROR(store_.WaitDurable(*last));
-    // The folded deltas and the aggregates' old versions stay in the files
-    // as deletion markers and shadowed values until compacted, and every
-    // query's iterator would step over each of them: measured, a query
-    // over 125k folded deltas took 20 times as long as over 12.5k
-    // (bench/RESULTS.md). Compacting the index's range after a fold keeps
-    // the query's cost that of the live entries.
-    store_.CompactRange(keys::kStatsPrefix, keys::StatsRangeEnd());
-  }
+  if (last) CUSTOS_RETURN_IF_ERROR(store_.WaitDurable(*last));
   return folded;
 }
 
@@ -388,15 +414,21 @@ Result<Statistics> StatsIndex::Read(const StatisticsQuery& query,
   Statistics out;
   out.generated_at = now;
   out.query = query;
+  auto cursor = FoldedThrough(store_);
+  if (!cursor) return Fail(cursor.error());
   std::map<std::string, KindAgg> kinds;
+  std::vector<Delta> pending;
   Status failure;
   auto wanted = [&query](const std::string& kind) {
     return query.kind.empty() || kind == query.kind;
   };
-  // One scan, so one snapshot: aggregates ("st:a:") then the deltas not
-  // yet folded into them ("st:d:"), in the order Fold adds them.
+  // One scan, so one snapshot: the deltas not folded ("st:d:", from the
+  // cursor: a seek past the folded ones' deletion markers), then the
+  // aggregates ("st:k:"). A fold since the cursor was read only means
+  // more deletion markers to pass: what it folded is deleted in this
+  // snapshot and counted in its aggregates.
   CUSTOS_RETURN_IF_ERROR(
-      store_.Scan(keys::kStatsPrefix, {},
+      store_.Scan(keys::kStatsPrefix, keys::StatsDelta(*cursor + 1),
                   [&](std::string_view key, std::string_view value) {
                     if (key.starts_with(keys::kStatsAggregatePrefix)) {
                       auto agg = DecodeAggregate(value);
@@ -415,13 +447,15 @@ Result<Statistics> StatsIndex::Read(const StatisticsQuery& query,
                       failure = delta.error();
                       return false;
                     }
-                    if (wanted(delta->kind)) {
-                      kinds[delta->kind].Add(*delta);
-                      ++out.pending;
-                    }
+                    if (wanted(delta->kind))
+                      pending.push_back(std::move(*delta));
                     return true;
                   }));
   CUSTOS_RETURN_IF_ERROR(failure);
+  // In Fold's order: onto the aggregates, by number (the caps depend on
+  // it).
+  for (const Delta& d : pending) kinds[d.kind].Add(d);
+  out.pending = pending.size();
   for (const auto& [kind, agg] : kinds) {
     out.kinds.push_back(ToStatistics(kind, agg, query));
     AddMonth(out.total, out.kinds.back().total);

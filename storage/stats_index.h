@@ -1,28 +1,28 @@
 // Internal to storage/: the statistics index (storage/statistics.h,
-// docs/storage.md "Statistics index"). Owns the key families "st:a:" and
-// "st:d:" and the marker "m:stats_indexed".
+// docs/storage.md "Key layout", docs/accountability.md "Statistics that
+// survive erasure"). Owns the key families "st:d:" and "st:k:" and the
+// keys "m:stats_folded_through" and "m:stats_indexed"; the delta counter
+// "m:stats_next_delta" is RecordStore's (it numbers the deltas it stages).
 //
 // Written with every transition, read without a scan of the records:
-// - Stage, called by RecordStore::Put (the one place a record is written),
-//   adds one delta entry per transition the record made since it was
-//   stored ("st:d:" record id || state entered), in the same batch as the
-//   record. Nothing is read and no shared counter is rewritten on the write
-//   path, so concurrent writers never contend on the index; a record enters
-//   each state at most once, so a delta's key is its transition's own and
-//   writing it again (a sweep finishing after a crash) changes nothing.
-// - Fold, run by maintenance under the write lock, adds pending deltas to
-//   their kind's aggregate ("st:a:" kind) and deletes them, in one batch
-//   per chunk: after a crash either a chunk is folded and gone, or it is
-//   still pending; never both, never counted twice. Then it compacts the
-//   family's key range, so that no query steps over the deletion markers
-//   of folded deltas.
-// - Read answers from the aggregates plus the pending deltas, read in one
-//   scan (one LevelDB snapshot: a fold in between cannot count a delta
-//   twice or not at all). Its cost grows with the kinds, the months and the
-//   deltas pending since the last fold, not with the records.
+// - Stage, called through RecordStore::Put (the one place a record is
+//   written), adds one delta entry per transition the record made since it
+//   was stored, in the same batch as the record, numbered in the order of
+//   the writes (under the write lock). Nothing is read and no shared
+//   counter is read-modified-written on the write path (the delta counter
+//   is only written, as the record id counter is).
+// - Fold, run by maintenance under the write lock, adds the next deltas
+//   to their kind's aggregate ("st:k:" kind), deletes them and moves the
+//   fold cursor past them, in one batch per chunk: after a crash a chunk
+//   is either folded and gone or still pending; never both.
+// - Read answers from the aggregates plus the deltas after the cursor,
+//   read in one scan (one LevelDB snapshot) that seeks past the folded
+//   deltas' deletion markers. Its cost grows with the kinds, the months,
+//   the attribute values and the deltas not folded yet, not with the
+//   records.
 //
 // The caps of storage/statistics.h are applied in the order deltas are
-// folded (record id, then state), so Read and Fold give the same counts.
+// folded (their numbers), so Read and Fold give the same counts.
 //
 // Thread safety: thread-safe. Stage REQUIRES the write lock (it is part of
 // a Put); Fold and Initialize take it.
@@ -37,6 +37,7 @@
 #include "base/clock.h"
 #include "base/status.h"
 #include "storage/codec.h"
+#include "storage/record_store.h"
 #include "storage/statistics.h"
 #include "storage/store.h"
 
@@ -52,17 +53,20 @@ class StatsIndex {
 
   // Adds to `batch` a delta for each transition `r` made from
   // r.stored_state (a creation first when it was never stored): a
-  // closure, a block, an erasure, each at its instant. A withdrawal from
-  // ACTIVE is a closure then a block (it sets closed_at).
-  static void Stage(leveldb::WriteBatch& batch, const codec::StoredRecord& r);
+  // closure, a block, an erasure, each at its instant, numbered from
+  // `first_seq`. A withdrawal from ACTIVE is a closure then a block (it
+  // sets closed_at). Returns how many numbers it used.
+  static size_t Stage(leveldb::WriteBatch& batch, const codec::StoredRecord& r,
+                      uint64_t first_seq);
 
   // For a store written before the index existed (no "m:stats_indexed"):
-  // stages every record's transitions as if it were new, in writes of
-  // 1000 records, the last with the marker. Interrupted, the next call
-  // does it again (the deltas' keys make that harmless: nothing is folded
-  // before the marker is written). A record that does not decode is left
-  // out. REQUIRES: no other writer (Engine::Open). Errors: the store's.
-  Status Initialize();
+  // deletes whatever "st:" entries an interrupted call left, then stages
+  // every record's transitions as if it were new (through
+  // `records.StageStatistics`), in writes of 1000, the last with the
+  // marker. Interrupted, the next call starts over. A record that does not
+  // decode is left out. REQUIRES: no other writer (Engine::Open), and
+  // `records` loaded. Errors: the store's.
+  Status Initialize(RecordStore& records);
 
   // Folds up to `budget` pending deltas (all, by default) into the
   // aggregates. Returns how many. DataLoss for a delta or an aggregate

@@ -61,7 +61,7 @@ TEST(KeysTest, NoFamilyPrefixCapturesAnotherFamilysKeys) {
        keys::KindField("alert", "name")},
       {"statistics aggregate", keys::kStatsAggregatePrefix,
        keys::StatsAggregate("request")},
-      {"statistics delta", keys::kStatsDeltaPrefix, keys::StatsDelta(1, 3)},
+      {"statistics delta", keys::kStatsDeltaPrefix, keys::StatsDelta(1)},
       {"subject", "s:", keys::Subject("t:a:request")},
       {"hold", keys::kHoldPrefix, keys::Hold("h1")},
       {"witness", keys::kWitnessPrefix,

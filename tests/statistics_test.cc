@@ -332,6 +332,8 @@ TEST_F(StatisticsTest, AStoreWithoutTheIndexIsIndexedOnceWhenOpened) {
       wipe.Delete(it->key());
     }
     wipe.Delete("m:stats_indexed");
+    wipe.Delete("m:stats_next_delta");
+    wipe.Delete("m:stats_folded_through");
     ASSERT_TRUE(db->Write(leveldb::WriteOptions(), &wipe).ok());
     ASSERT_EQ(CountKeys(*db, "st:"), 0);
   }
@@ -341,6 +343,24 @@ TEST_F(StatisticsTest, AStoreWithoutTheIndexIsIndexedOnceWhenOpened) {
   Fold();
   Reopen();
   EXPECT_EQ(Stats().pending, 0u);
+  EXPECT_EQ(Numbers(Stats()), expected);
+}
+
+TEST_F(StatisticsTest, AnInterruptedIndexingStartsOverAndCountsNothingTwice) {
+  const uint64_t a = Create("request");
+  Create("alert");
+  ASSERT_TRUE(engine_->Close(*owner_, a).ok());
+  const std::vector<uint64_t> expected = Numbers(Stats());
+  ASSERT_EQ(Stats().pending, 3u);
+  Close();
+  {
+    // As an indexing killed before its last write: deltas, no marker.
+    auto db = OpenRaw("records");
+    ASSERT_NE(db, nullptr);
+    ASSERT_TRUE(db->Delete(leveldb::WriteOptions(), "m:stats_indexed").ok());
+  }
+  Reopen();
+  EXPECT_EQ(Stats().pending, 3u);
   EXPECT_EQ(Numbers(Stats()), expected);
 }
 
