@@ -283,14 +283,15 @@ TEST_F(StatisticsTest, AttributeValuesAndNamesAreCappedIntoOther) {
   // kMaxStatisticsValuesPerAttribute values are named; the next ones, and
   // a value longer than kMaxStatisticsValueLength, are counted as other.
   for (size_t i = 0; i < kMaxStatisticsValuesPerAttribute + 3; ++i) {
-    Create("request", {{"ref", "v" + std::to_string(100 + i)}});
+    Create("request",
+           {{"ref", std::string("v").append(std::to_string(100 + i))}});
   }
   Create("request", {{"ref", std::string(kMaxStatisticsValueLength + 1, 'x')}});
   Create("request", {{"ref", "v100"}});  // A named value still counts.
   // More attribute names than kMaxStatisticsAttributeNames on one record.
   std::vector<Attribute> many;
   for (size_t i = 0; i < kMaxStatisticsAttributeNames + 4; ++i) {
-    many.push_back({"name" + std::to_string(100 + i), "x"});
+    many.push_back({std::string("name").append(std::to_string(100 + i)), "x"});
   }
   Create("alert", many);
   for (bool folded : {false, true}) {
@@ -420,7 +421,9 @@ TEST_F(StatisticsTest, ConcurrentWritersAndFoldsCountEveryTransitionOnce) {
         NewRecord r;
         r.kind = "request";
         r.attributes = {{"country", t % 2 == 0 ? "AT" : "DE"}};
-        r.personal = {{"subject" + std::to_string(t) + "@example.org",
+        r.personal = {{std::string("subject")
+                           .append(std::to_string(t))
+                           .append("@example.org"),
                        {{"name", "Anna Example"}}}};
         auto id = engine_->CreateRecord(*owner_, r);
         ASSERT_TRUE(id.has_value()) << id.error().ToString();
