@@ -368,6 +368,65 @@ interface Auditor {
   # by default): split the window.
   breachScope @7 (principalIds :List(Text), fromMicros :Int64,
                   toMicros :Int64, purpose :Text) -> (scope :BreachScope);
+  # Statistics that survive erasure (docs/accountability.md): per record
+  # kind, the records by state now, the records created, closed, blocked
+  # and erased per month (UTC), the time from creation to closure in the
+  # buckets of the IMI report's "Time needed to deal with a request", and
+  # the records created per attribute value (capped: docs/api.md); erased
+  # records included. No personal data; nothing is recorded. Filters, all
+  # optional: `kind` ("" = every kind; else a valid kind name), and
+  # `fromMonth`/`toMonth` as yyyymm (0 = unbounded; months 1 to 12, years
+  # 1 to 9999, from <= to), which bound the months listed, not the states
+  # or the attribute counts. InvalidArgument for a filter out of bounds.
+  # Answered from an index, whatever the number of records.
+  statistics @8 (kind :Text, fromMonth :UInt32, toMonth :UInt32)
+      -> (statistics :Statistics);
+}
+
+struct Statistics {
+  generatedAtMicros @0 :Int64;
+  kind @1 :Text;                      # The filters, as asked.
+  fromMonth @2 :UInt32;
+  toMonth @3 :UInt32;
+  kinds @4 :List(KindStatistics);     # By kind.
+  total @5 :MonthStatistics;          # Every kind's months summed (month 0).
+  pending @6 :UInt64;                 # Transitions counted that maintenance
+                                      # has not folded yet (cost, not data).
+}
+
+struct KindStatistics {
+  kind @0 :Text;
+  active @1 :UInt64;                  # Records in each state now (as the
+  closed @2 :UInt64;                  # sweeps wrote them down).
+  blocked @3 :UInt64;
+  erased @4 :UInt64;
+  months @5 :List(MonthStatistics);   # Ascending; months with any count.
+  total @6 :MonthStatistics;          # Those months summed (month 0).
+  attributes @7 :List(AttributeStatistics);  # By name; all time.
+  otherAttributes @8 :UInt64;         # Attributes beyond the names kept.
+}
+
+struct MonthStatistics {
+  month @0 :UInt32;                   # yyyymm (UTC); 0 in a total.
+  created @1 :UInt64;
+  closed @2 :UInt64;
+  blocked @3 :UInt64;
+  erased @4 :UInt64;
+  # The records closed in the month by time from creation to closure:
+  # within 3 days, within 1 week, 2 weeks, 4 weeks, 8 weeks, more (6
+  # numbers; a day is 86400 s and each bound is inclusive).
+  closedWithin @5 :List(UInt64);
+}
+
+struct AttributeStatistics {
+  name @0 :Text;
+  values @1 :List(AttributeValueCount);  # By value.
+  other @2 :UInt64;                      # Values beyond the cap.
+}
+
+struct AttributeValueCount {
+  value @0 :Text;
+  records @1 :UInt64;
 }
 
 struct BreachScope {
@@ -537,6 +596,9 @@ interface Admin {
                            batches :UInt64, startedMicros :Int64);
   # As Auditor.processingRegister.
   processingRegister @23 (html :Bool) -> (document :Text);
+  # As Auditor.statistics.
+  statistics @24 (kind :Text, fromMonth :UInt32, toMonth :UInt32)
+      -> (statistics :Statistics);
 }
 
 struct EngineStats {

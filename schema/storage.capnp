@@ -168,3 +168,43 @@ struct Hold {
   releasedAtMicros @7 :Int64;  # 0 = not released.
   releasedBy @8 :Text;
 }
+
+struct StatsDelta {
+  # Statistics index (storage/stats_index.h): one transition of one record,
+  # written with it, until maintenance folds it into its kind's KindStats.
+  # Key "st:d:" u64 record id || u8 state entered (a record enters each
+  # state once: the key is the transition's own, so writing it twice is
+  # harmless).
+  kind @0 :Text;
+  from @1 :State;               # The state left; = to for a creation.
+  to @2 :State;
+  atMicros @3 :Int64;           # The transition's instant.
+  createdAtMicros @4 :Int64;    # The record's creation (for a closure).
+  attributes @5 :List(Attribute);  # A creation's only.
+}
+
+struct KindStats {
+  # Statistics index: a record kind's folded counts. Key "st:a:" kind.
+  kind @0 :Text;
+  byState @1 :List(UInt64);     # By State ordinal.
+  months @2 :List(MonthStats);  # Ascending.
+  attributes @3 :List(AttributeStats);  # By name.
+  otherAttributes @4 :UInt64;
+}
+
+struct MonthStats {
+  month @0 :UInt32;             # yyyymm.
+  entered @1 :List(UInt64);     # Created, closed, blocked, erased.
+  closedWithin @2 :List(UInt64);  # By IMI bucket (storage/statistics.h).
+}
+
+struct AttributeStats {
+  name @0 :Text;
+  values @1 :List(ValueCount);  # By value.
+  other @2 :UInt64;
+}
+
+struct ValueCount {
+  value @0 :Text;
+  count @1 :UInt64;
+}

@@ -583,6 +583,85 @@ kj::Promise<void> ProcessingRegisterCall(Connection& conn, const Actor& actor,
       });
 }
 
+void SetMonth(const MonthStatistics& m, rpc::MonthStatistics::Builder b) {
+  b.setMonth(m.month);
+  b.setCreated(m.created);
+  b.setClosed(m.closed);
+  b.setBlocked(m.blocked);
+  b.setErased(m.erased);
+  auto within = b.initClosedWithin(kCloseBuckets);
+  for (size_t i = 0; i < kCloseBuckets; ++i) {
+    within.set(static_cast<unsigned>(i), m.closed_within[i]);
+  }
+}
+
+void SetStatistics(const Statistics& s, rpc::Statistics::Builder b) {
+  b.setGeneratedAtMicros(ToMicros(s.generated_at));
+  b.setKind(Txt(s.query.kind));
+  b.setFromMonth(s.query.from_month);
+  b.setToMonth(s.query.to_month);
+  b.setPending(s.pending);
+  SetMonth(s.total, b.initTotal());
+  auto kinds = b.initKinds(static_cast<unsigned>(s.kinds.size()));
+  for (size_t i = 0; i < s.kinds.size(); ++i) {
+    const KindStatistics& k = s.kinds[i];
+    auto out = kinds[static_cast<unsigned>(i)];
+    out.setKind(Txt(k.kind));
+    out.setActive(k.by_state[0]);
+    out.setClosed(k.by_state[1]);
+    out.setBlocked(k.by_state[2]);
+    out.setErased(k.by_state[3]);
+    auto months = out.initMonths(static_cast<unsigned>(k.months.size()));
+    for (size_t m = 0; m < k.months.size(); ++m) {
+      SetMonth(k.months[m], months[static_cast<unsigned>(m)]);
+    }
+    SetMonth(k.total, out.initTotal());
+    auto attributes =
+        out.initAttributes(static_cast<unsigned>(k.attributes.size()));
+    for (size_t a = 0; a < k.attributes.size(); ++a) {
+      const AttributeStatistics& in = k.attributes[a];
+      auto o = attributes[static_cast<unsigned>(a)];
+      o.setName(Txt(in.name));
+      o.setOther(in.other);
+      auto values = o.initValues(static_cast<unsigned>(in.values.size()));
+      for (size_t v = 0; v < in.values.size(); ++v) {
+        values[static_cast<unsigned>(v)].setValue(Txt(in.values[v].first));
+        values[static_cast<unsigned>(v)].setRecords(in.values[v].second);
+      }
+    }
+    out.setOtherAttributes(k.other_attributes);
+  }
+}
+
+// statistics, offered by the Auditor and Admin facets: answered from the
+// statistics index, so on the connection's worker (no long lane).
+template <typename Context>
+kj::Promise<void> StatisticsCall(Connection& conn, const Actor& actor,
+                                 Context context) {
+  auto p = context.getParams();
+  StatisticsQuery query;
+  // The kind's length is bounded before it is copied.
+  if (p.getKind().size() > kMaxKindLength) {
+    Throw(Status::InvalidArgument(std::string("a kind is at most ")
+                                      .append(std::to_string(kMaxKindLength))
+                                      .append(" characters")));
+  }
+  query.kind = Str(p.getKind());
+  query.from_month = p.getFromMonth();
+  query.to_month = p.getToMonth();
+  Check(CheckStatisticsQuery(query));
+  return OnWorker<Result<Statistics>>(conn,
+                                      [engine = &conn.engine, actor = actor,
+                                       query = std::move(query)]() {
+                                        return engine->ProduceStatistics(actor,
+                                                                         query);
+                                      })
+      .then([context](kj::Own<Result<Statistics>> r) mutable {
+        const Statistics s = Value(std::move(*r));
+        SetStatistics(s, context.getResults().initStatistics());
+      });
+}
+
 // findSubject, offered by the Auditor and Admin facets.
 template <typename Context>
 kj::Promise<void> FindSubjectCall(Connection& conn, const Actor& actor,
@@ -734,6 +813,10 @@ class AuditorImpl final : public rpc::Auditor::Server {
   kj::Promise<void> processingRegister(
       ProcessingRegisterContext context) override {
     return ProcessingRegisterCall(*conn_, actor_, context);
+  }
+
+  kj::Promise<void> statistics(StatisticsContext context) override {
+    return StatisticsCall(*conn_, actor_, context);
   }
 
   kj::Promise<void> breachScope(BreachScopeContext context) override {
@@ -948,6 +1031,9 @@ class AdminImpl final : public rpc::Admin::Server {
   kj::Promise<void> processingRegister(
       ProcessingRegisterContext context) override {
     return ProcessingRegisterCall(*conn_, actor_, context);
+  }
+  kj::Promise<void> statistics(StatisticsContext context) override {
+    return StatisticsCall(*conn_, actor_, context);
   }
 
   kj::Promise<void> findSubject(FindSubjectContext context) override {

@@ -257,6 +257,7 @@ Result<StoredRecord> DecodeRecord(std::string_view bytes) {
         for (auto s : b.getSubjectIds()) r.subject_ids.push_back(FromText(s));
         r.next_deadline_micros = b.getNextDeadlineMicros();
         r.indexed_deadline_micros = r.next_deadline_micros;
+        r.stored_state = r.state;
         r.owner_changed_at_micros = b.getOwnerChangedAtMicros();
         r.erase_bucket = b.getEraseBucket();
         auto transition = static_cast<uint16_t>(b.getNextTransition());

@@ -90,6 +90,10 @@ struct StoredRecord {
   // (set by DecodeRecord and RecordStore::Put), so a record whose next
   // deadline was recomputed in memory still moves the right entry.
   int64_t indexed_deadline_micros = 0;
+  // Not stored: the state the record was stored in (set by DecodeRecord and
+  // RecordStore::Put); nullopt for a record never stored. Put records the
+  // transitions from it in the statistics index (storage/stats_index.h).
+  std::optional<RecordState> stored_state;
 };
 
 // A stored time that may be absent (0 = none), as a Timestamp.

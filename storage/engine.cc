@@ -26,6 +26,7 @@
 #include "storage/rekeyer.h"
 #include "storage/reminder_finder.h"
 #include "storage/shredder.h"
+#include "storage/stats_index.h"
 #include "storage/store.h"
 #include "storage/subject_report_builder.h"
 #include "storage/subjects.h"
@@ -80,8 +81,8 @@ struct Engine::Impl {
                    options.backup_retention}),
         register_builder({*store, record_store, policies, principals, *keystore,
                           options, clock}),
-        reminders({*store, record_store, views, holds, options.limits, clock}) {
-  }
+        reminders({*store, record_store, views, holds, options.limits, clock}),
+        stats_index(*store) {}
 
   // The acting principal of a call: Unauthenticated if it is unknown or
   // revoked, or if its credential was replaced since the actor was
@@ -124,6 +125,7 @@ struct Engine::Impl {
   KeyAdmin key_admin;
   RegisterBuilder register_builder;
   ReminderFinder reminders;
+  StatsIndex stats_index;
 };
 
 Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -176,12 +178,15 @@ Result<std::unique_ptr<Engine>> Engine::Open(const Options& options,
 
   auto impl = std::make_unique<Impl>(options, std::move(records_env),
                                      std::move(*keystore), std::move(*store));
+  impl->record_store.TEST_SetStatisticsIndex(options.TEST_statistics_index);
   CUSTOS_RETURN_IF_ERROR(impl->principals.Load());
   CUSTOS_RETURN_IF_ERROR(impl->policies.Load());
   CUSTOS_RETURN_IF_ERROR(impl->record_store.Load());
   CUSTOS_RETURN_IF_ERROR(impl->shredder.Recover());
   CUSTOS_RETURN_IF_ERROR(impl->rekeyer.Recover());
   CUSTOS_RETURN_IF_ERROR(impl->key_admin.FinishRestore());
+  // A store written before the statistics index is indexed once.
+  CUSTOS_RETURN_IF_ERROR(impl->stats_index.Initialize(impl->record_store));
   // Erased bytes an interrupted call left on disk go now.
   CUSTOS_RETURN_IF_ERROR(impl->erasure.CompactQueued());
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
@@ -274,6 +279,8 @@ Result<SweepReport> Engine::Sweep(const Actor& admin,
   // Backups age out on the sweep's schedule too.
   auto expired = impl_->key_admin.ExpireBackupKeys(*caller);
   if (!expired) return Fail(expired.error());
+  auto folded = impl_->stats_index.Fold();
+  if (!folded) return Fail(folded.error());
   return report;
 }
 
@@ -288,6 +295,8 @@ Result<SweepReport> Engine::RunMaintenance(size_t shred_budget) {
   auto completed = impl_->shredder.Complete(shred_budget);
   if (!completed) return Fail(completed.error());
   report->shred_records_rewritten = *completed;
+  auto folded = impl_->stats_index.Fold();
+  if (!folded) return Fail(folded.error());
   return report;
 }
 
@@ -435,6 +444,16 @@ Result<ProcessingRegister> Engine::ProduceProcessingRegister(
   if (!caller) return Fail(caller.error());
   return impl_->register_builder.Build();
 }
+
+Result<Statistics> Engine::ProduceStatistics(const Actor& actor,
+                                             const StatisticsQuery& query) {
+  auto caller = impl_->RequireAnyRole(actor, {Role::kAuditor, Role::kAdmin});
+  if (!caller) return Fail(caller.error());
+  CUSTOS_RETURN_IF_ERROR(CheckStatisticsQuery(query));
+  return impl_->stats_index.Read(query, impl_->clock.Now());
+}
+
+Result<size_t> Engine::FoldStatistics() { return impl_->stats_index.Fold(); }
 
 Result<SubjectReport> Engine::ProduceSubjectReport(
     const Actor& auditor, std::string_view subject_id) {

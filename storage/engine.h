@@ -42,6 +42,7 @@
 #include "storage/processing_register.h"
 #include "storage/reminders.h"
 #include "storage/retention_policy.h"
+#include "storage/statistics.h"
 #include "storage/subject_report.h"
 #include "storage/types.h"
 
@@ -321,6 +322,25 @@ class Engine {
   // data. Reads every record: its cost grows with the store.
   Result<ProcessingRegister> ProduceProcessingRegister(const Actor& actor);
 
+  // Auditor or admin. Statistics that survive erasure
+  // (storage/statistics.h, docs/accountability.md): per record kind, the
+  // records by state, the records created, closed, blocked and erased per
+  // month, the time from creation to closure in the IMI report's buckets,
+  // and the records created per attribute value; erased records included.
+  // Holds no personal data; writes nothing. Answered from the statistics
+  // index: its cost grows with the kinds, months and attribute values and
+  // the transitions since the last fold (FoldStatistics), not with the
+  // records. Counts the transitions written down (a deadline passed is
+  // written down by the next sweep). InvalidArgument for a query
+  // CheckStatisticsQuery refuses; DataLoss for a corrupt index entry.
+  Result<Statistics> ProduceStatistics(const Actor& actor,
+                                       const StatisticsQuery& query);
+  // Folds the transitions recorded since the last fold into the
+  // statistics' aggregates (no caller: trusted in-process use, as
+  // RunMaintenance, which calls it, and Sweep). Idempotent and crash-safe.
+  // Returns how many were folded.
+  Result<size_t> FoldStatistics();
+
   // Auditor only, and never an admin (PermissionDenied). Everything held on
   // the subject, for their access request: the personal data still held in
   // any state, states and deadlines, holds, flag notes, contests and the
@@ -459,7 +479,7 @@ class Engine {
   // only; its events name the principal "custos:retention"): sweeps what is
   // due now, expires backup keys past Options::backup_retention, and
   // completes up to `shred_budget` records of shredded subjects. Returns
-  // the sweep's report.
+  // the sweep's report. Then folds the statistics (FoldStatistics).
   Result<SweepReport> RunMaintenance(size_t shred_budget);
 
   // Rewrites up to `budget` records of shredded subjects: drops their parts

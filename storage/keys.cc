@@ -75,6 +75,16 @@ std::string KindField(std::string_view kind, std::string_view field_name) {
   return key;
 }
 
+std::string StatsAggregate(std::string_view kind) {
+  std::string key(kStatsAggregatePrefix);
+  key.append(kind);
+  return key;
+}
+
+std::string StatsDelta(uint64_t seq) {
+  return JoinNumber(kStatsDeltaPrefix, seq);
+}
+
 std::string ErasedBucket(uint64_t bucket) {
   return JoinNumber(kErasedBucketPrefix, bucket);
 }

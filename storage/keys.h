@@ -77,6 +77,24 @@ std::string ReminderDeadlinesPrefix(std::string_view owner, uint64_t record_id,
 std::string Reminder(std::string_view owner, uint64_t record_id, uint8_t reason,
                      int64_t due_micros);
 
+// ---- Statistics index (stats_index.cc; deltas numbered by record_store.cc)
+// "st:d:" u64 delta seq -> StatsDelta (a transition not yet folded);
+// "st:k:" kind -> KindStats (folded counts; sorts after every delta, so a
+// query seeks past the folded deltas' deletion markers and reads on);
+// "m:stats_next_delta" -> u64 (the next delta seq); "m:stats_folded_through"
+// -> u64 (every delta up to it is folded); "m:stats_indexed" -> "" (every
+// record is in the index: absent in a store written before it, which Open
+// indexes once).
+inline constexpr std::string_view kStatsPrefix = "st:";
+inline constexpr std::string_view kStatsDeltaPrefix = "st:d:";
+inline constexpr std::string_view kStatsAggregatePrefix = "st:k:";
+inline constexpr std::string_view kStatsNextDelta = "m:stats_next_delta";
+inline constexpr std::string_view kStatsFoldedThrough =
+    "m:stats_folded_through";
+inline constexpr std::string_view kStatsIndexed = "m:stats_indexed";
+std::string StatsAggregate(std::string_view kind);
+std::string StatsDelta(uint64_t seq);
+
 // ---- Legal holds (holds.cc) -----------------------------------------------
 // "hold:" id -> Hold; "ho:r:" u64 record || id -> "";
 // "ho:s:" subject || NUL || id -> "s" (a subject hold) or "r" (a hold on one

@@ -63,6 +63,11 @@ struct Options {
   // in tests. Default: nullptr, meaning leveldb::Env::Default(). If set,
   // must outlive the Engine.
   leveldb::Env* env = nullptr;
+  // Benchmark hook (bench/stats_bench.cc): false writes no statistics
+  // delta with a transition, to measure what the index costs a write. The
+  // statistics then miss every transition made so: never set it on a store
+  // whose statistics matter. Default: true.
+  bool TEST_statistics_index = true;
 };
 
 // Checks every REQUIRES above that a value can break (the master key is

@@ -11,6 +11,7 @@
 #include "storage/limits.h"
 #include "storage/period.h"
 #include "storage/sealing.h"
+#include "storage/stats_index.h"
 
 namespace custos {
 namespace {
@@ -72,11 +73,22 @@ Result<std::pair<int64_t, Transition>> NextDeadline(
 Status RecordStore::Load() {
   auto value = store_.Get(keys::kNextRecordId);
   if (!value) return value.error();
-  if (!*value) return Status::Ok();
+  if (!*value) return LoadDeltaCounter();
   if ((*value)->size() != 8) {
     return Status::DataLoss("corrupt record id counter");
   }
   next_id_ = ReadBigEndian64(**value);
+  return LoadDeltaCounter();
+}
+
+Status RecordStore::LoadDeltaCounter() {
+  auto value = store_.Get(keys::kStatsNextDelta);
+  if (!value) return value.error();
+  if (!*value) return Status::Ok();
+  if ((*value)->size() != 8) {
+    return Status::DataLoss("corrupt statistics delta counter");
+  }
+  next_delta_ = ReadBigEndian64(**value);
   return Status::Ok();
 }
 
@@ -276,7 +288,24 @@ Status RecordStore::Put(const WriteLock& lock, leveldb::WriteBatch& batch,
   }
   r.indexed_deadline_micros = r.next_deadline_micros;
   batch.Put(keys::Record(r.id), value);
+  // Its transitions since it was stored, in the statistics index.
+  StageStatistics(lock, batch, r);
   return Status::Ok();
+}
+
+void RecordStore::StageStatistics(const WriteLock& /*lock*/,
+                                  leveldb::WriteBatch& batch,
+                                  StoredRecord& r) const {
+  if (statistics_index_) {
+    const uint64_t staged = StatsIndex::Stage(batch, r, next_delta_);
+    if (staged != 0) {
+      next_delta_ += staged;
+      std::string next;
+      AppendBigEndian64(next, next_delta_);
+      batch.Put(ToSlice(keys::kStatsNextDelta), next);
+    }
+  }
+  r.stored_state = r.state;
 }
 
 std::string RecordStore::EncodeDeadlineEntry(const codec::StoredRecord& r) {

@@ -6,7 +6,9 @@
 // disagrees with the records (DESIGN section 3). CatchUp gives a record's
 // effective state at an instant: what every read, change and sweep acts on.
 // Put also keeps a record's ciphertexts sealed under its erase-deadline
-// bucket (storage/deadline_keys.h): re-sealed whenever the bucket moves.
+// bucket (storage/deadline_keys.h): re-sealed whenever the bucket moves,
+// and stages the record's transitions in the statistics index
+// (storage/stats_index.h) in the same batch.
 //
 // Thread safety: thread-safe; Put and AllocateId REQUIRE the write lock.
 
@@ -44,7 +46,8 @@ class RecordStore {
         subjects_(subjects),
         clock_(clock) {}
 
-  // Reads the record id counter. Errors: DataLoss, mapped LevelDB.
+  // Reads the record id and statistics delta counters. Errors: DataLoss,
+  // mapped LevelDB.
   Status Load();
 
   // The stored record (its stored state: see RecordView for the effective
@@ -59,6 +62,17 @@ class RecordStore {
   uint64_t AllocateIds(const WriteLock& lock, leveldb::WriteBatch& batch,
                        size_t n);
   void Taken(const WriteLock& /*lock*/, uint64_t id) { next_id_ = id + 1; }
+
+  // Options::TEST_statistics_index: false stages no statistics delta.
+  // REQUIRES: called before any Put.
+  void TEST_SetStatisticsIndex(bool on) { statistics_index_ = on; }
+
+  // Adds to `batch` the statistics deltas of the transitions `r` made since
+  // r.stored_state (StatsIndex::Stage), numbered from the delta counter,
+  // and the counter advanced; sets r.stored_state. Put calls it; so does
+  // StatsIndex::Initialize for a store written before the index.
+  void StageStatistics(const WriteLock& lock, leveldb::WriteBatch& batch,
+                       codec::StoredRecord& r) const;
 
   // Sets the record's next deadline and transition from its state, its
   // kind's policy and, for an erasure, the legal holds that ever covered it
@@ -89,7 +103,9 @@ class RecordStore {
       const HoldSpans* spans = nullptr) const;
 
   // Adds `r` to `batch` with its next deadline (Schedule, set in `r`) and
-  // moves its deadline-index entry. InvalidArgument if the deadline cannot
+  // moves its deadline-index entry; adds the transitions it made since
+  // r.stored_state to the statistics index (StatsIndex::Stage) and sets
+  // r.stored_state to its state. InvalidArgument if the deadline cannot
   // be represented; ResourceExhausted if the encoded record would be larger
   // than kMaxStoredRecordBytes (storage/limits.h). On error `batch` is
   // unchanged.
@@ -117,6 +133,9 @@ class RecordStore {
       std::string_view value);
 
  private:
+  // Reads the statistics delta counter (part of Load).
+  Status LoadDeltaCounter();
+
   // Re-seals every readable ciphertext of `r` from its erase_bucket to
   // `to`, adding witnesses of the old ones to `batch`. On error `r` and
   // `batch` are unchanged.
@@ -129,6 +148,11 @@ class RecordStore {
   const Subjects& subjects_;
   const Clock& clock_;
   uint64_t next_id_ = 1;  // Guarded by the write lock.
+  // The next statistics delta's number. Guarded by the write lock (Put,
+  // const for its readers' sake, REQUIRES it). Never reused: a batch that
+  // is dropped leaves a gap.
+  mutable uint64_t next_delta_ = 1;
+  bool statistics_index_ = true;
 };
 
 }  // namespace custos

@@ -97,7 +97,7 @@ TEST_F(CustosToolMoreTest, StatsCountWritesSyncsAndKeyLookupsForAdminsOnly) {
   CreateAnnasRecord();
   const std::string a = "authority-a.token";
   ASSERT_EQ(As("authority-a", a, {"record", "get", "1"}).exit, 0);
-  ToolRun stats = Tool({"stats", "--json"});
+  ToolRun stats = Tool({"stats", "--engine", "--json"});
   ASSERT_EQ(stats.exit, 0) << stats.err;
   const auto s = nlohmann::json::parse(stats.out);
   EXPECT_GE(s["writes"].get<uint64_t>(), 3u);  // A principal, a record...
@@ -107,14 +107,14 @@ TEST_F(CustosToolMoreTest, StatsCountWritesSyncsAndKeyLookupsForAdminsOnly) {
                 s["key_cache_misses"].get<uint64_t>(),
             1u);
   EXPECT_TRUE(s.contains("cached_keys"));
-  ToolRun table = Tool({"stats"});
+  ToolRun table = Tool({"stats", "--engine"});
   ASSERT_EQ(table.exit, 0) << table.err;
   EXPECT_TRUE(Contains(table.out, "STATISTIC                VALUE"))
       << table.out;
   EXPECT_TRUE(Contains(table.out, "records-database writes  " +
                                       std::to_string(s["writes"].get<int>())))
       << table.out;
-  ToolRun user = As("authority-a", a, {"stats"});
+  ToolRun user = As("authority-a", a, {"stats", "--engine"});
   EXPECT_EQ(user.exit, 1);
   EXPECT_TRUE(Contains(user.err, "PermissionDenied")) << user.err;
 }

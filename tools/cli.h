@@ -202,6 +202,7 @@ void AddKeyVerbs(CLI::App& app, std::vector<Verb>& verbs);
 void AddBackupVerbs(CLI::App& app, std::vector<Verb>& verbs);
 void AddStoreVerbs(CLI::App& app, std::vector<Verb>& verbs);
 void AddBreachVerbs(CLI::App& app, std::vector<Verb>& verbs);
+void AddStatsVerbs(CLI::App& app, std::vector<Verb>& verbs);
 
 }  // namespace custos::cli
 

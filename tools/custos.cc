@@ -83,6 +83,7 @@ int main(int argc, char** argv) {
   AddKeyVerbs(app, verbs);
   AddBackupVerbs(app, verbs);
   AddStoreVerbs(app, verbs);
+  AddStatsVerbs(app, verbs);
   auto* completion = app.add_subcommand(
       "completion",
       "print a bash completion script\n"

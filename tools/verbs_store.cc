@@ -1,5 +1,5 @@
 // custos init (offline: a new store, as custosd's first start makes it);
-// custos stats (the engine's counters over RPC).
+// custos register (the register of processing activities).
 
 #include <filesystem>
 #include <iostream>
@@ -85,43 +85,6 @@ void AddStoreVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                     << a->data_dir << " --master-key-file " << a->key_file
                     << "\n";
         })});
-  }
-  {
-    auto out = std::make_shared<Output>();
-    auto* cmd = app.add_subcommand(
-        "stats",
-        "the engine's counters since custosd started: writes, log syncs "
-        "(writes per sync is the group-commit batch), the key cache (admins)\n"
-        "example: custos stats --json");
-    AddJsonFlag(*cmd, *out);
-    verbs.push_back(
-        {cmd, [out](Connection& c) {
-           Remote([&] {
-             auto response = c.Admin().statsRequest().send().wait(c.wait());
-             auto s = response.getStats();
-             if (out->json) {
-               return PrintJson({{"writes", s.getWrites()},
-                                 {"syncs", s.getSyncs()},
-                                 {"cached_keys", s.getCachedKeys()},
-                                 {"key_cache_hits", s.getKeyCacheHits()},
-                                 {"key_cache_misses", s.getKeyCacheMisses()}});
-             }
-             char per_sync[32] = "-";
-             if (s.getSyncs() != 0) {
-               std::snprintf(per_sync, sizeof(per_sync), "%.2f",
-                             static_cast<double>(s.getWrites()) /
-                                 static_cast<double>(s.getSyncs()));
-             }
-             Table t({"STATISTIC", "VALUE"});
-             t.Add({"records-database writes", std::to_string(s.getWrites())});
-             t.Add({"log syncs", std::to_string(s.getSyncs())});
-             t.Add({"writes per sync", per_sync});
-             t.Add({"subject keys cached", std::to_string(s.getCachedKeys())});
-             t.Add({"key-cache hits", std::to_string(s.getKeyCacheHits())});
-             t.Add({"key-cache misses", std::to_string(s.getKeyCacheMisses())});
-             t.Print();
-           });
-         }});
   }
   {
     struct Args {

@@ -1,0 +1,86 @@
+// Internal to storage/: the statistics index (storage/statistics.h,
+// docs/storage.md "Key layout", docs/accountability.md "Statistics that
+// survive erasure"). Owns the key families "st:d:" and "st:k:" and the
+// keys "m:stats_folded_through" and "m:stats_indexed"; the delta counter
+// "m:stats_next_delta" is RecordStore's (it numbers the deltas it stages).
+//
+// Written with every transition, read without a scan of the records:
+// - Stage, called through RecordStore::Put (the one place a record is
+//   written), adds one delta entry per transition the record made since it
+//   was stored, in the same batch as the record, numbered in the order of
+//   the writes (under the write lock). Nothing is read and no shared
+//   counter is read-modified-written on the write path (the delta counter
+//   is only written, as the record id counter is).
+// - Fold, run by maintenance under the write lock, adds the next deltas
+//   to their kind's aggregate ("st:k:" kind), deletes them and moves the
+//   fold cursor past them, in one batch per chunk: after a crash a chunk
+//   is either folded and gone or still pending; never both.
+// - Read answers from the aggregates plus the deltas after the cursor,
+//   read in one scan (one LevelDB snapshot) that seeks past the folded
+//   deltas' deletion markers. Its cost grows with the kinds, the months,
+//   the attribute values and the deltas not folded yet, not with the
+//   records.
+//
+// The caps of storage/statistics.h are applied in the order deltas are
+// folded (their numbers), so Read and Fold give the same counts.
+//
+// Thread safety: thread-safe. Stage REQUIRES the write lock (it is part of
+// a Put); Fold and Initialize take it.
+
+#ifndef CUSTOS_STORAGE_STATS_INDEX_H_
+#define CUSTOS_STORAGE_STATS_INDEX_H_
+
+#include <leveldb/write_batch.h>
+
+#include <cstddef>
+
+#include "base/clock.h"
+#include "base/status.h"
+#include "storage/codec.h"
+#include "storage/record_store.h"
+#include "storage/statistics.h"
+#include "storage/store.h"
+
+namespace custos {
+
+class StatsIndex {
+ public:
+  // Deltas folded per write.
+  static constexpr size_t kFoldChunk = 10000;
+
+  // `store` REQUIRES: outlives this object.
+  explicit StatsIndex(Store& store) : store_(store) {}
+
+  // Adds to `batch` a delta for each transition `r` made from
+  // r.stored_state (a creation first when it was never stored): a
+  // closure, a block, an erasure, each at its instant, numbered from
+  // `first_seq`. A withdrawal from ACTIVE is a closure then a block (it
+  // sets closed_at). Returns how many numbers it used.
+  static size_t Stage(leveldb::WriteBatch& batch, const codec::StoredRecord& r,
+                      uint64_t first_seq);
+
+  // For a store written before the index existed (no "m:stats_indexed"):
+  // deletes whatever "st:" entries an interrupted call left, then stages
+  // every record's transitions as if it were new (through
+  // `records.StageStatistics`), in writes of 1000, the last with the
+  // marker. Interrupted, the next call starts over. A record that does not
+  // decode is left out. REQUIRES: no other writer (Engine::Open), and
+  // `records` loaded. Errors: the store's.
+  Status Initialize(RecordStore& records);
+
+  // Folds up to `budget` pending deltas (all, by default) into the
+  // aggregates. Returns how many. DataLoss for a delta or an aggregate
+  // that does not decode (nothing folded from its chunk).
+  Result<size_t> Fold(size_t budget = static_cast<size_t>(-1));
+
+  // The statistics `query` asks for (REQUIRES: CheckStatisticsQuery
+  // accepted it), generated at `now`. DataLoss as Fold.
+  Result<Statistics> Read(const StatisticsQuery& query, Timestamp now) const;
+
+ private:
+  Store& store_;
+};
+
+}  // namespace custos
+
+#endif  // CUSTOS_STORAGE_STATS_INDEX_H_

@@ -1,0 +1,118 @@
+// custos stats end to end (issue 15): the real binary against a real
+// custosd-testclock on its unix socket; the IMI table, the JSON numbers,
+// the filters and the exit codes (0, 1 refused, 2 usage).
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "tests/custos_tool_runner.h"
+#include "tests/custosd_process.h"
+
+namespace custos::testing {
+namespace {
+
+bool Contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+class CustosToolStatsTest : public CustosToolFixture {
+ protected:
+  void SetUp() override {
+    custosd_.Start(CUSTOSD_TESTCLOCK_PATH,
+                   {"--test-clock", "2026-08-31T10:00:00Z"});
+  }
+  // authority-a creates a record of `kind` with attribute country=`country`.
+  void Create(const std::string& token, const std::string& kind,
+              const std::string& country) {
+    ToolRun r =
+        As("authority-a", token,
+           {"record", "create", "--kind", kind, "--attr",
+            std::string("country=").append(country), "--field", "name=Anna"},
+           "anna@example.org\n");
+    ASSERT_EQ(r.exit, 0) << r.err;
+  }
+};
+
+TEST_F(CustosToolStatsTest, PrintsTheTimeNeededToDealWithARequest) {
+  // Idle records close after exactly 3 days (complaint) and 10 days
+  // (enquiry); the sweep writes the closures down.
+  ASSERT_EQ(Tool({"policy", "set", "complaint", "--close-after", "P3D",
+                  "--erase-after", "P1Y", "--history-after", "P5Y"})
+                .exit,
+            0);
+  ASSERT_EQ(Tool({"policy", "set", "enquiry", "--close-after", "P10D",
+                  "--erase-after", "P1Y", "--history-after", "P5Y"})
+                .exit,
+            0);
+  const std::string a = AddPrincipal("authority-a", "user");
+  const std::string u = AddPrincipal("auditor", "auditor");
+  Create(a, "complaint", "AT");
+  Create(a, "enquiry", "DE");
+  Create(a, "enquiry", "DE");
+  custosd_.SetTestClock("2026-09-12T10:00:00Z");
+  ToolRun sweep = Tool({"sweep"});
+  ASSERT_EQ(sweep.exit, 0) << sweep.err;
+
+  ToolRun json = Tool({"stats", "--json"});
+  ASSERT_EQ(json.exit, 0) << json.err;
+  const auto s = nlohmann::json::parse(json.out);
+  EXPECT_EQ(s["format"], "custos-statistics");
+  EXPECT_EQ(s["pending"], 0);  // The sweep folded the index.
+  EXPECT_EQ(s["total"]["closed"], 3);
+  EXPECT_EQ(s["total"]["closed_within"]["3_days"], 1);
+  EXPECT_EQ(s["total"]["closed_within"]["1_week"], 0);
+  EXPECT_EQ(s["total"]["closed_within"]["2_weeks"], 2);
+  ASSERT_EQ(s["kinds"].size(), 2u);
+  const auto& complaint = s["kinds"][0];
+  EXPECT_EQ(complaint["kind"], "complaint");
+  EXPECT_EQ(complaint["records"]["closed"], 1);
+  EXPECT_EQ(complaint["records"]["active"], 0);
+  ASSERT_EQ(complaint["months"].size(), 2u);
+  EXPECT_EQ(complaint["months"][0]["month"], "2026-08");
+  EXPECT_EQ(complaint["months"][0]["created"], 1);
+  EXPECT_EQ(complaint["months"][1]["month"], "2026-09");
+  EXPECT_EQ(complaint["months"][1]["closed"], 1);
+  EXPECT_EQ(complaint["attributes"][0]["name"], "country");
+  EXPECT_EQ(complaint["attributes"][0]["values"]["AT"], 1);
+  EXPECT_EQ(s["kinds"][1]["attributes"][0]["values"]["DE"], 2);
+
+  ToolRun table = Tool({"stats"});
+  ASSERT_EQ(table.exit, 0) << table.err;
+  EXPECT_TRUE(Contains(table.out, "Time needed to deal with a request"))
+      << table.out;
+  EXPECT_TRUE(Contains(table.out, "WITHIN 3 DAYS")) << table.out;
+  EXPECT_TRUE(Contains(table.out, "1 (100.0%)")) << table.out;
+  EXPECT_TRUE(Contains(table.out, "2 (66.7%)")) << table.out;  // "all"
+  EXPECT_TRUE(Contains(table.out, "2026-09")) << table.out;
+
+  // An auditor, one kind, September on: created in August, not counted.
+  ToolRun filtered = As("auditor", u,
+                        {"stats", "--kind", "complaint", "--from", "2026-09",
+                         "--to", "2026-12", "--json"});
+  ASSERT_EQ(filtered.exit, 0) << filtered.err;
+  const auto f = nlohmann::json::parse(filtered.out);
+  ASSERT_EQ(f["kinds"].size(), 1u);
+  EXPECT_EQ(f["query"]["from"], "2026-09");
+  EXPECT_EQ(f["total"]["created"], 0);
+  EXPECT_EQ(f["total"]["closed"], 1);
+}
+
+TEST_F(CustosToolStatsTest, RefusesBadMonthsAndCallersWithoutTheRole) {
+  EXPECT_EQ(Tool({"stats", "--from", "2026-13"}).exit, 2);
+  EXPECT_EQ(Tool({"stats", "--from", "202609"}).exit, 2);
+  EXPECT_EQ(Tool({"stats", "--from", "2026-09", "--to", "2026-08"}).exit, 2);
+  EXPECT_EQ(Tool({"stats", "--engine", "--kind", "request"}).exit, 2);
+  ToolRun bad_kind = Tool({"stats", "--kind", "Not a kind"});
+  EXPECT_EQ(bad_kind.exit, 1);
+  EXPECT_TRUE(Contains(bad_kind.err, "InvalidArgument")) << bad_kind.err;
+  const std::string a = AddPrincipal("authority-a", "user");
+  ToolRun user = As("authority-a", a, {"stats"});
+  EXPECT_EQ(user.exit, 1);
+  EXPECT_TRUE(Contains(user.err, "PermissionDenied")) << user.err;
+}
+
+}  // namespace
+}  // namespace custos::testing

@@ -1,0 +1,277 @@
+// custos stats: statistics that survive erasure (docs/accountability.md),
+// the IMI report's "Time needed to deal with a request" table first; with
+// --engine, the engine's counters since custosd started.
+
+#include <array>
+#include <cctype>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include "storage/statistics.h"
+#include "tools/cli.h"
+
+namespace custos::cli {
+namespace {
+
+// "2026-08" -> 202608. UsageError naming `flag` otherwise.
+uint32_t ParseMonth(const std::string& text, std::string_view flag) {
+  unsigned y = 0, m = 0;
+  char end = 0;
+  if (text.size() != 7 || text[4] != '-' ||
+      std::sscanf(text.c_str(), "%4u-%2u%c", &y, &m, &end) != 2 ||
+      !IsValidMonth(y * 100 + m)) {
+    throw UsageError(std::string(flag) + " takes a month as YYYY-MM, not '" +
+                     Printable(text) + "'");
+  }
+  return y * 100 + m;
+}
+
+std::string MonthName(uint32_t month) {
+  char out[16];
+  std::snprintf(out, sizeof(out), "%04u-%02u", month / 100, month % 100);
+  return out;
+}
+
+nlohmann::json MonthJson(rpc::MonthStatistics::Reader m) {
+  nlohmann::json within = nlohmann::json::object();
+  auto buckets = m.getClosedWithin();
+  for (size_t i = 0; i < kCloseBuckets; ++i) {
+    within[std::string(CloseBucketName(i))] =
+        i < buckets.size() ? buckets[static_cast<unsigned>(i)] : 0;
+  }
+  nlohmann::json out = {{"created", m.getCreated()},
+                        {"closed", m.getClosed()},
+                        {"blocked", m.getBlocked()},
+                        {"erased", m.getErased()},
+                        {"closed_within", within}};
+  if (m.getMonth() != 0) out["month"] = MonthName(m.getMonth());
+  return out;
+}
+
+nlohmann::json StatisticsJson(rpc::Statistics::Reader s) {
+  nlohmann::json kinds = nlohmann::json::array();
+  for (auto k : s.getKinds()) {
+    nlohmann::json months = nlohmann::json::array();
+    for (auto m : k.getMonths()) months.push_back(MonthJson(m));
+    nlohmann::json attributes = nlohmann::json::array();
+    for (auto a : k.getAttributes()) {
+      nlohmann::json values = nlohmann::json::object();
+      for (auto v : a.getValues()) values[v.getValue().cStr()] = v.getRecords();
+      attributes.push_back({{"name", a.getName().cStr()},
+                            {"values", values},
+                            {"other", a.getOther()}});
+    }
+    kinds.push_back({{"kind", k.getKind().cStr()},
+                     {"records",
+                      {{"active", k.getActive()},
+                       {"closed", k.getClosed()},
+                       {"blocked", k.getBlocked()},
+                       {"erased", k.getErased()}}},
+                     {"total", MonthJson(k.getTotal())},
+                     {"months", months},
+                     {"attributes", attributes},
+                     {"other_attributes", k.getOtherAttributes()}});
+  }
+  nlohmann::json buckets = nlohmann::json::array();
+  for (size_t i = 0; i < kCloseBuckets; ++i) {
+    buckets.push_back(std::string(CloseBucketName(i)));
+  }
+  auto month_or_null = [](uint32_t month) -> nlohmann::json {
+    if (month == 0) return nullptr;
+    return MonthName(month);
+  };
+  return {
+      {"format", "custos-statistics"},
+      {"version", 1},
+      {"generated_at", TimeJson(s.getGeneratedAtMicros())},
+      {"query",
+       {{"kind", s.getKind().size() == 0 ? nlohmann::json(nullptr)
+                                         : nlohmann::json(s.getKind().cStr())},
+        {"from", month_or_null(s.getFromMonth())},
+        {"to", month_or_null(s.getToMonth())}}},
+      {"close_buckets", buckets},
+      {"total", MonthJson(s.getTotal())},
+      {"kinds", kinds},
+      {"pending", s.getPending()}};
+}
+
+// "n (p%)" of the closures `closed`.
+std::string Share(uint64_t n, uint64_t closed) {
+  if (closed == 0) return std::to_string(n);
+  char out[48];
+  std::snprintf(out, sizeof(out), "%llu (%.1f%%)",
+                static_cast<unsigned long long>(n),
+                100.0 * static_cast<double>(n) / static_cast<double>(closed));
+  return out;
+}
+
+void AddTimeRow(Table& t, const std::string& kind,
+                rpc::MonthStatistics::Reader m) {
+  std::vector<std::string> row = {kind, std::to_string(m.getClosed())};
+  auto buckets = m.getClosedWithin();
+  for (size_t i = 0; i < kCloseBuckets; ++i) {
+    row.push_back(
+        Share(i < buckets.size() ? buckets[static_cast<unsigned>(i)] : 0,
+              m.getClosed()));
+  }
+  t.Add(std::move(row));
+}
+
+void PrintStatistics(rpc::Statistics::Reader s) {
+  std::cout << "Time needed to deal with a request (records closed, by time "
+               "from creation to closure)\n";
+  std::vector<std::string> header = {"KIND", "CLOSED"};
+  for (size_t i = 0; i < kCloseBuckets; ++i) {
+    std::string label(CloseBucketLabel(i));
+    for (char& c : label) c = static_cast<char>(std::toupper(c));
+    header.push_back(label);
+  }
+  Table time(header);
+  for (auto k : s.getKinds())
+    AddTimeRow(time, k.getKind().cStr(), k.getTotal());
+  if (s.getKinds().size() > 1) AddTimeRow(time, "all", s.getTotal());
+  time.Print();
+
+  std::cout << "\nRecords by state now, and transitions in the months "
+               "counted\n";
+  Table records({"KIND", "ACTIVE", "CLOSED", "BLOCKED", "ERASED", "CREATED",
+                 "CLOSED IN", "BLOCKED IN", "ERASED IN"});
+  for (auto k : s.getKinds()) {
+    auto t = k.getTotal();
+    records.Add({k.getKind().cStr(), std::to_string(k.getActive()),
+                 std::to_string(k.getClosed()), std::to_string(k.getBlocked()),
+                 std::to_string(k.getErased()), std::to_string(t.getCreated()),
+                 std::to_string(t.getClosed()), std::to_string(t.getBlocked()),
+                 std::to_string(t.getErased())});
+  }
+  records.Print();
+
+  std::cout << "\nBy month (UTC)\n";
+  Table months({"KIND", "MONTH", "CREATED", "CLOSED", "BLOCKED", "ERASED"});
+  for (auto k : s.getKinds()) {
+    for (auto m : k.getMonths()) {
+      months.Add({k.getKind().cStr(), MonthName(m.getMonth()),
+                  std::to_string(m.getCreated()), std::to_string(m.getClosed()),
+                  std::to_string(m.getBlocked()),
+                  std::to_string(m.getErased())});
+    }
+  }
+  months.Print();
+
+  std::cout << "\nRecords created, by attribute value (all time)\n";
+  Table attributes({"KIND", "ATTRIBUTE", "VALUE", "RECORDS"});
+  for (auto k : s.getKinds()) {
+    for (auto a : k.getAttributes()) {
+      for (auto v : a.getValues()) {
+        attributes.Add({k.getKind().cStr(), a.getName().cStr(),
+                        v.getValue().cStr(), std::to_string(v.getRecords())});
+      }
+      if (a.getOther() != 0) {
+        attributes.Add({k.getKind().cStr(), a.getName().cStr(), "(other)",
+                        std::to_string(a.getOther())});
+      }
+    }
+    if (k.getOtherAttributes() != 0) {
+      attributes.Add({k.getKind().cStr(), "(other)", "",
+                      std::to_string(k.getOtherAttributes())});
+    }
+  }
+  attributes.Print();
+}
+
+void PrintEngineCounters(Connection& c, bool json) {
+  auto response = c.Admin().statsRequest().send().wait(c.wait());
+  auto s = response.getStats();
+  if (json) {
+    return PrintJson({{"writes", s.getWrites()},
+                      {"syncs", s.getSyncs()},
+                      {"cached_keys", s.getCachedKeys()},
+                      {"key_cache_hits", s.getKeyCacheHits()},
+                      {"key_cache_misses", s.getKeyCacheMisses()}});
+  }
+  char per_sync[32] = "-";
+  if (s.getSyncs() != 0) {
+    std::snprintf(
+        per_sync, sizeof(per_sync), "%.2f",
+        static_cast<double>(s.getWrites()) / static_cast<double>(s.getSyncs()));
+  }
+  Table t({"STATISTIC", "VALUE"});
+  t.Add({"records-database writes", std::to_string(s.getWrites())});
+  t.Add({"log syncs", std::to_string(s.getSyncs())});
+  t.Add({"writes per sync", per_sync});
+  t.Add({"subject keys cached", std::to_string(s.getCachedKeys())});
+  t.Add({"key-cache hits", std::to_string(s.getKeyCacheHits())});
+  t.Add({"key-cache misses", std::to_string(s.getKeyCacheMisses())});
+  t.Print();
+}
+
+}  // namespace
+
+void AddStatsVerbs(CLI::App& app, std::vector<Verb>& verbs) {
+  struct Args {
+    bool json = false, engine = false;
+    std::string kind, from, to;
+  };
+  auto a = std::make_shared<Args>();
+  auto* cmd = app.add_subcommand(
+      "stats",
+      "statistics that survive erasure: the time needed to deal with a "
+      "request (the IMI report's table), records by state, transitions by "
+      "month, records by attribute value; erased records included, no "
+      "personal data (auditors and admins). --engine: the engine's "
+      "counters since custosd started instead (admins)\n"
+      "example: custos stats --kind request --from 2026-01 --to 2026-12");
+  cmd->add_flag("--json", a->json, "the numbers as JSON (docs/api.md)");
+  cmd->add_flag("--engine", a->engine,
+                "the engine's counters: writes, log syncs, key cache");
+  cmd->add_option("--kind", a->kind, "one record kind only");
+  cmd->add_option("--from", a->from, "first month counted, YYYY-MM (UTC)");
+  cmd->add_option("--to", a->to, "last month counted, YYYY-MM (UTC)");
+  verbs.push_back(
+      {cmd, [a](Connection& c) {
+         if (a->engine) {
+           if (!a->kind.empty() || !a->from.empty() || !a->to.empty()) {
+             throw UsageError("--engine takes no --kind, --from or --to");
+           }
+           Remote([&] { PrintEngineCounters(c, a->json); });
+           return;
+         }
+         const uint32_t from =
+             a->from.empty() ? 0 : ParseMonth(a->from, "--from");
+         const uint32_t to = a->to.empty() ? 0 : ParseMonth(a->to, "--to");
+         if (from != 0 && to != 0 && from > to) {
+           throw UsageError("--from is after --to");
+         }
+         Remote([&] {
+           // The auditor's facet for auditors, the admin's for
+           // admins.
+           auto who = c.session().whoAmIRequest().send().wait(c.wait());
+           bool auditor = false;
+           for (rpc::Role r : who.getPrincipal().getRoles()) {
+             auditor = auditor || r == rpc::Role::AUDITOR;
+           }
+           auto show = [&](auto response) {
+             auto s = response.getStatistics();
+             if (a->json) return PrintJson(StatisticsJson(s));
+             PrintStatistics(s);
+           };
+           if (auditor) {
+             auto req = c.Auditor().statisticsRequest();
+             req.setKind(a->kind);
+             req.setFromMonth(from);
+             req.setToMonth(to);
+             show(req.send().wait(c.wait()));
+           } else {
+             auto req = c.Admin().statisticsRequest();
+             req.setKind(a->kind);
+             req.setFromMonth(from);
+             req.setToMonth(to);
+             show(req.send().wait(c.wait()));
+           }
+         });
+       }});
+}
+
+}  // namespace custos::cli
