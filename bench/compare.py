@@ -340,23 +340,45 @@ def run_all(r, fig, growth):
                unit="us/due record")
         growth.setdefault(f"sweep_{layout}_{'gone' if compact else 'key'}",
                           {})[n] = fig.series[name]["median"]
+    # The issue's own case (full run only): 500,000 due of 1,000,000.
+    if not q:
+        runs = r.gbench("sweep_half", "sweep_bench",
+                        "^BM_SweepHalfDue/records:1000000/spread:[01]",
+                        reps=1)
+        for key, reps in runs.items():
+            m = re.match(r"BM_SweepHalfDue/records:(\d+)/spread:(\d)", key)
+            if not m:
+                continue
+            layout = "spread" if m[2] == "1" else "clustered"
+            for counter, what in (("undecipherable_us_per_record", "key"),
+                                  ("gone_us_per_record", "gone")):
+                fig.add(f"sweep.custos.{layout}.{what}.nhalf",
+                        [b[counter] for b in reps if counter in b],
+                        "us/due record", key,
+                        f"sweep 500,000 due of 1,000,000, {layout}, "
+                        f"{'undecipherable' if what == 'key' else 'bytes gone'}")
+    half = [] if q else ["--half=1000000"]
     for fsync in ("on", "off"):
         pg = r.plain(f"sweep_pg_fsync_{fsync}", "sweep_pg_bench",
                      ["--records=" + ",".join(map(str, sizes)),
-                      f"--fsync={fsync}"])
+                      f"--fsync={fsync}"] + half)
         for row in (pg or {}).get("rows", []):
             n, layout = row["records"], row["layout"]
+            if row.get("workload") == "half":
+                n = "half"
             due = row["due"]
             fig.add(f"sweep.pg.{fsync}.{layout}.delete.n{n}",
                     [m * 1000 / due for m in row["delete_ms"]],
                     "us/due record",
-                    "sweep_pg_bench", f"DELETE 1,000 of {n:,}, {layout}, fsync {fsync}")
+                    "sweep_pg_bench", f"DELETE {row['due']:,} of "
+                    f"{row['records']:,}, {layout}, fsync {fsync}")
             fig.add(f"sweep.pg.{fsync}.{layout}.gone.n{n}",
                     [(d + v) * 1000 / due for d, v in
                      zip(row["delete_before_vacuum_full_ms"],
                          row["vacuum_full_ms"])], "us/due record",
                     "sweep_pg_bench",
-                    f"DELETE + VACUUM FULL, 1,000 of {n:,}, {layout}, fsync {fsync}")
+                    f"DELETE + VACUUM FULL, {row['due']:,} of "
+                    f"{row['records']:,}, {layout}, fsync {fsync}")
 
     # 7: the server over RPC.
     secs = "2" if q else "10"
@@ -469,16 +491,18 @@ def pairs(fig, quick):
     fig.ratio("16 synced connections / 1 (RPC)",
               "rpc_create_unix_sync_c16.us_per_op",
               "rpc_create_unix_sync_c1.us_per_op", target=4.0)
-    for n in sizes:
+    for n in sizes + ([] if quick else ["half"]):
+        what_n = ("500,000 due of 1,000,000" if n == "half"
+                  else f"1,000 due of {n:,}")
         for layout in ("clustered", "spread"):
             for fsync in ("on", "off"):
-                fig.ratio(f"sweep undecipherable / PG DELETE, {n:,} {layout},"
+                fig.ratio(f"sweep undecipherable / PG DELETE, {what_n} {layout},"
                           f" fsync {fsync}",
                           f"sweep.custos.{layout}.key.n{n}",
                           f"sweep.pg.{fsync}.{layout}.delete.n{n}",
                           target=1.0)
-                fig.ratio(f"sweep bytes gone / PG DELETE + VACUUM FULL, {n:,}"
-                          f" {layout}, fsync {fsync}",
+                fig.ratio(f"sweep bytes gone / PG DELETE + VACUUM FULL, "
+                          f"{what_n} {layout}, fsync {fsync}",
                           f"sweep.custos.{layout}.gone.n{n}",
                           f"sweep.pg.{fsync}.{layout}.gone.n{n}", target=1.0)
     # Against PostgreSQL (no target unless the issue sets one).
