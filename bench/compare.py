@@ -38,7 +38,8 @@ END = "<!-- compare.py: end -->"
 # ---- Running ---------------------------------------------------------------
 
 class Runner:
-    def __init__(self, build, out, quick, reps, only):
+    def __init__(self, build, out, quick, reps, only, replay=False):
+        self.replay = replay  # Read OUT/raw/ of an earlier run, run nothing.
         self.build = build
         self.out = out
         self.quick = quick
@@ -56,6 +57,8 @@ class Runner:
 
     def run(self, name, argv, timeout):
         """Runs argv; returns its stdout, or None if it failed."""
+        if self.replay:
+            return None
         print(f"compare: {name}: {' '.join(argv)}", file=sys.stderr, flush=True)
         started = time.monotonic()
         try:
@@ -81,9 +84,11 @@ class Runner:
                extra=(), timeout=3600):
         """A Google Benchmark binary: {run_name: [one dict per repetition]}."""
         path = self.binary(binary)
+        out_json = os.path.join(self.out, "raw", name + ".json")
+        if self.replay:
+            path = path or binary
         if path is None or not self.wanted(name):
             return {}
-        out_json = os.path.join(self.out, "raw", name + ".json")
         argv = [path, f"--benchmark_filter={bench_filter}",
                 f"--benchmark_out={out_json}", "--benchmark_out_format=json",
                 f"--benchmark_repetitions={reps or self.reps}",
@@ -91,7 +96,11 @@ class Runner:
         if min_time is not None:
             argv.append(f"--benchmark_min_time={min_time}")
         argv += list(extra)
-        if self.run(name, argv, timeout) is None or not os.path.exists(out_json):
+        if self.replay:
+            if not os.path.exists(out_json):
+                return {}
+        elif self.run(name, argv, timeout) is None or \
+                not os.path.exists(out_json):
             return {}
         with open(out_json) as f:
             data = json.load(f)
@@ -108,11 +117,17 @@ class Runner:
         others): {name: [one JSON object per run]}."""
         path = self.binary("custos_load")
         results = {name: [] for name in configs}
-        if path is None:
+        if path is None and not self.replay:
             return results
         for i in range(self.reps):
             for name, args in configs.items():
                 if not self.wanted(name):
+                    continue
+                if self.replay:
+                    raw = os.path.join(self.out, "raw", f"{name}-{i}.json")
+                    if os.path.exists(raw):
+                        with open(raw) as f:
+                            results[name].append(json.load(f))
                     continue
                 out = self.run(f"{name}-{i}", [path] + args, timeout)
                 if out is None:
@@ -126,11 +141,14 @@ class Runner:
     def plain(self, name, binary, args, timeout=3600):
         """A binary that writes its own JSON file (--json=PATH)."""
         path = self.binary(binary)
-        if path is None or not self.wanted(name):
-            return None
         out_json = os.path.join(self.out, "raw", name + ".json")
-        if self.run(name, [path] + args + [f"--json={out_json}"],
-                    timeout) is None:
+        if self.replay:
+            if not os.path.exists(out_json):
+                return None
+        elif path is None or not self.wanted(name):
+            return None
+        elif self.run(name, [path] + args + [f"--json={out_json}"],
+                      timeout) is None:
             return None
         with open(out_json) as f:
             return json.load(f)
@@ -333,13 +351,30 @@ def run_all(r, fig, growth):
             continue
         n, spread, compact = (int(x) for x in m.groups())
         layout = "spread" if spread else "clustered"
-        what = "bytes gone" if compact else "undecipherable"
-        name = f"sweep.custos.{layout}.{'gone' if compact else 'key'}.n{n}"
-        fig.gb(name, runs, key,
-               f"sweep 1,000 due of {n:,}, {layout}, {what}",
-               unit="us/due record")
-        growth.setdefault(f"sweep_{layout}_{'gone' if compact else 'key'}",
-                          {})[n] = fig.series[name]["median"]
+        reps = runs[key]
+        if compact:
+            # The sweep and the compaction that takes the bytes off the disk.
+            name = f"sweep.custos.{layout}.gone.n{n}"
+            fig.gb(name, runs, key, f"sweep 1,000 due of {n:,}, {layout}, "
+                   "bytes gone", unit="us/due record")
+            growth.setdefault(f"sweep_{layout}_gone", {})[n] = \
+                fig.series[name]["median"]
+            continue
+        # Compaction off: the whole sweep (erasure by key, then the rewrite
+        # of each record to its stub), and the erasure by key alone (the
+        # undecipherable_ms counter: until the bucket key is destroyed).
+        fig.gb(f"sweep.custos.{layout}.sweep.n{n}", runs, key,
+               f"sweep 1,000 due of {n:,}, {layout}, whole sweep without "
+               "compaction", unit="us/due record")
+        name = f"sweep.custos.{layout}.key.n{n}"
+        fig.add(name, [b["undecipherable_ms"] * 1000 / 1000 for b in reps
+                       if "undecipherable_ms" in b], "us/due record", key,
+                f"sweep 1,000 due of {n:,}, {layout}, undecipherable (the "
+                "bucket key destroyed)")
+        if name in fig.series:
+            growth.setdefault(f"sweep_{layout}_key", {})[n] = \
+                fig.series[name]["median"]
+
     # The issue's own case (full run only): 500,000 due of 1,000,000.
     if not q:
         runs = r.gbench("sweep_half", "sweep_bench",
@@ -496,7 +531,7 @@ def pairs(fig, quick):
                   else f"1,000 due of {n:,}")
         for layout in ("clustered", "spread"):
             for fsync in ("on", "off"):
-                fig.ratio(f"sweep undecipherable / PG DELETE, {what_n} {layout},"
+                fig.ratio(f"sweep undecipherable (bucket key destroyed) / PG DELETE, {what_n} {layout},"
                           f" fsync {fsync}",
                           f"sweep.custos.{layout}.key.n{n}",
                           f"sweep.pg.{fsync}.{layout}.delete.n{n}",
@@ -655,6 +690,9 @@ def main():
     p.add_argument("--quick", action="store_true")
     p.add_argument("--repetitions", type=int, default=None)
     p.add_argument("--no-results-md", action="store_true")
+    p.add_argument("--replay", action="store_true",
+                   help="run nothing: pair and print the figures of an "
+                        "earlier run's --out DIR again")
     p.add_argument("--only", default="",
                    help="comma-separated run names (concurrency, engine, "
                         "shred, sweep, sweep_pg_fsync_on, sweep_pg_fsync_off,"
@@ -665,17 +703,27 @@ def main():
         "%Y%m%dT%H%M%SZ")
     out = a.out or os.path.join("/tmp", f"custos-compare-{stamp}")
     only = set(x for x in a.only.split(",") if x)
-    r = Runner(a.build, out, a.quick, reps, only)
+    if a.replay and not a.out:
+        p.error("--replay needs --out DIR of an earlier run")
+    r = Runner(a.build, out, a.quick, reps, only, replay=a.replay)
+    earlier = {}
+    if a.replay:
+        with open(os.path.join(out, "compare.json")) as f:
+            earlier = json.load(f)
+        r.log = earlier.get("runs", [])
+        stamp = earlier.get("when", stamp)
     fig = Figures()
     growth = {}
-    info = machine()
+    info = earlier.get("machine") or machine()
     started = time.monotonic()
     run_all(r, fig, growth)
     pairs(fig, a.quick)
-    info["loadavg_after"] = open("/proc/loadavg").read().split()[:3]
-    seconds = time.monotonic() - started
+    if not a.replay:
+        info["loadavg_after"] = open("/proc/loadavg").read().split()[:3]
+    seconds = earlier.get("seconds", time.monotonic() - started)
     png = plot(growth, out)
     result = {"when": stamp, "mode": "quick" if a.quick else "full",
+              "replayed": a.replay,
               "repetitions": reps, "seconds": round(seconds), "machine": info,
               "runs": r.log, "series": fig.series, "ratios": fig.ratios,
               "growth": growth}
@@ -692,7 +740,9 @@ def main():
             f"{' '.join(info['loadavg_after'])}.\n"
             "Figures are medians with min and max; ratios are computed pair "
             "by pair (repetition i against repetition i) and summarised "
-            "the same way.\n\n" + table(fig) +
+            "the same way."
+            + (" Paired again from the run's raw output (`--replay`)."
+               if a.replay else "") + "\n\n" + table(fig) +
             (f"\n\nGrowth plot: `bench/{os.path.basename(png)}`." if png else "")
             + "\n\nRuns: " + "; ".join(
                 f"{x['name']} {x['seconds']} s"
