@@ -490,6 +490,26 @@ TEST_F(StatisticsTest, AFoldFailureFailsNeitherASweepNorMaintenance) {
   EXPECT_EQ(folded.error().code(), StatusCode::kDataLoss);
 }
 
+TEST_F(StatisticsTest, MaintenanceFoldsEvenWhenAnEarlierStepFailed) {
+  Create("request");
+  ASSERT_EQ(Stats().pending, 1u);
+  Close();
+  {
+    // A shred queued for a subject that does not exist: completing the
+    // shreds fails.
+    auto db = OpenRaw("records");
+    ASSERT_NE(db, nullptr);
+    ASSERT_TRUE(
+        db->Put(leveldb::WriteOptions(), "q:shred:no-such-subject", "").ok());
+  }
+  Reopen();
+  auto maintenance = engine_->RunMaintenance(10);
+  EXPECT_FALSE(maintenance.has_value());  // The shred step's error.
+  // The fold ran all the same.
+  EXPECT_EQ(Stats().pending, 0u);
+  EXPECT_EQ(Stats().total.created, 1u);
+}
+
 TEST_F(StatisticsTest, ASweepThatFoldsReportsItFolded) {
   Create("request");
   SweepOptions sweep;
