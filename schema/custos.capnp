@@ -392,6 +392,8 @@ struct Statistics {
   total @5 :MonthStatistics;          # Every kind's months summed (month 0).
   pending @6 :UInt64;                 # Transitions counted that maintenance
                                       # has not folded yet (cost, not data).
+  unreadable @7 :UInt64;              # Transitions recorded whose stored
+                                      # delta did not decode: counted nowhere.
 }
 
 struct KindStatistics {

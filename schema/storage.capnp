@@ -172,9 +172,10 @@ struct Hold {
 struct StatsDelta {
   # Statistics index (storage/stats_index.h): one transition of one record,
   # written with it, until maintenance folds it into its kind's KindStats.
-  # Key "st:d:" u64 record id || u8 state entered (a record enters each
-  # state once: the key is the transition's own, so writing it twice is
-  # harmless).
+  # Key "st:d:" u64 delta seq (big-endian; numbered under the write lock in
+  # the order of the writes, from "m:stats_next_delta"). The key is the
+  # write's, not the transition's: a delta written twice WOULD count twice
+  # (each transition is staged once, by the write that makes it).
   kind @0 :Text;
   from @1 :State;               # The state left; = to for a creation.
   to @2 :State;
@@ -184,7 +185,7 @@ struct StatsDelta {
 }
 
 struct KindStats {
-  # Statistics index: a record kind's folded counts. Key "st:a:" kind.
+  # Statistics index: a record kind's folded counts. Key "st:k:" kind.
   kind @0 :Text;
   byState @1 :List(UInt64);     # By State ordinal.
   months @2 :List(MonthStats);  # Ascending.

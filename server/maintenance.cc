@@ -26,6 +26,12 @@ void RunScheduledMaintenance(Engine& engine, Metrics& metrics,
     figures.shred_records_rewritten = report->shred_records_rewritten;
   }
   metrics.SetMaintenance(figures);
+  if (report && !report->statistics_folded) {
+    std::fputs(
+        "custosd: maintenance: folding statistics failed (retried by the "
+        "next maintenance)\n",
+        stderr);
+  }
   if (!report) {
     std::fprintf(stderr, "custosd: maintenance: %s\n",
                  report.error().ToString().c_str());

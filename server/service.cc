@@ -601,6 +601,7 @@ void SetStatistics(const Statistics& s, rpc::Statistics::Builder b) {
   b.setFromMonth(s.query.from_month);
   b.setToMonth(s.query.to_month);
   b.setPending(s.pending);
+  b.setUnreadable(s.unreadable);
   SetMonth(s.total, b.initTotal());
   auto kinds = b.initKinds(static_cast<unsigned>(s.kinds.size()));
   for (size_t i = 0; i < s.kinds.size(); ++i) {

@@ -279,8 +279,8 @@ Result<SweepReport> Engine::Sweep(const Actor& admin,
   // Backups age out on the sweep's schedule too.
   auto expired = impl_->key_admin.ExpireBackupKeys(*caller);
   if (!expired) return Fail(expired.error());
-  auto folded = impl_->stats_index.Fold();
-  if (!folded) return Fail(folded.error());
+  // The sweep committed: a statistics failure is reported, not returned.
+  report->statistics_folded = impl_->stats_index.Fold().has_value();
   return report;
 }
 
@@ -288,15 +288,26 @@ Result<SweepReport> Engine::RunMaintenance(size_t shred_budget) {
   const PrincipalInfo& system = events::RetentionPrincipal();
   SweepOptions options;
   options.as_of = impl_->clock.Now();
+  // Every step is attempted; the first failure is the result. The fold
+  // runs whatever failed before it (what committed is worth counting), and
+  // its own failure fails nothing: it is reported in statistics_folded.
   auto report = impl_->sweeper.Sweep(system, options);
-  if (!report) return report;
-  auto expired = impl_->key_admin.ExpireBackupKeys(system);
-  if (!expired) return Fail(expired.error());
-  auto completed = impl_->shredder.Complete(shred_budget);
-  if (!completed) return Fail(completed.error());
-  report->shred_records_rewritten = *completed;
-  auto folded = impl_->stats_index.Fold();
-  if (!folded) return Fail(folded.error());
+  Status failure = report ? Status::Ok() : report.error();
+  if (failure.ok()) {
+    auto expired = impl_->key_admin.ExpireBackupKeys(system);
+    if (!expired) failure = expired.error();
+  }
+  if (failure.ok()) {
+    auto completed = impl_->shredder.Complete(shred_budget);
+    if (completed) {
+      report->shred_records_rewritten = *completed;
+    } else {
+      failure = completed.error();
+    }
+  }
+  const bool folded = impl_->stats_index.Fold().has_value();
+  if (!failure.ok()) return Fail(failure);
+  report->statistics_folded = folded;
   return report;
 }
 

@@ -479,7 +479,10 @@ class Engine {
   // only; its events name the principal "custos:retention"): sweeps what is
   // due now, expires backup keys past Options::backup_retention, and
   // completes up to `shred_budget` records of shredded subjects. Returns
-  // the sweep's report. Then folds the statistics (FoldStatistics).
+  // the sweep's report (each step is attempted only if the ones before it
+  // succeeded; the first failure is the result). Then folds the statistics
+  // (FoldStatistics), whatever failed before: a fold failure fails nothing
+  // and is reported in SweepReport::statistics_folded.
   Result<SweepReport> RunMaintenance(size_t shred_budget);
 
   // Rewrites up to `budget` records of shredded subjects: drops their parts

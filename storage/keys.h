@@ -81,6 +81,8 @@ std::string Reminder(std::string_view owner, uint64_t record_id, uint8_t reason,
 // "st:d:" u64 delta seq -> StatsDelta (a transition not yet folded);
 // "st:k:" kind -> KindStats (folded counts; sorts after every delta, so a
 // query seeks past the folded deltas' deletion markers and reads on);
+// "st:u" -> u64 (deltas that did not decode, dropped by a fold; sorts after
+// the aggregates, so a query reads it in the same scan);
 // "m:stats_next_delta" -> u64 (the next delta seq); "m:stats_folded_through"
 // -> u64 (every delta up to it is folded); "m:stats_indexed" -> "" (every
 // record is in the index: absent in a store written before it, which Open
@@ -88,6 +90,7 @@ std::string Reminder(std::string_view owner, uint64_t record_id, uint8_t reason,
 inline constexpr std::string_view kStatsPrefix = "st:";
 inline constexpr std::string_view kStatsDeltaPrefix = "st:d:";
 inline constexpr std::string_view kStatsAggregatePrefix = "st:k:";
+inline constexpr std::string_view kStatsUnreadable = "st:u";
 inline constexpr std::string_view kStatsNextDelta = "m:stats_next_delta";
 inline constexpr std::string_view kStatsFoldedThrough =
     "m:stats_folded_through";

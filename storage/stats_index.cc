@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -265,6 +266,21 @@ Result<uint64_t> FoldedThrough(const Store& store) {
   return ReadBigEndian64(**value);
 }
 
+// A stored u64 count (8 bytes, big-endian); 0 when absent.
+Result<uint64_t> ReadCount(std::string_view bytes) {
+  if (bytes.size() != 8) {
+    return Fail(Status::DataLoss("corrupt statistics count"));
+  }
+  return ReadBigEndian64(bytes);
+}
+
+Result<uint64_t> UnreadableCount(const Store& store) {
+  auto value = store.Get(keys::kStatsUnreadable);
+  if (!value) return Fail(value.error());
+  if (!*value) return uint64_t{0};
+  return ReadCount(**value);
+}
+
 }  // namespace
 
 size_t StatsIndex::Stage(leveldb::WriteBatch& batch,
@@ -347,15 +363,21 @@ Status StatsIndex::Initialize(RecordStore& records) {
 }
 
 Result<size_t> StatsIndex::Fold(size_t budget) {
+  // One fold at a time (maintenance, Sweep, FoldStatistics): each chunk
+  // reads the cursor the one before it wrote.
+  std::lock_guard<std::mutex> one_fold(fold_mutex_);
   size_t folded = 0;
-  WriteLock lock = store_.Lock();
-  auto cursor = FoldedThrough(store_);
-  if (!cursor) return Fail(cursor.error());
-  uint64_t through = *cursor;
   std::optional<Store::Ticket> last;
   while (folded < budget) {
-    // Read under the lock: no other fold runs, and every delta written
-    // from now on is numbered after the ones read here.
+    // The write lock for one chunk at a time, so writers wait for a chunk,
+    // not the whole fold. Read under it: every delta numbered so far was
+    // applied in the lock hold that numbered it, so the deltas read are
+    // all those up to the last one read, and every delta written from now
+    // on is numbered after them.
+    WriteLock lock = store_.Lock();
+    auto cursor = FoldedThrough(store_);
+    if (!cursor) return Fail(cursor.error());
+    uint64_t through = *cursor;
     std::vector<std::pair<std::string, std::string>> deltas;
     const size_t chunk = std::min(kFoldChunk, budget - folded);
     // From the first delta not folded: the folded ones' deletion markers
@@ -384,12 +406,24 @@ Result<size_t> StatsIndex::Fold(size_t budget) {
     CUSTOS_RETURN_IF_ERROR(failure);
     leveldb::WriteBatch batch;
     std::map<std::string, bool> changed;
+    uint64_t unreadable = 0;
     for (const auto& [key, value] : deltas) {
+      batch.Delete(key);
       auto delta = DecodeDelta(value);
-      if (!delta) return Fail(delta.error());
+      if (!delta) {
+        // Never countable: dropped and counted, so the rest fold on.
+        ++unreadable;
+        continue;
+      }
       aggregates[delta->kind].Add(*delta);
       changed[delta->kind] = true;
-      batch.Delete(key);
+    }
+    if (unreadable > 0) {
+      auto before = UnreadableCount(store_);
+      if (!before) return Fail(before.error());
+      std::string count;
+      AppendBigEndian64(count, *before + unreadable);
+      batch.Put(ToSlice(keys::kStatsUnreadable), count);
     }
     for (const auto& [kind, unused] : changed) {
       batch.Put(keys::StatsAggregate(kind),
@@ -404,7 +438,6 @@ Result<size_t> StatsIndex::Fold(size_t budget) {
     last = *ticket;
     folded += deltas.size();
   }
-  lock.Unlock();
   if (last) CUSTOS_RETURN_IF_ERROR(store_.WaitDurable(*last));
   return folded;
 }
@@ -441,11 +474,20 @@ Result<Statistics> StatsIndex::Read(const StatisticsQuery& query,
                       }
                       return true;
                     }
+                    if (key == keys::kStatsUnreadable) {
+                      auto count = ReadCount(value);
+                      if (!count) {
+                        failure = count.error();
+                        return false;
+                      }
+                      out.unreadable += *count;
+                      return true;
+                    }
                     if (!key.starts_with(keys::kStatsDeltaPrefix)) return true;
                     auto delta = DecodeDelta(value);
                     if (!delta) {
-                      failure = delta.error();
-                      return false;
+                      ++out.unreadable;  // As Fold: skipped, counted.
+                      return true;
                     }
                     if (wanted(delta->kind))
                       pending.push_back(std::move(*delta));

@@ -11,10 +11,13 @@
 //   the writes (under the write lock). Nothing is read and no shared
 //   counter is read-modified-written on the write path (the delta counter
 //   is only written, as the record id counter is).
-// - Fold, run by maintenance under the write lock, adds the next deltas
-//   to their kind's aggregate ("st:k:" kind), deletes them and moves the
-//   fold cursor past them, in one batch per chunk: after a crash a chunk
-//   is either folded and gone or still pending; never both.
+// - Fold, run by maintenance, adds the next deltas to their kind's
+//   aggregate ("st:k:" kind), deletes them and moves the fold cursor past
+//   them, in one batch per chunk, each chunk under the write lock (taken
+//   again for the next): after a crash a chunk is either folded and gone
+//   or still pending; never both. A delta that does not decode is deleted
+//   and counted ("st:u"), not folded: one corrupt delta does not stop the
+//   others from being counted.
 // - Read answers from the aggregates plus the deltas after the cursor,
 //   read in one scan (one LevelDB snapshot) that seeks past the folded
 //   deltas' deletion markers. Its cost grows with the kinds, the months,
@@ -25,7 +28,8 @@
 // folded (their numbers), so Read and Fold give the same counts.
 //
 // Thread safety: thread-safe. Stage REQUIRES the write lock (it is part of
-// a Put); Fold and Initialize take it.
+// a Put); Fold and Initialize take it (Fold once per chunk; one Fold runs
+// at a time).
 
 #ifndef CUSTOS_STORAGE_STATS_INDEX_H_
 #define CUSTOS_STORAGE_STATS_INDEX_H_
@@ -33,6 +37,7 @@
 #include <leveldb/write_batch.h>
 
 #include <cstddef>
+#include <mutex>
 
 #include "base/clock.h"
 #include "base/status.h"
@@ -69,16 +74,21 @@ class StatsIndex {
   Status Initialize(RecordStore& records);
 
   // Folds up to `budget` pending deltas (all, by default) into the
-  // aggregates. Returns how many. DataLoss for a delta or an aggregate
-  // that does not decode (nothing folded from its chunk).
+  // aggregates. Returns how many (those that did not decode included:
+  // dropped and counted in Statistics::unreadable). DataLoss for an
+  // aggregate or the cursor that does not decode (nothing folded from its
+  // chunk).
   Result<size_t> Fold(size_t budget = static_cast<size_t>(-1));
 
   // The statistics `query` asks for (REQUIRES: CheckStatisticsQuery
-  // accepted it), generated at `now`. DataLoss as Fold.
+  // accepted it), generated at `now`. A pending delta that does not decode
+  // is skipped and counted in Statistics::unreadable. DataLoss for an
+  // aggregate that does not decode.
   Result<Statistics> Read(const StatisticsQuery& query, Timestamp now) const;
 
  private:
   Store& store_;
+  std::mutex fold_mutex_;
 };
 
 }  // namespace custos

@@ -308,6 +308,10 @@ struct SweepReport {
   // Engine::RunMaintenance only: records of shredded subjects its shred
   // completion rewrote (0: none was pending).
   size_t shred_records_rewritten = 0;
+  // False when folding the statistics index failed after the sweep
+  // committed (Engine::Sweep, RunMaintenance): the sweep's result stands,
+  // the next one folds again, and Engine::FoldStatistics returns the error.
+  bool statistics_folded = true;
 };
 
 // Engine::RotateKek's bounds.

@@ -61,6 +61,7 @@ TEST_F(CustosToolStatsTest, PrintsTheTimeNeededToDealWithARequest) {
   const auto s = nlohmann::json::parse(json.out);
   EXPECT_EQ(s["format"], "custos-statistics");
   EXPECT_EQ(s["pending"], 0);  // The sweep folded the index.
+  EXPECT_EQ(s["unreadable"], 0);
   EXPECT_EQ(s["total"]["closed"], 3);
   EXPECT_EQ(s["total"]["closed_within"]["3_days"], 1);
   EXPECT_EQ(s["total"]["closed_within"]["1_week"], 0);

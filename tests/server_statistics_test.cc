@@ -83,6 +83,7 @@ TEST_F(ServerStatisticsTest, AuditorsAndAdminsGetTheImiTableAndTheCounts) {
   EXPECT_EQ(k.getAttributes()[0].getValues()[0].getRecords(), 2u);
   // 2 creations, 2 closures, an erasure; nothing folded yet.
   EXPECT_EQ(s.getPending(), 5u);
+  EXPECT_EQ(s.getUnreadable(), 0u);
 
   // The admin's facet gives the same answer.
   auto admin_session = AdminSession();

@@ -6,17 +6,21 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <leveldb/db.h>
 #include <leveldb/write_batch.h>
 
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
 #include "storage/engine.h"
+#include "storage/period.h"
+#include "storage/retention_policy.h"
 #include "tests/engine_fixture.h"
 
 namespace custos::testing {
@@ -449,6 +453,193 @@ TEST_F(StatisticsTest, ConcurrentWritersAndFoldsCountEveryTransitionOnce) {
     EXPECT_THAT(k->attributes[0].values,
                 ElementsAre(Pair("AT", 200u), Pair("DE", 200u)));
   }
+}
+
+TEST_F(StatisticsTest, AFoldFailureFailsNeitherASweepNorMaintenance) {
+  const uint64_t alert = Create("alert");
+  ASSERT_TRUE(engine_->Close(*owner_, alert).ok());
+  Fold();
+  Close();
+  {
+    // The folded aggregate no longer decodes: every fold fails.
+    auto db = OpenRaw("records");
+    ASSERT_NE(db, nullptr);
+    ASSERT_EQ(CountKeys(*db, "st:k:alert"), 1);
+    ASSERT_TRUE(
+        db->Put(leveldb::WriteOptions(), "st:k:alert", "not a message").ok());
+  }
+  Reopen();
+  // Erased six months after closure (the shipped alert policy).
+  clock_.Set(At(2027, 3, 15));
+  SweepOptions sweep;
+  sweep.as_of = clock_.Now();
+  auto report = engine_->Sweep(*admin_, sweep);
+  ASSERT_TRUE(report.has_value()) << report.error().ToString();
+  EXPECT_EQ(report->erased, 1u);
+  EXPECT_FALSE(report->statistics_folded);
+  // The sweep committed: the record is erased.
+  auto counts = engine_->CountRecordsByState(*admin_, clock_.Now());
+  ASSERT_TRUE(counts.has_value());
+  EXPECT_EQ(counts->erased, 1u);
+  Create("alert");  // A delta to fold: maintenance's fold fails too.
+  auto maintenance = engine_->RunMaintenance(10);
+  ASSERT_TRUE(maintenance.has_value()) << maintenance.error().ToString();
+  EXPECT_FALSE(maintenance->statistics_folded);
+  auto folded = engine_->FoldStatistics();
+  ASSERT_FALSE(folded.has_value());
+  EXPECT_EQ(folded.error().code(), StatusCode::kDataLoss);
+}
+
+TEST_F(StatisticsTest, MaintenanceFoldsEvenWhenAnEarlierStepFailed) {
+  Create("request");
+  ASSERT_EQ(Stats().pending, 1u);
+  Close();
+  {
+    // A shred queued for a subject that does not exist: completing the
+    // shreds fails.
+    auto db = OpenRaw("records");
+    ASSERT_NE(db, nullptr);
+    ASSERT_TRUE(
+        db->Put(leveldb::WriteOptions(), "q:shred:no-such-subject", "").ok());
+  }
+  Reopen();
+  auto maintenance = engine_->RunMaintenance(10);
+  EXPECT_FALSE(maintenance.has_value());  // The shred step's error.
+  // The fold ran all the same.
+  EXPECT_EQ(Stats().pending, 0u);
+  EXPECT_EQ(Stats().total.created, 1u);
+}
+
+TEST_F(StatisticsTest, ASweepThatFoldsReportsItFolded) {
+  Create("request");
+  SweepOptions sweep;
+  sweep.as_of = clock_.Now();
+  auto report = engine_->Sweep(*admin_, sweep);
+  ASSERT_TRUE(report.has_value()) << report.error().ToString();
+  EXPECT_TRUE(report->statistics_folded);
+  EXPECT_EQ(Stats().pending, 0u);
+  auto maintenance = engine_->RunMaintenance(10);
+  ASSERT_TRUE(maintenance.has_value()) << maintenance.error().ToString();
+  EXPECT_TRUE(maintenance->statistics_folded);
+}
+
+TEST_F(StatisticsTest, ACorruptDeltaIsSkippedAndCountedAndTheRestCount) {
+  const uint64_t a = Create("request");
+  Create("request", {{"country", "DE"}});
+  Create("request", {{"country", "FR"}});
+  ASSERT_TRUE(engine_->Close(*owner_, a).ok());
+  ASSERT_EQ(Stats().pending, 4u);
+  Close();
+  {
+    // The second delta (the second creation) no longer decodes.
+    auto db = OpenRaw("records");
+    ASSERT_NE(db, nullptr);
+    std::unique_ptr<leveldb::Iterator> it(
+        db->NewIterator(leveldb::ReadOptions()));
+    it->Seek("st:d:");
+    ASSERT_TRUE(it->Valid() && it->key().starts_with("st:d:"));
+    it->Next();
+    ASSERT_TRUE(it->Valid() && it->key().starts_with("st:d:"));
+    const std::string key = it->key().ToString();
+    it.reset();
+    ASSERT_TRUE(db->Put(leveldb::WriteOptions(), key, "not a message").ok());
+  }
+  Reopen();
+  for (bool folded : {false, true}) {
+    if (folded) {
+      auto n = engine_->FoldStatistics();
+      ASSERT_TRUE(n.has_value()) << n.error().ToString();
+      EXPECT_EQ(*n, 4u);
+    }
+    const Statistics s = Stats();
+    EXPECT_EQ(s.unreadable, 1u);
+    EXPECT_EQ(s.pending, folded ? 0u : 3u);
+    const KindStatistics* k = Kind(s, "request");
+    ASSERT_NE(k, nullptr);
+    EXPECT_EQ(k->total.created, 2u);
+    EXPECT_EQ(k->total.closed, 1u);
+    ASSERT_EQ(k->attributes.size(), 1u);
+    EXPECT_THAT(k->attributes[0].values,
+                ElementsAre(Pair("AT", 1u), Pair("FR", 1u)));
+  }
+  // Folding goes on past it, and the count of unreadable deltas stays.
+  Create("request");
+  Fold();
+  Reopen();
+  const Statistics s = Stats();
+  EXPECT_EQ(s.unreadable, 1u);
+  EXPECT_EQ(Kind(s, "request")->total.created, 3u);
+}
+
+TEST_F(StatisticsTest, RekeyRectifyFlagAndGrantCountNoTransition) {
+  const uint64_t id = Create("request");
+  Fold();
+  const std::vector<uint64_t> expected = Numbers(Stats());
+  auto anna = engine_->FindSubject(*admin_, "anna@example.org");
+  ASSERT_TRUE(anna.has_value()) << anna.error().ToString();
+  ASSERT_TRUE(engine_->Grant(*owner_, id, "authority-b").ok());
+  auto rectified = engine_->Rectify(*owner_, id, *anna, {{"name", "Anna E."}});
+  ASSERT_TRUE(rectified.has_value()) << rectified.error().ToString();
+  const Status flagged =
+      engine_->FlagIncorrect(*owner_, id, *anna, "the name is misspelt");
+  ASSERT_TRUE(flagged.ok()) << flagged.ToString();
+  const Status rekeyed = engine_->RekeySubject(*admin_, *anna);
+  ASSERT_TRUE(rekeyed.ok()) << rekeyed.ToString();
+  const Statistics s = Stats();
+  EXPECT_EQ(s.pending, 0u);
+  EXPECT_EQ(Numbers(s), expected);
+  EXPECT_EQ(Kind(s, "request")->by_state, (States{1, 0, 0, 0}));
+}
+
+TEST_F(StatisticsTest, ABatchCreateCountsEachRecord) {
+  std::vector<NewRecord> batch(3);
+  for (size_t i = 0; i < batch.size(); ++i) {
+    batch[i].kind = "request";
+    batch[i].attributes = {{"country", i == 0 ? "AT" : "DE"}};
+    batch[i].personal = {{"anna@example.org", {{"name", "Anna Example"}}}};
+  }
+  auto ids = engine_->CreateRecords(*owner_, batch);
+  ASSERT_TRUE(ids.has_value()) << ids.error().ToString();
+  ASSERT_EQ(ids->size(), 3u);
+  for (bool folded : {false, true}) {
+    if (folded) Fold();
+    const Statistics s = Stats();
+    const KindStatistics* k = Kind(s, "request");
+    ASSERT_NE(k, nullptr);
+    EXPECT_EQ(k->by_state, (States{3, 0, 0, 0}));
+    EXPECT_EQ(k->total.created, 3u);
+    ASSERT_EQ(k->attributes.size(), 1u);
+    EXPECT_THAT(k->attributes[0].values,
+                ElementsAre(Pair("AT", 1u), Pair("DE", 2u)));
+  }
+}
+
+TEST_F(StatisticsTest, AnIdleCloseBySweepCountsAClosureInItsImiBucket) {
+  RetentionPolicy policy;
+  policy.kind = "ticket";
+  policy.close_after = Period{.days = 10};
+  policy.erase_after = Period{.days = 30};
+  policy.history_after = Period{.days = 40};
+  ASSERT_TRUE(engine_->SetPolicy(*admin_, policy).ok());
+  Create("ticket");
+  // Closed at its deadline, 10 days after creation (2026-08-31 + 10 days),
+  // whenever the sweep runs.
+  clock_.Advance(days(20));
+  SweepOptions sweep;
+  sweep.as_of = clock_.Now();
+  auto report = engine_->Sweep(*admin_, sweep);
+  ASSERT_TRUE(report.has_value()) << report.error().ToString();
+  ASSERT_EQ(report->closed, 1u);
+  const Statistics s = Stats();
+  const KindStatistics* k = Kind(s, "ticket");
+  ASSERT_NE(k, nullptr);
+  EXPECT_EQ(k->by_state, (States{0, 1, 0, 0}));
+  EXPECT_EQ(k->total.closed, 1u);
+  // Ten days: the third IMI bucket (over 7, at most 14 days).
+  EXPECT_EQ(k->total.closed_within, (Buckets{0, 0, 1, 0, 0, 0}));
+  const MonthStatistics* september = Month(*k, 202609);
+  ASSERT_NE(september, nullptr);
+  EXPECT_EQ(september->closed, 1u);
 }
 
 TEST(StatisticsRulesTest, MonthsAreUtcCalendarMonths) {

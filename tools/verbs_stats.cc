@@ -94,7 +94,8 @@ nlohmann::json StatisticsJson(rpc::Statistics::Reader s) {
       {"close_buckets", buckets},
       {"total", MonthJson(s.getTotal())},
       {"kinds", kinds},
-      {"pending", s.getPending()}};
+      {"pending", s.getPending()},
+      {"unreadable", s.getUnreadable()}};
 }
 
 // "n (p%)" of the closures `closed`.
