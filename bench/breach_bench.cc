@@ -60,11 +60,7 @@ class TempDir : public bench::TempDir {
   TempDir() : bench::TempDir("custos-breach-bench") {}
 };
 
-std::string Identifier(int n) {
-  char buffer[48];
-  std::snprintf(buffer, sizeof(buffer), "subject-%07d@example.org", n);
-  return buffer;
-}
+std::string Identifier(int n) { return bench::SubjectIdentifier(n); }
 
 std::string Reader(int n) { return "reader-" + std::to_string(n); }
 

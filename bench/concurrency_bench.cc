@@ -145,11 +145,7 @@ class Store {
   std::optional<Actor> user_;
 };
 
-std::string Identifier(int n) {
-  char buffer[48];
-  std::snprintf(buffer, sizeof(buffer), "subject-%07d@example.org", n);
-  return buffer;
-}
+std::string Identifier(int n) { return bench::SubjectIdentifier(n); }
 
 // A record of kind "alert" with 4 attributes and one personal part of 4
 // fields whose names and values total exactly kPersonalBytes.

@@ -127,11 +127,7 @@ class Store {
   std::optional<Actor> user_;
 };
 
-std::string Identifier(int n) {
-  char buffer[48];
-  std::snprintf(buffer, sizeof(buffer), "subject-%07d@example.org", n);
-  return buffer;
-}
+std::string Identifier(int n) { return bench::SubjectIdentifier(n); }
 
 // Four fields whose names and values total exactly `personal_bytes` (the
 // sum the engine checks against Limits::max_personal_bytes).

@@ -42,11 +42,7 @@ class TempDir : public bench::TempDir {
   TempDir() : bench::TempDir("custos-list-bench") {}
 };
 
-std::string Identifier(int n) {
-  char buffer[48];
-  std::snprintf(buffer, sizeof(buffer), "subject-%07d@example.org", n);
-  return buffer;
-}
+std::string Identifier(int n) { return bench::SubjectIdentifier(n); }
 
 class Listing {
  public:

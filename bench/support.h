@@ -38,6 +38,14 @@ T Value(Result<T> result, const char* what) {
   return std::move(*result);
 }
 
+// The external identifier of subject `n` in the benchmarks' stores
+// ("subject-0000042@example.org"): what a host registers a person by.
+inline std::string SubjectIdentifier(int n) {
+  char buffer[48];
+  std::snprintf(buffer, sizeof(buffer), "subject-%07d@example.org", n);
+  return buffer;
+}
+
 class TempDir {
  public:
   // `prefix` names the benchmark, e.g. "custos-sweep-bench".
