@@ -294,6 +294,28 @@ Result<std::vector<HoldView>> Holds::OnSubjectOnly(
   return Under(keys::SubjectHoldsPrefix(subject_id), at, true);
 }
 
+Result<std::vector<HoldView>> Holds::SubjectHoldsInForce(int64_t at) const {
+  std::vector<HoldView> holds;
+  auto any = AnyEver();
+  if (!any) return Fail(any.error());
+  if (!*any) return holds;
+  Status decoded;
+  CUSTOS_RETURN_IF_ERROR(store_.Scan(
+      keys::kHoldPrefix, {}, [&](std::string_view, std::string_view value) {
+        auto hold = codec::DecodeHold(value);
+        if (!hold) {
+          decoded = hold.error();
+          return false;
+        }
+        const bool in_force =
+            !hold->released_at && ToMicros(hold->ends_at) > at;
+        if (in_force && hold->subject_id) holds.push_back(std::move(*hold));
+        return true;
+      }));
+  CUSTOS_RETURN_IF_ERROR(decoded);
+  return holds;
+}
+
 Result<std::vector<HoldView>> Holds::List(bool include_ended) const {
   const int64_t now = ToMicros(clock_.Now());
   std::vector<HoldView> holds;

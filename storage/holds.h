@@ -98,6 +98,9 @@ class Holds {
   // Holds in force at `at` on the subject itself only.
   Result<std::vector<HoldView>> OnSubjectOnly(const std::string& subject_id,
                                               int64_t at) const;
+  // Every subject hold in force at `at`, on any subject. No seek when no
+  // hold was ever set; otherwise one scan of every hold (holds are few).
+  Result<std::vector<HoldView>> SubjectHoldsInForce(int64_t at) const;
   // Every hold in force now; with include_ended, released and ended too.
   Result<std::vector<HoldView>> List(bool include_ended) const;
 

@@ -30,35 +30,41 @@ Result<std::vector<HoldView>> Shredder::HoldsCovering(
   if (!holds) return holds;
   // ... and the subject holds of every other subject of those records: a
   // hold on B covers the record B shares with A, whose part of A the shred
-  // would destroy. Found through the records, so this check (reads only)
-  // grows with the subject's records; the shred's writes do not.
-  // TODO(perf): an index of co-subject holds would make it constant.
+  // would destroy. Looked for from the held subjects, not from A's
+  // records: with no other subject held (no hold at all: no seek) the
+  // check reads nothing that grows with A's records, and otherwise it
+  // reads the held subjects' record lists (holds are few: legal
+  // proceedings).
+  auto held = u_.holds.SubjectHoldsInForce(at);
+  if (!held) return held;
+  for (HoldView& h : *held) {
+    if (!h.subject_id || *h.subject_id == subject) continue;
+    const bool seen =
+        std::any_of(holds->begin(), holds->end(),
+                    [&](const HoldView& known) { return known.id == h.id; });
+    if (seen) continue;
+    auto shared = ShareARecord(subject, *h.subject_id);
+    if (!shared) return Fail(shared.error());
+    if (*shared) holds->push_back(std::move(h));
+  }
+  return holds;
+}
+
+Result<bool> Shredder::ShareARecord(const std::string& subject,
+                                    const std::string& other) const {
   std::vector<uint64_t> ids;
-  const std::string prefix = keys::SubjectRecordsPrefix(subject);
+  const std::string prefix = keys::SubjectRecordsPrefix(other);
   CUSTOS_RETURN_IF_ERROR(
       u_.store.Scan(prefix, {}, [&](std::string_view key, std::string_view) {
         ids.push_back(keys::NumberAfter(key, prefix));
         return true;
       }));
   for (uint64_t id : ids) {
-    auto record = u_.record_store.Read(id);
-    if (!record) {
-      if (record.error().code() == StatusCode::kNotFound) continue;
-      return Fail(record.error());
-    }
-    for (const std::string& other : record->subject_ids) {
-      if (other == subject) continue;
-      auto more = u_.holds.OnSubjectOnly(other, at);
-      if (!more) return more;
-      for (HoldView& h : *more) {
-        const bool seen = std::any_of(
-            holds->begin(), holds->end(),
-            [&](const HoldView& known) { return known.id == h.id; });
-        if (!seen) holds->push_back(std::move(h));
-      }
-    }
+    auto entry = u_.store.Get(keys::SubjectRecord(subject, id));
+    if (!entry) return Fail(entry.error());
+    if (entry->has_value()) return true;
   }
-  return holds;
+  return false;
 }
 
 Status Shredder::Shred(const PrincipalInfo& admin,

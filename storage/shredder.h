@@ -72,6 +72,10 @@ class Shredder {
   // its records.
   Result<std::vector<HoldView>> HoldsCovering(std::string_view subject_id,
                                               int64_t at) const;
+  // Whether a record names both subjects (their "x:" entries). Reads `other`'s
+  // record list, and one entry of `subject`'s per record in it.
+  Result<bool> ShareARecord(const std::string& subject,
+                            const std::string& other) const;
   // Adds to `batch` the removal of what still names a subject whose
   // records are done: its entry, its hold index entries, its id in its
   // subject holds; and queues the compaction of the whole database.

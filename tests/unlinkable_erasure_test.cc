@@ -131,6 +131,21 @@ TEST_F(UnlinkableErasureTest, ASubjectHoldOnACoSubjectRefusesTheShred) {
   EXPECT_TRUE(engine_->ShredSubject(*admin_, anna).ok());
 }
 
+// A subject hold on a subject that shares no record with A does not cover
+// A's records: the shred goes ahead, even while B shares a record with a
+// third subject.
+TEST_F(UnlinkableErasureTest, ASubjectHoldOnAnUnrelatedSubjectAllowsTheShred) {
+  SharedRecord("ben@example.org", "carl@example.org");
+  CreateRecord("anna@example.org");
+  CreateRecord("anna@example.org");
+  const std::string ben = Subject("ben@example.org");
+  ASSERT_TRUE(engine_->SetSubjectHold(*officer_, ben, "proceedings 4 C 12/26",
+                                      At(2028, 1, 1)));
+  EXPECT_EQ(engine_->ShredSubject(*admin_, Subject("carl@example.org")).code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(engine_->ShredSubject(*admin_, Subject("anna@example.org")).ok());
+}
+
 // However the hold was set: a hold on B set before the shared record
 // existed covers it too.
 TEST_F(UnlinkableErasureTest, AHoldSetBeforeTheSharedRecordStillCoversIt) {
