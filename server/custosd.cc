@@ -153,7 +153,7 @@ int main(int argc, char** argv) {
   std::string listen = "127.0.0.1:7457";
   bool allow_remote_plain_tcp = false;
   bool no_sync = false;
-  size_t workers = 4;
+  size_t workers = 16;
   int maintenance_seconds = 60;
   std::string key_credential = "master.key";
   std::string generate_key_file;

@@ -67,8 +67,10 @@ struct ServerOptions {
   // resolved, must lie inside it; PermissionDenied otherwise). Empty: those
   // calls are refused with FailedPrecondition.
   std::string backup_dir;
-  // Engine calls run on this many threads. REQUIRES: >= 1.
-  size_t workers = 4;
+  // Engine calls run on this many threads. REQUIRES: >= 1. A synchronous
+  // write keeps its worker until its group commit is durable, so at most
+  // this many writes share one fsync (docs/decisions.md).
+  size_t workers = 16;
   // Largest message a connection may send, in 8-byte words (Cap'n Proto's
   // traversal limit, checked when the message is read: a larger one ends
   // the connection, and nothing of it reaches the engine). Default: 2^20
