@@ -277,4 +277,45 @@ Status PgExec(PGconn* conn, const std::string& sql) {
   return Status::Ok();
 }
 
+Status PgCopy(PGconn* conn, const std::string& sql, int64_t rows,
+              const std::function<void(int64_t, std::string&)>& row) {
+  constexpr size_t kChunk = 1 << 20;
+  PgResult copy(PQexec(conn, sql.c_str()));
+  if (PQresultStatus(copy.get()) != PGRES_COPY_IN) {
+    return Status::Internal(sql.substr(0, 60) + ": " + PQerrorMessage(conn));
+  }
+  std::string chunk;
+  for (int64_t i = 0; i < rows; ++i) {
+    row(i, chunk);
+    if (chunk.size() >= kChunk || i + 1 == rows) {
+      if (PQputCopyData(conn, chunk.data(), static_cast<int>(chunk.size())) !=
+          1) {
+        return Status::Internal(std::string("COPY data: ") +
+                                PQerrorMessage(conn));
+      }
+      chunk.clear();
+    }
+  }
+  if (PQputCopyEnd(conn, nullptr) != 1) {
+    return Status::Internal(std::string("COPY end: ") + PQerrorMessage(conn));
+  }
+  Status status;
+  for (PgResult result(PQgetResult(conn)); result != nullptr;
+       result.reset(PQgetResult(conn))) {
+    if (status.ok() && PQresultStatus(result.get()) != PGRES_COMMAND_OK) {
+      status = Status::Internal(std::string("COPY: ") + PQerrorMessage(conn));
+    }
+  }
+  return status;
+}
+
+void AppendCopyBytea(std::string& out, std::span<const uint8_t> bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out += "\\\\x";
+  for (uint8_t byte : bytes) {
+    out += kHex[byte >> 4];
+    out += kHex[byte & 0xf];
+  }
+}
+
 }  // namespace custos::bench

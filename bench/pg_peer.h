@@ -29,7 +29,10 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
+#include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -121,6 +124,16 @@ class PgPeer {
 // Runs `sql` (one or more statements, no parameters) on `conn`.
 // Errors: Internal, with the server's message.
 Status PgExec(PGconn* conn, const std::string& sql);
+
+// Runs `sql` (a COPY ... FROM STDIN in text format) on `conn` with `rows`
+// rows, row i appended by `row(i, out)` with its newline; the data goes in
+// chunks of about 1 MiB. Errors: Internal, with the server's message.
+Status PgCopy(PGconn* conn, const std::string& sql, int64_t rows,
+              const std::function<void(int64_t, std::string&)>& row);
+
+// Appends `bytes` as a bytea in hex, its backslash escaped for COPY's
+// text format.
+void AppendCopyBytea(std::string& out, std::span<const uint8_t> bytes);
 
 }  // namespace custos::bench
 

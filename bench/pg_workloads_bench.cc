@@ -133,8 +133,10 @@
 namespace custos {
 namespace {
 
+using bench::AppendCopyBytea;
 using bench::Check;
 using bench::PgConn;
+using bench::PgCopy;
 using bench::PgExec;
 using bench::PgResult;
 using bench::Value;
@@ -154,9 +156,6 @@ constexpr int kReportRecords = 1'000;
 constexpr int kReportReads = 9'000;
 constexpr int kReportOtherSubjects = 1'000;
 constexpr int kReportOtherRecords = 10'000;
-// COPY data is sent in chunks of about this many bytes.
-constexpr size_t kCopyChunk = 1 << 20;
-
 constexpr char kOwner[] = "user";
 constexpr char kAdmin[] = "admin";
 constexpr char kAuditor[] = "auditor";
@@ -508,70 +507,27 @@ void Settle(const std::string& store) {
   ::sync();
 }
 
-// Appends `bytes` as a bytea in hex, escaped for COPY's text format.
-void AppendBytea(std::string& out, const std::vector<uint8_t>& bytes) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out += "\\\\x";
-  for (uint8_t byte : bytes) {
-    out += kHex[byte >> 4];
-    out += kHex[byte & 0xf];
-  }
-}
-
-// COPY `sql` (... FROM STDIN, text format) of `rows` rows, row i appended
-// by `row(i, out)` (with its newline).
-void Copy(const std::string& sql, int64_t rows,
-          const std::function<void(int64_t, std::string&)>& row) {
-  PGconn* conn = Admin();
-  PgResult copy(PQexec(conn, sql.c_str()));
-  if (PQresultStatus(copy.get()) != PGRES_COPY_IN) {
-    std::fprintf(stderr, "%s: %s\n", sql.c_str(), PQerrorMessage(conn));
-    std::abort();
-  }
-  std::string chunk;
-  for (int64_t i = 0; i < rows; ++i) {
-    row(i, chunk);
-    if (chunk.size() >= kCopyChunk || i + 1 == rows) {
-      if (PQputCopyData(conn, chunk.data(), static_cast<int>(chunk.size())) !=
-          1) {
-        std::fprintf(stderr, "COPY data: %s\n", PQerrorMessage(conn));
-        std::abort();
-      }
-      chunk.clear();
-    }
-  }
-  if (PQputCopyEnd(conn, nullptr) != 1) {
-    std::fprintf(stderr, "COPY end: %s\n", PQerrorMessage(conn));
-    std::abort();
-  }
-  for (PgResult result(PQgetResult(conn)); result != nullptr;
-       result.reset(PQgetResult(conn))) {
-    if (PQresultStatus(result.get()) != PGRES_COMMAND_OK) {
-      std::fprintf(stderr, "COPY: %s\n", PQerrorMessage(conn));
-      std::abort();
-    }
-  }
-}
-
 // COPY of records ids first_id.. (`count` of them), record i concerning
 // subject `subject_of(i)`, owned by kOwner.
 void CopyRecords(int64_t first_id, int64_t count,
                  const std::function<std::string(int64_t)>& subject_of) {
-  Copy(
-      "COPY records (id, owner, kind, subject, part, status, channel, "
-      "priority, case_ref) FROM STDIN",
-      count, [&](int64_t i, std::string& out) {
-        out += std::to_string(first_id + i);
-        out += '\t';
-        out += kOwner;
-        out += "\talert\t";
-        out += subject_of(i);
-        out += '\t';
-        AppendBytea(out, SealPart());
-        out += "\topen\tweb-form\tnormal\tcase-";
-        out += std::to_string(first_id + i);
-        out += '\n';
-      });
+  Check(PgCopy(Admin(),
+               "COPY records (id, owner, kind, subject, part, status, channel, "
+               "priority, case_ref) FROM STDIN",
+               count,
+               [&](int64_t i, std::string& out) {
+                 out += std::to_string(first_id + i);
+                 out += '\t';
+                 out += kOwner;
+                 out += "\talert\t";
+                 out += subject_of(i);
+                 out += '\t';
+                 AppendCopyBytea(out, SealPart());
+                 out += "\topen\tweb-form\tnormal\tcase-";
+                 out += std::to_string(first_id + i);
+                 out += '\n';
+               }),
+        "copy");
 }
 
 // An event of a store being loaded: `action` by `principal` on record
@@ -587,24 +543,28 @@ struct EventRow {
 // each with a sealed part.
 void CopyEvents(int64_t first_seq, int64_t count,
                 const std::function<EventRow(int64_t)>& event_of) {
-  Copy(
-      "COPY events (seq, principal, action, record_id, subject, part) FROM "
-      "STDIN",
-      count, [&](int64_t i, std::string& out) {
-        const EventRow event = event_of(i);
-        out += std::to_string(first_seq + i);
-        out += '\t';
-        out += event.principal;
-        out += '\t';
-        out += event.action;
-        out += '\t';
-        out += std::to_string(event.record_id);
-        out += '\t';
-        out += event.subject;
-        out += '\t';
-        AppendBytea(out, SealEventPart());
-        out += '\n';
-      });
+  Check(
+      PgCopy(
+          Admin(),
+          "COPY events (seq, principal, action, record_id, subject, part) FROM "
+          "STDIN",
+          count,
+          [&](int64_t i, std::string& out) {
+            const EventRow event = event_of(i);
+            out += std::to_string(first_seq + i);
+            out += '\t';
+            out += event.principal;
+            out += '\t';
+            out += event.action;
+            out += '\t';
+            out += std::to_string(event.record_id);
+            out += '\t';
+            out += event.subject;
+            out += '\t';
+            AppendCopyBytea(out, SealEventPart());
+            out += '\n';
+          }),
+      "copy");
 }
 
 int64_t MaxOf(const std::string& store, const char* column, const char* table) {

@@ -68,8 +68,10 @@
 namespace custos {
 namespace {
 
+using bench::AppendCopyBytea;
 using bench::Check;
 using bench::PgConn;
+using bench::PgCopy;
 using bench::PgExec;
 using bench::PgResult;
 using bench::Value;
@@ -78,7 +80,6 @@ constexpr int kDuePerSweep = 1'000;
 constexpr int kSweepsPerRun = 3;
 constexpr int kGroups = 2 * kSweepsPerRun;
 constexpr int kSubjectPool = 1'000;
-constexpr int kCopyRowsPerChunk = 5'000;
 
 enum class Layout { kClustered = 0, kSpread = 1 };
 
@@ -257,65 +258,38 @@ void Load(PGconn* conn, const std::vector<int8_t>& group_of, int part_bytes) {
                " subject text NOT NULL, ref text NOT NULL,"
                " state text NOT NULL, erase_after timestamptz)"),
         "create table");
-  PgResult copy(PQexec(conn,
-                       "COPY records (part, kind, subject, ref, state, "
-                       "erase_after) FROM STDIN"));
-  if (PQresultStatus(copy.get()) != PGRES_COPY_IN) {
-    std::fprintf(stderr, "COPY: %s\n", PQerrorMessage(conn));
-    std::abort();
-  }
   const crypto::SecretKey key = crypto::SecretKey::Generate();
   const std::vector<uint8_t> plaintext(static_cast<size_t>(part_bytes), 'x');
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string chunk;
   int bulk = 0;
-  for (size_t i = 0; i < group_of.size(); ++i) {
-    const int group = group_of[i];
-    const std::vector<uint8_t> sealed =
-        crypto::Seal(key, std::span<const uint8_t>(plaintext), {});
-    // bytea in hex, its backslash escaped for COPY's text format.
-    chunk += "\\\\x";
-    for (uint8_t byte : sealed) {
-      chunk += kHex[byte >> 4];
-      chunk += kHex[byte & 0xf];
-    }
-    char subject[48];
-    std::snprintf(subject, sizeof(subject), "subject-%05d@example.org",
-                  static_cast<int>(i % kSubjectPool));
-    chunk += group >= 0 ? "\talert\t" : "\trequest\t";
-    chunk += subject;
-    chunk += '\t';
-    chunk += std::to_string(i);
-    if (group >= 0) {
-      chunk += "\tclosed\t";
-      chunk += GroupDeadline(group);
-    } else if (bulk++ % 4 == 0) {
-      chunk += "\twithdrawn\t";
-      chunk += kFarDeadline;
-    } else {
-      chunk += "\tactive\t\\N";
-    }
-    chunk += '\n';
-    if ((i + 1) % kCopyRowsPerChunk == 0 || i + 1 == group_of.size()) {
-      if (PQputCopyData(conn, chunk.data(), static_cast<int>(chunk.size())) !=
-          1) {
-        std::fprintf(stderr, "COPY data: %s\n", PQerrorMessage(conn));
-        std::abort();
-      }
-      chunk.clear();
-    }
-  }
-  if (PQputCopyEnd(conn, nullptr) != 1) {
-    std::fprintf(stderr, "COPY end: %s\n", PQerrorMessage(conn));
-    std::abort();
-  }
-  for (PgResult result(PQgetResult(conn)); result != nullptr;
-       result.reset(PQgetResult(conn))) {
-    if (PQresultStatus(result.get()) != PGRES_COMMAND_OK) {
-      std::fprintf(stderr, "COPY: %s\n", PQerrorMessage(conn));
-      std::abort();
-    }
-  }
+  Check(PgCopy(conn,
+               "COPY records (part, kind, subject, ref, state, erase_after) "
+               "FROM STDIN",
+               static_cast<int64_t>(group_of.size()),
+               [&](int64_t i, std::string& chunk) {
+                 const int group = group_of[static_cast<size_t>(i)];
+                 AppendCopyBytea(
+                     chunk, crypto::Seal(
+                                key, std::span<const uint8_t>(plaintext), {}));
+                 char subject[48];
+                 std::snprintf(subject, sizeof(subject),
+                               "subject-%05d@example.org",
+                               static_cast<int>(i % kSubjectPool));
+                 chunk += group >= 0 ? "\talert\t" : "\trequest\t";
+                 chunk += subject;
+                 chunk += '\t';
+                 chunk += std::to_string(i);
+                 if (group >= 0) {
+                   chunk += "\tclosed\t";
+                   chunk += GroupDeadline(group);
+                 } else if (bulk++ % 4 == 0) {
+                   chunk += "\twithdrawn\t";
+                   chunk += kFarDeadline;
+                 } else {
+                   chunk += "\tactive\t\\N";
+                 }
+                 chunk += '\n';
+               }),
+        "copy");
   Check(
       PgExec(conn, "CREATE INDEX records_erase_after ON records (erase_after)"),
       "create index");
