@@ -453,6 +453,26 @@ def run_all(r, fig, growth):
                    f"breach scope, {m.group(2)} disclosures, history of "
                    f"{m.group(1)} events", unit="us/scope")
 
+    # 8: statistics (stats_bench): a query after a fold against the
+    # store's size, and the index's cost on the write path.
+    # (A store of 1,000,000 takes over ten minutes to build here, more than
+    # the run's budget allows: "Issue 15: statistics" in RESULTS.md has it.)
+    flt = "records:10000/" if q else "records:(10000|100000)/"
+    runs = r.gbench("stats", "stats_bench", "^BM_Statistics/" + flt, reps=1)
+    runs.update(r.gbench("stats_write", "stats_bench",
+                         "^BM_(Create|Close)/index:"))
+    for key in runs:
+        m = re.match(r"BM_Statistics/records:(\d+)", key)
+        if m:
+            fig.gb(f"stats.query.n{m.group(1)}", runs, key,
+                   f"statistics query after a fold, {int(m.group(1)):,} "
+                   "records", unit="us/query", per_item=False)
+        m = re.match(r"BM_(Create|Close)/index:(\d)", key)
+        if m:
+            fig.gb(f"stats.{m.group(1).lower()}.index{m.group(2)}", runs, key,
+                   f"{m.group(1).lower()} with the statistics index "
+                   f"{'on' if m.group(2) == '1' else 'off'}")
+
     # The PostgreSQL peers of workloads 1, 2, 3, 5, 6, 7 (pg_workloads_bench;
     # one transaction per create, so the synchronous creates are counted in
     # thousands, not a million: a million fsyncs would take about an hour).
@@ -575,6 +595,13 @@ def pairs(fig, quick):
     fig.ratio(f"shred: 1,000-subject keystore cost / {sizes[-1]:,}-subject "
               "keystore cost", f"shred.latency.custos.k{sizes[-1]}",
               "shred.latency.custos.k1000", target=0.67)
+    if not quick:
+        fig.ratio("statistics query: 10k-record store cost / "
+                  "100,000-record store cost",
+                  "stats.query.n100000", "stats.query.n10000")
+    for op in ("create", "close"):
+        fig.ratio(f"{op}: cost without the statistics index / with it",
+                  f"stats.{op}.index1", f"stats.{op}.index0")
     for d in (100, 1000, 10000):
         fig.ratio(f"breach scope of {d}: 25k-event history cost / "
                   f"{largest_history:,}-event history cost",
@@ -696,7 +723,7 @@ def main():
     p.add_argument("--only", default="",
                    help="comma-separated run names (concurrency, engine, "
                         "shred, sweep, sweep_pg_fsync_on, sweep_pg_fsync_off,"
-                        " echo, rpc_..., breach, pg)")
+                        " echo, rpc_..., breach, stats, stats_write, pg)")
     a = p.parse_args()
     reps = a.repetitions or (3 if a.quick else 5)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime(
