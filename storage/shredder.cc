@@ -38,7 +38,10 @@ Result<std::vector<HoldView>> Shredder::HoldsCovering(
   auto held = u_.holds.SubjectHoldsInForce(at);
   if (!held) return held;
   for (HoldView& h : *held) {
-    if (!h.subject_id || *h.subject_id == subject) continue;
+    // (An empty id: its subject was shredded and unlinked.)
+    if (!h.subject_id || h.subject_id->empty() || *h.subject_id == subject) {
+      continue;
+    }
     const bool seen =
         std::any_of(holds->begin(), holds->end(),
                     [&](const HoldView& known) { return known.id == h.id; });
