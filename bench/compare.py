@@ -8,7 +8,8 @@ the figures, prints a table, and writes:
 
   OUT/compare.json        every figure, every ratio, the machine
   OUT/raw/*.json          each binary's own output
-  OUT/growth.dat, bench/growth.png   the growth table and its plot
+  OUT/growth.dat, bench/growth.png   the growth table and its plot (the
+                                     plot in OUT with --no-results-md)
   bench/RESULTS.md        the section between the compare markers, replaced
 
 Usage: bench/compare.py --build build/release [--quick] [--out DIR]
@@ -671,7 +672,8 @@ def table(fig):
     return "\n".join(lines)
 
 
-def plot(growth, out):
+def plot(growth, out, png_dir):
+    """The growth table to OUT/growth.dat, its plot to png_dir/growth.png."""
     if not growth or shutil.which("gnuplot") is None:
         return None
     dat = os.path.join(out, "growth.dat")
@@ -682,7 +684,7 @@ def plot(growth, out):
         for n in sizes:
             f.write(f"{n} " + " ".join(
                 str(growth[k].get(n, "NaN")) for k in names) + "\n")
-    png = os.path.join(HERE, "growth.png")
+    png = os.path.join(png_dir, "growth.png")
     script = (f"set terminal png size 900,560; set output '{png}';"
               "set logscale x; set logscale y; set key left top;"
               "set xlabel 'records (shred: subjects) in the store';"
@@ -693,6 +695,13 @@ def plot(growth, out):
                   f"'{k.replace('_', ' ')}'" for i, k in enumerate(names)))
     subprocess.run(["gnuplot", "-e", script], check=False)
     return png if os.path.exists(png) else None
+
+
+def shown(path):
+    """`path` relative to the checkout when inside it, else absolute."""
+    root = os.path.dirname(HERE)
+    rel = os.path.relpath(path, root)
+    return path if rel.startswith("..") else rel
 
 
 def write_results_md(text):
@@ -748,7 +757,9 @@ def main():
     if not a.replay:
         info["loadavg_after"] = open("/proc/loadavg").read().split()[:3]
     seconds = earlier.get("seconds", time.monotonic() - started)
-    png = plot(growth, out)
+    # bench/growth.png belongs with RESULTS.md: a run that leaves RESULTS.md
+    # alone leaves the plot in OUT.
+    png = plot(growth, out, out if a.no_results_md else HERE)
     result = {"when": stamp, "mode": "quick" if a.quick else "full",
               "replayed": a.replay,
               "repetitions": reps, "seconds": round(seconds), "machine": info,
@@ -770,7 +781,7 @@ def main():
             "the same way."
             + (" Paired again from the run's raw output (`--replay`)."
                if a.replay else "") + "\n\n" + table(fig) +
-            (f"\n\nGrowth plot: `bench/{os.path.basename(png)}`." if png else "")
+            (f"\n\nGrowth plot: `{shown(png)}`." if png else "")
             + "\n\nRuns: " + "; ".join(
                 f"{x['name']} {x['seconds']} s"
                 + ("" if x["exit"] == 0 else f" (FAILED: {x['exit']})")
