@@ -177,11 +177,14 @@ std::optional<uint32_t> DecodeSlot(std::string_view in) {
 // ---- Keyed computations
 // ------------------------------------------------------
 
+// Keyed hashes under the audit key: each is the hash of its domain tag
+// followed by its data, fed piece by piece rather than copied into one
+// buffer.
+using Hasher = crypto::KeyedHasher;
+
 Digest Tagged(const crypto::SecretKey& key, std::string_view tag,
               std::span<const uint8_t> data) {
-  std::string input(tag);
-  input += AsStringView(data);
-  return crypto::KeyedHash(key, AsBytes(input));
+  return Hasher(key).Update(tag).Update(data).Final();
 }
 
 // The digest that enters the chain: the clear header and the commitment of
@@ -192,36 +195,37 @@ Digest Tagged(const crypto::SecretKey& key, std::string_view tag,
 Digest EventDigest(const crypto::SecretKey& key,
                    std::string_view canonical_header,
                    const std::vector<Digest>& commitments) {
-  std::string data;
-  AppendBigEndian32(data, static_cast<uint32_t>(canonical_header.size()));
-  data += canonical_header;
-  AppendBigEndian32(data, static_cast<uint32_t>(commitments.size()));
-  for (const Digest& c : commitments) data += AsStringView(c);
-  return Tagged(key, kDigestTag, AsBytes(data));
+  Hasher hasher(key);
+  hasher.Update(kDigestTag)
+      .UpdateBigEndian32(static_cast<uint32_t>(canonical_header.size()))
+      .Update(canonical_header)
+      .UpdateBigEndian32(static_cast<uint32_t>(commitments.size()));
+  for (const Digest& c : commitments) hasher.Update(c);
+  return hasher.Final();
 }
 
 // A sealed part's commitment: its plaintext (which holds a random salt)
-// under the audit key, bound to its event and slot.
+// under the audit key, bound to its event and slot. The plaintext is hashed
+// where it lies: no copy of it is made.
 Digest PartCommitment(const crypto::SecretKey& key, uint64_t seq, uint32_t slot,
                       std::span<const uint8_t> plaintext) {
-  std::string data;
-  AppendBigEndian64(data, seq);
-  AppendBigEndian32(data, slot);
-  data += AsStringView(plaintext);
-  Digest out = Tagged(key, kCommitmentTag, AsBytes(data));
-  crypto::Wipe(
-      std::span<uint8_t>(reinterpret_cast<uint8_t*>(data.data()), data.size()));
-  return out;
+  return Hasher(key)
+      .Update(kCommitmentTag)
+      .UpdateBigEndian64(seq)
+      .UpdateBigEndian32(slot)
+      .Update(plaintext)
+      .Final();
 }
 
 // The MAC of an event's stored bytes as they are now: what catches an
 // altered ciphertext, which the chain does not cover.
 Digest EventMac(const crypto::SecretKey& key, uint64_t seq,
                 std::string_view event_bytes) {
-  std::string data;
-  AppendBigEndian64(data, seq);
-  data += event_bytes;
-  return Tagged(key, kMacTag, AsBytes(data));
+  return Hasher(key)
+      .Update(kMacTag)
+      .UpdateBigEndian64(seq)
+      .Update(event_bytes)
+      .Final();
 }
 
 // The subject's index tag: the subject id blinded under the audit key, so
@@ -232,10 +236,11 @@ Digest IndexTagOf(const crypto::SecretKey& key, std::string_view subject_id) {
 
 Digest CheckpointMac(const crypto::SecretKey& key, uint64_t next_seq,
                      const Digest& link) {
-  std::string data;
-  AppendBigEndian64(data, next_seq);
-  data += AsStringView(link);
-  return Tagged(key, kCheckpointTag, AsBytes(data));
+  return Hasher(key)
+      .Update(kCheckpointTag)
+      .UpdateBigEndian64(next_seq)
+      .Update(link)
+      .Final();
 }
 
 // The key that seals the subject ids of the disclosure index: a subkey of
@@ -869,6 +874,16 @@ Result<std::unique_ptr<History>> History::Open(leveldb::DB& db,
                                               options, head, disclosures_from));
 }
 
+Digest History::TagOf(const std::string& subject_id) const {
+  std::lock_guard<std::mutex> lock(tag_mu_);
+  auto it = tag_cache_.find(subject_id);
+  if (it != tag_cache_.end()) return it->second;
+  if (tag_cache_.size() >= kTagCacheCapacity) tag_cache_.clear();
+  const Digest tag = IndexTagOf(audit_key_, subject_id);
+  tag_cache_.emplace(subject_id, tag);
+  return tag;
+}
+
 History::Head History::head() const {
   std::lock_guard<std::mutex> lock(mu_);
   return head_;
@@ -937,7 +952,7 @@ Result<History::Pending> History::Stage(leveldb::WriteBatch& batch,
                        AsBytes(PartAd(seq, slot, canonical.asBytes()))));
       crypto::Wipe(std::span<uint8_t>(reinterpret_cast<uint8_t*>(plain.data()),
                                       plain.size()));
-      tags.push_back(IndexTagOf(audit_key_, subject));
+      tags.push_back(TagOf(subject));
       sealed_subjects.push_back(&subject);
     }
     auto parts = event.initParts(sealed.size());
@@ -1316,6 +1331,11 @@ Result<size_t> History::DropSubjectIndex(leveldb::WriteBatch& batch,
                                          const std::string& subject_id,
                                          size_t budget) const {
   const Digest tag = IndexTagOf(audit_key_, subject_id);
+  {
+    // The subject is being shredded: its tag is not kept in memory.
+    std::lock_guard<std::mutex> lock(tag_mu_);
+    tag_cache_.erase(subject_id);
+  }
   const std::string prefix = IndexPrefix(tag);
   size_t dropped = 0;
   std::unique_ptr<leveldb::Iterator> it(
