@@ -22,6 +22,9 @@
 //    such operations, which is exactly their serialised write batches. Each
 //    raw baseline puts, under a random key, one value of random bytes
 //    (incompressible, like ciphertext) whose log record is that many bytes.
+//    BM_RawBatchLikeCreateExistingSubject writes instead, in one batch, as
+//    many entries as a create, of the same key and value sizes: what
+//    LevelDB charges for the engine's entry count (issues 11/16).
 //
 // 3. What do a synced disclosing read and a list page cost against raw
 //    LevelDB? Issue 16's raw-LevelDB baselines of a disclosing read with sync
@@ -50,6 +53,7 @@
 #include <leveldb/db.h>
 #include <leveldb/iterator.h>
 #include <leveldb/options.h>
+#include <leveldb/write_batch.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -298,6 +302,9 @@ struct CostModel {
   // database: the stored record. The raw disclosing-read baseline gets a
   // value of this size.
   size_t record_value = 0;
+  // The key and value sizes of the entries one create (existing subject)
+  // writes to the records database, as dumped above.
+  std::vector<std::pair<size_t, size_t>> create_entries;
   // Log bytes of one raw Put with a RawKey beyond its value's size.
   size_t raw_put_overhead = 0;
 
@@ -332,6 +339,7 @@ CostModel MeasureCosts() {
                  it == before.end() ? "" : " (overwritten)");
     total += key.size() + value.size();
     costs.record_value = std::max(costs.record_value, value.size());
+    costs.create_entries.emplace_back(key.size(), value.size());
   }
   std::fprintf(stderr, "  total %zu B of keys and values\n", total);
 
@@ -671,6 +679,41 @@ void BM_RawPutLikeCreateExistingSubject(benchmark::State& state) {
 void BM_RawPutLikeCreateNewSubject(benchmark::State& state) {
   RawPutLoop(state, Costs().create_new, /*sync=*/false);
 }
+// The entries a create writes, as one WriteBatch of as many entries of the
+// same key and value sizes (random values; entry i under its own prefix
+// with the iteration's number, so keys ascend within each prefix, as the
+// engine's record, event and index keys mostly do): what LevelDB itself
+// costs for the engine's entry count, against one put of the same bytes
+// (BM_RawPutLikeCreateExistingSubject).
+void BM_RawBatchLikeCreateExistingSubject(benchmark::State& state) {
+  const std::vector<std::pair<size_t, size_t>>& entries =
+      Costs().create_entries;
+  leveldb::DB& db = raw_run->db.db();
+  uint64_t id = 0;
+  std::vector<std::string> values;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    values.push_back(RandomValue(entries[i].second, 800 + i));
+  }
+  leveldb::WriteBatch batch;
+  for (auto _ : state) {
+    batch.Clear();
+    ++id;
+    for (size_t i = 0; i < entries.size(); ++i) {
+      std::string key = RawKey(id);
+      key[0] = static_cast<char>('a' + i);  // One key space per entry.
+      key.resize(std::max(entries[i].first, key.size()), 'k');
+      batch.Put(key, values[i]);
+    }
+    leveldb::Status s = db.Write(leveldb::WriteOptions(), &batch);
+    if (!s.ok()) {
+      state.SkipWithError(s.ToString().c_str());
+      break;
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+  SetCounter(state, "entries", static_cast<double>(entries.size()));
+}
+
 // As many bytes as a close of an active record writes, per put.
 void BM_RawPutLikeCloseRecord(benchmark::State& state) {
   RawPutLoop(state, Costs().close, /*sync=*/false);
@@ -809,6 +852,10 @@ BENCHMARK(BM_CreateExistingSubject)
     ->Teardown(CloseStore)
     ->UseRealTime();
 BENCHMARK(BM_RawPutLikeCreateExistingSubject)
+    ->Setup(OpenRawDb<false>)
+    ->Teardown(CloseRawDb)
+    ->UseRealTime();
+BENCHMARK(BM_RawBatchLikeCreateExistingSubject)
     ->Setup(OpenRawDb<false>)
     ->Teardown(CloseRawDb)
     ->UseRealTime();

@@ -29,7 +29,7 @@ void BM_Seal(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) *
                           state.range(0));
 }
-BENCHMARK(BM_Seal)->Arg(256)->Arg(1024)->Arg(64 * 1024);
+BENCHMARK(BM_Seal)->Arg(64)->Arg(128)->Arg(256)->Arg(1024)->Arg(64 * 1024);
 
 void BM_Open(benchmark::State& state) {
   SecretKey key = SecretKey::Generate();
@@ -47,7 +47,7 @@ void BM_Open(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) *
                           state.range(0));
 }
-BENCHMARK(BM_Open)->Arg(256)->Arg(1024)->Arg(64 * 1024);
+BENCHMARK(BM_Open)->Arg(64)->Arg(128)->Arg(256)->Arg(1024)->Arg(64 * 1024);
 
 // Includes placing the key in fresh guarded memory (sodium_malloc, mprotect,
 // and sodium_free when it is dropped): the cost of a DEK cache miss.
