@@ -4,6 +4,7 @@
 #include <capnp/serialize.h>
 #include <kj/array.h>
 #include <kj/exception.h>
+#include <kj/io.h>
 #include <leveldb/iterator.h>
 
 #include <algorithm>
@@ -278,6 +279,42 @@ using capnp_value::Decode;
 using capnp_value::FromText;
 using capnp_value::ToBytes;
 
+// A message whose first segment is on the stack, as large as the heap one
+// of MallocMessageBuilder(kFirstSegmentWords), so that the encoding is the
+// same, without a heap allocation and its zeroing per message. The segment
+// is wiped when the message goes: a subject's part is built in it before it
+// is sealed.
+class StackMessage {
+ public:
+  StackMessage()
+      : message_(kj::arrayPtr(reinterpret_cast<capnp::word*>(first_.data()),
+                              first_.size())) {}
+  ~StackMessage() {
+    crypto::Wipe(std::span<uint8_t>(reinterpret_cast<uint8_t*>(first_.data()),
+                                    sizeof(first_)));
+  }
+  StackMessage(const StackMessage&) = delete;
+  StackMessage& operator=(const StackMessage&) = delete;
+  capnp::MallocMessageBuilder& get() { return message_; }
+
+ private:
+  // Zeroed, as MallocMessageBuilder requires of a given first segment.
+  std::array<uint64_t, capnp_value::kFirstSegmentWords> first_{};
+  capnp::MallocMessageBuilder message_;
+};
+
+// The message in flat-array form, as capnp_value::ToBytes gives it (the
+// same bytes), written straight into the string rather than through a
+// flat array copied into it.
+std::string MessageBytes(capnp::MessageBuilder& message) {
+  std::string out(
+      capnp::computeSerializedSizeInWords(message) * sizeof(capnp::word), '\0');
+  kj::ArrayOutputStream stream(
+      kj::arrayPtr(reinterpret_cast<kj::byte*>(out.data()), out.size()));
+  capnp::writeMessage(stream, message);
+  return out;
+}
+
 capnp::Data::Reader AsData(std::span<const uint8_t> b) {
   return capnp::Data::Reader(b.data(), b.size());
 }
@@ -502,7 +539,7 @@ std::string EncodeStoredEvent(const StoredEventValue& v) {
     b.setEvent(AsData(v.event_bytes));
     b.setMac(AsData(v.mac));
   }
-  return ToBytes(message);
+  return MessageBytes(message);
 }
 
 Result<StoredEventValue> DecodeStoredEvent(std::string_view bytes) {
@@ -551,7 +588,7 @@ std::string EncodeHead(const History::Head& h) {
   auto b = message.initRoot<hs::Head>();
   b.setLastSeq(h.last_seq);
   b.setLink(AsData(h.link));
-  return ToBytes(message);
+  return MessageBytes(message);
 }
 
 // The head, the checkpoint and the stored event wrapper are small values
@@ -662,8 +699,8 @@ struct SubjectPartValue {
 std::string EncodeSubjectPart(const std::string& subject_id,
                               const std::string& justification,
                               const std::vector<std::string>& fields) {
-  capnp::MallocMessageBuilder message(capnp_value::kFirstSegmentWords);
-  auto b = message.initRoot<hs::SubjectPart>();
+  StackMessage message;
+  auto b = message.get().initRoot<hs::SubjectPart>();
   b.setSubjectId(AsText(subject_id));
   b.setJustification(AsText(justification));
   auto list = b.initFields(fields.size());
@@ -672,7 +709,7 @@ std::string EncodeSubjectPart(const std::string& subject_id,
   crypto::NonceRandomBytes(salt);
   b.setSalt(AsData(salt));
   crypto::Wipe(salt);
-  return ToBytes(message);
+  return MessageBytes(message.get());
 }
 
 // An Event message: `header` copied, with these parts.
@@ -909,8 +946,8 @@ Result<History::Pending> History::Stage(leveldb::WriteBatch& batch,
   Digest link = start.link;
   for (const Event& e : events) {
     ++seq;
-    capnp::MallocMessageBuilder message(capnp_value::kFirstSegmentWords);
-    auto event = message.initRoot<hs::Event>();
+    StackMessage message;
+    auto event = message.get().initRoot<hs::Event>();
     auto h = event.initHeader();
     h.setSeq(seq);
     h.setAtMicros(ToMicros(e.at));
@@ -963,7 +1000,7 @@ Result<History::Pending> History::Stage(leveldb::WriteBatch& batch,
 
     StoredEventValue stored;
     stored.seq = seq;
-    stored.event_bytes = ToBytes(message);
+    stored.event_bytes = MessageBytes(message.get());
     stored.mac = EventMac(audit_key_, seq, stored.event_bytes);
     const std::string_view canonical_bytes(
         reinterpret_cast<const char*>(canonical.asBytes().begin()),
