@@ -423,9 +423,10 @@ class History {
 
   // Index tags of the subjects events were staged for (Stage only): a
   // keyed hash of a constant input, so computed once per subject. A tag is
-  // no key material (it is what the index keys hold on disk, docs/
-  // decisions.md), so the map is ordinary memory. Bounded: emptied when
-  // full; a subject's entry is dropped with its index (DropSubjectIndex).
+  // no key material: it is what the index keys hold on disk (see
+  // docs/decisions.md), so the map is ordinary memory. Bounded: emptied
+  // when full; a subject's entry is dropped with its index
+  // (DropSubjectIndex).
   static constexpr size_t kTagCacheCapacity = 4096;
   mutable std::mutex tag_mu_;
   mutable std::unordered_map<std::string, crypto::Digest> tag_cache_;
