@@ -239,7 +239,8 @@ def run_all(r, fig, growth):
         "^BM_(CreateExistingSubject|RawPutLikeCreateExistingSubject|"
         "DisclosingRead|RawGetPutLikeDisclosingRead|SyncCreateExistingSubject|"
         "SyncDisclosingRead|RawSyncPut|RawSyncGetPutLikeDisclosingRead|"
-        "ListPage|SyncListPage|RawListPage|RawSyncListPage)/", min_time=mt)
+        "ListPage|SyncListPage|RawListPage|RawSyncListPage|CloseRecord|"
+        "RawPutLikeCloseRecord)/", min_time=mt)
     fig.gb("read.sync.raw.t1", runs,
            "BM_RawSyncGetPutLikeDisclosingRead/real_time/threads:1",
            "raw get + synced put of the event's bytes")
@@ -261,6 +262,12 @@ def run_all(r, fig, growth):
            "read by id with its access event, sync off")
     fig.gb("read.nosync.raw", runs, "BM_RawGetPutLikeDisclosingRead/real_time",
            "raw get + put of the event's bytes, sync off")
+    fig.gb("close.nosync.custos", runs,
+           "BM_CloseRecord/iterations:10000/real_time",
+           "close an active record (re-sealed under its deadline bucket), "
+           "sync off")
+    fig.gb("close.nosync.raw", runs, "BM_RawPutLikeCloseRecord/real_time",
+           "raw LevelDB put of the bytes a close writes, sync off")
     for t in (1, 4, 16):
         fig.gb(f"create.sync.custos.t{t}", runs,
                f"BM_SyncCreateExistingSubject/real_time/threads:{t}",
@@ -527,6 +534,8 @@ def pairs(fig, quick):
               "create.nosync.custos", "create.nosync.raw", target=0.5)
     fig.ratio("read / raw get + put (sync off)", "read.nosync.custos",
               "read.nosync.raw", target=0.5)
+    fig.ratio("close / raw put of the same bytes (sync off)",
+              "close.nosync.custos", "close.nosync.raw", target=0.5)
     fig.ratio("create / raw put of the same bytes (sync on, 1 thread)",
               "create.sync.custos.t1", "put.sync.raw.t1", target=0.5)
     fig.ratio("read / raw get + put (sync on, 1 thread)",

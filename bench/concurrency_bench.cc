@@ -22,6 +22,9 @@
 //    such operations, which is exactly their serialised write batches. Each
 //    raw baseline puts, under a random key, one value of random bytes
 //    (incompressible, like ciphertext) whose log record is that many bytes.
+//    BM_RawBatchLikeCreateExistingSubject writes instead, in one batch, as
+//    many entries as a create, of the same key and value sizes: what
+//    LevelDB charges for the engine's entry count (issues 11/16).
 //
 // 3. What do a synced disclosing read and a list page cost against raw
 //    LevelDB? Issue 16's raw-LevelDB baselines of a disclosing read with sync
@@ -30,6 +33,13 @@
 //    BM_SyncListPage against BM_RawListPage, BM_RawSyncListPage: an
 //    iterator over kListPage values of the stored record's size, then one
 //    put of as many bytes as the page's read events).
+//
+// 4. What does a close cost against raw LevelDB writing what it writes
+//    (issues 11 and 16)? A close of an active record schedules its erasure,
+//    so it re-seals the record under its deadline bucket and writes it with
+//    its witnesses, its deadline-index entry and its close event
+//    (BM_CloseRecord against BM_RawPutLikeCloseRecord, sync off, one
+//    thread; every iteration closes another record of the store).
 //
 // Only the public API of storage/engine.h and raw LevelDB are used, so the
 // benchmark measures the engine whatever its internals. Every store lives in
@@ -43,6 +53,7 @@
 #include <leveldb/db.h>
 #include <leveldb/iterator.h>
 #include <leveldb/options.h>
+#include <leveldb/write_batch.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -85,6 +96,8 @@ constexpr int kSetupRecords = 1'024;
 constexpr int kCostSamples = 200;
 // Records per page of the list baseline (issue 16, workload 3).
 constexpr size_t kListPage = 100;
+// Active records of BM_CloseRecord's store: its iterations, one close each.
+constexpr int kCloseRecords = 10'000;
 
 using bench::Check;
 using bench::Value;
@@ -282,10 +295,16 @@ struct CostModel {
   // A ListRecords page of kListPage records, each returning personal data
   // (one commit of kListPage read events).
   size_t list_page = 0;
+  // A Close of an active record (its erasure scheduled: the record
+  // re-sealed under its deadline bucket).
+  size_t close = 0;
   // The largest value one create (existing subject) adds to the records
   // database: the stored record. The raw disclosing-read baseline gets a
   // value of this size.
   size_t record_value = 0;
+  // The key and value sizes of the entries one create (existing subject)
+  // writes to the records database, as dumped above.
+  std::vector<std::pair<size_t, size_t>> create_entries;
   // Log bytes of one raw Put with a RawKey beyond its value's size.
   size_t raw_put_overhead = 0;
 
@@ -320,6 +339,7 @@ CostModel MeasureCosts() {
                  it == before.end() ? "" : " (overwritten)");
     total += key.size() + value.size();
     costs.record_value = std::max(costs.record_value, value.size());
+    costs.create_entries.emplace_back(key.size(), value.size());
   }
   std::fprintf(stderr, "  total %zu B of keys and values\n", total);
 
@@ -363,6 +383,13 @@ CostModel MeasureCosts() {
   now = Logs(store.data_dir());
   costs.list_page = Appended(logs, now);
 
+  logs = now;
+  for (int i = 0; i < kCostSamples; ++i) {
+    Check(store.engine().Close(store.user(), ids[i]), "close record");
+  }
+  now = Logs(store.data_dir());
+  costs.close = Appended(logs, now) / kCostSamples;
+
   constexpr size_t kProbeValue = 1'000;
   RawDb raw;
   logs = Logs(raw.path());
@@ -376,9 +403,10 @@ CostModel MeasureCosts() {
   std::fprintf(stderr,
                "Log bytes per operation: create (existing subject) %zu, "
                "create (new subject) %zu, disclosing read %zu, list page "
-               "of %zu %zu; stored record %zu; raw put overhead %zu\n",
+               "of %zu %zu, close %zu; stored record %zu; raw put overhead "
+               "%zu\n",
                costs.create_existing, costs.create_new, costs.disclosing_read,
-               kListPage, costs.list_page, costs.record_value,
+               kListPage, costs.list_page, costs.close, costs.record_value,
                costs.raw_put_overhead);
   return costs;
 }
@@ -394,8 +422,8 @@ const CostModel& Costs() {
 // records over kSubjectPool subjects, written without sync, then reopened
 // with the benchmark's sync_writes.
 struct EngineFixture {
-  explicit EngineFixture(bool sync_writes) {
-    for (int i = 0; i < kSetupRecords; ++i) {
+  explicit EngineFixture(bool sync_writes, int records = kSetupRecords) {
+    for (int i = 0; i < records; ++i) {
       ids.push_back(Create(store, i % kSubjectPool, i));
     }
     store.Reopen(sync_writes);
@@ -445,6 +473,11 @@ void OpenStore(const benchmark::State&) {
   engine_run = std::make_unique<EngineFixture>(kSync);
 }
 void CloseStore(const benchmark::State&) { engine_run.reset(); }
+// The store of BM_CloseRecord: kCloseRecords active records, sync off.
+void OpenCloseStore(const benchmark::State&) {
+  Costs();
+  engine_run = std::make_unique<EngineFixture>(false, kCloseRecords);
+}
 
 template <bool kSync>
 void OpenRawDb(const benchmark::State&) {
@@ -570,6 +603,28 @@ void ListPageLoop(benchmark::State& state) {
   SetCounter(state, "log_bytes", static_cast<double>(Costs().list_page));
 }
 
+// The owner closes the store's active records in order, one per
+// iteration: each close schedules the record's erasure, re-seals it under
+// its deadline bucket (one bucket for all: the clock does not move) and
+// writes it with its close event.
+void BM_CloseRecord(benchmark::State& state) {
+  EngineFixture& run = *engine_run;
+  size_t next = 0;
+  for (auto _ : state) {
+    if (next == run.ids.size()) {
+      state.SkipWithError("no active record left to close");
+      break;
+    }
+    Status closed = run.store.engine().Close(run.store.user(), run.ids[next++]);
+    if (!closed.ok()) {
+      state.SkipWithError(closed.ToString().c_str());
+      break;
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+  SetCounter(state, "log_bytes", static_cast<double>(Costs().close));
+}
+
 void BM_SyncCreateExistingSubject(benchmark::State& state) {
   CreateLoop(state, /*new_subject=*/false);
 }
@@ -623,6 +678,45 @@ void BM_RawPutLikeCreateExistingSubject(benchmark::State& state) {
 }
 void BM_RawPutLikeCreateNewSubject(benchmark::State& state) {
   RawPutLoop(state, Costs().create_new, /*sync=*/false);
+}
+// The entries a create writes, as one WriteBatch of as many entries of the
+// same key and value sizes (random values; entry i under its own prefix
+// with the iteration's number, so keys ascend within each prefix, as the
+// engine's record, event and index keys mostly do): what LevelDB itself
+// costs for the engine's entry count, against one put of the same bytes
+// (BM_RawPutLikeCreateExistingSubject).
+void BM_RawBatchLikeCreateExistingSubject(benchmark::State& state) {
+  const std::vector<std::pair<size_t, size_t>>& entries =
+      Costs().create_entries;
+  leveldb::DB& db = raw_run->db.db();
+  uint64_t id = 0;
+  std::vector<std::string> values;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    values.push_back(RandomValue(entries[i].second, 800 + i));
+  }
+  leveldb::WriteBatch batch;
+  for (auto _ : state) {
+    batch.Clear();
+    ++id;
+    for (size_t i = 0; i < entries.size(); ++i) {
+      std::string key = RawKey(id);
+      key[0] = static_cast<char>('a' + i);  // One key space per entry.
+      key.resize(std::max(entries[i].first, key.size()), 'k');
+      batch.Put(key, values[i]);
+    }
+    leveldb::Status s = db.Write(leveldb::WriteOptions(), &batch);
+    if (!s.ok()) {
+      state.SkipWithError(s.ToString().c_str());
+      break;
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+  SetCounter(state, "entries", static_cast<double>(entries.size()));
+}
+
+// As many bytes as a close of an active record writes, per put.
+void BM_RawPutLikeCloseRecord(benchmark::State& state) {
+  RawPutLoop(state, Costs().close, /*sync=*/false);
 }
 
 // A Get of a random value of the stored record's size, then a Put of as
@@ -761,6 +855,10 @@ BENCHMARK(BM_RawPutLikeCreateExistingSubject)
     ->Setup(OpenRawDb<false>)
     ->Teardown(CloseRawDb)
     ->UseRealTime();
+BENCHMARK(BM_RawBatchLikeCreateExistingSubject)
+    ->Setup(OpenRawDb<false>)
+    ->Teardown(CloseRawDb)
+    ->UseRealTime();
 BENCHMARK(BM_CreateNewSubject)
     ->Setup(OpenStore<false>)
     ->Teardown(CloseStore)
@@ -774,6 +872,15 @@ BENCHMARK(BM_DisclosingRead)
     ->Teardown(CloseStore)
     ->UseRealTime();
 BENCHMARK(BM_RawGetPutLikeDisclosingRead)
+    ->Setup(OpenRawDb<false>)
+    ->Teardown(CloseRawDb)
+    ->UseRealTime();
+BENCHMARK(BM_CloseRecord)
+    ->Setup(OpenCloseStore)
+    ->Teardown(CloseStore)
+    ->Iterations(kCloseRecords)
+    ->UseRealTime();
+BENCHMARK(BM_RawPutLikeCloseRecord)
     ->Setup(OpenRawDb<false>)
     ->Teardown(CloseRawDb)
     ->UseRealTime();

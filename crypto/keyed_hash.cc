@@ -24,34 +24,6 @@ constexpr size_t kTokenBytes = 32;
 constexpr size_t kTokenPrefixSize = sizeof(kTokenPrefix) - 1;
 constexpr size_t kTokenSize = kTokenPrefixSize + 2 * kTokenBytes;
 
-// Keyed BLAKE2b over the concatenation of `parts`, without building it.
-class KeyedHasher {
- public:
-  explicit KeyedHasher(const SecretKey& key) {
-    internal::EnsureSodiumInitialized();
-    crypto_generichash_init(&state_, key.bytes().data(), key.bytes().size(),
-                            kDigestSize);
-  }
-  KeyedHasher(const KeyedHasher&) = delete;
-  KeyedHasher& operator=(const KeyedHasher&) = delete;
-  // The state is derived from the key; do not leave it on the stack.
-  ~KeyedHasher() { sodium_memzero(&state_, sizeof(state_)); }
-
-  void Update(std::span<const uint8_t> data) {
-    if (data.empty()) return;
-    crypto_generichash_update(&state_, data.data(), data.size());
-  }
-  crypto_generichash_state* state() { return &state_; }
-  Digest Final() {
-    Digest out;
-    crypto_generichash_final(&state_, out.data(), out.size());
-    return out;
-  }
-
- private:
-  crypto_generichash_state state_;
-};
-
 std::span<const uint8_t> AsBytes(std::string_view s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
 }
@@ -61,6 +33,59 @@ bool IsLowerHex(char c) {
 }
 
 }  // namespace
+
+static_assert(sizeof(crypto_generichash_state) <= KeyedHasher::kStateSize &&
+              alignof(crypto_generichash_state) <= KeyedHasher::kStateAlign);
+
+KeyedHasher::KeyedHasher(const SecretKey& key) {
+  internal::EnsureSodiumInitialized();
+  crypto_generichash_init(state(), key.bytes().data(), key.bytes().size(),
+                          kDigestSize);
+}
+
+// The state is derived from the key; do not leave it on the stack.
+KeyedHasher::~KeyedHasher() { sodium_memzero(state_, sizeof(state_)); }
+
+::crypto_generichash_blake2b_state* KeyedHasher::state() {
+  return reinterpret_cast<crypto_generichash_state*>(state_);
+}
+
+KeyedHasher& KeyedHasher::Update(std::span<const uint8_t> data) {
+  if (!data.empty()) {
+    crypto_generichash_update(state(), data.data(), data.size());
+  }
+  return *this;
+}
+
+KeyedHasher& KeyedHasher::Update(std::string_view data) {
+  return Update(AsBytes(data));
+}
+
+KeyedHasher& KeyedHasher::UpdateBigEndian32(uint32_t value) {
+  uint8_t bytes[4];
+  for (int i = 0; i < 4; ++i) {
+    bytes[i] = static_cast<uint8_t>(value >> (8 * (3 - i)));
+  }
+  return Update(bytes);
+}
+
+KeyedHasher& KeyedHasher::UpdateBigEndian64(uint64_t value) {
+  uint8_t bytes[8];
+  for (int i = 0; i < 8; ++i) {
+    bytes[i] = static_cast<uint8_t>(value >> (8 * (7 - i)));
+  }
+  return Update(bytes);
+}
+
+Digest KeyedHasher::Final() {
+  Digest out;
+  FinalInto(out);
+  return out;
+}
+
+void KeyedHasher::FinalInto(std::span<uint8_t, kDigestSize> out) {
+  crypto_generichash_final(state(), out.data(), out.size());
+}
 
 Digest KeyedHash(const SecretKey& key, std::span<const uint8_t> data) {
   KeyedHasher hasher(key);
@@ -83,7 +108,7 @@ SecretKey CombineKeys(const SecretKey& outer, const SecretKey& inner,
   hasher.Update(id_bytes);
   hasher.Update(inner.bytes());
   internal::WipedArray<uint8_t, kDigestSize> out;
-  crypto_generichash_final(hasher.state(), out.data(), out.size());
+  hasher.FinalInto(std::span<uint8_t, kDigestSize>(out.data(), out.size()));
   static_assert(kDigestSize == SecretKey::kSize);
   return std::move(*SecretKey::FromBytes(
       std::span<const uint8_t>(out.data(), out.size()), pool));

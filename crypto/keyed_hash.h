@@ -16,6 +16,9 @@
 #include "base/status.h"
 #include "crypto/secret_key.h"
 
+// libsodium's BLAKE2b state (sodium/crypto_generichash_blake2b.h).
+struct crypto_generichash_blake2b_state;
+
 namespace custos::crypto {
 
 inline constexpr size_t kDigestSize = 32;
@@ -23,6 +26,34 @@ using Digest = std::array<uint8_t, kDigestSize>;
 
 // BLAKE2b-256 of `data` keyed with `key`.
 Digest KeyedHash(const SecretKey& key, std::span<const uint8_t> data);
+
+// KeyedHash under `key` of the concatenation of the pieces fed to Update,
+// without building it (no copy of the input is made). The BLAKE2b state,
+// derived from the key, is wiped when the hasher is destroyed.
+class KeyedHasher {
+ public:
+  explicit KeyedHasher(const SecretKey& key);
+  ~KeyedHasher();
+  KeyedHasher(const KeyedHasher&) = delete;
+  KeyedHasher& operator=(const KeyedHasher&) = delete;
+
+  KeyedHasher& Update(std::span<const uint8_t> data);
+  KeyedHasher& Update(std::string_view data);
+  // The 4 or 8 bytes of `value`, big-endian.
+  KeyedHasher& UpdateBigEndian32(uint32_t value);
+  KeyedHasher& UpdateBigEndian64(uint64_t value);
+  // Call once: the hasher is spent afterwards.
+  Digest Final();
+  void FinalInto(std::span<uint8_t, kDigestSize> out);
+
+  // libsodium's crypto_generichash_state, held here without its header.
+  static constexpr size_t kStateSize = 384;
+  static constexpr size_t kStateAlign = 64;
+
+ private:
+  ::crypto_generichash_blake2b_state* state();
+  alignas(kStateAlign) unsigned char state_[kStateSize];
+};
 
 // Blind index of an external subject identifier: KeyedHash under the
 // blind-index key of "custos-bi-v1\0" || identifier. Equal identifiers give

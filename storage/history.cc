@@ -4,6 +4,7 @@
 #include <capnp/serialize.h>
 #include <kj/array.h>
 #include <kj/exception.h>
+#include <kj/io.h>
 #include <leveldb/iterator.h>
 
 #include <algorithm>
@@ -177,11 +178,14 @@ std::optional<uint32_t> DecodeSlot(std::string_view in) {
 // ---- Keyed computations
 // ------------------------------------------------------
 
+// Keyed hashes under the audit key: each is the hash of its domain tag
+// followed by its data, fed piece by piece rather than copied into one
+// buffer.
+using Hasher = crypto::KeyedHasher;
+
 Digest Tagged(const crypto::SecretKey& key, std::string_view tag,
               std::span<const uint8_t> data) {
-  std::string input(tag);
-  input += AsStringView(data);
-  return crypto::KeyedHash(key, AsBytes(input));
+  return Hasher(key).Update(tag).Update(data).Final();
 }
 
 // The digest that enters the chain: the clear header and the commitment of
@@ -192,36 +196,37 @@ Digest Tagged(const crypto::SecretKey& key, std::string_view tag,
 Digest EventDigest(const crypto::SecretKey& key,
                    std::string_view canonical_header,
                    const std::vector<Digest>& commitments) {
-  std::string data;
-  AppendBigEndian32(data, static_cast<uint32_t>(canonical_header.size()));
-  data += canonical_header;
-  AppendBigEndian32(data, static_cast<uint32_t>(commitments.size()));
-  for (const Digest& c : commitments) data += AsStringView(c);
-  return Tagged(key, kDigestTag, AsBytes(data));
+  Hasher hasher(key);
+  hasher.Update(kDigestTag)
+      .UpdateBigEndian32(static_cast<uint32_t>(canonical_header.size()))
+      .Update(canonical_header)
+      .UpdateBigEndian32(static_cast<uint32_t>(commitments.size()));
+  for (const Digest& c : commitments) hasher.Update(c);
+  return hasher.Final();
 }
 
 // A sealed part's commitment: its plaintext (which holds a random salt)
-// under the audit key, bound to its event and slot.
+// under the audit key, bound to its event and slot. The plaintext is hashed
+// where it lies: no copy of it is made.
 Digest PartCommitment(const crypto::SecretKey& key, uint64_t seq, uint32_t slot,
                       std::span<const uint8_t> plaintext) {
-  std::string data;
-  AppendBigEndian64(data, seq);
-  AppendBigEndian32(data, slot);
-  data += AsStringView(plaintext);
-  Digest out = Tagged(key, kCommitmentTag, AsBytes(data));
-  crypto::Wipe(
-      std::span<uint8_t>(reinterpret_cast<uint8_t*>(data.data()), data.size()));
-  return out;
+  return Hasher(key)
+      .Update(kCommitmentTag)
+      .UpdateBigEndian64(seq)
+      .UpdateBigEndian32(slot)
+      .Update(plaintext)
+      .Final();
 }
 
 // The MAC of an event's stored bytes as they are now: what catches an
 // altered ciphertext, which the chain does not cover.
 Digest EventMac(const crypto::SecretKey& key, uint64_t seq,
                 std::string_view event_bytes) {
-  std::string data;
-  AppendBigEndian64(data, seq);
-  data += event_bytes;
-  return Tagged(key, kMacTag, AsBytes(data));
+  return Hasher(key)
+      .Update(kMacTag)
+      .UpdateBigEndian64(seq)
+      .Update(event_bytes)
+      .Final();
 }
 
 // The subject's index tag: the subject id blinded under the audit key, so
@@ -232,10 +237,11 @@ Digest IndexTagOf(const crypto::SecretKey& key, std::string_view subject_id) {
 
 Digest CheckpointMac(const crypto::SecretKey& key, uint64_t next_seq,
                      const Digest& link) {
-  std::string data;
-  AppendBigEndian64(data, next_seq);
-  data += AsStringView(link);
-  return Tagged(key, kCheckpointTag, AsBytes(data));
+  return Hasher(key)
+      .Update(kCheckpointTag)
+      .UpdateBigEndian64(next_seq)
+      .Update(link)
+      .Final();
 }
 
 // The key that seals the subject ids of the disclosure index: a subkey of
@@ -272,6 +278,42 @@ using capnp_value::AsText;
 using capnp_value::Decode;
 using capnp_value::FromText;
 using capnp_value::ToBytes;
+
+// A message whose first segment is on the stack, as large as the heap one
+// of MallocMessageBuilder(kFirstSegmentWords), so that the encoding is the
+// same, without a heap allocation and its zeroing per message. The segment
+// is wiped when the message goes: a subject's part is built in it before it
+// is sealed.
+class StackMessage {
+ public:
+  StackMessage()
+      : message_(kj::arrayPtr(reinterpret_cast<capnp::word*>(first_.data()),
+                              first_.size())) {}
+  ~StackMessage() {
+    crypto::Wipe(std::span<uint8_t>(reinterpret_cast<uint8_t*>(first_.data()),
+                                    sizeof(first_)));
+  }
+  StackMessage(const StackMessage&) = delete;
+  StackMessage& operator=(const StackMessage&) = delete;
+  capnp::MallocMessageBuilder& get() { return message_; }
+
+ private:
+  // Zeroed, as MallocMessageBuilder requires of a given first segment.
+  std::array<uint64_t, capnp_value::kFirstSegmentWords> first_{};
+  capnp::MallocMessageBuilder message_;
+};
+
+// The message in flat-array form, as capnp_value::ToBytes gives it (the
+// same bytes), written straight into the string rather than through a
+// flat array copied into it.
+std::string MessageBytes(capnp::MessageBuilder& message) {
+  std::string out(
+      capnp::computeSerializedSizeInWords(message) * sizeof(capnp::word), '\0');
+  kj::ArrayOutputStream stream(
+      kj::arrayPtr(reinterpret_cast<kj::byte*>(out.data()), out.size()));
+  capnp::writeMessage(stream, message);
+  return out;
+}
 
 capnp::Data::Reader AsData(std::span<const uint8_t> b) {
   return capnp::Data::Reader(b.data(), b.size());
@@ -497,7 +539,7 @@ std::string EncodeStoredEvent(const StoredEventValue& v) {
     b.setEvent(AsData(v.event_bytes));
     b.setMac(AsData(v.mac));
   }
-  return ToBytes(message);
+  return MessageBytes(message);
 }
 
 Result<StoredEventValue> DecodeStoredEvent(std::string_view bytes) {
@@ -546,7 +588,7 @@ std::string EncodeHead(const History::Head& h) {
   auto b = message.initRoot<hs::Head>();
   b.setLastSeq(h.last_seq);
   b.setLink(AsData(h.link));
-  return ToBytes(message);
+  return MessageBytes(message);
 }
 
 // The head, the checkpoint and the stored event wrapper are small values
@@ -657,8 +699,8 @@ struct SubjectPartValue {
 std::string EncodeSubjectPart(const std::string& subject_id,
                               const std::string& justification,
                               const std::vector<std::string>& fields) {
-  capnp::MallocMessageBuilder message(capnp_value::kFirstSegmentWords);
-  auto b = message.initRoot<hs::SubjectPart>();
+  StackMessage message;
+  auto b = message.get().initRoot<hs::SubjectPart>();
   b.setSubjectId(AsText(subject_id));
   b.setJustification(AsText(justification));
   auto list = b.initFields(fields.size());
@@ -667,7 +709,7 @@ std::string EncodeSubjectPart(const std::string& subject_id,
   crypto::NonceRandomBytes(salt);
   b.setSalt(AsData(salt));
   crypto::Wipe(salt);
-  return ToBytes(message);
+  return MessageBytes(message.get());
 }
 
 // An Event message: `header` copied, with these parts.
@@ -869,6 +911,16 @@ Result<std::unique_ptr<History>> History::Open(leveldb::DB& db,
                                               options, head, disclosures_from));
 }
 
+Digest History::TagOf(const std::string& subject_id) const {
+  std::lock_guard<std::mutex> lock(tag_mu_);
+  auto it = tag_cache_.find(subject_id);
+  if (it != tag_cache_.end()) return it->second;
+  if (tag_cache_.size() >= kTagCacheCapacity) tag_cache_.clear();
+  const Digest tag = IndexTagOf(audit_key_, subject_id);
+  tag_cache_.emplace(subject_id, tag);
+  return tag;
+}
+
 History::Head History::head() const {
   std::lock_guard<std::mutex> lock(mu_);
   return head_;
@@ -894,8 +946,8 @@ Result<History::Pending> History::Stage(leveldb::WriteBatch& batch,
   Digest link = start.link;
   for (const Event& e : events) {
     ++seq;
-    capnp::MallocMessageBuilder message(capnp_value::kFirstSegmentWords);
-    auto event = message.initRoot<hs::Event>();
+    StackMessage message;
+    auto event = message.get().initRoot<hs::Event>();
     auto h = event.initHeader();
     h.setSeq(seq);
     h.setAtMicros(ToMicros(e.at));
@@ -937,7 +989,7 @@ Result<History::Pending> History::Stage(leveldb::WriteBatch& batch,
                        AsBytes(PartAd(seq, slot, canonical.asBytes()))));
       crypto::Wipe(std::span<uint8_t>(reinterpret_cast<uint8_t*>(plain.data()),
                                       plain.size()));
-      tags.push_back(IndexTagOf(audit_key_, subject));
+      tags.push_back(TagOf(subject));
       sealed_subjects.push_back(&subject);
     }
     auto parts = event.initParts(sealed.size());
@@ -948,7 +1000,7 @@ Result<History::Pending> History::Stage(leveldb::WriteBatch& batch,
 
     StoredEventValue stored;
     stored.seq = seq;
-    stored.event_bytes = ToBytes(message);
+    stored.event_bytes = MessageBytes(message.get());
     stored.mac = EventMac(audit_key_, seq, stored.event_bytes);
     const std::string_view canonical_bytes(
         reinterpret_cast<const char*>(canonical.asBytes().begin()),
@@ -1316,6 +1368,11 @@ Result<size_t> History::DropSubjectIndex(leveldb::WriteBatch& batch,
                                          const std::string& subject_id,
                                          size_t budget) const {
   const Digest tag = IndexTagOf(audit_key_, subject_id);
+  {
+    // The subject is being shredded: its tag is not kept in memory.
+    std::lock_guard<std::mutex> lock(tag_mu_);
+    tag_cache_.erase(subject_id);
+  }
   const std::string prefix = IndexPrefix(tag);
   size_t dropped = 0;
   std::unique_ptr<leveldb::Iterator> it(

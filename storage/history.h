@@ -34,6 +34,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "base/clock.h"
@@ -404,6 +405,10 @@ class History {
           crypto::SecretKey part_subject_key, Options options, Head head,
           uint64_t disclosures_from);
 
+  // The index tag of `subject_id` (its id blinded under the audit key),
+  // from tag_cache_ when there.
+  crypto::Digest TagOf(const std::string& subject_id) const;
+
   leveldb::DB& db_;
   const crypto::SecretKey audit_key_;
   // Seals the subject ids of the disclosure index ("hq:"); derived from the
@@ -415,6 +420,16 @@ class History {
 
   mutable std::mutex mu_;  // Guards head_ (read by head() from any thread).
   Head head_;
+
+  // Index tags of the subjects events were staged for (Stage only): a
+  // keyed hash of a constant input, so computed once per subject. A tag is
+  // no key material: it is what the index keys hold on disk (see
+  // docs/decisions.md), so the map is ordinary memory. Bounded: emptied
+  // when full; a subject's entry is dropped with its index
+  // (DropSubjectIndex).
+  static constexpr size_t kTagCacheCapacity = 4096;
+  mutable std::mutex tag_mu_;
+  mutable std::unordered_map<std::string, crypto::Digest> tag_cache_;
 };
 
 }  // namespace custos

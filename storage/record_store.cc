@@ -211,20 +211,17 @@ Status RecordStore::Reseal(const WriteLock& lock, StoredRecord& r, uint64_t to,
     if (!key) return key.error();
     // Shredded: unreadable for good, dropped by CompleteShreds.
     if (!*key) return Status::Ok();
-    auto fields = subjects_.OpenFields(subject_id, **key, r.erase_bucket,
-                                       sealed, ad, what);
-    if (!fields) return fields.error();
+    auto plain =
+        OpenSealed(subject_id, **key, r.erase_bucket, sealed, ad, what);
+    if (!plain) return plain.error();
     codec::Bytes resealed;
     if (to == 0) {
-      resealed = sealing::SealFields(**key, *fields, ad);
+      resealed = crypto::Seal(**key, *plain, ad);
     } else {
-      resealed = sealing::SealFields(
-          deadline_keys.PartKey(*to_bucket, **key, to), *fields, ad);
+      resealed = crypto::Seal(deadline_keys.PartKey(*to_bucket, **key, to),
+                              *plain, ad);
     }
-    for (Field& f : *fields) {
-      crypto::Wipe(std::span<uint8_t>(
-          reinterpret_cast<uint8_t*>(f.value.data()), f.value.size()));
-    }
+    crypto::Wipe(*plain);
     Erasure::AddWitness(witnesses, sealed);
     sealed = std::move(resealed);
     return Status::Ok();
@@ -254,6 +251,29 @@ Status RecordStore::Reseal(const WriteLock& lock, StoredRecord& r, uint64_t to,
   batch.Append(witnesses);
   Erasure::Queue(batch, keys::Record(r.id), ToMicros(clock_.Now()));
   return Status::Ok();
+}
+
+Result<codec::Bytes> RecordStore::OpenSealed(const std::string& subject_id,
+                                             const crypto::SecretKey& key,
+                                             uint64_t bucket,
+                                             const codec::Bytes& sealed,
+                                             const codec::Bytes& ad,
+                                             std::string_view what) const {
+  auto part_key = subjects_.deadline_keys().PartKey(key, bucket);
+  if (!part_key) return Fail(part_key.error());
+  auto plain = crypto::Open(*part_key ? **part_key : key, sealed, ad);
+  if (plain) return std::move(*plain);
+  // Not under `key`: sealed under the retiring key of a re-key under way,
+  // or `key` was replaced since it was looked up. Subjects knows which key
+  // to try next; its fields are encoded again as SealFields encodes them.
+  auto fields = subjects_.OpenFields(subject_id, key, bucket, sealed, ad, what);
+  if (!fields) return Fail(fields.error());
+  codec::Bytes bytes = codec::EncodeFields(*fields);
+  for (Field& f : *fields) {
+    crypto::Wipe(std::span<uint8_t>(reinterpret_cast<uint8_t*>(f.value.data()),
+                                    f.value.size()));
+  }
+  return bytes;
 }
 
 Status RecordStore::Put(const WriteLock& lock, leveldb::WriteBatch& batch,

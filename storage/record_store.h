@@ -141,6 +141,15 @@ class RecordStore {
   // `batch` are unchanged.
   Status Reseal(const WriteLock& lock, codec::StoredRecord& r, uint64_t to,
                 leveldb::WriteBatch& batch) const;
+  // The plaintext of a ciphertext of `r` sealed for `subject_id` (whose
+  // current key is `key`) under bucket `bucket`, as Subjects::OpenFields
+  // would open it, but as bytes: re-sealing needs no decoding and
+  // re-encoding of the fields. The caller wipes it.
+  Result<codec::Bytes> OpenSealed(const std::string& subject_id,
+                                  const crypto::SecretKey& key, uint64_t bucket,
+                                  const codec::Bytes& sealed,
+                                  const codec::Bytes& ad,
+                                  std::string_view what) const;
 
   Store& store_;
   const Policies& policies_;

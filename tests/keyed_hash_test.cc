@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -34,6 +35,34 @@ TEST(KeyedHashTest, DependsOnTheKey) {
   SecretKey a = SecretKey::Generate();
   SecretKey b = SecretKey::Generate();
   EXPECT_NE(KeyedHash(a, Bytes("x")), KeyedHash(b, Bytes("x")));
+}
+
+// The hasher gives KeyedHash's digest of the concatenation of its pieces,
+// for inputs shorter and longer than BLAKE2b's block, however cut.
+TEST(KeyedHasherTest, EqualsKeyedHashOfTheConcatenation) {
+  const SecretKey key = SecretKey::Generate();
+  for (size_t size : {size_t{0}, size_t{1}, size_t{31}, size_t{128},
+                      size_t{129}, size_t{1000}}) {
+    std::vector<uint8_t> data(size);
+    for (size_t i = 0; i < size; ++i) data[i] = static_cast<uint8_t>(i * 7);
+    const std::span<const uint8_t> all(data);
+    for (size_t cut : {size_t{0}, size / 3, size}) {
+      KeyedHasher hasher(key);
+      hasher.Update(all.first(cut)).Update(all.subspan(cut));
+      EXPECT_EQ(hasher.Final(), KeyedHash(key, data)) << size << " " << cut;
+    }
+  }
+}
+
+TEST(KeyedHasherTest, NumbersAreTheirBigEndianBytes) {
+  const SecretKey key = SecretKey::Generate();
+  KeyedHasher hasher(key);
+  hasher.Update(std::string_view("ab"))
+      .UpdateBigEndian64(0x0102030405060708)
+      .UpdateBigEndian32(0x0a0b0c0d);
+  const std::vector<uint8_t> expected{'a', 'b', 1, 2,  3,  4,  5,
+                                      6,   7,   8, 10, 11, 12, 13};
+  EXPECT_EQ(hasher.Final(), KeyedHash(key, expected));
 }
 
 TEST(CombineKeysTest, IsKeyedHashOfTheTagContextIdAndInnerKey) {

@@ -321,6 +321,25 @@ TEST_F(RekeyTest, ChangesAfterARekeyUseTheNewKey) {
   EXPECT_EQ(engine_->VerifyErasure(*admin_)->found, 0u);
 }
 
+// A read caches the subject's sealed identifier (storage/record_view.h); a
+// re-key re-seals it under the new key, so the cached ciphertext no longer
+// opens: the next read, in the same process, reads the subject again.
+TEST_F(RekeyTest, AReadRightAfterARekeyStillReturnsTheIdentifier) {
+  ASSERT_NO_FATAL_FAILURE(Build());
+  const uint64_t r4 = CreateRecord("anna@example.org");
+  auto before = engine_->GetRecord(*owner_, r4);
+  ASSERT_TRUE(before.has_value()) << before.error().ToString();
+  ASSERT_EQ(before->parts.size(), 1u);
+  EXPECT_EQ(before->parts[0].subject_identifier, "anna@example.org");
+  ASSERT_TRUE(engine_->RekeySubject(*admin_, anna_).ok());
+  for (int i = 0; i < 2; ++i) {  // Re-read, then from the cache refilled.
+    auto after = engine_->GetRecord(*owner_, r4);
+    ASSERT_TRUE(after.has_value()) << after.error().ToString();
+    ASSERT_EQ(after->parts.size(), 1u);
+    EXPECT_EQ(after->parts[0].subject_identifier, "anna@example.org");
+  }
+}
+
 TEST_F(RekeyTest, TheChainStillCatchesTamperingAfterARekey) {
   ASSERT_NO_FATAL_FAILURE(Build());
   ASSERT_TRUE(engine_->RekeySubject(*admin_, anna_).ok());
