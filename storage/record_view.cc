@@ -195,7 +195,7 @@ Result<RecordView> RecordViews::Build(
         sealing::PartAd(r.id, part.subject_id, part.version),
         "a personal part");
     if (!fields) return Fail(fields.error());
-    auto identifier = IdentifierOf(part.subject_id, **key);
+    auto identifier = subjects_.CachedIdentifier(part.subject_id, **key);
     if (!identifier) return Fail(identifier.error());
     v.parts.push_back({part.subject_id, std::move(*identifier), part.version,
                        std::move(*fields)});
@@ -226,36 +226,6 @@ Result<RecordView> RecordViews::Build(
                           v.contests[i].corrected);
   }
   return v;
-}
-
-Result<std::string> RecordViews::IdentifierOf(
-    const std::string& subject_id, const crypto::SecretKey& key) const {
-  std::optional<codec::Bytes> cached;
-  {
-    std::lock_guard<std::mutex> lock(identifiers_mu_);
-    auto it = sealed_identifiers_.find(subject_id);
-    if (it != sealed_identifiers_.end()) cached = it->second;
-  }
-  if (cached) {
-    auto identifier = sealing::OpenIdentifier(key, *cached, subject_id);
-    if (identifier) return identifier;
-  }
-  auto subject = subjects_.Read(subject_id);
-  if (!subject) return Fail(subject.error());
-  auto identifier =
-      sealing::OpenIdentifier(key, subject->sealed_identifier, subject_id);
-  {
-    std::lock_guard<std::mutex> lock(identifiers_mu_);
-    if (sealed_identifiers_.size() >= kSealedIdentifierCapacity) {
-      sealed_identifiers_.clear();
-    }
-    sealed_identifiers_.insert_or_assign(subject_id,
-                                         std::move(subject->sealed_identifier));
-  }
-  if (identifier) return identifier;
-  // Sealed under another key than `key`: a re-key is under way or has just
-  // replaced `key`.
-  return subjects_.Identifier(subject_id, key);
 }
 
 Result<RecordView> RecordViews::Get(const PrincipalInfo& caller, uint64_t id,

@@ -11,10 +11,8 @@
 #define CUSTOS_STORAGE_RECORD_VIEW_H_
 
 #include <cstdint>
-#include <mutex>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "base/clock.h"
@@ -108,26 +106,11 @@ class RecordViews {
                      const std::optional<Purpose>& purpose,
                      uint64_t generation);
 
-  // The identifier of `subject_id`, opened under `key` from its sealed form
-  // as cached in sealed_identifiers_; read from the subject (and cached)
-  // when absent, or when it does not open under `key` (re-sealed by a
-  // re-key since: then with Subjects::Identifier's fallback to the
-  // retiring key).
-  Result<std::string> IdentifierOf(const std::string& subject_id,
-                                   const crypto::SecretKey& key) const;
-
   Store& store_;
   const RecordStore& records_;
   const Subjects& subjects_;
   const Limits& limits_;
   const Clock& clock_;
-
-  // Subjects' sealed identifiers, so that a disclosing read does not read
-  // the subject from LevelDB each time. Ciphertext only, as stored; the
-  // identifier in clear is never kept. Bounded: emptied when full.
-  static constexpr size_t kSealedIdentifierCapacity = 4096;
-  mutable std::mutex identifiers_mu_;
-  mutable std::unordered_map<std::string, codec::Bytes> sealed_identifiers_;
 };
 
 }  // namespace custos

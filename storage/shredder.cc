@@ -1,6 +1,7 @@
 #include "storage/shredder.h"
 
 #include <algorithm>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,7 @@ Result<std::vector<HoldView>> Shredder::HoldsCovering(
   // proceedings).
   auto held = u_.holds.SubjectHoldsInForce(at);
   if (!held) return held;
+  std::map<std::string, bool> shares;  // Per held subject, asked once.
   for (HoldView& h : *held) {
     // (An empty id: its subject was shredded and unlinked.)
     if (!h.subject_id || h.subject_id->empty() || *h.subject_id == subject) {
@@ -46,9 +48,13 @@ Result<std::vector<HoldView>> Shredder::HoldsCovering(
         std::any_of(holds->begin(), holds->end(),
                     [&](const HoldView& known) { return known.id == h.id; });
     if (seen) continue;
-    auto shared = ShareARecord(subject, *h.subject_id);
-    if (!shared) return Fail(shared.error());
-    if (*shared) holds->push_back(std::move(h));
+    auto known = shares.find(*h.subject_id);
+    if (known == shares.end()) {
+      auto shared = ShareARecord(subject, *h.subject_id);
+      if (!shared) return Fail(shared.error());
+      known = shares.emplace(*h.subject_id, *shared).first;
+    }
+    if (known->second) holds->push_back(std::move(h));
   }
   return holds;
 }
@@ -116,6 +122,9 @@ Status Shredder::Shred(const PrincipalInfo& admin,
                      "recording shred intent", /*force_sync=*/true);
   if (!ticket) return ticket.error();
   u_.subjects.ForgetIndex(*index);  // After the index entry is gone.
+  // After the identifier was cleared: should the key's destruction fail
+  // below, a read must not open a cached copy with the surviving key.
+  u_.subjects.ForgetIdentifier(std::string(subject_id));
   // The intent must be durable before the key goes; the key's destruction
   // is synchronous itself.
   CUSTOS_RETURN_IF_ERROR(u_.store.WaitDurable(*ticket));

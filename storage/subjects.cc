@@ -190,6 +190,46 @@ Result<std::string> Subjects::Identifier(std::string_view subject_id,
                       });
 }
 
+Result<std::string> Subjects::CachedIdentifier(
+    const std::string& subject_id, const crypto::SecretKey& key) const {
+  std::optional<codec::Bytes> cached;
+  uint64_t generation = 0;
+  {
+    std::lock_guard<std::mutex> lock(identifiers_mu_);
+    auto it = sealed_identifiers_.find(subject_id);
+    if (it != sealed_identifiers_.end()) cached = it->second;
+    generation = identifiers_generation_;
+  }
+  if (cached) {
+    auto identifier = sealing::OpenIdentifier(key, *cached, subject_id);
+    if (identifier) return identifier;
+  }
+  auto subject = Read(subject_id);
+  if (!subject) return Fail(subject.error());
+  auto identifier =
+      sealing::OpenIdentifier(key, subject->sealed_identifier, subject_id);
+  {
+    std::lock_guard<std::mutex> lock(identifiers_mu_);
+    if (generation == identifiers_generation_) {
+      if (sealed_identifiers_.size() >= kSealedIdentifierCapacity) {
+        sealed_identifiers_.clear();
+      }
+      sealed_identifiers_.insert_or_assign(
+          subject_id, std::move(subject->sealed_identifier));
+    }
+  }
+  if (identifier) return identifier;
+  // Sealed under another key than `key`: a re-key is under way or has just
+  // replaced `key`.
+  return Identifier(subject_id, key);
+}
+
+void Subjects::ForgetIdentifier(const std::string& subject_id) {
+  std::lock_guard<std::mutex> lock(identifiers_mu_);
+  sealed_identifiers_.erase(subject_id);
+  ++identifiers_generation_;
+}
+
 Result<std::vector<Field>> Subjects::OpenFields(const std::string& subject_id,
                                                 const crypto::SecretKey& key,
                                                 uint64_t bucket,

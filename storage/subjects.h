@@ -90,6 +90,13 @@ class Subjects {
   // that, as OpenFields says). DataLoss if it fails to decrypt.
   Result<std::string> Identifier(std::string_view subject_id,
                                  const crypto::SecretKey& key) const;
+  // The same, opened from the subject's sealed identifier as cached in
+  // memory (ciphertext only, as stored), so that a disclosing read need not
+  // read the subject from LevelDB each time; read (and cached) when absent
+  // or when it does not open under `key` (re-sealed by a re-key since:
+  // then with Identifier's fallback to the retiring key).
+  Result<std::string> CachedIdentifier(const std::string& subject_id,
+                                       const crypto::SecretKey& key) const;
 
   // Opens a ciphertext of the subject with `key`, the subject's key as the
   // caller looked it up; if that fails, with its retiring key and then its
@@ -119,6 +126,11 @@ class Subjects {
   // Forgets the cached blind index of a subject being shredded (see Live).
   // REQUIRES: the write lock; called after the index entry was deleted.
   void ForgetIndex(const crypto::Digest& index);
+  // Forgets the cached sealed identifier of a subject being shredded, so
+  // that CachedIdentifier reads the subject (its identifier cleared) even
+  // while the key's destruction has failed and the key still opens it.
+  // REQUIRES: the write lock; called after the shred's intent was written.
+  void ForgetIdentifier(const std::string& subject_id);
 
   // The blind index stored in `subject`. DataLoss if malformed.
   static Result<crypto::Digest> BlindIndexOf(
@@ -153,6 +165,14 @@ class Subjects {
   // Bumped by ForgetIndex: a lookup that read the store before a shred
   // forgot its entry must not put it back.
   mutable uint64_t index_generation_ = 0;
+  // Subjects' sealed identifiers (CachedIdentifier). Ciphertext only; the
+  // identifier in clear is never kept. Bounded: emptied when full.
+  static constexpr size_t kSealedIdentifierCapacity = 4096;
+  mutable std::mutex identifiers_mu_;
+  mutable std::unordered_map<std::string, codec::Bytes> sealed_identifiers_;
+  // Bumped by ForgetIdentifier: a read of the subject made before a shred
+  // forgot its entry must not put it back.
+  mutable uint64_t identifiers_generation_ = 0;
 };
 
 }  // namespace custos
