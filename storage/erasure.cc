@@ -158,13 +158,18 @@ Status Erasure::CompactQueued() {
     const auto [min_it, max_it] =
         std::minmax_element(records->keys.begin(), records->keys.end());
     const std::string first = *min_it, last = *max_it;
-    store_.CompactRange(first, last);
-    // If an erased key's old and new versions were flushed into one table
-    // on the deepest level overlapping the range, the compaction above did
-    // not take that table as input. Writing each key again (its current
-    // value, unchanged) and compacting once more puts a newer table above
-    // it, which the second compaction merges into it, dropping the old
-    // versions.
+    // One range compaction, not two. LevelDB's manual compaction never
+    // takes a table on the deepest level overlapping the range as an input:
+    // if an erased key's old and new versions were flushed into one table
+    // (they were in the same memtable) that ends up there, compacting the
+    // range leaves both. So the memtable is flushed first (every version
+    // written so far is then in a table), and each queued key is written
+    // again (its current value, unchanged): its newest version is then in
+    // the memtable, above every table holding an older one, and the range
+    // compaction merges it down through each of them, dropping the old
+    // versions. (Compacting first and rewriting after, as before, rewrote
+    // the span twice.)
+    store_.FlushMemTable();
     WriteLock relock = store_.Lock();
     leveldb::WriteBatch rewrite;
     for (const std::string& key : records->keys) {
@@ -191,12 +196,19 @@ Status Erasure::CompactQueued() {
       {&*keystore, keys::kKeystoreCompactQueuePrefix},
       {&*rekeyed, keys::kRekeyCompactQueuePrefix}};
   for (const auto& [queue, prefix] : queues) {
-    for (size_t i = 0; i < queue->keys.size(); ++i) {
-      const std::string key = std::string(prefix) + queue->keys[i];
-      auto value = store_.Get(key);
-      if (!value) return value.error();
-      if (*value && **value == queue->values[i]) done.Delete(key);
-    }
+    // One scan of the queue, merged with the entries read before (both in
+    // key order), rather than one lookup per entry.
+    size_t i = 0;
+    CUSTOS_RETURN_IF_ERROR(store_.Scan(
+        prefix, {}, [&](std::string_view key, std::string_view value) {
+          const std::string_view queued = key.substr(prefix.size());
+          while (i < queue->keys.size() && queue->keys[i] < queued) ++i;
+          if (i == queue->keys.size()) return false;
+          if (queue->keys[i] == queued && queue->values[i] == value) {
+            done.Delete(ToSlice(key));
+          }
+          return true;
+        }));
   }
   CUSTOS_RETURN_IF_ERROR(store_.Commit(std::move(done_lock), done, {},
                                        "clearing compaction queue"));
