@@ -29,7 +29,8 @@
 // Before each benchmark the store is settled: engine closed, records
 // database fully compacted (LevelDB's CompactRange through its own handle,
 // which rewrites files but writes no data), sync(), engine reopened with the
-// benchmark's compact_after_erasure. Each benchmark runs kSweepsPerRun
+// benchmark's compact_after_erasure (and, for the batched one,
+// erasure_compaction_delay). Each benchmark runs kSweepsPerRun
 // iterations, one sweep each (batch_size 100, no pause, sync_writes false);
 // the per-sweep times are also printed to stderr. The store size is the
 // same at every sweep: sweeps erase records, they never remove any. Each
@@ -76,10 +77,14 @@ namespace {
 // 2026-01-01T12:00:00Z.
 constexpr int64_t kStartMicros = 1'767'268'800'000'000;
 constexpr int kDuePerSweep = 1'000;
-// Sweeps per benchmark (its iterations); two benchmarks (compaction on and
-// off) per store.
+// Sweeps per benchmark (its iterations); three benchmarks (compaction off,
+// on, and batched) per store.
 constexpr int kSweepsPerRun = 3;
-constexpr int kGroups = 2 * kSweepsPerRun;
+constexpr int kGroups = 3 * kSweepsPerRun;
+// The batched benchmark's Options::erasure_compaction_delay: its sweeps'
+// as_of are an hour apart, so the third sweep of each run finds the first
+// one's erasures two hours old and compacts the three sweeps' at once.
+constexpr std::chrono::hours kBatchedDelay{2};
 // Subjects the records name, cycled; their keys fit the default key cache.
 constexpr int kSubjectPool = 1'000;
 
@@ -162,8 +167,11 @@ class SweepStore {
 
   // Closes the engine, compacts the whole records database, flushes every
   // dirty page to disk and reopens the engine: the timed sweeps then pay for
-  // their own work, not for the setup's compactions and writeback.
-  void Settle(bool compact_after_erasure) {
+  // their own work, not for the setup's compactions and writeback. The
+  // reopen compacts whatever earlier sweeps left queued; with a `delay`,
+  // the engine is then opened once more with it.
+  void Settle(bool compact_after_erasure,
+              std::chrono::microseconds delay = std::chrono::microseconds(0)) {
     engine_.reset();
     leveldb::DB* raw = nullptr;
     Check(leveldb::DB::Open(leveldb::Options(), options_.data_dir + "/records",
@@ -174,7 +182,13 @@ class SweepStore {
     db.reset();
     ::sync();
     options_.compact_after_erasure = compact_after_erasure;
+    options_.erasure_compaction_delay = std::chrono::microseconds(0);
     Open();
+    if (delay.count() > 0) {
+      engine_.reset();
+      options_.erasure_compaction_delay = delay;
+      Open();
+    }
   }
 
   // Closes and reopens the engine, nothing else. Open() compacts what
@@ -291,14 +305,21 @@ SweepStore& StoreFor(int records, Layout layout) {
   return *slot;
 }
 
-// Args: records in the store, layout (0 clustered, 1 spread),
-// compact_after_erasure (0 or 1).
+// Args: records in the store, layout (0 clustered, 1 spread), compaction:
+// 0 off (compact_after_erasure false), 1 on (each sweep compacts what it
+// erased before it returns), 2 batched (on, with kBatchedDelay: the first
+// two sweeps only queue, the third compacts the three sweeps' erasures; the
+// mean time per sweep is then the time until the bytes are gone, spread
+// over the three sweeps' due records).
 void BM_Sweep1000Due(benchmark::State& state) {
   const int records = static_cast<int>(state.range(0));
   const Layout layout = static_cast<Layout>(state.range(1));
-  const bool compact = state.range(2) != 0;
+  const int compaction = static_cast<int>(state.range(2));
+  const bool compact = compaction != 0;
   SweepStore& store = StoreFor(records, layout);
-  store.Settle(compact);
+  store.Settle(compact, compaction == 2
+                            ? std::chrono::microseconds(kBatchedDelay)
+                            : std::chrono::microseconds(0));
   std::vector<double> times_ms;
   std::vector<double> key_times_ms;
   for (auto _ : state) {
@@ -337,11 +358,11 @@ void BM_Sweep1000Due(benchmark::State& state) {
                "[sweep_bench] records=%d %s compact=%d: sweep times (ms):%s; "
                "undecipherable after (ms):%s\n",
                records, layout == Layout::kClustered ? "clustered" : "spread",
-               compact ? 1 : 0, times.c_str(), key_times.c_str());
+               compaction, times.c_str(), key_times.c_str());
 }
 BENCHMARK(BM_Sweep1000Due)
     ->ArgNames({"records", "spread", "compact"})
-    ->ArgsProduct({{10'000, 100'000, 1'000'000}, {0, 1}, {0, 1}})
+    ->ArgsProduct({{10'000, 100'000, 1'000'000}, {0, 1}, {0, 1, 2}})
     ->Iterations(kSweepsPerRun)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();

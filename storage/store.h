@@ -172,6 +172,8 @@ class Store {
   void CompactRange(std::string_view first, std::string_view last);
   // Compacts the whole database.
   void CompactAll();
+  // Writes the memtable out to a table and compacts nothing else.
+  void FlushMemTable();
 
   // For the history and the erasure scan. Writes go through Apply.
   leveldb::DB& db() { return *db_; }

@@ -168,5 +168,29 @@ INSTANTIATE_TEST_SUITE_P(CompactionOnAndOff, ErasureDiskTest, ::testing::Bool(),
                            return param.param ? "Compacting" : "NotCompacting";
                          });
 
+// A store whose writes are all still in the memtable (no table file yet,
+// no reopen): the erased record's versions, before and after its close,
+// and its ERASED stub share the memtable. Flushed as they are, they would
+// land in one table that the range compaction never takes as an input;
+// the memtable is flushed before the queued keys are rewritten, so the
+// rewrite sits above that table and the compaction merges it away
+// (docs/retention.md, "Deletion bound", step 3).
+class FreshStoreErasureTest : public EngineTest {};
+
+TEST_F(FreshStoreErasureTest, AnErasureBeforeAnyTableFileLeavesNoCiphertext) {
+  NewRecord r;
+  r.kind = "alert";
+  r.personal = {{"anna@example.org", {{"name", "Person"}}}};
+  const uint64_t id = *engine_->CreateRecord(*owner_, r);
+  ASSERT_TRUE(engine_->Close(*owner_, id).ok());
+  ASSERT_TRUE(engine_->EraseRecord(*owner_, id).ok());
+  auto report = engine_->VerifyErasure(*admin_);
+  ASSERT_TRUE(report.has_value()) << report.error().ToString();
+  // The part as erased, and as sealed before the close re-sealed it.
+  EXPECT_EQ(report->witnesses, 2u);
+  EXPECT_EQ(report->found, 0u);
+  EXPECT_TRUE(report->files_with_leftovers.empty());
+}
+
 }  // namespace
 }  // namespace custos::testing
