@@ -15,6 +15,7 @@
 #include <set>
 #include <span>
 #include <utility>
+#include <vector>
 
 #include "crypto/aead.h"
 #include "crypto/nonce_random.h"
@@ -280,27 +281,49 @@ using capnp_value::FromText;
 using capnp_value::ToBytes;
 
 // A message whose first segment is on the stack, as large as the heap one
-// of MallocMessageBuilder(kFirstSegmentWords), so that the encoding is the
-// same, without a heap allocation and its zeroing per message. The segment
-// is wiped when the message goes: a subject's part is built in it before it
-// is sealed.
-class StackMessage {
+// of MallocMessageBuilder(kFirstSegmentWords), so that a message that fits
+// in it is encoded the same, without a heap allocation and its zeroing per
+// message. A larger message (a long justification, many field names, many
+// parts) gets more segments from the heap, each at least as large as all
+// before it (as MallocMessageBuilder grows). Every segment is wiped when
+// the message goes: a subject's part is built in it before it is sealed.
+class StackMessage final : public capnp::MessageBuilder {
  public:
-  StackMessage()
-      : message_(kj::arrayPtr(reinterpret_cast<capnp::word*>(first_.data()),
-                              first_.size())) {}
-  ~StackMessage() {
+  StackMessage() = default;
+  ~StackMessage() override {
     crypto::Wipe(std::span<uint8_t>(reinterpret_cast<uint8_t*>(first_.data()),
                                     sizeof(first_)));
+    for (std::vector<uint64_t>& segment : more_) {
+      crypto::Wipe(
+          std::span<uint8_t>(reinterpret_cast<uint8_t*>(segment.data()),
+                             segment.size() * sizeof(uint64_t)));
+    }
   }
   StackMessage(const StackMessage&) = delete;
   StackMessage& operator=(const StackMessage&) = delete;
-  capnp::MallocMessageBuilder& get() { return message_; }
+  capnp::MessageBuilder& get() { return *this; }
+
+  kj::ArrayPtr<capnp::word> allocateSegment(capnp::uint minimum) override {
+    if (!first_given_ && minimum <= first_.size()) {
+      first_given_ = true;
+      allocated_ = first_.size();
+      return Words(first_.data(), first_.size());
+    }
+    const size_t size = std::max<size_t>(minimum, allocated_);
+    more_.emplace_back(size, 0);  // Zeroed, as MessageBuilder requires.
+    allocated_ += size;
+    return Words(more_.back().data(), size);
+  }
 
  private:
-  // Zeroed, as MallocMessageBuilder requires of a given first segment.
+  static kj::ArrayPtr<capnp::word> Words(uint64_t* data, size_t size) {
+    return kj::arrayPtr(reinterpret_cast<capnp::word*>(data), size);
+  }
+
   std::array<uint64_t, capnp_value::kFirstSegmentWords> first_{};
-  capnp::MallocMessageBuilder message_;
+  bool first_given_ = false;
+  size_t allocated_ = 0;
+  std::vector<std::vector<uint64_t>> more_;
 };
 
 // The message in flat-array form, as capnp_value::ToBytes gives it (the

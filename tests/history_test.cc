@@ -409,6 +409,31 @@ TEST_F(HistoryTest, ForSubjectReturnsEveryPartOfTheEventDecoded) {
   EXPECT_EQ(r.fields, (std::vector<std::string>{"name", "address"}));
 }
 
+// A part and an event larger than the first segment a message is built in
+// (1 KiB): the longest justification and many field names, about two
+// subjects. They are built in more segments and still read back whole,
+// and the chain verifies.
+TEST_F(HistoryTest, PartsAndEventsLargerThanOneSegmentReadBackWhole) {
+  Event e = Read(9, {"s-anna", "s-ben"});
+  e.purpose->justification = std::string(1024, 'j');
+  e.fields.clear();
+  for (int i = 0; i < 64; ++i) {
+    e.fields.push_back("field_name_" + std::to_string(i) +
+                       std::string(40, 'f'));
+  }
+  Append({e});
+
+  for (const char* subject : {"s-anna", "s-ben"}) {
+    HistoryPage page = Query(subject);
+    ASSERT_EQ(page.entries.size(), 1u) << subject;
+    EXPECT_EQ(page.entries[0].justification, e.purpose->justification);
+    EXPECT_EQ(page.entries[0].fields, e.fields);
+  }
+  ChainReport report = VerifyOrDie();
+  EXPECT_TRUE(report.ok());
+  EXPECT_EQ(report.verified, 1u);
+}
+
 TEST_F(HistoryTest, ForSubjectReturnsOnlyThatSubjectsEventsInSeqOrder) {
   Append({Read(1, {"s-anna"}), Read(2, {"s-ben"})});
   Append({Read(3, {"s-ben", "s-anna"})});
