@@ -76,6 +76,11 @@ class Runner:
         with open(os.path.join(self.out, "raw", name + ".stderr"), "w") as f:
             f.write(err)
         if code != 0:
+            # Kept: custos_load reports its errors (first_error) in it.
+            if out:
+                with open(os.path.join(self.out, "raw", name + ".stdout"),
+                          "w") as f:
+                    f.write(out)
             print(f"compare: {name} failed ({code}); see "
                   f"{self.out}/raw/{name}.stderr", file=sys.stderr)
             return None
