@@ -228,21 +228,56 @@ Result<RecordView> RecordViews::Build(
   return v;
 }
 
+template <typename Once>
+auto RecordViews::Retried(const Once& once) -> decltype(once(nullptr)) {
+  for (int attempt = 1;; ++attempt) {
+    bool changed = false;
+    auto result = once(&changed);
+    if (result || !changed) return result;
+    if (attempt == kReadAttempts) {
+      return Fail(Status::Unavailable(
+          "the records changed while being read; try again"));
+    }
+  }
+}
+
 Result<RecordView> RecordViews::Get(const PrincipalInfo& caller, uint64_t id,
                                     const std::optional<Purpose>& purpose) {
+  return Retried(
+      [&](bool* changed) { return GetOnce(caller, id, purpose, changed); });
+}
+
+Result<std::vector<Result<RecordView>>> RecordViews::GetMany(
+    const PrincipalInfo& caller, const std::vector<uint64_t>& ids,
+    const std::optional<Purpose>& purpose) {
+  return Retried([&](bool* changed) {
+    return GetManyOnce(caller, ids, purpose, changed);
+  });
+}
+
+Result<ListPage> RecordViews::List(const PrincipalInfo& caller,
+                                   const ListQuery& q) {
+  return Retried([&](bool* changed) { return ListOnce(caller, q, changed); });
+}
+
+Result<RecordView> RecordViews::GetOnce(const PrincipalInfo& caller,
+                                        uint64_t id,
+                                        const std::optional<Purpose>& purpose,
+                                        bool* changed) {
   CUSTOS_RETURN_IF_ERROR(CheckPurpose(purpose, limits_));
   const uint64_t generation = store_.Generation();
   auto resolved = Resolve(caller, id, purpose.has_value());
   if (!resolved) return Fail(resolved.error());
   auto view = Build(*resolved, purpose);
   if (!view) return view;
-  CUSTOS_RETURN_IF_ERROR(RecordReads(caller, {&*view}, purpose, generation));
+  CUSTOS_RETURN_IF_ERROR(
+      RecordReads(caller, {&*view}, purpose, generation, changed));
   return view;
 }
 
-Result<std::vector<Result<RecordView>>> RecordViews::GetMany(
+Result<std::vector<Result<RecordView>>> RecordViews::GetManyOnce(
     const PrincipalInfo& caller, const std::vector<uint64_t>& ids,
-    const std::optional<Purpose>& purpose) {
+    const std::optional<Purpose>& purpose, bool* changed) {
   CUSTOS_RETURN_IF_ERROR(CheckBatchSize(ids.size(), limits_));
   CUSTOS_RETURN_IF_ERROR(CheckPurpose(purpose, limits_));
   const uint64_t generation = store_.Generation();
@@ -269,12 +304,13 @@ Result<std::vector<Result<RecordView>>> RecordViews::GetMany(
   for (const Result<RecordView>& answer : answers) {
     if (answer) views.push_back(&*answer);
   }
-  CUSTOS_RETURN_IF_ERROR(RecordReads(caller, views, purpose, generation));
+  CUSTOS_RETURN_IF_ERROR(
+      RecordReads(caller, views, purpose, generation, changed));
   return answers;
 }
 
-Result<ListPage> RecordViews::List(const PrincipalInfo& caller,
-                                   const ListQuery& q) {
+Result<ListPage> RecordViews::ListOnce(const PrincipalInfo& caller,
+                                       const ListQuery& q, bool* changed) {
   CUSTOS_RETURN_IF_ERROR(CheckListQuery(q, limits_));
   if (q.after_id == UINT64_MAX) return ListPage{};
 
@@ -349,14 +385,15 @@ Result<ListPage> RecordViews::List(const PrincipalInfo& caller,
   CUSTOS_RETURN_IF_ERROR(failure);
   std::vector<const RecordView*> views;
   for (const RecordView& v : page.records) views.push_back(&v);
-  CUSTOS_RETURN_IF_ERROR(RecordReads(caller, views, q.purpose, generation));
+  CUSTOS_RETURN_IF_ERROR(
+      RecordReads(caller, views, q.purpose, generation, changed));
   return page;
 }
 
 Status RecordViews::RecordReads(const PrincipalInfo& who,
                                 const std::vector<const RecordView*>& views,
                                 const std::optional<Purpose>& purpose,
-                                uint64_t generation) {
+                                uint64_t generation, bool* changed) {
   std::vector<Event> disclosures;
   const Timestamp now = clock_.Now();
   for (const RecordView* view : views) {
@@ -393,7 +430,10 @@ Status RecordViews::RecordReads(const PrincipalInfo& who,
           disclosed =
               disclosed || (c.subject_id == subject_id && !c.statement.empty());
         }
-        if (disclosed) return Status::NotFound("record not found");
+        if (disclosed) {
+          *changed = true;
+          return Status::NotFound("record not found");
+        }
       }
     }
   }
@@ -405,6 +445,7 @@ Status RecordViews::RecordReads(const PrincipalInfo& who,
     auto now_stored = records_.Read(view->id);
     if (!now_stored) {
       if (now_stored.error().code() == StatusCode::kNotFound) {
+        *changed = true;
         return Status::NotFound("record not found");
       }
       return now_stored.error();
@@ -418,6 +459,7 @@ Status RecordViews::RecordReads(const PrincipalInfo& who,
     if (!again) return again.error();
     if (again->view != View::kFull || again->state != view->state ||
         again->record.version != view->version) {
+      *changed = true;
       return Status::NotFound("record not found");
     }
   }

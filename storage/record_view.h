@@ -87,6 +87,10 @@ class RecordViews {
   // Engine::GetRecord and Engine::ListRecords (storage/engine.h). List
   // leaves out, and counts in ListPage::skipped, each record examined that
   // fails with DataLoss (a corrupt record or ciphertext).
+  // A record written between the views' build and the disclosures' commit
+  // (another caller's close, rectification, erasure) makes the call build
+  // its views again, up to kReadAttempts times in all; then Unavailable
+  // (try again).
   Result<RecordView> Get(const PrincipalInfo& caller, uint64_t id,
                          const std::optional<Purpose>& purpose);
   Result<ListPage> List(const PrincipalInfo& caller, const ListQuery& query);
@@ -101,10 +105,26 @@ class RecordViews {
   // commit. Data is returned only once this succeeded. `generation` is
   // Store::Generation() read before the views' records were read: unless
   // it moved, nothing changed since, and nothing is read again.
+  // `changed` is set when it refuses because a view no longer matches the
+  // stored record (the caller builds its views again).
   Status RecordReads(const PrincipalInfo& who,
                      const std::vector<const RecordView*>& views,
-                     const std::optional<Purpose>& purpose,
-                     uint64_t generation);
+                     const std::optional<Purpose>& purpose, uint64_t generation,
+                     bool* changed);
+  // One attempt of Get, GetMany and List; `changed` as RecordReads says.
+  Result<RecordView> GetOnce(const PrincipalInfo& caller, uint64_t id,
+                             const std::optional<Purpose>& purpose,
+                             bool* changed);
+  Result<std::vector<Result<RecordView>>> GetManyOnce(
+      const PrincipalInfo& caller, const std::vector<uint64_t>& ids,
+      const std::optional<Purpose>& purpose, bool* changed);
+  Result<ListPage> ListOnce(const PrincipalInfo& caller, const ListQuery& query,
+                            bool* changed);
+  // Runs `once(&changed)` until it succeeds or fails for another reason
+  // than a concurrent change, at most kReadAttempts times.
+  template <typename Once>
+  static auto Retried(const Once& once) -> decltype(once(nullptr));
+  static constexpr int kReadAttempts = 4;
 
   Store& store_;
   const RecordStore& records_;
