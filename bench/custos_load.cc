@@ -11,7 +11,10 @@
 //    server (bench/echo_server.cc), each call carrying as many bytes as a
 //    create's record: what Cap'n Proto RPC costs with no engine behind it.
 //  - --in-process: N threads calling Engine::CreateRecord on an engine of
-//    their own (no RPC), one call in flight each.
+//    their own (no RPC), one call in flight each; with --batch B,
+//    Engine::CreateRecords of B records a call (what custosd does with a
+//    run of B pipelined creates), each record counted as one operation
+//    whose latency is its call's.
 //
 // Every connection runs on ONE kj event loop in the main thread: the client
 // costs one core at most, however many connections, and never competes with
@@ -110,6 +113,7 @@ struct LoadOptions {
   bool tcp = false;  // With --start-server: connect over loopback TCP.
   int connections = 1;
   int depth = 1;
+  int batch = 1;  // With --in-process: records per CreateRecords call.
   double duration_seconds = 10;
   double warmup_seconds = 1;
   uint64_t count = 0;  // Measured operations; 0 = run for the duration.
@@ -545,6 +549,27 @@ Measured RunInProcess(const LoadOptions& o) {
       OpStats& s = per_thread[t].ops[kCreate];
       bool measured = false;
       while (window.Next(&measured)) {
+        if (o.batch > 1) {
+          std::vector<NewRecord> records;
+          for (int i = 0; i < o.batch; ++i) {
+            records.push_back(MakeRecord(serial.fetch_add(1)));
+          }
+          const auto started = Clock::now();
+          auto ids = engine->CreateRecords(user, records);
+          const auto now = Clock::now();
+          if (!measured) continue;
+          if (ids) {
+            const auto nanos =
+                std::chrono::duration_cast<std::chrono::nanoseconds>(now -
+                                                                     started)
+                    .count();
+            s.nanos.insert(s.nanos.end(), records.size(), nanos);
+          } else if (s.errors++ == 0) {
+            s.first_error = ids.error().ToString();
+          }
+          window.Completed(now);
+          continue;
+        }
         const NewRecord record = MakeRecord(serial.fetch_add(1));
         const auto started = Clock::now();
         auto id = engine->CreateRecord(user, record);
@@ -632,6 +657,10 @@ int Main(int argc, char** argv) {
   app.add_option("-d,--depth", o.depth, "calls in flight per connection")
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));
+  app.add_option("--batch", o.batch,
+                 "with --in-process: records per Engine::CreateRecords call")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100));
   app.add_option("--duration", o.duration_seconds, "measured seconds")
       ->capture_default_str();
   app.add_option("--warmup", o.warmup_seconds,
@@ -682,6 +711,7 @@ int Main(int argc, char** argv) {
 
   json out = {{"connections", o.connections},
               {"depth", o.in_process ? 1 : o.depth}};
+  if (o.in_process) out["batch"] = o.batch;
   // Known only for a server or engine this run started.
   const bool sync_known = !o.echo && (o.in_process || o.start_server);
   if (sync_known) out["sync"] = !o.no_sync;

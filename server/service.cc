@@ -20,19 +20,9 @@
 
 namespace custos::server {
 
-// One create's answer, made on a worker and read on the loop's thread (in
-// place, as Handoff below).
-struct CreateAnswer {
-  template <typename Fn>
-  explicit CreateAnswer(Fn& fn) : value(fn()) {}
-  Result<uint64_t> value;
-  // Released by the worker, acquired on the loop: the ordering kj's
-  // cross-thread fulfilment gives, made visible to ThreadSanitizer.
-  std::atomic<bool> ready{false};
-};
-
 // Consecutive creates of one session, run as one CreateRecords write: one
-// hand-over to a worker and one commit for the run, in the order sent
+// hand-over to a worker, one commit and one hand-back to the loop (one
+// LoopInbox delivery) for the run, in the order sent
 // (Connection::open_creates). The loop's thread appends until a worker
 // starts the batch.
 struct CreateBatch {
@@ -45,8 +35,10 @@ struct CreateBatch {
   std::mutex mu;
   bool started = false;            // Guarded by mu.
   std::vector<NewRecord> records;  // Guarded by mu.
-  std::vector<kj::Own<kj::CrossThreadPromiseFulfiller<kj::Own<CreateAnswer>>>>
-      answers;  // Guarded by mu; one per record.
+  // One per record: the loop's own fulfillers of the calls' promises. A
+  // worker only moves them, into the delivery that fulfils them on the
+  // loop's thread.
+  std::vector<kj::Own<kj::PromiseFulfiller<uint64_t>>> answers;  // Guarded.
 };
 
 namespace {
@@ -58,20 +50,22 @@ uint64_t NextSessionSerial() {
 
 // Runs `batch` on a worker: CreateRecords for the whole run, or, when the
 // engine refuses the run (one record refused refuses it), each create on
-// its own, so that each call gets the answer it would have had alone.
-void RunCreates(Engine& engine, const Actor& actor, CreateBatch& batch) {
+// its own, so that each call gets the answer it would have had alone. The
+// answers go back to the loop in one delivery. noexcept: the answers must
+// reach the loop's thread (a failure to allocate their delivery ends the
+// process rather than destroy them here).
+void RunCreates(Engine& engine, const Actor& actor, CreateBatch& batch,
+                LoopInbox& inbox) noexcept {
   std::vector<NewRecord> records;
-  std::vector<kj::Own<kj::CrossThreadPromiseFulfiller<kj::Own<CreateAnswer>>>>
-      answers;
+  std::vector<kj::Own<kj::PromiseFulfiller<uint64_t>>> answers;
   {
     std::lock_guard lock(batch.mu);
     batch.started = true;
     records = std::move(batch.records);
     answers = std::move(batch.answers);
   }
-  size_t answered = 0;
+  std::vector<Result<uint64_t>> results;
   try {
-    std::vector<Result<uint64_t>> results;
     if (records.size() > 1) {
       auto ids = engine.CreateRecords(actor, records);
       if (ids) {
@@ -83,31 +77,30 @@ void RunCreates(Engine& engine, const Actor& actor, CreateBatch& batch) {
         results.push_back(engine.CreateRecord(actor, r));
       }
     }
-    for (; answered < answers.size(); ++answered) {
-      auto make = [&]() -> Result<uint64_t> {
-        return std::move(results[answered]);
-      };
-      auto answer = kj::heap<CreateAnswer>(make);
-      answer->ready.store(true, std::memory_order_release);
-      answers[answered]->fulfill(kj::mv(answer));
-    }
   } catch (...) {
     // An exception must not escape a worker: the calls not answered yet
-    // fail with Internal, its text never sent.
-    for (; answered < answers.size(); ++answered) {
-      answers[answered]->reject(
-          ToException(Status::Internal("the call failed on the server")));
-    }
+    // fail with Internal (below), its text never sent.
   }
+  records.clear();  // The personal data, freed here rather than on the loop.
+  inbox.Add(
+      [answers = std::move(answers), results = std::move(results)]() mutable {
+        for (size_t i = 0; i < answers.size(); ++i) {
+          if (i < results.size() && results[i]) {
+            answers[i]->fulfill(static_cast<uint64_t>(*results[i]));
+          } else {
+            answers[i]->reject(ToException(
+                i < results.size()
+                    ? results[i].error()
+                    : Status::Internal("the call failed on the server")));
+          }
+        }
+      });
 }
 
 // ---- Running engine calls on the pool ---------------------------------------
 
-// A result crossing from a worker to the event loop. kj's cross-thread
-// fulfiller orders the hand-off, but inside libkj-async, which a
-// ThreadSanitizer build does not instrument: under load TSan saw the
-// loop read what a worker wrote as a race. The release/acquire pair on
-// `ready` states, where TSan sees it, the order kj already guarantees.
+// A result crossing from a worker to the event loop (through the
+// LoopInbox, whose lock orders the hand-off where ThreadSanitizer sees it).
 template <typename T>
 struct Handoff {
   // The result is made in place (no move of a std::expected, which GCC 12
@@ -115,45 +108,59 @@ struct Handoff {
   template <typename Fn>
   explicit Handoff(Fn& fn) : value(fn()) {}
   T value;
-  std::atomic<bool> ready{false};
 };
 
 // Runs `fn` on a worker in `lane`; the promise resolves on the event
-// loop's thread with its result.
+// loop's thread with its result, delivered through `inbox`.
 template <typename T>
-kj::Promise<kj::Own<T>> OnLane(WorkerPool& pool,
+kj::Promise<kj::Own<T>> OnLane(WorkerPool& pool, LoopInbox& inbox,
                                const std::shared_ptr<WorkerPool::Lane>& lane,
                                std::move_only_function<T()> fn) {
   // The result crosses threads on the heap: kj's promise machinery then
   // moves a pointer only (and GCC 12 sees no uninitialised std::expected
   // in kj's ExceptionOr).
-  auto paf = kj::newPromiseAndCrossThreadFulfiller<kj::Own<Handoff<T>>>();
-  pool.Post(
-      lane, [fn = std::move(fn), fulfiller = kj::mv(paf.fulfiller)]() mutable {
-        // An exception must not escape a worker (it would end the server):
-        // the call fails with Internal, its text never sent.
-        try {
-          auto handoff = kj::heap<Handoff<T>>(fn);
-          handoff->ready.store(true, std::memory_order_release);
-          fulfiller->fulfill(kj::mv(handoff));
-        } catch (...) {
-          fulfiller->reject(
-              ToException(Status::Internal("the call failed on the server")));
-        }
-      });
+  auto paf = kj::newPromiseAndFulfiller<kj::Own<Handoff<T>>>();
+  pool.Post(lane, [fn = std::move(fn), answer = kj::mv(paf.fulfiller),
+                   &inbox]() mutable noexcept {
+    // An exception must not escape a worker (it would end the server):
+    // the call fails with Internal, its text never sent.
+    kj::Own<Handoff<T>> handoff;
+    try {
+      handoff = kj::heap<Handoff<T>>(fn);
+    } catch (...) {
+    }
+    // The loop's fulfiller is only moved here; it is used and destroyed
+    // on the loop's thread.
+    inbox.Add([answer = kj::mv(answer), handoff = kj::mv(handoff)]() mutable {
+      if (handoff.get() != nullptr) {
+        answer->fulfill(kj::mv(handoff));
+      } else {
+        answer->reject(
+            ToException(Status::Internal("the call failed on the server")));
+      }
+    });
+  });
   return paf.promise.then([](kj::Own<Handoff<T>> handoff) {
-    // Always true by now (kj resolves the promise after the fulfil).
-    (void)handoff->ready.load(std::memory_order_acquire);
     return kj::heap<T>(std::move(handoff->value));
   });
+}
+
+// Posts the connection's open run of creates if it waits to be
+// (Connection::unposted_creates).
+void PostCreates(Connection& conn) {
+  if (conn.unposted_creates == nullptr) return;
+  std::move_only_function<void()> task = std::move(conn.unposted_creates);
+  conn.unposted_creates = nullptr;
+  conn.pool.Post(conn.lane, std::move(task));
 }
 
 // In the connection's lane: its calls in the order sent.
 template <typename T>
 kj::Promise<kj::Own<T>> OnWorker(Connection& conn,
                                  std::move_only_function<T()> fn) {
-  conn.open_creates = nullptr;  // A later create must run after this call.
-  return OnLane<T>(conn.pool, conn.lane, std::move(fn));
+  PostCreates(conn);            // Creates sent before this call run first,
+  conn.open_creates = nullptr;  // and a later create runs after it.
+  return OnLane<T>(conn.pool, conn.inbox, conn.lane, std::move(fn));
 }
 
 // Long admin work, on the server's one long lane (LongWork): refused with
@@ -171,7 +178,7 @@ kj::Promise<kj::Own<T>> OnLongLane(Connection& conn,
         "another long operation is running on this server; try again once "
         "it has ended")));
   }
-  return OnLane<T>(conn.pool, work->lane,
+  return OnLane<T>(conn.pool, conn.inbox, work->lane,
                    [fn = std::move(fn), work]() mutable -> T {
                      struct EndBusy {
                        LongWork& w;
@@ -1403,7 +1410,7 @@ class SessionImpl final : public rpc::Session::Server {
   // (CreateBatch): pipelined creates share a hand-over and a commit.
   kj::Promise<void> create(CreateContext context) override {
     NewRecord record = FromRpc(context.getParams().getRecord());
-    auto paf = kj::newPromiseAndCrossThreadFulfiller<kj::Own<CreateAnswer>>();
+    auto paf = kj::newPromiseAndFulfiller<uint64_t>();
     std::shared_ptr<CreateBatch> batch = conn_->open_creates;
     bool joined = false;
     if (batch != nullptr && batch->session == serial_) {
@@ -1415,20 +1422,24 @@ class SessionImpl final : public rpc::Session::Server {
       }
     }
     if (!joined) {
+      PostCreates(*conn_);  // A full run, or another session's: first.
       batch = std::make_shared<CreateBatch>();
       batch->session = serial_;
       batch->records.push_back(std::move(record));
       batch->answers.push_back(kj::mv(paf.fulfiller));
       conn_->open_creates = batch;
-      conn_->pool.Post(conn_->lane,
-                       [batch, engine = &conn_->engine, actor = actor_]() {
-                         RunCreates(*engine, actor, *batch);
-                       });
+      conn_->unposted_creates = [batch, engine = &conn_->engine, actor = actor_,
+                                 inbox = &conn_->inbox]() noexcept {
+        RunCreates(*engine, actor, *batch, *inbox);
+      };
+      // Once the loop has read the calls that arrived with this one. (The
+      // promise replaced, if any, had nothing left to post.)
+      conn_->post_creates = kj::evalLast([conn = conn_.get()] {
+                              PostCreates(*conn);
+                            }).eagerlyEvaluate(nullptr);
     }
-    return paf.promise.then([context](kj::Own<CreateAnswer> answer) mutable {
-      (void)answer->ready.load(std::memory_order_acquire);
-      context.getResults().setId(Value(std::move(answer->value)));
-    });
+    return paf.promise.then(
+        [context](uint64_t id) mutable { context.getResults().setId(id); });
   }
 
   kj::Promise<void> get(GetContext context) override {
@@ -1795,10 +1806,11 @@ struct Watches::Watch {
   kj::Own<kj::PromiseFulfiller<void>> end;
 };
 
-Watches::Watches(Engine& engine, WorkerPool& pool, kj::Timer& timer,
-                 ReminderSettings settings)
+Watches::Watches(Engine& engine, WorkerPool& pool, LoopInbox& inbox,
+                 kj::Timer& timer, ReminderSettings settings)
     : engine_(engine),
       pool_(pool),
+      inbox_(inbox),
       timer_(timer),
       settings_(std::move(settings)),
       lane_(pool.NewLane()),
@@ -1898,7 +1910,7 @@ kj::Promise<void> Watches::Find(std::shared_ptr<Watch> watch,
   ReminderQuery query = watch->query;
   query.after_record_id = after_record_id;
   using Found = Result<ReminderPage>;
-  return OnLane<Found>(pool_, lane_,
+  return OnLane<Found>(pool_, inbox_, lane_,
                        [engine = &engine_, actor = watch->actor, query]() {
                          return engine->DueSoon(actor, query);
                        })
@@ -1938,7 +1950,7 @@ kj::Promise<void> Watches::Deliver(std::shared_ptr<Watch> watch,
       }))
       .then([this, watch, reminders = std::move(reminders)]() mutable {
         // Only now that remind returned: marked delivered, for good.
-        return OnLane<Status>(pool_, lane_,
+        return OnLane<Status>(pool_, inbox_, lane_,
                               [engine = &engine_, actor = watch->actor,
                                reminders = std::move(reminders)]() {
                                 return engine->MarkRemindersDelivered(

@@ -2,7 +2,8 @@
 //
 // Each connection gets its own Gateway, and with it its own lane of the
 // worker pool: its calls reach the engine in the order sent, on a worker
-// thread, and come back to the event loop to be answered. Long admin work
+// thread, and come back to the event loop to be answered (through the
+// server's LoopInbox). Long admin work
 // has one lane for the whole server (LongWork). Requests are
 // turned into plain values on the loop thread before the engine call, and
 // answers into Cap'n Proto builders after it: workers never touch either.
@@ -24,6 +25,7 @@
 #include <vector>
 
 #include "schema/custos.capnp.h"
+#include "server/loop_inbox.h"
 #include "server/worker_pool.h"
 #include "storage/engine.h"
 
@@ -92,7 +94,7 @@ class Watches {
   // How long a Watcher may take to answer one remind.
   static constexpr kj::Duration kRemindTimeout = 60 * kj::SECONDS;
 
-  Watches(Engine& engine, WorkerPool& pool, kj::Timer& timer,
+  Watches(Engine& engine, WorkerPool& pool, LoopInbox& inbox, kj::Timer& timer,
           ReminderSettings settings);
   ~Watches();
 
@@ -140,6 +142,7 @@ class Watches {
 
   Engine& engine_;
   WorkerPool& pool_;
+  LoopInbox& inbox_;
   kj::Timer& timer_;
   const ReminderSettings settings_;
   std::shared_ptr<WorkerPool::Lane> lane_;
@@ -156,6 +159,8 @@ struct CreateBatch;
 struct Connection {
   Engine& engine;
   WorkerPool& pool;
+  // Where the pool's workers hand the answers back (the server's one).
+  LoopInbox& inbox;
   std::shared_ptr<WorkerPool::Lane> lane;
   kj::Timer& timer;
   // Failed logins on this connection: each one after the first doubles the
@@ -171,6 +176,13 @@ struct Connection {
   // event loop's thread only; any other call posted to the lane closes it,
   // so calls keep the order they were sent in.
   std::shared_ptr<CreateBatch> open_creates = nullptr;
+  // The open run's task, until it is posted to the lane: once the loop has
+  // read every call that had arrived (kj::evalLast, `post_creates`), so
+  // that creates read together run together and an idle worker is woken
+  // once for them; at once when the run is full or any other call of the
+  // connection is posted (calls keep their order).
+  std::move_only_function<void()> unposted_creates = nullptr;
+  kj::Promise<void> post_creates = nullptr;
   // The server's watches (shared by every connection), and how many of
   // them this connection's handles hold (at most kMaxWatchesPerConnection).
   std::shared_ptr<Watches> watches = nullptr;

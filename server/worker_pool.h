@@ -5,7 +5,14 @@
 // at a time, in the order posted, so a connection's calls take effect in
 // the order it sent them; lanes with work are served in turn (round robin),
 // so a connection with hundreds of calls queued cannot starve one that
-// sends a call at a time.
+// sends a call at a time. A worker that finishes a task while no other
+// lane waits runs its lane's next task itself: no wake-up of another
+// worker, no hand-off of the lane between threads (its turn would come
+// straight back). Answers go back to the event loop through a LoopInbox
+// (server/loop_inbox.h); the pool itself knows nothing of kj.
+//
+// Each worker thread is named "custosd-worker" (top -H, ps -L, perf;
+// LevelDB's background thread, started from a worker, inherits the name).
 //
 // Each worker thread logs kj's messages through server/kj_log.h.
 //

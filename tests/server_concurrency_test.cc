@@ -4,10 +4,15 @@
 // people. No call may fail, and afterwards the store must be consistent:
 // every acknowledged create readable by its owner with its content, the
 // counts by state what the clients did, the history chain whole.
+//
+// And fairness (DESIGN section 7): a client pipelining hundreds of calls
+// cannot starve one that sends a call at a time.
 
 #include <capnp/ez-rpc.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <atomic>
 #include <functional>
 #include <latch>
 #include <map>
@@ -206,6 +211,99 @@ TEST_F(ServerConcurrencyTest, ThirtyTwoClientsAtOnceLeaveAConsistentStore) {
   // At least a create per record and a close per closed one.
   EXPECT_GE(verify.getVerified(), total + closed);
   EXPECT_EQ(verify.getVerified(), verify.getHeadSeq());
+}
+
+// One worker, so that the two connections' lanes take turns on it: a
+// client keeps kDepth createMany calls in flight on its connection (each
+// answer sends the next; each call is a task of its own that takes the
+// worker longer than the event loop takes to queue the next, so its lane
+// always has calls waiting) while another, on its own connection, sends
+// one call, waits for its answer, and sends the next. Counted, not timed:
+// while the lone call waits, the pipelining client may get the answers
+// already on their way (its calls in flight) and the call the worker runs
+// in turn with the lone one; a server that kept serving the busy
+// connection while it had calls queued would answer the lone call only
+// once the pipelining stopped, kCap calls.
+TEST_F(ServerConcurrencyTest,
+       APipeliningClientCannotStarveOneCallingOneAtATime) {
+  constexpr int kDepth = 16;
+  constexpr int kRecordsPerCall = 25;
+  constexpr int kLoneCalls = 10;
+  constexpr int kCap = 400;  // The pipelining client stops after these.
+  StopServer();
+  server_options_hook_ = [](server::ServerOptions& so) { so.workers = 1; };
+  StartServer();
+  const std::string busy_token = CreatePrincipal("busy", rpc::Role::USER);
+  auto lone = NewSession("lone", rpc::Role::USER);
+
+  std::atomic<int> answered{0};
+  std::atomic<bool> stop{false};
+  std::string busy_error;  // Read once the thread has ended.
+  std::latch busy_started(1);
+  std::thread busy([&] {
+    bool counted_down = false;
+    try {
+      capnp::EzRpcClient rpc_client("unix:" + dir_ + "/custosd.sock");
+      auto& wait = rpc_client.getWaitScope();
+      auto login = rpc_client.getMain<rpc::Gateway>().loginRequest();
+      login.setPrincipal("busy");
+      login.setToken(busy_token);
+      auto session = login.send().wait(wait).getSession();
+      auto paf = kj::newPromiseAndFulfiller<void>();
+      kj::PromiseFulfiller<void>& done = *paf.fulfiller;
+      struct Errors final : kj::TaskSet::ErrorHandler {
+        Errors(std::string& e, kj::PromiseFulfiller<void>& d)
+            : error(e), done(d) {}
+        std::string& error;
+        kj::PromiseFulfiller<void>& done;
+        void taskFailed(kj::Exception&& e) override {
+          if (error.empty()) error = e.getDescription().cStr();
+          if (done.isWaiting()) done.fulfill();
+        }
+      } errors(busy_error, done);
+      kj::TaskSet tasks(errors);
+      int sent = 0;
+      std::function<void()> send = [&] {
+        if (sent >= kCap || stop.load()) {
+          if (done.isWaiting()) done.fulfill();
+          return;
+        }
+        ++sent;
+        auto create = session.createManyRequest();
+        auto records = create.initRecords(kRecordsPerCall);
+        for (int i = 0; i < kRecordsPerCall; ++i) {
+          Fill(records[i], "busy", (sent + i) % 8);
+        }
+        tasks.add(create.send().then([&](auto&&) {
+          if (answered.fetch_add(1) + 1 == kDepth) {
+            busy_started.count_down();  // Its first kDepth answered.
+            counted_down = true;
+          }
+          send();
+        }));
+      };
+      for (int i = 0; i < kDepth; ++i) send();
+      paf.promise.wait(wait);
+    } catch (const kj::Exception& e) {
+      busy_error = e.getDescription().cStr();
+    }
+    if (!counted_down) busy_started.count_down();  // Never leave it waiting.
+  });
+
+  busy_started.wait();
+  int worst = 0;
+  for (int call = 0; call < kLoneCalls; ++call) {
+    const int before = answered.load();
+    lone.whoAmIRequest().send().wait(wait());
+    worst = std::max(worst, answered.load() - before);
+  }
+  const int total = answered.load();
+  stop.store(true);
+  busy.join();
+  EXPECT_EQ(busy_error, "");
+  EXPECT_LT(total, kCap) << "the pipelining client had stopped";
+  EXPECT_LE(worst, 2 * kDepth)
+      << "answers the pipelining client got while one call waited";
 }
 
 }  // namespace

@@ -687,9 +687,10 @@ TEST_F(ServerRemindersTest, APrincipalHoldsAtMostSixtyFourWatches) {
 TEST_F(ServerRemindersTest, WatchesRefuseNewOnesOnceClearedOrDisconnected) {
   auto actor = engine_->ActorFor("admin");
   ASSERT_TRUE(actor.has_value());
+  server::LoopInbox inbox;
   server::WorkerPool pool(1);
   kj::Timer& timer = client_->getIoProvider().getTimer();
-  server::Connection conn{*engine_, pool, pool.NewLane(), timer};
+  server::Connection conn{*engine_, pool, inbox, pool.NewLane(), timer};
   auto add = [&](server::Watches& watches) {
     try {
       watches.Add(conn, *actor, ReminderQuery{},
@@ -701,7 +702,7 @@ TEST_F(ServerRemindersTest, WatchesRefuseNewOnesOnceClearedOrDisconnected) {
     }
   };
   {
-    server::Watches watches(*engine_, pool, timer, {});
+    server::Watches watches(*engine_, pool, inbox, timer, {});
     EXPECT_TRUE(add(watches).ok());
     watches.Clear();
     const Status s = add(watches);
@@ -709,7 +710,7 @@ TEST_F(ServerRemindersTest, WatchesRefuseNewOnesOnceClearedOrDisconnected) {
     EXPECT_EQ(s.message(), "the server is stopping");
   }
   {
-    server::Watches watches(*engine_, pool, timer, {});
+    server::Watches watches(*engine_, pool, inbox, timer, {});
     conn.ended = true;
     const Status s = add(watches);
     EXPECT_EQ(s.code(), StatusCode::kUnavailable);

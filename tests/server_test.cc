@@ -275,5 +275,29 @@ TEST_F(ServerTest, PipelinedCreatesShareWritesAndKeepTheirOrder) {
   EXPECT_LT(writes, static_cast<uint64_t>(2 * kRun + 1)) << writes;
 }
 
+// A run of pipelined creates longer than one write takes (CreateBatch's
+// 64) is cut into several, posted in the order sent, and a call sent after
+// them waits for all of them: ids follow the order sent, and a list sent
+// after the creates sees every one of them.
+TEST_F(ServerTest, ALongRunOfPipelinedCreatesKeepsItsOrder) {
+  auto a = NewSession("authority-a", rpc::Role::USER);
+  constexpr int kRun = 150;
+  std::vector<capnp::RemotePromise<rpc::Session::CreateResults>> creates;
+  for (int i = 0; i < kRun; ++i) {
+    auto req = a.createRequest();
+    FillRecord(req.initRecord(), "anna@example.org", "Anna Example");
+    creates.push_back(req.send());
+  }
+  auto list = a.listRequest();
+  list.initQuery().setLimit(200);
+  auto listed = list.send();
+  std::vector<uint64_t> ids;
+  for (auto& p : creates) ids.push_back(p.wait(wait()).getId());
+  for (size_t i = 1; i < ids.size(); ++i) {
+    EXPECT_EQ(ids[i], ids[i - 1] + 1) << i;  // The order sent.
+  }
+  EXPECT_EQ(listed.wait(wait()).getRecords().size(), static_cast<size_t>(kRun));
+}
+
 }  // namespace
 }  // namespace custos::testing
