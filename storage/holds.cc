@@ -294,11 +294,9 @@ Result<std::vector<HoldView>> Holds::OnSubjectOnly(
   return Under(keys::SubjectHoldsPrefix(subject_id), at, true);
 }
 
-Result<std::vector<HoldView>> Holds::SubjectHoldsInForce(int64_t at) const {
+Result<std::vector<HoldView>> Holds::Where(
+    const std::function<bool(const HoldView&)>& keep) const {
   std::vector<HoldView> holds;
-  auto any = AnyEver();
-  if (!any) return Fail(any.error());
-  if (!*any) return holds;
   Status decoded;
   CUSTOS_RETURN_IF_ERROR(store_.Scan(
       keys::kHoldPrefix, {}, [&](std::string_view, std::string_view value) {
@@ -307,33 +305,27 @@ Result<std::vector<HoldView>> Holds::SubjectHoldsInForce(int64_t at) const {
           decoded = hold.error();
           return false;
         }
-        const bool in_force =
-            !hold->released_at && ToMicros(hold->ends_at) > at;
-        if (in_force && hold->subject_id) holds.push_back(std::move(*hold));
+        if (keep(*hold)) holds.push_back(std::move(*hold));
         return true;
       }));
   CUSTOS_RETURN_IF_ERROR(decoded);
   return holds;
 }
 
+Result<std::vector<HoldView>> Holds::SubjectHoldsInForce(int64_t at) const {
+  auto any = AnyEver();
+  if (!any) return Fail(any.error());
+  if (!*any) return std::vector<HoldView>();
+  return Where([at](const HoldView& h) {
+    return h.subject_id && !h.released_at && ToMicros(h.ends_at) > at;
+  });
+}
+
 Result<std::vector<HoldView>> Holds::List(bool include_ended) const {
   const int64_t now = ToMicros(clock_.Now());
-  std::vector<HoldView> holds;
-  Status decoded;
-  CUSTOS_RETURN_IF_ERROR(store_.Scan(
-      keys::kHoldPrefix, {}, [&](std::string_view, std::string_view value) {
-        auto hold = codec::DecodeHold(value);
-        if (!hold) {
-          decoded = hold.error();
-          return false;
-        }
-        const bool in_force =
-            !hold->released_at && ToMicros(hold->ends_at) > now;
-        if (in_force || include_ended) holds.push_back(std::move(*hold));
-        return true;
-      }));
-  CUSTOS_RETURN_IF_ERROR(decoded);
-  return holds;
+  return Where([&](const HoldView& h) {
+    return include_ended || (!h.released_at && ToMicros(h.ends_at) > now);
+  });
 }
 
 std::string Holds::Describe(const std::vector<HoldView>& holds) {

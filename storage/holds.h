@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -113,6 +114,11 @@ class Holds {
   Result<std::vector<HoldView>> Under(const std::string& prefix,
                                       std::optional<int64_t> at,
                                       bool subject_only) const;
+
+  // Every stored hold `keep` accepts, in key order. DataLoss if one does
+  // not decode.
+  Result<std::vector<HoldView>> Where(
+      const std::function<bool(const HoldView&)>& keep) const;
 
   // Whether a hold was ever set in this store (its hold counter exists):
   // until one is, no record is held, and ErasableFrom answers without a

@@ -86,6 +86,17 @@ class EngineTest : public ::testing::Test {
 
   void Close() { engine_.reset(); }
 
+  // Reopens the engine on `clock` (a HookClock over clock_, say) instead of
+  // clock_. The caller keeps `clock` alive until the engine is closed.
+  void ReopenWithClock(const Clock& clock) {
+    engine_.reset();
+    Options options = MakeOptions();
+    options.clock = &clock;
+    auto engine = Engine::Open(options, MasterKey());
+    ASSERT_TRUE(engine.has_value()) << engine.error().ToString();
+    engine_ = std::move(*engine);
+  }
+
   std::unique_ptr<Actor> AddPrincipal(const std::string& id,
                                       std::vector<Role> roles,
                                       bool redacted = false) {

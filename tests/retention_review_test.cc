@@ -87,14 +87,7 @@ class RetentionReviewTest : public EngineTest {
 
 TEST_F(RetentionReviewTest, AReadRacingAnErasureReturnsNoErasedData) {
   HookClock hook(clock_);
-  engine_.reset();
-  {
-    Options options = MakeOptions();
-    options.clock = &hook;
-    auto engine = Engine::Open(options, MasterKey());
-    ASSERT_TRUE(engine.has_value());
-    engine_ = std::move(*engine);
-  }
+  ReopenWithClock(hook);
   owner_ = std::make_unique<Actor>(*engine_->ActorFor("authority-a"));
   grantee_ = std::make_unique<Actor>(*engine_->ActorFor("authority-b"));
   const uint64_t id = Of("request", "anna@example.org", {"authority-b"});
@@ -118,14 +111,7 @@ TEST_F(RetentionReviewTest, AReadRacingAnErasureReturnsNoErasedData) {
 // clients, custos_load).
 TEST_F(RetentionReviewTest, AListRacingACloseOfOneOfItsRecordsStillAnswers) {
   HookClock hook(clock_);
-  engine_.reset();
-  {
-    Options options = MakeOptions();
-    options.clock = &hook;
-    auto engine = Engine::Open(options, MasterKey());
-    ASSERT_TRUE(engine.has_value());
-    engine_ = std::move(*engine);
-  }
+  ReopenWithClock(hook);
   owner_ = std::make_unique<Actor>(*engine_->ActorFor("authority-a"));
   const uint64_t first = Of("request", "anna@example.org");
   const uint64_t second = Of("request", "ben@example.org");

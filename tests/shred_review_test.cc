@@ -290,14 +290,7 @@ TEST_F(ShredReviewTest, ADeadlineAfterTheShredDoesNotApplyToTheErasedRecord) {
 // person's data: it fails as a report on a shredded subject does.
 TEST_F(ShredReviewTest, AReportRacingAShredReturnsNoDataOfTheShreddedSubject) {
   HookClock hook(clock_);
-  engine_.reset();
-  {
-    Options options = MakeOptions();
-    options.clock = &hook;
-    auto engine = Engine::Open(options, MasterKey());
-    ASSERT_TRUE(engine.has_value());
-    engine_ = std::move(*engine);
-  }
+  ReopenWithClock(hook);
   admin_ = std::make_unique<Actor>(*engine_->ActorFor("admin"));
   owner_ = std::make_unique<Actor>(*engine_->ActorFor("authority-a"));
   auditor_ = std::make_unique<Actor>(*engine_->ActorFor("auditor"));
