@@ -41,6 +41,8 @@ Result<size_t> Sweeper::ReapplyPolicies() {
         if (!record) failure = record.error();
         if (!failure.ok()) return false;
         if (record->state == RecordState::kErased) return true;
+        failure = u_.record_store.LoadSealed(*record);
+        if (!failure.ok()) return false;
         const int64_t before = record->next_deadline_micros;
         const auto before_transition = record->next_transition;
         leveldb::WriteBatch one;
@@ -207,6 +209,12 @@ Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
     // becomes undecipherable before any record is rewritten.
     CUSTOS_RETURN_IF_ERROR(EraseEndedBuckets(as_of, report));
     report_progress(SweepPhase::kDestroyingKeys);
+    // Then the bytes: the erased buckets' "pb:" ranges deleted and
+    // compacted (each one range), before the record-by-record rewrite to
+    // ERASED stubs, whose "r:" values hold none of those ciphertexts.
+    CUSTOS_RETURN_IF_ERROR(u_.erasure.DeleteQueuedRanges());
+    report_progress(SweepPhase::kCompacting);
+    CUSTOS_RETURN_IF_ERROR(u_.erasure.CompactQueued());
   }
   std::map<uint64_t, bool> erased_buckets;  // ErasedByKey's cache.
   while (true) {
@@ -363,6 +371,10 @@ Status Sweeper::EraseEndedBuckets(int64_t as_of, SweepReport& report) {
     if (!wrapped) return wrapped.error();
     if (*wrapped) Erasure::AddWitness(batch, **wrapped);
     Erasure::QueueKeystore(batch, name, now);
+    // Its ciphertexts are one range: deleted once the key is gone
+    // (Erasure::DeleteQueuedRanges), whoever finishes it after a crash.
+    Erasure::QueueRangeDeletion(batch, keys::BucketSealedBegin(bucket),
+                                keys::BucketSealedEnd(bucket), now);
     batch.Put(ToSlice(keys::ErasedBucket(bucket)), written_at);
     erasing.push_back(bucket);
   }

@@ -430,7 +430,7 @@ TEST_F(RekeyTest, AStoreOfFormatVersionOneIsRefused) {
   EXPECT_EQ(engine.error().code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(engine.error().message(),
             "data directory format version 1 is not supported (this build "
-            "reads version 3; older stores are not migrated)");
+            "reads version 4; older stores are not migrated)");
 }
 
 // ---- Crash safety ----------------------------------------------------------
