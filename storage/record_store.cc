@@ -93,13 +93,25 @@ Status RecordStore::LoadDeltaCounter() {
 }
 
 Result<StoredRecord> RecordStore::Read(uint64_t id) const {
-  auto value = store_.Get(keys::Record(id));
-  if (!value) return Fail(value.error());
-  if (!*value) return Fail(Status::NotFound("record not found"));
-  auto record = codec::DecodeRecord(**value);
+  auto record = ReadUnmerged(id);
   if (!record) return Fail(record.error());
   CUSTOS_RETURN_IF_ERROR(LoadSealed(*record));
   return record;
+}
+
+Result<StoredRecord> RecordStore::ReadUnmerged(uint64_t id) const {
+  auto value = store_.Get(keys::Record(id));
+  if (!value) return Fail(value.error());
+  if (!*value) return Fail(Status::NotFound("record not found"));
+  return codec::DecodeRecord(**value);
+}
+
+void RecordStore::DropSealed(StoredRecord& r) {
+  r.sealed_pending = false;
+  r.sealed_stored_bucket = 0;
+  for (auto& p : r.parts) p.sealed.clear();
+  for (auto& f : r.flags) f.sealed_note.clear();
+  for (auto& c : r.contests) c.sealed_statement.clear();
 }
 
 Status RecordStore::LoadSealed(StoredRecord& r) const {

@@ -57,6 +57,14 @@ class RecordStore {
   // one), its ciphertexts merged (LoadSealed). NotFound if there is none;
   // DataLoss if it does not decode.
   Result<codec::StoredRecord> Read(uint64_t id) const;
+  // The record decoded from its "r:" value alone: its ciphertexts, when
+  // sealed under a bucket, not merged (sealed_pending; LoadSealed merges
+  // them, or DropSealed says none are left). NotFound, DataLoss as Read.
+  Result<codec::StoredRecord> ReadUnmerged(uint64_t id) const;
+  // Marks `r`, read unmerged, as holding no ciphertext any more: its
+  // bucket's key was destroyed and its "pb:" range deleted (Sweeper, after
+  // Erasure::DeleteQueuedRanges), so there is nothing to look up.
+  static void DropSealed(codec::StoredRecord& r);
   // Merges into `r`, decoded from its "r:" value alone (a scan's), the
   // ciphertexts of its "pb:" entry; none when the entry is gone (its
   // bucket's key destroyed and its range deleted). Nothing to do for a

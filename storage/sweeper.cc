@@ -84,7 +84,7 @@ Status Sweeper::SweepRecord(
   const int64_t as_of = ToMicros(options.as_of);
   const uint64_t id = ReadBigEndian64(
       std::string_view(key).substr(keys::kDeadlinePrefix.size() + 8));
-  auto record = u_.record_store.Read(id);
+  auto record = u_.record_store.ReadUnmerged(id);
   if (!record) {
     if (record.error().code() != StatusCode::kNotFound) return record.error();
     batch.Delete(key);  // A stray entry: its record is gone.
@@ -107,6 +107,14 @@ Status Sweeper::SweepRecord(
     auto marked = ErasedByKey(record->erase_bucket, erased_buckets);
     if (!marked) return marked.error();
     erased_by_key = *marked;
+  }
+  if (erased_by_key) {
+    // Its ciphertexts went with the bucket's range, deleted by this sweep
+    // before any record (Erasure::DeleteQueuedRanges; a record sealed into
+    // the bucket since would have cleared its marker): nothing to look up.
+    RecordStore::DropSealed(*record);
+  } else {
+    CUSTOS_RETURN_IF_ERROR(u_.record_store.LoadSealed(*record));
   }
   bool held = false;
   Status unschedulable;
