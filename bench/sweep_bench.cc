@@ -116,6 +116,23 @@ std::function<void(const SweepProgress&)> KeysGoneAt(
   };
 }
 
+// Records in `out` when the erased bytes were gone (ms after `started`),
+// as the sweep's progress tells it: at the first report after a compaction
+// (a sweep that compacts an erased bucket's range before its rewrite), or
+// nothing (then the sweep's end is the time: its last step compacts).
+std::function<void(const SweepProgress&)> BytesGoneAt(
+    std::chrono::steady_clock::time_point started, std::vector<double>& out) {
+  auto compacting = std::make_shared<bool>(false);
+  return [started, &out, compacting](const SweepProgress& progress) {
+    if (!out.empty()) return;
+    if (progress.phase == SweepPhase::kCompacting) {
+      *compacting = true;
+    } else if (*compacting) {
+      out.push_back(SecondsSince(started) * 1e3);
+    }
+  };
+}
+
 // A TempDir named for this benchmark.
 class TempDir : public bench::TempDir {
  public:
@@ -368,26 +385,31 @@ BENCHMARK(BM_Sweep1000Due)
     ->UseRealTime();
 
 // Issue 11's own case: half of the store due at once, in one bucket, swept
-// by one call, with compact_after_erasure off. Counters:
-// undecipherable_us_per_record, the time until the erasure by key ended
-// (the bucket key destroyed: no copy of the due records' ciphertexts opens
-// any more), per due record; sweep_us_per_record, the whole sweep (with
-// the hygiene that rewrites the due records to ERASED stubs), per due
-// record; compact_s, the reopen with compaction on whose Open() compacts
-// what the sweep queued; gone_us_per_record, (sweep + reopen) per due
-// record, the time until the erased bytes have left the files. Each run
-// builds its own store (a sweep consumes it). Args: records, layout (0
-// clustered, 1 spread).
+// by one call. Counters: undecipherable_us_per_record, the time until the
+// erasure by key ended (the bucket key destroyed: no copy of the due
+// records' ciphertexts opens any more), per due record;
+// sweep_us_per_record, the whole sweep (with the hygiene that rewrites the
+// due records to ERASED stubs), per due record; gone_s, the time until the
+// erased bytes have left the files. Args: records, layout (0 clustered, 1
+// spread), compact: 0, compact_after_erasure off during the sweep, then a
+// reopen with it on, whose Open() compacts what the sweep queued (gone_s =
+// sweep + reopen, compact_s the reopen); 1, on during the sweep (gone_s =
+// when the sweep's progress reports the compaction done: BytesGoneAt, or
+// its end), checked after it by VerifyErasure (no witnessed nonce in any
+// file) and by a scan of every file for the due records' ciphertexts read
+// before the sweep. Each run builds its own store (a sweep consumes it).
 void BM_SweepHalfDue(benchmark::State& state) {
   const int records = static_cast<int>(state.range(0));
   const Layout layout = static_cast<Layout>(state.range(1));
+  const bool compact = state.range(2) != 0;
   const int due = records / 2;
   SweepStore store(records, layout, /*groups=*/1, /*due_per_group=*/due);
   // Settled by the constructor; only the option changes.
-  store.Reopen(/*compact_after_erasure=*/false);
+  store.Reopen(/*compact_after_erasure=*/compact);
   double sweep_seconds = 0;
   double key_seconds = 0;
   double compact_seconds = 0;
+  double gone_seconds = 0;
   for (auto _ : state) {
     const std::optional<Timestamp> as_of = store.NextAsOf();
     if (!as_of) {
@@ -398,8 +420,13 @@ void BM_SweepHalfDue(benchmark::State& state) {
     options.as_of = *as_of;
     store.SetClock(*as_of);
     const auto started = std::chrono::steady_clock::now();
-    std::vector<double> key_ms;
-    options.progress = KeysGoneAt(started, key_ms);
+    std::vector<double> key_ms, gone_ms;
+    auto keys_gone = KeysGoneAt(started, key_ms);
+    auto bytes_gone = BytesGoneAt(started, gone_ms);
+    options.progress = [&](const SweepProgress& p) {
+      keys_gone(p);
+      bytes_gone(p);
+    };
     auto report = store.engine().Sweep(store.admin(), options);
     sweep_seconds = SecondsSince(started);
     key_seconds = key_ms.empty() ? 0 : key_ms.front() / 1e3;
@@ -413,9 +440,21 @@ void BM_SweepHalfDue(benchmark::State& state) {
       break;
     }
     state.PauseTiming();
-    const auto reopen_started = std::chrono::steady_clock::now();
-    store.Reopen(/*compact_after_erasure=*/true);
-    compact_seconds = SecondsSince(reopen_started);
+    if (compact) {
+      gone_seconds = gone_ms.empty() ? sweep_seconds : gone_ms.front() / 1e3;
+      auto verified = store.engine().VerifyErasure(store.admin());
+      if (!verified || verified->found != 0 || verified->witnesses == 0) {
+        state.SkipWithError("erased bytes left in the files after the sweep");
+        break;
+      }
+      std::fprintf(stderr, "[sweep_bench] VerifyErasure: %zu witnesses, %zu "
+                   "found\n", verified->witnesses, verified->found);
+    } else {
+      const auto reopen_started = std::chrono::steady_clock::now();
+      store.Reopen(/*compact_after_erasure=*/true);
+      compact_seconds = SecondsSince(reopen_started);
+      gone_seconds = sweep_seconds + compact_seconds;
+    }
     state.ResumeTiming();
   }
   state.SetItemsProcessed(state.iterations() * due);
@@ -423,17 +462,19 @@ void BM_SweepHalfDue(benchmark::State& state) {
   state.counters["undecipherable_us_per_record"] = key_seconds * 1e6 / due;
   state.counters["sweep_us_per_record"] = sweep_seconds * 1e6 / due;
   state.counters["compact_s"] = compact_seconds;
-  state.counters["gone_us_per_record"] =
-      (sweep_seconds + compact_seconds) * 1e6 / due;
+  state.counters["gone_s"] = gone_seconds;
+  state.counters["gone_us_per_record"] = gone_seconds * 1e6 / due;
   std::fprintf(stderr,
-               "[sweep_bench] records=%d %s, %d due: undecipherable after "
-               "%.3f s, sweep %.2f s, reopen with compaction %.2f s\n",
+               "[sweep_bench] records=%d %s compact=%d, %d due: undecipherable "
+               "after %.3f s, sweep %.2f s, reopen with compaction %.2f s, "
+               "bytes gone after %.2f s\n",
                records, layout == Layout::kClustered ? "clustered" : "spread",
-               due, key_seconds, sweep_seconds, compact_seconds);
+               compact ? 1 : 0, due, key_seconds, sweep_seconds,
+               compact_seconds, gone_seconds);
 }
 BENCHMARK(BM_SweepHalfDue)
-    ->ArgNames({"records", "spread"})
-    ->ArgsProduct({{1'000'000}, {0, 1}})
+    ->ArgNames({"records", "spread", "compact"})
+    ->ArgsProduct({{100'000, 1'000'000}, {0, 1}, {0, 1}})
     ->Iterations(1)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();

@@ -112,6 +112,16 @@ struct Record {
   eraseBucket @20 :UInt64;  # Deadline bucket the ciphertexts are sealed under; 0 = none.
 }
 
+struct SealedContents {
+  # Records-database value "pb:" bucket || record id (docs/storage.md): every
+  # ciphertext of a record sealed under a deadline bucket, in the order of
+  # the record's parts, flags and contests (whose entries in its "r:" value
+  # keep their sealed fields empty).
+  parts @0 :List(Data);
+  flagNotes @1 :List(Data);
+  contestStatements @2 :List(Data);
+}
+
 enum Transition {
   none @0;
   close @1;

@@ -5,6 +5,7 @@
 #include <kj/array.h>
 #include <kj/exception.h>
 
+#include <algorithm>
 #include <cstring>
 #include <optional>
 #include <span>
@@ -179,11 +180,13 @@ std::string EncodeRecord(const StoredRecord& r) {
     attributes[i].setKey(AsText(r.attributes[i].key));
     attributes[i].setValue(AsText(r.attributes[i].value));
   }
+  // Sealed under a bucket: the ciphertexts live in the "pb:" entry.
+  const bool inline_sealed = r.erase_bucket == 0;
   auto parts = b.initParts(r.parts.size());
   for (size_t i = 0; i < r.parts.size(); ++i) {
     parts[i].setSubjectId(AsText(r.parts[i].subject_id));
     parts[i].setVersion(r.parts[i].version);
-    parts[i].setSealed(AsData(r.parts[i].sealed));
+    if (inline_sealed) parts[i].setSealed(AsData(r.parts[i].sealed));
   }
   b.setSensitive(r.sensitive);
   b.setState(ToSchema(r.state));
@@ -198,6 +201,7 @@ std::string EncodeRecord(const StoredRecord& r) {
     flags[i].setBy(AsText(r.flags[i].by));
     flags[i].setAtMicros(r.flags[i].at_micros);
     flags[i].setSubjectId(AsText(r.flags[i].subject_id));
+    if (!inline_sealed) continue;
     flags[i].setSealedNote(AsData(r.flags[i].sealed_note));
   }
   auto contests = b.initContests(r.contests.size());
@@ -205,7 +209,9 @@ std::string EncodeRecord(const StoredRecord& r) {
     contests[i].setBy(AsText(r.contests[i].by));
     contests[i].setAtMicros(r.contests[i].at_micros);
     contests[i].setSubjectId(AsText(r.contests[i].subject_id));
-    contests[i].setSealedStatement(AsData(r.contests[i].sealed_statement));
+    if (inline_sealed) {
+      contests[i].setSealedStatement(AsData(r.contests[i].sealed_statement));
+    }
   }
   b.setNextDeadlineMicros(r.next_deadline_micros);
   b.setNextTransition(static_cast<schema::Transition>(r.next_transition));
@@ -260,12 +266,85 @@ Result<StoredRecord> DecodeRecord(std::string_view bytes) {
         r.stored_state = r.state;
         r.owner_changed_at_micros = b.getOwnerChangedAtMicros();
         r.erase_bucket = b.getEraseBucket();
+        r.sealed_stored_bucket = r.erase_bucket;
+        r.sealed_pending = r.erase_bucket != 0;
         auto transition = static_cast<uint16_t>(b.getNextTransition());
         if (transition > static_cast<uint16_t>(Transition::kErase)) {
           return Fail(Status::DataLoss("corrupt stored record transition"));
         }
         r.next_transition = static_cast<Transition>(transition);
         return r;
+      });
+  if (!decoded) return Fail(decoded.error());
+  return std::move(*decoded);
+}
+
+std::string EncodeSealedContents(const StoredRecord& r) {
+  capnp::MallocMessageBuilder message(capnp_value::kFirstSegmentWords);
+  auto b = message.initRoot<schema::SealedContents>();
+  auto parts = b.initParts(r.parts.size());
+  for (size_t i = 0; i < r.parts.size(); ++i) {
+    parts.set(i, AsData(r.parts[i].sealed));
+  }
+  auto notes = b.initFlagNotes(r.flags.size());
+  for (size_t i = 0; i < r.flags.size(); ++i) {
+    notes.set(i, AsData(r.flags[i].sealed_note));
+  }
+  auto statements = b.initContestStatements(r.contests.size());
+  for (size_t i = 0; i < r.contests.size(); ++i) {
+    statements.set(i, AsData(r.contests[i].sealed_statement));
+  }
+  return ToBytes(message);
+}
+
+bool HasSealedContents(const StoredRecord& r) {
+  return std::any_of(r.parts.begin(), r.parts.end(),
+                     [](const StoredPart& p) { return !p.sealed.empty(); }) ||
+         std::any_of(r.flags.begin(), r.flags.end(),
+                     [](const StoredFlag& f) {
+                       return !f.sealed_note.empty();
+                     }) ||
+         std::any_of(r.contests.begin(), r.contests.end(),
+                     [](const StoredContest& c) {
+                       return !c.sealed_statement.empty();
+                     });
+}
+
+Status MergeSealedContents(std::string_view bytes, StoredRecord& r) {
+  auto merged = Decode<schema::SealedContents>(
+      bytes, "sealed contents",
+      [&](schema::SealedContents::Reader b) -> Result<bool> {
+        auto parts = b.getParts();
+        auto notes = b.getFlagNotes();
+        auto statements = b.getContestStatements();
+        if (parts.size() != r.parts.size() || notes.size() != r.flags.size() ||
+            statements.size() != r.contests.size()) {
+          return Fail(Status::DataLoss(
+              "sealed contents do not match their record"));
+        }
+        for (size_t i = 0; i < r.parts.size(); ++i) {
+          r.parts[i].sealed = FromData(parts[i]);
+        }
+        for (size_t i = 0; i < r.flags.size(); ++i) {
+          r.flags[i].sealed_note = FromData(notes[i]);
+        }
+        for (size_t i = 0; i < r.contests.size(); ++i) {
+          r.contests[i].sealed_statement = FromData(statements[i]);
+        }
+        return true;
+      });
+  if (!merged) return merged.error();
+  return Status::Ok();
+}
+
+Result<std::vector<Bytes>> DecodeSealedContents(std::string_view bytes) {
+  auto decoded = Decode<schema::SealedContents>(
+      bytes, "sealed contents", [](schema::SealedContents::Reader b) {
+        std::vector<Bytes> all;
+        for (auto d : b.getParts()) all.push_back(FromData(d));
+        for (auto d : b.getFlagNotes()) all.push_back(FromData(d));
+        for (auto d : b.getContestStatements()) all.push_back(FromData(d));
+        return all;
       });
   if (!decoded) return Fail(decoded.error());
   return std::move(*decoded);

@@ -86,6 +86,15 @@ struct StoredRecord {
   // The deadline bucket its parts, flag notes and contests are sealed under
   // (storage/deadline_keys.h); 0 = the subjects' data keys alone.
   uint64_t erase_bucket = 0;
+  // Not stored: the bucket of the "pb:" entry holding its ciphertexts as
+  // stored (0 = none: kept inline, or none left), set by DecodeRecord
+  // (erase_bucket), by RecordStore::LoadSealed and RecordStore::Put, so Put
+  // deletes the right entry when the bucket moves.
+  uint64_t sealed_stored_bucket = 0;
+  // Not stored: true when the record was decoded from its "r:" value alone
+  // and its ciphertexts are still in its "pb:" entry (RecordStore::
+  // LoadSealed merges them). RecordStore::Put refuses such a record.
+  bool sealed_pending = false;
   // Not stored: the deadline whose index entry exists for this record
   // (set by DecodeRecord and RecordStore::Put), so a record whose next
   // deadline was recomputed in memory still moves the right entry.
@@ -116,8 +125,23 @@ Result<StoredPrincipal> DecodePrincipal(std::string_view bytes);
 std::string EncodeSubject(const StoredSubject& s);
 Result<StoredSubject> DecodeSubject(std::string_view bytes);
 
+// A record with erase_bucket != 0 is encoded with its sealed fields empty:
+// its ciphertexts are in its "pb:" entry (EncodeSealedContents).
 std::string EncodeRecord(const StoredRecord& r);
 Result<StoredRecord> DecodeRecord(std::string_view bytes);
+
+// Every ciphertext of `r` (its parts', flags' notes and contests'
+// statements), in order: the value of its "pb:" entry.
+std::string EncodeSealedContents(const StoredRecord& r);
+// Whether `r` holds any ciphertext at all.
+bool HasSealedContents(const StoredRecord& r);
+// Puts the ciphertexts of a "pb:" value back into `r`. DataLoss if the
+// bytes do not decode or do not match the record's parts, flags and
+// contests.
+Status MergeSealedContents(std::string_view bytes, StoredRecord& r);
+// The ciphertexts of a "pb:" value, for witnessing them (storage/erasure.h).
+// DataLoss if the bytes do not decode.
+Result<std::vector<Bytes>> DecodeSealedContents(std::string_view bytes);
 
 std::string EncodeHold(const HoldView& h);
 Result<HoldView> DecodeHold(std::string_view bytes);

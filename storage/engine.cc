@@ -187,7 +187,9 @@ Result<std::unique_ptr<Engine>> Engine::Open(const Options& options,
   CUSTOS_RETURN_IF_ERROR(impl->key_admin.FinishRestore());
   // A store written before the statistics index is indexed once.
   CUSTOS_RETURN_IF_ERROR(impl->stats_index.Initialize(impl->record_store));
-  // Erased bytes an interrupted call left on disk go now.
+  // Erased bytes an interrupted call left on disk go now: the ranges of
+  // buckets whose key was destroyed first, then the compactions.
+  CUSTOS_RETURN_IF_ERROR(impl->erasure.DeleteQueuedRanges());
   CUSTOS_RETURN_IF_ERROR(impl->erasure.CompactQueued());
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
 }

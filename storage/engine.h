@@ -79,7 +79,7 @@ struct EngineStats {
 class Engine {
  public:
   // The on-disk format this build reads and writes.
-  static constexpr uint32_t kFormatVersion = 3;  // Store::kFormatVersion
+  static constexpr uint32_t kFormatVersion = 4;  // Store::kFormatVersion
 
   // Opens (or creates) the store in options.data_dir under `master_key`.
   // Errors: InvalidArgument (bad options, among them a

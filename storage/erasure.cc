@@ -47,7 +47,99 @@ Result<Queued> ReadQueue(const Store& store, std::string_view prefix) {
   return q;
 }
 
+// A range queue's value: u64 queued-at micros || the range's last key.
+std::string RangeValue(int64_t micros, std::string_view last) {
+  std::string value = QueuedAt(micros);
+  value.append(last);
+  return value;
+}
+
+// A range queue's entries: keys are the ranges' first keys, `lasts` their
+// last keys (empty for a value that does not parse: compacted at once).
+struct QueuedRanges {
+  Queued queued;
+  std::vector<std::string> lasts;
+};
+
+Result<QueuedRanges> ReadRangeQueue(const Store& store,
+                                    std::string_view prefix) {
+  QueuedRanges q;
+  CUSTOS_RETURN_IF_ERROR(
+      store.Scan(prefix, {}, [&](std::string_view key, std::string_view value) {
+        q.queued.keys.emplace_back(key.substr(prefix.size()));
+        q.queued.values.emplace_back(value);
+        const bool parsed = value.size() > 8;
+        q.lasts.emplace_back(parsed ? value.substr(8) : std::string_view());
+        q.queued.oldest = std::min<int64_t>(
+            q.queued.oldest,
+            parsed ? static_cast<int64_t>(ReadBigEndian64(value)) : INT64_MIN);
+        return true;
+      }));
+  return q;
+}
+
 }  // namespace
+
+void Erasure::QueueRangeDeletion(leveldb::WriteBatch& batch,
+                                 std::string_view first, std::string_view last,
+                                 int64_t now_micros) {
+  batch.Put(keys::RangeDeleteQueue(first), RangeValue(now_micros, last));
+}
+
+Status Erasure::DeleteQueuedRanges() {
+  auto ranges = ReadRangeQueue(store_, keys::kRangeDeleteQueuePrefix);
+  if (!ranges) return ranges.error();
+  for (size_t i = 0; i < ranges->queued.keys.size(); ++i) {
+    const std::string& first = ranges->queued.keys[i];
+    const std::string& last = ranges->lasts[i];
+    const std::string queue_key = keys::RangeDeleteQueue(first);
+    while (true) {
+      WriteLock lock = store_.Lock();
+      leveldb::WriteBatch batch;
+      size_t deleted = 0;
+      bool more = false;
+      {
+        // One ordered pass: the range's keys are neighbours. The iterator
+        // is closed before the write.
+        std::unique_ptr<leveldb::Iterator> it(
+            store_.db().NewIterator(leveldb::ReadOptions()));
+        for (it->Seek(ToSlice(first));
+             it->Valid() && it->key().compare(ToSlice(last)) <= 0;
+             it->Next()) {
+          if (deleted == kRangeDeletesPerWrite) {
+            more = true;
+            break;
+          }
+          // A value that does not decode (a compaction's span marker) has
+          // nothing to witness; it goes all the same.
+          auto sealed = codec::DecodeSealedContents(
+              std::string_view(it->value().data(), it->value().size()));
+          if (sealed) {
+            for (const codec::Bytes& b : *sealed) AddWitness(batch, b);
+          }
+          batch.Delete(it->key());
+          ++deleted;
+        }
+        CUSTOS_RETURN_IF_ERROR(
+            FromLevelDb(it->status(), "reading a range to delete"));
+      }
+      if (!more) {
+        // The last write of the range: retired, and queued for compaction
+        // with the time of the erasure that queued it.
+        const std::string& value = ranges->queued.values[i];
+        const int64_t queued_at =
+            value.size() > 8 ? static_cast<int64_t>(ReadBigEndian64(value))
+                             : ToMicros(options_.clock->Now());
+        batch.Delete(queue_key);
+        batch.Put(keys::RangeCompactQueue(first), RangeValue(queued_at, last));
+      }
+      CUSTOS_RETURN_IF_ERROR(store_.Commit(std::move(lock), batch, {},
+                                           "deleting an erased range"));
+      if (!more) break;
+    }
+  }
+  return Status::Ok();
+}
 
 void Erasure::AddWitness(leveldb::WriteBatch& batch,
                          const codec::Bytes& sealed) {
@@ -88,7 +180,14 @@ void Erasure::EraseContents(codec::StoredRecord& r, int64_t at_micros,
   r.parts.clear();
   for (auto& f : r.flags) f.sealed_note.clear();
   for (auto& c : r.contests) c.sealed_statement.clear();
-  Queue(batch, keys::Record(r.id), now_micros);
+  // Where its ciphertexts were stored: inline, or in its bucket's "pb:"
+  // entry (none to queue when that entry went with its bucket's range,
+  // witnessed then: DeleteQueuedRanges).
+  if (r.erase_bucket == 0) {
+    Queue(batch, keys::Record(r.id), now_micros);
+  } else if (r.sealed_stored_bucket != 0) {
+    Queue(batch, keys::BucketSealed(r.sealed_stored_bucket, r.id), now_micros);
+  }
 }
 
 Status Erasure::Ledger(
@@ -116,20 +215,49 @@ Status Erasure::CompactQueued() {
   if (!keystore) return keystore.error();
   auto rekeyed = ReadQueue(store_, keys::kRekeyCompactQueuePrefix);
   if (!rekeyed) return rekeyed.error();
+  auto ranges = ReadRangeQueue(store_, keys::kRangeCompactQueuePrefix);
+  if (!ranges) return ranges.error();
   if (records->keys.empty() && keystore->keys.empty() &&
-      rekeyed->keys.empty()) {
+      rekeyed->keys.empty() && ranges->queued.keys.empty()) {
     return Status::Ok();
   }
   // With a delay, wait until the oldest erasure has waited that long, then
   // compact everything queued at once.
   const int64_t delay = options_.erasure_compaction_delay.count();
-  const int64_t oldest =
-      std::min({records->oldest, keystore->oldest, rekeyed->oldest});
+  const int64_t oldest = std::min({records->oldest, keystore->oldest,
+                                   rekeyed->oldest, ranges->queued.oldest});
   if (delay > 0 && oldest != INT64_MIN &&
       oldest > ToMicros(options_.clock->Now()) - delay) {
     return Status::Ok();
   }
   lock.Unlock();
+  // The ranges first, each alone (a destroyed bucket's: the bulk of what a
+  // sweep erased). Their first and last keys, written just before the
+  // compaction (and deleted after it), make the flushed memtable's table
+  // overlap every table of the range on every level, so the compaction
+  // takes them all as inputs and merges the deletions down through each
+  // (the problem the rewrite below solves for single keys). Neither key is
+  // an entry's key.
+  for (size_t i = 0; i < ranges->queued.keys.size(); ++i) {
+    const std::string& first = ranges->queued.keys[i];
+    const std::string& last = ranges->lasts[i];
+    if (last.empty() || last < first) continue;  // Unparsed: retired below.
+    {
+      WriteLock span_lock = store_.Lock();
+      leveldb::WriteBatch span;
+      span.Put(ToSlice(first), "");
+      span.Put(ToSlice(last), "");
+      CUSTOS_RETURN_IF_ERROR(store_.Commit(std::move(span_lock), span, {},
+                                           "compacting an erased range"));
+    }
+    store_.CompactRange(first, last);
+    WriteLock end_lock = store_.Lock();
+    leveldb::WriteBatch end;
+    end.Delete(ToSlice(first));
+    end.Delete(ToSlice(last));
+    CUSTOS_RETURN_IF_ERROR(store_.Commit(std::move(end_lock), end, {},
+                                         "compacting an erased range"));
+  }
   // The whole-database entry (an empty key) is done last, after the other
   // entries are cleared: their deletions name what they queued (a
   // subject's id, for a shred), and the whole compaction takes them too.
@@ -210,6 +338,7 @@ Status Erasure::CompactQueued() {
   WriteLock done_lock = store_.Lock();
   leveldb::WriteBatch done;
   const std::pair<const Queued*, std::string_view> queues[] = {
+      {&ranges->queued, keys::kRangeCompactQueuePrefix},
       {&*records, keys::kCompactQueuePrefix},
       {&*keystore, keys::kKeystoreCompactQueuePrefix},
       {&*rekeyed, keys::kRekeyCompactQueuePrefix}};

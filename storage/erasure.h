@@ -1,8 +1,10 @@
 // Internal to storage/: erased bytes leave the disk (DESIGN section 4,
 // docs/retention.md "Deletion bound"). Owns the key families "ew:" (erasure
 // witnesses), "q:compact:" (records-database keys whose old versions must
-// be compacted away), "q:kcompact:" (destroyed keystore keys) and
-// "q:krekey:" (re-keyed subjects' old keystore keys).
+// be compacted away), "q:rdelete:" and "q:crange:" (key ranges to delete,
+// then to compact: the "pb:" range of a bucket whose key was destroyed),
+// "q:kcompact:" (destroyed keystore keys) and "q:krekey:" (re-keyed
+// subjects' old keystore keys).
 //
 // Erasing something adds to the erasing change's batch a witness of each
 // sealed value that goes (its random nonce, complemented) and a queue entry
@@ -46,6 +48,22 @@ class Erasure {
   // Queues records-database `key` for compaction, at `now_micros`.
   static void Queue(leveldb::WriteBatch& batch, std::string_view key,
                     int64_t now_micros);
+  // Queues the deletion of every records-database key in [first, last],
+  // values holding ciphertexts (codec::EncodeSealedContents): a destroyed
+  // bucket's "pb:" range (DeleteQueuedRanges).
+  static void QueueRangeDeletion(leveldb::WriteBatch& batch,
+                                 std::string_view first, std::string_view last,
+                                 int64_t now_micros);
+  // Deletes every range QueueRangeDeletion queued, in one ordered pass per
+  // range: each value's ciphertexts witnessed, its key deleted, in writes of
+  // kRangeDeletesPerWrite keys (the write lock released between them). The
+  // write that ends a range retires its entry and queues the range for
+  // compaction (CompactQueued), with the time it was queued for deletion,
+  // so erasure_compaction_delay counts from the erasure. A crash leaves the
+  // entry and the keys not yet deleted; the next call (the next sweep, at
+  // the latest the next Open) finishes.
+  Status DeleteQueuedRanges();
+  static constexpr size_t kRangeDeletesPerWrite = 4096;
   // Queues the compaction of the whole records database: for erasures
   // whose traces are spread over many key families (a completed shred).
   static void QueueEverything(leveldb::WriteBatch& batch, int64_t now_micros);
@@ -73,7 +91,8 @@ class Erasure {
   Status LedgerPruned(const std::vector<uint64_t>& seqs);
 
   // Compacts what is queued, if Options::compact_after_erasure, and once
-  // the oldest entry has waited Options::erasure_compaction_delay. A crash
+  // the oldest entry has waited Options::erasure_compaction_delay: the
+  // queued ranges first (each compacted alone), then the queued keys. A crash
   // at any point leaves the queue as it was; the next call redoes it.
   Status CompactQueued();
 

@@ -51,6 +51,21 @@ std::string Acl(std::string_view principal, uint64_t record_id) {
   return key;
 }
 
+std::string BucketSealed(uint64_t bucket, uint64_t record_id) {
+  std::string key = BucketSealedBegin(bucket);
+  AppendBigEndian64(key, record_id);
+  return key;
+}
+std::string BucketSealedBegin(uint64_t bucket) {
+  return JoinNumber(kBucketSealedPrefix, bucket);
+}
+std::string BucketSealedEnd(uint64_t bucket) {
+  // Longer than any entry's key, with the largest id's bytes first.
+  std::string key = BucketSealedBegin(bucket);
+  key.append(9, '\xff');
+  return key;
+}
+
 std::string RemindersPrefix(std::string_view owner) {
   return JoinName(kReminderPrefix, owner);
 }
@@ -106,6 +121,12 @@ std::string SubjectHoldsPrefix(std::string_view subject) {
 
 std::string CompactQueue(std::string_view key) {
   return Join(kCompactQueuePrefix, key);
+}
+std::string RangeDeleteQueue(std::string_view first) {
+  return Join(kRangeDeleteQueuePrefix, first);
+}
+std::string RangeCompactQueue(std::string_view first) {
+  return Join(kRangeCompactQueuePrefix, first);
 }
 std::string KeystoreCompactQueue(std::string_view subject_id) {
   return Join(kKeystoreCompactQueuePrefix, subject_id);

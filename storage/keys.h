@@ -49,6 +49,18 @@ std::string Record(uint64_t id);
 std::string AclPrefix(std::string_view principal);
 std::string Acl(std::string_view principal, uint64_t record_id);
 
+// ---- Sealed contents by bucket (record_store.cc; deleted by range by
+// erasure.cc) --------------------------------------------------------------
+// "pb:" u64 bucket || u64 record id -> SealedContents: every ciphertext of a
+// record sealed under that deadline bucket (none stay in its "r:" value).
+// Ordered by bucket, so an erased bucket's ciphertexts are one range.
+inline constexpr std::string_view kBucketSealedPrefix = "pb:";
+std::string BucketSealed(uint64_t bucket, uint64_t record_id);
+// The first key of bucket `bucket`'s range, and a key after its last entry
+// and before the next bucket's first (its bytes are no entry's key).
+std::string BucketSealedBegin(uint64_t bucket);
+std::string BucketSealedEnd(uint64_t bucket);
+
 // ---- Deadline index (record_store.cc, read by sweeper.cc) -----------------
 // "d:" u64 due micros || u64 record id -> "".
 inline constexpr std::string_view kDeadlinePrefix = "d:";
@@ -121,6 +133,14 @@ inline constexpr std::string_view kWitnessPrefix = "ew:";
 inline constexpr std::string_view kCompactQueuePrefix = "q:compact:";
 inline constexpr std::string_view kKeystoreCompactQueuePrefix = "q:kcompact:";
 std::string CompactQueue(std::string_view key);
+// "q:rdelete:" first key -> u64 queued-at micros || last key: a range of
+// "pb:" entries whose bucket key was destroyed, to delete (witnessed);
+// "q:crange:" first key -> u64 queued-at micros || last key: a range whose
+// deleted entries' old versions must leave the files.
+inline constexpr std::string_view kRangeDeleteQueuePrefix = "q:rdelete:";
+inline constexpr std::string_view kRangeCompactQueuePrefix = "q:crange:";
+std::string RangeDeleteQueue(std::string_view first);
+std::string RangeCompactQueue(std::string_view first);
 inline constexpr std::string_view kSpanLow = "!";
 inline constexpr std::string_view kSpanHigh = "~";
 std::string KeystoreCompactQueue(std::string_view subject_id);

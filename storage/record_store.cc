@@ -93,10 +93,45 @@ Status RecordStore::LoadDeltaCounter() {
 }
 
 Result<StoredRecord> RecordStore::Read(uint64_t id) const {
+  auto record = ReadUnmerged(id);
+  if (!record) return Fail(record.error());
+  CUSTOS_RETURN_IF_ERROR(LoadSealed(*record));
+  return record;
+}
+
+Result<StoredRecord> RecordStore::ReadUnmerged(uint64_t id) const {
   auto value = store_.Get(keys::Record(id));
   if (!value) return Fail(value.error());
   if (!*value) return Fail(Status::NotFound("record not found"));
   return codec::DecodeRecord(**value);
+}
+
+void RecordStore::DropSealed(StoredRecord& r) {
+  r.sealed_pending = false;
+  r.sealed_stored_bucket = 0;
+  for (auto& p : r.parts) p.sealed.clear();
+  for (auto& f : r.flags) f.sealed_note.clear();
+  for (auto& c : r.contests) c.sealed_statement.clear();
+}
+
+Status RecordStore::LoadSealed(StoredRecord& r) const {
+  if (!r.sealed_pending) return Status::Ok();
+  auto value = store_.Get(keys::BucketSealed(r.erase_bucket, r.id));
+  if (!value) return value.error();
+  r.sealed_pending = false;
+  if (!*value) {
+    // None left: the bucket's key was destroyed and its range deleted (or
+    // the record never held a ciphertext). Its sealed fields stay empty.
+    r.sealed_stored_bucket = 0;
+    return Status::Ok();
+  }
+  r.sealed_stored_bucket = r.erase_bucket;
+  return codec::MergeSealedContents(**value, r);
+}
+
+std::string RecordStore::SealedKey(const StoredRecord& r) {
+  return r.erase_bucket == 0 ? keys::Record(r.id)
+                             : keys::BucketSealed(r.erase_bucket, r.id);
 }
 
 uint64_t RecordStore::AllocateId(const WriteLock& lock,
@@ -204,6 +239,8 @@ Status RecordStore::Reseal(const WriteLock& lock, StoredRecord& r, uint64_t to,
   std::vector<codec::StoredFlag> flags = r.flags;
   std::vector<codec::StoredContest> contests = r.contests;
   leveldb::WriteBatch witnesses;
+  // Where the old ciphertexts were: their old versions must leave the files.
+  const std::string old_key = SealedKey(r);
   auto reseal = [&](const std::string& subject_id, codec::Bytes& sealed,
                     const sealing::Bytes& ad, std::string_view what) {
     if (sealed.empty()) return Status::Ok();
@@ -249,7 +286,7 @@ Status RecordStore::Reseal(const WriteLock& lock, StoredRecord& r, uint64_t to,
   r.contests = std::move(contests);
   r.erase_bucket = to;
   batch.Append(witnesses);
-  Erasure::Queue(batch, keys::Record(r.id), ToMicros(clock_.Now()));
+  Erasure::Queue(batch, old_key, ToMicros(clock_.Now()));
   return Status::Ok();
 }
 
@@ -279,6 +316,10 @@ Result<codec::Bytes> RecordStore::OpenSealed(const std::string& subject_id,
 Status RecordStore::Put(const WriteLock& lock, leveldb::WriteBatch& batch,
                         StoredRecord& r, const HoldView* pending,
                         const HoldSpans* spans) const {
+  if (r.sealed_pending) {
+    // Writing it would drop its ciphertexts: a caller decoded it alone.
+    return Status::Internal("a record written without its sealed contents");
+  }
   const int64_t indexed = r.indexed_deadline_micros;
   CUSTOS_RETURN_IF_ERROR(Schedule(r, pending, spans));
   // The seal follows the erase deadline (docs/retention.md, "Deadline
@@ -293,8 +334,14 @@ Status RecordStore::Put(const WriteLock& lock, leveldb::WriteBatch& batch,
   // The size is checked on the encoding itself: whatever limits were
   // configured, a record that could not be read back is never written (it
   // would read as DataLoss for everyone, sweeps and admins included).
+  // Sealed under a bucket: the ciphertexts go to the bucket's "pb:" entry
+  // (none when the record holds none), the "r:" value keeps none.
   const std::string value = codec::EncodeRecord(r);
-  if (value.size() > kMaxStoredRecordBytes) {
+  std::string sealed;
+  if (r.erase_bucket != 0 && codec::HasSealedContents(r)) {
+    sealed = codec::EncodeSealedContents(r);
+  }
+  if (value.size() + sealed.size() > kMaxStoredRecordBytes) {
     return Status::ResourceExhausted(
         std::string("a record may take at most ")
             .append(std::to_string(kMaxStoredRecordBytes))
@@ -308,6 +355,14 @@ Status RecordStore::Put(const WriteLock& lock, leveldb::WriteBatch& batch,
   }
   r.indexed_deadline_micros = r.next_deadline_micros;
   batch.Put(keys::Record(r.id), value);
+  const uint64_t sealed_bucket = sealed.empty() ? 0 : r.erase_bucket;
+  if (r.sealed_stored_bucket != 0 && r.sealed_stored_bucket != sealed_bucket) {
+    batch.Delete(keys::BucketSealed(r.sealed_stored_bucket, r.id));
+  }
+  if (sealed_bucket != 0) {
+    batch.Put(keys::BucketSealed(sealed_bucket, r.id), sealed);
+  }
+  r.sealed_stored_bucket = sealed_bucket;
   // Its transitions since it was stored, in the statistics index.
   StageStatistics(lock, batch, r);
   return Status::Ok();

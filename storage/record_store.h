@@ -1,5 +1,5 @@
 // Internal to storage/: stored records and the deadline index. Owns the key
-// families "r:" and "d:" and the counter "m:next_record_id". Put is the one
+// families "r:", "pb:" and "d:" and the counter "m:next_record_id". Put is the one
 // place a record is written: it recomputes the record's next deadline under
 // its kind's policy (a legal hold postpones an erasure to the hold's end)
 // and moves the deadline-index entry in the same batch, so the index never
@@ -9,6 +9,9 @@
 // bucket (storage/deadline_keys.h): re-sealed whenever the bucket moves,
 // and stages the record's transitions in the statistics index
 // (storage/stats_index.h) in the same batch.
+// A record sealed under a bucket (erase_bucket != 0) keeps its ciphertexts
+// in "pb:" bucket || id, none in its "r:" value; one sealed under the data
+// keys alone (active records) keeps them inline. Read merges them back.
 //
 // Thread safety: thread-safe; Put and AllocateId REQUIRE the write lock.
 
@@ -51,8 +54,26 @@ class RecordStore {
   Status Load();
 
   // The stored record (its stored state: see RecordView for the effective
-  // one). NotFound if there is none; DataLoss if it does not decode.
+  // one), its ciphertexts merged (LoadSealed). NotFound if there is none;
+  // DataLoss if it does not decode.
   Result<codec::StoredRecord> Read(uint64_t id) const;
+  // The record decoded from its "r:" value alone: its ciphertexts, when
+  // sealed under a bucket, not merged (sealed_pending; LoadSealed merges
+  // them, or DropSealed says none are left). NotFound, DataLoss as Read.
+  Result<codec::StoredRecord> ReadUnmerged(uint64_t id) const;
+  // Marks `r`, read unmerged, as holding no ciphertext any more: its
+  // bucket's key was destroyed and its "pb:" range deleted (Sweeper, after
+  // Erasure::DeleteQueuedRanges), so there is nothing to look up.
+  static void DropSealed(codec::StoredRecord& r);
+  // Merges into `r`, decoded from its "r:" value alone (a scan's), the
+  // ciphertexts of its "pb:" entry; none when the entry is gone (its
+  // bucket's key destroyed and its range deleted). Nothing to do for a
+  // record whose ciphertexts are inline. DataLoss if the entry does not
+  // decode or match `r`.
+  Status LoadSealed(codec::StoredRecord& r) const;
+  // The key whose value holds `r`'s ciphertexts as `r` stands: "pb:" when
+  // it is sealed under a bucket, else "r:" (what an erasure queues).
+  static std::string SealedKey(const codec::StoredRecord& r);
 
   // The next record id, its counter advanced in `batch`. The id is taken
   // only when the batch is written: call Taken() after a successful Apply.
@@ -106,9 +127,13 @@ class RecordStore {
   // moves its deadline-index entry; adds the transitions it made since
   // r.stored_state to the statistics index (StatsIndex::Stage) and sets
   // r.stored_state to its state. InvalidArgument if the deadline cannot
-  // be represented; ResourceExhausted if the encoded record would be larger
-  // than kMaxStoredRecordBytes (storage/limits.h). On error `batch` is
-  // unchanged.
+  // be represented; ResourceExhausted if the encoded record (its "r:" and
+  // "pb:" values together) would be larger than kMaxStoredRecordBytes
+  // (storage/limits.h); Internal for a record whose ciphertexts were not
+  // merged (sealed_pending). On error `batch` is unchanged.
+  // Writes its ciphertexts to "pb:" erase_bucket || id (none inline) when
+  // it is sealed under a bucket, and deletes the entry of the bucket they
+  // were stored under when it moved.
   // When the record's deadline bucket (DeadlineKeys::BucketFor) is not the
   // one its ciphertexts are sealed under, re-seals them (the old ones
   // witnessed, the record queued for compaction) and sets erase_bucket; a

@@ -349,6 +349,11 @@ Result<ListPage> RecordViews::ListOnce(const PrincipalInfo& caller,
         ++examined;
         Result<codec::StoredRecord> record =
             scan_all ? codec::DecodeRecord(value) : records_.Read(id);
+        if (record && scan_all) {
+          // Its ciphertexts, when sealed under a bucket ("pb:").
+          Status merged = records_.LoadSealed(*record);
+          if (!merged.ok()) record = Fail(merged);
+        }
         if (!record) {
           if (record.error().code() == StatusCode::kNotFound) return true;
           return skip(record.error());

@@ -353,7 +353,7 @@ Result<uint64_t> Records::Rectify(const PrincipalInfo& caller, uint64_t id,
   // the next compaction (the next sweep, erasure or Open), not compacted
   // here, so rectifying stays cheap.
   Erasure::AddWitness(batch, part->sealed);
-  Erasure::Queue(batch, keys::Record(r.id), ToMicros(now));
+  Erasure::Queue(batch, RecordStore::SealedKey(r), ToMicros(now));
   part->version = r.version;
   auto sealed = u_.subjects.SealFields(
       **key, r.erase_bucket, fields,

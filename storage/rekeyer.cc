@@ -293,8 +293,9 @@ Result<uint64_t> Rekeyer::ResealRecords(const WriteLock& lock,
     }
     if (!changed) continue;
     // Nothing but ciphertexts changes: not the version, not the times.
+    // Their old versions are where they were stored ("r:" or "pb:").
+    Erasure::Queue(batch, RecordStore::SealedKey(*record), now);
     CUSTOS_RETURN_IF_ERROR(u_.record_store.Put(lock, batch, *record));
-    Erasure::Queue(batch, keys::Record(id), now);
   }
   return ids.empty() ? 0 : ids.back();
 }

@@ -273,7 +273,8 @@ Result<size_t> Shredder::Complete(size_t budget) {
           c.sealed_statement.clear();
           c.subject_id.clear();
         }
-        Erasure::Queue(batch, keys::Record(record->id),
+        // Where its ciphertexts were stored ("r:" or its bucket's "pb:").
+        Erasure::Queue(batch, RecordStore::SealedKey(*record),
                        ToMicros(u_.clock.Now()));
         if (erased_by_shred != 0 && record->state != RecordState::kErased) {
           record->state = RecordState::kErased;

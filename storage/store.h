@@ -101,8 +101,10 @@ class Store {
   // The on-disk format this build reads and writes. 2: access-history
   // events chained over commitments of their parts (docs/history.md);
   // 3: records sealed under deadline keys (docs/retention.md, "Deadline
-  // keys"). Older stores are refused, not migrated (docs/decisions.md).
-  static constexpr uint32_t kFormatVersion = 3;
+  // keys"); 4: the ciphertexts of records sealed under a bucket in the
+  // bucket-ordered "pb:" family (docs/storage.md, "Key layout"). Older
+  // stores are refused, not migrated (docs/decisions.md).
+  static constexpr uint32_t kFormatVersion = 4;
 
   // Opens (or, with options.create_if_missing, creates) the records
   // database in options.data_dir/records through `env` (REQUIRES: outlives

@@ -41,6 +41,8 @@ Result<size_t> Sweeper::ReapplyPolicies() {
         if (!record) failure = record.error();
         if (!failure.ok()) return false;
         if (record->state == RecordState::kErased) return true;
+        failure = u_.record_store.LoadSealed(*record);
+        if (!failure.ok()) return false;
         const int64_t before = record->next_deadline_micros;
         const auto before_transition = record->next_transition;
         leveldb::WriteBatch one;
@@ -82,7 +84,7 @@ Status Sweeper::SweepRecord(
   const int64_t as_of = ToMicros(options.as_of);
   const uint64_t id = ReadBigEndian64(
       std::string_view(key).substr(keys::kDeadlinePrefix.size() + 8));
-  auto record = u_.record_store.Read(id);
+  auto record = u_.record_store.ReadUnmerged(id);
   if (!record) {
     if (record.error().code() != StatusCode::kNotFound) return record.error();
     batch.Delete(key);  // A stray entry: its record is gone.
@@ -105,6 +107,14 @@ Status Sweeper::SweepRecord(
     auto marked = ErasedByKey(record->erase_bucket, erased_buckets);
     if (!marked) return marked.error();
     erased_by_key = *marked;
+  }
+  if (erased_by_key) {
+    // Its ciphertexts went with the bucket's range, deleted by this sweep
+    // before any record (Erasure::DeleteQueuedRanges; a record sealed into
+    // the bucket since would have cleared its marker): nothing to look up.
+    RecordStore::DropSealed(*record);
+  } else {
+    CUSTOS_RETURN_IF_ERROR(u_.record_store.LoadSealed(*record));
   }
   bool held = false;
   Status unschedulable;
@@ -207,6 +217,12 @@ Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
     // becomes undecipherable before any record is rewritten.
     CUSTOS_RETURN_IF_ERROR(EraseEndedBuckets(as_of, report));
     report_progress(SweepPhase::kDestroyingKeys);
+    // Then the bytes: the erased buckets' "pb:" ranges deleted and
+    // compacted (each one range), before the record-by-record rewrite to
+    // ERASED stubs, whose "r:" values hold none of those ciphertexts.
+    CUSTOS_RETURN_IF_ERROR(u_.erasure.DeleteQueuedRanges());
+    report_progress(SweepPhase::kCompacting);
+    CUSTOS_RETURN_IF_ERROR(u_.erasure.CompactQueued());
   }
   std::map<uint64_t, bool> erased_buckets;  // ErasedByKey's cache.
   while (true) {
@@ -363,6 +379,10 @@ Status Sweeper::EraseEndedBuckets(int64_t as_of, SweepReport& report) {
     if (!wrapped) return wrapped.error();
     if (*wrapped) Erasure::AddWitness(batch, **wrapped);
     Erasure::QueueKeystore(batch, name, now);
+    // Its ciphertexts are one range: deleted once the key is gone
+    // (Erasure::DeleteQueuedRanges), whoever finishes it after a crash.
+    Erasure::QueueRangeDeletion(batch, keys::BucketSealedBegin(bucket),
+                                keys::BucketSealedEnd(bucket), now);
     batch.Put(ToSlice(keys::ErasedBucket(bucket)), written_at);
     erasing.push_back(bucket);
   }

@@ -214,7 +214,9 @@ enum class SweepPhase {
                     // erased whole by key, after the transitions those
                     // emptied record by record.
   kPruningHistory,  // Pruning access-history events whose retention ended.
-  kCompacting,      // Removing erased bytes from the files.
+  kCompacting,      // Removing erased bytes from the files: the ranges
+                    // of buckets erased by key, before the transitions;
+                    // everything else queued, last.
 };
 // "transitions", "destroying_keys", "pruning_history", "compacting".
 std::string_view SweepPhaseName(SweepPhase phase);
@@ -238,7 +240,8 @@ struct SweepOptions {
   // Pause between batches, so a backlog leaves room for foreground work.
   std::chrono::microseconds pause_between_batches{0};
   // Called on the sweeping thread, never under the write lock: after each
-  // batch of transitions, and as each later phase begins. Must be quick
+  // batch of transitions, and as each later phase begins (kCompacting
+  // also once before the transitions, when buckets were erased by key). Must be quick
   // and must not call the engine. Default: none.
   std::function<void(const SweepProgress&)> progress = nullptr;
 };

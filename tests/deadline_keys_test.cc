@@ -9,8 +9,11 @@
 
 #include <gtest/gtest.h>
 #include <leveldb/db.h>
+#include <leveldb/write_batch.h>
 
 #include <filesystem>
+#include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -82,6 +85,30 @@ class DeadlineKeysTest : public EngineTest {
       auto record = codec::DecodeRecord(value);
       EXPECT_TRUE(record.has_value());
       if (record) out = std::move(*record);
+      // Its ciphertexts, when sealed under a bucket ("pb:").
+      std::string sealed;
+      if (out.erase_bucket != 0 &&
+          db->Get(leveldb::ReadOptions(),
+                  keys::BucketSealed(out.erase_bucket, id), &sealed)
+              .ok()) {
+        EXPECT_TRUE(codec::MergeSealedContents(sealed, out).ok());
+      }
+    }
+    Reopen();
+    return out;
+  }
+  // The raw entries of the records database under `prefix`.
+  std::map<std::string, std::string> Raw(const std::string& prefix) {
+    Close();
+    std::map<std::string, std::string> out;
+    {
+      auto db = OpenRaw("records");
+      std::unique_ptr<leveldb::Iterator> it(
+          db->NewIterator(leveldb::ReadOptions()));
+      for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
+           it->Next()) {
+        out.emplace(it->key().ToString(), it->value().ToString());
+      }
     }
     Reopen();
     return out;
@@ -532,6 +559,171 @@ TEST_F(DeadlineKeysTest, AFormatTwoStoreIsRefused) {
   EXPECT_NE(engine.error().message().find("format version 2"),
             std::string::npos)
       << engine.error().message();
+}
+
+TEST_F(DeadlineKeysTest, AFormatThreeStoreIsRefused) {
+  Close();
+  {
+    auto db = OpenRaw("records");
+    ASSERT_TRUE(db->Put(leveldb::WriteOptions(), std::string(keys::kFormat),
+                        codec::EncodeFormatInfo(3, 0))
+                    .ok());
+  }
+  auto engine = Engine::Open(MakeOptions(), MasterKey());
+  ASSERT_FALSE(engine.has_value());
+  EXPECT_EQ(engine.error().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(engine.error().message().find("format version 3"),
+            std::string::npos)
+      << engine.error().message();
+}
+
+// Sealed contents by bucket (issue 11): a record sealed under a bucket keeps
+// its ciphertexts in "pb:" bucket || id, none in its "r:" value; an active
+// record keeps them inline, with no "pb:" entry.
+TEST_F(DeadlineKeysTest, AClosedRecordsCiphertextsLiveInItsBucketsEntry) {
+  const uint64_t active = CreateAlert("bob@example.org", "Bob");
+  const uint64_t closed = CreateClosedAlert();
+  auto records = Raw(std::string(keys::kRecordPrefix));
+  auto sealed = Raw(std::string(keys::kBucketSealedPrefix));
+
+  auto raw_active = codec::DecodeRecord(records.at(keys::Record(active)));
+  ASSERT_TRUE(raw_active.has_value());
+  ASSERT_EQ(raw_active->parts.size(), 1u);
+  EXPECT_FALSE(raw_active->parts[0].sealed.empty());
+  EXPECT_EQ(raw_active->erase_bucket, 0u);
+
+  auto raw_closed = codec::DecodeRecord(records.at(keys::Record(closed)));
+  ASSERT_TRUE(raw_closed.has_value());
+  ASSERT_EQ(raw_closed->parts.size(), 1u);
+  EXPECT_TRUE(raw_closed->parts[0].sealed.empty());
+  EXPECT_EQ(raw_closed->erase_bucket, AlertBucket());
+
+  ASSERT_EQ(sealed.size(), 1u);
+  const std::string entry = keys::BucketSealed(AlertBucket(), closed);
+  ASSERT_EQ(sealed.begin()->first, entry);
+  auto contents = codec::DecodeSealedContents(sealed.begin()->second);
+  ASSERT_TRUE(contents.has_value());
+  ASSERT_EQ(contents->size(), 1u);
+  EXPECT_FALSE(contents->at(0).empty());
+  // The record reads whole.
+  auto name = OfficerReadsName(*engine_, *officer_, closed);
+  ASSERT_TRUE(name.has_value()) << name.error().ToString();
+  EXPECT_EQ(*name, "Anna Example");
+  // Listed by an officer (a scan of "r:"), it reads whole too.
+  ListQuery q;
+  q.purpose = APurpose();
+  auto page = engine_->ListRecords(*officer_, q);
+  ASSERT_TRUE(page.has_value()) << page.error().ToString();
+  bool listed = false;
+  for (const RecordView& v : page->records) {
+    if (v.id != closed) continue;
+    listed = true;
+    ASSERT_EQ(v.parts.size(), 1u);
+    EXPECT_EQ(v.parts[0].fields.at(0).value, "Anna Example");
+  }
+  EXPECT_TRUE(listed);
+}
+
+TEST_F(DeadlineKeysTest, AHoldMovingTheBucketMovesTheSealedEntry) {
+  const uint64_t held = CreateClosedAlert();
+  const Timestamp hold_end = At(2027, 6, 1);
+  ASSERT_TRUE(
+      engine_->SetRecordHold(*officer_, held, "case 4 C 12/26", hold_end)
+          .has_value());
+  SweepAt(EndOfAlertBucket());
+  const uint64_t hold_bucket = DeadlineKeys::BucketOf(ToMicros(hold_end));
+  auto sealed = Raw(std::string(keys::kBucketSealedPrefix));
+  ASSERT_EQ(sealed.size(), 1u);
+  EXPECT_EQ(sealed.begin()->first, keys::BucketSealed(hold_bucket, held));
+  auto name = OfficerReadsName(*engine_, *officer_, held);
+  ASSERT_TRUE(name.has_value()) << name.error().ToString();
+  EXPECT_EQ(*name, "Anna Example");
+}
+
+// The sweep that destroys a bucket's key deletes its "pb:" range (the
+// ciphertexts witnessed) and compacts it before any record is rewritten:
+// a sweep bounded to no record at all leaves no ciphertext in any file.
+TEST_F(DeadlineKeysTest, ErasureByKeyDeletesAndCompactsTheBucketsRange) {
+  const uint64_t a = CreateClosedAlert();
+  const uint64_t b = CreateClosedAlert("bob@example.org", "Bob");
+  const std::string range = keys::BucketSealedBegin(AlertBucket());
+  auto before = Raw(range);
+  ASSERT_EQ(before.size(), 2u);
+  std::vector<std::string> ciphertexts;
+  for (const auto& [key, value] : before) {
+    auto contents = codec::DecodeSealedContents(value);
+    ASSERT_TRUE(contents.has_value());
+    for (const codec::Bytes& c : *contents) {
+      ciphertexts.emplace_back(c.begin(), c.end());
+    }
+  }
+  ASSERT_EQ(ciphertexts.size(), 2u);
+
+  SweepReport report = SweepAt(EndOfAlertBucket(), /*max_records=*/0);
+  EXPECT_EQ(report.erased, 2u);
+  EXPECT_EQ(report.buckets_destroyed, 1u);
+  EXPECT_TRUE(Raw(range).empty());
+  EXPECT_TRUE(Raw(std::string(keys::kRangeDeleteQueuePrefix)).empty());
+  EXPECT_TRUE(Raw(std::string(keys::kRangeCompactQueuePrefix)).empty());
+  auto verified = engine_->VerifyErasure(*admin_);
+  ASSERT_TRUE(verified.has_value()) << verified.error().ToString();
+  EXPECT_GE(verified->witnesses, 3u);  // Two parts and the bucket key.
+  EXPECT_EQ(verified->found, 0u);
+  Close();
+  const std::string files = ReadAllFiles(dir_);
+  for (const std::string& c : ciphertexts) {
+    EXPECT_EQ(files.find(c), std::string::npos);
+  }
+  Reopen();
+  // Callers see the erasure, before and after the stubs are written.
+  for (uint64_t id : {a, b}) {
+    auto view = engine_->GetRecord(*officer_, id, APurpose());
+    ASSERT_TRUE(view.has_value()) << view.error().ToString();
+    EXPECT_EQ(view->state, RecordState::kErased);
+    EXPECT_TRUE(view->parts.empty());
+  }
+  SweepReport rest = SweepAt(EndOfAlertBucket());
+  EXPECT_EQ(rest.erased, 0u);
+  EXPECT_TRUE(rest.complete);
+  EXPECT_EQ(Stored(a).state, RecordState::kErased);
+  EXPECT_TRUE(Raw(std::string(keys::kBucketSealedPrefix)).empty());
+}
+
+// The crash window between a bucket key's destruction and the deletion of
+// its range: the queued deletion (written, synced, with the bucket's
+// erasure) is finished by the next Open.
+TEST_F(DeadlineKeysTest, ARangeDeletionInterruptedByACrashIsFinishedByOpen) {
+  const uint64_t id = CreateClosedAlert();
+  const std::string range = keys::BucketSealedBegin(AlertBucket());
+  auto before = Raw(range);
+  ASSERT_EQ(before.size(), 1u);
+  ASSERT_EQ(SweepAt(EndOfAlertBucket(), /*max_records=*/0).buckets_destroyed,
+            1u);
+  // The state a crash right after the key's destruction leaves: the
+  // range and its queued deletion on disk.
+  Close();
+  {
+    auto db = OpenRaw("records");
+    leveldb::WriteBatch crash;
+    for (const auto& [key, value] : before) crash.Put(key, value);
+    std::string queued;
+    for (int i = 0; i < 8; ++i) queued.push_back('\0');
+    queued += keys::BucketSealedEnd(AlertBucket());
+    crash.Put(keys::RangeDeleteQueue(range), queued);
+    ASSERT_TRUE(db->Write(leveldb::WriteOptions(), &crash).ok());
+  }
+  Reopen();
+  EXPECT_TRUE(Raw(range).empty());
+  EXPECT_TRUE(Raw(std::string(keys::kRangeDeleteQueuePrefix)).empty());
+  auto view = engine_->GetRecord(*officer_, id, APurpose());
+  ASSERT_TRUE(view.has_value()) << view.error().ToString();
+  EXPECT_EQ(view->state, RecordState::kErased);
+  EXPECT_TRUE(view->parts.empty());
+  auto verified = engine_->VerifyErasure(*admin_);
+  ASSERT_TRUE(verified.has_value()) << verified.error().ToString();
+  EXPECT_EQ(verified->found, 0u);
+  EXPECT_EQ(SweepAt(EndOfAlertBucket()).erased, 0u);
+  EXPECT_EQ(Stored(id).state, RecordState::kErased);
 }
 
 TEST_F(DeadlineKeysTest, AFormatTwoKeystoreIsRefused) {

@@ -128,6 +128,15 @@ class RekeyTest : public EngineTest {
       auto r = codec::DecodeRecord(it->value().ToString());
       EXPECT_TRUE(r.has_value());
       if (!r) continue;
+      // Sealed under a bucket: its ciphertexts are in its "pb:" entry.
+      std::string sealed;
+      if (r->erase_bucket != 0 &&
+          records
+              ->Get(leveldb::ReadOptions(),
+                    keys::BucketSealed(r->erase_bucket, r->id), &sealed)
+              .ok()) {
+        EXPECT_TRUE(codec::MergeSealedContents(sealed, *r).ok());
+      }
       for (const auto& p : r->parts) {
         (p.subject_id == subject ? raw.record_nonces : raw.other_record_nonces)
             .insert(NonceOf(p.sealed));
@@ -430,7 +439,7 @@ TEST_F(RekeyTest, AStoreOfFormatVersionOneIsRefused) {
   EXPECT_EQ(engine.error().code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(engine.error().message(),
             "data directory format version 1 is not supported (this build "
-            "reads version 3; older stores are not migrated)");
+            "reads version 4; older stores are not migrated)");
 }
 
 // ---- Crash safety ----------------------------------------------------------

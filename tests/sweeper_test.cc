@@ -221,13 +221,15 @@ TEST_F(SweeperTest, ProgressIsReportedAfterEachBatchAndAtEachLaterPhase) {
   ASSERT_TRUE(report.has_value()) << report.error().ToString();
   EXPECT_EQ(report->erased, 5u);
   // The erasure by key first (the alerts' bucket ended: its key goes
-  // before any record is rewritten), then the rewrite in batches of 2, 2
-  // and 1, then the three later phases, in order.
-  ASSERT_EQ(seen.size(), 7u);
-  const size_t done[] = {0, 2, 4, 5, 5, 5, 5};
-  const size_t batches[] = {0, 1, 2, 3, 3, 3, 3};
+  // before any record is rewritten), the compaction of the bucket's
+  // deleted range, then the rewrite in batches of 2, 2 and 1, then the
+  // three later phases, in order.
+  ASSERT_EQ(seen.size(), 8u);
+  const size_t done[] = {0, 0, 2, 4, 5, 5, 5, 5};
+  const size_t batches[] = {0, 0, 1, 2, 3, 3, 3, 3};
   const SweepPhase phases[] = {
-      SweepPhase::kDestroyingKeys, SweepPhase::kTransitions,
+      SweepPhase::kDestroyingKeys, SweepPhase::kCompacting,
+      SweepPhase::kTransitions,
       SweepPhase::kTransitions,    SweepPhase::kTransitions,
       SweepPhase::kDestroyingKeys, SweepPhase::kPruningHistory,
       SweepPhase::kCompacting};
