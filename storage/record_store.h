@@ -20,7 +20,7 @@
 // (StatsIndex::NextDelta). A store written before this build has exact
 // counters: the largest of the stored and the derived value is taken.
 //
-// Thread safety: thread-safe; Put and AllocateId REQUIRE the write lock.
+// Thread safety: thread-safe; Put and AllocateIds REQUIRE the write lock.
 
 #ifndef CUSTOS_STORAGE_RECORD_STORE_H_
 #define CUSTOS_STORAGE_RECORD_STORE_H_
@@ -88,8 +88,8 @@ class RecordStore {
   void TEST_SetStatisticsIndex(bool on) { statistics_index_ = on; }
 
   // Adds to `batch` the statistics deltas of the transitions `r` made since
-  // r.stored_state (StatsIndex::Stage), numbered from the delta counter,
-  // (no counter is written); sets r.stored_state. Put calls it; so does
+  // r.stored_state (StatsIndex::Stage), numbered from the next delta
+  // number (no counter is written); sets r.stored_state. Put calls it; so does
   // StatsIndex::Initialize for a store written before the index.
   void StageStatistics(const WriteLock& lock, leveldb::WriteBatch& batch,
                        codec::StoredRecord& r) const;
