@@ -15,7 +15,9 @@
 namespace custos::keys {
 
 // ---- Counters and markers under "m:": the format (store.cc), the record id
-// (record_store.cc), the hold id (holds.cc), the prune cursor (sweeper.cc).
+// floor (record_store.cc; the next id is derived at Open, docs/storage.md
+// "Counters derived at Open"), the hold id (holds.cc), the prune cursor
+// (sweeper.cc).
 inline constexpr std::string_view kFormat = "m:format";
 inline constexpr std::string_view kNextRecordId = "m:next_record_id";
 inline constexpr std::string_view kNextHoldId = "m:next_hold_id";
@@ -95,7 +97,8 @@ std::string Reminder(std::string_view owner, uint64_t record_id, uint8_t reason,
 // query seeks past the folded deltas' deletion markers and reads on);
 // "st:u" -> u64 (deltas that did not decode, dropped by a fold; sorts after
 // the aggregates, so a query reads it in the same scan);
-// "m:stats_next_delta" -> u64 (the next delta seq); "m:stats_folded_through"
+// "m:stats_next_delta" -> u64 (the next delta seq, written by builds before
+// issue 16 only: read as a floor); "m:stats_folded_through"
 // -> u64 (every delta up to it is folded); "m:stats_indexed" -> "" (every
 // record is in the index: absent in a store written before it, which Open
 // indexes once).

@@ -73,22 +73,43 @@ Result<std::pair<int64_t, Transition>> NextDeadline(
 Status RecordStore::Load() {
   auto value = store_.Get(keys::kNextRecordId);
   if (!value) return value.error();
-  if (!*value) return LoadDeltaCounter();
-  if ((*value)->size() != 8) {
-    return Status::DataLoss("corrupt record id counter");
+  uint64_t floor = 1;
+  if (*value) {
+    if ((*value)->size() != 8) {
+      return Status::DataLoss("corrupt record id counter");
+    }
+    floor = ReadBigEndian64(**value);
   }
-  next_id_ = ReadBigEndian64(**value);
+  // Records are never deleted (an erased one keeps its entry): the last
+  // one has the greatest id ever given.
+  auto last = store_.LastKey(keys::kRecordPrefix, {});
+  if (!last) return last.error();
+  uint64_t next = floor;
+  if (*last) {
+    if ((*last)->size() != keys::kRecordPrefix.size() + 8) {
+      return Status::DataLoss("corrupt record key");
+    }
+    next = std::max(next, keys::NumberAfter(**last, keys::kRecordPrefix) + 1);
+  }
+  next_id_ = next;
+  id_floor_ = floor;
+  pending_floor_ = 0;
   return LoadDeltaCounter();
 }
 
 Status RecordStore::LoadDeltaCounter() {
   auto value = store_.Get(keys::kStatsNextDelta);
   if (!value) return value.error();
-  if (!*value) return Status::Ok();
-  if ((*value)->size() != 8) {
-    return Status::DataLoss("corrupt statistics delta counter");
+  uint64_t stored = 1;  // Written only by builds before issue 16.
+  if (*value) {
+    if ((*value)->size() != 8) {
+      return Status::DataLoss("corrupt statistics delta counter");
+    }
+    stored = ReadBigEndian64(**value);
   }
-  next_delta_ = ReadBigEndian64(**value);
+  auto derived = StatsIndex::NextDelta(store_);
+  if (!derived) return derived.error();
+  next_delta_ = std::max(stored, *derived);
   return Status::Ok();
 }
 
@@ -134,16 +155,15 @@ std::string RecordStore::SealedKey(const StoredRecord& r) {
                              : keys::BucketSealed(r.erase_bucket, r.id);
 }
 
-uint64_t RecordStore::AllocateId(const WriteLock& lock,
-                                 leveldb::WriteBatch& batch) {
-  return AllocateIds(lock, batch, 1);
-}
-
 uint64_t RecordStore::AllocateIds(const WriteLock& /*lock*/,
                                   leveldb::WriteBatch& batch, size_t n) {
-  std::string next;
-  AppendBigEndian64(next, next_id_ + n);
-  batch.Put(ToSlice(keys::kNextRecordId), next);
+  pending_floor_ = 0;
+  if (next_id_ + n > id_floor_) {
+    pending_floor_ = next_id_ + n + kIdsAhead;
+    std::string floor;
+    AppendBigEndian64(floor, pending_floor_);
+    batch.Put(ToSlice(keys::kNextRecordId), floor);
+  }
   return next_id_;
 }
 
@@ -372,13 +392,9 @@ void RecordStore::StageStatistics(const WriteLock& /*lock*/,
                                   leveldb::WriteBatch& batch,
                                   StoredRecord& r) const {
   if (statistics_index_) {
-    const uint64_t staged = StatsIndex::Stage(batch, r, next_delta_);
-    if (staged != 0) {
-      next_delta_ += staged;
-      std::string next;
-      AppendBigEndian64(next, next_delta_);
-      batch.Put(ToSlice(keys::kStatsNextDelta), next);
-    }
+    // No counter is written: Load derives the next number from the last
+    // delta and the fold cursor.
+    next_delta_ += StatsIndex::Stage(batch, r, next_delta_);
   }
   r.stored_state = r.state;
 }

@@ -1,5 +1,5 @@
 // Internal to storage/: stored records and the deadline index. Owns the key
-// families "r:", "pb:" and "d:" and the counter "m:next_record_id". Put is the one
+// families "r:", "pb:" and "d:" and the floor "m:next_record_id". Put is the one
 // place a record is written: it recomputes the record's next deadline under
 // its kind's policy (a legal hold postpones an erasure to the hold's end)
 // and moves the deadline-index entry in the same batch, so the index never
@@ -13,7 +13,17 @@
 // in "pb:" bucket || id, none in its "r:" value; one sealed under the data
 // keys alone (active records) keeps them inline. Read merges them back.
 //
-// Thread safety: thread-safe; Put and AllocateId REQUIRE the write lock.
+// Record ids and delta numbers are never reused, and neither costs a write
+// per operation (docs/storage.md, "Counters derived at Open"): the next
+// record id is the last "r:" key's plus one (records are never deleted),
+// at least the floor "m:next_record_id", which a create moves only when
+// its ids reach it, kIdsAhead ids ahead (so that a build older than this
+// one, which reads the floor as the next id, never reuses one either); the
+// next delta number follows the last delta and the fold cursor
+// (StatsIndex::NextDelta). A store written before this build has exact
+// counters: the largest of the stored and the derived value is taken.
+//
+// Thread safety: thread-safe; Put and AllocateIds REQUIRE the write lock.
 
 #ifndef CUSTOS_STORAGE_RECORD_STORE_H_
 #define CUSTOS_STORAGE_RECORD_STORE_H_
@@ -49,8 +59,13 @@ class RecordStore {
         subjects_(subjects),
         clock_(clock) {}
 
-  // Reads the record id and statistics delta counters. Errors: DataLoss,
-  // mapped LevelDB.
+  // Ids a create reserves past the ones it takes when it moves the floor
+  // "m:next_record_id": one create in kIdsAhead + 1 writes it.
+  static constexpr uint64_t kIdsAhead = 63;
+
+  // Derives the next record id and the next statistics delta number (see
+  // above). Errors: DataLoss (a stored counter that is not 8 bytes, an
+  // "r:" or "st:d:" key of the wrong length), mapped LevelDB.
   Status Load();
 
   // The stored record (its stored state: see RecordView for the effective
@@ -75,22 +90,27 @@ class RecordStore {
   // it is sealed under a bucket, else "r:" (what an erasure queues).
   static std::string SealedKey(const codec::StoredRecord& r);
 
-  // The next record id, its counter advanced in `batch`. The id is taken
-  // only when the batch is written: call Taken() after a successful Apply.
-  uint64_t AllocateId(const WriteLock& lock, leveldb::WriteBatch& batch);
-  // The first of `n` consecutive record ids, the counter advanced past
-  // them in `batch`; Taken(last) after a successful Apply. REQUIRES: n >= 1.
+  // The first of `n` consecutive record ids. When they reach the floor,
+  // the floor is moved past them (kIdsAhead further) in `batch`. The ids
+  // are taken only when the batch is written: Taken(last) after a
+  // successful Apply (the floor then moves in memory too). REQUIRES: n >= 1,
+  // and the batch writes a record under each id (the next id is derived
+  // from the last record at Open).
   uint64_t AllocateIds(const WriteLock& lock, leveldb::WriteBatch& batch,
                        size_t n);
-  void Taken(const WriteLock& /*lock*/, uint64_t id) { next_id_ = id + 1; }
+  void Taken(const WriteLock& /*lock*/, uint64_t id) {
+    next_id_ = id + 1;
+    if (pending_floor_ != 0) id_floor_ = pending_floor_;
+    pending_floor_ = 0;
+  }
 
   // Options::TEST_statistics_index: false stages no statistics delta.
   // REQUIRES: called before any Put.
   void TEST_SetStatisticsIndex(bool on) { statistics_index_ = on; }
 
   // Adds to `batch` the statistics deltas of the transitions `r` made since
-  // r.stored_state (StatsIndex::Stage), numbered from the delta counter,
-  // and the counter advanced; sets r.stored_state. Put calls it; so does
+  // r.stored_state (StatsIndex::Stage), numbered from the next delta
+  // number (no counter is written); sets r.stored_state. Put calls it; so does
   // StatsIndex::Initialize for a store written before the index.
   void StageStatistics(const WriteLock& lock, leveldb::WriteBatch& batch,
                        codec::StoredRecord& r) const;
@@ -158,7 +178,7 @@ class RecordStore {
       std::string_view value);
 
  private:
-  // Reads the statistics delta counter (part of Load).
+  // Derives the next statistics delta number (part of Load).
   Status LoadDeltaCounter();
 
   // Re-seals every readable ciphertext of `r` from its erase_bucket to
@@ -181,7 +201,12 @@ class RecordStore {
   const Holds& holds_;
   const Subjects& subjects_;
   const Clock& clock_;
-  uint64_t next_id_ = 1;  // Guarded by the write lock.
+  // Guarded by the write lock: the next record id; the floor as written
+  // (every id given is below it); the floor an allocation put in a batch
+  // not yet written (0: none).
+  uint64_t next_id_ = 1;
+  uint64_t id_floor_ = 1;
+  uint64_t pending_floor_ = 0;
   // The next statistics delta's number. Guarded by the write lock (Put,
   // const for its readers' sake, REQUIRES it). Never reused: a batch that
   // is dropped leaves a gap.

@@ -203,6 +203,7 @@ Result<std::vector<uint64_t>> Records::CreateBatch(
   std::vector<uint64_t> ids;
   std::vector<Event> record_events;
   std::vector<std::pair<std::string, std::string>> cataloged;
+  size_t position = 0;  // Of the part's identifier in `identifiers`.
   for (size_t i = 0; i < records.size(); ++i) {
     const NewRecord& in = records[i];
     StoredRecord r;
@@ -218,8 +219,8 @@ Result<std::vector<uint64_t>> Records::CreateBatch(
         ToMicros(now);
 
     for (const auto& part : in.personal) {
-      auto subject_id = u_.subjects.FindOrCreate(lock, part.subject_identifier,
-                                                 batch, *prepared);
+      auto subject_id = u_.subjects.FindOrCreate(
+          lock, position++, part.subject_identifier, batch, *prepared);
       if (!subject_id) return Fail(subject_id.error());
       auto key = u_.subjects.Key(*subject_id);
       if (!key) return Fail(key.error());

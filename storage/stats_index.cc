@@ -318,6 +318,25 @@ size_t StatsIndex::Stage(leveldb::WriteBatch& batch,
   return static_cast<size_t>(seq - first_seq);
 }
 
+Result<uint64_t> StatsIndex::NextDelta(const Store& store) {
+  auto cursor = FoldedThrough(store);
+  if (!cursor) return Fail(cursor.error());
+  uint64_t next = *cursor + 1;
+  // From past the cursor: the folded deltas' deletion markers are not
+  // stepped over.
+  auto last =
+      store.LastKey(keys::kStatsDeltaPrefix, keys::StatsDelta(*cursor + 1));
+  if (!last) return Fail(last.error());
+  if (*last) {
+    if ((*last)->size() != keys::kStatsDeltaPrefix.size() + 8) {
+      return Fail(Status::DataLoss("corrupt statistics delta key"));
+    }
+    next = std::max(next,
+                    keys::NumberAfter(**last, keys::kStatsDeltaPrefix) + 1);
+  }
+  return next;
+}
+
 Status StatsIndex::Initialize(RecordStore& records) {
   constexpr size_t kPerWrite = 1000;
   auto marker = store_.Get(keys::kStatsIndexed);

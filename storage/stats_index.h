@@ -2,15 +2,16 @@
 // docs/storage.md "Key layout", docs/accountability.md "Statistics that
 // survive erasure"). Owns the key families "st:d:" and "st:k:" and the
 // keys "m:stats_folded_through" and "m:stats_indexed"; the delta counter
-// "m:stats_next_delta" is RecordStore's (it numbers the deltas it stages).
+// "m:stats_next_delta" is RecordStore's (it numbers the deltas it stages;
+// read as a floor, written by builds before issue 16 only).
 //
 // Written with every transition, read without a scan of the records:
 // - Stage, called through RecordStore::Put (the one place a record is
 //   written), adds one delta entry per transition the record made since it
 //   was stored, in the same batch as the record, numbered in the order of
-//   the writes (under the write lock). Nothing is read and no shared
-//   counter is read-modified-written on the write path (the delta counter
-//   is only written, as the record id counter is).
+//   the writes (under the write lock). Nothing is read and no counter is
+//   written on the write path: the next number is derived at Open
+//   (NextDelta).
 // - Fold, run by maintenance, adds the next deltas to their kind's
 //   aggregate ("st:k:" kind), deletes them and moves the fold cursor past
 //   them, in one batch per chunk, each chunk under the write lock (taken
@@ -63,6 +64,17 @@ class StatsIndex {
   // sets closed_at). Returns how many numbers it used.
   static size_t Stage(leveldb::WriteBatch& batch, const codec::StoredRecord& r,
                       uint64_t first_seq);
+
+  // The number the next delta must get, derived from the store: past the
+  // last delta stored and past the fold cursor (a fold deletes the deltas
+  // it folds, the last one included, and moves the cursor in the same
+  // batch), so that no number is reused: a reused number would overwrite a
+  // pending delta or, at or below the cursor, never be counted.
+  // Initialize deletes the cursor only together with every delta, and
+  // numbers what it stages from the next number of the loaded store. Read
+  // at Open (RecordStore::Load). DataLoss for a cursor that does not decode
+  // or a delta key of the wrong length.
+  static Result<uint64_t> NextDelta(const Store& store);
 
   // For a store written before the index existed (no "m:stats_indexed"):
   // deletes whatever "st:" entries an interrupted call left, then stages

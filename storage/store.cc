@@ -90,6 +90,37 @@ Status Store::Scan(
   return FromLevelDb(it->status(), "scanning the store");
 }
 
+Result<std::optional<std::string>> Store::LastKey(
+    std::string_view prefix, std::string_view from) const {
+  std::unique_ptr<leveldb::Iterator> it(
+      db_->NewIterator(leveldb::ReadOptions()));
+  const leveldb::Slice p = ToSlice(prefix);
+  it->Seek(ToSlice(from < prefix ? prefix : from));
+  if (!it->Valid() || !it->key().starts_with(p)) {
+    CUSTOS_RETURN_IF_ERROR(FromLevelDb(it->status(), "reading the store"));
+    return std::optional<std::string>();
+  }
+  // One key is there: step back from the first key after the prefix.
+  std::string end(prefix);
+  while (!end.empty() && static_cast<uint8_t>(end.back()) == 0xff) {
+    end.pop_back();
+  }
+  if (!end.empty()) {
+    end.back() = static_cast<char>(static_cast<uint8_t>(end.back()) + 1);
+    it->Seek(end);
+  }
+  if (end.empty() || !it->Valid()) {
+    it->SeekToLast();
+  } else {
+    it->Prev();
+  }
+  CUSTOS_RETURN_IF_ERROR(FromLevelDb(it->status(), "reading the store"));
+  if (!it->Valid() || !it->key().starts_with(p)) {
+    return Fail(Status::Internal("the store changed under a read"));
+  }
+  return std::optional<std::string>(ToView(it->key()));
+}
+
 Result<Store::Ticket> Store::Apply(const WriteLock& lock,
                                    leveldb::WriteBatch& batch,
                                    const std::vector<Event>& events,

@@ -154,6 +154,14 @@ class Store {
               const std::function<bool(std::string_view key,
                                        std::string_view value)>& fn) const;
 
+  // The greatest key that starts with `prefix` and does not sort before
+  // `from` (the whole prefix when `from` is empty or sorts before it),
+  // nullopt if there is none. `from` lets a caller skip a range it knows
+  // holds only deleted keys: a backward step passes every deletion marker
+  // not yet compacted away, one at a time. Errors: mapped LevelDB errors.
+  Result<std::optional<std::string>> LastKey(std::string_view prefix,
+                                             std::string_view from) const;
+
   // Appends `events` to the history in `batch` and writes it, under the
   // lock, not yet durable. Internal if `lock` is not this store's held
   // lock. `what` names the change in error messages.

@@ -79,10 +79,12 @@ Result<Subjects::Prepared::Subject> Subjects::NewSubject(
 Result<Subjects::Prepared> Subjects::Prepare(
     const std::vector<std::string_view>& identifiers) {
   Prepared prepared;
+  prepared.index_keys.reserve(identifiers.size());
   for (std::string_view identifier : identifiers) {
     const crypto::Digest index =
         crypto::BlindIndex(blind_index_key_, identifier);
-    std::string index_key = keys::BlindIndex(AsStringView(index));
+    prepared.index_keys.push_back(keys::BlindIndex(AsStringView(index)));
+    const std::string& index_key = prepared.index_keys.back();
     if (prepared.by_index_key.contains(index_key)) continue;
     auto live = Live(index_key);
     if (!live) return Fail(live.error());
@@ -92,7 +94,7 @@ Result<Subjects::Prepared> Subjects::Prepare(
       DropUnused(prepared, false);
       return Fail(subject.error());
     }
-    prepared.by_index_key.emplace(std::move(index_key), std::move(*subject));
+    prepared.by_index_key.emplace(index_key, std::move(*subject));
   }
   return prepared;
 }
@@ -111,11 +113,14 @@ void Subjects::DropUnused(Prepared& prepared, bool committed) {
 }
 
 Result<std::string> Subjects::FindOrCreate(const WriteLock& /*lock*/,
+                                           size_t position,
                                            std::string_view identifier,
                                            leveldb::WriteBatch& batch,
                                            Prepared& prepared) {
-  const crypto::Digest index = crypto::BlindIndex(blind_index_key_, identifier);
-  const std::string index_key = keys::BlindIndex(AsStringView(index));
+  if (position >= prepared.index_keys.size()) {
+    return Fail(Status::Internal("an identifier that was not prepared"));
+  }
+  const std::string& index_key = prepared.index_keys[position];
   auto it = prepared.by_index_key.find(index_key);
   if (it != prepared.by_index_key.end() && it->second.used) {
     return it->second.id;  // Named twice in one batch.
@@ -127,6 +132,13 @@ Result<std::string> Subjects::FindOrCreate(const WriteLock& /*lock*/,
     // Live at Prepare, shredded since: a new subject now, its key durable
     // before the record that uses it.
     uint64_t ticket = 0;
+    // The digest the key was made of (its last bytes).
+    crypto::Digest index;
+    const std::string_view digest =
+        std::string_view(index_key).substr(index_key.size() - index.size());
+    for (size_t i = 0; i < index.size(); ++i) {
+      index[i] = static_cast<uint8_t>(digest[i]);
+    }
     auto subject = NewSubject(identifier, index, &ticket);
     if (!subject) return Fail(subject.error());
     it = prepared.by_index_key.emplace(index_key, std::move(*subject)).first;

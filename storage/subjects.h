@@ -46,6 +46,9 @@ class Subjects {
       bool used = false;    // Taken by FindOrCreate.
     };
     std::map<std::string, Subject> by_index_key;
+    // The blind-index key of each identifier given to Prepare, in the
+    // order given (a keyed hash: computed once per identifier).
+    std::vector<std::string> index_keys;
     uint64_t ticket = 0;  // The keystore write to wait for (0: none).
   };
 
@@ -64,12 +67,14 @@ class Subjects {
   // left behind is harmless.
   void DropUnused(Prepared& prepared, bool committed);
 
-  // The subject named by `identifier`, as it is now: the live one, else a
+  // The subject named by `identifier`, the `position`th (from 0) of the
+  // identifiers given to Prepare, as it is now: the live one, else a
   // prepared one, whose entry and blind index are added to `batch`. One
   // batch never uses one prepared subject twice. (If the identifier was
   // live at Prepare but shredded since, a new subject is made here, its key
-  // made durable under the lock.)
-  Result<std::string> FindOrCreate(const WriteLock& lock,
+  // made durable under the lock.) REQUIRES: `identifier` is that
+  // identifier (its blind index is the one Prepare computed).
+  Result<std::string> FindOrCreate(const WriteLock& lock, size_t position,
                                    std::string_view identifier,
                                    leveldb::WriteBatch& batch,
                                    Prepared& prepared);

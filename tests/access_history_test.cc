@@ -6,6 +6,11 @@
 #include <gtest/gtest.h>
 #include <leveldb/db.h>
 
+#include <array>
+#include <map>
+#include <string>
+#include <vector>
+
 #include "report/subject_report_html.h"
 #include "report/subject_report_json.h"
 #include "storage/keys.h"
@@ -237,6 +242,51 @@ TEST_F(AccessHistoryTest,
   EXPECT_TRUE(chain->ok) << chain->problem;
   const std::string ben = *engine_->FindSubject(*admin_, "ben@example.org");
   EXPECT_EQ(Actions(ben), (std::vector<std::string>{"create", "read"}));
+}
+
+// Issue 16: the next record id and statistics delta number are derived at
+// Open (docs/storage.md, "Counters derived at Open"). A sweep that erases
+// the last record, prunes its history and folds every statistics delta
+// deletes the newest keys of two families; across a reopen without the
+// stored counters, no id is reused, the statistics stay exact and the chain
+// verifies.
+TEST_F(AccessHistoryTest, AfterAPruneAndAReopenNoIdIsReusedAndAllStillAdds) {
+  const uint64_t first = CreateRecord("ben@example.org");
+  ASSERT_TRUE(engine_->GetRecord(*owner_, first).has_value());
+  NewRecord r;
+  r.kind = "alert";  // Erased 6 months after closure; history kept 5 years.
+  r.personal = {{"anna@example.org", {{"name", "Anna"}}}};
+  const uint64_t last = *engine_->CreateRecord(*owner_, r);
+  ASSERT_TRUE(engine_->Close(*owner_, last).ok());
+  EXPECT_EQ(SweepAt(At(2027, 2, 28)).erased, 1u);
+  EXPECT_EQ(SweepAt(At(2032, 2, 28)).history_pruned, 3u);
+  Close();
+  {
+    auto db = OpenRaw("records");
+    ASSERT_NE(db, nullptr);
+    EXPECT_EQ(CountKeys(*db, "st:d:"), 0);  // Every delta folded.
+    for (const char* counter : {"m:next_record_id", "m:stats_next_delta"}) {
+      ASSERT_TRUE(db->Delete(leveldb::WriteOptions(), counter).ok());
+    }
+  }
+  Reopen();
+  const uint64_t next = CreateRecord("eva@example.org");
+  EXPECT_EQ(next, last + 1);
+  auto ben = engine_->GetRecord(*owner_, first);
+  ASSERT_TRUE(ben.has_value()) << ben.error().ToString();
+  ASSERT_EQ(ben->parts.size(), 1u);
+  EXPECT_EQ(ben->parts[0].subject_identifier, "ben@example.org");
+  const std::string eva = *engine_->FindSubject(*admin_, "eva@example.org");
+  EXPECT_EQ(Actions(eva), (std::vector<std::string>{"create"}));
+  auto chain = engine_->VerifyChain(*auditor_);
+  ASSERT_TRUE(chain.has_value()) << chain.error().ToString();
+  EXPECT_TRUE(chain->ok) << chain->problem;
+  auto stats = engine_->ProduceStatistics(*auditor_, {});
+  ASSERT_TRUE(stats.has_value()) << stats.error().ToString();
+  std::map<std::string, std::array<uint64_t, 4>> by_kind;
+  for (const KindStatistics& k : stats->kinds) by_kind[k.kind] = k.by_state;
+  EXPECT_EQ(by_kind["request"], (std::array<uint64_t, 4>{2, 0, 0, 0}));
+  EXPECT_EQ(by_kind["alert"], (std::array<uint64_t, 4>{0, 0, 0, 1}));
 }
 
 TEST_F(AccessHistoryTest, PrunedEventsLeaveTheFiles) {

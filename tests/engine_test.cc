@@ -9,6 +9,8 @@
 #include "storage/codec.h"
 #include "storage/keys.h"
 #include "storage/keystore.h"
+#include "storage/leveldb_util.h"
+#include "storage/record_store.h"
 #include "tests/engine_fixture.h"
 
 namespace custos::testing {
@@ -615,6 +617,118 @@ TEST_F(EngineRecordsTest, RecordsAreCountedByTheirEffectiveStateAtAnInstant) {
   EXPECT_EQ(corrupt->unreadable, 1u);
   EXPECT_EQ(corrupt->blocked, 1u);
   EXPECT_EQ(corrupt->active + corrupt->closed + corrupt->erased, 3u);
+}
+
+// ---- Counters derived at Open (issue 16) -----------------------------------
+// A create writes no statistics delta counter and moves the record id floor
+// once in RecordStore::kIdsAhead + 1 creates; Open derives the next id from
+// the last record and takes the stored value as a floor (docs/storage.md,
+// "Counters derived at Open").
+
+// How often `needle` occurs in the write-ahead logs of the records
+// database: the writes since the last Open (Open turns the old log into a
+// table).
+int InRecordsLogs(const std::string& dir, std::string_view needle) {
+  int n = 0;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(dir + "/records")) {
+    if (entry.path().extension() != ".log") continue;
+    std::ifstream in(entry.path(), std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)),
+                            std::istreambuf_iterator<char>());
+    for (size_t at = bytes.find(needle); at != std::string::npos;
+         at = bytes.find(needle, at + 1)) {
+      ++n;
+    }
+  }
+  return n;
+}
+
+TEST_F(EngineRecordsTest, CreatesWriteNoDeltaCounterAndTheIdFloorOnceInMany) {
+  Reopen();  // The logs then hold only what follows.
+  ASSERT_EQ(InRecordsLogs(dir_, keys::kNextRecordId), 0);
+  const uint64_t creates = RecordStore::kIdsAhead + 1;
+  for (uint64_t i = 1; i <= creates; ++i) {
+    ASSERT_EQ(CreateRecord("person-" + std::to_string(i % 3)), i);
+  }
+  EXPECT_EQ(InRecordsLogs(dir_, keys::kNextRecordId), 1);
+  EXPECT_EQ(InRecordsLogs(dir_, keys::kStatsNextDelta), 0);
+  Close();
+  // The floor is past every id given: a build that reads it as the next id
+  // (one before issue 16) reuses none.
+  auto db = OpenRaw("records");
+  ASSERT_NE(db, nullptr);
+  std::string floor;
+  ASSERT_TRUE(
+      db->Get(leveldb::ReadOptions(), ToSlice(keys::kNextRecordId), &floor)
+          .ok());
+  ASSERT_EQ(floor.size(), 8u);
+  EXPECT_GT(ReadBigEndian64(floor), creates);
+  EXPECT_FALSE(db->Get(leveldb::ReadOptions(), ToSlice(keys::kStatsNextDelta),
+                       &floor)
+                   .ok());
+}
+
+TEST_F(EngineRecordsTest, IdsFollowTheLastRecordWhenTheCounterIsGone) {
+  const uint64_t first = CreateRecord();
+  CreateRecord("emil@example.org");
+  const uint64_t last = CreateRecord("otto@example.org");
+  // An erased record keeps its entry, and so its id.
+  ASSERT_TRUE(engine_->EraseRecord(*admin_, last).ok());
+  Close();
+  {
+    auto db = OpenRaw("records");
+    ASSERT_NE(db, nullptr);
+    ASSERT_TRUE(
+        db->Delete(leveldb::WriteOptions(), ToSlice(keys::kNextRecordId)).ok());
+  }
+  Reopen();
+  EXPECT_EQ(CreateRecord("eva@example.org"), last + 1);
+  // The first record is still the first (a reused id would have replaced it).
+  auto got = engine_->GetRecord(*owner_, first);
+  ASSERT_TRUE(got.has_value()) << got.error().ToString();
+  ASSERT_EQ(got->parts.size(), 1u);
+  EXPECT_EQ(got->parts[0].subject_identifier, "anna@example.org");
+  auto chain = engine_->VerifyChain(*auditor_);
+  ASSERT_TRUE(chain.has_value()) << chain.error().ToString();
+  EXPECT_TRUE(chain->ok) << chain->problem;
+}
+
+TEST_F(EngineRecordsTest, AStoredRecordIdCounterIsAFloor) {
+  CreateRecord();
+  CreateRecord("emil@example.org");
+  const uint64_t last = CreateRecord("otto@example.org");
+  auto set_counter = [&](uint64_t value) {
+    Close();
+    auto db = OpenRaw("records");
+    ASSERT_NE(db, nullptr);
+    std::string bytes;
+    AppendBigEndian64(bytes, value);
+    ASSERT_TRUE(
+        db->Put(leveldb::WriteOptions(), ToSlice(keys::kNextRecordId), bytes)
+            .ok());
+    db.reset();
+    Reopen();
+  };
+  // Behind the records (as no build writes it): the records win.
+  set_counter(2);
+  EXPECT_EQ(CreateRecord("eva@example.org"), last + 1);
+  // Ahead of them (a store an older build wrote, or this build's floor):
+  // the counter wins.
+  set_counter(100);
+  EXPECT_EQ(CreateRecord("eva@example.org"), 100u);
+  // Not 8 bytes: DataLoss, as before.
+  Close();
+  {
+    auto db = OpenRaw("records");
+    ASSERT_NE(db, nullptr);
+    ASSERT_TRUE(
+        db->Put(leveldb::WriteOptions(), ToSlice(keys::kNextRecordId), "x")
+            .ok());
+  }
+  auto refused = Engine::Open(MakeOptions(), MasterKey());
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code(), StatusCode::kDataLoss);
 }
 
 }  // namespace

@@ -351,6 +351,49 @@ TEST_F(StatisticsTest, AStoreWithoutTheIndexIsIndexedOnceWhenOpened) {
   EXPECT_EQ(Numbers(Stats()), expected);
 }
 
+// Issue 16: no delta counter is written; Open numbers the next delta past
+// the last delta and past the fold cursor, so a delta written after a
+// reopen neither replaces a pending one nor falls behind the cursor (where
+// it would never be counted). The counter a store of an older build holds
+// is deleted here: it is only a floor now.
+TEST_F(StatisticsTest, DeltaNumbersContinueAcrossReopenWithoutACounter) {
+  auto reopen_without_counter = [&] {
+    Close();
+    {
+      auto db = OpenRaw("records");
+      ASSERT_NE(db, nullptr);
+      ASSERT_TRUE(
+          db->Delete(leveldb::WriteOptions(), "m:stats_next_delta").ok());
+    }
+    Reopen();
+  };
+  Create("request");
+  Create("request");
+  Fold();  // Deltas 1 and 2 folded and deleted: none left, the cursor at 2.
+  reopen_without_counter();
+  Create("request");  // Past the cursor.
+  Create("alert");    // Pending.
+  reopen_without_counter();
+  Create("alert");  // Past the pending one.
+  EXPECT_EQ(Stats().pending, 3u);
+  for (bool folded : {false, true}) {
+    if (folded) {
+      Fold();
+      Reopen();
+      EXPECT_EQ(Stats().pending, 0u);
+    }
+    const Statistics s = Stats();
+    const KindStatistics* request = Kind(s, "request");
+    const KindStatistics* alert = Kind(s, "alert");
+    ASSERT_NE(request, nullptr);
+    ASSERT_NE(alert, nullptr);
+    EXPECT_EQ(request->by_state, (States{3, 0, 0, 0}));
+    EXPECT_EQ(request->total.created, 3u);
+    EXPECT_EQ(alert->by_state, (States{2, 0, 0, 0}));
+    EXPECT_EQ(alert->total.created, 2u);
+  }
+}
+
 TEST_F(StatisticsTest, AnInterruptedIndexingStartsOverAndCountsNothingTwice) {
   const uint64_t a = Create("request");
   Create("alert");

@@ -359,6 +359,38 @@ TEST_F(StoreTest, ScanRespectsPrefixStartAndStop) {
   EXPECT_EQ(collect("t:", "s:", 100), (V{"t:a", "t:b", "t:c", "t:d"}));
 }
 
+TEST_F(StoreTest, LastKeyIsTheGreatestKeyOfThePrefixFromAStart) {
+  OpenStore(/*sync_writes=*/false);
+  leveldb::WriteBatch batch;
+  const std::string ff_prefix = "w\xff";
+  for (const std::string& key :
+       {std::string("t:a"), std::string("t:b"), std::string("t:c"),
+        std::string("t;"), std::string("u:a"), ff_prefix + "a",
+        ff_prefix + "b"}) {
+    batch.Put(key, "");
+  }
+  ASSERT_TRUE(store_->Commit(store_->Lock(), batch, {}, "fill").ok());
+  auto last = [&](std::string_view prefix, std::string_view from) {
+    auto key = store_->LastKey(prefix, from);
+    EXPECT_TRUE(key.has_value()) << key.error().ToString();
+    return key ? key->value_or("(none)") : "(error)";
+  };
+  EXPECT_EQ(last("t:", ""), "t:c");  // Not "t;", the next key after.
+  EXPECT_EQ(last("t:", "t:c"), "t:c");
+  EXPECT_EQ(last("t:", "t:cc"), "(none)");
+  EXPECT_EQ(last("t:", "a"), "t:c");  // A start before the prefix.
+  EXPECT_EQ(last("u:", ""), "u:a");   // The next key is another family's.
+  EXPECT_EQ(last("v:", ""), "(none)");
+  EXPECT_EQ(last(ff_prefix, ""), ff_prefix + "b");  // No key after it.
+  // Deleted keys are not there; the ones before them are.
+  leveldb::WriteBatch deletes;
+  deletes.Delete("t:c");
+  deletes.Delete("t:b");
+  ASSERT_TRUE(store_->Commit(store_->Lock(), deletes, {}, "delete").ok());
+  EXPECT_EQ(last("t:", ""), "t:a");
+  EXPECT_EQ(last("t:", "t:b"), "(none)");
+}
+
 TEST_F(StoreTest, WithoutSyncWritesOnlyForcedCommitsSync) {
   OpenStore(/*sync_writes=*/false);
   leveldb::WriteBatch first;
