@@ -27,7 +27,7 @@ std::string LedgerKey(const crypto::Digest& hash) {
 std::string RetiringKeyKey(std::string_view subject_id) {
   return std::string("o:").append(subject_id);
 }
-constexpr std::string_view kShredIntentPrefix = "s:";
+constexpr std::string_view kShredIntentPrefix = "i:";
 std::string ShredIntentKey(std::string_view subject_id) {
   return std::string(kShredIntentPrefix).append(subject_id);
 }
@@ -528,7 +528,7 @@ Status Keystore::PurgeKeys(const std::vector<std::string>& subject_ids) {
   // drops every version (tests/erasure_disk_test.cc shows the difference).
   // Every key that is gone is deleted again (a live key, e.g. of a shred
   // whose destruction failed, is left alone); the range is compacted
-  // before and after. The same for the shred intents ("s:"), a range of
+  // before and after. The same for the shred intents ("i:"), a range of
   // their own: an intent still there (its records side not yet known
   // durable) is left alone too.
   const auto [min_it, max_it] =

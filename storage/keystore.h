@@ -16,7 +16,7 @@
 //   "l:" ledger hash   LedgerEntry
 //   "o:" subject id    WrappedKey: the retiring key of a subject being
 //                      re-keyed (storage/rekeyer.h), until it is destroyed
-//   "s:" subject id    ShredIntent: a shred whose records-side write may not
+//   "i:" subject id    ShredIntent: a shred whose records-side write may not
 //                      be durable yet (docs/storage.md, "Shredding")
 //   "le:" record hash  u64 BE erased-at µs: an erased record (the ledger)
 //   "lp:" u64 BE seq   u64 BE seqs: history events pruned (the ledger)
@@ -130,8 +130,8 @@ class Keystore {
 
   // In one synchronous write: deletes the subject's wrapped key (and a
   // retiring one) and records `ledger_hash` in the erasure ledger, and,
-  // when `intent` is given, puts the shred intent "s:"<subject> (its
-  // at_micros and by are `at` and `by`); then evicts the cached key. Costs
+  // when `intent_witness` is given, puts the shred intent "i:"<subject>
+  // {`at`, `intent_witness`, `by`}; then evicts the cached key. Costs
   // the same whatever the keystore's size: the wrapped key's bytes leave
   // the files later, by PurgeKeys.
   Status DestroyKey(std::string_view subject_id,
@@ -143,8 +143,8 @@ class Keystore {
   // malformed.
   Result<std::vector<std::pair<std::string, ShredIntent>>> ShredIntents();
   // Deletes the subjects' shred intents in one write, not synced: an intent
-  // that survives is dropped again at the next Open. Their bytes leave the
-  // files with the subject's key, by PurgeKeys.
+  // that survives a crash is dropped again by the next Shredder::Recover.
+  // Their bytes leave the files with the subject's key, by PurgeKeys.
   Status DropShredIntents(const std::vector<std::string>& subject_ids);
 
   // ---- Deadline bucket keys (docs/crypto.md, "Deadline keys") -----------

@@ -141,13 +141,17 @@ Status Shredder::Shred(const PrincipalInfo& admin,
 }
 
 Status Shredder::RecoverKeystoreIntents() {
+  // Under the write lock from the read of the intents to their drop: a
+  // shred cannot put an intent in between (its records side not synced)
+  // that the drop would delete.
+  WriteLock lock = u_.store.Lock();
   auto intents = u_.keystore.ShredIntents();
   if (!intents) return intents.error();
   if (intents->empty()) return Status::Ok();
-  WriteLock lock = u_.store.Lock();
   leveldb::WriteBatch batch;
   std::vector<Event> events;
   std::vector<std::string> subject_ids;
+  std::vector<std::pair<crypto::Digest, std::string>> rewritten;
   const int64_t now = ToMicros(u_.clock.Now());
   for (const auto& [subject_id, intent] : *intents) {
     subject_ids.push_back(subject_id);
@@ -187,14 +191,18 @@ Status Shredder::RecoverKeystoreIntents() {
     by.id = intent.by;
     events.push_back(events::SubjectEvent(by, EventAction::kShred, subject_id,
                                           FromMicros(intent.at_micros)));
-    u_.subjects.ForgetIndex(*index);
-    u_.subjects.ForgetIdentifier(subject_id);
+    rewritten.emplace_back(*index, subject_id);
   }
   // Synced: this write and, the log being written in order, every shred's
   // records-side write before it are durable once it returns ...
-  CUSTOS_RETURN_IF_ERROR(u_.store.Commit(std::move(lock), batch, events,
-                                         "recovering shred",
-                                         /*force_sync=*/true));
+  auto ticket = u_.store.Apply(lock, batch, events, "recovering shred",
+                               /*force_sync=*/true);
+  if (!ticket) return ticket.error();
+  for (const auto& [index, subject_id] : rewritten) {  // As Shred does.
+    u_.subjects.ForgetIndex(index);
+    u_.subjects.ForgetIdentifier(subject_id);
+  }
+  CUSTOS_RETURN_IF_ERROR(u_.store.WaitDurable(*ticket));
   // ... so the intents can go (not synced: one that survives a crash is
   // dropped again by the next Recover).
   return u_.keystore.DropShredIntents(subject_ids);

@@ -3,7 +3,7 @@
 //   Shred     1. intent ("q:shred:") + subject marked and unlinked from its
 //                identifier, with the shred event, in the records database
 //                (written, not synced); 2. key destroyed, ledger written and
-//                the keystore intent ("s:") put, in the keystore, in the
+//                the keystore intent ("i:") put, in the keystore, in the
 //                shred's one synchronous write, and the cached key evicted;
 //                then reported. The destroyed key's bytes are queued for the
 //                erasure compaction, never compacted on this path, so a

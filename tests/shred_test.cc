@@ -339,7 +339,7 @@ TEST_F(ShredTest, TheKeystoreIntentIsDroppedOnceTheRecordsSideIsDurable) {
     std::unique_ptr<leveldb::DB> keystore = OpenRaw("keystore");
     ASSERT_NE(keystore, nullptr);
     EXPECT_TRUE(
-        keystore->Get(leveldb::ReadOptions(), "s:" + subject, &intent).ok());
+        keystore->Get(leveldb::ReadOptions(), "i:" + subject, &intent).ok());
     EXPECT_EQ(CountKeys(*keystore, "k:" + subject), 0);
   }
   ASSERT_GT(intent.size(), 9u);
@@ -351,9 +351,9 @@ TEST_F(ShredTest, TheKeystoreIntentIsDroppedOnceTheRecordsSideIsDurable) {
   {
     std::unique_ptr<leveldb::DB> keystore = OpenRaw("keystore");
     ASSERT_NE(keystore, nullptr);
-    EXPECT_EQ(CountKeys(*keystore, "s:"), 0);
+    EXPECT_EQ(CountKeys(*keystore, "i:"), 0);
   }
-  // (The MANIFEST may name "s:<subject>" as an old table's bound until the
+  // (The MANIFEST may name "i:<subject>" as an old table's bound until the
   // next open, as it does "k:<subject>": docs/storage.md, "Deletion bound".)
   EXPECT_EQ(ReadAllFiles(dir_ + "/keystore").find(intent), std::string::npos);
 }
@@ -367,7 +367,7 @@ TEST_F(ShredTest, CompleteShredsDropsTheKeystoreIntent) {
   Close();
   std::unique_ptr<leveldb::DB> keystore = OpenRaw("keystore");
   ASSERT_NE(keystore, nullptr);
-  EXPECT_EQ(CountKeys(*keystore, "s:"), 0);
+  EXPECT_EQ(CountKeys(*keystore, "i:"), 0);
 }
 
 // The crash window of the one synchronous write: a power loss after the
@@ -428,7 +428,7 @@ TEST_F(ShredTest, AShredWhoseRecordsWriteIsLostIsFinishedAtOpen) {
   {
     std::unique_ptr<leveldb::DB> keystore = OpenRaw("keystore");
     ASSERT_NE(keystore, nullptr);
-    EXPECT_EQ(CountKeys(*keystore, "s:"), 0);
+    EXPECT_EQ(CountKeys(*keystore, "i:"), 0);
     EXPECT_EQ(CountKeys(*keystore, "k:" + subject), 0);
   }
   ReopenAll();
