@@ -143,12 +143,21 @@ Status Erasure::DeleteQueuedRanges() {
 
 void Erasure::AddWitness(leveldb::WriteBatch& batch,
                          const codec::Bytes& sealed) {
-  if (sealed.size() < kWitnessNonceOffset + crypto::kNonceSize) return;
+  AddWitnessKey(batch, WitnessKey(sealed));
+}
+
+std::string Erasure::WitnessKey(const codec::Bytes& sealed) {
+  if (sealed.size() < kWitnessNonceOffset + crypto::kNonceSize) return "";
   std::string key(keys::kWitnessPrefix);
   for (size_t i = 0; i < crypto::kNonceSize; ++i) {
     key.push_back(static_cast<char>(~sealed[kWitnessNonceOffset + i]));
   }
-  batch.Put(key, "");
+  return key;
+}
+
+void Erasure::AddWitnessKey(leveldb::WriteBatch& batch, std::string_view key) {
+  if (key.empty()) return;
+  batch.Put(ToSlice(key), "");
 }
 
 void Erasure::Queue(leveldb::WriteBatch& batch, std::string_view key,

@@ -45,6 +45,11 @@ class Erasure {
   // Adds to `batch` a witness of `sealed`, a value about to be erased.
   static void AddWitness(leveldb::WriteBatch& batch,
                          const codec::Bytes& sealed);
+  // The key AddWitness puts for `sealed` ("" when it puts none), and
+  // AddWitness by that key: a shred's intent carries its wrapped key's
+  // witness to a recovery that runs after the key is gone.
+  static std::string WitnessKey(const codec::Bytes& sealed);
+  static void AddWitnessKey(leveldb::WriteBatch& batch, std::string_view key);
   // Queues records-database `key` for compaction, at `now_micros`.
   static void Queue(leveldb::WriteBatch& batch, std::string_view key,
                     int64_t now_micros);

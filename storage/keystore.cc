@@ -27,6 +27,33 @@ std::string LedgerKey(const crypto::Digest& hash) {
 std::string RetiringKeyKey(std::string_view subject_id) {
   return std::string("o:").append(subject_id);
 }
+constexpr std::string_view kShredIntentPrefix = "i:";
+std::string ShredIntentKey(std::string_view subject_id) {
+  return std::string(kShredIntentPrefix).append(subject_id);
+}
+
+// u64 BE at_micros || u8 witness size || witness || by.
+std::string EncodeShredIntent(const Keystore::ShredIntent& intent) {
+  std::string value;
+  AppendBigEndian64(value, static_cast<uint64_t>(intent.at_micros));
+  value.push_back(static_cast<char>(intent.witness.size()));
+  value.append(intent.witness);
+  value.append(intent.by);
+  return value;
+}
+
+Result<Keystore::ShredIntent> DecodeShredIntent(std::string_view value) {
+  if (value.size() < 9 ||
+      value.size() < size_t{9} + static_cast<uint8_t>(value[8])) {
+    return Fail(Status::DataLoss("corrupt shred intent"));
+  }
+  Keystore::ShredIntent intent;
+  intent.at_micros = static_cast<int64_t>(ReadBigEndian64(value));
+  const size_t witness = static_cast<uint8_t>(value[8]);
+  intent.witness = std::string(value.substr(9, witness));
+  intent.by = std::string(value.substr(9 + witness));
+  return intent;
+}
 
 leveldb::WriteOptions Synced() {
   leveldb::WriteOptions wo;
@@ -383,8 +410,12 @@ Result<bool> Keystore::HasKey(std::string_view subject_id) {
 }
 
 Status Keystore::DestroyKey(std::string_view subject_id,
-                            const crypto::Digest& ledger_hash, Timestamp /*at*/,
-                            std::string_view by) {
+                            const crypto::Digest& ledger_hash, Timestamp at,
+                            std::string_view by,
+                            std::optional<std::string_view> intent_witness) {
+  if (intent_witness && intent_witness->size() > 255) {
+    return Status::InvalidArgument("shred intent witness too long");
+  }
   std::shared_lock keys(keys_mu_);
   leveldb::WriteBatch batch;
   batch.Delete(KeyKey(subject_id));
@@ -394,6 +425,13 @@ Status Keystore::DestroyKey(std::string_view subject_id,
   // find their records by it. The entry says only that the person was
   // shredded (what a restore needs) and by whom.
   batch.Put(LedgerKey(ledger_hash), codec::EncodeLedgerEntry(0, by));
+  // The intent is keyed by the random subject id, not the ledger hash, and
+  // leaves the files with the key (DropShredIntents, PurgeKeys).
+  if (intent_witness) {
+    batch.Put(ShredIntentKey(subject_id),
+              EncodeShredIntent({ToMicros(at), std::string(*intent_witness),
+                                 std::string(by)}));
+  }
   // Always synchronous: a shred reported done must survive a crash.
   leveldb::WriteOptions wo;
   wo.sync = true;
@@ -403,6 +441,32 @@ Status Keystore::DestroyKey(std::string_view subject_id,
   // leave a usable key in memory.
   cache_.Evict(std::string(subject_id));
   return status;
+}
+
+Result<std::vector<std::pair<std::string, Keystore::ShredIntent>>>
+Keystore::ShredIntents() {
+  std::vector<std::pair<std::string, ShredIntent>> intents;
+  std::unique_ptr<leveldb::Iterator> it(
+      db_->NewIterator(leveldb::ReadOptions()));
+  const leveldb::Slice prefix = ToSlice(kShredIntentPrefix);
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
+       it->Next()) {
+    auto intent = DecodeShredIntent(ToView(it->value()));
+    if (!intent) return Fail(intent.error());
+    intents.emplace_back(ToView(it->key()).substr(kShredIntentPrefix.size()),
+                         std::move(*intent));
+  }
+  CUSTOS_RETURN_IF_ERROR(FromLevelDb(it->status(), "reading shred intents"));
+  return intents;
+}
+
+Status Keystore::DropShredIntents(const std::vector<std::string>& subject_ids) {
+  leveldb::WriteBatch batch;
+  for (const std::string& subject_id : subject_ids) {
+    batch.Delete(ShredIntentKey(subject_id));
+  }
+  return FromLevelDb(db_->Write(leveldb::WriteOptions(), &batch),
+                     "dropping shred intents");
 }
 
 std::string Keystore::BucketKeyName(uint64_t bucket) {
@@ -464,21 +528,29 @@ Status Keystore::PurgeKeys(const std::vector<std::string>& subject_ids) {
   // drops every version (tests/erasure_disk_test.cc shows the difference).
   // Every key that is gone is deleted again (a live key, e.g. of a shred
   // whose destruction failed, is left alone); the range is compacted
-  // before and after.
+  // before and after. The same for the shred intents ("i:"), a range of
+  // their own: an intent still there (its records side not yet known
+  // durable) is left alone too.
   const auto [min_it, max_it] =
       std::minmax_element(subject_ids.begin(), subject_ids.end());
-  const std::string first = KeyKey(*min_it), last = KeyKey(*max_it);
-  const leveldb::Slice begin(first), end(last);
-  db_->CompactRange(&begin, &end);
+  using MakeKey = std::string (*)(std::string_view);
+  constexpr MakeKey kRanges[] = {&KeyKey, &ShredIntentKey};
+  for (MakeKey make : kRanges) {
+    const std::string first = make(*min_it), last = make(*max_it);
+    const leveldb::Slice begin(first), end(last);
+    db_->CompactRange(&begin, &end);
+  }
   leveldb::WriteBatch again;
   for (const std::string& subject_id : subject_ids) {
-    const std::string key = KeyKey(subject_id);
-    std::string value;
-    leveldb::Status s = db_->Get(leveldb::ReadOptions(), key, &value);
-    if (s.IsNotFound()) {
-      again.Delete(key);
-    } else if (!s.ok()) {
-      return FromLevelDb(s, "reading subject key");
+    for (MakeKey make : kRanges) {
+      const std::string key = make(subject_id);
+      std::string value;
+      leveldb::Status s = db_->Get(leveldb::ReadOptions(), key, &value);
+      if (s.IsNotFound()) {
+        again.Delete(key);
+      } else if (!s.ok()) {
+        return FromLevelDb(s, "reading subject key");
+      }
     }
   }
   {
@@ -486,7 +558,11 @@ Status Keystore::PurgeKeys(const std::vector<std::string>& subject_ids) {
     CUSTOS_RETURN_IF_ERROR(
         FromLevelDb(db_->Write(Synced(), &again), "destroying subject key"));
   }
-  db_->CompactRange(&begin, &end);
+  for (MakeKey make : kRanges) {
+    const std::string first = make(*min_it), last = make(*max_it);
+    const leveldb::Slice begin(first), end(last);
+    db_->CompactRange(&begin, &end);
+  }
   return Status::Ok();
 }
 

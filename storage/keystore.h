@@ -16,6 +16,8 @@
 //   "l:" ledger hash   LedgerEntry
 //   "o:" subject id    WrappedKey: the retiring key of a subject being
 //                      re-keyed (storage/rekeyer.h), until it is destroyed
+//   "i:" subject id    ShredIntent: a shred whose records-side write may not
+//                      be durable yet (docs/storage.md, "Shredding")
 //   "le:" record hash  u64 BE erased-at µs: an erased record (the ledger)
 //   "lp:" u64 BE seq   u64 BE seqs: history events pruned (the ledger)
 //
@@ -116,13 +118,34 @@ class Keystore {
   // True if a wrapped key is stored for the subject.
   Result<bool> HasKey(std::string_view subject_id);
 
-  // In one synchronous write: deletes the subject's wrapped key and records
-  // `ledger_hash` in the erasure ledger; then evicts the cached key. Costs
+  // What a shred leaves in the keystore, with the key's destruction, until
+  // its records-side write is known to be durable: enough for
+  // Shredder::Recover to write that side again should a power loss have
+  // lost it. Names no person: the subject id is random, `by` a principal.
+  struct ShredIntent {
+    int64_t at_micros = 0;  // The shred's time.
+    std::string witness;    // Erasure::WitnessKey of the wrapped key, or "".
+    std::string by;         // The principal id who asked.
+  };
+
+  // In one synchronous write: deletes the subject's wrapped key (and a
+  // retiring one) and records `ledger_hash` in the erasure ledger, and,
+  // when `intent_witness` is given, puts the shred intent "i:"<subject>
+  // {`at`, `intent_witness`, `by`}; then evicts the cached key. Costs
   // the same whatever the keystore's size: the wrapped key's bytes leave
   // the files later, by PurgeKeys.
   Status DestroyKey(std::string_view subject_id,
                     const crypto::Digest& ledger_hash, Timestamp at,
-                    std::string_view by);
+                    std::string_view by,
+                    std::optional<std::string_view> intent_witness =
+                        std::nullopt);
+  // Every shred intent, by subject id, in key order. DataLoss if one is
+  // malformed.
+  Result<std::vector<std::pair<std::string, ShredIntent>>> ShredIntents();
+  // Deletes the subjects' shred intents in one write, not synced: an intent
+  // that survives a crash is dropped again by the next Shredder::Recover.
+  // Their bytes leave the files with the subject's key, by PurgeKeys.
+  Status DropShredIntents(const std::vector<std::string>& subject_ids);
 
   // ---- Deadline bucket keys (docs/crypto.md, "Deadline keys") -----------
   // Stored and cached as a subject's key named BucketKeyName(bucket):
@@ -137,8 +160,9 @@ class Keystore {
   Status DestroyBucketKey(uint64_t bucket);
 
   // Compacts the key range spanned by `subject_ids` (destroyed keys), so
-  // their deleted wrapped keys leave the keystore's files. Cost grows with
-  // the range's share of the keystore. REQUIRES: non-empty.
+  // their deleted wrapped keys and dropped shred intents leave the
+  // keystore's files. Cost grows with the range's share of the keystore.
+  // REQUIRES: non-empty.
   Status PurgeKeys(const std::vector<std::string>& subject_ids);
 
   Result<bool> InLedger(const crypto::Digest& ledger_hash);

@@ -17,9 +17,15 @@ Status Shredder::DestroyKey(const codec::StoredSubject& subject,
                             std::string_view by) {
   auto index = Subjects::BlindIndexOf(subject);
   if (!index) return index.error();
+  // The intent goes with the key (see Shred): the records-side write
+  // before this one is not synced.
+  auto wrapped = u_.keystore.WrappedBytes(subject.id);
+  if (!wrapped) return wrapped.error();
+  const std::string witness =
+      *wrapped ? Erasure::WitnessKey(**wrapped) : std::string();
   return u_.keystore.DestroyKey(
       subject.id, Keystore::LedgerShredHash(ledger_key_, *index, subject.id),
-      FromMicros(subject.shredded_at_micros), by);
+      FromMicros(subject.shredded_at_micros), by, witness);
 }
 
 Result<std::vector<HoldView>> Shredder::HoldsCovering(
@@ -115,23 +121,95 @@ Status Shredder::Shred(const PrincipalInfo& admin,
   Erasure::QueueKeystore(batch, subject_id, ToMicros(now));
   // The shred event is sealed under the subject's key like the rest of its
   // history, and becomes unreadable with it.
+  // Not waited for: the one synchronous write of a shred is the keystore's
+  // below, which records the intent with the key's destruction, so that
+  // Recover can write this batch's effect again should a power loss lose
+  // it (docs/storage.md, "Shredding"). A crash leaves this batch in the
+  // log (a process's death loses no write LevelDB flushed).
   auto ticket =
       u_.store.Apply(lock, batch,
                      {events::SubjectEvent(admin, EventAction::kShred,
                                            std::string(subject_id), now)},
-                     "recording shred intent", /*force_sync=*/true);
+                     "recording shred intent");
   if (!ticket) return ticket.error();
   u_.subjects.ForgetIndex(*index);  // After the index entry is gone.
   // After the identifier was cleared: should the key's destruction fail
   // below, a read must not open a cached copy with the surviving key.
   u_.subjects.ForgetIdentifier(std::string(subject_id));
-  // The intent must be durable before the key goes; the key's destruction
-  // is synchronous itself.
-  CUSTOS_RETURN_IF_ERROR(u_.store.WaitDurable(*ticket));
+  // Synchronous: the key, the ledger entry and the keystore's intent.
   return DestroyKey(*subject, admin.id);
 }
 
+Status Shredder::RecoverKeystoreIntents() {
+  // Under the write lock from the read of the intents to their drop: a
+  // shred cannot put an intent in between (its records side not synced)
+  // that the drop would delete.
+  WriteLock lock = u_.store.Lock();
+  auto intents = u_.keystore.ShredIntents();
+  if (!intents) return intents.error();
+  if (intents->empty()) return Status::Ok();
+  leveldb::WriteBatch batch;
+  std::vector<Event> events;
+  std::vector<std::string> subject_ids;
+  std::vector<std::pair<crypto::Digest, std::string>> rewritten;
+  const int64_t now = ToMicros(u_.clock.Now());
+  for (const auto& [subject_id, intent] : *intents) {
+    subject_ids.push_back(subject_id);
+    // Queued again: the intent's own bytes leave the keystore's files with
+    // the key's (PurgeKeys), even if the shred's compaction already ran.
+    Erasure::QueueKeystore(batch, subject_id, now);
+    auto subject = u_.subjects.Read(subject_id);
+    if (!subject && subject.error().code() == StatusCode::kNotFound) {
+      // Finished and unlinked by CompleteShreds, or never durable at all
+      // (then neither was anything written with its key).
+      continue;
+    }
+    if (!subject) return subject.error();
+    if (subject->shredded) continue;  // The records side is there.
+    // The records side was lost (a power loss after the keystore's write):
+    // written again as Shred wrote it. Everything written to the records
+    // database after it was lost with it (one log, written in order), so
+    // the blind index entry is still this subject's; checked all the same.
+    auto index = Subjects::BlindIndexOf(*subject);
+    if (!index) return index.error();
+    Erasure::AddWitness(batch, subject->sealed_identifier);
+    Erasure::AddWitnessKey(batch, intent.witness);
+    subject->sealed_identifier.clear();
+    subject->shredded = true;
+    subject->shredded_at_micros = intent.at_micros;
+    batch.Put(keys::Subject(subject_id), codec::EncodeSubject(*subject));
+    const std::string index_key = keys::BlindIndex(AsStringView(*index));
+    auto indexed = u_.store.Get(index_key);
+    if (!indexed) return indexed.error();
+    if (*indexed == subject_id) batch.Delete(index_key);
+    batch.Put(keys::ShredQueue(subject_id), "");
+    Erasure::Queue(batch, keys::Subject(subject_id), intent.at_micros);
+    // The shred event again, by whom the intent names, at the shred's
+    // time; the key is gone, so it has no sealed part (what every reader
+    // of the original event saw after the shred anyway).
+    PrincipalInfo by;
+    by.id = intent.by;
+    events.push_back(events::SubjectEvent(by, EventAction::kShred, subject_id,
+                                          FromMicros(intent.at_micros)));
+    rewritten.emplace_back(*index, subject_id);
+  }
+  // Synced: this write and, the log being written in order, every shred's
+  // records-side write before it are durable once it returns ...
+  auto ticket = u_.store.Apply(lock, batch, events, "recovering shred",
+                               /*force_sync=*/true);
+  if (!ticket) return ticket.error();
+  for (const auto& [index, subject_id] : rewritten) {  // As Shred does.
+    u_.subjects.ForgetIndex(index);
+    u_.subjects.ForgetIdentifier(subject_id);
+  }
+  CUSTOS_RETURN_IF_ERROR(u_.store.WaitDurable(*ticket));
+  // ... so the intents can go (not synced: one that survives a crash is
+  // dropped again by the next Recover).
+  return u_.keystore.DropShredIntents(subject_ids);
+}
+
 Status Shredder::Recover() {
+  CUSTOS_RETURN_IF_ERROR(RecoverKeystoreIntents());
   std::vector<std::string> intents;
   CUSTOS_RETURN_IF_ERROR(u_.store.Scan(
       keys::kShredQueuePrefix, {}, [&](std::string_view key, std::string_view) {

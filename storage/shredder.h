@@ -2,13 +2,18 @@
 // docs/storage.md "Shredding"), in the order of the protocol:
 //   Shred     1. intent ("q:shred:") + subject marked and unlinked from its
 //                identifier, with the shred event, in the records database
-//                (synchronously); 2. key destroyed and ledger written, in
-//                the keystore (synchronously), and the cached key evicted;
+//                (written, not synced); 2. key destroyed, ledger written and
+//                the keystore intent ("i:") put, in the keystore, in the
+//                shred's one synchronous write, and the cached key evicted;
 //                then reported. The destroyed key's bytes are queued for the
 //                erasure compaction, never compacted on this path, so a
 //                shred costs the same at any store size.
-//   Recover   at Open: an intent whose key still exists (a crash between 1
-//                and 2) is finished before anyone can read with that key.
+//   Recover   at Open (and first in Complete): a records-side intent whose
+//                key still exists (1 durable, 2 not) is finished before
+//                anyone can read with that key; a keystore intent whose
+//                records side is missing (2 durable, 1 lost to a power
+//                loss) has that side written again; then, with the records
+//                database synced, the keystore intents are dropped.
 //   Complete  later, in bounded steps: each of the subject's records is
 //                brought to its effective state (RecordViews::CatchUp: the
 //                transitions in force are written, with their events), the
@@ -60,13 +65,20 @@ class Shredder {
 
   // Engine::ShredSubject, by `admin`.
   Status Shred(const PrincipalInfo& admin, std::string_view subject_id);
-  // Finishes intents whose key was not destroyed yet (see above).
+  // Finishes intents whose key was not destroyed yet, and writes again
+  // the records side of shreds whose keystore intent survived it (see
+  // above); then drops the keystore intents.
   Status Recover();
   // Engine::CompleteShreds.
   Result<size_t> Complete(size_t budget);
 
  private:
+  // Destroys the subject's key and puts its keystore intent, in one
+  // synchronous keystore write.
   Status DestroyKey(const codec::StoredSubject& subject, std::string_view by);
+  // The keystore intents: for each, the records side written again if it
+  // is missing; then, once the records database is synced, dropped.
+  Status RecoverKeystoreIntents();
   // Every hold in force at `at` that covers a record of the subject: on
   // the subject, on one of its records, or on another subject of one of
   // its records.

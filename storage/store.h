@@ -166,8 +166,8 @@ class Store {
   // lock, not yet durable. Internal if `lock` is not this store's held
   // lock. `what` names the change in error messages.
   // `force_sync` makes it durable even when Options::sync_writes is false
-  // (a shred's intent). On error nothing was written and the history did
-  // not move.
+  // (the shred recovery's write). On error nothing was written and the
+  // history did not move.
   Result<Ticket> Apply(const WriteLock& lock, leveldb::WriteBatch& batch,
                        const std::vector<Event>& events, std::string_view what,
                        bool force_sync = false);

@@ -6,6 +6,7 @@
 #include "storage/keystore.h"
 
 #include <gtest/gtest.h>
+#include <leveldb/db.h>
 #include <leveldb/env.h>
 #include <stdlib.h>
 
@@ -158,6 +159,49 @@ TEST_F(KeystoreTest, PutKeyThenGetKeyReturnsTheSameKeyBytes) {
   ASSERT_TRUE(other.has_value());
   ASSERT_NE(*other, nullptr);
   EXPECT_FALSE((*other)->Equals(**reopened));
+}
+
+// The shred intent goes in the key's destruction batch, survives a reopen,
+// reads back as written, and goes with DropShredIntents; a destruction
+// without one (the keystore's own tests, a bucket key) writes none.
+TEST_F(KeystoreTest, AShredIntentIsWrittenWithTheKeysDestructionAndDropped) {
+  Open();
+  ASSERT_TRUE(keystore_->PutKey("s-anna", NewKey()).has_value());
+  ASSERT_TRUE(keystore_->PutKey("s-ben", NewKey()).has_value());
+  const Timestamp at = T0() + std::chrono::seconds(7);
+  ASSERT_TRUE(keystore_
+                  ->DestroyKey("s-anna", LedgerHash(1), at, "admin-1",
+                               std::string_view("ew:witness"))
+                  .ok());
+  ASSERT_TRUE(
+      keystore_->DestroyKey("s-ben", LedgerHash(2), at, "admin-1").ok());
+  keystore_.reset();
+  Open();
+  auto intents = keystore_->ShredIntents();
+  ASSERT_TRUE(intents.has_value()) << intents.error().ToString();
+  ASSERT_EQ(intents->size(), 1u);
+  EXPECT_EQ((*intents)[0].first, "s-anna");
+  EXPECT_EQ((*intents)[0].second.at_micros, ToMicros(at));
+  EXPECT_EQ((*intents)[0].second.witness, "ew:witness");
+  EXPECT_EQ((*intents)[0].second.by, "admin-1");
+
+  ASSERT_TRUE(keystore_->DropShredIntents({"s-anna"}).ok());
+  intents = keystore_->ShredIntents();
+  ASSERT_TRUE(intents.has_value());
+  EXPECT_TRUE(intents->empty());
+}
+
+TEST_F(KeystoreTest, AMalformedShredIntentIsDataLoss) {
+  Open();
+  keystore_.reset();
+  {
+    leveldb::DB* raw = nullptr;
+    ASSERT_TRUE(leveldb::DB::Open(leveldb::Options(), path_, &raw).ok());
+    std::unique_ptr<leveldb::DB> db(raw);
+    ASSERT_TRUE(db->Put(leveldb::WriteOptions(), "i:s-anna", "short").ok());
+  }
+  Open();
+  EXPECT_EQ(keystore_->ShredIntents().error().code(), StatusCode::kDataLoss);
 }
 
 TEST_F(KeystoreTest, GetKeyOfAnUnknownSubjectIsNull) {

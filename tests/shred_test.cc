@@ -4,6 +4,11 @@
 #include <leveldb/db.h>
 #include <leveldb/env.h>
 
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <string>
+
 #include "crypto/aead.h"
 #include "crypto/keyed_hash.h"
 #include "crypto/master_key.h"
@@ -247,6 +252,193 @@ TEST_F(ShredTest, AShredInterruptedAfterItsIntentIsFinishedAtOpen) {
             StatusCode::kNotFound);
   Close();
   EXPECT_EQ(ReadAllFiles(dir_ + "/keystore").find(wrapped), std::string::npos);
+}
+
+// LevelDB's environment counting the synchronous writes LevelDB itself
+// makes (WritableFile::Sync of a write-ahead log), per database. The
+// group-commit fdatasyncs of the records database (Store::WaitDurable)
+// do not pass through the Env: Engine::TEST_SyncCount counts those.
+class CountingLogSyncs final : public leveldb::EnvWrapper {
+ public:
+  CountingLogSyncs() : EnvWrapper(leveldb::Env::Default()) {}
+  leveldb::Status NewWritableFile(const std::string& fname,
+                                  leveldb::WritableFile** result) override {
+    leveldb::WritableFile* base = nullptr;
+    leveldb::Status s = target()->NewWritableFile(fname, &base);
+    if (!s.ok()) return s;
+    if (!fname.ends_with(".log")) {
+      *result = base;
+      return s;
+    }
+    *result = new File(fname.find("/keystore/") != std::string::npos
+                           ? keystore_syncs
+                           : records_syncs,
+                       base);
+    return s;
+  }
+  std::atomic<int> keystore_syncs{0};
+  std::atomic<int> records_syncs{0};
+
+ private:
+  class File final : public leveldb::WritableFile {
+   public:
+    File(std::atomic<int>& count, leveldb::WritableFile* base)
+        : count_(count), base_(base) {}
+    leveldb::Status Append(const leveldb::Slice& data) override {
+      return base_->Append(data);
+    }
+    leveldb::Status Close() override { return base_->Close(); }
+    leveldb::Status Flush() override { return base_->Flush(); }
+    leveldb::Status Sync() override {
+      ++count_;
+      return base_->Sync();
+    }
+
+   private:
+    std::atomic<int>& count_;
+    std::unique_ptr<leveldb::WritableFile> base_;
+  };
+};
+
+// A shred waits for one synchronous write: the keystore's, which destroys
+// the key and records the intent; the records-side write is not synced.
+TEST_F(ShredTest, AShredWaitsForOneSynchronousWrite) {
+  uint64_t id = CreateRecord("anna@example.org");
+  const std::string subject = SubjectOf(id);
+  CountingLogSyncs env;
+  Close();
+  Options options = MakeOptions();
+  options.env = &env;
+  options.sync_writes = true;  // Even so: the shred's records side is not.
+  auto opened = Engine::Open(options, MasterKey());
+  ASSERT_TRUE(opened.has_value()) << opened.error().ToString();
+  engine_ = std::move(*opened);
+  const int keystore_before = env.keystore_syncs, records_before =
+                                                      env.records_syncs;
+  const uint64_t groups_before = engine_->TEST_SyncCount();
+
+  ASSERT_TRUE(engine_->ShredSubject(*admin_, subject).ok());
+
+  EXPECT_EQ(env.keystore_syncs - keystore_before, 1);
+  EXPECT_EQ(env.records_syncs - records_before, 0);
+  EXPECT_EQ(engine_->TEST_SyncCount() - groups_before, 0u);
+  engine_.reset();  // Before `env`.
+}
+
+// The keystore intent stays until the records side is known durable: it
+// is there after the shred (a crash here: the records write survives a
+// process's death), and the next Open, finding the subject shredded,
+// drops it, and its bytes leave the keystore's files with the key's.
+TEST_F(ShredTest, TheKeystoreIntentIsDroppedOnceTheRecordsSideIsDurable) {
+  uint64_t id = CreateRecord("anna@example.org");
+  const std::string subject = SubjectOf(id);
+  ASSERT_TRUE(engine_->ShredSubject(*admin_, subject).ok());
+  Close();
+  std::string intent;
+  {
+    std::unique_ptr<leveldb::DB> keystore = OpenRaw("keystore");
+    ASSERT_NE(keystore, nullptr);
+    EXPECT_TRUE(
+        keystore->Get(leveldb::ReadOptions(), "i:" + subject, &intent).ok());
+    EXPECT_EQ(CountKeys(*keystore, "k:" + subject), 0);
+  }
+  ASSERT_GT(intent.size(), 9u);
+  EXPECT_NE(ReadAllFiles(dir_ + "/keystore").find(intent), std::string::npos);
+  ReopenAll();
+  EXPECT_EQ(engine_->FindSubject(*admin_, "anna@example.org").error().code(),
+            StatusCode::kNotFound);
+  Close();
+  {
+    std::unique_ptr<leveldb::DB> keystore = OpenRaw("keystore");
+    ASSERT_NE(keystore, nullptr);
+    EXPECT_EQ(CountKeys(*keystore, "i:"), 0);
+  }
+  // (The MANIFEST may name "i:<subject>" as an old table's bound until the
+  // next open, as it does "k:<subject>": docs/storage.md, "Deletion bound".)
+  EXPECT_EQ(ReadAllFiles(dir_ + "/keystore").find(intent), std::string::npos);
+}
+
+// CompleteShreds drops the intents too (after syncing the records side).
+TEST_F(ShredTest, CompleteShredsDropsTheKeystoreIntent) {
+  uint64_t id = CreateRecord("anna@example.org");
+  const std::string subject = SubjectOf(id);
+  ASSERT_TRUE(engine_->ShredSubject(*admin_, subject).ok());
+  ASSERT_TRUE(engine_->CompleteShreds(0).has_value());
+  Close();
+  std::unique_ptr<leveldb::DB> keystore = OpenRaw("keystore");
+  ASSERT_NE(keystore, nullptr);
+  EXPECT_EQ(CountKeys(*keystore, "i:"), 0);
+}
+
+// The crash window of the one synchronous write: a power loss after the
+// keystore's write (durable: key destroyed, ledger and intent written)
+// loses the records side, which was not synced (simulated: the records
+// database is put back as it was on disk before the shred, the keystore
+// kept as the shred left it). The next Open writes that side again from
+// the intent: the identifier no longer finds the subject, its sealed
+// identifier is cleared, the shred is queued, and the shred event is in
+// the history (without a sealed part: the key is gone).
+TEST_F(ShredTest, AShredWhoseRecordsWriteIsLostIsFinishedAtOpen) {
+  uint64_t id = CreateRecord("anna@example.org");
+  const std::string subject = SubjectOf(id);
+  auto chain_before = engine_->VerifyChain(*admin_);
+  ASSERT_TRUE(chain_before.has_value());
+  const std::string records = dir_ + "/records";
+  const std::string saved = dir_ + "/records-before-shred";
+  std::filesystem::copy(records, saved,
+                        std::filesystem::copy_options::recursive);
+  const Timestamp shredded_at = clock_.Now();
+  ASSERT_TRUE(engine_->ShredSubject(*admin_, subject).ok());
+  Close();
+  std::filesystem::remove_all(records);
+  std::filesystem::rename(saved, records);
+  clock_.Advance(std::chrono::hours(1));
+
+  ReopenAll();
+  EXPECT_EQ(engine_->FindSubject(*admin_, "anna@example.org").error().code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(engine_->GetRecord(*owner_, id).error().code(),
+            StatusCode::kNotFound);
+  auto erased = engine_->GetRecord(*admin_, id);
+  ASSERT_TRUE(erased.has_value()) << erased.error().ToString();
+  EXPECT_EQ(erased->state, RecordState::kErased);
+  EXPECT_EQ(erased->erased_at, shredded_at);
+  auto chain = engine_->VerifyChain(*admin_);
+  ASSERT_TRUE(chain.has_value());
+  EXPECT_TRUE(chain->ok) << chain->problem;
+  EXPECT_EQ(chain->head_seq, chain_before->head_seq + 1);  // The shred event.
+  // A new subject for the same identifier is a new one.
+  const uint64_t again = CreateRecord("anna@example.org");
+  EXPECT_NE(SubjectOf(again), subject);
+  Close();
+  {
+    std::unique_ptr<leveldb::DB> db = OpenRaw("records");
+    ASSERT_NE(db, nullptr);
+    std::string value;
+    ASSERT_TRUE(
+        db->Get(leveldb::ReadOptions(), keys::Subject(subject), &value).ok());
+    codec::StoredSubject s = *codec::DecodeSubject(value);
+    EXPECT_TRUE(s.shredded);
+    EXPECT_EQ(s.shredded_at_micros, ToMicros(shredded_at));
+    EXPECT_TRUE(s.sealed_identifier.empty());
+    EXPECT_TRUE(
+        db->Get(leveldb::ReadOptions(), keys::ShredQueue(subject), &value)
+            .ok());
+  }
+  {
+    std::unique_ptr<leveldb::DB> keystore = OpenRaw("keystore");
+    ASSERT_NE(keystore, nullptr);
+    EXPECT_EQ(CountKeys(*keystore, "i:"), 0);
+    EXPECT_EQ(CountKeys(*keystore, "k:" + subject), 0);
+  }
+  ReopenAll();
+  ASSERT_TRUE(engine_->CompleteShreds(100).has_value());
+  auto report = engine_->VerifyErasure(*admin_);
+  ASSERT_TRUE(report.has_value()) << report.error().ToString();
+  // The sealed identifier, the wrapped key (its witness from the intent)
+  // and the record's part: all witnessed, none left in any file.
+  EXPECT_EQ(report->witnesses, 3u);
+  EXPECT_EQ(report->found, 0u);
 }
 
 TEST_F(ShredTest, ShredCostDoesNotTouchTheSubjectsRecords) {
