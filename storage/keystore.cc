@@ -540,21 +540,26 @@ Status Keystore::PurgeKeys(const std::vector<std::string>& subject_ids) {
     const leveldb::Slice begin(first), end(last);
     db_->CompactRange(&begin, &end);
   }
-  leveldb::WriteBatch again;
-  for (const std::string& subject_id : subject_ids) {
-    for (MakeKey make : kRanges) {
-      const std::string key = make(subject_id);
-      std::string value;
-      leveldb::Status s = db_->Get(leveldb::ReadOptions(), key, &value);
-      if (s.IsNotFound()) {
-        again.Delete(key);
-      } else if (!s.ok()) {
-        return FromLevelDb(s, "reading subject key");
+  {
+    // Exclusive from the lookups to the write: a key's destruction (which
+    // writes a shred intent under keys_mu_) must not land between them, or
+    // the delete below would remove an intent written after its lookup
+    // (a reported shred whose records side a power loss took could then
+    // not be finished by Open).
+    std::unique_lock keys(keys_mu_);
+    leveldb::WriteBatch again;
+    for (const std::string& subject_id : subject_ids) {
+      for (MakeKey make : kRanges) {
+        const std::string key = make(subject_id);
+        std::string value;
+        leveldb::Status s = db_->Get(leveldb::ReadOptions(), key, &value);
+        if (s.IsNotFound()) {
+          again.Delete(key);
+        } else if (!s.ok()) {
+          return FromLevelDb(s, "reading subject key");
+        }
       }
     }
-  }
-  {
-    std::shared_lock keys(keys_mu_);
     CUSTOS_RETURN_IF_ERROR(
         FromLevelDb(db_->Write(Synced(), &again), "destroying subject key"));
   }

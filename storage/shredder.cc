@@ -209,14 +209,20 @@ Status Shredder::RecoverKeystoreIntents() {
 }
 
 Status Shredder::Recover() {
-  CUSTOS_RETURN_IF_ERROR(RecoverKeystoreIntents());
   std::vector<std::string> intents;
   CUSTOS_RETURN_IF_ERROR(u_.store.Scan(
       keys::kShredQueuePrefix, {}, [&](std::string_view key, std::string_view) {
         intents.emplace_back(key.substr(keys::kShredQueuePrefix.size()));
         return true;
       }));
+  // Interrupted key destructions first: each writes a keystore intent,
+  // which RecoverKeystoreIntents below then drops, so none outlives Open.
   for (const std::string& subject_id : intents) {
+    // Under the write lock, as Shred holds it from its records side to the
+    // key's destruction: a shred under way is either done (no key left) or
+    // not begun when this looks, and its intent is never overwritten by
+    // this one's.
+    WriteLock lock = u_.store.Lock();
     auto has = u_.keystore.HasKey(subject_id);
     if (!has) return has.error();
     // The retiring key of a re-key too: a restore of a backup taken during
@@ -232,8 +238,9 @@ Status Shredder::Recover() {
     leveldb::WriteBatch batch;
     Erasure::QueueKeystore(batch, subject_id, ToMicros(u_.clock.Now()));
     CUSTOS_RETURN_IF_ERROR(
-        u_.store.Commit(u_.store.Lock(), batch, {}, "recovering shred"));
+        u_.store.Commit(std::move(lock), batch, {}, "recovering shred"));
   }
+  CUSTOS_RETURN_IF_ERROR(RecoverKeystoreIntents());
   return Status::Ok();
 }
 
