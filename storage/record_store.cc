@@ -114,9 +114,16 @@ Status RecordStore::LoadDeltaCounter() {
 }
 
 Result<StoredRecord> RecordStore::Read(uint64_t id) const {
-  auto record = ReadUnmerged(id);
+  // The "r:" value and its "pb:" entry as of one instant: a reader without
+  // the write lock must not take an old value and a newer entry (or none,
+  // the bucket moved) and report a healthy record as DataLoss.
+  const auto snapshot = store_.TakeSnapshot();
+  auto value = store_.Get(keys::Record(id), snapshot.get());
+  if (!value) return Fail(value.error());
+  if (!*value) return Fail(Status::NotFound("record not found"));
+  auto record = codec::DecodeRecord(**value);
   if (!record) return Fail(record.error());
-  CUSTOS_RETURN_IF_ERROR(LoadSealed(*record));
+  CUSTOS_RETURN_IF_ERROR(LoadSealed(*record, snapshot.get()));
   return record;
 }
 
@@ -135,9 +142,11 @@ void RecordStore::DropSealed(StoredRecord& r) {
   for (auto& c : r.contests) c.sealed_statement.clear();
 }
 
-Status RecordStore::LoadSealed(StoredRecord& r) const {
+Status RecordStore::LoadSealed(StoredRecord& r,
+                               const leveldb::Snapshot* snapshot) const {
   if (!r.sealed_pending) return Status::Ok();
-  auto value = store_.Get(keys::BucketSealed(r.erase_bucket, r.id));
+  auto value =
+      store_.Get(keys::BucketSealed(r.erase_bucket, r.id), snapshot);
   if (!value) return value.error();
   r.sealed_pending = false;
   if (!*value) {

@@ -85,7 +85,10 @@ class RecordStore {
   // bucket's key destroyed and its range deleted). Nothing to do for a
   // record whose ciphertexts are inline. DataLoss if the entry does not
   // decode or match `r`.
-  Status LoadSealed(codec::StoredRecord& r) const;
+  // `snapshot`: the one `r` was read at (Read's), so that a writer moving
+  // or rewriting the record in between is never seen half.
+  Status LoadSealed(codec::StoredRecord& r,
+                    const leveldb::Snapshot* snapshot = nullptr) const;
   // The key whose value holds `r`'s ciphertexts as `r` stands: "pb:" when
   // it is sealed under a bucket, else "r:" (what an erasure queues).
   static std::string SealedKey(const codec::StoredRecord& r);

@@ -349,10 +349,10 @@ Result<ListPage> RecordViews::ListOnce(const PrincipalInfo& caller,
         ++examined;
         Result<codec::StoredRecord> record =
             scan_all ? codec::DecodeRecord(value) : records_.Read(id);
-        if (record && scan_all) {
-          // Its ciphertexts, when sealed under a bucket ("pb:").
-          Status merged = records_.LoadSealed(*record);
-          if (!merged.ok()) record = Fail(merged);
+        if (record && scan_all && record->sealed_pending) {
+          // Its ciphertexts are in "pb:": read again with them, as of one
+          // instant (the scan's value may be older than the entry now).
+          record = records_.Read(id);
         }
         if (!record) {
           if (record.error().code() == StatusCode::kNotFound) return true;

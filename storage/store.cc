@@ -66,12 +66,22 @@ Status Store::OpenHistory(crypto::SecretKey audit_key, KeyLookup keys) {
   return Status::Ok();
 }
 
-Result<std::optional<std::string>> Store::Get(std::string_view key) const {
+Result<std::optional<std::string>> Store::Get(
+    std::string_view key, const leveldb::Snapshot* snapshot) const {
   std::string value;
-  leveldb::Status s = db_->Get(leveldb::ReadOptions(), ToSlice(key), &value);
+  leveldb::ReadOptions ro;
+  ro.snapshot = snapshot;
+  leveldb::Status s = db_->Get(ro, ToSlice(key), &value);
   if (s.IsNotFound()) return std::optional<std::string>();
   if (!s.ok()) return Fail(FromLevelDb(s, "reading the store"));
   return std::optional<std::string>(std::move(value));
+}
+
+std::shared_ptr<const leveldb::Snapshot> Store::TakeSnapshot() const {
+  leveldb::DB* db = db_.get();
+  return std::shared_ptr<const leveldb::Snapshot>(
+      db->GetSnapshot(),
+      [db](const leveldb::Snapshot* s) { db->ReleaseSnapshot(s); });
 }
 
 Status Store::Scan(

@@ -142,8 +142,13 @@ class Store {
     return generation_.load(std::memory_order_acquire);
   }
 
-  // The value at `key`, nullopt if absent. Errors: mapped LevelDB errors.
-  Result<std::optional<std::string>> Get(std::string_view key) const;
+  // The value at `key`, nullopt if absent; as of `snapshot` when given.
+  // Errors: mapped LevelDB errors.
+  Result<std::optional<std::string>> Get(
+      std::string_view key, const leveldb::Snapshot* snapshot = nullptr) const;
+  // A snapshot of the records database, released with the last copy: what
+  // several Gets must read as of one instant (a record and its "pb:" entry).
+  std::shared_ptr<const leveldb::Snapshot> TakeSnapshot() const;
 
   // Calls fn(key, value) for every entry whose key starts with `prefix`,
   // from `start` (from the prefix itself when `start` is empty or sorts
