@@ -625,9 +625,10 @@ TEST_F(EngineRecordsTest, RecordsAreCountedByTheirEffectiveStateAtAnInstant) {
 }
 
 // ---- Counters derived at Open (issue 16) -----------------------------------
-// A create writes no statistics delta counter and moves the record id floor
-// once in RecordStore::kIdsAhead + 1 creates; Open derives the next id from
-// the last record and takes the stored value as a floor (docs/storage.md,
+// A create moves the record id floor once in RecordStore::kIdsAhead + 1
+// creates, and the statistics delta floor once in about
+// RecordStore::kDeltasAhead + 1 deltas; Open derives the next id from the
+// last record and takes the stored value as a floor (docs/storage.md,
 // "Counters derived at Open").
 
 // How often `needle` occurs in the write-ahead logs of the records

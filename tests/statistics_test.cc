@@ -354,11 +354,10 @@ TEST_F(StatisticsTest, AStoreWithoutTheIndexIsIndexedOnceWhenOpened) {
   EXPECT_EQ(Numbers(Stats()), expected);
 }
 
-// Issue 16: no delta counter is written; Open numbers the next delta past
-// the last delta and past the fold cursor, so a delta written after a
-// reopen neither replaces a pending one nor falls behind the cursor (where
-// it would never be counted). The counter a store of an older build holds
-// is deleted here: it is only a floor now.
+// Issue 16: the delta counter is only a floor now; Open numbers the next
+// delta past the last delta and past the fold cursor, so a delta written
+// after a reopen neither replaces a pending one nor falls behind the
+// cursor (where it would never be counted). The floor is deleted here.
 TEST_F(StatisticsTest, DeltaNumbersContinueAcrossReopenWithoutACounter) {
   auto reopen_without_counter = [&] {
     Close();
