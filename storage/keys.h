@@ -97,8 +97,9 @@ std::string Reminder(std::string_view owner, uint64_t record_id, uint8_t reason,
 // query seeks past the folded deltas' deletion markers and reads on);
 // "st:u" -> u64 (deltas that did not decode, dropped by a fold; sorts after
 // the aggregates, so a query reads it in the same scan);
-// "m:stats_next_delta" -> u64 (the next delta seq, written by builds before
-// issue 16 only: read as a floor); "m:stats_folded_through"
+// "m:stats_next_delta" -> u64 (a floor: every delta seq written is below
+// it; exact in a store written before issue 16, kept up to
+// RecordStore::kDeltasAhead ahead since); "m:stats_folded_through"
 // -> u64 (every delta up to it is folded); "m:stats_indexed" -> "" (every
 // record is in the index: absent in a store written before it, which Open
 // indexes once).

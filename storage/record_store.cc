@@ -110,6 +110,24 @@ Status RecordStore::LoadDeltaCounter() {
   auto derived = StatsIndex::NextDelta(store_);
   if (!derived) return derived.error();
   next_delta_ = std::max(stored, *derived);
+  delta_floor_ = stored;
+  return Status::Ok();
+}
+
+Status RecordStore::KeepDeltaFloor(leveldb::WriteBatch& batch) const {
+  // Every number staged so far is below next_delta_.
+  if (next_delta_ <= delta_floor_) return Status::Ok();
+  // A floor put by an earlier Put is taken only once it reads back: its
+  // batch may have been dropped (once in kDeltasAhead + 1 deltas).
+  auto value = store_.Get(keys::kStatsNextDelta);
+  if (!value) return value.error();
+  if (*value && (*value)->size() == 8) {
+    delta_floor_ = std::max(delta_floor_, ReadBigEndian64(**value));
+  }
+  if (next_delta_ <= delta_floor_) return Status::Ok();
+  std::string floor;
+  AppendBigEndian64(floor, next_delta_ + kDeltasAhead);
+  batch.Put(ToSlice(keys::kStatsNextDelta), floor);
   return Status::Ok();
 }
 
@@ -393,19 +411,21 @@ Status RecordStore::Put(const WriteLock& lock, leveldb::WriteBatch& batch,
   }
   r.sealed_stored_bucket = sealed_bucket;
   // Its transitions since it was stored, in the statistics index.
-  StageStatistics(lock, batch, r);
-  return Status::Ok();
+  return StageStatistics(lock, batch, r);
 }
 
-void RecordStore::StageStatistics(const WriteLock& /*lock*/,
-                                  leveldb::WriteBatch& batch,
-                                  StoredRecord& r) const {
+Status RecordStore::StageStatistics(const WriteLock& /*lock*/,
+                                    leveldb::WriteBatch& batch,
+                                    StoredRecord& r) const {
   if (statistics_index_) {
-    // No counter is written: Load derives the next number from the last
-    // delta and the fold cursor.
-    next_delta_ += StatsIndex::Stage(batch, r, next_delta_);
+    // Load derives the next number from the last delta and the fold
+    // cursor; the floor is written once in kDeltasAhead + 1 numbers.
+    const size_t staged = StatsIndex::Stage(batch, r, next_delta_);
+    next_delta_ += staged;
+    if (staged != 0) CUSTOS_RETURN_IF_ERROR(KeepDeltaFloor(batch));
   }
   r.stored_state = r.state;
+  return Status::Ok();
 }
 
 std::string RecordStore::EncodeDeadlineEntry(const codec::StoredRecord& r) {

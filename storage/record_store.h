@@ -20,8 +20,12 @@
 // its ids reach it, kIdsAhead ids ahead (so that a build older than this
 // one, which reads the floor as the next id, never reuses one either); the
 // next delta number follows the last delta and the fold cursor
-// (StatsIndex::NextDelta). A store written before this build has exact
-// counters: the largest of the stored and the derived value is taken.
+// (StatsIndex::NextDelta), at least the floor "m:stats_next_delta", which
+// a Put moves kDeltasAhead numbers ahead when its deltas reach the floor
+// as last read (so that an older build, which numbers deltas from it,
+// never reuses a number either). A store written before this build has
+// exact counters: the largest of the stored and the derived value is
+// taken.
 //
 // Thread safety: thread-safe; Put and AllocateIds REQUIRE the write lock.
 
@@ -62,10 +66,15 @@ class RecordStore {
   // Ids a create reserves past the ones it takes when it moves the floor
   // "m:next_record_id": one create in kIdsAhead + 1 writes it.
   static constexpr uint64_t kIdsAhead = 63;
+  // Delta numbers a Put reserves past the ones it stages when it moves the
+  // floor "m:stats_next_delta".
+  static constexpr uint64_t kDeltasAhead = 63;
 
   // Derives the next record id and the next statistics delta number (see
   // above). Errors: DataLoss (a stored counter that is not 8 bytes, an
-  // "r:" or "st:d:" key of the wrong length), mapped LevelDB.
+  // "r:" key of the wrong length), mapped LevelDB. A fold cursor or an
+  // "st:d:" key that does not decode is no error here (Fold and the
+  // statistics read report it): StatsIndex::NextDelta falls back to a scan.
   Status Load();
 
   // The stored record (its stored state: see RecordView for the effective
@@ -113,10 +122,13 @@ class RecordStore {
 
   // Adds to `batch` the statistics deltas of the transitions `r` made since
   // r.stored_state (StatsIndex::Stage), numbered from the next delta
-  // number (no counter is written); sets r.stored_state. Put calls it; so does
-  // StatsIndex::Initialize for a store written before the index.
-  void StageStatistics(const WriteLock& lock, leveldb::WriteBatch& batch,
-                       codec::StoredRecord& r) const;
+  // number, and, when they reach the floor "m:stats_next_delta" as last
+  // read, the floor kDeltasAhead past them (see above); sets
+  // r.stored_state. Put calls it; so does StatsIndex::Initialize for a
+  // store written before the index. Errors: mapped LevelDB (reading the
+  // floor); `batch` must then be dropped.
+  Status StageStatistics(const WriteLock& lock, leveldb::WriteBatch& batch,
+                         codec::StoredRecord& r) const;
 
   // Sets the record's next deadline and transition from its state, its
   // kind's policy and, for an erasure, the legal holds that ever covered it
@@ -183,6 +195,9 @@ class RecordStore {
  private:
   // Derives the next statistics delta number (part of Load).
   Status LoadDeltaCounter();
+  // Puts the floor "m:stats_next_delta" past next_delta_ in `batch` unless
+  // the stored floor is already past it (StageStatistics).
+  Status KeepDeltaFloor(leveldb::WriteBatch& batch) const;
 
   // Re-seals every readable ciphertext of `r` from its erase_bucket to
   // `to`, adding witnesses of the old ones to `batch`. On error `r` and
@@ -214,6 +229,12 @@ class RecordStore {
   // const for its readers' sake, REQUIRES it). Never reused: a batch that
   // is dropped leaves a gap.
   mutable uint64_t next_delta_ = 1;
+  // The floor "m:stats_next_delta" as last read (at Load, or when staged
+  // deltas reach it). Guarded by the write lock. Never taken from a batch
+  // not known to be written: a floor put in a batch is read back by the
+  // next Put that reaches the old one, and put again if it is not there
+  // (its batch was dropped, or is still being built).
+  mutable uint64_t delta_floor_ = 1;
   bool statistics_index_ = true;
 };
 

@@ -319,18 +319,41 @@ size_t StatsIndex::Stage(leveldb::WriteBatch& batch,
 }
 
 Result<uint64_t> StatsIndex::NextDelta(const Store& store) {
-  auto cursor = FoldedThrough(store);
-  if (!cursor) return Fail(cursor.error());
-  uint64_t next = *cursor + 1;
+  const size_t key_size = keys::kStatsDeltaPrefix.size() + 8;
+  // Past the greatest well-formed delta key from `from` on, at least
+  // `next`: what Open falls back to when a key does not decode.
+  auto scan = [&](std::string_view from, uint64_t next) -> Result<uint64_t> {
+    CUSTOS_RETURN_IF_ERROR(store.Scan(
+        keys::kStatsDeltaPrefix, from,
+        [&](std::string_view key, std::string_view) {
+          if (key.size() == key_size) {
+            next = std::max(
+                next, keys::NumberAfter(key, keys::kStatsDeltaPrefix) + 1);
+          }
+          return true;
+        }));
+    return next;
+  };
+  auto value = store.Get(keys::kStatsFoldedThrough);
+  if (!value) return Fail(value.error());
+  if (*value && (*value)->size() != 8) {
+    // A cursor that does not decode fails Fold and Read (they report it),
+    // not Open: every delta key is read instead. The folded deltas are
+    // deleted, so the stored floor "m:stats_next_delta" (which the caller
+    // takes if larger) is what keeps the next number past them.
+    return scan({}, 1);
+  }
+  const uint64_t cursor = *value ? ReadBigEndian64(**value) : 0;
+  uint64_t next = cursor + 1;
   // From past the cursor: the folded deltas' deletion markers are not
   // stepped over.
-  auto last =
-      store.LastKey(keys::kStatsDeltaPrefix, keys::StatsDelta(*cursor + 1));
+  const std::string from = keys::StatsDelta(cursor + 1);
+  auto last = store.LastKey(keys::kStatsDeltaPrefix, from);
   if (!last) return Fail(last.error());
   if (*last) {
-    if ((*last)->size() != keys::kStatsDeltaPrefix.size() + 8) {
-      return Fail(Status::DataLoss("corrupt statistics delta key"));
-    }
+    // A key of the wrong length (no build writes one) is skipped, not an
+    // error at Open: the well-formed ones are read one by one.
+    if ((*last)->size() != key_size) return scan(from, next);
     next = std::max(next,
                     keys::NumberAfter(**last, keys::kStatsDeltaPrefix) + 1);
   }
@@ -369,7 +392,8 @@ Status StatsIndex::Initialize(RecordStore& records) {
         auto record = codec::DecodeRecord(value);
         if (!record) return true;  // Not countable; the rest are.
         record->stored_state.reset();
-        records.StageStatistics(lock, batch, *record);
+        failure = records.StageStatistics(lock, batch, *record);
+        if (!failure.ok()) return false;
         if (++in_batch == kPerWrite) failure = flush();
         return failure.ok();
       }));

@@ -3,15 +3,15 @@
 // survive erasure"). Owns the key families "st:d:" and "st:k:" and the
 // keys "m:stats_folded_through" and "m:stats_indexed"; the delta counter
 // "m:stats_next_delta" is RecordStore's (it numbers the deltas it stages;
-// read as a floor, written by builds before issue 16 only).
+// a floor: every delta written is numbered below it).
 //
 // Written with every transition, read without a scan of the records:
 // - Stage, called through RecordStore::Put (the one place a record is
 //   written), adds one delta entry per transition the record made since it
 //   was stored, in the same batch as the record, numbered in the order of
-//   the writes (under the write lock). Nothing is read and no counter is
-//   written on the write path: the next number is derived at Open
-//   (NextDelta).
+//   the writes (under the write lock). The next number is derived at Open
+//   (NextDelta); the floor "m:stats_next_delta" is read and written by
+//   RecordStore only once in RecordStore::kDeltasAhead + 1 numbers.
 // - Fold, run by maintenance, adds the next deltas to their kind's
 //   aggregate ("st:k:" kind), deletes them and moves the fold cursor past
 //   them, in one batch per chunk, each chunk under the write lock (taken
@@ -72,8 +72,12 @@ class StatsIndex {
   // pending delta or, at or below the cursor, never be counted.
   // Initialize deletes the cursor only together with every delta, and
   // numbers what it stages from the next number of the loaded store. Read
-  // at Open (RecordStore::Load). DataLoss for a cursor that does not decode
-  // or a delta key of the wrong length.
+  // at Open (RecordStore::Load), which also takes the stored floor
+  // "m:stats_next_delta" when larger. A cursor that does not decode, or a
+  // delta key of the wrong length, is no error here (Fold and Read report
+  // a bad cursor): the greatest well-formed delta key is searched for by a
+  // scan instead (of every delta key, without a cursor). Errors: mapped
+  // LevelDB.
   static Result<uint64_t> NextDelta(const Store& store);
 
   // For a store written before the index existed (no "m:stats_indexed"):

@@ -5,6 +5,11 @@
 #include <gtest/gtest.h>
 #include <leveldb/db.h>
 #include <leveldb/env.h>
+#include <leveldb/iterator.h>
+
+#include <algorithm>
+#include <memory>
+#include <vector>
 
 #include "storage/codec.h"
 #include "storage/keys.h"
@@ -620,9 +625,10 @@ TEST_F(EngineRecordsTest, RecordsAreCountedByTheirEffectiveStateAtAnInstant) {
 }
 
 // ---- Counters derived at Open (issue 16) -----------------------------------
-// A create writes no statistics delta counter and moves the record id floor
-// once in RecordStore::kIdsAhead + 1 creates; Open derives the next id from
-// the last record and takes the stored value as a floor (docs/storage.md,
+// A create moves the record id floor once in RecordStore::kIdsAhead + 1
+// creates, and the statistics delta floor once in about
+// RecordStore::kDeltasAhead + 1 deltas; Open derives the next id from the
+// last record and takes the stored value as a floor (docs/storage.md,
 // "Counters derived at Open").
 
 // How often `needle` occurs in the write-ahead logs of the records
@@ -644,29 +650,120 @@ int InRecordsLogs(const std::string& dir, std::string_view needle) {
   return n;
 }
 
-TEST_F(EngineRecordsTest, CreatesWriteNoDeltaCounterAndTheIdFloorOnceInMany) {
+// The u64 under `key`, 0 if absent or not 8 bytes.
+uint64_t StoredU64(leveldb::DB& db, std::string_view key) {
+  std::string value;
+  if (!db.Get(leveldb::ReadOptions(), ToSlice(key), &value).ok()) return 0;
+  return value.size() == 8 ? ReadBigEndian64(value) : 0;
+}
+
+// The greatest statistics delta number stored (0: none).
+uint64_t GreatestDelta(leveldb::DB& db) {
+  uint64_t greatest = 0;
+  std::unique_ptr<leveldb::Iterator> it(
+      db.NewIterator(leveldb::ReadOptions()));
+  for (it->Seek(ToSlice(keys::kStatsDeltaPrefix));
+       it->Valid() && ToView(it->key()).starts_with(keys::kStatsDeltaPrefix);
+       it->Next()) {
+    greatest = std::max(
+        greatest, keys::NumberAfter(ToView(it->key()), keys::kStatsDeltaPrefix));
+  }
+  return greatest;
+}
+
+// Both floors are written once in 64 creates (one delta each), and each is
+// past every number given: a build that reads it as the next number (one
+// before issue 16) reuses none. Issue 16 review: the delta floor was not
+// written at all, so such a build numbered deltas from a stale counter.
+TEST_F(EngineRecordsTest, CreatesWriteTheIdAndDeltaFloorsOnceInMany) {
   Reopen();  // The logs then hold only what follows.
   ASSERT_EQ(InRecordsLogs(dir_, keys::kNextRecordId), 0);
+  ASSERT_EQ(InRecordsLogs(dir_, keys::kStatsNextDelta), 0);
+  static_assert(RecordStore::kIdsAhead == RecordStore::kDeltasAhead);
   const uint64_t creates = RecordStore::kIdsAhead + 1;
   for (uint64_t i = 1; i <= creates; ++i) {
     ASSERT_EQ(CreateRecord("person-" + std::to_string(i % 3)), i);
   }
   EXPECT_EQ(InRecordsLogs(dir_, keys::kNextRecordId), 1);
-  EXPECT_EQ(InRecordsLogs(dir_, keys::kStatsNextDelta), 0);
+  EXPECT_EQ(InRecordsLogs(dir_, keys::kStatsNextDelta), 1);
   Close();
-  // The floor is past every id given: a build that reads it as the next id
-  // (one before issue 16) reuses none.
   auto db = OpenRaw("records");
   ASSERT_NE(db, nullptr);
-  std::string floor;
-  ASSERT_TRUE(
-      db->Get(leveldb::ReadOptions(), ToSlice(keys::kNextRecordId), &floor)
-          .ok());
-  ASSERT_EQ(floor.size(), 8u);
-  EXPECT_GT(ReadBigEndian64(floor), creates);
-  EXPECT_FALSE(db->Get(leveldb::ReadOptions(), ToSlice(keys::kStatsNextDelta),
-                       &floor)
-                   .ok());
+  EXPECT_GT(StoredU64(*db, keys::kNextRecordId), creates);
+  ASSERT_EQ(GreatestDelta(*db), creates);
+  EXPECT_GT(StoredU64(*db, keys::kStatsNextDelta), creates);
+}
+
+// One batch of many records reaching both floors moves them past all of
+// its ids and deltas, and the ids go on after its last.
+TEST_F(EngineRecordsTest, ABatchCreateCrossingTheFloorsMovesThemPastIt) {
+  ASSERT_EQ(CreateRecord(), 1u);  // Floors at 65: ids and deltas 1 to 64.
+  std::vector<NewRecord> batch;
+  for (int i = 0; i < 100; ++i) {
+    NewRecord r;
+    r.kind = "request";
+    r.personal = {{"person-" + std::to_string(i % 7), {{"name", "N"}}}};
+    batch.push_back(std::move(r));
+  }
+  auto ids = engine_->CreateRecords(*owner_, batch);
+  ASSERT_TRUE(ids.has_value()) << ids.error().ToString();
+  ASSERT_EQ(ids->size(), 100u);
+  EXPECT_EQ(ids->front(), 2u);
+  EXPECT_EQ(ids->back(), 101u);
+  Close();
+  {
+    auto db = OpenRaw("records");
+    ASSERT_NE(db, nullptr);
+    EXPECT_GT(StoredU64(*db, keys::kNextRecordId), 101u);
+    ASSERT_EQ(GreatestDelta(*db), 101u);
+    EXPECT_GT(StoredU64(*db, keys::kStatsNextDelta), 101u);
+  }
+  Reopen();
+  EXPECT_GT(CreateRecord(), 101u);
+}
+
+// A create whose batch reaches the floors and is then dropped (its second
+// record cannot be scheduled) moves neither floor, not even in memory: the
+// smaller create after it, which reaches the stored floors too, writes them.
+TEST_F(EngineRecordsTest, AFailedCreateAtTheFloorsLeavesThemToTheNextCreate) {
+  Close();
+  {
+    // A policy no build writes (SetPolicy refuses it): its records' close
+    // deadline cannot be represented, so their Put fails.
+    auto db = OpenRaw("records");
+    ASSERT_NE(db, nullptr);
+    ASSERT_TRUE(db->Put(leveldb::WriteOptions(), keys::Policy("stuck"),
+                        codec::EncodePolicy(
+                            {.kind = "stuck",
+                             .close_after = Period{.years = 9999},
+                             .block_after = Period{.months = 6},
+                             .erase_after = Period{.years = 3},
+                             .history_after = Period{.years = 5}}))
+                    .ok());
+  }
+  Reopen();
+  const uint64_t filled = RecordStore::kIdsAhead + 1;  // Floors at 65.
+  for (uint64_t i = 1; i <= filled; ++i) {
+    ASSERT_EQ(CreateRecord("person-" + std::to_string(i % 3)), i);
+  }
+  std::vector<NewRecord> batch(2);
+  batch[0].kind = "request";
+  batch[0].personal = {{"ben@example.org", {{"name", "Ben"}}}};
+  batch[1].kind = "stuck";
+  batch[1].personal = {{"eva@example.org", {{"name", "Eva"}}}};
+  auto failed = engine_->CreateRecords(*owner_, batch);
+  ASSERT_FALSE(failed.has_value());
+  ASSERT_EQ(failed.error().code(), StatusCode::kInvalidArgument)
+      << failed.error().ToString();
+  const uint64_t next = CreateRecord("otto@example.org");
+  EXPECT_EQ(next, filled + 1);
+  Close();
+  auto db = OpenRaw("records");
+  ASSERT_NE(db, nullptr);
+  EXPECT_GT(StoredU64(*db, keys::kNextRecordId), next);
+  const uint64_t greatest = GreatestDelta(*db);
+  EXPECT_GT(greatest, filled);
+  EXPECT_GT(StoredU64(*db, keys::kStatsNextDelta), greatest);
 }
 
 TEST_F(EngineRecordsTest, IdsFollowTheLastRecordWhenTheCounterIsGone) {

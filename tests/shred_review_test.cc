@@ -313,6 +313,45 @@ TEST_F(ShredReviewTest, AReportRacingAShredReturnsNoDataOfTheShreddedSubject) {
   engine_.reset();
 }
 
+// ---- Issue 16: a create racing a shred of its subject ---------------------
+
+// The subject is live when the create looks its identifier up (outside the
+// lock) and shredded before the create writes (under it): the create makes
+// a new subject then, from the blind index computed at the lookup (the
+// digest taken back from the index key). The new subject is found by the
+// identifier, and its stored blind index is its index entry's: shredding
+// it removes that entry (a wrong digest would leave it behind).
+TEST_F(ShredReviewTest, ACreateRacingAShredOfItsSubjectMakesANewOne) {
+  HookClock hook(clock_);
+  ReopenWithClock(hook);
+  admin_ = std::make_unique<Actor>(*engine_->ActorFor("admin"));
+  owner_ = std::make_unique<Actor>(*engine_->ActorFor("authority-a"));
+  grantee_ = std::make_unique<Actor>(*engine_->ActorFor("authority-b"));
+  Of("request", "anna@example.org");
+  const std::string old_anna = Subject("anna@example.org");
+  bool shredded = false;
+  // Now() #1: ben's new subject, made after anna was found live.
+  hook.Arm(1, [&] {
+    shredded = engine_->ShredSubject(*admin_, old_anna).ok();
+  });
+  const uint64_t id = Shared("anna@example.org", "ben@example.org");
+  ASSERT_TRUE(shredded);
+  const std::string anna = Subject("anna@example.org");
+  EXPECT_NE(anna, old_anna);
+  auto read = engine_->GetRecord(*owner_, id);
+  ASSERT_TRUE(read.has_value()) << read.error().ToString();
+  ASSERT_EQ(read->parts.size(), 2u);
+  EXPECT_EQ(read->parts[0].subject_id, anna);
+  EXPECT_EQ(read->parts[0].subject_identifier, "anna@example.org");
+  ASSERT_TRUE(engine_->ShredSubject(*admin_, anna).ok());
+  EXPECT_EQ(engine_->FindSubject(*admin_, "anna@example.org").error().code(),
+            StatusCode::kNotFound);
+  engine_.reset();
+  auto db = OpenRaw("records");
+  ASSERT_NE(db, nullptr);
+  EXPECT_EQ(CountKeys(*db, "b:"), 1);  // Ben's.
+}
+
 // ---- S1: reading between the batches of a re-key --------------------------
 
 // A flag note (and every other ciphertext of the subject) still under the

@@ -7,6 +7,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <leveldb/db.h>
+#include <leveldb/iterator.h>
 #include <leveldb/write_batch.h>
 
 #include <array>
@@ -19,6 +20,8 @@
 #include <vector>
 
 #include "storage/engine.h"
+#include "storage/keys.h"
+#include "storage/leveldb_util.h"
 #include "storage/period.h"
 #include "storage/retention_policy.h"
 #include "tests/engine_fixture.h"
@@ -351,11 +354,10 @@ TEST_F(StatisticsTest, AStoreWithoutTheIndexIsIndexedOnceWhenOpened) {
   EXPECT_EQ(Numbers(Stats()), expected);
 }
 
-// Issue 16: no delta counter is written; Open numbers the next delta past
-// the last delta and past the fold cursor, so a delta written after a
-// reopen neither replaces a pending one nor falls behind the cursor (where
-// it would never be counted). The counter a store of an older build holds
-// is deleted here: it is only a floor now.
+// Issue 16: the delta counter is only a floor now; Open numbers the next
+// delta past the last delta and past the fold cursor, so a delta written
+// after a reopen neither replaces a pending one nor falls behind the
+// cursor (where it would never be counted). The floor is deleted here.
 TEST_F(StatisticsTest, DeltaNumbersContinueAcrossReopenWithoutACounter) {
   auto reopen_without_counter = [&] {
     Close();
@@ -392,6 +394,134 @@ TEST_F(StatisticsTest, DeltaNumbersContinueAcrossReopenWithoutACounter) {
     EXPECT_EQ(alert->by_state, (States{2, 0, 0, 0}));
     EXPECT_EQ(alert->total.created, 2u);
   }
+}
+
+// Issue 16 review: a build before issue 16 numbers deltas from the stored
+// counter "m:stats_next_delta", which this one keeps as a floor past every
+// delta written, through creates, closures, a sweep and a fold, so after
+// a rollback no delta falls at or below the fold cursor (never counted)
+// or replaces a pending one. Before the fix the counter was not written.
+TEST_F(StatisticsTest, TheDeltaFloorIsPastEveryDeltaWrittenAndFolded) {
+  for (int i = 0; i < 70; ++i) {
+    ASSERT_TRUE(engine_->Close(*owner_, Create("alert")).ok());
+  }
+  // Erased six months after closure (the shipped alert policy).
+  clock_.Set(At(2027, 3, 15));
+  SweepOptions sweep;
+  sweep.as_of = clock_.Now();
+  auto report = engine_->Sweep(*admin_, sweep);
+  ASSERT_TRUE(report.has_value()) << report.error().ToString();
+  ASSERT_EQ(report->erased, 70u);
+  Fold();
+  Create("request");  // Pending.
+  Close();
+  auto db = OpenRaw("records");
+  ASSERT_NE(db, nullptr);
+  auto u64 = [&](std::string_view key) {
+    std::string value;
+    EXPECT_TRUE(db->Get(leveldb::ReadOptions(), ToSlice(key), &value).ok())
+        << key;
+    return value.size() == 8 ? ReadBigEndian64(value) : 0;
+  };
+  const uint64_t cursor = u64(keys::kStatsFoldedThrough);
+  EXPECT_GE(cursor, 3u * 70);  // Created, closed, erased: all folded.
+  const std::string pending = keys::StatsDelta(cursor + 1);
+  std::unique_ptr<leveldb::Iterator> it(
+      db->NewIterator(leveldb::ReadOptions()));
+  it->Seek(pending);
+  ASSERT_TRUE(it->Valid());
+  ASSERT_TRUE(ToView(it->key()).starts_with(keys::kStatsDeltaPrefix));
+  const uint64_t last =
+      keys::NumberAfter(ToView(it->key()), keys::kStatsDeltaPrefix);
+  it->Next();
+  ASSERT_FALSE(it->Valid() &&
+               ToView(it->key()).starts_with(keys::kStatsDeltaPrefix));
+  EXPECT_GT(u64(keys::kStatsNextDelta), last);
+}
+
+// Issue 16 review: a fold cursor that does not decode failed Engine::Open
+// (DataLoss, from numbering the next delta); as before issue 16 it fails
+// only the fold, and sweeps and creates go on. The deltas numbered while
+// it was corrupt are counted once it is mended: none replaced a pending
+// one or fell behind the cursor.
+TEST_F(StatisticsTest, ACorruptFoldCursorFailsTheFoldNotOpen) {
+  const uint64_t alert = Create("alert");
+  ASSERT_TRUE(engine_->Close(*owner_, alert).ok());
+  Create("request");
+  Fold();
+  Create("request");  // Pending.
+  Close();
+  std::string cursor;
+  auto put_cursor = [&](const std::string& value) {
+    auto db = OpenRaw("records");
+    ASSERT_NE(db, nullptr);
+    if (cursor.empty()) {
+      ASSERT_TRUE(db->Get(leveldb::ReadOptions(),
+                          ToSlice(keys::kStatsFoldedThrough), &cursor)
+                      .ok());
+    }
+    ASSERT_TRUE(db->Put(leveldb::WriteOptions(),
+                        ToSlice(keys::kStatsFoldedThrough), value)
+                    .ok());
+  };
+  put_cursor("not a number");
+  auto opened = Engine::Open(MakeOptions(), MasterKey());
+  ASSERT_TRUE(opened.has_value()) << opened.error().ToString();
+  engine_ = std::move(*opened);
+  Create("request");
+  clock_.Set(At(2027, 3, 15));  // The alert's erasure is due.
+  SweepOptions sweep;
+  sweep.as_of = clock_.Now();
+  auto report = engine_->Sweep(*admin_, sweep);
+  ASSERT_TRUE(report.has_value()) << report.error().ToString();
+  EXPECT_EQ(report->erased, 1u);
+  EXPECT_FALSE(report->statistics_folded);
+  auto folded = engine_->FoldStatistics();
+  ASSERT_FALSE(folded.has_value());
+  EXPECT_EQ(folded.error().code(), StatusCode::kDataLoss);
+  Close();
+  put_cursor(cursor);
+  Reopen();
+  for (bool fold : {false, true}) {
+    if (fold) Fold();
+    const Statistics s = Stats();
+    const KindStatistics* request = Kind(s, "request");
+    const KindStatistics* alerts = Kind(s, "alert");
+    ASSERT_NE(request, nullptr);
+    ASSERT_NE(alerts, nullptr);
+    EXPECT_EQ(request->by_state, (States{3, 0, 0, 0}));
+    EXPECT_EQ(request->total.created, 3u);
+    EXPECT_EQ(alerts->by_state, (States{0, 0, 0, 1}));
+    EXPECT_EQ(alerts->total.erased, 1u);
+  }
+}
+
+// Issue 16 review: a delta key of the wrong length (no build writes one)
+// failed Engine::Open; it is now passed over there, its delta counted as
+// unreadable by the read, and the next delta is numbered past the last
+// well-formed one.
+TEST_F(StatisticsTest, AMalformedDeltaKeyDoesNotFailOpen) {
+  Create("request");
+  Create("request");
+  Close();
+  {
+    auto db = OpenRaw("records");
+    ASSERT_NE(db, nullptr);
+    // Sorts after delta 2, the last one.
+    ASSERT_TRUE(db->Put(leveldb::WriteOptions(), keys::StatsDelta(2) + "x",
+                        "not a delta")
+                    .ok());
+  }
+  auto opened = Engine::Open(MakeOptions(), MasterKey());
+  ASSERT_TRUE(opened.has_value()) << opened.error().ToString();
+  engine_ = std::move(*opened);
+  Create("request");
+  const Statistics s = Stats();
+  EXPECT_EQ(s.unreadable, 1u);
+  EXPECT_EQ(s.pending, 3u);
+  const KindStatistics* request = Kind(s, "request");
+  ASSERT_NE(request, nullptr);
+  EXPECT_EQ(request->total.created, 3u);
 }
 
 TEST_F(StatisticsTest, AnInterruptedIndexingStartsOverAndCountsNothingTwice) {
