@@ -447,8 +447,10 @@ void BM_SweepHalfDue(benchmark::State& state) {
         state.SkipWithError("erased bytes left in the files after the sweep");
         break;
       }
-      std::fprintf(stderr, "[sweep_bench] VerifyErasure: %zu witnesses, %zu "
-                   "found\n", verified->witnesses, verified->found);
+      std::fprintf(stderr,
+                   "[sweep_bench] VerifyErasure: %zu witnesses, %zu "
+                   "found\n",
+                   verified->witnesses, verified->found);
     } else {
       const auto reopen_started = std::chrono::steady_clock::now();
       store.Reopen(/*compact_after_erasure=*/true);

@@ -300,10 +300,9 @@ std::string EncodeSealedContents(const StoredRecord& r) {
 bool HasSealedContents(const StoredRecord& r) {
   return std::any_of(r.parts.begin(), r.parts.end(),
                      [](const StoredPart& p) { return !p.sealed.empty(); }) ||
-         std::any_of(r.flags.begin(), r.flags.end(),
-                     [](const StoredFlag& f) {
-                       return !f.sealed_note.empty();
-                     }) ||
+         std::any_of(
+             r.flags.begin(), r.flags.end(),
+             [](const StoredFlag& f) { return !f.sealed_note.empty(); }) ||
          std::any_of(r.contests.begin(), r.contests.end(),
                      [](const StoredContest& c) {
                        return !c.sealed_statement.empty();
@@ -319,8 +318,8 @@ Status MergeSealedContents(std::string_view bytes, StoredRecord& r) {
         auto statements = b.getContestStatements();
         if (parts.size() != r.parts.size() || notes.size() != r.flags.size() ||
             statements.size() != r.contests.size()) {
-          return Fail(Status::DataLoss(
-              "sealed contents do not match their record"));
+          return Fail(
+              Status::DataLoss("sealed contents do not match their record"));
         }
         for (size_t i = 0; i < r.parts.size(); ++i) {
           r.parts[i].sealed = FromData(parts[i]);

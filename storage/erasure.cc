@@ -104,8 +104,7 @@ Status Erasure::DeleteQueuedRanges() {
         std::unique_ptr<leveldb::Iterator> it(
             store_.db().NewIterator(leveldb::ReadOptions()));
         for (it->Seek(ToSlice(first));
-             it->Valid() && it->key().compare(ToSlice(last)) <= 0;
-             it->Next()) {
+             it->Valid() && it->key().compare(ToSlice(last)) <= 0; it->Next()) {
           if (deleted == kRangeDeletesPerWrite) {
             more = true;
             break;

@@ -134,11 +134,10 @@ class Keystore {
   // {`at`, `intent_witness`, `by`}; then evicts the cached key. Costs
   // the same whatever the keystore's size: the wrapped key's bytes leave
   // the files later, by PurgeKeys.
-  Status DestroyKey(std::string_view subject_id,
-                    const crypto::Digest& ledger_hash, Timestamp at,
-                    std::string_view by,
-                    std::optional<std::string_view> intent_witness =
-                        std::nullopt);
+  Status DestroyKey(
+      std::string_view subject_id, const crypto::Digest& ledger_hash,
+      Timestamp at, std::string_view by,
+      std::optional<std::string_view> intent_witness = std::nullopt);
   // Every shred intent, by subject id, in key order. DataLoss if one is
   // malformed.
   Result<std::vector<std::pair<std::string, ShredIntent>>> ShredIntents();

@@ -163,8 +163,7 @@ void RecordStore::DropSealed(StoredRecord& r) {
 Status RecordStore::LoadSealed(StoredRecord& r,
                                const leveldb::Snapshot* snapshot) const {
   if (!r.sealed_pending) return Status::Ok();
-  auto value =
-      store_.Get(keys::BucketSealed(r.erase_bucket, r.id), snapshot);
+  auto value = store_.Get(keys::BucketSealed(r.erase_bucket, r.id), snapshot);
   if (!value) return value.error();
   r.sealed_pending = false;
   if (!*value) {

@@ -1,6 +1,6 @@
 // Internal to storage/: stored records and the deadline index. Owns the key
-// families "r:", "pb:" and "d:" and the floor "m:next_record_id". Put is the one
-// place a record is written: it recomputes the record's next deadline under
+// families "r:", "pb:" and "d:" and the floor "m:next_record_id". Put is the
+// one place a record is written: it recomputes the record's next deadline under
 // its kind's policy (a legal hold postpones an erasure to the hold's end)
 // and moves the deadline-index entry in the same batch, so the index never
 // disagrees with the records (DESIGN section 3). CatchUp gives a record's

@@ -354,8 +354,8 @@ Result<uint64_t> StatsIndex::NextDelta(const Store& store) {
     // A key of the wrong length (no build writes one) is skipped, not an
     // error at Open: the well-formed ones are read one by one.
     if ((*last)->size() != key_size) return scan(from, next);
-    next = std::max(next,
-                    keys::NumberAfter(**last, keys::kStatsDeltaPrefix) + 1);
+    next =
+        std::max(next, keys::NumberAfter(**last, keys::kStatsDeltaPrefix) + 1);
   }
   return next;
 }

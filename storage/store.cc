@@ -100,8 +100,8 @@ Status Store::Scan(
   return FromLevelDb(it->status(), "scanning the store");
 }
 
-Result<std::optional<std::string>> Store::LastKey(
-    std::string_view prefix, std::string_view from) const {
+Result<std::optional<std::string>> Store::LastKey(std::string_view prefix,
+                                                  std::string_view from) const {
   std::unique_ptr<leveldb::Iterator> it(
       db_->NewIterator(leveldb::ReadOptions()));
   const leveldb::Slice p = ToSlice(prefix);
