@@ -452,8 +452,17 @@ Result<size_t> StatsIndex::Fold(size_t budget) {
     uint64_t unreadable = 0;
     for (const auto& [key, value] : deltas) {
       batch.Delete(key);
+      // A key of the wrong length (no build writes one) has no number: its
+      // delta is dropped and counted, and the cursor stays at the last
+      // well-formed one (a seek from past it no longer meets this key).
+      const bool numbered =
+          key.size() == keys::kStatsDeltaPrefix.size() + 8;
+      if (numbered) {
+        through = std::max(through,
+                           keys::NumberAfter(key, keys::kStatsDeltaPrefix));
+      }
       auto delta = DecodeDelta(value);
-      if (!delta) {
+      if (!numbered || !delta) {
         // Never countable: dropped and counted, so the rest fold on.
         ++unreadable;
         continue;
@@ -472,7 +481,6 @@ Result<size_t> StatsIndex::Fold(size_t budget) {
       batch.Put(keys::StatsAggregate(kind),
                 EncodeAggregate(kind, aggregates[kind]));
     }
-    through = keys::NumberAfter(deltas.back().first, keys::kStatsDeltaPrefix);
     std::string cursor_value;
     AppendBigEndian64(cursor_value, through);
     batch.Put(ToSlice(keys::kStatsFoldedThrough), cursor_value);
@@ -528,7 +536,10 @@ Result<Statistics> StatsIndex::Read(const StatisticsQuery& query,
                     }
                     if (!key.starts_with(keys::kStatsDeltaPrefix)) return true;
                     auto delta = DecodeDelta(value);
-                    if (!delta) {
+                    // As Fold: a key of the wrong length counts as
+                    // unreadable whatever its value.
+                    if (!delta || key.size() != keys::kStatsDeltaPrefix.size() +
+                                                    8) {
                       ++out.unreadable;  // As Fold: skipped, counted.
                       return true;
                     }
