@@ -55,11 +55,25 @@ std::string RangeValue(int64_t micros, std::string_view last) {
 }
 
 // A range queue's entries: keys are the ranges' first keys, `lasts` their
-// last keys (empty for a value that does not parse: compacted at once).
+// last keys. A value that does not parse (`corrupt`) is due at once; its
+// last key is computed from its first when that is a bucket's "pb:" range
+// start (the only ranges queued), else empty.
 struct QueuedRanges {
   Queued queued;
   std::vector<std::string> lasts;
+  std::vector<bool> corrupt;
 };
+
+// The last key of the range that starts at `first`, when that is a bucket's
+// "pb:" range start (keys::BucketSealedBegin); "" otherwise.
+std::string LastOfRange(std::string_view first) {
+  if (first.size() != keys::kBucketSealedPrefix.size() + 8 ||
+      !first.starts_with(keys::kBucketSealedPrefix)) {
+    return "";
+  }
+  return keys::BucketSealedEnd(
+      keys::NumberAfter(first, keys::kBucketSealedPrefix));
+}
 
 Result<QueuedRanges> ReadRangeQueue(const Store& store,
                                     std::string_view prefix) {
@@ -69,7 +83,9 @@ Result<QueuedRanges> ReadRangeQueue(const Store& store,
         q.queued.keys.emplace_back(key.substr(prefix.size()));
         q.queued.values.emplace_back(value);
         const bool parsed = value.size() > 8;
-        q.lasts.emplace_back(parsed ? value.substr(8) : std::string_view());
+        q.lasts.push_back(parsed ? std::string(value.substr(8))
+                                 : LastOfRange(q.queued.keys.back()));
+        q.corrupt.push_back(!parsed);
         q.queued.oldest = std::min<int64_t>(
             q.queued.oldest,
             parsed ? static_cast<int64_t>(ReadBigEndian64(value)) : INT64_MIN);
@@ -131,6 +147,18 @@ Status Erasure::DeleteQueuedRanges() {
                              : ToMicros(options_.clock->Now());
         batch.Delete(queue_key);
         batch.Put(keys::RangeCompactQueue(first), RangeValue(queued_at, last));
+        if (ranges->corrupt[i]) {
+          // Deleted all the same when its range could be computed; counted
+          // either way (ErasureReport::corrupt_queue_entries).
+          auto count = store_.Get(keys::kErasureQueueCorrupt);
+          if (!count) return count.error();
+          std::string counted;
+          AppendBigEndian64(counted, (*count && (*count)->size() == 8
+                                          ? ReadBigEndian64(**count)
+                                          : 0) +
+                                         1);
+          batch.Put(ToSlice(keys::kErasureQueueCorrupt), counted);
+        }
       }
       CUSTOS_RETURN_IF_ERROR(store_.Commit(std::move(lock), batch, {},
                                            "deleting an erased range"));
@@ -412,6 +440,11 @@ Result<ErasureReport> Erasure::Verify() const {
       }));
   ErasureReport report;
   report.witnesses = nonces.size();
+  auto corrupt = store_.Get(keys::kErasureQueueCorrupt);
+  if (!corrupt) return Fail(corrupt.error());
+  if (*corrupt && (*corrupt)->size() == 8) {
+    report.corrupt_queue_entries = ReadBigEndian64(**corrupt);
+  }
   std::unordered_set<std::string> found;
   std::error_code ec;
   const std::filesystem::path root(options_.data_dir);
