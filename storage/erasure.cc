@@ -152,11 +152,10 @@ Status Erasure::DeleteQueuedRanges() {
           // either way (ErasureReport::corrupt_queue_entries).
           auto count = store_.Get(keys::kErasureQueueCorrupt);
           if (!count) return count.error();
+          const uint64_t before =
+              *count && (*count)->size() == 8 ? ReadBigEndian64(**count) : 0;
           std::string counted;
-          AppendBigEndian64(counted, (*count && (*count)->size() == 8
-                                          ? ReadBigEndian64(**count)
-                                          : 0) +
-                                         1);
+          AppendBigEndian64(counted, before + 1);
           batch.Put(ToSlice(keys::kErasureQueueCorrupt), counted);
         }
       }

@@ -459,12 +459,12 @@ Status Sweeper::DestroyDueBuckets(int64_t as_of, SweepReport& report) {
     const std::string sealed_begin = keys::BucketSealedBegin(bucket);
     const std::string sealed_end = keys::BucketSealedEnd(bucket);
     bool orphans = false;
-    CUSTOS_RETURN_IF_ERROR(u_.store.Scan(
-        keys::kBucketSealedPrefix, sealed_begin,
-        [&](std::string_view key, std::string_view) {
-          orphans = key <= sealed_end;
-          return false;
-        }));
+    CUSTOS_RETURN_IF_ERROR(
+        u_.store.Scan(keys::kBucketSealedPrefix, sealed_begin,
+                      [&](std::string_view key, std::string_view) {
+                        orphans = key <= sealed_end;
+                        return false;
+                      }));
     if (orphans) {
       Erasure::QueueRangeDeletion(witnesses, sealed_begin, sealed_end, now);
     }

@@ -805,7 +805,8 @@ TEST_F(DeadlineKeysTest, AFormatTwoKeystoreIsRefused) {
 // deleted) was taken for erased by key: its stub was written without its
 // "pb:" entry deleted or witnessed, and its erasure was not reported. The
 // marker is now read again in each batch.
-TEST_F(DeadlineKeysTest, ARecordSealedIntoAnErasedBucketBetweenBatchesIsErased) {
+TEST_F(DeadlineKeysTest,
+       ARecordSealedIntoAnErasedBucketBetweenBatchesIsErased) {
   CreateClosedAlert();  // Due at the bucket's start.
   clock_.Set(TestEpoch() + 40min);
   CreateClosedAlert("bob@example.org", "Bob");  // Due 40 minutes into it.
@@ -1024,7 +1025,8 @@ class FailingKeystoreLog final : public leveldb::EnvWrapper {
 // key's destruction never reaches the keystore. After recovery the bucket's
 // records read as ERASED, the record not due reads intact, and the next
 // sweep destroys the key.
-TEST_F(DeadlineKeysTest, ACrashBetweenTheMarkerAndTheKeysDestructionIsRecovered) {
+TEST_F(DeadlineKeysTest,
+       ACrashBetweenTheMarkerAndTheKeysDestructionIsRecovered) {
   const uint64_t due = CreateClosedAlert();
   clock_.Set(TestEpoch() + 24h);
   const uint64_t later = CreateClosedAlert("bob@example.org", "Bob");
@@ -1049,9 +1051,9 @@ TEST_F(DeadlineKeysTest, ACrashBetweenTheMarkerAndTheKeysDestructionIsRecovered)
   Reopen();
   // The marker is on disk, the key was never destroyed.
   EXPECT_EQ(Raw(keys::ErasedBucket(AlertBucket())).size(), 1u);
-  EXPECT_EQ(BucketKeys(), (std::vector<std::string>{
-                              BucketKeyKey(AlertBucket()),
-                              BucketKeyKey(later_bucket)}));
+  EXPECT_EQ(BucketKeys(),
+            (std::vector<std::string>{BucketKeyKey(AlertBucket()),
+                                      BucketKeyKey(later_bucket)}));
   auto check = [&] {
     auto view = engine_->GetRecord(*officer_, due, APurpose());
     ASSERT_TRUE(view.has_value()) << view.error().ToString();
@@ -1064,8 +1066,7 @@ TEST_F(DeadlineKeysTest, ACrashBetweenTheMarkerAndTheKeysDestructionIsRecovered)
   check();
   SweepReport again = SweepAt(EndOfAlertBucket());
   EXPECT_EQ(again.buckets_destroyed, 1u);
-  EXPECT_EQ(BucketKeys(),
-            std::vector<std::string>{BucketKeyKey(later_bucket)});
+  EXPECT_EQ(BucketKeys(), std::vector<std::string>{BucketKeyKey(later_bucket)});
   check();
   EXPECT_EQ(Stored(due).state, RecordState::kErased);
   EXPECT_TRUE(Raw(keys::BucketSealedBegin(AlertBucket())).empty());

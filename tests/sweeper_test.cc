@@ -257,7 +257,8 @@ TEST_F(SweeperTest, ProgressIsReportedAfterEachBatchAndAtEachLaterPhase) {
 // every sweep that writes; it is, as SweepOptions::progress says, only
 // when buckets were erased by key. A sweep that erases none reports the
 // erasure by key's look, its batch, and the three later phases.
-TEST_F(SweeperTest, ProgressReportsNoEarlyCompactionWhenNoBucketWasErasedByKey) {
+TEST_F(SweeperTest,
+       ProgressReportsNoEarlyCompactionWhenNoBucketWasErasedByKey) {
   ASSERT_TRUE(engine_->Close(*owner_, CreateOfKind("alert")).ok());
   SweepOptions options;
   options.as_of = clock_.Now();  // Nothing due, no bucket ended.
