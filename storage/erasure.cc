@@ -55,9 +55,10 @@ std::string RangeValue(int64_t micros, std::string_view last) {
 }
 
 // A range queue's entries: keys are the ranges' first keys, `lasts` their
-// last keys. A value that does not parse (`corrupt`) is due at once; its
-// last key is computed from its first when that is a bucket's "pb:" range
-// start (the only ranges queued), else empty.
+// last keys, always computed from the first (a bucket's "pb:" range start,
+// the only ranges queued; empty, deleting nothing, for any other start). A
+// value that does not parse or names another last key is `corrupt`; one
+// that does not parse is due at once.
 struct QueuedRanges {
   Queued queued;
   std::vector<std::string> lasts;
@@ -82,10 +83,15 @@ Result<QueuedRanges> ReadRangeQueue(const Store& store,
       store.Scan(prefix, {}, [&](std::string_view key, std::string_view value) {
         q.queued.keys.emplace_back(key.substr(prefix.size()));
         q.queued.values.emplace_back(value);
+        // Every range queued is a bucket's "pb:" range, so its end is
+        // computed from its start, never taken from the value: a stored end
+        // that a flipped bit moved would delete other buckets' entries, or
+        // other families. A value that does not parse or names another end
+        // is counted corrupt; a start that is no bucket's deletes nothing.
         const bool parsed = value.size() > 8;
-        q.lasts.push_back(parsed ? std::string(value.substr(8))
-                                 : LastOfRange(q.queued.keys.back()));
-        q.corrupt.push_back(!parsed);
+        std::string last = LastOfRange(q.queued.keys.back());
+        q.corrupt.push_back(last.empty() || !parsed || value.substr(8) != last);
+        q.lasts.push_back(std::move(last));
         q.queued.oldest = std::min<int64_t>(
             q.queued.oldest,
             parsed ? static_cast<int64_t>(ReadBigEndian64(value)) : INT64_MIN);

@@ -26,6 +26,7 @@
 #include "storage/holds.h"
 #include "storage/keys.h"
 #include "storage/keystore.h"
+#include "storage/leveldb_util.h"
 #include "storage/log_sync_env.h"
 #include "storage/period.h"
 #include "storage/policies.h"
@@ -920,6 +921,42 @@ TEST_F(DeadlineKeysTest, ACorruptQueuedRangeDeletionStillDeletesItsRange) {
   auto view = engine_->GetRecord(*officer_, id, APurpose());
   ASSERT_TRUE(view.has_value()) << view.error().ToString();
   EXPECT_EQ(view->state, RecordState::kErased);
+}
+
+// A queued range deletion whose stored last key a flipped bit moved onto a
+// later bucket's range: the range deleted is still only its own bucket's
+// (computed from its first key), so a record due later keeps its personal
+// data, and the entry is counted corrupt.
+TEST_F(DeadlineKeysTest, AQueuedRangeNamingAnotherEndDeletesOnlyItsBucket) {
+  CreateClosedAlert();
+  clock_.Set(TestEpoch() + 24h);
+  const uint64_t later = CreateClosedAlert("bob@example.org", "Bob");
+  const uint64_t later_bucket = Stored(later).erase_bucket;
+  ASSERT_GT(later_bucket, AlertBucket());
+  ASSERT_EQ(SweepAt(EndOfAlertBucket(), /*max_records=*/0).buckets_destroyed,
+            1u);
+  Close();
+  {
+    auto db = OpenRaw("records");
+    std::string value;
+    AppendBigEndian64(value, 1);
+    value.append(keys::BucketSealedEnd(later_bucket));
+    ASSERT_TRUE(db->Put(leveldb::WriteOptions(),
+                        keys::RangeDeleteQueue(
+                            keys::BucketSealedBegin(AlertBucket())),
+                        value)
+                    .ok());
+  }
+  Reopen();
+  EXPECT_EQ(Raw(keys::BucketSealedBegin(later_bucket)).size(), 1u);
+  EXPECT_TRUE(Raw(std::string(keys::kRangeDeleteQueuePrefix)).empty());
+  auto name = OfficerReadsName(*engine_, *officer_, later);
+  ASSERT_TRUE(name.has_value()) << name.error().ToString();
+  EXPECT_EQ(*name, "Bob");
+  auto verified = engine_->VerifyErasure(*admin_);
+  ASSERT_TRUE(verified.has_value()) << verified.error().ToString();
+  EXPECT_EQ(verified->found, 0u);
+  EXPECT_EQ(verified->corrupt_queue_entries, 1u);
 }
 
 // A bucket's range longer than one deletion write (kRangeDeletesPerWrite
