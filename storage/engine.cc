@@ -630,5 +630,8 @@ uint64_t Engine::TEST_WriteCount() const {
 uint64_t Engine::TEST_SyncCount() const {
   return impl_->store->TEST_SyncCount();
 }
+void Engine::TEST_FailNextSync(Status status) {
+  impl_->store->TEST_FailNextSync(std::move(status));
+}
 
 }  // namespace custos

@@ -520,6 +520,9 @@ class Engine {
   // group-commit factor).
   uint64_t TEST_WriteCount() const;
   uint64_t TEST_SyncCount() const;
+  // Makes the records database's next group sync fail with `status`, as a
+  // failing disk would (the store then refuses every change until reopened).
+  void TEST_FailNextSync(Status status);
   // Removes every cached key, so the next read unwraps from the keystore.
   void TEST_ClearKeyCache();
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "crypto/keyed_hash.h"
@@ -89,10 +90,17 @@ Status Shredder::Shred(const PrincipalInfo& admin,
   if (!subject) return subject.error();
   if (subject->shredded) {
     // Reported done only once the key is gone; a shred whose key
-    // destruction failed is finished by asking again.
+    // destruction failed is finished by asking again: only the key's
+    // destruction is repeated (with its intent, at the shred's time), as
+    // Recover does. Its records side is written (it becomes durable with
+    // the next records sync, or Recover writes it again from the intent),
+    // and writing it again would record a second shred event and move
+    // the shred's time. Holds are not looked at again, as Recover does
+    // not: the subject is already unlinked from its identifier.
     auto has = u_.keystore.HasKey(subject_id);
     if (!has) return has.error();
     if (!*has) return Status::NotFound("subject not found");
+    return DestroyKey(*subject, admin.id);
   }
   auto index = Subjects::BlindIndexOf(*subject);
   if (!index) return index.error();
@@ -148,6 +156,14 @@ Status Shredder::RecoverKeystoreIntents() {
   auto intents = u_.keystore.ShredIntents();
   if (!intents) return intents.error();
   if (intents->empty()) return Status::Ok();
+  // In the order the shreds happened, so that lost shred events are
+  // written again in their order: by shred time (shreds hold the write
+  // lock through their synchronous keystore write, so a clock that moves
+  // forward gives each its own time), equal times by subject id.
+  std::sort(intents->begin(), intents->end(), [](const auto& a, const auto& b) {
+    return std::tie(a.second.at_micros, a.first) <
+           std::tie(b.second.at_micros, b.first);
+  });
   leveldb::WriteBatch batch;
   std::vector<Event> events;
   std::vector<std::string> subject_ids;

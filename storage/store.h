@@ -178,6 +178,13 @@ class Store {
                        bool force_sync = false);
   // Returns once the write of `ticket` is durable (group commit, see above).
   Status WaitDurable(const Ticket& ticket);
+  // Returns once every write applied so far is durable, synced or not
+  // (a shred's records side is applied and never waited for): one group
+  // sync if any is not durable yet, none otherwise. Holding `lock`, nothing
+  // is applied meanwhile, so what a reader sees then is all durable (a
+  // backup's snapshot). Internal if `lock` is not this store's held lock;
+  // the sync's failure, which then fails every later change (see above).
+  Status SyncApplied(const WriteLock& lock);
   // Apply, release `lock`, WaitDurable.
   Status Commit(WriteLock lock, leveldb::WriteBatch& batch,
                 const std::vector<Event>& events, std::string_view what,
