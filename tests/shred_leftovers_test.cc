@@ -263,12 +263,9 @@ TEST_F(ShredLeftoversTest, AShredRetriedAfterAFailedKeyDestructionCompletes) {
   const uint64_t id = CreateRecord("anna@example.org");
   const std::string subject = SubjectOf(id);
   FaultEnv env;
-  Close();
   Options options = MakeOptions();
   options.env = &env;
-  auto opened = Engine::Open(options, MasterKey());
-  ASSERT_TRUE(opened.has_value()) << opened.error().ToString();
-  engine_ = std::move(*opened);
+  ReopenWith(options);
   const Timestamp shredded_at = clock_.Now();
   env.keystore.fail_syncs = true;
   EXPECT_EQ(engine_->ShredSubject(*admin_, subject).code(),
