@@ -120,6 +120,27 @@ TEST_F(ShredLeftoversTest, ABackupSyncsTheRecordsWrittenBeforeItsSnapshot) {
   EXPECT_EQ(engine_->TEST_SyncCount() - syncs, 1u);
 }
 
+// With sync_writes (the default) every acknowledged change is durable
+// already: a backup then pays no sync before its snapshot (only the one of
+// its own `backup` event), unless a shred's records side is pending.
+TEST_F(ShredLeftoversTest, WithSyncWritesOnlyAPendingShredCostsTheBackupASync) {
+  Options options = MakeOptions();
+  options.sync_writes = true;
+  ReopenWith(options);
+  admin_ = std::make_unique<Actor>(*engine_->ActorFor("admin"));
+  owner_ = std::make_unique<Actor>(*engine_->ActorFor("authority-a"));
+  const uint64_t id = CreateRecord("anna@example.org");
+  uint64_t syncs = engine_->TEST_SyncCount();
+  ASSERT_TRUE(engine_->Backup(*admin_, BackupDir()).has_value());
+  EXPECT_EQ(engine_->TEST_SyncCount() - syncs, 1u);  // The event's.
+  fs::remove_all(BackupDir());
+
+  ASSERT_TRUE(engine_->ShredSubject(*admin_, SubjectOf(id)).ok());
+  syncs = engine_->TEST_SyncCount();
+  ASSERT_TRUE(engine_->Backup(*admin_, BackupDir()).has_value());
+  EXPECT_EQ(engine_->TEST_SyncCount() - syncs, 2u);  // The shred's, too.
+}
+
 // The sync fails: no backup is written (it would hold what may be lost),
 // and the store refuses changes as after any failed sync.
 TEST_F(ShredLeftoversTest, ABackupWhoseSyncFailsWritesNoBackup) {
