@@ -581,6 +581,7 @@ Result<BackupReport> Write(Store& store, Keystore& keystore,
     // a sync only when an applied write is not durable yet. On failure no
     // backup is written (the key added above goes on schedule).
     CUSTOS_RETURN_IF_ERROR(store.SyncApplied(lock));
+    store.RunSnapshotHook();
     keys.emplace(keystore.TakeSnapshot([&] { records.emplace(store.db()); }));
   }
 

@@ -633,5 +633,8 @@ uint64_t Engine::TEST_SyncCount() const {
 void Engine::TEST_FailNextSync(Status status) {
   impl_->store->TEST_FailNextSync(std::move(status));
 }
+void Engine::TEST_SetSnapshotHook(std::function<void()> hook) {
+  impl_->store->TEST_SetSnapshotHook(std::move(hook));
+}
 
 }  // namespace custos

@@ -26,6 +26,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -523,6 +524,9 @@ class Engine {
   // Makes the records database's next group sync fail with `status`, as a
   // failing disk would (the store then refuses every change until reopened).
   void TEST_FailNextSync(Status status);
+  // `hook` runs when a backup or VerifyChain takes its records snapshot,
+  // under the write lock (Store::TEST_SetSnapshotHook).
+  void TEST_SetSnapshotHook(std::function<void()> hook);
   // Removes every cached key, so the next read unwraps from the keystore.
   void TEST_ClearKeyCache();
 

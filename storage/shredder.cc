@@ -92,14 +92,19 @@ Status Shredder::Shred(const PrincipalInfo& admin,
     // Reported done only once the key is gone; a shred whose key
     // destruction failed is finished by asking again: only the key's
     // destruction is repeated (with its intent, at the shred's time), as
-    // Recover does. Its records side is written (it becomes durable with
-    // the next records sync, or Recover writes it again from the intent),
-    // and writing it again would record a second shred event and move
-    // the shred's time. Holds are not looked at again, as Recover does
+    // Recover does. Its records side is written (applied; made durable
+    // below), and writing it again would record a second shred event and
+    // move the shred's time. Holds are not looked at again, as Recover does
     // not: the subject is already unlinked from its identifier.
     auto has = u_.keystore.HasKey(subject_id);
     if (!has) return has.error();
     if (!*has) return Status::NotFound("subject not found");
+    // The first attempt's records side made durable first: with the key
+    // gone, a power loss must not take it (Open would write the event
+    // again, at the shred's time but with another link). The first
+    // attempt's failure need not have been sticky (a failed append to the
+    // keystore's log, unlike a failed sync, is not).
+    CUSTOS_RETURN_IF_ERROR(u_.store.SyncApplied(lock));
     return DestroyKey(*subject, admin.id);
   }
   auto index = Subjects::BlindIndexOf(*subject);
@@ -248,6 +253,9 @@ Status Shredder::Recover() {
     if (!*has && !*retiring) continue;  // Destroyed; compaction is queued.
     auto subject = u_.subjects.Read(subject_id);
     if (!subject) return subject.error();
+    // As a retried shred does: the records side durable before the key
+    // goes (in Complete it may be a failed shred's, applied, not synced).
+    CUSTOS_RETURN_IF_ERROR(u_.store.SyncApplied(lock));
     CUSTOS_RETURN_IF_ERROR(DestroyKey(*subject, "recovery"));
     // Queued again (the intent queued it too): the compaction Open runs
     // next removes the key's bytes.

@@ -1,7 +1,7 @@
 // A LevelDB environment for tests, over Env::Default(), that counts the
 // synchronous writes LevelDB itself makes to its write-ahead logs
-// (WritableFile::Sync of a ".log" file) and can make them fail as a
-// failing disk would, per database: the keystore's (a path under
+// (WritableFile::Sync of a ".log" file) and can make them, or the appends
+// to those logs, fail as a failing disk would, per database: the keystore's (a path under
 // "/keystore/") and every other one (records/ in an engine; a test's own
 // database). The group-commit fdatasyncs of storage/log_sync_env.h use
 // descriptors of their own and do not pass through any Env: for those,
@@ -16,6 +16,7 @@
 #include <leveldb/env.h>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -28,6 +29,14 @@ class FaultEnv final : public leveldb::EnvWrapper {
     std::atomic<int> syncs{0};  // Sync calls, failed ones included.
     // While true, every Sync returns an IOError (nothing synced).
     std::atomic<bool> fail_syncs{false};
+    // While true, every Append returns an IOError and writes nothing (a
+    // full disk, ENOSPC: LevelDB 1.23 does not remember it, unlike a
+    // failed Sync, so the next write may succeed).
+    std::atomic<bool> fail_appends{false};
+    // When set, runs before every Append (failed ones included): a test
+    // looks at what is durable elsewhere when this database is written.
+    // Set it while no write runs.
+    std::function<void()> on_append;
   };
 
   FaultEnv() : EnvWrapper(leveldb::Env::Default()) {}
@@ -58,6 +67,10 @@ class FaultEnv final : public leveldb::EnvWrapper {
     LogFile(Logs& logs, leveldb::WritableFile* base)
         : logs_(logs), base_(base) {}
     leveldb::Status Append(const leveldb::Slice& data) override {
+      if (logs_.on_append) logs_.on_append();
+      if (logs_.fail_appends) {
+        return leveldb::Status::IOError("injected", "log append failed");
+      }
       return base_->Append(data);
     }
     leveldb::Status Close() override { return base_->Close(); }

@@ -45,10 +45,15 @@ class ShredLeftoversTest : public EngineTest {
   }
   // The power loss that takes a shred's unsynced records side: records/
   // is saved before the shreds and put back after (the keystore's synced
-  // writes survive). REQUIRES for PutBackRecords: the engine is closed.
+  // writes survive). SaveRecords copies with the engine closed (no
+  // compaction can add or delete a file during the copy) and reopens it:
+  // actors other than admin_ and owner_ must be taken again.
+  // REQUIRES for PutBackRecords: the engine is closed.
   void SaveRecords() {
+    Close();
     fs::copy(dir_ + "/records", dir_ + "-records-before",
              fs::copy_options::recursive);
+    ReopenAll();
   }
   void PutBackRecords() {
     fs::remove_all(dir_ + "/records");
@@ -89,6 +94,20 @@ class ShredLeftoversTest : public EngineTest {
     return shreds;
   }
   std::vector<size_t> shred_sealed_parts_;  // Per event ShredEvents found.
+  // The values of the keystore's shred ledger entries ("l:"), in key
+  // order. REQUIRES: the engine is closed.
+  std::vector<std::string> LedgerShredEntries() {
+    std::vector<std::string> entries;
+    std::unique_ptr<leveldb::DB> db = OpenRaw("keystore");
+    if (db == nullptr) return entries;
+    std::unique_ptr<leveldb::Iterator> it(
+        db->NewIterator(leveldb::ReadOptions()));
+    for (it->Seek("l:"); it->Valid() && it->key().starts_with("l:");
+         it->Next()) {
+      entries.push_back(it->value().ToString());
+    }
+    return entries;
+  }
   // The keystore's "i:" keys. REQUIRES: the engine is closed.
   std::vector<std::string> KeystoreIntents() {
     std::vector<std::string> intents;
@@ -115,9 +134,16 @@ TEST_F(ShredLeftoversTest, ABackupSyncsTheRecordsWrittenBeforeItsSnapshot) {
   const uint64_t id = CreateRecord("anna@example.org");
   ASSERT_TRUE(engine_->ShredSubject(*admin_, SubjectOf(id)).ok());
   const uint64_t syncs = engine_->TEST_SyncCount();
+  std::vector<uint64_t> at_snapshot;  // Syncs when the snapshot is taken.
+  engine_->TEST_SetSnapshotHook(
+      [&] { at_snapshot.push_back(engine_->TEST_SyncCount()); });
   auto report = engine_->Backup(*admin_, BackupDir());
+  engine_->TEST_SetSnapshotHook(nullptr);
   ASSERT_TRUE(report.has_value()) << report.error().ToString();
   EXPECT_EQ(engine_->TEST_SyncCount() - syncs, 1u);
+  // The sync came before the snapshot (after it, the snapshot would hold
+  // what a power loss could still take).
+  EXPECT_EQ(at_snapshot, std::vector<uint64_t>{syncs + 1});
 }
 
 // With sync_writes (the default) every acknowledged change is durable
@@ -137,8 +163,13 @@ TEST_F(ShredLeftoversTest, WithSyncWritesOnlyAPendingShredCostsTheBackupASync) {
 
   ASSERT_TRUE(engine_->ShredSubject(*admin_, SubjectOf(id)).ok());
   syncs = engine_->TEST_SyncCount();
+  std::vector<uint64_t> at_snapshot;
+  engine_->TEST_SetSnapshotHook(
+      [&] { at_snapshot.push_back(engine_->TEST_SyncCount()); });
   ASSERT_TRUE(engine_->Backup(*admin_, BackupDir()).has_value());
+  engine_->TEST_SetSnapshotHook(nullptr);
   EXPECT_EQ(engine_->TEST_SyncCount() - syncs, 2u);  // The shred's, too.
+  EXPECT_EQ(at_snapshot, std::vector<uint64_t>{syncs + 1});  // Before it.
 }
 
 // The sync fails: no backup is written (it would hold what may be lost),
@@ -176,13 +207,15 @@ TEST_F(ShredLeftoversTest, LostShredsAreWrittenAgainInTheOrderTheyHappened) {
   }
   std::sort(subjects.begin(), subjects.end(), std::greater<>());
   const std::vector<std::string> admins = {"admin", "admin-2", "admin-3"};
-  std::vector<std::unique_ptr<Actor>> actors;
-  actors.push_back(std::make_unique<Actor>(*admin_));
-  actors.push_back(AddPrincipal("admin-2", {Role::kAdmin}));
-  actors.push_back(AddPrincipal("admin-3", {Role::kAdmin}));
+  AddPrincipal("admin-2", {Role::kAdmin});
+  AddPrincipal("admin-3", {Role::kAdmin});
   auto before = engine_->VerifyChain(*admin_);
   ASSERT_TRUE(before.has_value());
   SaveRecords();
+  std::vector<std::unique_ptr<Actor>> actors;
+  for (const std::string& a : admins) {
+    actors.push_back(std::make_unique<Actor>(*engine_->ActorFor(a)));
+  }
   std::vector<Timestamp> times;
   for (int i = 0; i < 3; ++i) {
     clock_.Advance(1s);
@@ -206,6 +239,48 @@ TEST_F(ShredLeftoversTest, LostShredsAreWrittenAgainInTheOrderTheyHappened) {
     EXPECT_EQ(shreds[i].seq, before->head_seq + 1 + i);
     EXPECT_EQ(shreds[i].principal_id, admins[i]) << i;
     EXPECT_EQ(shreds[i].at, times[i]) << i;
+  }
+}
+
+// Three lost shreds at one time (a clock that does not move): their
+// events are written again in the order of their subject ids, here the
+// reverse of the order the shreds happened in, each by its admin.
+TEST_F(ShredLeftoversTest, LostShredsAtOneTimeAreWrittenAgainBySubjectId) {
+  std::vector<std::string> subjects;
+  for (int i = 0; i < 3; ++i) {
+    subjects.push_back(SubjectOf(CreateRecord("p" + std::to_string(i))));
+  }
+  std::sort(subjects.begin(), subjects.end(), std::greater<>());
+  const std::vector<std::string> admins = {"admin", "admin-2", "admin-3"};
+  AddPrincipal("admin-2", {Role::kAdmin});
+  AddPrincipal("admin-3", {Role::kAdmin});
+  auto before = engine_->VerifyChain(*admin_);
+  ASSERT_TRUE(before.has_value());
+  SaveRecords();
+  clock_.Advance(1s);
+  const Timestamp shredded_at = clock_.Now();
+  for (int i = 0; i < 3; ++i) {
+    auto actor = engine_->ActorFor(admins[i]);
+    ASSERT_TRUE(actor.has_value());
+    ASSERT_TRUE(engine_->ShredSubject(*actor, subjects[i]).ok());
+  }
+  Close();
+  PutBackRecords();
+  clock_.Advance(1h);
+
+  ReopenAll();
+  auto chain = engine_->VerifyChain(*admin_);
+  ASSERT_TRUE(chain.has_value());
+  EXPECT_TRUE(chain->ok) << chain->problem;
+  EXPECT_EQ(chain->head_seq, before->head_seq + 3);
+  Close();
+  std::vector<EventHeader> shreds = ShredEvents();
+  ASSERT_EQ(shreds.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    // Subject ids ascending: the last shred's subject first.
+    EXPECT_EQ(shreds[i].seq, before->head_seq + 1 + i);
+    EXPECT_EQ(shreds[i].principal_id, admins[2 - i]) << i;
+    EXPECT_EQ(shreds[i].at, shredded_at) << i;
   }
 }
 
@@ -273,13 +348,17 @@ TEST_F(ShredLeftoversTest, TheRewrittenEventIsTheAdminsShredAtItsTime) {
   EXPECT_TRUE(codec::DecodeSubject(value)->shredded);
 }
 
-// (c) A shred whose key destruction failed (a failed synchronous write to
-// the keystore's log), asked again: LevelDB refuses every write to the
-// keystore after that failure, so the retry fails the same way until the
-// store is reopened; the reopen's Recover destroys the key (the subject is
-// marked shredded and the key is there), and a retry then finds the shred
-// done. One shred event (the first attempt's, at its time, by its admin),
-// the record ERASED at that time, the chain verifies, no intent left.
+// (c) A shred whose key destruction failed by a failed sync of the
+// keystore's log, asked again: LevelDB 1.23 refuses every write to the
+// keystore after a failed sync (not after a failed append: see (e)), so
+// the retry fails the same way until the store is reopened. The failed
+// write's record was appended to the log before its sync failed, and the
+// reopen replays it: the key is gone at Open by the first attempt's own
+// write (its ledger entry's `by` is "admin", not Recover's "recovery";
+// were the record not in the log, Recover would destroy the key), and a
+// retry then finds the shred done. One shred event (the first attempt's,
+// at its time, by its admin), the record ERASED at that time, the chain
+// verifies, no intent left.
 TEST_F(ShredLeftoversTest, AShredRetriedAfterAFailedKeyDestructionCompletes) {
   const uint64_t id = CreateRecord("anna@example.org");
   const std::string subject = SubjectOf(id);
@@ -315,6 +394,166 @@ TEST_F(ShredLeftoversTest, AShredRetriedAfterAFailedKeyDestructionCompletes) {
   EXPECT_EQ(shreds[0].at, shredded_at);
   EXPECT_EQ(shreds[0].principal_id, "admin");
   EXPECT_TRUE(KeystoreIntents().empty());
+  // The first attempt's write, replayed from the log at the reopen,
+  // destroyed the key: not the retry, not Recover.
+  EXPECT_EQ(LedgerShredEntries(),
+            std::vector<std::string>{codec::EncodeLedgerEntry(0, "admin")});
+}
+
+// (e) The key's destruction failed by a failed append to the keystore's
+// log (a full disk): not remembered by LevelDB, so a retry in the same
+// process succeeds. It makes the first attempt's records side durable
+// before it destroys the key (one group sync, counted when the keystore's
+// log is written): once the key is gone a power loss cannot take the
+// shred event, and Open never writes it again. One shred event, the first
+// admin's at the first time; the ledger names who destroyed the key, the
+// retrying admin.
+TEST_F(ShredLeftoversTest, ARetryAfterAFailedKeystoreAppendSyncsTheShredFirst) {
+  const uint64_t id = CreateRecord("anna@example.org");
+  const std::string subject = SubjectOf(id);
+  FaultEnv env;
+  Options options = MakeOptions();
+  options.env = &env;
+  ReopenWith(options);
+  std::unique_ptr<Actor> admin2 = AddPrincipal("admin-2", {Role::kAdmin});
+  const Timestamp shredded_at = clock_.Now();
+  env.keystore.fail_appends = true;
+  const Status first = engine_->ShredSubject(*admin_, subject);
+  env.keystore.fail_appends = false;
+  EXPECT_EQ(first.code(), StatusCode::kInternal) << first.ToString();
+  EXPECT_NE(first.message().find("log append failed"), std::string::npos)
+      << first.ToString();
+  clock_.Advance(1min);
+  const uint64_t syncs = engine_->TEST_SyncCount();
+  std::vector<uint64_t> at_append;  // Records syncs at each log append.
+  env.keystore.on_append = [&] {
+    at_append.push_back(engine_->TEST_SyncCount());
+  };
+  const Status retried = engine_->ShredSubject(*admin2, subject);
+  env.keystore.on_append = nullptr;
+  ASSERT_TRUE(retried.ok()) << retried.ToString();
+  // The first append of the key's destruction (LevelDB appends a log
+  // record's header and payload apart) came after the records sync.
+  ASSERT_FALSE(at_append.empty());
+  EXPECT_EQ(at_append.front(), syncs + 1);
+  EXPECT_EQ(engine_->ShredSubject(*admin_, subject).code(),
+            StatusCode::kNotFound);
+  engine_.reset();  // Before `env`.
+  std::vector<EventHeader> shreds = ShredEvents();
+  ASSERT_EQ(shreds.size(), 1u);
+  EXPECT_EQ(shreds[0].at, shredded_at);
+  EXPECT_EQ(shreds[0].principal_id, "admin");
+  EXPECT_EQ(LedgerShredEntries(),
+            std::vector<std::string>{codec::EncodeLedgerEntry(0, "admin-2")});
+  ReopenAll();
+  auto chain = engine_->VerifyChain(*admin_);
+  ASSERT_TRUE(chain.has_value());
+  EXPECT_TRUE(chain->ok) << chain->problem;
+  ASSERT_TRUE(engine_->CompleteShreds(100).has_value());
+  auto record = engine_->GetRecord(*admin_, id);
+  ASSERT_TRUE(record.has_value()) << record.error().ToString();
+  EXPECT_EQ(record->state, RecordState::kErased);
+  EXPECT_EQ(record->erased_at, shredded_at);
+  Close();
+  EXPECT_TRUE(KeystoreIntents().empty());
+}
+
+// (f) The same failed shred finished by CompleteShreds (its Recover, not a
+// retry): it too syncs the records side before the key goes; ledger `by`
+// "recovery", the event still the admin's.
+TEST_F(ShredLeftoversTest, CompleteShredsSyncsAFailedShredBeforeItsKeyGoes) {
+  const uint64_t id = CreateRecord("anna@example.org");
+  const std::string subject = SubjectOf(id);
+  FaultEnv env;
+  Options options = MakeOptions();
+  options.env = &env;
+  ReopenWith(options);
+  const Timestamp shredded_at = clock_.Now();
+  env.keystore.fail_appends = true;
+  EXPECT_EQ(engine_->ShredSubject(*admin_, subject).code(),
+            StatusCode::kInternal);
+  env.keystore.fail_appends = false;
+  clock_.Advance(1min);
+  const uint64_t syncs = engine_->TEST_SyncCount();
+  std::vector<uint64_t> at_append;
+  env.keystore.on_append = [&] {
+    at_append.push_back(engine_->TEST_SyncCount());
+  };
+  auto completed = engine_->CompleteShreds(100);
+  env.keystore.on_append = nullptr;
+  ASSERT_TRUE(completed.has_value()) << completed.error().ToString();
+  ASSERT_FALSE(at_append.empty());
+  EXPECT_EQ(at_append[0], syncs + 1);  // The key's destruction.
+  auto record = engine_->GetRecord(*admin_, id);
+  ASSERT_TRUE(record.has_value()) << record.error().ToString();
+  EXPECT_EQ(record->state, RecordState::kErased);
+  EXPECT_EQ(record->erased_at, shredded_at);
+  engine_.reset();  // Before `env`.
+  std::vector<EventHeader> shreds = ShredEvents();
+  ASSERT_EQ(shreds.size(), 1u);
+  EXPECT_EQ(shreds[0].principal_id, "admin");
+  EXPECT_EQ(shreds[0].at, shredded_at);
+  EXPECT_EQ(LedgerShredEntries(),
+            std::vector<std::string>{codec::EncodeLedgerEntry(0, "recovery")});
+  EXPECT_TRUE(KeystoreIntents().empty());
+}
+
+// ---- 4. Chain verification, and a store that failed before -------------
+
+// VerifyChain makes what was applied durable before it reads the head (a
+// shred's records side): the head it reports is one a power loss cannot
+// take back. The sync comes before the snapshot, and costs nothing when
+// nothing is pending.
+TEST_F(ShredLeftoversTest, VerifyChainSyncsAPendingShredBeforeReadingTheHead) {
+  const uint64_t id = CreateRecord("anna@example.org");
+  ASSERT_TRUE(engine_->ShredSubject(*admin_, SubjectOf(id)).ok());
+  uint64_t syncs = engine_->TEST_SyncCount();
+  std::vector<uint64_t> at_snapshot;
+  engine_->TEST_SetSnapshotHook(
+      [&] { at_snapshot.push_back(engine_->TEST_SyncCount()); });
+  auto chain = engine_->VerifyChain(*admin_);
+  ASSERT_TRUE(chain.has_value()) << chain.error().ToString();
+  EXPECT_TRUE(chain->ok) << chain->problem;
+  EXPECT_EQ(engine_->TEST_SyncCount() - syncs, 1u);
+  EXPECT_EQ(at_snapshot, std::vector<uint64_t>{syncs + 1});
+  syncs = engine_->TEST_SyncCount();
+  ASSERT_TRUE(engine_->VerifyChain(*admin_).has_value());
+  engine_->TEST_SetSnapshotHook(nullptr);
+  EXPECT_EQ(engine_->TEST_SyncCount(), syncs);  // Nothing pending.
+  EXPECT_EQ(at_snapshot.size(), 2u);
+}
+
+// A records write failed (an append to the log: LevelDB applied nothing,
+// and every write counted before it is synced): SyncApplied returns that
+// failure, not OK, so a backup writes nothing and VerifyChain reports it.
+TEST_F(ShredLeftoversTest, SyncAppliedReturnsAnEarlierFailure) {
+  FaultEnv env;
+  Options options = MakeOptions();
+  options.env = &env;
+  ReopenWith(options);
+  admin_ = std::make_unique<Actor>(*engine_->ActorFor("admin"));
+  owner_ = std::make_unique<Actor>(*engine_->ActorFor("authority-a"));
+  ASSERT_TRUE(engine_->VerifyChain(*admin_).has_value());  // All synced.
+  NewRecord r;
+  r.kind = "request";
+  r.personal = {{"ben@example.org", {{"name", "Ben"}}}};
+  env.records.fail_appends = true;
+  auto created = engine_->CreateRecord(*owner_, r);
+  env.records.fail_appends = false;
+  ASSERT_FALSE(created.has_value());
+  const Status failure = created.error();
+  EXPECT_NE(failure.message().find("log append failed"), std::string::npos)
+      << failure.ToString();
+  auto report = engine_->Backup(*admin_, BackupDir());
+  ASSERT_FALSE(report.has_value());
+  EXPECT_EQ(report.error().code(), failure.code());
+  EXPECT_EQ(report.error().message(), failure.message());
+  EXPECT_FALSE(fs::exists(BackupDir() + "/manifest"));
+  EXPECT_FALSE(fs::exists(BackupDir() + "/records.dump"));
+  auto chain = engine_->VerifyChain(*admin_);
+  ASSERT_FALSE(chain.has_value());
+  EXPECT_EQ(chain.error().message(), failure.message());
+  engine_.reset();  // Before `env`.
 }
 
 // (d) A backup taken right after a shred holds its keystore intent (one
