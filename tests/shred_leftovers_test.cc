@@ -94,6 +94,9 @@ class ShredLeftoversTest : public EngineTest {
     return shreds;
   }
   std::vector<size_t> shred_sealed_parts_;  // Per event ShredEvents found.
+  // For ReopenWith; outlives the engine (closed in TearDown), even when an
+  // assertion ends a test early.
+  FaultEnv env_;
   // The values of the keystore's shred ledger entries ("l:"), in key
   // order. REQUIRES: the engine is closed.
   std::vector<std::string> LedgerShredEntries() {
@@ -362,7 +365,7 @@ TEST_F(ShredLeftoversTest, TheRewrittenEventIsTheAdminsShredAtItsTime) {
 TEST_F(ShredLeftoversTest, AShredRetriedAfterAFailedKeyDestructionCompletes) {
   const uint64_t id = CreateRecord("anna@example.org");
   const std::string subject = SubjectOf(id);
-  FaultEnv env;
+  FaultEnv& env = env_;
   Options options = MakeOptions();
   options.env = &env;
   ReopenWith(options);
@@ -388,7 +391,7 @@ TEST_F(ShredLeftoversTest, AShredRetriedAfterAFailedKeyDestructionCompletes) {
   auto chain = engine_->VerifyChain(*admin_);
   ASSERT_TRUE(chain.has_value());
   EXPECT_TRUE(chain->ok) << chain->problem;
-  engine_.reset();  // Before `env`.
+  engine_.reset();
   std::vector<EventHeader> shreds = ShredEvents();
   ASSERT_EQ(shreds.size(), 1u);
   EXPECT_EQ(shreds[0].at, shredded_at);
@@ -411,7 +414,7 @@ TEST_F(ShredLeftoversTest, AShredRetriedAfterAFailedKeyDestructionCompletes) {
 TEST_F(ShredLeftoversTest, ARetryAfterAFailedKeystoreAppendSyncsTheShredFirst) {
   const uint64_t id = CreateRecord("anna@example.org");
   const std::string subject = SubjectOf(id);
-  FaultEnv env;
+  FaultEnv& env = env_;
   Options options = MakeOptions();
   options.env = &env;
   ReopenWith(options);
@@ -438,7 +441,7 @@ TEST_F(ShredLeftoversTest, ARetryAfterAFailedKeystoreAppendSyncsTheShredFirst) {
   EXPECT_EQ(at_append.front(), syncs + 1);
   EXPECT_EQ(engine_->ShredSubject(*admin_, subject).code(),
             StatusCode::kNotFound);
-  engine_.reset();  // Before `env`.
+  engine_.reset();
   std::vector<EventHeader> shreds = ShredEvents();
   ASSERT_EQ(shreds.size(), 1u);
   EXPECT_EQ(shreds[0].at, shredded_at);
@@ -464,7 +467,7 @@ TEST_F(ShredLeftoversTest, ARetryAfterAFailedKeystoreAppendSyncsTheShredFirst) {
 TEST_F(ShredLeftoversTest, CompleteShredsSyncsAFailedShredBeforeItsKeyGoes) {
   const uint64_t id = CreateRecord("anna@example.org");
   const std::string subject = SubjectOf(id);
-  FaultEnv env;
+  FaultEnv& env = env_;
   Options options = MakeOptions();
   options.env = &env;
   ReopenWith(options);
@@ -488,7 +491,7 @@ TEST_F(ShredLeftoversTest, CompleteShredsSyncsAFailedShredBeforeItsKeyGoes) {
   ASSERT_TRUE(record.has_value()) << record.error().ToString();
   EXPECT_EQ(record->state, RecordState::kErased);
   EXPECT_EQ(record->erased_at, shredded_at);
-  engine_.reset();  // Before `env`.
+  engine_.reset();
   std::vector<EventHeader> shreds = ShredEvents();
   ASSERT_EQ(shreds.size(), 1u);
   EXPECT_EQ(shreds[0].principal_id, "admin");
@@ -527,7 +530,7 @@ TEST_F(ShredLeftoversTest, VerifyChainSyncsAPendingShredBeforeReadingTheHead) {
 // and every write counted before it is synced): SyncApplied returns that
 // failure, not OK, so a backup writes nothing and VerifyChain reports it.
 TEST_F(ShredLeftoversTest, SyncAppliedReturnsAnEarlierFailure) {
-  FaultEnv env;
+  FaultEnv& env = env_;
   Options options = MakeOptions();
   options.env = &env;
   ReopenWith(options);
@@ -553,7 +556,7 @@ TEST_F(ShredLeftoversTest, SyncAppliedReturnsAnEarlierFailure) {
   auto chain = engine_->VerifyChain(*admin_);
   ASSERT_FALSE(chain.has_value());
   EXPECT_EQ(chain.error().message(), failure.message());
-  engine_.reset();  // Before `env`.
+  engine_.reset();
 }
 
 // (d) A backup taken right after a shred holds its keystore intent (one
