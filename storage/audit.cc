@@ -1,5 +1,6 @@
 #include "storage/audit.h"
 
+#include <memory>
 #include <string>
 
 #include "crypto/keyed_hash.h"
@@ -33,7 +34,15 @@ Result<AccessHistoryPage> Audit::History(std::string_view subject_id,
 }
 
 Result<ChainVerification> Audit::VerifyChain() const {
-  auto report = u_.store.history().Verify();
+  std::shared_ptr<const leveldb::Snapshot> snapshot;
+  {
+    WriteLock lock = u_.store.Lock();
+    CUSTOS_RETURN_IF_ERROR(u_.store.SyncApplied(lock));
+    u_.store.RunSnapshotHook();
+    snapshot = u_.store.TakeSnapshot();
+  }
+  // Read without the lock, from the snapshot.
+  auto report = u_.store.history().Verify(snapshot.get());
   if (!report) return Fail(report.error());
   ChainVerification out;
   out.ok = report->ok();

@@ -23,7 +23,7 @@ namespace custos {
 class Audit {
  public:
   struct Units {
-    const Store& store;
+    Store& store;  // Its write lock and SyncApplied: VerifyChain.
     const Subjects& subjects;
     const Limits& limits;
   };
@@ -36,7 +36,14 @@ class Audit {
                                     Timestamp to, uint64_t after_seq,
                                     uint32_t limit) const;
 
-  // Engine::VerifyChain.
+  // Engine::VerifyChain. Under the write lock, every applied write is made
+  // durable (Store::SyncApplied: a sync only when one is pending, as after
+  // a shred, whose records side is never waited for) before the snapshot
+  // the chain is read from: the head it reports is one a power loss cannot
+  // take back (Recover would write a lost shred event again with another
+  // link: a head recorded out of band would then look tampered with).
+  // Errors: that sync's failure, or the store's earlier one; mapped
+  // LevelDB errors.
   Result<ChainVerification> VerifyChain() const;
 
  private:

@@ -94,8 +94,12 @@ inline constexpr uint32_t kFormatVersion = 2;
 // keystore's exclusive key lock held together while the two LevelDB
 // snapshots are taken) after adding a new backup key to the keyring, then
 // streams both into `dir` (created; REQUIRES: absent or empty) without the
-// locks. Errors: AlreadyExists if `dir` holds files; Internal for a file
-// that cannot be written; mapped LevelDB errors.
+// locks. Under the write lock, before the snapshots, every records write
+// applied so far is made durable (Store::SyncApplied): a backup holds
+// nothing a power loss could take from the live store (a shred's unsynced
+// records side). Errors: AlreadyExists if `dir` holds files; that sync's
+// failure (then no file is written); Internal for a file that cannot be
+// written; mapped LevelDB errors.
 Result<BackupReport> Write(Store& store, Keystore& keystore,
                            const std::string& dir, Timestamp now);
 

@@ -630,5 +630,11 @@ uint64_t Engine::TEST_WriteCount() const {
 uint64_t Engine::TEST_SyncCount() const {
   return impl_->store->TEST_SyncCount();
 }
+void Engine::TEST_FailNextSync(Status status) {
+  impl_->store->TEST_FailNextSync(std::move(status));
+}
+void Engine::TEST_SetSnapshotHook(std::function<void()> hook) {
+  impl_->store->TEST_SetSnapshotHook(std::move(hook));
+}
 
 }  // namespace custos

@@ -26,6 +26,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -311,7 +312,11 @@ class Engine {
                                           uint32_t limit = 100);
 
   // Auditor or admin. Walks the whole hash chain of the access history and
-  // reports the first sequence number that fails to verify.
+  // reports the first sequence number that fails to verify. First makes
+  // every applied write durable (one records sync if one is pending, as
+  // after a shred), so the head it reports cannot be taken back by a power
+  // loss. Errors: that sync's failure, or an earlier failed sync or write
+  // of the store (reopen it).
   Result<ChainVerification> VerifyChain(const Actor& actor);
 
   // Auditor or admin. The register of processing activities
@@ -376,6 +381,12 @@ class Engine {
   // Admin only. Refused (FailedPrecondition, naming them) while a legal
   // hold covers any record of the subject: a hold on the subject, on one
   // of its records, or on another subject of one of its records.
+  // NotFound for an unknown subject, or a shredded one whose key is gone;
+  // DataLoss("corrupt subject") for a stored blind index of the wrong size.
+  // A subject already marked shredded whose key survived (an earlier call
+  // failed in the key's destruction) is finished without the hold check:
+  // its records side is made durable, then only its key is destroyed, at
+  // the first call's shred time (one shred event, the first call's).
   // Destroys the subject's data key (crypto-shredding): at once
   // every part, flag note and contest of that subject is undecipherable
   // everywhere, and records left with no readable part read as ERASED.
@@ -520,6 +531,12 @@ class Engine {
   // group-commit factor).
   uint64_t TEST_WriteCount() const;
   uint64_t TEST_SyncCount() const;
+  // Makes the records database's next group sync fail with `status`, as a
+  // failing disk would (the store then refuses every change until reopened).
+  void TEST_FailNextSync(Status status);
+  // `hook` runs when a backup or VerifyChain takes its records snapshot,
+  // under the write lock (Store::TEST_SetSnapshotHook).
+  void TEST_SetSnapshotHook(std::function<void()> hook);
   // Removes every cached key, so the next read unwraps from the keystore.
   void TEST_ClearKeyCache();
 

@@ -769,7 +769,16 @@ class Snapshot {
     options_.snapshot = snapshot_;
     options_.fill_cache = false;
   }
-  ~Snapshot() { db_.ReleaseSnapshot(snapshot_); }
+  // As of `at` when given (the caller's, released by the caller), else of
+  // a snapshot of its own.
+  Snapshot(leveldb::DB& db, const leveldb::Snapshot* at)
+      : db_(db), snapshot_(at != nullptr ? at : db.GetSnapshot()), own_(at == nullptr) {
+    options_.snapshot = snapshot_;
+    options_.fill_cache = false;
+  }
+  ~Snapshot() {
+    if (own_) db_.ReleaseSnapshot(snapshot_);
+  }
   Snapshot(const Snapshot&) = delete;
   Snapshot& operator=(const Snapshot&) = delete;
   const leveldb::ReadOptions& options() const { return options_; }
@@ -777,6 +786,7 @@ class Snapshot {
  private:
   leveldb::DB& db_;
   const leveldb::Snapshot* snapshot_;
+  bool own_ = true;
   leveldb::ReadOptions options_;
 };
 
@@ -1068,8 +1078,8 @@ void History::Commit(const Pending& pending) {
   head_ = Head{pending.last_seq, pending.link};
 }
 
-Result<ChainReport> History::Verify() const {
-  Snapshot snapshot(db_);
+Result<ChainReport> History::Verify(const leveldb::Snapshot* at) const {
+  Snapshot snapshot(db_, at);
   ChainReport report;
 
   auto stored_head =

@@ -290,10 +290,12 @@ class History {
   // Walks the chain from the checkpoint (if its MAC verifies) or from
   // genesis to the stored head, recomputing every link, and reports the
   // first sequence number that does not verify (ChainReport). Reads one
-  // snapshot. A broken chain is a report, not an error.
-  // Errors: a LevelDB read failure, mapped (DataLoss for corruption
-  // LevelDB itself detects).
-  Result<ChainReport> Verify() const;
+  // snapshot: `at` when given (the caller's, kept until this returns; the
+  // engine's is taken once applied writes are durable, see
+  // Audit::VerifyChain), else one of its own. A broken chain is a report,
+  // not an error. Errors: a LevelDB read failure, mapped (DataLoss for
+  // corruption LevelDB itself detects).
+  Result<ChainReport> Verify(const leveldb::Snapshot* at = nullptr) const;
 
   // The events concerning `subject_id` with from <= at < to and
   // seq > after_seq, in seq order, at most `limit` of them, each with this

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "crypto/keyed_hash.h"
@@ -89,10 +90,22 @@ Status Shredder::Shred(const PrincipalInfo& admin,
   if (!subject) return subject.error();
   if (subject->shredded) {
     // Reported done only once the key is gone; a shred whose key
-    // destruction failed is finished by asking again.
+    // destruction failed is finished by asking again: only the key's
+    // destruction is repeated (with its intent, at the shred's time), as
+    // Recover does. Its records side is written (applied; made durable
+    // below), and writing it again would record a second shred event and
+    // move the shred's time. Holds are not looked at again, as Recover does
+    // not: the subject is already unlinked from its identifier.
     auto has = u_.keystore.HasKey(subject_id);
     if (!has) return has.error();
     if (!*has) return Status::NotFound("subject not found");
+    // The first attempt's records side made durable first: with the key
+    // gone, a power loss must not take it (Open would write the event
+    // again, at the shred's time but with another link). The first
+    // attempt's failure need not have been sticky (a failed append to the
+    // keystore's log, unlike a failed sync, is not).
+    CUSTOS_RETURN_IF_ERROR(u_.store.SyncApplied(lock));
+    return DestroyKey(*subject, admin.id);
   }
   auto index = Subjects::BlindIndexOf(*subject);
   if (!index) return index.error();
@@ -148,6 +161,14 @@ Status Shredder::RecoverKeystoreIntents() {
   auto intents = u_.keystore.ShredIntents();
   if (!intents) return intents.error();
   if (intents->empty()) return Status::Ok();
+  // In the order the shreds happened, so that lost shred events are
+  // written again in their order: by shred time (shreds hold the write
+  // lock through their synchronous keystore write, so a clock that moves
+  // forward gives each its own time), equal times by subject id.
+  std::sort(intents->begin(), intents->end(), [](const auto& a, const auto& b) {
+    return std::tie(a.second.at_micros, a.first) <
+           std::tie(b.second.at_micros, b.first);
+  });
   leveldb::WriteBatch batch;
   std::vector<Event> events;
   std::vector<std::string> subject_ids;
@@ -232,6 +253,9 @@ Status Shredder::Recover() {
     if (!*has && !*retiring) continue;  // Destroyed; compaction is queued.
     auto subject = u_.subjects.Read(subject_id);
     if (!subject) return subject.error();
+    // As a retried shred does: the records side durable before the key
+    // goes (in Complete it may be a failed shred's, applied, not synced).
+    CUSTOS_RETURN_IF_ERROR(u_.store.SyncApplied(lock));
     CUSTOS_RETURN_IF_ERROR(DestroyKey(*subject, "recovery"));
     // Queued again (the intent queued it too): the compaction Open runs
     // next removes the key's bytes.

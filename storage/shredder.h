@@ -7,13 +7,18 @@
 //                shred's one synchronous write, and the cached key evicted;
 //                then reported. The destroyed key's bytes are queued for the
 //                erasure compaction, never compacted on this path, so a
-//                shred costs the same at any store size.
+//                shred costs the same at any store size. Asked again for a
+//                subject marked shredded whose key is still there (its
+//                destruction failed), only 2 is repeated, at the shred's
+//                time: one shred event, one shred time.
 //   Recover   at Open (and first in Complete): a records-side intent whose
 //                key still exists (1 durable, 2 not) is finished before
 //                anyone can read with that key; a keystore intent whose
 //                records side is missing (2 durable, 1 lost to a power
-//                loss) has that side written again; then, with the records
-//                database synced, the keystore intents are dropped.
+//                loss) has that side written again, in the order of the
+//                shreds (shred time, then subject id), so their events
+//                are too; then, with the records database synced, the
+//                keystore intents are dropped.
 //   Complete  later, in bounded steps: each of the subject's records is
 //                brought to its effective state (RecordViews::CatchUp: the
 //                transitions in force are written, with their events), the

@@ -158,6 +158,16 @@ Status Store::WaitDurable(const Ticket& ticket) {
   return group_.WaitDurable(ticket.seq);
 }
 
+Status Store::SyncApplied(const WriteLock& lock) {
+  if (!lock.Holds(write_mu_)) {
+    return Status::Internal("a sync without the store's write lock");
+  }
+  // A store that failed first: WaitDurable alone returns OK when every
+  // write it counted is synced, and a failed LevelDB write is not counted.
+  CUSTOS_RETURN_IF_ERROR(group_.failure());
+  return group_.WaitDurable(group_.writes());
+}
+
 Status Store::Commit(WriteLock lock, leveldb::WriteBatch& batch,
                      const std::vector<Event>& events, std::string_view what,
                      bool force_sync) {

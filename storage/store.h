@@ -178,6 +178,22 @@ class Store {
                        bool force_sync = false);
   // Returns once the write of `ticket` is durable (group commit, see above).
   Status WaitDurable(const Ticket& ticket);
+  // Returns once every write applied so far is durable, synced or not
+  // (a shred's records side is applied and never waited for): one group
+  // sync if any is not durable yet, none otherwise. Holding `lock`, nothing
+  // is applied meanwhile, so what a reader sees then is all durable (a
+  // backup's snapshot, a chain verification's; a key destroyed after a
+  // shred's records side). Internal if `lock` is not this store's held
+  // lock; the store's recorded failure (a failed sync or LevelDB write
+  // earlier, even with every counted write synced), without syncing; the
+  // sync's failure, which then fails every later change (see above).
+  Status SyncApplied(const WriteLock& lock);
+  // Runs the hook of TEST_SetSnapshotHook, if any. Called right before a
+  // snapshot that SyncApplied made durable is taken (a backup's, a chain
+  // verification's), under the same hold of the write lock.
+  void RunSnapshotHook() const {
+    if (snapshot_hook_) snapshot_hook_();
+  }
   // Apply, release `lock`, WaitDurable.
   Status Commit(WriteLock lock, leveldb::WriteBatch& batch,
                 const std::vector<Event>& events, std::string_view what,
@@ -201,6 +217,12 @@ class Store {
   void TEST_FailNextSync(Status status) {
     group_.TEST_FailNextSync(std::move(status));
   }
+  // Tests: `hook` runs at RunSnapshotHook, so a test can see what was
+  // synced when the snapshot was taken (its order against SyncApplied).
+  // Set it while nothing else runs.
+  void TEST_SetSnapshotHook(std::function<void()> hook) {
+    snapshot_hook_ = std::move(hook);
+  }
 
  private:
   Store(std::unique_ptr<leveldb::DB> db, LogSyncEnv& env, bool sync_writes,
@@ -215,6 +237,7 @@ class Store {
   std::mutex write_mu_;  // The write lock.
   std::atomic<uint64_t> generation_{0};
   GroupSync group_;  // Over the records Env's SyncLogs().
+  std::function<void()> snapshot_hook_;  // Tests only.
 };
 
 }  // namespace custos

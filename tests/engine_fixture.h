@@ -86,6 +86,15 @@ class EngineTest : public ::testing::Test {
 
   void Close() { engine_.reset(); }
 
+  // Reopens the engine with `options` (MakeOptions() with changes: an
+  // Options::env from tests/fault_env.h, say; it must outlive the engine).
+  void ReopenWith(const Options& options) {
+    engine_.reset();
+    auto engine = Engine::Open(options, MasterKey());
+    ASSERT_TRUE(engine.has_value()) << engine.error().ToString();
+    engine_ = std::move(*engine);
+  }
+
   // Reopens the engine on `clock` (a HookClock over clock_, say) instead of
   // clock_. The caller keeps `clock` alive until the engine is closed.
   void ReopenWithClock(const Clock& clock) {

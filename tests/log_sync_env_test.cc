@@ -9,61 +9,21 @@
 #include <leveldb/env.h>
 #include <stdlib.h>
 
-#include <atomic>
 #include <filesystem>
 #include <memory>
 #include <string>
+
+#include "tests/fault_env.h"
 
 namespace custos {
 namespace {
 
 using ::testing::HasSubstr;
 
-// Below LogSyncEnv: can make every Sync of a log file fail, as a failing
-// disk would, and counts the log files opened.
-class FaultEnv final : public leveldb::EnvWrapper {
- public:
-  FaultEnv() : EnvWrapper(leveldb::Env::Default()) {}
-
-  leveldb::Status NewWritableFile(const std::string& fname,
-                                  leveldb::WritableFile** result) override {
-    leveldb::WritableFile* base = nullptr;
-    leveldb::Status s = target()->NewWritableFile(fname, &base);
-    if (!s.ok()) return s;
-    if (!fname.ends_with(".log")) {
-      *result = base;
-      return s;
-    }
-    ++logs_opened;
-    *result = new FaultyFile(*this, base);
-    return s;
-  }
-
-  std::atomic<bool> fail_log_syncs{false};
-  std::atomic<int> logs_opened{0};
-
- private:
-  class FaultyFile final : public leveldb::WritableFile {
-   public:
-    FaultyFile(FaultEnv& env, leveldb::WritableFile* base)
-        : env_(env), base_(base) {}
-    leveldb::Status Append(const leveldb::Slice& data) override {
-      return base_->Append(data);
-    }
-    leveldb::Status Flush() override { return base_->Flush(); }
-    leveldb::Status Sync() override {
-      if (env_.fail_log_syncs) {
-        return leveldb::Status::IOError("injected", "log sync failed");
-      }
-      return base_->Sync();
-    }
-    leveldb::Status Close() override { return base_->Close(); }
-
-   private:
-    FaultEnv& env_;
-    std::unique_ptr<leveldb::WritableFile> base_;
-  };
-};
+// Below LogSyncEnv (tests/fault_env.h): can make every Sync of a log file
+// fail, as a failing disk would (the test's database is not a keystore:
+// FaultEnv::records), and counts the log files opened.
+using custos::testing::FaultEnv;
 
 class LogSyncEnvTest : public ::testing::Test {
  protected:
@@ -114,9 +74,9 @@ TEST_F(LogSyncEnvTest, SyncLogsSucceedsAcrossLogSwitches) {
 // the new log, reported success for writes that sat in the failed one.
 TEST_F(LogSyncEnvTest, AFailedSyncOfAClosedLogIsReportedByEveryLaterSync) {
   ASSERT_TRUE(db_->Put(leveldb::WriteOptions(), "first", "value").ok());
-  fault_env_.fail_log_syncs = true;
+  fault_env_.records.fail_syncs = true;
   ASSERT_TRUE(WriteUntilLogSwitch());
-  fault_env_.fail_log_syncs = false;  // The new log itself syncs fine.
+  fault_env_.records.fail_syncs = false;  // The new log itself syncs fine.
   Status synced = log_env_.SyncLogs();
   ASSERT_FALSE(synced.ok());
   EXPECT_EQ(synced.code(), StatusCode::kInternal);
@@ -130,7 +90,7 @@ TEST_F(LogSyncEnvTest, AFailedSyncOfAClosedLogIsReportedByEveryLaterSync) {
 TEST_F(LogSyncEnvTest, AFailureOfTheEnvSyncedFirstFailsTheSync) {
   LogSyncEnv second(leveldb::Env::Default());
   second.SyncBefore(&log_env_);
-  fault_env_.fail_log_syncs = true;
+  fault_env_.records.fail_syncs = true;
   ASSERT_TRUE(WriteUntilLogSwitch());
   EXPECT_EQ(second.SyncLogs().code(), StatusCode::kInternal);
 }

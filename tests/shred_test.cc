@@ -4,7 +4,6 @@
 #include <leveldb/db.h>
 #include <leveldb/env.h>
 
-#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <string>
@@ -17,6 +16,7 @@
 #include "storage/keystore.h"
 #include "storage/leveldb_util.h"
 #include "tests/engine_fixture.h"
+#include "tests/fault_env.h"
 
 namespace custos::testing {
 namespace {
@@ -254,73 +254,27 @@ TEST_F(ShredTest, AShredInterruptedAfterItsIntentIsFinishedAtOpen) {
   EXPECT_EQ(ReadAllFiles(dir_ + "/keystore").find(wrapped), std::string::npos);
 }
 
-// LevelDB's environment counting the synchronous writes LevelDB itself
-// makes (WritableFile::Sync of a write-ahead log), per database. The
-// group-commit fdatasyncs of the records database (Store::WaitDurable)
-// do not pass through the Env: Engine::TEST_SyncCount counts those.
-class CountingLogSyncs final : public leveldb::EnvWrapper {
- public:
-  CountingLogSyncs() : EnvWrapper(leveldb::Env::Default()) {}
-  leveldb::Status NewWritableFile(const std::string& fname,
-                                  leveldb::WritableFile** result) override {
-    leveldb::WritableFile* base = nullptr;
-    leveldb::Status s = target()->NewWritableFile(fname, &base);
-    if (!s.ok()) return s;
-    if (!fname.ends_with(".log")) {
-      *result = base;
-      return s;
-    }
-    *result = new File(fname.find("/keystore/") != std::string::npos
-                           ? keystore_syncs
-                           : records_syncs,
-                       base);
-    return s;
-  }
-  std::atomic<int> keystore_syncs{0};
-  std::atomic<int> records_syncs{0};
-
- private:
-  class File final : public leveldb::WritableFile {
-   public:
-    File(std::atomic<int>& count, leveldb::WritableFile* base)
-        : count_(count), base_(base) {}
-    leveldb::Status Append(const leveldb::Slice& data) override {
-      return base_->Append(data);
-    }
-    leveldb::Status Close() override { return base_->Close(); }
-    leveldb::Status Flush() override { return base_->Flush(); }
-    leveldb::Status Sync() override {
-      ++count_;
-      return base_->Sync();
-    }
-
-   private:
-    std::atomic<int>& count_;
-    std::unique_ptr<leveldb::WritableFile> base_;
-  };
-};
-
 // A shred waits for one synchronous write: the keystore's, which destroys
 // the key and records the intent; the records-side write is not synced.
 TEST_F(ShredTest, AShredWaitsForOneSynchronousWrite) {
   uint64_t id = CreateRecord("anna@example.org");
   const std::string subject = SubjectOf(id);
-  CountingLogSyncs env;
-  Close();
+  // LevelDB's own synced log writes, per database; the group-commit
+  // fdatasyncs of the records database do not pass through the Env:
+  // Engine::TEST_SyncCount counts those.
+  FaultEnv env;
   Options options = MakeOptions();
   options.env = &env;
   options.sync_writes = true;  // Even so: the shred's records side is not.
-  auto opened = Engine::Open(options, MasterKey());
-  ASSERT_TRUE(opened.has_value()) << opened.error().ToString();
-  engine_ = std::move(*opened);
-  const int keystore_before = env.keystore_syncs, records_before =
-                                                      env.records_syncs;
+  ReopenWith(options);
+  const int keystore_before = env.keystore.syncs,
+            records_before = env.records.syncs;
   const uint64_t groups_before = engine_->TEST_SyncCount();
 
   ASSERT_TRUE(engine_->ShredSubject(*admin_, subject).ok());
 
-  EXPECT_EQ(env.keystore_syncs - keystore_before, 1);
-  EXPECT_EQ(env.records_syncs - records_before, 0);
+  EXPECT_EQ(env.keystore.syncs - keystore_before, 1);
+  EXPECT_EQ(env.records.syncs - records_before, 0);
   EXPECT_EQ(engine_->TEST_SyncCount() - groups_before, 0u);
   engine_.reset();  // Before `env`.
 }

@@ -7,7 +7,6 @@
 #include <leveldb/env.h>
 
 #include <algorithm>
-#include <atomic>
 #include <memory>
 
 #include "crypto/keyed_hash.h"
@@ -19,6 +18,7 @@
 #include "storage/keystore.h"
 #include "storage/leveldb_util.h"
 #include "tests/engine_fixture.h"
+#include "tests/fault_env.h"
 
 namespace custos::testing {
 namespace {
@@ -134,44 +134,6 @@ TEST_F(UnlinkableErasureTest, ASubjectHoldOnACoSubjectRefusesTheShred) {
   EXPECT_TRUE(engine_->ShredSubject(*admin_, anna).ok());
 }
 
-// LevelDB's environment with the keystore's synchronous log writes failing
-// once armed: a shred whose key destruction fails.
-class FailingKeystoreSyncs final : public leveldb::EnvWrapper {
- public:
-  FailingKeystoreSyncs() : EnvWrapper(leveldb::Env::Default()) {}
-  leveldb::Status NewWritableFile(const std::string& fname,
-                                  leveldb::WritableFile** result) override {
-    leveldb::WritableFile* base = nullptr;
-    leveldb::Status s = target()->NewWritableFile(fname, &base);
-    if (!s.ok()) return s;
-    const bool keystore_log = fname.find("/keystore/") != std::string::npos &&
-                              fname.ends_with(".log");
-    *result = keystore_log ? new File(*this, base) : base;
-    return s;
-  }
-  std::atomic<bool> armed{false};
-
- private:
-  class File final : public leveldb::WritableFile {
-   public:
-    File(FailingKeystoreSyncs& env, leveldb::WritableFile* base)
-        : env_(env), base_(base) {}
-    leveldb::Status Append(const leveldb::Slice& data) override {
-      return base_->Append(data);
-    }
-    leveldb::Status Close() override { return base_->Close(); }
-    leveldb::Status Flush() override { return base_->Flush(); }
-    leveldb::Status Sync() override {
-      if (env_.armed) return leveldb::Status::IOError("injected sync failure");
-      return base_->Sync();
-    }
-
-   private:
-    FailingKeystoreSyncs& env_;
-    std::unique_ptr<leveldb::WritableFile> base_;
-  };
-};
-
 // A shred is written down, then its key is destroyed; should the
 // destruction fail, the key survives until the shred is finished, and a
 // read must still not give the subject's data: its identifier was cleared
@@ -180,19 +142,16 @@ class FailingKeystoreSyncs final : public leveldb::EnvWrapper {
 TEST_F(UnlinkableErasureTest, AShredWhoseKeyDestructionFailedDisclosesNothing) {
   const uint64_t id = CreateRecord("anna@example.org");
   const std::string anna = Subject("anna@example.org");
-  FailingKeystoreSyncs env;
-  Close();
+  FaultEnv env;  // To make the keystore's synchronous log writes fail.
   Options options = MakeOptions();
   options.env = &env;
-  auto opened = Engine::Open(options, MasterKey());
-  ASSERT_TRUE(opened.has_value()) << opened.error().ToString();
-  engine_ = std::move(*opened);
+  ReopenWith(options);
   auto before = engine_->GetRecord(*owner_, id);
   ASSERT_TRUE(before.has_value()) << before.error().ToString();
   ASSERT_EQ(before->parts.size(), 1u);
   EXPECT_EQ(before->parts[0].subject_identifier, "anna@example.org");
 
-  env.armed = true;
+  env.keystore.fail_syncs = true;
   Status shred = engine_->ShredSubject(*admin_, anna);
   EXPECT_EQ(shred.code(), StatusCode::kInternal) << shred.ToString();
 
