@@ -456,21 +456,21 @@ Result<ErasureReport> Erasure::Verify() const {
       }));
   // A range deletion's witnesses: one value per deletion write, beside its
   // bucket's range (keys::BucketRangeWitness).
-  CUSTOS_RETURN_IF_ERROR(store_.Scan(
-      keys::kBucketSealedPrefix, {},
-      [&](std::string_view key, std::string_view value) {
-        if (!keys::IsBucketRangeWitness(key)) return true;
-        for (size_t at = 0; at + crypto::kNonceSize <= value.size();
-             at += crypto::kNonceSize) {
-          std::string nonce(value.substr(at, crypto::kNonceSize));
-          for (char& c : nonce) c = static_cast<char>(~c);
-          uint64_t prefix = 0;
-          std::memcpy(&prefix, nonce.data(), sizeof(prefix));
-          prefixes.insert(prefix);
-          nonces.insert(std::move(nonce));
-        }
-        return true;
-      }));
+  CUSTOS_RETURN_IF_ERROR(
+      store_.Scan(keys::kBucketSealedPrefix, {},
+                  [&](std::string_view key, std::string_view value) {
+                    if (!keys::IsBucketRangeWitness(key)) return true;
+                    for (size_t at = 0; at + crypto::kNonceSize <= value.size();
+                         at += crypto::kNonceSize) {
+                      std::string nonce(value.substr(at, crypto::kNonceSize));
+                      for (char& c : nonce) c = static_cast<char>(~c);
+                      uint64_t prefix = 0;
+                      std::memcpy(&prefix, nonce.data(), sizeof(prefix));
+                      prefixes.insert(prefix);
+                      nonces.insert(std::move(nonce));
+                    }
+                    return true;
+                  }));
   ErasureReport report;
   report.witnesses = nonces.size();
   std::unordered_set<std::string> found;

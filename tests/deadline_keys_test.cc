@@ -772,8 +772,7 @@ TEST_F(DeadlineKeysTest, ARangeDeletionsWitnessesLieBesideTheRange) {
     }
   }
   ASSERT_EQ(nonces.size(), 2u);
-  const size_t witnesses_before =
-      Raw(std::string(keys::kWitnessPrefix)).size();
+  const size_t witnesses_before = Raw(std::string(keys::kWitnessPrefix)).size();
   Close();
   Options options = MakeOptions();
   options.compact_after_erasure = false;  // The control: bytes stay.
