@@ -65,11 +65,26 @@ std::string RangeValue(int64_t micros, std::string_view last) {
 }
 
 // A range queue's entries: keys are the ranges' first keys, `lasts` their
-// last keys (empty for a value that does not parse: compacted at once).
+// last keys, always computed from the first (a bucket's "pb:" range start,
+// the only ranges queued; empty, deleting nothing, for any other start). A
+// value that does not parse or names another last key is `corrupt`; one
+// that does not parse is due at once.
 struct QueuedRanges {
   Queued queued;
   std::vector<std::string> lasts;
+  std::vector<bool> corrupt;
 };
+
+// The last key of the range that starts at `first`, when that is a bucket's
+// "pb:" range start (keys::BucketSealedBegin); "" otherwise.
+std::string LastOfRange(std::string_view first) {
+  if (first.size() != keys::kBucketSealedPrefix.size() + 8 ||
+      !first.starts_with(keys::kBucketSealedPrefix)) {
+    return "";
+  }
+  return keys::BucketSealedEnd(
+      keys::NumberAfter(first, keys::kBucketSealedPrefix));
+}
 
 Result<QueuedRanges> ReadRangeQueue(const Store& store,
                                     std::string_view prefix) {
@@ -78,8 +93,15 @@ Result<QueuedRanges> ReadRangeQueue(const Store& store,
       store.Scan(prefix, {}, [&](std::string_view key, std::string_view value) {
         q.queued.keys.emplace_back(key.substr(prefix.size()));
         q.queued.values.emplace_back(value);
+        // Every range queued is a bucket's "pb:" range, so its end is
+        // computed from its start, never taken from the value: a stored end
+        // that a flipped bit moved would delete other buckets' entries, or
+        // other families. A value that does not parse or names another end
+        // is counted corrupt; a start that is no bucket's deletes nothing.
         const bool parsed = value.size() > 8;
-        q.lasts.emplace_back(parsed ? value.substr(8) : std::string_view());
+        std::string last = LastOfRange(q.queued.keys.back());
+        q.corrupt.push_back(last.empty() || !parsed || value.substr(8) != last);
+        q.lasts.push_back(std::move(last));
         q.queued.oldest = std::min<int64_t>(
             q.queued.oldest,
             parsed ? static_cast<int64_t>(ReadBigEndian64(value)) : INT64_MIN);
@@ -175,6 +197,17 @@ Status Erasure::DeleteQueuedRanges() {
                              : ToMicros(options_.clock->Now());
         batch.Delete(queue_key);
         batch.Put(keys::RangeCompactQueue(first), RangeValue(queued_at, last));
+        if (ranges->corrupt[i]) {
+          // Deleted all the same when its range could be computed; counted
+          // either way (ErasureReport::corrupt_queue_entries).
+          auto count = store_.Get(keys::kErasureQueueCorrupt);
+          if (!count) return count.error();
+          const uint64_t before =
+              *count && (*count)->size() == 8 ? ReadBigEndian64(**count) : 0;
+          std::string counted;
+          AppendBigEndian64(counted, before + 1);
+          batch.Put(ToSlice(keys::kErasureQueueCorrupt), counted);
+        }
       }
       CUSTOS_RETURN_IF_ERROR(store_.Commit(std::move(lock), batch, {},
                                            "deleting an erased range"));
@@ -473,6 +506,11 @@ Result<ErasureReport> Erasure::Verify() const {
                   }));
   ErasureReport report;
   report.witnesses = nonces.size();
+  auto corrupt = store_.Get(keys::kErasureQueueCorrupt);
+  if (!corrupt) return Fail(corrupt.error());
+  if (*corrupt && (*corrupt)->size() == 8) {
+    report.corrupt_queue_entries = ReadBigEndian64(**corrupt);
+  }
   std::unordered_set<std::string> found;
   std::error_code ec;
   const std::filesystem::path root(options_.data_dir);

@@ -66,7 +66,11 @@ class Erasure {
   // compaction (CompactQueued), with the time it was queued for deletion,
   // so erasure_compaction_delay counts from the erasure. A crash leaves the
   // entry and the keys not yet deleted; the next call (the next sweep, at
-  // the latest the next Open) finishes.
+  // the latest the next Open) finishes. Every range is carried out over the
+  // bucket range its first key starts, whatever last key the value names
+  // (retired with nothing deleted when the first key names none); an entry
+  // whose value does not parse or names another last key is counted under
+  // "m:erasure_queue_corrupt" (ErasureReport::corrupt_queue_entries).
   Status DeleteQueuedRanges();
   static constexpr size_t kRangeDeletesPerWrite = 4096;
   // Queues the compaction of the whole records database: for erasures

@@ -23,6 +23,9 @@ inline constexpr std::string_view kNextRecordId = "m:next_record_id";
 inline constexpr std::string_view kNextHoldId = "m:next_hold_id";
 inline constexpr std::string_view kHistoryPruneCursor =
     "m:history_prune_cursor";
+// Range deletions queued with a value that did not parse (erasure.cc).
+inline constexpr std::string_view kErasureQueueCorrupt =
+    "m:erasure_queue_corrupt";
 
 // ---- Principals (principals.cc) -------------------------------------------
 // "p:" id -> Principal; "c:" credential hash -> principal id.

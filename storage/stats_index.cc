@@ -452,8 +452,16 @@ Result<size_t> StatsIndex::Fold(size_t budget) {
     uint64_t unreadable = 0;
     for (const auto& [key, value] : deltas) {
       batch.Delete(key);
+      // A key of the wrong length (no build writes one) has no number: its
+      // delta is dropped and counted, and the cursor stays at the last
+      // well-formed one (a seek from past it no longer meets this key).
+      const bool numbered = key.size() == keys::kStatsDeltaPrefix.size() + 8;
+      if (numbered) {
+        through =
+            std::max(through, keys::NumberAfter(key, keys::kStatsDeltaPrefix));
+      }
       auto delta = DecodeDelta(value);
-      if (!delta) {
+      if (!numbered || !delta) {
         // Never countable: dropped and counted, so the rest fold on.
         ++unreadable;
         continue;
@@ -472,7 +480,6 @@ Result<size_t> StatsIndex::Fold(size_t budget) {
       batch.Put(keys::StatsAggregate(kind),
                 EncodeAggregate(kind, aggregates[kind]));
     }
-    through = keys::NumberAfter(deltas.back().first, keys::kStatsDeltaPrefix);
     std::string cursor_value;
     AppendBigEndian64(cursor_value, through);
     batch.Put(ToSlice(keys::kStatsFoldedThrough), cursor_value);
@@ -503,6 +510,7 @@ Result<Statistics> StatsIndex::Read(const StatisticsQuery& query,
   // aggregates ("st:k:"). A fold since the cursor was read only means
   // more deletion markers to pass: what it folded is deleted in this
   // snapshot and counted in its aggregates.
+  const size_t delta_key_size = keys::kStatsDeltaPrefix.size() + 8;
   CUSTOS_RETURN_IF_ERROR(
       store_.Scan(keys::kStatsPrefix, keys::StatsDelta(*cursor + 1),
                   [&](std::string_view key, std::string_view value) {
@@ -528,7 +536,8 @@ Result<Statistics> StatsIndex::Read(const StatisticsQuery& query,
                     }
                     if (!key.starts_with(keys::kStatsDeltaPrefix)) return true;
                     auto delta = DecodeDelta(value);
-                    if (!delta) {
+                    // As Fold: a key of the wrong length is unreadable.
+                    if (!delta || key.size() != delta_key_size) {
                       ++out.unreadable;  // As Fold: skipped, counted.
                       return true;
                     }

@@ -221,13 +221,20 @@ Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
     // compacted (each one range), before the record-by-record rewrite to
     // ERASED stubs, whose "r:" values hold none of those ciphertexts.
     CUSTOS_RETURN_IF_ERROR(u_.erasure.DeleteQueuedRanges());
-    report_progress(SweepPhase::kCompacting);
+    // A phase of its own only when buckets were erased by key (what is
+    // left queued otherwise is the last phase's).
+    if (report.buckets_destroyed > 0) {
+      report_progress(SweepPhase::kCompacting);
+    }
     CUSTOS_RETURN_IF_ERROR(u_.erasure.CompactQueued());
   }
-  std::map<uint64_t, bool> erased_buckets;  // ErasedByKey's cache.
   while (true) {
     bool more_due = false;
     WriteLock lock = u_.store.Lock();
+    // ErasedByKey's cache, for this batch only: the lock is released
+    // between batches, and a record sealed into an erased bucket meanwhile
+    // deletes its marker (RecordStore::Reseal).
+    std::map<uint64_t, bool> erased_buckets;
     // The due entries of this batch, read first: the iterator must not
     // live across the write.
     std::vector<std::pair<std::string, int64_t>> due_entries;
@@ -297,6 +304,9 @@ Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
   if (!options.dry_run) {
     report_progress(SweepPhase::kDestroyingKeys);
     CUSTOS_RETURN_IF_ERROR(DestroyDueBuckets(as_of, report));
+    // The "pb:" ranges of the buckets it destroyed that still held an
+    // entry (DestroyDueBuckets).
+    CUSTOS_RETURN_IF_ERROR(u_.erasure.DeleteQueuedRanges());
     report_progress(SweepPhase::kPruningHistory);
     auto pruned =
         PruneHistory(as_of, std::max<size_t>(options.batch_size, 100), report);
@@ -441,6 +451,23 @@ Status Sweeper::DestroyDueBuckets(int64_t as_of, SweepReport& report) {
     if (!wrapped) return wrapped.error();
     if (*wrapped) Erasure::AddWitness(witnesses, **wrapped);
     Erasure::QueueKeystore(witnesses, name, now);
+    // No record is sealed under it (its hour has no index entry), so a
+    // "pb:" entry left in its range belongs to none: its deletion is
+    // queued with the key's witness, before the key goes, as an erasure by
+    // key queues it. One seek; an empty range queues nothing (its
+    // compaction would cost a memtable flush per bucket).
+    const std::string sealed_begin = keys::BucketSealedBegin(bucket);
+    const std::string sealed_end = keys::BucketSealedEnd(bucket);
+    bool orphans = false;
+    CUSTOS_RETURN_IF_ERROR(
+        u_.store.Scan(keys::kBucketSealedPrefix, sealed_begin,
+                      [&](std::string_view key, std::string_view) {
+                        orphans = key <= sealed_end;
+                        return false;
+                      }));
+    if (orphans) {
+      Erasure::QueueRangeDeletion(witnesses, sealed_begin, sealed_end, now);
+    }
     empty.push_back(bucket);
   }
   if (empty.empty()) return Status::Ok();

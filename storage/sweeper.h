@@ -61,8 +61,9 @@ class Sweeper {
   // ResourceExhausted (the record is too large to rewrite), and any error
   // of the store.
   // An erasure of a record whose bucket was erased by key (by this sweep or
-  // an earlier one, `erased_buckets` caching which) is written but not
-  // counted again: the sweep that destroyed the key reported it. Every
+  // an earlier one, `erased_buckets` caching which for one batch: a record
+  // sealed into the bucket between batches deletes its marker) is written
+  // but not counted again: the sweep that destroyed the key reported it. Every
   // erasure written is added to `erased` (for the ledger), reported or not.
   Status SweepRecord(const WriteLock& lock, const PrincipalInfo& admin,
                      const std::string& key, int64_t due,
@@ -89,7 +90,10 @@ class Sweeper {
   // Destroys the key of every deadline bucket whose hour ended by `as_of`
   // and in which no deadline-index entry is left (its records are all
   // written down as erased, or moved), after witnessing and queueing its
-  // wrapped bytes for the keystore's compaction. Counted in `report`.
+  // wrapped bytes for the keystore's compaction and, when its "pb:" range
+  // still holds an entry (of no record), queueing the range's deletion
+  // (Erasure::DeleteQueuedRanges, which Sweep then runs). Counted in
+  // `report`.
   Status DestroyDueBuckets(int64_t as_of, SweepReport& report);
   // True for the errors of one record that a sweep skips and reports
   // (DataLoss, InvalidArgument, ResourceExhausted); any other error (of

@@ -341,6 +341,12 @@ struct ErasureReport {
   size_t found = 0;
   // Files (relative to data_dir) in which any was found.
   std::vector<std::string> files_with_leftovers;
+  // Queued range deletions ("q:rdelete:") whose value did not parse or
+  // named another last key than its bucket's, ever: each was carried out
+  // over its bucket's "pb:" range, computed from its first key (the stored
+  // last key is never trusted; nothing is deleted when the first key names
+  // no bucket's range).
+  uint64_t corrupt_queue_entries = 0;
 };
 
 }  // namespace custos

@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 #include <leveldb/db.h>
+#include <leveldb/env.h>
 #include <leveldb/write_batch.h>
 
 #include <algorithm>
@@ -23,9 +24,17 @@
 
 #include "crypto/aead.h"
 #include "storage/codec.h"
+#include "storage/erasure.h"
+#include "storage/holds.h"
 #include "storage/keys.h"
 #include "storage/keystore.h"
+#include "storage/leveldb_util.h"
+#include "storage/log_sync_env.h"
 #include "storage/period.h"
+#include "storage/policies.h"
+#include "storage/record_store.h"
+#include "storage/store.h"
+#include "storage/subjects.h"
 #include "tests/engine_fixture.h"
 
 namespace custos::testing {
@@ -864,6 +873,318 @@ TEST_F(DeadlineKeysTest, AFormatTwoKeystoreIsRefused) {
   EXPECT_NE(engine.error().message().find("keystore format version 2"),
             std::string::npos)
       << engine.error().message();
+}
+
+// Issue 11 review: the sweep cached across its batches which buckets were
+// erased by key, and the write lock is released between batches. A record
+// sealed into an erased bucket meanwhile (its key made again, the marker
+// deleted) was taken for erased by key: its stub was written without its
+// "pb:" entry deleted or witnessed, and its erasure was not reported. The
+// marker is now read again in each batch.
+TEST_F(DeadlineKeysTest,
+       ARecordSealedIntoAnErasedBucketBetweenBatchesIsErased) {
+  CreateClosedAlert();  // Due at the bucket's start.
+  clock_.Set(TestEpoch() + 40min);
+  CreateClosedAlert("bob@example.org", "Bob");  // Due 40 minutes into it.
+  const uint64_t late = CreateAlert("carl@example.org", "Carl");
+  const std::string range = keys::BucketSealedBegin(AlertBucket());
+  clock_.Set(EndOfAlertBucket());
+  SweepOptions options;
+  options.as_of = clock_.Now();
+  options.batch_size = 1;
+  Status sealed = Status::Internal("not reached");
+  options.progress = [&](const SweepProgress& p) {
+    // Between the first batch and the second, out of the write lock: a
+    // close (the clock set back, as a test clock can be) seals a record
+    // into the bucket erased by key, due 20 minutes into its hour, so the
+    // second batch meets it. (Called from the progress callback only to
+    // land exactly there.)
+    if (p.phase != SweepPhase::kTransitions || p.batches != 1) return;
+    clock_.Set(TestEpoch() + 20min);
+    sealed = engine_->Close(*owner_, late);
+    clock_.Set(EndOfAlertBucket());
+  };
+  auto report = engine_->Sweep(*admin_, options);
+  ASSERT_TRUE(report.has_value()) << report.error().ToString();
+  ASSERT_TRUE(sealed.ok()) << sealed.ToString();
+  EXPECT_EQ(report->buckets_destroyed, 2u);  // Erased by key, then again.
+  bool reported = false;
+  for (const PlannedTransition& t : report->transitions) {
+    reported |= t.record_id == late && t.to == RecordState::kErased;
+  }
+  EXPECT_TRUE(reported) << "the late record's erasure is not reported";
+  EXPECT_EQ(Stored(late).state, RecordState::kErased);
+  EXPECT_TRUE(RawEntries(range).empty());
+  EXPECT_TRUE(BucketKeys().empty());
+  auto verified = engine_->VerifyErasure(*admin_);
+  ASSERT_TRUE(verified.has_value()) << verified.error().ToString();
+  EXPECT_EQ(verified->found, 0u);
+}
+
+// Issue 11 review: a bucket emptied record by record had its key destroyed
+// without its "pb:" range deleted, so an entry left there (belonging to no
+// record: none is indexed in the bucket's hour) stayed on disk for good.
+// Its deletion is now queued with the key's witness, before the key goes,
+// and carried out by the same sweep.
+TEST_F(DeadlineKeysTest, ABucketEmptiedRecordByRecordLosesItsWholeRange) {
+  const uint64_t id = CreateClosedAlert();
+  // A hold whose span reaches the hour: the bucket goes record by record.
+  const uint64_t held = CreateAlert("carl@example.org", "Carl");
+  ASSERT_TRUE(
+      engine_->SetRecordHold(*officer_, held, "case 4 C 12/26", At(2027, 6, 1))
+          .has_value());
+  const std::string range = keys::BucketSealedBegin(AlertBucket());
+  auto sealed = Raw(range);
+  ASSERT_EQ(sealed.size(), 1u);
+  // A copy of the record's entry under an id no record has: an orphan
+  // whose ciphertext the record's erasure witnesses.
+  Close();
+  {
+    auto db = OpenRaw("records");
+    ASSERT_TRUE(db->Put(leveldb::WriteOptions(),
+                        keys::BucketSealed(AlertBucket(), id + 1000),
+                        sealed.begin()->second)
+                    .ok());
+  }
+  Reopen();
+  SweepReport report = SweepAt(EndOfAlertBucket());
+  EXPECT_EQ(report.erased, 1u);
+  EXPECT_EQ(report.buckets_destroyed, 1u);
+  EXPECT_TRUE(RawEntries(range).empty());
+  EXPECT_TRUE(Raw(std::string(keys::kRangeDeleteQueuePrefix)).empty());
+  auto verified = engine_->VerifyErasure(*admin_);
+  ASSERT_TRUE(verified.has_value()) << verified.error().ToString();
+  EXPECT_EQ(verified->found, 0u) << verified->files_with_leftovers.size();
+  Reopen();  // Nothing queued is left for Open.
+  EXPECT_TRUE(RawEntries(range).empty());
+  EXPECT_TRUE(Raw(std::string(keys::kRangeCompactQueuePrefix)).empty());
+  // The held record, in another bucket, is untouched.
+  auto view = engine_->GetRecord(*owner_, held);
+  ASSERT_TRUE(view.has_value()) << view.error().ToString();
+  EXPECT_EQ(view->state, RecordState::kActive);
+  ASSERT_EQ(view->parts.size(), 1u);
+  EXPECT_FALSE(view->parts[0].fields.empty());
+}
+
+// Issue 11 review: a queued range deletion whose value did not parse was
+// retired without deleting anything. Its range is computed from its first
+// key (a bucket's range start), deleted, and the corruption counted.
+TEST_F(DeadlineKeysTest, ACorruptQueuedRangeDeletionStillDeletesItsRange) {
+  const uint64_t id = CreateClosedAlert();
+  const std::string range = keys::BucketSealedBegin(AlertBucket());
+  auto before = Raw(range);
+  ASSERT_EQ(before.size(), 1u);
+  ASSERT_EQ(SweepAt(EndOfAlertBucket(), /*max_records=*/0).buckets_destroyed,
+            1u);
+  // The range back on disk, its deletion queued with a value that does not
+  // parse (no u64 queued-at, no last key).
+  Close();
+  {
+    auto db = OpenRaw("records");
+    leveldb::WriteBatch corrupt;
+    for (const auto& [key, value] : before) corrupt.Put(key, value);
+    corrupt.Put(keys::RangeDeleteQueue(range), "bad");
+    ASSERT_TRUE(db->Write(leveldb::WriteOptions(), &corrupt).ok());
+  }
+  Reopen();
+  EXPECT_TRUE(RawEntries(range).empty());
+  EXPECT_TRUE(Raw(std::string(keys::kRangeDeleteQueuePrefix)).empty());
+  auto verified = engine_->VerifyErasure(*admin_);
+  ASSERT_TRUE(verified.has_value()) << verified.error().ToString();
+  EXPECT_EQ(verified->found, 0u);
+  EXPECT_EQ(verified->corrupt_queue_entries, 1u);
+  auto view = engine_->GetRecord(*officer_, id, APurpose());
+  ASSERT_TRUE(view.has_value()) << view.error().ToString();
+  EXPECT_EQ(view->state, RecordState::kErased);
+}
+
+// A queued range deletion whose stored last key a flipped bit moved onto a
+// later bucket's range: the range deleted is still only its own bucket's
+// (computed from its first key), so a record due later keeps its personal
+// data, and the entry is counted corrupt.
+TEST_F(DeadlineKeysTest, AQueuedRangeNamingAnotherEndDeletesOnlyItsBucket) {
+  CreateClosedAlert();
+  clock_.Set(TestEpoch() + 24h);
+  const uint64_t later = CreateClosedAlert("bob@example.org", "Bob");
+  const uint64_t later_bucket = Stored(later).erase_bucket;
+  ASSERT_GT(later_bucket, AlertBucket());
+  ASSERT_EQ(SweepAt(EndOfAlertBucket(), /*max_records=*/0).buckets_destroyed,
+            1u);
+  Close();
+  {
+    auto db = OpenRaw("records");
+    std::string value;
+    AppendBigEndian64(value, 1);
+    value.append(keys::BucketSealedEnd(later_bucket));
+    ASSERT_TRUE(db->Put(leveldb::WriteOptions(),
+                        keys::RangeDeleteQueue(
+                            keys::BucketSealedBegin(AlertBucket())),
+                        value)
+                    .ok());
+  }
+  Reopen();
+  EXPECT_EQ(Raw(keys::BucketSealedBegin(later_bucket)).size(), 1u);
+  EXPECT_TRUE(Raw(std::string(keys::kRangeDeleteQueuePrefix)).empty());
+  auto name = OfficerReadsName(*engine_, *officer_, later);
+  ASSERT_TRUE(name.has_value()) << name.error().ToString();
+  EXPECT_EQ(*name, "Bob");
+  auto verified = engine_->VerifyErasure(*admin_);
+  ASSERT_TRUE(verified.has_value()) << verified.error().ToString();
+  EXPECT_EQ(verified->found, 0u);
+  EXPECT_EQ(verified->corrupt_queue_entries, 1u);
+}
+
+// A bucket's range longer than one deletion write (kRangeDeletesPerWrite
+// keys) is deleted whole, in several writes.
+TEST_F(DeadlineKeysTest, ARangeLongerThanOneDeletionWriteIsDeletedWhole) {
+  const uint64_t id = CreateClosedAlert();
+  const std::string range = keys::BucketSealedBegin(AlertBucket());
+  const size_t extra = Erasure::kRangeDeletesPerWrite + 10;
+  Close();
+  {
+    // Entries past the record's (values that do not decode go all the
+    // same): one write's worth and more.
+    auto db = OpenRaw("records");
+    leveldb::WriteBatch fill;
+    for (size_t i = 1; i <= extra; ++i) {
+      fill.Put(keys::BucketSealed(AlertBucket(), id + i), "x");
+    }
+    ASSERT_TRUE(db->Write(leveldb::WriteOptions(), &fill).ok());
+  }
+  Reopen();
+  ASSERT_EQ(Raw(range).size(), extra + 1);
+  SweepReport report = SweepAt(EndOfAlertBucket(), /*max_records=*/0);
+  EXPECT_EQ(report.buckets_destroyed, 1u);
+  EXPECT_TRUE(RawEntries(range).empty());
+  EXPECT_TRUE(Raw(std::string(keys::kRangeDeleteQueuePrefix)).empty());
+  EXPECT_TRUE(Raw(std::string(keys::kRangeCompactQueuePrefix)).empty());
+}
+
+// RecordStore::Put refuses (Internal) a record decoded from its "r:" value
+// alone, its ciphertexts not merged: writing it would drop them. The batch
+// is left unchanged.
+TEST_F(DeadlineKeysTest, PutRefusesARecordWhoseCiphertextsWereNotMerged) {
+  const uint64_t id = CreateClosedAlert();
+  Close();
+  LogSyncEnv env(leveldb::Env::Default());
+  auto store = Store::Open(MakeOptions(), env);
+  ASSERT_TRUE(store.has_value()) << store.error().ToString();
+  auto keystore = Keystore::Open(dir_ + "/keystore", false, MasterKey(),
+                                 clock_.Now(), leveldb::Env::Default(), 4);
+  ASSERT_TRUE(keystore.has_value()) << keystore.error().ToString();
+  Policies policies(**store);
+  ASSERT_TRUE(policies.Load().ok());
+  Holds holds(**store, clock_);
+  Subjects subjects(**store, **keystore, crypto::SecretKey::Generate(), clock_,
+                    /*sync_writes=*/false);
+  RecordStore records(**store, policies, holds, subjects, clock_);
+  auto record = records.ReadUnmerged(id);
+  ASSERT_TRUE(record.has_value()) << record.error().ToString();
+  ASSERT_TRUE(record->sealed_pending);
+  WriteLock lock = (*store)->Lock();
+  leveldb::WriteBatch batch;
+  Status put = records.Put(lock, batch, *record);
+  EXPECT_EQ(put.code(), StatusCode::kInternal) << put.ToString();
+  EXPECT_EQ(batch.ApproximateSize(), leveldb::WriteBatch().ApproximateSize());
+  // Merged, the same record is written.
+  ASSERT_TRUE(records.LoadSealed(*record).ok());
+  EXPECT_FALSE(record->sealed_pending);
+  EXPECT_FALSE(record->parts.at(0).sealed.empty());
+}
+
+// LevelDB's environment failing every append to the keystore's log once
+// armed: a keystore write that never reaches the disk, as a crash before
+// it leaves the keystore.
+class FailingKeystoreLog final : public leveldb::EnvWrapper {
+ public:
+  FailingKeystoreLog() : EnvWrapper(leveldb::Env::Default()) {}
+  leveldb::Status NewWritableFile(const std::string& fname,
+                                  leveldb::WritableFile** result) override {
+    leveldb::WritableFile* base = nullptr;
+    leveldb::Status s = target()->NewWritableFile(fname, &base);
+    if (!s.ok()) return s;
+    if (!fname.ends_with(".log") ||
+        fname.find("/keystore/") == std::string::npos) {
+      *result = base;
+      return s;
+    }
+    *result = new File(armed, base);
+    return s;
+  }
+  std::atomic<bool> armed{false};
+
+ private:
+  class File final : public leveldb::WritableFile {
+   public:
+    File(std::atomic<bool>& armed, leveldb::WritableFile* base)
+        : armed_(armed), base_(base) {}
+    leveldb::Status Append(const leveldb::Slice& data) override {
+      if (armed_) return leveldb::Status::IOError("injected keystore failure");
+      return base_->Append(data);
+    }
+    leveldb::Status Close() override { return base_->Close(); }
+    leveldb::Status Flush() override { return base_->Flush(); }
+    leveldb::Status Sync() override { return base_->Sync(); }
+
+   private:
+    std::atomic<bool>& armed_;
+    std::unique_ptr<leveldb::WritableFile> base_;
+  };
+};
+
+// Crash window 3 (docs/retention.md, "Deadline keys"): the bucket's
+// erasure is written down (marker, witness, queued range, synced) but its
+// key's destruction never reaches the keystore. After recovery the bucket's
+// records read as ERASED, the record not due reads intact, and the next
+// sweep destroys the key.
+TEST_F(DeadlineKeysTest,
+       ACrashBetweenTheMarkerAndTheKeysDestructionIsRecovered) {
+  const uint64_t due = CreateClosedAlert();
+  clock_.Set(TestEpoch() + 24h);
+  const uint64_t later = CreateClosedAlert("bob@example.org", "Bob");
+  const uint64_t later_bucket = Stored(later).erase_bucket;
+  ASSERT_NE(later_bucket, AlertBucket());
+  FailingKeystoreLog env;
+  Close();
+  Options options = MakeOptions();
+  options.env = &env;
+  auto opened = Engine::Open(options, MasterKey());
+  ASSERT_TRUE(opened.has_value()) << opened.error().ToString();
+  engine_ = std::move(*opened);
+  clock_.Set(EndOfAlertBucket());
+  SweepOptions sweep;
+  sweep.as_of = clock_.Now();
+  sweep.max_records = 0;
+  env.armed = true;
+  auto failed = engine_->Sweep(*admin_, sweep);
+  ASSERT_FALSE(failed.has_value());
+  Close();
+  env.armed = false;
+  Reopen();
+  // The marker is on disk, the key was never destroyed.
+  EXPECT_EQ(Raw(keys::ErasedBucket(AlertBucket())).size(), 1u);
+  EXPECT_EQ(BucketKeys(),
+            (std::vector<std::string>{BucketKeyKey(AlertBucket()),
+                                      BucketKeyKey(later_bucket)}));
+  auto check = [&] {
+    auto view = engine_->GetRecord(*officer_, due, APurpose());
+    ASSERT_TRUE(view.has_value()) << view.error().ToString();
+    EXPECT_EQ(view->state, RecordState::kErased);
+    EXPECT_TRUE(view->parts.empty());
+    auto name = OfficerReadsName(*engine_, *officer_, later);
+    ASSERT_TRUE(name.has_value()) << name.error().ToString();
+    EXPECT_EQ(*name, "Bob");
+  };
+  check();
+  SweepReport again = SweepAt(EndOfAlertBucket());
+  EXPECT_EQ(again.buckets_destroyed, 1u);
+  EXPECT_EQ(BucketKeys(), std::vector<std::string>{BucketKeyKey(later_bucket)});
+  check();
+  EXPECT_EQ(Stored(due).state, RecordState::kErased);
+  EXPECT_TRUE(RawEntries(keys::BucketSealedBegin(AlertBucket())).empty());
+  auto verified = engine_->VerifyErasure(*admin_);
+  ASSERT_TRUE(verified.has_value()) << verified.error().ToString();
+  EXPECT_EQ(verified->found, 0u);
 }
 
 }  // namespace

@@ -524,6 +524,46 @@ TEST_F(StatisticsTest, AMalformedDeltaKeyDoesNotFailOpen) {
   EXPECT_EQ(request->total.created, 3u);
 }
 
+// Issue 11 review: a fold took its cursor from the last key it folded,
+// read as a number whatever its length: a delta key shorter than the
+// prefix and 8 bytes was read past its end, and the cursor moved past
+// every delta numbered since (never folded, never read). It is dropped and
+// counted as unreadable, and the cursor stays at the last well-formed key.
+TEST_F(StatisticsTest, AShortDeltaKeyIsDroppedByTheFoldAndMovesNoCursor) {
+  Create("request");
+  Create("request");
+  Close();
+  {
+    auto db = OpenRaw("records");
+    ASSERT_NE(db, nullptr);
+    // One byte after the prefix: sorts after every delta numbered below
+    // 2^56, here the last one folded.
+    ASSERT_TRUE(db->Put(leveldb::WriteOptions(),
+                        std::string(keys::kStatsDeltaPrefix) + "\xff",
+                        "not a delta")
+                    .ok());
+  }
+  Reopen();
+  auto folded = engine_->FoldStatistics();
+  ASSERT_TRUE(folded.has_value()) << folded.error().ToString();
+  EXPECT_EQ(*folded, 3u);
+  Create("request");  // Numbered past the cursor, which must not pass it.
+  for (bool fold : {false, true}) {
+    if (fold) Fold();
+    const Statistics s = Stats();
+    EXPECT_EQ(s.unreadable, 1u);
+    EXPECT_EQ(s.pending, fold ? 0u : 1u);
+    const KindStatistics* request = Kind(s, "request");
+    ASSERT_NE(request, nullptr);
+    EXPECT_EQ(request->total.created, 3u);
+  }
+  Reopen();  // The next number, derived from the cursor, is not past it.
+  Create("request");
+  const KindStatistics* request = Kind(Stats(), "request");
+  ASSERT_NE(request, nullptr);
+  EXPECT_EQ(request->total.created, 4u);
+}
+
 TEST_F(StatisticsTest, AnInterruptedIndexingStartsOverAndCountsNothingTwice) {
   const uint64_t a = Create("request");
   Create("alert");

@@ -253,6 +253,29 @@ TEST_F(SweeperTest, ProgressIsReportedAfterEachBatchAndAtEachLaterPhase) {
   EXPECT_EQ(seen.back().records_done, 3u);
 }
 
+// Issue 11 review: kCompacting was reported before the transitions in
+// every sweep that writes; it is, as SweepOptions::progress says, only
+// when buckets were erased by key. A sweep that erases none reports the
+// erasure by key's look, its batch, and the three later phases.
+TEST_F(SweeperTest,
+       ProgressReportsNoEarlyCompactionWhenNoBucketWasErasedByKey) {
+  ASSERT_TRUE(engine_->Close(*owner_, CreateOfKind("alert")).ok());
+  SweepOptions options;
+  options.as_of = clock_.Now();  // Nothing due, no bucket ended.
+  std::vector<SweepPhase> seen;
+  options.progress = [&seen](const SweepProgress& p) {
+    seen.push_back(p.phase);
+  };
+  auto report = engine_->Sweep(*admin_, options);
+  ASSERT_TRUE(report.has_value()) << report.error().ToString();
+  EXPECT_EQ(report->buckets_destroyed, 0u);
+  const std::vector<SweepPhase> phases = {
+      SweepPhase::kDestroyingKeys, SweepPhase::kTransitions,
+      SweepPhase::kDestroyingKeys, SweepPhase::kPruningHistory,
+      SweepPhase::kCompacting};
+  EXPECT_EQ(seen, phases);
+}
+
 TEST_F(SweeperTest, APolicyChangeAppliesToLaterDeadlinesAndReapplyRecomputes) {
   uint64_t before = CreateOfKind("alert");
   ASSERT_TRUE(engine_->Close(*owner_, before).ok());
