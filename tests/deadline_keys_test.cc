@@ -12,6 +12,7 @@
 #include <leveldb/env.h>
 #include <leveldb/write_batch.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <map>
@@ -21,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "crypto/aead.h"
 #include "storage/codec.h"
 #include "storage/erasure.h"
 #include "storage/holds.h"
@@ -122,6 +124,15 @@ class DeadlineKeysTest : public EngineTest {
       }
     }
     Reopen();
+    return out;
+  }
+  // Raw() without a range deletion's witnesses (keys::BucketRangeWitness,
+  // beside the bucket's "pb:" range): the entries alone.
+  std::map<std::string, std::string> RawEntries(const std::string& prefix) {
+    auto out = Raw(prefix);
+    std::erase_if(out, [](const auto& kv) {
+      return keys::IsBucketRangeWitness(kv.first);
+    });
     return out;
   }
   // The bucket keys the keystore holds, as keystore keys.
@@ -720,7 +731,7 @@ TEST_F(DeadlineKeysTest, ErasureByKeyDeletesAndCompactsTheBucketsRange) {
   SweepReport report = SweepAt(EndOfAlertBucket(), /*max_records=*/0);
   EXPECT_EQ(report.erased, 2u);
   EXPECT_EQ(report.buckets_destroyed, 1u);
-  EXPECT_TRUE(Raw(range).empty());
+  EXPECT_TRUE(RawEntries(range).empty());
   EXPECT_TRUE(Raw(std::string(keys::kRangeDeleteQueuePrefix)).empty());
   EXPECT_TRUE(Raw(std::string(keys::kRangeCompactQueuePrefix)).empty());
   auto verified = engine_->VerifyErasure(*admin_);
@@ -744,7 +755,71 @@ TEST_F(DeadlineKeysTest, ErasureByKeyDeletesAndCompactsTheBucketsRange) {
   EXPECT_EQ(rest.erased, 0u);
   EXPECT_TRUE(rest.complete);
   EXPECT_EQ(Stored(a).state, RecordState::kErased);
-  EXPECT_TRUE(Raw(std::string(keys::kBucketSealedPrefix)).empty());
+  EXPECT_TRUE(RawEntries(std::string(keys::kBucketSealedPrefix)).empty());
+}
+
+// A range deletion witnesses its ciphertexts in one value per write beside
+// the range, not in one "ew:" key each (spread over the whole witness
+// family, they widened every table the deletion was flushed into, and so
+// the range's compaction, to the families in between): VerifyErasure still
+// looks for every one of them.
+TEST_F(DeadlineKeysTest, ARangeDeletionsWitnessesLieBesideTheRange) {
+  CreateClosedAlert();
+  CreateClosedAlert("bob@example.org", "Bob");
+  const std::string range = keys::BucketSealedBegin(AlertBucket());
+  std::vector<std::string> nonces;
+  for (const auto& [key, value] : Raw(range)) {
+    auto contents = codec::DecodeSealedContents(value);
+    ASSERT_TRUE(contents.has_value());
+    for (const codec::Bytes& c : *contents) {
+      ASSERT_GT(c.size(), 1 + crypto::kNonceSize);
+      std::string complement;
+      for (size_t i = 0; i < crypto::kNonceSize; ++i) {
+        complement.push_back(static_cast<char>(~c[1 + i]));
+      }
+      nonces.push_back(complement);
+    }
+  }
+  ASSERT_EQ(nonces.size(), 2u);
+  const size_t witnesses_before = Raw(std::string(keys::kWitnessPrefix)).size();
+  Close();
+  Options options = MakeOptions();
+  options.compact_after_erasure = false;  // The control: bytes stay.
+  auto engine = Engine::Open(options, MasterKey());
+  ASSERT_TRUE(engine.has_value()) << engine.error().ToString();
+  clock_.Set(EndOfAlertBucket());
+  SweepOptions sweep;
+  sweep.as_of = EndOfAlertBucket();
+  sweep.max_records = 0;
+  auto report = (*engine)->Sweep(*admin_, sweep);
+  ASSERT_TRUE(report.has_value()) << report.error().ToString();
+  ASSERT_EQ(report->buckets_destroyed, 1u);
+  // Not compacted: every deleted ciphertext is still in a file, and found.
+  auto verified = (*engine)->VerifyErasure(*admin_);
+  ASSERT_TRUE(verified.has_value()) << verified.error().ToString();
+  EXPECT_GE(verified->found, 2u);
+  engine->reset();
+  Reopen();
+  // One "ew:" key more: the bucket key's; the parts' are beside the range.
+  EXPECT_EQ(Raw(std::string(keys::kWitnessPrefix)).size(),
+            witnesses_before + 1);
+  auto beside = Raw(range);
+  ASSERT_EQ(beside.size(), 1u);
+  const auto& [key, value] = *beside.begin();
+  EXPECT_TRUE(keys::IsBucketRangeWitness(key));
+  EXPECT_GT(key, keys::BucketSealedEnd(AlertBucket()));
+  EXPECT_LT(key, keys::BucketSealedBegin(AlertBucket() + 1));
+  ASSERT_EQ(value.size(), 2 * crypto::kNonceSize);
+  std::vector<std::string> stored = {value.substr(0, crypto::kNonceSize),
+                                     value.substr(crypto::kNonceSize)};
+  std::sort(stored.begin(), stored.end());
+  std::sort(nonces.begin(), nonces.end());
+  EXPECT_EQ(stored, nonces);
+  // With compaction, the same witnesses find nothing.
+  auto after = engine_->VerifyErasure(*admin_);
+  ASSERT_TRUE(after.has_value()) << after.error().ToString();
+  EXPECT_EQ(after->found, 0u);
+  EXPECT_GE(after->witnesses, 3u);  // Two parts and the bucket key.
 }
 
 // The crash window between a bucket key's destruction and the deletion of
@@ -771,7 +846,7 @@ TEST_F(DeadlineKeysTest, ARangeDeletionInterruptedByACrashIsFinishedByOpen) {
     ASSERT_TRUE(db->Write(leveldb::WriteOptions(), &crash).ok());
   }
   Reopen();
-  EXPECT_TRUE(Raw(range).empty());
+  EXPECT_TRUE(RawEntries(range).empty());
   EXPECT_TRUE(Raw(std::string(keys::kRangeDeleteQueuePrefix)).empty());
   auto view = engine_->GetRecord(*officer_, id, APurpose());
   ASSERT_TRUE(view.has_value()) << view.error().ToString();
@@ -839,7 +914,7 @@ TEST_F(DeadlineKeysTest,
   }
   EXPECT_TRUE(reported) << "the late record's erasure is not reported";
   EXPECT_EQ(Stored(late).state, RecordState::kErased);
-  EXPECT_TRUE(Raw(range).empty());
+  EXPECT_TRUE(RawEntries(range).empty());
   EXPECT_TRUE(BucketKeys().empty());
   auto verified = engine_->VerifyErasure(*admin_);
   ASSERT_TRUE(verified.has_value()) << verified.error().ToString();
@@ -875,13 +950,13 @@ TEST_F(DeadlineKeysTest, ABucketEmptiedRecordByRecordLosesItsWholeRange) {
   SweepReport report = SweepAt(EndOfAlertBucket());
   EXPECT_EQ(report.erased, 1u);
   EXPECT_EQ(report.buckets_destroyed, 1u);
-  EXPECT_TRUE(Raw(range).empty());
+  EXPECT_TRUE(RawEntries(range).empty());
   EXPECT_TRUE(Raw(std::string(keys::kRangeDeleteQueuePrefix)).empty());
   auto verified = engine_->VerifyErasure(*admin_);
   ASSERT_TRUE(verified.has_value()) << verified.error().ToString();
   EXPECT_EQ(verified->found, 0u) << verified->files_with_leftovers.size();
   Reopen();  // Nothing queued is left for Open.
-  EXPECT_TRUE(Raw(range).empty());
+  EXPECT_TRUE(RawEntries(range).empty());
   EXPECT_TRUE(Raw(std::string(keys::kRangeCompactQueuePrefix)).empty());
   // The held record, in another bucket, is untouched.
   auto view = engine_->GetRecord(*owner_, held);
@@ -912,7 +987,7 @@ TEST_F(DeadlineKeysTest, ACorruptQueuedRangeDeletionStillDeletesItsRange) {
     ASSERT_TRUE(db->Write(leveldb::WriteOptions(), &corrupt).ok());
   }
   Reopen();
-  EXPECT_TRUE(Raw(range).empty());
+  EXPECT_TRUE(RawEntries(range).empty());
   EXPECT_TRUE(Raw(std::string(keys::kRangeDeleteQueuePrefix)).empty());
   auto verified = engine_->VerifyErasure(*admin_);
   ASSERT_TRUE(verified.has_value()) << verified.error().ToString();
@@ -980,7 +1055,7 @@ TEST_F(DeadlineKeysTest, ARangeLongerThanOneDeletionWriteIsDeletedWhole) {
   ASSERT_EQ(Raw(range).size(), extra + 1);
   SweepReport report = SweepAt(EndOfAlertBucket(), /*max_records=*/0);
   EXPECT_EQ(report.buckets_destroyed, 1u);
-  EXPECT_TRUE(Raw(range).empty());
+  EXPECT_TRUE(RawEntries(range).empty());
   EXPECT_TRUE(Raw(std::string(keys::kRangeDeleteQueuePrefix)).empty());
   EXPECT_TRUE(Raw(std::string(keys::kRangeCompactQueuePrefix)).empty());
 }
@@ -1106,7 +1181,7 @@ TEST_F(DeadlineKeysTest,
   EXPECT_EQ(BucketKeys(), std::vector<std::string>{BucketKeyKey(later_bucket)});
   check();
   EXPECT_EQ(Stored(due).state, RecordState::kErased);
-  EXPECT_TRUE(Raw(keys::BucketSealedBegin(AlertBucket())).empty());
+  EXPECT_TRUE(RawEntries(keys::BucketSealedBegin(AlertBucket())).empty());
   auto verified = engine_->VerifyErasure(*admin_);
   ASSERT_TRUE(verified.has_value()) << verified.error().ToString();
   EXPECT_EQ(verified->found, 0u);
