@@ -18,16 +18,6 @@ namespace {
 
 constexpr size_t kWitnessNonceOffset = 1;  // Sealed v1: version byte first.
 
-// Appends the witness of `sealed` (its nonce, complemented: what an "ew:"
-// key carries after its prefix) to `out`; nothing for a value too short to
-// hold one.
-void AppendWitness(std::string& out, const codec::Bytes& sealed) {
-  if (sealed.size() < kWitnessNonceOffset + crypto::kNonceSize) return;
-  for (size_t i = 0; i < crypto::kNonceSize; ++i) {
-    out.push_back(static_cast<char>(~sealed[kWitnessNonceOffset + i]));
-  }
-}
-
 std::string QueuedAt(int64_t micros) {
   std::string value;
   AppendBigEndian64(value, static_cast<uint64_t>(micros));
@@ -135,13 +125,6 @@ Status Erasure::DeleteQueuedRanges() {
       leveldb::WriteBatch batch;
       size_t deleted = 0;
       bool more = false;
-      // A bucket's range is witnessed in one value per write, at a key
-      // next to the range (keys::BucketRangeWitness): the write's keys stay
-      // one narrow span, so neither the tables it is flushed into nor their
-      // compaction reach into other families (one "ew:" key per ciphertext,
-      // spread over the whole witness family, did).
-      const bool bucket_range = keys::IsBucketSealedEnd(last);
-      std::string witnesses, first_deleted;
       {
         // One ordered pass: the range's keys are neighbours. The iterator
         // is closed before the write.
@@ -158,15 +141,8 @@ Status Erasure::DeleteQueuedRanges() {
           auto sealed = codec::DecodeSealedContents(
               std::string_view(it->value().data(), it->value().size()));
           if (sealed) {
-            for (const codec::Bytes& b : *sealed) {
-              if (bucket_range) {
-                AppendWitness(witnesses, b);
-              } else {
-                AddWitness(batch, b);
-              }
-            }
+            for (const codec::Bytes& b : *sealed) AddWitness(batch, b);
           }
-          if (deleted == 0) first_deleted = it->key().ToString();
           batch.Delete(it->key());
           ++deleted;
           if (deleted == kRangeDeletesPerWrite) {
@@ -176,17 +152,6 @@ Status Erasure::DeleteQueuedRanges() {
         }
         CUSTOS_RETURN_IF_ERROR(
             FromLevelDb(it->status(), "reading a range to delete"));
-      }
-      if (!witnesses.empty()) {
-        // Its key is its first deleted key's: a bucket whose range is
-        // deleted again (a record sealed into it after its erasure) may
-        // meet that key again, and the witnesses already there stay.
-        const std::string witness_key =
-            keys::BucketRangeWitness(last, first_deleted);
-        auto earlier = store_.Get(witness_key);
-        if (!earlier) return earlier.error();
-        if (*earlier) witnesses.insert(0, **earlier);
-        batch.Put(witness_key, witnesses);
       }
       if (!more) {
         // The last write of the range: retired, and queued for compaction
@@ -487,23 +452,6 @@ Result<ErasureReport> Erasure::Verify() const {
         nonces.insert(std::move(nonce));
         return true;
       }));
-  // A range deletion's witnesses: one value per deletion write, beside its
-  // bucket's range (keys::BucketRangeWitness).
-  CUSTOS_RETURN_IF_ERROR(
-      store_.Scan(keys::kBucketSealedPrefix, {},
-                  [&](std::string_view key, std::string_view value) {
-                    if (!keys::IsBucketRangeWitness(key)) return true;
-                    for (size_t at = 0; at + crypto::kNonceSize <= value.size();
-                         at += crypto::kNonceSize) {
-                      std::string nonce(value.substr(at, crypto::kNonceSize));
-                      for (char& c : nonce) c = static_cast<char>(~c);
-                      uint64_t prefix = 0;
-                      std::memcpy(&prefix, nonce.data(), sizeof(prefix));
-                      prefixes.insert(prefix);
-                      nonces.insert(std::move(nonce));
-                    }
-                    return true;
-                  }));
   ErasureReport report;
   report.witnesses = nonces.size();
   auto corrupt = store_.Get(keys::kErasureQueueCorrupt);

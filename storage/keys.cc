@@ -65,21 +65,6 @@ std::string BucketSealedEnd(uint64_t bucket) {
   key.append(9, '\xff');
   return key;
 }
-std::string BucketRangeWitness(std::string_view range_end,
-                               std::string_view first_deleted) {
-  std::string key(range_end);
-  key.append(first_deleted);
-  return key;
-}
-bool IsBucketSealedEnd(std::string_view key) {
-  constexpr size_t kBegin = kBucketSealedPrefix.size() + 8;
-  return key.size() == kBegin + 9 && key.starts_with(kBucketSealedPrefix) &&
-         key.find_first_not_of('\xff', kBegin) == std::string_view::npos;
-}
-bool IsBucketRangeWitness(std::string_view key) {
-  constexpr size_t kEnd = kBucketSealedPrefix.size() + 8 + 9;
-  return key.size() > kEnd && IsBucketSealedEnd(key.substr(0, kEnd));
-}
 
 std::string RemindersPrefix(std::string_view owner) {
   return JoinName(kReminderPrefix, owner);

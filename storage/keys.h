@@ -65,16 +65,6 @@ std::string BucketSealed(uint64_t bucket, uint64_t record_id);
 // and before the next bucket's first (its bytes are no entry's key).
 std::string BucketSealedBegin(uint64_t bucket);
 std::string BucketSealedEnd(uint64_t bucket);
-// BucketSealedEnd(bucket) || the first key one deletion write of the range
-// deleted -> the complemented nonces (24 bytes each, as "ew:" keys carry
-// them) of every ciphertext that write deleted: the witnesses of a range
-// deletion (erasure.cc), in one value per write, sorting right after the
-// range and before the next bucket's first entry. IsBucketRangeWitness: a
-// key of that form (no entry's key, nor BucketSealedEnd itself, is).
-std::string BucketRangeWitness(std::string_view range_end,
-                               std::string_view first_deleted);
-bool IsBucketSealedEnd(std::string_view key);
-bool IsBucketRangeWitness(std::string_view key);
 
 // ---- Deadline index (record_store.cc, read by sweeper.cc) -----------------
 // "d:" u64 due micros || u64 record id -> "".

@@ -126,14 +126,48 @@ class DeadlineKeysTest : public EngineTest {
     Reopen();
     return out;
   }
-  // Raw() without a range deletion's witnesses (keys::BucketRangeWitness,
-  // beside the bucket's "pb:" range): the entries alone.
-  std::map<std::string, std::string> RawEntries(const std::string& prefix) {
-    auto out = Raw(prefix);
-    std::erase_if(out, [](const auto& kv) {
-      return keys::IsBucketRangeWitness(kv.first);
-    });
-    return out;
+  // Puts `count` entries into the alerts' bucket range after record `id`'s
+  // (ids id + 1 ...): each holds one ciphertext of the record's shape (its
+  // own, with a nonce of its own), encoded as a record's sealed contents.
+  // Returns the witness key (Erasure::WitnessKey) of each entry's one
+  // ciphertext, `id`'s first, in the range's key order.
+  std::vector<std::string> FillAlertRange(uint64_t id, size_t count) {
+    const std::string range = keys::BucketSealedBegin(AlertBucket());
+    auto own = Raw(range);
+    EXPECT_EQ(own.size(), 1u);
+    if (own.size() != 1) return {};
+    auto like = codec::DecodeSealedContents(own.begin()->second);
+    EXPECT_TRUE(like.has_value() && like->size() == 1);
+    if (!like || like->size() != 1) return {};
+    EXPECT_GE(like->at(0).size(), 1 + crypto::kNonceSize);
+    Close();
+    {
+      auto db = OpenRaw("records");
+      leveldb::WriteBatch fill;
+      for (size_t i = 1; i <= count; ++i) {
+        codec::StoredRecord r;
+        r.parts.resize(1);
+        r.parts[0].sealed = like->at(0);
+        // Nonce: 16 fixed bytes, then the entry's number (after the
+        // version byte, as sealed v1 has it).
+        std::string nonce = "fill-nonce-16byt";
+        AppendBigEndian64(nonce, i);
+        std::copy(nonce.begin(), nonce.end(), r.parts[0].sealed.begin() + 1);
+        fill.Put(keys::BucketSealed(AlertBucket(), id + i),
+                 codec::EncodeSealedContents(r));
+      }
+      EXPECT_TRUE(db->Write(leveldb::WriteOptions(), &fill).ok());
+    }
+    Reopen();
+    std::vector<std::string> witnesses;
+    for (const auto& [key, value] : Raw(range)) {
+      auto contents = codec::DecodeSealedContents(value);
+      EXPECT_TRUE(contents.has_value() && contents->size() == 1) << key;
+      if (!contents || contents->size() != 1) return {};
+      witnesses.push_back(Erasure::WitnessKey(contents->at(0)));
+      EXPECT_FALSE(witnesses.back().empty());
+    }
+    return witnesses;
   }
   // The bucket keys the keystore holds, as keystore keys.
   std::vector<std::string> BucketKeys() {
@@ -731,7 +765,7 @@ TEST_F(DeadlineKeysTest, ErasureByKeyDeletesAndCompactsTheBucketsRange) {
   SweepReport report = SweepAt(EndOfAlertBucket(), /*max_records=*/0);
   EXPECT_EQ(report.erased, 2u);
   EXPECT_EQ(report.buckets_destroyed, 1u);
-  EXPECT_TRUE(RawEntries(range).empty());
+  EXPECT_TRUE(Raw(range).empty());
   EXPECT_TRUE(Raw(std::string(keys::kRangeDeleteQueuePrefix)).empty());
   EXPECT_TRUE(Raw(std::string(keys::kRangeCompactQueuePrefix)).empty());
   auto verified = engine_->VerifyErasure(*admin_);
@@ -755,71 +789,7 @@ TEST_F(DeadlineKeysTest, ErasureByKeyDeletesAndCompactsTheBucketsRange) {
   EXPECT_EQ(rest.erased, 0u);
   EXPECT_TRUE(rest.complete);
   EXPECT_EQ(Stored(a).state, RecordState::kErased);
-  EXPECT_TRUE(RawEntries(std::string(keys::kBucketSealedPrefix)).empty());
-}
-
-// A range deletion witnesses its ciphertexts in one value per write beside
-// the range, not in one "ew:" key each (spread over the whole witness
-// family, they widened every table the deletion was flushed into, and so
-// the range's compaction, to the families in between): VerifyErasure still
-// looks for every one of them.
-TEST_F(DeadlineKeysTest, ARangeDeletionsWitnessesLieBesideTheRange) {
-  CreateClosedAlert();
-  CreateClosedAlert("bob@example.org", "Bob");
-  const std::string range = keys::BucketSealedBegin(AlertBucket());
-  std::vector<std::string> nonces;
-  for (const auto& [key, value] : Raw(range)) {
-    auto contents = codec::DecodeSealedContents(value);
-    ASSERT_TRUE(contents.has_value());
-    for (const codec::Bytes& c : *contents) {
-      ASSERT_GT(c.size(), 1 + crypto::kNonceSize);
-      std::string complement;
-      for (size_t i = 0; i < crypto::kNonceSize; ++i) {
-        complement.push_back(static_cast<char>(~c[1 + i]));
-      }
-      nonces.push_back(complement);
-    }
-  }
-  ASSERT_EQ(nonces.size(), 2u);
-  const size_t witnesses_before = Raw(std::string(keys::kWitnessPrefix)).size();
-  Close();
-  Options options = MakeOptions();
-  options.compact_after_erasure = false;  // The control: bytes stay.
-  auto engine = Engine::Open(options, MasterKey());
-  ASSERT_TRUE(engine.has_value()) << engine.error().ToString();
-  clock_.Set(EndOfAlertBucket());
-  SweepOptions sweep;
-  sweep.as_of = EndOfAlertBucket();
-  sweep.max_records = 0;
-  auto report = (*engine)->Sweep(*admin_, sweep);
-  ASSERT_TRUE(report.has_value()) << report.error().ToString();
-  ASSERT_EQ(report->buckets_destroyed, 1u);
-  // Not compacted: every deleted ciphertext is still in a file, and found.
-  auto verified = (*engine)->VerifyErasure(*admin_);
-  ASSERT_TRUE(verified.has_value()) << verified.error().ToString();
-  EXPECT_GE(verified->found, 2u);
-  engine->reset();
-  Reopen();
-  // One "ew:" key more: the bucket key's; the parts' are beside the range.
-  EXPECT_EQ(Raw(std::string(keys::kWitnessPrefix)).size(),
-            witnesses_before + 1);
-  auto beside = Raw(range);
-  ASSERT_EQ(beside.size(), 1u);
-  const auto& [key, value] = *beside.begin();
-  EXPECT_TRUE(keys::IsBucketRangeWitness(key));
-  EXPECT_GT(key, keys::BucketSealedEnd(AlertBucket()));
-  EXPECT_LT(key, keys::BucketSealedBegin(AlertBucket() + 1));
-  ASSERT_EQ(value.size(), 2 * crypto::kNonceSize);
-  std::vector<std::string> stored = {value.substr(0, crypto::kNonceSize),
-                                     value.substr(crypto::kNonceSize)};
-  std::sort(stored.begin(), stored.end());
-  std::sort(nonces.begin(), nonces.end());
-  EXPECT_EQ(stored, nonces);
-  // With compaction, the same witnesses find nothing.
-  auto after = engine_->VerifyErasure(*admin_);
-  ASSERT_TRUE(after.has_value()) << after.error().ToString();
-  EXPECT_EQ(after->found, 0u);
-  EXPECT_GE(after->witnesses, 3u);  // Two parts and the bucket key.
+  EXPECT_TRUE(Raw(std::string(keys::kBucketSealedPrefix)).empty());
 }
 
 // The crash window between a bucket key's destruction and the deletion of
@@ -846,7 +816,7 @@ TEST_F(DeadlineKeysTest, ARangeDeletionInterruptedByACrashIsFinishedByOpen) {
     ASSERT_TRUE(db->Write(leveldb::WriteOptions(), &crash).ok());
   }
   Reopen();
-  EXPECT_TRUE(RawEntries(range).empty());
+  EXPECT_TRUE(Raw(range).empty());
   EXPECT_TRUE(Raw(std::string(keys::kRangeDeleteQueuePrefix)).empty());
   auto view = engine_->GetRecord(*officer_, id, APurpose());
   ASSERT_TRUE(view.has_value()) << view.error().ToString();
@@ -914,7 +884,7 @@ TEST_F(DeadlineKeysTest,
   }
   EXPECT_TRUE(reported) << "the late record's erasure is not reported";
   EXPECT_EQ(Stored(late).state, RecordState::kErased);
-  EXPECT_TRUE(RawEntries(range).empty());
+  EXPECT_TRUE(Raw(range).empty());
   EXPECT_TRUE(BucketKeys().empty());
   auto verified = engine_->VerifyErasure(*admin_);
   ASSERT_TRUE(verified.has_value()) << verified.error().ToString();
@@ -950,13 +920,13 @@ TEST_F(DeadlineKeysTest, ABucketEmptiedRecordByRecordLosesItsWholeRange) {
   SweepReport report = SweepAt(EndOfAlertBucket());
   EXPECT_EQ(report.erased, 1u);
   EXPECT_EQ(report.buckets_destroyed, 1u);
-  EXPECT_TRUE(RawEntries(range).empty());
+  EXPECT_TRUE(Raw(range).empty());
   EXPECT_TRUE(Raw(std::string(keys::kRangeDeleteQueuePrefix)).empty());
   auto verified = engine_->VerifyErasure(*admin_);
   ASSERT_TRUE(verified.has_value()) << verified.error().ToString();
   EXPECT_EQ(verified->found, 0u) << verified->files_with_leftovers.size();
   Reopen();  // Nothing queued is left for Open.
-  EXPECT_TRUE(RawEntries(range).empty());
+  EXPECT_TRUE(Raw(range).empty());
   EXPECT_TRUE(Raw(std::string(keys::kRangeCompactQueuePrefix)).empty());
   // The held record, in another bucket, is untouched.
   auto view = engine_->GetRecord(*owner_, held);
@@ -987,7 +957,7 @@ TEST_F(DeadlineKeysTest, ACorruptQueuedRangeDeletionStillDeletesItsRange) {
     ASSERT_TRUE(db->Write(leveldb::WriteOptions(), &corrupt).ok());
   }
   Reopen();
-  EXPECT_TRUE(RawEntries(range).empty());
+  EXPECT_TRUE(Raw(range).empty());
   EXPECT_TRUE(Raw(std::string(keys::kRangeDeleteQueuePrefix)).empty());
   auto verified = engine_->VerifyErasure(*admin_);
   ASSERT_TRUE(verified.has_value()) << verified.error().ToString();
@@ -1055,9 +1025,95 @@ TEST_F(DeadlineKeysTest, ARangeLongerThanOneDeletionWriteIsDeletedWhole) {
   ASSERT_EQ(Raw(range).size(), extra + 1);
   SweepReport report = SweepAt(EndOfAlertBucket(), /*max_records=*/0);
   EXPECT_EQ(report.buckets_destroyed, 1u);
-  EXPECT_TRUE(RawEntries(range).empty());
+  EXPECT_TRUE(Raw(range).empty());
   EXPECT_TRUE(Raw(std::string(keys::kRangeDeleteQueuePrefix)).empty());
   EXPECT_TRUE(Raw(std::string(keys::kRangeCompactQueuePrefix)).empty());
+}
+
+// Issue 11 review: each write of a range deletion resumes after the last
+// key the previous write deleted; every write, not only the first, puts one
+// "ew:" witness per ciphertext it deletes, so VerifyErasure looks for every
+// one of them.
+TEST_F(DeadlineKeysTest, ARangeLongerThanOneDeletionWriteIsWitnessedWhole) {
+  const uint64_t id = CreateClosedAlert();
+  const std::string range = keys::BucketSealedBegin(AlertBucket());
+  // Three writes: two full ones and a part.
+  const std::vector<std::string> witnesses =
+      FillAlertRange(id, 2 * Erasure::kRangeDeletesPerWrite + 10);
+  ASSERT_EQ(witnesses.size(), 2 * Erasure::kRangeDeletesPerWrite + 11);
+  auto before = engine_->VerifyErasure(*admin_);
+  ASSERT_TRUE(before.has_value()) << before.error().ToString();
+  const auto ew_before = Raw(std::string(keys::kWitnessPrefix));
+  for (const std::string& w : witnesses) ASSERT_FALSE(ew_before.contains(w));
+
+  SweepReport report = SweepAt(EndOfAlertBucket(), /*max_records=*/0);
+  EXPECT_EQ(report.buckets_destroyed, 1u);
+  EXPECT_TRUE(Raw(range).empty());
+  EXPECT_TRUE(Raw(std::string(keys::kRangeDeleteQueuePrefix)).empty());
+  const auto ew = Raw(std::string(keys::kWitnessPrefix));
+  size_t unwitnessed = 0;
+  for (const std::string& w : witnesses) unwitnessed += !ew.contains(w);
+  EXPECT_EQ(unwitnessed, 0u);
+  // One witness per ciphertext, and the bucket key's.
+  EXPECT_EQ(ew.size(), ew_before.size() + witnesses.size() + 1);
+  auto after = engine_->VerifyErasure(*admin_);
+  ASSERT_TRUE(after.has_value()) << after.error().ToString();
+  EXPECT_EQ(after->witnesses, before->witnesses + witnesses.size() + 1);
+  EXPECT_EQ(after->found, 0u) << after->files_with_leftovers.size();
+}
+
+// A crash after a long range deletion's first write: its first
+// kRangeDeletesPerWrite entries deleted and witnessed, the rest (more than
+// one write) still there and unwitnessed, the deletion still queued. Open
+// deletes the rest and witnesses every ciphertext of it.
+TEST_F(DeadlineKeysTest,
+       ARangeDeletionCrashedAfterItsFirstWriteIsWitnessedWhole) {
+  const uint64_t id = CreateClosedAlert();
+  const std::string range = keys::BucketSealedBegin(AlertBucket());
+  const size_t per_write = Erasure::kRangeDeletesPerWrite;
+  const std::vector<std::string> witnesses =
+      FillAlertRange(id, 2 * per_write + 10);
+  ASSERT_EQ(witnesses.size(), 2 * per_write + 11);
+  const auto entries = Raw(range);
+  ASSERT_EQ(entries.size(), witnesses.size());
+  ASSERT_EQ(SweepAt(EndOfAlertBucket(), /*max_records=*/0).buckets_destroyed,
+            1u);
+  const auto ew = Raw(std::string(keys::kWitnessPrefix));
+  auto swept = engine_->VerifyErasure(*admin_);
+  ASSERT_TRUE(swept.has_value()) << swept.error().ToString();
+  ASSERT_EQ(swept->found, 0u);
+  Close();
+  {
+    auto db = OpenRaw("records");
+    leveldb::WriteBatch crash;
+    size_t at = 0;
+    for (const auto& [key, value] : entries) {
+      if (at >= per_write) {
+        crash.Put(key, value);
+        crash.Delete(witnesses[at]);
+      }
+      ++at;
+    }
+    std::string queued;
+    AppendBigEndian64(queued, 0);
+    queued += keys::BucketSealedEnd(AlertBucket());
+    crash.Put(keys::RangeDeleteQueue(range), queued);
+    ASSERT_TRUE(db->Write(leveldb::WriteOptions(), &crash).ok());
+  }
+  Reopen();
+  EXPECT_TRUE(Raw(range).empty());
+  EXPECT_TRUE(Raw(std::string(keys::kRangeDeleteQueuePrefix)).empty());
+  // Every witness the crash took is written again, and no other.
+  const auto rewitnessed = Raw(std::string(keys::kWitnessPrefix));
+  size_t unwitnessed = 0;
+  for (const std::string& w : witnesses)
+    unwitnessed += !rewitnessed.contains(w);
+  EXPECT_EQ(unwitnessed, 0u);
+  EXPECT_EQ(rewitnessed.size(), ew.size());
+  auto verified = engine_->VerifyErasure(*admin_);
+  ASSERT_TRUE(verified.has_value()) << verified.error().ToString();
+  EXPECT_EQ(verified->witnesses, swept->witnesses);
+  EXPECT_EQ(verified->found, 0u) << verified->files_with_leftovers.size();
 }
 
 // RecordStore::Put refuses (Internal) a record decoded from its "r:" value
@@ -1181,7 +1237,7 @@ TEST_F(DeadlineKeysTest,
   EXPECT_EQ(BucketKeys(), std::vector<std::string>{BucketKeyKey(later_bucket)});
   check();
   EXPECT_EQ(Stored(due).state, RecordState::kErased);
-  EXPECT_TRUE(RawEntries(keys::BucketSealedBegin(AlertBucket())).empty());
+  EXPECT_TRUE(Raw(keys::BucketSealedBegin(AlertBucket())).empty());
   auto verified = engine_->VerifyErasure(*admin_);
   ASSERT_TRUE(verified.has_value()) << verified.error().ToString();
   EXPECT_EQ(verified->found, 0u);

@@ -124,27 +124,5 @@ TEST(KeysTest, DeadlinesOrderByTimeThenRecord) {
   EXPECT_EQ(keys::Deadline(5, 2).size(), keys::kDeadlinePrefix.size() + 16);
 }
 
-// A range deletion's witnesses sort after every entry of their bucket and
-// before the next bucket's first, and are told apart from entries.
-TEST(KeysTest, ABucketsRangeWitnessesSortBesideItsRange) {
-  const uint64_t bucket = 7;
-  const std::string last_entry = keys::BucketSealed(bucket, UINT64_MAX);
-  const std::string end = keys::BucketSealedEnd(bucket);
-  const std::string witness =
-      keys::BucketRangeWitness(end, keys::BucketSealed(bucket, 1));
-  EXPECT_LT(last_entry, end);
-  EXPECT_LT(end, witness);
-  EXPECT_LT(witness, keys::BucketSealedBegin(bucket + 1));
-  EXPECT_TRUE(keys::IsBucketSealedEnd(end));
-  EXPECT_FALSE(keys::IsBucketSealedEnd(last_entry));
-  EXPECT_FALSE(keys::IsBucketSealedEnd(keys::BucketSealedBegin(bucket)));
-  EXPECT_TRUE(keys::IsBucketRangeWitness(witness));
-  EXPECT_FALSE(keys::IsBucketRangeWitness(end));
-  EXPECT_FALSE(keys::IsBucketRangeWitness(last_entry));
-  EXPECT_FALSE(keys::IsBucketRangeWitness(keys::BucketSealed(bucket, 1)));
-  EXPECT_FALSE(keys::IsBucketRangeWitness(
-      keys::BucketRangeWitness(keys::Record(1), keys::Record(2))));
-}
-
 }  // namespace
 }  // namespace custos
