@@ -559,7 +559,8 @@ TEST_F(StatisticsTest, AShortDeltaKeyIsDroppedByTheFoldAndMovesNoCursor) {
   }
   Reopen();  // The next number, derived from the cursor, is not past it.
   Create("request");
-  const KindStatistics* request = Kind(Stats(), "request");
+  const Statistics after = Stats();  // Kind points into it.
+  const KindStatistics* request = Kind(after, "request");
   ASSERT_NE(request, nullptr);
   EXPECT_EQ(request->total.created, 4u);
 }
