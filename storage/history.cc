@@ -772,7 +772,9 @@ class Snapshot {
   // As of `at` when given (the caller's, released by the caller), else of
   // a snapshot of its own.
   Snapshot(leveldb::DB& db, const leveldb::Snapshot* at)
-      : db_(db), snapshot_(at != nullptr ? at : db.GetSnapshot()), own_(at == nullptr) {
+      : db_(db),
+        snapshot_(at != nullptr ? at : db.GetSnapshot()),
+        own_(at == nullptr) {
     options_.snapshot = snapshot_;
     options_.fill_cache = false;
   }

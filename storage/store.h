@@ -236,7 +236,7 @@ class Store {
 
   std::mutex write_mu_;  // The write lock.
   std::atomic<uint64_t> generation_{0};
-  GroupSync group_;  // Over the records Env's SyncLogs().
+  GroupSync group_;                      // Over the records Env's SyncLogs().
   std::function<void()> snapshot_hook_;  // Tests only.
 };
 

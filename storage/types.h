@@ -241,8 +241,8 @@ struct SweepOptions {
   std::chrono::microseconds pause_between_batches{0};
   // Called on the sweeping thread, never under the write lock: after each
   // batch of transitions, and as each later phase begins (kCompacting
-  // also once before the transitions, when buckets were erased by key). Must be quick
-  // and must not call the engine. Default: none.
+  // also once before the transitions, when buckets were erased by key). Must be
+  // quick and must not call the engine. Default: none.
   std::function<void(const SweepProgress&)> progress = nullptr;
 };
 

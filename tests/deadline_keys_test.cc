@@ -986,11 +986,11 @@ TEST_F(DeadlineKeysTest, AQueuedRangeNamingAnotherEndDeletesOnlyItsBucket) {
     std::string value;
     AppendBigEndian64(value, 1);
     value.append(keys::BucketSealedEnd(later_bucket));
-    ASSERT_TRUE(db->Put(leveldb::WriteOptions(),
-                        keys::RangeDeleteQueue(
-                            keys::BucketSealedBegin(AlertBucket())),
-                        value)
-                    .ok());
+    ASSERT_TRUE(
+        db->Put(leveldb::WriteOptions(),
+                keys::RangeDeleteQueue(keys::BucketSealedBegin(AlertBucket())),
+                value)
+            .ok());
   }
   Reopen();
   EXPECT_EQ(Raw(keys::BucketSealedBegin(later_bucket)).size(), 1u);

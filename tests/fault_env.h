@@ -1,7 +1,8 @@
 // A LevelDB environment for tests, over Env::Default(), that counts the
 // synchronous writes LevelDB itself makes to its write-ahead logs
 // (WritableFile::Sync of a ".log" file) and can make them, or the appends
-// to those logs, fail as a failing disk would, per database: the keystore's (a path under
+// to those logs, fail as a failing disk would, per database: the keystore's (a
+// path under
 // "/keystore/") and every other one (records/ in an engine; a test's own
 // database). The group-commit fdatasyncs of storage/log_sync_env.h use
 // descriptors of their own and do not pass through any Env: for those,

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "storage/codec.h"
@@ -97,32 +98,28 @@ class ShredLeftoversTest : public EngineTest {
   // For ReopenWith; outlives the engine (closed in TearDown), even when an
   // assertion ends a test early.
   FaultEnv env_;
-  // The values of the keystore's shred ledger entries ("l:"), in key
-  // order. REQUIRES: the engine is closed.
-  std::vector<std::string> LedgerShredEntries() {
-    std::vector<std::string> entries;
+  // The keystore's entries under `prefix`, in key order: their values, or
+  // their keys with `keys_only`. REQUIRES: the engine is closed.
+  std::vector<std::string> KeystoreEntries(std::string_view prefix,
+                                           bool keys_only) {
+    std::vector<std::string> out;
     std::unique_ptr<leveldb::DB> db = OpenRaw("keystore");
-    if (db == nullptr) return entries;
+    if (db == nullptr) return out;
     std::unique_ptr<leveldb::Iterator> it(
         db->NewIterator(leveldb::ReadOptions()));
-    for (it->Seek("l:"); it->Valid() && it->key().starts_with("l:");
-         it->Next()) {
-      entries.push_back(it->value().ToString());
+    for (it->Seek(ToSlice(prefix));
+         it->Valid() && it->key().starts_with(ToSlice(prefix)); it->Next()) {
+      out.push_back(keys_only ? it->key().ToString() : it->value().ToString());
     }
-    return entries;
+    return out;
   }
-  // The keystore's "i:" keys. REQUIRES: the engine is closed.
+  // The values of the keystore's shred ledger entries ("l:").
+  std::vector<std::string> LedgerShredEntries() {
+    return KeystoreEntries("l:", /*keys_only=*/false);
+  }
+  // The keystore's "i:" keys.
   std::vector<std::string> KeystoreIntents() {
-    std::vector<std::string> intents;
-    std::unique_ptr<leveldb::DB> db = OpenRaw("keystore");
-    if (db == nullptr) return intents;
-    std::unique_ptr<leveldb::Iterator> it(
-        db->NewIterator(leveldb::ReadOptions()));
-    for (it->Seek("i:"); it->Valid() && it->key().starts_with("i:");
-         it->Next()) {
-      intents.push_back(it->key().ToString());
-    }
-    return intents;
+    return KeystoreEntries("i:", /*keys_only=*/true);
   }
 };
 

@@ -229,10 +229,9 @@ TEST_F(SweeperTest, ProgressIsReportedAfterEachBatchAndAtEachLaterPhase) {
   const size_t batches[] = {0, 0, 1, 2, 3, 3, 3, 3};
   const SweepPhase phases[] = {
       SweepPhase::kDestroyingKeys, SweepPhase::kCompacting,
-      SweepPhase::kTransitions,
       SweepPhase::kTransitions,    SweepPhase::kTransitions,
-      SweepPhase::kDestroyingKeys, SweepPhase::kPruningHistory,
-      SweepPhase::kCompacting};
+      SweepPhase::kTransitions,    SweepPhase::kDestroyingKeys,
+      SweepPhase::kPruningHistory, SweepPhase::kCompacting};
   for (size_t i = 0; i < seen.size(); ++i) {
     EXPECT_EQ(seen[i].phase, phases[i]) << i;
     EXPECT_EQ(seen[i].records_done, done[i]) << i;
