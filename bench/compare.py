@@ -442,7 +442,7 @@ def run_all(r, fig, growth):
                     f"{row['records']:,}, {layout}, fsync {fsync}")
 
     # 7: the server over RPC.
-    secs = "2" if q else "10"
+    secs = "2" if q else "5"
     common = ["--start-server", "--duration", secs, "--warmup", "1"]
     load_runs = {
         "echo": common + ["--echo", "-c", "1", "-d", "16"],

@@ -442,6 +442,7 @@ void BM_SweepHalfDue(benchmark::State& state) {
     state.PauseTiming();
     if (compact) {
       gone_seconds = gone_ms.empty() ? sweep_seconds : gone_ms.front() / 1e3;
+      const auto verify_started = std::chrono::steady_clock::now();
       auto verified = store.engine().VerifyErasure(store.admin());
       if (!verified || verified->found != 0 || verified->witnesses == 0) {
         state.SkipWithError("erased bytes left in the files after the sweep");
@@ -449,8 +450,9 @@ void BM_SweepHalfDue(benchmark::State& state) {
       }
       std::fprintf(stderr,
                    "[sweep_bench] VerifyErasure: %zu witnesses, %zu "
-                   "found\n",
-                   verified->witnesses, verified->found);
+                   "found, in %.2f s\n",
+                   verified->witnesses, verified->found,
+                   SecondsSince(verify_started));
     } else {
       const auto reopen_started = std::chrono::steady_clock::now();
       store.Reopen(/*compact_after_erasure=*/true);
