@@ -503,6 +503,9 @@ struct SweepReport {
   transitions @7 :List(Transition);     # Applied, or (dry run) planned.
   held @8 :List(HeldErasure);           # Erasures postponed by holds.
   skippedRecords @9 :List(SkippedRecord);
+  # Deadline-index keys of the wrong form met (never written by Custos: a
+  # sign of corruption); skipped, and met again until removed.
+  malformedIndexKeys @10 :UInt64;
 }
 
 struct BackupFile {
@@ -564,8 +567,14 @@ interface Admin {
   # Replaces the subject's data key (a suspected compromise).
   rekeySubject @12 (subjectId :Text) -> ();
   # Scans the data directory for erased ciphertexts and destroyed keys.
+  # corruptQueueEntries: queued range deletions whose stored value was
+  # corrupt, ever (each carried out over its bucket's range all the same);
+  # undecodableSealedEntries: deleted sealed entries that did not decode,
+  # ever, so unwitnessed (their bytes are not looked for).
   verifyErasure @13 () -> (witnesses :UInt64, found :UInt64,
-                           filesWithLeftovers :List(Text));
+                           filesWithLeftovers :List(Text),
+                           corruptQueueEntries :UInt64,
+                           undecodableSealedEntries :UInt64);
   # Rewraps the keyring under the master key in keyFile, a master key
   # file on the server's host (mode 0600 or 0400, the format of
   # docs/crypto.md) that the operator created and keeps; from then on only

@@ -444,6 +444,7 @@ void ToRpc(const SweepReport& report, rpc::SweepReport::Builder out) {
   out.setHistoryPruned(report.history_pruned);
   out.setComplete(report.complete);
   out.setSkipped(report.skipped.size());
+  out.setMalformedIndexKeys(report.malformed_index_keys);
   auto transitions = out.initTransitions(report.transitions.size());
   for (size_t i = 0; i < report.transitions.size(); ++i) {
     const PlannedTransition& t = report.transitions[i];
@@ -1142,6 +1143,8 @@ class AdminImpl final : public rpc::Admin::Server {
           SetTexts(
               out.initFilesWithLeftovers(report.files_with_leftovers.size()),
               report.files_with_leftovers);
+          out.setCorruptQueueEntries(report.corrupt_queue_entries);
+          out.setUndecodableSealedEntries(report.undecodable_sealed_entries);
         });
   }
 

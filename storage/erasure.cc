@@ -77,6 +77,31 @@ std::string LastOfRange(std::string_view first) {
       keys::NumberAfter(first, keys::kBucketSealedPrefix));
 }
 
+// One range queue entry read back (`first` its key without the queue
+// prefix). Every range queued is a bucket's "pb:" range, so its end is
+// computed from its start, never taken from the value: a stored end that a
+// flipped bit moved would delete other buckets' entries, or other
+// families. A value that does not parse or names another end is corrupt; a
+// start that is no bucket's deletes nothing (`last` empty).
+struct RangeEntry {
+  std::string last;
+  bool corrupt = false;
+  bool parsed = false;  // The value holds a queued-at time.
+  int64_t queued_at = INT64_MIN;
+};
+
+RangeEntry ParseRangeEntry(std::string_view first, std::string_view value) {
+  RangeEntry entry;
+  entry.parsed = value.size() > 8;
+  entry.last = LastOfRange(first);
+  entry.corrupt =
+      entry.last.empty() || !entry.parsed || value.substr(8) != entry.last;
+  if (entry.parsed) {
+    entry.queued_at = static_cast<int64_t>(ReadBigEndian64(value));
+  }
+  return entry;
+}
+
 Result<QueuedRanges> ReadRangeQueue(const Store& store,
                                     std::string_view prefix) {
   QueuedRanges q;
@@ -84,21 +109,28 @@ Result<QueuedRanges> ReadRangeQueue(const Store& store,
       store.Scan(prefix, {}, [&](std::string_view key, std::string_view value) {
         q.queued.keys.emplace_back(key.substr(prefix.size()));
         q.queued.values.emplace_back(value);
-        // Every range queued is a bucket's "pb:" range, so its end is
-        // computed from its start, never taken from the value: a stored end
-        // that a flipped bit moved would delete other buckets' entries, or
-        // other families. A value that does not parse or names another end
-        // is counted corrupt; a start that is no bucket's deletes nothing.
-        const bool parsed = value.size() > 8;
-        std::string last = LastOfRange(q.queued.keys.back());
-        q.corrupt.push_back(last.empty() || !parsed || value.substr(8) != last);
-        q.lasts.push_back(std::move(last));
-        q.queued.oldest = std::min<int64_t>(
-            q.queued.oldest,
-            parsed ? static_cast<int64_t>(ReadBigEndian64(value)) : INT64_MIN);
+        RangeEntry entry = ParseRangeEntry(q.queued.keys.back(), value);
+        q.corrupt.push_back(entry.corrupt);
+        q.lasts.push_back(std::move(entry.last));
+        q.queued.oldest = std::min<int64_t>(q.queued.oldest, entry.queued_at);
         return true;
       }));
   return q;
+}
+
+// Adds `n` to the u64 counter at `key` in `batch`, read under `lock` and
+// written by the caller's commit under it.
+Status AddToCounter(const WriteLock& /*lock*/, const Store& store,
+                    std::string_view key, uint64_t n,
+                    leveldb::WriteBatch& batch) {
+  auto count = store.Get(key);
+  if (!count) return count.error();
+  const uint64_t before =
+      *count && (*count)->size() == 8 ? ReadBigEndian64(**count) : 0;
+  std::string counted;
+  AppendBigEndian64(counted, before + n);
+  batch.Put(ToSlice(key), counted);
+  return Status::Ok();
 }
 
 }  // namespace
@@ -110,21 +142,35 @@ void Erasure::QueueRangeDeletion(leveldb::WriteBatch& batch,
 }
 
 Status Erasure::DeleteQueuedRanges() {
+  // Which ranges are queued, read without the lock: only their first keys
+  // are taken from here. Each write reads its entry again under the lock,
+  // since another caller (a sweep and RunMaintenance at once; Open) may
+  // have finished it meanwhile, or a later erasure queued it again.
   auto ranges = ReadRangeQueue(store_, keys::kRangeDeleteQueuePrefix);
   if (!ranges) return ranges.error();
-  for (size_t i = 0; i < ranges->queued.keys.size(); ++i) {
-    const std::string& first = ranges->queued.keys[i];
-    const std::string& last = ranges->lasts[i];
+  if (TEST_after_range_queue_read_) TEST_after_range_queue_read_();
+  for (const std::string& first : ranges->queued.keys) {
     const std::string queue_key = keys::RangeDeleteQueue(first);
     // Each write's pass starts after the last key the previous one deleted,
     // not at the range's first key: from there, every key deleted so far
     // would be stepped over again as a deletion marker (not yet compacted
     // away), and the pass would grow with the square of the range.
     std::string resume = first;
+    std::optional<std::string> carried;  // The entry's value, as carried out.
     while (true) {
       WriteLock lock = store_.Lock();
+      auto value = store_.Get(queue_key);
+      if (!value) return value.error();
+      // Finished by another caller since the queue was read: what it
+      // deleted, witnessed and counted is not done (or counted) twice.
+      if (!*value) break;
+      // Queued again (a later erasure of the bucket): its pass starts over.
+      if (carried && **value != *carried) resume = first;
+      carried = **value;
+      const RangeEntry entry = ParseRangeEntry(first, *carried);
       leveldb::WriteBatch batch;
       size_t deleted = 0;
+      uint64_t undecodable = 0;
       bool more = false;
       {
         // One ordered pass: the range's keys are neighbours. The iterator
@@ -132,17 +178,24 @@ Status Erasure::DeleteQueuedRanges() {
         std::unique_ptr<leveldb::Iterator> it(
             store_.db().NewIterator(leveldb::ReadOptions()));
         for (it->Seek(ToSlice(resume));
-             it->Valid() && it->key().compare(ToSlice(last)) <= 0; it->Next()) {
+             it->Valid() && it->key().compare(ToSlice(entry.last)) <= 0;
+             it->Next()) {
           if (deleted == kRangeDeletesPerWrite) {
             more = true;
             break;
           }
-          // A value that does not decode (a compaction's span marker) has
-          // nothing to witness; it goes all the same.
           auto sealed = codec::DecodeSealedContents(
               std::string_view(it->value().data(), it->value().size()));
           if (sealed) {
             for (const codec::Bytes& b : *sealed) AddWitness(batch, b);
+          } else if (it->key().size() == first.size() + 8) {
+            // A record's entry (bucket || id) that does not decode: its
+            // ciphertexts cannot be found in it, so none is witnessed, and
+            // VerifyErasure cannot look for them. Deleted all the same,
+            // and counted, so an operator learns of it. (The range's two
+            // boundary keys, which CompactQueued writes around its
+            // compaction, hold nothing and are of other lengths.)
+            ++undecodable;
           }
           batch.Delete(it->key());
           ++deleted;
@@ -154,25 +207,24 @@ Status Erasure::DeleteQueuedRanges() {
         CUSTOS_RETURN_IF_ERROR(
             FromLevelDb(it->status(), "reading a range to delete"));
       }
+      if (undecodable > 0) {
+        CUSTOS_RETURN_IF_ERROR(AddToCounter(
+            lock, store_, keys::kErasureRangeUndecodable, undecodable, batch));
+      }
       if (!more) {
         // The last write of the range: retired, and queued for compaction
         // with the time of the erasure that queued it.
-        const std::string& value = ranges->queued.values[i];
         const int64_t queued_at =
-            value.size() > 8 ? static_cast<int64_t>(ReadBigEndian64(value))
-                             : ToMicros(options_.clock->Now());
+            entry.parsed ? entry.queued_at : ToMicros(options_.clock->Now());
         batch.Delete(queue_key);
-        batch.Put(keys::RangeCompactQueue(first), RangeValue(queued_at, last));
-        if (ranges->corrupt[i]) {
+        batch.Put(keys::RangeCompactQueue(first),
+                  RangeValue(queued_at, entry.last));
+        if (entry.corrupt) {
           // Deleted all the same when its range could be computed; counted
-          // either way (ErasureReport::corrupt_queue_entries).
-          auto count = store_.Get(keys::kErasureQueueCorrupt);
-          if (!count) return count.error();
-          const uint64_t before =
-              *count && (*count)->size() == 8 ? ReadBigEndian64(**count) : 0;
-          std::string counted;
-          AppendBigEndian64(counted, before + 1);
-          batch.Put(ToSlice(keys::kErasureQueueCorrupt), counted);
+          // either way (ErasureReport::corrupt_queue_entries), once: the
+          // entry goes in the same write.
+          CUSTOS_RETURN_IF_ERROR(
+              AddToCounter(lock, store_, keys::kErasureQueueCorrupt, 1, batch));
         }
       }
       CUSTOS_RETURN_IF_ERROR(store_.Commit(std::move(lock), batch, {},
@@ -509,6 +561,11 @@ Result<ErasureReport> Erasure::Verify() const {
   if (!corrupt) return Fail(corrupt.error());
   if (*corrupt && (*corrupt)->size() == 8) {
     report.corrupt_queue_entries = ReadBigEndian64(**corrupt);
+  }
+  auto undecodable = store_.Get(keys::kErasureRangeUndecodable);
+  if (!undecodable) return Fail(undecodable.error());
+  if (*undecodable && (*undecodable)->size() == 8) {
+    report.undecodable_sealed_entries = ReadBigEndian64(**undecodable);
   }
   std::unordered_set<std::string> found;
   std::error_code ec;

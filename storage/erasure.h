@@ -21,6 +21,7 @@
 
 #include <leveldb/write_batch.h>
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -70,8 +71,21 @@ class Erasure {
   // bucket range its first key starts, whatever last key the value names
   // (retired with nothing deleted when the first key names none); an entry
   // whose value does not parse or names another last key is counted under
-  // "m:erasure_queue_corrupt" (ErasureReport::corrupt_queue_entries).
+  // "m:erasure_queue_corrupt" (ErasureReport::corrupt_queue_entries). An
+  // entry of the range whose value does not decode is deleted unwitnessed
+  // and counted under "m:erasure_range_undecodable"
+  // (ErasureReport::undecodable_sealed_entries).
+  // Each write reads its queue entry under the write lock: calls running
+  // at once (a sweep and RunMaintenance) carry out, witness and count each
+  // range once; a range queued again meanwhile is carried out from its
+  // first key again.
   Status DeleteQueuedRanges();
+  // Test only: called by DeleteQueuedRanges once it has read which ranges
+  // are queued, before its first write, without the write lock (so a test
+  // can run another call exactly there). REQUIRES: set before any call.
+  void TEST_SetAfterRangeQueueRead(std::function<void()> hook) {
+    TEST_after_range_queue_read_ = std::move(hook);
+  }
   static constexpr size_t kRangeDeletesPerWrite = 4096;
   // Queues the compaction of the whole records database: for erasures
   // whose traces are spread over many key families (a completed shred).
@@ -112,6 +126,7 @@ class Erasure {
   Store& store_;
   Keystore& keystore_;
   const Options& options_;
+  std::function<void()> TEST_after_range_queue_read_;
 };
 
 }  // namespace custos

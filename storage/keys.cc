@@ -111,6 +111,16 @@ std::string Deadline(int64_t due_micros, uint64_t record_id) {
   return key;
 }
 
+std::optional<DeadlineKey> ParseDeadline(std::string_view key) {
+  if (key.size() != kDeadlinePrefix.size() + 16 ||
+      !key.starts_with(kDeadlinePrefix)) {
+    return std::nullopt;
+  }
+  const std::string_view rest = key.substr(kDeadlinePrefix.size());
+  return DeadlineKey{static_cast<int64_t>(ReadBigEndian64(rest)),
+                     ReadBigEndian64(rest.substr(8))};
+}
+
 std::string Hold(std::string_view id) { return Join(kHoldPrefix, id); }
 std::string RecordHoldsPrefix(uint64_t record_id) {
   return JoinNumber("ho:r:", record_id);

@@ -9,6 +9,7 @@
 #define CUSTOS_STORAGE_KEYS_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -23,9 +24,14 @@ inline constexpr std::string_view kNextRecordId = "m:next_record_id";
 inline constexpr std::string_view kNextHoldId = "m:next_hold_id";
 inline constexpr std::string_view kHistoryPruneCursor =
     "m:history_prune_cursor";
-// Range deletions queued with a value that did not parse (erasure.cc).
+// Range deletions queued with a value that did not parse or named another
+// last key (erasure.cc); u64.
 inline constexpr std::string_view kErasureQueueCorrupt =
     "m:erasure_queue_corrupt";
+// "pb:" entries a range deletion deleted whose value did not decode, so
+// unwitnessed (erasure.cc); u64.
+inline constexpr std::string_view kErasureRangeUndecodable =
+    "m:erasure_range_undecodable";
 
 // ---- Principals (principals.cc) -------------------------------------------
 // "p:" id -> Principal; "c:" credential hash -> principal id.
@@ -70,6 +76,14 @@ std::string BucketSealedEnd(uint64_t bucket);
 // "d:" u64 due micros || u64 record id -> "".
 inline constexpr std::string_view kDeadlinePrefix = "d:";
 std::string Deadline(int64_t due_micros, uint64_t record_id);
+// A deadline-index key read back: its due instant and record id.
+struct DeadlineKey {
+  int64_t due_micros = 0;
+  uint64_t record_id = 0;
+};
+// nullopt unless `key` is kDeadlinePrefix followed by exactly 16 bytes
+// (the only form Deadline() writes): a key is never read past its end.
+std::optional<DeadlineKey> ParseDeadline(std::string_view key);
 
 // ---- Erased deadline buckets (sweeper.cc) ---------------------------------
 // "dx:" u64 bucket -> u64 micros: the sweep's as_of when it wrote down the

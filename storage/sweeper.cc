@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <map>
+#include <memory>
 #include <optional>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -77,13 +79,14 @@ Result<size_t> Sweeper::ReapplyPolicies() {
 
 Status Sweeper::SweepRecord(
     const WriteLock& lock, const PrincipalInfo& admin, const std::string& key,
-    int64_t due, const SweepOptions& options, leveldb::WriteBatch& batch,
-    std::vector<Event>& sweep_events, SweepReport& report,
-    const HoldSpans& spans, std::map<uint64_t, bool>& erased_buckets,
+    const keys::DeadlineKey& entry, const SweepOptions& options,
+    leveldb::WriteBatch& batch, std::vector<Event>& sweep_events,
+    SweepReport& report, const HoldSpans& spans,
+    std::map<uint64_t, bool>& erased_buckets,
     std::vector<std::pair<uint64_t, int64_t>>& erased) const {
   const int64_t as_of = ToMicros(options.as_of);
-  const uint64_t id = ReadBigEndian64(
-      std::string_view(key).substr(keys::kDeadlinePrefix.size() + 8));
+  const uint64_t id = entry.record_id;
+  const int64_t due = entry.due_micros;
   auto record = u_.record_store.ReadUnmerged(id);
   if (!record) {
     if (record.error().code() != StatusCode::kNotFound) return record.error();
@@ -205,6 +208,9 @@ Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
   // from a moving start key instead of re-seeking its beginning.
   std::string resume_key(keys::kDeadlinePrefix);
   size_t processed = 0;
+  // Malformed index keys met, by key: a batch that stops just before one
+  // meets it again in the next batch.
+  std::set<std::string> malformed_keys;
   SweepProgress progress;
   auto report_progress = [&](SweepPhase phase) {
     if (!options.progress) return;
@@ -237,20 +243,26 @@ Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
     std::map<uint64_t, bool> erased_buckets;
     // The due entries of this batch, read first: the iterator must not
     // live across the write.
-    std::vector<std::pair<std::string, int64_t>> due_entries;
+    std::vector<std::pair<std::string, keys::DeadlineKey>> due_entries;
     CUSTOS_RETURN_IF_ERROR(u_.store.Scan(
         keys::kDeadlinePrefix, resume_key,
         [&](std::string_view key, std::string_view) {
-          const std::string_view rest =
-              key.substr(keys::kDeadlinePrefix.size());
-          const int64_t due = static_cast<int64_t>(ReadBigEndian64(rest));
-          if (due > as_of) return false;
+          const auto entry = keys::ParseDeadline(key);
+          if (!entry) {
+            // No Put writes such a key: it names no record and no instant
+            // that can be trusted. Skipped and reported (once per sweep,
+            // however many batches meet it), never read past its end; it
+            // stays, as a skipped record's entry does, until repaired.
+            malformed_keys.emplace(key);
+            return true;
+          }
+          if (entry->due_micros > as_of) return false;
           if (due_entries.size() == options.batch_size ||
               processed + due_entries.size() == options.max_records) {
             more_due = true;
             return false;
           }
-          due_entries.emplace_back(key, due);
+          due_entries.emplace_back(key, *entry);
           return true;
         }));
     // Holds are read once per batch: with none, one seek and no lookup per
@@ -262,10 +274,10 @@ Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
     // Every erasure the batch writes, reported here or by an erasure by
     // key, for the ledger.
     std::vector<std::pair<uint64_t, int64_t>> erased;
-    for (const auto& [key, due] : due_entries) {
+    for (const auto& [key, entry] : due_entries) {
       resume_key = key + '\0';
       Status swept =
-          SweepRecord(lock, admin, key, due, options, batch, sweep_events,
+          SweepRecord(lock, admin, key, entry, options, batch, sweep_events,
                       report, *spans, erased_buckets, erased);
       if (!swept.ok()) {
         if (!Skippable(swept)) return Fail(swept);
@@ -274,10 +286,7 @@ Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
         // retention without a trace; kept, every sweep meets and reports it
         // until it is repaired. Not counted against max_records, so skipped
         // entries at the head of the index never stall a bounded sweep.
-        AddSkipped(report,
-                   ReadBigEndian64(std::string_view(key).substr(
-                       keys::kDeadlinePrefix.size() + 8)),
-                   swept);
+        AddSkipped(report, entry.record_id, swept);
         continue;
       }
       ++processed;
@@ -301,6 +310,7 @@ Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
       std::this_thread::sleep_for(options.pause_between_batches);
     }
   }
+  report.malformed_index_keys = malformed_keys.size();
   if (!options.dry_run) {
     report_progress(SweepPhase::kDestroyingKeys);
     CUSTOS_RETURN_IF_ERROR(DestroyDueBuckets(as_of, report));
@@ -362,24 +372,27 @@ Status Sweeper::EraseEndedBuckets(int64_t as_of, SweepReport& report) {
     // under it and are swept record by record.
     const size_t first = erasures.size();
     bool readable = true;
-    CUSTOS_RETURN_IF_ERROR(u_.store.Scan(
-        keys::kDeadlinePrefix, keys::Deadline(start, 0),
-        [&](std::string_view key, std::string_view value) {
-          const std::string_view rest =
-              key.substr(keys::kDeadlinePrefix.size());
-          const int64_t due = static_cast<int64_t>(ReadBigEndian64(rest));
-          if (due >= end) return false;
-          auto entry = RecordStore::DecodeDeadlineEntry(value);
-          if (!entry) {
-            readable = false;
-            return false;
-          }
-          if (entry->next == codec::Transition::kErase) {
-            erasures.push_back({ReadBigEndian64(rest.substr(8)), entry->state,
-                                RecordState::kErased, FromMicros(due)});
-          }
-          return true;
-        }));
+    CUSTOS_RETURN_IF_ERROR(
+        u_.store.Scan(keys::kDeadlinePrefix, keys::Deadline(start, 0),
+                      [&](std::string_view key, std::string_view value) {
+                        // A malformed key is no record's entry (Put writes
+                        // none): it seals nothing; the record-by-record pass
+                        // reports it.
+                        const auto parsed = keys::ParseDeadline(key);
+                        if (!parsed) return true;
+                        if (parsed->due_micros >= end) return false;
+                        auto entry = RecordStore::DecodeDeadlineEntry(value);
+                        if (!entry) {
+                          readable = false;
+                          return false;
+                        }
+                        if (entry->next == codec::Transition::kErase) {
+                          erasures.push_back({parsed->record_id, entry->state,
+                                              RecordState::kErased,
+                                              FromMicros(parsed->due_micros)});
+                        }
+                        return true;
+                      }));
     if (!readable) {
       erasures.resize(first);
       continue;
@@ -427,50 +440,67 @@ Status Sweeper::DestroyDueBuckets(int64_t as_of, SweepReport& report) {
   WriteLock lock = u_.store.Lock();
   auto buckets = keystore.BucketsUpTo(last);
   if (!buckets) return buckets.error();
-  std::vector<uint64_t> empty;
-  leveldb::WriteBatch witnesses;
-  const int64_t now = ToMicros(u_.clock.Now());
+  std::vector<uint64_t> empty;  // Ascending, as BucketsUpTo gives them.
   for (uint64_t bucket : *buckets) {
     // One seek: is any record still indexed in the bucket's hour? A record
     // sealed under the bucket is (the invariant RecordStore::Put keeps): a
     // skipped record, or one a bounded sweep did not reach, keeps its key.
     const int64_t end = DeadlineKeys::BucketEnd(bucket);
     bool occupied = false;
-    CUSTOS_RETURN_IF_ERROR(u_.store.Scan(
-        keys::kDeadlinePrefix,
-        keys::Deadline(DeadlineKeys::BucketStart(bucket), 0),
-        [&](std::string_view key, std::string_view) {
-          const int64_t due = static_cast<int64_t>(
-              ReadBigEndian64(key.substr(keys::kDeadlinePrefix.size())));
-          occupied = due < end;
-          return false;
-        }));
-    if (occupied) continue;
-    const std::string name = Keystore::BucketKeyName(bucket);
+    CUSTOS_RETURN_IF_ERROR(
+        u_.store.Scan(keys::kDeadlinePrefix,
+                      keys::Deadline(DeadlineKeys::BucketStart(bucket), 0),
+                      [&](std::string_view key, std::string_view) {
+                        // A malformed key is no record's entry: stepped over
+                        // (the record-by-record pass reports it).
+                        const auto parsed = keys::ParseDeadline(key);
+                        if (!parsed) return true;
+                        occupied = parsed->due_micros < end;
+                        return false;
+                      }));
+    if (!occupied) empty.push_back(bucket);
+  }
+  if (empty.empty()) return Status::Ok();
+  // No record is sealed under them (their hours have no index entry), so
+  // a "pb:" entry left in their ranges belongs to none: its range's
+  // deletion is queued with the key's witness, before the key goes, as an
+  // erasure by key queues it. An empty range queues nothing (its
+  // compaction would cost a memtable flush per bucket). One forward pass
+  // over "pb:" for all of them, seeking only past what the pass has
+  // already stepped over: the ranges erased before hold deletion markers,
+  // which each seek walks, and with a seek per bucket a run of emptied
+  // buckets walked the markers after each of them again.
+  std::vector<bool> orphans(empty.size(), false);
+  {
+    std::unique_ptr<leveldb::Iterator> it(
+        u_.store.db().NewIterator(leveldb::ReadOptions()));
+    for (size_t i = 0; i < empty.size(); ++i) {
+      const std::string sealed_begin = keys::BucketSealedBegin(empty[i]);
+      if (!it->Valid() || it->key().compare(ToSlice(sealed_begin)) < 0) {
+        it->Seek(ToSlice(sealed_begin));
+      }
+      // At or after the range's first key (sought, or stepped to by an
+      // earlier bucket's seek): an entry of it if not past its last key.
+      orphans[i] =
+          it->Valid() &&
+          it->key().compare(ToSlice(keys::BucketSealedEnd(empty[i]))) <= 0;
+    }
+    CUSTOS_RETURN_IF_ERROR(
+        FromLevelDb(it->status(), "looking for entries of emptied buckets"));
+  }
+  leveldb::WriteBatch witnesses;
+  const int64_t now = ToMicros(u_.clock.Now());
+  for (size_t i = 0; i < empty.size(); ++i) {
+    const std::string name = Keystore::BucketKeyName(empty[i]);
     auto wrapped = keystore.WrappedBytes(name);
     if (!wrapped) return wrapped.error();
     if (*wrapped) Erasure::AddWitness(witnesses, **wrapped);
     Erasure::QueueKeystore(witnesses, name, now);
-    // No record is sealed under it (its hour has no index entry), so a
-    // "pb:" entry left in its range belongs to none: its deletion is
-    // queued with the key's witness, before the key goes, as an erasure by
-    // key queues it. One seek; an empty range queues nothing (its
-    // compaction would cost a memtable flush per bucket).
-    const std::string sealed_begin = keys::BucketSealedBegin(bucket);
-    const std::string sealed_end = keys::BucketSealedEnd(bucket);
-    bool orphans = false;
-    CUSTOS_RETURN_IF_ERROR(
-        u_.store.Scan(keys::kBucketSealedPrefix, sealed_begin,
-                      [&](std::string_view key, std::string_view) {
-                        orphans = key <= sealed_end;
-                        return false;
-                      }));
-    if (orphans) {
-      Erasure::QueueRangeDeletion(witnesses, sealed_begin, sealed_end, now);
+    if (orphans[i]) {
+      Erasure::QueueRangeDeletion(witnesses, keys::BucketSealedBegin(empty[i]),
+                                  keys::BucketSealedEnd(empty[i]), now);
     }
-    empty.push_back(bucket);
   }
-  if (empty.empty()) return Status::Ok();
   // The witnesses and queue entries first, synced with every erasure
   // written before them (one log), then the keys: a crash between leaves
   // live keys of empty buckets, which the next sweep destroys. Still under

@@ -25,6 +25,7 @@
 #include "storage/erasure.h"
 #include "storage/history.h"
 #include "storage/holds.h"
+#include "storage/keys.h"
 #include "storage/policies.h"
 #include "storage/record_store.h"
 #include "storage/store.h"
@@ -52,7 +53,8 @@ class Sweeper {
   Result<size_t> ReapplyPolicies();
 
  private:
-  // Processes the due index entry `key` (due at `due`) of one record:
+  // Processes the due index entry `key` (`entry`, parsed: due at
+  // entry.due_micros) of one record:
   // deletes it if stray or stale; otherwise adds every transition due by
   // options.as_of to `batch` and `sweep_events` (nothing in a dry run) and
   // to `report`. On error adds nothing to any of them: the record is left
@@ -66,7 +68,7 @@ class Sweeper {
   // but not counted again: the sweep that destroyed the key reported it. Every
   // erasure written is added to `erased` (for the ledger), reported or not.
   Status SweepRecord(const WriteLock& lock, const PrincipalInfo& admin,
-                     const std::string& key, int64_t due,
+                     const std::string& key, const keys::DeadlineKey& entry,
                      const SweepOptions& options, leveldb::WriteBatch& batch,
                      std::vector<Event>& sweep_events, SweepReport& report,
                      const HoldSpans& spans,

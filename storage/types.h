@@ -308,6 +308,11 @@ struct SweepReport {
   // against max_records, and met again (and reported) by every sweep until
   // repaired. In id order of meeting; one entry per record.
   std::vector<SkippedRecord> skipped;
+  // Deadline-index keys of the wrong form ("d:" not followed by exactly a
+  // u64 instant and a u64 record id; this engine writes none) the sweep
+  // met: each skipped (it names no record), counted once per sweep, and
+  // met again by every sweep until removed.
+  size_t malformed_index_keys = 0;
   // Engine::RunMaintenance only: records of shredded subjects its shred
   // completion rewrote (0: none was pending).
   size_t shred_records_rewritten = 0;
@@ -347,6 +352,10 @@ struct ErasureReport {
   // last key is never trusted; nothing is deleted when the first key names
   // no bucket's range).
   uint64_t corrupt_queue_entries = 0;
+  // Entries of a deleted "pb:" range whose value did not decode, ever:
+  // deleted all the same, but with no witness (their ciphertexts could not
+  // be found in them), so this scan cannot look for their bytes.
+  uint64_t undecodable_sealed_entries = 0;
 };
 
 }  // namespace custos

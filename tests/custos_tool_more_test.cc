@@ -5,16 +5,20 @@
 // the messages.
 
 #include <gtest/gtest.h>
+#include <leveldb/db.h>
+#include <leveldb/write_batch.h>
 #include <pty.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "storage/keys.h"
 #include "tests/custos_tool_runner.h"
 #include "tests/custosd_process.h"
 #include "tests/test_ca.h"
@@ -291,10 +295,46 @@ TEST_F(CustosToolMoreTest, VerifyOfflineReadsAStoppedServersDataDirectory) {
   EXPECT_EQ(v["erasure"]["ok"], true);
   EXPECT_GE(v["erasure"]["witnesses"].get<uint64_t>(), 1u);  // The shred.
   EXPECT_EQ(v["erasure"]["found"], 0);
+  EXPECT_EQ(v["erasure"]["corrupt_queue_entries"], 0);
+  EXPECT_EQ(v["erasure"]["undecodable_sealed_entries"], 0);
   ToolRun text = Tool(offline);
   ASSERT_EQ(text.exit, 0) << text.err;
   EXPECT_TRUE(text.out.starts_with("chain ok: ")) << text.out;
   EXPECT_TRUE(Contains(text.out, "\nerasure ok: ")) << text.out;
+  EXPECT_FALSE(Contains(text.out, "warning")) << text.out;
+
+  // The counts of corrupt erasure data (issue 11 review), as only a
+  // corruption sets them: shown beside "ok", which is about bytes found.
+  {
+    leveldb::Options raw;
+    raw.compression = leveldb::kNoCompression;
+    leveldb::DB* db = nullptr;
+    ASSERT_TRUE(
+        leveldb::DB::Open(raw, dir() + "/custos-data/records", &db).ok());
+    std::unique_ptr<leveldb::DB> owned(db);
+    auto count = [](uint8_t n) {
+      return std::string(7, '\0') + static_cast<char>(n);
+    };
+    leveldb::WriteBatch counts;
+    counts.Put(std::string(keys::kErasureQueueCorrupt), count(3));
+    counts.Put(std::string(keys::kErasureRangeUndecodable), count(5));
+    ASSERT_TRUE(owned->Write(leveldb::WriteOptions(), &counts).ok());
+  }
+  ToolRun counted = Tool(json);
+  ASSERT_EQ(counted.exit, 0) << counted.err;
+  const auto c = nlohmann::json::parse(counted.out);
+  EXPECT_EQ(c["erasure"]["ok"], true);
+  EXPECT_EQ(c["erasure"]["corrupt_queue_entries"], 3);
+  EXPECT_EQ(c["erasure"]["undecodable_sealed_entries"], 5);
+  ToolRun counted_text = Tool(offline);
+  ASSERT_EQ(counted_text.exit, 0) << counted_text.err;
+  EXPECT_TRUE(
+      Contains(counted_text.out, "\nwarning: 3 corrupt queued range deletions"))
+      << counted_text.out;
+  EXPECT_TRUE(Contains(counted_text.out,
+                       "\nwarning: 5 undecodable sealed entries deleted "
+                       "unwitnessed"))
+      << counted_text.out;
 
   ToolRun nothing = Tool({"verify", "--chain", "--data-dir", "no-such-dir",
                           "--master-key-file", "custos-master.key"});

@@ -155,14 +155,16 @@ void AddRetentionVerbs(CLI::App& app, std::vector<Verb>& verbs) {
              }();
              auto r = response.getReport();
              if (a->out.json) {
-               return PrintJson({{"dry_run", a->dry_run},
-                                 {"closed", r.getClosed()},
-                                 {"blocked", r.getBlocked()},
-                                 {"erased", r.getErased()},
-                                 {"postponed", r.getPostponed()},
-                                 {"history_pruned", r.getHistoryPruned()},
-                                 {"skipped", r.getSkipped()},
-                                 {"complete", r.getComplete()}});
+               return PrintJson(
+                   {{"dry_run", a->dry_run},
+                    {"closed", r.getClosed()},
+                    {"blocked", r.getBlocked()},
+                    {"erased", r.getErased()},
+                    {"postponed", r.getPostponed()},
+                    {"history_pruned", r.getHistoryPruned()},
+                    {"skipped", r.getSkipped()},
+                    {"malformed_index_keys", r.getMalformedIndexKeys()},
+                    {"complete", r.getComplete()}});
              }
              Table t({"TRANSITION", a->dry_run ? "DUE" : "DONE"});
              t.Add({"closed", std::to_string(r.getClosed())});
@@ -172,6 +174,10 @@ void AddRetentionVerbs(CLI::App& app, std::vector<Verb>& verbs) {
              t.Add({"history events pruned",
                     std::to_string(r.getHistoryPruned())});
              t.Add({"skipped (unreadable)", std::to_string(r.getSkipped())});
+             if (r.getMalformedIndexKeys() > 0) {
+               t.Add({"malformed index keys skipped",
+                      std::to_string(r.getMalformedIndexKeys())});
+             }
              t.Print();
              if (!r.getComplete())
                std::cout << "more is due: run the sweep again\n";

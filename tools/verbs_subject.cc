@@ -196,12 +196,19 @@ nlohmann::json ChainJson(bool ok, std::string_view problem, uint64_t verified,
           {"head_link", head_link}};
 }
 
+// "ok" is about the bytes found; the two counts are reported beside it (a
+// corrupt queue entry was carried out all the same; an undecodable entry
+// was deleted, its bytes unwitnessed), never hidden.
 nlohmann::json ErasureJson(uint64_t witnesses, uint64_t found,
-                           const std::vector<std::string>& files) {
+                           const std::vector<std::string>& files,
+                           uint64_t corrupt_queue_entries,
+                           uint64_t undecodable_sealed_entries) {
   return {{"ok", found == 0},
           {"witnesses", witnesses},
           {"found", found},
-          {"files", files}};
+          {"files", files},
+          {"corrupt_queue_entries", corrupt_queue_entries},
+          {"undecodable_sealed_entries", undecodable_sealed_entries}};
 }
 
 // Prints what verify found (as JSON or text); Failure if it found a
@@ -229,6 +236,17 @@ void PrintVerification(const nlohmann::json& result, bool json) {
                 << " found\n";
       for (const auto& f : e["files"])
         std::cout << "  in " << f.get<std::string>() << "\n";
+      const uint64_t corrupt = e["corrupt_queue_entries"].get<uint64_t>();
+      const uint64_t undecodable =
+          e["undecodable_sealed_entries"].get<uint64_t>();
+      if (corrupt > 0)
+        std::cout << "warning: " << corrupt
+                  << " corrupt queued range deletions (carried out over "
+                     "their bucket's range)\n";
+      if (undecodable > 0)
+        std::cout << "warning: " << undecodable
+                  << " undecodable sealed entries deleted unwitnessed "
+                     "(their bytes are not looked for)\n";
     }
   }
   if (!ok) throw Failure("verification found a problem");
@@ -297,7 +315,9 @@ void AddVerifyVerbs(CLI::App& app, std::vector<Verb>& verbs) {
         auto r = c.Admin().verifyErasureRequest().send().wait(c.wait());
         std::vector<std::string> files;
         for (auto f : r.getFilesWithLeftovers()) files.emplace_back(f.cStr());
-        result["erasure"] = ErasureJson(r.getWitnesses(), r.getFound(), files);
+        result["erasure"] = ErasureJson(r.getWitnesses(), r.getFound(), files,
+                                        r.getCorruptQueueEntries(),
+                                        r.getUndecodableSealedEntries());
       }
     });
     PrintVerification(result, a->out.json);
@@ -321,7 +341,8 @@ void AddVerifyVerbs(CLI::App& app, std::vector<Verb>& verbs) {
       auto r = engine->VerifyErasure(*actor);
       if (!r) throw Failure(r.error().ToString());
       result["erasure"] =
-          ErasureJson(r->witnesses, r->found, r->files_with_leftovers);
+          ErasureJson(r->witnesses, r->found, r->files_with_leftovers,
+                      r->corrupt_queue_entries, r->undecodable_sealed_entries);
     }
     PrintVerification(result, a->out.json);
   };
