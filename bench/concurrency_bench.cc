@@ -195,8 +195,8 @@ std::string RandomValue(size_t size, uint64_t seed) {
   return value;
 }
 
-// A LevelDB with the engine's options (paranoid checks, default
-// compression) in a fresh directory.
+// A LevelDB with the engine's options (paranoid checks, no compression:
+// bench::EngineLikeOptions) in a fresh directory.
 class RawDb {
  public:
   RawDb() { Open(); }
@@ -211,9 +211,8 @@ class RawDb {
 
  private:
   void Open() {
-    leveldb::Options options;
+    leveldb::Options options = bench::EngineLikeOptions();
     options.create_if_missing = true;
-    options.paranoid_checks = true;
     leveldb::DB* raw = nullptr;
     Check(leveldb::DB::Open(options, path(), &raw), "open raw leveldb");
     db_.reset(raw);
@@ -257,7 +256,8 @@ uintmax_t Appended(const LogSizes& before, const LogSizes& after) {
 
 std::map<std::string, std::string> Dump(const std::string& path) {
   leveldb::DB* raw = nullptr;
-  Check(leveldb::DB::Open(leveldb::Options(), path, &raw), "open for dump");
+  Check(leveldb::DB::Open(bench::EngineLikeOptions(), path, &raw),
+        "open for dump");
   std::unique_ptr<leveldb::DB> db(raw);
   std::map<std::string, std::string> entries;
   std::unique_ptr<leveldb::Iterator> it(

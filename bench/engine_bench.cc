@@ -174,8 +174,9 @@ size_t EncodedRecordSize(size_t personal_bytes) {
   const uint64_t id = Create(store, 0, personal_bytes, 1);
   store.Close();
   leveldb::DB* raw = nullptr;
-  Check(leveldb::DB::Open(leveldb::Options(), store.records_path(), &raw),
-        "open records database");
+  Check(
+      leveldb::DB::Open(bench::EngineLikeOptions(), store.records_path(), &raw),
+      "open records database");
   std::unique_ptr<leveldb::DB> db(raw);
   std::string value;
   Check(db->Get(leveldb::ReadOptions(), RecordKey(id), &value),
@@ -206,15 +207,14 @@ Prefilled& PrefilledStore(size_t personal_bytes) {
 
 // ---- Raw LevelDB baselines ----
 
-// A LevelDB with the engine's options (paranoid checks, default
-// compression), keys "r:" + 8-byte big-endian id, values of random bytes the
-// size of an encoded engine record with Arg personal bytes.
+// A LevelDB with the engine's options (paranoid checks, no compression:
+// bench::EngineLikeOptions), keys "r:" + 8-byte big-endian id, values of random
+// bytes the size of an encoded engine record with Arg personal bytes.
 class RawDb {
  public:
   RawDb() {
-    leveldb::Options options;
+    leveldb::Options options = bench::EngineLikeOptions();
     options.create_if_missing = true;
-    options.paranoid_checks = true;
     leveldb::DB* raw = nullptr;
     Check(leveldb::DB::Open(options, dir_.path() + "/db", &raw),
           "open raw leveldb");
@@ -583,8 +583,9 @@ BENCHMARK(BM_GetClosedRecord)->Arg(0)->Arg(1)->UseRealTime();
 // region for the disk.
 void CompactRecordsDatabase(const Store& store) {
   leveldb::DB* raw = nullptr;
-  Check(leveldb::DB::Open(leveldb::Options(), store.records_path(), &raw),
-        "open records database");
+  Check(
+      leveldb::DB::Open(bench::EngineLikeOptions(), store.records_path(), &raw),
+      "open records database");
   std::unique_ptr<leveldb::DB> db(raw);
   db->CompactRange(nullptr, nullptr);
 }
@@ -852,7 +853,8 @@ size_t EncodedEventSize() {
     Create(store, 0, 256, 1);
     store.Close();
     leveldb::DB* raw = nullptr;
-    Check(leveldb::DB::Open(leveldb::Options(), store.records_path(), &raw),
+    Check(leveldb::DB::Open(bench::EngineLikeOptions(), store.records_path(),
+                            &raw),
           "open records database");
     std::unique_ptr<leveldb::DB> db(raw);
     std::unique_ptr<leveldb::Iterator> it(

@@ -144,7 +144,7 @@ class ShredStore {
     }
     {
       leveldb::DB* raw = nullptr;
-      Check(leveldb::DB::Open(leveldb::Options(),
+      Check(leveldb::DB::Open(bench::EngineLikeOptions(),
                               options_.data_dir + "/records", &raw),
             "open records database");
       std::unique_ptr<leveldb::DB> db(raw);

@@ -5,6 +5,7 @@
 #ifndef CUSTOS_BENCH_SUPPORT_H_
 #define CUSTOS_BENCH_SUPPORT_H_
 
+#include <leveldb/options.h>
 #include <leveldb/status.h>
 #include <stdlib.h>
 
@@ -31,6 +32,19 @@ inline void Check(const leveldb::Status& status, const char* what) {
     std::abort();
   }
 }
+// LevelDB options as storage/leveldb_util.cc opens the engine's databases
+// (paranoid checks, no block compression), for the raw-LevelDB baselines
+// and for every benchmark that opens an engine's database directly (to
+// settle or read it): a default-options open would compress the tables it
+// rewrites, and a baseline with Snappy pays for compression the engine
+// does not do.
+inline leveldb::Options EngineLikeOptions() {
+  leveldb::Options options;
+  options.paranoid_checks = true;
+  options.compression = leveldb::kNoCompression;
+  return options;
+}
+
 // The value of a setup step that must succeed.
 template <typename T>
 T Value(Result<T> result, const char* what) {

@@ -191,8 +191,8 @@ class SweepStore {
               std::chrono::microseconds delay = std::chrono::microseconds(0)) {
     engine_.reset();
     leveldb::DB* raw = nullptr;
-    Check(leveldb::DB::Open(leveldb::Options(), options_.data_dir + "/records",
-                            &raw),
+    Check(leveldb::DB::Open(bench::EngineLikeOptions(),
+                            options_.data_dir + "/records", &raw),
           "open records database");
     std::unique_ptr<leveldb::DB> db(raw);
     db->CompactRange(nullptr, nullptr);
