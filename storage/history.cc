@@ -606,8 +606,15 @@ Result<StoredEventValue> DecodeStoredEvent(std::string_view bytes) {
   return decoded;
 }
 
+// The head's message: the root pointer, one data word, the link's pointer
+// and its 32 bytes. One segment of this size holds exactly what a larger
+// first segment would, so the bytes are the same, without zeroing a large
+// segment per write.
+constexpr unsigned kHeadWords = 1 + 1 + 1 + kDigestSize / 8;
+
 std::string EncodeHead(const History::Head& h) {
-  capnp::MallocMessageBuilder message(capnp_value::kFirstSegmentWords);
+  capnp::MallocMessageBuilder message(kHeadWords,
+                                      capnp::AllocationStrategy::FIXED_SIZE);
   auto b = message.initRoot<hs::Head>();
   b.setLastSeq(h.last_seq);
   b.setLink(AsData(h.link));

@@ -56,16 +56,22 @@ Result<std::unique_ptr<leveldb::DB>> OpenLevelDb(const std::string& path,
   return std::unique_ptr<leveldb::DB>(raw);
 }
 
+// One append of the whole number: a push_back per byte costs a capacity
+// check each, and these build every key of every write.
 void AppendBigEndian32(std::string& out, uint32_t v) {
-  for (int shift = 24; shift >= 0; shift -= 8) {
-    out.push_back(static_cast<char>((v >> shift) & 0xff));
+  char bytes[4];
+  for (int i = 0; i < 4; ++i) {
+    bytes[i] = static_cast<char>((v >> (8 * (3 - i))) & 0xff);
   }
+  out.append(bytes, sizeof(bytes));
 }
 
 void AppendBigEndian64(std::string& out, uint64_t v) {
-  for (int shift = 56; shift >= 0; shift -= 8) {
-    out.push_back(static_cast<char>((v >> shift) & 0xff));
+  char bytes[8];
+  for (int i = 0; i < 8; ++i) {
+    bytes[i] = static_cast<char>((v >> (8 * (7 - i))) & 0xff);
   }
+  out.append(bytes, sizeof(bytes));
 }
 
 uint32_t ReadBigEndian32(std::string_view in) {

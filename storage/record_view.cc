@@ -140,14 +140,14 @@ Result<RecordViews::Resolved> RecordViews::Resolve(const PrincipalInfo& caller,
 }
 
 Result<RecordView> RecordViews::Build(
-    const Resolved& resolved, const std::optional<Purpose>& purpose) const {
-  const codec::StoredRecord& r = resolved.record;
+    Resolved resolved, const std::optional<Purpose>& purpose) const {
+  codec::StoredRecord& r = resolved.record;
   RecordView v;
   v.id = r.id;
-  v.kind = r.kind;
-  v.owner = r.owner;
-  v.grants = r.grants;
-  v.attributes = r.attributes;
+  v.kind = std::move(r.kind);
+  v.owner = std::move(r.owner);
+  v.grants = std::move(r.grants);
+  v.attributes = std::move(r.attributes);
   v.state = resolved.state;
   v.sensitive = r.sensitive;
   v.version = r.version;
@@ -177,7 +177,7 @@ Result<RecordView> RecordViews::Build(
     return v;
   }
   v.personal_included = true;
-  v.subject_ids = r.subject_ids;
+  if (!resolved.sees_subject_ids) v.subject_ids = r.subject_ids;
   for (size_t i = 0; i < r.flags.size(); ++i) {
     v.flags[i].subject_id = r.flags[i].subject_id;
   }
@@ -268,7 +268,7 @@ Result<RecordView> RecordViews::GetOnce(const PrincipalInfo& caller,
   const uint64_t generation = store_.Generation();
   auto resolved = Resolve(caller, id, purpose.has_value());
   if (!resolved) return Fail(resolved.error());
-  auto view = Build(*resolved, purpose);
+  auto view = Build(std::move(*resolved), purpose);
   if (!view) return view;
   CUSTOS_RETURN_IF_ERROR(
       RecordReads(caller, {&*view}, purpose, generation, changed));
@@ -296,7 +296,7 @@ Result<std::vector<Result<RecordView>>> RecordViews::GetManyOnce(
       answers.push_back(Fail(resolved.error()));
       continue;
     }
-    auto view = Build(*resolved, purpose);
+    auto view = Build(std::move(*resolved), purpose);
     if (!view && !per_item(view.error())) return Fail(view.error());
     answers.push_back(std::move(view));
   }
@@ -382,7 +382,7 @@ Result<ListPage> RecordViews::ListOnce(const PrincipalInfo& caller,
           return skip(resolved.error());
         }
         if (q.state && resolved->state != *q.state) return true;
-        auto view = Build(*resolved, q.purpose);
+        auto view = Build(std::move(*resolved), q.purpose);
         if (!view) return skip(view.error());
         page.records.push_back(std::move(*view));
         return true;

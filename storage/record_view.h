@@ -81,7 +81,8 @@ class RecordViews {
   // The view of a resolved record, with personal data opened when the view
   // allows it (and a purpose was given for a sensitive record). DataLoss if
   // a ciphertext fails to authenticate.
-  Result<RecordView> Build(const Resolved& resolved,
+  // Takes `resolved` to move its strings into the view.
+  Result<RecordView> Build(Resolved resolved,
                            const std::optional<Purpose>& purpose) const;
 
   // Engine::GetRecord and Engine::ListRecords (storage/engine.h). List

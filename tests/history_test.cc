@@ -349,6 +349,27 @@ TEST_F(HistoryTest, TheHeadSurvivesReopening) {
   EXPECT_EQ(report.verified, 4u);
 }
 
+// The head is re-encoded and compared on every Open (no byte may change
+// unnoticed), so its encoding must stay the one earlier builds wrote: a
+// message whose one segment came from MallocMessageBuilder's default-sized
+// first segment. A head encoded any other way (a second segment, other
+// padding) would make every existing store fail to open.
+TEST_F(HistoryTest, TheHeadIsStoredAsEarlierBuildsEncodedIt) {
+  AppendMany(2);
+  const History::Head head = history_->head();
+  capnp::MallocMessageBuilder message(128);
+  auto b = message.initRoot<schema::history::Head>();
+  b.setLastSeq(head.last_seq);
+  b.setLink(capnp::Data::Reader(head.link.data(), head.link.size()));
+  const kj::Array<capnp::word> words = capnp::messageToFlatArray(message);
+  const std::string expected(reinterpret_cast<const char*>(words.begin()),
+                             words.size() * sizeof(capnp::word));
+  EXPECT_EQ(RawGet(std::string(keys::kHistoryHead)), expected);
+  CloseAll();
+  OpenAll();
+  EXPECT_EQ(history_->head().last_seq, 2u);
+}
+
 TEST_F(HistoryTest, OpenRefusesACorruptHead) {
   CloseAll();
   {

@@ -11,11 +11,30 @@
 #include <string_view>
 #include <vector>
 
+#include "storage/leveldb_util.h"
+
 namespace custos {
 namespace {
 
 bool StartsWith(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
+}
+
+// Every key's numbers: appended most significant byte first, after what
+// the string held, and read back.
+TEST(KeysTest, NumbersAreAppendedBigEndianAndReadBack) {
+  std::string out = "p:";
+  AppendBigEndian64(out, 0x0102030405060708u);
+  AppendBigEndian32(out, 0xa0b0c0d0u);
+  EXPECT_EQ(out, std::string("p:\x01\x02\x03\x04\x05\x06\x07\x08"
+                             "\xa0\xb0\xc0\xd0",
+                             14));
+  EXPECT_EQ(ReadBigEndian64(std::string_view(out).substr(2)),
+            0x0102030405060708u);
+  EXPECT_EQ(ReadBigEndian32(std::string_view(out).substr(10)), 0xa0b0c0d0u);
+  std::string max;
+  AppendBigEndian64(max, UINT64_MAX);
+  EXPECT_EQ(max, std::string(8, '\xff'));
 }
 
 TEST(KeysTest, AclPrefixOfANameDoesNotCaptureALongerName) {
