@@ -178,6 +178,42 @@ TEST_F(CustosToolMoreTest, SweepDrawsItsProgressBarOnlyOnATerminal) {
   EXPECT_FALSE(Contains(json, "\033")) << json;
 }
 
+// A deadline-index key of the wrong form (only a corruption writes one) is
+// skipped by the sweep and counted in SweepReport.malformedIndexKeys: the
+// count crosses the RPC and is shown by `custos sweep`, as a line of the
+// table (only when not 0) and in --json.
+TEST_F(CustosToolMoreTest, SweepShowsTheMalformedIndexKeysItSkipped) {
+  custosd_.Start(CUSTOSD_PATH);
+  ToolRun clean = Tool({"sweep", "--json"});
+  ASSERT_EQ(clean.exit, 0) << clean.err;
+  EXPECT_EQ(nlohmann::json::parse(clean.out)["malformed_index_keys"], 0);
+  ToolRun clean_text = Tool({"sweep"});
+  ASSERT_EQ(clean_text.exit, 0) << clean_text.err;
+  EXPECT_FALSE(Contains(clean_text.out, "malformed")) << clean_text.out;
+  ASSERT_EQ(custosd_.Stop(), 0);
+  {
+    leveldb::Options raw;
+    raw.compression = leveldb::kNoCompression;
+    leveldb::DB* db = nullptr;
+    ASSERT_TRUE(
+        leveldb::DB::Open(raw, dir() + "/custos-data/records", &db).ok());
+    std::unique_ptr<leveldb::DB> owned(db);
+    // Shorter than an instant: sorts before every entry of the index.
+    const std::string key =
+        std::string(keys::kDeadlinePrefix) + std::string("\x00\x01\x02", 3);
+    ASSERT_TRUE(owned->Put(leveldb::WriteOptions(), key, "\x01\x01").ok());
+  }
+  custosd_.Start(CUSTOSD_PATH);
+  ToolRun json = Tool({"sweep", "--json"});
+  ASSERT_EQ(json.exit, 0) << json.err;
+  const auto v = nlohmann::json::parse(json.out);
+  EXPECT_EQ(v["malformed_index_keys"], 1);
+  EXPECT_EQ(v["complete"], true);
+  ToolRun text = Tool({"sweep"});
+  ASSERT_EQ(text.exit, 0) << text.err;
+  EXPECT_TRUE(Contains(text.out, "malformed index keys skipped")) << text.out;
+}
+
 // ---- subject report --html ----------------------------------------------
 
 TEST_F(CustosToolMoreTest, SubjectReportAsHtmlGoesToANewPrivateFile) {
