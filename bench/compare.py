@@ -38,6 +38,12 @@ END = "<!-- compare.py: end -->"
 
 # ---- Running ---------------------------------------------------------------
 
+class Runs(dict):
+    """{run_name: [one dict per repetition]} of one binary's run; `group`
+    names that run (its repetitions were interleaved)."""
+    group = None
+
+
 class Runner:
     def __init__(self, build, out, quick, reps, only, replay=False):
         self.replay = replay  # Read OUT/raw/ of an earlier run, run nothing.
@@ -110,7 +116,8 @@ class Runner:
             return {}
         with open(out_json) as f:
             data = json.load(f)
-        runs = {}
+        runs = Runs()
+        runs.group = name
         for b in data.get("benchmarks", []):
             if b.get("run_type") != "iteration" or b.get("error_occurred"):
                 continue
@@ -177,6 +184,22 @@ def summary(values):
             "max": max(values), "n": len(values)}
 
 
+def ratio_summary(a, b):
+    """theirs (b) / ours (a): see Figures.ratio."""
+    if (a.get("group") is not None and a.get("group") == b.get("group")
+            and len(a["values"]) == len(b["values"])):
+        pairs = [tv / ov for ov, tv in zip(a["values"], b["values"])
+                 if ov > 0]
+        if pairs:
+            return {**summary(pairs), "paired": True}
+    if a["median"] <= 0 or a["min"] <= 0:
+        return {"median": None, "min": None, "max": None, "n": 0,
+                "paired": False}
+    return {"median": b["median"] / a["median"], "min": b["min"] / a["max"],
+            "max": b["max"] / a["min"], "n": min(a["n"], b["n"]),
+            "paired": False}
+
+
 class Figures:
     """Named series of per-repetition values, and ratios between them."""
 
@@ -184,11 +207,15 @@ class Figures:
         self.series = {}   # name -> {"unit", "values", "source", "label"}
         self.ratios = []   # dicts
 
-    def add(self, name, values, unit, source, label):
+    def add(self, name, values, unit, source, label, group=None):
+        """group: the run whose repetitions were interleaved with others of
+        the same group (one Google Benchmark binary's run, or the
+        custos_load runs), so that repetition i of two series of one group
+        ran close in time; None when the series stands alone."""
         if values:
             self.series[name] = {"unit": unit, "values": values,
                                  "source": source, "label": label,
-                                 **summary(values)}
+                                 "group": group, **summary(values)}
 
     def gb(self, name, runs, run_name, label, unit="us/op", per_item=True):
         """per_item: the time per item the benchmark counted (its
@@ -197,7 +224,8 @@ class Figures:
         values = [per_op_us(b) if per_item else per_op_us(
             {k: v for k, v in b.items() if k != "items_per_second"})
             for b in reps]
-        self.add(name, values, unit, run_name, label)
+        self.add(name, values, unit, run_name, label,
+                 group=getattr(runs, "group", None))
 
     def limit(self, name, series, at_most):
         """An absolute target: the median of `series` at most `at_most`."""
@@ -214,10 +242,13 @@ class Figures:
     def ratio(self, name, ours, theirs, target=None, note="", at_most=None):
         """theirs/ours for costs (us/op): >= 1 means ours is faster.
 
-        Pair by pair: repetition i of one with repetition i of the other
-        (Google Benchmark interleaves repetitions at random, so the i-th of
-        each ran close in time). With `at_most`, the target is a range:
-        target <= median <= at_most (flat growth)."""
+        Pair by pair (repetition i of one with repetition i of the other)
+        only when both series come from one interleaved run (the same
+        group) with as many repetitions each; otherwise (different binaries
+        run minutes apart, or different counts) the ratio of the medians,
+        its range from the extremes (their min / our max to their max / our
+        min). With `at_most`, the target is a range: target <= median <=
+        at_most (flat growth)."""
         a = self.series.get(ours)
         b = self.series.get(theirs)
         if not a or not b:
@@ -225,9 +256,9 @@ class Figures:
                                 "missing": True, "target": target,
                                 "note": note})
             return
-        pairs = [tv / ov for ov, tv in zip(a["values"], b["values"]) if ov > 0]
-        s = summary(pairs)
-        met = None if target is None else s["median"] >= target
+        s = ratio_summary(a, b)
+        met = (None if target is None or s["median"] is None
+               else s["median"] >= target)
         if met and at_most is not None:
             met = s["median"] <= at_most
         self.ratios.append({"name": name, "ours": ours, "theirs": theirs,
@@ -460,7 +491,8 @@ def run_all(r, fig, growth):
         args = load_runs[name]
         fig.add(f"{name}.us_per_op", [1e6 / x["ops_per_s"] for x in results
                                        if x.get("ops_per_s")],
-                "us/op", "custos_load " + " ".join(args), name)
+                "us/op", "custos_load " + " ".join(args), name,
+                group="custos_load")
         for p in ("p50", "p99", "p999"):
             fig.add(f"{name}.{p}", [x["latency_us"][p] for x in results],
                     "us", "custos_load", f"{name} latency {p}")
@@ -693,7 +725,8 @@ def table(fig):
                      f"`{name}` |")
     lines += ["", "| ratio (>= 1: Custos at least as fast; an absolute "
               "figure where it says so) | median | min |"
-              " max | target | met |", "|---|---:|---:|---:|---:|---|"]
+              " max | target | met | paired |",
+              "|---|---:|---:|---:|---:|---|---|"]
     for r in fig.ratios:
         if r.get("missing"):
             continue
@@ -702,8 +735,10 @@ def table(fig):
                   else f"{fmt(r['target'])}..{fmt(r['at_most'])}"
                   if r.get("at_most") is not None
                   else fmt(r["target"]))
+        paired = ("" if "limit" in r else
+                  "pairs" if r.get("paired") else "medians")
         lines.append(f"| {r['name']} | {fmt(r['median'])} | {fmt(r['min'])} |"
-                     f" {fmt(r['max'])} | {target} | {met} |")
+                     f" {fmt(r['max'])} | {target} | {met} | {paired} |")
     missing = [r["name"] for r in fig.ratios if r.get("missing")]
     if missing:
         lines += ["", "Not measured in this run (a side missing): " +
@@ -815,9 +850,12 @@ def main():
             f"commit {info['commit']}{' (with local changes)' if info['dirty'] else ''}; "
             f"load average before {' '.join(info['loadavg'])}, after "
             f"{' '.join(info['loadavg_after'])}.\n"
-            "Figures are medians with min and max; ratios are computed pair "
-            "by pair (repetition i against repetition i) and summarised "
-            "the same way."
+            "Figures are medians with min and max. A ratio is computed "
+            "pair by pair (repetition i against repetition i, summarised "
+            "the same way) when both sides come from one interleaved run "
+            "with as many repetitions (\"pairs\"); otherwise it is the "
+            "ratio of the medians, its range from the extremes "
+            "(\"medians\")."
             + (" Paired again from the run's raw output (`--replay`)."
                if a.replay else "") + "\n\n" + table(fig) +
             (f"\n\nGrowth plot: `{shown(png)}`." if png else "")
