@@ -270,7 +270,7 @@ class Figures:
 
 def run_all(r, fig, growth):
     q = r.quick
-    mt = "0.1" if q else "1"
+    mt = "0.1" if q else "0.5"
 
     # 1, 2 and 7 (writers): the engine against raw LevelDB writing the same
     # bytes (concurrency_bench measures what each operation writes).
@@ -473,14 +473,27 @@ def run_all(r, fig, growth):
                     f"{row['records']:,}, {layout}, fsync {fsync}")
 
     # 7: the server over RPC.
-    secs = "2" if q else "5"
+    secs = "2" if q else "3"
     common = ["--start-server", "--duration", secs, "--warmup", "1"]
+    one = ["-c", "1", "-d", "16"]  # One connection, 16 calls in flight.
     load_runs = {
-        "echo": common + ["--echo", "-c", "1", "-d", "16"],
-        "rpc_create_unix_nosync": common + ["--no-sync", "--mix", "create=1",
-                                            "-c", "1", "-d", "16"],
+        "echo": common + ["--echo"] + one,
+        "rpc_create_unix_nosync": common + ["--no-sync", "--mix", "create=1"]
+        + one,
         "rpc_create_tcp_nosync": common + ["--tcp", "--no-sync", "--mix",
-                                           "create=1", "-c", "1", "-d", "16"],
+                                           "create=1"] + one,
+        "rpc_create_tcp_sync": common + ["--tcp", "--mix", "create=1"] + one,
+        # 2 and 3 over RPC: each connection reads (or lists) the records it
+        # created first, warm, each read writing its access event.
+        "rpc_get_unix_nosync": common + ["--no-sync", "--mix", "get=1"] + one,
+        "rpc_get_unix_sync": common + ["--mix", "get=1"] + one,
+        "rpc_get_tcp_nosync": common + ["--tcp", "--no-sync", "--mix",
+                                        "get=1"] + one,
+        "rpc_list_unix_nosync": common + ["--no-sync", "--mix", "list=1"]
+        + one,
+        "rpc_list_unix_sync": common + ["--mix", "list=1"] + one,
+        "rpc_list_tcp_nosync": common + ["--tcp", "--no-sync", "--mix",
+                                         "list=1"] + one,
         "rpc_create_unix_sync_c1": common + ["--mix", "create=1", "-c", "1",
                                              "-d", "1"],
         "rpc_create_unix_sync_c16": common + ["--mix", "create=1", "-c", "16",
@@ -603,6 +616,15 @@ def pairs(fig, quick):
               "create.sync.custos.t1", target=4.0)
     fig.ratio("RPC pipelined creates over TCP / bare echo (unix)",
               "rpc_create_tcp_nosync.us_per_op", "echo.us_per_op")
+    # Workloads 1-3 over RPC against the same work in process (no target:
+    # what the server and its transports add).
+    fig.ratio("RPC pipelined creates over TCP / over the unix socket, sync "
+              "off", "rpc_create_tcp_nosync.us_per_op",
+              "rpc_create_unix_nosync.us_per_op")
+    fig.ratio("RPC pipelined reads (unix) / in-process read, sync off",
+              "rpc_get_unix_nosync.us_per_op", "read.nosync.custos")
+    fig.ratio("RPC pipelined reads over TCP / over the unix socket, sync off",
+              "rpc_get_tcp_nosync.us_per_op", "rpc_get_unix_nosync.us_per_op")
     fig.ratio("16 synced connections / 1 (RPC)",
               "rpc_create_unix_sync_c16.us_per_op",
               "rpc_create_unix_sync_c1.us_per_op", target=4.0)
@@ -620,6 +642,13 @@ def pairs(fig, quick):
                           f"{what_n} {layout}, fsync {fsync}",
                           f"sweep.custos.{layout}.gone.n{n}",
                           f"sweep.pg.{fsync}.{layout}.gone.n{n}", target=1.0)
+                if n == "half":  # Issue 16's own sweep target.
+                    fig.ratio(f"sweep bytes gone / PG DELETE (issue 16: >= "
+                              f"0.5x its rate), {what_n} {layout}, fsync "
+                              f"{fsync}",
+                              f"sweep.custos.{layout}.gone.n{n}",
+                              f"sweep.pg.{fsync}.{layout}.delete.n{n}",
+                              target=0.5)
                 if n != "half":
                     fig.ratio(f"sweep bytes gone, compaction batched over 3 "
                               f"sweeps / PG DELETE + VACUUM FULL, {what_n} "

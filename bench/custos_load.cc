@@ -81,6 +81,8 @@ constexpr size_t kPersonalBytes = 256;
 constexpr int kSubjectPool = 256;
 // The principal the tool creates when it logs in as the first admin.
 constexpr char kLoadPrincipal[] = "load-user";
+// What each connection creates first when the mix has no creates.
+constexpr size_t kSeedRecords = 100;
 
 enum Op { kCreate, kGet, kList, kClose, kEcho, kOpCount };
 constexpr const char* kOpNames[kOpCount] = {"create", "get", "list", "close",
@@ -197,7 +199,10 @@ std::optional<std::vector<double>> ParseMix(const std::string& text) {
       return std::nullopt;
     }
   }
-  if (weights[kCreate] <= 0) return std::nullopt;  // Others need records.
+  if (std::all_of(weights.begin(), weights.end(),
+                  [](double w) { return w <= 0; })) {
+    return std::nullopt;
+  }
   return weights;
 }
 
@@ -437,6 +442,11 @@ class RpcLoad {
   Op Pick(Connection& c) {
     if (o_.echo) return kEcho;
     std::discrete_distribution<int> pick(weights_.begin(), weights_.end());
+    // A mix without creates (reads or lists alone) reads what each
+    // connection created first, in the warm-up: kSeedRecords records.
+    if (weights_[kCreate] <= 0 && c.active.size() < kSeedRecords) {
+      return kCreate;
+    }
     const Op op = static_cast<Op>(pick(c.rng));
     // Get and close need an active record of this connection's.
     if ((op == kGet || op == kClose) && c.active.empty()) return kCreate;
@@ -669,7 +679,9 @@ int Main(int argc, char** argv) {
   app.add_option("--count", o.count,
                  "measured operations instead of --duration (0: duration)")
       ->capture_default_str();
-  app.add_option("--mix", o.mix, "weights of create, get, list, close")
+  app.add_option("--mix", o.mix,
+                 "weights of create, get, list, close (without creates, each "
+                 "connection first creates 100 records, in the warm-up)")
       ->capture_default_str();
   app.add_option("--principal", o.principal,
                  "log in as this user principal (with --token-file)");
