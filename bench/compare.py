@@ -849,8 +849,9 @@ def main():
                         "earlier run's --out DIR again")
     p.add_argument("--only", default="",
                    help="comma-separated run names (concurrency, engine, "
-                        "shred, sweep, sweep_pg_fsync_on, sweep_pg_fsync_off,"
-                        " echo, rpc_..., breach, stats, stats_write, pg)")
+                        "list, shred, sweep, sweep_half, sweep_pg_fsync_on, "
+                        "sweep_pg_fsync_off, echo, rpc_..., breach, stats, "
+                        "stats_write, pg; bench/README.md lists them all)")
     a = p.parse_args()
     reps = a.repetitions or (3 if a.quick else 5)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime(
