@@ -614,6 +614,12 @@ def pairs(fig, quick):
               target=0.5)
     fig.ratio("16 synced writers / 1 (in-process)", "create.sync.custos.t16",
               "create.sync.custos.t1", target=4.0)
+    # What the storage under it does alone on this disk and these cores:
+    # raw LevelDB's synchronous puts of the same bytes, 16 threads over 1.
+    fig.ratio("raw LevelDB: 16 synced writers / 1", "put.sync.raw.t16",
+              "put.sync.raw.t1")
+    fig.ratio("16 synced writers / raw LevelDB's 16 (in-process)",
+              "create.sync.custos.t16", "put.sync.raw.t16")
     fig.ratio("RPC pipelined creates over TCP / bare echo (unix)",
               "rpc_create_tcp_nosync.us_per_op", "echo.us_per_op")
     # Workloads 1-3 over RPC against the same work in process (no target:
