@@ -13,6 +13,7 @@
 #include <leveldb/write_batch.h>
 #include <stdlib.h>
 
+#include <array>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -368,6 +369,32 @@ TEST_F(HistoryTest, TheHeadIsStoredAsEarlierBuildsEncodedIt) {
   CloseAll();
   OpenAll();
   EXPECT_EQ(history_->head().last_seq, 2u);
+}
+
+// A known answer: the chain's links are a function of the audit key and
+// of each event's clear header (its canonical encoding), and, for events
+// about subjects, of their parts' commitments (salted, so not fixed). For
+// events about no subject nothing is random, so two such events under a
+// fixed audit key give fixed links. The expected values were computed by
+// this build; any change to them is a change of the stored format (the
+// schema's header, the canonical encoding, a domain tag, the chain
+// function) that every existing store's Verify would report as broken.
+TEST_F(HistoryTest, TheLinksOfEventsAboutNoSubjectAreKnownAnswers) {
+  CloseAll();
+  std::array<uint8_t, 32> fixed{};
+  for (size_t i = 0; i < fixed.size(); ++i) {
+    fixed[i] = static_cast<uint8_t>(i + 1);
+  }
+  audit_bytes_ = *crypto::SecretKey::FromBytes(fixed);
+  OpenAll();
+  Append({Read(7, {}, 0)});
+  const crypto::Digest first = history_->head().link;
+  Append({Read(8, {}, 1)});
+  EXPECT_EQ(crypto::ToHex(first),
+            "69e7351bd9e151c47ecd3aa8eab4cdb0e1c22b9021c2962e406ba604ff8ed799");
+  EXPECT_EQ(crypto::ToHex(history_->head().link),
+            "1654b7521a032f67388e6b10900ac05e358719252d09401b1bca66889c5ae058");
+  EXPECT_TRUE(VerifyOrDie().ok());
 }
 
 TEST_F(HistoryTest, OpenRefusesACorruptHead) {
