@@ -498,7 +498,10 @@ def run_all(r, fig, growth):
                                              "-d", "1"],
         "rpc_create_unix_sync_c16": common + ["--mix", "create=1", "-c", "16",
                                               "-d", "1"],
+        "rpc_create_unix_sync_c4": common + ["--mix", "create=1", "-c", "4",
+                                             "-d", "1"],
         "rpc_mixed_c32": common + ["-c", "32", "-d", "4"],
+        "rpc_mixed_c32_nosync": common + ["--no-sync", "-c", "32", "-d", "4"],
     }
     for name, results in r.loads(load_runs).items():
         args = load_runs[name]
@@ -631,6 +634,9 @@ def pairs(fig, quick):
               "rpc_get_unix_nosync.us_per_op", "read.nosync.custos")
     fig.ratio("RPC pipelined reads over TCP / over the unix socket, sync off",
               "rpc_get_tcp_nosync.us_per_op", "rpc_get_unix_nosync.us_per_op")
+    fig.ratio("4 synced connections / 1 (RPC)",
+              "rpc_create_unix_sync_c4.us_per_op",
+              "rpc_create_unix_sync_c1.us_per_op")
     fig.ratio("16 synced connections / 1 (RPC)",
               "rpc_create_unix_sync_c16.us_per_op",
               "rpc_create_unix_sync_c1.us_per_op", target=4.0)
