@@ -624,6 +624,12 @@ size_t Engine::TEST_CachedKeyCount() const {
   return impl_->keystore->CachedKeyCount();
 }
 void Engine::TEST_ClearKeyCache() { impl_->keystore->ClearCache(); }
+void Engine::TEST_SetBeforeCreateGroup(std::function<void()> hook) {
+  impl_->records.TEST_SetBeforeGroup(std::move(hook));
+}
+size_t Engine::TEST_QueuedCreates() const {
+  return impl_->records.TEST_QueuedCreates();
+}
 uint64_t Engine::TEST_WriteCount() const {
   return impl_->store->TEST_WriteCount();
 }

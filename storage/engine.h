@@ -539,6 +539,11 @@ class Engine {
   void TEST_SetSnapshotHook(std::function<void()> hook);
   // Removes every cached key, so the next read unwraps from the keystore.
   void TEST_ClearKeyCache();
+  // `hook` runs in the caller at the head of the create queue before it
+  // takes the creates queued behind it (Records::CreateBatch), outside
+  // every lock; TEST_QueuedCreates is the queue's length, its head included.
+  void TEST_SetBeforeCreateGroup(std::function<void()> hook);
+  size_t TEST_QueuedCreates() const;
 
  private:
   struct Impl;

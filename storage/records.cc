@@ -1,6 +1,7 @@
 #include "storage/records.h"
 
 #include <algorithm>
+#include <iterator>
 #include <map>
 
 #include "storage/events.h"
@@ -195,22 +196,113 @@ Result<std::vector<uint64_t>> Records::CreateBatch(
   } drop_unused{u_.subjects, *prepared, committed};
   CUSTOS_RETURN_IF_ERROR(u_.subjects.MakeDurable(*prepared));
 
+  QueuedCreate me(caller, records, grants, *prepared, name_position, committed);
+  std::unique_lock<std::mutex> queue(create_mu_);
+  create_queue_.push_back(&me);
+  me.wake.wait(queue, [&] { return me.done || create_queue_.front() == &me; });
+  if (!me.done) {
+    // At the head: this caller writes for those queued behind it too.
+    if (before_group_) {
+      queue.unlock();
+      before_group_();
+      queue.lock();
+    }
+    std::vector<QueuedCreate*> group;
+    size_t count = 0;
+    for (QueuedCreate* q : create_queue_) {
+      if (!group.empty() &&
+          count + q->records.size() > u_.limits.max_batch_records) {
+        break;
+      }
+      group.push_back(q);
+      count += q->records.size();
+    }
+    queue.unlock();
+    WriteCreates(group);
+    queue.lock();
+    for (QueuedCreate* q : group) {
+      create_queue_.pop_front();
+      q->done = true;
+      if (q != &me) q->wake.notify_one();
+    }
+    if (!create_queue_.empty()) create_queue_.front()->wake.notify_one();
+  }
+  queue.unlock();
+  if (!me.status.ok()) return Fail(me.status);
+  CUSTOS_RETURN_IF_ERROR(u_.store.WaitDurable(me.ticket));
+  return me.ids;
+}
+
+void Records::WriteCreates(const std::vector<QueuedCreate*>& group) {
+  size_t count = 0;
+  for (const QueuedCreate* q : group) count += q->records.size();
   WriteLock lock = u_.store.Lock();
   leveldb::WriteBatch batch;
-  const uint64_t first =
-      u_.record_store.AllocateIds(lock, batch, records.size());
+  // Ids for every record of the group, consecutive in queue order; those
+  // of a refused caller stay unused.
+  const uint64_t first = u_.record_store.AllocateIds(lock, batch, count);
   const Timestamp now = u_.clock.Now();
-  std::vector<uint64_t> ids;
-  std::vector<Event> record_events;
+  std::vector<Event> events;
   std::vector<std::pair<std::string, std::string>> cataloged;
-  size_t position = 0;  // Of the part's identifier in `identifiers`.
-  for (size_t i = 0; i < records.size(); ++i) {
-    const NewRecord& in = records[i];
+  std::map<std::string, std::string> unapplied_subjects;
+  std::vector<QueuedCreate*> staged;
+  uint64_t next = first;
+  for (QueuedCreate* q : group) {
+    // Each caller's entries apart first: a refusal leaves the batch as the
+    // others made it.
+    leveldb::WriteBatch own;
+    std::vector<Event> own_events;
+    std::vector<std::pair<std::string, std::string>> own_cataloged;
+    std::map<std::string, std::string> own_subjects = unapplied_subjects;
+    auto ids = StageCreates(lock, *q, next, now, own, own_events, own_cataloged,
+                            own_subjects);
+    next += q->records.size();
+    if (!ids) {
+      q->status = ids.error();
+      continue;
+    }
+    batch.Append(own);
+    std::move(own_events.begin(), own_events.end(), std::back_inserter(events));
+    std::move(own_cataloged.begin(), own_cataloged.end(),
+              std::back_inserter(cataloged));
+    unapplied_subjects = std::move(own_subjects);
+    q->ids = std::move(*ids);
+    staged.push_back(q);
+  }
+  if (staged.empty()) return;
+  for (QueuedCreate* q : staged) q->committed = true;
+  auto ticket = u_.store.Apply(
+      lock, batch, events, count == 1 ? "creating record" : "creating records");
+  if (!ticket) {
+    for (QueuedCreate* q : staged) q->status = ticket.error();
+    return;
+  }
+  u_.record_store.Taken(lock, next - 1);
+  Cataloged(lock, cataloged);
+  for (QueuedCreate* q : staged) q->ticket = *ticket;
+}
+
+Result<std::vector<uint64_t>> Records::StageCreates(
+    const WriteLock& lock, QueuedCreate& q, uint64_t first, Timestamp now,
+    leveldb::WriteBatch& batch, std::vector<Event>& events,
+    std::vector<std::pair<std::string, std::string>>& cataloged,
+    std::map<std::string, std::string>& unapplied_subjects) {
+  auto at = [&](size_t i, const Status& s) {
+    if (!q.name_position) return s;
+    return Status(s.code(), std::string("record ")
+                                .append(std::to_string(i))
+                                .append(": ")
+                                .append(s.message()));
+  };
+  std::vector<uint64_t> ids;
+  size_t position = 0;  // Of the part's identifier in Prepare's list.
+  for (size_t i = 0; i < q.records.size(); ++i) {
+    const NewRecord& in = q.records[i];
     StoredRecord r;
     r.id = first + i;
     r.kind = in.kind;
-    r.owner = caller.id;
-    r.grants = std::move(grants[i]);
+    r.owner = q.caller.id;
+    r.grants = std::move(q.grants[i]);
     r.attributes = in.attributes;
     r.sensitive = in.sensitive;
     r.state = RecordState::kActive;
@@ -219,8 +311,9 @@ Result<std::vector<uint64_t>> Records::CreateBatch(
         ToMicros(now);
 
     for (const auto& part : in.personal) {
-      auto subject_id = u_.subjects.FindOrCreate(
-          lock, position++, part.subject_identifier, batch, *prepared);
+      auto subject_id =
+          u_.subjects.FindOrCreate(lock, position++, part.subject_identifier,
+                                   batch, q.prepared, unapplied_subjects);
       if (!subject_id) return Fail(subject_id.error());
       auto key = u_.subjects.Key(*subject_id);
       if (!key) return Fail(key.error());
@@ -239,7 +332,7 @@ Result<std::vector<uint64_t>> Records::CreateBatch(
     }
     batch.Put(keys::Acl(r.owner, r.id), "");
     for (const auto& g : r.grants) batch.Put(keys::Acl(g, r.id), "");
-    Event event = events::RecordEvent(caller, EventAction::kCreate, r, now);
+    Event event = events::RecordEvent(q.caller, EventAction::kCreate, r, now);
     for (const auto& part : in.personal) {
       for (const Field& f : part.fields) {
         if (std::find(event.fields.begin(), event.fields.end(), f.name) ==
@@ -248,24 +341,15 @@ Result<std::vector<uint64_t>> Records::CreateBatch(
         }
       }
     }
-    record_events.push_back(std::move(event));
+    events.push_back(std::move(event));
     // Grants given at creation are disclosures too: one grant event each.
     for (const std::string& grantee : r.grants) {
-      record_events.push_back(
-          events::RecordEvent(caller, EventAction::kGrant, r, now));
-      record_events.back().fields = {"grantee:" + grantee};
+      events.push_back(
+          events::RecordEvent(q.caller, EventAction::kGrant, r, now));
+      events.back().fields = {"grantee:" + grantee};
     }
     ids.push_back(r.id);
   }
-  committed = true;
-  auto ticket = u_.store.Apply(
-      lock, batch, record_events,
-      records.size() == 1 ? "creating record" : "creating records");
-  if (!ticket) return Fail(ticket.error());
-  u_.record_store.Taken(lock, ids.back());
-  Cataloged(lock, cataloged);
-  lock.Unlock();
-  CUSTOS_RETURN_IF_ERROR(u_.store.WaitDurable(*ticket));
   return ids;
 }
 

@@ -14,7 +14,12 @@
 #ifndef CUSTOS_STORAGE_RECORDS_H_
 #define CUSTOS_STORAGE_RECORDS_H_
 
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <span>
@@ -88,6 +93,16 @@ class Records {
   // become due at once.
   Status ReleaseHold(const PrincipalInfo& officer, std::string_view hold_id);
 
+  // Engine::TEST_SetBeforeCreateGroup and TEST_QueuedCreates. The hook is
+  // set before any create runs.
+  void TEST_SetBeforeGroup(std::function<void()> hook) {
+    before_group_ = std::move(hook);
+  }
+  size_t TEST_QueuedCreates() {
+    std::lock_guard<std::mutex> lock(create_mu_);
+    return create_queue_.size();
+  }
+
  private:
   // What Create checks before touching the store: the record's limits, its
   // grantees, its kind's policy. The grantees, without duplicates or the
@@ -96,10 +111,50 @@ class Records {
                                             const NewRecord& in) const;
   // Creates `records` (at least one) in one write with their events, ids
   // consecutive in order; with `name_position`, a refusal names the
-  // record's position in the batch.
+  // record's position in the batch. Concurrent callers' creates queue: the
+  // one at the head of the queue writes its own and those queued behind it
+  // (up to Limits::max_batch_records records) in one write under one hold
+  // of the write lock, as LevelDB's DB::Write does, so that synchronous
+  // writers share one commit and hand the lock over once per write, not
+  // once per create. A refusal of one caller's records leaves the others'
+  // written.
   Result<std::vector<uint64_t>> CreateBatch(const PrincipalInfo& caller,
                                             std::span<const NewRecord> records,
                                             bool name_position);
+  // One caller's creates, queued (CreateBatch). The caller's own fields are
+  // set before queueing; the writer sets the results before `done`.
+  struct QueuedCreate {
+    QueuedCreate(const PrincipalInfo& who, std::span<const NewRecord> in,
+                 std::vector<std::vector<std::string>>& grantees,
+                 Subjects::Prepared& subjects, bool name_positions,
+                 bool& written)
+        : caller(who),
+          records(in),
+          grants(grantees),
+          prepared(subjects),
+          name_position(name_positions),
+          committed(written) {}
+    const PrincipalInfo& caller;
+    std::span<const NewRecord> records;
+    std::vector<std::vector<std::string>>& grants;
+    Subjects::Prepared& prepared;
+    const bool name_position;
+    bool& committed;  // The records were written, or may have been.
+    bool done = false;
+    Status status;
+    std::vector<uint64_t> ids;
+    Store::Ticket ticket;
+    std::condition_variable wake;
+  };
+  // Writes `group` (the head of the queue) in one write.
+  void WriteCreates(const std::vector<QueuedCreate*>& group);
+  // Adds `q`'s records to `batch` with the ids from `first` on, their
+  // events to `events`, new field names to `cataloged`; the ids.
+  Result<std::vector<uint64_t>> StageCreates(
+      const WriteLock& lock, QueuedCreate& q, uint64_t first, Timestamp now,
+      leveldb::WriteBatch& batch, std::vector<Event>& events,
+      std::vector<std::pair<std::string, std::string>>& cataloged,
+      std::map<std::string, std::string>& unapplied_subjects);
   // The key of a subject whose data is being changed: FailedPrecondition
   // once it was shredded.
   Result<SharedKey> LiveKey(std::string_view subject_id) const;
@@ -138,6 +193,11 @@ class Records {
   Units u_;
   // (kind, field name) pairs stored in "fk:". Guarded by the write lock.
   std::set<std::pair<std::string, std::string>> cataloged_;
+  // Creates waiting to be written, in arrival order; the head's caller
+  // writes. Guarded by create_mu_ (QueuedCreate::done and the results too).
+  std::mutex create_mu_;
+  std::deque<QueuedCreate*> create_queue_;
+  std::function<void()> before_group_;  // Tests only.
 };
 
 }  // namespace custos

@@ -112,11 +112,10 @@ void Subjects::DropUnused(Prepared& prepared, bool committed) {
   prepared.by_index_key.clear();
 }
 
-Result<std::string> Subjects::FindOrCreate(const WriteLock& /*lock*/,
-                                           size_t position,
-                                           std::string_view identifier,
-                                           leveldb::WriteBatch& batch,
-                                           Prepared& prepared) {
+Result<std::string> Subjects::FindOrCreate(
+    const WriteLock& /*lock*/, size_t position, std::string_view identifier,
+    leveldb::WriteBatch& batch, Prepared& prepared,
+    std::map<std::string, std::string>& unapplied) {
   if (position >= prepared.index_keys.size()) {
     return Fail(Status::Internal("an identifier that was not prepared"));
   }
@@ -124,6 +123,10 @@ Result<std::string> Subjects::FindOrCreate(const WriteLock& /*lock*/,
   auto it = prepared.by_index_key.find(index_key);
   if (it != prepared.by_index_key.end() && it->second.used) {
     return it->second.id;  // Named twice in one batch.
+  }
+  // Made by another caller's create staged in the same write.
+  if (auto made = unapplied.find(index_key); made != unapplied.end()) {
+    return made->second;
   }
   auto live = Live(index_key);
   if (!live) return Fail(live.error());
@@ -147,6 +150,7 @@ Result<std::string> Subjects::FindOrCreate(const WriteLock& /*lock*/,
   it->second.used = true;
   batch.Put(keys::Subject(it->second.id), it->second.encoded);
   batch.Put(index_key, it->second.id);
+  unapplied.emplace(index_key, it->second.id);
   return it->second.id;
 }
 

@@ -72,12 +72,16 @@ class Subjects {
   // prepared one, whose entry and blind index are added to `batch`. One
   // batch never uses one prepared subject twice. (If the identifier was
   // live at Prepare but shredded since, a new subject is made here, its key
-  // made durable under the lock.) REQUIRES: `identifier` is that
+  // made durable under the lock.) `unapplied` maps the blind-index keys of
+  // subjects already written to a batch that is not applied yet (creates
+  // of other callers staged before this one, to be written together) to
+  // their ids: such a subject is found there, not made twice; a subject
+  // this call writes is added to it. REQUIRES: `identifier` is that
   // identifier (its blind index is the one Prepare computed).
-  Result<std::string> FindOrCreate(const WriteLock& lock, size_t position,
-                                   std::string_view identifier,
-                                   leveldb::WriteBatch& batch,
-                                   Prepared& prepared);
+  Result<std::string> FindOrCreate(
+      const WriteLock& lock, size_t position, std::string_view identifier,
+      leveldb::WriteBatch& batch, Prepared& prepared,
+      std::map<std::string, std::string>& unapplied);
 
   // The live subject of `identifier`. NotFound if none or shredded.
   Result<std::string> Find(std::string_view identifier) const;

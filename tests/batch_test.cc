@@ -3,7 +3,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "storage/engine.h"
@@ -75,6 +80,79 @@ TEST_F(BatchTest, CreateRecordsWritesTheWholeBatchInOneWrite) {
 
   // A later single create takes the next id.
   EXPECT_EQ(CreateRecord(), (*ids)[2] + 1);
+}
+
+// Concurrent callers' creates queue behind the one being written; the
+// caller at the head writes its own and all those queued behind it in one
+// write (Records::CreateBatch). The head is held (TEST_SetBeforeCreateGroup,
+// which runs before it takes the queue) until every other caller has
+// queued, so the grouping is certain, not a matter of timing: eight
+// creates, one write. A new subject named by two callers of one write is
+// one subject.
+TEST_F(BatchTest, ConcurrentCreatesQueuedBehindTheHeadShareOneWrite) {
+  constexpr int kCallers = 8;
+  std::atomic<int> heads{0};
+  engine_->TEST_SetBeforeCreateGroup([&] {
+    if (heads.fetch_add(1) != 0) return;
+    // The head waits until the seven others are queued behind it.
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (engine_->TEST_QueuedCreates() < kCallers &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  });
+  const uint64_t writes_before = engine_->TEST_WriteCount();
+  std::vector<Result<uint64_t>> ids(kCallers, Fail(Status::Internal("unset")));
+  std::vector<std::thread> callers;
+  for (int i = 0; i < kCallers; ++i) {
+    callers.emplace_back([&, i] {
+      // Callers 1 and 2 name one subject new to the store.
+      const std::string identifier =
+          i == 1 || i == 2 ? "shared@example.org"
+                           : "person-" + std::to_string(i) + "@example.org";
+      ids[i] = engine_->CreateRecord(
+          *owner_, Request(identifier, "Name " + std::to_string(i)));
+    });
+    // The first caller is the head before the others queue.
+    if (i == 0) {
+      while (heads.load() == 0) std::this_thread::yield();
+    }
+  }
+  for (std::thread& t : callers) t.join();
+  engine_->TEST_SetBeforeCreateGroup(nullptr);
+
+  EXPECT_EQ(engine_->TEST_WriteCount() - writes_before, 1u);
+  EXPECT_EQ(heads.load(), 1);
+  std::set<uint64_t> distinct;
+  for (int i = 0; i < kCallers; ++i) {
+    ASSERT_TRUE(ids[i].has_value()) << i << ": " << ids[i].error().ToString();
+    distinct.insert(*ids[i]);
+    auto view = engine_->GetRecord(*owner_, *ids[i]);
+    ASSERT_TRUE(view.has_value()) << view.error().ToString();
+    ASSERT_EQ(view->parts.size(), 1u);
+    EXPECT_EQ(view->parts[0].fields[0].value, "Name " + std::to_string(i));
+  }
+  EXPECT_EQ(distinct.size(), static_cast<size_t>(kCallers));
+  auto one = engine_->GetRecord(*owner_, *ids[1]);
+  auto two = engine_->GetRecord(*owner_, *ids[2]);
+  ASSERT_TRUE(one.has_value() && two.has_value());
+  EXPECT_EQ(one->subject_ids, two->subject_ids);
+  auto shared = engine_->FindSubject(*admin_, "shared@example.org");
+  ASSERT_TRUE(shared.has_value()) << shared.error().ToString();
+  EXPECT_EQ(one->subject_ids, std::vector<std::string>{*shared});
+  // Every create has its event, and the chain verifies.
+  auto history = engine_->AccessHistory(*auditor_, *shared, Timestamp::min(),
+                                        Timestamp::max());
+  ASSERT_TRUE(history.has_value()) << history.error().ToString();
+  int creates = 0;
+  for (const AccessEvent& e : history->events) {
+    if (e.action == "create") ++creates;
+  }
+  EXPECT_EQ(creates, 2);
+  // The next create, alone, takes the next id.
+  EXPECT_EQ(CreateRecord(),
+            *std::max_element(distinct.begin(), distinct.end()) + 1);
 }
 
 TEST_F(BatchTest, ARefusedRecordRefusesTheWholeBatchNamingItsPosition) {
