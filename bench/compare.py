@@ -374,7 +374,7 @@ def run_all(r, fig, growth):
                 fig.series[name]["median"]
 
     # 5: shred latency against the keystore's size.
-    sizes = "1000|100000" if q else "1000|100000|1000000"
+    sizes = "1000|10000|100000" if q else "1000|10000|100000|1000000"
     runs = r.gbench("shred", "shred_bench",
                     f"^BM_ShredLatencyKeystoreSize/({sizes})/", reps=1)
     for key, reps in runs.items():
@@ -717,9 +717,9 @@ def pairs(fig, quick):
     fig.ratio(f"list: 10k-record store cost / {sizes[-1]:,}-record store cost",
               f"list.growth.n{sizes[-1]}", "list.growth.n10000", target=0.67,
               at_most=1.5)
-    fig.ratio(f"shred: 1,000-subject keystore cost / {sizes[-1]:,}-subject "
+    fig.ratio(f"shred: 10,000-subject keystore cost / {sizes[-1]:,}-subject "
               "keystore cost", f"shred.latency.custos.k{sizes[-1]}",
-              "shred.latency.custos.k1000", target=0.67,
+              "shred.latency.custos.k10000", target=0.67,
               at_most=1.5)
     if not quick:
         fig.ratio("statistics query: 10k-record store cost / "
@@ -799,6 +799,23 @@ def table(fig):
     if missing:
         lines += ["", "Not measured in this run (a side missing): " +
                   "; ".join(missing) + "."]
+    return "\n".join(lines)
+
+
+def growth_table(growth):
+    """The growth figures as a table: one row per store size."""
+    if not growth:
+        return ""
+    names = sorted(growth)
+    sizes = sorted({n for g in growth.values() for n in g})
+    lines = ["Growth (µs per operation; a sweep's per due record, a list's "
+             "per record; store size in records, the shred's in keystore "
+             "subjects):", "",
+             "| size | " + " | ".join(n.replace("_", " ") for n in names) +
+             " |", "|---:|" + "---:|" * len(names)]
+    for n in sizes:
+        lines.append(f"| {n:,} | " + " | ".join(
+            fmt(growth[k].get(n)) for k in names) + " |")
     return "\n".join(lines)
 
 
@@ -915,6 +932,7 @@ def main():
             "(\"medians\")."
             + (" Paired again from the run's raw output (`--replay`)."
                if a.replay else "") + "\n\n" + table(fig) +
+            ("\n\n" + growth_table(growth) if growth else "") +
             (f"\n\nGrowth plot: `{shown(png)}`." if png else "")
             + "\n\nRuns: " + "; ".join(
                 f"{x['name']} {x['seconds']} s"

@@ -245,6 +245,7 @@ void BM_ShredLatencyKeystoreSize(benchmark::State& state) {
 }
 BENCHMARK(BM_ShredLatencyKeystoreSize)
     ->Arg(1'000)
+    ->Arg(10'000)
     ->Arg(100'000)
     ->Arg(1'000'000)
     ->Iterations(kVictims)
