@@ -31,6 +31,15 @@ Status RequireState(RecordState actual,
                                     std::string(RecordStateName(actual)));
 }
 
+// `s`, naming the record's position in its batch when `name_position`.
+Status AtPosition(bool name_position, size_t i, const Status& s) {
+  if (!name_position) return s;
+  return Status(s.code(), std::string("record ")
+                              .append(std::to_string(i))
+                              .append(": ")
+                              .append(s.message()));
+}
+
 Status RequireSubject(const StoredRecord& r, std::string_view subject_id) {
   if (std::find(r.subject_ids.begin(), r.subject_ids.end(), subject_id) ==
       r.subject_ids.end()) {
@@ -162,11 +171,7 @@ Result<std::vector<uint64_t>> Records::CreateBatch(
   // A refusal of one record refuses the batch, naming the record by its
   // position (never by its content).
   auto at = [&](size_t i, const Status& s) {
-    if (!name_position) return s;
-    return Status(s.code(), std::string("record ")
-                                .append(std::to_string(i))
-                                .append(": ")
-                                .append(s.message()));
+    return AtPosition(name_position, i, s);
   };
   std::vector<std::vector<std::string>> grants;
   for (size_t i = 0; i < records.size(); ++i) {
@@ -288,11 +293,7 @@ Result<std::vector<uint64_t>> Records::StageCreates(
     std::vector<std::pair<std::string, std::string>>& cataloged,
     std::map<std::string, std::string>& unapplied_subjects) {
   auto at = [&](size_t i, const Status& s) {
-    if (!q.name_position) return s;
-    return Status(s.code(), std::string("record ")
-                                .append(std::to_string(i))
-                                .append(": ")
-                                .append(s.message()));
+    return AtPosition(q.name_position, i, s);
   };
   std::vector<uint64_t> ids;
   size_t position = 0;  // Of the part's identifier in Prepare's list.

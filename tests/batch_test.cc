@@ -28,6 +28,18 @@ class BatchTest : public EngineTest {
     return r;
   }
 
+  // The events of `action` in the history of `subject_id`.
+  int CountEvents(const std::string& subject_id, const std::string& action) {
+    auto history = engine_->AccessHistory(*auditor_, subject_id,
+                                          Timestamp::min(), Timestamp::max());
+    EXPECT_TRUE(history.has_value()) << history.error().ToString();
+    int n = 0;
+    if (history) {
+      for (const AccessEvent& e : history->events) n += e.action == action;
+    }
+    return n;
+  }
+
   // The records owner_ may list, by id.
   std::vector<uint64_t> OwnedIds() {
     ListQuery q;
@@ -69,14 +81,7 @@ TEST_F(BatchTest, CreateRecordsWritesTheWholeBatchInOneWrite) {
   EXPECT_EQ(first->subject_ids, std::vector<std::string>{*anna});
 
   // Each record has its create event (and the grant its grant event).
-  auto history = engine_->AccessHistory(*auditor_, *anna, Timestamp::min(),
-                                        Timestamp::max());
-  ASSERT_TRUE(history.has_value()) << history.error().ToString();
-  int creates = 0;
-  for (const AccessEvent& e : history->events) {
-    if (e.action == "create") ++creates;
-  }
-  EXPECT_EQ(creates, 2);
+  EXPECT_EQ(CountEvents(*anna, "create"), 2);
 
   // A later single create takes the next id.
   EXPECT_EQ(CreateRecord(), (*ids)[2] + 1);
@@ -141,15 +146,8 @@ TEST_F(BatchTest, ConcurrentCreatesQueuedBehindTheHeadShareOneWrite) {
   auto shared = engine_->FindSubject(*admin_, "shared@example.org");
   ASSERT_TRUE(shared.has_value()) << shared.error().ToString();
   EXPECT_EQ(one->subject_ids, std::vector<std::string>{*shared});
-  // Every create has its event, and the chain verifies.
-  auto history = engine_->AccessHistory(*auditor_, *shared, Timestamp::min(),
-                                        Timestamp::max());
-  ASSERT_TRUE(history.has_value()) << history.error().ToString();
-  int creates = 0;
-  for (const AccessEvent& e : history->events) {
-    if (e.action == "create") ++creates;
-  }
-  EXPECT_EQ(creates, 2);
+  // Each of the two creates about the shared subject has its event.
+  EXPECT_EQ(CountEvents(*shared, "create"), 2);
   // The next create, alone, takes the next id.
   EXPECT_EQ(CreateRecord(),
             *std::max_element(distinct.begin(), distinct.end()) + 1);

@@ -33,6 +33,18 @@ bool Contains(const std::string& text, const std::string& part) {
 // The server is started by each test (after `custos init`, or with TLS).
 class CustosToolMoreTest : public CustosToolFixture {
  protected:
+  // The records database of the stopped server's data directory, opened
+  // as the engine opens it (no compression); null if it fails to open.
+  std::unique_ptr<leveldb::DB> OpenStoppedRecords() {
+    leveldb::Options raw;
+    raw.compression = leveldb::kNoCompression;
+    leveldb::DB* db = nullptr;
+    leveldb::Status opened =
+        leveldb::DB::Open(raw, dir() + "/custos-data/records", &db);
+    EXPECT_TRUE(opened.ok()) << opened.ToString();
+    return std::unique_ptr<leveldb::DB>(opened.ok() ? db : nullptr);
+  }
+
   // A record about anna@example.org created by a new user; its subject id.
   std::string CreateAnnasRecord() {
     const std::string a = AddPrincipal("authority-a", "user");
@@ -192,12 +204,8 @@ TEST_F(CustosToolMoreTest, SweepShowsTheMalformedIndexKeysItSkipped) {
   EXPECT_FALSE(Contains(clean_text.out, "malformed")) << clean_text.out;
   ASSERT_EQ(custosd_.Stop(), 0);
   {
-    leveldb::Options raw;
-    raw.compression = leveldb::kNoCompression;
-    leveldb::DB* db = nullptr;
-    ASSERT_TRUE(
-        leveldb::DB::Open(raw, dir() + "/custos-data/records", &db).ok());
-    std::unique_ptr<leveldb::DB> owned(db);
+    std::unique_ptr<leveldb::DB> owned = OpenStoppedRecords();
+    ASSERT_NE(owned, nullptr);
     // Shorter than an instant: sorts before every entry of the index.
     const std::string key =
         std::string(keys::kDeadlinePrefix) + std::string("\x00\x01\x02", 3);
@@ -342,12 +350,8 @@ TEST_F(CustosToolMoreTest, VerifyOfflineReadsAStoppedServersDataDirectory) {
   // The counts of corrupt erasure data (issue 11 review), as only a
   // corruption sets them: shown beside "ok", which is about bytes found.
   {
-    leveldb::Options raw;
-    raw.compression = leveldb::kNoCompression;
-    leveldb::DB* db = nullptr;
-    ASSERT_TRUE(
-        leveldb::DB::Open(raw, dir() + "/custos-data/records", &db).ok());
-    std::unique_ptr<leveldb::DB> owned(db);
+    std::unique_ptr<leveldb::DB> owned = OpenStoppedRecords();
+    ASSERT_NE(owned, nullptr);
     auto count = [](uint8_t n) {
       return std::string(7, '\0') + static_cast<char>(n);
     };
