@@ -132,8 +132,9 @@ class Runner:
         results = {name: [] for name in configs}
         if path is None and not self.replay:
             return results
-        # At most 3 rounds: sixteen configurations of a few seconds each.
-        for i in range(min(self.reps, 3)):
+        # At most 3 rounds (2 with --quick): sixteen configurations of a
+        # few seconds each.
+        for i in range(min(self.reps, 2 if self.quick else 3)):
             for name, args in configs.items():
                 if not self.wanted(name):
                     continue
@@ -474,7 +475,7 @@ def run_all(r, fig, growth):
                     f"{row['records']:,}, {layout}, fsync {fsync}")
 
     # 7: the server over RPC.
-    secs = "2" if q else "3"
+    secs = "1" if q else "3"
     common = ["--start-server", "--duration", secs, "--warmup", "1"]
     one = ["-c", "1", "-d", "16"]  # One connection, 16 calls in flight.
     load_runs = {
