@@ -146,8 +146,11 @@ NewRecord MakeRecord(const std::string& identifier, size_t personal_bytes,
                      uint64_t serial) {
   NewRecord record;
   record.kind = "alert";
+  // The four attributes of concurrency_bench's records and of
+  // pg_workloads_bench's rows (issue 16: "4 attributes").
   record.attributes = {{"status", "open"},
                        {"channel", "web-form"},
+                       {"priority", "normal"},
                        {"case", "case-" + std::to_string(serial)}};
   record.personal.push_back(
       {identifier, Fields(identifier, personal_bytes, 'x')});
