@@ -279,7 +279,8 @@ def run_all(r, fig, growth):
     runs = r.gbench(
         "concurrency", "concurrency_bench",
         "^BM_(CreateExistingSubject|RawPutLikeCreateExistingSubject|"
-        "DisclosingRead|RawGetPutLikeDisclosingRead|SyncCreateExistingSubject|"
+        "DisclosingRead|RawGetPutLikeDisclosingRead|"
+        "RawGetBatchLikeDisclosingRead|SyncCreateExistingSubject|"
         "SyncDisclosingRead|RawSyncPut|RawSyncGetPutLikeDisclosingRead|"
         "ListPage|SyncListPage|RawListPage|RawSyncListPage|CloseRecord|"
         "RawPutLikeCloseRecord)/", min_time=mt)
@@ -304,6 +305,10 @@ def run_all(r, fig, growth):
            "read by id with its access event, sync off")
     fig.gb("read.nosync.raw", runs, "BM_RawGetPutLikeDisclosingRead/real_time",
            "raw get + put of the event's bytes, sync off")
+    fig.gb("read.nosync.raw_batch", runs,
+           "BM_RawGetBatchLikeDisclosingRead/real_time",
+           "raw get + one batch of the read's entries (as many, same sizes), "
+           "sync off")
     fig.gb("close.nosync.custos", runs,
            "BM_CloseRecord/iterations:10000/real_time",
            "close an active record (re-sealed under its deadline bucket), "
@@ -602,6 +607,8 @@ def pairs(fig, quick):
               "create.nosync.custos", "create.nosync.raw", target=0.5)
     fig.ratio("read / raw get + put (sync off)", "read.nosync.custos",
               "read.nosync.raw", target=0.5)
+    fig.ratio("raw LevelDB: get + batch of the read's entries / get + one "
+              "put (sync off)", "read.nosync.raw_batch", "read.nosync.raw")
     fig.ratio("close / raw put of the same bytes (sync off)",
               "close.nosync.custos", "close.nosync.raw", target=0.5)
     fig.ratio("create / raw put of the same bytes (sync on, 1 thread)",

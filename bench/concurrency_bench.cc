@@ -305,6 +305,8 @@ struct CostModel {
   // The key and value sizes of the entries one create (existing subject)
   // writes to the records database, as dumped above.
   std::vector<std::pair<size_t, size_t>> create_entries;
+  // The same for one disclosing read (its access event's entries).
+  std::vector<std::pair<size_t, size_t>> read_entries;
   // Log bytes of one raw Put with a RawKey beyond its value's size.
   size_t raw_put_overhead = 0;
 
@@ -342,6 +344,24 @@ CostModel MeasureCosts() {
     costs.create_entries.emplace_back(key.size(), value.size());
   }
   std::fprintf(stderr, "  total %zu B of keys and values\n", total);
+
+  // The same for one disclosing read.
+  store.Close();
+  const auto before_read = Dump(store.records_path());
+  store.Open(/*sync_writes=*/false);
+  Value(store.engine().GetRecord(store.user(), ids[0]), "read record");
+  store.Close();
+  const auto after_read = Dump(store.records_path());
+  store.Open(/*sync_writes=*/false);
+  std::fprintf(stderr, "One disclosing read, records database:\n");
+  for (const auto& [key, value] : after_read) {
+    auto it = before_read.find(key);
+    if (it != before_read.end() && it->second == value) continue;
+    std::fprintf(stderr, "  %-40s key %3zu B, value %4zu B%s\n",
+                 Printable(key).c_str(), key.size(), value.size(),
+                 it == before_read.end() ? "" : " (overwritten)");
+    costs.read_entries.emplace_back(key.size(), value.size());
+  }
 
   LogSizes logs = Logs(store.data_dir());
   for (int i = 0; i < kCostSamples; ++i) {
@@ -750,6 +770,46 @@ void RawGetPutLoop(benchmark::State& state, bool sync) {
 void BM_RawGetPutLikeDisclosingRead(benchmark::State& state) {
   RawGetPutLoop(state, /*sync=*/false);
 }
+// As BM_RawGetPutLikeDisclosingRead, but the put is one WriteBatch of as
+// many entries as a disclosing read writes, of the same key and value
+// sizes (keys ascending within each entry's own prefix, as the event's
+// keys do): what LevelDB alone costs for the read's get and its entries,
+// without any decryption, encoding or hashing.
+void BM_RawGetBatchLikeDisclosingRead(benchmark::State& state) {
+  const CostModel& costs = Costs();
+  const std::vector<std::pair<size_t, size_t>>& entries = costs.read_entries;
+  leveldb::DB& db = raw_run->db.db();
+  std::mt19937_64 rng(500 + state.thread_index());
+  std::uniform_int_distribution<uint64_t> pick(1, kSetupRecords);
+  std::vector<std::string> values;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    values.push_back(RandomValue(entries[i].second, 900 + i));
+  }
+  std::string got;
+  leveldb::WriteBatch batch;
+  uint64_t serial = uint64_t{1} << 62;  // Not a read key.
+  for (auto _ : state) {
+    leveldb::Status s = db.Get(leveldb::ReadOptions(), RawKey(pick(rng)), &got);
+    if (s.ok()) {
+      batch.Clear();
+      ++serial;
+      for (size_t i = 0; i < entries.size(); ++i) {
+        std::string key = RawKey(serial);
+        key[0] = static_cast<char>('a' + i);  // One key space per entry.
+        key.resize(std::max(entries[i].first, key.size()), 'k');
+        if (!values[i].empty()) values[i][0] = got[0];
+        batch.Put(key, values[i]);
+      }
+      s = db.Write(leveldb::WriteOptions(), &batch);
+    }
+    if (!s.ok()) {
+      state.SkipWithError(s.ToString().c_str());
+      break;
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+  SetCounter(state, "entries", static_cast<double>(entries.size()));
+}
 // The baseline of BM_SyncDisclosingRead (issue 16, workload 2 with sync).
 void BM_RawSyncGetPutLikeDisclosingRead(benchmark::State& state) {
   RawGetPutLoop(state, /*sync=*/true);
@@ -872,6 +932,10 @@ BENCHMARK(BM_DisclosingRead)
     ->Teardown(CloseStore)
     ->UseRealTime();
 BENCHMARK(BM_RawGetPutLikeDisclosingRead)
+    ->Setup(OpenRawDb<false>)
+    ->Teardown(CloseRawDb)
+    ->UseRealTime();
+BENCHMARK(BM_RawGetBatchLikeDisclosingRead)
     ->Setup(OpenRawDb<false>)
     ->Teardown(CloseRawDb)
     ->UseRealTime();
