@@ -1379,7 +1379,9 @@ TEST_F(DeadlineKeysTest,
     Keystore& keys_held = **keystore;
     Status history = (*store)->OpenHistory(
         *crypto::SecretKey::FromBytes(keys_held.keyring().audit().bytes()),
-        [&keys_held](const std::string& id) { return keys_held.GetKey(id); });
+        [&keys_held](const std::string& subject) {
+          return keys_held.GetKey(subject);
+        });
     ASSERT_TRUE(history.ok()) << history.ToString();
     Erasure erasure(**store, keys_held, options);
     int witnessed = 0;
