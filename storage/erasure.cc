@@ -150,110 +150,37 @@ Status Erasure::DeleteQueuedRanges() {
   if (!ranges) return ranges.error();
   if (TEST_after_range_queue_read_) TEST_after_range_queue_read_();
   for (const std::string& first : ranges->queued.keys) {
-    CUSTOS_RETURN_IF_ERROR(DeleteQueuedRange(first));
-  }
-  return Status::Ok();
-}
-
-namespace {
-
-// LevelDB's batch header (sequence number and count) is 12 bytes.
-bool IsEmpty(const leveldb::WriteBatch& batch) {
-  return batch.ApproximateSize() <= 12;
-}
-
-// Which entries a range's witness pass witnessed: a digest of each entry's
-// key and value, sorted. The deletion pass witnesses again, in its own
-// write, any entry not among them (one written into the range since), so
-// that no ciphertext is deleted unwitnessed. (Not a cryptographic digest:
-// it tells changed entries apart, nobody chooses them to collide.)
-
-uint64_t EntryDigest(const leveldb::Slice& key, const leveldb::Slice& value) {
-  std::string both(key.data(), key.size());
-  both.push_back('\0');
-  both.append(value.data(), value.size());
-  return std::hash<std::string>{}(both);
-}
-
-// Adds to `batch`, under `lock`, the retirement of the range deletion
-// queued at `first`: its entry deleted, the range queued for compaction
-// if `queue_compaction`, a corrupt entry counted.
-Status RetireRange(const WriteLock& lock, const Store& store,
-                   const Options& options, const std::string& first,
-                   const RangeEntry& entry, bool queue_compaction,
-                   leveldb::WriteBatch& batch) {
-  batch.Delete(keys::RangeDeleteQueue(first));
-  if (queue_compaction) {
-    // With the time of the erasure that queued the deletion.
-    const int64_t queued_at =
-        entry.parsed ? entry.queued_at : ToMicros(options.clock->Now());
-    batch.Put(keys::RangeCompactQueue(first),
-              RangeValue(queued_at, entry.last));
-  }
-  if (entry.corrupt) {
-    // Deleted all the same when its range could be computed; counted
-    // either way (ErasureReport::corrupt_queue_entries), once: the entry
-    // goes in the same write.
-    return AddToCounter(lock, store, keys::kErasureQueueCorrupt, 1, batch);
-  }
-  return Status::Ok();
-}
-
-}  // namespace
-
-Status Erasure::DeleteQueuedRange(const std::string& first) {
-  const std::string queue_key = keys::RangeDeleteQueue(first);
-  // Compacted here, right after the deletions, when CompactQueued would do
-  // it at once anyway; otherwise queued for it (q:crange:).
-  const bool compact_now = options_.compact_after_erasure &&
-                           options_.erasure_compaction_delay.count() == 0;
-  // One round per queuing of the range: a range queued again (a later
-  // erasure of the bucket) is carried out from its first key again.
-  while (true) {
-    std::optional<std::string> carried;  // The entry's value, as carried out.
-    // Reads the entry under `lock`: false when it is gone (finished by
-    // another caller: what it deleted, witnessed and counted is not done,
-    // or counted, twice) or queued again since `carried`.
-    auto still_ours = [&](const WriteLock& /*lock*/,
-                          bool& requeued) -> Result<bool> {
-      auto value = store_.Get(queue_key);
-      if (!value) return Fail(value.error());
-      if (!*value) return false;
-      if (carried && **value != *carried) {
-        requeued = true;
-        return false;
-      }
-      carried = **value;
-      return true;
-    };
-    bool requeued = false;
-    std::vector<uint64_t> witnessed;
-    // 1. The witnesses, in writes of their own, before any deletion: the
-    // deletions' writes then hold only the range's keys, and the memtable
-    // the range compaction flushes spans the range alone (not the "ew:"
-    // family beside it, nor the "q:" queues). A crash after them leaves the
-    // entry queued; the next call witnesses again (the same keys, the same
-    // empty values) and deletes.
+    const std::string queue_key = keys::RangeDeleteQueue(first);
+    // Each write's pass starts after the last key the previous one deleted,
+    // not at the range's first key: from there, every key deleted so far
+    // would be stepped over again as a deletion marker (not yet compacted
+    // away), and the pass would grow with the square of the range.
     std::string resume = first;
-    bool more = true;
-    while (more) {
+    std::optional<std::string> carried;  // The entry's value, as carried out.
+    while (true) {
       WriteLock lock = store_.Lock();
-      auto ours = still_ours(lock, requeued);
-      if (!ours) return ours.error();
-      if (!*ours) break;
+      auto value = store_.Get(queue_key);
+      if (!value) return value.error();
+      // Finished by another caller since the queue was read: what it
+      // deleted, witnessed and counted is not done (or counted) twice.
+      if (!*value) break;
+      // Queued again (a later erasure of the bucket): its pass starts over.
+      if (carried && **value != *carried) resume = first;
+      carried = **value;
       const RangeEntry entry = ParseRangeEntry(first, *carried);
       leveldb::WriteBatch batch;
-      more = false;
-      size_t seen = 0;
+      size_t deleted = 0;
+      uint64_t undecodable = 0;
+      bool more = false;
       {
-        // One ordered pass: the range's keys are neighbours.
+        // One ordered pass: the range's keys are neighbours. The iterator
+        // is closed before the write.
         std::unique_ptr<leveldb::Iterator> it(
             store_.db().NewIterator(leveldb::ReadOptions()));
         for (it->Seek(ToSlice(resume));
              it->Valid() && it->key().compare(ToSlice(entry.last)) <= 0;
              it->Next()) {
-          if (seen == kRangeDeletesPerWrite) {
-            resume = it->key().ToString();
+          if (deleted == kRangeDeletesPerWrite) {
             more = true;
             break;
           }
@@ -261,77 +188,18 @@ Status Erasure::DeleteQueuedRange(const std::string& first) {
               std::string_view(it->value().data(), it->value().size()));
           if (sealed) {
             for (const codec::Bytes& b : *sealed) AddWitness(batch, b);
-          }
-          witnessed.push_back(EntryDigest(it->key(), it->value()));
-          ++seen;
-        }
-        CUSTOS_RETURN_IF_ERROR(
-            FromLevelDb(it->status(), "reading a range to witness"));
-      }
-      if (!IsEmpty(batch)) {
-        CUSTOS_RETURN_IF_ERROR(store_.Commit(std::move(lock), batch, {},
-                                             "witnessing an erased range"));
-      }
-    }
-    if (requeued) continue;
-    if (!carried) return Status::Ok();  // Finished by another caller.
-    std::sort(witnessed.begin(), witnessed.end());
-    if (TEST_after_range_witnessed_) TEST_after_range_witnessed_();
-    // 2. The memtable flushed with what it holds (the witnesses, the
-    // erasure by key's marker and queue entries, anything other callers
-    // wrote): the deletions start a memtable of their own.
-    if (compact_now) store_.FlushMemTable();
-    // 3. The deletions, in writes that hold the range's keys only (and the
-    // count of undecodable entries, rare).
-    resume = first;
-    more = true;
-    std::optional<RangeEntry> entry;
-    while (more) {
-      WriteLock lock = store_.Lock();
-      auto ours = still_ours(lock, requeued);
-      if (!ours) return ours.error();
-      if (!*ours) break;
-      entry = ParseRangeEntry(first, *carried);
-      leveldb::WriteBatch batch;
-      size_t deleted = 0;
-      uint64_t undecodable = 0;
-      more = false;
-      {
-        // The iterator is closed before the write.
-        std::unique_ptr<leveldb::Iterator> it(
-            store_.db().NewIterator(leveldb::ReadOptions()));
-        for (it->Seek(ToSlice(resume));
-             it->Valid() && it->key().compare(ToSlice(entry->last)) <= 0;
-             it->Next()) {
-          if (deleted == kRangeDeletesPerWrite) {
-            more = true;
-            break;
-          }
-          auto sealed = codec::DecodeSealedContents(
-              std::string_view(it->value().data(), it->value().size()));
-          if (sealed) {
-            if (!std::binary_search(witnessed.begin(), witnessed.end(),
-                                    EntryDigest(it->key(), it->value()))) {
-              // Written into the range since its witness pass.
-              for (const codec::Bytes& b : *sealed) AddWitness(batch, b);
-            }
           } else if (it->key().size() == first.size() + 8) {
             // A record's entry (bucket || id) that does not decode: its
             // ciphertexts cannot be found in it, so none is witnessed, and
             // VerifyErasure cannot look for them. Deleted all the same,
             // and counted, so an operator learns of it. (The range's two
-            // boundary keys, written around its compaction, hold nothing
-            // and are of other lengths.)
+            // boundary keys, which CompactQueued writes around its
+            // compaction, hold nothing and are of other lengths.)
             ++undecodable;
           }
           batch.Delete(it->key());
           ++deleted;
           if (deleted == kRangeDeletesPerWrite) {
-            // Each write's pass starts after the last key the previous one
-            // deleted, not at the range's first key: from there, every key
-            // deleted so far would be stepped over again as a deletion
-            // marker (not yet compacted away), and the pass would grow
-            // with the square of the range.
             resume = it->key().ToString();
             resume.push_back('\0');  // The next key after it.
           }
@@ -343,50 +211,28 @@ Status Erasure::DeleteQueuedRange(const std::string& first) {
         CUSTOS_RETURN_IF_ERROR(AddToCounter(
             lock, store_, keys::kErasureRangeUndecodable, undecodable, batch));
       }
-      if (!more && compact_now && !entry->last.empty()) {
-        // The range's first and last keys (neither is an entry's key),
-        // deleted after the compaction: the flushed memtable's table then
-        // overlaps every table of the range on every level, so the
-        // compaction takes them all as inputs and merges the deletions
-        // down through each (as CompactQueued does for a queued range).
-        batch.Put(ToSlice(first), "");
-        batch.Put(ToSlice(entry->last), "");
-      }
-      if (!more && !compact_now) {
+      if (!more) {
         // The last write of the range: retired, and queued for compaction
         // with the time of the erasure that queued it.
-        CUSTOS_RETURN_IF_ERROR(RetireRange(lock, store_, options_, first,
-                                           *entry,
-                                           /*queue_compaction=*/true, batch));
+        const int64_t queued_at =
+            entry.parsed ? entry.queued_at : ToMicros(options_.clock->Now());
+        batch.Delete(queue_key);
+        batch.Put(keys::RangeCompactQueue(first),
+                  RangeValue(queued_at, entry.last));
+        if (entry.corrupt) {
+          // Deleted all the same when its range could be computed; counted
+          // either way (ErasureReport::corrupt_queue_entries), once: the
+          // entry goes in the same write.
+          CUSTOS_RETURN_IF_ERROR(
+              AddToCounter(lock, store_, keys::kErasureQueueCorrupt, 1, batch));
+        }
       }
-      if (!IsEmpty(batch)) {
-        CUSTOS_RETURN_IF_ERROR(store_.Commit(std::move(lock), batch, {},
-                                             "deleting an erased range"));
-      }
+      CUSTOS_RETURN_IF_ERROR(store_.Commit(std::move(lock), batch, {},
+                                           "deleting an erased range"));
+      if (!more) break;
     }
-    if (requeued) continue;
-    if (!entry || !compact_now) return Status::Ok();
-    // 4. The range compacted alone; a crash before its end leaves the entry
-    // queued, and the next call compacts it again.
-    if (!entry->last.empty() && entry->last >= first) {
-      store_.CompactRange(first, entry->last);
-    }
-    // 5. Retired, with the boundary keys, once the bytes are gone.
-    WriteLock lock = store_.Lock();
-    auto ours = still_ours(lock, requeued);
-    if (!ours) return ours.error();
-    if (requeued) continue;
-    if (!*ours) return Status::Ok();
-    leveldb::WriteBatch batch;
-    if (!entry->last.empty()) {
-      batch.Delete(ToSlice(first));
-      batch.Delete(ToSlice(entry->last));
-    }
-    CUSTOS_RETURN_IF_ERROR(RetireRange(lock, store_, options_, first, *entry,
-                                       /*queue_compaction=*/false, batch));
-    return store_.Commit(std::move(lock), batch, {},
-                         "deleting an erased range");
   }
+  return Status::Ok();
 }
 
 void Erasure::AddWitness(leveldb::WriteBatch& batch,

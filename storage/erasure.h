@@ -86,13 +86,6 @@ class Erasure {
   void TEST_SetAfterRangeQueueRead(std::function<void()> hook) {
     TEST_after_range_queue_read_ = std::move(hook);
   }
-  // Test only: called by DeleteQueuedRanges once a range's witnesses are
-  // written, before the memtable is flushed and its first deletion, without
-  // the write lock (a test fails the log's appends there, as a crash
-  // would end the call). REQUIRES: set before any call.
-  void TEST_SetAfterRangeWitnessed(std::function<void()> hook) {
-    TEST_after_range_witnessed_ = std::move(hook);
-  }
   static constexpr size_t kRangeDeletesPerWrite = 4096;
   // Queues the compaction of the whole records database: for erasures
   // whose traces are spread over many key families (a completed shred).
@@ -130,15 +123,10 @@ class Erasure {
   Result<ErasureReport> Verify() const;
 
  private:
-  // DeleteQueuedRanges for the range queued at `first` (its key without
-  // the queue prefix).
-  Status DeleteQueuedRange(const std::string& first);
-
   Store& store_;
   Keystore& keystore_;
   const Options& options_;
   std::function<void()> TEST_after_range_queue_read_;
-  std::function<void()> TEST_after_range_witnessed_;
 };
 
 }  // namespace custos

@@ -36,7 +36,6 @@
 #include "storage/store.h"
 #include "storage/subjects.h"
 #include "tests/engine_fixture.h"
-#include "tests/fault_env.h"
 
 namespace custos::testing {
 namespace {
@@ -1328,99 +1327,6 @@ TEST_F(DeadlineKeysTest,
     unwitnessed += !rewitnessed.contains(w);
   EXPECT_EQ(unwitnessed, 0u);
   EXPECT_EQ(rewitnessed.size(), ew.size());
-  auto verified = engine_->VerifyErasure(*admin_);
-  ASSERT_TRUE(verified.has_value()) << verified.error().ToString();
-  EXPECT_EQ(verified->witnesses, swept->witnesses);
-  EXPECT_EQ(verified->found, 0u) << verified->files_with_leftovers.size();
-}
-
-// Issue 11 (bytes gone, the memtable flushed first): a range's witnesses
-// are written before its deletions, in writes of their own. A crash between
-// them (here: every log append of the records database fails from the
-// witnesses' end on, and the units are dropped) leaves the range, all its
-// witnesses and its queued deletion on disk; the next Open witnesses again
-// (the same keys: no witness more), deletes the range and compacts it.
-TEST_F(DeadlineKeysTest,
-       ARangeDeletionCrashedAfterItsWitnessesIsFinishedByOpen) {
-  const uint64_t id = CreateClosedAlert();
-  const std::string range = keys::BucketSealedBegin(AlertBucket());
-  // Two witness writes: a full one and a part.
-  const std::vector<std::string> witnesses =
-      FillAlertRange(id, Erasure::kRangeDeletesPerWrite + 10);
-  ASSERT_EQ(witnesses.size(), Erasure::kRangeDeletesPerWrite + 11);
-  const auto entries = Raw(range);
-  ASSERT_EQ(entries.size(), witnesses.size());
-  ASSERT_EQ(SweepAt(EndOfAlertBucket(), /*max_records=*/0).buckets_destroyed,
-            1u);
-  const auto ew = Raw(std::string(keys::kWitnessPrefix));
-  auto swept = engine_->VerifyErasure(*admin_);
-  ASSERT_TRUE(swept.has_value()) << swept.error().ToString();
-  ASSERT_EQ(swept->found, 0u);
-  // Back to the state the bucket key's destruction leaves: the range and
-  // its queued deletion, none of its entries witnessed.
-  Close();
-  {
-    auto db = OpenRaw("records");
-    leveldb::WriteBatch batch;
-    for (const auto& [key, value] : entries) batch.Put(key, value);
-    for (const std::string& w : witnesses) batch.Delete(w);
-    batch.Put(keys::RangeDeleteQueue(range), QueuedAlertRange(0));
-    ASSERT_TRUE(db->Write(leveldb::WriteOptions(), &batch).ok());
-  }
-  {
-    const Options options = MakeOptions();
-    FaultEnv fault;
-    LogSyncEnv env(&fault);
-    auto keystore = Keystore::Open(dir_ + "/keystore", false, MasterKey(),
-                                   clock_.Now(), leveldb::Env::Default(), 4);
-    ASSERT_TRUE(keystore.has_value()) << keystore.error().ToString();
-    auto store = Store::Open(options, env);
-    ASSERT_TRUE(store.has_value()) << store.error().ToString();
-    Keystore& keys_held = **keystore;
-    Status history = (*store)->OpenHistory(
-        *crypto::SecretKey::FromBytes(keys_held.keyring().audit().bytes()),
-        [&keys_held](const std::string& subject) {
-          return keys_held.GetKey(subject);
-        });
-    ASSERT_TRUE(history.ok()) << history.ToString();
-    Erasure erasure(**store, keys_held, options);
-    int witnessed = 0;
-    erasure.TEST_SetAfterRangeWitnessed([&] {
-      ++witnessed;
-      fault.records.fail_appends = true;
-    });
-    const Status crashed = erasure.DeleteQueuedRanges();
-    EXPECT_EQ(witnessed, 1);
-    EXPECT_EQ(crashed.code(), StatusCode::kInternal) << crashed.ToString();
-  }
-  // On disk: every witness, the whole range, the entry still queued.
-  {
-    auto db = OpenRaw("records");
-    auto read = [&](const std::string& prefix) {
-      std::map<std::string, std::string> out;
-      std::unique_ptr<leveldb::Iterator> it(
-          db->NewIterator(leveldb::ReadOptions()));
-      for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
-           it->Next()) {
-        out.emplace(it->key().ToString(), it->value().ToString());
-      }
-      return out;
-    };
-    const auto ew_crashed = read(std::string(keys::kWitnessPrefix));
-    size_t unwitnessed = 0;
-    for (const std::string& w : witnesses) {
-      unwitnessed += !ew_crashed.contains(w);
-    }
-    EXPECT_EQ(unwitnessed, 0u);
-    EXPECT_EQ(read(range), entries);
-    EXPECT_EQ(read(std::string(keys::kRangeDeleteQueuePrefix)).size(), 1u);
-  }
-  Reopen();
-  // Open finished the deletion.
-  EXPECT_TRUE(Raw(range).empty());
-  EXPECT_TRUE(Raw(std::string(keys::kRangeDeleteQueuePrefix)).empty());
-  EXPECT_TRUE(Raw(std::string(keys::kRangeCompactQueuePrefix)).empty());
-  EXPECT_EQ(Raw(std::string(keys::kWitnessPrefix)), ew);
   auto verified = engine_->VerifyErasure(*admin_);
   ASSERT_TRUE(verified.has_value()) << verified.error().ToString();
   EXPECT_EQ(verified->witnesses, swept->witnesses);
