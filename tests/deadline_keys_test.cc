@@ -197,6 +197,31 @@ class DeadlineKeysTest : public EngineTest {
     Reopen();
   }
   // The bucket keys the keystore holds, as keystore keys.
+  // The end of a sweep that met `late`, a record sealed into a bucket
+  // while the bucket was being erased: the bucket's key destroyed twice
+  // (by key, then again for the key made for `late`), `late`'s erasure
+  // reported (due at `due`, when given) and written, the bucket's range
+  // and every bucket key gone, and no erased byte left in any file.
+  void ExpectLateRecordErasedWithItsBucket(const SweepReport& report,
+                                           uint64_t late,
+                                           const std::string& range,
+                                           std::optional<Timestamp> due) {
+    EXPECT_EQ(report.buckets_destroyed, 2u);
+    bool reported = false;
+    for (const PlannedTransition& t : report.transitions) {
+      reported |= t.record_id == late && t.to == RecordState::kErased &&
+                  (!due || t.due == *due);
+    }
+    EXPECT_TRUE(reported) << "the late record's erasure is not reported";
+    EXPECT_EQ(Stored(late).state, RecordState::kErased);
+    EXPECT_TRUE(Raw(range).empty());
+    EXPECT_TRUE(BucketKeys().empty());
+    auto verified = engine_->VerifyErasure(*admin_);
+    ASSERT_TRUE(verified.has_value()) << verified.error().ToString();
+    EXPECT_EQ(verified->found, 0u);
+    EXPECT_EQ(verified->undecodable_sealed_entries, 0u);
+  }
+
   std::vector<std::string> BucketKeys() {
     Close();
     std::vector<std::string> out;
@@ -893,18 +918,7 @@ TEST_F(DeadlineKeysTest,
   auto report = engine_->Sweep(*admin_, options);
   ASSERT_TRUE(report.has_value()) << report.error().ToString();
   ASSERT_TRUE(sealed.ok()) << sealed.ToString();
-  EXPECT_EQ(report->buckets_destroyed, 2u);  // Erased by key, then again.
-  bool reported = false;
-  for (const PlannedTransition& t : report->transitions) {
-    reported |= t.record_id == late && t.to == RecordState::kErased;
-  }
-  EXPECT_TRUE(reported) << "the late record's erasure is not reported";
-  EXPECT_EQ(Stored(late).state, RecordState::kErased);
-  EXPECT_TRUE(Raw(range).empty());
-  EXPECT_TRUE(BucketKeys().empty());
-  auto verified = engine_->VerifyErasure(*admin_);
-  ASSERT_TRUE(verified.has_value()) << verified.error().ToString();
-  EXPECT_EQ(verified->found, 0u);
+  ExpectLateRecordErasedWithItsBucket(*report, late, range, std::nullopt);
 }
 
 // Issue 11 review (finding 1, verified not a defect): the range deletion
@@ -935,20 +949,8 @@ TEST_F(DeadlineKeysTest,
   auto report = engine_->Sweep(*admin_, options);
   ASSERT_TRUE(report.has_value()) << report.error().ToString();
   ASSERT_TRUE(sealed.ok()) << sealed.ToString();
-  EXPECT_EQ(report->buckets_destroyed, 2u);  // Erased by key, then again.
-  bool reported = false;
-  for (const PlannedTransition& t : report->transitions) {
-    reported |= t.record_id == late && t.to == RecordState::kErased &&
-                t.due == AlertErasure() + 20min;
-  }
-  EXPECT_TRUE(reported) << "the late record's erasure is not reported";
-  EXPECT_EQ(Stored(late).state, RecordState::kErased);
-  EXPECT_TRUE(Raw(range).empty());
-  EXPECT_TRUE(BucketKeys().empty());
-  auto verified = engine_->VerifyErasure(*admin_);
-  ASSERT_TRUE(verified.has_value()) << verified.error().ToString();
-  EXPECT_EQ(verified->found, 0u);
-  EXPECT_EQ(verified->undecodable_sealed_entries, 0u);
+  ExpectLateRecordErasedWithItsBucket(*report, late, range,
+                                      AlertErasure() + 20min);
 }
 
 // Issue 11 review: a bucket emptied record by record had its key destroyed
