@@ -332,7 +332,7 @@ def run_all(r, fig, growth):
         "CreateRecordExistingSubject/256|"
         "CreateRecordExistingSubjectSyncWrites/256|GetRecord/256|"
         "GetRecordSyncWrites|RawLevelDbReportReads)",
-        min_time=mt, reps=min(r.reps, 3))
+        min_time=mt, reps=min(r.reps, 2 if q else 3))
     fig.gb("create.engine.sync0", runs,
            "BM_CreateRecordExistingSubject/256/real_time",
            "create (engine_bench), sync off")
@@ -566,7 +566,7 @@ def run_all(r, fig, growth):
                  "SyncCreate)|PgShredSubject/.*events:1|DiskFdatasync)"
                  if q else ".")
     runs = r.gbench("pg", "pg_workloads_bench", pg_filter,
-                    reps=2 if q else min(r.reps, 3), extra=pg_args)
+                    reps=1 if q else min(r.reps, 3), extra=pg_args)
     for key in runs:
         k = key
         if m := re.match(r"BM_PgCreate/sync:(\d)", k):
