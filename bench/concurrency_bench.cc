@@ -316,52 +316,54 @@ struct CostModel {
   }
 };
 
-CostModel MeasureCosts() {
-  CostModel costs;
-  Store store;
-  std::vector<uint64_t> ids;
-  for (int i = 0; i < kSubjectPool; ++i) ids.push_back(Create(store, i, i));
-
-  // What one create writes to the records database, entry by entry
-  // (printed, for the record: RESULTS.md describes it).
+// The key and value sizes of the entries `op` adds or changes in the
+// records database of `store` (open, without sync; it is closed around
+// the dumps and left open), each printed under `title`.
+template <typename Op>
+std::vector<std::pair<size_t, size_t>> EntriesWritten(Store& store,
+                                                      const char* title,
+                                                      const Op& op) {
   store.Close();
   const auto before = Dump(store.records_path());
   store.Open(/*sync_writes=*/false);
-  Create(store, 0, kSubjectPool);
+  op();
   store.Close();
   const auto after = Dump(store.records_path());
   store.Open(/*sync_writes=*/false);
-  std::fprintf(stderr, "One create (existing subject), records database:\n");
-  size_t total = 0;
+  std::fprintf(stderr, "%s, records database:\n", title);
+  std::vector<std::pair<size_t, size_t>> entries;
   for (const auto& [key, value] : after) {
     auto it = before.find(key);
     if (it != before.end() && it->second == value) continue;
     std::fprintf(stderr, "  %-40s key %3zu B, value %4zu B%s\n",
                  Printable(key).c_str(), key.size(), value.size(),
                  it == before.end() ? "" : " (overwritten)");
-    total += key.size() + value.size();
-    costs.record_value = std::max(costs.record_value, value.size());
-    costs.create_entries.emplace_back(key.size(), value.size());
+    entries.emplace_back(key.size(), value.size());
+  }
+  return entries;
+}
+
+CostModel MeasureCosts() {
+  CostModel costs;
+  Store store;
+  std::vector<uint64_t> ids;
+  for (int i = 0; i < kSubjectPool; ++i) ids.push_back(Create(store, i, i));
+
+  // What one create and one disclosing read write to the records
+  // database, entry by entry (printed, for the record: RESULTS.md
+  // describes them).
+  costs.create_entries =
+      EntriesWritten(store, "One create (existing subject)",
+                     [&] { Create(store, 0, kSubjectPool); });
+  size_t total = 0;
+  for (const auto& [key_size, value_size] : costs.create_entries) {
+    total += key_size + value_size;
+    costs.record_value = std::max(costs.record_value, value_size);
   }
   std::fprintf(stderr, "  total %zu B of keys and values\n", total);
-
-  // The same for one disclosing read.
-  store.Close();
-  const auto before_read = Dump(store.records_path());
-  store.Open(/*sync_writes=*/false);
-  Value(store.engine().GetRecord(store.user(), ids[0]), "read record");
-  store.Close();
-  const auto after_read = Dump(store.records_path());
-  store.Open(/*sync_writes=*/false);
-  std::fprintf(stderr, "One disclosing read, records database:\n");
-  for (const auto& [key, value] : after_read) {
-    auto it = before_read.find(key);
-    if (it != before_read.end() && it->second == value) continue;
-    std::fprintf(stderr, "  %-40s key %3zu B, value %4zu B%s\n",
-                 Printable(key).c_str(), key.size(), value.size(),
-                 it == before_read.end() ? "" : " (overwritten)");
-    costs.read_entries.emplace_back(key.size(), value.size());
-  }
+  costs.read_entries = EntriesWritten(store, "One disclosing read", [&] {
+    Value(store.engine().GetRecord(store.user(), ids[0]), "read record");
+  });
 
   LogSizes logs = Logs(store.data_dir());
   for (int i = 0; i < kCostSamples; ++i) {

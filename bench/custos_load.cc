@@ -441,12 +441,12 @@ class RpcLoad {
  private:
   Op Pick(Connection& c) {
     if (o_.echo) return kEcho;
-    std::discrete_distribution<int> pick(weights_.begin(), weights_.end());
     // A mix without creates (reads or lists alone) reads what each
     // connection created first, in the warm-up: kSeedRecords records.
     if (weights_[kCreate] <= 0 && c.active.size() < kSeedRecords) {
       return kCreate;
     }
+    std::discrete_distribution<int> pick(weights_.begin(), weights_.end());
     const Op op = static_cast<Op>(pick(c.rng));
     // Get and close need an active record of this connection's.
     if ((op == kGet || op == kClose) && c.active.empty()) return kCreate;

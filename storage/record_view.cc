@@ -159,7 +159,7 @@ Result<RecordView> RecordViews::Build(
   // Subject ids are pseudonyms that link a person's records: shown with
   // the personal data, or to the roles that act on subjects (shredding,
   // holds, reports), never in an attributes-only view of other callers.
-  if (resolved.sees_subject_ids) v.subject_ids = r.subject_ids;
+  if (resolved.sees_subject_ids) v.subject_ids = std::move(r.subject_ids);
   for (const auto& f : r.flags) {
     v.flags.push_back({f.by, FromMicros(f.at_micros),
                        resolved.sees_subject_ids ? f.subject_id : "", ""});
@@ -177,7 +177,7 @@ Result<RecordView> RecordViews::Build(
     return v;
   }
   v.personal_included = true;
-  if (!resolved.sees_subject_ids) v.subject_ids = r.subject_ids;
+  if (!resolved.sees_subject_ids) v.subject_ids = std::move(r.subject_ids);
   for (size_t i = 0; i < r.flags.size(); ++i) {
     v.flags[i].subject_id = r.flags[i].subject_id;
   }
