@@ -22,9 +22,14 @@
 // scopes' own acts (one event per subject in a scope, and one for the act),
 // not the few of the principals' creation.
 // Time comes from a ManualClock; writes are not synced.
+//
+// BM_StatisticsInHistory then times the statistics query in the same store,
+// its history at 1,000,000 events (issue 16's workload 8). Run without
+// random interleaving (bench/compare.py does): the store only grows.
 
 #include <benchmark/benchmark.h>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -39,6 +44,7 @@
 #include "crypto/secret_key.h"
 #include "storage/breach_scope.h"
 #include "storage/engine.h"
+#include "storage/statistics.h"
 #include "storage/types.h"
 
 namespace custos {
@@ -54,6 +60,44 @@ constexpr int kOtherReaders = 4;
 // The windows' disclosures to the suspect, and where each window starts.
 constexpr int kWindowDisclosures[] = {100, 1'000, 10'000};
 constexpr int64_t kHour = int64_t{3'600'000'000};
+
+double MillisSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(
+             std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+// The wall time of each iteration of a benchmark loop, from its start to
+// the next one's (the answer's destruction included, as in Google
+// Benchmark's own time): Lap() first thing in each iteration, Millis()
+// after the loop.
+class Laps {
+ public:
+  void Lap() { starts_.push_back(std::chrono::steady_clock::now()); }
+  std::vector<double> Millis() const {
+    const auto end = std::chrono::steady_clock::now();
+    std::vector<double> millis;
+    for (size_t i = 0; i < starts_.size(); ++i) {
+      const auto next = i + 1 < starts_.size() ? starts_[i + 1] : end;
+      millis.push_back(
+          std::chrono::duration<double, std::milli>(next - starts_[i]).count());
+    }
+    return millis;
+  }
+
+ private:
+  std::vector<std::chrono::steady_clock::time_point> starts_;
+};
+
+// Each iteration's time as counters PREFIX0, PREFIX1, ...
+// (bench/compare.py takes them as the runs).
+void SetLapCounters(benchmark::State& state, const Laps& laps,
+                    const std::string& prefix) {
+  const std::vector<double> millis = laps.Millis();
+  for (size_t i = 0; i < millis.size(); ++i) {
+    state.counters[prefix + std::to_string(i)] = millis[i];
+  }
+}
 
 class TempDir : public bench::TempDir {
  public:
@@ -197,7 +241,9 @@ void BM_BreachScope(benchmark::State& state) {
   query.purpose = "benchmark: credential of 'suspect' reported stolen";
   size_t subjects = 0;
   uint64_t found = 0;
+  Laps laps;
   for (auto _ : state) {
+    laps.Lap();
     auto scope = history.engine().ProduceBreachScope(history.auditor(), query);
     if (!scope) {
       state.SkipWithError(scope.error().ToString().c_str());
@@ -216,6 +262,7 @@ void BM_BreachScope(benchmark::State& state) {
       benchmark::Counter(static_cast<double>(found));
   state.counters["subjects"] =
       benchmark::Counter(static_cast<double>(subjects));
+  SetLapCounters(state, laps, "scope_ms_");
 }
 // Registered by hand, history size outermost: the store only grows.
 void Sizes(benchmark::internal::Benchmark* b) {
@@ -228,6 +275,47 @@ void Sizes(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_BreachScope)
     ->ArgNames({"events", "disclosures"})
     ->Apply(Sizes)
+    ->Iterations(5)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// Issue 16's workload 8, "statistics at 1,000,000 events": the statistics
+// query (Engine::ProduceStatistics, by the auditor) in the same store, its
+// history grown to at least `events`, after a fold of every transition
+// (timed once: counter fold_ms). Registered after the scopes: the history
+// has then at least the largest size. Its records are the store's 10,000:
+// the query's cost follows the kinds, months and attribute values, which
+// reads do not add to (storage/statistics.h).
+void BM_StatisticsInHistory(benchmark::State& state) {
+  History& history = TheHistory();
+  history.GrowTo(static_cast<uint64_t>(state.range(0)));
+  const auto fold_started = std::chrono::steady_clock::now();
+  Value(history.engine().FoldStatistics(), "fold statistics");
+  state.counters["fold_ms"] = MillisSince(fold_started);
+  Laps laps;
+  uint64_t created = 0;
+  for (auto _ : state) {
+    laps.Lap();
+    auto stats = history.engine().ProduceStatistics(history.auditor(), {});
+    if (!stats) {
+      state.SkipWithError(stats.error().ToString().c_str());
+      break;
+    }
+    created = 0;
+    for (const KindStatistics& kind : stats->kinds) {
+      created += kind.total.created;
+    }
+  }
+  if (created != static_cast<uint64_t>(kRecords)) {
+    state.SkipWithError("the statistics do not count the store's records");
+  }
+  state.counters["history_events"] =
+      benchmark::Counter(static_cast<double>(history.events()));
+  SetLapCounters(state, laps, "query_ms_");
+}
+BENCHMARK(BM_StatisticsInHistory)
+    ->ArgName("events")
+    ->Arg(1'000'000)
     ->Iterations(5)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();

@@ -93,8 +93,11 @@ class Runner:
         return out
 
     def gbench(self, name, binary, bench_filter, min_time=None, reps=None,
-               extra=(), timeout=3600):
-        """A Google Benchmark binary: {run_name: [one dict per repetition]}."""
+               extra=(), timeout=3600, interleave=True):
+        """A Google Benchmark binary: {run_name: [one dict per repetition]}.
+        interleave=False keeps the registered order (a store that only
+        grows, as breach_bench's: shuffled, every size would be measured
+        at whatever the history had grown to)."""
         path = self.binary(binary)
         out_json = os.path.join(self.out, "raw", name + ".json")
         if self.replay:
@@ -104,7 +107,8 @@ class Runner:
         argv = [path, f"--benchmark_filter={bench_filter}",
                 f"--benchmark_out={out_json}", "--benchmark_out_format=json",
                 f"--benchmark_repetitions={reps or self.reps}",
-                "--benchmark_enable_random_interleaving=true"]
+                "--benchmark_enable_random_interleaving="
+                f"{'true' if interleave else 'false'}"]
         if min_time is not None:
             argv.append(f"--benchmark_min_time={min_time}")
         argv += list(extra)
@@ -229,6 +233,19 @@ class Figures:
         self.add(name, values, unit, run_name, label,
                  group=getattr(runs, "group", None))
 
+    def each(self, name, runs, run_name, prefix, scale, unit, label):
+        """One value per timed operation, from the counters PREFIX0,
+        PREFIX1, ... of each repetition of run_name (a benchmark that
+        times operations of a store it consumes or grows, run once with
+        several iterations), times `scale`."""
+        values = []
+        for b in runs.get(run_name, []):
+            i = 0
+            while f"{prefix}{i}" in b:
+                values.append(b[f"{prefix}{i}"] * scale)
+                i += 1
+        self.add(name, values, unit, run_name, label)
+
     def limit(self, name, series, at_most):
         """An absolute target: the median of `series` at most `at_most`."""
         a = self.series.get(series)
@@ -325,6 +342,22 @@ def run_all(r, fig, growth):
         fig.gb(f"put.sync.raw.t{t}", runs, f"BM_RawSyncPut/real_time/threads:{t}",
                f"raw LevelDB synced put, {t} threads", unit="us/op (all threads)")
 
+    # 1 at the issue's size (full run only): a million creates into one
+    # store and a million raw puts of the same bytes into one database,
+    # sync off, one run each (a million synced creates would take about
+    # 45 minutes here: docs/decisions.md).
+    if not q:
+        runs = r.gbench("create_million", "concurrency_bench",
+                        "^BM_(CreateMillion|RawPutLikeCreateMillion)/", reps=1)
+        for key in runs:
+            if key.startswith("BM_CreateMillion/"):
+                fig.gb("create.million.custos", runs, key,
+                       "create, 1,000,000 into one store, sync off")
+            elif key.startswith("BM_RawPutLikeCreateMillion/"):
+                fig.gb("create.million.raw", runs, key,
+                       "raw LevelDB put of the same bytes, 1,000,000 into "
+                       "one database, sync off")
+
     # 3, 5 (small store) and 6: engine_bench.
     runs = r.gbench(
         "engine", "engine_bench",
@@ -360,9 +393,10 @@ def run_all(r, fig, growth):
                f"raw LevelDB: the report's reads and one put, sync {sync}",
                unit="us/report", per_item=False)
     for key in runs:
-        if key.startswith("BM_ProduceSubjectReport"):
-            fig.gb("report.custos", runs, key,
-                   "subject report, 1,000 records, 10,000 events",
+        if m := re.match(r"BM_ProduceSubjectReport/sync:(\d)", key):
+            fig.gb(f"report.custos.sync{m[1]}", runs, key,
+                   "subject report, 1,000 records, 10,000 events, sync "
+                   f"{'on' if m[1] == '1' else 'off'}",
                    unit="us/report", per_item=False)
 
     # 3, growth: a page of 100 of one principal's records (one in ten of
@@ -387,76 +421,85 @@ def run_all(r, fig, growth):
     for key, reps in runs.items():
         m = re.match(r"BM_ShredLatencyKeystoreSize/(\d+)/", key)
         if m:
-            fig.gb(f"shred.latency.custos.k{m.group(1)}", runs, key,
-                   f"shred of one subject, keystore of {m.group(1)} subjects",
-                   unit="us/shred")
+            # One value per shred (counters shred_ms_I): five subjects.
+            fig.each(f"shred.latency.custos.k{m.group(1)}", runs, key,
+                     "shred_ms_", 1000, "us/shred", "shred of one subject, "
+                     f"keystore of {m.group(1)} subjects")
             growth.setdefault("shred", {})[int(m.group(1))] = \
                 fig.series[f"shred.latency.custos.k{m.group(1)}"]["median"]
 
-    # 4: sweeps, Custos against PostgreSQL, at each store size.
+    # 4: sweeps, Custos against PostgreSQL, at each store size. Each
+    # figure's values are the benchmark's sweeps, one each (counters
+    # sweep_ms_I, undecipherable_ms_I); the batched one's is their mean.
     sizes = [10000, 100000] if q else [10000, 100000, 1000000]
     runs = r.gbench(
         "sweep", "sweep_bench",
         "^BM_Sweep1000Due/records:(" + "|".join(map(str, sizes)) +
-        ")/spread:[01]/compact:[012]", reps=1)
+        ")/spread:[01]/compact:[012]/sync:[01]", reps=1)
     for key in runs:
-        m = re.match(r"BM_Sweep1000Due/records:(\d+)/spread:(\d)/compact:(\d)",
-                     key)
+        m = re.match(r"BM_Sweep1000Due/records:(\d+)/spread:(\d)/compact:(\d)"
+                     r"/sync:(\d)", key)
         if not m:
             continue
-        n, spread, compact = (int(x) for x in m.groups())
+        n, spread, compact, sync = (int(x) for x in m.groups())
         layout = "spread" if spread else "clustered"
-        reps = runs[key]
+        on = "sync on" if sync else "sync off"
         if compact == 2:
             # Compaction batched over three sweeps (erasure_compaction_delay):
             # the mean sweep, compaction included, per due record.
             fig.gb(f"sweep.custos.{layout}.gone_batched.n{n}", runs, key,
                    f"sweep 1,000 due of {n:,}, {layout}, bytes gone, "
-                   "compaction batched over 3 sweeps", unit="us/due record")
+                   f"compaction batched over 3 sweeps, {on}",
+                   unit="us/due record")
             continue
         if compact:
             # The sweep and the compaction that takes the bytes off the disk.
             name = f"sweep.custos.{layout}.gone.n{n}"
-            fig.gb(name, runs, key, f"sweep 1,000 due of {n:,}, {layout}, "
-                   "bytes gone", unit="us/due record")
-            growth.setdefault(f"sweep_{layout}_gone", {})[n] = \
-                fig.series[name]["median"]
+            fig.each(name, runs, key, "sweep_ms_", 1000 / 1000,
+                     "us/due record", f"sweep 1,000 due of {n:,}, {layout}, "
+                     f"bytes gone, {on}")
+            if name in fig.series:
+                growth.setdefault(f"sweep_{layout}_gone", {})[n] = \
+                    fig.series[name]["median"]
             continue
         # Compaction off: the whole sweep (erasure by key, then the rewrite
         # of each record to its stub), and the erasure by key alone (the
-        # undecipherable_ms counter: until the bucket key is destroyed).
-        fig.gb(f"sweep.custos.{layout}.sweep.n{n}", runs, key,
-               f"sweep 1,000 due of {n:,}, {layout}, whole sweep without "
-               "compaction", unit="us/due record")
-        name = f"sweep.custos.{layout}.key.n{n}"
-        fig.add(name, [b["undecipherable_ms"] * 1000 / 1000 for b in reps
-                       if "undecipherable_ms" in b], "us/due record", key,
-                f"sweep 1,000 due of {n:,}, {layout}, undecipherable (the "
-                "bucket key destroyed)")
-        if name in fig.series:
+        # undecipherable_ms counters: until the bucket key is destroyed).
+        fig.each(f"sweep.custos.{layout}.sweep.s{sync}.n{n}", runs, key,
+                 "sweep_ms_", 1000 / 1000, "us/due record",
+                 f"sweep 1,000 due of {n:,}, {layout}, whole sweep without "
+                 f"compaction, {on}")
+        name = f"sweep.custos.{layout}.key.s{sync}.n{n}"
+        fig.each(name, runs, key, "undecipherable_ms_", 1000 / 1000,
+                 "us/due record", f"sweep 1,000 due of {n:,}, {layout}, "
+                 f"undecipherable (the bucket key destroyed), {on}")
+        if sync and name in fig.series:
             growth.setdefault(f"sweep_{layout}_key", {})[n] = \
                 fig.series[name]["median"]
 
-    # The issue's own case (full run only): 500,000 due of 1,000,000, with
+    # The issue's own case (full run only): 500,000 due of 1,000,000,
+    # spread (issue 11's case), sync on (the shipped default), with
     # compaction on during the sweep (bytes gone when its compaction of the
-    # erased bucket's range is done, checked by VerifyErasure).
+    # erased bucket's range is done, checked by VerifyErasure). One run:
+    # each builds a store of a million (docs/decisions.md).
     if not q:
         runs = r.gbench("sweep_half", "sweep_bench",
-                        "^BM_SweepHalfDue/records:1000000/spread:[01]/compact:1",
-                        reps=1)
+                        "^BM_SweepHalfDue/records:1000000/spread:1/compact:1/"
+                        "sync:1", reps=1)
         for key, reps in runs.items():
             m = re.match(r"BM_SweepHalfDue/records:(\d+)/spread:(\d)", key)
             if not m:
                 continue
             layout = "spread" if m[2] == "1" else "clustered"
-            for counter, what in (("undecipherable_us_per_record", "key"),
+            for counter, what in (("undecipherable_us_per_record", "key.s1"),
                                   ("gone_us_per_record", "gone")):
                 fig.add(f"sweep.custos.{layout}.{what}.nhalf",
                         [b[counter] for b in reps if counter in b],
                         "us/due record", key,
                         f"sweep 500,000 due of 1,000,000, {layout}, "
-                        f"{'undecipherable' if what == 'key' else 'bytes gone'}")
-    half = [] if q else ["--half=1000000"]
+                        f"{'undecipherable' if what != 'gone' else 'bytes gone'}"
+                        ", sync on")
+    half = [] if q else ["--half=1000000", "--half_layouts=spread"]
     for fsync in ("on", "off"):
         pg = r.plain(f"sweep_pg_fsync_{fsync}", "sweep_pg_bench",
                      ["--records=" + ",".join(map(str, sizes)),
@@ -526,20 +569,31 @@ def run_all(r, fig, growth):
 
     # 8: breach scope against the history's size.
     flt = "events:(25000|100000)/" if q else "events:"
-    runs = r.gbench("breach", "breach_bench", "^BM_BreachScope/" + flt, reps=1)
+    # In the registered order: the history only grows. One value per scope
+    # (counters scope_ms_I); then the statistics query in the same store.
+    runs = r.gbench("breach", "breach_bench",
+                    f"^BM_BreachScope/{flt}" if q else
+                    "^BM_(BreachScope|StatisticsInHistory)/", reps=1,
+                    interleave=False)
     for key in runs:
         m = re.match(r"BM_BreachScope/events:(\d+)/disclosures:(\d+)", key)
         if m:
-            fig.gb(f"breach.e{m.group(1)}.d{m.group(2)}", runs, key,
-                   f"breach scope, {m.group(2)} disclosures, history of "
-                   f"{m.group(1)} events", unit="us/scope")
+            fig.each(f"breach.e{m.group(1)}.d{m.group(2)}", runs, key,
+                     "scope_ms_", 1000, "us/scope",
+                     f"breach scope, {m.group(2)} disclosures, history of "
+                     f"{m.group(1)} events")
+        if key.startswith("BM_StatisticsInHistory"):
+            fig.each("stats.query.history", runs, key, "query_ms_", 1000,
+                     "us/query", "statistics query after a fold, the breach "
+                     "store (10,000 records, history of 1,000,000 events)")
 
     # 8: statistics (stats_bench): a query after a fold against the
     # store's size, and the index's cost on the write path.
     # (A store of 1,000,000 takes over ten minutes to build here, more than
     # the run's budget allows: "Issue 15: statistics" in RESULTS.md has it.)
     flt = "records:10000/" if q else "records:(10000|100000)/"
-    runs = r.gbench("stats", "stats_bench", "^BM_Statistics/" + flt, reps=1)
+    runs = r.gbench("stats", "stats_bench", "^BM_Statistics/" + flt,
+                    reps=min(r.reps, 3))
     runs.update(r.gbench("stats_write", "stats_bench",
                          "^BM_(Create|Close)/index:"))
     for key in runs:
@@ -605,6 +659,9 @@ def pairs(fig, quick):
     largest_history = 100000 if quick else 1000000
     fig.ratio("create / raw put of the same bytes (sync off)",
               "create.nosync.custos", "create.nosync.raw", target=0.5)
+    fig.ratio("create / raw put of the same bytes, 1,000,000 each (sync "
+              "off)", "create.million.custos", "create.million.raw",
+              target=0.5)
     fig.ratio("read / raw get + put (sync off)", "read.nosync.custos",
               "read.nosync.raw", target=0.5)
     fig.ratio("raw LevelDB: get + batch of the read's entries / get + one "
@@ -619,8 +676,10 @@ def pairs(fig, quick):
         fig.ratio(f"list page / raw reads + puts of the same bytes (sync "
                   f"{'on' if sync else 'off'})", f"list.page.custos.sync{sync}",
                   f"list.page.raw.sync{sync}")
-    fig.ratio("subject report / raw LevelDB reads of the same values (sync "
-              "off)", "report.custos", "report.raw.sync0")
+    for sync in (0, 1):
+        fig.ratio("subject report / raw LevelDB reads of the same values (sync "
+                  f"{'on' if sync else 'off'})", f"report.custos.sync{sync}",
+                  f"report.raw.sync{sync}")
     fig.ratio("RPC pipelined creates (unix) / bare echo",
               "rpc_create_unix_nosync.us_per_op", "echo.us_per_op",
               target=0.5)
@@ -649,31 +708,38 @@ def pairs(fig, quick):
     fig.ratio("16 synced connections / 1 (RPC)",
               "rpc_create_unix_sync_c16.us_per_op",
               "rpc_create_unix_sync_c1.us_per_op", target=4.0)
+    # Sweeps. The erasure by key: Custos with sync on against PostgreSQL
+    # with fsync on, and sync off against fsync off (the half, run synced
+    # only, against both). Bytes gone: Custos runs synced only (its
+    # compactions do not depend on it), against both.
     for n in sizes + ([] if quick else ["half"]):
         what_n = ("500,000 due of 1,000,000" if n == "half"
                   else f"1,000 due of {n:,}")
-        for layout in ("clustered", "spread"):
+        layouts = ("spread",) if n == "half" else ("clustered", "spread")
+        for layout in layouts:
             for fsync in ("on", "off"):
-                fig.ratio(f"sweep undecipherable (bucket key destroyed) / PG DELETE, {what_n} {layout},"
-                          f" fsync {fsync}",
-                          f"sweep.custos.{layout}.key.n{n}",
+                sync = 1 if fsync == "on" or n == "half" else 0
+                fig.ratio(f"sweep undecipherable (bucket key destroyed), "
+                          f"sync {'on' if sync else 'off'} / PG DELETE, fsync "
+                          f"{fsync}, {what_n} {layout}",
+                          f"sweep.custos.{layout}.key.s{sync}.n{n}",
                           f"sweep.pg.{fsync}.{layout}.delete.n{n}",
                           target=1.0)
-                fig.ratio(f"sweep bytes gone / PG DELETE + VACUUM FULL, "
-                          f"{what_n} {layout}, fsync {fsync}",
+                fig.ratio(f"sweep bytes gone, sync on / PG DELETE + VACUUM "
+                          f"FULL, fsync {fsync}, {what_n} {layout}",
                           f"sweep.custos.{layout}.gone.n{n}",
                           f"sweep.pg.{fsync}.{layout}.gone.n{n}", target=1.0)
                 if n == "half":  # Issue 16's own sweep target.
-                    fig.ratio(f"sweep bytes gone / PG DELETE (issue 16: >= "
-                              f"0.5x its rate), {what_n} {layout}, fsync "
-                              f"{fsync}",
+                    fig.ratio(f"sweep bytes gone, sync on / PG DELETE, fsync "
+                              f"{fsync} (issue 16: >= 0.5x its rate), "
+                              f"{what_n} {layout}",
                               f"sweep.custos.{layout}.gone.n{n}",
                               f"sweep.pg.{fsync}.{layout}.delete.n{n}",
                               target=0.5)
                 if n != "half":
                     fig.ratio(f"sweep bytes gone, compaction batched over 3 "
-                              f"sweeps / PG DELETE + VACUUM FULL, {what_n} "
-                              f"{layout}, fsync {fsync}",
+                              f"sweeps, sync on / PG DELETE + VACUUM FULL, "
+                              f"fsync {fsync}, {what_n} {layout}",
                               f"sweep.custos.{layout}.gone_batched.n{n}",
                               f"sweep.pg.{fsync}.{layout}.gone.n{n}",
                               target=1.0)
@@ -685,8 +751,10 @@ def pairs(fig, quick):
                   f"read.engine.sync{sync}", f"pg.read.sync{sync}")
     fig.ratio("list (per record) / PostgreSQL list, sync off",
               "list.custos", "pg.list.sync0")
-    fig.ratio("subject report / PostgreSQL's, sync off", "report.custos",
-              "pg.report.sync0")
+    for sync in (0, 1):
+        fig.ratio(f"subject report / PostgreSQL's, sync "
+                  f"{'on' if sync else 'off'}", f"report.custos.sync{sync}",
+                  f"pg.report.sync{sync}")
     # A shred also leaves the subject's parts of the history undecipherable:
     # PostgreSQL's peer "events struck" does the same to its events; "its
     # records only" is the plainest reading of the issue's DELETE
@@ -717,7 +785,7 @@ def pairs(fig, quick):
     # Flat growth: the cost at the largest store over the smallest (a
     # "ratio" of the small one's cost to the large one's; flat is 1).
     for layout in ("clustered", "spread"):
-        for what in ("key", "gone"):
+        for what in ("key.s0", "key.s1", "gone"):
             fig.ratio(f"sweep {what}, {layout}: 10k cost / largest cost "
                       "(flat within +-50%: 0.67..1.5)",
                       f"sweep.custos.{layout}.{what}.n{sizes[-1]}",

@@ -824,9 +824,12 @@ ReportStore& SubjectReportStore() {
 // and kReportRecords + kReportReads events (plus one report event per
 // earlier call): every record read and its part decrypted, every event read
 // through the subject's history index and its part decrypted, and one
-// report event written. Few iterations: each adds an event.
+// report event written. Few iterations: each adds an event. Arg sync:
+// Options::sync_writes (the store is reopened with it; the report's event
+// is then written synchronously).
 void BM_ProduceSubjectReport(benchmark::State& state) {
   ReportStore& fixture = SubjectReportStore();
+  fixture.store.Reopen(/*sync_writes=*/state.range(0) != 0);
   size_t events = 0;
   for (auto _ : state) {
     Result<SubjectReport> report = fixture.store.engine().ProduceSubjectReport(
@@ -844,6 +847,9 @@ void BM_ProduceSubjectReport(benchmark::State& state) {
   state.counters["events"] = static_cast<double>(events);
 }
 BENCHMARK(BM_ProduceSubjectReport)
+    ->ArgName("sync")
+    ->Arg(0)
+    ->Arg(1)
     ->Iterations(10)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();

@@ -79,10 +79,16 @@ namespace {
 // 2026-01-01T12:00:00Z.
 constexpr int64_t kStartMicros = 1'767'268'800'000'000;
 constexpr int kDuePerSweep = 1'000;
-// Sweeps per benchmark (its iterations); three benchmarks (compaction off,
-// on, and batched) per store.
+// Sweeps per benchmark (its iterations); four benchmarks per store
+// (compaction off with sync off and with sync on, on, and batched).
 constexpr int kSweepsPerRun = 3;
-constexpr int kGroups = 3 * kSweepsPerRun;
+constexpr int kGroups = 4 * kSweepsPerRun;
+// At most nine tenths of a store's records are due: a store of 10,000
+// holds nine groups, and is built again when a benchmark finds fewer than
+// kSweepsPerRun left (StoreFor).
+int GroupsFor(int records) {
+  return std::min(kGroups, records * 9 / 10 / kDuePerSweep);
+}
 // The batched benchmark's Options::erasure_compaction_delay: its sweeps'
 // as_of are an hour apart, so the third sweep of each run finds the first
 // one's erasures two hours old and compacts the three sweeps' at once.
@@ -153,7 +159,7 @@ std::string Identifier(int n) {
 // `groups` groups of `due_per_group` due records each.
 class SweepStore {
  public:
-  SweepStore(int records, Layout layout, int groups = kGroups,
+  SweepStore(int records, Layout layout, int groups,
              int due_per_group = kDuePerSweep)
       : records_(records),
         groups_(groups),
@@ -174,7 +180,7 @@ class SweepStore {
     Build(layout);
     build_seconds_ = SecondsSince(started);
     const auto settle_started = std::chrono::steady_clock::now();
-    Settle(/*compact_after_erasure=*/true);
+    Settle(/*compact_after_erasure=*/true, /*sync_writes=*/false);
     std::fprintf(stderr,
                  "[sweep_bench] store of %d records (%s): built in %.1f s, "
                  "settled in %.1f s, records database %.1f MiB\n",
@@ -189,7 +195,7 @@ class SweepStore {
   // their own work, not for the setup's compactions and writeback. The
   // reopen compacts whatever earlier sweeps left queued; with a `delay`,
   // the engine is then opened once more with it.
-  void Settle(bool compact_after_erasure,
+  void Settle(bool compact_after_erasure, bool sync_writes,
               std::chrono::microseconds delay = std::chrono::microseconds(0)) {
     engine_.reset();
     leveldb::DB* raw = nullptr;
@@ -201,6 +207,7 @@ class SweepStore {
     db.reset();
     ::sync();
     options_.compact_after_erasure = compact_after_erasure;
+    options_.sync_writes = sync_writes;
     options_.erasure_compaction_delay = std::chrono::microseconds(0);
     Open();
     if (delay.count() > 0) {
@@ -217,11 +224,14 @@ class SweepStore {
 
   // Closes and reopens the engine, nothing else. Open() compacts what
   // earlier sweeps queued for compaction when compact_after_erasure is on.
-  void Reopen(bool compact_after_erasure) {
+  void Reopen(bool compact_after_erasure, bool sync_writes) {
     engine_.reset();
     options_.compact_after_erasure = compact_after_erasure;
+    options_.sync_writes = sync_writes;
     Open();
   }
+
+  int groups_left() const { return groups_ - next_group_; }
 
   // The as_of of the next group's sweep; nullopt once all were swept.
   std::optional<Timestamp> NextAsOf() {
@@ -325,7 +335,10 @@ class SweepStore {
 SweepStore& StoreFor(int records, Layout layout) {
   static std::map<std::pair<int, Layout>, std::unique_ptr<SweepStore>> stores;
   std::unique_ptr<SweepStore>& slot = stores[{records, layout}];
-  if (slot == nullptr) slot = std::make_unique<SweepStore>(records, layout);
+  if (slot == nullptr || slot->groups_left() < kSweepsPerRun) {
+    slot.reset();  // Its directory first: two stores are never on disk.
+    slot = std::make_unique<SweepStore>(records, layout, GroupsFor(records));
+  }
   return *slot;
 }
 
@@ -334,23 +347,29 @@ SweepStore& StoreFor(int records, Layout layout) {
 // erased before it returns), 2 batched (on, with kBatchedDelay: the first
 // two sweeps only queue, the third compacts the three sweeps' erasures; the
 // mean time per sweep is then the time until the bytes are gone, spread
-// over the three sweeps' due records).
+// over the three sweeps' due records); sync: Options::sync_writes. With
+// compaction off both are run; with compaction on, sync on only (the
+// shipped default: the sweep's own writes are a few batches beside the
+// compaction, and LevelDB's compactions do not depend on it). Counters
+// sweep_ms_I and undecipherable_ms_I: sweep I's whole time and its time
+// until the erasure by key ended (compare.py takes them as the runs).
 void BM_Sweep1000Due(benchmark::State& state) {
   const int records = static_cast<int>(state.range(0));
   const Layout layout = static_cast<Layout>(state.range(1));
   const int compaction = static_cast<int>(state.range(2));
+  const bool sync = state.range(3) != 0;
   const bool compact = compaction != 0;
   SweepStore& store = StoreFor(records, layout);
-  store.Settle(compact, compaction == 2
-                            ? std::chrono::microseconds(kBatchedDelay)
-                            : std::chrono::microseconds(0));
+  store.Settle(compact, sync,
+               compaction == 2 ? std::chrono::microseconds(kBatchedDelay)
+                               : std::chrono::microseconds(0));
   std::vector<double> times_ms;
   std::vector<double> key_times_ms;
   for (auto _ : state) {
     state.PauseTiming();
     const std::optional<Timestamp> as_of = store.NextAsOf();
     if (!as_of) {
-      state.SkipWithError("no due group left: run without repetitions");
+      state.SkipWithError("no due group left in the store");
       break;
     }
     SweepOptions options;
@@ -376,17 +395,32 @@ void BM_Sweep1000Due(benchmark::State& state) {
   state.counters["store_records"] = records;
   state.counters["undecipherable_ms"] = Mean(key_times_ms);
   std::string times, key_times;
-  for (double t : times_ms) times += ' ' + std::to_string(t);
-  for (double t : key_times_ms) key_times += ' ' + std::to_string(t);
+  for (size_t i = 0; i < times_ms.size(); ++i) {
+    state.counters["sweep_ms_" + std::to_string(i)] = times_ms[i];
+    times += ' ' + std::to_string(times_ms[i]);
+  }
+  for (size_t i = 0; i < key_times_ms.size(); ++i) {
+    state.counters["undecipherable_ms_" + std::to_string(i)] = key_times_ms[i];
+    key_times += ' ' + std::to_string(key_times_ms[i]);
+  }
   std::fprintf(stderr,
-               "[sweep_bench] records=%d %s compact=%d: sweep times (ms):%s; "
-               "undecipherable after (ms):%s\n",
+               "[sweep_bench] records=%d %s compact=%d sync=%d: sweep times "
+               "(ms):%s; undecipherable after (ms):%s\n",
                records, layout == Layout::kClustered ? "clustered" : "spread",
-               compaction, times.c_str(), key_times.c_str());
+               compaction, sync ? 1 : 0, times.c_str(), key_times.c_str());
 }
 BENCHMARK(BM_Sweep1000Due)
-    ->ArgNames({"records", "spread", "compact"})
-    ->ArgsProduct({{10'000, 100'000, 1'000'000}, {0, 1}, {0, 1, 2}})
+    ->ArgNames({"records", "spread", "compact", "sync"})
+    ->Apply([](benchmark::internal::Benchmark* b) {
+      for (int64_t records : {10'000, 100'000, 1'000'000}) {
+        for (int64_t spread : {0, 1}) {
+          b->Args({records, spread, 0, 0});
+          b->Args({records, spread, 0, 1});
+          b->Args({records, spread, 1, 1});
+          b->Args({records, spread, 2, 1});
+        }
+      }
+    })
     ->Iterations(kSweepsPerRun)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
@@ -404,15 +438,17 @@ BENCHMARK(BM_Sweep1000Due)
 // when the sweep's progress reports the compaction done: BytesGoneAt, or
 // its end), checked after it by VerifyErasure (no witnessed nonce in any
 // file) and by a scan of every file for the due records' ciphertexts read
-// before the sweep. Each run builds its own store (a sweep consumes it).
+// before the sweep; sync, Options::sync_writes during the sweep (the build
+// never syncs). Each run builds its own store (a sweep consumes it).
 void BM_SweepHalfDue(benchmark::State& state) {
   const int records = static_cast<int>(state.range(0));
   const Layout layout = static_cast<Layout>(state.range(1));
   const bool compact = state.range(2) != 0;
+  const bool sync = state.range(3) != 0;
   const int due = records / 2;
   SweepStore store(records, layout, /*groups=*/1, /*due_per_group=*/due);
-  // Settled by the constructor; only the option changes.
-  store.Reopen(/*compact_after_erasure=*/compact);
+  // Settled by the constructor; only the options change.
+  store.Reopen(/*compact_after_erasure=*/compact, sync);
   double sweep_seconds = 0;
   double key_seconds = 0;
   double compact_seconds = 0;
@@ -462,7 +498,7 @@ void BM_SweepHalfDue(benchmark::State& state) {
                    SecondsSince(verify_started));
     } else {
       const auto reopen_started = std::chrono::steady_clock::now();
-      store.Reopen(/*compact_after_erasure=*/true);
+      store.Reopen(/*compact_after_erasure=*/true, sync);
       compact_seconds = SecondsSince(reopen_started);
       gone_seconds = sweep_seconds + compact_seconds;
     }
@@ -476,16 +512,16 @@ void BM_SweepHalfDue(benchmark::State& state) {
   state.counters["gone_s"] = gone_seconds;
   state.counters["gone_us_per_record"] = gone_seconds * 1e6 / due;
   std::fprintf(stderr,
-               "[sweep_bench] records=%d %s compact=%d, %d due: undecipherable "
-               "after %.3f s, sweep %.2f s, reopen with compaction %.2f s, "
-               "bytes gone after %.2f s\n",
+               "[sweep_bench] records=%d %s compact=%d sync=%d, %d due: "
+               "undecipherable after %.3f s, sweep %.2f s, reopen with "
+               "compaction %.2f s, bytes gone after %.2f s\n",
                records, layout == Layout::kClustered ? "clustered" : "spread",
-               compact ? 1 : 0, due, key_seconds, sweep_seconds,
+               compact ? 1 : 0, sync ? 1 : 0, due, key_seconds, sweep_seconds,
                compact_seconds, gone_seconds);
 }
 BENCHMARK(BM_SweepHalfDue)
-    ->ArgNames({"records", "spread", "compact"})
-    ->ArgsProduct({{100'000, 1'000'000}, {0, 1}, {0, 1}})
+    ->ArgNames({"records", "spread", "compact", "sync"})
+    ->ArgsProduct({{100'000, 1'000'000}, {0, 1}, {0, 1}, {0, 1}})
     ->Iterations(1)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();

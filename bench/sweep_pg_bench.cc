@@ -115,6 +115,7 @@ struct Args {
   bool fsync = false;
   bool sweeps = true;
   int half_records = 0;  // 0: no "half" workload.
+  std::vector<Layout> half_layouts = {Layout::kClustered, Layout::kSpread};
   int part_bytes = 256;
   std::string json;
   std::string pg_bin = bench::PgPeerOptions().bin_dir;
@@ -126,11 +127,13 @@ struct Args {
       stderr,
       "usage: %s [--records=10000,100000[,...]] [--layouts=clustered,spread]\n"
       "          [--fsync=off|on] [--no_sweeps] [--half[=RECORDS]]\n"
-      "          [--part_bytes=256] [--json=FILE]\n"
+      "          [--half_layouts=clustered,spread] [--part_bytes=256]\n"
+      "          [--json=FILE]\n"
       "          [--pg_bin=DIR] [--pg_setting=NAME=VALUE]...\n"
       "  --records     store sizes of the sweep1000 workload (>= 6000)\n"
       "  --half        also DELETE half of a store of RECORDS rows\n"
       "                (default 1000000), then VACUUM FULL\n"
+      "  --half_layouts  the layouts of the half workload (default both)\n"
       "  --no_sweeps   skip the sweep1000 workload\n"
       "  --pg_bin      PostgreSQL's binaries (default "
       "/usr/lib/postgresql/15/bin)\n"
@@ -158,6 +161,21 @@ std::vector<std::string> SplitCommas(std::string_view text) {
   return parts;
 }
 
+// A comma-separated list of layout names.
+std::vector<Layout> ParseLayouts(std::string_view names, const char* program) {
+  std::vector<Layout> layouts;
+  for (const std::string& name : SplitCommas(names)) {
+    if (name == "clustered") {
+      layouts.push_back(Layout::kClustered);
+    } else if (name == "spread") {
+      layouts.push_back(Layout::kSpread);
+    } else {
+      Usage(program);
+    }
+  }
+  return layouts;
+}
+
 Args ParseArgs(int argc, char** argv) {
   Args args;
   for (int i = 1; i < argc; ++i) {
@@ -179,16 +197,9 @@ Args ParseArgs(int argc, char** argv) {
         args.records.push_back(*count);
       }
     } else if (auto layouts = value_of("--layouts")) {
-      args.layouts.clear();
-      for (const std::string& name : SplitCommas(*layouts)) {
-        if (name == "clustered") {
-          args.layouts.push_back(Layout::kClustered);
-        } else if (name == "spread") {
-          args.layouts.push_back(Layout::kSpread);
-        } else {
-          Usage(argv[0]);
-        }
-      }
+      args.layouts = ParseLayouts(*layouts, argv[0]);
+    } else if (auto half_layouts = value_of("--half_layouts")) {
+      args.half_layouts = ParseLayouts(*half_layouts, argv[0]);
     } else if (auto fsync = value_of("--fsync")) {
       if (*fsync != "on" && *fsync != "off") Usage(argv[0]);
       args.fsync = *fsync == "on";
@@ -477,7 +488,7 @@ int Main(int argc, char** argv) {
     }
   }
   if (args.half_records > 0) {
-    for (Layout layout : args.layouts) {
+    for (Layout layout : args.half_layouts) {
       rows.push_back(
           Half(conn.get(), args.half_records, layout, args.part_bytes));
       Print(rows.back());
