@@ -785,8 +785,10 @@ def pairs(fig, quick):
     # Flat growth: the cost at the largest store over the smallest (a
     # "ratio" of the small one's cost to the large one's; flat is 1).
     for layout in ("clustered", "spread"):
-        for what in ("key.s0", "key.s1", "gone"):
-            fig.ratio(f"sweep {what}, {layout}: 10k cost / largest cost "
+        for what, said in (("key.s0", "undecipherable, sync off"),
+                           ("key.s1", "undecipherable, sync on"),
+                           ("gone", "bytes gone, sync on")):
+            fig.ratio(f"sweep {said}, {layout}: 10k cost / largest cost "
                       "(flat within +-50%: 0.67..1.5)",
                       f"sweep.custos.{layout}.{what}.n{sizes[-1]}",
                       f"sweep.custos.{layout}.{what}.n10000", target=0.67,
