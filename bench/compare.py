@@ -342,21 +342,16 @@ def run_all(r, fig, growth):
         fig.gb(f"put.sync.raw.t{t}", runs, f"BM_RawSyncPut/real_time/threads:{t}",
                f"raw LevelDB synced put, {t} threads", unit="us/op (all threads)")
 
-    # 1 at the issue's size (full run only): a million creates into one
-    # store and a million raw puts of the same bytes into one database,
-    # sync off, one run each (a million synced creates would take about
-    # 45 minutes here: docs/decisions.md).
+    # 1 at the issue's size (full run only): a million raw puts of a
+    # create's bytes into one database, sync off, once; the engine's million
+    # creates are sweep_bench's builds of its stores of a million (below).
     if not q:
         runs = r.gbench("create_million", "concurrency_bench",
-                        "^BM_(CreateMillion|RawPutLikeCreateMillion)/", reps=1)
+                        "^BM_RawPutLikeCreateMillion/", reps=1)
         for key in runs:
-            if key.startswith("BM_CreateMillion/"):
-                fig.gb("create.million.custos", runs, key,
-                       "create, 1,000,000 into one store, sync off")
-            elif key.startswith("BM_RawPutLikeCreateMillion/"):
-                fig.gb("create.million.raw", runs, key,
-                       "raw LevelDB put of the same bytes, 1,000,000 into "
-                       "one database, sync off")
+            fig.gb("create.million.raw", runs, key,
+                   "raw LevelDB put of a create's bytes, 1,000,000 into one "
+                   "database, sync off")
 
     # 3, 5 (small store) and 6: engine_bench.
     runs = r.gbench(
@@ -438,12 +433,16 @@ def run_all(r, fig, growth):
         "sweep", "sweep_bench",
         "^BM_Sweep1000Due/records:(" + "|".join(map(str, sizes)) +
         ")/spread:[01]/compact:[012]/sync:[01]", reps=1)
+    million_creates = []  # Each store of a million's build, per create.
     for key in runs:
         m = re.match(r"BM_Sweep1000Due/records:(\d+)/spread:(\d)/compact:(\d)"
                      r"/sync:(\d)", key)
         if not m:
             continue
         n, spread, compact, sync = (int(x) for x in m.groups())
+        if n == 1000000 and compact == 0 and sync == 0:
+            million_creates += [b["create_us_per_record"] for b in runs[key]
+                                if "create_us_per_record" in b]
         layout = "spread" if spread else "clustered"
         on = "sync on" if sync else "sync off"
         if compact == 2:
@@ -493,6 +492,8 @@ def run_all(r, fig, growth):
             if not m:
                 continue
             layout = "spread" if m[2] == "1" else "clustered"
+            million_creates += [b["create_us_per_record"] for b in reps
+                                if "create_us_per_record" in b]
             for counter, what in (("undecipherable_us_per_record", "key.s1"),
                                   ("gone_us_per_record", "gone")):
                 fig.add(f"sweep.custos.{layout}.{what}.nhalf",
@@ -501,6 +502,11 @@ def run_all(r, fig, growth):
                         f"sweep 500,000 due of 1,000,000, {layout}, "
                         f"{'undecipherable' if what != 'gone' else 'bytes gone'}"
                         ", sync on")
+    if million_creates:
+        fig.add("create.million.custos", million_creates, "us/op",
+                "sweep_bench (its stores' builds)", "create, 1,000,000 into "
+                "one store, sync off (each of sweep_bench's stores of a "
+                "million)")
     half = [] if q else ["--half=1000000", "--half_layouts=spread"]
     for fsync in ("on", "off"):
         pg = r.plain(f"sweep_pg_fsync_{fsync}", "sweep_pg_bench",

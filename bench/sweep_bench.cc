@@ -8,13 +8,16 @@
 // exit, and is built once, through the engine's public API only, with
 // Options::sync_writes = false and a ManualClock:
 //
-// - kGroups groups of kDuePerSweep alerts, group g closed at
+// - up to kGroups groups of kDuePerSweep alerts, group g closed at
 //   kStart + (g + 1) hours, hence erased by the shipped policy (P6M)
 //   six months after that, each group in a deadline bucket of its own (one
 //   UTC hour, issue 11): each sweep takes the last instant of one group's
 //   bucket as `as_of`, finds exactly that group due (the earlier groups
 //   were swept before, the later ones are due an hour or more later), and
 //   destroys that bucket's key (checked: buckets_destroyed == 1);
+// - every record as issue 16's workload 1 (MakeRecord: 4 attributes, one
+//   personal part of 256 bytes, as sweep_pg_bench's rows; the subjects a
+//   pool of kSubjectPool);
 // - the rest (the "bulk"): requests, one in four withdrawn (BLOCKED, with a
 //   deadline-index entry three years on, far after every sweep's as_of), the
 //   others ACTIVE (the request policy has no close_after: no deadline).
@@ -155,6 +158,28 @@ std::string Identifier(int n) {
   return buffer;
 }
 
+// A record of issue 16's workload 1 (as concurrency_bench's): 4 attributes
+// and one personal part whose field names and values total 256 bytes, as
+// the rows of sweep_pg_bench (--part_bytes=256).
+NewRecord MakeRecord(std::string kind, const std::string& identifier,
+                     int serial) {
+  constexpr size_t kPersonalBytes = 256;
+  NewRecord record;
+  record.kind = std::move(kind);
+  record.attributes = {{"status", "open"},
+                       {"channel", "web-form"},
+                       {"priority", "normal"},
+                       {"ref", std::to_string(serial)}};
+  std::vector<Field> fields{{"name", "Alex Example"},
+                            {"email", identifier},
+                            {"phone", "+32 470 12 34 56"}};
+  size_t used = 5;  // "notes"
+  for (const Field& f : fields) used += f.name.size() + f.value.size();
+  fields.push_back({"notes", std::string(kPersonalBytes - used, 'x')});
+  record.personal.push_back({identifier, std::move(fields)});
+  return record;
+}
+
 // A store of `records` records laid out as the file comment says, with
 // `groups` groups of `due_per_group` due records each.
 class SweepStore {
@@ -249,6 +274,10 @@ class SweepStore {
   // A sweep writes only what is in force: the clock moves to its as_of.
   void SetClock(Timestamp now) { clock_.Set(now); }
   int records() const { return records_; }
+  // The build's creates (sync off, one call each), per record.
+  double create_us_per_record() const {
+    return create_seconds_ * 1e6 / records_;
+  }
 
  private:
   static Timestamp ClosedAt(int group) {
@@ -282,21 +311,21 @@ class SweepStore {
     std::vector<std::vector<uint64_t>> groups(static_cast<size_t>(groups_));
     std::vector<uint64_t> to_withdraw;
     int bulk = 0;
+    const auto creates_started = std::chrono::steady_clock::now();
     for (int i = 0; i < records_; ++i) {
       const int group = group_of[static_cast<size_t>(i)];
-      NewRecord record;
-      record.kind = group >= 0 ? "alert" : "request";
-      record.attributes = {{"ref", std::to_string(i)}};
-      const std::string identifier = Identifier(i % kSubjectPool);
-      record.personal = {{identifier, {{"name", "Alex Example"}}}};
       const uint64_t id =
-          Value(engine_->CreateRecord(*user_, record), "create record");
+          Value(engine_->CreateRecord(
+                    *user_, MakeRecord(group >= 0 ? "alert" : "request",
+                                       Identifier(i % kSubjectPool), i)),
+                "create record");
       if (group >= 0) {
         groups[static_cast<size_t>(group)].push_back(id);
       } else if (bulk++ % 4 == 0) {
         to_withdraw.push_back(id);
       }
     }
+    create_seconds_ = SecondsSince(creates_started);
     for (int g = 0; g < groups_; ++g) {
       clock_.Set(ClosedAt(g));
       for (uint64_t id : groups[static_cast<size_t>(g)]) {
@@ -330,6 +359,7 @@ class SweepStore {
   std::optional<Actor> user_;
   int next_group_ = 0;
   double build_seconds_ = 0;
+  double create_seconds_ = 0;
 };
 
 SweepStore& StoreFor(int records, Layout layout) {
@@ -352,7 +382,8 @@ SweepStore& StoreFor(int records, Layout layout) {
 // shipped default: the sweep's own writes are a few batches beside the
 // compaction, and LevelDB's compactions do not depend on it). Counters
 // sweep_ms_I and undecipherable_ms_I: sweep I's whole time and its time
-// until the erasure by key ended (compare.py takes them as the runs).
+// until the erasure by key ended (compare.py takes them as the runs);
+// create_us_per_record, the store's build's creates.
 void BM_Sweep1000Due(benchmark::State& state) {
   const int records = static_cast<int>(state.range(0));
   const Layout layout = static_cast<Layout>(state.range(1));
@@ -393,6 +424,7 @@ void BM_Sweep1000Due(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations() * kDuePerSweep);
   state.counters["store_records"] = records;
+  state.counters["create_us_per_record"] = store.create_us_per_record();
   state.counters["undecipherable_ms"] = Mean(key_times_ms);
   std::string times, key_times;
   for (size_t i = 0; i < times_ms.size(); ++i) {
@@ -506,6 +538,7 @@ void BM_SweepHalfDue(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations() * due);
   state.counters["store_records"] = records;
+  state.counters["create_us_per_record"] = store.create_us_per_record();
   state.counters["undecipherable_us_per_record"] = key_seconds * 1e6 / due;
   state.counters["sweep_us_per_record"] = sweep_seconds * 1e6 / due;
   state.counters["compact_s"] = compact_seconds;
