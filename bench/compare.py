@@ -531,7 +531,7 @@ def run_all(r, fig, growth):
                     f"{row['records']:,}, {layout}, fsync {fsync}")
 
     # 7: the server over RPC.
-    secs = "1" if q else "3"
+    secs = "1" if q else "2"
     common = ["--start-server", "--duration", secs, "--warmup", "1"]
     one = ["-c", "1", "-d", "16"]  # One connection, 16 calls in flight.
     load_runs = {
@@ -970,7 +970,7 @@ def main():
                         "sweep_pg_fsync_off, echo, rpc_..., breach, stats, "
                         "stats_write, pg; bench/README.md lists them all)")
     a = p.parse_args()
-    reps = a.repetitions or (3 if a.quick else 5)
+    reps = a.repetitions or (3 if a.quick else 4)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime(
         "%Y%m%dT%H%M%SZ")
     out = a.out or os.path.join("/tmp", f"custos-compare-{stamp}")
