@@ -796,12 +796,18 @@ def pairs(fig, quick):
     for layout in ("clustered", "spread"):
         for what, said in (("key.s0", "undecipherable, sync off"),
                            ("key.s1", "undecipherable, sync on"),
+                           ("sweep.s0", "whole sweep without compaction, "
+                                        "sync off"),
+                           ("sweep.s1", "whole sweep without compaction, "
+                                        "sync on"),
                            ("gone", "bytes gone, sync on")):
-            fig.ratio(f"sweep {said}, {layout}: 10k cost / largest cost "
-                      "(flat within +-50%: 0.67..1.5)",
-                      f"sweep.custos.{layout}.{what}.n{sizes[-1]}",
-                      f"sweep.custos.{layout}.{what}.n10000", target=0.67,
-                      at_most=1.5)
+            # Every larger size against the smallest, not the ends only.
+            for n in sizes[1:]:
+                fig.ratio(f"sweep {said}, {layout}: 10k cost / {n:,} cost "
+                          "(flat within +-50%: 0.67..1.5)",
+                          f"sweep.custos.{layout}.{what}.n{n}",
+                          f"sweep.custos.{layout}.{what}.n10000", target=0.67,
+                          at_most=1.5)
     fig.ratio(f"list: 10k-record store cost / {sizes[-1]:,}-record store cost",
               f"list.growth.n{sizes[-1]}", "list.growth.n10000", target=0.67,
               at_most=1.5)
