@@ -150,6 +150,10 @@ std::string EventKey(uint64_t seq) { return keys::Event(seq); }
 // prefix is not ours and is reported as corrupt by Verify.
 constexpr size_t kEventKeySize = kEventPrefix.size() + 8;
 
+// The size of an empty leveldb::WriteBatch (its header: a sequence number
+// and a count).
+constexpr size_t kEmptyBatchSize = 12;
+
 std::string IndexPrefix(const Digest& tag) {
   return keys::HistoryIndexPrefix(AsStringView(tag));
 }
@@ -1054,8 +1058,19 @@ Result<History::Pending> History::Stage(leveldb::WriteBatch& batch,
   if (events.empty()) return pending;
 
   // Built apart and appended at the end, so a failure leaves `batch` as it
-  // was.
-  leveldb::WriteBatch staged;
+  // was; or, when `batch` is empty (a disclosure's commit), built in it and
+  // cleared on failure, which leaves it as empty as it was, without the
+  // copy.
+  leveldb::WriteBatch apart;
+  const bool in_place = batch.ApproximateSize() == kEmptyBatchSize;
+  leveldb::WriteBatch& staged = in_place ? batch : apart;
+  // Clears `batch` on any way out (an error, an exception) but success.
+  struct ClearUnlessStaged {
+    leveldb::WriteBatch* batch;
+    ~ClearUnlessStaged() {
+      if (batch != nullptr) batch->Clear();
+    }
+  } clear_unless_staged{in_place ? &batch : nullptr};
   uint64_t seq = start.last_seq;
   Digest link = start.link;
   for (const Event& e : events) {
@@ -1143,7 +1158,8 @@ Result<History::Pending> History::Stage(leveldb::WriteBatch& batch,
     }
   }
   staged.Put(ToSlice(kHeadKey), EncodeHead(Head{seq, link}));
-  batch.Append(staged);
+  if (!in_place) batch.Append(staged);
+  clear_unless_staged.batch = nullptr;
   pending.last_seq = seq;
   pending.link = link;
   return pending;
