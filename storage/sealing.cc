@@ -4,7 +4,6 @@
 
 #include "crypto/aead.h"
 #include "storage/codec.h"
-#include "storage/leveldb_util.h"
 
 namespace custos::sealing {
 namespace {
