@@ -231,12 +231,19 @@ Result<StoredRecord> DecodeRecord(std::string_view bytes) {
         r.id = b.getId();
         r.kind = FromText(b.getKind());
         r.owner = FromText(b.getOwner());
-        for (auto g : b.getGrants()) r.grants.push_back(FromText(g));
-        for (auto a : b.getAttributes()) {
+        // Each list sized once: a record is read on every disclosure.
+        const auto grants = b.getGrants();
+        r.grants.reserve(grants.size());
+        for (auto g : grants) r.grants.push_back(FromText(g));
+        const auto attributes = b.getAttributes();
+        r.attributes.reserve(attributes.size());
+        for (auto a : attributes) {
           r.attributes.push_back(
               {FromText(a.getKey()), FromText(a.getValue())});
         }
-        for (auto p : b.getParts()) {
+        const auto parts = b.getParts();
+        r.parts.reserve(parts.size());
+        for (auto p : parts) {
           r.parts.push_back({FromText(p.getSubjectId()), p.getVersion(),
                              FromData(p.getSealed())});
         }
@@ -260,7 +267,9 @@ Result<StoredRecord> DecodeRecord(std::string_view bytes) {
                                 FromText(c.getSubjectId()),
                                 FromData(c.getSealedStatement())});
         }
-        for (auto s : b.getSubjectIds()) r.subject_ids.push_back(FromText(s));
+        const auto subject_ids = b.getSubjectIds();
+        r.subject_ids.reserve(subject_ids.size());
+        for (auto s : subject_ids) r.subject_ids.push_back(FromText(s));
         r.next_deadline_micros = b.getNextDeadlineMicros();
         r.indexed_deadline_micros = r.next_deadline_micros;
         r.stored_state = r.state;

@@ -115,6 +115,10 @@ Event ReadEvent(const PrincipalInfo& who, const RecordView& view,
   e.record_kind = view.kind;
   e.record_state = view.state;
   e.purpose = purpose;
+  size_t names = 0;
+  for (const PartView& part : view.parts) names += part.fields.size();
+  e.subject_ids.reserve(view.parts.size());
+  e.fields.reserve(names);
   for (const PartView& part : view.parts) {
     e.subject_ids.push_back(part.subject_id);
     for (const Field& f : part.fields) AddField(e, f.name);

@@ -1,5 +1,6 @@
 #include "storage/history.h"
 
+#include <capnp/any.h>
 #include <capnp/message.h>
 #include <capnp/serialize.h>
 #include <kj/array.h>
@@ -148,6 +149,10 @@ std::string EventKey(uint64_t seq) { return keys::Event(seq); }
 // Event keys are exactly the prefix and 8 bytes; anything else under the
 // prefix is not ours and is reported as corrupt by Verify.
 constexpr size_t kEventKeySize = kEventPrefix.size() + 8;
+
+// The size of an empty leveldb::WriteBatch (its header: a sequence number
+// and a count).
+constexpr size_t kEmptyBatchSize = 12;
 
 std::string IndexPrefix(const Digest& tag) {
   return keys::HistoryIndexPrefix(AsStringView(tag));
@@ -328,8 +333,23 @@ class StackMessage final : public capnp::MessageBuilder {
 
 // The message in flat-array form, as capnp_value::ToBytes gives it (the
 // same bytes), written straight into the string rather than through a
-// flat array copied into it.
+// flat array copied into it. A message of one segment (every message
+// here, unless a field is very long) is its segment table (the segment
+// count less one, then the segment's size in words, each a little-endian
+// 32-bit number) followed by the segment, copied in one go.
 std::string MessageBytes(capnp::MessageBuilder& message) {
+  const kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments =
+      message.getSegmentsForOutput();
+  if (segments.size() == 1) {
+    const kj::ArrayPtr<const kj::byte> segment = segments[0].asBytes();
+    const uint32_t words = static_cast<uint32_t>(segments[0].size());
+    std::string out(8 + segment.size(), '\0');
+    for (int i = 0; i < 4; ++i) {
+      out[4 + i] = static_cast<char>((words >> (8 * i)) & 0xff);
+    }
+    std::memcpy(out.data() + 8, segment.begin(), segment.size());
+    return out;
+  }
   std::string out(
       capnp::computeSerializedSizeInWords(message) * sizeof(capnp::word), '\0');
   kj::ArrayOutputStream stream(
@@ -337,6 +357,47 @@ std::string MessageBytes(capnp::MessageBuilder& message) {
   capnp::writeMessage(stream, message);
   return out;
 }
+
+// An event header in canonical form: the very words capnp::canonicalize
+// gives (a copy made with canonical=true into a flat array of the header's
+// total size plus the root pointer), made on the stack when it fits.
+// Without capnp::canonicalize's two heap arrays and its check that the copy
+// is canonical (true of any copy made so), about 3 % of a disclosing read's
+// instructions (bench/RESULTS.md, "a disclosing read with less CPU").
+// The header is no secret: it is stored in clear.
+class CanonicalHeader {
+ public:
+  explicit CanonicalHeader(hs::EventHeader::Reader header) {
+    const size_t words = header.totalSize().wordCount + 1;
+    capnp::word* data = nullptr;
+    if (words <= stack_.size()) {
+      data = stack_.data();
+      std::memset(data, 0, words * sizeof(capnp::word));
+    } else {
+      heap_ = kj::heapArray<capnp::word>(words);
+      std::memset(heap_.begin(), 0, words * sizeof(capnp::word));
+      data = heap_.begin();
+    }
+    capnp::FlatMessageBuilder builder(kj::arrayPtr(data, words));
+    capnp::_::PointerHelpers<capnp::AnyPointer>::getInternalBuilder(
+        builder.initRoot<capnp::AnyPointer>())
+        .setStruct(capnp::_::PointerHelpers<hs::EventHeader>::getInternalReader(
+                       header),
+                   /*canonical=*/true);
+    const kj::ArrayPtr<const capnp::word> output =
+        builder.getSegmentsForOutput()[0];
+    bytes_ = output.asBytes();
+  }
+  CanonicalHeader(const CanonicalHeader&) = delete;
+  CanonicalHeader& operator=(const CanonicalHeader&) = delete;
+
+  kj::ArrayPtr<const kj::byte> asBytes() const { return bytes_; }
+
+ private:
+  std::array<capnp::word, 64> stack_;
+  kj::Array<capnp::word> heap_;
+  kj::ArrayPtr<const kj::byte> bytes_;
+};
 
 capnp::Data::Reader AsData(std::span<const uint8_t> b) {
   return capnp::Data::Reader(b.data(), b.size());
@@ -549,9 +610,21 @@ struct StoredEventValue {
 std::string EncodeStoredEvent(const StoredEventValue& v) {
   // One segment, sized to fit, so the encoding is a function of the value
   // (Verify re-encodes and compares, which catches a changed padding byte).
+  // Its first segment on the stack when it fits (a disclosure's event
+  // does): the same segment size, so the same bytes, without a heap
+  // segment to allocate and zero per write.
   const size_t payload = v.is_stub ? kDigestSize : v.event_bytes.size();
+  const size_t words = 24 + (payload + 7) / 8;
+  std::array<uint64_t, 256> stack;
+  std::vector<uint64_t> heap;
+  uint64_t* first = stack.data();
+  if (words > stack.size()) {
+    heap.resize(words);
+    first = heap.data();
+  }
+  std::memset(first, 0, words * sizeof(uint64_t));  // As capnp requires.
   capnp::MallocMessageBuilder message(
-      static_cast<unsigned>(24 + (payload + 7) / 8),
+      kj::arrayPtr(reinterpret_cast<capnp::word*>(first), words),
       capnp::AllocationStrategy::FIXED_SIZE);
   auto b = message.initRoot<hs::StoredEvent>();
   b.setSeq(v.seq);
@@ -613,8 +686,11 @@ Result<StoredEventValue> DecodeStoredEvent(std::string_view bytes) {
 constexpr unsigned kHeadWords = 1 + 1 + 1 + kDigestSize / 8;
 
 std::string EncodeHead(const History::Head& h) {
-  capnp::MallocMessageBuilder message(kHeadWords,
-                                      capnp::AllocationStrategy::FIXED_SIZE);
+  // Its one segment on the stack: the same size, so the same bytes.
+  std::array<uint64_t, kHeadWords> first{};
+  capnp::MallocMessageBuilder message(
+      kj::arrayPtr(reinterpret_cast<capnp::word*>(first.data()), first.size()),
+      capnp::AllocationStrategy::FIXED_SIZE);
   auto b = message.initRoot<hs::Head>();
   b.setLastSeq(h.last_seq);
   b.setLink(AsData(h.link));
@@ -982,8 +1058,19 @@ Result<History::Pending> History::Stage(leveldb::WriteBatch& batch,
   if (events.empty()) return pending;
 
   // Built apart and appended at the end, so a failure leaves `batch` as it
-  // was.
-  leveldb::WriteBatch staged;
+  // was; or, when `batch` is empty (a disclosure's commit), built in it and
+  // cleared on failure, which leaves it as empty as it was, without the
+  // copy.
+  leveldb::WriteBatch apart;
+  const bool in_place = batch.ApproximateSize() == kEmptyBatchSize;
+  leveldb::WriteBatch& staged = in_place ? batch : apart;
+  // Clears `batch` on any way out (an error, an exception) but success.
+  struct ClearUnlessStaged {
+    leveldb::WriteBatch* batch;
+    ~ClearUnlessStaged() {
+      if (batch != nullptr) batch->Clear();
+    }
+  } clear_unless_staged{in_place ? &batch : nullptr};
   uint64_t seq = start.last_seq;
   Digest link = start.link;
   for (const Event& e : events) {
@@ -1012,7 +1099,7 @@ Result<History::Pending> History::Stage(leveldb::WriteBatch& batch,
         fields.set(i, AsText(e.fields[i]));
       }
     }
-    kj::Array<capnp::word> canonical = capnp::canonicalize(h.asReader());
+    const CanonicalHeader canonical(h.asReader());
 
     std::vector<std::vector<uint8_t>> sealed;
     std::vector<Digest> commitments;
@@ -1071,7 +1158,8 @@ Result<History::Pending> History::Stage(leveldb::WriteBatch& batch,
     }
   }
   staged.Put(ToSlice(kHeadKey), EncodeHead(Head{seq, link}));
-  batch.Append(staged);
+  if (!in_place) batch.Append(staged);
+  clear_unless_staged.batch = nullptr;
   pending.last_seq = seq;
   pending.link = link;
   return pending;

@@ -1,43 +1,63 @@
 #include "storage/sealing.h"
 
+#include <cstring>
+
 #include "crypto/aead.h"
 #include "storage/codec.h"
-#include "storage/leveldb_util.h"
 
 namespace custos::sealing {
 namespace {
 
-Bytes ToBytes(const std::string& s) { return {s.begin(), s.end()}; }
+// Associated data is built straight into its Bytes, sized once: the same
+// bytes as appending to a string and copying it, with one allocation.
+// (Written by memcpy: GCC 12 -O3 misreports vector::insert of a
+// string_view's chars as -Wstringop-overflow.)
+void Append(Bytes& out, std::string_view s) {
+  if (s.empty()) return;
+  const size_t at = out.size();
+  out.resize(at + s.size());
+  std::memcpy(out.data() + at, s.data(), s.size());
+}
+void AppendBigEndian64(Bytes& out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) {
+    out.push_back(static_cast<uint8_t>((v >> (8 * (7 - i))) & 0xff));
+  }
+}
 
 }  // namespace
 
 Bytes PartAd(uint64_t record_id, std::string_view subject_id,
              uint64_t version) {
-  std::string ad = "custos-part-v1";
-  ad.push_back('\0');
+  constexpr std::string_view kTag{"custos-part-v1\0", 15};
+  Bytes ad;
+  ad.reserve(kTag.size() + 16 + subject_id.size());
+  Append(ad, kTag);
   AppendBigEndian64(ad, record_id);
   AppendBigEndian64(ad, version);
-  ad += subject_id;
-  return ToBytes(ad);
+  Append(ad, subject_id);
+  return ad;
 }
 
 Bytes NoteAd(std::string_view what, uint64_t record_id,
              std::string_view subject_id, int64_t at_micros) {
-  std::string ad = "custos-";
-  ad += what;
-  ad += "-v1";
-  ad.push_back('\0');
+  Bytes ad;
+  ad.reserve(7 + what.size() + 4 + 16 + subject_id.size());
+  Append(ad, "custos-");
+  Append(ad, what);
+  Append(ad, std::string_view("-v1\0", 4));
   AppendBigEndian64(ad, record_id);
   AppendBigEndian64(ad, static_cast<uint64_t>(at_micros));
-  ad += subject_id;
-  return ToBytes(ad);
+  Append(ad, subject_id);
+  return ad;
 }
 
 Bytes IdentifierAd(std::string_view subject_id) {
-  std::string ad = "custos-subject-identifier-v1";
-  ad.push_back('\0');
-  ad += subject_id;
-  return ToBytes(ad);
+  constexpr std::string_view kTag{"custos-subject-identifier-v1\0", 29};
+  Bytes ad;
+  ad.reserve(kTag.size() + subject_id.size());
+  Append(ad, kTag);
+  Append(ad, subject_id);
+  return ad;
 }
 
 Bytes SealFields(const crypto::SecretKey& key, const std::vector<Field>& fields,

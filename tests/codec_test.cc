@@ -25,6 +25,7 @@
 #include "schema/storage.capnp.h"
 #include "storage/period.h"
 #include "storage/retention_policy.h"
+#include "storage/sealing.h"
 #include "storage/types.h"
 
 namespace custos::codec {
@@ -722,4 +723,28 @@ TEST(CodecTest, MessageOfAnotherStructIsDataLoss) {
 }
 
 }  // namespace
+// Known answers: the associated data every stored ciphertext of a record
+// and every subject's sealed identifier is bound to. A change of one byte
+// would make every existing ciphertext fail to open, so the expected
+// bytes are spelt out here, not computed by the code under test.
+TEST(SealingAdTest, TheAssociatedDataIsAKnownAnswer) {
+  auto bytes = [](std::string_view s) { return Bytes(s.begin(), s.end()); };
+  EXPECT_EQ(sealing::PartAd(0x0102030405060708, "s0a", 9),
+            bytes(std::string_view("custos-part-v1\0"
+                                   "\x01\x02\x03\x04\x05\x06\x07\x08"
+                                   "\0\0\0\0\0\0\0\x09"
+                                   "s0a",
+                                   34)));
+  EXPECT_EQ(sealing::NoteAd("flag", 7, "s1", -2),
+            bytes(std::string_view("custos-flag-v1\0"
+                                   "\0\0\0\0\0\0\0\x07"
+                                   "\xff\xff\xff\xff\xff\xff\xff\xfe"
+                                   "s1",
+                                   33)));
+  EXPECT_EQ(sealing::IdentifierAd("s2b"),
+            bytes(std::string_view("custos-subject-identifier-v1\0s2b", 32)));
+  EXPECT_EQ(sealing::IdentifierAd(""),
+            bytes(std::string_view("custos-subject-identifier-v1\0", 29)));
+}
+
 }  // namespace custos::codec
