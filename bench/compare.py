@@ -575,6 +575,69 @@ def run_all(r, fig, growth):
                  if "server" in x and "peak_rss_kib" in x["server"]],
                 "KiB", "custos_load", f"{name}: custosd peak RSS")
 
+    # 4, 5 and 6 over RPC: the admin's or auditor's call alone (one in
+    # flight), timed by custos_load --scenario against a custosd it starts,
+    # on data it made first over RPC; one run each, of K calls, each on
+    # fresh data of the same shape (a new subject; the sweep's next due
+    # group: custosd-testclock moves the server's clock past its deadline).
+    calls = "2" if q else "3"
+    scenario = ["--start-server", "--repeat", calls, "--scenario"]
+    admin_runs = {
+        "rpc_report_sync": scenario + ["report"],
+        "rpc_report_nosync": scenario + ["report", "--no-sync"],
+        "rpc_shred10_sync": scenario + ["shred", "--records", "10"],
+        "rpc_shred10_nosync": scenario + ["shred", "--records", "10",
+                                          "--no-sync"],
+        "rpc_shred10000_sync": scenario + ["shred", "--records", "10000"],
+        "rpc_shred10000_nosync": scenario + ["shred", "--records", "10000",
+                                             "--no-sync"],
+        "rpc_sweep_sync": scenario + ["sweep"],
+        "rpc_sweep_nosync": scenario + ["sweep", "--no-sync"],
+    }
+    if q:  # The dearest: its completions take over a second each.
+        del admin_runs["rpc_shred10000_nosync"]
+        admin_runs["rpc_shred10000_sync"] = [
+            "--start-server", "--repeat", "1", "--scenario", "shred",
+            "--records", "10000"]
+    load_tool = r.binary("custos_load")
+    for name, args in admin_runs.items():
+        raw = os.path.join(r.out, "raw", name + ".json")
+        if not r.wanted(name) or (load_tool is None and not r.replay):
+            continue
+        if r.replay:
+            if not os.path.exists(raw):
+                continue
+            with open(raw) as f:
+                x = json.load(f)
+        else:
+            out = r.run(name, [load_tool] + args, 600)
+            if out is None:
+                continue
+            with open(raw, "w") as f:
+                f.write(out)
+            x = json.loads(out)
+        durability = "sync on" if x.get("sync") else "sync off"
+        source = "custos_load " + " ".join(args)
+        if x["scenario"] == "report":
+            fig.add(f"{name}.us", x["op_us"], "us/report", source,
+                    f"RPC subject report, {x['records']:,} records, "
+                    f"{x['events']:,} events, {durability}")
+        elif x["scenario"] == "shred":
+            fig.add(f"{name}.us", x["op_us"], "us/shred", source,
+                    f"RPC shred of a subject of {x['records']:,} records, "
+                    f"{durability}")
+            fig.add(f"{name}.complete_us", x["complete_us"], "us/completion",
+                    source, f"RPC completion of that shred (completeShreds "
+                    f"until none pending: {x['records']:,} records "
+                    f"rewritten), {durability}")
+        else:
+            fig.add(f"{name}.us_per_due",
+                    [t / e for t, e in zip(x["op_us"], x["erased"]) if e],
+                    "us/due record", source,
+                    f"RPC sweep of {x['due_per_sweep']:,} due of "
+                    f"{x['store_records']:,}, spread, compaction on "
+                    f"(custosd's), {durability}")
+
     # 8: breach scope against the history's size.
     flt = "events:(25000|100000)/" if q else "events:"
     # In the registered order: the history only grows. One value per scope
@@ -827,6 +890,32 @@ def pairs(fig, quick):
                   f"{largest_history:,}-event history cost",
                   f"breach.e{largest_history}.d{d}", f"breach.e25000.d{d}",
                   target=0.67, at_most=1.5)
+    # 4-6 over RPC (custos_load --scenario) against the same call in
+    # process (engine_bench, shred_bench's and sweep_bench's stores: sync
+    # off, settled; a shred's keystore write is synced either way). No
+    # target: what the server, its transport and an unsettled store add.
+    for sync in ("sync", "nosync"):
+        on = "on" if sync == "sync" else "off"
+        fig.ratio(f"RPC subject report (sync {on}) / in-process (sync off)",
+                  f"rpc_report_{sync}.us", "report.custos")
+        for n in (10, 10000):
+            fig.ratio(f"RPC shred of {n:,} records (sync {on}) / in-process "
+                      "(sync off)", f"rpc_shred{n}_{sync}.us",
+                      f"shred.custos.{n}")
+        # custosd compacts what a sweep erased before it answers
+        # (compact_after_erasure, on by default): sweep_bench's
+        # "bytes gone" is the like-for-like figure, its "whole sweep
+        # without compaction" the engine's work alone.
+        fig.ratio(f"RPC sweep (sync {on}, compaction on) / in-process whole "
+                  "sweep without compaction (sync off), 1,000 due of "
+                  "10,000 spread, per due record",
+                  f"rpc_sweep_{sync}.us_per_due",
+                  "sweep.custos.spread.sweep.n10000")
+        fig.ratio(f"RPC sweep (sync {on}, compaction on) / in-process sweep "
+                  "with compaction, bytes gone (sync off), 1,000 due of "
+                  "10,000 spread, per due record",
+                  f"rpc_sweep_{sync}.us_per_due",
+                  "sweep.custos.spread.gone.n10000")
 
 
 # ---- Output --------------------------------------------------------------

@@ -50,22 +50,27 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
 #include <sstream>
+#include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
 
 #include "base/clock.h"
+#include "base/time_text.h"
 #include "bench/echo.capnp.h"
 #include "bench/support.h"
 #include "crypto/secret_key.h"
 #include "schema/custos.capnp.h"
+#include "server/test_clock.h"
 #include "storage/engine.h"
 #include "storage/types.h"
 
@@ -84,9 +89,22 @@ constexpr char kLoadPrincipal[] = "load-user";
 // What each connection creates first when the mix has no creates.
 constexpr size_t kSeedRecords = 100;
 
-enum Op { kCreate, kGet, kList, kClose, kEcho, kOpCount };
-constexpr const char* kOpNames[kOpCount] = {"create", "get", "list", "close",
-                                            "echo"};
+// The first four are the mix's; the last three the timed calls of the
+// admin scenarios (--scenario).
+enum Op {
+  kCreate,
+  kGet,
+  kList,
+  kClose,
+  kEcho,
+  kSubjectReport,
+  kShredSubject,
+  kSweep,
+  kOpCount
+};
+constexpr const char* kOpNames[kOpCount] = {"create", "get",  "list",
+                                            "close",  "echo", "subject_report",
+                                            "shred",  "sweep"};
 
 // A loopback TCP port free now (bound to port 0 and released): what the
 // started custosd listens on with --tcp. Another process may take it in
@@ -125,7 +143,13 @@ struct LoadOptions {
   std::string admin_token_file;
   std::string server_binary = CUSTOS_LOAD_CUSTOSD;
   std::string echo_binary = CUSTOS_LOAD_ECHO_SERVER;
+  std::string testclock_binary = CUSTOS_LOAD_CUSTOSD_TESTCLOCK;
   std::vector<std::string> server_args;
+  // --scenario: "report", "shred" or "sweep" ("" for the load).
+  std::string scenario;
+  int repeat = 3;
+  // The scenario's size (0: its default, kDefaultScenarioRecords).
+  int records = 0;
 };
 
 std::string Identifier(uint64_t serial) {
@@ -135,12 +159,12 @@ std::string Identifier(uint64_t serial) {
   return buffer;
 }
 
-// The record every create sends, as the engine's type: 4 attributes, one
-// personal part of kPersonalBytes.
-NewRecord MakeRecord(uint64_t serial) {
-  const std::string identifier = Identifier(serial);
+// A record of `kind` about `identifier`, as the engine's type: 4
+// attributes, one personal part of kPersonalBytes.
+NewRecord MakeRecordAbout(const std::string& identifier, uint64_t serial,
+                          const std::string& kind = "request") {
   NewRecord record;
-  record.kind = "request";
+  record.kind = kind;
   record.attributes = {{"status", "open"},
                        {"channel", "web-form"},
                        {"priority", "normal"},
@@ -153,6 +177,12 @@ NewRecord MakeRecord(uint64_t serial) {
   fields.push_back({"notes", std::string(kPersonalBytes - used, 'x')});
   record.personal.push_back({identifier, std::move(fields)});
   return record;
+}
+
+// The record every create of the load sends: about one of kSubjectPool
+// subjects.
+NewRecord MakeRecord(uint64_t serial) {
+  return MakeRecordAbout(Identifier(serial), serial);
 }
 
 // The same record, into an RPC message.
@@ -381,6 +411,27 @@ std::string ReadLine(const std::string& path) {
   return line;
 }
 
+// Starts `binary` (custosd, or custosd-testclock) in `server`'s directory
+// on its defaults, listening on a free loopback port with --tcp (else on
+// 127.0.0.1:0), plus --no-sync if asked, then `extra` and the
+// --server-arg's; returns the address to connect to: that port with --tcp,
+// else the unix socket. The first admin's token is then in
+// DIR/custos-admin.token.
+std::string StartCustosd(ChildServer& server, const LoadOptions& o,
+                         const std::string& binary,
+                         const std::vector<std::string>& extra) {
+  const std::string tcp_address =
+      o.tcp ? "127.0.0.1:" + std::to_string(FreeLoopbackPort())
+            : std::string("127.0.0.1:0");
+  std::vector<std::string> args = {binary, "--listen", tcp_address};
+  if (o.no_sync) args.push_back("--no-sync");
+  args.insert(args.end(), extra.begin(), extra.end());
+  args.insert(args.end(), o.server_args.begin(), o.server_args.end());
+  server.Start(args, "custosd: serving");
+  return o.tcp ? tcp_address
+               : "unix:" + server.dir() + "/custos-data/custosd.sock";
+}
+
 // ------------------------------------------------------------ RPC driving
 
 // One client connection and what its calls created.
@@ -516,6 +567,9 @@ class RpcLoad {
         call = req.send().then([done](auto&&) { done(); });
         break;
       }
+      case kSubjectReport:
+      case kShredSubject:
+      case kSweep:
       case kOpCount:
         break;
     }
@@ -611,6 +665,552 @@ Measured RunInProcess(const LoadOptions& o) {
   return out;
 }
 
+// -------------------------------------------------------- admin scenarios
+//
+// --scenario report|shred|sweep: the auditor's or admin's call of issue 16's
+// workloads 6, 5 and 4, timed alone over RPC (one call in flight, nothing
+// else running) against a throwaway custosd, --repeat times, each time on
+// fresh data of the same shape. All the data is made first, through the
+// user API with pipelined calls (createMany and getMany of kBatch records,
+// kBatchDepth of them in flight; closes kCloseDepth in flight), then each
+// repetition's call is timed from its send to its answer. The server's
+// scheduled maintenance is pushed out of the way (--maintenance-interval
+// 86400), so that no timed call shares the engine with a sweep or a shred
+// completion it did not ask for. Any failed call, and any count that is
+// not the expected one, stops the run with exit status 1.
+
+// Records (or ids) per createMany or getMany: the server's default
+// max_batch_records.
+constexpr size_t kBatch = 100;
+// The load user's connections for the setup: custosd runs one
+// connection's calls one at a time (docs/api.md, "Threading and
+// ordering"), so closes, each its own write, share fsyncs only when they
+// come from several.
+constexpr size_t kSetupConnections = 8;
+// Setup calls kept in flight, over all those connections.
+constexpr size_t kBatchDepth = 16;
+constexpr size_t kCloseDepth = 64;
+// report: reads of each of the subject's records (with its create, ten
+// events per record: 1,000 records, 10,000 events, as engine_bench's
+// BM_ProduceSubjectReport).
+constexpr int kReadsPerRecord = 9;
+// sweep: records due at each sweep (as sweep_bench's BM_Sweep1000Due).
+constexpr int kDuePerSweep = 1000;
+// shred: Admin.completeShreds' budget per call.
+constexpr uint64_t kCompleteBudget = 10000;
+// The second principal the report scenario creates.
+constexpr char kAuditorPrincipal[] = "load-auditor";
+
+// The sweep's calendar, on the test clock (custosd-testclock): the store is
+// made at kClockStart; due group g (an alert policy's P6M after its close)
+// is closed at kClockStart + g hours + 10 minutes, so each group's erase
+// deadline lies in an erase bucket (one UTC hour) of its own; sweep g runs
+// at kFirstSweep + g hours, when group g's bucket hour has ended and group
+// g + 1 is due only five minutes later.
+constexpr char kClockStart[] = "2026-01-01T12:00:00Z";
+constexpr char kFirstSweep[] = "2026-07-01T13:05:00Z";
+
+int DefaultScenarioRecords(const std::string& scenario) {
+  if (scenario == "report") return 1000;
+  if (scenario == "shred") return 10;
+  return 10000;  // sweep: the store.
+}
+
+// A scenario's failure: what failed, and with what. Thrown to Main, so
+// that the started server is stopped on the way.
+struct ScenarioFailure : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+[[noreturn]] void Fail(const std::string& what) { throw ScenarioFailure(what); }
+
+// Runs `f`, a step of a scenario; a failed call becomes a ScenarioFailure
+// naming the step.
+template <typename F>
+auto Step(const std::string& step, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const kj::Exception& e) {
+    Fail(step + ": " + e.getDescription().cStr());
+  }
+}
+
+int64_t NanosSince(Clock::time_point started) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() -
+                                                              started)
+      .count();
+}
+
+Timestamp At(const char* iso) {
+  auto t = ParseTimestamp(iso);
+  if (!t) Fail(std::string("bad instant ") + iso);
+  return *t;
+}
+
+// One principal's connection, on the main thread's event loop.
+struct Party {
+  Party(const std::string& address, const std::string& principal,
+        const std::string& token)
+      : client(std::make_unique<capnp::EzRpcClient>(address)) {
+    auto login = client->getMain<rpc::Gateway>().loginRequest();
+    login.setPrincipal(principal);
+    login.setToken(token);
+    session = Step("logging in as " + principal, [&] {
+      return login.send().wait(client->getWaitScope()).getSession();
+    });
+  }
+  std::unique_ptr<capnp::EzRpcClient> client;
+  // Destroyed before `client` (declared after it).
+  std::optional<rpc::Session::Client> session;
+};
+
+// What a scenario measured: its timed calls (one per repetition, in
+// Measured's op), and its own figures for the JSON.
+struct ScenarioResult {
+  Measured measured;
+  json figures = json::object();
+};
+
+class AdminScenario {
+ public:
+  // Logs in as the first admin and creates the load principal (a user).
+  // `clock_file`: the started custosd-testclock's control file (sweep).
+  AdminScenario(const LoadOptions& o, std::string address,
+                const std::string& admin_token, std::string clock_file)
+      : o_(o),
+        address_(std::move(address)),
+        clock_file_(std::move(clock_file)),
+        admin_(address_, "admin", admin_token) {
+    admin_facet_ = Step("the admin facet", [&] {
+      return admin_.session->adminRequest().send().wait(wait()).getAdmin();
+    });
+    const std::string token = CreatePrincipal(kLoadPrincipal, rpc::Role::USER);
+    for (size_t i = 0; i < kSetupConnections; ++i) {
+      users_.push_back(
+          std::make_unique<Party>(address_, kLoadPrincipal, token));
+    }
+  }
+
+  ScenarioResult Run(int records) {
+    const auto started = Clock::now();
+    ScenarioResult r;
+    if (o_.scenario == "report") {
+      r = Report(records);
+    } else if (o_.scenario == "shred") {
+      r = Shred(records);
+    } else {
+      r = Sweep(records);
+    }
+    r.figures["seconds_in_all"] =
+        std::chrono::duration<double>(Clock::now() - started).count();
+    return r;
+  }
+
+ private:
+  kj::WaitScope& wait() { return admin_.client->getWaitScope(); }
+  // The load user's session for setup call `i`.
+  rpc::Session::Client& User(size_t i) {
+    return *users_[i % users_.size()]->session;
+  }
+
+  // A new principal with `role`; its token.
+  std::string CreatePrincipal(const std::string& id, rpc::Role role) {
+    auto req = admin_facet_->createPrincipalRequest();
+    req.setId(id);
+    req.setDisplayName("custos_load");
+    req.initRoles(1).set(0, role);
+    return Step("creating the principal " + id, [&] {
+      return std::string(
+          req.send().wait(wait()).getCreated().getToken().cStr());
+    });
+  }
+
+  // Calls call(i) for i in [0, n), at most `depth` in flight (each lane
+  // sends its next call when its last has returned), and waits for all of
+  // them; a failed call is thrown (kj::Exception).
+  void Pipeline(size_t n, size_t depth,
+                const std::function<kj::Promise<void>(size_t)>& call) {
+    size_t next = 0;
+    std::function<kj::Promise<void>()> lane = [&]() -> kj::Promise<void> {
+      if (next >= n) return kj::READY_NOW;
+      return call(next++).then([&lane] { return lane(); });
+    };
+    kj::Vector<kj::Promise<void>> lanes;
+    for (size_t d = 0; d < std::min(depth, n); ++d) lanes.add(lane());
+    kj::joinPromises(lanes.releaseAsArray()).wait(wait());
+  }
+
+  // Creates `records` as the load user, kBatch a call; their ids, in order.
+  std::vector<uint64_t> CreateAll(const std::vector<NewRecord>& records) {
+    std::vector<uint64_t> ids(records.size(), 0);
+    const size_t calls = (records.size() + kBatch - 1) / kBatch;
+    Step("creating " + std::to_string(records.size()) + " records", [&] {
+      Pipeline(calls, kBatchDepth, [&](size_t c) {
+        const size_t from = c * kBatch;
+        const size_t n = std::min(kBatch, records.size() - from);
+        auto req = User(c).createManyRequest();
+        auto list = req.initRecords(static_cast<unsigned>(n));
+        for (size_t i = 0; i < n; ++i) FillRecord(records[from + i], list[i]);
+        return req.send().then([&ids, from, n](auto&& response) {
+          auto got = response.getIds();
+          for (size_t i = 0; i < std::min<size_t>(n, got.size()); ++i) {
+            ids[from + i] = got[i];
+          }
+        });
+      });
+    });
+    if (std::count(ids.begin(), ids.end(), 0) != 0) {
+      Fail("createMany returned fewer ids than records");
+    }
+    return ids;
+  }
+
+  // The load user reads each of `ids` `times` times, kBatch ids a getMany:
+  // each read returns the personal part and writes a read event.
+  void ReadAll(const std::vector<uint64_t>& ids, int times) {
+    const size_t per_round = (ids.size() + kBatch - 1) / kBatch;
+    size_t disclosed = 0;
+    Step("reading the records", [&] {
+      Pipeline(per_round * static_cast<size_t>(times), kBatchDepth,
+               [&](size_t c) {
+                 const size_t from = (c % per_round) * kBatch;
+                 const size_t n = std::min(kBatch, ids.size() - from);
+                 auto req = User(c).getManyRequest();
+                 auto list = req.initIds(static_cast<unsigned>(n));
+                 for (size_t i = 0; i < n; ++i) list.set(i, ids[from + i]);
+                 return req.send().then([&disclosed](auto&& response) {
+                   for (auto result : response.getResults()) {
+                     if (result.isRecord() &&
+                         result.getRecord().getPersonalIncluded()) {
+                       ++disclosed;
+                     }
+                   }
+                 });
+               });
+    });
+    if (disclosed != ids.size() * static_cast<size_t>(times)) {
+      Fail("reading the records: " + std::to_string(disclosed) + " of " +
+           std::to_string(ids.size() * static_cast<size_t>(times)) +
+           " reads returned the personal part");
+    }
+  }
+
+  // The subject id of `identifier`, from the admin.
+  std::string FindSubject(const std::string& identifier) {
+    auto req = admin_facet_->findSubjectRequest();
+    req.setIdentifier(identifier);
+    return Step("finding a subject", [&] {
+      return std::string(req.send().wait(wait()).getSubjectId().cStr());
+    });
+  }
+
+  void MoveClock(Timestamp t) {
+    const Status written = server::TestClock::Write(clock_file_, t);
+    if (!written.ok()) Fail("moving the test clock: " + written.ToString());
+  }
+
+  // Workload 6: an auditor produces the report of a subject with `records`
+  // records and ten events per record (its creates and nine reads of each
+  // by their owner); the JSON's records and events are counted.
+  ScenarioResult Report(int records) {
+    const std::string token =
+        CreatePrincipal(kAuditorPrincipal, rpc::Role::AUDITOR);
+    Party auditor(address_, kAuditorPrincipal, token);
+    auto facet = Step("the auditor facet", [&] {
+      return auditor.session->auditorRequest().send().wait(wait()).getAuditor();
+    });
+    const auto setup_started = Clock::now();
+    std::vector<std::string> subjects;
+    for (int rep = 0; rep < o_.repeat; ++rep) {
+      const std::string identifier =
+          "report-subject-" + std::to_string(rep) + "@example.org";
+      std::vector<NewRecord> batch;
+      for (int i = 0; i < records; ++i) {
+        batch.push_back(MakeRecordAbout(identifier, serial_++));
+      }
+      ReadAll(CreateAll(batch), kReadsPerRecord);
+      subjects.push_back(FindSubject(identifier));
+    }
+    Settle();
+    ScenarioResult r;
+    r.figures["setup_seconds"] = Seconds(setup_started);
+    const size_t events = static_cast<size_t>(records) * (1 + kReadsPerRecord);
+    json bytes = json::array();
+    for (const std::string& subject : subjects) {
+      auto req = facet.subjectReportRequest();
+      req.setSubjectId(subject);
+      const auto started = Clock::now();
+      auto response =
+          Step("the subject report", [&] { return req.send().wait(wait()); });
+      r.measured.ops[kSubjectReport].nanos.push_back(NanosSince(started));
+      const std::string text = response.getJson().cStr();
+      bytes.push_back(text.size());
+      const json report =
+          json::parse(text, nullptr, /*allow_exceptions=*/false);
+      if (report.is_discarded() || !report.contains("records") ||
+          !report.contains("history")) {
+        Fail("the subject report is not the JSON of docs/subject-report.md");
+      }
+      if (report["records"].size() != static_cast<size_t>(records) ||
+          report["history"].size() != events) {
+        Fail("the subject report has " +
+             std::to_string(report["records"].size()) + " records and " +
+             std::to_string(report["history"].size()) + " events, not " +
+             std::to_string(records) + " and " + std::to_string(events));
+      }
+    }
+    r.figures["events"] = events;
+    r.figures["report_bytes"] = std::move(bytes);
+    return r;
+  }
+
+  // Workload 5: the admin shreds a subject of `records` records; then its
+  // completion (Admin.completeShreds until nothing is pending) is timed
+  // apart, and must have rewritten exactly the subject's records.
+  ScenarioResult Shred(int records) {
+    const auto setup_started = Clock::now();
+    std::vector<std::string> subjects;
+    for (int rep = 0; rep < o_.repeat; ++rep) {
+      const std::string identifier =
+          "shred-subject-" + std::to_string(rep) + "@example.org";
+      std::vector<NewRecord> batch;
+      for (int i = 0; i < records; ++i) {
+        batch.push_back(MakeRecordAbout(identifier, serial_++));
+      }
+      CreateAll(batch);
+      subjects.push_back(FindSubject(identifier));
+    }
+    Settle();
+    ScenarioResult r;
+    r.figures["setup_seconds"] = Seconds(setup_started);
+    json complete_us = json::array();
+    json rewritten = json::array();
+    for (size_t rep = 0; rep < subjects.size(); ++rep) {
+      auto shred = admin_facet_->shredSubjectRequest();
+      shred.setSubjectId(subjects[rep]);
+      const auto started = Clock::now();
+      Step("the shred", [&] { shred.send().wait(wait()); });
+      r.measured.ops[kShredSubject].nanos.push_back(NanosSince(started));
+
+      const auto completing = Clock::now();
+      uint64_t total = 0;
+      for (;;) {
+        auto req = admin_facet_->completeShredsRequest();
+        req.setBudget(kCompleteBudget);
+        const uint64_t done = Step("completing the shred", [&] {
+          return req.send().wait(wait()).getRewritten();
+        });
+        if (done == 0) break;
+        total += done;
+      }
+      complete_us.push_back(static_cast<double>(NanosSince(completing)) /
+                            1000.0);
+      rewritten.push_back(total);
+      if (total != static_cast<uint64_t>(records)) {
+        Fail("completing the shred rewrote " + std::to_string(total) +
+             " records, not the subject's " + std::to_string(records));
+      }
+      auto find = admin_facet_->findSubjectRequest();
+      find.setIdentifier("shred-subject-" + std::to_string(rep) +
+                         "@example.org");
+      bool found = true;
+      try {
+        find.send().wait(wait());
+      } catch (const kj::Exception& e) {
+        found = !std::string_view(e.getDescription().cStr())
+                     .starts_with("remote exception: NotFound:");
+      }
+      if (found) Fail("a shredded subject can still be found");
+    }
+    r.figures["complete_us"] = std::move(complete_us);
+    r.figures["rewritten"] = std::move(rewritten);
+    return r;
+  }
+
+  // Workload 4: a store of `records` records (kinds request and alert),
+  // --repeat groups of kDuePerSweep alerts spread evenly over it (record i
+  // is in group i % stride), group g closed at its own hour; sweep g, at
+  // the test clock's kFirstSweep + g hours, must erase exactly group g.
+  ScenarioResult Sweep(int records) {
+    const int stride = records / kDuePerSweep;
+    const auto setup_started = Clock::now();
+    std::vector<NewRecord> batch;
+    for (int i = 0; i < records; ++i) {
+      const bool due = i < stride * kDuePerSweep && i % stride < o_.repeat;
+      batch.push_back(MakeRecordAbout(Identifier(serial_), serial_,
+                                      due ? "alert" : "request"));
+      ++serial_;
+    }
+    const std::vector<uint64_t> ids = CreateAll(batch);
+    for (int g = 0; g < o_.repeat; ++g) {
+      MoveClock(At(kClockStart) + std::chrono::hours(g) +
+                std::chrono::minutes(10));
+      std::vector<uint64_t> group;
+      for (int i = g; i < stride * kDuePerSweep; i += stride) {
+        group.push_back(ids[static_cast<size_t>(i)]);
+      }
+      Step("closing the due records", [&] {
+        Pipeline(group.size(), kCloseDepth, [&](size_t i) {
+          auto req = User(i).closeRequest();
+          req.setId(group[i]);
+          return req.send().then([](auto&&) {});
+        });
+      });
+    }
+    // Nothing due yet: this sweep folds the setup's statistics deltas, as
+    // sweep_bench's settling does (else the first timed sweep would).
+    const SweepFigures warm = SweepOnce("the settling sweep");
+    if (warm.erased != 0 || warm.closed != 0 || warm.blocked != 0) {
+      Fail("the settling sweep found due records");
+    }
+    Settle();
+    ScenarioResult r;
+    r.figures["setup_seconds"] = Seconds(setup_started);
+    json erased = json::array();
+    for (int g = 0; g < o_.repeat; ++g) {
+      MoveClock(At(kFirstSweep) + std::chrono::hours(g));
+      const auto started = Clock::now();
+      const SweepFigures swept = SweepOnce("the sweep");
+      r.measured.ops[kSweep].nanos.push_back(NanosSince(started));
+      erased.push_back(swept.erased);
+      if (swept.erased != kDuePerSweep || swept.closed != 0 ||
+          swept.blocked != 0 || !swept.complete || swept.skipped != 0) {
+        Fail("sweep " + std::to_string(g) + " erased " +
+             std::to_string(swept.erased) + " records (closed " +
+             std::to_string(swept.closed) + ", blocked " +
+             std::to_string(swept.blocked) + ", skipped " +
+             std::to_string(swept.skipped) +
+             (swept.complete ? "" : ", incomplete") + "), not the " +
+             std::to_string(kDuePerSweep) + " due");
+      }
+    }
+    r.figures["store_records"] = records;
+    r.figures["due_per_sweep"] = kDuePerSweep;
+    r.figures["erased"] = std::move(erased);
+    return r;
+  }
+
+  struct SweepFigures {
+    uint64_t closed, blocked, erased, skipped;
+    bool complete;
+  };
+  // An admin sweep at the server's now, with no bound.
+  SweepFigures SweepOnce(const std::string& step) {
+    auto req = admin_facet_->sweepRequest();
+    req.setAsOfMicros(0);
+    req.setDryRun(false);
+    req.setMaxRecords(0);
+    return Step(step, [&] {
+      auto response = req.send().wait(wait());
+      auto report = response.getReport();
+      return SweepFigures{report.getClosed(), report.getBlocked(),
+                          report.getErased(), report.getSkipped(),
+                          report.getComplete()};
+    });
+  }
+
+  // The setup's dirty pages written out (sync(2)), as the in-process
+  // benchmarks settle their stores: otherwise the first timed call that
+  // syncs (a shred's keystore write always does) waits for them.
+  static void Settle() { ::sync(); }
+
+  static double Seconds(Clock::time_point since) {
+    return std::chrono::duration<double>(Clock::now() - since).count();
+  }
+
+  const LoadOptions& o_;
+  const std::string address_;
+  const std::string clock_file_;
+  Party admin_;
+  std::vector<std::unique_ptr<Party>> users_;
+  // Destroyed before the parties (declared after them).
+  std::optional<rpc::Admin::Client> admin_facet_;
+  uint64_t serial_ = 0;
+};
+
+// Runs --scenario against a custosd it starts, prints the JSON; 0, or 1 if
+// any call failed or any count was wrong (ScenarioFailure, thrown once the
+// server is stopped).
+int RunScenario(const LoadOptions& o) {
+  const bool sweep = o.scenario == "sweep";
+  const int records =
+      o.records > 0 ? o.records : DefaultScenarioRecords(o.scenario);
+  if (sweep && records / kDuePerSweep < o.repeat) {
+    std::fprintf(stderr,
+                 "custos_load: --scenario sweep needs --records of at least "
+                 "%d x --repeat (%d due records a sweep)\n",
+                 kDuePerSweep, kDuePerSweep);
+    return 2;
+  }
+  ChildServer server("custos-load-custosd");
+  // The scheduled maintenance's sweeps and shred completions would share
+  // the engine with the timed calls: once a day is never, here.
+  std::vector<std::string> extra = {"--maintenance-interval", "86400"};
+  std::string clock_file;
+  if (sweep) {
+    clock_file = server.dir() + "/custos-test-clock";
+    extra.insert(extra.end(), {"--test-clock", kClockStart, "--test-clock-file",
+                               clock_file});
+  }
+  const std::string address = StartCustosd(
+      server, o, sweep ? o.testclock_binary : o.server_binary, extra);
+  ScenarioResult r;
+  try {
+    AdminScenario scenario(
+        o, address, ReadLine(server.dir() + "/custos-admin.token"), clock_file);
+    r = scenario.Run(records);
+  } catch (const ScenarioFailure&) {
+    // What the server said about it, before its directory goes.
+    const std::string log = server.Log();
+    size_t from = log.size();
+    for (int lines = 0; lines < 21 && from > 0; lines += 1) {
+      from = log.rfind('\n', from - 1);
+      if (from == std::string::npos) {
+        from = 0;
+        break;
+      }
+    }
+    std::fprintf(stderr, "custos_load: the end of custosd's log:\n%s\n",
+                 log.substr(from).c_str());
+    throw;
+  }
+
+  Measured& m = r.measured;
+  json op_us = json::array();
+  for (const OpStats& s : m.ops) {
+    for (int64_t ns : s.nanos) {
+      m.seconds += static_cast<double>(ns) / 1e9;
+      op_us.push_back(static_cast<double>(ns) / 1000.0);
+    }
+  }
+  json out = {
+      {"scenario", o.scenario}, {"connections", 1},   {"depth", 1},
+      {"repeat", o.repeat},     {"records", records}, {"sync", !o.no_sync}};
+  out["address"] =
+      o.tcp ? "tcp " + address + " (started)" : std::string("unix (started)");
+  const auto [hwm, rss] = server.Memory();
+  out["server"] = {{"peak_rss_kib", hwm}, {"rss_kib", rss}};
+  server.Stop();
+  out["target"] = "custosd";
+  out.update(Report(m));
+  out["op_us"] = op_us;
+  out.update(r.figures);
+  std::printf("%s\n", out.dump(2).c_str());
+
+  std::string times;
+  for (const auto& t : op_us) {
+    times += (times.empty() ? "" : ", ") +
+             std::to_string(static_cast<int64_t>(t.get<double>()));
+  }
+  std::fprintf(stderr,
+               "custos_load: scenario %s, %d records, %s, %s: %s us "
+               "(%d repetitions; setup %.1f s)\n",
+               o.scenario.c_str(), records, o.no_sync ? "no sync" : "sync",
+               o.tcp ? "tcp" : "unix", times.c_str(), o.repeat,
+               r.figures.value("setup_seconds", 0.0));
+  return 0;
+}
+
 // ------------------------------------------------------------------- main
 
 // Logs in as the first admin (id "admin") and creates the load principal,
@@ -695,6 +1295,24 @@ int Main(int argc, char** argv) {
   app.add_option("--echo-server-binary", o.echo_binary,
                  "echo_server for --start-server --echo")
       ->capture_default_str();
+  app.add_option("--scenario", o.scenario,
+                 "instead of the load, time one admin or auditor call on a "
+                 "started custosd, --repeat times: report (a subject's "
+                 "report), shred (a subject's shred, then its completion) "
+                 "or sweep (1,000 due; custosd-testclock)")
+      ->check(CLI::IsMember({"report", "shred", "sweep"}));
+  app.add_option("--repeat", o.repeat,
+                 "with --scenario: timed calls, each on fresh data")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100));
+  app.add_option("--records", o.records,
+                 "with --scenario: the subject's records (report: 1000, "
+                 "with 10 events each; shred: 10), or the store's (sweep: "
+                 "10000)")
+      ->check(CLI::Range(1, 10'000'000));
+  app.add_option("--testclock-server-binary", o.testclock_binary,
+                 "custosd-testclock for --scenario sweep")
+      ->capture_default_str();
   app.add_option("--server-arg", o.server_args,
                  "one more argument for the started custosd "
                  "(--server-arg=--workers=8)");
@@ -720,6 +1338,21 @@ int Main(int argc, char** argv) {
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
+  if (!o.scenario.empty()) {
+    if (!o.start_server || o.echo || o.in_process || !o.connect.empty()) {
+      std::fprintf(stderr,
+                   "custos_load: --scenario needs --start-server, and no "
+                   "--echo, --in-process or --connect\n");
+      return 2;
+    }
+    try {
+      return RunScenario(o);
+    } catch (const ScenarioFailure& e) {
+      std::fprintf(stderr, "custos_load: --scenario %s failed: %s\n",
+                   o.scenario.c_str(), e.what());
+      return 1;
+    }
+  }
 
   json out = {{"connections", o.connections},
               {"depth", o.in_process ? 1 : o.depth}};
@@ -744,16 +1377,7 @@ int Main(int argc, char** argv) {
       address = "unix:" + socket;
     } else if (o.start_server) {
       server.emplace("custos-load-custosd");
-      const std::string tcp_address =
-          o.tcp ? "127.0.0.1:" + std::to_string(FreeLoopbackPort())
-                : std::string("127.0.0.1:0");
-      std::vector<std::string> args = {o.server_binary, "--listen",
-                                       tcp_address};
-      if (o.no_sync) args.push_back("--no-sync");
-      args.insert(args.end(), o.server_args.begin(), o.server_args.end());
-      const std::string socket = server->dir() + "/custos-data/custosd.sock";
-      server->Start(args, "custosd: serving");
-      address = o.tcp ? tcp_address : "unix:" + socket;
+      address = StartCustosd(*server, o, o.server_binary, {});
       o.admin_token_file = server->dir() + "/custos-admin.token";
     }
     if (!o.echo) {
