@@ -45,9 +45,11 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -344,6 +346,9 @@ class ChildServer {
   // Starts argv in dir() and waits (up to 60 s) for `ready` in its log
   // (custosd's "custosd: serving": its socket then accepts connections).
   void Start(std::vector<std::string> args, const std::string& ready) {
+    // The child runs in dir(): a binary named relative to ours must still
+    // be found there.
+    args[0] = std::filesystem::absolute(args[0]).string();
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -353,6 +358,9 @@ class ChildServer {
       if (chdir(dir_.path().c_str()) != 0) _exit(126);
       if (std::freopen(log.c_str(), "a", stderr) == nullptr) _exit(126);
       execv(argv[0], argv.data());
+      std::fprintf(stderr, "cannot run %s: %s\n", argv[0],
+                   std::strerror(errno));
+      std::fflush(stderr);
       _exit(127);
     }
     if (pid_ < 0) Die("fork");
