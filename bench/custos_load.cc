@@ -15,15 +15,23 @@
 //    Engine::CreateRecords of B records a call (what custosd does with a
 //    run of B pipelined creates), each record counted as one operation
 //    whose latency is its call's.
+//  - --scenario report|shred|sweep: instead of a load, one auditor's or
+//    admin's call of issue 16's workloads 6, 5 and 4 (a subject report, a
+//    shred and its completion, a sweep of 1,000 due records on the test
+//    build custosd-testclock) timed alone on a custosd it starts, --repeat
+//    times, each on fresh data made first over RPC ("admin scenarios"
+//    below).
 //
 // Every connection runs on ONE kj event loop in the main thread: the client
 // costs one core at most, however many connections, and never competes with
 // itself for the two cores of the test machines.
 //
-// A record is always of kind "request", with 4 attributes and one personal
-// part whose field names and values total 256 bytes; its subject is one of
-// 256 (as concurrency_bench's), so subject keys are created during the
-// warm-up and then come from the server's key cache.
+// A record of the load is always of kind "request", with 4 attributes and
+// one personal part whose field names and values total 256 bytes; its
+// subject is one of 256 (as concurrency_bench's), so subject keys are
+// created during the warm-up and then come from the server's key cache.
+// The scenarios' records are the same but for their subject (and the
+// sweep's due ones, of kind "alert").
 //
 // Output: one JSON object on stdout (throughput, latency percentiles
 // overall and per operation, and with --start-server the server's peak
