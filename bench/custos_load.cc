@@ -70,6 +70,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -375,9 +376,15 @@ class ChildServer {
     const auto deadline = Clock::now() + std::chrono::seconds(60);
     while (Log().find(ready) == std::string::npos) {
       int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) != 0 || Clock::now() > deadline) {
-        pid_ = -1;
-        Die(std::string("the server did not start; its log:\n") + Log());
+      const bool exited = waitpid(pid_, &status, WNOHANG) != 0;
+      if (exited || Clock::now() > deadline) {
+        if (exited) pid_ = -1;
+        Stop();  // One that hangs.
+        const std::string said = Log();
+        // Die's exit() runs no destructor: the directory goes now.
+        std::error_code ignored;
+        std::filesystem::remove_all(dir_.path(), ignored);
+        Die("the server did not start; its log:\n" + said);
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
