@@ -891,31 +891,30 @@ def pairs(fig, quick):
                   f"breach.e{largest_history}.d{d}", f"breach.e25000.d{d}",
                   target=0.67, at_most=1.5)
     # 4-6 over RPC (custos_load --scenario) against the same call in
-    # process (engine_bench, shred_bench's and sweep_bench's stores: sync
-    # off, settled; a shred's keystore write is synced either way). No
-    # target: what the server, its transport and an unsettled store add.
-    for sync in ("sync", "nosync"):
-        on = "on" if sync == "sync" else "off"
-        fig.ratio(f"RPC subject report (sync {on}) / in-process (sync off)",
-                  f"rpc_report_{sync}.us", "report.custos")
+    # process, durability for durability where the in-process side has
+    # both (engine_bench's report, sweep_bench's whole sweep); the shreds
+    # in process are sync off (a shred's keystore write is synced either
+    # way). The in-process stores are settled (compacted). No target: what
+    # the server, its transport and an unsettled store add.
+    for sync, s in (("sync", 1), ("nosync", 0)):
+        on = "on" if s else "off"
+        fig.ratio(f"RPC subject report / in-process, sync {on}",
+                  f"rpc_report_{sync}.us", f"report.custos.sync{s}")
         for n in (10, 10000):
             fig.ratio(f"RPC shred of {n:,} records (sync {on}) / in-process "
                       "(sync off)", f"rpc_shred{n}_{sync}.us",
                       f"shred.custos.{n}")
         # custosd compacts what a sweep erased before it answers
-        # (compact_after_erasure, on by default): sweep_bench's
-        # "bytes gone" is the like-for-like figure, its "whole sweep
-        # without compaction" the engine's work alone.
-        fig.ratio(f"RPC sweep (sync {on}, compaction on) / in-process whole "
-                  "sweep without compaction (sync off), 1,000 due of "
-                  "10,000 spread, per due record",
-                  f"rpc_sweep_{sync}.us_per_due",
-                  "sweep.custos.spread.sweep.n10000")
-        fig.ratio(f"RPC sweep (sync {on}, compaction on) / in-process sweep "
-                  "with compaction, bytes gone (sync off), 1,000 due of "
-                  "10,000 spread, per due record",
-                  f"rpc_sweep_{sync}.us_per_due",
-                  "sweep.custos.spread.gone.n10000")
+        # (compact_after_erasure, on by default): sweep_bench's "bytes
+        # gone" (sync on) is the like-for-like figure, its "whole sweep
+        # without compaction" the engine's sweep alone.
+        fig.ratio(f"RPC sweep (compaction on) / in-process whole sweep "
+                  f"without compaction, 1,000 due of 10,000 spread, per due "
+                  f"record, sync {on}", f"rpc_sweep_{sync}.us_per_due",
+                  f"sweep.custos.spread.sweep.s{s}.n10000")
+    fig.ratio("RPC sweep / in-process sweep with compaction (bytes gone), "
+              "1,000 due of 10,000 spread, per due record, sync on",
+              "rpc_sweep_sync.us_per_due", "sweep.custos.spread.gone.n10000")
 
 
 # ---- Output --------------------------------------------------------------
