@@ -15,6 +15,13 @@
 //
 // The random kill delays come from a std::mt19937 with a fixed seed, printed
 // in the log; set CUSTOS_DEADLINE_CRASH_SEED to replay another seed.
+//
+// A random delay puts few kills in the later phases of a sweep. The second
+// test, KillsInEveryPhaseOfASweepNeverExposeOrEraseEarly, places each kill
+// just before a chosen log write of a chosen phase (erasure by key, range
+// deletion, rewrite to stubs, a held record's move, DestroyDueBuckets),
+// with erasures, holds and as_of inside hours and some sweeps finishing,
+// and asserts how many kills landed in each phase.
 
 #include <gtest/gtest.h>
 #include <leveldb/db.h>
@@ -678,7 +685,15 @@ class DeadlineCrashTest : public EngineTest {
   // exactly what is due (what it reports, and what the store then holds),
   // leaves no key of an ended bucket and no erased byte in the files, and
   // what is not due still reads intact.
-  void CheckRecovery(int64_t as_of, const std::string& when) {
+  // Returns how many records it erased (stubs written) without reporting
+  // them: those a killed sweep erased by key (the bucket's marker says they
+  // were reported; the report died with the sweep).
+  int CheckRecovery(int64_t as_of, const std::string& when) {
+    std::set<uint64_t> erased_before;
+    for (const auto& [id, r] : Records()) {
+      if (r.state == RecordState::kErased) erased_before.insert(id);
+    }
+    std::set<uint64_t> reported;
     const std::string copy = dir_ + "-recovery";
     std::filesystem::remove_all(copy);
     std::filesystem::copy(dir_, copy, std::filesystem::copy_options::recursive);
@@ -688,19 +703,29 @@ class DeadlineCrashTest : public EngineTest {
       options.data_dir = copy;
       options.clock = &clock;
       auto engine = Engine::Open(options, MasterKey());
-      ASSERT_TRUE(engine.has_value()) << engine.error().ToString();
+      if (!engine) {
+        ADD_FAILURE() << engine.error().ToString();
+        return -1;
+      }
       auto admin = (*engine)->ActorFor("admin");
-      ASSERT_TRUE(admin.has_value()) << admin.error().ToString();
+      if (!admin) {
+        ADD_FAILURE() << admin.error().ToString();
+        return -1;
+      }
       SweepOptions sweep;
       sweep.as_of = FromMicros(as_of);
       auto report = (*engine)->Sweep(*admin, sweep);
-      ASSERT_TRUE(report.has_value()) << report.error().ToString();
+      if (!report) {
+        ADD_FAILURE() << report.error().ToString();
+        return -1;
+      }
       EXPECT_TRUE(report->complete) << when;
       EXPECT_TRUE(report->skipped.empty()) << when;
       std::map<uint64_t, const Planned*> by_id;
       for (const Planned& p : planned_) by_id[p.id] = &p;
       for (const PlannedTransition& t : report->transitions) {
         if (t.to != RecordState::kErased) continue;
+        reported.insert(t.record_id);
         const Planned* p = by_id.at(t.record_id);
         if (p->deadline > as_of || ToMicros(t.due) != p->deadline) {
           Violation(when + ": recovery reports record " +
@@ -710,14 +735,26 @@ class DeadlineCrashTest : public EngineTest {
         }
       }
       auto verified = (*engine)->VerifyErasure(*admin);
-      ASSERT_TRUE(verified.has_value()) << verified.error().ToString();
+      if (!verified) {
+        ADD_FAILURE() << verified.error().ToString();
+        return -1;
+      }
       if (verified->found != 0) {
         Violation(when + ": erased bytes left in the files after recovery");
       }
     }
     CheckRaw(copy, as_of, /*finished=*/true, when + ", recovered");
+    int unreported = 0;
+    for (const auto& [id, r] : Records(copy)) {
+      unreported += r.state == RecordState::kErased &&
+                            !erased_before.contains(id) &&
+                            !reported.contains(id)
+                        ? 1
+                        : 0;
+    }
     CheckReads(copy, as_of, when + ", recovered");
     std::filesystem::remove_all(copy);
+    return unreported;
   }
 
   std::vector<Planned> planned_;
@@ -891,7 +928,7 @@ TEST_F(DeadlineCrashTest, KillsInEveryPhaseOfASweepNeverExposeOrEraseEarly) {
   };
   std::map<char, int> landed;  // By segment.
   int stub_rewrites = 0, hold_moves = 0, finished = 0, ended_checked = 0,
-      held_read_intact = 0, mid_hour_as_of = 0;
+      held_read_intact = 0, mid_hour_as_of = 0, erased_unreported = 0;
   int64_t last_as_of = 0;
   for (size_t run = 0; run < plan.size(); ++run) {
     const std::string when = "run " + std::to_string(run);
@@ -971,7 +1008,9 @@ TEST_F(DeadlineCrashTest, KillsInEveryPhaseOfASweepNeverExposeOrEraseEarly) {
                               : 0;
     }
     ASSERT_NO_FATAL_FAILURE(CheckReads(dir_, as_of, when));
-    ASSERT_NO_FATAL_FAILURE(CheckRecovery(as_of, when));
+    const int unreported = CheckRecovery(as_of, when);
+    ASSERT_GE(unreported, 0) << when;
+    erased_unreported += unreported;
     ASSERT_EQ(violations_, 0) << "after " << when;
     std::printf(
         "[ run %2zu   ] as_of bucket %5.2f, aimed %c%d/%d, %s %c%d; erased "
@@ -988,6 +1027,12 @@ TEST_F(DeadlineCrashTest, KillsInEveryPhaseOfASweepNeverExposeOrEraseEarly) {
       "%d; finished %d (%d ended buckets checked)\n",
       landed['K'], landed['R'], landed['T'], stub_rewrites, hold_moves,
       landed['D'], landed['A'], landed['M'], finished, ended_checked);
+  // Not asserted: the count of a report is not the erasure (the stubs'
+  // history events and ledger entries are written all the same).
+  std::printf(
+      "[ reports  ] %d records erased by recovery sweeps without being "
+      "reported by them (erased by key in a killed sweep)\n",
+      erased_unreported);
   EXPECT_GE(landed['K'], 3);
   EXPECT_GE(landed['R'], 2);
   EXPECT_GE(landed['T'], 8);
