@@ -15,6 +15,13 @@
 //
 // The random kill delays come from a std::mt19937 with a fixed seed, printed
 // in the log; set CUSTOS_DEADLINE_CRASH_SEED to replay another seed.
+//
+// A random delay puts few kills in the later phases of a sweep. The second
+// test, KillsInEveryPhaseOfASweepNeverExposeOrEraseEarly, places each kill
+// just before a chosen log write of a chosen phase (erasure by key, range
+// deletion, rewrite to stubs, a held record's move, DestroyDueBuckets),
+// with erasures, holds and as_of inside hours and some sweeps finishing,
+// and asserts how many kills landed in each phase.
 
 #include <gtest/gtest.h>
 #include <leveldb/db.h>
@@ -22,6 +29,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <random>
@@ -36,6 +44,7 @@
 #include "storage/keystore.h"
 #include "tests/child_process.h"
 #include "tests/engine_fixture.h"
+#include "tests/fault_env.h"
 
 namespace custos::testing {
 namespace {
@@ -118,12 +127,164 @@ TEST(DeadlineCrashChild, DISABLED_SweepUntilKilled) {
   _exit(0);
 }
 
+// ---- Kills placed in every phase of a sweep -------------------------------
+//
+// A sweep's log writes (every LevelDB log append, of the records database
+// and the keystore) fall into segments, told apart by its progress reports
+// (which come after the work they name, except the last ones):
+//   'K' erasure by key (Sweeper::EraseEndedBuckets: the synced marker
+//       write, then one keystore write per bucket key destroyed);
+//   'R' the deletion of those buckets' "pb:" ranges (only when keys were
+//       destroyed by key: the appends up to the "compacting" report);
+//   'M' the ranges' compaction and the first batch of transitions, or, when
+//       no key was destroyed by key, everything up to the first batch's
+//       report (mixed: aimed at by no plan);
+//   'T' batch index+1 of the record-by-record transitions (the rewrite to
+//       ERASED stubs, the erasures and the hold moves; a bucket key made for
+//       a moved record), after the report of batch `index`;
+//   'D' Sweeper::DestroyDueBuckets (the synced write of the witnesses,
+//       then the keys of buckets emptied record by record) and the ranges
+//       it queues;
+//   'A' what follows: history pruning, compaction, backup keys, statistics.
+// The child kills itself (SIGKILL) just before the n-th append of its
+// planned segment, or before the first append after it when the segment had
+// fewer; it first writes where it died (segment, index) to the pipe. Appends
+// are made in a fixed order for a given store, so where each kill lands is
+// the same on every run of a seed.
+constexpr char kPhaseChildEnv[] = "CUSTOS_DEADLINE_PHASE_CHILD";
+constexpr char kPhaseChildTestName[] =
+    "DeadlineCrashChild.DISABLED_SweepUntilItsPlannedKill";
+constexpr size_t kPhaseBatchSize = 2;
+
+int SegmentRank(char segment) {
+  switch (segment) {
+    case 'K':
+      return 0;
+    case 'R':
+      return 1;
+    case 'M':
+      return 2;
+    case 'T':
+      return 3;
+    case 'D':
+      return 4;
+    default:
+      return 5;  // 'A'
+  }
+}
+
+// Orders (segment, index) as a sweep meets them.
+int64_t SegmentOrder(char segment, int index) {
+  return int64_t{SegmentRank(segment)} * 1'000'000 + index;
+}
+
+// The child: "dir:keyhex:as_of_micros:segment:index:n" in kPhaseChildEnv;
+// segment '-' plans no kill. Says 'r' once open; then either the segment and
+// index (one byte each) where it kills itself, or 'd' after a sweep that
+// returned and a clean close.
+TEST(DeadlineCrashChild, DISABLED_SweepUntilItsPlannedKill) {
+  auto args = ReadChildArgs(kPhaseChildEnv);
+  if (!args) GTEST_SKIP() << "helper process of DeadlineCrashTest";
+  std::vector<std::string> spec;
+  for (size_t at = 0;;) {
+    const size_t colon = args->value.find(':', at);
+    spec.push_back(args->value.substr(at, colon - at));
+    if (colon == std::string::npos) break;
+    at = colon + 1;
+  }
+  if (spec.size() != 6 || spec[3].size() != 1) {
+    ChildFail(kChildBadSpec, "bad spec");
+  }
+  auto key_bytes = Unhex(spec[1]);
+  if (!key_bytes) ChildFail(kChildBadSpec, "bad master key");
+  auto master = crypto::SecretKey::FromBytes(*key_bytes);
+  if (!master) ChildFail(kChildBadSpec, master.error().ToString());
+  const int64_t as_of = std::stoll(spec[2]);
+  const char target = spec[3][0];
+  const int64_t target_order = SegmentOrder(target, std::stoi(spec[4]));
+  const int target_n = std::stoi(spec[5]);
+  ManualClock clock(FromMicros(as_of));
+  FaultEnv env;
+  Options options;
+  options.data_dir = spec[0];
+  options.clock = &clock;
+  options.env = &env;
+  options.sync_writes = true;  // Durability is under test here.
+  auto engine = Engine::Open(options, std::move(*master));
+  if (!engine) ChildFail(kChildOpenFailed, engine.error().ToString());
+  auto admin = (*engine)->ActorFor("admin");
+  if (!admin) ChildFail(kChildOpenFailed, admin.error().ToString());
+
+  // The sweep writes from this thread only: no lock needed.
+  char segment = 'K';
+  int index = 0, appends = 0;
+  bool destroyed_by_key = false;
+  auto enter = [&](char s, int i) {
+    segment = s;
+    index = i;
+    appends = 0;
+  };
+  auto before_append = [&](bool keystore) {
+    if (target == '-') return;
+    if (segment == 'K' && keystore) destroyed_by_key = true;
+    ++appends;
+    const int64_t order = SegmentOrder(segment, index);
+    if (order < target_order || (order == target_order && appends < target_n)) {
+      return;
+    }
+    const char where[2] = {segment, static_cast<char>(std::min(index, 255))};
+    if (write(args->fd, where, 2) != 2) ChildFail(kChildBadSpec, "pipe");
+    kill(getpid(), SIGKILL);
+  };
+  env.records.on_append = [&] { before_append(false); };
+  env.keystore.on_append = [&] { before_append(true); };
+  if (write(args->fd, "r", 1) != 1) ChildFail(kChildBadSpec, "pipe");
+  SweepOptions sweep;
+  sweep.as_of = FromMicros(as_of);
+  sweep.batch_size = kPhaseBatchSize;
+  sweep.progress = [&](const SweepProgress& progress) {
+    switch (progress.phase) {
+      case SweepPhase::kTransitions:
+        enter('T', static_cast<int>(progress.batches));
+        break;
+      case SweepPhase::kDestroyingKeys:
+        if (segment == 'K') {
+          enter(destroyed_by_key ? 'R' : 'M', 0);
+        } else {
+          enter('D', 0);
+        }
+        break;
+      case SweepPhase::kCompacting:
+        if (segment == 'R' || segment == 'M') {
+          enter('M', 0);
+        } else {
+          enter('A', 1);
+        }
+        break;
+      case SweepPhase::kPruningHistory:
+        enter('A', 0);
+        break;
+    }
+  };
+  auto report = (*engine)->Sweep(*admin, sweep);
+  if (!report) ChildFail(kChildSweepFailed, report.error().ToString());
+  env.records.on_append = nullptr;
+  env.keystore.on_append = nullptr;
+  engine->reset();
+  if (write(args->fd, "d", 1) != 1) ChildFail(kChildBadSpec, "pipe");
+  _exit(0);
+}
+
 struct Planned {
   uint64_t id = 0;
   int index = 0;
   std::string identifier;
-  int64_t deadline = 0;  // Its erasure, µs.
-  uint64_t bucket = 0;
+  int64_t deadline = 0;  // Its erasure, µs (after a hold, once set).
+  uint64_t bucket = 0;   // Of its erasure as closed.
+  // The phase test: its erasure as closed, and the end of a hold on it
+  // (0: none), which becomes its erasure and its bucket's.
+  int64_t closed_deadline = 0;
+  int64_t held_until = 0;
 };
 
 class DeadlineCrashTest : public EngineTest {
@@ -165,9 +326,19 @@ class DeadlineCrashTest : public EngineTest {
     ASSERT_EQ(initial_keys_.size(), static_cast<size_t>(kBuckets));
   }
 
-  std::map<uint64_t, codec::StoredRecord> Records() {
+  // Opens `dir`'s database `name` directly. REQUIRES: no engine has it open.
+  static std::unique_ptr<leveldb::DB> OpenRawAt(const std::string& dir,
+                                                const std::string& name) {
+    leveldb::DB* raw = nullptr;
+    leveldb::Status s = leveldb::DB::Open(RawOptions(), dir + "/" + name, &raw);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return std::unique_ptr<leveldb::DB>(raw);
+  }
+
+  std::map<uint64_t, codec::StoredRecord> Records() { return Records(dir_); }
+  std::map<uint64_t, codec::StoredRecord> Records(const std::string& dir) {
     std::map<uint64_t, codec::StoredRecord> out;
-    auto db = OpenRaw("records");
+    auto db = OpenRawAt(dir, "records");
     std::unique_ptr<leveldb::Iterator> it(
         db->NewIterator(leveldb::ReadOptions()));
     const std::string prefix(keys::kRecordPrefix);
@@ -184,9 +355,9 @@ class DeadlineCrashTest : public EngineTest {
   }
 
   // Buckets whose erasure a sweep wrote down by key ("dx:").
-  std::set<uint64_t> ErasedBuckets() {
+  std::set<uint64_t> ErasedBuckets(const std::string& dir) {
     std::set<uint64_t> out;
-    auto db = OpenRaw("records");
+    auto db = OpenRawAt(dir, "records");
     std::unique_ptr<leveldb::Iterator> it(
         db->NewIterator(leveldb::ReadOptions()));
     const std::string prefix(keys::kErasedBucketPrefix);
@@ -198,9 +369,10 @@ class DeadlineCrashTest : public EngineTest {
   }
 
   // Live bucket keys: bucket -> wrapped bytes.
-  std::map<uint64_t, std::string> BucketKeys() {
+  std::map<uint64_t, std::string> BucketKeys() { return BucketKeys(dir_); }
+  std::map<uint64_t, std::string> BucketKeys(const std::string& dir) {
     std::map<uint64_t, std::string> out;
-    auto db = OpenRaw("keystore");
+    auto db = OpenRawAt(dir, "keystore");
     std::unique_ptr<leveldb::Iterator> it(
         db->NewIterator(leveldb::ReadOptions()));
     for (it->Seek("k:~b"); it->Valid() && it->key().starts_with("k:~b");
@@ -223,7 +395,7 @@ class DeadlineCrashTest : public EngineTest {
   void CheckStore(int64_t as_of, int64_t max_as_of, bool finished) {
     auto records = Records();
     auto live = BucketKeys();
-    auto erased_buckets = ErasedBuckets();
+    auto erased_buckets = ErasedBuckets(dir_);
     for (const Planned& p : planned_) {
       const std::string where = "record " + std::to_string(p.id);
       auto found = records.find(p.id);
@@ -277,6 +449,312 @@ class DeadlineCrashTest : public EngineTest {
       }
     }
     Close();
+  }
+
+  // ---- The phase test ------------------------------------------------------
+
+  // The first hour bucket of the backlog's erasures.
+  uint64_t FirstBucket() const {
+    uint64_t first = UINT64_MAX;
+    for (const Planned& p : planned_) {
+      first = std::min(first, DeadlineKeys::BucketOf(p.closed_deadline));
+    }
+    return first;
+  }
+
+  // An instant `fraction` of an hour into the backlog's bucket `b`.
+  int64_t InBucket(double b) const {
+    return DeadlineKeys::BucketStart(FirstBucket()) +
+           static_cast<int64_t>(b * DeadlineKeys::kBucketMicros);
+  }
+
+  // kRecords alerts as in BuildBacklog, but each closed at an instant inside
+  // its hour (minutes, seconds and microseconds vary), so that erasures fall
+  // in the middle of hours and a bucket is only partly due at most as_of.
+  void BuildMidHourBacklog() {
+    for (int i = 0; i < kRecords; ++i) {
+      clock_.Set(TestEpoch() + hours(i % kBuckets) +
+                 std::chrono::minutes((i * 7) % 55 + 2) +
+                 std::chrono::seconds((i * 11) % 60) +
+                 std::chrono::microseconds(i * 1009 % 1'000'000));
+      Planned p;
+      p.index = i;
+      p.identifier =
+          "subject-" + std::to_string(i % kSubjects) + "@example.org";
+      NewRecord r;
+      r.kind = "alert";
+      r.attributes = {{"case", "case-" + std::to_string(i)}};
+      r.personal = {{p.identifier, Fields(i)}};
+      auto id = engine_->CreateRecord(*owner_, r);
+      ASSERT_TRUE(id.has_value()) << id.error().ToString();
+      p.id = *id;
+      ASSERT_TRUE(engine_->Close(*owner_, p.id).ok());
+      planned_.push_back(std::move(p));
+    }
+    Close();
+    auto records = Records();
+    for (Planned& p : planned_) {
+      const codec::StoredRecord& r = records.at(p.id);
+      p.deadline = p.closed_deadline = r.next_deadline_micros;
+      p.bucket = r.erase_bucket;
+      ASSERT_EQ(p.bucket, DeadlineKeys::BucketOf(p.deadline));
+      ASSERT_NE(p.deadline % DeadlineKeys::kBucketMicros, 0);
+    }
+    initial_keys_ = BucketKeys();
+    ASSERT_EQ(initial_keys_.size(), static_cast<size_t>(kBuckets));
+  }
+
+  // Puts a legal hold on planned_[i] until `until` (later than its
+  // erasure), with the clock at `now`. REQUIRES: the engine is closed.
+  void Hold(size_t i, int64_t now, int64_t until) {
+    clock_.Set(FromMicros(now));
+    Reopen();
+    Planned& p = planned_[i];
+    ASSERT_GT(p.closed_deadline, now);
+    ASSERT_GT(until, p.closed_deadline);
+    auto hold = engine_->SetRecordHold(*officer_, p.id, "case 4 C 12/26",
+                                       FromMicros(until));
+    ASSERT_TRUE(hold.has_value()) << hold.error().ToString();
+    p.held_until = p.deadline = until;
+    Close();
+  }
+
+  // Keys of every "pb:" entry of `dir`.
+  std::set<std::string> SealedEntries(const std::string& dir) {
+    std::set<std::string> out;
+    auto db = OpenRawAt(dir, "records");
+    std::unique_ptr<leveldb::Iterator> it(
+        db->NewIterator(leveldb::ReadOptions()));
+    const std::string prefix(keys::kBucketSealedPrefix);
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
+         it->Next()) {
+      out.insert(it->key().ToString());
+    }
+    return out;
+  }
+
+  int QueuedRangeDeletions(const std::string& dir) {
+    auto db = OpenRawAt(dir, "records");
+    return CountKeys(*db, keys::kRangeDeleteQueuePrefix);
+  }
+
+  // The 0-based position, among the index entries due by `as_of`, of the
+  // first entry of a held record not moved yet; -1 if none.
+  int HeldEntryPosition(int64_t as_of) {
+    std::set<uint64_t> held;
+    for (const Planned& p : planned_) {
+      if (p.held_until != 0) held.insert(p.id);
+    }
+    auto db = OpenRawAt(dir_, "records");
+    std::unique_ptr<leveldb::Iterator> it(
+        db->NewIterator(leveldb::ReadOptions()));
+    const std::string prefix(keys::kDeadlinePrefix);
+    int position = 0;
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
+         it->Next(), ++position) {
+      auto entry = keys::ParseDeadline(it->key().ToString());
+      if (!entry || entry->due_micros > as_of) break;
+      if (held.contains(entry->record_id)) return position;
+    }
+    return -1;
+  }
+
+  // What the raw store at `dir` holds after a sweep as of `as_of` was
+  // killed (finished: it returned, or it is a recovery sweep). Counts what
+  // the checks met in `stubs_pending` (records whose erasure by key is
+  // written down and whose key is gone, not rewritten yet) and
+  // `moves_pending` (held records not moved yet).
+  struct RawFindings {
+    int erased = 0;
+    int stubs_pending = 0;
+    int moves_pending = 0;
+    int emptied_keys_live = 0;  // Ended buckets with no record, key live.
+    int unused_keys_live = 0;   // Buckets not ended with no record, key live.
+  };
+  RawFindings CheckRaw(const std::string& dir, int64_t as_of, bool finished,
+                       const std::string& when) {
+    RawFindings found;
+    auto records = Records(dir);
+    auto live = BucketKeys(dir);
+    auto erased_buckets = ErasedBuckets(dir);
+    auto sealed = SealedEntries(dir);
+    std::set<uint64_t> occupied;  // Buckets some unerased record is under.
+    for (const Planned& p : planned_) {
+      const std::string where = when + ": record " + std::to_string(p.id);
+      auto stored = records.find(p.id);
+      if (stored == records.end()) {
+        Violation(where + ": missing");
+        continue;
+      }
+      const codec::StoredRecord& r = stored->second;
+      if (r.state == RecordState::kErased) {
+        ++found.erased;
+        if (p.deadline > as_of) Violation(where + ": erased early");
+        if (!r.parts.empty()) Violation(where + ": erased with parts");
+        // Written down as erased: no ciphertext of it left under a live key.
+        for (const auto& [bucket, wrapped] : live) {
+          if (sealed.contains(keys::BucketSealed(bucket, p.id))) {
+            Violation(where + ": erased, its ciphertexts under the live key " +
+                      "of bucket " + std::to_string(bucket));
+          }
+        }
+        continue;
+      }
+      if (r.state != RecordState::kClosed) {
+        Violation(where + ": illegal state");
+        continue;
+      }
+      if (finished && p.deadline <= as_of) {
+        Violation(where + ": due, not erased by a sweep that returned");
+      }
+      const bool as_closed = r.erase_bucket == p.bucket &&
+                             r.next_deadline_micros == p.closed_deadline;
+      const bool moved =
+          p.held_until != 0 &&
+          r.erase_bucket == DeadlineKeys::BucketOf(p.held_until) &&
+          r.next_deadline_micros == p.held_until;
+      if (!as_closed && !moved) {
+        Violation(where + ": moved to another bucket or deadline");
+      }
+      if (p.held_until != 0 && !moved) {
+        ++found.moves_pending;
+        if (finished && p.closed_deadline <= as_of) {
+          Violation(where + ": held, not moved by a sweep that returned");
+        }
+      }
+      occupied.insert(r.erase_bucket);
+      if (!live.contains(r.erase_bucket)) {
+        // Its key may go only once its erasure is written down by key, and
+        // only when due.
+        if (!(erased_buckets.contains(r.erase_bucket) && p.deadline <= as_of)) {
+          Violation(where +
+                    ": its bucket key was destroyed before its erasure "
+                    "was written down");
+        } else {
+          ++found.stubs_pending;
+        }
+      }
+    }
+    for (const auto& [bucket, wrapped] : live) {
+      if (DeadlineKeys::BucketEnd(bucket) - 1 > as_of) {
+        found.unused_keys_live += occupied.contains(bucket) ? 0 : 1;
+        continue;
+      }
+      if (finished) {
+        Violation(when + ": a finished sweep left the key of ended bucket " +
+                  std::to_string(bucket));
+      }
+      if (!occupied.contains(bucket)) ++found.emptied_keys_live;
+    }
+    return found;
+  }
+
+  // Through an engine on `dir` with its clock at `as_of`: what is not due
+  // reads intact to an officer, what is due reads ERASED without personal
+  // data. REQUIRES: no engine has `dir` open.
+  void CheckReads(const std::string& dir, int64_t as_of,
+                  const std::string& when) {
+    ManualClock clock(FromMicros(as_of));
+    Options options = MakeOptions();
+    options.data_dir = dir;
+    options.clock = &clock;
+    auto engine = Engine::Open(options, MasterKey());
+    ASSERT_TRUE(engine.has_value()) << engine.error().ToString();
+    auto officer = (*engine)->ActorFor("officer");
+    ASSERT_TRUE(officer.has_value()) << officer.error().ToString();
+    for (const Planned& p : planned_) {
+      const std::string where = when + ": record " + std::to_string(p.id);
+      auto view = (*engine)->GetRecord(*officer, p.id, APurpose());
+      if (!view) {
+        Violation(where +
+                  ": officer cannot read it: " + view.error().ToString());
+      } else if (p.deadline > as_of) {
+        if (view->state != RecordState::kClosed || !view->personal_included ||
+            view->parts.size() != 1 ||
+            view->parts[0].fields != Fields(p.index)) {
+          Violation(where + ": not due, not intact");
+        }
+      } else if (view->state != RecordState::kErased ||
+                 view->personal_included || !view->parts.empty()) {
+        Violation(where + ": due, still readable");
+      }
+    }
+  }
+
+  // A complete sweep as of `as_of` on a copy of the store: it erases
+  // exactly what is due (what it reports, and what the store then holds),
+  // leaves no key of an ended bucket and no erased byte in the files, and
+  // what is not due still reads intact.
+  // Returns how many records it erased (stubs written) without reporting
+  // them: those a killed sweep erased by key (the bucket's marker says they
+  // were reported; the report died with the sweep).
+  int CheckRecovery(int64_t as_of, const std::string& when) {
+    std::set<uint64_t> erased_before;
+    for (const auto& [id, r] : Records()) {
+      if (r.state == RecordState::kErased) erased_before.insert(id);
+    }
+    std::set<uint64_t> reported;
+    const std::string copy = dir_ + "-recovery";
+    std::filesystem::remove_all(copy);
+    std::filesystem::copy(dir_, copy, std::filesystem::copy_options::recursive);
+    {
+      ManualClock clock(FromMicros(as_of));
+      Options options = MakeOptions();
+      options.data_dir = copy;
+      options.clock = &clock;
+      auto engine = Engine::Open(options, MasterKey());
+      if (!engine) {
+        ADD_FAILURE() << engine.error().ToString();
+        return -1;
+      }
+      auto admin = (*engine)->ActorFor("admin");
+      if (!admin) {
+        ADD_FAILURE() << admin.error().ToString();
+        return -1;
+      }
+      SweepOptions sweep;
+      sweep.as_of = FromMicros(as_of);
+      auto report = (*engine)->Sweep(*admin, sweep);
+      if (!report) {
+        ADD_FAILURE() << report.error().ToString();
+        return -1;
+      }
+      EXPECT_TRUE(report->complete) << when;
+      EXPECT_TRUE(report->skipped.empty()) << when;
+      std::map<uint64_t, const Planned*> by_id;
+      for (const Planned& p : planned_) by_id[p.id] = &p;
+      for (const PlannedTransition& t : report->transitions) {
+        if (t.to != RecordState::kErased) continue;
+        reported.insert(t.record_id);
+        const Planned* p = by_id.at(t.record_id);
+        if (p->deadline > as_of || ToMicros(t.due) != p->deadline) {
+          Violation(when + ": recovery reports record " +
+                    std::to_string(t.record_id) + " erased at " +
+                    std::to_string(ToMicros(t.due)) + ", due " +
+                    std::to_string(p->deadline));
+        }
+      }
+      auto verified = (*engine)->VerifyErasure(*admin);
+      if (!verified) {
+        ADD_FAILURE() << verified.error().ToString();
+        return -1;
+      }
+      if (verified->found != 0) {
+        Violation(when + ": erased bytes left in the files after recovery");
+      }
+    }
+    CheckRaw(copy, as_of, /*finished=*/true, when + ", recovered");
+    int unreported = 0;
+    for (const auto& [id, r] : Records(copy)) {
+      unreported += r.state == RecordState::kErased &&
+                            !erased_before.contains(id) &&
+                            !reported.contains(id)
+                        ? 1
+                        : 0;
+    }
+    CheckReads(copy, as_of, when + ", recovered");
+    std::filesystem::remove_all(copy);
+    return unreported;
   }
 
   std::vector<Planned> planned_;
@@ -346,6 +824,229 @@ TEST_F(DeadlineCrashTest, KilledSweepsNeverDestroyABucketKeyEarlyAndResume) {
 
   // A last sweep finishes: every record erased, no bucket key left, and
   // none of their wrapped bytes in the keystore's files.
+  clock_.Set(FinalAsOf());
+  Reopen();
+  SweepOptions options;
+  options.as_of = FinalAsOf();
+  auto report = engine_->Sweep(*admin_, options);
+  ASSERT_TRUE(report.has_value()) << report.error().ToString();
+  EXPECT_TRUE(report->complete);
+  auto verified = engine_->VerifyErasure(*admin_);
+  ASSERT_TRUE(verified.has_value()) << verified.error().ToString();
+  EXPECT_EQ(verified->found, 0u);
+  Close();
+  for (const auto& [id, r] : Records()) {
+    EXPECT_EQ(r.state, RecordState::kErased) << "record " << id;
+  }
+  EXPECT_TRUE(BucketKeys().empty());
+  const std::string files = ReadAllFiles(dir_ + "/keystore");
+  for (const auto& [bucket, wrapped] : initial_keys_) {
+    EXPECT_EQ(files.find(wrapped), std::string::npos)
+        << "the key of bucket " << bucket << " is still in the files";
+  }
+}
+
+// Issue 11, crash safety, phase by phase: the kills of
+// KilledSweepsNeverDestroyABucketKeyEarlyAndResume fall where the timing
+// puts them; here each is placed, by counting the sweep's log writes (see
+// the child above), in a chosen phase: the erasure by key (before the
+// marker, between the marker and the keys' destruction, between two keys),
+// the deletion of the erased ranges, the rewrite to ERASED stubs, the batch
+// that moves a held record to the bucket of its hold's end (before and
+// after the new bucket's key is made), and DestroyDueBuckets (before the
+// witnesses, between them and the keys). Erasures fall inside hours, and so
+// does every as_of; two records are held to instants inside hours (one hold
+// set before the backlog is due, so that the first buckets go record by
+// record, one set later, reaching past the backlog's last bucket); some
+// sweeps are left to finish. After every run, on the raw store: nothing is
+// erased early, nothing written down as erased has a ciphertext under a
+// live key, no record's bucket key is gone unless its erasure is written
+// down by key and due, and after a sweep that returned every due record is
+// an ERASED stub, every held one moved, and no key of an ended bucket is
+// left; through the reopened engine: what is not due (the held records
+// included) reads intact, what is due reads ERASED; and a complete sweep on
+// a copy of the store erases exactly what is due (and reports no other),
+// leaving no erased byte in the files. The plan is fixed: where each kill
+// lands is the same on every run, and how many land in each phase is
+// asserted.
+TEST_F(DeadlineCrashTest, KillsInEveryPhaseOfASweepNeverExposeOrEraseEarly) {
+  ASSERT_NO_FATAL_FAILURE(BuildMidHourBacklog());
+  // Held from now: planned_[2] (erasure in the backlog's bucket 2) until
+  // 23 min 17 s into bucket 13, so buckets 0 to 13 go record by record.
+  constexpr size_t kFirstHeld = 2;
+  ASSERT_NO_FATAL_FAILURE(
+      Hold(kFirstHeld, ToMicros(clock_.Now()), InBucket(13.388)));
+  // Held from the as_of of run kSecondHoldRun - 1 (bucket 26): planned_[40]
+  // (bucket 40) until bucket 50, where no record is sealed yet: its move
+  // makes the bucket's key.
+  constexpr size_t kSecondHeld = 40;
+  constexpr int kSecondHoldRun = 21;
+
+  // (where in the backlog's buckets, kill: segment, index, n). Segment 'H':
+  // the batch that moves a held record ('T' with the index found in the
+  // deadline index); '-': none, the sweep finishes.
+  struct Run {
+    double at;
+    char segment;
+    int index;
+    int n;
+  };
+  const std::vector<Run> plan = {
+      // Buckets 0 to 13: a hold reaches them, record by record.
+      {1.35, 'T', 2, 1},   // An erasure in a bucket not ended.
+      {1.35, 'D', 0, 1},   // Bucket 0 emptied: before its witness.
+      {1.35, 'D', 0, 3},   // Between the witness and the key.
+      {2.60, 'H', 0, 1},   // The move of planned_[2].
+      {2.60, '-', 0, 0},   //
+      {4.20, 'T', 2, 2},   //
+      {5.90, 'A', 0, 1},   // History pruning.
+      {7.45, 'D', 0, 1},   //
+      {9.05, 'T', 1, 3},   //
+      {11.50, '-', 0, 0},  //
+      {13.40, 'T', 3, 1},  // planned_[2] is due again, at its hold's end.
+      // Buckets 14 to 25: erased by key.
+      {15.30, 'K', 0, 1},  // Before the marker.
+      {15.30, 'K', 0, 3},  // Between the marker and the key's destruction.
+      {17.10, 'R', 0, 1},  // The erased ranges' deletion.
+      {17.10, 'T', 2, 1},  // The rewrite to stubs.
+      {19.50, 'K', 0, 5},  // Between the first key and the second.
+      {19.50, '-', 0, 0},  //
+      {21.70, 'R', 0, 3},  //
+      {23.20, 'T', 4, 2},  //
+      {24.80, 'A', 1, 1},  // The last compaction.
+      {26.40, '-', 0, 0},  //
+      // From bucket 26: the second hold reaches them, record by record.
+      {28.60, 'D', 0, 1},  //
+      {28.60, 'D', 0, 3},  //
+      {31.25, 'T', 1, 4},  //
+      {35.75, '-', 0, 0},  //
+      {40.50, 'H', 0, 3},  // The move of planned_[40]: its new key made.
+      {40.50, 'D', 0, 1},  //
+      {42.90, 'T', 2, 1},  //
+      {47.99, 'D', 0, 2},  //
+      {48.50, '-', 0, 0},  // Every bucket of the backlog ended.
+  };
+  std::map<char, int> landed;  // By segment.
+  int stub_rewrites = 0, hold_moves = 0, finished = 0, ended_checked = 0,
+      held_read_intact = 0, mid_hour_as_of = 0, erased_unreported = 0;
+  int64_t last_as_of = 0;
+  for (size_t run = 0; run < plan.size(); ++run) {
+    const std::string when = "run " + std::to_string(run);
+    if (run == kSecondHoldRun) {
+      ASSERT_NO_FATAL_FAILURE(Hold(kSecondHeld, last_as_of, InBucket(50.6858)));
+    }
+    const int64_t as_of = InBucket(plan[run].at);
+    ASSERT_GE(as_of, last_as_of);
+    last_as_of = as_of;
+    mid_hour_as_of += (as_of + 1) % DeadlineKeys::kBucketMicros != 0 ? 1 : 0;
+    char segment = plan[run].segment;
+    int index = plan[run].index;
+    const bool aim_at_move = segment == 'H';
+    if (aim_at_move) {
+      const int position = HeldEntryPosition(as_of);
+      ASSERT_GE(position, static_cast<int>(kPhaseBatchSize))
+          << when << ": no held record due past the first batch";
+      segment = 'T';
+      index = position / static_cast<int>(kPhaseBatchSize);
+    }
+    Child child = StartChild(kPhaseChildTestName, kPhaseChildEnv,
+                             dir_ + ":" + Hex(master_bytes_.bytes()) + ":" +
+                                 std::to_string(as_of) + ":" + segment + ":" +
+                                 std::to_string(index) + ":" +
+                                 std::to_string(plan[run].n));
+    ASSERT_GT(child.pid, 0);
+    ASSERT_EQ(ReadFromChild(child, 60'000), std::optional<char>('r')) << when;
+    const std::optional<char> first = ReadFromChild(child, 120'000);
+    std::optional<char> second;
+    if (first && *first != 'd') second = ReadFromChild(child, 10'000);
+    // Its end (end of file), so that a child that finished is not killed.
+    EXPECT_EQ(ReadFromChild(child, 60'000), std::nullopt) << when;
+    const int status = KillChild(child);
+    const bool was_killed = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+    if (plan[run].segment == '-') {
+      ASSERT_EQ(first, std::optional<char>('d')) << when;
+      ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+          << when << ": status " << status;
+    } else {
+      ASSERT_TRUE(was_killed && first && second)
+          << when << ": not killed where planned, status " << status;
+    }
+    const char where = was_killed ? *first : '-';
+    const int where_index =
+        was_killed ? static_cast<unsigned char>(*second) : 0;
+    // Read before any engine opens the store (Open finishes the ranges).
+    const int queued_ranges = QueuedRangeDeletions(dir_);
+    const RawFindings found = CheckRaw(dir_, as_of, !was_killed, when);
+    ++landed[where];
+    switch (where) {
+      case 'R':
+        EXPECT_GT(queued_ranges, 0) << when << ": no range deletion cut";
+        break;
+      case 'T':
+        stub_rewrites += found.stubs_pending > 0 ? 1 : 0;
+        if (aim_at_move && where_index == index && found.moves_pending > 0) {
+          ++hold_moves;
+        }
+        break;
+      case 'D':
+        EXPECT_GT(found.emptied_keys_live, 0)
+            << when << ": no key of an emptied bucket left to destroy";
+        break;
+      case '-':
+        ++finished;
+        for (const auto& [bucket, wrapped] : initial_keys_) {
+          ended_checked += DeadlineKeys::BucketEnd(bucket) - 1 <= as_of ? 1 : 0;
+        }
+        break;
+      default:
+        break;
+    }
+    for (const Planned& p : planned_) {
+      held_read_intact += p.held_until != 0 && p.closed_deadline <= as_of &&
+                                  as_of < p.held_until
+                              ? 1
+                              : 0;
+    }
+    ASSERT_NO_FATAL_FAILURE(CheckReads(dir_, as_of, when));
+    const int unreported = CheckRecovery(as_of, when);
+    ASSERT_GE(unreported, 0) << when;
+    erased_unreported += unreported;
+    ASSERT_EQ(violations_, 0) << "after " << when;
+    std::printf(
+        "[ run %2zu   ] as_of bucket %5.2f, aimed %c%d/%d, %s %c%d; erased "
+        "%d; stubs pending %d; moves pending %d; unused keys %d; queued "
+        "ranges %d\n",
+        run, plan[run].at, segment, index, plan[run].n,
+        was_killed ? "killed in" : "finished ", where, where_index,
+        found.erased, found.stubs_pending, found.moves_pending,
+        found.unused_keys_live, queued_ranges);
+  }
+  std::printf(
+      "[ kills    ] by key %d, range deletion %d, rewrite %d (of stubs %d, "
+      "of a held record's move %d), DestroyDueBuckets %d, after %d, mixed "
+      "%d; finished %d (%d ended buckets checked)\n",
+      landed['K'], landed['R'], landed['T'], stub_rewrites, hold_moves,
+      landed['D'], landed['A'], landed['M'], finished, ended_checked);
+  // Not asserted: the count of a report is not the erasure (the stubs'
+  // history events and ledger entries are written all the same).
+  std::printf(
+      "[ reports  ] %d records erased by recovery sweeps without being "
+      "reported by them (erased by key in a killed sweep)\n",
+      erased_unreported);
+  EXPECT_GE(landed['K'], 3);
+  EXPECT_GE(landed['R'], 2);
+  EXPECT_GE(landed['T'], 8);
+  EXPECT_GE(stub_rewrites, 1);
+  EXPECT_GE(hold_moves, 2);
+  EXPECT_GE(landed['D'], 6);
+  EXPECT_GE(landed['A'], 1);
+  EXPECT_GE(finished, 5);
+  EXPECT_GT(ended_checked, 0);
+  EXPECT_GT(held_read_intact, 0);
+  EXPECT_EQ(mid_hour_as_of, static_cast<int>(plan.size()));
+
+  // A last sweep, every hold ended: every record erased, no bucket key
+  // left, and none of their wrapped bytes in the keystore's files.
   clock_.Set(FinalAsOf());
   Reopen();
   SweepOptions options;
