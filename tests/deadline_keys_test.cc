@@ -1700,6 +1700,8 @@ TEST_F(DeadlineKeysTest,
   for (const auto& c : stored.contests) {
     ASSERT_FALSE(c.sealed_statement.empty());
   }
+  const auto entry = Raw(keys::BucketSealed(AlertBucket(), id));
+  ASSERT_EQ(entry.size(), 1u);
 
   Close();
   const std::string copy = dir_ + "-copy";
@@ -1716,18 +1718,26 @@ TEST_F(DeadlineKeysTest,
   std::filesystem::copy(dir_ + "/keystore", copy + "/keystore",
                         std::filesystem::copy_options::recursive);
 
-  // Control: the copy with its own keystore gives every note and statement
-  // back, through the engine (as of before the deadline) and directly.
-  {
+  // Through the engine, as of before the deadline: the control (the copy
+  // with its own keystore) gives every note and statement back, the copy
+  // nothing.
+  for (const std::string& where : {control, copy}) {
+    SCOPED_TRACE(where == control ? "control" : "copy");
     ManualClock before(AlertErasure() - 24h);
     Options options = MakeOptions();
-    options.data_dir = control;
+    options.data_dir = where;
     options.clock = &before;
     auto engine = Engine::Open(options, MasterKey());
     ASSERT_TRUE(engine.has_value()) << engine.error().ToString();
     auto officer = (*engine)->ActorFor("officer");
     ASSERT_TRUE(officer.has_value());
     auto read = (*engine)->GetRecord(*officer, id, APurpose());
+    if (where == copy) {
+      ASSERT_FALSE(read.has_value());
+      EXPECT_EQ(read.error().code(), StatusCode::kDataLoss);
+      EXPECT_EQ(read.error().message(), "a deadline key was destroyed");
+      continue;
+    }
     ASSERT_TRUE(read.has_value()) << read.error().ToString();
     ASSERT_EQ(read->flags.size(), 2u);
     ASSERT_EQ(read->contests.size(), 2u);
@@ -1736,6 +1746,7 @@ TEST_F(DeadlineKeysTest,
       EXPECT_EQ(read->contests[i].statement, statements[i]);
     }
   }
+  // Directly, each ciphertext with the keys each keystore holds.
   for (const std::string& where : {control, copy}) {
     SCOPED_TRACE(where == control ? "control" : "copy");
     auto keystore = OpenKeystoreAt(where, MasterKey(), clock_.Now());
@@ -1779,8 +1790,8 @@ TEST_F(DeadlineKeysTest,
       }
     }
   }
-  // The copy still holds the ciphertexts themselves (it was taken before
-  // the sweep): only the key is missing.
+  // The copy still holds the very ciphertexts (it was taken before the
+  // sweep): only the key is missing.
   {
     leveldb::DB* raw_db = nullptr;
     ASSERT_TRUE(
@@ -1790,6 +1801,7 @@ TEST_F(DeadlineKeysTest,
     EXPECT_TRUE(db->Get(leveldb::ReadOptions(),
                         keys::BucketSealed(AlertBucket(), id), &sealed)
                     .ok());
+    EXPECT_EQ(sealed, entry.begin()->second);
   }
   std::filesystem::remove_all(copy);
   std::filesystem::remove_all(control);
