@@ -1706,6 +1706,13 @@ TEST_F(DeadlineKeysTest,
   Close();
   const std::string copy = dir_ + "-copy";
   const std::string control = dir_ + "-control";
+  // Removed however the test ends (an assertion returns early).
+  struct RemovedOnExit {
+    std::vector<std::string> paths;
+    ~RemovedOnExit() {
+      for (const std::string& path : paths) std::filesystem::remove_all(path);
+    }
+  } copies{{copy, control}};
   std::filesystem::copy(dir_, copy, std::filesystem::copy_options::recursive);
   std::filesystem::copy(dir_, control,
                         std::filesystem::copy_options::recursive);
@@ -1803,8 +1810,6 @@ TEST_F(DeadlineKeysTest,
                     .ok());
     EXPECT_EQ(sealed, entry.begin()->second);
   }
-  std::filesystem::remove_all(copy);
-  std::filesystem::remove_all(control);
   Reopen();
 }
 
