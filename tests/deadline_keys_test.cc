@@ -20,6 +20,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "crypto/aead.h"
@@ -33,6 +34,7 @@
 #include "storage/period.h"
 #include "storage/policies.h"
 #include "storage/record_store.h"
+#include "storage/sealing.h"
 #include "storage/store.h"
 #include "storage/subjects.h"
 #include "tests/engine_fixture.h"
@@ -1527,6 +1529,490 @@ TEST_F(DeadlineKeysTest,
   EXPECT_EQ(ReadAllFiles(dir_ + "/keystore").find(key_bytes),
             std::string::npos);
   Reopen();
+}
+
+// ---- Gaps a hostile review of issue 11 found ------------------------------
+
+// The keystore of the store at `data_dir`, opened from its files alone (the
+// engine closed), with the test's master key.
+std::unique_ptr<Keystore> OpenKeystoreAt(const std::string& data_dir,
+                                         const crypto::SecretKey& master,
+                                         Timestamp now) {
+  auto keystore = Keystore::Open(data_dir + "/keystore", false, master, now,
+                                 leveldb::Env::Default(), 4);
+  EXPECT_TRUE(keystore.has_value()) << keystore.error().ToString();
+  if (!keystore) return nullptr;
+  return std::move(*keystore);
+}
+
+// Opens `sealed`, a ciphertext of `subject_id` sealed in `bucket`, with the
+// keys `keystore` holds: the part key of the real derivation
+// (DeadlineKeys::PartKey over the subject's data key and the bucket's key),
+// or with `subject_key_alone` the subject's data key alone.
+Result<std::vector<Field>> OpenWithKeysOf(
+    Keystore& keystore, const std::string& subject_id, uint64_t bucket,
+    const codec::Bytes& sealed, const codec::Bytes& ad, std::string_view what,
+    bool subject_key_alone = false) {
+  auto subject_key = keystore.GetKey(subject_id);
+  if (!subject_key) return Fail(subject_key.error());
+  if (!*subject_key) return Fail(Status::NotFound("no subject key"));
+  if (subject_key_alone) {
+    return sealing::OpenFields(**subject_key, sealed, ad, what);
+  }
+  DeadlineKeys deadline_keys(keystore);
+  auto part_key = deadline_keys.PartKey(**subject_key, bucket);
+  if (!part_key) return Fail(part_key.error());
+  if (!*part_key) return Fail(Status::Internal("bucket 0 has no part key"));
+  return sealing::OpenFields(**part_key, sealed, ad, what);
+}
+
+// The checks of ABucketedPartOpensOnlyUnderTheKeyDerivedFromBoth, its keys
+// released before `keystore` (whose key pool must outlive them).
+void ExpectOnlyTheDerivedKeyOpens(Keystore& keystore, uint64_t id,
+                                  const codec::StoredPart& part) {
+  const codec::Bytes ad = sealing::PartAd(id, part.subject_id, part.version);
+  auto subject_key = keystore.GetKey(part.subject_id);
+  ASSERT_TRUE(subject_key.has_value()) << subject_key.error().ToString();
+  ASSERT_NE(*subject_key, nullptr);
+  DeadlineKeys deadline_keys(keystore);
+  auto bucket_key = deadline_keys.Get(AlertBucket());
+  ASSERT_TRUE(bucket_key.has_value()) << bucket_key.error().ToString();
+  ASSERT_NE(*bucket_key, nullptr);
+
+  auto alone =
+      sealing::OpenFields(**subject_key, part.sealed, ad, "a personal part");
+  ASSERT_FALSE(alone.has_value()) << "opens under the subject's key alone";
+  EXPECT_EQ(alone.error().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(alone.error().message(), "a personal part failed to decrypt");
+  auto bucket_alone =
+      sealing::OpenFields(**bucket_key, part.sealed, ad, "a personal part");
+  ASSERT_FALSE(bucket_alone.has_value()) << "opens under the bucket's key";
+  EXPECT_EQ(bucket_alone.error().code(), StatusCode::kDataLoss);
+
+  const crypto::SecretKey both =
+      deadline_keys.PartKey(**bucket_key, **subject_key, AlertBucket());
+  auto fields = sealing::OpenFields(both, part.sealed, ad, "a personal part");
+  ASSERT_TRUE(fields.has_value()) << fields.error().ToString();
+  EXPECT_EQ(*fields, (std::vector<Field>{{"name", "Anna Example"}}));
+  // The derivation is bound to the bucket: the same two keys named for the
+  // next bucket do not open it.
+  const crypto::SecretKey other =
+      deadline_keys.PartKey(**bucket_key, **subject_key, AlertBucket() + 1);
+  auto elsewhere =
+      sealing::OpenFields(other, part.sealed, ad, "a personal part");
+  ASSERT_FALSE(elsewhere.has_value());
+  EXPECT_EQ(elsewhere.error().code(), StatusCode::kDataLoss);
+}
+
+// Gap 1: the part key really combines both keys. The "pb:" entry's
+// ciphertext, read from the records database, does not open under the
+// subject's data key alone, nor under the bucket's key alone; it opens
+// under the key DeadlineKeys derives from both. (Seen failing with
+// DeadlineKeys::PartKey returning the subject's key unchanged.)
+TEST_F(DeadlineKeysTest, ABucketedPartOpensOnlyUnderTheKeyDerivedFromBoth) {
+  const uint64_t id = CreateClosedAlert();
+  Close();
+  codec::StoredRecord stored;
+  {
+    auto db = OpenRaw("records");
+    ASSERT_NE(db, nullptr);
+    std::string value;
+    ASSERT_TRUE(db->Get(leveldb::ReadOptions(), keys::Record(id), &value).ok());
+    auto record = codec::DecodeRecord(value);
+    ASSERT_TRUE(record.has_value()) << record.error().ToString();
+    stored = std::move(*record);
+    ASSERT_EQ(stored.erase_bucket, AlertBucket());
+    ASSERT_EQ(stored.parts.size(), 1u);
+    EXPECT_TRUE(stored.parts[0].sealed.empty());  // Not in the "r:" value.
+    std::string sealed;
+    ASSERT_TRUE(db->Get(leveldb::ReadOptions(),
+                        keys::BucketSealed(AlertBucket(), id), &sealed)
+                    .ok());
+    ASSERT_TRUE(codec::MergeSealedContents(sealed, stored).ok());
+  }
+  const codec::StoredPart& part = stored.parts.at(0);
+  ASSERT_FALSE(part.sealed.empty());
+  auto keystore = OpenKeystoreAt(dir_, MasterKey(), clock_.Now());
+  ASSERT_NE(keystore, nullptr);
+  ExpectOnlyTheDerivedKeyOpens(*keystore, id, part);
+  keystore.reset();
+  Reopen();
+}
+
+// Gap 2: a closed record's flag notes and contests are sealed under its
+// bucket as its parts are (those added while it was active re-sealed by the
+// close, those added after it sealed there at once): after the sweep that
+// destroys the bucket's key, a copy of the database taken before the sweep,
+// with the keys left in the live keystore, gives none of them back.
+TEST_F(DeadlineKeysTest,
+       ACopyTakenBeforeTheSweepGivesBackNoFlagNoteOrContestEither) {
+  // Granted to the officer, who sees it while ACTIVE too.
+  NewRecord r;
+  r.kind = "alert";
+  r.attributes = {{"country", "AT"}};
+  r.personal = {{"anna@example.org", {{"name", "Anna Example"}}}};
+  r.grants = {"officer"};
+  auto created = engine_->CreateRecord(*owner_, r);
+  ASSERT_TRUE(created.has_value()) << created.error().ToString();
+  const uint64_t id = *created;
+  auto view = engine_->GetRecord(*officer_, id, APurpose());
+  ASSERT_TRUE(view.has_value()) << view.error().ToString();
+  ASSERT_EQ(view->subject_ids.size(), 1u);
+  const std::string subject = view->subject_ids[0];
+  const std::vector<std::string> notes = {"born 1981, not 1980",
+                                          "lives in Graz since May"};
+  const std::vector<std::string> statements = {"the alert names another Anna",
+                                               "the alert was never founded"};
+  // Active: sealed under the data key, re-sealed into the bucket by the
+  // close.
+  ASSERT_TRUE(
+      engine_->FlagIncorrect(*officer_, id, subject, notes[0], APurpose())
+          .ok());
+  ASSERT_TRUE(engine_
+                  ->Contest(*officer_, id, subject, statements[0],
+                            {{"name", "Anna Beispiel"}})
+                  .ok());
+  ASSERT_TRUE(engine_->Close(*owner_, id).ok());
+  // Closed: sealed under the bucket's part key at once.
+  clock_.Set(clock_.Now() + 1min);
+  ASSERT_TRUE(
+      engine_->FlagIncorrect(*officer_, id, subject, notes[1], APurpose())
+          .ok());
+  ASSERT_TRUE(
+      engine_
+          ->Contest(*officer_, id, subject, statements[1], {{"born", "1981"}})
+          .ok());
+
+  // Every ciphertext of the record is in its "pb:" entry, none in "r:".
+  auto records = Raw(keys::Record(id));
+  ASSERT_EQ(records.size(), 1u);
+  auto raw = codec::DecodeRecord(records.begin()->second);
+  ASSERT_TRUE(raw.has_value()) << raw.error().ToString();
+  ASSERT_EQ(raw->erase_bucket, AlertBucket());
+  ASSERT_EQ(raw->flags.size(), 2u);
+  ASSERT_EQ(raw->contests.size(), 2u);
+  for (const auto& f : raw->flags) EXPECT_TRUE(f.sealed_note.empty());
+  for (const auto& c : raw->contests) EXPECT_TRUE(c.sealed_statement.empty());
+  const codec::StoredRecord stored = Stored(id);
+  ASSERT_EQ(stored.flags.size(), 2u);
+  ASSERT_EQ(stored.contests.size(), 2u);
+  for (const auto& f : stored.flags) ASSERT_FALSE(f.sealed_note.empty());
+  for (const auto& c : stored.contests) {
+    ASSERT_FALSE(c.sealed_statement.empty());
+  }
+  const auto entry = Raw(keys::BucketSealed(AlertBucket(), id));
+  ASSERT_EQ(entry.size(), 1u);
+
+  Close();
+  const std::string copy = dir_ + "-copy";
+  const std::string control = dir_ + "-control";
+  // Removed however the test ends (an assertion returns early).
+  struct RemovedOnExit {
+    std::vector<std::string> paths;
+    ~RemovedOnExit() {
+      for (const std::string& path : paths) std::filesystem::remove_all(path);
+    }
+  } copies{{copy, control}};
+  std::filesystem::copy(dir_, copy, std::filesystem::copy_options::recursive);
+  std::filesystem::copy(dir_, control,
+                        std::filesystem::copy_options::recursive);
+  Reopen();
+  ASSERT_EQ(SweepAt(EndOfAlertBucket()).buckets_destroyed, 1u);
+  Close();
+  // The copy's records with the live keystore (the same keyring and subject
+  // keys, without the destroyed bucket key).
+  std::filesystem::remove_all(copy + "/keystore");
+  std::filesystem::copy(dir_ + "/keystore", copy + "/keystore",
+                        std::filesystem::copy_options::recursive);
+
+  // Through the engine, as of before the deadline: the control (the copy
+  // with its own keystore) gives every note and statement back, the copy
+  // nothing.
+  for (const std::string& where : {control, copy}) {
+    SCOPED_TRACE(where == control ? "control" : "copy");
+    ManualClock before(AlertErasure() - 24h);
+    Options options = MakeOptions();
+    options.data_dir = where;
+    options.clock = &before;
+    auto engine = Engine::Open(options, MasterKey());
+    ASSERT_TRUE(engine.has_value()) << engine.error().ToString();
+    auto officer = (*engine)->ActorFor("officer");
+    ASSERT_TRUE(officer.has_value());
+    auto read = (*engine)->GetRecord(*officer, id, APurpose());
+    if (where == copy) {
+      ASSERT_FALSE(read.has_value());
+      EXPECT_EQ(read.error().code(), StatusCode::kDataLoss);
+      EXPECT_EQ(read.error().message(), "a deadline key was destroyed");
+      continue;
+    }
+    ASSERT_TRUE(read.has_value()) << read.error().ToString();
+    ASSERT_EQ(read->flags.size(), 2u);
+    ASSERT_EQ(read->contests.size(), 2u);
+    for (size_t i = 0; i < 2; ++i) {
+      EXPECT_EQ(read->flags[i].note, notes[i]);
+      EXPECT_EQ(read->contests[i].statement, statements[i]);
+    }
+  }
+  // Directly, each ciphertext with the keys each keystore holds.
+  for (const std::string& where : {control, copy}) {
+    SCOPED_TRACE(where == control ? "control" : "copy");
+    auto keystore = OpenKeystoreAt(where, MasterKey(), clock_.Now());
+    ASSERT_NE(keystore, nullptr);
+    for (size_t i = 0; i < 2; ++i) {
+      const codec::StoredFlag& f = stored.flags[i];
+      const codec::Bytes flag_ad =
+          sealing::NoteAd("flag", id, f.subject_id, f.at_micros);
+      const codec::StoredContest& c = stored.contests[i];
+      const codec::Bytes contest_ad =
+          sealing::NoteAd("contest", id, c.subject_id, c.at_micros);
+      auto note = OpenWithKeysOf(*keystore, f.subject_id, AlertBucket(),
+                                 f.sealed_note, flag_ad, "a flag note");
+      auto statement =
+          OpenWithKeysOf(*keystore, c.subject_id, AlertBucket(),
+                         c.sealed_statement, contest_ad, "a contest");
+      // Nor does the subject's data key, alive in both, open either alone.
+      auto note_alone =
+          OpenWithKeysOf(*keystore, f.subject_id, AlertBucket(), f.sealed_note,
+                         flag_ad, "a flag note", /*subject_key_alone=*/true);
+      ASSERT_FALSE(note_alone.has_value());
+      EXPECT_EQ(note_alone.error().code(), StatusCode::kDataLoss);
+      auto statement_alone = OpenWithKeysOf(
+          *keystore, c.subject_id, AlertBucket(), c.sealed_statement,
+          contest_ad, "a contest", /*subject_key_alone=*/true);
+      ASSERT_FALSE(statement_alone.has_value());
+      EXPECT_EQ(statement_alone.error().code(), StatusCode::kDataLoss);
+      if (where == control) {
+        ASSERT_TRUE(note.has_value()) << note.error().ToString();
+        EXPECT_EQ(*note, (std::vector<Field>{{"note", notes[i]}}));
+        ASSERT_TRUE(statement.has_value()) << statement.error().ToString();
+        ASSERT_FALSE(statement->empty());
+        EXPECT_EQ(statement->at(0).value, statements[i]);
+      } else {
+        ASSERT_FALSE(note.has_value());
+        EXPECT_EQ(note.error().code(), StatusCode::kDataLoss);
+        EXPECT_EQ(note.error().message(), "a deadline key was destroyed");
+        ASSERT_FALSE(statement.has_value());
+        EXPECT_EQ(statement.error().code(), StatusCode::kDataLoss);
+        EXPECT_EQ(statement.error().message(), "a deadline key was destroyed");
+      }
+    }
+  }
+  // The copy still holds the very ciphertexts (it was taken before the
+  // sweep): only the key is missing.
+  {
+    leveldb::DB* raw_db = nullptr;
+    ASSERT_TRUE(
+        leveldb::DB::Open(RawOptions(), copy + "/records", &raw_db).ok());
+    std::unique_ptr<leveldb::DB> db(raw_db);
+    std::string sealed;
+    EXPECT_TRUE(db->Get(leveldb::ReadOptions(),
+                        keys::BucketSealed(AlertBucket(), id), &sealed)
+                    .ok());
+    EXPECT_EQ(sealed, entry.begin()->second);
+  }
+  Reopen();
+}
+
+// Gap 3: visibility exact to the microsecond for a deadline in the middle
+// of an hour. Closed at 12:20:07, the alert is due at 12:20:07 six months
+// later, inside its bucket's hour: one microsecond before, it reads as
+// before; at the deadline it reads ERASED to callers while its bucket's key
+// still exists (the hour is not over) and nothing was written; a sweep at
+// the deadline erases it and keeps the key.
+TEST_F(DeadlineKeysTest, AMidHourDeadlineTakesEffectAtItsMicrosecond) {
+  const uint64_t id = CreateAlert();
+  clock_.Set(TestEpoch() + 20min + 7s);
+  ASSERT_TRUE(engine_->Close(*owner_, id).ok());
+  const Timestamp deadline = AlertErasure() + 20min + 7s;
+  const Timestamp just_before = deadline - std::chrono::microseconds(1);
+  const codec::StoredRecord stored = Stored(id);
+  ASSERT_EQ(stored.next_transition, codec::Transition::kErase);
+  ASSERT_EQ(stored.next_deadline_micros, ToMicros(deadline));
+  ASSERT_EQ(stored.erase_bucket, AlertBucket());
+  ASSERT_GT(ToMicros(deadline), DeadlineKeys::BucketStart(AlertBucket()));
+  ASSERT_LT(ToMicros(deadline), DeadlineKeys::BucketEnd(AlertBucket()));
+
+  clock_.Set(just_before);
+  auto before = engine_->GetRecord(*officer_, id, APurpose());
+  ASSERT_TRUE(before.has_value()) << before.error().ToString();
+  EXPECT_EQ(before->state, RecordState::kClosed);
+  ASSERT_EQ(before->parts.size(), 1u);
+  EXPECT_EQ(before->parts[0].fields.at(0).value, "Anna Example");
+  EXPECT_EQ(engine_->GetRecord(*admin_, id)->state, RecordState::kClosed);
+  SweepReport early = SweepAt(just_before);
+  EXPECT_EQ(early.erased, 0u);
+  EXPECT_EQ(early.buckets_destroyed, 0u);
+  auto still = OfficerReadsName(*engine_, *officer_, id);
+  ASSERT_TRUE(still.has_value()) << still.error().ToString();
+  EXPECT_EQ(*still, "Anna Example");
+
+  clock_.Set(deadline);
+  auto at = engine_->GetRecord(*officer_, id, APurpose());
+  ASSERT_TRUE(at.has_value()) << at.error().ToString();
+  EXPECT_EQ(at->state, RecordState::kErased);
+  EXPECT_EQ(at->erased_at, deadline);
+  EXPECT_TRUE(at->parts.empty());
+  auto admin_view = engine_->GetRecord(*admin_, id);
+  ASSERT_TRUE(admin_view.has_value()) << admin_view.error().ToString();
+  EXPECT_EQ(admin_view->state, RecordState::kErased);
+  EXPECT_EQ(admin_view->erased_at, deadline);
+  // Nothing destroyed or written: the key and the sealed entry are there.
+  EXPECT_EQ(BucketKeys(),
+            std::vector<std::string>{BucketKeyKey(AlertBucket())});
+  const codec::StoredRecord unswept = Stored(id);
+  EXPECT_EQ(unswept.state, RecordState::kClosed);
+  EXPECT_EQ(unswept.erase_bucket, AlertBucket());
+  EXPECT_EQ(Raw(keys::BucketSealed(AlertBucket(), id)).size(), 1u);
+
+  SweepReport due = SweepAt(deadline);
+  EXPECT_EQ(due.erased, 1u);
+  ASSERT_EQ(due.transitions.size(), 1u);
+  EXPECT_EQ(due.transitions[0].record_id, id);
+  EXPECT_EQ(due.transitions[0].to, RecordState::kErased);
+  EXPECT_EQ(due.transitions[0].due, deadline);
+  EXPECT_EQ(due.buckets_destroyed, 0u);  // The hour is not over.
+  EXPECT_EQ(BucketKeys(),
+            std::vector<std::string>{BucketKeyKey(AlertBucket())});
+  auto erased = engine_->GetRecord(*admin_, id);
+  ASSERT_TRUE(erased.has_value()) << erased.error().ToString();
+  EXPECT_EQ(erased->erased_at, deadline);
+}
+
+// Gap 4a: a withdrawal seals the record into the bucket of its erase
+// deadline: an active alert (no deadline, sealed under its data keys) and a
+// closed request (next deadline its blocking, so sealed under its data keys
+// too) each move to the bucket of the erasure the withdrawal makes due.
+TEST_F(DeadlineKeysTest, AWithdrawalSealsTheRecordIntoItsErasureBucket) {
+  const uint64_t alert = CreateAlert();
+  const uint64_t request = CreateRecord("bob@example.org");
+  ASSERT_TRUE(engine_->Close(*owner_, request).ok());
+  const codec::StoredRecord closed = Stored(request);
+  ASSERT_EQ(closed.next_transition, codec::Transition::kBlock);
+  ASSERT_EQ(closed.erase_bucket, 0u);
+  ASSERT_EQ(Stored(alert).erase_bucket, 0u);
+  ASSERT_TRUE(Raw(std::string(keys::kBucketSealedPrefix)).empty());
+  ASSERT_TRUE(BucketKeys().empty());
+
+  clock_.Set(TestEpoch() + 24h + 30min);
+  ASSERT_TRUE(engine_->Withdraw(*owner_, alert).ok());
+  ASSERT_TRUE(engine_->Withdraw(*owner_, request).ok());
+  // The alert: erased six months after its withdrawal (its closure).
+  const Timestamp alert_erasure = At(2027, 3, 1) + 30min;
+  // The request: three years after its closure, not its withdrawal.
+  const Timestamp request_erasure = At(2029, 8, 31);
+  const uint64_t alert_bucket = DeadlineKeys::BucketOf(ToMicros(alert_erasure));
+  const uint64_t request_bucket =
+      DeadlineKeys::BucketOf(ToMicros(request_erasure));
+  for (const auto& [id, erasure, bucket] :
+       {std::tuple{alert, alert_erasure, alert_bucket},
+        std::tuple{request, request_erasure, request_bucket}}) {
+    const codec::StoredRecord stored = Stored(id);
+    EXPECT_EQ(stored.state, RecordState::kBlocked);
+    EXPECT_EQ(stored.next_transition, codec::Transition::kErase);
+    EXPECT_EQ(stored.next_deadline_micros, ToMicros(erasure));
+    EXPECT_EQ(stored.erase_bucket, bucket);
+    ASSERT_EQ(stored.parts.size(), 1u);
+    EXPECT_FALSE(stored.parts[0].sealed.empty());
+  }
+  auto sealed = Raw(std::string(keys::kBucketSealedPrefix));
+  ASSERT_EQ(sealed.size(), 2u);
+  EXPECT_EQ(sealed.count(keys::BucketSealed(alert_bucket, alert)), 1u);
+  EXPECT_EQ(sealed.count(keys::BucketSealed(request_bucket, request)), 1u);
+  EXPECT_EQ(BucketKeys(),
+            (std::vector<std::string>{BucketKeyKey(alert_bucket),
+                                      BucketKeyKey(request_bucket)}));
+  // Sealed there for good: the alert's bucket key destroyed, nothing of it
+  // opens; the request is untouched.
+  SweepReport report =
+      SweepAt(FromMicros(DeadlineKeys::BucketEnd(alert_bucket) - 1));
+  EXPECT_EQ(report.erased, 1u);
+  EXPECT_EQ(report.buckets_destroyed, 1u);
+  EXPECT_EQ(BucketKeys(),
+            std::vector<std::string>{BucketKeyKey(request_bucket)});
+  EXPECT_EQ(Stored(request).erase_bucket, request_bucket);
+}
+
+// Gap 4b: setting a hold does not move a record (docs/retention.md,
+// "Deadline keys": the sweep that meets its postponed erasure moves it to
+// the bucket of the hold's end, as AHoldMovingTheBucketMovesTheSealedEntry
+// checks); a release moves it back to the bucket of its own erase deadline,
+// its sealed entry with it. Its legal date passed, that deadline is the
+// release (the erasure dated at it): a release within its old bucket's hour
+// brings it back into that very bucket, a later one into the release's.
+TEST_F(DeadlineKeysTest, AHoldsReleaseMovesTheRecordBackToItsOwnBucket) {
+  const uint64_t soon = CreateClosedAlert();
+  const uint64_t late = CreateClosedAlert("bob@example.org", "Bob");
+  const Timestamp hold_end = At(2027, 6, 1);
+  const uint64_t hold_bucket = DeadlineKeys::BucketOf(ToMicros(hold_end));
+  ASSERT_NE(hold_bucket, AlertBucket());
+  auto soon_hold =
+      engine_->SetRecordHold(*officer_, soon, "case 4 C 12/26", hold_end);
+  ASSERT_TRUE(soon_hold.has_value()) << soon_hold.error().ToString();
+  auto late_hold =
+      engine_->SetRecordHold(*officer_, late, "case 4 C 13/26", hold_end);
+  ASSERT_TRUE(late_hold.has_value()) << late_hold.error().ToString();
+  // Set, the hold moves nothing yet.
+  EXPECT_EQ(Stored(soon).erase_bucket, AlertBucket());
+  EXPECT_EQ(Stored(soon).next_deadline_micros, ToMicros(AlertErasure()));
+
+  // The sweep at their deadline moves both to the hold's end.
+  SweepReport held = SweepAt(AlertErasure());
+  EXPECT_EQ(held.erased, 0u);
+  EXPECT_EQ(held.postponed, 2u);
+  for (const uint64_t id : {soon, late}) {
+    const codec::StoredRecord stored = Stored(id);
+    EXPECT_EQ(stored.next_deadline_micros, ToMicros(hold_end));
+    EXPECT_EQ(stored.erase_bucket, hold_bucket);
+  }
+  auto sealed = Raw(std::string(keys::kBucketSealedPrefix));
+  ASSERT_EQ(sealed.size(), 2u);
+  EXPECT_EQ(sealed.count(keys::BucketSealed(hold_bucket, soon)), 1u);
+  EXPECT_EQ(sealed.count(keys::BucketSealed(hold_bucket, late)), 1u);
+
+  // Released within the hour of its own deadline: back into its bucket.
+  const Timestamp soon_release = AlertErasure() + 30min;
+  clock_.Set(soon_release);
+  ASSERT_TRUE(engine_->ReleaseHold(*officer_, soon_hold->id).ok());
+  const codec::StoredRecord back = Stored(soon);
+  EXPECT_EQ(back.state, RecordState::kClosed);
+  EXPECT_EQ(back.next_transition, codec::Transition::kErase);
+  EXPECT_EQ(back.next_deadline_micros, ToMicros(soon_release));
+  EXPECT_EQ(back.erase_bucket, AlertBucket());
+  sealed = Raw(std::string(keys::kBucketSealedPrefix));
+  ASSERT_EQ(sealed.size(), 2u);
+  EXPECT_EQ(sealed.count(keys::BucketSealed(AlertBucket(), soon)), 1u);
+  EXPECT_EQ(sealed.count(keys::BucketSealed(hold_bucket, late)), 1u);
+  // Due at once: erased for callers, dated at the release.
+  auto soon_view = engine_->GetRecord(*admin_, soon);
+  ASSERT_TRUE(soon_view.has_value()) << soon_view.error().ToString();
+  EXPECT_EQ(soon_view->state, RecordState::kErased);
+  EXPECT_EQ(soon_view->erased_at, soon_release);
+
+  // The hour's end erases it with the bucket's key; the other stays held.
+  SweepReport ended = SweepAt(EndOfAlertBucket());
+  EXPECT_EQ(ended.erased, 1u);
+  EXPECT_EQ(ended.buckets_destroyed, 1u);
+  EXPECT_EQ(BucketKeys(), std::vector<std::string>{BucketKeyKey(hold_bucket)});
+  EXPECT_EQ(Stored(soon).state, RecordState::kErased);
+  auto name = OfficerReadsName(*engine_, *officer_, late);
+  ASSERT_TRUE(name.has_value()) << name.error().ToString();
+  EXPECT_EQ(*name, "Bob");
+
+  // Released a day later: into the bucket of its deadline, the release.
+  const Timestamp late_release = AlertErasure() + 24h + 10min;
+  const uint64_t release_bucket =
+      DeadlineKeys::BucketOf(ToMicros(late_release));
+  clock_.Set(late_release);
+  ASSERT_TRUE(engine_->ReleaseHold(*officer_, late_hold->id).ok());
+  const codec::StoredRecord moved = Stored(late);
+  EXPECT_EQ(moved.next_deadline_micros, ToMicros(late_release));
+  EXPECT_EQ(moved.erase_bucket, release_bucket);
+  sealed = Raw(std::string(keys::kBucketSealedPrefix));
+  ASSERT_EQ(sealed.size(), 1u);
+  EXPECT_EQ(sealed.begin()->first, keys::BucketSealed(release_bucket, late));
+  EXPECT_EQ(BucketKeys(),
+            (std::vector<std::string>{BucketKeyKey(release_bucket),
+                                      BucketKeyKey(hold_bucket)}));
 }
 
 }  // namespace
