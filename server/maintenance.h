@@ -1,6 +1,9 @@
 // custosd's scheduled maintenance (--maintenance-interval; docs/operations.md,
 // "Metrics"): one run sweeps what is due, expires backup keys and completes
-// shreds (Engine::RunMaintenance), then counts the records by state at the
+// shreds (Engine::RunMaintenance; its sweep and its shred completion also
+// compact the erased bytes queued once the oldest has waited
+// --erasure-compaction-delay: with a delay, custosd's only compactions
+// besides an admin's sweep), then counts the records by state at the
 // engine's now (Engine::CountRecordsForMaintenance), a scan of the store
 // made here, off the metrics endpoint's path. What it did goes to the
 // server's metrics, and counts only (never what a record holds) to stderr.

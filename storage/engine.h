@@ -244,6 +244,10 @@ class Engine {
   // Any state but ERASED -> ERASED: destroys the personal parts, keeps the
   // attributes. Owner (while the record is visible to it) or admin.
   // FailedPrecondition, naming the holds, while a legal hold covers it.
+  // With Options::erasure_compaction_delay 0, the erased bytes are
+  // compacted away before it returns; with a delay, never inside it (the
+  // next sweep does it once the delay has passed: docs/retention.md,
+  // "Deletion bound").
   Status EraseRecord(const Actor& actor, uint64_t id);
 
   // ---- Reminders (storage/reminders.h; docs/accountability.md) -----------

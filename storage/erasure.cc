@@ -303,6 +303,11 @@ Status Erasure::LedgerPruned(const std::vector<uint64_t>& seqs) {
   return keystore_.LedgerPrunedEvents(seqs, /*sync=*/false);
 }
 
+Status Erasure::CompactQueuedUnlessDelayed() {
+  if (options_.erasure_compaction_delay.count() > 0) return Status::Ok();
+  return CompactQueued();
+}
+
 Status Erasure::CompactQueued() {
   if (!options_.compact_after_erasure) return Status::Ok();
   // Gather the queued keys and compact the span they cover once: erased

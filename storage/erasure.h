@@ -118,6 +118,14 @@ class Erasure {
   // queued ranges first (each compacted alone), then the queued keys. A crash
   // at any point leaves the queue as it was; the next call redoes it.
   Status CompactQueued();
+  // For an erasing call made on a caller's behalf (EraseRecord):
+  // CompactQueued when Options::erasure_compaction_delay is 0; with a
+  // delay, nothing, even once the oldest entry has waited it: the queue is
+  // compacted by the first Sweep, CompleteShreds, RekeySubject or Open after
+  // that, so a caller never pays for a compaction (issue 11: off the
+  // callers' path) and the bound stays the delay plus the interval between
+  // sweeps (custosd's maintenance timer).
+  Status CompactQueuedUnlessDelayed();
 
   // Scans every file of the data directory for the witnessed nonces.
   Result<ErasureReport> Verify() const;

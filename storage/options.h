@@ -42,8 +42,10 @@ struct Options {
   // How long erased bytes may stay on disk. 0: compact before the erasing
   // call returns. Otherwise erased keys are queued with their erasure time
   // and compacted together once the oldest has waited this long, by the
-  // next erasing call, sweep or Open: many erasures share one rewrite, and
-  // the bound is this delay plus the interval between sweeps.
+  // next Sweep, CompleteShreds, RekeySubject or Open (never by EraseRecord,
+  // whose caller then never waits for a compaction): many erasures share
+  // one rewrite, and the bound is this delay plus the interval between
+  // sweeps. custosd sets it (--erasure-compaction-delay, default 300 s).
   // Default: 0. REQUIRES: >= 0.
   std::chrono::microseconds erasure_compaction_delay{0};
   // Records, or access-history events, re-sealed per write batch by

@@ -641,7 +641,7 @@ Status Records::Erase(const PrincipalInfo& caller, uint64_t id) {
   CUSTOS_RETURN_IF_ERROR(u_.erasure.Ledger({{id, now}}));
   CUSTOS_RETURN_IF_ERROR(
       u_.store.Commit(std::move(lock), batch, record_events, "erasing record"));
-  return u_.erasure.CompactQueued();
+  return u_.erasure.CompactQueuedUnlessDelayed();
 }
 
 Result<HoldView> Records::SetRecordHold(const PrincipalInfo& officer,

@@ -61,9 +61,11 @@ struct Party {
 class CustosdLifecycleTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    custosd_.Start(CUSTOSD_TESTCLOCK_PATH,
-                   {"--test-clock", "2026-08-31T10:00:00Z",
-                    "--maintenance-interval", MaintenanceInterval()});
+    std::vector<std::string> args = {"--test-clock", "2026-08-31T10:00:00Z",
+                                     "--maintenance-interval",
+                                     MaintenanceInterval()};
+    for (std::string& a : ExtraArgs()) args.push_back(std::move(a));
+    custosd_.Start(CUSTOSD_TESTCLOCK_PATH, args);
     admin_ = std::make_unique<Party>(custosd_.Socket(), "admin",
                                      custosd_.AdminToken());
   }
@@ -77,6 +79,8 @@ class CustosdLifecycleTest : public ::testing::Test {
   // By default the timer's sweeps stay out of the way: the test sweeps
   // when it means to.
   virtual std::string MaintenanceInterval() const { return "86400"; }
+  // More of custosd's options.
+  virtual std::vector<std::string> ExtraArgs() const { return {}; }
 
   rpc::Admin::Client Admin() {
     return admin_->session->adminRequest().send().getAdmin();
@@ -343,6 +347,98 @@ TEST_F(CustosdTimerTest, TheServersOwnSweepsRunOnTheTestClock) {
   }
   EXPECT_EQ(seen,
             std::vector<std::string>{"custos:retention 2027-02-28T10:00:00Z"});
+}
+
+// custosd's --erasure-compaction-delay (issue 11: physical removal off the
+// callers' path). The timer stays out of the way here (the fixture's
+// interval, a day): what compacts is what the test calls.
+class CustosdErasureDelayTest : public CustosdLifecycleTest {
+ protected:
+  std::vector<std::string> ExtraArgs() const override {
+    return {"--erasure-compaction-delay", "3600"};
+  }
+
+  // Creates an ACTIVE record of `a`'s with one personal part; its id.
+  uint64_t CreateRecord(Party& a, const std::string& identifier) {
+    auto create = a.session->createRequest();
+    auto r = create.initRecord();
+    r.setKind("request");
+    auto part = r.initPersonal(1)[0];
+    part.setSubjectIdentifier(identifier);
+    auto fields = part.initFields(1);
+    fields[0].setName("name");
+    fields[0].setValue("Name of " + identifier);
+    return create.send().wait(a.wait()).getId();
+  }
+  void Erase(Party& a, uint64_t id) {
+    auto erase = a.session->eraseRequest();
+    erase.setId(id);
+    erase.send().wait(a.wait());
+  }
+  // VerifyErasure over RPC: {witnesses, found}.
+  std::pair<uint64_t, uint64_t> Verify() {
+    auto report = Admin().verifyErasureRequest().send().wait(admin_->wait());
+    EXPECT_EQ(report.getCorruptQueueEntries(), 0u);
+    EXPECT_EQ(report.getUndecodableSealedEntries(), 0u);
+    return {report.getWitnesses(), report.getFound()};
+  }
+  static std::pair<uint64_t, uint64_t> Counts(uint64_t witnesses,
+                                              uint64_t found) {
+    return {witnesses, found};
+  }
+};
+
+TEST_F(CustosdErasureDelayTest, AnEarlyErasureReturnsWithoutCompacting) {
+  Party& a = Connect("authority-a", rpc::Role::USER);
+  const uint64_t anna = CreateRecord(a, "anna@example.org");
+  const uint64_t ben = CreateRecord(a, "ben@example.org");
+  Erase(a, anna);
+  // One witness (the erased part, sealed inline: an ACTIVE record has no
+  // erase-deadline bucket), still in the files: the call did not compact.
+  EXPECT_EQ(Verify(), Counts(1, 1));
+
+  // An hour on, Anna's erasure has waited the delay; Ben's erasure, a
+  // caller's call, still does not compact: that is the sweeps' work.
+  custosd_.SetTestClock("2026-08-31T11:00:00Z");
+  Erase(a, ben);
+  EXPECT_EQ(Verify(), Counts(2, 2));
+
+  // An admin's sweep compacts everything queued at once, once the oldest
+  // has waited the delay: Ben's younger erasure goes with Anna's.
+  auto swept = Admin().sweepRequest().send().wait(admin_->wait());
+  EXPECT_EQ(swept.getReport().getErased(), 0u);  // Nothing was due.
+  EXPECT_EQ(Verify(), Counts(2, 0));
+}
+
+// The same, with the server's own timer running every second.
+class CustosdErasureDelayTimerTest : public CustosdErasureDelayTest {
+ protected:
+  std::string MaintenanceInterval() const override { return "1"; }
+};
+
+TEST_F(CustosdErasureDelayTimerTest, TheTimerCompactsOnceTheDelayHasPassed) {
+  Party& a = Connect("authority-a", rpc::Role::USER);
+  Erase(a, CreateRecord(a, "anna@example.org"));
+  EXPECT_EQ(Verify(), Counts(1, 1));
+  // Seconds of real time pass, and the timer runs, but the server's time
+  // stands still: the delay has not passed, the bytes stay.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  EXPECT_EQ(Verify(), Counts(1, 1));
+
+  // One second short of the delay, then the delay: the timer's next pass
+  // compacts (no call of the test's erases or sweeps anything).
+  custosd_.SetTestClock("2026-08-31T10:59:59Z");
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  EXPECT_EQ(Verify(), Counts(1, 1));
+  custosd_.SetTestClock("2026-08-31T11:00:00Z");
+  std::pair<uint64_t, uint64_t> seen;
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while ((seen = Verify()).second != 0 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_EQ(seen, Counts(1, 0));
 }
 
 }  // namespace

@@ -242,6 +242,30 @@ TEST_F(CustosdTest, TheProductionBuildRefusesTheTestClock) {
   }
 }
 
+// A negative erasure compaction delay, or one past the maximum, is a usage
+// error, refused before anything is created.
+TEST_F(CustosdTest, AnErasureCompactionDelayOutOfRangeIsRefused) {
+  for (std::vector<std::string> args :
+       {std::vector<std::string>{"--erasure-compaction-delay", "-1"},
+        std::vector<std::string>{"--erasure-compaction-delay=-1"},
+        std::vector<std::string>{"--erasure-compaction-delay", "2592001"}}) {
+    const std::string err = dir_ + "/stderr";
+    const int status = RunCustosdCapturingStderr(dir_, args, err);
+    ASSERT_TRUE(WIFEXITED(status)) << status;
+    EXPECT_EQ(WEXITSTATUS(status), 2) << args.back();
+    std::ifstream in(err);
+    std::string line;
+    std::getline(in, line);
+    EXPECT_EQ(line,
+              "custosd: --erasure-compaction-delay must be between 0 and "
+              "2592000 seconds (0: erased bytes are compacted away inside "
+              "each erasing call)")
+        << args.back();
+    EXPECT_FALSE(fs::exists(dir_ + "/custos-data"));
+    EXPECT_FALSE(fs::exists(dir_ + "/custos-master.key"));
+  }
+}
+
 // A TCP port free a moment ago.
 int FreePort() {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);

@@ -147,6 +147,28 @@ TEST_P(ErasureDiskTest, WithADelayErasedBytesLeaveByTheNextSweepAfterIt) {
   EXPECT_EQ(Verify().found, compacting() ? 0u : 4u);
 }
 
+// With a delay, an early erasure never compacts inside the call, even once
+// the oldest queued erasure has waited the delay (issue 11: off the
+// callers' path); the next sweep does.
+TEST_P(ErasureDiskTest, WithADelayAnEarlyErasureNeverCompactsInTheCall) {
+  Close();
+  Options options = MakeOptions();
+  options.compact_after_erasure = GetParam();
+  options.erasure_compaction_delay = std::chrono::hours(1);
+  engine_ = std::move(*Engine::Open(options, MasterKey()));
+  admin_ = std::make_unique<Actor>(*engine_->ActorFor("admin"));
+  owner_ = std::make_unique<Actor>(*engine_->ActorFor("authority-a"));
+  ASSERT_TRUE(engine_->EraseRecord(*owner_, ClosedAlert("anna")).ok());
+  clock_.Advance(std::chrono::hours(2));
+  ASSERT_TRUE(engine_->EraseRecord(*owner_, ClosedAlert("ben")).ok());
+  // Two witnesses per record (see EarlyErasureLeavesNoCiphertextInAnyFile).
+  EXPECT_EQ(Verify().found, 4u);
+  SweepOptions sweep;
+  sweep.as_of = clock_.Now();
+  ASSERT_TRUE(engine_->Sweep(*admin_, sweep).has_value());
+  EXPECT_EQ(Verify().found, compacting() ? 0u : 4u);
+}
+
 // Rectified (replaced) data leaves the disk by the next sweep.
 TEST_P(ErasureDiskTest, RectifiedDataLeavesTheDiskByTheNextSweep) {
   NewRecord r;
