@@ -121,7 +121,9 @@ class Runner:
         with open(out_json) as f:
             data = json.load(f)
         runs = Runs()
-        runs.group = name
+        # Repetition i of two series ran close in time only when the run
+        # interleaved them; otherwise ratios are of the medians.
+        runs.group = name if interleave else None
         for b in data.get("benchmarks", []):
             if b.get("run_type") != "iteration" or b.get("error_occurred"):
                 continue
