@@ -392,7 +392,8 @@ class CanonicalHeader {
         builder.getSegmentsForOutput()[0];
 #ifndef NDEBUG
     // What capnp::canonicalize checks of its own copy (debug builds only).
-    assert(capnp::FlatArrayMessageReader(output).isCanonical());
+    const kj::ArrayPtr<const capnp::word> segments[] = {output};
+    assert(capnp::SegmentArrayMessageReader(segments).isCanonical());
 #endif
     bytes_ = output.asBytes();
   }
