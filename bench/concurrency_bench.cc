@@ -85,7 +85,7 @@ namespace {
 
 constexpr int64_t kStartMicros = 1'750'000'000'000'000;  // June 2025.
 // Bytes of personal data (field names and values) per record.
-constexpr size_t kPersonalBytes = 256;
+constexpr size_t kPersonalBytes = bench::kWorkloadPersonalBytes;
 // Subjects registered during setup; creates for an existing subject cycle
 // through them. Fits the default key cache (1024).
 constexpr int kSubjectPool = 256;
@@ -163,20 +163,7 @@ std::string Identifier(int n) { return bench::SubjectIdentifier(n); }
 // A record of kind "alert" with 4 attributes and one personal part of 4
 // fields whose names and values total exactly kPersonalBytes.
 NewRecord MakeRecord(const std::string& identifier, uint64_t serial) {
-  NewRecord record;
-  record.kind = "alert";
-  record.attributes = {{"status", "open"},
-                       {"channel", "web-form"},
-                       {"priority", "normal"},
-                       {"case", "case-" + std::to_string(serial)}};
-  std::vector<Field> fields{{"name", "Alex Example"},
-                            {"email", identifier},
-                            {"phone", "+32 470 12 34 56"}};
-  size_t used = 5;  // "notes"
-  for (const Field& f : fields) used += f.name.size() + f.value.size();
-  fields.push_back({"notes", std::string(kPersonalBytes - used, 'x')});
-  record.personal.push_back({identifier, std::move(fields)});
-  return record;
+  return bench::WorkloadRecord("alert", identifier, serial);
 }
 
 uint64_t Create(Store& store, int subject, uint64_t serial) {

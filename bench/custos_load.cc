@@ -92,7 +92,7 @@ using Clock = std::chrono::steady_clock;
 using json = nlohmann::json;
 
 // Bytes of personal data (field names and values) per record.
-constexpr size_t kPersonalBytes = 256;
+constexpr size_t kPersonalBytes = kWorkloadPersonalBytes;
 // Distinct data subjects the records are about.
 constexpr int kSubjectPool = 256;
 // The principal the tool creates when it logs in as the first admin.
@@ -174,20 +174,7 @@ std::string Identifier(uint64_t serial) {
 // attributes, one personal part of kPersonalBytes.
 NewRecord MakeRecordAbout(const std::string& identifier, uint64_t serial,
                           const std::string& kind = "request") {
-  NewRecord record;
-  record.kind = kind;
-  record.attributes = {{"status", "open"},
-                       {"channel", "web-form"},
-                       {"priority", "normal"},
-                       {"case", "case-" + std::to_string(serial)}};
-  std::vector<Field> fields{{"name", "Alex Example"},
-                            {"email", identifier},
-                            {"phone", "+32 470 12 34 56"}};
-  size_t used = 5;  // "notes"
-  for (const Field& f : fields) used += f.name.size() + f.value.size();
-  fields.push_back({"notes", std::string(kPersonalBytes - used, 'x')});
-  record.personal.push_back({identifier, std::move(fields)});
-  return record;
+  return WorkloadRecord(kind, identifier, serial);
 }
 
 // The record every create of the load sends: about one of kSubjectPool

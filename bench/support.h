@@ -15,8 +15,10 @@
 #include <string>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 #include "base/status.h"
+#include "storage/types.h"
 
 namespace custos::bench {
 
@@ -58,6 +60,29 @@ inline std::string SubjectIdentifier(int n) {
   char buffer[48];
   std::snprintf(buffer, sizeof(buffer), "subject-%07d@example.org", n);
   return buffer;
+}
+
+// Issue 16's workload-1 record: `kind`, 4 attributes (the last naming case
+// `serial`) and one personal part about `identifier` of 4 fields whose
+// names and values total exactly kWorkloadPersonalBytes.
+inline constexpr size_t kWorkloadPersonalBytes = 256;
+inline NewRecord WorkloadRecord(const std::string& kind,
+                                const std::string& identifier,
+                                uint64_t serial) {
+  NewRecord record;
+  record.kind = kind;
+  record.attributes = {{"status", "open"},
+                       {"channel", "web-form"},
+                       {"priority", "normal"},
+                       {"case", "case-" + std::to_string(serial)}};
+  std::vector<Field> fields{{"name", "Alex Example"},
+                            {"email", identifier},
+                            {"phone", "+32 470 12 34 56"}};
+  size_t used = 5;  // "notes"
+  for (const Field& f : fields) used += f.name.size() + f.value.size();
+  fields.push_back({"notes", std::string(kWorkloadPersonalBytes - used, 'x')});
+  record.personal.push_back({identifier, std::move(fields)});
+  return record;
 }
 
 class TempDir {

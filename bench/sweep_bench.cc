@@ -15,9 +15,9 @@
 //   bucket as `as_of`, finds exactly that group due (the earlier groups
 //   were swept before, the later ones are due an hour or more later), and
 //   destroys that bucket's key (checked: buckets_destroyed == 1);
-// - every record as issue 16's workload 1 (MakeRecord: 4 attributes, one
-//   personal part of 256 bytes, as sweep_pg_bench's rows; the subjects a
-//   pool of kSubjectPool);
+// - every record as issue 16's workload 1 (bench::WorkloadRecord: 4
+//   attributes, one personal part of 256 bytes, as sweep_pg_bench's rows; the
+//   subjects a pool of kSubjectPool);
 // - the rest (the "bulk"): requests, one in four withdrawn (BLOCKED, with a
 //   deadline-index entry three years on, far after every sweep's as_of), the
 //   others ACTIVE (the request policy has no close_after: no deadline).
@@ -158,28 +158,6 @@ std::string Identifier(int n) {
   return buffer;
 }
 
-// A record of issue 16's workload 1 (as concurrency_bench's): 4 attributes
-// and one personal part whose field names and values total 256 bytes, as
-// the rows of sweep_pg_bench (--part_bytes=256).
-NewRecord MakeRecord(std::string kind, const std::string& identifier,
-                     int serial) {
-  constexpr size_t kPersonalBytes = 256;
-  NewRecord record;
-  record.kind = std::move(kind);
-  record.attributes = {{"status", "open"},
-                       {"channel", "web-form"},
-                       {"priority", "normal"},
-                       {"ref", std::to_string(serial)}};
-  std::vector<Field> fields{{"name", "Alex Example"},
-                            {"email", identifier},
-                            {"phone", "+32 470 12 34 56"}};
-  size_t used = 5;  // "notes"
-  for (const Field& f : fields) used += f.name.size() + f.value.size();
-  fields.push_back({"notes", std::string(kPersonalBytes - used, 'x')});
-  record.personal.push_back({identifier, std::move(fields)});
-  return record;
-}
-
 // A store of `records` records laid out as the file comment says, with
 // `groups` groups of `due_per_group` due records each.
 class SweepStore {
@@ -314,11 +292,12 @@ class SweepStore {
     const auto creates_started = std::chrono::steady_clock::now();
     for (int i = 0; i < records_; ++i) {
       const int group = group_of[static_cast<size_t>(i)];
-      const uint64_t id =
-          Value(engine_->CreateRecord(
-                    *user_, MakeRecord(group >= 0 ? "alert" : "request",
-                                       Identifier(i % kSubjectPool), i)),
-                "create record");
+      const uint64_t id = Value(
+          engine_->CreateRecord(
+              *user_, bench::WorkloadRecord(group >= 0 ? "alert" : "request",
+                                            Identifier(i % kSubjectPool),
+                                            static_cast<uint64_t>(i))),
+          "create record");
       if (group >= 0) {
         groups[static_cast<size_t>(group)].push_back(id);
       } else if (bulk++ % 4 == 0) {
