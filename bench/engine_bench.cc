@@ -585,12 +585,7 @@ BENCHMARK(BM_GetClosedRecord)->Arg(0)->Arg(1)->UseRealTime();
 // background compaction left over from the setup competes with the timed
 // region for the disk.
 void CompactRecordsDatabase(const Store& store) {
-  leveldb::DB* raw = nullptr;
-  Check(
-      leveldb::DB::Open(bench::EngineLikeOptions(), store.records_path(), &raw),
-      "open records database");
-  std::unique_ptr<leveldb::DB> db(raw);
-  db->CompactRange(nullptr, nullptr);
+  bench::CompactDatabase(store.records_path());
 }
 
 // How a shred benchmark's store is built. Each iteration shreds a subject

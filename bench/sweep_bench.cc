@@ -201,13 +201,7 @@ class SweepStore {
   void Settle(bool compact_after_erasure, bool sync_writes,
               std::chrono::microseconds delay = std::chrono::microseconds(0)) {
     engine_.reset();
-    leveldb::DB* raw = nullptr;
-    Check(leveldb::DB::Open(bench::EngineLikeOptions(),
-                            options_.data_dir + "/records", &raw),
-          "open records database");
-    std::unique_ptr<leveldb::DB> db(raw);
-    db->CompactRange(nullptr, nullptr);
-    db.reset();
+    bench::CompactDatabase(options_.data_dir + "/records");
     ::sync();
     options_.compact_after_erasure = compact_after_erasure;
     options_.sync_writes = sync_writes;
