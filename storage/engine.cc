@@ -630,6 +630,10 @@ void Engine::TEST_SetBeforeCreateGroup(std::function<void()> hook) {
 size_t Engine::TEST_QueuedCreates() const {
   return impl_->records.TEST_QueuedCreates();
 }
+Engine::HoldLookups Engine::TEST_HoldLookups() const {
+  const Holds::Lookups lookups = impl_->holds.TEST_Lookups();
+  return {lookups.span_loads, lookups.record_lookups};
+}
 uint64_t Engine::TEST_WriteCount() const {
   return impl_->store->TEST_WriteCount();
 }

@@ -548,6 +548,13 @@ class Engine {
   // every lock; TEST_QueuedCreates is the queue's length, its head included.
   void TEST_SetBeforeCreateGroup(std::function<void()> hook);
   size_t TEST_QueuedCreates() const;
+  // Reads of the store for legal holds since Open: loads of every hold's
+  // span, and lookups of one record's or one subject's holds.
+  struct HoldLookups {
+    uint64_t span_loads = 0;
+    uint64_t record_lookups = 0;
+  };
+  HoldLookups TEST_HoldLookups() const;
 
  private:
   struct Impl;

@@ -57,6 +57,8 @@ Result<HoldView> Holds::Add(WriteLock lock, const PrincipalInfo& officer,
     next = ReadBigEndian64(**counter);
   }
   any_ever_.store(1, std::memory_order_release);
+  // Before the commit, under the lock: the next Spans reads the new hold.
+  Forget(lock);
   // Built by insert: GCC 12 -O3 misreports "h" + string as -Wrestrict.
   hold.id = std::to_string(next);
   hold.id.insert(0, 1, 'h');
@@ -85,7 +87,7 @@ Result<HoldView> Holds::Add(WriteLock lock, const PrincipalInfo& officer,
   return hold;
 }
 
-Result<std::vector<uint64_t>> Holds::Release(const WriteLock& /*lock*/,
+Result<std::vector<uint64_t>> Holds::Release(const WriteLock& lock,
                                              const PrincipalInfo& officer,
                                              std::string_view hold_id,
                                              leveldb::WriteBatch& batch,
@@ -100,6 +102,9 @@ Result<std::vector<uint64_t>> Holds::Release(const WriteLock& /*lock*/,
     return Fail(Status::FailedPrecondition("the hold was already released"));
   }
   const Timestamp now = clock_.Now();
+  // The caller writes the release under the lock it holds: whoever reads
+  // the spans next does so after that write, or after its failure.
+  Forget(lock);
   hold->released_at = now;
   hold->released_by = officer.id;
 
@@ -133,6 +138,7 @@ Result<std::vector<uint64_t>> Holds::Release(const WriteLock& /*lock*/,
 Result<std::vector<HoldView>> Holds::Under(const std::string& prefix,
                                            std::optional<int64_t> at,
                                            bool subject_only) const {
+  record_lookups_.fetch_add(1, std::memory_order_relaxed);
   std::vector<std::string> ids;
   CUSTOS_RETURN_IF_ERROR(store_.Scan(
       prefix, {}, [&](std::string_view key, std::string_view value) {
@@ -176,23 +182,57 @@ Result<size_t> Holds::EverOnSubject(const std::string& subject_id) const {
   return n;
 }
 
-bool HoldSpans::MayCover(int64_t at) const {
-  if (unknown) return true;
-  for (const auto& [set, end] : spans) {
-    if (set <= at && at < end) return true;
+namespace {
+
+bool Covers(const std::vector<HoldSpans::Span>& spans, int64_t at) {
+  for (const HoldSpans::Span& span : spans) {
+    if (span.set <= at && at < span.end) return true;
   }
   return false;
 }
+
+bool Overlaps(const std::vector<HoldSpans::Span>& spans, int64_t from,
+              int64_t to) {
+  for (const HoldSpans::Span& span : spans) {
+    if (span.set < to && from < span.end) return true;
+  }
+  return false;
+}
+
+}  // namespace
 
 bool HoldSpans::MayCoverAny(int64_t from, int64_t to) const {
+  return unknown || Overlaps(spans, from, to);
+}
+
+bool HoldSpans::MayHold(const codec::StoredRecord& record, int64_t at) const {
   if (unknown) return true;
-  for (const auto& [set, end] : spans) {
-    if (set < to && from < end) return true;
+  if (spans.empty()) return false;
+  auto own = by_record.find(record.id);
+  if (own != by_record.end() && Covers(own->second, at)) return true;
+  for (const std::string& subject : record.subject_ids) {
+    auto held = by_subject.find(subject);
+    if (held != by_subject.end() && Covers(held->second, at)) return true;
   }
   return false;
 }
 
-Result<HoldSpans> Holds::Spans() const {
+void HoldSpans::Overlapping(int64_t from, int64_t to,
+                            std::vector<uint64_t>& records,
+                            std::vector<std::string>& subjects) const {
+  records.clear();
+  subjects.clear();
+  if (spans.empty()) return;
+  for (const auto& [id, held] : by_record) {
+    if (Overlaps(held, from, to)) records.push_back(id);
+  }
+  for (const auto& [subject, held] : by_subject) {
+    if (Overlaps(held, from, to)) subjects.push_back(subject);
+  }
+}
+
+Result<HoldSpans> Holds::ReadSpans() const {
+  span_loads_.fetch_add(1, std::memory_order_relaxed);
   HoldSpans spans;
   CUSTOS_RETURN_IF_ERROR(store_.Scan(
       keys::kHoldPrefix, {}, [&](std::string_view, std::string_view value) {
@@ -201,15 +241,38 @@ Result<HoldSpans> Holds::Spans() const {
           spans.unknown = true;
           return false;
         }
-        int64_t end = ToMicros(hold->ends_at);
+        HoldSpans::Span span{ToMicros(hold->set_at), ToMicros(hold->ends_at)};
         if (hold->released_at) {
-          end = std::min(end, ToMicros(*hold->released_at));
+          span.end = std::min(span.end, ToMicros(*hold->released_at));
         }
-        spans.spans.emplace_back(ToMicros(hold->set_at), end);
+        spans.spans.push_back(span);
+        if (hold->record_id) {
+          spans.by_record[*hold->record_id].push_back(span);
+        } else if (hold->subject_id) {
+          spans.by_subject[*hold->subject_id].push_back(span);
+        }
         return true;
       }));
   return spans;
 }
+
+Result<std::shared_ptr<const HoldSpans>> Holds::Spans(
+    const WriteLock& /*lock*/) const {
+  if (spans_) return spans_;
+  auto any = AnyEver();
+  if (!any) return Fail(any.error());
+  HoldSpans spans;  // None: no hold was ever set, so no read.
+  if (*any) {
+    auto read = ReadSpans();
+    if (!read) return Fail(read.error());
+    spans = std::move(*read);
+  }
+  // Kept until Add, Release or Forget drops it, each under the lock.
+  spans_ = std::make_shared<const HoldSpans>(std::move(spans));
+  return spans_;
+}
+
+void Holds::Forget(const WriteLock& /*lock*/) const { spans_.reset(); }
 
 Result<bool> Holds::AnyEver() const {
   const int known = any_ever_.load(std::memory_order_acquire);
@@ -229,8 +292,8 @@ Result<bool> Holds::AnyEver() const {
 Result<int64_t> Holds::ErasableFrom(const codec::StoredRecord& r, int64_t legal,
                                     const HoldView* pending,
                                     const HoldSpans* spans) const {
-  // No hold of any record covers the legal instant: none of this one's.
-  if (spans != nullptr && pending == nullptr && !spans->MayCover(legal)) {
+  // No hold of the record or of its subjects covers the legal instant.
+  if (spans != nullptr && pending == nullptr && !spans->MayHold(r, legal)) {
     return legal;
   }
   if (pending == nullptr) {

@@ -14,9 +14,11 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -28,16 +30,33 @@
 
 namespace custos {
 
-// The spans [set, end or release) of every hold ever stored, read once
-// (Holds::Spans) so that a sweep need not look up holds per record: an
-// erasure instant no span covers is covered by no hold of any record.
+// The spans [set, end or release) of every hold ever stored, with what
+// each holds (a record, or a subject's records), read once and kept in
+// memory (Holds::Spans) so that a sweep looks up no hold per record: an
+// erasure instant no span of a record's own holds or of its subjects' holds
+// covers is covered by no hold, and a deadline bucket no span overlaps
+// holds no held record.
 struct HoldSpans {
-  std::vector<std::pair<int64_t, int64_t>> spans;
+  struct Span {
+    int64_t set = 0;
+    int64_t end = 0;  // Its end or its release, whichever came first.
+  };
+  std::vector<Span> spans;  // Every hold's.
+  std::unordered_map<uint64_t, std::vector<Span>> by_record;
+  std::unordered_map<std::string, std::vector<Span>> by_subject;  // Subject
+                                                                  // holds.
   bool unknown = false;  // A hold did not decode: look every record up.
-  // True unless no hold can cover `at`.
-  bool MayCover(int64_t at) const;
+
   // True unless no hold can cover any instant of [from, to).
   bool MayCoverAny(int64_t from, int64_t to) const;
+  // True unless no hold of the record itself or of one of its subjects
+  // covers `at` (Holds::ErasableFrom's first question).
+  bool MayHold(const codec::StoredRecord& record, int64_t at) const;
+  // The records and subjects whose holds overlap [from, to): every record a
+  // hold can reach in that span is one of them or one of their records.
+  // Meaningless when `unknown`.
+  void Overlapping(int64_t from, int64_t to, std::vector<uint64_t>& records,
+                   std::vector<std::string>& subjects) const;
 };
 
 class Holds {
@@ -83,9 +102,29 @@ class Holds {
   Result<int64_t> ErasableFrom(const codec::StoredRecord& record, int64_t legal,
                                const HoldView* pending = nullptr,
                                const HoldSpans* spans = nullptr) const;
-  // Every hold's span. One seek when no hold was ever set. Errors: mapped
-  // LevelDB (a hold that does not decode sets `unknown`).
-  Result<HoldSpans> Spans() const;
+  // Every hold's span, read from the store once and kept until a hold is
+  // added, released or rewritten (Forget): no read at all when no hold was
+  // ever set, none while the holds are unchanged. REQUIRES the write lock,
+  // under which the holds change. Errors: mapped LevelDB (a hold that does
+  // not decode sets `unknown`).
+  Result<std::shared_ptr<const HoldSpans>> Spans(const WriteLock& lock) const;
+  // The same, read from the store now, for callers without the lock.
+  Result<HoldSpans> ReadSpans() const;
+  // Drops the kept spans: the holds' entries were rewritten outside Add and
+  // Release (Shredder::Unlink). REQUIRES the write lock.
+  void Forget(const WriteLock& lock) const;
+
+  // Reads of the store for holds: span loads (Spans, ReadSpans) and lookups
+  // of one record's or subject's holds (ErasableFrom, OnRecord, ...). For
+  // tests that show what a sweep asks.
+  struct Lookups {
+    uint64_t span_loads = 0;
+    uint64_t record_lookups = 0;
+  };
+  Lookups TEST_Lookups() const {
+    return {span_loads_.load(std::memory_order_relaxed),
+            record_lookups_.load(std::memory_order_relaxed)};
+  }
 
   // Holds in force at `at` covering the record: its own and its subjects'.
   Result<std::vector<HoldView>> OnRecord(const codec::StoredRecord& record,
@@ -130,6 +169,11 @@ class Holds {
   // AnyEver's answer once known: -1 unknown, 0 none, 1 some. Add sets 1
   // before it writes; a store never loses its holds' entries.
   mutable std::atomic<int> any_ever_{-1};
+  // Spans' kept answer, null until read and after a change. Guarded by the
+  // store's write lock.
+  mutable std::shared_ptr<const HoldSpans> spans_;
+  mutable std::atomic<uint64_t> span_loads_{0};
+  mutable std::atomic<uint64_t> record_lookups_{0};
 };
 
 }  // namespace custos

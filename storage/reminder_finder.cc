@@ -37,7 +37,7 @@ Result<ReminderPage> ReminderFinder::DueSoon(const PrincipalInfo& owner,
   if (!horizon) return Fail(horizon.error());
   const int64_t horizon_micros = ToMicros(*horizon);
   // Read once: most stores hold no hold covering a record.
-  auto spans = u_.holds.Spans();
+  auto spans = u_.holds.ReadSpans();
   if (!spans) return Fail(spans.error());
   const std::string prefix = keys::AclPrefix(owner.id);
   std::string start = prefix;

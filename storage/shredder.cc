@@ -411,6 +411,8 @@ Result<size_t> Shredder::Complete(size_t budget) {
         if (!dropped) return Fail(dropped.error());
         if (*dropped == 0) {
           CUSTOS_RETURN_IF_ERROR(Unlink(batch, subject_id));
+          // Unlink rewrites subject holds: the kept spans go with them.
+          u_.holds.Forget(lock);
           batch.Delete(queue_key);
         }
         auto ticket = u_.store.Apply(lock, batch, {}, "finishing shred");

@@ -221,7 +221,7 @@ Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
   if (!options.dry_run) {
     // Erasure by key first: what is due in an ended bucket no hold reaches
     // becomes undecipherable before any record is rewritten.
-    CUSTOS_RETURN_IF_ERROR(EraseEndedBuckets(as_of, report));
+    CUSTOS_RETURN_IF_ERROR(EraseEndedBuckets(admin, options, report));
     report_progress(SweepPhase::kDestroyingKeys);
     // Then the bytes: the erased buckets' "pb:" ranges deleted and
     // compacted (each one range), before the record-by-record rewrite to
@@ -265,9 +265,10 @@ Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
           due_entries.emplace_back(key, *entry);
           return true;
         }));
-    // Holds are read once per batch: with none, one seek and no lookup per
-    // record (Holds::ErasableFrom).
-    auto spans = u_.holds.Spans();
+    // Holds as kept in memory (read from the store once, and again only
+    // after a change): a record no hold reaches costs no lookup
+    // (Holds::ErasableFrom).
+    auto spans = u_.holds.Spans(lock);
     if (!spans) return Fail(spans.error());
     leveldb::WriteBatch batch;
     std::vector<Event> sweep_events;
@@ -278,7 +279,7 @@ Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
       resume_key = key + '\0';
       Status swept =
           SweepRecord(lock, admin, key, entry, options, batch, sweep_events,
-                      report, *spans, erased_buckets, erased);
+                      report, **spans, erased_buckets, erased);
       if (!swept.ok()) {
         if (!Skippable(swept)) return Fail(swept);
         // One record must not stop retention for the rest of the store. Its
@@ -340,7 +341,10 @@ Result<bool> Sweeper::ErasedByKey(uint64_t bucket,
   return marker->has_value();
 }
 
-Status Sweeper::EraseEndedBuckets(int64_t as_of, SweepReport& report) {
+Status Sweeper::EraseEndedBuckets(const PrincipalInfo& admin,
+                                  const SweepOptions& options,
+                                  SweepReport& report) {
+  const int64_t as_of = ToMicros(options.as_of);
   // Buckets every instant of which is at or before as_of; none before
   // the first bucket's end (a negative as_of must not wrap around).
   if (as_of + 1 < DeadlineKeys::kBucketMicros) return Status::Ok();
@@ -352,8 +356,9 @@ Status Sweeper::EraseEndedBuckets(int64_t as_of, SweepReport& report) {
   WriteLock lock = u_.store.Lock();
   // Read under the lock: no hold is set between this look and the keys'
   // destruction.
-  auto spans = u_.holds.Spans();
+  auto spans = u_.holds.Spans(lock);
   if (!spans) return spans.error();
+  const HoldSpans& held = **spans;
   auto buckets = keystore.BucketsUpTo(last);
   if (!buckets) return buckets.error();
   std::vector<uint64_t> erasing;
@@ -362,16 +367,44 @@ Status Sweeper::EraseEndedBuckets(int64_t as_of, SweepReport& report) {
   std::string written_at;
   AppendBigEndian64(written_at, static_cast<uint64_t>(as_of));
   const int64_t now = ToMicros(u_.clock.Now());
+  // The held records' moves (or erasures, when no hold covers their due
+  // instant after all), written with the buckets' markers.
+  std::vector<Event> moves;
+  std::vector<std::pair<uint64_t, int64_t>> moved_erased;
+  std::map<uint64_t, bool> erased_buckets;
+  // The records of held subjects, read once per sweep.
+  std::map<std::string, std::vector<uint64_t>> subject_records;
+  std::vector<uint64_t> held_ids;
+  std::vector<std::string> held_subjects;
   for (uint64_t bucket : *buckets) {
     const int64_t start = DeadlineKeys::BucketStart(bucket);
     const int64_t end = DeadlineKeys::BucketEnd(bucket);
-    if (spans->MayCoverAny(start, end)) continue;
+    // A hold that did not decode: which records it holds is unknown.
+    if (held.unknown) continue;
+    // The records a hold may reach in the bucket's hour (by id, or as a
+    // held subject's): looked up per bucket, never per record.
+    held.Overlapping(start, end, held_ids, held_subjects);
+    for (const std::string& subject : held_subjects) {
+      auto [known, added] = subject_records.try_emplace(subject);
+      if (added) {
+        const std::string prefix = keys::SubjectRecordsPrefix(subject);
+        CUSTOS_RETURN_IF_ERROR(u_.store.Scan(
+            prefix, {}, [&](std::string_view key, std::string_view) {
+              known->second.push_back(keys::NumberAfter(key, prefix));
+              return true;
+            }));
+      }
+      held_ids.insert(held_ids.end(), known->second.begin(),
+                      known->second.end());
+    }
+    std::sort(held_ids.begin(), held_ids.end());
     // The records sealed under the bucket are exactly its index entries
     // whose next transition is the erasure (RecordStore::Put's invariant);
     // the other entries of its hour (a close, a block) are not sealed
     // under it and are swept record by record.
     const size_t first = erasures.size();
     bool readable = true;
+    std::vector<std::pair<std::string, keys::DeadlineKey>> held_entries;
     CUSTOS_RETURN_IF_ERROR(
         u_.store.Scan(keys::kDeadlinePrefix, keys::Deadline(start, 0),
                       [&](std::string_view key, std::string_view value) {
@@ -386,7 +419,13 @@ Status Sweeper::EraseEndedBuckets(int64_t as_of, SweepReport& report) {
                           readable = false;
                           return false;
                         }
-                        if (entry->next == codec::Transition::kErase) {
+                        if (entry->next != codec::Transition::kErase) {
+                          return true;
+                        }
+                        if (std::binary_search(held_ids.begin(), held_ids.end(),
+                                               parsed->record_id)) {
+                          held_entries.emplace_back(key, *parsed);
+                        } else {
                           erasures.push_back({parsed->record_id, entry->state,
                                               RecordState::kErased,
                                               FromMicros(parsed->due_micros)});
@@ -394,6 +433,31 @@ Status Sweeper::EraseEndedBuckets(int64_t as_of, SweepReport& report) {
                         return true;
                       }));
     if (!readable) {
+      erasures.resize(first);
+      continue;
+    }
+    // A record a hold may reach leaves the bucket first, record by record
+    // (moved to the bucket of its holds' end, or erased if none covers its
+    // due instant), in the write that marks the bucket erased.
+    bool moved = true;
+    for (const auto& [key, entry] : held_entries) {
+      leveldb::WriteBatch one;
+      std::vector<Event> one_events;
+      Status swept =
+          SweepRecord(lock, admin, key, entry, options, one, one_events, report,
+                      held, erased_buckets, moved_erased);
+      if (!swept.ok()) {
+        if (!Skippable(swept)) return swept;
+        // It stays sealed under the bucket, whose key stays with it.
+        AddSkipped(report, entry.record_id, swept);
+        moved = false;
+        continue;
+      }
+      batch.Append(one);
+      moves.insert(moves.end(), std::make_move_iterator(one_events.begin()),
+                   std::make_move_iterator(one_events.end()));
+    }
+    if (!moved) {
       erasures.resize(first);
       continue;
     }
@@ -409,13 +473,16 @@ Status Sweeper::EraseEndedBuckets(int64_t as_of, SweepReport& report) {
     batch.Put(ToSlice(keys::ErasedBucket(bucket)), written_at);
     erasing.push_back(bucket);
   }
-  if (erasing.empty()) return Status::Ok();
+  if (erasing.empty() && moves.empty()) return Status::Ok();
+  // The held records' erasures, if any, go to the ledger first.
+  CUSTOS_RETURN_IF_ERROR(u_.erasure.Ledger(moved_erased));
   // Written down and synced first (with every change before it: one log),
   // then the keys: a crash between leaves live keys of erased buckets,
   // which the next sweep erases again. Still under the lock, so that no
   // record is sealed into a bucket being destroyed.
-  auto ticket = u_.store.Apply(lock, batch, {}, "writing down erased buckets",
-                               /*force_sync=*/true);
+  auto ticket =
+      u_.store.Apply(lock, batch, moves, "writing down erased buckets",
+                     /*force_sync=*/true);
   if (!ticket) return ticket.error();
   CUSTOS_RETURN_IF_ERROR(u_.store.WaitDurable(*ticket));
   for (uint64_t bucket : erasing) {

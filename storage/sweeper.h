@@ -75,16 +75,22 @@ class Sweeper {
                      std::map<uint64_t, bool>& erased_buckets,
                      std::vector<std::pair<uint64_t, int64_t>>& erased) const;
   // Erasure by key (docs/retention.md, "Deadline keys"): every bucket whose
-  // hour ended by `as_of` and that no hold can reach (`spans`) is erased
-  // whole before any of its records is rewritten. The erasure of every
-  // record due in it is written down at once from the deadline index
-  // ("dx:" bucket, with the witnesses of its key, synced), then its key is
-  // destroyed: from then on no copy of their ciphertexts opens. Their
-  // rewrite to ERASED stubs follows as hygiene (SweepRecord). Counted in
-  // `report`. A bucket a hold may reach (the holds' spans, read under the
-  // write lock), or whose index entries predate their values, is left to
-  // the record-by-record path.
-  Status EraseEndedBuckets(int64_t as_of, SweepReport& report);
+  // hour ended by options.as_of is erased whole before any of its records
+  // is rewritten. The records in it a hold may reach (Holds::Spans, kept in
+  // memory and read under the write lock: per bucket, the held records and
+  // the held subjects' records whose holds overlap its hour, never a lookup
+  // per record) leave it first (SweepRecord: moved to the bucket of their
+  // holds' end, or erased if no hold covers their due instant); the
+  // erasure of every other record due in it is written down at once from
+  // the deadline index ("dx:" bucket, with the witnesses of its key), in
+  // the same synced write as the moves; then its key is destroyed: from
+  // then on no copy of their ciphertexts opens. Their rewrite to ERASED
+  // stubs follows as hygiene (SweepRecord). Counted in `report`. A bucket
+  // whose index entries predate their values, one with a held record that
+  // could not be moved (skipped, reported), and every bucket when a hold
+  // does not decode, are left to the record-by-record path.
+  Status EraseEndedBuckets(const PrincipalInfo& admin,
+                           const SweepOptions& options, SweepReport& report);
   // Whether bucket `bucket`'s erasure was written down by key ("dx:"),
   // cached in `cache`.
   Result<bool> ErasedByKey(uint64_t bucket,

@@ -1038,7 +1038,12 @@ TEST_F(DeadlineCrashTest, KillsInEveryPhaseOfASweepNeverExposeOrEraseEarly) {
   EXPECT_GE(landed['T'], 8);
   EXPECT_GE(stub_rewrites, 1);
   EXPECT_GE(hold_moves, 2);
-  EXPECT_GE(landed['D'], 6);
+  // Held records now leave their bucket in the erasure by key's write
+  // (Sweeper::EraseEndedBuckets), so in this backlog no bucket is left to
+  // DestroyDueBuckets: its kills land nowhere. Its window is reached only
+  // with a bucket left to the record-by-record path (a skipped held record,
+  // a hold that does not decode), which this backlog does not build.
+  EXPECT_EQ(landed['D'], 0);
   EXPECT_GE(landed['A'], 1);
   EXPECT_GE(finished, 5);
   EXPECT_GT(ended_checked, 0);
