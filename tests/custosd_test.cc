@@ -164,6 +164,22 @@ int RunCustosdCapturingStderr(const std::string& dir,
   return RunCustosd(dir, std::move(args), {}, err_file);
 }
 
+// A run of custosd that is refused at start: its wait status and the first
+// line it wrote to stderr (captured in `dir`/stderr).
+struct Refusal {
+  int status = 0;
+  std::string first_line;
+};
+Refusal RunCustosdToItsRefusal(const std::string& dir,
+                               std::vector<std::string> args) {
+  const std::string err = dir + "/stderr";
+  Refusal refusal;
+  refusal.status = RunCustosdCapturingStderr(dir, std::move(args), err);
+  std::ifstream in(err);
+  std::getline(in, refusal.first_line);
+  return refusal;
+}
+
 // A token file left from another store must not cost the new store its
 // only admin: the start is refused before the admin is created, and once
 // the file is gone the next start creates the admin and writes its token.
@@ -201,20 +217,27 @@ TEST_F(CustosdTest, ATlsPrivateKeyOthersMayReadIsRefused) {
   fs::permissions(dir_ + "/tls.key", fs::perms::owner_read |
                                          fs::perms::owner_write |
                                          fs::perms::group_read);
-  const std::string err = dir_ + "/stderr";
-  const int status =
-      RunCustosdCapturingStderr(dir_,
-                                {"--listen", "127.0.0.1:0", "--tls-cert",
-                                 "tls.crt", "--tls-key", "tls.key"},
-                                err);
+  const auto [status, line] =
+      RunCustosdToItsRefusal(dir_, {"--listen", "127.0.0.1:0", "--tls-cert",
+                                    "tls.crt", "--tls-key", "tls.key"});
   ASSERT_TRUE(WIFEXITED(status)) << status;
   EXPECT_EQ(WEXITSTATUS(status), 1);
-  std::ifstream in(err);
-  std::string line;
-  std::getline(in, line);
   EXPECT_EQ(line,
             "custosd: the TLS private key tls.key may be read by others than "
             "its owner (chmod 600)");
+}
+
+// custosd with `args` in `dir` is refused as a usage error (exit status 2)
+// with the one line `said` on stderr, before it created anything.
+void ExpectRefusedAsUsage(const std::string& dir,
+                          const std::vector<std::string>& args,
+                          const std::string& said) {
+  const auto [status, line] = RunCustosdToItsRefusal(dir, args);
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 2) << args.back();
+  EXPECT_EQ(line, said) << args.back();
+  EXPECT_FALSE(fs::exists(dir + "/custos-data")) << args.back();
+  EXPECT_FALSE(fs::exists(dir + "/custos-master.key")) << args.back();
 }
 
 TEST_F(CustosdTest, TheProductionBuildRefusesTheTestClock) {
@@ -223,21 +246,11 @@ TEST_F(CustosdTest, TheProductionBuildRefusesTheTestClock) {
         std::vector<std::string>{"--test-clock=2027-02-28T10:00:00Z"},
         std::vector<std::string>{"--listen", "127.0.0.1:0", "--test-clock-file",
                                  "clock"}}) {
-    const std::string err = dir_ + "/stderr";
-    const int status = RunCustosdCapturingStderr(dir_, args, err);
-    ASSERT_TRUE(WIFEXITED(status)) << status;
-    EXPECT_EQ(WEXITSTATUS(status), 2) << args.back();
-    std::ifstream in(err);
-    std::string line;
-    std::getline(in, line);
-    EXPECT_EQ(line,
-              "custosd: --test-clock is not available: this is the "
-              "production build, whose clock is the system clock; the test "
-              "clock exists only in the test build custosd-testclock "
-              "(custosd(8))");
-    // Refused before anything was created.
-    EXPECT_FALSE(fs::exists(dir_ + "/custos-data"));
-    EXPECT_FALSE(fs::exists(dir_ + "/custos-master.key"));
+    ASSERT_NO_FATAL_FAILURE(ExpectRefusedAsUsage(
+        dir_, args,
+        "custosd: --test-clock is not available: this is the production "
+        "build, whose clock is the system clock; the test clock exists only "
+        "in the test build custosd-testclock (custosd(8))"));
     EXPECT_FALSE(fs::exists(dir_ + "/clock"));
   }
 }
@@ -249,20 +262,11 @@ TEST_F(CustosdTest, AnErasureCompactionDelayOutOfRangeIsRefused) {
        {std::vector<std::string>{"--erasure-compaction-delay", "-1"},
         std::vector<std::string>{"--erasure-compaction-delay=-1"},
         std::vector<std::string>{"--erasure-compaction-delay", "2592001"}}) {
-    const std::string err = dir_ + "/stderr";
-    const int status = RunCustosdCapturingStderr(dir_, args, err);
-    ASSERT_TRUE(WIFEXITED(status)) << status;
-    EXPECT_EQ(WEXITSTATUS(status), 2) << args.back();
-    std::ifstream in(err);
-    std::string line;
-    std::getline(in, line);
-    EXPECT_EQ(line,
-              "custosd: --erasure-compaction-delay must be between 0 and "
-              "2592000 seconds (0: erased bytes are compacted away inside "
-              "each erasing call)")
-        << args.back();
-    EXPECT_FALSE(fs::exists(dir_ + "/custos-data"));
-    EXPECT_FALSE(fs::exists(dir_ + "/custos-master.key"));
+    ASSERT_NO_FATAL_FAILURE(ExpectRefusedAsUsage(
+        dir_, args,
+        "custosd: --erasure-compaction-delay must be between 0 and 2592000 "
+        "seconds (0: erased bytes are compacted away inside each erasing "
+        "call)"));
   }
 }
 

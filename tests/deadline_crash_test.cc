@@ -25,11 +25,13 @@
 
 #include <gtest/gtest.h>
 #include <leveldb/db.h>
+#include <leveldb/env.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <random>
@@ -42,6 +44,7 @@
 #include "storage/deadline_keys.h"
 #include "storage/keys.h"
 #include "storage/keystore.h"
+#include "storage/leveldb_util.h"
 #include "tests/child_process.h"
 #include "tests/engine_fixture.h"
 #include "tests/fault_env.h"
@@ -90,41 +93,90 @@ Timestamp FinalAsOf() { return At(2040, 1, 1); }
   _exit(code);
 }
 
+// `value` split at every ':'.
+std::vector<std::string> SplitSpec(const std::string& value) {
+  std::vector<std::string> parts;
+  for (size_t at = 0;;) {
+    const size_t colon = value.find(':', at);
+    parts.push_back(value.substr(at, colon - at));
+    if (colon == std::string::npos) return parts;
+    at = colon + 1;
+  }
+}
+
+// An engine with a clock of its own standing at `as_of` (µs), and one of
+// its principals' actor: a child's store, or a copy the parent checks.
+struct EngineAt {
+  explicit EngineAt(int64_t as_of_micros)
+      : as_of(as_of_micros), clock(FromMicros(as_of_micros)) {}
+
+  // Opens `options.data_dir` on this clock, and the actor of `actor_id`.
+  Status Open(Options options, crypto::SecretKey master,
+              const std::string& actor_id) {
+    options.clock = &clock;
+    auto opened = Engine::Open(options, std::move(master));
+    if (!opened) return opened.error();
+    engine = std::move(*opened);
+    auto found = engine->ActorFor(actor_id);
+    if (!found) return found.error();
+    actor = std::make_unique<Actor>(std::move(*found));
+    return Status::Ok();
+  }
+
+  const int64_t as_of;
+  ManualClock clock;
+  std::unique_ptr<Engine> engine;
+  std::unique_ptr<Actor> actor;
+};
+
+// A child's store: spec[0] its directory, spec[1] the master key in hex,
+// spec[2] the as_of (µs) its clock stands at; opened on `env` (null: the
+// default) with synchronous writes, as the admin. Exits the child if it
+// cannot be.
+void OpenChildStore(const std::vector<std::string>& spec, leveldb::Env* env,
+                    EngineAt& store) {
+  auto key_bytes = Unhex(spec[1]);
+  if (!key_bytes) ChildFail(kChildBadSpec, "bad master key");
+  auto master = crypto::SecretKey::FromBytes(*key_bytes);
+  if (!master) ChildFail(kChildBadSpec, master.error().ToString());
+  Options options;
+  options.data_dir = spec[0];
+  options.env = env;
+  options.sync_writes = true;  // Durability is under test here.
+  const Status opened = store.Open(options, std::move(*master), "admin");
+  if (!opened.ok()) ChildFail(kChildOpenFailed, opened.ToString());
+}
+
+// The child's sweep as of its store's as_of; exits the child if it fails.
+void ChildSweep(EngineAt& store, SweepOptions sweep) {
+  sweep.as_of = FromMicros(store.as_of);
+  auto report = store.engine->Sweep(*store.actor, sweep);
+  if (!report) ChildFail(kChildSweepFailed, report.error().ToString());
+}
+
+// Closes the child's store, says 'd' on `fd`, exits 0.
+[[noreturn]] void CloseChildStore(EngineAt& store, int fd) {
+  store.engine.reset();
+  if (write(fd, "d", 1) != 1) ChildFail(kChildBadSpec, "pipe");
+  _exit(0);
+}
+
 // The child: "dir:keyhex:as_of_micros" in kChildEnv. Opens the store with
 // synchronous writes, says 'r', sweeps as of as_of in batches of
 // kChildBatchSize, closes, says 'd', exits 0, unless killed first.
 TEST(DeadlineCrashChild, DISABLED_SweepUntilKilled) {
   auto args = ReadChildArgs(kChildEnv);
   if (!args) GTEST_SKIP() << "helper process of DeadlineCrashTest";
-  const std::string& v = args->value;
-  const size_t a = v.find(':'), b = v.find(':', a + 1);
-  if (a == std::string::npos || b == std::string::npos) {
-    ChildFail(kChildBadSpec, "bad spec");
-  }
-  auto key_bytes = Unhex(v.substr(a + 1, b - a - 1));
-  if (!key_bytes) ChildFail(kChildBadSpec, "bad master key");
-  auto master = crypto::SecretKey::FromBytes(*key_bytes);
-  if (!master) ChildFail(kChildBadSpec, master.error().ToString());
-  const int64_t as_of = std::stoll(v.substr(b + 1));
-  ManualClock clock(FromMicros(as_of));
-  Options options;
-  options.data_dir = v.substr(0, a);
-  options.clock = &clock;
-  options.sync_writes = true;  // Durability is under test here.
-  auto engine = Engine::Open(options, std::move(*master));
-  if (!engine) ChildFail(kChildOpenFailed, engine.error().ToString());
-  auto admin = (*engine)->ActorFor("admin");
-  if (!admin) ChildFail(kChildOpenFailed, admin.error().ToString());
+  const std::vector<std::string> spec = SplitSpec(args->value);
+  if (spec.size() != 3) ChildFail(kChildBadSpec, "bad spec");
+  EngineAt store(std::stoll(spec[2]));
+  OpenChildStore(spec, nullptr, store);
   if (write(args->fd, "r", 1) != 1) ChildFail(kChildBadSpec, "pipe");
   SweepOptions sweep;
-  sweep.as_of = FromMicros(as_of);
   sweep.batch_size = kChildBatchSize;
   sweep.pause_between_batches = kChildPause;
-  auto report = (*engine)->Sweep(*admin, sweep);
-  if (!report) ChildFail(kChildSweepFailed, report.error().ToString());
-  engine->reset();
-  if (write(args->fd, "d", 1) != 1) ChildFail(kChildBadSpec, "pipe");
-  _exit(0);
+  ChildSweep(store, sweep);
+  CloseChildStore(store, args->fd);
 }
 
 // ---- Kills placed in every phase of a sweep -------------------------------
@@ -185,35 +237,16 @@ int64_t SegmentOrder(char segment, int index) {
 TEST(DeadlineCrashChild, DISABLED_SweepUntilItsPlannedKill) {
   auto args = ReadChildArgs(kPhaseChildEnv);
   if (!args) GTEST_SKIP() << "helper process of DeadlineCrashTest";
-  std::vector<std::string> spec;
-  for (size_t at = 0;;) {
-    const size_t colon = args->value.find(':', at);
-    spec.push_back(args->value.substr(at, colon - at));
-    if (colon == std::string::npos) break;
-    at = colon + 1;
-  }
+  const std::vector<std::string> spec = SplitSpec(args->value);
   if (spec.size() != 6 || spec[3].size() != 1) {
     ChildFail(kChildBadSpec, "bad spec");
   }
-  auto key_bytes = Unhex(spec[1]);
-  if (!key_bytes) ChildFail(kChildBadSpec, "bad master key");
-  auto master = crypto::SecretKey::FromBytes(*key_bytes);
-  if (!master) ChildFail(kChildBadSpec, master.error().ToString());
-  const int64_t as_of = std::stoll(spec[2]);
   const char target = spec[3][0];
   const int64_t target_order = SegmentOrder(target, std::stoi(spec[4]));
   const int target_n = std::stoi(spec[5]);
-  ManualClock clock(FromMicros(as_of));
   FaultEnv env;
-  Options options;
-  options.data_dir = spec[0];
-  options.clock = &clock;
-  options.env = &env;
-  options.sync_writes = true;  // Durability is under test here.
-  auto engine = Engine::Open(options, std::move(*master));
-  if (!engine) ChildFail(kChildOpenFailed, engine.error().ToString());
-  auto admin = (*engine)->ActorFor("admin");
-  if (!admin) ChildFail(kChildOpenFailed, admin.error().ToString());
+  EngineAt store(std::stoll(spec[2]));
+  OpenChildStore(spec, &env, store);
 
   // The sweep writes from this thread only: no lock needed.
   char segment = 'K';
@@ -240,7 +273,6 @@ TEST(DeadlineCrashChild, DISABLED_SweepUntilItsPlannedKill) {
   env.keystore.on_append = [&] { before_append(true); };
   if (write(args->fd, "r", 1) != 1) ChildFail(kChildBadSpec, "pipe");
   SweepOptions sweep;
-  sweep.as_of = FromMicros(as_of);
   sweep.batch_size = kPhaseBatchSize;
   sweep.progress = [&](const SweepProgress& progress) {
     switch (progress.phase) {
@@ -266,13 +298,10 @@ TEST(DeadlineCrashChild, DISABLED_SweepUntilItsPlannedKill) {
         break;
     }
   };
-  auto report = (*engine)->Sweep(*admin, sweep);
-  if (!report) ChildFail(kChildSweepFailed, report.error().ToString());
+  ChildSweep(store, sweep);
   env.records.on_append = nullptr;
   env.keystore.on_append = nullptr;
-  engine->reset();
-  if (write(args->fd, "d", 1) != 1) ChildFail(kChildBadSpec, "pipe");
-  _exit(0);
+  CloseChildStore(store, args->fd);
 }
 
 struct Planned {
@@ -281,7 +310,7 @@ struct Planned {
   std::string identifier;
   int64_t deadline = 0;  // Its erasure, µs (after a hold, once set).
   uint64_t bucket = 0;   // Of its erasure as closed.
-  // The phase test: its erasure as closed, and the end of a hold on it
+  // Its erasure as closed, and (the phase test) the end of a hold on it
   // (0: none), which becomes its erasure and its bucket's.
   int64_t closed_deadline = 0;
   int64_t held_until = 0;
@@ -297,13 +326,22 @@ class DeadlineCrashTest : public EngineTest {
     return {{"name", "Person " + std::to_string(i)}};
   }
 
-  void BuildBacklog() {
+  // kRecords alerts, closed an hour apart modulo kBuckets, on the hour;
+  // `mid_hour`: each at an instant inside its hour (minutes, seconds and
+  // microseconds vary), so that erasures fall in the middle of hours and a
+  // bucket is only partly due at most as_of.
+  void BuildBacklog(bool mid_hour) {
     for (int i = 0; i < kRecords; ++i) {
-      clock_.Set(TestEpoch() + hours(i % kBuckets));
+      Timestamp closed = TestEpoch() + hours(i % kBuckets);
+      if (mid_hour) {
+        closed += std::chrono::minutes((i * 7) % 55 + 2) +
+                  std::chrono::seconds((i * 11) % 60) +
+                  std::chrono::microseconds(i * 1009 % 1'000'000);
+      }
+      clock_.Set(closed);
       Planned p;
       p.index = i;
-      p.identifier =
-          "subject-" + std::to_string(i % kSubjects) + "@example.org";
+      p.identifier = Identifier(i);
       NewRecord r;
       r.kind = "alert";
       r.attributes = {{"case", "case-" + std::to_string(i)}};
@@ -318,12 +356,19 @@ class DeadlineCrashTest : public EngineTest {
     auto records = Records();
     for (Planned& p : planned_) {
       const codec::StoredRecord& r = records.at(p.id);
-      p.deadline = r.next_deadline_micros;
+      p.deadline = p.closed_deadline = r.next_deadline_micros;
       p.bucket = r.erase_bucket;
       ASSERT_EQ(p.bucket, DeadlineKeys::BucketOf(p.deadline));
+      if (mid_hour) {
+        ASSERT_NE(p.deadline % DeadlineKeys::kBucketMicros, 0);
+      }
     }
     initial_keys_ = BucketKeys();
     ASSERT_EQ(initial_keys_.size(), static_cast<size_t>(kBuckets));
+  }
+
+  static std::string Identifier(int i) {
+    return "subject-" + std::to_string(i % kSubjects) + "@example.org";
   }
 
   // Opens `dir`'s database `name` directly. REQUIRES: no engine has it open.
@@ -335,36 +380,47 @@ class DeadlineCrashTest : public EngineTest {
     return std::unique_ptr<leveldb::DB>(raw);
   }
 
+  // Calls fn(key, value) for the keys of `dir`'s database `name` that
+  // start with `prefix`, in order, until it returns false.
+  // REQUIRES: no engine has it open.
+  static void ScanRaw(
+      const std::string& dir, const std::string& name, std::string_view prefix,
+      const std::function<bool(const std::string&, const std::string&)>& fn) {
+    auto db = OpenRawAt(dir, name);
+    std::unique_ptr<leveldb::Iterator> it(
+        db->NewIterator(leveldb::ReadOptions()));
+    const leveldb::Slice start(prefix.data(), prefix.size());
+    for (it->Seek(start); it->Valid() && it->key().starts_with(start);
+         it->Next()) {
+      if (!fn(it->key().ToString(), it->value().ToString())) return;
+    }
+  }
+
   std::map<uint64_t, codec::StoredRecord> Records() { return Records(dir_); }
   std::map<uint64_t, codec::StoredRecord> Records(const std::string& dir) {
     std::map<uint64_t, codec::StoredRecord> out;
-    auto db = OpenRawAt(dir, "records");
-    std::unique_ptr<leveldb::Iterator> it(
-        db->NewIterator(leveldb::ReadOptions()));
-    const std::string prefix(keys::kRecordPrefix);
-    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
-         it->Next()) {
-      auto record = codec::DecodeRecord(it->value().ToString());
-      if (!record) {
-        Violation("undecodable record: " + record.error().ToString());
-        continue;
-      }
-      out[record->id] = std::move(*record);
-    }
+    ScanRaw(dir, "records", keys::kRecordPrefix,
+            [&](const std::string&, const std::string& value) {
+              auto record = codec::DecodeRecord(value);
+              if (!record) {
+                Violation("undecodable record: " + record.error().ToString());
+              } else {
+                out[record->id] = std::move(*record);
+              }
+              return true;
+            });
     return out;
   }
 
   // Buckets whose erasure a sweep wrote down by key ("dx:").
   std::set<uint64_t> ErasedBuckets(const std::string& dir) {
     std::set<uint64_t> out;
-    auto db = OpenRawAt(dir, "records");
-    std::unique_ptr<leveldb::Iterator> it(
-        db->NewIterator(leveldb::ReadOptions()));
     const std::string prefix(keys::kErasedBucketPrefix);
-    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
-         it->Next()) {
-      out.insert(keys::NumberAfter(it->key().ToString(), prefix));
-    }
+    ScanRaw(dir, "records", prefix,
+            [&](const std::string& key, const std::string&) {
+              out.insert(keys::NumberAfter(key, prefix));
+              return true;
+            });
     return out;
   }
 
@@ -372,22 +428,41 @@ class DeadlineCrashTest : public EngineTest {
   std::map<uint64_t, std::string> BucketKeys() { return BucketKeys(dir_); }
   std::map<uint64_t, std::string> BucketKeys(const std::string& dir) {
     std::map<uint64_t, std::string> out;
-    auto db = OpenRawAt(dir, "keystore");
-    std::unique_ptr<leveldb::Iterator> it(
-        db->NewIterator(leveldb::ReadOptions()));
-    for (it->Seek("k:~b"); it->Valid() && it->key().starts_with("k:~b");
-         it->Next()) {
-      const uint64_t bucket =
-          std::stoull(it->key().ToString().substr(4), nullptr, 16);
-      auto wrapped = codec::DecodeWrappedKey(it->value().ToString());
-      if (!wrapped) {
-        Violation("undecodable bucket key");
-        continue;
-      }
-      out[bucket] =
-          std::string(wrapped->wrapped.begin(), wrapped->wrapped.end());
-    }
+    ScanRaw(dir, "keystore", "k:~b",
+            [&](const std::string& key, const std::string& value) {
+              const uint64_t bucket = std::stoull(key.substr(4), nullptr, 16);
+              auto wrapped = codec::DecodeWrappedKey(value);
+              if (!wrapped) {
+                Violation("undecodable bucket key");
+              } else {
+                out[bucket] = std::string(wrapped->wrapped.begin(),
+                                          wrapped->wrapped.end());
+              }
+              return true;
+            });
     return out;
+  }
+
+  // Planned record `p` as stored in `records`, checked: missing, or in a
+  // state other than CLOSED and ERASED, is a violation (and nullptr);
+  // ERASED, it must have been due by `due_by` and hold no part.
+  const codec::StoredRecord* CheckStored(
+      const std::map<uint64_t, codec::StoredRecord>& records, const Planned& p,
+      int64_t due_by, const std::string& where) {
+    auto stored = records.find(p.id);
+    if (stored == records.end()) {
+      Violation(where + ": missing");
+      return nullptr;
+    }
+    const codec::StoredRecord& r = stored->second;
+    if (r.state == RecordState::kErased) {
+      if (p.deadline > due_by) Violation(where + ": erased early");
+      if (!r.parts.empty()) Violation(where + ": erased with parts");
+    } else if (r.state != RecordState::kClosed) {
+      Violation(where + ": illegal state");
+      return nullptr;
+    }
+    return &r;
   }
 
   // Checks the store after a child swept as of `as_of` (`finished`: its
@@ -398,21 +473,10 @@ class DeadlineCrashTest : public EngineTest {
     auto erased_buckets = ErasedBuckets(dir_);
     for (const Planned& p : planned_) {
       const std::string where = "record " + std::to_string(p.id);
-      auto found = records.find(p.id);
-      if (found == records.end()) {
-        Violation(where + ": missing");
-        continue;
-      }
-      const codec::StoredRecord& r = found->second;
-      if (r.state == RecordState::kErased) {
-        if (p.deadline > max_as_of) Violation(where + ": erased early");
-        if (!r.parts.empty()) Violation(where + ": erased with parts");
-        continue;
-      }
-      if (r.state != RecordState::kClosed) {
-        Violation(where + ": illegal state");
-        continue;
-      }
+      const codec::StoredRecord* stored =
+          CheckStored(records, p, max_as_of, where);
+      if (stored == nullptr || stored->state == RecordState::kErased) continue;
+      const codec::StoredRecord& r = *stored;
       if (r.erase_bucket != p.bucket || r.next_deadline_micros != p.deadline) {
         Violation(where + ": moved to another bucket or deadline");
       }
@@ -468,42 +532,6 @@ class DeadlineCrashTest : public EngineTest {
            static_cast<int64_t>(b * DeadlineKeys::kBucketMicros);
   }
 
-  // kRecords alerts as in BuildBacklog, but each closed at an instant inside
-  // its hour (minutes, seconds and microseconds vary), so that erasures fall
-  // in the middle of hours and a bucket is only partly due at most as_of.
-  void BuildMidHourBacklog() {
-    for (int i = 0; i < kRecords; ++i) {
-      clock_.Set(TestEpoch() + hours(i % kBuckets) +
-                 std::chrono::minutes((i * 7) % 55 + 2) +
-                 std::chrono::seconds((i * 11) % 60) +
-                 std::chrono::microseconds(i * 1009 % 1'000'000));
-      Planned p;
-      p.index = i;
-      p.identifier =
-          "subject-" + std::to_string(i % kSubjects) + "@example.org";
-      NewRecord r;
-      r.kind = "alert";
-      r.attributes = {{"case", "case-" + std::to_string(i)}};
-      r.personal = {{p.identifier, Fields(i)}};
-      auto id = engine_->CreateRecord(*owner_, r);
-      ASSERT_TRUE(id.has_value()) << id.error().ToString();
-      p.id = *id;
-      ASSERT_TRUE(engine_->Close(*owner_, p.id).ok());
-      planned_.push_back(std::move(p));
-    }
-    Close();
-    auto records = Records();
-    for (Planned& p : planned_) {
-      const codec::StoredRecord& r = records.at(p.id);
-      p.deadline = p.closed_deadline = r.next_deadline_micros;
-      p.bucket = r.erase_bucket;
-      ASSERT_EQ(p.bucket, DeadlineKeys::BucketOf(p.deadline));
-      ASSERT_NE(p.deadline % DeadlineKeys::kBucketMicros, 0);
-    }
-    initial_keys_ = BucketKeys();
-    ASSERT_EQ(initial_keys_.size(), static_cast<size_t>(kBuckets));
-  }
-
   // Puts a legal hold on planned_[i] until `until` (later than its
   // erasure), with the clock at `now`. REQUIRES: the engine is closed.
   void Hold(size_t i, int64_t now, int64_t until) {
@@ -522,14 +550,11 @@ class DeadlineCrashTest : public EngineTest {
   // Keys of every "pb:" entry of `dir`.
   std::set<std::string> SealedEntries(const std::string& dir) {
     std::set<std::string> out;
-    auto db = OpenRawAt(dir, "records");
-    std::unique_ptr<leveldb::Iterator> it(
-        db->NewIterator(leveldb::ReadOptions()));
-    const std::string prefix(keys::kBucketSealedPrefix);
-    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
-         it->Next()) {
-      out.insert(it->key().ToString());
-    }
+    ScanRaw(dir, "records", keys::kBucketSealedPrefix,
+            [&](const std::string& key, const std::string&) {
+              out.insert(key);
+              return true;
+            });
     return out;
   }
 
@@ -545,18 +570,19 @@ class DeadlineCrashTest : public EngineTest {
     for (const Planned& p : planned_) {
       if (p.held_until != 0) held.insert(p.id);
     }
-    auto db = OpenRawAt(dir_, "records");
-    std::unique_ptr<leveldb::Iterator> it(
-        db->NewIterator(leveldb::ReadOptions()));
-    const std::string prefix(keys::kDeadlinePrefix);
-    int position = 0;
-    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
-         it->Next(), ++position) {
-      auto entry = keys::ParseDeadline(it->key().ToString());
-      if (!entry || entry->due_micros > as_of) break;
-      if (held.contains(entry->record_id)) return position;
-    }
-    return -1;
+    int position = 0, found = -1;
+    ScanRaw(dir_, "records", keys::kDeadlinePrefix,
+            [&](const std::string& key, const std::string&) {
+              auto entry = keys::ParseDeadline(key);
+              if (!entry || entry->due_micros > as_of) return false;
+              if (held.contains(entry->record_id)) {
+                found = position;
+                return false;
+              }
+              ++position;
+              return true;
+            });
+    return found;
   }
 
   // What the raw store at `dir` holds after a sweep as of `as_of` was
@@ -581,16 +607,11 @@ class DeadlineCrashTest : public EngineTest {
     std::set<uint64_t> occupied;  // Buckets some unerased record is under.
     for (const Planned& p : planned_) {
       const std::string where = when + ": record " + std::to_string(p.id);
-      auto stored = records.find(p.id);
-      if (stored == records.end()) {
-        Violation(where + ": missing");
-        continue;
-      }
-      const codec::StoredRecord& r = stored->second;
+      const codec::StoredRecord* stored = CheckStored(records, p, as_of, where);
+      if (stored == nullptr) continue;
+      const codec::StoredRecord& r = *stored;
       if (r.state == RecordState::kErased) {
         ++found.erased;
-        if (p.deadline > as_of) Violation(where + ": erased early");
-        if (!r.parts.empty()) Violation(where + ": erased with parts");
         // Written down as erased: no ciphertext of it left under a live key.
         for (const auto& [bucket, wrapped] : live) {
           if (sealed.contains(keys::BucketSealed(bucket, p.id))) {
@@ -598,10 +619,6 @@ class DeadlineCrashTest : public EngineTest {
                       "of bucket " + std::to_string(bucket));
           }
         }
-        continue;
-      }
-      if (r.state != RecordState::kClosed) {
-        Violation(where + ": illegal state");
         continue;
       }
       if (finished && p.deadline <= as_of) {
@@ -654,17 +671,12 @@ class DeadlineCrashTest : public EngineTest {
   // data. REQUIRES: no engine has `dir` open.
   void CheckReads(const std::string& dir, int64_t as_of,
                   const std::string& when) {
-    ManualClock clock(FromMicros(as_of));
-    Options options = MakeOptions();
-    options.data_dir = dir;
-    options.clock = &clock;
-    auto engine = Engine::Open(options, MasterKey());
-    ASSERT_TRUE(engine.has_value()) << engine.error().ToString();
-    auto officer = (*engine)->ActorFor("officer");
-    ASSERT_TRUE(officer.has_value()) << officer.error().ToString();
+    EngineAt officer(as_of);
+    const Status opened = officer.Open(OptionsOn(dir), MasterKey(), "officer");
+    ASSERT_TRUE(opened.ok()) << opened.ToString();
     for (const Planned& p : planned_) {
       const std::string where = when + ": record " + std::to_string(p.id);
-      auto view = (*engine)->GetRecord(*officer, p.id, APurpose());
+      auto view = officer.engine->GetRecord(*officer.actor, p.id, APurpose());
       if (!view) {
         Violation(where +
                   ": officer cannot read it: " + view.error().ToString());
@@ -681,40 +693,47 @@ class DeadlineCrashTest : public EngineTest {
     }
   }
 
+  // By record id: the instants (µs) of its erase events.
+  using EraseEvents = std::map<uint64_t, std::vector<int64_t>>;
+
+  // Options for the engine on `dir` (the store or a copy of it).
+  Options OptionsOn(const std::string& dir) {
+    Options options = MakeOptions();
+    options.data_dir = dir;
+    return options;
+  }
+
   // A complete sweep as of `as_of` on a copy of the store: it erases
   // exactly what is due (what it reports, and what the store then holds),
   // leaves no key of an ended bucket and no erased byte in the files, and
-  // what is not due still reads intact.
+  // what is not due still reads intact. Then every ERASED record of the copy
+  // has exactly one erase event in the access history and its entry in the
+  // erasure ledger, both at its due instant: those a killed sweep erased by
+  // key too, which no SweepReport lists (CheckErasuresWrittenDown).
   // Returns how many records it erased (stubs written) without reporting
   // them: those a killed sweep erased by key (the bucket's marker says they
-  // were reported; the report died with the sweep).
+  // were reported; the report died with the sweep); -1 if it could not run.
   int CheckRecovery(int64_t as_of, const std::string& when) {
     std::set<uint64_t> erased_before;
     for (const auto& [id, r] : Records()) {
       if (r.state == RecordState::kErased) erased_before.insert(id);
     }
     std::set<uint64_t> reported;
+    EraseEvents events;
     const std::string copy = dir_ + "-recovery";
     std::filesystem::remove_all(copy);
     std::filesystem::copy(dir_, copy, std::filesystem::copy_options::recursive);
     {
-      ManualClock clock(FromMicros(as_of));
-      Options options = MakeOptions();
-      options.data_dir = copy;
-      options.clock = &clock;
-      auto engine = Engine::Open(options, MasterKey());
-      if (!engine) {
-        ADD_FAILURE() << engine.error().ToString();
+      EngineAt admin(as_of);
+      const Status opened = admin.Open(OptionsOn(copy), MasterKey(), "admin");
+      if (!opened.ok()) {
+        ADD_FAILURE() << opened.ToString();
         return -1;
       }
-      auto admin = (*engine)->ActorFor("admin");
-      if (!admin) {
-        ADD_FAILURE() << admin.error().ToString();
-        return -1;
-      }
+      Engine& engine = *admin.engine;
       SweepOptions sweep;
       sweep.as_of = FromMicros(as_of);
-      auto report = (*engine)->Sweep(*admin, sweep);
+      auto report = engine.Sweep(*admin.actor, sweep);
       if (!report) {
         ADD_FAILURE() << report.error().ToString();
         return -1;
@@ -734,7 +753,7 @@ class DeadlineCrashTest : public EngineTest {
                     std::to_string(p->deadline));
         }
       }
-      auto verified = (*engine)->VerifyErasure(*admin);
+      auto verified = engine.VerifyErasure(*admin.actor);
       if (!verified) {
         ADD_FAILURE() << verified.error().ToString();
         return -1;
@@ -742,19 +761,148 @@ class DeadlineCrashTest : public EngineTest {
       if (verified->found != 0) {
         Violation(when + ": erased bytes left in the files after recovery");
       }
+      auto read = ReadEraseEvents(engine, *admin.actor);
+      if (!read) {
+        ADD_FAILURE() << read.error().ToString();
+        return -1;
+      }
+      events = std::move(*read);
     }
     CheckRaw(copy, as_of, /*finished=*/true, when + ", recovered");
     int unreported = 0;
-    for (const auto& [id, r] : Records(copy)) {
+    const auto records = Records(copy);
+    for (const auto& [id, r] : records) {
       unreported += r.state == RecordState::kErased &&
                             !erased_before.contains(id) &&
                             !reported.contains(id)
                         ? 1
                         : 0;
     }
+    CheckErasuresWrittenDown(copy, as_of, records, events, when);
+    if (::testing::Test::HasFatalFailure()) return -1;
     CheckReads(copy, as_of, when + ", recovered");
     std::filesystem::remove_all(copy);
     return unreported;
+  }
+
+  // The erase events of the access history, read subject by subject (each
+  // record here is about one subject) by an auditor of `engine`.
+  Result<EraseEvents> ReadEraseEvents(Engine& engine, const Actor& admin) {
+    auto auditor = engine.ActorFor("auditor");
+    if (!auditor) return Fail(auditor.error());
+    EraseEvents out;
+    for (int i = 0; i < kSubjects; ++i) {
+      auto subject = engine.FindSubject(admin, Identifier(i));
+      if (!subject) return Fail(subject.error());
+      uint64_t after = 0;
+      do {
+        auto page = engine.AccessHistory(*auditor, *subject, TestEpoch(),
+                                         FinalAsOf(), after, 1000);
+        if (!page) return Fail(page.error());
+        for (const AccessEvent& e : page->events) {
+          if (e.action == "erase") out[e.record_id].push_back(ToMicros(e.at));
+        }
+        after = page->next_after_seq;
+      } while (after != 0);
+    }
+    return out;
+  }
+
+  // Every ERASED record of `records` (the store at `dir`, recovered as of
+  // `as_of`; no engine open on it) has exactly one erase event in `events`,
+  // at its due instant, and its entry in the erasure ledger, erased at that
+  // instant. What a sweep erases by key is in no SweepReport once that sweep
+  // is killed (CheckRecovery); the record-by-record pass that writes the
+  // stubs writes these (storage/sweeper.cc, SweepRecord).
+  void CheckErasuresWrittenDown(
+      const std::string& dir, int64_t as_of,
+      const std::map<uint64_t, codec::StoredRecord>& records,
+      const EraseEvents& events, const std::string& when) {
+    const crypto::SecretKey master = MasterKey();
+    auto keystore =
+        Keystore::Open(dir + "/keystore", /*create_if_missing=*/false, master,
+                       FromMicros(as_of), leveldb::Env::Default(),
+                       /*cache_capacity=*/16);
+    ASSERT_TRUE(keystore.has_value()) << keystore.error().ToString();
+    std::map<std::string, std::string> ledger;
+    const Status scanned =
+        (*keystore)->ScanLedger([&](std::string_view key, std::string_view v) {
+          ledger.emplace(key, v);
+        });
+    ASSERT_TRUE(scanned.ok()) << scanned.ToString();
+    for (const Planned& p : planned_) {
+      auto stored = records.find(p.id);
+      if (stored == records.end() ||
+          stored->second.state != RecordState::kErased) {
+        continue;
+      }
+      const std::string where =
+          when + ": erased record " + std::to_string(p.id);
+      auto erasures = events.find(p.id);
+      if (erasures == events.end() || erasures->second.size() != 1) {
+        Violation(where + ": " +
+                  std::to_string(
+                      erasures == events.end() ? 0 : erasures->second.size()) +
+                  " erase events in the history, not one");
+      } else if (erasures->second.front() != p.deadline) {
+        Violation(where + ": its erase event at " +
+                  std::to_string(erasures->second.front()) + ", due " +
+                  std::to_string(p.deadline));
+      }
+      auto entry = ledger.find(
+          Keystore::LedgerErasureKey((*keystore)->keyring().ledger(), p.id));
+      if (entry == ledger.end() || entry->second.size() != 8) {
+        Violation(where + ": not in the erasure ledger");
+      } else if (static_cast<int64_t>(ReadBigEndian64(entry->second)) !=
+                 p.deadline) {
+        Violation(where + ": in the erasure ledger as erased at " +
+                  std::to_string(ReadBigEndian64(entry->second)) + ", due " +
+                  std::to_string(p.deadline));
+      }
+    }
+  }
+
+  // Starts the child test `test_name` on the store as of `as_of`, with
+  // `plan` after that in its spec (if not empty), and waits until it says
+  // it has the store open.
+  void StartReadyChild(const char* test_name, const char* env_name,
+                       int64_t as_of, const std::string& plan,
+                       const std::string& when, Child& child) {
+    std::string spec =
+        dir_ + ":" + Hex(master_bytes_.bytes()) + ":" + std::to_string(as_of);
+    if (!plan.empty()) spec += ":" + plan;
+    child = StartChild(test_name, env_name, spec);
+    ASSERT_GT(child.pid, 0) << when;
+    ASSERT_EQ(ReadFromChild(child, 60'000), std::optional<char>('r')) << when;
+  }
+
+  static bool KilledBySigkill(int status) {
+    return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+  }
+
+  // A last sweep, every hold ended: every record erased, no bucket key
+  // left, and none of their wrapped bytes in the keystore's files.
+  void FinishAndCheckNothingIsLeft() {
+    clock_.Set(FinalAsOf());
+    Reopen();
+    SweepOptions options;
+    options.as_of = FinalAsOf();
+    auto report = engine_->Sweep(*admin_, options);
+    ASSERT_TRUE(report.has_value()) << report.error().ToString();
+    EXPECT_TRUE(report->complete);
+    auto verified = engine_->VerifyErasure(*admin_);
+    ASSERT_TRUE(verified.has_value()) << verified.error().ToString();
+    EXPECT_EQ(verified->found, 0u);
+    Close();
+    for (const auto& [id, r] : Records()) {
+      EXPECT_EQ(r.state, RecordState::kErased) << "record " << id;
+    }
+    EXPECT_TRUE(BucketKeys().empty());
+    const std::string files = ReadAllFiles(dir_ + "/keystore");
+    for (const auto& [bucket, wrapped] : initial_keys_) {
+      EXPECT_EQ(files.find(wrapped), std::string::npos)
+          << "the key of bucket " << bucket << " is still in the files";
+    }
   }
 
   std::vector<Planned> planned_;
@@ -773,7 +921,7 @@ TEST_F(DeadlineCrashTest, KilledSweepsNeverDestroyABucketKeyEarlyAndResume) {
                                               kEarlyKillDelayMs);
   std::uniform_int_distribution<int> delay_ms(kMinKillDelayMs, kMaxKillDelayMs);
 
-  ASSERT_NO_FATAL_FAILURE(BuildBacklog());
+  ASSERT_NO_FATAL_FAILURE(BuildBacklog(/*mid_hour=*/false));
   // The as_of of each run: the ends of the buckets, in steps, so that each
   // child has a few buckets to erase and destroy.
   std::vector<int64_t> ends;
@@ -789,16 +937,14 @@ TEST_F(DeadlineCrashTest, KilledSweepsNeverDestroyABucketKeyEarlyAndResume) {
                  (run + 1) * ends.size() / static_cast<size_t>(kRuns - 2));
     const int64_t as_of = ends[step];
     max_as_of = std::max(max_as_of, as_of);
-    Child child = StartChild(
-        kChildTestName, kChildEnv,
-        dir_ + ":" + Hex(master_bytes_.bytes()) + ":" + std::to_string(as_of));
-    ASSERT_GT(child.pid, 0);
-    auto ready = ReadFromChild(child, 60'000);
-    ASSERT_EQ(ready, std::optional<char>('r')) << "child " << run;
+    Child child;
+    ASSERT_NO_FATAL_FAILURE(StartReadyChild(kChildTestName, kChildEnv, as_of,
+                                            "", "child " + std::to_string(run),
+                                            child));
     std::this_thread::sleep_for(std::chrono::milliseconds(
         run % 2 == 0 ? early_ms(rng) : delay_ms(rng)));
     const int status = KillChild(child);
-    const bool was_killed = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+    const bool was_killed = KilledBySigkill(status);
     ASSERT_TRUE(was_killed || (WIFEXITED(status) && WEXITSTATUS(status) == 0))
         << "child " << run << " failed: status " << status;
     finished += was_killed ? 0 : 1;
@@ -822,28 +968,8 @@ TEST_F(DeadlineCrashTest, KilledSweepsNeverDestroyABucketKeyEarlyAndResume) {
       killed, destroyed_while_killed, finished);
   EXPECT_GE(killed, kRuns / 4);
 
-  // A last sweep finishes: every record erased, no bucket key left, and
-  // none of their wrapped bytes in the keystore's files.
-  clock_.Set(FinalAsOf());
-  Reopen();
-  SweepOptions options;
-  options.as_of = FinalAsOf();
-  auto report = engine_->Sweep(*admin_, options);
-  ASSERT_TRUE(report.has_value()) << report.error().ToString();
-  EXPECT_TRUE(report->complete);
-  auto verified = engine_->VerifyErasure(*admin_);
-  ASSERT_TRUE(verified.has_value()) << verified.error().ToString();
-  EXPECT_EQ(verified->found, 0u);
-  Close();
-  for (const auto& [id, r] : Records()) {
-    EXPECT_EQ(r.state, RecordState::kErased) << "record " << id;
-  }
-  EXPECT_TRUE(BucketKeys().empty());
-  const std::string files = ReadAllFiles(dir_ + "/keystore");
-  for (const auto& [bucket, wrapped] : initial_keys_) {
-    EXPECT_EQ(files.find(wrapped), std::string::npos)
-        << "the key of bucket " << bucket << " is still in the files";
-  }
+  // A last sweep finishes.
+  FinishAndCheckNothingIsLeft();
 }
 
 // Issue 11, crash safety, phase by phase: the kills of
@@ -870,7 +996,7 @@ TEST_F(DeadlineCrashTest, KilledSweepsNeverDestroyABucketKeyEarlyAndResume) {
 // lands is the same on every run, and how many land in each phase is
 // asserted.
 TEST_F(DeadlineCrashTest, KillsInEveryPhaseOfASweepNeverExposeOrEraseEarly) {
-  ASSERT_NO_FATAL_FAILURE(BuildMidHourBacklog());
+  ASSERT_NO_FATAL_FAILURE(BuildBacklog(/*mid_hour=*/true));
   // Held from now: planned_[2] (erasure in the backlog's bucket 2) until
   // 23 min 17 s into bucket 13, so buckets 0 to 13 go record by record.
   constexpr size_t kFirstHeld = 2;
@@ -928,7 +1054,8 @@ TEST_F(DeadlineCrashTest, KillsInEveryPhaseOfASweepNeverExposeOrEraseEarly) {
   };
   std::map<char, int> landed;  // By segment.
   int stub_rewrites = 0, hold_moves = 0, finished = 0, ended_checked = 0,
-      held_read_intact = 0, mid_hour_as_of = 0, erased_unreported = 0;
+      held_read_intact = 0, mid_hour_as_of = 0, erased_unreported = 0,
+      left_erased_by_key = 0;
   int64_t last_as_of = 0;
   for (size_t run = 0; run < plan.size(); ++run) {
     const std::string when = "run " + std::to_string(run);
@@ -949,20 +1076,19 @@ TEST_F(DeadlineCrashTest, KillsInEveryPhaseOfASweepNeverExposeOrEraseEarly) {
       segment = 'T';
       index = position / static_cast<int>(kPhaseBatchSize);
     }
-    Child child = StartChild(kPhaseChildTestName, kPhaseChildEnv,
-                             dir_ + ":" + Hex(master_bytes_.bytes()) + ":" +
-                                 std::to_string(as_of) + ":" + segment + ":" +
-                                 std::to_string(index) + ":" +
-                                 std::to_string(plan[run].n));
-    ASSERT_GT(child.pid, 0);
-    ASSERT_EQ(ReadFromChild(child, 60'000), std::optional<char>('r')) << when;
+    Child child;
+    ASSERT_NO_FATAL_FAILURE(
+        StartReadyChild(kPhaseChildTestName, kPhaseChildEnv, as_of,
+                        std::string(1, segment) + ":" + std::to_string(index) +
+                            ":" + std::to_string(plan[run].n),
+                        when, child));
     const std::optional<char> first = ReadFromChild(child, 120'000);
     std::optional<char> second;
     if (first && *first != 'd') second = ReadFromChild(child, 10'000);
     // Its end (end of file), so that a child that finished is not killed.
     EXPECT_EQ(ReadFromChild(child, 60'000), std::nullopt) << when;
     const int status = KillChild(child);
-    const bool was_killed = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+    const bool was_killed = KilledBySigkill(status);
     if (plan[run].segment == '-') {
       ASSERT_EQ(first, std::optional<char>('d')) << when;
       ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
@@ -977,6 +1103,9 @@ TEST_F(DeadlineCrashTest, KillsInEveryPhaseOfASweepNeverExposeOrEraseEarly) {
     // Read before any engine opens the store (Open finishes the ranges).
     const int queued_ranges = QueuedRangeDeletions(dir_);
     const RawFindings found = CheckRaw(dir_, as_of, !was_killed, when);
+    // Erased by key by the killed sweep, their stubs not written: what
+    // CheckRecovery's history and ledger check is for.
+    left_erased_by_key += was_killed ? found.stubs_pending : 0;
     ++landed[where];
     switch (where) {
       case 'R':
@@ -1027,12 +1156,14 @@ TEST_F(DeadlineCrashTest, KillsInEveryPhaseOfASweepNeverExposeOrEraseEarly) {
       "%d; finished %d (%d ended buckets checked)\n",
       landed['K'], landed['R'], landed['T'], stub_rewrites, hold_moves,
       landed['D'], landed['A'], landed['M'], finished, ended_checked);
-  // Not asserted: the count of a report is not the erasure (the stubs'
-  // history events and ledger entries are written all the same).
+  // No SweepReport lists them (docs/retention.md, crash windows, 3); after
+  // every run CheckRecovery asserted that the erase events and ledger
+  // entries of every erased record are written all the same.
   std::printf(
       "[ reports  ] %d records erased by recovery sweeps without being "
-      "reported by them (erased by key in a killed sweep)\n",
-      erased_unreported);
+      "reported by them (erased by key in a killed sweep; %d left so)\n",
+      erased_unreported, left_erased_by_key);
+  EXPECT_GT(left_erased_by_key, 0);
   EXPECT_GE(landed['K'], 3);
   EXPECT_GE(landed['R'], 2);
   EXPECT_GE(landed['T'], 8);
@@ -1050,28 +1181,8 @@ TEST_F(DeadlineCrashTest, KillsInEveryPhaseOfASweepNeverExposeOrEraseEarly) {
   EXPECT_GT(held_read_intact, 0);
   EXPECT_EQ(mid_hour_as_of, static_cast<int>(plan.size()));
 
-  // A last sweep, every hold ended: every record erased, no bucket key
-  // left, and none of their wrapped bytes in the keystore's files.
-  clock_.Set(FinalAsOf());
-  Reopen();
-  SweepOptions options;
-  options.as_of = FinalAsOf();
-  auto report = engine_->Sweep(*admin_, options);
-  ASSERT_TRUE(report.has_value()) << report.error().ToString();
-  EXPECT_TRUE(report->complete);
-  auto verified = engine_->VerifyErasure(*admin_);
-  ASSERT_TRUE(verified.has_value()) << verified.error().ToString();
-  EXPECT_EQ(verified->found, 0u);
-  Close();
-  for (const auto& [id, r] : Records()) {
-    EXPECT_EQ(r.state, RecordState::kErased) << "record " << id;
-  }
-  EXPECT_TRUE(BucketKeys().empty());
-  const std::string files = ReadAllFiles(dir_ + "/keystore");
-  for (const auto& [bucket, wrapped] : initial_keys_) {
-    EXPECT_EQ(files.find(wrapped), std::string::npos)
-        << "the key of bucket " << bucket << " is still in the files";
-  }
+  // A last sweep, every hold ended.
+  FinishAndCheckNothingIsLeft();
 }
 
 }  // namespace
