@@ -266,6 +266,47 @@ class DeadlineKeysTest : public EngineTest {
     }
     return view->parts[0].fields[0].value;
   }
+  // Two copies of the store's files taken before a sweep that destroys the
+  // alerts' bucket key: `control` as it was, and `copy` whose keystore is
+  // the live one after that sweep (the same keyring and subject keys,
+  // without the destroyed bucket key). Both are removed when it goes,
+  // however the test ends.
+  struct CopiesBeforeTheSweep {
+    std::string copy, control;
+    ~CopiesBeforeTheSweep() {
+      std::filesystem::remove_all(copy);
+      std::filesystem::remove_all(control);
+    }
+  };
+  // Takes the copies, sweeps to the end of the alerts' bucket (which must
+  // destroy its key), and leaves the engine closed.
+  void CopyThenSweepTheAlertsBucket(CopiesBeforeTheSweep& copies) {
+    copies.copy = dir_ + "-copy";
+    copies.control = dir_ + "-control";
+    Close();
+    std::filesystem::copy(dir_, copies.copy,
+                          std::filesystem::copy_options::recursive);
+    std::filesystem::copy(dir_, copies.control,
+                          std::filesystem::copy_options::recursive);
+    Reopen();
+    ASSERT_EQ(SweepAt(EndOfAlertBucket()).buckets_destroyed, 1u);
+    Close();
+    std::filesystem::remove_all(copies.copy + "/keystore");
+    std::filesystem::copy(dir_ + "/keystore", copies.copy + "/keystore",
+                          std::filesystem::copy_options::recursive);
+  }
+  // An engine on the files at `where`, reading as of `clock`.
+  // REQUIRES: `clock` outlives it.
+  std::unique_ptr<Engine> OpenCopy(const std::string& where,
+                                   const Clock& clock) {
+    Options options = MakeOptions();
+    options.data_dir = where;
+    options.clock = &clock;
+    auto engine = Engine::Open(options, MasterKey());
+    EXPECT_TRUE(engine.has_value()) << engine.error().ToString();
+    if (!engine) return nullptr;
+    return std::move(*engine);
+  }
 };
 
 TEST_F(DeadlineKeysTest,
@@ -336,32 +377,19 @@ TEST_F(DeadlineKeysTest,
 // keys left in the live keystore, opens none of the erased ciphertexts.
 TEST_F(DeadlineKeysTest, ACopyTakenBeforeTheSweepDoesNotOpenWithTheKeysLeft) {
   const uint64_t id = CreateClosedAlert();
-  Close();
-  const std::string copy = dir_ + "-copy";
-  const std::string control = dir_ + "-control";
-  std::filesystem::copy(dir_, copy, std::filesystem::copy_options::recursive);
-  std::filesystem::copy(dir_, control,
-                        std::filesystem::copy_options::recursive);
-  Reopen();
-  ASSERT_EQ(SweepAt(EndOfAlertBucket()).buckets_destroyed, 1u);
-  Close();
-  // The copy's records with the live keystore (the same keyring and subject
-  // keys, without the destroyed bucket key).
-  std::filesystem::remove_all(copy + "/keystore");
-  std::filesystem::copy(dir_ + "/keystore", copy + "/keystore",
-                        std::filesystem::copy_options::recursive);
+  CopiesBeforeTheSweep copies;
+  ASSERT_NO_FATAL_FAILURE(CopyThenSweepTheAlertsBucket(copies));
+  const std::string& copy = copies.copy;
+  const std::string& control = copies.control;
 
   // Read as of before the deadline, when the copy's record was readable.
   ManualClock before(AlertErasure() - 24h);
   for (const std::string& where : {control, copy}) {
-    Options options = MakeOptions();
-    options.data_dir = where;
-    options.clock = &before;
-    auto engine = Engine::Open(options, MasterKey());
-    ASSERT_TRUE(engine.has_value()) << engine.error().ToString();
-    auto officer = (*engine)->ActorFor("officer");
+    auto engine = OpenCopy(where, before);
+    ASSERT_NE(engine, nullptr);
+    auto officer = engine->ActorFor("officer");
     ASSERT_TRUE(officer.has_value());
-    auto name = OfficerReadsName(**engine, *officer, id);
+    auto name = OfficerReadsName(*engine, *officer, id);
     if (where == control) {
       ASSERT_TRUE(name.has_value()) << name.error().ToString();
       EXPECT_EQ(*name, "Anna Example");
@@ -371,8 +399,6 @@ TEST_F(DeadlineKeysTest, ACopyTakenBeforeTheSweepDoesNotOpenWithTheKeysLeft) {
       EXPECT_EQ(name.error().message(), "a deadline key was destroyed");
     }
   }
-  std::filesystem::remove_all(copy);
-  std::filesystem::remove_all(control);
 }
 
 TEST_F(DeadlineKeysTest, TheDestroyedBucketKeyLeavesTheKeystoreFiles) {
@@ -1703,27 +1729,10 @@ TEST_F(DeadlineKeysTest,
   const auto entry = Raw(keys::BucketSealed(AlertBucket(), id));
   ASSERT_EQ(entry.size(), 1u);
 
-  Close();
-  const std::string copy = dir_ + "-copy";
-  const std::string control = dir_ + "-control";
-  // Removed however the test ends (an assertion returns early).
-  struct RemovedOnExit {
-    std::vector<std::string> paths;
-    ~RemovedOnExit() {
-      for (const std::string& path : paths) std::filesystem::remove_all(path);
-    }
-  } copies{{copy, control}};
-  std::filesystem::copy(dir_, copy, std::filesystem::copy_options::recursive);
-  std::filesystem::copy(dir_, control,
-                        std::filesystem::copy_options::recursive);
-  Reopen();
-  ASSERT_EQ(SweepAt(EndOfAlertBucket()).buckets_destroyed, 1u);
-  Close();
-  // The copy's records with the live keystore (the same keyring and subject
-  // keys, without the destroyed bucket key).
-  std::filesystem::remove_all(copy + "/keystore");
-  std::filesystem::copy(dir_ + "/keystore", copy + "/keystore",
-                        std::filesystem::copy_options::recursive);
+  CopiesBeforeTheSweep copies;
+  ASSERT_NO_FATAL_FAILURE(CopyThenSweepTheAlertsBucket(copies));
+  const std::string& copy = copies.copy;
+  const std::string& control = copies.control;
 
   // Through the engine, as of before the deadline: the control (the copy
   // with its own keystore) gives every note and statement back, the copy
@@ -1731,14 +1740,11 @@ TEST_F(DeadlineKeysTest,
   for (const std::string& where : {control, copy}) {
     SCOPED_TRACE(where == control ? "control" : "copy");
     ManualClock before(AlertErasure() - 24h);
-    Options options = MakeOptions();
-    options.data_dir = where;
-    options.clock = &before;
-    auto engine = Engine::Open(options, MasterKey());
-    ASSERT_TRUE(engine.has_value()) << engine.error().ToString();
-    auto officer = (*engine)->ActorFor("officer");
+    auto engine = OpenCopy(where, before);
+    ASSERT_NE(engine, nullptr);
+    auto officer = engine->ActorFor("officer");
     ASSERT_TRUE(officer.has_value());
-    auto read = (*engine)->GetRecord(*officer, id, APurpose());
+    auto read = engine->GetRecord(*officer, id, APurpose());
     if (where == copy) {
       ASSERT_FALSE(read.has_value());
       EXPECT_EQ(read.error().code(), StatusCode::kDataLoss);
