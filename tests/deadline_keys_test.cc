@@ -2216,5 +2216,194 @@ TEST_F(DeadlineKeysTest, AHoldsReleaseMovesTheRecordBackToItsOwnBucket) {
                                       BucketKeyKey(hold_bucket)}));
 }
 
+// ---- A backup taken before a bucket's erasure ------------------------------
+
+// docs/retention.md, crash window 6 and "Limits": a backup taken before a
+// bucket's key was destroyed holds that key (as it holds the data keys of
+// subjects shredded later). Restored, the bucket's records stay ERASED to
+// every caller, and the restored store's next sweep destroys the key again.
+class DeadlineBackupTest : public DeadlineKeysTest {
+ protected:
+  void TearDown() override {
+    restored_.reset();
+    DeadlineKeysTest::TearDown();
+    for (const char* what : {"-backup", "-restored", "-kit"}) {
+      std::filesystem::remove_all(dir_ + what);
+    }
+  }
+  std::string RestoredDir() const { return dir_ + "-restored"; }
+
+  // A closed alert about `identifier`, granted to authority-b.
+  uint64_t CreateGrantedClosedAlert(const std::string& identifier,
+                                    const std::string& name) {
+    NewRecord r;
+    r.kind = "alert";
+    r.attributes = {{"country", "AT"}};
+    r.personal = {{identifier, {{"name", name}}}};
+    r.grants = {"authority-b"};
+    auto id = engine_->CreateRecord(*owner_, r);
+    EXPECT_TRUE(id.has_value()) << id.error().ToString();
+    EXPECT_TRUE(engine_->Close(*owner_, id.value_or(0)).ok());
+    return id.value_or(0);
+  }
+
+  // The bucket keys the keystore of the store at `data_dir` holds, as
+  // keystore keys. REQUIRES: no engine is open on it.
+  static std::vector<std::string> BucketKeysAt(const std::string& data_dir) {
+    leveldb::DB* raw = nullptr;
+    leveldb::Status s =
+        leveldb::DB::Open(RawOptions(), data_dir + "/keystore", &raw);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    std::unique_ptr<leveldb::DB> db(raw);
+    std::vector<std::string> out;
+    if (!db) return out;
+    std::unique_ptr<leveldb::Iterator> it(
+        db->NewIterator(leveldb::ReadOptions()));
+    for (it->Seek("k:~b"); it->Valid() && it->key().starts_with("k:~b");
+         it->Next()) {
+      out.push_back(it->key().ToString());
+    }
+    return out;
+  }
+
+  void OpenRestored() {
+    Options options = MakeOptions();
+    options.data_dir = RestoredDir();
+    auto engine = Engine::Open(options, MasterKey());
+    ASSERT_TRUE(engine.has_value()) << engine.error().ToString();
+    restored_ = std::move(*engine);
+  }
+
+  // Two alerts due in the alerts' bucket are backed up a day before; the sweep
+  // to the bucket's end (bounded to `max_records` rewrites) destroys its key;
+  // the backup is restored an hour later, and opened. Then every caller of the
+  // restored store reads them as ERASED, its next sweep destroys the
+  // bucket key the backup brought back (erasing the records by key when
+  // the ledger did not name them: `ledger_names_them` false), and
+  // VerifyErasure finds neither the key nor their ciphertexts in any file.
+  void RestoreABackupTakenBeforeTheBucketsErasure(size_t max_records,
+                                                  bool ledger_names_them) {
+    const uint64_t anna =
+        CreateGrantedClosedAlert("anna@example.org", "Anna Example");
+    const uint64_t bob = CreateGrantedClosedAlert("bob@example.org", "Bob");
+    // The control: closed a day later, due a day later, in another bucket.
+    clock_.Set(TestEpoch() + 24h);
+    const uint64_t carl = CreateGrantedClosedAlert("carl@example.org", "Carl");
+    const uint64_t carl_bucket = Stored(carl).erase_bucket;
+    ASSERT_NE(carl_bucket, AlertBucket());
+    // The bytes that must not come back: the bucket's wrapped key and the
+    // two records' ciphertexts.
+    auto wrapped = WrappedBucketKey(AlertBucket());
+    ASSERT_TRUE(wrapped.has_value());
+    std::vector<std::string> secrets = {
+        std::string(wrapped->begin(), wrapped->end())};
+    for (const auto& [key, value] :
+         Raw(keys::BucketSealedBegin(AlertBucket()))) {
+      auto contents = codec::DecodeSealedContents(value);
+      ASSERT_TRUE(contents.has_value()) << contents.error().ToString();
+      for (const auto& c : *contents) secrets.emplace_back(c.begin(), c.end());
+    }
+    ASSERT_EQ(secrets.size(), 3u);  // The key, one part of each record.
+
+    // A day before the deadline: within Options::backup_retention (35
+    // days) of the restore, so the backup's key is still there.
+    clock_.Set(AlertErasure() - 24h);
+    auto backup = engine_->Backup(*admin_, dir_ + "-backup");
+    ASSERT_TRUE(backup.has_value()) << backup.error().ToString();
+    SweepReport swept = SweepAt(EndOfAlertBucket(), max_records);
+    ASSERT_EQ(swept.buckets_destroyed, 1u);
+    ASSERT_EQ(swept.erased, 2u);
+    ASSERT_EQ(BucketKeys(),
+              std::vector<std::string>{BucketKeyKey(carl_bucket)});
+
+    clock_.Set(EndOfAlertBucket() + 1h);
+    ASSERT_TRUE(engine_->ExportRestoreKit(*admin_, dir_ + "-kit").ok());
+    Options restored_options = MakeOptions();
+    restored_options.data_dir = RestoredDir();
+    Status restored = Engine::Restore(dir_ + "-backup", restored_options,
+                                      MasterKey(), dir_ + "-kit", "admin");
+    ASSERT_TRUE(restored.ok()) << restored.ToString();
+    // The backup brought the destroyed key back.
+    EXPECT_EQ(BucketKeysAt(RestoredDir()),
+              (std::vector<std::string>{BucketKeyKey(AlertBucket()),
+                                        BucketKeyKey(carl_bucket)}));
+
+    ASSERT_NO_FATAL_FAILURE(OpenRestored());
+    const Actor owner = *restored_->ActorFor("authority-a");
+    const Actor grantee = *restored_->ActorFor("authority-b");
+    const Actor officer = *restored_->ActorFor("officer");
+    const Actor admin = *restored_->ActorFor("admin");
+    auto expect_erased_to_everyone = [&](const std::string& when) {
+      SCOPED_TRACE(when);
+      for (uint64_t id : {anna, bob}) {
+        SCOPED_TRACE(id);
+        for (const Actor* user : {&owner, &grantee}) {
+          auto view = restored_->GetRecord(*user, id);
+          ASSERT_FALSE(view.has_value()) << "a user reads an erased record";
+          EXPECT_EQ(view.error().code(), StatusCode::kNotFound);
+        }
+        auto officers = restored_->GetRecord(officer, id, APurpose());
+        ASSERT_TRUE(officers.has_value()) << officers.error().ToString();
+        EXPECT_EQ(officers->state, RecordState::kErased);
+        EXPECT_EQ(officers->erased_at, AlertErasure());
+        EXPECT_FALSE(officers->personal_included);
+        EXPECT_TRUE(officers->parts.empty());
+        auto admins = restored_->GetRecord(admin, id);
+        ASSERT_TRUE(admins.has_value()) << admins.error().ToString();
+        EXPECT_EQ(admins->state, RecordState::kErased);
+        EXPECT_TRUE(admins->parts.empty());
+      }
+      // The control, not due, reads whole: the restore gave data back.
+      auto name = OfficerReadsName(*restored_, officer, carl);
+      ASSERT_TRUE(name.has_value()) << name.error().ToString();
+      EXPECT_EQ(*name, "Carl");
+    };
+    expect_erased_to_everyone("restored");
+
+    SweepOptions options;
+    options.as_of = clock_.Now();
+    auto again = restored_->Sweep(admin, options);
+    ASSERT_TRUE(again.has_value()) << again.error().ToString();
+    EXPECT_EQ(again->buckets_destroyed, 1u);
+    // Records the ledger named were erased at the restore already.
+    EXPECT_EQ(again->erased, ledger_names_them ? 0u : 2u);
+    EXPECT_TRUE(again->complete);
+    expect_erased_to_everyone("swept");
+
+    // The bound (compact_after_erasure, no delay): by the sweep's return.
+    auto verified = restored_->VerifyErasure(admin);
+    ASSERT_TRUE(verified.has_value()) << verified.error().ToString();
+    EXPECT_GE(verified->witnesses, 3u);  // The key and both parts.
+    EXPECT_EQ(verified->found, 0u);
+    EXPECT_TRUE(verified->files_with_leftovers.empty());
+    restored_.reset();
+    EXPECT_EQ(BucketKeysAt(RestoredDir()),
+              std::vector<std::string>{BucketKeyKey(carl_bucket)});
+    const std::string files = ReadAllFiles(RestoredDir());
+    for (size_t i = 0; i < secrets.size(); ++i) {
+      EXPECT_EQ(files.find(secrets[i]), std::string::npos)
+          << (i == 0 ? "the bucket key" : "a ciphertext") << " is in a file";
+    }
+  }
+
+  std::unique_ptr<Engine> restored_;
+};
+
+// The sweep wrote the records' stubs: the ledger names them, and the
+// restore erases them again before anyone reads them.
+TEST_F(DeadlineBackupTest,
+       ARestoredBackupTakenBeforeABucketsErasureGivesNothingBack) {
+  RestoreABackupTakenBeforeTheBucketsErasure(SIZE_MAX,
+                                             /*ledger_names_them=*/true);
+}
+
+// The sweep erased the bucket by key only (bounded to no rewrite): the
+// ledger does not name its records yet; restored, they are ERASED by their
+// deadlines, and the restored store's sweep erases them by key again.
+TEST_F(DeadlineBackupTest,
+       ARestoredBackupTakenBeforeAnErasureByKeyAloneGivesNothingBack) {
+  RestoreABackupTakenBeforeTheBucketsErasure(0, /*ledger_names_them=*/false);
+}
+
 }  // namespace
 }  // namespace custos::testing
