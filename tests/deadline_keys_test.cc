@@ -227,17 +227,25 @@ class DeadlineKeysTest : public EngineTest {
 
   std::vector<std::string> BucketKeys() {
     Close();
-    std::vector<std::string> out;
-    {
-      auto db = OpenRaw("keystore");
-      std::unique_ptr<leveldb::Iterator> it(
-          db->NewIterator(leveldb::ReadOptions()));
-      for (it->Seek("k:~b"); it->Valid() && it->key().starts_with("k:~b");
-           it->Next()) {
-        out.push_back(it->key().ToString());
-      }
-    }
+    std::vector<std::string> out = BucketKeysAt(dir_);
     Reopen();
+    return out;
+  }
+  // The same, of the store at `data_dir`. REQUIRES: no engine is open on it.
+  static std::vector<std::string> BucketKeysAt(const std::string& data_dir) {
+    leveldb::DB* raw = nullptr;
+    leveldb::Status s =
+        leveldb::DB::Open(RawOptions(), data_dir + "/keystore", &raw);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    std::unique_ptr<leveldb::DB> db(raw);
+    std::vector<std::string> out;
+    if (!db) return out;
+    std::unique_ptr<leveldb::Iterator> it(
+        db->NewIterator(leveldb::ReadOptions()));
+    for (it->Seek("k:~b"); it->Valid() && it->key().starts_with("k:~b");
+         it->Next()) {
+      out.push_back(it->key().ToString());
+    }
     return out;
   }
   // The wrapped bytes of a bucket's key as stored, or nullopt.
@@ -296,10 +304,11 @@ class DeadlineKeysTest : public EngineTest {
     std::filesystem::copy(dir_ + "/keystore", copies.copy + "/keystore",
                           std::filesystem::copy_options::recursive);
   }
-  // An engine on the files at `where`, reading as of `clock`.
+  // An engine on the store at `where` (a copy, a restored store), on
+  // `clock`.
   // REQUIRES: `clock` outlives it.
-  std::unique_ptr<Engine> OpenCopy(const std::string& where,
-                                   const Clock& clock) {
+  std::unique_ptr<Engine> OpenStoreAt(const std::string& where,
+                                      const Clock& clock) {
     Options options = MakeOptions();
     options.data_dir = where;
     options.clock = &clock;
@@ -386,7 +395,7 @@ TEST_F(DeadlineKeysTest, ACopyTakenBeforeTheSweepDoesNotOpenWithTheKeysLeft) {
   // Read as of before the deadline, when the copy's record was readable.
   ManualClock before(AlertErasure() - 24h);
   for (const std::string& where : {control, copy}) {
-    auto engine = OpenCopy(where, before);
+    auto engine = OpenStoreAt(where, before);
     ASSERT_NE(engine, nullptr);
     auto officer = engine->ActorFor("officer");
     ASSERT_TRUE(officer.has_value());
@@ -1935,7 +1944,7 @@ TEST_F(DeadlineKeysTest,
   for (const std::string& where : {control, copy}) {
     SCOPED_TRACE(where == control ? "control" : "copy");
     ManualClock before(AlertErasure() - 24h);
-    auto engine = OpenCopy(where, before);
+    auto engine = OpenStoreAt(where, before);
     ASSERT_NE(engine, nullptr);
     auto officer = engine->ActorFor("officer");
     ASSERT_TRUE(officer.has_value());
@@ -2247,40 +2256,14 @@ class DeadlineBackupTest : public DeadlineKeysTest {
     return id.value_or(0);
   }
 
-  // The bucket keys the keystore of the store at `data_dir` holds, as
-  // keystore keys. REQUIRES: no engine is open on it.
-  static std::vector<std::string> BucketKeysAt(const std::string& data_dir) {
-    leveldb::DB* raw = nullptr;
-    leveldb::Status s =
-        leveldb::DB::Open(RawOptions(), data_dir + "/keystore", &raw);
-    EXPECT_TRUE(s.ok()) << s.ToString();
-    std::unique_ptr<leveldb::DB> db(raw);
-    std::vector<std::string> out;
-    if (!db) return out;
-    std::unique_ptr<leveldb::Iterator> it(
-        db->NewIterator(leveldb::ReadOptions()));
-    for (it->Seek("k:~b"); it->Valid() && it->key().starts_with("k:~b");
-         it->Next()) {
-      out.push_back(it->key().ToString());
-    }
-    return out;
-  }
-
-  void OpenRestored() {
-    Options options = MakeOptions();
-    options.data_dir = RestoredDir();
-    auto engine = Engine::Open(options, MasterKey());
-    ASSERT_TRUE(engine.has_value()) << engine.error().ToString();
-    restored_ = std::move(*engine);
-  }
-
-  // Two alerts due in the alerts' bucket are backed up a day before; the sweep
-  // to the bucket's end (bounded to `max_records` rewrites) destroys its key;
-  // the backup is restored an hour later, and opened. Then every caller of the
-  // restored store reads them as ERASED, its next sweep destroys the
-  // bucket key the backup brought back (erasing the records by key when
-  // the ledger did not name them: `ledger_names_them` false), and
-  // VerifyErasure finds neither the key nor their ciphertexts in any file.
+  // Two alerts due in the alerts' bucket are backed up a day before their
+  // deadline; the sweep to the bucket's end (bounded to `max_records`
+  // rewrites) destroys its key; the backup is restored an hour later and
+  // opened. Then every caller of the restored store reads them as ERASED,
+  // its next sweep destroys the bucket key the backup brought back
+  // (erasing the records by key when the ledger did not name them:
+  // `ledger_names_them` false), and neither VerifyErasure nor a scan of the
+  // files finds that key or their ciphertexts.
   void RestoreABackupTakenBeforeTheBucketsErasure(size_t max_records,
                                                   bool ledger_names_them) {
     const uint64_t anna =
@@ -2328,7 +2311,8 @@ class DeadlineBackupTest : public DeadlineKeysTest {
               (std::vector<std::string>{BucketKeyKey(AlertBucket()),
                                         BucketKeyKey(carl_bucket)}));
 
-    ASSERT_NO_FATAL_FAILURE(OpenRestored());
+    restored_ = OpenStoreAt(RestoredDir(), clock_);
+    ASSERT_NE(restored_, nullptr);
     const Actor owner = *restored_->ActorFor("authority-a");
     const Actor grantee = *restored_->ActorFor("authority-b");
     const Actor officer = *restored_->ActorFor("officer");
