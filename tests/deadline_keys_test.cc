@@ -199,6 +199,21 @@ class DeadlineKeysTest : public EngineTest {
     }
     Reopen();
   }
+  // A closed alert whose bucket a sweep bounded to no rewrite erased by
+  // key: the bucket's key destroyed, its "pb:" range deleted.
+  struct ErasedByKey {
+    uint64_t id = 0;    // The alert.
+    std::string range;  // The first key of its bucket's "pb:" range.
+    std::map<std::string, std::string> before;  // The range before the sweep.
+  };
+  void EraseTheAlertsBucketByKey(ErasedByKey& erased) {
+    erased.id = CreateClosedAlert();
+    erased.range = keys::BucketSealedBegin(AlertBucket());
+    erased.before = Raw(erased.range);
+    ASSERT_EQ(erased.before.size(), 1u);
+    ASSERT_EQ(SweepAt(EndOfAlertBucket(), /*max_records=*/0).buckets_destroyed,
+              1u);
+  }
   // The bucket keys the keystore holds, as keystore keys.
   // The end of a sweep that met `late`, a record sealed into a bucket
   // while the bucket was being erased: the bucket's key destroyed twice
@@ -274,6 +289,24 @@ class DeadlineKeysTest : public EngineTest {
       return std::string();
     }
     return view->parts[0].fields[0].value;
+  }
+  // Writes format `version` under `key` in the store's `db` ("records" or
+  // "keystore"), the engine closed; Open must then refuse the store with
+  // FailedPrecondition naming `named` ("format version 2").
+  void ExpectOpenRefusesFormat(const std::string& db, const std::string& key,
+                               uint32_t version, const std::string& named) {
+    Close();
+    {
+      auto raw = OpenRaw(db);
+      ASSERT_TRUE(raw->Put(leveldb::WriteOptions(), key,
+                           codec::EncodeFormatInfo(version, 0))
+                      .ok());
+    }
+    auto engine = Engine::Open(MakeOptions(), MasterKey());
+    ASSERT_FALSE(engine.has_value());
+    EXPECT_EQ(engine.error().code(), StatusCode::kFailedPrecondition);
+    EXPECT_NE(engine.error().message().find(named), std::string::npos)
+        << engine.error().message();
   }
   // Two copies of the store's files taken before a sweep that destroys the
   // alerts' bucket key: `control` as it was, and `copy` whose keystore is
@@ -692,35 +725,13 @@ TEST_F(DeadlineKeysTest, ReapplyingALongerPolicyMovesTheRecordToItsNewBucket) {
 }
 
 TEST_F(DeadlineKeysTest, AFormatTwoStoreIsRefused) {
-  Close();
-  {
-    auto db = OpenRaw("records");
-    ASSERT_TRUE(db->Put(leveldb::WriteOptions(), std::string(keys::kFormat),
-                        codec::EncodeFormatInfo(2, 0))
-                    .ok());
-  }
-  auto engine = Engine::Open(MakeOptions(), MasterKey());
-  ASSERT_FALSE(engine.has_value());
-  EXPECT_EQ(engine.error().code(), StatusCode::kFailedPrecondition);
-  EXPECT_NE(engine.error().message().find("format version 2"),
-            std::string::npos)
-      << engine.error().message();
+  ExpectOpenRefusesFormat("records", std::string(keys::kFormat), 2,
+                          "format version 2");
 }
 
 TEST_F(DeadlineKeysTest, AFormatThreeStoreIsRefused) {
-  Close();
-  {
-    auto db = OpenRaw("records");
-    ASSERT_TRUE(db->Put(leveldb::WriteOptions(), std::string(keys::kFormat),
-                        codec::EncodeFormatInfo(3, 0))
-                    .ok());
-  }
-  auto engine = Engine::Open(MakeOptions(), MasterKey());
-  ASSERT_FALSE(engine.has_value());
-  EXPECT_EQ(engine.error().code(), StatusCode::kFailedPrecondition);
-  EXPECT_NE(engine.error().message().find("format version 3"),
-            std::string::npos)
-      << engine.error().message();
+  ExpectOpenRefusesFormat("records", std::string(keys::kFormat), 3,
+                          "format version 3");
 }
 
 // Sealed contents by bucket (issue 11): a record sealed under a bucket keeps
@@ -1080,12 +1091,11 @@ TEST_F(DeadlineKeysTest, ErasureByKeyDeletesAndCompactsTheBucketsRange) {
 // its range: the queued deletion (written, synced, with the bucket's
 // erasure) is finished by the next Open.
 TEST_F(DeadlineKeysTest, ARangeDeletionInterruptedByACrashIsFinishedByOpen) {
-  const uint64_t id = CreateClosedAlert();
-  const std::string range = keys::BucketSealedBegin(AlertBucket());
-  auto before = Raw(range);
-  ASSERT_EQ(before.size(), 1u);
-  ASSERT_EQ(SweepAt(EndOfAlertBucket(), /*max_records=*/0).buckets_destroyed,
-            1u);
+  ErasedByKey erased;
+  ASSERT_NO_FATAL_FAILURE(EraseTheAlertsBucketByKey(erased));
+  const uint64_t id = erased.id;
+  const std::string& range = erased.range;
+  const auto& before = erased.before;
   // The state a crash right after the key's destruction leaves: the
   // range and its queued deletion on disk.
   PutRangeBackQueued(before, QueuedAlertRange(0));
@@ -1103,19 +1113,8 @@ TEST_F(DeadlineKeysTest, ARangeDeletionInterruptedByACrashIsFinishedByOpen) {
 }
 
 TEST_F(DeadlineKeysTest, AFormatTwoKeystoreIsRefused) {
-  Close();
-  {
-    auto db = OpenRaw("keystore");
-    ASSERT_TRUE(db->Put(leveldb::WriteOptions(), "m:format",
-                        codec::EncodeFormatInfo(2, 0))
-                    .ok());
-  }
-  auto engine = Engine::Open(MakeOptions(), MasterKey());
-  ASSERT_FALSE(engine.has_value());
-  EXPECT_EQ(engine.error().code(), StatusCode::kFailedPrecondition);
-  EXPECT_NE(engine.error().message().find("keystore format version 2"),
-            std::string::npos)
-      << engine.error().message();
+  ExpectOpenRefusesFormat("keystore", "m:format", 2,
+                          "keystore format version 2");
 }
 
 // Issue 11 review: the sweep cached across its batches which buckets were
@@ -1307,12 +1306,11 @@ TEST_F(DeadlineKeysTest,
 // retired without deleting anything. Its range is computed from its first
 // key (a bucket's range start), deleted, and the corruption counted.
 TEST_F(DeadlineKeysTest, ACorruptQueuedRangeDeletionStillDeletesItsRange) {
-  const uint64_t id = CreateClosedAlert();
-  const std::string range = keys::BucketSealedBegin(AlertBucket());
-  auto before = Raw(range);
-  ASSERT_EQ(before.size(), 1u);
-  ASSERT_EQ(SweepAt(EndOfAlertBucket(), /*max_records=*/0).buckets_destroyed,
-            1u);
+  ErasedByKey erased;
+  ASSERT_NO_FATAL_FAILURE(EraseTheAlertsBucketByKey(erased));
+  const uint64_t id = erased.id;
+  const std::string& range = erased.range;
+  const auto& before = erased.before;
   // The range back on disk, its deletion queued with a value that does not
   // parse (no u64 queued-at, no last key).
   PutRangeBackQueued(before, "bad");
@@ -1434,12 +1432,10 @@ TEST_F(DeadlineKeysTest, AnUndecodableSealedEntryIsDeletedAndCounted) {
 // its first write (Erasure::TEST_SetAfterRangeQueueRead), on the units
 // themselves, since Open carries out what is queued before a test could.
 TEST_F(DeadlineKeysTest, RangeDeletionsRunningAtOnceCountACorruptEntryOnce) {
-  CreateClosedAlert();
-  const std::string range = keys::BucketSealedBegin(AlertBucket());
-  auto before = Raw(range);
-  ASSERT_EQ(before.size(), 1u);
-  ASSERT_EQ(SweepAt(EndOfAlertBucket(), /*max_records=*/0).buckets_destroyed,
-            1u);
+  ErasedByKey erased;
+  ASSERT_NO_FATAL_FAILURE(EraseTheAlertsBucketByKey(erased));
+  const std::string& range = erased.range;
+  const auto& before = erased.before;
   Close();
   {
     auto db = OpenRaw("records");
