@@ -227,23 +227,9 @@ Status Erasure::DeleteQueuedRanges() {
               AddToCounter(lock, store_, keys::kErasureQueueCorrupt, 1, batch));
         }
       }
-      if (more) {
-        // Not waited for: only the range's last write, which retires its
-        // entry, must be durable, and it is synced after every earlier one
-        // (one log, synced in order). A crash that loses some of them
-        // leaves the entry queued, and the next call deletes and witnesses
-        // from the range's first key again. (A sync per write: 123 for
-        // 500,000 entries; bench/RESULTS.md, "Issue 16: what bounds bytes
-        // gone (analysis)".)
-        auto applied =
-            store_.Apply(lock, batch, {}, "deleting an erased range");
-        lock.Unlock();
-        if (!applied) return applied.error();
-        continue;
-      }
       CUSTOS_RETURN_IF_ERROR(store_.Commit(std::move(lock), batch, {},
                                            "deleting an erased range"));
-      break;
+      if (!more) break;
     }
   }
   return Status::Ok();

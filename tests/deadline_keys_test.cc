@@ -1160,67 +1160,6 @@ TEST_F(DeadlineKeysTest, ARangeLongerThanOneDeletionWriteIsDeletedWhole) {
   EXPECT_EQ(after->found, 0u);
 }
 
-// Issue 16: a range deletion of several writes synced each of them (123
-// syncs for 500,000 entries). Only its last write, which retires the
-// entry, is waited for: one sync however many writes the range takes. Run
-// on the units themselves with sync_writes on, since Open carries out what
-// is queued before a test could.
-TEST_F(DeadlineKeysTest, ARangeDeletionOfSeveralWritesSyncsOnce) {
-  const uint64_t id = CreateClosedAlert();
-  const std::string range = keys::BucketSealedBegin(AlertBucket());
-  const std::vector<std::string> witnesses =
-      FillAlertRange(id, 2 * Erasure::kRangeDeletesPerWrite + 10);
-  ASSERT_EQ(witnesses.size(), 2 * Erasure::kRangeDeletesPerWrite + 11);
-  const auto entries = Raw(range);
-  ASSERT_EQ(SweepAt(EndOfAlertBucket(), /*max_records=*/0).buckets_destroyed,
-            1u);
-  Close();
-  {
-    auto db = OpenRaw("records");
-    leveldb::WriteBatch batch;
-    for (const auto& [key, value] : entries) batch.Put(key, value);
-    batch.Put(keys::RangeDeleteQueue(range), QueuedAlertRange(0));
-    ASSERT_TRUE(db->Write(leveldb::WriteOptions(), &batch).ok());
-  }
-  Options options = MakeOptions();
-  options.sync_writes = true;
-  LogSyncEnv env(leveldb::Env::Default());
-  auto keystore = Keystore::Open(dir_ + "/keystore", false, MasterKey(),
-                                 clock_.Now(), leveldb::Env::Default(), 4);
-  ASSERT_TRUE(keystore.has_value()) << keystore.error().ToString();
-  auto store = Store::Open(options, env);
-  ASSERT_TRUE(store.has_value()) << store.error().ToString();
-  Keystore& keys_held = **keystore;
-  Status history = (*store)->OpenHistory(
-      *crypto::SecretKey::FromBytes(keys_held.keyring().audit().bytes()),
-      [&keys_held](const std::string& subject) {
-        return keys_held.GetKey(subject);
-      });
-  ASSERT_TRUE(history.ok()) << history.ToString();
-  Erasure erasure(**store, keys_held, options);
-  const uint64_t syncs = (*store)->TEST_SyncCount();
-  const uint64_t writes = (*store)->TEST_WriteCount();
-  Status deleted = erasure.DeleteQueuedRanges();
-  ASSERT_TRUE(deleted.ok()) << deleted.ToString();
-  EXPECT_EQ((*store)->TEST_WriteCount() - writes, 3u);
-  EXPECT_EQ((*store)->TEST_SyncCount() - syncs, 1u);
-  // Deleted whole, retired, and queued for compaction.
-  bool left = false;
-  Status scanned = (*store)->Scan(keys::kBucketSealedPrefix, range,
-                                  [&](std::string_view key, std::string_view) {
-                                    left = key.starts_with(range);
-                                    return false;
-                                  });
-  ASSERT_TRUE(scanned.ok()) << scanned.ToString();
-  EXPECT_FALSE(left);
-  auto queued = (*store)->Get(keys::RangeDeleteQueue(range));
-  ASSERT_TRUE(queued.has_value()) << queued.error().ToString();
-  EXPECT_FALSE(queued->has_value());
-  auto compact = (*store)->Get(keys::RangeCompactQueue(range));
-  ASSERT_TRUE(compact.has_value()) << compact.error().ToString();
-  EXPECT_TRUE(compact->has_value());
-}
-
 // Issue 11 review: an entry of a deleted range whose value does not decode
 // was deleted without a witness and without a trace. It is still deleted,
 // and counted (ErasureReport::undecodable_sealed_entries); the range's two
