@@ -48,11 +48,15 @@
 
 #include <benchmark/benchmark.h>
 #include <leveldb/db.h>
+#include <leveldb/env.h>
 #include <leveldb/options.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <cstdarg>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -61,6 +65,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <system_error>
@@ -112,6 +117,427 @@ double Mean(const std::vector<double>& values) {
   for (double v : values) sum += v;
   return values.empty() ? 0 : sum / static_cast<double>(values.size());
 }
+
+// What LevelDB's compactions cost a sweep, counted beneath the engine
+// (Options::env, which the engine gives LevelDB for both databases; their
+// info logs are discarded, so "leveldb.stats" is not reachable from here):
+// bytes appended to table files (memtable flushes and compaction outputs:
+// only LevelDB's background thread writes tables) and the time their
+// Sync() calls took, bytes read from table files by the background thread
+// (compaction inputs) and by every other thread (the engine's own reads),
+// and each background job (one memtable flush, or one compaction of one
+// level into the next: a manual CompactRange runs one per level, level 0
+// first, after a flush): its bytes read and written, wall and CPU time. Counted
+// per database (the directory a file is in: "records" or "keystore").
+struct DbIo {
+  std::atomic<uint64_t> table_bytes_written{0};
+  std::atomic<uint64_t> bg_table_bytes_read{0};
+  std::atomic<uint64_t> fg_table_bytes_read{0};
+  std::atomic<uint64_t> log_bytes_written{0};
+  std::atomic<uint64_t> table_syncs{0};
+  std::atomic<uint64_t> table_sync_ns{0};
+  // Background jobs of this database that read tables (compactions) and
+  // that only wrote (flushes), and what the flushes wrote.
+  std::atomic<uint64_t> compactions{0};
+  std::atomic<uint64_t> flushes{0};
+  std::atomic<uint64_t> flush_bytes_written{0};
+};
+
+struct DbIoSnapshot {
+  uint64_t table_written = 0, bg_read = 0, fg_read = 0, log_written = 0,
+           table_syncs = 0, table_sync_ns = 0, compactions = 0, flushes = 0,
+           flush_written = 0;
+
+  static DbIoSnapshot Of(const DbIo& io) {
+    DbIoSnapshot s;
+    s.table_written = io.table_bytes_written;
+    s.bg_read = io.bg_table_bytes_read;
+    s.fg_read = io.fg_table_bytes_read;
+    s.log_written = io.log_bytes_written;
+    s.table_syncs = io.table_syncs;
+    s.table_sync_ns = io.table_sync_ns;
+    s.compactions = io.compactions;
+    s.flushes = io.flushes;
+    s.flush_written = io.flush_bytes_written;
+    return s;
+  }
+  // Unsigned: a - b + b == a, whatever wraps in between.
+  DbIoSnapshot Minus(const DbIoSnapshot& o) const {
+    return Combine(o, [](uint64_t a, uint64_t b) { return a - b; });
+  }
+  DbIoSnapshot Plus(const DbIoSnapshot& o) const {
+    return Combine(o, [](uint64_t a, uint64_t b) { return a + b; });
+  }
+  // Compaction outputs: the tables written other than by flushes.
+  uint64_t compaction_written() const { return table_written - flush_written; }
+
+ private:
+  template <typename F>
+  DbIoSnapshot Combine(const DbIoSnapshot& o, F f) const {
+    DbIoSnapshot d;
+    d.table_written = f(table_written, o.table_written);
+    d.bg_read = f(bg_read, o.bg_read);
+    d.fg_read = f(fg_read, o.fg_read);
+    d.log_written = f(log_written, o.log_written);
+    d.table_syncs = f(table_syncs, o.table_syncs);
+    d.table_sync_ns = f(table_sync_ns, o.table_sync_ns);
+    d.compactions = f(compactions, o.compactions);
+    d.flushes = f(flushes, o.flushes);
+    d.flush_written = f(flush_written, o.flush_written);
+    return d;
+  }
+};
+
+double MiB(uint64_t bytes) { return static_cast<double>(bytes) / (1 << 20); }
+
+double CpuSeconds(clockid_t clock) {
+  timespec t{};
+  clock_gettime(clock, &t);
+  return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) * 1e-9;
+}
+
+// CLOCK_MONOTONIC seconds (steady_clock here): the clock of
+// `perf record -k CLOCK_MONOTONIC`, so that `perf report --time` can take
+// one phase's window.
+double MonotonicSeconds() {
+  return std::chrono::duration<double>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+thread_local bool tls_in_background = false;
+
+class CountingEnv final : public leveldb::EnvWrapper {
+ public:
+  // One background job of the records database.
+  struct Job {
+    double start = 0, wall = 0, cpu = 0;
+    uint64_t read = 0, written = 0;
+  };
+
+  CountingEnv() : leveldb::EnvWrapper(leveldb::Env::Default()) {}
+
+  DbIo& records() { return records_; }
+  DbIo& keystore() { return keystore_; }
+  // CPU seconds spent by LevelDB's background thread on this Env's jobs.
+  double background_cpu_seconds() const {
+    return static_cast<double>(bg_cpu_ns_.load()) * 1e-9;
+  }
+  // The records database's jobs that read or wrote anything, from the
+  // `from`th on.
+  std::vector<Job> RecordsJobs(size_t from) const {
+    std::lock_guard<std::mutex> guard(jobs_mu_);
+    if (from >= jobs_.size()) return {};
+    return {jobs_.begin() + static_cast<std::ptrdiff_t>(from), jobs_.end()};
+  }
+  size_t records_job_count() const {
+    std::lock_guard<std::mutex> guard(jobs_mu_);
+    return jobs_.size();
+  }
+
+  leveldb::Status NewWritableFile(const std::string& f,
+                                  leveldb::WritableFile** r) override {
+    leveldb::Status s = target()->NewWritableFile(f, r);
+    if (s.ok()) Wrap(f, r);
+    return s;
+  }
+  leveldb::Status NewAppendableFile(const std::string& f,
+                                    leveldb::WritableFile** r) override {
+    leveldb::Status s = target()->NewAppendableFile(f, r);
+    if (s.ok()) Wrap(f, r);
+    return s;
+  }
+  leveldb::Status NewRandomAccessFile(const std::string& f,
+                                      leveldb::RandomAccessFile** r) override {
+    leveldb::Status s = target()->NewRandomAccessFile(f, r);
+    DbIo* io = DbOf(f);
+    if (s.ok() && io != nullptr && IsTable(f)) {
+      *r = std::make_unique<ReadCounter>(
+               std::unique_ptr<leveldb::RandomAccessFile>(*r), *io)
+               .release();
+    }
+    return s;
+  }
+  void Schedule(void (*fn)(void*), void* arg) override {
+    target()->Schedule(
+        &RunJob,
+        std::make_unique<Scheduled>(Scheduled{fn, arg, this}).release());
+  }
+
+ private:
+  struct Scheduled {
+    void (*fn)(void*);
+    void* arg;
+    CountingEnv* env;
+  };
+  static void RunJob(void* p) {
+    const std::unique_ptr<Scheduled> job(static_cast<Scheduled*>(p));
+    job->env->Run(*job);
+  }
+  void Run(const Scheduled& job) {
+    // One background thread runs every job of Env::Default(): the counts'
+    // differences are this job's.
+    const DbIoSnapshot records = DbIoSnapshot::Of(records_);
+    const DbIoSnapshot keystore = DbIoSnapshot::Of(keystore_);
+    Job done;
+    done.start = MonotonicSeconds();
+    const double cpu = CpuSeconds(CLOCK_THREAD_CPUTIME_ID);
+    tls_in_background = true;
+    job.fn(job.arg);
+    tls_in_background = false;
+    done.cpu = CpuSeconds(CLOCK_THREAD_CPUTIME_ID) - cpu;
+    done.wall = MonotonicSeconds() - done.start;
+    bg_cpu_ns_ += static_cast<uint64_t>(done.cpu * 1e9);
+    for (auto [io, before] :
+         {std::pair<DbIo*, const DbIoSnapshot*>{&records_, &records},
+          {&keystore_, &keystore}}) {
+      const DbIoSnapshot d = DbIoSnapshot::Of(*io).Minus(*before);
+      // A flush reads back only its new table's footer and index (LevelDB
+      // checks the table it wrote); a compaction reads at least a table.
+      if (d.table_written > 0 && d.bg_read * 8 < d.table_written) {
+        ++io->flushes;
+        io->flush_bytes_written += d.table_written;
+      } else if (d.bg_read > 0) {
+        ++io->compactions;
+      }
+      if (io == &records_ && (d.bg_read > 0 || d.table_written > 0)) {
+        done.read = d.bg_read;
+        done.written = d.table_written;
+        std::lock_guard<std::mutex> guard(jobs_mu_);
+        jobs_.push_back(done);
+      }
+    }
+  }
+
+  static bool IsTable(const std::string& f) {
+    return f.ends_with(".ldb") || f.ends_with(".sst");
+  }
+  DbIo* DbOf(const std::string& f) {
+    const std::string dir = std::filesystem::path(f).parent_path().filename();
+    if (dir == "records") return &records_;
+    if (dir == "keystore") return &keystore_;
+    return nullptr;
+  }
+  void Wrap(const std::string& f, leveldb::WritableFile** r) {
+    DbIo* io = DbOf(f);
+    if (io == nullptr || !(IsTable(f) || f.ends_with(".log"))) return;
+    *r = std::make_unique<WriteCounter>(
+             std::unique_ptr<leveldb::WritableFile>(*r), *io, IsTable(f))
+             .release();
+  }
+
+  class WriteCounter final : public leveldb::WritableFile {
+   public:
+    WriteCounter(std::unique_ptr<leveldb::WritableFile> base, DbIo& io,
+                 bool table)
+        : base_(std::move(base)), io_(io), table_(table) {}
+    leveldb::Status Append(const leveldb::Slice& data) override {
+      (table_ ? io_.table_bytes_written : io_.log_bytes_written) += data.size();
+      return base_->Append(data);
+    }
+    leveldb::Status Close() override { return base_->Close(); }
+    leveldb::Status Flush() override { return base_->Flush(); }
+    leveldb::Status Sync() override {
+      if (!table_) return base_->Sync();
+      const double started = MonotonicSeconds();
+      leveldb::Status s = base_->Sync();
+      ++io_.table_syncs;
+      io_.table_sync_ns +=
+          static_cast<uint64_t>((MonotonicSeconds() - started) * 1e9);
+      return s;
+    }
+
+   private:
+    std::unique_ptr<leveldb::WritableFile> base_;
+    DbIo& io_;
+    bool table_;
+  };
+
+  class ReadCounter final : public leveldb::RandomAccessFile {
+   public:
+    ReadCounter(std::unique_ptr<leveldb::RandomAccessFile> base, DbIo& io)
+        : base_(std::move(base)), io_(io) {}
+    leveldb::Status Read(uint64_t offset, size_t n, leveldb::Slice* result,
+                         char* scratch) const override {
+      leveldb::Status s = base_->Read(offset, n, result, scratch);
+      (tls_in_background ? io_.bg_table_bytes_read : io_.fg_table_bytes_read) +=
+          result->size();
+      return s;
+    }
+
+   private:
+    std::unique_ptr<leveldb::RandomAccessFile> base_;
+    DbIo& io_;
+  };
+
+  DbIo records_;
+  DbIo keystore_;
+  std::atomic<uint64_t> bg_cpu_ns_{0};
+  mutable std::mutex jobs_mu_;
+  std::vector<Job> jobs_;
+};
+
+// A sweep's phases, told apart by its progress reports (Sweeper::Sweep
+// reports kDestroyingKeys once the erasure by key is done, kCompacting once
+// the destroyed buckets' ranges are deleted, kTransitions after each batch
+// of the record-by-record rewrite, the first one after the range's
+// compaction too, kDestroyingKeys again once the rewrite is done,
+// kPruningHistory once the buckets it emptied are destroyed, kCompacting
+// once the history is pruned; the final compaction ends the sweep), each
+// with its wall time, the process's CPU time, LevelDB's background CPU
+// time, the databases' CountingEnv counts and the records database's
+// background jobs.
+class PhaseTrace {
+ public:
+  struct Segment {
+    std::string label;
+    double start = 0;  // MonotonicSeconds().
+    double wall = 0, cpu = 0, bg_cpu = 0;
+    uint64_t log_syncs = 0;
+    DbIoSnapshot records, keystore;
+    std::vector<CountingEnv::Job> jobs;
+  };
+
+  // `syncs` counts the records log's fdatasyncs (Engine::TEST_SyncCount).
+  PhaseTrace(CountingEnv& env, std::function<uint64_t()> syncs)
+      : env_(env), syncs_(std::move(syncs)) {
+    Mark();
+  }
+
+  std::function<void(const SweepProgress&)> Progress() {
+    return [this](const SweepProgress& p) { OnProgress(p.phase); };
+  }
+  // Ends the last segment (the final compaction).
+  void Finish() { Close("final compaction"); }
+
+  const std::vector<Segment>& segments() const { return segments_; }
+  // The sum of the segments up to and including the first labelled `last`.
+  Segment Through(const std::string& last) const {
+    Segment sum;
+    sum.label = "through " + last;
+    for (const Segment& s : segments_) {
+      Add(sum, s);
+      if (s.label == last) break;
+    }
+    return sum;
+  }
+  Segment Total() const {
+    Segment sum;
+    sum.label = "whole sweep";
+    for (const Segment& s : segments_) Add(sum, s);
+    return sum;
+  }
+
+  static void Print(const char* what, const Segment& s) {
+    std::string jobs;
+    for (const CountingEnv::Job& j : s.jobs) {
+      char buffer[96];
+      std::snprintf(buffer, sizeof(buffer), " [%.1f/%.1f MiB %.3f s cpu %.3f]",
+                    MiB(j.read), MiB(j.written), j.wall, j.cpu);
+      jobs += buffer;
+    }
+    std::fprintf(
+        stderr,
+        "[sweep_bench] %s %-34s at %.3f: wall %8.3f s, cpu %8.3f s (LevelDB "
+        "background %7.3f s, %llu log syncs); records db: %llu compactions "
+        "read %.1f MiB, "
+        "wrote %.1f MiB; %llu flushes %.1f MiB; %llu table syncs %.3f s; "
+        "engine read %.1f MiB of tables, log %.1f MiB; keystore compactions "
+        "read %.1f MiB, wrote %.1f MiB; records jobs (read/written):%s\n",
+        what, s.label.c_str(), s.start, s.wall, s.cpu, s.bg_cpu,
+        static_cast<unsigned long long>(s.log_syncs),
+        static_cast<unsigned long long>(s.records.compactions),
+        MiB(s.records.bg_read), MiB(s.records.compaction_written()),
+        static_cast<unsigned long long>(s.records.flushes),
+        MiB(s.records.flush_written),
+        static_cast<unsigned long long>(s.records.table_syncs),
+        static_cast<double>(s.records.table_sync_ns) * 1e-9,
+        MiB(s.records.fg_read), MiB(s.records.log_written),
+        MiB(s.keystore.bg_read), MiB(s.keystore.compaction_written()),
+        jobs.c_str());
+  }
+
+ private:
+  static void Add(Segment& sum, const Segment& s) {
+    if (sum.wall == 0) sum.start = s.start;
+    sum.wall += s.wall;
+    sum.cpu += s.cpu;
+    sum.bg_cpu += s.bg_cpu;
+    sum.log_syncs += s.log_syncs;
+    sum.records = sum.records.Plus(s.records);
+    sum.keystore = sum.keystore.Plus(s.keystore);
+    sum.jobs.insert(sum.jobs.end(), s.jobs.begin(), s.jobs.end());
+  }
+
+  void OnProgress(SweepPhase phase) {
+    switch (phase) {
+      case SweepPhase::kDestroyingKeys:
+        Close(destroyed_++ == 0 ? "erasure by key" : "rewrite");
+        break;
+      case SweepPhase::kCompacting:
+        Close(compacting_++ == 0 && pruning_ == 0 ? "range deletion"
+                                                  : "history pruning");
+        break;
+      case SweepPhase::kTransitions:
+        Close(transitions_++ == 0 && compacting_ == 1
+                  ? "range compaction (+ 1st batch)"
+                  : "rewrite");
+        break;
+      case SweepPhase::kPruningHistory:
+        ++pruning_;
+        Close("bucket destruction, range deletion");
+        break;
+    }
+  }
+
+  void Mark() {
+    at_wall_ = MonotonicSeconds();
+    at_cpu_ = CpuSeconds(CLOCK_PROCESS_CPUTIME_ID);
+    at_bg_cpu_ = env_.background_cpu_seconds();
+    at_records_ = DbIoSnapshot::Of(env_.records());
+    at_keystore_ = DbIoSnapshot::Of(env_.keystore());
+    at_job_ = env_.records_job_count();
+    at_syncs_ = syncs_();
+  }
+
+  // Ends the segment since the last mark, labelled `label` (merged into the
+  // previous one when that has the same label). A job is counted where it
+  // ends.
+  void Close(const std::string& label) {
+    Segment s;
+    s.label = label;
+    s.start = at_wall_;
+    const double wall = at_wall_, cpu = at_cpu_, bg_cpu = at_bg_cpu_;
+    const DbIoSnapshot records = at_records_, keystore = at_keystore_;
+    const size_t job = at_job_;
+    const uint64_t syncs = at_syncs_;
+    Mark();
+    s.log_syncs = at_syncs_ - syncs;
+    s.wall = at_wall_ - wall;
+    s.cpu = at_cpu_ - cpu;
+    s.bg_cpu = at_bg_cpu_ - bg_cpu;
+    s.records = at_records_.Minus(records);
+    s.keystore = at_keystore_.Minus(keystore);
+    s.jobs = env_.RecordsJobs(job);
+    s.jobs.resize(std::min(s.jobs.size(), at_job_ - job));
+    if (!segments_.empty() && segments_.back().label == label) {
+      const double start = segments_.back().start;
+      Add(segments_.back(), s);
+      segments_.back().start = start;
+    } else {
+      segments_.push_back(std::move(s));
+    }
+  }
+
+  CountingEnv& env_;
+  std::function<uint64_t()> syncs_;
+  uint64_t at_syncs_ = 0;
+  int destroyed_ = 0, compacting_ = 0, transitions_ = 0, pruning_ = 0;
+  double at_wall_ = 0, at_cpu_ = 0, at_bg_cpu_ = 0;
+  DbIoSnapshot at_records_, at_keystore_;
+  size_t at_job_ = 0;
+  std::vector<Segment> segments_;
+};
 
 // A sweep's progress callback that appends to `out` the milliseconds from
 // `started` to the end of the sweep's erasure by key: the first report of
@@ -172,6 +598,7 @@ class SweepStore {
     options_.data_dir = dir_.path() + "/data";
     options_.sync_writes = false;
     options_.clock = &clock_;
+    options_.env = &env_;
     const auto started = std::chrono::steady_clock::now();
     Open();
     Value(engine_->BootstrapAdmin("admin", "Admin"), "bootstrap admin");
@@ -246,6 +673,18 @@ class SweepStore {
   // A sweep writes only what is in force: the clock moves to its as_of.
   void SetClock(Timestamp now) { clock_.Set(now); }
   int records() const { return records_; }
+  // LevelDB's work beneath the engine (CountingEnv).
+  CountingEnv& env() { return env_; }
+  // The records database's files, in bytes.
+  uintmax_t RecordsBytes() const {
+    uintmax_t bytes = 0;
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(
+             options_.data_dir + "/records")) {
+      if (entry.is_regular_file()) bytes += entry.file_size();
+    }
+    return bytes;
+  }
+
   // The build's creates (sync off, one call each), per record.
   double create_us_per_record() const {
     return create_seconds_ * 1e6 / records_;
@@ -311,21 +750,13 @@ class SweepStore {
     }
   }
 
-  uintmax_t RecordsBytes() const {
-    uintmax_t bytes = 0;
-    for (const auto& entry : std::filesystem::recursive_directory_iterator(
-             options_.data_dir + "/records")) {
-      if (entry.is_regular_file()) bytes += entry.file_size();
-    }
-    return bytes;
-  }
-
   TempDir dir_;  // First member: removed after the engine is closed.
   int records_;
   int groups_;
   int due_per_group_;
   ManualClock clock_;
   crypto::SecretKey master_;
+  CountingEnv env_;  // Outlives the engine.
   Options options_;
   std::unique_ptr<Engine> engine_;
   std::optional<Actor> admin_;
@@ -369,6 +800,8 @@ void BM_Sweep1000Due(benchmark::State& state) {
                                : std::chrono::microseconds(0));
   std::vector<double> times_ms;
   std::vector<double> key_times_ms;
+  std::vector<double> compaction_read, compaction_written, flush_written,
+      store_mib;
   for (auto _ : state) {
     state.PauseTiming();
     const std::optional<Timestamp> as_of = store.NextAsOf();
@@ -384,10 +817,28 @@ void BM_Sweep1000Due(benchmark::State& state) {
     // written back inside this sweep's time.
     ::sync();
     state.ResumeTiming();
+    const uintmax_t records_bytes = store.RecordsBytes();
+    PhaseTrace trace(store.env(),
+                     [&store] { return store.engine().TEST_SyncCount(); });
     const auto started = std::chrono::steady_clock::now();
-    options.progress = KeysGoneAt(started, key_times_ms);
+    auto keys_gone = KeysGoneAt(started, key_times_ms);
+    auto traced = trace.Progress();
+    options.progress = [&](const SweepProgress& p) {
+      keys_gone(p);
+      traced(p);
+    };
     auto report = store.engine().Sweep(store.admin(), options);
     times_ms.push_back(SecondsSince(started) * 1e3);
+    trace.Finish();
+    const PhaseTrace::Segment total = trace.Total();
+    compaction_read.push_back(MiB(total.records.bg_read));
+    compaction_written.push_back(MiB(total.records.compaction_written()));
+    flush_written.push_back(MiB(total.records.flush_written));
+    store_mib.push_back(MiB(records_bytes));
+    for (const PhaseTrace::Segment& segment : trace.segments()) {
+      PhaseTrace::Print("phase", segment);
+    }
+    PhaseTrace::Print("sweep", total);
     if (!report) {
       state.SkipWithError(report.error().ToString().c_str());
       break;
@@ -403,6 +854,13 @@ void BM_Sweep1000Due(benchmark::State& state) {
   state.counters["store_records"] = records;
   state.counters["create_us_per_record"] = store.create_us_per_record();
   state.counters["undecipherable_ms"] = Mean(key_times_ms);
+  // LevelDB's work for the records database during each sweep (means):
+  // MiB its compactions read and wrote, MiB its memtable flushes wrote,
+  // against the database's size before the sweep (CountingEnv).
+  state.counters["compaction_read_MiB"] = Mean(compaction_read);
+  state.counters["compaction_written_MiB"] = Mean(compaction_written);
+  state.counters["flush_written_MiB"] = Mean(flush_written);
+  state.counters["records_MiB"] = Mean(store_mib);
   std::string times, key_times;
   for (size_t i = 0; i < times_ms.size(); ++i) {
     state.counters["sweep_ms_" + std::to_string(i)] = times_ms[i];
@@ -462,6 +920,8 @@ void BM_SweepHalfDue(benchmark::State& state) {
   double key_seconds = 0;
   double compact_seconds = 0;
   double gone_seconds = 0;
+  double records_mib = 0, gone_read = 0, gone_written = 0, sweep_read = 0,
+         sweep_written = 0;
   for (auto _ : state) {
     const std::optional<Timestamp> as_of = store.NextAsOf();
     if (!as_of) {
@@ -471,16 +931,34 @@ void BM_SweepHalfDue(benchmark::State& state) {
     SweepOptions options;
     options.as_of = *as_of;
     store.SetClock(*as_of);
+    records_mib = MiB(store.RecordsBytes());
+    PhaseTrace trace(store.env(),
+                     [&store] { return store.engine().TEST_SyncCount(); });
     const auto started = std::chrono::steady_clock::now();
     std::vector<double> key_ms, gone_ms;
     auto keys_gone = KeysGoneAt(started, key_ms);
     auto bytes_gone = BytesGoneAt(started, gone_ms);
+    auto traced = trace.Progress();
     options.progress = [&](const SweepProgress& p) {
       keys_gone(p);
       bytes_gone(p);
+      traced(p);
     };
     auto report = store.engine().Sweep(store.admin(), options);
     sweep_seconds = SecondsSince(started);
+    trace.Finish();
+    for (const PhaseTrace::Segment& segment : trace.segments()) {
+      PhaseTrace::Print("phase", segment);
+    }
+    const PhaseTrace::Segment gone =
+        trace.Through("range compaction (+ 1st batch)");
+    const PhaseTrace::Segment total = trace.Total();
+    PhaseTrace::Print("gone ", gone);
+    PhaseTrace::Print("sweep", total);
+    gone_read = MiB(gone.records.bg_read);
+    gone_written = MiB(gone.records.compaction_written());
+    sweep_read = MiB(total.records.bg_read);
+    sweep_written = MiB(total.records.compaction_written());
     key_seconds = key_ms.empty() ? 0 : key_ms.front() / 1e3;
     if (!report) {
       state.SkipWithError(report.error().ToString().c_str());
@@ -521,6 +999,15 @@ void BM_SweepHalfDue(benchmark::State& state) {
   state.counters["compact_s"] = compact_seconds;
   state.counters["gone_s"] = gone_seconds;
   state.counters["gone_us_per_record"] = gone_seconds * 1e6 / due;
+  // LevelDB's compactions of the records database (CountingEnv): MiB read
+  // and written until the bytes were gone (with compact 1: the erasure by
+  // key, the range deletion, the range compaction and the rewrite's first
+  // batch) and in the whole sweep, against the database's size before it.
+  state.counters["gone_compaction_read_MiB"] = gone_read;
+  state.counters["gone_compaction_written_MiB"] = gone_written;
+  state.counters["compaction_read_MiB"] = sweep_read;
+  state.counters["compaction_written_MiB"] = sweep_written;
+  state.counters["records_MiB"] = records_mib;
   std::fprintf(stderr,
                "[sweep_bench] records=%d %s compact=%d sync=%d, %d due: "
                "undecipherable after %.3f s, sweep %.2f s, reopen with "

@@ -307,13 +307,27 @@ void Load(PGconn* conn, const std::vector<int8_t>& group_of, int part_bytes) {
   Settle(conn);
 }
 
-int64_t TableBytes(PGconn* conn) {
-  PgResult result(PQexec(conn, "SELECT pg_total_relation_size('records')"));
+// The one integer `sql` returns.
+int64_t QueryInt(PGconn* conn, const char* sql) {
+  PgResult result(PQexec(conn, sql));
   if (PQresultStatus(result.get()) != PGRES_TUPLES_OK) {
-    std::fprintf(stderr, "table size: %s\n", PQerrorMessage(conn));
+    std::fprintf(stderr, "%s: %s\n", sql, PQerrorMessage(conn));
     std::abort();
   }
   return std::strtoll(PQgetvalue(result.get(), 0, 0), nullptr, 10);
+}
+
+int64_t TableBytes(PGconn* conn) {
+  return QueryInt(conn, "SELECT pg_total_relation_size('records')");
+}
+// The table alone (its heap), without its indexes and TOAST.
+int64_t HeapBytes(PGconn* conn) {
+  return QueryInt(conn, "SELECT pg_relation_size('records')");
+}
+// Where the write-ahead log is, in bytes: differences are WAL written.
+int64_t WalPosition(PGconn* conn) {
+  return QueryInt(
+      conn, "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint");
 }
 
 // DELETE of the rows due at `deadline`; returns the time in ms. Aborts
@@ -448,13 +462,30 @@ Row Half(PGconn* conn, int records, Layout layout, int part_bytes) {
   Load(conn, DueGroups(records, layout, 1, due), part_bytes);
   row.load_seconds = MillisSince(load_started) / 1e3;
   row.bytes_before = TableBytes(conn);
+  const int64_t heap_before = HeapBytes(conn);
   row.load_before = LoadAverage();
+  const int64_t wal_start = WalPosition(conn);
   row.delete_ms.push_back(TimedDelete(conn, GroupDeadline(0), due));
+  const int64_t wal_deleted = WalPosition(conn);
   // The same DELETE is the first half of "bytes gone".
   row.delete_full_ms = row.delete_ms;
   row.vacuum_full_ms.push_back(TimedVacuumFull(conn));
+  const int64_t wal_vacuumed = WalPosition(conn);
   row.load_after = LoadAverage();
   row.bytes_after = TableBytes(conn);
+  // What the bytes-gone analysis compares with LevelDB's compactions
+  // (bench/RESULTS.md, "Issue 16: what bounds bytes gone"): on stderr, so
+  // the printed row and the JSON stay as compare.py reads them.
+  const auto mib = [](int64_t bytes) {
+    return static_cast<double>(bytes) / (1 << 20);
+  };
+  std::fprintf(stderr,
+               "[sweep_pg_bench] half %s: heap %.1f -> %.1f MiB, with "
+               "indexes and TOAST %.1f -> %.1f MiB; WAL written by the "
+               "DELETE %.1f MiB, by the VACUUM FULL %.1f MiB\n",
+               Name(layout), mib(heap_before), mib(HeapBytes(conn)),
+               mib(row.bytes_before), mib(row.bytes_after),
+               mib(wal_deleted - wal_start), mib(wal_vacuumed - wal_deleted));
   return row;
 }
 
