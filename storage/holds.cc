@@ -201,13 +201,8 @@ bool Overlaps(const std::vector<HoldSpans::Span>& spans, int64_t from,
 
 }  // namespace
 
-bool HoldSpans::MayCoverAny(int64_t from, int64_t to) const {
-  return unknown || Overlaps(spans, from, to);
-}
-
 bool HoldSpans::MayHold(const codec::StoredRecord& record, int64_t at) const {
   if (unknown) return true;
-  if (spans.empty()) return false;
   auto own = by_record.find(record.id);
   if (own != by_record.end() && Covers(own->second, at)) return true;
   for (const std::string& subject : record.subject_ids) {
@@ -222,7 +217,6 @@ void HoldSpans::Overlapping(int64_t from, int64_t to,
                             std::vector<std::string>& subjects) const {
   records.clear();
   subjects.clear();
-  if (spans.empty()) return;
   for (const auto& [id, held] : by_record) {
     if (Overlaps(held, from, to)) records.push_back(id);
   }
@@ -245,7 +239,6 @@ Result<HoldSpans> Holds::ReadSpans() const {
         if (hold->released_at) {
           span.end = std::min(span.end, ToMicros(*hold->released_at));
         }
-        spans.spans.push_back(span);
         if (hold->record_id) {
           spans.by_record[*hold->record_id].push_back(span);
         } else if (hold->subject_id) {

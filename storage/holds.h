@@ -41,14 +41,11 @@ struct HoldSpans {
     int64_t set = 0;
     int64_t end = 0;  // Its end or its release, whichever came first.
   };
-  std::vector<Span> spans;  // Every hold's.
   std::unordered_map<uint64_t, std::vector<Span>> by_record;
   std::unordered_map<std::string, std::vector<Span>> by_subject;  // Subject
                                                                   // holds.
   bool unknown = false;  // A hold did not decode: look every record up.
 
-  // True unless no hold can cover any instant of [from, to).
-  bool MayCoverAny(int64_t from, int64_t to) const;
   // True unless no hold of the record itself or of one of its subjects
   // covers `at` (Holds::ErasableFrom's first question).
   bool MayHold(const codec::StoredRecord& record, int64_t at) const;
