@@ -276,8 +276,17 @@ Status RecordStore::Reseal(const WriteLock& lock, StoredRecord& r, uint64_t to,
     if (!key) return key.error();
     to_bucket = std::move(*key);
     // A record sealed into a bucket erased by key before (its key made
-    // again) is not erased by that erasure: the bucket's marker goes, so
-    // the sweep that erases the new key reports its records.
+    // again; its erase deadline is then in the bucket's ended hour, in
+    // force already) is not erased by that erasure: the bucket's marker
+    // goes, so that the sweep that erases the bucket again (by the new key,
+    // or record by record) writes and reports its erasure. The bucket's
+    // records erased by the old key whose stubs are not written yet hold no
+    // ciphertext any more (their "pb:" entries went with the bucket's
+    // range, deleted right after the old key by that sweep, or by Open
+    // after a crash): nothing of theirs is opened under the new key (a
+    // re-key skips their empty ciphertexts); that sweep writes their stubs
+    // and, their marker gone, reports their erasures a second time
+    // (tests/deadline_keys_test.cc, ResealIntoAnErasedBucketTest).
     batch.Delete(keys::ErasedBucket(to));
   }
   // Worked on copies: `r` changes only once every ciphertext is re-sealed.

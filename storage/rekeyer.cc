@@ -265,7 +265,13 @@ Result<uint64_t> Rekeyer::ResealRecords(const WriteLock& lock,
     const crypto::SecretKey& to_key = bucket_to ? *bucket_to : to;
     bool changed = false;
     for (auto& part : record->parts) {
-      if (part.subject_id != subject_id) continue;
+      // Empty: none left to re-seal. A record erased by its bucket's key
+      // whose stub is not written yet lost its ciphertexts with the
+      // bucket's "pb:" range, also when the bucket's key is alive (made
+      // again for a record sealed into the bucket since, or a crash before
+      // its destruction); opened, it failed under every key (DataLoss), and
+      // the re-key intent left queued then failed every Open.
+      if (part.subject_id != subject_id || part.sealed.empty()) continue;
       auto resealed = Reseal(batch, part.sealed,
                              sealing::PartAd(id, subject_id, part.version),
                              from_key, to_key);

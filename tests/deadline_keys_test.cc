@@ -19,6 +19,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -625,6 +626,149 @@ TEST_F(DeadlineKeysTest, ARecordSealedIntoAnErasedBucketAgainIsReported) {
   EXPECT_EQ(again.erased, 1u);
   EXPECT_EQ(again.buckets_destroyed, 1u);
   EXPECT_EQ(Stored(late).state, RecordState::kErased);
+}
+
+// Issue 11, a record re-sealed into a bucket erased by key (the state the
+// two tests below start from): the alerts' bucket is erased by key, its
+// record's stub left to a later sweep (max_records = 0); then a record is
+// sealed into it, its erase deadline in the bucket's ended hour (a close with
+// the clock set back, as a test clock can be), which makes the bucket's key
+// again and deletes its marker. The record erased by the old key, waiting
+// for its stub, holds no ciphertext any more: its "pb:" entry went with the
+// bucket's range. Anna, its subject, also has an ACTIVE record, due later.
+struct ResealedIntoAnErasedBucket {
+  uint64_t waiting = 0;  // Anna's, erased by the old key, stub not written.
+  uint64_t late = 0;     // Bob's, sealed into the bucket since.
+  uint64_t kept = 0;     // Anna's ACTIVE one.
+  std::string anna;      // Anna's subject id.
+};
+
+class ResealIntoAnErasedBucketTest : public DeadlineKeysTest {
+ protected:
+  void SealIntoTheAlertsBucketErasedByKey(ResealedIntoAnErasedBucket& out) {
+    out.kept = CreateAlert();
+    out.waiting = CreateClosedAlert();
+    SweepReport first = SweepAt(EndOfAlertBucket(), /*max_records=*/0);
+    ASSERT_EQ(first.erased, 1u);
+    ASSERT_EQ(first.buckets_destroyed, 1u);
+    ASSERT_FALSE(first.complete);
+    ASSERT_TRUE(BucketKeys().empty());
+    clock_.Set(TestEpoch());
+    out.late = CreateClosedAlert("bob@example.org", "Bob");
+    clock_.Set(EndOfAlertBucket());
+    ASSERT_EQ(Stored(out.late).erase_bucket, AlertBucket());
+    // The bucket's key made again, its marker gone.
+    ASSERT_EQ(BucketKeys(),
+              std::vector<std::string>{BucketKeyKey(AlertBucket())});
+    ASSERT_TRUE(Raw(keys::ErasedBucket(AlertBucket())).empty());
+    // The record erased by the old key: still CLOSED in the bucket, its
+    // ciphertext gone with the range; only the late record's entry is left.
+    const codec::StoredRecord waiting = Stored(out.waiting);
+    ASSERT_EQ(waiting.state, RecordState::kClosed);
+    ASSERT_EQ(waiting.erase_bucket, AlertBucket());
+    ASSERT_EQ(waiting.parts.size(), 1u);
+    ASSERT_TRUE(waiting.parts[0].sealed.empty());
+    const auto range = Raw(keys::BucketSealedBegin(AlertBucket()));
+    ASSERT_EQ(range.size(), 1u);
+    ASSERT_EQ(range.begin()->first,
+              keys::BucketSealed(AlertBucket(), out.late));
+    auto anna = engine_->FindSubject(*admin_, "anna@example.org");
+    ASSERT_TRUE(anna.has_value()) << anna.error().ToString();
+    out.anna = *anna;
+  }
+
+  // Anna's ACTIVE record as its owner reads it: her name, or the error.
+  Result<std::string> OwnerReadsKeptName(const ResealedIntoAnErasedBucket& s) {
+    auto view = engine_->GetRecord(*owner_, s.kept);
+    if (!view) return Fail(view.error());
+    if (view->parts.size() != 1 || view->parts[0].fields.empty()) {
+      return std::string();
+    }
+    return view->parts[0].fields[0].value;
+  }
+
+  // After the sweep that follows: both records ERASED stubs, each once in
+  // the erasure ledger; the bucket's key and range gone; no erased byte in
+  // the files; Anna's ACTIVE record intact.
+  void ExpectBothErasedAndTheBucketGone(const ResealedIntoAnErasedBucket& s,
+                                        const SweepReport& report) {
+    EXPECT_TRUE(report.complete);
+    EXPECT_TRUE(report.skipped.empty());
+    EXPECT_EQ(report.buckets_destroyed, 1u);
+    // The late record's erasure is reported, and the waiting record's a
+    // second time: its marker is gone (docs/retention.md, "The marker is
+    // read in each batch": the count is off, the erasure is not).
+    std::set<uint64_t> reported;
+    for (const PlannedTransition& t : report.transitions) {
+      if (t.to != RecordState::kErased) continue;
+      reported.insert(t.record_id);
+      EXPECT_EQ(t.due, AlertErasure()) << t.record_id;
+    }
+    EXPECT_EQ(reported, (std::set<uint64_t>{s.waiting, s.late}));
+    EXPECT_EQ(report.erased, 2u);
+    for (uint64_t id : {s.waiting, s.late}) {
+      const codec::StoredRecord stored = Stored(id);
+      EXPECT_EQ(stored.state, RecordState::kErased) << id;
+      EXPECT_EQ(stored.erased_at_micros, ToMicros(AlertErasure())) << id;
+      EXPECT_TRUE(stored.parts.empty()) << id;
+    }
+    EXPECT_TRUE(BucketKeys().empty());
+    EXPECT_TRUE(Raw(keys::BucketSealedBegin(AlertBucket())).empty());
+    auto verified = engine_->VerifyErasure(*admin_);
+    ASSERT_TRUE(verified.has_value()) << verified.error().ToString();
+    EXPECT_EQ(verified->found, 0u);
+    Close();
+    {
+      auto db = OpenRaw("keystore");
+      EXPECT_EQ(CountKeys(*db, Keystore::kLedgerErasurePrefix), 2);
+    }
+    Reopen();
+    auto name = OwnerReadsKeptName(s);
+    ASSERT_TRUE(name.has_value()) << name.error().ToString();
+    EXPECT_EQ(*name, "Anna Example");
+  }
+};
+
+// Nothing of the waiting record is opened under the bucket's new key: a
+// re-key of its subject skips its empty ciphertext and re-seals the rest
+// (it failed with DataLoss, trying to open that empty ciphertext under the
+// new key, and its intent, left queued, then failed every Open), and the
+// sweep that erases the bucket again, by its new key, writes both stubs.
+TEST_F(ResealIntoAnErasedBucketTest,
+       ARecordWaitingForItsStubIsRekeyedPastAndErasedByTheNewKey) {
+  ResealedIntoAnErasedBucket s;
+  ASSERT_NO_FATAL_FAILURE(SealIntoTheAlertsBucketErasedByKey(s));
+  const codec::Bytes kept_before = Stored(s.kept).parts.at(0).sealed;
+  const Status rekeyed = engine_->RekeySubject(*admin_, s.anna);
+  EXPECT_TRUE(rekeyed.ok()) << rekeyed.ToString();
+  ASSERT_NO_FATAL_FAILURE(Reopen());  // No re-key left for Open to finish.
+  EXPECT_NE(Stored(s.kept).parts.at(0).sealed, kept_before);
+  auto name = OwnerReadsKeptName(s);
+  ASSERT_TRUE(name.has_value()) << name.error().ToString();
+  EXPECT_EQ(*name, "Anna Example");
+  SweepReport again = SweepAt(EndOfAlertBucket());
+  ASSERT_NO_FATAL_FAILURE(ExpectBothErasedAndTheBucketGone(s, again));
+}
+
+// The same bucket left to the record-by-record path (a hold that does not
+// decode: which records it holds is unknown): the waiting record, its
+// marker gone, is no longer taken for erased by key; its ciphertext is
+// looked up, found gone, and its erasure written (no DataLoss, no skip);
+// the late record's entry is deleted and witnessed with its erasure; then
+// DestroyDueBuckets destroys the new key of the emptied bucket.
+TEST_F(ResealIntoAnErasedBucketTest,
+       ARecordWaitingForItsStubIsErasedRecordByRecordUnderTheNewKey) {
+  ResealedIntoAnErasedBucket s;
+  ASSERT_NO_FATAL_FAILURE(SealIntoTheAlertsBucketErasedByKey(s));
+  Close();
+  {
+    auto db = OpenRaw("records");
+    ASSERT_TRUE(
+        db->Put(leveldb::WriteOptions(), keys::Hold("h99"), "not a hold").ok());
+  }
+  Reopen();
+  SweepReport again = SweepAt(EndOfAlertBucket());
+  ASSERT_NO_FATAL_FAILURE(ExpectBothErasedAndTheBucketGone(s, again));
 }
 
 // A hold counts for the buckets its span reaches only: one set and
@@ -1700,8 +1844,8 @@ class FailingKeystoreLog final : public leveldb::EnvWrapper {
 // Crash window 3 (docs/retention.md, "Deadline keys"): the bucket's
 // erasure is written down (marker, witness, queued range, synced) but its
 // key's destruction never reaches the keystore. After recovery the bucket's
-// records read as ERASED, the record not due reads intact, and the next
-// sweep destroys the key.
+// records read as ERASED, the record not due reads intact, the due record's
+// subject can be re-keyed, and the next sweep destroys the key.
 TEST_F(DeadlineKeysTest,
        ACrashBetweenTheMarkerAndTheKeysDestructionIsRecovered) {
   const uint64_t due = CreateClosedAlert();
@@ -1751,6 +1895,16 @@ TEST_F(DeadlineKeysTest,
     ASSERT_TRUE(name.has_value()) << name.error().ToString();
     EXPECT_EQ(*name, "Bob");
   };
+  check();
+  // Anna re-keyed in this window: her due record's ciphertext went with the
+  // range (Open) while its bucket's key lives on, so it holds none to
+  // re-seal (an empty one, opened, failed with DataLoss, and the re-key
+  // intent left queued failed every Open after it).
+  auto anna = engine_->FindSubject(*admin_, "anna@example.org");
+  ASSERT_TRUE(anna.has_value()) << anna.error().ToString();
+  const Status rekeyed = engine_->RekeySubject(*admin_, *anna);
+  EXPECT_TRUE(rekeyed.ok()) << rekeyed.ToString();
+  ASSERT_NO_FATAL_FAILURE(Reopen());
   check();
   SweepReport again = SweepAt(EndOfAlertBucket());
   EXPECT_EQ(again.buckets_destroyed, 1u);
