@@ -613,8 +613,11 @@ TEST_F(DeadlineKeysTest, ARecordSealedIntoAnErasedBucketAgainIsReported) {
   // The clock set back (a test clock can be): a new alert closed at the
   // same instant is due in the same hour.
   clock_.Set(TestEpoch());
-  // A hold whose span reaches the hour sends the bucket down the
-  // record-by-record path, where a marker would hide the new record.
+  // A hold on a record elsewhere: it once sent the bucket down the
+  // record-by-record path (where a marker would hide the new record); holds
+  // are now asked per bucket, so the bucket goes by key again, and the new
+  // record must be reported either way (the record-by-record path:
+  // ResealIntoAnErasedBucketTest, with a hold that does not decode).
   const uint64_t held = CreateAlert("carl@example.org", "Carl");
   ASSERT_TRUE(
       engine_->SetRecordHold(*officer_, held, "case 4 C 12/26", At(2027, 6, 1))
