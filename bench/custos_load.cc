@@ -161,6 +161,11 @@ struct LoadOptions {
   int repeat = 3;
   // The scenario's size (0: its default, kDefaultScenarioRecords).
   int records = 0;
+  // With --scenario: seconds to wait after each sync(2) that settles the
+  // setup, and before each shred (after the previous completion), so that
+  // custosd's LevelDB compactions of the setup's writes are over before a
+  // call is timed (0: no wait, the figures compare.py records).
+  int settle_seconds = 0;
 };
 
 std::string Identifier(uint64_t serial) {
@@ -996,6 +1001,7 @@ class AdminScenario {
     json complete_us = json::array();
     json rewritten = json::array();
     for (size_t rep = 0; rep < subjects.size(); ++rep) {
+      if (rep > 0) Pause();  // After the previous completion's writes.
       auto shred = admin_facet_->shredSubjectRequest();
       shred.setSubjectId(subjects[rep]);
       const auto started = Clock::now();
@@ -1122,7 +1128,19 @@ class AdminScenario {
   // The setup's dirty pages written out (sync(2)), as the in-process
   // benchmarks settle their stores: otherwise the first timed call that
   // syncs (a shred's keystore write always does) waits for them.
-  static void Settle() { ::sync(); }
+  void Settle() const {
+    ::sync();
+    Pause();
+  }
+  // --settle-seconds: LevelDB compacts a burst of writes in the
+  // background for seconds after it; a call timed meanwhile shares the
+  // disk with that compaction ("Issue 16: the shred's cost" in
+  // bench/RESULTS.md).
+  void Pause() const {
+    if (o_.settle_seconds > 0) {
+      std::this_thread::sleep_for(std::chrono::seconds(o_.settle_seconds));
+    }
+  }
 
   static double Seconds(Clock::time_point since) {
     return std::chrono::duration<double>(Clock::now() - since).count();
@@ -1320,6 +1338,12 @@ int Main(int argc, char** argv) {
                  "with 10 events each; shred: 10), or the store's (sweep: "
                  "10000)")
       ->check(CLI::Range(1, 10'000'000));
+  app.add_option("--settle-seconds", o.settle_seconds,
+                 "with --scenario: wait this long after the setup's sync, "
+                 "and before each shred after the first, so that the "
+                 "server's compactions are over before a call is timed")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 600));
   app.add_option("--testclock-server-binary", o.testclock_binary,
                  "custosd-testclock for --scenario sweep")
       ->capture_default_str();

@@ -342,6 +342,11 @@ Result<std::vector<HoldView>> Holds::OnRecordOnly(uint64_t record_id,
 
 Result<std::vector<HoldView>> Holds::OnSubject(const std::string& subject_id,
                                                int64_t at) const {
+  // No hold ever set (known in memory after the first ask): no index read,
+  // as a shred's hold check would otherwise pay for one.
+  auto any = AnyEver();
+  if (!any) return Fail(any.error());
+  if (!*any) return std::vector<HoldView>();
   return Under(keys::SubjectHoldsPrefix(subject_id), at, false);
 }
 

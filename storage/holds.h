@@ -129,7 +129,8 @@ class Holds {
   // Holds in force at `at` on the record itself only.
   Result<std::vector<HoldView>> OnRecordOnly(uint64_t record_id,
                                              int64_t at) const;
-  // Holds in force at `at` covering the subject or any of its records.
+  // Holds in force at `at` covering the subject or any of its records. No
+  // seek when no hold was ever set.
   Result<std::vector<HoldView>> OnSubject(const std::string& subject_id,
                                           int64_t at) const;
   // Holds in force at `at` on the subject itself only.

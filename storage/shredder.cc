@@ -14,16 +14,18 @@
 
 namespace custos {
 
+Result<std::string> Shredder::KeyWitness(std::string_view subject_id) {
+  auto wrapped = u_.keystore.WrappedBytes(subject_id);
+  if (!wrapped) return Fail(wrapped.error());
+  return *wrapped ? Erasure::WitnessKey(**wrapped) : std::string();
+}
+
 Status Shredder::DestroyKey(const codec::StoredSubject& subject,
-                            std::string_view by) {
+                            std::string_view by, std::string_view witness) {
   auto index = Subjects::BlindIndexOf(subject);
   if (!index) return index.error();
   // The intent goes with the key (see Shred): the records-side write
   // before this one is not synced.
-  auto wrapped = u_.keystore.WrappedBytes(subject.id);
-  if (!wrapped) return wrapped.error();
-  const std::string witness =
-      *wrapped ? Erasure::WitnessKey(**wrapped) : std::string();
   return u_.keystore.DestroyKey(
       subject.id, Keystore::LedgerShredHash(ledger_key_, *index, subject.id),
       FromMicros(subject.shredded_at_micros), by, witness);
@@ -105,7 +107,9 @@ Status Shredder::Shred(const PrincipalInfo& admin,
     // attempt's failure need not have been sticky (a failed append to the
     // keystore's log, unlike a failed sync, is not).
     CUSTOS_RETURN_IF_ERROR(u_.store.SyncApplied(lock));
-    return DestroyKey(*subject, admin.id);
+    auto witness = KeyWitness(subject_id);
+    if (!witness) return witness.error();
+    return DestroyKey(*subject, admin.id, *witness);
   }
   auto index = Subjects::BlindIndexOf(*subject);
   if (!index) return index.error();
@@ -123,9 +127,11 @@ Status Shredder::Shred(const PrincipalInfo& admin,
   // Witnesses of the sealed identifier and the wrapped key, so
   // VerifyErasure can look for them; both are queued for compaction.
   Erasure::AddWitness(batch, subject->sealed_identifier);
-  auto wrapped = u_.keystore.WrappedBytes(subject_id);
-  if (!wrapped) return wrapped.error();
-  if (*wrapped) Erasure::AddWitness(batch, **wrapped);
+  // Read once: its witness goes into this batch and into the keystore's
+  // intent below.
+  auto witness = KeyWitness(subject_id);
+  if (!witness) return witness.error();
+  Erasure::AddWitnessKey(batch, *witness);
   subject->sealed_identifier.clear();
   batch.Put(keys::Subject(subject_id), codec::EncodeSubject(*subject));
   batch.Delete(keys::BlindIndex(AsStringView(*index)));
@@ -150,7 +156,7 @@ Status Shredder::Shred(const PrincipalInfo& admin,
   // below, a read must not open a cached copy with the surviving key.
   u_.subjects.ForgetIdentifier(std::string(subject_id));
   // Synchronous: the key, the ledger entry and the keystore's intent.
-  return DestroyKey(*subject, admin.id);
+  return DestroyKey(*subject, admin.id, *witness);
 }
 
 Status Shredder::RecoverKeystoreIntents() {
@@ -256,7 +262,9 @@ Status Shredder::Recover() {
     // As a retried shred does: the records side durable before the key
     // goes (in Complete it may be a failed shred's, applied, not synced).
     CUSTOS_RETURN_IF_ERROR(u_.store.SyncApplied(lock));
-    CUSTOS_RETURN_IF_ERROR(DestroyKey(*subject, "recovery"));
+    auto witness = KeyWitness(subject_id);
+    if (!witness) return witness.error();
+    CUSTOS_RETURN_IF_ERROR(DestroyKey(*subject, "recovery", *witness));
     // Queued again (the intent queued it too): the compaction Open runs
     // next removes the key's bytes.
     leveldb::WriteBatch batch;

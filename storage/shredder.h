@@ -78,9 +78,14 @@ class Shredder {
   Result<size_t> Complete(size_t budget);
 
  private:
-  // Destroys the subject's key and puts its keystore intent, in one
-  // synchronous keystore write.
-  Status DestroyKey(const codec::StoredSubject& subject, std::string_view by);
+  // The witness key of the subject's stored wrapped key
+  // (Erasure::WitnessKey), "" when it has none.
+  Result<std::string> KeyWitness(std::string_view subject_id);
+  // Destroys the subject's key and puts its keystore intent (with
+  // `witness`, KeyWitness's answer read under the same hold of the write
+  // lock), in one synchronous keystore write.
+  Status DestroyKey(const codec::StoredSubject& subject, std::string_view by,
+                    std::string_view witness);
   // The keystore intents: for each, the records side written again if it
   // is missing; then, once the records database is synced, dropped.
   Status RecoverKeystoreIntents();

@@ -119,6 +119,23 @@ TEST_F(HoldTest, AHoldOnOneRecordAlsoBlocksShreddingItsSubject) {
   EXPECT_TRUE(engine_->ShredSubject(*admin_, anna).ok());
 }
 
+// A shred's hold check reads no hold index while no hold was ever set
+// (Holds::OnSubject answers from memory); a hold set after such a shred
+// must still be found by the next one.
+TEST_F(HoldTest, AHoldSetAfterAShredFoundNoneStillBlocksTheNextShred) {
+  ClosedAlert("ben@example.org");
+  uint64_t id = ClosedAlert("anna@example.org");
+  const std::string ben = *engine_->FindSubject(*admin_, "ben@example.org");
+  const std::string anna = *engine_->FindSubject(*admin_, "anna@example.org");
+  ASSERT_TRUE(engine_->ShredSubject(*admin_, ben).ok());  // No hold, ever.
+  auto hold =
+      engine_->SetRecordHold(*officer_, id, "proceedings", At(2028, 1, 1));
+  ASSERT_TRUE(hold.has_value());
+  Status shred = engine_->ShredSubject(*admin_, anna);
+  EXPECT_EQ(shred.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(shred.message().find("legal hold " + hold->id), std::string::npos);
+}
+
 TEST_F(HoldTest, AHoldNeverMakesDataVisibleAgain) {
   uint64_t id = ClosedAlert();
   ASSERT_TRUE(engine_->Withdraw(*owner_, id).ok());
