@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "storage/options.h"
 #include "storage/types.h"
 
 namespace custos::bench {
@@ -36,16 +37,38 @@ inline void Check(const leveldb::Status& status, const char* what) {
     std::abort();
   }
 }
+// The records database's LevelDB tuning for a benchmark's engines
+// (Options::records_db): the engine's defaults (LevelDbTuning), each
+// replaced by an environment variable when set, so that one binary measures
+// several settings: CUSTOS_BENCH_WRITE_BUFFER_KIB, CUSTOS_BENCH_MAX_FILE_KIB,
+// CUSTOS_BENCH_BLOCK_KIB (KiB; bench/README.md). Benchmarks that honour it
+// say so.
+inline LevelDbTuning RecordsTuning() {
+  LevelDbTuning tuning;
+  const auto kib = [](const char* name, size_t& field) {
+    if (const char* value = std::getenv(name)) {
+      field = static_cast<size_t>(std::strtoull(value, nullptr, 10)) << 10;
+    }
+  };
+  kib("CUSTOS_BENCH_WRITE_BUFFER_KIB", tuning.write_buffer_size);
+  kib("CUSTOS_BENCH_MAX_FILE_KIB", tuning.max_file_size);
+  kib("CUSTOS_BENCH_BLOCK_KIB", tuning.block_size);
+  return tuning;
+}
+
 // LevelDB options as storage/leveldb_util.cc opens the engine's databases
-// (paranoid checks, no block compression), for the raw-LevelDB baselines
-// and for every benchmark that opens an engine's database directly (to
-// settle or read it): a default-options open would compress the tables it
-// rewrites, and a baseline with Snappy pays for compression the engine
-// does not do.
-inline leveldb::Options EngineLikeOptions() {
+// (paranoid checks, no block compression, the records database's `tuning`:
+// by default the engine's), for the raw-LevelDB baselines and for every
+// benchmark that opens an engine's database directly (to settle or read
+// it): a default-options open would compress the tables it rewrites, and a
+// baseline with Snappy pays for compression the engine does not do.
+inline leveldb::Options EngineLikeOptions(const LevelDbTuning& tuning = {}) {
   leveldb::Options options;
   options.paranoid_checks = true;
   options.compression = leveldb::kNoCompression;
+  options.write_buffer_size = tuning.write_buffer_size;
+  options.max_file_size = tuning.max_file_size;
+  options.block_size = tuning.block_size;
   return options;
 }
 
@@ -57,11 +80,14 @@ T Value(Result<T> result, const char* what) {
 }
 
 // Compacts the whole LevelDB database at `path` (closed by its engine
-// first) through its own handle: its files then hold no setup's leftovers
-// for a timed loop to pay for.
-inline void CompactDatabase(const std::string& path) {
+// first) through its own handle, opened as the engine opens it with
+// `tuning`: its files then hold no setup's leftovers for a timed loop to
+// pay for.
+inline void CompactDatabase(const std::string& path,
+                            const LevelDbTuning& tuning = {}) {
   leveldb::DB* raw = nullptr;
-  Check(leveldb::DB::Open(EngineLikeOptions(), path, &raw), "open database");
+  Check(leveldb::DB::Open(EngineLikeOptions(tuning), path, &raw),
+        "open database");
   std::unique_ptr<leveldb::DB> db(raw);
   db->CompactRange(nullptr, nullptr);
 }

@@ -45,6 +45,10 @@
 //
 // BM_SweepHalfDue is issue 11's own case: half of a store of 1,000,000 due
 // in one bucket, swept by one call (see its comment).
+//
+// The records database's LevelDB options (Options::records_db) are the
+// engine's, or those the environment names (bench::RecordsTuning,
+// bench/README.md), for the engine and the settling compaction alike.
 
 #include <benchmark/benchmark.h>
 #include <leveldb/db.h>
@@ -599,6 +603,7 @@ class SweepStore {
     options_.sync_writes = false;
     options_.clock = &clock_;
     options_.env = &env_;
+    options_.records_db = bench::RecordsTuning();
     const auto started = std::chrono::steady_clock::now();
     Open();
     Value(engine_->BootstrapAdmin("admin", "Admin"), "bootstrap admin");
@@ -613,11 +618,15 @@ class SweepStore {
     Settle(/*compact_after_erasure=*/true, /*sync_writes=*/false);
     std::fprintf(stderr,
                  "[sweep_bench] store of %d records (%s): built in %.1f s, "
-                 "settled in %.1f s, records database %.1f MiB\n",
+                 "settled in %.1f s, records database %.1f MiB (write "
+                 "buffer %zu KiB, tables %zu KiB, blocks %zu KiB)\n",
                  records_,
                  layout == Layout::kClustered ? "clustered" : "spread",
                  build_seconds_, SecondsSince(settle_started),
-                 static_cast<double>(RecordsBytes()) / (1 << 20));
+                 static_cast<double>(RecordsBytes()) / (1 << 20),
+                 options_.records_db.write_buffer_size >> 10,
+                 options_.records_db.max_file_size >> 10,
+                 options_.records_db.block_size >> 10);
   }
 
   // Closes the engine, compacts the whole records database, flushes every
@@ -628,7 +637,7 @@ class SweepStore {
   void Settle(bool compact_after_erasure, bool sync_writes,
               std::chrono::microseconds delay = std::chrono::microseconds(0)) {
     engine_.reset();
-    bench::CompactDatabase(options_.data_dir + "/records");
+    bench::CompactDatabase(options_.data_dir + "/records", options_.records_db);
     ::sync();
     options_.compact_after_erasure = compact_after_erasure;
     options_.sync_writes = sync_writes;

@@ -527,8 +527,9 @@ Result<Kit> ReadKit(const std::string& path, const crypto::SecretKey& master) {
 // unsynced batches, the last one synced, and compacts it whole so the
 // restored data sits in tables, not in a log.
 Status ImportDb(const std::string& path, leveldb::Env* env,
+                const LevelDbTuning& tuning,
                 const std::function<Result<bool>(leveldb::WriteBatch&)>& fill) {
-  auto db = OpenLevelDb(path, /*create_if_missing=*/true, env);
+  auto db = OpenLevelDb(path, /*create_if_missing=*/true, env, tuning);
   if (!db) return db.error();
   while (true) {
     leveldb::WriteBatch batch;
@@ -891,7 +892,7 @@ Result<RestoreIntent> Import(const std::string& backup_dir,
   {
     size_t next = 0, ledger_next = 0;
     CUSTOS_RETURN_IF_ERROR(ImportDb(
-        (data / "keystore").string(), env,
+        (data / "keystore").string(), env, LevelDbTuning(),
         [&](leveldb::WriteBatch& batch) -> Result<bool> {
           for (; next < keystore_entries->size() &&
                  batch.ApproximateSize() < kImportBatchBytes;
@@ -936,7 +937,7 @@ Result<RestoreIntent> Import(const std::string& backup_dir,
     }
     bool first = true;
     CUSTOS_RETURN_IF_ERROR(ImportDb(
-        (data / "records").string(), env,
+        (data / "records").string(), env, options.records_db,
         [&](leveldb::WriteBatch& batch) -> Result<bool> {
           if (first) {
             batch.Put(ToSlice(kRestoreIntentKey), EncodeRestoreIntent(intent));

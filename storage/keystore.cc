@@ -78,7 +78,8 @@ Result<std::unique_ptr<Keystore>> Keystore::Open(
     const crypto::SecretKey& master, Timestamp now, leveldb::Env* env,
     size_t cache_capacity) {
   auto log_env = std::make_unique<LogSyncEnv>(env);
-  auto opened = OpenLevelDb(path, create_if_missing, log_env.get());
+  auto opened =
+      OpenLevelDb(path, create_if_missing, log_env.get(), LevelDbTuning());
   if (!opened) {
     if (opened.error().code() == StatusCode::kInvalidArgument &&
         !create_if_missing) {

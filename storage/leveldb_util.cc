@@ -35,7 +35,8 @@ class NullLogger final : public leveldb::Logger {
 
 Result<std::unique_ptr<leveldb::DB>> OpenLevelDb(const std::string& path,
                                                  bool create_if_missing,
-                                                 leveldb::Env* env) {
+                                                 leveldb::Env* env,
+                                                 const LevelDbTuning& tuning) {
   leveldb::Options options;
   options.create_if_missing = create_if_missing;
   options.paranoid_checks = true;
@@ -46,6 +47,9 @@ Result<std::unique_ptr<leveldb::DB>> OpenLevelDb(const std::string& path,
   options.env = env;
   static NullLogger null_logger;  // Outlives every database.
   options.info_log = &null_logger;
+  options.write_buffer_size = tuning.write_buffer_size;
+  options.max_file_size = tuning.max_file_size;
+  options.block_size = tuning.block_size;
   leveldb::DB* raw = nullptr;
   leveldb::Status s = leveldb::DB::Open(options, path, &raw);
   if (!s.ok()) {

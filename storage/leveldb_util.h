@@ -16,6 +16,7 @@
 #include <string_view>
 
 #include "base/status.h"
+#include "storage/options.h"
 
 namespace custos {
 
@@ -24,12 +25,15 @@ namespace custos {
 Status FromLevelDb(const leveldb::Status& s, std::string_view what);
 
 // Opens the LevelDB database at `path` with the options every Custos
-// database uses (paranoid checks on), in `env` (REQUIRES: non-null, outlives
-// the database). Errors: as FromLevelDb maps them; a missing database with
-// !create_if_missing is InvalidArgument, as LevelDB reports it.
+// database uses (paranoid checks on, no compression, no informational log)
+// and `tuning`, in `env` (REQUIRES: non-null, outlives the database). The
+// one place where LevelDB's options are set. Errors: as FromLevelDb maps
+// them; a missing database with !create_if_missing is InvalidArgument, as
+// LevelDB reports it.
 Result<std::unique_ptr<leveldb::DB>> OpenLevelDb(const std::string& path,
                                                  bool create_if_missing,
-                                                 leveldb::Env* env);
+                                                 leveldb::Env* env,
+                                                 const LevelDbTuning& tuning);
 
 // Appends `v` as 4 or 8 big-endian bytes, so numeric order is key order.
 void AppendBigEndian32(std::string& out, uint32_t v);

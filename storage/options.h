@@ -18,6 +18,31 @@ class Env;
 
 namespace custos {
 
+// The LevelDB sizes of the records database (docs/storage.md, "LevelDB
+// options"); every other option of both databases is fixed in OpenLevelDb
+// (storage/leveldb_util.cc). The keystore is opened with LevelDB's defaults:
+// it holds one small entry per subject and gets none of this memory. None
+// of these is part of the stored format: a store opens under other values
+// than it was written with. The defaults are LevelDB's, kept on
+// measurement: a larger write buffer lowers LevelDB's total work but makes
+// a sweep's erased bytes leave the disk later (bench/RESULTS.md, "Issues
+// 11/16: LevelDB options for the records database").
+struct LevelDbTuning {
+  // Bytes of writes buffered in memory (the memtable, and the same bytes in
+  // the write-ahead log) before they are written to a level-0 table. While
+  // a full memtable is written out, a second one fills: up to twice this in
+  // memory, and up to this much log to replay after a crash. Default: 4 MiB
+  // (LevelDB's). LevelDB clips it to [64 KiB, 1 GiB].
+  size_t write_buffer_size = size_t{4} << 20;
+  // Bytes after which a compaction starts a new table file. Default: 2 MiB
+  // (LevelDB's). LevelDB clips it to [1 MiB, 1 GiB].
+  size_t max_file_size = size_t{2} << 20;
+  // Bytes of entries per table block, before the block is written (a
+  // block is the unit LevelDB reads, checksums and indexes). Default: 4 KiB
+  // (LevelDB's). Tables written with another size stay readable.
+  size_t block_size = size_t{4} << 10;
+};
+
 struct Options {
   // Directory holding "records/" and "keystore/". REQUIRES: non-empty.
   std::string data_dir;
@@ -59,6 +84,8 @@ struct Options {
   // older than this; from then on the backup cannot be decrypted at all.
   // Default: 35 days. REQUIRES: > 0.
   std::chrono::microseconds backup_retention{std::chrono::hours(24 * 35)};
+  // LevelDB options of the records database. Default: see LevelDbTuning.
+  LevelDbTuning records_db;
   // Source of time. REQUIRES: non-null; must outlive the Engine.
   const Clock* clock = nullptr;
   // LevelDB's environment for both databases: the seam for fault injection

@@ -20,7 +20,7 @@ Store::~Store() = default;
 Result<std::unique_ptr<Store>> Store::Open(const Options& options,
                                            LogSyncEnv& env) {
   auto db = OpenLevelDb(options.data_dir + "/records",
-                        options.create_if_missing, &env);
+                        options.create_if_missing, &env, options.records_db);
   if (!db) {
     if (db.error().code() == StatusCode::kInvalidArgument &&
         !options.create_if_missing) {

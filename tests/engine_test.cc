@@ -8,6 +8,7 @@
 #include <leveldb/iterator.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <memory>
 #include <vector>
 
@@ -15,6 +16,7 @@
 #include "storage/keys.h"
 #include "storage/keystore.h"
 #include "storage/leveldb_util.h"
+#include "storage/options.h"
 #include "storage/record_store.h"
 #include "tests/engine_fixture.h"
 
@@ -33,6 +35,44 @@ TEST_F(EngineRecordsTest, RecordsSurviveReopenWithTheSameMasterKey) {
   auto view = engine_->GetRecord(*owner, id);
   ASSERT_TRUE(view.has_value()) << view.error().ToString();
   EXPECT_EQ(view->parts.at(0).fields.at(0).value, "Anna Example");
+}
+
+// The records database's LevelDB options (Options::records_db) are not part
+// of the stored format: a store written under one set opens and reads under
+// another, both ways. Its tables keep their own block size and are read
+// whatever the new one, and a log written under a large write buffer is
+// replayed under a small one (flushed to tables as it goes) and the other
+// way round.
+TEST_F(EngineRecordsTest, AStoreOpensAndReadsAfterItsLevelDbOptionsChange) {
+  LevelDbTuning small;
+  small.write_buffer_size = size_t{64} << 10;  // LevelDB's least.
+  small.max_file_size = size_t{1} << 20;       // Its least.
+  small.block_size = size_t{1} << 10;
+  LevelDbTuning large;
+  large.write_buffer_size = size_t{64} << 20;
+  large.max_file_size = size_t{8} << 20;
+  large.block_size = size_t{64} << 10;
+  std::vector<uint64_t> ids;
+  // Each round's creates (about 1 KiB of log each): tables under the small
+  // buffer, all in the log under the large one and the default.
+  const auto create_and_reopen_with = [&](const LevelDbTuning& next) {
+    for (int i = 0; i < 200; ++i) ids.push_back(CreateRecord());
+    Options options = MakeOptions();
+    options.records_db = next;
+    ReopenWith(options);
+  };
+  create_and_reopen_with(small);  // Default, then small.
+  create_and_reopen_with(large);
+  create_and_reopen_with(small);
+  create_and_reopen_with(LevelDbTuning());
+  auto owner = engine_->ActorFor("authority-a");
+  ASSERT_TRUE(owner.has_value());
+  ASSERT_EQ(ids.size(), 800u);
+  for (uint64_t id : ids) {
+    auto view = engine_->GetRecord(*owner, id);
+    ASSERT_TRUE(view.has_value()) << id << ": " << view.error().ToString();
+    EXPECT_EQ(view->parts.at(0).fields.at(0).value, "Anna Example");
+  }
 }
 
 TEST_F(EngineRecordsTest, OpenWithAnotherMasterKeyIsRefused) {

@@ -79,8 +79,8 @@ class HistoryTest : public ::testing::Test {
     // Snappy-compressed table may store the first bytes of a clear string
     // as a back-reference, which made the byte scans' controls fail about
     // once in 200 runs.
-    auto db =
-        OpenLevelDb(dir_, /*create_if_missing=*/true, leveldb::Env::Default());
+    auto db = OpenLevelDb(dir_, /*create_if_missing=*/true,
+                          leveldb::Env::Default(), LevelDbTuning());
     ASSERT_TRUE(db.has_value()) << db.error().ToString();
     db_ = std::move(*db);
     History::Options history_options;

@@ -15,7 +15,9 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -57,11 +59,12 @@ class StoreTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
   }
 
-  void OpenStore(bool sync_writes) {
+  void OpenStore(bool sync_writes, const LevelDbTuning& tuning = {}) {
     Options options;
     options.data_dir = dir_;
     options.clock = &clock_;
     options.sync_writes = sync_writes;
+    options.records_db = tuning;
     records_env_.SyncBefore(&keystore_env_);
     auto store = Store::Open(options, records_env_);
     ASSERT_TRUE(store.has_value()) << store.error().ToString();
@@ -103,6 +106,28 @@ class StoreTest : public ::testing::Test {
     EXPECT_TRUE(value.has_value()) << value.error().ToString();
     if (!value) return std::nullopt;
     return *value;
+  }
+
+  // Writes 512 values of 1 KiB straight to the records database, then
+  // closes the store (LevelDB finishes writing any table first) and returns
+  // the contents of its table files.
+  std::vector<std::string> WriteHalfAMebibyteAndClose() {
+    const std::string value(1024, 'v');
+    for (uint64_t i = 1; i <= 512; ++i) {
+      EXPECT_TRUE(store_->db()
+                      .Put(leveldb::WriteOptions(), keys::Record(i), value)
+                      .ok());
+    }
+    store_.reset();
+    std::vector<std::string> tables;
+    for (const auto& entry :
+         std::filesystem::directory_iterator(dir_ + "/records")) {
+      if (entry.path().extension() != ".ldb") continue;
+      std::ifstream in(entry.path(), std::ios::binary);
+      tables.emplace_back(std::istreambuf_iterator<char>(in),
+                          std::istreambuf_iterator<char>());
+    }
+    return tables;
   }
 
   std::string dir_;
@@ -421,6 +446,24 @@ TEST_F(StoreTest, WithoutSyncWritesOnlyForcedCommitsSync) {
   EXPECT_EQ(store_->TEST_WriteCount(), 3u);
   EXPECT_EQ(store_->TEST_SyncCount(), 1u);
   EXPECT_EQ(GetOrDie(keys::Record(3)), "three");
+}
+
+// Options::records_db reaches LevelDB: with a 64 KiB write buffer, half a
+// mebibyte of writes leaves tables...
+TEST_F(StoreTest, ASmallWriteBufferReachesTheRecordsDatabase) {
+  LevelDbTuning tuning;
+  tuning.write_buffer_size = size_t{64} << 10;
+  OpenStore(/*sync_writes=*/false, tuning);
+  EXPECT_GE(WriteHalfAMebibyteAndClose().size(), 2u);
+}
+
+// ... and with a 4 MiB one (LevelDB's default) the same writes stay in the
+// memtable and its log: no table.
+TEST_F(StoreTest, A4MiBWriteBufferKeepsHalfAMebibyteInTheLog) {
+  LevelDbTuning tuning;
+  tuning.write_buffer_size = size_t{4} << 20;
+  OpenStore(/*sync_writes=*/false, tuning);
+  EXPECT_TRUE(WriteHalfAMebibyteAndClose().empty());
 }
 
 }  // namespace
