@@ -647,4 +647,8 @@ void Engine::TEST_SetSnapshotHook(std::function<void()> hook) {
   impl_->store->TEST_SetSnapshotHook(std::move(hook));
 }
 
+void Engine::TEST_SetAfterRangeQueueRead(std::function<void()> hook) {
+  impl_->erasure.TEST_SetAfterRangeQueueRead(std::move(hook));
+}
+
 }  // namespace custos

@@ -555,6 +555,11 @@ class Engine {
     uint64_t record_lookups = 0;
   };
   HoldLookups TEST_HoldLookups() const;
+  // `hook` runs in each range deletion (a sweep's, RunMaintenance's) once
+  // it has read which ranges are queued, before its first write, outside
+  // every lock (Erasure::TEST_SetAfterRangeQueueRead). REQUIRES: no call
+  // of the engine running.
+  void TEST_SetAfterRangeQueueRead(std::function<void()> hook);
 
  private:
   struct Impl;

@@ -257,6 +257,17 @@ Result<uint64_t> Rekeyer::ResealRecords(const WriteLock& lock,
       auto bucket_key = deadline_keys.Get(record->erase_bucket);
       if (!bucket_key) return Fail(bucket_key.error());
       if (!*bucket_key) continue;  // Erased by its bucket: nothing to re-seal.
+      // Its bucket erased by key and its "pb:" range not deleted yet (the
+      // moment between a sweep's key destruction and its range deletion, or
+      // a crash in it, finished by Open): the key is alive only if a record
+      // was sealed into the bucket since, and this record's ciphertexts may
+      // be under the destroyed one. Every entry of the range is due and
+      // goes with it: nothing to re-seal (opened under the new key, they
+      // failed with DataLoss, and the intent left queued failed every Open).
+      auto range_queued = u_.store.Get(
+          keys::RangeDeleteQueue(keys::BucketSealedBegin(record->erase_bucket)));
+      if (!range_queued) return Fail(range_queued.error());
+      if (*range_queued) continue;
       bucket_from =
           deadline_keys.PartKey(**bucket_key, from, record->erase_bucket);
       bucket_to = deadline_keys.PartKey(**bucket_key, to, record->erase_bucket);

@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -772,6 +773,121 @@ TEST_F(ResealIntoAnErasedBucketTest,
   Reopen();
   SweepReport again = SweepAt(EndOfAlertBucket());
   ASSERT_NO_FATAL_FAILURE(ExpectBothErasedAndTheBucketGone(s, again));
+}
+
+// Issue 11, the moment between a sweep's key destruction and its range
+// deletion (the bucket's "pb:" range queued, not deleted yet): a record is
+// sealed into the erased bucket, its key made again, and its subject's
+// re-key runs there. The record the old key erased still holds its
+// ciphertext in the range, under the destroyed key.
+class RekeyBeforeTheRangeDeletionTest : public DeadlineKeysTest {
+ protected:
+  struct Sealed {
+    uint64_t kept = 0;     // Anna's ACTIVE record.
+    uint64_t waiting = 0;  // Anna's, erased by the old key.
+    uint64_t late = 0;     // Bob's, sealed into the bucket in the moment.
+    std::string anna;
+    codec::Bytes kept_before;  // Its ciphertext before the re-key.
+  };
+  void CreateAnnasRecords(Sealed& s) {
+    s.kept = CreateAlert();
+    s.waiting = CreateClosedAlert();
+    auto anna = engine_->FindSubject(*admin_, "anna@example.org");
+    ASSERT_TRUE(anna.has_value()) << anna.error().ToString();
+    s.anna = *anna;
+    s.kept_before = Stored(s.kept).parts.at(0).sealed;
+  }
+  // Run in the sweep's range deletion, first pass only: Bob's record sealed
+  // into the bucket (the clock set back, as a test clock can be), then
+  // `then`.
+  void InTheMoment(Sealed& s, std::function<void()> then) {
+    engine_->TEST_SetAfterRangeQueueRead([this, &s, then, calls = 0]() mutable {
+      if (++calls > 1) return;  // The sweep's last pass.
+      const Timestamp sweeping = clock_.Now();
+      clock_.Set(TestEpoch());
+      s.late = CreateClosedAlert("bob@example.org", "Bob");
+      clock_.Set(sweeping);
+      then();
+    });
+  }
+  // Anna's ACTIVE record re-sealed and read; no re-key left; the next
+  // sweep erases the waiting and the late record, the bucket's new key
+  // and every erased byte.
+  void ExpectRekeyedAndErasedByTheNextSweep(const Sealed& s) {
+    ASSERT_NE(s.late, 0u);
+    EXPECT_EQ(Raw(std::string(keys::kRekeyQueuePrefix)).size(), 0u);
+    EXPECT_NE(Stored(s.kept).parts.at(0).sealed, s.kept_before);
+    auto view = engine_->GetRecord(*owner_, s.kept);
+    ASSERT_TRUE(view.has_value()) << view.error().ToString();
+    ASSERT_EQ(view->parts.size(), 1u);
+    EXPECT_EQ(view->parts[0].fields.at(0).value, "Anna Example");
+    SweepReport again = SweepAt(EndOfAlertBucket());
+    EXPECT_TRUE(again.complete);
+    EXPECT_TRUE(again.skipped.empty());
+    for (uint64_t id : {s.waiting, s.late}) {
+      const codec::StoredRecord stored = Stored(id);
+      EXPECT_EQ(stored.state, RecordState::kErased) << id;
+      EXPECT_TRUE(stored.parts.empty()) << id;
+    }
+    EXPECT_TRUE(BucketKeys().empty());
+    EXPECT_TRUE(Raw(keys::BucketSealedBegin(AlertBucket())).empty());
+    auto verified = engine_->VerifyErasure(*admin_);
+    ASSERT_TRUE(verified.has_value()) << verified.error().ToString();
+    EXPECT_EQ(verified->found, 0u);
+  }
+};
+
+// The re-key passes over every record of a bucket whose range deletion is
+// queued: all of them are due and go with the range. (It opened the
+// waiting record's old ciphertext under the bucket's new key and failed
+// with DataLoss, its intent left queued.)
+TEST_F(RekeyBeforeTheRangeDeletionTest, ItPassesOverTheBucketsRecords) {
+  Sealed s;
+  ASSERT_NO_FATAL_FAILURE(CreateAnnasRecords(s));
+  Status rekeyed = Status::Internal("not run");
+  InTheMoment(s, [&] { rekeyed = engine_->RekeySubject(*admin_, s.anna); });
+  SweepReport first = SweepAt(EndOfAlertBucket(), /*max_records=*/0);
+  EXPECT_EQ(first.buckets_destroyed, 1u);
+  EXPECT_TRUE(rekeyed.ok()) << rekeyed.ToString();
+  ASSERT_NO_FATAL_FAILURE(ExpectRekeyedAndErasedByTheNextSweep(s));
+}
+
+// A crash in that moment, with the re-key under way (its intent written,
+// then a sync that fails, after which the store refuses every change, so
+// that the sweep's range deletion is not carried out either): Open finishes
+// the re-key, passing over the bucket's records, and deletes the range.
+// (The re-key failed with DataLoss at every Open, and so did Open.)
+TEST_F(RekeyBeforeTheRangeDeletionTest, ACrashThereIsRecoveredAtOpen) {
+  Sealed s;
+  ASSERT_NO_FATAL_FAILURE(CreateAnnasRecords(s));
+  Status rekeyed = Status::Ok();
+  InTheMoment(s, [&] {
+    engine_->TEST_FailNextSync(Status::Internal("disk on fire"));
+    rekeyed = engine_->RekeySubject(*admin_, s.anna);
+  });
+  SweepOptions options;
+  options.as_of = EndOfAlertBucket();
+  options.max_records = 0;
+  clock_.Set(EndOfAlertBucket());
+  auto swept = engine_->Sweep(*admin_, options);
+  ASSERT_FALSE(swept.has_value());
+  EXPECT_EQ(swept.error().code(), StatusCode::kInternal);
+  EXPECT_EQ(rekeyed.code(), StatusCode::kInternal);
+  EXPECT_EQ(rekeyed.message(), "disk on fire");
+  Close();
+  {
+    // The state Open finds: the re-key queued, the bucket's key made
+    // again, its range queued and still holding the waiting record's entry.
+    auto db = OpenRaw("records");
+    EXPECT_EQ(CountKeys(*db, keys::kRekeyQueuePrefix), 1);
+    EXPECT_EQ(CountKeys(*db, keys::kRangeDeleteQueuePrefix), 1);
+    std::string entry;
+    EXPECT_TRUE(db->Get(leveldb::ReadOptions(),
+                        keys::BucketSealed(AlertBucket(), s.waiting), &entry)
+                    .ok());
+  }
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  ASSERT_NO_FATAL_FAILURE(ExpectRekeyedAndErasedByTheNextSweep(s));
 }
 
 // A hold counts for the buckets its span reaches only: one set and
