@@ -330,12 +330,16 @@ Status Erasure::CompactQueued() {
     return Status::Ok();
   }
   // With a delay, wait until the oldest erasure has waited that long, then
-  // compact everything queued at once.
+  // compact everything queued at once. An oldest time after now (the clock
+  // was set back since, or the entry is damaged) is not waited for: waiting
+  // would keep erased bytes on disk until the clock reached it, past the
+  // documented bound; compacting now is only early.
   const int64_t delay = options_.erasure_compaction_delay.count();
   const int64_t oldest = std::min({records->oldest, keystore->oldest,
                                    rekeyed->oldest, ranges->queued.oldest});
-  if (delay > 0 && oldest != INT64_MIN &&
-      oldest > ToMicros(options_.clock->Now()) - delay) {
+  const int64_t now = ToMicros(options_.clock->Now());
+  if (delay > 0 && oldest != INT64_MIN && oldest <= now &&
+      oldest > now - delay) {
     return Status::Ok();
   }
   lock.Unlock();

@@ -234,6 +234,23 @@ TEST_F(ErasureCompactionDelayTest, AnEarlyErasureNeverCompactsInTheCall) {
   EXPECT_EQ(Verify().found, 0u);
 }
 
+// The clock set back after an erasure (an operator correcting a clock that
+// ran ahead): the queued erasure's time is then in the future, and the
+// delay is not waited from it (the bytes stayed until the clock reached
+// that time plus the delay, a day past the bound here); the next sweep
+// compacts.
+TEST_F(ErasureCompactionDelayTest, AClockSetBackDoesNotHoldErasedBytesLonger) {
+  Options options = MakeOptions();
+  options.erasure_compaction_delay = kDelay;
+  ASSERT_NO_FATAL_FAILURE(ReopenAs(options));
+  ASSERT_TRUE(engine_->EraseRecord(*owner_, ClosedAlert("anna")).ok());
+  ASSERT_NO_FATAL_FAILURE(SweepNow());
+  EXPECT_EQ(Verify().found, 2u);  // Within the delay: still on disk.
+  clock_.Set(clock_.Now() - std::chrono::hours(24));
+  ASSERT_NO_FATAL_FAILURE(SweepNow());
+  EXPECT_EQ(Verify().found, 0u);
+}
+
 // A store whose writes are all still in the memtable (no table file yet,
 // no reopen): the erased record's versions, before and after its close,
 // and its ERASED stub share the memtable. Flushed as they are, they would
