@@ -264,8 +264,8 @@ Result<uint64_t> Rekeyer::ResealRecords(const WriteLock& lock,
       // be under the destroyed one. Every entry of the range is due and
       // goes with it: nothing to re-seal (opened under the new key, they
       // failed with DataLoss, and the intent left queued failed every Open).
-      auto range_queued = u_.store.Get(
-          keys::RangeDeleteQueue(keys::BucketSealedBegin(record->erase_bucket)));
+      auto range_queued = u_.store.Get(keys::RangeDeleteQueue(
+          keys::BucketSealedBegin(record->erase_bucket)));
       if (!range_queued) return Fail(range_queued.error());
       if (*range_queued) continue;
       bucket_from =

@@ -16,6 +16,7 @@
 #include <atomic>
 #include <filesystem>
 #include <functional>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -130,6 +131,20 @@ class DeadlineKeysTest : public EngineTest {
     }
     Reopen();
     return out;
+  }
+  // Each of `ids` an ERASED stub with no part left; the alerts' bucket key
+  // and its "pb:" range gone; no erased byte in any file.
+  void ExpectErasedAndTheAlertsBucketGone(std::initializer_list<uint64_t> ids) {
+    for (uint64_t id : ids) {
+      const codec::StoredRecord stored = Stored(id);
+      EXPECT_EQ(stored.state, RecordState::kErased) << id;
+      EXPECT_TRUE(stored.parts.empty()) << id;
+    }
+    EXPECT_TRUE(BucketKeys().empty());
+    EXPECT_TRUE(Raw(keys::BucketSealedBegin(AlertBucket())).empty());
+    auto verified = engine_->VerifyErasure(*admin_);
+    ASSERT_TRUE(verified.has_value()) << verified.error().ToString();
+    EXPECT_EQ(verified->found, 0u);
   }
   // Puts `count` entries into the alerts' bucket range after record `id`'s
   // (ids id + 1 ...): each holds one ciphertext of the record's shape (its
@@ -711,16 +726,10 @@ class ResealIntoAnErasedBucketTest : public DeadlineKeysTest {
     EXPECT_EQ(reported, (std::set<uint64_t>{s.waiting, s.late}));
     EXPECT_EQ(report.erased, 2u);
     for (uint64_t id : {s.waiting, s.late}) {
-      const codec::StoredRecord stored = Stored(id);
-      EXPECT_EQ(stored.state, RecordState::kErased) << id;
-      EXPECT_EQ(stored.erased_at_micros, ToMicros(AlertErasure())) << id;
-      EXPECT_TRUE(stored.parts.empty()) << id;
+      EXPECT_EQ(Stored(id).erased_at_micros, ToMicros(AlertErasure())) << id;
     }
-    EXPECT_TRUE(BucketKeys().empty());
-    EXPECT_TRUE(Raw(keys::BucketSealedBegin(AlertBucket())).empty());
-    auto verified = engine_->VerifyErasure(*admin_);
-    ASSERT_TRUE(verified.has_value()) << verified.error().ToString();
-    EXPECT_EQ(verified->found, 0u);
+    ASSERT_NO_FATAL_FAILURE(
+        ExpectErasedAndTheAlertsBucketGone({s.waiting, s.late}));
     Close();
     {
       auto db = OpenRaw("keystore");
@@ -824,16 +833,8 @@ class RekeyBeforeTheRangeDeletionTest : public DeadlineKeysTest {
     SweepReport again = SweepAt(EndOfAlertBucket());
     EXPECT_TRUE(again.complete);
     EXPECT_TRUE(again.skipped.empty());
-    for (uint64_t id : {s.waiting, s.late}) {
-      const codec::StoredRecord stored = Stored(id);
-      EXPECT_EQ(stored.state, RecordState::kErased) << id;
-      EXPECT_TRUE(stored.parts.empty()) << id;
-    }
-    EXPECT_TRUE(BucketKeys().empty());
-    EXPECT_TRUE(Raw(keys::BucketSealedBegin(AlertBucket())).empty());
-    auto verified = engine_->VerifyErasure(*admin_);
-    ASSERT_TRUE(verified.has_value()) << verified.error().ToString();
-    EXPECT_EQ(verified->found, 0u);
+    ASSERT_NO_FATAL_FAILURE(
+        ExpectErasedAndTheAlertsBucketGone({s.waiting, s.late}));
   }
 };
 
