@@ -130,6 +130,14 @@ class EngineTest : public ::testing::Test {
     return id.value_or(0);
   }
 
+  // A sweep as admin_ as of the clock's now, which must succeed.
+  void SweepNow() {
+    SweepOptions options;
+    options.as_of = clock_.Now();
+    auto report = engine_->Sweep(*admin_, options);
+    ASSERT_TRUE(report.has_value()) << report.error().ToString();
+  }
+
   static Purpose APurpose() {
     return {PurposeKind::kPublicInterest, "court order 12/2026"};
   }

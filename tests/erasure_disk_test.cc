@@ -202,13 +202,6 @@ class ErasureCompactionDelayTest : public ErasureTest {
     ASSERT_TRUE(engine_->EraseRecord(*owner_, ClosedAlert("ben")).ok());
     EXPECT_EQ(Verify().found, 4u);
   }
-
-  void SweepNow() {
-    SweepOptions sweep;
-    sweep.as_of = clock_.Now();
-    auto swept = engine_->Sweep(*admin_, sweep);
-    ASSERT_TRUE(swept.has_value()) << swept.error().ToString();
-  }
 };
 
 // A configured delay: erased bytes may stay that long, then the next sweep

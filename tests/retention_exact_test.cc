@@ -220,12 +220,6 @@ class HeldErasureTest : public RetentionExactTest {
     if (!view || view->state != RecordState::kErased) return {};
     return view->erased_at.value_or(Timestamp{});
   }
-  void SweepNow() {
-    SweepOptions options;
-    options.as_of = clock_.Now();
-    auto report = engine_->Sweep(*admin_, options);
-    ASSERT_TRUE(report.has_value()) << report.error().ToString();
-  }
 };
 
 TEST_F(HeldErasureTest, AReleasedHoldDatesTheErasureAtTheRelease) {
