@@ -126,11 +126,7 @@ class Store {
 
   void Open(bool sync_writes) {
     options_.sync_writes = sync_writes;
-    engine_ =
-        Value(Engine::Open(options_,
-                           Value(crypto::SecretKey::FromBytes(master_.bytes()),
-                                 "copy master key")),
-              "open engine");
+    engine_ = bench::OpenEngine(options_, master_);
   }
   void Close() { engine_.reset(); }
   // Closes the engine, flushes every dirty page of the system to disk and

@@ -111,11 +111,7 @@ class Store {
 
  private:
   void Open() {
-    engine_ =
-        Value(Engine::Open(options_,
-                           Value(crypto::SecretKey::FromBytes(master_.bytes()),
-                                 "copy master key")),
-              "open engine");
+    engine_ = bench::OpenEngine(options_, master_);
   }
 
   TempDir dir_;  // First member: removed after the engine is closed.

@@ -138,11 +138,7 @@ class HoldStore {
 
  private:
   void Open() {
-    engine_ =
-        Value(Engine::Open(options_,
-                           Value(crypto::SecretKey::FromBytes(master_.bytes()),
-                                 "copy master key")),
-              "open engine");
+    engine_ = bench::OpenEngine(options_, master_);
   }
 
   bench::TempDir dir_{"custos-hold-bench"};  // Removed after the engine.

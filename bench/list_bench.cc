@@ -107,11 +107,7 @@ class Listing {
 
  private:
   void Open() {
-    engine_ =
-        Value(Engine::Open(options_,
-                           Value(crypto::SecretKey::FromBytes(master_.bytes()),
-                                 "copy master key")),
-              "open engine");
+    engine_ = bench::OpenEngine(options_, master_);
   }
 
   // Closes the engine, compacts the whole records database, flushes every

@@ -168,11 +168,7 @@ class ShredStore {
 
  private:
   void Open() {
-    engine_ =
-        Value(Engine::Open(options_,
-                           Value(crypto::SecretKey::FromBytes(master_.bytes()),
-                                 "copy master key")),
-              "open engine");
+    engine_ = bench::OpenEngine(options_, master_);
   }
 
   bench::TempDir dir_;  // First member: removed after the engine is closed.

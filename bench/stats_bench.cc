@@ -53,11 +53,7 @@ class Store {
     options_.sync_writes = false;
     options_.clock = &clock_;
     options_.TEST_statistics_index = statistics_index;
-    engine_ =
-        Value(Engine::Open(options_,
-                           Value(crypto::SecretKey::FromBytes(master_.bytes()),
-                                 "copy master key")),
-              "open engine");
+    engine_ = bench::OpenEngine(options_, master_);
     Value(engine_->BootstrapAdmin("admin", "Admin"), "bootstrap admin");
     admin_.emplace(Value(engine_->ActorFor("admin"), "admin actor"));
     Value(engine_->CreatePrincipal(*admin_, "user", "User", {Role::kUser},

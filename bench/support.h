@@ -20,6 +20,8 @@
 #include <vector>
 
 #include "base/status.h"
+#include "crypto/secret_key.h"
+#include "storage/engine.h"
 #include "storage/options.h"
 #include "storage/types.h"
 
@@ -77,6 +79,17 @@ template <typename T>
 T Value(Result<T> result, const char* what) {
   if (!result) Check(result.error(), what);
   return std::move(*result);
+}
+
+// Opens an engine on `options` with a copy of `master` (Engine::Open takes
+// its key), so that a benchmark can close and reopen its store; aborts on
+// error.
+inline std::unique_ptr<Engine> OpenEngine(const Options& options,
+                                          const crypto::SecretKey& master) {
+  return Value(
+      Engine::Open(options, Value(crypto::SecretKey::FromBytes(master.bytes()),
+                                  "copy master key")),
+      "open engine");
 }
 
 // Compacts the whole LevelDB database at `path` (closed by its engine

@@ -706,11 +706,7 @@ class SweepStore {
   }
 
   void Open() {
-    engine_ =
-        Value(Engine::Open(options_,
-                           Value(crypto::SecretKey::FromBytes(master_.bytes()),
-                                 "copy master key")),
-              "open engine");
+    engine_ = bench::OpenEngine(options_, master_);
   }
 
   void Build(Layout layout) {
