@@ -21,21 +21,34 @@
 // history_events counts those of the record creates, the reads and the
 // scopes' own acts (one event per subject in a scope, and one for the act),
 // not the few of the principals' creation.
-// Time comes from a ManualClock; writes are not synced.
+// Time comes from a ManualClock. The history is written unsynced; each
+// scope runs with synchronous writes off and on (sync:0, sync:1: the
+// engine reopened with Options::sync_writes, its act's events then synced
+// before it answers).
 //
 // BM_StatisticsInHistory then times the statistics query in the same store,
-// its history at 1,000,000 events (issue 16's workload 8). Run without
-// random interleaving (bench/compare.py does): the store only grows.
+// its history at 1,000,000 events (issue 16's workload 8): a read that
+// writes nothing, so one figure stands for both durabilities.
+// BM_RawBreachScope and BM_RawStatisticsInHistory are their peers on a bare
+// LevelDB holding the same history (below). Run without random
+// interleaving (bench/compare.py does): the stores only grow.
 
 #include <benchmark/benchmark.h>
+#include <leveldb/db.h>
+#include <leveldb/iterator.h>
+#include <leveldb/write_batch.h>
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "base/clock.h"
@@ -114,8 +127,7 @@ class History {
     options_.data_dir = dir_.path() + "/data";
     options_.sync_writes = false;
     options_.clock = &clock_;
-    engine_ = Value(Engine::Open(options_, crypto::SecretKey::Generate()),
-                    "open engine");
+    engine_ = bench::OpenEngine(options_, master_);
     Value(engine_->BootstrapAdmin("admin", "Admin"), "bootstrap admin");
     const Actor admin = Value(engine_->ActorFor("admin"), "admin actor");
     Value(engine_->CreatePrincipal(admin, "auditor", "Auditor",
@@ -177,6 +189,15 @@ class History {
     }
   }
 
+  // Reopens the engine with Options::sync_writes = `sync` unless it is
+  // open so already (the actors stay valid: their credentials are kept).
+  void SetSync(bool sync) {
+    if (options_.sync_writes == sync) return;
+    engine_.reset();
+    options_.sync_writes = sync;
+    engine_ = bench::OpenEngine(options_, master_);
+  }
+
   Engine& engine() { return *engine_; }
   const Actor& auditor() const { return *auditor_; }
   uint64_t events() const { return events_; }
@@ -213,6 +234,7 @@ class History {
   TempDir dir_;
   ManualClock clock_;
   Options options_;
+  const crypto::SecretKey master_ = crypto::SecretKey::Generate();
   std::unique_ptr<Engine> engine_;
   std::optional<Actor> auditor_;
   std::optional<Actor> suspect_;
@@ -231,8 +253,11 @@ History& TheHistory() {
 void BM_BreachScope(benchmark::State& state) {
   const auto events = static_cast<uint64_t>(state.range(0));
   const int disclosures = static_cast<int>(state.range(1));
+  const bool sync = state.range(2) != 0;
   History& history = TheHistory();
+  history.SetSync(false);
   history.GrowTo(events);
+  history.SetSync(sync);
   const auto [from, to] = history.Window(disclosures);
   BreachQuery query;
   query.principal_ids = {"suspect"};
@@ -264,16 +289,19 @@ void BM_BreachScope(benchmark::State& state) {
       benchmark::Counter(static_cast<double>(subjects));
   SetLapCounters(state, laps, "scope_ms_");
 }
-// Registered by hand, history size outermost: the store only grows.
+// Registered by hand, history size outermost (the store only grows), then
+// the durability (one reopen of the engine each way per size).
 void Sizes(benchmark::internal::Benchmark* b) {
   for (int64_t events : {25'000, 100'000, 1'000'000}) {
-    for (int64_t disclosures : kWindowDisclosures) {
-      b->Args({events, disclosures});
+    for (int64_t sync : {0, 1}) {
+      for (int64_t disclosures : kWindowDisclosures) {
+        b->Args({events, disclosures, sync});
+      }
     }
   }
 }
 BENCHMARK(BM_BreachScope)
-    ->ArgNames({"events", "disclosures"})
+    ->ArgNames({"events", "disclosures", "sync"})
     ->Apply(Sizes)
     ->Iterations(5)
     ->Unit(benchmark::kMillisecond)
@@ -288,6 +316,7 @@ BENCHMARK(BM_BreachScope)
 // reads do not add to (storage/statistics.h).
 void BM_StatisticsInHistory(benchmark::State& state) {
   History& history = TheHistory();
+  history.SetSync(false);
   history.GrowTo(static_cast<uint64_t>(state.range(0)));
   const auto fold_started = std::chrono::steady_clock::now();
   Value(history.engine().FoldStatistics(), "fold statistics");
@@ -314,6 +343,297 @@ void BM_StatisticsInHistory(benchmark::State& state) {
   SetLapCounters(state, laps, "query_ms_");
 }
 BENCHMARK(BM_StatisticsInHistory)
+    ->ArgName("events")
+    ->Arg(1'000'000)
+    ->Iterations(5)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// ---- The raw-LevelDB peer ----
+//
+// The same history in a bare LevelDB (bench::EngineLikeOptions), written
+// and scoped as a store with no encryption, no hash chain, no MACs and no
+// principals would: what the storage under Custos costs for the same
+// reads and writes. Keys and values:
+//   "r" + id (8 B big-endian)  -> a record: kind, status, case and the
+//       month it was created, tab-separated, then kRawPartBytes of filler
+//       (Custos's sealed 256 B subject part: 256 B + 40 B of nonce and tag);
+//   "e" + seq (8 B big-endian) -> an event: principal, action, record id,
+//       subject identifier, tab-separated, then kRawEventPartBytes of
+//       filler (pg_workloads_bench's sealed event part: 112 B + 40 B);
+//   "d" + principal + '\0' + at + seq (8 B big-endian each) -> "": the
+//       disclosure index the scope looks up, as Custos indexes disclosures
+//       by principal and time.
+// The history has breach_bench's shape: the 10,000 records' creates, the
+// three windows' reads by "suspect" (in batches of kBatch, one write each),
+// then reads by the other readers and the suspect (every tenth batch), one
+// second apart. A scope scans the window's index range, reads each event by
+// its sequence number, groups the disclosures by subject, and writes one
+// event per subject and one for the act (with their index keys) in one
+// write, synced or not: Custos's scope does the same reads and writes and,
+// besides, opens each subject's identifier and checks the events.
+// BM_RawStatisticsInHistory counts the records by kind, status and month
+// and their attributes in one scan of the 10,000 records: with no
+// statistics index (Custos keeps one, folded, that survives erasure), the
+// same answer computed from the records.
+
+constexpr size_t kRawPartBytes = 256 + 40;
+constexpr size_t kRawEventPartBytes = 112 + 40;
+
+std::string BigEndian(uint64_t value) {
+  std::string out(8, '\0');
+  for (int i = 7; i >= 0; --i) {
+    out[static_cast<size_t>(i)] = static_cast<char>(value & 0xff);
+    value >>= 8;
+  }
+  return out;
+}
+
+uint64_t FromBigEndian(std::string_view bytes) {
+  uint64_t value = 0;
+  for (char c : bytes) value = (value << 8) | static_cast<uint8_t>(c);
+  return value;
+}
+
+// The tab-separated field `n` of `value` (empty past the last).
+std::string_view Field(std::string_view value, int n) {
+  for (int i = 0; i < n; ++i) {
+    const size_t tab = value.find('\t');
+    if (tab == std::string_view::npos) return {};
+    value.remove_prefix(tab + 1);
+  }
+  return value.substr(0, value.find('\t'));
+}
+
+// `prefix` + `n` (8 B big-endian): a record's or an event's key.
+std::string NumberKey(char prefix, uint64_t n) {
+  std::string key(1, prefix);
+  key += BigEndian(n);
+  return key;
+}
+
+std::string DisclosureKey(std::string_view principal, int64_t at,
+                          uint64_t seq) {
+  std::string key = "d";
+  key += principal;
+  key += '\0';
+  key += BigEndian(static_cast<uint64_t>(at));
+  key += BigEndian(seq);
+  return key;
+}
+
+class RawHistory {
+ public:
+  RawHistory() {
+    leveldb::DB* db = nullptr;
+    leveldb::Options options = bench::EngineLikeOptions();
+    options.create_if_missing = true;
+    Check(leveldb::DB::Open(options, dir_.path() + "/raw", &db),
+          "open raw LevelDB");
+    db_.reset(db);
+    leveldb::WriteBatch batch;
+    for (int i = 0; i < kRecords; ++i) {
+      std::string record = "request\topen\tc" + std::to_string(i) + "\t2025-06";
+      record += '\t';
+      record.append(kRawPartBytes, 'x');
+      batch.Put(NumberKey('r', static_cast<uint64_t>(i)), record);
+      AppendEvent(batch, "owner", "create", i, at_);
+      if ((i + 1) % kBatch == 0) Write(batch, false);
+    }
+    int64_t at = kStartMicros + kHour;
+    for (int disclosures : kWindowDisclosures) {
+      windows_.push_back({at, at + kHour});
+      at_ = at;
+      ReadBatches("suspect", disclosures, kHour - 1);
+      at += 2 * kHour;
+    }
+    at_ = at;
+  }
+
+  void GrowTo(uint64_t events) {
+    int turn = 0;
+    while (events_ < events) {
+      const std::string who =
+          turn % 10 == 9 ? "suspect" : Reader(turn % kOtherReaders);
+      ++turn;
+      at_ += 1'000'000;
+      ReadBatches(who, kBatch, 0);
+    }
+  }
+
+  // The scope of "suspect" over [from, to): the disclosures found and the
+  // subjects they concern, written down as the act's events.
+  std::pair<uint64_t, size_t> Scope(int64_t from, int64_t to, bool sync) {
+    const std::string begin = DisclosureKey("suspect", from, 0);
+    const std::string end = DisclosureKey("suspect", to, 0);
+    std::map<std::string, std::vector<uint64_t>> by_subject;
+    uint64_t found = 0;
+    std::unique_ptr<leveldb::Iterator> it(
+        db_->NewIterator(leveldb::ReadOptions()));
+    std::string event;
+    for (it->Seek(begin); it->Valid() && it->key().compare(end) < 0;
+         it->Next()) {
+      const std::string_view key(it->key().data(), it->key().size());
+      const uint64_t seq = FromBigEndian(key.substr(key.size() - 8));
+      Check(db_->Get(leveldb::ReadOptions(), NumberKey('e', seq), &event),
+            "read an event");
+      by_subject[std::string(Field(event, 3))].push_back(seq);
+      ++found;
+    }
+    Check(it->status(), "scan the disclosures");
+    leveldb::WriteBatch batch;
+    for (const auto& [subject, seqs] : by_subject) {
+      AppendEvent(batch, "auditor", "breach_scope", 0, at_, subject);
+    }
+    AppendEvent(batch, "auditor", "breach_scope_act", 0, at_);
+    Write(batch, sync);
+    return {found, by_subject.size()};
+  }
+
+  // Records by kind, status and month, and by attribute: the number
+  // created.
+  uint64_t Statistics() {
+    std::map<std::string, uint64_t> by_kind_status_month;
+    std::map<std::string, uint64_t> attributes;
+    uint64_t created = 0;
+    std::unique_ptr<leveldb::Iterator> it(
+        db_->NewIterator(leveldb::ReadOptions()));
+    for (it->Seek("r"); it->Valid() && it->key().starts_with("r"); it->Next()) {
+      const std::string_view value(it->value().data(), it->value().size());
+      std::string group(Field(value, 0));
+      group += '/';
+      group += Field(value, 1);
+      group += '/';
+      group += Field(value, 3);
+      ++by_kind_status_month[group];
+      if (!Field(value, 1).empty()) ++attributes["status"];
+      if (!Field(value, 2).empty()) ++attributes["case"];
+      ++created;
+    }
+    Check(it->status(), "scan the records");
+    return created;
+  }
+
+  uint64_t events() const { return events_; }
+  std::pair<int64_t, int64_t> Window(int disclosures) const {
+    for (size_t i = 0; i < std::size(kWindowDisclosures); ++i) {
+      if (kWindowDisclosures[i] == disclosures) return windows_[i];
+    }
+    std::fprintf(stderr, "no window of %d disclosures\n", disclosures);
+    std::abort();
+  }
+
+ private:
+  // An event of `record` (its subject, when none is given: the record's
+  // own), with a disclosure key when it is a read.
+  void AppendEvent(leveldb::WriteBatch& batch, std::string_view principal,
+                   std::string_view action, int record, int64_t at,
+                   std::string_view subject = {}) {
+    const uint64_t seq = ++seq_;
+    std::string event(principal);
+    event += '\t';
+    event += action;
+    event += '\t';
+    event += std::to_string(record);
+    event += '\t';
+    event += subject.empty() ? Identifier(record) : std::string(subject);
+    event += '\t';
+    event.append(kRawEventPartBytes, 'e');
+    batch.Put(NumberKey('e', seq), event);
+    if (action != "create") batch.Put(DisclosureKey(principal, at, seq), "");
+    ++events_;
+  }
+
+  void ReadBatches(const std::string& who, int count, int64_t span) {
+    const int64_t start = at_;
+    const int batches = count / kBatch;
+    for (int b = 0; b < batches; ++b) {
+      if (span > 0) at_ = start + span * b / batches;
+      leveldb::WriteBatch batch;
+      for (int i = 0; i < kBatch; ++i) {
+        const int record = static_cast<int>(next_read_++ % kRecords);
+        // The read itself: Custos reads the record to disclose it.
+        std::string value;
+        Check(db_->Get(leveldb::ReadOptions(),
+                       NumberKey('r', static_cast<uint64_t>(record)), &value),
+              "read a record");
+        AppendEvent(batch, who, "read", record, at_);
+      }
+      Write(batch, false);
+    }
+  }
+
+  void Write(leveldb::WriteBatch& batch, bool sync) {
+    leveldb::WriteOptions options;
+    options.sync = sync;
+    Check(db_->Write(options, &batch), "write");
+    batch.Clear();
+  }
+
+  TempDir dir_;
+  std::unique_ptr<leveldb::DB> db_;
+  std::vector<std::pair<int64_t, int64_t>> windows_;
+  int64_t at_ = kStartMicros;
+  uint64_t seq_ = 0;
+  uint64_t events_ = 0;
+  size_t next_read_ = 0;
+};
+
+RawHistory& TheRawHistory() {
+  static RawHistory* history = new RawHistory();  // Kept to the end.
+  return *history;
+}
+
+// BM_BreachScope's peer, with its arguments.
+void BM_RawBreachScope(benchmark::State& state) {
+  const int disclosures = static_cast<int>(state.range(1));
+  const bool sync = state.range(2) != 0;
+  RawHistory& history = TheRawHistory();
+  history.GrowTo(static_cast<uint64_t>(state.range(0)));
+  const auto [from, to] = history.Window(disclosures);
+  uint64_t found = 0;
+  size_t subjects = 0;
+  Laps laps;
+  for (auto _ : state) {
+    laps.Lap();
+    std::tie(found, subjects) = history.Scope(from, to, sync);
+  }
+  if (found != static_cast<uint64_t>(disclosures)) {
+    state.SkipWithError("the raw scope did not find the window's disclosures");
+  }
+  state.counters["history_events"] =
+      benchmark::Counter(static_cast<double>(history.events()));
+  state.counters["disclosures"] =
+      benchmark::Counter(static_cast<double>(found));
+  state.counters["subjects"] =
+      benchmark::Counter(static_cast<double>(subjects));
+  SetLapCounters(state, laps, "scope_ms_");
+}
+BENCHMARK(BM_RawBreachScope)
+    ->ArgNames({"events", "disclosures", "sync"})
+    ->Apply(Sizes)
+    ->Iterations(5)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// BM_StatisticsInHistory's peer: the raw history's records counted.
+void BM_RawStatisticsInHistory(benchmark::State& state) {
+  RawHistory& history = TheRawHistory();
+  history.GrowTo(static_cast<uint64_t>(state.range(0)));
+  uint64_t created = 0;
+  Laps laps;
+  for (auto _ : state) {
+    laps.Lap();
+    created = history.Statistics();
+  }
+  if (created != static_cast<uint64_t>(kRecords)) {
+    state.SkipWithError("the raw statistics do not count the records");
+  }
+  state.counters["history_events"] =
+      benchmark::Counter(static_cast<double>(history.events()));
+  SetLapCounters(state, laps, "query_ms_");
+}
+BENCHMARK(BM_RawStatisticsInHistory)
     ->ArgName("events")
     ->Arg(1'000'000)
     ->Iterations(5)

@@ -646,25 +646,35 @@ def run_all(r, fig, growth):
                     f"it answers (--erasure-compaction-delay=0), "
                     f"{durability}")
 
-    # 8: breach scope against the history's size.
+    # 8: breach scope against the history's size, sync off and on, and
+    # its raw-LevelDB peer on the same history (BM_RawBreachScope).
     flt = "events:(25000|100000)/" if q else "events:"
-    # In the registered order: the history only grows. One value per scope
-    # (counters scope_ms_I); then the statistics query in the same store.
+    # In the registered order: the histories only grow. One value per
+    # scope (counters scope_ms_I); then the statistics query in the same
+    # stores.
     runs = r.gbench("breach", "breach_bench",
-                    f"^BM_BreachScope/{flt}" if q else
-                    "^BM_(BreachScope|StatisticsInHistory)/", reps=1,
+                    f"^BM_(Raw)?BreachScope/{flt}" if q else
+                    "^BM_(Raw)?(BreachScope|StatisticsInHistory)/", reps=1,
                     interleave=False)
     for key in runs:
-        m = re.match(r"BM_BreachScope/events:(\d+)/disclosures:(\d+)", key)
+        m = re.match(r"BM_(Raw)?BreachScope/events:(\d+)/disclosures:(\d+)/"
+                     r"sync:(\d)", key)
         if m:
-            fig.each(f"breach.e{m.group(1)}.d{m.group(2)}", runs, key,
+            raw, events, d, sync = m.groups()
+            fig.each(f"{'raw.' if raw else ''}breach.e{events}.d{d}"
+                     f"{'.sync' if sync == '1' else ''}", runs, key,
                      "scope_ms_", 1000, "us/scope",
-                     f"breach scope, {m.group(2)} disclosures, history of "
-                     f"{m.group(1)} events")
-        if key.startswith("BM_StatisticsInHistory"):
-            fig.each("stats.query.history", runs, key, "query_ms_", 1000,
-                     "us/query", "statistics query after a fold, the breach "
-                     "store (10,000 records, history of 1,000,000 events)")
+                     f"{'raw LevelDB ' if raw else ''}breach scope, {d} "
+                     f"disclosures, history of {events} events, sync "
+                     f"{'on' if sync == '1' else 'off'}")
+        m = re.match(r"BM_(Raw)?StatisticsInHistory", key)
+        if m:
+            fig.each(f"{'raw.' if m[1] else ''}stats.query.history", runs,
+                     key, "query_ms_", 1000, "us/query",
+                     ("raw LevelDB: the records counted in one scan"
+                      if m[1] else "statistics query after a fold") +
+                     ", the breach store (10,000 records, history of "
+                     "1,000,000 events)")
 
     # 8: statistics (stats_bench): a query after a fold against the
     # store's size, and the index's cost on the write path.
@@ -691,12 +701,13 @@ def run_all(r, fig, growth):
     # one transaction per create, so the synchronous creates are counted in
     # thousands, not a million: a million fsyncs would take about an hour).
     pg_args = (["--records=2000", "--read_records=10000",
-                "--subjects=1000,10000"] if q else
+                "--subjects=1000,10000", "--breach_events=100000"] if q else
                ["--records=20000", "--read_records=10000",
                 "--subjects=1000,1000000"])
     # --quick: the shreds as Custos's semantics only (events struck).
     pg_filter = ("^BM_(Pg(Create|GetRecord|ListRecords|SubjectReport|"
-                 "SyncCreate)|PgShredSubject/.*events:1|DiskFdatasync)"
+                 "SyncCreate|BreachScope)|PgShredSubject/.*events:1|"
+                 "DiskFdatasync)"
                  if q else ".")
     runs = r.gbench("pg", "pg_workloads_bench", pg_filter,
                     reps=1 if q else min(r.reps, 3), extra=pg_args)
@@ -722,6 +733,16 @@ def run_all(r, fig, growth):
             fig.gb(f"pg.report.sync{m[1]}", runs, key,
                    f"PostgreSQL subject report, sync {m[1]}",
                    unit="us/report", per_item=False)
+        elif m := re.match(r"BM_PgBreachScope/events:(\d+)/disclosures:"
+                           r"(\d+)/sync:(\d)", k):
+            fig.gb(f"pg.breach.e{m[1]}.d{m[2]}{'.sync' if m[3] == '1' else ''}",
+                   runs, key, f"PostgreSQL breach scope, {m[2]} disclosures, "
+                   f"history of {m[1]} events, sync {m[3]}",
+                   unit="us/scope", per_item=False)
+        elif m := re.match(r"BM_PgStatisticsInHistory/events:(\d+)", k):
+            fig.gb("pg.stats.history", runs, key, "PostgreSQL statistics "
+                   f"(GROUP BY over the 10,000 records), {m[1]} events",
+                   unit="us/query", per_item=False)
         elif m := re.match(r"BM_PgSyncCreate/.*threads:(\d+)", k):
             fig.gb(f"pg.synccreate.t{m[1]}", runs, key,
                    f"PostgreSQL synchronous creates, {m[1]} connections",
@@ -898,6 +919,23 @@ def pairs(fig, quick):
                   f"{largest_history:,}-event history cost",
                   f"breach.e{largest_history}.d{d}", f"breach.e25000.d{d}",
                   target=0.67, at_most=1.5)
+    # 8 against raw LevelDB and PostgreSQL holding the same history (no
+    # target in the issue: what Custos's scope costs beside the bare
+    # store and beside a DELETE-less SQL peer).
+    for d in (100, 1000, 10000):
+        for sync in ("", ".sync"):
+            on = "on" if sync else "off"
+            ours = f"breach.e{largest_history}.d{d}{sync}"
+            fig.ratio(f"breach scope of {d} in {largest_history:,} events, "
+                      f"sync {on}: raw LevelDB / Custos",
+                      ours, f"raw.{ours}")
+            fig.ratio(f"breach scope of {d} in {largest_history:,} events, "
+                      f"sync {on}: PostgreSQL / Custos", ours, f"pg.{ours}")
+    if not quick:
+        fig.ratio("statistics in the breach store: raw LevelDB scan / Custos",
+                  "stats.query.history", "raw.stats.query.history")
+        fig.ratio("statistics in the breach store: PostgreSQL GROUP BY / "
+                  "Custos", "stats.query.history", "pg.stats.history")
     # 4-6 over RPC (custos_load --scenario) against the same call in
     # process, durability for durability where the in-process side has
     # both (engine_bench's report, sweep_bench's whole sweep); the shreds

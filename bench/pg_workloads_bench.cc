@@ -1,4 +1,4 @@
-// The PostgreSQL 15 peers of issue 16's workloads 1, 2, 3, 5, 6 and 7 (the
+// The PostgreSQL 15 peers of issue 16's workloads 1, 2, 3, 5, 6, 7 and 8 (the
 // sweep, workload 4, is sweep_pg_bench's): "PostgreSQL with an encrypted
 // bytea column, indexes and a scheduled DELETE", as a Google Benchmark
 // binary whose names and arguments a script can pair with the Custos
@@ -91,6 +91,13 @@
 //    this process): the issue's "16 synced writers >= 4x one". Each run's
 //    Teardown prints its commits per WAL sync (pg_stat_wal) on stderr.
 //
+// 8. BM_PgBreachScope/events:E/disclosures:D/sync:S and
+//    BM_PgStatisticsInHistory/events:E (breach_bench's BM_BreachScope and
+//    BM_StatisticsInHistory): breach_bench's history of E =
+//    --breach_events events in a store of its own, a scope of the
+//    disclosures to one principal in a window, and the statistics as a
+//    GROUP BY over the records (BreachStore() and the benchmarks below).
+//
 // BM_DiskFdatasync/at:0 and at:1, first and last: the disk's own flush (an
 // 8 KiB pwrite + fdatasync in /tmp), the floor of a synchronous commit,
 // measured at the start and the end of the run (on the 2-vCPU VM of
@@ -109,6 +116,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -156,6 +164,17 @@ constexpr int kReportRecords = 1'000;
 constexpr int kReportReads = 9'000;
 constexpr int kReportOtherSubjects = 1'000;
 constexpr int kReportOtherRecords = 10'000;
+// The breach store (breach_bench's history): records about a subject of
+// their own each; disclosures to "suspect" in three windows of an hour;
+// reads in batches.
+constexpr int kBreachRecords = 10'000;
+constexpr int kBreachWindows[] = {100, 1'000, 10'000};
+constexpr int kBreachBatch = 100;
+constexpr int kBreachOtherReaders = 4;
+constexpr int kBreachMinEvents = kBreachRecords + 100 + 1'000 + 10'000;
+constexpr int64_t kBreachStartMicros = 1'750'000'000'000'000;  // June 2025.
+constexpr int64_t kHourMicros = int64_t{3'600'000'000};
+constexpr char kSuspect[] = "suspect";
 constexpr char kOwner[] = "user";
 constexpr char kAdmin[] = "admin";
 constexpr char kAuditor[] = "auditor";
@@ -166,6 +185,7 @@ struct Flags {
   int records = 10'000;       // BM_PgCreate: records created per run.
   int read_records = 10'000;  // The read and list store.
   std::vector<int> subjects = {1'000, 100'000};  // The shred stores.
+  int breach_events = 1'000'000;                 // The breach store's history.
   std::string pg_bin = bench::PgPeerOptions().bin_dir;
   std::vector<std::pair<std::string, std::string>> pg_settings;
 };
@@ -179,7 +199,8 @@ void PrintUsage(const char* program) {
   std::fprintf(
       stderr,
       "usage: %s [--records=N] [--read_records=N] [--subjects=N[,N...]]\n"
-      "          [--pg_bin=DIR] [--pg_setting=NAME=VALUE]...\n"
+      "          [--breach_events=N] [--pg_bin=DIR] "
+      "[--pg_setting=NAME=VALUE]...\n"
       "          [Google Benchmark flags: --benchmark_filter=REGEX,\n"
       "           --benchmark_format=json, --benchmark_out=FILE, ...]\n"
       "  --records       records created by each BM_PgCreate run (10000)\n"
@@ -189,6 +210,7 @@ void PrintUsage(const char* program) {
       "16's\n"
       "                  full sizes: --records=1000000 "
       "--subjects=1000,1000000\n"
+      "  --breach_events the breach store's events (1000000)\n"
       "  --pg_bin        PostgreSQL's binaries (/usr/lib/postgresql/15/bin)\n"
       "  --pg_setting    a server setting (-c NAME=VALUE), e.g. "
       "shared_buffers=1GB\n",
@@ -238,6 +260,10 @@ void ParseFlags(int* argc, char** argv) {
         flags.subjects.push_back(n.value_or(0));
       }
       ok = ok && !flags.subjects.empty();
+    } else if (auto events = value_of("--breach_events")) {
+      const std::optional<int> n = ParseCount(*events);
+      ok = n.has_value() && *n >= kBreachMinEvents;
+      flags.breach_events = n.value_or(0);
     } else if (auto bin = value_of("--pg_bin")) {
       flags.pg_bin = *bin;
     } else if (auto setting = value_of("--pg_setting")) {
@@ -395,15 +421,20 @@ const std::vector<std::pair<const char*, std::string>>& Statements() {
 }
 
 // A connection to the store in schema `store`, with synchronous_commit
-// `sync` and every statement prepared.
-Result<PgConn> Session(const std::string& store, bool sync) {
+// `sync` and every statement prepared: Statements() and `extra` (those of
+// one store's own columns).
+Result<PgConn> Session(
+    const std::string& store, bool sync,
+    std::span<const std::pair<const char*, std::string>> extra = {}) {
   auto conn = Server().Connect();
   if (!conn) return Fail(conn.error());
   Status set = PgExec(
       conn->get(), std::string("SET search_path = ") + store +
                        "; SET synchronous_commit = " + (sync ? "on" : "off"));
   if (!set.ok()) return Fail(set);
-  for (const auto& [name, sql] : Statements()) {
+  std::vector<std::pair<const char*, std::string>> statements = Statements();
+  statements.insert(statements.end(), extra.begin(), extra.end());
+  for (const auto& [name, sql] : statements) {
     PgResult result(
         PQprepare(conn->get(), name, sql.c_str(), 0, /*paramTypes=*/nullptr));
     if (PQresultStatus(result.get()) != PGRES_COMMAND_OK) {
@@ -533,38 +564,54 @@ void CopyRecords(int64_t first_id, int64_t count,
 // An event of a store being loaded: `action` by `principal` on record
 // `record_id` of `subject`.
 struct EventRow {
-  const char* principal;
+  std::string principal;
   const char* action;
   int64_t record_id;
   std::string subject;
+  int64_t at_micros = 0;  // Its time, when the COPY is timed.
 };
 
+// `micros` since the epoch as a timestamptz in COPY's text format.
+std::string TimestampText(int64_t micros) {
+  const time_t seconds = static_cast<time_t>(micros / 1'000'000);
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  char buffer[64];
+  std::snprintf(buffer, sizeof(buffer), "%04d-%02d-%02d %02d:%02d:%02d.%06d+00",
+                utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour,
+                utc.tm_min, utc.tm_sec, static_cast<int>(micros % 1'000'000));
+  return buffer;
+}
+
 // COPY of events seq first_seq.. (`count` of them), event i `event_of(i)`,
-// each with a sealed part.
+// each with a sealed part; `timed`: at its at_micros (otherwise now()).
 void CopyEvents(int64_t first_seq, int64_t count,
-                const std::function<EventRow(int64_t)>& event_of) {
-  Check(
-      PgCopy(
-          Admin(),
-          "COPY events (seq, principal, action, record_id, subject, part) FROM "
-          "STDIN",
-          count,
-          [&](int64_t i, std::string& out) {
-            const EventRow event = event_of(i);
-            out += std::to_string(first_seq + i);
-            out += '\t';
-            out += event.principal;
-            out += '\t';
-            out += event.action;
-            out += '\t';
-            out += std::to_string(event.record_id);
-            out += '\t';
-            out += event.subject;
-            out += '\t';
-            AppendCopyBytea(out, SealEventPart());
-            out += '\n';
-          }),
-      "copy");
+                const std::function<EventRow(int64_t)>& event_of,
+                bool timed = false) {
+  Check(PgCopy(Admin(),
+               std::string("COPY events (seq, ") + (timed ? "at, " : "") +
+                   "principal, action, record_id, subject, part) FROM STDIN",
+               count,
+               [&](int64_t i, std::string& out) {
+                 const EventRow event = event_of(i);
+                 out += std::to_string(first_seq + i);
+                 out += '\t';
+                 if (timed) {
+                   out += TimestampText(event.at_micros);
+                   out += '\t';
+                 }
+                 out += event.principal;
+                 out += '\t';
+                 out += event.action;
+                 out += '\t';
+                 out += std::to_string(event.record_id);
+                 out += '\t';
+                 out += event.subject;
+                 out += '\t';
+                 AppendCopyBytea(out, SealEventPart());
+                 out += '\n';
+               }),
+        "copy");
 }
 
 int64_t MaxOf(const std::string& store, const char* column, const char* table) {
@@ -924,6 +971,204 @@ void BM_PgSubjectReport(benchmark::State& state) {
   SyncLabel(state, sync);
 }
 
+// ---- 8. Breach scope and statistics ----
+
+// The breach store, breach_bench's history in PostgreSQL: kBreachRecords
+// records (id i + 1 about subject i, created at kBreachStartMicros in June
+// 2025, a `created` column of their own) and --breach_events events: the
+// records' creates; then the windows' reads by kSuspect, one hour each,
+// two hours apart, in batches of kBreachBatch spread over the hour; then
+// batches of reads by the other readers and by kSuspect (every tenth), one
+// second apart, after the windows. Reads cycle over the records in order.
+// Indexed as the other stores, and on events (principal, at): what a scope
+// looks up. Built on first use.
+const std::string& BreachStore() {
+  static const std::string store = [] {
+    const std::string name = "breach_store";
+    CreateStore(name, /*indexes=*/false);
+    Check(PgExec(Admin(), "ALTER TABLE " + name +
+                              ".records ADD COLUMN created timestamptz NOT "
+                              "NULL DEFAULT '" +
+                              TimestampText(kBreachStartMicros) + "'"),
+          "add created");
+    CopyRecords(1, kBreachRecords,
+                [](int64_t i) { return Subject(static_cast<int>(i)); });
+    constexpr int64_t kWindowReads = kBreachMinEvents - kBreachRecords;
+    const int64_t after_windows = kBreachStartMicros +
+                                  2 * kHourMicros * std::size(kBreachWindows) +
+                                  kHourMicros;
+    CopyEvents(
+        1, TheFlags().breach_events,
+        [&](int64_t e) -> EventRow {
+          if (e < kBreachRecords) {
+            return {kOwner, "create", e + 1, Subject(static_cast<int>(e)),
+                    kBreachStartMicros};
+          }
+          const int64_t read = e - kBreachRecords;
+          const int64_t record = read % kBreachRecords;
+          EventRow row{kSuspect, "read", record + 1,
+                       Subject(static_cast<int>(record))};
+          if (read < kWindowReads) {
+            int64_t first = 0;
+            for (size_t w = 0; w < std::size(kBreachWindows); ++w) {
+              const int64_t reads = kBreachWindows[w];
+              if (read < first + reads) {
+                const int64_t batch = (read - first) / kBreachBatch;
+                row.at_micros =
+                    kBreachStartMicros +
+                    kHourMicros * (2 * static_cast<int64_t>(w) + 1) +
+                    (kHourMicros - 1) * batch / (reads / kBreachBatch);
+                break;
+              }
+              first += reads;
+            }
+            return row;
+          }
+          const int64_t turn = (read - kWindowReads) / kBreachBatch;
+          if (turn % 10 != 9) {
+            row.principal =
+                "reader-" + std::to_string(turn % kBreachOtherReaders);
+          }
+          row.at_micros = after_windows + (turn + 1) * 1'000'000;
+          return row;
+        },
+        /*timed=*/true);
+    Index(name);
+    Check(PgExec(Admin(), "CREATE INDEX events_principal_at ON " + name +
+                              ".events (principal, at)"),
+          "create the disclosure index");
+    Settle(name);
+    return name;
+  }();
+  return store;
+}
+
+// The breach store's own statements.
+const std::vector<std::pair<const char*, std::string>>& BreachStatements() {
+  static const std::vector<std::pair<const char*, std::string>> statements = {
+      // $1 principal, $2 from, $3 to (micros since the epoch, [from, to)).
+      {"breach_scope",
+       "SELECT e.seq, e.at, e.action, e.record_id, e.subject, e.part, r.kind, "
+       "r.status FROM events e LEFT JOIN records r ON r.id = e.record_id "
+       "WHERE e.principal = $1 AND e.at >= 'epoch'::timestamptz + $2::bigint "
+       "* interval '1 microsecond' AND e.at < 'epoch'::timestamptz + "
+       "$3::bigint * interval '1 microsecond' ORDER BY e.subject, e.at, "
+       "e.seq"},
+      {"statistics",
+       "SELECT kind, status, date_trunc('month', created) AS month, count(*), "
+       "count(status), count(channel), count(priority), count(case_ref) FROM "
+       "records GROUP BY kind, status, month ORDER BY kind, status, month"},
+  };
+  return statements;
+}
+
+// Window w's [from, to), as BreachStore() reads it.
+std::pair<int64_t, int64_t> BreachWindow(int disclosures) {
+  for (size_t w = 0; w < std::size(kBreachWindows); ++w) {
+    if (kBreachWindows[w] == disclosures) {
+      const int64_t from =
+          kBreachStartMicros + kHourMicros * (2 * static_cast<int64_t>(w) + 1);
+      return {from, from + kHourMicros};
+    }
+  }
+  std::fprintf(stderr, "no window of %d disclosures\n", disclosures);
+  std::abort();
+}
+
+// BM_PgBreachScope/events:E/disclosures:D/sync:S (breach_bench
+// BM_BreachScope/events:E/disclosures:D/sync:S): an auditor scopes the
+// disclosures to kSuspect in the window holding D of them, as Custos's
+// Engine::ProduceBreachScope: in one REPEATABLE READ transaction, the
+// window's events (through the (principal, at) index) with their records'
+// kind and status, each event's part opened, the disclosures grouped by
+// subject; then one `breach_scope` event per subject (COPY) and one for
+// the act, committed with synchronous_commit S.
+void BM_PgBreachScope(benchmark::State& state) {
+  const int disclosures = static_cast<int>(state.range(1));
+  const bool sync = state.range(2) != 0;
+  const std::string& store = BreachStore();
+  PgConn conn = Value(Session(store, sync, BreachStatements()), "session");
+  const auto [from, to] = BreachWindow(disclosures);
+  const std::string from_param = BigEndian(from);
+  const std::string to_param = BigEndian(to);
+  int found = 0;
+  size_t subjects = 0;
+  for (auto _ : state) {
+    const Param params[] = {Bytes(kSuspect), Bytes(from_param),
+                            Bytes(to_param)};
+    Status begun = PgExec(conn.get(), "BEGIN ISOLATION LEVEL REPEATABLE READ");
+    Result<PgResult> window = Run(conn.get(), "breach_scope", params);
+    if (!begun.ok() || !window) {
+      state.SkipWithError(begun.ok() ? window.error().ToString().c_str()
+                                     : begun.ToString().c_str());
+      break;
+    }
+    found = PQntuples(window->get());
+    std::map<std::string, int> by_subject;
+    bool opened = true;
+    for (int r = 0; r < found; ++r) {
+      opened = opened && OpenPart(PQgetvalue(window->get(), r, 5),
+                                  PQgetlength(window->get(), r, 5));
+      ++by_subject[PQgetvalue(window->get(), r, 4)];
+    }
+    subjects = by_subject.size();
+    std::vector<const std::string*> names;
+    for (const auto& entry : by_subject) names.push_back(&entry.first);
+    Status copied = PgCopy(
+        conn.get(), "COPY events (principal, action, subject, part) FROM STDIN",
+        static_cast<int64_t>(names.size()), [&](int64_t i, std::string& out) {
+          out += kAuditor;
+          out += "\tbreach_scope\t";
+          out += *names[static_cast<size_t>(i)];
+          out += '\t';
+          AppendCopyBytea(out, SealEventPart());
+          out += '\n';
+        });
+    const std::vector<uint8_t> event_part = SealEventPart();
+    const Param act[] = {Bytes(kAuditor), Bytes("breach_scope_act"), Bytes(""),
+                         Bytes(event_part)};
+    Result<PgResult> written = Run(conn.get(), "event", act);
+    Status committed = PgExec(conn.get(), "COMMIT");
+    if (!opened || !copied.ok() || !written || !committed.ok()) {
+      state.SkipWithError("the scope's parts or events failed");
+      break;
+    }
+  }
+  if (found != disclosures) {
+    state.SkipWithError("the scope did not find the window's disclosures");
+  }
+  state.counters["disclosures"] = found;
+  state.counters["subjects"] = static_cast<double>(subjects);
+  SyncLabel(state, sync);
+}
+
+// BM_PgStatisticsInHistory/events:E (breach_bench BM_StatisticsInHistory):
+// the breach store's records counted by kind, status and month of
+// creation, with the attributes present: Custos's statistics answer,
+// computed from the live records (Custos reads a folded index instead,
+// which keeps counting records after their erasure). A read: no commit to
+// sync.
+void BM_PgStatisticsInHistory(benchmark::State& state) {
+  PgConn conn =
+      Value(Session(BreachStore(), false, BreachStatements()), "session");
+  int64_t created = 0;
+  for (auto _ : state) {
+    Result<PgResult> result =
+        Run(conn.get(), "statistics", {}, /*text_results=*/true);
+    if (!result) {
+      state.SkipWithError(result.error().ToString().c_str());
+      break;
+    }
+    created = 0;
+    for (int r = 0; r < PQntuples(result->get()); ++r) {
+      created += std::strtoll(PQgetvalue(result->get(), r, 3), nullptr, 10);
+    }
+  }
+  if (created != kBreachRecords) {
+    state.SkipWithError("the statistics do not count the store's records");
+  }
+}
+
 // ---- 7. Concurrent synced writers ----
 
 // Commits of BM_PgSyncCreate's threads, ever.
@@ -1093,6 +1338,24 @@ void Register() {
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
   }
+  // The breach store is built once, for the first of them.
+  for (int sync : {0, 1}) {
+    for (int disclosures : kBreachWindows) {
+      benchmark::RegisterBenchmark("BM_PgBreachScope", BM_PgBreachScope)
+          ->ArgNames({"events", "disclosures", "sync"})
+          ->Args({TheFlags().breach_events, disclosures, sync})
+          ->Iterations(5)
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
+    }
+  }
+  benchmark::RegisterBenchmark("BM_PgStatisticsInHistory",
+                               BM_PgStatisticsInHistory)
+      ->ArgName("events")
+      ->Arg(TheFlags().breach_events)
+      ->Iterations(5)
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime();
   benchmark::RegisterBenchmark("BM_PgSyncCreate", BM_PgSyncCreate)
       ->Setup(OpenConcurrentStore)
       ->Teardown(CloseConcurrentStore)
