@@ -589,6 +589,7 @@ def run_all(r, fig, growth):
     # fresh data of the same shape (a new subject; the sweep's next due
     # group: custosd-testclock moves the server's clock past its deadline).
     calls = "2" if q else "3"
+    history = "100000" if q else "1000000"
     scenario = ["--start-server", "--repeat", calls, "--scenario"]
     admin_runs = {
         "rpc_report_sync": scenario + ["report"],
@@ -606,6 +607,12 @@ def run_all(r, fig, growth):
                                       "--erasure-compaction-delay=0"],
         "rpc_sweep_nosync": scenario + ["sweep", "--no-sync", "--server-arg="
                                         "--erasure-compaction-delay=0"],
+        # 8 over RPC: the breach scope of 1,000 disclosures, then the
+        # statistics, in a history made once over RPC (custosd-testclock:
+        # the window is exact), of 1,000,000 events (100,000 with --quick).
+        "rpc_breach_sync": scenario + ["breach", "--events", history],
+        "rpc_breach_nosync": scenario + ["breach", "--events", history,
+                                         "--no-sync"],
     }
     if q:  # The dearest: its completions take over a second each.
         del admin_runs["rpc_shred10000_nosync"]
@@ -643,6 +650,14 @@ def run_all(r, fig, growth):
                     source, f"RPC completion of that shred (completeShreds "
                     f"until none pending: {x['records']:,} records "
                     f"rewritten), {durability}")
+        elif x["scenario"] == "breach":
+            fig.add(f"{name}.scope_us", x["scope_us"], "us/scope", source,
+                    f"RPC breach scope, {x['disclosures']:,} disclosures, "
+                    f"history of {x['events']:,} events, {durability}")
+            fig.add(f"{name}.stats_us", x["stats_us"], "us/query", source,
+                    f"RPC statistics query after a fold, the breach store "
+                    f"({x['records']:,} records, history of "
+                    f"{x['events']:,} events), {durability}")
         else:
             fig.add(f"{name}.us_per_due",
                     [t / e for t, e in zip(x["op_us"], x["erased"]) if e],
@@ -972,6 +987,19 @@ def pairs(fig, quick):
                   f"record, RPC sync {'on' if sync == 'sync' else 'off'}",
                   f"rpc_sweep_{sync}.us_per_due",
                   "sweep.custos.spread.gone.n10000")
+    # 8 over RPC against breach_bench's in-process figures, in histories of
+    # the same size: the scope durability for durability; the statistics (a
+    # read that writes nothing: one in-process figure, of 1,000,000 events,
+    # so the full run only) against either RPC durability.
+    for sync, s in (("sync", ".sync"), ("nosync", "")):
+        on = "on" if s else "off"
+        fig.ratio(f"RPC breach scope of 1,000 in {largest_history:,} events "
+                  f"/ in-process, sync {on}", f"rpc_breach_{sync}.scope_us",
+                  f"breach.e{largest_history}.d1000{s}")
+        if not quick:
+            fig.ratio("RPC statistics in the breach store (1,000,000 "
+                      f"events, RPC sync {on}) / in-process",
+                      f"rpc_breach_{sync}.stats_us", "stats.query.history")
 
 
 # ---- Output --------------------------------------------------------------

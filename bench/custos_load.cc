@@ -15,12 +15,14 @@
 //    Engine::CreateRecords of B records a call (what custosd does with a
 //    run of B pipelined creates), each record counted as one operation
 //    whose latency is its call's.
-//  - --scenario report|shred|sweep: instead of a load, one auditor's or
-//    admin's call of issue 16's workloads 6, 5 and 4 (a subject report, a
-//    shred and its completion, a sweep of 1,000 due records on the test
-//    build custosd-testclock) timed alone on a custosd it starts, --repeat
-//    times, each on fresh data made first over RPC ("admin scenarios"
-//    below).
+//  - --scenario report|shred|sweep|breach: instead of a load, one auditor's
+//    or admin's call of issue 16's workloads 6, 5, 4 and 8 (a subject
+//    report, a shred and its completion, a sweep of 1,000 due records on
+//    the test build custosd-testclock; a breach scope of one principal over
+//    a window of 1,000 disclosures in a history of 1,000,000 events, then
+//    the statistics, on custosd-testclock too) timed alone on a custosd it
+//    starts, --repeat times, each on fresh data made first over RPC (the
+//    breach's history made once: "admin scenarios" below).
 //
 // Every connection runs on ONE kj event loop in the main thread: the client
 // costs one core at most, however many connections, and never competes with
@@ -31,7 +33,8 @@
 // subject is one of 256 (as concurrency_bench's), so subject keys are
 // created during the warm-up and then come from the server's key cache.
 // The scenarios' records are the same but for their subject (and the
-// sweep's due ones, of kind "alert").
+// sweep's due ones, of kind "alert"; the breach's, granted to its five
+// readers).
 //
 // Output: one JSON object on stdout (throughput, latency percentiles
 // overall and per operation, and with --start-server the server's peak
@@ -100,7 +103,7 @@ constexpr char kLoadPrincipal[] = "load-user";
 // What each connection creates first when the mix has no creates.
 constexpr size_t kSeedRecords = 100;
 
-// The first four are the mix's; the last three the timed calls of the
+// The first four are the mix's; the last five the timed calls of the
 // admin scenarios (--scenario).
 enum Op {
   kCreate,
@@ -111,11 +114,13 @@ enum Op {
   kSubjectReport,
   kShredSubject,
   kSweep,
+  kBreachScope,
+  kStatistics,
   kOpCount
 };
-constexpr const char* kOpNames[kOpCount] = {"create", "get",  "list",
-                                            "close",  "echo", "subject_report",
-                                            "shred",  "sweep"};
+constexpr const char* kOpNames[kOpCount] = {
+    "create",         "get",   "list",  "close",        "echo",
+    "subject_report", "shred", "sweep", "breach_scope", "statistics"};
 
 // A loopback TCP port free now (bound to port 0 and released): what the
 // started custosd listens on with --tcp. Another process may take it in
@@ -156,7 +161,7 @@ struct LoadOptions {
   std::string echo_binary = CUSTOS_LOAD_ECHO_SERVER;
   std::string testclock_binary = CUSTOS_LOAD_CUSTOSD_TESTCLOCK;
   std::vector<std::string> server_args;
-  // --scenario: "report", "shred" or "sweep" ("" for the load).
+  // --scenario: "report", "shred", "sweep" or "breach" ("" for the load).
   std::string scenario;
   int repeat = 3;
   // The scenario's size (0: its default, kDefaultScenarioRecords).
@@ -166,6 +171,10 @@ struct LoadOptions {
   // custosd's LevelDB compactions of the setup's writes are over before a
   // call is timed (0: no wait, the figures compare.py records).
   int settle_seconds = 0;
+  // --scenario breach: the suspect's reads in the window, and the events
+  // the history holds once the setup is done.
+  int disclosures = 1000;
+  uint64_t events = 1'000'000;
 };
 
 std::string Identifier(uint64_t serial) {
@@ -195,6 +204,12 @@ void FillRecord(const NewRecord& record, rpc::NewRecord::Builder out) {
   for (size_t i = 0; i < record.attributes.size(); ++i) {
     attributes[i].setKey(record.attributes[i].key);
     attributes[i].setValue(record.attributes[i].value);
+  }
+  if (!record.grants.empty()) {
+    auto grants = out.initGrants(record.grants.size());
+    for (size_t i = 0; i < record.grants.size(); ++i) {
+      grants.set(i, record.grants[i]);
+    }
   }
   auto parts = out.initPersonal(record.personal.size());
   for (size_t i = 0; i < record.personal.size(); ++i) {
@@ -585,6 +600,8 @@ class RpcLoad {
       case kSubjectReport:
       case kShredSubject:
       case kSweep:
+      case kBreachScope:
+      case kStatistics:
       case kOpCount:
         break;
     }
@@ -682,17 +699,19 @@ Measured RunInProcess(const LoadOptions& o) {
 
 // -------------------------------------------------------- admin scenarios
 //
-// --scenario report|shred|sweep: the auditor's or admin's call of issue 16's
-// workloads 6, 5 and 4, timed alone over RPC (one call in flight, nothing
-// else running) against a throwaway custosd, --repeat times, each time on
-// fresh data of the same shape. All the data is made first, through the
-// user API with pipelined calls (createMany and getMany of kBatch records,
-// kBatchDepth of them in flight; closes kCloseDepth in flight), then each
-// repetition's call is timed from its send to its answer. The server's
-// scheduled maintenance is pushed out of the way (--maintenance-interval
-// 86400), so that no timed call shares the engine with a sweep or a shred
-// completion it did not ask for. Any failed call, and any count that is
-// not the expected one, stops the run with exit status 1.
+// --scenario report|shred|sweep|breach: the auditor's or admin's call of
+// issue 16's workloads 6, 5, 4 and 8, timed alone over RPC (one call in
+// flight, nothing else running) against a throwaway custosd, --repeat
+// times, each time on fresh data of the same shape (breach: on the one
+// history, made once). All the data is made first, through the user API
+// with pipelined calls (createMany and getMany of kBatch records,
+// kBatchDepth of them in flight, breach's reads kReadDepth; closes
+// kCloseDepth in flight), then each repetition's call is timed from its
+// send to its answer. The server's scheduled maintenance is pushed out of
+// the way (--maintenance-interval 86400), so that no timed call shares the
+// engine with a sweep or a shred completion it did not ask for. Any failed
+// call, and any count that is not the expected one, stops the run with
+// exit status 1.
 
 // Records (or ids) per createMany or getMany: the server's default
 // max_batch_records.
@@ -725,10 +744,31 @@ constexpr char kAuditorPrincipal[] = "load-auditor";
 constexpr char kClockStart[] = "2026-01-01T12:00:00Z";
 constexpr char kFirstSweep[] = "2026-07-01T13:05:00Z";
 
+// breach, as breach_bench's History: every record is about a subject of
+// its own and granted to kSuspectPrincipal and to kBreachOtherReaders
+// other readers. The records are created at kClockStart; the suspect's
+// --disclosures reads fall in the window [kBreachFrom, kBreachTo); then
+// the others' reads (and the suspect's, one batch in ten) from
+// kBreachAfter on, one second apart, until the history holds --events.
+constexpr char kSuspectPrincipal[] = "load-suspect";
+constexpr int kBreachOtherReaders = 4;
+constexpr char kBreachFrom[] = "2026-01-01T13:00:00Z";
+constexpr char kBreachTo[] = "2026-01-01T14:00:00Z";
+constexpr char kBreachAfter[] = "2026-01-01T15:00:00Z";
+// breach: each reader's connections for the setup's reads (a connection's
+// calls run one at a time), and the getMany calls in flight over all of
+// them.
+constexpr size_t kReaderConnections = 2;
+constexpr size_t kReadDepth = 16;
+// breach: what the scope's act records in clear; it names the benchmark,
+// never a person.
+constexpr char kBreachPurpose[] =
+    "custos_load benchmark: the credential of load-suspect taken as stolen";
+
 int DefaultScenarioRecords(const std::string& scenario) {
   if (scenario == "report") return 1000;
   if (scenario == "shred") return 10;
-  return 10000;  // sweep: the store.
+  return 10000;  // sweep and breach: the store.
 }
 
 // A scenario's failure: what failed, and with what. Thrown to Main, so
@@ -813,6 +853,8 @@ class AdminScenario {
       r = Report(records);
     } else if (o_.scenario == "shred") {
       r = Shred(records);
+    } else if (o_.scenario == "breach") {
+      r = Breach(records);
     } else {
       r = Sweep(records);
     }
@@ -919,6 +961,23 @@ class AdminScenario {
     });
   }
 
+  // The auditor facet of kAuditorPrincipal, created (and logged in) on
+  // first use.
+  rpc::Auditor::Client& AuditorFacet() {
+    if (!auditor_facet_) {
+      const std::string token =
+          CreatePrincipal(kAuditorPrincipal, rpc::Role::AUDITOR);
+      auditor_.emplace(address_, kAuditorPrincipal, token);
+      auditor_facet_ = Step("the auditor facet", [&] {
+        return auditor_->session->auditorRequest()
+            .send()
+            .wait(wait())
+            .getAuditor();
+      });
+    }
+    return *auditor_facet_;
+  }
+
   void MoveClock(Timestamp t) {
     const Status written = server::TestClock::Write(clock_file_, t);
     if (!written.ok()) Fail("moving the test clock: " + written.ToString());
@@ -928,12 +987,7 @@ class AdminScenario {
   // records and ten events per record (its creates and nine reads of each
   // by their owner); the JSON's records and events are counted.
   ScenarioResult Report(int records) {
-    const std::string token =
-        CreatePrincipal(kAuditorPrincipal, rpc::Role::AUDITOR);
-    Party auditor(address_, kAuditorPrincipal, token);
-    auto facet = Step("the auditor facet", [&] {
-      return auditor.session->auditorRequest().send().wait(wait()).getAuditor();
-    });
+    rpc::Auditor::Client& facet = AuditorFacet();
     const auto setup_started = Clock::now();
     std::vector<std::string> subjects;
     for (int rep = 0; rep < o_.repeat; ++rep) {
@@ -1106,6 +1160,174 @@ class AdminScenario {
     return r;
   }
 
+  // Workload 8: an auditor's breach scope of kSuspectPrincipal over the
+  // window, in a history of --events events (breach_bench's History, made
+  // over RPC), then the statistics in the same store. The history is made
+  // once: each repetition scopes the same window (each scope's own events
+  // come after it) and must find exactly the --disclosures disclosures and
+  // one subject per distinct record they read; each statistics query must
+  // count the `records` creates.
+  ScenarioResult Breach(int records) {
+    rpc::Auditor::Client& auditor = AuditorFacet();
+    const auto setup_started = Clock::now();
+    // The suspect first, then the other readers: each with
+    // kReaderConnections connections, used in turn.
+    std::vector<std::string> readers = {kSuspectPrincipal};
+    for (int i = 0; i < kBreachOtherReaders; ++i) {
+      readers.push_back("load-reader-" + std::to_string(i));
+    }
+    std::vector<std::vector<std::unique_ptr<Party>>> parties;
+    for (const std::string& id : readers) {
+      const std::string token = CreatePrincipal(id, rpc::Role::USER);
+      auto& connections = parties.emplace_back();
+      for (size_t i = 0; i < kReaderConnections; ++i) {
+        connections.push_back(std::make_unique<Party>(address_, id, token));
+      }
+    }
+    std::vector<NewRecord> batch;
+    for (int i = 0; i < records; ++i) {
+      NewRecord record = MakeRecordAbout(SubjectIdentifier(i), serial_++);
+      record.grants = readers;
+      batch.push_back(std::move(record));
+    }
+    const std::vector<uint64_t> ids = CreateAll(batch);
+    uint64_t events = ids.size();  // One per create.
+
+    // `reads` reads of the next ids (round and round), kBatch a getMany,
+    // kReadDepth in flight: call c by readers[who(c)], sent once the test
+    // clock stands at at(c). A call the server runs later than it was sent
+    // takes a later call's instant, never an earlier one (the clock never
+    // goes back), so each call's event lies in [at(c), at(last)]. Every
+    // read must return the personal part: each then wrote its event.
+    size_t next_id = 0;
+    std::vector<size_t> turns(parties.size(), 0);
+    auto read = [&](const std::string& step, uint64_t reads,
+                    const std::function<size_t(size_t)>& who,
+                    const std::function<Timestamp(size_t)>& at) {
+      const size_t calls = static_cast<size_t>((reads + kBatch - 1) / kBatch);
+      uint64_t disclosed = 0;
+      Step(step, [&] {
+        Pipeline(calls, kReadDepth, [&](size_t c) {
+          const size_t n = static_cast<size_t>(
+              std::min<uint64_t>(kBatch, reads - c * kBatch));
+          auto& connections = parties[who(c)];
+          auto& party = *connections[turns[who(c)]++ % connections.size()];
+          auto req = party.session->getManyRequest();
+          auto list = req.initIds(static_cast<unsigned>(n));
+          for (size_t i = 0; i < n; ++i) {
+            list.set(i, ids[next_id++ % ids.size()]);
+          }
+          MoveClock(at(c));
+          return req.send().then([&disclosed](auto&& response) {
+            for (auto result : response.getResults()) {
+              if (result.isRecord() &&
+                  result.getRecord().getPersonalIncluded()) {
+                ++disclosed;
+              }
+            }
+          });
+        });
+      });
+      if (disclosed != reads) {
+        Fail(step + ": " + std::to_string(disclosed) + " of " +
+             std::to_string(reads) + " reads returned the personal part");
+      }
+      events += reads;
+    };
+
+    const Timestamp from = At(kBreachFrom);
+    const Timestamp to = At(kBreachTo);
+    const auto disclosures = static_cast<uint64_t>(o_.disclosures);
+    // Spread over the window as breach_bench's: call c at from + c/calls
+    // of it.
+    const int64_t span = ToMicros(to) - ToMicros(from) - 1;
+    const auto window_calls =
+        static_cast<int64_t>((disclosures + kBatch - 1) / kBatch);
+    read(
+        "the suspect's reads in the window", disclosures,
+        [](size_t) { return size_t{0}; },
+        [&](size_t c) {
+          return from + std::chrono::microseconds(
+                            span * static_cast<int64_t>(c) / window_calls);
+        });
+    // Each record is about a subject of its own.
+    const uint64_t subjects = std::min<uint64_t>(disclosures, ids.size());
+    if (o_.events > events) {
+      const Timestamp after = At(kBreachAfter);
+      read(
+          "the reads after the window", o_.events - events,
+          [](size_t c) {
+            return c % 10 == 9 ? size_t{0} : 1 + c % kBreachOtherReaders;
+          },
+          [&](size_t c) {
+            return after + std::chrono::seconds(static_cast<int64_t>(c));
+          });
+    }
+    // Nothing is due (no record is closed); this sweep folds the creates'
+    // statistics deltas, as breach_bench folds before its query.
+    const SweepFigures warm = SweepOnce("the settling sweep");
+    if (warm.erased != 0 || warm.closed != 0 || warm.blocked != 0) {
+      Fail("the settling sweep found due records");
+    }
+    Settle();
+    ScenarioResult r;
+    r.figures["setup_seconds"] = Seconds(setup_started);
+
+    json scope_us = json::array();
+    for (int rep = 0; rep < o_.repeat; ++rep) {
+      auto req = auditor.breachScopeRequest();
+      req.initPrincipalIds(1).set(0, kSuspectPrincipal);
+      req.setFromMicros(ToMicros(from));
+      req.setToMicros(ToMicros(to));
+      req.setPurpose(kBreachPurpose);
+      const auto started = Clock::now();
+      auto response =
+          Step("the breach scope", [&] { return req.send().wait(wait()); });
+      const int64_t nanos = NanosSince(started);
+      r.measured.ops[kBreachScope].nanos.push_back(nanos);
+      scope_us.push_back(static_cast<double>(nanos) / 1000.0);
+      auto scope = response.getScope();
+      if (scope.getDisclosures() != disclosures ||
+          scope.getSubjects().size() != subjects) {
+        Fail("the breach scope found " +
+             std::to_string(scope.getDisclosures()) + " disclosures about " +
+             std::to_string(scope.getSubjects().size()) + " subjects, not " +
+             std::to_string(disclosures) + " about " +
+             std::to_string(subjects));
+      }
+    }
+    json stats_us = json::array();
+    for (int rep = 0; rep < o_.repeat; ++rep) {
+      auto req = auditor.statisticsRequest();  // Every kind, every month.
+      const auto started = Clock::now();
+      auto response =
+          Step("the statistics", [&] { return req.send().wait(wait()); });
+      const int64_t nanos = NanosSince(started);
+      r.measured.ops[kStatistics].nanos.push_back(nanos);
+      stats_us.push_back(static_cast<double>(nanos) / 1000.0);
+      auto stats = response.getStatistics();
+      uint64_t created = 0;
+      for (auto kind : stats.getKinds()) {
+        created += kind.getTotal().getCreated();
+      }
+      if (created != static_cast<uint64_t>(records)) {
+        Fail("the statistics count " + std::to_string(created) +
+             " records created, not " + std::to_string(records));
+      }
+      // The query timed is the folded one, as breach_bench's.
+      if (stats.getPending() != 0) {
+        Fail("the statistics have " + std::to_string(stats.getPending()) +
+             " transitions not folded");
+      }
+    }
+    r.figures["events"] = events;
+    r.figures["disclosures"] = disclosures;
+    r.figures["subjects"] = subjects;
+    r.figures["scope_us"] = std::move(scope_us);
+    r.figures["stats_us"] = std::move(stats_us);
+    return r;
+  }
+
   struct SweepFigures {
     uint64_t closed, blocked, erased, skipped;
     bool complete;
@@ -1151,8 +1373,10 @@ class AdminScenario {
   const std::string clock_file_;
   Party admin_;
   std::vector<std::unique_ptr<Party>> users_;
+  std::optional<Party> auditor_;
   // Destroyed before the parties (declared after them).
   std::optional<rpc::Admin::Client> admin_facet_;
+  std::optional<rpc::Auditor::Client> auditor_facet_;
   uint64_t serial_ = 0;
 };
 
@@ -1161,6 +1385,7 @@ class AdminScenario {
 // server is stopped).
 int RunScenario(const LoadOptions& o) {
   const bool sweep = o.scenario == "sweep";
+  const bool breach = o.scenario == "breach";
   const int records =
       o.records > 0 ? o.records : DefaultScenarioRecords(o.scenario);
   if (sweep && records / kDuePerSweep < o.repeat) {
@@ -1170,18 +1395,27 @@ int RunScenario(const LoadOptions& o) {
                  kDuePerSweep, kDuePerSweep);
     return 2;
   }
+  if (breach && o.events < static_cast<uint64_t>(records) +
+                               static_cast<uint64_t>(o.disclosures)) {
+    std::fprintf(stderr,
+                 "custos_load: --scenario breach needs --events of at least "
+                 "--records + --disclosures (a create and a read each)\n");
+    return 2;
+  }
+  // Both move the server's clock.
+  const bool test_clock = sweep || breach;
   ChildServer server("custos-load-custosd");
   // The scheduled maintenance's sweeps and shred completions would share
   // the engine with the timed calls: once a day is never, here.
   std::vector<std::string> extra = {"--maintenance-interval", "86400"};
   std::string clock_file;
-  if (sweep) {
+  if (test_clock) {
     clock_file = server.dir() + "/custos-test-clock";
     extra.insert(extra.end(), {"--test-clock", kClockStart, "--test-clock-file",
                                clock_file});
   }
   const std::string address = StartCustosd(
-      server, o, sweep ? o.testclock_binary : o.server_binary, extra);
+      server, o, test_clock ? o.testclock_binary : o.server_binary, extra);
   ScenarioResult r;
   try {
     AdminScenario scenario(
@@ -1326,17 +1560,20 @@ int Main(int argc, char** argv) {
   app.add_option("--scenario", o.scenario,
                  "instead of the load, time one admin or auditor call on a "
                  "started custosd, --repeat times: report (a subject's "
-                 "report), shred (a subject's shred, then its completion) "
-                 "or sweep (1,000 due; custosd-testclock)")
-      ->check(CLI::IsMember({"report", "shred", "sweep"}));
+                 "report), shred (a subject's shred, then its completion), "
+                 "sweep (1,000 due; custosd-testclock) or breach (a breach "
+                 "scope, then the statistics, in a history of --events; "
+                 "custosd-testclock)")
+      ->check(CLI::IsMember({"report", "shred", "sweep", "breach"}));
   app.add_option("--repeat", o.repeat,
-                 "with --scenario: timed calls, each on fresh data")
+                 "with --scenario: timed calls, each on fresh data (breach: "
+                 "all on the one history)")
       ->capture_default_str()
       ->check(CLI::Range(1, 100));
   app.add_option("--records", o.records,
                  "with --scenario: the subject's records (report: 1000, "
-                 "with 10 events each; shred: 10), or the store's (sweep: "
-                 "10000)")
+                 "with 10 events each; shred: 10), or the store's (sweep, "
+                 "breach: 10000)")
       ->check(CLI::Range(1, 10'000'000));
   app.add_option("--settle-seconds", o.settle_seconds,
                  "with --scenario: wait this long after the setup's sync, "
@@ -1344,8 +1581,18 @@ int Main(int argc, char** argv) {
                  "server's compactions are over before a call is timed")
       ->capture_default_str()
       ->check(CLI::Range(0, 600));
+  app.add_option("--disclosures", o.disclosures,
+                 "with --scenario breach: the suspect's reads in the window "
+                 "(at most the server's default breach limit)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100'000));
+  app.add_option("--events", o.events,
+                 "with --scenario breach: the history's events once made "
+                 "(one per create and per read)")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{1}, uint64_t{100'000'000}));
   app.add_option("--testclock-server-binary", o.testclock_binary,
-                 "custosd-testclock for --scenario sweep")
+                 "custosd-testclock for --scenario sweep and breach")
       ->capture_default_str();
   app.add_option("--server-arg", o.server_args,
                  "one more argument for the started custosd "
