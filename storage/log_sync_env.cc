@@ -1,11 +1,15 @@
 #include "storage/log_sync_env.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -16,7 +20,56 @@ bool IsLogFile(const std::string& fname) {
   return fname.size() > 4 && fname.ends_with(".log");
 }
 
+// Tables that may keep their file descriptor open, process-wide: a fifth of
+// the soft limit on open files when first asked (LevelDB's rule for its
+// read-only descriptors), at least 1.
+std::atomic<int64_t>& TableDescriptorPermits() {
+  static std::atomic<int64_t> permits = [] {
+    rlimit limit{};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 ||
+        limit.rlim_cur == RLIM_INFINITY) {
+      return int64_t{1'000};
+    }
+    return std::max<int64_t>(1, static_cast<int64_t>(limit.rlim_cur / 5));
+  }();
+  return permits;
+}
+
 }  // namespace
+
+class LogSyncEnv::TableFile final : public leveldb::RandomAccessFile {
+ public:
+  // `fd`: the table's descriptor, holding a permit; -1 to open the file
+  // for each read.
+  TableFile(std::string fname, int fd) : fname_(std::move(fname)), fd_(fd) {}
+  ~TableFile() override {
+    if (fd_ >= 0) {
+      ::close(fd_);
+      TableDescriptorPermits().fetch_add(1);
+    }
+  }
+
+  leveldb::Status Read(uint64_t offset, size_t n, leveldb::Slice* result,
+                       char* scratch) const override {
+    *result = leveldb::Slice(scratch, 0);
+    const int fd =
+        fd_ >= 0 ? fd_ : ::open(fname_.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return leveldb::Status::IOError(fname_, std::strerror(errno));
+    ssize_t got = 0;
+    do {
+      got = ::pread(fd, scratch, n, static_cast<off_t>(offset));
+    } while (got < 0 && errno == EINTR);
+    const int error = errno;
+    if (fd_ < 0) ::close(fd);
+    if (got < 0) return leveldb::Status::IOError(fname_, std::strerror(error));
+    *result = leveldb::Slice(scratch, static_cast<size_t>(got));
+    return leveldb::Status::OK();
+  }
+
+ private:
+  const std::string fname_;
+  const int fd_;
+};
 
 struct LogSyncEnv::SyncHandle {
   explicit SyncHandle(int fd_in) : fd(fd_in) {}
@@ -84,6 +137,36 @@ class LogSyncEnv::LogFile final : public leveldb::WritableFile {
   const SyncHandle* handle_;
   bool retired_ = false;
 };
+
+leveldb::Status LogSyncEnv::NewRandomAccessFile(
+    const std::string& fname, leveldb::RandomAccessFile** result) {
+  *result = nullptr;
+  int fd = -1;
+  if (TableDescriptorPermits().fetch_sub(1) > 0) {
+    fd = ::open(fname.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      const int error = errno;
+      TableDescriptorPermits().fetch_add(1);
+      return leveldb::Status::IOError(fname, std::strerror(error));
+    }
+  } else {
+    TableDescriptorPermits().fetch_add(1);
+    // Opened for each read; opened once here to report a missing file now.
+    const int probe = ::open(fname.c_str(), O_RDONLY | O_CLOEXEC);
+    if (probe < 0) return leveldb::Status::IOError(fname, std::strerror(errno));
+    ::close(probe);
+  }
+  *result = new TableFile(fname, fd);
+  return leveldb::Status::OK();
+}
+
+int64_t LogSyncEnv::TEST_TableDescriptorPermits() {
+  return TableDescriptorPermits().load();
+}
+
+void LogSyncEnv::TEST_SetTableDescriptorPermits(int64_t permits) {
+  TableDescriptorPermits().store(permits);
+}
 
 LogSyncEnv::LogSyncEnv(leveldb::Env* base) : EnvWrapper(base) {}
 LogSyncEnv::~LogSyncEnv() = default;

@@ -27,6 +27,20 @@
 //
 // GroupSync shares one sync among the writers waiting for it.
 //
+// Tables are read with pread(2) into LevelDB's buffers, not through
+// LevelDB's memory map of each table (its default for up to 1,000 tables on
+// 64-bit). A mapped read costs a page fault at the first touch of each page
+// of a table, and a sweep of records spread over a store of a million reads
+// pages no earlier call touched: measured, the sweep of 1,000 due records
+// spread in a million took 33-88 ms mapped against 22-27 ms with pread, at
+// 10,000 records the same 14-21 ms both ways (docs/decisions.md, "Tables
+// read with pread"). Read blocks also go into LevelDB's block cache (8 MiB
+// per database), which it skips for mapped tables. A table keeps its file
+// descriptor open while LevelDB keeps the table open, for at most a fifth of
+// the process's soft RLIMIT_NOFILE of tables (LevelDB's own rule for its
+// read-only descriptors), shared by every database of the process; past
+// that, a table opens its file for each read.
+//
 // Thread safety: thread-safe.
 
 #ifndef CUSTOS_STORAGE_LOG_SYNC_ENV_H_
@@ -57,6 +71,14 @@ class LogSyncEnv final : public leveldb::EnvWrapper {
                                   leveldb::WritableFile** result) override;
   leveldb::Status NewAppendableFile(const std::string& fname,
                                     leveldb::WritableFile** result) override;
+  // A table, read with pread(2) (above).
+  leveldb::Status NewRandomAccessFile(
+      const std::string& fname, leveldb::RandomAccessFile** result) override;
+
+  // The tables that may still keep a descriptor open, process-wide; and
+  // setting it, for tests of the path without one.
+  static int64_t TEST_TableDescriptorPermits();
+  static void TEST_SetTableDescriptorPermits(int64_t permits);
 
   // Every sync of this Env first syncs `first`'s logs. REQUIRES: called
   // before Custos writes to this Env's database (LevelDB's own recovery at
@@ -72,6 +94,7 @@ class LogSyncEnv final : public leveldb::EnvWrapper {
  private:
   struct SyncHandle;
   class LogFile;
+  class TableFile;
 
   leveldb::Status Track(const std::string& fname, leveldb::Status opened,
                         leveldb::WritableFile* base,

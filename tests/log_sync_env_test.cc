@@ -9,6 +9,7 @@
 #include <leveldb/env.h>
 #include <stdlib.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -93,6 +94,108 @@ TEST_F(LogSyncEnvTest, AFailureOfTheEnvSyncedFirstFailsTheSync) {
   fault_env_.records.fail_syncs = true;
   ASSERT_TRUE(WriteUntilLogSwitch());
   EXPECT_EQ(second.SyncLogs().code(), StatusCode::kInternal);
+}
+
+// Tables are read with pread(2), each keeping its descriptor while a permit
+// is left (storage/log_sync_env.h); these tests set the process-wide
+// permits and put them back.
+class LogSyncEnvTableTest : public LogSyncEnvTest {
+ protected:
+  void SetUp() override {
+    permits_before_ = LogSyncEnv::TEST_TableDescriptorPermits();
+    LogSyncEnvTest::SetUp();
+  }
+  void TearDown() override {
+    LogSyncEnvTest::TearDown();
+    LogSyncEnv::TEST_SetTableDescriptorPermits(permits_before_);
+  }
+
+  // Writes `count` values of 4 KiB, compacts them into tables, and reopens
+  // the database, so that its tables are opened again by the next reads.
+  void WriteTablesAndReopen(int count) {
+    for (int i = 0; i < count; ++i) {
+      ASSERT_TRUE(db_->Put(leveldb::WriteOptions(), Key(i), Value(i)).ok());
+    }
+    db_->CompactRange(nullptr, nullptr);
+    db_.reset();
+    leveldb::Options options;
+    options.env = &log_env_;
+    leveldb::DB* raw = nullptr;
+    ASSERT_TRUE(leveldb::DB::Open(options, dir_, &raw).ok());
+    db_.reset(raw);
+  }
+
+  static std::string Key(int i) { return 't' + std::to_string(i); }
+  static std::string Value(int i) {
+    return std::string(4096, static_cast<char>('a' + i % 26));
+  }
+
+  int64_t permits_before_ = 0;
+};
+
+TEST_F(LogSyncEnvTableTest, ReadsEveryValueWithAKeptDescriptor) {
+  LogSyncEnv::TEST_SetTableDescriptorPermits(1'000);
+  WriteTablesAndReopen(300);
+  for (int i = 0; i < 300; ++i) {
+    std::string got;
+    ASSERT_TRUE(db_->Get(leveldb::ReadOptions(), Key(i), &got).ok()) << i;
+    EXPECT_EQ(got, Value(i)) << i;
+  }
+  // The tables read hold permits until the database closes them.
+  EXPECT_LT(LogSyncEnv::TEST_TableDescriptorPermits(), 1'000);
+  db_.reset();
+  EXPECT_EQ(LogSyncEnv::TEST_TableDescriptorPermits(), 1'000);
+}
+
+TEST_F(LogSyncEnvTableTest, ReadsEveryValueOpeningTheFileForEachRead) {
+  LogSyncEnv::TEST_SetTableDescriptorPermits(0);
+  WriteTablesAndReopen(300);
+  for (int i = 0; i < 300; ++i) {
+    std::string got;
+    ASSERT_TRUE(db_->Get(leveldb::ReadOptions(), Key(i), &got).ok()) << i;
+    EXPECT_EQ(got, Value(i)) << i;
+  }
+  EXPECT_EQ(LogSyncEnv::TEST_TableDescriptorPermits(), 0);
+}
+
+TEST_F(LogSyncEnvTableTest, AMissingTableIsAnIOErrorNamingIt) {
+  for (int64_t permits : {int64_t{5}, int64_t{0}}) {
+    LogSyncEnv::TEST_SetTableDescriptorPermits(permits);
+    leveldb::RandomAccessFile* file = nullptr;
+    leveldb::Status s =
+        log_env_.NewRandomAccessFile(dir_ + "/000999.ldb", &file);
+    EXPECT_TRUE(s.IsIOError()) << s.ToString();
+    EXPECT_THAT(s.ToString(), HasSubstr("000999.ldb"));
+    EXPECT_EQ(file, nullptr);
+    EXPECT_EQ(LogSyncEnv::TEST_TableDescriptorPermits(), permits);
+  }
+}
+
+TEST_F(LogSyncEnvTableTest,
+       ATableRemovedUnderItsReaderFailsOnlyWithoutADescriptor) {
+  const std::string path = dir_ + "/standalone.ldb";
+  std::FILE* out = std::fopen(path.c_str(), "w");
+  ASSERT_NE(out, nullptr);
+  std::fputs("0123456789", out);
+  std::fclose(out);
+  LogSyncEnv::TEST_SetTableDescriptorPermits(1);
+  leveldb::RandomAccessFile* kept = nullptr;
+  ASSERT_TRUE(log_env_.NewRandomAccessFile(path, &kept).ok());
+  std::unique_ptr<leveldb::RandomAccessFile> kept_file(kept);
+  leveldb::RandomAccessFile* reopened = nullptr;
+  ASSERT_TRUE(log_env_.NewRandomAccessFile(path, &reopened).ok());
+  std::unique_ptr<leveldb::RandomAccessFile> reopened_file(reopened);
+  ASSERT_EQ(LogSyncEnv::TEST_TableDescriptorPermits(), 0);
+  std::filesystem::remove(path);
+  char scratch[16];
+  leveldb::Slice got;
+  ASSERT_TRUE(kept_file->Read(3, 4, &got, scratch).ok());
+  EXPECT_EQ(got.ToString(), "3456");
+  leveldb::Status s = reopened_file->Read(3, 4, &got, scratch);
+  EXPECT_TRUE(s.IsIOError()) << s.ToString();
+  EXPECT_THAT(s.ToString(), HasSubstr("standalone.ldb"));
+  kept_file.reset();
+  EXPECT_EQ(LogSyncEnv::TEST_TableDescriptorPermits(), 1);
 }
 
 }  // namespace
