@@ -130,17 +130,20 @@ class Runner:
             runs.setdefault(b["run_name"], []).append(b)
         return runs
 
-    def loads(self, configs, timeout=600):
+    def loads(self, configs, timeout=600, rounds=None):
         """custos_load runs {name: args}, repeated with the repetitions
         outermost (run i of each config close in time to run i of the
-        others): {name: [one JSON object per run]}."""
+        others), `rounds` times if given: {name: [one JSON object per
+        run]}."""
         path = self.binary("custos_load")
         results = {name: [] for name in configs}
         if path is None and not self.replay:
             return results
         # At most 3 rounds (2 with --quick): sixteen configurations of a
         # few seconds each.
-        for i in range(min(self.reps, 2 if self.quick else 3)):
+        if rounds is None:
+            rounds = min(self.reps, 2 if self.quick else 3)
+        for i in range(rounds):
             for name, args in configs.items():
                 if not self.wanted(name):
                     continue
@@ -582,6 +585,27 @@ def run_all(r, fig, growth):
                 [x["server"]["peak_rss_kib"] for x in results
                  if "server" in x and "peak_rss_kib" in x["server"]],
                 "KiB", "custos_load", f"{name}: custosd peak RSS")
+
+    # 1 over RPC at the issue's size (full run only), once: a million
+    # pipelined creates over the unix socket, sync off (as the in-process
+    # million), for custosd's peak resident memory during workload 1 (the
+    # runs above create for 2 s) and the throughput of that long a run.
+    if not q:
+        million = {"rpc_create_million": ["--start-server", "--warmup", "0",
+                                          "--count", "1000000", "--no-sync",
+                                          "--mix", "create=1"] + one}
+        for name, results in r.loads(million, timeout=900, rounds=1).items():
+            fig.add(f"{name}.us_per_op", [1e6 / x["ops_per_s"]
+                                          for x in results
+                                          if x.get("ops_per_s")], "us/op",
+                    "custos_load " + " ".join(million[name]),
+                    "RPC creates, 1,000,000 pipelined (16 in flight), "
+                    "unix socket, sync off")
+            fig.add(f"{name}.peak_rss_kib",
+                    [x["server"]["peak_rss_kib"] for x in results
+                     if "peak_rss_kib" in x.get("server", {})], "KiB",
+                    "custos_load", f"{name}: custosd peak RSS over the "
+                    "million creates")
 
     # 4, 5 and 6 over RPC: the admin's or auditor's call alone (one in
     # flight), timed by custos_load --scenario against a custosd it starts,
