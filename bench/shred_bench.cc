@@ -196,14 +196,16 @@ class ShredStore {
 // one shred each. Manual time: the ShredSubject call alone.
 //
 // The first kColdVictims shreds are "cold": the engine was just opened, and
-// LevelDB opens a keystore table (its index and filter blocks read, the
-// file mapped) the first time a lookup falls in it. A keystore of 10,000
+// LevelDB opens a keystore table (its footer and index block read) the
+// first time a lookup falls in it. A keystore of 10,000
 // subjects is one table, opened by the warm-up create; one of 100,000 or
 // more is several, and a shred then usually pays for that first open
 // (strace of a run: three of the five cold shreds at 100,000 opened a
 // table). The other shreds are "warm": before them (untimed) a record of
 // each of their subjects is read, so their keystore tables are open, as
-// in a server that has been serving its subjects. Counters shred_ms_I
+// in a server that has been serving its subjects; the read also leaves the
+// subject's data key in the engine's key cache and its keystore block in
+// LevelDB's, so a warm shred finds those warm too. Counters shred_ms_I
 // (cold) and warm_ms_I.
 void BM_ShredLatencyKeystoreSize(benchmark::State& state) {
   const auto setup_start = SteadyClock::now();

@@ -79,7 +79,8 @@ Result<std::unique_ptr<Keystore>> Keystore::Open(
     size_t cache_capacity) {
   auto log_env = std::make_unique<LogSyncEnv>(env);
   auto opened =
-      OpenLevelDb(path, create_if_missing, log_env.get(), LevelDbTuning());
+      OpenLevelDb(path, create_if_missing, log_env.get(), LevelDbTuning(),
+                  /*cache_blocks=*/false);
   if (!opened) {
     if (opened.error().code() == StatusCode::kInvalidArgument &&
         !create_if_missing) {

@@ -1,5 +1,6 @@
 #include "storage/leveldb_util.h"
 
+#include <leveldb/cache.h>
 #include <leveldb/env.h>
 
 #include <cstdarg>
@@ -36,7 +37,8 @@ class NullLogger final : public leveldb::Logger {
 Result<std::unique_ptr<leveldb::DB>> OpenLevelDb(const std::string& path,
                                                  bool create_if_missing,
                                                  leveldb::Env* env,
-                                                 const LevelDbTuning& tuning) {
+                                                 const LevelDbTuning& tuning,
+                                                 bool cache_blocks) {
   leveldb::Options options;
   options.create_if_missing = create_if_missing;
   options.paranoid_checks = true;
@@ -50,6 +52,12 @@ Result<std::unique_ptr<leveldb::DB>> OpenLevelDb(const std::string& path,
   options.write_buffer_size = tuning.write_buffer_size;
   options.max_file_size = tuning.max_file_size;
   options.block_size = tuning.block_size;
+  if (!cache_blocks) {
+    // LevelDB caches nothing in a cache of capacity 0; shared, it is never
+    // freed (outlives every database).
+    static leveldb::Cache* const none = leveldb::NewLRUCache(0);
+    options.block_cache = none;
+  }
   leveldb::DB* raw = nullptr;
   leveldb::Status s = leveldb::DB::Open(options, path, &raw);
   if (!s.ok()) {

@@ -29,11 +29,15 @@ Status FromLevelDb(const leveldb::Status& s, std::string_view what);
 // and `tuning`, in `env` (REQUIRES: non-null, outlives the database). The
 // one place where LevelDB's options are set. Errors: as FromLevelDb maps
 // them; a missing database with !create_if_missing is InvalidArgument, as
-// LevelDB reports it.
+// LevelDB reports it. `cache_blocks`: whether LevelDB keeps the blocks it
+// reads in its block cache (8 MiB); the keystore's are not kept, so that
+// the wrapped key of a destroyed subject does not stay in memory after its
+// destruction (docs/decisions.md, "Tables read with pread").
 Result<std::unique_ptr<leveldb::DB>> OpenLevelDb(const std::string& path,
                                                  bool create_if_missing,
                                                  leveldb::Env* env,
-                                                 const LevelDbTuning& tuning);
+                                                 const LevelDbTuning& tuning,
+                                                 bool cache_blocks = true);
 
 // Appends `v` as 4 or 8 big-endian bytes, so numeric order is key order.
 void AppendBigEndian32(std::string& out, uint32_t v);

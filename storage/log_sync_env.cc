@@ -22,7 +22,8 @@ bool IsLogFile(const std::string& fname) {
 
 // Tables that may keep their file descriptor open, process-wide: a fifth of
 // the soft limit on open files when first asked (LevelDB's rule for its
-// read-only descriptors), at least 1.
+// read-only descriptors), at least 1. Read once: a limit raised later is
+// not seen.
 std::atomic<int64_t>& TableDescriptorPermits() {
   static std::atomic<int64_t> permits = [] {
     rlimit limit{};
@@ -35,9 +36,18 @@ std::atomic<int64_t>& TableDescriptorPermits() {
   return permits;
 }
 
-}  // namespace
+// Takes a permit if one is left (never below zero, so a permit returned
+// meanwhile is never missed by a table that asks).
+bool TakeTablePermit() {
+  std::atomic<int64_t>& permits = TableDescriptorPermits();
+  int64_t left = permits.load();
+  while (left > 0) {
+    if (permits.compare_exchange_weak(left, left - 1)) return true;
+  }
+  return false;
+}
 
-class LogSyncEnv::TableFile final : public leveldb::RandomAccessFile {
+class TableFile final : public leveldb::RandomAccessFile {
  public:
   // `fd`: the table's descriptor, holding a permit; -1 to open the file
   // for each read.
@@ -55,14 +65,21 @@ class LogSyncEnv::TableFile final : public leveldb::RandomAccessFile {
     const int fd =
         fd_ >= 0 ? fd_ : ::open(fname_.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return leveldb::Status::IOError(fname_, std::strerror(errno));
-    ssize_t got = 0;
-    do {
-      got = ::pread(fd, scratch, n, static_cast<off_t>(offset));
-    } while (got < 0 && errno == EINTR);
-    const int error = errno;
+    // Until n bytes or the end of the file (LevelDB reports a short block).
+    size_t done = 0;
+    int error = 0;
+    while (done < n) {
+      const ssize_t got = ::pread(fd, scratch + done, n - done,
+                                  static_cast<off_t>(offset + done));
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0) error = errno;
+      if (got <= 0) break;
+      done += static_cast<size_t>(got);
+    }
     if (fd_ < 0) ::close(fd);
-    if (got < 0) return leveldb::Status::IOError(fname_, std::strerror(error));
-    *result = leveldb::Slice(scratch, static_cast<size_t>(got));
+    if (error != 0)
+      return leveldb::Status::IOError(fname_, std::strerror(error));
+    *result = leveldb::Slice(scratch, done);
     return leveldb::Status::OK();
   }
 
@@ -70,6 +87,8 @@ class LogSyncEnv::TableFile final : public leveldb::RandomAccessFile {
   const std::string fname_;
   const int fd_;
 };
+
+}  // namespace
 
 struct LogSyncEnv::SyncHandle {
   explicit SyncHandle(int fd_in) : fd(fd_in) {}
@@ -138,26 +157,27 @@ class LogSyncEnv::LogFile final : public leveldb::WritableFile {
   bool retired_ = false;
 };
 
+leveldb::Status NewTableFile(const std::string& fname,
+                             leveldb::RandomAccessFile** result) {
+  *result = nullptr;
+  const bool kept = TakeTablePermit();
+  const int fd = ::open(fname.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    const int error = errno;
+    if (kept) TableDescriptorPermits().fetch_add(1);
+    return leveldb::Status::IOError(fname, std::strerror(error));
+  }
+  if (!kept) ::close(fd);  // Opened once only to report a missing file now.
+  *result = new TableFile(fname, kept ? fd : -1);
+  return leveldb::Status::OK();
+}
+
 leveldb::Status LogSyncEnv::NewRandomAccessFile(
     const std::string& fname, leveldb::RandomAccessFile** result) {
-  *result = nullptr;
-  int fd = -1;
-  if (TableDescriptorPermits().fetch_sub(1) > 0) {
-    fd = ::open(fname.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      const int error = errno;
-      TableDescriptorPermits().fetch_add(1);
-      return leveldb::Status::IOError(fname, std::strerror(error));
-    }
-  } else {
-    TableDescriptorPermits().fetch_add(1);
-    // Opened for each read; opened once here to report a missing file now.
-    const int probe = ::open(fname.c_str(), O_RDONLY | O_CLOEXEC);
-    if (probe < 0) return leveldb::Status::IOError(fname, std::strerror(errno));
-    ::close(probe);
+  if (target() != leveldb::Env::Default()) {
+    return target()->NewRandomAccessFile(fname, result);
   }
-  *result = new TableFile(fname, fd);
-  return leveldb::Status::OK();
+  return NewTableFile(fname, result);
 }
 
 int64_t LogSyncEnv::TEST_TableDescriptorPermits() {

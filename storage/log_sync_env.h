@@ -29,17 +29,19 @@
 //
 // Tables are read with pread(2) into LevelDB's buffers, not through
 // LevelDB's memory map of each table (its default for up to 1,000 tables on
-// 64-bit). A mapped read costs a page fault at the first touch of each page
-// of a table, and a sweep of records spread over a store of a million reads
-// pages no earlier call touched: measured, the sweep of 1,000 due records
-// spread in a million took 33-88 ms mapped against 22-27 ms with pread, at
-// 10,000 records the same 14-21 ms both ways (docs/decisions.md, "Tables
-// read with pread"). Read blocks also go into LevelDB's block cache (8 MiB
-// per database), which it skips for mapped tables. A table keeps its file
-// descriptor open while LevelDB keeps the table open, for at most a fifth of
-// the process's soft RLIMIT_NOFILE of tables (LevelDB's own rule for its
-// read-only descriptors), shared by every database of the process; past
-// that, a table opens its file for each read.
+// 64-bit): measured, the sweep of 1,000 due records spread in a store of a
+// million took 33-88 ms mapped against 22-27 ms with pread, at 10,000
+// records the same both ways (docs/decisions.md, "Tables read with
+// pread"; the cause inferred from a profile: page faults at the first
+// touch of mapped pages). Blocks read then go into LevelDB's block cache,
+// which it skips for mapped tables (8 MiB for the records database; none
+// for the keystore: storage/leveldb_util.h). A table keeps its file
+// descriptor open while LevelDB keeps the table open, for at most a fifth
+// of the process's soft RLIMIT_NOFILE of tables when first asked (LevelDB's
+// own rule for its read-only descriptors), shared by every database of the
+// process; past that, a table opens its file for each read. Over an Env
+// other than leveldb::Env::Default() (a test's, a benchmark's), tables are
+// left to that Env (NewTableFile below).
 //
 // Thread safety: thread-safe.
 
@@ -60,6 +62,14 @@
 #include "base/status.h"
 
 namespace custos {
+
+// Opens table `fname` for reads with pread(2), within the descriptor budget
+// (above): what LogSyncEnv::NewRandomAccessFile returns over
+// leveldb::Env::Default(). Over any other Env (a test's or a benchmark's)
+// LogSyncEnv leaves tables to it; such an Env reads them as the engine does
+// by calling this.
+leveldb::Status NewTableFile(const std::string& fname,
+                             leveldb::RandomAccessFile** result);
 
 class LogSyncEnv final : public leveldb::EnvWrapper {
  public:
@@ -94,7 +104,6 @@ class LogSyncEnv final : public leveldb::EnvWrapper {
  private:
   struct SyncHandle;
   class LogFile;
-  class TableFile;
 
   leveldb::Status Track(const std::string& fname, leveldb::Status opened,
                         leveldb::WritableFile* base,

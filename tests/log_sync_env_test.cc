@@ -9,10 +9,14 @@
 #include <leveldb/env.h>
 #include <stdlib.h>
 
+#include <atomic>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "tests/fault_env.h"
 
@@ -119,17 +123,28 @@ class LogSyncEnvTableTest : public LogSyncEnvTest {
     db_->CompactRange(nullptr, nullptr);
     db_.reset();
     leveldb::Options options;
-    options.env = &log_env_;
+    options.env = &table_env_;
     leveldb::DB* raw = nullptr;
     ASSERT_TRUE(leveldb::DB::Open(options, dir_, &raw).ok());
     db_.reset(raw);
   }
 
   static std::string Key(int i) { return 't' + std::to_string(i); }
+  // 4 KiB that do not compress (LevelDB compresses tables by default), so
+  // that many values make several tables.
   static std::string Value(int i) {
-    return std::string(4096, static_cast<char>('a' + i % 26));
+    std::string value(4096, '\0');
+    uint32_t x = 2'654'435'761u * static_cast<uint32_t>(i + 1);
+    for (char& c : value) {
+      x = x * 1'664'525u + 1'013'904'223u;
+      c = static_cast<char>(x >> 24);
+    }
+    return value;
   }
 
+  // Over Env::Default(), as the engine's: tables read with pread (over the
+  // fixture's FaultEnv, LogSyncEnv leaves them to it).
+  LogSyncEnv table_env_{leveldb::Env::Default()};
   int64_t permits_before_ = 0;
 };
 
@@ -163,7 +178,7 @@ TEST_F(LogSyncEnvTableTest, AMissingTableIsAnIOErrorNamingIt) {
     LogSyncEnv::TEST_SetTableDescriptorPermits(permits);
     leveldb::RandomAccessFile* file = nullptr;
     leveldb::Status s =
-        log_env_.NewRandomAccessFile(dir_ + "/000999.ldb", &file);
+        table_env_.NewRandomAccessFile(dir_ + "/000999.ldb", &file);
     EXPECT_TRUE(s.IsIOError()) << s.ToString();
     EXPECT_THAT(s.ToString(), HasSubstr("000999.ldb"));
     EXPECT_EQ(file, nullptr);
@@ -180,10 +195,10 @@ TEST_F(LogSyncEnvTableTest,
   std::fclose(out);
   LogSyncEnv::TEST_SetTableDescriptorPermits(1);
   leveldb::RandomAccessFile* kept = nullptr;
-  ASSERT_TRUE(log_env_.NewRandomAccessFile(path, &kept).ok());
+  ASSERT_TRUE(table_env_.NewRandomAccessFile(path, &kept).ok());
   std::unique_ptr<leveldb::RandomAccessFile> kept_file(kept);
   leveldb::RandomAccessFile* reopened = nullptr;
-  ASSERT_TRUE(log_env_.NewRandomAccessFile(path, &reopened).ok());
+  ASSERT_TRUE(table_env_.NewRandomAccessFile(path, &reopened).ok());
   std::unique_ptr<leveldb::RandomAccessFile> reopened_file(reopened);
   ASSERT_EQ(LogSyncEnv::TEST_TableDescriptorPermits(), 0);
   std::filesystem::remove(path);
@@ -196,6 +211,63 @@ TEST_F(LogSyncEnvTableTest,
   EXPECT_THAT(s.ToString(), HasSubstr("standalone.ldb"));
   kept_file.reset();
   EXPECT_EQ(LogSyncEnv::TEST_TableDescriptorPermits(), 1);
+}
+
+TEST_F(LogSyncEnvTableTest, ConcurrentReadersShareTablesWithinTheBudget) {
+  // Fewer permits than tables: some keep a descriptor, the others open
+  // their file for each read, while four threads read at once.
+  LogSyncEnv::TEST_SetTableDescriptorPermits(2);
+  WriteTablesAndReopen(2'000);
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 4; ++t) {
+    readers.emplace_back([&, t] {
+      for (int i = t; i < 2'000; i += 4) {
+        std::string got;
+        if (!db_->Get(leveldb::ReadOptions(), Key(i), &got).ok() ||
+            got != Value(i)) {
+          wrong.fetch_add(1);
+        }
+      }
+    });
+  }
+  for (std::thread& reader : readers) reader.join();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(LogSyncEnv::TEST_TableDescriptorPermits(), 0);
+  db_.reset();
+  EXPECT_EQ(LogSyncEnv::TEST_TableDescriptorPermits(), 2);
+}
+
+// An Env below LogSyncEnv other than Env::Default() opens the tables
+// itself (a benchmark's counting Env, a test's fault-injecting one).
+class TableOpenCounter final : public leveldb::EnvWrapper {
+ public:
+  TableOpenCounter() : EnvWrapper(leveldb::Env::Default()) {}
+  leveldb::Status NewRandomAccessFile(
+      const std::string& fname, leveldb::RandomAccessFile** result) override {
+    opened.fetch_add(1);
+    return target()->NewRandomAccessFile(fname, result);
+  }
+  std::atomic<int> opened{0};
+};
+
+TEST_F(LogSyncEnvTableTest, AnInjectedEnvOpensTheTablesItself) {
+  LogSyncEnv::TEST_SetTableDescriptorPermits(1'000);
+  WriteTablesAndReopen(300);
+  db_.reset();
+  TableOpenCounter counter;
+  LogSyncEnv over_counter(&counter);
+  leveldb::Options options;
+  options.env = &over_counter;
+  leveldb::DB* raw = nullptr;
+  ASSERT_TRUE(leveldb::DB::Open(options, dir_, &raw).ok());
+  db_.reset(raw);
+  std::string got;
+  ASSERT_TRUE(db_->Get(leveldb::ReadOptions(), Key(7), &got).ok());
+  EXPECT_EQ(got, Value(7));
+  EXPECT_GT(counter.opened.load(), 0);
+  EXPECT_EQ(LogSyncEnv::TEST_TableDescriptorPermits(), 1'000);
+  db_.reset();
 }
 
 }  // namespace
