@@ -112,6 +112,32 @@ void SetLapCounters(benchmark::State& state, const Laps& laps,
   }
 }
 
+// The window of `windows` (one per kWindowDisclosures, in order) holding
+// `disclosures` reads by the suspect.
+std::pair<int64_t, int64_t> WindowOf(
+    const std::vector<std::pair<int64_t, int64_t>>& windows, int disclosures) {
+  for (size_t i = 0; i < std::size(kWindowDisclosures); ++i) {
+    if (kWindowDisclosures[i] == disclosures) return windows[i];
+  }
+  std::fprintf(stderr, "no window of %d disclosures\n", disclosures);
+  std::abort();
+}
+
+// A scope benchmark's checks and counters, Custos's or raw LevelDB's.
+void EndScopes(benchmark::State& state, int disclosures, uint64_t found,
+               size_t subjects, uint64_t history_events, const Laps& laps) {
+  if (found != static_cast<uint64_t>(disclosures)) {
+    state.SkipWithError("the scope did not find the window's disclosures");
+  }
+  state.counters["history_events"] =
+      benchmark::Counter(static_cast<double>(history_events));
+  state.counters["disclosures"] =
+      benchmark::Counter(static_cast<double>(found));
+  state.counters["subjects"] =
+      benchmark::Counter(static_cast<double>(subjects));
+  SetLapCounters(state, laps, "scope_ms_");
+}
+
 class TempDir : public bench::TempDir {
  public:
   TempDir() : bench::TempDir("custos-breach-bench") {}
@@ -204,11 +230,7 @@ class History {
   void CountEvents(uint64_t n) { events_ += n; }
   // [from, to) of the window holding `disclosures` reads by the suspect.
   std::pair<int64_t, int64_t> Window(int disclosures) const {
-    for (size_t i = 0; i < std::size(kWindowDisclosures); ++i) {
-      if (kWindowDisclosures[i] == disclosures) return windows_[i];
-    }
-    std::fprintf(stderr, "no window of %d disclosures\n", disclosures);
-    std::abort();
+    return WindowOf(windows_, disclosures);
   }
 
  private:
@@ -278,16 +300,7 @@ void BM_BreachScope(benchmark::State& state) {
     found = scope->disclosures;
     history.CountEvents(subjects + 1);  // The act's own events.
   }
-  if (found != static_cast<uint64_t>(disclosures)) {
-    state.SkipWithError("the scope did not find the window's disclosures");
-  }
-  state.counters["history_events"] =
-      benchmark::Counter(static_cast<double>(history.events()));
-  state.counters["disclosures"] =
-      benchmark::Counter(static_cast<double>(found));
-  state.counters["subjects"] =
-      benchmark::Counter(static_cast<double>(subjects));
-  SetLapCounters(state, laps, "scope_ms_");
+  EndScopes(state, disclosures, found, subjects, history.events(), laps);
 }
 // Registered by hand, history size outermost (the store only grows), then
 // the durability (one reopen of the engine each way per size).
@@ -516,11 +529,7 @@ class RawHistory {
 
   uint64_t events() const { return events_; }
   std::pair<int64_t, int64_t> Window(int disclosures) const {
-    for (size_t i = 0; i < std::size(kWindowDisclosures); ++i) {
-      if (kWindowDisclosures[i] == disclosures) return windows_[i];
-    }
-    std::fprintf(stderr, "no window of %d disclosures\n", disclosures);
-    std::abort();
+    return WindowOf(windows_, disclosures);
   }
 
  private:
@@ -598,16 +607,7 @@ void BM_RawBreachScope(benchmark::State& state) {
     laps.Lap();
     std::tie(found, subjects) = history.Scope(from, to, sync);
   }
-  if (found != static_cast<uint64_t>(disclosures)) {
-    state.SkipWithError("the raw scope did not find the window's disclosures");
-  }
-  state.counters["history_events"] =
-      benchmark::Counter(static_cast<double>(history.events()));
-  state.counters["disclosures"] =
-      benchmark::Counter(static_cast<double>(found));
-  state.counters["subjects"] =
-      benchmark::Counter(static_cast<double>(subjects));
-  SetLapCounters(state, laps, "scope_ms_");
+  EndScopes(state, disclosures, found, subjects, history.events(), laps);
 }
 BENCHMARK(BM_RawBreachScope)
     ->ArgNames({"events", "disclosures", "sync"})
