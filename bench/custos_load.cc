@@ -978,6 +978,16 @@ class AdminScenario {
     return *auditor_facet_;
   }
 
+  // A sweep that must find nothing due (it folds the statistics deltas the
+  // setup wrote), then Settle().
+  void SweepNothingDue() {
+    const SweepFigures warm = SweepOnce("the settling sweep");
+    if (warm.erased != 0 || warm.closed != 0 || warm.blocked != 0) {
+      Fail("the settling sweep found due records");
+    }
+    Settle();
+  }
+
   void MoveClock(Timestamp t) {
     const Status written = server::TestClock::Write(clock_file_, t);
     if (!written.ok()) Fail("moving the test clock: " + written.ToString());
@@ -1129,11 +1139,7 @@ class AdminScenario {
     }
     // Nothing due yet: this sweep folds the setup's statistics deltas, as
     // sweep_bench's settling does (else the first timed sweep would).
-    const SweepFigures warm = SweepOnce("the settling sweep");
-    if (warm.erased != 0 || warm.closed != 0 || warm.blocked != 0) {
-      Fail("the settling sweep found due records");
-    }
-    Settle();
+    SweepNothingDue();
     ScenarioResult r;
     r.figures["setup_seconds"] = Seconds(setup_started);
     json erased = json::array();
@@ -1265,11 +1271,7 @@ class AdminScenario {
     }
     // Nothing is due (no record is closed); this sweep folds the creates'
     // statistics deltas, as breach_bench folds before its query.
-    const SweepFigures warm = SweepOnce("the settling sweep");
-    if (warm.erased != 0 || warm.closed != 0 || warm.blocked != 0) {
-      Fail("the settling sweep found due records");
-    }
-    Settle();
+    SweepNothingDue();
     ScenarioResult r;
     r.figures["setup_seconds"] = Seconds(setup_started);
 

@@ -110,9 +110,7 @@ class Store {
   std::string records_path() const { return options_.data_dir + "/records"; }
 
  private:
-  void Open() {
-    engine_ = bench::OpenEngine(options_, master_);
-  }
+  void Open() { engine_ = bench::OpenEngine(options_, master_); }
 
   TempDir dir_;  // First member: removed after the engine is closed.
   ManualClock clock_;

@@ -137,9 +137,7 @@ class HoldStore {
   const Actor& admin() const { return *admin_; }
 
  private:
-  void Open() {
-    engine_ = bench::OpenEngine(options_, master_);
-  }
+  void Open() { engine_ = bench::OpenEngine(options_, master_); }
 
   bench::TempDir dir_{"custos-hold-bench"};  // Removed after the engine.
   ManualClock clock_;

@@ -106,9 +106,7 @@ class Listing {
   uint64_t created() const { return created_; }
 
  private:
-  void Open() {
-    engine_ = bench::OpenEngine(options_, master_);
-  }
+  void Open() { engine_ = bench::OpenEngine(options_, master_); }
 
   // Closes the engine, compacts the whole records database, flushes every
   // dirty page and reopens: the pages listed then pay for the listing, not
