@@ -97,20 +97,39 @@ inline std::unique_ptr<Engine> OpenEngine(const Options& options,
 }
 
 // Whether LevelDB would schedule no compaction for `db` by the sizes of its
-// levels ("leveldb.stats": fewer than 4 files at level 0, level n >= 1
-// under 10^n MiB, LevelDB 1.23's triggers; seek-triggered compactions are
-// not seen).
+// levels: fewer than 4 files at level 0 and level n >= 1 under 10^n MiB,
+// LevelDB 1.23's triggers (VersionSet::Finalize; seek-triggered
+// compactions are not seen). The sizes are the tables' exact byte counts
+// from "leveldb.sstables" (" number:bytes[smallest .. largest]" under
+// "--- level n ---", keys escaped); "leveldb.stats" rounds them to whole
+// MiB, and a level 1 of 9.6 MiB read as 10 looked over its limit forever.
 inline bool LevelsWithinLimits(leveldb::DB& db) {
-  std::string stats;
-  if (!db.GetProperty("leveldb.stats", &stats)) return false;
-  std::istringstream lines(stats);
+  std::string tables;
+  if (!db.GetProperty("leveldb.sstables", &tables)) return false;
+  std::istringstream lines(tables);
+  int level = -1;
+  std::vector<uint64_t> files, bytes;
   for (std::string line; std::getline(lines, line);) {
-    std::istringstream fields(line);
-    int level = -1, files = 0;
-    double mib = 0;
-    if (!(fields >> level >> files >> mib)) continue;  // A heading.
-    if (level == 0 && files >= 4) return false;
-    if (level >= 1 && mib >= std::pow(10.0, level)) return false;
+    if (std::sscanf(line.c_str(), "--- level %d ---", &level) == 1) {
+      files.resize(level + 1);
+      bytes.resize(level + 1);
+      continue;
+    }
+    unsigned long long number = 0, size = 0;
+    if (level < 0 ||
+        std::sscanf(line.c_str(), " %llu:%llu[", &number, &size) != 2) {
+      std::fprintf(stderr, "unexpected leveldb.sstables line: %s\n",
+                   line.c_str());
+      std::abort();
+    }
+    files[level] += 1;
+    bytes[level] += size;
+  }
+  if (!files.empty() && files[0] >= 4) return false;
+  for (size_t n = 1; n + 1 < bytes.size(); ++n) {  // The last: no limit.
+    if (static_cast<double>(bytes[n]) >= std::pow(10.0, n) * 1048576.0) {
+      return false;
+    }
   }
   return true;
 }
@@ -131,7 +150,10 @@ inline void WaitForCompactions(leveldb::DB& db) {
   std::string last;
   for (int unchanged = 0; unchanged < 5 || !LevelsWithinLimits(db);) {
     if (std::chrono::steady_clock::now() > deadline) {
-      std::fprintf(stderr, "LevelDB's compactions did not end in 10 min\n");
+      std::string stats;
+      db.GetProperty("leveldb.stats", &stats);
+      std::fprintf(stderr, "LevelDB's compactions did not end in 10 min\n%s",
+                   stats.c_str());
       std::abort();
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
