@@ -171,6 +171,11 @@ struct LoadOptions {
   // custosd's LevelDB compactions of the setup's writes are over before a
   // call is timed (0: no wait, the figures compare.py records).
   int settle_seconds = 0;
+  // With --scenario: each settling also waits until the files of custosd's
+  // data directory keep their names and sizes for a second (its LevelDB
+  // compactions over: a compaction writes its tables as it goes), at most
+  // two minutes.
+  bool settle_quiet = false;
   // --scenario breach: the suspect's reads in the window, and the events
   // the history holds once the setup is done.
   int disclosures = 1000;
@@ -830,11 +835,14 @@ class AdminScenario {
  public:
   // Logs in as the first admin and creates the load principal (a user).
   // `clock_file`: the started custosd-testclock's control file (sweep).
+  // `data_dir`: its data directory, watched by --settle-quiet.
   AdminScenario(const LoadOptions& o, std::string address,
-                const std::string& admin_token, std::string clock_file)
+                const std::string& admin_token, std::string clock_file,
+                std::string data_dir)
       : o_(o),
         address_(std::move(address)),
         clock_file_(std::move(clock_file)),
+        data_dir_(std::move(data_dir)),
         admin_(address_, "admin", admin_token) {
     admin_facet_ = Step("the admin facet", [&] {
       return admin_.session->adminRequest().send().wait(wait()).getAdmin();
@@ -1356,11 +1364,44 @@ class AdminScenario {
     ::sync();
     Pause();
   }
+  // --settle-quiet: until the regular files under the data directory keep
+  // their names and sizes for four polls 250 ms apart.
+  void WaitQuiet() const {
+    const auto deadline = Clock::now() + std::chrono::minutes(2);
+    std::vector<std::pair<std::string, uintmax_t>> last;
+    for (int unchanged = 0; unchanged < 4;) {
+      if (Clock::now() > deadline) {
+        Fail("custosd's data directory was still changing after 2 minutes");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+      std::vector<std::pair<std::string, uintmax_t>> now;
+      std::error_code error;
+      for (auto it = std::filesystem::recursive_directory_iterator(
+               data_dir_, error);
+           !error && it != std::filesystem::recursive_directory_iterator();
+           it.increment(error)) {
+        std::error_code gone;  // A file removed between listing and size.
+        if (!it->is_regular_file(gone)) continue;
+        const uintmax_t size = it->file_size(gone);
+        if (!gone) now.emplace_back(it->path().string(), size);
+      }
+      if (error) continue;  // A directory changed under the walk: again.
+      std::sort(now.begin(), now.end());
+      unchanged = now == last ? unchanged + 1 : 0;
+      last = std::move(now);
+    }
+  }
   // --settle-seconds: LevelDB compacts a burst of writes in the
   // background for seconds after it; a call timed meanwhile shares the
   // disk with that compaction ("Issue 16: the shred's cost" in
   // bench/RESULTS.md).
+  // --settle-quiet: first until the files of the data directory stop
+  // changing (WaitQuiet), then what they wrote synced.
   void Pause() const {
+    if (o_.settle_quiet) {
+      WaitQuiet();
+      ::sync();
+    }
     if (o_.settle_seconds > 0) {
       std::this_thread::sleep_for(std::chrono::seconds(o_.settle_seconds));
     }
@@ -1373,6 +1414,7 @@ class AdminScenario {
   const LoadOptions& o_;
   const std::string address_;
   const std::string clock_file_;
+  const std::string data_dir_;
   Party admin_;
   std::vector<std::unique_ptr<Party>> users_;
   std::optional<Party> auditor_;
@@ -1420,8 +1462,9 @@ int RunScenario(const LoadOptions& o) {
       server, o, test_clock ? o.testclock_binary : o.server_binary, extra);
   ScenarioResult r;
   try {
-    AdminScenario scenario(
-        o, address, ReadLine(server.dir() + "/custos-admin.token"), clock_file);
+    AdminScenario scenario(o, address,
+                           ReadLine(server.dir() + "/custos-admin.token"),
+                           clock_file, server.dir() + "/custos-data");
     r = scenario.Run(records);
   } catch (const ScenarioFailure&) {
     // What the server said about it, before its directory goes.
@@ -1583,6 +1626,10 @@ int Main(int argc, char** argv) {
                  "server's compactions are over before a call is timed")
       ->capture_default_str()
       ->check(CLI::Range(0, 600));
+  app.add_flag("--settle-quiet", o.settle_quiet,
+               "with --scenario: each settling also waits until the files "
+               "of the server's data directory keep their names and sizes "
+               "for a second (its compactions over), at most 2 minutes");
   app.add_option("--disclosures", o.disclosures,
                  "with --scenario breach: the suspect's reads in the window "
                  "(at most the server's default breach limit)")
