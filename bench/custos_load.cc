@@ -361,6 +361,17 @@ class ChildServer {
  public:
   explicit ChildServer(const std::string& name) : dir_(name) {}
   ~ChildServer() { Stop(); }
+  // What Memory() reports.
+  struct MemoryFigures {
+    uint64_t peak_kib = 0;  // VmHWM: the kernel's peak of the resident set.
+    uint64_t rss_kib = 0;   // VmRSS, now.
+    // The peaks of the resident set's two parts, sampled every 100 ms from
+    // the start: RssAnon (the heap, stacks: what the process allocated)
+    // and RssFile (mapped files' pages: LevelDB's mapped tables, which the
+    // kernel may drop and read again).
+    uint64_t peak_anon_kib = 0;
+    uint64_t peak_file_kib = 0;
+  };
   ChildServer(const ChildServer&) = delete;
   ChildServer& operator=(const ChildServer&) = delete;
 
@@ -385,6 +396,15 @@ class ChildServer {
       _exit(127);
     }
     if (pid_ < 0) Die("fork");
+    sampling_ = true;
+    sampler_ = std::thread([this, pid = pid_] {
+      while (sampling_) {
+        const auto [anon, file] = ReadAnonFile(pid);
+        if (anon > peak_anon_) peak_anon_ = anon;
+        if (file > peak_file_) peak_file_ = file;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+    });
     const auto deadline = Clock::now() + std::chrono::seconds(60);
     while (Log().find(ready) == std::string::npos) {
       int status = 0;
@@ -402,20 +422,27 @@ class ChildServer {
     }
   }
 
-  // The server's peak and current resident memory, in KiB, from
-  // /proc/PID/status (VmHWM, VmRSS); 0 if unknown.
-  std::pair<uint64_t, uint64_t> Memory() const {
+  // The server's resident memory, in KiB, from /proc/PID/status; 0 if
+  // unknown.
+  MemoryFigures Memory() const {
     std::ifstream in("/proc/" + std::to_string(pid_) + "/status");
     std::string line;
-    uint64_t hwm = 0, rss = 0;
+    MemoryFigures m;
     while (std::getline(in, line)) {
-      if (line.starts_with("VmHWM:")) hwm = std::stoull(line.substr(6));
-      if (line.starts_with("VmRSS:")) rss = std::stoull(line.substr(6));
+      if (line.starts_with("VmHWM:")) m.peak_kib = std::stoull(line.substr(6));
+      if (line.starts_with("VmRSS:")) m.rss_kib = std::stoull(line.substr(6));
     }
-    return {hwm, rss};
+    const auto [anon, file] = ReadAnonFile(pid_);
+    m.peak_anon_kib = std::max<uint64_t>(peak_anon_, anon);
+    m.peak_file_kib = std::max<uint64_t>(peak_file_, file);
+    return m;
   }
 
   void Stop() {
+    if (sampler_.joinable()) {
+      sampling_ = false;
+      sampler_.join();
+    }
     if (pid_ <= 0) return;
     kill(pid_, SIGTERM);
     int status = 0;
@@ -435,9 +462,32 @@ class ChildServer {
   }
 
  private:
+  // RssAnon and RssFile of `pid`, in KiB (0, 0 once it is gone).
+  static std::pair<uint64_t, uint64_t> ReadAnonFile(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    uint64_t anon = 0, file = 0;
+    while (std::getline(in, line)) {
+      if (line.starts_with("RssAnon:")) anon = std::stoull(line.substr(8));
+      if (line.starts_with("RssFile:")) file = std::stoull(line.substr(8));
+    }
+    return {anon, file};
+  }
+
   TempDir dir_;  // Removed after the server has stopped (declared first).
   pid_t pid_ = -1;
+  std::atomic<bool> sampling_{false};
+  std::atomic<uint64_t> peak_anon_{0};
+  std::atomic<uint64_t> peak_file_{0};
+  std::thread sampler_;  // Stopped by Stop().
 };
+
+json MemoryJson(const ChildServer::MemoryFigures& m) {
+  return {{"peak_rss_kib", m.peak_kib},
+          {"rss_kib", m.rss_kib},
+          {"peak_anon_kib", m.peak_anon_kib},
+          {"peak_file_kib", m.peak_file_kib}};
+}
 
 std::string ReadLine(const std::string& path) {
   std::ifstream in(path);
@@ -1495,8 +1545,7 @@ int RunScenario(const LoadOptions& o) {
       {"repeat", o.repeat},     {"records", records}, {"sync", !o.no_sync}};
   out["address"] =
       o.tcp ? "tcp " + address + " (started)" : std::string("unix (started)");
-  const auto [hwm, rss] = server.Memory();
-  out["server"] = {{"peak_rss_kib", hwm}, {"rss_kib", rss}};
+  out["server"] = MemoryJson(server.Memory());
   server.Stop();
   out["target"] = "custosd";
   out.update(Report(m));
@@ -1731,8 +1780,7 @@ int Main(int argc, char** argv) {
                                      : std::string("unix (started)");
     if (o.echo) out["echo_bytes"] = load.echo_bytes();
     if (server) {
-      const auto [hwm, rss] = server->Memory();
-      out["server"] = {{"peak_rss_kib", hwm}, {"rss_kib", rss}};
+      out["server"] = MemoryJson(server->Memory());
       server->Stop();
     }
   }

@@ -82,7 +82,6 @@
 #include "bench/support.h"
 #include "crypto/secret_key.h"
 #include "storage/engine.h"
-#include "storage/log_sync_env.h"
 #include "storage/period.h"
 #include "storage/types.h"
 
@@ -254,10 +253,7 @@ class CountingEnv final : public leveldb::EnvWrapper {
   }
   leveldb::Status NewRandomAccessFile(const std::string& f,
                                       leveldb::RandomAccessFile** r) override {
-    // Tables read as the engine reads them over Env::Default()
-    // (storage/log_sync_env.h).
-    leveldb::Status s =
-        IsTable(f) ? NewTableFile(f, r) : target()->NewRandomAccessFile(f, r);
+    leveldb::Status s = target()->NewRandomAccessFile(f, r);
     DbIo* io = DbOf(f);
     if (s.ok() && io != nullptr && IsTable(f)) {
       *r = std::make_unique<ReadCounter>(

@@ -854,15 +854,12 @@ Result<SubjectPartValue> DecodeSubjectPart(std::string_view bytes) {
       });
 }
 
-// A consistent view for one reading call. Its reads fill the block cache
-// (LevelDB's default): tables are read with pread (storage/log_sync_env.h),
-// and a report or a breach scope reads the same blocks again and again
-// (one per event looked up); without the cache each look paid a read of
-// its block (docs/decisions.md, "Tables read with pread after all").
+// A consistent view for one reading call.
 class Snapshot {
  public:
   explicit Snapshot(leveldb::DB& db) : db_(db), snapshot_(db.GetSnapshot()) {
     options_.snapshot = snapshot_;
+    options_.fill_cache = false;
   }
   // As of `at` when given (the caller's, released by the caller), else of
   // a snapshot of its own.
@@ -871,6 +868,7 @@ class Snapshot {
         snapshot_(at != nullptr ? at : db.GetSnapshot()),
         own_(at == nullptr) {
     options_.snapshot = snapshot_;
+    options_.fill_cache = false;
   }
   ~Snapshot() {
     if (own_) db_.ReleaseSnapshot(snapshot_);

@@ -27,22 +27,6 @@
 //
 // GroupSync shares one sync among the writers waiting for it.
 //
-// Tables are read with pread(2) into LevelDB's buffers, not through
-// LevelDB's memory map of each table (its default for up to 1,000 tables on
-// 64-bit): measured, the sweep of 1,000 due records spread in a store of a
-// million took 33-88 ms mapped against 22-27 ms with pread, at 10,000
-// records the same both ways (docs/decisions.md, "Tables read with
-// pread"; the cause inferred from a profile: page faults at the first
-// touch of mapped pages). Blocks read then go into LevelDB's block cache,
-// which it skips for mapped tables (8 MiB for the records database; none
-// for the keystore: storage/leveldb_util.h). A table keeps its file
-// descriptor open while LevelDB keeps the table open, for at most a fifth
-// of the process's soft RLIMIT_NOFILE of tables when first asked (LevelDB's
-// own rule for its read-only descriptors), shared by every database of the
-// process; past that, a table opens its file for each read. Over an Env
-// other than leveldb::Env::Default() (a test's, a benchmark's), tables are
-// left to that Env (NewTableFile below).
-//
 // Thread safety: thread-safe.
 
 #ifndef CUSTOS_STORAGE_LOG_SYNC_ENV_H_
@@ -63,14 +47,6 @@
 
 namespace custos {
 
-// Opens table `fname` for reads with pread(2), within the descriptor budget
-// (above): what LogSyncEnv::NewRandomAccessFile returns over
-// leveldb::Env::Default(). Over any other Env (a test's or a benchmark's)
-// LogSyncEnv leaves tables to it; such an Env reads them as the engine does
-// by calling this.
-leveldb::Status NewTableFile(const std::string& fname,
-                             leveldb::RandomAccessFile** result);
-
 class LogSyncEnv final : public leveldb::EnvWrapper {
  public:
   // `base` does the work. REQUIRES: non-null, outlives this Env.
@@ -81,14 +57,6 @@ class LogSyncEnv final : public leveldb::EnvWrapper {
                                   leveldb::WritableFile** result) override;
   leveldb::Status NewAppendableFile(const std::string& fname,
                                     leveldb::WritableFile** result) override;
-  // A table, read with pread(2) (above).
-  leveldb::Status NewRandomAccessFile(
-      const std::string& fname, leveldb::RandomAccessFile** result) override;
-
-  // The tables that may still keep a descriptor open, process-wide; and
-  // setting it, for tests of the path without one.
-  static int64_t TEST_TableDescriptorPermits();
-  static void TEST_SetTableDescriptorPermits(int64_t permits);
 
   // Every sync of this Env first syncs `first`'s logs. REQUIRES: called
   // before Custos writes to this Env's database (LevelDB's own recovery at
