@@ -211,6 +211,18 @@ def ratio_summary(a, b):
             "paired": False}
 
 
+def add_memory_parts(fig, name, results, during):
+    """custosd's sampled peaks of RssAnon and RssFile (custos_load's
+    server.peak_anon_kib, peak_file_kib) as figures NAME.peak_*_kib."""
+    for part, what in (("anon", "allocated (RssAnon)"),
+                       ("file", "mapped files (RssFile)")):
+        fig.add(f"{name}.peak_{part}_kib",
+                [x["server"][f"peak_{part}_kib"] for x in results
+                 if f"peak_{part}_kib" in x.get("server", {})],
+                "KiB", "custos_load",
+                f"{name}: custosd peak RSS of {what}{during}, sampled")
+
+
 class Figures:
     """Named series of per-repetition values, and ratios between them."""
 
@@ -585,13 +597,7 @@ def run_all(r, fig, growth):
                 [x["server"]["peak_rss_kib"] for x in results
                  if "server" in x and "peak_rss_kib" in x["server"]],
                 "KiB", "custos_load", f"{name}: custosd peak RSS")
-        for part, what in (("anon", "allocated (RssAnon)"),
-                           ("file", "mapped files (RssFile)")):
-            fig.add(f"{name}.peak_{part}_kib",
-                    [x["server"][f"peak_{part}_kib"] for x in results
-                     if f"peak_{part}_kib" in x.get("server", {})],
-                    "KiB", "custos_load",
-                    f"{name}: custosd peak RSS of {what}, sampled")
+        add_memory_parts(fig, name, results, "")
 
     # 1 over RPC at the issue's size (full run only), once: a million
     # pipelined creates over the unix socket, sync off (as the in-process
@@ -613,14 +619,7 @@ def run_all(r, fig, growth):
                      if "peak_rss_kib" in x.get("server", {})], "KiB",
                     "custos_load", f"{name}: custosd peak RSS over the "
                     "million creates")
-            for part, what in (("anon", "allocated (RssAnon)"),
-                               ("file", "mapped files (RssFile)")):
-                fig.add(f"{name}.peak_{part}_kib",
-                        [x["server"][f"peak_{part}_kib"] for x in results
-                         if f"peak_{part}_kib" in x.get("server", {})],
-                        "KiB", "custos_load",
-                        f"{name}: custosd peak RSS of {what} over the "
-                        "million creates, sampled")
+            add_memory_parts(fig, name, results, " over the million creates")
 
     # 4, 5 and 6 over RPC: the admin's or auditor's call alone (one in
     # flight), timed by custos_load --scenario against a custosd it starts,
