@@ -652,25 +652,18 @@ def run_all(r, fig, growth):
         "rpc_breach_nosync": scenario + ["breach", "--events", history,
                                          "--no-sync"],
     }
+    if q:  # The dearest: its completions take over a second each.
+        del admin_runs["rpc_shred10000_nosync"]
+        admin_runs["rpc_shred10000_sync"] = [
+            "--start-server", "--repeat", "1", "--scenario", "shred",
+            "--records", "10000"]
     # The same calls over loopback TCP (--tcp: custosd listens on a free
     # port, the client connects there). Not the breach: its history of a
     # million events takes 35-50 s to make, and the full run has to fit in
     # 30 minutes (measured once over TCP: bench/RESULTS.md, the tenth run).
-    for name in ("rpc_report_sync", "rpc_report_nosync", "rpc_shred10_sync",
-                 "rpc_shred10_nosync", "rpc_shred10000_sync",
-                 "rpc_shred10000_nosync", "rpc_sweep_sync",
-                 "rpc_sweep_nosync"):
+    for name in [n for n in admin_runs if "breach" not in n]:
         what, durability = name.rsplit("_", 1)
         admin_runs[f"{what}_tcp_{durability}"] = ["--tcp"] + admin_runs[name]
-    if q:  # The dearest: its completions take over a second each.
-        del admin_runs["rpc_shred10000_nosync"]
-        del admin_runs["rpc_shred10000_tcp_nosync"]
-        admin_runs["rpc_shred10000_tcp_sync"] = [
-            "--tcp", "--start-server", "--repeat", "1", "--scenario", "shred",
-            "--records", "10000"]
-        admin_runs["rpc_shred10000_sync"] = [
-            "--start-server", "--repeat", "1", "--scenario", "shred",
-            "--records", "10000"]
     load_tool = r.binary("custos_load")
     for name, args in admin_runs.items():
         raw = os.path.join(r.out, "raw", name + ".json")
@@ -1054,8 +1047,6 @@ def pairs(fig, quick):
             fig.ratio("RPC statistics in the breach store (1,000,000 "
                       f"events, RPC sync {on}) / in-process",
                       f"rpc_breach_{sync}.stats_us", "stats.query.history")
-
-
     # The transport: each call over loopback TCP against the same call over
     # the unix socket, in servers of their own on data of the same shape.
     # No target: the issue asks for both transports measured.

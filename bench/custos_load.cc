@@ -399,9 +399,9 @@ class ChildServer {
     sampling_ = true;
     sampler_ = std::thread([this, pid = pid_] {
       while (sampling_) {
-        const auto [anon, file] = ReadAnonFile(pid);
-        if (anon > peak_anon_) peak_anon_ = anon;
-        if (file > peak_file_) peak_file_ = file;
+        const MemoryFigures now = ReadStatus(pid);
+        if (now.peak_anon_kib > peak_anon_) peak_anon_ = now.peak_anon_kib;
+        if (now.peak_file_kib > peak_file_) peak_file_ = now.peak_file_kib;
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
       }
     });
@@ -425,16 +425,9 @@ class ChildServer {
   // The server's resident memory, in KiB, from /proc/PID/status; 0 if
   // unknown.
   MemoryFigures Memory() const {
-    std::ifstream in("/proc/" + std::to_string(pid_) + "/status");
-    std::string line;
-    MemoryFigures m;
-    while (std::getline(in, line)) {
-      if (line.starts_with("VmHWM:")) m.peak_kib = std::stoull(line.substr(6));
-      if (line.starts_with("VmRSS:")) m.rss_kib = std::stoull(line.substr(6));
-    }
-    const auto [anon, file] = ReadAnonFile(pid_);
-    m.peak_anon_kib = std::max<uint64_t>(peak_anon_, anon);
-    m.peak_file_kib = std::max<uint64_t>(peak_file_, file);
+    MemoryFigures m = ReadStatus(pid_);
+    m.peak_anon_kib = std::max<uint64_t>(peak_anon_, m.peak_anon_kib);
+    m.peak_file_kib = std::max<uint64_t>(peak_file_, m.peak_file_kib);
     return m;
   }
 
@@ -462,16 +455,23 @@ class ChildServer {
   }
 
  private:
-  // RssAnon and RssFile of `pid`, in KiB (0, 0 once it is gone).
-  static std::pair<uint64_t, uint64_t> ReadAnonFile(pid_t pid) {
+  // `pid`'s VmHWM, VmRSS, and its RssAnon and RssFile now (in the peak_
+  // fields), in KiB; zeros once it is gone.
+  static MemoryFigures ReadStatus(pid_t pid) {
     std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-    std::string line;
-    uint64_t anon = 0, file = 0;
-    while (std::getline(in, line)) {
-      if (line.starts_with("RssAnon:")) anon = std::stoull(line.substr(8));
-      if (line.starts_with("RssFile:")) file = std::stoull(line.substr(8));
+    MemoryFigures m;
+    const std::pair<std::string_view, uint64_t*> fields[] = {
+        {"VmHWM:", &m.peak_kib},
+        {"VmRSS:", &m.rss_kib},
+        {"RssAnon:", &m.peak_anon_kib},
+        {"RssFile:", &m.peak_file_kib}};
+    for (std::string line; std::getline(in, line);) {
+      for (const auto& [name, value] : fields) {
+        if (line.starts_with(name))
+          *value = std::stoull(line.substr(name.size()));
+      }
     }
-    return {anon, file};
+    return m;
   }
 
   TempDir dir_;  // Removed after the server has stopped (declared first).
@@ -1426,8 +1426,8 @@ class AdminScenario {
       std::this_thread::sleep_for(std::chrono::milliseconds(250));
       std::vector<std::pair<std::string, uintmax_t>> now;
       std::error_code error;
-      for (auto it = std::filesystem::recursive_directory_iterator(
-               data_dir_, error);
+      for (auto it =
+               std::filesystem::recursive_directory_iterator(data_dir_, error);
            !error && it != std::filesystem::recursive_directory_iterator();
            it.increment(error)) {
         std::error_code gone;  // A file removed between listing and size.

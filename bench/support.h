@@ -102,7 +102,7 @@ inline std::unique_ptr<Engine> OpenEngine(const Options& options,
 // compactions are not seen). The sizes are the tables' exact byte counts
 // from "leveldb.sstables" (" number:bytes[smallest .. largest]" under
 // "--- level n ---", keys escaped); "leveldb.stats" rounds them to whole
-// MiB, and a level 1 of 9.6 MiB read as 10 looked over its limit forever.
+// MiB, and a level 2 of 99.56 MiB read as 100 looked at its limit for ever.
 inline bool LevelsWithinLimits(leveldb::DB& db) {
   std::string tables;
   if (!db.GetProperty("leveldb.sstables", &tables)) return false;
