@@ -45,6 +45,7 @@ class BackupStore {
         clock_(FromMicros(1798761600000000)),  // 2027-01-01T00:00:00Z.
         master_(crypto::SecretKey::Generate()) {
     options_.data_dir = dir_.path() + "/data";
+    options_.table_reads = bench::TableReadsFromEnv();
     options_.sync_writes = false;
     options_.clock = &clock_;
     engine_ = Value(Engine::Open(options_, Copy(master_)), "open");

@@ -151,6 +151,7 @@ class History {
  public:
   History() : clock_(FromMicros(kStartMicros)) {
     options_.data_dir = dir_.path() + "/data";
+    options_.table_reads = bench::TableReadsFromEnv();
     options_.sync_writes = false;
     options_.clock = &clock_;
     engine_ = bench::OpenEngine(options_, master_);

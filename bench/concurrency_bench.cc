@@ -114,6 +114,7 @@ class Store {
       : clock_(FromMicros(kStartMicros)),
         master_(crypto::SecretKey::Generate()) {
     options_.data_dir = dir_.path() + "/data";
+    options_.table_reads = bench::TableReadsFromEnv();
     options_.clock = &clock_;
     Open(/*sync_writes=*/false);
     Value(engine_->BootstrapAdmin("admin", "Admin"), "bootstrap admin");

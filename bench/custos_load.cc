@@ -680,6 +680,7 @@ Measured RunInProcess(const LoadOptions& o) {
   SystemClock clock;
   Options options;
   options.data_dir = dir.path() + "/data";
+  options.table_reads = bench::TableReadsFromEnv();
   options.clock = &clock;
   options.sync_writes = !o.no_sync;
   auto engine = Value(Engine::Open(options, crypto::SecretKey::Generate()),

@@ -80,6 +80,7 @@ class Store {
       : clock_(FromMicros(kStartMicros)),
         master_(crypto::SecretKey::Generate()) {
     options_.data_dir = dir_.path() + "/data";
+    options_.table_reads = bench::TableReadsFromEnv();
     options_.sync_writes = sync_writes;
     options_.compact_after_erasure = compact_after_erasure;
     options_.clock = &clock_;

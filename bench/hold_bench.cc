@@ -70,6 +70,7 @@ class HoldStore {
  public:
   HoldStore(int holds, bool held_in_bucket) : clock_(Start()) {
     options_.data_dir = dir_.path() + "/data";
+    options_.table_reads = bench::TableReadsFromEnv();
     options_.sync_writes = false;
     options_.clock = &clock_;
     options_.compact_after_erasure = false;

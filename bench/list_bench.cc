@@ -56,6 +56,7 @@ class Listing {
       : clock_(FromMicros(kStartMicros)),
         master_(crypto::SecretKey::Generate()) {
     options_.data_dir = dir_.path() + "/data";
+    options_.table_reads = bench::TableReadsFromEnv();
     options_.sync_writes = false;
     options_.clock = &clock_;
     Open();

@@ -62,6 +62,20 @@ inline LevelDbTuning RecordsTuning() {
   return tuning;
 }
 
+// Options::table_reads for a benchmark's engines: the engine's default
+// (mapped), or pread when CUSTOS_BENCH_TABLE_READS=pread (bench/README.md,
+// bench/table_reads.py); any other value stops the benchmark.
+inline TableReads TableReadsFromEnv() {
+  const char* value = std::getenv("CUSTOS_BENCH_TABLE_READS");
+  if (value == nullptr || std::string(value) == "mapped") {
+    return TableReads::kMapped;
+  }
+  if (std::string(value) == "pread") return TableReads::kPread;
+  std::fprintf(stderr, "CUSTOS_BENCH_TABLE_READS=%s: mapped or pread\n",
+               value);
+  std::abort();
+}
+
 // LevelDB options as storage/leveldb_util.cc opens the engine's databases
 // (paranoid checks, no block compression, the records database's `tuning`:
 // by default the engine's), for the raw-LevelDB baselines and for every

@@ -82,6 +82,7 @@
 #include "bench/support.h"
 #include "crypto/secret_key.h"
 #include "storage/engine.h"
+#include "storage/log_sync_env.h"
 #include "storage/period.h"
 #include "storage/types.h"
 
@@ -253,7 +254,11 @@ class CountingEnv final : public leveldb::EnvWrapper {
   }
   leveldb::Status NewRandomAccessFile(const std::string& f,
                                       leveldb::RandomAccessFile** r) override {
-    leveldb::Status s = target()->NewRandomAccessFile(f, r);
+    // Tables read as the engine reads them over Env::Default()
+    // (storage/log_sync_env.h), as the benchmark's engines are set.
+    leveldb::Status s = IsTable(f) && table_reads_ == TableReads::kPread
+                            ? NewTableFile(f, r)
+                            : target()->NewRandomAccessFile(f, r);
     DbIo* io = DbOf(f);
     if (s.ok() && io != nullptr && IsTable(f)) {
       *r = std::make_unique<ReadCounter>(
@@ -374,6 +379,7 @@ class CountingEnv final : public leveldb::EnvWrapper {
     DbIo& io_;
   };
 
+  const TableReads table_reads_ = bench::TableReadsFromEnv();
   DbIo records_;
   DbIo keystore_;
   std::atomic<uint64_t> bg_cpu_ns_{0};
@@ -600,6 +606,7 @@ class SweepStore {
         clock_(FromMicros(kStartMicros)),
         master_(crypto::SecretKey::Generate()) {
     options_.data_dir = dir_.path() + "/data";
+    options_.table_reads = bench::TableReadsFromEnv();
     options_.sync_writes = false;
     options_.clock = &clock_;
     options_.env = &env_;

@@ -270,6 +270,12 @@ int main(int argc, char** argv) {
   app.add_flag("--no-sync", no_sync,
                "do not fsync before acknowledging writes (tests only: a "
                "crash may lose acknowledged writes)");
+  std::string table_reads = "mapped";
+  app.add_option("--table-reads", table_reads,
+                 "how LevelDB reads the tables: through its memory map, or "
+                 "with pread (docs/operations.md, \"Memory\")")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"mapped", "pread"}));
 #ifdef CUSTOS_TEST_CLOCK
   std::string test_clock_start;
   std::string test_clock_file = "./custos-test-clock";
@@ -389,6 +395,8 @@ int main(int argc, char** argv) {
   options.data_dir = data_dir;
   options.clock = clock;
   options.sync_writes = !no_sync;
+  options.table_reads = table_reads == "pread" ? custos::TableReads::kPread
+                                               : custos::TableReads::kMapped;
   options.erasure_compaction_delay =
       std::chrono::seconds(erasure_compaction_delay_seconds);
   auto engine = custos::Engine::Open(options, std::move(*master));

@@ -142,7 +142,8 @@ Result<std::unique_ptr<Engine>> Engine::Open(const Options& options,
   if (options.create_if_missing) {
     (void)base_env->CreateDir(options.data_dir);  // May exist.
   }
-  auto records_env = std::make_unique<LogSyncEnv>(base_env);
+  auto records_env =
+      std::make_unique<LogSyncEnv>(base_env, options.table_reads);
   auto store = Store::Open(options, *records_env);
   if (!store) return Fail(store.error());
   const Timestamp now = options.clock->Now();
@@ -154,7 +155,8 @@ Result<std::unique_ptr<Engine>> Engine::Open(const Options& options,
   // killed in between simply starts over.
   auto keystore = Keystore::Open(
       options.data_dir + "/keystore", /*create_if_missing=*/(*store)->is_new(),
-      master_key, now, base_env, options.key_cache_capacity);
+      master_key, now, base_env, options.key_cache_capacity,
+      options.table_reads);
   if (!keystore) {
     if (keystore.error().code() == StatusCode::kNotFound) {
       return Fail(Status::DataLoss("the keystore of " + options.data_dir +

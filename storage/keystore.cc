@@ -76,8 +76,8 @@ Keystore::Keystore(std::unique_ptr<LogSyncEnv> env,
 Result<std::unique_ptr<Keystore>> Keystore::Open(
     const std::string& path, bool create_if_missing,
     const crypto::SecretKey& master, Timestamp now, leveldb::Env* env,
-    size_t cache_capacity) {
-  auto log_env = std::make_unique<LogSyncEnv>(env);
+    size_t cache_capacity, TableReads table_reads) {
+  auto log_env = std::make_unique<LogSyncEnv>(env, table_reads);
   auto opened =
       OpenLevelDb(path, create_if_missing, log_env.get(), LevelDbTuning(),
                   /*cache_blocks=*/false);

@@ -80,12 +80,15 @@ class Keystore {
   // keyring, or the format version is not 2.
   // NotFound when there is none and !create_if_missing. `env` REQUIRES:
   // non-null, outlives the Keystore. `cache_capacity` REQUIRES: >= 1.
+  // `table_reads`: Options::table_reads.
   static Result<std::unique_ptr<Keystore>> Open(const std::string& path,
                                                 bool create_if_missing,
                                                 const crypto::SecretKey& master,
                                                 Timestamp now,
                                                 leveldb::Env* env,
-                                                size_t cache_capacity);
+                                                size_t cache_capacity,
+                                                TableReads table_reads =
+                                                    TableReads::kMapped);
   ~Keystore();
 
   // A new random data key, in this keystore's key pool (guarded slots, see

@@ -1,11 +1,15 @@
 #include "storage/log_sync_env.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -15,6 +19,74 @@ namespace {
 bool IsLogFile(const std::string& fname) {
   return fname.size() > 4 && fname.ends_with(".log");
 }
+
+// Tables that may keep their file descriptor open, process-wide: a fifth of
+// the soft limit on open files when first asked (LevelDB's rule for its
+// read-only descriptors), at least 1. Read once: a limit raised later is
+// not seen.
+std::atomic<int64_t>& TableDescriptorPermits() {
+  static std::atomic<int64_t> permits = [] {
+    rlimit limit{};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 ||
+        limit.rlim_cur == RLIM_INFINITY) {
+      return int64_t{1'000};
+    }
+    return std::max<int64_t>(1, static_cast<int64_t>(limit.rlim_cur / 5));
+  }();
+  return permits;
+}
+
+// Takes a permit if one is left (never below zero, so a permit returned
+// meanwhile is never missed by a table that asks).
+bool TakeTablePermit() {
+  std::atomic<int64_t>& permits = TableDescriptorPermits();
+  int64_t left = permits.load();
+  while (left > 0) {
+    if (permits.compare_exchange_weak(left, left - 1)) return true;
+  }
+  return false;
+}
+
+class TableFile final : public leveldb::RandomAccessFile {
+ public:
+  // `fd`: the table's descriptor, holding a permit; -1 to open the file
+  // for each read.
+  TableFile(std::string fname, int fd) : fname_(std::move(fname)), fd_(fd) {}
+  ~TableFile() override {
+    if (fd_ >= 0) {
+      ::close(fd_);
+      TableDescriptorPermits().fetch_add(1);
+    }
+  }
+
+  leveldb::Status Read(uint64_t offset, size_t n, leveldb::Slice* result,
+                       char* scratch) const override {
+    *result = leveldb::Slice(scratch, 0);
+    const int fd =
+        fd_ >= 0 ? fd_ : ::open(fname_.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return leveldb::Status::IOError(fname_, std::strerror(errno));
+    // Until n bytes or the end of the file (LevelDB reports a short block).
+    size_t done = 0;
+    int error = 0;
+    while (done < n) {
+      const ssize_t got = ::pread(fd, scratch + done, n - done,
+                                  static_cast<off_t>(offset + done));
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0) error = errno;
+      if (got <= 0) break;
+      done += static_cast<size_t>(got);
+    }
+    if (fd_ < 0) ::close(fd);
+    if (error != 0)
+      return leveldb::Status::IOError(fname_, std::strerror(error));
+    *result = leveldb::Slice(scratch, done);
+    return leveldb::Status::OK();
+  }
+
+ private:
+  const std::string fname_;
+  const int fd_;
+};
 
 }  // namespace
 
@@ -85,7 +157,40 @@ class LogSyncEnv::LogFile final : public leveldb::WritableFile {
   bool retired_ = false;
 };
 
-LogSyncEnv::LogSyncEnv(leveldb::Env* base) : EnvWrapper(base) {}
+leveldb::Status NewTableFile(const std::string& fname,
+                             leveldb::RandomAccessFile** result) {
+  *result = nullptr;
+  const bool kept = TakeTablePermit();
+  const int fd = ::open(fname.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    const int error = errno;
+    if (kept) TableDescriptorPermits().fetch_add(1);
+    return leveldb::Status::IOError(fname, std::strerror(error));
+  }
+  if (!kept) ::close(fd);  // Opened once only to report a missing file now.
+  *result = new TableFile(fname, kept ? fd : -1);
+  return leveldb::Status::OK();
+}
+
+leveldb::Status LogSyncEnv::NewRandomAccessFile(
+    const std::string& fname, leveldb::RandomAccessFile** result) {
+  if (table_reads_ == TableReads::kMapped ||
+      target() != leveldb::Env::Default()) {
+    return target()->NewRandomAccessFile(fname, result);
+  }
+  return NewTableFile(fname, result);
+}
+
+int64_t LogSyncEnv::TEST_TableDescriptorPermits() {
+  return TableDescriptorPermits().load();
+}
+
+void LogSyncEnv::TEST_SetTableDescriptorPermits(int64_t permits) {
+  TableDescriptorPermits().store(permits);
+}
+
+LogSyncEnv::LogSyncEnv(leveldb::Env* base, TableReads table_reads)
+    : EnvWrapper(base), table_reads_(table_reads) {}
 LogSyncEnv::~LogSyncEnv() = default;
 
 leveldb::Status LogSyncEnv::NewWritableFile(const std::string& fname,

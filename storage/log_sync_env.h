@@ -27,6 +27,17 @@
 //
 // GroupSync shares one sync among the writers waiting for it.
 //
+// Tables: as Options::table_reads says, read through LevelDB's memory map
+// (the base Env's, LevelDB's default) or with pread(2) (NewTableFile
+// below). With pread, a table keeps its file descriptor open while LevelDB
+// keeps the table open, for at most a fifth of the process's soft
+// RLIMIT_NOFILE of tables when first asked (LevelDB's own rule for its
+// read-only descriptors), shared by every database of the process; past
+// that, a table opens its file for each read. Over a base Env other than
+// leveldb::Env::Default() (a test's, a benchmark's), tables are left to
+// that Env; such an Env reads them as the engine does by calling
+// NewTableFile.
+//
 // Thread safety: thread-safe.
 
 #ifndef CUSTOS_STORAGE_LOG_SYNC_ENV_H_
@@ -44,19 +55,35 @@
 #include <string>
 
 #include "base/status.h"
+#include "storage/options.h"
 
 namespace custos {
+
+// Opens table `fname` for reads with pread(2), within the descriptor budget
+// (above).
+leveldb::Status NewTableFile(const std::string& fname,
+                             leveldb::RandomAccessFile** result);
 
 class LogSyncEnv final : public leveldb::EnvWrapper {
  public:
   // `base` does the work. REQUIRES: non-null, outlives this Env.
-  explicit LogSyncEnv(leveldb::Env* base);
+  explicit LogSyncEnv(leveldb::Env* base,
+                      TableReads table_reads = TableReads::kMapped);
   ~LogSyncEnv() override;
 
   leveldb::Status NewWritableFile(const std::string& fname,
                                   leveldb::WritableFile** result) override;
   leveldb::Status NewAppendableFile(const std::string& fname,
                                     leveldb::WritableFile** result) override;
+  // A table (or another file LevelDB reads at random), read as table_reads
+  // says (above).
+  leveldb::Status NewRandomAccessFile(
+      const std::string& fname, leveldb::RandomAccessFile** result) override;
+
+  // The tables that may still keep a descriptor open, process-wide; and
+  // setting it, for tests of the path without one.
+  static int64_t TEST_TableDescriptorPermits();
+  static void TEST_SetTableDescriptorPermits(int64_t permits);
 
   // Every sync of this Env first syncs `first`'s logs. REQUIRES: called
   // before Custos writes to this Env's database (LevelDB's own recovery at
@@ -81,6 +108,7 @@ class LogSyncEnv final : public leveldb::EnvWrapper {
   // Records that flushes up to `flushed` are durable.
   void MarkSynced(uint64_t flushed);
 
+  const TableReads table_reads_;
   LogSyncEnv* first_ = nullptr;
   // Flushes of log files completed, and the count the last successful
   // sync covered.

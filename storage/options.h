@@ -43,6 +43,22 @@ struct LevelDbTuning {
   size_t block_size = size_t{4} << 10;
 };
 
+// How LevelDB reads the tables of both databases (docs/decisions.md,
+// "Tables mapped or read with pread: a switch").
+enum class TableReads {
+  // Through LevelDB's memory map of each table (its default on 64-bit, for
+  // up to 1,000 tables): no system call per read, but every page touched
+  // stays in the process's resident size (as file pages) while the table
+  // is open, and the first touch of a page is a page fault.
+  kMapped,
+  // With pread(2) into LevelDB's buffers: a system call per block read;
+  // the records database's blocks then go through its 8 MiB block cache.
+  // Each table keeps its descriptor while LevelDB keeps it open, for at
+  // most a fifth of the process's soft RLIMIT_NOFILE of tables (shared by
+  // every database of the process), past that it opens its file per read.
+  kPread,
+};
+
 struct Options {
   // Directory holding "records/" and "keystore/". REQUIRES: non-empty.
   std::string data_dir;
@@ -86,6 +102,10 @@ struct Options {
   std::chrono::microseconds backup_retention{std::chrono::hours(24 * 35)};
   // LevelDB options of the records database. Default: see LevelDbTuning.
   LevelDbTuning records_db;
+  // How both databases read their tables (above). Over an `env` other than
+  // leveldb::Env::Default(), tables are left to that Env either way.
+  // Default: kMapped.
+  TableReads table_reads = TableReads::kMapped;
   // Source of time. REQUIRES: non-null; must outlive the Engine.
   const Clock* clock = nullptr;
   // LevelDB's environment for both databases: the seam for fault injection

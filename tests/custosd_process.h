@@ -141,6 +141,7 @@ class CustosdProcess {
   }
 
   const std::string& dir() const { return dir_; }
+  pid_t pid() const { return pid_; }
   std::string Socket() const { return dir_ + "/custos-data/custosd.sock"; }
   std::string AdminTokenFile() const { return dir_ + "/custos-admin.token"; }
   std::string AdminToken() const {

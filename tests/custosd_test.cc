@@ -270,6 +270,48 @@ TEST_F(CustosdTest, AnErasureCompactionDelayOutOfRangeIsRefused) {
   }
 }
 
+// How many of `pid`'s open descriptors and of its memory maps name a
+// LevelDB table (*.ldb).
+struct TableUse {
+  int descriptors = 0;
+  int maps = 0;
+};
+TableUse TablesOf(pid_t pid) {
+  TableUse use;
+  const std::string proc = "/proc/" + std::to_string(pid);
+  for (const auto& fd : fs::directory_iterator(proc + "/fd")) {
+    std::error_code ec;
+    const fs::path target = fs::read_symlink(fd.path(), ec);
+    if (!ec && target.extension() == ".ldb") ++use.descriptors;
+  }
+  std::ifstream maps(proc + "/maps");
+  for (std::string line; std::getline(maps, line);) {
+    if (line.ends_with(".ldb")) ++use.maps;
+  }
+  return use;
+}
+
+// --table-reads: the tables (written at the first start, replayed from the
+// logs into tables at the next) are read with pread, each keeping its
+// descriptor and none mapped, or mapped (LevelDB's own files, which close
+// their descriptor once mapped); any other value is a usage error.
+TEST_F(CustosdTest, ReadsItsTablesAsTableReadsSays) {
+  ASSERT_NO_FATAL_FAILURE(ExpectRefusedAsUsage(
+      dir_, {"--table-reads", "mmap"}, "--table-reads: mmap not in "
+                                       "{mapped,pread}"));
+  Start();
+  ASSERT_EQ(Stop(), 0);
+  Start({"--table-reads", "pread"});
+  TableUse pread = TablesOf(custosd_.pid());
+  EXPECT_GT(pread.descriptors, 0);
+  EXPECT_EQ(pread.maps, 0);
+  ASSERT_EQ(Stop(), 0);
+  Start();  // Mapped, the default.
+  TableUse mapped = TablesOf(custosd_.pid());
+  EXPECT_EQ(mapped.descriptors, 0);
+  EXPECT_GT(mapped.maps, 0);
+}
+
 // A TCP port free a moment ago.
 int FreePort() {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);

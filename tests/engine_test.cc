@@ -16,6 +16,7 @@
 #include "storage/keys.h"
 #include "storage/keystore.h"
 #include "storage/leveldb_util.h"
+#include "storage/log_sync_env.h"
 #include "storage/options.h"
 #include "storage/record_store.h"
 #include "tests/engine_fixture.h"
@@ -73,6 +74,39 @@ TEST_F(EngineRecordsTest, AStoreOpensAndReadsAfterItsLevelDbOptionsChange) {
     ASSERT_TRUE(view.has_value()) << id << ": " << view.error().ToString();
     EXPECT_EQ(view->parts.at(0).fields.at(0).value, "Anna Example");
   }
+}
+
+// Options::table_reads is not part of the stored format either: a store
+// written with its tables mapped reads the same with pread and back, and
+// with pread its tables hold LogSyncEnv's descriptor permits while open
+// (the switch reaches both databases' Envs).
+TEST_F(EngineRecordsTest, AStoreReadsTheSameWithItsTablesMappedOrPread) {
+  std::vector<uint64_t> ids;
+  for (int i = 0; i < 200; ++i) ids.push_back(CreateRecord());
+  const int64_t permits = LogSyncEnv::TEST_TableDescriptorPermits();
+  const auto read_all = [&] {
+    auto owner = engine_->ActorFor("authority-a");
+    ASSERT_TRUE(owner.has_value());
+    for (uint64_t id : ids) {
+      auto view = engine_->GetRecord(*owner, id);
+      ASSERT_TRUE(view.has_value()) << id << ": " << view.error().ToString();
+      EXPECT_EQ(view->parts.at(0).fields.at(0).value, "Anna Example");
+    }
+  };
+  for (TableReads reads :
+       {TableReads::kPread, TableReads::kMapped, TableReads::kPread}) {
+    Options options = MakeOptions();
+    options.table_reads = reads;
+    ReopenWith(options);  // The log replayed into a table: read from it.
+    read_all();
+    if (reads == TableReads::kPread) {
+      EXPECT_LT(LogSyncEnv::TEST_TableDescriptorPermits(), permits);
+    } else {
+      EXPECT_EQ(LogSyncEnv::TEST_TableDescriptorPermits(), permits);
+    }
+  }
+  engine_.reset();
+  EXPECT_EQ(LogSyncEnv::TEST_TableDescriptorPermits(), permits);
 }
 
 TEST_F(EngineRecordsTest, OpenWithAnotherMasterKeyIsRefused) {

@@ -9,9 +9,14 @@
 #include <leveldb/env.h>
 #include <stdlib.h>
 
+#include <atomic>
+#include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "tests/fault_env.h"
 
@@ -93,6 +98,196 @@ TEST_F(LogSyncEnvTest, AFailureOfTheEnvSyncedFirstFailsTheSync) {
   fault_env_.records.fail_syncs = true;
   ASSERT_TRUE(WriteUntilLogSwitch());
   EXPECT_EQ(second.SyncLogs().code(), StatusCode::kInternal);
+}
+
+// Tables read with pread(2) (TableReads::kPread), each keeping its
+// descriptor while a permit is left (storage/log_sync_env.h), or through
+// LevelDB's map; these tests set the process-wide permits and put them
+// back.
+class LogSyncEnvTableTest : public LogSyncEnvTest {
+ protected:
+  void SetUp() override {
+    permits_before_ = LogSyncEnv::TEST_TableDescriptorPermits();
+    LogSyncEnvTest::SetUp();
+  }
+  void TearDown() override {
+    LogSyncEnvTest::TearDown();
+    LogSyncEnv::TEST_SetTableDescriptorPermits(permits_before_);
+  }
+
+  // Writes `count` values of 4 KiB, compacts them into tables, and reopens
+  // the database over `env` (by default table_env_), so that its tables
+  // are opened again by the next reads.
+  void WriteTablesAndReopen(int count, leveldb::Env* env = nullptr) {
+    for (int i = 0; i < count; ++i) {
+      ASSERT_TRUE(db_->Put(leveldb::WriteOptions(), Key(i), Value(i)).ok());
+    }
+    db_->CompactRange(nullptr, nullptr);
+    db_.reset();
+    leveldb::Options options;
+    options.env = env != nullptr ? env : &table_env_;
+    leveldb::DB* raw = nullptr;
+    ASSERT_TRUE(leveldb::DB::Open(options, dir_, &raw).ok());
+    db_.reset(raw);
+  }
+
+  static std::string Key(int i) { return 't' + std::to_string(i); }
+  // 4 KiB that do not compress (LevelDB compresses tables by default), so
+  // that many values make several tables.
+  static std::string Value(int i) {
+    std::string value(4096, '\0');
+    uint32_t x = 2'654'435'761u * static_cast<uint32_t>(i + 1);
+    for (char& c : value) {
+      x = x * 1'664'525u + 1'013'904'223u;
+      c = static_cast<char>(x >> 24);
+    }
+    return value;
+  }
+
+  // Over Env::Default(), as the engine's, set to read tables with pread
+  // (over the fixture's FaultEnv, LogSyncEnv leaves them to it).
+  LogSyncEnv table_env_{leveldb::Env::Default(), TableReads::kPread};
+  int64_t permits_before_ = 0;
+};
+
+TEST_F(LogSyncEnvTableTest, ReadsEveryValueWithAKeptDescriptor) {
+  LogSyncEnv::TEST_SetTableDescriptorPermits(1'000);
+  WriteTablesAndReopen(300);
+  for (int i = 0; i < 300; ++i) {
+    std::string got;
+    ASSERT_TRUE(db_->Get(leveldb::ReadOptions(), Key(i), &got).ok()) << i;
+    EXPECT_EQ(got, Value(i)) << i;
+  }
+  // The tables read hold permits until the database closes them.
+  EXPECT_LT(LogSyncEnv::TEST_TableDescriptorPermits(), 1'000);
+  db_.reset();
+  EXPECT_EQ(LogSyncEnv::TEST_TableDescriptorPermits(), 1'000);
+}
+
+TEST_F(LogSyncEnvTableTest, MappedTablesTakeNoPermit) {
+  LogSyncEnv::TEST_SetTableDescriptorPermits(1'000);
+  LogSyncEnv mapped(leveldb::Env::Default(), TableReads::kMapped);
+  WriteTablesAndReopen(300, &mapped);
+  for (int i = 0; i < 300; ++i) {
+    std::string got;
+    ASSERT_TRUE(db_->Get(leveldb::ReadOptions(), Key(i), &got).ok()) << i;
+    EXPECT_EQ(got, Value(i)) << i;
+  }
+  // LevelDB's own files (mapped), not ours.
+  EXPECT_EQ(LogSyncEnv::TEST_TableDescriptorPermits(), 1'000);
+  db_.reset();
+}
+
+TEST_F(LogSyncEnvTableTest, ReadsEveryValueOpeningTheFileForEachRead) {
+  LogSyncEnv::TEST_SetTableDescriptorPermits(0);
+  WriteTablesAndReopen(300);
+  for (int i = 0; i < 300; ++i) {
+    std::string got;
+    ASSERT_TRUE(db_->Get(leveldb::ReadOptions(), Key(i), &got).ok()) << i;
+    EXPECT_EQ(got, Value(i)) << i;
+  }
+  EXPECT_EQ(LogSyncEnv::TEST_TableDescriptorPermits(), 0);
+}
+
+TEST_F(LogSyncEnvTableTest, AMissingTableIsAnIOErrorNamingIt) {
+  for (int64_t permits : {int64_t{5}, int64_t{0}}) {
+    LogSyncEnv::TEST_SetTableDescriptorPermits(permits);
+    leveldb::RandomAccessFile* file = nullptr;
+    leveldb::Status s =
+        table_env_.NewRandomAccessFile(dir_ + "/000999.ldb", &file);
+    EXPECT_TRUE(s.IsIOError()) << s.ToString();
+    EXPECT_THAT(s.ToString(), HasSubstr("000999.ldb"));
+    EXPECT_EQ(file, nullptr);
+    EXPECT_EQ(LogSyncEnv::TEST_TableDescriptorPermits(), permits);
+  }
+}
+
+TEST_F(LogSyncEnvTableTest,
+       ATableRemovedUnderItsReaderFailsOnlyWithoutADescriptor) {
+  const std::string path = dir_ + "/standalone.ldb";
+  std::FILE* out = std::fopen(path.c_str(), "w");
+  ASSERT_NE(out, nullptr);
+  std::fputs("0123456789", out);
+  std::fclose(out);
+  LogSyncEnv::TEST_SetTableDescriptorPermits(1);
+  leveldb::RandomAccessFile* kept = nullptr;
+  ASSERT_TRUE(table_env_.NewRandomAccessFile(path, &kept).ok());
+  std::unique_ptr<leveldb::RandomAccessFile> kept_file(kept);
+  leveldb::RandomAccessFile* reopened = nullptr;
+  ASSERT_TRUE(table_env_.NewRandomAccessFile(path, &reopened).ok());
+  std::unique_ptr<leveldb::RandomAccessFile> reopened_file(reopened);
+  ASSERT_EQ(LogSyncEnv::TEST_TableDescriptorPermits(), 0);
+  std::filesystem::remove(path);
+  char scratch[16];
+  leveldb::Slice got;
+  ASSERT_TRUE(kept_file->Read(3, 4, &got, scratch).ok());
+  EXPECT_EQ(got.ToString(), "3456");
+  leveldb::Status s = reopened_file->Read(3, 4, &got, scratch);
+  EXPECT_TRUE(s.IsIOError()) << s.ToString();
+  EXPECT_THAT(s.ToString(), HasSubstr("standalone.ldb"));
+  kept_file.reset();
+  EXPECT_EQ(LogSyncEnv::TEST_TableDescriptorPermits(), 1);
+}
+
+TEST_F(LogSyncEnvTableTest, ConcurrentReadersShareTablesWithinTheBudget) {
+  // Fewer permits than tables: some keep a descriptor, the others open
+  // their file for each read, while four threads read at once.
+  LogSyncEnv::TEST_SetTableDescriptorPermits(2);
+  WriteTablesAndReopen(2'000);
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 4; ++t) {
+    readers.emplace_back([&, t] {
+      for (int i = t; i < 2'000; i += 4) {
+        std::string got;
+        if (!db_->Get(leveldb::ReadOptions(), Key(i), &got).ok() ||
+            got != Value(i)) {
+          wrong.fetch_add(1);
+        }
+      }
+    });
+  }
+  for (std::thread& reader : readers) reader.join();
+  EXPECT_EQ(wrong.load(), 0);
+  // Two readers may open one table at once (LevelDB keeps one of the two),
+  // so how many permits the open tables hold at the end varies; never
+  // more than there were, never below zero.
+  EXPECT_GE(LogSyncEnv::TEST_TableDescriptorPermits(), 0);
+  EXPECT_LE(LogSyncEnv::TEST_TableDescriptorPermits(), 2);
+  db_.reset();
+  EXPECT_EQ(LogSyncEnv::TEST_TableDescriptorPermits(), 2);
+}
+
+// An Env below LogSyncEnv other than Env::Default() opens the tables
+// itself (a benchmark's counting Env, a test's fault-injecting one).
+class TableOpenCounter final : public leveldb::EnvWrapper {
+ public:
+  TableOpenCounter() : EnvWrapper(leveldb::Env::Default()) {}
+  leveldb::Status NewRandomAccessFile(
+      const std::string& fname, leveldb::RandomAccessFile** result) override {
+    opened.fetch_add(1);
+    return target()->NewRandomAccessFile(fname, result);
+  }
+  std::atomic<int> opened{0};
+};
+
+TEST_F(LogSyncEnvTableTest, AnInjectedEnvOpensTheTablesItself) {
+  LogSyncEnv::TEST_SetTableDescriptorPermits(1'000);
+  WriteTablesAndReopen(300);
+  db_.reset();
+  TableOpenCounter counter;
+  LogSyncEnv over_counter(&counter, TableReads::kPread);
+  leveldb::Options options;
+  options.env = &over_counter;
+  leveldb::DB* raw = nullptr;
+  ASSERT_TRUE(leveldb::DB::Open(options, dir_, &raw).ok());
+  db_.reset(raw);
+  std::string got;
+  ASSERT_TRUE(db_->Get(leveldb::ReadOptions(), Key(7), &got).ok());
+  EXPECT_EQ(got, Value(7));
+  EXPECT_GT(counter.opened.load(), 0);
+  EXPECT_EQ(LogSyncEnv::TEST_TableDescriptorPermits(), 1'000);
+  db_.reset();
 }
 
 }  // namespace
