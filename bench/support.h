@@ -63,13 +63,13 @@ inline LevelDbTuning RecordsTuning() {
 }
 
 // Options::table_reads for a benchmark's engines: the engine's default
-// (mapped), or pread when CUSTOS_BENCH_TABLE_READS=pread (bench/README.md,
-// bench/table_reads.py); any other value stops the benchmark.
+// (kDefaultTableReads), or as CUSTOS_BENCH_TABLE_READS says, mapped or
+// pread (bench/README.md, bench/table_reads.py); any other value stops the
+// benchmark.
 inline TableReads TableReadsFromEnv() {
   const char* value = std::getenv("CUSTOS_BENCH_TABLE_READS");
-  if (value == nullptr || std::string(value) == "mapped") {
-    return TableReads::kMapped;
-  }
+  if (value == nullptr) return kDefaultTableReads;
+  if (std::string(value) == "mapped") return TableReads::kMapped;
   if (std::string(value) == "pread") return TableReads::kPread;
   std::fprintf(stderr, "CUSTOS_BENCH_TABLE_READS=%s: mapped or pread\n",
                value);

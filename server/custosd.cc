@@ -270,12 +270,14 @@ int main(int argc, char** argv) {
   app.add_flag("--no-sync", no_sync,
                "do not fsync before acknowledging writes (tests only: a "
                "crash may lose acknowledged writes)");
-  std::string table_reads = "mapped";
+  std::string table_reads =
+      custos::kDefaultTableReads == custos::TableReads::kPread ? "pread"
+                                                               : "mapped";
   app.add_option("--table-reads", table_reads,
-                 "how LevelDB reads the tables: through its memory map, or "
-                 "with pread (docs/operations.md, \"Memory\")")
+                 "how LevelDB reads the tables: with pread, or through its "
+                 "memory map (docs/operations.md, \"Memory\")")
       ->capture_default_str()
-      ->check(CLI::IsMember({"mapped", "pread"}));
+      ->check(CLI::IsMember({"pread", "mapped"}));
 #ifdef CUSTOS_TEST_CLOCK
   std::string test_clock_start;
   std::string test_clock_file = "./custos-test-clock";

@@ -88,7 +88,7 @@ class Keystore {
                                                 leveldb::Env* env,
                                                 size_t cache_capacity,
                                                 TableReads table_reads =
-                                                    TableReads::kMapped);
+                                                    kDefaultTableReads);
   ~Keystore();
 
   // A new random data key, in this keystore's key pool (guarded slots, see

@@ -68,7 +68,7 @@ class LogSyncEnv final : public leveldb::EnvWrapper {
  public:
   // `base` does the work. REQUIRES: non-null, outlives this Env.
   explicit LogSyncEnv(leveldb::Env* base,
-                      TableReads table_reads = TableReads::kMapped);
+                      TableReads table_reads = kDefaultTableReads);
   ~LogSyncEnv() override;
 
   leveldb::Status NewWritableFile(const std::string& fname,

@@ -292,21 +292,22 @@ TableUse TablesOf(pid_t pid) {
 }
 
 // --table-reads: the tables (written at the first start, replayed from the
-// logs into tables at the next) are read with pread, each keeping its
-// descriptor and none mapped, or mapped (LevelDB's own files, which close
-// their descriptor once mapped); any other value is a usage error.
+// logs into tables at the next) are read with pread (the default), each
+// keeping its descriptor and none mapped, or mapped (LevelDB's own files,
+// which close their descriptor once mapped); any other value is a usage
+// error.
 TEST_F(CustosdTest, ReadsItsTablesAsTableReadsSays) {
   ASSERT_NO_FATAL_FAILURE(ExpectRefusedAsUsage(
       dir_, {"--table-reads", "mmap"}, "--table-reads: mmap not in "
-                                       "{mapped,pread}"));
+                                       "{pread,mapped}"));
   Start();
   ASSERT_EQ(Stop(), 0);
-  Start({"--table-reads", "pread"});
+  Start();  // pread, the default.
   TableUse pread = TablesOf(custosd_.pid());
   EXPECT_GT(pread.descriptors, 0);
   EXPECT_EQ(pread.maps, 0);
   ASSERT_EQ(Stop(), 0);
-  Start();  // Mapped, the default.
+  Start({"--table-reads", "mapped"});
   TableUse mapped = TablesOf(custosd_.pid());
   EXPECT_EQ(mapped.descriptors, 0);
   EXPECT_GT(mapped.maps, 0);
