@@ -14,8 +14,10 @@ Status FromLevelDb(const leveldb::Status& s, std::string_view what) {
   message += s.ToString();
   if (s.IsNotFound()) return Status::NotFound(std::move(message));
   if (s.IsCorruption()) return Status::DataLoss(std::move(message));
-  // LevelDB reports a LOCK file held by another process as an IOError.
-  if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
+  // LevelDB 1.23 reports a LOCK file held by another process (or this
+  // one) as an IOError whose message starts "lock <file>" (env_posix.cc,
+  // LockFile); any other IOError may name a path holding "lock".
+  if (s.IsIOError() && s.ToString().starts_with("IO error: lock ")) {
     return Status::Unavailable(std::move(message));
   }
   return Status::Internal(std::move(message));
