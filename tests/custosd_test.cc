@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -19,6 +20,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -270,10 +272,12 @@ TEST_F(CustosdTest, AnErasureCompactionDelayOutOfRangeIsRefused) {
   }
 }
 
-// How many of `pid`'s open descriptors and of its memory maps name a
-// LevelDB table (*.ldb).
+// How many of `pid`'s open descriptors (in all, of the records and of the
+// keystore database) and of its memory maps name a LevelDB table (*.ldb).
 struct TableUse {
   int descriptors = 0;
+  int records = 0;
+  int keystore = 0;
   int maps = 0;
 };
 TableUse TablesOf(pid_t pid) {
@@ -282,7 +286,11 @@ TableUse TablesOf(pid_t pid) {
   for (const auto& fd : fs::directory_iterator(proc + "/fd")) {
     std::error_code ec;
     const fs::path target = fs::read_symlink(fd.path(), ec);
-    if (!ec && target.extension() == ".ldb") ++use.descriptors;
+    if (ec || target.extension() != ".ldb") continue;
+    ++use.descriptors;
+    const std::string dir = target.parent_path().filename().string();
+    if (dir == "records") ++use.records;
+    if (dir == "keystore") ++use.keystore;
   }
   std::ifstream maps(proc + "/maps");
   for (std::string line; std::getline(maps, line);) {
@@ -304,13 +312,41 @@ TEST_F(CustosdTest, ReadsItsTablesAsTableReadsSays) {
   ASSERT_EQ(Stop(), 0);
   Start();  // pread, the default.
   TableUse pread = TablesOf(custosd_.pid());
-  EXPECT_GT(pread.descriptors, 0);
+  EXPECT_GT(pread.records, 0);  // Both databases read with pread.
+  EXPECT_GT(pread.keystore, 0);
   EXPECT_EQ(pread.maps, 0);
   ASSERT_EQ(Stop(), 0);
   Start({"--table-reads", "mapped"});
   TableUse mapped = TablesOf(custosd_.pid());
   EXPECT_EQ(mapped.descriptors, 0);
   EXPECT_GT(mapped.maps, 0);
+}
+
+// custosd raises its soft limit on open files to the hard one (tables read
+// with pread keep a descriptor for at most a fifth of the soft limit of
+// them): started under a soft limit of 1,024, /proc shows both equal.
+TEST_F(CustosdTest, RaisesItsOpenFilesSoftLimitToTheHardOne) {
+  rlimit before{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &before), 0);
+  if (before.rlim_max <= 1024) {
+    GTEST_SKIP() << "hard limit " << before.rlim_max << ": nothing to raise";
+  }
+  rlimit lowered = before;
+  lowered.rlim_cur = 1024;
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &lowered), 0);
+  Start();  // Inherits the lowered soft limit.
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &before), 0);
+  std::ifstream limits("/proc/" + std::to_string(custosd_.pid()) + "/limits");
+  std::string line, soft, hard;
+  while (std::getline(limits, line)) {
+    if (!line.starts_with("Max open files")) continue;
+    std::istringstream fields(line.substr(std::string("Max open files").size()));
+    fields >> soft >> hard;
+  }
+  EXPECT_EQ(soft, before.rlim_max == RLIM_INFINITY
+                      ? "unlimited"
+                      : std::to_string(before.rlim_max));
+  EXPECT_EQ(soft, hard);
 }
 
 // A TCP port free a moment ago.
