@@ -854,25 +854,32 @@ Result<SubjectPartValue> DecodeSubjectPart(std::string_view bytes) {
       });
 }
 
-// A consistent view for one reading call. Its reads fill the block cache
-// (LevelDB's default): with tables read by pread (Options::table_reads) a
-// report or a breach scope reads the same blocks again and again (one per
-// event looked up), and without the cache each look paid a read of its
-// block. Mapped tables' blocks never enter the cache (LevelDB 1.23 caches
-// only blocks it copied: table/format.cc, ReadBlock), so it changes
-// nothing for them.
+// Whether one call's reads go into the block cache. Point reads fill it:
+// with tables read by pread (Options::table_reads) a report or a breach
+// scope reads the same blocks again and again (one per event looked up),
+// and without the cache each look paid a read of its block. A walk over
+// the whole history (the chain's verification, a scan for export) reads
+// each block once and would only push those out. Mapped tables' blocks
+// never enter the cache (LevelDB 1.23 caches only blocks it copied:
+// table/format.cc, ReadBlock).
+enum class CacheFill { kFill, kBypass };
+
+// A consistent view for one reading call.
 class Snapshot {
  public:
-  explicit Snapshot(leveldb::DB& db) : db_(db), snapshot_(db.GetSnapshot()) {
+  Snapshot(leveldb::DB& db, CacheFill fill)
+      : db_(db), snapshot_(db.GetSnapshot()) {
     options_.snapshot = snapshot_;
+    options_.fill_cache = fill == CacheFill::kFill;
   }
   // As of `at` when given (the caller's, released by the caller), else of
   // a snapshot of its own.
-  Snapshot(leveldb::DB& db, const leveldb::Snapshot* at)
+  Snapshot(leveldb::DB& db, const leveldb::Snapshot* at, CacheFill fill)
       : db_(db),
         snapshot_(at != nullptr ? at : db.GetSnapshot()),
         own_(at == nullptr) {
     options_.snapshot = snapshot_;
+    options_.fill_cache = fill == CacheFill::kFill;
   }
   ~Snapshot() {
     if (own_) db_.ReleaseSnapshot(snapshot_);
@@ -1189,7 +1196,7 @@ void History::Commit(const Pending& pending) {
 }
 
 Result<ChainReport> History::Verify(const leveldb::Snapshot* at) const {
-  Snapshot snapshot(db_, at);
+  Snapshot snapshot(db_, at, CacheFill::kBypass);
   ChainReport report;
 
   auto stored_head =
@@ -1318,7 +1325,7 @@ Result<HistoryPage> History::ForSubject(const std::string& subject_id,
   if (!key.has_value()) return Fail(key.error());
   if (*key == nullptr || after_seq == UINT64_MAX) return page;
 
-  Snapshot snapshot(db_);
+  Snapshot snapshot(db_, CacheFill::kFill);
   const Digest tag = IndexTagOf(audit_key_, subject_id);
   const std::string prefix = IndexPrefix(tag);
   const auto authentication_failed = [] {
@@ -1380,7 +1387,7 @@ Result<DisclosureWalk> History::Disclosures(const std::string& principal_id,
                                             const KeyLookup& retiring) const {
   if (limit == 0) return Fail(Status::InvalidArgument("limit must be >= 1"));
   DisclosureWalk walk;
-  Snapshot snapshot(db_);
+  Snapshot snapshot(db_, CacheFill::kFill);
   walk.indexed_from = disclosures_from_;
   if (disclosures_from_ > 1) {
     auto before = Get(db_, snapshot.options(), EventKey(disclosures_from_ - 1),
@@ -1472,7 +1479,7 @@ Result<HistoryPage> History::Scan(uint64_t after_seq, uint32_t limit) const {
   if (limit == 0) return Fail(Status::InvalidArgument("limit must be >= 1"));
   HistoryPage page;
   if (after_seq == UINT64_MAX) return page;
-  Snapshot snapshot(db_);
+  Snapshot snapshot(db_, CacheFill::kBypass);
   size_t examined = 0;
   uint64_t last_examined = after_seq;
   bool more = false;

@@ -21,9 +21,10 @@ bool IsLogFile(const std::string& fname) {
 }
 
 // Tables that may keep their file descriptor open, process-wide: a fifth of
-// the soft limit on open files when first asked (LevelDB's rule for its
-// read-only descriptors), at least 1. Read once: a limit raised later is
-// not seen.
+// the soft limit on open files when first asked (as LevelDB 1.23 budgets
+// its read-only descriptors), at least 1; 1,000 when the limit cannot be
+// read or is unlimited (LevelDB: 50 and no limit). Read once: a limit
+// raised later is not seen (custosd raises its own before opening).
 std::atomic<int64_t>& TableDescriptorPermits() {
   static std::atomic<int64_t> permits = [] {
     rlimit limit{};

@@ -1,6 +1,8 @@
-// Internal to storage/: making LevelDB's write-ahead logs durable outside
+// Internal to storage/ (and to benchmarks that read tables as the engine
+// does: NewTableFile): making LevelDB's write-ahead logs durable outside
 // LevelDB's writer queue, so that concurrent changes share one fsync (group
-// commit, see storage/store.h and docs/storage.md, "Group commit").
+// commit, see storage/store.h and docs/storage.md, "Group commit"); and
+// reading LevelDB's tables as Options::table_reads says (below).
 //
 // LevelDB appends each write batch to its log and flushes it to the file
 // (write(2)) before Write returns; with WriteOptions::sync false it never

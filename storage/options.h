@@ -43,14 +43,14 @@ struct LevelDbTuning {
   size_t block_size = size_t{4} << 10;
 };
 
-// How LevelDB reads the tables of both databases (docs/decisions.md,
-// "Tables read with pread by default, mapped by choice"; docs/operations.md,
-// "Memory").
+// How LevelDB reads the tables of an open engine's two databases
+// (docs/storage.md; docs/decisions.md, "Tables read with pread by default,
+// mapped by choice"; docs/operations.md, "Memory").
 enum class TableReads {
   // Through LevelDB's memory map of each table (its default on 64-bit, for
-  // up to 1,000 tables): no system call per read, but every page touched
-  // stays in the process's resident size (as file pages) while the table
-  // is open, and the first touch of a page is a page fault.
+  // up to 1,000 tables): no system call per read; every page read counts
+  // in the process's resident size (as file pages, which the kernel may
+  // drop and read again) while the table is open.
   kMapped,
   // With pread(2) into LevelDB's buffers: a system call per block read;
   // the records database's blocks then go through its 8 MiB block cache.
@@ -59,10 +59,7 @@ enum class TableReads {
   // every database of the process), past that it opens its file per read.
   kPread,
 };
-// Measured side by side (bench/table_reads.py): with pread the sweeps and
-// the first shreds in stores of a million are cheaper and flat in the
-// store's size, custosd's resident set is about half; mapped, subject
-// reports (about 1.7x) and sweeps of small stores (about 1.4x) are cheaper.
+// The default, and why: docs/decisions.md (above).
 inline constexpr TableReads kDefaultTableReads = TableReads::kPread;
 
 struct Options {
@@ -108,8 +105,10 @@ struct Options {
   std::chrono::microseconds backup_retention{std::chrono::hours(24 * 35)};
   // LevelDB options of the records database. Default: see LevelDbTuning.
   LevelDbTuning records_db;
-  // How both databases read their tables (above). Over an `env` other than
-  // leveldb::Env::Default(), tables are left to that Env either way.
+  // How both databases read their tables while the engine is open (above;
+  // a restore writes its databases over `env` directly). Over an `env`
+  // other than leveldb::Env::Default(), tables are left to that Env
+  // either way.
   // Default: kDefaultTableReads (pread).
   TableReads table_reads = kDefaultTableReads;
   // Source of time. REQUIRES: non-null; must outlive the Engine.

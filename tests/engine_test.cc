@@ -77,9 +77,9 @@ TEST_F(EngineRecordsTest, AStoreOpensAndReadsAfterItsLevelDbOptionsChange) {
 }
 
 // Options::table_reads is not part of the stored format either: a store
-// written with its tables mapped reads the same with pread and back, and
-// with pread its tables hold LogSyncEnv's descriptor permits while open
-// (the switch reaches both databases' Envs).
+// reads the same with its tables read with pread, mapped, and pread again,
+// and with pread its tables hold LogSyncEnv's descriptor permits while
+// open, mapped none (which databases: CustosdTest.ReadsItsTablesAsTableReadsSays).
 TEST_F(EngineRecordsTest, AStoreReadsTheSameWithItsTablesMappedOrPread) {
   std::vector<uint64_t> ids;
   for (int i = 0; i < 200; ++i) ids.push_back(CreateRecord());

@@ -8,6 +8,10 @@
 // descriptors of their own and do not pass through any Env: for those,
 // Engine::TEST_SyncCount and Engine::TEST_FailNextSync.
 //
+// Tables are read as the engine reads them over Env::Default() by default
+// (kDefaultTableReads: NewTableFile, with pread), so that tests over this
+// Env run the shipped read path.
+//
 // Pass it as Options::env (or leveldb::Options::env); it must outlive the
 // engine or database. Thread-safe.
 
@@ -20,6 +24,9 @@
 #include <functional>
 #include <memory>
 #include <string>
+
+#include "storage/log_sync_env.h"
+#include "storage/options.h"
 
 namespace custos::testing {
 
@@ -56,6 +63,14 @@ class FaultEnv final : public leveldb::EnvWrapper {
         fname.find("/keystore/") != std::string::npos ? keystore : records,
         base);
     return s;
+  }
+
+  leveldb::Status NewRandomAccessFile(
+      const std::string& fname, leveldb::RandomAccessFile** result) override {
+    if (kDefaultTableReads == TableReads::kPread && fname.ends_with(".ldb")) {
+      return NewTableFile(fname, result);
+    }
+    return target()->NewRandomAccessFile(fname, result);
   }
 
   Logs keystore;
