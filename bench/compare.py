@@ -310,6 +310,8 @@ def run_all(r, fig, growth):
 
     # 1, 2 and 7 (writers): the engine against raw LevelDB writing the same
     # bytes (concurrency_bench measures what each operation writes).
+    # 0.3 s a benchmark in the full run (its 3 repetitions interleaved):
+    # the full run must fit in 30 minutes.
     runs = r.gbench(
         "concurrency", "concurrency_bench",
         "^BM_(CreateExistingSubject|RawPutLikeCreateExistingSubject|"
@@ -317,7 +319,7 @@ def run_all(r, fig, growth):
         "RawGetBatchLikeDisclosingRead|SyncCreateExistingSubject|"
         "SyncDisclosingRead|RawSyncPut|RawSyncGetPutLikeDisclosingRead|"
         "ListPage|SyncListPage|RawListPage|RawSyncListPage|CloseRecord|"
-        "RawPutLikeCloseRecord)/", min_time=mt)
+        "RawPutLikeCloseRecord)/", min_time="0.1" if q else "0.3")
     fig.gb("read.sync.raw.t1", runs,
            "BM_RawSyncGetPutLikeDisclosingRead/real_time/threads:1",
            "raw get + synced put of the event's bytes")
@@ -452,13 +454,15 @@ def run_all(r, fig, growth):
     # figure's values are the benchmark's sweeps, one each (counters
     # sweep_ms_I, undecipherable_ms_I); the batched one's is their mean.
     sizes = [10000, 100000] if q else [10000, 100000, 1000000]
-    # The batched compaction only synced, the figure its ratio against
-    # PostgreSQL reads (each configuration at a million resettles a store
-    # of 2 GiB: the full run must fit in 30 minutes).
+    # Bytes gone (compaction during the sweep, or batched over three) only
+    # synced: the figures their ratios against PostgreSQL read, named
+    # without the durability (sync off wrote under the same names); and
+    # each configuration at a million resettles a store of 2 GiB (about
+    # 11 s), where the full run must fit in 30 minutes.
     runs = r.gbench(
         "sweep", "sweep_bench",
         "^BM_Sweep1000Due/records:(" + "|".join(map(str, sizes)) +
-        ")/spread:[01]/(compact:[01]/sync:[01]|compact:2/sync:1)", reps=1)
+        ")/spread:[01]/(compact:0/sync:[01]|compact:[12]/sync:1)", reps=1)
     million_creates = []  # Each store of a million's build, per create.
     for key in runs:
         m = re.match(r"BM_Sweep1000Due/records:(\d+)/spread:(\d)/compact:(\d)"
@@ -557,8 +561,10 @@ def run_all(r, fig, growth):
                     f"{row['records']:,}, {layout}, fsync {fsync}")
 
     # 7: the server over RPC.
-    secs = "1" if q else "2"
-    common = ["--start-server", "--duration", secs, "--warmup", "1"]
+    # Measured 1.5 s after a warm-up of 0.5 s (a server of its own each):
+    # 42 runs in the full run, which must fit in 30 minutes.
+    secs = "1" if q else "1.5"
+    common = ["--start-server", "--duration", secs, "--warmup", "0.5"]
     one = ["-c", "1", "-d", "16"]  # One connection, 16 calls in flight.
     load_runs = {
         "echo": common + ["--echo"] + one,
