@@ -69,10 +69,8 @@ inline LevelDbTuning RecordsTuning() {
 inline TableReads TableReadsFromEnv() {
   const char* value = std::getenv("CUSTOS_BENCH_TABLE_READS");
   if (value == nullptr) return kDefaultTableReads;
-  if (std::string(value) == "mapped") return TableReads::kMapped;
-  if (std::string(value) == "pread") return TableReads::kPread;
-  std::fprintf(stderr, "CUSTOS_BENCH_TABLE_READS=%s: mapped or pread\n",
-               value);
+  if (auto reads = TableReadsFromName(value)) return *reads;
+  std::fprintf(stderr, "CUSTOS_BENCH_TABLE_READS=%s: mapped or pread\n", value);
   std::abort();
 }
 

@@ -286,9 +286,7 @@ int main(int argc, char** argv) {
   app.add_flag("--no-sync", no_sync,
                "do not fsync before acknowledging writes (tests only: a "
                "crash may lose acknowledged writes)");
-  std::string table_reads =
-      custos::kDefaultTableReads == custos::TableReads::kPread ? "pread"
-                                                               : "mapped";
+  std::string table_reads(custos::TableReadsName(custos::kDefaultTableReads));
   app.add_option("--table-reads", table_reads,
                  "how LevelDB reads the tables: with pread, or through its "
                  "memory map (docs/operations.md, \"Memory\")")
@@ -414,8 +412,7 @@ int main(int argc, char** argv) {
   options.data_dir = data_dir;
   options.clock = clock;
   options.sync_writes = !no_sync;
-  options.table_reads = table_reads == "pread" ? custos::TableReads::kPread
-                                               : custos::TableReads::kMapped;
+  options.table_reads = *custos::TableReadsFromName(table_reads);  // Checked.
   options.erasure_compaction_delay =
       std::chrono::seconds(erasure_compaction_delay_seconds);
   auto engine = custos::Engine::Open(options, std::move(*master));

@@ -153,10 +153,10 @@ Result<std::unique_ptr<Engine>> Engine::Open(const Options& options,
   // record would read as erased, under any master key). It is created
   // before the records database is marked as a store, so a first start
   // killed in between simply starts over.
-  auto keystore = Keystore::Open(
-      options.data_dir + "/keystore", /*create_if_missing=*/(*store)->is_new(),
-      master_key, now, base_env, options.key_cache_capacity,
-      options.table_reads);
+  auto keystore =
+      Keystore::Open(options.data_dir + "/keystore",
+                     /*create_if_missing=*/(*store)->is_new(), master_key, now,
+                     base_env, options.key_cache_capacity, options.table_reads);
   if (!keystore) {
     if (keystore.error().code() == StatusCode::kNotFound) {
       return Fail(Status::DataLoss("the keystore of " + options.data_dir +

@@ -81,14 +81,10 @@ class Keystore {
   // NotFound when there is none and !create_if_missing. `env` REQUIRES:
   // non-null, outlives the Keystore. `cache_capacity` REQUIRES: >= 1.
   // `table_reads`: Options::table_reads.
-  static Result<std::unique_ptr<Keystore>> Open(const std::string& path,
-                                                bool create_if_missing,
-                                                const crypto::SecretKey& master,
-                                                Timestamp now,
-                                                leveldb::Env* env,
-                                                size_t cache_capacity,
-                                                TableReads table_reads =
-                                                    kDefaultTableReads);
+  static Result<std::unique_ptr<Keystore>> Open(
+      const std::string& path, bool create_if_missing,
+      const crypto::SecretKey& master, Timestamp now, leveldb::Env* env,
+      size_t cache_capacity, TableReads table_reads = kDefaultTableReads);
   ~Keystore();
 
   // A new random data key, in this keystore's key pool (guarded slots, see

@@ -33,7 +33,7 @@
 // (the base Env's, LevelDB's default) or with pread(2) (NewTableFile
 // below). With pread, a table keeps its file descriptor open while LevelDB
 // keeps the table open, for at most a fifth of the process's soft
-// RLIMIT_NOFILE of tables when first asked (LevelDB's own rule for its
+// RLIMIT_NOFILE of tables when first asked (as LevelDB budgets its
 // read-only descriptors), shared by every database of the process; past
 // that, a table opens its file for each read. Over a base Env other than
 // leveldb::Env::Default() (a test's, a benchmark's), tables are left to

@@ -1,8 +1,20 @@
 #include "storage/options.h"
 
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace custos {
+
+std::optional<TableReads> TableReadsFromName(std::string_view name) {
+  if (name == "mapped") return TableReads::kMapped;
+  if (name == "pread") return TableReads::kPread;
+  return std::nullopt;
+}
+
+std::string_view TableReadsName(TableReads reads) {
+  return reads == TableReads::kPread ? "pread" : "mapped";
+}
 
 Status CheckOptions(const Options& options) {
   if (options.data_dir.empty()) {

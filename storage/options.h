@@ -6,7 +6,9 @@
 
 #include <chrono>
 #include <cstddef>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "base/clock.h"
 #include "base/status.h"
@@ -61,6 +63,11 @@ enum class TableReads {
 };
 // The default, and why: docs/decisions.md (above).
 inline constexpr TableReads kDefaultTableReads = TableReads::kPread;
+
+// "mapped" or "pread", as custosd --table-reads and the benchmarks'
+// CUSTOS_BENCH_TABLE_READS name them; nullopt for any other name.
+std::optional<TableReads> TableReadsFromName(std::string_view name);
+std::string_view TableReadsName(TableReads reads);
 
 struct Options {
   // Directory holding "records/" and "keystore/". REQUIRES: non-empty.

@@ -305,9 +305,9 @@ TableUse TablesOf(pid_t pid) {
 // which close their descriptor once mapped); any other value is a usage
 // error.
 TEST_F(CustosdTest, ReadsItsTablesAsTableReadsSays) {
-  ASSERT_NO_FATAL_FAILURE(ExpectRefusedAsUsage(
-      dir_, {"--table-reads", "mmap"}, "--table-reads: mmap not in "
-                                       "{pread,mapped}"));
+  ASSERT_NO_FATAL_FAILURE(ExpectRefusedAsUsage(dir_, {"--table-reads", "mmap"},
+                                               "--table-reads: mmap not in "
+                                               "{pread,mapped}"));
   Start();
   ASSERT_EQ(Stop(), 0);
   Start();  // pread, the default.
@@ -340,7 +340,8 @@ TEST_F(CustosdTest, RaisesItsOpenFilesSoftLimitToTheHardOne) {
   std::string line, soft, hard;
   while (std::getline(limits, line)) {
     if (!line.starts_with("Max open files")) continue;
-    std::istringstream fields(line.substr(std::string("Max open files").size()));
+    std::istringstream fields(
+        line.substr(std::string("Max open files").size()));
     fields >> soft >> hard;
   }
   EXPECT_EQ(soft, before.rlim_max == RLIM_INFINITY

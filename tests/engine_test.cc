@@ -79,7 +79,8 @@ TEST_F(EngineRecordsTest, AStoreOpensAndReadsAfterItsLevelDbOptionsChange) {
 // Options::table_reads is not part of the stored format either: a store
 // reads the same with its tables read with pread, mapped, and pread again,
 // and with pread its tables hold LogSyncEnv's descriptor permits while
-// open, mapped none (which databases: CustosdTest.ReadsItsTablesAsTableReadsSays).
+// open, mapped none (which databases:
+// CustosdTest.ReadsItsTablesAsTableReadsSays).
 TEST_F(EngineRecordsTest, AStoreReadsTheSameWithItsTablesMappedOrPread) {
   std::vector<uint64_t> ids;
   for (int i = 0; i < 200; ++i) ids.push_back(CreateRecord());
@@ -735,13 +736,12 @@ uint64_t StoredU64(leveldb::DB& db, std::string_view key) {
 // The greatest statistics delta number stored (0: none).
 uint64_t GreatestDelta(leveldb::DB& db) {
   uint64_t greatest = 0;
-  std::unique_ptr<leveldb::Iterator> it(
-      db.NewIterator(leveldb::ReadOptions()));
+  std::unique_ptr<leveldb::Iterator> it(db.NewIterator(leveldb::ReadOptions()));
   for (it->Seek(ToSlice(keys::kStatsDeltaPrefix));
        it->Valid() && ToView(it->key()).starts_with(keys::kStatsDeltaPrefix);
        it->Next()) {
-    greatest = std::max(
-        greatest, keys::NumberAfter(ToView(it->key()), keys::kStatsDeltaPrefix));
+    greatest = std::max(greatest, keys::NumberAfter(ToView(it->key()),
+                                                    keys::kStatsDeltaPrefix));
   }
   return greatest;
 }
@@ -807,14 +807,14 @@ TEST_F(EngineRecordsTest, AFailedCreateAtTheFloorsLeavesThemToTheNextCreate) {
     // deadline cannot be represented, so their Put fails.
     auto db = OpenRaw("records");
     ASSERT_NE(db, nullptr);
-    ASSERT_TRUE(db->Put(leveldb::WriteOptions(), keys::Policy("stuck"),
-                        codec::EncodePolicy(
-                            {.kind = "stuck",
-                             .close_after = Period{.years = 9999},
-                             .block_after = Period{.months = 6},
-                             .erase_after = Period{.years = 3},
-                             .history_after = Period{.years = 5}}))
-                    .ok());
+    ASSERT_TRUE(
+        db->Put(leveldb::WriteOptions(), keys::Policy("stuck"),
+                codec::EncodePolicy({.kind = "stuck",
+                                     .close_after = Period{.years = 9999},
+                                     .block_after = Period{.months = 6},
+                                     .erase_after = Period{.years = 3},
+                                     .history_after = Period{.years = 5}}))
+            .ok());
   }
   Reopen();
   const uint64_t filled = RecordStore::kIdsAhead + 1;  // Floors at 65.

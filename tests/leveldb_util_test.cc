@@ -29,11 +29,11 @@ class LevelDbUtilTest : public ::testing::Test {
 };
 
 TEST_F(LevelDbUtilTest, ADatabaseOpenElsewhereIsUnavailable) {
-  auto first = OpenLevelDb(dir_ + "/db", true, leveldb::Env::Default(),
-                           LevelDbTuning());
+  auto first =
+      OpenLevelDb(dir_ + "/db", true, leveldb::Env::Default(), LevelDbTuning());
   ASSERT_TRUE(first.has_value()) << first.error().ToString();
-  auto second = OpenLevelDb(dir_ + "/db", true, leveldb::Env::Default(),
-                            LevelDbTuning());
+  auto second =
+      OpenLevelDb(dir_ + "/db", true, leveldb::Env::Default(), LevelDbTuning());
   ASSERT_FALSE(second.has_value());
   EXPECT_EQ(second.error().code(), StatusCode::kUnavailable)
       << second.error().ToString();
