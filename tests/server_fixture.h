@@ -6,6 +6,7 @@
 #define CUSTOS_TESTS_SERVER_FIXTURE_H_
 
 #include <capnp/ez-rpc.h>
+#include <capnp/rpc-twoparty.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
@@ -21,6 +22,7 @@
 #include "base/clock.h"
 #include "crypto/secret_key.h"
 #include "schema/custos.capnp.h"
+#include "server/buffered_stream.h"
 #include "server/errors.h"
 #include "server/server.h"
 #include "storage/engine.h"
@@ -141,6 +143,43 @@ class ServerFixture : public ::testing::Test {
     auto session = Login(id, token);
     EXPECT_TRUE(session.has_value());
     return *session;
+  }
+
+  // A second connection, on the client's event loop, whose messages of one
+  // turn go out in one write (the server's BufferedStream, used here on the
+  // client's side): calls sent together reach the server together, however
+  // the threads are scheduled. EzRpcClient writes each message on its own,
+  // and a server that is scheduled between two of them reads them apart.
+  struct GatheringConnection {
+    kj::Own<server::BufferedStream> stream;
+    // Declared after the stream it uses: destroyed first.
+    kj::Own<capnp::TwoPartyClient> rpc;
+
+    rpc::Gateway::Client Gateway() {
+      return rpc->bootstrap().castAs<rpc::Gateway>();
+    }
+  };
+
+  GatheringConnection ConnectGathering() {
+    auto address = client_->getIoProvider()
+                       .getNetwork()
+                       .parseAddress("unix:" + dir_ + "/custosd.sock")
+                       .wait(wait());
+    GatheringConnection c;
+    c.stream =
+        kj::heap<server::BufferedStream>(address->connect().wait(wait()));
+    c.rpc = kj::heap<capnp::TwoPartyClient>(*c.stream);
+    return c;
+  }
+
+  // Logs `id` in (its token from CreatePrincipal) over `connection`.
+  rpc::Session::Client LoginOver(GatheringConnection& connection,
+                                 const std::string& id,
+                                 const std::string& token) {
+    auto req = connection.Gateway().loginRequest();
+    req.setPrincipal(id);
+    req.setToken(token);
+    return req.send().wait(wait()).getSession();
   }
 
   // Fills `r` with a "request" about `identifier`, granted to `grantee`
