@@ -44,7 +44,10 @@ class CustosdProcess {
 
   // Starts `binary` with `--listen 127.0.0.1:0` and `extra` in dir(), with
   // `env` ("NAME=value") added to its environment, and waits (up to 60 s)
-  // for its unix socket. A test failure if it exits first.
+  // until it says where it serves: its listeners open and its socket's
+  // mode set. (The socket file exists from the bind on, before the listen
+  // and the chmod: a client connecting then was refused.) A test failure
+  // if it exits first.
   void Start(const char* binary, std::vector<std::string> extra = {},
              std::vector<std::string> env = {}) {
     // Backups and kits anywhere in the test's directory.
@@ -55,6 +58,7 @@ class CustosdProcess {
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
     const std::string log = LogFile();
+    const size_t log_before = Log().size();  // A restart appends to it.
     pid_ = fork();
     if (pid_ == 0) {
       if (chdir(dir_.c_str()) != 0) _exit(126);
@@ -68,9 +72,9 @@ class CustosdProcess {
     ASSERT_GT(pid_, 0);
     const auto deadline =
         std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (!std::filesystem::exists(Socket())) {
+    while (!SaysServingSince(log_before)) {
       ASSERT_LT(std::chrono::steady_clock::now(), deadline)
-          << "custosd did not create its socket";
+          << "custosd did not say where it serves";
       int status = 0;
       ASSERT_EQ(waitpid(pid_, &status, WNOHANG), 0) << "custosd exited";
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -103,6 +107,16 @@ class CustosdProcess {
     }
     ADD_FAILURE() << "custosd did not say where it serves:\n" << Log();
     return 0;
+  }
+
+  // Whether the log, after its first `offset` bytes, holds a whole
+  // "serving" line.
+  bool SaysServingSince(size_t offset) const {
+    const std::string log = Log();
+    if (log.size() < offset) return false;
+    const size_t serving = log.find("custosd: serving ", offset);
+    return serving != std::string::npos &&
+           log.find('\n', serving) != std::string::npos;
   }
 
   std::string LogFile() const { return dir_ + "/custosd.log"; }

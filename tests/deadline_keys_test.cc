@@ -1260,8 +1260,10 @@ TEST_F(DeadlineKeysTest, ReadsRacingBucketMovesAlwaysSeeTheWholeRecord) {
   // The reads: the officer (granted, with a purpose) reads every record
   // whole in every state; the owner reads it whole while ACTIVE, its
   // attributes alone once CLOSED, and nothing once BLOCKED (withdrawn).
+  // A do-while: each reader reads at least once, however the threads are
+  // scheduled.
   auto read_all = [&] {
-    while (movers_left.load() > 0) {
+    do {
       std::vector<uint64_t> ids = {held};
       {
         std::lock_guard<std::mutex> guard(ids_mu);
@@ -1292,7 +1294,7 @@ TEST_F(DeadlineKeysTest, ReadsRacingBucketMovesAlwaysSeeTheWholeRecord) {
           bad.Add("owner: neither whole nor the attributes of a closed one");
         }
       }
-    }
+    } while (movers_left.load() > 0);
   };
   std::thread reader(read_all);
   read_all();

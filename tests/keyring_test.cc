@@ -278,11 +278,21 @@ TEST_F(KeyringTest, AKekRotationKilledInTheMiddleFinishesAfterReopening) {
     auto ready = ReadFromChild(child, 60000);
     ASSERT_EQ(ready, 'r') << "the child did not start rotating";
     std::this_thread::sleep_for(std::chrono::milliseconds(5 + 10 * run));
-    auto done = ReadFromChild(child, 0);
-    const int status = KillChild(child);
-    if (!done) {
+    // Classified once the child is gone (its pipe read after the kill): a
+    // child that finished between a look at the pipe and the kill has said
+    // 'd' and exited 0.
+    int status = 0;
+    kill(child.pid, SIGKILL);
+    ASSERT_EQ(waitpid(child.pid, &status, 0), child.pid);
+    child.pid = -1;
+    const auto done = ReadFromChild(child, 0);
+    KillChild(child);  // Closes the pipe.
+    if (WIFSIGNALED(status)) {
+      EXPECT_FALSE(done) << "killed after it said it was done";
       ++killed_mid_way;
-      EXPECT_TRUE(WIFSIGNALED(status)) << status;
+    } else {
+      EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+      EXPECT_EQ(done, 'd') << "exited without finishing";
     }
     // After each kill the store opens and every key still unwraps.
     Reopen();

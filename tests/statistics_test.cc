@@ -625,12 +625,13 @@ TEST_F(StatisticsTest, ConcurrentWritersAndFoldsCountEveryTransitionOnce) {
   constexpr int kThreads = 4, kPerThread = 100;
   std::atomic<bool> done{false};
   std::atomic<int> folds{0};
+  // A do-while: at least one fold, however the threads are scheduled.
   std::thread folder([&] {
-    while (!done.load()) {
+    do {
       auto folded = engine_->FoldStatistics();
       ASSERT_TRUE(folded.has_value()) << folded.error().ToString();
       ++folds;
-    }
+    } while (!done.load());
   });
   std::vector<std::thread> writers;
   for (int t = 0; t < kThreads; ++t) {
