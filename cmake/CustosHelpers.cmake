@@ -25,8 +25,7 @@ endfunction()
 # In Release, a test's own code is compiled at -O1: the code under test is
 # the libraries', which keep -O3 as shipped, and -O3 on the tests' bodies
 # (GoogleTest's macros, the fixtures) took twice the compile time of -O1
-# for nothing the tests check (docs/decisions.md, "Tests' own code at -O1
-# in Release").
+# for nothing the tests check (docs/decisions.md, "Build time").
 set(CUSTOS_TEST_COMPILE_OPTIONS $<$<CONFIG:Release>:-O1>)
 
 # GoogleTest's and GoogleMock's headers and the standard headers most tests

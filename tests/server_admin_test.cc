@@ -373,7 +373,7 @@ TEST_F(ServerAdminTest, OneLongOperationRunsAtATimeServerWide) {
   // A second admin, on its own connection, is refused every long call
   // while the sweep runs, and sees the sweep's progress.
   const std::string token = CreatePrincipal("admin-2", rpc::Role::ADMIN);
-  capnp::EzRpcClient other("unix:" + dir_ + "/custosd.sock");
+  capnp::EzRpcClient other("unix:" + SocketPath());
   auto login = other.getMain<rpc::Gateway>().loginRequest();
   login.setPrincipal("admin-2");
   login.setToken(token);

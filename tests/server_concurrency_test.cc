@@ -130,7 +130,7 @@ TEST_F(ServerConcurrencyTest, ThirtyTwoClientsAtOnceLeaveAConsistentStore) {
   std::vector<ClientLog> logs(kClients);
   std::vector<std::thread> threads;
   std::latch start(kClients);
-  const std::string socket = dir_ + "/custosd.sock";
+  const std::string socket = SocketPath();
   for (int c = 0; c < kClients; ++c) {
     threads.emplace_back(RunClient, socket, "client-" + std::to_string(c),
                          tokens[c], c, std::ref(start), std::ref(logs[c]));
@@ -243,7 +243,7 @@ TEST_F(ServerConcurrencyTest,
   std::thread busy([&] {
     bool counted_down = false;
     try {
-      capnp::EzRpcClient rpc_client("unix:" + dir_ + "/custosd.sock");
+      capnp::EzRpcClient rpc_client("unix:" + SocketPath());
       auto& wait = rpc_client.getWaitScope();
       auto login = rpc_client.getMain<rpc::Gateway>().loginRequest();
       login.setPrincipal("busy");

@@ -66,7 +66,7 @@ class ServerFixture : public ::testing::Test {
 
   void StartServer() {
     server::ServerOptions so;
-    so.unix_socket = dir_ + "/custosd.sock";
+    so.unix_socket = SocketPath();
     so.workers = 2;
     so.backup_dir = dir_;
     so.TEST_sweep_progress = sweep_progress_hook_;
@@ -83,6 +83,8 @@ class ServerFixture : public ::testing::Test {
     gateway_ = std::make_unique<rpc::Gateway::Client>(
         client_->getMain<rpc::Gateway>());
   }
+
+  std::string SocketPath() const { return dir_ + "/custosd.sock"; }
 
   // Disconnects and stops the server; the engine stays open.
   void StopServer() {
@@ -163,7 +165,7 @@ class ServerFixture : public ::testing::Test {
   GatheringConnection ConnectGathering() {
     auto address = client_->getIoProvider()
                        .getNetwork()
-                       .parseAddress("unix:" + dir_ + "/custosd.sock")
+                       .parseAddress("unix:" + SocketPath())
                        .wait(wait());
     GatheringConnection c;
     c.stream =

@@ -630,8 +630,7 @@ TEST_F(ServerRemindersTest, WatchesOfDifferentAgesDeliverAnOpenRecordOnce) {
 TEST_F(ServerRemindersTest, AWatchEndsWithItsConnection) {
   const std::string token = CreatePrincipal("host", rpc::Role::USER);
   {
-    auto other =
-        std::make_unique<capnp::EzRpcClient>("unix:" + dir_ + "/custosd.sock");
+    auto other = std::make_unique<capnp::EzRpcClient>("unix:" + SocketPath());
     auto gateway = other->getMain<rpc::Gateway>();
     auto login = gateway.loginRequest();
     login.setPrincipal("host");
@@ -665,7 +664,7 @@ TEST_F(ServerRemindersTest, APrincipalHoldsAtMostSixtyFourWatches) {
   std::optional<rpc::Session::Client> last;
   for (size_t c = 0; c <= kPerPrincipal / kPerConnection; ++c) {
     clients.push_back(
-        std::make_unique<capnp::EzRpcClient>("unix:" + dir_ + "/custosd.sock"));
+        std::make_unique<capnp::EzRpcClient>("unix:" + SocketPath()));
     auto login = clients.back()->getMain<rpc::Gateway>().loginRequest();
     login.setPrincipal("host");
     login.setToken(token);
