@@ -642,6 +642,9 @@ uint64_t Engine::TEST_WriteCount() const {
 uint64_t Engine::TEST_SyncCount() const {
   return impl_->store->TEST_SyncCount();
 }
+uint64_t Engine::TEST_SyncSleeps() const {
+  return impl_->store->TEST_SyncSleeps();
+}
 void Engine::TEST_FailNextSync(Status status) {
   impl_->store->TEST_FailNextSync(std::move(status));
 }

@@ -535,6 +535,9 @@ class Engine {
   // group-commit factor).
   uint64_t TEST_WriteCount() const;
   uint64_t TEST_SyncCount() const;
+  // Times a caller slept waiting for a sync of the records' log that
+  // another caller ran.
+  uint64_t TEST_SyncSleeps() const;
   // Makes the records database's next group sync fail with `status`, as a
   // failing disk would (the store then refuses every change until reopened).
   void TEST_FailNextSync(Status status);

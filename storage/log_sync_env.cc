@@ -280,10 +280,24 @@ void LogSyncEnv::MarkSynced(uint64_t flushed) {
 
 Status GroupSync::WaitDurable(uint64_t seq) {
   std::unique_lock<std::mutex> lock(mu_);
+  if (synced_ >= seq) return Status::Ok();
+  Waiter me(seq);
+  waiters_.push_back(&me);
+  struct Leave {
+    std::vector<Waiter*>& waiters;
+    Waiter* me;
+    ~Leave() { std::erase(waiters, me); }  // mu_ is held at every return.
+  } leave{waiters_, &me};
   while (synced_ < seq) {
     if (!failure_.ok()) return failure_;
     if (syncing_) {
-      cv_.wait(lock);
+      me.sleeping = true;
+      sleeps_.fetch_add(1, std::memory_order_relaxed);
+      me.cv.wait(lock);
+      me.sleeping = false;
+      if (synced_ < seq && failure_.ok() && syncing_) {
+        wasted_wakeups_.fetch_add(1, std::memory_order_relaxed);
+      }
       continue;
     }
     // This waiter leads the next group: everything written so far is in
@@ -302,9 +316,22 @@ Status GroupSync::WaitDurable(uint64_t seq) {
     } else if (failure_.ok()) {
       failure_ = synced;
     }
-    cv_.notify_all();
+    WakeAfterSync(&me);
   }
   return Status::Ok();
+}
+
+void GroupSync::WakeAfterSync(const Waiter* self) {
+  Waiter* next_leader = nullptr;
+  for (Waiter* w : waiters_) {
+    if (w == self) continue;
+    if (w->seq <= synced_ || !failure_.ok()) {
+      w->cv.notify_one();
+    } else if (next_leader == nullptr) {
+      next_leader = w;
+    }
+  }
+  if (next_leader != nullptr) next_leader->cv.notify_one();
 }
 
 Status GroupSync::failure() {
@@ -315,7 +342,13 @@ Status GroupSync::failure() {
 void GroupSync::Fail(Status status) {
   std::lock_guard<std::mutex> lock(mu_);
   if (failure_.ok()) failure_ = std::move(status);
-  cv_.notify_all();
+  WakeAfterSync(nullptr);
+}
+
+size_t GroupSync::TEST_Sleeping() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return std::ranges::count_if(waiters_,
+                               [](const Waiter* w) { return w->sleeping; });
 }
 
 void GroupSync::TEST_FailNextSync(Status status) {

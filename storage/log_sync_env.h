@@ -55,6 +55,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "base/status.h"
 #include "storage/options.h"
@@ -124,7 +125,11 @@ class LogSyncEnv final : public leveldb::EnvWrapper {
 
 // Group commit over a sync function: writers call Wrote() after each write
 // and WaitDurable(seq) to be acknowledged; one waiter at a time runs the
-// sync for everything written so far, the others wait for it.
+// sync for everything written so far, the others wait for it. A finished
+// sync wakes the waiters it covered and, if others wait, one of them to
+// run the next sync: a waiter is not woken only to find its write still
+// not durable and a sync already running (with many writers, a wake-up
+// for all after each sync was most of their context switches).
 //
 // A failed sync fails every waiter it was meant to cover and every later
 // one (sticky). Thread-safe.
@@ -143,15 +148,35 @@ class GroupSync {
 
   uint64_t writes() const { return written_.load(); }
   uint64_t syncs() const { return syncs_.load(); }
+  // Waiters asleep now; wake-ups that found the waiter's write not yet
+  // durable and a sync running (so it slept again).
+  size_t TEST_Sleeping();
+  uint64_t TEST_WastedWakeups() const { return wasted_wakeups_.load(); }
+  // Times a waiter slept (for a sync another ran) since construction.
+  uint64_t TEST_Sleeps() const { return sleeps_.load(); }
   // Makes the next sync fail with `status`, as a failing disk would.
   void TEST_FailNextSync(Status status);
 
  private:
+  // A caller of WaitDurable, on its stack while it waits.
+  struct Waiter {
+    explicit Waiter(uint64_t s) : seq(s) {}
+    const uint64_t seq;
+    std::condition_variable cv;
+    bool sleeping = false;  // Guarded by mu_.
+  };
+  // After a sync or a failure: wakes the waiters whose writes are durable
+  // (every one after a failure) and, if some still wait, one of those to
+  // lead the next sync. `self` is the caller, awake already.
+  void WakeAfterSync(const Waiter* self);
+
   const std::function<Status()> sync_;
   std::atomic<uint64_t> written_{0};
   std::atomic<uint64_t> syncs_{0};
+  std::atomic<uint64_t> wasted_wakeups_{0};
+  std::atomic<uint64_t> sleeps_{0};
   std::mutex mu_;
-  std::condition_variable cv_;
+  std::vector<Waiter*> waiters_;  // Guarded by mu_; in no order.
   bool syncing_ = false;  // Guarded by mu_.
   uint64_t synced_ = 0;   // Guarded by mu_: durable up to here.
   Status failure_;        // Guarded by mu_.

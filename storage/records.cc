@@ -204,7 +204,9 @@ Result<std::vector<uint64_t>> Records::CreateBatch(
   QueuedCreate me(caller, records, grants, *prepared, name_position, committed);
   std::unique_lock<std::mutex> queue(create_mu_);
   create_queue_.push_back(&me);
-  me.wake.wait(queue, [&] { return me.done || create_queue_.front() == &me; });
+  me.wake.wait(queue, [&] {
+    return me.done || (!create_queue_.empty() && create_queue_.front() == &me);
+  });
   if (!me.done) {
     // At the head: this caller writes for those queued behind it too.
     if (before_group_) {
@@ -225,12 +227,24 @@ Result<std::vector<uint64_t>> Records::CreateBatch(
     queue.unlock();
     WriteCreates(group);
     queue.lock();
+    // The next group is written while this one's sync runs.
+    create_queue_.erase(create_queue_.begin(),
+                        create_queue_.begin() + group.size());
+    if (!create_queue_.empty()) create_queue_.front()->wake.notify_one();
+    queue.unlock();
+    // The group's records share one write: this caller waits for it to be
+    // durable and wakes the others once, not once written and again
+    // durable. (Each still checks: WaitDurable below is then immediate.)
+    for (const QueuedCreate* q : group) {
+      if (!q->status.ok()) continue;
+      (void)u_.store.WaitDurable(q->ticket);  // Its result: each caller's own.
+      break;
+    }
+    queue.lock();
     for (QueuedCreate* q : group) {
-      create_queue_.pop_front();
       q->done = true;
       if (q != &me) q->wake.notify_one();
     }
-    if (!create_queue_.empty()) create_queue_.front()->wake.notify_one();
   }
   queue.unlock();
   if (!me.status.ok()) return Fail(me.status);

@@ -116,7 +116,8 @@ class Records {
   // (up to Limits::max_batch_records records) in one write under one hold
   // of the write lock, as LevelDB's DB::Write does, so that synchronous
   // writers share one commit and hand the lock over once per write, not
-  // once per create. A refusal of one caller's records leaves the others'
+  // once per create; it then waits for the write to be durable and wakes
+  // the others once. A refusal of one caller's records leaves the others'
   // written.
   Result<std::vector<uint64_t>> CreateBatch(const PrincipalInfo& caller,
                                             std::span<const NewRecord> records,

@@ -213,6 +213,7 @@ class Store {
   // is the group-commit factor.
   uint64_t TEST_WriteCount() const { return group_.writes(); }
   uint64_t TEST_SyncCount() const { return group_.syncs(); }
+  uint64_t TEST_SyncSleeps() const { return group_.TEST_Sleeps(); }
   // Makes the next log sync fail with `status`, as a failing disk would.
   void TEST_FailNextSync(Status status) {
     group_.TEST_FailNextSync(std::move(status));

@@ -153,6 +153,62 @@ TEST_F(BatchTest, ConcurrentCreatesQueuedBehindTheHeadShareOneWrite) {
             *std::max_element(distinct.begin(), distinct.end()) + 1);
 }
 
+// With synchronous writes, the head of a group waits for the sync that
+// makes the group's write durable and only then wakes the others: one
+// write, one sync, and no caller of the group sleeps in the group sync
+// (woken once written, each would call WaitDurable while the first of
+// them synced, and sleep until it had).
+TEST_F(BatchTest, TheHeadSyncsItsGroupBeforeWakingTheOthers) {
+  constexpr int kCallers = 8;
+  Options options = MakeOptions();
+  options.sync_writes = true;
+  ReopenWith(options);
+  // Every subject exists already: the creates make no keystore sync.
+  for (int i = 0; i < kCallers; ++i) {
+    ASSERT_TRUE(engine_
+                    ->CreateRecord(*owner_,
+                                   Request("person-" + std::to_string(i) +
+                                               "@example.org",
+                                           "Earlier"))
+                    .has_value());
+  }
+  std::atomic<int> heads{0};
+  engine_->TEST_SetBeforeCreateGroup([&] {
+    if (heads.fetch_add(1) != 0) return;
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (engine_->TEST_QueuedCreates() < kCallers &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  });
+  const uint64_t writes_before = engine_->TEST_WriteCount();
+  const uint64_t syncs_before = engine_->TEST_SyncCount();
+  const uint64_t sleeps_before = engine_->TEST_SyncSleeps();
+  std::vector<Result<uint64_t>> ids(kCallers, Fail(Status::Internal("unset")));
+  std::vector<std::thread> callers;
+  for (int i = 0; i < kCallers; ++i) {
+    callers.emplace_back([&, i] {
+      ids[i] = engine_->CreateRecord(
+          *owner_, Request("person-" + std::to_string(i) + "@example.org",
+                           "Name " + std::to_string(i)));
+    });
+    if (i == 0) {
+      while (heads.load() == 0) std::this_thread::yield();
+    }
+  }
+  for (std::thread& t : callers) t.join();
+  engine_->TEST_SetBeforeCreateGroup(nullptr);
+
+  EXPECT_EQ(heads.load(), 1);
+  for (int i = 0; i < kCallers; ++i) {
+    ASSERT_TRUE(ids[i].has_value()) << i << ": " << ids[i].error().ToString();
+  }
+  EXPECT_EQ(engine_->TEST_WriteCount() - writes_before, 1u);
+  EXPECT_EQ(engine_->TEST_SyncCount() - syncs_before, 1u);
+  EXPECT_EQ(engine_->TEST_SyncSleeps() - sleeps_before, 0u);
+}
+
 TEST_F(BatchTest, ARefusedRecordRefusesTheWholeBatchNamingItsPosition) {
   std::vector<NewRecord> batch = {Request("anna@example.org", "Anna"),
                                   Request("ben@example.org", "Ben")};

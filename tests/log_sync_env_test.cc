@@ -10,10 +10,13 @@
 #include <stdlib.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -287,6 +290,123 @@ TEST_F(LogSyncEnvTableTest, AnInjectedEnvOpensTheTablesItself) {
   EXPECT_GT(counter.opened.load(), 0);
   EXPECT_EQ(LogSyncEnv::TEST_TableDescriptorPermits(), 1'000);
   db_.reset();
+}
+
+// GroupSync over a sync function the test holds: each sync blocks until
+// the test has released it, so that writers arrive while it runs.
+class GroupSyncTest : public ::testing::Test {
+ protected:
+  Status Sync() {
+    std::unique_lock lock(mu_);
+    const int n = ++started_;
+    cv_.notify_all();
+    cv_.wait(lock, [&] { return released_ >= n; });
+    return Status::Ok();
+  }
+  void WaitForSyncStarted(int n) {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return started_ >= n; });
+  }
+  // Lets the syncs started so far, and any later one, return.
+  void ReleaseAll() {
+    std::lock_guard lock(mu_);
+    released_ = 1'000'000;
+    cv_.notify_all();
+  }
+  void ReleaseOne() {
+    std::lock_guard lock(mu_);
+    ++released_;
+    cv_.notify_all();
+  }
+  // Polls until `n` waiters sleep in `group`.
+  static bool WaitForSleepers(GroupSync& group, size_t n) {
+    for (int i = 0; i < 10'000; ++i) {
+      if (group.TEST_Sleeping() == n) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return false;
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int started_ = 0;
+  int released_ = 0;
+};
+
+// A sync covers what was written when it started; writers that came later
+// wait through it. When it ends, one of them runs the next sync for all
+// and the others sleep until it has: none is woken to find its write still
+// not durable and a sync running. (With a wake-up of every waiter after
+// each sync, the seven waiters that did not lead woke once for nothing.)
+TEST_F(GroupSyncTest, WritersArrivingDuringASyncShareTheNextOneAndWakeOnce) {
+  constexpr int kLate = 8;
+  GroupSync group([this] { return Sync(); });
+  std::vector<Status> results(kLate + 1);
+  std::vector<std::thread> threads;
+  threads.emplace_back([&] { results[0] = group.WaitDurable(group.Wrote()); });
+  WaitForSyncStarted(1);  // Running, covering the first write only.
+  for (int i = 1; i <= kLate; ++i) {
+    const uint64_t seq = group.Wrote();
+    threads.emplace_back(
+        [&, i, seq] { results[i] = group.WaitDurable(seq); });
+  }
+  ASSERT_TRUE(WaitForSleepers(group, kLate));
+  ReleaseOne();
+  // One of the eight runs the second sync; the other seven are asleep
+  // again (or still) while it runs.
+  WaitForSyncStarted(2);
+  ASSERT_TRUE(WaitForSleepers(group, kLate - 1));
+  EXPECT_EQ(group.TEST_WastedWakeups(), 0u);
+  ReleaseAll();
+  for (std::thread& t : threads) t.join();
+  for (const Status& s : results) EXPECT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(group.syncs(), 2u);  // The first, and one for the eight.
+  EXPECT_EQ(group.TEST_WastedWakeups(), 0u);
+}
+
+// A failed sync fails the waiters it covered and those waiting for the
+// next one, and every later call; nothing is left asleep.
+TEST_F(GroupSyncTest, AFailedSyncWakesAndFailsEveryWaiter) {
+  constexpr int kLate = 4;
+  GroupSync group([this] { return Sync(); });
+  group.TEST_FailNextSync(Status::Internal("the disk is gone"));
+  // The first sync fails without calling the test's function.
+  std::vector<Status> results(kLate);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kLate; ++i) {
+    const uint64_t seq = group.Wrote();
+    threads.emplace_back([&, i, seq] { results[i] = group.WaitDurable(seq); });
+  }
+  for (std::thread& t : threads) t.join();
+  for (const Status& s : results) {
+    EXPECT_EQ(s.code(), StatusCode::kInternal);
+    EXPECT_THAT(s.message(), HasSubstr("the disk is gone"));
+  }
+  EXPECT_EQ(group.WaitDurable(group.Wrote()).code(), StatusCode::kInternal);
+  EXPECT_EQ(group.TEST_Sleeping(), 0u);
+}
+
+// Fail wakes every waiter, including those waiting for a running sync.
+TEST_F(GroupSyncTest, FailWakesTheWaitersOfARunningSync) {
+  constexpr int kLate = 4;
+  GroupSync group([this] { return Sync(); });
+  Status leader;
+  std::thread first([&] { leader = group.WaitDurable(group.Wrote()); });
+  WaitForSyncStarted(1);
+  std::vector<Status> results(kLate);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kLate; ++i) {
+    const uint64_t seq = group.Wrote();
+    threads.emplace_back([&, i, seq] { results[i] = group.WaitDurable(seq); });
+  }
+  ASSERT_TRUE(WaitForSleepers(group, kLate));
+  group.Fail(Status::DataLoss("a write failed"));
+  for (std::thread& t : threads) t.join();
+  for (const Status& s : results) EXPECT_EQ(s.code(), StatusCode::kDataLoss);
+  ReleaseAll();
+  first.join();
+  // Its own write was synced before the failure was seen.
+  EXPECT_TRUE(leader.ok()) << leader.ToString();
 }
 
 }  // namespace
