@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <exception>
 #include <string>
 #include <utility>
 #include <vector>
@@ -307,7 +308,16 @@ Status GroupSync::WaitDurable(uint64_t seq) {
     const uint64_t target = written_.load();
     Status synced = std::exchange(inject_, Status::Ok());
     lock.unlock();
-    if (synced.ok()) synced = sync_();
+    if (synced.ok()) {
+      // An exception (out of memory in the sync function) must not leave
+      // this waiter's entry behind with the lock not held, nor a sync
+      // marked as running forever: it fails the sync like an I/O error.
+      try {
+        synced = sync_();
+      } catch (const std::exception&) {
+        synced = Status::Internal("syncing the log failed");
+      }
+    }
     syncs_.fetch_add(1);
     lock.lock();
     syncing_ = false;

@@ -195,7 +195,9 @@ class Records {
   // (kind, field name) pairs stored in "fk:". Guarded by the write lock.
   std::set<std::pair<std::string, std::string>> cataloged_;
   // Creates waiting to be written, in arrival order; the head's caller
-  // writes. Guarded by create_mu_ (QueuedCreate::done and the results too).
+  // writes. Guarded by create_mu_, as QueuedCreate::done is; a caller's
+  // results are written by the head before it sets done, and read by the
+  // caller after.
   std::mutex create_mu_;
   std::deque<QueuedCreate*> create_queue_;
   std::function<void()> before_group_;  // Tests only.

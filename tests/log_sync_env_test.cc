@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <string>
 #include <thread>
 #include <vector>
@@ -407,6 +408,19 @@ TEST_F(GroupSyncTest, FailWakesTheWaitersOfARunningSync) {
   first.join();
   // Its own write was synced before the failure was seen.
   EXPECT_TRUE(leader.ok()) << leader.ToString();
+}
+
+// A sync function that throws (out of memory) fails that sync like an I/O
+// error: its waiter gets the failure, every later one too, and none is
+// left waiting for a sync marked as running.
+TEST(GroupSyncFailureTest, ASyncThatThrowsFailsLikeAnIoError) {
+  GroupSync group([]() -> Status { throw std::bad_alloc(); });
+  const Status first = group.WaitDurable(group.Wrote());
+  EXPECT_EQ(first.code(), StatusCode::kInternal);
+  EXPECT_EQ(first.message(), "syncing the log failed");
+  EXPECT_EQ(group.WaitDurable(group.Wrote()).code(), StatusCode::kInternal);
+  EXPECT_EQ(group.failure().code(), StatusCode::kInternal);
+  EXPECT_EQ(group.TEST_Sleeping(), 0u);
 }
 
 }  // namespace
