@@ -28,6 +28,21 @@ class BatchTest : public EngineTest {
     return r;
   }
 
+  // Makes the first caller to reach the head of the create queue wait
+  // (at most 30 s) until `callers` creates are queued, itself included;
+  // counts the heads in `heads`.
+  void HoldTheFirstHeadUntilQueued(std::atomic<int>& heads, size_t callers) {
+    engine_->TEST_SetBeforeCreateGroup([this, &heads, callers] {
+      if (heads.fetch_add(1) != 0) return;
+      const auto deadline =
+          std::chrono::steady_clock::now() + std::chrono::seconds(30);
+      while (engine_->TEST_QueuedCreates() < callers &&
+             std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+    });
+  }
+
   // The events of `action` in the history of `subject_id`.
   int CountEvents(const std::string& subject_id, const std::string& action) {
     auto history = engine_->AccessHistory(*auditor_, subject_id,
@@ -97,16 +112,7 @@ TEST_F(BatchTest, CreateRecordsWritesTheWholeBatchInOneWrite) {
 TEST_F(BatchTest, ConcurrentCreatesQueuedBehindTheHeadShareOneWrite) {
   constexpr int kCallers = 8;
   std::atomic<int> heads{0};
-  engine_->TEST_SetBeforeCreateGroup([&] {
-    if (heads.fetch_add(1) != 0) return;
-    // The head waits until the seven others are queued behind it.
-    const auto deadline =
-        std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (engine_->TEST_QueuedCreates() < kCallers &&
-           std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-  });
+  HoldTheFirstHeadUntilQueued(heads, kCallers);
   const uint64_t writes_before = engine_->TEST_WriteCount();
   std::vector<Result<uint64_t>> ids(kCallers, Fail(Status::Internal("unset")));
   std::vector<std::thread> callers;
@@ -173,15 +179,7 @@ TEST_F(BatchTest, TheHeadSyncsItsGroupBeforeWakingTheOthers) {
                     .has_value());
   }
   std::atomic<int> heads{0};
-  engine_->TEST_SetBeforeCreateGroup([&] {
-    if (heads.fetch_add(1) != 0) return;
-    const auto deadline =
-        std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (engine_->TEST_QueuedCreates() < kCallers &&
-           std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-  });
+  HoldTheFirstHeadUntilQueued(heads, kCallers);
   const uint64_t writes_before = engine_->TEST_WriteCount();
   const uint64_t syncs_before = engine_->TEST_SyncCount();
   const uint64_t sleeps_before = engine_->TEST_SyncSleeps();
