@@ -127,9 +127,10 @@ class LogSyncEnv final : public leveldb::EnvWrapper {
 // and WaitDurable(seq) to be acknowledged; one waiter at a time runs the
 // sync for everything written so far, the others wait for it. A finished
 // sync wakes the waiters it covered and, if others wait, one of them to
-// run the next sync: a waiter is not woken only to find its write still
-// not durable and a sync already running (with many writers, a wake-up
-// for all after each sync was most of their context switches).
+// run the next sync, not every waiter (with many writers, a wake-up of all
+// after each sync was most of their context switches). A waiter still
+// wakes for nothing when a newly arrived writer starts the next sync
+// first, or spuriously; TEST_WastedWakeups counts such wake-ups.
 //
 // A failed sync fails every waiter it was meant to cover and every later
 // one (sticky). Thread-safe.
@@ -177,10 +178,10 @@ class GroupSync {
   std::atomic<uint64_t> sleeps_{0};
   std::mutex mu_;
   std::vector<Waiter*> waiters_;  // Guarded by mu_; in no order.
-  bool syncing_ = false;  // Guarded by mu_.
-  uint64_t synced_ = 0;   // Guarded by mu_: durable up to here.
-  Status failure_;        // Guarded by mu_.
-  Status inject_;         // Guarded by mu_.
+  bool syncing_ = false;          // Guarded by mu_.
+  uint64_t synced_ = 0;           // Guarded by mu_: durable up to here.
+  Status failure_;                // Guarded by mu_.
+  Status inject_;                 // Guarded by mu_.
 };
 
 }  // namespace custos

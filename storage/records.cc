@@ -235,10 +235,10 @@ Result<std::vector<uint64_t>> Records::CreateBatch(
     // The group's records share one write: this caller waits for it to be
     // durable and wakes the others once, not once written and again
     // durable. (Each still checks: WaitDurable below is then immediate.)
-    for (const QueuedCreate* q : group) {
-      if (!q->status.ok()) continue;
-      (void)u_.store.WaitDurable(q->ticket);  // Its result: each caller's own.
-      break;
+    auto written = std::ranges::find_if(
+        group, [](const QueuedCreate* q) { return q->status.ok(); });
+    if (written != group.end()) {
+      (void)u_.store.WaitDurable((*written)->ticket);  // Each checks its own.
     }
     queue.lock();
     for (QueuedCreate* q : group) {

@@ -171,12 +171,12 @@ TEST_F(BatchTest, TheHeadSyncsItsGroupBeforeWakingTheOthers) {
   ReopenWith(options);
   // Every subject exists already: the creates make no keystore sync.
   for (int i = 0; i < kCallers; ++i) {
-    ASSERT_TRUE(engine_
-                    ->CreateRecord(*owner_,
-                                   Request("person-" + std::to_string(i) +
-                                               "@example.org",
-                                           "Earlier"))
-                    .has_value());
+    ASSERT_TRUE(
+        engine_
+            ->CreateRecord(
+                *owner_, Request("person-" + std::to_string(i) + "@example.org",
+                                 "Earlier"))
+            .has_value());
   }
   std::atomic<int> heads{0};
   HoldTheFirstHeadUntilQueued(heads, kCallers);

@@ -348,8 +348,7 @@ TEST_F(GroupSyncTest, WritersArrivingDuringASyncShareTheNextOneAndWakeOnce) {
   WaitForSyncStarted(1);  // Running, covering the first write only.
   for (int i = 1; i <= kLate; ++i) {
     const uint64_t seq = group.Wrote();
-    threads.emplace_back(
-        [&, i, seq] { results[i] = group.WaitDurable(seq); });
+    threads.emplace_back([&, i, seq] { results[i] = group.WaitDurable(seq); });
   }
   ASSERT_TRUE(WaitForSleepers(group, kLate));
   ReleaseOne();
