@@ -373,6 +373,21 @@ def run_all(r, fig, growth):
             fig.gb("create.million.raw", runs, key,
                    "raw LevelDB put of a create's bytes, 1,000,000 into one "
                    "database, sync off")
+            # 4 on raw LevelDB at the issue's size, in that database: half
+            # of it deleted, spread, in batches of 1,000 (a quarter of the
+            # million without sync, a quarter synced), then compacted whole.
+            for counter, name, what in (
+                    ("delete_us_sync0", "sweep.raw.spread.delete.s0.nhalf",
+                     "delete, batches of 1,000, sync off"),
+                    ("delete_us_sync1", "sweep.raw.spread.delete.s1.nhalf",
+                     "delete, batches of 1,000, each synced"),
+                    ("gone_us", "sweep.raw.spread.gone.nhalf",
+                     "the deletes and a compaction of the whole database "
+                     "(bytes gone)")):
+                fig.add(name, [b[counter] for b in runs[key]
+                               if counter in b], "us/due record", key,
+                        "raw LevelDB: 500,000 of its 1,000,000 values, "
+                        f"spread: {what}")
 
     # 3, 5 (small store) and 6: engine_bench.
     runs = r.gbench(
@@ -451,6 +466,29 @@ def run_all(r, fig, growth):
                      f"keystore of {m.group(1)} subjects, its table open")
             growth.setdefault("shred", {})[int(m.group(1))] = \
                 fig.series[f"shred.latency.custos.k{m.group(1)}"]["median"]
+            # After those, each warm and timed alone: subjects of 10
+            # records; with the engine reopened sync off, of 10,000 and of
+            # 10; and the raw LevelDB peer's erasures of as many records
+            # (a prefix scan and one batch of deletes), synced and not.
+            k = m.group(1)
+            for prefix, name, what in (
+                    ("small_ms_", f"shred.small.warm.k{k}",
+                     "shred of one subject of 10 records, sync on"),
+                    ("off_ms_", f"shred.off.warm.k{k}",
+                     "shred of one subject of 10,000 records, sync off"),
+                    ("off_small_ms_", f"shred.off.small.warm.k{k}",
+                     "shred of one subject of 10 records, sync off"),
+                    ("raw_ms_", f"raw.shred.r10000.k{k}.sync1",
+                     "raw LevelDB: delete a subject's 10,000 records, synced"),
+                    ("raw_off_ms_", f"raw.shred.r10000.k{k}.sync0",
+                     "raw LevelDB: delete a subject's 10,000 records, sync "
+                     "off"),
+                    ("raw_small_ms_", f"raw.shred.r10.k{k}.sync1",
+                     "raw LevelDB: delete a subject's 10 records, synced"),
+                    ("raw_off_small_ms_", f"raw.shred.r10.k{k}.sync0",
+                     "raw LevelDB: delete a subject's 10 records, sync off")):
+                fig.each(name, runs, key, prefix, 1000, "us/shred",
+                         f"{what}, {int(k):,} subjects, warm")
 
     # 4: sweeps, Custos against PostgreSQL, at each store size. Each
     # figure's values are the benchmark's sweeps, one each (counters
@@ -594,6 +632,13 @@ def run_all(r, fig, growth):
                                              "-d", "1"],
         "rpc_mixed_c32": common + ["-c", "32", "-d", "4"],
         "rpc_mixed_c32_nosync": common + ["--no-sync", "-c", "32", "-d", "4"],
+        # Reads, lists and the 32 mixed clients over loopback TCP too, both
+        # durabilities (creates over TCP: above).
+        "rpc_get_tcp_sync": common + ["--tcp", "--mix", "get=1"] + one,
+        "rpc_list_tcp_sync": common + ["--tcp", "--mix", "list=1"] + one,
+        "rpc_mixed_c32_tcp": common + ["--tcp", "-c", "32", "-d", "4"],
+        "rpc_mixed_c32_tcp_nosync": common + ["--tcp", "--no-sync", "-c",
+                                              "32", "-d", "4"],
     }
     for name, results in r.loads(load_runs).items():
         args = load_runs[name]
@@ -664,7 +709,10 @@ def run_all(r, fig, growth):
         # has to fit in 30 minutes; both durabilities are measured in
         # process (breach_bench), and over RPC in runs before the twelfth
         # (bench/RESULTS.md).
-        "rpc_breach_sync": scenario + ["breach", "--events", history],
+        # --tcp-too: then over loopback TCP to the same custosd, in the
+        # same history (the scope and statistics only).
+        "rpc_breach_sync": scenario + ["breach", "--events", history,
+                                       "--tcp-too"],
     }
     if q:  # The dearest: its completions take over a second each.
         del admin_runs["rpc_shred10000_nosync"]
@@ -674,7 +722,8 @@ def run_all(r, fig, growth):
     # The same calls over loopback TCP (--tcp: custosd listens on a free
     # port, the client connects there). Not the breach: its history of a
     # million events takes 35-50 s to make, and the full run has to fit in
-    # 30 minutes (measured once over TCP: bench/RESULTS.md, the tenth run).
+    # 30 minutes; rpc_breach_sync times its calls over TCP too, to the same
+    # custosd in the same history (--tcp-too).
     for name in [n for n in admin_runs if "breach" not in n]:
         what, durability = name.rsplit("_", 1)
         admin_runs[f"{what}_tcp_{durability}"] = ["--tcp"] + admin_runs[name]
@@ -719,6 +768,18 @@ def run_all(r, fig, growth):
                     f"RPC statistics query after a fold, the breach store "
                     f"({x['records']:,} records, history of "
                     f"{x['events']:,} events), {durability}")
+            if "tcp_scope_us" in x:
+                tcp = durability.replace("unix socket", "loopback TCP")
+                what, on = name.rsplit("_", 1)
+                fig.add(f"{what}_tcp_{on}.scope_us", x["tcp_scope_us"],
+                        "us/scope", source,
+                        f"RPC breach scope, {x['disclosures']:,} "
+                        f"disclosures, history of {x['events']:,} events, "
+                        f"{tcp} (the same custosd and history)")
+                fig.add(f"{what}_tcp_{on}.stats_us", x["tcp_stats_us"],
+                        "us/query", source,
+                        f"RPC statistics query after a fold, the breach "
+                        f"store, {tcp} (the same custosd and history)")
         else:
             fig.add(f"{name}.us_per_due",
                     [t / e for t, e in zip(x["op_us"], x["erased"]) if e],
@@ -885,6 +946,19 @@ def pairs(fig, quick):
               "rpc_get_unix_nosync.us_per_op", "read.nosync.custos")
     fig.ratio("RPC pipelined reads over TCP / over the unix socket, sync off",
               "rpc_get_tcp_nosync.us_per_op", "rpc_get_unix_nosync.us_per_op")
+    # The transport for each load measured both ways (no target: the issue
+    # asks for both transports).
+    for what, name in (("reads", "get"), ("list pages", "list")):
+        fig.ratio(f"RPC pipelined {what} over TCP / over the unix socket, "
+                  "sync on", f"rpc_{name}_tcp_sync.us_per_op",
+                  f"rpc_{name}_unix_sync.us_per_op")
+    fig.ratio("RPC pipelined list pages over TCP / over the unix socket, "
+              "sync off", "rpc_list_tcp_nosync.us_per_op",
+              "rpc_list_unix_nosync.us_per_op")
+    for sync, on in (("", "on"), ("_nosync", "off")):
+        fig.ratio(f"32 mixed clients over TCP / over the unix socket, sync "
+                  f"{on}", f"rpc_mixed_c32_tcp{sync}.us_per_op",
+                  f"rpc_mixed_c32{sync}.us_per_op")
     fig.ratio("4 synced connections / 1 (RPC)",
               "rpc_create_unix_sync_c4.us_per_op",
               "rpc_create_unix_sync_c1.us_per_op")
@@ -926,6 +1000,19 @@ def pairs(fig, quick):
                               f"sweep.custos.{layout}.gone_batched.n{n}",
                               f"sweep.pg.{fsync}.{layout}.gone.n{n}",
                               target=1.0)
+    # The issue's sweep against raw LevelDB deleting the same share of a
+    # million values of a create's bytes (concurrency_bench's million) and
+    # compacting them away (no target: what the engine costs beside the
+    # bare store). The erasure by key synced against the synced deletes.
+    if not quick:
+        fig.ratio("sweep undecipherable, sync on / raw LevelDB delete, synced "
+                  "batches of 1,000, 500,000 due of 1,000,000 spread",
+                  "sweep.custos.spread.key.s1.nhalf",
+                  "sweep.raw.spread.delete.s1.nhalf")
+        fig.ratio("sweep bytes gone, sync on / raw LevelDB delete + "
+                  "compaction of the whole database, 500,000 due of "
+                  "1,000,000 spread", "sweep.custos.spread.gone.nhalf",
+                  "sweep.raw.spread.gone.nhalf")
     # Against PostgreSQL (no target unless the issue sets one).
     for sync in (0, 1):
         fig.ratio(f"create / PostgreSQL create, sync {'on' if sync else 'off'}",
@@ -963,6 +1050,27 @@ def pairs(fig, quick):
     fig.limit(f"shred of 10,000 records in a keystore of {largest:,} "
               "subjects, its table open, us (an absolute figure)",
               f"shred.latency.warm.k{largest}", 1000.0)
+    # 5 in the issue's two store sizes, each erasure warm: the shred of 10
+    # and of 10,000 records against raw LevelDB deleting as many records
+    # (the same run, durability for durability), and the shred of 10
+    # against PostgreSQL's DELETE (10,000: above).
+    for k in (1000, largest):
+        for n, small in ((10000, ""), (10, "small.")):
+            for sync, off in ((1, ""), (0, "off.")):
+                ours = (f"shred.latency.warm.k{k}" if n == 10000 and sync
+                        else f"shred.{off}{small}warm.k{k}")
+                fig.ratio(f"shred of {n:,} records, keystore of {k:,} "
+                          f"subjects, warm / raw LevelDB delete of as many "
+                          f"(sync {'on' if sync else 'off'})", ours,
+                          f"raw.shred.r{n}.k{k}.sync{sync}")
+        for events, what in ((1, "events struck"), (0, "its records only")):
+            for sync, off in ((1, ""), (0, "off.")):
+                on = "on" if sync else "off"
+                fig.ratio(f"shred of 10 records, keystore of {k:,} subjects, "
+                          f"warm, sync {on} / PostgreSQL DELETE of the same "
+                          f"rows ({k:,} subjects, {what}, sync {on})",
+                          f"shred.{off}small.warm.k{k}",
+                          f"pg.shred.r10.n{k}.e{events}.sync{sync}")
     for t in (1, 4, 16):
         fig.ratio(f"{t} synced writers / PostgreSQL's {t} connections",
                   f"create.sync.custos.t{t}", f"pg.synccreate.t{t}")
@@ -1075,6 +1183,12 @@ def pairs(fig, quick):
         fig.ratio(f"RPC sweep, 1,000 due of 10,000, sync {on}: unix socket "
                   "/ TCP", f"rpc_sweep_tcp_{sync}.us_per_due",
                   f"rpc_sweep_{sync}.us_per_due")
+    # The breach scope and the statistics over TCP: the same custosd and
+    # history, right after the unix socket's (custos_load --tcp-too).
+    fig.ratio("RPC breach scope of 1,000, sync on: unix socket / TCP",
+              "rpc_breach_tcp_sync.scope_us", "rpc_breach_sync.scope_us")
+    fig.ratio("RPC statistics in the breach store, sync on: unix socket / "
+              "TCP", "rpc_breach_tcp_sync.stats_us", "rpc_breach_sync.stats_us")
 
 
 # ---- Output --------------------------------------------------------------

@@ -58,6 +58,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -682,6 +683,77 @@ void BM_RawSyncPut(benchmark::State& state) {
 void BM_RawPutLikeCreateExistingSubject(benchmark::State& state) {
   RawPutLoop(state, Costs().create_existing, /*sync=*/false);
 }
+// Bytes of the table files under `dir` (LevelDB's ".ldb").
+uint64_t TableBytes(const std::string& dir) {
+  uint64_t bytes = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (entry.path().extension() == ".ldb") bytes += entry.file_size();
+  }
+  return bytes;
+}
+
+double SecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+// Issue 16's workload 1 on raw LevelDB at its own size (a million puts of a
+// create's bytes, sync off), then the raw side of its workload 4 in the
+// database they made: half of the million deleted (every other key in the
+// order they were put, i.e. spread over the key space, as sweep_bench's
+// "spread" due records), the first 250,000 in batches of 1,000 without
+// sync, the other 250,000 in batches of 1,000 each synced; then the whole
+// database compacted (CompactRange over every key: the deleted values'
+// bytes leave the disk with the tables that held them). Counters, per
+// deleted record: delete_us_sync0, delete_us_sync1, and gone_us (the
+// deletes and the compaction); table_mib_before/after (the tables' bytes).
+void BM_RawPutLikeCreateMillion(benchmark::State& state) {
+  RawPutLoop(state, Costs().create_existing, /*sync=*/false);
+  const auto puts = static_cast<uint64_t>(state.iterations());
+  leveldb::DB& db = raw_run->db.db();
+  const std::string dir = raw_run->db.path();
+  const uint64_t before = TableBytes(dir);
+  std::mt19937_64 rng(100);  // RawPutLoop's keys on thread 0, again.
+  std::vector<uint64_t> due;
+  for (uint64_t i = 0; i < puts; ++i) {
+    const uint64_t key = rng();
+    if (i % 2 == 0) due.push_back(key);
+  }
+  const size_t half = due.size() / 2;
+  constexpr size_t kBatch = 1'000;
+  double seconds[2] = {0, 0};  // [sync off, on]
+  for (size_t from = 0; from < due.size(); from += kBatch) {
+    leveldb::WriteBatch batch;
+    for (size_t i = from; i < std::min(from + kBatch, due.size()); ++i) {
+      batch.Delete(RawKey(due[i]));
+    }
+    leveldb::WriteOptions wo;
+    wo.sync = from >= half;
+    const auto started = std::chrono::steady_clock::now();
+    Check(db.Write(wo, &batch), "raw delete");
+    seconds[wo.sync ? 1 : 0] += SecondsSince(started);
+  }
+  const auto compact_started = std::chrono::steady_clock::now();
+  db.CompactRange(nullptr, nullptr);
+  const double compact_seconds = SecondsSince(compact_started);
+  std::string value;
+  if (!due.empty() &&
+      !db.Get(leveldb::ReadOptions(), RawKey(due[0]), &value).IsNotFound()) {
+    state.SkipWithError("a deleted key is still found");
+  }
+  const double deleted = static_cast<double>(due.size());
+  state.counters["deleted"] = deleted;
+  state.counters["delete_us_sync0"] =
+      seconds[0] * 1e6 / static_cast<double>(half);
+  state.counters["delete_us_sync1"] =
+      seconds[1] * 1e6 / static_cast<double>(due.size() - half);
+  state.counters["compact_s"] = compact_seconds;
+  state.counters["gone_us"] =
+      (seconds[0] + seconds[1] + compact_seconds) * 1e6 / deleted;
+  state.counters["table_mib_before"] = static_cast<double>(before) / (1 << 20);
+  state.counters["table_mib_after"] =
+      static_cast<double>(TableBytes(dir)) / (1 << 20);
+}
 void BM_RawPutLikeCreateNewSubject(benchmark::State& state) {
   RawPutLoop(state, Costs().create_new, /*sync=*/false);
 }
@@ -908,9 +980,9 @@ BENCHMARK(BM_RawBatchLikeCreateExistingSubject)
 // The raw side of issue 16's workload 1 at its own size: a million puts of
 // a create's bytes into one database, sync off, one run (bench/compare.py's
 // run create_million; the engine's million creates are sweep_bench's
-// builds of its stores of a million, records of the same shape).
-BENCHMARK(BM_RawPutLikeCreateExistingSubject)
-    ->Name("BM_RawPutLikeCreateMillion")
+// builds of its stores of a million, records of the same shape); then its
+// workload 4 there (counters; see the function).
+BENCHMARK(BM_RawPutLikeCreateMillion)
     ->Setup(OpenRawDb<false>)
     ->Teardown(CloseRawDb)
     ->Iterations(1'000'000)

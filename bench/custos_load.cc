@@ -147,6 +147,10 @@ struct LoadOptions {
   bool in_process = false;
   bool no_sync = false;
   bool tcp = false;  // With --start-server: connect over loopback TCP.
+  // --scenario breach: the scope and the statistics timed over the unix
+  // socket, then again over loopback TCP to the same custosd, in the same
+  // history (figures tcp_scope_us, tcp_stats_us).
+  bool tcp_too = false;
   int connections = 1;
   int depth = 1;
   int batch = 1;  // With --in-process: records per CreateRecords call.
@@ -887,11 +891,13 @@ class AdminScenario {
   // Logs in as the first admin and creates the load principal (a user).
   // `clock_file`: the started custosd-testclock's control file (sweep).
   // `data_dir`: its data directory, watched by --settle-quiet.
+  // `tcp_address`: with --tcp-too, the same custosd's TCP address.
   AdminScenario(const LoadOptions& o, std::string address,
                 const std::string& admin_token, std::string clock_file,
-                std::string data_dir)
+                std::string data_dir, std::string tcp_address = "")
       : o_(o),
         address_(std::move(address)),
+        tcp_address_(std::move(tcp_address)),
         clock_file_(std::move(clock_file)),
         data_dir_(std::move(data_dir)),
         admin_(address_, "admin", admin_token) {
@@ -1024,9 +1030,8 @@ class AdminScenario {
   // first use.
   rpc::Auditor::Client& AuditorFacet() {
     if (!auditor_facet_) {
-      const std::string token =
-          CreatePrincipal(kAuditorPrincipal, rpc::Role::AUDITOR);
-      auditor_.emplace(address_, kAuditorPrincipal, token);
+      auditor_token_ = CreatePrincipal(kAuditorPrincipal, rpc::Role::AUDITOR);
+      auditor_.emplace(address_, kAuditorPrincipal, auditor_token_);
       auditor_facet_ = Step("the auditor facet", [&] {
         return auditor_->session->auditorRequest()
             .send()
@@ -1334,58 +1339,76 @@ class AdminScenario {
     ScenarioResult r;
     r.figures["setup_seconds"] = Seconds(setup_started);
 
-    json scope_us = json::array();
-    for (int rep = 0; rep < o_.repeat; ++rep) {
-      auto req = auditor.breachScopeRequest();
-      req.initPrincipalIds(1).set(0, kSuspectPrincipal);
-      req.setFromMicros(ToMicros(from));
-      req.setToMicros(ToMicros(to));
-      req.setPurpose(kBreachPurpose);
-      const auto started = Clock::now();
-      auto response =
-          Step("the breach scope", [&] { return req.send().wait(wait()); });
-      const int64_t nanos = NanosSince(started);
-      r.measured.ops[kBreachScope].nanos.push_back(nanos);
-      scope_us.push_back(static_cast<double>(nanos) / 1000.0);
-      auto scope = response.getScope();
-      if (scope.getDisclosures() != disclosures ||
-          scope.getSubjects().size() != subjects) {
-        Fail("the breach scope found " +
-             std::to_string(scope.getDisclosures()) + " disclosures about " +
-             std::to_string(scope.getSubjects().size()) + " subjects, not " +
-             std::to_string(disclosures) + " about " +
-             std::to_string(subjects));
+    // The scopes, then the statistics, each timed alone, by `facet`;
+    // `prefix` names their figures. Only the first transport's are the
+    // scenario's timed calls (op_us).
+    const auto measure = [&](rpc::Auditor::Client& facet,
+                             const std::string& prefix, bool timed_calls) {
+      json scope_us = json::array();
+      for (int rep = 0; rep < o_.repeat; ++rep) {
+        auto req = facet.breachScopeRequest();
+        req.initPrincipalIds(1).set(0, kSuspectPrincipal);
+        req.setFromMicros(ToMicros(from));
+        req.setToMicros(ToMicros(to));
+        req.setPurpose(kBreachPurpose);
+        const auto started = Clock::now();
+        auto response =
+            Step("the breach scope", [&] { return req.send().wait(wait()); });
+        const int64_t nanos = NanosSince(started);
+        if (timed_calls) r.measured.ops[kBreachScope].nanos.push_back(nanos);
+        scope_us.push_back(static_cast<double>(nanos) / 1000.0);
+        auto scope = response.getScope();
+        if (scope.getDisclosures() != disclosures ||
+            scope.getSubjects().size() != subjects) {
+          Fail("the breach scope found " +
+               std::to_string(scope.getDisclosures()) + " disclosures about " +
+               std::to_string(scope.getSubjects().size()) + " subjects, not " +
+               std::to_string(disclosures) + " about " +
+               std::to_string(subjects));
+        }
       }
-    }
-    json stats_us = json::array();
-    for (int rep = 0; rep < o_.repeat; ++rep) {
-      auto req = auditor.statisticsRequest();  // Every kind, every month.
-      const auto started = Clock::now();
-      auto response =
-          Step("the statistics", [&] { return req.send().wait(wait()); });
-      const int64_t nanos = NanosSince(started);
-      r.measured.ops[kStatistics].nanos.push_back(nanos);
-      stats_us.push_back(static_cast<double>(nanos) / 1000.0);
-      auto stats = response.getStatistics();
-      uint64_t created = 0;
-      for (auto kind : stats.getKinds()) {
-        created += kind.getTotal().getCreated();
+      json stats_us = json::array();
+      for (int rep = 0; rep < o_.repeat; ++rep) {
+        auto req = facet.statisticsRequest();  // Every kind, every month.
+        const auto started = Clock::now();
+        auto response =
+            Step("the statistics", [&] { return req.send().wait(wait()); });
+        const int64_t nanos = NanosSince(started);
+        if (timed_calls) r.measured.ops[kStatistics].nanos.push_back(nanos);
+        stats_us.push_back(static_cast<double>(nanos) / 1000.0);
+        auto stats = response.getStatistics();
+        uint64_t created = 0;
+        for (auto kind : stats.getKinds()) {
+          created += kind.getTotal().getCreated();
+        }
+        if (created != static_cast<uint64_t>(records)) {
+          Fail("the statistics count " + std::to_string(created) +
+               " records created, not " + std::to_string(records));
+        }
+        // The query timed is the folded one, as breach_bench's.
+        if (stats.getPending() != 0) {
+          Fail("the statistics have " + std::to_string(stats.getPending()) +
+               " transitions not folded");
+        }
       }
-      if (created != static_cast<uint64_t>(records)) {
-        Fail("the statistics count " + std::to_string(created) +
-             " records created, not " + std::to_string(records));
-      }
-      // The query timed is the folded one, as breach_bench's.
-      if (stats.getPending() != 0) {
-        Fail("the statistics have " + std::to_string(stats.getPending()) +
-             " transitions not folded");
-      }
+      r.figures[prefix + "scope_us"] = std::move(scope_us);
+      r.figures[prefix + "stats_us"] = std::move(stats_us);
+    };
+    measure(auditor, "", /*timed_calls=*/true);
+    if (!tcp_address_.empty()) {
+      // The same auditor over a connection of its own to the TCP address.
+      Party over_tcp(tcp_address_, kAuditorPrincipal, auditor_token_);
+      auto facet = Step("the auditor facet over TCP", [&] {
+        return over_tcp.session->auditorRequest()
+            .send()
+            .wait(wait())
+            .getAuditor();
+      });
+      measure(facet, "tcp_", /*timed_calls=*/false);
     }
     r.figures["events"] = events;
     r.figures["disclosures"] = disclosures;
     r.figures["subjects"] = subjects;
-    r.figures["scope_us"] = std::move(scope_us);
-    r.figures["stats_us"] = std::move(stats_us);
     return r;
   }
 
@@ -1464,11 +1487,13 @@ class AdminScenario {
 
   const LoadOptions& o_;
   const std::string address_;
+  const std::string tcp_address_;  // --tcp-too, else empty.
   const std::string clock_file_;
   const std::string data_dir_;
   Party admin_;
   std::vector<std::unique_ptr<Party>> users_;
   std::optional<Party> auditor_;
+  std::string auditor_token_;
   // Destroyed before the parties (declared after them).
   std::optional<rpc::Admin::Client> admin_facet_;
   std::optional<rpc::Auditor::Client> auditor_facet_;
@@ -1509,13 +1534,22 @@ int RunScenario(const LoadOptions& o) {
     extra.insert(extra.end(), {"--test-clock", kClockStart, "--test-clock-file",
                                clock_file});
   }
-  const std::string address = StartCustosd(
-      server, o, test_clock ? o.testclock_binary : o.server_binary, extra);
+  // --tcp-too: custosd listens on a known loopback port, the scenario
+  // starts on its unix socket.
+  LoadOptions start = o;
+  start.tcp = o.tcp || o.tcp_too;
+  std::string address = StartCustosd(
+      server, start, test_clock ? o.testclock_binary : o.server_binary, extra);
+  std::string tcp_address;
+  if (o.tcp_too) {
+    tcp_address = address;
+    address = "unix:" + server.dir() + "/custos-data/custosd.sock";
+  }
   ScenarioResult r;
   try {
-    AdminScenario scenario(o, address,
-                           ReadLine(server.dir() + "/custos-admin.token"),
-                           clock_file, server.dir() + "/custos-data");
+    AdminScenario scenario(
+        o, address, ReadLine(server.dir() + "/custos-admin.token"), clock_file,
+        server.dir() + "/custos-data", tcp_address);
     r = scenario.Run(records);
   } catch (const ScenarioFailure&) {
     // What the server said about it, before its directory goes.
@@ -1546,6 +1580,7 @@ int RunScenario(const LoadOptions& o) {
       {"repeat", o.repeat},     {"records", records}, {"sync", !o.no_sync}};
   out["address"] =
       o.tcp ? "tcp " + address + " (started)" : std::string("unix (started)");
+  if (o.tcp_too) out["tcp_address"] = "tcp " + tcp_address + " (started)";
   out["server"] = MemoryJson(server.Memory());
   server.Stop();
   out["target"] = "custosd";
@@ -1615,6 +1650,11 @@ int Main(int argc, char** argv) {
   app.add_flag("--tcp", o.tcp,
                "with --start-server: connect to the started custosd over "
                "TCP on 127.0.0.1 instead of its unix socket");
+  app.add_flag("--tcp-too", o.tcp_too,
+               "with --scenario breach: time the scope and the statistics "
+               "over the unix socket, then again over loopback TCP to the "
+               "same custosd (tcp_scope_us, tcp_stats_us)")
+      ->excludes("--tcp");
   app.add_flag("--no-sync", o.no_sync,
                "the started custosd (or in-process engine) does not fsync");
   app.add_option("-c,--connections", o.connections,
@@ -1704,6 +1744,11 @@ int Main(int argc, char** argv) {
   const auto weights = ParseMix(o.mix);
   if (!weights) {
     std::fprintf(stderr, "custos_load: bad --mix '%s'\n", o.mix.c_str());
+    return 2;
+  }
+  if (o.tcp_too && o.scenario != "breach") {
+    std::fprintf(stderr,
+                 "custos_load: --tcp-too is for --scenario breach only\n");
     return 2;
   }
   if (o.tcp && (!o.start_server || o.echo)) {

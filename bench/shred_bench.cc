@@ -1,16 +1,25 @@
 // Shred latency against the keystore's size (issue 8, "Shredding stays O(1)
-// at any store size"): ShredSubject on a subject holding 10,000 records, in
-// a keystore of 1,000, of 100,000 and of 1,000,000 subjects, with the default
-// options (sync_writes and compact_after_erasure true). ShredSubject itself no
-// longer compacts: the destroyed key and sealed identifier are queued for
-// the bounded erasure compaction, run by CompleteShreds (or Sweep, Open).
-// For context, the CompleteShreds that follows the shreds, with a budget
-// covering all their records, is timed too: that is where the compaction
-// went.
+// at any store size"; issue 16, workload 5): ShredSubject on a subject
+// holding 10,000 records and on one holding 10, in a keystore of 1,000, of
+// 10,000, of 100,000 and of 1,000,000 subjects, with the default options
+// (sync_writes and compact_after_erasure true), then with sync_writes
+// false. ShredSubject itself no longer compacts: the destroyed key and
+// sealed identifier are queued for the bounded erasure compaction, run by
+// CompleteShreds (or Sweep, Open). For context, the CompleteShreds that
+// follows the shreds, with a budget covering all their records, is timed
+// too: that is where the compaction went.
+//
+// Beside it, in the same run, the raw LevelDB peer (RawSubjects): a
+// database holding one entry per keystore subject and, for each of its
+// victims, as many values of a stored record's size under the subject's
+// key prefix; erasing a subject there is deleting its records (a scan of
+// its prefix and one WriteBatch of deletes), synced or not.
 //
 // Setup (untimed), per keystore size:
 //   1. through the engine, sync off: an admin, a user, and kRecordsPerVictim
-//      records (one personal part each) for each of kVictims subjects;
+//      records (one personal part each) for each of kVictims + kOffVictims
+//      subjects, and kSmallRecords records for each of kSmallVictims +
+//      kOffVictims others;
 //   2. engine closed; the keystore opened directly (storage/keystore.h) and
 //      filled with background subjects (ids "s" + 32 hex chars, as the
 //      engine draws them, each with a new data key) up to Arg subjects in
@@ -22,8 +31,11 @@
 //   3. ::sync(), engine reopened with sync_writes=true, and one synced
 //      create of an unrelated new subject, so that the first shred does not
 //      pay for the new log files' first fsyncs.
-// Then each iteration shreds one victim, timed alone (manual time); the
-// counters give the median, min and max over the iterations.
+// Then each iteration shreds one victim of 10,000 records, timed alone
+// (manual time); the counters give the median, min and max over the
+// iterations, and each shred's time. The shreds of 10 records, those with
+// sync off and the raw peer's erasures follow the timed loop, each timed
+// alone too (counters only).
 //
 // Run: ./shred_bench (about 1 min of setup for the 1M keystore on 2 cores).
 
@@ -31,6 +43,7 @@
 #include <leveldb/db.h>
 #include <leveldb/env.h>
 #include <leveldb/options.h>
+#include <leveldb/write_batch.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -39,8 +52,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -68,10 +83,27 @@ constexpr int kRecordsPerVictim = 10'000;
 // the others warm (see BM_ShredLatencyKeystoreSize).
 constexpr int kColdVictims = 5;
 constexpr int kVictims = 2 * kColdVictims;
+// Subjects of kSmallRecords records shredded with sync on, warm.
+constexpr int kSmallRecords = 10;
+constexpr int kSmallVictims = 5;
+// Subjects of each size shredded once the engine runs with sync off, warm.
+constexpr int kOffVictims = 3;
+// The raw peer's subjects erased, of each size and durability.
+constexpr int kRawVictims = 3;
+// The stored record's bytes (the "r:" entry of a workload record:
+// concurrency_bench prints its entries; the records here are of that shape)
+// and a keystore entry's wrapped key, for the raw peer's values.
+constexpr size_t kRawRecordBytes = 912;
+constexpr size_t kRawKeyEntryBytes = 72;
 
 std::string Identifier(int n) {
   char buffer[48];
   std::snprintf(buffer, sizeof(buffer), "victim-%04d@example.org", n);
+  return buffer;
+}
+std::string SmallIdentifier(int n) {
+  char buffer[48];
+  std::snprintf(buffer, sizeof(buffer), "small-%04d@example.org", n);
   return buffer;
 }
 
@@ -121,18 +153,27 @@ class ShredStore {
           "create user");
     const Actor user = Value(engine_->ActorFor("user"), "user actor");
     uint64_t serial = 0;
-    for (int v = 0; v < kVictims; ++v) {
-      for (int r = 0; r < kRecordsPerVictim; ++r) {
-        const uint64_t id = Value(
-            engine_->CreateRecord(user, MakeRecord(Identifier(v), serial++)),
-            "create record");
+    const auto add = [&](const std::string& identifier, int records) {
+      for (int r = 0; r < records; ++r) {
+        const uint64_t id =
+            Value(engine_->CreateRecord(user, MakeRecord(identifier, serial++)),
+                  "create record");
         if (r == 0) first_records_.push_back(id);
       }
+      identifiers_.push_back(identifier);
+    };
+    // victims_: kVictims, then kOffVictims of 10,000 records; then
+    // kSmallVictims, then kOffVictims of kSmallRecords.
+    for (int v = 0; v < kVictims + kOffVictims; ++v) {
+      add(Identifier(v), kRecordsPerVictim);
+    }
+    for (int v = 0; v < kSmallVictims + kOffVictims; ++v) {
+      add(SmallIdentifier(v), kSmallRecords);
     }
     const Actor admin = Value(engine_->ActorFor("admin"), "admin actor");
-    for (int v = 0; v < kVictims; ++v) {
+    for (const std::string& identifier : identifiers_) {
       victims_.push_back(
-          Value(engine_->FindSubject(admin, Identifier(v)), "find subject"));
+          Value(engine_->FindSubject(admin, identifier), "find subject"));
     }
     engine_.reset();
 
@@ -143,7 +184,8 @@ class ShredStore {
                          /*create_if_missing=*/false, master_, clock_.Now(),
                          leveldb::Env::Default(), /*cache_capacity=*/16),
           "open keystore");
-      const int background = keystore_subjects - kVictims;
+      const int background =
+          keystore_subjects - static_cast<int>(victims_.size());
       for (int i = 0; i < background; ++i) {
         // Not synced (the keystore is compacted and ::sync()ed below).
         (void)Value(keystore->PutKey(RandomSubjectId(), keystore->NewKey()),
@@ -159,7 +201,6 @@ class ShredStore {
 
     options_.sync_writes = true;
     Open();
-    admin_.emplace(Value(engine_->ActorFor("admin"), "admin actor"));
     // Warm-up: one synced create of a new subject writes (and syncs) both
     // databases' new logs once.
     Value(engine_->CreateRecord(Value(engine_->ActorFor("user"), "user"),
@@ -168,16 +209,27 @@ class ShredStore {
   }
 
   Engine& engine() { return *engine_; }
-  const Actor& admin() const { return *admin_; }
+  Actor admin() { return Value(engine_->ActorFor("admin"), "admin actor"); }
+  // Victim v's subject id: v < kVictims + kOffVictims holds 10,000
+  // records, the others kSmallRecords.
+  const std::string& victim(int v) const { return victims_[v]; }
   const std::vector<std::string>& victims() const { return victims_; }
+  static int Small(int v) { return kVictims + kOffVictims + v; }
 
   // Reads a record of victim `v` as its owner: the engine loads the
   // victim's data key, so LevelDB opens the keystore table holding it (and
   // caches its block), as any use of a subject in a running server does.
-  void Touch(size_t v) {
+  void Touch(int v) {
     auto got = engine_->GetRecord(Value(engine_->ActorFor("user"), "user"),
                                   first_records_[v]);
     if (!got) Check(got.error(), "read a victim's record");
+  }
+
+  // Closes the engine and opens it again with sync_writes `sync`.
+  void Reopen(bool sync) {
+    engine_.reset();
+    options_.sync_writes = sync;
+    Open();
   }
 
  private:
@@ -188,13 +240,128 @@ class ShredStore {
   crypto::SecretKey master_;
   Options options_;
   std::unique_ptr<Engine> engine_;
-  std::optional<Actor> admin_;
+  std::vector<std::string> identifiers_;
   std::vector<std::string> victims_;
   std::vector<uint64_t> first_records_;  // One record id per victim.
 };
 
+// The raw LevelDB peer of a ShredStore of `keystore_subjects` subjects
+// (options as the engine opens its databases, bench::EngineLikeOptions):
+// one entry per subject ("k:" and an id as the engine draws them, a
+// wrapped key's bytes of value), and for each victim its records, each
+// a stored record's bytes of random value under "r:", the victim's number
+// and the record's (a raw store keyed for erasure by subject). Written
+// without sync, compacted, ::sync()ed and reopened, with one synced put
+// after, as the engine's store.
+class RawSubjects {
+ public:
+  // Victims: kRawVictims of 10,000 records erased with sync, as many
+  // without; then as many of each of kSmallRecords.
+  static constexpr int kVictimCount = 4 * kRawVictims;
+  static int Records(int v) {
+    return v < 2 * kRawVictims ? kRecordsPerVictim : kSmallRecords;
+  }
+
+  explicit RawSubjects(int keystore_subjects)
+      : dir_("custos-shred-bench-raw"), path_(dir_.path() + "/raw") {
+    Open();
+    std::string value(kRawRecordBytes, '\0');
+    crypto::RandomBytes(std::span<uint8_t>(
+        reinterpret_cast<uint8_t*>(value.data()), value.size()));
+    leveldb::WriteBatch batch;
+    const auto flush = [&] {
+      Check(db_->Write(leveldb::WriteOptions(), &batch), "raw write");
+      batch.Clear();
+    };
+    for (int v = 0; v < kVictimCount; ++v) {
+      for (int r = 0; r < Records(v); ++r) {
+        value[0] = static_cast<char>(r);
+        value[1] = static_cast<char>(r >> 8);
+        batch.Put(RecordKey(v, static_cast<uint64_t>(r)), value);
+        if (r % 1000 == 999) flush();
+      }
+      flush();
+    }
+    std::string key_value(kRawKeyEntryBytes, '\0');
+    for (int i = 0; i < keystore_subjects; ++i) {
+      crypto::RandomBytes(std::span<uint8_t>(
+          reinterpret_cast<uint8_t*>(key_value.data()), key_value.size()));
+      batch.Put("k:" + RandomSubjectId(), key_value);
+      if (i % 1000 == 999) flush();
+    }
+    flush();
+    db_.reset();
+    bench::CompactDatabase(path_, LevelDbTuning{});
+    ::sync();
+    Open();
+    leveldb::WriteOptions synced;
+    synced.sync = true;
+    Check(db_->Put(synced, "w:warm-up", value), "raw warm-up put");
+  }
+
+  // Reads victim v's first record: its table open, its block cached, as
+  // a warm shred's.
+  void Touch(int v) {
+    std::string value;
+    Check(db_->Get(leveldb::ReadOptions(), RecordKey(v, 0), &value),
+          "raw read");
+  }
+
+  // Deletes victim v's records (a scan of its prefix, one batch), synced
+  // or not; returns how many were deleted.
+  size_t Erase(int v, bool sync) {
+    const std::string prefix = Prefix(v);
+    leveldb::WriteBatch batch;
+    size_t n = 0;
+    std::unique_ptr<leveldb::Iterator> it(
+        db_->NewIterator(leveldb::ReadOptions()));
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
+         it->Next()) {
+      batch.Delete(it->key());
+      ++n;
+    }
+    Check(it->status(), "raw scan");
+    leveldb::WriteOptions wo;
+    wo.sync = sync;
+    Check(db_->Write(wo, &batch), "raw erase");
+    return n;
+  }
+
+ private:
+  static std::string Prefix(int v) {
+    char buffer[16];
+    std::snprintf(buffer, sizeof(buffer), "r:%04d:", v);
+    return buffer;
+  }
+  static std::string RecordKey(int v, uint64_t r) {
+    std::string key = Prefix(v);
+    for (int shift = 56; shift >= 0; shift -= 8) {
+      key.push_back(static_cast<char>(r >> shift));
+    }
+    return key;
+  }
+  void Open() {
+    leveldb::Options options = bench::EngineLikeOptions();
+    options.create_if_missing = true;
+    leveldb::DB* db = nullptr;
+    Check(leveldb::DB::Open(options, path_, &db), "open raw leveldb");
+    db_.reset(db);
+  }
+
+  bench::TempDir dir_;
+  std::string path_;
+  std::unique_ptr<leveldb::DB> db_;
+};
+
+double TimeMillis(const std::function<void()>& op) {
+  const auto start = SteadyClock::now();
+  op();
+  return Millis(SteadyClock::now() - start);
+}
+
 // Arg: subjects in the keystore (victims included). Iterations: kVictims,
-// one shred each. Manual time: the ShredSubject call alone.
+// one shred of 10,000 records each. Manual time: the ShredSubject call
+// alone.
 //
 // The first kColdVictims shreds are "cold": the engine was just opened, and
 // LevelDB opens a keystore table (its footer and index block read) the
@@ -208,21 +375,28 @@ class ShredStore {
 // subject's data key in the engine's key cache and its keystore block in
 // LevelDB's, so a warm shred finds those warm too. Counters shred_ms_I
 // (cold) and warm_ms_I.
+//
+// After the loop, each timed alone: the shreds of kSmallRecords records,
+// warm, sync on (small_ms_I); the engine reopened with sync_writes false,
+// the shreds of 10,000 and of kSmallRecords records, warm (off_ms_I,
+// off_small_ms_I); the raw peer's erasures, warm, of 10,000 records synced
+// and not (raw_ms_I, raw_off_ms_I) and of kSmallRecords (raw_small_ms_I,
+// raw_off_small_ms_I).
 void BM_ShredLatencyKeystoreSize(benchmark::State& state) {
+  const int subjects = static_cast<int>(state.range(0));
   const auto setup_start = SteadyClock::now();
-  ShredStore store(static_cast<int>(state.range(0)));
+  ShredStore store(subjects);
   const double setup_s = Millis(SteadyClock::now() - setup_start) / 1000;
   std::vector<double> millis;
-  size_t next = 0;
+  int next = 0;
   for (auto _ : state) {
     if (next == kColdVictims) {
-      for (size_t v = kColdVictims; v < store.victims().size(); ++v) {
-        store.Touch(v);
-      }
+      for (int v = kColdVictims; v < kVictims; ++v) store.Touch(v);
     }
-    const std::string& victim = store.victims()[next++];
+    const std::string& victim = store.victim(next++);
+    const Actor admin = store.admin();
     const auto start = SteadyClock::now();
-    Status status = store.engine().ShredSubject(store.admin(), victim);
+    Status status = store.engine().ShredSubject(admin, victim);
     const auto elapsed = SteadyClock::now() - start;
     if (!status.ok()) {
       state.SkipWithError(status.ToString().c_str());
@@ -232,6 +406,27 @@ void BM_ShredLatencyKeystoreSize(benchmark::State& state) {
     millis.push_back(Millis(elapsed));
   }
   if (millis.empty()) return;
+
+  // The others, each warm, timed alone. A failed shred stops the
+  // benchmark: a figure without it would be a wrong one.
+  const auto shred = [&](int v) {
+    store.Touch(v);
+    const Actor admin = store.admin();
+    Status status;
+    const double ms = TimeMillis(
+        [&] { status = store.engine().ShredSubject(admin, store.victim(v)); });
+    Check(status, "shred a victim");
+    return ms;
+  };
+  std::vector<double> small_ms, off_ms, off_small_ms;
+  for (int v = 0; v < kSmallVictims; ++v) {
+    small_ms.push_back(shred(ShredStore::Small(v)));
+  }
+  store.Reopen(/*sync=*/false);
+  for (int v = 0; v < kOffVictims; ++v) {
+    off_ms.push_back(shred(kVictims + v));
+    off_small_ms.push_back(shred(ShredStore::Small(kSmallVictims + v)));
+  }
   for (const std::string& victim : store.victims()) {
     if (store.engine().FindSubject(store.admin(), victim).has_value()) {
       state.SkipWithError("a shredded subject can still be found");
@@ -248,6 +443,22 @@ void BM_ShredLatencyKeystoreSize(benchmark::State& state) {
   const size_t again =
       Value(store.engine().CompleteShreds(1'000'000), "complete again");
   const double again_ms = Millis(SteadyClock::now() - again_start);
+
+  // The raw peer, in the same run.
+  std::vector<double> raw_ms[2][2];  // [10,000 or small][sync off, on]
+  {
+    RawSubjects raw(subjects);
+    for (int v = 0; v < RawSubjects::kVictimCount; ++v) raw.Touch(v);
+    for (int v = 0; v < RawSubjects::kVictimCount; ++v) {
+      const bool sync = (v / kRawVictims) % 2 == 0;
+      size_t erased = 0;
+      const double ms = TimeMillis([&] { erased = raw.Erase(v, sync); });
+      if (erased != static_cast<size_t>(RawSubjects::Records(v))) {
+        state.SkipWithError("the raw peer erased a wrong count");
+      }
+      raw_ms[v < 2 * kRawVictims ? 0 : 1][sync ? 1 : 0].push_back(ms);
+    }
+  }
 
   const auto median_of = [](std::vector<double> sorted) {
     std::sort(sorted.begin(), sorted.end());
@@ -266,20 +477,30 @@ void BM_ShredLatencyKeystoreSize(benchmark::State& state) {
   state.counters["complete2_ms"] = again_ms;
   state.counters["setup_s"] = setup_s;
   // Each shred's time (bench/compare.py takes them as the runs).
-  for (size_t i = 0; i < cold_ms.size(); ++i) {
-    state.counters["shred_ms_" + std::to_string(i)] = cold_ms[i];
-  }
-  for (size_t i = 0; i < warm_ms.size(); ++i) {
-    state.counters["warm_ms_" + std::to_string(i)] = warm_ms[i];
-  }
+  const auto each = [&](const std::string& prefix,
+                        const std::vector<double>& values) {
+    for (size_t i = 0; i < values.size(); ++i) {
+      state.counters[prefix + std::to_string(i)] = values[i];
+    }
+  };
+  each("shred_ms_", cold_ms);
+  each("warm_ms_", warm_ms);
+  each("small_ms_", small_ms);
+  each("off_ms_", off_ms);
+  each("off_small_ms_", off_small_ms);
+  each("raw_ms_", raw_ms[0][1]);
+  each("raw_off_ms_", raw_ms[0][0]);
+  each("raw_small_ms_", raw_ms[1][1]);
+  each("raw_off_small_ms_", raw_ms[1][0]);
   if (again != 0) state.SkipWithError("CompleteShreds left records behind");
-  std::string each;
+  std::string each_ms;
   for (double m : millis) {
     char buffer[32];
-    std::snprintf(buffer, sizeof(buffer), "%s%.3f", each.empty() ? "" : " ", m);
-    each += buffer;
+    std::snprintf(buffer, sizeof(buffer), "%s%.3f", each_ms.empty() ? "" : " ",
+                  m);
+    each_ms += buffer;
   }
-  state.SetLabel("shreds ms: " + each);
+  state.SetLabel("shreds ms: " + each_ms);
 }
 BENCHMARK(BM_ShredLatencyKeystoreSize)
     ->Arg(1'000)
