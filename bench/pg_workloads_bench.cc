@@ -90,6 +90,12 @@
 //    x_1_thread is that throughput over the 1-thread run's (when it ran in
 //    this process): the "16 synced writers >= 4x one". Each run's
 //    Teardown prints its commits per WAL sync (pg_stat_wal) on stderr.
+//    BM_PgMixed/sync:S/threads:32 (custos_load's rpc_mixed_c32 and
+//    rpc_mixed_c32_nosync): 32 connections doing custos_load's mixed work
+//    (create 4, get 4, list 1, close 1), one call at a time each, into an
+//    empty store; items/s is the throughput of all of them, counters
+//    p50_us, p99_us and p999_us the latencies of every call (see
+//    BM_PgMixed).
 //
 // 8. BM_PgBreachScope/events:E/disclosures:D/sync:S and
 //    BM_PgStatisticsInHistory/events:E (breach_bench's BM_BreachScope and
@@ -121,6 +127,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <span>
@@ -157,6 +164,8 @@ constexpr size_t kEventPartBytes = 112;
 // Distinct subjects of the create, read and list stores (engine_bench).
 constexpr int kSubjectPool = 1'000;
 constexpr int kPageSize = 100;
+// Workload 7's list page (custos_load's mixed load lists 10).
+constexpr int kMixedPage = 10;
 // Subjects erased per shred benchmark run, one per iteration.
 constexpr int kVictims = 5;
 // The reported subject's records and reads, and the others' (engine_bench).
@@ -360,11 +369,11 @@ Result<PgResult> Run(PGconn* conn, const char* name,
 
 // The statements, prepared on every session (each names tables of the
 // session's search_path, which must exist).
-std::string ListEventsInsert() {
+std::string ListEventsInsert(int rows = kPageSize) {
   std::string sql =
       "INSERT INTO events (principal, action, record_id, subject, part) "
       "VALUES ";
-  for (int i = 0; i < kPageSize; ++i) {
+  for (int i = 0; i < rows; ++i) {
     const int base = 2 + 3 * i;
     sql += std::string(i == 0 ? "" : ", ") + "($1, 'read', $" +
            std::to_string(base) + ", $" + std::to_string(base + 1) + ", $" +
@@ -394,6 +403,19 @@ const std::vector<std::pair<const char*, std::string>>& Statements() {
        "SELECT id, subject, part FROM records WHERE owner = $1 AND id > $2 "
        "ORDER BY id LIMIT 100"},
       {"list_events", ListEventsInsert()},
+      // Workload 7's list (custos_load's: the first kMixedPage of the
+      // owner's records) and its events; $1 owner.
+      {"mixed_list",
+       "SELECT id, subject, part FROM records WHERE owner = $1 ORDER BY id "
+       "LIMIT " +
+           std::to_string(kMixedPage)},
+      {"mixed_list_events", ListEventsInsert(kMixedPage)},
+      // $1 id, $2 owner, $3 the re-sealed part, $4 the event's part.
+      {"close",
+       "WITH r AS (UPDATE records SET status = 'closed', part = $3 WHERE id = "
+       "$1 AND owner = $2 RETURNING id, subject) INSERT INTO events "
+       "(principal, action, record_id, subject, part) SELECT $2, 'close', id, "
+       "subject, $4 FROM r RETURNING record_id"},
       // $1 subject, $2 admin.
       {"shred_records",
        "WITH d AS (DELETE FROM records WHERE subject = $1 RETURNING 1), s AS "
@@ -1259,6 +1281,142 @@ void BM_PgSyncCreate(benchmark::State& state) {
   state.SetLabel("synchronous_commit=on");
 }
 
+// ---- 7. Mixed work from 32 clients ----
+
+// custos_load's mixed load (its default mix: create 4, get 4, list 1,
+// close 1; a get or close with no record of the client's own open becomes
+// a create) on PostgreSQL: each thread one connection, one call at a time,
+// synchronous_commit per sync:S, into a store made empty by the Setup. A
+// get reads one of the thread's open records with its read event; a list
+// reads the owner's first kMixedPage records and writes their read events
+// in one transaction; a close re-seals the part and writes the close
+// event. Items are calls of every kind; each call's latency is kept, and
+// thread 0 reports the percentiles of all of them (p50_us, p99_us,
+// p999_us) once every thread has handed its own over.
+std::vector<std::vector<double>> mixed_latencies;
+std::atomic<int> mixed_handed{0};
+std::mutex mixed_mu;
+
+void OpenMixedStore(const benchmark::State& state) {
+  CreateStore("mixed_store", /*indexes=*/true);
+  Settle("mixed_store");
+  mixed_latencies.assign(static_cast<size_t>(state.threads()), {});
+  mixed_handed = 0;
+}
+
+double Percentile(std::vector<double>& sorted, double p) {
+  if (sorted.empty()) return 0;
+  const auto at = static_cast<size_t>(p * static_cast<double>(sorted.size()));
+  return sorted[std::min(at, sorted.size() - 1)];
+}
+
+void BM_PgMixed(benchmark::State& state) {
+  const bool sync = state.range(0) != 0;
+  PgConn conn = Value(Session("mixed_store", sync), "session");
+  std::mt19937_64 rng(1000 + static_cast<uint64_t>(state.thread_index()));
+  std::vector<int64_t> open;  // This thread's records not closed yet.
+  std::vector<double> latencies;
+  std::vector<std::vector<uint8_t>> event_parts(kMixedPage);
+  std::vector<Param> params;
+  for (auto _ : state) {
+    int op = static_cast<int>(rng() % 10);  // 0-3 create, 4-7 get, 8 list.
+    if (op != 8 && op >= 4 && open.empty()) op = 0;
+    const auto started = SteadyClock::now();
+    bool ok = true;
+    if (op < 4) {
+      const int64_t serial = concurrent_serial.fetch_add(1);
+      const std::vector<uint8_t> part = SealPart();
+      const std::vector<uint8_t> event_part = SealEventPart();
+      const std::string case_ref = "case-" + std::to_string(serial);
+      const std::string subject =
+          Subject(static_cast<int>(serial % kSubjectPool));
+      const Param p[] = {Bytes(kOwner), Bytes(subject), Bytes(part),
+                         Bytes(case_ref), Bytes(event_part)};
+      Result<PgResult> r = Run(conn.get(), "create", p);
+      ok = r && PQntuples(r->get()) == 1 && PQgetlength(r->get(), 0, 0) == 8;
+      if (ok) {  // A bigint in binary: 8 bytes, big-endian.
+        int64_t id = 0;
+        for (int i = 0; i < 8; ++i) {
+          id = (id << 8) | static_cast<uint8_t>(PQgetvalue(r->get(), 0, 0)[i]);
+        }
+        open.push_back(id);
+      }
+    } else if (op < 8) {
+      const std::string id = BigEndian(open[rng() % open.size()]);
+      const std::vector<uint8_t> event_part = SealEventPart();
+      const Param p[] = {Bytes(id), Bytes(kOwner), Bytes(event_part)};
+      Result<PgResult> r = Run(conn.get(), "get", p);
+      ok = r && PQntuples(r->get()) == 1 &&
+           OpenPart(PQgetvalue(r->get(), 0, 0), PQgetlength(r->get(), 0, 0));
+    } else if (op == 8) {
+      const Param p[] = {Bytes(kOwner)};
+      ok = PgExec(conn.get(), "BEGIN").ok();
+      Result<PgResult> page = Run(conn.get(), "mixed_list", p);
+      ok = ok && page.has_value();
+      const int rows = ok ? PQntuples(page->get()) : 0;
+      params.clear();
+      params.push_back(Bytes(kOwner));
+      for (int r = 0; ok && r < rows; ++r) {
+        PGresult* got = page->get();
+        ok = OpenPart(PQgetvalue(got, r, 2), PQgetlength(got, r, 2));
+        event_parts[static_cast<size_t>(r)] = SealEventPart();
+        params.push_back({PQgetvalue(got, r, 0), PQgetlength(got, r, 0)});
+        params.push_back({PQgetvalue(got, r, 1), PQgetlength(got, r, 1)});
+        params.push_back(Bytes(event_parts[static_cast<size_t>(r)]));
+      }
+      // A full page's statement; a store with fewer records writes no
+      // events (only the first moments of a run).
+      if (ok && rows == kMixedPage) {
+        ok = Run(conn.get(), "mixed_list_events", params).has_value();
+      }
+      ok = PgExec(conn.get(), "COMMIT").ok() && ok;
+    } else {
+      const size_t at = rng() % open.size();
+      const std::string id = BigEndian(open[at]);
+      open[at] = open.back();
+      open.pop_back();
+      const std::vector<uint8_t> part = SealPart();
+      const std::vector<uint8_t> event_part = SealEventPart();
+      const Param p[] = {Bytes(id), Bytes(kOwner), Bytes(part),
+                         Bytes(event_part)};
+      Result<PgResult> r = Run(conn.get(), "close", p);
+      ok = r && PQntuples(r->get()) == 1;
+    }
+    latencies.push_back(
+        std::chrono::duration<double, std::micro>(SteadyClock::now() - started)
+            .count());
+    if (!ok) {
+      state.SkipWithError("a mixed call failed");
+      break;
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+  SyncLabel(state, sync);
+  {
+    std::lock_guard lock(mixed_mu);
+    mixed_latencies[static_cast<size_t>(state.thread_index())] =
+        std::move(latencies);
+  }
+  mixed_handed.fetch_add(1);
+  if (state.thread_index() != 0) return;
+  // Every thread has left the timed loop; each hands its latencies over
+  // right after.
+  while (mixed_handed.load() < state.threads()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  std::vector<double> all;
+  {
+    std::lock_guard lock(mixed_mu);
+    for (const auto& each : mixed_latencies) {
+      all.insert(all.end(), each.begin(), each.end());
+    }
+  }
+  std::sort(all.begin(), all.end());
+  state.counters["p50_us"] = Percentile(all, 0.50);
+  state.counters["p99_us"] = Percentile(all, 0.99);
+  state.counters["p999_us"] = Percentile(all, 0.999);
+}
+
 // ---- The disk's own flush ----
 
 // An 8 KiB pwrite (a WAL page) and an fdatasync of a file in /tmp, where
@@ -1364,6 +1522,15 @@ void Register() {
       ->Threads(16)
       ->MinTime(2.0)
       ->UseRealTime();
+  for (int sync : {0, 1}) {
+    benchmark::RegisterBenchmark("BM_PgMixed", BM_PgMixed)
+        ->ArgName("sync")
+        ->Arg(sync)
+        ->Setup(OpenMixedStore)
+        ->Threads(32)
+        ->MinTime(1.0)
+        ->UseRealTime();
+  }
   benchmark::RegisterBenchmark("BM_DiskFdatasync", BM_DiskFdatasync)
       ->ArgName("at")
       ->Arg(1)
