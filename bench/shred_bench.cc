@@ -9,8 +9,10 @@
 // follows the shreds, with a budget covering all their records, is timed
 // too: that is where the compaction went.
 //
-// Beside it, in the same run, the raw LevelDB peer (RawSubjects): a
-// database holding one entry per keystore subject and, for each of its
+// Beside it, in the same run (in keystores of 1,000, 10,000 and 1,000,000
+// subjects: the sizes bench/compare.py pairs), the raw LevelDB peer
+// (RawSubjects): a database holding one entry per keystore subject and,
+// for each of its
 // victims, as many values of a stored record's size under the subject's
 // key prefix; erasing a subject there is deleting its records (a scan of
 // its prefix and one WriteBatch of deletes), synced or not.
@@ -19,7 +21,7 @@
 //   1. through the engine, sync off: an admin, a user, and kRecordsPerVictim
 //      records (one personal part each) for each of kVictims + kOffVictims
 //      subjects, and kSmallRecords records for each of kSmallVictims +
-//      kOffVictims others;
+//      kOffVictims + 1 others; a stored record's size read back;
 //   2. engine closed; the keystore opened directly (storage/keystore.h) and
 //      filled with background subjects (ids "s" + 32 hex chars, as the
 //      engine draws them, each with a new data key) up to Arg subjects in
@@ -66,6 +68,7 @@
 #include "crypto/keyed_hash.h"
 #include "crypto/secret_key.h"
 #include "storage/engine.h"
+#include "storage/keys.h"
 #include "storage/keystore.h"
 #include "storage/types.h"
 
@@ -90,10 +93,9 @@ constexpr int kSmallVictims = 5;
 constexpr int kOffVictims = 3;
 // The raw peer's subjects erased, of each size and durability.
 constexpr int kRawVictims = 3;
-// The stored record's bytes (the "r:" entry of a workload record:
-// concurrency_bench prints its entries; the records here are of that shape)
-// and a keystore entry's wrapped key, for the raw peer's values.
-constexpr size_t kRawRecordBytes = 912;
+// A keystore entry's wrapped key, for the raw peer's per-subject entries
+// (its records' values are the size of this store's stored record,
+// ShredStore::record_bytes()).
 constexpr size_t kRawKeyEntryBytes = 72;
 
 std::string Identifier(int n) {
@@ -163,11 +165,12 @@ class ShredStore {
       identifiers_.push_back(identifier);
     };
     // victims_: kVictims, then kOffVictims of 10,000 records; then
-    // kSmallVictims, then kOffVictims of kSmallRecords.
+    // kSmallVictims, then kOffVictims of kSmallRecords, then one more of
+    // kSmallRecords (shredded untimed after the reopen with sync off).
     for (int v = 0; v < kVictims + kOffVictims; ++v) {
       add(Identifier(v), kRecordsPerVictim);
     }
-    for (int v = 0; v < kSmallVictims + kOffVictims; ++v) {
+    for (int v = 0; v < kSmallVictims + kOffVictims + 1; ++v) {
       add(SmallIdentifier(v), kSmallRecords);
     }
     const Actor admin = Value(engine_->ActorFor("admin"), "admin actor");
@@ -176,6 +179,18 @@ class ShredStore {
           Value(engine_->FindSubject(admin, identifier), "find subject"));
     }
     engine_.reset();
+    {  // A stored record's size, for the raw peer.
+      leveldb::DB* raw = nullptr;
+      Check(leveldb::DB::Open(bench::EngineLikeOptions(),
+                              options_.data_dir + "/records", &raw),
+            "open the records database");
+      std::unique_ptr<leveldb::DB> db(raw);
+      std::string value;
+      Check(db->Get(leveldb::ReadOptions(), keys::Record(first_records_[0]),
+                    &value),
+            "read a stored record");
+      record_bytes_ = value.size();
+    }
 
     // Background subjects, straight into the keystore.
     {
@@ -215,6 +230,8 @@ class ShredStore {
   const std::string& victim(int v) const { return victims_[v]; }
   const std::vector<std::string>& victims() const { return victims_; }
   static int Small(int v) { return kVictims + kOffVictims + v; }
+  // The bytes of one stored record (its "r:" entry's value).
+  size_t record_bytes() const { return record_bytes_; }
 
   // Reads a record of victim `v` as its owner: the engine loads the
   // victim's data key, so LevelDB opens the keystore table holding it (and
@@ -243,13 +260,14 @@ class ShredStore {
   std::vector<std::string> identifiers_;
   std::vector<std::string> victims_;
   std::vector<uint64_t> first_records_;  // One record id per victim.
+  size_t record_bytes_ = 0;
 };
 
 // The raw LevelDB peer of a ShredStore of `keystore_subjects` subjects
 // (options as the engine opens its databases, bench::EngineLikeOptions):
 // one entry per subject ("k:" and an id as the engine draws them, a
 // wrapped key's bytes of value), and for each victim its records, each
-// a stored record's bytes of random value under "r:", the victim's number
+// `record_bytes` of random value under "r:", the victim's number
 // and the record's (a raw store keyed for erasure by subject). Written
 // without sync, compacted, ::sync()ed and reopened, with one synced put
 // after, as the engine's store.
@@ -262,10 +280,10 @@ class RawSubjects {
     return v < 2 * kRawVictims ? kRecordsPerVictim : kSmallRecords;
   }
 
-  explicit RawSubjects(int keystore_subjects)
+  RawSubjects(int keystore_subjects, size_t record_bytes)
       : dir_("custos-shred-bench-raw"), path_(dir_.path() + "/raw") {
     Open();
-    std::string value(kRawRecordBytes, '\0');
+    std::string value(record_bytes, '\0');
     crypto::RandomBytes(std::span<uint8_t>(
         reinterpret_cast<uint8_t*>(value.data()), value.size()));
     leveldb::WriteBatch batch;
@@ -379,9 +397,9 @@ double TimeMillis(const std::function<void()>& op) {
 // After the loop, each timed alone: the shreds of kSmallRecords records,
 // warm, sync on (small_ms_I); the engine reopened with sync_writes false,
 // the shreds of 10,000 and of kSmallRecords records, warm (off_ms_I,
-// off_small_ms_I); the raw peer's erasures, warm, of 10,000 records synced
-// and not (raw_ms_I, raw_off_ms_I) and of kSmallRecords (raw_small_ms_I,
-// raw_off_small_ms_I).
+// off_small_ms_I; an untimed shred first, the new logs' first sync); the
+// raw peer's erasures, warm, of 10,000 records synced and not (raw_ms_I,
+// raw_off_ms_I) and of kSmallRecords (raw_small_ms_I, raw_off_small_ms_I).
 void BM_ShredLatencyKeystoreSize(benchmark::State& state) {
   const int subjects = static_cast<int>(state.range(0));
   const auto setup_start = SteadyClock::now();
@@ -407,8 +425,8 @@ void BM_ShredLatencyKeystoreSize(benchmark::State& state) {
   }
   if (millis.empty()) return;
 
-  // The others, each warm, timed alone. A failed shred stops the
-  // benchmark: a figure without it would be a wrong one.
+  // The others, each warm, timed alone. A failed shred ends the binary
+  // (Check): a figure without it would be a wrong one.
   const auto shred = [&](int v) {
     store.Touch(v);
     const Actor admin = store.admin();
@@ -423,6 +441,10 @@ void BM_ShredLatencyKeystoreSize(benchmark::State& state) {
     small_ms.push_back(shred(ShredStore::Small(v)));
   }
   store.Reopen(/*sync=*/false);
+  // Untimed: the reopened engine's first shred syncs the new keystore log
+  // for the first time (as the setup's warm-up create does for the first
+  // shreds).
+  shred(ShredStore::Small(kSmallVictims + kOffVictims));
   for (int v = 0; v < kOffVictims; ++v) {
     off_ms.push_back(shred(kVictims + v));
     off_small_ms.push_back(shred(ShredStore::Small(kSmallVictims + v)));
@@ -433,7 +455,9 @@ void BM_ShredLatencyKeystoreSize(benchmark::State& state) {
     }
   }
   // For context: finishing the shreds (rewriting every record of the
-  // shredded subjects) and the queued compaction, in one call.
+  // shredded subjects: 13 of 10,000 records and 9 of 10, about 130,000)
+  // and compacting what the shreds after the reopen queued, in one call
+  // (the reopen compacted what the earlier ones had queued).
   const auto complete_start = SteadyClock::now();
   const size_t rewritten =
       Value(store.engine().CompleteShreds(1'000'000), "complete shreds");
@@ -444,19 +468,26 @@ void BM_ShredLatencyKeystoreSize(benchmark::State& state) {
       Value(store.engine().CompleteShreds(1'000'000), "complete again");
   const double again_ms = Millis(SteadyClock::now() - again_start);
 
-  // The raw peer, in the same run.
+  // The raw peer, in the same run, in the stores whose figures
+  // bench/compare.py pairs with it: the two sizes (1,000 and
+  // 1,000,000 subjects) and --quick's largest (10,000).
   std::vector<double> raw_ms[2][2];  // [10,000 or small][sync off, on]
-  {
-    RawSubjects raw(subjects);
+  if (subjects == 1'000 || subjects == 10'000 || subjects == 1'000'000) {
+    RawSubjects raw(subjects, store.record_bytes());
     for (int v = 0; v < RawSubjects::kVictimCount; ++v) raw.Touch(v);
-    for (int v = 0; v < RawSubjects::kVictimCount; ++v) {
-      const bool sync = (v / kRawVictims) % 2 == 0;
-      size_t erased = 0;
-      const double ms = TimeMillis([&] { erased = raw.Erase(v, sync); });
-      if (erased != static_cast<size_t>(RawSubjects::Records(v))) {
-        state.SkipWithError("the raw peer erased a wrong count");
+    // The synced erasures first: a synced write after unsynced ones
+    // would also sync those (a first synced erasure of 10 records took
+    // 1.3 ms after three unsynced ones of 10,000, 0.25 ms after a synced).
+    for (const bool sync : {true, false}) {
+      for (int v = 0; v < RawSubjects::kVictimCount; ++v) {
+        if (((v / kRawVictims) % 2 == 0) != sync) continue;
+        size_t erased = 0;
+        const double ms = TimeMillis([&] { erased = raw.Erase(v, sync); });
+        if (erased != static_cast<size_t>(RawSubjects::Records(v))) {
+          state.SkipWithError("the raw peer erased a wrong count");
+        }
+        raw_ms[v < 2 * kRawVictims ? 0 : 1][sync ? 1 : 0].push_back(ms);
       }
-      raw_ms[v < 2 * kRawVictims ? 0 : 1][sync ? 1 : 0].push_back(ms);
     }
   }
 
