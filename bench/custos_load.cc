@@ -1342,16 +1342,21 @@ class AdminScenario {
     // The scopes, then the statistics, each timed alone, by `facet`, after
     // one of each untimed; `prefix` names their figures. Only the first
     // transport's are the scenario's timed calls (op_us).
+    // The scope of kSuspectPrincipal over the window.
+    const auto scope_request = [&](rpc::Auditor::Client& facet) {
+      auto req = facet.breachScopeRequest();
+      req.initPrincipalIds(1).set(0, kSuspectPrincipal);
+      req.setFromMicros(ToMicros(from));
+      req.setToMicros(ToMicros(to));
+      req.setPurpose(kBreachPurpose);
+      return req;
+    };
     const auto measure = [&](rpc::Auditor::Client& facet,
                              const std::string& prefix, bool timed_calls) {
       // One scope and one statistics query untimed first, so that neither
       // transport's figures include the other's warming of custosd.
       {
-        auto req = facet.breachScopeRequest();
-        req.initPrincipalIds(1).set(0, kSuspectPrincipal);
-        req.setFromMicros(ToMicros(from));
-        req.setToMicros(ToMicros(to));
-        req.setPurpose(kBreachPurpose);
+        auto req = scope_request(facet);
         Step("the untimed breach scope",
              [&] { return req.send().wait(wait()); });
         auto stats = facet.statisticsRequest();
@@ -1360,11 +1365,7 @@ class AdminScenario {
       }
       json scope_us = json::array();
       for (int rep = 0; rep < o_.repeat; ++rep) {
-        auto req = facet.breachScopeRequest();
-        req.initPrincipalIds(1).set(0, kSuspectPrincipal);
-        req.setFromMicros(ToMicros(from));
-        req.setToMicros(ToMicros(to));
-        req.setPurpose(kBreachPurpose);
+        auto req = scope_request(facet);
         const auto started = Clock::now();
         auto response =
             Step("the breach scope", [&] { return req.send().wait(wait()); });
