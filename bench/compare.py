@@ -717,15 +717,14 @@ def run_all(r, fig, growth):
         # 8 over RPC: the breach scope of 1,000 disclosures, then the
         # statistics, in a history made once over RPC (custosd-testclock:
         # the window is exact), of 1,000,000 events (100,000 with --quick).
-        # Synced only (the shipped default): each run makes its history
-        # of a million events over RPC first (36-45 s), and the full run
-        # has to fit in 30 minutes; both durabilities are measured in
-        # process (breach_bench), and over RPC in runs before the twelfth
-        # (bench/RESULTS.md).
-        # --tcp-too: then over loopback TCP to the same custosd, in the
-        # same history (the scope and statistics only).
+        # The history of a million events takes 36-45 s to make over RPC
+        # and the full run has to fit in 30 minutes: it is made once, by a
+        # synced custosd. --tcp-too: then over loopback TCP to the same
+        # custosd, in the same history (the scope and statistics only);
+        # --then-no-sync: then the same custosd restarted on the same data
+        # with --no-sync, over the unix socket (rpc_breach_nosync).
         "rpc_breach_sync": scenario + ["breach", "--events", history,
-                                       "--tcp-too"],
+                                       "--tcp-too", "--then-no-sync"],
     }
     if q:  # The dearest: its completions take over a second each.
         del admin_runs["rpc_shred10000_nosync"]
@@ -793,6 +792,19 @@ def run_all(r, fig, growth):
                         "us/query", source,
                         f"RPC statistics query after a fold, the breach "
                         f"store, {tcp} (the same custosd and history)")
+            if "nosync_scope_us" in x:
+                what = name.rsplit("_", 1)[0]
+                again = ("sync off, unix socket (the same history; custosd "
+                         "restarted on its data with --no-sync)")
+                fig.add(f"{what}_nosync.scope_us", x["nosync_scope_us"],
+                        "us/scope", source,
+                        f"RPC breach scope, {x['disclosures']:,} "
+                        f"disclosures, history of {x['events']:,} events, "
+                        f"{again}")
+                fig.add(f"{what}_nosync.stats_us", x["nosync_stats_us"],
+                        "us/query", source,
+                        f"RPC statistics query after a fold, the breach "
+                        f"store, {again}")
         else:
             fig.add(f"{name}.us_per_due",
                     [t / e for t, e in zip(x["op_us"], x["erased"]) if e],
@@ -1193,10 +1205,11 @@ def pairs(fig, quick):
                   f"rpc_sweep_{sync}.us_per_due",
                   "sweep.custos.spread.gone.n10000")
     # 8 over RPC against breach_bench's in-process figures, in histories of
-    # the same size: the scope durability for durability; the statistics (a
+    # the same size: the scope durability for durability (sync off: the
+    # synced custosd's history, restarted with --no-sync); the statistics (a
     # read that writes nothing: one in-process figure, of 1,000,000 events,
     # so the full run only) against either RPC durability.
-    for sync, s in (("sync", ".sync"),):
+    for sync, s in (("sync", ".sync"), ("nosync", "")):
         on = "on" if s else "off"
         fig.ratio(f"RPC breach scope of 1,000 in {largest_history:,} events "
                   f"/ in-process, sync {on}", f"rpc_breach_{sync}.scope_us",

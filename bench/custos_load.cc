@@ -151,6 +151,11 @@ struct LoadOptions {
   // socket, then again over loopback TCP to the same custosd, in the same
   // history (figures tcp_scope_us, tcp_stats_us).
   bool tcp_too = false;
+  // --scenario breach: then stop custosd (SIGTERM), start it again on the
+  // same data with --no-sync (its test clock where it stood), and time the
+  // scope and the statistics once more over the unix socket (figures
+  // nosync_scope_us, nosync_stats_us).
+  bool then_no_sync = false;
   int connections = 1;
   int depth = 1;
   int batch = 1;  // With --in-process: records per CreateRecords call.
@@ -380,8 +385,10 @@ class ChildServer {
   ChildServer& operator=(const ChildServer&) = delete;
 
   // Starts argv in dir() and waits (up to 60 s) for `ready` in its log
-  // (custosd's "custosd: serving": its socket then accepts connections).
+  // (custosd's "custosd: serving": its socket then accepts connections),
+  // written by this start (a restart appends to the same log).
   void Start(std::vector<std::string> args, const std::string& ready) {
+    const size_t logged_before = Log().size();
     // The child runs in dir(): a binary named relative to ours must still
     // be found there.
     args[0] = std::filesystem::absolute(args[0]).string();
@@ -410,7 +417,7 @@ class ChildServer {
       }
     });
     const auto deadline = Clock::now() + std::chrono::seconds(60);
-    while (Log().find(ready) == std::string::npos) {
+    while (Log().find(ready, logged_before) == std::string::npos) {
       int status = 0;
       const bool exited = waitpid(pid_, &status, WNOHANG) != 0;
       if (exited || Clock::now() > deadline) {
@@ -928,6 +935,20 @@ class AdminScenario {
     return r;
   }
 
+  // The breach's scope and statistics measured again (MeasureBreach,
+  // figures PREFIXscope_us and PREFIXstats_us, not the scenario's timed
+  // calls) by the auditor over a new connection to `address`: the same
+  // custosd's TCP address (--tcp-too), or its unix socket after a restart
+  // on the same data (--then-no-sync). After Breach().
+  void MeasureBreachOver(const std::string& address, const std::string& prefix,
+                         ScenarioResult& r) {
+    Party party(address, kAuditorPrincipal, auditor_token_);
+    auto facet = Step("the auditor facet (" + prefix + ")", [&] {
+      return party.session->auditorRequest().send().wait(wait()).getAuditor();
+    });
+    MeasureBreach(facet, prefix, /*timed_calls=*/false, r);
+  }
+
  private:
   kj::WaitScope& wait() { return admin_.client->getWaitScope(); }
   // The load user's session for setup call `i`.
@@ -1339,92 +1360,87 @@ class AdminScenario {
     ScenarioResult r;
     r.figures["setup_seconds"] = Seconds(setup_started);
 
-    // The scopes, then the statistics, each timed alone, by `facet`, after
-    // one of each untimed; `prefix` names their figures. Only the first
-    // transport's are the scenario's timed calls (op_us).
-    // The scope of kSuspectPrincipal over the window.
-    const auto scope_request = [&](rpc::Auditor::Client& facet) {
-      auto req = facet.breachScopeRequest();
-      req.initPrincipalIds(1).set(0, kSuspectPrincipal);
-      req.setFromMicros(ToMicros(from));
-      req.setToMicros(ToMicros(to));
-      req.setPurpose(kBreachPurpose);
-      return req;
-    };
-    const auto measure = [&](rpc::Auditor::Client& facet,
-                             const std::string& prefix, bool timed_calls) {
-      // One scope and one statistics query untimed first, so that neither
-      // transport's figures include the other's warming of custosd.
-      {
-        auto req = scope_request(facet);
-        Step("the untimed breach scope",
-             [&] { return req.send().wait(wait()); });
-        auto stats = facet.statisticsRequest();
-        Step("the untimed statistics",
-             [&] { return stats.send().wait(wait()); });
-      }
-      json scope_us = json::array();
-      for (int rep = 0; rep < o_.repeat; ++rep) {
-        auto req = scope_request(facet);
-        const auto started = Clock::now();
-        auto response =
-            Step("the breach scope", [&] { return req.send().wait(wait()); });
-        const int64_t nanos = NanosSince(started);
-        if (timed_calls) r.measured.ops[kBreachScope].nanos.push_back(nanos);
-        scope_us.push_back(static_cast<double>(nanos) / 1000.0);
-        auto scope = response.getScope();
-        if (scope.getDisclosures() != disclosures ||
-            scope.getSubjects().size() != subjects) {
-          Fail("the breach scope found " +
-               std::to_string(scope.getDisclosures()) + " disclosures about " +
-               std::to_string(scope.getSubjects().size()) + " subjects, not " +
-               std::to_string(disclosures) + " about " +
-               std::to_string(subjects));
-        }
-      }
-      json stats_us = json::array();
-      for (int rep = 0; rep < o_.repeat; ++rep) {
-        auto req = facet.statisticsRequest();  // Every kind, every month.
-        const auto started = Clock::now();
-        auto response =
-            Step("the statistics", [&] { return req.send().wait(wait()); });
-        const int64_t nanos = NanosSince(started);
-        if (timed_calls) r.measured.ops[kStatistics].nanos.push_back(nanos);
-        stats_us.push_back(static_cast<double>(nanos) / 1000.0);
-        auto stats = response.getStatistics();
-        uint64_t created = 0;
-        for (auto kind : stats.getKinds()) {
-          created += kind.getTotal().getCreated();
-        }
-        if (created != static_cast<uint64_t>(records)) {
-          Fail("the statistics count " + std::to_string(created) +
-               " records created, not " + std::to_string(records));
-        }
-        // The query timed is the folded one, as breach_bench's.
-        if (stats.getPending() != 0) {
-          Fail("the statistics have " + std::to_string(stats.getPending()) +
-               " transitions not folded");
-        }
-      }
-      r.figures[prefix + "scope_us"] = std::move(scope_us);
-      r.figures[prefix + "stats_us"] = std::move(stats_us);
-    };
-    measure(auditor, "", /*timed_calls=*/true);
+    breach_ = BreachWindow{from, to, disclosures, subjects,
+                           static_cast<uint64_t>(records)};
+    MeasureBreach(auditor, "", /*timed_calls=*/true, r);
     if (!tcp_address_.empty()) {
       // The same auditor over a connection of its own to the TCP address.
-      Party over_tcp(tcp_address_, kAuditorPrincipal, auditor_token_);
-      auto facet = Step("the auditor facet over TCP", [&] {
-        return over_tcp.session->auditorRequest()
-            .send()
-            .wait(wait())
-            .getAuditor();
-      });
-      measure(facet, "tcp_", /*timed_calls=*/false);
+      MeasureBreachOver(tcp_address_, "tcp_", r);
     }
     r.figures["events"] = events;
     r.figures["disclosures"] = disclosures;
     r.figures["subjects"] = subjects;
     return r;
+  }
+
+  // The breach's scope and statistics measured by `facet`: one of each
+  // untimed first (so that no transport's figures include another's
+  // warming of custosd), then --repeat scopes and --repeat statistics
+  // queries, each timed alone and checked against breach_; their times go
+  // to r's figures PREFIXscope_us and PREFIXstats_us, and with
+  // `timed_calls` to its measured calls (op_us: the first transport's).
+  void MeasureBreach(rpc::Auditor::Client& facet, const std::string& prefix,
+                     bool timed_calls, ScenarioResult& r) {
+    // The scope of kSuspectPrincipal over the window.
+    const auto scope_request = [&] {
+      auto req = facet.breachScopeRequest();
+      req.initPrincipalIds(1).set(0, kSuspectPrincipal);
+      req.setFromMicros(ToMicros(breach_.from));
+      req.setToMicros(ToMicros(breach_.to));
+      req.setPurpose(kBreachPurpose);
+      return req;
+    };
+    {
+      auto req = scope_request();
+      Step("the untimed breach scope", [&] { return req.send().wait(wait()); });
+      auto stats = facet.statisticsRequest();
+      Step("the untimed statistics", [&] { return stats.send().wait(wait()); });
+    }
+    json scope_us = json::array();
+    for (int rep = 0; rep < o_.repeat; ++rep) {
+      auto req = scope_request();
+      const auto started = Clock::now();
+      auto response =
+          Step("the breach scope", [&] { return req.send().wait(wait()); });
+      const int64_t nanos = NanosSince(started);
+      if (timed_calls) r.measured.ops[kBreachScope].nanos.push_back(nanos);
+      scope_us.push_back(static_cast<double>(nanos) / 1000.0);
+      auto scope = response.getScope();
+      if (scope.getDisclosures() != breach_.disclosures ||
+          scope.getSubjects().size() != breach_.subjects) {
+        Fail("the breach scope found " +
+             std::to_string(scope.getDisclosures()) + " disclosures about " +
+             std::to_string(scope.getSubjects().size()) + " subjects, not " +
+             std::to_string(breach_.disclosures) + " about " +
+             std::to_string(breach_.subjects));
+      }
+    }
+    json stats_us = json::array();
+    for (int rep = 0; rep < o_.repeat; ++rep) {
+      auto req = facet.statisticsRequest();  // Every kind, every month.
+      const auto started = Clock::now();
+      auto response =
+          Step("the statistics", [&] { return req.send().wait(wait()); });
+      const int64_t nanos = NanosSince(started);
+      if (timed_calls) r.measured.ops[kStatistics].nanos.push_back(nanos);
+      stats_us.push_back(static_cast<double>(nanos) / 1000.0);
+      auto stats = response.getStatistics();
+      uint64_t created = 0;
+      for (auto kind : stats.getKinds()) {
+        created += kind.getTotal().getCreated();
+      }
+      if (created != breach_.records) {
+        Fail("the statistics count " + std::to_string(created) +
+             " records created, not " + std::to_string(breach_.records));
+      }
+      // The query timed is the folded one, as breach_bench's.
+      if (stats.getPending() != 0) {
+        Fail("the statistics have " + std::to_string(stats.getPending()) +
+             " transitions not folded");
+      }
+    }
+    r.figures[prefix + "scope_us"] = std::move(scope_us);
+    r.figures[prefix + "stats_us"] = std::move(stats_us);
   }
 
   struct SweepFigures {
@@ -1513,6 +1529,13 @@ class AdminScenario {
   std::optional<rpc::Admin::Client> admin_facet_;
   std::optional<rpc::Auditor::Client> auditor_facet_;
   uint64_t serial_ = 0;
+  // What Breach() made: the window, the disclosures and distinct subjects
+  // a scope of it must find, and the records the statistics must count.
+  struct BreachWindow {
+    Timestamp from, to;
+    uint64_t disclosures = 0, subjects = 0, records = 0;
+  };
+  BreachWindow breach_;
 };
 
 // Runs --scenario against a custosd it starts, prints the JSON; 0, or 1 if
@@ -1566,6 +1589,21 @@ int RunScenario(const LoadOptions& o) {
         o, address, ReadLine(server.dir() + "/custos-admin.token"), clock_file,
         server.dir() + "/custos-data", tcp_address);
     r = scenario.Run(records);
+    if (o.then_no_sync) {
+      // SIGTERM: custosd finishes what is in flight and closes the engine.
+      // Then the same data without sync, its clock where it stood.
+      server.Stop();
+      std::vector<std::string> again = {
+          "--maintenance-interval", "86400",
+          "--test-clock",           ReadLine(clock_file),
+          "--test-clock-file",      clock_file};
+      LoadOptions unsynced = o;
+      unsynced.no_sync = true;
+      unsynced.tcp = false;
+      StartCustosd(server, unsynced, o.testclock_binary, again);
+      scenario.MeasureBreachOver(
+          "unix:" + server.dir() + "/custos-data/custosd.sock", "nosync_", r);
+    }
   } catch (const ScenarioFailure&) {
     // What the server said about it, before its directory goes.
     const std::string log = server.Log();
@@ -1596,6 +1634,9 @@ int RunScenario(const LoadOptions& o) {
   out["address"] =
       o.tcp ? "tcp " + address + " (started)" : std::string("unix (started)");
   if (o.tcp_too) out["tcp_address"] = "tcp " + tcp_address + " (started)";
+  if (o.then_no_sync) {
+    out["then_no_sync"] = "custosd restarted with --no-sync on the same data";
+  }
   out["server"] = MemoryJson(server.Memory());
   server.Stop();
   out["target"] = "custosd";
@@ -1670,6 +1711,11 @@ int Main(int argc, char** argv) {
                "over the unix socket, then again over loopback TCP to the "
                "same custosd (tcp_scope_us, tcp_stats_us)")
       ->excludes("--tcp");
+  app.add_flag("--then-no-sync", o.then_no_sync,
+               "with --scenario breach: then restart the custosd on the same "
+               "data with --no-sync and time the scope and the statistics "
+               "again over its unix socket (nosync_scope_us, "
+               "nosync_stats_us)");
   app.add_flag("--no-sync", o.no_sync,
                "the started custosd (or in-process engine) does not fsync");
   app.add_option("-c,--connections", o.connections,
@@ -1761,9 +1807,16 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "custos_load: bad --mix '%s'\n", o.mix.c_str());
     return 2;
   }
-  if (o.tcp_too && o.scenario != "breach") {
+  if ((o.tcp_too || o.then_no_sync) && o.scenario != "breach") {
     std::fprintf(stderr,
-                 "custos_load: --tcp-too is for --scenario breach only\n");
+                 "custos_load: --tcp-too and --then-no-sync are for "
+                 "--scenario breach only\n");
+    return 2;
+  }
+  if (o.then_no_sync && o.no_sync) {
+    std::fprintf(stderr,
+                 "custos_load: --then-no-sync restarts a synced custosd "
+                 "without sync; not with --no-sync\n");
     return 2;
   }
   if (o.tcp && (!o.start_server || o.echo)) {
