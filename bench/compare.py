@@ -558,29 +558,36 @@ def run_all(r, fig, growth):
                 fig.series[name]["median"]
 
     # The issue's own case (full run only): 500,000 due of 1,000,000,
-    # spread (issue 11's case), sync on (the shipped default), with
+    # spread (issue 11's case), sync on (the shipped default) and off, with
     # compaction on during the sweep (bytes gone when its compaction of the
-    # erased bucket's range is done, checked by VerifyErasure). One run:
-    # each builds a store of a million (docs/decisions.md).
+    # erased bucket's range is done, checked by VerifyErasure). One run of
+    # each, on copies of one store of a million (sweep_bench's
+    # HalfStoreFor; docs/decisions.md).
     if not q:
         runs = r.gbench("sweep_half", "sweep_bench",
                         "^BM_SweepHalfDue/records:1000000/spread:1/compact:1/"
-                        "sync:1", reps=1)
+                        "sync:[01]", reps=1)
         for key, reps in runs.items():
-            m = re.match(r"BM_SweepHalfDue/records:(\d+)/spread:(\d)", key)
+            m = re.match(r"BM_SweepHalfDue/records:(\d+)/spread:(\d)/"
+                         r"compact:\d/sync:(\d)", key)
             if not m:
                 continue
             layout = "spread" if m[2] == "1" else "clustered"
-            million_creates += [b["create_us_per_record"] for b in reps
-                                if "create_us_per_record" in b]
-            for counter, what in (("undecipherable_us_per_record", "key.s1"),
-                                  ("gone_us_per_record", "gone")):
+            sync = m[3]
+            if sync == "1":  # The store is the same: one build.
+                million_creates += [b["create_us_per_record"] for b in reps
+                                    if "create_us_per_record" in b]
+            # Sync on keeps the names of the runs before sync off was added.
+            for counter, what in (("undecipherable_us_per_record",
+                                   f"key.s{sync}"),
+                                  ("gone_us_per_record",
+                                   "gone" if sync == "1" else "gone.s0")):
                 fig.add(f"sweep.custos.{layout}.{what}.nhalf",
                         [b[counter] for b in reps if counter in b],
                         "us/due record", key,
                         f"sweep 500,000 due of 1,000,000, {layout}, "
-                        f"{'undecipherable' if what != 'gone' else 'bytes gone'}"
-                        ", sync on")
+                        f"{'bytes gone' if 'gone' in what else 'undecipherable'}"
+                        f", sync {'on' if sync == '1' else 'off'}")
     if million_creates:
         fig.add("create.million.custos", million_creates, "us/op",
                 "sweep_bench (its stores' builds)", "create, 1,000,000 into "
@@ -1001,16 +1008,16 @@ def pairs(fig, quick):
               "rpc_create_unix_sync_c16.us_per_op",
               "rpc_create_unix_sync_c1.us_per_op", target=4.0)
     # Sweeps. The erasure by key: Custos with sync on against PostgreSQL
-    # with fsync on, and sync off against fsync off (the half, run synced
-    # only, against both). Bytes gone: Custos runs synced only (its
-    # compactions do not depend on it), against both.
+    # with fsync on, and sync off against fsync off. Bytes gone: Custos
+    # synced (its compactions do not depend on it) against both; in the
+    # issue's case also sync off against fsync off.
     for n in sizes + ([] if quick else ["half"]):
         what_n = ("500,000 due of 1,000,000" if n == "half"
                   else f"1,000 due of {n:,}")
         layouts = ("spread",) if n == "half" else ("clustered", "spread")
         for layout in layouts:
             for fsync in ("on", "off"):
-                sync = 1 if fsync == "on" or n == "half" else 0
+                sync = 1 if fsync == "on" else 0
                 fig.ratio(f"sweep undecipherable (bucket key destroyed), "
                           f"sync {'on' if sync else 'off'} / PG DELETE, fsync "
                           f"{fsync}, {what_n} {layout}",
@@ -1028,6 +1035,17 @@ def pairs(fig, quick):
                               f"sweep.custos.{layout}.gone.n{n}",
                               f"sweep.pg.{fsync}.{layout}.delete.n{n}",
                               target=0.5)
+                if n == "half" and fsync == "off":  # Like for like.
+                    fig.ratio(f"sweep bytes gone, sync off / PG DELETE + "
+                              f"VACUUM FULL, fsync off, {what_n} {layout}",
+                              f"sweep.custos.{layout}.gone.s0.n{n}",
+                              f"sweep.pg.off.{layout}.gone.n{n}", target=1.0)
+                    fig.ratio(f"sweep bytes gone, sync off / PG DELETE, "
+                              f"fsync off (issue 16: >= 0.5x its rate), "
+                              f"{what_n} {layout}",
+                              f"sweep.custos.{layout}.gone.s0.n{n}",
+                              f"sweep.pg.off.{layout}.delete.n{n}",
+                              target=0.5)
                 if n not in ("half", 1000000):
                     fig.ratio(f"sweep bytes gone, compaction batched over 3 "
                               f"sweeps, sync on / PG DELETE + VACUUM FULL, "
@@ -1038,7 +1056,7 @@ def pairs(fig, quick):
     # The issue's sweep against raw LevelDB deleting the same share of a
     # million values of a create's bytes (concurrency_bench's million) and
     # compacting them away (no target: what the engine costs beside the
-    # bare store). The erasure by key synced against the synced deletes.
+    # bare store). Synced against synced, unsynced against unsynced.
     if not quick:
         fig.ratio("sweep undecipherable, sync on / raw LevelDB delete, synced "
                   "batches of 1,000, 500,000 due of 1,000,000 spread",
@@ -1049,6 +1067,15 @@ def pairs(fig, quick):
                   "1,000,000 spread, both synced",
                   "sweep.custos.spread.gone.nhalf",
                   "sweep.raw.spread.gone.s1.nhalf")
+        fig.ratio("sweep undecipherable, sync off / raw LevelDB delete, "
+                  "unsynced batches of 1,000, 500,000 due of 1,000,000 spread",
+                  "sweep.custos.spread.key.s0.nhalf",
+                  "sweep.raw.spread.delete.s0.nhalf")
+        fig.ratio("sweep bytes gone, sync off / raw LevelDB delete + "
+                  "compaction of the whole database, 500,000 due of "
+                  "1,000,000 spread, neither synced",
+                  "sweep.custos.spread.gone.s0.nhalf",
+                  "sweep.raw.spread.gone.s0.nhalf")
     # Against PostgreSQL (no target unless the issue sets one).
     for sync in (0, 1):
         fig.ratio(f"create / PostgreSQL create, sync {'on' if sync else 'off'}",
