@@ -801,16 +801,24 @@ def run_all(r, fig, growth):
                         "us/query", source,
                         f"RPC statistics query after a fold, the breach "
                         f"store, {tcp} (the same custosd and history)")
-            if "nosync_scope_us" in x:
-                what = name.rsplit("_", 1)[0]
-                again = ("sync off, unix socket (the same history; custosd "
-                         "restarted on its data with --no-sync)")
-                fig.add(f"{what}_nosync.scope_us", x["nosync_scope_us"],
+            # --then-no-sync: custosd restarted on the same history,
+            # synced, then with --no-sync; the pair compared below.
+            what = name.rsplit("_", 1)[0]
+            for prefix, series, again in (
+                    ("restarted_sync_", f"{what}_sync_restarted",
+                     "sync on, unix socket (the same history; custosd "
+                     "restarted on its data)"),
+                    ("nosync_", f"{what}_nosync",
+                     "sync off, unix socket (the same history; custosd "
+                     "restarted on its data with --no-sync)")):
+                if prefix + "scope_us" not in x:
+                    continue
+                fig.add(f"{series}.scope_us", x[prefix + "scope_us"],
                         "us/scope", source,
                         f"RPC breach scope, {x['disclosures']:,} "
                         f"disclosures, history of {x['events']:,} events, "
                         f"{again}")
-                fig.add(f"{what}_nosync.stats_us", x["nosync_stats_us"],
+                fig.add(f"{series}.stats_us", x[prefix + "stats_us"],
                         "us/query", source,
                         f"RPC statistics query after a fold, the breach "
                         f"store, {again}")
@@ -1263,6 +1271,11 @@ def pairs(fig, quick):
         fig.ratio(f"RPC sweep, 1,000 due of 10,000, sync {on}: TCP / unix "
                   "socket", f"rpc_sweep_tcp_{sync}.us_per_due",
                   f"rpc_sweep_{sync}.us_per_due")
+    # The breach scope with sync off against sync on, both by a custosd
+    # restarted on the same history (custos_load --then-no-sync).
+    fig.ratio("RPC breach scope of 1,000, both after a restart: sync off / "
+              "sync on", "rpc_breach_nosync.scope_us",
+              "rpc_breach_sync_restarted.scope_us")
     # The breach scope and the statistics over TCP: the same custosd and
     # history, right after the unix socket's (custos_load --tcp-too; each
     # transport's calls after one untimed scope and statistics query).

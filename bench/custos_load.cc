@@ -152,9 +152,10 @@ struct LoadOptions {
   // history (figures tcp_scope_us, tcp_stats_us).
   bool tcp_too = false;
   // --scenario breach: then stop custosd (SIGTERM), start it again on the
-  // same data with --no-sync (its test clock where it stood), and time the
-  // scope and the statistics once more over the unix socket (figures
-  // nosync_scope_us, nosync_stats_us).
+  // same data (its test clock where it stood) and time the scope and the
+  // statistics once more over the unix socket: synced (figures
+  // restarted_sync_scope_us, restarted_sync_stats_us), then, after one
+  // more restart, with --no-sync (nosync_scope_us, nosync_stats_us).
   bool then_no_sync = false;
   int connections = 1;
   int depth = 1;
@@ -407,6 +408,9 @@ class ChildServer {
       _exit(127);
     }
     if (pid_ < 0) Die("fork");
+    // This process's peaks only (a restart starts them again).
+    peak_anon_ = 0;
+    peak_file_ = 0;
     sampling_ = true;
     sampler_ = std::thread([this, pid = pid_] {
       while (sampling_) {
@@ -442,16 +446,19 @@ class ChildServer {
     return m;
   }
 
-  void Stop() {
+  // Stops the server with SIGTERM and waits for it; false if it did not
+  // exit with status 0 (true if it was not running).
+  bool Stop() {
     if (sampler_.joinable()) {
       sampling_ = false;
       sampler_.join();
     }
-    if (pid_ <= 0) return;
+    if (pid_ <= 0) return true;
     kill(pid_, SIGTERM);
     int status = 0;
-    waitpid(pid_, &status, 0);
+    const bool reaped = waitpid(pid_, &status, 0) == pid_;
     pid_ = -1;
+    return reaped && WIFEXITED(status) && WEXITSTATUS(status) == 0;
   }
 
   const std::string& dir() const { return dir_.path(); }
@@ -1584,25 +1591,32 @@ int RunScenario(const LoadOptions& o) {
     address = "unix:" + server.dir() + "/custos-data/custosd.sock";
   }
   ScenarioResult r;
+  // --then-no-sync: the first custosd's memory, before its restarts.
+  std::optional<ChildServer::MemoryFigures> first_memory;
   try {
     AdminScenario scenario(
         o, address, ReadLine(server.dir() + "/custos-admin.token"), clock_file,
         server.dir() + "/custos-data", tcp_address);
     r = scenario.Run(records);
     if (o.then_no_sync) {
-      // SIGTERM: custosd finishes what is in flight and closes the engine.
-      // Then the same data without sync, its clock where it stood.
-      server.Stop();
-      std::vector<std::string> again = {
-          "--maintenance-interval", "86400",
-          "--test-clock",           ReadLine(clock_file),
-          "--test-clock-file",      clock_file};
-      LoadOptions unsynced = o;
-      unsynced.no_sync = true;
-      unsynced.tcp = false;
-      StartCustosd(server, unsynced, o.testclock_binary, again);
-      scenario.MeasureBreachOver(
-          "unix:" + server.dir() + "/custos-data/custosd.sock", "nosync_", r);
+      // Restarted twice on the same data, its clock where it stood: synced
+      // (restarted_sync_: what the sync-off figures are paired with, both
+      // measured by a custosd just started on the history, its caches
+      // cold), then with --no-sync (nosync_). SIGTERM: custosd finishes
+      // what is in flight and closes the engine.
+      first_memory = server.Memory();
+      for (const bool no_sync : {false, true}) {
+        const std::string now = ReadLine(clock_file);
+        if (!server.Stop()) Fail("custosd did not stop cleanly on SIGTERM");
+        LoadOptions again = o;
+        again.no_sync = no_sync;
+        StartCustosd(server, again, o.testclock_binary,
+                     {"--maintenance-interval", "86400", "--test-clock", now,
+                      "--test-clock-file", clock_file});
+        scenario.MeasureBreachOver(
+            "unix:" + server.dir() + "/custos-data/custosd.sock",
+            no_sync ? "nosync_" : "restarted_sync_", r);
+      }
     }
   } catch (const ScenarioFailure&) {
     // What the server said about it, before its directory goes.
@@ -1635,9 +1649,11 @@ int RunScenario(const LoadOptions& o) {
       o.tcp ? "tcp " + address + " (started)" : std::string("unix (started)");
   if (o.tcp_too) out["tcp_address"] = "tcp " + tcp_address + " (started)";
   if (o.then_no_sync) {
-    out["then_no_sync"] = "custosd restarted with --no-sync on the same data";
+    out["then_no_sync"] =
+        "custosd restarted on the same data, synced, then with --no-sync";
   }
-  out["server"] = MemoryJson(server.Memory());
+  out["server"] = MemoryJson(first_memory ? *first_memory : server.Memory());
+  if (first_memory) out["server_restarted"] = MemoryJson(server.Memory());
   server.Stop();
   out["target"] = "custosd";
   out.update(Report(m));
@@ -1715,7 +1731,9 @@ int Main(int argc, char** argv) {
                "with --scenario breach: then restart the custosd on the same "
                "data with --no-sync and time the scope and the statistics "
                "again over its unix socket (nosync_scope_us, "
-               "nosync_stats_us)");
+               "nosync_stats_us), after a synced restart "
+               "(restarted_sync_scope_us, restarted_sync_stats_us)")
+      ->excludes("--tcp");
   app.add_flag("--no-sync", o.no_sync,
                "the started custosd (or in-process engine) does not fsync");
   app.add_option("-c,--connections", o.connections,
