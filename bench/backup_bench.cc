@@ -101,8 +101,9 @@ class BackupStore {
 };
 
 BackupStore& Store() {
-  static BackupStore* store = new BackupStore();  // Lives for the process.
-  return *store;
+  // Lives for the process, then closed and its directory removed.
+  static BackupStore store;
+  return store;
 }
 
 void BM_Backup(benchmark::State& state) {

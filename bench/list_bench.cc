@@ -131,8 +131,10 @@ class Listing {
 };
 
 Listing& TheListing() {
-  static Listing* listing = new Listing();  // Kept to the end of the run.
-  return *listing;
+  // Kept to the end of the run, then closed and its directory removed
+  // (a pointer never deleted left its store in /tmp after every run).
+  static Listing listing;
+  return listing;
 }
 
 void BM_ListGrowth(benchmark::State& state) {
