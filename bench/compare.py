@@ -618,10 +618,10 @@ def run_all(r, fig, growth):
                     f"{row['records']:,}, {layout}, fsync {fsync}")
 
     # 7: the server over RPC.
-    # Measured 1.5 s after a warm-up of 0.5 s (a server of its own each):
-    # 57 runs in the full run, which must fit in 30 minutes; --quick's 44
+    # Measured 1.25 s after a warm-up of 0.5 s (a server of its own each):
+    # 66 runs in the full run, which must fit in 30 minutes; --quick's 44
     # runs 0.75 s after 0.25 s (its 5 minutes).
-    secs, warm = ("0.75", "0.25") if q else ("1.5", "0.5")
+    secs, warm = ("0.75", "0.25") if q else ("1.25", "0.5")
     common = ["--start-server", "--duration", secs, "--warmup", warm]
     one = ["-c", "1", "-d", "16"]  # One connection, 16 calls in flight.
     load_runs = {
