@@ -53,6 +53,7 @@ class Runner:
         self.reps = reps
         self.only = only
         self.log = []  # (name, command, seconds, exit)
+        self.half_sync_off = False  # --half-sync-off
         os.makedirs(os.path.join(out, "raw"), exist_ok=True)
 
     def binary(self, name):
@@ -513,16 +514,16 @@ def run_all(r, fig, growth):
         "^BM_Sweep1000Due/(records:(" + "|".join(map(str, sizes)) +
         ")/spread:[01]/(compact:0/sync:[01]|compact:1/sync:1)|records:"
         "(10000|100000)/spread:[01]/compact:2/sync:1)", reps=1)
-    million_creates = []  # Each store of a million's build, per create.
+    # The build of BM_SweepHalfDue's store of a million, per create (one
+    # a call; BM_Sweep1000Due's stores are built 100 a call, for the
+    # run's 30 minutes).
+    million_creates = []
     for key in runs:
         m = re.match(r"BM_Sweep1000Due/records:(\d+)/spread:(\d)/compact:(\d)"
                      r"/sync:(\d)", key)
         if not m:
             continue
         n, spread, compact, sync = (int(x) for x in m.groups())
-        if n == 1000000 and compact == 0 and sync == 0:
-            million_creates += [b["create_us_per_record"] for b in runs[key]
-                                if "create_us_per_record" in b]
         layout = "spread" if spread else "clustered"
         on = "sync on" if sync else "sync off"
         if compact == 2:
@@ -559,15 +560,16 @@ def run_all(r, fig, growth):
                 fig.series[name]["median"]
 
     # The issue's own case (full run only): 500,000 due of 1,000,000,
-    # spread (issue 11's case), sync on (the shipped default) and off, with
-    # compaction on during the sweep (bytes gone when its compaction of the
-    # erased bucket's range is done, checked by VerifyErasure). One run of
-    # each, on copies of one store of a million (sweep_bench's
-    # HalfStoreFor; docs/decisions.md).
+    # spread (issue 11's case), sync on (the shipped default), and with
+    # --half-sync-off also sync off, with compaction on during the sweep
+    # (bytes gone when its compaction of the erased bucket's range is done,
+    # checked by VerifyErasure). One run of each, on copies of one store of
+    # a million (sweep_bench's HalfStoreFor; docs/decisions.md).
     if not q:
+        syncs = "[01]" if r.half_sync_off else "1"
         runs = r.gbench("sweep_half", "sweep_bench",
                         "^BM_SweepHalfDue/records:1000000/spread:1/compact:1/"
-                        "sync:[01]", reps=1)
+                        f"sync:{syncs}", reps=1)
         for key, reps in runs.items():
             m = re.match(r"BM_SweepHalfDue/records:(\d+)/spread:(\d)/"
                          r"compact:\d/sync:(\d)", key)
@@ -591,9 +593,9 @@ def run_all(r, fig, growth):
                         f", sync {'on' if sync == '1' else 'off'}")
     if million_creates:
         fig.add("create.million.custos", million_creates, "us/op",
-                "sweep_bench (its stores' builds)", "create, 1,000,000 into "
-                "one store, sync off (each of sweep_bench's stores of a "
-                "million)")
+                "sweep_bench (BM_SweepHalfDue's store's build)",
+                "create, 1,000,000 into one store, one a call, sync off "
+                "(the build of sweep_bench's store of the issue's sweep)")
     half = [] if q else ["--half=1000000", "--half_layouts=spread"]
     for fsync in ("on", "off"):
         pg = r.plain(f"sweep_pg_fsync_{fsync}", "sweep_pg_bench",
@@ -1028,6 +1030,9 @@ def pairs(fig, quick):
         for layout in layouts:
             for fsync in ("on", "off"):
                 sync = 1 if fsync == "on" else 0
+                if (n == "half" and not sync and
+                        f"sweep.custos.{layout}.key.s0.nhalf" not in fig.series):
+                    sync = 1  # Without --half-sync-off: synced only.
                 fig.ratio(f"sweep undecipherable (bucket key destroyed), "
                           f"sync {'on' if sync else 'off'} / PG DELETE, fsync "
                           f"{fsync}, {what_n} {layout}",
@@ -1045,7 +1050,8 @@ def pairs(fig, quick):
                               f"sweep.custos.{layout}.gone.n{n}",
                               f"sweep.pg.{fsync}.{layout}.delete.n{n}",
                               target=0.5)
-                if n == "half" and fsync == "off":  # Like for like.
+                if (n == "half" and fsync == "off" and  # Like for like.
+                        f"sweep.custos.{layout}.gone.s0.nhalf" in fig.series):
                     fig.ratio(f"sweep bytes gone, sync off / PG DELETE + "
                               f"VACUUM FULL, fsync off, {what_n} {layout}",
                               f"sweep.custos.{layout}.gone.s0.n{n}",
@@ -1077,6 +1083,7 @@ def pairs(fig, quick):
                   "1,000,000 spread, both synced",
                   "sweep.custos.spread.gone.nhalf",
                   "sweep.raw.spread.gone.s1.nhalf")
+    if not quick and "sweep.custos.spread.gone.s0.nhalf" in fig.series:
         fig.ratio("sweep undecipherable, sync off / raw LevelDB delete, "
                   "unsynced batches of 1,000, 500,000 due of 1,000,000 spread",
                   "sweep.custos.spread.key.s0.nhalf",
@@ -1424,6 +1431,10 @@ def main():
     p.add_argument("--out", default=None)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--repetitions", type=int, default=None)
+    p.add_argument("--half-sync-off", action="store_true",
+                   help="full run: also sweep the 500,000 due of 1,000,000 "
+                        "with sync off (a copy of the same store: about a "
+                        "minute more, past the 30 minutes on a slow day)")
     p.add_argument("--no-results-md", action="store_true")
     p.add_argument("--replay", action="store_true",
                    help="run nothing: pair and print the figures of an "
@@ -1442,6 +1453,7 @@ def main():
     if a.replay and not a.out:
         p.error("--replay needs --out DIR of an earlier run")
     r = Runner(a.build, out, a.quick, reps, only, replay=a.replay)
+    r.half_sync_off = a.half_sync_off
     earlier = {}
     if a.replay:
         with open(os.path.join(out, "compare.json")) as f:
