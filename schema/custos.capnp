@@ -500,12 +500,20 @@ struct SweepReport {
   historyPruned @4 :UInt64;
   complete @5 :Bool;            # False when maxRecords stopped it.
   skipped @6 :UInt64;
+  # The per-record lists, in the order the sweep met the records, are
+  # bounded so that the answer stays within half the server's message limit
+  # (--max-message-bytes: Cap'n Proto will not send an answer over it); a
+  # sweep of a large backlog lists the first ones and counts the others in
+  # the *Omitted fields below. The counts above are always whole.
   transitions @7 :List(Transition);     # Applied, or (dry run) planned.
   held @8 :List(HeldErasure);           # Erasures postponed by holds.
   skippedRecords @9 :List(SkippedRecord);
   # Deadline-index keys of the wrong form met (never written by Custos: a
   # sign of corruption); skipped, and met again until removed.
   malformedIndexKeys @10 :UInt64;
+  transitionsOmitted @11 :UInt64;       # Not in `transitions`.
+  heldOmitted @12 :UInt64;              # Not in `held`.
+  skippedRecordsOmitted @13 :UInt64;    # Not in `skippedRecords`.
 }
 
 struct BackupFile {

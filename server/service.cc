@@ -436,7 +436,50 @@ RetentionPolicy FromRpc(rpc::RetentionPolicy::Reader p) {
   return out;
 }
 
-void ToRpc(const SweepReport& report, rpc::SweepReport::Builder out) {
+// Words of a Text of `size` bytes in a message: its pointer, and its bytes
+// with the terminating NUL, rounded up to whole words.
+uint64_t TextWords(size_t size) { return 1 + (size + 8) / 8; }
+
+// `report` with its per-record lists within `budget_words` (schema,
+// SweepReport): a sweep of 500,000 due records lists 12 MB of transitions,
+// over the 8 MiB an answer may have. Each list keeps its first entries
+// while their words (counted as Cap'n Proto lays them out, each list's tag
+// word included) fit in what the lists before it left; the rest are
+// counted as omitted.
+void ToRpc(const SweepReport& report, rpc::SweepReport::Builder out,
+           uint64_t budget_words) {
+  uint64_t left = budget_words;
+  // How many of `n` entries fit, entry i taking words(i); takes them from
+  // `left`.
+  const auto fitting = [&left](size_t n, auto&& words) {
+    if (left == 0) return size_t{0};
+    --left;  // The list's tag word.
+    size_t i = 0;
+    for (; i < n; ++i) {
+      const uint64_t w = words(i);
+      if (w > left) break;
+      left -= w;
+    }
+    return i;
+  };
+  // Transition: three data words; HeldErasure: two, and a pointer to its
+  // list of ids; SkippedRecord: one, and a pointer to its reason.
+  const size_t transitions_listed =
+      fitting(report.transitions.size(), [](size_t) -> uint64_t { return 3; });
+  const size_t held_listed =
+      fitting(report.held.size(), [&report](size_t i) -> uint64_t {
+        uint64_t w = 3;
+        for (const std::string& id : report.held[i].hold_ids)
+          w += TextWords(id.size());
+        return w;
+      });
+  const size_t skipped_listed =
+      fitting(report.skipped.size(), [&report](size_t i) -> uint64_t {
+        return 1 + TextWords(report.skipped[i].reason.size());
+      });
+  out.setTransitionsOmitted(report.transitions.size() - transitions_listed);
+  out.setHeldOmitted(report.held.size() - held_listed);
+  out.setSkippedRecordsOmitted(report.skipped.size() - skipped_listed);
   out.setClosed(report.closed);
   out.setBlocked(report.blocked);
   out.setErased(report.erased);
@@ -445,23 +488,23 @@ void ToRpc(const SweepReport& report, rpc::SweepReport::Builder out) {
   out.setComplete(report.complete);
   out.setSkipped(report.skipped.size());
   out.setMalformedIndexKeys(report.malformed_index_keys);
-  auto transitions = out.initTransitions(report.transitions.size());
-  for (size_t i = 0; i < report.transitions.size(); ++i) {
+  auto transitions = out.initTransitions(transitions_listed);
+  for (size_t i = 0; i < transitions_listed; ++i) {
     const PlannedTransition& t = report.transitions[i];
     transitions[i].setRecordId(t.record_id);
     transitions[i].setFrom(ToRpc(t.from));
     transitions[i].setTo(ToRpc(t.to));
     transitions[i].setDueMicros(ToMicros(t.due));
   }
-  auto held = out.initHeld(report.held.size());
-  for (size_t i = 0; i < report.held.size(); ++i) {
+  auto held = out.initHeld(held_listed);
+  for (size_t i = 0; i < held_listed; ++i) {
     held[i].setRecordId(report.held[i].record_id);
     held[i].setErasableAtMicros(ToMicros(report.held[i].erasable_at));
     SetTexts(held[i].initHoldIds(report.held[i].hold_ids.size()),
              report.held[i].hold_ids);
   }
-  auto skipped = out.initSkippedRecords(report.skipped.size());
-  for (size_t i = 0; i < report.skipped.size(); ++i) {
+  auto skipped = out.initSkippedRecords(skipped_listed);
+  for (size_t i = 0; i < skipped_listed; ++i) {
     skipped[i].setRecordId(report.skipped[i].record_id);
     skipped[i].setReason(Txt(report.skipped[i].reason));
   }
@@ -1006,8 +1049,12 @@ class AdminImpl final : public rpc::Admin::Server {
                      };
                  return engine->Sweep(actor, options);
                })
-        .then([context](kj::Own<Result<SweepReport>> r) mutable {
-          ToRpc(Value(std::move(*r)), context.getResults().initReport());
+        .then([context, max_words = conn_->max_message_words](
+                  kj::Own<Result<SweepReport>> r) mutable {
+          // Half the limit for the lists: the rest of the answer and the
+          // RPC message around it are a few dozen words.
+          ToRpc(Value(std::move(*r)), context.getResults().initReport(),
+                max_words / 2);
         });
   }
 

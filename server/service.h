@@ -171,6 +171,10 @@ struct Connection {
   std::shared_ptr<LongWork> long_work = nullptr;
   // ServerOptions::backup_dir.
   std::string backup_dir = "";
+  // ServerOptions::max_message_words: Cap'n Proto will not send an answer
+  // of this size or more (it checks what it sends against what it would
+  // read), so answers of unbounded length are fitted to it.
+  uint64_t max_message_words = 1 << 20;
   // The creates of one session that wait, consecutive in the lane, for
   // their one CreateRecords write (service.cc, CreateBatch). Touched on the
   // event loop's thread only; any other call posted to the lane closes it,
