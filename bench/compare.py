@@ -54,6 +54,8 @@ class Runner:
         self.only = only
         self.log = []  # (name, command, seconds, exit)
         self.half_sync_off = False  # --half-sync-off
+        self.million_sync = False  # --million-sync
+        self.rpc_half = False  # --rpc-half
         os.makedirs(os.path.join(out, "raw"), exist_ok=True)
 
     def binary(self, name):
@@ -364,6 +366,25 @@ def run_all(r, fig, growth):
         fig.gb(f"put.sync.raw.t{t}", runs, f"BM_RawSyncPut/real_time/threads:{t}",
                f"raw LevelDB synced put, {t} threads", unit="us/op (all threads)")
 
+    # 1 at the size with sync on (full run, --million-sync only:
+    # about seven minutes here): a million synced creates into one store
+    # and a million synced raw puts of a create's bytes into one database,
+    # from one thread and from 16 (62,500 each), once.
+    if not q and r.million_sync:
+        runs = r.gbench("create_million_sync", "concurrency_bench",
+                        "^BM_(SyncCreate|RawSyncPut)Million/", reps=1)
+        for t, per in ((1, "1000000"), (16, "62500")):
+            fig.gb(f"create.million.sync.custos.t{t}", runs,
+                   f"BM_SyncCreateMillion/iterations:{per}/repeats:1/"
+                   f"real_time/threads:{t}",
+                   f"create, 1,000,000 into one store, sync on, {t} "
+                   f"thread{'s' if t > 1 else ''}", unit="us/op (all threads)")
+            fig.gb(f"create.million.sync.raw.t{t}", runs,
+                   f"BM_RawSyncPutMillion/iterations:{per}/repeats:1/"
+                   f"real_time/threads:{t}",
+                   f"raw LevelDB synced put of a create's bytes, 1,000,000 "
+                   f"into one database, {t} thread{'s' if t > 1 else ''}",
+                   unit="us/op (all threads)")
     # 1 at the size (full run only): a million raw puts of a
     # create's bytes into one database, sync off, once; the engine's million
     # creates are sweep_bench's builds of its stores of a million (below).
@@ -737,6 +758,15 @@ def run_all(r, fig, growth):
         "rpc_breach_sync": scenario + ["breach", "--events", history,
                                        "--tcp-too", "--then-no-sync"],
     }
+    # 4 over RPC at the size (full run, --rpc-half only: about
+    # two and a half minutes here): a million records made over RPC
+    # (createMany), every other one closed, the 500,000 due swept in one
+    # call, compacted before it answers; synced, as the in-process half.
+    if not q and r.rpc_half:
+        admin_runs["rpc_sweep_half_sync"] = [
+            "--start-server", "--repeat", "1", "--scenario", "sweep",
+            "--half", "--records", "1000000",
+            "--server-arg=--erasure-compaction-delay=0"]
     if q:  # The dearest: its completions take over a second each.
         del admin_runs["rpc_shred10000_nosync"]
         admin_runs["rpc_shred10000_sync"] = [
@@ -747,7 +777,8 @@ def run_all(r, fig, growth):
     # million events takes 35-50 s to make, and the full run has to fit in
     # 30 minutes; rpc_breach_sync times its calls over TCP too, to the same
     # custosd in the same history (--tcp-too).
-    for name in [n for n in admin_runs if "breach" not in n]:
+    for name in [n for n in admin_runs
+                 if "breach" not in n and "half" not in n]:
         what, durability = name.rsplit("_", 1)
         admin_runs[f"{what}_tcp_{durability}"] = ["--tcp"] + admin_runs[name]
     load_tool = r.binary("custos_load")
@@ -960,6 +991,12 @@ def pairs(fig, quick):
         fig.ratio("create / raw put of the same bytes, 1,000,000 each (sync "
                   "off)", "create.million.custos", "create.million.raw",
                   target=0.5)
+        for t in (1, 16):
+            if f"create.million.sync.custos.t{t}" in fig.series:
+                fig.ratio(f"create / raw put of the same bytes, 1,000,000 "
+                          f"each (sync on, {t} thread{'s' if t > 1 else ''})",
+                          f"create.million.sync.custos.t{t}",
+                          f"create.million.sync.raw.t{t}", target=0.5)
     fig.ratio("read / raw get + put (sync off)", "read.nosync.custos",
               "read.nosync.raw", target=0.5)
     fig.ratio("raw LevelDB: get + batch of the read's entries / get + one "
@@ -1248,6 +1285,11 @@ def pairs(fig, quick):
                   f"record, RPC sync {'on' if sync == 'sync' else 'off'}",
                   f"rpc_sweep_{sync}.us_per_due",
                   "sweep.custos.spread.gone.n10000")
+    if "rpc_sweep_half_sync.us_per_due" in fig.series:  # --rpc-half
+        fig.ratio("RPC sweep / in-process sweep with compaction (bytes "
+                  "gone, sync on), 500,000 due of 1,000,000 spread, per due "
+                  "record", "rpc_sweep_half_sync.us_per_due",
+                  "sweep.custos.spread.gone.nhalf")
     # 8 over RPC against breach_bench's in-process figures, in histories of
     # the same size: the scope durability for durability (sync off: the
     # synced custosd's history, restarted with --no-sync); the statistics (a
@@ -1435,6 +1477,14 @@ def main():
                    help="full run: also sweep the 500,000 due of 1,000,000 "
                         "with sync off (a copy of the same store: about a "
                         "minute more, past the 30 minutes on a slow day)")
+    p.add_argument("--million-sync", action="store_true",
+                   help="full run: also a million synced creates and a "
+                        "million synced raw puts, from 1 and from 16 "
+                        "threads (about seven minutes more)")
+    p.add_argument("--rpc-half", action="store_true",
+                   help="full run: also the sweep of 500,000 due of "
+                        "1,000,000 over RPC (a million records made over "
+                        "RPC first: about two and a half minutes more)")
     p.add_argument("--no-results-md", action="store_true")
     p.add_argument("--replay", action="store_true",
                    help="run nothing: pair and print the figures of an "
@@ -1454,6 +1504,8 @@ def main():
         p.error("--replay needs --out DIR of an earlier run")
     r = Runner(a.build, out, a.quick, reps, only, replay=a.replay)
     r.half_sync_off = a.half_sync_off
+    r.million_sync = a.million_sync
+    r.rpc_half = a.rpc_half
     earlier = {}
     if a.replay:
         with open(os.path.join(out, "compare.json")) as f:

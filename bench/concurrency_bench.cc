@@ -994,6 +994,43 @@ BENCHMARK(BM_RawPutLikeCreateMillion)
     ->Iterations(1'000'000)
     ->Repetitions(1)
     ->UseRealTime();
+// Issue 16's workload 1 with sync on at its own size: a million synced
+// creates into one store, and a million synced raw puts of a create's bytes
+// into one database, once each, from one thread and from 16 (group commit;
+// 62,500 each). Not in compare.py's default full run: its --million-sync
+// runs them (the run create_million_sync; docs/decisions.md).
+BENCHMARK(BM_SyncCreateExistingSubject)
+    ->Name("BM_SyncCreateMillion")
+    ->Setup(OpenStore<true>)
+    ->Teardown(CloseStore)
+    ->Iterations(1'000'000)
+    ->Repetitions(1)
+    ->Threads(1)
+    ->UseRealTime();
+BENCHMARK(BM_SyncCreateExistingSubject)
+    ->Name("BM_SyncCreateMillion")
+    ->Setup(OpenStore<true>)
+    ->Teardown(CloseStore)
+    ->Iterations(62'500)
+    ->Repetitions(1)
+    ->Threads(16)
+    ->UseRealTime();
+BENCHMARK(BM_RawSyncPut)
+    ->Name("BM_RawSyncPutMillion")
+    ->Setup(OpenRawDb<true>)
+    ->Teardown(CloseRawDb)
+    ->Iterations(1'000'000)
+    ->Repetitions(1)
+    ->Threads(1)
+    ->UseRealTime();
+BENCHMARK(BM_RawSyncPut)
+    ->Name("BM_RawSyncPutMillion")
+    ->Setup(OpenRawDb<true>)
+    ->Teardown(CloseRawDb)
+    ->Iterations(62'500)
+    ->Repetitions(1)
+    ->Threads(16)
+    ->UseRealTime();
 BENCHMARK(BM_CreateNewSubject)
     ->Setup(OpenStore<false>)
     ->Teardown(CloseStore)
