@@ -190,6 +190,10 @@ struct LoadOptions {
   // the history holds once the setup is done.
   int disclosures = 1000;
   uint64_t events = 1'000'000;
+  // --scenario sweep --half: every other record of the store due, in one
+  // group, one sweep (issue 16's workload 4 at its size with --records
+  // 1000000: 500,000 due, spread).
+  bool half = false;
 };
 
 std::string Identifier(uint64_t serial) {
@@ -804,6 +808,8 @@ constexpr size_t kCloseDepth = 64;
 constexpr int kReadsPerRecord = 9;
 // sweep: records due at each sweep (as sweep_bench's BM_Sweep1000Due).
 constexpr int kDuePerSweep = 1000;
+// sweep: the store's records made (and held by this client) at a time.
+constexpr size_t kSetupChunk = 100'000;
 // shred: Admin.completeShreds' budget per call.
 constexpr uint64_t kCompleteBudget = 10000;
 // The second principal the report scenario creates.
@@ -1203,22 +1209,32 @@ class AdminScenario {
   // --repeat groups of kDuePerSweep alerts spread evenly over it (record i
   // is in group i % stride), group g closed at its own hour; sweep g, at
   // the test clock's kFirstSweep + g hours, must erase exactly group g.
+  // --half: one group of every other record (stride 2), one sweep.
   ScenarioResult Sweep(int records) {
-    const int stride = records / kDuePerSweep;
+    const int groups = o_.half ? 1 : o_.repeat;
+    const int due_per_group = o_.half ? records / 2 : kDuePerSweep;
+    const int stride = o_.half ? 2 : records / kDuePerSweep;
     const auto setup_started = Clock::now();
+    // Made and sent kSetupChunk records at a time: a million NewRecords at
+    // once would hold about a gigabyte in this client.
+    std::vector<uint64_t> ids;
     std::vector<NewRecord> batch;
     for (int i = 0; i < records; ++i) {
-      const bool due = i < stride * kDuePerSweep && i % stride < o_.repeat;
+      const bool due = i < stride * due_per_group && i % stride < groups;
       batch.push_back(MakeRecordAbout(Identifier(serial_), serial_,
                                       due ? "alert" : "request"));
       ++serial_;
+      if (batch.size() == kSetupChunk || i + 1 == records) {
+        const std::vector<uint64_t> made = CreateAll(batch);
+        ids.insert(ids.end(), made.begin(), made.end());
+        batch.clear();
+      }
     }
-    const std::vector<uint64_t> ids = CreateAll(batch);
-    for (int g = 0; g < o_.repeat; ++g) {
+    for (int g = 0; g < groups; ++g) {
       MoveClock(At(kClockStart) + std::chrono::hours(g) +
                 std::chrono::minutes(10));
       std::vector<uint64_t> group;
-      for (int i = g; i < stride * kDuePerSweep; i += stride) {
+      for (int i = g; i < stride * due_per_group; i += stride) {
         group.push_back(ids[static_cast<size_t>(i)]);
       }
       Step("closing the due records", [&] {
@@ -1235,25 +1251,26 @@ class AdminScenario {
     ScenarioResult r;
     r.figures["setup_seconds"] = Seconds(setup_started);
     json erased = json::array();
-    for (int g = 0; g < o_.repeat; ++g) {
+    for (int g = 0; g < groups; ++g) {
       MoveClock(At(kFirstSweep) + std::chrono::hours(g));
       const auto started = Clock::now();
       const SweepFigures swept = SweepOnce("the sweep");
       r.measured.ops[kSweep].nanos.push_back(NanosSince(started));
       erased.push_back(swept.erased);
-      if (swept.erased != kDuePerSweep || swept.closed != 0 ||
-          swept.blocked != 0 || !swept.complete || swept.skipped != 0) {
+      if (swept.erased != static_cast<uint64_t>(due_per_group) ||
+          swept.closed != 0 || swept.blocked != 0 || !swept.complete ||
+          swept.skipped != 0) {
         Fail("sweep " + std::to_string(g) + " erased " +
              std::to_string(swept.erased) + " records (closed " +
              std::to_string(swept.closed) + ", blocked " +
              std::to_string(swept.blocked) + ", skipped " +
              std::to_string(swept.skipped) +
              (swept.complete ? "" : ", incomplete") + "), not the " +
-             std::to_string(kDuePerSweep) + " due");
+             std::to_string(due_per_group) + " due");
       }
     }
     r.figures["store_records"] = records;
-    r.figures["due_per_sweep"] = kDuePerSweep;
+    r.figures["due_per_sweep"] = due_per_group;
     r.figures["erased"] = std::move(erased);
     return r;
   }
@@ -1553,7 +1570,13 @@ int RunScenario(const LoadOptions& o) {
   const bool breach = o.scenario == "breach";
   const int records =
       o.records > 0 ? o.records : DefaultScenarioRecords(o.scenario);
-  if (sweep && records / kDuePerSweep < o.repeat) {
+  if (o.half && (!sweep || o.repeat != 1 || records < 2)) {
+    std::fprintf(stderr,
+                 "custos_load: --half is for --scenario sweep with --repeat "
+                 "1 and --records of at least 2\n");
+    return 2;
+  }
+  if (sweep && !o.half && records / kDuePerSweep < o.repeat) {
     std::fprintf(stderr,
                  "custos_load: --scenario sweep needs --records of at least "
                  "%d x --repeat (%d due records a sweep)\n",
@@ -1809,6 +1832,10 @@ int Main(int argc, char** argv) {
                  "(one per create and per read)")
       ->capture_default_str()
       ->check(CLI::Range(uint64_t{1}, uint64_t{100'000'000}));
+  app.add_flag("--half", o.half,
+               "with --scenario sweep and --repeat 1: every other record "
+               "due, swept at once (--records 1000000: issue 16's 500,000 "
+               "due of 1,000,000, spread)");
   app.add_option("--testclock-server-binary", o.testclock_binary,
                  "custosd-testclock for --scenario sweep and breach")
       ->capture_default_str();
