@@ -440,6 +440,20 @@ RetentionPolicy FromRpc(rpc::RetentionPolicy::Reader p) {
 // with the terminating NUL, rounded up to whole words.
 uint64_t TextWords(size_t size) { return 1 + (size + 8) / 8; }
 
+// An answer holding one text of `size` bytes, `what`: ResourceExhausted,
+// saying so, when it would be too large to send. Cap'n Proto checks an
+// answer against the server's own message limit and, over it, sends an
+// exception of its own instead (which a client reads as "InvalidArgument:
+// malformed request", server/errors.h).
+void CheckAnswerText(const Connection& conn, size_t size, const char* what) {
+  // The results struct, its pointer and the RPC message around them.
+  constexpr uint64_t kEnvelopeWords = 64;
+  if (TextWords(size) + kEnvelopeWords < conn.max_message_words) return;
+  Throw(Status::ResourceExhausted(
+      std::string(what).append(" is larger than the server's message limit "
+                               "(custosd --max-message-bytes)")));
+}
+
 // `report` with its per-record lists within `budget_words` (schema,
 // SweepReport): a sweep of 500,000 due records lists 12 MB of transitions,
 // over the 8 MiB an answer may have. Each list keeps its first entries
@@ -834,8 +848,9 @@ class AuditorImpl final : public rpc::Auditor::Server {
   kj::Promise<void> subjectReport(SubjectReportContext context) override {
     return RenderedReport(context.getParams().getSubjectId(),
                           RenderSubjectReportJson)
-        .then([context](kj::Own<Result<std::string>> r) mutable {
+        .then([context, conn = conn_](kj::Own<Result<std::string>> r) mutable {
           const std::string json = Value(std::move(*r));
+          CheckAnswerText(*conn, json.size(), "the subject report");
           context.getResults().setJson(Txt(json));
         });
   }
@@ -844,8 +859,9 @@ class AuditorImpl final : public rpc::Auditor::Server {
       SubjectReportHtmlContext context) override {
     return RenderedReport(context.getParams().getSubjectId(),
                           RenderSubjectReportHtml)
-        .then([context](kj::Own<Result<std::string>> r) mutable {
+        .then([context, conn = conn_](kj::Own<Result<std::string>> r) mutable {
           const std::string html = Value(std::move(*r));
+          CheckAnswerText(*conn, html.size(), "the subject report");
           context.getResults().setHtml(Txt(html));
         });
   }

@@ -330,6 +330,38 @@ TEST_F(ServerAdminTest, ASweepOfMoreThanTheAnswerCanListCountsTheRest) {
   EXPECT_EQ(again.getReport().getTransitionsOmitted(), 0u);
 }
 
+// Regression: a subject report larger than the server's message limit was
+// answered "InvalidArgument: malformed request" (Cap'n Proto's refusal to
+// send it); now ResourceExhausted, naming the limit to raise.
+TEST_F(ServerAdminTest, AReportOverTheMessageLimitIsRefusedSayingSo) {
+  {  // Its capabilities gone before the server stops.
+    auto a = NewSession("authority-a", rpc::Role::USER);
+    for (int i = 0; i < 3; ++i) CreateRecord(a);
+  }
+  const std::string subject = FindSubject("anna@example.org");
+  StopServer();
+  server_options_hook_ = [](server::ServerOptions& so) {
+    so.max_message_words = 256;  // 2 KiB.
+  };
+  StartServer();
+  auto auditor_session = NewSession("auditor-1", rpc::Role::AUDITOR);
+  auto auditor = auditor_session.auditorRequest().send().getAuditor();
+  auto json = auditor.subjectReportRequest();
+  json.setSubjectId(subject);
+  Status refused = StatusOf(json.send(), wait());
+  EXPECT_EQ(refused.code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(refused.message(),
+            "the subject report is larger than the server's message limit "
+            "(custosd --max-message-bytes)");
+  auto html = auditor.subjectReportHtmlRequest();
+  html.setSubjectId(subject);
+  EXPECT_EQ(StatusOf(html.send(), wait()).code(),
+            StatusCode::kResourceExhausted);
+  // The connection goes on.
+  auto who = auditor_session.whoAmIRequest().send().wait(wait());
+  EXPECT_EQ(std::string(who.getPrincipal().getId().cStr()), "auditor-1");
+}
+
 TEST_F(ServerAdminTest, SweepProgressReportsTheServersLastSweepOnceEnded) {
   auto admin_session = AdminSession();
   auto admin = AdminFacet(admin_session);
