@@ -259,8 +259,9 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(size_t{1}, size_t{1} << 20));
   app.add_option("--max-message-bytes", max_message_bytes,
-                 "largest RPC message a client may send; a larger one ends "
-                 "its connection")
+                 "largest RPC message a client may send (a larger one ends "
+                 "its connection) and the server may answer (a larger "
+                 "answer is refused with ResourceExhausted)")
       ->capture_default_str()
       ->check(CLI::Range(size_t{4096}, size_t{1} << 30));
   app.add_option("--metrics-port", metrics_port,

@@ -445,13 +445,29 @@ uint64_t TextWords(size_t size) { return 1 + (size + 8) / 8; }
 // answer against the server's own message limit and, over it, sends an
 // exception of its own instead (which a client reads as "InvalidArgument:
 // malformed request", server/errors.h).
-void CheckAnswerText(const Connection& conn, size_t size, const char* what) {
+void CheckAnswerText(uint64_t max_message_words, size_t size,
+                     const char* what) {
   // The results struct, its pointer and the RPC message around them.
   constexpr uint64_t kEnvelopeWords = 64;
-  if (TextWords(size) + kEnvelopeWords < conn.max_message_words) return;
+  if (TextWords(size) + kEnvelopeWords < max_message_words) return;
   Throw(Status::ResourceExhausted(
       std::string(what).append(" is larger than the server's message limit "
                                "(custosd --max-message-bytes)")));
+}
+
+// The same for an answer already built in `results`, `what` (a list whose
+// length the caller chose, or records whose size their writers chose):
+// its words counted by walking it. Thrown, the exception goes out in a
+// message of its own and the built answer is dropped.
+template <typename Results>
+void CheckAnswerSize(uint64_t max_message_words, Results results,
+                     const char* what) {
+  constexpr uint64_t kEnvelopeWords = 64;
+  if (results.totalSize().wordCount + kEnvelopeWords < max_message_words)
+    return;
+  Throw(Status::ResourceExhausted(
+      std::string(what).append(" would be larger than the server's message "
+                               "limit (custosd --max-message-bytes)")));
 }
 
 // `report` with its per-record lists within `budget_words` (schema,
@@ -476,10 +492,15 @@ void ToRpc(const SweepReport& report, rpc::SweepReport::Builder out,
     }
     return i;
   };
-  // Transition: three data words; HeldErasure: two, and a pointer to its
-  // list of ids; SkippedRecord: one, and a pointer to its reason.
-  const size_t transitions_listed =
-      fitting(report.transitions.size(), [](size_t) -> uint64_t { return 3; });
+  // SkippedRecord: one data word and a pointer to its reason;
+  // HeldErasure: two, and a pointer to its list of ids; Transition: three
+  // data words. The rarer lists first: the records a sweep could not read
+  // (an operator's to repair) and those a hold kept are never crowded out
+  // by the transitions of a large backlog.
+  const size_t skipped_listed =
+      fitting(report.skipped.size(), [&report](size_t i) -> uint64_t {
+        return 1 + TextWords(report.skipped[i].reason.size());
+      });
   const size_t held_listed =
       fitting(report.held.size(), [&report](size_t i) -> uint64_t {
         uint64_t w = 3;
@@ -487,10 +508,8 @@ void ToRpc(const SweepReport& report, rpc::SweepReport::Builder out,
           w += TextWords(id.size());
         return w;
       });
-  const size_t skipped_listed =
-      fitting(report.skipped.size(), [&report](size_t i) -> uint64_t {
-        return 1 + TextWords(report.skipped[i].reason.size());
-      });
+  const size_t transitions_listed =
+      fitting(report.transitions.size(), [](size_t) -> uint64_t { return 3; });
   out.setTransitionsOmitted(report.transitions.size() - transitions_listed);
   out.setHeldOmitted(report.held.size() - held_listed);
   out.setSkippedRecordsOmitted(report.skipped.size() - skipped_listed);
@@ -603,9 +622,11 @@ kj::Promise<void> ListHoldsCall(Connection& conn, const Actor& actor,
               ended = context.getParams().getIncludeEnded()]() {
                return engine->ListHolds(actor, ended);
              })
-      .then([context](kj::Own<Result<std::vector<HoldView>>> r) mutable {
+      .then([context, max_words = conn.max_message_words](
+                kj::Own<Result<std::vector<HoldView>>> r) mutable {
         std::vector<HoldView> holds = Value(std::move(*r));
         SetHolds(holds, context.getResults().initHolds(holds.size()));
+        CheckAnswerSize(max_words, context.getResults(), "the list of holds");
       });
 }
 
@@ -642,8 +663,10 @@ kj::Promise<void> ProcessingRegisterCall(Connection& conn, const Actor& actor,
                return html ? RenderProcessingRegisterHtml(*reg)
                            : RenderProcessingRegisterJson(*reg);
              })
-      .then([context](kj::Own<Result<std::string>> r) mutable {
+      .then([context, max_words = conn.max_message_words](
+                kj::Own<Result<std::string>> r) mutable {
         const std::string document = Value(std::move(*r));
+        CheckAnswerText(max_words, document.size(), "the processing register");
         context.getResults().setDocument(Txt(document));
       });
 }
@@ -722,9 +745,11 @@ kj::Promise<void> StatisticsCall(Connection& conn, const Actor& actor,
                                         return engine->ProduceStatistics(actor,
                                                                          query);
                                       })
-      .then([context](kj::Own<Result<Statistics>> r) mutable {
+      .then([context, max_words = conn.max_message_words](
+                kj::Own<Result<Statistics>> r) mutable {
         const Statistics s = Value(std::move(*r));
         SetStatistics(s, context.getResults().initStatistics());
+        CheckAnswerSize(max_words, context.getResults(), "the statistics");
       });
 }
 
@@ -826,7 +851,8 @@ class AuditorImpl final : public rpc::Auditor::Server {
                  return engine->AccessHistory(actor, subject, from, to, after,
                                               limit);
                })
-        .then([context](kj::Own<Result<AccessHistoryPage>> r) mutable {
+        .then([context, max_words = conn_->max_message_words](
+                  kj::Own<Result<AccessHistoryPage>> r) mutable {
           AccessHistoryPage page = Value(std::move(*r));
           auto out = context.getResults();
           auto events = out.initEvents(page.events.size());
@@ -842,15 +868,17 @@ class AuditorImpl final : public rpc::Auditor::Server {
             SetTexts(events[i].initFields(e.fields.size()), e.fields);
           }
           out.setNextAfterSeq(page.next_after_seq);
+          CheckAnswerSize(max_words, out, "the history page");
         });
   }
 
   kj::Promise<void> subjectReport(SubjectReportContext context) override {
     return RenderedReport(context.getParams().getSubjectId(),
                           RenderSubjectReportJson)
-        .then([context, conn = conn_](kj::Own<Result<std::string>> r) mutable {
+        .then([context, max_words = conn_->max_message_words](
+                  kj::Own<Result<std::string>> r) mutable {
           const std::string json = Value(std::move(*r));
-          CheckAnswerText(*conn, json.size(), "the subject report");
+          CheckAnswerText(max_words, json.size(), "the subject report");
           context.getResults().setJson(Txt(json));
         });
   }
@@ -859,9 +887,10 @@ class AuditorImpl final : public rpc::Auditor::Server {
       SubjectReportHtmlContext context) override {
     return RenderedReport(context.getParams().getSubjectId(),
                           RenderSubjectReportHtml)
-        .then([context, conn = conn_](kj::Own<Result<std::string>> r) mutable {
+        .then([context, max_words = conn_->max_message_words](
+                  kj::Own<Result<std::string>> r) mutable {
           const std::string html = Value(std::move(*r));
-          CheckAnswerText(*conn, html.size(), "the subject report");
+          CheckAnswerText(max_words, html.size(), "the subject report");
           context.getResults().setHtml(Txt(html));
         });
   }
@@ -910,9 +939,11 @@ class AuditorImpl final : public rpc::Auditor::Server {
                 query = std::move(query)]() {
                  return engine->ProduceBreachScope(actor, query);
                })
-        .then([context](kj::Own<Result<BreachScope>> r) mutable {
+        .then([context, max_words = conn_->max_message_words](
+                  kj::Own<Result<BreachScope>> r) mutable {
           const BreachScope scope = Value(std::move(*r));
           ToRpc(scope, context.getResults().initScope());
+          CheckAnswerSize(max_words, context.getResults(), "the breach scope");
         });
   }
 
@@ -1009,10 +1040,13 @@ class AdminImpl final : public rpc::Admin::Server {
                [engine = &conn_->engine, actor = actor_]() {
                  return engine->ListPrincipals(actor);
                })
-        .then([context](kj::Own<Result<std::vector<PrincipalInfo>>> r) mutable {
+        .then([context, max_words = conn_->max_message_words](
+                  kj::Own<Result<std::vector<PrincipalInfo>>> r) mutable {
           std::vector<PrincipalInfo> all = Value(std::move(*r));
           auto out = context.getResults().initPrincipals(all.size());
           for (size_t i = 0; i < all.size(); ++i) ToRpc(all[i], out[i]);
+          CheckAnswerSize(max_words, context.getResults(),
+                          "the list of principals");
         });
   }
 
@@ -1542,7 +1576,8 @@ class SessionImpl final : public rpc::Session::Server {
                                         return engine->ListRecords(actor,
                                                                    query);
                                       })
-        .then([context](kj::Own<Result<ListPage>> r) mutable {
+        .then([context, max_words = conn_->max_message_words](
+                  kj::Own<Result<ListPage>> r) mutable {
           ListPage page = Value(std::move(*r));
           auto out = context.getResults();
           auto records = out.initRecords(page.records.size());
@@ -1551,6 +1586,7 @@ class SessionImpl final : public rpc::Session::Server {
           }
           out.setNextAfterId(page.next_after_id);
           out.setSkipped(static_cast<uint32_t>(page.skipped));
+          CheckAnswerSize(max_words, out, "the page");
         });
   }
 
@@ -1652,7 +1688,8 @@ class SessionImpl final : public rpc::Session::Server {
                 purpose = PurposeOf(p.hasPurpose(), p.getPurpose())]() {
                  return engine->GetRecords(actor, ids, purpose);
                })
-        .then([context, ids](kj::Own<Answers> r) mutable {
+        .then([context, ids, max_words = conn_->max_message_words](
+                  kj::Own<Answers> r) mutable {
           std::vector<Result<RecordView>> answers = Value(std::move(*r));
           auto out = context.getResults().initResults(answers.size());
           for (size_t i = 0; i < answers.size(); ++i) {
@@ -1668,6 +1705,8 @@ class SessionImpl final : public rpc::Session::Server {
               out[i].setError(Txt(text));
             }
           }
+          CheckAnswerSize(max_words, context.getResults(),
+                          "the records asked for");
         });
   }
 

@@ -173,7 +173,8 @@ struct Connection {
   std::string backup_dir = "";
   // ServerOptions::max_message_words: Cap'n Proto will not send an answer
   // of this size or more (it checks what it sends against what it would
-  // read), so answers of unbounded length are fitted to it.
+  // read): a sweep's lists are fitted to it, other answers of unbounded
+  // size checked against it (service.cc, CheckAnswerSize).
   uint64_t max_message_words = 1 << 20;
   // The creates of one session that wait, consecutive in the lane, for
   // their one CreateRecords write (service.cc, CreateBatch). Touched on the

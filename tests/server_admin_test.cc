@@ -314,8 +314,9 @@ TEST_F(ServerAdminTest, ASweepOfMoreThanTheAnswerCanListCountsTheRest) {
     auto report = response.getReport();
     EXPECT_EQ(report.getClosed(), 150u);
     EXPECT_TRUE(report.getComplete());
-    // The list's tag word, then three words a transition.
-    EXPECT_EQ(report.getTransitions().size(), (128u - 1) / 3);
+    // The three lists' tag words (skipped and held empty), then three
+    // words a transition.
+    EXPECT_EQ(report.getTransitions().size(), (128u - 3) / 3);
     EXPECT_EQ(report.getTransitions().size() + report.getTransitionsOmitted(),
               150u);
     for (auto t : report.getTransitions()) {
@@ -330,20 +331,32 @@ TEST_F(ServerAdminTest, ASweepOfMoreThanTheAnswerCanListCountsTheRest) {
   EXPECT_EQ(again.getReport().getTransitionsOmitted(), 0u);
 }
 
-// Regression: a subject report larger than the server's message limit was
-// answered "InvalidArgument: malformed request" (Cap'n Proto's refusal to
-// send it); now ResourceExhausted, naming the limit to raise.
-TEST_F(ServerAdminTest, AReportOverTheMessageLimitIsRefusedSayingSo) {
-  {  // Its capabilities gone before the server stops.
-    auto a = NewSession("authority-a", rpc::Role::USER);
-    for (int i = 0; i < 3; ++i) CreateRecord(a);
-  }
-  const std::string subject = FindSubject("anna@example.org");
+// Regression: a subject report or a getMany larger than the server's
+// message limit was answered "InvalidArgument: malformed request" (Cap'n
+// Proto's refusal to send it); now ResourceExhausted, naming the limit.
+TEST_F(ServerAdminTest, AnAnswerOverTheMessageLimitIsRefusedSayingSo) {
   StopServer();
   server_options_hook_ = [](server::ServerOptions& so) {
     so.max_message_words = 256;  // 2 KiB.
   };
   StartServer();
+  auto a = NewSession("authority-a", rpc::Role::USER);
+  std::vector<uint64_t> ids;
+  for (int i = 0; i < 20; ++i) ids.push_back(CreateRecord(a));
+  auto get_many = a.getManyRequest();
+  auto list = get_many.initIds(20);
+  for (unsigned i = 0; i < 20; ++i) list.set(i, ids[i]);
+  Status too_many = StatusOf(get_many.send(), wait());
+  EXPECT_EQ(too_many.code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(too_many.message(),
+            "the records asked for would be larger than the server's message "
+            "limit (custosd --max-message-bytes)");
+  // One at a time they fit.
+  auto get = a.getRequest();
+  get.setId(ids[0]);
+  EXPECT_EQ(get.send().wait(wait()).getRecord().getId(), ids[0]);
+
+  const std::string subject = FindSubject("anna@example.org");
   auto auditor_session = NewSession("auditor-1", rpc::Role::AUDITOR);
   auto auditor = auditor_session.auditorRequest().send().getAuditor();
   auto json = auditor.subjectReportRequest();

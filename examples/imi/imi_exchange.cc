@@ -524,6 +524,15 @@ SweepResult Exchange::Sweep() {
     out.held.push_back(std::to_string(h.getRecordId()) + " until " +
                        Iso(h.getErasableAtMicros()));
   }
+  // Lists fitted to the server's message limit: the rest counted.
+  if (report.getTransitionsOmitted() > 0) {
+    out.transitions.push_back(
+        "... and " + std::to_string(report.getTransitionsOmitted()) + " more");
+  }
+  if (report.getHeldOmitted() > 0) {
+    out.held.push_back("... and " + std::to_string(report.getHeldOmitted()) +
+                       " more");
+  }
   return out;
 }
 
