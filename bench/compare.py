@@ -1533,9 +1533,20 @@ def main():
               "growth": growth}
     with open(os.path.join(out, "compare.json"), "w") as f:
         json.dump(result, f, indent=2)
+    # The options that change what runs, as given (a replay shows the
+    # original run's: its compare.json keeps them).
+    flags = earlier.get("flags") if a.replay else None
+    if flags is None:
+        flags = [f for f, on in (("--quick", a.quick),
+                                 ("--million-sync", a.million_sync),
+                                 ("--rpc-half", a.rpc_half),
+                                 ("--half-sync-off", a.half_sync_off)) if on]
+    result["flags"] = flags
+    with open(os.path.join(out, "compare.json"), "w") as f:
+        json.dump(result, f, indent=2)
     text = (f"## Side by side (compare.py, {'--quick' if a.quick else 'full'}"
             f" run of {stamp})\n\n"
-            f"Command: `./dev bench{' --quick' if a.quick else ''}` "
+            f"Command: `./dev bench{''.join(' ' + f for f in flags)}` "
             f"(`bench/compare.py`), {round(seconds)} s, {reps} repetitions "
             f"where repeated. Machine: {info['cpu']}, {info['cores']} cores, "
             f"{info['memory']}, {info['os']}, kernel {info['kernel']}; "
