@@ -73,6 +73,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <tuple>
 #include <utility>
@@ -649,10 +650,22 @@ class SweepStore {
   // their own work, not for the setup's compactions and writeback. The
   // reopen compacts whatever earlier sweeps left queued; with a `delay`,
   // the engine is then opened once more with it.
+  //
+  // With CUSTOS_BENCH_UNSETTLED=1 in the environment the whole-database
+  // compaction is left out (the rest is done): the store is swept as its
+  // writes left it, as custosd's store is when a sweep comes soon after
+  // them (bench/README.md).
   void Settle(bool compact_after_erasure, bool sync_writes,
               std::chrono::microseconds delay = std::chrono::microseconds(0)) {
     engine_.reset();
-    bench::CompactDatabase(options_.data_dir + "/records", options_.records_db);
+    static const bool unsettled = [] {
+      const char* value = std::getenv("CUSTOS_BENCH_UNSETTLED");
+      return value != nullptr && std::string_view(value) == "1";
+    }();
+    if (!unsettled) {
+      bench::CompactDatabase(options_.data_dir + "/records",
+                             options_.records_db);
+    }
     ::sync();
     options_.compact_after_erasure = compact_after_erasure;
     options_.sync_writes = sync_writes;
