@@ -331,6 +331,70 @@ TEST_F(ServerAdminTest, ASweepOfMoreThanTheAnswerCanListCountsTheRest) {
   EXPECT_EQ(again.getReport().getTransitionsOmitted(), 0u);
 }
 
+// The held list is fitted before the transitions and counted word for word
+// (a HeldErasure's three words and its hold ids' texts): a sweep of a
+// backlog lists every erasure a hold postponed and as many transitions as
+// the rest of the budget holds.
+TEST_F(ServerAdminTest, ASweepListsTheHeldErasuresBeforeTheTransitions) {
+  StopServer();
+  server_options_hook_ = [](server::ServerOptions& so) {
+    so.max_message_words = 256;  // 2 KiB: 128 words for the lists.
+  };
+  StartServer();
+  {
+    auto admin_session = AdminSession();
+    auto set = AdminFacet(admin_session).setPolicyRequest();
+    auto p = set.initPolicy();
+    p.setKind("complaint");
+    p.setEraseAfter("P1D");
+    p.setHistoryAfter("P2Y");
+    set.send().wait(wait());
+  }
+  std::vector<std::string> hold_ids;
+  {
+    auto a = NewSession("authority-a", rpc::Role::USER);
+    std::vector<uint64_t> ids;
+    for (int i = 0; i < 60; ++i) {
+      auto create = a.createRequest();
+      FillRecord(create.initRecord(), "anna@example.org", "Anna");
+      create.getRecord().setKind("complaint");
+      ids.push_back(create.send().wait(wait()).getId());
+      auto close = a.closeRequest();
+      close.setId(ids.back());
+      close.send().wait(wait());
+    }
+    auto o = NewSession("officer-1", rpc::Role::OFFICER);
+    auto officer = o.officerRequest().send().getOfficer();
+    for (int i = 0; i < 2; ++i) {
+      auto hold = officer.setRecordHoldRequest();
+      hold.setId(ids[static_cast<size_t>(i)]);
+      hold.setReason("proceedings 4 C 12/26");
+      hold.setEndsAtMicros(ToMicros(clock_.Now()) + 30 * kDay);
+      hold_ids.push_back(hold.send().wait(wait()).getHold().getId().cStr());
+    }
+  }
+  clock_.Set(FromMicros(ToMicros(clock_.Now()) + 2 * kDay));
+  auto admin_session = AdminSession();
+  auto response = AdminFacet(admin_session).sweepRequest().send().wait(wait());
+  auto report = response.getReport();
+  EXPECT_EQ(report.getErased(), 58u);
+  EXPECT_EQ(report.getPostponed(), 2u);
+  ASSERT_EQ(report.getHeld().size(), 2u);
+  EXPECT_EQ(report.getHeldOmitted(), 0u);
+  uint64_t held_words = 0;
+  for (size_t i = 0; i < 2; ++i) {
+    ASSERT_EQ(report.getHeld()[i].getHoldIds().size(), 1u);
+    const std::string listed = report.getHeld()[i].getHoldIds()[0].cStr();
+    EXPECT_TRUE(listed == hold_ids[0] || listed == hold_ids[1]) << listed;
+    held_words += 3 + 1 + (listed.size() + 8) / 8;
+  }
+  // Three tag words, the held entries, then three words a transition.
+  const uint64_t listed = (128 - 3 - held_words) / 3;
+  EXPECT_EQ(report.getTransitions().size(), listed);
+  EXPECT_EQ(report.getTransitions().size() + report.getTransitionsOmitted(),
+            58u);
+}
+
 // Regression: a subject report or a getMany larger than the server's
 // message limit was answered "InvalidArgument: malformed request" (Cap'n
 // Proto's refusal to send it); now ResourceExhausted, naming the limit.
