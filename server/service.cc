@@ -445,11 +445,12 @@ uint64_t TextWords(size_t size) { return 1 + (size + 8) / 8; }
 // answer against the server's own message limit and, over it, sends an
 // exception of its own instead (which a client reads as "InvalidArgument:
 // malformed request", server/errors.h).
+// The results struct, its pointer and the RPC message around an answer.
+constexpr uint64_t kAnswerEnvelopeWords = 64;
+
 void CheckAnswerText(uint64_t max_message_words, size_t size,
                      const char* what) {
-  // The results struct, its pointer and the RPC message around them.
-  constexpr uint64_t kEnvelopeWords = 64;
-  if (TextWords(size) + kEnvelopeWords < max_message_words) return;
+  if (TextWords(size) + kAnswerEnvelopeWords < max_message_words) return;
   Throw(Status::ResourceExhausted(
       std::string(what).append(" is larger than the server's message limit "
                                "(custosd --max-message-bytes)")));
@@ -462,8 +463,7 @@ void CheckAnswerText(uint64_t max_message_words, size_t size,
 template <typename Results>
 void CheckAnswerSize(uint64_t max_message_words, Results results,
                      const char* what) {
-  constexpr uint64_t kEnvelopeWords = 64;
-  if (results.totalSize().wordCount + kEnvelopeWords < max_message_words)
+  if (results.totalSize().wordCount + kAnswerEnvelopeWords < max_message_words)
     return;
   Throw(Status::ResourceExhausted(
       std::string(what).append(" would be larger than the server's message "

@@ -74,6 +74,15 @@ class ServerAdminTest : public ServerFixture {
     StartServer();
   }
 
+  // Restarts the server with ServerOptions::max_message_words `words`.
+  void RestartWithMaxMessageWords(uint64_t words) {
+    StopServer();
+    server_options_hook_ = [words](server::ServerOptions& so) {
+      so.max_message_words = words;
+    };
+    StartServer();
+  }
+
   // 150 records of a kind closed a day after creation, and the clock two
   // days on: a sweep closes them in two batches (100, then 50).
   void CreateRecordsDueToClose() {
@@ -298,12 +307,8 @@ TEST_F(ServerAdminTest, ASweepDryRunAheadPreviewsTheDeadlines) {
 // 8 MiB) was done but answered "InvalidArgument: malformed request". The
 // lists are now fitted to half the limit, the rest counted as omitted.
 TEST_F(ServerAdminTest, ASweepOfMoreThanTheAnswerCanListCountsTheRest) {
-  CreateRecordsDueToClose();  // 150 to close: 450 words of transitions.
-  StopServer();
-  server_options_hook_ = [](server::ServerOptions& so) {
-    so.max_message_words = 256;  // 2 KiB: 128 words for the lists.
-  };
-  StartServer();
+  CreateRecordsDueToClose();        // 150 to close: 450 words of transitions.
+  RestartWithMaxMessageWords(256);  // 2 KiB: 128 words for a sweep's lists.
   auto admin_session = AdminSession();
   auto admin = AdminFacet(admin_session);
   for (bool dry_run : {true, false}) {
@@ -336,11 +341,7 @@ TEST_F(ServerAdminTest, ASweepOfMoreThanTheAnswerCanListCountsTheRest) {
 // backlog lists every erasure a hold postponed and as many transitions as
 // the rest of the budget holds.
 TEST_F(ServerAdminTest, ASweepListsTheHeldErasuresBeforeTheTransitions) {
-  StopServer();
-  server_options_hook_ = [](server::ServerOptions& so) {
-    so.max_message_words = 256;  // 2 KiB: 128 words for the lists.
-  };
-  StartServer();
+  RestartWithMaxMessageWords(256);  // 2 KiB: 128 words for a sweep's lists.
   {
     auto admin_session = AdminSession();
     auto set = AdminFacet(admin_session).setPolicyRequest();
@@ -399,11 +400,7 @@ TEST_F(ServerAdminTest, ASweepListsTheHeldErasuresBeforeTheTransitions) {
 // message limit was answered "InvalidArgument: malformed request" (Cap'n
 // Proto's refusal to send it); now ResourceExhausted, naming the limit.
 TEST_F(ServerAdminTest, AnAnswerOverTheMessageLimitIsRefusedSayingSo) {
-  StopServer();
-  server_options_hook_ = [](server::ServerOptions& so) {
-    so.max_message_words = 256;  // 2 KiB.
-  };
-  StartServer();
+  RestartWithMaxMessageWords(256);  // 2 KiB: 128 words for a sweep's lists.
   auto a = NewSession("authority-a", rpc::Role::USER);
   std::vector<uint64_t> ids;
   for (int i = 0; i < 20; ++i) ids.push_back(CreateRecord(a));
