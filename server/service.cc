@@ -378,6 +378,76 @@ void ToRpc(const RecordView& v, rpc::Record::Builder b) {
   }
 }
 
+// Words of a Text of `size` bytes in a message: its pointer, and its bytes
+// with the terminating NUL, rounded up to whole words.
+uint64_t TextWords(size_t size) { return 1 + (size + 8) / 8; }
+
+// A getMany entry's error: the text of the exception the single get would
+// throw ("<Code>: <message>").
+std::string ErrorText(const Status& error) {
+  return std::string(StatusCodeName(error.code()))
+      .append(": ")
+      .append(error.message());
+}
+
+// Words of a struct of type T in a message (its pointers' targets apart).
+template <typename T>
+constexpr uint64_t StructWords() {
+  return T::_capnpPrivate::dataWordSize + T::_capnpPrivate::pointerCount;
+}
+
+// Words of a list of texts, its tag word counted (a list of pointers has
+// none: one word more than it needs).
+uint64_t TextsWords(const std::vector<std::string>& texts) {
+  uint64_t words = 1;
+  for (const std::string& t : texts) words += TextWords(t.size());
+  return words;
+}
+
+uint64_t FieldsWords(const std::vector<Field>& fields) {
+  uint64_t words = 1 + fields.size() * StructWords<rpc::Field>();
+  for (const Field& f : fields) {
+    words += TextWords(f.name.size()) + TextWords(f.value.size());
+  }
+  return words;
+}
+
+}  // namespace
+
+void RecordToRpc(const RecordView& view, rpc::Record::Builder out) {
+  ToRpc(view, out);
+}
+
+uint64_t RecordAnswerWords(const RecordView& v) {
+  // A text's pointer is counted twice (in its struct and in TextWords),
+  // each list's tag word once even where it has none: a bound, not a size.
+  uint64_t words = StructWords<rpc::Record>() + TextWords(v.kind.size()) +
+                   TextWords(v.owner.size()) + TextsWords(v.grants) +
+                   TextsWords(v.subject_ids);
+  words += 1 + v.attributes.size() * StructWords<rpc::Attribute>();
+  for (const Attribute& a : v.attributes) {
+    words += TextWords(a.key.size()) + TextWords(a.value.size());
+  }
+  words += 1 + v.parts.size() * StructWords<rpc::Part>();
+  for (const PartView& p : v.parts) {
+    words += TextWords(p.subject_id.size()) +
+             TextWords(p.subject_identifier.size()) + FieldsWords(p.fields);
+  }
+  words += 1 + v.flags.size() * StructWords<rpc::Flag>();
+  for (const FlagView& f : v.flags) {
+    words += TextWords(f.by.size()) + TextWords(f.subject_id.size()) +
+             TextWords(f.note.size());
+  }
+  words += 1 + v.contests.size() * StructWords<rpc::Contest>();
+  for (const ContestView& c : v.contests) {
+    words += TextWords(c.by.size()) + TextWords(c.subject_id.size()) +
+             TextWords(c.statement.size()) + FieldsWords(c.corrected);
+  }
+  return words;
+}
+
+namespace {
+
 void ToRpc(const HoldView& h, rpc::Hold::Builder b) {
   b.setId(Txt(h.id));
   b.setRecordId(h.record_id.value_or(0));
@@ -436,18 +506,48 @@ RetentionPolicy FromRpc(rpc::RetentionPolicy::Reader p) {
   return out;
 }
 
-// Words of a Text of `size` bytes in a message: its pointer, and its bytes
-// with the terminating NUL, rounded up to whole words.
-uint64_t TextWords(size_t size) { return 1 + (size + 8) / 8; }
-
-// An answer holding one text of `size` bytes, `what`: ResourceExhausted,
-// saying so, when it would be too large to send. Cap'n Proto checks an
-// answer against the server's own message limit and, over it, sends an
-// exception of its own instead (which a client reads as "InvalidArgument:
-// malformed request", server/errors.h).
-// The results struct, its pointer and the RPC message around an answer.
+// Cap'n Proto checks an answer against the server's own message limit
+// and, over it, sends an exception of its own instead (which a client
+// reads as "InvalidArgument: malformed request", server/errors.h). The
+// results struct, its pointer and the RPC message around an answer:
 constexpr uint64_t kAnswerEnvelopeWords = 64;
 
+// OK if an answer of at most `words` words (without its envelope), `what`,
+// can be sent; ResourceExhausted saying so otherwise.
+Status AnswerFits(uint64_t max_message_words, uint64_t words,
+                  const char* what) {
+  if (words + kAnswerEnvelopeWords < max_message_words) return Status::Ok();
+  return Status::ResourceExhausted(
+      std::string(what).append(" would be larger than the server's message "
+                               "limit (custosd --max-message-bytes)"));
+}
+
+// Answers of records, bounded (RecordAnswerWords) before the reads they
+// disclose are recorded (BeforeDisclosure, storage/types.h): one too large
+// to send is refused with nothing recorded, where one refused once built
+// would leave reads in the history that no one received.
+Status RecordsFit(uint64_t max_message_words, const RecordView& view) {
+  return AnswerFits(max_message_words, RecordAnswerWords(view), "the record");
+}
+
+Status RecordsFit(uint64_t max_message_words, const ListPage& page) {
+  uint64_t words = 1;  // The list's tag.
+  for (const RecordView& view : page.records) words += RecordAnswerWords(view);
+  return AnswerFits(max_message_words, words, "the page");
+}
+
+Status RecordsFit(uint64_t max_message_words,
+                  const std::vector<Result<RecordView>>& answers) {
+  uint64_t words = 1 + answers.size() * StructWords<rpc::GetResult>();
+  for (const Result<RecordView>& answer : answers) {
+    words += answer ? RecordAnswerWords(*answer)
+                    : TextWords(ErrorText(answer.error()).size());
+  }
+  return AnswerFits(max_message_words, words, "the records asked for");
+}
+
+// An answer holding one text of `size` bytes, `what`: ResourceExhausted,
+// saying so, when it would be too large to send.
 void CheckAnswerText(uint64_t max_message_words, size_t size,
                      const char* what) {
   if (TextWords(size) + kAnswerEnvelopeWords < max_message_words) return;
@@ -463,11 +563,7 @@ void CheckAnswerText(uint64_t max_message_words, size_t size,
 template <typename Results>
 void CheckAnswerSize(uint64_t max_message_words, Results results,
                      const char* what) {
-  if (results.totalSize().wordCount + kAnswerEnvelopeWords < max_message_words)
-    return;
-  Throw(Status::ResourceExhausted(
-      std::string(what).append(" would be larger than the server's message "
-                               "limit (custosd --max-message-bytes)")));
+  Check(AnswerFits(max_message_words, results.totalSize().wordCount, what));
 }
 
 // `report` with its per-record lists within `budget_words` (schema,
@@ -1547,8 +1643,12 @@ class SessionImpl final : public rpc::Session::Server {
     return OnWorker<Result<RecordView>>(
                *conn_,
                [engine = &conn_->engine, actor = actor_, id = p.getId(),
-                purpose = PurposeOf(p.hasPurpose(), p.getPurpose())]() {
-                 return engine->GetRecord(actor, id, purpose);
+                purpose = PurposeOf(p.hasPurpose(), p.getPurpose()),
+                max_words = conn_->max_message_words]() {
+                 return engine->GetRecord(actor, id, purpose,
+                                          [max_words](const RecordView& view) {
+                                            return RecordsFit(max_words, view);
+                                          });
                })
         .then([context](kj::Own<Result<RecordView>> r) mutable {
           ToRpc(Value(std::move(*r)), context.getResults().initRecord());
@@ -1570,14 +1670,17 @@ class SessionImpl final : public rpc::Session::Server {
     query.after_id = q.getAfterId();
     query.limit = q.getLimit();
     query.purpose = PurposeOf(q.hasPurpose(), q.getPurpose());
-    return OnWorker<Result<ListPage>>(*conn_,
-                                      [engine = &conn_->engine, actor = actor_,
-                                       query = std::move(query)]() {
-                                        return engine->ListRecords(actor,
-                                                                   query);
-                                      })
-        .then([context, max_words = conn_->max_message_words](
-                  kj::Own<Result<ListPage>> r) mutable {
+    return OnWorker<Result<ListPage>>(
+               *conn_,
+               [engine = &conn_->engine, actor = actor_,
+                query = std::move(query),
+                max_words = conn_->max_message_words]() {
+                 return engine->ListRecords(
+                     actor, query, [max_words](const ListPage& page) {
+                       return RecordsFit(max_words, page);
+                     });
+               })
+        .then([context](kj::Own<Result<ListPage>> r) mutable {
           ListPage page = Value(std::move(*r));
           auto out = context.getResults();
           auto records = out.initRecords(page.records.size());
@@ -1586,7 +1689,6 @@ class SessionImpl final : public rpc::Session::Server {
           }
           out.setNextAfterId(page.next_after_id);
           out.setSkipped(static_cast<uint32_t>(page.skipped));
-          CheckAnswerSize(max_words, out, "the page");
         });
   }
 
@@ -1685,11 +1787,15 @@ class SessionImpl final : public rpc::Session::Server {
     return OnWorker<Answers>(
                *conn_,
                [engine = &conn_->engine, actor = actor_, ids = ids,
-                purpose = PurposeOf(p.hasPurpose(), p.getPurpose())]() {
-                 return engine->GetRecords(actor, ids, purpose);
+                purpose = PurposeOf(p.hasPurpose(), p.getPurpose()),
+                max_words = conn_->max_message_words]() {
+                 return engine->GetRecords(
+                     actor, ids, purpose,
+                     [max_words](const std::vector<Result<RecordView>>& a) {
+                       return RecordsFit(max_words, a);
+                     });
                })
-        .then([context, ids, max_words = conn_->max_message_words](
-                  kj::Own<Answers> r) mutable {
+        .then([context, ids](kj::Own<Answers> r) mutable {
           std::vector<Result<RecordView>> answers = Value(std::move(*r));
           auto out = context.getResults().initResults(answers.size());
           for (size_t i = 0; i < answers.size(); ++i) {
@@ -1697,16 +1803,9 @@ class SessionImpl final : public rpc::Session::Server {
             if (answers[i]) {
               ToRpc(*answers[i], out[i].initRecord());
             } else {
-              // The text of the exception the single get would throw.
-              const std::string text =
-                  std::string(StatusCodeName(answers[i].error().code()))
-                      .append(": ")
-                      .append(answers[i].error().message());
-              out[i].setError(Txt(text));
+              out[i].setError(Txt(ErrorText(answers[i].error())));
             }
           }
-          CheckAnswerSize(max_words, context.getResults(),
-                          "the records asked for");
         });
   }
 

@@ -31,6 +31,14 @@
 
 namespace custos::server {
 
+// A record's answer as Session.get, getMany and list send it, and an upper
+// bound of the words it takes in a message (its texts' pointers counted
+// twice, each list's tag word once): checked before the reads an answer
+// discloses are recorded (tests/server_answer_test.cc holds the bound
+// against built answers).
+void RecordToRpc(const RecordView& view, rpc::Record::Builder out);
+uint64_t RecordAnswerWords(const RecordView& view);
+
 // The progress of the last sweep the server started (Admin.sweepProgress):
 // written by the worker that sweeps, read by any connection's calls.
 struct SweepStatus {

@@ -332,23 +332,26 @@ Result<std::vector<uint64_t>> Engine::CreateRecords(
 
 Result<std::vector<Result<RecordView>>> Engine::GetRecords(
     const Actor& actor, const std::vector<uint64_t>& ids,
-    const std::optional<Purpose>& purpose) {
+    const std::optional<Purpose>& purpose,
+    const BeforeDisclosure<std::vector<Result<RecordView>>>& check) {
   auto caller = impl_->Caller(actor);
   if (!caller) return Fail(caller.error());
-  return impl_->views.GetMany(*caller, ids, purpose);
+  return impl_->views.GetMany(*caller, ids, purpose, check);
 }
 
-Result<RecordView> Engine::GetRecord(const Actor& actor, uint64_t id,
-                                     const std::optional<Purpose>& purpose) {
+Result<RecordView> Engine::GetRecord(
+    const Actor& actor, uint64_t id, const std::optional<Purpose>& purpose,
+    const BeforeDisclosure<RecordView>& check) {
   auto caller = impl_->Caller(actor);
   if (!caller) return Fail(caller.error());
-  return impl_->views.Get(*caller, id, purpose);
+  return impl_->views.Get(*caller, id, purpose, check);
 }
 
-Result<ListPage> Engine::ListRecords(const Actor& actor, const ListQuery& q) {
+Result<ListPage> Engine::ListRecords(const Actor& actor, const ListQuery& q,
+                                     const BeforeDisclosure<ListPage>& check) {
   auto caller = impl_->Caller(actor);
   if (!caller) return Fail(caller.error());
-  return impl_->views.List(*caller, q);
+  return impl_->views.List(*caller, q, check);
 }
 
 Status Engine::Grant(const Actor& actor, uint64_t id,

@@ -182,8 +182,10 @@ class Engine {
   // needed by officers for closed and blocked records and by anyone for the
   // personal data of sensitive records. NotFound if the caller may not see
   // it; DataLoss if a stored ciphertext fails to authenticate.
+  // `check` (types.h) sees the view before its disclosure is recorded.
   Result<RecordView> GetRecord(const Actor& actor, uint64_t id,
-                               const std::optional<Purpose>& purpose = {});
+                               const std::optional<Purpose>& purpose = {},
+                               const BeforeDisclosure<RecordView>& check = {});
 
   // GetRecord for several ids under one purpose: one answer per id, in
   // order, each the view or the error GetRecord would give it (NotFound
@@ -193,17 +195,21 @@ class Engine {
   // batch or one of more than Limits::max_batch_records ids
   // (InvalidArgument), an invalid purpose, any other error, or with
   // NotFound when a record disclosed changed between its read and that
-  // commit (as ListRecords).
+  // commit (as ListRecords), or with the status `check` returns for the
+  // answers (before anything is recorded).
   Result<std::vector<Result<RecordView>>> GetRecords(
       const Actor& actor, const std::vector<uint64_t>& ids,
-      const std::optional<Purpose>& purpose = {});
+      const std::optional<Purpose>& purpose = {},
+      const BeforeDisclosure<std::vector<Result<RecordView>>>& check = {});
 
   // Records the caller may see, in id order, filtered. Examines at most
   // Limits::max_list_scan records per call; a page may hold fewer than
   // `limit` records while next_after_id != 0. A record that cannot be read
   // (DataLoss) is left out and counted in ListPage::skipped. InvalidArgument
-  // for a query out of limits (CheckListQuery, storage/limits.h).
-  Result<ListPage> ListRecords(const Actor& actor, const ListQuery& query);
+  // for a query out of limits (CheckListQuery, storage/limits.h). `check`
+  // sees the page before its disclosures are recorded.
+  Result<ListPage> ListRecords(const Actor& actor, const ListQuery& query,
+                               const BeforeDisclosure<ListPage>& check = {});
 
   // Owner only, ACTIVE only. The grantee must be an existing, unrevoked
   // principal (InvalidArgument otherwise). ResourceExhausted if the record

@@ -242,34 +242,40 @@ auto RecordViews::Retried(const Once& once) -> decltype(once(nullptr)) {
 }
 
 Result<RecordView> RecordViews::Get(const PrincipalInfo& caller, uint64_t id,
-                                    const std::optional<Purpose>& purpose) {
-  return Retried(
-      [&](bool* changed) { return GetOnce(caller, id, purpose, changed); });
+                                    const std::optional<Purpose>& purpose,
+                                    const BeforeDisclosure<RecordView>& check) {
+  return Retried([&](bool* changed) {
+    return GetOnce(caller, id, purpose, check, changed);
+  });
 }
 
 Result<std::vector<Result<RecordView>>> RecordViews::GetMany(
     const PrincipalInfo& caller, const std::vector<uint64_t>& ids,
-    const std::optional<Purpose>& purpose) {
+    const std::optional<Purpose>& purpose,
+    const BeforeDisclosure<std::vector<Result<RecordView>>>& check) {
   return Retried([&](bool* changed) {
-    return GetManyOnce(caller, ids, purpose, changed);
+    return GetManyOnce(caller, ids, purpose, check, changed);
   });
 }
 
 Result<ListPage> RecordViews::List(const PrincipalInfo& caller,
-                                   const ListQuery& q) {
-  return Retried([&](bool* changed) { return ListOnce(caller, q, changed); });
+                                   const ListQuery& q,
+                                   const BeforeDisclosure<ListPage>& check) {
+  return Retried(
+      [&](bool* changed) { return ListOnce(caller, q, check, changed); });
 }
 
-Result<RecordView> RecordViews::GetOnce(const PrincipalInfo& caller,
-                                        uint64_t id,
-                                        const std::optional<Purpose>& purpose,
-                                        bool* changed) {
+Result<RecordView> RecordViews::GetOnce(
+    const PrincipalInfo& caller, uint64_t id,
+    const std::optional<Purpose>& purpose,
+    const BeforeDisclosure<RecordView>& check, bool* changed) {
   CUSTOS_RETURN_IF_ERROR(CheckPurpose(purpose, limits_));
   const uint64_t generation = store_.Generation();
   auto resolved = Resolve(caller, id, purpose.has_value());
   if (!resolved) return Fail(resolved.error());
   auto view = Build(std::move(*resolved), purpose);
   if (!view) return view;
+  if (check) CUSTOS_RETURN_IF_ERROR(check(*view));
   CUSTOS_RETURN_IF_ERROR(
       RecordReads(caller, {&*view}, purpose, generation, changed));
   return view;
@@ -277,7 +283,9 @@ Result<RecordView> RecordViews::GetOnce(const PrincipalInfo& caller,
 
 Result<std::vector<Result<RecordView>>> RecordViews::GetManyOnce(
     const PrincipalInfo& caller, const std::vector<uint64_t>& ids,
-    const std::optional<Purpose>& purpose, bool* changed) {
+    const std::optional<Purpose>& purpose,
+    const BeforeDisclosure<std::vector<Result<RecordView>>>& check,
+    bool* changed) {
   CUSTOS_RETURN_IF_ERROR(CheckBatchSize(ids.size(), limits_));
   CUSTOS_RETURN_IF_ERROR(CheckPurpose(purpose, limits_));
   const uint64_t generation = store_.Generation();
@@ -304,13 +312,16 @@ Result<std::vector<Result<RecordView>>> RecordViews::GetManyOnce(
   for (const Result<RecordView>& answer : answers) {
     if (answer) views.push_back(&*answer);
   }
+  if (check) CUSTOS_RETURN_IF_ERROR(check(answers));
   CUSTOS_RETURN_IF_ERROR(
       RecordReads(caller, views, purpose, generation, changed));
   return answers;
 }
 
 Result<ListPage> RecordViews::ListOnce(const PrincipalInfo& caller,
-                                       const ListQuery& q, bool* changed) {
+                                       const ListQuery& q,
+                                       const BeforeDisclosure<ListPage>& check,
+                                       bool* changed) {
   CUSTOS_RETURN_IF_ERROR(CheckListQuery(q, limits_));
   if (q.after_id == UINT64_MAX) return ListPage{};
 
@@ -388,6 +399,7 @@ Result<ListPage> RecordViews::ListOnce(const PrincipalInfo& caller,
         return true;
       }));
   CUSTOS_RETURN_IF_ERROR(failure);
+  if (check) CUSTOS_RETURN_IF_ERROR(check(page));
   std::vector<const RecordView*> views;
   for (const RecordView& v : page.records) views.push_back(&v);
   CUSTOS_RETURN_IF_ERROR(

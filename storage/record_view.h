@@ -92,14 +92,19 @@ class RecordViews {
   // (another caller's close, rectification, erasure) makes the call build
   // its views again, up to kReadAttempts times in all; then Unavailable
   // (try again).
+  // Each calls `check` (if set) on what it is about to return, before
+  // recording its disclosures, and returns its refusal instead.
   Result<RecordView> Get(const PrincipalInfo& caller, uint64_t id,
-                         const std::optional<Purpose>& purpose);
-  Result<ListPage> List(const PrincipalInfo& caller, const ListQuery& query);
+                         const std::optional<Purpose>& purpose,
+                         const BeforeDisclosure<RecordView>& check);
+  Result<ListPage> List(const PrincipalInfo& caller, const ListQuery& query,
+                        const BeforeDisclosure<ListPage>& check);
   // Engine::GetRecords: one answer per id, NotFound or DataLoss as Get
   // would answer it; the disclosures of all of them in one commit.
   Result<std::vector<Result<RecordView>>> GetMany(
       const PrincipalInfo& caller, const std::vector<uint64_t>& ids,
-      const std::optional<Purpose>& purpose);
+      const std::optional<Purpose>& purpose,
+      const BeforeDisclosure<std::vector<Result<RecordView>>>& check);
 
  private:
   // Records the disclosures of `views` (those with personal data) in one
@@ -115,11 +120,15 @@ class RecordViews {
   // One attempt of Get, GetMany and List; `changed` as RecordReads says.
   Result<RecordView> GetOnce(const PrincipalInfo& caller, uint64_t id,
                              const std::optional<Purpose>& purpose,
+                             const BeforeDisclosure<RecordView>& check,
                              bool* changed);
   Result<std::vector<Result<RecordView>>> GetManyOnce(
       const PrincipalInfo& caller, const std::vector<uint64_t>& ids,
-      const std::optional<Purpose>& purpose, bool* changed);
+      const std::optional<Purpose>& purpose,
+      const BeforeDisclosure<std::vector<Result<RecordView>>>& check,
+      bool* changed);
   Result<ListPage> ListOnce(const PrincipalInfo& caller, const ListQuery& query,
+                            const BeforeDisclosure<ListPage>& check,
                             bool* changed);
   // Runs `once(&changed)` until it succeeds or fails for another reason
   // than a concurrent change, at most kReadAttempts times.

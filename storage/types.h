@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "base/clock.h"
+#include "base/status.h"
 
 namespace custos {
 
@@ -205,6 +206,16 @@ struct ListPage {
   // GetRecord on one of them returns the DataLoss.
   size_t skipped = 0;
 };
+
+// A look at what Engine::GetRecord, GetRecords or ListRecords is about to
+// return, before the disclosures in it are recorded: OK to go on; any
+// other status is returned instead, and nothing is recorded, so that no
+// history says a principal received data that never reached it (custosd
+// refuses there an answer too large to send). Called on the caller's
+// thread, under no lock, once per attempt (a read repeated after a
+// concurrent change is looked at again).
+template <typename Answer>
+using BeforeDisclosure = std::function<Status(const Answer&)>;
 
 // What Engine::Sweep() does in one call (docs/retention.md, "Sweeper").
 // Where a sweep is (SweepOptions::progress).

@@ -436,6 +436,56 @@ TEST_F(ServerAdminTest, AnAnswerOverTheMessageLimitIsRefusedSayingSo) {
   EXPECT_EQ(std::string(who.getPrincipal().getId().cStr()), "auditor-1");
 }
 
+// A regression test: get, getMany and list wrote the disclosures of the
+// records read before their answer was built, so an answer then refused as
+// too large left reads in the history that no one received. Now the
+// answer's size is bounded before anything is recorded.
+TEST_F(ServerAdminTest, AnAnswerRefusedAsTooLargeRecordsNoRead) {
+  const std::string token = CreatePrincipal("authority-a", rpc::Role::USER);
+  uint64_t large = 0;
+  {
+    auto a = *Login("authority-a", token);
+    auto req = a.createRequest();
+    FillRecord(req.initRecord(), "anna@example.org", std::string(4000, 'A'));
+    large = req.send().wait(wait()).getId();
+  }
+  RestartWithMaxMessageWords(256);  // 2 KiB.
+  auto a = *Login("authority-a", token);
+  std::vector<uint64_t> ids;
+  for (int i = 0; i < 20; ++i) ids.push_back(CreateRecord(a));
+  const uint64_t writes_before = engine_->TEST_WriteCount();
+
+  auto get_many = a.getManyRequest();
+  auto list = get_many.initIds(20);
+  for (unsigned i = 0; i < 20; ++i) list.set(i, ids[i]);
+  Status many = StatusOf(get_many.send(), wait());
+  EXPECT_EQ(many.code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(many.message(),
+            "the records asked for would be larger than the server's message "
+            "limit (custosd --max-message-bytes)");
+  auto page = a.listRequest();
+  page.initQuery().setLimit(20);
+  Status listed = StatusOf(page.send(), wait());
+  EXPECT_EQ(listed.code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(listed.message(),
+            "the page would be larger than the server's message limit "
+            "(custosd --max-message-bytes)");
+  auto get = a.getRequest();
+  get.setId(large);
+  Status one = StatusOf(get.send(), wait());
+  EXPECT_EQ(one.code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(one.message(),
+            "the record would be larger than the server's message limit "
+            "(custosd --max-message-bytes)");
+  EXPECT_EQ(engine_->TEST_WriteCount(), writes_before);
+
+  // A read that is answered is recorded: one write, its event.
+  auto small = a.getRequest();
+  small.setId(ids[0]);
+  EXPECT_EQ(small.send().wait(wait()).getRecord().getId(), ids[0]);
+  EXPECT_EQ(engine_->TEST_WriteCount(), writes_before + 1);
+}
+
 TEST_F(ServerAdminTest, SweepProgressReportsTheServersLastSweepOnceEnded) {
   auto admin_session = AdminSession();
   auto admin = AdminFacet(admin_session);
