@@ -396,16 +396,22 @@ constexpr uint64_t StructWords() {
   return T::_capnpPrivate::dataWordSize + T::_capnpPrivate::pointerCount;
 }
 
-// Words of a list of texts, its tag word counted (a list of pointers has
-// none: one word more than it needs).
+// Words of a list of texts: one for a far pointer's landing pad (below),
+// and each text's.
 uint64_t TextsWords(const std::vector<std::string>& texts) {
   uint64_t words = 1;
   for (const std::string& t : texts) words += TextWords(t.size());
   return words;
 }
 
+// Words of a list of structs: its tag, a landing pad, the structs.
+template <typename T>
+uint64_t StructListWords(size_t count) {
+  return 2 + count * StructWords<T>();
+}
+
 uint64_t FieldsWords(const std::vector<Field>& fields) {
-  uint64_t words = 1 + fields.size() * StructWords<rpc::Field>();
+  uint64_t words = StructListWords<rpc::Field>(fields.size());
   for (const Field& f : fields) {
     words += TextWords(f.name.size()) + TextWords(f.value.size());
   }
@@ -419,26 +425,29 @@ void RecordToRpc(const RecordView& view, rpc::Record::Builder out) {
 }
 
 uint64_t RecordAnswerWords(const RecordView& v) {
-  // A text's pointer is counted twice (in its struct and in TextWords),
-  // each list's tag word once even where it has none: a bound, not a size.
-  uint64_t words = StructWords<rpc::Record>() + TextWords(v.kind.size()) +
+  // Every pointer is counted twice, in its struct or list and once more
+  // (TextWords, TextsWords, StructListWords, the record's own): where its
+  // target lies in another segment of the message, Cap'n Proto writes a
+  // far pointer and a landing pad of one word beside the target, which
+  // totalSize() leaves out but the transport sends. A bound, not a size.
+  uint64_t words = 1 + StructWords<rpc::Record>() + TextWords(v.kind.size()) +
                    TextWords(v.owner.size()) + TextsWords(v.grants) +
                    TextsWords(v.subject_ids);
-  words += 1 + v.attributes.size() * StructWords<rpc::Attribute>();
+  words += StructListWords<rpc::Attribute>(v.attributes.size());
   for (const Attribute& a : v.attributes) {
     words += TextWords(a.key.size()) + TextWords(a.value.size());
   }
-  words += 1 + v.parts.size() * StructWords<rpc::Part>();
+  words += StructListWords<rpc::Part>(v.parts.size());
   for (const PartView& p : v.parts) {
     words += TextWords(p.subject_id.size()) +
              TextWords(p.subject_identifier.size()) + FieldsWords(p.fields);
   }
-  words += 1 + v.flags.size() * StructWords<rpc::Flag>();
+  words += StructListWords<rpc::Flag>(v.flags.size());
   for (const FlagView& f : v.flags) {
     words += TextWords(f.by.size()) + TextWords(f.subject_id.size()) +
              TextWords(f.note.size());
   }
-  words += 1 + v.contests.size() * StructWords<rpc::Contest>();
+  words += StructListWords<rpc::Contest>(v.contests.size());
   for (const ContestView& c : v.contests) {
     words += TextWords(c.by.size()) + TextWords(c.subject_id.size()) +
              TextWords(c.statement.size()) + FieldsWords(c.corrected);
@@ -511,6 +520,8 @@ RetentionPolicy FromRpc(rpc::RetentionPolicy::Reader p) {
 // reads as "InvalidArgument: malformed request", server/errors.h). The
 // results struct, its pointer and the RPC message around an answer:
 constexpr uint64_t kAnswerEnvelopeWords = 64;
+// The largest first segment Cap'n Proto gives an answer (OneSegment).
+constexpr uint64_t kMaxSizeHintWords = uint64_t{1} << 20;
 
 // OK if an answer of at most `words` words (without its envelope), `what`,
 // can be sent; ResourceExhausted saying so otherwise.
@@ -531,14 +542,14 @@ Status RecordsFit(uint64_t max_message_words, const RecordView& view) {
 }
 
 Status RecordsFit(uint64_t max_message_words, const ListPage& page) {
-  uint64_t words = 1;  // The list's tag.
+  uint64_t words = 2;  // The list's tag and landing pad.
   for (const RecordView& view : page.records) words += RecordAnswerWords(view);
   return AnswerFits(max_message_words, words, "the page");
 }
 
 Status RecordsFit(uint64_t max_message_words,
                   const std::vector<Result<RecordView>>& answers) {
-  uint64_t words = 1 + answers.size() * StructWords<rpc::GetResult>();
+  uint64_t words = StructListWords<rpc::GetResult>(answers.size());
   for (const Result<RecordView>& answer : answers) {
     words += answer ? RecordAnswerWords(*answer)
                     : TextWords(ErrorText(answer.error()).size());
@@ -563,7 +574,21 @@ void CheckAnswerText(uint64_t max_message_words, size_t size,
 template <typename Results>
 void CheckAnswerSize(uint64_t max_message_words, Results results,
                      const char* what) {
-  Check(AnswerFits(max_message_words, results.totalSize().wordCount, what));
+  uint64_t words = results.totalSize().wordCount;
+  // Built past its first segment (OneSegment), an answer may hold far
+  // pointers, each with a landing pad of one word that totalSize() leaves
+  // out: at most one per word walked.
+  if (words + kAnswerEnvelopeWords >= kMaxSizeHintWords) words *= 2;
+  Check(AnswerFits(max_message_words, words, what));
+}
+
+// The size hint of an answer checked once built (CheckAnswerSize): its
+// first segment as large as the limit, so that it is built in one segment,
+// without far pointers, and the size walked is the size sent. Cap'n Proto
+// caps a hint at 2^20 words (rpc.c++, MAX_SIZE_HINT); the segment's pages
+// that the answer does not use are never touched.
+capnp::MessageSize OneSegment(uint64_t max_message_words) {
+  return {std::min(max_message_words, kMaxSizeHintWords), 0};
 }
 
 // `report` with its per-record lists within `budget_words` (schema,
@@ -721,7 +746,9 @@ kj::Promise<void> ListHoldsCall(Connection& conn, const Actor& actor,
       .then([context, max_words = conn.max_message_words](
                 kj::Own<Result<std::vector<HoldView>>> r) mutable {
         std::vector<HoldView> holds = Value(std::move(*r));
-        SetHolds(holds, context.getResults().initHolds(holds.size()));
+        SetHolds(
+            holds,
+            context.getResults(OneSegment(max_words)).initHolds(holds.size()));
         CheckAnswerSize(max_words, context.getResults(), "the list of holds");
       });
 }
@@ -844,7 +871,8 @@ kj::Promise<void> StatisticsCall(Connection& conn, const Actor& actor,
       .then([context, max_words = conn.max_message_words](
                 kj::Own<Result<Statistics>> r) mutable {
         const Statistics s = Value(std::move(*r));
-        SetStatistics(s, context.getResults().initStatistics());
+        SetStatistics(
+            s, context.getResults(OneSegment(max_words)).initStatistics());
         CheckAnswerSize(max_words, context.getResults(), "the statistics");
       });
 }
@@ -950,7 +978,7 @@ class AuditorImpl final : public rpc::Auditor::Server {
         .then([context, max_words = conn_->max_message_words](
                   kj::Own<Result<AccessHistoryPage>> r) mutable {
           AccessHistoryPage page = Value(std::move(*r));
-          auto out = context.getResults();
+          auto out = context.getResults(OneSegment(max_words));
           auto events = out.initEvents(page.events.size());
           for (size_t i = 0; i < page.events.size(); ++i) {
             const AccessEvent& e = page.events[i];
@@ -1038,7 +1066,7 @@ class AuditorImpl final : public rpc::Auditor::Server {
         .then([context, max_words = conn_->max_message_words](
                   kj::Own<Result<BreachScope>> r) mutable {
           const BreachScope scope = Value(std::move(*r));
-          ToRpc(scope, context.getResults().initScope());
+          ToRpc(scope, context.getResults(OneSegment(max_words)).initScope());
           CheckAnswerSize(max_words, context.getResults(), "the breach scope");
         });
   }
@@ -1139,7 +1167,8 @@ class AdminImpl final : public rpc::Admin::Server {
         .then([context, max_words = conn_->max_message_words](
                   kj::Own<Result<std::vector<PrincipalInfo>>> r) mutable {
           std::vector<PrincipalInfo> all = Value(std::move(*r));
-          auto out = context.getResults().initPrincipals(all.size());
+          auto out = context.getResults(OneSegment(max_words))
+                         .initPrincipals(all.size());
           for (size_t i = 0; i < all.size(); ++i) ToRpc(all[i], out[i]);
           CheckAnswerSize(max_words, context.getResults(),
                           "the list of principals");

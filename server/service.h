@@ -32,10 +32,12 @@
 namespace custos::server {
 
 // A record's answer as Session.get, getMany and list send it, and an upper
-// bound of the words it takes in a message (its texts' pointers counted
-// twice, each list's tag word once): checked before the reads an answer
-// discloses are recorded (tests/server_answer_test.cc holds the bound
-// against built answers).
+// bound of the words it takes in a message, laid out in one segment or
+// several (every pointer counted twice: a far pointer's landing pad):
+// checked before the reads an answer discloses are recorded
+// (tests/server_answer_test.cc holds the bound against built records;
+// ServerAdminTest.AnswersAroundTheLimitAreSentOrRefusedBeforeTheirReads
+// against answers sent).
 void RecordToRpc(const RecordView& view, rpc::Record::Builder out);
 uint64_t RecordAnswerWords(const RecordView& view);
 

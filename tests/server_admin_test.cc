@@ -486,6 +486,97 @@ TEST_F(ServerAdminTest, AnAnswerRefusedAsTooLargeRecordsNoRead) {
   EXPECT_EQ(engine_->TEST_WriteCount(), writes_before + 1);
 }
 
+// Answers of records around the limit, built in several segments: past a
+// message's first segment Cap'n Proto writes far pointers, each with a
+// landing pad that totalSize() leaves out but the transport sends. Every
+// page and batch is either answered or refused as too large before its
+// reads are recorded; none is dropped by Cap'n Proto ("malformed
+// request") after them.
+TEST_F(ServerAdminTest, AnswersAroundTheLimitAreSentOrRefusedBeforeTheirReads) {
+  RestartWithMaxMessageWords(2048);  // 16 KiB.
+  auto a = NewSession("authority-a", rpc::Role::USER);
+  // Sensitive records without attributes, listed without a purpose: their
+  // answers hold little besides pointers, where the pads weigh most.
+  for (int i = 0; i < 80; ++i) {
+    auto req = a.createRequest();
+    auto r = req.initRecord();
+    r.setKind("request");
+    r.setSensitive(true);
+    auto part = r.initPersonal(1)[0];
+    part.setSubjectIdentifier("anna@example.org");
+    auto fields = part.initFields(1);
+    fields[0].setName("name");
+    fields[0].setValue("Anna Example");
+    req.send().wait(wait());
+  }
+  int listed = 0;
+  int refused = 0;
+  for (uint32_t n = 1; n <= 80; ++n) {
+    auto page = a.listRequest();
+    page.initQuery().setLimit(n);
+    auto sent = page.send();
+    Status status = StatusOf(kj::mv(sent), wait());
+    if (status.ok()) {
+      ++listed;
+    } else {
+      ++refused;
+      EXPECT_EQ(status.code(), StatusCode::kResourceExhausted) << n;
+      EXPECT_EQ(status.message(),
+                "the page would be larger than the server's message limit "
+                "(custosd --max-message-bytes)")
+          << n;
+    }
+  }
+  EXPECT_GT(listed, 40);  // The limit is crossed within the sizes tried.
+  EXPECT_GT(refused, 0);
+
+  // Records read with their personal data: a batch answered writes its
+  // reads; one refused writes nothing.
+  std::vector<uint64_t> ids;
+  for (int i = 0; i < 40; ++i) ids.push_back(CreateRecord(a));
+  int answered = 0;
+  for (unsigned n = 1; n <= 40; ++n) {
+    auto get_many = a.getManyRequest();
+    auto list = get_many.initIds(n);
+    for (unsigned i = 0; i < n; ++i) list.set(i, ids[i]);
+    const uint64_t writes_before = engine_->TEST_WriteCount();
+    Status status = StatusOf(get_many.send(), wait());
+    if (status.ok()) {
+      ++answered;
+      EXPECT_EQ(engine_->TEST_WriteCount(), writes_before + 1) << n;
+    } else {
+      EXPECT_EQ(status.code(), StatusCode::kResourceExhausted) << n;
+      EXPECT_EQ(engine_->TEST_WriteCount(), writes_before) << n;
+    }
+  }
+  EXPECT_GT(answered, 5);
+  EXPECT_LT(answered, 40);
+
+  // An answer checked once built (a history page) is built in one
+  // segment: answered, or refused saying so.
+  auto auditor_session = NewSession("auditor-1", rpc::Role::AUDITOR);
+  auto auditor = auditor_session.auditorRequest().send().getAuditor();
+  const std::string subject = FindSubject("anna@example.org");
+  int pages = 0;
+  for (uint32_t n = 1; n <= 120; ++n) {
+    auto history = auditor.accessHistoryRequest();
+    history.setSubjectId(subject);
+    history.setLimit(n);
+    Status status = StatusOf(history.send(), wait());
+    if (status.ok()) {
+      ++pages;
+    } else {
+      EXPECT_EQ(status.code(), StatusCode::kResourceExhausted) << n;
+      EXPECT_EQ(status.message(),
+                "the history page would be larger than the server's message "
+                "limit (custosd --max-message-bytes)")
+          << n;
+    }
+  }
+  EXPECT_GT(pages, 10);
+  EXPECT_LT(pages, 120);
+}
+
 TEST_F(ServerAdminTest, SweepProgressReportsTheServersLastSweepOnceEnded) {
   auto admin_session = AdminSession();
   auto admin = AdminFacet(admin_session);

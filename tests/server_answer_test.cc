@@ -2,7 +2,10 @@
 // discloses are recorded (server/service.h, RecordAnswerWords): never less
 // than the words the record takes once built (else an answer the server
 // let through would be too large to send, after its reads were recorded),
-// and not far above them (else answers that fit would be refused).
+// and not far above them (else answers that fit would be refused). Built
+// here in one segment, a record has no far pointers: the landing pads the
+// bound also counts are tested over RPC (ServerAdminTest,
+// AnswersAroundTheLimitAreSentOrRefusedBeforeTheirReads).
 
 #include <capnp/message.h>
 #include <gtest/gtest.h>
