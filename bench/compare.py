@@ -16,7 +16,8 @@ Usage: bench/compare.py --build build/release [--quick] [--out DIR]
        [--repetitions N] [--no-results-md] [--only NAME,...]
 
 Normally run by `./dev bench [--quick]`, which installs what is missing and
-builds first. Nothing here is run by ctest or CI.
+builds first. The runs are not part of ctest or CI; the arithmetic is
+(bench/compare_test.py, ctest's compare_py_test).
 """
 
 import argparse
