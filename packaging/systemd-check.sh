@@ -135,7 +135,7 @@ check "a user principal is added" \
   in_box "${CLI[@]}" principal add authority-a --role user --out /root/a.token
 A=(custos --addr unix:/run/custos/custosd.sock --principal authority-a --token-file /root/a.token)
 check "a record is stored" \
-  bash -c "echo anna@example.org | nsenter -t $init -a ${A[*]} record create --kind request --attr country=AT --field name=Anna | grep -qx 1"
+  bash -c "printf 'anna@example.org\nAnna\n' | nsenter -t $init -a ${A[*]} record create --kind request --attr country=AT --field name | grep -qx 1"
 check "a backup is written to /var/backups/custos" \
   in_box "${CLI[@]}" backup /var/backups/custos/first
 check "the backup verifies" in_box "${CLI[@]}" backup verify /var/backups/custos/first

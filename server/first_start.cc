@@ -8,11 +8,8 @@
 
 namespace custos::server {
 
-namespace {
-
-// Creates `path` new, mode 0600 (never briefly wider). AlreadyExists if it
-// exists.
-Result<int> CreatePrivate(const std::string& path) {
+// Never briefly wider than 0600: created with it.
+Result<int> CreatePrivateFile(const std::string& path) {
   const int fd =
       open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd >= 0) return fd;
@@ -23,10 +20,9 @@ Result<int> CreatePrivate(const std::string& path) {
       Status::Internal("cannot create " + path + ": " + std::strerror(errno)));
 }
 
-// Writes `content` and a newline to `fd` whole (short writes resumed),
-// fsyncs and closes it; on failure removes `path`, so no partial secret
-// is left behind.
-Status FillPrivate(int fd, const std::string& path, std::string_view content) {
+// Short writes resumed; no partial secret is left behind.
+Status FillPrivateFile(int fd, const std::string& path,
+                       std::string_view content) {
   std::string line(content);
   line.push_back('\n');
   size_t done = 0;
@@ -46,19 +42,17 @@ Status FillPrivate(int fd, const std::string& path, std::string_view content) {
   return Status::Ok();
 }
 
-}  // namespace
-
 Status WritePrivateFile(const std::string& path, std::string_view content) {
-  auto fd = CreatePrivate(path);
+  auto fd = CreatePrivateFile(path);
   if (!fd) return fd.error();
-  return FillPrivate(*fd, path, content);
+  return FillPrivateFile(*fd, path, content);
 }
 
 Result<bool> BootstrapFirstAdmin(Engine& engine,
                                  const std::string& token_file) {
   // The file first: a token that could not be written would leave a store
   // whose only admin nobody can act as.
-  auto fd = CreatePrivate(token_file);
+  auto fd = CreatePrivateFile(token_file);
   if (!fd) {
     if (fd.error().code() != StatusCode::kAlreadyExists)
       return Fail(fd.error());
@@ -79,7 +73,7 @@ Result<bool> BootstrapFirstAdmin(Engine& engine,
     if (admin.error().code() == StatusCode::kFailedPrecondition) return false;
     return Fail(admin.error());
   }
-  CUSTOS_RETURN_IF_ERROR(FillPrivate(*fd, token_file, admin->token));
+  CUSTOS_RETURN_IF_ERROR(FillPrivateFile(*fd, token_file, admin->token));
   return true;
 }
 

@@ -22,6 +22,16 @@ inline constexpr char kFirstAdminId[] = "admin";
 // be created or written (the message names the path and the reason).
 Status WritePrivateFile(const std::string& path, std::string_view content);
 
+// WritePrivateFile in two steps, for a file reserved before what it is to
+// hold exists (a token the server is about to issue): CreatePrivateFile
+// creates `path` new, mode 0600, and returns its descriptor (errors as
+// WritePrivateFile's); FillPrivateFile writes `content` and a newline to
+// it whole, fsyncs and closes it, and on failure removes `path` (Internal,
+// naming it).
+Result<int> CreatePrivateFile(const std::string& path);
+Status FillPrivateFile(int fd, const std::string& path,
+                       std::string_view content);
+
 // Creates the first admin (kFirstAdminId) of the store in `engine` if it
 // has no principal yet, and writes its token to the new file `token_file`
 // (as WritePrivateFile), which is created first: if it cannot be, no admin

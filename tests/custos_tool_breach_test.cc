@@ -40,8 +40,8 @@ class CustosToolBreachTest : public CustosToolFixture {
   void DiscloseToB(const std::string& identifier, const std::string& id) {
     ToolRun created = As("authority-a", a_,
                          {"record", "create", "--kind", "request", "--grant",
-                          "authority-b", "--field", "name=Anna"},
-                         identifier + "\n");
+                          "authority-b", "--field", "name"},
+                         identifier + "\nAnna\n");
     ASSERT_EQ(created.exit, 0) << created.err;
     ASSERT_EQ(created.out, id + "\n");
     ToolRun read = As("authority-b", b_, {"record", "get", id});

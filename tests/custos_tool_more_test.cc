@@ -50,8 +50,8 @@ class CustosToolMoreTest : public CustosToolFixture {
     const std::string a = AddPrincipal("authority-a", "user");
     ToolRun created =
         As("authority-a", a,
-           {"record", "create", "--kind", "request", "--field", "name=Anna"},
-           "anna@example.org\n");
+           {"record", "create", "--kind", "request", "--field", "name"},
+           "anna@example.org\nAnna\n");
     EXPECT_EQ(created.exit, 0) << created.err;
     ToolRun found = Tool({"subject", "find"}, "anna@example.org\n");
     EXPECT_EQ(found.exit, 0) << found.err;

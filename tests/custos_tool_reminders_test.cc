@@ -28,8 +28,8 @@ class CustosToolRemindersTest : public CustosToolFixture {
     host_ = AddPrincipal("host", "user");
     ToolRun created = As("host", host_,
                          {"record", "create", "--kind", "request", "--attr",
-                          "case=C-17", "--field", "name=Anna"},
-                         "anna@example.org\n");
+                          "case=C-17", "--field", "name"},
+                         "anna@example.org\nAnna\n");
     ASSERT_EQ(created.exit, 0) << created.err;
     ASSERT_EQ(created.out, "1\n");
   }

@@ -27,11 +27,10 @@ class CustosToolStatsTest : public CustosToolFixture {
   // authority-a creates a record of `kind` with attribute country=`country`.
   void Create(const std::string& token, const std::string& kind,
               const std::string& country) {
-    ToolRun r =
-        As("authority-a", token,
-           {"record", "create", "--kind", kind, "--attr",
-            std::string("country=").append(country), "--field", "name=Anna"},
-           "anna@example.org\n");
+    ToolRun r = As("authority-a", token,
+                   {"record", "create", "--kind", kind, "--attr",
+                    std::string("country=").append(country), "--field", "name"},
+                   "anna@example.org\nAnna\n");
     ASSERT_EQ(r.exit, 0) << r.err;
   }
 };

@@ -58,6 +58,22 @@ TEST_F(CustosToolTest, PrincipalsAreAddedListedGivenNewTokensAndRevoked) {
   EXPECT_NE(exists.err.find("exists"), std::string::npos) << exists.err;
   EXPECT_EQ(As("authority-a", a, {"whoami"}).exit, 0);
 
+  // A file that cannot be created fails the command before the server is
+  // asked: the token is not rotated (before, it was rotated and the new
+  // one lost), and a principal is not created without its token.
+  ToolRun nowhere = Tool({"principal", "rotate-token", "authority-a", "--out",
+                          "no-such-dir/a.token"});
+  EXPECT_EQ(nowhere.exit, 1);
+  EXPECT_NE(nowhere.err.find("cannot create no-such-dir/a.token"),
+            std::string::npos)
+      << nowhere.err;
+  EXPECT_EQ(As("authority-a", a, {"whoami"}).exit, 0);
+  ToolRun unmade = Tool({"principal", "add", "authority-c", "--role", "user",
+                         "--out", "no-such-dir/c.token"});
+  EXPECT_EQ(unmade.exit, 1);
+  ToolRun listed = Tool({"principal", "list", "--json"});
+  EXPECT_EQ(nlohmann::json::parse(listed.out).size(), 2u) << listed.out;
+
   ASSERT_EQ(
       Tool({"principal", "rotate-token", "authority-a", "--out", "new.token"})
           .exit,
@@ -115,6 +131,32 @@ TEST_F(CustosToolTest, ADownServerIsNamedAndExitsOne) {
   EXPECT_EQ(what.exit, 2) << what.err;
   EXPECT_NE(what.err.find("give --chain, --erasure or both"), std::string::npos)
       << what.err;
+  // Each checked before the connection (they were found only after it,
+  // exiting 1 with "cannot connect").
+  const std::vector<std::pair<std::vector<std::string>, std::string>> usage = {
+      {{"backup", "relative/dir"},
+       "dir: an absolute path on the server's host"},
+      {{"backup", "verify", "relative/dir"},
+       "dir: an absolute path on the server's host"},
+      {{"backup", "kit", "kit"}, "path: an absolute path on the server's host"},
+      {{"keys", "rotate-master", "--key-file", "new.key"},
+       "--key-file: an absolute path on the server's host"},
+      {{"record", "get", "1", "--purpose", "curiosity"},
+       "--purpose: proof-of-exchange, subject-consent or public-interest"},
+      {{"record", "get", "1", "--justification", "because"},
+       "--justification goes with --purpose"},
+      {{"due-soon", "--warn-before", "banana"},
+       "--warn-before: expected an ISO 8601 duration"},
+      {{"due-soon", "--open-too-long", "30 days"},
+       "--open-too-long: expected an ISO 8601 duration"},
+  };
+  for (const auto& [args, message] : usage) {
+    std::vector<std::string> argv = {"--addr", down};
+    argv.insert(argv.end(), args.begin(), args.end());
+    ToolRun refused = Tool(argv);
+    EXPECT_EQ(refused.exit, 2) << args[0] << ": " << refused.err;
+    EXPECT_NE(refused.err.find(message), std::string::npos) << refused.err;
+  }
 }
 
 TEST_F(CustosToolTest, UsageErrorsExitTwoAndChangeNothing) {
@@ -130,13 +172,22 @@ TEST_F(CustosToolTest, UsageErrorsExitTwoAndChangeNothing) {
   usage({"sweep", "--as-of", "2030-01-01T00:00:00Z"}, "dry runs only");
   usage({"principal", "add", "x", "--role", "boss", "--out", "x.token"},
         "--role");
+  usage({"record", "create", "--kind", "request", "--field", "name"},
+        "--field needs the subject's identifier on standard input");
+  // Personal data never on the command line, where the process list
+  // shows it: a value given there is refused.
   usage({"record", "create", "--kind", "request", "--field", "name=Anna"},
-        "standard input");
+        "--field takes a field name; its value is read from standard input");
+  usage({"record", "create", "--kind", "request", "--field", "name", "--field",
+         "address"},
+        "--field address: no value on standard input",
+        "anna@example.org\nAnna\n");
   usage({"record", "create", "--kind", "request", "--attr", "country"},
         "name=value");
-  usage({"subject", "shred", "s00", "nothing"}, "");
+  usage({"subject", "shred", "s00", "nothing"},
+        "The following argument was not expected: nothing");
   usage({"subject", "shred", "s00"}, "--yes");
-  usage({"frobnicate"}, "");
+  usage({"frobnicate"}, "A subcommand is required");
   EXPECT_FALSE(std::filesystem::exists(dir() + "/x.token"));
   ToolRun list = Tool({"principal", "list", "--json"});
   EXPECT_EQ(nlohmann::json::parse(list.out).size(), 1u);
@@ -152,8 +203,8 @@ TEST_F(CustosToolTest, ASubjectsRecordsHistoryReportHoldAndShred) {
   const std::string aud = AddPrincipal("auditor-1", "auditor");
   ToolRun created = As("authority-a", a,
                        {"record", "create", "--kind", "request", "--attr",
-                        "country=AT", "--field", "name=Anna"},
-                       "anna@example.org\n");
+                        "country=AT", "--field", "name"},
+                       "anna@example.org\nAnna\n");
   ASSERT_EQ(created.exit, 0) << created.err;
   EXPECT_EQ(created.out, "1\n");
   ToolRun got = As("authority-a", a, {"record", "get", "1", "--json"});
@@ -266,12 +317,11 @@ TEST_F(CustosToolInlineErasureTest,
   EXPECT_TRUE(complaint) << policies.out;
 
   const std::string a = AddPrincipal("authority-a", "user");
-  ASSERT_EQ(
-      As("authority-a", a,
-         {"record", "create", "--kind", "request", "--field", "name=Anna"},
-         "anna@example.org\n")
-          .exit,
-      0);
+  ASSERT_EQ(As("authority-a", a,
+               {"record", "create", "--kind", "request", "--field", "name"},
+               "anna@example.org\nAnna\n")
+                .exit,
+            0);
   const std::string subject =
       Tool({"subject", "find"}, "anna@example.org\n").out;
   ASSERT_FALSE(subject.empty());
@@ -282,6 +332,25 @@ TEST_F(CustosToolInlineErasureTest,
   ASSERT_EQ(rotated.exit, 0) << rotated.err;
   EXPECT_EQ(nlohmann::json::parse(rotated.out)["kek_version"], 2);
   EXPECT_EQ(Tool({"keys", "versions", "--json"}).out, "[\n  2\n]\n");
+
+  // A master key rotation: the tool says to keep the old key while
+  // backups from before the rotation may be restored (it said to destroy
+  // it, which would have made every such backup unreadable).
+  const std::string new_key = dir() + "/master.key.new";
+  {
+    std::ofstream f(new_key);
+    f << "custos-master-key-v1\n" << std::string(64, 'a') << "\n";
+  }
+  std::filesystem::permissions(
+      new_key,
+      std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  ToolRun master = Tool({"keys", "rotate-master", "--key-file", new_key});
+  ASSERT_EQ(master.exit, 0) << master.err;
+  EXPECT_NE(master.out.find("keep the old one until the last backup taken "
+                            "before this rotation has aged out"),
+            std::string::npos)
+      << master.out;
+  EXPECT_EQ(master.out.find("destroy the old one"), std::string::npos);
 
   ToolRun verified = Tool({"verify", "--chain", "--erasure", "--json"});
   ASSERT_EQ(verified.exit, 0) << verified.err;
@@ -301,15 +370,22 @@ TEST_F(CustosToolInlineErasureTest,
   ASSERT_EQ(Tool({"backup", "kit", kit}).exit, 0);
   EXPECT_EQ(Tool({"backup", "kit", kit}).exit, 1);  // Never overwritten.
 
-  // Offline, with no server: into a new directory, then served.
+  // Offline, with no server: into a new directory, then served. The
+  // backup and the kit were made after the rotation: the old master key
+  // opens neither, the new one both.
   custosd_.Stop();
-  ToolRun restored =
+  ToolRun old_key =
       Tool({"restore", backup, "--kit", kit, "--data-dir", dir() + "/restored",
             "--master-key-file", dir() + "/custos-master.key"});
+  EXPECT_EQ(old_key.exit, 1);
+  EXPECT_NE(old_key.err.find("the master key does not open this restore kit"),
+            std::string::npos)
+      << old_key.err;
+  ToolRun restored = Tool({"restore", backup, "--kit", kit, "--data-dir",
+                           dir() + "/restored", "--master-key-file", new_key});
   ASSERT_EQ(restored.exit, 0) << restored.err;
-  ToolRun again =
-      Tool({"restore", backup, "--kit", kit, "--data-dir", dir() + "/restored",
-            "--master-key-file", dir() + "/custos-master.key"});
+  ToolRun again = Tool({"restore", backup, "--kit", kit, "--data-dir",
+                        dir() + "/restored", "--master-key-file", new_key});
   EXPECT_EQ(again.exit, 1);
   EXPECT_NE(again.err.find("FailedPrecondition"), std::string::npos)
       << again.err;
@@ -321,11 +397,10 @@ TEST_F(CustosToolInlineErasureTest,
 TEST_F(CustosToolTest, StoredControlCharactersAreEscapedOnTheTerminal) {
   const std::string a = AddPrincipal("authority-a", "user");
   const std::string title = std::string("x\x1b]0;owned\x07y");
-  ToolRun created =
-      As("authority-a", a,
-         {"record", "create", "--kind", "request", "--attr", "note=" + title,
-          "--field", std::string("name=A\x1b[2Jnna\xc2\x9b")},
-         "anna@example.org\n");
+  ToolRun created = As("authority-a", a,
+                       {"record", "create", "--kind", "request", "--attr",
+                        "note=" + title, "--field", "name"},
+                       std::string("anna@example.org\nA\x1b[2Jnna\xc2\x9b\n"));
   ASSERT_EQ(created.exit, 0) << created.err;
   ToolRun got = As("authority-a", a, {"record", "get", "1"});
   ASSERT_EQ(got.exit, 0) << got.err;

@@ -194,11 +194,11 @@ TEST_F(RunbookTest, TheRunbooksCommandsRunAsWritten) {
                                    "user", "--out", "a.token"});
     ASSERT_EQ(user.exit, 0) << user.err;
     for (const char* who : {"anna@example.org\n", "ben@example.org\n"}) {
-      ToolRun created = RunTool(
-          dir(),
-          {"--principal", "authority-a", "--token-file", "a.token", "record",
-           "create", "--kind", "request", "--field", "name=someone"},
-          who);
+      ToolRun created =
+          RunTool(dir(),
+                  {"--principal", "authority-a", "--token-file", "a.token",
+                   "record", "create", "--kind", "request", "--field", "name"},
+                  std::string(who) + "someone\n");
       ASSERT_EQ(created.exit, 0) << created.err;
     }
   };

@@ -144,15 +144,23 @@ std::string ReadTokenFile(const std::string& path) {
   return token;
 }
 
-void RequireNewFile(const std::string& path) {
-  struct stat st {};
-  if (lstat(path.c_str(), &st) == 0) {
-    throw Failure(path + " exists; give a new file");
-  }
+ReservedFile::ReservedFile(std::string path) : path_(std::move(path)) {
+  if (path_.empty()) return;
+  auto fd = server::CreatePrivateFile(path_);
+  if (!fd) throw Failure(fd.error().message());
+  fd_ = *fd;
 }
 
-void WritePrivateFile(const std::string& path, std::string_view content) {
-  const Status s = server::WritePrivateFile(path, content);
+ReservedFile::~ReservedFile() {
+  if (fd_ < 0) return;
+  close(fd_);
+  unlink(path_.c_str());
+}
+
+void ReservedFile::Fill(std::string_view content) {
+  const int fd = fd_;
+  fd_ = -1;  // Closed (and on failure removed) by FillPrivateFile.
+  const Status s = server::FillPrivateFile(fd, path_, content);
   if (!s.ok()) throw Failure(s.message());
 }
 
@@ -165,6 +173,16 @@ int64_t ParseTime(std::string_view text, std::string_view flag) {
                      "'");
   }
   return ToMicros(*t);
+}
+
+Period ParsePeriodFlag(const std::string& text, std::string_view flag) {
+  auto p = ParsePeriod(text);
+  if (!p) {
+    throw UsageError(std::string(flag) +
+                     ": expected an ISO 8601 duration such as P6M or P3Y: " +
+                     p.error().message());
+  }
+  return *p;
 }
 
 std::string FormatTime(int64_t micros) {
@@ -212,6 +230,20 @@ std::string Printable(std::string_view text) {
     }
   }
   return out;
+}
+
+void PrintDocument(std::string_view text) {
+  if (!isatty(STDOUT_FILENO)) {
+    std::cout << text << "\n";
+    return;
+  }
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string_view::npos) end = text.size();
+    std::cout << Printable(text.substr(start, end - start)) << "\n";
+    start = end + 1;
+  }
 }
 
 void Table::Print() const {

@@ -27,6 +27,7 @@
 #include "base/clock.h"
 #include "schema/custos.capnp.h"
 #include "storage/engine.h"
+#include "storage/period.h"
 
 namespace custos::cli {
 
@@ -99,6 +100,11 @@ class Connection {
 // JSON output escapes them anyway). Everything else, UTF-8 included, as is.
 std::string Printable(std::string_view text);
 
+// A document (a report's HTML or JSON) and a newline to standard output:
+// as is into a pipe or file; to a terminal each line Printable, so that a
+// control character stored in a value cannot act on the terminal.
+void PrintDocument(std::string_view text);
+
 // Runs `call` (which uses `connection`), turning a remote exception into a
 // Failure whose message is the server's (already free of personal data).
 void Remote(const std::function<void()>& call);
@@ -108,18 +114,36 @@ void Remote(const std::function<void()>& call);
 // .pgpass file that is: a token is a password).
 std::string ReadTokenFile(const std::string& path);
 
-// Failure if `path` exists: checked before a call whose result goes there.
-void RequireNewFile(const std::string& path);
+// A new file, mode 0600 (never briefly wider), created before the call
+// whose result it is to hold (a token, a report): a path that cannot be
+// created fails the command before the server acts (issues a token that
+// would be lost, records a disclosure that reaches no file). Removed
+// again unless filled.
+class ReservedFile {
+ public:
+  // Failure if `path` exists or cannot be created. An empty path reserves
+  // nothing (an optional --out not given).
+  explicit ReservedFile(std::string path);
+  ReservedFile(const ReservedFile&) = delete;
+  ReservedFile& operator=(const ReservedFile&) = delete;
+  ~ReservedFile();
 
-// Writes `content` and a newline to a new file `path`, created with mode
-// 0600 (never briefly wider): tokens, reports. Failure if it exists or
-// cannot be written.
-void WritePrivateFile(const std::string& path, std::string_view content);
+  // Writes `content` and a newline, fsynced, and closes the file. Failure
+  // (the file removed) if it cannot be written.
+  void Fill(std::string_view content);
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  int fd_ = -1;  // Open until filled.
+};
 
 // ISO 8601 / RFC 3339 date-times with an explicit zone: "Z" or "+hh:mm",
 // optional fraction up to microseconds. UsageError otherwise, naming the
 // flag and the expected form.
 int64_t ParseTime(std::string_view text, std::string_view flag);
+// An ISO 8601 period ("P6M", "P3Y"); UsageError naming the flag otherwise.
+Period ParsePeriodFlag(const std::string& text, std::string_view flag);
 // Microseconds since the epoch as "YYYY-MM-DDTHH:MM:SS[.ffffff]Z"; "" for 0.
 std::string FormatTime(int64_t micros);
 // The same for JSON: null for 0 (no such time).

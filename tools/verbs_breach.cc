@@ -179,8 +179,8 @@ void AddBreachVerbs(CLI::App& app, std::vector<Verb>& verbs) {
          if (to <= from) throw UsageError("--to must be after --from");
          if (a->principals.size() > kMaxBreachPrincipals)
            throw UsageError("--principal: at most 16");
-         if (!a->csv.empty()) RequireNewFile(a->csv);
-         if (!a->html.empty()) RequireNewFile(a->html);
+         ReservedFile csv_file(a->csv);
+         ReservedFile html_file(a->html);
          BreachScope scope;
          Remote([&] {
            auto req = c.Auditor().breachScopeRequest();
@@ -194,16 +194,15 @@ void AddBreachVerbs(CLI::App& app, std::vector<Verb>& verbs) {
          });
          // The scope was recorded: write what was asked for.
          if (!a->csv.empty()) {
-           // WritePrivateFile ends it with "\n": the last
-           // line keeps its CRLF.
+           // Fill ends it with "\n": the last line keeps its CRLF.
            std::string csv = RenderBreachScopeCsv(scope);
            csv.pop_back();
-           WritePrivateFile(a->csv, csv);
+           csv_file.Fill(csv);
          }
          if (!a->html.empty()) {
            std::string html = RenderBreachScopeHtml(scope);
            if (html.ends_with('\n')) html.pop_back();
-           WritePrivateFile(a->html, html);
+           html_file.Fill(html);
          }
          if (a->out.json) return PrintJson(ScopeJson(scope));
          PrintSummary(scope);

@@ -56,13 +56,21 @@ void AddKeyVerbs(CLI::App& app, std::vector<Verb>& verbs) {
     cmd->add_option("--key-file", *file, "absolute path on the server")
         ->required();
     verbs.push_back({cmd, [file](Connection& c) {
+                       // Checked before the server is reached (exit 2).
+                       const std::string key_file =
+                           ServerPath(*file, "--key-file");
                        Remote([&] {
                          auto req = c.Admin().rotateMasterKeyRequest();
-                         req.setKeyFile(ServerPath(*file, "--key-file"));
+                         req.setKeyFile(key_file);
                          req.send().wait(c.wait());
                        });
-                       std::cout << "master key rotated; keep the new key "
-                                    "file, destroy the old one\n";
+                       std::cout
+                           << "master key rotated: from now on only the new "
+                              "key opens the store (put it where custosd "
+                              "reads its key before the next start); keep "
+                              "the old one until the last backup taken "
+                              "before this rotation has aged out (at most "
+                              "the backup retention), then destroy it\n";
                      }});
   }
   {
@@ -158,9 +166,10 @@ void AddBackupVerbs(CLI::App& app, std::vector<Verb>& verbs) {
     verbs.push_back(
         {backup, [a](Connection& c) {
            if (a->dir.empty()) throw UsageError("backup: give a directory");
+           const std::string dir = ServerPath(a->dir, "dir");
            Remote([&] {
              auto req = c.Admin().backupRequest();
-             req.setDir(ServerPath(a->dir, "dir"));
+             req.setDir(dir);
              auto response = req.send().wait(c.wait());
              auto r = response.getReport();
              if (a->out.json) {
@@ -178,9 +187,10 @@ void AddBackupVerbs(CLI::App& app, std::vector<Verb>& verbs) {
          }});
     verbs.push_back(
         {verify, [vdir, vout](Connection& c) {
+           const std::string dir = ServerPath(*vdir, "dir");
            Remote([&] {
              auto req = c.Admin().verifyBackupRequest();
-             req.setDir(ServerPath(*vdir, "dir"));
+             req.setDir(dir);
              auto response = req.send().wait(c.wait());
              auto v = response.getVerification();
              if (vout->json) {
@@ -197,9 +207,10 @@ void AddBackupVerbs(CLI::App& app, std::vector<Verb>& verbs) {
            });
          }});
     verbs.push_back({kit, [kpath](Connection& c) {
+                       const std::string path = ServerPath(*kpath, "path");
                        Remote([&] {
                          auto req = c.Admin().exportRestoreKitRequest();
-                         req.setPath(ServerPath(*kpath, "path"));
+                         req.setPath(path);
                          req.send().wait(c.wait());
                        });
                        std::cout << "restore kit in " << *kpath << "\n";

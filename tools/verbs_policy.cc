@@ -22,16 +22,6 @@ nlohmann::json PolicyJson(rpc::RetentionPolicy::Reader p) {
           {"history_after", text(p.getHistoryAfter())}};
 }
 
-Period ParsePeriodFlag(const std::string& text, std::string_view flag) {
-  auto p = ParsePeriod(text);
-  if (!p) {
-    throw UsageError(std::string(flag) +
-                     ": expected an ISO 8601 duration such as P6M or P3Y: " +
-                     p.error().message());
-  }
-  return *p;
-}
-
 }  // namespace
 
 void AddPolicyVerbs(CLI::App& app, std::vector<Verb>& verbs) {

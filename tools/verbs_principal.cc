@@ -71,23 +71,25 @@ void AddPrincipalVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                   "receives records without personal data (e.g. the "
                   "Commission in IMI)");
     cmd->add_option("--out", a->out, "token file to create")->required();
-    verbs.push_back(
-        {cmd, [a](Connection& c) {
-           std::vector<rpc::Role> roles;
-           for (const auto& r : a->roles) roles.push_back(ParseRole(r));
-           RequireNewFile(a->out);
-           Remote([&] {
-             auto req = c.Admin().createPrincipalRequest();
-             req.setId(a->id);
-             req.setDisplayName(a->name.empty() ? a->id : a->name);
-             req.setRedacted(a->redacted);
-             auto list = req.initRoles(roles.size());
-             for (size_t i = 0; i < roles.size(); ++i) list.set(i, roles[i]);
-             auto r = req.send().wait(c.wait());
-             WritePrivateFile(a->out, r.getCreated().getToken().cStr());
-           });
-           std::cout << "created " << a->id << "; token in " << a->out << "\n";
-         }});
+    verbs.push_back({cmd, [a](Connection& c) {
+                       std::vector<rpc::Role> roles;
+                       for (const auto& r : a->roles)
+                         roles.push_back(ParseRole(r));
+                       ReservedFile token_file(a->out);
+                       Remote([&] {
+                         auto req = c.Admin().createPrincipalRequest();
+                         req.setId(a->id);
+                         req.setDisplayName(a->name.empty() ? a->id : a->name);
+                         req.setRedacted(a->redacted);
+                         auto list = req.initRoles(roles.size());
+                         for (size_t i = 0; i < roles.size(); ++i)
+                           list.set(i, roles[i]);
+                         auto r = req.send().wait(c.wait());
+                         token_file.Fill(r.getCreated().getToken().cStr());
+                       });
+                       std::cout << "created " << a->id << "; token in "
+                                 << a->out << "\n";
+                     }});
   }
   {
     auto out = std::make_shared<Output>();
@@ -145,12 +147,12 @@ void AddPrincipalVerbs(CLI::App& app, std::vector<Verb>& verbs) {
     cmd->add_option("id", a->id, "principal id")->required();
     cmd->add_option("--out", a->out, "token file to create")->required();
     verbs.push_back({cmd, [a](Connection& c) {
-                       RequireNewFile(a->out);
+                       ReservedFile token_file(a->out);
                        Remote([&] {
                          auto req = c.Admin().rotateCredentialRequest();
                          req.setId(a->id);
                          auto r = req.send().wait(c.wait());
-                         WritePrivateFile(a->out, r.getToken().cStr());
+                         token_file.Fill(r.getToken().cStr());
                        });
                        std::cout << "new token for " << a->id << " in "
                                  << a->out << "\n";

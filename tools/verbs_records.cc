@@ -81,59 +81,76 @@ void AddRecordVerbs(CLI::App& app, std::vector<Verb>& verbs) {
     auto* cmd = record->add_subcommand(
         "create",
         "create a record with one subject's personal data; the subject's "
-        "identifier is read from standard input (never from the command "
-        "line, where the process list shows it)\n"
-        "example: echo anna@example.org | custos record create --kind "
-        "request --attr country=AT --field name=Anna --grant authority-b");
+        "identifier and then each --field's value, a line each, are read "
+        "from standard input (never from the command line, where the "
+        "process list shows them)\n"
+        "example: printf 'anna@example.org\\nAnna Example\\n' | custos "
+        "record create --kind request --attr country=AT --field name "
+        "--grant authority-b");
     cmd->add_option("--kind", a->kind, "record kind")->required();
     cmd->add_option("--attr", a->attributes,
                     "attribute key=value (not "
                     "personal data)");
     cmd->add_option("--field", a->fields,
-                    "personal field name=value; needs a subject on stdin");
+                    "personal field name; its value is the next line of "
+                    "stdin, after the subject's identifier");
     cmd->add_option("--grant", a->grants, "principal that may read it");
     cmd->add_flag("--sensitive", a->sensitive,
                   "personal data only shown with a stated purpose");
-    verbs.push_back({cmd, [a](Connection& c) {
-                       std::vector<std::pair<std::string, std::string>> attrs,
-                           fields;
-                       for (const auto& t : a->attributes)
-                         attrs.push_back(KeyValue(t, "--attr"));
-                       for (const auto& t : a->fields)
-                         fields.push_back(KeyValue(t, "--field"));
-                       std::string subject;
-                       if (!fields.empty()) {
-                         std::getline(std::cin, subject);
-                         if (subject.empty())
-                           throw UsageError(
-                               "--field needs the subject's identifier on "
-                               "standard input");
-                       }
-                       Remote([&] {
-                         auto req = c.session().createRequest();
-                         auto r = req.initRecord();
-                         r.setKind(a->kind);
-                         r.setSensitive(a->sensitive);
-                         auto al = r.initAttributes(attrs.size());
-                         for (size_t i = 0; i < attrs.size(); ++i) {
-                           al[i].setKey(attrs[i].first);
-                           al[i].setValue(attrs[i].second);
-                         }
-                         if (!subject.empty()) {
-                           auto part = r.initPersonal(1)[0];
-                           part.setSubjectIdentifier(subject);
-                           auto fl = part.initFields(fields.size());
-                           for (size_t i = 0; i < fields.size(); ++i) {
-                             fl[i].setName(fields[i].first);
-                             fl[i].setValue(fields[i].second);
-                           }
-                         }
-                         auto gl = r.initGrants(a->grants.size());
-                         for (size_t i = 0; i < a->grants.size(); ++i)
-                           gl.set(i, a->grants[i]);
-                         std::cout << req.send().wait(c.wait()).getId() << "\n";
-                       });
-                     }});
+    verbs.push_back(
+        {cmd, [a](Connection& c) {
+           std::vector<std::pair<std::string, std::string>> attrs, fields;
+           for (const auto& t : a->attributes)
+             attrs.push_back(KeyValue(t, "--attr"));
+           for (const auto& name : a->fields) {
+             if (name.empty() || name.find('=') != std::string::npos) {
+               throw UsageError(
+                   "--field takes a field name; its value is "
+                   "read from standard input, never from the "
+                   "command line");
+             }
+             fields.emplace_back(name, "");
+           }
+           std::string subject;
+           if (!fields.empty()) {
+             std::getline(std::cin, subject);
+             if (subject.empty())
+               throw UsageError(
+                   "--field needs the subject's identifier on "
+                   "standard input");
+             for (auto& [name, value] : fields) {
+               if (!std::getline(std::cin, value)) {
+                 throw UsageError("--field " + name +
+                                  ": no value on standard input (a line "
+                                  "each, after the identifier)");
+               }
+             }
+           }
+           Remote([&] {
+             auto req = c.session().createRequest();
+             auto r = req.initRecord();
+             r.setKind(a->kind);
+             r.setSensitive(a->sensitive);
+             auto al = r.initAttributes(attrs.size());
+             for (size_t i = 0; i < attrs.size(); ++i) {
+               al[i].setKey(attrs[i].first);
+               al[i].setValue(attrs[i].second);
+             }
+             if (!subject.empty()) {
+               auto part = r.initPersonal(1)[0];
+               part.setSubjectIdentifier(subject);
+               auto fl = part.initFields(fields.size());
+               for (size_t i = 0; i < fields.size(); ++i) {
+                 fl[i].setName(fields[i].first);
+                 fl[i].setValue(fields[i].second);
+               }
+             }
+             auto gl = r.initGrants(a->grants.size());
+             for (size_t i = 0; i < a->grants.size(); ++i)
+               gl.set(i, a->grants[i]);
+             std::cout << req.send().wait(c.wait()).getId() << "\n";
+           });
+         }});
   }
   {
     struct Args {
@@ -155,6 +172,13 @@ void AddRecordVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                     "configured; at most P10Y)");
     AddJsonFlag(*cmd, a->out);
     verbs.push_back({cmd, [a](Connection& c) {
+                       // Malformed periods are usage errors (exit 2), found
+                       // before the server is reached; their bounds are
+                       // the server's to check.
+                       if (!a->warn_before.empty())
+                         ParsePeriodFlag(a->warn_before, "--warn-before");
+                       if (!a->open_too_long.empty())
+                         ParsePeriodFlag(a->open_too_long, "--open-too-long");
                        Remote([&] {
                          // Every page (the server answers at most 1000 a call).
                          nlohmann::json list = nlohmann::json::array();
@@ -209,21 +233,26 @@ void AddRecordVerbs(CLI::App& app, std::vector<Verb>& verbs) {
     AddJsonFlag(*cmd, a->out);
     verbs.push_back(
         {cmd, [a](Connection& c) {
+           // Usage errors before the server is reached (exit 2).
+           std::optional<rpc::PurposeKind> kind;
+           if (a->purpose_kind == "proof-of-exchange")
+             kind = rpc::PurposeKind::PROOF_OF_EXCHANGE;
+           else if (a->purpose_kind == "subject-consent")
+             kind = rpc::PurposeKind::SUBJECT_CONSENT;
+           else if (a->purpose_kind == "public-interest")
+             kind = rpc::PurposeKind::PUBLIC_INTEREST;
+           else if (!a->purpose_kind.empty())
+             throw UsageError(
+                 "--purpose: proof-of-exchange, subject-consent or "
+                 "public-interest");
+           if (!kind && !a->justification.empty())
+             throw UsageError("--justification goes with --purpose");
            Remote([&] {
              auto req = c.session().getRequest();
              req.setId(a->id);
-             if (!a->purpose_kind.empty()) {
+             if (kind) {
                auto p = req.initPurpose();
-               if (a->purpose_kind == "proof-of-exchange")
-                 p.setKind(rpc::PurposeKind::PROOF_OF_EXCHANGE);
-               else if (a->purpose_kind == "subject-consent")
-                 p.setKind(rpc::PurposeKind::SUBJECT_CONSENT);
-               else if (a->purpose_kind == "public-interest")
-                 p.setKind(rpc::PurposeKind::PUBLIC_INTEREST);
-               else
-                 throw UsageError(
-                     "--purpose: proof-of-exchange, "
-                     "subject-consent or public-interest");
+               p.setKind(*kind);
                p.setJustification(a->justification);
              }
              auto response = req.send().wait(c.wait());

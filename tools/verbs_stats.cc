@@ -186,8 +186,14 @@ void PrintEngineCounters(Connection& c, bool json) {
   auto response = c.Admin().statsRequest().send().wait(c.wait());
   auto s = response.getStats();
   if (json) {
+    nlohmann::json per_sync = nullptr;  // No sync yet.
+    if (s.getSyncs() != 0) {
+      per_sync = static_cast<double>(s.getWrites()) /
+                 static_cast<double>(s.getSyncs());
+    }
     return PrintJson({{"writes", s.getWrites()},
                       {"syncs", s.getSyncs()},
+                      {"writes_per_sync", per_sync},
                       {"cached_keys", s.getCachedKeys()},
                       {"key_cache_hits", s.getKeyCacheHits()},
                       {"key_cache_misses", s.getKeyCacheMisses()}});

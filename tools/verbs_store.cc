@@ -54,13 +54,18 @@ void AddStoreVerbs(CLI::App& app, std::vector<Verb>& verbs) {
     verbs.push_back(Verb{
         cmd, std::function<void()>([a] {
           std::error_code ec;
-          if (std::filesystem::exists(a->data_dir) &&
+          if (std::filesystem::exists(a->data_dir, ec) &&
               !std::filesystem::is_empty(a->data_dir, ec)) {
             throw Failure(a->data_dir +
                           " exists and is not empty: init makes a new store "
                           "(custosd opens an existing one)");
           }
-          RequireNewFile(a->token_file);
+          // Checked before the store is made; BootstrapFirstAdmin then
+          // creates it before the admin.
+          if (std::filesystem::exists(
+                  std::filesystem::symlink_status(a->token_file, ec))) {
+            throw Failure(a->token_file + " exists; give a new file");
+          }
           bool key_created = false;
           crypto::SecretKey master =
               MasterKeyForNewStore(a->key_file, key_created);
@@ -108,7 +113,7 @@ void AddStoreVerbs(CLI::App& app, std::vector<Verb>& verbs) {
            if (a->json && a->html) {
              throw UsageError("--json and --html exclude each other");
            }
-           if (!a->out.empty()) RequireNewFile(a->out);
+           ReservedFile out_file(a->out);
            std::string text;
            Remote([&] {
              // An auditor's facet for auditors, the admin's for admins.
@@ -128,15 +133,20 @@ void AddStoreVerbs(CLI::App& app, std::vector<Verb>& verbs) {
              }
            });
            if (!a->out.empty()) {
-             WritePrivateFile(a->out, text);
+             out_file.Fill(text);
              std::cout << "register in " << a->out << "\n";
              return;
            }
            if (a->json || a->html) {
-             std::cout << text;
+             if (text.ends_with('\n')) text.pop_back();
+             PrintDocument(text);
              return;
            }
-           const nlohmann::json reg = nlohmann::json::parse(text);
+           const nlohmann::json reg =
+               nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+           if (reg.is_discarded()) {
+             throw Failure("the server's processing register is not JSON");
+           }
            Table t({"KIND", "CLOSE", "BLOCK", "ERASE", "HISTORY", "FIELDS",
                     "ACTIVE", "CLOSED", "BLOCKED", "ERASED", "SUBJECTS",
                     "RECIPIENTS"});

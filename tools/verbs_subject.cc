@@ -53,7 +53,7 @@ void AddSubjectVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                   "the self-contained HTML page (docs/subject-report.md) "
                   "instead of JSON");
     verbs.push_back({cmd, [a](Connection& c) {
-                       if (!a->out.empty()) RequireNewFile(a->out);
+                       ReservedFile out_file(a->out);
                        std::string text;
                        Remote([&] {
                          auto auditor = c.Auditor();
@@ -71,11 +71,11 @@ void AddSubjectVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                        if (!text.empty() && text.back() == '\n')
                          text.pop_back();
                        if (a->out.empty()) {
-                         std::cout << text << "\n";
+                         PrintDocument(text);
                          return;
                        }
                        // It holds personal data: 0600, like a token.
-                       WritePrivateFile(a->out, text);
+                       out_file.Fill(text);
                        std::cout << "report in " << a->out << "\n";
                      }});
   }
