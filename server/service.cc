@@ -488,6 +488,10 @@ void ToRpc(const RetentionPolicy& p, rpc::RetentionPolicy::Builder b) {
 }
 
 // A policy's period: "" is absent. InvalidArgument naming the field.
+// No ISO 8601 period the engine accepts is longer; a longer text is
+// refused unparsed.
+constexpr size_t kMaxPeriodText = 64;
+
 std::optional<Period> PeriodOf(capnp::Text::Reader text, const char* field,
                                bool required) {
   if (text.size() == 0) {
@@ -495,13 +499,16 @@ std::optional<Period> PeriodOf(capnp::Text::Reader text, const char* field,
     Throw(Status::InvalidArgument(
         std::string("policy field ").append(field).append(" is required")));
   }
+  // Not ParsePeriod's message, which quotes the text (a client's text is
+  // never echoed: it may be anything); nor is a longer text than any
+  // period parsed.
+  const Status not_a_period = Status::InvalidArgument(
+      std::string("policy field ")
+          .append(field)
+          .append(" is not an ISO 8601 period (as P6M or P3Y)"));
+  if (text.size() > kMaxPeriodText) Throw(not_a_period);
   auto period = ParsePeriod(std::string_view(text.cStr(), text.size()));
-  if (!period) {
-    Throw(Status(period.error().code(), std::string("policy field ")
-                                            .append(field)
-                                            .append(": ")
-                                            .append(period.error().message())));
-  }
+  if (!period) Throw(not_a_period);
   return *period;
 }
 
@@ -1557,8 +1564,6 @@ void SetReminders(const std::vector<Reminder>& reminders,
 Period ReminderPeriod(capnp::Text::Reader text, const char* field,
                       const Period& server_default) {
   if (text.size() == 0) return server_default;
-  // No period is longer; a longer text is not echoed back.
-  constexpr size_t kMaxPeriodText = 64;
   if (text.size() > kMaxPeriodText) {
     Throw(Status::InvalidArgument(
         std::string(field).append(" is not an ISO 8601 period")));

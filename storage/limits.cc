@@ -1,6 +1,7 @@
 #include "storage/limits.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
 #include <string>
 
@@ -27,12 +28,15 @@ Status CheckAttributes(const std::vector<Attribute>& attributes,
   if (attributes.size() > limits.max_attributes) {
     return TooMany(too_many, limits.max_attributes, "attributes");
   }
-  for (const Attribute& a : attributes) {
+  // An attribute is named by its position (from 0), never by its key: a
+  // caller's text is not echoed, whatever it holds.
+  for (size_t i = 0; i < attributes.size(); ++i) {
+    const Attribute& a = attributes[i];
     CUSTOS_RETURN_IF_ERROR(CheckLength(a.key, "an attribute key",
                                        limits.max_attribute_key_length, false));
-    CUSTOS_RETURN_IF_ERROR(CheckLength(a.value, "attribute '" + a.key + "'",
-                                       limits.max_attribute_value_length,
-                                       true));
+    CUSTOS_RETURN_IF_ERROR(
+        CheckLength(a.value, "the value of attribute " + std::to_string(i),
+                    limits.max_attribute_value_length, true));
   }
   return Status::Ok();
 }
@@ -86,14 +90,21 @@ Status CheckFields(const std::vector<Field>& fields, const Limits& limits,
     return TooMany("a personal part may hold at most",
                    limits.max_fields_per_part, "fields");
   }
-  std::set<std::string_view> names;
-  for (const Field& f : fields) {
+  // A field is named by its position in its part (from 0), never by its
+  // name: a caller's text is not echoed, whatever it holds.
+  std::map<std::string_view, size_t> names;
+  for (size_t i = 0; i < fields.size(); ++i) {
+    const Field& f = fields[i];
     CUSTOS_RETURN_IF_ERROR(CheckLength(f.name, "a field name",
                                        limits.max_field_name_length, false));
-    CUSTOS_RETURN_IF_ERROR(CheckLength(f.value, "field '" + f.name + "'",
-                                       limits.max_field_value_length, true));
-    if (!names.insert(f.name).second) {
-      return Status::InvalidArgument("field '" + f.name + "' appears twice");
+    CUSTOS_RETURN_IF_ERROR(
+        CheckLength(f.value, "the value of field " + std::to_string(i),
+                    limits.max_field_value_length, true));
+    auto [first, added] = names.emplace(f.name, i);
+    if (!added) {
+      return Status::InvalidArgument("fields " + std::to_string(first->second) +
+                                     " and " + std::to_string(i) +
+                                     " of a personal part have the same name");
     }
     *total_bytes += f.name.size() + f.value.size();
   }

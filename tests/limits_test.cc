@@ -95,6 +95,25 @@ TEST(CheckFieldsTest, RefusesADuplicateNameWithoutEchoingValues) {
                             limits, &total));
 }
 
+// Names and keys are a caller's text too (a hostile review found a field
+// named "anna@example.org" echoed: "field 'anna@example.org' appears
+// twice"): refusals name positions.
+TEST(CheckFieldsTest, RefusalsNameFieldsByPositionNotByName) {
+  Limits limits;
+  limits.max_field_value_length = 4;
+  size_t total = 0;
+  const std::string name = std::string(kMarker) + "@example.org";
+  Status twice = CheckFields({{"a", ""}, {name, "1"}, {"b", ""}, {name, "2"}},
+                             limits, &total);
+  ExpectRefused(twice);
+  EXPECT_EQ(twice.message(),
+            "fields 1 and 3 of a personal part have the same name");
+  Status long_value = CheckFields({{"a", ""}, {name, "12345"}}, limits, &total);
+  ExpectRefused(long_value);
+  EXPECT_EQ(long_value.message(),
+            "the value of field 1 must be at most 4 bytes");
+}
+
 TEST(CheckFieldsTest, FieldCountNameAndValueLengthBoundaries) {
   Limits limits;
   limits.max_fields_per_part = 3;
@@ -190,6 +209,12 @@ TEST_F(ValidateNewRecordTest, AttributeValueLengthIsChecked) {
   ExpectOk(Validate());
   record_.attributes = {{"a", std::string(kMarker) + "xy"}};
   ExpectRefused(Validate());
+  // Named by its position, not by its key.
+  record_.attributes = {{"a", ""}, {kMarker, std::string(kMarker) + "xy"}};
+  Status refused = Validate();
+  ExpectRefused(refused);
+  EXPECT_EQ(refused.message(), "the value of attribute 1 must be at most " +
+                                   std::to_string(sizeof(kMarker)) + " bytes");
 }
 
 TEST_F(ValidateNewRecordTest, SubjectsAtTheLimitAndOneOver) {
