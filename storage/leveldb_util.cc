@@ -7,11 +7,36 @@
 
 namespace custos {
 
+namespace {
+
+// `text` with each absolute path (a '/' at its start or after a space or
+// colon, up to the next ':' or space) cut to its last component.
+std::string WithoutDirectories(std::string_view text) {
+  std::string out;
+  size_t i = 0;
+  while (i < text.size()) {
+    const bool starts_path =
+        text[i] == '/' && (i == 0 || text[i - 1] == ' ' || text[i - 1] == ':');
+    if (!starts_path) {
+      out += text[i++];
+      continue;
+    }
+    size_t end = text.find_first_of(": ", i);
+    if (end == std::string_view::npos) end = text.size();
+    const std::string_view path = text.substr(i, end - i);
+    out += path.substr(path.rfind('/') + 1);
+    i = end;
+  }
+  return out;
+}
+
+}  // namespace
+
 Status FromLevelDb(const leveldb::Status& s, std::string_view what) {
   if (s.ok()) return Status::Ok();
   std::string message(what);
   message += ": ";
-  message += s.ToString();
+  message += WithoutDirectories(s.ToString());
   if (s.IsNotFound()) return Status::NotFound(std::move(message));
   if (s.IsCorruption()) return Status::DataLoss(std::move(message));
   // LevelDB 1.23 reports a LOCK file held by another process (or this

@@ -21,7 +21,10 @@
 namespace custos {
 
 // NotFound -> NotFound, Corruption -> DataLoss, a held lock -> Unavailable,
-// anything else -> Internal. `what` says which operation failed.
+// anything else -> Internal. `what` says which operation failed. LevelDB's
+// text follows, each absolute path in it cut to its last component
+// ("IO error: 000123.ldb: Input/output error"): the message reaches
+// custosd's clients, who have no business knowing the server's layout.
 Status FromLevelDb(const leveldb::Status& s, std::string_view what);
 
 // Opens the LevelDB database at `path` with the options every Custos

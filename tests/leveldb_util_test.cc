@@ -52,5 +52,49 @@ TEST_F(LevelDbUtilTest, AnUnreadableTableUnderAPathHoldingLockIsInternal) {
   EXPECT_EQ(FromLevelDb(s, "reading a table").code(), StatusCode::kInternal);
 }
 
+// A hostile review: LevelDB's texts name files by their full paths, and
+// the engine's errors reach custosd's clients ("Internal: reading the
+// store: IO error: /var/lib/custos/.../000123.ldb: ..."). Only the file's
+// own name is kept.
+TEST_F(LevelDbUtilTest, PathsInLevelDbsTextKeepOnlyTheFileName) {
+  const Status io = FromLevelDb(
+      leveldb::Status::IOError("/var/lib/custos/custos-data/records/000123.ldb",
+                               "Input/output error"),
+      "reading the store");
+  EXPECT_EQ(io.code(), StatusCode::kInternal);
+  EXPECT_EQ(io.message(),
+            "reading the store: IO error: 000123.ldb: Input/output error");
+  const Status corrupt =
+      FromLevelDb(leveldb::Status::Corruption("block checksum mismatch",
+                                              "/srv/x/records/000005.ldb"),
+                  "reading a record");
+  EXPECT_EQ(corrupt.code(), StatusCode::kDataLoss);
+  EXPECT_EQ(corrupt.message(),
+            "reading a record: Corruption: block checksum mismatch: "
+            "000005.ldb");
+  // A real one, from the engine's own Env.
+  LogSyncEnv env(leveldb::Env::Default(), TableReads::kPread);
+  leveldb::RandomAccessFile* file = nullptr;
+  const Status missing = FromLevelDb(
+      env.NewRandomAccessFile(dir_ + "/000009.ldb", &file), "opening a table");
+  EXPECT_EQ(missing.message().find(dir_), std::string::npos)
+      << missing.message();
+  EXPECT_NE(missing.message().find("000009.ldb"), std::string::npos)
+      << missing.message();
+  // A held lock is still told apart by LevelDB's own text (its path cut
+  // too; the engine's "opening <dir>" before it is for the operator who
+  // starts the server).
+  auto first =
+      OpenLevelDb(dir_ + "/db", true, leveldb::Env::Default(), LevelDbTuning());
+  ASSERT_TRUE(first.has_value());
+  auto second =
+      OpenLevelDb(dir_ + "/db", true, leveldb::Env::Default(), LevelDbTuning());
+  ASSERT_FALSE(second.has_value());
+  EXPECT_EQ(second.error().code(), StatusCode::kUnavailable);
+  EXPECT_TRUE(second.error().message().ends_with(
+      ": IO error: lock LOCK: already held by process"))
+      << second.error().message();
+}
+
 }  // namespace
 }  // namespace custos
