@@ -237,7 +237,9 @@ interface Session {
   # otherwise. Costs a read of each record the caller owns or was granted.
   # One page: records after afterRecordId (0: from the first), at most
   # 1000 reminders (the engine's max_reminders_per_call) from at most
-  # 10000 records examined (max_list_scan); nextAfterRecordId not 0: ask
+  # 10000 records examined (max_list_scan), and those of no more records
+  # than fit in the server's message limit (custosd --max-message-bytes;
+  # ResourceExhausted if one record's do not); nextAfterRecordId not 0: ask
   # again with it as afterRecordId. A record that does not decode is left
   # out and counted in skipped.
   dueSoon @16 (warnBefore :Text, openTooLong :Text, afterRecordId :UInt64)

@@ -234,6 +234,7 @@ Status Server::Run(std::function<void()> ready) {
           .warn_before = options_.reminder_warn_before,
           .open_too_long = options_.reminder_open_too_long,
           .interval = options_.reminder_interval.count() * kj::MILLISECONDS,
+          .max_message_words = options_.max_message_words,
           .TEST_check_done = options_.TEST_reminder_check_done,
           .TEST_watches = options_.TEST_reminder_watches});
   kj::Promise<void> reminding = watches->Run();

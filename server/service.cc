@@ -1539,6 +1539,48 @@ rpc::ReminderReason ToRpc(ReminderReason r) {
   return rpc::ReminderReason::CLOSE_DUE;
 }
 
+// Words of a reminder in a message, bounded as RecordAnswerWords bounds a
+// record's (every pointer twice: a far pointer's landing pad).
+uint64_t ReminderWords(const Reminder& r) {
+  uint64_t words = StructWords<rpc::Reminder>() + TextWords(r.kind.size()) +
+                   StructListWords<rpc::Attribute>(r.attributes.size());
+  for (const Attribute& a : r.attributes) {
+    words += TextWords(a.key.size()) + TextWords(a.value.size());
+  }
+  return words;
+}
+
+// Keeps the reminders of the first records of `reminders` (by record id)
+// whose words fit in an answer or remind under `max_message_words`: a page
+// of a thousand reminders, each with its record's attributes (up to 64 of
+// 1 KiB), may not. Cut at a record, never inside one's reminders; returns
+// the last record kept when it cut (the next page starts after it), else
+// 0. ResourceExhausted if not even the first record's fit.
+Result<uint64_t> FitReminders(std::vector<Reminder>& reminders,
+                              uint64_t max_message_words) {
+  uint64_t words = 2;  // The list's tag and landing pad.
+  size_t keep = 0;
+  size_t record_start = 0;
+  for (size_t i = 0; i < reminders.size(); ++i) {
+    if (i > 0 && reminders[i].record_id != reminders[i - 1].record_id) {
+      keep = i;  // Every reminder of the records before i fits.
+      record_start = i;
+    }
+    words += ReminderWords(reminders[i]);
+    if (!AnswerFits(max_message_words, words, "reminders").ok()) {
+      if (record_start == 0) {
+        return Fail(Status::ResourceExhausted(
+            "the reminders of one record would be larger than the server's "
+            "message limit (custosd --max-message-bytes)"));
+      }
+      const uint64_t last = reminders[keep - 1].record_id;
+      reminders.resize(keep);
+      return last;
+    }
+  }
+  return uint64_t{0};
+}
+
 void SetReminders(const std::vector<Reminder>& reminders,
                   capnp::List<rpc::Reminder>::Builder out) {
   for (size_t i = 0; i < reminders.size(); ++i) {
@@ -1874,8 +1916,12 @@ class SessionImpl final : public rpc::Session::Server {
                            [engine = &conn_->engine, actor = actor_, query]() {
                              return engine->DueSoon(actor, query);
                            })
-        .then([context](kj::Own<Found> r) mutable {
-          const ReminderPage page = Value(std::move(*r));
+        .then([context,
+               max_words = conn_->max_message_words](kj::Own<Found> r) mutable {
+          ReminderPage page = Value(std::move(*r));
+          // A page cut to the message limit goes on after its last record.
+          const uint64_t cut = Value(FitReminders(page.reminders, max_words));
+          if (cut != 0) page.next_after_record_id = cut;
           auto results = context.getResults();
           SetReminders(page.reminders,
                        results.initReminders(page.reminders.size()));
@@ -2172,13 +2218,24 @@ kj::Promise<void> Watches::Find(std::shared_ptr<Watch> watch,
 kj::Promise<void> Watches::Deliver(std::shared_ptr<Watch> watch,
                                    ReminderPage page) {
   if (!watches_.contains(watch->id)) return kj::READY_NOW;
-  const uint64_t next = page.next_after_record_id;
+  const uint64_t page_next = page.next_after_record_id;
   std::vector<Reminder> reminders = std::move(page.reminders);
   std::erase_if(reminders,
                 [](const Reminder& r) { return r.delivered_at.has_value(); });
   if (reminders.empty()) {
-    return next == 0 ? kj::Promise<void>(kj::READY_NOW) : Find(watch, next);
+    return page_next == 0 ? kj::Promise<void>(kj::READY_NOW)
+                          : Find(watch, page_next);
   }
+  // Those of as many records as one remind can hold; the rest after them.
+  auto cut = FitReminders(reminders, settings_.max_message_words);
+  if (!cut) {
+    // Only under a message limit too small for one record's attributes
+    // (custosd --max-message-bytes): that record's reminders are not sent.
+    Report("a delivery", cut.error().code());
+    const uint64_t past = reminders.front().record_id;
+    return Find(watch, past);
+  }
+  const uint64_t next = *cut != 0 ? *cut : page_next;
   auto request = watch->watcher.remindRequest();
   SetReminders(reminders, request.initReminders(reminders.size()));
   return request.send()

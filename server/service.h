@@ -75,6 +75,9 @@ struct ReminderSettings {
   Period open_too_long = kDefaultReminderOpenTooLong;
   // How often every watch is checked for new reminders. Default: 60 s.
   kj::Duration interval = 60 * kj::SECONDS;
+  // ServerOptions::max_message_words: a remind (and a dueSoon answer)
+  // holds the reminders of as many records as fit in it.
+  uint64_t max_message_words = 1 << 20;
   // ServerOptions::TEST_reminder_check_done.
   std::function<void()> TEST_check_done = nullptr;
   // ServerOptions::TEST_reminder_watches.
@@ -86,7 +89,8 @@ struct ReminderSettings {
 // registered and at each check (every ReminderSettings::interval). The
 // reminders are found and marked delivered by the engine on a worker (one
 // lane for all watches); the Watcher is called on the event loop's
-// thread, with at most Limits::max_reminders_per_call reminders a call:
+// thread, with at most Limits::max_reminders_per_call reminders a call,
+// and those of no more records than fit in the message limit:
 // more are sent in batches, each marked delivered (once its remind
 // returned) before the next is found and sent. A remind that has not
 // returned after kRemindTimeout fails (its reminders are sent again by a

@@ -181,7 +181,9 @@ class Engine {
   // The caller's view of record `id` (docs/access-rules.md). `purpose` is
   // needed by officers for closed and blocked records and by anyone for the
   // personal data of sensitive records. NotFound if the caller may not see
-  // it; DataLoss if a stored ciphertext fails to authenticate.
+  // it; DataLoss if a stored ciphertext fails to authenticate, or if the
+  // record does not decode (NotFound then to a caller who is neither an
+  // officer, an admin, nor its owner or a grantee).
   // `check` (types.h) sees the view before its disclosure is recorded.
   Result<RecordView> GetRecord(const Actor& actor, uint64_t id,
                                const std::optional<Purpose>& purpose = {},

@@ -125,6 +125,9 @@ Status CheckListQuery(const ListQuery& q, const Limits& limits) {
             .append(std::to_string(limits.max_page_size)));
   }
   CUSTOS_RETURN_IF_ERROR(CheckPurpose(q.purpose, limits));
+  // A kind no record can have (8 MiB of it, capitals) is refused, not
+  // compared with every record scanned.
+  if (q.kind) CUSTOS_RETURN_IF_ERROR(CheckKind(*q.kind));
   return CheckAttributes(q.attribute_equals, limits,
                          "a listing may filter on at most");
 }

@@ -74,8 +74,9 @@ struct Limits {
   uint32_t max_page_size = 1000;
   size_t max_list_scan = 10000;  // Records examined per ListRecords call
                                  // (and per DueSoon call).
-  // Reminders per DueSoon answer (and per Watcher.remind call): bounds the
-  // message (a reminder is at most a few KiB, the message limit 8 MiB).
+  // Reminders per DueSoon answer (and per Watcher.remind call). A reminder
+  // carries its record's attributes (up to about 70 KiB): custosd also
+  // cuts a page to the records whose reminders fit its message limit.
   // REQUIRES: at least 2 (a record has at most two reminders).
   size_t max_reminders_per_call = 1000;
   // Records per CreateRecords call and ids per GetRecords call: one batch
@@ -108,8 +109,8 @@ Status CheckFields(const std::vector<Field>& fields, const Limits& limits,
 Status CheckPurpose(const std::optional<Purpose>& purpose,
                     const Limits& limits);
 
-// A listing's query: `limit` within 1..max_page_size, the purpose, and the
-// attribute filters (at most max_attributes, keys and values within the
+// A listing's query: `limit` within 1..max_page_size, the purpose, the kind
+// filter (CheckKind), and the attribute filters (at most max_attributes, keys and values within the
 // attribute limits), so the work per record examined is bounded.
 Status CheckListQuery(const ListQuery& query, const Limits& limits);
 

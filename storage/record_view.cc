@@ -13,7 +13,19 @@ Result<RecordViews::Resolved> RecordViews::Resolve(const PrincipalInfo& caller,
                                                    uint64_t id,
                                                    bool purpose_given) const {
   auto record = records_.Read(id);
-  if (!record) return Fail(record.error());
+  if (!record) {
+    // A record that does not decode is DataLoss only to those who could
+    // see it (its owner and grantees, officers, admins): to anyone else
+    // it is not found, as any record they may not see, so that its
+    // corruption does not tell them it exists.
+    if (record.error().code() == StatusCode::kDataLoss &&
+        !caller.HasRole(Role::kAdmin) && !caller.HasRole(Role::kOfficer)) {
+      auto entry = store_.Get(keys::Acl(caller.id, id));
+      if (!entry) return Fail(entry.error());
+      if (!*entry) return Fail(Status::NotFound("record not found"));
+    }
+    return Fail(record.error());
+  }
   return Resolve(caller, std::move(*record), purpose_given);
 }
 

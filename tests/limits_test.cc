@@ -156,6 +156,19 @@ TEST(CheckListQueryTest, FilterKeyAndValueLengthsAreChecked) {
   ExpectRefused(CheckListQuery(q, limits));
 }
 
+// A hostile review: the kind filter was never checked (an uppercase or
+// 8 MiB kind matched nothing, each record scanned compared with it).
+TEST(CheckListQueryTest, TheKindFilterIsAKind) {
+  Limits limits;
+  ListQuery q;
+  q.kind = "request";
+  ExpectOk(CheckListQuery(q, limits));
+  q.kind = std::string(kMarker) + "Request";
+  ExpectRefused(CheckListQuery(q, limits));
+  q.kind = std::string(65, 'k');
+  ExpectRefused(CheckListQuery(q, limits));
+}
+
 TEST(CheckListQueryTest, LimitIsOneToMaxPageSize) {
   Limits limits;
   limits.max_page_size = 10;

@@ -267,6 +267,29 @@ TEST_F(RetentionBoundsTest, AListingSkipsAnUndecodableRecordAndCountsIt) {
   }
 }
 
+// A hostile review: a record that does not decode answered DataLoss to
+// anyone who asked for its id, telling a principal who may not see it that
+// it exists. Now only those who could see it learn it is corrupt.
+TEST_F(RetentionBoundsTest,
+       AnUndecodableRecordIsNotFoundToThoseWhoMayNotSeeIt) {
+  const uint64_t broken = CreateOfKind("alert");
+  WriteRaw(keys::Record(broken), "garbage");
+  for (const Actor* actor : {owner_.get(), admin_.get(), officer_.get()}) {
+    EXPECT_EQ(engine_->GetRecord(*actor, broken).error().code(),
+              StatusCode::kDataLoss);
+  }
+  auto hidden = engine_->GetRecord(*stranger_, broken);
+  ASSERT_FALSE(hidden.has_value());
+  EXPECT_EQ(hidden.error().code(), StatusCode::kNotFound);
+  EXPECT_EQ(hidden.error().message(), "record not found");
+  // As a record that does not exist.
+  EXPECT_EQ(engine_->GetRecord(*stranger_, broken + 100).error().message(),
+            "record not found");
+  auto many = engine_->GetRecords(*stranger_, {broken});
+  ASSERT_TRUE(many.has_value()) << many.error().ToString();
+  EXPECT_EQ((*many)[0].error().code(), StatusCode::kNotFound);
+}
+
 // ---- Items 3 and 10: flags and contests are bounded ------------------------
 
 // The contest of the issue: 64 fields of 64 KiB (4 MiB) by one officer;

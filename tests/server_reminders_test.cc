@@ -603,6 +603,69 @@ TEST_F(ServerRemindersTest, ManyRemindersComeInPagesAndInBatches) {
   }
 }
 
+// A hostile review: a reminder carries its record's attributes (up to 64
+// of 1 KiB), and a page of them was bounded by count only, so a dueSoon
+// answer or a remind could exceed the message limit: Cap'n Proto then
+// refused to send it ("malformed request"; a remind failed at every check
+// and its reminders were never delivered). Pages and reminds now hold the
+// reminders of as many records as fit, and go on after the last one.
+TEST_F(ServerRemindersTest, RemindersComeInPagesThatFitTheMessageLimit) {
+  const std::string token = CreatePrincipal("host", rpc::Role::USER);
+  StopServer();
+  auto hook = server_options_hook_;
+  server_options_hook_ = [hook](server::ServerOptions& so) {
+    hook(so);
+    so.max_message_words = 4096;  // 32 KiB: three or four reminders below.
+  };
+  StartServer();
+  auto host = Login("host", token);
+  ASSERT_TRUE(host.has_value());
+  std::vector<uint64_t> ids;
+  for (int i = 0; i < 10; ++i) {
+    auto req = host->createRequest();
+    FillRecord(req.initRecord(), "anna@example.org", "Anna Example");
+    auto attrs = req.getRecord().initAttributes(8);
+    for (unsigned k = 0; k < 8; ++k) {
+      attrs[k].setKey("a" + std::to_string(k));
+      attrs[k].setValue(std::string(1000, 'v'));
+    }
+    ids.push_back(req.send().wait(wait()).getId());
+  }
+  clock_.Advance(days(31));  // Each one open too long.
+
+  std::vector<uint64_t> listed;
+  uint64_t after = 0;
+  int pages = 0;
+  do {
+    auto req = host->dueSoonRequest();
+    req.setAfterRecordId(after);
+    auto response = req.send().wait(wait());
+    EXPECT_GE(response.getReminders().size(), 1u);
+    EXPECT_LT(response.getReminders().size(), 10u);
+    for (auto r : response.getReminders()) listed.push_back(r.getRecordId());
+    after = response.getNextAfterRecordId();
+    ASSERT_LT(++pages, 20);
+  } while (after != 0);
+  EXPECT_EQ(listed, ids);
+  EXPECT_GE(pages, 3);
+
+  auto calls = std::make_shared<Calls>();
+  auto handle = Watch(*host, calls);
+  std::vector<uint64_t> delivered;
+  const auto deadline = std::chrono::steady_clock::now() + seconds(20);
+  while (delivered.size() < ids.size() &&
+         std::chrono::steady_clock::now() < deadline) {
+    Pump(std::chrono::milliseconds(5));
+    delivered.clear();
+    for (const auto& batch : calls->reminds) {
+      EXPECT_LT(batch.size(), 10u);
+      for (const Got& g : batch) delivered.push_back(g.record_id);
+    }
+  }
+  EXPECT_EQ(delivered, ids);
+  EXPECT_GE(calls->Count(), 3u);
+}
+
 // Review of issue 15: two watches with different openTooLong ages dropped
 // each other's marks and re-sent the reminder at every check, forever.
 TEST_F(ServerRemindersTest, WatchesOfDifferentAgesDeliverAnOpenRecordOnce) {
