@@ -223,6 +223,46 @@ class ServerRemindersTest : public ServerFixture {
     return StatusOf(req.send(), wait());
   }
 
+  // The record ids of every dueSoon page from the first, in order; each
+  // page holds 1 to `max_per_page` reminders and skips none. `pages`
+  // counts them.
+  std::vector<uint64_t> AllPages(rpc::Session::Client& session,
+                                 size_t max_per_page, int* pages) {
+    std::vector<uint64_t> listed;
+    uint64_t after = 0;
+    *pages = 0;
+    do {
+      auto req = session.dueSoonRequest();
+      req.setAfterRecordId(after);
+      auto response = req.send().wait(wait());
+      EXPECT_GE(response.getReminders().size(), 1u);
+      EXPECT_LE(response.getReminders().size(), max_per_page);
+      for (auto r : response.getReminders()) listed.push_back(r.getRecordId());
+      EXPECT_EQ(response.getSkipped(), 0u);
+      after = response.getNextAfterRecordId();
+      if (++*pages == 20) break;  // Never ending: the caller's check fails.
+    } while (after != 0);
+    return listed;
+  }
+
+  // The record ids `calls` got, in order, once there are `n` of them (for
+  // at most 20 s); each remind held at most `max_per_call`.
+  std::vector<uint64_t> Delivered(const Calls& calls, size_t n,
+                                  size_t max_per_call) {
+    std::vector<uint64_t> delivered;
+    const auto deadline = std::chrono::steady_clock::now() + seconds(20);
+    while (delivered.size() < n &&
+           std::chrono::steady_clock::now() < deadline) {
+      Pump(std::chrono::milliseconds(5));
+      delivered.clear();
+      for (const auto& batch : calls.reminds) {
+        EXPECT_LE(batch.size(), max_per_call);
+        for (const Got& g : batch) delivered.push_back(g.record_id);
+      }
+    }
+    return delivered;
+  }
+
   int64_t Now() const { return ToMicros(clock_.Now()); }
   static int64_t Plus(int64_t micros, const Period& p) {
     return ToMicros(*AddPeriod(FromMicros(micros), p));
@@ -565,35 +605,12 @@ TEST_F(ServerRemindersTest, ManyRemindersComeInPagesAndInBatches) {
   for (int i = 0; i < 7; ++i) ids.push_back(Create(*host, "request"));
   clock_.Advance(days(31));  // Each one open too long.
 
-  std::vector<uint64_t> listed;
-  uint64_t after = 0;
   int pages = 0;
-  do {
-    auto req = host->dueSoonRequest();
-    req.setAfterRecordId(after);
-    auto response = req.send().wait(wait());
-    EXPECT_LE(response.getReminders().size(), 3u);
-    for (auto r : response.getReminders()) listed.push_back(r.getRecordId());
-    EXPECT_EQ(response.getSkipped(), 0u);
-    after = response.getNextAfterRecordId();
-    ASSERT_LT(++pages, 20);
-  } while (after != 0);
-  EXPECT_EQ(listed, ids);
+  EXPECT_EQ(AllPages(*host, 3, &pages), ids);
 
   auto calls = std::make_shared<Calls>();
   auto handle = Watch(*host, calls);
-  std::vector<uint64_t> delivered;
-  const auto deadline = std::chrono::steady_clock::now() + seconds(20);
-  while (delivered.size() < ids.size() &&
-         std::chrono::steady_clock::now() < deadline) {
-    Pump(std::chrono::milliseconds(5));
-    delivered.clear();
-    for (const auto& batch : calls->reminds) {
-      EXPECT_LE(batch.size(), 3u);
-      for (const Got& g : batch) delivered.push_back(g.record_id);
-    }
-  }
-  EXPECT_EQ(delivered, ids);
+  EXPECT_EQ(Delivered(*calls, ids.size(), 3), ids);
   const size_t sent = calls->Count();
   EXPECT_GE(sent, 3u);  // In batches: 7 reminders, at most 3 a call.
   PumpSeveralChecks();
@@ -633,36 +650,13 @@ TEST_F(ServerRemindersTest, RemindersComeInPagesThatFitTheMessageLimit) {
   }
   clock_.Advance(days(31));  // Each one open too long.
 
-  std::vector<uint64_t> listed;
-  uint64_t after = 0;
   int pages = 0;
-  do {
-    auto req = host->dueSoonRequest();
-    req.setAfterRecordId(after);
-    auto response = req.send().wait(wait());
-    EXPECT_GE(response.getReminders().size(), 1u);
-    EXPECT_LT(response.getReminders().size(), 10u);
-    for (auto r : response.getReminders()) listed.push_back(r.getRecordId());
-    after = response.getNextAfterRecordId();
-    ASSERT_LT(++pages, 20);
-  } while (after != 0);
-  EXPECT_EQ(listed, ids);
+  EXPECT_EQ(AllPages(*host, 9, &pages), ids);
   EXPECT_GE(pages, 3);
 
   auto calls = std::make_shared<Calls>();
   auto handle = Watch(*host, calls);
-  std::vector<uint64_t> delivered;
-  const auto deadline = std::chrono::steady_clock::now() + seconds(20);
-  while (delivered.size() < ids.size() &&
-         std::chrono::steady_clock::now() < deadline) {
-    Pump(std::chrono::milliseconds(5));
-    delivered.clear();
-    for (const auto& batch : calls->reminds) {
-      EXPECT_LT(batch.size(), 10u);
-      for (const Got& g : batch) delivered.push_back(g.record_id);
-    }
-  }
-  EXPECT_EQ(delivered, ids);
+  EXPECT_EQ(Delivered(*calls, ids.size(), 9), ids);
   EXPECT_GE(calls->Count(), 3u);
 }
 
