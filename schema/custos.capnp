@@ -239,7 +239,7 @@ interface Session {
   # 1000 reminders (the engine's max_reminders_per_call) from at most
   # 10000 records examined (max_list_scan), and those of no more records
   # than fit in the server's message limit (custosd --max-message-bytes;
-  # ResourceExhausted if one record's do not); nextAfterRecordId not 0: ask
+  # a record's whose do not alone come without attributes); nextAfterRecordId not 0: ask
   # again with it as afterRecordId. A record that does not decode is left
   # out and counted in skipped.
   dueSoon @16 (warnBefore :Text, openTooLong :Text, afterRecordId :UInt64)

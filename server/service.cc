@@ -1555,30 +1555,38 @@ uint64_t ReminderWords(const Reminder& r) {
 // of a thousand reminders, each with its record's attributes (up to 64 of
 // 1 KiB), may not. Cut at a record, never inside one's reminders; returns
 // the last record kept when it cut (the next page starts after it), else
-// 0. ResourceExhausted if not even the first record's fit.
-Result<uint64_t> FitReminders(std::vector<Reminder>& reminders,
-                              uint64_t max_message_words) {
+// 0. A record whose reminders alone do not fit (a limit near its minimum)
+// keeps them without their attributes, so that no deadline goes untold.
+uint64_t FitReminders(std::vector<Reminder>& reminders,
+                      uint64_t max_message_words) {
+  const auto fits = [max_message_words](uint64_t words) {
+    return AnswerFits(max_message_words, words, "reminders").ok();
+  };
   uint64_t words = 2;  // The list's tag and landing pad.
-  size_t keep = 0;
-  size_t record_start = 0;
-  for (size_t i = 0; i < reminders.size(); ++i) {
-    if (i > 0 && reminders[i].record_id != reminders[i - 1].record_id) {
-      keep = i;  // Every reminder of the records before i fits.
-      record_start = i;
+  size_t i = 0;
+  while (i < reminders.size()) {
+    size_t end = i;  // Past the record's reminders.
+    uint64_t record_words = 0;
+    while (end < reminders.size() &&
+           reminders[end].record_id == reminders[i].record_id) {
+      record_words += ReminderWords(reminders[end++]);
     }
-    words += ReminderWords(reminders[i]);
-    if (!AnswerFits(max_message_words, words, "reminders").ok()) {
-      if (record_start == 0) {
-        return Fail(Status::ResourceExhausted(
-            "the reminders of one record would be larger than the server's "
-            "message limit (custosd --max-message-bytes)"));
+    if (!fits(2 + record_words)) {
+      record_words = 0;
+      for (size_t k = i; k < end; ++k) {
+        reminders[k].attributes.clear();
+        record_words += ReminderWords(reminders[k]);
       }
-      const uint64_t last = reminders[keep - 1].record_id;
-      reminders.resize(keep);
+    }
+    if (!fits(words + record_words) && i > 0) {
+      const uint64_t last = reminders[i - 1].record_id;
+      reminders.resize(i);
       return last;
     }
+    words += record_words;
+    i = end;
   }
-  return uint64_t{0};
+  return 0;
 }
 
 void SetReminders(const std::vector<Reminder>& reminders,
@@ -1919,9 +1927,14 @@ class SessionImpl final : public rpc::Session::Server {
         .then([context,
                max_words = conn_->max_message_words](kj::Own<Found> r) mutable {
           ReminderPage page = Value(std::move(*r));
-          // A page cut to the message limit goes on after its last record.
-          const uint64_t cut = Value(FitReminders(page.reminders, max_words));
-          if (cut != 0) page.next_after_record_id = cut;
+          // A page cut to the message limit goes on after its last record
+          // (and counts only the undecodable records before it).
+          const uint64_t cut = FitReminders(page.reminders, max_words);
+          if (cut != 0) {
+            page.next_after_record_id = cut;
+            page.skipped = static_cast<size_t>(std::ranges::count_if(
+                page.skipped_ids, [cut](uint64_t id) { return id <= cut; }));
+          }
           auto results = context.getResults();
           SetReminders(page.reminders,
                        results.initReminders(page.reminders.size()));
@@ -2227,15 +2240,8 @@ kj::Promise<void> Watches::Deliver(std::shared_ptr<Watch> watch,
                           : Find(watch, page_next);
   }
   // Those of as many records as one remind can hold; the rest after them.
-  auto cut = FitReminders(reminders, settings_.max_message_words);
-  if (!cut) {
-    // Only under a message limit too small for one record's attributes
-    // (custosd --max-message-bytes): that record's reminders are not sent.
-    Report("a delivery", cut.error().code());
-    const uint64_t past = reminders.front().record_id;
-    return Find(watch, past);
-  }
-  const uint64_t next = *cut != 0 ? *cut : page_next;
+  const uint64_t cut = FitReminders(reminders, settings_.max_message_words);
+  const uint64_t next = cut != 0 ? cut : page_next;
   auto request = watch->watcher.remindRequest();
   SetReminders(reminders, request.initReminders(reminders.size()));
   return request.send()

@@ -7,30 +7,21 @@
 
 namespace custos {
 
-namespace {
-
-// `text` with each absolute path (a '/' at its start or after a space or
-// colon, up to the next ':' or space) cut to its last component.
 std::string WithoutDirectories(std::string_view text) {
   std::string out;
   size_t i = 0;
   while (i < text.size()) {
-    const bool starts_path =
-        text[i] == '/' && (i == 0 || text[i - 1] == ' ' || text[i - 1] == ':');
-    if (!starts_path) {
-      out += text[i++];
-      continue;
-    }
     size_t end = text.find_first_of(": ", i);
     if (end == std::string_view::npos) end = text.size();
-    const std::string_view path = text.substr(i, end - i);
-    out += path.substr(path.rfind('/') + 1);
-    i = end;
+    const std::string_view token = text.substr(i, end - i);
+    const bool path = token.starts_with('/') || token.starts_with("./") ||
+                      token.starts_with("../");
+    out += path ? token.substr(token.rfind('/') + 1) : token;
+    if (end < text.size()) out += text[end];
+    i = end + 1;
   }
   return out;
 }
-
-}  // namespace
 
 Status FromLevelDb(const leveldb::Status& s, std::string_view what) {
   if (s.ok()) return Status::Ok();

@@ -27,6 +27,11 @@ namespace custos {
 // custosd's clients, who have no business knowing the server's layout.
 Status FromLevelDb(const leveldb::Status& s, std::string_view what);
 
+// `text` with each path in it (a run of characters other than space and
+// ':' that starts with "/", "./" or "../"; not "Input/output") cut to its
+// last component.
+std::string WithoutDirectories(std::string_view text);
+
 // Opens the LevelDB database at `path` with the options every Custos
 // database uses (paranoid checks on, no compression, no informational log)
 // and `tuning`, in `env` (REQUIRES: non-null, outlives the database). The

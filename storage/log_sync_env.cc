@@ -14,6 +14,8 @@
 #include <utility>
 #include <vector>
 
+#include "storage/leveldb_util.h"
+
 namespace custos {
 namespace {
 
@@ -146,8 +148,9 @@ class LogSyncEnv::LogFile final : public leveldb::WritableFile {
     leveldb::Status synced =
         first.ok() ? base_->Sync() : leveldb::Status::IOError(first.message());
     if (!synced.ok()) {
-      env_.RecordFailure(Status::Internal("syncing a closed write-ahead log: " +
-                                          synced.ToString()));
+      env_.RecordFailure(
+          Status::Internal("syncing a closed write-ahead log: " +
+                           WithoutDirectories(synced.ToString())));
     }
     env_.Forget(handle_);
     return synced;

@@ -67,6 +67,7 @@ Result<ReminderPage> ReminderFinder::DueSoon(const PrincipalInfo& owner,
           // One record that does not decode hides no other's deadline.
           if (record.error().code() == StatusCode::kDataLoss) {
             ++page.skipped;
+            page.skipped_ids.push_back(id);
             return true;
           }
           failure = record.error();
@@ -80,6 +81,7 @@ Result<ReminderPage> ReminderFinder::DueSoon(const PrincipalInfo& owner,
         if (!caught_up) {
           if (caught_up.error().code() == StatusCode::kDataLoss) {
             ++page.skipped;
+            page.skipped_ids.push_back(id);
             return true;
           }
           failure = caught_up.error();

@@ -88,8 +88,11 @@ struct ReminderPage {
   // Not 0: more records may have reminders; ask again with this as
   // ReminderQuery::after_record_id. 0: none after this page.
   uint64_t next_after_record_id = 0;
-  // Records examined that did not decode (DataLoss): left out, counted.
+  // Records examined that did not decode (DataLoss): left out, counted,
+  // and their ids in order (a server that cuts the page counts those
+  // before its cut).
   size_t skipped = 0;
+  std::vector<uint64_t> skipped_ids;
 };
 
 // OK, or InvalidArgument naming the field ("warnBefore", "openTooLong")

@@ -391,6 +391,27 @@ TEST_F(CustosToolInlineErasureTest,
       << again.err;
 }
 
+// A second review: stdin written with Windows line ends made
+// "anna@example.org\r" a subject of its own, which `subject find` with the
+// plain identifier missed (an access request answered incomplete).
+TEST_F(CustosToolTest, InputWithWindowsLineEndsIsTheSameSubject) {
+  const std::string a = AddPrincipal("authority-a", "user");
+  ToolRun created =
+      As("authority-a", a,
+         {"record", "create", "--kind", "request", "--field", "name"},
+         "anna@example.org\r\nAnna\r\n");
+  ASSERT_EQ(created.exit, 0) << created.err;
+  ToolRun found = Tool({"subject", "find"}, "anna@example.org\n");
+  EXPECT_EQ(found.exit, 0) << found.err;
+  ToolRun again = Tool({"subject", "find"}, "anna@example.org\r\n");
+  EXPECT_EQ(again.out, found.out);
+  ToolRun got = As("authority-a", a, {"record", "get", "1", "--json"});
+  ASSERT_EQ(got.exit, 0) << got.err;
+  EXPECT_EQ(nlohmann::json::parse(got.out)["parts"][0]["fields"]["name"],
+            "Anna")
+      << got.out;
+}
+
 // The bash completion is generated from the parser's own definitions.
 // What users stored reaches an admin's terminal escaped: no control
 // sequence of a stored value is written raw (JSON escapes them anyway).

@@ -72,6 +72,13 @@ TEST_F(LevelDbUtilTest, PathsInLevelDbsTextKeepOnlyTheFileName) {
   EXPECT_EQ(corrupt.message(),
             "reading a record: Corruption: block checksum mismatch: "
             "000005.ldb");
+  // Relative paths too (custosd's default data directory is
+  // ./custos-data).
+  EXPECT_EQ(WithoutDirectories(
+                "IO error: ./custos-data/records/000123.ldb: No space left"),
+            "IO error: 000123.ldb: No space left");
+  EXPECT_EQ(WithoutDirectories("../data/LOCK: Input/output error"),
+            "LOCK: Input/output error");
   // A real one, from the engine's own Env.
   LogSyncEnv env(leveldb::Env::Default(), TableReads::kPread);
   leveldb::RandomAccessFile* file = nullptr;

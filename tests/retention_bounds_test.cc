@@ -273,8 +273,10 @@ TEST_F(RetentionBoundsTest, AListingSkipsAnUndecodableRecordAndCountsIt) {
 TEST_F(RetentionBoundsTest,
        AnUndecodableRecordIsNotFoundToThoseWhoMayNotSeeIt) {
   const uint64_t broken = CreateOfKind("alert");
+  ASSERT_TRUE(engine_->Grant(*owner_, broken, "authority-b").ok());
   WriteRaw(keys::Record(broken), "garbage");
-  for (const Actor* actor : {owner_.get(), admin_.get(), officer_.get()}) {
+  for (const Actor* actor :
+       {owner_.get(), grantee_.get(), admin_.get(), officer_.get()}) {
     EXPECT_EQ(engine_->GetRecord(*actor, broken).error().code(),
               StatusCode::kDataLoss);
   }

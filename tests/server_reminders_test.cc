@@ -660,6 +660,48 @@ TEST_F(ServerRemindersTest, RemindersComeInPagesThatFitTheMessageLimit) {
   EXPECT_GE(calls->Count(), 3u);
 }
 
+// A second review: a record whose own reminders did not fit the message
+// limit (it may: a record carries its attributes once, its two reminders
+// twice) made dueSoon refuse the whole page, so that nothing after it could
+// be listed. Its reminders now come without their attributes.
+TEST_F(ServerRemindersTest,
+       ARecordWhoseRemindersAloneDoNotFitComesWithoutAttributes) {
+  const std::string token = CreatePrincipal("host", rpc::Role::USER);
+  StopServer();
+  auto hook = server_options_hook_;
+  server_options_hook_ = [hook](server::ServerOptions& so) {
+    hook(so);
+    so.max_message_words = 12 * 1024;  // 96 KiB.
+  };
+  StartServer();
+  auto host = Login("host", token);
+  ASSERT_TRUE(host.has_value());
+  auto req = host->createRequest();
+  FillRecord(req.initRecord(), "anna@example.org", "Anna Example");
+  req.getRecord().setKind("case");  // Closes after 60 days.
+  auto attrs = req.getRecord().initAttributes(64);
+  for (unsigned k = 0; k < 64; ++k) {
+    attrs[k].setKey("a" + std::to_string(k));
+    attrs[k].setValue(std::string(1000, 'v'));
+  }
+  const uint64_t big = req.send().wait(wait()).getId();
+  const uint64_t small = Create(*host, "case");
+  clock_.Advance(days(55));  // Open too long, and its closure due in 5 days.
+
+  auto due = host->dueSoonRequest().send().wait(wait());
+  ASSERT_EQ(due.getReminders().size(), 4u);
+  EXPECT_EQ(due.getNextAfterRecordId(), 0u);
+  for (unsigned i = 0; i < 4; ++i) {
+    const auto r = due.getReminders()[i];
+    EXPECT_EQ(r.getRecordId(), i < 2 ? big : small);
+    EXPECT_EQ(r.getAttributes().size(), i < 2 ? 0u : 1u);
+  }
+  auto calls = std::make_shared<Calls>();
+  auto handle = Watch(*host, calls);
+  EXPECT_EQ(Delivered(*calls, 4, 4),
+            (std::vector<uint64_t>{big, big, small, small}));
+}
+
 // Review of issue 15: two watches with different openTooLong ages dropped
 // each other's marks and re-sent the reminder at every check, forever.
 TEST_F(ServerRemindersTest, WatchesOfDifferentAgesDeliverAnOpenRecordOnce) {

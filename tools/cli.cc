@@ -232,6 +232,12 @@ std::string Printable(std::string_view text) {
   return out;
 }
 
+bool ReadInputLine(std::string& line) {
+  if (!std::getline(std::cin, line)) return false;
+  if (line.ends_with('\r')) line.pop_back();
+  return true;
+}
+
 void PrintDocument(std::string_view text) {
   if (!isatty(STDOUT_FILENO)) {
     std::cout << text << "\n";

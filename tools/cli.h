@@ -109,6 +109,11 @@ void PrintDocument(std::string_view text);
 // Failure whose message is the server's (already free of personal data).
 void Remote(const std::function<void()>& call);
 
+// Reads a line of standard input into `line` without its end ("\n" or
+// "\r\n": a file written on Windows must not make "anna@example.org\r"
+// another subject). False at the end of input.
+bool ReadInputLine(std::string& line);
+
 // Reads the token in `path` (first line). Failure if it cannot be read, is
 // empty, or is readable by group or others (as PostgreSQL treats a
 // .pgpass file that is: a token is a password).

@@ -113,13 +113,13 @@ void AddRecordVerbs(CLI::App& app, std::vector<Verb>& verbs) {
            }
            std::string subject;
            if (!fields.empty()) {
-             std::getline(std::cin, subject);
+             ReadInputLine(subject);
              if (subject.empty())
                throw UsageError(
                    "--field needs the subject's identifier on "
                    "standard input");
              for (auto& [name, value] : fields) {
-               if (!std::getline(std::cin, value)) {
+               if (!ReadInputLine(value)) {
                  throw UsageError("--field " + name +
                                   ": no value on standard input (a line "
                                   "each, after the identifier)");

@@ -60,12 +60,10 @@ void AddStoreVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                           " exists and is not empty: init makes a new store "
                           "(custosd opens an existing one)");
           }
-          // Checked before the store is made; BootstrapFirstAdmin then
-          // creates it before the admin.
-          if (std::filesystem::exists(
-                  std::filesystem::symlink_status(a->token_file, ec))) {
-            throw Failure(a->token_file + " exists; give a new file");
-          }
+          // Tried before the store is made (created and removed again:
+          // BootstrapFirstAdmin then creates it before the admin), so that
+          // a path that cannot be written leaves no store behind.
+          { ReservedFile probe(a->token_file); }
           bool key_created = false;
           crypto::SecretKey master =
               MasterKeyForNewStore(a->key_file, key_created);

@@ -21,7 +21,7 @@ void AddSubjectVerbs(CLI::App& app, std::vector<Verb>& verbs) {
         "example: echo anna@example.org | custos subject find");
     verbs.push_back({cmd, [](Connection& c) {
                        std::string identifier;
-                       std::getline(std::cin, identifier);
+                       ReadInputLine(identifier);
                        if (identifier.empty())
                          throw UsageError(
                              "subject find reads the identifier from "
