@@ -81,6 +81,16 @@ TEST_F(CustosToolMoreTest, InitMakesTheStoreCustosdServesAndRefusesToRedoIt) {
   EXPECT_EQ(token.exit, 1);
   EXPECT_TRUE(Contains(token.err, "./custos-admin.token exists")) << token.err;
   EXPECT_FALSE(std::filesystem::exists(dir() + "/other-data"));
+  // A token file that cannot be created: refused before anything too (a
+  // second review: init made the store and its key, then failed on it).
+  ToolRun nowhere =
+      Tool({"init", "--data-dir", "third-data", "--master-key-file",
+            "third.key", "--admin-token-file", "no-such-dir/t"});
+  EXPECT_EQ(nowhere.exit, 1);
+  EXPECT_TRUE(Contains(nowhere.err, "cannot create no-such-dir/t"))
+      << nowhere.err;
+  EXPECT_FALSE(std::filesystem::exists(dir() + "/third-data"));
+  EXPECT_FALSE(std::filesystem::exists(dir() + "/third.key"));
 
   // custosd, on its defaults, serves that store: no new key, no new admin.
   custosd_.Start(CUSTOSD_PATH);

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 #include <kj/async-io.h>
+#include <leveldb/db.h>
 
 #include <algorithm>
 #include <atomic>
@@ -17,6 +18,7 @@
 
 #include "server/service.h"
 #include "server/worker_pool.h"
+#include "storage/keys.h"
 #include "storage/period.h"
 #include "storage/retention_policy.h"
 #include "tests/server_fixture.h"
@@ -658,6 +660,72 @@ TEST_F(ServerRemindersTest, RemindersComeInPagesThatFitTheMessageLimit) {
   auto handle = Watch(*host, calls);
   EXPECT_EQ(Delivered(*calls, ids.size(), 9), ids);
   EXPECT_GE(calls->Count(), 3u);
+}
+
+// A second review: a page cut to the message limit kept the engine's count
+// of undecodable records over its whole scan, and the next page, scanning
+// the records after the cut again, counted them again.
+TEST_F(ServerRemindersTest, ARecordSkippedIsCountedOnceAcrossCutPages) {
+  const std::string token = CreatePrincipal("host", rpc::Role::USER);
+  StopServer();
+  auto hook = server_options_hook_;
+  server_options_hook_ = [hook](server::ServerOptions& so) {
+    hook(so);
+    so.max_message_words = 4096;  // Three or four of the reminders below.
+  };
+  StartServer();
+  std::vector<uint64_t> ids;
+  {
+    auto host = Login("host", token);
+    ASSERT_TRUE(host.has_value());
+    for (int i = 0; i < 10; ++i) {
+      auto req = host->createRequest();
+      FillRecord(req.initRecord(), "anna@example.org", "Anna Example");
+      auto attrs = req.getRecord().initAttributes(8);
+      for (unsigned k = 0; k < 8; ++k) {
+        attrs[k].setKey("a" + std::to_string(k));
+        attrs[k].setValue(std::string(1000, 'v'));
+      }
+      ids.push_back(req.send().wait(wait()).getId());
+    }
+  }
+  StopServer();
+  engine_.reset();
+  {
+    leveldb::DB* raw = nullptr;
+    ASSERT_TRUE(leveldb::DB::Open(leveldb::Options(),
+                                  options_.data_dir + "/records", &raw)
+                    .ok());
+    std::unique_ptr<leveldb::DB> db(raw);
+    ASSERT_TRUE(
+        db->Put(leveldb::WriteOptions(), keys::Record(ids[8]), "garbage").ok());
+  }
+  auto reopened = Engine::Open(options_, MasterKey());
+  ASSERT_TRUE(reopened.has_value()) << reopened.error().ToString();
+  engine_ = std::move(*reopened);
+  StartServer();
+  auto host = Login("host", token);
+  ASSERT_TRUE(host.has_value());
+  clock_.Advance(days(31));  // Each one open too long.
+
+  std::vector<uint64_t> listed;
+  uint64_t skipped = 0;
+  uint64_t after = 0;
+  int pages = 0;
+  do {
+    auto req = host->dueSoonRequest();
+    req.setAfterRecordId(after);
+    auto response = req.send().wait(wait());
+    for (auto r : response.getReminders()) listed.push_back(r.getRecordId());
+    skipped += response.getSkipped();
+    after = response.getNextAfterRecordId();
+    ASSERT_LT(++pages, 20);
+  } while (after != 0);
+  EXPECT_GE(pages, 3);
+  std::vector<uint64_t> readable = ids;
+  readable.erase(readable.begin() + 8);
+  EXPECT_EQ(listed, readable);
+  EXPECT_EQ(skipped, 1u);
 }
 
 // A second review: a record whose own reminders did not fit the message
