@@ -110,8 +110,9 @@ Status CheckPurpose(const std::optional<Purpose>& purpose,
                     const Limits& limits);
 
 // A listing's query: `limit` within 1..max_page_size, the purpose, the kind
-// filter (CheckKind), and the attribute filters (at most max_attributes, keys and values within the
-// attribute limits), so the work per record examined is bounded.
+// filter (CheckKind), and the attribute filters (at most max_attributes, keys
+// and values within the attribute limits), so the work per record examined is
+// bounded.
 Status CheckListQuery(const ListQuery& query, const Limits& limits);
 
 // The size of a batch call (CreateRecords, GetRecords): 1 to

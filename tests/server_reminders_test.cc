@@ -225,6 +225,33 @@ class ServerRemindersTest : public ServerFixture {
     return StatusOf(req.send(), wait());
   }
 
+  // Restarts the server with a message limit of `words` (the fixture's
+  // other options kept).
+  void RestartWithMaxMessageWords(uint64_t words) {
+    StopServer();
+    auto hook = server_options_hook_;
+    server_options_hook_ = [hook, words](server::ServerOptions& so) {
+      hook(so);
+      so.max_message_words = words;
+    };
+    StartServer();
+  }
+
+  // A record of `kind` about anna@example.org with `count` attributes of
+  // 1,000 bytes each (which every reminder of it carries).
+  uint64_t CreateWithLargeAttributes(rpc::Session::Client& session,
+                                     const std::string& kind, unsigned count) {
+    auto req = session.createRequest();
+    FillRecord(req.initRecord(), "anna@example.org", "Anna Example");
+    req.getRecord().setKind(kind);
+    auto attrs = req.getRecord().initAttributes(count);
+    for (unsigned k = 0; k < count; ++k) {
+      attrs[k].setKey("a" + std::to_string(k));
+      attrs[k].setValue(std::string(1000, 'v'));
+    }
+    return req.send().wait(wait()).getId();
+  }
+
   // The record ids of every dueSoon page from the first, in order; each
   // page holds 1 to `max_per_page` reminders and skips none. `pages`
   // counts them.
@@ -630,25 +657,12 @@ TEST_F(ServerRemindersTest, ManyRemindersComeInPagesAndInBatches) {
 // reminders of as many records as fit, and go on after the last one.
 TEST_F(ServerRemindersTest, RemindersComeInPagesThatFitTheMessageLimit) {
   const std::string token = CreatePrincipal("host", rpc::Role::USER);
-  StopServer();
-  auto hook = server_options_hook_;
-  server_options_hook_ = [hook](server::ServerOptions& so) {
-    hook(so);
-    so.max_message_words = 4096;  // 32 KiB: three or four reminders below.
-  };
-  StartServer();
+  RestartWithMaxMessageWords(4096);  // 32 KiB: three or four reminders below.
   auto host = Login("host", token);
   ASSERT_TRUE(host.has_value());
   std::vector<uint64_t> ids;
   for (int i = 0; i < 10; ++i) {
-    auto req = host->createRequest();
-    FillRecord(req.initRecord(), "anna@example.org", "Anna Example");
-    auto attrs = req.getRecord().initAttributes(8);
-    for (unsigned k = 0; k < 8; ++k) {
-      attrs[k].setKey("a" + std::to_string(k));
-      attrs[k].setValue(std::string(1000, 'v'));
-    }
-    ids.push_back(req.send().wait(wait()).getId());
+    ids.push_back(CreateWithLargeAttributes(*host, "request", 8));
   }
   clock_.Advance(days(31));  // Each one open too long.
 
@@ -667,26 +681,13 @@ TEST_F(ServerRemindersTest, RemindersComeInPagesThatFitTheMessageLimit) {
 // the records after the cut again, counted them again.
 TEST_F(ServerRemindersTest, ARecordSkippedIsCountedOnceAcrossCutPages) {
   const std::string token = CreatePrincipal("host", rpc::Role::USER);
-  StopServer();
-  auto hook = server_options_hook_;
-  server_options_hook_ = [hook](server::ServerOptions& so) {
-    hook(so);
-    so.max_message_words = 4096;  // Three or four of the reminders below.
-  };
-  StartServer();
+  RestartWithMaxMessageWords(4096);  // Three or four of the reminders below.
   std::vector<uint64_t> ids;
   {
     auto host = Login("host", token);
     ASSERT_TRUE(host.has_value());
     for (int i = 0; i < 10; ++i) {
-      auto req = host->createRequest();
-      FillRecord(req.initRecord(), "anna@example.org", "Anna Example");
-      auto attrs = req.getRecord().initAttributes(8);
-      for (unsigned k = 0; k < 8; ++k) {
-        attrs[k].setKey("a" + std::to_string(k));
-        attrs[k].setValue(std::string(1000, 'v'));
-      }
-      ids.push_back(req.send().wait(wait()).getId());
+      ids.push_back(CreateWithLargeAttributes(*host, "request", 8));
     }
   }
   StopServer();
@@ -735,24 +736,11 @@ TEST_F(ServerRemindersTest, ARecordSkippedIsCountedOnceAcrossCutPages) {
 TEST_F(ServerRemindersTest,
        ARecordWhoseRemindersAloneDoNotFitComesWithoutAttributes) {
   const std::string token = CreatePrincipal("host", rpc::Role::USER);
-  StopServer();
-  auto hook = server_options_hook_;
-  server_options_hook_ = [hook](server::ServerOptions& so) {
-    hook(so);
-    so.max_message_words = 12 * 1024;  // 96 KiB.
-  };
-  StartServer();
+  RestartWithMaxMessageWords(12 * 1024);  // 96 KiB.
   auto host = Login("host", token);
   ASSERT_TRUE(host.has_value());
-  auto req = host->createRequest();
-  FillRecord(req.initRecord(), "anna@example.org", "Anna Example");
-  req.getRecord().setKind("case");  // Closes after 60 days.
-  auto attrs = req.getRecord().initAttributes(64);
-  for (unsigned k = 0; k < 64; ++k) {
-    attrs[k].setKey("a" + std::to_string(k));
-    attrs[k].setValue(std::string(1000, 'v'));
-  }
-  const uint64_t big = req.send().wait(wait()).getId();
+  // "case" closes after 60 days.
+  const uint64_t big = CreateWithLargeAttributes(*host, "case", 64);
   const uint64_t small = Create(*host, "case");
   clock_.Advance(days(55));  // Open too long, and its closure due in 5 days.
 
