@@ -572,7 +572,8 @@ interface Admin {
   verifyChain @10 () -> (ok :Bool, problem :Text, verified :UInt64,
                          headSeq :UInt64, headLinkHex :Text);
   # Finishes the bookkeeping of shredded subjects' records, at most budget
-  # (1 or more) of them; how many were rewritten (0: nothing pending).
+  # (1 to 100,000: writes wait while they are rewritten) of them; how many
+  # were rewritten (0: nothing pending).
   completeShreds @11 (budget :UInt64) -> (rewritten :UInt64);
   # Replaces the subject's data key (a suspected compromise).
   rekeySubject @12 (subjectId :Text) -> ();
@@ -590,8 +591,9 @@ interface Admin {
   # docs/crypto.md) that the operator created and keeps; from then on only
   # that key opens the store: point custosd at it before its next start.
   rotateMasterKey @14 (keyFile :Text) -> ();
-  # Starts or continues a KEK rotation; batchSize 0 = default (1000),
-  # maxKeys 0 = no bound.
+  # Starts or continues a KEK rotation; batchSize: data keys per
+  # synchronous write, 0 = default (1000), at most 10,000; maxKeys 0 = no
+  # bound.
   rotateKek @15 (batchSize :UInt64, maxKeys :UInt64)
       -> (kekVersion :UInt32, rewrapped :UInt64, complete :Bool);
   # The KEK versions the keyring holds, ascending.

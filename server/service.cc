@@ -1335,9 +1335,10 @@ class AdminImpl final : public rpc::Admin::Server {
                [engine = &conn_->engine, actor = actor_,
                 budget = context.getParams().getBudget()]() -> Result<size_t> {
                  CUSTOS_RETURN_IF_ERROR(RequireAdmin(*engine, actor));
-                 if (budget == 0) {
+                 if (budget == 0 || budget > kMaxShredBudget) {
                    return Fail(Status::InvalidArgument(
-                       "the budget must be at least 1"));
+                       "the budget must be 1 to " +
+                       std::to_string(kMaxShredBudget)));
                  }
                  return engine->CompleteShreds(budget);
                })

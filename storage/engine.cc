@@ -16,6 +16,7 @@
 #include "storage/holds.h"
 #include "storage/key_admin.h"
 #include "storage/keystore.h"
+#include "storage/limits.h"
 #include "storage/log_sync_env.h"
 #include "storage/policies.h"
 #include "storage/principals.h"
@@ -600,6 +601,10 @@ Status Engine::Restore(const std::string& backup_dir, const Options& new_store,
 }
 
 Result<size_t> Engine::CompleteShreds(size_t budget) {
+  if (budget > kMaxShredBudget) {
+    return Fail(Status::InvalidArgument("the budget must be at most " +
+                                        std::to_string(kMaxShredBudget)));
+  }
   return impl_->shredder.Complete(budget);
 }
 

@@ -445,7 +445,8 @@ class Engine {
   // not rewritten. A call stopped by max_keys, an error or a crash is
   // continued by the next call. When no data key is left under an old KEK,
   // the old KEKs are destroyed and compacted away. Writes a rotate_kek
-  // event per call. InvalidArgument for a batch_size of 0.
+  // event per call. InvalidArgument for a batch_size of 0 or over
+  // kMaxKekBatchSize (storage/limits.h), before anything starts.
   Result<KekRotationReport> RotateKek(const Actor& admin,
                                       const KekRotationOptions& options = {});
   // Admin only. The KEK versions the keyring holds, ascending.
@@ -517,6 +518,8 @@ class Engine {
   // Open). Returns how many records were rewritten; 0 means nothing is
   // pending. Then compacts what erasures queued
   // (Options::compact_after_erasure), shredded keys included.
+  // InvalidArgument for a budget over kMaxShredBudget (storage/limits.h);
+  // a budget of 0 only finishes interrupted shreds' key destruction.
   Result<size_t> CompleteShreds(size_t budget);
 
   // Admin only. How many records are in each visibility state at `as_of`,

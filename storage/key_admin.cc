@@ -3,6 +3,7 @@
 #include <leveldb/write_batch.h>
 
 #include "storage/leveldb_util.h"
+#include "storage/limits.h"
 
 namespace custos {
 namespace {
@@ -42,8 +43,9 @@ Status KeyAdmin::RotateMaster(const PrincipalInfo& admin,
 
 Result<KekRotationReport> KeyAdmin::RotateKek(
     const PrincipalInfo& admin, const KekRotationOptions& options) {
-  if (options.batch_size == 0) {
-    return Fail(Status::InvalidArgument("batch_size must be at least 1"));
+  if (options.batch_size == 0 || options.batch_size > kMaxKekBatchSize) {
+    return Fail(Status::InvalidArgument("the batch size must be 1 to " +
+                                        std::to_string(kMaxKekBatchSize)));
   }
   auto step = u_.keystore.RotateKek(options.batch_size, options.max_keys);
   if (!step) return Fail(step.error());

@@ -44,6 +44,16 @@ inline constexpr size_t kMaxStoredRecordBytes = 16 * 1024 * 1024;
 // kMaxStoredRecordBytes.
 inline constexpr size_t kMaxPersonalBytesLimit = 4 * 1024 * 1024;
 
+// The most data keys Engine::RotateKek rewraps in one synchronous write
+// (KekRotationOptions::batch_size): one batch is one LevelDB write batch,
+// held in memory whole (about 100 bytes a key).
+inline constexpr size_t kMaxKekBatchSize = 10000;
+
+// The largest budget Engine::CompleteShreds takes: it holds the write lock
+// (no create, read with its event or close runs) while it rewrites that
+// many records, and gathers their ids first.
+inline constexpr size_t kMaxShredBudget = 100000;
+
 // Defaults are documented in docs/storage.md ("Limits").
 struct Limits {
   size_t max_id_length = 64;  // Principal ids.

@@ -149,6 +149,10 @@ TEST_F(CustosToolTest, ADownServerIsNamedAndExitsOne) {
        "--warn-before: expected an ISO 8601 duration"},
       {{"due-soon", "--open-too-long", "30 days"},
        "--open-too-long: expected an ISO 8601 duration"},
+      {{"keys", "rotate-kek", "--batch", "0"},
+       "--batch: Value 0 not in range 1 to 10000"},
+      {{"keys", "rotate-kek", "--batch", "10001"},
+       "--batch: Value 10001 not in range 1 to 10000"},
   };
   for (const auto& [args, message] : usage) {
     std::vector<std::string> argv = {"--addr", down};

@@ -134,6 +134,17 @@ TEST_F(KeyringTest, OnlyAdminsRotateKeys) {
   auto bad = engine_->RotateKek(*admin_, zero);
   ASSERT_FALSE(bad.has_value());
   EXPECT_EQ(bad.error().code(), StatusCode::kInvalidArgument);
+  // A batch is one write held whole in memory: bounded, and refused
+  // before a new KEK is made.
+  KekRotationOptions oversized;
+  oversized.batch_size = kMaxKekBatchSize + 1;
+  auto refused = engine_->RotateKek(*admin_, oversized);
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(refused.error().message(), "the batch size must be 1 to 10000");
+  auto versions = engine_->KekVersions(*admin_);
+  ASSERT_TRUE(versions.has_value()) << versions.error().ToString();
+  EXPECT_EQ(*versions, std::vector<uint32_t>{1});
 }
 
 TEST_F(KeyringTest, AKeystoreOfTheOldFormatIsRefusedClearly) {

@@ -781,6 +781,12 @@ TEST_F(ServerAdminTest, AShredIsCompletedAndVerifiedOverTheSocket) {
   shred.setSubjectId(subject);
   shred.send().wait(wait());
 
+  // A budget over the limit rewrites nothing: the record is still pending.
+  auto too_much = admin.completeShredsRequest();
+  too_much.setBudget(kMaxShredBudget + 1);
+  const Status refused = StatusOf(too_much.send(), wait());
+  EXPECT_EQ(refused.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(refused.message(), "the budget must be 1 to 100000");
   auto complete = admin.completeShredsRequest();
   complete.setBudget(100);
   EXPECT_EQ(complete.send().wait(wait()).getRewritten(), 1u);
@@ -788,7 +794,9 @@ TEST_F(ServerAdminTest, AShredIsCompletedAndVerifiedOverTheSocket) {
   nothing_left.setBudget(100);
   EXPECT_EQ(nothing_left.send().wait(wait()).getRewritten(), 0u);
   auto zero = admin.completeShredsRequest();
-  EXPECT_EQ(StatusOf(zero.send(), wait()).code(), StatusCode::kInvalidArgument);
+  const Status zero_refused = StatusOf(zero.send(), wait());
+  EXPECT_EQ(zero_refused.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(zero_refused.message(), "the budget must be 1 to 100000");
 
   // ERASED: the owner sees nothing any more, the admin the attributes.
   auto owner_get = a.getRequest();
@@ -891,6 +899,28 @@ TEST_F(ServerAdminTest, AKekRotationRunsToCompletionOverTheSocket) {
   auto after = admin.kekVersionsRequest().send().wait(wait());
   ASSERT_EQ(after.getVersions().size(), 1u);
   EXPECT_EQ(after.getVersions()[0], 2u);
+}
+
+TEST_F(ServerAdminTest, AKekRotationRefusesAnOversizedBatchBeforeStarting) {
+  auto a = NewSession("authority-a", rpc::Role::USER);
+  CreateRecord(a, "anna@example.org");
+  auto admin_session = AdminSession();
+  auto admin = AdminFacet(admin_session);
+  auto oversized = admin.rotateKekRequest();
+  oversized.setBatchSize(kMaxKekBatchSize + 1);
+  const Status refused = StatusOf(oversized.send(), wait());
+  EXPECT_EQ(refused.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(refused.message(), "the batch size must be 1 to 10000");
+  // No rotation started: still the one KEK, no new version.
+  auto versions = admin.kekVersionsRequest().send().wait(wait());
+  ASSERT_EQ(versions.getVersions().size(), 1u);
+  EXPECT_EQ(versions.getVersions()[0], 1u);
+  // The largest batch is taken, and runs the rotation to its end.
+  auto largest = admin.rotateKekRequest();
+  largest.setBatchSize(kMaxKekBatchSize);
+  auto done = largest.send().wait(wait());
+  EXPECT_EQ(done.getKekVersion(), 2u);
+  EXPECT_TRUE(done.getComplete());
 }
 
 TEST_F(ServerAdminTest, TheMasterKeyIsRotatedFromAKeyFileOnTheServer) {

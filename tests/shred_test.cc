@@ -75,6 +75,12 @@ TEST_F(ShredTest, CompleteShredsWritesTheBookkeepingDownInBoundedSteps) {
   std::vector<uint64_t> ids;
   for (int i = 0; i < 5; ++i) ids.push_back(CreateRecord("anna@example.org"));
   ASSERT_TRUE(engine_->ShredSubject(*admin_, SubjectOf(ids[0])).ok());
+  // A step's budget is bounded (it holds the write lock throughout): over
+  // the bound, nothing is rewritten.
+  auto oversized = engine_->CompleteShreds(kMaxShredBudget + 1);
+  ASSERT_FALSE(oversized.has_value());
+  EXPECT_EQ(oversized.error().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(oversized.error().message(), "the budget must be at most 100000");
   EXPECT_EQ(*engine_->CompleteShreds(2), 2u);
   EXPECT_EQ(*engine_->CompleteShreds(100), 3u);
   EXPECT_EQ(*engine_->CompleteShreds(100), 0u);

@@ -84,8 +84,10 @@ void AddKeyVerbs(CLI::App& app, std::vector<Verb>& verbs) {
         "start or resume a key-encryption-key rotation and run it to the "
         "end: every subject's data key is rewrapped, in batches\n"
         "example: custos keys rotate-kek --batch 1000");
-    cmd->add_option("--batch", a->batch, "keys per batch")
-        ->capture_default_str();
+    cmd->add_option("--batch", a->batch,
+                    "keys per batch (one synchronous write): 1 to 10000")
+        ->capture_default_str()
+        ->check(CLI::Range(uint64_t{1}, uint64_t{kMaxKekBatchSize}));
     AddJsonFlag(*cmd, a->out);
     verbs.push_back(
         {cmd, [a](Connection& c) {
