@@ -622,6 +622,44 @@ interface Admin {
   # As Auditor.statistics.
   statistics @24 (kind :Text, fromMonth :UInt32, toMonth :UInt32)
       -> (statistics :Statistics);
+  # The last long call the server ran, or runs now: any of the calls that
+  # run on the long lane (this interface's sweep, completeShreds,
+  # reapplyPolicies, rekeySubject, verifyErasure, verifyChain,
+  # rotateMasterKey, rotateKek, backup, verifyBackup, exportRestoreKit,
+  # expireBackupKeys, processingRegister, and the Auditor's verifyChain
+  # and processingRegister), by any principal. Answered while that call
+  # runs (it is on the long lane, this call on the connection's own). A
+  # call refused before it did anything (PermissionDenied,
+  # InvalidArgument) leaves the one before it here. Before any: operation
+  # "".
+  progress @25 () -> (progress :WorkProgress);
+}
+
+# What Admin.progress answers.
+struct WorkProgress {
+  operation @0 :Text;      # The call's name, as above ("backup").
+  running @1 :Bool;
+  # What it does now, counted in `unit`s, `done` of `total` (0: not known
+  # ahead), as last reported:
+  #   sweep           transitions, destroying_keys, pruning_history,
+  #                   compacting (records: due records processed);
+  #   verifyErasure   witnesses (witnesses gathered), then files (files
+  #                   scanned, of those listed when it began);
+  #   verifyChain     events (events verified, of the chain's length);
+  #   backup          records, then keystore (entries written);
+  #   verifyBackup    checksums (bytes checked, of the backup's);
+  #   rotateKek       keys (rewrapped by this call, of maxKeys if given);
+  #   completeShreds  records (records rewritten);
+  # the others report no phase ("").
+  phase @2 :Text;
+  unit @3 :Text;
+  done @4 :UInt64;
+  total @5 :UInt64;
+  startedMicros @6 :Int64;  # By the server's clock.
+  endedMicros @7 :Int64;    # 0 while it runs.
+  # "" while it runs; then "OK", or the code of the error it ended with
+  # ("FailedPrecondition", ...).
+  outcome @8 :Text;
 }
 
 struct EngineStats {

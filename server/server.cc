@@ -227,6 +227,7 @@ Status Server::Run(std::function<void()> ready) {
   auto long_work = std::make_shared<LongWork>();
   long_work->lane = pool.NewLane();
   long_work->TEST_sweep_progress = options_.TEST_sweep_progress;
+  long_work->TEST_work_progress = options_.TEST_work_progress;
   // Before the connections, which share it: outlives them.
   auto watches = std::make_shared<Watches>(
       engine_, pool, inbox, timer,

@@ -101,6 +101,10 @@ struct ServerOptions {
   // it), before the sweep goes on, so a test can hold a sweep mid-way.
   // Default: none.
   std::function<void(const SweepProgress&)> TEST_sweep_progress = nullptr;
+  // Tests only: called on the working thread after each progress report of
+  // a long call has been published (Admin.progress answers with it), so a
+  // test can hold the call mid-way. Default: none.
+  std::function<void(const WorkProgress&)> TEST_work_progress = nullptr;
   // Tests only: called on the event loop's thread each time a periodic
   // check of one watch has ended (its reminders found, and those not yet
   // delivered sent and marked, or the check failed), so a test can wait

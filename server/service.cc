@@ -168,9 +168,22 @@ kj::Promise<kj::Own<T>> OnWorker(Connection& conn,
 // cleared by the worker as the work ends, before its answer is sent, so a
 // client that waited for one long call's answer may start the next; a
 // call the client abandoned keeps the lane until its work ends.
+//
+// The call is published on the server's WorkBoard (Admin.progress) as
+// `operation` when its work starts, with what the engine reports through
+// the WorkProgressFn given to `fn`, and its outcome when it ends; a call
+// refused before it did anything (PermissionDenied, InvalidArgument) puts
+// back what it replaced, as a refused sweep leaves sweepProgress alone.
+inline Status OutcomeOf(const Status& s) { return s; }
+template <typename X>
+Status OutcomeOf(const Result<X>& r) {
+  return r ? Status::Ok() : r.error();
+}
+
 template <typename T>
-kj::Promise<kj::Own<T>> OnLongLane(Connection& conn,
-                                   std::move_only_function<T()> fn) {
+kj::Promise<kj::Own<T>> OnLongLane(
+    Connection& conn, std::string_view operation,
+    std::move_only_function<T(const WorkProgressFn&)> fn) {
   std::shared_ptr<LongWork> work = conn.long_work;
   bool idle = false;
   if (!work->busy.compare_exchange_strong(idle, true)) {
@@ -178,14 +191,30 @@ kj::Promise<kj::Own<T>> OnLongLane(Connection& conn,
         "another long operation is running on this server; try again once "
         "it has ended")));
   }
-  return OnLane<T>(conn.pool, conn.inbox, work->lane,
-                   [fn = std::move(fn), work]() mutable -> T {
-                     struct EndBusy {
-                       LongWork& w;
-                       ~EndBusy() { w.busy.store(false); }
-                     } end_busy{*work};
-                     return fn();
-                   });
+  return OnLane<T>(
+      conn.pool, conn.inbox, work->lane,
+      [fn = std::move(fn), work, engine = &conn.engine,
+       name = std::string(operation)]() mutable -> T {
+        struct EndBusy {
+          LongWork& w;
+          ~EndBusy() { w.busy.store(false); }
+        } end_busy{*work};
+        WorkBoard::View previous =
+            work->board.Begin(name, ToMicros(engine->Now()));
+        const WorkProgressFn progress = [&w = *work](const WorkProgress& p) {
+          w.board.Progress(p);
+          if (w.TEST_work_progress) w.TEST_work_progress(p);
+        };
+        T result = fn(progress);
+        const Status outcome = OutcomeOf(result);
+        if (outcome.code() == StatusCode::kPermissionDenied ||
+            outcome.code() == StatusCode::kInvalidArgument) {
+          work->board.Restore(std::move(previous));
+        } else {
+          work->board.End(outcome, ToMicros(engine->Now()));
+        }
+        return result;
+      });
 }
 
 [[noreturn]] void Throw(const Status& status) {
@@ -419,6 +448,42 @@ uint64_t FieldsWords(const std::vector<Field>& fields) {
 }
 
 }  // namespace
+
+WorkBoard::View WorkBoard::Begin(std::string_view operation,
+                                 int64_t now_micros) {
+  std::lock_guard lock(mu_);
+  View previous = std::move(view_);
+  view_ = View{};
+  view_.operation = std::string(operation);
+  view_.running = true;
+  view_.started_micros = now_micros;
+  return previous;
+}
+
+void WorkBoard::Progress(const WorkProgress& progress) {
+  std::lock_guard lock(mu_);
+  view_.phase.assign(progress.phase);
+  view_.unit.assign(progress.unit);
+  view_.done = progress.done;
+  view_.total = progress.total;
+}
+
+void WorkBoard::End(const Status& outcome, int64_t now_micros) {
+  std::lock_guard lock(mu_);
+  view_.running = false;
+  view_.ended_micros = now_micros;
+  view_.outcome = std::string(StatusCodeName(outcome.code()));
+}
+
+void WorkBoard::Restore(View previous) {
+  std::lock_guard lock(mu_);
+  view_ = std::move(previous);
+}
+
+WorkBoard::View WorkBoard::Read() const {
+  std::lock_guard lock(mu_);
+  return view_;
+}
 
 void RecordToRpc(const RecordView& view, rpc::Record::Builder out) {
   ToRpc(view, out);
@@ -766,8 +831,11 @@ template <typename Context>
 kj::Promise<void> VerifyChainCall(Connection& conn, const Actor& actor,
                                   Context context) {
   return OnLongLane<Result<ChainVerification>>(
-             conn, [engine = &conn.engine,
-                    actor = actor]() { return engine->VerifyChain(actor); })
+             conn, "verifyChain",
+             [engine = &conn.engine,
+              actor = actor](const WorkProgressFn& progress) {
+               return engine->VerifyChain(actor, progress);
+             })
       .then([context](kj::Own<Result<ChainVerification>> r) mutable {
         ChainVerification v = Value(std::move(*r));
         auto out = context.getResults();
@@ -785,9 +853,10 @@ template <typename Context>
 kj::Promise<void> ProcessingRegisterCall(Connection& conn, const Actor& actor,
                                          Context context) {
   return OnLongLane<Result<std::string>>(
-             conn,
+             conn, "processingRegister",
              [engine = &conn.engine, actor = actor,
-              html = context.getParams().getHtml()]() -> Result<std::string> {
+              html = context.getParams().getHtml()](
+                 const WorkProgressFn&) -> Result<std::string> {
                auto reg = engine->ProduceProcessingRegister(actor);
                if (!reg) return Fail(reg.error());
                return html ? RenderProcessingRegisterHtml(*reg)
@@ -1194,10 +1263,11 @@ class AdminImpl final : public rpc::Admin::Server {
   kj::Promise<void> sweep(SweepContext context) override {
     auto p = context.getParams();
     return OnLongLane<Result<SweepReport>>(
-               *conn_,
+               *conn_, "sweep",
                [engine = &conn_->engine, actor = actor_,
                 as_of = p.getAsOfMicros(), dry_run = p.getDryRun(),
-                max_records = p.getMaxRecords(), work = conn_->long_work]() {
+                max_records = p.getMaxRecords(),
+                work = conn_->long_work](const WorkProgressFn& board) {
                  SweepOptions options;
                  options.dry_run = dry_run;
                  // 0: the engine's now.
@@ -1214,21 +1284,23 @@ class AdminImpl final : public rpc::Admin::Server {
                    ~EndRunning() { s.running = false; }
                  } end_running{status};
                  bool published = false;
-                 options.progress =
-                     [&hooks = *work, &status, started,
-                      &published](const SweepProgress& progress) {
-                       if (!published) {
-                         published = true;
-                         status.started_micros = started;
-                         status.running = true;
-                       }
-                       status.phase = static_cast<int>(progress.phase);
-                       status.records_done = progress.records_done;
-                       status.batches = progress.batches;
-                       if (hooks.TEST_sweep_progress) {
-                         hooks.TEST_sweep_progress(progress);
-                       }
-                     };
+                 options.progress = [&hooks = *work, &status, started,
+                                     &published,
+                                     &board](const SweepProgress& progress) {
+                   if (!published) {
+                     published = true;
+                     status.started_micros = started;
+                     status.running = true;
+                   }
+                   status.phase = static_cast<int>(progress.phase);
+                   status.records_done = progress.records_done;
+                   status.batches = progress.batches;
+                   board(WorkProgress{SweepPhaseName(progress.phase), "records",
+                                      progress.records_done, 0});
+                   if (hooks.TEST_sweep_progress) {
+                     hooks.TEST_sweep_progress(progress);
+                   }
+                 };
                  return engine->Sweep(actor, options);
                })
         .then([context, max_words = conn_->max_message_words](
@@ -1263,6 +1335,31 @@ class AdminImpl final : public rpc::Admin::Server {
           out.setRecordsDone(status.records_done.load());
           out.setBatches(status.batches.load());
           out.setStartedMicros(status.started_micros.load());
+        });
+  }
+
+  kj::Promise<void> progress(ProgressContext context) override {
+    // As sweepProgress: on the connection's lane, the role checked.
+    return OnWorker<Result<PrincipalInfo>>(
+               *conn_, [engine = &conn_->engine,
+                        actor = actor_]() { return engine->WhoAmI(actor); })
+        .then([context, work = conn_->long_work](
+                  kj::Own<Result<PrincipalInfo>> r) mutable {
+          const PrincipalInfo caller = Value(std::move(*r));
+          if (!caller.HasRole(Role::kAdmin)) {
+            Throw(Status::PermissionDenied("this call needs the admin role"));
+          }
+          const WorkBoard::View view = work->board.Read();
+          auto out = context.getResults().initProgress();
+          out.setOperation(Txt(view.operation));
+          out.setRunning(view.running);
+          out.setPhase(Txt(view.phase));
+          out.setUnit(Txt(view.unit));
+          out.setDone(view.done);
+          out.setTotal(view.total);
+          out.setStartedMicros(view.started_micros);
+          out.setEndedMicros(view.ended_micros);
+          out.setOutcome(Txt(view.outcome));
         });
   }
 
@@ -1311,11 +1408,11 @@ class AdminImpl final : public rpc::Admin::Server {
   }
 
   kj::Promise<void> reapplyPolicies(ReapplyPoliciesContext context) override {
-    return OnLongLane<Result<size_t>>(
-               *conn_,
-               [engine = &conn_->engine, actor = actor_]() {
-                 return engine->ReapplyPolicies(actor);
-               })
+    return OnLongLane<Result<size_t>>(*conn_, "reapplyPolicies",
+                                      [engine = &conn_->engine,
+                                       actor = actor_](const WorkProgressFn&) {
+                                        return engine->ReapplyPolicies(actor);
+                                      })
         .then([context](kj::Own<Result<size_t>> r) mutable {
           context.getResults().setUpdated(Value(std::move(*r)));
         });
@@ -1331,16 +1428,17 @@ class AdminImpl final : public rpc::Admin::Server {
 
   kj::Promise<void> completeShreds(CompleteShredsContext context) override {
     return OnLongLane<Result<size_t>>(
-               *conn_,
+               *conn_, "completeShreds",
                [engine = &conn_->engine, actor = actor_,
-                budget = context.getParams().getBudget()]() -> Result<size_t> {
+                budget = context.getParams().getBudget()](
+                   const WorkProgressFn& progress) -> Result<size_t> {
                  CUSTOS_RETURN_IF_ERROR(RequireAdmin(*engine, actor));
                  if (budget == 0 || budget > kMaxShredBudget) {
                    return Fail(Status::InvalidArgument(
                        "the budget must be 1 to " +
                        std::to_string(kMaxShredBudget)));
                  }
-                 return engine->CompleteShreds(budget);
+                 return engine->CompleteShreds(budget, progress);
                })
         .then([context](kj::Own<Result<size_t>> r) mutable {
           context.getResults().setRewritten(Value(std::move(*r)));
@@ -1348,9 +1446,10 @@ class AdminImpl final : public rpc::Admin::Server {
   }
 
   kj::Promise<void> rekeySubject(RekeySubjectContext context) override {
-    return OnLongLane<Status>(*conn_,
+    return OnLongLane<Status>(*conn_, "rekeySubject",
                               [engine = &conn_->engine, actor = actor_,
-                               id = Str(context.getParams().getSubjectId())]() {
+                               id = Str(context.getParams().getSubjectId())](
+                                  const WorkProgressFn&) {
                                 return engine->RekeySubject(actor, id);
                               })
         .then([](kj::Own<Status> s) { Check(*s); });
@@ -1358,9 +1457,10 @@ class AdminImpl final : public rpc::Admin::Server {
 
   kj::Promise<void> verifyErasure(VerifyErasureContext context) override {
     return OnLongLane<Result<ErasureReport>>(
-               *conn_,
-               [engine = &conn_->engine, actor = actor_]() {
-                 return engine->VerifyErasure(actor);
+               *conn_, "verifyErasure",
+               [engine = &conn_->engine,
+                actor = actor_](const WorkProgressFn& progress) {
+                 return engine->VerifyErasure(actor, progress);
                })
         .then([context](kj::Own<Result<ErasureReport>> r) mutable {
           // Read in place, not moved out: GCC 12 at -O3 takes the move for
@@ -1382,10 +1482,10 @@ class AdminImpl final : public rpc::Admin::Server {
     // The key is read on the worker, from the server's host: it never
     // crosses the wire, and it lives only in guarded memory.
     return OnLongLane<Status>(
-               *conn_,
+               *conn_, "rotateMasterKey",
                [engine = &conn_->engine, actor = actor_,
-                path =
-                    ServerPath(context.getParams().getKeyFile())]() -> Status {
+                path = ServerPath(context.getParams().getKeyFile())](
+                   const WorkProgressFn&) -> Status {
                  CUSTOS_RETURN_IF_ERROR(RequireAdmin(*engine, actor));
                  auto key = crypto::LoadMasterKeyFile(path);
                  if (!key) {
@@ -1405,8 +1505,10 @@ class AdminImpl final : public rpc::Admin::Server {
     if (p.getBatchSize() != 0) options.batch_size = p.getBatchSize();
     if (p.getMaxKeys() != 0) options.max_keys = p.getMaxKeys();
     return OnLongLane<Result<KekRotationReport>>(
-               *conn_,
-               [engine = &conn_->engine, actor = actor_, options]() {
+               *conn_, "rotateKek",
+               [engine = &conn_->engine, actor = actor_,
+                options](const WorkProgressFn& progress) mutable {
+                 options.progress = progress;
                  return engine->RotateKek(actor, options);
                })
         .then([context](kj::Own<Result<KekRotationReport>> r) mutable {
@@ -1433,14 +1535,14 @@ class AdminImpl final : public rpc::Admin::Server {
 
   kj::Promise<void> backup(BackupContext context) override {
     return OnLongLane<Result<BackupReport>>(
-               *conn_,
+               *conn_, "backup",
                [engine = &conn_->engine, actor = actor_,
                 root = conn_->backup_dir,
-                dir = ServerPath(
-                    context.getParams().getDir())]() -> Result<BackupReport> {
+                dir = ServerPath(context.getParams().getDir())](
+                   const WorkProgressFn& progress) -> Result<BackupReport> {
                  CUSTOS_RETURN_IF_ERROR(RequireAdmin(*engine, actor));
                  CUSTOS_RETURN_IF_ERROR(CheckInBackupDir(root, dir));
-                 return engine->Backup(actor, dir);
+                 return engine->Backup(actor, dir, progress);
                })
         .then([context](kj::Own<Result<BackupReport>> r) mutable {
           BackupReport report = Value(std::move(*r));
@@ -1455,14 +1557,15 @@ class AdminImpl final : public rpc::Admin::Server {
 
   kj::Promise<void> verifyBackup(VerifyBackupContext context) override {
     return OnLongLane<Result<BackupVerification>>(
-               *conn_,
+               *conn_, "verifyBackup",
                [engine = &conn_->engine, actor = actor_,
                 root = conn_->backup_dir,
-                dir = ServerPath(context.getParams().getDir())]()
+                dir = ServerPath(context.getParams().getDir())](
+                   const WorkProgressFn& progress)
                    -> Result<BackupVerification> {
                  CUSTOS_RETURN_IF_ERROR(RequireAdmin(*engine, actor));
                  CUSTOS_RETURN_IF_ERROR(CheckInBackupDir(root, dir));
-                 return Engine::VerifyBackup(dir);
+                 return Engine::VerifyBackup(dir, progress);
                })
         .then([context](kj::Own<Result<BackupVerification>> r) mutable {
           BackupVerification v = Value(std::move(*r));
@@ -1478,10 +1581,11 @@ class AdminImpl final : public rpc::Admin::Server {
 
   kj::Promise<void> exportRestoreKit(ExportRestoreKitContext context) override {
     return OnLongLane<Status>(
-               *conn_,
+               *conn_, "exportRestoreKit",
                [engine = &conn_->engine, actor = actor_,
                 root = conn_->backup_dir,
-                path = ServerPath(context.getParams().getPath())]() -> Status {
+                path = ServerPath(context.getParams().getPath())](
+                   const WorkProgressFn&) -> Status {
                  CUSTOS_RETURN_IF_ERROR(RequireAdmin(*engine, actor));
                  CUSTOS_RETURN_IF_ERROR(CheckInBackupDir(root, path));
                  return engine->ExportRestoreKit(actor, path);
@@ -1490,11 +1594,11 @@ class AdminImpl final : public rpc::Admin::Server {
   }
 
   kj::Promise<void> expireBackupKeys(ExpireBackupKeysContext context) override {
-    return OnLongLane<Result<size_t>>(
-               *conn_,
-               [engine = &conn_->engine, actor = actor_]() {
-                 return engine->ExpireBackupKeys(actor);
-               })
+    return OnLongLane<Result<size_t>>(*conn_, "expireBackupKeys",
+                                      [engine = &conn_->engine,
+                                       actor = actor_](const WorkProgressFn&) {
+                                        return engine->ExpireBackupKeys(actor);
+                                      })
         .then([context](kj::Own<Result<size_t>> r) mutable {
           context.getResults().setExpired(Value(std::move(*r)));
         });

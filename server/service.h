@@ -21,7 +21,9 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "schema/custos.capnp.h"
@@ -51,6 +53,35 @@ struct SweepStatus {
   std::atomic<int64_t> started_micros{0};
 };
 
+// The last long call the server ran (Admin.progress), whatever it was:
+// written by the worker that runs it, read by any connection's calls.
+class WorkBoard {
+ public:
+  struct View {
+    std::string operation;  // The call's schema name; "" before any.
+    bool running = false;
+    std::string phase;  // WorkProgress's (a sweep's: SweepPhaseName).
+    std::string unit;
+    uint64_t done = 0;
+    uint64_t total = 0;  // 0: not known ahead.
+    int64_t started_micros = 0;
+    int64_t ended_micros = 0;  // 0 while it runs.
+    std::string outcome;       // "" while it runs; else "OK" or the code's
+                               // name (StatusCodeName).
+  };
+  // `operation` starts at `now_micros`; returns what it replaces.
+  View Begin(std::string_view operation, int64_t now_micros);
+  void Progress(const WorkProgress& progress);
+  void End(const Status& outcome, int64_t now_micros);
+  // Puts back what Begin replaced (a call refused before it did anything).
+  void Restore(View previous);
+  View Read() const;
+
+ private:
+  mutable std::mutex mu_;
+  View view_;
+};
+
 // The server's one lane of long admin work (sweeps, shred completion,
 // policy re-application, re-keying, erasure and chain verification, key
 // rotations, backups and their verification), shared by every connection:
@@ -63,8 +94,10 @@ struct LongWork {
   // its engine work ends (on the worker, before the answer is sent).
   std::atomic<bool> busy{false};
   SweepStatus sweep;
-  // ServerOptions::TEST_sweep_progress.
+  WorkBoard board;
+  // ServerOptions::TEST_sweep_progress and TEST_work_progress.
   std::function<void(const SweepProgress&)> TEST_sweep_progress = nullptr;
+  std::function<void(const WorkProgress&)> TEST_work_progress = nullptr;
 };
 
 // The reminder settings of the server (ServerOptions; custosd

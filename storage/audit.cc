@@ -33,7 +33,8 @@ Result<AccessHistoryPage> Audit::History(std::string_view subject_id,
   return out;
 }
 
-Result<ChainVerification> Audit::VerifyChain() const {
+Result<ChainVerification> Audit::VerifyChain(
+    const WorkProgressFn& progress) const {
   std::shared_ptr<const leveldb::Snapshot> snapshot;
   {
     WriteLock lock = u_.store.Lock();
@@ -42,7 +43,7 @@ Result<ChainVerification> Audit::VerifyChain() const {
     snapshot = u_.store.TakeSnapshot();
   }
   // Read without the lock, from the snapshot.
-  auto report = u_.store.history().Verify(snapshot.get());
+  auto report = u_.store.history().Verify(snapshot.get(), progress);
   if (!report) return Fail(report.error());
   ChainVerification out;
   out.ok = report->ok();

@@ -44,7 +44,7 @@ class Audit {
   // link: a head recorded out of band would then look tampered with).
   // Errors: that sync's failure, or the store's earlier one; mapped
   // LevelDB errors.
-  Result<ChainVerification> VerifyChain() const;
+  Result<ChainVerification> VerifyChain(const WorkProgressFn& progress) const;
 
  private:
   Units u_;

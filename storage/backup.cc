@@ -550,7 +550,8 @@ Status ImportDb(const std::string& path, leveldb::Env* env,
 // ---- Write ------------------------------------------------------------------
 
 Result<BackupReport> Write(Store& store, Keystore& keystore,
-                           const std::string& dir, Timestamp now) {
+                           const std::string& dir, Timestamp now,
+                           const WorkProgressFn& progress) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return Fail(Status::Internal("cannot create the backup directory"));
@@ -597,11 +598,14 @@ Result<BackupReport> Write(Store& store, Keystore& keystore,
     CUSTOS_RETURN_IF_ERROR(out->Append(kSealedMagic));
     ChunkSealer sealer(*out, *key, report.backup_id, kRecordsFile);
     CUSTOS_RETURN_IF_ERROR(sealer.Append(kDumpMagic));
-    CUSTOS_RETURN_IF_ERROR(
-        records->ForEach([&](std::string_view k, std::string_view v) {
-          ++report.records_entries;
-          return sealer.Append(Frame(k, v));
-        }));
+    ReportProgress(progress, "records", "entries", 0);
+    CUSTOS_RETURN_IF_ERROR(records->ForEach([&](std::string_view k,
+                                                std::string_view v) {
+      ReportProgress(progress, "records", "entries", ++report.records_entries);
+      return sealer.Append(Frame(k, v));
+    }));
+    ReportProgress(progress, "records", "entries", report.records_entries,
+                   report.records_entries, /*last=*/true);
     CUSTOS_RETURN_IF_ERROR(sealer.Append(EndFrame(report.records_entries)));
     CUSTOS_RETURN_IF_ERROR(sealer.Finish());
     auto file = out->Finish();
@@ -618,11 +622,15 @@ Result<BackupReport> Write(Store& store, Keystore& keystore,
     CUSTOS_RETURN_IF_ERROR(out->Append(kSealedMagic));
     ChunkSealer sealer(*out, *key, report.backup_id, kKeystoreFile);
     CUSTOS_RETURN_IF_ERROR(sealer.Append(kDumpMagic));
+    ReportProgress(progress, "keystore", "entries", 0);
     CUSTOS_RETURN_IF_ERROR(
         keys->db.ForEach([&](std::string_view k, std::string_view v) {
-          ++report.keystore_entries;
+          ReportProgress(progress, "keystore", "entries",
+                         ++report.keystore_entries);
           return sealer.Append(Frame(k, k == "m:keyring" ? keys->keyring : v));
         }));
+    ReportProgress(progress, "keystore", "entries", report.keystore_entries,
+                   report.keystore_entries, /*last=*/true);
     CUSTOS_RETURN_IF_ERROR(sealer.Append(EndFrame(report.keystore_entries)));
     CUSTOS_RETURN_IF_ERROR(sealer.Finish());
     auto file = out->Finish();
@@ -667,7 +675,8 @@ Result<BackupReport> Write(Store& store, Keystore& keystore,
 
 // ---- Verify -----------------------------------------------------------------
 
-Result<BackupVerification> Verify(const std::string& dir) {
+Result<BackupVerification> Verify(const std::string& dir,
+                                  const WorkProgressFn& progress) {
   auto manifest = ReadManifest(dir);
   if (!manifest) return Fail(manifest.error());
   BackupVerification out;
@@ -675,6 +684,10 @@ Result<BackupVerification> Verify(const std::string& dir) {
   out.backup_id = manifest->backup_id;
   out.created = FromMicros(manifest->created_micros);
   out.files = manifest->files;
+  uint64_t total_bytes = 0;
+  for (const BackupFile& f : manifest->files) total_bytes += f.size;
+  uint64_t checked = 0;
+  ReportProgress(progress, "checksums", "bytes", 0, total_bytes);
   for (const BackupFile& f : manifest->files) {
     const fs::path path = fs::path(dir) / f.name;
     std::ifstream in(path, std::ios::binary);
@@ -689,6 +702,11 @@ Result<BackupVerification> Verify(const std::string& dir) {
       const auto n = static_cast<size_t>(in.gcount());
       hasher.Update(std::string_view(buffer).substr(0, n));
       size += n;
+      checked += n;
+      // Per chunk read (kChunkSize bytes), not per kProgressEvery bytes.
+      if (progress != nullptr && n != 0) {
+        progress(WorkProgress{"checksums", "bytes", checked, total_bytes});
+      }
     }
     if (size != f.size || crypto::ToHex(hasher.Final()) != f.blake2b_hex) {
       return Fail(Status::DataLoss("backup file " + f.name +

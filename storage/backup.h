@@ -50,6 +50,7 @@
 #include "base/clock.h"
 #include "base/status.h"
 #include "crypto/secret_key.h"
+#include "storage/types.h"
 
 namespace custos {
 
@@ -99,17 +100,21 @@ inline constexpr uint32_t kFormatVersion = 2;
 // nothing a power loss could take from the live store (a shred's unsynced
 // records side). Errors: AlreadyExists if `dir` holds files; that sync's
 // failure (then no file is written); Internal for a file that cannot be
-// written; mapped LevelDB errors.
+// written; mapped LevelDB errors. Progress: "records", then "keystore"
+// (entries written; no total).
 Result<BackupReport> Write(Store& store, Keystore& keystore,
-                           const std::string& dir, Timestamp now);
+                           const std::string& dir, Timestamp now,
+                           const WorkProgressFn& progress = nullptr);
 
 // Checks `dir` without a store and without keys: the manifest's format
 // version (FailedPrecondition for another one) and checksum, every listed
 // file's presence (NotFound naming it), size and BLAKE2b (DataLoss naming
 // it), and that records.dump and keystore.sealed are well-formed sequences
 // of sealed chunks (DataLoss). What the chunks hold needs the backup key:
-// it is authenticated and parsed by a restore.
-Result<BackupVerification> Verify(const std::string& dir);
+// it is authenticated and parsed by a restore. Progress: "checksums" (bytes
+// of the listed files, of their total).
+Result<BackupVerification> Verify(const std::string& dir,
+                                  const WorkProgressFn& progress = nullptr);
 
 // Writes the restore kit to `path` (REQUIRES: does not exist): the backup
 // keys the keyring holds now and every erasure ledger entry, sealed under

@@ -451,10 +451,11 @@ Result<AccessHistoryPage> Engine::AccessHistory(const Actor& auditor,
   return impl_->audit.History(subject_id, from, to, after_seq, limit);
 }
 
-Result<ChainVerification> Engine::VerifyChain(const Actor& actor) {
+Result<ChainVerification> Engine::VerifyChain(const Actor& actor,
+                                              const WorkProgressFn& progress) {
   auto caller = impl_->RequireAnyRole(actor, {Role::kAuditor, Role::kAdmin});
   if (!caller) return Fail(caller.error());
-  return impl_->audit.VerifyChain();
+  return impl_->audit.VerifyChain(progress);
 }
 
 Result<ProcessingRegister> Engine::ProduceProcessingRegister(
@@ -531,10 +532,11 @@ Status Engine::RekeySubject(const Actor& admin, std::string_view subject_id) {
   return impl_->rekeyer.Rekey(*caller, subject_id);
 }
 
-Result<ErasureReport> Engine::VerifyErasure(const Actor& admin) {
+Result<ErasureReport> Engine::VerifyErasure(const Actor& admin,
+                                            const WorkProgressFn& progress) {
   auto caller = impl_->RequireRole(admin, Role::kAdmin);
   if (!caller) return Fail(caller.error());
-  return impl_->erasure.Verify();
+  return impl_->erasure.Verify(progress);
 }
 
 // ---- Keys and backups ------------------------------------------------------
@@ -559,15 +561,16 @@ Result<std::vector<uint32_t>> Engine::KekVersions(const Actor& admin) {
   return impl_->key_admin.KekVersions();
 }
 
-Result<BackupReport> Engine::Backup(const Actor& admin,
-                                    const std::string& dir) {
+Result<BackupReport> Engine::Backup(const Actor& admin, const std::string& dir,
+                                    const WorkProgressFn& progress) {
   auto caller = impl_->RequireRole(admin, Role::kAdmin);
   if (!caller) return Fail(caller.error());
-  return impl_->key_admin.Backup(*caller, dir);
+  return impl_->key_admin.Backup(*caller, dir, progress);
 }
 
-Result<BackupVerification> Engine::VerifyBackup(const std::string& dir) {
-  return backup::Verify(dir);
+Result<BackupVerification> Engine::VerifyBackup(
+    const std::string& dir, const WorkProgressFn& progress) {
+  return backup::Verify(dir, progress);
 }
 
 Status Engine::ExportRestoreKit(const Actor& admin, const std::string& path) {
@@ -600,12 +603,13 @@ Status Engine::Restore(const std::string& backup_dir, const Options& new_store,
   return engine ? Status::Ok() : engine.error();
 }
 
-Result<size_t> Engine::CompleteShreds(size_t budget) {
+Result<size_t> Engine::CompleteShreds(size_t budget,
+                                      const WorkProgressFn& progress) {
   if (budget > kMaxShredBudget) {
     return Fail(Status::InvalidArgument("the budget must be at most " +
                                         std::to_string(kMaxShredBudget)));
   }
-  return impl_->shredder.Complete(budget);
+  return impl_->shredder.Complete(budget, progress);
 }
 
 Result<RecordStateCounts> Engine::CountRecordsByState(const Actor& admin,

@@ -328,8 +328,9 @@ class Engine {
   // every applied write durable (one records sync if one is pending, as
   // after a shred), so the head it reports cannot be taken back by a power
   // loss. Errors: that sync's failure, or an earlier failed sync or write
-  // of the store (reopen it).
-  Result<ChainVerification> VerifyChain(const Actor& actor);
+  // of the store (reopen it). Progress: "events".
+  Result<ChainVerification> VerifyChain(
+      const Actor& actor, const WorkProgressFn& progress = nullptr);
 
   // Auditor or admin. The register of processing activities
   // (storage/processing_register.h, docs/accountability.md): per record
@@ -426,8 +427,10 @@ class Engine {
   // the erased ciphertexts and destroyed wrapped keys recorded as erasure
   // witnesses (their random nonces, which reveal nothing), and reports what
   // it finds. Reads files while the engine runs; cost grows with the size of
-  // the data directory.
-  Result<ErasureReport> VerifyErasure(const Actor& admin);
+  // the data directory. Progress (`progress`, WorkProgress): "witnesses",
+  // then "files".
+  Result<ErasureReport> VerifyErasure(const Actor& admin,
+                                      const WorkProgressFn& progress = nullptr);
 
   // ---- Keys (docs/crypto.md, "Keyring" and "Rotation") --------------------
 
@@ -460,14 +463,18 @@ class Engine {
   // under a new backup key kept only in this store's keyring and destroyed
   // once older than Options::backup_retention (ExpireBackupKeys, Sweep):
   // from then on the backup cannot be decrypted at all. Writes a backup
-  // event. Errors: Internal for a file that cannot be written.
-  Result<BackupReport> Backup(const Actor& admin, const std::string& dir);
+  // event. Errors: Internal for a file that cannot be written. Progress:
+  // "records" and "keystore" (entries written, no total).
+  Result<BackupReport> Backup(const Actor& admin, const std::string& dir,
+                              const WorkProgressFn& progress = nullptr);
   // Checks a backup without a store or keys: manifest format version
   // (FailedPrecondition for an unknown one), manifest checksum, every
   // file's presence (NotFound naming it), size and BLAKE2b (DataLoss naming
   // it), and that both files are well-formed sealed chunks (DataLoss); what
-  // the chunks hold is authenticated and parsed only by Restore.
-  static Result<BackupVerification> VerifyBackup(const std::string& dir);
+  // the chunks hold is authenticated and parsed only by Restore. Progress:
+  // "checksums" (bytes of the manifest's files).
+  static Result<BackupVerification> VerifyBackup(
+      const std::string& dir, const WorkProgressFn& progress = nullptr);
   // Admin only. Writes to `path` (which must not exist) a restore kit: the
   // backup keys held now and the erasure ledger, sealed under the master
   // key. A restore needs one at least as new as the backup; see
@@ -520,7 +527,9 @@ class Engine {
   // (Options::compact_after_erasure), shredded keys included.
   // InvalidArgument for a budget over kMaxShredBudget (storage/limits.h);
   // a budget of 0 only finishes interrupted shreds' key destruction.
-  Result<size_t> CompleteShreds(size_t budget);
+  // Progress: "records" (rewritten; reported under the write lock).
+  Result<size_t> CompleteShreds(size_t budget,
+                                const WorkProgressFn& progress = nullptr);
 
   // Admin only. How many records are in each visibility state at `as_of`,
   // their effective state at that instant (as every call sees them,

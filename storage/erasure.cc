@@ -565,12 +565,15 @@ std::optional<std::string> ReadWholeFile(const std::filesystem::path& path) {
 
 }  // namespace
 
-Result<ErasureReport> Erasure::Verify() const {
+Result<ErasureReport> Erasure::Verify(const WorkProgressFn& progress) const {
   // The nonces to look for, and their first 8 bytes as quick filters.
   std::unordered_set<std::string> nonces;
   std::unordered_set<uint64_t> prefixes;
+  uint64_t witnesses_read = 0;
+  ReportProgress(progress, "witnesses", "witnesses", 0);
   CUSTOS_RETURN_IF_ERROR(store_.Scan(
       keys::kWitnessPrefix, {}, [&](std::string_view key, std::string_view) {
+        ReportProgress(progress, "witnesses", "witnesses", ++witnesses_read);
         std::string nonce(key.substr(keys::kWitnessPrefix.size()));
         if (nonce.size() != crypto::kNonceSize) return true;
         for (char& c : nonce) c = static_cast<char>(~c);
@@ -594,19 +597,32 @@ Result<ErasureReport> Erasure::Verify() const {
   if (*undecodable && (*undecodable)->size() == 8) {
     report.undecodable_sealed_entries = ReadBigEndian64(**undecodable);
   }
+  ReportProgress(progress, "witnesses", "witnesses", witnesses_read,
+                 witnesses_read, /*last=*/true);
   std::unordered_set<std::string> found;
   std::error_code ec;
   const std::filesystem::path root(options_.data_dir);
+  // Listed first, so the progress has a total.
+  std::vector<std::filesystem::path> files;
   for (const auto& entry :
        std::filesystem::recursive_directory_iterator(root, ec)) {
-    if (!entry.is_regular_file()) continue;
-    const std::optional<std::string> read = ReadWholeFile(entry.path());
+    if (entry.is_regular_file()) files.push_back(entry.path());
+  }
+  if (ec) {
+    return Fail(
+        Status::Internal("scanning the data directory: " + ec.message()));
+  }
+  uint64_t files_read = 0;
+  ReportProgress(progress, "files", "files", 0, files.size());
+  for (const std::filesystem::path& path : files) {
+    const std::optional<std::string> read = ReadWholeFile(path);
+    ReportProgress(progress, "files", "files", ++files_read, files.size());
     if (!read) {
       // A table a compaction deleted since the listing: nothing to find.
-      if (!std::filesystem::exists(entry.path())) continue;
+      if (!std::filesystem::exists(path)) continue;
       // Any other file that cannot be read is not an all-clear.
       return Fail(Status::Internal(
-          "reading " + std::filesystem::relative(entry.path(), root).string()));
+          "reading " + std::filesystem::relative(path, root).string()));
     }
     const std::string& bytes = *read;
     bool leftovers = false;
@@ -622,12 +638,8 @@ Result<ErasureReport> Erasure::Verify() const {
     }
     if (leftovers) {
       report.files_with_leftovers.push_back(
-          std::filesystem::relative(entry.path(), root).string());
+          std::filesystem::relative(path, root).string());
     }
-  }
-  if (ec) {
-    return Fail(
-        Status::Internal("scanning the data directory: " + ec.message()));
   }
   std::sort(report.files_with_leftovers.begin(),
             report.files_with_leftovers.end());

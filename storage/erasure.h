@@ -128,7 +128,9 @@ class Erasure {
   Status CompactQueuedUnlessDelayed();
 
   // Scans every file of the data directory for the witnessed nonces.
-  Result<ErasureReport> Verify() const;
+  // Progress: phase "witnesses" (gathering them), then "files" (of the
+  // files listed when it begins).
+  Result<ErasureReport> Verify(const WorkProgressFn& progress = nullptr) const;
 
  private:
   Store& store_;

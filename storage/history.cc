@@ -1195,7 +1195,8 @@ void History::Commit(const Pending& pending) {
   head_ = Head{pending.last_seq, pending.link};
 }
 
-Result<ChainReport> History::Verify(const leveldb::Snapshot* at) const {
+Result<ChainReport> History::Verify(const leveldb::Snapshot* at,
+                                    const WorkProgressFn& progress) const {
   Snapshot snapshot(db_, at, CacheFill::kBypass);
   ChainReport report;
 
@@ -1244,6 +1245,9 @@ Result<ChainReport> History::Verify(const leveldb::Snapshot* at) const {
     report.first_broken = seq;
   };
   uint64_t expected = start_seq;
+  const uint64_t total =
+      report.head_seq >= start_seq ? report.head_seq - start_seq + 1 : 0;
+  ReportProgress(progress, "events", "events", 0, total);
   std::unique_ptr<leveldb::Iterator> it(db_.NewIterator(snapshot.options()));
   for (it->Seek(EventKey(start_seq));
        it->Valid() && it->key().starts_with(ToSlice(kEventPrefix));
@@ -1296,7 +1300,10 @@ Result<ChainReport> History::Verify(const leveldb::Snapshot* at) const {
       }
     }
     ++expected;
+    ReportProgress(progress, "events", "events", expected - start_seq, total);
   }
+  ReportProgress(progress, "events", "events", expected - start_seq, total,
+                 /*last=*/true);
   CUSTOS_RETURN_IF_ERROR(FromLevelDb(it->status(), "reading history"));
   report.verified = verifier.verified();
   if (!report.ok()) return report;

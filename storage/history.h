@@ -294,8 +294,10 @@ class History {
   // engine's is taken once applied writes are durable, see
   // Audit::VerifyChain), else one of its own. A broken chain is a report,
   // not an error. Errors: a LevelDB read failure, mapped (DataLoss for
-  // corruption LevelDB itself detects).
-  Result<ChainReport> Verify(const leveldb::Snapshot* at = nullptr) const;
+  // corruption LevelDB itself detects). Progress: "events" (verified, of
+  // the head's sequence number less the first one's, plus one).
+  Result<ChainReport> Verify(const leveldb::Snapshot* at = nullptr,
+                             const WorkProgressFn& progress = nullptr) const;
 
   // The events concerning `subject_id` with from <= at < to and
   // seq > after_seq, in seq order, at most `limit` of them, each with this

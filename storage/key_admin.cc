@@ -47,7 +47,8 @@ Result<KekRotationReport> KeyAdmin::RotateKek(
     return Fail(Status::InvalidArgument("the batch size must be 1 to " +
                                         std::to_string(kMaxKekBatchSize)));
   }
-  auto step = u_.keystore.RotateKek(options.batch_size, options.max_keys);
+  auto step = u_.keystore.RotateKek(options.batch_size, options.max_keys,
+                                    options.progress);
   if (!step) return Fail(step.error());
   KekRotationReport report{step->kek_version, step->rewrapped, step->complete};
   std::vector<std::string> fields = {
@@ -64,9 +65,10 @@ Result<std::vector<uint32_t>> KeyAdmin::KekVersions() const {
 }
 
 Result<BackupReport> KeyAdmin::Backup(const PrincipalInfo& admin,
-                                      const std::string& dir) {
+                                      const std::string& dir,
+                                      const WorkProgressFn& progress) {
   const Timestamp now = u_.clock.Now();
-  auto report = backup::Write(u_.store, u_.keystore, dir, now);
+  auto report = backup::Write(u_.store, u_.keystore, dir, now, progress);
   if (!report) return Fail(report.error());
   CUSTOS_RETURN_IF_ERROR(
       Record(admin, EventAction::kBackup, now,

@@ -55,7 +55,8 @@ class KeyAdmin {
 
   // Engine::Backup, Engine::ExportRestoreKit.
   Result<BackupReport> Backup(const PrincipalInfo& admin,
-                              const std::string& dir);
+                              const std::string& dir,
+                              const WorkProgressFn& progress);
   Status ExportRestoreKit(const PrincipalInfo& admin, const std::string& path);
 
   // Destroys the keys of backups older than the retention; one event if

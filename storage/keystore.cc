@@ -183,8 +183,8 @@ std::vector<uint32_t> Keystore::KekVersions() const {
   return keyring_.KekVersions();
 }
 
-Result<Keystore::KekRotation> Keystore::RotateKek(size_t batch_size,
-                                                  size_t max_keys) {
+Result<Keystore::KekRotation> Keystore::RotateKek(
+    size_t batch_size, size_t max_keys, const WorkProgressFn& progress) {
   std::lock_guard rotation(rotation_mu_);
   KekRotation result;
   std::string cursor_value;
@@ -302,6 +302,10 @@ Result<Keystore::KekRotation> Keystore::RotateKek(size_t batch_size,
       keys.unlock();
       PurgeOldKeyrings();
       result.complete = true;
+      if (progress != nullptr) {
+        progress(WorkProgress{"keys", "keys", result.rewrapped,
+                              max_keys == SIZE_MAX ? 0 : max_keys});
+      }
       return result;
     }
     std::string cursor;
@@ -310,6 +314,11 @@ Result<Keystore::KekRotation> Keystore::RotateKek(size_t batch_size,
     batch.Put(kKekRotationKey, cursor);
     CUSTOS_RETURN_IF_ERROR(
         FromLevelDb(db_->Write(Synced(), &batch), "rewrapping subject keys"));
+    keys.unlock();
+    if (progress != nullptr) {
+      progress(WorkProgress{"keys", "keys", result.rewrapped,
+                            max_keys == SIZE_MAX ? 0 : max_keys});
+    }
   }
   return result;
 }

@@ -70,6 +70,7 @@
 #include "storage/key_cache.h"
 #include "storage/keyring.h"
 #include "storage/log_sync_env.h"
+#include "storage/types.h"
 
 namespace custos {
 
@@ -226,7 +227,9 @@ class Keystore {
   // loses nothing and the next call continues). When none is left under
   // an old KEK, drops the old KEKs from the keyring and compacts them out
   // of the files. Records are not rewritten. REQUIRES: batch_size >= 1.
-  Result<KekRotation> RotateKek(size_t batch_size, size_t max_keys);
+  // Progress: "keys" (rewrapped by this call) after each batch's write.
+  Result<KekRotation> RotateKek(size_t batch_size, size_t max_keys,
+                                const WorkProgressFn& progress = nullptr);
   // The KEK versions held, ascending (more than one while a rotation is in
   // progress).
   std::vector<uint32_t> KekVersions() const;

@@ -311,13 +311,15 @@ Status Shredder::Unlink(leveldb::WriteBatch& batch,
   return Status::Ok();
 }
 
-Result<size_t> Shredder::Complete(size_t budget) {
+Result<size_t> Shredder::Complete(size_t budget,
+                                  const WorkProgressFn& progress) {
   // A shred whose key destruction failed (not a crash: Open recovers
   // those) is finished first: the subject entry goes below, and with it
   // what Recover and a repeated ShredSubject need.
   CUSTOS_RETURN_IF_ERROR(Recover());
   size_t rewritten = 0;
   WriteLock lock = u_.store.Lock();
+  ReportProgress(progress, "records", "records", 0);
   Store::Ticket last;
   std::vector<std::pair<std::string, std::string>> queue;
   CUSTOS_RETURN_IF_ERROR(
@@ -406,7 +408,7 @@ Result<size_t> Shredder::Complete(size_t budget) {
       auto ticket = u_.store.Apply(lock, batch, transitions, "finishing shred");
       if (!ticket) return Fail(ticket.error());
       last = *ticket;
-      ++rewritten;
+      ReportProgress(progress, "records", "records", ++rewritten);
     }
     if (finished) {
       // Unlink the subject from its (now unreadable) history events, in
@@ -431,6 +433,8 @@ Result<size_t> Shredder::Complete(size_t budget) {
     }
   }
   lock.Unlock();
+  ReportProgress(progress, "records", "records", rewritten, rewritten,
+                 /*last=*/true);
   CUSTOS_RETURN_IF_ERROR(u_.store.WaitDurable(last));
   // Compacts what was erased, and the destroyed keys of earlier shreds.
   CUSTOS_RETURN_IF_ERROR(u_.erasure.CompactQueued());

@@ -75,7 +75,8 @@ class Shredder {
   // above); then drops the keystore intents.
   Status Recover();
   // Engine::CompleteShreds.
-  Result<size_t> Complete(size_t budget);
+  Result<size_t> Complete(size_t budget,
+                          const WorkProgressFn& progress = nullptr);
 
  private:
   // The witness key of the subject's stored wrapped key

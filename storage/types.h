@@ -217,6 +217,35 @@ struct ListPage {
 template <typename Answer>
 using BeforeDisclosure = std::function<Status(const Answer&)>;
 
+// How far a long engine operation has come (custosd's Admin.progress):
+// Engine::VerifyErasure, Backup, VerifyBackup, VerifyChain, RotateKek
+// (KekRotationOptions::progress) and CompleteShreds report through a
+// WorkProgressFn. `phase` names what the operation does now (each lists its
+// phases), `done` counts the phase's `unit`s so far, of `total` (0: not
+// known ahead). Reported as each phase begins, every kProgressEvery units
+// and as it ends, on the working thread; CompleteShreds reports under the
+// write lock. A WorkProgressFn must be quick and must not call the engine.
+struct WorkProgress {
+  std::string_view phase;
+  std::string_view unit;
+  uint64_t done = 0;
+  uint64_t total = 0;
+};
+using WorkProgressFn = std::function<void(const WorkProgress&)>;
+inline constexpr uint64_t kProgressEvery = 1000;
+
+// Calls `fn` (when set) with the phase, unit and counts when done is a
+// multiple of kProgressEvery (0 included: the phase begins), when it
+// reaches a known total, and when `last` (the phase's end).
+inline void ReportProgress(const WorkProgressFn& fn, std::string_view phase,
+                           std::string_view unit, uint64_t done,
+                           uint64_t total = 0, bool last = false) {
+  if (fn == nullptr) return;
+  if (last || done % kProgressEvery == 0 || done == total) {
+    fn(WorkProgress{phase, unit, done, total});
+  }
+}
+
 // What Engine::Sweep() does in one call (docs/retention.md, "Sweeper").
 // Where a sweep is (SweepOptions::progress).
 enum class SweepPhase {
@@ -339,6 +368,9 @@ struct KekRotationOptions {
   size_t batch_size = 1000;
   // Stop after this many (the next call continues). Default: no limit.
   size_t max_keys = SIZE_MAX;
+  // Phase "keys" (rewrapped by this call, of max_keys when bounded), after
+  // each batch's write. Default: none.
+  WorkProgressFn progress = nullptr;
 };
 
 struct KekRotationReport {

@@ -362,6 +362,22 @@ TEST_F(CustosToolInlineErasureTest,
   EXPECT_EQ(v["chain"]["ok"], true);
   EXPECT_EQ(v["erasure"]["found"], 0);
   EXPECT_EQ(Tool({"verify"}).exit, 2);
+  // The last long call (verify's second), as custos progress shows it.
+  ToolRun progress = Tool({"progress", "--json"});
+  ASSERT_EQ(progress.exit, 0) << progress.err;
+  const auto p = nlohmann::json::parse(progress.out);
+  EXPECT_EQ(p["operation"], "verifyErasure");
+  EXPECT_EQ(p["running"], false);
+  EXPECT_EQ(p["phase"], "files");
+  EXPECT_GT(p["total"].get<uint64_t>(), 0u);
+  EXPECT_EQ(p["done"], p["total"]);
+  EXPECT_EQ(p["outcome"], "OK");
+  ToolRun progress_text = Tool({"progress"});
+  EXPECT_NE(progress_text.out.find("verifyErasure: ended, started "),
+            std::string::npos)
+      << progress_text.out;
+  EXPECT_NE(progress_text.out.find(": OK\n  files: "), std::string::npos)
+      << progress_text.out;
 
   EXPECT_EQ(Tool({"backup", "relative/dir"}).exit, 2);
   const std::string backup = dir() + "/backup-1", kit = dir() + "/kit-1";

@@ -214,6 +214,38 @@ void PrintEngineCounters(Connection& c, bool json) {
   t.Print();
 }
 
+// Admin.progress: JSON, or a line or two of text.
+void PrintProgress(rpc::WorkProgress::Reader p, bool json) {
+  if (json) {
+    return PrintJson({{"operation", p.getOperation().cStr()},
+                      {"running", p.getRunning()},
+                      {"phase", p.getPhase().cStr()},
+                      {"unit", p.getUnit().cStr()},
+                      {"done", p.getDone()},
+                      {"total", p.getTotal()},
+                      {"started", TimeJson(p.getStartedMicros())},
+                      {"ended", TimeJson(p.getEndedMicros())},
+                      {"outcome", p.getOutcome().cStr()}});
+  }
+  if (p.getOperation().size() == 0) {
+    std::cout << "no long operation since the server started\n";
+    return;
+  }
+  std::cout << p.getOperation().cStr() << ": "
+            << (p.getRunning() ? "running" : "ended") << ", started "
+            << FormatTime(p.getStartedMicros());
+  if (!p.getRunning()) {
+    std::cout << ", ended " << FormatTime(p.getEndedMicros()) << ": "
+              << p.getOutcome().cStr();
+  }
+  std::cout << "\n";
+  if (p.getPhase().size() != 0) {
+    std::cout << "  " << p.getPhase().cStr() << ": " << p.getDone();
+    if (p.getTotal() != 0) std::cout << " of " << p.getTotal();
+    std::cout << " " << p.getUnit().cStr() << "\n";
+  }
+}
+
 }  // namespace
 
 void AddStatsVerbs(CLI::App& app, std::vector<Verb>& verbs) {
@@ -279,6 +311,23 @@ void AddStatsVerbs(CLI::App& app, std::vector<Verb>& verbs) {
            }
          });
        }});
+  {
+    auto out = std::make_shared<Output>();
+    auto* progress = app.add_subcommand(
+        "progress",
+        "the last long operation the server ran, or runs now (a sweep, "
+        "backup, verification, rotation, shred completion...): its phase, "
+        "how far it has come, and how it ended (admins)\n"
+        "example: custos progress");
+    AddJsonFlag(*progress, *out);
+    verbs.push_back({progress, [out](Connection& c) {
+                       Remote([&] {
+                         auto r =
+                             c.Admin().progressRequest().send().wait(c.wait());
+                         PrintProgress(r.getProgress(), out->json);
+                       });
+                     }});
+  }
 }
 
 }  // namespace custos::cli

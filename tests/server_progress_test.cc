@@ -1,0 +1,221 @@
+// Admin.progress (issue 12: "long admin work ... reports progress"): the
+// server's last long call, what the engine reported of it while it ran,
+// and how it ended, over a real socket.
+
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "tests/server_fixture.h"
+
+namespace custos::testing {
+namespace {
+
+// Holds the long call at its first progress report of `phase` (through
+// ServerOptions::TEST_work_progress) until Release(), at most a minute.
+class WorkGate {
+ public:
+  explicit WorkGate(std::string phase) : phase_(std::move(phase)) {}
+  void OnProgress(const WorkProgress& progress) {
+    std::unique_lock lock(mu_);
+    if (reached_ || progress.phase != phase_) return;
+    reached_ = true;
+    cv_.notify_all();
+    cv_.wait_for(lock, std::chrono::minutes(1), [this] { return released_; });
+  }
+  bool Reached() {
+    std::lock_guard lock(mu_);
+    return reached_;
+  }
+  void Release() {
+    std::lock_guard lock(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  const std::string phase_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool reached_ = false;
+  bool released_ = false;
+};
+
+class ServerProgressTest : public ServerFixture {
+ protected:
+  capnp::Response<rpc::Admin::ProgressResults> Ask(rpc::Admin::Client& admin) {
+    return admin.progressRequest().send().wait(wait());
+  }
+};
+
+TEST_F(ServerProgressTest, EachLongCallLeavesItsNamePhaseCountsAndOutcome) {
+  auto admin_session = AdminSession();
+  auto admin = AdminFacet(admin_session);
+  auto none = Ask(admin);
+  EXPECT_EQ(none.getProgress().getOperation(), "");
+  EXPECT_FALSE(none.getProgress().getRunning());
+  EXPECT_EQ(none.getProgress().getStartedMicros(), 0);
+
+  auto a = NewSession("authority-a", rpc::Role::USER);
+  CreateRecord(a, "anna@example.org");
+  CreateRecord(a, "ben@example.org");
+  const int64_t now = ToMicros(clock_.Now());
+
+  admin.verifyErasureRequest().send().wait(wait());
+  auto erasure = Ask(admin);
+  auto e = erasure.getProgress();
+  EXPECT_EQ(e.getOperation(), "verifyErasure");
+  EXPECT_FALSE(e.getRunning());
+  EXPECT_EQ(e.getPhase(), "files");
+  EXPECT_EQ(e.getUnit(), "files");
+  EXPECT_GT(e.getTotal(), 2u);  // Two databases' files at least.
+  EXPECT_EQ(e.getDone(), e.getTotal());
+  EXPECT_EQ(e.getStartedMicros(), now);
+  EXPECT_EQ(e.getEndedMicros(), now);
+  EXPECT_EQ(e.getOutcome(), "OK");
+
+  auto chain = admin.verifyChainRequest().send().wait(wait());
+  auto verified = Ask(admin);
+  auto c = verified.getProgress();
+  EXPECT_EQ(c.getOperation(), "verifyChain");
+  EXPECT_EQ(c.getPhase(), "events");
+  EXPECT_EQ(c.getDone(), chain.getVerified());
+  EXPECT_EQ(c.getTotal(), chain.getVerified());
+  EXPECT_GE(c.getDone(), 2u);  // The two creates' events at least.
+
+  auto backup = admin.backupRequest();
+  backup.setDir(dir_ + "/backup-1");
+  auto backup_response = backup.send().wait(wait());
+  auto written = backup_response.getReport();
+  auto backed_up = Ask(admin);
+  auto b = backed_up.getProgress();
+  EXPECT_EQ(b.getOperation(), "backup");
+  EXPECT_EQ(b.getPhase(), "keystore");  // Its second and last phase.
+  EXPECT_EQ(b.getUnit(), "entries");
+  EXPECT_EQ(b.getDone(), written.getKeystoreEntries());
+  EXPECT_EQ(b.getOutcome(), "OK");
+
+  auto check = admin.verifyBackupRequest();
+  check.setDir(dir_ + "/backup-1");
+  check.send().wait(wait());
+  auto checked = Ask(admin);
+  auto v = checked.getProgress();
+  EXPECT_EQ(v.getOperation(), "verifyBackup");
+  EXPECT_EQ(v.getPhase(), "checksums");
+  EXPECT_EQ(v.getUnit(), "bytes");
+  uint64_t bytes = 0;
+  for (auto f : written.getFiles()) bytes += f.getSize();
+  EXPECT_EQ(v.getTotal(), bytes);
+  EXPECT_EQ(v.getDone(), bytes);
+
+  auto rotate = admin.rotateKekRequest();
+  rotate.setBatchSize(1);
+  auto rotated = rotate.send().wait(wait());
+  ASSERT_TRUE(rotated.getComplete());
+  auto keys = Ask(admin);
+  auto k = keys.getProgress();
+  EXPECT_EQ(k.getOperation(), "rotateKek");
+  EXPECT_EQ(k.getPhase(), "keys");
+  EXPECT_EQ(k.getDone(), 2u);   // Anna's and Ben's keys, one a batch.
+  EXPECT_EQ(k.getTotal(), 0u);  // No maxKeys: not known ahead.
+
+  auto shred = admin.shredSubjectRequest();
+  auto find = admin.findSubjectRequest();
+  find.setIdentifier("anna@example.org");
+  shred.setSubjectId(find.send().wait(wait()).getSubjectId());
+  shred.send().wait(wait());
+  auto complete = admin.completeShredsRequest();
+  complete.setBudget(100);
+  EXPECT_EQ(complete.send().wait(wait()).getRewritten(), 1u);
+  auto completed = Ask(admin);
+  EXPECT_EQ(completed.getProgress().getOperation(), "completeShreds");
+  EXPECT_EQ(completed.getProgress().getPhase(), "records");
+  EXPECT_EQ(completed.getProgress().getDone(), 1u);
+
+  // A call without phases: its name and outcome only.
+  admin.reapplyPoliciesRequest().send().wait(wait());
+  auto reapplied = Ask(admin);
+  EXPECT_EQ(reapplied.getProgress().getOperation(), "reapplyPolicies");
+  EXPECT_EQ(reapplied.getProgress().getPhase(), "");
+  EXPECT_EQ(reapplied.getProgress().getOutcome(), "OK");
+}
+
+TEST_F(ServerProgressTest, AFailedCallSaysHowAndARefusedOneLeavesTheLastOne) {
+  auto admin_session = AdminSession();
+  auto admin = AdminFacet(admin_session);
+  // Into a directory that is not empty: the backup fails once started.
+  std::filesystem::create_directories(dir_ + "/full");
+  { std::ofstream(dir_ + "/full/something") << "x"; }
+  auto backup = admin.backupRequest();
+  backup.setDir(dir_ + "/full");
+  EXPECT_EQ(StatusOf(backup.send(), wait()).code(), StatusCode::kAlreadyExists);
+  auto failed = Ask(admin);
+  EXPECT_EQ(failed.getProgress().getOperation(), "backup");
+  EXPECT_FALSE(failed.getProgress().getRunning());
+  EXPECT_EQ(failed.getProgress().getOutcome(), "AlreadyExists");
+
+  // Refused before it did anything: the failed backup stays the last one.
+  auto oversized = admin.rotateKekRequest();
+  oversized.setBatchSize(kMaxKekBatchSize + 1);
+  EXPECT_EQ(StatusOf(oversized.send(), wait()).code(),
+            StatusCode::kInvalidArgument);
+  auto still = Ask(admin);
+  EXPECT_EQ(still.getProgress().getOperation(), "backup");
+  EXPECT_EQ(still.getProgress().getOutcome(), "AlreadyExists");
+
+  // Only admins ask.
+  auto auditor = NewSession("auditor-1", rpc::Role::AUDITOR);
+  auto facet = AdminFacet(auditor);
+  EXPECT_EQ(StatusOf(facet.progressRequest().send(), wait()).code(),
+            StatusCode::kPermissionDenied);
+}
+
+TEST_F(ServerProgressTest, ALongCallsProgressIsSeenWhileItRuns) {
+  auto gate = std::make_shared<WorkGate>("files");
+  StopServer();
+  server_options_hook_ = [gate](server::ServerOptions& so) {
+    so.TEST_work_progress = [gate](const WorkProgress& p) {
+      gate->OnProgress(p);
+    };
+  };
+  StartServer();
+  auto admin_session = AdminSession();
+  auto admin = AdminFacet(admin_session);
+  auto verify = admin.verifyErasureRequest().send();
+  auto release = kj::defer([&] { gate->Release(); });
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::minutes(1);
+  while (!gate->Reached()) {
+    ASSERT_FALSE(verify.poll(wait())) << "the verification ended unheld";
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  // Held as its scan of the files begins: from another connection too.
+  const std::string token = CreatePrincipal("admin-2", rpc::Role::ADMIN);
+  auto other_session = Login("admin-2", token);
+  ASSERT_TRUE(other_session.has_value());
+  auto other = AdminFacet(*other_session);
+  auto mid = Ask(other);
+  auto m = mid.getProgress();
+  EXPECT_EQ(m.getOperation(), "verifyErasure");
+  EXPECT_TRUE(m.getRunning());
+  EXPECT_EQ(m.getPhase(), "files");
+  EXPECT_EQ(m.getDone(), 0u);
+  EXPECT_GT(m.getTotal(), 0u);
+  EXPECT_EQ(m.getEndedMicros(), 0);
+  EXPECT_EQ(m.getOutcome(), "");
+  gate->Release();
+  verify.wait(wait());
+  auto after = Ask(other);
+  EXPECT_FALSE(after.getProgress().getRunning());
+  EXPECT_EQ(after.getProgress().getDone(), after.getProgress().getTotal());
+  EXPECT_EQ(after.getProgress().getOutcome(), "OK");
+}
+
+}  // namespace
+}  // namespace custos::testing
