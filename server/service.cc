@@ -1312,55 +1312,51 @@ class AdminImpl final : public rpc::Admin::Server {
         });
   }
 
-  kj::Promise<void> sweepProgress(SweepProgressContext context) override {
-    // On the connection's lane, so it is answered while a sweep holds the
-    // long one; the role is checked as for every call (a revoked admin
-    // learns nothing more).
+  // Resolves once the caller is known to hold the admin role now (a
+  // revoked admin learns nothing more); PermissionDenied otherwise. On the
+  // connection's lane, so the progress calls below are answered while a
+  // long call holds the long one.
+  kj::Promise<void> AdminNow() {
     return OnWorker<Result<PrincipalInfo>>(
                *conn_, [engine = &conn_->engine,
                         actor = actor_]() { return engine->WhoAmI(actor); })
-        .then([context, work = conn_->long_work](
-                  kj::Own<Result<PrincipalInfo>> r) mutable {
+        .then([](kj::Own<Result<PrincipalInfo>> r) {
           const PrincipalInfo caller = Value(std::move(*r));
           if (!caller.HasRole(Role::kAdmin)) {
             Throw(Status::PermissionDenied("this call needs the admin role"));
           }
-          const SweepStatus& status = work->sweep;
-          auto out = context.getResults();
-          out.setRunning(status.running.load());
-          if (status.started_micros.load() != 0) {
-            out.setPhase(Txt(std::string(
-                SweepPhaseName(static_cast<SweepPhase>(status.phase.load())))));
-          }
-          out.setRecordsDone(status.records_done.load());
-          out.setBatches(status.batches.load());
-          out.setStartedMicros(status.started_micros.load());
         });
   }
 
+  kj::Promise<void> sweepProgress(SweepProgressContext context) override {
+    return AdminNow().then([context, work = conn_->long_work]() mutable {
+      const SweepStatus& status = work->sweep;
+      auto out = context.getResults();
+      out.setRunning(status.running.load());
+      if (status.started_micros.load() != 0) {
+        out.setPhase(Txt(std::string(
+            SweepPhaseName(static_cast<SweepPhase>(status.phase.load())))));
+      }
+      out.setRecordsDone(status.records_done.load());
+      out.setBatches(status.batches.load());
+      out.setStartedMicros(status.started_micros.load());
+    });
+  }
+
   kj::Promise<void> progress(ProgressContext context) override {
-    // As sweepProgress: on the connection's lane, the role checked.
-    return OnWorker<Result<PrincipalInfo>>(
-               *conn_, [engine = &conn_->engine,
-                        actor = actor_]() { return engine->WhoAmI(actor); })
-        .then([context, work = conn_->long_work](
-                  kj::Own<Result<PrincipalInfo>> r) mutable {
-          const PrincipalInfo caller = Value(std::move(*r));
-          if (!caller.HasRole(Role::kAdmin)) {
-            Throw(Status::PermissionDenied("this call needs the admin role"));
-          }
-          const WorkBoard::View view = work->board.Read();
-          auto out = context.getResults().initProgress();
-          out.setOperation(Txt(view.operation));
-          out.setRunning(view.running);
-          out.setPhase(Txt(view.phase));
-          out.setUnit(Txt(view.unit));
-          out.setDone(view.done);
-          out.setTotal(view.total);
-          out.setStartedMicros(view.started_micros);
-          out.setEndedMicros(view.ended_micros);
-          out.setOutcome(Txt(view.outcome));
-        });
+    return AdminNow().then([context, work = conn_->long_work]() mutable {
+      const WorkBoard::View view = work->board.Read();
+      auto out = context.getResults().initProgress();
+      out.setOperation(Txt(view.operation));
+      out.setRunning(view.running);
+      out.setPhase(Txt(view.phase));
+      out.setUnit(Txt(view.unit));
+      out.setDone(view.done);
+      out.setTotal(view.total);
+      out.setStartedMicros(view.started_micros);
+      out.setEndedMicros(view.ended_micros);
+      out.setOutcome(Txt(view.outcome));
+    });
   }
 
   kj::Promise<void> processingRegister(
