@@ -424,6 +424,68 @@ TEST_F(ServerNetTest, CallsOverTheInFlightLimitAreRefusedAndChangeNothing) {
   EXPECT_EQ(RecordCount(session), created);
 }
 
+// The flow limit (RpcSystem::setFlowLimit) is backpressure, not a
+// refusal: once the calls a connection has in flight hold more than it,
+// the server stops reading that connection until some are answered. Here
+// 40 creates of about 32 KiB each are sent at once while the first run of
+// them is held in the engine, against a limit of 64 KiB and of 4 calls in
+// flight: the server reads three and leaves the rest unread, so none is
+// refused and, once released, all 40 are created. With the default limit
+// (8 MiB) it reads them all while the first are held and refuses 36 or so
+// with "too many calls in flight" (checked by hand: the test then fails).
+TEST_F(ServerNetTest, TheFlowLimitStopsReadingAConnectionInsteadOfRefusing) {
+  options_.max_calls_in_flight = 4;
+  options_.flow_limit_bytes = 64 * 1024;
+  Start();
+  auto session = UserSession();
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  bool is_released = false;
+  auto release_once = [&] {
+    if (!is_released) release.set_value();
+    is_released = true;
+  };
+  engine_->TEST_SetBeforeCreateGroup([released] { released.wait(); });
+  auto release_at_exit = kj::defer([&] { release_once(); });
+  constexpr int kCalls = 40;
+  std::vector<kj::ForkedPromise<Status>> calls;
+  for (int i = 0; i < kCalls; ++i) {
+    auto req = CreateRequest(session, "Anna " + std::to_string(i));
+    auto fields = req.getRecord().getPersonal()[0].initFields(2);
+    fields[0].setName("name");
+    fields[0].setValue("Anna " + std::to_string(i));
+    fields[1].setName("letter");
+    fields[1].setValue(std::string(32 * 1024, 'x'));
+    calls.push_back(
+        req.send()
+            .then([](auto&&) { return Status::Ok(); },
+                  [](kj::Exception&& e) { return FromException(e); })
+            .fork());
+  }
+  // While the first are held, no call is answered: the ones the server did
+  // not read cannot be refused. (A server that read them all answers the
+  // refusals within milliseconds; the second is only how long we look.)
+  kj::Promise<void> any_answered = kj::NEVER_DONE;
+  for (auto& call : calls) {
+    any_answered = any_answered.exclusiveJoin(call.addBranch().ignoreResult());
+  }
+  const bool early =
+      io().getTimer()
+          .timeoutAfter(1 * kj::SECONDS, kj::mv(any_answered))
+          .then([] { return true; }, [](kj::Exception&&) { return false; })
+          .wait(wait());
+  EXPECT_FALSE(early) << "a call was answered while the first were held";
+  release_once();
+  size_t created = 0;
+  for (auto& call : calls) {
+    const Status s = call.addBranch().wait(wait());
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    if (s.ok()) ++created;
+  }
+  EXPECT_EQ(created, static_cast<size_t>(kCalls));
+  EXPECT_EQ(RecordCount(session), static_cast<size_t>(kCalls));
+}
+
 TEST_F(ServerNetTest, AMessageOverTheSizeLimitEndsItsConnectionOnly) {
   options_.max_message_words = 4096;  // 32 KiB.
   Start();
