@@ -314,8 +314,11 @@ interface Officer {
       -> (hold :Hold);
   # Ends a hold; erasures it postponed are due at once.
   releaseHold @2 (holdId :Text) -> ();
-  # Holds in force, or all of them.
-  listHolds @3 (includeEnded :Bool) -> (holds :List(Hold));
+  # Holds in force, or all of them, by id, in pages: those after afterId
+  # ("": from the first), at most limit (0: 1,000, the most). nextAfterId
+  # is the afterId of the next page, "" after the last.
+  listHolds @3 (includeEnded :Bool, afterId :Text, limit :UInt32)
+      -> (holds :List(Hold), nextAfterId :Text);
   # A legal hold on every record of one subject (Admin.findSubject or
   # Auditor.findSubject give the id) until endsAtMicros.
   setSubjectHold @4 (subjectId :Text, reason :Text, endsAtMicros :Int64)
@@ -344,8 +347,11 @@ interface Auditor {
   # The answer to a subject's access request, as the JSON of
   # docs/subject-report.md; producing it is a logged disclosure.
   subjectReport @2 (subjectId :Text) -> (json :Text);
-  # Holds in force, or all of them.
-  listHolds @3 (includeEnded :Bool) -> (holds :List(Hold));
+  # Holds in force, or all of them, by id, in pages: those after afterId
+  # ("": from the first), at most limit (0: 1,000, the most). nextAfterId
+  # is the afterId of the next page, "" after the last.
+  listHolds @3 (includeEnded :Bool, afterId :Text, limit :UInt32)
+      -> (holds :List(Hold), nextAfterId :Text);
   # The subject id of an external identifier; NotFound if none.
   findSubject @4 (identifier :Text) -> (subjectId :Text);
   # The same answer as subjectReport, as the self-contained HTML page of
@@ -544,7 +550,9 @@ struct BackupVerification {
 interface Admin {
   createPrincipal @0 (id :Text, displayName :Text, roles :List(Role),
                       redacted :Bool) -> (created :NewPrincipal);
-  listPrincipals @1 () -> (principals :List(Principal));
+  # Principals by id, in pages, as Officer.listHolds pages holds.
+  listPrincipals @1 (afterId :Text, limit :UInt32)
+      -> (principals :List(Principal), nextAfterId :Text);
   revokePrincipal @2 (id :Text) -> ();
   # Applies what is due by asOfMicros (0 = now); dryRun writes nothing and
   # may look ahead: a dry run at a future instant is the preview of the
@@ -566,8 +574,9 @@ interface Admin {
   # Recomputes every open deadline under the current policies; how many
   # records changed.
   reapplyPolicies @8 () -> (updated :UInt64);
-  # Holds in force, or all of them.
-  listHolds @9 (includeEnded :Bool) -> (holds :List(Hold));
+  # As Officer.listHolds.
+  listHolds @9 (includeEnded :Bool, afterId :Text, limit :UInt32)
+      -> (holds :List(Hold), nextAfterId :Text);
   # Verifies the whole history chain (as Auditor.verifyChain).
   verifyChain @10 () -> (ok :Bool, problem :Text, verified :UInt64,
                          headSeq :UInt64, headLinkHex :Text);

@@ -805,22 +805,60 @@ Status CheckInBackupDir(const std::string& backup_dir,
 // ---- Facets
 // ---------------------------------------------------------------------
 
+// A page of listHolds or listPrincipals: the items after `after_id`, at
+// most `limit` (0: Limits::max_page_size, also the most). The engine is
+// asked for one more, to tell whether a next page exists.
+struct PageRequest {
+  std::string after_id;
+  size_t limit = 0;
+};
+constexpr size_t kMaxAfterIdBytes = 256;
+
+PageRequest CheckPage(capnp::Text::Reader after_id, uint32_t limit,
+                      const Limits& limits) {
+  if (after_id.size() > kMaxAfterIdBytes) {
+    Throw(Status::InvalidArgument("afterId must be at most " +
+                                  std::to_string(kMaxAfterIdBytes) + " bytes"));
+  }
+  if (limit > limits.max_page_size) {
+    Throw(Status::InvalidArgument("limit must be at most " +
+                                  std::to_string(limits.max_page_size)));
+  }
+  return {Str(after_id), limit == 0 ? limits.max_page_size : limit};
+}
+
+// Cuts `items` (the engine's answer to a page asked one longer) to the
+// page, and returns the next page's afterId: the last item's id, or "" if
+// none follows.
+template <typename T>
+std::string CutPage(std::vector<T>& items, size_t limit) {
+  if (items.size() <= limit) return "";
+  items.resize(limit);
+  return items.back().id;
+}
+
 // listHolds, offered by the Officer, Auditor and Admin facets alike.
 template <typename Context>
 kj::Promise<void> ListHoldsCall(Connection& conn, const Actor& actor,
                                 Context context) {
+  auto p = context.getParams();
+  PageRequest page =
+      CheckPage(p.getAfterId(), p.getLimit(), conn.engine.limits());
   return OnWorker<Result<std::vector<HoldView>>>(
              conn,
              [engine = &conn.engine, actor = actor,
-              ended = context.getParams().getIncludeEnded()]() {
-               return engine->ListHolds(actor, ended);
+              ended = p.getIncludeEnded(), page]() {
+               return engine->ListHolds(actor, ended, page.after_id,
+                                        page.limit + 1);
              })
-      .then([context, max_words = conn.max_message_words](
+      .then([context, max_words = conn.max_message_words,
+             limit = page.limit](
                 kj::Own<Result<std::vector<HoldView>>> r) mutable {
         std::vector<HoldView> holds = Value(std::move(*r));
-        SetHolds(
-            holds,
-            context.getResults(OneSegment(max_words)).initHolds(holds.size()));
+        const std::string next = CutPage(holds, limit);
+        auto out = context.getResults(OneSegment(max_words));
+        SetHolds(holds, out.initHolds(holds.size()));
+        out.setNextAfterId(Txt(next));
         CheckAnswerSize(max_words, context.getResults(), "the list of holds");
       });
 }
@@ -1235,16 +1273,23 @@ class AdminImpl final : public rpc::Admin::Server {
   }
 
   kj::Promise<void> listPrincipals(ListPrincipalsContext context) override {
+    auto p = context.getParams();
+    PageRequest page =
+        CheckPage(p.getAfterId(), p.getLimit(), conn_->engine.limits());
     return OnWorker<Result<std::vector<PrincipalInfo>>>(
                *conn_,
-               [engine = &conn_->engine, actor = actor_]() {
-                 return engine->ListPrincipals(actor);
+               [engine = &conn_->engine, actor = actor_, page]() {
+                 return engine->ListPrincipals(actor, page.after_id,
+                                               page.limit + 1);
                })
-        .then([context, max_words = conn_->max_message_words](
+        .then([context, max_words = conn_->max_message_words,
+               limit = page.limit](
                   kj::Own<Result<std::vector<PrincipalInfo>>> r) mutable {
           std::vector<PrincipalInfo> all = Value(std::move(*r));
-          auto out = context.getResults(OneSegment(max_words))
-                         .initPrincipals(all.size());
+          const std::string next = CutPage(all, limit);
+          auto results = context.getResults(OneSegment(max_words));
+          results.setNextAfterId(Txt(next));
+          auto out = results.initPrincipals(all.size());
           for (size_t i = 0; i < all.size(); ++i) ToRpc(all[i], out[i]);
           CheckAnswerSize(max_words, context.getResults(),
                           "the list of principals");

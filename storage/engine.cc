@@ -214,10 +214,11 @@ Result<NewPrincipal> Engine::CreatePrincipal(const Actor& admin,
   return impl_->principals.Add(*caller, id, display_name, roles, redacted);
 }
 
-Result<std::vector<PrincipalInfo>> Engine::ListPrincipals(const Actor& admin) {
+Result<std::vector<PrincipalInfo>> Engine::ListPrincipals(
+    const Actor& admin, std::string_view after_id, size_t limit) {
   auto caller = impl_->RequireRole(admin, Role::kAdmin);
   if (!caller) return Fail(caller.error());
-  return impl_->principals.List();
+  return impl_->principals.List(after_id, limit);
 }
 
 Status Engine::RevokePrincipal(const Actor& admin, std::string_view id) {
@@ -431,11 +432,13 @@ Status Engine::ReleaseHold(const Actor& officer, std::string_view hold_id) {
 }
 
 Result<std::vector<HoldView>> Engine::ListHolds(const Actor& actor,
-                                                bool include_ended) {
+                                                bool include_ended,
+                                                std::string_view after_id,
+                                                size_t limit) {
   auto caller = impl_->RequireAnyRole(
       actor, {Role::kOfficer, Role::kAuditor, Role::kAdmin});
   if (!caller) return Fail(caller.error());
-  return impl_->holds.List(include_ended);
+  return impl_->holds.List(include_ended, after_id, limit);
 }
 
 // ---- Access history and subject reports ------------------------------------

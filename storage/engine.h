@@ -107,7 +107,8 @@ class Engine {
                                        std::string_view display_name,
                                        const std::vector<Role>& roles,
                                        bool redacted);
-  Result<std::vector<PrincipalInfo>> ListPrincipals(const Actor& admin);
+  Result<std::vector<PrincipalInfo>> ListPrincipals(
+      const Actor& admin, std::string_view after_id = {}, size_t limit = 0);
   // Revoked principals can no longer authenticate or act. NotFound for an
   // unknown id. Writes a principal_revoked event.
   Status RevokePrincipal(const Actor& admin, std::string_view id);
@@ -304,9 +305,12 @@ class Engine {
   // for an unknown id; FailedPrecondition if already released.
   Status ReleaseHold(const Actor& officer, std::string_view hold_id);
   // Officer, auditor or admin (PermissionDenied otherwise). The holds in
-  // force now; with include_ended, released and ended ones too. By id.
+  // force now; with include_ended, released and ended ones too. By id,
+  // those after `after_id` ("": from the first), at most `limit` (0: all).
   Result<std::vector<HoldView>> ListHolds(const Actor& actor,
-                                          bool include_ended);
+                                          bool include_ended,
+                                          std::string_view after_id = {},
+                                          size_t limit = 0);
 
   // ---- Access history and subject reports (docs/history.md) -------------
 

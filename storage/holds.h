@@ -140,7 +140,11 @@ class Holds {
   // hold was ever set; otherwise one scan of every hold (holds are few).
   Result<std::vector<HoldView>> SubjectHoldsInForce(int64_t at) const;
   // Every hold in force now; with include_ended, released and ended too.
-  Result<std::vector<HoldView>> List(bool include_ended) const;
+  // By id: those after `after_id` ("": from the first), at most `limit`
+  // (0: all).
+  Result<std::vector<HoldView>> List(bool include_ended,
+                                     std::string_view after_id = {},
+                                     size_t limit = 0) const;
 
   // "legal hold h3 (until 2027-03-01T00:00:00Z), legal hold h4 (...)".
   static std::string Describe(const std::vector<HoldView>& holds);

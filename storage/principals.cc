@@ -199,14 +199,20 @@ Result<std::string> Principals::RotateToken(const PrincipalInfo& admin,
   return token;
 }
 
-std::vector<PrincipalInfo> Principals::List() const {
+std::vector<PrincipalInfo> Principals::List(std::string_view after_id,
+                                            size_t limit) const {
   std::vector<PrincipalInfo> out;
   {
     std::shared_lock read(mu_);
-    for (const auto& [id, info] : by_id_) out.push_back(info);
+    for (const auto& [id, info] : by_id_) {
+      if (after_id.empty() || std::string_view(id) > after_id) {
+        out.push_back(info);
+      }
+    }
   }
   std::sort(out.begin(), out.end(),
             [](const auto& a, const auto& b) { return a.id < b.id; });
+  if (limit != 0 && out.size() > limit) out.resize(limit);
   return out;
 }
 

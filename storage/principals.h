@@ -58,8 +58,10 @@ class Principals {
   // FailedPrecondition for a revoked principal.
   Result<std::string> RotateToken(const PrincipalInfo& admin,
                                   std::string_view id);
-  // Every principal, by id.
-  std::vector<PrincipalInfo> List() const;
+  // The principals by id, those after `after_id` ("": from the first), at
+  // most `limit` (0: all).
+  std::vector<PrincipalInfo> List(std::string_view after_id = {},
+                                  size_t limit = 0) const;
 
   // The principal holding `token`. Unauthenticated("invalid credential")
   // for a malformed, unknown or revoked token. `epoch`, when given,

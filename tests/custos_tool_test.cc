@@ -45,6 +45,11 @@ TEST_F(CustosToolTest, PrincipalsAreAddedListedGivenNewTokensAndRevoked) {
   ASSERT_EQ(principals.size(), 2u);
   EXPECT_EQ(principals[1]["id"], "authority-a");
   EXPECT_EQ(principals[1]["roles"], nlohmann::json::array({"user"}));
+  // Asked a page of one at a time, the listing is the same.
+  ToolRun paged = Tool({"principal", "list", "--page-size", "1", "--json"});
+  ASSERT_EQ(paged.exit, 0) << paged.err;
+  EXPECT_EQ(nlohmann::json::parse(paged.out), principals);
+  EXPECT_EQ(Tool({"principal", "list", "--page-size", "1001"}).exit, 2);
   // The table has the same rows, aligned under a header.
   ToolRun table = Tool({"principal", "list"});
   EXPECT_NE(table.out.find("ID           NAME"), std::string::npos)
@@ -254,6 +259,23 @@ TEST_F(CustosToolTest, ASubjectsRecordsHistoryReportHoldAndShred) {
   EXPECT_EQ(h["ends_at"], "2099-01-01T00:00:00Z");
   ToolRun holds = As("officer-1", off, {"hold", "list", "--json"});
   ASSERT_EQ(nlohmann::json::parse(holds.out).size(), 1u);
+  // A second hold, and the two listed a page of one at a time.
+  ToolRun hold2 = As("officer-1", off,
+                     {"hold", "set", "1", "--reason", "appeal 3/2027",
+                      "--until", "2098-01-01T00:00:00Z", "--json"});
+  ASSERT_EQ(hold2.exit, 0) << hold2.err;
+  ToolRun both = As("officer-1", off, {"hold", "list", "--json"});
+  ToolRun both_paged =
+      As("officer-1", off, {"hold", "list", "--page-size", "1", "--json"});
+  ASSERT_EQ(both_paged.exit, 0) << both_paged.err;
+  ASSERT_EQ(nlohmann::json::parse(both.out).size(), 2u);
+  EXPECT_EQ(nlohmann::json::parse(both_paged.out),
+            nlohmann::json::parse(both.out));
+  ASSERT_EQ(As("officer-1", off,
+               {"hold", "release",
+                nlohmann::json::parse(hold2.out)["id"].get<std::string>()})
+                .exit,
+            0);
   ToolRun no_record = As("officer-1", off,
                          {"hold", "set", "99", "--reason", "x", "--until",
                           "2099-01-01T00:00:00Z"});

@@ -6,6 +6,7 @@
 #include <leveldb/write_batch.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
@@ -921,6 +922,90 @@ TEST_F(ServerAdminTest, AKekRotationRefusesAnOversizedBatchBeforeStarting) {
   auto done = largest.send().wait(wait());
   EXPECT_EQ(done.getKekVersion(), 2u);
   EXPECT_TRUE(done.getComplete());
+}
+
+// Holds and principals come in pages (they accumulate without bound: all
+// holds ever set, with includeEnded), each page asked after the last id of
+// the one before; a page size over the limit or a cursor over 256 bytes is
+// refused.
+TEST_F(ServerAdminTest, HoldsAndPrincipalsAreListedInPages) {
+  auto a = NewSession("authority-a", rpc::Role::USER);
+  auto o = NewSession("officer", rpc::Role::OFFICER);
+  auto officer = o.officerRequest().send().getOfficer();
+  std::vector<std::string> set_ids;
+  for (int i = 0; i < 5; ++i) {
+    auto set = officer.setRecordHoldRequest();
+    set.setId(CreateRecord(a));
+    set.setReason("proceedings " + std::to_string(i));
+    set.setEndsAtMicros(ToMicros(clock_.Now()) + 30 * kDay);
+    set_ids.push_back(set.send().wait(wait()).getHold().getId().cStr());
+  }
+  std::sort(set_ids.begin(), set_ids.end());
+  // Released: listed with includeEnded only.
+  auto release = officer.releaseHoldRequest();
+  release.setHoldId(set_ids[1]);
+  release.send().wait(wait());
+
+  auto pages = [&](bool include_ended, uint32_t limit) {
+    std::vector<std::vector<std::string>> out;
+    std::string after;
+    do {
+      auto req = officer.listHoldsRequest();
+      req.setIncludeEnded(include_ended);
+      req.setAfterId(after);
+      req.setLimit(limit);
+      auto page = req.send().wait(wait());
+      auto& ids = out.emplace_back();
+      for (auto h : page.getHolds()) ids.push_back(h.getId().cStr());
+      after = page.getNextAfterId().cStr();
+      if (!after.empty()) {
+        EXPECT_EQ(after, ids.back());
+      }
+    } while (!after.empty() && out.size() < 10);
+    return out;
+  };
+  using Pages = std::vector<std::vector<std::string>>;
+  EXPECT_EQ(pages(true, 2), (Pages{{set_ids[0], set_ids[1]},
+                                   {set_ids[2], set_ids[3]},
+                                   {set_ids[4]}}));
+  // A full last page says nothing follows.
+  EXPECT_EQ(pages(false, 2),
+            (Pages{{set_ids[0], set_ids[2]}, {set_ids[3], set_ids[4]}}));
+  // 0: the default page (1,000), here all at once.
+  EXPECT_EQ(pages(true, 0), (Pages{set_ids}));
+
+  auto too_many = officer.listHoldsRequest();
+  too_many.setLimit(1001);
+  const Status refused = StatusOf(too_many.send(), wait());
+  EXPECT_EQ(refused.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(refused.message(), "limit must be at most 1000");
+  auto long_cursor = officer.listHoldsRequest();
+  long_cursor.setAfterId(std::string(257, 'h'));
+  const Status cursor = StatusOf(long_cursor.send(), wait());
+  EXPECT_EQ(cursor.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(cursor.message(), "afterId must be at most 256 bytes");
+
+  // Principals: admin, authority-a, officer, by id.
+  auto admin_session = AdminSession();
+  auto admin = AdminFacet(admin_session);
+  auto first = admin.listPrincipalsRequest();
+  first.setLimit(2);
+  auto page1 = first.send().wait(wait());
+  ASSERT_EQ(page1.getPrincipals().size(), 2u);
+  EXPECT_EQ(page1.getPrincipals()[0].getId(), "admin");
+  EXPECT_EQ(page1.getPrincipals()[1].getId(), "authority-a");
+  EXPECT_EQ(page1.getNextAfterId(), "authority-a");
+  auto second = admin.listPrincipalsRequest();
+  second.setAfterId("authority-a");
+  second.setLimit(2);
+  auto page2 = second.send().wait(wait());
+  ASSERT_EQ(page2.getPrincipals().size(), 1u);
+  EXPECT_EQ(page2.getPrincipals()[0].getId(), "officer");
+  EXPECT_EQ(page2.getNextAfterId(), "");
+  auto over = admin.listPrincipalsRequest();
+  over.setLimit(5000);
+  EXPECT_EQ(StatusOf(over.send(), wait()).message(),
+            "limit must be at most 1000");
 }
 
 TEST_F(ServerAdminTest, TheMasterKeyIsRotatedFromAKeyFileOnTheServer) {

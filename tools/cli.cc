@@ -199,6 +199,13 @@ void AddJsonFlag(CLI::App& verb, Output& output) {
   verb.add_flag("--json", output.json, "print JSON, for scripts");
 }
 
+void AddPageSizeOption(CLI::App& verb, uint32_t& page_size) {
+  verb.add_option("--page-size", page_size,
+                  "items asked for per call (the listing is whole either way)")
+      ->capture_default_str()
+      ->check(CLI::Range(uint32_t{1}, kMaxPageSize));
+}
+
 void PrintJson(const nlohmann::json& value) {
   // Text that is not UTF-8 (nothing on the server requires it) is printed
   // with U+FFFD in its place rather than aborting the command.

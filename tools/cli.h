@@ -159,6 +159,12 @@ struct Output {
   bool json = false;
 };
 void AddJsonFlag(CLI::App& verb, Output& output);
+// The most items one call of a paged listing answers (the engine's default
+// Limits::max_page_size): --page-size's default and bound.
+inline constexpr uint32_t kMaxPageSize = 1000;
+// --page-size N (1 to kMaxPageSize): items asked for per call of a paged
+// listing (hold list, principal list); the verb asks until the last page.
+void AddPageSizeOption(CLI::App& verb, uint32_t& page_size);
 void PrintJson(const nlohmann::json& value);
 
 // A table printed with aligned columns; the header underlined.

@@ -92,30 +92,41 @@ void AddPrincipalVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                      }});
   }
   {
-    auto out = std::make_shared<Output>();
+    struct Args {
+      uint32_t page_size = kMaxPageSize;
+      Output out;
+    };
+    auto a = std::make_shared<Args>();
     auto* cmd =
         principal->add_subcommand("list",
                                   "list principals, revoked ones included\n"
                                   "example: custos principal list");
-    AddJsonFlag(*cmd, *out);
+    AddPageSizeOption(*cmd, a->page_size);
+    AddJsonFlag(*cmd, a->out);
     verbs.push_back(
-        {cmd, [out](Connection& c) {
+        {cmd, [a](Connection& c) {
+           nlohmann::json all = nlohmann::json::array();
+           Table t({"ID", "NAME", "ROLES", "REDACTED", "REVOKED", "CREATED"});
            Remote([&] {
-             auto r = c.Admin().listPrincipalsRequest().send().wait(c.wait());
-             if (out->json) {
-               nlohmann::json all = nlohmann::json::array();
-               for (auto p : r.getPrincipals()) all.push_back(PrincipalJson(p));
-               return PrintJson(all);
-             }
-             Table t({"ID", "NAME", "ROLES", "REDACTED", "REVOKED", "CREATED"});
-             for (auto p : r.getPrincipals()) {
-               t.Add({p.getId().cStr(), p.getDisplayName().cStr(), RolesText(p),
-                      p.getRedacted() ? "yes" : "no",
-                      p.getRevoked() ? "yes" : "no",
-                      FormatTime(p.getCreatedAtMicros())});
-             }
-             t.Print();
+             // Page by page: the server answers at most page_size a call.
+             std::string after;
+             do {
+               auto req = c.Admin().listPrincipalsRequest();
+               req.setAfterId(after);
+               req.setLimit(a->page_size);
+               auto r = req.send().wait(c.wait());
+               for (auto p : r.getPrincipals()) {
+                 all.push_back(PrincipalJson(p));
+                 t.Add({p.getId().cStr(), p.getDisplayName().cStr(),
+                        RolesText(p), p.getRedacted() ? "yes" : "no",
+                        p.getRevoked() ? "yes" : "no",
+                        FormatTime(p.getCreatedAtMicros())});
+               }
+               after = r.getNextAfterId().cStr();
+             } while (!after.empty());
            });
+           if (a->out.json) return PrintJson(all);
+           t.Print();
          }});
   }
   {

@@ -259,6 +259,7 @@ void AddRetentionVerbs(CLI::App& app, std::vector<Verb>& verbs) {
   {
     struct Args {
       bool all = false;
+      uint32_t page_size = kMaxPageSize;
       Output out;
     };
     auto a = std::make_shared<Args>();
@@ -267,30 +268,37 @@ void AddRetentionVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                              "list holds in force (--all: ended ones too)\n"
                              "example: custos hold list --all --json");
     cmd->add_flag("--all", a->all, "include released and ended holds");
+    AddPageSizeOption(*cmd, a->page_size);
     AddJsonFlag(*cmd, a->out);
     verbs.push_back(
         {cmd, [a](Connection& c) {
+           nlohmann::json all = nlohmann::json::array();
+           Table t({"ID", "RECORD", "SUBJECT", "UNTIL", "SET BY", "RELEASED",
+                    "REASON"});
            Remote([&] {
-             auto req = c.Officer().listHoldsRequest();
-             req.setIncludeEnded(a->all);
-             auto response = req.send().wait(c.wait());
-             if (a->out.json) {
-               nlohmann::json all = nlohmann::json::array();
-               for (auto h : response.getHolds()) all.push_back(HoldJson(h));
-               return PrintJson(all);
-             }
-             Table t({"ID", "RECORD", "SUBJECT", "UNTIL", "SET BY", "RELEASED",
-                      "REASON"});
-             for (auto h : response.getHolds()) {
-               t.Add({h.getId().cStr(),
-                      h.getRecordId() == 0 ? std::string()
-                                           : std::to_string(h.getRecordId()),
-                      h.getSubjectId().cStr(), FormatTime(h.getEndsAtMicros()),
-                      h.getSetBy().cStr(), FormatTime(h.getReleasedAtMicros()),
-                      h.getReason().cStr()});
-             }
-             t.Print();
+             // Page by page: the server answers at most page_size a call.
+             std::string after;
+             do {
+               auto req = c.Officer().listHoldsRequest();
+               req.setIncludeEnded(a->all);
+               req.setAfterId(after);
+               req.setLimit(a->page_size);
+               auto response = req.send().wait(c.wait());
+               for (auto h : response.getHolds()) {
+                 all.push_back(HoldJson(h));
+                 t.Add({h.getId().cStr(),
+                        h.getRecordId() == 0 ? std::string()
+                                             : std::to_string(h.getRecordId()),
+                        h.getSubjectId().cStr(),
+                        FormatTime(h.getEndsAtMicros()), h.getSetBy().cStr(),
+                        FormatTime(h.getReleasedAtMicros()),
+                        h.getReason().cStr()});
+               }
+               after = response.getNextAfterId().cStr();
+             } while (!after.empty());
            });
+           if (a->out.json) return PrintJson(all);
+           t.Print();
          }});
   }
 }
