@@ -636,11 +636,11 @@ interface Admin {
   # reapplyPolicies, rekeySubject, verifyErasure, verifyChain,
   # rotateMasterKey, rotateKek, backup, verifyBackup, exportRestoreKit,
   # expireBackupKeys, processingRegister, and the Auditor's verifyChain
-  # and processingRegister), by any principal. Answered while that call
-  # runs (it is on the long lane, this call on the connection's own). A
-  # call refused before it did anything (PermissionDenied,
-  # InvalidArgument) leaves the one before it here. Before any: operation
-  # "".
+  # and processingRegister), by any principal, once it had the lane (a
+  # call refused at once as Unavailable never had it): a call refused for
+  # its arguments is shown too, with its outcome. Not custosd's own
+  # scheduled maintenance. Answered while that call runs (it is on the long
+  # lane, this call on the connection's own). Before any: operation "".
   progress @25 () -> (progress :WorkProgress);
 }
 
@@ -654,11 +654,15 @@ struct WorkProgress {
   #                   compacting (records: due records processed);
   #   verifyErasure   witnesses (witnesses gathered), then files (files
   #                   scanned, of those listed when it began);
-  #   verifyChain     events (events verified, of the chain's length);
-  #   backup          records, then keystore (entries written);
-  #   verifyBackup    checksums (bytes checked, of the backup's);
+  #   verifyChain     events (events verified, of the head's sequence
+  #                   number less the first one verified, plus one);
+  #   backup          records, then keystore (entries written), then
+  #                   manifest;
+  #   verifyBackup    checksums (bytes checked, of the manifest's), then
+  #                   structure (sealed chunks read);
   #   rotateKek       keys (rewrapped by this call, of maxKeys if given);
-  #   completeShreds  records (records rewritten);
+  #   completeShreds  records (records rewritten), then compacting;
+  #   reapplyPolicies records (records examined);
   # the others report no phase ("").
   phase @2 :Text;
   unit @3 :Text;
@@ -666,8 +670,9 @@ struct WorkProgress {
   total @5 :UInt64;
   startedMicros @6 :Int64;  # By the server's clock.
   endedMicros @7 :Int64;    # 0 while it runs.
-  # "" while it runs; then "OK", or the code of the error it ended with
-  # ("FailedPrecondition", ...).
+  # "" while it runs; then "OK" (the call completed: what a verification
+  # found is in its answer), or the code of the error it ended with
+  # ("FailedPrecondition", ...; "Internal" for a failure of the server's).
   outcome @8 :Text;
 }
 

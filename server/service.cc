@@ -170,10 +170,12 @@ kj::Promise<kj::Own<T>> OnWorker(Connection& conn,
 // call the client abandoned keeps the lane until its work ends.
 //
 // The call is published on the server's WorkBoard (Admin.progress) as
-// `operation` when its work starts, with what the engine reports through
-// the WorkProgressFn given to `fn`, and its outcome when it ends; a call
-// refused before it did anything (PermissionDenied, InvalidArgument) puts
-// back what it replaced, as a refused sweep leaves sweepProgress alone.
+// `operation` once it has the lane (on the loop's thread, so a progress
+// call answered after this one was accepted never shows the one before),
+// with what the engine reports through the WorkProgressFn given to `fn`,
+// and with its outcome when it ends, however it ends (an exception out of
+// `fn` is Internal). Every call that had the lane is shown, a refused one
+// too: "the last long call" is the last one, whatever became of it.
 inline Status OutcomeOf(const Status& s) { return s; }
 template <typename X>
 Status OutcomeOf(const Result<X>& r) {
@@ -191,28 +193,33 @@ kj::Promise<kj::Own<T>> OnLongLane(
         "another long operation is running on this server; try again once "
         "it has ended")));
   }
+  work->board.Begin(operation, ToMicros(conn.engine.Now()));
   return OnLane<T>(
       conn.pool, conn.inbox, work->lane,
-      [fn = std::move(fn), work, engine = &conn.engine,
-       name = std::string(operation)]() mutable -> T {
+      [fn = std::move(fn), work, engine = &conn.engine]() mutable -> T {
+        // Declared first: the board ends before the lane is free.
         struct EndBusy {
           LongWork& w;
           ~EndBusy() { w.busy.store(false); }
         } end_busy{*work};
-        WorkBoard::View previous =
-            work->board.Begin(name, ToMicros(engine->Now()));
+        struct EndOnBoard {
+          LongWork& w;
+          Engine& engine;
+          bool ended = false;
+          ~EndOnBoard() {
+            if (!ended) {
+              w.board.End(Status::Internal("the call failed"),
+                          ToMicros(engine.Now()));
+            }
+          }
+        } end_on_board{*work, *engine};
         const WorkProgressFn progress = [&w = *work](const WorkProgress& p) {
           w.board.Progress(p);
           if (w.TEST_work_progress) w.TEST_work_progress(p);
         };
         T result = fn(progress);
-        const Status outcome = OutcomeOf(result);
-        if (outcome.code() == StatusCode::kPermissionDenied ||
-            outcome.code() == StatusCode::kInvalidArgument) {
-          work->board.Restore(std::move(previous));
-        } else {
-          work->board.End(outcome, ToMicros(engine->Now()));
-        }
+        work->board.End(OutcomeOf(result), ToMicros(engine->Now()));
+        end_on_board.ended = true;
         return result;
       });
 }
@@ -449,15 +456,12 @@ uint64_t FieldsWords(const std::vector<Field>& fields) {
 
 }  // namespace
 
-WorkBoard::View WorkBoard::Begin(std::string_view operation,
-                                 int64_t now_micros) {
+void WorkBoard::Begin(std::string_view operation, int64_t now_micros) {
   std::lock_guard lock(mu_);
-  View previous = std::move(view_);
   view_ = View{};
   view_.operation = std::string(operation);
   view_.running = true;
   view_.started_micros = now_micros;
-  return previous;
 }
 
 void WorkBoard::Progress(const WorkProgress& progress) {
@@ -473,11 +477,6 @@ void WorkBoard::End(const Status& outcome, int64_t now_micros) {
   view_.running = false;
   view_.ended_micros = now_micros;
   view_.outcome = std::string(StatusCodeName(outcome.code()));
-}
-
-void WorkBoard::Restore(View previous) {
-  std::lock_guard lock(mu_);
-  view_ = std::move(previous);
 }
 
 WorkBoard::View WorkBoard::Read() const {
@@ -846,13 +845,12 @@ kj::Promise<void> ListHoldsCall(Connection& conn, const Actor& actor,
       CheckPage(p.getAfterId(), p.getLimit(), conn.engine.limits());
   return OnWorker<Result<std::vector<HoldView>>>(
              conn,
-             [engine = &conn.engine, actor = actor,
-              ended = p.getIncludeEnded(), page]() {
+             [engine = &conn.engine, actor = actor, ended = p.getIncludeEnded(),
+              page]() {
                return engine->ListHolds(actor, ended, page.after_id,
                                         page.limit + 1);
              })
-      .then([context, max_words = conn.max_message_words,
-             limit = page.limit](
+      .then([context, max_words = conn.max_message_words, limit = page.limit](
                 kj::Own<Result<std::vector<HoldView>>> r) mutable {
         std::vector<HoldView> holds = Value(std::move(*r));
         const std::string next = CutPage(holds, limit);
@@ -1282,18 +1280,18 @@ class AdminImpl final : public rpc::Admin::Server {
                  return engine->ListPrincipals(actor, page.after_id,
                                                page.limit + 1);
                })
-        .then([context, max_words = conn_->max_message_words,
-               limit = page.limit](
-                  kj::Own<Result<std::vector<PrincipalInfo>>> r) mutable {
-          std::vector<PrincipalInfo> all = Value(std::move(*r));
-          const std::string next = CutPage(all, limit);
-          auto results = context.getResults(OneSegment(max_words));
-          results.setNextAfterId(Txt(next));
-          auto out = results.initPrincipals(all.size());
-          for (size_t i = 0; i < all.size(); ++i) ToRpc(all[i], out[i]);
-          CheckAnswerSize(max_words, context.getResults(),
-                          "the list of principals");
-        });
+        .then(
+            [context, max_words = conn_->max_message_words, limit = page.limit](
+                kj::Own<Result<std::vector<PrincipalInfo>>> r) mutable {
+              std::vector<PrincipalInfo> all = Value(std::move(*r));
+              const std::string next = CutPage(all, limit);
+              auto results = context.getResults(OneSegment(max_words));
+              results.setNextAfterId(Txt(next));
+              auto out = results.initPrincipals(all.size());
+              for (size_t i = 0; i < all.size(); ++i) ToRpc(all[i], out[i]);
+              CheckAnswerSize(max_words, context.getResults(),
+                              "the list of principals");
+            });
   }
 
   kj::Promise<void> revokePrincipal(RevokePrincipalContext context) override {
@@ -1449,11 +1447,12 @@ class AdminImpl final : public rpc::Admin::Server {
   }
 
   kj::Promise<void> reapplyPolicies(ReapplyPoliciesContext context) override {
-    return OnLongLane<Result<size_t>>(*conn_, "reapplyPolicies",
-                                      [engine = &conn_->engine,
-                                       actor = actor_](const WorkProgressFn&) {
-                                        return engine->ReapplyPolicies(actor);
-                                      })
+    return OnLongLane<Result<size_t>>(
+               *conn_, "reapplyPolicies",
+               [engine = &conn_->engine,
+                actor = actor_](const WorkProgressFn& progress) {
+                 return engine->ReapplyPolicies(actor, progress);
+               })
         .then([context](kj::Own<Result<size_t>> r) mutable {
           context.getResults().setUpdated(Value(std::move(*r)));
         });

@@ -69,12 +69,10 @@ class WorkBoard {
     std::string outcome;       // "" while it runs; else "OK" or the code's
                                // name (StatusCodeName).
   };
-  // `operation` starts at `now_micros`; returns what it replaces.
-  View Begin(std::string_view operation, int64_t now_micros);
+  // `operation` starts at `now_micros`, replacing the last one.
+  void Begin(std::string_view operation, int64_t now_micros);
   void Progress(const WorkProgress& progress);
   void End(const Status& outcome, int64_t now_micros);
-  // Puts back what Begin replaced (a call refused before it did anything).
-  void Restore(View previous);
   View Read() const;
 
  private:

@@ -640,6 +640,7 @@ Result<BackupReport> Write(Store& store, Keystore& keystore,
   keys.reset();
 
   // The manifest last: a backup without one is incomplete.
+  ReportProgress(progress, "manifest", "", 0);
   std::string body = std::string(kManifestMagic)
                          .append(" ")
                          .append(std::to_string(kFormatVersion))
@@ -715,6 +716,8 @@ Result<BackupVerification> Verify(const std::string& dir,
   }
   // Without the key only the chunk structure can be checked; what the
   // chunks hold is authenticated (and parsed) at restore.
+  uint64_t chunks_read = 0;
+  ReportProgress(progress, "structure", "chunks", 0);
   for (auto [file, count] : {std::pair{kRecordsFile, &out.records_chunks},
                              std::pair{kKeystoreFile, &out.keystore_chunks}}) {
     std::ifstream in(fs::path(dir) / file, std::ios::binary);
@@ -725,9 +728,12 @@ Result<BackupVerification> Verify(const std::string& dir,
       if (!next) return Fail(next.error());
       if (!*next) break;
       ++*count;
+      ReportProgress(progress, "structure", "chunks", ++chunks_read);
     }
     if (*count == 0) return Fail(chunks.Malformed());
   }
+  ReportProgress(progress, "structure", "chunks", chunks_read, chunks_read,
+                 /*last=*/true);
   return out;
 }
 

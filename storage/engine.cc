@@ -270,10 +270,11 @@ Result<std::vector<RetentionPolicy>> Engine::ListPolicies(const Actor& actor) {
   return impl_->policies.List();
 }
 
-Result<size_t> Engine::ReapplyPolicies(const Actor& admin) {
+Result<size_t> Engine::ReapplyPolicies(const Actor& admin,
+                                       const WorkProgressFn& progress) {
   auto caller = impl_->RequireRole(admin, Role::kAdmin);
   if (!caller) return Fail(caller.error());
-  return impl_->sweeper.ReapplyPolicies();
+  return impl_->sweeper.ReapplyPolicies(progress);
 }
 
 Result<SweepReport> Engine::Sweep(const Actor& admin,

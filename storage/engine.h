@@ -148,7 +148,9 @@ class Engine {
   Result<std::vector<RetentionPolicy>> ListPolicies(const Actor& actor);
   // Admin only. Recomputes every open deadline from its anchoring event
   // under the current policies. Returns the number of records updated.
-  Result<size_t> ReapplyPolicies(const Actor& admin);
+  // Progress: "records" (examined, under the write lock).
+  Result<size_t> ReapplyPolicies(const Actor& admin,
+                                 const WorkProgressFn& progress = nullptr);
 
   // Applies the transitions due by options.as_of, reading only the deadline
   // index. Each record's transitions (and its next deadline) are one

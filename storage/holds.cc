@@ -390,8 +390,7 @@ Result<std::vector<HoldView>> Holds::List(bool include_ended,
   Status decoded;
   // Past `after_id` itself: the smallest key after it.
   const std::string start =
-      after_id.empty() ? std::string()
-                       : keys::Hold(after_id).append(1, '\0');
+      after_id.empty() ? std::string() : keys::Hold(after_id).append(1, '\0');
   CUSTOS_RETURN_IF_ERROR(store_.Scan(
       keys::kHoldPrefix, start, [&](std::string_view, std::string_view value) {
         auto hold = codec::DecodeHold(value);

@@ -47,7 +47,8 @@ class KeyAdmin {
   // Engine::RotateMasterKey. InvalidArgument for an empty key.
   Status RotateMaster(const PrincipalInfo& admin,
                       const crypto::SecretKey& new_master);
-  // Engine::RotateKek. InvalidArgument for a batch size of 0.
+  // Engine::RotateKek. InvalidArgument for a batch size of 0 or over
+  // kMaxKekBatchSize.
   Result<KekRotationReport> RotateKek(const PrincipalInfo& admin,
                                       const KekRotationOptions& options);
   // Engine::KekVersions.

@@ -228,6 +228,10 @@ Result<Keystore::KekRotation> Keystore::RotateKek(
     }
   }
 
+  if (progress != nullptr) {
+    progress(
+        WorkProgress{"keys", "keys", 0, max_keys == SIZE_MAX ? 0 : max_keys});
+  }
   while (result.rewrapped < max_keys) {
     // One batch: read and write under the exclusive lock, so no key is put
     // or destroyed in between (a destroyed key must not come back).

@@ -51,7 +51,9 @@ inline constexpr size_t kMaxKekBatchSize = 10000;
 
 // The largest budget Engine::CompleteShreds takes: it holds the write lock
 // (no create, read with its event or close runs) while it rewrites that
-// many records, and gathers their ids first.
+// many records, gathering their ids first. (A subject whose records are
+// all rewritten is then unlinked from its history under the same hold, in
+// steps of 1,000 events the budget does not count.)
 inline constexpr size_t kMaxShredBudget = 100000;
 
 // Defaults are documented in docs/storage.md ("Limits").

@@ -437,6 +437,7 @@ Result<size_t> Shredder::Complete(size_t budget,
                  /*last=*/true);
   CUSTOS_RETURN_IF_ERROR(u_.store.WaitDurable(last));
   // Compacts what was erased, and the destroyed keys of earlier shreds.
+  ReportProgress(progress, "compacting", "", 0);
   CUSTOS_RETURN_IF_ERROR(u_.erasure.CompactQueued());
   return rewritten;
 }

@@ -16,7 +16,7 @@ namespace custos {
 
 using codec::StoredRecord;
 
-Result<size_t> Sweeper::ReapplyPolicies() {
+Result<size_t> Sweeper::ReapplyPolicies(const WorkProgressFn& progress) {
   constexpr size_t kRecordsPerWrite = 1000;
   WriteLock lock = u_.store.Lock();
   // Open deadlines are exactly the records that are not ERASED; ACTIVE
@@ -27,6 +27,8 @@ Result<size_t> Sweeper::ReapplyPolicies() {
   Store::Ticket last;
   Status failure;
   const int64_t now = ToMicros(u_.clock.Now());
+  uint64_t examined = 0;
+  ReportProgress(progress, "records", "records", 0);
   auto flush = [&]() {
     auto ticket =
         u_.store.Apply(lock, batch, transitions, "re-applying policies");
@@ -39,6 +41,7 @@ Result<size_t> Sweeper::ReapplyPolicies() {
   };
   CUSTOS_RETURN_IF_ERROR(u_.store.Scan(
       keys::kRecordPrefix, {}, [&](std::string_view, std::string_view value) {
+        ReportProgress(progress, "records", "records", ++examined);
         auto record = codec::DecodeRecord(value);
         if (!record) failure = record.error();
         if (!failure.ok()) return false;
@@ -73,6 +76,8 @@ Result<size_t> Sweeper::ReapplyPolicies() {
   CUSTOS_RETURN_IF_ERROR(failure);
   if (in_batch > 0) CUSTOS_RETURN_IF_ERROR(flush());
   lock.Unlock();
+  ReportProgress(progress, "records", "records", examined, examined,
+                 /*last=*/true);
   CUSTOS_RETURN_IF_ERROR(u_.store.WaitDurable(last));
   return updated;
 }

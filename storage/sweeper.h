@@ -50,7 +50,7 @@ class Sweeper {
   // `admin`.
   Result<SweepReport> Sweep(const PrincipalInfo& admin,
                             const SweepOptions& options);
-  Result<size_t> ReapplyPolicies();
+  Result<size_t> ReapplyPolicies(const WorkProgressFn& progress = nullptr);
 
  private:
   // Processes the due index entry `key` (`entry`, parsed: due at

@@ -789,7 +789,7 @@ TEST_F(ServerAdminTest, AShredIsCompletedAndVerifiedOverTheSocket) {
   EXPECT_EQ(refused.code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(refused.message(), "the budget must be 1 to 100000");
   auto complete = admin.completeShredsRequest();
-  complete.setBudget(100);
+  complete.setBudget(kMaxShredBudget);  // The largest budget is taken.
   EXPECT_EQ(complete.send().wait(wait()).getRewritten(), 1u);
   auto nothing_left = admin.completeShredsRequest();
   nothing_left.setBudget(100);

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "tests/server_fixture.h"
 
@@ -51,9 +52,53 @@ class ServerProgressTest : public ServerFixture {
   capnp::Response<rpc::Admin::ProgressResults> Ask(rpc::Admin::Client& admin) {
     return admin.progressRequest().send().wait(wait());
   }
+
+  // Restarts the server recording every progress report it publishes.
+  void RecordReports() {
+    StopServer();
+    server_options_hook_ = [this](server::ServerOptions& so) {
+      so.TEST_work_progress = [this](const WorkProgress& p) {
+        std::lock_guard lock(mu_);
+        reports_.push_back({std::string(p.phase), p.done, p.total});
+      };
+    };
+    StartServer();
+  }
+
+  struct Report {
+    std::string phase;
+    uint64_t done = 0;
+    uint64_t total = 0;
+  };
+  // The phases reported since the last call, in order, each with its last
+  // counts.
+  std::vector<Report> Phases() {
+    std::lock_guard lock(mu_);
+    std::vector<Report> phases;
+    for (const Report& r : reports_) {
+      if (phases.empty() || phases.back().phase != r.phase) {
+        phases.push_back(r);
+      } else {
+        phases.back() = r;
+      }
+    }
+    reports_.clear();
+    return phases;
+  }
+  static std::vector<std::string> NamesOf(const std::vector<Report>& phases) {
+    std::vector<std::string> names;
+    for (const Report& r : phases) names.push_back(r.phase);
+    return names;
+  }
+
+  std::mutex mu_;
+  std::vector<Report> reports_;
 };
 
+using PhaseList = std::vector<std::string>;
+
 TEST_F(ServerProgressTest, EachLongCallLeavesItsNamePhaseCountsAndOutcome) {
+  RecordReports();
   auto admin_session = AdminSession();
   auto admin = AdminFacet(admin_session);
   auto none = Ask(admin);
@@ -78,6 +123,7 @@ TEST_F(ServerProgressTest, EachLongCallLeavesItsNamePhaseCountsAndOutcome) {
   EXPECT_EQ(e.getStartedMicros(), now);
   EXPECT_EQ(e.getEndedMicros(), now);
   EXPECT_EQ(e.getOutcome(), "OK");
+  EXPECT_EQ(NamesOf(Phases()), (PhaseList{"witnesses", "files"}));
 
   auto chain = admin.verifyChainRequest().send().wait(wait());
   auto verified = Ask(admin);
@@ -87,31 +133,36 @@ TEST_F(ServerProgressTest, EachLongCallLeavesItsNamePhaseCountsAndOutcome) {
   EXPECT_EQ(c.getDone(), chain.getVerified());
   EXPECT_EQ(c.getTotal(), chain.getVerified());
   EXPECT_GE(c.getDone(), 2u);  // The two creates' events at least.
+  Phases();
 
   auto backup = admin.backupRequest();
   backup.setDir(dir_ + "/backup-1");
   auto backup_response = backup.send().wait(wait());
   auto written = backup_response.getReport();
   auto backed_up = Ask(admin);
-  auto b = backed_up.getProgress();
-  EXPECT_EQ(b.getOperation(), "backup");
-  EXPECT_EQ(b.getPhase(), "keystore");  // Its second and last phase.
-  EXPECT_EQ(b.getUnit(), "entries");
-  EXPECT_EQ(b.getDone(), written.getKeystoreEntries());
-  EXPECT_EQ(b.getOutcome(), "OK");
+  EXPECT_EQ(backed_up.getProgress().getOperation(), "backup");
+  EXPECT_EQ(backed_up.getProgress().getPhase(), "manifest");  // The last.
+  EXPECT_EQ(backed_up.getProgress().getOutcome(), "OK");
+  const auto backup_phases = Phases();
+  ASSERT_EQ(NamesOf(backup_phases),
+            (PhaseList{"records", "keystore", "manifest"}));
+  EXPECT_EQ(backup_phases[0].done, written.getRecordsEntries());
+  EXPECT_EQ(backup_phases[1].done, written.getKeystoreEntries());
 
   auto check = admin.verifyBackupRequest();
   check.setDir(dir_ + "/backup-1");
-  check.send().wait(wait());
+  auto check_response = check.send().wait(wait());
   auto checked = Ask(admin);
-  auto v = checked.getProgress();
-  EXPECT_EQ(v.getOperation(), "verifyBackup");
-  EXPECT_EQ(v.getPhase(), "checksums");
-  EXPECT_EQ(v.getUnit(), "bytes");
+  EXPECT_EQ(checked.getProgress().getOperation(), "verifyBackup");
+  EXPECT_EQ(checked.getProgress().getPhase(), "structure");
+  const auto check_phases = Phases();
+  ASSERT_EQ(NamesOf(check_phases), (PhaseList{"checksums", "structure"}));
   uint64_t bytes = 0;
   for (auto f : written.getFiles()) bytes += f.getSize();
-  EXPECT_EQ(v.getTotal(), bytes);
-  EXPECT_EQ(v.getDone(), bytes);
+  EXPECT_EQ(check_phases[0].total, bytes);
+  EXPECT_EQ(check_phases[0].done, bytes);
+  auto v = check_response.getVerification();
+  EXPECT_EQ(check_phases[1].done, v.getRecordsChunks() + v.getKeystoreChunks());
 
   auto rotate = admin.rotateKekRequest();
   rotate.setBatchSize(1);
@@ -123,29 +174,40 @@ TEST_F(ServerProgressTest, EachLongCallLeavesItsNamePhaseCountsAndOutcome) {
   EXPECT_EQ(k.getPhase(), "keys");
   EXPECT_EQ(k.getDone(), 2u);   // Anna's and Ben's keys, one a batch.
   EXPECT_EQ(k.getTotal(), 0u);  // No maxKeys: not known ahead.
+  Phases();
 
   auto shred = admin.shredSubjectRequest();
   auto find = admin.findSubjectRequest();
   find.setIdentifier("anna@example.org");
   shred.setSubjectId(find.send().wait(wait()).getSubjectId());
   shred.send().wait(wait());
+  Phases();
   auto complete = admin.completeShredsRequest();
   complete.setBudget(100);
   EXPECT_EQ(complete.send().wait(wait()).getRewritten(), 1u);
   auto completed = Ask(admin);
   EXPECT_EQ(completed.getProgress().getOperation(), "completeShreds");
-  EXPECT_EQ(completed.getProgress().getPhase(), "records");
-  EXPECT_EQ(completed.getProgress().getDone(), 1u);
+  EXPECT_EQ(completed.getProgress().getPhase(), "compacting");
+  const auto shred_phases = Phases();
+  ASSERT_EQ(NamesOf(shred_phases), (PhaseList{"records", "compacting"}));
+  EXPECT_EQ(shred_phases[0].done, 1u);
 
-  // A call without phases: its name and outcome only.
   admin.reapplyPoliciesRequest().send().wait(wait());
   auto reapplied = Ask(admin);
   EXPECT_EQ(reapplied.getProgress().getOperation(), "reapplyPolicies");
-  EXPECT_EQ(reapplied.getProgress().getPhase(), "");
+  EXPECT_EQ(reapplied.getProgress().getPhase(), "records");
+  EXPECT_EQ(reapplied.getProgress().getDone(), 2u);  // Both records seen.
   EXPECT_EQ(reapplied.getProgress().getOutcome(), "OK");
+
+  // A call without phases: its name and outcome only.
+  admin.expireBackupKeysRequest().send().wait(wait());
+  auto expired = Ask(admin);
+  EXPECT_EQ(expired.getProgress().getOperation(), "expireBackupKeys");
+  EXPECT_EQ(expired.getProgress().getPhase(), "");
+  EXPECT_EQ(expired.getProgress().getOutcome(), "OK");
 }
 
-TEST_F(ServerProgressTest, AFailedCallSaysHowAndARefusedOneLeavesTheLastOne) {
+TEST_F(ServerProgressTest, AFailedOrRefusedCallSaysHow) {
   auto admin_session = AdminSession();
   auto admin = AdminFacet(admin_session);
   // Into a directory that is not empty: the backup fails once started.
@@ -159,14 +221,17 @@ TEST_F(ServerProgressTest, AFailedCallSaysHowAndARefusedOneLeavesTheLastOne) {
   EXPECT_FALSE(failed.getProgress().getRunning());
   EXPECT_EQ(failed.getProgress().getOutcome(), "AlreadyExists");
 
-  // Refused before it did anything: the failed backup stays the last one.
+  // Refused for its arguments: it is the last long call all the same.
   auto oversized = admin.rotateKekRequest();
   oversized.setBatchSize(kMaxKekBatchSize + 1);
   EXPECT_EQ(StatusOf(oversized.send(), wait()).code(),
             StatusCode::kInvalidArgument);
-  auto still = Ask(admin);
-  EXPECT_EQ(still.getProgress().getOperation(), "backup");
-  EXPECT_EQ(still.getProgress().getOutcome(), "AlreadyExists");
+  auto refused = Ask(admin);
+  EXPECT_EQ(refused.getProgress().getOperation(), "rotateKek");
+  EXPECT_FALSE(refused.getProgress().getRunning());
+  EXPECT_EQ(refused.getProgress().getPhase(), "");
+  EXPECT_EQ(refused.getProgress().getOutcome(), "InvalidArgument");
+  EXPECT_NE(refused.getProgress().getEndedMicros(), 0);
 
   // Only admins ask.
   auto auditor = NewSession("auditor-1", rpc::Role::AUDITOR);
@@ -209,6 +274,14 @@ TEST_F(ServerProgressTest, ALongCallsProgressIsSeenWhileItRuns) {
   EXPECT_GT(m.getTotal(), 0u);
   EXPECT_EQ(m.getEndedMicros(), 0);
   EXPECT_EQ(m.getOutcome(), "");
+  // A second long call meanwhile is refused at once as Unavailable: it
+  // never had the lane, and the board still shows the running one.
+  auto second = other.backupRequest();
+  second.setDir(dir_ + "/backup-2");
+  EXPECT_EQ(StatusOf(second.send(), wait()).code(), StatusCode::kUnavailable);
+  auto still = Ask(other);
+  EXPECT_EQ(still.getProgress().getOperation(), "verifyErasure");
+  EXPECT_TRUE(still.getProgress().getRunning());
   gate->Release();
   verify.wait(wait());
   auto after = Ask(other);

@@ -85,7 +85,8 @@ void AddKeyVerbs(CLI::App& app, std::vector<Verb>& verbs) {
         "end: every subject's data key is rewrapped, in batches\n"
         "example: custos keys rotate-kek --batch 1000");
     cmd->add_option("--batch", a->batch,
-                    "keys per batch (one synchronous write): 1 to 10000")
+                    "keys per batch (one synchronous write): 1 to " +
+                        std::to_string(kMaxKekBatchSize))
         ->capture_default_str()
         ->check(CLI::Range(uint64_t{1}, uint64_t{kMaxKekBatchSize}));
     AddJsonFlag(*cmd, a->out);
