@@ -315,8 +315,10 @@ interface Officer {
   # Ends a hold; erasures it postponed are due at once.
   releaseHold @2 (holdId :Text) -> ();
   # Holds in force, or all of them, by id, in pages: those after afterId
-  # ("": from the first), at most limit (0: 1,000, the most). nextAfterId
-  # is the afterId of the next page, "" after the last.
+  # ("": from the first), at most limit (1 to 1,000), fewer if more would
+  # not fit the server's message limit. nextAfterId is the afterId of the
+  # next page, "" after the last. Limit 0 (a client that does not page):
+  # all at once, never cut short (ResourceExhausted if they do not fit).
   listHolds @3 (includeEnded :Bool, afterId :Text, limit :UInt32)
       -> (holds :List(Hold), nextAfterId :Text);
   # A legal hold on every record of one subject (Admin.findSubject or
@@ -348,8 +350,10 @@ interface Auditor {
   # docs/subject-report.md; producing it is a logged disclosure.
   subjectReport @2 (subjectId :Text) -> (json :Text);
   # Holds in force, or all of them, by id, in pages: those after afterId
-  # ("": from the first), at most limit (0: 1,000, the most). nextAfterId
-  # is the afterId of the next page, "" after the last.
+  # ("": from the first), at most limit (1 to 1,000), fewer if more would
+  # not fit the server's message limit. nextAfterId is the afterId of the
+  # next page, "" after the last. Limit 0 (a client that does not page):
+  # all at once, never cut short (ResourceExhausted if they do not fit).
   listHolds @3 (includeEnded :Bool, afterId :Text, limit :UInt32)
       -> (holds :List(Hold), nextAfterId :Text);
   # The subject id of an external identifier; NotFound if none.

@@ -805,11 +805,14 @@ Status CheckInBackupDir(const std::string& backup_dir,
 // ---------------------------------------------------------------------
 
 // A page of listHolds or listPrincipals: the items after `after_id`, at
-// most `limit` (0: Limits::max_page_size, also the most). The engine is
-// asked for one more, to tell whether a next page exists.
+// most `limit` (1 to Limits::max_page_size); limit 0 asks for all of them
+// at once, as before these calls paged (a client that does not page is
+// never cut short: it is refused with ResourceExhausted if they do not fit
+// a message). The engine is asked for one more than a page, to tell
+// whether a next one exists.
 struct PageRequest {
   std::string after_id;
-  size_t limit = 0;
+  size_t limit = 0;  // 0: all.
 };
 constexpr size_t kMaxAfterIdBytes = 256;
 
@@ -823,17 +826,45 @@ PageRequest CheckPage(capnp::Text::Reader after_id, uint32_t limit,
     Throw(Status::InvalidArgument("limit must be at most " +
                                   std::to_string(limits.max_page_size)));
   }
-  return {Str(after_id), limit == 0 ? limits.max_page_size : limit};
+  return {Str(after_id), limit};
+}
+
+// Words of a hold, a principal in an answer (every pointer counted twice,
+// as RecordAnswerWords does: its landing pad).
+uint64_t AnswerWords(const HoldView& h) {
+  return StructWords<rpc::Hold>() + TextWords(h.id.size()) +
+         TextWords(h.subject_id ? h.subject_id->size() : 0) +
+         TextWords(h.reason.size()) + TextWords(h.set_by.size()) +
+         TextWords(h.released_by.size());
+}
+uint64_t AnswerWords(const PrincipalInfo& p) {
+  return StructWords<rpc::Principal>() + TextWords(p.id.size()) +
+         TextWords(p.display_name.size()) +
+         TextWords(2 * p.roles.size());  // A list of 16-bit enums.
 }
 
 // Cuts `items` (the engine's answer to a page asked one longer) to the
-// page, and returns the next page's afterId: the last item's id, or "" if
-// none follows.
+// page, and to what fits the message limit (the rest of the answer is
+// kAnswerEnvelopeWords), and returns the next page's afterId: the last
+// item's id, or "" if none follows. A page of one item too large is kept
+// (CheckAnswerSize refuses it). Limit 0: everything, uncut.
 template <typename T>
-std::string CutPage(std::vector<T>& items, size_t limit) {
-  if (items.size() <= limit) return "";
-  items.resize(limit);
-  return items.back().id;
+std::string CutPage(std::vector<T>& items, size_t limit,
+                    uint64_t max_message_words) {
+  if (limit == 0) return "";
+  bool more = items.size() > limit;
+  if (more) items.resize(limit);
+  uint64_t words = kAnswerEnvelopeWords + 2;  // With the list's tag and pad.
+  size_t fit = 0;
+  for (; fit < items.size(); ++fit) {
+    words += AnswerWords(items[fit]);
+    if (words >= max_message_words && fit > 0) break;
+  }
+  if (fit < items.size()) {
+    items.resize(fit);
+    more = true;
+  }
+  return more ? items.back().id : "";
 }
 
 // listHolds, offered by the Officer, Auditor and Admin facets alike.
@@ -848,12 +879,12 @@ kj::Promise<void> ListHoldsCall(Connection& conn, const Actor& actor,
              [engine = &conn.engine, actor = actor, ended = p.getIncludeEnded(),
               page]() {
                return engine->ListHolds(actor, ended, page.after_id,
-                                        page.limit + 1);
+                                        page.limit == 0 ? 0 : page.limit + 1);
              })
       .then([context, max_words = conn.max_message_words, limit = page.limit](
                 kj::Own<Result<std::vector<HoldView>>> r) mutable {
         std::vector<HoldView> holds = Value(std::move(*r));
-        const std::string next = CutPage(holds, limit);
+        const std::string next = CutPage(holds, limit, max_words);
         auto out = context.getResults(OneSegment(max_words));
         SetHolds(holds, out.initHolds(holds.size()));
         out.setNextAfterId(Txt(next));
@@ -1277,14 +1308,15 @@ class AdminImpl final : public rpc::Admin::Server {
     return OnWorker<Result<std::vector<PrincipalInfo>>>(
                *conn_,
                [engine = &conn_->engine, actor = actor_, page]() {
-                 return engine->ListPrincipals(actor, page.after_id,
-                                               page.limit + 1);
+                 return engine->ListPrincipals(
+                     actor, page.after_id,
+                     page.limit == 0 ? 0 : page.limit + 1);
                })
         .then(
             [context, max_words = conn_->max_message_words, limit = page.limit](
                 kj::Own<Result<std::vector<PrincipalInfo>>> r) mutable {
               std::vector<PrincipalInfo> all = Value(std::move(*r));
-              const std::string next = CutPage(all, limit);
+              const std::string next = CutPage(all, limit, max_words);
               auto results = context.getResults(OneSegment(max_words));
               results.setNextAfterId(Txt(next));
               auto out = results.initPrincipals(all.size());

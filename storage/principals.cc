@@ -210,9 +210,14 @@ std::vector<PrincipalInfo> Principals::List(std::string_view after_id,
       }
     }
   }
-  std::sort(out.begin(), out.end(),
-            [](const auto& a, const auto& b) { return a.id < b.id; });
-  if (limit != 0 && out.size() > limit) out.resize(limit);
+  const auto by_id = [](const auto& a, const auto& b) { return a.id < b.id; };
+  if (limit != 0 && out.size() > limit) {
+    std::partial_sort(out.begin(), out.begin() + static_cast<ptrdiff_t>(limit),
+                      out.end(), by_id);
+    out.resize(limit);
+  } else {
+    std::sort(out.begin(), out.end(), by_id);
+  }
   return out;
 }
 

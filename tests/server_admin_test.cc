@@ -926,53 +926,107 @@ TEST_F(ServerAdminTest, AKekRotationRefusesAnOversizedBatchBeforeStarting) {
 
 // Holds and principals come in pages (they accumulate without bound: all
 // holds ever set, with includeEnded), each page asked after the last id of
-// the one before; a page size over the limit or a cursor over 256 bytes is
-// refused.
-TEST_F(ServerAdminTest, HoldsAndPrincipalsAreListedInPages) {
-  auto a = NewSession("authority-a", rpc::Role::USER);
-  auto o = NewSession("officer", rpc::Role::OFFICER);
-  auto officer = o.officerRequest().send().getOfficer();
-  std::vector<std::string> set_ids;
-  for (int i = 0; i < 5; ++i) {
-    auto set = officer.setRecordHoldRequest();
-    set.setId(CreateRecord(a));
-    set.setReason("proceedings " + std::to_string(i));
-    set.setEndsAtMicros(ToMicros(clock_.Now()) + 30 * kDay);
-    set_ids.push_back(set.send().wait(wait()).getHold().getId().cStr());
+// the one before; limit 0 asks for all at once (clients that do not page);
+// a page size over the limit or a cursor over 256 bytes is refused.
+class ServerPagingTest : public ServerAdminTest {
+ protected:
+  // Sets `n` record holds with reasons of `reason_bytes`; their ids, in
+  // key order.
+  std::vector<std::string> SetHolds(rpc::Officer::Client& officer,
+                                    rpc::Session::Client& owner, int n,
+                                    size_t reason_bytes = 16) {
+    std::vector<std::string> ids;
+    for (int i = 0; i < n; ++i) {
+      auto set = officer.setRecordHoldRequest();
+      set.setId(CreateRecord(owner));
+      std::string reason = "proceedings " + std::to_string(i);
+      reason.resize(std::max(reason.size(), reason_bytes), '.');
+      set.setReason(reason);
+      set.setEndsAtMicros(ToMicros(clock_.Now()) + 30 * kDay);
+      ids.push_back(set.send().wait(wait()).getHold().getId().cStr());
+    }
+    std::sort(ids.begin(), ids.end());
+    return ids;
   }
-  std::sort(set_ids.begin(), set_ids.end());
-  // Released: listed with includeEnded only.
-  auto release = officer.releaseHoldRequest();
-  release.setHoldId(set_ids[1]);
-  release.send().wait(wait());
 
-  auto pages = [&](bool include_ended, uint32_t limit) {
+  // Every page of `list` (Officer, Auditor or Admin facet) from `after`.
+  template <typename Facet>
+  std::vector<std::vector<std::string>> ListPages(Facet& facet,
+                                                  bool include_ended,
+                                                  uint32_t limit,
+                                                  std::string after = "") {
     std::vector<std::vector<std::string>> out;
-    std::string after;
     do {
-      auto req = officer.listHoldsRequest();
+      auto req = facet.listHoldsRequest();
       req.setIncludeEnded(include_ended);
       req.setAfterId(after);
       req.setLimit(limit);
       auto page = req.send().wait(wait());
       auto& ids = out.emplace_back();
       for (auto h : page.getHolds()) ids.push_back(h.getId().cStr());
-      after = page.getNextAfterId().cStr();
-      if (!after.empty()) {
-        EXPECT_EQ(after, ids.back());
+      const std::string next = page.getNextAfterId().cStr();
+      if (!next.empty()) {
+        EXPECT_FALSE(ids.empty());
+        if (!ids.empty()) {
+          EXPECT_EQ(next, ids.back());
+        }
       }
-    } while (!after.empty() && out.size() < 10);
+      after = next;
+    } while (!after.empty() && out.size() < 100);
     return out;
-  };
-  using Pages = std::vector<std::vector<std::string>>;
-  EXPECT_EQ(pages(true, 2), (Pages{{set_ids[0], set_ids[1]},
-                                   {set_ids[2], set_ids[3]},
-                                   {set_ids[4]}}));
-  // A full last page says nothing follows.
-  EXPECT_EQ(pages(false, 2),
-            (Pages{{set_ids[0], set_ids[2]}, {set_ids[3], set_ids[4]}}));
-  // 0: the default page (1,000), here all at once.
-  EXPECT_EQ(pages(true, 0), (Pages{set_ids}));
+  }
+
+  // `ids` in chunks of `size`.
+  static std::vector<std::vector<std::string>> Chunks(
+      const std::vector<std::string>& ids, size_t size) {
+    std::vector<std::vector<std::string>> out;
+    for (size_t i = 0; i < ids.size(); i += size) {
+      out.emplace_back(
+          ids.begin() + static_cast<ptrdiff_t>(i),
+          ids.begin() + static_cast<ptrdiff_t>(std::min(ids.size(), i + size)));
+    }
+    return out;
+  }
+};
+
+using PageList = std::vector<std::vector<std::string>>;
+
+TEST_F(ServerPagingTest, HoldsAndPrincipalsAreListedInPages) {
+  auto a = NewSession("authority-a", rpc::Role::USER);
+  auto o = NewSession("officer", rpc::Role::OFFICER);
+  auto officer = o.officerRequest().send().getOfficer();
+  // h1 .. h12: "h1" is a prefix of "h10", "h11", "h12", which sort
+  // between it and "h2".
+  const std::vector<std::string> all = SetHolds(officer, a, 12);
+  ASSERT_EQ(all.size(), 12u);
+  EXPECT_EQ(all[0], "h1");
+  EXPECT_EQ(all[1], "h10");
+  // Released: listed with includeEnded only.
+  auto release = officer.releaseHoldRequest();
+  release.setHoldId("h10");
+  release.send().wait(wait());
+  std::vector<std::string> in_force = all;
+  std::erase(in_force, "h10");
+
+  for (uint32_t size : {1u, 2u, 5u, 12u}) {
+    EXPECT_EQ(ListPages(officer, true, size), Chunks(all, size)) << size;
+    EXPECT_EQ(ListPages(officer, false, size), Chunks(in_force, size)) << size;
+  }
+  // A full last page says nothing follows (11 in force, pages of 11).
+  EXPECT_EQ(ListPages(officer, false, 11), (PageList{in_force}));
+  // The cursor need not name a hold: after "h1x" comes "h2"; after the
+  // released "h10", without includeEnded, "h11".
+  EXPECT_EQ(ListPages(officer, true, 100, "h1x").front().front(), "h2");
+  EXPECT_EQ(ListPages(officer, false, 100, "h10").front().front(), "h11");
+  // Limit 0: all at once, as before paging.
+  EXPECT_EQ(ListPages(officer, true, 0), (PageList{all}));
+  // The same pages from the auditor's and the admin's facets.
+  auto u = NewSession("auditor", rpc::Role::AUDITOR);
+  auto auditor = u.auditorRequest().send().getAuditor();
+  auto admin_session = AdminSession();
+  auto admin = AdminFacet(admin_session);
+  EXPECT_EQ(ListPages(auditor, true, 5), Chunks(all, 5));
+  EXPECT_EQ(ListPages(admin, true, 5), Chunks(all, 5));
 
   auto too_many = officer.listHoldsRequest();
   too_many.setLimit(1001);
@@ -985,27 +1039,85 @@ TEST_F(ServerAdminTest, HoldsAndPrincipalsAreListedInPages) {
   EXPECT_EQ(cursor.code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(cursor.message(), "afterId must be at most 256 bytes");
 
-  // Principals: admin, authority-a, officer, by id.
-  auto admin_session = AdminSession();
-  auto admin = AdminFacet(admin_session);
+  // Principals: admin, auditor, authority-a, officer, by id.
   auto first = admin.listPrincipalsRequest();
   first.setLimit(2);
   auto page1 = first.send().wait(wait());
   ASSERT_EQ(page1.getPrincipals().size(), 2u);
   EXPECT_EQ(page1.getPrincipals()[0].getId(), "admin");
-  EXPECT_EQ(page1.getPrincipals()[1].getId(), "authority-a");
-  EXPECT_EQ(page1.getNextAfterId(), "authority-a");
+  EXPECT_EQ(page1.getPrincipals()[1].getId(), "auditor");
+  EXPECT_EQ(page1.getNextAfterId(), "auditor");
   auto second = admin.listPrincipalsRequest();
-  second.setAfterId("authority-a");
+  second.setAfterId("auditor");
   second.setLimit(2);
   auto page2 = second.send().wait(wait());
-  ASSERT_EQ(page2.getPrincipals().size(), 1u);
-  EXPECT_EQ(page2.getPrincipals()[0].getId(), "officer");
-  EXPECT_EQ(page2.getNextAfterId(), "");
+  ASSERT_EQ(page2.getPrincipals().size(), 2u);
+  EXPECT_EQ(page2.getPrincipals()[0].getId(), "authority-a");
+  EXPECT_EQ(page2.getPrincipals()[1].getId(), "officer");
+  EXPECT_EQ(page2.getNextAfterId(), "");  // A full last page.
+  auto whole = admin.listPrincipalsRequest().send().wait(wait());
+  EXPECT_EQ(whole.getPrincipals().size(), 4u);
+  EXPECT_EQ(whole.getNextAfterId(), "");
   auto over = admin.listPrincipalsRequest();
   over.setLimit(5000);
   EXPECT_EQ(StatusOf(over.send(), wait()).message(),
             "limit must be at most 1000");
+}
+
+// With the engine's page size at 5: limit 0 is still every hold at once
+// (a client that does not page is never cut short, as it was before the
+// calls paged), and a limit over 5 is refused.
+class ServerSmallPageTest : public ServerPagingTest {
+ protected:
+  void SetUp() override {
+    options_.limits.max_page_size = 5;
+    ServerPagingTest::SetUp();
+  }
+};
+
+TEST_F(ServerSmallPageTest, LimitZeroIsEveryItemAtOnce) {
+  auto a = NewSession("authority-a", rpc::Role::USER);
+  auto o = NewSession("officer", rpc::Role::OFFICER);
+  auto officer = o.officerRequest().send().getOfficer();
+  const std::vector<std::string> all = SetHolds(officer, a, 12);
+  EXPECT_EQ(ListPages(officer, true, 0), (PageList{all}));
+  EXPECT_EQ(ListPages(officer, true, 5), Chunks(all, 5));
+  auto over = officer.listHoldsRequest();
+  over.setLimit(6);
+  EXPECT_EQ(StatusOf(over.send(), wait()).message(), "limit must be at most 5");
+  auto admin_session = AdminSession();
+  auto everyone =
+      AdminFacet(admin_session).listPrincipalsRequest().send().wait(wait());
+  EXPECT_EQ(everyone.getPrincipals().size(), 3u);  // admin, authority-a,
+  EXPECT_EQ(everyone.getNextAfterId(), "");        // officer.
+}
+
+// A page is cut to what fits the server's message limit, whatever the
+// limit asked: a listing never becomes impossible (before paging, holds
+// past the limit could not be listed at all). Asking for all at once
+// (limit 0) is refused then, never cut short.
+TEST_F(ServerPagingTest, APageIsCutToTheMessageLimit) {
+  RestartWithMaxMessageWords(4096);  // 32 KiB.
+  auto a = NewSession("authority-a", rpc::Role::USER);
+  auto o = NewSession("officer", rpc::Role::OFFICER);
+  auto officer = o.officerRequest().send().getOfficer();
+  const std::vector<std::string> all =
+      SetHolds(officer, a, 16, /*reason_bytes=*/4000);
+  const PageList pages = ListPages(officer, true, 1000);
+  ASSERT_GT(pages.size(), 2u);  // 16 reasons of 4,000 bytes: 64 KB.
+  std::vector<std::string> listed;
+  for (const auto& page : pages) {
+    EXPECT_FALSE(page.empty());
+    listed.insert(listed.end(), page.begin(), page.end());
+  }
+  EXPECT_EQ(listed, all);
+  auto at_once = officer.listHoldsRequest();
+  at_once.setIncludeEnded(true);
+  const Status refused = StatusOf(at_once.send(), wait());
+  EXPECT_EQ(refused.code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(refused.message(),
+            "the list of holds would be larger than the server's message "
+            "limit (custosd --max-message-bytes)");
 }
 
 TEST_F(ServerAdminTest, TheMasterKeyIsRotatedFromAKeyFileOnTheServer) {

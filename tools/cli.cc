@@ -201,7 +201,8 @@ void AddJsonFlag(CLI::App& verb, Output& output) {
 
 void AddPageSizeOption(CLI::App& verb, uint32_t& page_size) {
   verb.add_option("--page-size", page_size,
-                  "items asked for per call (the listing is whole either way)")
+                  "items asked for per call (the server may answer fewer, "
+                  "to fit its message limit)")
       ->capture_default_str()
       ->check(CLI::Range(uint32_t{1}, kMaxPageSize));
 }

@@ -164,6 +164,8 @@ void AddJsonFlag(CLI::App& verb, Output& output);
 inline constexpr uint32_t kMaxPageSize = 1000;
 // --page-size N (1 to kMaxPageSize): items asked for per call of a paged
 // listing (hold list, principal list); the verb asks until the last page.
+// (Items set while it pages, with ids before the page it is at, are not
+// listed: a paged listing is not one snapshot.)
 void AddPageSizeOption(CLI::App& verb, uint32_t& page_size);
 void PrintJson(const nlohmann::json& value);
 

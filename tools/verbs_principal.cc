@@ -122,7 +122,11 @@ void AddPrincipalVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                         p.getRevoked() ? "yes" : "no",
                         FormatTime(p.getCreatedAtMicros())});
                }
-               after = r.getNextAfterId().cStr();
+               const std::string next = r.getNextAfterId().cStr();
+               if (!next.empty() && next <= after) {
+                 throw Failure("the server's next page does not move on");
+               }
+               after = next;
              } while (!after.empty());
            });
            if (a->out.json) return PrintJson(all);

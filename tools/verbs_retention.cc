@@ -294,7 +294,11 @@ void AddRetentionVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                         FormatTime(h.getReleasedAtMicros()),
                         h.getReason().cStr()});
                }
-               after = response.getNextAfterId().cStr();
+               const std::string next = response.getNextAfterId().cStr();
+               if (!next.empty() && next <= after) {
+                 throw Failure("the server's next page does not move on");
+               }
+               after = next;
              } while (!after.empty());
            });
            if (a->out.json) return PrintJson(all);
