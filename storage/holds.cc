@@ -356,18 +356,22 @@ Result<std::vector<HoldView>> Holds::OnSubjectOnly(
 }
 
 Result<std::vector<HoldView>> Holds::Where(
-    const std::function<bool(const HoldView&)>& keep) const {
+    const std::function<bool(const HoldView&)>& keep, std::string_view after_id,
+    size_t limit) const {
   std::vector<HoldView> holds;
   Status decoded;
+  // Past `after_id` itself: the smallest key after it.
+  const std::string start =
+      after_id.empty() ? std::string() : keys::Hold(after_id).append(1, '\0');
   CUSTOS_RETURN_IF_ERROR(store_.Scan(
-      keys::kHoldPrefix, {}, [&](std::string_view, std::string_view value) {
+      keys::kHoldPrefix, start, [&](std::string_view, std::string_view value) {
         auto hold = codec::DecodeHold(value);
         if (!hold) {
           decoded = hold.error();
           return false;
         }
         if (keep(*hold)) holds.push_back(std::move(*hold));
-        return true;
+        return limit == 0 || holds.size() < limit;
       }));
   CUSTOS_RETURN_IF_ERROR(decoded);
   return holds;
@@ -386,26 +390,11 @@ Result<std::vector<HoldView>> Holds::List(bool include_ended,
                                           std::string_view after_id,
                                           size_t limit) const {
   const int64_t now = ToMicros(clock_.Now());
-  std::vector<HoldView> holds;
-  Status decoded;
-  // Past `after_id` itself: the smallest key after it.
-  const std::string start =
-      after_id.empty() ? std::string() : keys::Hold(after_id).append(1, '\0');
-  CUSTOS_RETURN_IF_ERROR(store_.Scan(
-      keys::kHoldPrefix, start, [&](std::string_view, std::string_view value) {
-        auto hold = codec::DecodeHold(value);
-        if (!hold) {
-          decoded = hold.error();
-          return false;
-        }
-        if (include_ended ||
-            (!hold->released_at && ToMicros(hold->ends_at) > now)) {
-          holds.push_back(std::move(*hold));
-        }
-        return limit == 0 || holds.size() < limit;
-      }));
-  CUSTOS_RETURN_IF_ERROR(decoded);
-  return holds;
+  return Where(
+      [&](const HoldView& h) {
+        return include_ended || (!h.released_at && ToMicros(h.ends_at) > now);
+      },
+      after_id, limit);
 }
 
 std::string Holds::Describe(const std::vector<HoldView>& holds) {

@@ -156,10 +156,12 @@ class Holds {
                                       std::optional<int64_t> at,
                                       bool subject_only) const;
 
-  // Every stored hold `keep` accepts, in key order. DataLoss if one does
+  // Every stored hold `keep` accepts, in key order: those after `after_id`
+  // ("": from the first), at most `limit` (0: all). DataLoss if one does
   // not decode.
   Result<std::vector<HoldView>> Where(
-      const std::function<bool(const HoldView&)>& keep) const;
+      const std::function<bool(const HoldView&)>& keep,
+      std::string_view after_id = {}, size_t limit = 0) const;
 
   // Whether a hold was ever set in this store (its hold counter exists):
   // until one is, no record is held, and ErasableFrom answers without a

@@ -199,6 +199,17 @@ void AddJsonFlag(CLI::App& verb, Output& output) {
   verb.add_flag("--json", output.json, "print JSON, for scripts");
 }
 
+void ForEachPage(const std::function<std::string(const std::string&)>& page) {
+  std::string after;
+  do {
+    const std::string next = page(after);
+    if (!next.empty() && next <= after) {
+      throw Failure("the server's next page does not move on");
+    }
+    after = next;
+  } while (!after.empty());
+}
+
 void AddPageSizeOption(CLI::App& verb, uint32_t& page_size) {
   verb.add_option("--page-size", page_size,
                   "items asked for per call (the server may answer fewer, "

@@ -167,6 +167,10 @@ inline constexpr uint32_t kMaxPageSize = 1000;
 // (Items set while it pages, with ids before the page it is at, are not
 // listed: a paged listing is not one snapshot.)
 void AddPageSizeOption(CLI::App& verb, uint32_t& page_size);
+// Runs `page` (one call of a paged listing, after the given id; returns the
+// answer's nextAfterId) from the first page to the last. Failure if a
+// server's next page does not move on.
+void ForEachPage(const std::function<std::string(const std::string&)>& page);
 void PrintJson(const nlohmann::json& value);
 
 // A table printed with aligned columns; the header underlined.

@@ -276,9 +276,7 @@ void AddRetentionVerbs(CLI::App& app, std::vector<Verb>& verbs) {
            Table t({"ID", "RECORD", "SUBJECT", "UNTIL", "SET BY", "RELEASED",
                     "REASON"});
            Remote([&] {
-             // Page by page: the server answers at most page_size a call.
-             std::string after;
-             do {
+             ForEachPage([&](const std::string& after) {
                auto req = c.Officer().listHoldsRequest();
                req.setIncludeEnded(a->all);
                req.setAfterId(after);
@@ -294,12 +292,8 @@ void AddRetentionVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                         FormatTime(h.getReleasedAtMicros()),
                         h.getReason().cStr()});
                }
-               const std::string next = response.getNextAfterId().cStr();
-               if (!next.empty() && next <= after) {
-                 throw Failure("the server's next page does not move on");
-               }
-               after = next;
-             } while (!after.empty());
+               return std::string(response.getNextAfterId().cStr());
+             });
            });
            if (a->out.json) return PrintJson(all);
            t.Print();
