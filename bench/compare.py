@@ -56,7 +56,6 @@ class Runner:
         self.log = []  # (name, command, seconds, exit)
         self.half_sync_off = False  # --half-sync-off
         self.million_sync = False  # --million-sync
-        self.rpc_half = False  # --rpc-half
         os.makedirs(os.path.join(out, "raw"), exist_ok=True)
 
     def binary(self, name):
@@ -367,13 +366,16 @@ def run_all(r, fig, growth):
         fig.gb(f"put.sync.raw.t{t}", runs, f"BM_RawSyncPut/real_time/threads:{t}",
                f"raw LevelDB synced put, {t} threads", unit="us/op (all threads)")
 
-    # 1 at the issue's size with sync on (full run, --million-sync only:
-    # about eleven minutes here): a million synced creates into one store
-    # and a million synced raw puts of a create's bytes into one database,
-    # from one thread and from 16 (62,500 each), once.
-    if not q and r.million_sync:
+    # 1 at the issue's size with sync on (full run only): a million synced
+    # creates into one store and a million synced raw puts of a create's
+    # bytes into one database, from 16 threads (62,500 each), once (about
+    # three and a half minutes here); with --million-sync also from one
+    # thread (about nine minutes more, which the 30 minutes cannot hold).
+    if not q:
         runs = r.gbench("create_million_sync", "concurrency_bench",
-                        "^BM_(SyncCreate|RawSyncPut)Million/", reps=1)
+                        "^BM_(SyncCreate|RawSyncPut)Million/iterations:" +
+                        ("(1000000|62500)/" if r.million_sync else "62500/"),
+                        reps=1)
         for t, per in ((1, "1000000"), (16, "62500")):
             fig.gb(f"create.million.sync.custos.t{t}", runs,
                    f"BM_SyncCreateMillion/iterations:{per}/repeats:1/"
@@ -531,14 +533,28 @@ def run_all(r, fig, growth):
     # The compaction batched over three sweeps (issue 11's hygiene, no
     # target of issue 16's) at 10,000 and 100,000 only: at a million each
     # configuration resettles a store of 2 GiB, and the run has 30 minutes.
+    #
+    # The full run sweeps the 500,000 due of 1,000,000 (below) in the same
+    # run, after the 1,000-due sweeps, in the registered order (not
+    # shuffled): at a million, sweep_bench's 1,000-due benchmarks of both
+    # layouts and the half sweep share one store (its SharedStore), built
+    # once, one create a call (the million creates' figure), where three
+    # stores of a million were built before (about three minutes).
+    # --half-sync-off also sweeps the half with sync off, with compaction
+    # on during the sweep (bytes gone when its compaction of the erased
+    # bucket's range is done, checked by VerifyErasure), on a copy of the
+    # same store (docs/decisions.md).
+    syncs = "[01]" if r.half_sync_off else "1"
+    half_filter = ("BM_SweepHalfDue/records:1000000/spread:1/compact:1/"
+                   f"sync:{syncs}")
     runs = r.gbench(
         "sweep", "sweep_bench",
-        "^BM_Sweep1000Due/(records:(" + "|".join(map(str, sizes)) +
+        "^(BM_Sweep1000Due/(records:(" + "|".join(map(str, sizes)) +
         ")/spread:[01]/(compact:0/sync:[01]|compact:1/sync:1)|records:"
-        "(10000|100000)/spread:[01]/compact:2/sync:1)", reps=1)
-    # The build of BM_SweepHalfDue's store of a million, per create (one
-    # a call; BM_Sweep1000Due's stores are built 100 a call, for the
-    # run's 30 minutes).
+        "(10000|100000)/spread:[01]/compact:2/sync:1)" +
+        ("" if q else "|" + half_filter) + ")", reps=1, interleave=False)
+    # The build of the store of a million, per create (one a call; the
+    # smaller stores are built 100 a call).
     million_creates = []
     for key in runs:
         m = re.match(r"BM_Sweep1000Due/records:(\d+)/spread:(\d)/compact:(\d)"
@@ -583,15 +599,18 @@ def run_all(r, fig, growth):
 
     # The issue's own case (full run only): 500,000 due of 1,000,000,
     # spread (issue 11's case), sync on (the shipped default), and with
-    # --half-sync-off also sync off, with compaction on during the sweep
-    # (bytes gone when its compaction of the erased bucket's range is done,
-    # checked by VerifyErasure). One run of each, on copies of one store of
-    # a million (sweep_bench's HalfStoreFor; docs/decisions.md).
+    # --half-sync-off also sync off: one run of each, on copies of the
+    # store of a million (sweep_bench's HalfStoreFor), in the sweep run
+    # above; in a run of its own (sweep_half) only when the sweep run was
+    # not wanted (--only sweep_half), or in a replay of a run that made it
+    # so.
     if not q:
-        syncs = "[01]" if r.half_sync_off else "1"
-        runs = r.gbench("sweep_half", "sweep_bench",
-                        "^BM_SweepHalfDue/records:1000000/spread:1/compact:1/"
-                        f"sync:{syncs}", reps=1)
+        half_runs = {k: v for k, v in runs.items()
+                     if k.startswith("BM_SweepHalfDue/")}
+        if not half_runs and (r.replay or not r.wanted("sweep")):
+            half_runs = r.gbench("sweep_half", "sweep_bench",
+                                 "^" + half_filter, reps=1)
+        runs = half_runs
         for key, reps in runs.items():
             m = re.match(r"BM_SweepHalfDue/records:(\d+)/spread:(\d)/"
                          r"compact:\d/sync:(\d)", key)
@@ -619,7 +638,7 @@ def run_all(r, fig, growth):
                         f"sync {'on' if sync == '1' else 'off'}")
     if million_creates:
         fig.add("create.million.custos", million_creates, "us/op",
-                "sweep_bench (BM_SweepHalfDue's store's build)",
+                "sweep_bench (the build of its store of a million)",
                 "create, 1,000,000 into one store, one a call, sync off "
                 "(the build of sweep_bench's store of the issue's sweep)")
     half = [] if q else ["--half=1000000", "--half_layouts=spread"]
@@ -705,27 +724,13 @@ def run_all(r, fig, growth):
                 "KiB", "custos_load", f"{name}: custosd peak RSS")
         add_memory_parts(fig, name, results, "")
 
-    # 1 over RPC at the issue's size (full run only), once: a million
-    # pipelined creates over the unix socket, sync off (as the in-process
-    # million), for custosd's peak resident memory during workload 1 (the
-    # runs above create for 2 s) and the throughput of that long a run.
-    if not q:
-        million = {"rpc_create_million": ["--start-server", "--warmup", "0",
-                                          "--count", "1000000", "--no-sync",
-                                          "--mix", "create=1"] + one}
-        for name, results in r.loads(million, timeout=900, rounds=1).items():
-            fig.add(f"{name}.us_per_op", [1e6 / x["ops_per_s"]
-                                          for x in results
-                                          if x.get("ops_per_s")], "us/op",
-                    "custos_load " + " ".join(million[name]),
-                    "RPC creates, 1,000,000 pipelined (16 in flight), "
-                    "unix socket, sync off")
-            fig.add(f"{name}.peak_rss_kib",
-                    [x["server"]["peak_rss_kib"] for x in results
-                     if "peak_rss_kib" in x.get("server", {})], "KiB",
-                    "custos_load", f"{name}: custosd peak RSS over the "
-                    "million creates")
-            add_memory_parts(fig, name, results, " over the million creates")
+    # 1 over RPC at the issue's size (full run only), once: the million
+    # creates of the RPC sweep of 500,000 due (rpc_sweep_half_sync,
+    # below), one a call, 16 in flight on one connection, over the unix
+    # socket, to a custosd started with --no-sync (as the in-process
+    # million), and custosd's peak resident memory right after them
+    # (workload 1: the runs above create for 2 s): the figures
+    # rpc_create_million.*, added where that run is read.
 
     # 4, 5 and 6 over RPC: the admin's or auditor's call alone (one in
     # flight), timed by custos_load --scenario against a custosd it starts,
@@ -763,11 +768,13 @@ def run_all(r, fig, growth):
         "rpc_breach_sync": scenario + ["breach", "--events", history,
                                        "--tcp-too", "--then-no-sync"],
     }
-    # 4 over RPC at the issue's size (full run, --rpc-half only: about
-    # two and a half minutes here): a million records made over RPC
-    # (createMany), every other one closed, the 500,000 due swept in one
-    # call, compacted before it answers; synced, as the in-process half.
-    if not q and r.rpc_half:
+    # 4 over RPC at the issue's size (full run only: about two minutes
+    # here): a million records made over RPC, one create a call, by a
+    # custosd with --no-sync (timed: workload 1 over RPC at its size),
+    # every other one closed, then custosd restarted on the same data,
+    # synced, the 500,000 due swept in one call, compacted before it
+    # answers, as the in-process half.
+    if not q:
         admin_runs["rpc_sweep_half_sync"] = [
             "--start-server", "--repeat", "1", "--scenario", "sweep",
             "--half", "--records", "1000000",
@@ -863,6 +870,20 @@ def run_all(r, fig, growth):
                         f"RPC statistics query after a fold, the breach "
                         f"store, {again}")
         else:
+            if "create_us_per_op" in x:  # --half: its million creates.
+                million = "rpc_create_million"
+                fig.add(f"{million}.us_per_op", [x["create_us_per_op"]],
+                        "us/op", source,
+                        f"RPC creates, {x['store_records']:,} one a call, "
+                        "pipelined (16 in flight, one connection), unix "
+                        "socket, sync off (the RPC half sweep's store)")
+                created = [{"server": x["create_server"]}]
+                fig.add(f"{million}.peak_rss_kib",
+                        [x["create_server"]["peak_rss_kib"]], "KiB",
+                        "custos_load", f"{million}: custosd peak RSS over "
+                        "the million creates")
+                add_memory_parts(fig, million, created,
+                                 " over the million creates")
             fig.add(f"{name}.us_per_due",
                     [t / e for t, e in zip(x["op_us"], x["erased"]) if e],
                     "us/due record", source,
@@ -1295,7 +1316,7 @@ def pairs(fig, quick):
     # The RPC call answers once the whole sweep is over (its rewrite of the
     # erased records to stubs included), so against the in-process whole
     # sweep; the in-process bytes-gone figure ends before that rewrite.
-    if "rpc_sweep_half_sync.us_per_due" in fig.series:  # --rpc-half
+    if "rpc_sweep_half_sync.us_per_due" in fig.series:  # Full run only.
         fig.ratio("RPC sweep / in-process whole sweep (compaction on, the "
                   "rewrite to stubs included, sync on), 500,000 due of "
                   "1,000,000 spread, per due record",
@@ -1489,20 +1510,17 @@ def main():
                         "with sync off (a copy of the same store: about a "
                         "minute more, past the 30 minutes on a slow day)")
     p.add_argument("--million-sync", action="store_true",
-                   help="full run: also a million synced creates and a "
-                        "million synced raw puts, from 1 and from 16 "
-                        "threads (about eleven minutes more)")
-    p.add_argument("--rpc-half", action="store_true",
-                   help="full run: also the sweep of 500,000 due of "
-                        "1,000,000 over RPC (a million records made over "
-                        "RPC first: about two and a half minutes more)")
+                   help="full run: the million synced creates and synced "
+                        "raw puts also from 1 thread (16 threads always: "
+                        "about nine minutes more)")
     p.add_argument("--no-results-md", action="store_true")
     p.add_argument("--replay", action="store_true",
                    help="run nothing: pair and print the figures of an "
                         "earlier run's --out DIR again")
     p.add_argument("--only", default="",
                    help="comma-separated run names (concurrency, engine, "
-                        "list, shred, sweep, sweep_half, sweep_pg_fsync_on, "
+                        "list, shred, sweep, sweep_half (with sweep: in its "
+                        "run), sweep_pg_fsync_on, "
                         "sweep_pg_fsync_off, echo, rpc_..., breach, stats, "
                         "stats_write, pg; bench/README.md lists them all)")
     a = p.parse_args()
@@ -1516,7 +1534,6 @@ def main():
     r = Runner(a.build, out, a.quick, reps, only, replay=a.replay)
     r.half_sync_off = a.half_sync_off
     r.million_sync = a.million_sync
-    r.rpc_half = a.rpc_half
     earlier = {}
     if a.replay:
         with open(os.path.join(out, "compare.json")) as f:
@@ -1548,7 +1565,6 @@ def main():
     if flags is None:
         flags = [f for f, on in (("--quick", a.quick),
                                  ("--million-sync", a.million_sync),
-                                 ("--rpc-half", a.rpc_half),
                                  ("--half-sync-off", a.half_sync_off)) if on]
     result["flags"] = flags
     with open(os.path.join(out, "compare.json"), "w") as f:

@@ -192,7 +192,12 @@ struct LoadOptions {
   uint64_t events = 1'000'000;
   // --scenario sweep --half: every other record of the store due, in one
   // group, one sweep (issue 16's workload 4 at its size with --records
-  // 1000000: 500,000 due, spread).
+  // 1000000: 500,000 due, spread). The store is made by a custosd started
+  // with --no-sync, its records created one a call, kMillionDepth in
+  // flight on one connection, timed (issue 16's workload 1 over RPC, with
+  // custosd's peak resident memory after the creates), then closed; then
+  // custosd is restarted on the same data with the durability asked (sync
+  // unless --no-sync) and the sweep is timed.
   bool half = false;
 };
 
@@ -810,6 +815,9 @@ constexpr int kReadsPerRecord = 9;
 constexpr int kDuePerSweep = 1000;
 // sweep: the store's records made (and held by this client) at a time.
 constexpr size_t kSetupChunk = 100'000;
+// sweep --half: creates in flight (one a call, one connection), as
+// compare.py's load runs' "-c 1 -d 16".
+constexpr size_t kMillionDepth = 16;
 // shred: Admin.completeShreds' budget per call.
 constexpr uint64_t kCompleteBudget = 10000;
 // The second principal the report scenario creates.
@@ -899,6 +907,15 @@ struct Party {
   std::optional<rpc::Session::Client> session;
 };
 
+// What a scenario may ask of the custosd it runs against (RunScenario's):
+// its memory figures now, and a restart on the same data with the
+// durability the options ask (its clock where it stood), which returns
+// the new unix socket's address.
+struct ServerHooks {
+  std::function<ChildServer::MemoryFigures()> memory;
+  std::function<std::string()> restart;
+};
+
 // What a scenario measured: its timed calls (one per repetition, in
 // Measured's op), and its own figures for the JSON.
 struct ScenarioResult {
@@ -914,8 +931,11 @@ class AdminScenario {
   // `tcp_address`: with --tcp-too, the same custosd's TCP address.
   AdminScenario(const LoadOptions& o, std::string address,
                 const std::string& admin_token, std::string clock_file,
-                std::string data_dir, std::string tcp_address = "")
+                std::string data_dir, std::string tcp_address = "",
+                ServerHooks hooks = {})
       : o_(o),
+        hooks_(std::move(hooks)),
+        admin_token_(admin_token),
         address_(std::move(address)),
         tcp_address_(std::move(tcp_address)),
         clock_file_(std::move(clock_file)),
@@ -1215,19 +1235,49 @@ class AdminScenario {
     const int due_per_group = o_.half ? records / 2 : kDuePerSweep;
     const int stride = o_.half ? 2 : records / kDuePerSweep;
     const auto setup_started = Clock::now();
-    // Made and sent kSetupChunk records at a time: a million NewRecords at
-    // once would hold about a gigabyte in this client.
-    std::vector<uint64_t> ids;
-    std::vector<NewRecord> batch;
-    for (int i = 0; i < records; ++i) {
+    ScenarioResult r;
+    const auto kind = [&](int i) {
       const bool due = i < stride * due_per_group && i % stride < groups;
-      batch.push_back(MakeRecordAbout(Identifier(serial_), serial_,
-                                      due ? "alert" : "request"));
-      ++serial_;
-      if (batch.size() == kSetupChunk || i + 1 == records) {
-        const std::vector<uint64_t> made = CreateAll(batch);
-        ids.insert(ids.end(), made.begin(), made.end());
-        batch.clear();
+      return due ? "alert" : "request";
+    };
+    std::vector<uint64_t> ids;
+    if (o_.half) {
+      // One a call, timed, on one connection (custosd runs a connection's
+      // calls in order, one at a time, as the load runs' creates).
+      ids.assign(static_cast<size_t>(records), 0);
+      const uint64_t first_serial = serial_;
+      serial_ += static_cast<uint64_t>(records);
+      const auto creates_started = Clock::now();
+      Step("creating " + std::to_string(records) + " records one a call", [&] {
+        Pipeline(ids.size(), kMillionDepth, [&](size_t i) {
+          const uint64_t serial = first_serial + i;
+          auto req = User(0).createRequest();
+          FillRecord(MakeRecordAbout(Identifier(serial), serial,
+                                     kind(static_cast<int>(i))),
+                     req.initRecord());
+          return req.send().then(
+              [&ids, i](auto&& response) { ids[i] = response.getId(); });
+        });
+      });
+      const double create_seconds = Seconds(creates_started);
+      if (std::count(ids.begin(), ids.end(), 0) != 0) {
+        Fail("a create returned no id");
+      }
+      r.figures["create_seconds"] = create_seconds;
+      r.figures["create_us_per_op"] = create_seconds * 1e6 / records;
+      r.figures["create_server"] = MemoryJson(hooks_.memory());
+    } else {
+      // Made and sent kSetupChunk records at a time: a million NewRecords
+      // at once would hold about a gigabyte in this client.
+      std::vector<NewRecord> batch;
+      for (int i = 0; i < records; ++i) {
+        batch.push_back(MakeRecordAbout(Identifier(serial_), serial_, kind(i)));
+        ++serial_;
+        if (batch.size() == kSetupChunk || i + 1 == records) {
+          const std::vector<uint64_t> made = CreateAll(batch);
+          ids.insert(ids.end(), made.begin(), made.end());
+          batch.clear();
+        }
       }
     }
     for (int g = 0; g < groups; ++g) {
@@ -1248,7 +1298,21 @@ class AdminScenario {
     // Nothing due yet: this sweep folds the setup's statistics deltas, as
     // sweep_bench's settling does (else the first timed sweep would).
     SweepNothingDue();
-    ScenarioResult r;
+    if (o_.half) {
+      // The setup's custosd ran with --no-sync: the sweep is timed by one
+      // started on the same data with the durability asked.
+      const auto restart_started = Clock::now();
+      const std::string address = hooks_.restart();
+      restarted_admin_.emplace(address, "admin", admin_token_);
+      admin_facet_ = Step("the admin facet after the restart", [&] {
+        return restarted_admin_->session->adminRequest()
+            .send()
+            .wait(wait())
+            .getAdmin();
+      });
+      Settle();
+      r.figures["restart_seconds"] = Seconds(restart_started);
+    }
     r.figures["setup_seconds"] = Seconds(setup_started);
     json erased = json::array();
     for (int g = 0; g < groups; ++g) {
@@ -1541,11 +1605,15 @@ class AdminScenario {
   }
 
   const LoadOptions& o_;
+  const ServerHooks hooks_;
+  const std::string admin_token_;
   const std::string address_;
   const std::string tcp_address_;  // --tcp-too, else empty.
   const std::string clock_file_;
   const std::string data_dir_;
   Party admin_;
+  // sweep --half: the admin's connection to the restarted custosd.
+  std::optional<Party> restarted_admin_;
   std::vector<std::unique_ptr<Party>> users_;
   std::optional<Party> auditor_;
   std::string auditor_token_;
@@ -1606,6 +1674,9 @@ int RunScenario(const LoadOptions& o) {
   // starts on its unix socket.
   LoadOptions start = o;
   start.tcp = o.tcp || o.tcp_too;
+  // --half: the store is made without sync (ServerHooks::restart then
+  // starts custosd again with the durability asked).
+  if (o.half) start.no_sync = true;
   std::string address = StartCustosd(
       server, start, test_clock ? o.testclock_binary : o.server_binary, extra);
   std::string tcp_address;
@@ -1614,12 +1685,24 @@ int RunScenario(const LoadOptions& o) {
     address = "unix:" + server.dir() + "/custos-data/custosd.sock";
   }
   ScenarioResult r;
-  // --then-no-sync: the first custosd's memory, before its restarts.
+  // --then-no-sync and --half: the first custosd's memory, before its
+  // restarts.
   std::optional<ChildServer::MemoryFigures> first_memory;
+  ServerHooks hooks;
+  hooks.memory = [&server] { return server.Memory(); };
+  hooks.restart = [&] {
+    first_memory = server.Memory();
+    const std::string now = ReadLine(clock_file);
+    if (!server.Stop()) Fail("custosd did not stop cleanly on SIGTERM");
+    StartCustosd(server, o, o.testclock_binary,
+                 {"--maintenance-interval", "86400", "--test-clock", now,
+                  "--test-clock-file", clock_file});
+    return "unix:" + server.dir() + "/custos-data/custosd.sock";
+  };
   try {
     AdminScenario scenario(
         o, address, ReadLine(server.dir() + "/custos-admin.token"), clock_file,
-        server.dir() + "/custos-data", tcp_address);
+        server.dir() + "/custos-data", tcp_address, hooks);
     r = scenario.Run(records);
     if (o.then_no_sync) {
       // Restarted twice on the same data, its clock where it stood: synced
@@ -1674,6 +1757,11 @@ int RunScenario(const LoadOptions& o) {
   if (o.then_no_sync) {
     out["then_no_sync"] =
         "custosd restarted on the same data, synced, then with --no-sync";
+  }
+  if (o.half) {
+    out["half"] =
+        "the store made by a custosd with --no-sync, the sweep timed by one "
+        "restarted on the same data";
   }
   out["server"] = MemoryJson(first_memory ? *first_memory : server.Memory());
   if (first_memory) out["server_restarted"] = MemoryJson(server.Memory());
