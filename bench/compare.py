@@ -56,6 +56,7 @@ class Runner:
         self.log = []  # (name, command, seconds, exit)
         self.half_sync_off = False  # --half-sync-off
         self.million_sync = False  # --million-sync
+        self.rpc_half = False  # --rpc-half
         os.makedirs(os.path.join(out, "raw"), exist_ok=True)
 
     def binary(self, name):
@@ -724,13 +725,31 @@ def run_all(r, fig, growth):
                 "KiB", "custos_load", f"{name}: custosd peak RSS")
         add_memory_parts(fig, name, results, "")
 
-    # 1 over RPC at the size (full run only), once: the million
-    # creates of the RPC sweep of 500,000 due (rpc_sweep_half_sync,
-    # below), one a call, 16 in flight on one connection, over the unix
-    # socket, to a custosd started with --no-sync (as the in-process
-    # million), and custosd's peak resident memory right after them
-    # (workload 1: the runs above create for 2 s): the figures
-    # rpc_create_million.*, added where that run is read.
+    # 1 over RPC at the size (full run only), once: a million
+    # creates over the unix socket, one a call, pipelined (16 in flight on
+    # one connection), sync off (as the in-process million), for custosd's
+    # peak resident memory during workload 1 (the runs above create for
+    # 2 s) and the throughput of that long a run. With --rpc-half, the
+    # million creates of the RPC sweep of 500,000 due (rpc_sweep_half_sync,
+    # below) are these figures, made the same way, and this run is left
+    # out.
+    if not q and not r.rpc_half:
+        million = {"rpc_create_million": ["--start-server", "--warmup", "0",
+                                          "--count", "1000000", "--no-sync",
+                                          "--mix", "create=1"] + one}
+        for name, results in r.loads(million, timeout=900, rounds=1).items():
+            fig.add(f"{name}.us_per_op", [1e6 / x["ops_per_s"]
+                                          for x in results
+                                          if x.get("ops_per_s")], "us/op",
+                    "custos_load " + " ".join(million[name]),
+                    "RPC creates, 1,000,000 pipelined (16 in flight), "
+                    "unix socket, sync off")
+            fig.add(f"{name}.peak_rss_kib",
+                    [x["server"]["peak_rss_kib"] for x in results
+                     if "peak_rss_kib" in x.get("server", {})], "KiB",
+                    "custos_load", f"{name}: custosd peak RSS over the "
+                    "million creates")
+            add_memory_parts(fig, name, results, " over the million creates")
 
     # 4, 5 and 6 over RPC: the admin's or auditor's call alone (one in
     # flight), timed by custos_load --scenario against a custosd it starts,
@@ -768,13 +787,14 @@ def run_all(r, fig, growth):
         "rpc_breach_sync": scenario + ["breach", "--events", history,
                                        "--tcp-too", "--then-no-sync"],
     }
-    # 4 over RPC at the size (full run only: about two minutes
-    # here): a million records made over RPC, one create a call, by a
+    # 4 over RPC at the size (full run, --rpc-half only: about a
+    # minute and a half more here than rpc_create_million, which it
+    # replaces): a million records made over RPC, one create a call, by a
     # custosd with --no-sync (timed: workload 1 over RPC at its size),
     # every other one closed, then custosd restarted on the same data,
     # synced, the 500,000 due swept in one call, compacted before it
     # answers, as the in-process half.
-    if not q:
+    if not q and r.rpc_half:
         admin_runs["rpc_sweep_half_sync"] = [
             "--start-server", "--repeat", "1", "--scenario", "sweep",
             "--half", "--records", "1000000",
@@ -1316,7 +1336,7 @@ def pairs(fig, quick):
     # The RPC call answers once the whole sweep is over (its rewrite of the
     # erased records to stubs included), so against the in-process whole
     # sweep; the in-process bytes-gone figure ends before that rewrite.
-    if "rpc_sweep_half_sync.us_per_due" in fig.series:  # Full run only.
+    if "rpc_sweep_half_sync.us_per_due" in fig.series:  # --rpc-half
         fig.ratio("RPC sweep / in-process whole sweep (compaction on, the "
                   "rewrite to stubs included, sync on), 500,000 due of "
                   "1,000,000 spread, per due record",
@@ -1513,6 +1533,11 @@ def main():
                    help="full run: the million synced creates and synced "
                         "raw puts also from 1 thread (16 threads always: "
                         "about nine minutes more)")
+    p.add_argument("--rpc-half", action="store_true",
+                   help="full run: also the sweep of 500,000 due of "
+                        "1,000,000 over RPC (its million creates replace "
+                        "rpc_create_million: about a minute and a half "
+                        "more)")
     p.add_argument("--no-results-md", action="store_true")
     p.add_argument("--replay", action="store_true",
                    help="run nothing: pair and print the figures of an "
@@ -1534,6 +1559,7 @@ def main():
     r = Runner(a.build, out, a.quick, reps, only, replay=a.replay)
     r.half_sync_off = a.half_sync_off
     r.million_sync = a.million_sync
+    r.rpc_half = a.rpc_half
     earlier = {}
     if a.replay:
         with open(os.path.join(out, "compare.json")) as f:
@@ -1565,6 +1591,7 @@ def main():
     if flags is None:
         flags = [f for f, on in (("--quick", a.quick),
                                  ("--million-sync", a.million_sync),
+                                 ("--rpc-half", a.rpc_half),
                                  ("--half-sync-off", a.half_sync_off)) if on]
     result["flags"] = flags
     with open(os.path.join(out, "compare.json"), "w") as f:
