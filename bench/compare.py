@@ -641,7 +641,7 @@ def run_all(r, fig, growth):
         fig.add("create.million.custos", million_creates, "us/op",
                 "sweep_bench (the build of its store of a million)",
                 "create, 1,000,000 into one store, one a call, sync off "
-                "(the build of sweep_bench's store of the issue's sweep)")
+                "(the build of sweep_bench's shared store of a million)")
     half = [] if q else ["--half=1000000", "--half_layouts=spread"]
     for fsync in ("on", "off"):
         pg = r.plain(f"sweep_pg_fsync_{fsync}", "sweep_pg_bench",

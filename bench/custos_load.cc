@@ -1295,10 +1295,14 @@ class AdminScenario {
         });
       });
     }
+    // custosd's memory after the closes and after the settling sweep
+    // (--half: the peak of the setup's custosd is taken in one of them).
+    if (o_.half) r.figures["closed_server"] = MemoryJson(hooks_.memory());
     // Nothing due yet: this sweep folds the setup's statistics deltas, as
     // sweep_bench's settling does (else the first timed sweep would).
     SweepNothingDue();
     if (o_.half) {
+      r.figures["settled_server"] = MemoryJson(hooks_.memory());
       // The setup's custosd ran with --no-sync: the sweep is timed by one
       // started on the same data with the durability asked.
       const auto restart_started = Clock::now();
