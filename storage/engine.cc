@@ -668,6 +668,11 @@ void Engine::TEST_SetSnapshotHook(std::function<void()> hook) {
   impl_->store->TEST_SetSnapshotHook(std::move(hook));
 }
 
+Engine::RewriteStats Engine::TEST_RewriteStats() const {
+  const Erasure::RewriteStats s = impl_->erasure.TEST_rewrite_stats();
+  return {.writes = s.writes, .keys = s.keys, .largest_keys = s.largest_keys};
+}
+
 void Engine::TEST_SetAfterRangeQueueRead(std::function<void()> hook) {
   impl_->erasure.TEST_SetAfterRangeQueueRead(std::move(hook));
 }

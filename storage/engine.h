@@ -589,6 +589,14 @@ class Engine {
   // every lock (Erasure::TEST_SetAfterRangeQueueRead). REQUIRES: no call
   // of the engine running.
   void TEST_SetAfterRangeQueueRead(std::function<void()> hook);
+  // The erasure compactions' rewrites of queued keys since Open
+  // (Erasure::kRewriteKeysPerWrite).
+  struct RewriteStats {
+    size_t writes = 0;        // Writes of rewritten keys.
+    size_t keys = 0;          // Keys rewritten, over all of them.
+    size_t largest_keys = 0;  // The most keys one write held.
+  };
+  RewriteStats TEST_RewriteStats() const;
 
  private:
   struct Impl;

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_set>
@@ -411,36 +412,53 @@ Status Erasure::CompactQueued() {
     // versions. (Compacting first and rewriting after, as before, rewrote
     // the span twice.)
     store_.FlushMemTable();
-    WriteLock relock = store_.Lock();
-    leveldb::WriteBatch rewrite;
-    {
-      // The current values are read by one iterator walking the queued keys
-      // in order (ReadQueue's): neighbours, as records erased together
-      // usually are, are a step away, and the tables above the deepest
-      // level are not yet compacted, which makes a lookup per key dear.
-      // Closed before the compaction (an open iterator pins its tables).
-      constexpr int kMaxSteps = 8;  // Further than that: seek.
-      std::unique_ptr<leveldb::Iterator> it(
-          store_.db().NewIterator(leveldb::ReadOptions()));
-      for (const std::string& key : records->keys) {
-        const leveldb::Slice target = ToSlice(key);
-        for (int steps = 0;
-             it->Valid() && it->key().compare(target) < 0 && steps < kMaxSteps;
-             ++steps) {
-          it->Next();
+    // In writes of at most kRewriteKeysPerWrite keys and about
+    // kRewriteBytesPerWrite bytes, each read and written under one hold of
+    // the write lock (a key's value read is the value written again), the
+    // lock released between them. A write flushed to a table before the
+    // compaction still lies above the deepest level, so the compaction
+    // still takes the tables beneath it.
+    for (size_t next = 0; next < records->keys.size();) {
+      WriteLock relock = store_.Lock();
+      leveldb::WriteBatch rewrite;
+      size_t in_write = 0;
+      {
+        // The current values are read by one iterator walking the queued
+        // keys in order (ReadQueue's): neighbours, as records erased
+        // together usually are, are a step away, and the tables above the
+        // deepest level are not yet compacted, which makes a lookup per key
+        // dear. Closed before the write and the compaction (an open
+        // iterator pins its tables).
+        constexpr int kMaxSteps = 8;  // Further than that: seek.
+        std::unique_ptr<leveldb::Iterator> it(
+            store_.db().NewIterator(leveldb::ReadOptions()));
+        for (; next < records->keys.size() && in_write < kRewriteKeysPerWrite &&
+               rewrite.ApproximateSize() < kRewriteBytesPerWrite;
+             ++next, ++in_write) {
+          const leveldb::Slice target = ToSlice(records->keys[next]);
+          for (int steps = 0; it->Valid() && it->key().compare(target) < 0 &&
+                              steps < kMaxSteps;
+               ++steps) {
+            it->Next();
+          }
+          if (!it->Valid() || it->key().compare(target) < 0) it->Seek(target);
+          if (it->Valid() && it->key() == target) {
+            rewrite.Put(target, it->value());
+          } else {
+            rewrite.Delete(target);
+          }
         }
-        if (!it->Valid() || it->key().compare(target) < 0) it->Seek(target);
-        if (it->Valid() && it->key() == target) {
-          rewrite.Put(target, it->value());
-        } else {
-          rewrite.Delete(target);
-        }
+        CUSTOS_RETURN_IF_ERROR(
+            FromLevelDb(it->status(), "reading erased keys to rewrite"));
       }
-      CUSTOS_RETURN_IF_ERROR(
-          FromLevelDb(it->status(), "reading erased keys to rewrite"));
+      CUSTOS_RETURN_IF_ERROR(store_.Commit(std::move(relock), rewrite, {},
+                                           "rewriting erased keys"));
+      std::lock_guard<std::mutex> stats(TEST_stats_mutex_);
+      ++TEST_rewrite_stats_.writes;
+      TEST_rewrite_stats_.keys += in_write;
+      TEST_rewrite_stats_.largest_keys =
+          std::max(TEST_rewrite_stats_.largest_keys, in_write);
     }
-    CUSTOS_RETURN_IF_ERROR(
-        store_.Commit(std::move(relock), rewrite, {}, "rewriting erased keys"));
     store_.CompactRange(first, last);
   }
 

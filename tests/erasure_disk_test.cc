@@ -8,6 +8,7 @@
 #include <iterator>
 #include <string>
 
+#include "storage/erasure.h"
 #include "tests/engine_fixture.h"
 
 namespace custos::testing {
@@ -142,6 +143,37 @@ TEST_P(ErasureDiskTest, RectifiedDataLeavesTheDiskByTheNextSweep) {
   sweep.as_of = clock_.Now();
   ASSERT_TRUE(engine_->Sweep(*admin_, sweep).has_value());
   EXPECT_EQ(Verify().found, compacting() ? 0u : 1u);
+}
+
+// The keys a sweep's compaction rewrites (each queued record's current
+// value written again, so that the range compaction drops its old
+// versions) go in writes of at most Erasure::kRewriteKeysPerWrite: a sweep
+// after 500,000 closes had rewritten all of them in one write, 600 MiB of
+// memory in custosd, with every writer waiting for it. The bytes still go.
+TEST_F(ErasureTest, QueuedKeysAreRewrittenInBoundedWritesAndStillLeave) {
+  constexpr size_t kRecords = 2 * Erasure::kRewriteKeysPerWrite + 1;
+  for (size_t i = 0; i < kRecords; ++i) {
+    ClosedAlert("p" + std::to_string(i % 50) + "@example.org");
+  }
+  const Engine::RewriteStats before = engine_->TEST_RewriteStats();
+  SweepOptions options;
+  options.as_of = At(2027, 3, 1);
+  clock_.Set(options.as_of);
+  auto swept = engine_->Sweep(*admin_, options);
+  ASSERT_TRUE(swept.has_value()) << swept.error().ToString();
+  ASSERT_EQ(swept->erased, kRecords);
+  const Engine::RewriteStats after = engine_->TEST_RewriteStats();
+  // Every record's key was queued (by its close's re-seal, again by its
+  // erasure) and rewritten once, in three writes or more, none over the
+  // bound.
+  EXPECT_GE(after.keys - before.keys, kRecords);
+  EXPECT_GE(after.writes - before.writes, 3u);
+  EXPECT_LE(after.largest_keys, Erasure::kRewriteKeysPerWrite);
+  // Per record, its part as erased and as sealed before its close; and the
+  // bucket's destroyed key: none of them left in any file.
+  ErasureReport report = Verify();
+  EXPECT_EQ(report.witnesses, 2 * kRecords + 1);
+  EXPECT_EQ(report.found, 0u);
 }
 
 // VerifyErasure looks at every byte offset of every file in the data
