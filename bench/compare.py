@@ -1566,6 +1566,11 @@ def main():
             earlier = json.load(f)
         r.log = earlier.get("runs", [])
         stamp = earlier.get("when", stamp)
+        # The run's own options decide what it made (its raw output).
+        recorded = earlier.get("flags") or []
+        r.million_sync = r.million_sync or "--million-sync" in recorded
+        r.rpc_half = r.rpc_half or "--rpc-half" in recorded
+        r.half_sync_off = r.half_sync_off or "--half-sync-off" in recorded
     fig = Figures()
     growth = {}
     info = earlier.get("machine") or machine()

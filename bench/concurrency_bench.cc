@@ -986,7 +986,7 @@ BENCHMARK(BM_RawBatchLikeCreateExistingSubject)
 // The raw side of issue 16's workload 1 at its own size: a million puts of
 // a create's bytes into one database, sync off, one run (bench/compare.py's
 // run create_million; the engine's million creates are sweep_bench's
-// builds of its stores of a million, records of the same shape); then its
+// build of its shared store of a million, records of the same shape); then its
 // workload 4 there (counters; see the function).
 BENCHMARK(BM_RawPutLikeCreateMillion)
     ->Setup(OpenRawDb<false>)
@@ -997,8 +997,9 @@ BENCHMARK(BM_RawPutLikeCreateMillion)
 // Issue 16's workload 1 with sync on at its own size: a million synced
 // creates into one store, and a million synced raw puts of a create's bytes
 // into one database, once each, from one thread and from 16 (group commit;
-// 62,500 each). Not in compare.py's default full run: its --million-sync
-// runs them (the run create_million_sync; docs/decisions.md).
+// 62,500 each). compare.py's full run runs those of 16 threads (the run
+// create_million_sync), and with --million-sync those of one thread too
+// (docs/decisions.md).
 BENCHMARK(BM_SyncCreateExistingSubject)
     ->Name("BM_SyncCreateMillion")
     ->Setup(OpenStore<true>)

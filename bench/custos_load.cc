@@ -1642,10 +1642,12 @@ int RunScenario(const LoadOptions& o) {
   const bool breach = o.scenario == "breach";
   const int records =
       o.records > 0 ? o.records : DefaultScenarioRecords(o.scenario);
-  if (o.half && (!sweep || o.repeat != 1 || records < 2)) {
+  if (o.half &&
+      (!sweep || o.repeat != 1 || records < 2 || o.tcp || o.tcp_too)) {
     std::fprintf(stderr,
                  "custos_load: --half is for --scenario sweep with --repeat "
-                 "1 and --records of at least 2\n");
+                 "1 and --records of at least 2, over the unix socket (the "
+                 "restarted custosd is reached there)\n");
     return 2;
   }
   if (sweep && !o.half && records / kDuePerSweep < o.repeat) {

@@ -1083,7 +1083,7 @@ SweepStore& StoreFor(int records, Layout layout) {
 // sweep_ms_I and undecipherable_ms_I: sweep I's whole time and its time
 // until the erasure by key ended (compare.py takes them as the runs);
 // create_batched_us_per_record, the store's build's creates (kBuildBatch a
-// call).
+// call), or create_us_per_record for the shared store's (one a call).
 void BM_Sweep1000Due(benchmark::State& state) {
   const int records = static_cast<int>(state.range(0));
   const Layout layout = static_cast<Layout>(state.range(1));
@@ -1091,6 +1091,11 @@ void BM_Sweep1000Due(benchmark::State& state) {
   const bool sync = state.range(3) != 0;
   const bool compact = compaction != 0;
   SweepStore& store = StoreFor(records, layout);
+  // Other kinds' groups due before this benchmark's first (the shared
+  // store's, when a filter left some unswept: compare.py runs no batched
+  // benchmark at a million, so three clustered groups are left) are swept
+  // before the settling, not inside the timed loop after it.
+  store.CatchUpTo(layout, kDuePerSweep);
   store.Settle(compact, sync,
                compaction == 2 ? std::chrono::microseconds(kBatchedDelay)
                                : std::chrono::microseconds(0));

@@ -417,7 +417,10 @@ Status Erasure::CompactQueued() {
     // the write lock (a key's value read is the value written again), the
     // lock released between them. A write flushed to a table before the
     // compaction still lies above the deepest level, so the compaction
-    // still takes the tables beneath it.
+    // still takes the tables beneath it. Applied, not committed one by one:
+    // with sync_writes, the writes share the one sync waited for after the
+    // last (the values are unchanged, and a crash redoes the rewrite).
+    std::optional<Store::Ticket> last_rewrite;
     for (size_t next = 0; next < records->keys.size();) {
       WriteLock relock = store_.Lock();
       leveldb::WriteBatch rewrite;
@@ -451,14 +454,17 @@ Status Erasure::CompactQueued() {
         CUSTOS_RETURN_IF_ERROR(
             FromLevelDb(it->status(), "reading erased keys to rewrite"));
       }
-      CUSTOS_RETURN_IF_ERROR(store_.Commit(std::move(relock), rewrite, {},
-                                           "rewriting erased keys"));
+      auto ticket = store_.Apply(relock, rewrite, {}, "rewriting erased keys");
+      if (!ticket) return ticket.error();
+      last_rewrite = *ticket;
+      relock.Unlock();
       std::lock_guard<std::mutex> stats(TEST_stats_mutex_);
       ++TEST_rewrite_stats_.writes;
       TEST_rewrite_stats_.keys += in_write;
       TEST_rewrite_stats_.largest_keys =
           std::max(TEST_rewrite_stats_.largest_keys, in_write);
     }
+    if (last_rewrite) CUSTOS_RETURN_IF_ERROR(store_.WaitDurable(*last_rewrite));
     store_.CompactRange(first, last);
   }
 

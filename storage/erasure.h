@@ -92,7 +92,7 @@ class Erasure {
   // again) in writes of at most kRewriteKeysPerWrite keys and about
   // kRewriteBytesPerWrite bytes, the write lock released between them: a
   // sweep after 500,000 closes had rewritten every closed record in one
-  // write, 600 MiB of memory in custosd and every writer kept waiting.
+  // write, 601 MiB of memory in custosd, every writer waiting for it.
   static constexpr size_t kRewriteKeysPerWrite = 1000;
   static constexpr size_t kRewriteBytesPerWrite = 1 << 20;
   // Test only: CompactQueued's rewrites since this object was made.
