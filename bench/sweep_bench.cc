@@ -760,8 +760,7 @@ class SweepStore {
   // that must erase exactly them: the caller's timed sweep then finds
   // exactly its group due.
   std::optional<Timestamp> NextAsOf(Layout layout, int due) {
-    size_t g = next_group_;
-    while (g < groups_.size() && !Matches(g, layout, due)) ++g;
+    const size_t g = NextOf(layout, due);
     if (g == groups_.size()) return std::nullopt;
     if (g > next_group_) SweepThrough(g - 1);
     next_group_ = g + 1;
@@ -772,8 +771,7 @@ class SweepStore {
   // next group of `layout` and `due` records (NextAsOf's catching up,
   // without taking that group).
   void CatchUpTo(Layout layout, int due) {
-    size_t g = next_group_;
-    while (g < groups_.size() && !Matches(g, layout, due)) ++g;
+    const size_t g = NextOf(layout, due);
     if (g < groups_.size() && g > next_group_) SweepThrough(g - 1);
   }
 
@@ -883,6 +881,24 @@ class SweepStore {
     return groups_[g].layout == layout && groups_[g].due == due;
   }
 
+  // The first group from next_group_ on of `layout` and `due` records;
+  // groups_.size() if none is left.
+  size_t NextOf(Layout layout, int due) const {
+    size_t g = next_group_;
+    while (g < groups_.size() && !Matches(g, layout, due)) ++g;
+    return g;
+  }
+
+  // How many groups from `first` on are of its layout and size (a run).
+  size_t RunLength(size_t first) const {
+    size_t n = 1;
+    while (first + n < groups_.size() &&
+           Matches(first + n, groups_[first].layout, groups_[first].due)) {
+      ++n;
+    }
+    return n;
+  }
+
   // Sweeps every group from next_group_ through `last` in one sweep, which
   // must erase exactly their records and destroy their buckets' keys.
   void SweepThrough(size_t last) {
@@ -915,12 +931,7 @@ class SweepStore {
   std::string Describe() const {
     std::string text;
     for (size_t g = 0; g < groups_.size();) {
-      size_t n = 1;
-      while (g + n < groups_.size() &&
-             groups_[g + n].layout == groups_[g].layout &&
-             groups_[g + n].due == groups_[g].due) {
-        ++n;
-      }
+      const size_t n = RunLength(g);
       if (!text.empty()) text += ", then ";
       text +=
           std::to_string(n) + (n == 1 ? " group of " : " groups of ") +
@@ -953,12 +964,7 @@ class SweepStore {
     for (int i = 0; i < records_; ++i)
       free_positions[static_cast<size_t>(i)] = i;
     for (size_t first = 0; first < groups_.size();) {
-      size_t n = 1;
-      while (first + n < groups_.size() &&
-             groups_[first + n].layout == groups_[first].layout &&
-             groups_[first + n].due == groups_[first].due) {
-        ++n;
-      }
+      const size_t n = RunLength(first);
       const int64_t due = groups_[first].due;
       const int64_t run = due * static_cast<int64_t>(n);
       const int64_t free_count = static_cast<int64_t>(free_positions.size());
