@@ -49,6 +49,81 @@ Result<Queued> ReadQueue(const Store& store, std::string_view prefix) {
   return q;
 }
 
+// The records-database compaction queue summed up without holding it in
+// memory (it holds an entry per record erased or re-sealed since the last
+// compaction): the oldest queued time, the greatest key queued ("" when
+// none), and the whole-database entry's value (an empty key: a completed
+// shred's), if queued.
+struct QueueSummary {
+  int64_t oldest = INT64_MAX;
+  std::string last;
+  std::optional<std::string> everything;
+};
+
+Result<QueueSummary> SummarizeQueue(const Store& store,
+                                    std::string_view prefix) {
+  QueueSummary q;
+  CUSTOS_RETURN_IF_ERROR(
+      store.Scan(prefix, {}, [&](std::string_view key, std::string_view value) {
+        const std::string_view queued = key.substr(prefix.size());
+        if (queued.empty()) {
+          q.everything = std::string(value);
+        } else {
+          q.last = queued;  // Scan goes in key order.
+        }
+        q.oldest = std::min<int64_t>(
+            q.oldest, value.size() == 8
+                          ? static_cast<int64_t>(ReadBigEndian64(value))
+                          : INT64_MIN);
+        return true;
+      }));
+  return q;
+}
+
+// At most `limit` entries of the queue at `prefix`, in key order, with keys
+// after `after` and not after `last` (never the whole-database entry).
+Result<Queued> ReadQueuePart(const Store& store, std::string_view prefix,
+                             std::string_view after, std::string_view last,
+                             size_t limit) {
+  Queued q;
+  std::string start(prefix);
+  start.append(after);
+  start.push_back('\0');  // The first key after `after`.
+  CUSTOS_RETURN_IF_ERROR(store.Scan(
+      prefix, start, [&](std::string_view key, std::string_view value) {
+        const std::string_view queued = key.substr(prefix.size());
+        if (queued > last) return false;
+        q.keys.emplace_back(queued);
+        q.values.emplace_back(value);
+        return q.keys.size() < limit;
+      }));
+  return q;
+}
+
+// Adds to `batch` the deletion of queue entries [begin, end) of `queue`
+// (read from the queue at `prefix`) whose stored value is still the one
+// read: an entry queued again meanwhile (same key, newer time) stays. One
+// scan of the queue from the first of them, merged with them (both in key
+// order), rather than one lookup per entry.
+Status DeleteUnchanged(const Store& store, std::string_view prefix,
+                       const Queued& queue, size_t begin, size_t end,
+                       leveldb::WriteBatch& batch) {
+  if (begin >= end) return Status::Ok();
+  std::string start(prefix);
+  start.append(queue.keys[begin]);
+  size_t i = begin;
+  return store.Scan(prefix, start,
+                    [&](std::string_view key, std::string_view value) {
+                      const std::string_view queued = key.substr(prefix.size());
+                      while (i < end && queue.keys[i] < queued) ++i;
+                      if (i == end) return false;
+                      if (queue.keys[i] == queued && queue.values[i] == value) {
+                        batch.Delete(ToSlice(key));
+                      }
+                      return true;
+                    });
+}
+
 // A range queue's value: u64 queued-at micros || the range's last key.
 std::string RangeValue(int64_t micros, std::string_view last) {
   std::string value = QueuedAt(micros);
@@ -311,22 +386,22 @@ Status Erasure::CompactQueuedUnlessDelayed() {
 
 Status Erasure::CompactQueued() {
   if (!options_.compact_after_erasure) return Status::Ok();
-  // Gather the queued keys and compact the span they cover once: erased
-  // records tend to be neighbours (ids grow with time, and records closed
-  // together are due together), and one range compaction rewrites each
-  // overlapping file once instead of once per key. The compactions run
-  // without the write lock: LevelDB allows writes meanwhile, and foreground
-  // calls must not wait for them.
-  WriteLock lock = store_.Lock();
-  auto records = ReadQueue(store_, keys::kCompactQueuePrefix);
+  // The records queue holds an entry per erased or re-sealed record (half a
+  // million after as many closes): it is only summed up here, and read a
+  // pass at a time by CompactQueuedKeys. The other queues are short (a key
+  // per shredded or re-keyed subject, a range per destroyed bucket) and
+  // read whole. The compactions run without the write lock: LevelDB allows
+  // writes meanwhile, and foreground calls must not wait for them.
+  auto records = SummarizeQueue(store_, keys::kCompactQueuePrefix);
   if (!records) return records.error();
+  WriteLock lock = store_.Lock();
   auto keystore = ReadQueue(store_, keys::kKeystoreCompactQueuePrefix);
   if (!keystore) return keystore.error();
   auto rekeyed = ReadQueue(store_, keys::kRekeyCompactQueuePrefix);
   if (!rekeyed) return rekeyed.error();
   auto ranges = ReadRangeQueue(store_, keys::kRangeCompactQueuePrefix);
   if (!ranges) return ranges.error();
-  if (records->keys.empty() && keystore->keys.empty() &&
+  if (records->last.empty() && !records->everything && keystore->keys.empty() &&
       rekeyed->keys.empty() && ranges->queued.keys.empty()) {
     return Status::Ok();
   }
@@ -349,8 +424,8 @@ Status Erasure::CompactQueued() {
   // compaction (and deleted after it), make the flushed memtable's table
   // overlap every table of the range on every level, so the compaction
   // takes them all as inputs and merges the deletions down through each
-  // (the problem the rewrite below solves for single keys). Neither key is
-  // an entry's key.
+  // (the problem the rewrite in CompactKeys solves for single keys).
+  // Neither key is an entry's key.
   for (size_t i = 0; i < ranges->queued.keys.size(); ++i) {
     const std::string& first = ranges->queued.keys[i];
     const std::string& last = ranges->lasts[i];
@@ -371,17 +446,6 @@ Status Erasure::CompactQueued() {
     CUSTOS_RETURN_IF_ERROR(store_.Commit(std::move(end_lock), end, {},
                                          "compacting an erased range"));
   }
-  // The whole-database entry (an empty key) is done last, after the other
-  // entries are cleared: their deletions name what they queued (a
-  // subject's id, for a shred), and the whole compaction takes them too.
-  std::optional<std::string> everything;
-  for (size_t i = 0; i < records->keys.size(); ++i) {
-    if (!records->keys[i].empty()) continue;
-    everything = records->values[i];
-    records->keys.erase(records->keys.begin() + i);
-    records->values.erase(records->values.begin() + i);
-    break;
-  }
 
   if (!keystore->keys.empty()) {
     CUSTOS_RETURN_IF_ERROR(keystore_.PurgeKeys(keystore->keys));
@@ -396,10 +460,73 @@ Status Erasure::CompactQueued() {
     }
     keystore_.CompactRekeyed(rekeyed->keys);
   }
-  if (!records->keys.empty()) {
-    const auto [min_it, max_it] =
-        std::minmax_element(records->keys.begin(), records->keys.end());
-    const std::string first = *min_it, last = *max_it;
+  // The queued keys up to the last one queued now (closes meanwhile queue
+  // more; those wait for the next call, so a call's work is bounded by
+  // what was queued when it began).
+  if (!records->last.empty()) {
+    CUSTOS_RETURN_IF_ERROR(CompactQueuedKeys(records->last));
+  }
+
+  // Only now is the work done: a crash before this point leaves the queues
+  // as they were, and the next call (at the latest the next Open) redoes
+  // it. An entry re-queued meanwhile (same key, newer time) stays.
+  WriteLock done_lock = store_.Lock();
+  leveldb::WriteBatch done;
+  const std::pair<const Queued*, std::string_view> queues[] = {
+      {&ranges->queued, keys::kRangeCompactQueuePrefix},
+      {&*keystore, keys::kKeystoreCompactQueuePrefix},
+      {&*rekeyed, keys::kRekeyCompactQueuePrefix}};
+  for (const auto& [queue, prefix] : queues) {
+    CUSTOS_RETURN_IF_ERROR(
+        DeleteUnchanged(store_, prefix, *queue, 0, queue->keys.size(), done));
+  }
+  CUSTOS_RETURN_IF_ERROR(store_.Commit(std::move(done_lock), done, {},
+                                       "clearing compaction queue"));
+  if (!records->everything) return Status::Ok();
+
+  // Two keys that span the whole key space, written just before, make the
+  // flushed memtable's table overlap every level, so the manual compaction
+  // merges every table down to the deepest level (the problem the rewrite
+  // above solves for a range).
+  {
+    WriteLock span_lock = store_.Lock();
+    leveldb::WriteBatch span;
+    span.Put(ToSlice(keys::kSpanLow), "");
+    span.Put(ToSlice(keys::kSpanHigh), "");
+    CUSTOS_RETURN_IF_ERROR(
+        store_.Commit(std::move(span_lock), span, {}, "compacting the store"));
+  }
+  store_.CompactAll();
+  CUSTOS_RETURN_IF_ERROR(keystore_.CompactAll());
+  WriteLock end_lock = store_.Lock();
+  leveldb::WriteBatch end;
+  end.Delete(ToSlice(keys::kSpanLow));
+  end.Delete(ToSlice(keys::kSpanHigh));
+  const std::string marker = keys::CompactQueue("");
+  auto value = store_.Get(marker);
+  if (!value) return value.error();
+  if (*value && **value == *records->everything) end.Delete(marker);
+  return store_.Commit(std::move(end_lock), end, {},
+                       "clearing compaction queue");
+}
+
+Status Erasure::CompactQueuedKeys(std::string_view last_queued) {
+  // A pass at a time, in key order: at most compact_keys_per_pass_ queued
+  // keys read, rewritten, their span compacted and their entries cleared,
+  // so that the memory a call holds and the span one compaction covers are
+  // bounded whatever the queue's length. Erased records' keys tend to be
+  // neighbours (ids grow with time, and records closed together are due
+  // together): one range compaction per pass rewrites each overlapping
+  // file once instead of once per key, and the passes' spans do not
+  // overlap.
+  std::string after;
+  for (;;) {
+    auto part = ReadQueuePart(store_, keys::kCompactQueuePrefix, after,
+                              last_queued, compact_keys_per_pass_);
+    if (!part) return part.error();
+    if (part->keys.empty()) return Status::Ok();
+    const std::string& first = part->keys.front();  // In key order.
+    const std::string& last = part->keys.back();
     // One range compaction, not two. LevelDB's manual compaction never
     // takes a table on the deepest level overlapping the range as an input:
     // if an erased key's old and new versions were flushed into one table
@@ -421,13 +548,13 @@ Status Erasure::CompactQueued() {
     // with sync_writes, the writes share the one sync waited for after the
     // last (the values are unchanged, and a crash redoes the rewrite).
     std::optional<Store::Ticket> last_rewrite;
-    for (size_t next = 0; next < records->keys.size();) {
+    for (size_t next = 0; next < part->keys.size();) {
       WriteLock relock = store_.Lock();
       leveldb::WriteBatch rewrite;
       size_t in_write = 0;
       {
         // The current values are read by one iterator walking the queued
-        // keys in order (ReadQueue's): neighbours, as records erased
+        // keys in order (ReadQueuePart's): neighbours, as records erased
         // together usually are, are a step away, and the tables above the
         // deepest level are not yet compacted, which makes a lookup per key
         // dear. Closed before the write and the compaction (an open
@@ -435,10 +562,10 @@ Status Erasure::CompactQueued() {
         constexpr int kMaxSteps = 8;  // Further than that: seek.
         std::unique_ptr<leveldb::Iterator> it(
             store_.db().NewIterator(leveldb::ReadOptions()));
-        for (; next < records->keys.size() && in_write < kRewriteKeysPerWrite &&
+        for (; next < part->keys.size() && in_write < kRewriteKeysPerWrite &&
                rewrite.ApproximateSize() < kRewriteBytesPerWrite;
              ++next, ++in_write) {
-          const leveldb::Slice target = ToSlice(records->keys[next]);
+          const leveldb::Slice target = ToSlice(part->keys[next]);
           for (int steps = 0; it->Valid() && it->key().compare(target) < 0 &&
                               steps < kMaxSteps;
                ++steps) {
@@ -466,61 +593,32 @@ Status Erasure::CompactQueued() {
     }
     if (last_rewrite) CUSTOS_RETURN_IF_ERROR(store_.WaitDurable(*last_rewrite));
     store_.CompactRange(first, last);
-  }
 
-  // Only now is the work done: a crash before this point leaves the queues
-  // as they were, and the next call (at the latest the next Open) redoes
-  // it. An entry re-queued meanwhile (same key, newer time) stays.
-  WriteLock done_lock = store_.Lock();
-  leveldb::WriteBatch done;
-  const std::pair<const Queued*, std::string_view> queues[] = {
-      {&ranges->queued, keys::kRangeCompactQueuePrefix},
-      {&*records, keys::kCompactQueuePrefix},
-      {&*keystore, keys::kKeystoreCompactQueuePrefix},
-      {&*rekeyed, keys::kRekeyCompactQueuePrefix}};
-  for (const auto& [queue, prefix] : queues) {
-    // One scan of the queue, merged with the entries read before (both in
-    // key order), rather than one lookup per entry.
-    size_t i = 0;
-    CUSTOS_RETURN_IF_ERROR(store_.Scan(
-        prefix, {}, [&](std::string_view key, std::string_view value) {
-          const std::string_view queued = key.substr(prefix.size());
-          while (i < queue->keys.size() && queue->keys[i] < queued) ++i;
-          if (i == queue->keys.size()) return false;
-          if (queue->keys[i] == queued && queue->values[i] == value) {
-            done.Delete(ToSlice(key));
-          }
-          return true;
-        }));
+    // The pass's entries cleared, in writes as bounded as the rewrite's,
+    // sharing one sync as the rewrite's do.
+    std::optional<Store::Ticket> last_clear;
+    for (size_t begin = 0; begin < part->keys.size();
+         begin += kRewriteKeysPerWrite) {
+      const size_t end =
+          std::min(part->keys.size(), begin + kRewriteKeysPerWrite);
+      WriteLock lock = store_.Lock();
+      leveldb::WriteBatch done;
+      CUSTOS_RETURN_IF_ERROR(DeleteUnchanged(store_, keys::kCompactQueuePrefix,
+                                             *part, begin, end, done));
+      auto ticket = store_.Apply(lock, done, {}, "clearing compaction queue");
+      if (!ticket) return ticket.error();
+      last_clear = *ticket;
+    }
+    if (last_clear) CUSTOS_RETURN_IF_ERROR(store_.WaitDurable(*last_clear));
+    {
+      std::lock_guard<std::mutex> stats(TEST_stats_mutex_);
+      ++TEST_rewrite_stats_.passes;
+      TEST_rewrite_stats_.largest_pass =
+          std::max(TEST_rewrite_stats_.largest_pass, part->keys.size());
+    }
+    if (part->keys.size() < compact_keys_per_pass_) return Status::Ok();
+    after = last;
   }
-  CUSTOS_RETURN_IF_ERROR(store_.Commit(std::move(done_lock), done, {},
-                                       "clearing compaction queue"));
-  if (!everything) return Status::Ok();
-
-  // Two keys that span the whole key space, written just before, make the
-  // flushed memtable's table overlap every level, so the manual compaction
-  // merges every table down to the deepest level (the problem the rewrite
-  // above solves for a range).
-  {
-    WriteLock span_lock = store_.Lock();
-    leveldb::WriteBatch span;
-    span.Put(ToSlice(keys::kSpanLow), "");
-    span.Put(ToSlice(keys::kSpanHigh), "");
-    CUSTOS_RETURN_IF_ERROR(
-        store_.Commit(std::move(span_lock), span, {}, "compacting the store"));
-  }
-  store_.CompactAll();
-  CUSTOS_RETURN_IF_ERROR(keystore_.CompactAll());
-  WriteLock end_lock = store_.Lock();
-  leveldb::WriteBatch end;
-  end.Delete(ToSlice(keys::kSpanLow));
-  end.Delete(ToSlice(keys::kSpanHigh));
-  const std::string marker = keys::CompactQueue("");
-  auto value = store_.Get(marker);
-  if (!value) return value.error();
-  if (*value && **value == *everything) end.Delete(marker);
-  return store_.Commit(std::move(end_lock), end, {},
-                       "clearing compaction queue");
 }
 
 namespace {

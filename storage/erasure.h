@@ -95,12 +95,23 @@ class Erasure {
   // write, 601 MiB of memory in custosd, every writer waiting for it.
   static constexpr size_t kRewriteKeysPerWrite = 1000;
   static constexpr size_t kRewriteBytesPerWrite = 1 << 20;
+  // CompactQueued takes the queued records-database keys a pass of at most
+  // kCompactKeysPerPass at a time (read, rewritten, their span compacted,
+  // their entries cleared): it had read the whole queue into memory and
+  // cleared it in one write under one hold of the write lock.
+  static constexpr size_t kCompactKeysPerPass = 100'000;
   // Test only: CompactQueued's rewrites since this object was made.
   struct RewriteStats {
     size_t writes = 0;        // Writes of rewritten keys.
     size_t keys = 0;          // Keys rewritten, over all of them.
     size_t largest_keys = 0;  // The most keys one write held.
+    size_t passes = 0;        // Passes over queued keys.
+    size_t largest_pass = 0;  // The most keys one pass held.
   };
+  // Test only: passes of at most `keys` keys. REQUIRES: no call running.
+  void TEST_SetCompactKeysPerPass(size_t keys) {
+    compact_keys_per_pass_ = keys;
+  }
   RewriteStats TEST_rewrite_stats() const {
     std::lock_guard<std::mutex> lock(TEST_stats_mutex_);
     return TEST_rewrite_stats_;
@@ -133,8 +144,10 @@ class Erasure {
 
   // Compacts what is queued, if Options::compact_after_erasure, and once
   // the oldest entry has waited Options::erasure_compaction_delay: the
-  // queued ranges first (each compacted alone), then the queued keys. A crash
-  // at any point leaves the queue as it was; the next call redoes it.
+  // queued ranges first (each compacted alone), then the queued keys (in
+  // passes of kCompactKeysPerPass, each cleared from the queue once done).
+  // A crash at any point leaves the queue as it was, but for passes already
+  // done; the next call redoes the rest.
   Status CompactQueued();
   // For an erasing call made on a caller's behalf (EraseRecord):
   // CompactQueued when Options::erasure_compaction_delay is 0; with a
@@ -154,6 +167,11 @@ class Erasure {
   Store& store_;
   Keystore& keystore_;
   const Options& options_;
+  // The queued records-database keys up to `last_queued`, a pass of at
+  // most compact_keys_per_pass_ at a time (CompactQueued).
+  Status CompactQueuedKeys(std::string_view last_queued);
+
+  size_t compact_keys_per_pass_ = kCompactKeysPerPass;
   std::function<void()> TEST_after_range_queue_read_;
   mutable std::mutex TEST_stats_mutex_;
   RewriteStats TEST_rewrite_stats_;  // Guarded by TEST_stats_mutex_.

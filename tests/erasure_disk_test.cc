@@ -176,6 +176,42 @@ TEST_F(ErasureTest, QueuedKeysAreRewrittenInBoundedWritesAndStillLeave) {
   EXPECT_EQ(report.found, 0u);
 }
 
+// The queued keys are taken a pass of at most Erasure::kCompactKeysPerPass
+// at a time (here 700), each pass rewritten, compacted and cleared from the
+// queue: the whole queue had been read into memory and cleared in one
+// write under one hold of the write lock (half a million entries after as
+// many closes). Every key is rewritten once, the queue is left empty (a
+// second sweep rewrites nothing), and the bytes still go.
+TEST_F(ErasureTest, QueuedKeysAreCompactedInBoundedPassesAndStillLeave) {
+  constexpr size_t kPerPass = 700;
+  constexpr size_t kRecords = 3 * kPerPass + 1;
+  engine_->TEST_SetCompactKeysPerPass(kPerPass);
+  for (size_t i = 0; i < kRecords; ++i) {
+    ClosedAlert("p" + std::to_string(i % 50) + "@example.org");
+  }
+  const Engine::RewriteStats before = engine_->TEST_RewriteStats();
+  SweepOptions options;
+  options.as_of = At(2027, 3, 1);
+  clock_.Set(options.as_of);
+  auto swept = engine_->Sweep(*admin_, options);
+  ASSERT_TRUE(swept.has_value()) << swept.error().ToString();
+  ASSERT_EQ(swept->erased, kRecords);
+  const Engine::RewriteStats after = engine_->TEST_RewriteStats();
+  EXPECT_EQ(after.keys - before.keys, kRecords);
+  EXPECT_EQ(after.passes - before.passes, 4u);
+  EXPECT_EQ(after.largest_pass, kPerPass);
+  ErasureReport report = Verify();
+  EXPECT_EQ(report.witnesses, 2 * kRecords + 1);
+  EXPECT_EQ(report.found, 0u);
+
+  clock_.Advance(hours(1));
+  options.as_of = clock_.Now();
+  swept = engine_->Sweep(*admin_, options);
+  ASSERT_TRUE(swept.has_value()) << swept.error().ToString();
+  EXPECT_EQ(swept->erased, 0u);
+  EXPECT_EQ(engine_->TEST_RewriteStats().keys, after.keys);
+}
+
 // VerifyErasure looks at every byte offset of every file in the data
 // directory, whatever the file: a leftover copied, shifted by three bytes,
 // into a file no database knows is still found.
