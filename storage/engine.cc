@@ -674,7 +674,8 @@ Engine::RewriteStats Engine::TEST_RewriteStats() const {
           .keys = s.keys,
           .largest_keys = s.largest_keys,
           .passes = s.passes,
-          .largest_pass = s.largest_pass};
+          .largest_pass = s.largest_pass,
+          .largest_clear = s.largest_clear};
 }
 
 void Engine::TEST_SetCompactKeysPerPass(size_t keys) {

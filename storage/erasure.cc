@@ -424,7 +424,7 @@ Status Erasure::CompactQueued() {
   // compaction (and deleted after it), make the flushed memtable's table
   // overlap every table of the range on every level, so the compaction
   // takes them all as inputs and merges the deletions down through each
-  // (the problem the rewrite in CompactKeys solves for single keys).
+  // (the problem the rewrite in CompactQueuedKeys solves for single keys).
   // Neither key is an entry's key.
   for (size_t i = 0; i < ranges->queued.keys.size(); ++i) {
     const std::string& first = ranges->queued.keys[i];
@@ -460,9 +460,14 @@ Status Erasure::CompactQueued() {
     }
     keystore_.CompactRekeyed(rekeyed->keys);
   }
-  // The queued keys up to the last one queued now (closes meanwhile queue
-  // more; those wait for the next call, so a call's work is bounded by
-  // what was queued when it began).
+  // The queued keys, once through the queue in key order up to the
+  // greatest key queued when this call began: a key queued meanwhile after
+  // it waits for the next call; one queued below it is taken if the passes
+  // have not gone by it yet. Each key at most once a call. The records
+  // queue was summed up without the lock, the others read under it:
+  // nothing relies on one instant for all four (an entry is cleared only
+  // if its value is still the one read, and one queued after its queue
+  // was read waits for the next call).
   if (!records->last.empty()) {
     CUSTOS_RETURN_IF_ERROR(CompactQueuedKeys(records->last));
   }
@@ -482,12 +487,15 @@ Status Erasure::CompactQueued() {
   }
   CUSTOS_RETURN_IF_ERROR(store_.Commit(std::move(done_lock), done, {},
                                        "clearing compaction queue"));
+  // The whole-database entry (an empty key) is done last, after the other
+  // entries are cleared: their deletions name what they queued (a
+  // subject's id, for a shred), and the whole compaction takes them too.
   if (!records->everything) return Status::Ok();
 
   // Two keys that span the whole key space, written just before, make the
   // flushed memtable's table overlap every level, so the manual compaction
   // merges every table down to the deepest level (the problem the rewrite
-  // above solves for a range).
+  // in CompactQueuedKeys solves for a span).
   {
     WriteLock span_lock = store_.Lock();
     leveldb::WriteBatch span;
@@ -608,6 +616,9 @@ Status Erasure::CompactQueuedKeys(std::string_view last_queued) {
       auto ticket = store_.Apply(lock, done, {}, "clearing compaction queue");
       if (!ticket) return ticket.error();
       last_clear = *ticket;
+      std::lock_guard<std::mutex> stats(TEST_stats_mutex_);
+      TEST_rewrite_stats_.largest_clear =
+          std::max(TEST_rewrite_stats_.largest_clear, end - begin);
     }
     if (last_clear) CUSTOS_RETURN_IF_ERROR(store_.WaitDurable(*last_clear));
     {

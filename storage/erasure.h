@@ -102,13 +102,15 @@ class Erasure {
   static constexpr size_t kCompactKeysPerPass = 100'000;
   // Test only: CompactQueued's rewrites since this object was made.
   struct RewriteStats {
-    size_t writes = 0;        // Writes of rewritten keys.
-    size_t keys = 0;          // Keys rewritten, over all of them.
-    size_t largest_keys = 0;  // The most keys one write held.
-    size_t passes = 0;        // Passes over queued keys.
-    size_t largest_pass = 0;  // The most keys one pass held.
+    size_t writes = 0;         // Writes of rewritten keys.
+    size_t keys = 0;           // Keys rewritten, over all of them.
+    size_t largest_keys = 0;   // The most keys one write held.
+    size_t passes = 0;         // Passes over queued keys.
+    size_t largest_pass = 0;   // The most keys one pass held.
+    size_t largest_clear = 0;  // The most entries one clearing write covered.
   };
-  // Test only: passes of at most `keys` keys. REQUIRES: no call running.
+  // Test only: passes of at most `keys` keys. REQUIRES: keys >= 1; no call
+  // running.
   void TEST_SetCompactKeysPerPass(size_t keys) {
     compact_keys_per_pass_ = keys;
   }

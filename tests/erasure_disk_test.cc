@@ -212,6 +212,39 @@ TEST_F(ErasureTest, QueuedKeysAreCompactedInBoundedPassesAndStillLeave) {
   EXPECT_EQ(engine_->TEST_RewriteStats().keys, after.keys);
 }
 
+// A queue of exactly two passes (1,050 keys each): the empty read after a
+// full pass ends the call, every entry is cleared (a second sweep rewrites
+// nothing), and each pass's entries are cleared in writes of at most
+// Erasure::kRewriteKeysPerWrite deletions (here 1,000 and 50).
+TEST_F(ErasureTest, QueuedKeysInExactPassesAreAllCleared) {
+  constexpr size_t kPerPass = Erasure::kRewriteKeysPerWrite + 50;
+  constexpr size_t kRecords = 2 * kPerPass;
+  engine_->TEST_SetCompactKeysPerPass(kPerPass);
+  for (size_t i = 0; i < kRecords; ++i) {
+    ClosedAlert("p" + std::to_string(i % 50) + "@example.org");
+  }
+  const Engine::RewriteStats before = engine_->TEST_RewriteStats();
+  SweepOptions options;
+  options.as_of = At(2027, 3, 1);
+  clock_.Set(options.as_of);
+  auto swept = engine_->Sweep(*admin_, options);
+  ASSERT_TRUE(swept.has_value()) << swept.error().ToString();
+  ASSERT_EQ(swept->erased, kRecords);
+  const Engine::RewriteStats after = engine_->TEST_RewriteStats();
+  EXPECT_EQ(after.keys - before.keys, kRecords);
+  EXPECT_EQ(after.passes - before.passes, 2u);
+  EXPECT_EQ(after.largest_pass, kPerPass);
+  EXPECT_EQ(after.largest_clear, Erasure::kRewriteKeysPerWrite);
+  EXPECT_EQ(Verify().found, 0u);
+
+  clock_.Advance(hours(1));
+  options.as_of = clock_.Now();
+  swept = engine_->Sweep(*admin_, options);
+  ASSERT_TRUE(swept.has_value()) << swept.error().ToString();
+  EXPECT_EQ(engine_->TEST_RewriteStats().keys, after.keys);
+  EXPECT_EQ(engine_->TEST_RewriteStats().passes, after.passes);
+}
+
 // VerifyErasure looks at every byte offset of every file in the data
 // directory, whatever the file: a leftover copied, shifted by three bytes,
 // into a file no database knows is still found.
