@@ -3,6 +3,7 @@
 #include <capnp/rpc.capnp.h>
 #include <kj/time.h>
 
+#include <algorithm>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -22,21 +23,41 @@ StatusCode CodeOf(capnp::rpc::Exception::Reader e) {
   return FromException(ex).code();
 }
 
-// What one connection's messages tell: the calls unanswered, and the
+// What one connection's messages tell: the calls unanswered, the calls
+// answered and not yet released by the client (its Finish), and the
 // questions refused here that the RpcSystem never saw. Shared with the
 // outgoing messages, which may outlive the connection object.
+//
+// A client's Finish releases an answer: until then the RpcSystem keeps its
+// entry (for calls pipelined on it), and we keep its question id. A client
+// that never sends Finish would make both grow without bound, refused calls
+// included, without even logging in. So a connection that leaves
+// max_unreleased answers unreleased, refused ones counted, is ended:
+// four times max_in_flight, at least 4,096, since a client pipelining a
+// burst reads its answers, and releases them, only after it has sent the
+// burst.
 struct CallBook : public kj::Refcounted {
-  CallBook(Metrics& m, size_t max) : metrics(m), max_in_flight(max) {}
+  CallBook(Metrics& m, size_t max)
+      : metrics(m),
+        max_in_flight(max),
+        max_unreleased(std::max<size_t>(4 * max, kMinUnreleased)) {}
+
+  static constexpr size_t kMinUnreleased = 4096;
 
   struct Call {
     size_t method;
     kj::TimePoint start;
+    bool released = false;  // Its Finish came before its Return.
   };
 
   Metrics& metrics;
   const size_t max_in_flight;
+  const size_t max_unreleased;
   std::unordered_map<uint32_t, Call> in_flight;  // By question id.
+  std::unordered_set<uint32_t> answered;         // Until their Finish.
   std::unordered_set<uint32_t> refused;          // Until their Finish.
+
+  size_t Unreleased() const { return answered.size() + refused.size(); }
 
   void Answered(capnp::rpc::Return::Reader ret) {
     auto it = in_flight.find(ret.getAnswerId());
@@ -46,7 +67,19 @@ struct CallBook : public kj::Refcounted {
     metrics.CallDone(it->second.method,
                      kj::systemPreciseMonotonicClock().now() - it->second.start,
                      error);
+    if (!it->second.released) answered.insert(it->first);
     in_flight.erase(it);
+  }
+
+  // A Finish: false when it releases a refused call's answer (which the
+  // RpcSystem never saw, so must not see released either).
+  bool Released(uint32_t question) {
+    if (refused.erase(question) != 0) return false;
+    if (answered.erase(question) == 0) {
+      auto it = in_flight.find(question);
+      if (it != in_flight.end()) it->second.released = true;
+    }
+    return true;
   }
 };
 
@@ -132,7 +165,7 @@ class MeteredNetwork::MeteredConnection final
   bool Admit(Message::Reader message) {
     CallBook& book = *book_;
     if (message.isFinish()) {
-      return book.refused.erase(message.getFinish().getQuestionId()) == 0;
+      return book.Released(message.getFinish().getQuestionId());
     }
     if (!message.isCall()) return true;
     auto call = message.getCall();
@@ -142,6 +175,13 @@ class MeteredNetwork::MeteredConnection final
     const bool on_refused =
         target.isPromisedAnswer() &&
         book.refused.contains(target.getPromisedAnswer().getQuestionId());
+    if (book.Unreleased() >= book.max_unreleased) {
+      // Thrown out of receiveIncomingMessage: the RpcSystem ends the
+      // connection with an Abort carrying it (sanitized on its way out).
+      kj::throwFatalException(ToException(Status::ResourceExhausted(
+          "too many answers not released on this connection (at most " +
+          std::to_string(book.max_unreleased) + "); the connection is ended")));
+    }
     if (!on_refused && book.in_flight.size() < book.max_in_flight) {
       book.in_flight.insert_or_assign(
           call.getQuestionId(),

@@ -5,7 +5,10 @@
 // unanswered. A refused call is answered here, with the ResourceExhausted
 // exception of server/errors.h, and never reaches the RpcSystem or the
 // service, so it changes nothing; a call pipelined on a refused one's
-// answer is refused the same way.
+// answer is refused the same way. A connection that leaves 4 x
+// `max_calls_in_flight` answers (at least 4,096; refused ones included)
+// unreleased, never sending their Finish, is ended (an Abort with
+// ResourceExhausted).
 //
 // The service (server/service.cc) needs no hook: every call of every
 // capability of the connection passes here.

@@ -161,6 +161,13 @@ int main(int argc, char** argv) {
   kj::UnixEventPort::captureSignal(SIGTERM);
   kj::UnixEventPort::captureSignal(SIGINT);
   signal(SIGPIPE, SIG_IGN);
+  // Everything custosd creates is its own user's alone, whatever umask it
+  // was started with (the packaged unit's UMask=0077): LevelDB creates its
+  // directories 0755 and its files 0644 less the umask, and they hold
+  // principals' display names, hold reasons and history headers. The unix
+  // socket is made 0660 explicitly (server.cc); inside the data directory,
+  // now 0700, it serves its owner only (docs/operations.md).
+  ::umask(077);
 
 #ifndef CUSTOS_TEST_CLOCK
   if (AsksForTestClock(argc, argv)) {

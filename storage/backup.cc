@@ -51,13 +51,18 @@ constexpr uint32_t kMaxValueSize = 1 << 26;
 constexpr uint32_t kMaxSealedChunk = kChunkSize + crypto::kSealOverhead;
 constexpr size_t kImportBatchBytes = 4 << 20;
 
-std::string Frame(std::string_view key, std::string_view value) {
-  std::string out;
-  out.reserve(8 + key.size() + value.size());
+void AppendFrame(std::string& out, std::string_view key,
+                 std::string_view value) {
   AppendBigEndian32(out, static_cast<uint32_t>(key.size()));
   out.append(key);
   AppendBigEndian32(out, static_cast<uint32_t>(value.size()));
   out.append(value);
+}
+
+std::string Frame(std::string_view key, std::string_view value) {
+  std::string out;
+  out.reserve(8 + key.size() + value.size());
+  AppendFrame(out, key, value);
   return out;
 }
 
@@ -740,24 +745,49 @@ Result<BackupVerification> Verify(const std::string& dir,
 // ---- Restore kit ------------------------------------------------------------
 
 Status WriteKit(Keystore& keystore, const std::string& path, Timestamp now) {
-  std::string plain(kDumpMagic);
+  // The kit's plaintext holds every backup key in the clear, so it is
+  // built in one buffer sized exactly beforehand and wiped after sealing:
+  // no temporary holds a key, and no reallocation frees a copy of the
+  // first keys unwiped (hostile review, helper-95). The ledger (record ids
+  // and times, nothing secret) is framed first, apart, to know its size.
+  std::string ledger;
   uint64_t entries = 0;
-  for (const Keystore::HeldBackupKey& held : keystore.BackupKeys()) {
-    std::string value;
-    AppendBigEndian64(value,
-                      static_cast<uint64_t>(ToMicros(held.info.created)));
-    value.append(AsStringView(held.key.bytes()));
-    plain.append(Frame(
-        std::string(kKitBackupPrefix).append(held.info.backup_id), value));
-    crypto::Wipe({reinterpret_cast<uint8_t*>(value.data()), value.size()});
-    ++entries;
-  }
   CUSTOS_RETURN_IF_ERROR(
       keystore.ScanLedger([&](std::string_view k, std::string_view v) {
-        plain.append(Frame(k, v));
+        AppendFrame(ledger, k, v);
         ++entries;
       }));
+  const std::vector<Keystore::HeldBackupKey> keys = keystore.BackupKeys();
+  size_t size = kDumpMagic.size() + ledger.size() + EndFrame(0).size();
+  for (const Keystore::HeldBackupKey& held : keys) {
+    size += 4 + kKitBackupPrefix.size() + held.info.backup_id.size() + 4 + 8 +
+            held.key.bytes().size();
+  }
+  std::string plain;
+  plain.reserve(size);
+  const char* const buffer = plain.data();
+  plain.append(kDumpMagic);
+  for (const Keystore::HeldBackupKey& held : keys) {
+    // A frame (backup/<id>, created || key), written in place.
+    const std::string name =
+        std::string(kKitBackupPrefix) + held.info.backup_id;
+    AppendBigEndian32(plain, static_cast<uint32_t>(name.size()));
+    plain.append(name);
+    AppendBigEndian32(plain,
+                      static_cast<uint32_t>(8 + held.key.bytes().size()));
+    AppendBigEndian64(plain,
+                      static_cast<uint64_t>(ToMicros(held.info.created)));
+    plain.append(AsStringView(held.key.bytes()));
+    ++entries;
+  }
+  plain.append(ledger);
   plain.append(EndFrame(entries));
+  if (plain.data() != buffer) {
+    // Unreachable while the size above is right; a wrong one must not
+    // pass silently with keys left in freed memory.
+    crypto::Wipe({reinterpret_cast<uint8_t*>(plain.data()), plain.size()});
+    return Status::Internal("the restore kit outgrew its buffer");
+  }
   (void)now;  // TODO(security): an expiry inside the kit, checked at restore.
   const std::vector<uint8_t> sealed =
       keystore.SealUnderMasterKey(plain, AsBytes(kKitAd));

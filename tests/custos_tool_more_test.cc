@@ -62,8 +62,13 @@ class CustosToolMoreTest : public CustosToolFixture {
 // ---- init ---------------------------------------------------------------
 
 TEST_F(CustosToolMoreTest, InitMakesTheStoreCustosdServesAndRefusesToRedoIt) {
+  // Under a umask of 022 the tool still makes the store its user's alone
+  // (LevelDB would make its directories 0755 and its files 0644).
+  const mode_t umask_before = ::umask(022);
   ToolRun init = Tool({"init"});
+  ::umask(umask_before);
   ASSERT_EQ(init.exit, 0) << init.err;
+  EXPECT_EQ(OpenToOthers(dir() + "/custos-data"), std::vector<std::string>{});
   EXPECT_TRUE(Contains(init.out, "new store in ./custos-data")) << init.out;
   EXPECT_TRUE(Contains(init.out,
                        "first admin 'admin', its token in "

@@ -26,6 +26,30 @@
 
 namespace custos::testing {
 
+// Every directory and file under `root`, `root` included (sockets aside:
+// custosd makes its socket 0660 on purpose), that its group or others may
+// read, write or enter, with its mode in octal.
+inline std::vector<std::string> OpenToOthers(const std::string& root) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> open;
+  auto check = [&](const fs::directory_entry& entry) {
+    if (entry.is_socket()) return;
+    const auto perms = entry.status().permissions();
+    if ((perms & (fs::perms::group_all | fs::perms::others_all)) !=
+        fs::perms::none) {
+      char mode[8];
+      std::snprintf(mode, sizeof mode, "%03o",
+                    static_cast<unsigned>(perms) & 0777u);
+      open.push_back(entry.path().string() + " " + mode);
+    }
+  };
+  check(fs::directory_entry(root));
+  for (const auto& entry : fs::recursive_directory_iterator(root)) {
+    check(entry);
+  }
+  return open;
+}
+
 class CustosdProcess {
  public:
   CustosdProcess() {

@@ -96,6 +96,20 @@ TEST_F(CustosdTest, StartsOnItsDefaultsStopsCleanlyAndKeepsWhatItAcknowledged) {
   EXPECT_TRUE(found);
 }
 
+// What custosd creates is its own user's alone, whatever umask it was
+// started with (here 022, under which LevelDB makes its directories 0755
+// and its files 0644): they hold principals' display names, hold reasons
+// and history headers. The socket stays 0660.
+TEST_F(CustosdTest, WhatItCreatesIsItsOwnersAloneWhateverTheUmask) {
+  const mode_t umask_before = ::umask(022);
+  Start();
+  ::umask(umask_before);
+  EXPECT_EQ(ModeOf(dir_ + "/custos-data"), 0700u);
+  EXPECT_EQ(ModeOf(dir_ + "/custos-data/records/CURRENT"), 0600u);
+  EXPECT_EQ(OpenToOthers(dir_ + "/custos-data"), std::vector<std::string>{});
+  EXPECT_EQ(ModeOf(Socket()), 0660u);
+}
+
 // Malformed requests to the real binary: the client reads only the
 // generic error, and custosd's log holds no text of kj's (which quotes
 // the failed expression and the client's bytes).

@@ -424,6 +424,68 @@ TEST_F(ServerNetTest, CallsOverTheInFlightLimitAreRefusedAndChangeNothing) {
   EXPECT_EQ(RecordCount(session), created);
 }
 
+// A client's Finish releases an answer; until then the server keeps it
+// (the RpcSystem's answer entry, and the answer's question id here), a
+// refused call's too. A client that never sends Finish (here a raw one
+// that never logs in, calling a method the gateway does not have) had made
+// them grow without bound: after 4,096 answers not released (four times
+// the calls in flight, at least 4,096) its connection is ended. Other
+// connections go on.
+TEST_F(ServerNetTest, AConnectionThatReleasesNoAnswerIsEnded) {
+  Start();  // 1,024 calls in flight.
+  auto session = UserSession();
+  auto address = io().getNetwork()
+                     .parseAddress(kj::str("unix:", options_.unix_socket))
+                     .wait(wait());
+  auto stream = address->connect().wait(wait());
+  {
+    capnp::MallocMessageBuilder message;
+    message.initRoot<capnp::rpc::Message>().initBootstrap().setQuestionId(0);
+    capnp::writeMessage(*stream, message).wait(wait());
+  }
+  constexpr uint32_t kUnreleased = 4096;
+  // One call at a time, each answer read before the next call is sent: the
+  // server has read everything when it ends the connection (unread bytes
+  // would make the close a reset, losing its Abort).
+  size_t answers = 0;
+  std::string abort_reason;
+  for (uint32_t q = 1; q <= kUnreleased + 1 && abort_reason.empty(); ++q) {
+    capnp::MallocMessageBuilder message;
+    auto call = message.initRoot<capnp::rpc::Message>().initCall();
+    call.setQuestionId(q);
+    call.initTarget().initPromisedAnswer().setQuestionId(0);
+    call.setInterfaceId(capnp::typeId<rpc::Gateway>());
+    call.setMethodId(9);  // The gateway has none: answered at once.
+    call.initParams().initContent().initAsAnyStruct(0, 0);
+    capnp::writeMessage(*stream, message).wait(wait());
+    // Read up to this call's answer, or the Abort.
+    for (;;) {
+      auto next = capnp::tryReadMessage(*stream).wait(wait());
+      KJ_IF_MAYBE (reader, next) {
+        auto root = (*reader)->getRoot<capnp::rpc::Message>();
+        if (root.isAbort()) {
+          abort_reason = root.getAbort().getReason().cStr();
+          break;
+        }
+        if (root.isReturn() && root.getReturn().getAnswerId() == q) {
+          ++answers;
+          break;
+        }
+      } else {
+        abort_reason = "(closed without an Abort)";
+        break;
+      }
+    }
+  }
+  EXPECT_EQ(answers, kUnreleased);
+  EXPECT_EQ(abort_reason,
+            "ResourceExhausted: too many answers not released on this "
+            "connection (at most 4096); the connection is ended");
+  // Only that connection: the fixture's goes on.
+  const Status s = StatusOf(session.whoAmIRequest().send(), wait());
+  EXPECT_TRUE(s.ok()) << s.ToString();
+}
+
 // The flow limit (RpcSystem::setFlowLimit) is backpressure, not a
 // refusal: once the calls a connection has in flight hold more than it,
 // the server stops reading that connection until some are answered. Here

@@ -5,6 +5,8 @@
 //
 // Exit codes: 0 success, 1 refused or failed, 2 usage.
 
+#include <sys/stat.h>
+
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
@@ -61,6 +63,11 @@ void PrintBashCompletion(const CLI::App& app) {
 
 int main(int argc, char** argv) {
   using namespace custos::cli;
+  // What the tool creates offline (init's and restore's data directory,
+  // LevelDB's files in it) and online (token and report files, 0600
+  // already) is its user's alone, whatever umask it was started with: as
+  // custosd (server/custosd.cc).
+  ::umask(077);
   CLI::App app{
       "custos: administer a running custosd (principals, sweeps, holds, "
       "subjects' access and erasure requests, verification, backups), or "
