@@ -32,17 +32,21 @@ StatusCode CodeOf(capnp::rpc::Exception::Reader e) {
 // entry (for calls pipelined on it), and we keep its question id. A client
 // that never sends Finish would make both grow without bound, refused calls
 // included, without even logging in. So a connection that leaves
-// max_unreleased answers unreleased, refused ones counted, is ended:
-// four times max_in_flight, at least 4,096, since a client pipelining a
-// burst reads its answers, and releases them, only after it has sent the
-// burst.
+// max_unreleased answers unreleased, refused ones and bootstraps counted,
+// is ended at its next call or bootstrap: four times max_in_flight, at
+// least 4,096 (a client pipelining a burst reads its answers, and releases
+// them, only after it has sent the burst), at most 65,536 (the sets' size).
+// A question id used again before its Finish ends the connection too: the
+// book and the RpcSystem would no longer agree on what it names.
 struct CallBook : public kj::Refcounted {
   CallBook(Metrics& m, size_t max)
       : metrics(m),
         max_in_flight(max),
-        max_unreleased(std::max<size_t>(4 * max, kMinUnreleased)) {}
+        max_unreleased(
+            std::clamp<size_t>(4 * max, kMinUnreleased, kMaxUnreleased)) {}
 
   static constexpr size_t kMinUnreleased = 4096;
+  static constexpr size_t kMaxUnreleased = 65536;
 
   struct Call {
     size_t method;
@@ -58,6 +62,24 @@ struct CallBook : public kj::Refcounted {
   std::unordered_set<uint32_t> refused;          // Until their Finish.
 
   size_t Unreleased() const { return answered.size() + refused.size(); }
+
+  // Before a Call or Bootstrap is let through or refused: throws (out of
+  // receiveIncomingMessage, so the RpcSystem ends the connection with an
+  // Abort carrying it, sanitized on its way out) if the connection holds
+  // max_unreleased answers unreleased, or if `question` is still in use.
+  void Check(uint32_t question) const {
+    if (Unreleased() >= max_unreleased) {
+      kj::throwFatalException(ToException(Status::ResourceExhausted(
+          "too many answers not released on this connection (at most " +
+          std::to_string(max_unreleased) + "); the connection is ended")));
+    }
+    if (in_flight.contains(question) || answered.contains(question) ||
+        refused.contains(question)) {
+      kj::throwFatalException(ToException(Status::InvalidArgument(
+          "a question id used again before its Finish; the connection is "
+          "ended")));
+    }
+  }
 
   void Answered(capnp::rpc::Return::Reader ret) {
     auto it = in_flight.find(ret.getAnswerId());
@@ -167,21 +189,22 @@ class MeteredNetwork::MeteredConnection final
     if (message.isFinish()) {
       return book.Released(message.getFinish().getQuestionId());
     }
+    if (message.isBootstrap()) {
+      // Answered by the RpcSystem at once, kept until its Finish.
+      const uint32_t question = message.getBootstrap().getQuestionId();
+      book.Check(question);
+      book.answered.insert(question);
+      return true;
+    }
     if (!message.isCall()) return true;
     auto call = message.getCall();
+    book.Check(call.getQuestionId());
     const size_t method =
         book.metrics.MethodIndex(call.getInterfaceId(), call.getMethodId());
     auto target = call.getTarget();
     const bool on_refused =
         target.isPromisedAnswer() &&
         book.refused.contains(target.getPromisedAnswer().getQuestionId());
-    if (book.Unreleased() >= book.max_unreleased) {
-      // Thrown out of receiveIncomingMessage: the RpcSystem ends the
-      // connection with an Abort carrying it (sanitized on its way out).
-      kj::throwFatalException(ToException(Status::ResourceExhausted(
-          "too many answers not released on this connection (at most " +
-          std::to_string(book.max_unreleased) + "); the connection is ended")));
-    }
     if (!on_refused && book.in_flight.size() < book.max_in_flight) {
       book.in_flight.insert_or_assign(
           call.getQuestionId(),

@@ -6,9 +6,11 @@
 // exception of server/errors.h, and never reaches the RpcSystem or the
 // service, so it changes nothing; a call pipelined on a refused one's
 // answer is refused the same way. A connection that leaves 4 x
-// `max_calls_in_flight` answers (at least 4,096; refused ones included)
-// unreleased, never sending their Finish, is ended (an Abort with
-// ResourceExhausted).
+// `max_calls_in_flight` answers (at least 4,096, at most 65,536; refused
+// calls' and bootstraps' included) unreleased, never sending their
+// Finish, is ended at its next call or bootstrap (an Abort with
+// ResourceExhausted), as is one that uses a question id again before its
+// Finish.
 //
 // The service (server/service.cc) needs no hook: every call of every
 // capability of the connection passes here.

@@ -425,6 +425,22 @@ int main(int argc, char** argv) {
       std::chrono::seconds(erasure_compaction_delay_seconds);
   auto engine = custos::Engine::Open(options, std::move(*master));
   if (!engine) return Die(engine.error().ToString());
+  // The umask above covers what custosd creates; a data directory made
+  // before (by an earlier custosd, by hand, or for `custos init`) under a
+  // wider umask would leave its files reachable by others.
+  {
+    struct stat st {};
+    if (::stat(data_dir.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
+      if (::chmod(data_dir.c_str(), 0700) != 0) {
+        return Die("cannot make the data directory " + data_dir +
+                   " private (mode 0700)");
+      }
+      std::fprintf(stderr,
+                   "custosd: the data directory %s was open to others (mode "
+                   "%03o); it is now 0700\n",
+                   data_dir.c_str(), static_cast<unsigned>(st.st_mode & 0777));
+    }
+  }
 
   auto bootstrapped = custos::server::BootstrapFirstAdmin(**engine, token_file);
   if (!bootstrapped) return Die(bootstrapped.error().ToString());

@@ -782,9 +782,10 @@ Status WriteKit(Keystore& keystore, const std::string& path, Timestamp now) {
   }
   plain.append(ledger);
   plain.append(EndFrame(entries));
-  if (plain.data() != buffer) {
+  if (plain.data() != buffer || plain.size() != size) {
     // Unreachable while the size above is right; a wrong one must not
-    // pass silently with keys left in freed memory.
+    // pass silently with keys left in freed memory (the size is checked
+    // too: spare capacity could hide a wrong sum).
     crypto::Wipe({reinterpret_cast<uint8_t*>(plain.data()), plain.size()});
     return Status::Internal("the restore kit outgrew its buffer");
   }

@@ -100,14 +100,22 @@ TEST_F(CustosdTest, StartsOnItsDefaultsStopsCleanlyAndKeepsWhatItAcknowledged) {
 // started with (here 022, under which LevelDB makes its directories 0755
 // and its files 0644): they hold principals' display names, hold reasons
 // and history headers. The socket stays 0660.
+// A data directory made before, open to others (here 0755), is made 0700
+// at start, and said so.
 TEST_F(CustosdTest, WhatItCreatesIsItsOwnersAloneWhateverTheUmask) {
   const mode_t umask_before = ::umask(022);
+  ASSERT_EQ(::mkdir((dir_ + "/custos-data").c_str(), 0755), 0);
   Start();
   ::umask(umask_before);
   EXPECT_EQ(ModeOf(dir_ + "/custos-data"), 0700u);
   EXPECT_EQ(ModeOf(dir_ + "/custos-data/records/CURRENT"), 0600u);
-  EXPECT_EQ(OpenToOthers(dir_ + "/custos-data"), std::vector<std::string>{});
   EXPECT_EQ(ModeOf(Socket()), 0660u);
+  EXPECT_NE(custosd_.Log().find("was open to others (mode 755); it is now "
+                                "0700"),
+            std::string::npos)
+      << custosd_.Log();
+  ASSERT_EQ(Stop(), 0);  // Nothing changes under the scan.
+  EXPECT_EQ(OpenToOthers(dir_ + "/custos-data"), std::vector<std::string>{});
 }
 
 // Malformed requests to the real binary: the client reads only the

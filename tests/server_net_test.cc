@@ -424,64 +424,102 @@ TEST_F(ServerNetTest, CallsOverTheInFlightLimitAreRefusedAndChangeNothing) {
   EXPECT_EQ(RecordCount(session), created);
 }
 
-// A client's Finish releases an answer; until then the server keeps it
-// (the RpcSystem's answer entry, and the answer's question id here), a
-// refused call's too. A client that never sends Finish (here a raw one
-// that never logs in, calling a method the gateway does not have) had made
-// them grow without bound: after 4,096 answers not released (four times
-// the calls in flight, at least 4,096) its connection is ended. Other
-// connections go on.
-TEST_F(ServerNetTest, AConnectionThatReleasesNoAnswerIsEnded) {
-  Start();  // 1,024 calls in flight.
-  auto session = UserSession();
-  auto address = io().getNetwork()
-                     .parseAddress(kj::str("unix:", options_.unix_socket))
-                     .wait(wait());
-  auto stream = address->connect().wait(wait());
-  {
+// What a raw client that never sends Finish read: its messages are sent
+// one at a time, each answer read before the next message is sent, so the
+// server has read everything when it ends the connection (unread bytes
+// would make the close a reset, losing its Abort).
+struct Unreleased {
+  size_t answers = 0;        // Returns to the messages sent.
+  std::string abort_reason;  // "" if the connection was not ended.
+};
+
+// Sends `count` messages made by `make(message, question)` (question ids
+// from 0), stopping at an Abort.
+template <typename Make>
+Unreleased SendWithoutFinish(kj::AsyncIoProvider& io, kj::WaitScope& wait,
+                             const std::string& socket, uint32_t count,
+                             Make make) {
+  auto address =
+      io.getNetwork().parseAddress(kj::str("unix:", socket.c_str())).wait(wait);
+  auto stream = address->connect().wait(wait);
+  Unreleased r;
+  for (uint32_t q = 0; q < count && r.abort_reason.empty(); ++q) {
     capnp::MallocMessageBuilder message;
-    message.initRoot<capnp::rpc::Message>().initBootstrap().setQuestionId(0);
-    capnp::writeMessage(*stream, message).wait(wait());
-  }
-  constexpr uint32_t kUnreleased = 4096;
-  // One call at a time, each answer read before the next call is sent: the
-  // server has read everything when it ends the connection (unread bytes
-  // would make the close a reset, losing its Abort).
-  size_t answers = 0;
-  std::string abort_reason;
-  for (uint32_t q = 1; q <= kUnreleased + 1 && abort_reason.empty(); ++q) {
-    capnp::MallocMessageBuilder message;
-    auto call = message.initRoot<capnp::rpc::Message>().initCall();
-    call.setQuestionId(q);
-    call.initTarget().initPromisedAnswer().setQuestionId(0);
-    call.setInterfaceId(capnp::typeId<rpc::Gateway>());
-    call.setMethodId(9);  // The gateway has none: answered at once.
-    call.initParams().initContent().initAsAnyStruct(0, 0);
-    capnp::writeMessage(*stream, message).wait(wait());
-    // Read up to this call's answer, or the Abort.
-    for (;;) {
-      auto next = capnp::tryReadMessage(*stream).wait(wait());
+    make(message.initRoot<capnp::rpc::Message>(), q);
+    capnp::writeMessage(*stream, message).wait(wait);
+    for (;;) {  // Up to this message's answer, or the Abort.
+      auto next = capnp::tryReadMessage(*stream).wait(wait);
       KJ_IF_MAYBE (reader, next) {
         auto root = (*reader)->getRoot<capnp::rpc::Message>();
         if (root.isAbort()) {
-          abort_reason = root.getAbort().getReason().cStr();
+          r.abort_reason = root.getAbort().getReason().cStr();
           break;
         }
         if (root.isReturn() && root.getReturn().getAnswerId() == q) {
-          ++answers;
+          ++r.answers;
           break;
         }
       } else {
-        abort_reason = "(closed without an Abort)";
+        r.abort_reason = "(closed without an Abort)";
         break;
       }
     }
   }
-  EXPECT_EQ(answers, kUnreleased);
-  EXPECT_EQ(abort_reason,
-            "ResourceExhausted: too many answers not released on this "
-            "connection (at most 4096); the connection is ended");
-  // Only that connection: the fixture's goes on.
+  return r;
+}
+
+// A bootstrap, then calls to a method the gateway does not have (answered
+// at once), each with its own question id, or, with `reuse`, all with
+// question id 1.
+auto GatewayCalls(bool reuse = false) {
+  return [reuse](capnp::rpc::Message::Builder m, uint32_t q) {
+    if (q == 0) {
+      m.initBootstrap().setQuestionId(0);
+      return;
+    }
+    auto call = m.initCall();
+    call.setQuestionId(reuse ? 1 : q);
+    call.initTarget().initPromisedAnswer().setQuestionId(0);
+    call.setInterfaceId(capnp::typeId<rpc::Gateway>());
+    call.setMethodId(9);
+    call.initParams().initContent().initAsAnyStruct(0, 0);
+  };
+}
+
+// A client's Finish releases an answer; until then the server keeps it
+// (the RpcSystem's answer entry, and the answer's question id here), a
+// refused call's and a bootstrap's too. A client that never sends Finish
+// (here a raw one that never logs in) had made them grow without bound:
+// with 4,096 answers not released (four times the calls in flight, at
+// least 4,096), its next call or bootstrap ends its connection. Other
+// connections go on.
+TEST_F(ServerNetTest, AConnectionThatReleasesNoAnswerIsEnded) {
+  Start();  // 1,024 calls in flight.
+  auto session = UserSession();
+  const std::string kEnded =
+      "ResourceExhausted: too many answers not released on this connection "
+      "(at most 4096); the connection is ended";
+  // Calls: the bootstrap and 4,095 calls answered, the next one ends it.
+  Unreleased calls = SendWithoutFinish(io(), wait(), options_.unix_socket,
+                                       4096 + 1, GatewayCalls());
+  EXPECT_EQ(calls.answers, 4096u);
+  EXPECT_EQ(calls.abort_reason, kEnded);
+  // Bootstraps alone (no call at all): the same.
+  Unreleased bootstraps =
+      SendWithoutFinish(io(), wait(), options_.unix_socket, 4096 + 1,
+                        [](capnp::rpc::Message::Builder m, uint32_t q) {
+                          m.initBootstrap().setQuestionId(q);
+                        });
+  EXPECT_EQ(bootstraps.answers, 4096u);
+  EXPECT_EQ(bootstraps.abort_reason, kEnded);
+  // A question id used again before its Finish ends the connection too.
+  Unreleased reused = SendWithoutFinish(io(), wait(), options_.unix_socket, 3,
+                                        GatewayCalls(/*reuse=*/true));
+  EXPECT_EQ(reused.answers, 2u);
+  EXPECT_EQ(reused.abort_reason,
+            "InvalidArgument: a question id used again before its Finish; "
+            "the connection is ended");
+  // Only those connections: the fixture's goes on.
   const Status s = StatusOf(session.whoAmIRequest().send(), wait());
   EXPECT_TRUE(s.ok()) << s.ToString();
 }
