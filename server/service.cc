@@ -247,6 +247,21 @@ std::string Str(capnp::Text::Reader t) {
   return std::string(t.cStr(), t.size());
 }
 
+// Identifiers a client sends (subject, hold and principal ids, grantees,
+// tokens; page keys): at most kMaxIdBytes bytes, checked here before any
+// work, so that no lookup, key or log line is made of megabytes a client
+// chose. Every id Custos makes is far shorter (principal ids at most
+// Limits::max_id_length; subject and hold ids fixed-size).
+constexpr size_t kMaxIdBytes = 256;
+
+std::string IdStr(capnp::Text::Reader t, const char* what) {
+  if (t.size() > kMaxIdBytes) {
+    Throw(Status::InvalidArgument(std::string(what) + " must be at most " +
+                                  std::to_string(kMaxIdBytes) + " bytes"));
+  }
+  return Str(t);
+}
+
 capnp::Text::Reader Txt(const std::string& s) {
   return capnp::Text::Reader(s.data(), s.size());
 }
@@ -350,7 +365,7 @@ NewRecord FromRpc(rpc::NewRecord::Reader r) {
     out.personal.push_back(
         {Str(p.getSubjectIdentifier()), FromRpc(p.getFields())});
   }
-  for (auto g : r.getGrants()) out.grants.push_back(Str(g));
+  for (auto g : r.getGrants()) out.grants.push_back(IdStr(g, "a grantee"));
   out.sensitive = r.getSensitive();
   return out;
 }
@@ -814,7 +829,7 @@ struct PageRequest {
   std::string after_id;
   size_t limit = 0;  // 0: all.
 };
-constexpr size_t kMaxAfterIdBytes = 256;
+constexpr size_t kMaxAfterIdBytes = kMaxIdBytes;
 
 PageRequest CheckPage(capnp::Text::Reader after_id, uint32_t limit,
                       const Limits& limits) {
@@ -1043,14 +1058,15 @@ class OfficerImpl final : public rpc::Officer::Server {
 
   kj::Promise<void> contest(ContestContext context) override {
     auto p = context.getParams();
-    return OnWorker<Status>(*conn_,
-                            [engine = &conn_->engine, actor = actor_,
-                             id = p.getId(), subject = Str(p.getSubjectId()),
-                             statement = Str(p.getStatement()),
-                             corrected = FromRpc(p.getCorrected())]() {
-                              return engine->Contest(actor, id, subject,
-                                                     statement, corrected);
-                            })
+    return OnWorker<Status>(
+               *conn_,
+               [engine = &conn_->engine, actor = actor_, id = p.getId(),
+                subject = IdStr(p.getSubjectId(), "subjectId"),
+                statement = Str(p.getStatement()),
+                corrected = FromRpc(p.getCorrected())]() {
+                 return engine->Contest(actor, id, subject, statement,
+                                        corrected);
+               })
         .then([](kj::Own<Status> s) { Check(*s); });
   }
 
@@ -1069,11 +1085,12 @@ class OfficerImpl final : public rpc::Officer::Server {
   }
 
   kj::Promise<void> releaseHold(ReleaseHoldContext context) override {
-    return OnWorker<Status>(*conn_,
-                            [engine = &conn_->engine, actor = actor_,
-                             id = Str(context.getParams().getHoldId())]() {
-                              return engine->ReleaseHold(actor, id);
-                            })
+    return OnWorker<Status>(
+               *conn_,
+               [engine = &conn_->engine, actor = actor_,
+                id = IdStr(context.getParams().getHoldId(), "holdId")]() {
+                 return engine->ReleaseHold(actor, id);
+               })
         .then([](kj::Own<Status> s) { Check(*s); });
   }
 
@@ -1086,7 +1103,8 @@ class OfficerImpl final : public rpc::Officer::Server {
     return OnWorker<Result<HoldView>>(
                *conn_,
                [engine = &conn_->engine, actor = actor_,
-                subject = Str(p.getSubjectId()), reason = Str(p.getReason()),
+                subject = IdStr(p.getSubjectId(), "subjectId"),
+                reason = Str(p.getReason()),
                 ends = FromMicros(p.getEndsAtMicros())]() {
                  return engine->SetSubjectHold(actor, subject, reason, ends);
                })
@@ -1112,7 +1130,7 @@ class AuditorImpl final : public rpc::Auditor::Server {
     return OnWorker<Result<AccessHistoryPage>>(
                *conn_,
                [engine = &conn_->engine, actor = actor_,
-                subject = Str(p.getSubjectId()),
+                subject = IdStr(p.getSubjectId(), "subjectId"),
                 from = FromMicros(p.getFromMicros()), to = FromMicros(to),
                 after = p.getAfterSeq(), limit = p.getLimit()]() {
                  return engine->AccessHistory(actor, subject, from, to, after,
@@ -1264,7 +1282,8 @@ class AuditorImpl final : public rpc::Auditor::Server {
       std::string (*render)(const SubjectReport&)) {
     return OnWorker<Result<std::string>>(
         *conn_,
-        [engine = &conn_->engine, actor = actor_, subject = Str(subject_id),
+        [engine = &conn_->engine, actor = actor_,
+         subject = IdStr(subject_id, "subjectId"),
          render]() -> Result<std::string> {
           auto report = engine->ProduceSubjectReport(actor, subject);
           if (!report) return Fail(report.error());
@@ -1287,9 +1306,9 @@ class AdminImpl final : public rpc::Admin::Server {
     for (auto r : p.getRoles()) roles.push_back(FromRpc(r));
     return OnWorker<Result<NewPrincipal>>(
                *conn_,
-               [engine = &conn_->engine, actor = actor_, id = Str(p.getId()),
-                name = Str(p.getDisplayName()), roles = std::move(roles),
-                redacted = p.getRedacted()]() {
+               [engine = &conn_->engine, actor = actor_,
+                id = IdStr(p.getId(), "id"), name = Str(p.getDisplayName()),
+                roles = std::move(roles), redacted = p.getRedacted()]() {
                  return engine->CreatePrincipal(actor, id, name, roles,
                                                 redacted);
                })
@@ -1329,7 +1348,7 @@ class AdminImpl final : public rpc::Admin::Server {
   kj::Promise<void> revokePrincipal(RevokePrincipalContext context) override {
     return OnWorker<Status>(*conn_,
                             [engine = &conn_->engine, actor = actor_,
-                             id = Str(context.getParams().getId())]() {
+                             id = IdStr(context.getParams().getId(), "id")]() {
                               return engine->RevokePrincipal(actor, id);
                             })
         .then([](kj::Own<Status> s) { Check(*s); });
@@ -1450,7 +1469,7 @@ class AdminImpl final : public rpc::Admin::Server {
     return OnWorker<Result<std::string>>(
                *conn_,
                [engine = &conn_->engine, actor = actor_,
-                id = Str(context.getParams().getId())]() {
+                id = IdStr(context.getParams().getId(), "id")]() {
                  return engine->RotateCredential(actor, id);
                })
         .then([context](kj::Own<Result<std::string>> r) mutable {
@@ -1460,11 +1479,12 @@ class AdminImpl final : public rpc::Admin::Server {
   }
 
   kj::Promise<void> shredSubject(ShredSubjectContext context) override {
-    return OnWorker<Status>(*conn_,
-                            [engine = &conn_->engine, actor = actor_,
-                             id = Str(context.getParams().getSubjectId())]() {
-                              return engine->ShredSubject(actor, id);
-                            })
+    return OnWorker<Status>(
+               *conn_,
+               [engine = &conn_->engine, actor = actor_,
+                id = IdStr(context.getParams().getSubjectId(), "subjectId")]() {
+                 return engine->ShredSubject(actor, id);
+               })
         .then([](kj::Own<Status> s) { Check(*s); });
   }
 
@@ -1520,8 +1540,8 @@ class AdminImpl final : public rpc::Admin::Server {
   kj::Promise<void> rekeySubject(RekeySubjectContext context) override {
     return OnLongLane<Status>(*conn_, "rekeySubject",
                               [engine = &conn_->engine, actor = actor_,
-                               id = Str(context.getParams().getSubjectId())](
-                                  const WorkProgressFn&) {
+                               id = IdStr(context.getParams().getSubjectId(),
+                                          "subjectId")](const WorkProgressFn&) {
                                 return engine->RekeySubject(actor, id);
                               })
         .then([](kj::Own<Status> s) { Check(*s); });
@@ -1956,7 +1976,7 @@ class SessionImpl final : public rpc::Session::Server {
   kj::Promise<void> grant(GrantContext context) override {
     auto p = context.getParams();
     return Simple(
-        [id = p.getId(), grantee = Str(p.getGrantee())](
+        [id = p.getId(), grantee = IdStr(p.getGrantee(), "grantee")](
             Engine& e, const Actor& a) { return e.Grant(a, id, grantee); });
   }
 
@@ -1965,7 +1985,7 @@ class SessionImpl final : public rpc::Session::Server {
     return OnWorker<Result<uint64_t>>(
                *conn_,
                [engine = &conn_->engine, actor = actor_, id = p.getId(),
-                subject = Str(p.getSubjectId()),
+                subject = IdStr(p.getSubjectId(), "subjectId"),
                 fields = FromRpc(p.getFields())]() {
                  return engine->Rectify(actor, id, subject, fields);
                })
@@ -1976,7 +1996,8 @@ class SessionImpl final : public rpc::Session::Server {
 
   kj::Promise<void> flag(FlagContext context) override {
     auto p = context.getParams();
-    return Simple([id = p.getId(), subject = Str(p.getSubjectId()),
+    return Simple([id = p.getId(),
+                   subject = IdStr(p.getSubjectId(), "subjectId"),
                    note = Str(p.getNote()),
                    purpose = PurposeOf(p.hasPurpose(), p.getPurpose())](
                       Engine& e, const Actor& a) {
@@ -2217,8 +2238,9 @@ class GatewayImpl final : public rpc::Gateway::Server {
     auto p = context.getParams();
     return OnWorker<Result<Actor>>(
                *conn_,
-               [engine = &conn_->engine, principal = Str(p.getPrincipal()),
-                token = Str(p.getToken())]() -> Result<Actor> {
+               [engine = &conn_->engine,
+                principal = IdStr(p.getPrincipal(), "principal"),
+                token = IdStr(p.getToken(), "token")]() -> Result<Actor> {
                  auto actor = engine->Authenticate(token);
                  // A token of another principal is refused like a wrong one.
                  if (!actor || actor->id() != principal) {

@@ -34,16 +34,20 @@ struct Queued {
   int64_t oldest = INT64_MAX;
 };
 
+// When a queue entry was queued (µs): its value; INT64_MIN for a value
+// that is no time (due at once).
+int64_t QueuedTime(std::string_view value) {
+  return value.size() == 8 ? static_cast<int64_t>(ReadBigEndian64(value))
+                           : INT64_MIN;
+}
+
 Result<Queued> ReadQueue(const Store& store, std::string_view prefix) {
   Queued q;
   CUSTOS_RETURN_IF_ERROR(
       store.Scan(prefix, {}, [&](std::string_view key, std::string_view value) {
         q.keys.emplace_back(key.substr(prefix.size()));
         q.values.emplace_back(value);
-        q.oldest = std::min<int64_t>(
-            q.oldest, value.size() == 8
-                          ? static_cast<int64_t>(ReadBigEndian64(value))
-                          : INT64_MIN);
+        q.oldest = std::min(q.oldest, QueuedTime(value));
         return true;
       }));
   return q;
@@ -71,10 +75,7 @@ Result<QueueSummary> SummarizeQueue(const Store& store,
         } else {
           q.last = queued;  // Scan goes in key order.
         }
-        q.oldest = std::min<int64_t>(
-            q.oldest, value.size() == 8
-                          ? static_cast<int64_t>(ReadBigEndian64(value))
-                          : INT64_MIN);
+        q.oldest = std::min(q.oldest, QueuedTime(value));
         return true;
       }));
   return q;

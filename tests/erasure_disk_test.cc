@@ -35,6 +35,21 @@ class ErasureTest : public EngineTest {
     EXPECT_TRUE(engine_->Close(*owner_, id).ok());
     return id;
   }
+  // Closes `n` alerts of 50 subjects (all due by 2027-03-01).
+  void CloseAlerts(size_t n) {
+    for (size_t i = 0; i < n; ++i) {
+      ClosedAlert("p" + std::to_string(i % 50) + "@example.org");
+    }
+  }
+  // Sweeps as of `at`, the clock set there; the records erased.
+  size_t SweepAt(Timestamp at) {
+    SweepOptions options;
+    options.as_of = at;
+    clock_.Set(at);
+    auto swept = engine_->Sweep(*admin_, options);
+    EXPECT_TRUE(swept.has_value()) << swept.error().ToString();
+    return swept.has_value() ? swept->erased : SIZE_MAX;
+  }
   ErasureReport Verify() {
     auto report = engine_->VerifyErasure(*admin_);
     EXPECT_TRUE(report.has_value()) << report.error().ToString();
@@ -152,16 +167,9 @@ TEST_P(ErasureDiskTest, RectifiedDataLeavesTheDiskByTheNextSweep) {
 // memory in custosd, with every writer waiting for it. The bytes still go.
 TEST_F(ErasureTest, QueuedKeysAreRewrittenInBoundedWritesAndStillLeave) {
   constexpr size_t kRecords = 2 * Erasure::kRewriteKeysPerWrite + 1;
-  for (size_t i = 0; i < kRecords; ++i) {
-    ClosedAlert("p" + std::to_string(i % 50) + "@example.org");
-  }
+  CloseAlerts(kRecords);
   const Engine::RewriteStats before = engine_->TEST_RewriteStats();
-  SweepOptions options;
-  options.as_of = At(2027, 3, 1);
-  clock_.Set(options.as_of);
-  auto swept = engine_->Sweep(*admin_, options);
-  ASSERT_TRUE(swept.has_value()) << swept.error().ToString();
-  ASSERT_EQ(swept->erased, kRecords);
+  ASSERT_EQ(SweepAt(At(2027, 3, 1)), kRecords);
   const Engine::RewriteStats after = engine_->TEST_RewriteStats();
   // Every record's key was queued by its close's re-seal (an erasure by
   // the bucket's key queues nothing more: its range goes whole) and
@@ -186,16 +194,9 @@ TEST_F(ErasureTest, QueuedKeysAreCompactedInBoundedPassesAndStillLeave) {
   constexpr size_t kPerPass = 700;
   constexpr size_t kRecords = 3 * kPerPass + 1;
   engine_->TEST_SetCompactKeysPerPass(kPerPass);
-  for (size_t i = 0; i < kRecords; ++i) {
-    ClosedAlert("p" + std::to_string(i % 50) + "@example.org");
-  }
+  CloseAlerts(kRecords);
   const Engine::RewriteStats before = engine_->TEST_RewriteStats();
-  SweepOptions options;
-  options.as_of = At(2027, 3, 1);
-  clock_.Set(options.as_of);
-  auto swept = engine_->Sweep(*admin_, options);
-  ASSERT_TRUE(swept.has_value()) << swept.error().ToString();
-  ASSERT_EQ(swept->erased, kRecords);
+  ASSERT_EQ(SweepAt(At(2027, 3, 1)), kRecords);
   const Engine::RewriteStats after = engine_->TEST_RewriteStats();
   EXPECT_EQ(after.keys - before.keys, kRecords);
   EXPECT_EQ(after.passes - before.passes, 4u);
@@ -204,11 +205,7 @@ TEST_F(ErasureTest, QueuedKeysAreCompactedInBoundedPassesAndStillLeave) {
   EXPECT_EQ(report.witnesses, 2 * kRecords + 1);
   EXPECT_EQ(report.found, 0u);
 
-  clock_.Advance(hours(1));
-  options.as_of = clock_.Now();
-  swept = engine_->Sweep(*admin_, options);
-  ASSERT_TRUE(swept.has_value()) << swept.error().ToString();
-  EXPECT_EQ(swept->erased, 0u);
+  EXPECT_EQ(SweepAt(clock_.Now() + hours(1)), 0u);
   EXPECT_EQ(engine_->TEST_RewriteStats().keys, after.keys);
 }
 
@@ -220,16 +217,9 @@ TEST_F(ErasureTest, QueuedKeysInExactPassesAreAllCleared) {
   constexpr size_t kPerPass = Erasure::kRewriteKeysPerWrite + 50;
   constexpr size_t kRecords = 2 * kPerPass;
   engine_->TEST_SetCompactKeysPerPass(kPerPass);
-  for (size_t i = 0; i < kRecords; ++i) {
-    ClosedAlert("p" + std::to_string(i % 50) + "@example.org");
-  }
+  CloseAlerts(kRecords);
   const Engine::RewriteStats before = engine_->TEST_RewriteStats();
-  SweepOptions options;
-  options.as_of = At(2027, 3, 1);
-  clock_.Set(options.as_of);
-  auto swept = engine_->Sweep(*admin_, options);
-  ASSERT_TRUE(swept.has_value()) << swept.error().ToString();
-  ASSERT_EQ(swept->erased, kRecords);
+  ASSERT_EQ(SweepAt(At(2027, 3, 1)), kRecords);
   const Engine::RewriteStats after = engine_->TEST_RewriteStats();
   EXPECT_EQ(after.keys - before.keys, kRecords);
   EXPECT_EQ(after.passes - before.passes, 2u);
@@ -237,10 +227,7 @@ TEST_F(ErasureTest, QueuedKeysInExactPassesAreAllCleared) {
   EXPECT_EQ(after.largest_clear, Erasure::kRewriteKeysPerWrite);
   EXPECT_EQ(Verify().found, 0u);
 
-  clock_.Advance(hours(1));
-  options.as_of = clock_.Now();
-  swept = engine_->Sweep(*admin_, options);
-  ASSERT_TRUE(swept.has_value()) << swept.error().ToString();
+  EXPECT_EQ(SweepAt(clock_.Now() + hours(1)), 0u);
   EXPECT_EQ(engine_->TEST_RewriteStats().keys, after.keys);
   EXPECT_EQ(engine_->TEST_RewriteStats().passes, after.passes);
 }

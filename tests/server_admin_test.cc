@@ -1305,5 +1305,67 @@ TEST_F(ServerAdminTest, EveryNewAdminCallIsRefusedToAUserAndAfterRevocation) {
   EXPECT_FALSE(std::filesystem::exists(dir_ + "/backup"));
 }
 
+// An identifier a client sends (subject, hold and principal ids, grantees,
+// login principals and tokens) over 256 bytes is refused before any work,
+// with InvalidArgument naming the field (never echoing it); one of 256
+// bytes gets the answer any unknown id gets.
+TEST_F(ServerAdminTest, IdentifiersOverTheirLimitAreRefusedBeforeAnyWork) {
+  const std::string over(257, 'x');
+  const std::string at(256, 'x');
+  auto refused = [](const Status& s, const std::string& what) {
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.ToString();
+    EXPECT_EQ(s.message(), what + " must be at most 256 bytes");
+  };
+  auto admin_session = AdminSession();
+  auto admin = AdminFacet(admin_session);
+  auto shred = [&](const std::string& id) {
+    auto req = admin.shredSubjectRequest();
+    req.setSubjectId(id);
+    return StatusOf(req.send(), wait());
+  };
+  refused(shred(over), "subjectId");
+  EXPECT_EQ(shred(at).code(), StatusCode::kNotFound);
+  auto revoke = [&](const std::string& id) {
+    auto req = admin.revokePrincipalRequest();
+    req.setId(id);
+    return StatusOf(req.send(), wait());
+  };
+  refused(revoke(over), "id");
+  EXPECT_EQ(revoke(at).code(), StatusCode::kNotFound);
+  auto officer_session = NewSession("officer-o", rpc::Role::OFFICER);
+  {
+    auto req = officer_session.officerRequest()
+                   .send()
+                   .getOfficer()
+                   .setSubjectHoldRequest();
+    req.setSubjectId(over);
+    req.setReason("proceedings");
+    refused(StatusOf(req.send(), wait()), "subjectId");
+  }
+  auto auditor_session = NewSession("auditor-x", rpc::Role::AUDITOR);
+  {
+    auto req = auditor_session.auditorRequest()
+                   .send()
+                   .getAuditor()
+                   .accessHistoryRequest();
+    req.setSubjectId(over);
+    refused(StatusOf(req.send(), wait()), "subjectId");
+  }
+  auto user = NewSession("authority-a", rpc::Role::USER);
+  {
+    auto req = user.grantRequest();
+    req.setId(1);
+    req.setGrantee(over);
+    refused(StatusOf(req.send(), wait()), "grantee");
+  }
+  {
+    Status login;
+    EXPECT_FALSE(Login(over, admin_token_, &login).has_value());
+    refused(login, "principal");
+    EXPECT_FALSE(Login("admin", over, &login).has_value());
+    refused(login, "token");
+  }
+}
+
 }  // namespace
 }  // namespace custos::testing
