@@ -1039,12 +1039,21 @@ kj::Promise<void> StatisticsCall(Connection& conn, const Actor& actor,
 template <typename Context>
 kj::Promise<void> FindSubjectCall(Connection& conn, const Actor& actor,
                                   Context context) {
-  return OnWorker<Result<std::string>>(
-             conn,
-             [engine = &conn.engine, actor = actor,
-              identifier = Str(context.getParams().getIdentifier())]() {
-               return engine->FindSubject(actor, identifier);
-             })
+  // The identifier's length is bounded before it is copied (the engine
+  // refuses the same, but on a worker, after an 8 MiB copy).
+  const capnp::Text::Reader identifier_text =
+      context.getParams().getIdentifier();
+  if (identifier_text.size() > conn.engine.limits().max_identifier_length) {
+    Throw(Status::InvalidArgument(
+        "identifier must be at most " +
+        std::to_string(conn.engine.limits().max_identifier_length) + " bytes"));
+  }
+  return OnWorker<Result<std::string>>(conn,
+                                       [engine = &conn.engine, actor = actor,
+                                        identifier = Str(identifier_text)]() {
+                                         return engine->FindSubject(actor,
+                                                                    identifier);
+                                       })
       .then([context](kj::Own<Result<std::string>> r) mutable {
         const std::string id = Value(std::move(*r));
         context.getResults().setSubjectId(Txt(id));

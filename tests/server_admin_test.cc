@@ -1332,6 +1332,23 @@ TEST_F(ServerAdminTest, IdentifiersOverTheirLimitAreRefusedBeforeAnyWork) {
   };
   refused(revoke(over), "id");
   EXPECT_EQ(revoke(at).code(), StatusCode::kNotFound);
+  {
+    auto req = admin.rotateCredentialRequest();
+    req.setId(over);
+    refused(StatusOf(req.send(), wait()), "id");
+  }
+  {
+    auto req = admin.rekeySubjectRequest();
+    req.setSubjectId(over);
+    refused(StatusOf(req.send(), wait()), "subjectId");
+  }
+  {
+    auto req = admin.findSubjectRequest();
+    req.setIdentifier(over);
+    const Status s = StatusOf(req.send(), wait());
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.ToString();
+    EXPECT_EQ(s.message(), "identifier must be at most 256 bytes");
+  }
   auto officer_session = NewSession("officer-o", rpc::Role::OFFICER);
   {
     auto req = officer_session.officerRequest()
@@ -1351,12 +1368,27 @@ TEST_F(ServerAdminTest, IdentifiersOverTheirLimitAreRefusedBeforeAnyWork) {
     req.setSubjectId(over);
     refused(StatusOf(req.send(), wait()), "subjectId");
   }
+  {
+    auto req = officer_session.officerRequest()
+                   .send()
+                   .getOfficer()
+                   .releaseHoldRequest();
+    req.setHoldId(over);
+    refused(StatusOf(req.send(), wait()), "holdId");
+  }
   auto user = NewSession("authority-a", rpc::Role::USER);
   {
     auto req = user.grantRequest();
     req.setId(1);
     req.setGrantee(over);
     refused(StatusOf(req.send(), wait()), "grantee");
+  }
+  {
+    auto req = user.createRequest();
+    auto r = req.initRecord();
+    r.setKind("alert");
+    r.initGrants(1).set(0, over);
+    refused(StatusOf(req.send(), wait()), "a grantee");
   }
   {
     Status login;
