@@ -1311,6 +1311,13 @@ class AdminImpl final : public rpc::Admin::Server {
 
   kj::Promise<void> createPrincipal(CreatePrincipalContext context) override {
     auto p = context.getParams();
+    // As many entries as there are roles: a longer list (up to millions of
+    // enums in a message) was copied, then deduplicated by the engine.
+    constexpr size_t kMaxRoles = 4;
+    if (p.getRoles().size() > kMaxRoles) {
+      Throw(Status::InvalidArgument("roles must hold at most " +
+                                    std::to_string(kMaxRoles) + " entries"));
+    }
     std::vector<Role> roles;
     for (auto r : p.getRoles()) roles.push_back(FromRpc(r));
     return OnWorker<Result<NewPrincipal>>(

@@ -1399,5 +1399,30 @@ TEST_F(ServerAdminTest, IdentifiersOverTheirLimitAreRefusedBeforeAnyWork) {
   }
 }
 
+// A new principal's roles list holds at most as many entries as there are
+// roles (4), checked before any work; four, duplicates and all, are taken.
+TEST_F(ServerAdminTest, ARolesListOfMoreThanFourEntriesIsRefused) {
+  auto admin_session = AdminSession();
+  auto create = [&](const std::string& id, unsigned entries) {
+    auto req = AdminFacet(admin_session).createPrincipalRequest();
+    req.setId(id);
+    req.setDisplayName("Name of " + id);
+    auto roles = req.initRoles(entries);
+    for (unsigned i = 0; i < entries; ++i) roles.set(i, rpc::Role::USER);
+    return StatusOf(req.send(), wait());
+  };
+  const Status five = create("five-roles", 5);
+  EXPECT_EQ(five.code(), StatusCode::kInvalidArgument) << five.ToString();
+  EXPECT_EQ(five.message(), "roles must hold at most 4 entries");
+  EXPECT_TRUE(create("four-roles", 4).ok());
+  // The refused one was not made.
+  auto list = AdminFacet(admin_session).listPrincipalsRequest();
+  auto principals = list.send().wait(wait()).getPrincipals();
+  std::vector<std::string> ids;
+  for (auto p : principals) ids.emplace_back(p.getId().cStr());
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), "five-roles"), 0);
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), "four-roles"), 1);
+}
+
 }  // namespace
 }  // namespace custos::testing
