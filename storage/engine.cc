@@ -669,13 +669,7 @@ void Engine::TEST_SetSnapshotHook(std::function<void()> hook) {
 }
 
 Engine::RewriteStats Engine::TEST_RewriteStats() const {
-  const Erasure::RewriteStats s = impl_->erasure.TEST_rewrite_stats();
-  return {.writes = s.writes,
-          .keys = s.keys,
-          .largest_keys = s.largest_keys,
-          .passes = s.passes,
-          .largest_pass = s.largest_pass,
-          .largest_clear = s.largest_clear};
+  return impl_->erasure.TEST_rewrite_stats();
 }
 
 void Engine::TEST_SetCompactKeysPerPass(size_t keys) {

@@ -591,14 +591,7 @@ class Engine {
   void TEST_SetAfterRangeQueueRead(std::function<void()> hook);
   // The erasure compactions' rewrites of queued keys since Open
   // (Erasure::kRewriteKeysPerWrite), and their passes.
-  struct RewriteStats {
-    size_t writes = 0;         // Writes of rewritten keys.
-    size_t keys = 0;           // Keys rewritten, over all of them.
-    size_t largest_keys = 0;   // The most keys one write held.
-    size_t passes = 0;         // Passes over queued keys.
-    size_t largest_pass = 0;   // The most keys one pass held.
-    size_t largest_clear = 0;  // The most entries one clearing write covered.
-  };
+  using RewriteStats = ErasureRewriteStats;
   RewriteStats TEST_RewriteStats() const;
   // Passes of at most `keys` queued keys (Erasure::kCompactKeysPerPass).
   // REQUIRES: keys >= 1; no call of the engine running.

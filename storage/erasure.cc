@@ -107,18 +107,19 @@ Result<Queued> ReadQueuePart(const Store& store, std::string_view prefix,
 // scan of the queue from the first of them, merged with them (both in key
 // order), rather than one lookup per entry.
 Status DeleteUnchanged(const Store& store, std::string_view prefix,
-                       const Queued& queue, size_t begin, size_t end,
-                       leveldb::WriteBatch& batch) {
+                       const std::vector<std::string>& keys,
+                       const std::vector<std::string>& values, size_t begin,
+                       size_t end, leveldb::WriteBatch& batch) {
   if (begin >= end) return Status::Ok();
   std::string start(prefix);
-  start.append(queue.keys[begin]);
+  start.append(keys[begin]);
   size_t i = begin;
   return store.Scan(prefix, start,
                     [&](std::string_view key, std::string_view value) {
                       const std::string_view queued = key.substr(prefix.size());
-                      while (i < end && queue.keys[i] < queued) ++i;
+                      while (i < end && keys[i] < queued) ++i;
                       if (i == end) return false;
-                      if (queue.keys[i] == queued && queue.values[i] == value) {
+                      if (keys[i] == queued && values[i] == value) {
                         batch.Delete(ToSlice(key));
                       }
                       return true;
@@ -483,8 +484,9 @@ Status Erasure::CompactQueued() {
       {&*keystore, keys::kKeystoreCompactQueuePrefix},
       {&*rekeyed, keys::kRekeyCompactQueuePrefix}};
   for (const auto& [queue, prefix] : queues) {
-    CUSTOS_RETURN_IF_ERROR(
-        DeleteUnchanged(store_, prefix, *queue, 0, queue->keys.size(), done));
+    CUSTOS_RETURN_IF_ERROR(DeleteUnchanged(store_, prefix, queue->keys,
+                                           queue->values, 0, queue->keys.size(),
+                                           done));
   }
   CUSTOS_RETURN_IF_ERROR(store_.Commit(std::move(done_lock), done, {},
                                        "clearing compaction queue"));
@@ -534,94 +536,8 @@ Status Erasure::CompactQueuedKeys(std::string_view last_queued) {
                               last_queued, compact_keys_per_pass_);
     if (!part) return part.error();
     if (part->keys.empty()) return Status::Ok();
-    const std::string& first = part->keys.front();  // In key order.
-    const std::string& last = part->keys.back();
-    // One range compaction, not two. LevelDB's manual compaction never
-    // takes a table on the deepest level overlapping the range as an input:
-    // if an erased key's old and new versions were flushed into one table
-    // (they were in the same memtable) that ends up there, compacting the
-    // range leaves both. So the memtable is flushed first (every version
-    // written so far is then in a table), and each queued key is written
-    // again (its current value, unchanged): its newest version is then in
-    // the memtable, above every table holding an older one, and the range
-    // compaction merges it down through each of them, dropping the old
-    // versions. (Compacting first and rewriting after, as before, rewrote
-    // the span twice.)
-    store_.FlushMemTable();
-    // In writes of at most kRewriteKeysPerWrite keys and about
-    // kRewriteBytesPerWrite bytes, each read and written under one hold of
-    // the write lock (a key's value read is the value written again), the
-    // lock released between them. A write flushed to a table before the
-    // compaction still lies above the deepest level, so the compaction
-    // still takes the tables beneath it. Applied, not committed one by one:
-    // with sync_writes, the writes share the one sync waited for after the
-    // last (the values are unchanged, and a crash redoes the rewrite).
-    std::optional<Store::Ticket> last_rewrite;
-    for (size_t next = 0; next < part->keys.size();) {
-      WriteLock relock = store_.Lock();
-      leveldb::WriteBatch rewrite;
-      size_t in_write = 0;
-      {
-        // The current values are read by one iterator walking the queued
-        // keys in order (ReadQueuePart's): neighbours, as records erased
-        // together usually are, are a step away, and the tables above the
-        // deepest level are not yet compacted, which makes a lookup per key
-        // dear. Closed before the write and the compaction (an open
-        // iterator pins its tables).
-        constexpr int kMaxSteps = 8;  // Further than that: seek.
-        std::unique_ptr<leveldb::Iterator> it(
-            store_.db().NewIterator(leveldb::ReadOptions()));
-        for (; next < part->keys.size() && in_write < kRewriteKeysPerWrite &&
-               rewrite.ApproximateSize() < kRewriteBytesPerWrite;
-             ++next, ++in_write) {
-          const leveldb::Slice target = ToSlice(part->keys[next]);
-          for (int steps = 0; it->Valid() && it->key().compare(target) < 0 &&
-                              steps < kMaxSteps;
-               ++steps) {
-            it->Next();
-          }
-          if (!it->Valid() || it->key().compare(target) < 0) it->Seek(target);
-          if (it->Valid() && it->key() == target) {
-            rewrite.Put(target, it->value());
-          } else {
-            rewrite.Delete(target);
-          }
-        }
-        CUSTOS_RETURN_IF_ERROR(
-            FromLevelDb(it->status(), "reading erased keys to rewrite"));
-      }
-      auto ticket = store_.Apply(relock, rewrite, {}, "rewriting erased keys");
-      if (!ticket) return ticket.error();
-      last_rewrite = *ticket;
-      relock.Unlock();
-      std::lock_guard<std::mutex> stats(TEST_stats_mutex_);
-      ++TEST_rewrite_stats_.writes;
-      TEST_rewrite_stats_.keys += in_write;
-      TEST_rewrite_stats_.largest_keys =
-          std::max(TEST_rewrite_stats_.largest_keys, in_write);
-    }
-    if (last_rewrite) CUSTOS_RETURN_IF_ERROR(store_.WaitDurable(*last_rewrite));
-    store_.CompactRange(first, last);
-
-    // The pass's entries cleared, in writes as bounded as the rewrite's,
-    // sharing one sync as the rewrite's do.
-    std::optional<Store::Ticket> last_clear;
-    for (size_t begin = 0; begin < part->keys.size();
-         begin += kRewriteKeysPerWrite) {
-      const size_t end =
-          std::min(part->keys.size(), begin + kRewriteKeysPerWrite);
-      WriteLock lock = store_.Lock();
-      leveldb::WriteBatch done;
-      CUSTOS_RETURN_IF_ERROR(DeleteUnchanged(store_, keys::kCompactQueuePrefix,
-                                             *part, begin, end, done));
-      auto ticket = store_.Apply(lock, done, {}, "clearing compaction queue");
-      if (!ticket) return ticket.error();
-      last_clear = *ticket;
-      std::lock_guard<std::mutex> stats(TEST_stats_mutex_);
-      TEST_rewrite_stats_.largest_clear =
-          std::max(TEST_rewrite_stats_.largest_clear, end - begin);
-    }
-    if (last_clear) CUSTOS_RETURN_IF_ERROR(store_.WaitDurable(*last_clear));
+    CUSTOS_RETURN_IF_ERROR(RewriteAndCompact(part->keys));
+    CUSTOS_RETURN_IF_ERROR(ClearPass(part->keys, part->values));
     {
       std::lock_guard<std::mutex> stats(TEST_stats_mutex_);
       ++TEST_rewrite_stats_.passes;
@@ -629,8 +545,102 @@ Status Erasure::CompactQueuedKeys(std::string_view last_queued) {
           std::max(TEST_rewrite_stats_.largest_pass, part->keys.size());
     }
     if (part->keys.size() < compact_keys_per_pass_) return Status::Ok();
-    after = last;
+    after = part->keys.back();
   }
+}
+
+Status Erasure::RewriteAndCompact(const std::vector<std::string>& part_keys) {
+  // One range compaction, not two. LevelDB's manual compaction never
+  // takes a table on the deepest level overlapping the range as an input:
+  // if an erased key's old and new versions were flushed into one table
+  // (they were in the same memtable) that ends up there, compacting the
+  // range leaves both. So the memtable is flushed first (every version
+  // written so far is then in a table), and each queued key is written
+  // again (its current value, unchanged): its newest version is then in
+  // the memtable, above every table holding an older one, and the range
+  // compaction merges it down through each of them, dropping the old
+  // versions. (Compacting first and rewriting after, as before, rewrote
+  // the span twice.)
+  store_.FlushMemTable();
+  // In writes of at most kRewriteKeysPerWrite keys and about
+  // kRewriteBytesPerWrite bytes, each read and written under one hold of
+  // the write lock (a key's value read is the value written again), the
+  // lock released between them. A write flushed to a table before the
+  // compaction still lies above the deepest level, so the compaction
+  // still takes the tables beneath it. Applied, not committed one by one:
+  // with sync_writes, the writes share the one sync waited for after the
+  // last (the values are unchanged, and a crash redoes the rewrite).
+  std::optional<Store::Ticket> last_rewrite;
+  for (size_t next = 0; next < part_keys.size();) {
+    WriteLock relock = store_.Lock();
+    leveldb::WriteBatch rewrite;
+    size_t in_write = 0;
+    {
+      // The current values are read by one iterator walking the queued
+      // keys in order (ReadQueuePart's): neighbours, as records erased
+      // together usually are, are a step away, and the tables above the
+      // deepest level are not yet compacted, which makes a lookup per key
+      // dear. Closed before the write and the compaction (an open
+      // iterator pins its tables).
+      constexpr int kMaxSteps = 8;  // Further than that: seek.
+      std::unique_ptr<leveldb::Iterator> it(
+          store_.db().NewIterator(leveldb::ReadOptions()));
+      for (; next < part_keys.size() && in_write < kRewriteKeysPerWrite &&
+             rewrite.ApproximateSize() < kRewriteBytesPerWrite;
+           ++next, ++in_write) {
+        const leveldb::Slice target = ToSlice(part_keys[next]);
+        for (int steps = 0;
+             it->Valid() && it->key().compare(target) < 0 && steps < kMaxSteps;
+             ++steps) {
+          it->Next();
+        }
+        if (!it->Valid() || it->key().compare(target) < 0) it->Seek(target);
+        if (it->Valid() && it->key() == target) {
+          rewrite.Put(target, it->value());
+        } else {
+          rewrite.Delete(target);
+        }
+      }
+      CUSTOS_RETURN_IF_ERROR(
+          FromLevelDb(it->status(), "reading erased keys to rewrite"));
+    }
+    auto ticket = store_.Apply(relock, rewrite, {}, "rewriting erased keys");
+    if (!ticket) return ticket.error();
+    last_rewrite = *ticket;
+    relock.Unlock();
+    std::lock_guard<std::mutex> stats(TEST_stats_mutex_);
+    ++TEST_rewrite_stats_.writes;
+    TEST_rewrite_stats_.keys += in_write;
+    TEST_rewrite_stats_.largest_keys =
+        std::max(TEST_rewrite_stats_.largest_keys, in_write);
+  }
+  if (last_rewrite) CUSTOS_RETURN_IF_ERROR(store_.WaitDurable(*last_rewrite));
+  store_.CompactRange(part_keys.front(), part_keys.back());  // In key order.
+  return Status::Ok();
+}
+
+Status Erasure::ClearPass(const std::vector<std::string>& part_keys,
+                          const std::vector<std::string>& part_values) {
+  // The pass's entries cleared, in writes as bounded as the rewrite's,
+  // sharing one sync as the rewrite's do.
+  std::optional<Store::Ticket> last_clear;
+  for (size_t begin = 0; begin < part_keys.size();
+       begin += kRewriteKeysPerWrite) {
+    const size_t end = std::min(part_keys.size(), begin + kRewriteKeysPerWrite);
+    WriteLock lock = store_.Lock();
+    leveldb::WriteBatch done;
+    CUSTOS_RETURN_IF_ERROR(DeleteUnchanged(store_, keys::kCompactQueuePrefix,
+                                           part_keys, part_values, begin, end,
+                                           done));
+    auto ticket = store_.Apply(lock, done, {}, "clearing compaction queue");
+    if (!ticket) return ticket.error();
+    last_clear = *ticket;
+    std::lock_guard<std::mutex> stats(TEST_stats_mutex_);
+    TEST_rewrite_stats_.largest_clear =
+        std::max(TEST_rewrite_stats_.largest_clear, end - begin);
+  }
+  if (last_clear) CUSTOS_RETURN_IF_ERROR(store_.WaitDurable(*last_clear));
+  return Status::Ok();
 }
 
 namespace {

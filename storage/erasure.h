@@ -101,14 +101,7 @@ class Erasure {
   // cleared it in one write under one hold of the write lock.
   static constexpr size_t kCompactKeysPerPass = 100'000;
   // Test only: CompactQueued's rewrites since this object was made.
-  struct RewriteStats {
-    size_t writes = 0;         // Writes of rewritten keys.
-    size_t keys = 0;           // Keys rewritten, over all of them.
-    size_t largest_keys = 0;   // The most keys one write held.
-    size_t passes = 0;         // Passes over queued keys.
-    size_t largest_pass = 0;   // The most keys one pass held.
-    size_t largest_clear = 0;  // The most entries one clearing write covered.
-  };
+  using RewriteStats = ErasureRewriteStats;
   // Test only: passes of at most `keys` keys. REQUIRES: keys >= 1; no call
   // running.
   void TEST_SetCompactKeysPerPass(size_t keys) {
@@ -172,6 +165,14 @@ class Erasure {
   // The queued records-database keys up to `last_queued`, a pass of at
   // most compact_keys_per_pass_ at a time (CompactQueued).
   Status CompactQueuedKeys(std::string_view last_queued);
+  // One pass's part of CompactQueuedKeys: the memtable flushed,
+  // `part_keys` (in key order) written again with their current values,
+  // their span compacted.
+  Status RewriteAndCompact(const std::vector<std::string>& part_keys);
+  // Then the pass's queue entries cleared where their values are still
+  // `part_values`, in writes of at most kRewriteKeysPerWrite deletions.
+  Status ClearPass(const std::vector<std::string>& part_keys,
+                   const std::vector<std::string>& part_values);
 
   size_t compact_keys_per_pass_ = kCompactKeysPerPass;
   std::function<void()> TEST_after_range_queue_read_;

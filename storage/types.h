@@ -381,6 +381,17 @@ struct KekRotationReport {
   bool complete = false;
 };
 
+// Tests only: the erasure compactions' rewrites of queued keys
+// (Erasure::CompactQueued; Engine::TEST_RewriteStats).
+struct ErasureRewriteStats {
+  size_t writes = 0;         // Writes of rewritten keys.
+  size_t keys = 0;           // Keys rewritten, over all of them.
+  size_t largest_keys = 0;   // The most keys one write held.
+  size_t passes = 0;         // Passes over queued keys.
+  size_t largest_pass = 0;   // The most keys one pass held.
+  size_t largest_clear = 0;  // The most entries one clearing write covered.
+};
+
 // What Engine::VerifyErasure() found.
 struct ErasureReport {
   // Erased ciphertexts and destroyed keys the engine knows of (by witness).
