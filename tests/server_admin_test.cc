@@ -1417,9 +1417,9 @@ TEST_F(ServerAdminTest, ARolesListOfMoreThanFourEntriesIsRefused) {
   EXPECT_TRUE(create("four-roles", 4).ok());
   // The refused one was not made.
   auto list = AdminFacet(admin_session).listPrincipalsRequest();
-  auto principals = list.send().wait(wait()).getPrincipals();
+  auto listed = list.send().wait(wait());
   std::vector<std::string> ids;
-  for (auto p : principals) ids.emplace_back(p.getId().cStr());
+  for (auto p : listed.getPrincipals()) ids.emplace_back(p.getId().cStr());
   EXPECT_EQ(std::count(ids.begin(), ids.end(), "five-roles"), 0);
   EXPECT_EQ(std::count(ids.begin(), ids.end(), "four-roles"), 1);
 }
