@@ -2242,6 +2242,15 @@ class SessionImpl final : public rpc::Session::Server {
   const uint64_t serial_ = NextSessionSerial();
 };
 
+// The wait after a connection's n-th failed login (n >= 1) before its
+// refusal is answered and its next login checked: none after the first,
+// then 100 ms doubling each time, at most 5 s.
+kj::Duration LoginWait(int failures) {
+  if (failures <= 1) return 0 * kj::MILLISECONDS;
+  return std::min<int64_t>(100LL << std::min(failures - 2, 6), 5000) *
+         kj::MILLISECONDS;
+}
+
 // ---- Gateway
 // ------------------------------------------------------------------
 
@@ -2250,39 +2259,57 @@ class GatewayImpl final : public rpc::Gateway::Server {
   explicit GatewayImpl(std::shared_ptr<Connection> conn)
       : conn_(std::move(conn)) {}
 
+  // Logins of one connection are checked one at a time, in the order sent,
+  // and after a failure the next one is not checked before the failure's
+  // wait has passed (LoginWait): pipelining guesses or cancelling a refusal
+  // being waited for gains nothing. A success does not reset the count (a
+  // client holding one good credential could otherwise interleave it with
+  // guesses).
   kj::Promise<void> login(LoginContext context) override {
     auto p = context.getParams();
-    return OnWorker<Result<Actor>>(
-               *conn_,
-               [engine = &conn_->engine,
-                principal = IdStr(p.getPrincipal(), "principal"),
-                token = IdStr(p.getToken(), "token")]() -> Result<Actor> {
-                 auto actor = engine->Authenticate(token);
-                 // A token of another principal is refused like a wrong one.
-                 if (!actor || actor->id() != principal) {
-                   return Fail(Status::Unauthenticated("invalid credential"));
-                 }
-                 return actor;
-               })
+    std::string principal = IdStr(p.getPrincipal(), "principal");
+    std::string token = IdStr(p.getToken(), "token");
+    // This login's turn: the previous one's (answered, failed or cancelled).
+    auto turn = kj::newPromiseAndFulfiller<void>();
+    kj::Promise<void> previous =
+        kj::mv(conn_->login_turn).then([]() {}, [](kj::Exception&&) {});
+    conn_->login_turn = kj::mv(turn.promise);
+    return previous
+        .then([this]() { return conn_->timer.atTime(conn_->next_login_at); })
+        .then([this, principal = std::move(principal),
+               token = std::move(token)]() mutable {
+          return OnWorker<Result<Actor>>(
+              *conn_,
+              [engine = &conn_->engine, principal = std::move(principal),
+               token = std::move(token)]() -> Result<Actor> {
+                auto actor = engine->Authenticate(token);
+                // A token of another principal is refused like a wrong one.
+                if (!actor || actor->id() != principal) {
+                  return Fail(Status::Unauthenticated("invalid credential"));
+                }
+                return actor;
+              });
+        })
         .then([this, context](
                   kj::Own<Result<Actor>> owned) mutable -> kj::Promise<void> {
           Result<Actor>& r = *owned;
           if (r) {
-            conn_->failed_logins = 0;
             context.getResults().setSession(
                 kj::heap<SessionImpl>(conn_, std::move(*r)));
             return kj::READY_NOW;
           }
-          // Each failure after the first waits twice as long, up to 5 s.
-          const int n = conn_->failed_logins++;
-          const auto wait =
-              n == 0 ? kj::Duration(0 * kj::MILLISECONDS)
-                     : std::min<int64_t>(100LL << std::min(n - 1, 6), 5000) *
-                           kj::MILLISECONDS;
+          // Set before the wait: a client that cancels the refusal does
+          // not shorten it for its next login.
+          conn_->next_login_at =
+              conn_->timer.now() + LoginWait(++conn_->failed_logins);
           Status refused = r.error();
-          return conn_->timer.afterDelay(wait).then(
-              [refused]() { Throw(refused); });
-        });
+          return conn_->timer.atTime(conn_->next_login_at).then([refused]() {
+            Throw(refused);
+          });
+        })
+        .attach(kj::defer([fulfiller = kj::mv(turn.fulfiller)]() mutable {
+          fulfiller->fulfill();
+        }));
   }
 
  private:

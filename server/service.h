@@ -208,9 +208,14 @@ struct Connection {
   LoopInbox& inbox;
   std::shared_ptr<WorkerPool::Lane> lane;
   kj::Timer& timer;
-  // Failed logins on this connection: each one after the first doubles the
-  // wait before the refusal (from 100 ms, at most 5 s).
+  // Failed logins on this connection (never reset): each one after the
+  // first doubles the wait before its refusal and before the connection's
+  // next login is checked (from 100 ms, at most 5 s; service.cc,
+  // LoginWait). The turn is fulfilled when the last login sent has ended,
+  // however it ended: logins are checked one at a time, in order.
   int failed_logins = 0;
+  kj::TimePoint next_login_at = kj::origin<kj::TimePoint>();
+  kj::Promise<void> login_turn = kj::READY_NOW;
   // The server's long work (shared by every connection): a backup that
   // runs for minutes holds one worker, never the connection's other calls.
   std::shared_ptr<LongWork> long_work = nullptr;
