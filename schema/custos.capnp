@@ -23,12 +23,14 @@
 # crosses the wire: a new master key is read by the server from a key file
 # (docs/decisions.md, "issue 12, the whole engine over RPC").
 #
-# Long admin work (sweep, completeShreds, reapplyPolicies, rekeySubject,
-# verifyErasure, rotateMasterKey, rotateKek, backup, verifyBackup,
-# exportRestoreKit, expireBackupKeys, and verifyChain) runs on the server's
-# one long lane of workers: it never delays the connections' other calls,
-# and one long call runs at a time, server-wide; another arriving meanwhile
-# is refused with Unavailable (docs/api.md, "Threading and ordering").
+# Long work runs on one of the server's two long lanes of workers, never
+# delaying the connections' other calls: maintenance (sweep,
+# completeShreds, reapplyPolicies, rekeySubject, verifyErasure,
+# rotateMasterKey, rotateKek, backup, verifyBackup, exportRestoreKit,
+# expireBackupKeys) and reading (verifyChain, processingRegister). One call
+# of each lane runs at a time, server-wide; another arriving meanwhile for
+# the same lane is refused with Unavailable (docs/api.md, "Threading and
+# ordering").
 
 @0x9f682b85893a5d62;
 
@@ -635,17 +637,19 @@ interface Admin {
   # As Auditor.statistics.
   statistics @24 (kind :Text, fromMonth :UInt32, toMonth :UInt32)
       -> (statistics :Statistics);
-  # The last long call the server ran, or runs now: any of the calls that
-  # run on the long lane (this interface's sweep, completeShreds,
-  # reapplyPolicies, rekeySubject, verifyErasure, verifyChain,
+  # The last long call of each of the server's two long lanes, running or
+  # ended. `progress`: the maintenance lane (this interface's sweep,
+  # completeShreds, reapplyPolicies, rekeySubject, verifyErasure,
   # rotateMasterKey, rotateKek, backup, verifyBackup, exportRestoreKit,
-  # expireBackupKeys, processingRegister, and the Auditor's verifyChain
-  # and processingRegister), by any principal, once it had the lane (a
-  # call refused at once as Unavailable never had it): a call refused for
-  # its arguments is shown too, with its outcome. Not custosd's own
-  # scheduled maintenance. Answered while that call runs (it is on the long
-  # lane, this call on the connection's own). Before any: operation "".
-  progress @25 () -> (progress :WorkProgress);
+  # expireBackupKeys). `reading`: the reading lane (verifyChain and
+  # processingRegister, this interface's and the Auditor's). A call of one
+  # lane never waits for, or is refused because of, a call of the other.
+  # Calls of any principal, once they had the lane (a call refused at once
+  # as Unavailable never had it): a call refused for its arguments is shown
+  # too, with its outcome. Not custosd's own scheduled maintenance.
+  # Answered while those calls run (they are on their lanes, this call on
+  # the connection's own). Before any: operation "".
+  progress @25 () -> (progress :WorkProgress, reading :WorkProgress);
 }
 
 # What Admin.progress answers.

@@ -228,6 +228,9 @@ Status Server::Run(std::function<void()> ready) {
   long_work->lane = pool.NewLane();
   long_work->TEST_sweep_progress = options_.TEST_sweep_progress;
   long_work->TEST_work_progress = options_.TEST_work_progress;
+  auto reading_work = std::make_shared<LongWork>();
+  reading_work->lane = pool.NewLane();
+  reading_work->TEST_work_progress = options_.TEST_work_progress;
   // Before the connections, which share it: outlives them.
   auto watches = std::make_shared<Watches>(
       engine_, pool, inbox, timer,
@@ -254,6 +257,7 @@ Status Server::Run(std::function<void()> ready) {
     conn->backup_dir = options_.backup_dir;
     conn->max_message_words = options_.max_message_words;
     conn->long_work = long_work;
+    conn->reading_work = reading_work;
     conn->watches = watches;
     auto state = kj::heap<ConnectionState>();
     // Reads ahead and gathers each turn's writes: fewer system calls per

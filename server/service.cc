@@ -163,8 +163,9 @@ kj::Promise<kj::Own<T>> OnWorker(Connection& conn,
   return OnLane<T>(conn.pool, conn.inbox, conn.lane, std::move(fn));
 }
 
-// Long admin work, on the server's one long lane (LongWork): refused with
-// Unavailable while another long call, of any connection, runs. `busy` is
+// Long work, on one of the server's two long lanes (LongWork): refused
+// with Unavailable while another call of that lane, of any connection,
+// runs. `busy` is
 // cleared by the worker as the work ends, before its answer is sent, so a
 // client that waited for one long call's answer may start the next; a
 // call the client abandoned keeps the lane until its work ends.
@@ -183,15 +184,14 @@ Status OutcomeOf(const Result<X>& r) {
 }
 
 template <typename T>
-kj::Promise<kj::Own<T>> OnLongLane(
-    Connection& conn, std::string_view operation,
+kj::Promise<kj::Own<T>> OnWorkLane(
+    Connection& conn, std::shared_ptr<LongWork> work,
+    std::string_view operation, std::string_view busy_message,
     std::move_only_function<T(const WorkProgressFn&)> fn) {
-  std::shared_ptr<LongWork> work = conn.long_work;
   bool idle = false;
   if (!work->busy.compare_exchange_strong(idle, true)) {
-    return kj::Promise<kj::Own<T>>(ToException(Status::Unavailable(
-        "another long operation is running on this server; try again once "
-        "it has ended")));
+    return kj::Promise<kj::Own<T>>(
+        ToException(Status::Unavailable(std::string(busy_message))));
   }
   work->board.Begin(operation, ToMicros(conn.engine.Now()));
   return OnLane<T>(
@@ -222,6 +222,29 @@ kj::Promise<kj::Own<T>> OnLongLane(
         end_on_board.ended = true;
         return result;
       });
+}
+
+// The maintenance lane (the Admin facet's long calls).
+template <typename T>
+kj::Promise<kj::Own<T>> OnLongLane(
+    Connection& conn, std::string_view operation,
+    std::move_only_function<T(const WorkProgressFn&)> fn) {
+  return OnWorkLane<T>(conn, conn.long_work, operation,
+                       "another long operation is running on this server; "
+                       "try again once it has ended",
+                       std::move(fn));
+}
+
+// The reading lane (verifyChain and processingRegister, of the Auditor and
+// Admin facets).
+template <typename T>
+kj::Promise<kj::Own<T>> OnReadingLane(
+    Connection& conn, std::string_view operation,
+    std::move_only_function<T(const WorkProgressFn&)> fn) {
+  return OnWorkLane<T>(conn, conn.reading_work, operation,
+                       "another verifyChain or processingRegister is running "
+                       "on this server; try again once it has ended",
+                       std::move(fn));
 }
 
 [[noreturn]] void Throw(const Status& status) {
@@ -912,7 +935,7 @@ kj::Promise<void> ListHoldsCall(Connection& conn, const Actor& actor,
 template <typename Context>
 kj::Promise<void> VerifyChainCall(Connection& conn, const Actor& actor,
                                   Context context) {
-  return OnLongLane<Result<ChainVerification>>(
+  return OnReadingLane<Result<ChainVerification>>(
              conn, "verifyChain",
              [engine = &conn.engine,
               actor = actor](const WorkProgressFn& progress) {
@@ -934,7 +957,7 @@ kj::Promise<void> VerifyChainCall(Connection& conn, const Actor& actor,
 template <typename Context>
 kj::Promise<void> ProcessingRegisterCall(Connection& conn, const Actor& actor,
                                          Context context) {
-  return OnLongLane<Result<std::string>>(
+  return OnReadingLane<Result<std::string>>(
              conn, "processingRegister",
              [engine = &conn.engine, actor = actor,
               html = context.getParams().getHtml()](
@@ -1454,18 +1477,23 @@ class AdminImpl final : public rpc::Admin::Server {
   }
 
   kj::Promise<void> progress(ProgressContext context) override {
-    return AdminNow().then([context, work = conn_->long_work]() mutable {
-      const WorkBoard::View view = work->board.Read();
-      auto out = context.getResults().initProgress();
-      out.setOperation(Txt(view.operation));
-      out.setRunning(view.running);
-      out.setPhase(Txt(view.phase));
-      out.setUnit(Txt(view.unit));
-      out.setDone(view.done);
-      out.setTotal(view.total);
-      out.setStartedMicros(view.started_micros);
-      out.setEndedMicros(view.ended_micros);
-      out.setOutcome(Txt(view.outcome));
+    return AdminNow().then([context, maintenance = conn_->long_work,
+                            reading = conn_->reading_work]() mutable {
+      auto set = [](const WorkBoard::View& view,
+                    rpc::WorkProgress::Builder out) {
+        out.setOperation(Txt(view.operation));
+        out.setRunning(view.running);
+        out.setPhase(Txt(view.phase));
+        out.setUnit(Txt(view.unit));
+        out.setDone(view.done);
+        out.setTotal(view.total);
+        out.setStartedMicros(view.started_micros);
+        out.setEndedMicros(view.ended_micros);
+        out.setOutcome(Txt(view.outcome));
+      };
+      auto out = context.getResults();
+      set(maintenance->board.Read(), out.initProgress());
+      set(reading->board.Read(), out.initReading());
     });
   }
 

@@ -80,12 +80,15 @@ class WorkBoard {
   View view_;
 };
 
-// The server's one lane of long admin work (sweeps, shred completion,
-// policy re-application, re-keying, erasure and chain verification, key
-// rotations, backups and their verification), shared by every connection:
-// at most one such call runs at a time, server-wide, on this lane of the
-// pool; one that arrives meanwhile, from any connection, is refused at once
-// with Unavailable and changes nothing (docs/api.md, docs/decisions.md).
+// A lane of long work shared by every connection: at most one such call
+// runs at a time, server-wide, on this lane of the pool; one that arrives
+// meanwhile, from any connection, is refused at once with Unavailable and
+// changes nothing (docs/api.md, docs/decisions.md). The server has two:
+// maintenance (the Admin facet's sweeps, shred completion, policy
+// re-application, re-keying, erasure verification, key rotations, backups
+// and their verification) and reading (verifyChain and processingRegister,
+// of the Auditor and Admin facets), so that an auditor's reads never keep
+// an administrator's maintenance waiting, nor the other way round.
 struct LongWork {
   std::shared_ptr<WorkerPool::Lane> lane = nullptr;
   // True from a long call's acceptance (on the event loop's thread) until
@@ -218,7 +221,9 @@ struct Connection {
   kj::Promise<void> login_turn = kj::READY_NOW;
   // The server's long work (shared by every connection): a backup that
   // runs for minutes holds one worker, never the connection's other calls.
+  // Maintenance and reading (LongWork).
   std::shared_ptr<LongWork> long_work = nullptr;
+  std::shared_ptr<LongWork> reading_work = nullptr;
   // ServerOptions::backup_dir.
   std::string backup_dir = "";
   // ServerOptions::max_message_words: Cap'n Proto will not send an answer

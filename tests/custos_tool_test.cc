@@ -394,11 +394,17 @@ TEST_F(CustosToolInlineErasureTest,
   EXPECT_GT(p["total"].get<uint64_t>(), 0u);
   EXPECT_EQ(p["done"], p["total"]);
   EXPECT_EQ(p["outcome"], "OK");
+  // verify's first, on the reading lane.
+  EXPECT_EQ(p["reading"]["operation"], "verifyChain");
+  EXPECT_EQ(p["reading"]["outcome"], "OK");
   ToolRun progress_text = Tool({"progress"});
   EXPECT_NE(progress_text.out.find("verifyErasure: ended, started "),
             std::string::npos)
       << progress_text.out;
   EXPECT_NE(progress_text.out.find(": OK\n  files: "), std::string::npos)
+      << progress_text.out;
+  EXPECT_NE(progress_text.out.find("reading lane: verifyChain: ended, "),
+            std::string::npos)
       << progress_text.out;
 
   EXPECT_EQ(Tool({"backup", "relative/dir"}).exit, 2);

@@ -105,6 +105,7 @@ TEST_F(ServerProgressTest, EachLongCallLeavesItsNamePhaseCountsAndOutcome) {
   EXPECT_EQ(none.getProgress().getOperation(), "");
   EXPECT_FALSE(none.getProgress().getRunning());
   EXPECT_EQ(none.getProgress().getStartedMicros(), 0);
+  EXPECT_EQ(none.getReading().getOperation(), "");
 
   auto a = NewSession("authority-a", rpc::Role::USER);
   CreateRecord(a, "anna@example.org");
@@ -125,9 +126,12 @@ TEST_F(ServerProgressTest, EachLongCallLeavesItsNamePhaseCountsAndOutcome) {
   EXPECT_EQ(e.getOutcome(), "OK");
   EXPECT_EQ(NamesOf(Phases()), (PhaseList{"witnesses", "files"}));
 
+  // The reading lane's board: the maintenance lane's still shows the
+  // erasure verification.
   auto chain = admin.verifyChainRequest().send().wait(wait());
   auto verified = Ask(admin);
-  auto c = verified.getProgress();
+  EXPECT_EQ(verified.getProgress().getOperation(), "verifyErasure");
+  auto c = verified.getReading();
   EXPECT_EQ(c.getOperation(), "verifyChain");
   EXPECT_EQ(c.getPhase(), "events");
   EXPECT_EQ(c.getDone(), chain.getVerified());
@@ -288,6 +292,61 @@ TEST_F(ServerProgressTest, ALongCallsProgressIsSeenWhileItRuns) {
   EXPECT_FALSE(after.getProgress().getRunning());
   EXPECT_EQ(after.getProgress().getDone(), after.getProgress().getTotal());
   EXPECT_EQ(after.getProgress().getOutcome(), "OK");
+}
+
+// The two long lanes: an auditor's chain verification held mid-way keeps
+// neither an administrator's maintenance waiting nor its board; a second
+// read meanwhile is refused on the reading lane alone.
+TEST_F(ServerProgressTest, AnAuditorsLongReadKeepsNoMaintenanceWaiting) {
+  auto gate = std::make_shared<WorkGate>("events");
+  StopServer();
+  server_options_hook_ = [gate](server::ServerOptions& so) {
+    so.TEST_work_progress = [gate](const WorkProgress& p) {
+      gate->OnProgress(p);
+    };
+  };
+  StartServer();
+  auto a = NewSession("authority-a", rpc::Role::USER);
+  CreateRecord(a, "anna@example.org");
+  auto auditor_session = NewSession("auditor-1", rpc::Role::AUDITOR);
+  auto auditor = auditor_session.auditorRequest().send().getAuditor();
+  auto verify = auditor.verifyChainRequest().send();
+  auto release = kj::defer([&] { gate->Release(); });
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::minutes(1);
+  while (!gate->Reached()) {
+    ASSERT_FALSE(verify.poll(wait())) << "the verification ended unheld";
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  auto admin_session = AdminSession();
+  auto admin = AdminFacet(admin_session);
+  // Maintenance runs meanwhile, and its board is its own.
+  auto sweep = admin.sweepRequest().send().wait(wait());
+  EXPECT_EQ(sweep.getReport().getClosed(), 0u);
+  auto mid = Ask(admin);
+  EXPECT_EQ(mid.getProgress().getOperation(), "sweep");
+  EXPECT_EQ(mid.getProgress().getOutcome(), "OK");
+  EXPECT_EQ(mid.getReading().getOperation(), "verifyChain");
+  EXPECT_TRUE(mid.getReading().getRunning());
+  // Another read, of either facet, is refused while the first runs.
+  const std::string kBusy =
+      "another verifyChain or processingRegister is running on this server; "
+      "try again once it has ended";
+  auto register_request = auditor.processingRegisterRequest();
+  const Status refused = StatusOf(register_request.send(), wait());
+  EXPECT_EQ(refused.code(), StatusCode::kUnavailable) << refused.ToString();
+  EXPECT_EQ(refused.message(), kBusy);
+  const Status admin_refused =
+      StatusOf(admin.verifyChainRequest().send(), wait());
+  EXPECT_EQ(admin_refused.code(), StatusCode::kUnavailable);
+  EXPECT_EQ(admin_refused.message(), kBusy);
+  gate->Release();
+  EXPECT_TRUE(verify.wait(wait()).getOk());
+  auto after = Ask(admin);
+  EXPECT_FALSE(after.getReading().getRunning());
+  EXPECT_EQ(after.getReading().getOutcome(), "OK");
+  EXPECT_EQ(after.getProgress().getOperation(), "sweep");
 }
 
 }  // namespace

@@ -215,35 +215,55 @@ void PrintEngineCounters(Connection& c, bool json) {
 }
 
 // Admin.progress: JSON, or a line or two of text.
-void PrintProgress(rpc::WorkProgress::Reader p, bool json) {
-  if (json) {
-    return PrintJson({{"operation", p.getOperation().cStr()},
-                      {"running", p.getRunning()},
-                      {"phase", p.getPhase().cStr()},
-                      {"unit", p.getUnit().cStr()},
-                      {"done", p.getDone()},
-                      {"total", p.getTotal()},
-                      {"started", TimeJson(p.getStartedMicros())},
-                      {"ended", TimeJson(p.getEndedMicros())},
-                      {"outcome", p.getOutcome().cStr()}});
+nlohmann::json ProgressJson(rpc::WorkProgress::Reader p) {
+  return {{"operation", p.getOperation().cStr()},
+          {"running", p.getRunning()},
+          {"phase", p.getPhase().cStr()},
+          {"unit", p.getUnit().cStr()},
+          {"done", p.getDone()},
+          {"total", p.getTotal()},
+          {"started", TimeJson(p.getStartedMicros())},
+          {"ended", TimeJson(p.getEndedMicros())},
+          {"outcome", p.getOutcome().cStr()}};
+}
+
+// One lane's last long call, as text; "" when there was none.
+std::string ProgressText(rpc::WorkProgress::Reader p) {
+  if (p.getOperation().size() == 0) return "";
+  std::string text = std::string(p.getOperation().cStr()) + ": " +
+                     (p.getRunning() ? "running" : "ended") + ", started " +
+                     FormatTime(p.getStartedMicros());
+  if (!p.getRunning()) {
+    text += ", ended " + FormatTime(p.getEndedMicros()) + ": " +
+            p.getOutcome().cStr();
   }
-  if (p.getOperation().size() == 0) {
+  text += "\n";
+  if (p.getPhase().size() != 0) {
+    text += "  " + std::string(p.getPhase().cStr()) + ": " +
+            std::to_string(p.getDone());
+    if (p.getTotal() != 0) text += " of " + std::to_string(p.getTotal());
+    text += " " + std::string(p.getUnit().cStr()) + "\n";
+  }
+  return text;
+}
+
+// Admin.progress: the maintenance lane's last long call (as the JSON's
+// top level, as before the reading lane existed), then the reading
+// lane's.
+void PrintProgress(rpc::Admin::ProgressResults::Reader r, bool json) {
+  if (json) {
+    nlohmann::json j = ProgressJson(r.getProgress());
+    j["reading"] = ProgressJson(r.getReading());
+    return PrintJson(j);
+  }
+  const std::string maintenance = ProgressText(r.getProgress());
+  const std::string reading = ProgressText(r.getReading());
+  if (maintenance.empty() && reading.empty()) {
     std::cout << "no long operation since the server started\n";
     return;
   }
-  std::cout << p.getOperation().cStr() << ": "
-            << (p.getRunning() ? "running" : "ended") << ", started "
-            << FormatTime(p.getStartedMicros());
-  if (!p.getRunning()) {
-    std::cout << ", ended " << FormatTime(p.getEndedMicros()) << ": "
-              << p.getOutcome().cStr();
-  }
-  std::cout << "\n";
-  if (p.getPhase().size() != 0) {
-    std::cout << "  " << p.getPhase().cStr() << ": " << p.getDone();
-    if (p.getTotal() != 0) std::cout << " of " << p.getTotal();
-    std::cout << " " << p.getUnit().cStr() << "\n";
-  }
+  std::cout << maintenance;
+  if (!reading.empty()) std::cout << "reading lane: " << reading;
 }
 
 }  // namespace
@@ -316,15 +336,16 @@ void AddStatsVerbs(CLI::App& app, std::vector<Verb>& verbs) {
     auto* progress = app.add_subcommand(
         "progress",
         "the last long operation the server ran, or runs now (a sweep, "
-        "backup, verification, rotation, shred completion...): its phase, "
-        "how far it has come, and how it ended (admins)\n"
+        "backup, erasure verification, rotation, shred completion...), and "
+        "the last verifyChain or processingRegister (the reading lane): "
+        "its phase, how far it has come, and how it ended (admins)\n"
         "example: custos progress");
     AddJsonFlag(*progress, *out);
     verbs.push_back({progress, [out](Connection& c) {
                        Remote([&] {
                          auto r =
                              c.Admin().progressRequest().send().wait(c.wait());
-                         PrintProgress(r.getProgress(), out->json);
+                         PrintProgress(r, out->json);
                        });
                      }});
   }
