@@ -397,7 +397,8 @@ Result<std::vector<HoldView>> Holds::List(bool include_ended,
       after_id, limit);
 }
 
-std::string Holds::Describe(const std::vector<HoldView>& holds) {
+std::string Holds::Describe(const std::vector<HoldView>& holds,
+                            bool with_ids) {
   std::string out;
   for (const HoldView& h : holds) {
     if (!out.empty()) out += ", ";
@@ -408,8 +409,11 @@ std::string Holds::Describe(const std::vector<HoldView>& holds) {
     char when[32];
     std::strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
     out += "legal hold ";
-    out += h.id;
-    out += " (until ";
+    if (with_ids) {
+      out += h.id;
+      out += " ";
+    }
+    out += "(until ";
     out += when;
     out += ")";
   }

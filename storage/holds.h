@@ -146,8 +146,12 @@ class Holds {
                                      std::string_view after_id = {},
                                      size_t limit = 0) const;
 
-  // "legal hold h3 (until 2027-03-01T00:00:00Z), legal hold h4 (...)".
-  static std::string Describe(const std::vector<HoldView>& holds);
+  // "legal hold h3 (until 2027-03-01T00:00:00Z), legal hold h4 (...)";
+  // without ids, "legal hold (until ...), ...": hold ids link the records a
+  // hold on a subject covers, as subject ids do, so a caller who may not
+  // see subject ids is not told them either.
+  static std::string Describe(const std::vector<HoldView>& holds,
+                              bool with_ids = true);
 
  private:
   // Holds indexed under `prefix` (only subject holds if `subject_only`):

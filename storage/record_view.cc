@@ -127,6 +127,27 @@ Result<RecordViews::Resolved> RecordViews::Resolve(const PrincipalInfo& caller,
                                                    bool purpose_given) const {
   Resolved r;
   r.record = std::move(record);
+  const auto& grants = r.record.grants;
+  AccessRequest request{.caller = caller,
+                        .is_owner = r.record.owner == caller.id,
+                        .is_grantee = std::find(grants.begin(), grants.end(),
+                                                caller.id) != grants.end(),
+                        .state = r.state,
+                        .purpose_given = purpose_given};
+  // A caller who would see the record in no state is answered before its
+  // subjects' keys are looked up (CatchUp): an unreadable key must not be
+  // DataLoss to those who may not know the record exists, nor an unwrap
+  // make their answer slower than a missing record's.
+  bool visible_in_some_state = false;
+  for (RecordState state : {RecordState::kActive, RecordState::kClosed,
+                            RecordState::kBlocked, RecordState::kErased}) {
+    request.state = state;
+    visible_in_some_state =
+        visible_in_some_state || ViewFor(request) != View::kNone;
+  }
+  if (!visible_in_some_state) {
+    return Fail(Status::NotFound("record not found"));
+  }
   leveldb::WriteBatch scratch;
   int64_t erased_by_shred = 0;
   auto caught_up =
@@ -136,13 +157,7 @@ Result<RecordViews::Resolved> RecordViews::Resolve(const PrincipalInfo& caller,
   r.state = StateAfterCatchUp(r.record, erased_by_shred);
   r.erased_at_micros =
       r.state != r.record.state ? erased_by_shred : r.record.erased_at_micros;
-  const auto& grants = r.record.grants;
-  AccessRequest request{.caller = caller,
-                        .is_owner = r.record.owner == caller.id,
-                        .is_grantee = std::find(grants.begin(), grants.end(),
-                                                caller.id) != grants.end(),
-                        .state = r.state,
-                        .purpose_given = purpose_given};
+  request.state = r.state;
   r.view = ViewFor(request);
   r.sees_subject_ids = caller.HasRole(Role::kAdmin) ||
                        caller.HasRole(Role::kOfficer) ||

@@ -641,8 +641,10 @@ Status Records::Erase(const PrincipalInfo& caller, uint64_t id) {
   auto holds = u_.holds.OnRecord(r, now);
   if (!holds) return holds.error();
   if (!holds->empty()) {
-    return Status::FailedPrecondition("erasure refused: the record is under " +
-                                      Holds::Describe(*holds));
+    // An owner is not told the holds' ids (Holds::Describe).
+    return Status::FailedPrecondition(
+        "erasure refused: the record is under " +
+        Holds::Describe(*holds, resolved->sees_subject_ids));
   }
   leveldb::WriteBatch batch;
   Erasure::EraseContents(r, now, now, batch);

@@ -217,6 +217,38 @@ TEST_F(ShredTest, ARefusedCreateLeavesNoKeyInTheKeystore) {
   EXPECT_EQ(CountKeys(*db, "k:"), 0);
 }
 
+// A record whose subject's key cannot be read is DataLoss only to those
+// who could see the record: anyone else is answered NotFound, as for a
+// record that does not exist, before any key is looked up (security
+// review helper-95, finding 5: the key was unwrapped, and its failure
+// returned, before visibility was decided).
+TEST_F(ShredTest, AnUnreadableKeyIsNotFoundToThoseWhoMayNotSeeTheRecord) {
+  const uint64_t id = CreateRecord("anna@example.org", {"authority-b"});
+  const std::string subject = SubjectOf(id);
+  Close();
+  {
+    std::unique_ptr<leveldb::DB> db = OpenRaw("keystore");
+    ASSERT_NE(db, nullptr);
+    ASSERT_TRUE(
+        db->Put(leveldb::WriteOptions(), "k:" + subject, "garbage").ok());
+  }
+  ReopenAll();
+  const Actor stranger = *engine_->ActorFor("authority-c");
+  const Actor auditor = *engine_->ActorFor("auditor");
+  const Actor grantee = *engine_->ActorFor("authority-b");
+  const std::string missing =
+      engine_->GetRecord(stranger, id + 1000).error().ToString();
+  EXPECT_EQ(missing, "NotFound: record not found");
+  EXPECT_EQ(engine_->GetRecord(stranger, id).error().ToString(), missing);
+  EXPECT_EQ(engine_->GetRecord(auditor, id).error().ToString(), missing);
+  EXPECT_EQ(engine_->Close(stranger, id).ToString(), missing);
+  // Those who see it learn that it cannot be read.
+  EXPECT_EQ(engine_->GetRecord(*owner_, id).error().code(),
+            StatusCode::kDataLoss);
+  EXPECT_EQ(engine_->GetRecord(grantee, id).error().code(),
+            StatusCode::kDataLoss);
+}
+
 TEST_F(ShredTest, OnlyAdminsShredAndOnlyOnce) {
   uint64_t id = CreateRecord();
   const std::string subject = SubjectOf(id);
