@@ -185,6 +185,7 @@ int main(int argc, char** argv) {
   std::string token_file = "./custos-admin.token";
   std::string socket_path;  // Default: <data_dir>/custosd.sock.
   std::string backup_dir = "./custos-backups";
+  std::string key_dir;  // "": the directory of --master-key-file.
   std::string listen = "127.0.0.1:7457";
   bool allow_remote_plain_tcp = false;
   bool no_sync = false;
@@ -222,6 +223,10 @@ int main(int argc, char** argv) {
                  "the only directory where admins' backups and restore kits "
                  "are written and read (created, mode 0700, if missing)")
       ->capture_default_str();
+  app.add_option("--key-dir", key_dir,
+                 "the only directory from which an admin's master key "
+                 "rotation reads the new key file (default: the directory "
+                 "of --master-key-file)");
   app.add_option("--listen", listen, "host:port for TCP ('' for none)")
       ->capture_default_str();
   app.add_flag("--allow-remote-plain-tcp", allow_remote_plain_tcp,
@@ -467,6 +472,15 @@ int main(int argc, char** argv) {
       return Die("--backup-dir " + dir.string() + " is not a directory");
     }
     server_options.backup_dir = dir.string();
+  }
+  {
+    std::error_code ec;
+    std::filesystem::path given = key_dir;
+    if (given.empty()) given = std::filesystem::path(key_file).parent_path();
+    if (given.empty()) given = ".";
+    const std::filesystem::path dir = std::filesystem::absolute(given, ec);
+    if (ec) return Die("cannot resolve --key-dir " + key_dir);
+    server_options.key_dir = dir.string();
   }
   server_options.tls_certificate_pem = std::move(tls_cert_pem);
   server_options.tls_private_key_pem = std::move(tls_key_pem);

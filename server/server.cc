@@ -255,6 +255,7 @@ Status Server::Run(std::function<void()> ready) {
     auto conn = std::make_shared<Connection>(
         Connection{engine_, pool, inbox, pool.NewLane(), timer});
     conn->backup_dir = options_.backup_dir;
+    conn->key_dir = options_.key_dir;
     conn->max_message_words = options_.max_message_words;
     conn->long_work = long_work;
     conn->reading_work = reading_work;

@@ -67,6 +67,11 @@ struct ServerOptions {
   // resolved, must lie inside it; PermissionDenied otherwise). Empty: those
   // calls are refused with FailedPrecondition.
   std::string backup_dir;
+  // Absolute directory inside which Admin.rotateMasterKey may read a new
+  // master key file (as backup_dir: PermissionDenied outside it, whether
+  // the file exists or not, so the call cannot probe the host's files).
+  // Empty: the call is refused with FailedPrecondition.
+  std::string key_dir;
   // Engine calls run on this many threads. REQUIRES: >= 1. A synchronous
   // write keeps its worker until its group commit is durable, so at most
   // this many writes share one fsync (docs/decisions.md).

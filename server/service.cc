@@ -813,30 +813,50 @@ Status RequireAdmin(Engine& engine, const Actor& actor) {
   return Status::Ok();
 }
 
+// `path`, with the symbolic links of its existing part resolved, must lie
+// strictly inside `dir`, itself resolved (PermissionDenied with `outside`
+// otherwise, whether the path exists or not). On the worker (it touches
+// the filesystem). Never echoes a path.
+Status CheckInside(const std::string& dir, const std::string& path,
+                   const char* outside) {
+  std::error_code ec;
+  std::string root = std::filesystem::weakly_canonical(dir, ec);
+  if (ec) {
+    return Status::Internal("the server's directory cannot be resolved");
+  }
+  while (root.size() > 1 && root.ends_with('/')) root.pop_back();
+  const std::string target = std::filesystem::weakly_canonical(path, ec);
+  if (ec) return Status::InvalidArgument("the path cannot be resolved");
+  if (!target.starts_with(root + "/") || target.size() <= root.size() + 1) {
+    return Status::PermissionDenied(outside);
+  }
+  return Status::Ok();
+}
+
 // Backups and restore kits go only inside the server's backup directory
-// (ServerOptions::backup_dir): `path`, with the symbolic links of its
-// existing part resolved, must lie strictly inside that directory, itself
-// resolved. On the worker (it touches the filesystem). Never echoes a path.
+// (ServerOptions::backup_dir).
 Status CheckInBackupDir(const std::string& backup_dir,
                         const std::string& path) {
   if (backup_dir.empty()) {
     return Status::FailedPrecondition(
         "this server has no backup directory (custosd --backup-dir)");
   }
-  std::error_code ec;
-  std::string root = std::filesystem::weakly_canonical(backup_dir, ec);
-  if (ec) {
-    return Status::Internal("the server's backup directory cannot be resolved");
+  return CheckInside(backup_dir, path,
+                     "backups and restore kits are written and read only "
+                     "inside the server's backup directory");
+}
+
+// A new master key file is read only inside the server's key directory
+// (ServerOptions::key_dir): an admin cannot probe the host's other files
+// by the codes of the refusals.
+Status CheckInKeyDir(const std::string& key_dir, const std::string& path) {
+  if (key_dir.empty()) {
+    return Status::FailedPrecondition(
+        "this server has no key directory (custosd --key-dir)");
   }
-  while (root.size() > 1 && root.ends_with('/')) root.pop_back();
-  const std::string target = std::filesystem::weakly_canonical(path, ec);
-  if (ec) return Status::InvalidArgument("the path cannot be resolved");
-  if (!target.starts_with(root + "/") || target.size() <= root.size() + 1) {
-    return Status::PermissionDenied(
-        "backups and restore kits are written and read only inside the "
-        "server's backup directory");
-  }
-  return Status::Ok();
+  return CheckInside(key_dir, path,
+                     "a new master key file is read only inside the "
+                     "server's key directory (custosd --key-dir)");
 }
 
 // ---- Facets
@@ -1619,10 +1639,11 @@ class AdminImpl final : public rpc::Admin::Server {
     // crosses the wire, and it lives only in guarded memory.
     return OnLongLane<Status>(
                *conn_, "rotateMasterKey",
-               [engine = &conn_->engine, actor = actor_,
+               [engine = &conn_->engine, actor = actor_, root = conn_->key_dir,
                 path = ServerPath(context.getParams().getKeyFile())](
                    const WorkProgressFn&) -> Status {
                  CUSTOS_RETURN_IF_ERROR(RequireAdmin(*engine, actor));
+                 CUSTOS_RETURN_IF_ERROR(CheckInKeyDir(root, path));
                  auto key = crypto::LoadMasterKeyFile(path);
                  if (!key) {
                    // Its code says why (NotFound, FailedPrecondition for a

@@ -224,8 +224,9 @@ struct Connection {
   // Maintenance and reading (LongWork).
   std::shared_ptr<LongWork> long_work = nullptr;
   std::shared_ptr<LongWork> reading_work = nullptr;
-  // ServerOptions::backup_dir.
+  // ServerOptions::backup_dir and key_dir.
   std::string backup_dir = "";
+  std::string key_dir = "";
   // ServerOptions::max_message_words: Cap'n Proto will not send an answer
   // of this size or more (it checks what it sends against what it would
   // read): a sweep's lists are fitted to it, other answers of unbounded

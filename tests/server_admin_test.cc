@@ -1155,6 +1155,32 @@ TEST_F(ServerAdminTest, TheMasterKeyIsRotatedFromAKeyFileOnTheServer) {
     EXPECT_EQ(StatusOf(open_mode.send(), wait()).code(),
               StatusCode::kFailedPrecondition);
     ASSERT_EQ(chmod(key_file.c_str(), 0600), 0);
+    // Outside the server's key directory: one answer whether the file
+    // exists, is open to others or is missing (security review helper-95,
+    // finding 8: the codes told an admin which of the host's files exist).
+    const std::string outside = dir_ + "-outside";
+    std::filesystem::create_directories(outside);
+    auto removal = kj::defer([&] { std::filesystem::remove_all(outside); });
+    ASSERT_TRUE(
+        crypto::GenerateMasterKeyFile(outside + "/good.key").has_value());
+    for (const std::string& path :
+         {outside + "/good.key", std::string("/etc/passwd"),
+          outside + "/missing.key", std::string("/nonexistent/x.key")}) {
+      auto probe = admin.rotateMasterKeyRequest();
+      probe.setKeyFile(path);
+      Status refused = StatusOf(probe.send(), wait());
+      EXPECT_EQ(refused.code(), StatusCode::kPermissionDenied) << path;
+      EXPECT_EQ(refused.message(),
+                "a new master key file is read only inside the server's key "
+                "directory (custosd --key-dir)")
+          << path;
+    }
+    // A symbolic link inside it to a file outside is outside.
+    std::filesystem::create_symlink(outside + "/good.key", dir_ + "/link.key");
+    auto linked = admin.rotateMasterKeyRequest();
+    linked.setKeyFile(dir_ + "/link.key");
+    EXPECT_EQ(StatusOf(linked.send(), wait()).code(),
+              StatusCode::kPermissionDenied);
 
     auto rotate = admin.rotateMasterKeyRequest();
     rotate.setKeyFile(key_file);

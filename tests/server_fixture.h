@@ -69,6 +69,7 @@ class ServerFixture : public ::testing::Test {
     so.unix_socket = SocketPath();
     so.workers = 2;
     so.backup_dir = dir_;
+    so.key_dir = dir_;
     so.TEST_sweep_progress = sweep_progress_hook_;
     if (server_options_hook_) server_options_hook_(so);
     server_ = std::make_unique<server::Server>(*engine_, so);
