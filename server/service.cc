@@ -1,5 +1,7 @@
 #include "server/service.h"
 
+#include <sodium.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -12,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "crypto/guarded_bytes.h"
 #include "crypto/master_key.h"
 #include "report/processing_register.h"
 #include "report/subject_report_html.h"
@@ -284,6 +287,10 @@ std::string IdStr(capnp::Text::Reader t, const char* what) {
   }
   return Str(t);
 }
+
+// A credential the server has put into an answer: its own copy wiped (the
+// message's is the RPC system's, freed once sent).
+void Wipe(std::string& secret) { sodium_memzero(secret.data(), secret.size()); }
 
 capnp::Text::Reader Txt(const std::string& s) {
   return capnp::Text::Reader(s.data(), s.size());
@@ -1376,6 +1383,7 @@ class AdminImpl final : public rpc::Admin::Server {
           auto out = context.getResults().initCreated();
           ToRpc(created.info, out.initPrincipal());
           out.setToken(Txt(created.token));
+          Wipe(created.token);
         });
   }
 
@@ -1537,8 +1545,9 @@ class AdminImpl final : public rpc::Admin::Server {
                  return engine->RotateCredential(actor, id);
                })
         .then([context](kj::Own<Result<std::string>> r) mutable {
-          const std::string token = Value(std::move(*r));
+          std::string token = Value(std::move(*r));
           context.getResults().setToken(Txt(token));
+          Wipe(token);
         });
   }
 
@@ -2317,7 +2326,15 @@ class GatewayImpl final : public rpc::Gateway::Server {
   kj::Promise<void> login(LoginContext context) override {
     auto p = context.getParams();
     std::string principal = IdStr(p.getPrincipal(), "principal");
-    std::string token = IdStr(p.getToken(), "token");
+    // The token's one copy of ours is in guarded memory, wiped when the
+    // login ends however it ends (the message's is the RPC system's).
+    const capnp::Text::Reader token_text = p.getToken();
+    if (token_text.size() > kMaxIdBytes) {
+      Throw(Status::InvalidArgument("token must be at most " +
+                                    std::to_string(kMaxIdBytes) + " bytes"));
+    }
+    crypto::GuardedBytes token = crypto::GuardedBytes::Copy(
+        std::string_view(token_text.cStr(), token_text.size()));
     // This login's turn: the previous one's (answered, failed or cancelled).
     auto turn = kj::newPromiseAndFulfiller<void>();
     kj::Promise<void> previous =
@@ -2331,7 +2348,7 @@ class GatewayImpl final : public rpc::Gateway::Server {
               *conn_,
               [engine = &conn_->engine, principal = std::move(principal),
                token = std::move(token)]() -> Result<Actor> {
-                auto actor = engine->Authenticate(token);
+                auto actor = engine->Authenticate(token.view());
                 // A token of another principal is refused like a wrong one.
                 if (!actor || actor->id() != principal) {
                   return Fail(Status::Unauthenticated("invalid credential"));
