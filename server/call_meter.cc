@@ -7,7 +7,6 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
-#include <unordered_set>
 
 #include "server/errors.h"
 
@@ -23,19 +22,20 @@ StatusCode CodeOf(capnp::rpc::Exception::Reader e) {
   return FromException(ex).code();
 }
 
-// What one connection's messages tell: the calls unanswered, the calls
-// answered and not yet released by the client (its Finish), and the
-// questions refused here that the RpcSystem never saw. Shared with the
-// outgoing messages, which may outlive the connection object.
+// What one connection's messages tell: every question the client has
+// asked and not yet released (its Finish), each in flight (let through,
+// unanswered), answered or refused here (the RpcSystem never saw it), in
+// one map: one lookup a message. Shared with the outgoing messages, which
+// may outlive the connection object.
 //
 // A client's Finish releases an answer: until then the RpcSystem keeps its
-// entry (for calls pipelined on it), and we keep its question id. A client
+// entry (for calls pipelined on it), and we keep its question. A client
 // that never sends Finish would make both grow without bound, refused calls
 // included, without even logging in. So a connection that leaves
 // max_unreleased answers unreleased, refused ones and bootstraps counted,
 // is ended at its next call or bootstrap: four times max_in_flight, at
 // least 4,096 (a client pipelining a burst reads its answers, and releases
-// them, only after it has sent the burst), at most 65,536 (the sets' size).
+// them, only after it has sent the burst), at most 65,536 (the map's size).
 // A question id used again before its Finish ends the connection too: the
 // book and the RpcSystem would no longer agree on what it names.
 struct CallBook : public kj::Refcounted {
@@ -48,58 +48,88 @@ struct CallBook : public kj::Refcounted {
   static constexpr size_t kMinUnreleased = 4096;
   static constexpr size_t kMaxUnreleased = 65536;
 
-  struct Call {
-    size_t method;
-    kj::TimePoint start;
-    bool released = false;  // Its Finish came before its Return.
+  enum class Stage : uint8_t { kInFlight, kAnswered, kRefused };
+  struct Question {
+    Stage stage;
+    bool released = false;  // In flight: its Finish came before its Return.
+    size_t method = 0;      // In flight: what and since when.
+    kj::TimePoint start = kj::origin<kj::TimePoint>();
   };
 
   Metrics& metrics;
   const size_t max_in_flight;
   const size_t max_unreleased;
-  std::unordered_map<uint32_t, Call> in_flight;  // By question id.
-  std::unordered_set<uint32_t> answered;         // Until their Finish.
-  std::unordered_set<uint32_t> refused;          // Until their Finish.
+  std::unordered_map<uint32_t, Question> questions;  // By question id.
+  size_t in_flight = 0;                              // Questions kInFlight.
+  size_t unreleased = 0;  // Questions kAnswered or kRefused.
 
-  size_t Unreleased() const { return answered.size() + refused.size(); }
-
-  // Before a Call or Bootstrap is let through or refused: throws (out of
-  // receiveIncomingMessage, so the RpcSystem ends the connection with an
-  // Abort carrying it, sanitized on its way out) if the connection holds
-  // max_unreleased answers unreleased, or if `question` is still in use.
-  void Check(uint32_t question) const {
-    if (Unreleased() >= max_unreleased) {
+  // A Call or Bootstrap's question, before it is let through or refused:
+  // throws (out of receiveIncomingMessage, so the RpcSystem ends the
+  // connection with an Abort carrying it, sanitized on its way out) if the
+  // connection holds max_unreleased answers unreleased, or if `id` is
+  // still in use; otherwise entered as `stage`.
+  Question& Ask(uint32_t id, Stage stage) {
+    if (unreleased >= max_unreleased) {
+      metrics.ConnectionEnded(ConnectionEnd::kAnswersNotReleased);
       kj::throwFatalException(ToException(Status::ResourceExhausted(
           "too many answers not released on this connection (at most " +
           std::to_string(max_unreleased) + "); the connection is ended")));
     }
-    if (in_flight.contains(question) || answered.contains(question) ||
-        refused.contains(question)) {
+    auto [it, asked] = questions.try_emplace(id, Question{stage});
+    if (!asked) {
+      metrics.ConnectionEnded(ConnectionEnd::kQuestionReused);
       kj::throwFatalException(ToException(Status::InvalidArgument(
           "a question id used again before its Finish; the connection is "
           "ended")));
     }
+    if (stage == Stage::kInFlight) {
+      ++in_flight;
+    } else {
+      ++unreleased;
+    }
+    return it->second;
+  }
+
+  bool IsRefused(uint32_t id) const {
+    auto it = questions.find(id);
+    return it != questions.end() && it->second.stage == Stage::kRefused;
   }
 
   void Answered(capnp::rpc::Return::Reader ret) {
-    auto it = in_flight.find(ret.getAnswerId());
-    if (it == in_flight.end()) return;  // A bootstrap, or not a call.
+    auto it = questions.find(ret.getAnswerId());
+    // A bootstrap's, or not a call's.
+    if (it == questions.end() || it->second.stage != Stage::kInFlight) return;
+    Question& q = it->second;
     std::optional<StatusCode> error;
     if (ret.isException()) error = CodeOf(ret.getException());
-    metrics.CallDone(it->second.method,
-                     kj::systemPreciseMonotonicClock().now() - it->second.start,
-                     error);
-    if (!it->second.released) answered.insert(it->first);
-    in_flight.erase(it);
+    metrics.CallDone(q.method,
+                     kj::systemPreciseMonotonicClock().now() - q.start, error);
+    --in_flight;
+    if (q.released) {
+      questions.erase(it);
+    } else {
+      q.stage = Stage::kAnswered;
+      ++unreleased;
+    }
   }
 
   // A Finish: false when it releases a refused call's answer (which the
   // RpcSystem never saw, so must not see released either).
-  bool Released(uint32_t question) {
-    if (refused.erase(question) != 0) return false;
-    if (answered.erase(question) == 0) {
-      auto it = in_flight.find(question);
-      if (it != in_flight.end()) it->second.released = true;
+  bool Released(uint32_t id) {
+    auto it = questions.find(id);
+    if (it == questions.end()) return true;
+    switch (it->second.stage) {
+      case Stage::kInFlight:
+        it->second.released = true;
+        return true;
+      case Stage::kAnswered:
+        questions.erase(it);
+        --unreleased;
+        return true;
+      case Stage::kRefused:
+        questions.erase(it);
+        --unreleased;
+        return false;
     }
     return true;
   }
@@ -191,33 +221,32 @@ class MeteredNetwork::MeteredConnection final
     }
     if (message.isBootstrap()) {
       // Answered by the RpcSystem at once, kept until its Finish.
-      const uint32_t question = message.getBootstrap().getQuestionId();
-      book.Check(question);
-      book.answered.insert(question);
+      book.Ask(message.getBootstrap().getQuestionId(),
+               CallBook::Stage::kAnswered);
       return true;
     }
     if (!message.isCall()) return true;
     auto call = message.getCall();
-    book.Check(call.getQuestionId());
     const size_t method =
         book.metrics.MethodIndex(call.getInterfaceId(), call.getMethodId());
     auto target = call.getTarget();
     const bool on_refused =
         target.isPromisedAnswer() &&
-        book.refused.contains(target.getPromisedAnswer().getQuestionId());
-    if (!on_refused && book.in_flight.size() < book.max_in_flight) {
-      book.in_flight.insert_or_assign(
-          call.getQuestionId(),
-          CallBook::Call{method, kj::systemPreciseMonotonicClock().now()});
+        book.IsRefused(target.getPromisedAnswer().getQuestionId());
+    if (!on_refused && book.in_flight < book.max_in_flight) {
+      CallBook::Question& q =
+          book.Ask(call.getQuestionId(), CallBook::Stage::kInFlight);
+      q.method = method;
+      q.start = kj::systemPreciseMonotonicClock().now();
       return true;
     }
+    book.Ask(call.getQuestionId(), CallBook::Stage::kRefused);
     Refuse(call.getQuestionId(), on_refused);
     book.metrics.CallRefused(method);
     return false;
   }
 
   void Refuse(uint32_t question, bool on_refused) {
-    book_->refused.insert(question);
     const kj::Exception e = ToException(
         on_refused ? Status::ResourceExhausted(
                          "refused: made on the answer of a refused call")

@@ -162,6 +162,15 @@ std::string Metrics::Render(const Engine& engine) const {
          "TLS handshakes that failed or did not finish in time.");
   Sample(out, "custos_tls_handshake_failures_total", "",
          static_cast<double>(tls_handshake_failures_));
+  Header(out, "custos_connections_ended_total", "counter",
+         "Client connections the server ended for what they sent: too many "
+         "answers never released (no Finish), or a question id used again "
+         "before its Finish.");
+  Sample(out, "custos_connections_ended_total",
+         "reason=\"answers_not_released\"",
+         static_cast<double>(ended_not_released_));
+  Sample(out, "custos_connections_ended_total", "reason=\"question_reused\"",
+         static_cast<double>(ended_question_reused_));
 
   const EngineStats stats = engine.Stats();
   Header(out, "custos_store_writes_total", "counter",

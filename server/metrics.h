@@ -34,6 +34,12 @@
 
 namespace custos::server {
 
+// Why the server ended a connection itself (server/call_meter.h).
+enum class ConnectionEnd {
+  kAnswersNotReleased,  // Too many answers left without their Finish.
+  kQuestionReused,      // A question id used again before its Finish.
+};
+
 // What the last scheduled maintenance run did (custosd's timer).
 struct MaintenanceFigures {
   int64_t finished_unix_seconds = 0;
@@ -76,6 +82,11 @@ class Metrics {
   void ConnectionRefused() { ++connections_refused_; }
   // A TLS handshake that failed or did not finish in time.
   void TlsHandshakeFailed() { ++tls_handshake_failures_; }
+  // A connection the server ended for what its client sent.
+  void ConnectionEnded(ConnectionEnd why) {
+    ++(why == ConnectionEnd::kAnswersNotReleased ? ended_not_released_
+                                                 : ended_question_reused_);
+  }
 
   void SetMaintenance(const MaintenanceFigures& figures);
   // The last count of records by state (Engine::CountRecordsByState),
@@ -102,6 +113,8 @@ class Metrics {
   uint64_t connections_total_ = 0;
   uint64_t connections_refused_ = 0;
   uint64_t tls_handshake_failures_ = 0;
+  uint64_t ended_not_released_ = 0;
+  uint64_t ended_question_reused_ = 0;
 
   mutable std::mutex maintenance_mu_;
   std::optional<MaintenanceFigures> maintenance_;   // Guarded.

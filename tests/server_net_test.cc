@@ -494,6 +494,7 @@ auto GatewayCalls(bool reuse = false) {
 // least 4,096), its next call or bootstrap ends its connection. Other
 // connections go on.
 TEST_F(ServerNetTest, AConnectionThatReleasesNoAnswerIsEnded) {
+  options_.metrics_address = "127.0.0.1:0";
   Start();  // 1,024 calls in flight.
   auto session = UserSession();
   const std::string kEnded =
@@ -522,6 +523,16 @@ TEST_F(ServerNetTest, AConnectionThatReleasesNoAnswerIsEnded) {
   // Only those connections: the fixture's goes on.
   const Status s = StatusOf(session.whoAmIRequest().send(), wait());
   EXPECT_TRUE(s.ok()) << s.ToString();
+  // Each ending is counted, by its reason.
+  const std::string text = HttpGet("/metrics").second;
+  EXPECT_NE(text.find("\ncustos_connections_ended_total{reason="
+                      "\"answers_not_released\"} 2\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("\ncustos_connections_ended_total{reason="
+                      "\"question_reused\"} 1\n"),
+            std::string::npos)
+      << text;
 }
 
 // The flow limit (RpcSystem::setFlowLimit) is backpressure, not a
