@@ -2319,43 +2319,47 @@ class GatewayImpl final : public rpc::Gateway::Server {
 
   // Logins of one connection are checked one at a time, in the order sent,
   // and after a failure the next one is not checked before the failure's
-  // wait has passed (LoginWait): pipelining guesses or cancelling a refusal
-  // being waited for gains nothing. A success does not reset the count (a
-  // client holding one good credential could otherwise interleave it with
-  // guesses).
+  // wait has passed (LoginWait): pipelined guesses are slowed like
+  // sequential ones. A success does not reset the count (a client holding
+  // one good credential could otherwise interleave it with guesses). A
+  // login with no other before it and no wait is checked at once, so it
+  // keeps its order with the connection's other calls; at most
+  // kMaxPendingLogins wait at once, more are refused.
   kj::Promise<void> login(LoginContext context) override {
     auto p = context.getParams();
-    std::string principal = IdStr(p.getPrincipal(), "principal");
-    // The token's one copy of ours is in guarded memory, wiped when the
-    // login ends however it ends (the message's is the RPC system's).
-    const capnp::Text::Reader token_text = p.getToken();
-    if (token_text.size() > kMaxIdBytes) {
-      Throw(Status::InvalidArgument("token must be at most " +
-                                    std::to_string(kMaxIdBytes) + " bytes"));
+    for (auto [text, what] : {std::pair{p.getPrincipal(), "principal"},
+                              std::pair{p.getToken(), "token"}}) {
+      if (text.size() > kMaxIdBytes) {
+        Throw(Status::InvalidArgument(std::string(what) + " must be at most " +
+                                      std::to_string(kMaxIdBytes) + " bytes"));
+      }
     }
-    crypto::GuardedBytes token = crypto::GuardedBytes::Copy(
-        std::string_view(token_text.cStr(), token_text.size()));
-    // This login's turn: the previous one's (answered, failed or cancelled).
+    if (conn_->logins_pending >= kMaxPendingLogins) {
+      Throw(Status::ResourceExhausted(
+          "too many logins waiting on this connection (at most " +
+          std::to_string(kMaxPendingLogins) +
+          "); wait for an answer before sending another"));
+    }
+    const bool first_in_line = conn_->logins_pending == 0;
+    ++conn_->logins_pending;
+    // This login's turn: the previous one's (answered, failed or dropped).
     auto turn = kj::newPromiseAndFulfiller<void>();
     kj::Promise<void> previous =
         kj::mv(conn_->login_turn).then([]() {}, [](kj::Exception&&) {});
     conn_->login_turn = kj::mv(turn.promise);
-    return previous
-        .then([this]() { return conn_->timer.atTime(conn_->next_login_at); })
-        .then([this, principal = std::move(principal),
-               token = std::move(token)]() mutable {
-          return OnWorker<Result<Actor>>(
-              *conn_,
-              [engine = &conn_->engine, principal = std::move(principal),
-               token = std::move(token)]() -> Result<Actor> {
-                auto actor = engine->Authenticate(token.view());
-                // A token of another principal is refused like a wrong one.
-                if (!actor || actor->id() != principal) {
-                  return Fail(Status::Unauthenticated("invalid credential"));
-                }
-                return actor;
-              });
-        })
+    kj::Promise<kj::Own<Result<Actor>>> checked = nullptr;
+    if (first_in_line && conn_->next_login_at <= conn_->timer.now()) {
+      checked = CheckCredential(context);
+    } else {
+      checked = previous
+                    .then([this]() {
+                      return conn_->timer.atTime(conn_->next_login_at);
+                    })
+                    .then([this, context]() mutable {
+                      return CheckCredential(context);
+                    });
+    }
+    return checked
         .then([this, context](
                   kj::Own<Result<Actor>> owned) mutable -> kj::Promise<void> {
           Result<Actor>& r = *owned;
@@ -2364,8 +2368,8 @@ class GatewayImpl final : public rpc::Gateway::Server {
                 kj::heap<SessionImpl>(conn_, std::move(*r)));
             return kj::READY_NOW;
           }
-          // Set before the wait: a client that cancels the refusal does
-          // not shorten it for its next login.
+          // Set before the wait: the next login waits for it however this
+          // one ends.
           conn_->next_login_at =
               conn_->timer.now() + LoginWait(++conn_->failed_logins);
           Status refused = r.error();
@@ -2373,12 +2377,34 @@ class GatewayImpl final : public rpc::Gateway::Server {
             Throw(refused);
           });
         })
-        .attach(kj::defer([fulfiller = kj::mv(turn.fulfiller)]() mutable {
-          fulfiller->fulfill();
-        }));
+        .attach(kj::defer(
+            [conn = conn_, fulfiller = kj::mv(turn.fulfiller)]() mutable {
+              --conn->logins_pending;
+              fulfiller->fulfill();
+            }));
   }
 
  private:
+  // On the connection's lane, when the login's turn has come: the token's
+  // one copy of ours is made only now, in guarded memory, and wiped when the
+  // check ends (the message's is the RPC system's).
+  kj::Promise<kj::Own<Result<Actor>>> CheckCredential(LoginContext& context) {
+    auto p = context.getParams();
+    const capnp::Text::Reader token = p.getToken();
+    return OnWorker<Result<Actor>>(
+        *conn_,
+        [engine = &conn_->engine, principal = Str(p.getPrincipal()),
+         token = crypto::GuardedBytes::Copy(
+             std::string_view(token.cStr(), token.size()))]() -> Result<Actor> {
+          auto actor = engine->Authenticate(token.view());
+          // A token of another principal is refused like a wrong one.
+          if (!actor || actor->id() != principal) {
+            return Fail(Status::Unauthenticated("invalid credential"));
+          }
+          return actor;
+        });
+  }
+
   std::shared_ptr<Connection> conn_;
 };
 

@@ -219,6 +219,8 @@ struct Connection {
   int failed_logins = 0;
   kj::TimePoint next_login_at = kj::origin<kj::TimePoint>();
   kj::Promise<void> login_turn = kj::READY_NOW;
+  // Logins received and not yet ended (at most kMaxPendingLogins).
+  size_t logins_pending = 0;
   // The server's long work (shared by every connection): a backup that
   // runs for minutes holds one worker, never the connection's other calls.
   // Maintenance and reading (LongWork).
@@ -252,6 +254,10 @@ struct Connection {
   // was under way then is refused.
   bool ended = false;
 };
+
+// Gateway.login: logins one connection may have waiting at once (each
+// waits for the one before it, and after a failure for its wait).
+inline constexpr size_t kMaxPendingLogins = 8;
 
 // Session.watch: watches one connection may hold at once.
 inline constexpr size_t kMaxWatchesPerConnection = 16;

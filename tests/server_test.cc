@@ -217,6 +217,56 @@ TEST_F(ServerTest, PipelinedLoginsAreCheckedOneAtATime) {
                   .size() > 0);
 }
 
+// At most 8 logins wait on one connection: the ones sent beyond are
+// refused at once (the others are checked in turn, the last after 6.3 s
+// of waits: not waited for here).
+TEST_F(ServerTest, LoginsBeyondTheEightWaitingAreRefused) {
+  std::vector<kj::Promise<Status>> logins;
+  for (int i = 0; i < 12; ++i) {
+    auto req = gateway_->loginRequest();
+    req.setPrincipal("admin");
+    req.setToken("wrong");
+    logins.push_back(req.send().then(
+        [](auto&&) { return Status::Ok(); },
+        [](kj::Exception&& e) { return server::FromException(e); }));
+  }
+  // The first may have ended before the last were read: the 9th is
+  // refused or waits, the 10th to the 12th are refused.
+  for (int i = 9; i < 12; ++i) {
+    EXPECT_EQ(logins[i].wait(wait()).ToString(),
+              "ResourceExhausted: too many logins waiting on this connection "
+              "(at most 8); wait for an answer before sending another")
+        << i;
+  }
+  // The first is checked at once and refused as usual.
+  EXPECT_EQ(logins[0].wait(wait()).ToString(),
+            "Unauthenticated: invalid credential");
+}
+
+// A login with nothing to wait for is checked at once, in its place among
+// the connection's calls: a credential rotation sent after it does not
+// overtake it.
+TEST_F(ServerTest, ALoginKeepsItsOrderWithTheCallsSentAfterIt) {
+  const std::string token = CreatePrincipal("authority-a", rpc::Role::USER);
+  auto admin_session = Login("admin", admin_token_);
+  ASSERT_TRUE(admin_session.has_value());
+  auto admin = admin_session->adminRequest().send().getAdmin();
+  auto login = gateway_->loginRequest();
+  login.setPrincipal("authority-a");
+  login.setToken(token);
+  auto logged_in = login.send();
+  auto rotate = admin.rotateCredentialRequest();
+  rotate.setId("authority-a");
+  auto rotated = rotate.send();
+  const Status login_status =
+      logged_in
+          .then([](auto&&) { return Status::Ok(); },
+                [](kj::Exception&& e) { return server::FromException(e); })
+          .wait(wait());
+  EXPECT_TRUE(login_status.ok()) << login_status.ToString();
+  EXPECT_NE(std::string(rotated.wait(wait()).getToken().cStr()), token);
+}
+
 TEST_F(ServerTest, OfficersHoldRecordsAndAuditorsAnswerAccessRequests) {
   const std::string a_token = CreatePrincipal("authority-a", rpc::Role::USER);
   const std::string o_token = CreatePrincipal("officer", rpc::Role::OFFICER);
