@@ -102,10 +102,11 @@ std::optional<std::string> ReadFile(const std::string& path) {
 // $CREDENTIALS_DIRECTORY is set (and `credential` is not empty; never
 // created), else from the key file if it exists, else from
 // CUSTOS_MASTER_KEY, else (only for a data directory that holds no store
-// yet) a new key file.
+// yet) a new key file. `*from_file`: whether it is the key file's.
 custos::Result<custos::crypto::SecretKey> MasterKey(
     const std::string& file, const std::string& dir,
-    const std::string& credential) {
+    const std::string& credential, bool* from_file) {
+  *from_file = false;
   const char* credentials = std::getenv("CREDENTIALS_DIRECTORY");
   if (credentials != nullptr && *credentials != '\0' && !credential.empty()) {
     const std::string path = std::string(credentials) + "/" + credential;
@@ -117,6 +118,7 @@ custos::Result<custos::crypto::SecretKey> MasterKey(
     return custos::crypto::LoadMasterKeyFile(path);
   }
   if (std::filesystem::exists(file)) {
+    *from_file = true;
     return custos::crypto::LoadMasterKeyFile(file);
   }
   auto from_env = custos::crypto::LoadMasterKeyFromEnv();
@@ -129,6 +131,7 @@ custos::Result<custos::crypto::SecretKey> MasterKey(
         "at " +
         file + " and CUSTOS_MASTER_KEY is not set"));
   }
+  *from_file = true;
   auto created = custos::crypto::GenerateMasterKeyFile(file);
   if (created) {
     std::fprintf(stderr,
@@ -226,7 +229,9 @@ int main(int argc, char** argv) {
   app.add_option("--key-dir", key_dir,
                  "the only directory from which an admin's master key "
                  "rotation reads the new key file (default: the directory "
-                 "of --master-key-file)");
+                 "of --master-key-file when the master key is read from "
+                 "that file; none when it comes from a systemd credential "
+                 "or CUSTOS_MASTER_KEY)");
   app.add_option("--listen", listen, "host:port for TCP ('' for none)")
       ->capture_default_str();
   app.add_flag("--allow-remote-plain-tcp", allow_remote_plain_tcp,
@@ -401,7 +406,8 @@ int main(int argc, char** argv) {
         std::make_shared<const custos::crypto::GuardedBytes>(std::move(*key));
   }
 
-  auto master = MasterKey(key_file, data_dir, key_credential);
+  bool key_from_file = false;
+  auto master = MasterKey(key_file, data_dir, key_credential, &key_from_file);
   if (!master) return Die(master.error().ToString());
   custos::SystemClock system_clock;
   const custos::Clock* clock = &system_clock;
@@ -475,12 +481,23 @@ int main(int argc, char** argv) {
   }
   {
     std::error_code ec;
+    // By default the key file's directory, when the key came from that
+    // file; none when it came from a systemd credential or the
+    // environment (rotations are then refused until --key-dir is given).
     std::filesystem::path given = key_dir;
-    if (given.empty()) given = std::filesystem::path(key_file).parent_path();
-    if (given.empty()) given = ".";
-    const std::filesystem::path dir = std::filesystem::absolute(given, ec);
-    if (ec) return Die("cannot resolve --key-dir " + key_dir);
-    server_options.key_dir = dir.string();
+    if (given.empty() && key_from_file) {
+      given = std::filesystem::path(key_file).parent_path();
+      if (given.empty()) given = ".";
+    }
+    if (!given.empty()) {
+      const std::filesystem::path dir = std::filesystem::absolute(given, ec);
+      if (ec) return Die("cannot resolve --key-dir " + key_dir);
+      if (!key_dir.empty() && ::mkdir(dir.c_str(), 0700) != 0 &&
+          errno != EEXIST) {
+        return Die("cannot create the key directory " + dir.string());
+      }
+      server_options.key_dir = dir.string();
+    }
   }
   server_options.tls_certificate_pem = std::move(tls_cert_pem);
   server_options.tls_private_key_pem = std::move(tls_key_pem);

@@ -820,23 +820,34 @@ Status RequireAdmin(Engine& engine, const Actor& actor) {
   return Status::Ok();
 }
 
-// `path`, with the symbolic links of its existing part resolved, must lie
-// strictly inside `dir`, itself resolved (PermissionDenied with `outside`
-// otherwise, whether the path exists or not). On the worker (it touches
-// the filesystem). Never echoes a path.
+// `path` must lie strictly inside `dir`: first as written (against `dir`
+// as configured or resolved), before the filesystem is touched, so that a
+// path elsewhere gets one answer whatever is there (a directory the server
+// may not search must not answer otherwise than a missing one); then with
+// the symbolic links of its existing part resolved, against `dir`
+// resolved. PermissionDenied with `outside` otherwise. On the worker (it
+// touches the filesystem). Never echoes a path.
 Status CheckInside(const std::string& dir, const std::string& path,
                    const char* outside) {
+  namespace fs = std::filesystem;
+  auto strictly_inside = [](const fs::path& p, const fs::path& root) {
+    std::string r = root.string(), s = p.string();
+    while (r.size() > 1 && r.ends_with('/')) r.pop_back();
+    return s.starts_with(r + "/") && s.size() > r.size() + 1;
+  };
   std::error_code ec;
-  std::string root = std::filesystem::weakly_canonical(dir, ec);
+  const fs::path root = fs::weakly_canonical(dir, ec);
   if (ec) {
     return Status::Internal("the server's directory cannot be resolved");
   }
-  while (root.size() > 1 && root.ends_with('/')) root.pop_back();
-  const std::string target = std::filesystem::weakly_canonical(path, ec);
-  if (ec) return Status::InvalidArgument("the path cannot be resolved");
-  if (!target.starts_with(root + "/") || target.size() <= root.size() + 1) {
+  const fs::path written = fs::path(path).lexically_normal();
+  if (!strictly_inside(written, fs::path(dir).lexically_normal()) &&
+      !strictly_inside(written, root)) {
     return Status::PermissionDenied(outside);
   }
+  const fs::path target = fs::weakly_canonical(path, ec);
+  if (ec) return Status::InvalidArgument("the path cannot be resolved");
+  if (!strictly_inside(target, root)) return Status::PermissionDenied(outside);
   return Status::Ok();
 }
 

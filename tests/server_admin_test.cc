@@ -1165,7 +1165,9 @@ TEST_F(ServerAdminTest, TheMasterKeyIsRotatedFromAKeyFileOnTheServer) {
         crypto::GenerateMasterKeyFile(outside + "/good.key").has_value());
     for (const std::string& path :
          {outside + "/good.key", std::string("/etc/passwd"),
-          outside + "/missing.key", std::string("/nonexistent/x.key")}) {
+          outside + "/missing.key", std::string("/nonexistent/x.key"),
+          // Through a file: the same answer.
+          std::string("/etc/passwd/x.key")}) {
       auto probe = admin.rotateMasterKeyRequest();
       probe.setKeyFile(path);
       Status refused = StatusOf(probe.send(), wait());
