@@ -236,9 +236,14 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--allow-remote-plain-tcp", allow_remote_plain_tcp,
                "serve plain TCP on a non-loopback address");
-  app.add_option("--workers", workers, "threads running engine calls")
+  // At least 3: long work holds up to two workers at once (a maintenance
+  // call and a reading call, server/service.h, LongWork), and the
+  // connections' calls need one meanwhile.
+  app.add_option("--workers", workers,
+                 "threads running engine calls (two may be held by long "
+                 "work at once)")
       ->capture_default_str()
-      ->check(CLI::Range(1, 256));
+      ->check(CLI::Range(3, 256));
   app.add_option("--maintenance-interval", maintenance_seconds,
                  "seconds between scheduled sweeps, backup-key expiry and "
                  "shred completion")

@@ -72,7 +72,9 @@ struct ServerOptions {
   // the file exists or not, so the call cannot probe the host's files).
   // Empty: the call is refused with FailedPrecondition.
   std::string key_dir;
-  // Engine calls run on this many threads. REQUIRES: >= 1. A synchronous
+  // Engine calls run on this many threads. REQUIRES: >= 1; long work may
+  // hold two at once (LongWork's two lanes), so fewer than 3 can leave the
+  // connections' calls waiting for it (custosd refuses fewer). A synchronous
   // write keeps its worker until its group commit is durable, so at most
   // this many writes share one fsync (docs/decisions.md).
   size_t workers = 16;

@@ -991,7 +991,7 @@ kj::Promise<void> VerifyChainCall(Connection& conn, const Actor& actor,
 }
 
 // processingRegister, offered by the Auditor and Admin facets: rendered on
-// the long lane (it reads every record).
+// the reading lane (it reads every record).
 template <typename Context>
 kj::Promise<void> ProcessingRegisterCall(Connection& conn, const Actor& actor,
                                          Context context) {

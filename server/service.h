@@ -3,8 +3,8 @@
 // Each connection gets its own Gateway, and with it its own lane of the
 // worker pool: its calls reach the engine in the order sent, on a worker
 // thread, and come back to the event loop to be answered (through the
-// server's LoopInbox). Long admin work
-// has one lane for the whole server (LongWork). Requests are
+// server's LoopInbox). Long work has two lanes for the whole server,
+// maintenance and reading (LongWork). Requests are
 // turned into plain values on the loop thread before the engine call, and
 // answers into Cap'n Proto builders after it: workers never touch either.
 //

@@ -279,6 +279,17 @@ TEST_F(CustosdTest, TheProductionBuildRefusesTheTestClock) {
   }
 }
 
+// Fewer than three workers could leave none for the connections' calls
+// while long work holds two (a sweep and a chain verification): refused
+// (review helper-98), as a count past 256 was.
+TEST_F(CustosdTest, AWorkerCountBelowThreeOrPast256IsRefused) {
+  for (const char* n : {"0", "2", "257"}) {
+    ASSERT_NO_FATAL_FAILURE(ExpectRefusedAsUsage(
+        dir_, {"--workers", n},
+        std::string("--workers: Value ") + n + " not in range 3 to 256"));
+  }
+}
+
 // A negative erasure compaction delay, or one past the maximum, is a usage
 // error, refused before anything is created.
 TEST_F(CustosdTest, AnErasureCompactionDelayOutOfRangeIsRefused) {
