@@ -535,6 +535,67 @@ TEST_F(ServerNetTest, AConnectionThatReleasesNoAnswerIsEnded) {
       << text;
 }
 
+// A Finish that comes before its call's Return (the client gave up on it)
+// releases the call's place once it is answered: with one call in flight
+// allowed, logins each finished at once, then answered after their wait,
+// are never refused for the place of the one before, and the connection
+// is never ended for answers not released (review helper-98: the call
+// meter's early-Finish path had no test).
+TEST_F(ServerNetTest, AFinishBeforeTheReturnReleasesTheCallsPlace) {
+  options_.max_calls_in_flight = 1;
+  Start();
+  auto address =
+      io().getNetwork()
+          .parseAddress(kj::str("unix:", options_.unix_socket.c_str()))
+          .wait(wait());
+  auto stream = address->connect().wait(wait());
+  auto send = [&](auto fill) {
+    capnp::MallocMessageBuilder message;
+    fill(message.initRoot<capnp::rpc::Message>());
+    capnp::writeMessage(*stream, message).wait(wait());
+  };
+  send([](capnp::rpc::Message::Builder m) {
+    m.initBootstrap().setQuestionId(0);
+  });
+  std::vector<std::string> reasons;
+  for (uint32_t q = 1; q <= 4; ++q) {
+    send([q](capnp::rpc::Message::Builder m) {
+      auto call = m.initCall();
+      call.setQuestionId(q);
+      call.initTarget().initPromisedAnswer().setQuestionId(0);
+      call.setInterfaceId(capnp::typeId<rpc::Gateway>());
+      call.setMethodId(0);  // login
+      auto params =
+          call.initParams().initContent().initAs<rpc::Gateway::LoginParams>();
+      params.setPrincipal("admin");
+      params.setToken("wrong");
+    });
+    // Released at once: the second login on the connection waits 100 ms,
+    // the third 200, the fourth 400, so this comes before their Return.
+    send([q](capnp::rpc::Message::Builder m) {
+      m.initFinish().setQuestionId(q);
+    });
+    for (;;) {
+      auto next = capnp::tryReadMessage(*stream).wait(wait());
+      KJ_IF_MAYBE (reader, next) {
+        auto root = (*reader)->getRoot<capnp::rpc::Message>();
+        ASSERT_FALSE(root.isAbort()) << root.getAbort().getReason().cStr();
+        if (root.isReturn() && root.getReturn().getAnswerId() == q) {
+          auto ret = root.getReturn();
+          reasons.push_back(ret.isException()
+                                ? ret.getException().getReason().cStr()
+                                : "(not an exception)");
+          break;
+        }
+      } else {
+        FAIL() << "the connection was closed";
+      }
+    }
+  }
+  EXPECT_EQ(reasons,
+            std::vector<std::string>(4, "Unauthenticated: invalid credential"));
+}
+
 // The flow limit (RpcSystem::setFlowLimit) is backpressure, not a
 // refusal: once the calls a connection has in flight hold more than it,
 // the server stops reading that connection until some are answered. Here

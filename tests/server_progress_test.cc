@@ -138,6 +138,15 @@ TEST_F(ServerProgressTest, EachLongCallLeavesItsNamePhaseCountsAndOutcome) {
   EXPECT_EQ(c.getTotal(), chain.getVerified());
   EXPECT_GE(c.getDone(), 2u);  // The two creates' events at least.
   Phases();
+  // The register of processing is on the reading lane too.
+  auto reg = admin.processingRegisterRequest();
+  reg.setHtml(false);
+  reg.send().wait(wait());
+  auto registered = Ask(admin);
+  EXPECT_EQ(registered.getReading().getOperation(), "processingRegister");
+  EXPECT_EQ(registered.getReading().getOutcome(), "OK");
+  EXPECT_EQ(registered.getProgress().getOperation(), "verifyErasure");
+  Phases();
 
   auto backup = admin.backupRequest();
   backup.setDir(dir_ + "/backup-1");
