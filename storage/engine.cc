@@ -282,9 +282,12 @@ Result<SweepReport> Engine::Sweep(const Actor& admin,
   auto caller = impl_->RequireRole(admin, Role::kAdmin);
   if (!caller) return Fail(caller.error());
   auto report = impl_->sweeper.Sweep(*caller, options);
-  if (!report || options.dry_run) return report;
-  // Backups age out on the sweep's schedule too.
+  if (options.dry_run) return report;
+  // Backups age out on the sweep's schedule too, whether the sweep
+  // succeeded or not: one record or bucket the sweep cannot process must
+  // not keep every backup key alive (the sweep's error comes first).
   auto expired = impl_->key_admin.ExpireBackupKeys(*caller);
+  if (!report) return report;
   if (!expired) return Fail(expired.error());
   // The sweep committed: a statistics failure is reported, not returned.
   report->statistics_folded = impl_->stats_index.Fold().has_value();
@@ -300,18 +303,14 @@ Result<SweepReport> Engine::RunMaintenance(size_t shred_budget) {
   // its own failure fails nothing: it is reported in statistics_folded.
   auto report = impl_->sweeper.Sweep(system, options);
   Status failure = report ? Status::Ok() : report.error();
-  if (failure.ok()) {
-    auto expired = impl_->key_admin.ExpireBackupKeys(system);
-    if (!expired) failure = expired.error();
-  }
-  if (failure.ok()) {
-    auto completed = impl_->shredder.Complete(shred_budget);
-    if (completed) {
-      report->shred_records_rewritten = *completed;
-    } else {
-      failure = completed.error();
-    }
-  }
+  // Each step runs whatever failed before it: a sweep that fails on one
+  // record or bucket every time must not stop backups from aging out nor
+  // shreds from completing.
+  auto expired = impl_->key_admin.ExpireBackupKeys(system);
+  if (!expired && failure.ok()) failure = expired.error();
+  auto completed = impl_->shredder.Complete(shred_budget);
+  if (!completed && failure.ok()) failure = completed.error();
+  if (completed && report) report->shred_records_rewritten = *completed;
   const bool folded = impl_->stats_index.Fold().has_value();
   if (!failure.ok()) return Fail(failure);
   report->statistics_folded = folded;
