@@ -40,9 +40,14 @@ constexpr char kKeystoreFile[] = "keystore.sealed";
 constexpr std::string_view kManifestMagic = "custos-backup";
 constexpr std::string_view kDumpMagic = "CSTBKD01";
 constexpr std::string_view kSealedMagic = "CSTBKS01";
-constexpr std::string_view kKitMagic = "CSTKIT01";
-constexpr std::string_view kKitAd = "custos restore kit v1";
+// Kits of version 1 said nothing of when they were written; they are
+// refused (docs/decisions.md, "Restore kits say when they were written").
+constexpr std::string_view kKitMagicV1 = "CSTKIT01";
+constexpr std::string_view kKitMagic = "CSTKIT02";
+constexpr std::string_view kKitAd = "custos restore kit v2";
 constexpr std::string_view kKitBackupPrefix = "backup/";
+// The kit's first frame: when it was written (8 bytes, microseconds).
+constexpr std::string_view kKitWritten = "written";
 constexpr uint32_t kEndOfEntries = 0xFFFFFFFF;
 constexpr size_t kChunkSize = size_t{1} << 20;
 // Bounds on what a parser allocates for one length it read from a file.
@@ -468,9 +473,12 @@ Result<std::vector<std::pair<std::string, std::string>>> OpenKeystoreDump(
   return entries;
 }
 
-// The kit's contents: backup keys by id, and the raw ledger entries.
+// The kit's contents: when it was written, backup keys by id (with their
+// creation times), and the raw ledger entries.
 struct Kit {
+  Timestamp written;
   std::map<std::string, crypto::SecretKey> backup_keys;
+  std::map<std::string, Timestamp> backup_created;
   std::vector<std::pair<std::string, std::string>> ledger;
 };
 
@@ -480,6 +488,12 @@ Result<Kit> ReadKit(const std::string& path, const crypto::SecretKey& master) {
   std::stringstream all;
   all << in.rdbuf();
   const std::string bytes = all.str();
+  if (bytes.starts_with(kKitMagicV1)) {
+    return Fail(Status::FailedPrecondition(
+        "this restore kit was written by an earlier version of Custos and "
+        "does not say when it was written; write a new one (custos backup "
+        "kit)"));
+  }
   if (!bytes.starts_with(kKitMagic)) {
     return Fail(Status::DataLoss("the restore kit is corrupt"));
   }
@@ -500,6 +514,7 @@ Result<Kit> ReadKit(const std::string& path, const crypto::SecretKey& master) {
       },
       "restore kit");
   Kit kit;
+  bool dated = false;
   Status failure = frames.ReadMagic(kDumpMagic);
   while (failure.ok()) {
     auto next = frames.Next();
@@ -509,14 +524,23 @@ Result<Kit> ReadKit(const std::string& path, const crypto::SecretKey& master) {
     }
     if (!*next) break;
     auto& [key, value] = **next;
-    if (key.starts_with(kKitBackupPrefix)) {
+    if (!dated) {  // The first frame says when the kit was written.
+      if (key != kKitWritten || value.size() != 8) {
+        failure = Status::DataLoss("the restore kit is corrupt");
+        break;
+      }
+      kit.written = FromMicros(static_cast<int64_t>(ReadBigEndian64(value)));
+      dated = true;
+    } else if (key.starts_with(kKitBackupPrefix)) {
       auto k = crypto::SecretKey::FromBytes(
           AsBytes(value).subspan(std::min<size_t>(value.size(), 8)));
       if (value.size() != 8 + crypto::SecretKey::kSize || !k) {
         failure = Status::DataLoss("the restore kit is corrupt");
       } else {
-        kit.backup_keys.emplace(key.substr(kKitBackupPrefix.size()),
-                                std::move(*k));
+        const std::string id = key.substr(kKitBackupPrefix.size());
+        kit.backup_created.emplace(
+            id, FromMicros(static_cast<int64_t>(ReadBigEndian64(value))));
+        kit.backup_keys.emplace(id, std::move(*k));
       }
       crypto::Wipe({reinterpret_cast<uint8_t*>(value.data()), value.size()});
     } else {
@@ -524,6 +548,9 @@ Result<Kit> ReadKit(const std::string& path, const crypto::SecretKey& master) {
     }
   }
   crypto::Wipe(*plain);
+  if (failure.ok() && !dated) {
+    failure = Status::DataLoss("the restore kit is corrupt");
+  }
   if (!failure.ok()) return Fail(failure);
   return kit;
 }
@@ -744,7 +771,8 @@ Result<BackupVerification> Verify(const std::string& dir,
 
 // ---- Restore kit ------------------------------------------------------------
 
-Status WriteKit(Keystore& keystore, const std::string& path, Timestamp now) {
+Status WriteKit(Keystore& keystore, const std::string& path, Timestamp now,
+                std::chrono::microseconds retention) {
   // The kit's plaintext holds every backup key in the clear, so it is
   // built in one buffer sized exactly beforehand and wiped after sealing:
   // no temporary holds a key, and no reallocation frees a copy of the
@@ -758,8 +786,17 @@ Status WriteKit(Keystore& keystore, const std::string& path, Timestamp now) {
         ++entries;
       }));
   const std::vector<Keystore::HeldBackupKey> keys = keystore.BackupKeys();
-  size_t size = kDumpMagic.size() + ledger.size() + EndFrame(0).size();
+  // Only keys not yet past the retention: one the next sweep would destroy
+  // must not outlive it in a kit (ExpireBackupKeys' cut-off).
+  const Timestamp cutoff =
+      now - std::chrono::duration_cast<Timestamp::duration>(retention);
+  auto live = [&](const Keystore::HeldBackupKey& held) {
+    return held.info.created > cutoff;
+  };
+  size_t size = kDumpMagic.size() + 4 + kKitWritten.size() + 4 + 8 +
+                ledger.size() + EndFrame(0).size();
   for (const Keystore::HeldBackupKey& held : keys) {
+    if (!live(held)) continue;
     size += 4 + kKitBackupPrefix.size() + held.info.backup_id.size() + 4 + 8 +
             held.key.bytes().size();
   }
@@ -767,7 +804,13 @@ Status WriteKit(Keystore& keystore, const std::string& path, Timestamp now) {
   plain.reserve(size);
   const char* const buffer = plain.data();
   plain.append(kDumpMagic);
+  AppendBigEndian32(plain, static_cast<uint32_t>(kKitWritten.size()));
+  plain.append(kKitWritten);
+  AppendBigEndian32(plain, 8);
+  AppendBigEndian64(plain, static_cast<uint64_t>(ToMicros(now)));
+  ++entries;
   for (const Keystore::HeldBackupKey& held : keys) {
+    if (!live(held)) continue;
     // A frame (backup/<id>, created || key), written in place.
     const std::string name =
         std::string(kKitBackupPrefix) + held.info.backup_id;
@@ -789,7 +832,6 @@ Status WriteKit(Keystore& keystore, const std::string& path, Timestamp now) {
     crypto::Wipe({reinterpret_cast<uint8_t*>(plain.data()), plain.size()});
     return Status::Internal("the restore kit outgrew its buffer");
   }
-  (void)now;  // TODO(security): an expiry inside the kit, checked at restore.
   const std::vector<uint8_t> sealed =
       keystore.SealUnderMasterKey(plain, AsBytes(kKitAd));
   crypto::Wipe({reinterpret_cast<uint8_t*>(plain.data()), plain.size()});
@@ -799,6 +841,17 @@ Status WriteKit(Keystore& keystore, const std::string& path, Timestamp now) {
   CUSTOS_RETURN_IF_ERROR(out->Append(AsStringView(sealed)));
   auto done = out->Finish();
   return done ? Status::Ok() : done.error();
+}
+
+Result<KitSummary> ReadKitSummary(const std::string& path,
+                                  const crypto::SecretKey& master) {
+  auto kit = ReadKit(path, master);
+  if (!kit) return Fail(kit.error());
+  KitSummary summary;
+  summary.written = kit->written;
+  summary.backup_keys = kit->backup_keys.size();
+  summary.ledger_entries = kit->ledger.size();
+  return summary;
 }
 
 // ---- Restore ----------------------------------------------------------------
@@ -813,7 +866,13 @@ Result<RestoreIntent> Import(const std::string& backup_dir,
   auto kit = ReadKit(kit_path, master);
   if (!kit) return Fail(kit.error());
   auto key = kit->backup_keys.find(verified->backup_id);
-  if (key == kit->backup_keys.end()) {
+  // A kit written before the key expired still holds it: the key's age is
+  // checked here too, against the restored store's retention.
+  const Timestamp cutoff =
+      now -
+      std::chrono::duration_cast<Timestamp::duration>(options.backup_retention);
+  if (key == kit->backup_keys.end() ||
+      kit->backup_created.at(verified->backup_id) <= cutoff) {
     return Fail(Status::FailedPrecondition(
         "the key of this backup has expired (it is older than the backup "
         "retention) or is not in the restore kit: the backup cannot be "

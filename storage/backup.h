@@ -116,11 +116,26 @@ Result<BackupReport> Write(Store& store, Keystore& keystore,
 Result<BackupVerification> Verify(const std::string& dir,
                                   const WorkProgressFn& progress = nullptr);
 
-// Writes the restore kit to `path` (REQUIRES: does not exist): the backup
-// keys the keyring holds now and every erasure ledger entry, sealed under
-// the keyring key of the master key the keystore is open with. Internal if
-// the file cannot be written.
-Status WriteKit(Keystore& keystore, const std::string& path, Timestamp now);
+// Writes the restore kit to `path` (REQUIRES: does not exist): when it was
+// written (`now`), the backup keys the keyring holds that are younger than
+// `retention` at `now`, and every erasure ledger entry, sealed under the
+// keyring key of the master key the keystore is open with. Internal if the
+// file cannot be written.
+Status WriteKit(Keystore& keystore, const std::string& path, Timestamp now,
+                std::chrono::microseconds retention);
+
+// What a restore kit says of itself, opened with `master`: when it was
+// written (a restore re-applies the erasures made up to then, not after),
+// how many backup keys and ledger entries it holds. FailedPrecondition for
+// a master key that does not open it or a kit of Custos's first format
+// (which said nothing of its time); DataLoss for a corrupt one.
+struct KitSummary {
+  Timestamp written;
+  size_t backup_keys = 0;
+  size_t ledger_entries = 0;
+};
+Result<KitSummary> ReadKitSummary(const std::string& path,
+                                  const crypto::SecretKey& master);
 
 // A restore in progress, in the restored records database under
 // kRestoreIntentKey from the first write of the import until the restore

@@ -606,6 +606,15 @@ Status Engine::Restore(const std::string& backup_dir, const Options& new_store,
   return engine ? Status::Ok() : engine.error();
 }
 
+Result<Engine::RestoreKitSummary> Engine::InspectRestoreKit(
+    const std::string& kit_path, const crypto::SecretKey& master) {
+  auto kit = backup::ReadKitSummary(kit_path, master);
+  if (!kit) return Fail(kit.error());
+  return RestoreKitSummary{.written = kit->written,
+                           .backup_keys = kit->backup_keys,
+                           .ledger_entries = kit->ledger_entries};
+}
+
 Result<size_t> Engine::CompleteShreds(size_t budget,
                                       const WorkProgressFn& progress) {
   if (budget > kMaxShredBudget) {

@@ -490,13 +490,16 @@ class Engine {
   // Admin only. Destroys the backup keys older than
   // Options::backup_retention and compacts them out of the keystore's
   // files; returns how many. Writes an expire_backup_keys event when it
-  // destroyed any. Sweep (not a dry run) calls it too.
+  // destroyed any. Sweep (not a dry run) calls it too, whether the sweep
+  // succeeded or not.
   Result<size_t> ExpireBackupKeys(const Actor& admin);
   // Restores the backup in `backup_dir` into the new data directory of
   // `new_store` (FailedPrecondition if it holds a store), re-applying the
   // erasure ledger of `kit_path` (ExportRestoreKit of the live store):
   // subjects shredded, records erased and history pruned after the backup
-  // stay gone, and VerifyErasure on the restored store finds nothing.
+  // up to the kit's writing stay gone (erasures after it are not in the
+  // kit: restore with the newest), and VerifyErasure on the restored store
+  // finds nothing.
   // `admin_id` must be an admin of the restored store, checked in the
   // backup before anything is written (Unauthenticated if unknown or
   // revoked, PermissionDenied without the role); the restore is a restore
@@ -506,18 +509,31 @@ class Engine {
   // refused by Open (FailedPrecondition: remove the directory and restore
   // again). Errors: those of VerifyBackup; FailedPrecondition
   // "the key of this backup has expired ..." once the backup is older than
-  // the backup retention (or the kit older than the backup), and when
-  // `master` opens neither kit nor backup; DataLoss for a corrupt kit.
+  // `new_store`'s backup retention by its clock (whatever kit holds its
+  // key), or the kit older than the backup, and when `master` opens
+  // neither kit nor backup, and for a kit of Custos's first format;
+  // DataLoss for a corrupt kit.
   static Status Restore(const std::string& backup_dir, const Options& new_store,
                         crypto::SecretKey master, const std::string& kit_path,
                         std::string_view admin_id);
+
+  // What the restore kit at `kit_path` says of itself, opened with
+  // `master` (errors as Restore's for the kit): when it was written, and
+  // how many backup keys and erasure ledger entries it holds.
+  struct RestoreKitSummary {
+    Timestamp written;
+    size_t backup_keys = 0;
+    size_t ledger_entries = 0;
+  };
+  static Result<RestoreKitSummary> InspectRestoreKit(
+      const std::string& kit_path, const crypto::SecretKey& master);
 
   // The server's scheduled maintenance (no caller: trusted in-process use
   // only; its events name the principal "custos:retention"): sweeps what is
   // due now, expires backup keys past Options::backup_retention, and
   // completes up to `shred_budget` records of shredded subjects. Returns
-  // the sweep's report (each step is attempted only if the ones before it
-  // succeeded; the first failure is the result). Then folds the statistics
+  // the sweep's report (each step is attempted whatever the ones before it
+  // returned; the first failure is the result). Then folds the statistics
   // (FoldStatistics), whatever failed before: a fold failure fails nothing
   // and is reported in SweepReport::statistics_folded.
   Result<SweepReport> RunMaintenance(size_t shred_budget);

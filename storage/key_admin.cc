@@ -80,7 +80,8 @@ Result<BackupReport> KeyAdmin::Backup(const PrincipalInfo& admin,
 Status KeyAdmin::ExportRestoreKit(const PrincipalInfo& admin,
                                   const std::string& path) {
   const Timestamp now = u_.clock.Now();
-  CUSTOS_RETURN_IF_ERROR(backup::WriteKit(u_.keystore, path, now));
+  CUSTOS_RETURN_IF_ERROR(
+      backup::WriteKit(u_.keystore, path, now, u_.backup_retention));
   return Record(admin, EventAction::kExportRestoreKit, now, {},
                 "recording restore kit export");
 }

@@ -321,6 +321,63 @@ TEST_F(BackupTest, RestoreIntoADirectoryHoldingAStoreIsRefused) {
 
 // ---- Aging ------------------------------------------------------------------
 
+// A kit written while the backup's key was young still holds it after the
+// retention: the restore refuses the backup all the same, by the key's
+// age. And a kit written after the key passed the retention, before any
+// sweep destroyed it, does not hold it (review helper-99: a kit exported
+// on day 34 restored a day-0 backup for ever, and one exported on day 36
+// carried the key the next sweep would destroy).
+TEST_F(BackupTest, NoKitRestoresABackupOlderThanTheRetention) {
+  CreateRecord();
+  TakeBackup();
+  clock_.Set(TestEpoch() + 24h * 34);
+  ASSERT_TRUE(ExportKit().ok());  // The key is 34 days old: in the kit.
+  const auto summary = Engine::InspectRestoreKit(KitPath(), MasterKey());
+  ASSERT_TRUE(summary.has_value()) << summary.error().ToString();
+  EXPECT_EQ(summary->written, TestEpoch() + 24h * 34);
+  EXPECT_EQ(summary->backup_keys, 1u);
+  ASSERT_TRUE(Restore().ok());
+  fs::remove_all(RestoredOptions().data_dir);
+  // Past the retention, that kit (kept, not replaced) opens nothing.
+  const std::string old_kit = dir_ + "-kit-day34";
+  fs::remove(old_kit);
+  fs::copy_file(KitPath(), old_kit);
+  clock_.Set(TestEpoch() + 24h * 36);
+  Status refused = Engine::Restore(BackupDir(), RestoredOptions(), MasterKey(),
+                                   old_kit, "admin");
+  EXPECT_EQ(refused.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.message().find("the key of this backup has expired"),
+            std::string::npos)
+      << refused.ToString();
+  EXPECT_FALSE(fs::exists(RestoredOptions().data_dir + "/records"));
+  fs::remove(old_kit);
+  // No sweep has run: the live keyring still holds the key, and a kit
+  // written now leaves it out.
+  ASSERT_TRUE(ExportKit().ok());
+  const auto later = Engine::InspectRestoreKit(KitPath(), MasterKey());
+  ASSERT_TRUE(later.has_value());
+  EXPECT_EQ(later->backup_keys, 0u);
+}
+
+// A kit of the first format, which said nothing of when it was written,
+// is refused with a way out.
+TEST_F(BackupTest, AKitOfTheFirstFormatIsRefused) {
+  CreateRecord();
+  TakeBackup();
+  {
+    std::ofstream(KitPath(), std::ios::binary)
+        << "CSTKIT01" << std::string(64, 'x');
+  }
+  const std::string said =
+      "FailedPrecondition: this restore kit was written by an earlier "
+      "version of Custos and does not say when it was written; write a new "
+      "one (custos backup kit)";
+  EXPECT_EQ(Restore().ToString(), said);
+  EXPECT_EQ(
+      Engine::InspectRestoreKit(KitPath(), MasterKey()).error().ToString(),
+      said);
+}
+
 TEST_F(BackupTest, ABackupOlderThanTheRetentionCannotBeDecryptedAtAll) {
   CreateRecord();
   const std::string id = TakeBackup();

@@ -432,6 +432,13 @@ TEST_F(CustosToolInlineErasureTest,
   ToolRun restored = Tool({"restore", backup, "--kit", kit, "--data-dir",
                            dir() + "/restored", "--master-key-file", new_key});
   ASSERT_EQ(restored.exit, 0) << restored.err;
+  // It says up to when the kit re-applies erasures.
+  EXPECT_NE(restored.out.find("restore kit written 20"), std::string::npos)
+      << restored.out;
+  EXPECT_NE(restored.out.find(": erasures made after it are not in it and "
+                              "are not re-applied\n"),
+            std::string::npos)
+      << restored.out;
   ToolRun again = Tool({"restore", backup, "--kit", kit, "--data-dir",
                         dir() + "/restored", "--master-key-file", new_key});
   EXPECT_EQ(again.exit, 1);

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "base/clock.h"
+#include "base/time_text.h"
 #include "crypto/master_key.h"
 #include "storage/engine.h"
 #include "tools/cli.h"
@@ -149,7 +150,9 @@ void AddBackupVerbs(CLI::App& app, std::vector<Verb>& verbs) {
     AddJsonFlag(*backup, a->out);
     auto* verify = backup->add_subcommand(
         "verify",
-        "check a backup's files and seals without restoring it\n"
+        "check a backup's files against its manifest (sizes, checksums) and "
+        "their framing, without keys and without restoring it (whether its "
+        "key still lives and its contents open, only a restore tells)\n"
         "example: custos backup verify /var/backups/custos/x");
     auto vdir = std::make_shared<std::string>();
     auto vout = std::make_shared<Output>();
@@ -234,8 +237,9 @@ void AddBackupVerbs(CLI::App& app, std::vector<Verb>& verbs) {
     auto* cmd = app.add_subcommand(
         "restore",
         "OFFLINE, on the server's host: restore a backup into a new data "
-        "directory, re-applying the erasures since (from the restore kit); "
-        "then start custosd on it\n"
+        "directory, re-applying the erasures made since, up to when the "
+        "restore kit was written (use the newest kit); then start custosd "
+        "on it\n"
         "example: custos restore /var/backups/custos/2027-01-31 --kit "
         "/var/backups/custos/kit --data-dir /var/lib/custos-new "
         "--master-key-file /etc/custos/master.key");
@@ -250,20 +254,26 @@ void AddBackupVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                     "an admin of the backed-up store, named in the restore "
                     "event")
         ->capture_default_str();
-    verbs.push_back(Verb{cmd, std::function<void()>([a] {
-                           auto master = crypto::LoadMasterKeyFile(a->key_file);
-                           if (!master)
-                             throw Failure(master.error().ToString());
-                           SystemClock clock;
-                           Options options;
-                           options.data_dir = a->data_dir;
-                           options.clock = &clock;
-                           Status s = Engine::Restore(a->dir, options,
-                                                      std::move(*master),
-                                                      a->kit, a->admin);
-                           if (!s.ok()) throw Failure(s.ToString());
-                           std::cout << "restored into " << a->data_dir << "\n";
-                         })});
+    verbs.push_back(Verb{
+        cmd, std::function<void()>([a] {
+          auto master = crypto::LoadMasterKeyFile(a->key_file);
+          if (!master) throw Failure(master.error().ToString());
+          SystemClock clock;
+          Options options;
+          options.data_dir = a->data_dir;
+          options.clock = &clock;
+          // What the kit re-applies ends when it was
+          // written: said before anything is restored.
+          auto kit = Engine::InspectRestoreKit(a->kit, *master);
+          if (!kit) throw Failure(kit.error().ToString());
+          std::cout << "restore kit written " << FormatTimestamp(kit->written)
+                    << ": erasures made after it are not "
+                       "in it and are not re-applied\n";
+          Status s = Engine::Restore(a->dir, options, std::move(*master),
+                                     a->kit, a->admin);
+          if (!s.ok()) throw Failure(s.ToString());
+          std::cout << "restored into " << a->data_dir << "\n";
+        })});
   }
 }
 
