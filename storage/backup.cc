@@ -996,6 +996,22 @@ Result<RestoreIntent> Import(const std::string& backup_dir,
   }
 
   fs::create_directories(data, ec);
+  // An import that fails from here on leaves nothing of itself: the two
+  // databases it began are removed (neither existed before, checked
+  // above), so that the directory can be restored into again and no
+  // half-restored store, which Open would refuse for ever, holds personal
+  // data outside any retention. (A crash leaves them: Open refuses the
+  // incomplete intent, and the operator removes the directory.)
+  struct Undo {
+    const fs::path& data;
+    bool done = false;
+    ~Undo() {
+      if (done) return;
+      std::error_code ignored;
+      fs::remove_all(data / "keystore", ignored);
+      fs::remove_all(data / "records", ignored);
+    }
+  } undo{data};
   leveldb::Env* env =
       options.env != nullptr ? options.env : leveldb::Env::Default();
 
@@ -1091,6 +1107,7 @@ Result<RestoreIntent> Import(const std::string& backup_dir,
           return true;
         }));
   }
+  undo.done = true;
   return intent;
 }
 

@@ -505,7 +505,8 @@ class Engine {
   // revoked, PermissionDenied without the role); the restore is a restore
   // event by it. The restored data carries a restore intent that Open
   // finishes before it returns, so a restore interrupted after its import
-  // is finished by the next Open; one interrupted during its import is
+  // is finished by the next Open; one that fails with an error during its
+  // import removes what it wrote; one interrupted (a crash) during it is
   // refused by Open (FailedPrecondition: remove the directory and restore
   // again). Errors: those of VerifyBackup; FailedPrecondition
   // "the key of this backup has expired ..." once the backup is older than

@@ -19,6 +19,7 @@
 #include "storage/leveldb_util.h"
 #include "storage/period.h"
 #include "tests/engine_fixture.h"
+#include "tests/fault_env.h"
 
 namespace custos::testing {
 namespace {
@@ -308,6 +309,27 @@ TEST_F(BackupTest, NothingErasedAfterTheBackupComesBackAtRestore) {
   auto chain = restored_->VerifyChain(admin);
   ASSERT_TRUE(chain.has_value());
   EXPECT_TRUE(chain->ok) << chain->problem;
+}
+
+// A restore that fails while writing (here every append to the restored
+// records database's log fails, as on a full disk) leaves nothing of
+// itself: the directory can be restored into again (review helper-99: the
+// half-written databases stayed, and Open refused them for ever).
+TEST_F(BackupTest, ARestoreThatFailsWhileWritingLeavesNothing) {
+  CreateRecord();
+  TakeBackup();
+  ASSERT_TRUE(ExportKit().ok());
+  FaultEnv faulty;
+  faulty.records.fail_appends = true;
+  Options options = RestoredOptions();
+  options.env = &faulty;
+  const Status failed =
+      Engine::Restore(BackupDir(), options, MasterKey(), KitPath(), "admin");
+  EXPECT_EQ(failed.code(), StatusCode::kInternal) << failed.ToString();
+  EXPECT_FALSE(fs::exists(options.data_dir + "/records"));
+  EXPECT_FALSE(fs::exists(options.data_dir + "/keystore"));
+  ASSERT_TRUE(Restore().ok());
+  OpenRestored();
 }
 
 TEST_F(BackupTest, RestoreIntoADirectoryHoldingAStoreIsRefused) {
