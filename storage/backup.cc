@@ -890,6 +890,10 @@ Result<RestoreIntent> Import(const std::string& backup_dir,
   std::unordered_set<std::string> shredded_hashes;
   std::unordered_map<std::string, bool> erasures;  // "le:" key -> matched.
   std::map<uint64_t, bool> pruned;                 // seq -> in the backup.
+  // Principal id -> its credential's latest change: the new credential
+  // hash, or "" for a revocation (Keystore::LedgerCredential).
+  std::unordered_map<std::string, std::string> credentials;
+  std::unordered_set<std::string> backed_up_principals;
   for (const auto& [k, v] : kit->ledger) {
     if (k.starts_with(Keystore::kLedgerErasurePrefix)) {
       if (v.size() != 8) return Fail(Status::DataLoss("corrupt ledger entry"));
@@ -901,10 +905,29 @@ Result<RestoreIntent> Import(const std::string& backup_dir,
       for (size_t i = 0; i < v.size(); i += 8) {
         pruned.emplace(ReadBigEndian64(std::string_view(v).substr(i)), false);
       }
+    } else if (k.starts_with(Keystore::kLedgerCredentialPrefix)) {
+      if (v.size() != 8 && v.size() != 8 + crypto::kDigestSize) {
+        return Fail(Status::DataLoss("corrupt ledger entry"));
+      }
+      credentials.emplace(k.substr(Keystore::kLedgerCredentialPrefix.size()),
+                          v.substr(8));
     } else if (k.starts_with(Keystore::kLedgerShredPrefix)) {
       shredded_hashes.insert(k.substr(Keystore::kLedgerShredPrefix.size()));
     }
   }
+  // A principal's stored form with the ledger's last change to its
+  // credential applied: revoked, or its credential replaced.
+  auto apply_credential = [&](codec::StoredPrincipal& p) {
+    auto change = credentials.find(p.info.id);
+    if (change == credentials.end()) return false;
+    if (change->second.empty()) {
+      p.info.revoked = true;
+      if (p.revoked_at_micros == 0) p.revoked_at_micros = ToMicros(now);
+    } else {
+      p.credential_hash.assign(change->second.begin(), change->second.end());
+    }
+    return true;
+  };
 
   // The backup's keyring, to compute ledger hashes.
   const std::string* sealed_keyring = nullptr;
@@ -933,10 +956,14 @@ Result<RestoreIntent> Import(const std::string& backup_dir,
   CUSTOS_RETURN_IF_ERROR(ReadSealedDump(
       backup_dir, kRecordsFile, intent.backup_id, key->second,
       [&](std::string& k, std::string& v) -> Status {
+        if (k.starts_with(keys::kPrincipalPrefix)) {
+          backed_up_principals.insert(k.substr(keys::kPrincipalPrefix.size()));
+        }
         if (k == admin_key) {
           auto p = codec::DecodePrincipal(v);
           if (!p) return p.error();
           admin = std::move(*p);
+          apply_credential(*admin);  // Revoked since: refused below.
         } else if (k.starts_with(keys::kRecordPrefix) &&
                    k.size() == keys::kRecordPrefix.size() + 8) {
           auto it = erasures.find(Keystore::LedgerErasureKey(
@@ -991,6 +1018,12 @@ Result<RestoreIntent> Import(const std::string& backup_dir,
       AppendBigEndian64(first, ReadBigEndian64(kept));
       ledger.emplace_back(std::move(first), std::move(kept));
       continue;
+    } else if (k.starts_with(Keystore::kLedgerCredentialPrefix)) {
+      // A principal created after the backup: its id may be made again.
+      if (!backed_up_principals.contains(
+              k.substr(Keystore::kLedgerCredentialPrefix.size()))) {
+        continue;
+      }
     }
     ledger.emplace_back(std::move(k), std::move(v));
   }
@@ -1089,6 +1122,25 @@ Result<RestoreIntent> Import(const std::string& backup_dir,
             if (k == kRestoreIntentKey) continue;
             if (k.starts_with(keys::BlindIndex("")) && shred_ids.contains(v)) {
               continue;
+            }
+            // Credentials the ledger changed: the old entry dropped, the
+            // principal revoked or given its new one (below).
+            if (k.starts_with(keys::Credential("")) &&
+                credentials.contains(v)) {
+              continue;
+            }
+            if (k.starts_with(keys::kPrincipalPrefix)) {
+              auto principal = codec::DecodePrincipal(v);
+              if (!principal) return Fail(principal.error());
+              if (apply_credential(*principal)) {
+                batch.Put(k, codec::EncodePrincipal(*principal));
+                if (!principal->info.revoked) {
+                  batch.Put(keys::Credential(
+                                AsStringView(principal->credential_hash)),
+                            principal->info.id);
+                }
+                continue;
+              }
             }
             if (k.starts_with(keys::Subject("")) &&
                 shred_ids.contains(k.substr(keys::Subject("").size()))) {

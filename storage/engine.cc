@@ -56,7 +56,7 @@ struct Engine::Impl {
         records_env(std::move(records_env_in)),
         keystore(std::move(keystore_in)),
         store(std::move(store_in)),
-        principals(*store, CopyKey(keystore->keyring().credential()),
+        principals(*store, *keystore, CopyKey(keystore->keyring().credential()),
                    options.limits, clock),
         policies(*store),
         subjects(*store, *keystore, CopyKey(keystore->keyring().blind_index()),

@@ -397,8 +397,7 @@ Result<std::vector<HoldView>> Holds::List(bool include_ended,
       after_id, limit);
 }
 
-std::string Holds::Describe(const std::vector<HoldView>& holds,
-                            bool with_ids) {
+std::string Holds::Describe(const std::vector<HoldView>& holds, bool with_ids) {
   std::string out;
   for (const HoldView& h : holds) {
     if (!out.empty()) out += ", ";

@@ -824,12 +824,25 @@ Status Keystore::LedgerPrunedEvents(const std::vector<uint64_t>& seqs,
   return FromLevelDb(db_->Put(wo, key, value), "writing the erasure ledger");
 }
 
+Status Keystore::LedgerCredential(std::string_view principal_id,
+                                  std::string_view new_hash, Timestamp at) {
+  // u64 BE at (µs), then the new credential hash (none: revoked).
+  std::string value;
+  AppendBigEndian64(value, static_cast<uint64_t>(ToMicros(at)));
+  value.append(new_hash);
+  return FromLevelDb(
+      db_->Put(Synced(),
+               std::string(kLedgerCredentialPrefix).append(principal_id),
+               value),
+      "writing the erasure ledger");
+}
+
 Status Keystore::ScanLedger(
     const std::function<void(std::string_view key, std::string_view value)>&
         fn) {
   std::unique_ptr<leveldb::Iterator> it(
       db_->NewIterator(leveldb::ReadOptions()));
-  // "l:", "le:" and "lp:" are the only keys starting with 'l'.
+  // "l:", "le:", "lp:" and "lc:" are the only keys starting with 'l'.
   for (it->Seek("l"); it->Valid() && it->key().starts_with("l"); it->Next()) {
     fn(ToView(it->key()), ToView(it->value()));
   }

@@ -272,6 +272,11 @@ class Keystore {
   static constexpr std::string_view kLedgerShredPrefix = "l:";
   static constexpr std::string_view kLedgerErasurePrefix = "le:";
   static constexpr std::string_view kLedgerPrunePrefix = "lp:";
+  // A principal's credential revoked or replaced: "lc:" || principal id,
+  // its value the LedgerCredential below (the latest change wins). A
+  // restore re-applies it, so a revoked principal or a replaced token
+  // never works again in a restored store.
+  static constexpr std::string_view kLedgerCredentialPrefix = "lc:";
   // The ledger hash of a shredded subject (its entry is "l:" || hash):
   // KeyedHash(ledger key, blind index || subject id). The subject id names
   // the one subject shredded, not every later subject of the same
@@ -291,7 +296,14 @@ class Keystore {
   // Records pruned history events (their seqs) in the ledger, in one write
   // keyed by the first seq, synchronous when `sync`. REQUIRES: non-empty.
   Status LedgerPrunedEvents(const std::vector<uint64_t>& seqs, bool sync);
-  // Calls fn(key, value) for every ledger entry ("l:", "le:", "lp:").
+  // Records that `principal_id`'s credential was revoked (`new_hash`
+  // empty) or replaced by the token whose credential hash is `new_hash`,
+  // at `at`, in one synchronous write: called before the change is
+  // written, so the entry is durable no later than the change.
+  Status LedgerCredential(std::string_view principal_id,
+                          std::string_view new_hash, Timestamp at);
+  // Calls fn(key, value) for every ledger entry ("l:", "le:", "lp:",
+  // "lc:").
   Status ScanLedger(const std::function<void(std::string_view key,
                                              std::string_view value)>& fn);
 

@@ -11,9 +11,11 @@
 
 namespace custos {
 
-Principals::Principals(Store& store, crypto::SecretKey credential_key,
-                       const Limits& limits, const Clock& clock)
+Principals::Principals(Store& store, Keystore& ledger,
+                       crypto::SecretKey credential_key, const Limits& limits,
+                       const Clock& clock)
     : store_(store),
+      ledger_(ledger),
       credential_key_(std::move(credential_key)),
       limits_(limits),
       clock_(clock) {}
@@ -142,6 +144,8 @@ Status Principals::Revoke(const PrincipalInfo& admin, std::string_view id) {
   stored->info.revoked = true;
   const Timestamp now = clock_.Now();
   stored->revoked_at_micros = ToMicros(now);
+  // In the ledger first: a restore of an older backup revokes it again.
+  CUSTOS_RETURN_IF_ERROR(ledger_.LedgerCredential(id, "", now));
   leveldb::WriteBatch batch;
   batch.Put(keys::Principal(id), codec::EncodePrincipal(*stored));
   batch.Delete(keys::Credential(AsStringView(stored->credential_hash)));
@@ -176,6 +180,10 @@ Result<std::string> Principals::RotateToken(const PrincipalInfo& admin,
   std::string token = crypto::GenerateToken();
   auto hash = crypto::HashToken(credential_key_, token);
   if (!hash) return Fail(hash.error());
+  // In the ledger first: a restore of an older backup takes the new
+  // credential, not the old one.
+  CUSTOS_RETURN_IF_ERROR(
+      ledger_.LedgerCredential(id, AsStringView(*hash), clock_.Now()));
   leveldb::WriteBatch batch;
   // One write: from it on, the old token finds no credential entry.
   batch.Delete(keys::Credential(AsStringView(stored->credential_hash)));

@@ -21,6 +21,7 @@
 #include "base/clock.h"
 #include "base/status.h"
 #include "crypto/secret_key.h"
+#include "storage/keystore.h"
 #include "storage/limits.h"
 #include "storage/store.h"
 #include "storage/types.h"
@@ -29,8 +30,10 @@ namespace custos {
 
 class Principals {
  public:
-  // `store`, `limits` and `clock` REQUIRE: outlive this object.
-  Principals(Store& store, crypto::SecretKey credential_key,
+  // `store`, `ledger`, `limits` and `clock` REQUIRE: outlive this object.
+  // `ledger`: where revocations and replaced credentials are recorded for
+  // restores (Keystore::LedgerCredential).
+  Principals(Store& store, Keystore& ledger, crypto::SecretKey credential_key,
              const Limits& limits, const Clock& clock);
 
   // Reads every principal into memory. Errors: DataLoss, mapped LevelDB.
@@ -93,6 +96,7 @@ class Principals {
                                  const std::vector<Role>& roles, bool redacted);
 
   Store& store_;
+  Keystore& ledger_;
   const crypto::SecretKey credential_key_;
   const Limits& limits_;
   const Clock& clock_;

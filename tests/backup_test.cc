@@ -321,6 +321,60 @@ TEST_F(BackupTest, NothingErasedAfterTheBackupComesBackAtRestore) {
   EXPECT_EQ(CountKeys(*keystore, "k:~b"), 0);
 }
 
+// Revocations and replaced tokens are in the ledger: a restore of an
+// older backup revokes again and takes the new credential, never the old
+// one (review helper-99: a principal revoked because its token leaked
+// was active again in the restored store, and a replaced token worked);
+// an admin revoked since cannot restore; a principal made after the
+// backup is not in it, and its ledger entry is not kept.
+TEST_F(BackupTest, RevokedPrincipalsAndReplacedTokensStaySoAfterARestore) {
+  auto app1 =
+      engine_->CreatePrincipal(*admin_, "app-1", "App 1", {Role::kUser}, false);
+  auto app2 =
+      engine_->CreatePrincipal(*admin_, "app-2", "App 2", {Role::kUser}, false);
+  auto admin2 = engine_->CreatePrincipal(*admin_, "admin-2", "Admin 2",
+                                         {Role::kAdmin}, false);
+  ASSERT_TRUE(app1.has_value() && app2.has_value() && admin2.has_value());
+  CreateRecord();
+  TakeBackup();
+  ASSERT_TRUE(engine_->RevokePrincipal(*admin_, "app-1").ok());
+  auto replaced = engine_->RotateCredential(*admin_, "app-2");
+  ASSERT_TRUE(replaced.has_value()) << replaced.error().ToString();
+  ASSERT_TRUE(engine_->RevokePrincipal(*admin_, "admin-2").ok());
+  auto app3 =
+      engine_->CreatePrincipal(*admin_, "app-3", "App 3", {Role::kUser}, false);
+  ASSERT_TRUE(app3.has_value());
+  ASSERT_TRUE(engine_->RotateCredential(*admin_, "app-3").has_value());
+  ASSERT_TRUE(ExportKit().ok());
+
+  const Status by_revoked = Engine::Restore(BackupDir(), RestoredOptions(),
+                                            MasterKey(), KitPath(), "admin-2");
+  EXPECT_EQ(by_revoked.ToString(),
+            "Unauthenticated: principal is unknown or revoked");
+  EXPECT_FALSE(fs::exists(RestoredOptions().data_dir + "/records"));
+
+  ASSERT_TRUE(Restore().ok());
+  OpenRestored();
+  EXPECT_EQ(restored_->Authenticate(app1->token).error().code(),
+            StatusCode::kUnauthenticated);
+  EXPECT_EQ(restored_->Authenticate(app2->token).error().code(),
+            StatusCode::kUnauthenticated);
+  auto current = restored_->Authenticate(*replaced);
+  ASSERT_TRUE(current.has_value()) << current.error().ToString();
+  EXPECT_EQ(current->id(), "app-2");
+  EXPECT_EQ(restored_->Authenticate(admin2->token).error().code(),
+            StatusCode::kUnauthenticated);
+  EXPECT_EQ(restored_->ActorFor("app-3").error().code(), StatusCode::kNotFound);
+  // The restored store keeps no ledger entry for app-3: made again there,
+  // a later restore of it must not apply the old one's replaced token.
+  restored_.reset();
+  auto keystore = OpenRaw("../" + fs::path(dir_).filename().string() +
+                          "-restored/keystore");
+  ASSERT_NE(keystore, nullptr);
+  EXPECT_EQ(CountKeys(*keystore, "lc:app-3"), 0);
+  EXPECT_EQ(CountKeys(*keystore, "lc:app-2"), 1);
+}
+
 // A restore that fails while writing (here every append to the restored
 // records database's log fails, as on a full disk) leaves nothing of
 // itself: the directory can be restored into again (review helper-99: the
