@@ -825,10 +825,12 @@ Status RequireAdmin(Engine& engine, const Actor& actor) {
 // path elsewhere gets one answer whatever is there (a directory the server
 // may not search must not answer otherwise than a missing one); then with
 // the symbolic links of its existing part resolved, against `dir`
-// resolved. PermissionDenied with `outside` otherwise. On the worker (it
-// touches the filesystem). Never echoes a path.
-Status CheckInside(const std::string& dir, const std::string& path,
-                   const char* outside) {
+// resolved. PermissionDenied with `outside` otherwise. Returns the path
+// resolved, which the caller uses (not the one sent: a link swapped in
+// after the check is not followed again). On the worker (it touches the
+// filesystem). Never echoes a path.
+Result<std::string> CheckInside(const std::string& dir, const std::string& path,
+                                const char* outside) {
   namespace fs = std::filesystem;
   auto strictly_inside = [](const fs::path& p, const fs::path& root) {
     std::string r = root.string(), s = p.string();
@@ -838,26 +840,28 @@ Status CheckInside(const std::string& dir, const std::string& path,
   std::error_code ec;
   const fs::path root = fs::weakly_canonical(dir, ec);
   if (ec) {
-    return Status::Internal("the server's directory cannot be resolved");
+    return Fail(Status::Internal("the server's directory cannot be resolved"));
   }
   const fs::path written = fs::path(path).lexically_normal();
   if (!strictly_inside(written, fs::path(dir).lexically_normal()) &&
       !strictly_inside(written, root)) {
-    return Status::PermissionDenied(outside);
+    return Fail(Status::PermissionDenied(outside));
   }
   const fs::path target = fs::weakly_canonical(path, ec);
-  if (ec) return Status::InvalidArgument("the path cannot be resolved");
-  if (!strictly_inside(target, root)) return Status::PermissionDenied(outside);
-  return Status::Ok();
+  if (ec) return Fail(Status::InvalidArgument("the path cannot be resolved"));
+  if (!strictly_inside(target, root)) {
+    return Fail(Status::PermissionDenied(outside));
+  }
+  return target.string();
 }
 
 // Backups and restore kits go only inside the server's backup directory
 // (ServerOptions::backup_dir).
-Status CheckInBackupDir(const std::string& backup_dir,
-                        const std::string& path) {
+Result<std::string> CheckInBackupDir(const std::string& backup_dir,
+                                     const std::string& path) {
   if (backup_dir.empty()) {
-    return Status::FailedPrecondition(
-        "this server has no backup directory (custosd --backup-dir)");
+    return Fail(Status::FailedPrecondition(
+        "this server has no backup directory (custosd --backup-dir)"));
   }
   return CheckInside(backup_dir, path,
                      "backups and restore kits are written and read only "
@@ -867,10 +871,11 @@ Status CheckInBackupDir(const std::string& backup_dir,
 // A new master key file is read only inside the server's key directory
 // (ServerOptions::key_dir): an admin cannot probe the host's other files
 // by the codes of the refusals.
-Status CheckInKeyDir(const std::string& key_dir, const std::string& path) {
+Result<std::string> CheckInKeyDir(const std::string& key_dir,
+                                  const std::string& path) {
   if (key_dir.empty()) {
-    return Status::FailedPrecondition(
-        "this server has no key directory (custosd --key-dir)");
+    return Fail(Status::FailedPrecondition(
+        "this server has no key directory (custosd --key-dir)"));
   }
   return CheckInside(key_dir, path,
                      "a new master key file is read only inside the "
@@ -1663,8 +1668,9 @@ class AdminImpl final : public rpc::Admin::Server {
                 path = ServerPath(context.getParams().getKeyFile())](
                    const WorkProgressFn&) -> Status {
                  CUSTOS_RETURN_IF_ERROR(RequireAdmin(*engine, actor));
-                 CUSTOS_RETURN_IF_ERROR(CheckInKeyDir(root, path));
-                 auto key = crypto::LoadMasterKeyFile(path);
+                 auto inside = CheckInKeyDir(root, path);
+                 if (!inside) return inside.error();
+                 auto key = crypto::LoadMasterKeyFile(*inside);
                  if (!key) {
                    // Its code says why (NotFound, FailedPrecondition for a
                    // mode, InvalidArgument for a format); never the file.
@@ -1718,8 +1724,9 @@ class AdminImpl final : public rpc::Admin::Server {
                 dir = ServerPath(context.getParams().getDir())](
                    const WorkProgressFn& progress) -> Result<BackupReport> {
                  CUSTOS_RETURN_IF_ERROR(RequireAdmin(*engine, actor));
-                 CUSTOS_RETURN_IF_ERROR(CheckInBackupDir(root, dir));
-                 return engine->Backup(actor, dir, progress);
+                 auto inside = CheckInBackupDir(root, dir);
+                 if (!inside) return Fail(inside.error());
+                 return engine->Backup(actor, *inside, progress);
                })
         .then([context](kj::Own<Result<BackupReport>> r) mutable {
           BackupReport report = Value(std::move(*r));
@@ -1741,8 +1748,9 @@ class AdminImpl final : public rpc::Admin::Server {
                    const WorkProgressFn& progress)
                    -> Result<BackupVerification> {
                  CUSTOS_RETURN_IF_ERROR(RequireAdmin(*engine, actor));
-                 CUSTOS_RETURN_IF_ERROR(CheckInBackupDir(root, dir));
-                 return Engine::VerifyBackup(dir, progress);
+                 auto inside = CheckInBackupDir(root, dir);
+                 if (!inside) return Fail(inside.error());
+                 return Engine::VerifyBackup(*inside, progress);
                })
         .then([context](kj::Own<Result<BackupVerification>> r) mutable {
           BackupVerification v = Value(std::move(*r));
@@ -1764,8 +1772,9 @@ class AdminImpl final : public rpc::Admin::Server {
                 path = ServerPath(context.getParams().getPath())](
                    const WorkProgressFn&) -> Status {
                  CUSTOS_RETURN_IF_ERROR(RequireAdmin(*engine, actor));
-                 CUSTOS_RETURN_IF_ERROR(CheckInBackupDir(root, path));
-                 return engine->ExportRestoreKit(actor, path);
+                 auto inside = CheckInBackupDir(root, path);
+                 if (!inside) return inside.error();
+                 return engine->ExportRestoreKit(actor, *inside);
                })
         .then([](kj::Own<Status> s) { Check(*s); });
   }

@@ -697,11 +697,18 @@ Result<BackupReport> Write(Store& store, Keystore& keystore,
   CUSTOS_RETURN_IF_ERROR(manifest->Append(body));
   auto done = manifest->Finish();
   if (!done) return Fail(done.error());
-  // The directory entries themselves.
-  const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (dir_fd >= 0) {
-    (void)::fsync(dir_fd);
-    ::close(dir_fd);
+  // The directory entries themselves, and the directory's own entry in
+  // its parent: a backup reported written survives a power loss.
+  fs::path parent = fs::path(dir).parent_path();
+  if (parent.empty()) parent = ".";
+  for (const fs::path& d : {fs::path(dir), parent}) {
+    const int dir_fd = ::open(d.c_str(), O_RDONLY | O_DIRECTORY);
+    const bool synced = dir_fd >= 0 && ::fsync(dir_fd) == 0;
+    if (dir_fd >= 0) ::close(dir_fd);
+    if (!synced) {
+      return Fail(Status::Internal(
+          "the backup's directory entries could not be made durable"));
+    }
   }
   return report;
 }
