@@ -755,9 +755,20 @@ Result<std::vector<std::string>> Keystore::ExpireBackupKeys(Timestamp cutoff) {
     dropped = keyring_.DropBackupKeysUpTo(cutoff);
     if (dropped.empty()) return dropped;
     leveldb::WriteBatch batch;
-    // On failure the keys are gone from memory but maybe not from the disk:
-    // the next call (or reopening) finds them again and retries.
-    CUSTOS_RETURN_IF_ERROR(WriteKeyring(batch));
+    Status written = WriteKeyring(batch);
+    if (!written.ok()) {
+      // Whether it reached the disk is unknown; what is stored is the
+      // truth, so that the next call finds the keys again and retries (a
+      // review, helper-99: they stayed dropped from memory only, on disk
+      // until the next keyring write).
+      std::string sealed;
+      if (db_->Get(leveldb::ReadOptions(), kKeyringKey, &sealed).ok()) {
+        if (auto stored = Keyring::Open(sealed, ring_key_)) {
+          keyring_ = std::move(*stored);
+        }
+      }
+      return Fail(written);
+    }
   }
   // TODO(security): a crash here leaves old keyring versions holding the
   // destroyed keys in the files until the next purge; purge at Open too.

@@ -608,6 +608,30 @@ TEST_F(BackupTest, BackupKeysAgeOutEvenWhenTheSweepFails) {
   EXPECT_EQ(*after, 0u);
 }
 
+// A failed keyring write (a full disk) leaves the expired keys where they
+// were, in memory as on disk: the next call expires them (review
+// helper-99: they were dropped from memory only, so the next call found
+// nothing to do while the disk still held them).
+TEST_F(BackupTest, ExpiringBackupKeysIsRetriedAfterAFailedWrite) {
+  FaultEnv env;
+  Options options = MakeOptions();
+  options.env = &env;
+  ReopenWith(options);
+  admin_ = std::make_unique<Actor>(*engine_->ActorFor("admin"));
+  CreateRecord();
+  TakeBackup();
+  clock_.Set(TestEpoch() + 24h * 36);
+  env.keystore.fail_appends = true;
+  auto failed = engine_->ExpireBackupKeys(*admin_);
+  env.keystore.fail_appends = false;
+  ASSERT_FALSE(failed.has_value());
+  EXPECT_EQ(failed.error().code(), StatusCode::kInternal);
+  auto retried = engine_->ExpireBackupKeys(*admin_);
+  ASSERT_TRUE(retried.has_value()) << retried.error().ToString();
+  EXPECT_EQ(*retried, 1u);
+  Close();  // Before `env`.
+}
+
 // ---- Admin only
 // ---------------------------------------------------------------
 
