@@ -900,7 +900,10 @@ Result<RestoreIntent> Import(const std::string& backup_dir,
   // Principal id -> its credential's latest change: the new credential
   // hash, or "" for a revocation (Keystore::LedgerCredential).
   std::unordered_map<std::string, std::string> credentials;
+  std::unordered_map<std::string, int64_t> revoked_at;  // By the ledger.
   std::unordered_set<std::string> backed_up_principals;
+  // Deadline bucket keys destroyed ("lb:"), by key name ("~b" + hex).
+  std::unordered_set<std::string> destroyed_buckets;
   for (const auto& [k, v] : kit->ledger) {
     if (k.starts_with(Keystore::kLedgerErasurePrefix)) {
       if (v.size() != 8) return Fail(Status::DataLoss("corrupt ledger entry"));
@@ -916,8 +919,13 @@ Result<RestoreIntent> Import(const std::string& backup_dir,
       if (v.size() != 8 && v.size() != 8 + crypto::kDigestSize) {
         return Fail(Status::DataLoss("corrupt ledger entry"));
       }
-      credentials.emplace(k.substr(Keystore::kLedgerCredentialPrefix.size()),
-                          v.substr(8));
+      const std::string id = k.substr(Keystore::kLedgerCredentialPrefix.size());
+      credentials.emplace(id, v.substr(8));
+      if (v.size() == 8) {
+        revoked_at.emplace(id, static_cast<int64_t>(ReadBigEndian64(v)));
+      }
+    } else if (k.starts_with(Keystore::kLedgerBucketPrefix)) {
+      destroyed_buckets.insert(k.substr(Keystore::kLedgerBucketPrefix.size()));
     } else if (k.starts_with(Keystore::kLedgerShredPrefix)) {
       shredded_hashes.insert(k.substr(Keystore::kLedgerShredPrefix.size()));
     }
@@ -929,7 +937,7 @@ Result<RestoreIntent> Import(const std::string& backup_dir,
     if (change == credentials.end()) return false;
     if (change->second.empty()) {
       p.info.revoked = true;
-      if (p.revoked_at_micros == 0) p.revoked_at_micros = ToMicros(now);
+      if (p.revoked_at_micros == 0) p.revoked_at_micros = revoked_at[p.info.id];
     } else {
       p.credential_hash.assign(change->second.begin(), change->second.end());
     }
@@ -969,8 +977,10 @@ Result<RestoreIntent> Import(const std::string& backup_dir,
         if (k == admin_key) {
           auto p = codec::DecodePrincipal(v);
           if (!p) return p.error();
+          // As the backup holds it: an admin revoked since may still name
+          // the restore (the restored store revokes it again), or a store
+          // whose admins all changed since could not be restored at all.
           admin = std::move(*p);
-          apply_credential(*admin);  // Revoked since: refused below.
         } else if (k.starts_with(keys::kRecordPrefix) &&
                    k.size() == keys::kRecordPrefix.size() + 8) {
           auto it = erasures.find(Keystore::LedgerErasureKey(
@@ -1055,9 +1065,10 @@ Result<RestoreIntent> Import(const std::string& backup_dir,
   leveldb::Env* env =
       options.env != nullptr ? options.env : leveldb::Env::Default();
 
-  // The keystore: the backup's, without the shredded subjects' keys (each
-  // witnessed in the records, so VerifyErasure looks for it), with the
-  // live ledger merged in.
+  // The keystore: the backup's, without the shredded subjects' keys and
+  // the deadline bucket keys destroyed since (each witnessed in the
+  // records, so VerifyErasure looks for it), with the live ledger merged
+  // in.
   leveldb::WriteBatch witnesses;
   {
     size_t next = 0, ledger_next = 0;
@@ -1069,9 +1080,11 @@ Result<RestoreIntent> Import(const std::string& backup_dir,
                ++next) {
             const auto& [k, v] = (*keystore_entries)[next];
             // The current key and the retiring one of a re-key the backup
-            // caught midway.
+            // caught midway; and the keys of deadline buckets destroyed
+            // since the backup.
             if ((k.starts_with("k:") || k.starts_with("o:")) &&
-                shred_ids.contains(k.substr(2))) {
+                (shred_ids.contains(k.substr(2)) ||
+                 destroyed_buckets.contains(k.substr(2)))) {
               auto wrapped = codec::DecodeWrappedKey(v);
               if (!wrapped) return Fail(wrapped.error());
               Erasure::AddWitness(witnesses, wrapped->wrapped);

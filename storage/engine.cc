@@ -187,18 +187,7 @@ Result<std::unique_ptr<Engine>> Engine::Open(const Options& options,
   CUSTOS_RETURN_IF_ERROR(impl->record_store.Load());
   CUSTOS_RETURN_IF_ERROR(impl->shredder.Recover());
   CUSTOS_RETURN_IF_ERROR(impl->rekeyer.Recover());
-  Impl* opened = impl.get();
-  CUSTOS_RETURN_IF_ERROR(impl->key_admin.FinishRestore([opened]() {
-    SweepOptions as_of_now;
-    as_of_now.as_of = opened->clock.Now();
-    auto swept = opened->sweeper.Sweep(events::RetentionPrincipal(), as_of_now);
-    if (!swept) return swept.error();
-    // And the backup keys the backup's keyring held that are past the
-    // retention now.
-    auto expired =
-        opened->key_admin.ExpireBackupKeys(events::RetentionPrincipal());
-    return expired ? Status::Ok() : expired.error();
-  }));
+  CUSTOS_RETURN_IF_ERROR(impl->key_admin.FinishRestore());
   // A store written before the statistics index is indexed once.
   CUSTOS_RETURN_IF_ERROR(impl->stats_index.Initialize(impl->record_store));
   // Erased bytes an interrupted call left on disk go now: the ranges of

@@ -103,7 +103,7 @@ Result<size_t> KeyAdmin::ExpireBackupKeys(const PrincipalInfo& admin) {
   return expired->size();
 }
 
-Status KeyAdmin::FinishRestore(const std::function<Status()>& sweep_now) {
+Status KeyAdmin::FinishRestore() {
   auto value = u_.store.Get(backup::kRestoreIntentKey);
   if (!value) return value.error();
   if (!*value) return Status::Ok();
@@ -125,9 +125,6 @@ Status KeyAdmin::FinishRestore(const std::function<Status()>& sweep_now) {
     if (!done) return done.error();
     if (*done == 0) break;
   }
-  // What is due now, deadline buckets erased by key since the backup
-  // included: the ledger knows records erased one by one, not buckets.
-  CUSTOS_RETURN_IF_ERROR(sweep_now());
   // Checked by the import in the backup's data, before it wrote anything.
   auto admin = u_.principals.Get(intent->admin_id);
   if (!admin) return admin.error();

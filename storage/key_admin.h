@@ -69,13 +69,8 @@ class KeyAdmin {
   // ledger's erasures and prunings, the shredded subjects' records, the
   // restore event. At Open, after the shredder's and rekeyer's recovery and
   // before Open returns; nothing if there is no intent. FailedPrecondition
-  // if the import itself was interrupted. `sweep_now` runs after the
-  // ledger's erasures and before the intent is cleared: a sweep as of now,
-  // so that deadline buckets erased by key after the backup (whose keys
-  // the backup's keystore still holds, with no witness) are erased again
-  // before the restored store opens; its failure fails the restore's
-  // finishing (Open is refused until it succeeds).
-  Status FinishRestore(const std::function<Status()>& sweep_now);
+  // if the import itself was interrupted.
+  Status FinishRestore();
 
  private:
   // Commits one event about no subject, by `admin`, with `fields`.

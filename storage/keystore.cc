@@ -525,8 +525,11 @@ Result<std::vector<uint64_t>> Keystore::BucketsUpTo(uint64_t last) {
 
 Status Keystore::DestroyBucketKey(uint64_t bucket) {
   const std::string name = BucketKeyName(bucket);
+  leveldb::WriteBatch batch;
+  batch.Delete(KeyKey(name));
+  batch.Put(std::string(kLedgerBucketPrefix).append(name), "");
   std::shared_lock keys(keys_mu_);
-  Status status = FromLevelDb(db_->Delete(Synced(), KeyKey(name)),
+  Status status = FromLevelDb(db_->Write(Synced(), &batch),
                               "destroying a deadline bucket key");
   keys.unlock();  // Before the cache's lock (see PutKey).
   cache_.Evict(name);
@@ -835,17 +838,34 @@ Status Keystore::LedgerPrunedEvents(const std::vector<uint64_t>& seqs,
   return FromLevelDb(db_->Put(wo, key, value), "writing the erasure ledger");
 }
 
-Status Keystore::LedgerCredential(std::string_view principal_id,
-                                  std::string_view new_hash, Timestamp at) {
+Result<std::optional<std::string>> Keystore::LedgerCredential(
+    std::string_view principal_id, std::string_view new_hash, Timestamp at) {
+  const std::string key =
+      std::string(kLedgerCredentialPrefix).append(principal_id);
+  std::optional<std::string> previous;
+  std::string old;
+  leveldb::Status read = db_->Get(leveldb::ReadOptions(), key, &old);
+  if (read.ok()) {
+    previous = std::move(old);
+  } else if (!read.IsNotFound()) {
+    return Fail(FromLevelDb(read, "reading the erasure ledger"));
+  }
   // u64 BE at (µs), then the new credential hash (none: revoked).
   std::string value;
   AppendBigEndian64(value, static_cast<uint64_t>(ToMicros(at)));
   value.append(new_hash);
-  return FromLevelDb(
-      db_->Put(Synced(),
-               std::string(kLedgerCredentialPrefix).append(principal_id),
-               value),
-      "writing the erasure ledger");
+  CUSTOS_RETURN_IF_ERROR(FromLevelDb(db_->Put(Synced(), key, value),
+                                     "writing the erasure ledger"));
+  return previous;
+}
+
+Status Keystore::UndoLedgerCredential(
+    std::string_view principal_id, const std::optional<std::string>& previous) {
+  const std::string key =
+      std::string(kLedgerCredentialPrefix).append(principal_id);
+  return FromLevelDb(previous ? db_->Put(Synced(), key, *previous)
+                              : db_->Delete(Synced(), key),
+                     "writing the erasure ledger");
 }
 
 Status Keystore::ScanLedger(
@@ -853,7 +873,7 @@ Status Keystore::ScanLedger(
         fn) {
   std::unique_ptr<leveldb::Iterator> it(
       db_->NewIterator(leveldb::ReadOptions()));
-  // "l:", "le:", "lp:" and "lc:" are the only keys starting with 'l'.
+  // "l:", "le:", "lp:", "lc:" and "lb:" are the only keys starting with 'l'.
   for (it->Seek("l"); it->Valid() && it->key().starts_with("l"); it->Next()) {
     fn(ToView(it->key()), ToView(it->value()));
   }

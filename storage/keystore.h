@@ -154,8 +154,12 @@ class Keystore {
   static std::string BucketKeyName(uint64_t bucket);
   // The buckets whose keys are stored, ascending, up to `last` included.
   Result<std::vector<uint64_t>> BucketsUpTo(uint64_t last);
-  // Deletes the key of `bucket` in one synchronous write (no ledger entry:
-  // the erasures of its records are in the ledger), then evicts it.
+  // Deletes the key of `bucket` and enters its destruction in the ledger
+  // ("lb:" || BucketKeyName), in one synchronous write, then evicts it: a
+  // restore of an older backup leaves the key out (the erasures of the
+  // bucket's records written down one by one are in the ledger too, but a
+  // bucket erased by key before its records were rewritten is named only
+  // here).
   Status DestroyBucketKey(uint64_t bucket);
 
   // Compacts the key range spanned by `subject_ids` (destroyed keys), so
@@ -277,6 +281,9 @@ class Keystore {
   // restore re-applies it, so a revoked principal or a replaced token
   // never works again in a restored store.
   static constexpr std::string_view kLedgerCredentialPrefix = "lc:";
+  // A destroyed deadline bucket key: "lb:" || BucketKeyName(bucket), no
+  // value (DestroyBucketKey).
+  static constexpr std::string_view kLedgerBucketPrefix = "lb:";
   // The ledger hash of a shredded subject (its entry is "l:" || hash):
   // KeyedHash(ledger key, blind index || subject id). The subject id names
   // the one subject shredded, not every later subject of the same
@@ -300,8 +307,14 @@ class Keystore {
   // empty) or replaced by the token whose credential hash is `new_hash`,
   // at `at`, in one synchronous write: called before the change is
   // written, so the entry is durable no later than the change.
-  Status LedgerCredential(std::string_view principal_id,
-                          std::string_view new_hash, Timestamp at);
+  // Returns the entry it replaced (nullopt: none), for
+  // UndoLedgerCredential.
+  Result<std::optional<std::string>> LedgerCredential(
+      std::string_view principal_id, std::string_view new_hash, Timestamp at);
+  // Puts back what LedgerCredential replaced (synchronously): the change it
+  // recorded failed, and a restore must not apply it.
+  Status UndoLedgerCredential(std::string_view principal_id,
+                              const std::optional<std::string>& previous);
   // Calls fn(key, value) for every ledger entry ("l:", "le:", "lp:",
   // "lc:").
   Status ScanLedger(const std::function<void(std::string_view key,

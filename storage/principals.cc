@@ -145,7 +145,8 @@ Status Principals::Revoke(const PrincipalInfo& admin, std::string_view id) {
   const Timestamp now = clock_.Now();
   stored->revoked_at_micros = ToMicros(now);
   // In the ledger first: a restore of an older backup revokes it again.
-  CUSTOS_RETURN_IF_ERROR(ledger_.LedgerCredential(id, "", now));
+  auto ledgered = ledger_.LedgerCredential(id, "", now);
+  if (!ledgered) return ledgered.error();
   leveldb::WriteBatch batch;
   batch.Put(keys::Principal(id), codec::EncodePrincipal(*stored));
   batch.Delete(keys::Credential(AsStringView(stored->credential_hash)));
@@ -154,7 +155,12 @@ Status Principals::Revoke(const PrincipalInfo& admin, std::string_view id) {
       {events::PrincipalEvent(admin, EventAction::kPrincipalRevoked,
                               stored->info, now)},
       "revoking principal");
-  if (!ticket) return ticket.error();
+  if (!ticket) {
+    // Not applied: the ledger must not say it was (a failed undo leaves a
+    // restore revoking a principal the store kept: never the other way).
+    (void)ledger_.UndoLedgerCredential(id, *ledgered);
+    return ticket.error();
+  }
   {
     // Revoked in memory before the lock is released: no call that starts
     // after this one can act as the principal.
@@ -182,8 +188,9 @@ Result<std::string> Principals::RotateToken(const PrincipalInfo& admin,
   if (!hash) return Fail(hash.error());
   // In the ledger first: a restore of an older backup takes the new
   // credential, not the old one.
-  CUSTOS_RETURN_IF_ERROR(
-      ledger_.LedgerCredential(id, AsStringView(*hash), clock_.Now()));
+  auto ledgered =
+      ledger_.LedgerCredential(id, AsStringView(*hash), clock_.Now());
+  if (!ledgered) return Fail(ledgered.error());
   leveldb::WriteBatch batch;
   // One write: from it on, the old token finds no credential entry.
   batch.Delete(keys::Credential(AsStringView(stored->credential_hash)));
@@ -195,7 +202,11 @@ Result<std::string> Principals::RotateToken(const PrincipalInfo& admin,
       {events::PrincipalEvent(admin, EventAction::kCredentialRotated,
                               stored->info, clock_.Now())},
       "replacing a credential");
-  if (!ticket) return Fail(ticket.error());
+  if (!ticket) {
+    // Not applied: a restore must keep the token that still works.
+    (void)ledger_.UndoLedgerCredential(id, *ledgered);
+    return Fail(ticket.error());
+  }
   {
     // After the write: an actor authenticated with the old token carries
     // the old epoch and is refused from now on.

@@ -325,8 +325,10 @@ TEST_F(BackupTest, NothingErasedAfterTheBackupComesBackAtRestore) {
 // older backup revokes again and takes the new credential, never the old
 // one (review helper-99: a principal revoked because its token leaked
 // was active again in the restored store, and a replaced token worked);
-// an admin revoked since cannot restore; a principal made after the
-// backup is not in it, and its ledger entry is not kept.
+// an admin revoked since may still name the restore (else a store whose
+// admins all changed since could not be restored: review helper-100) and
+// is revoked in the restored store; a principal made after the backup is
+// not in it, and its ledger entry is not kept.
 TEST_F(BackupTest, RevokedPrincipalsAndReplacedTokensStaySoAfterARestore) {
   auto app1 =
       engine_->CreatePrincipal(*admin_, "app-1", "App 1", {Role::kUser}, false);
@@ -349,11 +351,7 @@ TEST_F(BackupTest, RevokedPrincipalsAndReplacedTokensStaySoAfterARestore) {
 
   const Status by_revoked = Engine::Restore(BackupDir(), RestoredOptions(),
                                             MasterKey(), KitPath(), "admin-2");
-  EXPECT_EQ(by_revoked.ToString(),
-            "Unauthenticated: principal is unknown or revoked");
-  EXPECT_FALSE(fs::exists(RestoredOptions().data_dir + "/records"));
-
-  ASSERT_TRUE(Restore().ok());
+  ASSERT_TRUE(by_revoked.ok()) << by_revoked.ToString();
   OpenRestored();
   EXPECT_EQ(restored_->Authenticate(app1->token).error().code(),
             StatusCode::kUnauthenticated);
@@ -373,6 +371,41 @@ TEST_F(BackupTest, RevokedPrincipalsAndReplacedTokensStaySoAfterARestore) {
   ASSERT_NE(keystore, nullptr);
   EXPECT_EQ(CountKeys(*keystore, "lc:app-3"), 0);
   EXPECT_EQ(CountKeys(*keystore, "lc:app-2"), 1);
+}
+
+// A revocation that failed (the records database's write failed) takes
+// its ledger entry back: a restore keeps the principal as the live store
+// did (review helper-100: the entry stayed, so a restore revoked a
+// principal still active, or gave an admin a token never handed out).
+TEST_F(BackupTest, ARevocationThatFailedIsNotReappliedByARestore) {
+  FaultEnv env;
+  Options options = MakeOptions();
+  options.env = &env;
+  ReopenWith(options);
+  admin_ = std::make_unique<Actor>(*engine_->ActorFor("admin"));
+  auto app1 =
+      engine_->CreatePrincipal(*admin_, "app-1", "App 1", {Role::kUser}, false);
+  ASSERT_TRUE(app1.has_value());
+  TakeBackup();
+  env.records.fail_appends = true;
+  const Status failed = engine_->RevokePrincipal(*admin_, "app-1");
+  auto rotated = engine_->RotateCredential(*admin_, "app-1");
+  env.records.fail_appends = false;
+  EXPECT_EQ(failed.code(), StatusCode::kInternal) << failed.ToString();
+  ASSERT_FALSE(rotated.has_value());
+  EXPECT_EQ(rotated.error().code(), StatusCode::kInternal);
+  ASSERT_TRUE(engine_->Authenticate(app1->token).has_value());
+  // The store refuses writes after a failed one until it is reopened.
+  Close();  // Before `env`.
+  Reopen();
+  admin_ = std::make_unique<Actor>(*engine_->ActorFor("admin"));
+  ASSERT_TRUE(engine_->Authenticate(app1->token).has_value());
+  ASSERT_TRUE(ExportKit().ok());
+  ASSERT_TRUE(Restore().ok());
+  OpenRestored();
+  auto restored = restored_->Authenticate(app1->token);
+  ASSERT_TRUE(restored.has_value()) << restored.error().ToString();
+  EXPECT_EQ(restored->id(), "app-1");
 }
 
 // A restore that fails while writing (here every append to the restored

@@ -268,7 +268,9 @@ void AddBackupVerbs(CLI::App& app, std::vector<Verb>& verbs) {
           if (!kit) throw Failure(kit.error().ToString());
           std::cout << "restore kit written " << FormatTimestamp(kit->written)
                     << ": erasures made after it are not "
-                       "in it and are not re-applied\n";
+                       "in it and are not re-applied (only what falls due "
+                       "by the schedule is, by the restored store's "
+                       "sweeps)\n";
           Status s = Engine::Restore(a->dir, options, std::move(*master),
                                      a->kit, a->admin);
           if (!s.ok()) throw Failure(s.ToString());
