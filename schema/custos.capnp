@@ -338,6 +338,15 @@ struct AccessEvent {
   recordId @5 :UInt64;
   recordKind @6 :Text;
   fields @7 :List(Text);        # Names, never values.
+  # Why: the purpose given with the call ("proof_of_exchange",
+  # "subject_consent", "public_interest", "legal_obligation"; "" when none)
+  # and its justification, as the caller wrote it (a breach scope's
+  # purpose, for its event).
+  purpose @8 :Text;
+  justification @9 :Text;
+  # The record's state when the event was written ("ACTIVE", "CLOSED",
+  # "BLOCKED", "ERASED"; "" when not about a record or not known).
+  recordState @10 :Text;
 }
 
 interface Auditor {

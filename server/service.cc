@@ -1226,6 +1226,15 @@ class AuditorImpl final : public rpc::Auditor::Server {
             events[i].setRecordId(e.record_id);
             events[i].setRecordKind(Txt(e.record_kind));
             SetTexts(events[i].initFields(e.fields.size()), e.fields);
+            if (e.purpose) {
+              events[i].setPurpose(
+                  Txt(std::string(PurposeKindName(*e.purpose))));
+            }
+            events[i].setJustification(Txt(e.justification));
+            if (e.record_state) {
+              events[i].setRecordState(
+                  Txt(std::string(RecordStateName(*e.record_state))));
+            }
           }
           out.setNextAfterSeq(page.next_after_seq);
           CheckAnswerSize(max_words, out, "the history page");

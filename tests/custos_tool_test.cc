@@ -240,6 +240,9 @@ TEST_F(CustosToolTest, ASubjectsRecordsHistoryReportHoldAndShred) {
   EXPECT_EQ(events[1]["action"], "read");
   EXPECT_EQ(events[1]["principal_id"], "authority-a");
   EXPECT_EQ(events[1]["fields"], nlohmann::json::array({"name"}));
+  EXPECT_EQ(events[1]["record_state"], "ACTIVE");
+  EXPECT_EQ(events[1]["purpose"], "");  // The owner's read needs none.
+  EXPECT_EQ(events[1]["justification"], "");
   // Only auditors: the admin is refused the facet.
   ToolRun refused = Tool({"subject", "history", subject});
   EXPECT_EQ(refused.exit, 1);

@@ -87,6 +87,17 @@ TEST_F(ServerBreachTest, AnAuditorScopesWhatAStolenCredentialReceived) {
   const auto last = events.getEvents()[events.getEvents().size() - 1];
   EXPECT_EQ(std::string(last.getAction().cStr()), "breach_scope");
   EXPECT_EQ(std::string(last.getPrincipalId().cStr()), "auditor");
+  EXPECT_EQ(std::string(last.getJustification().cStr()),
+            "token of authority-b leaked");
+  // And the read, with the record's state then (no purpose was needed).
+  bool read_seen = false;
+  for (auto e : events.getEvents()) {
+    if (std::string(e.getAction().cStr()) != "read") continue;
+    read_seen = true;
+    EXPECT_EQ(std::string(e.getRecordState().cStr()), "ACTIVE");
+    EXPECT_EQ(std::string(e.getPurpose().cStr()), "");
+  }
+  EXPECT_TRUE(read_seen);
 }
 
 TEST_F(ServerBreachTest, BadQueriesAndOtherRolesAreRefused) {

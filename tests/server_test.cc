@@ -315,6 +315,31 @@ TEST_F(ServerTest, OfficersHoldRecordsAndAuditorsAnswerAccessRequests) {
   denied.setSubjectId(subject);
   EXPECT_EQ(StatusOf(denied.send(), wait()).code(),
             StatusCode::kPermissionDenied);
+
+  // The officer reads the record, closed, with a purpose: the auditor's
+  // history of Anna says who, when and why (review helper-101: the purpose,
+  // its justification and the record's state were dropped over RPC).
+  auto close = a->closeRequest();
+  close.setId(id);
+  close.send().wait(wait());
+  auto read = o->getRequest();
+  read.setId(id);
+  auto purpose = read.initPurpose();
+  purpose.setKind(rpc::PurposeKind::PUBLIC_INTEREST);
+  purpose.setJustification("proceedings 4 C 12/26");
+  ASSERT_TRUE(read.send().wait(wait()).getRecord().getPersonalIncluded());
+  auto history = u->auditorRequest().send().getAuditor().accessHistoryRequest();
+  history.setSubjectId(subject);
+  history.setLimit(100);
+  auto events = history.send().wait(wait());
+  ASSERT_GT(events.getEvents().size(), 0u);
+  const auto last = events.getEvents()[events.getEvents().size() - 1];
+  EXPECT_EQ(std::string(last.getPrincipalId().cStr()), "officer");
+  EXPECT_EQ(std::string(last.getAction().cStr()), "read_restricted");
+  EXPECT_EQ(std::string(last.getPurpose().cStr()), "public_interest");
+  EXPECT_EQ(std::string(last.getJustification().cStr()),
+            "proceedings 4 C 12/26");
+  EXPECT_EQ(std::string(last.getRecordState().cStr()), "CLOSED");
 }
 
 // Creates pipelined on one connection run as shared CreateRecords writes

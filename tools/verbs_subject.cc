@@ -101,7 +101,7 @@ void AddSubjectVerbs(CLI::App& app, std::vector<Verb>& verbs) {
            const int64_t to = a->to.empty() ? 0 : ParseTime(a->to, "--to");
            nlohmann::json all = nlohmann::json::array();
            Table t({"SEQ", "AT", "PRINCIPAL", "ACTION", "RECORD", "KIND",
-                    "FIELDS"});
+                    "FIELDS", "PURPOSE"});
            Remote([&] {
              auto auditor = c.Auditor();
              uint64_t after = 0;
@@ -121,18 +121,27 @@ void AddSubjectVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                    fields += f.cStr();
                    field_list.push_back(f.cStr());
                  }
-                 all.push_back({{"seq", e.getSeq()},
-                                {"at", TimeJson(e.getAtMicros())},
-                                {"principal_id", e.getPrincipalId().cStr()},
-                                {"principal_name", e.getPrincipalName().cStr()},
-                                {"action", e.getAction().cStr()},
-                                {"record_id", e.getRecordId()},
-                                {"record_kind", e.getRecordKind().cStr()},
-                                {"fields", field_list}});
+                 all.push_back(
+                     {{"seq", e.getSeq()},
+                      {"at", TimeJson(e.getAtMicros())},
+                      {"principal_id", e.getPrincipalId().cStr()},
+                      {"principal_name", e.getPrincipalName().cStr()},
+                      {"action", e.getAction().cStr()},
+                      {"record_id", e.getRecordId()},
+                      {"record_kind", e.getRecordKind().cStr()},
+                      {"record_state", e.getRecordState().cStr()},
+                      {"fields", field_list},
+                      {"purpose", e.getPurpose().cStr()},
+                      {"justification", e.getJustification().cStr()}});
+                 std::string why = e.getPurpose().cStr();
+                 if (e.getJustification().size() != 0) {
+                   why += std::string(why.empty() ? "" : ": ") +
+                          e.getJustification().cStr();
+                 }
                  t.Add({std::to_string(e.getSeq()), FormatTime(e.getAtMicros()),
                         e.getPrincipalId().cStr(), e.getAction().cStr(),
                         std::to_string(e.getRecordId()),
-                        e.getRecordKind().cStr(), fields});
+                        e.getRecordKind().cStr(), fields, why});
                }
                after = r.getNextAfterSeq();
              } while (after != 0);
