@@ -1,5 +1,6 @@
 #include "storage/subject_report_builder.h"
 
+#include <algorithm>
 #include <set>
 #include <string>
 #include <vector>
@@ -149,6 +150,12 @@ Result<SubjectReport> SubjectReportBuilder::Produce(
     }
     after_seq = page->next_after_seq;
   } while (after_seq != 0);
+  // Oldest first by time, not by sequence: a transition the sweep writes
+  // down after its deadline is dated at the deadline, before reads made in
+  // between (ties keep the sequence's order).
+  std::stable_sort(report.history.begin(), report.history.end(),
+                   [](const SubjectReport::Access& a,
+                      const SubjectReport::Access& b) { return a.at < b.at; });
 
   for (const std::string& id : named) {
     auto p = u_.principals.Get(id);

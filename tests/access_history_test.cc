@@ -61,6 +61,7 @@ TEST_F(AccessHistoryTest, YearsLaterThePersonStillLearnsWhoReadTheirData) {
   r.kind = "request";
   r.attributes = {{"topic", "professional qualification"}};
   r.personal = {{"anna@example.org", {{"name", "Anna Example"}}}};
+  clock_.Set(At(2026, 8, 31, 8));  // Before B's read: the report is by time.
   uint64_t id = *engine_->CreateRecord(*owner_, r);
   ASSERT_TRUE(engine_->Grant(*owner_, id, "authority-b").ok());
   clock_.Set(At(2026, 8, 31, 9));
@@ -182,6 +183,37 @@ TEST_F(AccessHistoryTest, ShreddingASubjectErasesTheirHistoryButNotTheChain) {
   EXPECT_TRUE(chain->ok) << chain->problem;
   EXPECT_EQ(engine_->ProduceSubjectReport(*auditor_, anna).error().code(),
             StatusCode::kNotFound);
+}
+
+// The report lists the history by time: a transition the sweep writes
+// down after its deadline, dated at the deadline, comes before a read made
+// after the deadline and before the sweep (review helper-101: it was
+// listed by sequence, so the report said the officer read the blocked
+// record before it was blocked).
+TEST_F(AccessHistoryTest, TheReportListsTheHistoryByTime) {
+  NewRecord r;
+  r.kind = "request";
+  r.personal = {{"anna@example.org", {{"name", "Anna Example"}}}};
+  const uint64_t id = *engine_->CreateRecord(*owner_, r);
+  clock_.Set(At(2026, 8, 31, 12));
+  ASSERT_TRUE(engine_->Close(*owner_, id).ok());
+  const std::string anna = *engine_->FindSubject(*admin_, "anna@example.org");
+  clock_.Set(At(2027, 3, 1));  // Past the block deadline; no sweep yet.
+  auto read = engine_->GetRecord(*officer_, id, APurpose());
+  ASSERT_TRUE(read.has_value()) << read.error().ToString();
+  EXPECT_EQ(read->state, RecordState::kBlocked);
+  EXPECT_EQ(SweepAt(clock_.Now()).blocked, 1u);  // Dated at the deadline.
+  auto report = engine_->ProduceSubjectReport(*auditor_, anna);
+  ASSERT_TRUE(report.has_value()) << report.error().ToString();
+  std::vector<std::string> actions;
+  Timestamp previous = Timestamp::min();
+  for (const auto& a : report->history) {
+    actions.push_back(a.action);
+    EXPECT_GE(a.at, previous) << a.action;
+    previous = a.at;
+  }
+  EXPECT_EQ(actions, (std::vector<std::string>{"create", "close", "block",
+                                               "read_restricted"}));
 }
 
 TEST_F(AccessHistoryTest, ATamperedEventIsFoundByVerifyChain) {
