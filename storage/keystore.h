@@ -316,7 +316,7 @@ class Keystore {
   Status UndoLedgerCredential(std::string_view principal_id,
                               const std::optional<std::string>& previous);
   // Calls fn(key, value) for every ledger entry ("l:", "le:", "lp:",
-  // "lc:").
+  // "lc:", "lb:").
   Status ScanLedger(const std::function<void(std::string_view key,
                                              std::string_view value)>& fn);
 

@@ -408,6 +408,47 @@ TEST_F(BackupTest, ARevocationThatFailedIsNotReappliedByARestore) {
   EXPECT_EQ(restored->id(), "app-1");
 }
 
+// A record a legal hold kept past its bucket's hour was moved out of that
+// bucket by the live store before its key was destroyed; the backup, taken
+// before, has it still sealed under that key. With a hold in force in the
+// backup the restore keeps destroyed bucket keys (the restored store's
+// first sweep moves the held record and destroys them), so the held record
+// reads whole (review helper-102: leaving the key out made it
+// undecipherable, and its subject's report failed).
+TEST_F(BackupTest, ARecordAHoldProtectsReadsWholeAfterARestore) {
+  RetentionPolicy policy{.kind = "request",
+                         .close_after = *ParsePeriod("P10D"),
+                         .block_after = std::nullopt,
+                         .erase_after = *ParsePeriod("P2D"),
+                         .history_after = *ParsePeriod("P3D")};
+  ASSERT_TRUE(engine_->SetPolicy(*admin_, policy).ok());
+  const uint64_t id = CreateRecord("anna@x.org");
+  ASSERT_TRUE(engine_->Close(*owner_, id).ok());
+  ASSERT_TRUE(engine_
+                  ->SetRecordHold(*officer_, id, "proceedings 4 C 12/26",
+                                  TestEpoch() + 24h * 20)
+                  .has_value());
+  TakeBackup();
+  clock_.Set(TestEpoch() + 24h * 3);
+  auto swept = engine_->Sweep(*admin_, {.as_of = clock_.Now()});
+  ASSERT_TRUE(swept.has_value()) << swept.error().ToString();
+  EXPECT_EQ(swept->erased, 0u);  // Held.
+  ASSERT_TRUE(ExportKit().ok());
+  ASSERT_TRUE(Restore().ok());
+  OpenRestored();
+  auto view = restored_->GetRecord(RestoredActor("officer"), id, APurpose());
+  ASSERT_TRUE(view.has_value()) << view.error().ToString();
+  EXPECT_TRUE(view->personal_included);
+  ASSERT_EQ(view->parts.size(), 1u);
+  // The restored store's sweep moves it and destroys the old key.
+  auto again =
+      restored_->Sweep(RestoredActor("admin"), {.as_of = clock_.Now()});
+  ASSERT_TRUE(again.has_value()) << again.error().ToString();
+  auto after = restored_->GetRecord(RestoredActor("officer"), id, APurpose());
+  ASSERT_TRUE(after.has_value()) << after.error().ToString();
+  EXPECT_TRUE(after->personal_included);
+}
+
 // A restore that fails while writing (here every append to the restored
 // records database's log fails, as on a full disk) leaves nothing of
 // itself: the directory can be restored into again (review helper-99: the

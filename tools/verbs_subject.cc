@@ -118,7 +118,7 @@ void AddSubjectVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                  nlohmann::json field_list = nlohmann::json::array();
                  for (auto f : e.getFields()) {
                    if (!fields.empty()) fields.push_back(',');
-                   fields += f.cStr();
+                   fields += Printable(f.cStr());
                    field_list.push_back(f.cStr());
                  }
                  all.push_back(
@@ -133,10 +133,13 @@ void AddSubjectVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                       {"fields", field_list},
                       {"purpose", e.getPurpose().cStr()},
                       {"justification", e.getJustification().cStr()}});
+                 // Free text the audited principal wrote: shown as
+                 // printable text only (no terminal control sequences),
+                 // as every stored text the tool prints.
                  std::string why = e.getPurpose().cStr();
                  if (e.getJustification().size() != 0) {
                    why += std::string(why.empty() ? "" : ": ") +
-                          e.getJustification().cStr();
+                          Printable(e.getJustification().cStr());
                  }
                  t.Add({std::to_string(e.getSeq()), FormatTime(e.getAtMicros()),
                         e.getPrincipalId().cStr(), e.getAction().cStr(),
