@@ -727,18 +727,21 @@ Result<crypto::SecretKey> Keystore::AddBackupKey(const std::string& backup_id,
   leveldb::WriteBatch batch;
   Status written = WriteKeyring(batch);
   if (!written.ok()) {
-    // Whether it reached the disk is unknown; what is stored is the truth.
-    // (If that cannot be read, the key stays in memory: a key no backup
-    // uses, destroyed on schedule like the others.)
-    std::string sealed;
-    if (db_->Get(leveldb::ReadOptions(), kKeyringKey, &sealed).ok()) {
-      if (auto stored = Keyring::Open(sealed, ring_key_)) {
-        keyring_ = std::move(*stored);
-      }
-    }
+    // (If the stored keyring cannot be read, the key stays in memory: a key
+    // no backup uses, destroyed on schedule like the others.)
+    ReloadKeyring();
     return Fail(written);
   }
   return std::move(*copy);
+}
+
+void Keystore::ReloadKeyring() {
+  std::string sealed;
+  if (db_->Get(leveldb::ReadOptions(), kKeyringKey, &sealed).ok()) {
+    if (auto stored = Keyring::Open(sealed, ring_key_)) {
+      keyring_ = std::move(*stored);
+    }
+  }
 }
 
 Keystore::Snapshot Keystore::TakeSnapshot(
@@ -760,16 +763,10 @@ Result<std::vector<std::string>> Keystore::ExpireBackupKeys(Timestamp cutoff) {
     leveldb::WriteBatch batch;
     Status written = WriteKeyring(batch);
     if (!written.ok()) {
-      // Whether it reached the disk is unknown; what is stored is the
-      // truth, so that the next call finds the keys again and retries (a
-      // review, helper-99: they stayed dropped from memory only, on disk
-      // until the next keyring write).
-      std::string sealed;
-      if (db_->Get(leveldb::ReadOptions(), kKeyringKey, &sealed).ok()) {
-        if (auto stored = Keyring::Open(sealed, ring_key_)) {
-          keyring_ = std::move(*stored);
-        }
-      }
+      // So that the next call finds the keys again and retries (a review,
+      // helper-99: they stayed dropped from memory only, on disk until the
+      // next keyring write).
+      ReloadKeyring();
       return Fail(written);
     }
   }

@@ -336,6 +336,11 @@ class Keystore {
       const std::string& key);
   // Writes the keyring sealed under ring_key_ (with `batch`), synchronously.
   Status WriteKeyring(leveldb::WriteBatch& batch);
+  // After a failed WriteKeyring: whether it reached the disk is unknown,
+  // and what is stored is the truth, so the keyring in memory becomes the
+  // stored one again (left as it is if that cannot be read). REQUIRES:
+  // keys_mu_ held exclusively.
+  void ReloadKeyring();
   // Compacts the replaced keyring versions out of the files.
   void PurgeOldKeyrings();
 

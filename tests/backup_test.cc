@@ -42,6 +42,17 @@ class BackupTest : public EngineTest {
   }
 
   std::string BackupDir() const { return dir_ + "-backup"; }
+
+  // Requests erased 2 days after closing, their history pruned 3 days
+  // after that: erasures within a backup's retention.
+  void SetShortRequestPolicy() {
+    RetentionPolicy policy{.kind = "request",
+                           .close_after = *ParsePeriod("P10D"),
+                           .block_after = std::nullopt,
+                           .erase_after = *ParsePeriod("P2D"),
+                           .history_after = *ParsePeriod("P3D")};
+    ASSERT_TRUE(engine_->SetPolicy(*admin_, policy).ok());
+  }
   std::string KitPath() const { return dir_ + "-kit"; }
 
   Options RestoredOptions() {
@@ -239,12 +250,7 @@ TEST_F(BackupTest, AnUnknownBackupFormatVersionIsRefused) {
 // ---- Restore never resurrects -----------------------------------------------
 
 TEST_F(BackupTest, NothingErasedAfterTheBackupComesBackAtRestore) {
-  RetentionPolicy policy{.kind = "request",
-                         .close_after = *ParsePeriod("P10D"),
-                         .block_after = std::nullopt,
-                         .erase_after = *ParsePeriod("P2D"),
-                         .history_after = *ParsePeriod("P3D")};
-  ASSERT_TRUE(engine_->SetPolicy(*admin_, policy).ok());
+  ASSERT_NO_FATAL_FAILURE(SetShortRequestPolicy());
   const uint64_t shredded = CreateRecord("anna@x.org");
   const uint64_t erased = CreateRecord("ben@x.org");
   const uint64_t swept = CreateRecord("carl@x.org");
@@ -416,12 +422,7 @@ TEST_F(BackupTest, ARevocationThatFailedIsNotReappliedByARestore) {
 // reads whole (review helper-102: leaving the key out made it
 // undecipherable, and its subject's report failed).
 TEST_F(BackupTest, ARecordAHoldProtectsReadsWholeAfterARestore) {
-  RetentionPolicy policy{.kind = "request",
-                         .close_after = *ParsePeriod("P10D"),
-                         .block_after = std::nullopt,
-                         .erase_after = *ParsePeriod("P2D"),
-                         .history_after = *ParsePeriod("P3D")};
-  ASSERT_TRUE(engine_->SetPolicy(*admin_, policy).ok());
+  ASSERT_NO_FATAL_FAILURE(SetShortRequestPolicy());
   const uint64_t id = CreateRecord("anna@x.org");
   ASSERT_TRUE(engine_->Close(*owner_, id).ok());
   ASSERT_TRUE(engine_

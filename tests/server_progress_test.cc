@@ -53,6 +53,31 @@ class ServerProgressTest : public ServerFixture {
     return admin.progressRequest().send().wait(wait());
   }
 
+  // Restarts the server with `gate` holding its first long call that
+  // reports the gate's phase.
+  void RestartWithGate(const std::shared_ptr<WorkGate>& gate) {
+    StopServer();
+    server_options_hook_ = [gate](server::ServerOptions& so) {
+      so.TEST_work_progress = [gate](const WorkProgress& p) {
+        gate->OnProgress(p);
+      };
+    };
+    StartServer();
+  }
+
+  // Runs the client's event loop until `gate` holds `call` (at most a
+  // minute).
+  template <typename Promise>
+  void PumpUntilHeld(Promise& call, WorkGate& gate) {
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::minutes(1);
+    while (!gate.Reached()) {
+      ASSERT_FALSE(call.poll(wait())) << "the call ended unheld";
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline);
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+
   // Restarts the server recording every progress report it publishes.
   void RecordReports() {
     StopServer();
@@ -255,24 +280,12 @@ TEST_F(ServerProgressTest, AFailedOrRefusedCallSaysHow) {
 
 TEST_F(ServerProgressTest, ALongCallsProgressIsSeenWhileItRuns) {
   auto gate = std::make_shared<WorkGate>("files");
-  StopServer();
-  server_options_hook_ = [gate](server::ServerOptions& so) {
-    so.TEST_work_progress = [gate](const WorkProgress& p) {
-      gate->OnProgress(p);
-    };
-  };
-  StartServer();
+  RestartWithGate(gate);
   auto admin_session = AdminSession();
   auto admin = AdminFacet(admin_session);
   auto verify = admin.verifyErasureRequest().send();
   auto release = kj::defer([&] { gate->Release(); });
-  const auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::minutes(1);
-  while (!gate->Reached()) {
-    ASSERT_FALSE(verify.poll(wait())) << "the verification ended unheld";
-    ASSERT_LT(std::chrono::steady_clock::now(), deadline);
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  ASSERT_NO_FATAL_FAILURE(PumpUntilHeld(verify, *gate));
   // Held as its scan of the files begins: from another connection too.
   const std::string token = CreatePrincipal("admin-2", rpc::Role::ADMIN);
   auto other_session = Login("admin-2", token);
@@ -308,26 +321,14 @@ TEST_F(ServerProgressTest, ALongCallsProgressIsSeenWhileItRuns) {
 // read meanwhile is refused on the reading lane alone.
 TEST_F(ServerProgressTest, AnAuditorsLongReadKeepsNoMaintenanceWaiting) {
   auto gate = std::make_shared<WorkGate>("events");
-  StopServer();
-  server_options_hook_ = [gate](server::ServerOptions& so) {
-    so.TEST_work_progress = [gate](const WorkProgress& p) {
-      gate->OnProgress(p);
-    };
-  };
-  StartServer();
+  RestartWithGate(gate);
   auto a = NewSession("authority-a", rpc::Role::USER);
   CreateRecord(a, "anna@example.org");
   auto auditor_session = NewSession("auditor-1", rpc::Role::AUDITOR);
   auto auditor = auditor_session.auditorRequest().send().getAuditor();
   auto verify = auditor.verifyChainRequest().send();
   auto release = kj::defer([&] { gate->Release(); });
-  const auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::minutes(1);
-  while (!gate->Reached()) {
-    ASSERT_FALSE(verify.poll(wait())) << "the verification ended unheld";
-    ASSERT_LT(std::chrono::steady_clock::now(), deadline);
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  ASSERT_NO_FATAL_FAILURE(PumpUntilHeld(verify, *gate));
   auto admin_session = AdminSession();
   auto admin = AdminFacet(admin_session);
   // Maintenance runs meanwhile, and its board is its own.
