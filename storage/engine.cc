@@ -281,6 +281,9 @@ Result<SweepReport> Engine::Sweep(const Actor& admin,
                                   const SweepOptions& options) {
   auto caller = impl_->RequireRole(admin, Role::kAdmin);
   if (!caller) return Fail(caller.error());
+  // A sweep refused for its arguments does nothing, backup-key expiry
+  // included (a review, helper-100).
+  CUSTOS_RETURN_IF_ERROR(impl_->sweeper.CheckOptions(options));
   auto report = impl_->sweeper.Sweep(*caller, options);
   if (options.dry_run) return report;
   // Backups age out on the sweep's schedule too, whether the sweep

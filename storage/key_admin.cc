@@ -80,8 +80,15 @@ Result<BackupReport> KeyAdmin::Backup(const PrincipalInfo& admin,
 Status KeyAdmin::ExportRestoreKit(const PrincipalInfo& admin,
                                   const std::string& path) {
   const Timestamp now = u_.clock.Now();
-  CUSTOS_RETURN_IF_ERROR(
-      backup::WriteKit(u_.keystore, path, now, u_.backup_retention));
+  {
+    // Under the records' write lock: a revocation or token replacement
+    // writes its ledger entry and its change (or takes the entry back)
+    // under it, so the kit never carries an entry whose change failed (a
+    // review, helper-102).
+    WriteLock lock = u_.store.Lock();
+    CUSTOS_RETURN_IF_ERROR(
+        backup::WriteKit(u_.keystore, path, now, u_.backup_retention));
+  }
   return Record(admin, EventAction::kExportRestoreKit, now, {},
                 "recording restore kit export");
 }

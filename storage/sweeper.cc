@@ -196,17 +196,22 @@ void Sweeper::AddSkipped(SweepReport& report, uint64_t record_id,
   report.skipped.push_back({record_id, status.ToString()});
 }
 
-Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
-                                   const SweepOptions& options) {
+Status Sweeper::CheckOptions(const SweepOptions& options) const {
   if (options.batch_size == 0) {
-    return Fail(Status::InvalidArgument("batch_size must be at least 1"));
+    return Status::InvalidArgument("batch_size must be at least 1");
   }
   // What a sweep writes must already be in force: only a dry run looks
   // ahead (holds, too, are then judged as they stand now).
   if (!options.dry_run && options.as_of > u_.clock.Now()) {
-    return Fail(Status::InvalidArgument(
-        "as_of is in the future: only a dry run may look ahead"));
+    return Status::InvalidArgument(
+        "as_of is in the future: only a dry run may look ahead");
   }
+  return Status::Ok();
+}
+
+Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
+                                   const SweepOptions& options) {
+  CUSTOS_RETURN_IF_ERROR(CheckOptions(options));
   const int64_t as_of = ToMicros(options.as_of);
   SweepReport report;
   // In a dry run nothing is written, so the index does not shrink: walk it

@@ -46,6 +46,9 @@ class Sweeper {
   };
   explicit Sweeper(Units units) : u_(units) {}
 
+  // InvalidArgument for a batch size of 0, or an as_of ahead of now
+  // outside a dry run: what Sweep refuses before doing anything.
+  Status CheckOptions(const SweepOptions& options) const;
   // Engine::Sweep and Engine::ReapplyPolicies (storage/engine.h), acting as
   // `admin`.
   Result<SweepReport> Sweep(const PrincipalInfo& admin,

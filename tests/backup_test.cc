@@ -681,6 +681,20 @@ TEST_F(BackupTest, BackupKeysAgeOutEvenWhenTheSweepFails) {
   auto after = engine_->ExpireBackupKeys(*admin_);
   ASSERT_TRUE(after.has_value());
   EXPECT_EQ(*after, 0u);
+  // But a sweep refused for its arguments does nothing at all (a review,
+  // helper-100): the key of a backup past the retention stays for the
+  // next sweep or expiry.
+  std::filesystem::remove_all(BackupDir());
+  TakeBackup();
+  clock_.Set(TestEpoch() + 24h * 108);
+  SweepOptions bad;
+  bad.as_of = clock_.Now();
+  bad.batch_size = 0;
+  EXPECT_EQ(engine_->Sweep(*admin_, bad).error().ToString(),
+            "InvalidArgument: batch_size must be at least 1");
+  auto left = engine_->ExpireBackupKeys(*admin_);
+  ASSERT_TRUE(left.has_value());
+  EXPECT_EQ(*left, 1u);
 }
 
 // A failed keyring write (a full disk) leaves the expired keys where they
