@@ -1,7 +1,5 @@
 #include "server/service.h"
 
-#include <sodium.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -16,6 +14,7 @@
 
 #include "crypto/guarded_bytes.h"
 #include "crypto/master_key.h"
+#include "crypto/secret_key.h"
 #include "report/processing_register.h"
 #include "report/subject_report_html.h"
 #include "report/subject_report_json.h"
@@ -290,7 +289,9 @@ std::string IdStr(capnp::Text::Reader t, const char* what) {
 
 // A credential the server has put into an answer: its own copy wiped (the
 // message's is the RPC system's, freed once sent).
-void Wipe(std::string& secret) { sodium_memzero(secret.data(), secret.size()); }
+void Wipe(std::string& secret) {
+  crypto::Wipe({reinterpret_cast<uint8_t*>(secret.data()), secret.size()});
+}
 
 capnp::Text::Reader Txt(const std::string& s) {
   return capnp::Text::Reader(s.data(), s.size());

@@ -897,10 +897,10 @@ Result<RestoreIntent> Import(const std::string& backup_dir,
   std::unordered_set<std::string> shredded_hashes;
   std::unordered_map<std::string, bool> erasures;  // "le:" key -> matched.
   std::map<uint64_t, bool> pruned;                 // seq -> in the backup.
-  // Principal id -> its credential's latest change: the new credential
-  // hash, or "" for a revocation (Keystore::LedgerCredential).
+  // Principal id -> its credential's latest change, the ledger's value
+  // (Keystore::LedgerCredential): its time, then the new credential hash
+  // or nothing for a revocation.
   std::unordered_map<std::string, std::string> credentials;
-  std::unordered_map<std::string, int64_t> revoked_at;  // By the ledger.
   std::unordered_set<std::string> backed_up_principals;
   // Deadline bucket keys destroyed ("lb:"), by key name ("~b" + hex).
   std::unordered_set<std::string> destroyed_buckets;
@@ -919,11 +919,8 @@ Result<RestoreIntent> Import(const std::string& backup_dir,
       if (v.size() != 8 && v.size() != 8 + crypto::kDigestSize) {
         return Fail(Status::DataLoss("corrupt ledger entry"));
       }
-      const std::string id = k.substr(Keystore::kLedgerCredentialPrefix.size());
-      credentials.emplace(id, v.substr(8));
-      if (v.size() == 8) {
-        revoked_at.emplace(id, static_cast<int64_t>(ReadBigEndian64(v)));
-      }
+      credentials.emplace(k.substr(Keystore::kLedgerCredentialPrefix.size()),
+                          v);
     } else if (k.starts_with(Keystore::kLedgerBucketPrefix)) {
       destroyed_buckets.insert(k.substr(Keystore::kLedgerBucketPrefix.size()));
     } else if (k.starts_with(Keystore::kLedgerShredPrefix)) {
@@ -935,11 +932,16 @@ Result<RestoreIntent> Import(const std::string& backup_dir,
   auto apply_credential = [&](codec::StoredPrincipal& p) {
     auto change = credentials.find(p.info.id);
     if (change == credentials.end()) return false;
-    if (change->second.empty()) {
+    const std::string_view new_hash =
+        std::string_view(change->second).substr(8);
+    if (new_hash.empty()) {
       p.info.revoked = true;
-      if (p.revoked_at_micros == 0) p.revoked_at_micros = revoked_at[p.info.id];
+      if (p.revoked_at_micros == 0) {
+        p.revoked_at_micros =
+            static_cast<int64_t>(ReadBigEndian64(change->second));
+      }
     } else {
-      p.credential_hash.assign(change->second.begin(), change->second.end());
+      p.credential_hash.assign(new_hash.begin(), new_hash.end());
     }
     return true;
   };
