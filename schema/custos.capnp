@@ -354,7 +354,9 @@ interface Auditor {
   accessHistory @0 (subjectId :Text, fromMicros :Int64, toMicros :Int64,
                     afterSeq :UInt64, limit :UInt32)
       -> (events :List(AccessEvent), nextAfterSeq :UInt64);
-  # Verifies the whole history chain.
+  # Verifies the whole history chain and its indexes. problem is "" when
+  # ok, else one of "checkpoint", "missing", "corrupt", "link", "seal",
+  # "head", "index" (docs/history.md, "Verification").
   verifyChain @1 () -> (ok :Bool, problem :Text, verified :UInt64,
                         headSeq :UInt64, headLinkHex :Text);
   # The answer to a subject's access request, as the JSON of

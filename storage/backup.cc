@@ -906,7 +906,10 @@ Result<RestoreIntent> Import(const std::string& backup_dir,
   std::unordered_set<std::string> destroyed_buckets;
   for (const auto& [k, v] : kit->ledger) {
     if (k.starts_with(Keystore::kLedgerErasurePrefix)) {
-      if (v.size() != 8) return Fail(Status::DataLoss("corrupt ledger entry"));
+      // Its MAC is checked once the keyring is open (PlanFromLedger).
+      if (v.size() != 8 + crypto::kDigestSize) {
+        return Fail(Status::DataLoss("corrupt ledger entry"));
+      }
       erasures.emplace(k, false);
     } else if (k.starts_with(Keystore::kLedgerPrunePrefix)) {
       if (v.size() % 8 != 0) {
@@ -1232,25 +1235,25 @@ Result<RestoreIntent> DecodeRestoreIntent(std::string_view value) {
 Result<RestorePlan> PlanFromLedger(Keystore& keystore) {
   RestorePlan plan;
   Status corrupt;
-  CUSTOS_RETURN_IF_ERROR(
-      keystore.ScanLedger([&](std::string_view k, std::string_view v) {
-        if (k.starts_with(Keystore::kLedgerErasurePrefix)) {
-          if (v.size() != 8) {
-            corrupt = Status::DataLoss("corrupt ledger entry");
-            return;
-          }
-          plan.erased_records.emplace(std::string(k),
-                                      static_cast<int64_t>(ReadBigEndian64(v)));
-        } else if (k.starts_with(Keystore::kLedgerPrunePrefix)) {
-          if (v.size() % 8 != 0) {
-            corrupt = Status::DataLoss("corrupt ledger entry");
-            return;
-          }
-          for (size_t i = 0; i < v.size(); i += 8) {
-            plan.pruned_events.insert(ReadBigEndian64(v.substr(i)));
-          }
-        }
-      }));
+  CUSTOS_RETURN_IF_ERROR(keystore.ScanLedger([&](std::string_view k,
+                                                 std::string_view v) {
+    if (k.starts_with(Keystore::kLedgerErasurePrefix)) {
+      auto at = Keystore::LedgerErasureTime(keystore.keyring().ledger(), k, v);
+      if (!at) {
+        corrupt = at.error();
+        return;
+      }
+      plan.erased_records.emplace(std::string(k), *at);
+    } else if (k.starts_with(Keystore::kLedgerPrunePrefix)) {
+      if (v.size() % 8 != 0) {
+        corrupt = Status::DataLoss("corrupt ledger entry");
+        return;
+      }
+      for (size_t i = 0; i < v.size(); i += 8) {
+        plan.pruned_events.insert(ReadBigEndian64(v.substr(i)));
+      }
+    }
+  }));
   if (!corrupt.ok()) return Fail(corrupt);
   return plan;
 }

@@ -377,6 +377,10 @@ Status Erasure::Ledger(
   return keystore_.LedgerRecordErasures(erased, /*sync=*/false);
 }
 
+Result<std::optional<int64_t>> Erasure::LedgerErasedAt(uint64_t record_id) {
+  return keystore_.LedgerErasedAt(record_id);
+}
+
 Status Erasure::LedgerPruned(const std::vector<uint64_t>& seqs) {
   return keystore_.LedgerPrunedEvents(seqs, /*sync=*/false);
 }

@@ -136,6 +136,11 @@ class Erasure {
   // is durable no later than the erasure it records.
   Status Ledger(const std::vector<std::pair<uint64_t, int64_t>>& erased);
   Status LedgerPruned(const std::vector<uint64_t>& seqs);
+  // When the ledger says record `record_id` was erased (nullopt: it has no
+  // entry). What history pruning dates a record's events from: the stored
+  // record's state and time are not authenticated, the entry is
+  // (Keystore::LedgerErasureValue). Errors: as Keystore::LedgerErasedAt.
+  Result<std::optional<int64_t>> LedgerErasedAt(uint64_t record_id);
 
   // Compacts what is queued, if Options::compact_after_erasure, and once
   // the oldest entry has waited Options::erasure_compaction_delay: the

@@ -116,6 +116,8 @@ std::string_view ChainProblemName(ChainReport::Problem problem) {
       return "seal";
     case ChainReport::Problem::kHead:
       return "head";
+    case ChainReport::Problem::kIndex:
+      return "index";
   }
   return "unknown";
 }
@@ -138,6 +140,10 @@ constexpr std::string_view kDigestTag{"custos-event-digest-v2\0", 23};
 constexpr std::string_view kCommitmentTag{"custos-event-part-v2\0", 21};
 constexpr std::string_view kMacTag{"custos-event-bytes-v2\0", 22};
 constexpr std::string_view kIndexTag{"custos-history-index-v1\0", 24};
+constexpr std::string_view kIndexEntryTag{"custos-history-index-entry-v1\0",
+                                          30};
+constexpr std::string_view kIndexDroppedTag{"custos-history-index-dropped-v1\0",
+                                            32};
 constexpr std::string_view kCheckpointTag{"custos-checkpoint-v1\0", 21};
 constexpr std::string_view kPartAdTag{"custos-event-v1\0", 16};
 constexpr std::string_view kPartSubjectKeyTag{"custos-disclosure-part-key-v1\0",
@@ -183,6 +189,9 @@ std::optional<uint32_t> DecodeSlot(std::string_view in) {
   for (char c : in) slot = (slot << 8) | static_cast<uint8_t>(c);
   return slot;
 }
+
+// An "h:" value: the slot, then the MAC binding it to its tag and event.
+constexpr size_t kIndexValueSize = 4 + kDigestSize;
 
 // ---- Keyed computations
 // ------------------------------------------------------
@@ -242,6 +251,42 @@ Digest EventMac(const crypto::SecretKey& key, uint64_t seq,
 // the index holds no subject id in clear.
 Digest IndexTagOf(const crypto::SecretKey& key, std::string_view subject_id) {
   return Tagged(key, kIndexTag, AsBytes(subject_id));
+}
+
+// The MAC in an "h:" value: what lets Verify tell an entry Stage wrote from
+// one made up (another tag, another slot) without the subject's key.
+Digest IndexEntryMac(const crypto::SecretKey& key, const Digest& tag,
+                     uint64_t seq, uint32_t slot) {
+  return Hasher(key)
+      .Update(kIndexEntryTag)
+      .Update(tag)
+      .UpdateBigEndian64(seq)
+      .UpdateBigEndian32(slot)
+      .Final();
+}
+
+// The value of an "hx:" marker: a part's index dropped with its shredded
+// subject's (DropSubjectIndex), told apart from one deleted by someone
+// without the audit key.
+Digest IndexDroppedMac(const crypto::SecretKey& key, uint64_t seq,
+                       uint32_t slot) {
+  return Hasher(key)
+      .Update(kIndexDroppedTag)
+      .UpdateBigEndian64(seq)
+      .UpdateBigEndian32(slot)
+      .Final();
+}
+
+std::string EncodeIndexValue(uint32_t slot, const Digest& mac) {
+  std::string value = EncodeSlot(slot);
+  value.append(AsStringView(mac));
+  return value;
+}
+
+// The slot of an "h:" value (its MAC is Verify's to check).
+std::optional<uint32_t> IndexSlot(std::string_view value) {
+  if (value.size() != kIndexValueSize) return std::nullopt;
+  return DecodeSlot(value.substr(0, 4));
 }
 
 Digest CheckpointMac(const crypto::SecretKey& key, uint64_t next_seq,
@@ -907,6 +952,18 @@ Result<std::optional<std::string>> Get(leveldb::DB& db,
   return std::optional<std::string>(std::move(value));
 }
 
+// Adds to `batch` the deletion of every key under `prefix`.
+Status DeleteUnder(leveldb::DB& db, const leveldb::ReadOptions& options,
+                   const std::string& prefix, leveldb::WriteBatch& batch,
+                   std::string_view what) {
+  std::unique_ptr<leveldb::Iterator> it(db.NewIterator(options));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
+       it->Next()) {
+    batch.Delete(it->key());
+  }
+  return FromLevelDb(it->status(), what);
+}
+
 uint64_t SeqOfEventKey(std::string_view key) {
   return ReadBigEndian64(key.substr(kEventPrefix.size()));
 }
@@ -1160,8 +1217,10 @@ Result<History::Pending> History::Stage(leveldb::WriteBatch& batch,
     stored.link = link;
     staged.Put(EventKey(seq), EncodeStoredEvent(stored));
     for (size_t slot = 0; slot < tags.size(); ++slot) {
+      const auto part = static_cast<uint32_t>(slot);
       staged.Put(IndexKey(tags[slot], seq),
-                 EncodeSlot(static_cast<uint32_t>(slot)));
+                 EncodeIndexValue(
+                     part, IndexEntryMac(audit_key_, tags[slot], seq, part)));
       staged.Put(ReverseKey(seq, tags[slot]), "");
     }
     // The disclosure index: who received which subjects' data, when.
@@ -1248,6 +1307,112 @@ Result<ChainReport> History::Verify(const leveldb::Snapshot* at,
   const uint64_t total =
       report.head_seq >= start_seq ? report.head_seq - start_seq + 1 : 0;
   ReportProgress(progress, "events", "events", 0, total);
+  // The index entries of each event, read in step with the walk (their
+  // keys start with the seq, so each family is one forward scan).
+  std::unique_ptr<leveldb::Iterator> reverse_it(
+      db_.NewIterator(snapshot.options()));
+  std::unique_ptr<leveldb::Iterator> dropped_it(
+      db_.NewIterator(snapshot.options()));
+  std::unique_ptr<leveldb::Iterator> parts_it(
+      db_.NewIterator(snapshot.options()));
+  reverse_it->Seek(ReversePrefix(start_seq));
+  dropped_it->Seek(keys::HistoryDroppedPrefix(start_seq));
+  parts_it->Seek(keys::DisclosurePartPrefix(start_seq));
+  // Whether event `seq`'s index entries are what Stage, DropSubjectIndex
+  // and Prune leave: for each sealed part, either its "h:"/"hs:" pair
+  // (with a MAC binding tag, seq and slot) or a dropped marker ("hx:",
+  // MAC'd); for a disclosure, its "hp:" entry and, for each part still
+  // indexed, an "hq:" entry naming the subject whose tag the pair holds;
+  // for a stub, none at all. A part whose entries were deleted would be
+  // missing from its subject's report and from breach scopes while the
+  // chain still verified.
+  auto indexes_intact = [&](uint64_t seq,
+                            const DecodedEvent* event) -> Result<bool> {
+    const size_t parts = event != nullptr ? event->sealed_parts.size() : 0;
+    std::vector<std::optional<Digest>> tag_of(parts);
+    std::vector<bool> covered(parts, false);
+    bool intact = true;
+    const std::string reverse = ReversePrefix(seq);
+    for (; reverse_it->Valid() && reverse_it->key().starts_with(reverse);
+         reverse_it->Next()) {
+      const std::string key = ToString(reverse_it->key());
+      if (key.size() != reverse.size() + kDigestSize) {
+        intact = false;
+        continue;
+      }
+      Digest tag;
+      std::memcpy(tag.data(), key.data() + reverse.size(), kDigestSize);
+      auto value = Get(db_, snapshot.options(), IndexKey(tag, seq),
+                       "reading history index");
+      if (!value.has_value()) return Fail(value.error());
+      auto slot = value->has_value() ? IndexSlot(**value) : std::nullopt;
+      if (!slot || *slot >= parts || covered[*slot] ||
+          !crypto::ConstantTimeEquals(
+              IndexEntryMac(audit_key_, tag, seq, *slot),
+              AsBytes(std::string_view(**value).substr(4)))) {
+        intact = false;
+        continue;
+      }
+      covered[*slot] = true;
+      tag_of[*slot] = tag;
+    }
+    CUSTOS_RETURN_IF_ERROR(
+        FromLevelDb(reverse_it->status(), "reading history index"));
+    const std::string dropped = keys::HistoryDroppedPrefix(seq);
+    for (; dropped_it->Valid() && dropped_it->key().starts_with(dropped);
+         dropped_it->Next()) {
+      const std::string key = ToString(dropped_it->key());
+      auto slot = key.size() == dropped.size() + 4
+                      ? DecodeSlot(std::string_view(key).substr(dropped.size()))
+                      : std::nullopt;
+      if (!slot || *slot >= parts || covered[*slot] ||
+          !crypto::ConstantTimeEquals(IndexDroppedMac(audit_key_, seq, *slot),
+                                      AsBytes(ToString(dropped_it->value())))) {
+        intact = false;
+        continue;
+      }
+      covered[*slot] = true;
+    }
+    CUSTOS_RETURN_IF_ERROR(
+        FromLevelDb(dropped_it->status(), "reading history index"));
+    for (bool c : covered) intact = intact && c;
+    const std::string sealed_ids = keys::DisclosurePartPrefix(seq);
+    size_t sealed_id_entries = 0;
+    for (; parts_it->Valid() && parts_it->key().starts_with(sealed_ids);
+         parts_it->Next()) {
+      ++sealed_id_entries;
+    }
+    CUSTOS_RETURN_IF_ERROR(
+        FromLevelDb(parts_it->status(), "reading history disclosure index"));
+    const bool indexed_disclosure = event != nullptr && parts > 0 &&
+                                    IsDisclosure(event->header.action) &&
+                                    seq >= disclosures_from_;
+    if (!indexed_disclosure) return intact && sealed_id_entries == 0;
+    auto entry = Get(db_, snapshot.options(),
+                     keys::Disclosure(event->header.principal_id,
+                                      ToMicros(event->header.at), seq),
+                     "reading history disclosure index");
+    if (!entry.has_value()) return Fail(entry.error());
+    if (!entry->has_value()) return false;
+    size_t expected_ids = 0;
+    for (uint32_t slot = 0; slot < parts; ++slot) {
+      if (!tag_of[slot]) continue;  // Dropped: so is its sealed id.
+      ++expected_ids;
+      auto sealed_id =
+          Get(db_, snapshot.options(), keys::DisclosurePart(seq, slot),
+              "reading history disclosure index");
+      if (!sealed_id.has_value()) return Fail(sealed_id.error());
+      if (!sealed_id->has_value()) return false;
+      auto id = crypto::Open(part_subject_key_, AsBytes(**sealed_id),
+                             AsBytes(PartSubjectAd(seq, slot)));
+      if (!id.has_value()) return false;
+      const bool same = crypto::ConstantTimeEquals(
+          IndexTagOf(audit_key_, AsStringView(*id)), *tag_of[slot]);
+      crypto::Wipe(*id);
+      if (!same) return false;
+    }
+    return intact && sealed_id_entries == expected_ids;
+  };
   std::unique_ptr<leveldb::Iterator> it(db_.NewIterator(snapshot.options()));
   for (it->Seek(EventKey(start_seq));
        it->Valid() && it->key().starts_with(ToSlice(kEventPrefix));
@@ -1298,6 +1463,12 @@ Result<ChainReport> History::Verify(const leveldb::Snapshot* at,
         broken(ChainReport::Problem::kCorrupt, seq);
         break;
       }
+    }
+    auto intact = indexes_intact(seq, event ? &*event : nullptr);
+    if (!intact.has_value()) return Fail(intact.error());
+    if (!*intact) {
+      broken(ChainReport::Problem::kIndex, seq);
+      break;
     }
     ++expected;
     ReportProgress(progress, "events", "events", expected - start_seq, total);
@@ -1358,7 +1529,7 @@ Result<HistoryPage> History::ForSubject(const std::string& subject_id,
     const uint64_t seq =
         ReadBigEndian64(std::string_view(index_key).substr(prefix.size()));
     last_examined = seq;
-    auto slot = DecodeSlot(ToString(it->value()));
+    auto slot = IndexSlot(ToString(it->value()));
     if (!slot) return Fail(Status::DataLoss("corrupt history index entry"));
 
     auto value =
@@ -1543,9 +1714,12 @@ Result<size_t> History::DropSubjectIndex(leveldb::WriteBatch& batch,
       const uint64_t seq =
           ReadBigEndian64(std::string_view(key).substr(prefix.size()));
       batch.Delete(ReverseKey(seq, tag));
-      // The sealed subject id of the part in the disclosure index.
-      if (auto slot = DecodeSlot(ToString(it->value()))) {
+      if (auto slot = IndexSlot(ToString(it->value()))) {
+        // The sealed subject id of the part in the disclosure index.
         batch.Delete(keys::DisclosurePart(seq, *slot));
+        // What tells Verify this part's entries were dropped, not deleted.
+        const Digest mac = IndexDroppedMac(audit_key_, seq, *slot);
+        batch.Put(keys::HistoryDropped(seq, *slot), ToSlice(AsStringView(mac)));
       }
     }
     ++dropped;
@@ -1583,7 +1757,7 @@ Result<History::ResealResult> History::ResealSubject(
     const uint64_t seq =
         ReadBigEndian64(std::string_view(index_key).substr(prefix.size()));
     result.next_after_seq = seq;
-    auto slot = DecodeSlot(ToString(it->value()));
+    auto slot = IndexSlot(ToString(it->value()));
     if (!slot) return Fail(Status::DataLoss("corrupt history index entry"));
     auto value = Get(db_, read, EventKey(seq), "reading history event");
     if (!value.has_value()) return Fail(value.error());
@@ -1724,6 +1898,16 @@ Result<PruneResult> History::Prune(
                                      std::to_string(seq)));
       }
       if (!prunable(event->header)) continue;
+      // The decision was made on the header: it must be the one written.
+      // (An altered header would break the chain only where Verify looks;
+      // a stub made of it would carry the alteration's digest.)
+      if (!crypto::ConstantTimeEquals(
+              EventMac(audit_key_, seq, stored->event_bytes), stored->mac) ||
+          event->header.seq != seq) {
+        return Fail(Status::DataLoss("history event " + std::to_string(seq) +
+                                     " failed to authenticate; nothing was "
+                                     "pruned"));
+      }
 
       StoredEventValue stub;
       stub.seq = seq;
@@ -1749,17 +1933,15 @@ Result<PruneResult> History::Prune(
       }
       CUSTOS_RETURN_IF_ERROR(
           FromLevelDb(rit->status(), "reading history index"));
+      CUSTOS_RETURN_IF_ERROR(DeleteUnder(db_, read,
+                                         keys::HistoryDroppedPrefix(seq), batch,
+                                         "reading history index"));
       if (IsDisclosure(event->header.action)) {
         batch.Delete(keys::Disclosure(event->header.principal_id,
                                       ToMicros(event->header.at), seq));
-        const std::string parts = keys::DisclosurePartPrefix(seq);
-        std::unique_ptr<leveldb::Iterator> pit(db_.NewIterator(read));
-        for (pit->Seek(parts); pit->Valid() && pit->key().starts_with(parts);
-             pit->Next()) {
-          batch.Delete(pit->key());
-        }
         CUSTOS_RETURN_IF_ERROR(
-            FromLevelDb(pit->status(), "reading history disclosure index"));
+            DeleteUnder(db_, read, keys::DisclosurePartPrefix(seq), batch,
+                        "reading history disclosure index"));
       }
     }
     CUSTOS_RETURN_IF_ERROR(FromLevelDb(it->status(), "reading history"));

@@ -191,6 +191,9 @@ struct ChainReport {
                   // not match their MAC, while its link verifies.
     kHead,        // The head disagrees with the last verified event
                   // (a truncated or extended tail, or a corrupt head).
+    kIndex,       // An event's index entries (subject, disclosure) are
+                  // missing, extra or fail to authenticate, while the
+                  // event itself verifies.
   };
 
   bool ok() const { return problem == Problem::kNone; }

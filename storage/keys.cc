@@ -170,6 +170,15 @@ std::string HistoryReverse(uint64_t seq, std::string_view tag) {
   return Join(HistoryReversePrefix(seq), tag);
 }
 
+std::string HistoryDroppedPrefix(uint64_t seq) {
+  return JoinNumber(kHistoryDroppedPrefix, seq);
+}
+std::string HistoryDropped(uint64_t seq, uint32_t slot) {
+  std::string key = HistoryDroppedPrefix(seq);
+  AppendBigEndian32(key, slot);
+  return key;
+}
+
 std::string DisclosurePrefix(std::string_view principal_id) {
   return JoinName(kDisclosurePrefix, principal_id);
 }

@@ -181,7 +181,7 @@ inline constexpr std::string_view kRekeyQueuePrefix = "q:rekey:";
 std::string RekeyQueue(std::string_view subject_id);
 
 // ---- Access history (history.cc) ------------------------------------------
-// "e:" u64 seq -> Event; "h:" tag || u64 seq -> sealed seq;
+// "e:" u64 seq -> Event; "h:" tag || u64 seq -> u32 slot || MAC;
 // "hs:" u64 seq || tag -> ""; head and checkpoint under "m:".
 inline constexpr std::string_view kEventPrefix = "e:";
 inline constexpr std::string_view kHistoryIndexPrefix = "h:";
@@ -193,6 +193,13 @@ std::string HistoryIndexPrefix(std::string_view tag);
 std::string HistoryIndex(std::string_view tag, uint64_t seq);
 std::string HistoryReversePrefix(uint64_t seq);
 std::string HistoryReverse(uint64_t seq, std::string_view tag);
+// "hx:" u64 seq || u32 slot -> a MAC: the index entry of that sealed part
+// was dropped with its shredded subject's index (History::DropSubjectIndex),
+// so Verify knows the part's missing "h:"/"hs:" entries were not deleted by
+// someone else.
+inline constexpr std::string_view kHistoryDroppedPrefix = "hx:";
+std::string HistoryDroppedPrefix(uint64_t seq);
+std::string HistoryDropped(uint64_t seq, uint32_t slot);
 // Disclosures by principal (docs/history.md, "The disclosure index"):
 // "hp:" principal id NUL u64 (at µs with its sign bit flipped, so keys sort
 // by time) || u64 seq -> ""; "hq:" u64 seq || u32 slot -> the subject id of

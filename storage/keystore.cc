@@ -13,7 +13,7 @@
 namespace custos {
 namespace {
 
-constexpr uint32_t kKeystoreFormatVersion = 3;
+constexpr uint32_t kKeystoreFormatVersion = 4;
 constexpr char kFormatKey[] = "m:format";
 constexpr char kKeyringKey[] = "m:keyring";
 constexpr char kKekRotationKey[] = "m:kek_rotation";
@@ -112,14 +112,20 @@ Result<std::unique_ptr<Keystore>> Keystore::Open(
   if (*version == 1) {
     return Fail(Status::FailedPrecondition(
         "keystore format version 1 (keys derived from the master key) is "
-        "not supported: this build reads version 3 (a keyring and deadline "
+        "not supported: this build reads version 4 (a keyring and deadline "
         "keys) and does not migrate; create a new data directory"));
   }
   if (*version == 2) {
     return Fail(Status::FailedPrecondition(
         "keystore format version 2 (no deadline keys) is not supported: "
-        "this build reads version 3 and does not migrate; create a new data "
+        "this build reads version 4 and does not migrate; create a new data "
         "directory"));
+  }
+  if (*version == 3) {
+    return Fail(Status::FailedPrecondition(
+        "keystore format version 3 (an erasure ledger without MACs) is not "
+        "supported: this build reads version 4 and does not migrate; create "
+        "a new data directory"));
   }
   if (*version != kKeystoreFormatVersion) {
     return Fail(Status::FailedPrecondition(
@@ -810,14 +816,64 @@ std::string Keystore::LedgerErasureKey(const crypto::SecretKey& ledger_key,
       .append(AsStringView(crypto::KeyedHash(ledger_key, AsBytes(id))));
 }
 
+namespace {
+
+constexpr std::string_view kLedgerErasureMacTag{"custos-ledger-erasure-v1\0",
+                                                25};
+
+crypto::Digest LedgerErasureMac(const crypto::SecretKey& ledger_key,
+                                std::string_view key, int64_t at_micros) {
+  return crypto::KeyedHasher(ledger_key)
+      .Update(kLedgerErasureMacTag)
+      .UpdateBigEndian32(static_cast<uint32_t>(key.size()))
+      .Update(key)
+      .UpdateBigEndian64(static_cast<uint64_t>(at_micros))
+      .Final();
+}
+
+}  // namespace
+
+std::string Keystore::LedgerErasureValue(const crypto::SecretKey& ledger_key,
+                                         std::string_view key,
+                                         int64_t at_micros) {
+  std::string value;
+  AppendBigEndian64(value, static_cast<uint64_t>(at_micros));
+  value.append(AsStringView(LedgerErasureMac(ledger_key, key, at_micros)));
+  return value;
+}
+
+Result<int64_t> Keystore::LedgerErasureTime(const crypto::SecretKey& ledger_key,
+                                            std::string_view key,
+                                            std::string_view value) {
+  if (value.size() != 8 + crypto::kDigestSize) {
+    return Fail(Status::DataLoss("corrupt ledger entry"));
+  }
+  const auto at = static_cast<int64_t>(ReadBigEndian64(value));
+  if (!crypto::ConstantTimeEquals(LedgerErasureMac(ledger_key, key, at),
+                                  AsBytes(value.substr(8)))) {
+    return Fail(Status::DataLoss("corrupt ledger entry"));
+  }
+  return at;
+}
+
+Result<std::optional<int64_t>> Keystore::LedgerErasedAt(uint64_t record_id) {
+  const std::string key = LedgerErasureKey(keyring_.ledger(), record_id);
+  std::string value;
+  leveldb::Status s = db_->Get(leveldb::ReadOptions(), key, &value);
+  if (s.IsNotFound()) return std::optional<int64_t>();
+  if (!s.ok()) return Fail(FromLevelDb(s, "reading the erasure ledger"));
+  auto at = LedgerErasureTime(keyring_.ledger(), key, value);
+  if (!at) return Fail(at.error());
+  return std::optional<int64_t>(*at);
+}
+
 Status Keystore::LedgerRecordErasures(
     const std::vector<std::pair<uint64_t, int64_t>>& erased, bool sync) {
   if (erased.empty()) return Status::Ok();
   leveldb::WriteBatch batch;
   for (const auto& [record_id, at_micros] : erased) {
-    std::string at;
-    AppendBigEndian64(at, static_cast<uint64_t>(at_micros));
-    batch.Put(LedgerErasureKey(keyring_.ledger(), record_id), at);
+    const std::string key = LedgerErasureKey(keyring_.ledger(), record_id);
+    batch.Put(key, LedgerErasureValue(keyring_.ledger(), key, at_micros));
   }
   leveldb::WriteOptions wo;
   wo.sync = sync;

@@ -295,6 +295,22 @@ class Keystore {
   // u64 BE record id).
   static std::string LedgerErasureKey(const crypto::SecretKey& ledger_key,
                                       uint64_t record_id);
+  // The value of an "le:" entry: the erased-at µs (u64 BE), then
+  // KeyedHash(ledger key, "custos-ledger-erasure-v1\0" || u32 BE key size ||
+  // key || u64 BE µs), so the time cannot be moved by someone without the
+  // keys (pruning dates a record's history from it).
+  static std::string LedgerErasureValue(const crypto::SecretKey& ledger_key,
+                                        std::string_view key,
+                                        int64_t at_micros);
+  // The erased-at µs of an "le:" entry; DataLoss("corrupt ledger entry") if
+  // it is not 40 bytes or its MAC does not match.
+  static Result<int64_t> LedgerErasureTime(const crypto::SecretKey& ledger_key,
+                                           std::string_view key,
+                                           std::string_view value);
+  // When record `record_id` was erased, as the ledger says (nullopt: not in
+  // the ledger). Errors: DataLoss for an entry that fails its MAC; a
+  // LevelDB read failure, mapped.
+  Result<std::optional<int64_t>> LedgerErasedAt(uint64_t record_id);
   // Records erased records (id, erased-at µs) in the ledger, in one write,
   // synchronous when `sync`. Called before the erasure is written, so the
   // entry is durable no later than the erasure.

@@ -362,6 +362,7 @@ Result<size_t> Shredder::Complete(size_t budget,
       std::vector<Event> transitions;
       auto record = u_.record_store.Read(id);
       if (record) {
+        const bool was_erased = record->state == RecordState::kErased;
         // What the record is now, as every reader has seen it: the
         // transitions in force are written down (with their events, as a
         // change writes them), and the shreds' erasure is dated at the last
@@ -400,6 +401,12 @@ Result<size_t> Shredder::Complete(size_t budget,
           record->erased_at_micros = erased_by_shred;
         }
         CUSTOS_RETURN_IF_ERROR(u_.record_store.Put(lock, batch, *record));
+        // Erased here (by a deadline caught up, or by the shred itself):
+        // in the ledger, as a sweep's erasures are, before it is written.
+        if (!was_erased && record->state == RecordState::kErased) {
+          CUSTOS_RETURN_IF_ERROR(
+              u_.erasure.Ledger({{id, record->erased_at_micros}}));
+        }
         // Without the shredded subject's id: nothing to seal under it.
         transitions = events::TransitionEvents(*record, *caught_up);
       } else if (record.error().code() != StatusCode::kNotFound) {

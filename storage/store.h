@@ -104,7 +104,7 @@ class Store {
   // keys"); 4: the ciphertexts of records sealed under a bucket in the
   // bucket-ordered "pb:" family (docs/storage.md, "Key layout"). Older
   // stores are refused, not migrated (docs/decisions.md).
-  static constexpr uint32_t kFormatVersion = 4;
+  static constexpr uint32_t kFormatVersion = 5;
 
   // Opens (or, with options.create_if_missing, creates) the records
   // database in options.data_dir/records through `env` (REQUIRES: outlives

@@ -24,18 +24,23 @@ Result<size_t> Sweeper::ReapplyPolicies(const WorkProgressFn& progress) {
   size_t updated = 0, in_batch = 0;
   leveldb::WriteBatch batch;
   std::vector<Event> transitions;
+  // Records an erasure in force erased here: in the ledger first, as a
+  // sweep's (storage/erasure.h).
+  std::vector<std::pair<uint64_t, int64_t>> erased;
   Store::Ticket last;
   Status failure;
   const int64_t now = ToMicros(u_.clock.Now());
   uint64_t examined = 0;
   ReportProgress(progress, "records", "records", 0);
-  auto flush = [&]() {
+  auto flush = [&]() -> Status {
+    CUSTOS_RETURN_IF_ERROR(u_.erasure.Ledger(erased));
     auto ticket =
         u_.store.Apply(lock, batch, transitions, "re-applying policies");
     if (!ticket) return ticket.error();
     last = *ticket;
     batch.Clear();
     transitions.clear();
+    erased.clear();
     in_batch = 0;
     return Status::Ok();
   };
@@ -67,6 +72,9 @@ Result<size_t> Sweeper::ReapplyPolicies(const WorkProgressFn& progress) {
         }
         for (Event& e : events::TransitionEvents(*record, *steps)) {
           transitions.push_back(std::move(e));
+        }
+        if (record->state == RecordState::kErased) {
+          erased.emplace_back(record->id, record->erased_at_micros);
         }
         batch.Append(one);
         ++updated;
@@ -610,9 +618,23 @@ Result<size_t> Sweeper::PruneHistory(int64_t as_of, size_t budget,
     bool verdict = false;
     auto record = u_.record_store.Read(h.record_id);
     if (record && record->state == RecordState::kErased) {
-      if (auto policy = u_.policies.For(record->kind)) {
-        auto until = AddPeriod(FromMicros(record->erased_at_micros),
-                               policy->history_after);
+      // Dated by the ledger and the event's own header, which are
+      // authenticated, not by the stored record: someone who can write the
+      // files but has no key could otherwise mark a record erased long ago
+      // and have its history pruned by the next sweep.
+      auto erased_at = u_.erasure.LedgerErasedAt(h.record_id);
+      if (!erased_at) {
+        if (Skippable(erased_at.error())) {
+          AddSkipped(report, h.record_id, erased_at.error());
+        } else {
+          failure = erased_at.error();
+        }
+      } else if (!*erased_at) {
+        AddSkipped(report, h.record_id,
+                   Status::DataLoss("an erased record has no erasure ledger "
+                                    "entry; its history is kept"));
+      } else if (auto policy = u_.policies.For(h.record_kind)) {
+        auto until = AddPeriod(FromMicros(**erased_at), policy->history_after);
         verdict = until && ToMicros(*until) <= as_of;
       }
     } else if (!record && record.error().code() != StatusCode::kNotFound) {

@@ -7,13 +7,16 @@
 #include <leveldb/db.h>
 
 #include <array>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "report/subject_report_html.h"
 #include "report/subject_report_json.h"
+#include "storage/codec.h"
 #include "storage/keys.h"
+#include "storage/keystore.h"
 #include "storage/leveldb_util.h"
 #include "tests/engine_fixture.h"
 
@@ -319,6 +322,142 @@ TEST_F(AccessHistoryTest, AfterAPruneAndAReopenNoIdIsReusedAndAllStillAdds) {
   for (const KindStatistics& k : stats->kinds) by_kind[k.kind] = k.by_state;
   EXPECT_EQ(by_kind["request"], (std::array<uint64_t, 4>{2, 0, 0, 0}));
   EXPECT_EQ(by_kind["alert"], (std::array<uint64_t, 4>{0, 0, 0, 1}));
+}
+
+// History pruning dates a record's erasure from the erasure ledger (its
+// entry MAC'd under the ledger key), not from the stored record, which
+// someone who can write the files but holds no key can change: marking a
+// record erased years ago had the next sweep prune its history, with a
+// checkpoint that verified (a review's finding).
+class AccessHistoryPruningTest : public AccessHistoryTest {
+ protected:
+  // Anna's alert: erased 6 months after closure, history kept 5 years.
+  uint64_t CreateAlert() {
+    NewRecord r;
+    r.kind = "alert";
+    r.personal = {{"anna@example.org", {{"name", "Anna"}}}};
+    auto id = engine_->CreateRecord(*owner_, r);
+    EXPECT_TRUE(id.has_value()) << id.error().ToString();
+    return id.value_or(0);
+  }
+
+  // Rewrites record `id` as stored, as such a person could.
+  void RewriteStoredRecord(uint64_t id,
+                           const std::function<void(codec::StoredRecord&)>& f) {
+    Close();
+    {
+      auto db = OpenRaw("records");
+      ASSERT_NE(db, nullptr);
+      std::string value;
+      ASSERT_TRUE(
+          db->Get(leveldb::ReadOptions(), keys::Record(id), &value).ok());
+      auto record = codec::DecodeRecord(value);
+      ASSERT_TRUE(record.has_value()) << record.error().ToString();
+      f(*record);
+      ASSERT_TRUE(db->Put(leveldb::WriteOptions(), keys::Record(id),
+                          codec::EncodeRecord(*record))
+                      .ok());
+    }
+    Reopen();
+    admin_ = std::make_unique<Actor>(*engine_->ActorFor("admin"));
+    auditor_ = std::make_unique<Actor>(*engine_->ActorFor("auditor"));
+  }
+};
+
+TEST_F(AccessHistoryPruningTest, AnErasureDatedBackInTheRecordPrunesNothing) {
+  const uint64_t id = CreateAlert();
+  ASSERT_TRUE(engine_->Close(*owner_, id).ok());
+  const std::string anna = *engine_->FindSubject(*admin_, "anna@example.org");
+  EXPECT_EQ(SweepAt(At(2027, 2, 28)).erased, 1u);
+  RewriteStoredRecord(id, [](codec::StoredRecord& stored) {
+    stored.erased_at_micros = ToMicros(At(2020, 1, 1));
+  });
+  EXPECT_EQ(SweepAt(At(2027, 3, 1)).history_pruned, 0u);
+  EXPECT_EQ(Actions(anna),
+            (std::vector<std::string>{"create", "close", "erase"}));
+  // Pruned when the ledger's date says so.
+  EXPECT_EQ(SweepAt(At(2032, 2, 28) - 1us).history_pruned, 0u);
+  EXPECT_EQ(SweepAt(At(2032, 2, 28)).history_pruned, 3u);
+}
+
+TEST_F(AccessHistoryPruningTest,
+       ARecordMarkedErasedWithoutALedgerEntryKeepsIt) {
+  const uint64_t id = CreateRecord("ben@example.org");
+  ASSERT_TRUE(engine_->GetRecord(*owner_, id).has_value());
+  const std::string ben = *engine_->FindSubject(*admin_, "ben@example.org");
+  RewriteStoredRecord(id, [](codec::StoredRecord& stored) {
+    stored.state = RecordState::kErased;
+    stored.erased_at_micros = ToMicros(At(2020, 1, 1));
+  });
+  const SweepReport report = SweepAt(At(2032, 2, 28));
+  EXPECT_EQ(report.history_pruned, 0u);
+  EXPECT_EQ(Actions(ben), (std::vector<std::string>{"create", "read"}));
+  bool reported = false;
+  for (const SkippedRecord& s : report.skipped) {
+    reported =
+        reported || (s.record_id == id &&
+                     s.reason ==
+                         "DataLoss: an erased record has no erasure ledger "
+                         "entry; its history is kept");
+  }
+  EXPECT_TRUE(reported);
+}
+
+TEST_F(AccessHistoryPruningTest, ALedgerEntryDatedBackFailsItsMac) {
+  const uint64_t id = CreateAlert();
+  ASSERT_TRUE(engine_->Close(*owner_, id).ok());
+  EXPECT_EQ(SweepAt(At(2027, 2, 28)).erased, 1u);
+  Close();
+  {
+    // The only erasure entry, its time moved back, its MAC kept.
+    auto db = OpenRaw("keystore");
+    ASSERT_NE(db, nullptr);
+    std::unique_ptr<leveldb::Iterator> it(
+        db->NewIterator(leveldb::ReadOptions()));
+    const std::string prefix(Keystore::kLedgerErasurePrefix);
+    it->Seek(prefix);
+    ASSERT_TRUE(it->Valid() && it->key().starts_with(prefix));
+    const std::string key = it->key().ToString();
+    std::string value = it->value().ToString();
+    it.reset();
+    ASSERT_EQ(value.size(), 40u);
+    std::string dated_back;
+    AppendBigEndian64(dated_back,
+                      static_cast<uint64_t>(ToMicros(At(2020, 1, 1))));
+    value.replace(0, 8, dated_back);
+    ASSERT_TRUE(db->Put(leveldb::WriteOptions(), key, value).ok());
+  }
+  Reopen();
+  admin_ = std::make_unique<Actor>(*engine_->ActorFor("admin"));
+  const SweepReport report = SweepAt(At(2031, 1, 1));
+  EXPECT_EQ(report.history_pruned, 0u);
+  ASSERT_EQ(report.skipped.size(), 1u);
+  EXPECT_EQ(report.skipped[0].record_id, id);
+  EXPECT_EQ(report.skipped[0].reason, "DataLoss: corrupt ledger entry");
+}
+
+// The erasures the ledger did not hear of before: a record erased by its
+// only subject's shred, and an erasure in force written down by
+// ReapplyPolicies. Their history is pruned when due, as a sweep's are.
+TEST_F(AccessHistoryPruningTest, ARecordErasedByAShredHasItsHistoryPruned) {
+  ASSERT_NE(CreateAlert(), 0u);
+  const std::string anna = *engine_->FindSubject(*admin_, "anna@example.org");
+  clock_.Set(At(2026, 10, 1));
+  ASSERT_TRUE(engine_->ShredSubject(*admin_, anna).ok());
+  ASSERT_TRUE(engine_->CompleteShreds(100).has_value());
+  EXPECT_EQ(SweepAt(At(2031, 10, 1) - 1us).history_pruned, 0u);
+  // Its create event: the shred's own names no record, and an erasure by
+  // a shred writes no event about the record.
+  EXPECT_EQ(SweepAt(At(2031, 10, 1)).history_pruned, 1u);
+}
+
+TEST_F(AccessHistoryPruningTest, AnErasureReapplyPoliciesWritesDownIsPruned) {
+  const uint64_t id = CreateAlert();
+  ASSERT_TRUE(engine_->Close(*owner_, id).ok());
+  clock_.Set(At(2027, 3, 1));  // Past its erasure; no sweep since.
+  ASSERT_TRUE(engine_->ReapplyPolicies(*admin_).has_value());
+  EXPECT_EQ(SweepAt(At(2032, 2, 28) - 1us).history_pruned, 0u);
+  EXPECT_EQ(SweepAt(At(2032, 2, 28)).history_pruned, 3u);
 }
 
 TEST_F(AccessHistoryTest, PrunedEventsLeaveTheFiles) {

@@ -861,15 +861,20 @@ class DeadlineCrashTest : public EngineTest {
                   std::to_string(erasures->second.front()) + ", due " +
                   std::to_string(p.deadline));
       }
-      auto entry = ledger.find(
-          Keystore::LedgerErasureKey((*keystore)->keyring().ledger(), p.id));
-      if (entry == ledger.end() || entry->second.size() != 8) {
-        Violation(where + ": not in the erasure ledger");
-      } else if (static_cast<int64_t>(ReadBigEndian64(entry->second)) !=
-                 p.deadline) {
+      const std::string ledger_key =
+          Keystore::LedgerErasureKey((*keystore)->keyring().ledger(), p.id);
+      auto entry = ledger.find(ledger_key);
+      auto at =
+          entry == ledger.end()
+              ? Result<int64_t>(Fail(Status::NotFound("none")))
+              : Keystore::LedgerErasureTime((*keystore)->keyring().ledger(),
+                                            ledger_key, entry->second);
+      if (!at) {
+        Violation(where + ": not in the erasure ledger (" +
+                  at.error().ToString() + ")");
+      } else if (*at != p.deadline) {
         Violation(where + ": in the erasure ledger as erased at " +
-                  std::to_string(ReadBigEndian64(entry->second)) + ", due " +
-                  std::to_string(p.deadline));
+                  std::to_string(*at) + ", due " + std::to_string(p.deadline));
       }
     }
   }

@@ -1006,6 +1006,13 @@ TEST_F(DeadlineKeysTest, AFormatThreeStoreIsRefused) {
                           "format version 3");
 }
 
+// Format 4 wrote the history's subject index without MACs and no dropped
+// markers: its indexes cannot pass Verify (docs/history.md, "Verification").
+TEST_F(DeadlineKeysTest, AFormatFourStoreIsRefused) {
+  ExpectOpenRefusesFormat("records", std::string(keys::kFormat), 4,
+                          "format version 4");
+}
+
 // Sealed contents by bucket (issue 11): a record sealed under a bucket keeps
 // its ciphertexts in "pb:" bucket || id, none in its "r:" value; an active
 // record keeps them inline, with no "pb:" entry.
@@ -1389,6 +1396,14 @@ TEST_F(DeadlineKeysTest, ARangeDeletionInterruptedByACrashIsFinishedByOpen) {
 TEST_F(DeadlineKeysTest, AFormatTwoKeystoreIsRefused) {
   ExpectOpenRefusesFormat("keystore", "m:format", 2,
                           "keystore format version 2");
+}
+
+// Format 3 kept erasure ledger times without a MAC (history pruning now
+// dates erasures from them).
+TEST_F(DeadlineKeysTest, AFormatThreeKeystoreIsRefused) {
+  ExpectOpenRefusesFormat("keystore", "m:format", 3,
+                          "keystore format version 3 (an erasure ledger "
+                          "without MACs) is not supported");
 }
 
 // Issue 11 review: the sweep cached across its batches which buckets were

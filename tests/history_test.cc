@@ -1584,5 +1584,193 @@ TEST_F(HistoryTest, AHistoryWrittenBeforeTheIndexSaysWhatTheWalkMisses) {
   EXPECT_EQ(walk->indexed_from, 3u);
 }
 
+// ---- The indexes under Verify
+// ------------------------------------------------------------------
+// Without the subject's key nobody can tell whose event an index entry is;
+// deleting or replacing one hid the event from that subject's report and
+// from breach scopes while Verify still said OK (a review's finding).
+
+// The "hs:" keys of event `seq`, in key order.
+std::vector<std::string> ReverseKeysOf(leveldb::DB& db, uint64_t seq) {
+  std::vector<std::string> found;
+  const std::string prefix = keys::HistoryReversePrefix(seq);
+  std::unique_ptr<leveldb::Iterator> it(db.NewIterator(leveldb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
+       it->Next()) {
+    found.push_back(it->key().ToString());
+  }
+  return found;
+}
+
+// The "h:" key that `reverse` (an "hs:" key) mirrors.
+std::string IndexKeyOf(const std::string& reverse, uint64_t seq) {
+  return keys::HistoryIndex(
+      std::string_view(reverse).substr(keys::HistoryReversePrefix(seq).size()),
+      seq);
+}
+
+class HistoryIndexTest : public HistoryTest {
+ protected:
+  // Anna's events 1..3 (disclosures), then one of Anna and Ben (seq 4).
+  void SetUp() override {
+    HistoryTest::SetUp();
+    AppendMany(3);
+    Append({Read(4, {"s-anna", "s-ben"}, 4)});
+    ASSERT_TRUE(VerifyOrDie().ok());
+  }
+
+  void ExpectIndexBrokenAt(uint64_t seq) {
+    ChainReport report = VerifyOrDie();
+    EXPECT_EQ(report.problem, ChainReport::Problem::kIndex);
+    EXPECT_EQ(ChainProblemName(report.problem), "index");
+    EXPECT_EQ(report.first_broken, seq);
+    EXPECT_EQ(report.verified, seq);  // Its link verified; its index not.
+  }
+};
+
+TEST_F(HistoryIndexTest, AnEventsIndexEntriesDeletedAreReportedAtItsSeq) {
+  const std::vector<std::string> reverse = ReverseKeysOf(*db_, 2);
+  ASSERT_EQ(reverse.size(), 1u);
+  const std::string index = IndexKeyOf(reverse[0], 2);
+  const std::string index_value = RawGet(index);
+  ASSERT_EQ(index_value.size(), 36u);  // The slot and its MAC.
+
+  // Both entries deleted: Anna's report would no longer show event 2.
+  RawDelete(index);
+  RawDelete(reverse[0]);
+  EXPECT_EQ(Seqs(Query("s-anna")), (std::vector<uint64_t>{1, 3, 4}));
+  ExpectIndexBrokenAt(2);
+  // Either one alone.
+  RawPut(reverse[0], "");
+  ExpectIndexBrokenAt(2);
+  RawDelete(reverse[0]);
+  RawPut(index, index_value);
+  ExpectIndexBrokenAt(2);
+  RawPut(reverse[0], "");
+  EXPECT_TRUE(VerifyOrDie().ok());
+}
+
+TEST_F(HistoryIndexTest, AnIndexEntryMovedToAnotherTagOrSlotIsReported) {
+  const std::vector<std::string> reverse = ReverseKeysOf(*db_, 2);
+  ASSERT_EQ(reverse.size(), 1u);
+  const std::string index = IndexKeyOf(reverse[0], 2);
+  const std::string value = RawGet(index);
+  // Under a made-up tag: the event no longer answers Anna's queries.
+  const std::string tag(32, 'x');
+  RawDelete(index);
+  RawDelete(reverse[0]);
+  RawPut(keys::HistoryIndex(tag, 2), value);
+  RawPut(keys::HistoryReverse(2, tag), "");
+  ExpectIndexBrokenAt(2);
+  RawDelete(keys::HistoryIndex(tag, 2));
+  RawDelete(keys::HistoryReverse(2, tag));
+  // The value of another event's entry (its MAC names seq 3).
+  const std::vector<std::string> other = ReverseKeysOf(*db_, 3);
+  ASSERT_EQ(other.size(), 1u);
+  RawPut(reverse[0], "");
+  RawPut(index, RawGet(IndexKeyOf(other[0], 3)));
+  ExpectIndexBrokenAt(2);
+  // The right MAC under another slot number.
+  std::string slot_changed = value;
+  slot_changed[3] = 1;
+  RawPut(index, slot_changed);
+  ExpectIndexBrokenAt(2);
+  RawPut(index, value);
+  EXPECT_TRUE(VerifyOrDie().ok());
+}
+
+TEST_F(HistoryIndexTest, OnlyADroppedMarkerWrittenWithTheAuditKeyExplainsAGap) {
+  // Ben shredded and his index dropped: his part of event 4 gets a marker.
+  keys_.erase("s-ben");
+  leveldb::WriteBatch drop;
+  ASSERT_EQ(*history_->DropSubjectIndex(drop, "s-ben", 10), 1u);
+  ASSERT_TRUE(db_->Write(leveldb::WriteOptions(), &drop).ok());
+  EXPECT_EQ(CountPrefix(std::string(keys::kHistoryDroppedPrefix)), 1u);
+  EXPECT_TRUE(VerifyOrDie().ok());
+
+  // Anna's entries of event 2 deleted and a marker put in their place:
+  // made up, or copied from event 4 (its MAC names seq 4, slot 1).
+  const std::vector<std::string> reverse = ReverseKeysOf(*db_, 2);
+  ASSERT_EQ(reverse.size(), 1u);
+  const std::string index = IndexKeyOf(reverse[0], 2);
+  const std::string index_value = RawGet(index);
+  RawDelete(index);
+  RawDelete(reverse[0]);
+  RawPut(keys::HistoryDropped(2, 0), std::string(32, '\0'));
+  ExpectIndexBrokenAt(2);
+  RawPut(keys::HistoryDropped(2, 0), RawGet(keys::HistoryDropped(4, 1)));
+  ExpectIndexBrokenAt(2);
+  RawDelete(keys::HistoryDropped(2, 0));
+  RawPut(index, index_value);
+  RawPut(reverse[0], "");
+  EXPECT_TRUE(VerifyOrDie().ok());
+  // Nor does the real marker stand for another slot of its own event.
+  const std::vector<std::string> anna4 = ReverseKeysOf(*db_, 4);
+  ASSERT_EQ(anna4.size(), 1u);
+  RawDelete(IndexKeyOf(anna4[0], 4));
+  RawDelete(anna4[0]);
+  RawPut(keys::HistoryDropped(4, 0), RawGet(keys::HistoryDropped(4, 1)));
+  ExpectIndexBrokenAt(4);
+}
+
+TEST_F(HistoryIndexTest, ADisclosuresEntriesDeletedOrSwappedAreReported) {
+  // The principal's entry: without it, breach scopes miss the read.
+  const std::string by_principal =
+      keys::Disclosure("officer-1", ToMicros(T0() + hours(2)), 2);
+  ASSERT_TRUE(RawHas(by_principal));
+  RawDelete(by_principal);
+  ExpectIndexBrokenAt(2);
+  RawPut(by_principal, "");
+  // A part's sealed subject id: without it, the walk counts the part as a
+  // shredded subject's.
+  const std::string sealed_id = RawGet(keys::DisclosurePart(2, 0));
+  RawDelete(keys::DisclosurePart(2, 0));
+  ExpectIndexBrokenAt(2);
+  // Ben's sealed id (event 4, slot 1) moved to Anna's slot does not open.
+  RawPut(keys::DisclosurePart(4, 0), RawGet(keys::DisclosurePart(4, 1)));
+  RawPut(keys::DisclosurePart(2, 0), sealed_id);
+  ExpectIndexBrokenAt(4);
+}
+
+TEST_F(HistoryIndexTest, AStubWithIndexEntriesLeftIsReported) {
+  auto result = history_->Prune(RecordsUpTo(2), 100, 1);  // Stubs event 2.
+  ASSERT_TRUE(result.has_value()) << result.error().ToString();
+  ASSERT_EQ(result->stubbed, 1u);
+  EXPECT_TRUE(VerifyOrDie().ok());
+  RawPut(keys::HistoryReverse(2, std::string(32, 'x')), "");
+  ExpectIndexBrokenAt(2);
+}
+
+TEST_F(HistoryIndexTest, PruningRemovesDroppedMarkersWithTheEvent) {
+  keys_.erase("s-ben");
+  leveldb::WriteBatch drop;
+  ASSERT_EQ(*history_->DropSubjectIndex(drop, "s-ben", 10), 1u);
+  ASSERT_TRUE(db_->Write(leveldb::WriteOptions(), &drop).ok());
+  ASSERT_EQ(CountPrefix(std::string(keys::kHistoryDroppedPrefix)), 1u);
+  auto result = history_->Prune(RecordsUpTo(4), 100);
+  ASSERT_TRUE(result.has_value()) << result.error().ToString();
+  EXPECT_EQ(result->collapsed, 4u);
+  EXPECT_EQ(CountPrefix(std::string(keys::kHistoryDroppedPrefix)), 0u);
+  EXPECT_EQ(CountPrefix(kIndex), 0u);
+  EXPECT_TRUE(VerifyOrDie().ok());
+}
+
+TEST_F(HistoryIndexTest, PruningRefusesAnEventWhoseBytesFailTheirMac) {
+  // A ciphertext replaced: the chain's link still verifies (it covers the
+  // commitments), the MAC does not. A stub made of it would launder that.
+  ReplaceSealedPart(*db_, 2, 0,
+                    crypto::Seal(*keys_["s-anna"], AsBytes("x"), AsBytes("y")));
+  ASSERT_EQ(VerifyOrDie().problem, ChainReport::Problem::kSeal);
+  const std::string before = RawGet(EventKey(2));
+  const std::string first = RawGet(EventKey(1));
+  auto result = history_->Prune(RecordsUpTo(4), 100);
+  ASSERT_FALSE(result.has_value());
+  EXPECT_EQ(result.error().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(result.error().message(),
+            "history event 2 failed to authenticate; nothing was pruned");
+  EXPECT_EQ(RawGet(EventKey(2)), before);
+  EXPECT_EQ(RawGet(EventKey(1)), first);  // Not stubbed: nothing written.
+}
+
 }  // namespace
 }  // namespace custos

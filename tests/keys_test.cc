@@ -97,6 +97,12 @@ TEST(KeysTest, NoFamilyPrefixCapturesAnotherFamilysKeys) {
        keys::HistoryIndex("tag", 1)},
       {"history reverse", keys::kHistoryReversePrefix,
        keys::HistoryReverse(1, "tag")},
+      {"history dropped", keys::kHistoryDroppedPrefix,
+       keys::HistoryDropped(1, 0)},
+      {"disclosure", keys::kDisclosurePrefix,
+       keys::Disclosure("officer-1", 0, 1)},
+      {"disclosure part", keys::kDisclosurePartPrefix,
+       keys::DisclosurePart(1, 0)},
   };
   for (const Family& owner : families) {
     EXPECT_TRUE(StartsWith(owner.key, owner.prefix)) << owner.name;
