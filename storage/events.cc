@@ -119,17 +119,38 @@ Event ReadEvent(const PrincipalInfo& who, const RecordView& view,
   for (const PartView& part : view.parts) names += part.fields.size();
   e.subject_ids.reserve(view.parts.size());
   e.fields.reserve(names);
-  for (const PartView& part : view.parts) {
-    e.subject_ids.push_back(part.subject_id);
-    for (const Field& f : part.fields) AddField(e, f.name);
+  e.fields_by_subject.resize(view.parts.size());
+  // Each subject's part of the event names what of theirs was disclosed;
+  // `fields` (the union) is what an event about no subject would keep.
+  auto add = [&e](size_t i, const std::string& name) {
+    AddField(e, name);
+    auto& own = e.fields_by_subject[i];
+    if (std::find(own.begin(), own.end(), name) == own.end()) {
+      own.push_back(name);
+    }
+  };
+  auto index_of = [&view](const std::string& subject_id) {
+    for (size_t i = 0; i < view.parts.size(); ++i) {
+      if (view.parts[i].subject_id == subject_id) return i;
+    }
+    return view.parts.size();
+  };
+  for (size_t i = 0; i < view.parts.size(); ++i) {
+    e.subject_ids.push_back(view.parts[i].subject_id);
+    for (const Field& f : view.parts[i].fields) add(i, f.name);
   }
-  // Flag notes and contests shown with the record are disclosed too.
+  // Flag notes and contests shown with the record are disclosed too, as
+  // the data of the subject who flagged or contested (shown only while
+  // that subject's part is).
   for (const FlagView& f : view.flags) {
-    if (!f.note.empty()) AddField(e, "flag:note");
+    const size_t i = index_of(f.subject_id);
+    if (!f.note.empty() && i < view.parts.size()) add(i, "flag:note");
   }
   for (const ContestView& c : view.contests) {
-    if (!c.statement.empty()) AddField(e, "contest:statement");
-    for (const Field& f : c.corrected) AddField(e, "contest:" + f.name);
+    const size_t i = index_of(c.subject_id);
+    if (i == view.parts.size()) continue;
+    if (!c.statement.empty()) add(i, "contest:statement");
+    for (const Field& f : c.corrected) add(i, "contest:" + f.name);
   }
   return e;
 }

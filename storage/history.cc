@@ -1033,6 +1033,11 @@ Status ValidateEvent(const Event& e) {
   if (!ToSchema(e.action).has_value()) {
     return Status::InvalidArgument("unknown event action");
   }
+  if (!e.fields_by_subject.empty() &&
+      e.fields_by_subject.size() != e.subject_ids.size()) {
+    return Status::InvalidArgument(
+        "an event's fields by subject do not match its subjects");
+  }
   std::set<std::string_view> seen;
   for (const std::string& s : e.subject_ids) {
     if (s.empty()) {
@@ -1182,12 +1187,15 @@ Result<History::Pending> History::Stage(leveldb::WriteBatch& batch,
     std::vector<Digest> commitments;
     std::vector<Digest> tags;
     std::vector<const std::string*> sealed_subjects;  // Those given a part.
-    for (const std::string& subject : e.subject_ids) {
+    for (size_t i = 0; i < e.subject_ids.size(); ++i) {
+      const std::string& subject = e.subject_ids[i];
       Result<SharedKey> key = keys(subject);
       if (!key.has_value()) return Fail(key.error());
       if (*key == nullptr) continue;  // Shredded: nothing to seal under.
       const uint32_t slot = static_cast<uint32_t>(sealed.size());
-      std::string plain = EncodeSubjectPart(subject, justification, e.fields);
+      std::string plain = EncodeSubjectPart(
+          subject, justification,
+          e.fields_by_subject.empty() ? e.fields : e.fields_by_subject[i]);
       commitments.push_back(
           PartCommitment(audit_key_, seq, slot, AsBytes(plain)));
       sealed.push_back(

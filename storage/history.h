@@ -110,6 +110,11 @@ struct Event {
   std::optional<Purpose> purpose;
   std::vector<std::string> fields;  // Names of the fields touched; never
                                     // values.
+  // Empty, or one list per entry of subject_ids: the names of the fields
+  // of that subject's that were touched, sealed into that subject's part
+  // instead of `fields` (a record of several subjects: each subject's
+  // report names only their own fields, not the others').
+  std::vector<std::vector<std::string>> fields_by_subject;
 };
 
 // The part of a stored event that is in clear.

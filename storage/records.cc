@@ -348,12 +348,16 @@ Result<std::vector<uint64_t>> Records::StageCreates(
     batch.Put(keys::Acl(r.owner, r.id), "");
     for (const auto& g : r.grants) batch.Put(keys::Acl(g, r.id), "");
     Event event = events::RecordEvent(q.caller, EventAction::kCreate, r, now);
-    for (const auto& part : in.personal) {
-      for (const Field& f : part.fields) {
+    // In the order of r.subject_ids (one per part): each subject's part of
+    // the event names that subject's fields only.
+    event.fields_by_subject.resize(r.subject_ids.size());
+    for (size_t p = 0; p < in.personal.size(); ++p) {
+      for (const Field& f : in.personal[p].fields) {
         if (std::find(event.fields.begin(), event.fields.end(), f.name) ==
             event.fields.end()) {
           event.fields.push_back(f.name);
         }
+        event.fields_by_subject[p].push_back(f.name);
       }
     }
     events.push_back(std::move(event));

@@ -324,6 +324,32 @@ TEST_F(AccessHistoryTest, AfterAPruneAndAReopenNoIdIsReusedAndAllStillAdds) {
   EXPECT_EQ(by_kind["alert"], (std::array<uint64_t, 4>{0, 0, 0, 1}));
 }
 
+// A record about two people: each one's history names the fields of
+// theirs that were stored or shown, not the other's (their names can say
+// much: a review's finding).
+TEST_F(AccessHistoryTest, ASharedRecordsEventsNameEachSubjectsOwnFieldsOnly) {
+  NewRecord r;
+  r.kind = "request";
+  r.personal = {
+      {"anna@example.org", {{"name", "Anna"}}},
+      {"ben@example.org", {{"name", "Ben"}, {"criminal_record", "none"}}}};
+  r.grants = {"authority-b"};
+  const uint64_t id = *engine_->CreateRecord(*owner_, r);
+  const std::string anna = *engine_->FindSubject(*admin_, "anna@example.org");
+  const std::string ben = *engine_->FindSubject(*admin_, "ben@example.org");
+  ASSERT_TRUE(engine_->FlagIncorrect(*grantee_, id, ben, "wrong").ok());
+  ASSERT_TRUE(engine_->GetRecord(*owner_, id).has_value());
+  std::map<std::string, std::vector<std::string>> anna_fields, ben_fields;
+  for (const AccessEvent& e : HistoryOf(anna)) anna_fields[e.action] = e.fields;
+  for (const AccessEvent& e : HistoryOf(ben)) ben_fields[e.action] = e.fields;
+  EXPECT_EQ(anna_fields["create"], (std::vector<std::string>{"name"}));
+  EXPECT_EQ(ben_fields["create"],
+            (std::vector<std::string>{"name", "criminal_record"}));
+  EXPECT_EQ(anna_fields["read"], (std::vector<std::string>{"name"}));
+  EXPECT_EQ(ben_fields["read"],
+            (std::vector<std::string>{"name", "criminal_record", "flag:note"}));
+}
+
 // History pruning dates a record's erasure from the erasure ledger (its
 // entry MAC'd under the ledger key), not from the stored record, which
 // someone who can write the files but holds no key can change: marking a

@@ -307,6 +307,13 @@ TEST_F(HistoryTest, StageRefusesBadEventsAndLeavesTheBatchUntouched) {
   ASSERT_FALSE(r4.has_value());
   EXPECT_EQ(r4.error().code(), StatusCode::kInvalidArgument);
 
+  Event mismatched = Read(1, {"s-anna", "s-ben"});
+  mismatched.fields_by_subject = {{"name"}};
+  auto r5 = history_->Stage(batch, {mismatched}, lookup_);
+  ASSERT_FALSE(r5.has_value());
+  EXPECT_EQ(r5.error().message(),
+            "an event's fields by subject do not match its subjects");
+
   EXPECT_EQ(batch.ApproximateSize(), size);
   EXPECT_EQ(history_->head().last_seq, 0u);
 }
@@ -567,6 +574,18 @@ TEST_F(HistoryTest, PartsAndEventsLargerThanOneSegmentReadBackWhole) {
   ChainReport report = VerifyOrDie();
   EXPECT_TRUE(report.ok());
   EXPECT_EQ(report.verified, 1u);
+}
+
+TEST_F(HistoryTest, EachSubjectsPartHoldsItsOwnFieldsWhenGiven) {
+  Event e = Read(1, {"s-anna", "s-ben"});
+  e.fields = {"name", "criminal_record"};
+  e.fields_by_subject = {{"name"}, {"name", "criminal_record"}};
+  Append({e});
+  ASSERT_EQ(Query("s-anna").entries.size(), 1u);
+  EXPECT_EQ(Query("s-anna").entries[0].fields,
+            (std::vector<std::string>{"name"}));
+  EXPECT_EQ(Query("s-ben").entries[0].fields,
+            (std::vector<std::string>{"name", "criminal_record"}));
 }
 
 TEST_F(HistoryTest, ForSubjectReturnsOnlyThatSubjectsEventsInSeqOrder) {
