@@ -114,6 +114,7 @@ std::string ActionWords(std::string_view action) {
       {"report", "produced a report on your data"},
       {"breach_scope",
        "looked up which of your data a security breach reached, to tell you"},
+      {"access_history", "looked at the record of who used your data"},
   };
   for (const auto& [name, words] : kWords) {
     if (name == action) return std::string(words);

@@ -41,6 +41,7 @@ enum Action {
   expireBackupKeys @24;
   exportRestoreKit @25;
   breachScope @26;  # An auditor's breach scope (docs/accountability.md).
+  accessHistory @27;  # An auditor read a page of a subject's history.
 }
 
 enum RecordState {

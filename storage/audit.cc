@@ -8,7 +8,8 @@
 
 namespace custos {
 
-Result<AccessHistoryPage> Audit::History(std::string_view subject_id,
+Result<AccessHistoryPage> Audit::History(const PrincipalInfo& auditor,
+                                         std::string_view subject_id,
                                          Timestamp from, Timestamp to,
                                          uint64_t after_seq,
                                          uint32_t limit) const {
@@ -20,6 +21,10 @@ Result<AccessHistoryPage> Audit::History(std::string_view subject_id,
   auto subject = u_.subjects.Read(subject_id);
   if (!subject) return Fail(subject.error());
   const Subjects& subjects = u_.subjects;
+  const std::string subject_key_id(subject_id);
+  auto key = subjects.Key(subject_key_id);
+  if (!key) return Fail(key.error());
+  if (!*key) return AccessHistoryPage{};  // Shredded: nothing opens.
   auto page = u_.store.history().ForSubject(
       std::string(subject_id), from, to, after_seq, limit,
       [&subjects](const std::string& id) { return subjects.Key(id); },
@@ -30,6 +35,19 @@ Result<AccessHistoryPage> Audit::History(std::string_view subject_id,
     out.events.push_back(events::ToAccessEvent(entry));
   }
   out.next_after_seq = page->next_after_seq;
+  // The page discloses what was sealed under the subject's key: an event,
+  // written before the page is returned, under the lock a shred takes
+  // (none of it may be returned after the subject's shred).
+  WriteLock lock = u_.store.Lock();
+  auto still = subjects.Key(subject_key_id);
+  if (!still) return Fail(still.error());
+  if (!*still) return Fail(Status::NotFound("subject not found"));
+  leveldb::WriteBatch batch;
+  CUSTOS_RETURN_IF_ERROR(u_.store.Commit(
+      std::move(lock), batch,
+      {events::SubjectEvent(auditor, EventAction::kAccessHistory,
+                            subject_key_id, u_.clock.Now())},
+      "recording an access history read"));
   return out;
 }
 

@@ -26,13 +26,19 @@ class Audit {
     Store& store;  // Its write lock and SyncApplied: VerifyChain.
     const Subjects& subjects;
     const Limits& limits;
+    const Clock& clock;
   };
   explicit Audit(Units units) : u_(units) {}
 
-  // Engine::AccessHistory, the caller's role already checked.
+  // Engine::AccessHistory, the caller's role already checked. A page
+  // that holds the subject's events is a disclosure to `auditor`: an
+  // access_history event, written before it is returned (none for a
+  // subject shredded before the call: nothing of theirs can be opened).
   // InvalidArgument for a limit of 0 or above Limits::max_page_size;
-  // NotFound for an unknown subject.
-  Result<AccessHistoryPage> History(std::string_view subject_id, Timestamp from,
+  // NotFound for an unknown subject, or one shredded while the page was
+  // read.
+  Result<AccessHistoryPage> History(const PrincipalInfo& auditor,
+                                    std::string_view subject_id, Timestamp from,
                                     Timestamp to, uint64_t after_seq,
                                     uint32_t limit) const;
 

@@ -76,7 +76,7 @@ struct Engine::Impl {
                  options.limits, clock}),
         rekeyer({*store, *keystore, subjects, record_store, erasure, clock},
                 options.rekey_batch_size),
-        audit({*store, subjects, options.limits}),
+        audit({*store, subjects, options.limits, clock}),
         breaches({*store, subjects, principals, options.limits, clock}),
         key_admin({*store, *keystore, record_store, shredder, principals, clock,
                    options.backup_retention}),
@@ -454,7 +454,7 @@ Result<AccessHistoryPage> Engine::AccessHistory(const Actor& auditor,
   auto caller = impl_->RequireRole(auditor, Role::kAuditor);
   if (!caller) return Fail(caller.error());
   CUSTOS_RETURN_IF_ERROR(CheckMayReadPersonalData(*caller));
-  return impl_->audit.History(subject_id, from, to, after_seq, limit);
+  return impl_->audit.History(*caller, subject_id, from, to, after_seq, limit);
 }
 
 Result<ChainVerification> Engine::VerifyChain(const Actor& actor,

@@ -83,6 +83,8 @@ std::string_view EventActionName(EventAction action) {
       return "export_restore_kit";
     case EventAction::kBreachScope:
       return "breach_scope";
+    case EventAction::kAccessHistory:
+      return "access_history";
   }
   return "unknown";
 }
@@ -94,6 +96,7 @@ bool IsDisclosure(EventAction action) {
     case EventAction::kExport:
     case EventAction::kReport:
     case EventAction::kBreachScope:
+    case EventAction::kAccessHistory:
       return true;
     default:
       return false;
@@ -522,6 +525,8 @@ std::optional<hs::Action> ToSchema(EventAction a) {
       return hs::Action::EXPORT_RESTORE_KIT;
     case EventAction::kBreachScope:
       return hs::Action::BREACH_SCOPE;
+    case EventAction::kAccessHistory:
+      return hs::Action::ACCESS_HISTORY;
   }
   return std::nullopt;
 }
@@ -582,6 +587,8 @@ std::optional<EventAction> FromSchema(hs::Action a) {
       return EventAction::kExportRestoreKit;
     case hs::Action::BREACH_SCOPE:
       return EventAction::kBreachScope;
+    case hs::Action::ACCESS_HISTORY:
+      return EventAction::kAccessHistory;
   }
   return std::nullopt;
 }

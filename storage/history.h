@@ -79,6 +79,9 @@ enum class EventAction {
   // their identifier disclosed to the auditor for a notification; about no
   // subject, the act itself (the principals examined, in clear).
   kBreachScope,
+  // An auditor read a page of the subject's access history (its
+  // justifications and field names, sealed under the subject's key).
+  kAccessHistory,
 };
 
 // "create", "read", "read_restricted", "rectify", "flag", "contest",
@@ -86,11 +89,12 @@ enum class EventAction {
 // "hold_released", "shred", "report", "rotate_master_key", "rotate_kek",
 // "principal_created", "principal_revoked", "rekey", "credential_rotated",
 // "backup", "restore", "expire_backup_keys", "export_restore_kit",
-// "breach_scope"; "unknown" for a value outside the enum.
+// "breach_scope", "access_history"; "unknown" for a value outside the enum.
 std::string_view EventActionName(EventAction action);
 
 // True for the actions by which the acting principal received a subject's
-// personal data: read, read_restricted, export, report and breach_scope.
+// personal data: read, read_restricted, export, report, breach_scope and
+// access_history.
 // Stage indexes such events that name subjects by principal and time (the
 // disclosure index, docs/history.md).
 bool IsDisclosure(EventAction action);

@@ -271,7 +271,8 @@ TEST_F(AccessHistoryTest,
             (std::vector<std::string>{"create", "close", "erase"}));
   EXPECT_EQ(SweepAt(At(2032, 2, 28) - 1us).history_pruned, 0u);
   EXPECT_EQ(SweepAt(At(2032, 2, 28)).history_pruned, 3u);
-  EXPECT_TRUE(HistoryOf(anna).empty());
+  // What is left is about no record: the auditor's query above.
+  EXPECT_EQ(Actions(anna), (std::vector<std::string>{"access_history"}));
   auto chain = engine_->VerifyChain(*auditor_);
   ASSERT_TRUE(chain.has_value());
   EXPECT_TRUE(chain->ok) << chain->problem;
@@ -554,7 +555,33 @@ TEST_F(AccessHistoryTest, TheHistoryQueryFiltersByTimeAndPages) {
   auto rest =
       engine_->AccessHistory(*auditor_, anna, Timestamp::min(),
                              Timestamp::max(), first->next_after_seq, 4);
-  EXPECT_EQ(rest->events.size(), 2u);
+  // The last two reads, then the two queries above (each an event).
+  ASSERT_EQ(rest->events.size(), 4u);
+  EXPECT_EQ(rest->events[1].action, "read");
+  EXPECT_EQ(rest->events[2].action, "access_history");
+  EXPECT_EQ(rest->events[3].action, "access_history");
+  EXPECT_EQ(rest->events[3].principal_id, "auditor");
+}
+
+// Reading a subject's history discloses what was sealed under their key
+// (justifications, field names): each page is an event, a disclosure to
+// the auditor (a review's finding: it was none).
+TEST_F(AccessHistoryTest, ReadingASubjectsHistoryIsItselfAnEvent) {
+  CreateRecord();
+  const std::string anna = *engine_->FindSubject(*admin_, "anna@example.org");
+  const uint64_t head = HeadSeq();
+  ASSERT_EQ(Actions(anna), (std::vector<std::string>{"create"}));
+  EXPECT_EQ(HeadSeq(), head + 1);
+  const std::vector<AccessEvent> events = HistoryOf(anna);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[1].action, "access_history");
+  EXPECT_EQ(events[1].principal_id, "auditor");
+  EXPECT_EQ(events[1].record_id, 0u);
+  // Nothing is written for a subject already shredded: nothing opens.
+  ASSERT_TRUE(engine_->ShredSubject(*admin_, anna).ok());
+  const uint64_t after_shred = HeadSeq();
+  EXPECT_TRUE(HistoryOf(anna).empty());
+  EXPECT_EQ(HeadSeq(), after_shred);
 }
 
 }  // namespace

@@ -218,6 +218,8 @@ TEST(EventActionNameTest, EveryActionHasItsStableName) {
       {EventAction::kRestore, "restore"},
       {EventAction::kExpireBackupKeys, "expire_backup_keys"},
       {EventAction::kExportRestoreKit, "export_restore_kit"},
+      {EventAction::kBreachScope, "breach_scope"},
+      {EventAction::kAccessHistory, "access_history"},
   };
   for (const auto& [action, name] : expected) {
     EXPECT_EQ(EventActionName(action), name);
