@@ -907,7 +907,7 @@ Result<RestoreIntent> Import(const std::string& backup_dir,
   for (const auto& [k, v] : kit->ledger) {
     if (k.starts_with(Keystore::kLedgerErasurePrefix)) {
       // Its MAC is checked once the keyring is open (PlanFromLedger).
-      if (v.size() != 8 + crypto::kDigestSize) {
+      if (v.size() != 16 + crypto::kDigestSize) {
         return Fail(Status::DataLoss("corrupt ledger entry"));
       }
       erasures.emplace(k, false);
@@ -1243,7 +1243,7 @@ Result<RestorePlan> PlanFromLedger(Keystore& keystore) {
         corrupt = at.error();
         return;
       }
-      plan.erased_records.emplace(std::string(k), *at);
+      plan.erased_records.emplace(std::string(k), at->erased_at);
     } else if (k.starts_with(Keystore::kLedgerPrunePrefix)) {
       if (v.size() % 8 != 0) {
         corrupt = Status::DataLoss("corrupt ledger entry");

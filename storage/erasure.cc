@@ -374,11 +374,16 @@ void Erasure::EraseContents(codec::StoredRecord& r, int64_t at_micros,
 Status Erasure::Ledger(
     const std::vector<std::pair<uint64_t, int64_t>>& erased) {
   // Not synced by itself: the erasure's own sync covers it (log_env()).
-  return keystore_.LedgerRecordErasures(erased, /*sync=*/false);
+  return keystore_.LedgerRecordErasures(erased, /*sync=*/false,
+                                        ToMicros(options_.clock->Now()));
 }
 
 Result<std::optional<int64_t>> Erasure::LedgerErasedAt(uint64_t record_id) {
-  return keystore_.LedgerErasedAt(record_id);
+  auto erasure = keystore_.LedgerErasedAt(record_id);
+  if (!erasure) return Fail(erasure.error());
+  if (!*erasure) return std::optional<int64_t>();
+  return std::optional<int64_t>(
+      std::max((*erasure)->erased_at, (*erasure)->written_at));
 }
 
 Status Erasure::LedgerPruned(const std::vector<uint64_t>& seqs) {

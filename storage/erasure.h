@@ -136,9 +136,10 @@ class Erasure {
   // is durable no later than the erasure it records.
   Status Ledger(const std::vector<std::pair<uint64_t, int64_t>>& erased);
   Status LedgerPruned(const std::vector<uint64_t>& seqs);
-  // When the ledger says record `record_id` was erased (nullopt: it has no
-  // entry). What history pruning dates a record's events from: the stored
-  // record's state and time are not authenticated, the entry is
+  // When the ledger says record `record_id` was erased: the later of its
+  // entry's erasure time and the time the entry was written (nullopt: it
+  // has no entry). What history pruning dates a record's events from: the
+  // stored record's state and time are not authenticated, the entry is
   // (Keystore::LedgerErasureValue). Errors: as Keystore::LedgerErasedAt.
   Result<std::optional<int64_t>> LedgerErasedAt(uint64_t record_id);
 

@@ -258,13 +258,17 @@ Digest IndexTagOf(const crypto::SecretKey& key, std::string_view subject_id) {
 
 // The MAC in an "h:" value: what lets Verify tell an entry Stage wrote from
 // one made up (another tag, another slot) without the subject's key.
+// Bound to the event's chain link too, so an entry of one store (or of
+// the same store before a restore, which hands its seqs out again) does
+// not verify in another whose chain went another way.
 Digest IndexEntryMac(const crypto::SecretKey& key, const Digest& tag,
-                     uint64_t seq, uint32_t slot) {
+                     uint64_t seq, uint32_t slot, const Digest& link) {
   return Hasher(key)
       .Update(kIndexEntryTag)
       .Update(tag)
       .UpdateBigEndian64(seq)
       .UpdateBigEndian32(slot)
+      .Update(link)
       .Final();
 }
 
@@ -272,11 +276,12 @@ Digest IndexEntryMac(const crypto::SecretKey& key, const Digest& tag,
 // subject's (DropSubjectIndex), told apart from one deleted by someone
 // without the audit key.
 Digest IndexDroppedMac(const crypto::SecretKey& key, uint64_t seq,
-                       uint32_t slot) {
+                       uint32_t slot, const Digest& link) {
   return Hasher(key)
       .Update(kIndexDroppedTag)
       .UpdateBigEndian64(seq)
       .UpdateBigEndian32(slot)
+      .Update(link)
       .Final();
 }
 
@@ -1234,8 +1239,8 @@ Result<History::Pending> History::Stage(leveldb::WriteBatch& batch,
     for (size_t slot = 0; slot < tags.size(); ++slot) {
       const auto part = static_cast<uint32_t>(slot);
       staged.Put(IndexKey(tags[slot], seq),
-                 EncodeIndexValue(
-                     part, IndexEntryMac(audit_key_, tags[slot], seq, part)));
+                 EncodeIndexValue(part, IndexEntryMac(audit_key_, tags[slot],
+                                                      seq, part, link)));
       staged.Put(ReverseKey(seq, tags[slot]), "");
     }
     // The disclosure index: who received which subjects' data, when.
@@ -1341,7 +1346,7 @@ Result<ChainReport> History::Verify(const leveldb::Snapshot* at,
   // for a stub, none at all. A part whose entries were deleted would be
   // missing from its subject's report and from breach scopes while the
   // chain still verified.
-  auto indexes_intact = [&](uint64_t seq,
+  auto indexes_intact = [&](uint64_t seq, const Digest& link,
                             const DecodedEvent* event) -> Result<bool> {
     const size_t parts = event != nullptr ? event->sealed_parts.size() : 0;
     std::vector<std::optional<Digest>> tag_of(parts);
@@ -1363,7 +1368,7 @@ Result<ChainReport> History::Verify(const leveldb::Snapshot* at,
       auto slot = value->has_value() ? IndexSlot(**value) : std::nullopt;
       if (!slot || *slot >= parts || covered[*slot] ||
           !crypto::ConstantTimeEquals(
-              IndexEntryMac(audit_key_, tag, seq, *slot),
+              IndexEntryMac(audit_key_, tag, seq, *slot, link),
               AsBytes(std::string_view(**value).substr(4)))) {
         intact = false;
         continue;
@@ -1381,8 +1386,9 @@ Result<ChainReport> History::Verify(const leveldb::Snapshot* at,
                       ? DecodeSlot(std::string_view(key).substr(dropped.size()))
                       : std::nullopt;
       if (!slot || *slot >= parts || covered[*slot] ||
-          !crypto::ConstantTimeEquals(IndexDroppedMac(audit_key_, seq, *slot),
-                                      AsBytes(ToString(dropped_it->value())))) {
+          !crypto::ConstantTimeEquals(
+              IndexDroppedMac(audit_key_, seq, *slot, link),
+              AsBytes(ToString(dropped_it->value())))) {
         intact = false;
         continue;
       }
@@ -1479,7 +1485,7 @@ Result<ChainReport> History::Verify(const leveldb::Snapshot* at,
         break;
       }
     }
-    auto intact = indexes_intact(seq, event ? &*event : nullptr);
+    auto intact = indexes_intact(seq, stored->link, event ? &*event : nullptr);
     if (!intact.has_value()) return Fail(intact.error());
     if (!*intact) {
       broken(ChainReport::Problem::kIndex, seq);
@@ -1504,6 +1510,35 @@ Result<ChainReport> History::Verify(const leveldb::Snapshot* at,
   } else if (!crypto::ConstantTimeEquals(head->link, verifier.last_link())) {
     broken(ChainReport::Problem::kHead, std::max<uint64_t>(last, 1));
   }
+  if (!report.ok()) return report;
+
+  // The walk examined every "h:" entry through its "hs:" twin; one without
+  // a twin was never examined (and a shred's DropSubjectIndex would meet
+  // it under its tag): reported at the lowest such seq.
+  std::optional<uint64_t> orphan;
+  const std::string index_prefix(keys::kHistoryIndexPrefix);
+  std::unique_ptr<leveldb::Iterator> index_it(
+      db_.NewIterator(snapshot.options()));
+  for (index_it->Seek(index_prefix);
+       index_it->Valid() && index_it->key().starts_with(index_prefix);
+       index_it->Next()) {
+    const std::string key = ToString(index_it->key());
+    if (key.size() != index_prefix.size() + kDigestSize + 8) {
+      orphan = std::min(orphan.value_or(report.first_seq), report.first_seq);
+      continue;
+    }
+    const uint64_t seq =
+        ReadBigEndian64(std::string_view(key).substr(key.size() - 8));
+    Digest tag;
+    std::memcpy(tag.data(), key.data() + index_prefix.size(), kDigestSize);
+    auto twin = Get(db_, snapshot.options(), ReverseKey(seq, tag),
+                    "reading history index");
+    if (!twin.has_value()) return Fail(twin.error());
+    if (!twin->has_value()) orphan = std::min(orphan.value_or(seq), seq);
+  }
+  CUSTOS_RETURN_IF_ERROR(
+      FromLevelDb(index_it->status(), "reading history index"));
+  if (orphan) broken(ChainReport::Problem::kIndex, *orphan);
   return report;
 }
 
@@ -1725,19 +1760,37 @@ Result<size_t> History::DropSubjectIndex(leveldb::WriteBatch& batch,
        it->Next()) {
     const std::string key = ToString(it->key());
     batch.Delete(key);
-    if (key.size() == prefix.size() + 8) {
-      const uint64_t seq =
-          ReadBigEndian64(std::string_view(key).substr(prefix.size()));
-      batch.Delete(ReverseKey(seq, tag));
-      if (auto slot = IndexSlot(ToString(it->value()))) {
-        // The sealed subject id of the part in the disclosure index.
-        batch.Delete(keys::DisclosurePart(seq, *slot));
-        // What tells Verify this part's entries were dropped, not deleted.
-        const Digest mac = IndexDroppedMac(audit_key_, seq, *slot);
-        batch.Put(keys::HistoryDropped(seq, *slot), ToSlice(AsStringView(mac)));
-      }
-    }
     ++dropped;
+    if (key.size() != prefix.size() + 8) continue;
+    const uint64_t seq =
+        ReadBigEndian64(std::string_view(key).substr(prefix.size()));
+    // Only an entry Stage wrote (its MAC, under the event's link, and its
+    // reverse entry) stands for a part of this subject's: the marker that
+    // tells Verify the part's entries were dropped, not deleted, must not
+    // be had for another subject's part by planting an entry under this
+    // subject's tag. Anything else is only deleted.
+    const std::string value = ToString(it->value());
+    auto slot = IndexSlot(value);
+    if (!slot) continue;
+    auto reverse = Get(db_, leveldb::ReadOptions(), ReverseKey(seq, tag),
+                       "reading history index");
+    if (!reverse.has_value()) return Fail(reverse.error());
+    auto stored_event = Get(db_, leveldb::ReadOptions(), EventKey(seq),
+                            "reading history event");
+    if (!stored_event.has_value()) return Fail(stored_event.error());
+    if (!reverse->has_value() || !stored_event->has_value()) continue;
+    auto stored = DecodeStoredEvent(**stored_event);
+    if (!stored.has_value() || stored->seq != seq || stored->is_stub ||
+        !crypto::ConstantTimeEquals(
+            IndexEntryMac(audit_key_, tag, seq, *slot, stored->link),
+            AsBytes(std::string_view(value).substr(4)))) {
+      continue;
+    }
+    batch.Delete(ReverseKey(seq, tag));
+    // The sealed subject id of the part in the disclosure index.
+    batch.Delete(keys::DisclosurePart(seq, *slot));
+    const Digest mac = IndexDroppedMac(audit_key_, seq, *slot, stored->link);
+    batch.Put(keys::HistoryDropped(seq, *slot), ToSlice(AsStringView(mac)));
   }
   CUSTOS_RETURN_IF_ERROR(FromLevelDb(it->status(), "reading history index"));
   return dropped;
@@ -1912,17 +1965,16 @@ Result<PruneResult> History::Prune(
         return Fail(Status::DataLoss("corrupt stored history event " +
                                      std::to_string(seq)));
       }
-      if (!prunable(event->header)) continue;
-      // The decision was made on the header: it must be the one written.
-      // (An altered header would break the chain only where Verify looks;
-      // a stub made of it would carry the alteration's digest.)
+      // The decision is made on the header: it must be the one written.
+      // (A stub made of an altered event would carry the alteration's
+      // digest.) One that fails is kept, and said, and the rest pruned.
       if (!crypto::ConstantTimeEquals(
               EventMac(audit_key_, seq, stored->event_bytes), stored->mac) ||
           event->header.seq != seq) {
-        return Fail(Status::DataLoss("history event " + std::to_string(seq) +
-                                     " failed to authenticate; nothing was "
-                                     "pruned"));
+        result.unauthenticated.push_back(seq);
+        continue;
       }
+      if (!prunable(event->header)) continue;
 
       StoredEventValue stub;
       stub.seq = seq;

@@ -223,7 +223,10 @@ struct ChainReport {
 std::string_view ChainProblemName(ChainReport::Problem problem);
 
 struct PruneResult {
-  size_t stubbed = 0;    // Events replaced by their digest in this call.
+  size_t stubbed = 0;  // Events replaced by their digest in this call.
+  // Examined events whose stored bytes fail their MAC: kept as they are,
+  // never offered to `prunable` (Verify reports them as kSeal or kLink).
+  std::vector<uint64_t> unauthenticated;
   size_t collapsed = 0;  // Stubs folded into the checkpoint and deleted.
   // Pass as after_seq to continue; 0 when the scan reached the head.
   uint64_t next_after_seq = 0;

@@ -822,12 +822,14 @@ constexpr std::string_view kLedgerErasureMacTag{"custos-ledger-erasure-v1\0",
                                                 25};
 
 crypto::Digest LedgerErasureMac(const crypto::SecretKey& ledger_key,
-                                std::string_view key, int64_t at_micros) {
+                                std::string_view key,
+                                const Keystore::LedgerErasure& erasure) {
   return crypto::KeyedHasher(ledger_key)
       .Update(kLedgerErasureMacTag)
       .UpdateBigEndian32(static_cast<uint32_t>(key.size()))
       .Update(key)
-      .UpdateBigEndian64(static_cast<uint64_t>(at_micros))
+      .UpdateBigEndian64(static_cast<uint64_t>(erasure.erased_at))
+      .UpdateBigEndian64(static_cast<uint64_t>(erasure.written_at))
       .Final();
 }
 
@@ -835,45 +837,51 @@ crypto::Digest LedgerErasureMac(const crypto::SecretKey& ledger_key,
 
 std::string Keystore::LedgerErasureValue(const crypto::SecretKey& ledger_key,
                                          std::string_view key,
-                                         int64_t at_micros) {
+                                         const LedgerErasure& erasure) {
   std::string value;
-  AppendBigEndian64(value, static_cast<uint64_t>(at_micros));
-  value.append(AsStringView(LedgerErasureMac(ledger_key, key, at_micros)));
+  AppendBigEndian64(value, static_cast<uint64_t>(erasure.erased_at));
+  AppendBigEndian64(value, static_cast<uint64_t>(erasure.written_at));
+  value.append(AsStringView(LedgerErasureMac(ledger_key, key, erasure)));
   return value;
 }
 
-Result<int64_t> Keystore::LedgerErasureTime(const crypto::SecretKey& ledger_key,
-                                            std::string_view key,
-                                            std::string_view value) {
-  if (value.size() != 8 + crypto::kDigestSize) {
+Result<Keystore::LedgerErasure> Keystore::LedgerErasureTime(
+    const crypto::SecretKey& ledger_key, std::string_view key,
+    std::string_view value) {
+  if (value.size() != 16 + crypto::kDigestSize) {
     return Fail(Status::DataLoss("corrupt ledger entry"));
   }
-  const auto at = static_cast<int64_t>(ReadBigEndian64(value));
-  if (!crypto::ConstantTimeEquals(LedgerErasureMac(ledger_key, key, at),
-                                  AsBytes(value.substr(8)))) {
+  LedgerErasure erasure;
+  erasure.erased_at = static_cast<int64_t>(ReadBigEndian64(value));
+  erasure.written_at = static_cast<int64_t>(ReadBigEndian64(value.substr(8)));
+  if (!crypto::ConstantTimeEquals(LedgerErasureMac(ledger_key, key, erasure),
+                                  AsBytes(value.substr(16)))) {
     return Fail(Status::DataLoss("corrupt ledger entry"));
   }
-  return at;
+  return erasure;
 }
 
-Result<std::optional<int64_t>> Keystore::LedgerErasedAt(uint64_t record_id) {
+Result<std::optional<Keystore::LedgerErasure>> Keystore::LedgerErasedAt(
+    uint64_t record_id) {
   const std::string key = LedgerErasureKey(keyring_.ledger(), record_id);
   std::string value;
   leveldb::Status s = db_->Get(leveldb::ReadOptions(), key, &value);
-  if (s.IsNotFound()) return std::optional<int64_t>();
+  if (s.IsNotFound()) return std::optional<LedgerErasure>();
   if (!s.ok()) return Fail(FromLevelDb(s, "reading the erasure ledger"));
-  auto at = LedgerErasureTime(keyring_.ledger(), key, value);
-  if (!at) return Fail(at.error());
-  return std::optional<int64_t>(*at);
+  auto erasure = LedgerErasureTime(keyring_.ledger(), key, value);
+  if (!erasure) return Fail(erasure.error());
+  return std::optional<LedgerErasure>(*erasure);
 }
 
 Status Keystore::LedgerRecordErasures(
-    const std::vector<std::pair<uint64_t, int64_t>>& erased, bool sync) {
+    const std::vector<std::pair<uint64_t, int64_t>>& erased, bool sync,
+    int64_t written_at) {
   if (erased.empty()) return Status::Ok();
   leveldb::WriteBatch batch;
   for (const auto& [record_id, at_micros] : erased) {
     const std::string key = LedgerErasureKey(keyring_.ledger(), record_id);
-    batch.Put(key, LedgerErasureValue(keyring_.ledger(), key, at_micros));
+    batch.Put(key, LedgerErasureValue(keyring_.ledger(), key,
+                                      {at_micros, written_at}));
   }
   leveldb::WriteOptions wo;
   wo.sync = sync;

@@ -18,7 +18,8 @@
 //                      re-keyed (storage/rekeyer.h), until it is destroyed
 //   "i:" subject id    ShredIntent: a shred whose records-side write may not
 //                      be durable yet (docs/storage.md, "Shredding")
-//   "le:" record hash  u64 BE erased-at µs: an erased record (the ledger)
+//   "le:" record hash  u64 BE erased-at µs, u64 BE written-at µs, MAC: an
+//                      erased record (the ledger; LedgerErasureValue)
 //   "lp:" u64 BE seq   u64 BE seqs: history events pruned (the ledger)
 //
 // Unwrapped keys are cached (KeyCache): GetKey unwraps a key once, and
@@ -295,27 +296,39 @@ class Keystore {
   // u64 BE record id).
   static std::string LedgerErasureKey(const crypto::SecretKey& ledger_key,
                                       uint64_t record_id);
-  // The value of an "le:" entry: the erased-at µs (u64 BE), then
-  // KeyedHash(ledger key, "custos-ledger-erasure-v1\0" || u32 BE key size ||
-  // key || u64 BE µs), so the time cannot be moved by someone without the
-  // keys (pruning dates a record's history from it).
+  // An "le:" entry: when the record was erased (its effective instant, a
+  // deadline's, which may lie in the past) and when the entry was written
+  // (the engine's clock then).
+  struct LedgerErasure {
+    int64_t erased_at = 0;
+    int64_t written_at = 0;
+  };
+  // The value of an "le:" entry: erased-at and written-at µs (u64 BE
+  // each), then KeyedHash(ledger key, "custos-ledger-erasure-v1\0" || u32
+  // BE key size || key || both), so neither can be moved by someone
+  // without the keys. History pruning dates a record's events from the
+  // later of the two: an erasure time taken from a record's stored (and
+  // unauthenticated) deadline cannot make it earlier than the erasure
+  // was written down.
   static std::string LedgerErasureValue(const crypto::SecretKey& ledger_key,
                                         std::string_view key,
-                                        int64_t at_micros);
-  // The erased-at µs of an "le:" entry; DataLoss("corrupt ledger entry") if
-  // it is not 40 bytes or its MAC does not match.
-  static Result<int64_t> LedgerErasureTime(const crypto::SecretKey& ledger_key,
-                                           std::string_view key,
-                                           std::string_view value);
-  // When record `record_id` was erased, as the ledger says (nullopt: not in
-  // the ledger). Errors: DataLoss for an entry that fails its MAC; a
-  // LevelDB read failure, mapped.
-  Result<std::optional<int64_t>> LedgerErasedAt(uint64_t record_id);
+                                        const LedgerErasure& erasure);
+  // An "le:" entry's times; DataLoss("corrupt ledger entry") if it is not
+  // 48 bytes or its MAC does not match.
+  static Result<LedgerErasure> LedgerErasureTime(
+      const crypto::SecretKey& ledger_key, std::string_view key,
+      std::string_view value);
+  // Record `record_id`'s entry (nullopt: not in the ledger). Errors:
+  // DataLoss for an entry that fails its MAC; a LevelDB read failure,
+  // mapped.
+  Result<std::optional<LedgerErasure>> LedgerErasedAt(uint64_t record_id);
   // Records erased records (id, erased-at µs) in the ledger, in one write,
   // synchronous when `sync`. Called before the erasure is written, so the
   // entry is durable no later than the erasure.
+  // `written_at`: the engine's clock now (µs).
   Status LedgerRecordErasures(
-      const std::vector<std::pair<uint64_t, int64_t>>& erased, bool sync);
+      const std::vector<std::pair<uint64_t, int64_t>>& erased, bool sync,
+      int64_t written_at);
   // Records pruned history events (their seqs) in the ledger, in one write
   // keyed by the first seq, synchronous when `sync`. REQUIRES: non-empty.
   Status LedgerPrunedEvents(const std::vector<uint64_t>& seqs, bool sync);

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 #include <leveldb/db.h>
+#include <leveldb/write_batch.h>
 
 #include <array>
 #include <functional>
@@ -447,7 +448,7 @@ TEST_F(AccessHistoryPruningTest, ALedgerEntryDatedBackFailsItsMac) {
     const std::string key = it->key().ToString();
     std::string value = it->value().ToString();
     it.reset();
-    ASSERT_EQ(value.size(), 40u);
+    ASSERT_EQ(value.size(), 48u);
     std::string dated_back;
     AppendBigEndian64(dated_back,
                       static_cast<uint64_t>(ToMicros(At(2020, 1, 1))));
@@ -483,8 +484,49 @@ TEST_F(AccessHistoryPruningTest, AnErasureReapplyPoliciesWritesDownIsPruned) {
   ASSERT_TRUE(engine_->Close(*owner_, id).ok());
   clock_.Set(At(2027, 3, 1));  // Past its erasure; no sweep since.
   ASSERT_TRUE(engine_->ReapplyPolicies(*admin_).has_value());
-  EXPECT_EQ(SweepAt(At(2032, 2, 28) - 1us).history_pruned, 0u);
-  EXPECT_EQ(SweepAt(At(2032, 2, 28)).history_pruned, 3u);
+  // Dated from when the erasure was written down (the later of the two).
+  EXPECT_EQ(SweepAt(At(2032, 3, 1) - 1us).history_pruned, 0u);
+  EXPECT_EQ(SweepAt(At(2032, 3, 1)).history_pruned, 3u);
+}
+
+// The erasure time a sweep writes to the ledger is the record's deadline,
+// stored unauthenticated: moved back to 2015, the sweep erases the record
+// "in 2015". Its history is still kept five years from when the erasure
+// was written down (a review's finding).
+TEST_F(AccessHistoryPruningTest, ADeadlineMovedBackDoesNotShortenTheHistory) {
+  const uint64_t id = CreateAlert();
+  ASSERT_TRUE(engine_->Close(*owner_, id).ok());
+  const std::string anna = *engine_->FindSubject(*admin_, "anna@example.org");
+  const int64_t moved = ToMicros(At(2015, 1, 1));
+  Close();
+  {
+    auto db = OpenRaw("records");
+    ASSERT_NE(db, nullptr);
+    std::string value;
+    ASSERT_TRUE(db->Get(leveldb::ReadOptions(), keys::Record(id), &value).ok());
+    auto record = codec::DecodeRecord(value);
+    ASSERT_TRUE(record.has_value());
+    const std::string old_key =
+        keys::Deadline(record->next_deadline_micros, id);
+    std::string entry;
+    ASSERT_TRUE(db->Get(leveldb::ReadOptions(), old_key, &entry).ok());
+    record->next_deadline_micros = moved;
+    leveldb::WriteBatch batch;
+    batch.Delete(old_key);
+    batch.Put(keys::Deadline(moved, id), entry);
+    batch.Put(keys::Record(id), codec::EncodeRecord(*record));
+    ASSERT_TRUE(db->Write(leveldb::WriteOptions(), &batch).ok());
+  }
+  Reopen();
+  admin_ = std::make_unique<Actor>(*engine_->ActorFor("admin"));
+  auditor_ = std::make_unique<Actor>(*engine_->ActorFor("auditor"));
+  clock_.Set(At(2026, 10, 1));
+  EXPECT_EQ(SweepAt(At(2026, 10, 1)).erased, 1u);
+  EXPECT_EQ(SweepAt(At(2026, 10, 2)).history_pruned, 0u);
+  EXPECT_EQ(Actions(anna),
+            (std::vector<std::string>{"create", "close", "erase"}));
+  EXPECT_EQ(SweepAt(At(2031, 10, 1) - 1us).history_pruned, 0u);
+  EXPECT_EQ(SweepAt(At(2031, 10, 1)).history_pruned, 3u);
 }
 
 TEST_F(AccessHistoryTest, PrunedEventsLeaveTheFiles) {

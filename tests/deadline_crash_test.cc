@@ -866,15 +866,16 @@ class DeadlineCrashTest : public EngineTest {
       auto entry = ledger.find(ledger_key);
       auto at =
           entry == ledger.end()
-              ? Result<int64_t>(Fail(Status::NotFound("none")))
+              ? Result<Keystore::LedgerErasure>(Fail(Status::NotFound("none")))
               : Keystore::LedgerErasureTime((*keystore)->keyring().ledger(),
                                             ledger_key, entry->second);
       if (!at) {
         Violation(where + ": not in the erasure ledger (" +
                   at.error().ToString() + ")");
-      } else if (*at != p.deadline) {
+      } else if (at->erased_at != p.deadline) {
         Violation(where + ": in the erasure ledger as erased at " +
-                  std::to_string(*at) + ", due " + std::to_string(p.deadline));
+                  std::to_string(at->erased_at) + ", due " +
+                  std::to_string(p.deadline));
       }
     }
   }

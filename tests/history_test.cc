@@ -1691,11 +1691,20 @@ TEST_F(HistoryIndexTest, AnIndexEntryMovedToAnotherTagOrSlotIsReported) {
   RawPut(reverse[0], "");
   RawPut(index, RawGet(IndexKeyOf(other[0], 3)));
   ExpectIndexBrokenAt(2);
-  // The right MAC under another slot number.
-  std::string slot_changed = value;
-  slot_changed[3] = 1;
-  RawPut(index, slot_changed);
-  ExpectIndexBrokenAt(2);
+  // Event 4's two entries swapped (Anna's tag with Ben's slot and MAC, and
+  // the other way round): each MAC names another tag and slot.
+  RawPut(index, value);
+  ASSERT_TRUE(VerifyOrDie().ok());
+  const std::vector<std::string> both = ReverseKeysOf(*db_, 4);
+  ASSERT_EQ(both.size(), 2u);
+  const std::string first = RawGet(IndexKeyOf(both[0], 4));
+  const std::string second = RawGet(IndexKeyOf(both[1], 4));
+  ASSERT_NE(first.substr(0, 4), second.substr(0, 4));
+  RawPut(IndexKeyOf(both[0], 4), second);
+  RawPut(IndexKeyOf(both[1], 4), first);
+  ExpectIndexBrokenAt(4);
+  RawPut(IndexKeyOf(both[0], 4), first);
+  RawPut(IndexKeyOf(both[1], 4), second);
   RawPut(index, value);
   EXPECT_TRUE(VerifyOrDie().ok());
 }
@@ -1731,6 +1740,108 @@ TEST_F(HistoryIndexTest, OnlyADroppedMarkerWrittenWithTheAuditKeyExplainsAGap) {
   RawDelete(IndexKeyOf(anna4[0], 4));
   RawDelete(anna4[0]);
   RawPut(keys::HistoryDropped(4, 0), RawGet(keys::HistoryDropped(4, 1)));
+  ExpectIndexBrokenAt(4);
+}
+
+// An entry planted under the tag of a subject about to be shredded, with
+// the slot of another subject's part: the shred's DropSubjectIndex must not
+// turn it into a genuine dropped marker for that part (a review's finding).
+TEST_F(HistoryIndexTest, APlantedEntryGetsNoDroppedMarkerFromAShred) {
+  Append({Read(5, {"s-ben"}, 5)});  // Ben's alone.
+  const std::vector<std::string> anna1 = ReverseKeysOf(*db_, 1);
+  ASSERT_EQ(anna1.size(), 1u);
+  const std::string anna_tag =
+      anna1[0].substr(keys::HistoryReversePrefix(1).size());
+  const std::vector<std::string> ben5 = ReverseKeysOf(*db_, 5);
+  ASSERT_EQ(ben5.size(), 1u);
+  // Ben's entries of event 5 deleted, one of Anna's tag made up for slot 0.
+  RawDelete(IndexKeyOf(ben5[0], 5));
+  RawDelete(ben5[0]);
+  std::string planted(4, '\0');
+  planted.append(32, 'j');
+  RawPut(keys::HistoryIndex(anna_tag, 5), planted);
+  ExpectIndexBrokenAt(5);
+  // Anna shredded: her index dropped, in one batch.
+  keys_.erase("s-anna");
+  leveldb::WriteBatch drop;
+  ASSERT_EQ(*history_->DropSubjectIndex(drop, "s-anna", 100), 5u);
+  ASSERT_TRUE(db_->Write(leveldb::WriteOptions(), &drop).ok());
+  EXPECT_FALSE(RawHas(keys::HistoryDropped(5, 0)));
+  EXPECT_FALSE(RawHas(keys::HistoryIndex(anna_tag, 5)));
+  for (uint64_t seq = 1; seq <= 4; ++seq) {
+    EXPECT_TRUE(RawHas(keys::HistoryDropped(seq, 0))) << seq;
+  }
+  ExpectIndexBrokenAt(5);
+}
+
+// An "h:" entry without its "hs:" twin is never reached from the walk.
+TEST_F(HistoryIndexTest, AnIndexEntryWithoutItsReverseIsReported) {
+  const std::vector<std::string> reverse = ReverseKeysOf(*db_, 3);
+  ASSERT_EQ(reverse.size(), 1u);
+  // Under a tag nobody has, with no "hs:" twin: the walk never meets it.
+  RawPut(keys::HistoryIndex(std::string(32, 'q'), 3),
+         RawGet(IndexKeyOf(reverse[0], 3)));
+  ChainReport report = VerifyOrDie();
+  EXPECT_EQ(report.problem, ChainReport::Problem::kIndex);
+  EXPECT_EQ(report.first_broken, 3u);
+  EXPECT_EQ(report.verified, 4u);  // Every event; then the index.
+}
+
+// A dropped marker, or an index entry, of another store whose chain went
+// another way (e.g. the same store before a restore, which hands the same
+// seqs out again) does not verify here: the MACs name the event's link.
+TEST_F(HistoryIndexTest, AMarkerFromAnotherChainDoesNotVerify) {
+  const std::string other_dir = dir_ + "-other";
+  std::string marker;
+  {
+    auto db = OpenLevelDb(other_dir, /*create_if_missing=*/true,
+                          leveldb::Env::Default(), LevelDbTuning());
+    ASSERT_TRUE(db.has_value());
+    History::Options options;
+    options.sync_writes = false;
+    auto other = History::Open(
+        **db, *crypto::SecretKey::FromBytes(audit_bytes_.bytes()), options);
+    ASSERT_TRUE(other.has_value());
+    // The same seqs, other events: Ben's part in slot 1 of event 4.
+    for (int i = 1; i <= 3; ++i) {
+      leveldb::WriteBatch batch;
+      auto pending =
+          (*other)->Stage(batch, {Read(10 + i, {"s-ben"}, i)}, lookup_);
+      ASSERT_TRUE(pending.has_value());
+      ASSERT_TRUE((*db)->Write(leveldb::WriteOptions(), &batch).ok());
+      (*other)->Commit(*pending);
+    }
+    leveldb::WriteBatch batch;
+    auto pending =
+        (*other)->Stage(batch, {Read(14, {"s-anna", "s-ben"}, 9)}, lookup_);
+    ASSERT_TRUE(pending.has_value());
+    ASSERT_TRUE((*db)->Write(leveldb::WriteOptions(), &batch).ok());
+    (*other)->Commit(*pending);
+    leveldb::WriteBatch drop;
+    ASSERT_EQ(*(*other)->DropSubjectIndex(drop, "s-ben", 100), 4u);
+    ASSERT_TRUE((*db)->Write(leveldb::WriteOptions(), &drop).ok());
+    std::string value;
+    ASSERT_TRUE(
+        (*db)
+            ->Get(leveldb::ReadOptions(), keys::HistoryDropped(4, 1), &value)
+            .ok());
+    marker = value;
+  }
+  std::filesystem::remove_all(other_dir);
+  // Here, Ben's entries of event 4 replaced by that marker.
+  const std::vector<std::string> both = ReverseKeysOf(*db_, 4);
+  ASSERT_EQ(both.size(), 2u);
+  for (const std::string& reverse : both) {
+    if (RawGet(IndexKeyOf(reverse, 4)).substr(0, 4) !=
+        std::string("\0\0\0\1", 4)) {
+      continue;
+    }
+    RawDelete(IndexKeyOf(reverse, 4));
+    RawDelete(reverse);
+  }
+  ASSERT_EQ(ReverseKeysOf(*db_, 4).size(), 1u);
+  RawDelete(keys::DisclosurePart(4, 1));
+  RawPut(keys::HistoryDropped(4, 1), marker);
   ExpectIndexBrokenAt(4);
 }
 
@@ -1776,21 +1887,27 @@ TEST_F(HistoryIndexTest, PruningRemovesDroppedMarkersWithTheEvent) {
   EXPECT_TRUE(VerifyOrDie().ok());
 }
 
-TEST_F(HistoryIndexTest, PruningRefusesAnEventWhoseBytesFailTheirMac) {
+TEST_F(HistoryIndexTest, PruningKeepsAnEventWhoseBytesFailTheirMac) {
   // A ciphertext replaced: the chain's link still verifies (it covers the
   // commitments), the MAC does not. A stub made of it would launder that.
   ReplaceSealedPart(*db_, 2, 0,
                     crypto::Seal(*keys_["s-anna"], AsBytes("x"), AsBytes("y")));
   ASSERT_EQ(VerifyOrDie().problem, ChainReport::Problem::kSeal);
   const std::string before = RawGet(EventKey(2));
-  const std::string first = RawGet(EventKey(1));
-  auto result = history_->Prune(RecordsUpTo(4), 100);
-  ASSERT_FALSE(result.has_value());
-  EXPECT_EQ(result.error().code(), StatusCode::kDataLoss);
-  EXPECT_EQ(result.error().message(),
-            "history event 2 failed to authenticate; nothing was pruned");
+  std::vector<uint64_t> offered;
+  auto result = history_->Prune(
+      [&offered](const EventHeader& h) {
+        offered.push_back(h.seq);
+        return true;
+      },
+      100);
+  ASSERT_TRUE(result.has_value()) << result.error().ToString();
+  // Kept, said, and never offered; the others pruned.
+  EXPECT_EQ(result->unauthenticated, (std::vector<uint64_t>{2}));
+  EXPECT_EQ(offered, (std::vector<uint64_t>{1, 3, 4}));
+  EXPECT_EQ(result->stubbed, 3u);
   EXPECT_EQ(RawGet(EventKey(2)), before);
-  EXPECT_EQ(RawGet(EventKey(1)), first);  // Not stubbed: nothing written.
+  EXPECT_EQ(VerifyOrDie().problem, ChainReport::Problem::kSeal);
 }
 
 }  // namespace
