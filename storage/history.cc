@@ -1317,6 +1317,15 @@ Result<ChainReport> History::Verify(const leveldb::Snapshot* at,
     start_link = checkpoint->link;
   }
   report.first_seq = start_seq;
+  // Every store this build opens (records format 5) indexed disclosures
+  // from its first event: a marker saying otherwise was deleted (Open
+  // writes a missing one as the head + 1) or changed, and breach scopes
+  // would leave out what came before it.
+  if (disclosures_from_ != 1) {
+    report.problem = ChainReport::Problem::kIndex;
+    report.first_broken = 1;
+    return report;
+  }
 
   crypto::ChainVerifier verifier(audit_key_, start_link, start_seq);
   auto broken = [&report](ChainReport::Problem problem, uint64_t seq) {

@@ -1603,6 +1603,11 @@ TEST_F(HistoryTest, AHistoryWrittenBeforeTheIndexSaysWhatTheWalkMisses) {
   walk = history_->Disclosures("thief", T0(), T0() + hours(24), 100, lookup_);
   ASSERT_TRUE(walk.has_value());
   EXPECT_EQ(walk->indexed_from, 3u);
+  // No store of this build's format starts its index later than its first
+  // event: such a marker was deleted or changed, and Verify says so.
+  ChainReport report = VerifyOrDie();
+  EXPECT_EQ(report.problem, ChainReport::Problem::kIndex);
+  EXPECT_EQ(report.first_broken, 1u);
 }
 
 // ---- The indexes under Verify
