@@ -1963,21 +1963,19 @@ Result<PruneResult> History::Prune(
         break;
       }
       ++examined;
+      // The decision is made on the header: it must be the one written.
+      // (A stub made of an altered event would carry the alteration's
+      // digest.) One that does not decode or fails its MAC is kept, and
+      // said, and the rest pruned: one bad event must not stop retention.
       auto stored = DecodeStoredEvent(ToString(it->value()));
       if (!stored.has_value() || stored->seq != seq) {
-        return Fail(Status::DataLoss("corrupt stored history event " +
-                                     std::to_string(seq)));
+        result.unauthenticated.push_back(seq);
+        continue;
       }
       if (stored->is_stub) continue;
       auto event = DecodeEvent(stored->event_bytes);
-      if (!event.has_value()) {
-        return Fail(Status::DataLoss("corrupt stored history event " +
-                                     std::to_string(seq)));
-      }
-      // The decision is made on the header: it must be the one written.
-      // (A stub made of an altered event would carry the alteration's
-      // digest.) One that fails is kept, and said, and the rest pruned.
-      if (!crypto::ConstantTimeEquals(
+      if (!event.has_value() ||
+          !crypto::ConstantTimeEquals(
               EventMac(audit_key_, seq, stored->event_bytes), stored->mac) ||
           event->header.seq != seq) {
         result.unauthenticated.push_back(seq);

@@ -224,8 +224,9 @@ std::string_view ChainProblemName(ChainReport::Problem problem);
 
 struct PruneResult {
   size_t stubbed = 0;  // Events replaced by their digest in this call.
-  // Examined events whose stored bytes fail their MAC: kept as they are,
-  // never offered to `prunable` (Verify reports them as kSeal or kLink).
+  // Examined events that do not decode or whose stored bytes fail their
+  // MAC: kept as they are, never offered to `prunable` (Verify reports
+  // them).
   std::vector<uint64_t> unauthenticated;
   size_t collapsed = 0;  // Stubs folded into the checkpoint and deleted.
   // Pass as after_seq to continue; 0 when the scan reached the head.
@@ -404,10 +405,11 @@ class History {
   // bytes (its index entries are deleted). Then folds the leading run of
   // stubs (at most `budget` of them), after verifying their links, into the
   // checkpoint, deleting them. Everything in one write of its own (synchronous
-  // per Options). The chain verifies as before.
-  // Errors (and nothing is written): DataLoss if an examined event does not
-  // decode, or the leading run of stubs does not verify from the checkpoint
-  // (so pruning never launders a broken chain); a LevelDB failure, mapped.
+  // per Options). The chain verifies as before. An examined event that does
+  // not decode or fails its MAC is kept and listed (unauthenticated).
+  // Errors (and nothing is written): DataLoss if the checkpoint fails to
+  // authenticate, or the leading run of stubs does not verify from it (so
+  // pruning never launders a broken chain); a LevelDB failure, mapped.
   // REQUIRES: serialised with the other writers (see Stage).
   Result<PruneResult> Prune(
       const std::function<bool(const EventHeader&)>& prunable, size_t budget,

@@ -464,6 +464,35 @@ TEST_F(AccessHistoryPruningTest, ALedgerEntryDatedBackFailsItsMac) {
   EXPECT_EQ(report.skipped[0].reason, "DataLoss: corrupt ledger entry");
 }
 
+// One event whose stored bytes fail their MAC stopped all pruning (a
+// review's finding): it is kept and reported, the others are pruned.
+TEST_F(AccessHistoryPruningTest, AnEventFailingItsMacIsKeptAndTheRestPruned) {
+  const uint64_t create_seq = HeadSeq() + 1;
+  const uint64_t id = CreateAlert();
+  ASSERT_TRUE(engine_->Close(*owner_, id).ok());
+  EXPECT_EQ(SweepAt(At(2027, 2, 28)).erased, 1u);
+  Close();
+  {
+    auto db = OpenRaw("records");
+    ASSERT_NE(db, nullptr);
+    std::string value;
+    ASSERT_TRUE(
+        db->Get(leveldb::ReadOptions(), keys::Event(create_seq), &value).ok());
+    value.back() = static_cast<char>(value.back() ^ 0x01);  // In its MAC.
+    ASSERT_TRUE(
+        db->Put(leveldb::WriteOptions(), keys::Event(create_seq), value).ok());
+  }
+  Reopen();
+  admin_ = std::make_unique<Actor>(*engine_->ActorFor("admin"));
+  const SweepReport report = SweepAt(At(2032, 3, 1));
+  EXPECT_EQ(report.history_pruned, 2u);  // The close and the erasure.
+  ASSERT_EQ(report.skipped.size(), 1u);
+  EXPECT_EQ(report.skipped[0].record_id, 0u);
+  EXPECT_EQ(report.skipped[0].reason,
+            "DataLoss: history events failed to authenticate (the first: " +
+                std::to_string(create_seq) + "); they are kept");
+}
+
 // The erasures the ledger did not hear of before: a record erased by its
 // only subject's shred, and an erasure in force written down by
 // ReapplyPolicies. Their history is pruned when due, as a sweep's are.
