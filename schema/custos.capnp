@@ -539,6 +539,9 @@ struct SweepReport {
   transitionsOmitted @11 :UInt64;       # Not in `transitions`.
   heldOmitted @12 :UInt64;              # Not in `held`.
   skippedRecordsOmitted @13 :UInt64;    # Not in `skippedRecords`.
+  # History events the pruning met that do not decode or fail their MAC:
+  # kept, not pruned (verifyChain says what is wrong with them).
+  historyUnauthenticated @14 :UInt64;
 }
 
 struct BackupFile {

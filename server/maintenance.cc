@@ -35,12 +35,14 @@ void RunScheduledMaintenance(Engine& engine, Metrics& metrics,
   if (!report) {
     std::fprintf(stderr, "custosd: maintenance: %s\n",
                  report.error().ToString().c_str());
-  } else if (!report->transitions.empty() || !report->skipped.empty()) {
+  } else if (!report->transitions.empty() || !report->skipped.empty() ||
+             report->history_unauthenticated > 0) {
     std::fprintf(stderr,
                  "custosd: maintenance: %zu closed, %zu blocked, %zu "
-                 "erased, %zu skipped\n",
+                 "erased, %zu skipped, %zu history events failed to "
+                 "authenticate\n",
                  report->closed, report->blocked, report->erased,
-                 report->skipped.size());
+                 report->skipped.size(), report->history_unauthenticated);
   }
   // After the sweep, so the count is of the states it wrote down (the
   // same as the effective ones it counts either way).

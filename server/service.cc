@@ -756,6 +756,7 @@ void ToRpc(const SweepReport& report, rpc::SweepReport::Builder out,
   out.setErased(report.erased);
   out.setPostponed(report.postponed);
   out.setHistoryPruned(report.history_pruned);
+  out.setHistoryUnauthenticated(report.history_unauthenticated);
   out.setComplete(report.complete);
   out.setSkipped(report.skipped.size());
   out.setMalformedIndexKeys(report.malformed_index_keys);

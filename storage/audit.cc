@@ -1,5 +1,6 @@
 #include "storage/audit.h"
 
+#include <algorithm>
 #include <memory>
 #include <string>
 
@@ -37,7 +38,15 @@ Result<AccessHistoryPage> Audit::History(const PrincipalInfo& auditor,
   out.next_after_seq = page->next_after_seq;
   // The page discloses what was sealed under the subject's key: an event,
   // written before the page is returned, under the lock a shred takes
-  // (none of it may be returned after the subject's shred).
+  // (none of it may be returned after the subject's shred). Not for a page
+  // with nothing in it but earlier history reads (or nothing at all): they
+  // carry no justification or field, and a client paging to the end, or
+  // following the tail, would otherwise be fed its own events for ever.
+  const bool discloses = std::any_of(
+      page->entries.begin(), page->entries.end(), [](const HistoryEntry& e) {
+        return e.header.action != EventAction::kAccessHistory;
+      });
+  if (!discloses) return out;
   WriteLock lock = u_.store.Lock();
   auto still = subjects.Key(subject_key_id);
   if (!still) return Fail(still.error());

@@ -31,8 +31,9 @@ class Audit {
   explicit Audit(Units units) : u_(units) {}
 
   // Engine::AccessHistory, the caller's role already checked. A page
-  // that holds the subject's events is a disclosure to `auditor`: an
-  // access_history event, written before it is returned (none for a
+  // that holds any event of the subject's other than earlier history reads
+  // is a disclosure to `auditor`: an access_history event, written before
+  // it is returned (none for an empty page, one of history reads only, or a
   // subject shredded before the call: nothing of theirs can be opened).
   // InvalidArgument for a limit of 0 or above Limits::max_page_size;
   // NotFound for an unknown subject, or one shredded while the page was

@@ -1304,6 +1304,16 @@ Result<size_t> Reapply(Store& store, RecordStore& record_store,
           },
           10000, after, batch);
       if (!pruned) return Fail(pruned.error());
+      // An event the ledger says was pruned that cannot be: the restored
+      // store would hold history the live one no longer does.
+      for (uint64_t seq : pruned->unauthenticated) {
+        if (plan.pruned_events.contains(seq)) {
+          return Fail(Status::DataLoss(
+              "history event " + std::to_string(seq) +
+              ", pruned in the live store, does not authenticate in the "
+              "backup; the restore cannot prune it"));
+        }
+      }
       after = pruned->next_after_seq;
       auto ticket = store.Apply(lock, batch, {}, "restoring history pruning");
       if (!ticket) return Fail(ticket.error());

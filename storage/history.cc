@@ -1773,14 +1773,32 @@ Result<size_t> History::DropSubjectIndex(leveldb::WriteBatch& batch,
     if (key.size() != prefix.size() + 8) continue;
     const uint64_t seq =
         ReadBigEndian64(std::string_view(key).substr(prefix.size()));
+    // The twin goes whatever: it carries this subject's tag.
+    batch.Delete(ReverseKey(seq, tag));
+    const std::string value = ToString(it->value());
+    auto slot = IndexSlot(value);
+    if (!slot) continue;
+    // So does the part's sealed subject id, if it is this subject's (its
+    // key, the part-subject key, outlives the shred).
+    auto sealed_id =
+        Get(db_, leveldb::ReadOptions(), keys::DisclosurePart(seq, *slot),
+            "reading history disclosure index");
+    if (!sealed_id.has_value()) return Fail(sealed_id.error());
+    if (sealed_id->has_value()) {
+      auto id = crypto::Open(part_subject_key_, AsBytes(**sealed_id),
+                             AsBytes(PartSubjectAd(seq, *slot)));
+      if (id.has_value()) {
+        if (AsStringView(*id) == subject_id) {
+          batch.Delete(keys::DisclosurePart(seq, *slot));
+        }
+        crypto::Wipe(*id);
+      }
+    }
     // Only an entry Stage wrote (its MAC, under the event's link, and its
     // reverse entry) stands for a part of this subject's: the marker that
     // tells Verify the part's entries were dropped, not deleted, must not
     // be had for another subject's part by planting an entry under this
     // subject's tag. Anything else is only deleted.
-    const std::string value = ToString(it->value());
-    auto slot = IndexSlot(value);
-    if (!slot) continue;
     auto reverse = Get(db_, leveldb::ReadOptions(), ReverseKey(seq, tag),
                        "reading history index");
     if (!reverse.has_value()) return Fail(reverse.error());
@@ -1795,9 +1813,6 @@ Result<size_t> History::DropSubjectIndex(leveldb::WriteBatch& batch,
             AsBytes(std::string_view(value).substr(4)))) {
       continue;
     }
-    batch.Delete(ReverseKey(seq, tag));
-    // The sealed subject id of the part in the disclosure index.
-    batch.Delete(keys::DisclosurePart(seq, *slot));
     const Digest mac = IndexDroppedMac(audit_key_, seq, *slot, stored->link);
     batch.Put(keys::HistoryDropped(seq, *slot), ToSlice(AsStringView(mac)));
   }

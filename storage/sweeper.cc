@@ -658,13 +658,7 @@ Result<size_t> Sweeper::PruneHistory(int64_t as_of, size_t budget,
   auto result = u_.store.history().Prune(prunable, budget, after_seq, batch);
   if (!failure.ok()) return Fail(failure);
   if (!result) return Fail(result.error());
-  if (!result->unauthenticated.empty()) {
-    AddSkipped(
-        report, 0,
-        Status::DataLoss("history events failed to authenticate (the first: " +
-                         std::to_string(result->unauthenticated.front()) +
-                         "); they are kept"));
-  }
+  report.history_unauthenticated += result->unauthenticated.size();
   std::string next;
   AppendBigEndian64(next, result->next_after_seq);
   batch.Put(ToSlice(keys::kHistoryPruneCursor), next);

@@ -333,6 +333,10 @@ struct SweepReport {
   size_t postponed = 0;
   // Each of them, with the holds that apply.
   std::vector<HeldErasure> held;
+  // History events pruning examined that do not decode or fail their MAC:
+  // kept, not pruned (VerifyChain says what is wrong with them). Counted
+  // when the pruning cursor passes them, not by every sweep.
+  size_t history_unauthenticated = 0;
   // Access-history events pruned because their retention ended
   // (docs/history.md, "Retention").
   size_t history_pruned = 0;

@@ -1779,6 +1779,31 @@ TEST_F(HistoryIndexTest, APlantedEntryGetsNoDroppedMarkerFromAShred) {
   ExpectIndexBrokenAt(5);
 }
 
+// An entry whose MAC does not verify gets no marker, but the shred still
+// takes everything that ties its subject to the event: the "hs:" twin (its
+// tag) and the part's sealed subject id when it is the subject's.
+TEST_F(HistoryIndexTest,
+       AShredRemovesItsSubjectsEntriesEvenWhenTheyFailTheirMac) {
+  const std::vector<std::string> reverse = ReverseKeysOf(*db_, 2);
+  ASSERT_EQ(reverse.size(), 1u);
+  const std::string index = IndexKeyOf(reverse[0], 2);
+  std::string value = RawGet(index);
+  value.back() = static_cast<char>(value.back() ^ 0x01);
+  RawPut(index, value);
+  ASSERT_TRUE(RawHas(keys::DisclosurePart(2, 0)));
+  keys_.erase("s-anna");
+  leveldb::WriteBatch drop;
+  ASSERT_EQ(*history_->DropSubjectIndex(drop, "s-anna", 100), 4u);
+  ASSERT_TRUE(db_->Write(leveldb::WriteOptions(), &drop).ok());
+  EXPECT_FALSE(RawHas(index));
+  EXPECT_FALSE(RawHas(reverse[0]));
+  EXPECT_FALSE(RawHas(keys::DisclosurePart(2, 0)));
+  EXPECT_FALSE(RawHas(keys::HistoryDropped(2, 0)));
+  EXPECT_TRUE(RawHas(keys::HistoryDropped(3, 0)));
+  EXPECT_TRUE(RawHas(keys::DisclosurePart(4, 1)));  // Ben's.
+  ExpectIndexBrokenAt(2);
+}
+
 // An "h:" entry without its "hs:" twin is never reached from the walk.
 TEST_F(HistoryIndexTest, AnIndexEntryWithoutItsReverseIsReported) {
   const std::vector<std::string> reverse = ReverseKeysOf(*db_, 3);

@@ -162,6 +162,7 @@ void AddRetentionVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                     {"erased", r.getErased()},
                     {"postponed", r.getPostponed()},
                     {"history_pruned", r.getHistoryPruned()},
+                    {"history_unauthenticated", r.getHistoryUnauthenticated()},
                     {"skipped", r.getSkipped()},
                     {"malformed_index_keys", r.getMalformedIndexKeys()},
                     {"complete", r.getComplete()}});
@@ -174,6 +175,10 @@ void AddRetentionVerbs(CLI::App& app, std::vector<Verb>& verbs) {
              t.Add({"history events pruned",
                     std::to_string(r.getHistoryPruned())});
              t.Add({"skipped (unreadable)", std::to_string(r.getSkipped())});
+             if (r.getHistoryUnauthenticated() > 0) {
+               t.Add({"history events kept (failed to authenticate)",
+                      std::to_string(r.getHistoryUnauthenticated())});
+             }
              if (r.getMalformedIndexKeys() > 0) {
                t.Add({"malformed index keys skipped",
                       std::to_string(r.getMalformedIndexKeys())});
