@@ -137,6 +137,9 @@ Event ReadEvent(const PrincipalInfo& who, const RecordView& view,
   };
   for (size_t i = 0; i < view.parts.size(); ++i) {
     e.subject_ids.push_back(view.parts[i].subject_id);
+    // A part is shown with its subject's identifier (an e-mail address, a
+    // national number): disclosed too, and named first.
+    if (!view.parts[i].subject_identifier.empty()) add(i, "identifier");
     for (const Field& f : view.parts[i].fields) add(i, f.name);
   }
   // Flag notes and contests shown with the record are disclosed too, as

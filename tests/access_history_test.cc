@@ -102,7 +102,9 @@ TEST_F(AccessHistoryTest, YearsLaterThePersonStillLearnsWhoReadTheirData) {
   EXPECT_EQ(read_by_b->principal_name, "Name of authority-b");
   EXPECT_EQ(read_by_b->at, At(2026, 8, 31, 9));
   EXPECT_EQ(read_by_b->record_id, id);
-  EXPECT_EQ(read_by_b->fields, (std::vector<std::string>{"name"}));
+  // B received Anna's identifier with her name.
+  EXPECT_EQ(read_by_b->fields,
+            (std::vector<std::string>{"identifier", "name"}));
   EXPECT_EQ(report->history.back().at, At(2029, 8, 31));  // The erasure.
 
   const std::string html = RenderSubjectReportHtml(*report);
@@ -140,7 +142,8 @@ TEST_F(AccessHistoryTest, EveryOperationOnPersonalDataIsAnEvent) {
   EXPECT_EQ(restricted.purpose, PurposeKind::kPublicInterest);
   EXPECT_EQ(restricted.justification, "court order 12/2026");
   // The officer's read showed the flag's note too.
-  EXPECT_EQ(restricted.fields, (std::vector<std::string>{"name", "flag:note"}));
+  EXPECT_EQ(restricted.fields,
+            (std::vector<std::string>{"identifier", "name", "flag:note"}));
   EXPECT_EQ(events[1].fields,
             (std::vector<std::string>{"grantee:authority-b"}));
   EXPECT_EQ(events[0].fields, (std::vector<std::string>{"name", "born"}));
@@ -347,9 +350,11 @@ TEST_F(AccessHistoryTest, ASharedRecordsEventsNameEachSubjectsOwnFieldsOnly) {
   EXPECT_EQ(anna_fields["create"], (std::vector<std::string>{"name"}));
   EXPECT_EQ(ben_fields["create"],
             (std::vector<std::string>{"name", "criminal_record"}));
-  EXPECT_EQ(anna_fields["read"], (std::vector<std::string>{"name"}));
+  EXPECT_EQ(anna_fields["read"],
+            (std::vector<std::string>{"identifier", "name"}));
   EXPECT_EQ(ben_fields["read"],
-            (std::vector<std::string>{"name", "criminal_record", "flag:note"}));
+            (std::vector<std::string>{"identifier", "name", "criminal_record",
+                                      "flag:note"}));
 }
 
 // History pruning dates a record's erasure from the erasure ledger (its

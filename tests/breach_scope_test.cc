@@ -97,7 +97,8 @@ TEST_F(BreachScopeTest, EachSubjectReachedInTheWindowWithWhatWhenAndWhy) {
   ASSERT_NE(it, scope.subjects.end());
   EXPECT_EQ(it->identifier, "anna@example.org");
   EXPECT_EQ(it->record_ids, (std::vector<uint64_t>{r1, r2}));
-  EXPECT_EQ(it->fields, (std::vector<std::string>{"born", "name"}));
+  EXPECT_EQ(it->fields,
+            (std::vector<std::string>{"born", "identifier", "name"}));
   ASSERT_EQ(it->disclosures.size(), 2u);
   EXPECT_EQ(it->disclosures[0].at, t0_ + hours(1));
   EXPECT_EQ(it->disclosures[0].record_id, r1);
@@ -117,7 +118,7 @@ TEST_F(BreachScopeTest, EachSubjectReachedInTheWindowWithWhatWhenAndWhy) {
   EXPECT_EQ(it->disclosures[0].purpose, PurposeKind::kPublicInterest);
   EXPECT_EQ(it->disclosures[0].justification, "court order 12/2026");
   EXPECT_EQ(it->disclosures[0].fields,
-            (std::vector<std::string>{"name", "born"}));
+            (std::vector<std::string>{"identifier", "name", "born"}));
 }
 
 TEST_F(BreachScopeTest, TheWindowIsHalfOpenAndOtherPrincipalsAreLeftOut) {

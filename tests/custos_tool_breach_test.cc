@@ -85,7 +85,7 @@ TEST_F(CustosToolBreachTest, ScopeAsJsonTableCsvAndHtml) {
     ASSERT_EQ(s["disclosures"].size(), 1u);
     EXPECT_EQ(s["disclosures"][0]["principal_id"], "authority-b");
     EXPECT_EQ(s["disclosures"][0]["action"], "read");
-    EXPECT_EQ(s["fields"], nlohmann::json::array({"name"}));
+    EXPECT_EQ(s["fields"], nlohmann::json::array({"identifier", "name"}));
   }
   std::sort(identifiers.begin(), identifiers.end());
   EXPECT_EQ(identifiers, (std::vector<std::string>{"=cmd|' /C calc'!A0",
@@ -107,7 +107,7 @@ TEST_F(CustosToolBreachTest, ScopeAsJsonTableCsvAndHtml) {
   EXPECT_TRUE(Contains(csv, ",anna@example.org,")) << csv;
   EXPECT_TRUE(Contains(csv,
                        ",authority-b,authority-b,read,1,request,"
-                       ",,name\r\n"))
+                       ",,identifier;name\r\n"))
       << csv;
   // The hostile identifier stays text in a spreadsheet.
   EXPECT_TRUE(Contains(csv, ",'=cmd|' /C calc'!A0,")) << csv;

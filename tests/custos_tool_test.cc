@@ -239,7 +239,7 @@ TEST_F(CustosToolTest, ASubjectsRecordsHistoryReportHoldAndShred) {
   EXPECT_EQ(events[0]["action"], "create");
   EXPECT_EQ(events[1]["action"], "read");
   EXPECT_EQ(events[1]["principal_id"], "authority-a");
-  EXPECT_EQ(events[1]["fields"], nlohmann::json::array({"name"}));
+  EXPECT_EQ(events[1]["fields"], nlohmann::json::array({"identifier", "name"}));
   EXPECT_EQ(events[1]["record_state"], "ACTIVE");
   EXPECT_EQ(events[1]["purpose"], "");  // The owner's read needs none.
   EXPECT_EQ(events[1]["justification"], "");

@@ -66,8 +66,9 @@ TEST_F(ServerBreachTest, AnAuditorScopesWhatAStolenCredentialReceived) {
   EXPECT_EQ(std::string(anna.getSubjectId().cStr()).rfind('s', 0), 0u);
   ASSERT_EQ(anna.getRecordIds().size(), 1u);
   EXPECT_EQ(anna.getRecordIds()[0], r1);
-  ASSERT_EQ(anna.getFields().size(), 1u);
-  EXPECT_EQ(std::string(anna.getFields()[0].cStr()), "name");
+  ASSERT_EQ(anna.getFields().size(), 2u);
+  EXPECT_EQ(std::string(anna.getFields()[0].cStr()), "identifier");
+  EXPECT_EQ(std::string(anna.getFields()[1].cStr()), "name");
   ASSERT_EQ(anna.getDisclosures().size(), 1u);
   auto d = anna.getDisclosures()[0];
   EXPECT_EQ(d.getAtMicros(), t0 + kHour);
@@ -77,7 +78,8 @@ TEST_F(ServerBreachTest, AnAuditorScopesWhatAStolenCredentialReceived) {
   EXPECT_EQ(d.getRecordId(), r1);
   EXPECT_EQ(std::string(d.getRecordKind().cStr()), "request");
   EXPECT_EQ(std::string(d.getPurpose().cStr()), "");
-  ASSERT_EQ(d.getFields().size(), 1u);
+  ASSERT_EQ(d.getFields().size(), 2u);
+  EXPECT_EQ(std::string(d.getFields()[0].cStr()), "identifier");
 
   // The act is in Anna's history, with its purpose.
   auto history = auditor.accessHistoryRequest();
