@@ -374,26 +374,34 @@ class AccessHistoryPruningTest : public AccessHistoryTest {
     return id.value_or(0);
   }
 
-  // Rewrites record `id` as stored, as such a person could.
-  void RewriteStoredRecord(uint64_t id,
-                           const std::function<void(codec::StoredRecord&)>& f) {
+  // Rewrites the value under `key` in database `db_name` ("records",
+  // "keystore") with the engine closed, as someone with the files but no
+  // key could; then reopens.
+  void RewriteRaw(const std::string& db_name, const std::string& key,
+                  const std::function<void(std::string&)>& f) {
     Close();
     {
-      auto db = OpenRaw("records");
+      auto db = OpenRaw(db_name);
       ASSERT_NE(db, nullptr);
       std::string value;
-      ASSERT_TRUE(
-          db->Get(leveldb::ReadOptions(), keys::Record(id), &value).ok());
-      auto record = codec::DecodeRecord(value);
-      ASSERT_TRUE(record.has_value()) << record.error().ToString();
-      f(*record);
-      ASSERT_TRUE(db->Put(leveldb::WriteOptions(), keys::Record(id),
-                          codec::EncodeRecord(*record))
-                      .ok());
+      ASSERT_TRUE(db->Get(leveldb::ReadOptions(), key, &value).ok());
+      f(value);
+      ASSERT_TRUE(db->Put(leveldb::WriteOptions(), key, value).ok());
     }
     Reopen();
     admin_ = std::make_unique<Actor>(*engine_->ActorFor("admin"));
     auditor_ = std::make_unique<Actor>(*engine_->ActorFor("auditor"));
+  }
+
+  // Rewrites record `id` as stored.
+  void RewriteStoredRecord(uint64_t id,
+                           const std::function<void(codec::StoredRecord&)>& f) {
+    RewriteRaw("records", keys::Record(id), [&f](std::string& value) {
+      auto record = codec::DecodeRecord(value);
+      ASSERT_TRUE(record.has_value()) << record.error().ToString();
+      f(*record);
+      value = codec::EncodeRecord(*record);
+    });
   }
 };
 
@@ -485,20 +493,10 @@ TEST_F(AccessHistoryPruningTest, AnEventFailingItsMacIsKeptAndTheRestPruned) {
   ASSERT_TRUE(engine_->Close(*owner_, id).ok());
   EXPECT_EQ(SweepAt(At(2027, 2, 28)).erased, 1u);
   std::string tampered;
-  Close();
-  {
-    auto db = OpenRaw("records");
-    ASSERT_NE(db, nullptr);
-    std::string value;
-    ASSERT_TRUE(
-        db->Get(leveldb::ReadOptions(), keys::Event(create_seq), &value).ok());
+  RewriteRaw("records", keys::Event(create_seq), [&](std::string& value) {
     value.back() = static_cast<char>(value.back() ^ 0x01);  // In its MAC.
-    ASSERT_TRUE(
-        db->Put(leveldb::WriteOptions(), keys::Event(create_seq), value).ok());
     tampered = value;
-  }
-  Reopen();
-  admin_ = std::make_unique<Actor>(*engine_->ActorFor("admin"));
+  });
   const SweepReport report = SweepAt(At(2032, 3, 1));
   EXPECT_EQ(report.history_pruned, 2u);  // The close and the erasure.
   EXPECT_EQ(report.history_unauthenticated, 1u);
