@@ -912,12 +912,10 @@ Result<RestoreIntent> Import(const std::string& backup_dir,
       }
       erasures.emplace(k, false);
     } else if (k.starts_with(Keystore::kLedgerPrunePrefix)) {
-      if (v.size() % 8 != 0) {
-        return Fail(Status::DataLoss("corrupt ledger entry"));
-      }
-      for (size_t i = 0; i < v.size(); i += 8) {
-        pruned.emplace(ReadBigEndian64(std::string_view(v).substr(i)), false);
-      }
+      // Its MAC is checked once the keyring is open (below).
+      auto seqs = Keystore::LedgerPrunedSeqs(nullptr, k, v);
+      if (!seqs) return Fail(seqs.error());
+      for (uint64_t seq : *seqs) pruned.emplace(seq, false);
     } else if (k.starts_with(Keystore::kLedgerCredentialPrefix)) {
       if (v.size() != 8 && v.size() != 8 + crypto::kDigestSize) {
         return Fail(Status::DataLoss("corrupt ledger entry"));
@@ -959,6 +957,11 @@ Result<RestoreIntent> Import(const std::string& backup_dir,
   }
   auto keyring = Keyring::Open(*sealed_keyring, Keyring::RingKey(master));
   if (!keyring) return Fail(keyring.error());
+  for (const auto& [k, v] : kit->ledger) {
+    if (!k.starts_with(Keystore::kLedgerPrunePrefix)) continue;
+    auto seqs = Keystore::LedgerPrunedSeqs(&keyring->ledger(), k, v);
+    if (!seqs) return Fail(seqs.error());
+  }
 
   const fs::path data(options.data_dir);
   std::error_code ec;
@@ -1044,15 +1047,18 @@ Result<RestoreIntent> Import(const std::string& backup_dir,
     if (k.starts_with(Keystore::kLedgerErasurePrefix)) {
       if (!erasures[k]) continue;
     } else if (k.starts_with(Keystore::kLedgerPrunePrefix)) {
-      std::string kept;
-      for (size_t i = 0; i < v.size(); i += 8) {
-        const uint64_t seq = ReadBigEndian64(std::string_view(v).substr(i));
-        if (pruned[seq]) AppendBigEndian64(kept, seq);
+      auto seqs = Keystore::LedgerPrunedSeqs(&keyring->ledger(), k, v);
+      if (!seqs) return Fail(seqs.error());
+      std::vector<uint64_t> kept;
+      for (uint64_t seq : *seqs) {
+        if (pruned[seq]) kept.push_back(seq);
       }
       if (kept.empty()) continue;
       std::string first(Keystore::kLedgerPrunePrefix);
-      AppendBigEndian64(first, ReadBigEndian64(kept));
-      ledger.emplace_back(std::move(first), std::move(kept));
+      AppendBigEndian64(first, kept.front());
+      std::string value =
+          Keystore::LedgerPruneValue(keyring->ledger(), first, kept);
+      ledger.emplace_back(std::move(first), std::move(value));
       continue;
     } else if (k.starts_with(Keystore::kLedgerCredentialPrefix)) {
       // A principal created after the backup: its id may be made again.
@@ -1245,13 +1251,13 @@ Result<RestorePlan> PlanFromLedger(Keystore& keystore) {
       }
       plan.erased_records.emplace(std::string(k), at->erased_at);
     } else if (k.starts_with(Keystore::kLedgerPrunePrefix)) {
-      if (v.size() % 8 != 0) {
-        corrupt = Status::DataLoss("corrupt ledger entry");
+      auto seqs =
+          Keystore::LedgerPrunedSeqs(&keystore.keyring().ledger(), k, v);
+      if (!seqs) {
+        corrupt = seqs.error();
         return;
       }
-      for (size_t i = 0; i < v.size(); i += 8) {
-        plan.pruned_events.insert(ReadBigEndian64(v.substr(i)));
-      }
+      plan.pruned_events.insert(seqs->begin(), seqs->end());
     }
   }));
   if (!corrupt.ok()) return Fail(corrupt);

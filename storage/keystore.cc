@@ -888,12 +888,59 @@ Status Keystore::LedgerRecordErasures(
   return FromLevelDb(db_->Write(wo, &batch), "writing the erasure ledger");
 }
 
+namespace {
+
+constexpr std::string_view kLedgerPrunedMacTag{"custos-ledger-pruned-v1\0", 24};
+
+crypto::Digest LedgerPrunedMac(const crypto::SecretKey& ledger_key,
+                               std::string_view key, std::string_view seqs) {
+  return crypto::KeyedHasher(ledger_key)
+      .Update(kLedgerPrunedMacTag)
+      .UpdateBigEndian32(static_cast<uint32_t>(key.size()))
+      .Update(key)
+      .Update(seqs)
+      .Final();
+}
+
+}  // namespace
+
+std::string Keystore::LedgerPruneValue(const crypto::SecretKey& ledger_key,
+                                       std::string_view key,
+                                       const std::vector<uint64_t>& seqs) {
+  std::string value;
+  for (uint64_t seq : seqs) AppendBigEndian64(value, seq);
+  value.append(AsStringView(LedgerPrunedMac(ledger_key, key, value)));
+  return value;
+}
+
+Result<std::vector<uint64_t>> Keystore::LedgerPrunedSeqs(
+    const crypto::SecretKey* ledger_key, std::string_view key,
+    std::string_view value) {
+  if (value.size() < 8 + crypto::kDigestSize ||
+      (value.size() - crypto::kDigestSize) % 8 != 0) {
+    return Fail(Status::DataLoss("corrupt ledger entry"));
+  }
+  const std::string_view seqs =
+      value.substr(0, value.size() - crypto::kDigestSize);
+  if (ledger_key != nullptr &&
+      !crypto::ConstantTimeEquals(
+          LedgerPrunedMac(*ledger_key, key, seqs),
+          AsBytes(value.substr(value.size() - crypto::kDigestSize)))) {
+    return Fail(Status::DataLoss("corrupt ledger entry"));
+  }
+  std::vector<uint64_t> out;
+  for (size_t i = 0; i < seqs.size(); i += 8) {
+    out.push_back(ReadBigEndian64(seqs.substr(i)));
+  }
+  return out;
+}
+
 Status Keystore::LedgerPrunedEvents(const std::vector<uint64_t>& seqs,
                                     bool sync) {
   if (seqs.empty()) return Status::Ok();
-  std::string key(kLedgerPrunePrefix), value;
+  std::string key(kLedgerPrunePrefix);
   AppendBigEndian64(key, seqs.front());
-  for (uint64_t seq : seqs) AppendBigEndian64(value, seq);
+  const std::string value = LedgerPruneValue(keyring_.ledger(), key, seqs);
   leveldb::WriteOptions wo;
   wo.sync = sync;
   return FromLevelDb(db_->Put(wo, key, value), "writing the erasure ledger");

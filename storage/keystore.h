@@ -20,7 +20,8 @@
 //                      be durable yet (docs/storage.md, "Shredding")
 //   "le:" record hash  u64 BE erased-at µs, u64 BE written-at µs, MAC: an
 //                      erased record (the ledger; LedgerErasureValue)
-//   "lp:" u64 BE seq   u64 BE seqs: history events pruned (the ledger)
+//   "lp:" u64 BE seq   u64 BE seqs, MAC: history events pruned (the ledger;
+//                      LedgerPruneValue)
 //
 // Unwrapped keys are cached (KeyCache): GetKey unwraps a key once, and
 // DestroyKey evicts it before returning, so no read can use a destroyed key.
@@ -332,6 +333,19 @@ class Keystore {
   // Records pruned history events (their seqs) in the ledger, in one write
   // keyed by the first seq, synchronous when `sync`. REQUIRES: non-empty.
   Status LedgerPrunedEvents(const std::vector<uint64_t>& seqs, bool sync);
+  // The value of an "lp:" entry: the seqs (u64 BE each), then
+  // KeyedHash(ledger key, "custos-ledger-pruned-v1\0" || u32 BE key size ||
+  // key || the seqs), so that nobody without the keys can add a seq a
+  // restore would then prune.
+  static std::string LedgerPruneValue(const crypto::SecretKey& ledger_key,
+                                      std::string_view key,
+                                      const std::vector<uint64_t>& seqs);
+  // The seqs of an "lp:" value, its MAC checked when `ledger_key` is given;
+  // DataLoss("corrupt ledger entry") if the value is not seqs and a MAC, or
+  // the MAC does not match.
+  static Result<std::vector<uint64_t>> LedgerPrunedSeqs(
+      const crypto::SecretKey* ledger_key, std::string_view key,
+      std::string_view value);
   // Records that `principal_id`'s credential was revoked (`new_hash`
   // empty) or replaced by the token whose credential hash is `new_hash`,
   // at `at`, in one synchronous write: called before the change is

@@ -16,6 +16,7 @@
 #include "crypto/aead.h"
 #include "storage/codec.h"
 #include "storage/keyring.h"
+#include "storage/keystore.h"
 #include "storage/leveldb_util.h"
 #include "storage/period.h"
 #include "tests/engine_fixture.h"
@@ -537,6 +538,56 @@ TEST_F(BackupTest, AKitOfTheFirstFormatIsRefused) {
   EXPECT_EQ(
       Engine::InspectRestoreKit(KitPath(), MasterKey()).error().ToString(),
       said);
+}
+
+// The ledger's pruned seqs ("lp:") tell a restore which events to prune:
+// one added by someone who can write the live keystore but holds no key
+// would have a restore prune that event. Each entry carries a MAC.
+TEST_F(BackupTest, APrunedSeqForgedIntoTheLedgerIsRefusedByARestore) {
+  CreateRecord();
+  auto chain = engine_->VerifyChain(*admin_);
+  ASSERT_TRUE(chain.has_value());
+  const uint64_t seq = chain->head_seq;  // The create's event, or after it.
+  TakeBackup();
+  Close();
+  {
+    auto db = OpenRaw("keystore");
+    ASSERT_NE(db, nullptr);
+    std::string key(Keystore::kLedgerPrunePrefix), value;
+    AppendBigEndian64(key, seq);
+    AppendBigEndian64(value, seq);
+    value.append(32, 'm');
+    ASSERT_TRUE(db->Put(leveldb::WriteOptions(), key, value).ok());
+  }
+  Reopen();
+  ASSERT_TRUE(ExportKit().ok());
+  EXPECT_EQ(Restore().ToString(), "DataLoss: corrupt ledger entry");
+  // The control: written by the engine (a MAC under the ledger key), the
+  // same seq restores.
+  Close();
+  {
+    auto db = OpenRaw("keystore");
+    ASSERT_NE(db, nullptr);
+    std::string value;
+    auto keyring = Keyring::Open(
+        [&] {
+          std::string sealed;
+          EXPECT_TRUE(
+              db->Get(leveldb::ReadOptions(), "m:keyring", &sealed).ok());
+          return sealed;
+        }(),
+        Keyring::RingKey(MasterKey()));
+    ASSERT_TRUE(keyring.has_value());
+    std::string key(Keystore::kLedgerPrunePrefix);
+    AppendBigEndian64(key, seq);
+    ASSERT_TRUE(
+        db->Put(leveldb::WriteOptions(), key,
+                Keystore::LedgerPruneValue(keyring->ledger(), key, {seq}))
+            .ok());
+  }
+  Reopen();
+  ASSERT_TRUE(ExportKit().ok());
+  EXPECT_TRUE(Restore().ok());
 }
 
 TEST_F(BackupTest, ABackupOlderThanTheRetentionCannotBeDecryptedAtAll) {
