@@ -1406,11 +1406,17 @@ Result<ChainReport> History::Verify(const leveldb::Snapshot* at,
     CUSTOS_RETURN_IF_ERROR(
         FromLevelDb(dropped_it->status(), "reading history index"));
     for (bool c : covered) intact = intact && c;
+    // The sealed subject ids ("hq:"), read once, by slot.
     const std::string sealed_ids = keys::DisclosurePartPrefix(seq);
     size_t sealed_id_entries = 0;
+    std::map<uint32_t, std::string> sealed_id_of;
     for (; parts_it->Valid() && parts_it->key().starts_with(sealed_ids);
          parts_it->Next()) {
       ++sealed_id_entries;
+      const std::string key = ToString(parts_it->key());
+      if (key.size() != sealed_ids.size() + 4) continue;  // Counted only.
+      sealed_id_of[*DecodeSlot(std::string_view(key).substr(
+          sealed_ids.size()))] = ToString(parts_it->value());
     }
     CUSTOS_RETURN_IF_ERROR(
         FromLevelDb(parts_it->status(), "reading history disclosure index"));
@@ -1428,12 +1434,9 @@ Result<ChainReport> History::Verify(const leveldb::Snapshot* at,
     for (uint32_t slot = 0; slot < parts; ++slot) {
       if (!tag_of[slot]) continue;  // Dropped: so is its sealed id.
       ++expected_ids;
-      auto sealed_id =
-          Get(db_, snapshot.options(), keys::DisclosurePart(seq, slot),
-              "reading history disclosure index");
-      if (!sealed_id.has_value()) return Fail(sealed_id.error());
-      if (!sealed_id->has_value()) return false;
-      auto id = crypto::Open(part_subject_key_, AsBytes(**sealed_id),
+      auto sealed_id = sealed_id_of.find(slot);
+      if (sealed_id == sealed_id_of.end()) return false;
+      auto id = crypto::Open(part_subject_key_, AsBytes(sealed_id->second),
                              AsBytes(PartSubjectAd(seq, slot)));
       if (!id.has_value()) return false;
       const bool same = crypto::ConstantTimeEquals(

@@ -15,6 +15,11 @@ std::string JoinNumber(std::string_view prefix, uint64_t n) {
   AppendBigEndian64(key, n);
   return key;
 }
+// A seq's prefix || u32 BE slot: a sealed part of that event.
+std::string JoinSlot(std::string key, uint32_t slot) {
+  AppendBigEndian32(key, slot);
+  return key;
+}
 // prefix || name || NUL: no name is a prefix of another name's entries.
 std::string JoinName(std::string_view prefix, std::string_view name) {
   std::string key = Join(prefix, name);
@@ -174,9 +179,7 @@ std::string HistoryDroppedPrefix(uint64_t seq) {
   return JoinNumber(kHistoryDroppedPrefix, seq);
 }
 std::string HistoryDropped(uint64_t seq, uint32_t slot) {
-  std::string key = HistoryDroppedPrefix(seq);
-  AppendBigEndian32(key, slot);
-  return key;
+  return JoinSlot(HistoryDroppedPrefix(seq), slot);
 }
 
 std::string DisclosurePrefix(std::string_view principal_id) {
@@ -195,9 +198,7 @@ std::string DisclosurePartPrefix(uint64_t seq) {
   return JoinNumber(kDisclosurePartPrefix, seq);
 }
 std::string DisclosurePart(uint64_t seq, uint32_t slot) {
-  std::string key = DisclosurePartPrefix(seq);
-  AppendBigEndian32(key, slot);
-  return key;
+  return JoinSlot(DisclosurePartPrefix(seq), slot);
 }
 
 uint64_t NumberAfter(std::string_view key, std::string_view prefix) {
