@@ -208,6 +208,9 @@ Status Sweeper::CheckOptions(const SweepOptions& options) const {
   if (options.batch_size == 0) {
     return Status::InvalidArgument("batch_size must be at least 1");
   }
+  if (options.max_history_examined == 0) {
+    return Status::InvalidArgument("max_history_examined must be at least 1");
+  }
   // What a sweep writes must already be in force: only a dry run looks
   // ahead (holds, too, are then judged as they stand now).
   if (!options.dry_run && options.as_of > u_.clock.Now()) {
@@ -337,10 +340,7 @@ Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
     // entry (DestroyDueBuckets).
     CUSTOS_RETURN_IF_ERROR(u_.erasure.DeleteQueuedRanges());
     report_progress(SweepPhase::kPruningHistory);
-    auto pruned =
-        PruneHistory(as_of, std::max<size_t>(options.batch_size, 100), report);
-    if (!pruned) return Fail(pruned.error());
-    report.history_pruned = *pruned;
+    CUSTOS_RETURN_IF_ERROR(PruneHistory(as_of, options, report));
     // Compacts what this sweep erased and pruned, and finishes compactions
     // an earlier, interrupted call left queued.
     report_progress(SweepPhase::kCompacting);
@@ -601,13 +601,48 @@ Status Sweeper::DestroyDueBuckets(int64_t as_of, SweepReport& report) {
   return Status::Ok();
 }
 
-Result<size_t> Sweeper::PruneHistory(int64_t as_of, size_t budget,
-                                     SweepReport& report) {
-  WriteLock lock = u_.store.Lock();
+Status Sweeper::PruneHistory(int64_t as_of, const SweepOptions& options,
+                             SweepReport& report) {
   uint64_t after_seq = 0;
   auto cursor = u_.store.Get(keys::kHistoryPruneCursor);
-  if (!cursor) return Fail(cursor.error());
+  if (!cursor) return cursor.error();
   if (*cursor && (*cursor)->size() == 8) after_seq = ReadBigEndian64(**cursor);
+  const uint64_t stored_cursor = after_seq;
+  const size_t chunk = std::max<size_t>(options.batch_size, 100);
+  size_t examined = 0;
+  bool cursor_written = true;
+  while (true) {
+    const size_t budget =
+        std::min(chunk, options.max_history_examined - examined);
+    auto step = PruneHistoryChunk(as_of, budget, after_seq, report);
+    if (!step) return step.error();
+    examined += budget;
+    report.history_pruned += step->stubbed;
+    after_seq = step->next_after_seq;
+    cursor_written = step->committed;
+    // At the head: the next sweep starts again from the oldest event.
+    if (after_seq == 0 || examined >= options.max_history_examined) break;
+    if (options.pause_between_batches.count() > 0) {
+      std::this_thread::sleep_for(options.pause_between_batches);
+    }
+  }
+  // A chunk that changed nothing wrote nothing (not even the cursor, to
+  // spare a synchronous write per chunk); where the last one stopped is
+  // written here. A crash before it only has the next sweep examine those
+  // events again.
+  if (cursor_written || after_seq == stored_cursor) return Status::Ok();
+  leveldb::WriteBatch batch;
+  std::string next;
+  AppendBigEndian64(next, after_seq);
+  batch.Put(ToSlice(keys::kHistoryPruneCursor), next);
+  return u_.store.Commit(u_.store.Lock(), batch, {}, "storing prune cursor");
+}
+
+Result<Sweeper::PruneStep> Sweeper::PruneHistoryChunk(int64_t as_of,
+                                                      size_t budget,
+                                                      uint64_t after_seq,
+                                                      SweepReport& report) {
+  WriteLock lock = u_.store.Lock();
   std::map<uint64_t, bool> prunable_records;  // Decided once per call.
   std::vector<uint64_t> pruned;               // For the ledger.
   Status failure;
@@ -659,6 +694,8 @@ Result<size_t> Sweeper::PruneHistory(int64_t as_of, size_t budget,
   if (!failure.ok()) return Fail(failure);
   if (!result) return Fail(result.error());
   report.history_unauthenticated += result->unauthenticated.size();
+  PruneStep step{result->stubbed, result->next_after_seq, false};
+  if (result->stubbed == 0 && result->collapsed == 0) return step;
   std::string next;
   AppendBigEndian64(next, result->next_after_seq);
   batch.Put(ToSlice(keys::kHistoryPruneCursor), next);
@@ -676,7 +713,8 @@ Result<size_t> Sweeper::PruneHistory(int64_t as_of, size_t budget,
   CUSTOS_RETURN_IF_ERROR(u_.erasure.LedgerPruned(pruned));
   CUSTOS_RETURN_IF_ERROR(
       u_.store.Commit(std::move(lock), batch, {}, "storing prune cursor"));
-  return result->stubbed;
+  step.committed = true;
+  return step;
 }
 
 }  // namespace custos

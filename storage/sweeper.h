@@ -114,12 +114,23 @@ class Sweeper {
   static void AddSkipped(SweepReport& report, uint64_t record_id,
                          const Status& status);
   // Prunes access history whose retention ended by `as_of` (history_after
-  // past the erasure of the record it concerns), examining at most
-  // `budget` events from a cursor that cycles through the log across calls.
-  // Returns the number of events pruned. The events of a record that does
-  // not decode are kept, and the record is added to report.skipped.
-  Result<size_t> PruneHistory(int64_t as_of, size_t budget,
-                              SweepReport& report);
+  // past the erasure of the record it concerns), examining up to
+  // options.max_history_examined events from a cursor that cycles through
+  // the log across sweeps, in chunks (PruneHistoryChunk), and stopping at
+  // the head. Counts in report.history_pruned. The events of a record that
+  // does not decode are kept, and the record is added to report.skipped.
+  Status PruneHistory(int64_t as_of, const SweepOptions& options,
+                      SweepReport& report);
+  struct PruneStep {
+    size_t stubbed = 0;
+    uint64_t next_after_seq = 0;  // 0: the chunk reached the head.
+    bool committed = false;       // With the cursor at next_after_seq.
+  };
+  // One chunk of PruneHistory: at most `budget` events after `after_seq`,
+  // under one write lock hold. Writes (the stubs, the ledger's pruned seqs,
+  // the cursor) only when it pruned or folded something.
+  Result<PruneStep> PruneHistoryChunk(int64_t as_of, size_t budget,
+                                      uint64_t after_seq, SweepReport& report);
 
   Units u_;
 };

@@ -277,8 +277,15 @@ struct SweepOptions {
   size_t batch_size = 100;
   // Stop after this many records (the rest waits for the next sweep).
   size_t max_records = SIZE_MAX;
-  // Pause between batches, so a backlog leaves room for foreground work.
+  // Pause between batches, so a backlog leaves room for foreground work
+  // (between pruning's chunks too).
   std::chrono::microseconds pause_between_batches{0};
+  // Access-history events pruning examines in this sweep, from where the
+  // last sweep's pruning stopped to the head of the log at most: in chunks
+  // of batch_size (at least 100), each under a write lock of its own. A
+  // sweep every five minutes so examines up to 28.8 million events a day
+  // (docs/history.md, "Retention"). Default: 100,000. REQUIRES: >= 1.
+  size_t max_history_examined = 100000;
   // Called on the sweeping thread, never under the write lock: after each
   // batch of transitions, and as each later phase begins (kCompacting
   // also once before the transitions, when buckets were erased by key). Must be

@@ -708,5 +708,62 @@ TEST_F(AccessHistoryTest, ReadingASubjectsHistoryIsItselfAnEvent) {
   EXPECT_EQ(HeadSeq(), after_shred);
 }
 
+// A busy record: more events than one chunk of pruning examines. One sweep
+// prunes them all (it examined 100 events a sweep: a store writing more
+// than that between two sweeps never caught up).
+TEST_F(AccessHistoryPruningTest, OneSweepPrunesMoreThanAChunkOfEvents) {
+  const uint64_t id = CreateAlert();
+  const std::string anna = *engine_->FindSubject(*admin_, "anna@example.org");
+  for (int i = 0; i < 600; ++i) {
+    ASSERT_TRUE(engine_->GetRecord(*owner_, id).has_value());
+  }
+  ASSERT_TRUE(engine_->Close(*owner_, id).ok());
+  EXPECT_EQ(SweepAt(At(2027, 2, 28)).erased, 1u);
+  EXPECT_EQ(Actions(anna).size(), 603u);  // create, 600 reads, close, erase.
+  EXPECT_EQ(SweepAt(At(2032, 2, 28)).history_pruned, 603u);
+  // Left: the event of the auditor's earlier look (about no record: kept).
+  EXPECT_EQ(Actions(anna), std::vector<std::string>{"access_history"});
+  auto chain = engine_->VerifyChain(*auditor_);
+  ASSERT_TRUE(chain.has_value()) << chain.error().ToString();
+  EXPECT_TRUE(chain->ok) << chain->problem;
+}
+
+// max_history_examined bounds one sweep's pruning; the next sweep goes on
+// from where it stopped.
+TEST_F(AccessHistoryPruningTest, MaxHistoryExaminedBoundsOneSweep) {
+  const uint64_t id = CreateAlert();
+  const std::string anna = *engine_->FindSubject(*admin_, "anna@example.org");
+  for (int i = 0; i < 300; ++i) {
+    ASSERT_TRUE(engine_->GetRecord(*owner_, id).has_value());
+  }
+  ASSERT_TRUE(engine_->Close(*owner_, id).ok());
+  EXPECT_EQ(SweepAt(At(2027, 2, 28)).erased, 1u);
+  const uint64_t first_seq = HeadSeq() - 302;  // The record's create.
+
+  clock_.Set(At(2032, 2, 28));
+  SweepOptions options;
+  options.as_of = clock_.Now();
+  options.max_history_examined = 150;
+  auto first = engine_->Sweep(*admin_, options);
+  ASSERT_TRUE(first.has_value()) << first.error().ToString();
+  // The events from seq 1 to 150, of which the record's are pruned.
+  ASSERT_LE(first_seq, 150u);
+  EXPECT_EQ(first->history_pruned, 150 - first_seq + 1);
+  EXPECT_EQ(Actions(anna).size(), 303 - first->history_pruned);
+
+  options.max_history_examined = 100000;
+  auto second = engine_->Sweep(*admin_, options);
+  ASSERT_TRUE(second.has_value()) << second.error().ToString();
+  EXPECT_EQ(first->history_pruned + second->history_pruned, 303u);
+  // Left: the event of the auditor's earlier look (about no record: kept).
+  EXPECT_EQ(Actions(anna), std::vector<std::string>{"access_history"});
+
+  options.max_history_examined = 0;
+  auto refused = engine_->Sweep(*admin_, options);
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().ToString(),
+            "InvalidArgument: max_history_examined must be at least 1");
+}
+
 }  // namespace
 }  // namespace custos::testing
