@@ -77,4 +77,17 @@ Result<bool> BootstrapFirstAdmin(Engine& engine,
   return true;
 }
 
+Status RecoverAdmin(Engine& engine, std::string_view id,
+                    const std::string& token_file) {
+  auto fd = CreatePrivateFile(token_file);
+  if (!fd) return fd.error();
+  auto admin = engine.RecoverAdmin(id, "Recovered administrator");
+  if (!admin) {
+    close(*fd);
+    unlink(token_file.c_str());
+    return admin.error();
+  }
+  return FillPrivateFile(*fd, token_file, admin->token);
+}
+
 }  // namespace custos::server

@@ -45,6 +45,14 @@ Status FillPrivateFile(int fd, const std::string& path,
 // that has principals.
 Result<bool> BootstrapFirstAdmin(Engine& engine, const std::string& token_file);
 
+// Engine::RecoverAdmin with its token written to the new file `token_file`
+// (as WritePrivateFile), which is created first: if it cannot be, no admin
+// is created; if the admin cannot be, the file is removed. Errors: those of
+// creating or writing the file (on a write failure the admin exists but
+// its token is lost: recover another) and of Engine::RecoverAdmin.
+Status RecoverAdmin(Engine& engine, std::string_view id,
+                    const std::string& token_file);
+
 }  // namespace custos::server
 
 #endif  // CUSTOS_SERVER_FIRST_START_H_

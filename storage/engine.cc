@@ -204,6 +204,11 @@ Result<NewPrincipal> Engine::BootstrapAdmin(std::string_view id,
   return impl_->principals.Bootstrap(id, display_name);
 }
 
+Result<NewPrincipal> Engine::RecoverAdmin(std::string_view id,
+                                          std::string_view display_name) {
+  return impl_->principals.Recover(id, display_name);
+}
+
 Result<NewPrincipal> Engine::CreatePrincipal(const Actor& admin,
                                              std::string_view id,
                                              std::string_view display_name,

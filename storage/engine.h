@@ -100,6 +100,15 @@ class Engine {
   // principal exists.
   Result<NewPrincipal> BootstrapAdmin(std::string_view id,
                                       std::string_view display_name);
+  // Creates a new admin in a store that has principals: the way back in
+  // for whoever holds the master key when no admin can log in (every
+  // admin's token lost, or a restore whose backup's admins were all revoked
+  // since: docs/operations.md, "When no admin can log in"). Never reachable
+  // over RPC: `custos recover-admin` calls it offline. Its
+  // principal_created event is by the new admin and names `recovered`.
+  // InvalidArgument (id, name), AlreadyExists (id taken).
+  Result<NewPrincipal> RecoverAdmin(std::string_view id,
+                                    std::string_view display_name);
   // Admin only (PermissionDenied otherwise). InvalidArgument for the admin
   // role combined with officer or auditor (an admin never reads personal
   // data). AlreadyExists for a taken id. Writes a principal_created event.

@@ -49,6 +49,12 @@ Result<NewPrincipal> Principals::Bootstrap(std::string_view id,
                    false);
 }
 
+Result<NewPrincipal> Principals::Recover(std::string_view id,
+                                         std::string_view display_name) {
+  return AddLocked(store_.Lock(), nullptr, id, display_name, {Role::kAdmin},
+                   false, /*recovered=*/true);
+}
+
 Result<NewPrincipal> Principals::Add(const PrincipalInfo& admin,
                                      std::string_view id,
                                      std::string_view display_name,
@@ -62,7 +68,7 @@ Result<NewPrincipal> Principals::AddLocked(WriteLock lock,
                                            std::string_view id,
                                            std::string_view display_name,
                                            const std::vector<Role>& roles,
-                                           bool redacted) {
+                                           bool redacted, bool recovered) {
   CUSTOS_RETURN_IF_ERROR(CheckId(id, "a principal id", limits_.max_id_length));
   CUSTOS_RETURN_IF_ERROR(CheckLength(display_name, "a display name",
                                      limits_.max_display_name_length, false));
@@ -107,9 +113,10 @@ Result<NewPrincipal> Principals::AddLocked(WriteLock lock,
   leveldb::WriteBatch batch;
   batch.Put(keys::Principal(id), codec::EncodePrincipal(stored));
   batch.Put(keys::Credential(AsStringView(*hash)), std::string(id));
-  const Event event = events::PrincipalEvent(
-      by != nullptr ? *by : stored.info, EventAction::kPrincipalCreated,
-      stored.info, stored.info.created_at);
+  Event event = events::PrincipalEvent(by != nullptr ? *by : stored.info,
+                                       EventAction::kPrincipalCreated,
+                                       stored.info, stored.info.created_at);
+  if (recovered) event.fields.push_back("recovered");
   auto ticket = store_.Apply(lock, batch, {event}, "creating principal");
   if (!ticket) return Fail(ticket.error());
   {

@@ -43,6 +43,12 @@ class Principals {
   // FailedPrecondition once any principal exists.
   Result<NewPrincipal> Bootstrap(std::string_view id,
                                  std::string_view display_name);
+  // Creates an admin in a store that has principals, for whoever holds the
+  // master key (the store was opened with it) when no admin can log in: its
+  // principal_created event is by itself and names `recovered`. Errors as
+  // Add's.
+  Result<NewPrincipal> Recover(std::string_view id,
+                               std::string_view display_name);
   // Creates a principal, with a principal_created event by `admin` (its id,
   // roles and whether it is redacted; never the credential). InvalidArgument
   // (id, name, no role, or admin combined with officer or auditor: an admin
@@ -89,11 +95,13 @@ class Principals {
   bool IsActive(std::string_view id) const;
 
  private:
-  // `by` null: the new principal creates itself (Bootstrap).
+  // `by` null: the new principal creates itself (Bootstrap, and Recover,
+  // whose event `recovered` marks).
   Result<NewPrincipal> AddLocked(WriteLock lock, const PrincipalInfo* by,
                                  std::string_view id,
                                  std::string_view display_name,
-                                 const std::vector<Role>& roles, bool redacted);
+                                 const std::vector<Role>& roles, bool redacted,
+                                 bool recovered = false);
 
   Store& store_;
   Keystore& ledger_;

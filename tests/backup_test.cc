@@ -380,6 +380,42 @@ TEST_F(BackupTest, RevokedPrincipalsAndReplacedTokensStaySoAfterARestore) {
   EXPECT_EQ(CountKeys(*keystore, "lc:app-2"), 1);
 }
 
+// Every admin the backup holds was revoked since (admin-2 made after it,
+// then admin revoked): the restored store has no admin who can log in
+// (admin-2 is not in it), and custos recover-admin's call makes one.
+TEST_F(BackupTest,
+       ARestoreWithEveryAdminRevokedSinceIsRecoveredByTheKeyHolder) {
+  CreateRecord();
+  TakeBackup();
+  auto admin2 = engine_->CreatePrincipal(*admin_, "admin-2", "Admin 2",
+                                         {Role::kAdmin}, false);
+  ASSERT_TRUE(admin2.has_value()) << admin2.error().ToString();
+  auto by_admin2 = engine_->Authenticate(admin2->token);
+  ASSERT_TRUE(by_admin2.has_value());
+  ASSERT_TRUE(engine_->RevokePrincipal(*by_admin2, "admin").ok());
+  const Status kit = engine_->ExportRestoreKit(*by_admin2, KitPath());
+  ASSERT_TRUE(kit.ok()) << kit.ToString();
+
+  const Status restored = Engine::Restore(BackupDir(), RestoredOptions(),
+                                          MasterKey(), KitPath(), "admin");
+  ASSERT_TRUE(restored.ok()) << restored.ToString();
+  OpenRestored();
+  EXPECT_EQ(restored_->ActorFor("admin").error().ToString(),
+            "Unauthenticated: principal is revoked");
+  EXPECT_EQ(restored_->Authenticate(admin2->token).error().code(),
+            StatusCode::kUnauthenticated);
+  auto recovered = restored_->RecoverAdmin("admin-3", "Admin 3");
+  ASSERT_TRUE(recovered.has_value()) << recovered.error().ToString();
+  auto admin3 = restored_->Authenticate(recovered->token);
+  ASSERT_TRUE(admin3.has_value()) << admin3.error().ToString();
+  auto principals = restored_->ListPrincipals(*admin3, "", 0);
+  ASSERT_TRUE(principals.has_value()) << principals.error().ToString();
+  EXPECT_TRUE(restored_
+                  ->CreatePrincipal(*admin3, "admin-4", "Admin 4",
+                                    {Role::kAdmin}, false)
+                  .has_value());
+}
+
 // A revocation that failed (the records database's write failed) takes
 // its ledger entry back: a restore keeps the principal as the live store
 // did (review helper-100: the entry stayed, so a restore revoked a

@@ -121,6 +121,50 @@ TEST_F(CustosToolMoreTest, InitUsesAnExistingMasterKeyFile) {
   EXPECT_EQ(Tool({"whoami"}).exit, 0);
 }
 
+// ---- recover-admin ------------------------------------------------------
+
+TEST_F(CustosToolMoreTest, RecoverAdminMakesANewAdminOfflineOnly) {
+  ToolRun none = Tool(
+      {"recover-admin", "--id", "admin-r", "--admin-token-file", "r.token"});
+  EXPECT_EQ(none.exit, 1);
+  EXPECT_TRUE(Contains(none.err, "./custos-data holds no store")) << none.err;
+
+  custosd_.Start(CUSTOSD_PATH);
+  // With custosd running, the store is locked: refused, nothing made.
+  ToolRun running = Tool(
+      {"recover-admin", "--id", "admin-r", "--admin-token-file", "r.token"});
+  EXPECT_EQ(running.exit, 1);
+  EXPECT_TRUE(
+      Contains(running.err, "(recover-admin runs with custosd stopped)"))
+      << running.err;
+  EXPECT_FALSE(std::filesystem::exists(dir() + "/r.token"));
+  ASSERT_EQ(custosd_.Stop(), 0);
+
+  ToolRun made = Tool(
+      {"recover-admin", "--id", "admin-r", "--admin-token-file", "r.token"});
+  ASSERT_EQ(made.exit, 0) << made.err;
+  EXPECT_TRUE(Contains(made.out,
+                       "new admin 'admin-r' in ./custos-data, its "
+                       "token in r.token (mode 0600)"))
+      << made.out;
+  EXPECT_EQ(ModeOf(dir() + "/r.token"), 0600u);
+  // A taken id: refused, and the new token file removed again.
+  ToolRun taken = Tool(
+      {"recover-admin", "--id", "admin-r", "--admin-token-file", "r2.token"});
+  EXPECT_EQ(taken.exit, 1);
+  EXPECT_TRUE(Contains(taken.err, "AlreadyExists: principal id is taken"))
+      << taken.err;
+  EXPECT_FALSE(std::filesystem::exists(dir() + "/r2.token"));
+
+  custosd_.Start(CUSTOSD_PATH);
+  ToolRun who = As("admin-r", "r.token", {"whoami", "--json"});
+  ASSERT_EQ(who.exit, 0) << who.err;
+  EXPECT_EQ(nlohmann::json::parse(who.out)["id"], "admin-r");
+  // It can do an admin's work: revoke the admin whose token was "lost".
+  ToolRun revoke = As("admin-r", "r.token", {"principal", "revoke", "admin"});
+  EXPECT_EQ(revoke.exit, 0) << revoke.err;
+}
+
 // ---- stats --------------------------------------------------------------
 
 TEST_F(CustosToolMoreTest, StatsCountWritesSyncsAndKeyLookupsForAdminsOnly) {

@@ -364,6 +364,34 @@ TEST_F(UnlinkableErasureTest, AnAdminGetsNoPersonalDataOnAnyPath) {
   }
 }
 
+// The master key's holder's way back in (custos recover-admin): a new
+// admin in a store that has one, its act in the history by itself and
+// marked, its token nowhere in the files.
+TEST_F(UnlinkableErasureTest, ARecoveredAdminIsAnAuditedEventMarkedRecovered) {
+  auto recovered = engine_->RecoverAdmin("admin-r", "Recovered");
+  ASSERT_TRUE(recovered.has_value()) << recovered.error().ToString();
+  auto actor = engine_->Authenticate(recovered->token);
+  ASSERT_TRUE(actor.has_value()) << actor.error().ToString();
+  EXPECT_TRUE(
+      engine_->CreatePrincipal(*actor, "clerk", "Clerk", {Role::kUser}, false)
+          .has_value());
+  EXPECT_EQ(engine_->RecoverAdmin("admin-r", "Again").error().ToString(),
+            "AlreadyExists: principal id is taken");
+  Close();
+  std::vector<std::string> seen;
+  for (const HistoryEntry& e : AllEvents()) {
+    if (EventActionName(e.header.action) != "principal_created") continue;
+    std::string line = e.header.principal_id + ":";
+    for (const std::string& f : e.fields) line += " " + f;
+    seen.push_back(line);
+  }
+  ASSERT_GE(seen.size(), 2u);
+  EXPECT_EQ(seen[seen.size() - 2],
+            "admin-r: principal:admin-r role:admin recovered");
+  EXPECT_EQ(seen.back(), "admin-r: principal:clerk role:user");
+  EXPECT_EQ(ReadAllFiles(dir_).find(recovered->token), std::string::npos);
+}
+
 TEST_F(UnlinkableErasureTest, CreatingAndRevokingPrincipalsAreAuditedEvents) {
   auto created =
       engine_->CreatePrincipal(*admin_, "clerk", "Clerk", {Role::kUser}, true);

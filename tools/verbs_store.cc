@@ -1,4 +1,5 @@
 // custos init (offline: a new store, as custosd's first start makes it);
+// custos recover-admin (offline: a new admin, for the master key's holder);
 // custos register (the register of processing activities).
 
 #include <filesystem>
@@ -88,6 +89,60 @@ void AddStoreVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                     << a->data_dir << " --master-key-file " << a->key_file
                     << "\n";
         })});
+  }
+  {
+    struct Args {
+      std::string data_dir = "./custos-data";
+      std::string key_file = "./custos-master.key";
+      std::string token_file, id;
+    };
+    auto a = std::make_shared<Args>();
+    auto* cmd = app.add_subcommand(
+        "recover-admin",
+        "OFFLINE, on the server's host, with custosd stopped: create a new "
+        "admin in an existing store, for whoever holds its master key, when "
+        "no admin can log in (every admin's token lost, or a restore whose "
+        "backup's admins were all revoked since); its token is written to a "
+        "new file (mode 0600), and the history records the act "
+        "(principal_created, 'recovered')\n"
+        "example: custos recover-admin --id admin-2027 --data-dir "
+        "/var/lib/custos/data --master-key-file /etc/custos/master.key "
+        "--admin-token-file /var/lib/custos/admin-2027.token");
+    cmd->add_option("--id", a->id, "the new admin's id (not taken)")
+        ->required();
+    cmd->add_option("--admin-token-file", a->token_file,
+                    "new file for the new admin's token")
+        ->required();
+    cmd->add_option("--data-dir", a->data_dir, "the store's data directory")
+        ->capture_default_str();
+    cmd->add_option("--master-key-file", a->key_file, "the store's master key")
+        ->capture_default_str();
+    verbs.push_back(
+        Verb{cmd, std::function<void()>([a] {
+               std::error_code ec;
+               if (!std::filesystem::exists(a->data_dir + "/keystore", ec)) {
+                 throw Failure(a->data_dir +
+                               " holds no store (custos init makes a new one)");
+               }
+               auto master = crypto::LoadMasterKeyFile(a->key_file);
+               if (!master) throw Failure(master.error().ToString());
+               SystemClock clock;
+               Options options;
+               options.data_dir = a->data_dir;
+               options.clock = &clock;
+               auto engine = Engine::Open(options, std::move(*master));
+               if (!engine) {
+                 throw Failure(engine.error().ToString() +
+                               " (recover-admin runs with custosd stopped)");
+               }
+               Status s = server::RecoverAdmin(**engine, a->id, a->token_file);
+               if (!s.ok()) throw Failure(s.ToString());
+               std::cout << "new admin '" << a->id << "' in " << a->data_dir
+                         << ", its token in " << a->token_file
+                         << " (mode 0600); the history records it "
+                            "(principal_created, recovered). Revoke the admins "
+                            "whose tokens were lost once custosd runs again\n";
+             })});
   }
   {
     struct Args {
