@@ -42,6 +42,7 @@ enum Action {
   exportRestoreKit @25;
   breachScope @26;  # An auditor's breach scope (docs/accountability.md).
   accessHistory @27;  # An auditor read a page of a subject's history.
+  policySet @28;  # An admin set a kind's retention policy.
 }
 
 enum RecordState {

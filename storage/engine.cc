@@ -266,7 +266,7 @@ Result<PrincipalInfo> Engine::WhoAmI(const Actor& actor) {
 Status Engine::SetPolicy(const Actor& admin, const RetentionPolicy& policy) {
   auto caller = impl_->RequireRole(admin, Role::kAdmin);
   if (!caller) return caller.error();
-  return impl_->policies.Set(policy);
+  return impl_->policies.Set(*caller, policy, impl_->clock.Now());
 }
 
 Result<std::vector<RetentionPolicy>> Engine::ListPolicies(const Actor& actor) {

@@ -78,6 +78,21 @@ Event PrincipalEvent(const PrincipalInfo& who, EventAction action,
   return e;
 }
 
+Event PolicyEvent(const PrincipalInfo& who, const RetentionPolicy& policy,
+                  Timestamp at) {
+  Event e = By(who, EventAction::kPolicySet, at);
+  e.fields = {std::string("kind:").append(policy.kind)};
+  if (policy.close_after) {
+    e.fields.push_back("close_after:" + policy.close_after->ToString());
+  }
+  if (policy.block_after) {
+    e.fields.push_back("block_after:" + policy.block_after->ToString());
+  }
+  e.fields.push_back("erase_after:" + policy.erase_after.ToString());
+  e.fields.push_back("history_after:" + policy.history_after.ToString());
+  return e;
+}
+
 std::vector<Event> BreachScopeEvents(const PrincipalInfo& who,
                                      const BreachScope& scope, Timestamp at) {
   const Purpose purpose{PurposeKind::kLegalObligation, scope.purpose};

@@ -14,6 +14,7 @@
 #include "storage/breach_scope.h"
 #include "storage/codec.h"
 #include "storage/history.h"
+#include "storage/retention_policy.h"
 #include "storage/types.h"
 
 namespace custos::events {
@@ -44,6 +45,13 @@ Event SubjectEvent(const PrincipalInfo& who, EventAction action,
 // role and "redacted" if it is. Never the credential.
 Event PrincipalEvent(const PrincipalInfo& who, EventAction action,
                      const PrincipalInfo& target, Timestamp at);
+
+// `who` set `policy` (kPolicySet): an event about no subject and no record,
+// whose fields (in clear) are "kind:<kind>", then "close_after:<period>"
+// and "block_after:<period>" when present, "erase_after:<period>" and
+// "history_after:<period>" (ISO 8601, Period::ToString).
+Event PolicyEvent(const PrincipalInfo& who, const RetentionPolicy& policy,
+                  Timestamp at);
 
 // The disclosure of `view` (which included personal data) to `who`: a read,
 // or a read_restricted when the record was not ACTIVE, naming every field,

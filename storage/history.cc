@@ -85,6 +85,8 @@ std::string_view EventActionName(EventAction action) {
       return "breach_scope";
     case EventAction::kAccessHistory:
       return "access_history";
+    case EventAction::kPolicySet:
+      return "policy_set";
   }
   return "unknown";
 }
@@ -532,6 +534,8 @@ std::optional<hs::Action> ToSchema(EventAction a) {
       return hs::Action::BREACH_SCOPE;
     case EventAction::kAccessHistory:
       return hs::Action::ACCESS_HISTORY;
+    case EventAction::kPolicySet:
+      return hs::Action::POLICY_SET;
   }
   return std::nullopt;
 }
@@ -594,6 +598,8 @@ std::optional<EventAction> FromSchema(hs::Action a) {
       return EventAction::kBreachScope;
     case hs::Action::ACCESS_HISTORY:
       return EventAction::kAccessHistory;
+    case hs::Action::POLICY_SET:
+      return EventAction::kPolicySet;
   }
   return std::nullopt;
 }

@@ -82,6 +82,9 @@ enum class EventAction {
   // An auditor read a page of the subject's access history (its
   // justifications and field names, sealed under the subject's key).
   kAccessHistory,
+  // An admin set a kind's retention policy: about no subject, its periods
+  // in clear (Engine::SetPolicy).
+  kPolicySet,
 };
 
 // "create", "read", "read_restricted", "rectify", "flag", "contest",
@@ -89,7 +92,8 @@ enum class EventAction {
 // "hold_released", "shred", "report", "rotate_master_key", "rotate_kek",
 // "principal_created", "principal_revoked", "rekey", "credential_rotated",
 // "backup", "restore", "expire_backup_keys", "export_restore_kit",
-// "breach_scope", "access_history"; "unknown" for a value outside the enum.
+// "breach_scope", "access_history", "policy_set"; "unknown" for a value
+// outside the enum.
 std::string_view EventActionName(EventAction action);
 
 // True for the actions by which the acting principal received a subject's

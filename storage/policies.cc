@@ -3,6 +3,7 @@
 #include <mutex>
 
 #include "storage/codec.h"
+#include "storage/events.h"
 #include "storage/keys.h"
 
 namespace custos {
@@ -28,12 +29,14 @@ void Policies::AddDefaults(leveldb::WriteBatch& batch) {
   }
 }
 
-Status Policies::Set(const RetentionPolicy& policy) {
+Status Policies::Set(const PrincipalInfo& admin, const RetentionPolicy& policy,
+                     Timestamp at) {
   CUSTOS_RETURN_IF_ERROR(ValidatePolicy(policy));
   WriteLock lock = store_.Lock();
   leveldb::WriteBatch batch;
   batch.Put(keys::Policy(policy.kind), codec::EncodePolicy(policy));
-  auto ticket = store_.Apply(lock, batch, {}, "storing policy");
+  auto ticket = store_.Apply(
+      lock, batch, {events::PolicyEvent(admin, policy, at)}, "storing policy");
   if (!ticket) return ticket.error();
   {
     std::unique_lock write(mu_);

@@ -30,9 +30,11 @@ class Policies {
   // Adds the shipped policies (DefaultPolicies()) to a new store's batch.
   static void AddDefaults(leveldb::WriteBatch& batch);
 
-  // Validates and stores `policy`, replacing any of its kind.
+  // Validates and stores `policy`, replacing any of its kind, with a
+  // policy_set event by `admin` at `at` (events::PolicyEvent).
   // InvalidArgument from ValidatePolicy.
-  Status Set(const RetentionPolicy& policy);
+  Status Set(const PrincipalInfo& admin, const RetentionPolicy& policy,
+             Timestamp at);
   // Every policy, by kind.
   std::vector<RetentionPolicy> List() const;
   // The policy of `kind`, if any.

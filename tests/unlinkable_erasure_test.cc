@@ -364,6 +364,35 @@ TEST_F(UnlinkableErasureTest, AnAdminGetsNoPersonalDataOnAnyPath) {
   }
 }
 
+// Who changed how long data is kept is in the history: a policy set is an
+// event by the admin, its periods in clear; a refused one writes none.
+TEST_F(UnlinkableErasureTest, SettingAPolicyIsAnAuditedEvent) {
+  const RetentionPolicy policy{.kind = "alert",
+                               .close_after = std::nullopt,
+                               .block_after = Period{.months = 1},
+                               .erase_after = Period{.months = 9},
+                               .history_after = Period{.years = 6}};
+  ASSERT_TRUE(engine_->SetPolicy(*admin_, policy).ok());
+  RetentionPolicy shorter = policy;
+  shorter.history_after = Period{.months = 1};  // Shorter than the data.
+  EXPECT_EQ(engine_->SetPolicy(*admin_, shorter).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(engine_->SetPolicy(*owner_, policy).code(),
+            StatusCode::kPermissionDenied);
+  Close();
+  std::vector<std::string> seen;
+  for (const HistoryEntry& e : AllEvents()) {
+    if (EventActionName(e.header.action) != "policy_set") continue;
+    std::string line = e.header.principal_id + ":";
+    for (const std::string& f : e.fields) line += " " + f;
+    EXPECT_EQ(e.header.record_id, 0u);
+    seen.push_back(line);
+  }
+  EXPECT_EQ(seen, std::vector<std::string>{
+                      "admin: kind:alert block_after:P1M erase_after:P9M "
+                      "history_after:P6Y"});
+}
+
 // The master key's holder's way back in (custos recover-admin): a new
 // admin in a store that has one, its act in the history by itself and
 // marked, its token nowhere in the files.
