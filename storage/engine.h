@@ -106,7 +106,8 @@ class Engine {
   // since: docs/operations.md, "When no admin can log in"). Never reachable
   // over RPC: `custos recover-admin` calls it offline. Its
   // principal_created event is by the new admin and names `recovered`.
-  // InvalidArgument (id, name), AlreadyExists (id taken).
+  // InvalidArgument (id, name), AlreadyExists (id taken),
+  // FailedPrecondition for a store without principals (a new one).
   Result<NewPrincipal> RecoverAdmin(std::string_view id,
                                     std::string_view display_name);
   // Admin only (PermissionDenied otherwise). InvalidArgument for the admin

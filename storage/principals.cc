@@ -51,7 +51,15 @@ Result<NewPrincipal> Principals::Bootstrap(std::string_view id,
 
 Result<NewPrincipal> Principals::Recover(std::string_view id,
                                          std::string_view display_name) {
-  return AddLocked(store_.Lock(), nullptr, id, display_name, {Role::kAdmin},
+  WriteLock lock = store_.Lock();
+  {
+    std::shared_lock read(mu_);
+    if (by_id_.empty()) {
+      return Fail(Status::FailedPrecondition(
+          "the store has no principals: it is new, or not the store meant"));
+    }
+  }
+  return AddLocked(std::move(lock), nullptr, id, display_name, {Role::kAdmin},
                    false, /*recovered=*/true);
 }
 

@@ -46,7 +46,7 @@ class Principals {
   // Creates an admin in a store that has principals, for whoever holds the
   // master key (the store was opened with it) when no admin can log in: its
   // principal_created event is by itself and names `recovered`. Errors as
-  // Add's.
+  // Add's; FailedPrecondition for a store without principals (a new one).
   Result<NewPrincipal> Recover(std::string_view id,
                                std::string_view display_name);
   // Creates a principal, with a principal_created event by `admin` (its id,

@@ -607,19 +607,24 @@ Status Sweeper::PruneHistory(int64_t as_of, const SweepOptions& options,
   auto cursor = u_.store.Get(keys::kHistoryPruneCursor);
   if (!cursor) return cursor.error();
   if (*cursor && (*cursor)->size() == 8) after_seq = ReadBigEndian64(**cursor);
-  const uint64_t stored_cursor = after_seq;
+  // The cursor as stored: as read, then as each committing chunk wrote it.
+  uint64_t written = after_seq;
   const size_t chunk = std::max<size_t>(options.batch_size, 100);
   size_t examined = 0;
-  bool cursor_written = true;
+  // Whether a record's events are due, decided once per sweep: it depends
+  // on the ledger's entry and as_of only (and an event's kind, which is its
+  // record's).
+  std::map<uint64_t, bool> prunable_records;
   while (true) {
     const size_t budget =
         std::min(chunk, options.max_history_examined - examined);
-    auto step = PruneHistoryChunk(as_of, budget, after_seq, report);
+    auto step =
+        PruneHistoryChunk(as_of, budget, after_seq, prunable_records, report);
     if (!step) return step.error();
     examined += budget;
     report.history_pruned += step->stubbed;
     after_seq = step->next_after_seq;
-    cursor_written = step->committed;
+    if (step->committed) written = after_seq;
     // At the head: the next sweep starts again from the oldest event.
     if (after_seq == 0 || examined >= options.max_history_examined) break;
     if (options.pause_between_batches.count() > 0) {
@@ -628,23 +633,30 @@ Status Sweeper::PruneHistory(int64_t as_of, const SweepOptions& options,
   }
   // A chunk that changed nothing wrote nothing (not even the cursor, to
   // spare a synchronous write per chunk); where the last one stopped is
-  // written here. A crash before it only has the next sweep examine those
-  // events again.
-  if (cursor_written || after_seq == stored_cursor) return Status::Ok();
+  // written here, unless the stored cursor already says so. A crash before
+  // it only has the next sweep examine those events again.
+  if (after_seq == written) return Status::Ok();
+  WriteLock lock = u_.store.Lock();
+  // Another sweep running at once moved it meanwhile: its position stands
+  // (this one's would only take it back over events both examined).
+  auto now_stored = u_.store.Get(keys::kHistoryPruneCursor);
+  if (!now_stored) return now_stored.error();
+  const uint64_t stored = *now_stored && (*now_stored)->size() == 8
+                              ? ReadBigEndian64(**now_stored)
+                              : 0;
+  if (stored != written) return Status::Ok();
   leveldb::WriteBatch batch;
   std::string next;
   AppendBigEndian64(next, after_seq);
   batch.Put(ToSlice(keys::kHistoryPruneCursor), next);
-  return u_.store.Commit(u_.store.Lock(), batch, {}, "storing prune cursor");
+  return u_.store.Commit(std::move(lock), batch, {}, "storing prune cursor");
 }
 
-Result<Sweeper::PruneStep> Sweeper::PruneHistoryChunk(int64_t as_of,
-                                                      size_t budget,
-                                                      uint64_t after_seq,
-                                                      SweepReport& report) {
+Result<Sweeper::PruneStep> Sweeper::PruneHistoryChunk(
+    int64_t as_of, size_t budget, uint64_t after_seq,
+    std::map<uint64_t, bool>& prunable_records, SweepReport& report) {
   WriteLock lock = u_.store.Lock();
-  std::map<uint64_t, bool> prunable_records;  // Decided once per call.
-  std::vector<uint64_t> pruned;               // For the ledger.
+  std::vector<uint64_t> pruned;  // For the ledger.
   Status failure;
   auto decide = [&](const EventHeader& h) {
     if (h.record_id == 0 || !failure.ok()) return false;

@@ -129,8 +129,11 @@ class Sweeper {
   // One chunk of PruneHistory: at most `budget` events after `after_seq`,
   // under one write lock hold. Writes (the stubs, the ledger's pruned seqs,
   // the cursor) only when it pruned or folded something.
-  Result<PruneStep> PruneHistoryChunk(int64_t as_of, size_t budget,
-                                      uint64_t after_seq, SweepReport& report);
+  // `prunable_records`: the verdicts by record id so far in this sweep,
+  // read and added to.
+  Result<PruneStep> PruneHistoryChunk(
+      int64_t as_of, size_t budget, uint64_t after_seq,
+      std::map<uint64_t, bool>& prunable_records, SweepReport& report);
 
   Units u_;
 };

@@ -751,10 +751,18 @@ TEST_F(AccessHistoryPruningTest, MaxHistoryExaminedBoundsOneSweep) {
   EXPECT_EQ(first->history_pruned, 150 - first_seq + 1);
   EXPECT_EQ(Actions(anna).size(), 303 - first->history_pruned);
 
-  options.max_history_examined = 100000;
+  // The next sweep goes on from seq 151 (a cursor lost would have it
+  // examine seqs 1 to 150 again, all pruned already).
   auto second = engine_->Sweep(*admin_, options);
   ASSERT_TRUE(second.has_value()) << second.error().ToString();
-  EXPECT_EQ(first->history_pruned + second->history_pruned, 303u);
+  EXPECT_EQ(second->history_pruned, 150u);
+
+  options.max_history_examined = 100000;
+  auto third = engine_->Sweep(*admin_, options);
+  ASSERT_TRUE(third.has_value()) << third.error().ToString();
+  EXPECT_EQ(
+      first->history_pruned + second->history_pruned + third->history_pruned,
+      303u);
   // Left: the event of the auditor's earlier look (about no record: kept).
   EXPECT_EQ(Actions(anna), std::vector<std::string>{"access_history"});
 
@@ -763,6 +771,30 @@ TEST_F(AccessHistoryPruningTest, MaxHistoryExaminedBoundsOneSweep) {
   ASSERT_FALSE(refused.has_value());
   EXPECT_EQ(refused.error().ToString(),
             "InvalidArgument: max_history_examined must be at least 1");
+}
+
+// A sweep whose early chunks prune and whose last ones do not, reaching the
+// head: the next sweep starts again from the oldest event (a review,
+// helper-105: the cursor the early chunks wrote stayed, and the next sweep
+// began there, past events due by then).
+TEST_F(AccessHistoryPruningTest,
+       ASweepThatReachesTheHeadStartsTheNextAtTheOldest) {
+  const uint64_t a = CreateAlert();
+  for (int i = 0; i < 150; ++i) {
+    ASSERT_TRUE(engine_->GetRecord(*owner_, a).has_value());
+  }
+  ASSERT_TRUE(engine_->Close(*owner_, a).ok());
+  EXPECT_EQ(SweepAt(At(2027, 2, 28)).erased, 1u);  // A: 153 events.
+  const uint64_t b = CreateAlert();
+  for (int i = 0; i < 250; ++i) {
+    ASSERT_TRUE(engine_->GetRecord(*owner_, b).has_value());
+  }
+  ASSERT_TRUE(engine_->Close(*owner_, b).ok());
+  EXPECT_EQ(SweepAt(At(2027, 8, 29)).erased, 1u);  // B: 253 events, after A's.
+  // A's history is due, B's not yet: the chunks past A's events prune none.
+  EXPECT_EQ(SweepAt(At(2032, 2, 28)).history_pruned, 153u);
+  // B's is due: one sweep prunes it all, from the oldest event on.
+  EXPECT_EQ(SweepAt(At(2032, 8, 29)).history_pruned, 253u);
 }
 
 }  // namespace

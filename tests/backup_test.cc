@@ -410,6 +410,11 @@ TEST_F(BackupTest,
   ASSERT_TRUE(admin3.has_value()) << admin3.error().ToString();
   auto principals = restored_->ListPrincipals(*admin3, "", 0);
   ASSERT_TRUE(principals.has_value()) << principals.error().ToString();
+  std::vector<std::string> active_admins;
+  for (const PrincipalInfo& p : *principals) {
+    if (p.HasRole(Role::kAdmin) && !p.revoked) active_admins.push_back(p.id);
+  }
+  EXPECT_EQ(active_admins, std::vector<std::string>{"admin-3"});
   EXPECT_TRUE(restored_
                   ->CreatePrincipal(*admin3, "admin-4", "Admin 4",
                                     {Role::kAdmin}, false)

@@ -127,18 +127,36 @@ TEST_F(CustosToolMoreTest, RecoverAdminMakesANewAdminOfflineOnly) {
   ToolRun none = Tool(
       {"recover-admin", "--id", "admin-r", "--admin-token-file", "r.token"});
   EXPECT_EQ(none.exit, 1);
-  EXPECT_TRUE(Contains(none.err, "./custos-data holds no store")) << none.err;
+  EXPECT_TRUE(Contains(none.err,
+                       "NotFound: master key file ./custos-master.key not "
+                       "found"))
+      << none.err;
+  EXPECT_FALSE(std::filesystem::exists(dir() + "/custos-data"));
 
   custosd_.Start(CUSTOSD_PATH);
   // With custosd running, the store is locked: refused, nothing made.
   ToolRun running = Tool(
       {"recover-admin", "--id", "admin-r", "--admin-token-file", "r.token"});
   EXPECT_EQ(running.exit, 1);
-  EXPECT_TRUE(
-      Contains(running.err, "(recover-admin runs with custosd stopped)"))
+  EXPECT_TRUE(Contains(running.err,
+                       "./custos-data is in use (locked by a running "
+                       "custosd): stop the server first\n"))
       << running.err;
   EXPECT_FALSE(std::filesystem::exists(dir() + "/r.token"));
   ASSERT_EQ(custosd_.Stop(), 0);
+
+  // A directory holding the keystore alone (a restore stopped half-way):
+  // refused, not made a new store with an admin (a review, helper-105).
+  std::filesystem::create_directory(dir() + "/half");
+  std::filesystem::copy(dir() + "/custos-data/keystore",
+                        dir() + "/half/keystore");
+  ToolRun half = Tool({"recover-admin", "--id", "admin-r", "--data-dir", "half",
+                       "--admin-token-file", "r.token"});
+  EXPECT_EQ(half.exit, 1);
+  EXPECT_TRUE(Contains(half.err, "half holds no store")) << half.err;
+  // (LevelDB leaves an empty directory with its LOCK file, no database.)
+  EXPECT_FALSE(std::filesystem::exists(dir() + "/half/records/CURRENT"));
+  EXPECT_FALSE(std::filesystem::exists(dir() + "/r.token"));
 
   ToolRun made = Tool(
       {"recover-admin", "--id", "admin-r", "--admin-token-file", "r.token"});

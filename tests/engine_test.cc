@@ -183,6 +183,10 @@ TEST_F(EngineRecordsTest, AnInterruptedFirstStartStartsOver) {
   options.data_dir = fresh;
   auto engine = Engine::Open(options, MasterKey());
   ASSERT_TRUE(engine.has_value()) << engine.error().ToString();
+  // Recovery is for a store that has principals, never a new one's first
+  // admin (a review, helper-105).
+  EXPECT_EQ((*engine)->RecoverAdmin("admin", "Admin").error().code(),
+            StatusCode::kFailedPrecondition);
   EXPECT_TRUE((*engine)->BootstrapAdmin("admin", "Admin").has_value());
 }
 

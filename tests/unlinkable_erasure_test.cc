@@ -406,6 +406,8 @@ TEST_F(UnlinkableErasureTest, ARecoveredAdminIsAnAuditedEventMarkedRecovered) {
           .has_value());
   EXPECT_EQ(engine_->RecoverAdmin("admin-r", "Again").error().ToString(),
             "AlreadyExists: principal id is taken");
+  EXPECT_EQ(engine_->RecoverAdmin("admin", "Taken").error().code(),
+            StatusCode::kAlreadyExists);
   Close();
   std::vector<std::string> seen;
   for (const HistoryEntry& e : AllEvents()) {

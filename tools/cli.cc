@@ -334,7 +334,7 @@ std::string StateName(rpc::RecordState state) {
 
 std::unique_ptr<Engine> OpenOffline(const std::string& data_dir,
                                     const std::string& key_file,
-                                    const Clock& clock) {
+                                    const Clock& clock, bool rpc_alternative) {
   auto master = crypto::LoadMasterKeyFile(key_file);
   if (!master) throw Failure(master.error().ToString());
   Options options;
@@ -347,8 +347,10 @@ std::unique_ptr<Engine> OpenOffline(const std::string& data_dir,
     case StatusCode::kUnavailable:
       throw Failure(data_dir +
                     " is in use (locked by a running custosd): stop the "
-                    "server first, or leave out --data-dir to ask it over "
-                    "RPC");
+                    "server first" +
+                    (rpc_alternative
+                         ? ", or leave out --data-dir to ask it over RPC"
+                         : ""));
     case StatusCode::kNotFound:
       throw Failure(data_dir + " holds no store");
     default:

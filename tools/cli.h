@@ -227,10 +227,12 @@ struct Verb {
 // Opens the store in a stopped server's data directory `data_dir` under
 // the master key in `key_file` (never creating one), for the offline
 // verbs. Failure with a clear message if the directory holds no store, or
-// is in use by a running custosd (its LevelDB LOCK).
+// is in use by a running custosd (its LevelDB LOCK; the message suggests
+// asking the server over RPC instead when `rpc_alternative`).
 std::unique_ptr<Engine> OpenOffline(const std::string& data_dir,
                                     const std::string& key_file,
-                                    const Clock& clock);
+                                    const Clock& clock,
+                                    bool rpc_alternative = true);
 
 // The verb families (tools/verbs_*.cc); each adds its subcommands to `app`.
 void AddPrincipalVerbs(CLI::App& app, std::vector<Verb>& verbs);

@@ -119,23 +119,13 @@ void AddStoreVerbs(CLI::App& app, std::vector<Verb>& verbs) {
         ->capture_default_str();
     verbs.push_back(
         Verb{cmd, std::function<void()>([a] {
-               std::error_code ec;
-               if (!std::filesystem::exists(a->data_dir + "/keystore", ec)) {
-                 throw Failure(a->data_dir +
-                               " holds no store (custos init makes a new one)");
-               }
-               auto master = crypto::LoadMasterKeyFile(a->key_file);
-               if (!master) throw Failure(master.error().ToString());
+               // Never creates a store (a mistyped or half-restored
+               // directory is refused, not made a new store with an admin).
                SystemClock clock;
-               Options options;
-               options.data_dir = a->data_dir;
-               options.clock = &clock;
-               auto engine = Engine::Open(options, std::move(*master));
-               if (!engine) {
-                 throw Failure(engine.error().ToString() +
-                               " (recover-admin runs with custosd stopped)");
-               }
-               Status s = server::RecoverAdmin(**engine, a->id, a->token_file);
+               std::unique_ptr<Engine> engine =
+                   OpenOffline(a->data_dir, a->key_file, clock,
+                               /*rpc_alternative=*/false);
+               Status s = server::RecoverAdmin(*engine, a->id, a->token_file);
                if (!s.ok()) throw Failure(s.ToString());
                std::cout << "new admin '" << a->id << "' in " << a->data_dir
                          << ", its token in " << a->token_file
