@@ -58,7 +58,7 @@ struct Engine::Impl {
         store(std::move(store_in)),
         principals(*store, *keystore, CopyKey(keystore->keyring().credential()),
                    options.limits, clock),
-        policies(*store),
+        policies(*store, CopyKey(keystore->keyring().ledger())),
         subjects(*store, *keystore, CopyKey(keystore->keyring().blind_index()),
                  clock, options.sync_writes),
         holds(*store, clock),
@@ -171,7 +171,7 @@ Result<std::unique_ptr<Engine>> Engine::Open(const Options& options,
   if ((*store)->is_new()) {
     // A new store starts with the shipped policies (DESIGN section 3).
     leveldb::WriteBatch batch;
-    Policies::AddDefaults(batch);
+    Policies::AddDefaults(batch, (*keystore)->keyring().ledger());
     CUSTOS_RETURN_IF_ERROR((*store)->Initialize(batch, now));
   }
   Keystore* keys = keystore->get();  // Owned by Impl, which outlives it.

@@ -80,7 +80,7 @@ struct EngineStats {
 class Engine {
  public:
   // The on-disk format this build reads and writes.
-  static constexpr uint32_t kFormatVersion = 5;  // Store::kFormatVersion
+  static constexpr uint32_t kFormatVersion = 6;  // Store::kFormatVersion
 
   // Opens (or creates) the store in options.data_dir under `master_key`.
   // Errors: InvalidArgument (bad options, among them a

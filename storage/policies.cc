@@ -2,30 +2,70 @@
 
 #include <mutex>
 
+#include "crypto/keyed_hash.h"
 #include "storage/codec.h"
 #include "storage/events.h"
 #include "storage/keys.h"
+#include "storage/leveldb_util.h"
 
 namespace custos {
 
-Status Policies::Load() {
-  Status decoded;
-  CUSTOS_RETURN_IF_ERROR(store_.Scan(keys::kPolicyPrefix, {},
-                                     [&](std::string_view, std::string_view v) {
-                                       auto policy = codec::DecodePolicy(v);
-                                       if (!policy) {
-                                         decoded = policy.error();
-                                         return false;
-                                       }
-                                       by_kind_[policy->kind] = *policy;
-                                       return true;
-                                     }));
-  return decoded;
+namespace {
+
+constexpr std::string_view kPolicyMacTag{"custos-policy-v1\0", 17};
+
+crypto::Digest PolicyMac(const crypto::SecretKey& mac_key, std::string_view key,
+                         std::string_view encoded) {
+  return crypto::KeyedHasher(mac_key)
+      .Update(kPolicyMacTag)
+      .UpdateBigEndian32(static_cast<uint32_t>(key.size()))
+      .Update(key)
+      .Update(encoded)
+      .Final();
 }
 
-void Policies::AddDefaults(leveldb::WriteBatch& batch) {
+}  // namespace
+
+std::string Policies::StoredValue(const crypto::SecretKey& mac_key,
+                                  const RetentionPolicy& policy) {
+  std::string value = codec::EncodePolicy(policy);
+  value.append(
+      AsStringView(PolicyMac(mac_key, keys::Policy(policy.kind), value)));
+  return value;
+}
+
+Status Policies::Load() {
+  std::map<std::string, RetentionPolicy> by_kind;
+  std::set<std::string> unauthenticated;
+  CUSTOS_RETURN_IF_ERROR(store_.Scan(
+      keys::kPolicyPrefix, {}, [&](std::string_view key, std::string_view v) {
+        const std::string kind(key.substr(keys::kPolicyPrefix.size()));
+        bool ok = v.size() > crypto::kDigestSize;
+        if (ok) {
+          const std::string_view encoded =
+              v.substr(0, v.size() - crypto::kDigestSize);
+          ok = crypto::ConstantTimeEquals(
+              PolicyMac(mac_key_, key, encoded),
+              AsBytes(v.substr(v.size() - crypto::kDigestSize)));
+          if (ok) {
+            auto policy = codec::DecodePolicy(encoded);
+            ok = policy.has_value() && policy->kind == kind;
+            if (ok) by_kind[kind] = std::move(*policy);
+          }
+        }
+        if (!ok) unauthenticated.insert(kind);
+        return true;
+      }));
+  std::unique_lock write(mu_);
+  by_kind_ = std::move(by_kind);
+  unauthenticated_ = std::move(unauthenticated);
+  return Status::Ok();
+}
+
+void Policies::AddDefaults(leveldb::WriteBatch& batch,
+                           const crypto::SecretKey& mac_key) {
   for (const RetentionPolicy& policy : DefaultPolicies()) {
-    batch.Put(keys::Policy(policy.kind), codec::EncodePolicy(policy));
+    batch.Put(keys::Policy(policy.kind), StoredValue(mac_key, policy));
   }
 }
 
@@ -34,13 +74,14 @@ Status Policies::Set(const PrincipalInfo& admin, const RetentionPolicy& policy,
   CUSTOS_RETURN_IF_ERROR(ValidatePolicy(policy));
   WriteLock lock = store_.Lock();
   leveldb::WriteBatch batch;
-  batch.Put(keys::Policy(policy.kind), codec::EncodePolicy(policy));
+  batch.Put(keys::Policy(policy.kind), StoredValue(mac_key_, policy));
   auto ticket = store_.Apply(
       lock, batch, {events::PolicyEvent(admin, policy, at)}, "storing policy");
   if (!ticket) return ticket.error();
   {
     std::unique_lock write(mu_);
     by_kind_[policy.kind] = policy;
+    unauthenticated_.erase(policy.kind);
   }
   lock.Unlock();
   return store_.WaitDurable(*ticket);
@@ -53,11 +94,22 @@ std::vector<RetentionPolicy> Policies::List() const {
   return out;
 }
 
-std::optional<RetentionPolicy> Policies::For(const std::string& kind) const {
+Result<std::optional<RetentionPolicy>> Policies::For(
+    const std::string& kind) const {
   std::shared_lock read(mu_);
+  if (unauthenticated_.contains(kind)) {
+    return Fail(Status::DataLoss(
+        "the stored retention policy of kind '" + kind +
+        "' failed to authenticate: set it again (custos policy set)"));
+  }
   auto it = by_kind_.find(kind);
-  if (it == by_kind_.end()) return std::nullopt;
-  return it->second;
+  if (it == by_kind_.end()) return std::optional<RetentionPolicy>();
+  return std::optional<RetentionPolicy>(it->second);
+}
+
+std::vector<std::string> Policies::Unauthenticated() const {
+  std::shared_lock read(mu_);
+  return {unauthenticated_.begin(), unauthenticated_.end()};
 }
 
 }  // namespace custos

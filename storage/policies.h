@@ -1,6 +1,9 @@
 // Internal to storage/: the retention policies (DESIGN section 3). Owns the
 // key family "pol:" and keeps every policy in memory (they are few and read
-// on every change).
+// on every change). Each stored value is the encoded policy followed by a
+// MAC of it (and its key) under the keyring's ledger key: a policy written
+// into the files without that key (a history kept a day, records never
+// erased) is not used (docs/storage.md, "Policies").
 //
 // Thread safety: thread-safe. Set takes the store's write lock.
 
@@ -11,11 +14,13 @@
 
 #include <map>
 #include <optional>
+#include <set>
 #include <shared_mutex>
 #include <string>
 #include <vector>
 
 #include "base/status.h"
+#include "crypto/secret_key.h"
 #include "storage/retention_policy.h"
 #include "storage/store.h"
 
@@ -23,27 +28,42 @@ namespace custos {
 
 class Policies {
  public:
-  explicit Policies(Store& store) : store_(store) {}
+  // `mac_key`: the keyring's ledger key (a copy).
+  Policies(Store& store, crypto::SecretKey mac_key)
+      : store_(store), mac_key_(std::move(mac_key)) {}
 
-  // Reads every policy into memory. Errors: DataLoss, mapped LevelDB.
+  // Reads every policy into memory. A value that does not decode or fails
+  // its MAC is not used: its kind is unauthenticated (For says so) until an
+  // admin sets it again. Errors: mapped LevelDB.
   Status Load();
-  // Adds the shipped policies (DefaultPolicies()) to a new store's batch.
-  static void AddDefaults(leveldb::WriteBatch& batch);
+  // Adds the shipped policies (DefaultPolicies()) to a new store's batch,
+  // under `mac_key` (the keyring's ledger key).
+  static void AddDefaults(leveldb::WriteBatch& batch,
+                          const crypto::SecretKey& mac_key);
+  // The stored value of `policy`: encoded, then its MAC under `mac_key`.
+  static std::string StoredValue(const crypto::SecretKey& mac_key,
+                                 const RetentionPolicy& policy);
 
   // Validates and stores `policy`, replacing any of its kind, with a
   // policy_set event by `admin` at `at` (events::PolicyEvent).
   // InvalidArgument from ValidatePolicy.
   Status Set(const PrincipalInfo& admin, const RetentionPolicy& policy,
              Timestamp at);
-  // Every policy, by kind.
+  // Every policy in use, by kind (not the unauthenticated ones).
   std::vector<RetentionPolicy> List() const;
-  // The policy of `kind`, if any.
-  std::optional<RetentionPolicy> For(const std::string& kind) const;
+  // The policy of `kind`, if any. DataLoss for a kind whose stored policy
+  // did not authenticate (or decode) when loaded: its records are neither
+  // created nor scheduled, and a sweep skips them, until it is set again.
+  Result<std::optional<RetentionPolicy>> For(const std::string& kind) const;
+  // The kinds whose stored policy did not authenticate, in order.
+  std::vector<std::string> Unauthenticated() const;
 
  private:
   Store& store_;
+  const crypto::SecretKey mac_key_;
   mutable std::shared_mutex mu_;
   std::map<std::string, RetentionPolicy> by_kind_;  // Guarded by mu_.
+  std::set<std::string> unauthenticated_;           // Guarded by mu_.
 };
 
 }  // namespace custos

@@ -197,9 +197,10 @@ Status RecordStore::Schedule(StoredRecord& r, const HoldView* pending,
                              const HoldSpans* spans) const {
   r.next_deadline_micros = 0;
   r.next_transition = Transition::kNone;
-  const auto policy = policies_.For(r.kind);
-  if (!policy) return Status::Ok();
-  auto next = NextDeadline(r, *policy);
+  auto policy = policies_.For(r.kind);
+  if (!policy) return policy.error();
+  if (!*policy) return Status::Ok();
+  auto next = NextDeadline(r, **policy);
   if (!next) return next.error();
   r.next_deadline_micros = next->first;
   r.next_transition = next->second;

@@ -144,7 +144,9 @@ Result<std::vector<std::string>> Records::CheckNew(const PrincipalInfo& caller,
       grants.push_back(g);
     }
   }
-  if (!u_.policies.For(in.kind)) {
+  auto policy = u_.policies.For(in.kind);
+  if (!policy) return Fail(policy.error());
+  if (!*policy) {
     return Fail(Status::FailedPrecondition(
         "no retention policy for kind '" + in.kind +
         "': no data is stored without a retention rule"));

@@ -102,9 +102,11 @@ class Store {
   // events chained over commitments of their parts (docs/history.md);
   // 3: records sealed under deadline keys (docs/retention.md, "Deadline
   // keys"); 4: the ciphertexts of records sealed under a bucket in the
-  // bucket-ordered "pb:" family (docs/storage.md, "Key layout"). Older
-  // stores are refused, not migrated (docs/decisions.md).
-  static constexpr uint32_t kFormatVersion = 5;
+  // bucket-ordered "pb:" family (docs/storage.md, "Key layout"); 5: the
+  // history's index entries MAC'd, pruning dated by the erasure ledger;
+  // 6: stored retention policies MAC'd (storage/policies.h). Older stores
+  // are refused, not migrated (docs/decisions.md).
+  static constexpr uint32_t kFormatVersion = 6;
 
   // Opens (or, with options.create_if_missing, creates) the records
   // database in options.data_dir/records through `env` (REQUIRES: outlives

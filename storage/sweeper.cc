@@ -680,8 +680,12 @@ Result<Sweeper::PruneStep> Sweeper::PruneHistoryChunk(
         AddSkipped(report, h.record_id,
                    Status::DataLoss("an erased record has no erasure ledger "
                                     "entry; its history is kept"));
-      } else if (auto policy = u_.policies.For(h.record_kind)) {
-        auto until = AddPeriod(FromMicros(**erased_at), policy->history_after);
+      } else if (auto policy = u_.policies.For(h.record_kind); !policy) {
+        // A policy that failed to authenticate: the history is kept.
+        AddSkipped(report, h.record_id, policy.error());
+      } else if (*policy) {
+        auto until =
+            AddPeriod(FromMicros(**erased_at), (*policy)->history_after);
         verdict = until && ToMicros(*until) <= as_of;
       }
     } else if (!record && record.error().code() != StatusCode::kNotFound) {

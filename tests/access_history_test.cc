@@ -797,5 +797,38 @@ TEST_F(AccessHistoryPruningTest,
   EXPECT_EQ(SweepAt(At(2032, 8, 29)).history_pruned, 253u);
 }
 
+// Someone able to write the files but holding no key rewrites the alerts'
+// policy to keep history a day: the value fails its MAC and is not used,
+// so the erased alert's history is kept (and the sweep says why), where it
+// was pruned two days after the erasure.
+TEST_F(AccessHistoryPruningTest,
+       AHistoryPeriodWrittenWithoutTheKeyPrunesNothing) {
+  const uint64_t id = CreateAlert();
+  ASSERT_TRUE(engine_->Close(*owner_, id).ok());
+  const std::string anna = *engine_->FindSubject(*admin_, "anna@example.org");
+  EXPECT_EQ(SweepAt(At(2027, 2, 28)).erased, 1u);
+  RewriteRaw("records", keys::Policy("alert"), [](std::string& value) {
+    RetentionPolicy forged{.kind = "alert",
+                           .close_after = std::nullopt,
+                           .block_after = std::nullopt,
+                           .erase_after = Period{.months = 6},
+                           .history_after = Period{.days = 1}};
+    value = codec::EncodePolicy(forged);
+  });
+  const SweepReport report = SweepAt(At(2027, 3, 2));
+  EXPECT_EQ(report.history_pruned, 0u);
+  bool reported = false;
+  for (const SkippedRecord& s : report.skipped) {
+    reported = reported ||
+               (s.record_id == id &&
+                s.reason ==
+                    "DataLoss: the stored retention policy of kind 'alert' "
+                    "failed to authenticate: set it again (custos policy set)");
+  }
+  EXPECT_TRUE(reported);
+  EXPECT_EQ(Actions(anna),
+            (std::vector<std::string>{"create", "close", "erase"}));
+}
+
 }  // namespace
 }  // namespace custos::testing

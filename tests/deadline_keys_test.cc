@@ -1013,6 +1013,13 @@ TEST_F(DeadlineKeysTest, AFormatFourStoreIsRefused) {
                           "format version 4");
 }
 
+// Format 5 stored retention policies without a MAC: every one of them
+// would fail to authenticate (storage/policies.h).
+TEST_F(DeadlineKeysTest, AFormatFiveStoreIsRefused) {
+  ExpectOpenRefusesFormat("records", std::string(keys::kFormat), 5,
+                          "format version 5");
+}
+
 // Sealed contents by bucket (issue 11): a record sealed under a bucket keeps
 // its ciphertexts in "pb:" bucket || id, none in its "r:" value; an active
 // record keeps them inline, with no "pb:" entry.
@@ -1918,7 +1925,8 @@ TEST_F(DeadlineKeysTest, PutRefusesARecordWhoseCiphertextsWereNotMerged) {
   auto keystore = Keystore::Open(dir_ + "/keystore", false, MasterKey(),
                                  clock_.Now(), leveldb::Env::Default(), 4);
   ASSERT_TRUE(keystore.has_value()) << keystore.error().ToString();
-  Policies policies(**store);
+  Policies policies(**store, std::move(*crypto::SecretKey::FromBytes(
+                                 (*keystore)->keyring().ledger().bytes())));
   ASSERT_TRUE(policies.Load().ok());
   Holds holds(**store, clock_);
   Subjects subjects(**store, **keystore, crypto::SecretKey::Generate(), clock_,

@@ -19,6 +19,8 @@
 #include "base/clock.h"
 #include "crypto/secret_key.h"
 #include "storage/engine.h"
+#include "storage/keystore.h"
+#include "storage/policies.h"
 
 namespace custos::testing {
 
@@ -151,6 +153,17 @@ class EngineTest : public ::testing::Test {
         leveldb::DB::Open(RawOptions(), dir_ + "/" + name, &raw);
     EXPECT_TRUE(s.ok()) << s.ToString();
     return std::unique_ptr<leveldb::DB>(raw);
+  }
+
+  // The stored value of `policy` as the engine writes it (encoded, with its
+  // MAC under the keyring's ledger key), for tests that write a policy no
+  // build would (SetPolicy refuses it). REQUIRES: the engine is closed.
+  std::string StoredPolicy(const RetentionPolicy& policy) {
+    auto keystore = Keystore::Open(dir_ + "/keystore", false, MasterKey(),
+                                   clock_.Now(), leveldb::Env::Default(), 1);
+    EXPECT_TRUE(keystore.has_value()) << keystore.error().ToString();
+    if (!keystore) return {};
+    return Policies::StoredValue((*keystore)->keyring().ledger(), policy);
   }
 
   // How many keys of `db` start with `prefix`.

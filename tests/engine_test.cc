@@ -809,16 +809,16 @@ TEST_F(EngineRecordsTest, AFailedCreateAtTheFloorsLeavesThemToTheNextCreate) {
   {
     // A policy no build writes (SetPolicy refuses it): its records' close
     // deadline cannot be represented, so their Put fails.
+    const std::string stored =
+        StoredPolicy({.kind = "stuck",
+                      .close_after = Period{.years = 9999},
+                      .block_after = Period{.months = 6},
+                      .erase_after = Period{.years = 3},
+                      .history_after = Period{.years = 5}});
     auto db = OpenRaw("records");
     ASSERT_NE(db, nullptr);
     ASSERT_TRUE(
-        db->Put(leveldb::WriteOptions(), keys::Policy("stuck"),
-                codec::EncodePolicy({.kind = "stuck",
-                                     .close_after = Period{.years = 9999},
-                                     .block_after = Period{.months = 6},
-                                     .erase_after = Period{.years = 3},
-                                     .history_after = Period{.years = 5}}))
-            .ok());
+        db->Put(leveldb::WriteOptions(), keys::Policy("stuck"), stored).ok());
   }
   Reopen();
   const uint64_t filled = RecordStore::kIdsAhead + 1;  // Floors at 65.

@@ -443,7 +443,7 @@ TEST_F(RekeyTest, AStoreOfFormatVersionOneIsRefused) {
   EXPECT_EQ(engine.error().code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(engine.error().message(),
             "data directory format version 1 is not supported (this build "
-            "reads version 5; older stores are not migrated)");
+            "reads version 6; older stores are not migrated)");
 }
 
 // ---- Crash safety ----------------------------------------------------------

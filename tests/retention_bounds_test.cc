@@ -141,12 +141,13 @@ TEST_F(RetentionBoundsTest,
   ASSERT_TRUE(engine_->Close(*owner_, request).ok());  // Blocked 2027-02-28.
   const uint64_t alert1 = ClosedAlert();
   const uint64_t alert2 = ClosedAlert();
+  Close();
   WriteRaw(keys::Policy("request"),
-           codec::EncodePolicy({.kind = "request",
-                                .close_after = std::nullopt,
-                                .block_after = Period{.months = 6},
-                                .erase_after = Period{.years = 8000},
-                                .history_after = Period{.years = 8000}}));
+           StoredPolicy({.kind = "request",
+                         .close_after = std::nullopt,
+                         .block_after = Period{.months = 6},
+                         .erase_after = Period{.years = 8000},
+                         .history_after = Period{.years = 8000}}));
 
   auto report = SweepAt(At(2027, 3, 1));
   ASSERT_TRUE(report.has_value()) << report.error().ToString();
@@ -499,6 +500,67 @@ TEST_F(RetentionBoundsTest, OpenRefusesAPersonalBytesLimitNearTheDecoderBound) {
   ASSERT_FALSE(engine.has_value());
   EXPECT_EQ(engine.error().code(), StatusCode::kInvalidArgument);
   EXPECT_THAT(engine.error().message(), HasSubstr("max_personal_bytes"));
+}
+
+// A stored policy carries a MAC under the keyring's ledger key: one written
+// into the files without the key (here a day of history for alerts), or a
+// genuine one moved under another kind, is not used. Its kind's records are
+// neither created nor scheduled, and say why, until an admin sets it again.
+TEST_F(RetentionBoundsTest, APolicyWrittenWithoutTheKeyIsNotUsed) {
+  const uint64_t alert = ClosedAlert();  // Erasure due 2027-02-28 12:00.
+  RetentionPolicy alerts;
+  for (const RetentionPolicy& p : DefaultPolicies()) {
+    if (p.kind == "alert") alerts = p;
+  }
+  ASSERT_EQ(alerts.kind, "alert");
+  RetentionPolicy forged = alerts;
+  forged.history_after = Period{.days = 1};
+  Close();
+  const std::string genuine_alert = StoredPolicy(alerts);
+  WriteRaw(keys::Policy("request"), genuine_alert);
+  WriteRaw(keys::Policy("alert"), codec::EncodePolicy(forged));
+
+  for (const char* kind : {"alert", "request"}) {
+    NewRecord r;
+    r.kind = kind;
+    r.personal = {{"ben@example.org", {{"name", "Ben"}}}};
+    auto created = engine_->CreateRecord(*owner_, r);
+    ASSERT_FALSE(created.has_value()) << kind;
+    EXPECT_EQ(created.error().ToString(),
+              std::string("DataLoss: the stored retention policy of kind '") +
+                  kind +
+                  "' failed to authenticate: set it again (custos "
+                  "policy set)");
+  }
+  auto listed = engine_->ListPolicies(*admin_);
+  ASSERT_TRUE(listed.has_value());
+  for (const RetentionPolicy& p : *listed) {
+    EXPECT_NE(p.kind, "alert");
+    EXPECT_NE(p.kind, "request");
+  }
+  // The alert's erasure is due: its bucket's key is destroyed all the same
+  // (that needs no policy), but the record cannot be written down as
+  // erased (its next deadline needs the policy): skipped, and said why.
+  auto report = SweepAt(At(2027, 3, 1));
+  ASSERT_TRUE(report.has_value()) << report.error().ToString();
+  EXPECT_EQ(report->erased, 1u);
+  ASSERT_EQ(report->skipped.size(), 1u);
+  EXPECT_EQ(report->skipped[0].record_id, alert);
+  EXPECT_EQ(report->skipped[0].reason,
+            "DataLoss: the stored retention policy of kind 'alert' failed to "
+            "authenticate: set it again (custos policy set)");
+  EXPECT_EQ(StateOf(alert), RecordState::kErased);
+
+  // Set again by an admin: used, and the next sweep writes the rest down.
+  ASSERT_TRUE(engine_->SetPolicy(*admin_, alerts).ok());
+  EXPECT_GT(CreateOfKind("alert", "ben@example.org"), 0u);
+  report = SweepAt(At(2027, 3, 2));
+  ASSERT_TRUE(report.has_value()) << report.error().ToString();
+  EXPECT_TRUE(report->skipped.empty());
+  // The reopened store reads the new value as genuine.
+  Close();
+  Reopen();
+  EXPECT_GT(CreateOfKind("alert", "eva@example.org"), 0u);
 }
 
 }  // namespace
