@@ -542,6 +542,9 @@ struct SweepReport {
   # History events the pruning met that do not decode or fail their MAC:
   # kept, not pruned (verifyChain says what is wrong with them).
   historyUnauthenticated @14 :UInt64;
+  # Record kinds whose stored retention policy failed its MAC
+  # (docs/storage.md, "Policies"): set each again (setPolicy).
+  unauthenticatedPolicies @15 :List(Text);
 }
 
 struct BackupFile {

@@ -36,13 +36,16 @@ void RunScheduledMaintenance(Engine& engine, Metrics& metrics,
     std::fprintf(stderr, "custosd: maintenance: %s\n",
                  report.error().ToString().c_str());
   } else if (!report->transitions.empty() || !report->skipped.empty() ||
-             report->history_unauthenticated > 0) {
+             report->history_unauthenticated > 0 ||
+             !report->unauthenticated_policies.empty()) {
     std::fprintf(stderr,
                  "custosd: maintenance: %zu closed, %zu blocked, %zu "
                  "erased, %zu skipped, %zu history events failed to "
-                 "authenticate\n",
+                 "authenticate, %zu retention policies failed to "
+                 "authenticate (set them again)\n",
                  report->closed, report->blocked, report->erased,
-                 report->skipped.size(), report->history_unauthenticated);
+                 report->skipped.size(), report->history_unauthenticated,
+                 report->unauthenticated_policies.size());
   }
   // After the sweep, so the count is of the states it wrote down (the
   // same as the effective ones it counts either way).

@@ -757,6 +757,9 @@ void ToRpc(const SweepReport& report, rpc::SweepReport::Builder out,
   out.setPostponed(report.postponed);
   out.setHistoryPruned(report.history_pruned);
   out.setHistoryUnauthenticated(report.history_unauthenticated);
+  SetTexts(
+      out.initUnauthenticatedPolicies(report.unauthenticated_policies.size()),
+      report.unauthenticated_policies);
   out.setComplete(report.complete);
   out.setSkipped(report.skipped.size());
   out.setMalformedIndexKeys(report.malformed_index_keys);

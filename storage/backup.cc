@@ -897,10 +897,10 @@ Result<RestoreIntent> Import(const std::string& backup_dir,
   std::unordered_set<std::string> shredded_hashes;
   std::unordered_map<std::string, bool> erasures;  // "le:" key -> matched.
   std::map<uint64_t, bool> pruned;                 // seq -> in the backup.
-  // Principal id -> its credential's latest change, the ledger's value
-  // (Keystore::LedgerCredential): its time, then the new credential hash
-  // or nothing for a revocation.
-  std::unordered_map<std::string, std::string> credentials;
+  // Principal id -> its credential's latest change, from the ledger's
+  // value (Keystore::LedgerCredentialValue): its time, and the new
+  // credential hash or nothing for a revocation.
+  std::unordered_map<std::string, Keystore::CredentialChange> credentials;
   std::unordered_set<std::string> backed_up_principals;
   // Deadline bucket keys destroyed ("lb:"), by key name ("~b" + hex).
   std::unordered_set<std::string> destroyed_buckets;
@@ -917,11 +917,11 @@ Result<RestoreIntent> Import(const std::string& backup_dir,
       if (!seqs) return Fail(seqs.error());
       for (uint64_t seq : *seqs) pruned.emplace(seq, false);
     } else if (k.starts_with(Keystore::kLedgerCredentialPrefix)) {
-      if (v.size() != 8 && v.size() != 8 + crypto::kDigestSize) {
-        return Fail(Status::DataLoss("corrupt ledger entry"));
-      }
+      // Its MAC is checked once the keyring is open (below).
+      auto change = Keystore::LedgerCredentialChange(nullptr, k, v);
+      if (!change) return Fail(change.error());
       credentials.emplace(k.substr(Keystore::kLedgerCredentialPrefix.size()),
-                          v);
+                          std::move(*change));
     } else if (k.starts_with(Keystore::kLedgerBucketPrefix)) {
       destroyed_buckets.insert(k.substr(Keystore::kLedgerBucketPrefix.size()));
     } else if (k.starts_with(Keystore::kLedgerShredPrefix)) {
@@ -933,13 +933,11 @@ Result<RestoreIntent> Import(const std::string& backup_dir,
   auto apply_credential = [&](codec::StoredPrincipal& p) {
     auto change = credentials.find(p.info.id);
     if (change == credentials.end()) return false;
-    const std::string_view new_hash =
-        std::string_view(change->second).substr(8);
+    const std::string& new_hash = change->second.new_hash;
     if (new_hash.empty()) {
       p.info.revoked = true;
       if (p.revoked_at_micros == 0) {
-        p.revoked_at_micros =
-            static_cast<int64_t>(ReadBigEndian64(change->second));
+        p.revoked_at_micros = change->second.at;
       }
     } else {
       p.credential_hash.assign(new_hash.begin(), new_hash.end());
@@ -958,9 +956,15 @@ Result<RestoreIntent> Import(const std::string& backup_dir,
   auto keyring = Keyring::Open(*sealed_keyring, Keyring::RingKey(master));
   if (!keyring) return Fail(keyring.error());
   for (const auto& [k, v] : kit->ledger) {
-    if (!k.starts_with(Keystore::kLedgerPrunePrefix)) continue;
-    auto seqs = Keystore::LedgerPrunedSeqs(&keyring->ledger(), k, v);
-    if (!seqs) return Fail(seqs.error());
+    if (k.starts_with(Keystore::kLedgerPrunePrefix)) {
+      auto seqs = Keystore::LedgerPrunedSeqs(&keyring->ledger(), k, v);
+      if (!seqs) return Fail(seqs.error());
+    } else if (k.starts_with(Keystore::kLedgerCredentialPrefix)) {
+      // One copied from another principal's entry would give this one
+      // that principal's token.
+      auto change = Keystore::LedgerCredentialChange(&keyring->ledger(), k, v);
+      if (!change) return Fail(change.error());
+    }
   }
 
   const fs::path data(options.data_dir);

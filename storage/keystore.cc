@@ -13,7 +13,7 @@
 namespace custos {
 namespace {
 
-constexpr uint32_t kKeystoreFormatVersion = 4;
+constexpr uint32_t kKeystoreFormatVersion = 5;
 constexpr char kFormatKey[] = "m:format";
 constexpr char kKeyringKey[] = "m:keyring";
 constexpr char kKekRotationKey[] = "m:kek_rotation";
@@ -112,20 +112,26 @@ Result<std::unique_ptr<Keystore>> Keystore::Open(
   if (*version == 1) {
     return Fail(Status::FailedPrecondition(
         "keystore format version 1 (keys derived from the master key) is "
-        "not supported: this build reads version 4 (a keyring and deadline "
+        "not supported: this build reads version 5 (a keyring and deadline "
         "keys) and does not migrate; create a new data directory"));
   }
   if (*version == 2) {
     return Fail(Status::FailedPrecondition(
         "keystore format version 2 (no deadline keys) is not supported: "
-        "this build reads version 4 and does not migrate; create a new data "
+        "this build reads version 5 and does not migrate; create a new data "
         "directory"));
   }
   if (*version == 3) {
     return Fail(Status::FailedPrecondition(
         "keystore format version 3 (an erasure ledger without MACs) is not "
-        "supported: this build reads version 4 and does not migrate; create "
+        "supported: this build reads version 5 and does not migrate; create "
         "a new data directory"));
+  }
+  if (*version == 4) {
+    return Fail(Status::FailedPrecondition(
+        "keystore format version 4 (credential ledger entries without MACs) "
+        "is not supported: this build reads version 5 and does not migrate; "
+        "create a new data directory"));
   }
   if (*version != kKeystoreFormatVersion) {
     return Fail(Status::FailedPrecondition(
@@ -946,6 +952,55 @@ Status Keystore::LedgerPrunedEvents(const std::vector<uint64_t>& seqs,
   return FromLevelDb(db_->Put(wo, key, value), "writing the erasure ledger");
 }
 
+namespace {
+
+constexpr std::string_view kLedgerCredentialMacTag{
+    "custos-ledger-credential-v1\0", 28};
+
+crypto::Digest LedgerCredentialMac(const crypto::SecretKey& ledger_key,
+                                   std::string_view key,
+                                   std::string_view body) {
+  return crypto::KeyedHasher(ledger_key)
+      .Update(kLedgerCredentialMacTag)
+      .UpdateBigEndian32(static_cast<uint32_t>(key.size()))
+      .Update(key)
+      .Update(body)
+      .Final();
+}
+
+}  // namespace
+
+std::string Keystore::LedgerCredentialValue(const crypto::SecretKey& ledger_key,
+                                            std::string_view key, int64_t at,
+                                            std::string_view new_hash) {
+  std::string value;
+  AppendBigEndian64(value, static_cast<uint64_t>(at));
+  value.append(new_hash);
+  value.append(AsStringView(LedgerCredentialMac(ledger_key, key, value)));
+  return value;
+}
+
+Result<Keystore::CredentialChange> Keystore::LedgerCredentialChange(
+    const crypto::SecretKey* ledger_key, std::string_view key,
+    std::string_view value) {
+  // The time and the MAC, with or without a credential hash.
+  if (value.size() != 8 + crypto::kDigestSize &&
+      value.size() != 8 + 2 * crypto::kDigestSize) {
+    return Fail(Status::DataLoss("corrupt ledger entry"));
+  }
+  const std::string_view body =
+      value.substr(0, value.size() - crypto::kDigestSize);
+  if (ledger_key != nullptr &&
+      !crypto::ConstantTimeEquals(LedgerCredentialMac(*ledger_key, key, body),
+                                  AsBytes(value.substr(body.size())))) {
+    return Fail(Status::DataLoss("corrupt ledger entry"));
+  }
+  CredentialChange change;
+  change.at = static_cast<int64_t>(ReadBigEndian64(body));
+  change.new_hash = std::string(body.substr(8));
+  return change;
+}
+
 Result<std::optional<std::string>> Keystore::LedgerCredential(
     std::string_view principal_id, std::string_view new_hash, Timestamp at) {
   const std::string key =
@@ -958,10 +1013,8 @@ Result<std::optional<std::string>> Keystore::LedgerCredential(
   } else if (!read.IsNotFound()) {
     return Fail(FromLevelDb(read, "reading the erasure ledger"));
   }
-  // u64 BE at (µs), then the new credential hash (none: revoked).
-  std::string value;
-  AppendBigEndian64(value, static_cast<uint64_t>(ToMicros(at)));
-  value.append(new_hash);
+  const std::string value =
+      LedgerCredentialValue(keyring_.ledger(), key, ToMicros(at), new_hash);
   CUSTOS_RETURN_IF_ERROR(FromLevelDb(db_->Put(Synced(), key, value),
                                      "writing the erasure ledger"));
   return previous;

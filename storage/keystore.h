@@ -279,9 +279,9 @@ class Keystore {
   static constexpr std::string_view kLedgerErasurePrefix = "le:";
   static constexpr std::string_view kLedgerPrunePrefix = "lp:";
   // A principal's credential revoked or replaced: "lc:" || principal id,
-  // its value the LedgerCredential below (the latest change wins). A
-  // restore re-applies it, so a revoked principal or a replaced token
-  // never works again in a restored store.
+  // its value LedgerCredentialValue's (the latest change wins). A restore
+  // re-applies it, so a revoked principal or a replaced token never works
+  // again in a restored store.
   static constexpr std::string_view kLedgerCredentialPrefix = "lc:";
   // A destroyed deadline bucket key: "lb:" || BucketKeyName(bucket), no
   // value (DestroyBucketKey).
@@ -344,6 +344,23 @@ class Keystore {
   // DataLoss("corrupt ledger entry") if the value is not seqs and a MAC, or
   // the MAC does not match.
   static Result<std::vector<uint64_t>> LedgerPrunedSeqs(
+      const crypto::SecretKey* ledger_key, std::string_view key,
+      std::string_view value);
+  // An "lc:" entry's value: u64 BE `at` (µs), the new credential hash
+  // (empty: revoked), then a MAC under the ledger key of `key` and those
+  // bytes: an entry copied under another principal's key, or altered, does
+  // not verify.
+  static std::string LedgerCredentialValue(const crypto::SecretKey& ledger_key,
+                                           std::string_view key, int64_t at,
+                                           std::string_view new_hash);
+  struct CredentialChange {
+    int64_t at = 0;
+    std::string new_hash;  // Empty: revoked.
+  };
+  // Decodes an "lc:" entry, checking its MAC when `ledger_key` is given.
+  // DataLoss ("corrupt ledger entry") if it does not parse or the MAC does
+  // not match.
+  static Result<CredentialChange> LedgerCredentialChange(
       const crypto::SecretKey* ledger_key, std::string_view key,
       std::string_view value);
   // Records that `principal_id`'s credential was revoked (`new_hash`

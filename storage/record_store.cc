@@ -193,13 +193,63 @@ uint64_t RecordStore::AllocateIds(const WriteLock& /*lock*/,
   return next_id_;
 }
 
+namespace {
+
+// Whether `r`'s stored next transition is one its state can have: a
+// change that left its state as it was (a rewrite of its ciphertexts, a
+// grant, a rectification) keeps it so; a close, a withdrawal or a
+// transition does not.
+bool ScheduleFitsState(const StoredRecord& r) {
+  switch (r.state) {
+    case RecordState::kActive:
+      return r.next_transition == Transition::kNone ||
+             r.next_transition == Transition::kClose;
+    case RecordState::kClosed:
+      return r.next_transition == Transition::kBlock ||
+             r.next_transition == Transition::kErase;
+    case RecordState::kBlocked:
+      return r.next_transition == Transition::kErase;
+    case RecordState::kErased:
+      return r.next_transition == Transition::kNone;
+  }
+  return false;
+}
+
+}  // namespace
+
 Status RecordStore::Schedule(StoredRecord& r, const HoldView* pending,
                              const HoldSpans* spans) const {
+  // An erased record has no next deadline whatever its policy says.
+  if (r.state == RecordState::kErased) {
+    r.next_deadline_micros = 0;
+    r.next_transition = Transition::kNone;
+    return Status::Ok();
+  }
+  auto policy = policies_.For(r.kind);
+  if (!policy || !*policy) {
+    // The kind's stored policy failed its MAC, or is gone (none can be
+    // deleted, and no record is created without one): the files were
+    // written without the key. A change that leaves the record's state as
+    // it was keeps the deadline computed under the policy in force then
+    // (so erasures, re-keys, shreds and restores go on); one that needs a
+    // new deadline is refused, never left without one.
+    if (!ScheduleFitsState(r)) {
+      return policy
+                 ? Status::DataLoss("the retention policy of kind '" + r.kind +
+                                    "' is missing: set it again (custos "
+                                    "policy set)")
+                 : policy.error();
+    }
+    if (r.next_transition == Transition::kErase) {
+      auto erasable =
+          holds_.ErasableFrom(r, r.next_deadline_micros, pending, spans);
+      if (!erasable) return erasable.error();
+      r.next_deadline_micros = *erasable;
+    }
+    return Status::Ok();
+  }
   r.next_deadline_micros = 0;
   r.next_transition = Transition::kNone;
-  auto policy = policies_.For(r.kind);
-  if (!policy) return policy.error();
-  if (!*policy) return Status::Ok();
   auto next = NextDeadline(r, **policy);
   if (!next) return next.error();
   r.next_deadline_micros = next->first;

@@ -132,7 +132,11 @@ class RecordStore {
 
   // Sets the record's next deadline and transition from its state, its
   // kind's policy and, for an erasure, the legal holds that ever covered it
-  // (Holds::ErasableFrom): the same answer whenever it is asked.
+  // (Holds::ErasableFrom): the same answer whenever it is asked. An erased
+  // record has none (no policy asked). When the kind's stored policy
+  // failed its MAC or is missing, a record whose state still fits its
+  // stored transition keeps its stored deadline (holds applied again);
+  // otherwise DataLoss naming the kind (docs/storage.md, "Policies").
   // InvalidArgument if the deadline cannot be represented.
   // `pending`: a hold released by the batch being built (Holds::Release).
   // `spans`: the holds' spans, read once by a caller scheduling many

@@ -51,6 +51,12 @@ Result<size_t> Sweeper::ReapplyPolicies(const WorkProgressFn& progress) {
         if (!record) failure = record.error();
         if (!failure.ok()) return false;
         if (record->state == RecordState::kErased) return true;
+        // A kind whose stored policy failed its MAC or is missing: its
+        // records keep the deadlines they have (a sweep lists the kind);
+        // recomputing them would need the policy.
+        if (auto policy = u_.policies.For(record->kind); !policy || !*policy) {
+          return true;
+        }
         failure = u_.record_store.LoadSealed(*record);
         if (!failure.ok()) return false;
         const int64_t before = record->next_deadline_micros;
@@ -225,6 +231,7 @@ Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
   CUSTOS_RETURN_IF_ERROR(CheckOptions(options));
   const int64_t as_of = ToMicros(options.as_of);
   SweepReport report;
+  report.unauthenticated_policies = u_.policies.Unauthenticated();
   // In a dry run nothing is written, so the index does not shrink: walk it
   // from a moving start key instead of re-seeking its beginning.
   std::string resume_key(keys::kDeadlinePrefix);
@@ -681,8 +688,8 @@ Result<Sweeper::PruneStep> Sweeper::PruneHistoryChunk(
                    Status::DataLoss("an erased record has no erasure ledger "
                                     "entry; its history is kept"));
       } else if (auto policy = u_.policies.For(h.record_kind); !policy) {
-        // A policy that failed to authenticate: the history is kept.
-        AddSkipped(report, h.record_id, policy.error());
+        // A policy that failed to authenticate: the history is kept (the
+        // kind is in report.unauthenticated_policies, not each record).
       } else if (*policy) {
         auto until =
             AddPeriod(FromMicros(**erased_at), (*policy)->history_after);

@@ -344,6 +344,13 @@ struct SweepReport {
   // kept, not pruned (VerifyChain says what is wrong with them). Counted
   // when the pruning cursor passes them, not by every sweep.
   size_t history_unauthenticated = 0;
+  // Record kinds whose stored retention policy failed its MAC when the
+  // store was opened (written without the key, docs/storage.md
+  // "Policies"): their records keep the deadlines they have, none that
+  // needs the policy is computed (those records are skipped, with the
+  // reason), and their history is not pruned, until an admin sets the
+  // policy again. Listed by every sweep (a dry run too) while so.
+  std::vector<std::string> unauthenticated_policies;
   // Access-history events pruned because their retention ended
   // (docs/history.md, "Retention").
   size_t history_pruned = 0;

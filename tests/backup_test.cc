@@ -584,6 +584,38 @@ TEST_F(BackupTest, AKitOfTheFirstFormatIsRefused) {
 // The ledger's pruned seqs ("lp:") tell a restore which events to prune:
 // one added by someone who can write the live keystore but holds no key
 // would have a restore prune that event. Each entry carries a MAC.
+// A user who can write the keystore's files copies its own credential
+// entry (its token replaced: the ledger holds the new token's hash) under
+// the admin's id: the restore would have given the admin that user's token.
+// The entry's MAC binds the principal id: the restore is refused.
+TEST_F(BackupTest,
+       ACredentialEntryCopiedToAnotherPrincipalIsRefusedByARestore) {
+  CreateRecord();
+  TakeBackup();
+  auto token = engine_->RotateCredential(*admin_, "authority-a");
+  ASSERT_TRUE(token.has_value()) << token.error().ToString();
+  Close();
+  {
+    auto db = OpenRaw("keystore");
+    ASSERT_NE(db, nullptr);
+    std::string value;
+    ASSERT_TRUE(
+        db->Get(leveldb::ReadOptions(),
+                std::string(Keystore::kLedgerCredentialPrefix) + "authority-a",
+                &value)
+            .ok());
+    ASSERT_TRUE(
+        db->Put(leveldb::WriteOptions(),
+                std::string(Keystore::kLedgerCredentialPrefix) + "admin", value)
+            .ok());
+  }
+  Reopen();
+  admin_ = std::make_unique<Actor>(*engine_->ActorFor("admin"));
+  ASSERT_TRUE(ExportKit().ok());
+  EXPECT_EQ(Restore().ToString(), "DataLoss: corrupt ledger entry");
+  EXPECT_FALSE(fs::exists(RestoredOptions().data_dir + "/records"));
+}
+
 TEST_F(BackupTest, APrunedSeqForgedIntoTheLedgerIsRefusedByARestore) {
   CreateRecord();
   auto chain = engine_->VerifyChain(*admin_);

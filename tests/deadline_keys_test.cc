@@ -1413,6 +1413,14 @@ TEST_F(DeadlineKeysTest, AFormatThreeKeystoreIsRefused) {
                           "without MACs) is not supported");
 }
 
+// Format 4 kept credential ledger entries ("lc:") without a MAC: one copied
+// under another principal's id gave it that principal's token at a restore.
+TEST_F(DeadlineKeysTest, AFormatFourKeystoreIsRefused) {
+  ExpectOpenRefusesFormat("keystore", "m:format", 4,
+                          "keystore format version 4 (credential ledger "
+                          "entries without MACs) is not supported");
+}
+
 // Issue 11 review: the sweep cached across its batches which buckets were
 // erased by key, and the write lock is released between batches. A record
 // sealed into an erased bucket meanwhile (its key made again, the marker

@@ -163,6 +163,14 @@ void AddRetentionVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                     {"postponed", r.getPostponed()},
                     {"history_pruned", r.getHistoryPruned()},
                     {"history_unauthenticated", r.getHistoryUnauthenticated()},
+                    {"unauthenticated_policies",
+                     [&] {
+                       std::vector<std::string> kinds;
+                       for (auto k : r.getUnauthenticatedPolicies()) {
+                         kinds.emplace_back(k.cStr());
+                       }
+                       return kinds;
+                     }()},
                     {"skipped", r.getSkipped()},
                     {"malformed_index_keys", r.getMalformedIndexKeys()},
                     {"complete", r.getComplete()}});
@@ -184,6 +192,11 @@ void AddRetentionVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                       std::to_string(r.getMalformedIndexKeys())});
              }
              t.Print();
+             for (auto kind : r.getUnauthenticatedPolicies()) {
+               std::cout << "the retention policy of kind '" << kind.cStr()
+                         << "' failed to authenticate: set it again (custos "
+                            "policy set)\n";
+             }
              if (!r.getComplete())
                std::cout << "more is due: run the sweep again\n";
            });
