@@ -224,6 +224,11 @@ std::string EncodeRecord(const StoredRecord& r) {
   return ToBytes(message);
 }
 
+int64_t CloseAnchor(const StoredRecord& r) {
+  return r.owner_changed_at_micros != 0 ? r.owner_changed_at_micros
+                                        : r.updated_at_micros;
+}
+
 Result<StoredRecord> DecodeRecord(std::string_view bytes) {
   auto decoded = Decode<schema::Record>(
       bytes, "record", [](schema::Record::Reader b) -> Result<StoredRecord> {
@@ -274,6 +279,7 @@ Result<StoredRecord> DecodeRecord(std::string_view bytes) {
         r.indexed_deadline_micros = r.next_deadline_micros;
         r.stored_state = r.state;
         r.owner_changed_at_micros = b.getOwnerChangedAtMicros();
+        r.close_anchor_as_stored = CloseAnchor(r);
         r.erase_bucket = b.getEraseBucket();
         r.sealed_stored_bucket = r.erase_bucket;
         r.sealed_pending = r.erase_bucket != 0;

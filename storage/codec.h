@@ -59,6 +59,12 @@ struct StoredContest {
 
 enum class Transition : uint8_t { kNone = 0, kClose, kBlock, kErase };
 
+struct StoredRecord;
+// What an ACTIVE record's close_after counts from: the owner's last change,
+// or, in records written before that was stored, the last change of any
+// kind.
+int64_t CloseAnchor(const StoredRecord& r);
+
 struct StoredRecord {
   uint64_t id = 0;
   std::string kind;
@@ -99,6 +105,11 @@ struct StoredRecord {
   // (set by DecodeRecord and RecordStore::Put), so a record whose next
   // deadline was recomputed in memory still moves the right entry.
   int64_t indexed_deadline_micros = 0;
+  // Not stored: the anchor of an ACTIVE record's close deadline as stored
+  // (CloseAnchor; set by DecodeRecord and RecordStore::Put), so that a
+  // change that moved it is told from one that did not when the policy is
+  // not available to compute the deadline again (RecordStore::Schedule).
+  int64_t close_anchor_as_stored = 0;
   // Not stored: the state the record was stored in (set by DecodeRecord and
   // RecordStore::Put); nullopt for a record never stored. Put records the
   // transitions from it in the statistics index (storage/stats_index.h).

@@ -36,8 +36,7 @@ Result<std::pair<int64_t, Transition>> NextDeadline(
         period = policy.close_after;
         // Records written before the owner's changes were stored count
         // from their last change of any kind: late, never early.
-        anchor = r.owner_changed_at_micros != 0 ? r.owner_changed_at_micros
-                                                : r.updated_at_micros;
+        anchor = codec::CloseAnchor(r);
         next = Transition::kClose;
       }
       break;
@@ -193,17 +192,16 @@ uint64_t RecordStore::AllocateIds(const WriteLock& /*lock*/,
   return next_id_;
 }
 
-namespace {
-
-// Whether `r`'s stored next transition is one its state can have: a
-// change that left its state as it was (a rewrite of its ciphertexts, a
+// A change that left its state as it was (a rewrite of its ciphertexts, a
 // grant, a rectification) keeps it so; a close, a withdrawal or a
-// transition does not.
-bool ScheduleFitsState(const StoredRecord& r) {
+// transition does not; nor does an owner's change to an ACTIVE record
+// due to close, which moves what its close deadline counts from.
+bool RecordStore::ScheduleFitsState(const StoredRecord& r) {
   switch (r.state) {
     case RecordState::kActive:
       return r.next_transition == Transition::kNone ||
-             r.next_transition == Transition::kClose;
+             (r.next_transition == Transition::kClose &&
+              codec::CloseAnchor(r) == r.close_anchor_as_stored);
     case RecordState::kClosed:
       return r.next_transition == Transition::kBlock ||
              r.next_transition == Transition::kErase;
@@ -214,8 +212,6 @@ bool ScheduleFitsState(const StoredRecord& r) {
   }
   return false;
 }
-
-}  // namespace
 
 Status RecordStore::Schedule(StoredRecord& r, const HoldView* pending,
                              const HoldSpans* spans) const {
@@ -460,6 +456,7 @@ Status RecordStore::Put(const WriteLock& lock, leveldb::WriteBatch& batch,
               EncodeDeadlineEntry(r));
   }
   r.indexed_deadline_micros = r.next_deadline_micros;
+  r.close_anchor_as_stored = codec::CloseAnchor(r);
   batch.Put(keys::Record(r.id), value);
   const uint64_t sealed_bucket = sealed.empty() ? 0 : r.erase_bucket;
   if (r.sealed_stored_bucket != 0 && r.sealed_stored_bucket != sealed_bucket) {

@@ -143,6 +143,10 @@ class RecordStore {
   // records (Holds::ErasableFrom).
   Status Schedule(codec::StoredRecord& r, const HoldView* pending = nullptr,
                   const HoldSpans* spans = nullptr) const;
+  // Whether `r`'s stored next transition is one its state can have, and,
+  // for an ACTIVE record due to close, whether what its close deadline
+  // counts from is as stored: then Schedule keeps it without the policy.
+  static bool ScheduleFitsState(const codec::StoredRecord& r);
 
   // Brings `r` to its effective state at `at` (DESIGN section 3: a
   // deadline takes effect at its instant, sweep or no sweep): applies in

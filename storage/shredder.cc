@@ -371,6 +371,18 @@ Result<size_t> Shredder::Complete(size_t budget,
         auto caught_up = u_.views.CatchUp(*record, ToMicros(u_.clock.Now()),
                                           batch, &erased_by_shred);
         if (!caught_up) return Fail(caught_up.error());
+        if (record->state != RecordState::kErased &&
+            !RecordStore::ScheduleFitsState(*record)) {
+          // A transition in force whose next deadline needs a policy that
+          // failed its MAC or is missing (docs/storage.md, "Policies"): the
+          // parts go from the record as stored, its state and deadline
+          // kept; the transitions are written down once the policy is set
+          // again (a sweep). A shred never waits on a policy.
+          auto as_stored = u_.record_store.Read(id);
+          if (!as_stored) return Fail(as_stored.error());
+          *record = std::move(*as_stored);
+          caught_up->clear();
+        }
         auto& parts = record->parts;
         for (const auto& p : parts) {
           if (p.subject_id == subject_id) Erasure::AddWitness(batch, p.sealed);

@@ -581,9 +581,6 @@ TEST_F(BackupTest, AKitOfTheFirstFormatIsRefused) {
       said);
 }
 
-// The ledger's pruned seqs ("lp:") tell a restore which events to prune:
-// one added by someone who can write the live keystore but holds no key
-// would have a restore prune that event. Each entry carries a MAC.
 // A user who can write the keystore's files copies its own credential
 // entry (its token replaced: the ledger holds the new token's hash) under
 // the admin's id: the restore would have given the admin that user's token.
@@ -616,6 +613,9 @@ TEST_F(BackupTest,
   EXPECT_FALSE(fs::exists(RestoredOptions().data_dir + "/records"));
 }
 
+// The ledger's pruned seqs ("lp:") tell a restore which events to prune:
+// one added by someone who can write the live keystore but holds no key
+// would have a restore prune that event. Each entry carries a MAC.
 TEST_F(BackupTest, APrunedSeqForgedIntoTheLedgerIsRefusedByARestore) {
   CreateRecord();
   auto chain = engine_->VerifyChain(*admin_);

@@ -620,5 +620,72 @@ TEST_F(RetentionBoundsTest, ADeletedPolicyLeavesNoRecordWithoutADeadline) {
   EXPECT_EQ(report->blocked, 1u);
   EXPECT_TRUE(report->skipped.empty());
 }
+
+// An owner's change to an ACTIVE record moves what close_after counts from:
+// with the policy unauthenticated the new deadline cannot be computed, so
+// the change is refused, not made with the old deadline kept (a review,
+// helper-107: a record rectified every day still closed at the old one). A
+// reader's look moves nothing.
+TEST_F(RetentionBoundsTest, AnOwnersChangeNeedsTheCloseAfterItMoves) {
+  const RetentionPolicy cases{.kind = "case",
+                              .close_after = Period{.days = 30},
+                              .block_after = std::nullopt,
+                              .erase_after = Period{.months = 6},
+                              .history_after = Period{.years = 5}};
+  ASSERT_TRUE(engine_->SetPolicy(*admin_, cases).ok());
+  const uint64_t id = CreateOfKind("case");
+  const std::string anna = SubjectOf(id);
+  RetentionPolicy forged = cases;
+  forged.close_after = Period{.years = 9};
+  Close();
+  WriteRaw(keys::Policy("case"), codec::EncodePolicy(forged));
+  clock_.Set(clock_.Now() + std::chrono::hours(24));
+  auto rectified = engine_->Rectify(*owner_, id, anna, {{"name", "Anna M."}});
+  ASSERT_FALSE(rectified.has_value());
+  EXPECT_EQ(rectified.error().ToString(),
+            "DataLoss: the stored retention policy of kind 'case' failed to "
+            "authenticate: set it again (custos policy set)");
+  EXPECT_TRUE(engine_->GetRecord(*owner_, id).has_value());
+  ASSERT_TRUE(engine_->SetPolicy(*admin_, cases).ok());
+  EXPECT_TRUE(
+      engine_->Rectify(*owner_, id, anna, {{"name", "Anna M."}}).has_value());
+}
+
+// A shred never waits on a policy: a record about two people whose block
+// is in force, of a kind whose policy failed its MAC, has the shredded
+// person's part dropped as stored (a review, helper-107: CompleteShreds
+// failed on it every time, and so did Open after a restore).
+TEST_F(RetentionBoundsTest, AShredIsCompletedWhenTheNextDeadlineNeedsAPolicy) {
+  NewRecord r;
+  r.kind = "request";
+  r.personal = {{"anna@example.org", {{"name", "Anna"}}},
+                {"ben@example.org", {{"name", "Ben"}}}};
+  auto id = engine_->CreateRecord(*owner_, r);
+  ASSERT_TRUE(id.has_value()) << id.error().ToString();
+  ASSERT_TRUE(engine_->Close(*owner_, *id).ok());  // Blocked 2027-02-28.
+  auto anna = engine_->FindSubject(*admin_, "anna@example.org");
+  ASSERT_TRUE(anna.has_value());
+  RetentionPolicy forged;
+  for (const RetentionPolicy& p : DefaultPolicies()) {
+    if (p.kind == "request") forged = p;
+  }
+  forged.erase_after = Period{.months = 7};
+  Close();
+  WriteRaw(keys::Policy("request"), codec::EncodePolicy(forged));
+  clock_.Set(At(2027, 3, 1));
+  ASSERT_TRUE(engine_->ShredSubject(*admin_, *anna).ok());
+  auto completed = engine_->CompleteShreds(100);
+  ASSERT_TRUE(completed.has_value()) << completed.error().ToString();
+  EXPECT_EQ(*completed, 1u);
+  auto view = engine_->GetRecord(*admin_, *id);
+  ASSERT_TRUE(view.has_value()) << view.error().ToString();
+  EXPECT_EQ(view->state, RecordState::kBlocked);  // In force, as read.
+  EXPECT_EQ(view->subject_ids.size(), 1u);
+  // Reopened (a restore finishes shreds inside Open): it opens.
+  Close();
+  Reopen();
+  EXPECT_TRUE(engine_->GetRecord(*admin_, *id).has_value());
+}
+
 }  // namespace
 }  // namespace custos::testing

@@ -193,7 +193,9 @@ void AddRetentionVerbs(CLI::App& app, std::vector<Verb>& verbs) {
              }
              t.Print();
              for (auto kind : r.getUnauthenticatedPolicies()) {
-               std::cout << "the retention policy of kind '" << kind.cStr()
+               // Printable: a kind named by a key written without the key.
+               std::cout << "the retention policy of kind '"
+                         << Printable(kind.cStr())
                          << "' failed to authenticate: set it again (custos "
                             "policy set)\n";
              }
