@@ -371,7 +371,9 @@ Result<size_t> Shredder::Complete(size_t budget,
         auto caught_up = u_.views.CatchUp(*record, ToMicros(u_.clock.Now()),
                                           batch, &erased_by_shred);
         if (!caught_up) return Fail(caught_up.error());
-        if (record->state != RecordState::kErased &&
+        // (Not when the shred erases it: an erased record needs no policy,
+        // and the transitions in force before the shred are written down.)
+        if (erased_by_shred == 0 && record->state != RecordState::kErased &&
             !RecordStore::ScheduleFitsState(*record)) {
           // A transition in force whose next deadline needs a policy that
           // failed its MAC or is missing (docs/storage.md, "Policies"): the

@@ -635,6 +635,7 @@ TEST_F(RetentionBoundsTest, AnOwnersChangeNeedsTheCloseAfterItMoves) {
   ASSERT_TRUE(engine_->SetPolicy(*admin_, cases).ok());
   const uint64_t id = CreateOfKind("case");
   const std::string anna = SubjectOf(id);
+  ASSERT_TRUE(engine_->Grant(*owner_, id, "authority-b").ok());
   RetentionPolicy forged = cases;
   forged.close_after = Period{.years = 9};
   Close();
@@ -646,6 +647,11 @@ TEST_F(RetentionBoundsTest, AnOwnersChangeNeedsTheCloseAfterItMoves) {
             "DataLoss: the stored retention policy of kind 'case' failed to "
             "authenticate: set it again (custos policy set)");
   EXPECT_TRUE(engine_->GetRecord(*owner_, id).has_value());
+  // A recipient's flag is not the owner's change: it moves nothing, and is
+  // made with the deadline kept.
+  const Status flagged =
+      engine_->FlagIncorrect(*grantee_, id, anna, "the name is misspelt");
+  EXPECT_TRUE(flagged.ok()) << flagged.ToString();
   ASSERT_TRUE(engine_->SetPolicy(*admin_, cases).ok());
   EXPECT_TRUE(
       engine_->Rectify(*owner_, id, anna, {{"name", "Anna M."}}).has_value());
@@ -685,6 +691,33 @@ TEST_F(RetentionBoundsTest, AShredIsCompletedWhenTheNextDeadlineNeedsAPolicy) {
   Close();
   Reopen();
   EXPECT_TRUE(engine_->GetRecord(*admin_, *id).has_value());
+}
+
+// The same with the record's only subject shredded: the shred erases the
+// record, which needs no policy, so the block in force before the shred is
+// written down first, at its instant (a review, helper-108: it was dropped,
+// the record going from CLOSED straight to ERASED).
+TEST_F(RetentionBoundsTest, AShredErasingTheRecordWritesTheBlockInForceFirst) {
+  const uint64_t id = CreateOfKind("request");
+  ASSERT_TRUE(engine_->Close(*owner_, id).ok());  // Blocked 2027-02-28.
+  auto anna = engine_->FindSubject(*admin_, "anna@example.org");
+  ASSERT_TRUE(anna.has_value());
+  RetentionPolicy forged;
+  for (const RetentionPolicy& p : DefaultPolicies()) {
+    if (p.kind == "request") forged = p;
+  }
+  forged.erase_after = Period{.months = 7};
+  Close();
+  WriteRaw(keys::Policy("request"), codec::EncodePolicy(forged));
+  clock_.Set(At(2027, 3, 1));
+  ASSERT_TRUE(engine_->ShredSubject(*admin_, *anna).ok());
+  auto completed = engine_->CompleteShreds(100);
+  ASSERT_TRUE(completed.has_value()) << completed.error().ToString();
+  auto view = engine_->GetRecord(*admin_, id);
+  ASSERT_TRUE(view.has_value()) << view.error().ToString();
+  EXPECT_EQ(view->state, RecordState::kErased);
+  ASSERT_TRUE(view->blocked_at.has_value());
+  EXPECT_EQ(*view->blocked_at, At(2027, 2, 28, 12));
 }
 
 }  // namespace
