@@ -16,6 +16,7 @@
 #include "crypto/aead.h"
 #include "storage/codec.h"
 #include "storage/keyring.h"
+#include "storage/keys.h"
 #include "storage/keystore.h"
 #include "storage/leveldb_util.h"
 #include "storage/period.h"
@@ -579,6 +580,60 @@ TEST_F(BackupTest, AKitOfTheFirstFormatIsRefused) {
   EXPECT_EQ(
       Engine::InspectRestoreKit(KitPath(), MasterKey()).error().ToString(),
       said);
+}
+
+// A backup holding a retention policy written without the key (its MAC
+// fails), and a shred after the backup: the restored store's Open finishes
+// the shred (FinishRestore) with a block in force that needs the policy
+// next. It opens, the shredded person's parts are gone, and the record
+// about her alone is erased with its block written down first (reviews
+// helper-106 to 108: Open failed on it, and no call could repair it).
+TEST_F(BackupTest, ARestoreFinishesAShredUnderAPolicyThatFailsItsMac) {
+  NewRecord both;
+  both.kind = "request";
+  both.personal = {{"anna@example.org", {{"name", "Anna"}}},
+                   {"ben@example.org", {{"name", "Ben"}}}};
+  auto shared = engine_->CreateRecord(*owner_, both);
+  ASSERT_TRUE(shared.has_value()) << shared.error().ToString();
+  const uint64_t annas = CreateRecord("anna@example.org");
+  for (uint64_t id : {*shared, annas}) {
+    ASSERT_TRUE(engine_->Close(*owner_, id).ok());  // Blocked 2027-02-28.
+  }
+  auto anna = engine_->FindSubject(*admin_, "anna@example.org");
+  ASSERT_TRUE(anna.has_value());
+  RetentionPolicy forged;
+  for (const RetentionPolicy& p : DefaultPolicies()) {
+    if (p.kind == "request") forged = p;
+  }
+  forged.erase_after = Period{.months = 7};
+  Close();
+  {
+    auto db = OpenRaw("records");
+    ASSERT_NE(db, nullptr);
+    ASSERT_TRUE(db->Put(leveldb::WriteOptions(), keys::Policy("request"),
+                        codec::EncodePolicy(forged))
+                    .ok());
+  }
+  Reopen();
+  admin_ = std::make_unique<Actor>(*engine_->ActorFor("admin"));
+  clock_.Set(At(2027, 2, 27));  // The backup within its retention.
+  TakeBackup();
+  clock_.Set(At(2027, 3, 1));
+  ASSERT_TRUE(engine_->ShredSubject(*admin_, *anna).ok());
+  ASSERT_TRUE(ExportKit().ok());
+
+  const Status restored = Restore();
+  ASSERT_TRUE(restored.ok()) << restored.ToString();
+  OpenRestored();
+  auto view = restored_->GetRecord(RestoredActor("admin"), *shared);
+  ASSERT_TRUE(view.has_value()) << view.error().ToString();
+  EXPECT_EQ(view->state, RecordState::kBlocked);  // In force, as read.
+  EXPECT_EQ(view->subject_ids.size(), 1u);        // Ben's part only.
+  view = restored_->GetRecord(RestoredActor("admin"), annas);
+  ASSERT_TRUE(view.has_value()) << view.error().ToString();
+  EXPECT_EQ(view->state, RecordState::kErased);
+  ASSERT_TRUE(view->blocked_at.has_value());
+  EXPECT_EQ(*view->blocked_at, At(2027, 2, 28, 12));
 }
 
 // A user who can write the keystore's files copies its own credential
