@@ -601,10 +601,7 @@ TEST_F(BackupTest, ARestoreFinishesAShredUnderAPolicyThatFailsItsMac) {
   }
   auto anna = engine_->FindSubject(*admin_, "anna@example.org");
   ASSERT_TRUE(anna.has_value());
-  RetentionPolicy forged;
-  for (const RetentionPolicy& p : DefaultPolicies()) {
-    if (p.kind == "request") forged = p;
-  }
+  RetentionPolicy forged = ShippedPolicy("request");
   forged.erase_after = Period{.months = 7};
   Close();
   {

@@ -155,6 +155,16 @@ class EngineTest : public ::testing::Test {
     return std::unique_ptr<leveldb::DB>(raw);
   }
 
+  // The shipped policy of `kind` (DefaultPolicies()); a test failure, and
+  // an empty policy, if there is none.
+  static RetentionPolicy ShippedPolicy(const std::string& kind) {
+    for (const RetentionPolicy& p : DefaultPolicies()) {
+      if (p.kind == kind) return p;
+    }
+    ADD_FAILURE() << "no shipped policy of kind " << kind;
+    return {};
+  }
+
   // The stored value of `policy` as the engine writes it (encoded, with its
   // MAC under the keyring's ledger key), for tests that write a policy no
   // build would (SetPolicy refuses it). REQUIRES: the engine is closed.

@@ -512,11 +512,7 @@ TEST_F(RetentionBoundsTest, APolicyWrittenWithoutTheKeyIsNotUsed) {
   const uint64_t alert = ClosedAlert();  // Erasure due 2027-02-28 12:00.
   const uint64_t open = CreateOfKind("alert", "otto@example.org");
   const uint64_t doomed = CreateOfKind("alert", "eva@example.org");
-  RetentionPolicy alerts;
-  for (const RetentionPolicy& p : DefaultPolicies()) {
-    if (p.kind == "alert") alerts = p;
-  }
-  ASSERT_EQ(alerts.kind, "alert");
+  const RetentionPolicy alerts = ShippedPolicy("alert");
   RetentionPolicy forged = alerts;
   forged.history_after = Period{.days = 1};
   Close();
@@ -610,11 +606,7 @@ TEST_F(RetentionBoundsTest, ADeletedPolicyLeavesNoRecordWithoutADeadline) {
             "DataLoss: the retention policy of kind 'request' is missing: "
             "set it again (custos policy set)");
   EXPECT_EQ(DeadlineEntries(), 1);  // Kept: met and reported again.
-  for (const RetentionPolicy& p : DefaultPolicies()) {
-    if (p.kind == "request") {
-      ASSERT_TRUE(engine_->SetPolicy(*admin_, p).ok());
-    }
-  }
+  ASSERT_TRUE(engine_->SetPolicy(*admin_, ShippedPolicy("request")).ok());
   report = SweepAt(At(2027, 3, 2));
   ASSERT_TRUE(report.has_value()) << report.error().ToString();
   EXPECT_EQ(report->blocked, 1u);
@@ -671,10 +663,7 @@ TEST_F(RetentionBoundsTest, AShredIsCompletedWhenTheNextDeadlineNeedsAPolicy) {
   ASSERT_TRUE(engine_->Close(*owner_, *id).ok());  // Blocked 2027-02-28.
   auto anna = engine_->FindSubject(*admin_, "anna@example.org");
   ASSERT_TRUE(anna.has_value());
-  RetentionPolicy forged;
-  for (const RetentionPolicy& p : DefaultPolicies()) {
-    if (p.kind == "request") forged = p;
-  }
+  RetentionPolicy forged = ShippedPolicy("request");
   forged.erase_after = Period{.months = 7};
   Close();
   WriteRaw(keys::Policy("request"), codec::EncodePolicy(forged));
@@ -702,10 +691,7 @@ TEST_F(RetentionBoundsTest, AShredErasingTheRecordWritesTheBlockInForceFirst) {
   ASSERT_TRUE(engine_->Close(*owner_, id).ok());  // Blocked 2027-02-28.
   auto anna = engine_->FindSubject(*admin_, "anna@example.org");
   ASSERT_TRUE(anna.has_value());
-  RetentionPolicy forged;
-  for (const RetentionPolicy& p : DefaultPolicies()) {
-    if (p.kind == "request") forged = p;
-  }
+  RetentionPolicy forged = ShippedPolicy("request");
   forged.erase_after = Period{.months = 7};
   Close();
   WriteRaw(keys::Policy("request"), codec::EncodePolicy(forged));
