@@ -59,6 +59,8 @@ std::string RenderProcessingRegisterJson(const ProcessingRegister& reg) {
     } else {
       w.Null();
     }
+    w.Key("retention_unauthenticated");
+    w.Bool(k.policy_unauthenticated);
     w.StringArrayMember("field_names", k.field_names);
     w.Key("recipients");
     w.BeginArray();
@@ -138,6 +140,11 @@ std::string RenderProcessingRegisterHtml(const ProcessingRegister& reg) {
              "</td></tr>\n";
       out += "<tr><th>Access history kept after erasure</th><td>" +
              Esc(k.history_after) + "</td></tr>\n";
+    } else if (k.policy_unauthenticated) {
+      out +=
+          "<tr><th>Retention</th><td>the stored policy failed to "
+          "authenticate: unknown until an administrator sets it "
+          "again</td></tr>\n";
     } else {
       out += "<tr><th>Retention</th><td>no policy</td></tr>\n";
     }

@@ -39,6 +39,9 @@ Result<ProcessingRegister> RegisterBuilder::Build() const {
     k.erase_after = p.erase_after.ToString();
     k.history_after = p.history_after.ToString();
   }
+  for (const std::string& kind : u_.policies.Unauthenticated()) {
+    kind_entry(kind).policy_unauthenticated = true;
+  }
   // The field-name catalog: "fk:" kind NUL name.
   CUSTOS_RETURN_IF_ERROR(u_.store.Scan(
       keys::kKindFieldPrefix, {}, [&](std::string_view key, std::string_view) {

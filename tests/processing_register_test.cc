@@ -11,7 +11,11 @@
 #include <string>
 #include <vector>
 
+#include "report/processing_register.h"
+#include "storage/codec.h"
 #include "storage/engine.h"
+#include "storage/keys.h"
+#include "storage/period.h"
 #include "tests/engine_fixture.h"
 
 namespace custos::testing {
@@ -155,6 +159,42 @@ TEST_F(ProcessingRegisterTest, OnlyAuditorsAndAdminsMayProduceIt) {
     EXPECT_EQ(reg.error().code(), StatusCode::kPermissionDenied);
   }
   EXPECT_TRUE(engine_->ProduceProcessingRegister(*admin_).has_value());
+}
+
+// A kind whose stored policy failed its MAC is not shown as "no policy":
+// the register says its retention is unknown until it is set again.
+TEST_F(ProcessingRegisterTest, AnUnauthenticatedPolicyIsSaidSo) {
+  Close();
+  {
+    auto db = OpenRaw("records");
+    ASSERT_NE(db, nullptr);
+    RetentionPolicy forged = ShippedPolicy("alert");
+    forged.history_after = Period{.days = 1};
+    ASSERT_TRUE(db->Put(leveldb::WriteOptions(), keys::Policy("alert"),
+                        codec::EncodePolicy(forged))
+                    .ok());
+  }
+  Reopen();
+  auto reg = engine_->ProduceProcessingRegister(*auditor_);
+  ASSERT_TRUE(reg.has_value()) << reg.error().ToString();
+  bool seen = false;
+  for (const RegisterKind& k : reg->kinds) {
+    if (k.kind == "alert") {
+      seen = true;
+      EXPECT_FALSE(k.has_policy);
+      EXPECT_TRUE(k.policy_unauthenticated);
+    } else {
+      EXPECT_FALSE(k.policy_unauthenticated) << k.kind;
+    }
+  }
+  EXPECT_TRUE(seen);
+  EXPECT_THAT(
+      RenderProcessingRegisterJson(*reg),
+      ::testing::HasSubstr("\"kind\": \"alert\",\n      \"retention\": "
+                           "null,\n      \"retention_unauthenticated\": "
+                           "true,"));
+  EXPECT_THAT(RenderProcessingRegisterHtml(*reg),
+              ::testing::HasSubstr("the stored policy failed to authenticate"));
 }
 
 }  // namespace

@@ -221,6 +221,14 @@ void AddStoreVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                     recipients.empty() ? "-" : recipients});
            }
            t.Print();
+           for (const auto& k : reg.at("kinds")) {
+             if (k.value("retention_unauthenticated", false)) {
+               std::cout << "the retention policy of kind '"
+                         << Printable(k.at("kind").get<std::string>())
+                         << "' failed to authenticate: set it again (custos "
+                            "policy set)\n";
+             }
+           }
          }});
   }
 }
