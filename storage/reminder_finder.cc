@@ -87,6 +87,15 @@ Result<ReminderPage> ReminderFinder::DueSoon(const PrincipalInfo& owner,
           failure = caught_up.error();
           return false;
         }
+        // A transition in force whose next deadline needs a policy that
+        // failed its MAC or is missing (docs/storage.md, "Policies"): what
+        // is due next is unknown; left out and counted, not dropped.
+        if (erased_by_shred == 0 && record->state != RecordState::kErased &&
+            !RecordStore::ScheduleFitsState(*record)) {
+          ++page.skipped;
+          page.skipped_ids.push_back(id);
+          return true;
+        }
         // The owner sees ACTIVE and CLOSED records only
         // (docs/access-rules.md); a record erased by shreds is ERASED.
         const RecordState state = record->state;

@@ -88,9 +88,10 @@ struct ReminderPage {
   // Not 0: more records may have reminders; ask again with this as
   // ReminderQuery::after_record_id. 0: none after this page.
   uint64_t next_after_record_id = 0;
-  // Records examined that did not decode (DataLoss): left out, counted,
-  // and their ids in order (a server that cuts the page counts those
-  // before its cut).
+  // Records examined that did not decode (DataLoss), or whose next
+  // deadline needs a retention policy that failed its MAC or is missing:
+  // left out, counted, and their ids in order (a server that cuts the page
+  // counts those before its cut).
   size_t skipped = 0;
   std::vector<uint64_t> skipped_ids;
 };

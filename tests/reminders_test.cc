@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "storage/codec.h"
 #include "storage/keys.h"
 #include "storage/period.h"
 #include "storage/retention_policy.h"
@@ -252,6 +253,37 @@ TEST_F(RemindersTest, ARecordThatDoesNotDecodeIsSkippedAndCounted) {
   EXPECT_EQ(page->skipped, 1u);
   ASSERT_EQ(page->reminders.size(), 1u);
   EXPECT_EQ(page->reminders[0].record_id, fine);
+}
+
+// A case whose close is in force, of a kind whose stored policy failed its
+// MAC: its erasure deadline is unknown, so it is counted as skipped, not
+// silently left without a reminder.
+TEST_F(RemindersTest,
+       ARecordWhoseNextDeadlineNeedsAnUnavailablePolicyIsSkipped) {
+  const uint64_t id = CreateCase();
+  RetentionPolicy forged;
+  auto policies = engine_->ListPolicies(*admin_);
+  ASSERT_TRUE(policies.has_value());
+  for (const RetentionPolicy& p : *policies) {
+    if (p.kind == "case") forged = p;
+  }
+  ASSERT_EQ(forged.kind, "case");
+  forged.erase_after = Period{.days = 1};
+  Close();
+  {
+    auto db = OpenRaw("records");
+    ASSERT_NE(db, nullptr);
+    ASSERT_TRUE(db->Put(leveldb::WriteOptions(), keys::Policy("case"),
+                        codec::EncodePolicy(forged))
+                    .ok());
+  }
+  Reopen();
+  clock_.Set(Plus(clock_.Now(), Period{.days = 61}));  // Closed by now.
+  auto due = engine_->DueSoon(*owner_, ReminderQuery{});
+  ASSERT_TRUE(due.has_value()) << due.error().ToString();
+  EXPECT_TRUE(due->reminders.empty());
+  EXPECT_EQ(due->skipped, 1u);
+  EXPECT_EQ(due->skipped_ids, std::vector<uint64_t>{id});
 }
 
 }  // namespace
