@@ -283,8 +283,8 @@ struct SweepOptions {
   // Access-history events pruning examines in this sweep, from where the
   // last sweep's pruning stopped to the head of the log at most: in chunks
   // of batch_size (at least 100), each under a write lock of its own. A
-  // sweep every five minutes so examines up to 28.8 million events a day
-  // (docs/history.md, "Retention"). Default: 100,000. REQUIRES: >= 1.
+  // sweep a minute (custosd's default) so examines up to 144 million
+  // events a day (docs/history.md). Default: 100,000. REQUIRES: >= 1.
   size_t max_history_examined = 100000;
   // Called on the sweeping thread, never under the write lock: after each
   // batch of transitions, and as each later phase begins (kCompacting
