@@ -242,8 +242,9 @@ interface Session {
   # 10000 records examined (max_list_scan), and those of no more records
   # than fit in the server's message limit (custosd --max-message-bytes;
   # a record's whose do not alone come without attributes); nextAfterRecordId not 0: ask
-  # again with it as afterRecordId. A record that does not decode is left
-  # out and counted in skipped.
+  # again with it as afterRecordId. A record that does not decode, or whose
+  # next deadline needs a retention policy that failed its MAC or is
+  # missing, is left out and counted in skipped.
   dueSoon @16 (warnBefore :Text, openTooLong :Text, afterRecordId :UInt64)
       -> (reminders :List(Reminder), nextAfterRecordId :UInt64,
           skipped :UInt32);

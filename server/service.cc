@@ -2234,7 +2234,7 @@ class SessionImpl final : public rpc::Session::Server {
                max_words = conn_->max_message_words](kj::Own<Found> r) mutable {
           ReminderPage page = Value(std::move(*r));
           // A page cut to the message limit goes on after its last record
-          // (and counts only the undecodable records before it).
+          // (and counts only the skipped records before it).
           const uint64_t cut = FitReminders(page.reminders, max_words);
           if (cut != 0) {
             page.next_after_record_id = cut;
@@ -2599,6 +2599,14 @@ kj::Promise<void> Watches::Find(std::shared_ptr<Watch> watch,
 kj::Promise<void> Watches::Deliver(std::shared_ptr<Watch> watch,
                                    ReminderPage page) {
   if (!watches_.contains(watch->id)) return kj::READY_NOW;
+  if (page.skipped > 0) {
+    // A count only: no principal or record.
+    std::fprintf(stderr,
+                 "custosd: reminders: %zu records left out of a check "
+                 "(unreadable, or their next deadline needs a retention "
+                 "policy that failed to authenticate)\n",
+                 page.skipped);
+  }
   const uint64_t page_next = page.next_after_record_id;
   std::vector<Reminder> reminders = std::move(page.reminders);
   std::erase_if(reminders,

@@ -33,9 +33,10 @@ struct RegisterKind {
   // the policy has none, and every one empty when the kind has no policy.
   std::string close_after, block_after, erase_after, history_after;
   bool has_policy = false;
-  // The kind's stored policy failed its MAC when the store was opened
-  // (docs/storage.md, "Policies"): has_policy is false, and the periods
-  // in force are unknown until an admin sets it again.
+  // The kind's stored policy failed its MAC when the store was opened, or
+  // the kind has records and no stored policy (docs/storage.md,
+  // "Policies"): has_policy is false, and the periods in force are unknown
+  // until an admin sets it again.
   bool policy_unauthenticated = false;
   // The categories of personal data: the field names its records' personal
   // parts have held (recorded at creation and rectification), sorted.

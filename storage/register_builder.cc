@@ -110,6 +110,12 @@ Result<ProcessingRegister> RegisterBuilder::Build() const {
   CUSTOS_RETURN_IF_ERROR(failure);
 
   for (auto& [kind, k] : kinds) {
+    // Records of a kind without a policy: none is created without one and
+    // none is deleted, so it was removed from the files without the key;
+    // unknown retention, like one failing its MAC (docs/storage.md).
+    if (!k.has_policy && !holders[kind].empty()) {
+      k.policy_unauthenticated = true;
+    }
     std::sort(k.field_names.begin(), k.field_names.end());
     k.subjects = subjects[kind].size();
     for (const auto& [id, holder] : holders[kind]) {

@@ -87,20 +87,20 @@ Result<ReminderPage> ReminderFinder::DueSoon(const PrincipalInfo& owner,
           failure = caught_up.error();
           return false;
         }
-        // A transition in force whose next deadline needs a policy that
-        // failed its MAC or is missing (docs/storage.md, "Policies"): what
-        // is due next is unknown; left out and counted, not dropped.
-        if (erased_by_shred == 0 && record->state != RecordState::kErased &&
-            !RecordStore::ScheduleFitsState(*record)) {
-          ++page.skipped;
-          page.skipped_ids.push_back(id);
-          return true;
-        }
         // The owner sees ACTIVE and CLOSED records only
         // (docs/access-rules.md); a record erased by shreds is ERASED.
         const RecordState state = record->state;
         if (erased_by_shred != 0 ||
             (state != RecordState::kActive && state != RecordState::kClosed)) {
+          return true;
+        }
+        // A transition in force whose next deadline needs a policy that
+        // failed its MAC or is missing (docs/storage.md, "Policies"): what
+        // is due next is unknown; left out and counted, not dropped.
+        // (A BLOCKED one is reminded of nothing anyway.)
+        if (!RecordStore::ScheduleFitsState(*record)) {
+          ++page.skipped;
+          page.skipped_ids.push_back(id);
           return true;
         }
         auto add = [&](ReminderReason reason, int64_t due) {

@@ -197,5 +197,32 @@ TEST_F(ProcessingRegisterTest, AnUnauthenticatedPolicyIsSaidSo) {
               ::testing::HasSubstr("the stored policy failed to authenticate"));
 }
 
+// A kind with records and no stored policy (removed from the files; no
+// call deletes one) is said so too, not shown as merely without a policy.
+TEST_F(ProcessingRegisterTest, AKindWithRecordsButNoPolicyIsSaidSo) {
+  NewRecord r;
+  r.kind = "alert";
+  r.personal = {{"anna@example.org", {{"name", "Anna"}}}};
+  ASSERT_TRUE(engine_->CreateRecord(*owner_, r).has_value());
+  Close();
+  {
+    auto db = OpenRaw("records");
+    ASSERT_NE(db, nullptr);
+    ASSERT_TRUE(
+        db->Delete(leveldb::WriteOptions(), keys::Policy("alert")).ok());
+  }
+  Reopen();
+  auto reg = engine_->ProduceProcessingRegister(*auditor_);
+  ASSERT_TRUE(reg.has_value()) << reg.error().ToString();
+  bool seen = false;
+  for (const RegisterKind& k : reg->kinds) {
+    if (k.kind != "alert") continue;
+    seen = true;
+    EXPECT_FALSE(k.has_policy);
+    EXPECT_TRUE(k.policy_unauthenticated);
+  }
+  EXPECT_TRUE(seen);
+}
+
 }  // namespace
 }  // namespace custos::testing

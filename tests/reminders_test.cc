@@ -286,5 +286,33 @@ TEST_F(RemindersTest,
   EXPECT_EQ(due->skipped_ids, std::vector<uint64_t>{id});
 }
 
+// A record whose block is in force under such a policy is BLOCKED: the
+// owner is reminded of nothing about it, so it is not counted as skipped
+// either (a review, helper-109: it was, on every call).
+TEST_F(RemindersTest, ABlockedRecordUnderAnUnavailablePolicyIsNotSkipped) {
+  NewRecord r;
+  r.kind = "request";
+  r.personal = {{"anna@example.org", {{"name", "Anna Example"}}}};
+  auto id = engine_->CreateRecord(*owner_, r);
+  ASSERT_TRUE(id.has_value()) << id.error().ToString();
+  ASSERT_TRUE(engine_->Close(*owner_, *id).ok());  // Blocked in six months.
+  RetentionPolicy forged = ShippedPolicy("request");
+  forged.erase_after = Period{.months = 7};
+  Close();
+  {
+    auto db = OpenRaw("records");
+    ASSERT_NE(db, nullptr);
+    ASSERT_TRUE(db->Put(leveldb::WriteOptions(), keys::Policy("request"),
+                        codec::EncodePolicy(forged))
+                    .ok());
+  }
+  Reopen();
+  clock_.Set(Plus(clock_.Now(), Period{.months = 7}));
+  auto due = engine_->DueSoon(*owner_, ReminderQuery{});
+  ASSERT_TRUE(due.has_value()) << due.error().ToString();
+  EXPECT_TRUE(due->reminders.empty());
+  EXPECT_EQ(due->skipped, 0u);
+}
+
 }  // namespace
 }  // namespace custos::testing

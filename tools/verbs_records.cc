@@ -171,46 +171,56 @@ void AddRecordVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                     "ISO 8601 period (default: the server's, P30D unless "
                     "configured; at most P10Y)");
     AddJsonFlag(*cmd, a->out);
-    verbs.push_back({cmd, [a](Connection& c) {
-                       // Malformed periods are usage errors (exit 2), found
-                       // before the server is reached; their bounds are
-                       // the server's to check.
-                       if (!a->warn_before.empty())
-                         ParsePeriodFlag(a->warn_before, "--warn-before");
-                       if (!a->open_too_long.empty())
-                         ParsePeriodFlag(a->open_too_long, "--open-too-long");
-                       Remote([&] {
-                         // Every page (the server answers at most 1000 a call).
-                         nlohmann::json list = nlohmann::json::array();
-                         Table table({"RECORD", "KIND", "STATE", "REASON",
-                                      "DUE", "CREATED", "DELIVERED"});
-                         uint64_t after = 0;
-                         do {
-                           auto req = c.session().dueSoonRequest();
-                           req.setWarnBefore(a->warn_before);
-                           req.setOpenTooLong(a->open_too_long);
-                           req.setAfterRecordId(after);
-                           auto response = req.send().wait(c.wait());
-                           for (auto r : response.getReminders()) {
-                             if (a->out.json) {
-                               list.push_back(ReminderJson(r));
-                             } else {
-                               table.Add(
-                                   {std::to_string(r.getRecordId()),
-                                    r.getKind().cStr(), StateName(r.getState()),
-                                    ReasonName(r.getReason()),
-                                    FormatTime(r.getDueAtMicros()),
-                                    FormatTime(r.getCreatedAtMicros()),
-                                    FormatTime(r.getDeliveredAtMicros())});
-                             }
-                           }
-                           after = response.getNextAfterRecordId();
-                         } while (after != 0);
-                         if (a->out.json)
-                           return PrintJson({{"reminders", list}});
-                         table.Print();
-                       });
-                     }});
+    verbs.push_back(
+        {cmd, [a](Connection& c) {
+           // Malformed periods are usage errors (exit 2), found
+           // before the server is reached; their bounds are
+           // the server's to check.
+           if (!a->warn_before.empty())
+             ParsePeriodFlag(a->warn_before, "--warn-before");
+           if (!a->open_too_long.empty())
+             ParsePeriodFlag(a->open_too_long, "--open-too-long");
+           Remote([&] {
+             // Every page (the server answers at most 1000 a call).
+             nlohmann::json list = nlohmann::json::array();
+             Table table({"RECORD", "KIND", "STATE", "REASON", "DUE", "CREATED",
+                          "DELIVERED"});
+             uint64_t after = 0;
+             uint64_t skipped = 0;
+             do {
+               auto req = c.session().dueSoonRequest();
+               req.setWarnBefore(a->warn_before);
+               req.setOpenTooLong(a->open_too_long);
+               req.setAfterRecordId(after);
+               auto response = req.send().wait(c.wait());
+               for (auto r : response.getReminders()) {
+                 if (a->out.json) {
+                   list.push_back(ReminderJson(r));
+                 } else {
+                   table.Add({std::to_string(r.getRecordId()),
+                              r.getKind().cStr(), StateName(r.getState()),
+                              ReasonName(r.getReason()),
+                              FormatTime(r.getDueAtMicros()),
+                              FormatTime(r.getCreatedAtMicros()),
+                              FormatTime(r.getDeliveredAtMicros())});
+                 }
+               }
+               skipped += response.getSkipped();
+               after = response.getNextAfterRecordId();
+             } while (after != 0);
+             if (a->out.json) {
+               return PrintJson({{"reminders", list}, {"skipped", skipped}});
+             }
+             table.Print();
+             if (skipped > 0) {
+               std::cout << skipped
+                         << " records left out: unreadable, or "
+                            "their next deadline needs a "
+                            "retention policy that failed to "
+                            "authenticate\n";
+             }
+           });
+         }});
   }
   {
     struct Args {
