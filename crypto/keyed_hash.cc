@@ -87,6 +87,16 @@ void KeyedHasher::FinalInto(std::span<uint8_t, kDigestSize> out) {
   crypto_generichash_final(state(), out.data(), out.size());
 }
 
+Digest NamedMac(const SecretKey& key, std::string_view tag,
+                std::string_view name, std::string_view body) {
+  return KeyedHasher(key)
+      .Update(tag)
+      .UpdateBigEndian32(static_cast<uint32_t>(name.size()))
+      .Update(name)
+      .Update(body)
+      .Final();
+}
+
 Digest KeyedHash(const SecretKey& key, std::span<const uint8_t> data) {
   KeyedHasher hasher(key);
   hasher.Update(data);

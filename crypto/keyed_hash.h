@@ -27,6 +27,13 @@ using Digest = std::array<uint8_t, kDigestSize>;
 // BLAKE2b-256 of `data` keyed with `key`.
 Digest KeyedHash(const SecretKey& key, std::span<const uint8_t> data);
 
+// A MAC of `body` bound to the `name` it is stored under, in the domain
+// `tag`: KeyedHash of tag || u32 BE length of name || name || body (the
+// length makes the split between name and body unambiguous). A value
+// moved under another name, or to another domain, does not verify.
+Digest NamedMac(const SecretKey& key, std::string_view tag,
+                std::string_view name, std::string_view body);
+
 // KeyedHash under `key` of the concatenation of the pieces fed to Update,
 // without building it (no copy of the input is made). The BLAKE2b state,
 // derived from the key, is wiped when the hasher is destroyed.

@@ -900,12 +900,7 @@ constexpr std::string_view kLedgerPrunedMacTag{"custos-ledger-pruned-v1\0", 24};
 
 crypto::Digest LedgerPrunedMac(const crypto::SecretKey& ledger_key,
                                std::string_view key, std::string_view seqs) {
-  return crypto::KeyedHasher(ledger_key)
-      .Update(kLedgerPrunedMacTag)
-      .UpdateBigEndian32(static_cast<uint32_t>(key.size()))
-      .Update(key)
-      .Update(seqs)
-      .Final();
+  return crypto::NamedMac(ledger_key, kLedgerPrunedMacTag, key, seqs);
 }
 
 }  // namespace
@@ -960,12 +955,7 @@ constexpr std::string_view kLedgerCredentialMacTag{
 crypto::Digest LedgerCredentialMac(const crypto::SecretKey& ledger_key,
                                    std::string_view key,
                                    std::string_view body) {
-  return crypto::KeyedHasher(ledger_key)
-      .Update(kLedgerCredentialMacTag)
-      .UpdateBigEndian32(static_cast<uint32_t>(key.size()))
-      .Update(key)
-      .Update(body)
-      .Final();
+  return crypto::NamedMac(ledger_key, kLedgerCredentialMacTag, key, body);
 }
 
 }  // namespace

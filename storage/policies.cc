@@ -16,12 +16,7 @@ constexpr std::string_view kPolicyMacTag{"custos-policy-v1\0", 17};
 
 crypto::Digest PolicyMac(const crypto::SecretKey& mac_key, std::string_view key,
                          std::string_view encoded) {
-  return crypto::KeyedHasher(mac_key)
-      .Update(kPolicyMacTag)
-      .UpdateBigEndian32(static_cast<uint32_t>(key.size()))
-      .Update(key)
-      .Update(encoded)
-      .Final();
+  return crypto::NamedMac(mac_key, kPolicyMacTag, key, encoded);
 }
 
 }  // namespace

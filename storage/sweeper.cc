@@ -687,10 +687,10 @@ Result<Sweeper::PruneStep> Sweeper::PruneHistoryChunk(
         AddSkipped(report, h.record_id,
                    Status::DataLoss("an erased record has no erasure ledger "
                                     "entry; its history is kept"));
-      } else if (auto policy = u_.policies.For(h.record_kind); !policy) {
-        // A policy that failed to authenticate: the history is kept (the
-        // kind is in report.unauthenticated_policies, not each record).
-      } else if (*policy) {
+      } else if (auto policy = u_.policies.For(h.record_kind);
+                 policy && *policy) {
+        // (A policy that failed to authenticate, or is missing: the history
+        // is kept; the kind is in report.unauthenticated_policies.)
         auto until =
             AddPeriod(FromMicros(**erased_at), (*policy)->history_after);
         verdict = until && ToMicros(*until) <= as_of;

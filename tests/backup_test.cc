@@ -603,15 +603,7 @@ TEST_F(BackupTest, ARestoreFinishesAShredUnderAPolicyThatFailsItsMac) {
   ASSERT_TRUE(anna.has_value());
   RetentionPolicy forged = ShippedPolicy("request");
   forged.erase_after = Period{.months = 7};
-  Close();
-  {
-    auto db = OpenRaw("records");
-    ASSERT_NE(db, nullptr);
-    ASSERT_TRUE(db->Put(leveldb::WriteOptions(), keys::Policy("request"),
-                        codec::EncodePolicy(forged))
-                    .ok());
-  }
-  Reopen();
+  ForgePolicy(forged);
   admin_ = std::make_unique<Actor>(*engine_->ActorFor("admin"));
   clock_.Set(At(2027, 2, 27));  // The backup within its retention.
   TakeBackup();

@@ -18,7 +18,9 @@
 
 #include "base/clock.h"
 #include "crypto/secret_key.h"
+#include "storage/codec.h"
 #include "storage/engine.h"
+#include "storage/keys.h"
 #include "storage/keystore.h"
 #include "storage/policies.h"
 
@@ -153,6 +155,33 @@ class EngineTest : public ::testing::Test {
         leveldb::DB::Open(RawOptions(), dir_ + "/" + name, &raw);
     EXPECT_TRUE(s.ok()) << s.ToString();
     return std::unique_ptr<leveldb::DB>(raw);
+  }
+
+  // Writes `value` under `key` in the records database, as someone with
+  // the files but no key could, the engine closed; then reopens it.
+  void WriteRaw(const std::string& key, const std::string& value) {
+    Close();
+    {
+      std::unique_ptr<leveldb::DB> db = OpenRaw("records");
+      ASSERT_NE(db, nullptr);
+      ASSERT_TRUE(db->Put(leveldb::WriteOptions(), key, value).ok());
+    }
+    Reopen();
+  }
+  // The same, deleting `key`.
+  void DeleteRaw(const std::string& key) {
+    Close();
+    {
+      std::unique_ptr<leveldb::DB> db = OpenRaw("records");
+      ASSERT_NE(db, nullptr);
+      ASSERT_TRUE(db->Delete(leveldb::WriteOptions(), key).ok());
+    }
+    Reopen();
+  }
+  // Stores `policy` as someone without the key could: encoded, without the
+  // MAC the engine adds (WriteRaw).
+  void ForgePolicy(const RetentionPolicy& policy) {
+    WriteRaw(keys::Policy(policy.kind), codec::EncodePolicy(policy));
   }
 
   // The shipped policy of `kind` (DefaultPolicies()); a test failure, and

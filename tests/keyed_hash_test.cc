@@ -411,5 +411,20 @@ TEST(HexTest, FromHexRejectsOddLengthAndNonHex) {
             std::nullopt);
 }
 
+// NamedMac is the keyed hash of tag, the name's length, the name and the
+// body; the length keeps "ab"+"c" apart from "a"+"bc".
+TEST(NamedMacTest, IsTheTaggedLengthPrefixedHashAndSplitsUnambiguously) {
+  const SecretKey key = SecretKey::Generate();
+  const Digest expected = KeyedHasher(key)
+                              .Update(std::string_view("t\0", 2))
+                              .UpdateBigEndian32(2)
+                              .Update("ab")
+                              .Update("c")
+                              .Final();
+  EXPECT_EQ(NamedMac(key, std::string_view("t\0", 2), "ab", "c"), expected);
+  EXPECT_NE(NamedMac(key, std::string_view("t\0", 2), "a", "bc"), expected);
+  EXPECT_NE(NamedMac(key, std::string_view("u\0", 2), "ab", "c"), expected);
+}
+
 }  // namespace
 }  // namespace custos::crypto

@@ -164,17 +164,9 @@ TEST_F(ProcessingRegisterTest, OnlyAuditorsAndAdminsMayProduceIt) {
 // A kind whose stored policy failed its MAC is not shown as "no policy":
 // the register says its retention is unknown until it is set again.
 TEST_F(ProcessingRegisterTest, AnUnauthenticatedPolicyIsSaidSo) {
-  Close();
-  {
-    auto db = OpenRaw("records");
-    ASSERT_NE(db, nullptr);
-    RetentionPolicy forged = ShippedPolicy("alert");
-    forged.history_after = Period{.days = 1};
-    ASSERT_TRUE(db->Put(leveldb::WriteOptions(), keys::Policy("alert"),
-                        codec::EncodePolicy(forged))
-                    .ok());
-  }
-  Reopen();
+  RetentionPolicy forged = ShippedPolicy("alert");
+  forged.history_after = Period{.days = 1};
+  ForgePolicy(forged);
   auto reg = engine_->ProduceProcessingRegister(*auditor_);
   ASSERT_TRUE(reg.has_value()) << reg.error().ToString();
   bool seen = false;
@@ -204,14 +196,7 @@ TEST_F(ProcessingRegisterTest, AKindWithRecordsButNoPolicyIsSaidSo) {
   r.kind = "alert";
   r.personal = {{"anna@example.org", {{"name", "Anna"}}}};
   ASSERT_TRUE(engine_->CreateRecord(*owner_, r).has_value());
-  Close();
-  {
-    auto db = OpenRaw("records");
-    ASSERT_NE(db, nullptr);
-    ASSERT_TRUE(
-        db->Delete(leveldb::WriteOptions(), keys::Policy("alert")).ok());
-  }
-  Reopen();
+  DeleteRaw(keys::Policy("alert"));
   auto reg = engine_->ProduceProcessingRegister(*auditor_);
   ASSERT_TRUE(reg.has_value()) << reg.error().ToString();
   bool seen = false;

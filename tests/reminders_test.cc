@@ -269,15 +269,7 @@ TEST_F(RemindersTest,
   }
   ASSERT_EQ(forged.kind, "case");
   forged.erase_after = Period{.days = 1};
-  Close();
-  {
-    auto db = OpenRaw("records");
-    ASSERT_NE(db, nullptr);
-    ASSERT_TRUE(db->Put(leveldb::WriteOptions(), keys::Policy("case"),
-                        codec::EncodePolicy(forged))
-                    .ok());
-  }
-  Reopen();
+  ForgePolicy(forged);
   clock_.Set(Plus(clock_.Now(), Period{.days = 61}));  // Closed by now.
   auto due = engine_->DueSoon(*owner_, ReminderQuery{});
   ASSERT_TRUE(due.has_value()) << due.error().ToString();
@@ -298,15 +290,7 @@ TEST_F(RemindersTest, ABlockedRecordUnderAnUnavailablePolicyIsNotSkipped) {
   ASSERT_TRUE(engine_->Close(*owner_, *id).ok());  // Blocked in six months.
   RetentionPolicy forged = ShippedPolicy("request");
   forged.erase_after = Period{.months = 7};
-  Close();
-  {
-    auto db = OpenRaw("records");
-    ASSERT_NE(db, nullptr);
-    ASSERT_TRUE(db->Put(leveldb::WriteOptions(), keys::Policy("request"),
-                        codec::EncodePolicy(forged))
-                    .ok());
-  }
-  Reopen();
+  ForgePolicy(forged);
   clock_.Set(Plus(clock_.Now(), Period{.months = 7}));
   auto due = engine_->DueSoon(*owner_, ReminderQuery{});
   ASSERT_TRUE(due.has_value()) << due.error().ToString();

@@ -67,18 +67,6 @@ class RetentionBoundsTest : public EngineTest {
     return engine_->GetRecord(*owner_, id)->subject_ids.at(0);
   }
 
-  // Writes `value` under `key` in the records database, the engine closed,
-  // then reopens the engine.
-  void WriteRaw(const std::string& key, const std::string& value) {
-    Close();
-    {
-      std::unique_ptr<leveldb::DB> db = OpenRaw("records");
-      ASSERT_NE(db, nullptr);
-      ASSERT_TRUE(db->Put(leveldb::WriteOptions(), key, value).ok());
-    }
-    Reopen();
-  }
-
   // How many deadline-index entries the store holds (engine closed and
   // reopened around the count).
   int DeadlineEntries() {
@@ -518,7 +506,7 @@ TEST_F(RetentionBoundsTest, APolicyWrittenWithoutTheKeyIsNotUsed) {
   Close();
   const std::string genuine_alert = StoredPolicy(alerts);
   WriteRaw(keys::Policy("request"), genuine_alert);
-  WriteRaw(keys::Policy("alert"), codec::EncodePolicy(forged));
+  ForgePolicy(forged);
 
   const std::string refusal =
       "DataLoss: the stored retention policy of kind 'alert' failed to "
@@ -585,14 +573,7 @@ TEST_F(RetentionBoundsTest, APolicyWrittenWithoutTheKeyIsNotUsed) {
 TEST_F(RetentionBoundsTest, ADeletedPolicyLeavesNoRecordWithoutADeadline) {
   const uint64_t request = CreateOfKind("request");
   ASSERT_TRUE(engine_->Close(*owner_, request).ok());  // Blocked 2027-02-28.
-  Close();
-  {
-    std::unique_ptr<leveldb::DB> db = OpenRaw("records");
-    ASSERT_NE(db, nullptr);
-    ASSERT_TRUE(
-        db->Delete(leveldb::WriteOptions(), keys::Policy("request")).ok());
-  }
-  Reopen();
+  DeleteRaw(keys::Policy("request"));
   auto reapplied = engine_->ReapplyPolicies(*admin_);
   ASSERT_TRUE(reapplied.has_value()) << reapplied.error().ToString();
   EXPECT_EQ(*reapplied, 0u);
@@ -630,8 +611,7 @@ TEST_F(RetentionBoundsTest, AnOwnersChangeNeedsTheCloseAfterItMoves) {
   ASSERT_TRUE(engine_->Grant(*owner_, id, "authority-b").ok());
   RetentionPolicy forged = cases;
   forged.close_after = Period{.years = 9};
-  Close();
-  WriteRaw(keys::Policy("case"), codec::EncodePolicy(forged));
+  ForgePolicy(forged);
   clock_.Set(clock_.Now() + std::chrono::hours(24));
   auto rectified = engine_->Rectify(*owner_, id, anna, {{"name", "Anna M."}});
   ASSERT_FALSE(rectified.has_value());
@@ -665,8 +645,7 @@ TEST_F(RetentionBoundsTest, AShredIsCompletedWhenTheNextDeadlineNeedsAPolicy) {
   ASSERT_TRUE(anna.has_value());
   RetentionPolicy forged = ShippedPolicy("request");
   forged.erase_after = Period{.months = 7};
-  Close();
-  WriteRaw(keys::Policy("request"), codec::EncodePolicy(forged));
+  ForgePolicy(forged);
   clock_.Set(At(2027, 3, 1));
   ASSERT_TRUE(engine_->ShredSubject(*admin_, *anna).ok());
   auto completed = engine_->CompleteShreds(100);
@@ -693,8 +672,7 @@ TEST_F(RetentionBoundsTest, AShredErasingTheRecordWritesTheBlockInForceFirst) {
   ASSERT_TRUE(anna.has_value());
   RetentionPolicy forged = ShippedPolicy("request");
   forged.erase_after = Period{.months = 7};
-  Close();
-  WriteRaw(keys::Policy("request"), codec::EncodePolicy(forged));
+  ForgePolicy(forged);
   clock_.Set(At(2027, 3, 1));
   ASSERT_TRUE(engine_->ShredSubject(*admin_, *anna).ok());
   auto completed = engine_->CompleteShreds(100);
