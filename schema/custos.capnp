@@ -330,6 +330,12 @@ interface Officer {
       -> (hold :Hold);
 }
 
+# A head of the access history recorded out of band (verifyChain).
+struct RecordedHead {
+  seq @0 :UInt64;
+  linkHex @1 :Text;
+}
+
 struct AccessEvent {
   seq @0 :UInt64;
   atMicros @1 :Int64;
@@ -357,9 +363,18 @@ interface Auditor {
       -> (events :List(AccessEvent), nextAfterSeq :UInt64);
   # Verifies the whole history chain and its indexes. problem is "" when
   # ok, else one of "checkpoint", "missing", "corrupt", "link", "seal",
-  # "head", "index" (docs/history.md, "Verification").
-  verifyChain @1 () -> (ok :Bool, problem :Text, verified :UInt64,
-                        headSeq :UInt64, headLinkHex :Text);
+  # "head", "index", "anchor" (docs/history.md, "Verification").
+  # through: heads recorded earlier (headSeq and headLinkHex of an earlier
+  # answer, or custosd's log), at most 1,000, each link 64 hex digits
+  # (InvalidArgument otherwise): the chain must still pass through each
+  # with that link, else problem "anchor" (a tail cut and the head
+  # rewritten to match). anchorsMatched: those found with their link;
+  # anchorsFolded: those older than the checkpoint of pruned history,
+  # vouched for by it. firstBroken: the first seq that fails (0 when ok).
+  verifyChain @1 (through :List(RecordedHead))
+      -> (ok :Bool, problem :Text, verified :UInt64, headSeq :UInt64,
+          headLinkHex :Text, anchorsMatched :UInt64, anchorsFolded :UInt64,
+          firstBroken :UInt64);
   # The answer to a subject's access request, as the JSON of
   # docs/subject-report.md; producing it is a logged disclosure.
   subjectReport @2 (subjectId :Text) -> (json :Text);
@@ -602,8 +617,10 @@ interface Admin {
   listHolds @9 (includeEnded :Bool, afterId :Text, limit :UInt32)
       -> (holds :List(Hold), nextAfterId :Text);
   # Verifies the whole history chain (as Auditor.verifyChain).
-  verifyChain @10 () -> (ok :Bool, problem :Text, verified :UInt64,
-                         headSeq :UInt64, headLinkHex :Text);
+  verifyChain @10 (through :List(RecordedHead))
+      -> (ok :Bool, problem :Text, verified :UInt64, headSeq :UInt64,
+          headLinkHex :Text, anchorsMatched :UInt64, anchorsFolded :UInt64,
+          firstBroken :UInt64);
   # Finishes the bookkeeping of shredded subjects' records, at most budget
   # (1 to 100,000: writes wait while they are rewritten) of them; how many
   # were rewritten (0: nothing pending).

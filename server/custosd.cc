@@ -530,13 +530,15 @@ int main(int argc, char** argv) {
   bool stopping = false;
   std::thread maintenance([&] {
     custos::server::QuietKjLog thread_kj_log;
+    custos::server::MaintenanceLog maintenance_log;
     std::unique_lock lock(maintenance_mu);
     while (!maintenance_cv.wait_for(lock,
                                     std::chrono::seconds(maintenance_seconds),
                                     [&] { return stopping; })) {
       lock.unlock();
       custos::server::RunScheduledMaintenance(**engine, server.metrics(),
-                                              /*shred_budget=*/10000);
+                                              /*shred_budget=*/10000,
+                                              &maintenance_log);
       lock.lock();
     }
   });

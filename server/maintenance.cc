@@ -7,7 +7,7 @@
 namespace custos::server {
 
 void RunScheduledMaintenance(Engine& engine, Metrics& metrics,
-                             size_t shred_budget) {
+                             size_t shred_budget, MaintenanceLog* log) {
   const auto started = std::chrono::steady_clock::now();
   auto report = engine.RunMaintenance(shred_budget);
   MaintenanceFigures figures;
@@ -46,6 +46,20 @@ void RunScheduledMaintenance(Engine& engine, Metrics& metrics,
                  report->closed, report->blocked, report->erased,
                  report->skipped.size(), report->history_unauthenticated,
                  report->unauthenticated_policies.size());
+  }
+  if (log != nullptr) {
+    auto head = engine.DurableHistoryHead();
+    if (!head) {
+      std::fprintf(stderr,
+                   "custosd: maintenance: reading the history head: %s\n",
+                   head.error().ToString().c_str());
+    } else if (!log->head_logged || log->head_logged->seq != head->seq ||
+               log->head_logged->link_hex != head->link_hex) {
+      std::fprintf(stderr, "custosd: history head %llu:%s\n",
+                   static_cast<unsigned long long>(head->seq),
+                   head->link_hex.c_str());
+      log->head_logged = *head;
+    }
   }
   // After the sweep, so the count is of the states it wrote down (the
   // same as the effective ones it counts either way).

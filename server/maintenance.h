@@ -15,17 +15,28 @@
 #define CUSTOS_SERVER_MAINTENANCE_H_
 
 #include <cstddef>
+#include <optional>
 
 #include "server/metrics.h"
 #include "storage/engine.h"
 
 namespace custos::server {
 
+// What one maintenance run passes to the next: the history head it last
+// logged.
+struct MaintenanceLog {
+  std::optional<RecordedHead> head_logged;
+};
+
 // One maintenance run. A failed sweep is reported as such in the metrics
 // (custos_maintenance_last_run_ok 0); a failed count leaves the last count
-// and its time in place. Both failures are logged.
+// and its time in place. Both failures are logged. With `log`, the access
+// history's durable head is logged when it moved since the last run's
+// ("custosd: history head SEQ:LINK"), for the operator's log to keep out
+// of band (docs/operations.md, "Keeping the history's head out of band").
 void RunScheduledMaintenance(Engine& engine, Metrics& metrics,
-                             size_t shred_budget);
+                             size_t shred_budget,
+                             MaintenanceLog* log = nullptr);
 
 }  // namespace custos::server
 

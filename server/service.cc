@@ -983,11 +983,21 @@ kj::Promise<void> ListHoldsCall(Connection& conn, const Actor& actor,
 template <typename Context>
 kj::Promise<void> VerifyChainCall(Connection& conn, const Actor& actor,
                                   Context context) {
+  // Copied off the message on the loop once counted; the engine checks
+  // the links.
+  auto given = context.getParams().getThrough();
+  if (Status s = CheckRecordedHeadCount(given.size()); !s.ok()) Throw(s);
+  std::vector<RecordedHead> through;
+  through.reserve(given.size());
+  for (auto head : given) {
+    through.push_back(
+        {.seq = head.getSeq(), .link_hex = Str(head.getLinkHex())});
+  }
   return OnReadingLane<Result<ChainVerification>>(
              conn, "verifyChain",
-             [engine = &conn.engine,
-              actor = actor](const WorkProgressFn& progress) {
-               return engine->VerifyChain(actor, progress);
+             [engine = &conn.engine, actor = actor,
+              through = std::move(through)](const WorkProgressFn& progress) {
+               return engine->VerifyChain(actor, progress, through);
              })
       .then([context](kj::Own<Result<ChainVerification>> r) mutable {
         ChainVerification v = Value(std::move(*r));
@@ -997,6 +1007,9 @@ kj::Promise<void> VerifyChainCall(Connection& conn, const Actor& actor,
         out.setVerified(v.verified);
         out.setHeadSeq(v.head_seq);
         out.setHeadLinkHex(Txt(v.head_link_hex));
+        out.setAnchorsMatched(v.anchors_matched);
+        out.setAnchorsFolded(v.anchors_folded);
+        out.setFirstBroken(v.first_broken);
       });
 }
 

@@ -1,7 +1,9 @@
 #include "storage/audit.h"
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "crypto/keyed_hash.h"
@@ -61,7 +63,18 @@ Result<AccessHistoryPage> Audit::History(const PrincipalInfo& auditor,
 }
 
 Result<ChainVerification> Audit::VerifyChain(
-    const WorkProgressFn& progress) const {
+    const WorkProgressFn& progress,
+    const std::vector<RecordedHead>& through) const {
+  CUSTOS_RETURN_IF_ERROR(CheckRecordedHeads(through));
+  std::vector<ChainAnchor> anchors;
+  anchors.reserve(through.size());
+  for (const RecordedHead& head : through) {
+    ChainAnchor anchor{.seq = head.seq};
+    const std::optional<std::string> link = crypto::FromHex(head.link_hex);
+    // Checked: 64 hex digits.
+    std::memcpy(anchor.link.data(), link->data(), anchor.link.size());
+    anchors.push_back(anchor);
+  }
   std::shared_ptr<const leveldb::Snapshot> snapshot;
   {
     WriteLock lock = u_.store.Lock();
@@ -70,7 +83,7 @@ Result<ChainVerification> Audit::VerifyChain(
     snapshot = u_.store.TakeSnapshot();
   }
   // Read without the lock, from the snapshot.
-  auto report = u_.store.history().Verify(snapshot.get(), progress);
+  auto report = u_.store.history().Verify(snapshot.get(), progress, anchors);
   if (!report) return Fail(report.error());
   ChainVerification out;
   out.ok = report->ok();
@@ -80,7 +93,17 @@ Result<ChainVerification> Audit::VerifyChain(
   out.verified = report->verified;
   out.head_seq = report->head_seq;
   out.head_link_hex = crypto::ToHex(report->head_link);
+  out.anchors_matched = report->anchors_matched;
+  out.anchors_folded = report->anchors_folded;
   return out;
+}
+
+Result<RecordedHead> Audit::DurableHead() const {
+  WriteLock lock = u_.store.Lock();
+  CUSTOS_RETURN_IF_ERROR(u_.store.SyncApplied(lock));
+  const History::Head head = u_.store.history().head();
+  return RecordedHead{.seq = head.last_seq,
+                      .link_hex = crypto::ToHex(head.link)};
 }
 
 }  // namespace custos

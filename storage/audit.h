@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <string_view>
+#include <vector>
 
 #include "base/clock.h"
 #include "base/status.h"
@@ -49,9 +50,18 @@ class Audit {
   // the chain is read from: the head it reports is one a power loss cannot
   // take back (Recover would write a lost shred event again with another
   // link: a head recorded out of band would then look tampered with).
-  // Errors: that sync's failure, or the store's earlier one; mapped
-  // LevelDB errors.
-  Result<ChainVerification> VerifyChain(const WorkProgressFn& progress) const;
+  // `through` are heads recorded earlier (problem "anchor" when the chain
+  // no longer passes through one). Errors: InvalidArgument for `through`
+  // beyond CheckRecordedHeads (before any sync); that sync's failure, or
+  // the store's earlier one; mapped LevelDB errors.
+  Result<ChainVerification> VerifyChain(
+      const WorkProgressFn& progress,
+      const std::vector<RecordedHead>& through) const;
+
+  // The head as it stands once every applied write is durable (the same
+  // sync as VerifyChain's, under the write lock): what custosd logs for
+  // an operator to keep out of band. Errors: as VerifyChain's sync.
+  Result<RecordedHead> DurableHead() const;
 
  private:
   Units u_;

@@ -462,11 +462,16 @@ Result<AccessHistoryPage> Engine::AccessHistory(const Actor& auditor,
   return impl_->audit.History(*caller, subject_id, from, to, after_seq, limit);
 }
 
-Result<ChainVerification> Engine::VerifyChain(const Actor& actor,
-                                              const WorkProgressFn& progress) {
+Result<ChainVerification> Engine::VerifyChain(
+    const Actor& actor, const WorkProgressFn& progress,
+    const std::vector<RecordedHead>& through) {
   auto caller = impl_->RequireAnyRole(actor, {Role::kAuditor, Role::kAdmin});
   if (!caller) return Fail(caller.error());
-  return impl_->audit.VerifyChain(progress);
+  return impl_->audit.VerifyChain(progress, through);
+}
+
+Result<RecordedHead> Engine::DurableHistoryHead() {
+  return impl_->audit.DurableHead();
 }
 
 Result<ProcessingRegister> Engine::ProduceProcessingRegister(

@@ -343,10 +343,23 @@ class Engine {
   // reports the first sequence number that fails to verify. First makes
   // every applied write durable (one records sync if one is pending, as
   // after a shred), so the head it reports cannot be taken back by a power
-  // loss. Errors: that sync's failure, or an earlier failed sync or write
-  // of the store (reopen it). Progress: "events".
+  // loss. `through`: heads recorded out of band from earlier
+  // verifications (or custosd's log), each of which the chain must still
+  // pass through with the same link: problem "anchor" otherwise (a tail
+  // cut and the head rewritten to match, which nothing else shows;
+  // docs/history.md). Errors: InvalidArgument for more than
+  // kMaxRecordedHeads or a link that is not 64 hex digits; that sync's
+  // failure, or an earlier failed sync or write of the store (reopen it).
+  // Progress: "events".
   Result<ChainVerification> VerifyChain(
-      const Actor& actor, const WorkProgressFn& progress = nullptr);
+      const Actor& actor, const WorkProgressFn& progress = nullptr,
+      const std::vector<RecordedHead>& through = {});
+
+  // The history's head (seq and link) once every applied write is durable:
+  // no role, for custosd's log (docs/operations.md, "Keeping the history's
+  // head out of band"). Errors: that sync's failure, or the store's
+  // earlier one.
+  Result<RecordedHead> DurableHistoryHead();
 
   // Auditor or admin. The register of processing activities
   // (storage/processing_register.h, docs/accountability.md): per record

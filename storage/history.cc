@@ -123,6 +123,8 @@ std::string_view ChainProblemName(ChainReport::Problem problem) {
       return "head";
     case ChainReport::Problem::kIndex:
       return "index";
+    case ChainReport::Problem::kAnchor:
+      return "anchor";
   }
   return "unknown";
 }
@@ -1280,8 +1282,9 @@ void History::Commit(const Pending& pending) {
   head_ = Head{pending.last_seq, pending.link};
 }
 
-Result<ChainReport> History::Verify(const leveldb::Snapshot* at,
-                                    const WorkProgressFn& progress) const {
+Result<ChainReport> History::Verify(
+    const leveldb::Snapshot* at, const WorkProgressFn& progress,
+    std::span<const ChainAnchor> anchors) const {
   Snapshot snapshot(db_, at, CacheFill::kBypass);
   ChainReport report;
 
@@ -1338,6 +1341,29 @@ Result<ChainReport> History::Verify(const leveldb::Snapshot* at,
     report.problem = problem;
     report.first_broken = seq;
   };
+  // The anchors in seq order, compared as the walk passes their seq; the
+  // first that fails is reported once the chain and its head verified.
+  std::vector<ChainAnchor> pending(anchors.begin(), anchors.end());
+  std::sort(
+      pending.begin(), pending.end(),
+      [](const ChainAnchor& a, const ChainAnchor& b) { return a.seq < b.seq; });
+  auto next_anchor = pending.begin();
+  std::optional<uint64_t> anchor_broken;
+  auto check_anchors = [&](uint64_t seq, const Digest& link) {
+    for (; next_anchor != pending.end() && next_anchor->seq == seq;
+         ++next_anchor) {
+      if (crypto::ConstantTimeEquals(next_anchor->link, link)) {
+        ++report.anchors_matched;
+      } else if (!anchor_broken) {
+        anchor_broken = seq;
+      }
+    }
+  };
+  for (; next_anchor != pending.end() && next_anchor->seq + 1 < start_seq;
+       ++next_anchor) {
+    ++report.anchors_folded;
+  }
+  check_anchors(start_seq - 1, start_link);
   uint64_t expected = start_seq;
   const uint64_t total =
       report.head_seq >= start_seq ? report.head_seq - start_seq + 1 : 0;
@@ -1509,6 +1535,7 @@ Result<ChainReport> History::Verify(const leveldb::Snapshot* at,
       broken(ChainReport::Problem::kIndex, seq);
       break;
     }
+    check_anchors(seq, stored->link);
     ++expected;
     ReportProgress(progress, "events", "events", expected - start_seq, total);
   }
@@ -1529,6 +1556,12 @@ Result<ChainReport> History::Verify(const leveldb::Snapshot* at,
     broken(ChainReport::Problem::kHead, std::max<uint64_t>(last, 1));
   }
   if (!report.ok()) return report;
+  // An anchor past the head: its events were cut and the head rewritten.
+  if (!anchor_broken && next_anchor != pending.end()) anchor_broken = last + 1;
+  if (anchor_broken) {
+    broken(ChainReport::Problem::kAnchor, *anchor_broken);
+    return report;
+  }
 
   // The walk examined every "h:" entry through its "hs:" twin; one without
   // a twin was never examined (and a shred's DropSubjectIndex would meet

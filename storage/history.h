@@ -32,6 +32,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -207,6 +208,10 @@ struct ChainReport {
     kIndex,       // An event's index entries (subject, disclosure) are
                   // missing, extra or fail to authenticate, while the
                   // event itself verifies.
+    kAnchor,      // The chain, verified up to its head, does not pass
+                  // through a head recorded earlier (ChainAnchor): its
+                  // seq holds another link, or lies past the head (a
+                  // tail cut and the head rewritten to match).
   };
 
   bool ok() const { return problem == Problem::kNone; }
@@ -222,6 +227,19 @@ struct ChainReport {
   // the log was not truncated and re-headed since (see docs/history.md).
   uint64_t head_seq = 0;
   crypto::Digest head_link{};
+  // Of the anchors given: those whose link was compared and matched, and
+  // those before the checkpoint's last folded event (vouched for by the
+  // checkpoint's MAC, their links no longer stored).
+  uint64_t anchors_matched = 0;
+  uint64_t anchors_folded = 0;
+};
+
+// A head recorded earlier, out of band (ChainVerification's head_seq and
+// head_link_hex): the chain must still hold `link` at `seq`. Seq 0 is the
+// empty history, whose link is kChainGenesis.
+struct ChainAnchor {
+  uint64_t seq = 0;
+  crypto::Digest link{};
 };
 
 std::string_view ChainProblemName(ChainReport::Problem problem);
@@ -316,8 +334,15 @@ class History {
   // not an error. Errors: a LevelDB read failure, mapped (DataLoss for
   // corruption LevelDB itself detects). Progress: "events" (verified, of
   // the head's sequence number less the first one's, plus one).
+  // `anchors` (any order, duplicates allowed) are checked once the chain
+  // and its head verify: an anchor at the link before the first event
+  // walked is compared with the checkpoint's link (kChainGenesis without
+  // one), an older one is folded (counted, not compared), any other must
+  // be an event walked with that link; the first that fails is kAnchor
+  // at its seq (at the head's seq + 1 when it lies past the head).
   Result<ChainReport> Verify(const leveldb::Snapshot* at = nullptr,
-                             const WorkProgressFn& progress = nullptr) const;
+                             const WorkProgressFn& progress = nullptr,
+                             std::span<const ChainAnchor> anchors = {}) const;
 
   // The events concerning `subject_id` with from <= at < to and
   // seq > after_seq, in seq order, at most `limit` of them, each with this

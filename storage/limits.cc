@@ -1,6 +1,7 @@
 #include "storage/limits.h"
 
 #include <algorithm>
+#include <cctype>
 #include <map>
 #include <set>
 #include <string>
@@ -138,6 +139,31 @@ Status CheckBatchSize(size_t items, const Limits& limits) {
         std::string("a batch must hold 1 to ")
             .append(std::to_string(limits.max_batch_records))
             .append(" items"));
+  }
+  return Status::Ok();
+}
+
+Status CheckRecordedHeadCount(size_t count) {
+  if (count > kMaxRecordedHeads) {
+    return Status::InvalidArgument("at most " +
+                                   std::to_string(kMaxRecordedHeads) +
+                                   " recorded heads per verification");
+  }
+  return Status::Ok();
+}
+
+Status CheckRecordedHeads(const std::vector<RecordedHead>& heads) {
+  CUSTOS_RETURN_IF_ERROR(CheckRecordedHeadCount(heads.size()));
+  for (size_t i = 0; i < heads.size(); ++i) {
+    const std::string_view hex = heads[i].link_hex;
+    const bool digits =
+        hex.size() == 64 && std::all_of(hex.begin(), hex.end(), [](char c) {
+          return std::isxdigit(static_cast<unsigned char>(c)) != 0;
+        });
+    if (!digits) {
+      return Status::InvalidArgument("recorded head " + std::to_string(i + 1) +
+                                     ": its link must be 64 hex digits");
+    }
   }
   return Status::Ok();
 }

@@ -56,6 +56,10 @@ inline constexpr size_t kMaxKekBatchSize = 10000;
 // steps of 1,000 events the budget does not count.)
 inline constexpr size_t kMaxShredBudget = 100000;
 
+// The most recorded heads one VerifyChain checks the chain against: each is
+// a comparison made as the walk passes it, and the list is sorted once.
+inline constexpr size_t kMaxRecordedHeads = 1000;
+
 // Defaults are documented in docs/storage.md ("Limits").
 struct Limits {
   size_t max_id_length = 64;  // Principal ids.
@@ -130,6 +134,11 @@ Status CheckListQuery(const ListQuery& query, const Limits& limits);
 // The size of a batch call (CreateRecords, GetRecords): 1 to
 // max_batch_records items.
 Status CheckBatchSize(size_t items, const Limits& limits);
+
+// Heads to verify the chain through: at most kMaxRecordedHeads, each link
+// exactly 64 hex digits. The count alone: for a list not yet copied.
+Status CheckRecordedHeadCount(size_t count);
+Status CheckRecordedHeads(const std::vector<RecordedHead>& heads);
 
 // A breach scope's query: 1 to kMaxBreachPrincipals principal ids (each a
 // valid id within max_id_length, none twice), from < to, a window of at

@@ -184,6 +184,20 @@ struct ChainVerification {
   // operator after each verification), it lets a later verification prove
   // that the log was not truncated and re-headed since.
   std::string head_link_hex;
+  // Of the heads given to verify through (RecordedHead): those found with
+  // their link, and those older than the checkpoint's last folded event
+  // (vouched for by the checkpoint, their links no longer stored).
+  uint64_t anchors_matched = 0;
+  uint64_t anchors_folded = 0;
+};
+
+// A head recorded out of band from an earlier verification (its head_seq
+// and head_link_hex), for a later one to check that the chain still passes
+// through it: problem "anchor" when it does not (docs/history.md, "What the
+// chain cannot catch on its own").
+struct RecordedHead {
+  uint64_t seq = 0;
+  std::string link_hex;  // 64 hex digits.
 };
 
 struct ListQuery {

@@ -183,6 +183,84 @@ TEST_F(CustosToolMoreTest, RecoverAdminMakesANewAdminOfflineOnly) {
   EXPECT_EQ(revoke.exit, 0) << revoke.err;
 }
 
+// ---- verify --chain --through ----------------------------------------------
+
+// A head printed by one verification is given to a later one: the chain
+// still passes through it, online and offline; once the tail after it is
+// cut and the head put back as it was, the chain alone verifies and only
+// a head recorded after the cut part shows it.
+TEST_F(CustosToolMoreTest, VerifyThroughARecordedHeadCatchesACutTail) {
+  custosd_.Start(CUSTOSD_PATH);
+  ToolRun first = Tool({"verify", "--chain", "--json"});
+  ASSERT_EQ(first.exit, 0) << first.err;
+  const auto chain = nlohmann::json::parse(first.out)["chain"];
+  const std::string old_head =
+      std::to_string(chain["head_seq"].get<uint64_t>()) + ":" +
+      chain["head_link"].get<std::string>();
+  ASSERT_EQ(custosd_.Stop(), 0);
+  std::string head_value;
+  {
+    auto db = OpenStoppedRecords();
+    ASSERT_TRUE(db != nullptr);
+    ASSERT_TRUE(db->Get(leveldb::ReadOptions(), std::string(keys::kHistoryHead),
+                        &head_value)
+                    .ok());
+  }
+  custosd_.Start(CUSTOSD_PATH);
+  AddPrincipal("authority-a", "user");  // An event past the old head.
+  ToolRun second = Tool({"verify", "--chain", "--through", old_head});
+  ASSERT_EQ(second.exit, 0) << second.err;
+  EXPECT_TRUE(Contains(second.out, "through recorded heads: 1 found\n"))
+      << second.out;
+  // The text names the head as --through takes it.
+  const std::string marker = "events verified, head ";
+  const size_t at = second.out.find(marker);
+  ASSERT_NE(at, std::string::npos) << second.out;
+  const std::string new_head = second.out.substr(
+      at + marker.size(), second.out.find('\n', at) - at - marker.size());
+  ASSERT_NE(new_head, old_head);
+  ToolRun malformed = Tool({"verify", "--chain", "--through", "12"});
+  EXPECT_EQ(malformed.exit, 2);
+  EXPECT_TRUE(Contains(malformed.err,
+                       "--through: expected SEQ:LINK, a head as `custos "
+                       "verify --chain` prints it"))
+      << malformed.err;
+  ASSERT_EQ(custosd_.Stop(), 0);
+
+  // The events after the old head deleted, the head put back as it was.
+  {
+    auto db = OpenStoppedRecords();
+    ASSERT_TRUE(db != nullptr);
+    const uint64_t old_seq = std::stoull(old_head);
+    const uint64_t new_seq = std::stoull(new_head);
+    ASSERT_GT(new_seq, old_seq);
+    leveldb::WriteBatch cut;
+    for (uint64_t seq = old_seq + 1; seq <= new_seq; ++seq) {
+      std::string key(keys::kEventPrefix);  // "e:" and the seq, big-endian.
+      for (int shift = 56; shift >= 0; shift -= 8)
+        key.push_back(static_cast<char>((seq >> shift) & 0xff));
+      cut.Delete(key);
+    }
+    cut.Put(std::string(keys::kHistoryHead), head_value);
+    ASSERT_TRUE(db->Write(leveldb::WriteOptions(), &cut).ok());
+  }
+  const std::vector<std::string> offline = {
+      "verify",      "--chain",           "--data-dir",
+      "custos-data", "--master-key-file", "custos-master.key"};
+  ToolRun alone = Tool(offline);
+  EXPECT_EQ(alone.exit, 0) << alone.out << alone.err;
+  EXPECT_TRUE(Contains(alone.out, "chain ok")) << alone.out;
+  std::vector<std::string> through = offline;
+  through.insert(through.end(), {"--through", old_head, "--through", new_head});
+  ToolRun caught = Tool(through);
+  EXPECT_EQ(caught.exit, 1);
+  EXPECT_TRUE(Contains(caught.out, "CHAIN BROKEN")) << caught.out;
+  EXPECT_TRUE(Contains(caught.out,
+                       "problem: anchor at seq " +
+                           std::to_string(std::stoull(old_head) + 1) + "\n"))
+      << caught.out;
+}
+
 // ---- stats --------------------------------------------------------------
 
 TEST_F(CustosToolMoreTest, StatsCountWritesSyncsAndKeyLookupsForAdminsOnly) {

@@ -464,5 +464,75 @@ TEST_F(CustosdTest, TakesItsMasterKeyFromSystemdCredentialsAndServesHealth) {
   EXPECT_FALSE(fs::exists(dir_ + "/custos-master.key"));
 }
 
+// The text after the last "custosd: history head " line of `log` up to its
+// end of line ("" when there is none).
+std::string LastLoggedHead(const std::string& log) {
+  const std::string said = "custosd: history head ";
+  const size_t at = log.rfind(said);
+  if (at == std::string::npos) return "";
+  const size_t from = at + said.size();
+  return log.substr(from, log.find('\n', from) - from);
+}
+
+// Its scheduled maintenance logs the access history's head whenever it
+// moved (docs/operations.md, "Keeping the history's head out of band"),
+// as SEQ:LINK: given back to verifyChain, the chain must pass through it.
+TEST_F(CustosdTest, LogsTheHistoryHeadForVerificationsToCheckLater) {
+  Start({"--maintenance-interval", "1"});
+  capnp::EzRpcClient client("unix:" + Socket());
+  auto& wait = client.getWaitScope();
+  auto login = client.getMain<rpc::Gateway>().loginRequest();
+  login.setPrincipal("admin");
+  login.setToken(AdminToken());
+  auto admin = login.send().getSession().adminRequest().send().getAdmin();
+  // The first admin's principal_created event is the head until this one.
+  auto create = admin.createPrincipalRequest();
+  create.setId("authority-a");
+  create.setDisplayName("Authority A");
+  create.initRoles(1).set(0, rpc::Role::USER);
+  create.send().wait(wait);
+  std::string logged;
+  for (int i = 0; i < 500 && !logged.starts_with("2:"); ++i) {
+    logged = LastLoggedHead(custosd_.Log());
+    if (!logged.starts_with("2:"))
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(logged.starts_with("2:")) << custosd_.Log();
+  const std::string link = logged.substr(2);
+  ASSERT_EQ(link.size(), 64u) << logged;
+
+  auto verify = admin.verifyChainRequest();
+  auto through = verify.initThrough(1);
+  through[0].setSeq(2);
+  through[0].setLinkHex(link);
+  auto ok = verify.send().wait(wait);
+  EXPECT_TRUE(ok.getOk()) << ok.getProblem().cStr();
+  EXPECT_EQ(ok.getAnchorsMatched(), 1u);
+  EXPECT_EQ(ok.getHeadSeq(), 2u);
+  EXPECT_EQ(std::string(ok.getHeadLinkHex().cStr()), link);
+
+  // A head this store never reached: "anchor", at the first seq past the
+  // head.
+  auto ahead = admin.verifyChainRequest();
+  auto past = ahead.initThrough(1);
+  past[0].setSeq(9);
+  past[0].setLinkHex(link);
+  auto broken = ahead.send().wait(wait);
+  EXPECT_FALSE(broken.getOk());
+  EXPECT_EQ(std::string(broken.getProblem().cStr()), "anchor");
+  EXPECT_EQ(broken.getFirstBroken(), 3u);
+
+  ASSERT_EQ(Stop(), 0);
+  // Logged once per head, however many runs saw it.
+  const std::string log = custosd_.Log();
+  size_t lines = 0;
+  for (size_t at = log.find("custosd: history head 2:");
+       at != std::string::npos;
+       at = log.find("custosd: history head 2:", at + 1)) {
+    ++lines;
+  }
+  EXPECT_EQ(lines, 1u) << log;
+}
+
 }  // namespace
 }  // namespace custos::testing

@@ -939,6 +939,100 @@ TEST_F(HistoryTest, AHeadMovedBackOrDeletedIsReported) {
   EXPECT_TRUE(VerifyOrDie().ok());
 }
 
+// A tail cut with the head rewritten to match verifies on its own (above);
+// a head recorded out of band before the cut is what shows it.
+TEST_F(HistoryTest, ATailCutAndReheadedIsCaughtThroughAHeadRecordedBefore) {
+  AppendMany(4);
+  const ChainReport at_four = VerifyOrDie();
+  ASSERT_TRUE(at_four.ok());
+  const std::string head_at_four = RawGet("m:history_head");
+  AppendMany(2);
+  const ChainReport at_six = VerifyOrDie();
+  ASSERT_TRUE(at_six.ok());
+  ASSERT_EQ(at_six.head_seq, 6u);
+  const ChainAnchor four{.seq = 4, .link = at_four.head_link};
+  const ChainAnchor six{.seq = 6, .link = at_six.head_link};
+  ChainReport report =
+      history_->Verify(nullptr, nullptr, std::vector<ChainAnchor>{four, six})
+          .value();
+  EXPECT_TRUE(report.ok());
+  EXPECT_EQ(report.anchors_matched, 2u);
+  EXPECT_EQ(report.anchors_folded, 0u);
+
+  // Events 5 and 6 deleted, the head put back as it was at 4.
+  RawDelete(EventKey(5));
+  RawDelete(EventKey(6));
+  RawPut("m:history_head", head_at_four);
+  report = VerifyOrDie();
+  EXPECT_TRUE(report.ok());  // Nothing else can tell.
+  report =
+      history_->Verify(nullptr, nullptr, std::vector<ChainAnchor>{six}).value();
+  EXPECT_EQ(report.problem, ChainReport::Problem::kAnchor);
+  EXPECT_EQ(ChainProblemName(report.problem), "anchor");
+  EXPECT_EQ(report.first_broken, 5u);  // The first event cut.
+  EXPECT_EQ(report.verified, 4u);
+  // The head recorded at 4 still holds.
+  report = history_->Verify(nullptr, nullptr, std::vector<ChainAnchor>{four})
+               .value();
+  EXPECT_TRUE(report.ok());
+  EXPECT_EQ(report.anchors_matched, 1u);
+}
+
+// An anchor whose seq is there with another link (another store's head, or
+// events rewritten under the audit key) is reported at its seq, after the
+// anchors before it matched; duplicates are each counted.
+TEST_F(HistoryTest, ARecordedHeadWithAnotherLinkIsReportedAtItsSeq) {
+  AppendMany(5);
+  const ChainReport at_five = VerifyOrDie();
+  ASSERT_TRUE(at_five.ok());
+  ChainAnchor wrong{.seq = 3, .link = at_five.head_link};  // 5's link.
+  const ChainAnchor five{.seq = 5, .link = at_five.head_link};
+  ChainReport report = history_
+                           ->Verify(nullptr, nullptr,
+                                    std::vector<ChainAnchor>{five, wrong, five})
+                           .value();
+  EXPECT_EQ(report.problem, ChainReport::Problem::kAnchor);
+  EXPECT_EQ(report.first_broken, 3u);
+  EXPECT_EQ(report.anchors_matched, 2u);
+  // Seq 0 is the empty history: its link is the genesis.
+  report =
+      history_
+          ->Verify(nullptr, nullptr, std::vector<ChainAnchor>{{.seq = 0}, five})
+          .value();
+  EXPECT_TRUE(report.ok());
+  EXPECT_EQ(report.anchors_matched, 2u);
+  report = history_
+               ->Verify(nullptr, nullptr,
+                        std::vector<ChainAnchor>{{.seq = 0, .link = five.link}})
+               .value();
+  EXPECT_EQ(report.problem, ChainReport::Problem::kAnchor);
+  EXPECT_EQ(report.first_broken, 0u);
+}
+
+// Pruning folds the oldest events into the checkpoint: an anchor at the
+// checkpoint's own link is compared with it, older ones are vouched for
+// by its MAC (counted as folded), later ones are found as before.
+TEST_F(HistoryTest, RecordedHeadsBeforeTheCheckpointAreFoldedIntoIt) {
+  std::vector<ChainAnchor> anchors;
+  for (int i = 1; i <= 5; ++i) {
+    Append({Read(i, {"s-anna"}, i)});
+    const ChainReport report = VerifyOrDie();
+    ASSERT_TRUE(report.ok());
+    anchors.push_back({.seq = report.head_seq, .link = report.head_link});
+  }
+  ASSERT_TRUE(history_->Prune(
+      [](const EventHeader& h) { return h.record_id <= 3; }, 100));
+  ChainReport report = history_->Verify(nullptr, nullptr, anchors).value();
+  ASSERT_EQ(report.first_seq, 4u);
+  EXPECT_TRUE(report.ok());
+  EXPECT_EQ(report.anchors_folded, 2u);   // Seqs 1 and 2.
+  EXPECT_EQ(report.anchors_matched, 3u);  // 3 (the checkpoint's), 4, 5.
+  anchors[2].link = anchors[4].link;      // Seq 3 with another link.
+  report = history_->Verify(nullptr, nullptr, anchors).value();
+  EXPECT_EQ(report.problem, ChainReport::Problem::kAnchor);
+  EXPECT_EQ(report.first_broken, 3u);
+}
+
 TEST_F(HistoryTest, SwappedEventsAreReportedAtTheFirstOfThem) {
   AppendMany(5);
   const std::string two = RawGet(EventKey(2));

@@ -775,6 +775,60 @@ TEST_F(ServerAdminTest, AdminsVerifyTheChainButReadNoHistory) {
             StatusCode::kPermissionDenied);
 }
 
+// Heads recorded earlier are checked over the socket by either facet; the
+// list is held to its documented limits (1,000 heads, links of 64 hex
+// digits) with InvalidArgument before anything is read.
+TEST_F(ServerAdminTest, TheChainIsVerifiedThroughRecordedHeadsWithinTheLimits) {
+  auto a = NewSession("authority-a", rpc::Role::USER);
+  CreateRecord(a);
+  auto u = NewSession("auditor", rpc::Role::AUDITOR);
+  auto auditor = u.auditorRequest().send().getAuditor();
+  auto first = auditor.verifyChainRequest().send().wait(wait());
+  ASSERT_TRUE(first.getOk());
+  const uint64_t seq = first.getHeadSeq();
+  const std::string link = first.getHeadLinkHex().cStr();
+  CreateRecord(a);
+
+  auto through = auditor.verifyChainRequest();
+  auto heads = through.initThrough(2);
+  heads[0].setSeq(seq);
+  heads[0].setLinkHex(link);
+  heads[1].setSeq(seq + 1);  // Another event's seq with this link.
+  heads[1].setLinkHex(link);
+  auto answer = through.send().wait(wait());
+  EXPECT_FALSE(answer.getOk());
+  EXPECT_EQ(std::string(answer.getProblem().cStr()), "anchor");
+  EXPECT_EQ(answer.getFirstBroken(), seq + 1);
+  EXPECT_EQ(answer.getAnchorsMatched(), 1u);
+
+  auto admin_session = AdminSession();
+  auto admin = AdminFacet(admin_session);
+  auto by_admin = admin.verifyChainRequest();
+  by_admin.initThrough(1)[0].setSeq(seq);
+  by_admin.getThrough()[0].setLinkHex(link);
+  EXPECT_TRUE(by_admin.send().wait(wait()).getOk());
+
+  auto too_many = admin.verifyChainRequest();
+  too_many.initThrough(1001);
+  Status refused = StatusOf(too_many.send(), wait());
+  EXPECT_EQ(refused.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(refused.message(), "at most 1000 recorded heads per verification");
+  for (std::string bad :
+       {std::string(""), link.substr(1), link + "0", "g" + link.substr(1)}) {
+    auto malformed = auditor.verifyChainRequest();
+    auto list = malformed.initThrough(2);
+    list[0].setSeq(seq);
+    list[0].setLinkHex(link);
+    list[1].setSeq(seq);
+    list[1].setLinkHex(bad);
+    refused = StatusOf(malformed.send(), wait());
+    EXPECT_EQ(refused.code(), StatusCode::kInvalidArgument) << bad;
+    EXPECT_EQ(refused.message(),
+              "recorded head 2: its link must be 64 hex digits")
+        << bad;
+  }
+}
+
 // ---- Shredding and erasure verification ------------------------------------
 
 TEST_F(ServerAdminTest, AShredIsCompletedAndVerifiedOverTheSocket) {

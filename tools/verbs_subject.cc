@@ -1,9 +1,12 @@
 // custos subject find|report|history|shred: a data subject's access
 // request and erasure request.
 
+#include <charconv>
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <string_view>
+#include <vector>
 
 #include "tools/cli.h"
 
@@ -199,13 +202,32 @@ void AddSubjectVerbs(CLI::App& app, std::vector<Verb>& verbs) {
 
 namespace {
 
-nlohmann::json ChainJson(bool ok, std::string_view problem, uint64_t verified,
-                         uint64_t head_seq, std::string_view head_link) {
-  return {{"ok", ok},
-          {"problem", problem},
-          {"verified", verified},
-          {"head_seq", head_seq},
-          {"head_link", head_link}};
+nlohmann::json ChainJson(const ChainVerification& v) {
+  return {{"ok", v.ok},
+          {"problem", v.problem},
+          {"first_broken", v.first_broken},
+          {"verified", v.verified},
+          {"head_seq", v.head_seq},
+          {"head_link", v.head_link_hex},
+          {"anchors_matched", v.anchors_matched},
+          {"anchors_folded", v.anchors_folded}};
+}
+
+// --through's SEQ:LINK, as `verify --chain` prints a head.
+RecordedHead ParseRecordedHead(std::string_view text) {
+  const size_t colon = text.find(':');
+  RecordedHead head;
+  const std::string_view seq = text.substr(0, colon);
+  auto [end, error] =
+      std::from_chars(seq.data(), seq.data() + seq.size(), head.seq);
+  if (colon == std::string_view::npos || seq.empty() || error != std::errc() ||
+      end != seq.data() + seq.size()) {
+    throw UsageError(
+        "--through: expected SEQ:LINK, a head as `custos verify --chain` "
+        "prints it");
+  }
+  head.link_hex = std::string(text.substr(colon + 1));
+  return head;
 }
 
 // "ok" is about the bytes found; the two counts are reported beside it (a
@@ -236,9 +258,19 @@ void PrintVerification(const nlohmann::json& result, bool json) {
       const auto& ch = result["chain"];
       std::cout << (ch["ok"].get<bool>() ? "chain ok" : "CHAIN BROKEN") << ": "
                 << ch["verified"].get<uint64_t>() << " events verified, head "
-                << ch["head_seq"].get<uint64_t>() << "\n";
-      if (!ch["ok"].get<bool>())
-        std::cout << "problem: " << ch["problem"].get<std::string>() << "\n";
+                << ch["head_seq"].get<uint64_t>() << ":"
+                << ch["head_link"].get<std::string>() << "\n";
+      const uint64_t matched = ch["anchors_matched"].get<uint64_t>();
+      const uint64_t folded = ch["anchors_folded"].get<uint64_t>();
+      if (matched + folded > 0) {
+        std::cout << "through recorded heads: " << matched << " found";
+        if (folded > 0) std::cout << ", " << folded << " before the checkpoint";
+        std::cout << "\n";
+      }
+      if (!ch["ok"].get<bool>()) {
+        std::cout << "problem: " << ch["problem"].get<std::string>()
+                  << " at seq " << ch["first_broken"].get<uint64_t>() << "\n";
+      }
     }
     if (result.contains("erasure")) {
       const auto& e = result["erasure"];
@@ -270,6 +302,7 @@ void AddVerifyVerbs(CLI::App& app, std::vector<Verb>& verbs) {
   struct Args {
     bool chain = false, erasure = false;
     std::string data_dir, key_file, admin = "admin";
+    std::vector<std::string> through;
     Output out;
   };
   auto a = std::make_shared<Args>();
@@ -285,6 +318,11 @@ void AddVerifyVerbs(CLI::App& app, std::vector<Verb>& verbs) {
   cmd->add_flag("--chain", a->chain, "verify the access-history chain");
   cmd->add_flag("--erasure", a->erasure,
                 "look for erased bytes left in the files");
+  cmd->add_option("--through", a->through,
+                  "with --chain: a head printed by an earlier verification "
+                  "(SEQ:LINK, repeatable, at most 1,000): the chain must "
+                  "still pass through it (a cut tail is found only so)")
+      ->needs(cmd->get_option("--chain"));
   auto* data_dir = cmd->add_option(
       "--data-dir", a->data_dir,
       "offline: the data directory of a stopped server (opened, never "
@@ -301,8 +339,15 @@ void AddVerifyVerbs(CLI::App& app, std::vector<Verb>& verbs) {
     if (!a->chain && !a->erasure)
       throw UsageError("verify: give --chain, --erasure or both");
   };
-  auto online = [a, require_what](Connection& c) {
+  auto recorded_heads = [a] {
+    std::vector<RecordedHead> heads;
+    for (const std::string& text : a->through)
+      heads.push_back(ParseRecordedHead(text));
+    return heads;
+  };
+  auto online = [a, require_what, recorded_heads](Connection& c) {
     require_what();
+    const std::vector<RecordedHead> through = recorded_heads();
     nlohmann::json result = nlohmann::json::object();
     Remote([&] {
       if (a->chain) {
@@ -312,16 +357,27 @@ void AddVerifyVerbs(CLI::App& app, std::vector<Verb>& verbs) {
         bool auditor = false;
         for (rpc::Role r : who.getPrincipal().getRoles())
           auditor = auditor || r == rpc::Role::AUDITOR;
-        auto check = [&](auto response) {
+        auto check = [&](auto request) {
+          auto list = request.initThrough(through.size());
+          for (size_t i = 0; i < through.size(); ++i) {
+            list[i].setSeq(through[i].seq);
+            list[i].setLinkHex(through[i].link_hex);
+          }
+          auto response = request.send().wait(c.wait());
           result["chain"] =
-              ChainJson(response.getOk(), response.getProblem().cStr(),
-                        response.getVerified(), response.getHeadSeq(),
-                        response.getHeadLinkHex().cStr());
+              ChainJson({.ok = response.getOk(),
+                         .problem = response.getProblem().cStr(),
+                         .first_broken = response.getFirstBroken(),
+                         .verified = response.getVerified(),
+                         .head_seq = response.getHeadSeq(),
+                         .head_link_hex = response.getHeadLinkHex().cStr(),
+                         .anchors_matched = response.getAnchorsMatched(),
+                         .anchors_folded = response.getAnchorsFolded()});
         };
         if (auditor)
-          check(c.Auditor().verifyChainRequest().send().wait(c.wait()));
+          check(c.Auditor().verifyChainRequest());
         else
-          check(c.Admin().verifyChainRequest().send().wait(c.wait()));
+          check(c.Admin().verifyChainRequest());
       }
       if (a->erasure) {
         auto r = c.Admin().verifyErasureRequest().send().wait(c.wait());
@@ -334,8 +390,9 @@ void AddVerifyVerbs(CLI::App& app, std::vector<Verb>& verbs) {
     });
     PrintVerification(result, a->out.json);
   };
-  auto offline = [a, require_what] {
+  auto offline = [a, require_what, recorded_heads] {
     require_what();
+    const std::vector<RecordedHead> through = recorded_heads();
     SystemClock clock;
     std::unique_ptr<Engine> engine =
         OpenOffline(a->data_dir, a->key_file, clock);
@@ -344,10 +401,9 @@ void AddVerifyVerbs(CLI::App& app, std::vector<Verb>& verbs) {
       throw Failure("--admin " + a->admin + ": " + actor.error().ToString());
     nlohmann::json result = nlohmann::json::object();
     if (a->chain) {
-      auto v = engine->VerifyChain(*actor);
+      auto v = engine->VerifyChain(*actor, nullptr, through);
       if (!v) throw Failure(v.error().ToString());
-      result["chain"] = ChainJson(v->ok, v->problem, v->verified, v->head_seq,
-                                  v->head_link_hex);
+      result["chain"] = ChainJson(*v);
     }
     if (a->erasure) {
       auto r = engine->VerifyErasure(*actor);
