@@ -371,10 +371,15 @@ interface Auditor {
   # rewritten to match). anchorsMatched: those found with their link;
   # anchorsFolded: those older than the checkpoint of pruned history,
   # vouched for by it. firstBroken: the first seq that fails (0 when ok).
+  # Once the chain verified, each kind's stored retention policy is
+  # compared with its last policySet event (the shipped default for a kind
+  # without one): problem "policy" names in policyKinds those that differ
+  # (an older value put back, one deleted or failing its MAC); firstBroken
+  # is then the first such kind's last policySet seq (0: the default).
   verifyChain @1 (through :List(RecordedHead))
       -> (ok :Bool, problem :Text, verified :UInt64, headSeq :UInt64,
           headLinkHex :Text, anchorsMatched :UInt64, anchorsFolded :UInt64,
-          firstBroken :UInt64);
+          firstBroken :UInt64, policyKinds :List(Text));
   # The answer to a subject's access request, as the JSON of
   # docs/subject-report.md; producing it is a logged disclosure.
   subjectReport @2 (subjectId :Text) -> (json :Text);
@@ -620,7 +625,7 @@ interface Admin {
   verifyChain @10 (through :List(RecordedHead))
       -> (ok :Bool, problem :Text, verified :UInt64, headSeq :UInt64,
           headLinkHex :Text, anchorsMatched :UInt64, anchorsFolded :UInt64,
-          firstBroken :UInt64);
+          firstBroken :UInt64, policyKinds :List(Text));
   # Finishes the bookkeeping of shredded subjects' records, at most budget
   # (1 to 100,000: writes wait while they are rewritten) of them; how many
   # were rewritten (0: nothing pending).

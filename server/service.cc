@@ -1010,6 +1010,9 @@ kj::Promise<void> VerifyChainCall(Connection& conn, const Actor& actor,
         out.setAnchorsMatched(v.anchors_matched);
         out.setAnchorsFolded(v.anchors_folded);
         out.setFirstBroken(v.first_broken);
+        auto kinds = out.initPolicyKinds(v.policy_kinds.size());
+        for (size_t i = 0; i < v.policy_kinds.size(); ++i)
+          kinds.set(i, v.policy_kinds[i]);
       });
 }
 

@@ -2,12 +2,15 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "crypto/keyed_hash.h"
 #include "storage/events.h"
+#include "storage/retention_policy.h"
 
 namespace custos {
 
@@ -76,14 +79,33 @@ Result<ChainVerification> Audit::VerifyChain(
     anchors.push_back(anchor);
   }
   std::shared_ptr<const leveldb::Snapshot> snapshot;
+  std::map<std::string, std::optional<RetentionPolicy>> stored_policies;
   {
     WriteLock lock = u_.store.Lock();
     CUSTOS_RETURN_IF_ERROR(u_.store.SyncApplied(lock));
     u_.store.RunSnapshotHook();
     snapshot = u_.store.TakeSnapshot();
+    // Policies::Set writes a value and its event in one batch under this
+    // lock: read here, the values are those of the snapshot.
+    auto stored = u_.policies.ReadStored();
+    if (!stored) return Fail(stored.error());
+    stored_policies = std::move(*stored);
   }
+  // The last policy_set event of each kind the walk verified: its seq and
+  // fields ("kind:<kind>" first).
+  std::map<std::string, std::pair<uint64_t, std::vector<std::string>>> last_set;
+  auto each = [&last_set](const EventHeader& header,
+                          const std::vector<std::string>& fields) {
+    constexpr std::string_view kKind = "kind:";
+    if (header.action != EventAction::kPolicySet || fields.empty() ||
+        !fields.front().starts_with(kKind)) {
+      return;
+    }
+    last_set[fields.front().substr(kKind.size())] = {header.seq, fields};
+  };
   // Read without the lock, from the snapshot.
-  auto report = u_.store.history().Verify(snapshot.get(), progress, anchors);
+  auto report =
+      u_.store.history().Verify(snapshot.get(), progress, anchors, each);
   if (!report) return Fail(report.error());
   ChainVerification out;
   out.ok = report->ok();
@@ -95,6 +117,39 @@ Result<ChainVerification> Audit::VerifyChain(
   out.head_link_hex = crypto::ToHex(report->head_link);
   out.anchors_matched = report->anchors_matched;
   out.anchors_folded = report->anchors_folded;
+  if (!report->ok()) return out;  // A broken chain vouches for no event.
+
+  // What each kind's policy should be: its last event's fields, else the
+  // shipped default's (no event is written for those), else none.
+  std::map<std::string, std::pair<uint64_t, std::vector<std::string>>> expected;
+  for (const RetentionPolicy& policy : DefaultPolicies())
+    expected[policy.kind] = {0, events::PolicyFields(policy)};
+  for (auto& [kind, set] : last_set) expected[kind] = std::move(set);
+  std::set<std::string> kinds;
+  for (const auto& [kind, policy] : stored_policies) kinds.insert(kind);
+  for (const auto& [kind, set] : expected) kinds.insert(kind);
+  std::optional<uint64_t> departs_from;
+  for (const std::string& kind : kinds) {
+    auto want = expected.find(kind);
+    auto have = stored_policies.find(kind);
+    const bool stored = have != stored_policies.end();
+    bool same;
+    if (want == expected.end()) {
+      same = !stored;
+    } else {
+      same = stored && have->second.has_value() &&
+             events::PolicyFields(*have->second) == want->second.second;
+    }
+    if (same) continue;
+    out.policy_kinds.push_back(kind);
+    const uint64_t seq = want == expected.end() ? 0 : want->second.first;
+    if (!departs_from) departs_from = seq;
+  }
+  if (departs_from) {
+    out.ok = false;
+    out.problem = "policy";
+    out.first_broken = *departs_from;
+  }
   return out;
 }
 

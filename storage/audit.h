@@ -15,6 +15,7 @@
 #include "base/clock.h"
 #include "base/status.h"
 #include "storage/limits.h"
+#include "storage/policies.h"
 #include "storage/store.h"
 #include "storage/subjects.h"
 #include "storage/types.h"
@@ -26,6 +27,7 @@ class Audit {
   struct Units {
     Store& store;  // Its write lock and SyncApplied: VerifyChain.
     const Subjects& subjects;
+    const Policies& policies;  // The stored ones: VerifyChain.
     const Limits& limits;
     const Clock& clock;
   };
@@ -51,7 +53,12 @@ class Audit {
   // take back (Recover would write a lost shred event again with another
   // link: a head recorded out of band would then look tampered with).
   // `through` are heads recorded earlier (problem "anchor" when the chain
-  // no longer passes through one). Errors: InvalidArgument for `through`
+  // no longer passes through one). Once the chain verified, the stored
+  // policies (read under the same lock as the snapshot) are compared with
+  // the last policy_set event of their kind, or, for a kind without one,
+  // with the shipped default (DefaultPolicies()), or with none: problem
+  // "policy", naming the kinds (a genuine older value put back, a policy
+  // deleted, one failing its MAC). Errors: InvalidArgument for `through`
   // beyond CheckRecordedHeads (before any sync); that sync's failure, or
   // the store's earlier one; mapped LevelDB errors.
   Result<ChainVerification> VerifyChain(

@@ -76,7 +76,7 @@ struct Engine::Impl {
                  options.limits, clock}),
         rekeyer({*store, *keystore, subjects, record_store, erasure, clock},
                 options.rekey_batch_size),
-        audit({*store, subjects, options.limits, clock}),
+        audit({*store, subjects, policies, options.limits, clock}),
         breaches({*store, subjects, principals, options.limits, clock}),
         key_admin({*store, *keystore, record_store, shredder, principals, clock,
                    options.backup_retention}),

@@ -78,18 +78,23 @@ Event PrincipalEvent(const PrincipalInfo& who, EventAction action,
   return e;
 }
 
+std::vector<std::string> PolicyFields(const RetentionPolicy& policy) {
+  std::vector<std::string> fields = {std::string("kind:").append(policy.kind)};
+  if (policy.close_after) {
+    fields.push_back("close_after:" + policy.close_after->ToString());
+  }
+  if (policy.block_after) {
+    fields.push_back("block_after:" + policy.block_after->ToString());
+  }
+  fields.push_back("erase_after:" + policy.erase_after.ToString());
+  fields.push_back("history_after:" + policy.history_after.ToString());
+  return fields;
+}
+
 Event PolicyEvent(const PrincipalInfo& who, const RetentionPolicy& policy,
                   Timestamp at) {
   Event e = By(who, EventAction::kPolicySet, at);
-  e.fields = {std::string("kind:").append(policy.kind)};
-  if (policy.close_after) {
-    e.fields.push_back("close_after:" + policy.close_after->ToString());
-  }
-  if (policy.block_after) {
-    e.fields.push_back("block_after:" + policy.block_after->ToString());
-  }
-  e.fields.push_back("erase_after:" + policy.erase_after.ToString());
-  e.fields.push_back("history_after:" + policy.history_after.ToString());
+  e.fields = PolicyFields(policy);
   return e;
 }
 

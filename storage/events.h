@@ -53,6 +53,10 @@ Event PrincipalEvent(const PrincipalInfo& who, EventAction action,
 Event PolicyEvent(const PrincipalInfo& who, const RetentionPolicy& policy,
                   Timestamp at);
 
+// Those fields of `policy`'s event, alone (Audit::VerifyChain compares the
+// stored policies with them).
+std::vector<std::string> PolicyFields(const RetentionPolicy& policy);
+
 // The disclosure of `view` (which included personal data) to `who`: a read,
 // or a read_restricted when the record was not ACTIVE, naming every field,
 // flag note and contest content shown.

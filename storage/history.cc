@@ -1282,9 +1282,10 @@ void History::Commit(const Pending& pending) {
   head_ = Head{pending.last_seq, pending.link};
 }
 
-Result<ChainReport> History::Verify(
-    const leveldb::Snapshot* at, const WorkProgressFn& progress,
-    std::span<const ChainAnchor> anchors) const {
+Result<ChainReport> History::Verify(const leveldb::Snapshot* at,
+                                    const WorkProgressFn& progress,
+                                    std::span<const ChainAnchor> anchors,
+                                    const VerifiedEventFn& each) const {
   Snapshot snapshot(db_, at, CacheFill::kBypass);
   ChainReport report;
 
@@ -1536,6 +1537,7 @@ Result<ChainReport> History::Verify(
       break;
     }
     check_anchors(seq, stored->link);
+    if (each && event) each(event->header, event->clear_fields);
     ++expected;
     ReportProgress(progress, "events", "events", expected - start_seq, total);
   }

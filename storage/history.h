@@ -234,6 +234,10 @@ struct ChainReport {
   uint64_t anchors_folded = 0;
 };
 
+// Called by History::Verify for each verified event.
+using VerifiedEventFn = std::function<void(
+    const EventHeader& header, const std::vector<std::string>& clear_fields)>;
+
 // A head recorded earlier, out of band (ChainVerification's head_seq and
 // head_link_hex): the chain must still hold `link` at `seq`. Seq 0 is the
 // empty history, whose link is kChainGenesis.
@@ -340,9 +344,13 @@ class History {
   // one), an older one is folded (counted, not compared), any other must
   // be an event walked with that link; the first that fails is kAnchor
   // at its seq (at the head's seq + 1 when it lies past the head).
+  // `each`, when given, is called with the header and clear fields of every
+  // event (not stub) whose link, MAC and index entries verified, in seq
+  // order (Audit::VerifyChain reads the policy_set events through it).
   Result<ChainReport> Verify(const leveldb::Snapshot* at = nullptr,
                              const WorkProgressFn& progress = nullptr,
-                             std::span<const ChainAnchor> anchors = {}) const;
+                             std::span<const ChainAnchor> anchors = {},
+                             const VerifiedEventFn& each = nullptr) const;
 
   // The events concerning `subject_id` with from <= at < to and
   // seq > after_seq, in seq order, at most `limit` of them, each with this

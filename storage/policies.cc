@@ -29,28 +29,41 @@ std::string Policies::StoredValue(const crypto::SecretKey& mac_key,
   return value;
 }
 
-Status Policies::Load() {
-  std::map<std::string, RetentionPolicy> by_kind;
-  std::set<std::string> unauthenticated;
+Result<std::map<std::string, std::optional<RetentionPolicy>>>
+Policies::ReadStored() const {
+  std::map<std::string, std::optional<RetentionPolicy>> stored;
   CUSTOS_RETURN_IF_ERROR(store_.Scan(
       keys::kPolicyPrefix, {}, [&](std::string_view key, std::string_view v) {
         const std::string kind(key.substr(keys::kPolicyPrefix.size()));
-        bool ok = v.size() > crypto::kDigestSize;
-        if (ok) {
-          const std::string_view encoded =
-              v.substr(0, v.size() - crypto::kDigestSize);
-          ok = crypto::ConstantTimeEquals(
-              PolicyMac(mac_key_, key, encoded),
-              AsBytes(v.substr(v.size() - crypto::kDigestSize)));
-          if (ok) {
-            auto policy = codec::DecodePolicy(encoded);
-            ok = policy.has_value() && policy->kind == kind;
-            if (ok) by_kind[kind] = std::move(*policy);
-          }
+        std::optional<RetentionPolicy>& out = stored[kind];
+        if (v.size() <= crypto::kDigestSize) return true;
+        const std::string_view encoded =
+            v.substr(0, v.size() - crypto::kDigestSize);
+        if (!crypto::ConstantTimeEquals(
+                PolicyMac(mac_key_, key, encoded),
+                AsBytes(v.substr(v.size() - crypto::kDigestSize)))) {
+          return true;
         }
-        if (!ok) unauthenticated.insert(kind);
+        auto policy = codec::DecodePolicy(encoded);
+        if (policy.has_value() && policy->kind == kind)
+          out = std::move(*policy);
         return true;
       }));
+  return stored;
+}
+
+Status Policies::Load() {
+  auto stored = ReadStored();
+  if (!stored) return stored.error();
+  std::map<std::string, RetentionPolicy> by_kind;
+  std::set<std::string> unauthenticated;
+  for (auto& [kind, policy] : *stored) {
+    if (policy) {
+      by_kind[kind] = std::move(*policy);
+    } else {
+      unauthenticated.insert(kind);
+    }
+  }
   std::unique_lock write(mu_);
   by_kind_ = std::move(by_kind);
   unauthenticated_ = std::move(unauthenticated);

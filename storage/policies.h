@@ -36,6 +36,12 @@ class Policies {
   // its MAC is not used: its kind is unauthenticated (For says so) until an
   // admin sets it again. Errors: mapped LevelDB.
   Status Load();
+  // The stored policies as they are in the files now, by kind: nullopt
+  // for a value that does not decode or fails its MAC (as Load reads
+  // them). The caller holds the store's write lock when it must be
+  // consistent with a snapshot taken under it. Errors: mapped LevelDB.
+  Result<std::map<std::string, std::optional<RetentionPolicy>>> ReadStored()
+      const;
   // Adds the shipped policies (DefaultPolicies()) to a new store's batch,
   // under `mac_key` (the keyring's ledger key).
   static void AddDefaults(leveldb::WriteBatch& batch,

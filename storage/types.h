@@ -189,6 +189,13 @@ struct ChainVerification {
   // (vouched for by the checkpoint, their links no longer stored).
   uint64_t anchors_matched = 0;
   uint64_t anchors_folded = 0;
+  // Problem "policy": the kinds (in order) whose stored retention policy is
+  // not what the chain says was last set (its last policy_set event, or
+  // the shipped default for a kind without one): an older value put back,
+  // a policy deleted or added, one failing its MAC. first_broken is then
+  // the seq of the first such kind's last policy_set event (0: it departs
+  // from the shipped default, or from no policy).
+  std::vector<std::string> policy_kinds;
 };
 
 // A head recorded out of band from an earlier verification (its head_seq

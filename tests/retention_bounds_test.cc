@@ -684,5 +684,79 @@ TEST_F(RetentionBoundsTest, AShredErasingTheRecordWritesTheBlockInForceFirst) {
   EXPECT_EQ(*view->blocked_at, At(2027, 2, 28, 12));
 }
 
+// A verification of the chain compares the stored policies with what the
+// chain says was last set: a genuine older value put back (its MAC holds:
+// nothing else can tell), a shipped default deleted, and a shipped default
+// put back over a set policy are each problem "policy", naming the kind;
+// setting the policy again ends it. A store with its shipped defaults,
+// which have no event, verifies.
+TEST_F(RetentionBoundsTest, AVerificationFindsAPolicyRolledBack) {
+  auto verify = [&] {
+    auto v = engine_->VerifyChain(*admin_);
+    EXPECT_TRUE(v.has_value()) << v.error().ToString();
+    return v.value_or(ChainVerification{});
+  };
+  ChainVerification v = verify();
+  EXPECT_TRUE(v.ok) << v.problem;
+  EXPECT_TRUE(v.policy_kinds.empty());
+
+  RetentionPolicy first = ShippedPolicy("alert");
+  first.history_after = Period{.years = 6};
+  RetentionPolicy second = first;
+  second.history_after = Period{.years = 10};
+  ASSERT_TRUE(engine_->SetPolicy(*admin_, first).ok());
+  const uint64_t first_seq = verify().head_seq;
+  ASSERT_TRUE(engine_->SetPolicy(*admin_, second).ok());
+  const uint64_t second_seq = verify().head_seq;
+  ASSERT_GT(second_seq, first_seq);
+  EXPECT_TRUE(verify().ok);
+
+  Close();
+  const std::string older = StoredPolicy(first);
+  const std::string shipped_alert = StoredPolicy(ShippedPolicy("alert"));
+  WriteRaw(keys::Policy("alert"), older);
+  // In force after the reopen: the older value authenticates.
+  auto listed = engine_->ListPolicies(*admin_);
+  ASSERT_TRUE(listed.has_value());
+  bool in_force = false;
+  for (const RetentionPolicy& p : *listed)
+    in_force = in_force || (p.kind == "alert" && p.history_after.years == 6);
+  EXPECT_TRUE(in_force);
+  v = verify();
+  EXPECT_FALSE(v.ok);
+  EXPECT_EQ(v.problem, "policy");
+  EXPECT_EQ(v.policy_kinds, std::vector<std::string>{"alert"});
+  EXPECT_EQ(v.first_broken, second_seq);
+
+  // The shipped default put back over a set policy: the same.
+  WriteRaw(keys::Policy("alert"), shipped_alert);
+  v = verify();
+  EXPECT_EQ(v.problem, "policy");
+  EXPECT_EQ(v.policy_kinds, std::vector<std::string>{"alert"});
+
+  // Set again: what the chain says is what is stored.
+  ASSERT_TRUE(engine_->SetPolicy(*admin_, second).ok());
+  EXPECT_TRUE(verify().ok);
+
+  // A shipped default deleted (no event ever set it): from the default.
+  DeleteRaw(keys::Policy("request"));
+  v = verify();
+  EXPECT_EQ(v.problem, "policy");
+  EXPECT_EQ(v.policy_kinds, std::vector<std::string>{"request"});
+  EXPECT_EQ(v.first_broken, 0u);
+  // A policy of a kind the chain never set, copied in with its MAC.
+  Close();
+  RetentionPolicy other = ShippedPolicy("alert");
+  other.kind = "notice";
+  const std::string unset = StoredPolicy(other);
+  const std::string request = StoredPolicy(ShippedPolicy("request"));
+  WriteRaw(keys::Policy("request"), request);
+  EXPECT_TRUE(verify().ok);
+  WriteRaw(keys::Policy("notice"), unset);
+  v = verify();
+  EXPECT_EQ(v.problem, "policy");
+  EXPECT_EQ(v.policy_kinds, std::vector<std::string>{"notice"});
+}
+
 }  // namespace
 }  // namespace custos::testing

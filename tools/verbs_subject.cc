@@ -210,7 +210,8 @@ nlohmann::json ChainJson(const ChainVerification& v) {
           {"head_seq", v.head_seq},
           {"head_link", v.head_link_hex},
           {"anchors_matched", v.anchors_matched},
-          {"anchors_folded", v.anchors_folded}};
+          {"anchors_folded", v.anchors_folded},
+          {"policy_kinds", v.policy_kinds}};
 }
 
 // --through's SEQ:LINK, as `verify --chain` prints a head.
@@ -270,6 +271,12 @@ void PrintVerification(const nlohmann::json& result, bool json) {
       if (!ch["ok"].get<bool>()) {
         std::cout << "problem: " << ch["problem"].get<std::string>()
                   << " at seq " << ch["first_broken"].get<uint64_t>() << "\n";
+      }
+      if (!ch["policy_kinds"].empty()) {
+        std::cout << "retention policies not as last set (kinds):";
+        for (const auto& kind : ch["policy_kinds"])
+          std::cout << " " << kind.get<std::string>();
+        std::cout << "\n";
       }
     }
     if (result.contains("erasure")) {
@@ -372,7 +379,13 @@ void AddVerifyVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                          .head_seq = response.getHeadSeq(),
                          .head_link_hex = response.getHeadLinkHex().cStr(),
                          .anchors_matched = response.getAnchorsMatched(),
-                         .anchors_folded = response.getAnchorsFolded()});
+                         .anchors_folded = response.getAnchorsFolded(),
+                         .policy_kinds = [&] {
+                           std::vector<std::string> kinds;
+                           for (auto k : response.getPolicyKinds())
+                             kinds.emplace_back(k.cStr());
+                           return kinds;
+                         }()});
         };
         if (auditor)
           check(c.Auditor().verifyChainRequest());
