@@ -369,8 +369,11 @@ interface Auditor {
   # (InvalidArgument otherwise): the chain must still pass through each
   # with that link, else problem "anchor" (a tail cut and the head
   # rewritten to match). anchorsMatched: those found with their link;
-  # anchorsFolded: those older than the checkpoint of pruned history,
-  # vouched for by it. firstBroken: the first seq that fails (0 when ok).
+  # anchorsFolded: those older than the checkpoint of pruned history (not
+  # checked: their links are gone). firstBroken: the first seq that fails
+  # (0 when ok). With "anchor", anchorLastHeld is the last recorded head
+  # (in seq order) that held before it (0: none): the chain departs from
+  # what was recorded after anchorLastHeld, at or before firstBroken.
   # Once the chain verified, each kind's stored retention policy is
   # compared with its last policySet event (the shipped default for a kind
   # without one): problem "policy" names in policyKinds those that differ
@@ -379,7 +382,8 @@ interface Auditor {
   verifyChain @1 (through :List(RecordedHead))
       -> (ok :Bool, problem :Text, verified :UInt64, headSeq :UInt64,
           headLinkHex :Text, anchorsMatched :UInt64, anchorsFolded :UInt64,
-          firstBroken :UInt64, policyKinds :List(Text));
+          firstBroken :UInt64, policyKinds :List(Text),
+          anchorLastHeld :UInt64);
   # The answer to a subject's access request, as the JSON of
   # docs/subject-report.md; producing it is a logged disclosure.
   subjectReport @2 (subjectId :Text) -> (json :Text);
@@ -625,7 +629,8 @@ interface Admin {
   verifyChain @10 (through :List(RecordedHead))
       -> (ok :Bool, problem :Text, verified :UInt64, headSeq :UInt64,
           headLinkHex :Text, anchorsMatched :UInt64, anchorsFolded :UInt64,
-          firstBroken :UInt64, policyKinds :List(Text));
+          firstBroken :UInt64, policyKinds :List(Text),
+          anchorLastHeld :UInt64);
   # Finishes the bookkeeping of shredded subjects' records, at most budget
   # (1 to 100,000: writes wait while they are rewritten) of them; how many
   # were rewritten (0: nothing pending).

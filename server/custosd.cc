@@ -528,9 +528,15 @@ int main(int argc, char** argv) {
   std::mutex maintenance_mu;
   std::condition_variable maintenance_cv;
   bool stopping = false;
+  // The history's head, logged at start, after each maintenance run that
+  // saw it move, and at a clean stop (docs/operations.md, "Keeping the
+  // history's head out of band"): touched by the maintenance thread only
+  // between the first and the last.
+  custos::server::MaintenanceLog maintenance_log;
+  custos::server::LogHistoryHead(**engine, maintenance_log, "at start",
+                                 /*only_if_moved=*/false);
   std::thread maintenance([&] {
     custos::server::QuietKjLog thread_kj_log;
-    custos::server::MaintenanceLog maintenance_log;
     std::unique_lock lock(maintenance_mu);
     while (!maintenance_cv.wait_for(lock,
                                     std::chrono::seconds(maintenance_seconds),
@@ -564,6 +570,9 @@ int main(int argc, char** argv) {
   }
   maintenance_cv.notify_all();
   maintenance.join();
+  // Every call has ended: the head no later write can move.
+  custos::server::LogHistoryHead(**engine, maintenance_log, "at stop",
+                                 /*only_if_moved=*/false);
   if (!run.ok()) return Die(run.ToString());
   std::fprintf(stderr, "custosd: stopped\n");
   return 0;

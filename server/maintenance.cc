@@ -47,20 +47,7 @@ void RunScheduledMaintenance(Engine& engine, Metrics& metrics,
                  report->skipped.size(), report->history_unauthenticated,
                  report->unauthenticated_policies.size());
   }
-  if (log != nullptr) {
-    auto head = engine.DurableHistoryHead();
-    if (!head) {
-      std::fprintf(stderr,
-                   "custosd: maintenance: reading the history head: %s\n",
-                   head.error().ToString().c_str());
-    } else if (!log->head_logged || log->head_logged->seq != head->seq ||
-               log->head_logged->link_hex != head->link_hex) {
-      std::fprintf(stderr, "custosd: history head %llu:%s\n",
-                   static_cast<unsigned long long>(head->seq),
-                   head->link_hex.c_str());
-      log->head_logged = *head;
-    }
-  }
+  if (log != nullptr) LogHistoryHead(engine, *log, "", /*only_if_moved=*/true);
   // After the sweep, so the count is of the states it wrote down (the
   // same as the effective ones it counts either way).
   auto counts = engine.CountRecordsForMaintenance(engine.Now());
@@ -70,6 +57,24 @@ void RunScheduledMaintenance(Engine& engine, Metrics& metrics,
     std::fprintf(stderr, "custosd: maintenance: counting records: %s\n",
                  counts.error().ToString().c_str());
   }
+}
+
+void LogHistoryHead(Engine& engine, MaintenanceLog& log, const char* when,
+                    bool only_if_moved) {
+  auto head = engine.DurableHistoryHead();
+  if (!head) {
+    std::fprintf(stderr, "custosd: reading the history head: %s\n",
+                 head.error().ToString().c_str());
+    return;
+  }
+  if (only_if_moved && log.head_logged && log.head_logged->seq == head->seq &&
+      log.head_logged->link_hex == head->link_hex) {
+    return;
+  }
+  std::fprintf(stderr, "custosd: history head %llu:%s%s%s\n",
+               static_cast<unsigned long long>(head->seq),
+               head->link_hex.c_str(), *when != '\0' ? " " : "", when);
+  log.head_logged = *head;
 }
 
 }  // namespace custos::server

@@ -38,6 +38,13 @@ void RunScheduledMaintenance(Engine& engine, Metrics& metrics,
                              size_t shred_budget,
                              MaintenanceLog* log = nullptr);
 
+// Logs the access history's durable head ("custosd: history head SEQ:LINK",
+// then " " and `when` if not empty: "at start", "at stop") and records it
+// in `log`; with `only_if_moved`, nothing when it is the one last logged.
+// A failure to read it is logged instead.
+void LogHistoryHead(Engine& engine, MaintenanceLog& log, const char* when,
+                    bool only_if_moved);
+
 }  // namespace custos::server
 
 #endif  // CUSTOS_SERVER_MAINTENANCE_H_

@@ -983,13 +983,18 @@ kj::Promise<void> ListHoldsCall(Connection& conn, const Actor& actor,
 template <typename Context>
 kj::Promise<void> VerifyChainCall(Connection& conn, const Actor& actor,
                                   Context context) {
-  // Copied off the message on the loop once counted; the engine checks
-  // the links.
+  // Copied off the message on the loop, each checked before its copy.
   auto given = context.getParams().getThrough();
   if (Status s = CheckRecordedHeadCount(given.size()); !s.ok()) Throw(s);
   std::vector<RecordedHead> through;
   through.reserve(given.size());
   for (auto head : given) {
+    const capnp::Text::Reader link = head.getLinkHex();
+    if (Status s = CheckRecordedHeadLink(
+            through.size(), std::string_view(link.cStr(), link.size()));
+        !s.ok()) {
+      Throw(s);
+    }
     through.push_back(
         {.seq = head.getSeq(), .link_hex = Str(head.getLinkHex())});
   }
@@ -1010,6 +1015,7 @@ kj::Promise<void> VerifyChainCall(Connection& conn, const Actor& actor,
         out.setAnchorsMatched(v.anchors_matched);
         out.setAnchorsFolded(v.anchors_folded);
         out.setFirstBroken(v.first_broken);
+        out.setAnchorLastHeld(v.anchor_last_held);
         auto kinds = out.initPolicyKinds(v.policy_kinds.size());
         for (size_t i = 0; i < v.policy_kinds.size(); ++i)
           kinds.set(i, v.policy_kinds[i]);

@@ -117,6 +117,7 @@ Result<ChainVerification> Audit::VerifyChain(
   out.head_link_hex = crypto::ToHex(report->head_link);
   out.anchors_matched = report->anchors_matched;
   out.anchors_folded = report->anchors_folded;
+  out.anchor_last_held = report->anchor_last_held;
   if (!report->ok()) return out;  // A broken chain vouches for no event.
 
   // What each kind's policy should be: its last event's fields, else the

@@ -1355,12 +1355,14 @@ Result<ChainReport> History::Verify(const leveldb::Snapshot* at,
          ++next_anchor) {
       if (crypto::ConstantTimeEquals(next_anchor->link, link)) {
         ++report.anchors_matched;
+        if (!anchor_broken) report.anchor_last_held = seq;
       } else if (!anchor_broken) {
         anchor_broken = seq;
       }
     }
   };
-  for (; next_anchor != pending.end() && next_anchor->seq + 1 < start_seq;
+  // (start_seq >= 1: no overflow, whatever an anchor's seq.)
+  for (; next_anchor != pending.end() && next_anchor->seq < start_seq - 1;
        ++next_anchor) {
     ++report.anchors_folded;
   }

@@ -228,10 +228,15 @@ struct ChainReport {
   uint64_t head_seq = 0;
   crypto::Digest head_link{};
   // Of the anchors given: those whose link was compared and matched, and
-  // those before the checkpoint's last folded event (vouched for by the
-  // checkpoint's MAC, their links no longer stored).
+  // those before the checkpoint's last folded event (not checked: their
+  // links are no longer stored).
   uint64_t anchors_matched = 0;
   uint64_t anchors_folded = 0;
+  // With kAnchor: the seq of the last anchor (in seq order) that matched
+  // before the one that failed, 0 if none did. Events up to it are the
+  // ones recorded; the chain departs after it, at or before first_broken
+  // (a cut tail may have been written over by later events).
+  uint64_t anchor_last_held = 0;
 };
 
 // Called by History::Verify for each verified event.

@@ -152,19 +152,23 @@ Status CheckRecordedHeadCount(size_t count) {
   return Status::Ok();
 }
 
+Status CheckRecordedHeadLink(size_t index, std::string_view hex) {
+  const bool digits =
+      hex.size() == 64 && std::all_of(hex.begin(), hex.end(), [](char c) {
+        return std::isxdigit(static_cast<unsigned char>(c)) != 0;
+      });
+  if (!digits) {
+    return Status::InvalidArgument("recorded head " +
+                                   std::to_string(index + 1) +
+                                   ": its link must be 64 hex digits");
+  }
+  return Status::Ok();
+}
+
 Status CheckRecordedHeads(const std::vector<RecordedHead>& heads) {
   CUSTOS_RETURN_IF_ERROR(CheckRecordedHeadCount(heads.size()));
-  for (size_t i = 0; i < heads.size(); ++i) {
-    const std::string_view hex = heads[i].link_hex;
-    const bool digits =
-        hex.size() == 64 && std::all_of(hex.begin(), hex.end(), [](char c) {
-          return std::isxdigit(static_cast<unsigned char>(c)) != 0;
-        });
-    if (!digits) {
-      return Status::InvalidArgument("recorded head " + std::to_string(i + 1) +
-                                     ": its link must be 64 hex digits");
-    }
-  }
+  for (size_t i = 0; i < heads.size(); ++i)
+    CUSTOS_RETURN_IF_ERROR(CheckRecordedHeadLink(i, heads[i].link_hex));
   return Status::Ok();
 }
 

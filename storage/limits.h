@@ -138,6 +138,8 @@ Status CheckBatchSize(size_t items, const Limits& limits);
 // Heads to verify the chain through: at most kMaxRecordedHeads, each link
 // exactly 64 hex digits. The count alone: for a list not yet copied.
 Status CheckRecordedHeadCount(size_t count);
+// The link of the `index`-th head (from 0): exactly 64 hex digits.
+Status CheckRecordedHeadLink(size_t index, std::string_view link_hex);
 Status CheckRecordedHeads(const std::vector<RecordedHead>& heads);
 
 // A breach scope's query: 1 to kMaxBreachPrincipals principal ids (each a

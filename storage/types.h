@@ -186,9 +186,13 @@ struct ChainVerification {
   std::string head_link_hex;
   // Of the heads given to verify through (RecordedHead): those found with
   // their link, and those older than the checkpoint's last folded event
-  // (vouched for by the checkpoint, their links no longer stored).
+  // (not checked: their links are no longer stored).
   uint64_t anchors_matched = 0;
   uint64_t anchors_folded = 0;
+  // Problem "anchor": the last recorded head (in seq order) that held
+  // before the one that failed, 0 if none: the chain departs from what was
+  // recorded after it, at or before first_broken.
+  uint64_t anchor_last_held = 0;
   // Problem "policy": the kinds (in order) whose stored retention policy is
   // not what the chain says was last set (its last policy_set event, or
   // the shipped default for a kind without one): an older value put back,

@@ -219,12 +219,28 @@ TEST_F(CustosToolMoreTest, VerifyThroughARecordedHeadCatchesACutTail) {
   const std::string new_head = second.out.substr(
       at + marker.size(), second.out.find('\n', at) - at - marker.size());
   ASSERT_NE(new_head, old_head);
-  ToolRun malformed = Tool({"verify", "--chain", "--through", "12"});
-  EXPECT_EQ(malformed.exit, 2);
-  EXPECT_TRUE(Contains(malformed.err,
-                       "--through: expected SEQ:LINK, a head as `custos "
-                       "verify --chain` prints it"))
-      << malformed.err;
+  // Malformed heads are usage errors (exit 2), found before anything is
+  // sent; a broken chain is exit 1.
+  const std::string link = old_head.substr(old_head.find(':') + 1);
+  for (const std::string& bad :
+       {std::string("12"), ":" + link, "-1:" + link, " 12:" + link,
+        "18446744073709551616:" + link}) {
+    ToolRun malformed = Tool({"verify", "--chain", "--through", bad});
+    EXPECT_EQ(malformed.exit, 2) << bad;
+    EXPECT_TRUE(Contains(malformed.err,
+                         "--through: expected SEQ:LINK, a head as `custos "
+                         "verify --chain` prints it"))
+        << bad << ": " << malformed.err;
+  }
+  for (const std::string& bad :
+       {std::string("12:"), "12:" + link.substr(1), "12:" + link + "\r"}) {
+    ToolRun malformed = Tool({"verify", "--chain", "--through", bad});
+    EXPECT_EQ(malformed.exit, 2) << bad;
+    EXPECT_TRUE(Contains(malformed.err,
+                         "--through: recorded head 1: its link must be 64 hex "
+                         "digits"))
+        << malformed.err;
+  }
   ASSERT_EQ(custosd_.Stop(), 0);
 
   // The events after the old head deleted, the head put back as it was.
@@ -255,6 +271,14 @@ TEST_F(CustosToolMoreTest, VerifyThroughARecordedHeadCatchesACutTail) {
   ToolRun caught = Tool(through);
   EXPECT_EQ(caught.exit, 1);
   EXPECT_TRUE(Contains(caught.out, "CHAIN BROKEN")) << caught.out;
+  EXPECT_TRUE(Contains(caught.out, "(not verified: do not keep it)"))
+      << caught.out;
+  EXPECT_TRUE(Contains(caught.out,
+                       "the chain departs from the recorded heads after seq " +
+                           std::to_string(std::stoull(old_head)) +
+                           " (the last that held), at or before seq " +
+                           std::to_string(std::stoull(old_head) + 1) + "\n"))
+      << caught.out;
   EXPECT_TRUE(Contains(caught.out,
                        "problem: anchor at seq " +
                            std::to_string(std::stoull(old_head) + 1) + "\n"))

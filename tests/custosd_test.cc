@@ -464,14 +464,22 @@ TEST_F(CustosdTest, TakesItsMasterKeyFromSystemdCredentialsAndServesHealth) {
   EXPECT_FALSE(fs::exists(dir_ + "/custos-master.key"));
 }
 
-// The text after the last "custosd: history head " line of `log` up to its
-// end of line ("" when there is none).
+// The SEQ:LINK of the last "custosd: history head " line of `log` ("" when
+// there is none).
 std::string LastLoggedHead(const std::string& log) {
   const std::string said = "custosd: history head ";
   const size_t at = log.rfind(said);
   if (at == std::string::npos) return "";
   const size_t from = at + said.size();
-  return log.substr(from, log.find('\n', from) - from);
+  return log.substr(from, log.find_first_of(" \n", from) - from);
+}
+
+// How many lines of `log` are `line` exactly.
+size_t LinesOf(const std::string& log, const std::string& line) {
+  size_t n = 0;
+  std::istringstream in(log);
+  for (std::string l; std::getline(in, l);) n += l == line ? 1 : 0;
+  return n;
 }
 
 // Its scheduled maintenance logs the access history's head whenever it
@@ -479,6 +487,13 @@ std::string LastLoggedHead(const std::string& log) {
 // as SEQ:LINK: given back to verifyChain, the chain must pass through it.
 TEST_F(CustosdTest, LogsTheHistoryHeadForVerificationsToCheckLater) {
   Start({"--maintenance-interval", "1"});
+  // At start: the first admin's principal_created event.
+  const std::string at_start = LastLoggedHead(custosd_.Log());
+  ASSERT_TRUE(at_start.starts_with("1:")) << custosd_.Log();
+  EXPECT_EQ(LinesOf(custosd_.Log(),
+                    "custosd: history head " + at_start + " at start"),
+            1u)
+      << custosd_.Log();
   capnp::EzRpcClient client("unix:" + Socket());
   auto& wait = client.getWaitScope();
   auto login = client.getMain<rpc::Gateway>().loginRequest();
@@ -522,16 +537,15 @@ TEST_F(CustosdTest, LogsTheHistoryHeadForVerificationsToCheckLater) {
   EXPECT_EQ(std::string(broken.getProblem().cStr()), "anchor");
   EXPECT_EQ(broken.getFirstBroken(), 3u);
 
+  // Two more maintenance runs (one a second) see the same head.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
   ASSERT_EQ(Stop(), 0);
-  // Logged once per head, however many runs saw it.
+  // Logged once per head by maintenance however many runs saw it, and
+  // again at the clean stop.
   const std::string log = custosd_.Log();
-  size_t lines = 0;
-  for (size_t at = log.find("custosd: history head 2:");
-       at != std::string::npos;
-       at = log.find("custosd: history head 2:", at + 1)) {
-    ++lines;
-  }
-  EXPECT_EQ(lines, 1u) << log;
+  EXPECT_EQ(LinesOf(log, "custosd: history head " + logged), 1u) << log;
+  EXPECT_EQ(LinesOf(log, "custosd: history head " + logged + " at stop"), 1u)
+      << log;
 }
 
 }  // namespace

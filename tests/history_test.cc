@@ -981,6 +981,45 @@ TEST_F(HistoryTest, ATailCutAndReheadedIsCaughtThroughAHeadRecordedBefore) {
 // An anchor whose seq is there with another link (another store's head, or
 // events rewritten under the audit key) is reported at its seq, after the
 // anchors before it matched; duplicates are each counted.
+// The cut an intruder makes: the tail deleted, the head put back, and the
+// store used again, so new events take the cut seqs. The recorded head at
+// 6 fails at its own seq; the one at 4 is reported as the last that held.
+TEST_F(HistoryTest, ACutTailWrittenOverIsReportedAfterTheLastHeadThatHeld) {
+  AppendMany(4);
+  const ChainReport at_four = VerifyOrDie();
+  const std::string head_at_four = RawGet("m:history_head");
+  AppendMany(2);
+  const ChainReport at_six = VerifyOrDie();
+  RawDelete(EventKey(5));
+  RawDelete(EventKey(6));
+  RawPut("m:history_head", head_at_four);
+  CloseAll();
+  OpenAll();
+  AppendMany(3);  // Seqs 5 to 7, with other links.
+  ASSERT_TRUE(VerifyOrDie().ok());
+  const std::vector<ChainAnchor> kept = {{.seq = 4, .link = at_four.head_link},
+                                         {.seq = 6, .link = at_six.head_link}};
+  const ChainReport report = history_->Verify(nullptr, nullptr, kept).value();
+  EXPECT_EQ(report.problem, ChainReport::Problem::kAnchor);
+  EXPECT_EQ(report.first_broken, 6u);
+  EXPECT_EQ(report.anchor_last_held, 4u);
+  EXPECT_EQ(report.verified, 7u);
+}
+
+// A seq no chain reaches is past the head, not "before the checkpoint"
+// (seq + 1 would overflow).
+TEST_F(HistoryTest, ARecordedHeadAtTheLargestSeqIsPastTheHead) {
+  AppendMany(2);
+  const ChainReport report =
+      history_
+          ->Verify(nullptr, nullptr,
+                   std::vector<ChainAnchor>{{.seq = UINT64_MAX}})
+          .value();
+  EXPECT_EQ(report.problem, ChainReport::Problem::kAnchor);
+  EXPECT_EQ(report.first_broken, 3u);
+  EXPECT_EQ(report.anchors_folded, 0u);
+}
+
 TEST_F(HistoryTest, ARecordedHeadWithAnotherLinkIsReportedAtItsSeq) {
   AppendMany(5);
   const ChainReport at_five = VerifyOrDie();

@@ -800,6 +800,7 @@ TEST_F(ServerAdminTest, TheChainIsVerifiedThroughRecordedHeadsWithinTheLimits) {
   EXPECT_EQ(std::string(answer.getProblem().cStr()), "anchor");
   EXPECT_EQ(answer.getFirstBroken(), seq + 1);
   EXPECT_EQ(answer.getAnchorsMatched(), 1u);
+  EXPECT_EQ(answer.getAnchorLastHeld(), seq);
 
   auto admin_session = AdminSession();
   auto admin = AdminFacet(admin_session);
@@ -807,6 +808,17 @@ TEST_F(ServerAdminTest, TheChainIsVerifiedThroughRecordedHeadsWithinTheLimits) {
   by_admin.initThrough(1)[0].setSeq(seq);
   by_admin.getThrough()[0].setLinkHex(link);
   EXPECT_TRUE(by_admin.send().wait(wait()).getOk());
+
+  // The limit itself is accepted: 1,000 copies of one head, each matched.
+  auto at_limit = admin.verifyChainRequest();
+  auto thousand = at_limit.initThrough(1000);
+  for (auto head : thousand) {
+    head.setSeq(seq);
+    head.setLinkHex(link);
+  }
+  auto all = at_limit.send().wait(wait());
+  EXPECT_TRUE(all.getOk()) << all.getProblem().cStr();
+  EXPECT_EQ(all.getAnchorsMatched(), 1000u);
 
   auto too_many = admin.verifyChainRequest();
   too_many.initThrough(1001);

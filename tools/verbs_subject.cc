@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "storage/limits.h"
 #include "tools/cli.h"
 
 namespace custos::cli {
@@ -211,6 +212,7 @@ nlohmann::json ChainJson(const ChainVerification& v) {
           {"head_link", v.head_link_hex},
           {"anchors_matched", v.anchors_matched},
           {"anchors_folded", v.anchors_folded},
+          {"anchor_last_held", v.anchor_last_held},
           {"policy_kinds", v.policy_kinds}};
 }
 
@@ -229,6 +231,29 @@ RecordedHead ParseRecordedHead(std::string_view text) {
   }
   head.link_hex = std::string(text.substr(colon + 1));
   return head;
+}
+
+// The heads given, checked here as the engine would (a usage error, exit 2,
+// before anything is opened or sent).
+std::vector<RecordedHead> ParseRecordedHeads(
+    const std::vector<std::string>& texts) {
+  std::vector<RecordedHead> heads;
+  for (const std::string& text : texts)
+    heads.push_back(ParseRecordedHead(text));
+  if (Status s = CheckRecordedHeads(heads); !s.ok())
+    throw UsageError("--through: " + s.message());
+  return heads;
+}
+
+// A chain found ok must have checked every head given (matched, or before
+// the checkpoint): a server that ignores `through` (one older than the
+// parameter) answers ok with neither count.
+void RequireHeadsChecked(const ChainVerification& v, size_t given) {
+  if (v.ok && v.anchors_matched + v.anchors_folded != given) {
+    throw Failure(
+        "the server did not check the recorded heads (is it older than "
+        "this tool?): nothing is proven about them");
+  }
 }
 
 // "ok" is about the bytes found; the two counts are reported beside it (a
@@ -257,20 +282,34 @@ void PrintVerification(const nlohmann::json& result, bool json) {
   } else {
     if (result.contains("chain")) {
       const auto& ch = result["chain"];
-      std::cout << (ch["ok"].get<bool>() ? "chain ok" : "CHAIN BROKEN") << ": "
+      const bool chain_ok = ch["ok"].get<bool>();
+      std::cout << (chain_ok ? "chain ok" : "CHAIN BROKEN") << ": "
                 << ch["verified"].get<uint64_t>() << " events verified, head "
                 << ch["head_seq"].get<uint64_t>() << ":"
-                << ch["head_link"].get<std::string>() << "\n";
+                << ch["head_link"].get<std::string>()
+                << (chain_ok ? "" : " (not verified: do not keep it)") << "\n";
       const uint64_t matched = ch["anchors_matched"].get<uint64_t>();
       const uint64_t folded = ch["anchors_folded"].get<uint64_t>();
       if (matched + folded > 0) {
         std::cout << "through recorded heads: " << matched << " found";
-        if (folded > 0) std::cout << ", " << folded << " before the checkpoint";
+        if (folded > 0) {
+          std::cout << ", " << folded
+                    << " before the checkpoint (not checked: their links "
+                       "were folded away)";
+        }
         std::cout << "\n";
       }
-      if (!ch["ok"].get<bool>()) {
-        std::cout << "problem: " << ch["problem"].get<std::string>()
-                  << " at seq " << ch["first_broken"].get<uint64_t>() << "\n";
+      if (!chain_ok) {
+        const std::string problem = ch["problem"].get<std::string>();
+        std::cout << "problem: " << problem << " at seq "
+                  << ch["first_broken"].get<uint64_t>() << "\n";
+        if (problem == "anchor") {
+          const uint64_t held = ch["anchor_last_held"].get<uint64_t>();
+          std::cout << "the chain departs from the recorded heads after seq "
+                    << held << " (the last that held"
+                    << (held == 0 ? ": none" : "") << "), at or before seq "
+                    << ch["first_broken"].get<uint64_t>() << "\n";
+        }
       }
       if (!ch["policy_kinds"].empty()) {
         std::cout << "retention policies not as last set (kinds):";
@@ -346,12 +385,7 @@ void AddVerifyVerbs(CLI::App& app, std::vector<Verb>& verbs) {
     if (!a->chain && !a->erasure)
       throw UsageError("verify: give --chain, --erasure or both");
   };
-  auto recorded_heads = [a] {
-    std::vector<RecordedHead> heads;
-    for (const std::string& text : a->through)
-      heads.push_back(ParseRecordedHead(text));
-    return heads;
-  };
+  auto recorded_heads = [a] { return ParseRecordedHeads(a->through); };
   auto online = [a, require_what, recorded_heads](Connection& c) {
     require_what();
     const std::vector<RecordedHead> through = recorded_heads();
@@ -371,21 +405,24 @@ void AddVerifyVerbs(CLI::App& app, std::vector<Verb>& verbs) {
             list[i].setLinkHex(through[i].link_hex);
           }
           auto response = request.send().wait(c.wait());
-          result["chain"] =
-              ChainJson({.ok = response.getOk(),
-                         .problem = response.getProblem().cStr(),
-                         .first_broken = response.getFirstBroken(),
-                         .verified = response.getVerified(),
-                         .head_seq = response.getHeadSeq(),
-                         .head_link_hex = response.getHeadLinkHex().cStr(),
-                         .anchors_matched = response.getAnchorsMatched(),
-                         .anchors_folded = response.getAnchorsFolded(),
-                         .policy_kinds = [&] {
-                           std::vector<std::string> kinds;
-                           for (auto k : response.getPolicyKinds())
-                             kinds.emplace_back(k.cStr());
-                           return kinds;
-                         }()});
+          const ChainVerification v{
+              .ok = response.getOk(),
+              .problem = response.getProblem().cStr(),
+              .first_broken = response.getFirstBroken(),
+              .verified = response.getVerified(),
+              .head_seq = response.getHeadSeq(),
+              .head_link_hex = response.getHeadLinkHex().cStr(),
+              .anchors_matched = response.getAnchorsMatched(),
+              .anchors_folded = response.getAnchorsFolded(),
+              .anchor_last_held = response.getAnchorLastHeld(),
+              .policy_kinds = [&] {
+                std::vector<std::string> kinds;
+                for (auto k : response.getPolicyKinds())
+                  kinds.emplace_back(k.cStr());
+                return kinds;
+              }()};
+          RequireHeadsChecked(v, through.size());
+          result["chain"] = ChainJson(v);
         };
         if (auditor)
           check(c.Auditor().verifyChainRequest());
@@ -416,6 +453,7 @@ void AddVerifyVerbs(CLI::App& app, std::vector<Verb>& verbs) {
     if (a->chain) {
       auto v = engine->VerifyChain(*actor, nullptr, through);
       if (!v) throw Failure(v.error().ToString());
+      RequireHeadsChecked(*v, through.size());
       result["chain"] = ChainJson(*v);
     }
     if (a->erasure) {
