@@ -330,6 +330,23 @@ interface Officer {
       -> (hold :Hold);
 }
 
+# A kind whose stored retention policy is not what the access history says
+# was last set (verifyChain). Texts give the periods as a policySet event
+# does after its kind: "erase_after:P6M, history_after:P5Y".
+struct PolicyDifference {
+  kind @0 :Text;
+  # What the chain says: "none" (no event or shipped default names the
+  # kind), "default" (the shipped default) or "event" (the last policySet
+  # event, at lastSetSeq).
+  expectedFrom @1 :Text;
+  lastSetSeq @2 :UInt64;
+  expected @3 :Text;
+  # What is stored: "none", "unauthenticated" (fails its MAC or does not
+  # decode) or "policy" (then storedText).
+  stored @4 :Text;
+  storedText @5 :Text;
+}
+
 # A head of the access history recorded out of band (verifyChain).
 struct RecordedHead {
   seq @0 :UInt64;
@@ -374,16 +391,18 @@ interface Auditor {
   # (0 when ok). With "anchor", anchorLastHeld is the last recorded head
   # (in seq order) that held before it (0: none): the chain departs from
   # what was recorded after anchorLastHeld, at or before firstBroken.
-  # Once the chain verified, each kind's stored retention policy is
-  # compared with its last policySet event (the shipped default for a kind
-  # without one): problem "policy" names in policyKinds those that differ
-  # (an older value put back, one deleted or failing its MAC); firstBroken
-  # is then the first such kind's last policySet seq (0: the default).
+  # Apart from the chain (ok, problem, firstBroken are the chain's): when
+  # the walk reached the last stored event (policiesChecked), each kind's
+  # stored retention policy is compared with its last policySet event (the
+  # shipped default for a kind without one); policyDifferences lists those
+  # that differ (an older value put back, one deleted, added or failing
+  # its MAC), at most 100, policyDifferencesTotal counts them all.
   verifyChain @1 (through :List(RecordedHead))
       -> (ok :Bool, problem :Text, verified :UInt64, headSeq :UInt64,
           headLinkHex :Text, anchorsMatched :UInt64, anchorsFolded :UInt64,
-          firstBroken :UInt64, policyKinds :List(Text),
-          anchorLastHeld :UInt64);
+          firstBroken :UInt64, anchorLastHeld :UInt64,
+          policiesChecked :Bool, policyDifferences :List(PolicyDifference),
+          policyDifferencesTotal :UInt64);
   # The answer to a subject's access request, as the JSON of
   # docs/subject-report.md; producing it is a logged disclosure.
   subjectReport @2 (subjectId :Text) -> (json :Text);
@@ -629,8 +648,9 @@ interface Admin {
   verifyChain @10 (through :List(RecordedHead))
       -> (ok :Bool, problem :Text, verified :UInt64, headSeq :UInt64,
           headLinkHex :Text, anchorsMatched :UInt64, anchorsFolded :UInt64,
-          firstBroken :UInt64, policyKinds :List(Text),
-          anchorLastHeld :UInt64);
+          firstBroken :UInt64, anchorLastHeld :UInt64,
+          policiesChecked :Bool, policyDifferences :List(PolicyDifference),
+          policyDifferencesTotal :UInt64);
   # Finishes the bookkeeping of shredded subjects' records, at most budget
   # (1 to 100,000: writes wait while they are rewritten) of them; how many
   # were rewritten (0: nothing pending).

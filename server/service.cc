@@ -1016,9 +1016,20 @@ kj::Promise<void> VerifyChainCall(Connection& conn, const Actor& actor,
         out.setAnchorsFolded(v.anchors_folded);
         out.setFirstBroken(v.first_broken);
         out.setAnchorLastHeld(v.anchor_last_held);
-        auto kinds = out.initPolicyKinds(v.policy_kinds.size());
-        for (size_t i = 0; i < v.policy_kinds.size(); ++i)
-          kinds.set(i, v.policy_kinds[i]);
+        out.setPoliciesChecked(v.policies_checked);
+        out.setPolicyDifferencesTotal(v.policy_differences_total);
+        auto differences =
+            out.initPolicyDifferences(v.policy_differences.size());
+        for (size_t i = 0; i < v.policy_differences.size(); ++i) {
+          const PolicyDifference& d = v.policy_differences[i];
+          auto o = differences[i];
+          o.setKind(d.kind);
+          o.setExpectedFrom(std::string(PolicyDifferenceFromName(d.expected_from)));
+          o.setLastSetSeq(d.last_set_seq);
+          o.setExpected(d.expected);
+          o.setStored(std::string(PolicyDifferenceStoredName(d.stored)));
+          o.setStoredText(d.stored_text);
+        }
       });
 }
 

@@ -118,38 +118,74 @@ Result<ChainVerification> Audit::VerifyChain(
   out.anchors_matched = report->anchors_matched;
   out.anchors_folded = report->anchors_folded;
   out.anchor_last_held = report->anchor_last_held;
-  if (!report->ok()) return out;  // A broken chain vouches for no event.
+  // The walk verified every event from the checkpoint to the last stored
+  // one (whatever the head, the anchors or the index scan found after it):
+  // the policy_set events it met are all there are.
+  if (!report->walked_to_end) return out;
+  out.policies_checked = true;
 
-  // What each kind's policy should be: its last event's fields, else the
-  // shipped default's (no event is written for those), else none.
-  std::map<std::string, std::pair<uint64_t, std::vector<std::string>>> expected;
-  for (const RetentionPolicy& policy : DefaultPolicies())
-    expected[policy.kind] = {0, events::PolicyFields(policy)};
-  for (auto& [kind, set] : last_set) expected[kind] = std::move(set);
+  // What each kind's policy should be: what its last event set, else the
+  // shipped default (no event is written for those), else none.
+  struct Expected {
+    uint64_t seq = 0;
+    Result<RetentionPolicy> policy = Fail(Status::NotFound("no policy"));
+    std::string text;  // As the event said it (or the default's).
+  };
+  auto describe = [](const std::vector<std::string>& fields) {
+    std::string text;
+    for (size_t i = 1; i < fields.size(); ++i) {  // After "kind:<kind>".
+      if (!text.empty()) text += ", ";
+      text += fields[i];
+    }
+    return text;
+  };
+  std::map<std::string, Expected> expected;
+  for (const RetentionPolicy& policy : DefaultPolicies()) {
+    expected[policy.kind] = {.seq = 0,
+                             .policy = policy,
+                             .text = describe(events::PolicyFields(policy))};
+  }
+  for (const auto& [kind, set] : last_set) {
+    expected[kind] = {.seq = set.first,
+                      .policy = events::PolicyFromFields(set.second),
+                      .text = describe(set.second)};
+  }
   std::set<std::string> kinds;
   for (const auto& [kind, policy] : stored_policies) kinds.insert(kind);
-  for (const auto& [kind, set] : expected) kinds.insert(kind);
-  std::optional<uint64_t> departs_from;
+  for (const auto& [kind, want] : expected) kinds.insert(kind);
   for (const std::string& kind : kinds) {
     auto want = expected.find(kind);
     auto have = stored_policies.find(kind);
     const bool stored = have != stored_policies.end();
+    const bool stored_ok = stored && have->second.has_value();
     bool same;
     if (want == expected.end()) {
       same = !stored;
     } else {
-      same = stored && have->second.has_value() &&
-             events::PolicyFields(*have->second) == want->second.second;
+      same = stored_ok && want->second.policy.has_value() &&
+             *want->second.policy == *have->second;
     }
     if (same) continue;
-    out.policy_kinds.push_back(kind);
-    const uint64_t seq = want == expected.end() ? 0 : want->second.first;
-    if (!departs_from) departs_from = seq;
-  }
-  if (departs_from) {
-    out.ok = false;
-    out.problem = "policy";
-    out.first_broken = *departs_from;
+    ++out.policy_differences_total;
+    if (out.policy_differences.size() >= kMaxPolicyDifferences) continue;
+    PolicyDifference d;
+    d.kind = kind;
+    if (want != expected.end()) {
+      d.last_set_seq = want->second.seq;
+      d.expected = want->second.text;
+      d.expected_from = want->second.seq == 0
+                            ? PolicyDifference::kShippedDefault
+                            : PolicyDifference::kEvent;
+    }
+    if (!stored) {
+      d.stored = PolicyDifference::kNone;
+    } else if (!stored_ok) {
+      d.stored = PolicyDifference::kUnauthenticated;
+    } else {
+      d.stored = PolicyDifference::kStored;
+      d.stored_text = describe(events::PolicyFields(*have->second));
+    }
+    out.policy_differences.push_back(std::move(d));
   }
   return out;
 }

@@ -1,6 +1,7 @@
 #include "storage/events.h"
 
 #include <algorithm>
+#include <string_view>
 
 namespace custos::events {
 namespace {
@@ -89,6 +90,44 @@ std::vector<std::string> PolicyFields(const RetentionPolicy& policy) {
   fields.push_back("erase_after:" + policy.erase_after.ToString());
   fields.push_back("history_after:" + policy.history_after.ToString());
   return fields;
+}
+
+Result<RetentionPolicy> PolicyFromFields(
+    const std::vector<std::string>& fields) {
+  auto unreadable = [] {
+    return Fail(Status::DataLoss("a policy_set event's fields do not read"));
+  };
+  std::optional<std::string> kind;
+  std::optional<Period> close_after, block_after, erase_after, history_after;
+  for (const std::string& field : fields) {
+    const size_t colon = field.find(':');
+    if (colon == std::string::npos) continue;
+    const std::string_view name = std::string_view(field).substr(0, colon);
+    const std::string_view value = std::string_view(field).substr(colon + 1);
+    if (name == "kind") {
+      if (kind) return unreadable();
+      kind = std::string(value);
+      continue;
+    }
+    std::optional<Period>* period = name == "close_after"     ? &close_after
+                                    : name == "block_after"   ? &block_after
+                                    : name == "erase_after"   ? &erase_after
+                                    : name == "history_after" ? &history_after
+                                                              : nullptr;
+    if (period == nullptr) continue;
+    if (period->has_value()) return unreadable();
+    auto parsed = ParsePeriod(value);
+    if (!parsed) return unreadable();
+    *period = *parsed;
+  }
+  if (!kind || !erase_after || !history_after) return unreadable();
+  RetentionPolicy policy;
+  policy.kind = *kind;
+  policy.close_after = close_after;
+  policy.block_after = block_after;
+  policy.erase_after = *erase_after;
+  policy.history_after = *history_after;
+  return policy;
 }
 
 Event PolicyEvent(const PrincipalInfo& who, const RetentionPolicy& policy,

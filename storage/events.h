@@ -57,6 +57,13 @@ Event PolicyEvent(const PrincipalInfo& who, const RetentionPolicy& policy,
 // stored policies with them).
 std::vector<std::string> PolicyFields(const RetentionPolicy& policy);
 
+// The policy a policy_set event's fields name: "kind:" and the periods,
+// read back with ParsePeriod, in any order; fields it does not know are
+// ignored. DataLoss when the kind, erase_after or history_after is
+// missing, a period does not parse, or a field comes twice.
+Result<RetentionPolicy> PolicyFromFields(
+    const std::vector<std::string>& fields);
+
 // The disclosure of `view` (which included personal data) to `who`: a read,
 // or a read_restricted when the record was not ACTIVE, naming every field,
 // flag note and contest content shown.

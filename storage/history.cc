@@ -1548,6 +1548,7 @@ Result<ChainReport> History::Verify(const leveldb::Snapshot* at,
   CUSTOS_RETURN_IF_ERROR(FromLevelDb(it->status(), "reading history"));
   report.verified = verifier.verified();
   if (!report.ok()) return report;
+  report.walked_to_end = true;
 
   const uint64_t last = expected - 1;
   if (!head.has_value()) {

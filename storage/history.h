@@ -237,6 +237,10 @@ struct ChainReport {
   // ones recorded; the chain departs after it, at or before first_broken
   // (a cut tail may have been written over by later events).
   uint64_t anchor_last_held = 0;
+  // The walk verified every stored event from its start to the last one
+  // (links, MACs, index entries), whatever the head, the anchors or the
+  // orphan scan found after it: `each` saw every event there is.
+  bool walked_to_end = false;
 };
 
 // Called by History::Verify for each verified event.
@@ -349,9 +353,12 @@ class History {
   // one), an older one is folded (counted, not compared), any other must
   // be an event walked with that link; the first that fails is kAnchor
   // at its seq (at the head's seq + 1 when it lies past the head).
-  // `each`, when given, is called with the header and clear fields of every
-  // event (not stub) whose link, MAC and index entries verified, in seq
-  // order (Audit::VerifyChain reads the policy_set events through it).
+  // `each`, when given, is called with the header and clear fields of each
+  // event (not stub) once its link, MAC and index entries verified, in seq
+  // order, before the head, the anchors and the orphan index entries are
+  // checked (events past the head included): ChainReport::walked_to_end
+  // says whether it saw them all (Audit::VerifyChain reads the policy_set
+  // events through it).
   Result<ChainReport> Verify(const leveldb::Snapshot* at = nullptr,
                              const WorkProgressFn& progress = nullptr,
                              std::span<const ChainAnchor> anchors = {},

@@ -60,6 +60,30 @@ std::string_view PurposeKindName(PurposeKind kind) {
   return "unknown";
 }
 
+std::string_view PolicyDifferenceFromName(PolicyDifference::From from) {
+  switch (from) {
+    case PolicyDifference::kNoPolicy:
+      return "none";
+    case PolicyDifference::kShippedDefault:
+      return "default";
+    case PolicyDifference::kEvent:
+      return "event";
+  }
+  return "unknown";
+}
+
+std::string_view PolicyDifferenceStoredName(PolicyDifference::Stored stored) {
+  switch (stored) {
+    case PolicyDifference::kNone:
+      return "none";
+    case PolicyDifference::kUnauthenticated:
+      return "unauthenticated";
+    case PolicyDifference::kStored:
+      return "policy";
+  }
+  return "unknown";
+}
+
 bool PrincipalInfo::HasRole(Role role) const {
   return std::find(roles.begin(), roles.end(), role) != roles.end();
 }

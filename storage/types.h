@@ -174,6 +174,34 @@ struct AccessHistoryPage {
 };
 
 // The result of verifying the access-history chain.
+// A kind whose stored retention policy is not what the access history says
+// was last set (ChainVerification). The texts are the periods as a
+// policy_set event gives them, after its kind: "erase_after:P6M,
+// history_after:P5Y" (close_after and block_after first when set).
+struct PolicyDifference {
+  enum From { kNoPolicy, kShippedDefault, kEvent };
+  enum Stored { kNone, kUnauthenticated, kStored };
+  std::string kind;
+  // What the chain says: no policy at all (no event and no shipped
+  // default names the kind), the shipped default, or the kind's last
+  // policy_set event, at last_set_seq.
+  From expected_from = kNoPolicy;
+  uint64_t last_set_seq = 0;
+  std::string expected;
+  // What the files hold: nothing, a value failing its MAC (or not
+  // decoding), or a policy, as stored_text.
+  Stored stored = kNone;
+  std::string stored_text;
+};
+
+// The most PolicyDifference a verification lists (their total is counted).
+inline constexpr size_t kMaxPolicyDifferences = 100;
+
+// Their names over RPC and in the tool's JSON: "none", "default", "event";
+// "none", "unauthenticated", "policy".
+std::string_view PolicyDifferenceFromName(PolicyDifference::From from);
+std::string_view PolicyDifferenceStoredName(PolicyDifference::Stored stored);
+
 struct ChainVerification {
   bool ok = true;
   std::string problem;        // "" when ok; otherwise what broke.
@@ -193,13 +221,16 @@ struct ChainVerification {
   // before the one that failed, 0 if none: the chain departs from what was
   // recorded after it, at or before first_broken.
   uint64_t anchor_last_held = 0;
-  // Problem "policy": the kinds (in order) whose stored retention policy is
-  // not what the chain says was last set (its last policy_set event, or
-  // the shipped default for a kind without one): an older value put back,
-  // a policy deleted or added, one failing its MAC. first_broken is then
-  // the seq of the first such kind's last policy_set event (0: it departs
-  // from the shipped default, or from no policy).
-  std::vector<std::string> policy_kinds;
+  // Apart from the chain (ok, problem and first_broken are the chain's
+  // alone): whether the stored retention policies were compared with it
+  // (the walk reached the last stored event, whatever else it found), and
+  // the kinds whose stored policy is not what the chain says was last set
+  // (its last policy_set event, or the shipped default for a kind without
+  // one): an older value put back, a policy deleted, added or failing its
+  // MAC. At most kMaxPolicyDifferences, in kind order; the total beside.
+  bool policies_checked = false;
+  std::vector<PolicyDifference> policy_differences;
+  uint64_t policy_differences_total = 0;
 };
 
 // A head recorded out of band from an earlier verification (its head_seq

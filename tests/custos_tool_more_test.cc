@@ -285,6 +285,65 @@ TEST_F(CustosToolMoreTest, VerifyThroughARecordedHeadCatchesACutTail) {
       << caught.out;
 }
 
+// A genuine older policy value put back with the files, custosd then
+// started again: the chain verifies (its head may be kept), the policy is
+// named as not what was last set, over the socket, and the tool exits 1.
+TEST_F(CustosToolMoreTest, VerifyNamesAPolicyRolledBackAndKeepsTheChainOk) {
+  custosd_.Start(CUSTOSD_PATH);
+  ASSERT_EQ(Tool({"policy", "set", "alert", "--erase-after", "P6M",
+                  "--history-after", "P6Y"})
+                .exit,
+            0);
+  ASSERT_EQ(custosd_.Stop(), 0);
+  std::string older;
+  {
+    auto db = OpenStoppedRecords();
+    ASSERT_TRUE(db != nullptr);
+    ASSERT_TRUE(db->Get(leveldb::ReadOptions(), "pol:alert", &older).ok());
+  }
+  custosd_.Start(CUSTOSD_PATH);
+  ASSERT_EQ(Tool({"policy", "set", "alert", "--erase-after", "P6M",
+                  "--history-after", "P10Y"})
+                .exit,
+            0);
+  ToolRun before = Tool({"verify", "--chain"});
+  EXPECT_EQ(before.exit, 0) << before.out << before.err;
+  EXPECT_TRUE(
+      Contains(before.out, "retention policies ok: as the chain last set them"))
+      << before.out;
+  ASSERT_EQ(custosd_.Stop(), 0);
+  {
+    auto db = OpenStoppedRecords();
+    ASSERT_TRUE(db != nullptr);
+    ASSERT_TRUE(db->Put(leveldb::WriteOptions(), "pol:alert", older).ok());
+  }
+  custosd_.Start(CUSTOSD_PATH);
+  ToolRun after = Tool({"verify", "--chain"});
+  EXPECT_EQ(after.exit, 1);
+  EXPECT_TRUE(Contains(after.out, "chain ok: ")) << after.out;
+  EXPECT_FALSE(Contains(after.out, "do not keep")) << after.out;
+  EXPECT_TRUE(Contains(after.out,
+                       "RETENTION POLICIES NOT AS LAST SET: 1 kinds (check "
+                       "each, then set it: custos policy set)\n"))
+      << after.out;
+  EXPECT_TRUE(Contains(after.out,
+                       "  alert: stored erase_after:P6M, history_after:P6Y; "
+                       "last set at seq "))
+      << after.out;
+  EXPECT_TRUE(Contains(after.out, ": erase_after:P6M, history_after:P10Y\n"))
+      << after.out;
+  ToolRun json = Tool({"verify", "--chain", "--json"});
+  EXPECT_EQ(json.exit, 1);
+  const auto policies = nlohmann::json::parse(json.out)["policies"];
+  EXPECT_EQ(policies["ok"], false);
+  EXPECT_EQ(policies["checked"], true);
+  EXPECT_EQ(policies["total"], 1);
+  ASSERT_EQ(policies["differences"].size(), 1u);
+  EXPECT_EQ(policies["differences"][0]["kind"], "alert");
+  EXPECT_EQ(policies["differences"][0]["expected_from"], "event");
+  EXPECT_EQ(policies["differences"][0]["stored"], "policy");
+}
+
 // ---- stats --------------------------------------------------------------
 
 TEST_F(CustosToolMoreTest, StatsCountWritesSyncsAndKeyLookupsForAdminsOnly) {

@@ -7,10 +7,12 @@
 #include <gtest/gtest.h>
 #include <leveldb/db.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
 #include "storage/codec.h"
+#include "storage/events.h"
 #include "storage/keys.h"
 #include "tests/engine_fixture.h"
 
@@ -684,12 +686,22 @@ TEST_F(RetentionBoundsTest, AShredErasingTheRecordWritesTheBlockInForceFirst) {
   EXPECT_EQ(*view->blocked_at, At(2027, 2, 28, 12));
 }
 
+// The kinds a verification found differing, in order.
+std::vector<std::string> KindsOf(const ChainVerification& v) {
+  std::vector<std::string> kinds;
+  for (const PolicyDifference& d : v.policy_differences)
+    kinds.push_back(d.kind);
+  return kinds;
+}
+
 // A verification of the chain compares the stored policies with what the
-// chain says was last set: a genuine older value put back (its MAC holds:
-// nothing else can tell), a shipped default deleted, and a shipped default
-// put back over a set policy are each problem "policy", naming the kind;
-// setting the policy again ends it. A store with its shipped defaults,
-// which have no event, verifies.
+// chain says was last set, apart from the chain's own result: a genuine
+// older value put back (its MAC holds: nothing else can tell), a shipped
+// default put back over a set policy, a set policy deleted or failing its
+// MAC, a shipped default deleted, and a policy of a kind never set copied
+// in are each named, with what is stored and what was set; setting the
+// policy again ends it. A store with its shipped defaults, which have no
+// event, verifies.
 TEST_F(RetentionBoundsTest, AVerificationFindsAPolicyRolledBack) {
   auto verify = [&] {
     auto v = engine_->VerifyChain(*admin_);
@@ -698,22 +710,27 @@ TEST_F(RetentionBoundsTest, AVerificationFindsAPolicyRolledBack) {
   };
   ChainVerification v = verify();
   EXPECT_TRUE(v.ok) << v.problem;
-  EXPECT_TRUE(v.policy_kinds.empty());
+  EXPECT_TRUE(v.policies_checked);
+  EXPECT_EQ(v.policy_differences_total, 0u);
 
   RetentionPolicy first = ShippedPolicy("alert");
   first.history_after = Period{.years = 6};
   RetentionPolicy second = first;
   second.history_after = Period{.years = 10};
   ASSERT_TRUE(engine_->SetPolicy(*admin_, first).ok());
-  const uint64_t first_seq = verify().head_seq;
+  Close();
+  std::string older;  // The bytes stored then, MAC and all.
+  {
+    auto db = OpenRaw("records");
+    ASSERT_NE(db, nullptr);
+    ASSERT_TRUE(
+        db->Get(leveldb::ReadOptions(), keys::Policy("alert"), &older).ok());
+  }
+  Reopen();
   ASSERT_TRUE(engine_->SetPolicy(*admin_, second).ok());
   const uint64_t second_seq = verify().head_seq;
-  ASSERT_GT(second_seq, first_seq);
-  EXPECT_TRUE(verify().ok);
+  EXPECT_EQ(verify().policy_differences_total, 0u);
 
-  Close();
-  const std::string older = StoredPolicy(first);
-  const std::string shipped_alert = StoredPolicy(ShippedPolicy("alert"));
   WriteRaw(keys::Policy("alert"), older);
   // In force after the reopen: the older value authenticates.
   auto listed = engine_->ListPolicies(*admin_);
@@ -723,27 +740,44 @@ TEST_F(RetentionBoundsTest, AVerificationFindsAPolicyRolledBack) {
     in_force = in_force || (p.kind == "alert" && p.history_after.years == 6);
   EXPECT_TRUE(in_force);
   v = verify();
-  EXPECT_FALSE(v.ok);
-  EXPECT_EQ(v.problem, "policy");
-  EXPECT_EQ(v.policy_kinds, std::vector<std::string>{"alert"});
-  EXPECT_EQ(v.first_broken, second_seq);
+  EXPECT_TRUE(v.ok) << v.problem;  // The chain itself is intact.
+  EXPECT_EQ(v.problem, "");
+  EXPECT_TRUE(v.policies_checked);
+  ASSERT_EQ(KindsOf(v), std::vector<std::string>{"alert"});
+  EXPECT_EQ(v.policy_differences_total, 1u);
+  const PolicyDifference& rolled_back = v.policy_differences[0];
+  EXPECT_EQ(rolled_back.expected_from, PolicyDifference::kEvent);
+  EXPECT_EQ(rolled_back.last_set_seq, second_seq);
+  EXPECT_EQ(rolled_back.expected, "erase_after:P6M, history_after:P10Y");
+  EXPECT_EQ(rolled_back.stored, PolicyDifference::kStored);
+  EXPECT_EQ(rolled_back.stored_text, "erase_after:P6M, history_after:P6Y");
 
   // The shipped default put back over a set policy: the same.
+  Close();
+  const std::string shipped_alert = StoredPolicy(ShippedPolicy("alert"));
   WriteRaw(keys::Policy("alert"), shipped_alert);
+  EXPECT_EQ(KindsOf(verify()), std::vector<std::string>{"alert"});
+  // A set policy failing its MAC, then deleted.
+  ForgePolicy(second);
   v = verify();
-  EXPECT_EQ(v.problem, "policy");
-  EXPECT_EQ(v.policy_kinds, std::vector<std::string>{"alert"});
+  ASSERT_EQ(KindsOf(v), std::vector<std::string>{"alert"});
+  EXPECT_EQ(v.policy_differences[0].stored, PolicyDifference::kUnauthenticated);
+  DeleteRaw(keys::Policy("alert"));
+  v = verify();
+  ASSERT_EQ(KindsOf(v), std::vector<std::string>{"alert"});
+  EXPECT_EQ(v.policy_differences[0].stored, PolicyDifference::kNone);
 
   // Set again: what the chain says is what is stored.
   ASSERT_TRUE(engine_->SetPolicy(*admin_, second).ok());
-  EXPECT_TRUE(verify().ok);
+  EXPECT_EQ(verify().policy_differences_total, 0u);
 
   // A shipped default deleted (no event ever set it): from the default.
   DeleteRaw(keys::Policy("request"));
   v = verify();
-  EXPECT_EQ(v.problem, "policy");
-  EXPECT_EQ(v.policy_kinds, std::vector<std::string>{"request"});
-  EXPECT_EQ(v.first_broken, 0u);
+  ASSERT_EQ(KindsOf(v), std::vector<std::string>{"request"});
+  EXPECT_EQ(v.policy_differences[0].expected_from,
+            PolicyDifference::kShippedDefault);
+  EXPECT_EQ(v.policy_differences[0].last_set_seq, 0u);
   // A policy of a kind the chain never set, copied in with its MAC.
   Close();
   RetentionPolicy other = ShippedPolicy("alert");
@@ -751,11 +785,46 @@ TEST_F(RetentionBoundsTest, AVerificationFindsAPolicyRolledBack) {
   const std::string unset = StoredPolicy(other);
   const std::string request = StoredPolicy(ShippedPolicy("request"));
   WriteRaw(keys::Policy("request"), request);
-  EXPECT_TRUE(verify().ok);
+  EXPECT_EQ(verify().policy_differences_total, 0u);
   WriteRaw(keys::Policy("notice"), unset);
   v = verify();
-  EXPECT_EQ(v.problem, "policy");
-  EXPECT_EQ(v.policy_kinds, std::vector<std::string>{"notice"});
+  ASSERT_EQ(KindsOf(v), std::vector<std::string>{"notice"});
+  EXPECT_EQ(v.policy_differences[0].expected_from, PolicyDifference::kNoPolicy);
+  EXPECT_EQ(v.policy_differences[0].expected, "");
+
+  // A chain problem found after the walk reached its end (an orphan index
+  // entry anyone can write) still has the policies compared.
+  WriteRaw(std::string(keys::kHistoryIndexPrefix) + "junk", "x");
+  v = verify();
+  EXPECT_EQ(v.problem, "index");
+  EXPECT_TRUE(v.policies_checked);
+  EXPECT_EQ(KindsOf(v), std::vector<std::string>{"notice"});
+}
+
+// A policy_set event is read back as a policy by value: its fields in any
+// order, fields it does not know ignored; one it cannot read is DataLoss.
+TEST(PolicyFromFieldsTest, ReadsAPolicySetEventsFieldsByValue) {
+  RetentionPolicy policy{.kind = "request",
+                         .close_after = Period{.months = 2},
+                         .block_after = Period{.months = 6},
+                         .erase_after = Period{.years = 3},
+                         .history_after = Period{.years = 5}};
+  std::vector<std::string> fields = events::PolicyFields(policy);
+  EXPECT_EQ(events::PolicyFromFields(fields).value(), policy);
+  std::reverse(fields.begin(), fields.end());
+  fields.push_back("reason:a later build's field");
+  EXPECT_EQ(events::PolicyFromFields(fields).value(), policy);
+  for (std::vector<std::string> bad :
+       {std::vector<std::string>{"kind:request", "erase_after:P3Y"},
+        std::vector<std::string>{"kind:request", "erase_after:P3Y",
+                                 "history_after:five years"},
+        std::vector<std::string>{"kind:request", "kind:alert",
+                                 "erase_after:P3Y", "history_after:P5Y"}}) {
+    auto read = events::PolicyFromFields(bad);
+    ASSERT_FALSE(read.has_value());
+    EXPECT_EQ(read.error().ToString(),
+              "DataLoss: a policy_set event's fields do not read");
+  }
 }
 
 }  // namespace

@@ -212,8 +212,26 @@ nlohmann::json ChainJson(const ChainVerification& v) {
           {"head_link", v.head_link_hex},
           {"anchors_matched", v.anchors_matched},
           {"anchors_folded", v.anchors_folded},
-          {"anchor_last_held", v.anchor_last_held},
-          {"policy_kinds", v.policy_kinds}};
+          {"anchor_last_held", v.anchor_last_held}};
+}
+
+// The stored retention policies against the chain: ok when they were
+// compared and none differs.
+nlohmann::json PoliciesJson(const ChainVerification& v) {
+  nlohmann::json differences = nlohmann::json::array();
+  for (const PolicyDifference& d : v.policy_differences) {
+    differences.push_back(
+        {{"kind", d.kind},
+         {"expected_from", PolicyDifferenceFromName(d.expected_from)},
+         {"last_set_seq", d.last_set_seq},
+         {"expected", d.expected},
+         {"stored", PolicyDifferenceStoredName(d.stored)},
+         {"stored_text", d.stored_text}});
+  }
+  return {{"ok", v.policies_checked && v.policy_differences_total == 0},
+          {"checked", v.policies_checked},
+          {"differences", differences},
+          {"total", v.policy_differences_total}};
 }
 
 // --through's SEQ:LINK, as `verify --chain` prints a head.
@@ -311,11 +329,44 @@ void PrintVerification(const nlohmann::json& result, bool json) {
                     << ch["first_broken"].get<uint64_t>() << "\n";
         }
       }
-      if (!ch["policy_kinds"].empty()) {
-        std::cout << "retention policies not as last set (kinds):";
-        for (const auto& kind : ch["policy_kinds"])
-          std::cout << " " << kind.get<std::string>();
-        std::cout << "\n";
+    }
+    if (result.contains("policies")) {
+      const auto& p = result["policies"];
+      if (!p["checked"].get<bool>()) {
+        std::cout << "retention policies not compared with the chain (it "
+                     "did not verify to its last event)\n";
+      } else if (p["ok"].get<bool>()) {
+        std::cout << "retention policies ok: as the chain last set them\n";
+      } else {
+        std::cout << "RETENTION POLICIES NOT AS LAST SET: "
+                  << p["total"].get<uint64_t>()
+                  << " kinds (check each, then set it: custos policy set)\n";
+        for (const auto& d : p["differences"]) {
+          const std::string stored = d["stored"].get<std::string>();
+          const std::string from = d["expected_from"].get<std::string>();
+          std::cout << "  " << Printable(d["kind"].get<std::string>())
+                    << ": stored "
+                    << (stored == "policy"
+                            ? Printable(d["stored_text"].get<std::string>())
+                        : stored == "none"
+                            ? std::string("nothing")
+                            : std::string("a value failing its MAC"))
+                    << "; ";
+          if (from == "event") {
+            std::cout << "last set at seq " << d["last_set_seq"].get<uint64_t>()
+                      << ": " << Printable(d["expected"].get<std::string>());
+          } else if (from == "default") {
+            std::cout << "never set, shipped default: "
+                      << Printable(d["expected"].get<std::string>());
+          } else {
+            std::cout << "never set and no shipped default: no policy";
+          }
+          std::cout << "\n";
+        }
+        const uint64_t listed = p["differences"].size();
+        if (p["total"].get<uint64_t>() > listed)
+          std::cout << "  and " << p["total"].get<uint64_t>() - listed
+                    << " more\n";
       }
     }
     if (result.contains("erasure")) {
@@ -415,14 +466,35 @@ void AddVerifyVerbs(CLI::App& app, std::vector<Verb>& verbs) {
               .anchors_matched = response.getAnchorsMatched(),
               .anchors_folded = response.getAnchorsFolded(),
               .anchor_last_held = response.getAnchorLastHeld(),
-              .policy_kinds = [&] {
-                std::vector<std::string> kinds;
-                for (auto k : response.getPolicyKinds())
-                  kinds.emplace_back(k.cStr());
-                return kinds;
-              }()};
+              .policies_checked = response.getPoliciesChecked(),
+              .policy_differences =
+                  [&] {
+                    std::vector<PolicyDifference> out;
+                    for (auto d : response.getPolicyDifferences()) {
+                      const std::string from = d.getExpectedFrom().cStr();
+                      const std::string stored = d.getStored().cStr();
+                      out.push_back(
+                          {.kind = d.getKind().cStr(),
+                           .expected_from =
+                               from == "event" ? PolicyDifference::kEvent
+                               : from == "default"
+                                   ? PolicyDifference::kShippedDefault
+                                   : PolicyDifference::kNoPolicy,
+                           .last_set_seq = d.getLastSetSeq(),
+                           .expected = d.getExpected().cStr(),
+                           .stored = stored == "policy"
+                                         ? PolicyDifference::kStored
+                                     : stored == "unauthenticated"
+                                         ? PolicyDifference::kUnauthenticated
+                                         : PolicyDifference::kNone,
+                           .stored_text = d.getStoredText().cStr()});
+                    }
+                    return out;
+                  }(),
+              .policy_differences_total = response.getPolicyDifferencesTotal()};
           RequireHeadsChecked(v, through.size());
           result["chain"] = ChainJson(v);
+          result["policies"] = PoliciesJson(v);
         };
         if (auditor)
           check(c.Auditor().verifyChainRequest());
@@ -455,6 +527,7 @@ void AddVerifyVerbs(CLI::App& app, std::vector<Verb>& verbs) {
       if (!v) throw Failure(v.error().ToString());
       RequireHeadsChecked(*v, through.size());
       result["chain"] = ChainJson(*v);
+      result["policies"] = PoliciesJson(*v);
     }
     if (a->erasure) {
       auto r = engine->VerifyErasure(*actor);
