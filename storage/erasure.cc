@@ -759,7 +759,13 @@ Result<ErasureReport> Erasure::Verify(const WorkProgressFn& progress) const {
   std::vector<std::filesystem::path> files;
   for (const auto& entry :
        std::filesystem::recursive_directory_iterator(root, ec)) {
-    if (entry.is_regular_file()) files.push_back(entry.path());
+    // Not LevelDB's LOCK files: they are empty, and the lock on them is a
+    // POSIX record lock, which closing any descriptor of the file in this
+    // process releases: reading one here let a second process open the
+    // live store (custos verify --chain --data-dir, recover-admin, another
+    // custosd) and lose acknowledged writes.
+    if (entry.is_regular_file() && entry.path().filename() != "LOCK")
+      files.push_back(entry.path());
   }
   if (ec) {
     return Fail(

@@ -183,6 +183,31 @@ TEST_F(CustosToolMoreTest, RecoverAdminMakesANewAdminOfflineOnly) {
   EXPECT_EQ(revoke.exit, 0) << revoke.err;
 }
 
+// An erasure verification reads every file of the data directory; had it
+// read LevelDB's LOCK files, closing them would have released custosd's
+// locks (POSIX record locks go with any descriptor of the file the process
+// closes), and an offline tool, or a second custosd, would then have
+// opened the live store (walkthrough, helper-112: acknowledged writes
+// lost). The store stays locked after it.
+TEST_F(CustosToolMoreTest, AnOnlineErasureVerificationKeepsTheStoreLocked) {
+  custosd_.Start(CUSTOSD_PATH);
+  const std::vector<std::string> offline = {
+      "verify", "--chain", "--data-dir", "custos-data", "--master-key-file",
+      "custos-master.key"};
+  const std::string refused =
+      "custos-data is in use (locked by a running custosd): stop the server "
+      "first";
+  ToolRun before = Tool(offline);
+  EXPECT_EQ(before.exit, 1);
+  EXPECT_TRUE(Contains(before.err, refused)) << before.err;
+  ToolRun erasure = Tool({"verify", "--erasure"});
+  ASSERT_EQ(erasure.exit, 0) << erasure.err;
+  ToolRun after = Tool(offline);
+  EXPECT_EQ(after.exit, 1) << after.out;
+  EXPECT_TRUE(Contains(after.err, refused)) << after.err;
+  ASSERT_EQ(custosd_.Stop(), 0);
+}
+
 // ---- verify --chain --through ----------------------------------------------
 
 // A head printed by one verification is given to a later one: the chain
