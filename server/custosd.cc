@@ -535,6 +535,7 @@ int main(int argc, char** argv) {
   custos::server::MaintenanceLog maintenance_log;
   custos::server::LogHistoryHead(**engine, maintenance_log, "at start",
                                  /*only_if_moved=*/false);
+  custos::server::LogPoliciesInForce(**engine);
   std::thread maintenance([&] {
     custos::server::QuietKjLog thread_kj_log;
     std::unique_lock lock(maintenance_mu);

@@ -3,6 +3,11 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <string>
+#include <vector>
+
+#include "storage/events.h"
+#include "storage/limits.h"
 
 namespace custos::server {
 
@@ -75,6 +80,29 @@ void LogHistoryHead(Engine& engine, MaintenanceLog& log, const char* when,
                static_cast<unsigned long long>(head->seq),
                head->link_hex.c_str(), *when != '\0' ? " " : "", when);
   log.head_logged = *head;
+}
+
+void LogPoliciesInForce(const Engine& engine) {
+  const Engine::PoliciesInForce in_force = engine.PoliciesInForceNow();
+  for (const RetentionPolicy& policy : in_force.policies) {
+    std::string periods;
+    const std::vector<std::string> fields = events::PolicyFields(policy);
+    for (size_t i = 1; i < fields.size(); ++i) {  // After "kind:<kind>".
+      if (!periods.empty()) periods += ", ";
+      periods += fields[i];
+    }
+    std::fprintf(stderr, "custosd: retention policy %s: %s\n",
+                 policy.kind.c_str(), periods.c_str());
+  }
+  for (const std::string& kind : in_force.unauthenticated) {
+    // Read from a key in the files: printed only if it is a kind a policy
+    // could have been set for (no control character reaches the log).
+    const bool valid = CheckKind(kind).ok();
+    std::fprintf(stderr,
+                 "custosd: retention policy %s: failed to authenticate, not "
+                 "used (set it again)\n",
+                 valid ? kind.c_str() : "(a key that is no valid kind)");
+  }
 }
 
 }  // namespace custos::server

@@ -45,6 +45,13 @@ void RunScheduledMaintenance(Engine& engine, Metrics& metrics,
 void LogHistoryHead(Engine& engine, MaintenanceLog& log, const char* when,
                     bool only_if_moved);
 
+// Logs the retention policies the engine obeys, one line per kind
+// ("custosd: retention policy KIND: erase_after:P6M, history_after:P5Y"),
+// and each kind whose stored policy failed to authenticate: custosd logs
+// them at start, when they were read from the files, so that a policy put
+// back with the files while it was stopped shows in a log kept elsewhere.
+void LogPoliciesInForce(const Engine& engine);
+
 }  // namespace custos::server
 
 #endif  // CUSTOS_SERVER_MAINTENANCE_H_

@@ -474,6 +474,10 @@ Result<RecordedHead> Engine::DurableHistoryHead() {
   return impl_->audit.DurableHead();
 }
 
+Engine::PoliciesInForce Engine::PoliciesInForceNow() const {
+  return {impl_->policies.List(), impl_->policies.Unauthenticated()};
+}
+
 Result<ProcessingRegister> Engine::ProduceProcessingRegister(
     const Actor& actor) {
   auto caller = impl_->RequireAnyRole(actor, {Role::kAuditor, Role::kAdmin});

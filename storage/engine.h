@@ -361,6 +361,16 @@ class Engine {
   // earlier one.
   Result<RecordedHead> DurableHistoryHead();
 
+  // The retention policies this engine obeys (loaded at Open, or set
+  // since), and the kinds whose stored policy failed to authenticate: no
+  // role, for custosd's log at start (docs/operations.md, "Keeping the
+  // history's head out of band"). A policy carries no personal data.
+  struct PoliciesInForce {
+    std::vector<RetentionPolicy> policies;
+    std::vector<std::string> unauthenticated;
+  };
+  PoliciesInForce PoliciesInForceNow() const;
+
   // Auditor or admin. The register of processing activities
   // (storage/processing_register.h, docs/accountability.md): per record
   // kind, the periods in force, the field names its personal parts have

@@ -548,5 +548,44 @@ TEST_F(CustosdTest, LogsTheHistoryHeadForVerificationsToCheckLater) {
       << log;
 }
 
+// At start it logs the retention policies it read from the files and now
+// obeys: a policy put back with the files while it was stopped shows in a
+// log kept elsewhere (docs/operations.md).
+TEST_F(CustosdTest, LogsTheRetentionPoliciesItObeysAtStart) {
+  Start();
+  EXPECT_EQ(LinesOf(custosd_.Log(),
+                    "custosd: retention policy alert: erase_after:P6M, "
+                    "history_after:P5Y"),
+            1u)
+      << custosd_.Log();
+  EXPECT_EQ(LinesOf(custosd_.Log(),
+                    "custosd: retention policy request: block_after:P6M, "
+                    "erase_after:P3Y, history_after:P5Y"),
+            1u)
+      << custosd_.Log();
+  {
+    capnp::EzRpcClient client("unix:" + Socket());
+    auto& wait = client.getWaitScope();
+    auto login = client.getMain<rpc::Gateway>().loginRequest();
+    login.setPrincipal("admin");
+    login.setToken(AdminToken());
+    auto admin = login.send().getSession().adminRequest().send().getAdmin();
+    auto set = admin.setPolicyRequest();
+    auto policy = set.initPolicy();
+    policy.setKind("alert");
+    policy.setEraseAfter("P6M");
+    policy.setHistoryAfter("P10Y");
+    set.send().wait(wait);
+  }
+  ASSERT_EQ(Stop(), 0);
+  Start();
+  EXPECT_EQ(LinesOf(custosd_.Log(),
+                    "custosd: retention policy alert: erase_after:P6M, "
+                    "history_after:P10Y"),
+            1u)
+      << custosd_.Log();
+  ASSERT_EQ(Stop(), 0);
+}
+
 }  // namespace
 }  // namespace custos::testing
