@@ -10,11 +10,17 @@
 #include <kj/compat/tls.h>
 #include <openssl/crypto.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -27,6 +33,48 @@
 
 namespace custos::server {
 namespace {
+
+// Whether `path` may be taken for this server's unix socket: absent, or a
+// socket no server answers on (left by one that stopped without removing
+// it), which is removed. A path that is no socket, or one a server
+// answers on (another custosd, of this data directory or another), is
+// refused: replacing it would cut the other server's clients off.
+Status ClaimSocketPath(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) {
+    return errno == ENOENT ? Status::Ok()
+                           : Status::Unavailable(
+                                 "cannot examine the unix socket path " + path);
+  }
+  if (!S_ISSOCK(st.st_mode)) {
+    return Status::FailedPrecondition(path +
+                                      " exists and is not a socket: not "
+                                      "replaced");
+  }
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(address.sun_path)) {
+    return Status::InvalidArgument("the unix socket path " + path +
+                                   " is too long");
+  }
+  std::memcpy(address.sun_path, path.data(), path.size());
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Status::Unavailable("cannot create a socket");
+  const int connected = ::connect(
+      fd, reinterpret_cast<const sockaddr*>(&address), sizeof(address));
+  const int error = errno;
+  ::close(fd);
+  if (connected == 0) {
+    return Status::FailedPrecondition("another server listens on " + path +
+                                      ": not replaced");
+  }
+  if (error != ECONNREFUSED) {
+    return Status::Unavailable("cannot tell whether a server listens on " +
+                               path);
+  }
+  (void)::unlink(path.c_str());  // Left by a server that stopped.
+  return Status::Ok();
+}
 
 // OpenSSL's secure heap (a power of two): room for the private keys of a
 // TLS certificate chain, RSA 4096 included, many times over.
@@ -338,11 +386,17 @@ Status Server::Run(std::function<void()> ready) {
   MetricsService metrics_service(metrics_, engine_, http_headers);
   kj::HttpServer http(timer, http_headers, metrics_service);
   kj::TaskSet accepting(errors);
+  // What the listening below is on (for its error), and the socket file
+  // made (removed at the stop only if it is still this one).
+  std::string listening_on;
+  std::optional<std::pair<dev_t, ino_t>> socket_inode;
   try {
     auto& network = io.provider->getNetwork();
     if (!options_.unix_socket.empty()) {
-      // A socket file left by a stopped server is replaced.
-      (void)unlink(options_.unix_socket.c_str());
+      // A socket file left by a stopped server is replaced; a live one is
+      // not.
+      CUSTOS_RETURN_IF_ERROR(ClaimSocketPath(options_.unix_socket));
+      listening_on = "the unix socket " + options_.unix_socket;
       auto address =
           network.parseAddress(kj::str("unix:", options_.unix_socket.c_str()))
               .wait(io.waitScope);
@@ -350,22 +404,35 @@ Status Server::Run(std::function<void()> ready) {
       if (chmod(options_.unix_socket.c_str(), 0660) != 0) {
         return Status::Unavailable("cannot set the unix socket's mode");
       }
+      struct stat st {};
+      if (::lstat(options_.unix_socket.c_str(), &st) == 0) {
+        socket_inode = std::pair{st.st_dev, st.st_ino};
+      }
     }
     if (!options_.tcp_address.empty()) {
+      listening_on = "TCP " + options_.tcp_address;
       auto address =
           network.parseAddress(options_.tcp_address.c_str()).wait(io.waitScope);
       listeners.push_back(address->listen());
       tcp_port_ = static_cast<uint16_t>(listeners.back()->getPort());
     }
     if (!options_.metrics_address.empty()) {
+      listening_on = "the metrics address " + options_.metrics_address;
       auto address = network.parseAddress(options_.metrics_address.c_str())
                          .wait(io.waitScope);
       metrics_listener = address->listen();
       metrics_port_ = static_cast<uint16_t>(metrics_listener->getPort());
     }
-  } catch (const kj::Exception&) {
+  } catch (const kj::Exception& e) {
     // kj's message would name our source; the address is the operator's.
-    return Status::Unavailable("cannot listen on the configured address");
+    // kj's description ends with the system's reason ("...: Address
+    // already in use"): that part only.
+    const std::string description(e.getDescription().cStr());
+    const size_t colon = description.rfind(": ");
+    std::string why =
+        colon == std::string::npos ? "" : ": " + description.substr(colon + 2);
+    why = why.substr(0, why.find(';'));  // Not kj's "; toString() = ...".
+    return Status::Unavailable("cannot listen on " + listening_on + why);
   }
   if (listeners.empty()) {
     return Status::InvalidArgument("no unix socket and no TCP address given");
@@ -392,7 +459,14 @@ Status Server::Run(std::function<void()> ready) {
   // Dropping the Watchers queued their release: run it while the
   // connections and the loop exist.
   io.waitScope.poll();
-  if (!options_.unix_socket.empty()) (void)unlink(options_.unix_socket.c_str());
+  if (socket_inode) {
+    // Not a file another server has put there since.
+    struct stat st {};
+    if (::lstat(options_.unix_socket.c_str(), &st) == 0 &&
+        std::pair{st.st_dev, st.st_ino} == *socket_inode) {
+      (void)::unlink(options_.unix_socket.c_str());
+    }
+  }
   // Stop accepting, then drop every connection; `pool` (declared before
   // them) is destroyed last of the three and runs what was already posted,
   // so every engine call in flight completes.

@@ -161,7 +161,8 @@ TEST_F(CustosdTest, MalformedRequestsLeaveNoKjTextOnTheWireNorInTheLog) {
 // `err_file` is given, its standard error there; its exit status.
 int RunCustosd(const std::string& dir, std::vector<std::string> args,
                std::vector<std::string> env = {},
-               const std::string& err_file = "") {
+               const std::string& err_file = "",
+               std::chrono::seconds deadline = std::chrono::seconds(0)) {
   args.insert(args.begin(), CUSTOSD_PATH);
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
@@ -178,7 +179,21 @@ int RunCustosd(const std::string& dir, std::vector<std::string> args,
     _exit(127);
   }
   int status = 0;
-  waitpid(pid, &status, 0);
+  if (deadline.count() == 0) {
+    waitpid(pid, &status, 0);
+    return status;
+  }
+  // A run expected to end by itself: one still running at the deadline is
+  // killed (its status then says so).
+  const auto until = std::chrono::steady_clock::now() + deadline;
+  while (waitpid(pid, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > until) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
   return status;
 }
 
@@ -584,6 +599,38 @@ TEST_F(CustosdTest, LogsTheRetentionPoliciesItObeysAtStart) {
                     "history_after:P10Y"),
             1u)
       << custosd_.Log();
+  ASSERT_EQ(Stop(), 0);
+}
+
+// A second custosd given the socket a live one serves on (another data
+// directory, the same --socket) is refused before it touches the file; it
+// used to replace it, cutting the first server's clients off, and remove
+// it at its stop (walkthrough, helper-112). A socket file no server
+// answers on is still replaced (a restart after SIGKILL: CustosdKillTest).
+TEST_F(CustosdTest, ASecondServerDoesNotTakeTheSocketOfALiveOne) {
+  Start();
+  const std::string other = dir_ + "/other";
+  fs::create_directory(other);
+  const std::string err = other + "/stderr";
+  const int status = RunCustosd(other, {"--listen", "", "--socket", Socket()},
+                                {}, err, std::chrono::seconds(20));
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  std::ifstream in(err);
+  const std::string said((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_NE(said.find("custosd: FailedPrecondition: another server listens "
+                      "on " +
+                      Socket() + ": not replaced\n"),
+            std::string::npos)
+      << said;
+  // The first one still answers on it.
+  capnp::EzRpcClient client("unix:" + Socket());
+  auto login = client.getMain<rpc::Gateway>().loginRequest();
+  login.setPrincipal("admin");
+  login.setToken(AdminToken());
+  auto who = login.send().getSession().whoAmIRequest().send().wait(
+      client.getWaitScope());
+  EXPECT_EQ(std::string(who.getPrincipal().getId().cStr()), "admin");
   ASSERT_EQ(Stop(), 0);
 }
 
