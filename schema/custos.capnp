@@ -187,7 +187,8 @@ interface Session {
   # The logged-in principal and its roles.
   whoAmI @0 () -> (principal :Principal);
 
-  # Role user. The new record's id.
+  # Role user. The new record's id: ids grow and are never reused, but
+  # are not dense (after a restart they may skip up to 63).
   create @1 (record :NewRecord) -> (id :UInt64);
   # The caller's view of a record; NotFound if it may not see it.
   get @2 (id :UInt64, purpose :Purpose) -> (record :Record);

@@ -373,8 +373,15 @@ int main(int argc, char** argv) {
     reminder_defaults = {.warn_before = *warn, .open_too_long = *open};
     const Status checked = custos::CheckReminderQuery(reminder_defaults);
     if (!checked.ok()) {
-      std::fprintf(stderr, "custosd: reminder options: %s\n",
-                   checked.ToString().c_str());
+      // The engine names the API's fields; the operator gave the flags.
+      std::string message = checked.message();
+      for (auto [field, flag] :
+           {std::pair{"warnBefore", "--reminder-warn-before"},
+            std::pair{"openTooLong", "--reminder-open-too-long"}}) {
+        if (message.starts_with(field))
+          message = flag + message.substr(std::string_view(field).size());
+      }
+      std::fprintf(stderr, "custosd: %s\n", message.c_str());
       return 2;
     }
   }

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -94,6 +95,11 @@ class FileWriter {
  public:
   static Result<FileWriter> Create(const fs::path& path) {
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0 && errno == EEXIST) {
+      return Fail(Status::AlreadyExists(path.filename().string() +
+                                        " exists: it is written only as a "
+                                        "new file"));
+    }
     if (fd < 0) {
       return Fail(Status::Internal("cannot create backup file " +
                                    path.filename().string()));

@@ -167,8 +167,15 @@ Status CheckRecordedHeadLink(size_t index, std::string_view hex) {
 
 Status CheckRecordedHeads(const std::vector<RecordedHead>& heads) {
   CUSTOS_RETURN_IF_ERROR(CheckRecordedHeadCount(heads.size()));
-  for (size_t i = 0; i < heads.size(); ++i)
+  for (size_t i = 0; i < heads.size(); ++i) {
     CUSTOS_RETURN_IF_ERROR(CheckRecordedHeadLink(i, heads[i].link_hex));
+    if (heads[i].seq == 0 &&
+        heads[i].link_hex.find_first_not_of('0') != std::string::npos) {
+      return Status::InvalidArgument(
+          "recorded head " + std::to_string(i + 1) +
+          ": seq 0 is the empty history, whose link is 64 zeros");
+    }
+  }
   return Status::Ok();
 }
 

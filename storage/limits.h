@@ -136,7 +136,8 @@ Status CheckListQuery(const ListQuery& query, const Limits& limits);
 Status CheckBatchSize(size_t items, const Limits& limits);
 
 // Heads to verify the chain through: at most kMaxRecordedHeads, each link
-// exactly 64 hex digits. The count alone: for a list not yet copied.
+// exactly 64 hex digits, and at seq 0 (the empty history) only its link,
+// 64 zeros. The count alone: for a list not yet copied.
 Status CheckRecordedHeadCount(size_t count);
 // The link of the `index`-th head (from 0): exactly 64 hex digits.
 Status CheckRecordedHeadLink(size_t index, std::string_view link_hex);

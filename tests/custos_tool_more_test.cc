@@ -192,8 +192,8 @@ TEST_F(CustosToolMoreTest, RecoverAdminMakesANewAdminOfflineOnly) {
 TEST_F(CustosToolMoreTest, AnOnlineErasureVerificationKeepsTheStoreLocked) {
   custosd_.Start(CUSTOSD_PATH);
   const std::vector<std::string> offline = {
-      "verify", "--chain", "--data-dir", "custos-data", "--master-key-file",
-      "custos-master.key"};
+      "verify",      "--chain",           "--data-dir",
+      "custos-data", "--master-key-file", "custos-master.key"};
   const std::string refused =
       "custos-data is in use (locked by a running custosd): stop the server "
       "first";
@@ -257,6 +257,12 @@ TEST_F(CustosToolMoreTest, VerifyThroughARecordedHeadCatchesACutTail) {
                          "verify --chain` prints it"))
         << bad << ": " << malformed.err;
   }
+  ToolRun empty_history = Tool({"verify", "--chain", "--through", "0:" + link});
+  EXPECT_EQ(empty_history.exit, 2);
+  EXPECT_TRUE(Contains(empty_history.err,
+                       "--through: recorded head 1: seq 0 is the empty "
+                       "history, whose link is 64 zeros"))
+      << empty_history.err;
   for (const std::string& bad :
        {std::string("12:"), "12:" + link.substr(1), "12:" + link + "\r"}) {
     ToolRun malformed = Tool({"verify", "--chain", "--through", bad});

@@ -305,6 +305,18 @@ TEST_F(CustosdTest, AWorkerCountBelowThreeOrPast256IsRefused) {
   }
 }
 
+// Reminder defaults out of range are refused naming the flag the operator
+// gave, not the API field it sets.
+TEST_F(CustosdTest, AReminderDefaultOutOfRangeIsRefusedNamingItsFlag) {
+  ASSERT_NO_FATAL_FAILURE(ExpectRefusedAsUsage(
+      dir_, {"--reminder-warn-before", "P2Y"},
+      "custosd: --reminder-warn-before must be a period of at most P1Y"));
+  ASSERT_NO_FATAL_FAILURE(ExpectRefusedAsUsage(
+      dir_, {"--reminder-open-too-long", "P0D"},
+      "custosd: --reminder-open-too-long must be a period longer than zero "
+      "and of at most P10Y"));
+}
+
 // A negative erasure compaction delay, or one past the maximum, is a usage
 // error, refused before anything is created.
 TEST_F(CustosdTest, AnErasureCompactionDelayOutOfRangeIsRefused) {

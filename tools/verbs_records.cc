@@ -2,6 +2,8 @@
 // principal (the README's tour; host applications use the RPC API); custos
 // due-soon: the reminders of the records it owns (Session.dueSoon).
 
+#include <unistd.h>
+
 #include <iostream>
 #include <memory>
 
@@ -123,6 +125,20 @@ void AddRecordVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                  throw UsageError("--field " + name +
                                   ": no value on standard input (a line "
                                   "each, after the identifier)");
+               }
+             }
+             // Piped input with more values than names: personal data the
+             // user meant to store would be dropped. (Not asked of a
+             // terminal, where the user types the lines named.)
+             std::string extra;
+             if (!isatty(STDIN_FILENO)) {
+               while (ReadInputLine(extra)) {
+                 if (!extra.empty()) {
+                   throw UsageError(
+                       "standard input holds more lines than --field names "
+                       "(a line each, after the identifier): nothing was "
+                       "stored; name each field with --field");
+                 }
                }
              }
            }

@@ -132,7 +132,17 @@ void AddRetentionVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                     "dry runs only");
     cmd->add_option("--max-records", a->max_records,
                     "stop after this many records (0: no bound); \"more is "
-                    "due\" then says to run it again");
+                    "due\" then says to run it again")
+        ->check(
+            [](const std::string& text) -> std::string {
+              // Digits only: CLI11 reads "-5" as a huge unsigned number,
+              // and an overflow as the largest (both meant "no bound").
+              const bool digits =
+                  !text.empty() && text.size() <= 12 &&
+                  text.find_first_not_of("0123456789") == std::string::npos;
+              return digits ? "" : "a count of records, 0 to 999999999999";
+            },
+            "COUNT");
     AddJsonFlag(*cmd, a->out);
     verbs.push_back(
         {cmd, [a](Connection& c) {

@@ -323,10 +323,15 @@ void PrintVerification(const nlohmann::json& result, bool json) {
                   << ch["first_broken"].get<uint64_t>() << "\n";
         if (problem == "anchor") {
           const uint64_t held = ch["anchor_last_held"].get<uint64_t>();
-          std::cout << "the chain departs from the recorded heads after seq "
-                    << held << " (the last that held"
-                    << (held == 0 ? ": none" : "") << "), at or before seq "
-                    << ch["first_broken"].get<uint64_t>() << "\n";
+          if (held == 0) {
+            std::cout << "no recorded head before it held: the chain departs "
+                         "from them at or before seq "
+                      << ch["first_broken"].get<uint64_t>() << "\n";
+          } else {
+            std::cout << "the chain departs from the recorded heads after seq "
+                      << held << " (the last that held), at or before seq "
+                      << ch["first_broken"].get<uint64_t>() << "\n";
+          }
         }
       }
     }
