@@ -388,6 +388,21 @@ rpc::Role ToRpc(Role r) {
   return rpc::Role::USER;
 }
 
+// The counts of a new record's lists, before it is copied: a message of a
+// few MiB holding hundreds of thousands of empty attributes or fields would
+// otherwise be built into as many strings on the loop before the engine
+// refused it (hostile review, helper-113).
+void CheckCounts(rpc::NewRecord::Reader r, const Limits& limits) {
+  const auto parts = r.getPersonal();
+  size_t most_fields = 0;
+  if (parts.size() <= limits.max_subjects_per_record) {
+    for (auto part : parts)
+      most_fields = std::max<size_t>(most_fields, part.getFields().size());
+  }
+  Check(CheckNewRecordCounts(r.getAttributes().size(), parts.size(),
+                             most_fields, r.getGrants().size(), limits));
+}
+
 NewRecord FromRpc(rpc::NewRecord::Reader r) {
   NewRecord out;
   out.kind = Str(r.getKind());
@@ -1024,7 +1039,8 @@ kj::Promise<void> VerifyChainCall(Connection& conn, const Actor& actor,
           const PolicyDifference& d = v.policy_differences[i];
           auto o = differences[i];
           o.setKind(d.kind);
-          o.setExpectedFrom(std::string(PolicyDifferenceFromName(d.expected_from)));
+          o.setExpectedFrom(
+              std::string(PolicyDifferenceFromName(d.expected_from)));
           o.setLastSetSeq(d.last_set_seq);
           o.setExpected(d.expected);
           o.setStored(std::string(PolicyDifferenceStoredName(d.stored)));
@@ -1171,6 +1187,7 @@ class OfficerImpl final : public rpc::Officer::Server {
 
   kj::Promise<void> contest(ContestContext context) override {
     auto p = context.getParams();
+    Check(CheckFieldCount(p.getCorrected().size(), conn_->engine.limits()));
     return OnWorker<Status>(
                *conn_,
                [engine = &conn_->engine, actor = actor_, id = p.getId(),
@@ -2027,6 +2044,7 @@ class SessionImpl final : public rpc::Session::Server {
   // Joins the session's open run of creates, or starts one
   // (CreateBatch): pipelined creates share a hand-over and a commit.
   kj::Promise<void> create(CreateContext context) override {
+    CheckCounts(context.getParams().getRecord(), conn_->engine.limits());
     NewRecord record = FromRpc(context.getParams().getRecord());
     auto paf = kj::newPromiseAndFulfiller<uint64_t>();
     std::shared_ptr<CreateBatch> batch = conn_->open_creates;
@@ -2082,6 +2100,8 @@ class SessionImpl final : public rpc::Session::Server {
     ListQuery query;
     if (q.getKind().size() > 0) query.kind = Str(q.getKind());
     if (q.getHasState()) query.state = FromRpc(q.getState());
+    Check(CheckListFilterCount(q.getAttributeEquals().size(),
+                               conn_->engine.limits()));
     query.attribute_equals = FromRpc(q.getAttributeEquals());
     if (q.getCreatedFromMicros() != 0) {
       query.created_from = FromMicros(q.getCreatedFromMicros());
@@ -2123,6 +2143,7 @@ class SessionImpl final : public rpc::Session::Server {
 
   kj::Promise<void> rectify(RectifyContext context) override {
     auto p = context.getParams();
+    Check(CheckFieldCount(p.getFields().size(), conn_->engine.limits()));
     return OnWorker<Result<uint64_t>>(
                *conn_,
                [engine = &conn_->engine, actor = actor_, id = p.getId(),
@@ -2184,6 +2205,7 @@ class SessionImpl final : public rpc::Session::Server {
     // The batch limit is the engine's too; checked here first so that an
     // oversized batch is not copied at all.
     CheckBatch(in.size());
+    for (auto r : in) CheckCounts(r, conn_->engine.limits());
     std::vector<NewRecord> records;
     records.reserve(in.size());
     for (auto r : in) records.push_back(FromRpc(r));

@@ -24,11 +24,21 @@ Status TooMany(std::string_view prefix, size_t max, std::string_view noun) {
 
 // Count, key and value lengths of a list of attributes; `too_many` says
 // what holds them ("a record may hold at most").
-Status CheckAttributes(const std::vector<Attribute>& attributes,
-                       const Limits& limits, std::string_view too_many) {
-  if (attributes.size() > limits.max_attributes) {
+Status CheckAttributeCount(size_t count, const Limits& limits,
+                           std::string_view too_many) {
+  if (count > limits.max_attributes) {
     return TooMany(too_many, limits.max_attributes, "attributes");
   }
+  return Status::Ok();
+}
+
+constexpr std::string_view kRecordAttributes = "a record may hold at most";
+constexpr std::string_view kListFilters = "a listing may filter on at most";
+
+Status CheckAttributes(const std::vector<Attribute>& attributes,
+                       const Limits& limits, std::string_view too_many) {
+  CUSTOS_RETURN_IF_ERROR(
+      CheckAttributeCount(attributes.size(), limits, too_many));
   // An attribute is named by its position (from 0), never by its key: a
   // caller's text is not echoed, whatever it holds.
   for (size_t i = 0; i < attributes.size(); ++i) {
@@ -85,12 +95,36 @@ Status CheckLength(std::string_view value, std::string_view what, size_t max,
   return Status::Ok();
 }
 
-Status CheckFields(const std::vector<Field>& fields, const Limits& limits,
-                   size_t* total_bytes) {
-  if (fields.size() > limits.max_fields_per_part) {
+Status CheckFieldCount(size_t fields, const Limits& limits) {
+  if (fields > limits.max_fields_per_part) {
     return TooMany("a personal part may hold at most",
                    limits.max_fields_per_part, "fields");
   }
+  return Status::Ok();
+}
+
+Status CheckListFilterCount(size_t attributes, const Limits& limits) {
+  return CheckAttributeCount(attributes, limits, kListFilters);
+}
+
+Status CheckNewRecordCounts(size_t attributes, size_t parts, size_t most_fields,
+                            size_t grants, const Limits& limits) {
+  CUSTOS_RETURN_IF_ERROR(
+      CheckAttributeCount(attributes, limits, kRecordAttributes));
+  if (parts > limits.max_subjects_per_record) {
+    return TooMany("a record may concern at most",
+                   limits.max_subjects_per_record, "subjects");
+  }
+  CUSTOS_RETURN_IF_ERROR(CheckFieldCount(most_fields, limits));
+  if (grants > limits.max_grants) {
+    return TooMany("a record may have at most", limits.max_grants, "grants");
+  }
+  return Status::Ok();
+}
+
+Status CheckFields(const std::vector<Field>& fields, const Limits& limits,
+                   size_t* total_bytes) {
+  CUSTOS_RETURN_IF_ERROR(CheckFieldCount(fields.size(), limits));
   // A field is named by its position in its part (from 0), never by its
   // name: a caller's text is not echoed, whatever it holds.
   std::map<std::string_view, size_t> names;
@@ -129,8 +163,7 @@ Status CheckListQuery(const ListQuery& q, const Limits& limits) {
   // A kind no record can have (8 MiB of it, capitals) is refused, not
   // compared with every record scanned.
   if (q.kind) CUSTOS_RETURN_IF_ERROR(CheckKind(*q.kind));
-  return CheckAttributes(q.attribute_equals, limits,
-                         "a listing may filter on at most");
+  return CheckAttributes(q.attribute_equals, limits, kListFilters);
 }
 
 Status CheckBatchSize(size_t items, const Limits& limits) {
@@ -216,11 +249,14 @@ Status CheckBreachQuery(const BreachQuery& q, const Limits& limits) {
 Status ValidateNewRecord(const NewRecord& in, const Limits& limits) {
   CUSTOS_RETURN_IF_ERROR(CheckKind(in.kind));
   CUSTOS_RETURN_IF_ERROR(
-      CheckAttributes(in.attributes, limits, "a record may hold at most"));
-  if (in.personal.size() > limits.max_subjects_per_record) {
-    return TooMany("a record may concern at most",
-                   limits.max_subjects_per_record, "subjects");
-  }
+      CheckAttributes(in.attributes, limits, kRecordAttributes));
+  size_t most_fields = 0;
+  for (const PersonalPartInput& part : in.personal)
+    most_fields = std::max(most_fields, part.fields.size());
+  // Counts first, as on network input (CheckNewRecordCounts).
+  CUSTOS_RETURN_IF_ERROR(CheckNewRecordCounts(in.attributes.size(),
+                                              in.personal.size(), most_fields,
+                                              in.grants.size(), limits));
   size_t personal_bytes = 0;
   for (const PersonalPartInput& part : in.personal) {
     CUSTOS_RETURN_IF_ERROR(CheckLength(part.subject_identifier,
@@ -240,9 +276,6 @@ Status ValidateNewRecord(const NewRecord& in, const Limits& limits) {
   if (personal_bytes > limits.max_personal_bytes) {
     return TooMany("a record's personal data may total at most",
                    limits.max_personal_bytes, "bytes");
-  }
-  if (in.grants.size() > limits.max_grants) {
-    return TooMany("a record may have at most", limits.max_grants, "grants");
   }
   return Status::Ok();
 }

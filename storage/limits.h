@@ -131,6 +131,16 @@ Status CheckPurpose(const std::optional<Purpose>& purpose,
 // bounded.
 Status CheckListQuery(const ListQuery& query, const Limits& limits);
 
+// Counts of the lists one call carries, checked on network input before
+// the lists are copied (server/service.cc), with the messages the full
+// checks give: a record's attributes, personal parts, the fields of its
+// largest part and its grants; a listing's attribute filters; the fields
+// of one part (a rectification, a contest's corrections).
+Status CheckNewRecordCounts(size_t attributes, size_t parts, size_t most_fields,
+                            size_t grants, const Limits& limits);
+Status CheckListFilterCount(size_t attributes, const Limits& limits);
+Status CheckFieldCount(size_t fields, const Limits& limits);
+
 // The size of a batch call (CreateRecords, GetRecords): 1 to
 // max_batch_records items.
 Status CheckBatchSize(size_t items, const Limits& limits);

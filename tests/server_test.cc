@@ -163,6 +163,53 @@ TEST_F(ServerTest, ErrorsCarryTheCodeAndNoSourceText) {
   }
 }
 
+// The counts of a call's lists are checked on the loop before anything is
+// copied: a principal without the role (here an auditor) creating a record
+// of 65 attributes, or listing with 65 filters, or rectifying 65 fields, is
+// refused for the count, not for its role (hostile review, helper-113:
+// the lists were built first, hundreds of thousands of strings from one
+// message).
+TEST_F(ServerTest, ListsOverTheirCountAreRefusedBeforeTheyAreCopied) {
+  auto u = NewSession("auditor", rpc::Role::AUDITOR);
+  auto create = u.createRequest();
+  auto record = create.initRecord();
+  record.setKind("request");
+  record.initAttributes(65);
+  Status refused = StatusOf(create.send(), wait());
+  EXPECT_EQ(refused.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(refused.message(), "a record may hold at most 64 attributes");
+
+  auto many = u.createManyRequest();
+  auto records = many.initRecords(2);
+  records[0].setKind("request");
+  records[1].setKind("request");
+  records[1].initPersonal(1)[0].initFields(65);
+  refused = StatusOf(many.send(), wait());
+  EXPECT_EQ(refused.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(refused.message(), "a personal part may hold at most 64 fields");
+
+  auto list = u.listRequest();
+  list.initQuery().initAttributeEquals(65);
+  list.getQuery().setLimit(10);
+  refused = StatusOf(list.send(), wait());
+  EXPECT_EQ(refused.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(refused.message(), "a listing may filter on at most 64 attributes");
+
+  auto rectify = u.rectifyRequest();
+  rectify.setId(1);
+  rectify.setSubjectId("s00");
+  rectify.initFields(65);
+  refused = StatusOf(rectify.send(), wait());
+  EXPECT_EQ(refused.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(refused.message(), "a personal part may hold at most 64 fields");
+
+  // Within the counts, the role decides.
+  auto allowed = u.createRequest();
+  allowed.initRecord().setKind("request");
+  EXPECT_EQ(StatusOf(allowed.send(), wait()).code(),
+            StatusCode::kPermissionDenied);
+}
+
 TEST_F(ServerTest, RepeatedFailedLoginsAreAnsweredMoreSlowly) {
   auto timed = [&](const std::string& token) {
     const auto start = std::chrono::steady_clock::now();
