@@ -36,12 +36,13 @@ Result<BreachScope> BreachScopeBuilder::Produce(const PrincipalInfo& auditor,
   CUSTOS_RETURN_IF_ERROR(CheckBreachQuery(query, u_.limits));
   // A mistyped id must not read as "received nothing": revoked principals
   // (the usual case: the stolen credential was revoked) are still known.
-  for (const std::string& id : query.principal_ids) {
-    auto p = u_.principals.Get(id);
+  for (size_t i = 0; i < query.principal_ids.size(); ++i) {
+    auto p = u_.principals.Get(query.principal_ids[i]);
     if (!p) {
       if (p.error().code() == StatusCode::kNotFound) {
-        return Fail(Status::NotFound(
-            std::string("no principal has the id ").append(id)));
+        // By position: a caller's text is not echoed.
+        return Fail(Status::NotFound("principal " + std::to_string(i + 1) +
+                                     " of the breach scope is not known"));
       }
       return Fail(p.error());
     }

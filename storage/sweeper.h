@@ -110,9 +110,11 @@ class Sweeper {
   // (DataLoss, InvalidArgument, ResourceExhausted); any other error (of
   // the store itself) stops the sweep.
   static bool Skippable(const Status& status);
-  // Adds record_id to report.skipped with `status` as the reason, once.
+  // Adds record_id to report.skipped with `status` as the reason;
+  // DedupeSkipped, at the end of the sweep, keeps each record's first.
   static void AddSkipped(SweepReport& report, uint64_t record_id,
                          const Status& status);
+  static void DedupeSkipped(SweepReport& report);
   // Prunes access history whose retention ended by `as_of` (history_after
   // past the erasure of the record it concerns), examining up to
   // options.max_history_examined events from a cursor that cycles through
