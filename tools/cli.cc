@@ -33,8 +33,14 @@ std::string HostOf(const std::string& addr) {
   return addr.substr(0, addr.rfind(':'));
 }
 
+// kj's description of a failure to connect, without the parameters kj
+// appends ("DNS lookup failed.; params.host = ..."): its first clause,
+// ending in the system's reason.
 std::string Describe(const kj::Exception& e) {
-  return std::string(e.getDescription().cStr());
+  std::string text(e.getDescription().cStr());
+  text = text.substr(0, text.find(';'));
+  while (text.ends_with('.')) text.pop_back();
+  return text;
 }
 
 }  // namespace
