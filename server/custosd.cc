@@ -418,6 +418,13 @@ int main(int argc, char** argv) {
         std::make_shared<const custos::crypto::GuardedBytes>(std::move(*key));
   }
 
+  // A socket another server answers on is refused before anything (a new
+  // store's key, admin and data directory) is created.
+  if (!socket_path.empty()) {
+    if (Status s = custos::server::CheckSocketPath(socket_path); !s.ok())
+      return Die(s.ToString());
+  }
+
   bool key_from_file = false;
   auto master = MasterKey(key_file, data_dir, key_credential, &key_from_file);
   if (!master) return Die(master.error().ToString());

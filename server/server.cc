@@ -32,14 +32,10 @@
 #include "server/worker_pool.h"
 
 namespace custos::server {
-namespace {
+namespace {}  // namespace
 
-// Whether `path` may be taken for this server's unix socket: absent, or a
-// socket no server answers on (left by one that stopped without removing
-// it), which is removed. A path that is no socket, or one a server
-// answers on (another custosd, of this data directory or another), is
-// refused: replacing it would cut the other server's clients off.
-Status ClaimSocketPath(const std::string& path) {
+Status CheckSocketPath(const std::string& path, bool* stale) {
+  if (stale != nullptr) *stale = false;
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) {
     return errno == ENOENT ? Status::Ok()
@@ -72,7 +68,17 @@ Status ClaimSocketPath(const std::string& path) {
     return Status::Unavailable("cannot tell whether a server listens on " +
                                path);
   }
-  (void)::unlink(path.c_str());  // Left by a server that stopped.
+  if (stale != nullptr) *stale = true;
+  return Status::Ok();
+}
+
+namespace {
+
+// CheckSocketPath, then the removal of a stale socket file.
+Status ClaimSocketPath(const std::string& path) {
+  bool stale = false;
+  CUSTOS_RETURN_IF_ERROR(CheckSocketPath(path, &stale));
+  if (stale) (void)::unlink(path.c_str());  // Left by a server that stopped.
   return Status::Ok();
 }
 

@@ -122,6 +122,14 @@ struct ServerOptions {
   std::function<void(size_t)> TEST_reminder_watches = nullptr;
 };
 
+// Whether `path` may serve as the server's unix socket: absent (OK), a
+// socket no server answers on (OK, *stale set: left by a server that was
+// killed; Run replaces it), or refused: FailedPrecondition for a path that
+// is not a socket or one a server answers on (another custosd: replacing
+// it would cut that server's clients off), Unavailable when it cannot be
+// told. custosd checks it before it creates anything.
+Status CheckSocketPath(const std::string& path, bool* stale = nullptr);
+
 class Server {
  public:
   // `engine` REQUIRES: outlives the server.

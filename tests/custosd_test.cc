@@ -635,6 +635,10 @@ TEST_F(CustosdTest, ASecondServerDoesNotTakeTheSocketOfALiveOne) {
                       Socket() + ": not replaced\n"),
             std::string::npos)
       << said;
+  // Refused before it made anything of a new store.
+  EXPECT_FALSE(fs::exists(other + "/custos-data")) << said;
+  EXPECT_FALSE(fs::exists(other + "/custos-master.key")) << said;
+  EXPECT_FALSE(fs::exists(other + "/custos-admin.token")) << said;
   // The first one still answers on it.
   capnp::EzRpcClient client("unix:" + Socket());
   auto login = client.getMain<rpc::Gateway>().loginRequest();
