@@ -194,6 +194,63 @@ void LogSyncEnv::TEST_SetTableDescriptorPermits(int64_t permits) {
   TableDescriptorPermits().store(permits);
 }
 
+namespace {
+
+class OfdFileLock final : public leveldb::FileLock {
+ public:
+  explicit OfdFileLock(int fd) : fd_(fd) {}
+  ~OfdFileLock() override { ::close(fd_); }
+  int fd() const { return fd_; }
+
+ private:
+  const int fd_;
+};
+
+// A whole-file write lock (or unlock, F_UNLCK) on `fd`'s open file
+// description.
+// As LevelDB's PosixError: a missing file is NotFound, anything else an
+// IOError (its callers tell a missing store from a locked one so).
+leveldb::Status PosixError(const std::string& context, int error) {
+  if (error == ENOENT) {
+    return leveldb::Status::NotFound(context, std::strerror(error));
+  }
+  return leveldb::Status::IOError(context, std::strerror(error));
+}
+
+int OfdLock(int fd, short type) {
+  struct flock f {};
+  f.l_type = type;
+  f.l_whence = SEEK_SET;
+  f.l_start = 0;
+  f.l_len = 0;
+  return ::fcntl(fd, F_OFD_SETLK, &f);
+}
+
+}  // namespace
+
+leveldb::Status LogSyncEnv::LockFile(const std::string& fname,
+                                     leveldb::FileLock** lock) {
+  *lock = nullptr;
+  const int fd = ::open(fname.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return PosixError(fname, errno);
+  if (OfdLock(fd, F_WRLCK) == -1) {
+    const int error = errno;
+    ::close(fd);
+    return PosixError("lock " + fname, error);
+  }
+  *lock = new OfdFileLock(fd);
+  return leveldb::Status::OK();
+}
+
+leveldb::Status LogSyncEnv::UnlockFile(leveldb::FileLock* lock) {
+  auto* held = static_cast<OfdFileLock*>(lock);
+  const int unlocked = OfdLock(held->fd(), F_UNLCK);
+  const int error = errno;
+  delete held;  // Closing the descriptor releases it in any case.
+  if (unlocked == -1) return PosixError("unlock", error);
+  return leveldb::Status::OK();
+}
+
 LogSyncEnv::LogSyncEnv(leveldb::Env* base, TableReads table_reads)
     : EnvWrapper(base), table_reads_(table_reads) {}
 LogSyncEnv::~LogSyncEnv() = default;

@@ -83,6 +83,18 @@ class LogSyncEnv final : public leveldb::EnvWrapper {
   leveldb::Status NewRandomAccessFile(
       const std::string& fname, leveldb::RandomAccessFile** result) override;
 
+  // The database's LOCK file, locked with an open-file-description lock
+  // (fcntl F_OFD_SETLK) rather than LevelDB's process-wide record lock:
+  // closing some other descriptor of the file in this process (an erasure
+  // scan reading every file; a master-key rotation pointed at it) no
+  // longer drops the lock on a live store. It conflicts with every other
+  // holder, in this process too, and with the record locks of builds that
+  // used LevelDB's. Errors: IOError "lock <file>: <reason>", as LevelDB's
+  // (FromLevelDb maps it to Unavailable).
+  leveldb::Status LockFile(const std::string& fname,
+                           leveldb::FileLock** lock) override;
+  leveldb::Status UnlockFile(leveldb::FileLock* lock) override;
+
   // The tables that may still keep a descriptor open, process-wide; and
   // setting it, for tests of the path without one.
   static int64_t TEST_TableDescriptorPermits();

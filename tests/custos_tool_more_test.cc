@@ -205,6 +205,19 @@ TEST_F(CustosToolMoreTest, AnOnlineErasureVerificationKeepsTheStoreLocked) {
   ToolRun after = Tool(offline);
   EXPECT_EQ(after.exit, 1) << after.out;
   EXPECT_TRUE(Contains(after.err, refused)) << after.err;
+  // A master-key rotation pointed at the LOCK files reads and closes them
+  // (a 0600 file under the key directory; helper-114): refused as a key,
+  // and the store stays locked (the locks are on open file descriptions,
+  // LogSyncEnv::LockFile, not the process).
+  for (const char* db : {"records", "keystore"}) {
+    ToolRun rotate =
+        Tool({"keys", "rotate-master", "--key-file",
+              dir() + "/custos-data/" + std::string(db) + "/LOCK"});
+    EXPECT_EQ(rotate.exit, 1) << rotate.out;
+  }
+  ToolRun after_rotation = Tool(offline);
+  EXPECT_EQ(after_rotation.exit, 1) << after_rotation.out;
+  EXPECT_TRUE(Contains(after_rotation.err, refused)) << after_rotation.err;
   ASSERT_EQ(custosd_.Stop(), 0);
 }
 

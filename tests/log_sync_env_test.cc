@@ -3,11 +3,14 @@
 
 #include "storage/log_sync_env.h"
 
+#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <leveldb/db.h>
 #include <leveldb/env.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -108,6 +111,48 @@ TEST_F(LogSyncEnvTest, AFailureOfTheEnvSyncedFirstFailsTheSync) {
 // descriptor while a permit is left (storage/log_sync_env.h), or through
 // LevelDB's map; these tests set the process-wide permits and put them
 // back.
+// Whether another process can take a write lock on `path` now: a child
+// that tries fcntl(F_SETLK), as LevelDB's own lock does.
+bool AnotherProcessCanLock(const std::string& path) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const int fd = ::open(path.c_str(), O_RDWR);
+    if (fd < 0) _exit(2);
+    struct flock f {};
+    f.l_type = F_WRLCK;
+    f.l_whence = SEEK_SET;
+    _exit(::fcntl(fd, F_SETLK, &f) == 0 ? 1 : 0);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) && WEXITSTATUS(status) == 1;
+}
+
+// The database's LOCK file stays locked when some other descriptor of it in
+// this process is closed: with LevelDB's process-wide record lock, closing
+// one (an erasure scan reading every file, a master-key rotation pointed
+// at it: helper-112, helper-114) let another process open the live store.
+TEST_F(LogSyncEnvTest, TheDatabaseLockSurvivesAnotherDescriptorOfItClosing) {
+  const std::string lock = dir_ + "/LOCK";
+  EXPECT_FALSE(AnotherProcessCanLock(lock));
+  {
+    const int fd = ::open(lock.c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0);
+    ::close(fd);
+  }
+  EXPECT_FALSE(AnotherProcessCanLock(lock));
+  // Nor can this process open the database a second time.
+  leveldb::Options options;
+  options.env = &log_env_;
+  leveldb::DB* second = nullptr;
+  const leveldb::Status again = leveldb::DB::Open(options, dir_, &second);
+  EXPECT_TRUE(again.ToString().starts_with("IO error: lock "))
+      << again.ToString();
+  delete second;
+  db_.reset();
+  EXPECT_TRUE(AnotherProcessCanLock(lock));  // Released with the database.
+}
+
 class LogSyncEnvTableTest : public LogSyncEnvTest {
  protected:
   void SetUp() override {
