@@ -54,13 +54,16 @@ Status CheckSocketPath(const std::string& path, bool* stale) {
                                    " is too long");
   }
   std::memcpy(address.sun_path, path.data(), path.size());
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  // Not blocking: a listener whose backlog is full would hold a blocking
+  // connect (and custosd's start) until it accepts (helper-114).
+  const int fd =
+      ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return Status::Unavailable("cannot create a socket");
   const int connected = ::connect(
       fd, reinterpret_cast<const sockaddr*>(&address), sizeof(address));
   const int error = errno;
   ::close(fd);
-  if (connected == 0) {
+  if (connected == 0 || error == EAGAIN) {  // EAGAIN: a listener, full.
     return Status::FailedPrecondition("another server listens on " + path +
                                       ": not replaced");
   }

@@ -392,15 +392,23 @@ rpc::Role ToRpc(Role r) {
 // few MiB holding hundreds of thousands of empty attributes or fields would
 // otherwise be built into as many strings on the loop before the engine
 // refused it (hostile review, helper-113).
-void CheckCounts(rpc::NewRecord::Reader r, const Limits& limits) {
+// `position`: the record's in a createMany (from 0), named as the engine
+// names it ("record 1: ..."); none for create.
+void CheckCounts(rpc::NewRecord::Reader r, const Limits& limits,
+                 std::optional<size_t> position = std::nullopt) {
   const auto parts = r.getPersonal();
   size_t most_fields = 0;
   if (parts.size() <= limits.max_subjects_per_record) {
     for (auto part : parts)
       most_fields = std::max<size_t>(most_fields, part.getFields().size());
   }
-  Check(CheckNewRecordCounts(r.getAttributes().size(), parts.size(),
-                             most_fields, r.getGrants().size(), limits));
+  const Status counted =
+      CheckNewRecordCounts(r.getAttributes().size(), parts.size(), most_fields,
+                           r.getGrants().size(), limits);
+  if (counted.ok()) return;
+  if (!position) Throw(counted);
+  Throw(Status(counted.code(), "record " + std::to_string(*position) + ": " +
+                                   counted.message()));
 }
 
 NewRecord FromRpc(rpc::NewRecord::Reader r) {
@@ -2205,7 +2213,8 @@ class SessionImpl final : public rpc::Session::Server {
     // The batch limit is the engine's too; checked here first so that an
     // oversized batch is not copied at all.
     CheckBatch(in.size());
-    for (auto r : in) CheckCounts(r, conn_->engine.limits());
+    for (size_t i = 0; i < in.size(); ++i)
+      CheckCounts(in[i], conn_->engine.limits(), i);
     std::vector<NewRecord> records;
     records.reserve(in.size());
     for (auto r : in) records.push_back(FromRpc(r));

@@ -11,8 +11,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <csignal>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/custosd_process.h"
@@ -39,10 +42,15 @@ inline mode_t ModeOf(const std::string& path) {
 // unix:./custos-data/custosd.sock, the token file ./custos-admin.token),
 // `input` on stdin, `env` ("NAME=value") as its whole environment besides
 // PATH. Uses the files tool.{in,out,err} in `dir`.
+// With `keep_input_open`, `input` comes through a pipe whose writing end
+// stays open until the tool exits, as a host program's that waits for the
+// answer before closing it; a tool still running after 10 s is killed
+// (exit -1).
 inline ToolRun RunTool(const std::string& dir,
                        const std::vector<std::string>& args,
                        const std::string& input = "",
-                       const std::vector<std::string>& env = {}) {
+                       const std::vector<std::string>& env = {},
+                       bool keep_input_open = false) {
   const std::string out = dir + "/tool.out", err = dir + "/tool.err",
                     in = dir + "/tool.in";
   std::ofstream(in, std::ios::trunc) << input;
@@ -56,10 +64,13 @@ inline ToolRun RunTool(const std::string& dir,
   std::vector<char*> envp;
   for (auto& e : env_strings) envp.push_back(e.data());
   envp.push_back(nullptr);
+  int pipe_ends[2] = {-1, -1};
+  if (keep_input_open && pipe(pipe_ends) != 0) return ToolRun{};
   const pid_t pid = fork();
   if (pid == 0) {
     if (chdir(dir.c_str()) != 0) _exit(126);
-    const int i = open(in.c_str(), O_RDONLY);
+    if (keep_input_open) close(pipe_ends[1]);
+    const int i = keep_input_open ? pipe_ends[0] : open(in.c_str(), O_RDONLY);
     const int o = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     const int e = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (i < 0 || o < 0 || e < 0) _exit(126);
@@ -71,7 +82,24 @@ inline ToolRun RunTool(const std::string& dir,
   }
   ToolRun run;
   int status = 0;
-  EXPECT_EQ(waitpid(pid, &status, 0), pid);
+  if (keep_input_open) {
+    close(pipe_ends[0]);
+    EXPECT_EQ(write(pipe_ends[1], input.data(), input.size()),
+              static_cast<ssize_t>(input.size()));
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (waitpid(pid, &status, WNOHANG) == 0) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    close(pipe_ends[1]);
+  } else {
+    EXPECT_EQ(waitpid(pid, &status, 0), pid);
+  }
   run.exit = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   run.out = Slurp(out);
   run.err = Slurp(err);

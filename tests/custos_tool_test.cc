@@ -202,9 +202,15 @@ TEST_F(CustosToolTest, UsageErrorsExitTwoAndChangeNothing) {
         "The following argument was not expected: nothing");
   usage({"subject", "shred", "s00"}, "--yes");
   // A count only: "-5" and an overflow used to run an unbounded sweep.
-  for (const char* count : {"-5", "99999999999999999999", "ten"}) {
-    usage({"sweep", "--max-records", count},
-          "a count of records, 0 to 999999999999");
+  for (const char* count : {"-5", "99999999999999999999", "ten", "010"}) {
+    usage({"sweep", "--max-records", count}, "a decimal number is expected");
+  }
+  // Ids too: CLI11 read "0x2" as record 2 and "010" as record 8.
+  for (const char* id : {"0x2", "010", "-1"}) {
+    usage({"record", "get", id}, "a decimal number is expected");
+    usage(
+        {"hold", "set", id, "--reason", "r", "--until", "2030-01-01T00:00:00Z"},
+        "a decimal number is expected");
   }
   usage({"frobnicate"}, "A subcommand is required");
   EXPECT_FALSE(std::filesystem::exists(dir() + "/x.token"));
@@ -214,6 +220,22 @@ TEST_F(CustosToolTest, UsageErrorsExitTwoAndChangeNothing) {
   ToolRun help = Tool({"hold", "set", "--help"});
   EXPECT_EQ(help.exit, 0);
   EXPECT_NE(help.out.find("example: custos hold set"), std::string::npos);
+}
+
+// A host program that writes the lines and waits for the id before it
+// closes its end of the pipe is answered: the check for lines beyond the
+// fields named looks only at what has arrived (helper-114: it read to the
+// end of input, so such a program waited for ever).
+TEST_F(CustosToolTest, ARecordCreateDoesNotWaitForTheEndOfAnOpenPipe) {
+  const std::string a = AddPrincipal("authority-a", "user");
+  ToolRun created =
+      RunTool(dir(),
+              {"--principal", "authority-a", "--token-file", a, "record",
+               "create", "--kind", "request", "--field", "name"},
+              "anna@example.org\nAnna\n", {},
+              /*keep_input_open=*/true);
+  EXPECT_EQ(created.exit, 0) << created.err;
+  EXPECT_EQ(created.out, "1\n");
 }
 
 TEST_F(CustosToolTest, ASubjectsRecordsHistoryReportHoldAndShred) {

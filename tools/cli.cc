@@ -1,6 +1,7 @@
 #include "tools/cli.h"
 
 #include <kj/compat/tls.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -216,11 +217,24 @@ void ForEachPage(const std::function<std::string(const std::string&)>& page) {
   } while (!after.empty());
 }
 
+CLI::Validator Decimal(size_t max_digits) {
+  return CLI::Validator(
+      [max_digits](const std::string& text) -> std::string {
+        const bool digits =
+            !text.empty() && text.size() <= max_digits &&
+            text.find_first_not_of("0123456789") == std::string::npos &&
+            (text.size() == 1 || text[0] != '0');
+        return digits ? "" : "a decimal number is expected";
+      },
+      "NUMBER");
+}
+
 void AddPageSizeOption(CLI::App& verb, uint32_t& page_size) {
   verb.add_option("--page-size", page_size,
                   "items asked for per call (the server may answer fewer, "
                   "to fit its message limit)")
       ->capture_default_str()
+      ->check(Decimal(4))
       ->check(CLI::Range(uint32_t{1}, kMaxPageSize));
 }
 
@@ -257,10 +271,68 @@ std::string Printable(std::string_view text) {
   return out;
 }
 
+namespace {
+
+// Standard input, read with read(2) into a buffer of ours, so that what
+// has arrived beyond the lines read is known (MoreInputWaiting).
+struct Input {
+  std::string buffered;
+  bool ended = false;
+
+  // Appends what one read(2) gives; false at the end (or an error).
+  bool ReadSome() {
+    char chunk[4096];
+    while (true) {
+      const ssize_t n = ::read(STDIN_FILENO, chunk, sizeof(chunk));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        ended = true;
+        return false;
+      }
+      buffered.append(chunk, static_cast<size_t>(n));
+      return true;
+    }
+  }
+};
+
+Input& StandardInput() {
+  static Input input;
+  return input;
+}
+
+}  // namespace
+
 bool ReadInputLine(std::string& line) {
-  if (!std::getline(std::cin, line)) return false;
+  Input& in = StandardInput();
+  while (true) {
+    const size_t end = in.buffered.find('\n');
+    if (end != std::string::npos) {
+      line = in.buffered.substr(0, end);
+      in.buffered.erase(0, end + 1);
+      break;
+    }
+    if (in.ended || !in.ReadSome()) {
+      if (in.buffered.empty()) return false;
+      line = std::move(in.buffered);  // A last line without its newline.
+      in.buffered.clear();
+      break;
+    }
+  }
   if (line.ends_with('\r')) line.pop_back();
   return true;
+}
+
+bool MoreInputWaiting() {
+  Input& in = StandardInput();
+  while (true) {
+    if (in.buffered.find_first_not_of(" \t\r\n") != std::string::npos)
+      return true;
+    in.buffered.clear();
+    if (in.ended) return false;
+    pollfd ready{.fd = STDIN_FILENO, .events = POLLIN, .revents = 0};
+    if (::poll(&ready, 1, 0) != 1) return false;  // Nothing sent yet.
+    if (!in.ReadSome()) return false;
+  }
 }
 
 void PrintDocument(std::string_view text) {

@@ -44,6 +44,12 @@ struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A check for a numeric option: decimal digits only, no leading zero (but
+// "0"), at most `max_digits`. CLI11 reads numbers with base 0, so "010"
+// would be 8 and "0x2" 2 (custos record get 0x2 read record 2; hold set
+// 010 would hold record 8), "-5" a huge unsigned number.
+CLI::Validator Decimal(size_t max_digits = 20);
+
 // Where and as whom to connect. Defaults: custosd's embedded defaults run
 // from the same directory.
 struct ConnectionOptions {
@@ -113,6 +119,10 @@ void Remote(const std::function<void()>& call);
 // "\r\n": a file written on Windows must not make "anna@example.org\r"
 // another subject). False at the end of input.
 bool ReadInputLine(std::string& line);
+// Whether standard input holds more than blank lines that can be read now,
+// without waiting for its writer (what it has sent, or its end): a check
+// after the lines a verb needs, which never blocks on an open pipe.
+bool MoreInputWaiting();
 
 // Reads the token in `path` (first line). Failure if it cannot be read, is
 // empty, or is readable by group or others (as PostgreSQL treats a

@@ -89,6 +89,7 @@ void AddKeyVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                     "keys per batch (one synchronous write): 1 to " +
                         std::to_string(kMaxKekBatchSize))
         ->capture_default_str()
+        ->check(Decimal(5))
         ->check(CLI::Range(uint64_t{1}, uint64_t{kMaxKekBatchSize}));
     AddJsonFlag(*cmd, a->out);
     verbs.push_back(

@@ -2,8 +2,6 @@
 // principal (the README's tour; host applications use the RPC API); custos
 // due-soon: the reminders of the records it owns (Session.dueSoon).
 
-#include <unistd.h>
-
 #include <iostream>
 #include <memory>
 
@@ -127,19 +125,14 @@ void AddRecordVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                                   "each, after the identifier)");
                }
              }
-             // Piped input with more values than names: personal data the
-             // user meant to store would be dropped. (Not asked of a
-             // terminal, where the user types the lines named.)
-             std::string extra;
-             if (!isatty(STDIN_FILENO)) {
-               while (ReadInputLine(extra)) {
-                 if (!extra.empty()) {
-                   throw UsageError(
-                       "standard input holds more lines than --field names "
-                       "(a line each, after the identifier): nothing was "
-                       "stored; name each field with --field");
-                 }
-               }
+             // More values than names: personal data the user meant to
+             // store would be dropped. Only what has arrived is looked at:
+             // a writer that keeps its end open is not waited for.
+             if (MoreInputWaiting()) {
+               throw UsageError(
+                   "standard input holds more lines than --field names "
+                   "(a line each, after the identifier): nothing was "
+                   "stored; name each field with --field");
              }
            }
            Remote([&] {
@@ -250,7 +243,7 @@ void AddRecordVerbs(CLI::App& app, std::vector<Verb>& verbs) {
         "show a record as you may see it (a read of personal data is "
         "recorded in the subject's access history)\n"
         "example: custos record get 1 --json");
-    cmd->add_option("id", a->id, "record id")->required();
+    cmd->add_option("id", a->id, "record id")->required()->check(Decimal());
     cmd->add_option("--purpose", a->purpose_kind,
                     "proof-of-exchange, subject-consent or public-interest "
                     "(for sensitive or blocked records)");

@@ -133,16 +133,7 @@ void AddRetentionVerbs(CLI::App& app, std::vector<Verb>& verbs) {
     cmd->add_option("--max-records", a->max_records,
                     "stop after this many records (0: no bound); \"more is "
                     "due\" then says to run it again")
-        ->check(
-            [](const std::string& text) -> std::string {
-              // Digits only: CLI11 reads "-5" as a huge unsigned number,
-              // and an overflow as the largest (both meant "no bound").
-              const bool digits =
-                  !text.empty() && text.size() <= 12 &&
-                  text.find_first_not_of("0123456789") == std::string::npos;
-              return digits ? "" : "a count of records, 0 to 999999999999";
-            },
-            "COUNT");
+        ->check(Decimal(12));
     AddJsonFlag(*cmd, a->out);
     verbs.push_back(
         {cmd, [a](Connection& c) {
@@ -229,7 +220,8 @@ void AddRetentionVerbs(CLI::App& app, std::vector<Verb>& verbs) {
         "erasure until a date, for a stated reason (officers)\n"
         "example: custos hold set 42 --reason 'court case 12/2027' "
         "--until 2029-01-01T00:00:00Z");
-    auto* record_opt = cmd->add_option("record", a->record, "record id");
+    auto* record_opt =
+        cmd->add_option("record", a->record, "record id")->check(Decimal());
     cmd->add_option("--subject", a->subject, "subject id, instead of a record")
         ->excludes(record_opt);
     cmd->add_option("--reason", a->reason, "why (recorded)")->required();
