@@ -43,6 +43,7 @@
 #include "server/first_start.h"
 #include "server/kj_log.h"
 #include "server/maintenance.h"
+#include "server/number_option.h"
 #include "server/server.h"
 #include "storage/engine.h"
 #include "storage/period.h"
@@ -243,18 +244,21 @@ int main(int argc, char** argv) {
                  "threads running engine calls (two may be held by long "
                  "work at once)")
       ->capture_default_str()
+      ->check(custos::server::DecimalNumber())
       ->check(CLI::Range(3, 256));
   app.add_option("--maintenance-interval", maintenance_seconds,
                  "seconds between scheduled sweeps, backup-key expiry and "
                  "shred completion")
       ->capture_default_str()
+      ->check(custos::server::DecimalNumber())
       ->check(CLI::Range(1, 86400));
   app.add_option(
          "--erasure-compaction-delay", erasure_compaction_delay_seconds,
          "seconds (0 to 2592000) erased bytes may wait on disk before a "
          "compaction removes them, batched (0: inside each erasing call); "
          "they are gone within this delay plus --maintenance-interval")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(custos::server::DecimalNumber(19, /*signed_ok=*/true));
   app.add_option("--master-key-credential", key_credential,
                  "name of the systemd credential holding the master key, "
                  "used (and required) when $CREDENTIALS_DIRECTORY is set; "
@@ -270,26 +274,31 @@ int main(int argc, char** argv) {
   app.add_option("--tls-handshake-timeout", tls_handshake_seconds,
                  "seconds a TLS client has to finish its handshake")
       ->capture_default_str()
+      ->check(custos::server::FiniteNumber())
       ->check(CLI::Range(0.01, 3600.0));
   app.add_option("--max-connections", max_connections,
                  "client connections open at once; more are refused")
       ->capture_default_str()
+      ->check(custos::server::DecimalNumber())
       ->check(CLI::Range(size_t{1}, size_t{1} << 20));
   app.add_option("--max-calls-in-flight", max_calls_in_flight,
                  "unanswered calls per connection; more are refused with "
                  "ResourceExhausted")
       ->capture_default_str()
+      ->check(custos::server::DecimalNumber())
       ->check(CLI::Range(size_t{1}, size_t{1} << 20));
   app.add_option("--max-message-bytes", max_message_bytes,
                  "largest RPC message a client may send (a larger one ends "
                  "its connection) and the server may answer (a larger "
                  "answer is refused with ResourceExhausted)")
       ->capture_default_str()
+      ->check(custos::server::DecimalNumber())
       ->check(CLI::Range(size_t{4096}, size_t{1} << 30));
   app.add_option("--metrics-port", metrics_port,
                  "serve /metrics and /health over HTTP on 127.0.0.1:PORT "
                  "(0: off)")
       ->capture_default_str()
+      ->check(custos::server::DecimalNumber())
       ->check(CLI::Range(0, 65535));
   app.add_option("--reminder-warn-before", reminder_warn_before,
                  "ISO 8601 period: owners are reminded of a record's "
@@ -305,6 +314,7 @@ int main(int argc, char** argv) {
                  "seconds between two checks of every watch for reminders "
                  "not yet delivered")
       ->capture_default_str()
+      ->check(custos::server::DecimalNumber())
       ->check(CLI::Range(1, 86400));
   app.add_flag("--no-sync", no_sync,
                "do not fsync before acknowledging writes (tests only: a "

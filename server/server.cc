@@ -67,6 +67,9 @@ Status CheckSocketPath(const std::string& path, bool* stale) {
     return Status::FailedPrecondition("another server listens on " + path +
                                       ": not replaced");
   }
+  if (error == ENOENT)
+    return Status::Ok();  // Removed since: a stopping
+                          // server's, now absent.
   if (error != ECONNREFUSED) {
     return Status::Unavailable("cannot tell whether a server listens on " +
                                path);

@@ -44,13 +44,14 @@ inline mode_t ModeOf(const std::string& path) {
 // PATH. Uses the files tool.{in,out,err} in `dir`.
 // With `keep_input_open`, `input` comes through a pipe whose writing end
 // stays open until the tool exits, as a host program's that waits for the
-// answer before closing it; a tool still running after 10 s is killed
-// (exit -1).
+// answer before closing it, and `late_input` (if any) follows 300 ms after
+// it; a tool still running after 10 s is killed (exit -1).
 inline ToolRun RunTool(const std::string& dir,
                        const std::vector<std::string>& args,
                        const std::string& input = "",
                        const std::vector<std::string>& env = {},
-                       bool keep_input_open = false) {
+                       bool keep_input_open = false,
+                       const std::string& late_input = "") {
   const std::string out = dir + "/tool.out", err = dir + "/tool.err",
                     in = dir + "/tool.in";
   std::ofstream(in, std::ios::trunc) << input;
@@ -65,11 +66,11 @@ inline ToolRun RunTool(const std::string& dir,
   for (auto& e : env_strings) envp.push_back(e.data());
   envp.push_back(nullptr);
   int pipe_ends[2] = {-1, -1};
-  if (keep_input_open && pipe(pipe_ends) != 0) return ToolRun{};
+  if (keep_input_open && pipe2(pipe_ends, O_CLOEXEC) != 0) return ToolRun{};
   const pid_t pid = fork();
   if (pid == 0) {
     if (chdir(dir.c_str()) != 0) _exit(126);
-    if (keep_input_open) close(pipe_ends[1]);
+    if (keep_input_open) close(pipe_ends[1]);  // (dup2 clears CLOEXEC.)
     const int i = keep_input_open ? pipe_ends[0] : open(in.c_str(), O_RDONLY);
     const int o = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     const int e = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -84,8 +85,14 @@ inline ToolRun RunTool(const std::string& dir,
   int status = 0;
   if (keep_input_open) {
     close(pipe_ends[0]);
-    EXPECT_EQ(write(pipe_ends[1], input.data(), input.size()),
-              static_cast<ssize_t>(input.size()));
+    // A tool that exits first must not take the test down with SIGPIPE.
+    const auto previous = std::signal(SIGPIPE, SIG_IGN);
+    (void)!write(pipe_ends[1], input.data(), input.size());
+    if (!late_input.empty()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      (void)!write(pipe_ends[1], late_input.data(), late_input.size());
+    }
+    std::signal(SIGPIPE, previous);
     const auto deadline =
         std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (waitpid(pid, &status, WNOHANG) == 0) {

@@ -202,10 +202,14 @@ TEST_F(CustosToolTest, UsageErrorsExitTwoAndChangeNothing) {
         "The following argument was not expected: nothing");
   usage({"subject", "shred", "s00"}, "--yes");
   // A count only: "-5" and an overflow used to run an unbounded sweep.
-  for (const char* count : {"-5", "99999999999999999999", "ten", "010"}) {
+  for (const char* count : {"-5", "ten", "010", "0x10"}) {
     usage({"sweep", "--max-records", count}, "a decimal number is expected");
   }
+  usage({"sweep", "--max-records", "99999999999999999999"},
+        "a decimal number of at most 12 digits is expected");
   // Ids too: CLI11 read "0x2" as record 2 and "010" as record 8.
+  usage({"record", "get", "18446744073709551616"},
+        "a decimal number of at most 19 digits is expected");
   for (const char* id : {"0x2", "010", "-1"}) {
     usage({"record", "get", id}, "a decimal number is expected");
     usage(
@@ -224,8 +228,8 @@ TEST_F(CustosToolTest, UsageErrorsExitTwoAndChangeNothing) {
 
 // A host program that writes the lines and waits for the id before it
 // closes its end of the pipe is answered: the check for lines beyond the
-// fields named looks only at what has arrived (helper-114: it read to the
-// end of input, so such a program waited for ever).
+// fields named waits for the end of input at most kInputEndWait
+// (helper-114: it read to the end, so such a program waited for ever).
 TEST_F(CustosToolTest, ARecordCreateDoesNotWaitForTheEndOfAnOpenPipe) {
   const std::string a = AddPrincipal("authority-a", "user");
   ToolRun created =
@@ -236,6 +240,18 @@ TEST_F(CustosToolTest, ARecordCreateDoesNotWaitForTheEndOfAnOpenPipe) {
               /*keep_input_open=*/true);
   EXPECT_EQ(created.exit, 0) << created.err;
   EXPECT_EQ(created.out, "1\n");
+  // A line that comes a moment after the others, the pipe still open, is
+  // still seen: refused, nothing stored (helper-115).
+  ToolRun late =
+      RunTool(dir(),
+              {"--principal", "authority-a", "--token-file", a, "record",
+               "create", "--kind", "request", "--field", "name"},
+              "ben@example.org\nBen\n", {},
+              /*keep_input_open=*/true, "Vienna\n");
+  EXPECT_EQ(late.exit, 2) << late.out;
+  EXPECT_NE(late.err.find("standard input holds more lines than --field"),
+            std::string::npos)
+      << late.err;
 }
 
 TEST_F(CustosToolTest, ASubjectsRecordsHistoryReportHoldAndShred) {

@@ -317,6 +317,22 @@ TEST_F(CustosdTest, AReminderDefaultOutOfRangeIsRefusedNamingItsFlag) {
       "and of at most P10Y"));
 }
 
+// Numbers are decimal: CLI11 read "010" as 8 (a metrics port 8, a
+// maintenance interval of 384 s for "0600") and took "nan" for a timeout.
+TEST_F(CustosdTest, NumbersThatAreNotDecimalAreRefused) {
+  for (std::vector<std::string> args :
+       {std::vector<std::string>{"--metrics-port", "010"},
+        std::vector<std::string>{"--maintenance-interval", "0x10"},
+        std::vector<std::string>{"--erasure-compaction-delay", "0777"}}) {
+    ASSERT_NO_FATAL_FAILURE(ExpectRefusedAsUsage(
+        dir_, args, args[0] + ": a decimal number is expected"));
+  }
+  ASSERT_NO_FATAL_FAILURE(
+      ExpectRefusedAsUsage(dir_, {"--tls-handshake-timeout", "nan"},
+                           "--tls-handshake-timeout: a decimal number is "
+                           "expected"));
+}
+
 // A negative erasure compaction delay, or one past the maximum, is a usage
 // error, refused before anything is created.
 TEST_F(CustosdTest, AnErasureCompactionDelayOutOfRangeIsRefused) {

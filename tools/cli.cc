@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -18,6 +19,7 @@
 #include "crypto/master_key.h"
 #include "server/errors.h"
 #include "server/first_start.h"
+#include "server/number_option.h"
 
 namespace custos::cli {
 namespace {
@@ -218,15 +220,7 @@ void ForEachPage(const std::function<std::string(const std::string&)>& page) {
 }
 
 CLI::Validator Decimal(size_t max_digits) {
-  return CLI::Validator(
-      [max_digits](const std::string& text) -> std::string {
-        const bool digits =
-            !text.empty() && text.size() <= max_digits &&
-            text.find_first_not_of("0123456789") == std::string::npos &&
-            (text.size() == 1 || text[0] != '0');
-        return digits ? "" : "a decimal number is expected";
-      },
-      "NUMBER");
+  return server::DecimalNumber(max_digits);
 }
 
 void AddPageSizeOption(CLI::App& verb, uint32_t& page_size) {
@@ -324,13 +318,22 @@ bool ReadInputLine(std::string& line) {
 
 bool MoreInputWaiting() {
   Input& in = StandardInput();
+  // The end of input is waited for, up to a bound: a line the writer sends
+  // a moment after the others is still seen (helper-115), and a writer
+  // that keeps its end open is answered after the bound (helper-114).
+  const auto deadline = std::chrono::steady_clock::now() + kInputEndWait;
   while (true) {
     if (in.buffered.find_first_not_of(" \t\r\n") != std::string::npos)
       return true;
     in.buffered.clear();
     if (in.ended) return false;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
     pollfd ready{.fd = STDIN_FILENO, .events = POLLIN, .revents = 0};
-    if (::poll(&ready, 1, 0) != 1) return false;  // Nothing sent yet.
+    const int polled = ::poll(&ready, 1, static_cast<int>(left.count()));
+    if (polled < 0 && errno == EINTR) continue;
+    if (polled != 1) return false;  // The bound passed (or poll failed).
     if (!in.ReadSome()) return false;
   }
 }

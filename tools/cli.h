@@ -14,6 +14,7 @@
 #include <kj/async-io.h>
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -45,10 +46,11 @@ struct UsageError : std::runtime_error {
 };
 
 // A check for a numeric option: decimal digits only, no leading zero (but
-// "0"), at most `max_digits`. CLI11 reads numbers with base 0, so "010"
-// would be 8 and "0x2" 2 (custos record get 0x2 read record 2; hold set
-// 010 would hold record 8), "-5" a huge unsigned number.
-CLI::Validator Decimal(size_t max_digits = 20);
+// "0"), at most `max_digits` (server/number_option.h, DecimalNumber).
+// CLI11 reads numbers with base 0, so "010" would be 8 and "0x2" 2
+// (custos record get 0x2 read record 2; hold set 010 would hold record
+// 8), "-5" a huge unsigned number.
+CLI::Validator Decimal(size_t max_digits = 19);
 
 // Where and as whom to connect. Defaults: custosd's embedded defaults run
 // from the same directory.
@@ -119,9 +121,11 @@ void Remote(const std::function<void()>& call);
 // "\r\n": a file written on Windows must not make "anna@example.org\r"
 // another subject). False at the end of input.
 bool ReadInputLine(std::string& line);
-// Whether standard input holds more than blank lines that can be read now,
-// without waiting for its writer (what it has sent, or its end): a check
-// after the lines a verb needs, which never blocks on an open pipe.
+// Whether standard input holds more than blank lines before its end,
+// waiting for the end at most kInputEndWait: a check after the lines a
+// verb needs, which never blocks for long on a pipe its writer keeps open
+// (lines sent after the bound are not seen).
+inline constexpr std::chrono::milliseconds kInputEndWait{2000};
 bool MoreInputWaiting();
 
 // Reads the token in `path` (first line). Failure if it cannot be read, is
