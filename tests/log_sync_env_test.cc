@@ -107,12 +107,9 @@ TEST_F(LogSyncEnvTest, AFailureOfTheEnvSyncedFirstFailsTheSync) {
   EXPECT_EQ(second.SyncLogs().code(), StatusCode::kInternal);
 }
 
-// Tables read with pread(2) (TableReads::kPread), each keeping its
-// descriptor while a permit is left (storage/log_sync_env.h), or through
-// LevelDB's map; these tests set the process-wide permits and put them
-// back.
 // Whether another process can take a write lock on `path` now: a child
-// that tries fcntl(F_SETLK), as LevelDB's own lock does.
+// that tries fcntl(F_SETLK), as LevelDB's own lock does. A child that
+// cannot even open the file is a test failure, not a "no".
 bool AnotherProcessCanLock(const std::string& path) {
   const pid_t pid = fork();
   if (pid == 0) {
@@ -125,6 +122,9 @@ bool AnotherProcessCanLock(const std::string& path) {
   }
   int status = 0;
   waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) &&
+              (WEXITSTATUS(status) == 0 || WEXITSTATUS(status) == 1))
+      << "the child could not try the lock on " << path << ": " << status;
   return WIFEXITED(status) && WEXITSTATUS(status) == 1;
 }
 
@@ -153,6 +153,10 @@ TEST_F(LogSyncEnvTest, TheDatabaseLockSurvivesAnotherDescriptorOfItClosing) {
   EXPECT_TRUE(AnotherProcessCanLock(lock));  // Released with the database.
 }
 
+// Tables read with pread(2) (TableReads::kPread), each keeping its
+// descriptor while a permit is left (storage/log_sync_env.h), or through
+// LevelDB's map; these tests set the process-wide permits and put them
+// back.
 class LogSyncEnvTableTest : public LogSyncEnvTest {
  protected:
   void SetUp() override {
