@@ -85,12 +85,8 @@ void LogHistoryHead(Engine& engine, MaintenanceLog& log, const char* when,
 void LogPoliciesInForce(const Engine& engine) {
   const Engine::PoliciesInForce in_force = engine.PoliciesInForceNow();
   for (const RetentionPolicy& policy : in_force.policies) {
-    std::string periods;
-    const std::vector<std::string> fields = events::PolicyFields(policy);
-    for (size_t i = 1; i < fields.size(); ++i) {  // After "kind:<kind>".
-      if (!periods.empty()) periods += ", ";
-      periods += fields[i];
-    }
+    const std::string periods =
+        events::PolicyPeriodsText(events::PolicyFields(policy));
     std::fprintf(stderr, "custosd: retention policy %s: %s\n",
                  policy.kind.c_str(), periods.c_str());
   }

@@ -131,14 +131,7 @@ Result<ChainVerification> Audit::VerifyChain(
     Result<RetentionPolicy> policy = Fail(Status::NotFound("no policy"));
     std::string text;  // As the event said it (or the default's).
   };
-  auto describe = [](const std::vector<std::string>& fields) {
-    std::string text;
-    for (size_t i = 1; i < fields.size(); ++i) {  // After "kind:<kind>".
-      if (!text.empty()) text += ", ";
-      text += fields[i];
-    }
-    return text;
-  };
+  const auto& describe = events::PolicyPeriodsText;
   std::map<std::string, Expected> expected;
   for (const RetentionPolicy& policy : DefaultPolicies()) {
     expected[policy.kind] = {.seq = 0,

@@ -130,6 +130,15 @@ Result<RetentionPolicy> PolicyFromFields(
   return policy;
 }
 
+std::string PolicyPeriodsText(const std::vector<std::string>& fields) {
+  std::string text;
+  for (size_t i = 1; i < fields.size(); ++i) {  // After "kind:<kind>".
+    if (!text.empty()) text += ", ";
+    text += fields[i];
+  }
+  return text;
+}
+
 Event PolicyEvent(const PrincipalInfo& who, const RetentionPolicy& policy,
                   Timestamp at) {
   Event e = By(who, EventAction::kPolicySet, at);

@@ -57,6 +57,10 @@ Event PolicyEvent(const PrincipalInfo& who, const RetentionPolicy& policy,
 // stored policies with them).
 std::vector<std::string> PolicyFields(const RetentionPolicy& policy);
 
+// A policy_set event's fields after its "kind:" one, joined with ", "
+// ("erase_after:P6M, history_after:P5Y"): how the periods are shown.
+std::string PolicyPeriodsText(const std::vector<std::string>& fields);
+
 // The policy a policy_set event's fields name: "kind:" and the periods,
 // read back with ParsePeriod, in any order; fields it does not know are
 // ignored. DataLoss when the kind, erase_after or history_after is
