@@ -428,11 +428,22 @@ int main(int argc, char** argv) {
         std::make_shared<const custos::crypto::GuardedBytes>(std::move(*key));
   }
 
-  // A socket another server answers on is refused before anything (a new
-  // store's key, admin and data directory) is created.
-  if (!socket_path.empty()) {
-    if (Status s = custos::server::CheckSocketPath(socket_path); !s.ok())
-      return Die(s.ToString());
+  // Where it will listen, checked before anything (a new store's key,
+  // admin and data directory) is created: a socket another server answers
+  // on, a port in use, a remote address without TLS are refused first.
+  custos::server::ServerOptions server_options;
+  server_options.unix_socket = socket_path;
+  server_options.tcp_address = listen;
+  server_options.allow_remote_plain_tcp = allow_remote_plain_tcp;
+  server_options.tls_certificate_pem = std::move(tls_cert_pem);
+  server_options.tls_private_key_pem = std::move(tls_key_pem);
+  if (metrics_port > 0) {
+    server_options.metrics_address =
+        "127.0.0.1:" + std::to_string(metrics_port);
+  }
+  if (Status s = custos::server::CheckListenAddresses(server_options);
+      !s.ok()) {
+    return Die(s.ToString());
   }
 
   bool key_from_file = false;
@@ -491,10 +502,6 @@ int main(int argc, char** argv) {
                  custos::server::kFirstAdminId, token_file.c_str());
   }
 
-  custos::server::ServerOptions server_options;
-  server_options.unix_socket = socket_path;
-  server_options.tcp_address = listen;
-  server_options.allow_remote_plain_tcp = allow_remote_plain_tcp;
   server_options.workers = workers;
   {
     std::error_code ec;
@@ -528,17 +535,11 @@ int main(int argc, char** argv) {
       server_options.key_dir = dir.string();
     }
   }
-  server_options.tls_certificate_pem = std::move(tls_cert_pem);
-  server_options.tls_private_key_pem = std::move(tls_key_pem);
   server_options.tls_handshake_timeout = std::chrono::milliseconds(
       static_cast<int64_t>(tls_handshake_seconds * 1000));
   server_options.max_connections = max_connections;
   server_options.max_calls_in_flight = max_calls_in_flight;
   server_options.max_message_words = max_message_bytes / sizeof(uint64_t);
-  if (metrics_port > 0) {
-    server_options.metrics_address =
-        "127.0.0.1:" + std::to_string(metrics_port);
-  }
   server_options.reminder_warn_before = reminder_defaults.warn_before;
   server_options.reminder_open_too_long = reminder_defaults.open_too_long;
   server_options.reminder_interval =

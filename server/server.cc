@@ -104,6 +104,49 @@ bool IsLoopback(const std::string& address) {
   return host == "localhost" || host == "[::1]" || numeric_127;
 }
 
+// Whether the options ask for TLS (a certificate or a key given).
+bool ServesTls(const ServerOptions& options) {
+  return !options.tls_certificate_pem.empty() ||
+         (options.tls_private_key_pem != nullptr &&
+          !options.tls_private_key_pem->empty());
+}
+
+// The rules the addresses to listen on must follow, whatever is free.
+Status CheckAddressRules(const ServerOptions& options) {
+  const bool has_key = options.tls_private_key_pem != nullptr &&
+                       !options.tls_private_key_pem->empty();
+  const bool tls = ServesTls(options);
+  if (tls && (options.tls_certificate_pem.empty() || !has_key)) {
+    return Status::InvalidArgument(
+        "TLS needs both a certificate and a private key");
+  }
+  if (!tls && !options.tcp_address.empty() && !options.allow_remote_plain_tcp &&
+      !IsLoopback(options.tcp_address)) {
+    return Status::InvalidArgument(
+        "plain TCP is served only on loopback (127.0.0.1, [::1], "
+        "localhost) unless remote plain TCP is allowed explicitly");
+  }
+  if (!options.metrics_address.empty() &&
+      !IsLoopback(options.metrics_address)) {
+    return Status::InvalidArgument(
+        "the metrics endpoint is served only on loopback");
+  }
+  return Status::Ok();
+}
+
+// A failed listen on `listening_on`, with the system's reason kj's
+// description ends with ("...: Address already in use") and nothing else
+// of it: kj's message would name our source; the address is the
+// operator's.
+Status ListenFailure(const std::string& listening_on, const kj::Exception& e) {
+  const std::string description(e.getDescription().cStr());
+  const size_t colon = description.rfind(": ");
+  std::string why =
+      colon == std::string::npos ? "" : ": " + description.substr(colon + 2);
+  why = why.substr(0, why.find(';'));  // Not kj's "; toString() = ...".
+  return Status::Unavailable("cannot listen on " + listening_on + why);
+}
+
 // One client connection: destroyed in reverse order of declaration.
 struct ConnectionState {
   kj::Own<kj::AsyncIoStream> stream;
@@ -197,6 +240,37 @@ Server::Server(Engine& engine, ServerOptions options)
 
 Server::~Server() = default;
 
+Status CheckListenAddresses(const ServerOptions& options) {
+  CUSTOS_RETURN_IF_ERROR(CheckAddressRules(options));
+  if (!options.unix_socket.empty())
+    CUSTOS_RETURN_IF_ERROR(CheckSocketPath(options.unix_socket));
+  if (options.tcp_address.empty() && options.metrics_address.empty())
+    return Status::Ok();
+  // Listened on as Run listens (kj resolves the names), both at once as
+  // Run holds them, and released on return.
+  auto io = kj::setupAsyncIo();
+  std::vector<kj::Own<kj::ConnectionReceiver>> trial;
+  std::string listening_on;
+  try {
+    auto& network = io.provider->getNetwork();
+    if (!options.tcp_address.empty()) {
+      listening_on = "TCP " + options.tcp_address;
+      trial.push_back(network.parseAddress(options.tcp_address.c_str())
+                          .wait(io.waitScope)
+                          ->listen());
+    }
+    if (!options.metrics_address.empty()) {
+      listening_on = "the metrics address " + options.metrics_address;
+      trial.push_back(network.parseAddress(options.metrics_address.c_str())
+                          .wait(io.waitScope)
+                          ->listen());
+    }
+  } catch (const kj::Exception& e) {
+    return ListenFailure(listening_on, e);
+  }
+  return Status::Ok();
+}
+
 void Server::Stop() {
   std::lock_guard lock(stop_mu_);
   stop_requested_ = true;
@@ -218,24 +292,8 @@ Status Server::Run(std::function<void()> ready) {
   CUSTOS_RETURN_IF_ERROR(
       CheckReminderQuery({.warn_before = options_.reminder_warn_before,
                           .open_too_long = options_.reminder_open_too_long}));
-  const bool has_key = options_.tls_private_key_pem != nullptr &&
-                       !options_.tls_private_key_pem->empty();
-  const bool tls = !options_.tls_certificate_pem.empty() || has_key;
-  if (tls && (options_.tls_certificate_pem.empty() || !has_key)) {
-    return Status::InvalidArgument(
-        "TLS needs both a certificate and a private key");
-  }
-  if (!tls && !options_.tcp_address.empty() &&
-      !options_.allow_remote_plain_tcp && !IsLoopback(options_.tcp_address)) {
-    return Status::InvalidArgument(
-        "plain TCP is served only on loopback (127.0.0.1, [::1], "
-        "localhost) unless remote plain TCP is allowed explicitly");
-  }
-  if (!options_.metrics_address.empty() &&
-      !IsLoopback(options_.metrics_address)) {
-    return Status::InvalidArgument(
-        "the metrics endpoint is served only on loopback");
-  }
+  CUSTOS_RETURN_IF_ERROR(CheckAddressRules(options_));
+  const bool tls = ServesTls(options_);
   auto io = kj::setupAsyncIo();
   kj::Timer& timer = io.provider->getTimer();
   // Both null without TLS. The context is given the keypair by reference:
@@ -436,15 +494,7 @@ Status Server::Run(std::function<void()> ready) {
       metrics_port_ = static_cast<uint16_t>(metrics_listener->getPort());
     }
   } catch (const kj::Exception& e) {
-    // kj's message would name our source; the address is the operator's.
-    // kj's description ends with the system's reason ("...: Address
-    // already in use"): that part only.
-    const std::string description(e.getDescription().cStr());
-    const size_t colon = description.rfind(": ");
-    std::string why =
-        colon == std::string::npos ? "" : ": " + description.substr(colon + 2);
-    why = why.substr(0, why.find(';'));  // Not kj's "; toString() = ...".
-    return Status::Unavailable("cannot listen on " + listening_on + why);
+    return ListenFailure(listening_on, e);
   }
   if (listeners.empty()) {
     return Status::InvalidArgument("no unix socket and no TCP address given");

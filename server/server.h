@@ -130,6 +130,15 @@ struct ServerOptions {
 // told. custosd checks it before it creates anything.
 Status CheckSocketPath(const std::string& path, bool* stale = nullptr);
 
+// Whether Run could listen where `options` say: the rules of the addresses
+// (TLS given whole, plain TCP and metrics on loopback unless allowed), the
+// unix socket by CheckSocketPath, and the TCP and metrics addresses by
+// listening on them, then releasing them (another process can still take
+// one before Run listens: Run then fails as before). Unavailable "cannot
+// listen on ...: <the system's reason>" names the address refused.
+// custosd checks it before it creates anything.
+Status CheckListenAddresses(const ServerOptions& options);
+
 class Server {
  public:
   // `engine` REQUIRES: outlives the server.

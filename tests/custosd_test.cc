@@ -666,5 +666,55 @@ TEST_F(CustosdTest, ASecondServerDoesNotTakeTheSocketOfALiveOne) {
   ASSERT_EQ(Stop(), 0);
 }
 
+// A port another process listens on, a remote address in plain TCP: the
+// start is refused before the store, its key and its first admin exist
+// (they were made first, and a retry then started on a store whose
+// announcement of the admin had gone to the failed run's stderr).
+TEST_F(CustosdTest, AnAddressThatCannotBeServedIsRefusedBeforeAnythingIsMade) {
+  const int taken = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(taken, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(taken, reinterpret_cast<const sockaddr*>(&address),
+                   sizeof(address)),
+            0);
+  ASSERT_EQ(::listen(taken, 4), 0);
+  socklen_t length = sizeof(address);
+  ASSERT_EQ(
+      ::getsockname(taken, reinterpret_cast<sockaddr*>(&address), &length), 0);
+  const std::string port = std::to_string(ntohs(address.sin_port));
+  struct Case {
+    std::vector<std::string> args;
+    std::string said;
+  };
+  const std::vector<Case> cases = {
+      {{"--socket", "s", "--listen", "127.0.0.1:" + port},
+       "custosd: Unavailable: cannot listen on TCP 127.0.0.1:" + port +
+           ": Address already in use"},
+      {{"--socket", "s", "--listen", "127.0.0.1:0", "--metrics-port", port},
+       "custosd: Unavailable: cannot listen on the metrics address "
+       "127.0.0.1:" +
+           port + ": Address already in use"},
+      {{"--socket", "s", "--listen", "0.0.0.0:0"},
+       "custosd: InvalidArgument: plain TCP is served only on loopback "
+       "(127.0.0.1, [::1], localhost) unless remote plain TCP is allowed "
+       "explicitly"},
+  };
+  for (const Case& c : cases) {
+    const std::string dir = dir_ + "/case" + std::to_string(&c - &cases[0]);
+    fs::create_directory(dir);
+    const auto [status, line] = RunCustosdToItsRefusal(dir, c.args);
+    ASSERT_TRUE(WIFEXITED(status)) << status;
+    EXPECT_EQ(WEXITSTATUS(status), 1) << c.said;
+    EXPECT_EQ(line, c.said);
+    EXPECT_FALSE(fs::exists(dir + "/custos-data")) << c.said;
+    EXPECT_FALSE(fs::exists(dir + "/custos-master.key")) << c.said;
+    EXPECT_FALSE(fs::exists(dir + "/custos-admin.token")) << c.said;
+    EXPECT_FALSE(fs::exists(dir + "/s")) << c.said;
+  }
+  ::close(taken);
+}
+
 }  // namespace
 }  // namespace custos::testing
