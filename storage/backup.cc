@@ -564,11 +564,31 @@ Result<Kit> ReadKit(const std::string& path, const crypto::SecretKey& master) {
 // Writes `entries` (from `next`) into a new LevelDB at `path` in large
 // unsynced batches, the last one synced, and compacts it whole so the
 // restored data sits in tables, not in a log.
-Status ImportDb(const std::string& path, leveldb::Env* env,
-                const LevelDbTuning& tuning,
-                const std::function<Result<bool>(leveldb::WriteBatch&)>& fill) {
+// Opens a database the import makes, or refuses (FailedPrecondition) one
+// that holds anything: the check of the directory before is not enough,
+// since a custosd started on it since could have made a store there. The
+// handle holds the database's LOCK until it is dropped.
+Result<std::unique_ptr<leveldb::DB>> OpenImportDb(const std::string& path,
+                                                  leveldb::Env* env,
+                                                  const LevelDbTuning& tuning) {
   auto db = OpenLevelDb(path, /*create_if_missing=*/true, env, tuning);
-  if (!db) return db.error();
+  if (!db) return Fail(db.error());
+  {
+    std::unique_ptr<leveldb::Iterator> it(
+        (*db)->NewIterator(leveldb::ReadOptions()));
+    it->SeekToFirst();
+    if (it->Valid() || !it->status().ok()) {
+      return Fail(Status::FailedPrecondition(
+          "the restore's data directory already holds a store"));
+    }
+  }
+  return db;
+}
+
+// Writes what `fill` puts in each batch (false: that batch is the last,
+// written synchronously), then compacts.
+Status ImportDb(leveldb::DB& db,
+                const std::function<Result<bool>(leveldb::WriteBatch&)>& fill) {
   while (true) {
     leveldb::WriteBatch batch;
     auto more = fill(batch);
@@ -576,10 +596,10 @@ Status ImportDb(const std::string& path, leveldb::Env* env,
     leveldb::WriteOptions wo;
     wo.sync = !*more;
     CUSTOS_RETURN_IF_ERROR(
-        FromLevelDb((*db)->Write(wo, &batch), "restoring a backup"));
+        FromLevelDb(db.Write(wo, &batch), "restoring a backup"));
     if (!*more) break;
   }
-  (*db)->CompactRange(nullptr, nullptr);
+  db.CompactRange(nullptr, nullptr);
   return Status::Ok();
 }
 
@@ -1081,24 +1101,41 @@ Result<RestoreIntent> Import(const std::string& backup_dir,
   }
 
   fs::create_directories(data, ec);
-  // An import that fails from here on leaves nothing of itself: the two
-  // databases it began are removed (neither existed before, checked
-  // above), so that the directory can be restored into again and no
-  // half-restored store, which Open would refuse for ever, holds personal
-  // data outside any retention. (A crash leaves them: Open refuses the
-  // incomplete intent, and the operator removes the directory.)
+  // An import that fails from here on leaves nothing of itself: the
+  // databases it made are removed, so that the directory can be restored
+  // into again and no half-restored store, which Open would refuse for
+  // ever, holds personal data outside any retention. (A crash leaves them:
+  // Open refuses the incomplete intent, and the operator removes the
+  // directory.) Only what it made and held: a database it could not open
+  // or found written (another process's, a custosd started on the
+  // directory meanwhile) is left alone.
   struct Undo {
-    const fs::path& data;
-    bool done = false;
+    fs::path path;
+    bool made = false;
     ~Undo() {
-      if (done) return;
+      if (!made) return;
       std::error_code ignored;
-      fs::remove_all(data / "keystore", ignored);
-      fs::remove_all(data / "records", ignored);
+      fs::remove_all(path, ignored);
     }
-  } undo{data};
+  };
+  Undo undo_records{data / "records"};
+  Undo undo_keystore{data / "keystore"};
   leveldb::Env* env =
       options.env != nullptr ? options.env : leveldb::Env::Default();
+  // Both opened before anything is written and held to the end (declared
+  // after the undos: closed before they remove anything): a custosd
+  // started on the directory during the import can open neither, and so
+  // cannot make a store of its own beside it (between the keystore's
+  // import and the records' one it could, and the import's undo then
+  // removed the databases under it).
+  auto records_db =
+      OpenImportDb(undo_records.path.string(), env, options.records_db);
+  if (!records_db) return Fail(records_db.error());
+  undo_records.made = true;
+  auto keystore_db =
+      OpenImportDb(undo_keystore.path.string(), env, LevelDbTuning());
+  if (!keystore_db) return Fail(keystore_db.error());
+  undo_keystore.made = true;
 
   // The keystore: the backup's, without the shredded subjects' keys and
   // the deadline bucket keys destroyed since (each witnessed in the
@@ -1108,8 +1145,7 @@ Result<RestoreIntent> Import(const std::string& backup_dir,
   {
     size_t next = 0, ledger_next = 0;
     CUSTOS_RETURN_IF_ERROR(ImportDb(
-        (data / "keystore").string(), env, LevelDbTuning(),
-        [&](leveldb::WriteBatch& batch) -> Result<bool> {
+        **keystore_db, [&](leveldb::WriteBatch& batch) -> Result<bool> {
           for (; next < keystore_entries->size() &&
                  batch.ApproximateSize() < kImportBatchBytes;
                ++next) {
@@ -1155,9 +1191,8 @@ Result<RestoreIntent> Import(const std::string& backup_dir,
       return Fail(failed(s));
     }
     bool first = true;
-    CUSTOS_RETURN_IF_ERROR(ImportDb(
-        (data / "records").string(), env, options.records_db,
-        [&](leveldb::WriteBatch& batch) -> Result<bool> {
+    CUSTOS_RETURN_IF_ERROR(
+        ImportDb(**records_db, [&](leveldb::WriteBatch& batch) -> Result<bool> {
           if (first) {
             batch.Put(ToSlice(kRestoreIntentKey), EncodeRestoreIntent(intent));
             batch.Append(witnesses);
@@ -1215,7 +1250,8 @@ Result<RestoreIntent> Import(const std::string& backup_dir,
           return true;
         }));
   }
-  undo.done = true;
+  undo_records.made = false;
+  undo_keystore.made = false;
   return intent;
 }
 

@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <memory>
 #include <string>
@@ -123,6 +124,62 @@ TEST_F(BackupReviewTest, AnInterruptedRestoreIsFinishedByOpen) {
   ASSERT_TRUE(view.has_value()) << view.error().ToString();
   EXPECT_EQ(view->state, RecordState::kErased);
   EXPECT_TRUE(view->parts.empty());
+}
+
+// LevelDB's environment calling `hook` once, when the first file of the
+// restored keystore is made: the moment between the start of the import
+// and its records, where an operator may start custosd on the directory.
+class KeystoreImportHook final : public leveldb::EnvWrapper {
+ public:
+  explicit KeystoreImportHook(std::function<void()> hook)
+      : EnvWrapper(leveldb::Env::Default()), hook_(std::move(hook)) {}
+  leveldb::Status NewWritableFile(const std::string& fname,
+                                  leveldb::WritableFile** result) override {
+    if (hook_ && fname.find("/keystore/") != std::string::npos) {
+      auto hook = std::move(hook_);
+      hook_ = nullptr;
+      hook();
+    }
+    return target()->NewWritableFile(fname, result);
+  }
+
+ private:
+  std::function<void()> hook_;
+};
+
+// A store opened on the directory during the import (its records database
+// made while the keystore was written) made the import fail, and the
+// import's undo then removed both databases under the process holding
+// them. The import now holds both from its start: the other open is
+// refused and the restore completes.
+TEST_F(BackupReviewTest, AnOpenDuringTheImportIsRefusedAndTheRestoreCompletes) {
+  const uint64_t kept = CreateRecord("ben@x.org");
+  ASSERT_TRUE(engine_->Backup(*admin_, BackupDir()).has_value());
+  ASSERT_TRUE(ExportKit().ok());
+  const std::string records = RestoredOptions().data_dir + "/records";
+  std::unique_ptr<leveldb::DB> other;
+  leveldb::Status other_open;
+  KeystoreImportHook env([&] {
+    leveldb::Options create = RawOptions();
+    create.create_if_missing = true;
+    leveldb::DB* raw = nullptr;
+    other_open = leveldb::DB::Open(create, records, &raw);
+    other.reset(raw);
+  });
+  Options options = RestoredOptions();
+  options.env = &env;
+  Status restored =
+      Engine::Restore(BackupDir(), options, MasterKey(), KitPath(), "admin");
+  EXPECT_TRUE(other_open.IsIOError()) << other_open.ToString();
+  EXPECT_NE(other_open.ToString().find("lock"), std::string::npos)
+      << other_open.ToString();
+  other.reset();
+  ASSERT_TRUE(restored.ok()) << restored.ToString();
+  OpenRestored();
+  auto admin = restored_->ActorFor("admin");
+  auto view = restored_->GetRecord(*admin, kept);
+  ASSERT_TRUE(view.has_value()) << view.error().ToString();
+  EXPECT_EQ(view->state, RecordState::kActive);
 }
 
 // F1: an import a crash cut short (its last, synced write missing: the
