@@ -60,6 +60,12 @@ inline constexpr size_t kMaxShredBudget = 100000;
 // a comparison made as the walk passes it, and the list is sorted once.
 inline constexpr size_t kMaxRecordedHeads = 1000;
 
+// The most retention policy kinds a store holds: Engine::SetPolicy refuses
+// a kind beyond them with ResourceExhausted (a kind already set can always
+// be set again). Each is kept in memory, answered whole by ListPolicies,
+// compared by a chain verification and logged by custosd at its start.
+inline constexpr size_t kMaxPolicyKinds = 1000;
+
 // Defaults are documented in docs/storage.md ("Limits").
 struct Limits {
   size_t max_id_length = 64;  // Principal ids.

@@ -7,6 +7,7 @@
 #include "storage/events.h"
 #include "storage/keys.h"
 #include "storage/leveldb_util.h"
+#include "storage/limits.h"
 
 namespace custos {
 
@@ -81,6 +82,18 @@ Status Policies::Set(const PrincipalInfo& admin, const RetentionPolicy& policy,
                      Timestamp at) {
   CUSTOS_RETURN_IF_ERROR(ValidatePolicy(policy));
   WriteLock lock = store_.Lock();
+  {
+    // Under the write lock: no other Set adds a kind meanwhile.
+    std::shared_lock read(mu_);
+    const bool known = by_kind_.contains(policy.kind) ||
+                       unauthenticated_.contains(policy.kind);
+    if (!known &&
+        by_kind_.size() + unauthenticated_.size() >= kMaxPolicyKinds) {
+      return Status::ResourceExhausted(
+          "a store holds at most " + std::to_string(kMaxPolicyKinds) +
+          " retention policy kinds; this kind would be one more");
+    }
+  }
   leveldb::WriteBatch batch;
   batch.Put(keys::Policy(policy.kind), StoredValue(mac_key_, policy));
   auto ticket = store_.Apply(

@@ -14,6 +14,7 @@
 #include "storage/codec.h"
 #include "storage/events.h"
 #include "storage/keys.h"
+#include "storage/limits.h"
 #include "tests/engine_fixture.h"
 
 namespace custos::testing {
@@ -86,6 +87,42 @@ class RetentionBoundsTest : public EngineTest {
 };
 
 // ---- Item 3: policies whose deadlines cannot be represented ----------------
+
+// Policy kinds are bounded (kMaxPolicyKinds): they are held in memory,
+// listed in one answer and logged at each start of custosd. A kind over the
+// bound is refused and nothing of it is stored; a kind already set can be
+// set again.
+TEST_F(RetentionBoundsTest, PolicyKindsAreBounded) {
+  auto listed = engine_->ListPolicies(*admin_);
+  ASSERT_TRUE(listed.has_value());
+  const size_t shipped = listed->size();
+  RetentionPolicy policy{.kind = "",
+                         .close_after = std::nullopt,
+                         .block_after = Period{.months = 6},
+                         .erase_after = Period{.years = 3},
+                         .history_after = Period{.years = 5}};
+  for (size_t i = shipped; i < kMaxPolicyKinds; ++i) {
+    policy.kind = "kind-" + std::to_string(i);
+    ASSERT_TRUE(engine_->SetPolicy(*admin_, policy).ok()) << policy.kind;
+  }
+  policy.kind = "one-more";
+  Status s = engine_->SetPolicy(*admin_, policy);
+  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted) << s.ToString();
+  EXPECT_EQ(s.message(),
+            "a store holds at most 1000 retention policy kinds; this kind "
+            "would be one more");
+  listed = engine_->ListPolicies(*admin_);
+  ASSERT_TRUE(listed.has_value());
+  EXPECT_EQ(listed->size(), kMaxPolicyKinds);
+  Reopen();
+  listed = engine_->ListPolicies(*admin_);
+  ASSERT_TRUE(listed.has_value());
+  EXPECT_EQ(listed->size(), kMaxPolicyKinds);
+  // One already set is set again.
+  policy.kind = "kind-" + std::to_string(kMaxPolicyKinds - 1);
+  policy.erase_after = Period{.years = 4};
+  EXPECT_TRUE(engine_->SetPolicy(*admin_, policy).ok());
+}
 
 // Old code: SetPolicy returned OK, and every later sweep failed.
 TEST_F(RetentionBoundsTest, SetPolicyRefusesAnEraseAfterOfEightThousandYears) {
