@@ -186,7 +186,8 @@ namespace {
 
 bool Covers(const std::vector<HoldSpans::Span>& spans, int64_t at) {
   for (const HoldSpans::Span& span : spans) {
-    if (span.set <= at && at < span.end) return true;
+    // Set at the erasure instant: the record was ERASED by then.
+    if (span.set < at && at < span.end) return true;
   }
   return false;
 }
@@ -314,7 +315,10 @@ Result<int64_t> Holds::ErasableFrom(const codec::StoredRecord& r, int64_t legal,
     for (const HoldView& h : *holds) {
       int64_t end = ToMicros(h.ends_at);
       if (h.released_at) end = std::min(end, ToMicros(*h.released_at));
-      if (ToMicros(h.set_at) <= erasable && erasable < end) {
+      // A hold set at the erasure instant itself comes too late: the
+      // record reads ERASED from that instant on (as SetRecordHold
+      // refuses), and nothing brings it back.
+      if (ToMicros(h.set_at) < erasable && erasable < end) {
         erasable = end;
         moved = true;
       }

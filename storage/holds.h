@@ -89,7 +89,8 @@ class Holds {
   // The first instant at or after `legal` at which no hold covers the
   // record (its own holds and its subjects' subject holds): a hold counts
   // from its setting to its end or release, whichever comes first, and a
-  // hold set after the record became erasable does not bring it back.
+  // hold set at or after the instant the record became erasable does not
+  // bring it back.
   // Ended and released holds count, so the answer does not depend on when
   // it is asked. Errors: DataLoss, mapped LevelDB.
   // `pending`, when given, is a hold as it will be once a batch not yet

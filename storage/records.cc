@@ -677,11 +677,14 @@ Result<HoldView> Records::SetRecordHold(const PrincipalInfo& officer,
   if (!record) return Fail(record.error());
   // A hold set after the erasure took effect would hold nothing (the
   // erasure stays dated at its instant): refused, not silently void.
+  // Shreds included: a record whose subjects were all shredded is ERASED
+  // too, whatever its deadlines say.
   leveldb::WriteBatch scratch;
-  auto caught_up =
-      u_.record_store.CatchUp(*record, ToMicros(u_.clock.Now()), scratch);
+  int64_t erased_by_shred = 0;
+  auto caught_up = u_.views.CatchUp(*record, ToMicros(u_.clock.Now()), scratch,
+                                    &erased_by_shred);
   if (!caught_up) return Fail(caught_up.error());
-  if (record->state == RecordState::kErased) {
+  if (record->state == RecordState::kErased || erased_by_shred != 0) {
     return Fail(Status::FailedPrecondition("the record is already ERASED"));
   }
   auto in_force = u_.holds.OnRecordOnly(record_id, ToMicros(u_.clock.Now()));

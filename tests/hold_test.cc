@@ -151,6 +151,63 @@ TEST_F(HoldTest, AHoldNeverMakesDataVisibleAgain) {
             StatusCode::kNotFound);
 }
 
+// A hold set at the erasure instant itself comes too late (review
+// helper-116): the record reads ERASED from that instant on, a record hold
+// is refused there, and a subject hold set there must not bring the record
+// (and its personal data) back. A hold set a microsecond before holds it.
+TEST_F(HoldTest, ASubjectHoldSetAtTheErasureInstantDoesNotBringARecordBack) {
+  const uint64_t erased = ClosedAlert("anna@example.org");
+  const uint64_t held = ClosedAlert("ben@example.org");
+  const std::string anna = *engine_->FindSubject(*admin_, "anna@example.org");
+  const std::string ben = *engine_->FindSubject(*admin_, "ben@example.org");
+  clock_.Set(At(2027, 3, 1));
+  auto view = engine_->GetRecord(*admin_, erased);
+  ASSERT_TRUE(view.has_value()) << view.error().ToString();
+  ASSERT_EQ(view->state, RecordState::kErased);
+  ASSERT_TRUE(view->erased_at.has_value());
+  const Timestamp instant = *view->erased_at;
+
+  clock_.Set(instant - 1us);
+  ASSERT_TRUE(
+      engine_->SetSubjectHold(*officer_, ben, "proceedings", At(2028, 1, 1)));
+  clock_.Set(instant);
+  EXPECT_EQ(
+      engine_->SetRecordHold(*officer_, erased, "proceedings", At(2028, 1, 1))
+          .error()
+          .message(),
+      "the record is already ERASED");
+  ASSERT_TRUE(
+      engine_->SetSubjectHold(*officer_, anna, "proceedings", At(2028, 1, 1)));
+  view = engine_->GetRecord(*officer_, erased, APurpose());
+  ASSERT_TRUE(view.has_value()) << view.error().ToString();
+  EXPECT_EQ(view->state, RecordState::kErased);
+  EXPECT_FALSE(view->personal_included);
+  EXPECT_EQ(engine_->GetRecord(*owner_, erased).error().code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(StateOf(held), RecordState::kClosed);
+  SweepReport report = SweepAt(At(2027, 3, 2));
+  EXPECT_EQ(report.erased, 1u);
+  EXPECT_EQ(StateOf(erased), RecordState::kErased);
+  EXPECT_EQ(StateOf(held), RecordState::kClosed);
+}
+
+// A record whose subject was shredded is ERASED: a hold on it would hold
+// nothing, and is refused as on a record erased by its deadline (review
+// helper-116).
+TEST_F(HoldTest, ARecordHoldOnAShreddedSubjectsRecordIsRefused) {
+  const uint64_t id = ClosedAlert("anna@example.org");
+  const std::string anna = *engine_->FindSubject(*admin_, "anna@example.org");
+  ASSERT_TRUE(engine_->ShredSubject(*admin_, anna).ok());
+  auto hold =
+      engine_->SetRecordHold(*officer_, id, "proceedings", At(2028, 1, 1));
+  ASSERT_FALSE(hold.has_value());
+  EXPECT_EQ(hold.error().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(hold.error().message(), "the record is already ERASED");
+  auto holds = engine_->ListHolds(*officer_, /*include_ended=*/true);
+  ASSERT_TRUE(holds.has_value()) << holds.error().ToString();
+  EXPECT_TRUE(holds->empty());
+}
+
 TEST_F(HoldTest, OnlyOfficersSetHoldsAndBadHoldsAreRefused) {
   uint64_t id = ClosedAlert();
   EXPECT_EQ(
