@@ -46,6 +46,7 @@
 #include "server/number_option.h"
 #include "server/server.h"
 #include "storage/engine.h"
+#include "storage/keyring.h"
 #include "storage/period.h"
 #include "storage/reminders.h"
 #ifdef CUSTOS_TEST_CLOCK
@@ -103,10 +104,11 @@ std::optional<std::string> ReadFile(const std::string& path) {
 // $CREDENTIALS_DIRECTORY is set (and `credential` is not empty; never
 // created), else from the key file if it exists, else from
 // CUSTOS_MASTER_KEY, else (only for a data directory that holds no store
-// yet) a new key file. `*from_file`: whether it is the key file's.
+// yet) a new key file. `*from_file`: whether it is the key file's;
+// `*source`: where it came from, for an operator.
 custos::Result<custos::crypto::SecretKey> MasterKey(
     const std::string& file, const std::string& dir,
-    const std::string& credential, bool* from_file) {
+    const std::string& credential, bool* from_file, std::string* source) {
   *from_file = false;
   const char* credentials = std::getenv("CREDENTIALS_DIRECTORY");
   if (credentials != nullptr && *credentials != '\0' && !credential.empty()) {
@@ -116,12 +118,15 @@ custos::Result<custos::crypto::SecretKey> MasterKey(
           "$CREDENTIALS_DIRECTORY holds no credential '" + credential +
           "' (the master key; see LoadCredential= in custosd.service)"));
     }
+    *source = "the systemd credential '" + credential + "'";
     return custos::crypto::LoadMasterKeyFile(path);
   }
   if (std::filesystem::exists(file)) {
     *from_file = true;
+    *source = "the key file " + file;
     return custos::crypto::LoadMasterKeyFile(file);
   }
+  *source = "CUSTOS_MASTER_KEY";
   auto from_env = custos::crypto::LoadMasterKeyFromEnv();
   if (from_env || from_env.error().code() != custos::StatusCode::kNotFound) {
     return from_env;
@@ -133,6 +138,7 @@ custos::Result<custos::crypto::SecretKey> MasterKey(
         file + " and CUSTOS_MASTER_KEY is not set"));
   }
   *from_file = true;
+  *source = "the new key file " + file;
   auto created = custos::crypto::GenerateMasterKeyFile(file);
   if (created) {
     std::fprintf(stderr,
@@ -447,7 +453,9 @@ int main(int argc, char** argv) {
   }
 
   bool key_from_file = false;
-  auto master = MasterKey(key_file, data_dir, key_credential, &key_from_file);
+  std::string key_source;
+  auto master = MasterKey(key_file, data_dir, key_credential, &key_from_file,
+                          &key_source);
   if (!master) return Die(master.error().ToString());
   custos::SystemClock system_clock;
   const custos::Clock* clock = &system_clock;
@@ -475,7 +483,18 @@ int main(int argc, char** argv) {
   options.erasure_compaction_delay =
       std::chrono::seconds(erasure_compaction_delay_seconds);
   auto engine = custos::Engine::Open(options, std::move(*master));
-  if (!engine) return Die(engine.error().ToString());
+  if (!engine) {
+    const Status& e = engine.error();
+    if (e.code() == custos::StatusCode::kFailedPrecondition &&
+        e.message() == custos::kMasterKeyMismatch) {
+      // The operator's likeliest cause: a rotation whose new key was not
+      // put where custosd reads its key (docs/operations.md).
+      return Die(e.ToString() + ": the key read is " + key_source +
+                 "; after a master key rotation only the new key opens the "
+                 "store: put it there");
+    }
+    return Die(e.ToString());
+  }
   // The umask above covers what custosd creates; a data directory made
   // before (by an earlier custosd, by hand, or for `custos init`) under a
   // wider umask would leave its files reachable by others.

@@ -74,8 +74,7 @@ Result<Keyring> Keyring::Open(std::string_view bytes,
     auto key =
         crypto::UnwrapKey(ring_key, e.version, WrapName(e.name), e.wrapped);
     if (!key) {
-      return Fail(Status::FailedPrecondition(
-          "the master key does not match this data directory"));
+      return Fail(Status::FailedPrecondition(std::string(kMasterKeyMismatch)));
     }
     if (e.name == kKek) {
       k.keks_.insert_or_assign(e.version, std::move(*key));

@@ -32,6 +32,11 @@
 
 namespace custos {
 
+// Keyring::Open's FailedPrecondition for another master key (custosd adds
+// where its key came from).
+inline constexpr std::string_view kMasterKeyMismatch =
+    "the master key does not match this data directory";
+
 class Keyring {
  public:
   // A new keyring: KEK version 1, current, and the four purpose keys, all

@@ -716,5 +716,25 @@ TEST_F(CustosdTest, AnAddressThatCannotBeServedIsRefusedBeforeAnythingIsMade) {
   ::close(taken);
 }
 
+// Another key than the store's (a rotation whose new key was not put
+// where custosd reads its key: the walkthrough helper-117) is refused
+// naming where the key was read and what to do.
+TEST_F(CustosdTest, AnotherMasterKeyIsRefusedNamingWhereItWasRead) {
+  Start();
+  ASSERT_EQ(Stop(), 0);
+  const std::string key = dir_ + "/custos-master.key";
+  fs::rename(key, dir_ + "/custos-master.key.old");
+  ASSERT_EQ(RunCustosd(dir_, {"--generate-master-key", key}), 0);
+  const auto [status, line] =
+      RunCustosdToItsRefusal(dir_, {"--listen", "", "--socket", dir_ + "/s"});
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  EXPECT_EQ(line,
+            "custosd: FailedPrecondition: the master key does not match this "
+            "data directory: the key read is the key file ./custos-master.key; "
+            "after a master key rotation only the new key opens the store: "
+            "put it there");
+}
+
 }  // namespace
 }  // namespace custos::testing
