@@ -55,7 +55,21 @@ Status FromException(const kj::Exception& e) {
       return Status(code, std::string(text.substr(prefix.size())));
     }
   }
-  return Status::Internal(std::string("RPC failure: ").append(text));
+  // Not an answer of a Custos server (the client's own RPC system, or a
+  // peer that is none): kj's words name its source's expressions
+  // ("::writev(fd, iov.begin(), iov.size()): Broken pipe"), so none of
+  // them is passed on.
+  switch (e.getType()) {
+    case kj::Exception::Type::DISCONNECTED:
+      return Status::Unavailable("the connection to the server ended");
+    case kj::Exception::Type::OVERLOADED:
+      return Status::ResourceExhausted("the server is overloaded");
+    case kj::Exception::Type::UNIMPLEMENTED:
+      return Status::InvalidArgument("the server does not know the call");
+    case kj::Exception::Type::FAILED:
+      break;
+  }
+  return Status::Internal("the call failed in the RPC system");
 }
 
 }  // namespace custos::server

@@ -719,6 +719,21 @@ TEST_F(CustosToolMoreTest, OverTlsTheToolVerifiesTheServerAgainstItsCa) {
   EXPECT_TRUE(
       Contains(wrong_name.err, std::string("cannot connect to ") + addr))
       << wrong_name.err;
+  EXPECT_EQ(wrong_name.err,
+            "custos: cannot connect to " + addr +
+                ": TLS peer's certificate is not trusted (hostname mismatch): "
+                "it does not carry the name 127.0.0.1; connect by a name it "
+                "carries or give --tls-server-name\n");
+  // Plain TCP to the TLS port: the server ends the connection; said so,
+  // with what to check, and no word of kj's ("::writev(fd, ...)": the
+  // walkthrough helper-117).
+  ToolRun plain = Tool({"--addr", addr, "whoami"});
+  EXPECT_EQ(plain.exit, 1);
+  EXPECT_EQ(plain.err,
+            "custos: login at " + addr +
+                " failed: Unavailable: the connection to the server ended (is "
+                "it a TLS server? give --cacert; is it custosd's RPC address, "
+                "not its metrics port?)\n");
   ToolRun no_ca = Tool({"--addr", addr, "--cacert", "missing.pem", "whoami"});
   EXPECT_EQ(no_ca.exit, 1);
   EXPECT_TRUE(Contains(no_ca.err, "cannot read CA certificate missing.pem"))

@@ -263,7 +263,13 @@ TEST_F(RunbookTest, TheImiStoryRunsAgainstTheServerOfDevRun) {
                     .find("<h1>Your personal data in IMI</h1>"),
                 std::string::npos)
           << page;
+      // Personal data: the owner's alone, as the tool writes reports.
+      for (const char* ext : {".json", ".html"}) {
+        EXPECT_EQ(ModeOf(dir() + "/imi-reports/" + page + ext), 0600u)
+            << page << ext;
+      }
     }
+    EXPECT_EQ(ModeOf(dir() + "/imi-reports"), 0700u);
   }
 }
 

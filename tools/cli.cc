@@ -40,9 +40,18 @@ std::string HostOf(const std::string& addr) {
 // appends ("DNS lookup failed.; params.host = ..."): its first clause,
 // ending in the system's reason.
 std::string Describe(const kj::Exception& e) {
-  std::string text(e.getDescription().cStr());
-  text = text.substr(0, text.find(';'));
+  const std::string all(e.getDescription().cStr());
+  std::string text = all.substr(0, all.find(';'));
   while (text.ends_with('.')) text.pop_back();
+  // OpenSSL's reason for a certificate refused ("hostname mismatch"):
+  // kj puts it after the text as "; reason = ...".
+  constexpr std::string_view kReason = "; reason = ";
+  const size_t reason = all.find(kReason);
+  if (reason != std::string::npos) {
+    std::string why = all.substr(reason + kReason.size());
+    why = why.substr(0, why.find(';'));
+    text += " (" + why + ")";
+  }
   return text;
 }
 
@@ -97,7 +106,14 @@ void Connection::Connect() {
           tls.wrapClient(kj::mv(stream_), name.c_str()).wait(io_.waitScope);
     }
   } catch (const kj::Exception& e) {
-    throw Failure("cannot connect to " + o.addr + ": " + Describe(e));
+    std::string why = Describe(e);
+    if (why.ends_with("(hostname mismatch)")) {
+      const std::string name =
+          o.tls_server_name.empty() ? HostOf(o.addr) : o.tls_server_name;
+      why += ": it does not carry the name " + name +
+             "; connect by a name it carries or give --tls-server-name";
+    }
+    throw Failure("cannot connect to " + o.addr + ": " + why);
   }
   rpc_ = kj::heap<capnp::TwoPartyClient>(*stream_);
   auto login = rpc_->bootstrap().castAs<rpc::Gateway>().loginRequest();
@@ -112,7 +128,14 @@ void Connection::Connect() {
       throw Failure("login as " + o.principal + " at " + o.addr +
                     " refused (unknown principal, wrong or revoked token)");
     }
-    throw Failure("login at " + o.addr + " failed: " + s.ToString());
+    // A peer that ended the connection at once: a TLS server spoken to in
+    // plain TCP, or another service's port.
+    const std::string hint =
+        s.code() == StatusCode::kUnavailable && o.cacert.empty()
+            ? " (is it a TLS server? give --cacert; is it custosd's RPC "
+              "address, not its metrics port?)"
+            : "";
+    throw Failure("login at " + o.addr + " failed: " + s.ToString() + hint);
   }
 }
 

@@ -53,7 +53,8 @@ void AddKeyVerbs(CLI::App& app, std::vector<Verb>& verbs) {
         "a key file on its host (mode 0600); afterwards the old master key "
         "opens nothing\n"
         "example: custos keys rotate-master --key-file "
-        "/etc/custos/master.key.new");
+        "/var/lib/custos/keys/master.key.new (packaged; embedded: beside "
+        "custos-master.key)");
     cmd->add_option("--key-file", *file, "absolute path on the server")
         ->required();
     verbs.push_back({cmd, [file](Connection& c) {

@@ -151,7 +151,7 @@ void AddPolicyVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                    ParsePeriodFlag(p.getHistoryAfter().cStr(), "historyAfter");
              }
            });
-           if (!found) throw Failure("no policy for kind " + a->kind);
+           if (!found) throw Failure("NotFound: no policy for kind " + a->kind);
            auto d = DeadlinesAfterClosure(rule, FromMicros(closed));
            if (!d) throw Failure(d.error().ToString());
            const int64_t blocked = d->blocked ? ToMicros(*d->blocked) : 0;

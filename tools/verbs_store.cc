@@ -57,7 +57,7 @@ void AddStoreVerbs(CLI::App& app, std::vector<Verb>& verbs) {
           std::error_code ec;
           if (std::filesystem::exists(a->data_dir, ec) &&
               !std::filesystem::is_empty(a->data_dir, ec)) {
-            throw Failure(a->data_dir +
+            throw Failure("FailedPrecondition: " + a->data_dir +
                           " exists and is not empty: init makes a new store "
                           "(custosd opens an existing one)");
           }

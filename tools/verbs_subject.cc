@@ -30,6 +30,13 @@ void AddSubjectVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                          throw UsageError(
                              "subject find reads the identifier from "
                              "standard input");
+                       // A file of identifiers piped in by mistake: the
+                       // first line's answer would read as the file's.
+                       if (MoreInputWaiting()) {
+                         throw UsageError(
+                             "standard input holds more than one line: "
+                             "subject find reads one identifier");
+                       }
                        Remote([&] {
                          auto req = c.Admin().findSubjectRequest();
                          req.setIdentifier(identifier);

@@ -20,10 +20,14 @@
 // Exits 0 if every party saw what it should; 1 if one saw something else
 // (each such view is printed as "UNEXPECTED") or a call failed.
 
+#include <fcntl.h>
 #include <kj/exception.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -326,11 +330,24 @@ void TellTheLaterYears(Story& s, const Told& told) {
           "ERASED, no personal data");
 }
 
-void WriteFile(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::trunc);
-  out << text;
-  if (!out.good())
-    throw std::runtime_error(std::string("cannot write ") + path);
+// A subject report is personal data: its file is the owner's alone (0600),
+// also when an earlier run left it with a wider mode (emptied before its
+// mode is narrowed, so nothing is readable in between), as `custos subject
+// report --out` writes it.
+void WritePrivateFile(const std::string& path, const std::string& text) {
+  const int fd =
+      ::open(path.c_str(),
+             O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) throw std::runtime_error(std::string("cannot write ") + path);
+  bool ok = ::fchmod(fd, 0600) == 0;
+  for (size_t done = 0; ok && done < text.size();) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    ok = n > 0;
+    if (ok) done += static_cast<size_t>(n);
+  }
+  ok = ::close(fd) == 0 && ok;
+  if (!ok) throw std::runtime_error(std::string("cannot write ") + path);
 }
 
 // Each person's access request: the reports written to `out_dir`, each
@@ -338,6 +355,9 @@ void WriteFile(const std::string& path, const std::string& text) {
 void AnswerTheAccessRequests(Story& s, const Told& told,
                              const std::string& out_dir) {
   std::filesystem::create_directories(out_dir);
+  // The reports' directory too (their names are people's identifiers).
+  std::filesystem::permissions(out_dir, std::filesystem::perms::owner_all,
+                               std::filesystem::perm_options::replace);
   const std::vector<std::pair<std::string, std::vector<uint64_t>>> people = {
       {kLena, {told.request, told.answer}},
       {kJan, {told.alert}},
@@ -345,8 +365,8 @@ void AnswerTheAccessRequests(Story& s, const Told& told,
   for (const auto& [who, records] : people) {
     const imi::SubjectReport report = s.x().AnswerAccessRequest(who);
     const std::string base = out_dir + "/" + who;
-    WriteFile(base + ".json", report.json);
-    WriteFile(base + ".html", report.html);
+    WritePrivateFile(base + ".json", report.json);
+    WritePrivateFile(base + ".html", report.html);
     std::cout << "  access request of " << who << ": " << base
               << ".json and .html\n";
     const nlohmann::json parsed = nlohmann::json::parse(report.json);
