@@ -30,7 +30,10 @@ Result<AccessHistoryPage> Audit::History(const PrincipalInfo& auditor,
   const std::string subject_key_id(subject_id);
   auto key = subjects.Key(subject_key_id);
   if (!key) return Fail(key.error());
-  if (!*key) return AccessHistoryPage{};  // Shredded: nothing opens.
+  // Shredded: nothing opens. Said so, as the subject report says it: an
+  // empty page would read as "nobody received their data" (walkthrough
+  // helper-117).
+  if (!*key) return Fail(Status::NotFound("subject not found"));
   auto page = u_.store.history().ForSubject(
       std::string(subject_id), from, to, after_seq, limit,
       [&subjects](const std::string& id) { return subjects.Key(id); },

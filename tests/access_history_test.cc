@@ -174,7 +174,16 @@ TEST_F(AccessHistoryTest, ShreddingASubjectErasesTheirHistoryButNotTheChain) {
   const std::string ben = *engine_->FindSubject(*admin_, "ben@example.org");
   EXPECT_EQ(Actions(anna).size(), 2u);
   ASSERT_TRUE(engine_->ShredSubject(*admin_, anna).ok());
-  EXPECT_TRUE(HistoryOf(anna).empty());
+  // At once, as the report: not an empty page, which would read as
+  // "nobody received their data".
+  EXPECT_EQ(
+      engine_
+          ->AccessHistory(*auditor_, anna, Timestamp::min(), Timestamp::max())
+          .error()
+          .code(),
+      StatusCode::kNotFound);
+  EXPECT_EQ(engine_->ProduceSubjectReport(*auditor_, anna).error().code(),
+            StatusCode::kNotFound);
   ASSERT_EQ(*engine_->CompleteShreds(100), 1u);
   // Completed, the shred leaves nothing naming the subject: its id is
   // unknown now.
@@ -704,7 +713,12 @@ TEST_F(AccessHistoryTest, ReadingASubjectsHistoryIsItselfAnEvent) {
   // Nothing is written for a subject already shredded: nothing opens.
   ASSERT_TRUE(engine_->ShredSubject(*admin_, anna).ok());
   const uint64_t after_shred = HeadSeq();
-  EXPECT_TRUE(HistoryOf(anna).empty());
+  EXPECT_EQ(
+      engine_
+          ->AccessHistory(*auditor_, anna, Timestamp::min(), Timestamp::max())
+          .error()
+          .code(),
+      StatusCode::kNotFound);
   EXPECT_EQ(HeadSeq(), after_shred);
 }
 
