@@ -124,7 +124,8 @@ Status CheckAddressRules(const ServerOptions& options) {
       !IsLoopback(options.tcp_address)) {
     return Status::InvalidArgument(
         "plain TCP is served only on loopback (127.0.0.1, [::1], "
-        "localhost) unless remote plain TCP is allowed explicitly");
+        "localhost) unless remote plain TCP is allowed explicitly (custosd "
+        "--allow-remote-plain-tcp)");
   }
   if (!options.metrics_address.empty() &&
       !IsLoopback(options.metrics_address)) {

@@ -229,6 +229,16 @@ TEST_F(CustosToolMoreTest, AnOnlineErasureVerificationKeepsTheStoreLocked) {
 // a head recorded after the cut part shows it.
 TEST_F(CustosToolMoreTest, VerifyThroughARecordedHeadCatchesACutTail) {
   custosd_.Start(CUSTOSD_PATH);
+  // Auditors and admins verify; anyone else is told both roles (the admin
+  // facet's refusal named the admin role alone: walkthrough helper-117).
+  const std::string officer = AddPrincipal("officer-1", "officer");
+  ToolRun refused = As("officer-1", officer, {"verify", "--chain"});
+  EXPECT_EQ(refused.exit, 1);
+  EXPECT_EQ(refused.err,
+            "custos: PermissionDenied: verify --chain needs the auditor or "
+            "the admin role\n");
+  const std::string auditor = AddPrincipal("auditor-1", "auditor");
+  EXPECT_EQ(As("auditor-1", auditor, {"verify", "--chain"}).exit, 0);
   ToolRun first = Tool({"verify", "--chain", "--json"});
   ASSERT_EQ(first.exit, 0) << first.err;
   const auto chain = nlohmann::json::parse(first.out)["chain"];

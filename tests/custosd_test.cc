@@ -699,7 +699,7 @@ TEST_F(CustosdTest, AnAddressThatCannotBeServedIsRefusedBeforeAnythingIsMade) {
       {{"--socket", "s", "--listen", "0.0.0.0:0"},
        "custosd: InvalidArgument: plain TCP is served only on loopback "
        "(127.0.0.1, [::1], localhost) unless remote plain TCP is allowed "
-       "explicitly"},
+       "explicitly (custosd --allow-remote-plain-tcp)"},
   };
   for (const Case& c : cases) {
     const std::string dir = dir_ + "/case" + std::to_string(&c - &cases[0]);

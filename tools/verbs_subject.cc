@@ -458,9 +458,18 @@ void AddVerifyVerbs(CLI::App& app, std::vector<Verb>& verbs) {
         // The auditor's facet if the principal has the role, else the
         // admin's.
         auto who = c.session().whoAmIRequest().send().wait(c.wait());
-        bool auditor = false;
-        for (rpc::Role r : who.getPrincipal().getRoles())
+        bool auditor = false, admin = false;
+        for (rpc::Role r : who.getPrincipal().getRoles()) {
           auditor = auditor || r == rpc::Role::AUDITOR;
+          admin = admin || r == rpc::Role::ADMIN;
+        }
+        // Said in the verb's words (the admin facet's refusal would name
+        // the admin role alone).
+        if (!auditor && !admin) {
+          throw Failure(
+              "PermissionDenied: verify --chain needs the auditor or the "
+              "admin role");
+        }
         auto check = [&](auto request) {
           auto list = request.initThrough(through.size());
           for (size_t i = 0; i < through.size(); ++i) {
