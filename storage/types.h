@@ -392,7 +392,10 @@ struct SweepReport {
   size_t closed = 0;
   size_t blocked = 0;
   size_t erased = 0;
-  // Erasures due but postponed by a legal hold (to the hold's end).
+  // Erasures this sweep found due and postponed to a legal hold's end. A
+  // record whose hold was in force when its deadline was last written
+  // (close, block, policy re-apply, the hold's setting) already has the
+  // hold's end as its deadline and is not counted (docs/retention.md).
   size_t postponed = 0;
   // Each of them, with the holds that apply.
   std::vector<HeldErasure> held;
