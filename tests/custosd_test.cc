@@ -14,10 +14,12 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -734,6 +736,30 @@ TEST_F(CustosdTest, AnotherMasterKeyIsRefusedNamingWhereItWasRead) {
             "data directory: the key read is the key file ./custos-master.key; "
             "after a master key rotation only the new key opens the store: "
             "put it there");
+}
+
+// At its stop custosd removes its socket only if the path still is the
+// socket it bound: one another server has since put there (after the first
+// one's was removed by hand) is left to that server.
+TEST_F(CustosdTest, AtItsStopItRemovesItsSocketOnlyIfItIsStillItsOwn) {
+  Start();
+  ASSERT_EQ(::unlink(Socket().c_str()), 0);
+  const int other = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(other, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  ASSERT_LT(Socket().size(), sizeof(address.sun_path));
+  std::memcpy(address.sun_path, Socket().data(), Socket().size());
+  ASSERT_EQ(::bind(other, reinterpret_cast<const sockaddr*>(&address),
+                   sizeof(address)),
+            0);
+  ASSERT_EQ(::listen(other, 4), 0);
+  ASSERT_EQ(Stop(), 0);
+  struct stat st {};
+  EXPECT_EQ(::lstat(Socket().c_str(), &st), 0)
+      << "the other socket was removed";
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  ::close(other);
 }
 
 }  // namespace
