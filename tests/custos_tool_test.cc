@@ -286,6 +286,14 @@ TEST_F(CustosToolTest, ASubjectsRecordsHistoryReportHoldAndShred) {
   EXPECT_EQ(two.err,
             "custos: standard input holds more than one line: subject find "
             "reads one identifier\n");
+  // A line past any value a server takes is refused as it arrives (each
+  // piece was searched again from the line's start: minutes for 16 MiB).
+  ToolRun huge =
+      Tool({"subject", "find"}, std::string(16 * 1024 * 1024 + 4096, 'a'));
+  EXPECT_EQ(huge.exit, 2);
+  EXPECT_EQ(huge.err,
+            "custos: a line of standard input is longer than 16 MiB: nothing "
+            "was sent\n");
 
   ToolRun history =
       As("auditor-1", aud, {"subject", "history", subject, "--json"});

@@ -321,12 +321,21 @@ Input& StandardInput() {
 
 bool ReadInputLine(std::string& line) {
   Input& in = StandardInput();
+  // Where the search for the line's end goes on: what was searched is not
+  // searched again as a long line arrives in pieces.
+  size_t searched = 0;
   while (true) {
-    const size_t end = in.buffered.find('\n');
+    const size_t end = in.buffered.find('\n', searched);
     if (end != std::string::npos) {
       line = in.buffered.substr(0, end);
       in.buffered.erase(0, end + 1);
       break;
+    }
+    searched = in.buffered.size();
+    if (searched > kMaxInputLineBytes) {
+      throw UsageError("a line of standard input is longer than " +
+                       std::to_string(kMaxInputLineBytes / (1024 * 1024)) +
+                       " MiB: nothing was sent");
     }
     if (in.ended || !in.ReadSome()) {
       if (in.buffered.empty()) return false;

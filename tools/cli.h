@@ -120,6 +120,9 @@ void Remote(const std::function<void()>& call);
 // Reads a line of standard input into `line` without its end ("\n" or
 // "\r\n": a file written on Windows must not make "anna@example.org\r"
 // another subject). False at the end of input.
+// A line longer than kMaxInputLineBytes is a UsageError (no value a server
+// takes is that long: a stored record is at most 16 MiB).
+inline constexpr size_t kMaxInputLineBytes = 16 * 1024 * 1024;
 bool ReadInputLine(std::string& line);
 // Whether standard input holds more than blank lines before its end,
 // waiting for the end at most kInputEndWait: a check after the lines a
