@@ -115,6 +115,7 @@ std::string ActionWords(std::string_view action) {
       {"breach_scope",
        "looked up which of your data a security breach reached, to tell you"},
       {"access_history", "looked at the record of who used your data"},
+      {"find_subject", "looked you up by your identifier"},
   };
   for (const auto& [name, words] : kWords) {
     if (name == action) return std::string(words);

@@ -43,6 +43,7 @@ enum Action {
   breachScope @26;  # An auditor's breach scope (docs/accountability.md).
   accessHistory @27;  # An auditor read a page of a subject's history.
   policySet @28;  # An admin set a kind's retention policy.
+  findSubject @29;  # An admin or auditor found a subject by its identifier.
 }
 
 enum RecordState {

@@ -14,6 +14,25 @@
 
 namespace custos {
 
+Result<std::string> Audit::FindSubject(const PrincipalInfo& caller,
+                                       std::string_view identifier) const {
+  auto found = u_.subjects.Find(identifier);
+  if (!found) return found;
+  // Under the lock a shred takes: the event is sealed under a key that
+  // still exists, and no id is returned after the subject's shred.
+  WriteLock lock = u_.store.Lock();
+  auto key = u_.subjects.Key(*found);
+  if (!key) return Fail(key.error());
+  if (!*key) return Fail(Status::NotFound("subject not found"));
+  leveldb::WriteBatch batch;
+  CUSTOS_RETURN_IF_ERROR(
+      u_.store.Commit(std::move(lock), batch,
+                      {events::SubjectEvent(caller, EventAction::kFindSubject,
+                                            *found, u_.clock.Now())},
+                      "recording a subject lookup"));
+  return found;
+}
+
 Result<AccessHistoryPage> Audit::History(const PrincipalInfo& auditor,
                                          std::string_view subject_id,
                                          Timestamp from, Timestamp to,

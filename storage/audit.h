@@ -1,7 +1,9 @@
 // Internal to storage/: the auditor's reading of the access history
 // (DESIGN section 5): one subject's events in a time window, page by page,
-// and the verification of the whole chain. Reading the history is not an
-// event (the subject report, which is one, is SubjectReportBuilder's).
+// and the verification of the whole chain; and the lookup of a subject by
+// their identifier, which the subject's history records. A page of the
+// history is an event (access_history); the subject report, which is one
+// too, is SubjectReportBuilder's.
 //
 // Thread safety: thread-safe; reads only, each from one LevelDB snapshot.
 
@@ -41,6 +43,15 @@ class Audit {
   // InvalidArgument for a limit of 0 or above Limits::max_page_size;
   // NotFound for an unknown subject, or one shredded while the page was
   // read.
+  // Engine::FindSubject, the caller's role and the identifier's length
+  // already checked: the subject id of `identifier`, the lookup written
+  // down first as a find_subject event in the subject's history (the
+  // caller learnt that the person is a data subject of the store). NotFound
+  // (no event) for an identifier of no subject, or of one shredded before
+  // the event was written.
+  Result<std::string> FindSubject(const PrincipalInfo& caller,
+                                  std::string_view identifier) const;
+
   Result<AccessHistoryPage> History(const PrincipalInfo& auditor,
                                     std::string_view subject_id, Timestamp from,
                                     Timestamp to, uint64_t after_seq,

@@ -537,7 +537,7 @@ Result<std::string> Engine::FindSubject(const Actor& actor,
   CUSTOS_RETURN_IF_ERROR(
       CheckLength(identifier, "a subject identifier",
                   impl_->options.limits.max_identifier_length, false));
-  return impl_->subjects.Find(identifier);
+  return impl_->audit.FindSubject(*caller, identifier);
 }
 
 Status Engine::ShredSubject(const Actor& actor, std::string_view subject_id) {

@@ -80,7 +80,7 @@ struct EngineStats {
 class Engine {
  public:
   // The on-disk format this build reads and writes.
-  static constexpr uint32_t kFormatVersion = 6;  // Store::kFormatVersion
+  static constexpr uint32_t kFormatVersion = 7;  // Store::kFormatVersion
 
   // Opens (or creates) the store in options.data_dir under `master_key`.
   // Errors: InvalidArgument (bad options, among them a
@@ -424,9 +424,12 @@ class Engine {
 
   // ---- Subjects ---------------------------------------------------------
 
-  // Admin or auditor: the subject id of an external identifier. NotFound if
-  // none (or shredded); InvalidArgument for an empty identifier or one
-  // longer than Limits::max_identifier_length.
+  // Admin or auditor: the subject id of an external identifier, the lookup
+  // written down first as a find_subject event in the subject's history
+  // (the caller learnt that the person is a data subject here: their
+  // report names who looked them up). NotFound if none (or shredded; no
+  // event); InvalidArgument for an empty identifier or one longer than
+  // Limits::max_identifier_length.
   Result<std::string> FindSubject(const Actor& actor,
                                   std::string_view identifier);
 

@@ -87,6 +87,8 @@ std::string_view EventActionName(EventAction action) {
       return "access_history";
     case EventAction::kPolicySet:
       return "policy_set";
+    case EventAction::kFindSubject:
+      return "find_subject";
   }
   return "unknown";
 }
@@ -99,6 +101,7 @@ bool IsDisclosure(EventAction action) {
     case EventAction::kReport:
     case EventAction::kBreachScope:
     case EventAction::kAccessHistory:
+    case EventAction::kFindSubject:
       return true;
     default:
       return false;
@@ -538,6 +541,8 @@ std::optional<hs::Action> ToSchema(EventAction a) {
       return hs::Action::ACCESS_HISTORY;
     case EventAction::kPolicySet:
       return hs::Action::POLICY_SET;
+    case EventAction::kFindSubject:
+      return hs::Action::FIND_SUBJECT;
   }
   return std::nullopt;
 }
@@ -602,6 +607,8 @@ std::optional<EventAction> FromSchema(hs::Action a) {
       return EventAction::kAccessHistory;
     case hs::Action::POLICY_SET:
       return EventAction::kPolicySet;
+    case hs::Action::FIND_SUBJECT:
+      return EventAction::kFindSubject;
   }
   return std::nullopt;
 }

@@ -86,6 +86,10 @@ enum class EventAction {
   // An admin set a kind's retention policy: about no subject, its periods
   // in clear (Engine::SetPolicy).
   kPolicySet,
+  // An admin or auditor found the subject by their identifier
+  // (Engine::FindSubject): the caller learnt that the person is a data
+  // subject of the store, and their subject id.
+  kFindSubject,
 };
 
 // "create", "read", "read_restricted", "rectify", "flag", "contest",
@@ -93,13 +97,13 @@ enum class EventAction {
 // "hold_released", "shred", "report", "rotate_master_key", "rotate_kek",
 // "principal_created", "principal_revoked", "rekey", "credential_rotated",
 // "backup", "restore", "expire_backup_keys", "export_restore_kit",
-// "breach_scope", "access_history", "policy_set"; "unknown" for a value
-// outside the enum.
+// "breach_scope", "access_history", "policy_set", "find_subject"; "unknown"
+// for a value outside the enum.
 std::string_view EventActionName(EventAction action);
 
 // True for the actions by which the acting principal received a subject's
-// personal data: read, read_restricted, export, report, breach_scope and
-// access_history.
+// personal data: read, read_restricted, export, report, breach_scope,
+// access_history and find_subject (the person's presence in the store).
 // Stage indexes such events that name subjects by principal and time (the
 // disclosure index, docs/history.md).
 bool IsDisclosure(EventAction action);

@@ -106,7 +106,7 @@ class Store {
   // history's index entries MAC'd, pruning dated by the erasure ledger;
   // 6: stored retention policies MAC'd (storage/policies.h). Older stores
   // are refused, not migrated (docs/decisions.md).
-  static constexpr uint32_t kFormatVersion = 6;
+  static constexpr uint32_t kFormatVersion = 7;
 
   // Opens (or, with options.create_if_missing, creates) the records
   // database in options.data_dir/records through `env` (REQUIRES: outlives

@@ -95,8 +95,11 @@ TEST_F(AccessHistoryTest, YearsLaterThePersonStillLearnsWhoReadTheirData) {
     actions.push_back(a.action);
     if (a.action == "read") read_by_b = &a;
   }
-  EXPECT_EQ(actions, (std::vector<std::string>{"create", "grant", "read",
-                                               "close", "block", "erase"}));
+  // The admin's lookup of Anna (by her identifier, after the close) is
+  // there too.
+  EXPECT_EQ(actions,
+            (std::vector<std::string>{"create", "grant", "read", "close",
+                                      "find_subject", "block", "erase"}));
   ASSERT_NE(read_by_b, nullptr);
   EXPECT_EQ(read_by_b->principal_id, "authority-b");
   EXPECT_EQ(read_by_b->principal_name, "Name of authority-b");
@@ -131,12 +134,21 @@ TEST_F(AccessHistoryTest, EveryOperationOnPersonalDataIsAnEvent) {
   ASSERT_TRUE(engine_->Withdraw(*owner_, id).ok());
   ASSERT_TRUE(engine_->EraseRecord(*admin_, id).ok());
   EXPECT_EQ(Actions(anna),
-            (std::vector<std::string>{"create", "grant", "read", "rectify",
-                                      "flag", "close", "read_restricted",
-                                      "contest", "hold_set", "hold_released",
-                                      "withdraw", "erase"}));
+            (std::vector<std::string>{"create", "grant", "find_subject", "read",
+                                      "rectify", "flag", "close",
+                                      "read_restricted", "contest", "hold_set",
+                                      "hold_released", "withdraw", "erase"}));
   std::vector<AccessEvent> events = HistoryOf(anna);
-  const AccessEvent& restricted = events[6];
+  // The admin's lookup: about no record, what it learnt is the subject.
+  EXPECT_EQ(events[2].principal_id, "admin");
+  EXPECT_EQ(events[2].record_id, 0u);
+  EXPECT_TRUE(events[2].fields.empty());
+  // A lookup that finds no one writes nothing.
+  const uint64_t head = HeadSeq();
+  EXPECT_EQ(engine_->FindSubject(*admin_, "nobody@example.org").error().code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(HeadSeq(), head);
+  const AccessEvent& restricted = events[7];
   EXPECT_EQ(restricted.principal_id, "officer");
   EXPECT_EQ(restricted.record_state, RecordState::kClosed);
   EXPECT_EQ(restricted.purpose, PurposeKind::kPublicInterest);
@@ -172,7 +184,7 @@ TEST_F(AccessHistoryTest, ShreddingASubjectErasesTheirHistoryButNotTheChain) {
   ASSERT_TRUE(engine_->GetRecord(*owner_, id).has_value());
   const std::string anna = *engine_->FindSubject(*admin_, "anna@example.org");
   const std::string ben = *engine_->FindSubject(*admin_, "ben@example.org");
-  EXPECT_EQ(Actions(anna).size(), 2u);
+  EXPECT_EQ(Actions(anna).size(), 3u);  // Create, read, the admin's lookup.
   ASSERT_TRUE(engine_->ShredSubject(*admin_, anna).ok());
   // At once, as the report: not an empty page, which would read as
   // "nobody received their data".
@@ -193,7 +205,8 @@ TEST_F(AccessHistoryTest, ShreddingASubjectErasesTheirHistoryButNotTheChain) {
           .error()
           .code(),
       StatusCode::kNotFound);
-  EXPECT_EQ(Actions(ben), (std::vector<std::string>{"create", "read"}));
+  EXPECT_EQ(Actions(ben),
+            (std::vector<std::string>{"create", "read", "find_subject"}));
   auto chain = engine_->VerifyChain(*auditor_);
   ASSERT_TRUE(chain.has_value());
   EXPECT_TRUE(chain->ok) << chain->problem;
@@ -228,8 +241,9 @@ TEST_F(AccessHistoryTest, TheReportListsTheHistoryByTime) {
     EXPECT_GE(a.at, previous) << a.action;
     previous = a.at;
   }
-  EXPECT_EQ(actions, (std::vector<std::string>{"create", "close", "block",
-                                               "read_restricted"}));
+  EXPECT_EQ(actions,
+            (std::vector<std::string>{"create", "close", "find_subject",
+                                      "block", "read_restricted"}));
 }
 
 TEST_F(AccessHistoryTest, ATamperedEventIsFoundByVerifyChain) {
@@ -280,17 +294,20 @@ TEST_F(AccessHistoryTest,
   ASSERT_TRUE(engine_->GetRecord(*owner_, other).has_value());
 
   EXPECT_EQ(SweepAt(At(2027, 2, 28)).erased, 1u);
-  EXPECT_EQ(Actions(anna),
-            (std::vector<std::string>{"create", "close", "erase"}));
+  EXPECT_EQ(Actions(anna), (std::vector<std::string>{"create", "close",
+                                                     "find_subject", "erase"}));
   EXPECT_EQ(SweepAt(At(2032, 2, 28) - 1us).history_pruned, 0u);
   EXPECT_EQ(SweepAt(At(2032, 2, 28)).history_pruned, 3u);
-  // What is left is about no record: the auditor's query above.
-  EXPECT_EQ(Actions(anna), (std::vector<std::string>{"access_history"}));
+  // What is left is about no record: the admin's lookup and the auditor's
+  // query above (events about no record are not pruned: docs/history.md).
+  EXPECT_EQ(Actions(anna),
+            (std::vector<std::string>{"find_subject", "access_history"}));
   auto chain = engine_->VerifyChain(*auditor_);
   ASSERT_TRUE(chain.has_value());
   EXPECT_TRUE(chain->ok) << chain->problem;
   const std::string ben = *engine_->FindSubject(*admin_, "ben@example.org");
-  EXPECT_EQ(Actions(ben), (std::vector<std::string>{"create", "read"}));
+  EXPECT_EQ(Actions(ben),
+            (std::vector<std::string>{"create", "read", "find_subject"}));
 }
 
 // Issue 16: the next record id and statistics delta number are derived at
@@ -326,7 +343,7 @@ TEST_F(AccessHistoryTest, AfterAPruneAndAReopenNoIdIsReusedAndAllStillAdds) {
   ASSERT_EQ(ben->parts.size(), 1u);
   EXPECT_EQ(ben->parts[0].subject_identifier, "ben@example.org");
   const std::string eva = *engine_->FindSubject(*admin_, "eva@example.org");
-  EXPECT_EQ(Actions(eva), (std::vector<std::string>{"create"}));
+  EXPECT_EQ(Actions(eva), (std::vector<std::string>{"create", "find_subject"}));
   auto chain = engine_->VerifyChain(*auditor_);
   ASSERT_TRUE(chain.has_value()) << chain.error().ToString();
   EXPECT_TRUE(chain->ok) << chain->problem;
@@ -423,8 +440,8 @@ TEST_F(AccessHistoryPruningTest, AnErasureDatedBackInTheRecordPrunesNothing) {
     stored.erased_at_micros = ToMicros(At(2020, 1, 1));
   });
   EXPECT_EQ(SweepAt(At(2027, 3, 1)).history_pruned, 0u);
-  EXPECT_EQ(Actions(anna),
-            (std::vector<std::string>{"create", "close", "erase"}));
+  EXPECT_EQ(Actions(anna), (std::vector<std::string>{"create", "close",
+                                                     "find_subject", "erase"}));
   // Pruned when the ledger's date says so.
   EXPECT_EQ(SweepAt(At(2032, 2, 28) - 1us).history_pruned, 0u);
   EXPECT_EQ(SweepAt(At(2032, 2, 28)).history_pruned, 3u);
@@ -441,7 +458,8 @@ TEST_F(AccessHistoryPruningTest,
   });
   const SweepReport report = SweepAt(At(2032, 2, 28));
   EXPECT_EQ(report.history_pruned, 0u);
-  EXPECT_EQ(Actions(ben), (std::vector<std::string>{"create", "read"}));
+  EXPECT_EQ(Actions(ben),
+            (std::vector<std::string>{"create", "read", "find_subject"}));
   bool reported = false;
   for (const SkippedRecord& s : report.skipped) {
     reported =
@@ -582,8 +600,8 @@ TEST_F(AccessHistoryPruningTest, ADeadlineMovedBackDoesNotShortenTheHistory) {
   clock_.Set(At(2026, 10, 1));
   EXPECT_EQ(SweepAt(At(2026, 10, 1)).erased, 1u);
   EXPECT_EQ(SweepAt(At(2026, 10, 2)).history_pruned, 0u);
-  EXPECT_EQ(Actions(anna),
-            (std::vector<std::string>{"create", "close", "erase"}));
+  EXPECT_EQ(Actions(anna), (std::vector<std::string>{"create", "close",
+                                                     "find_subject", "erase"}));
   EXPECT_EQ(SweepAt(At(2031, 10, 1) - 1us).history_pruned, 0u);
   EXPECT_EQ(SweepAt(At(2031, 10, 1)).history_pruned, 3u);
 }
@@ -656,10 +674,11 @@ TEST_F(AccessHistoryTest, TheHistoryQueryFiltersByTimeAndPages) {
   auto rest =
       engine_->AccessHistory(*auditor_, anna, Timestamp::min(),
                              Timestamp::max(), first->next_after_seq, 4);
-  // The last two reads, then the two queries above (each an event).
+  // The first page: the create, the admin's lookup, two reads; then the
+  // last three reads and the first query above (an event).
+  EXPECT_EQ(first->events[1].action, "find_subject");
   ASSERT_EQ(rest->events.size(), 4u);
-  EXPECT_EQ(rest->events[1].action, "read");
-  EXPECT_EQ(rest->events[2].action, "access_history");
+  EXPECT_EQ(rest->events[2].action, "read");
   EXPECT_EQ(rest->events[3].action, "access_history");
   EXPECT_EQ(rest->events[3].principal_id, "auditor");
 }
@@ -682,9 +701,11 @@ TEST_F(AccessHistoryTest, PagingToTheEndEnds) {
     after = page->next_after_seq;
   } while (after != 0 && ++pages < 50);
   EXPECT_LT(pages, 50);
-  // The create and the read, then the events of the two pages that
-  // returned them; the pages that returned those wrote none.
-  EXPECT_EQ(seen, (std::vector<std::string>{"create", "read", "access_history",
+  // The create, the read and the admin's lookup, then the events of the
+  // three pages that returned them; the pages that returned those wrote
+  // none.
+  EXPECT_EQ(seen, (std::vector<std::string>{"create", "read", "find_subject",
+                                            "access_history", "access_history",
                                             "access_history"}));
   // Following the tail: nothing new is written.
   const uint64_t head = HeadSeq();
@@ -703,13 +724,14 @@ TEST_F(AccessHistoryTest, ReadingASubjectsHistoryIsItselfAnEvent) {
   CreateRecord();
   const std::string anna = *engine_->FindSubject(*admin_, "anna@example.org");
   const uint64_t head = HeadSeq();
-  ASSERT_EQ(Actions(anna), (std::vector<std::string>{"create"}));
+  ASSERT_EQ(Actions(anna),
+            (std::vector<std::string>{"create", "find_subject"}));
   EXPECT_EQ(HeadSeq(), head + 1);
   const std::vector<AccessEvent> events = HistoryOf(anna);
-  ASSERT_EQ(events.size(), 2u);
-  EXPECT_EQ(events[1].action, "access_history");
-  EXPECT_EQ(events[1].principal_id, "auditor");
-  EXPECT_EQ(events[1].record_id, 0u);
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[2].action, "access_history");
+  EXPECT_EQ(events[2].principal_id, "auditor");
+  EXPECT_EQ(events[2].record_id, 0u);
   // Nothing is written for a subject already shredded: nothing opens.
   ASSERT_TRUE(engine_->ShredSubject(*admin_, anna).ok());
   const uint64_t after_shred = HeadSeq();
@@ -733,10 +755,13 @@ TEST_F(AccessHistoryPruningTest, OneSweepPrunesMoreThanAChunkOfEvents) {
   }
   ASSERT_TRUE(engine_->Close(*owner_, id).ok());
   EXPECT_EQ(SweepAt(At(2027, 2, 28)).erased, 1u);
-  EXPECT_EQ(Actions(anna).size(), 603u);  // create, 600 reads, close, erase.
+  // Create, the admin's lookup, 600 reads, close, erase.
+  EXPECT_EQ(Actions(anna).size(), 604u);
   EXPECT_EQ(SweepAt(At(2032, 2, 28)).history_pruned, 603u);
-  // Left: the event of the auditor's earlier look (about no record: kept).
-  EXPECT_EQ(Actions(anna), std::vector<std::string>{"access_history"});
+  // Left: the lookup and the event of the auditor's earlier look (about no
+  // record: kept).
+  EXPECT_EQ(Actions(anna),
+            (std::vector<std::string>{"find_subject", "access_history"}));
   auto chain = engine_->VerifyChain(*auditor_);
   ASSERT_TRUE(chain.has_value()) << chain.error().ToString();
   EXPECT_TRUE(chain->ok) << chain->problem;
@@ -752,7 +777,9 @@ TEST_F(AccessHistoryPruningTest, MaxHistoryExaminedBoundsOneSweep) {
   }
   ASSERT_TRUE(engine_->Close(*owner_, id).ok());
   EXPECT_EQ(SweepAt(At(2027, 2, 28)).erased, 1u);
-  const uint64_t first_seq = HeadSeq() - 302;  // The record's create.
+  // The record's create (then the admin's lookup, 300 reads, the close and
+  // the erasure).
+  const uint64_t first_seq = HeadSeq() - 303;
 
   clock_.Set(At(2032, 2, 28));
   SweepOptions options;
@@ -760,10 +787,11 @@ TEST_F(AccessHistoryPruningTest, MaxHistoryExaminedBoundsOneSweep) {
   options.max_history_examined = 150;
   auto first = engine_->Sweep(*admin_, options);
   ASSERT_TRUE(first.has_value()) << first.error().ToString();
-  // The events from seq 1 to 150, of which the record's are pruned.
+  // The events from seq 1 to 150, of which the record's are pruned (all
+  // from its create on but the lookup).
   ASSERT_LE(first_seq, 150u);
-  EXPECT_EQ(first->history_pruned, 150 - first_seq + 1);
-  EXPECT_EQ(Actions(anna).size(), 303 - first->history_pruned);
+  EXPECT_EQ(first->history_pruned, 150 - first_seq);
+  EXPECT_EQ(Actions(anna).size(), 304 - first->history_pruned);
 
   // The next sweep goes on from seq 151 (a cursor lost would have it
   // examine seqs 1 to 150 again, all pruned already).
@@ -777,8 +805,10 @@ TEST_F(AccessHistoryPruningTest, MaxHistoryExaminedBoundsOneSweep) {
   EXPECT_EQ(
       first->history_pruned + second->history_pruned + third->history_pruned,
       303u);
-  // Left: the event of the auditor's earlier look (about no record: kept).
-  EXPECT_EQ(Actions(anna), std::vector<std::string>{"access_history"});
+  // Left: the lookup and the event of the auditor's earlier look (about no
+  // record: kept).
+  EXPECT_EQ(Actions(anna),
+            (std::vector<std::string>{"find_subject", "access_history"}));
 
   options.max_history_examined = 0;
   auto refused = engine_->Sweep(*admin_, options);
@@ -832,8 +862,8 @@ TEST_F(AccessHistoryPruningTest,
   const SweepReport report = SweepAt(At(2027, 3, 2));
   EXPECT_EQ(report.history_pruned, 0u);
   EXPECT_EQ(report.unauthenticated_policies, std::vector<std::string>{"alert"});
-  EXPECT_EQ(Actions(anna),
-            (std::vector<std::string>{"create", "close", "erase"}));
+  EXPECT_EQ(Actions(anna), (std::vector<std::string>{"create", "close",
+                                                     "find_subject", "erase"}));
 }
 
 }  // namespace

@@ -169,9 +169,11 @@ TEST_F(BreachScopeTest, AStolenAuditorsSubjectReportsAreDisclosuresToo) {
   ASSERT_TRUE(scope.has_value()) << scope.error().ToString();
   ASSERT_EQ(scope->subjects.size(), 1u);
   EXPECT_EQ(scope->subjects[0].subject_id, anna);
-  ASSERT_EQ(scope->subjects[0].disclosures.size(), 1u);
-  EXPECT_EQ(scope->subjects[0].disclosures[0].action, "report");
-  EXPECT_EQ(scope->subjects[0].disclosures[0].record_id, 0u);
+  // The auditor's lookup of Anna (SubjectOf), then the report.
+  ASSERT_EQ(scope->subjects[0].disclosures.size(), 2u);
+  EXPECT_EQ(scope->subjects[0].disclosures[0].action, "find_subject");
+  EXPECT_EQ(scope->subjects[0].disclosures[1].action, "report");
+  EXPECT_EQ(scope->subjects[0].disclosures[1].record_id, 0u);
   EXPECT_TRUE(scope->subjects[0].record_ids.empty());
 }
 
@@ -267,7 +269,12 @@ TEST_F(BreachScopeTest, TheActIsRecordedWithItsPurposeInEachSubjectsHistory) {
       *second, Query({"auditor"}, t0_, t0_ + hours(24)));
   ASSERT_TRUE(of_auditor.has_value());
   ASSERT_EQ(of_auditor->subjects.size(), 1u);
-  EXPECT_EQ(of_auditor->subjects[0].disclosures[0].action, "breach_scope");
+  // Its lookup of Anna (SubjectOf) first, then the breach scope (and the
+  // history read just above).
+  ASSERT_EQ(of_auditor->subjects[0].disclosures.size(), 3u);
+  EXPECT_EQ(of_auditor->subjects[0].disclosures[0].action, "find_subject");
+  EXPECT_EQ(of_auditor->subjects[0].disclosures[1].action, "breach_scope");
+  EXPECT_EQ(of_auditor->subjects[0].disclosures[2].action, "access_history");
 }
 
 TEST_F(BreachScopeTest, ThePersonsReportSaysTheirDataWasLookedUpAndWhy) {

@@ -299,8 +299,12 @@ TEST_F(CustosToolTest, ASubjectsRecordsHistoryReportHoldAndShred) {
       As("auditor-1", aud, {"subject", "history", subject, "--json"});
   ASSERT_EQ(history.exit, 0) << history.err;
   const auto events = nlohmann::json::parse(history.out);
-  ASSERT_EQ(events.size(), 2u);
+  // The admin's lookup of Anna above is in her history too.
+  ASSERT_EQ(events.size(), 3u);
   EXPECT_EQ(events[0]["action"], "create");
+  EXPECT_EQ(events[2]["action"], "find_subject");
+  EXPECT_EQ(events[2]["principal_id"], "admin");
+  EXPECT_EQ(events[2]["record_id"], 0);
   EXPECT_EQ(events[1]["action"], "read");
   EXPECT_EQ(events[1]["principal_id"], "authority-a");
   EXPECT_EQ(events[1]["fields"], nlohmann::json::array({"identifier", "name"}));

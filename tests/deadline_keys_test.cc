@@ -1020,6 +1020,13 @@ TEST_F(DeadlineKeysTest, AFormatFiveStoreIsRefused) {
                           "format version 5");
 }
 
+// Format 7: the history's find_subject events (an older build would not
+// know the action).
+TEST_F(DeadlineKeysTest, AFormatSixStoreIsRefused) {
+  ExpectOpenRefusesFormat("records", std::string(keys::kFormat), 6,
+                          "format version 6");
+}
+
 // Sealed contents by bucket (issue 11): a record sealed under a bucket keeps
 // its ciphertexts in "pb:" bucket || id, none in its "r:" value; an active
 // record keeps them inline, with no "pb:" entry.

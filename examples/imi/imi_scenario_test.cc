@@ -493,6 +493,8 @@ TEST_F(ImiScenarioTest, RequestsAlertsAndAnAccessRequestYearsLater) {
                 " public_interest LG Berlin 12 O 345/27",
             "2029-08-31T12:00:00Z admin erase " + rs,
             "2029-08-31T12:00:00Z admin erase " + as,
+            // The data protection officer's lookup of Lena, to answer her.
+            "2031-05-05T10:00:00Z imi-dpo find_subject 0",
         }));
     // The page for the person: who received her data and when, by name.
     EXPECT_NE(lena.html.find("<td>2026-08-03T09:00:00Z</td><td>"
@@ -540,6 +542,7 @@ TEST_F(ImiScenarioTest, RequestsAlertsAndAnAccessRequestYearsLater) {
             "2026-08-21T09:00:00Z fr-dgccrf read " + l,
             "2026-10-15T16:00:00Z de-bmas close " + l,
             "2027-04-15T16:00:00Z admin erase " + l,
+            "2031-05-05T10:00:00Z imi-dpo find_subject 0",
         }));
     // The flag survives, its note erased with the data.
     ASSERT_EQ(report.at("records")[0].at("flags").size(), 1u);
@@ -567,8 +570,11 @@ TEST_F(ImiScenarioTest, RequestsAlertsAndAnAccessRequestYearsLater) {
                 " grantee:eu-commission",
             "2026-09-01T10:00:00Z at-bmdw read " + l,
             "2026-09-02T10:00:00Z fr-dgccrf withdraw " + l,
+            // The lookup that found Max for the hold he asked for.
+            "2026-09-03T10:00:00Z imi-dpo find_subject 0",
             "2026-09-03T10:00:00Z at-officer hold_set 0 hold:" + hold,
             "2027-12-31T00:00:00Z admin erase " + l,
+            "2031-05-05T10:00:00Z imi-dpo find_subject 0",
         }));
   }
 }
