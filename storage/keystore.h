@@ -248,6 +248,9 @@ class Keystore {
   Result<crypto::SecretKey> AddBackupKey(const std::string& backup_id,
                                          Timestamp now);
   struct Snapshot {
+    // Destroyed after `db`: a keyring purge that waited for this snapshot
+    // runs then (PurgeOldKeyrings).
+    std::shared_ptr<void> release;
     DbSnapshot db;
     // The keyring as stored, without backup keys: the value a backup
     // carries for "m:keyring" (no backup holds the key of another).
@@ -256,7 +259,11 @@ class Keystore {
   // Takes a snapshot of the keystore under the exclusive key lock (no key
   // is put, destroyed or rewrapped meanwhile) and calls `at_same_instant`
   // before releasing it: the caller takes the records database's snapshot
-  // there, under its write lock, so both show one instant.
+  // there, under its write lock, so both show one instant. While it lives,
+  // the keyring versions it sees stay in the files (LevelDB keeps what a
+  // snapshot sees): a purge of replaced keyrings (a backup key expired, a
+  // master or KEK rotation) meanwhile is done again when the last snapshot
+  // is released, on the thread that releases it.
   Snapshot TakeSnapshot(const std::function<void()>& at_same_instant);
   // Destroys every backup key created at or before `cutoff`: the keyring
   // is written without them in one synchronous write, then its old
@@ -401,13 +408,21 @@ class Keystore {
   // stored one again (left as it is if that cannot be read). REQUIRES:
   // keys_mu_ held exclusively.
   void ReloadKeyring();
-  // Compacts the replaced keyring versions out of the files.
+  // Compacts the replaced keyring versions out of the files, and deletes
+  // the marker (m:keyring_purge) the write that replaced them put; while a
+  // snapshot lives (TakeSnapshot), it is left pending until the last one is
+  // released. Open runs it when the marker is found (a crash before it).
   void PurgeOldKeyrings();
+  // A snapshot of TakeSnapshot's was released.
+  void SnapshotReleased();
 
   std::unique_ptr<LogSyncEnv> env_;  // Outlives db_.
   std::unique_ptr<leveldb::DB> db_;
   GroupSync sync_;          // Over env_->SyncLogs().
   std::mutex rotation_mu_;  // One rotation at a time.
+  std::mutex purge_mu_;     // Guards the two below.
+  size_t live_snapshots_ = 0;
+  bool purge_pending_ = false;
   // Guards ring_key_ and keyring_'s KEKs; see "Thread safety".
   mutable std::shared_mutex keys_mu_;
   crypto::SecretKey ring_key_;

@@ -42,6 +42,7 @@
 #include "storage/store.h"
 #include "storage/subjects.h"
 #include "tests/engine_fixture.h"
+#include "tests/failing_keystore_log.h"
 
 namespace custos::testing {
 namespace {
@@ -1960,46 +1961,6 @@ TEST_F(DeadlineKeysTest, PutRefusesARecordWhoseCiphertextsWereNotMerged) {
   EXPECT_FALSE(record->sealed_pending);
   EXPECT_FALSE(record->parts.at(0).sealed.empty());
 }
-
-// LevelDB's environment failing every append to the keystore's log once
-// armed: a keystore write that never reaches the disk, as a crash before
-// it leaves the keystore.
-class FailingKeystoreLog final : public leveldb::EnvWrapper {
- public:
-  FailingKeystoreLog() : EnvWrapper(leveldb::Env::Default()) {}
-  leveldb::Status NewWritableFile(const std::string& fname,
-                                  leveldb::WritableFile** result) override {
-    leveldb::WritableFile* base = nullptr;
-    leveldb::Status s = target()->NewWritableFile(fname, &base);
-    if (!s.ok()) return s;
-    if (!fname.ends_with(".log") ||
-        fname.find("/keystore/") == std::string::npos) {
-      *result = base;
-      return s;
-    }
-    *result = new File(armed, base);
-    return s;
-  }
-  std::atomic<bool> armed{false};
-
- private:
-  class File final : public leveldb::WritableFile {
-   public:
-    File(std::atomic<bool>& armed, leveldb::WritableFile* base)
-        : armed_(armed), base_(base) {}
-    leveldb::Status Append(const leveldb::Slice& data) override {
-      if (armed_) return leveldb::Status::IOError("injected keystore failure");
-      return base_->Append(data);
-    }
-    leveldb::Status Close() override { return base_->Close(); }
-    leveldb::Status Flush() override { return base_->Flush(); }
-    leveldb::Status Sync() override { return base_->Sync(); }
-
-   private:
-    std::atomic<bool>& armed_;
-    std::unique_ptr<leveldb::WritableFile> base_;
-  };
-};
 
 // Crash window 3 (docs/retention.md, "Deadline keys"): the bucket's
 // erasure is written down (marker, witness, queued range, synced) but its

@@ -15,6 +15,7 @@
 #include "storage/keystore.h"
 #include "tests/child_process.h"
 #include "tests/engine_fixture.h"
+#include "tests/failing_keystore_log.h"
 
 namespace custos::testing {
 namespace {
@@ -337,6 +338,43 @@ namespace {
 // A re-key in progress keeps its retiring key ("o:") beside the current
 // one; a KEK rotation must rewrap both, or the retiring key (still needed
 // to read what is not yet resealed) would die with the old KEK.
+// The last write of a KEK rotation (the last keys rewrapped, the keyring
+// without the old KEK) fails, as on a full disk: the keyring in memory is
+// the stored one again, with the old KEK (a review, helper-120: it was
+// dropped from memory only, so the subjects of that pass read as DataLoss
+// and the next keyring write, a backup's or an expiry's, lost the old KEK
+// for good); the rotation finishes when asked again.
+TEST_F(KeyringTest, AFailedLastWriteOfAKekRotationKeepsTheOldKek) {
+  auto ids = CreateRecords(6);
+  FailingKeystoreLog env;
+  Options options = MakeOptions();
+  options.env = &env;
+  ReopenWith(options);
+  KekRotationOptions rotation;
+  rotation.batch_size = 1;
+  rotation.max_keys = 1;  // Started: KEK 2 in the ring, one key rewrapped.
+  ASSERT_TRUE(engine_->RotateKek(*admin_, rotation).has_value());
+  rotation.batch_size = 100;  // One pass, the last: the other keys, the ring.
+  rotation.max_keys = SIZE_MAX;
+  env.armed = true;
+  auto failed = engine_->RotateKek(*admin_, rotation);
+  env.armed = false;
+  ASSERT_FALSE(failed.has_value());
+  EXPECT_EQ(failed.error().ToString(),
+            "Internal: writing keyring: IO error: injected keystore failure");
+  EXPECT_EQ(*engine_->KekVersions(*admin_), (std::vector<uint32_t>{1, 2}));
+  engine_->TEST_ClearKeyCache();
+  ExpectEverythingReadable(ids);
+  auto finished = engine_->RotateKek(*admin_, rotation);
+  ASSERT_TRUE(finished.has_value()) << finished.error().ToString();
+  EXPECT_TRUE(finished->complete);
+  EXPECT_EQ(*engine_->KekVersions(*admin_), std::vector<uint32_t>{2});
+  engine_->TEST_ClearKeyCache();
+  ExpectEverythingReadable(ids);
+  Reopen();
+  ExpectEverythingReadable(ids);
+}
+
 TEST_F(KeyringTest, AKekRotationRewrapsTheRetiringKeyOfARekeyInProgress) {
   Close();
   auto keystore =

@@ -14,7 +14,7 @@
 //   <!-- runbook-test: stop-server -->  stop it.
 // Host paths in the blocks (/etc/custos, /var/lib/custos,
 // /var/backups/custos) are mapped to subdirectories of the test's
-// directory. The blocks between two markers run as one script, so shell
+// directory, and `runuser -u custos -- CMD` runs as CMD. The blocks between two markers run as one script, so shell
 // variables carry from block to block there.
 
 #include <gtest/gtest.h>
@@ -140,6 +140,8 @@ class RunbookTest : public ::testing::Test {
     mapped = Replace(mapped, "/var/lib/custos", dir() + "/var-lib-custos");
     mapped =
         Replace(mapped, "/var/backups/custos", dir() + "/var-backups-custos");
+    // No custos user here: the command runs as the test's own.
+    mapped = Replace(mapped, "runuser -u custos -- ", "");
     std::ofstream(dir() + "/step.sh", std::ios::trunc) << "set -euo pipefail\n"
                                                        << mapped;
     const std::string command =
