@@ -67,7 +67,7 @@ struct Engine::Impl {
         views(*store, record_store, subjects, options.limits, clock),
         records({*store, record_store, views, subjects, principals, policies,
                  holds, erasure, options.limits, clock}),
-        sweeper({*store, record_store, policies, holds, erasure,
+        sweeper({*store, record_store, views, policies, holds, erasure,
                  subjects.deadline_keys(), clock}),
         shredder({*store, *keystore, subjects, holds, record_store, views,
                   erasure, clock},

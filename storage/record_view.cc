@@ -32,6 +32,16 @@ Result<RecordViews::Resolved> RecordViews::Resolve(const PrincipalInfo& caller,
 Result<std::vector<PlannedTransition>> RecordViews::CatchUp(
     codec::StoredRecord& r, int64_t at, leveldb::WriteBatch& batch,
     int64_t* erased_by_shred) const {
+  auto shredded_at = ErasedByShred(r, at);
+  if (!shredded_at) return Fail(shredded_at.error());
+  *erased_by_shred = *shredded_at;
+  // Deadlines take effect at their instant, whether a sweep has written
+  // them down or not; none after the record was erased.
+  return records_.CatchUp(r, *shredded_at != 0 ? *shredded_at : at, batch);
+}
+
+Result<int64_t> RecordViews::ErasedByShred(const codec::StoredRecord& r,
+                                           int64_t at) const {
   // Readable until the last of its parts' subjects was shredded, the record
   // is erased at that instant, whichever subject was shredded first and
   // whatever CompleteShreds has dropped since (it drops only parts that
@@ -41,19 +51,12 @@ Result<std::vector<PlannedTransition>> RecordViews::CatchUp(
   for (const auto& part : r.parts) {
     auto key = subjects_.Key(part.subject_id);
     if (!key) return Fail(key.error());
-    if (*key) {
-      shredded_at = 0;
-      break;
-    }
+    if (*key) return 0;
     auto subject = subjects_.Read(part.subject_id);
     if (!subject) return Fail(subject.error());
     shredded_at = std::max(shredded_at, subject->shredded_at_micros);
   }
-  if (shredded_at > at) shredded_at = 0;
-  *erased_by_shred = shredded_at;
-  // Deadlines take effect at their instant, whether a sweep has written
-  // them down or not; none after the record was erased.
-  return records_.CatchUp(r, shredded_at != 0 ? shredded_at : at, batch);
+  return shredded_at > at ? 0 : shredded_at;
 }
 
 namespace {

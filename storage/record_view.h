@@ -71,6 +71,10 @@ class RecordViews {
   Result<std::vector<PlannedTransition>> CatchUp(
       codec::StoredRecord& r, int64_t at, leveldb::WriteBatch& batch,
       int64_t* erased_by_shred) const;
+  // The instant the shred of the last of `r`'s parts' subjects erased it,
+  // if that was at or before `at`; 0 when it was not (a part's key lives,
+  // or the record has no part). Errors: reading keys or a subject's entry.
+  Result<int64_t> ErasedByShred(const codec::StoredRecord& r, int64_t at) const;
 
   // Engine::CountRecordsByState (storage/engine.h): every record ("r:"),
   // read from one scan and brought to its effective state at `at` in

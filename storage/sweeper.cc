@@ -33,6 +33,9 @@ Result<size_t> Sweeper::ReapplyPolicies(const WorkProgressFn& progress) {
   const int64_t now = ToMicros(u_.clock.Now());
   uint64_t examined = 0;
   ReportProgress(progress, "records", "records", 0);
+  // Under this lock throughout: no shred comes meanwhile.
+  auto shreds_pending = ShredsPending();
+  if (!shreds_pending) return Fail(shreds_pending.error());
   auto flush = [&]() -> Status {
     CUSTOS_RETURN_IF_ERROR(u_.erasure.Ledger(erased));
     auto ticket =
@@ -52,6 +55,10 @@ Result<size_t> Sweeper::ReapplyPolicies(const WorkProgressFn& progress) {
         if (!record) failure = record.error();
         if (!failure.ok()) return false;
         if (record->state == RecordState::kErased) return true;
+        auto left = LeftToShredCompletion(*record, now, *shreds_pending);
+        if (!left) failure = left.error();
+        if (!failure.ok()) return false;
+        if (*left) return true;
         // A kind whose stored policy failed its MAC or is missing: its
         // records keep the deadlines they have (a sweep lists the kind);
         // recomputing them would need the policy.
@@ -97,13 +104,16 @@ Result<size_t> Sweeper::ReapplyPolicies(const WorkProgressFn& progress) {
   return updated;
 }
 
-Status Sweeper::SweepRecord(
-    const WriteLock& lock, const PrincipalInfo& admin, const std::string& key,
-    const keys::DeadlineKey& entry, const SweepOptions& options,
-    leveldb::WriteBatch& batch, std::vector<Event>& sweep_events,
-    SweepReport& report, const HoldSpans& spans,
-    std::map<uint64_t, bool>& erased_buckets,
-    std::vector<std::pair<uint64_t, int64_t>>& erased) const {
+Status Sweeper::SweepRecord(const WriteLock& lock, const PrincipalInfo& admin,
+                            const std::string& key,
+                            const keys::DeadlineKey& entry,
+                            const SweepOptions& options,
+                            leveldb::WriteBatch& batch,
+                            std::vector<Event>& sweep_events,
+                            SweepReport& report, const HoldSpans& spans,
+                            std::map<uint64_t, bool>& erased_buckets,
+                            std::vector<std::pair<uint64_t, int64_t>>& erased,
+                            bool shreds_pending) const {
   const int64_t as_of = ToMicros(options.as_of);
   const uint64_t id = entry.record_id;
   const int64_t due = entry.due_micros;
@@ -117,6 +127,10 @@ Status Sweeper::SweepRecord(
     batch.Delete(key);  // Stale: the record moved on.
     return Status::Ok();
   }
+  // Its entry stays due until CompleteShreds has written the erasure down.
+  auto left = LeftToShredCompletion(*record, as_of, shreds_pending);
+  if (!left) return left.error();
+  if (*left) return Status::Ok();
   // Everything for this record goes to `one` first and joins the sweep's
   // batch only when the record was processed whole: a record whose later
   // deadline cannot be computed is left as it was, never half transitioned.
@@ -195,6 +209,25 @@ Status Sweeper::SweepRecord(
   }
   if (!options.dry_run) batch.Append(one);
   return Status::Ok();
+}
+
+Result<bool> Sweeper::ShredsPending() const {
+  bool any = false;
+  CUSTOS_RETURN_IF_ERROR(u_.store.Scan(keys::kShredQueuePrefix, {},
+                                       [&](std::string_view, std::string_view) {
+                                         any = true;
+                                         return false;
+                                       }));
+  return any;
+}
+
+Result<bool> Sweeper::LeftToShredCompletion(const codec::StoredRecord& record,
+                                            int64_t at,
+                                            bool shreds_pending) const {
+  if (!shreds_pending || record.state == RecordState::kErased) return false;
+  auto shredded_at = u_.views.ErasedByShred(record, at);
+  if (!shredded_at) return Fail(shredded_at.error());
+  return *shredded_at != 0;
 }
 
 bool Sweeper::Skippable(const Status& status) {
@@ -311,11 +344,13 @@ Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
     // Every erasure the batch writes, reported here or by an erasure by
     // key, for the ledger.
     std::vector<std::pair<uint64_t, int64_t>> erased;
+    auto shreds_pending = ShredsPending();
+    if (!shreds_pending) return Fail(shreds_pending.error());
     for (const auto& [key, entry] : due_entries) {
       resume_key = key + '\0';
       Status swept =
           SweepRecord(lock, admin, key, entry, options, batch, sweep_events,
-                      report, **spans, erased_buckets, erased);
+                      report, **spans, erased_buckets, erased, *shreds_pending);
       if (!swept.ok()) {
         if (!Skippable(swept)) return Fail(swept);
         // One record must not stop retention for the rest of the store. Its
@@ -479,7 +514,9 @@ Status Sweeper::EraseEndedBuckets(const PrincipalInfo& admin,
       std::vector<Event> one_events;
       Status swept =
           SweepRecord(lock, admin, key, entry, options, one, one_events, report,
-                      held, erased_buckets, moved_erased);
+                      held, erased_buckets, moved_erased,
+                      // A shred is refused while a hold covers its subject.
+                      /*shreds_pending=*/false);
       if (!swept.ok()) {
         if (!Skippable(swept)) return swept;
         // It stays sealed under the bucket, whose key stays with it.

@@ -28,6 +28,7 @@
 #include "storage/keys.h"
 #include "storage/policies.h"
 #include "storage/record_store.h"
+#include "storage/record_view.h"
 #include "storage/store.h"
 #include "storage/types.h"
 
@@ -38,6 +39,9 @@ class Sweeper {
   struct Units {
     Store& store;
     RecordStore& record_store;
+    // Whether a record was erased by its subjects' shreds, not written
+    // down yet (CompleteShreds does).
+    const RecordViews& views;
     const Policies& policies;
     const Holds& holds;
     Erasure& erasure;
@@ -76,7 +80,20 @@ class Sweeper {
                      std::vector<Event>& sweep_events, SweepReport& report,
                      const HoldSpans& spans,
                      std::map<uint64_t, bool>& erased_buckets,
-                     std::vector<std::pair<uint64_t, int64_t>>& erased) const;
+                     std::vector<std::pair<uint64_t, int64_t>>& erased,
+                     bool shreds_pending) const;
+  // Whether a shred is queued for CompleteShreds (a "q:shred:" entry):
+  // only then can a record be erased by a shred its stored form does not
+  // show yet. REQUIRES: the write lock held (a shred takes it).
+  Result<bool> ShredsPending() const;
+  // A record its subjects' shreds erased at or before `at`, not written
+  // down yet: no deadline after that instant applies to it, and
+  // CompleteShreds writes the erasure down (with the transitions in force
+  // before it); a sweep or a re-apply leaves it alone (a review,
+  // helper-121: they wrote a close or block after the erasure, into the
+  // history and the statistics for good).
+  Result<bool> LeftToShredCompletion(const codec::StoredRecord& record,
+                                     int64_t at, bool shreds_pending) const;
   // Erasure by key (docs/retention.md, "Deadline keys"): every bucket whose
   // hour ended by options.as_of is erased whole before any of its records
   // is rewritten. The records in it a hold may reach (Holds::Spans, kept in

@@ -283,6 +283,44 @@ TEST_F(ShredReviewTest, ADeadlineAfterTheShredDoesNotApplyToTheErasedRecord) {
   EXPECT_FALSE(after->closed_at.has_value());
 }
 
+// The same with a re-apply of the policies and a sweep between the shred
+// and CompleteShreds (a review, helper-121): they wrote the close down
+// after the erasure, into the record, its history and the statistics. They
+// now leave the record to CompleteShreds; the other record is closed.
+TEST_F(ShredReviewTest, ASweepAfterTheShredLeavesTheErasedRecordAlone) {
+  SetRequestPolicy("P15D");
+  const uint64_t id = Of("request", "anna@example.org");
+  const uint64_t other = Of("request", "ben@example.org");
+  const std::string anna = Subject("anna@example.org");
+  clock_.Set(TestEpoch() + std::chrono::days(10));
+  const Timestamp shred_at = clock_.Now();
+  ASSERT_TRUE(engine_->ShredSubject(*admin_, anna).ok());
+  clock_.Set(TestEpoch() + std::chrono::days(20));  // Past close_after.
+  auto reapplied = engine_->ReapplyPolicies(*admin_);
+  ASSERT_TRUE(reapplied.has_value()) << reapplied.error().ToString();
+  SweepOptions options;
+  options.as_of = clock_.Now();
+  auto swept = engine_->Sweep(*admin_, options);
+  ASSERT_TRUE(swept.has_value()) << swept.error().ToString();
+  EXPECT_EQ(swept->closed, 0u);  // Ben's was closed by the re-apply.
+  ASSERT_TRUE(engine_->CompleteShreds(100).has_value());
+  auto after = engine_->GetRecord(*admin_, id);
+  ASSERT_TRUE(after.has_value());
+  EXPECT_EQ(after->state, RecordState::kErased);
+  EXPECT_EQ(after->erased_at, shred_at);
+  EXPECT_FALSE(after->closed_at.has_value());
+  for (const ClearHeader& h : RecordEvents(id)) {
+    EXPECT_NE(h.action, schema::history::Action::CLOSE);
+  }
+  auto ben = engine_->GetRecord(*admin_, other);
+  ASSERT_TRUE(ben.has_value());
+  EXPECT_EQ(ben->state, RecordState::kClosed);
+  // A sweep after the completion finds nothing left of it.
+  swept = engine_->Sweep(*admin_, options);
+  ASSERT_TRUE(swept.has_value()) << swept.error().ToString();
+  EXPECT_EQ(swept->closed + swept->blocked + swept->erased, 0u);
+}
+
 // ---- C1: a subject report racing a shred ----------------------------------
 
 // The report opens the subject's key before any lock; a shred between that
@@ -331,9 +369,8 @@ TEST_F(ShredReviewTest, ACreateRacingAShredOfItsSubjectMakesANewOne) {
   const std::string old_anna = Subject("anna@example.org");
   bool shredded = false;
   // Now() #1: ben's new subject, made after anna was found live.
-  hook.Arm(1, [&] {
-    shredded = engine_->ShredSubject(*admin_, old_anna).ok();
-  });
+  hook.Arm(1,
+           [&] { shredded = engine_->ShredSubject(*admin_, old_anna).ok(); });
   const uint64_t id = Shared("anna@example.org", "ben@example.org");
   ASSERT_TRUE(shredded);
   const std::string anna = Subject("anna@example.org");
