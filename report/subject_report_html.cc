@@ -718,11 +718,12 @@ class HtmlRenderer {
     static constexpr std::string_view kGrantee = "grantee:";
     for (const auto& a : report_.history) {
       // A grant names its grantee among the fields; it is shown as the
-      // recipient, not as data.
+      // recipient, not as data. Only a grant's: a field a record stores may
+      // be named "grantee:..." too, and is data (a review, helper-121).
       std::string recipients;
       std::vector<std::string_view> fields;
       for (const std::string& f : a.fields) {
-        if (f.starts_with(kGrantee)) {
+        if (a.action == "grant" && f.starts_with(kGrantee)) {
           if (!recipients.empty()) recipients += ", ";
           recipients += Who(std::string_view(f).substr(kGrantee.size()));
         } else {

@@ -275,6 +275,11 @@ TEST_F(CustosToolTest, ASubjectsRecordsHistoryReportHoldAndShred) {
   ASSERT_EQ(found.exit, 0) << found.err;
   const std::string subject = found.out.substr(0, found.out.size() - 1);
   EXPECT_EQ(subject, record["parts"][0]["subject_id"]);
+  // An auditor finds the subject too (it answers access requests).
+  ToolRun by_auditor =
+      As("auditor-1", aud, {"subject", "find"}, "anna@example.org\n");
+  ASSERT_EQ(by_auditor.exit, 0) << by_auditor.err;
+  EXPECT_EQ(by_auditor.out, found.out);
   ToolRun nobody = Tool({"subject", "find"}, "ben@example.org\n");
   EXPECT_EQ(nobody.exit, 1);
   EXPECT_NE(nobody.err.find("NotFound"), std::string::npos) << nobody.err;
@@ -299,12 +304,15 @@ TEST_F(CustosToolTest, ASubjectsRecordsHistoryReportHoldAndShred) {
       As("auditor-1", aud, {"subject", "history", subject, "--json"});
   ASSERT_EQ(history.exit, 0) << history.err;
   const auto events = nlohmann::json::parse(history.out);
-  // The admin's lookup of Anna above is in her history too.
-  ASSERT_EQ(events.size(), 3u);
+  // The admin's and the auditor's lookups of Anna above are in her history
+  // too.
+  ASSERT_EQ(events.size(), 4u);
   EXPECT_EQ(events[0]["action"], "create");
   EXPECT_EQ(events[2]["action"], "find_subject");
   EXPECT_EQ(events[2]["principal_id"], "admin");
   EXPECT_EQ(events[2]["record_id"], 0);
+  EXPECT_EQ(events[3]["action"], "find_subject");
+  EXPECT_EQ(events[3]["principal_id"], "auditor-1");
   EXPECT_EQ(events[1]["action"], "read");
   EXPECT_EQ(events[1]["principal_id"], "authority-a");
   EXPECT_EQ(events[1]["fields"], nlohmann::json::array({"identifier", "name"}));

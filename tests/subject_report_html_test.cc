@@ -246,6 +246,28 @@ TEST(SubjectReportHtmlTest, AGrantNamesItsRecipientRatherThanData) {
   EXPECT_NE(row.find("<span class=\"none\">none</span>"), std::string::npos);
 }
 
+// A record's field may be named "grantee:..." too: on any event but a
+// grant it is data, shown as such, and names no recipient (a review,
+// helper-121: "recorded your data (to aud)", the field hidden).
+TEST(SubjectReportHtmlTest, AFieldNamedLikeAGranteeIsDataOutsideAGrant) {
+  SubjectReport report = FixedReport();
+  report.history.push_back({At(2026, 8, 1, 9, 31),
+                            "imi-de-berlin",
+                            "Berlin trade office",
+                            "create",
+                            17,
+                            "request",
+                            "ACTIVE",
+                            "",
+                            "",
+                            {"grantee:imi-fr-paris"}});
+  const std::string html = RenderSubjectReportHtml(report);
+  const std::string row = RowContaining(html, "09:31");
+  EXPECT_EQ(row.find("Paris chamber of trades"), std::string::npos) << row;
+  EXPECT_EQ(row.find("(to "), std::string::npos) << row;
+  EXPECT_NE(row.find("grantee:imi-fr-paris"), std::string::npos) << row;
+}
+
 TEST(SubjectReportHtmlTest, AnEventAboutNoRecordShowsNoRecordNumber) {
   SubjectReport report = FixedReport();
   report.history.push_back({At(2027, 1, 15, 10),

@@ -23,28 +23,40 @@ void AddSubjectVerbs(CLI::App& app, std::vector<Verb>& verbs) {
         "print the subject id of an identifier read from standard input "
         "(never from the command line, where the process list shows it)\n"
         "example: echo anna@example.org | custos subject find");
-    verbs.push_back({cmd, [](Connection& c) {
-                       std::string identifier;
-                       ReadInputLine(identifier);
-                       if (identifier.empty())
-                         throw UsageError(
-                             "subject find reads the identifier from "
-                             "standard input");
-                       // A file of identifiers piped in by mistake: the
-                       // first line's answer would read as the file's.
-                       if (MoreInputWaiting()) {
-                         throw UsageError(
-                             "standard input holds more than one line: "
-                             "subject find reads one identifier");
-                       }
-                       Remote([&] {
-                         auto req = c.Admin().findSubjectRequest();
-                         req.setIdentifier(identifier);
-                         std::cout
-                             << req.send().wait(c.wait()).getSubjectId().cStr()
-                             << "\n";
-                       });
-                     }});
+    verbs.push_back(
+        {cmd, [](Connection& c) {
+           std::string identifier;
+           ReadInputLine(identifier);
+           if (identifier.empty())
+             throw UsageError(
+                 "subject find reads the identifier from "
+                 "standard input");
+           // A file of identifiers piped in by mistake: the
+           // first line's answer would read as the file's.
+           if (MoreInputWaiting()) {
+             throw UsageError(
+                 "standard input holds more than one line: "
+                 "subject find reads one identifier");
+           }
+           Remote([&] {
+             // The auditor's facet for an auditor (who answers
+             // access requests), else the admin's (a review,
+             // helper-121: auditors were refused the admin's).
+             auto who = c.session().whoAmIRequest().send().wait(c.wait());
+             bool auditor = false;
+             for (rpc::Role r : who.getPrincipal().getRoles())
+               auditor = auditor || r == rpc::Role::AUDITOR;
+             auto find = [&](auto request) {
+               request.setIdentifier(identifier);
+               std::cout << request.send().wait(c.wait()).getSubjectId().cStr()
+                         << "\n";
+             };
+             if (auditor)
+               find(c.Auditor().findSubjectRequest());
+             else
+               find(c.Admin().findSubjectRequest());
+           });
+         }});
   }
   {
     struct Args {
