@@ -79,11 +79,13 @@ Result<AccessHistoryPage> Audit::History(const PrincipalInfo& auditor,
   if (!still) return Fail(still.error());
   if (!*still) return Fail(Status::NotFound("subject not found"));
   leveldb::WriteBatch batch;
-  CUSTOS_RETURN_IF_ERROR(u_.store.Commit(
-      std::move(lock), batch,
-      {events::SubjectEvent(auditor, EventAction::kAccessHistory,
-                            subject_key_id, u_.clock.Now())},
-      "recording an access history read"));
+  // What it disclosed, for a breach scope: the subject's access history
+  // (its events' justifications and field names).
+  Event event = events::SubjectEvent(auditor, EventAction::kAccessHistory,
+                                     subject_key_id, u_.clock.Now());
+  event.fields = {"access_history"};
+  CUSTOS_RETURN_IF_ERROR(u_.store.Commit(std::move(lock), batch, {event},
+                                         "recording an access history read"));
   return out;
 }
 

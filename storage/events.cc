@@ -1,6 +1,7 @@
 #include "storage/events.h"
 
 #include <algorithm>
+#include <set>
 #include <string_view>
 
 namespace custos::events {
@@ -64,6 +65,22 @@ Event SubjectEvent(const PrincipalInfo& who, EventAction action,
   Event e = By(who, action, at);
   e.subject_ids = {subject_id};
   return e;
+}
+
+std::vector<std::string> ReportFields(const SubjectReport& report) {
+  std::set<std::string> names = {"identifier"};
+  for (const SubjectReport::Record& r : report.records) {
+    for (const Field& f : r.personal) names.insert(f.name);
+    for (const FlagView& f : r.flags) {
+      if (!f.note.empty()) names.insert("flag:note");
+    }
+    for (const ContestView& c : r.contests) {
+      if (!c.statement.empty()) names.insert("contest:statement");
+      for (const Field& f : c.corrected) names.insert("contest:" + f.name);
+    }
+  }
+  if (!report.history.empty()) names.insert("access_history");
+  return {names.begin(), names.end()};
 }
 
 Event PrincipalEvent(const PrincipalInfo& who, EventAction action,

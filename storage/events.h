@@ -15,6 +15,7 @@
 #include "storage/codec.h"
 #include "storage/history.h"
 #include "storage/retention_policy.h"
+#include "storage/subject_report.h"
 #include "storage/types.h"
 
 namespace custos::events {
@@ -38,6 +39,14 @@ std::vector<Event> TransitionEvents(
 // `who` did `action` concerning one subject, about no record.
 Event SubjectEvent(const PrincipalInfo& who, EventAction action,
                    const std::string& subject_id, Timestamp at);
+
+// What a subject report disclosed, as the names of a disclosure's fields
+// (the report event's, sealed in the subject's part; what a breach scope
+// lists): "identifier", the name of every field of the subject's data
+// held, "flag:note" and "contest:statement" and "contest:<field>" as a
+// read names them, and "access_history" when the report held any event.
+// Sorted, each once.
+std::vector<std::string> ReportFields(const SubjectReport& report);
 
 // `who` created (kPrincipalCreated) or revoked (kPrincipalRevoked)
 // principal `target`: an event about no subject and no record, whose fields

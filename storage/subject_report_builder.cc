@@ -172,10 +172,11 @@ Result<SubjectReport> SubjectReportBuilder::Produce(
   if (!still) return Fail(still.error());
   if (!*still) return Fail(Status::NotFound("subject not found"));
   leveldb::WriteBatch batch;
-  CUSTOS_RETURN_IF_ERROR(u_.store.Commit(
-      std::move(lock), batch,
-      {events::SubjectEvent(auditor, EventAction::kReport, subject, now)},
-      "recording subject report"));
+  Event event =
+      events::SubjectEvent(auditor, EventAction::kReport, subject, now);
+  event.fields = events::ReportFields(report);
+  CUSTOS_RETURN_IF_ERROR(u_.store.Commit(std::move(lock), batch, {event},
+                                         "recording subject report"));
   return report;
 }
 

@@ -174,6 +174,13 @@ TEST_F(BreachScopeTest, AStolenAuditorsSubjectReportsAreDisclosuresToo) {
   EXPECT_EQ(scope->subjects[0].disclosures[0].action, "find_subject");
   EXPECT_EQ(scope->subjects[0].disclosures[1].action, "report");
   EXPECT_EQ(scope->subjects[0].disclosures[1].record_id, 0u);
+  // What the report disclosed (a review, helper-121: it named nothing, so
+  // the scope said the person lost no data): her identifier, every field
+  // of hers held, and her access history.
+  const std::vector<std::string> everything = {"access_history", "born",
+                                               "identifier", "name"};
+  EXPECT_EQ(scope->subjects[0].disclosures[1].fields, everything);
+  EXPECT_EQ(scope->subjects[0].fields, everything);
   EXPECT_TRUE(scope->subjects[0].record_ids.empty());
 }
 
@@ -275,6 +282,8 @@ TEST_F(BreachScopeTest, TheActIsRecordedWithItsPurposeInEachSubjectsHistory) {
   EXPECT_EQ(of_auditor->subjects[0].disclosures[0].action, "find_subject");
   EXPECT_EQ(of_auditor->subjects[0].disclosures[1].action, "breach_scope");
   EXPECT_EQ(of_auditor->subjects[0].disclosures[2].action, "access_history");
+  EXPECT_EQ(of_auditor->subjects[0].disclosures[2].fields,
+            (std::vector<std::string>{"access_history"}));
 }
 
 TEST_F(BreachScopeTest, ThePersonsReportSaysTheirDataWasLookedUpAndWhy) {
