@@ -37,8 +37,17 @@ Status KeyAdmin::RotateMaster(const PrincipalInfo& admin,
     return Status::InvalidArgument("a new master key must be given");
   }
   CUSTOS_RETURN_IF_ERROR(u_.keystore.RotateMaster(new_master));
-  return Record(admin, EventAction::kRotateMasterKey, u_.clock.Now(), {},
-                "recording master key rotation");
+  Status recorded = Record(admin, EventAction::kRotateMasterKey, u_.clock.Now(),
+                           {}, "recording master key rotation");
+  if (!recorded.ok()) {
+    // The rotation took effect: an operator told only "failed" could throw
+    // the new key away, and the store with it (a review, helper-120).
+    return Status(recorded.code(),
+                  "the master key was rotated (only the new key opens the "
+                  "store now), but its event could not be written: " +
+                      recorded.message());
+  }
+  return Status::Ok();
 }
 
 Result<KekRotationReport> KeyAdmin::RotateKek(

@@ -42,7 +42,7 @@
 #include "storage/store.h"
 #include "storage/subjects.h"
 #include "tests/engine_fixture.h"
-#include "tests/failing_keystore_log.h"
+#include "tests/failing_log_appends.h"
 
 namespace custos::testing {
 namespace {
@@ -1979,7 +1979,7 @@ TEST_F(DeadlineKeysTest,
   auto wrapped = WrappedBucketKey(AlertBucket());
   ASSERT_TRUE(wrapped.has_value());
   const std::string key_bytes(wrapped->begin(), wrapped->end());
-  FailingKeystoreLog env;
+  FailingLogAppends env;
   Close();
   Options options = MakeOptions();
   options.env = &env;

@@ -15,7 +15,7 @@
 #include "storage/keystore.h"
 #include "tests/child_process.h"
 #include "tests/engine_fixture.h"
-#include "tests/failing_keystore_log.h"
+#include "tests/failing_log_appends.h"
 
 namespace custos::testing {
 namespace {
@@ -121,6 +121,30 @@ TEST_F(KeyringTest, TheMasterKeyRotatesAndTheOldOneOpensNothing) {
   auto admin = engine_->Authenticate(admin_token_);
   ASSERT_TRUE(admin.has_value()) << admin.error().ToString();
   EXPECT_EQ(admin->id(), "admin");
+}
+
+// The rotation took effect but its event could not be written (the records
+// database failing): the answer says the new key is the store's now, not
+// just "failed", whose reader could throw the new key away (a review,
+// helper-120).
+TEST_F(KeyringTest, AMasterRotationWhoseEventFailsSaysTheNewKeyIsInForce) {
+  const auto ids = CreateRecords(2);
+  FailingLogAppends env("/records/");
+  Options options = MakeOptions();
+  options.env = &env;
+  ReopenWith(options);
+  crypto::SecretKey new_master = crypto::SecretKey::Generate();
+  env.armed = true;
+  Status rotated = engine_->RotateMasterKey(*admin_, new_master);
+  env.armed = false;
+  EXPECT_EQ(rotated.ToString(),
+            "Internal: the master key was rotated (only the new key opens the "
+            "store now), but its event could not be written: recording "
+            "master key rotation: IO error: injected log failure");
+  Close();
+  master_bytes_ = std::move(new_master);
+  Reopen();
+  ExpectEverythingReadable(ids);
 }
 
 TEST_F(KeyringTest, OnlyAdminsRotateKeys) {
@@ -346,7 +370,7 @@ namespace {
 // for good); the rotation finishes when asked again.
 TEST_F(KeyringTest, AFailedLastWriteOfAKekRotationKeepsTheOldKek) {
   auto ids = CreateRecords(6);
-  FailingKeystoreLog env;
+  FailingLogAppends env;
   Options options = MakeOptions();
   options.env = &env;
   ReopenWith(options);
@@ -361,7 +385,7 @@ TEST_F(KeyringTest, AFailedLastWriteOfAKekRotationKeepsTheOldKek) {
   env.armed = false;
   ASSERT_FALSE(failed.has_value());
   EXPECT_EQ(failed.error().ToString(),
-            "Internal: writing keyring: IO error: injected keystore failure");
+            "Internal: writing keyring: IO error: injected log failure");
   EXPECT_EQ(*engine_->KekVersions(*admin_), (std::vector<uint32_t>{1, 2}));
   engine_->TEST_ClearKeyCache();
   ExpectEverythingReadable(ids);
