@@ -43,6 +43,7 @@ std::string RenderProcessingRegisterJson(const ProcessingRegister& reg) {
   w.Member("format", kProcessingRegisterFormat);
   w.Member("version", static_cast<uint64_t>(kProcessingRegisterVersion));
   w.TimeMember("generated_at", reg.generated_at);
+  w.Member("unreadable_records", reg.unreadable_records);
   w.Key("kinds");
   w.BeginArray();
   for (const RegisterKind& k : reg.kinds) {
@@ -128,6 +129,10 @@ std::string RenderProcessingRegisterHtml(const ProcessingRegister& reg) {
   out += "\">";
   out += Rfc3339(reg.generated_at);
   out += "</time>. It holds no personal data.</p>\n";
+  if (reg.unreadable_records != 0) {
+    out += "<p>Records that could not be read, counted in no kind: " +
+           std::to_string(reg.unreadable_records) + ".</p>\n";
+  }
   for (const RegisterKind& k : reg.kinds) {
     out += "<h2>Records of kind <code>" + Esc(k.kind) + "</code></h2>\n";
     out += "<table>\n";

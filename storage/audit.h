@@ -5,7 +5,8 @@
 // history is an event (access_history); the subject report, which is one
 // too, is SubjectReportBuilder's.
 //
-// Thread safety: thread-safe; reads only, each from one LevelDB snapshot.
+// Thread safety: thread-safe; reads from one LevelDB snapshot each, and
+// writes the events of lookups and history pages under the write lock.
 
 #ifndef CUSTOS_STORAGE_AUDIT_H_
 #define CUSTOS_STORAGE_AUDIT_H_

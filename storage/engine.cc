@@ -80,8 +80,8 @@ struct Engine::Impl {
         breaches({*store, subjects, principals, options.limits, clock}),
         key_admin({*store, *keystore, record_store, shredder, principals, clock,
                    options.backup_retention}),
-        register_builder({*store, record_store, policies, principals, *keystore,
-                          options, clock}),
+        register_builder({*store, record_store, views, policies, principals,
+                          *keystore, options, clock}),
         reminders({*store, record_store, views, holds, options.limits, clock}),
         stats_index(*store) {}
 

@@ -203,6 +203,12 @@ void Keystore::SnapshotReleased() {
     std::lock_guard purge(purge_mu_);
     if (--live_snapshots_ > 0 || !purge_pending_) return;
   }
+  // As every other purge and every keyring write: under rotation_mu_, so
+  // that the purge's rewrite of the keyring it read cannot land over a
+  // newer one (a review, helper-122: a backup key expired meanwhile came
+  // back as the current keyring). The releasing thread holds no lock, and
+  // no snapshot is taken under rotation_mu_.
+  std::lock_guard rotation(rotation_mu_);
   PurgeOldKeyrings();
 }
 

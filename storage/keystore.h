@@ -412,6 +412,8 @@ class Keystore {
   // the marker (m:keyring_purge) the write that replaced them put; while a
   // snapshot lives (TakeSnapshot), it is left pending until the last one is
   // released. Open runs it when the marker is found (a crash before it).
+  // REQUIRES: rotation_mu_ held (it rewrites the keyring it reads), but at
+  // Open.
   void PurgeOldKeyrings();
   // A snapshot of TakeSnapshot's was released.
   void SnapshotReleased();

@@ -74,6 +74,9 @@ struct ProcessingRegister {
   Timestamp generated_at;
   std::vector<RegisterKind> kinds;  // By kind: every policy's and every
                                     // kind with records.
+  // Records that could not be read (DataLoss: a corrupt stored record),
+  // counted in no kind, as CountRecordsByState counts them.
+  uint64_t unreadable_records = 0;
   RegisterSecurity security;
 };
 

@@ -65,17 +65,33 @@ Result<ProcessingRegister> RegisterBuilder::Build() const {
   Status failure;
   CUSTOS_RETURN_IF_ERROR(u_.store.Scan(
       keys::kRecordPrefix, {}, [&](std::string_view, std::string_view value) {
+        // One record that cannot be read must not stop the register
+        // (statistics, lists and counts skip and count it too: a review,
+        // helper-121).
         auto record = codec::DecodeRecord(value);
         if (!record) {
-          failure = record.error();
-          return false;
+          if (record.error().code() != StatusCode::kDataLoss) {
+            failure = record.error();
+            return false;
+          }
+          ++out.unreadable_records;
+          return true;
         }
+        // Its effective state, a shred's erasure included (until
+        // CompleteShreds writes it down, its stored state does not show).
         leveldb::WriteBatch scratch;
-        auto caught_up = u_.record_store.CatchUp(*record, at, scratch);
+        int64_t erased_by_shred = 0;
+        auto caught_up =
+            u_.views.CatchUp(*record, at, scratch, &erased_by_shred);
         if (!caught_up) {
-          failure = caught_up.error();
-          return false;
+          if (caught_up.error().code() != StatusCode::kDataLoss) {
+            failure = caught_up.error();
+            return false;
+          }
+          ++out.unreadable_records;
+          return true;
         }
+        if (erased_by_shred != 0) record->state = RecordState::kErased;
         RegisterKind& k = kind_entry(record->kind);
         switch (record->state) {
           case RecordState::kActive:

@@ -17,6 +17,7 @@
 #include "storage/principals.h"
 #include "storage/processing_register.h"
 #include "storage/record_store.h"
+#include "storage/record_view.h"
 #include "storage/store.h"
 
 namespace custos {
@@ -26,6 +27,7 @@ class RegisterBuilder {
   struct Units {
     const Store& store;
     const RecordStore& record_store;
+    const RecordViews& views;  // Effective states, shreds included.
     const Policies& policies;
     const Principals& principals;
     const Keystore& keystore;
@@ -34,7 +36,9 @@ class RegisterBuilder {
   };
   explicit RegisterBuilder(Units units) : u_(units) {}
 
-  // Engine::ProcessingRegister. DataLoss for a record that does not decode.
+  // Engine::ProcessingRegister. A record that does not decode (or whose
+  // state cannot be computed: DataLoss) is counted in unreadable_records
+  // and skipped; any other error stops the register.
   Result<ProcessingRegister> Build() const;
 
  private:

@@ -428,6 +428,11 @@ Status Sweeper::EraseEndedBuckets(const PrincipalInfo& admin,
   auto spans = u_.holds.Spans(lock);
   if (!spans) return spans.error();
   const HoldSpans& held = **spans;
+  // A record a hold may reach is swept alone (below): one its subjects'
+  // shreds erased is left to CompleteShreds there too (the hold ended or
+  // was released: a hold in force refuses the shred; a review, helper-122).
+  auto shreds_pending = ShredsPending();
+  if (!shreds_pending) return shreds_pending.error();
   auto buckets = keystore.BucketsUpTo(last);
   if (!buckets) return buckets.error();
   std::vector<uint64_t> erasing;
@@ -514,9 +519,7 @@ Status Sweeper::EraseEndedBuckets(const PrincipalInfo& admin,
       std::vector<Event> one_events;
       Status swept =
           SweepRecord(lock, admin, key, entry, options, one, one_events, report,
-                      held, erased_buckets, moved_erased,
-                      // A shred is refused while a hold covers its subject.
-                      /*shreds_pending=*/false);
+                      held, erased_buckets, moved_erased, *shreds_pending);
       if (!swept.ok()) {
         if (!Skippable(swept)) return swept;
         // It stays sealed under the bucket, whose key stays with it.

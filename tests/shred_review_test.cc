@@ -321,6 +321,41 @@ TEST_F(ShredReviewTest, ASweepAfterTheShredLeavesTheErasedRecordAlone) {
   EXPECT_EQ(swept->closed + swept->blocked + swept->erased, 0u);
 }
 
+// The same through an erasure by key: a record a hold reached in its
+// bucket's hour (the hold since released, so the shred was allowed) is
+// swept alone before its bucket's key goes; it is left to CompleteShreds
+// as well (a review, helper-122: it was erased at its deadline, after the
+// shred, with an erase event).
+TEST_F(ShredReviewTest, AnErasureByKeyLeavesAShreddedOnceHeldRecordAlone) {
+  const uint64_t id = Of("alert", "anna@example.org");
+  const std::string anna = Subject("anna@example.org");
+  clock_.Set(TestEpoch() + 30min);
+  ASSERT_TRUE(engine_->Close(*owner_, id).ok());  // Erased at 12:30.
+  const Timestamp due = At(2027, 2, 28, 12) + 30min;
+  clock_.Set(due - 25min);
+  auto hold =
+      engine_->SetRecordHold(*officer_, id, "proceedings", At(2027, 6, 1));
+  ASSERT_TRUE(hold.has_value()) << hold.error().ToString();
+  clock_.Set(due - 15min);
+  ASSERT_TRUE(engine_->ReleaseHold(*officer_, hold->id).ok());
+  clock_.Set(due - 10min);
+  const Timestamp shred_at = clock_.Now();
+  ASSERT_TRUE(engine_->ShredSubject(*admin_, anna).ok());
+  clock_.Set(due + 2h);
+  SweepOptions options;
+  options.as_of = clock_.Now();
+  auto swept = engine_->Sweep(*admin_, options);
+  ASSERT_TRUE(swept.has_value()) << swept.error().ToString();
+  ASSERT_TRUE(engine_->CompleteShreds(100).has_value());
+  auto after = engine_->GetRecord(*admin_, id);
+  ASSERT_TRUE(after.has_value());
+  EXPECT_EQ(after->state, RecordState::kErased);
+  EXPECT_EQ(after->erased_at, shred_at);
+  for (const ClearHeader& h : RecordEvents(id)) {
+    EXPECT_NE(h.action, schema::history::Action::ERASE);
+  }
+}
+
 // ---- C1: a subject report racing a shred ----------------------------------
 
 // The report opens the subject's key before any lock; a shred between that

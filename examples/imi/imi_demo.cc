@@ -354,10 +354,13 @@ void WritePrivateFile(const std::string& path, const std::string& text) {
 // checked to list this telling's records about the person.
 void AnswerTheAccessRequests(Story& s, const Told& told,
                              const std::string& out_dir) {
-  std::filesystem::create_directories(out_dir);
-  // The reports' directory too (their names are people's identifiers).
-  std::filesystem::permissions(out_dir, std::filesystem::perms::owner_all,
-                               std::filesystem::perm_options::replace);
+  // The reports' directory too, when the demo makes it (their names are
+  // people's identifiers); one given that exists is left as it is (a
+  // review, helper-122: `--out .` made the user's own directory 0700).
+  if (std::filesystem::create_directories(out_dir)) {
+    std::filesystem::permissions(out_dir, std::filesystem::perms::owner_all,
+                                 std::filesystem::perm_options::replace);
+  }
   const std::vector<std::pair<std::string, std::vector<uint64_t>>> people = {
       {kLena, {told.request, told.answer}},
       {kJan, {told.alert}},
