@@ -209,5 +209,37 @@ TEST_F(ProcessingRegisterTest, AKindWithRecordsButNoPolicyIsSaidSo) {
   EXPECT_TRUE(seen);
 }
 
+// A record erased by its subject's shred counts as erased at once, its
+// subject no longer counted; a record that cannot be read is skipped and
+// counted, not the end of the register (a review, helper-121: it counted
+// the shredded record as active until CompleteShreds, and one corrupt
+// record made the whole register DataLoss).
+TEST_F(ProcessingRegisterTest, ShredsCountAndAnUnreadableRecordIsSkipped) {
+  CreateAlert("anna@example.org", {});
+  CreateAlert("ben@example.org", {});
+  ASSERT_TRUE(engine_
+                  ->ShredSubject(*admin_, *engine_->FindSubject(
+                                              *admin_, "anna@example.org"))
+                  .ok());
+  ProcessingRegister reg = Register(*auditor_);
+  const RegisterKind* alerts = Kind(reg, "alert");
+  ASSERT_NE(alerts, nullptr);
+  EXPECT_EQ(alerts->active, 1u);
+  EXPECT_EQ(alerts->erased, 1u);
+  EXPECT_EQ(alerts->subjects, 1u);
+  EXPECT_EQ(reg.unreadable_records, 0u);
+
+  const uint64_t third = CreateAlert("cleo@example.org", {});
+  WriteRaw(keys::Record(third), "not a record");
+  reg = Register(*auditor_);
+  alerts = Kind(reg, "alert");
+  ASSERT_NE(alerts, nullptr);
+  EXPECT_EQ(reg.unreadable_records, 1u);
+  EXPECT_EQ(alerts->active, 1u);
+  EXPECT_EQ(alerts->erased, 1u);
+  EXPECT_NE(RenderProcessingRegisterJson(reg).find("\"unreadable_records\": 1"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace custos::testing
