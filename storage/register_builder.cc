@@ -61,6 +61,7 @@ Result<ProcessingRegister> RegisterBuilder::Build() const {
   };
   std::map<std::string, std::map<std::string, Holder>> holders;  // By kind.
   std::map<std::string, std::set<std::string>> subjects;         // By kind.
+  std::map<std::string, std::set<std::string>> categories;       // By kind.
   const int64_t at = ToMicros(now);
   Status failure;
   CUSTOS_RETURN_IF_ERROR(u_.store.Scan(
@@ -120,6 +121,17 @@ Result<ProcessingRegister> RegisterBuilder::Build() const {
         if (record->state != RecordState::kErased) {
           subjects[record->kind].insert(record->subject_ids.begin(),
                                         record->subject_ids.end());
+          // Personal data held beyond the catalog's field names: the
+          // subject's identifier (every part holds it), flag notes and
+          // contest statements (a review, helper-121).
+          std::set<std::string>& held = categories[record->kind];
+          if (!record->parts.empty()) held.insert("identifier");
+          for (const auto& f : record->flags) {
+            if (!f.sealed_note.empty()) held.insert("flag:note");
+          }
+          for (const auto& c : record->contests) {
+            if (!c.sealed_statement.empty()) held.insert("contest:statement");
+          }
         }
         return true;
       }));
@@ -131,6 +143,12 @@ Result<ProcessingRegister> RegisterBuilder::Build() const {
     // unknown retention, like one failing its MAC (docs/storage.md).
     if (!k.has_policy && !holders[kind].empty()) {
       k.policy_unauthenticated = true;
+    }
+    for (const std::string& name : categories[kind]) {
+      if (std::find(k.field_names.begin(), k.field_names.end(), name) ==
+          k.field_names.end()) {
+        k.field_names.push_back(name);
+      }
     }
     std::sort(k.field_names.begin(), k.field_names.end());
     k.subjects = subjects[kind].size();

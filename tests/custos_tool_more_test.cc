@@ -569,7 +569,8 @@ TEST_F(CustosToolMoreTest, RegisterListsEachKindForAdminsAndAuditors) {
   }
   ASSERT_FALSE(request.is_null()) << json.out;
   EXPECT_EQ(request["retention"]["block_after"], "P6M");
-  EXPECT_EQ(request["field_names"], nlohmann::json::array({"name"}));
+  EXPECT_EQ(request["field_names"],
+            nlohmann::json::array({"identifier", "name"}));
   EXPECT_EQ(request["records"]["active"], 1);
   EXPECT_EQ(request["subjects"], 1);
   ASSERT_EQ(request["recipients"].size(), 1u);
@@ -579,8 +580,8 @@ TEST_F(CustosToolMoreTest, RegisterListsEachKindForAdminsAndAuditors) {
   ToolRun table = Tool({"register"});
   ASSERT_EQ(table.exit, 0) << table.err;
   EXPECT_TRUE(Contains(table.out, "KIND")) << table.out;
-  EXPECT_TRUE(
-      Contains(table.out, "request  -      P6M    P3Y    P5Y      name"))
+  EXPECT_TRUE(Contains(
+      table.out, "request  -      P6M    P3Y    P5Y      identifier,name"))
       << table.out;
 
   const std::string aud = AddPrincipal("auditor-1", "auditor");

@@ -79,7 +79,9 @@ TEST_F(ProcessingRegisterTest, ListsEachKindsPeriodsFieldsRecipientsAndCounts) {
   EXPECT_EQ(request->block_after, "P6M");
   EXPECT_EQ(request->erase_after, "P3Y");
   EXPECT_EQ(request->history_after, "P5Y");
-  EXPECT_THAT(request->field_names, ElementsAre("born", "name"));
+  // The identifier is held with every part (a review, helper-121: it was
+  // left out of the categories).
+  EXPECT_THAT(request->field_names, ElementsAre("born", "identifier", "name"));
   // r1 was closed on 2026-08-31: blocked on 2027-02-28.
   EXPECT_EQ(request->active, 2u);
   EXPECT_EQ(request->closed, 0u);
@@ -102,7 +104,8 @@ TEST_F(ProcessingRegisterTest, ListsEachKindsPeriodsFieldsRecipientsAndCounts) {
   ASSERT_NE(alert, nullptr);
   EXPECT_EQ(alert->block_after, "");
   EXPECT_EQ(alert->erase_after, "P6M");
-  EXPECT_THAT(alert->field_names, ElementsAre("provider", "seat"));
+  EXPECT_THAT(alert->field_names,
+              ElementsAre("identifier", "provider", "seat"));
   EXPECT_EQ(alert->active, 1u);
   EXPECT_EQ(alert->erased, 1u);    // In force, though no sweep wrote it down.
   EXPECT_EQ(alert->subjects, 1u);  // Acme, in the record not erased.
@@ -132,7 +135,8 @@ TEST_F(ProcessingRegisterTest, ARectifiedFieldNameJoinsTheCategories) {
   const ProcessingRegister reg = Register(*admin_);
   const RegisterKind* request = Kind(reg, "request");
   ASSERT_NE(request, nullptr);
-  EXPECT_THAT(request->field_names, ElementsAre("born", "licence", "name"));
+  EXPECT_THAT(request->field_names,
+              ElementsAre("born", "identifier", "licence", "name"));
 }
 
 TEST_F(ProcessingRegisterTest, HoldsNoPersonalData) {
@@ -216,7 +220,7 @@ TEST_F(ProcessingRegisterTest, AKindWithRecordsButNoPolicyIsSaidSo) {
 // record made the whole register DataLoss).
 TEST_F(ProcessingRegisterTest, ShredsCountAndAnUnreadableRecordIsSkipped) {
   CreateAlert("anna@example.org", {});
-  CreateAlert("ben@example.org", {});
+  const uint64_t ben = CreateAlert("ben@example.org", {});
   ASSERT_TRUE(engine_
                   ->ShredSubject(*admin_, *engine_->FindSubject(
                                               *admin_, "anna@example.org"))
@@ -228,6 +232,18 @@ TEST_F(ProcessingRegisterTest, ShredsCountAndAnUnreadableRecordIsSkipped) {
   EXPECT_EQ(alerts->erased, 1u);
   EXPECT_EQ(alerts->subjects, 1u);
   EXPECT_EQ(reg.unreadable_records, 0u);
+  // A flag's note is personal data held too (a review, helper-121).
+  ASSERT_TRUE(
+      engine_
+          ->FlagIncorrect(*owner_, ben,
+                          *engine_->FindSubject(*admin_, "ben@example.org"),
+                          "the seat moved")
+          .ok());
+  reg = Register(*auditor_);
+  alerts = Kind(reg, "alert");
+  ASSERT_NE(alerts, nullptr);
+  EXPECT_THAT(alerts->field_names,
+              ElementsAre("flag:note", "identifier", "provider", "seat"));
 
   const uint64_t third = CreateAlert("cleo@example.org", {});
   WriteRaw(keys::Record(third), "not a record");
