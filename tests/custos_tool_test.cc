@@ -270,6 +270,18 @@ TEST_F(CustosToolTest, ASubjectsRecordsHistoryReportHoldAndShred) {
   EXPECT_EQ(record["parts"][0]["fields"]["name"], "Anna");
   EXPECT_EQ(record["state"], "active");
   EXPECT_EQ(record["closed_at"], nullptr);
+  // Every moment of the record is shown (a review, helper-116: blocked and
+  // erased times, which an officer's view of an erased record is about,
+  // were left out).
+  EXPECT_EQ(record["updated_at"], record["created_at"]);
+  EXPECT_EQ(record["blocked_at"], nullptr);
+  EXPECT_EQ(record["erased_at"], nullptr);
+  ToolRun text = As("authority-a", a, {"record", "get", "1"});
+  ASSERT_EQ(text.exit, 0) << text.err;
+  EXPECT_NE(text.out.find("\n  created " +
+                          record["created_at"].get<std::string>() + "\n"),
+            std::string::npos)
+      << text.out;
 
   ToolRun found = Tool({"subject", "find"}, "anna@example.org\n");
   ASSERT_EQ(found.exit, 0) << found.err;
@@ -304,15 +316,16 @@ TEST_F(CustosToolTest, ASubjectsRecordsHistoryReportHoldAndShred) {
       As("auditor-1", aud, {"subject", "history", subject, "--json"});
   ASSERT_EQ(history.exit, 0) << history.err;
   const auto events = nlohmann::json::parse(history.out);
-  // The admin's and the auditor's lookups of Anna above are in her history
-  // too.
-  ASSERT_EQ(events.size(), 4u);
+  // The two reads (JSON and text), then the admin's and the auditor's
+  // lookups of Anna.
+  ASSERT_EQ(events.size(), 5u);
   EXPECT_EQ(events[0]["action"], "create");
-  EXPECT_EQ(events[2]["action"], "find_subject");
-  EXPECT_EQ(events[2]["principal_id"], "admin");
-  EXPECT_EQ(events[2]["record_id"], 0);
+  EXPECT_EQ(events[2]["action"], "read");
   EXPECT_EQ(events[3]["action"], "find_subject");
-  EXPECT_EQ(events[3]["principal_id"], "auditor-1");
+  EXPECT_EQ(events[3]["principal_id"], "admin");
+  EXPECT_EQ(events[3]["record_id"], 0);
+  EXPECT_EQ(events[4]["action"], "find_subject");
+  EXPECT_EQ(events[4]["principal_id"], "auditor-1");
   EXPECT_EQ(events[1]["action"], "read");
   EXPECT_EQ(events[1]["principal_id"], "authority-a");
   EXPECT_EQ(events[1]["fields"], nlohmann::json::array({"identifier", "name"}));

@@ -33,7 +33,10 @@ nlohmann::json RecordJson(rpc::Record::Reader r) {
           {"grants", grants},
           {"attributes", attributes},
           {"created_at", TimeJson(r.getCreatedAtMicros())},
+          {"updated_at", TimeJson(r.getUpdatedAtMicros())},
           {"closed_at", TimeJson(r.getClosedAtMicros())},
+          {"blocked_at", TimeJson(r.getBlockedAtMicros())},
+          {"erased_at", TimeJson(r.getErasedAtMicros())},
           {"personal_included", r.getPersonalIncluded()},
           {"parts", parts}};
 }
@@ -282,6 +285,18 @@ void AddRecordVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                        << Printable(r.getKind().cStr()) << "  owner "
                        << Printable(r.getOwner().cStr()) << "  state "
                        << StateName(r.getState()) << "\n";
+             // When it moved through its states (an officer's view of an
+             // erased record is its attributes and these).
+             std::cout << "  created " << FormatTime(r.getCreatedAtMicros());
+             const std::pair<const char*, int64_t> moments[] = {
+                 {"closed", r.getClosedAtMicros()},
+                 {"blocked", r.getBlockedAtMicros()},
+                 {"erased", r.getErasedAtMicros()}};
+             for (const auto& [name, micros] : moments) {
+               if (micros != 0)
+                 std::cout << "  " << name << " " << FormatTime(micros);
+             }
+             std::cout << "\n";
              for (auto at : r.getAttributes())
                std::cout << "  " << Printable(at.getKey().cStr()) << " = "
                          << Printable(at.getValue().cStr()) << "\n";
