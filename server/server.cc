@@ -104,17 +104,19 @@ bool IsLoopback(const std::string& address) {
   return host == "localhost" || host == "[::1]" || numeric_127;
 }
 
+bool HasTlsKey(const ServerOptions& options) {
+  return options.tls_private_key_pem != nullptr &&
+         !options.tls_private_key_pem->empty();
+}
+
 // Whether the options ask for TLS (a certificate or a key given).
 bool ServesTls(const ServerOptions& options) {
-  return !options.tls_certificate_pem.empty() ||
-         (options.tls_private_key_pem != nullptr &&
-          !options.tls_private_key_pem->empty());
+  return !options.tls_certificate_pem.empty() || HasTlsKey(options);
 }
 
 // The rules the addresses to listen on must follow, whatever is free.
 Status CheckAddressRules(const ServerOptions& options) {
-  const bool has_key = options.tls_private_key_pem != nullptr &&
-                       !options.tls_private_key_pem->empty();
+  const bool has_key = HasTlsKey(options);
   const bool tls = ServesTls(options);
   if (tls && (options.tls_certificate_pem.empty() || !has_key)) {
     return Status::InvalidArgument(

@@ -18,18 +18,12 @@ Result<std::string> Audit::FindSubject(const PrincipalInfo& caller,
                                        std::string_view identifier) const {
   auto found = u_.subjects.Find(identifier);
   if (!found) return found;
-  // Under the lock a shred takes: the event is sealed under a key that
-  // still exists, and no id is returned after the subject's shred.
-  WriteLock lock = u_.store.Lock();
-  auto key = u_.subjects.Key(*found);
-  if (!key) return Fail(key.error());
-  if (!*key) return Fail(Status::NotFound("subject not found"));
-  leveldb::WriteBatch batch;
-  CUSTOS_RETURN_IF_ERROR(
-      u_.store.Commit(std::move(lock), batch,
-                      {events::SubjectEvent(caller, EventAction::kFindSubject,
-                                            *found, u_.clock.Now())},
-                      "recording a subject lookup"));
+  // No id is returned after the subject's shred.
+  CUSTOS_RETURN_IF_ERROR(u_.subjects.CommitWhileLive(
+      *found,
+      events::SubjectEvent(caller, EventAction::kFindSubject, *found,
+                           u_.clock.Now()),
+      "recording a subject lookup"));
   return found;
 }
 
@@ -74,18 +68,13 @@ Result<AccessHistoryPage> Audit::History(const PrincipalInfo& auditor,
         return e.header.action != EventAction::kAccessHistory;
       });
   if (!discloses) return out;
-  WriteLock lock = u_.store.Lock();
-  auto still = subjects.Key(subject_key_id);
-  if (!still) return Fail(still.error());
-  if (!*still) return Fail(Status::NotFound("subject not found"));
-  leveldb::WriteBatch batch;
   // What it disclosed, for a breach scope: the subject's access history
   // (its events' justifications and field names).
   Event event = events::SubjectEvent(auditor, EventAction::kAccessHistory,
                                      subject_key_id, u_.clock.Now());
   event.fields = {"access_history"};
-  CUSTOS_RETURN_IF_ERROR(u_.store.Commit(std::move(lock), batch, {event},
-                                         "recording an access history read"));
+  CUSTOS_RETURN_IF_ERROR(subjects.CommitWhileLive(
+      subject_key_id, event, "recording an access history read"));
   return out;
 }
 

@@ -144,13 +144,10 @@ Result<ProcessingRegister> RegisterBuilder::Build() const {
     if (!k.has_policy && !holders[kind].empty()) {
       k.policy_unauthenticated = true;
     }
-    for (const std::string& name : categories[kind]) {
-      if (std::find(k.field_names.begin(), k.field_names.end(), name) ==
-          k.field_names.end()) {
-        k.field_names.push_back(name);
-      }
-    }
-    std::sort(k.field_names.begin(), k.field_names.end());
+    // The catalog's names and the categories held, sorted, each once.
+    std::set<std::string>& names = categories[kind];
+    names.insert(k.field_names.begin(), k.field_names.end());
+    k.field_names.assign(names.begin(), names.end());
     k.subjects = subjects[kind].size();
     for (const auto& [id, holder] : holders[kind]) {
       RegisterKind::Recipient r;

@@ -167,16 +167,11 @@ Result<SubjectReport> SubjectReportBuilder::Produce(
   // only: shredded since, none of it may be returned after its shred (nor
   // its event be written with no key to seal it under). Checked under
   // the lock the shred takes, as RecordViews::RecordReads does for reads.
-  WriteLock lock = u_.store.Lock();
-  auto still = u_.subjects.Key(subject);
-  if (!still) return Fail(still.error());
-  if (!*still) return Fail(Status::NotFound("subject not found"));
-  leveldb::WriteBatch batch;
   Event event =
       events::SubjectEvent(auditor, EventAction::kReport, subject, now);
   event.fields = events::ReportFields(report);
-  CUSTOS_RETURN_IF_ERROR(u_.store.Commit(std::move(lock), batch, {event},
-                                         "recording subject report"));
+  CUSTOS_RETURN_IF_ERROR(
+      u_.subjects.CommitWhileLive(subject, event, "recording subject report"));
   return report;
 }
 

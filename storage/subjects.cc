@@ -173,6 +173,17 @@ Result<SharedKey> Subjects::Key(const std::string& subject_id) const {
   return keystore_.GetKey(subject_id);
 }
 
+Status Subjects::CommitWhileLive(const std::string& subject_id,
+                                 const Event& event,
+                                 std::string_view what) const {
+  WriteLock lock = store_.Lock();
+  auto key = Key(subject_id);
+  if (!key) return key.error();
+  if (!*key) return Status::NotFound("subject not found");
+  leveldb::WriteBatch batch;
+  return store_.Commit(std::move(lock), batch, {event}, what);
+}
+
 Result<SharedKey> Subjects::RetiringKey(const std::string& subject_id) const {
   return keystore_.RetiringKey(subject_id);
 }

@@ -91,6 +91,14 @@ class Subjects {
 
   // The subject's data key; nullptr once shredded (or never created).
   Result<SharedKey> Key(const std::string& subject_id) const;
+  // Writes `event`, a disclosure about subject `subject_id` (a lookup, a
+  // history page, a report), under the write lock a shred takes, unless
+  // the subject's key is gone by then: NotFound("subject not found"), and
+  // the caller returns nothing of theirs (no event is sealed with no key,
+  // nothing is answered after the shred). Errors: reading the key, the
+  // commit's.
+  Status CommitWhileLive(const std::string& subject_id, const Event& event,
+                         std::string_view what) const;
 
   // The retiring key of a subject being re-keyed; nullptr otherwise.
   Result<SharedKey> RetiringKey(const std::string& subject_id) const;

@@ -271,7 +271,8 @@ TEST_F(CustosdLifecycleTest, AnInformationRequestLivesAndDiesOnSchedule) {
   auto response = history.send().wait(wait);
   std::vector<std::string> seen;
   for (auto e : response.getEvents()) {
-    const bool lookup = std::string_view(e.getAction().cStr()) == "find_subject";
+    const bool lookup =
+        std::string_view(e.getAction().cStr()) == "find_subject";
     EXPECT_EQ(e.getRecordId(), lookup ? 0u : id);
     seen.push_back(std::string(e.getPrincipalId().cStr()) + " " +
                    e.getAction().cStr() + " " +

@@ -14,8 +14,9 @@
 //   <!-- runbook-test: stop-server -->  stop it.
 // Host paths in the blocks (/etc/custos, /var/lib/custos,
 // /var/backups/custos) are mapped to subdirectories of the test's
-// directory, and `runuser -u custos -- CMD` runs as CMD. The blocks between two markers run as one script, so shell
-// variables carry from block to block there.
+// directory, and `runuser -u custos -- CMD` runs as CMD. The blocks between two
+// markers run as one script, so shell variables carry from block to block
+// there.
 
 #include <gtest/gtest.h>
 

@@ -151,6 +151,15 @@ rpc::Admin::Client Connection::Admin() {
   return session().adminRequest().send().getAdmin();
 }
 
+bool Connection::HasRole(rpc::Role role) {
+  if (!roles_) {
+    auto who = session().whoAmIRequest().send().wait(wait());
+    roles_.emplace();
+    for (rpc::Role r : who.getPrincipal().getRoles()) roles_->push_back(r);
+  }
+  return std::find(roles_->begin(), roles_->end(), role) != roles_->end();
+}
+
 void Remote(const std::function<void()>& call) {
   try {
     call();

@@ -91,6 +91,12 @@ class Connection {
   rpc::Auditor::Client Auditor();
   rpc::Admin::Client Admin();
 
+  // Whether the logged-in principal holds `role` (Session.whoAmI, asked
+  // once per connection), for verbs reachable through the auditor's and
+  // the admin's facets alike. Throws kj::Exception as a call does (run it
+  // inside Remote).
+  bool HasRole(rpc::Role role);
+
  private:
   void Connect();
 
@@ -100,6 +106,7 @@ class Connection {
   kj::Own<capnp::TwoPartyClient> rpc_;
   kj::Own<rpc::Session::Client> session_;
   std::string addr_;
+  std::optional<std::vector<rpc::Role>> roles_;  // HasRole's answer.
 };
 
 // `text` safe for a terminal: C0 controls, DEL and the C1 controls (as

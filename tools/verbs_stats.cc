@@ -306,11 +306,7 @@ void AddStatsVerbs(CLI::App& app, std::vector<Verb>& verbs) {
          Remote([&] {
            // The auditor's facet for auditors, the admin's for
            // admins.
-           auto who = c.session().whoAmIRequest().send().wait(c.wait());
-           bool auditor = false;
-           for (rpc::Role r : who.getPrincipal().getRoles()) {
-             auditor = auditor || r == rpc::Role::AUDITOR;
-           }
+           const bool auditor = c.HasRole(rpc::Role::AUDITOR);
            auto show = [&](auto response) {
              auto s = response.getStatistics();
              if (a->json) return PrintJson(StatisticsJson(s));

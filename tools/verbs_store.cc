@@ -160,11 +160,7 @@ void AddStoreVerbs(CLI::App& app, std::vector<Verb>& verbs) {
            std::string text;
            Remote([&] {
              // An auditor's facet for auditors, the admin's for admins.
-             auto who = c.session().whoAmIRequest().send().wait(c.wait());
-             bool auditor = false;
-             for (rpc::Role r : who.getPrincipal().getRoles()) {
-               auditor = auditor || r == rpc::Role::AUDITOR;
-             }
+             const bool auditor = c.HasRole(rpc::Role::AUDITOR);
              if (auditor) {
                auto req = c.Auditor().processingRegisterRequest();
                req.setHtml(a->html);

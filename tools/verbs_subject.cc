@@ -42,16 +42,12 @@ void AddSubjectVerbs(CLI::App& app, std::vector<Verb>& verbs) {
              // The auditor's facet for an auditor (who answers
              // access requests), else the admin's (a review,
              // helper-121: auditors were refused the admin's).
-             auto who = c.session().whoAmIRequest().send().wait(c.wait());
-             bool auditor = false;
-             for (rpc::Role r : who.getPrincipal().getRoles())
-               auditor = auditor || r == rpc::Role::AUDITOR;
              auto find = [&](auto request) {
                request.setIdentifier(identifier);
                std::cout << request.send().wait(c.wait()).getSubjectId().cStr()
                          << "\n";
              };
-             if (auditor)
+             if (c.HasRole(rpc::Role::AUDITOR))
                find(c.Auditor().findSubjectRequest());
              else
                find(c.Admin().findSubjectRequest());
@@ -469,12 +465,8 @@ void AddVerifyVerbs(CLI::App& app, std::vector<Verb>& verbs) {
       if (a->chain) {
         // The auditor's facet if the principal has the role, else the
         // admin's.
-        auto who = c.session().whoAmIRequest().send().wait(c.wait());
-        bool auditor = false, admin = false;
-        for (rpc::Role r : who.getPrincipal().getRoles()) {
-          auditor = auditor || r == rpc::Role::AUDITOR;
-          admin = admin || r == rpc::Role::ADMIN;
-        }
+        const bool auditor = c.HasRole(rpc::Role::AUDITOR);
+        const bool admin = c.HasRole(rpc::Role::ADMIN);
         // Said in the verb's words (the admin facet's refusal would name
         // the admin role alone).
         if (!auditor && !admin) {
