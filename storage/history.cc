@@ -1967,6 +1967,61 @@ Result<History::ResealResult> History::ResealSubject(
   return result;
 }
 
+Result<History::IndexedParts> History::PartsOf(uint64_t seq) const {
+  IndexedParts parts;
+  const leveldb::ReadOptions read;
+  const std::string reverse = ReversePrefix(seq);
+  std::unique_ptr<leveldb::Iterator> it(db_.NewIterator(read));
+  for (it->Seek(reverse); it->Valid() && it->key().starts_with(reverse);
+       it->Next()) {
+    if (it->key().size() != reverse.size() + kDigestSize) continue;
+    Digest tag;
+    std::memcpy(tag.data(), it->key().data() + reverse.size(), kDigestSize);
+    parts.tags.push_back(tag);
+  }
+  CUSTOS_RETURN_IF_ERROR(FromLevelDb(it->status(), "reading history index"));
+  const std::string dropped = keys::HistoryDroppedPrefix(seq);
+  for (it->Seek(dropped); it->Valid() && it->key().starts_with(dropped);
+       it->Next()) {
+    ++parts.dropped;
+  }
+  CUSTOS_RETURN_IF_ERROR(FromLevelDb(it->status(), "reading history index"));
+  return parts;
+}
+
+Status History::ForEachIndexed(
+    const Digest& tag,
+    const std::function<bool(const EventHeader&)>& each) const {
+  const leveldb::ReadOptions read;
+  const std::string prefix = IndexPrefix(tag);
+  const Status authentication_failed =
+      Status::DataLoss("an access-history event failed to authenticate");
+  std::unique_ptr<leveldb::Iterator> it(db_.NewIterator(read));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
+       it->Next()) {
+    if (it->key().size() != prefix.size() + 8) {
+      return Status::DataLoss("corrupt history index entry");
+    }
+    const uint64_t seq =
+        ReadBigEndian64(std::string_view(it->key().data(), it->key().size())
+                            .substr(prefix.size()));
+    auto value = Get(db_, read, EventKey(seq), "reading history event");
+    if (!value.has_value()) return value.error();
+    if (!value->has_value()) continue;  // Pruned and folded.
+    auto stored = DecodeStoredEvent(**value);
+    if (!stored.has_value() || stored->seq != seq) return authentication_failed;
+    if (stored->is_stub) continue;  // Pruned.
+    auto event = DecodeEvent(stored->event_bytes);
+    if (!event.has_value() || event->header.seq != seq ||
+        !crypto::ConstantTimeEquals(
+            EventMac(audit_key_, seq, stored->event_bytes), stored->mac)) {
+      return authentication_failed;
+    }
+    if (!each(event->header)) return Status::Ok();
+  }
+  return FromLevelDb(it->status(), "reading history index");
+}
+
 Result<PruneResult> History::Prune(
     const std::function<bool(const EventHeader&)>& prunable, size_t budget,
     uint64_t after_seq) {

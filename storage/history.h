@@ -452,6 +452,29 @@ class History {
                                   const std::string& subject_id,
                                   size_t budget) const;
 
+  // For pruning an event about no record (docs/history.md, "Retention:
+  // pruning and checkpoints"): the subjects whose parts event `seq` holds,
+  // as the index knows them. `tags` are the index tags of the parts still
+  // indexed (the event's `hs:` entries), `dropped` counts the parts whose
+  // entries went with a shredded subject's index (`hx:`). Both empty for an
+  // event about no subject (or one pruned). Errors: a LevelDB read
+  // failure, mapped.
+  struct IndexedParts {
+    std::vector<crypto::Digest> tags;
+    size_t dropped = 0;
+  };
+  Result<IndexedParts> PartsOf(uint64_t seq) const;
+
+  // Calls `each` with the header of every event indexed under `tag` (one
+  // subject's index, as PartsOf gives it), in seq order, stubs skipped,
+  // until `each` returns false. Each event's stored bytes are checked
+  // against their MAC first. Errors: DataLoss if an indexed event does not
+  // decode, names another seq or fails its MAC ("an access-history event
+  // failed to authenticate"); a LevelDB read failure, mapped.
+  Status ForEachIndexed(
+      const crypto::Digest& tag,
+      const std::function<bool(const EventHeader&)>& each) const;
+
   // Retention. Examines up to `budget` stored events with seq > after_seq
   // (and past the checkpoint), and replaces each event for which
   // `prunable(header)` is true by a stub holding only the digest of its

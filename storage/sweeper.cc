@@ -667,15 +667,12 @@ Status Sweeper::PruneHistory(int64_t as_of, const SweepOptions& options,
   uint64_t written = after_seq;
   const size_t chunk = std::max<size_t>(options.batch_size, 100);
   size_t examined = 0;
-  // Whether a record's events are due, decided once per sweep: it depends
-  // on the ledger's entry and as_of only (and an event's kind, which is its
-  // record's).
-  std::map<uint64_t, bool> prunable_records;
+  // Decided once per sweep (PruneVerdicts).
+  PruneVerdicts verdicts;
   while (true) {
     const size_t budget =
         std::min(chunk, options.max_history_examined - examined);
-    auto step =
-        PruneHistoryChunk(as_of, budget, after_seq, prunable_records, report);
+    auto step = PruneHistoryChunk(as_of, budget, after_seq, verdicts, report);
     if (!step) return step.error();
     examined += budget;
     report.history_pruned += step->stubbed;
@@ -708,56 +705,113 @@ Status Sweeper::PruneHistory(int64_t as_of, const SweepOptions& options,
   return u_.store.Commit(std::move(lock), batch, {}, "storing prune cursor");
 }
 
-Result<Sweeper::PruneStep> Sweeper::PruneHistoryChunk(
-    int64_t as_of, size_t budget, uint64_t after_seq,
-    std::map<uint64_t, bool>& prunable_records, SweepReport& report) {
+bool Sweeper::RecordHistoryDue(const EventHeader& h, int64_t as_of,
+                               PruneVerdicts& verdicts, SweepReport& report,
+                               Status& failure) {
+  auto known = verdicts.records.find(h.record_id);
+  if (known != verdicts.records.end()) return known->second;
+  bool verdict = false;
+  auto record = u_.record_store.Read(h.record_id);
+  if (record && record->state == RecordState::kErased) {
+    // Dated by the ledger and the event's own header, which are
+    // authenticated, not by the stored record: someone who can write the
+    // files but has no key could otherwise mark a record erased long ago
+    // and have its history pruned by the next sweep.
+    auto erased_at = u_.erasure.LedgerErasedAt(h.record_id);
+    if (!erased_at) {
+      if (Skippable(erased_at.error())) {
+        AddSkipped(report, h.record_id, erased_at.error());
+      } else {
+        failure = erased_at.error();
+      }
+    } else if (!*erased_at) {
+      AddSkipped(report, h.record_id,
+                 Status::DataLoss("an erased record has no erasure ledger "
+                                  "entry; its history is kept"));
+    } else if (auto policy = u_.policies.For(h.record_kind);
+               policy && *policy) {
+      // (A policy that failed to authenticate, or is missing: the history
+      // is kept; the kind is in report.unauthenticated_policies.)
+      auto until = AddPeriod(FromMicros(**erased_at), (*policy)->history_after);
+      verdict = until && ToMicros(*until) <= as_of;
+    }
+  } else if (!record && record.error().code() != StatusCode::kNotFound) {
+    // A record that cannot be read keeps its history (never pruned on a
+    // guess) and is reported; it must not stop pruning for the rest.
+    if (Skippable(record.error())) {
+      AddSkipped(report, h.record_id, record.error());
+    } else {
+      failure = record.error();
+    }
+  }
+  verdicts.records[h.record_id] = verdict;
+  return verdict;
+}
+
+bool Sweeper::SubjectEventDue(const EventHeader& h, int64_t as_of,
+                              PruneVerdicts& verdicts, SweepReport& report,
+                              Status& failure) {
+  // The longest history_after of the policies, from the event's instant
+  // (checked first: it needs no read). A kind whose policy did not
+  // authenticate has a period nobody knows: the event is kept.
+  if (!u_.policies.Unauthenticated().empty()) return false;
+  const std::vector<RetentionPolicy> policies = u_.policies.List();
+  if (policies.empty()) return false;
+  for (const RetentionPolicy& policy : policies) {
+    auto until = AddPeriod(h.at, policy.history_after);
+    if (!until || ToMicros(*until) > as_of) return false;
+  }
+  const History& history = u_.store.history();
+  auto parts = history.PartsOf(h.seq);
+  if (!parts) {
+    failure = parts.error();
+    return false;
+  }
+  // About no subject (who may act, policies, keys, backups): kept.
+  if (parts->tags.empty() && parts->dropped == 0) return false;
+  // And no record of the subject still has its history kept: the events
+  // of its index that are about a record must all be due. (A shredded
+  // subject's parts are no longer indexed: only the period counts.)
+  for (const crypto::Digest& tag : parts->tags) {
+    auto known = verdicts.subjects.find(tag);
+    if (known == verdicts.subjects.end()) {
+      bool clear = true;
+      Status walked = history.ForEachIndexed(tag, [&](const EventHeader& e) {
+        if (e.record_id == 0) return true;
+        clear = RecordHistoryDue(e, as_of, verdicts, report, failure);
+        return clear;
+      });
+      if (!failure.ok()) return false;
+      if (!walked.ok()) {
+        if (!Skippable(walked)) {
+          failure = walked;
+          return false;
+        }
+        // An indexed event that fails to authenticate: kept, and reported
+        // when pruning examines it (PruneResult::unauthenticated).
+        clear = false;
+      }
+      known = verdicts.subjects.emplace(tag, clear).first;
+    }
+    if (!known->second) return false;
+  }
+  return true;
+}
+
+Result<Sweeper::PruneStep> Sweeper::PruneHistoryChunk(int64_t as_of,
+                                                      size_t budget,
+                                                      uint64_t after_seq,
+                                                      PruneVerdicts& verdicts,
+                                                      SweepReport& report) {
   WriteLock lock = u_.store.Lock();
   std::vector<uint64_t> pruned;  // For the ledger.
   Status failure;
-  auto decide = [&](const EventHeader& h) {
-    if (h.record_id == 0 || !failure.ok()) return false;
-    auto known = prunable_records.find(h.record_id);
-    if (known != prunable_records.end()) return known->second;
-    bool verdict = false;
-    auto record = u_.record_store.Read(h.record_id);
-    if (record && record->state == RecordState::kErased) {
-      // Dated by the ledger and the event's own header, which are
-      // authenticated, not by the stored record: someone who can write the
-      // files but has no key could otherwise mark a record erased long ago
-      // and have its history pruned by the next sweep.
-      auto erased_at = u_.erasure.LedgerErasedAt(h.record_id);
-      if (!erased_at) {
-        if (Skippable(erased_at.error())) {
-          AddSkipped(report, h.record_id, erased_at.error());
-        } else {
-          failure = erased_at.error();
-        }
-      } else if (!*erased_at) {
-        AddSkipped(report, h.record_id,
-                   Status::DataLoss("an erased record has no erasure ledger "
-                                    "entry; its history is kept"));
-      } else if (auto policy = u_.policies.For(h.record_kind);
-                 policy && *policy) {
-        // (A policy that failed to authenticate, or is missing: the history
-        // is kept; the kind is in report.unauthenticated_policies.)
-        auto until =
-            AddPeriod(FromMicros(**erased_at), (*policy)->history_after);
-        verdict = until && ToMicros(*until) <= as_of;
-      }
-    } else if (!record && record.error().code() != StatusCode::kNotFound) {
-      // A record that cannot be read keeps its history (never pruned on a
-      // guess) and is reported; it must not stop pruning for the rest.
-      if (Skippable(record.error())) {
-        AddSkipped(report, h.record_id, record.error());
-      } else {
-        failure = record.error();
-      }
-    }
-    prunable_records[h.record_id] = verdict;
-    return verdict;
-  };
   auto prunable = [&](const EventHeader& h) {
-    const bool verdict = decide(h);
+    if (!failure.ok()) return false;
+    const bool verdict =
+        h.record_id == 0
+            ? SubjectEventDue(h, as_of, verdicts, report, failure)
+            : RecordHistoryDue(h, as_of, verdicts, report, failure);
     if (verdict) pruned.push_back(h.seq);
     return verdict;
   };

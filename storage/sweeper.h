@@ -133,7 +133,8 @@ class Sweeper {
                          const Status& status);
   static void DedupeSkipped(SweepReport& report);
   // Prunes access history whose retention ended by `as_of` (history_after
-  // past the erasure of the record it concerns), examining up to
+  // past the erasure of the record it concerns; for an event about a
+  // subject and no record, SubjectEventDue), examining up to
   // options.max_history_examined events from a cursor that cycles through
   // the log across sweeps, in chunks (PruneHistoryChunk), and stopping at
   // the head. Counts in report.history_pruned. The events of a record that
@@ -145,14 +146,40 @@ class Sweeper {
     uint64_t next_after_seq = 0;  // 0: the chunk reached the head.
     bool committed = false;       // With the cursor at next_after_seq.
   };
+  // What a sweep's pruning decided so far, kept across its chunks: by
+  // record id, whether the record's events are due (it depends on the
+  // ledger's entry and as_of only, and an event's kind, which is its
+  // record's); by index tag, whether every event of the subject's index
+  // that is about a record is due.
+  struct PruneVerdicts {
+    std::map<uint64_t, bool> records;
+    std::map<crypto::Digest, bool> subjects;
+  };
   // One chunk of PruneHistory: at most `budget` events after `after_seq`,
   // under one write lock hold. Writes (the stubs, the ledger's pruned seqs,
-  // the cursor) only when it pruned or folded something.
-  // `prunable_records`: the verdicts by record id so far in this sweep,
+  // the cursor) only when it pruned or folded something. `verdicts` are
   // read and added to.
-  Result<PruneStep> PruneHistoryChunk(
-      int64_t as_of, size_t budget, uint64_t after_seq,
-      std::map<uint64_t, bool>& prunable_records, SweepReport& report);
+  Result<PruneStep> PruneHistoryChunk(int64_t as_of, size_t budget,
+                                      uint64_t after_seq,
+                                      PruneVerdicts& verdicts,
+                                      SweepReport& report);
+  // Whether the events of the record `header` names are due by `as_of`:
+  // `history_after` (of the kind the header names) after the record's
+  // erasure, as its ledger entry dates it. A record that cannot be read, or
+  // has no ledger entry, keeps its events and is added to report.skipped;
+  // `failure` is set for an error of the store itself (and false returned).
+  bool RecordHistoryDue(const EventHeader& header, int64_t as_of,
+                        PruneVerdicts& verdicts, SweepReport& report,
+                        Status& failure);
+  // Whether an event about no record is due by `as_of`: one about a
+  // subject (a report, a lookup, a history page, a subject hold, a re-key,
+  // a shred, a breach scope's part) once the longest `history_after` of
+  // the policies has passed since the event, and every event about a
+  // record in that subject's index is due (RecordHistoryDue). An event
+  // about no subject is never due. `failure` as above.
+  bool SubjectEventDue(const EventHeader& header, int64_t as_of,
+                       PruneVerdicts& verdicts, SweepReport& report,
+                       Status& failure);
 
   Units u_;
 };

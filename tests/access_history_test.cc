@@ -294,11 +294,12 @@ TEST_F(AccessHistoryTest,
   EXPECT_EQ(Actions(anna), (std::vector<std::string>{"create", "close",
                                                      "find_subject", "erase"}));
   EXPECT_EQ(SweepAt(At(2032, 2, 28) - 1us).history_pruned, 0u);
-  EXPECT_EQ(SweepAt(At(2032, 2, 28)).history_pruned, 3u);
-  // What is left is about no record: the admin's lookup and the auditor's
-  // query above (events about no record are not pruned: docs/history.md).
-  EXPECT_EQ(Actions(anna),
-            (std::vector<std::string>{"find_subject", "access_history"}));
+  // The record's create, close and erase; and the admin's lookup and the
+  // auditor's query above, about Anna and no record: five years old, and
+  // Anna has no record whose history is still kept (docs/history.md,
+  // "Retention: pruning and checkpoints").
+  EXPECT_EQ(SweepAt(At(2032, 2, 28)).history_pruned, 5u);
+  EXPECT_EQ(Actions(anna), std::vector<std::string>{});
   auto chain = engine_->VerifyChain(*auditor_);
   ASSERT_TRUE(chain.has_value());
   EXPECT_TRUE(chain->ok) << chain->problem;
@@ -439,9 +440,10 @@ TEST_F(AccessHistoryPruningTest, AnErasureDatedBackInTheRecordPrunesNothing) {
   EXPECT_EQ(SweepAt(At(2027, 3, 1)).history_pruned, 0u);
   EXPECT_EQ(Actions(anna), (std::vector<std::string>{"create", "close",
                                                      "find_subject", "erase"}));
-  // Pruned when the ledger's date says so.
+  // Pruned when the ledger's date says so (the lookup with them: it is
+  // five years old by then).
   EXPECT_EQ(SweepAt(At(2032, 2, 28) - 1us).history_pruned, 0u);
-  EXPECT_EQ(SweepAt(At(2032, 2, 28)).history_pruned, 3u);
+  EXPECT_EQ(SweepAt(At(2032, 2, 28)).history_pruned, 4u);
 }
 
 TEST_F(AccessHistoryPruningTest,
@@ -547,10 +549,13 @@ TEST_F(AccessHistoryPruningTest, ARecordErasedByAShredHasItsHistoryPruned) {
   clock_.Set(At(2026, 10, 1));
   ASSERT_TRUE(engine_->ShredSubject(*admin_, anna).ok());
   ASSERT_TRUE(engine_->CompleteShreds(100).has_value());
-  EXPECT_EQ(SweepAt(At(2031, 10, 1) - 1us).history_pruned, 0u);
-  // Its create event: the shred's own names no record, and an erasure by
-  // a shred writes no event about the record.
-  EXPECT_EQ(SweepAt(At(2031, 10, 1)).history_pruned, 1u);
+  // The lookup, about Anna and no record: five years after it was made
+  // (her parts are no longer indexed, so only its own age counts).
+  EXPECT_EQ(SweepAt(At(2031, 10, 1) - 1us).history_pruned, 1u);
+  // The record's create event, five years after the shred erased it, and
+  // the shred's own event, about no record, five years old (an erasure by
+  // a shred writes no event about the record).
+  EXPECT_EQ(SweepAt(At(2031, 10, 1)).history_pruned, 2u);
 }
 
 TEST_F(AccessHistoryPruningTest, AnErasureReapplyPoliciesWritesDownIsPruned) {
@@ -600,7 +605,50 @@ TEST_F(AccessHistoryPruningTest, ADeadlineMovedBackDoesNotShortenTheHistory) {
   EXPECT_EQ(Actions(anna), (std::vector<std::string>{"create", "close",
                                                      "find_subject", "erase"}));
   EXPECT_EQ(SweepAt(At(2031, 10, 1) - 1us).history_pruned, 0u);
-  EXPECT_EQ(SweepAt(At(2031, 10, 1)).history_pruned, 3u);
+  // With the lookup: five years old, and Anna's only record's history due.
+  EXPECT_EQ(SweepAt(At(2031, 10, 1)).history_pruned, 4u);
+}
+
+// An event about a subject and no record (here an admin's lookup and an
+// auditor's look at her history) is kept while any of her records' history
+// is, and five years (the longest history_after) from its own instant:
+// it goes with the last of them. Events about no subject (who may act,
+// policies) are kept.
+TEST_F(AccessHistoryPruningTest,
+       EventsAboutASubjectAndNoRecordGoWithTheLastOfHerRecordsHistory) {
+  const uint64_t alert = CreateAlert();
+  NewRecord r;
+  r.kind = "request";  // Erased 3 years after closure, history 5 years.
+  r.personal = {{"anna@example.org", {{"name", "Anna"}}}};
+  const uint64_t request = *engine_->CreateRecord(*owner_, r);
+  ASSERT_TRUE(engine_->Close(*owner_, alert).ok());
+  const std::string anna = *engine_->FindSubject(*admin_, "anna@example.org");
+  EXPECT_EQ(SweepAt(At(2027, 2, 28)).erased, 1u);
+
+  // The alert's create, close and erase; the lookup stays, five years old
+  // but about Anna, whose request is still open.
+  EXPECT_EQ(SweepAt(At(2032, 2, 28)).history_pruned, 3u);
+  EXPECT_EQ(Actions(anna),
+            (std::vector<std::string>{"create", "find_subject"}));
+
+  clock_.Set(At(2032, 3, 1));
+  ASSERT_TRUE(engine_->Close(*owner_, request).ok());
+  EXPECT_EQ(SweepAt(At(2035, 3, 1)).erased, 1u);
+  EXPECT_EQ(Actions(anna), (std::vector<std::string>{"create", "find_subject",
+                                                     "access_history", "close",
+                                                     "block", "erase"}));
+  // The look of 2032-02-28 is five years old in 2037; still kept, with
+  // the rest, until the request's history ends.
+  EXPECT_EQ(SweepAt(At(2040, 3, 1) - 1us).history_pruned, 0u);
+  // The request's four events, the lookup and both looks.
+  EXPECT_EQ(SweepAt(At(2040, 3, 1)).history_pruned, 7u);
+  EXPECT_EQ(Actions(anna), std::vector<std::string>{});
+  // The fixture's six principal_created events, about no subject, are
+  // never due.
+  EXPECT_EQ(SweepAt(At(2060, 1, 1)).history_pruned, 0u);
+  auto chain = engine_->VerifyChain(*auditor_);
+  ASSERT_TRUE(chain.has_value()) << chain.error().ToString();
+  EXPECT_TRUE(chain->ok) << chain->problem;
 }
 
 TEST_F(AccessHistoryTest, PrunedEventsLeaveTheFiles) {
@@ -749,11 +797,10 @@ TEST_F(AccessHistoryPruningTest, OneSweepPrunesMoreThanAChunkOfEvents) {
   EXPECT_EQ(SweepAt(At(2027, 2, 28)).erased, 1u);
   // Create, the admin's lookup, 600 reads, close, erase.
   EXPECT_EQ(Actions(anna).size(), 604u);
-  EXPECT_EQ(SweepAt(At(2032, 2, 28)).history_pruned, 603u);
-  // Left: the lookup and the event of the auditor's earlier look (about no
-  // record: kept).
-  EXPECT_EQ(Actions(anna),
-            (std::vector<std::string>{"find_subject", "access_history"}));
+  // With the lookup and the event of the auditor's look just above, both
+  // about no record and five years old by then.
+  EXPECT_EQ(SweepAt(At(2032, 2, 28)).history_pruned, 605u);
+  EXPECT_EQ(Actions(anna), std::vector<std::string>{});
   auto chain = engine_->VerifyChain(*auditor_);
   ASSERT_TRUE(chain.has_value()) << chain.error().ToString();
   EXPECT_TRUE(chain->ok) << chain->problem;
@@ -779,10 +826,10 @@ TEST_F(AccessHistoryPruningTest, MaxHistoryExaminedBoundsOneSweep) {
   options.max_history_examined = 150;
   auto first = engine_->Sweep(*admin_, options);
   ASSERT_TRUE(first.has_value()) << first.error().ToString();
-  // The events from seq 1 to 150, of which the record's are pruned (all
-  // from its create on but the lookup).
+  // The events from seq 1 to 150, of which Anna's are pruned (all from
+  // her record's create on, the lookup included).
   ASSERT_LE(first_seq, 150u);
-  EXPECT_EQ(first->history_pruned, 150 - first_seq);
+  EXPECT_EQ(first->history_pruned, 150 - first_seq + 1);
   EXPECT_EQ(Actions(anna).size(), 304 - first->history_pruned);
 
   // The next sweep goes on from seq 151 (a cursor lost would have it
@@ -796,11 +843,10 @@ TEST_F(AccessHistoryPruningTest, MaxHistoryExaminedBoundsOneSweep) {
   ASSERT_TRUE(third.has_value()) << third.error().ToString();
   EXPECT_EQ(
       first->history_pruned + second->history_pruned + third->history_pruned,
-      303u);
-  // Left: the lookup and the event of the auditor's earlier look (about no
-  // record: kept).
-  EXPECT_EQ(Actions(anna),
-            (std::vector<std::string>{"find_subject", "access_history"}));
+      304u);
+  // Left: the event of the auditor's look above, about no record, written
+  // at the sweeps' instant: kept five years from then.
+  EXPECT_EQ(Actions(anna), std::vector<std::string>{"access_history"});
 
   options.max_history_examined = 0;
   auto refused = engine_->Sweep(*admin_, options);
