@@ -697,6 +697,46 @@ Status RecordsFit(uint64_t max_message_words,
   return AnswerFits(max_message_words, words, "the records asked for");
 }
 
+// The answers of an auditor's disclosures, bounded the same way before
+// their events are written: a history page (its access_history event), a
+// breach scope (its breach_scope events), a subject report (its report
+// event, once rendered). Each pointer counted twice, as in
+// RecordAnswerWords.
+Status HistoryPageFits(uint64_t max_message_words,
+                       const AccessHistoryPage& page) {
+  uint64_t words = 2 + StructListWords<rpc::AccessEvent>(page.events.size());
+  for (const AccessEvent& e : page.events) {
+    words +=
+        TextWords(e.principal_id.size()) + TextWords(e.principal_name.size()) +
+        TextWords(e.action.size()) + TextWords(e.record_kind.size()) +
+        TextsWords(e.fields) +
+        TextWords(e.purpose ? PurposeKindName(*e.purpose).size() : 0) +
+        TextWords(e.justification.size()) +
+        TextWords(e.record_state ? RecordStateName(*e.record_state).size() : 0);
+  }
+  return AnswerFits(max_message_words, words, "the history page");
+}
+
+Status BreachScopeFits(uint64_t max_message_words, const BreachScope& scope) {
+  uint64_t words =
+      1 + StructWords<rpc::BreachScope>() + TextWords(scope.auditor_id.size()) +
+      TextsWords(scope.principal_ids) + TextWords(scope.purpose.size()) +
+      StructListWords<rpc::BreachSubject>(scope.subjects.size());
+  for (const BreachSubject& s : scope.subjects) {
+    words += TextWords(s.subject_id.size()) + TextWords(s.identifier.size()) +
+             2 + s.record_ids.size() + TextsWords(s.fields) +
+             StructListWords<rpc::BreachDisclosure>(s.disclosures.size());
+    for (const BreachDisclosure& d : s.disclosures) {
+      words += TextWords(d.principal_id.size()) +
+               TextWords(d.principal_name.size()) + TextWords(d.action.size()) +
+               TextWords(d.record_kind.size()) +
+               TextWords(d.purpose ? PurposeKindName(*d.purpose).size() : 0) +
+               TextWords(d.justification.size()) + TextsWords(d.fields);
+    }
+  }
+  return AnswerFits(max_message_words, words, "the breach scope");
+}
+
 // An answer holding one text of `size` bytes, `what`: ResourceExhausted,
 // saying so, when it would be too large to send.
 void CheckAnswerText(uint64_t max_message_words, size_t size,
@@ -1270,9 +1310,13 @@ class AuditorImpl final : public rpc::Auditor::Server {
                [engine = &conn_->engine, actor = actor_,
                 subject = IdStr(p.getSubjectId(), "subjectId"),
                 from = FromMicros(p.getFromMicros()), to = FromMicros(to),
-                after = p.getAfterSeq(), limit = p.getLimit()]() {
-                 return engine->AccessHistory(actor, subject, from, to, after,
-                                              limit);
+                after = p.getAfterSeq(), limit = p.getLimit(),
+                max_words = conn_->max_message_words]() {
+                 return engine->AccessHistory(
+                     actor, subject, from, to, after, limit,
+                     [max_words](const AccessHistoryPage& page) {
+                       return HistoryPageFits(max_words, page);
+                     });
                })
         .then([context, max_words = conn_->max_message_words](
                   kj::Own<Result<AccessHistoryPage>> r) mutable {
@@ -1368,8 +1412,12 @@ class AuditorImpl final : public rpc::Auditor::Server {
     return OnWorker<Result<BreachScope>>(
                *conn_,
                [engine = &conn_->engine, actor = actor_,
-                query = std::move(query)]() {
-                 return engine->ProduceBreachScope(actor, query);
+                query = std::move(query),
+                max_words = conn_->max_message_words]() {
+                 return engine->ProduceBreachScope(
+                     actor, query, [max_words](const BreachScope& scope) {
+                       return BreachScopeFits(max_words, scope);
+                     });
                })
         .then([context, max_words = conn_->max_message_words](
                   kj::Own<Result<BreachScope>> r) mutable {
@@ -1430,11 +1478,19 @@ class AuditorImpl final : public rpc::Auditor::Server {
     return OnWorker<Result<std::string>>(
         *conn_,
         [engine = &conn_->engine, actor = actor_,
-         subject = IdStr(subject_id, "subjectId"),
-         render]() -> Result<std::string> {
-          auto report = engine->ProduceSubjectReport(actor, subject);
+         subject = IdStr(subject_id, "subjectId"), render,
+         max_words = conn_->max_message_words]() -> Result<std::string> {
+          // Rendered before the report's event is written: one too large
+          // to send is refused with nothing recorded.
+          std::string rendered;
+          auto report = engine->ProduceSubjectReport(
+              actor, subject, [&](const SubjectReport& r) {
+                rendered = render(r);
+                return AnswerFits(max_words, TextWords(rendered.size()),
+                                  "the subject report");
+              });
           if (!report) return Fail(report.error());
-          return render(*report);
+          return rendered;
         });
   }
 

@@ -27,11 +27,10 @@ Result<std::string> Audit::FindSubject(const PrincipalInfo& caller,
   return found;
 }
 
-Result<AccessHistoryPage> Audit::History(const PrincipalInfo& auditor,
-                                         std::string_view subject_id,
-                                         Timestamp from, Timestamp to,
-                                         uint64_t after_seq,
-                                         uint32_t limit) const {
+Result<AccessHistoryPage> Audit::History(
+    const PrincipalInfo& auditor, std::string_view subject_id, Timestamp from,
+    Timestamp to, uint64_t after_seq, uint32_t limit,
+    const BeforeDisclosure<AccessHistoryPage>& check) const {
   if (limit == 0 || limit > u_.limits.max_page_size) {
     return Fail(Status::InvalidArgument(
         std::string("limit must be 1 to ")
@@ -68,6 +67,7 @@ Result<AccessHistoryPage> Audit::History(const PrincipalInfo& auditor,
         return e.header.action != EventAction::kAccessHistory;
       });
   if (!discloses) return out;
+  if (check) CUSTOS_RETURN_IF_ERROR(check(out));
   // What it disclosed, for a breach scope: the subject's access history
   // (its events' justifications and field names).
   Event event = events::SubjectEvent(auditor, EventAction::kAccessHistory,

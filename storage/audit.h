@@ -53,10 +53,12 @@ class Audit {
   Result<std::string> FindSubject(const PrincipalInfo& caller,
                                   std::string_view identifier) const;
 
-  Result<AccessHistoryPage> History(const PrincipalInfo& auditor,
-                                    std::string_view subject_id, Timestamp from,
-                                    Timestamp to, uint64_t after_seq,
-                                    uint32_t limit) const;
+  // Engine::AccessHistory. `check` looks at the page before its event is
+  // written (BeforeDisclosure).
+  Result<AccessHistoryPage> History(
+      const PrincipalInfo& auditor, std::string_view subject_id, Timestamp from,
+      Timestamp to, uint64_t after_seq, uint32_t limit,
+      const BeforeDisclosure<AccessHistoryPage>& check = {}) const;
 
   // Engine::VerifyChain. Under the write lock, every applied write is made
   // durable (Store::SyncApplied: a sync only when one is pending, as after

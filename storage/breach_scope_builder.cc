@@ -31,8 +31,9 @@ BreachDisclosure ToBreachDisclosure(const EventHeader& h,
 
 }  // namespace
 
-Result<BreachScope> BreachScopeBuilder::Produce(const PrincipalInfo& auditor,
-                                                const BreachQuery& query) {
+Result<BreachScope> BreachScopeBuilder::Produce(
+    const PrincipalInfo& auditor, const BreachQuery& query,
+    const BeforeDisclosure<BreachScope>& check) {
   CUSTOS_RETURN_IF_ERROR(CheckBreachQuery(query, u_.limits));
   // A mistyped id must not read as "received nothing": revoked principals
   // (the usual case: the stolen credential was revoked) are still known.
@@ -119,16 +120,25 @@ Result<BreachScope> BreachScopeBuilder::Produce(const PrincipalInfo& auditor,
   // lock a shred takes, as for a subject report: a subject shredded
   // meanwhile is counted without identity, and gets no event (there is no
   // key to seal it under).
+  // What is about to be returned is looked at first, with nothing written
+  // (an answer too large to send): no event may say the auditor received
+  // a scope that never reached it.
+  for (auto& [id, s] : by_subject) scope.subjects.push_back(std::move(s));
+  if (check) CUSTOS_RETURN_IF_ERROR(check(scope));
   WriteLock lock = u_.store.Lock();
-  for (auto& [id, s] : by_subject) {
-    auto key = u_.subjects.Key(id);
-    if (!key) return Fail(key.error());
-    if (!*key) {
-      scope.without_identity += s.disclosures.size();
-      continue;
+  Status failure;
+  std::erase_if(scope.subjects, [&](const BreachSubject& s) {
+    if (!failure.ok()) return false;
+    auto key = u_.subjects.Key(s.subject_id);
+    if (!key) {
+      failure = key.error();
+      return false;
     }
-    scope.subjects.push_back(std::move(s));
-  }
+    if (*key) return false;
+    scope.without_identity += s.disclosures.size();
+    return true;
+  });
+  CUSTOS_RETURN_IF_ERROR(failure);
   leveldb::WriteBatch batch;
   CUSTOS_RETURN_IF_ERROR(u_.store.Commit(
       std::move(lock), batch,

@@ -18,6 +18,7 @@
 #include "storage/principals.h"
 #include "storage/store.h"
 #include "storage/subjects.h"
+#include "storage/types.h"
 
 namespace custos {
 
@@ -36,9 +37,13 @@ class BreachScopeBuilder {
   // InvalidArgument for a query CheckBreachQuery refuses; NotFound naming
   // a principal id no principal ever had; ResourceExhausted for more than
   // Limits::max_breach_disclosures disclosures in the window; DataLoss if
-  // something fails to authenticate or decrypt.
+  // something fails to authenticate or decrypt. `check` looks at the
+  // scope before its events are written (BeforeDisclosure), with every
+  // subject whose parts were opened (one shredded before the events are
+  // written is then taken out: the scope returned is never larger).
   Result<BreachScope> Produce(const PrincipalInfo& auditor,
-                              const BreachQuery& query);
+                              const BreachQuery& query,
+                              const BeforeDisclosure<BreachScope>& check = {});
 
  private:
   Units u_;

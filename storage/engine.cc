@@ -451,15 +451,15 @@ Result<std::vector<HoldView>> Engine::ListHolds(const Actor& actor,
 
 // ---- Access history and subject reports ------------------------------------
 
-Result<AccessHistoryPage> Engine::AccessHistory(const Actor& auditor,
-                                                std::string_view subject_id,
-                                                Timestamp from, Timestamp to,
-                                                uint64_t after_seq,
-                                                uint32_t limit) {
+Result<AccessHistoryPage> Engine::AccessHistory(
+    const Actor& auditor, std::string_view subject_id, Timestamp from,
+    Timestamp to, uint64_t after_seq, uint32_t limit,
+    const BeforeDisclosure<AccessHistoryPage>& check) {
   auto caller = impl_->RequireRole(auditor, Role::kAuditor);
   if (!caller) return Fail(caller.error());
   CUSTOS_RETURN_IF_ERROR(CheckMayReadPersonalData(*caller));
-  return impl_->audit.History(*caller, subject_id, from, to, after_seq, limit);
+  return impl_->audit.History(*caller, subject_id, from, to, after_seq, limit,
+                              check);
 }
 
 Result<ChainVerification> Engine::VerifyChain(
@@ -496,19 +496,21 @@ Result<Statistics> Engine::ProduceStatistics(const Actor& actor,
 Result<size_t> Engine::FoldStatistics() { return impl_->stats_index.Fold(); }
 
 Result<SubjectReport> Engine::ProduceSubjectReport(
-    const Actor& auditor, std::string_view subject_id) {
+    const Actor& auditor, std::string_view subject_id,
+    const BeforeDisclosure<SubjectReport>& check) {
   auto caller = impl_->RequireRole(auditor, Role::kAuditor);
   if (!caller) return Fail(caller.error());
   CUSTOS_RETURN_IF_ERROR(CheckMayReadPersonalData(*caller));
-  return impl_->reports.Produce(*caller, subject_id);
+  return impl_->reports.Produce(*caller, subject_id, check);
 }
 
-Result<BreachScope> Engine::ProduceBreachScope(const Actor& auditor,
-                                               const BreachQuery& query) {
+Result<BreachScope> Engine::ProduceBreachScope(
+    const Actor& auditor, const BreachQuery& query,
+    const BeforeDisclosure<BreachScope>& check) {
   auto caller = impl_->RequireRole(auditor, Role::kAuditor);
   if (!caller) return Fail(caller.error());
   CUSTOS_RETURN_IF_ERROR(CheckMayReadPersonalData(*caller));
-  return impl_->breaches.Produce(*caller, query);
+  return impl_->breaches.Produce(*caller, query, check);
 }
 
 // ---- Reminders -------------------------------------------------------------

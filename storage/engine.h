@@ -333,11 +333,12 @@ class Engine {
   // long ago; nothing once the subject is shredded (its history is sealed
   // under its destroyed key). NotFound for an unknown subject id, which a
   // shredded subject's becomes once CompleteShreds has finished it.
-  Result<AccessHistoryPage> AccessHistory(const Actor& auditor,
-                                          std::string_view subject_id,
-                                          Timestamp from, Timestamp to,
-                                          uint64_t after_seq = 0,
-                                          uint32_t limit = 100);
+  // `check` looks at a page that discloses something before its
+  // access_history event is written (BeforeDisclosure).
+  Result<AccessHistoryPage> AccessHistory(
+      const Actor& auditor, std::string_view subject_id, Timestamp from,
+      Timestamp to, uint64_t after_seq = 0, uint32_t limit = 100,
+      const BeforeDisclosure<AccessHistoryPage>& check = {});
 
   // Auditor or admin. Walks the whole hash chain of the access history and
   // reports the first sequence number that fails to verify. First makes
@@ -403,8 +404,11 @@ class Engine {
   // any state, states and deadlines, holds, flag notes, contests and the
   // full access history. Producing it is itself an event.
   // NotFound for an unknown or shredded subject.
-  Result<SubjectReport> ProduceSubjectReport(const Actor& auditor,
-                                             std::string_view subject_id);
+  // `check` looks at the report before its event is written
+  // (BeforeDisclosure): custosd refuses there one too large to send.
+  Result<SubjectReport> ProduceSubjectReport(
+      const Actor& auditor, std::string_view subject_id,
+      const BeforeDisclosure<SubjectReport>& check = {});
 
   // Auditor only, and never an admin (PermissionDenied). The scope of a
   // personal-data breach (docs/accountability.md): every disclosure the
@@ -419,8 +423,11 @@ class Engine {
   // refuses; NotFound naming a principal id that no principal has or had;
   // ResourceExhausted for more than Limits::max_breach_disclosures
   // disclosures (split the window).
-  Result<BreachScope> ProduceBreachScope(const Actor& auditor,
-                                         const BreachQuery& query);
+  // `check` looks at the scope before its events are written
+  // (BeforeDisclosure).
+  Result<BreachScope> ProduceBreachScope(
+      const Actor& auditor, const BreachQuery& query,
+      const BeforeDisclosure<BreachScope>& check = {});
 
   // ---- Subjects ---------------------------------------------------------
 

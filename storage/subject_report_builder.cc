@@ -12,7 +12,8 @@
 namespace custos {
 
 Result<SubjectReport> SubjectReportBuilder::Produce(
-    const PrincipalInfo& auditor, std::string_view subject_id) {
+    const PrincipalInfo& auditor, std::string_view subject_id,
+    const BeforeDisclosure<SubjectReport>& check) {
   const std::string subject(subject_id);
   auto stored = u_.subjects.Read(subject);
   if (!stored) return Fail(stored.error());
@@ -167,6 +168,7 @@ Result<SubjectReport> SubjectReportBuilder::Produce(
   // only: shredded since, none of it may be returned after its shred (nor
   // its event be written with no key to seal it under). Checked under
   // the lock the shred takes, as RecordViews::RecordReads does for reads.
+  if (check) CUSTOS_RETURN_IF_ERROR(check(report));
   Event event =
       events::SubjectEvent(auditor, EventAction::kReport, subject, now);
   event.fields = events::ReportFields(report);

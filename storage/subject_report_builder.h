@@ -22,6 +22,7 @@
 #include "storage/store.h"
 #include "storage/subject_report.h"
 #include "storage/subjects.h"
+#include "storage/types.h"
 
 namespace custos {
 
@@ -39,9 +40,11 @@ class SubjectReportBuilder {
   explicit SubjectReportBuilder(Units units) : u_(units) {}
 
   // Engine::ProduceSubjectReport, by `auditor`. NotFound for an unknown or
-  // shredded subject; DataLoss if something fails to decrypt.
-  Result<SubjectReport> Produce(const PrincipalInfo& auditor,
-                                std::string_view subject_id);
+  // shredded subject; DataLoss if something fails to decrypt. `check`
+  // looks at the report before its event is written (BeforeDisclosure).
+  Result<SubjectReport> Produce(
+      const PrincipalInfo& auditor, std::string_view subject_id,
+      const BeforeDisclosure<SubjectReport>& check = {});
 
  private:
   Units u_;

@@ -439,8 +439,8 @@ TEST_F(ServerAdminTest, AnAnswerOverTheMessageLimitIsRefusedSayingSo) {
   Status refused = StatusOf(json.send(), wait());
   EXPECT_EQ(refused.code(), StatusCode::kResourceExhausted);
   EXPECT_EQ(refused.message(),
-            "the subject report is larger than the server's message limit "
-            "(custosd --max-message-bytes)");
+            "the subject report would be larger than the server's message "
+            "limit (custosd --max-message-bytes)");
   auto html = auditor.subjectReportHtmlRequest();
   html.setSubjectId(subject);
   EXPECT_EQ(StatusOf(html.send(), wait()).code(),

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -100,6 +101,66 @@ TEST_F(ServerBreachTest, AnAuditorScopesWhatAStolenCredentialReceived) {
     EXPECT_EQ(std::string(e.getPurpose().cStr()), "");
   }
   EXPECT_TRUE(read_seen);
+}
+
+// An auditor's answer too large to send (a breach scope, a subject report,
+// a history page) is refused before its event is written: no history may
+// say the auditor received what never reached it (hostile review,
+// helper-125). Before, the events were written and the answer refused
+// afterwards, with the same error.
+TEST_F(ServerBreachTest, AnAnswerTooLargeToSendIsRefusedWithNothingRecorded) {
+  StopServer();
+  server_options_hook_ = [](server::ServerOptions& so) {
+    so.max_message_words = 4096;  // 32 KiB.
+  };
+  StartServer();
+  const std::string a_token = CreatePrincipal("authority-a", rpc::Role::USER);
+  const std::string b_token = CreatePrincipal("authority-b", rpc::Role::USER);
+  const std::string u_token = CreatePrincipal("auditor", rpc::Role::AUDITOR);
+  auto a = Login("authority-a", a_token);
+  auto b = Login("authority-b", b_token);
+  auto u = Login("auditor", u_token);
+  ASSERT_TRUE(a && b && u);
+  const int64_t t0 = ToMicros(clock_.Now());
+  // 300 reads: a scope of about 8,000 words (150 fit: 27 words each).
+  for (int i = 0; i < 300; ++i) {
+    auto get = b->getRequest();
+    get.setId(CreateRecord(*a, "anna@example.org", "authority-b"));
+    get.send().wait(wait());
+  }
+  auto admin = engine_->ActorFor("admin");
+  ASSERT_TRUE(admin.has_value());
+  const std::string anna = *engine_->FindSubject(*admin, "anna@example.org");
+  auto auditor = u->auditorRequest().send().getAuditor();
+
+  auto scope = auditor.breachScopeRequest();
+  Fill(scope, {"authority-b"}, t0, t0 + kHour, "token of authority-b leaked");
+  EXPECT_EQ(StatusOf(scope.send(), wait()).ToString(),
+            "ResourceExhausted: the breach scope would be larger than the "
+            "server's message limit (custosd --max-message-bytes)");
+  auto report = auditor.subjectReportRequest();
+  report.setSubjectId(anna);
+  EXPECT_EQ(StatusOf(report.send(), wait()).ToString(),
+            "ResourceExhausted: the subject report would be larger than the "
+            "server's message limit (custosd --max-message-bytes)");
+  auto page = auditor.accessHistoryRequest();
+  page.setSubjectId(anna);
+  page.setLimit(500);
+  EXPECT_EQ(StatusOf(page.send(), wait()).ToString(),
+            "ResourceExhausted: the history page would be larger than the "
+            "server's message limit (custosd --max-message-bytes)");
+
+  auto in_process = engine_->ActorFor("auditor");
+  ASSERT_TRUE(in_process.has_value());
+  auto history = engine_->AccessHistory(*in_process, anna, Timestamp::min(),
+                                        Timestamp::max(), 0, 1000);
+  ASSERT_TRUE(history.has_value()) << history.error().ToString();
+  std::map<std::string, size_t> actions;
+  for (const AccessEvent& e : history->events) ++actions[e.action];
+  EXPECT_EQ(actions, (std::map<std::string, size_t>{{"create", 300},
+                                                    {"grant", 300},
+                                                    {"read", 300},
+                                                    {"find_subject", 1}}));
 }
 
 TEST_F(ServerBreachTest, BadQueriesAndOtherRolesAreRefused) {
