@@ -214,7 +214,7 @@ bool RecordStore::ScheduleFitsState(const StoredRecord& r) {
 }
 
 Status RecordStore::Schedule(StoredRecord& r, const HoldView* pending,
-                             const HoldSpans* spans) const {
+                             const HoldSpans* spans, int64_t not_before) const {
   // An erased record has no next deadline whatever its policy says.
   if (r.state == RecordState::kErased) {
     r.next_deadline_micros = 0;
@@ -252,7 +252,8 @@ Status RecordStore::Schedule(StoredRecord& r, const HoldView* pending,
   r.next_transition = next->second;
   if (next->second == Transition::kErase) {
     // A legal hold postpones erasure to the first instant none covers it.
-    auto erasable = holds_.ErasableFrom(r, next->first, pending, spans);
+    auto erasable = holds_.ErasableFrom(r, std::max(next->first, not_before),
+                                        pending, spans);
     if (!erasable) return erasable.error();
     r.next_deadline_micros = *erasable;
   }
@@ -418,12 +419,42 @@ Result<codec::Bytes> RecordStore::OpenSealed(const std::string& subject_id,
 Status RecordStore::Put(const WriteLock& lock, leveldb::WriteBatch& batch,
                         StoredRecord& r, const HoldView* pending,
                         const HoldSpans* spans) const {
+  return Write(lock, batch, r, true, pending, spans);
+}
+
+Status RecordStore::PutKeepingSchedule(const WriteLock& lock,
+                                       leveldb::WriteBatch& batch,
+                                       StoredRecord& r) const {
+  return Write(lock, batch, r, false, nullptr, nullptr);
+}
+
+Status RecordStore::Write(const WriteLock& lock, leveldb::WriteBatch& batch,
+                          StoredRecord& r, bool reschedule,
+                          const HoldView* pending,
+                          const HoldSpans* spans) const {
   if (r.sealed_pending) {
     // Writing it would drop its ciphertexts: a caller decoded it alone.
     return Status::Internal("a record written without its sealed contents");
   }
   const int64_t indexed = r.indexed_deadline_micros;
-  CUSTOS_RETURN_IF_ERROR(Schedule(r, pending, spans));
+  if (reschedule) {
+    const int64_t came_with = r.next_deadline_micros;
+    const Transition came_for = r.next_transition;
+    CUSTOS_RETURN_IF_ERROR(Schedule(r, pending, spans));
+    const int64_t now = ToMicros(clock_.Now());
+    // A legal date in the past that the record did not come with: the
+    // policy was shortened since its deadline was computed (a caller's
+    // catch-up computes the same deadline as this, under the same policy).
+    // The record was in use until now: the erasure is due now, and a hold
+    // covering now (or set since the shortened date) postpones it
+    // (helper-124: the hold was ignored and the erasure back-dated).
+    if (r.next_transition == Transition::kErase &&
+        r.next_deadline_micros < now &&
+        (r.next_deadline_micros != came_with ||
+         came_for != Transition::kErase)) {
+      CUSTOS_RETURN_IF_ERROR(Schedule(r, pending, spans, now));
+    }
+  }
   // The seal follows the erase deadline (docs/retention.md, "Deadline
   // keys"): an erased record has nothing sealed left.
   const uint64_t bucket = DeadlineKeys::BucketFor(r);

@@ -140,9 +140,12 @@ class RecordStore {
   // InvalidArgument if the deadline cannot be represented.
   // `pending`: a hold released by the batch being built (Holds::Release).
   // `spans`: the holds' spans, read once by a caller scheduling many
-  // records (Holds::ErasableFrom).
+  // records (Holds::ErasableFrom). `not_before`: an erasure's legal date
+  // earlier than it is taken as it before the holds are applied (Put:
+  // a deadline computed anew is never before the change computing it).
   Status Schedule(codec::StoredRecord& r, const HoldView* pending = nullptr,
-                  const HoldSpans* spans = nullptr) const;
+                  const HoldSpans* spans = nullptr,
+                  int64_t not_before = 0) const;
   // Whether `r`'s stored next transition is one its state can have, and,
   // for an ACTIVE record due to close, whether what its close deadline
   // counts from is as stored: then Schedule keeps it without the policy.
@@ -182,9 +185,20 @@ class RecordStore {
   // witnessed, the record queued for compaction) and sets erase_bucket; a
   // new bucket's key is made durable first. Errors: DataLoss (a ciphertext
   // does not open), and any of the keystore.
+  // An erasure deadline Put computes anew (not the one `r` came with) that
+  // lies before the clock's now is moved to now, holds applied there: a
+  // policy shortened since, re-applied or met by any change, makes the
+  // erasure due at once, never back-dated before a legal hold in force
+  // (or one set since that date) that the record was read under.
   Status Put(const WriteLock& lock, leveldb::WriteBatch& batch,
              codec::StoredRecord& r, const HoldView* pending = nullptr,
              const HoldSpans* spans = nullptr) const;
+  // Put for a change of ciphertexts only (a re-key): `r` keeps the
+  // deadline and transition it was stored with. A policy changed since
+  // applies when ReapplyPolicies recomputes them; recomputing here would
+  // undo a block or an erasure in force under the stored ones.
+  Status PutKeepingSchedule(const WriteLock& lock, leveldb::WriteBatch& batch,
+                            codec::StoredRecord& r) const;
 
   // What a deadline-index entry says of its record, as Put wrote it: the
   // transition due and the stored state it leaves, so that a sweep counts a
@@ -201,6 +215,10 @@ class RecordStore {
       std::string_view value);
 
  private:
+  // Put (reschedule) and PutKeepingSchedule.
+  Status Write(const WriteLock& lock, leveldb::WriteBatch& batch,
+               codec::StoredRecord& r, bool reschedule, const HoldView* pending,
+               const HoldSpans* spans) const;
   // Derives the next statistics delta number (part of Load).
   Status LoadDeltaCounter();
   // Puts the floor "m:stats_next_delta" past next_delta_ in `batch` unless

@@ -757,14 +757,39 @@ Status Records::ReleaseHold(const PrincipalInfo& officer,
   auto released =
       u_.holds.Release(lock, officer, hold_id, batch, release_events, &hold);
   if (!released) return released.error();
+  const int64_t now = ToMicros(u_.clock.Now());
+  // Records an erasure in force erased here: in the ledger first, as a
+  // sweep's (storage/erasure.h).
+  std::vector<std::pair<uint64_t, int64_t>> erased;
   for (uint64_t id : *released) {
     auto record = u_.record_store.Read(id);
     Status rescheduled = record.has_value() ? Status::Ok() : record.error();
     if (record) {
       leveldb::WriteBatch one;
-      // Scheduled with the hold as released: the batch is not written yet.
-      rescheduled = u_.record_store.Put(lock, one, *record, &hold);
-      if (rescheduled.ok()) batch.Append(one);
+      // What is in force stays in force: the transitions due under the
+      // deadline the record has (the hold still in force for this) are
+      // written down first, with their events, as ReapplyPolicies does. A
+      // policy lengthened since must not bring back a block or an erasure
+      // that was due (helper-124). A record all of whose subjects were
+      // shredded is left to CompleteShreds.
+      int64_t erased_by_shred = 0;
+      auto steps = u_.views.CatchUp(*record, now, one, &erased_by_shred);
+      if (!steps) {
+        rescheduled = steps.error();
+      } else if (erased_by_shred == 0) {
+        // Scheduled with the hold as released: the batch is not written
+        // yet.
+        rescheduled = u_.record_store.Put(lock, one, *record, &hold);
+        if (rescheduled.ok()) {
+          batch.Append(one);
+          for (Event& e : events::TransitionEvents(*record, *steps)) {
+            release_events.push_back(std::move(e));
+          }
+          if (record->state == RecordState::kErased) {
+            erased.emplace_back(record->id, record->erased_at_micros);
+          }
+        }
+      }
     }
     // A record that cannot be read or rescheduled must not keep the hold
     // in force for the others: it is left as it is, and every sweep meets
@@ -776,6 +801,7 @@ Status Records::ReleaseHold(const PrincipalInfo& officer,
       return rescheduled;
     }
   }
+  CUSTOS_RETURN_IF_ERROR(u_.erasure.Ledger(erased));
   return u_.store.Commit(std::move(lock), batch, release_events,
                          "releasing hold");
 }

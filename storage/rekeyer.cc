@@ -312,7 +312,11 @@ Result<uint64_t> Rekeyer::ResealRecords(const WriteLock& lock,
     // Nothing but ciphertexts changes: not the version, not the times.
     // Their old versions are where they were stored ("r:" or "pb:").
     Erasure::Queue(batch, RecordStore::SealedKey(*record), now);
-    CUSTOS_RETURN_IF_ERROR(u_.record_store.Put(lock, batch, *record));
+    // Its deadline as stored: a re-key is no change of the record, and a
+    // policy lengthened since would otherwise undo a block or an erasure
+    // in force (helper-124).
+    CUSTOS_RETURN_IF_ERROR(
+        u_.record_store.PutKeepingSchedule(lock, batch, *record));
   }
   return ids.empty() ? 0 : ids.back();
 }

@@ -323,5 +323,116 @@ TEST_F(RetentionReviewTest, ReapplyingALongerPolicyKeepsAnErasureInForce) {
   EXPECT_EQ(after->erased_at, At(2027, 2, 28));
 }
 
+// The alert policy with `erase_after` set to `period`.
+void SetAlertErasure(Engine& engine, const Actor& admin,
+                     const std::string& period) {
+  auto policies = engine.ListPolicies(admin);
+  ASSERT_TRUE(policies.has_value());
+  RetentionPolicy alert;
+  for (const RetentionPolicy& p : *policies) {
+    if (p.kind == "alert") alert = p;
+  }
+  alert.erase_after = *ParsePeriod(period);
+  ASSERT_TRUE(engine.SetPolicy(admin, alert).ok());
+}
+
+// A hold review (helper-124): a policy shortened after a hold was set
+// moved the erasure's legal date before the hold's setting, where the hold
+// did not count: re-applied, the record read ERASED (dated at the
+// shortened date, before reads made since) while the hold was in force,
+// and the next sweep destroyed it by key. A deadline computed anew is
+// never before the change computing it: the erasure is due at the
+// re-application, where the hold covers it.
+TEST_F(RetentionReviewTest, AShortenedPolicyLeavesARecordUnderAHoldInForce) {
+  const uint64_t id = Of("alert", "anna@example.org");
+  ASSERT_TRUE(engine_->Close(*owner_, id).ok());  // Due 2027-02-28.
+  clock_.Set(At(2026, 10, 31));
+  auto hold = engine_->SetRecordHold(*officer_, id, "case 7", At(2027, 8, 31));
+  ASSERT_TRUE(hold.has_value()) << hold.error().ToString();
+  clock_.Set(At(2026, 11, 15));
+  SetAlertErasure(*engine_, *admin_, "P1M");  // Due 2026-09-30, before it.
+  auto updated = engine_->ReapplyPolicies(*admin_);
+  ASSERT_TRUE(updated.has_value()) << updated.error().ToString();
+  auto held = engine_->GetRecord(*officer_, id, APurpose());
+  ASSERT_TRUE(held.has_value()) << held.error().ToString();
+  EXPECT_EQ(held->state, RecordState::kClosed);
+  EXPECT_TRUE(held->personal_included);
+  SweepOptions options;
+  clock_.Set(At(2027, 3, 1));
+  options.as_of = clock_.Now();
+  auto swept = engine_->Sweep(*admin_, options);
+  ASSERT_TRUE(swept.has_value()) << swept.error().ToString();
+  EXPECT_EQ(swept->erased, 0u);
+  EXPECT_TRUE(engine_->GetRecord(*officer_, id, APurpose())->personal_included);
+  // At the hold's end.
+  clock_.Set(At(2027, 9, 1));
+  options.as_of = clock_.Now();
+  swept = engine_->Sweep(*admin_, options);
+  ASSERT_TRUE(swept.has_value()) << swept.error().ToString();
+  EXPECT_EQ(swept->erased, 1u);
+  auto after = engine_->GetRecord(*officer_, id, APurpose());
+  ASSERT_TRUE(after.has_value()) << after.error().ToString();
+  EXPECT_EQ(after->state, RecordState::kErased);
+  EXPECT_EQ(after->erased_at, At(2027, 8, 31));
+}
+
+// The same shortened policy met by the hold's release: the erasure is
+// dated at the release, not at the shortened date before the hold.
+TEST_F(RetentionReviewTest, AShortenedPolicyMetByAReleaseErasesAtTheRelease) {
+  const uint64_t id = Of("alert", "anna@example.org");
+  ASSERT_TRUE(engine_->Close(*owner_, id).ok());
+  clock_.Set(At(2026, 10, 31));
+  auto hold = engine_->SetRecordHold(*officer_, id, "case 7", At(2027, 8, 31));
+  ASSERT_TRUE(hold.has_value()) << hold.error().ToString();
+  clock_.Set(At(2026, 11, 15));
+  SetAlertErasure(*engine_, *admin_, "P1M");
+  clock_.Set(At(2026, 12, 1));
+  ASSERT_TRUE(engine_->ReleaseHold(*officer_, hold->id).ok());
+  auto after = engine_->GetRecord(*officer_, id, APurpose());
+  ASSERT_TRUE(after.has_value()) << after.error().ToString();
+  EXPECT_EQ(after->state, RecordState::kErased);
+  EXPECT_EQ(after->erased_at, At(2026, 12, 1));
+}
+
+// A re-key and a release rescheduled the records they wrote under the
+// policy of the day: a longer one brought back an erasure in force, as
+// ReapplyPolicies once did (helper-124).
+TEST_F(RetentionReviewTest, ARekeyKeepsAnErasureInForce) {
+  const uint64_t id = Of("alert", "anna@example.org");
+  ASSERT_TRUE(engine_->Close(*owner_, id).ok());
+  clock_.Set(At(2027, 3, 1));  // Erased at 2027-02-28, not swept.
+  SetAlertErasure(*engine_, *admin_, "P2Y");
+  ASSERT_TRUE(engine_->RekeySubject(*admin_, Subject("anna@example.org")).ok());
+  auto after = engine_->GetRecord(*officer_, id, APurpose());
+  ASSERT_TRUE(after.has_value()) << after.error().ToString();
+  EXPECT_EQ(after->state, RecordState::kErased);
+  EXPECT_FALSE(after->personal_included);
+  EXPECT_EQ(after->erased_at, At(2027, 2, 28));
+}
+
+TEST_F(RetentionReviewTest, AReleaseKeepsAnErasureInForce) {
+  const uint64_t id = Of("alert", "anna@example.org");
+  ASSERT_TRUE(engine_->Close(*owner_, id).ok());
+  clock_.Set(At(2027, 3, 1));  // Erased at 2027-02-28, not swept.
+  // A hold on Anna set after it holds nothing of it (docs/retention.md).
+  auto hold = engine_->SetSubjectHold(*officer_, Subject("anna@example.org"),
+                                      "case 8", At(2028, 1, 1));
+  ASSERT_TRUE(hold.has_value()) << hold.error().ToString();
+  SetAlertErasure(*engine_, *admin_, "P2Y");
+  ASSERT_TRUE(engine_->ReleaseHold(*officer_, hold->id).ok());
+  auto after = engine_->GetRecord(*officer_, id, APurpose());
+  ASSERT_TRUE(after.has_value()) << after.error().ToString();
+  EXPECT_EQ(after->state, RecordState::kErased);
+  EXPECT_FALSE(after->personal_included);
+  EXPECT_EQ(after->erased_at, At(2027, 2, 28));
+  // Written down by the release, with its event, and in the ledger: a
+  // sweep finds nothing left to erase.
+  SweepOptions options;
+  options.as_of = clock_.Now();
+  auto swept = engine_->Sweep(*admin_, options);
+  ASSERT_TRUE(swept.has_value()) << swept.error().ToString();
+  EXPECT_EQ(swept->erased, 0u);
+}
+
 }  // namespace
 }  // namespace custos::testing
