@@ -478,34 +478,60 @@ Status Sweeper::EraseEndedBuckets(const PrincipalInfo& admin,
     // under it and are swept record by record.
     const size_t first = erasures.size();
     bool readable = true;
+    Status failure;
     std::vector<std::pair<std::string, keys::DeadlineKey>> held_entries;
-    CUSTOS_RETURN_IF_ERROR(
-        u_.store.Scan(keys::kDeadlinePrefix, keys::Deadline(start, 0),
-                      [&](std::string_view key, std::string_view value) {
-                        // A malformed key is no record's entry (Put writes
-                        // none): it seals nothing; the record-by-record pass
-                        // reports it.
-                        const auto parsed = keys::ParseDeadline(key);
-                        if (!parsed) return true;
-                        if (parsed->due_micros >= end) return false;
-                        auto entry = RecordStore::DecodeDeadlineEntry(value);
-                        if (!entry) {
-                          readable = false;
-                          return false;
-                        }
-                        if (entry->next != codec::Transition::kErase) {
-                          return true;
-                        }
-                        if (std::binary_search(held_ids.begin(), held_ids.end(),
-                                               parsed->record_id)) {
-                          held_entries.emplace_back(key, *parsed);
-                        } else {
-                          erasures.push_back({parsed->record_id, entry->state,
-                                              RecordState::kErased,
-                                              FromMicros(parsed->due_micros)});
-                        }
-                        return true;
-                      }));
+    CUSTOS_RETURN_IF_ERROR(u_.store.Scan(
+        keys::kDeadlinePrefix, keys::Deadline(start, 0),
+        [&](std::string_view key, std::string_view value) {
+          // A malformed key is no record's entry (Put writes
+          // none): it seals nothing; the record-by-record pass
+          // reports it.
+          const auto parsed = keys::ParseDeadline(key);
+          if (!parsed) return true;
+          if (parsed->due_micros >= end) return false;
+          auto entry = RecordStore::DecodeDeadlineEntry(value);
+          if (!entry) {
+            readable = false;
+            return false;
+          }
+          if (entry->next != codec::Transition::kErase) {
+            return true;
+          }
+          if (std::binary_search(held_ids.begin(), held_ids.end(),
+                                 parsed->record_id)) {
+            held_entries.emplace_back(key, *parsed);
+            return true;
+          }
+          // While a shred waits for CompleteShreds, a record
+          // its subjects' shreds erased before its due
+          // instant was erased then, by them: the key's
+          // destruction erases nothing more of it, and it is
+          // no erasure of this sweep's (helper-124).
+          if (*shreds_pending) {
+            auto record = u_.record_store.Read(parsed->record_id);
+            if (!record) {
+              // Not readable: counted as its entry says (the
+              // record-by-record pass reports it).
+              if (!Skippable(record.error())) {
+                failure = record.error();
+                return false;
+              }
+            } else {
+              auto left =
+                  LeftToShredCompletion(*record, parsed->due_micros, true);
+              if (!left) {
+                failure = left.error();
+                return false;
+              }
+              if (*left) return true;
+            }
+          }
+          erasures.push_back({parsed->record_id, entry->state,
+                              RecordState::kErased,
+                              FromMicros(parsed->due_micros)});
+          return true;
+        }));
+    CUSTOS_RETURN_IF_ERROR(failure);
     if (!readable) {
       erasures.resize(first);
       continue;

@@ -356,6 +356,37 @@ TEST_F(ShredReviewTest, AnErasureByKeyLeavesAShreddedOnceHeldRecordAlone) {
   }
 }
 
+// The same without a hold: the erasure by key counted the record among
+// the sweep's erasures, at its due instant, though the shred erased it
+// before (helper-124); a record-by-record sweep or a dry run counted none.
+TEST_F(ShredReviewTest, AnErasureByKeyDoesNotCountARecordAShredErased) {
+  const uint64_t id = Of("alert", "anna@example.org");
+  const uint64_t other = Of("alert", "ben@example.org");
+  const std::string anna = Subject("anna@example.org");
+  clock_.Set(TestEpoch() + 30min);
+  ASSERT_TRUE(engine_->Close(*owner_, id).ok());  // Both erased at 12:30.
+  ASSERT_TRUE(engine_->Close(*owner_, other).ok());
+  const Timestamp due = At(2027, 2, 28, 12) + 30min;
+  clock_.Set(due - 10min);
+  const Timestamp shred_at = clock_.Now();
+  ASSERT_TRUE(engine_->ShredSubject(*admin_, anna).ok());
+  clock_.Set(due + 2h);
+  SweepOptions options;
+  options.as_of = clock_.Now();
+  auto swept = engine_->Sweep(*admin_, options);
+  ASSERT_TRUE(swept.has_value()) << swept.error().ToString();
+  EXPECT_EQ(swept->buckets_destroyed, 1u);
+  EXPECT_EQ(swept->erased, 1u);  // Ben's.
+  ASSERT_EQ(swept->transitions.size(), 1u);
+  EXPECT_EQ(swept->transitions[0].record_id, other);
+  EXPECT_EQ(swept->transitions[0].due, due);
+  ASSERT_TRUE(engine_->CompleteShreds(100).has_value());
+  auto after = engine_->GetRecord(*admin_, id);
+  ASSERT_TRUE(after.has_value());
+  EXPECT_EQ(after->state, RecordState::kErased);
+  EXPECT_EQ(after->erased_at, shred_at);
+}
+
 // ---- C1: a subject report racing a shred ----------------------------------
 
 // The report opens the subject's key before any lock; a shred between that
