@@ -588,14 +588,25 @@ Status Records::Contest(const PrincipalInfo& caller, uint64_t id,
   if (caller.id == r.owner) r.owner_changed_at_micros = ToMicros(now);
   leveldb::WriteBatch batch;
   CUSTOS_RETURN_IF_ERROR(u_.record_store.Put(lock, batch, r));
+  // The corrected fields are personal data held, as reads disclose them
+  // ("contest:<name>"): in the register's catalog (a review, helper-125).
+  std::vector<Field> corrected_names;
+  for (const Field& f : corrected) {
+    corrected_names.push_back({"contest:" + f.name, ""});
+  }
+  std::vector<std::pair<std::string, std::string>> cataloged;
+  CatalogFieldNames(lock, batch, r.kind, corrected_names, cataloged);
   std::vector<Event> record_events =
       events::TransitionEvents(r, resolved->caught_up);
   Event& event = record_events.emplace_back(
       events::RecordEvent(caller, EventAction::kContest, r, now));
   event.subject_ids = {std::string(subject_id)};
   event.fields = events::FieldNames(fields);
-  return u_.store.Commit(std::move(lock), batch, record_events,
-                         "recording contest");
+  auto ticket = u_.store.Apply(lock, batch, record_events, "recording contest");
+  if (!ticket) return ticket.error();
+  Cataloged(lock, cataloged);
+  lock.Unlock();
+  return u_.store.WaitDurable(*ticket);
 }
 
 Status Records::Close(const PrincipalInfo& caller, uint64_t id) {

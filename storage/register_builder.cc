@@ -124,14 +124,14 @@ Result<ProcessingRegister> RegisterBuilder::Build() const {
           // Personal data held beyond the catalog's field names: the
           // subject's identifier (every part holds it), flag notes and
           // contest statements (a review, helper-121).
+          // Every flag seals a note and every contest a statement (both
+          // fields present, maybe empty); a record sealed under a deadline
+          // bucket keeps them in its "pb:" entry, not in the "r:" value
+          // read here (a review, helper-125: they were missed).
           std::set<std::string>& held = categories[record->kind];
           if (!record->parts.empty()) held.insert("identifier");
-          for (const auto& f : record->flags) {
-            if (!f.sealed_note.empty()) held.insert("flag:note");
-          }
-          for (const auto& c : record->contests) {
-            if (!c.sealed_statement.empty()) held.insert("contest:statement");
-          }
+          if (!record->flags.empty()) held.insert("flag:note");
+          if (!record->contests.empty()) held.insert("contest:statement");
         }
         return true;
       }));

@@ -257,5 +257,28 @@ TEST_F(ProcessingRegisterTest, ShredsCountAndAnUnreadableRecordIsSkipped) {
             std::string::npos);
 }
 
+// A closed alert is sealed under its erasure's deadline bucket, and keeps
+// its flag notes and contest statements in its "pb:" entry, not in the
+// "r:" value the register reads: they were left out of its categories;
+// and a contest's corrected fields were never catalogued (a review,
+// helper-125).
+TEST_F(ProcessingRegisterTest,
+       NotesContestsAndCorrectionsOfClosedRecordsCount) {
+  const uint64_t id = CreateAlert("anna@example.org", {});
+  const std::string anna = *engine_->FindSubject(*admin_, "anna@example.org");
+  ASSERT_TRUE(engine_->FlagIncorrect(*owner_, id, anna, "wrong seat").ok());
+  ASSERT_TRUE(engine_->Close(*owner_, id).ok());
+  const Status contested =
+      engine_->Contest(*officer_, id, anna, "I moved", {{"address", "Graz"}});
+  ASSERT_TRUE(contested.ok()) << contested.ToString();
+  ProcessingRegister reg = Register(*auditor_);
+  const RegisterKind* alerts = Kind(reg, "alert");
+  ASSERT_NE(alerts, nullptr);
+  EXPECT_EQ(alerts->closed, 1u);
+  EXPECT_THAT(alerts->field_names,
+              ElementsAre("contest:address", "contest:statement", "flag:note",
+                          "identifier", "provider", "seat"));
+}
+
 }  // namespace
 }  // namespace custos::testing
