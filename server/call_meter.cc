@@ -182,8 +182,13 @@ class MeteredNetwork::MeteredConnection final
     : public capnp::TwoPartyVatNetworkBase::Connection {
  public:
   MeteredConnection(kj::Own<capnp::TwoPartyVatNetworkBase::Connection> inner,
-                    Metrics& metrics, size_t max_calls_in_flight)
+                    capnp::TwoPartyVatNetwork& network,
+                    kj::PromiseFulfiller<void>& ended, Metrics& metrics,
+                    size_t max_calls_in_flight, size_t max_queued_bytes)
       : inner_(kj::mv(inner)),
+        network_(network),
+        ended_(ended),
+        max_queued_bytes_(max_queued_bytes),
         book_(kj::refcounted<CallBook>(metrics, max_calls_in_flight)) {}
 
   kj::Own<capnp::RpcFlowController> newStream() override {
@@ -203,6 +208,17 @@ class MeteredNetwork::MeteredConnection final
         [this](kj::Maybe<kj::Own<capnp::IncomingRpcMessage>>&& next)
             -> kj::Promise<kj::Maybe<kj::Own<capnp::IncomingRpcMessage>>> {
           KJ_IF_MAYBE (message, next) {
+            // Nothing more is taken from a client that leaves its answers
+            // unread: what waits is bounded, not what it can send
+            // (helper-123: the queue grew without a limit).
+            if (network_.getCurrentQueueSize() > max_queued_bytes_) {
+              book_->metrics.ConnectionEnded(ConnectionEnd::kAnswersNotRead);
+              ended_.fulfill();
+              kj::throwFatalException(ToException(Status::ResourceExhausted(
+                  "more than " + std::to_string(max_queued_bytes_) +
+                  " bytes of answers wait unread on this connection; the "
+                  "connection is ended")));
+            }
             if (!Admit((*message)->getBody().getAs<Message>())) {
               return receiveIncomingMessage();  // Answered here.
             }
@@ -267,19 +283,34 @@ class MeteredNetwork::MeteredConnection final
   }
 
   kj::Own<capnp::TwoPartyVatNetworkBase::Connection> inner_;
+  capnp::TwoPartyVatNetwork& network_;
+  kj::PromiseFulfiller<void>& ended_;
+  const size_t max_queued_bytes_;
   kj::Own<CallBook> book_;
 };
 
 MeteredNetwork::MeteredNetwork(capnp::TwoPartyVatNetwork& inner,
-                               Metrics& metrics, size_t max_calls_in_flight)
+                               Metrics& metrics, size_t max_calls_in_flight,
+                               size_t max_queued_bytes)
+    : MeteredNetwork(inner, metrics, max_calls_in_flight, max_queued_bytes,
+                     kj::newPromiseAndFulfiller<void>()) {}
+
+MeteredNetwork::MeteredNetwork(capnp::TwoPartyVatNetwork& inner,
+                               Metrics& metrics, size_t max_calls_in_flight,
+                               size_t max_queued_bytes,
+                               kj::PromiseFulfillerPair<void> ended)
     : inner_(inner),
       metrics_(metrics),
-      max_calls_in_flight_(max_calls_in_flight) {}
+      max_calls_in_flight_(max_calls_in_flight),
+      max_queued_bytes_(max_queued_bytes),
+      ended_fulfiller_(kj::mv(ended.fulfiller)),
+      ended_(ended.promise.fork()) {}
 
 kj::Own<capnp::TwoPartyVatNetworkBase::Connection> MeteredNetwork::Wrap(
     kj::Own<capnp::TwoPartyVatNetworkBase::Connection> inner) {
-  return kj::heap<MeteredConnection>(kj::mv(inner), metrics_,
-                                     max_calls_in_flight_);
+  return kj::heap<MeteredConnection>(kj::mv(inner), inner_, *ended_fulfiller_,
+                                     metrics_, max_calls_in_flight_,
+                                     max_queued_bytes_);
 }
 
 kj::Maybe<kj::Own<capnp::TwoPartyVatNetworkBase::Connection>>

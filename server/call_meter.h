@@ -10,7 +10,10 @@
 // calls' and bootstraps' included) unreleased, never sending their
 // Finish, is ended at its next call or bootstrap (an Abort with
 // ResourceExhausted), as is one that uses a question id again before its
-// Finish.
+// Finish, and one that sends a message while more than
+// `max_queued_bytes` of the server's messages wait in its network's queue
+// (TwoPartyVatNetwork::getCurrentQueueSize: its client does not read
+// them, and each message it goes on sending could add an answer).
 //
 // The service (server/service.cc) needs no hook: every call of every
 // capability of the connection passes here.
@@ -33,15 +36,24 @@ class MeteredNetwork final : public capnp::TwoPartyVatNetworkBase {
   // `inner` and `metrics` REQUIRE: outlive this. REQUIRES:
   // max_calls_in_flight >= 1.
   MeteredNetwork(capnp::TwoPartyVatNetwork& inner, Metrics& metrics,
-                 size_t max_calls_in_flight);
+                 size_t max_calls_in_flight, size_t max_queued_bytes);
 
   kj::Maybe<kj::Own<capnp::TwoPartyVatNetworkBase::Connection>> connect(
       capnp::rpc::twoparty::VatId::Reader ref) override;
   kj::Promise<kj::Own<capnp::TwoPartyVatNetworkBase::Connection>> accept()
       override;
 
+  // Resolves when the connection was ended for answers left unread: the
+  // RpcSystem lets its connection go only once its queued messages went
+  // out, which they never will; the owner closes the stream instead.
+  kj::Promise<void> Ended() { return ended_.addBranch(); }
+
  private:
   class MeteredConnection;
+
+  MeteredNetwork(capnp::TwoPartyVatNetwork& inner, Metrics& metrics,
+                 size_t max_calls_in_flight, size_t max_queued_bytes,
+                 kj::PromiseFulfillerPair<void> ended);
 
   kj::Own<capnp::TwoPartyVatNetworkBase::Connection> Wrap(
       kj::Own<capnp::TwoPartyVatNetworkBase::Connection> inner);
@@ -49,6 +61,9 @@ class MeteredNetwork final : public capnp::TwoPartyVatNetworkBase {
   capnp::TwoPartyVatNetwork& inner_;
   Metrics& metrics_;
   size_t max_calls_in_flight_;
+  size_t max_queued_bytes_;
+  kj::Own<kj::PromiseFulfiller<void>> ended_fulfiller_;
+  kj::ForkedPromise<void> ended_;
 };
 
 }  // namespace custos::server

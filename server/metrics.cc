@@ -164,13 +164,15 @@ std::string Metrics::Render(const Engine& engine) const {
          static_cast<double>(tls_handshake_failures_));
   Header(out, "custos_connections_ended_total", "counter",
          "Client connections the server ended for what they sent: too many "
-         "answers never released (no Finish), or a question id used again "
-         "before its Finish.");
+         "answers never released (no Finish), a question id used again "
+         "before its Finish, or answers left unread past the bound.");
   Sample(out, "custos_connections_ended_total",
          "reason=\"answers_not_released\"",
          static_cast<double>(ended_not_released_));
   Sample(out, "custos_connections_ended_total", "reason=\"question_reused\"",
          static_cast<double>(ended_question_reused_));
+  Sample(out, "custos_connections_ended_total", "reason=\"answers_not_read\"",
+         static_cast<double>(ended_not_read_));
 
   const EngineStats stats = engine.Stats();
   Header(out, "custos_store_writes_total", "counter",

@@ -38,6 +38,7 @@ namespace custos::server {
 enum class ConnectionEnd {
   kAnswersNotReleased,  // Too many answers left without their Finish.
   kQuestionReused,      // A question id used again before its Finish.
+  kAnswersNotRead,      // Its answers wait unread past the bound.
 };
 
 // What the last scheduled maintenance run did (custosd's timer).
@@ -84,8 +85,17 @@ class Metrics {
   void TlsHandshakeFailed() { ++tls_handshake_failures_; }
   // A connection the server ended for what its client sent.
   void ConnectionEnded(ConnectionEnd why) {
-    ++(why == ConnectionEnd::kAnswersNotReleased ? ended_not_released_
-                                                 : ended_question_reused_);
+    switch (why) {
+      case ConnectionEnd::kAnswersNotReleased:
+        ++ended_not_released_;
+        break;
+      case ConnectionEnd::kQuestionReused:
+        ++ended_question_reused_;
+        break;
+      case ConnectionEnd::kAnswersNotRead:
+        ++ended_not_read_;
+        break;
+    }
   }
 
   void SetMaintenance(const MaintenanceFigures& figures);
@@ -115,6 +125,7 @@ class Metrics {
   uint64_t tls_handshake_failures_ = 0;
   uint64_t ended_not_released_ = 0;
   uint64_t ended_question_reused_ = 0;
+  uint64_t ended_not_read_ = 0;
 
   mutable std::mutex maintenance_mu_;
   std::optional<MaintenanceFigures> maintenance_;   // Guarded.

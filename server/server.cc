@@ -389,8 +389,10 @@ Status Server::Run(std::function<void()> ready) {
     state->stream = kj::mv(buffered);
     state->network = kj::heap<capnp::TwoPartyVatNetwork>(
         *state->stream, capnp::rpc::twoparty::Side::SERVER, reader_options);
-    state->metered = kj::heap<MeteredNetwork>(*state->network, metrics_,
-                                              options_.max_calls_in_flight);
+    // Answers left unread: at most eight of the largest messages wait.
+    state->metered = kj::heap<MeteredNetwork>(
+        *state->network, metrics_, options_.max_calls_in_flight,
+        8 * options_.max_message_words * sizeof(capnp::word));
     state->rpc = kj::heap<capnp::RpcSystem<capnp::rpc::twoparty::VatId>>(
         capnp::makeRpcServer(*state->metered,
                              capnp::Capability::Client(NewGateway(conn))));
@@ -406,6 +408,7 @@ Status Server::Run(std::function<void()> ready) {
     // a second, and not at all if the stream broke.
     // (Its watches end at the disconnection: `ended` is dropped then.)
     return state->network->onDisconnect()
+        .exclusiveJoin(state->metered->Ended())
         .attach(kj::mv(ended))
         .then([&last_words, &timer] {
           return timer.timeoutAfter(1 * kj::SECONDS, last_words.Drained());

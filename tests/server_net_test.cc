@@ -8,12 +8,20 @@
 #include <capnp/rpc-twoparty.h>
 #include <capnp/rpc.capnp.h>
 #include <capnp/serialize-async.h>
+#include <capnp/serialize.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <kj/compat/http.h>
 #include <kj/compat/tls.h>
 #include <openssl/crypto.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <future>
 #include <memory>
@@ -533,6 +541,77 @@ TEST_F(ServerNetTest, AConnectionThatReleasesNoAnswerIsEnded) {
                       "\"question_reused\"} 1\n"),
             std::string::npos)
       << text;
+}
+
+// A client that sends and never reads: its answers once waited in Cap'n
+// Proto's queue without a bound (a review, helper-123). With 32-KiB
+// messages the bound is 256 KiB: the connection is ended well before its
+// client has sent 32 MiB of bootstraps and finishes, and the server goes
+// on serving the others.
+TEST_F(ServerNetTest, AClientThatNeverReadsItsAnswersIsEnded) {
+  options_.max_message_words = 4096;
+  options_.metrics_address = "127.0.0.1:0";
+  Start();
+  auto session = UserSession();
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  ASSERT_LT(options_.unix_socket.size(), sizeof(addr.sun_path));
+  std::strcpy(addr.sun_path, options_.unix_socket.c_str());
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
+  // One bootstrap and its Finish, again and again: each leaves an answer.
+  std::string pairs;
+  for (uint32_t q = 0; q < 64; ++q) {
+    for (bool finish : {false, true}) {
+      capnp::MallocMessageBuilder message;
+      auto m = message.initRoot<capnp::rpc::Message>();
+      if (finish) {
+        m.initFinish().setQuestionId(q);
+      } else {
+        m.initBootstrap().setQuestionId(q);
+      }
+      auto words = capnp::messageToFlatArray(message);
+      pairs.append(reinterpret_cast<const char*>(words.asBytes().begin()),
+                   words.asBytes().size());
+    }
+  }
+  size_t sent = 0;
+  bool ended = false;
+  const auto give_up =
+      std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!ended && sent < 32u * 1024 * 1024 &&
+         std::chrono::steady_clock::now() < give_up) {
+    size_t off = 0;
+    while (off < pairs.size()) {
+      const ssize_t n =
+          ::send(fd, pairs.data() + off, pairs.size() - off, MSG_NOSIGNAL);
+      if (n > 0) {
+        off += static_cast<size_t>(n);
+        sent += static_cast<size_t>(n);
+        continue;
+      }
+      if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) {
+        ended = true;
+        break;
+      }
+      ASSERT_TRUE(n < 0 && errno == EAGAIN) << std::strerror(errno);
+      // Let the server read and answer (into buffers nobody reads).
+      pollfd p{fd, POLLOUT, 0};
+      ::poll(&p, 1, 100);
+      if (std::chrono::steady_clock::now() >= give_up) break;
+    }
+  }
+  ::close(fd);
+  EXPECT_TRUE(ended) << sent << " bytes sent and the connection lives";
+  // Only that connection: the fixture's goes on, and the ending is counted.
+  const Status s = StatusOf(session.whoAmIRequest().send(), wait());
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  EXPECT_NE(HttpGet("/metrics")
+                .second.find("\ncustos_connections_ended_total{reason="
+                             "\"answers_not_read\"} 1\n"),
+            std::string::npos);
 }
 
 // A Finish that comes before its call's Return (the client gave up on it)
