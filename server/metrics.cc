@@ -162,6 +162,11 @@ std::string Metrics::Render(const Engine& engine) const {
          "TLS handshakes that failed or did not finish in time.");
   Sample(out, "custos_tls_handshake_failures_total", "",
          static_cast<double>(tls_handshake_failures_));
+  Header(out, "custos_accept_failures_total", "counter",
+         "Connections that could not be accepted (out of descriptors or "
+         "memory); the listener tries again after 100 ms.");
+  Sample(out, "custos_accept_failures_total", "",
+         static_cast<double>(accept_failures_));
   Header(out, "custos_connections_ended_total", "counter",
          "Client connections the server ended for what they sent: too many "
          "answers never released (no Finish), a question id used again "

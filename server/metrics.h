@@ -83,6 +83,8 @@ class Metrics {
   void ConnectionRefused() { ++connections_refused_; }
   // A TLS handshake that failed or did not finish in time.
   void TlsHandshakeFailed() { ++tls_handshake_failures_; }
+  // An accept that failed (tried again shortly).
+  void AcceptFailed() { ++accept_failures_; }
   // A connection the server ended for what its client sent.
   void ConnectionEnded(ConnectionEnd why) {
     switch (why) {
@@ -123,6 +125,7 @@ class Metrics {
   uint64_t connections_total_ = 0;
   uint64_t connections_refused_ = 0;
   uint64_t tls_handshake_failures_ = 0;
+  uint64_t accept_failures_ = 0;
   uint64_t ended_not_released_ = 0;
   uint64_t ended_question_reused_ = 0;
   uint64_t ended_not_read_ = 0;

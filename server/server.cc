@@ -92,6 +92,13 @@ Status ClaimSocketPath(const std::string& path) {
 // TLS certificate chain, RSA 4096 included, many times over.
 constexpr size_t kTlsSecureHeapBytes = 64 * 1024;
 
+// A failed accept is tried again after this long (Run's accept loops).
+constexpr int64_t kAcceptRetryMs = 100;
+// The metrics endpoint: connections open at once, and how long one may
+// take to send its request's headers (kj's default is 15 s).
+constexpr size_t kMaxMetricsConnections = 16;
+constexpr int64_t kMetricsHeaderTimeoutMs = 5000;
+
 // Loopback hosts plain TCP may use without allow_remote_plain_tcp.
 bool IsLoopback(const std::string& address) {
   const size_t colon = address.rfind(':');
@@ -417,51 +424,94 @@ Status Server::Run(std::function<void()> ready) {
         .attach(kj::mv(state));
   };
 
+  // An accept that fails (out of descriptors or memory: EMFILE, ENFILE,
+  // ENOMEM) is counted and tried again a moment later: a listener that
+  // stopped for good would leave custosd running and serving nobody
+  // (helper-123).
+  const auto accept_again = [&](auto&& loop) {
+    metrics_.AcceptFailed();
+    return timer.afterDelay(kAcceptRetryMs * kj::MILLISECONDS)
+        .then(kj::mv(loop));
+  };
   std::function<kj::Promise<void>(kj::ConnectionReceiver&, bool)> accept_loop =
       [&](kj::ConnectionReceiver& listener,
           bool with_tls) -> kj::Promise<void> {
-    return listener.accept().then([&, with_tls](
-                                      kj::Own<kj::AsyncIoStream>&& stream) {
-      if (open_connections >= options_.max_connections) {
-        metrics_.ConnectionRefused();
-        // A TLS client cannot read an RPC message before its handshake.
-        if (!with_tls) {
-          connections.add(RefuseConnection(kj::mv(stream), timer));
-        }
-        return accept_loop(listener, with_tls);
-      }
-      ++open_connections;
-      metrics_.ConnectionOpened();
-      auto closed = kj::defer([&] {
-        --open_connections;
-        metrics_.ConnectionClosed();
-      });
-      kj::Promise<void> served = nullptr;
-      if (with_tls) {
-        // A handshake that fails or stalls closes the stream (owned by the
-        // cancelled handshake) and is only counted.
-        const auto timeout = options_.tls_handshake_timeout /
-                             std::chrono::milliseconds(1) * kj::MILLISECONDS;
-        served =
-            timer.timeoutAfter(timeout, tls_context->wrapServer(kj::mv(stream)))
-                .then(serve, [&](kj::Exception&&) -> kj::Promise<void> {
-                  metrics_.TlsHandshakeFailed();
-                  return kj::READY_NOW;
-                });
-      } else {
-        served = serve(kj::mv(stream));
-      }
-      connections.add(served.attach(kj::mv(closed)));
-      return accept_loop(listener, with_tls);
-    });
+    // (kj's accept throws at once on EMFILE: evalNow makes it a rejection.)
+    return kj::evalNow([&] { return listener.accept(); })
+        .then(
+            [&, with_tls](kj::Own<kj::AsyncIoStream>&& stream) {
+              if (open_connections >= options_.max_connections) {
+                metrics_.ConnectionRefused();
+                // A TLS client cannot read an RPC message before its handshake.
+                if (!with_tls) {
+                  connections.add(RefuseConnection(kj::mv(stream), timer));
+                }
+                return accept_loop(listener, with_tls);
+              }
+              ++open_connections;
+              metrics_.ConnectionOpened();
+              auto closed = kj::defer([&] {
+                --open_connections;
+                metrics_.ConnectionClosed();
+              });
+              kj::Promise<void> served = nullptr;
+              if (with_tls) {
+                // A handshake that fails or stalls closes the stream (owned by
+                // the cancelled handshake) and is only counted.
+                const auto timeout = options_.tls_handshake_timeout /
+                                     std::chrono::milliseconds(1) *
+                                     kj::MILLISECONDS;
+                served =
+                    timer
+                        .timeoutAfter(timeout,
+                                      tls_context->wrapServer(kj::mv(stream)))
+                        .then(serve, [&](kj::Exception&&) -> kj::Promise<void> {
+                          metrics_.TlsHandshakeFailed();
+                          return kj::READY_NOW;
+                        });
+              } else {
+                served = serve(kj::mv(stream));
+              }
+              connections.add(served.attach(kj::mv(closed)));
+              return accept_loop(listener, with_tls);
+            },
+            [&, with_tls](kj::Exception&&) -> kj::Promise<void> {
+              return accept_again(
+                  [&, with_tls] { return accept_loop(listener, with_tls); });
+            });
   };
 
   std::vector<kj::Own<kj::ConnectionReceiver>> listeners;  // RPC.
   kj::Own<kj::ConnectionReceiver> metrics_listener;
   kj::HttpHeaderTable http_headers;
   MetricsService metrics_service(metrics_, engine_, http_headers);
-  kj::HttpServer http(timer, http_headers, metrics_service);
+  kj::HttpServerSettings http_settings;
+  http_settings.headerTimeout = kMetricsHeaderTimeoutMs * kj::MILLISECONDS;
+  kj::HttpServer http(timer, http_headers, metrics_service, http_settings);
   kj::TaskSet accepting(errors);
+  // The metrics endpoint's connections: at most kMaxMetricsConnections at
+  // once (one more is closed at once), so that idle ones cannot use up the
+  // process's descriptors; each served by the HTTP server.
+  kj::TaskSet metrics_connections(errors);
+  size_t metrics_open = 0;
+  std::function<kj::Promise<void>(kj::ConnectionReceiver&)> metrics_loop =
+      [&](kj::ConnectionReceiver& listener) -> kj::Promise<void> {
+    return kj::evalNow([&] { return listener.accept(); })
+        .then(
+            [&](kj::Own<kj::AsyncIoStream>&& stream) {
+              if (metrics_open < kMaxMetricsConnections) {
+                ++metrics_open;
+                metrics_connections.add(http.listenHttp(kj::mv(stream))
+                                            .attach(kj::defer([&metrics_open] {
+                                              --metrics_open;
+                                            })));
+              }
+              return metrics_loop(listener);
+            },
+            [&](kj::Exception&&) -> kj::Promise<void> {
+              return accept_again([&] { return metrics_loop(listener); });
+            });
+  };
   // What the listening below is on (for its error), and the socket file
   // made (removed at the stop only if it is still this one).
   std::string listening_on;
@@ -510,7 +560,7 @@ Status Server::Run(std::function<void()> ready) {
     const bool tcp = tcp_is_last && i + 1 == listeners.size();
     accepting.add(accept_loop(*listeners[i], tcp && tls));
   }
-  if (metrics_listener) accepting.add(http.listenHttp(*metrics_listener));
+  if (metrics_listener) accepting.add(metrics_loop(*metrics_listener));
   if (ready) ready();
 
   kj::Promise<void> stop = kj::mv(paf.promise);

@@ -13,8 +13,10 @@
 #include <gtest/gtest.h>
 #include <kj/compat/http.h>
 #include <kj/compat/tls.h>
+#include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -612,6 +614,90 @@ TEST_F(ServerNetTest, AClientThatNeverReadsItsAnswersIsEnded) {
                 .second.find("\ncustos_connections_ended_total{reason="
                              "\"answers_not_read\"} 1\n"),
             std::string::npos);
+}
+
+// An accept that fails (here: the process out of descriptors) once ended
+// the listener's loop for good: custosd ran on and served no new client
+// (a review, helper-123). It is counted and tried again.
+TEST_F(ServerNetTest, AnAcceptThatFailsIsTriedAgain) {
+  options_.metrics_address = "127.0.0.1:0";
+  Start();
+  size_t open_fds = 0;
+  for (const auto& entry :
+       std::filesystem::directory_iterator("/proc/self/fd")) {
+    (void)entry;
+    ++open_fds;
+  }
+  rlimit before{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &before), 0);
+  rlimit lowered = before;
+  lowered.rlim_cur = open_fds + 6;
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &lowered), 0);
+  std::vector<int> clients;
+  for (int i = 0; i < 32; ++i) {
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0) break;
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strcpy(addr.sun_path, options_.unix_socket.c_str());
+    (void)::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    clients.push_back(fd);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  for (int fd : clients) ::close(fd);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &before), 0);
+
+  capnp::EzRpcClient other("unix:" + options_.unix_socket);
+  auto login = other.getMain<rpc::Gateway>().loginRequest();
+  login.setPrincipal("admin");
+  login.setToken(admin_token_);
+  auto& timer = other.getIoProvider().getTimer();
+  try {
+    timer.timeoutAfter(10 * kj::SECONDS, login.send().ignoreResult())
+        .wait(other.getWaitScope());
+  } catch (const kj::Exception& e) {
+    FAIL() << "a new client was not served: " << e.getDescription().cStr();
+  }
+  const std::string text = HttpGet("/metrics").second;
+  EXPECT_EQ(text.find("\ncustos_accept_failures_total 0\n"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("\ncustos_accept_failures_total "), std::string::npos);
+}
+
+// Idle connections to the metrics endpoint were unbounded (each held 15 s
+// by kj's header timeout): they could use up custosd's descriptors (a
+// review, helper-123). At most 16 are open; one more is closed at once.
+TEST_F(ServerNetTest, AtMostSixteenMetricsConnectionsAreOpen) {
+  options_.metrics_address = "127.0.0.1:0";
+  Start();
+  auto connect = [this] {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(server_->metrics_port());
+    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)),
+              0);
+    return fd;
+  };
+  std::vector<int> idle;
+  for (int i = 0; i < 16; ++i) idle.push_back(connect());
+  // The server has taken them all (an HTTP answer on the 16th would need
+  // a request: none is sent).
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const int extra = connect();
+  pollfd p{extra, POLLIN, 0};
+  ASSERT_EQ(::poll(&p, 1, 2000), 1) << "the 17th connection stays open";
+  char byte = 0;
+  EXPECT_EQ(::recv(extra, &byte, 1, 0), 0);  // Closed, nothing sent.
+  ::close(extra);
+  // An idle one is still open.
+  p = pollfd{idle[0], POLLIN, 0};
+  EXPECT_EQ(::poll(&p, 1, 0), 0);
+  for (int fd : idle) ::close(fd);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(HttpGet("/health").first, 200u);
 }
 
 // A Finish that comes before its call's Return (the client gave up on it)
