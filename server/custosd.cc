@@ -209,6 +209,7 @@ int main(int argc, char** argv) {
   std::string tls_cert_file;
   std::string tls_key_file;
   double tls_handshake_seconds = 10;
+  double login_timeout_seconds = 30;
   size_t max_connections = 256;
   size_t max_calls_in_flight = 1024;
   size_t max_message_bytes = 8 << 20;
@@ -279,6 +280,11 @@ int main(int argc, char** argv) {
   app.add_option("--tls-key", tls_key_file, "PEM private key of --tls-cert");
   app.add_option("--tls-handshake-timeout", tls_handshake_seconds,
                  "seconds a TLS client has to finish its handshake")
+      ->capture_default_str()
+      ->check(custos::server::FiniteNumber())
+      ->check(CLI::Range(0.01, 3600.0));
+  app.add_option("--login-timeout", login_timeout_seconds,
+                 "seconds a connection has to log in before it is closed")
       ->capture_default_str()
       ->check(custos::server::FiniteNumber())
       ->check(CLI::Range(0.01, 3600.0));
@@ -556,6 +562,8 @@ int main(int argc, char** argv) {
   }
   server_options.tls_handshake_timeout = std::chrono::milliseconds(
       static_cast<int64_t>(tls_handshake_seconds * 1000));
+  server_options.login_timeout = std::chrono::milliseconds(
+      static_cast<int64_t>(login_timeout_seconds * 1000));
   server_options.max_connections = max_connections;
   server_options.max_calls_in_flight = max_calls_in_flight;
   server_options.max_message_words = max_message_bytes / sizeof(uint64_t);

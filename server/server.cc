@@ -404,6 +404,15 @@ Status Server::Run(std::function<void()> ready) {
         capnp::makeRpcServer(*state->metered,
                              capnp::Capability::Client(NewGateway(conn))));
     state->rpc->setFlowLimit(options_.flow_limit_bytes / sizeof(capnp::word));
+    // No login within login_timeout: the connection is closed, as if it
+    // had ended (helper-123: a silent connection held its slot for good).
+    const auto login_timeout = options_.login_timeout /
+                               std::chrono::milliseconds(1) * kj::MILLISECONDS;
+    auto login_deadline =
+        timer.afterDelay(login_timeout).then([conn]() -> kj::Promise<void> {
+          if (conn->logged_in) return kj::NEVER_DONE;
+          return kj::READY_NOW;
+        });
     // Its watches end with it, whatever still holds their handles (a
     // Watcher that resolved to its own handle, say).
     auto ended = kj::defer([watches, conn = std::move(conn)]() {
@@ -416,6 +425,7 @@ Status Server::Run(std::function<void()> ready) {
     // (Its watches end at the disconnection: `ended` is dropped then.)
     return state->network->onDisconnect()
         .exclusiveJoin(state->metered->Ended())
+        .exclusiveJoin(kj::mv(login_deadline))
         .attach(kj::mv(ended))
         .then([&last_words, &timer] {
           return timer.timeoutAfter(1 * kj::SECONDS, last_words.Drained());

@@ -48,6 +48,11 @@ struct ServerOptions {
   // A TLS connection whose handshake has not finished this long after it
   // was accepted is closed. Default: 10 s.
   std::chrono::milliseconds tls_handshake_timeout{10'000};
+  // A connection with no login that succeeded this long after it was
+  // accepted (its TLS handshake included) is closed: a slot of
+  // max_connections is not held by a client that never says who it is.
+  // Default: 30 s.
+  std::chrono::milliseconds login_timeout{30'000};
   // Client connections open at once (unix socket and TCP, TLS handshakes
   // under way included). One more is accepted and closed at once: on the
   // unix socket and plain TCP after an RPC Abort "ResourceExhausted: too

@@ -2518,6 +2518,7 @@ class GatewayImpl final : public rpc::Gateway::Server {
                   kj::Own<Result<Actor>> owned) mutable -> kj::Promise<void> {
           Result<Actor>& r = *owned;
           if (r) {
+            conn_->logged_in = true;
             context.getResults().setSession(
                 kj::heap<SessionImpl>(conn_, std::move(*r)));
             return kj::READY_NOW;

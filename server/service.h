@@ -221,6 +221,8 @@ struct Connection {
   kj::Promise<void> login_turn = kj::READY_NOW;
   // Logins received and not yet ended (at most kMaxPendingLogins).
   size_t logins_pending = 0;
+  // A login succeeded on this connection (ServerOptions::login_timeout).
+  bool logged_in = false;
   // The server's long work (shared by every connection): a backup that
   // runs for minutes holds one worker, never the connection's other calls.
   // Maintenance and reading (LongWork).

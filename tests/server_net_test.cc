@@ -700,6 +700,32 @@ TEST_F(ServerNetTest, AtMostSixteenMetricsConnectionsAreOpen) {
   EXPECT_EQ(HttpGet("/health").first, 200u);
 }
 
+// A connection that never logs in held one of max_connections for good:
+// a few silent ones locked every client out (a review, helper-123). It is
+// closed once login_timeout passed; one logged in is not.
+TEST_F(ServerNetTest, AConnectionThatNeverLogsInIsClosed) {
+  options_.login_timeout = std::chrono::milliseconds(300);
+  Start();
+  auto session = UserSession();  // Logged in.
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strcpy(addr.sun_path, options_.unix_socket.c_str());
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  const auto start = std::chrono::steady_clock::now();
+  pollfd p{fd, POLLIN, 0};
+  ASSERT_EQ(::poll(&p, 1, 5000), 1) << "the silent connection stays open";
+  char byte = 0;
+  EXPECT_EQ(::recv(fd, &byte, 1, 0), 0);
+  ::close(fd);
+  EXPECT_GE(std::chrono::steady_clock::now() - start,
+            std::chrono::milliseconds(250));
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  const Status s = StatusOf(session.whoAmIRequest().send(), wait());
+  EXPECT_TRUE(s.ok()) << s.ToString();
+}
+
 // A Finish that comes before its call's Return (the client gave up on it)
 // releases the call's place once it is answered: with one call in flight
 // allowed, logins each finished at once, then answered after their wait,
