@@ -9,11 +9,11 @@ Result<SharedKey> KeyCache::GetOrLoad(const std::string& subject_id,
   std::lock_guard<std::mutex> lock(mu_);
   auto it = index_.find(subject_id);
   if (it != index_.end()) {
-    ++counts_.hits;
+    hits_.fetch_add(1, std::memory_order_relaxed);
     lru_.splice(lru_.begin(), lru_, it->second);
     return it->second->second;
   }
-  ++counts_.misses;
+  misses_.fetch_add(1, std::memory_order_relaxed);
   Result<SharedKey> loaded = loader(subject_id);
   if (!loaded || *loaded == nullptr) return loaded;
   lru_.emplace_front(subject_id, *loaded);
@@ -22,6 +22,7 @@ Result<SharedKey> KeyCache::GetOrLoad(const std::string& subject_id,
     index_.erase(lru_.back().first);
     lru_.pop_back();
   }
+  Sized();
   return loaded;
 }
 
@@ -37,6 +38,7 @@ void KeyCache::Put(const std::string& subject_id, SharedKey key) {
     index_.erase(lru_.back().first);
     lru_.pop_back();
   }
+  Sized();
 }
 
 void KeyCache::Evict(const std::string& subject_id) {
@@ -45,22 +47,21 @@ void KeyCache::Evict(const std::string& subject_id) {
   if (it == index_.end()) return;
   lru_.erase(it->second);
   index_.erase(it);
+  Sized();
 }
 
 void KeyCache::Clear() {
   std::lock_guard<std::mutex> lock(mu_);
   index_.clear();
   lru_.clear();
+  Sized();
 }
 
 KeyCache::Counts KeyCache::counts() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return counts_;
+  return {hits_.load(std::memory_order_relaxed),
+          misses_.load(std::memory_order_relaxed)};
 }
 
-size_t KeyCache::size() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return lru_.size();
-}
+size_t KeyCache::size() const { return size_.load(std::memory_order_relaxed); }
 
 }  // namespace custos

@@ -11,6 +11,7 @@
 #ifndef CUSTOS_STORAGE_KEY_CACHE_H_
 #define CUSTOS_STORAGE_KEY_CACHE_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -43,6 +44,11 @@ class KeyCache {
   void Put(const std::string& subject_id, SharedKey key);
   void Evict(const std::string& subject_id);
   void Clear();
+  // size() and counts() take no lock: GetOrLoad holds the cache's mutex
+  // while its loader reads the keystore (which may wait for a KEK
+  // rotation's batch), and custosd's event loop reads them for /metrics
+  // (a review, helper-123: a scrape froze the loop). Each is exact as of
+  // some instant; the two need not be of the same one.
   size_t size() const;
 
   // GetOrLoad calls answered from the cache (hits) and by the loader
@@ -55,11 +61,17 @@ class KeyCache {
 
  private:
   using Lru = std::list<std::pair<std::string, SharedKey>>;
+  // Sets size_ from lru_ (under mu_).
+  void Sized() { size_.store(lru_.size(), std::memory_order_relaxed); }
+
   const size_t capacity_;
   mutable std::mutex mu_;
   Lru lru_;  // Most recently used first.
   std::unordered_map<std::string, Lru::iterator> index_;
-  Counts counts_;  // Guarded by mu_.
+  // Written under mu_, read without it.
+  std::atomic<size_t> size_{0};
+  std::atomic<uint64_t> hits_{0};
+  std::atomic<uint64_t> misses_{0};
 };
 
 }  // namespace custos

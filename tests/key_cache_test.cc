@@ -401,5 +401,43 @@ TEST(KeyCacheConcurrencyTest, LoadRacingEvictNeverRestoresTheKey) {
   EXPECT_LE(cache.size(), 8u);
 }
 
+// size() and counts() do not wait for a load under way: custosd's event
+// loop reads them for /metrics while a worker's load may wait for a KEK
+// rotation's batch (a review, helper-123: a scrape froze the loop).
+TEST(KeyCacheConcurrencyTest, SizeAndCountsDoNotWaitForALoad) {
+  KeyCache cache(4);
+  cache.Put("s-1", NewKey());
+  std::atomic<bool> loading{false};
+  std::atomic<bool> release{false};
+  KeyCache::Loader slow = [&](const std::string&) -> Result<SharedKey> {
+    loading = true;
+    while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return NewKey();
+  };
+  std::thread loader([&] { ASSERT_TRUE(cache.GetOrLoad("s-2", slow)); });
+  while (!loading) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  // The load holds the cache's mutex: these answer anyway, at once.
+  std::atomic<bool> answered{false};
+  size_t size = 0;
+  KeyCache::Counts counts;
+  std::thread reader([&] {
+    size = cache.size();
+    counts = cache.counts();
+    answered = true;
+  });
+  for (int i = 0; i < 2000 && !answered; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  const bool answered_during_load = answered;
+  release = true;
+  loader.join();
+  reader.join();
+  EXPECT_TRUE(answered_during_load);
+  EXPECT_EQ(size, 1u);
+  EXPECT_EQ(counts.hits, 0u);
+  EXPECT_EQ(counts.misses, 1u);
+  EXPECT_EQ(cache.size(), 2u);
+}
+
 }  // namespace
 }  // namespace custos
