@@ -261,6 +261,12 @@ Result<PrincipalInfo> Engine::WhoAmI(const Actor& actor) {
   return impl_->Caller(actor);
 }
 
+Status Engine::MayAct(const Actor& actor,
+                      std::initializer_list<Role> roles) const {
+  auto caller = impl_->RequireAnyRole(actor, roles);
+  return caller ? Status::Ok() : caller.error();
+}
+
 // ---- Retention -------------------------------------------------------------
 
 Status Engine::SetPolicy(const Actor& admin, const RetentionPolicy& policy) {

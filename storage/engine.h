@@ -143,6 +143,11 @@ class Engine {
   // The acting principal as it stands now (its roles, for the server's
   // facets). Unauthenticated once it is revoked (or unknown).
   Result<PrincipalInfo> WhoAmI(const Actor& actor);
+  // OK if `actor` may act now with one of `roles`; otherwise the error the
+  // engine's own calls give (Unauthenticated, PermissionDenied naming the
+  // roles). From memory, without a read: custosd asks it on its event loop
+  // before a call takes a server-wide lane.
+  Status MayAct(const Actor& actor, std::initializer_list<Role> roles) const;
 
   // ---- Records ----------------------------------------------------------
 

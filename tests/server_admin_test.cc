@@ -1402,6 +1402,18 @@ TEST_F(ServerAdminTest, EveryNewAdminCallIsRefusedToAUserAndAfterRevocation) {
     EXPECT_EQ(s.code(), StatusCode::kUnauthenticated) << s.ToString();
   }
   EXPECT_FALSE(std::filesystem::exists(dir_ + "/backup"));
+  // Refused before they took the server's long lanes: the board shows none
+  // of them (a review, helper-123: a revoked admin's calls held the lane,
+  // and each replaced the last call shown to the other admins).
+  auto progress =
+      AdminFacet(admin_session).progressRequest().send().wait(wait());
+  EXPECT_EQ(std::string(progress.getProgress().getOperation().cStr()), "");
+  EXPECT_EQ(std::string(progress.getReading().getOperation().cStr()), "");
+  auto chain = facet.verifyChainRequest();
+  EXPECT_EQ(StatusOf(chain.send(), wait()).code(),
+            StatusCode::kUnauthenticated);
+  progress = AdminFacet(admin_session).progressRequest().send().wait(wait());
+  EXPECT_EQ(std::string(progress.getReading().getOperation().cStr()), "");
 }
 
 // An identifier a client sends (subject, hold and principal ids, grantees,
