@@ -160,9 +160,13 @@ Status Sweeper::SweepRecord(const WriteLock& lock, const PrincipalInfo& admin,
   if (!steps) return steps.error();
   CUSTOS_RETURN_IF_ERROR(unschedulable);
   // Moves the deadline entry (a postponed erasure's to the holds' end) and,
-  // with it, the record's seal to the bucket of its new deadline.
+  // with it, the record's seal to the bucket of its new deadline. A dry run
+  // only computes the deadline: a seal moved to a new bucket would store
+  // that bucket's key in the keystore, a write (helper-124).
   CUSTOS_RETURN_IF_ERROR(
-      u_.record_store.Put(lock, one, *record, nullptr, &spans));
+      options.dry_run
+          ? u_.record_store.Schedule(*record, nullptr, &spans)
+          : u_.record_store.Put(lock, one, *record, nullptr, &spans));
   std::optional<HeldErasure> held_erasure;
   if (held) {
     auto holds = u_.holds.OnRecord(*record, as_of);

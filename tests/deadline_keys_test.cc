@@ -392,6 +392,27 @@ TEST_F(DeadlineKeysTest,
   EXPECT_EQ(*name, "Anna Example");
 }
 
+// A dry run writes nothing: a request's block, previewed, moved its seal
+// to its erasure's bucket and so stored that bucket's key (a review,
+// helper-124).
+TEST_F(DeadlineKeysTest, ADryRunStoresNoBucketKey) {
+  NewRecord r;
+  r.kind = "request";  // Blocked 6 months after closure, erased 3 years.
+  r.personal = {{"anna@example.org", {{"name", "Anna Example"}}}};
+  auto id = engine_->CreateRecord(*owner_, r);
+  ASSERT_TRUE(id.has_value()) << id.error().ToString();
+  ASSERT_TRUE(engine_->Close(*owner_, *id).ok());
+  ASSERT_TRUE(BucketKeys().empty());
+  SweepOptions options;
+  options.dry_run = true;
+  options.as_of = clock_.Now() + std::chrono::hours(24 * 200);
+  auto preview = engine_->Sweep(*admin_, options);
+  ASSERT_TRUE(preview.has_value()) << preview.error().ToString();
+  EXPECT_EQ(preview->blocked, 1u);
+  EXPECT_TRUE(BucketKeys().empty());
+  EXPECT_EQ(Stored(*id).state, RecordState::kClosed);
+}
+
 TEST_F(DeadlineKeysTest, VisibilityIsExactToTheSecondWhateverTheBucket) {
   const uint64_t id = CreateClosedAlert();
   clock_.Set(AlertErasure() - 1s);
