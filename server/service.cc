@@ -788,7 +788,10 @@ capnp::MessageSize OneSegment(uint64_t max_message_words) {
 // counted as omitted.
 void ToRpc(const SweepReport& report, rpc::SweepReport::Builder out,
            uint64_t budget_words) {
-  uint64_t left = budget_words;
+  // The kinds whose policy failed its MAC are listed whole (at most
+  // kMaxPolicyKinds short texts), out of the same budget (helper-123).
+  const uint64_t kinds_words = TextsWords(report.unauthenticated_policies);
+  uint64_t left = budget_words > kinds_words ? budget_words - kinds_words : 0;
   // How many of `n` entries fit, entry i taking words(i); takes them from
   // `left`.
   const auto fitting = [&left](size_t n, auto&& words) {
@@ -1076,9 +1079,10 @@ kj::Promise<void> VerifyChainCall(Connection& conn, const Actor& actor,
               through = std::move(through)](const WorkProgressFn& progress) {
                return engine->VerifyChain(actor, progress, through);
              })
-      .then([context](kj::Own<Result<ChainVerification>> r) mutable {
+      .then([context, max_words = conn.max_message_words](
+                kj::Own<Result<ChainVerification>> r) mutable {
         ChainVerification v = Value(std::move(*r));
-        auto out = context.getResults();
+        auto out = context.getResults(OneSegment(max_words));
         out.setOk(v.ok);
         out.setProblem(Txt(v.problem));
         out.setVerified(v.verified);
@@ -1103,6 +1107,7 @@ kj::Promise<void> VerifyChainCall(Connection& conn, const Actor& actor,
           o.setStored(std::string(PolicyDifferenceStoredName(d.stored)));
           o.setStoredText(d.stored_text);
         }
+        CheckAnswerSize(max_words, out, "the chain's verification");
       });
 }
 
@@ -1865,14 +1870,19 @@ class AdminImpl final : public rpc::Admin::Server {
                  if (!inside) return Fail(inside.error());
                  return engine->Backup(actor, *inside, progress);
                })
-        .then([context](kj::Own<Result<BackupReport>> r) mutable {
+        .then([context, max_words = conn_->max_message_words](
+                  kj::Own<Result<BackupReport>> r) mutable {
           BackupReport report = Value(std::move(*r));
-          auto out = context.getResults().initReport();
+          auto results = context.getResults(OneSegment(max_words));
+          auto out = results.initReport();
           out.setBackupId(Txt(report.backup_id));
           out.setCreatedMicros(ToMicros(report.created));
           out.setRecordsEntries(report.records_entries);
           out.setKeystoreEntries(report.keystore_entries);
           ToRpc(report.files, out.initFiles(report.files.size()));
+          // Made: only its report is too large (verifyBackup's is too).
+          CheckAnswerSize(max_words, results,
+                          "the backup's report (the backup was made)");
         });
   }
 
@@ -1889,15 +1899,18 @@ class AdminImpl final : public rpc::Admin::Server {
                  if (!inside) return Fail(inside.error());
                  return Engine::VerifyBackup(*inside, progress);
                })
-        .then([context](kj::Own<Result<BackupVerification>> r) mutable {
+        .then([context, max_words = conn_->max_message_words](
+                  kj::Own<Result<BackupVerification>> r) mutable {
           BackupVerification v = Value(std::move(*r));
-          auto out = context.getResults().initVerification();
+          auto results = context.getResults(OneSegment(max_words));
+          auto out = results.initVerification();
           out.setFormatVersion(v.format_version);
           out.setBackupId(Txt(v.backup_id));
           out.setCreatedMicros(ToMicros(v.created));
           ToRpc(v.files, out.initFiles(v.files.size()));
           out.setRecordsChunks(v.records_chunks);
           out.setKeystoreChunks(v.keystore_chunks);
+          CheckAnswerSize(max_words, results, "the backup's verification");
         });
   }
 
