@@ -167,8 +167,12 @@ class MeteredOutgoing final : public capnp::OutgoingRpcMessage {
     } else if (message.isAbort()) {
       Sanitize(message.getAbort());
     }
-    if (message.isReturn()) book_->Answered(message.getReturn().asReader());
+    // Counted once it is sent: an answer Cap'n Proto refuses to send (over
+    // the message limit) throws here, and the error Return the RpcSystem
+    // sends instead is the one counted (helper-123: the call was counted
+    // a success, and its error then skipped).
     inner_->send();
+    if (message.isReturn()) book_->Answered(message.getReturn().asReader());
   }
 
  private:

@@ -1165,5 +1165,34 @@ TEST_F(ServerNetTest, RecordsByStateAreExportedFromTheLastMaintenanceCount) {
       << text;
 }
 
+// An answer Cap'n Proto refuses to send (over the message limit; list of
+// policies is not checked, docs/api.md) was counted a success, and the
+// error sent instead was not counted (a review, helper-123).
+TEST_F(ServerNetTest, AnAnswerTooLargeToSendIsCountedAsAnError) {
+  options_.max_message_words = 256;
+  options_.metrics_address = "127.0.0.1:0";
+  Start();
+  auto session = Login(client_->getMain<rpc::Gateway>());
+  auto admin = session.adminRequest().send().getAdmin();
+  for (int i = 0; i < 40; ++i) {
+    auto set = admin.setPolicyRequest();
+    auto p = set.initPolicy();
+    p.setKind("kind-with-a-long-name-" + std::to_string(i));
+    p.setEraseAfter("P1Y");
+    p.setHistoryAfter("P2Y");
+    set.send().wait(wait());
+  }
+  const Status s = StatusOf(session.listPoliciesRequest().send(), wait());
+  ASSERT_FALSE(s.ok());
+  const std::string text = HttpGet("/metrics").second;
+  EXPECT_TRUE(HasLine(
+      text, "custos_rpc_requests_total{method=\"Session.listPolicies\"} 1"))
+      << text;
+  EXPECT_NE(
+      text.find("custos_rpc_errors_total{method=\"Session.listPolicies\","),
+      std::string::npos)
+      << text;
+}
+
 }  // namespace
 }  // namespace custos::testing
