@@ -248,12 +248,14 @@ Status RecordStore::Schedule(StoredRecord& r, const HoldView* pending,
   r.next_transition = Transition::kNone;
   auto next = NextDeadline(r, **policy);
   if (!next) return next.error();
+  // Never before `not_before` (the change computing it, or the transition
+  // before it in a catch-up), whatever the transition.
+  next->first = std::max(next->first, not_before);
   r.next_deadline_micros = next->first;
   r.next_transition = next->second;
   if (next->second == Transition::kErase) {
     // A legal hold postpones erasure to the first instant none covers it.
-    auto erasable = holds_.ErasableFrom(r, std::max(next->first, not_before),
-                                        pending, spans);
+    auto erasable = holds_.ErasableFrom(r, next->first, pending, spans);
     if (!erasable) return erasable.error();
     r.next_deadline_micros = *erasable;
   }
@@ -301,7 +303,11 @@ Result<std::vector<PlannedTransition>> RecordStore::CatchUp(
     }
     step.to = r.state;
     steps.push_back(step);
-    Status next = Schedule(r, nullptr, spans);
+    // The next deadline is never before this step: under a policy
+    // shortened since the stored deadline was computed, the next one may
+    // lie earlier, and an erasure dated there would ignore a hold set
+    // between the two (helper-126).
+    Status next = Schedule(r, nullptr, spans, ToMicros(step.due));
     if (!next.ok()) {
       // The transition is in force; only the one after it is unknown (a
       // policy whose deadline cannot be represented). The effective state
@@ -442,16 +448,17 @@ Status RecordStore::Write(const WriteLock& lock, leveldb::WriteBatch& batch,
     const Transition came_for = r.next_transition;
     CUSTOS_RETURN_IF_ERROR(Schedule(r, pending, spans));
     const int64_t now = ToMicros(clock_.Now());
-    // A legal date in the past that the record did not come with: the
-    // policy was shortened since its deadline was computed (a caller's
-    // catch-up computes the same deadline as this, under the same policy).
-    // The record was in use until now: the erasure is due now, and a hold
-    // covering now (or set since the shortened date) postpones it
-    // (helper-124: the hold was ignored and the erasure back-dated).
-    if (r.next_transition == Transition::kErase &&
+    // A date in the past that the record did not come with: the policy
+    // was shortened since its deadline was computed (a caller's catch-up
+    // computes the same deadline as this, under the same policy). The
+    // record was in use until now: the transition is due now, and, for an
+    // erasure, a hold covering now (or set since the shortened date)
+    // postpones it (helper-124: the hold was ignored and the erasure
+    // back-dated; helper-126: through a shortened block or close too).
+    if (r.next_transition != Transition::kNone &&
         r.next_deadline_micros < now &&
         (r.next_deadline_micros != came_with ||
-         came_for != Transition::kErase)) {
+         r.next_transition != came_for)) {
       CUSTOS_RETURN_IF_ERROR(Schedule(r, pending, spans, now));
     }
   }

@@ -140,9 +140,10 @@ class RecordStore {
   // InvalidArgument if the deadline cannot be represented.
   // `pending`: a hold released by the batch being built (Holds::Release).
   // `spans`: the holds' spans, read once by a caller scheduling many
-  // records (Holds::ErasableFrom). `not_before`: an erasure's legal date
-  // earlier than it is taken as it before the holds are applied (Put:
-  // a deadline computed anew is never before the change computing it).
+  // records (Holds::ErasableFrom). `not_before`: a date earlier than it is
+  // taken as it (before the holds are applied to an erasure's): Put's
+  // deadline computed anew is never before the change computing it, and
+  // CatchUp's never before the transition just applied.
   Status Schedule(codec::StoredRecord& r, const HoldView* pending = nullptr,
                   const HoldSpans* spans = nullptr,
                   int64_t not_before = 0) const;
@@ -185,11 +186,11 @@ class RecordStore {
   // witnessed, the record queued for compaction) and sets erase_bucket; a
   // new bucket's key is made durable first. Errors: DataLoss (a ciphertext
   // does not open), and any of the keystore.
-  // An erasure deadline Put computes anew (not the one `r` came with) that
-  // lies before the clock's now is moved to now, holds applied there: a
-  // policy shortened since, re-applied or met by any change, makes the
-  // erasure due at once, never back-dated before a legal hold in force
-  // (or one set since that date) that the record was read under.
+  // A deadline Put computes anew (not the one `r` came with) that lies
+  // before the clock's now is moved to now, holds applied there to an
+  // erasure: a policy shortened since, re-applied or met by any change,
+  // makes the transition due at once, never back-dated before reads made
+  // since or before a legal hold in force (or set since that date).
   Status Put(const WriteLock& lock, leveldb::WriteBatch& batch,
              codec::StoredRecord& r, const HoldView* pending = nullptr,
              const HoldSpans* spans = nullptr) const;

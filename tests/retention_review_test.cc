@@ -376,6 +376,47 @@ TEST_F(RetentionReviewTest, AShortenedPolicyLeavesARecordUnderAHoldInForce) {
   EXPECT_EQ(after->erased_at, At(2027, 8, 31));
 }
 
+// The same through a shortened block: the block date, computed in the
+// past, was stored as it was, and the erasure computed after the block
+// (in any later catch-up) was dated before the hold too (a review of the
+// fix, helper-126). Both are due at the re-application; the hold covers
+// the erasure.
+TEST_F(RetentionReviewTest, AShortenedBlockAndErasureLeaveAHeldRecordHeld) {
+  const uint64_t id = Of("request", "anna@example.org");
+  ASSERT_TRUE(engine_->Close(*owner_, id).ok());  // Blocked 2027-02-28.
+  clock_.Set(At(2026, 10, 31));
+  auto hold = engine_->SetRecordHold(*officer_, id, "case 9", At(2027, 8, 31));
+  ASSERT_TRUE(hold.has_value()) << hold.error().ToString();
+  clock_.Set(At(2026, 11, 15));
+  auto policies = engine_->ListPolicies(*admin_);
+  ASSERT_TRUE(policies.has_value());
+  RetentionPolicy request;
+  for (const RetentionPolicy& p : *policies) {
+    if (p.kind == "request") request = p;
+  }
+  request.block_after = *ParsePeriod("P1D");
+  request.erase_after = *ParsePeriod("P1M");
+  ASSERT_TRUE(engine_->SetPolicy(*admin_, request).ok());
+  auto updated = engine_->ReapplyPolicies(*admin_);
+  ASSERT_TRUE(updated.has_value()) << updated.error().ToString();
+  auto held = engine_->GetRecord(*officer_, id, APurpose());
+  ASSERT_TRUE(held.has_value()) << held.error().ToString();
+  EXPECT_EQ(held->state, RecordState::kBlocked);
+  EXPECT_EQ(held->blocked_at, At(2026, 11, 15));
+  EXPECT_TRUE(held->personal_included);
+  SweepOptions options;
+  clock_.Set(At(2027, 3, 1));
+  options.as_of = clock_.Now();
+  auto swept = engine_->Sweep(*admin_, options);
+  ASSERT_TRUE(swept.has_value()) << swept.error().ToString();
+  EXPECT_EQ(swept->erased, 0u);
+  clock_.Set(At(2027, 9, 1));
+  auto after = engine_->GetRecord(*officer_, id, APurpose());
+  ASSERT_TRUE(after.has_value()) << after.error().ToString();
+  EXPECT_EQ(after->state, RecordState::kErased);
+  EXPECT_EQ(after->erased_at, At(2027, 8, 31));
+}
+
 // The same shortened policy met by the hold's release: the erasure is
 // dated at the release, not at the shortened date before the hold.
 TEST_F(RetentionReviewTest, AShortenedPolicyMetByAReleaseErasesAtTheRelease) {
