@@ -212,10 +212,14 @@ class MeteredNetwork::MeteredConnection final
         [this](kj::Maybe<kj::Own<capnp::IncomingRpcMessage>>&& next)
             -> kj::Promise<kj::Maybe<kj::Own<capnp::IncomingRpcMessage>>> {
           KJ_IF_MAYBE (message, next) {
-            // Nothing more is taken from a client that leaves its answers
-            // unread: what waits is bounded, not what it can send
-            // (helper-123: the queue grew without a limit).
-            if (network_.getCurrentQueueSize() > max_queued_bytes_) {
+            // No new question is taken from a client that leaves its
+            // answers unread: what waits is bounded, not what it can send
+            // (helper-123: the queue grew without a limit). A Finish (sent
+            // by a client reading its answers slowly) never ends it
+            // (helper-126).
+            const auto body = (*message)->getBody().getAs<Message>();
+            if ((body.isCall() || body.isBootstrap()) &&
+                network_.getCurrentQueueSize() > max_queued_bytes_) {
               book_->metrics.ConnectionEnded(ConnectionEnd::kAnswersNotRead);
               ended_.fulfill();
               kj::throwFatalException(ToException(Status::ResourceExhausted(

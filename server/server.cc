@@ -379,7 +379,8 @@ Status Server::Run(std::function<void()> ready) {
 
   // Serves one connection (after its TLS handshake, if any) until the
   // client disconnects.
-  auto serve = [&](kj::Own<kj::AsyncIoStream>&& stream) -> kj::Promise<void> {
+  auto serve = [&](kj::Own<kj::AsyncIoStream>&& stream,
+                   kj::TimePoint accepted) -> kj::Promise<void> {
     auto conn = std::make_shared<Connection>(
         Connection{engine_, pool, inbox, pool.NewLane(), timer});
     conn->backup_dir = options_.backup_dir;
@@ -404,15 +405,16 @@ Status Server::Run(std::function<void()> ready) {
         capnp::makeRpcServer(*state->metered,
                              capnp::Capability::Client(NewGateway(conn))));
     state->rpc->setFlowLimit(options_.flow_limit_bytes / sizeof(capnp::word));
-    // No login within login_timeout: the connection is closed, as if it
-    // had ended (helper-123: a silent connection held its slot for good).
+    // No login within login_timeout of the accept (a TLS handshake
+    // included): the connection is closed, as if it had ended (helper-123:
+    // a silent connection held its slot for good).
     const auto login_timeout = options_.login_timeout /
                                std::chrono::milliseconds(1) * kj::MILLISECONDS;
-    auto login_deadline =
-        timer.afterDelay(login_timeout).then([conn]() -> kj::Promise<void> {
-          if (conn->logged_in) return kj::NEVER_DONE;
-          return kj::READY_NOW;
-        });
+    auto login_deadline = timer.atTime(accepted + login_timeout)
+                              .then([conn]() -> kj::Promise<void> {
+                                if (conn->logged_in) return kj::NEVER_DONE;
+                                return kj::READY_NOW;
+                              });
     // Its watches end with it, whatever still holds their handles (a
     // Watcher that resolved to its own handle, say).
     auto ended = kj::defer([watches, conn = std::move(conn)]() {
@@ -460,6 +462,7 @@ Status Server::Run(std::function<void()> ready) {
               }
               ++open_connections;
               metrics_.ConnectionOpened();
+              const kj::TimePoint accepted = timer.now();
               auto closed = kj::defer([&] {
                 --open_connections;
                 metrics_.ConnectionClosed();
@@ -475,12 +478,17 @@ Status Server::Run(std::function<void()> ready) {
                     timer
                         .timeoutAfter(timeout,
                                       tls_context->wrapServer(kj::mv(stream)))
-                        .then(serve, [&](kj::Exception&&) -> kj::Promise<void> {
-                          metrics_.TlsHandshakeFailed();
-                          return kj::READY_NOW;
-                        });
+                        .then(
+                            [&,
+                             accepted](kj::Own<kj::AsyncIoStream>&& wrapped) {
+                              return serve(kj::mv(wrapped), accepted);
+                            },
+                            [&](kj::Exception&&) -> kj::Promise<void> {
+                              metrics_.TlsHandshakeFailed();
+                              return kj::READY_NOW;
+                            });
               } else {
-                served = serve(kj::mv(stream));
+                served = serve(kj::mv(stream), accepted);
               }
               connections.add(served.attach(kj::mv(closed)));
               return accept_loop(listener, with_tls);
@@ -502,8 +510,8 @@ Status Server::Run(std::function<void()> ready) {
   // The metrics endpoint's connections: at most kMaxMetricsConnections at
   // once (one more is closed at once), so that idle ones cannot use up the
   // process's descriptors; each served by the HTTP server.
+  size_t metrics_open = 0;  // Before the task set, which counts down.
   kj::TaskSet metrics_connections(errors);
-  size_t metrics_open = 0;
   std::function<kj::Promise<void>(kj::ConnectionReceiver&)> metrics_loop =
       [&](kj::ConnectionReceiver& listener) -> kj::Promise<void> {
     return kj::evalNow([&] { return listener.accept(); })

@@ -706,6 +706,15 @@ Status RecordsFit(uint64_t max_message_words,
   return AnswerFits(max_message_words, words, "the records asked for");
 }
 
+// A bound of `words` words, checked before an answer is built, as
+// CheckAnswerSize will check the answer once built: doubled past the size
+// hint Cap'n Proto caps (far pointers), so that an answer this passes is
+// never refused afterwards, its events written (helper-126).
+Status BoundFits(uint64_t max_message_words, uint64_t words, const char* what) {
+  if (words + kAnswerEnvelopeWords >= kMaxSizeHintWords) words *= 2;
+  return AnswerFits(max_message_words, words, what);
+}
+
 // The answers of an auditor's disclosures, bounded the same way before
 // their events are written: a history page (its access_history event), a
 // breach scope (its breach_scope events), a subject report (its report
@@ -723,7 +732,7 @@ Status HistoryPageFits(uint64_t max_message_words,
         TextWords(e.justification.size()) +
         TextWords(e.record_state ? RecordStateName(*e.record_state).size() : 0);
   }
-  return AnswerFits(max_message_words, words, "the history page");
+  return BoundFits(max_message_words, words, "the history page");
 }
 
 Status BreachScopeFits(uint64_t max_message_words, const BreachScope& scope) {
@@ -743,7 +752,7 @@ Status BreachScopeFits(uint64_t max_message_words, const BreachScope& scope) {
                TextWords(d.justification.size()) + TextsWords(d.fields);
     }
   }
-  return AnswerFits(max_message_words, words, "the breach scope");
+  return BoundFits(max_message_words, words, "the breach scope");
 }
 
 // An answer holding one text of `size` bytes, `what`: ResourceExhausted,

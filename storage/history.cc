@@ -1970,22 +1970,67 @@ Result<History::ResealResult> History::ResealSubject(
 Result<History::IndexedParts> History::PartsOf(uint64_t seq) const {
   IndexedParts parts;
   const leveldb::ReadOptions read;
+  const Status unauthenticated =
+      Status::DataLoss("the index entries of history event " +
+                       std::to_string(seq) + " do not authenticate");
+  // The event's link and number of parts: the entries must be its own,
+  // every part accounted for, each entry's MAC bound to the link (as
+  // Verify checks them). A made-up entry must not turn an event about no
+  // subject into one a sweep prunes (a review, helper-126).
+  auto value = Get(db_, read, EventKey(seq), "reading history event");
+  if (!value.has_value()) return Fail(value.error());
+  if (!value->has_value()) return parts;  // Pruned and folded.
+  auto stored = DecodeStoredEvent(**value);
+  if (!stored.has_value() || stored->seq != seq) return Fail(unauthenticated);
+  if (stored->is_stub) return parts;
+  auto event = DecodeEvent(stored->event_bytes);
+  if (!event.has_value() || event->header.seq != seq) {
+    return Fail(unauthenticated);
+  }
+  const size_t count = event->sealed_parts.size();
+  std::vector<bool> covered(count, false);
   const std::string reverse = ReversePrefix(seq);
   std::unique_ptr<leveldb::Iterator> it(db_.NewIterator(read));
   for (it->Seek(reverse); it->Valid() && it->key().starts_with(reverse);
        it->Next()) {
-    if (it->key().size() != reverse.size() + kDigestSize) continue;
+    if (it->key().size() != reverse.size() + kDigestSize) {
+      return Fail(unauthenticated);
+    }
     Digest tag;
     std::memcpy(tag.data(), it->key().data() + reverse.size(), kDigestSize);
+    auto entry = Get(db_, read, IndexKey(tag, seq), "reading history index");
+    if (!entry.has_value()) return Fail(entry.error());
+    auto slot = entry->has_value() ? IndexSlot(**entry) : std::nullopt;
+    if (!slot || *slot >= count || covered[*slot] ||
+        !crypto::ConstantTimeEquals(
+            IndexEntryMac(audit_key_, tag, seq, *slot, stored->link),
+            AsBytes(std::string_view(**entry).substr(4)))) {
+      return Fail(unauthenticated);
+    }
+    covered[*slot] = true;
     parts.tags.push_back(tag);
   }
   CUSTOS_RETURN_IF_ERROR(FromLevelDb(it->status(), "reading history index"));
   const std::string dropped = keys::HistoryDroppedPrefix(seq);
   for (it->Seek(dropped); it->Valid() && it->key().starts_with(dropped);
        it->Next()) {
+    const std::string key = ToString(it->key());
+    auto slot = key.size() == dropped.size() + 4
+                    ? DecodeSlot(std::string_view(key).substr(dropped.size()))
+                    : std::nullopt;
+    if (!slot || *slot >= count || covered[*slot] ||
+        !crypto::ConstantTimeEquals(
+            IndexDroppedMac(audit_key_, seq, *slot, stored->link),
+            AsBytes(ToString(it->value())))) {
+      return Fail(unauthenticated);
+    }
+    covered[*slot] = true;
     ++parts.dropped;
   }
   CUSTOS_RETURN_IF_ERROR(FromLevelDb(it->status(), "reading history index"));
+  for (bool c : covered) {
+    if (!c) return Fail(unauthenticated);
+  }
   return parts;
 }
 

@@ -457,8 +457,10 @@ class History {
   // as the index knows them. `tags` are the index tags of the parts still
   // indexed (the event's `hs:` entries), `dropped` counts the parts whose
   // entries went with a shredded subject's index (`hx:`). Both empty for an
-  // event about no subject (or one pruned). Errors: a LevelDB read
-  // failure, mapped.
+  // event about no subject (or one pruned). The entries are authenticated
+  // as Verify does (each bound to the event's link, every part of the
+  // event accounted for): DataLoss ("the index entries of history event N
+  // do not authenticate") otherwise; a LevelDB read failure, mapped.
   struct IndexedParts {
     std::vector<crypto::Digest> tags;
     size_t dropped = 0;

@@ -794,7 +794,8 @@ bool Sweeper::SubjectEventDue(const EventHeader& h, int64_t as_of,
   const History& history = u_.store.history();
   auto parts = history.PartsOf(h.seq);
   if (!parts) {
-    failure = parts.error();
+    // Entries that do not authenticate (VerifyChain reports them): kept.
+    if (!Skippable(parts.error())) failure = parts.error();
     return false;
   }
   // About no subject (who may act, policies, keys, backups): kept.

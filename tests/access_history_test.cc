@@ -651,6 +651,26 @@ TEST_F(AccessHistoryPruningTest,
   EXPECT_TRUE(chain->ok) << chain->problem;
 }
 
+// Someone with the files but no key made up an index entry for the first
+// admin's event (about no subject): pruning took the event for one about
+// a subject whose index holds nothing, and pruned it (a review, helper-126).
+// Index entries are authenticated first; one that does not is kept.
+TEST_F(AccessHistoryPruningTest, AMadeUpIndexEntryPrunesNothing) {
+  Close();
+  {
+    auto db = OpenRaw("records");
+    ASSERT_NE(db, nullptr);
+    const std::string forged_tag(32, '\x5a');
+    ASSERT_TRUE(db->Put(leveldb::WriteOptions(),
+                        keys::HistoryReverse(1, forged_tag), "")
+                    .ok());
+  }
+  Reopen();
+  admin_ = std::make_unique<Actor>(*engine_->ActorFor("admin"));
+  auditor_ = std::make_unique<Actor>(*engine_->ActorFor("auditor"));
+  EXPECT_EQ(SweepAt(At(2060, 1, 1)).history_pruned, 0u);
+}
+
 TEST_F(AccessHistoryTest, PrunedEventsLeaveTheFiles) {
   NewRecord r;
   r.kind = "alert";
