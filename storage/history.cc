@@ -1400,54 +1400,11 @@ Result<ChainReport> History::Verify(const leveldb::Snapshot* at,
   auto indexes_intact = [&](uint64_t seq, const Digest& link,
                             const DecodedEvent* event) -> Result<bool> {
     const size_t parts = event != nullptr ? event->sealed_parts.size() : 0;
-    std::vector<std::optional<Digest>> tag_of(parts);
-    std::vector<bool> covered(parts, false);
-    bool intact = true;
-    const std::string reverse = ReversePrefix(seq);
-    for (; reverse_it->Valid() && reverse_it->key().starts_with(reverse);
-         reverse_it->Next()) {
-      const std::string key = ToString(reverse_it->key());
-      if (key.size() != reverse.size() + kDigestSize) {
-        intact = false;
-        continue;
-      }
-      Digest tag;
-      std::memcpy(tag.data(), key.data() + reverse.size(), kDigestSize);
-      auto value = Get(db_, snapshot.options(), IndexKey(tag, seq),
-                       "reading history index");
-      if (!value.has_value()) return Fail(value.error());
-      auto slot = value->has_value() ? IndexSlot(**value) : std::nullopt;
-      if (!slot || *slot >= parts || covered[*slot] ||
-          !crypto::ConstantTimeEquals(
-              IndexEntryMac(audit_key_, tag, seq, *slot, link),
-              AsBytes(std::string_view(**value).substr(4)))) {
-        intact = false;
-        continue;
-      }
-      covered[*slot] = true;
-      tag_of[*slot] = tag;
-    }
-    CUSTOS_RETURN_IF_ERROR(
-        FromLevelDb(reverse_it->status(), "reading history index"));
-    const std::string dropped = keys::HistoryDroppedPrefix(seq);
-    for (; dropped_it->Valid() && dropped_it->key().starts_with(dropped);
-         dropped_it->Next()) {
-      const std::string key = ToString(dropped_it->key());
-      auto slot = key.size() == dropped.size() + 4
-                      ? DecodeSlot(std::string_view(key).substr(dropped.size()))
-                      : std::nullopt;
-      if (!slot || *slot >= parts || covered[*slot] ||
-          !crypto::ConstantTimeEquals(
-              IndexDroppedMac(audit_key_, seq, *slot, link),
-              AsBytes(ToString(dropped_it->value())))) {
-        intact = false;
-        continue;
-      }
-      covered[*slot] = true;
-    }
-    CUSTOS_RETURN_IF_ERROR(
-        FromLevelDb(dropped_it->status(), "reading history index"));
-    for (bool c : covered) intact = intact && c;
+    auto index = ReadPartIndex(*reverse_it, *dropped_it, snapshot.options(),
+                               seq, link, parts);
+    if (!index) return Fail(index.error());
+    bool intact = index->intact;
+    const std::vector<std::optional<Digest>>& tag_of = index->tag_of;
     // The sealed subject ids ("hq:"), read once, by slot.
     const std::string sealed_ids = keys::DisclosurePartPrefix(seq);
     size_t sealed_id_entries = 0;
@@ -1987,51 +1944,74 @@ Result<History::IndexedParts> History::PartsOf(uint64_t seq) const {
   if (!event.has_value() || event->header.seq != seq) {
     return Fail(unauthenticated);
   }
-  const size_t count = event->sealed_parts.size();
-  std::vector<bool> covered(count, false);
+  std::unique_ptr<leveldb::Iterator> reverse_it(db_.NewIterator(read));
+  std::unique_ptr<leveldb::Iterator> dropped_it(db_.NewIterator(read));
+  reverse_it->Seek(ReversePrefix(seq));
+  dropped_it->Seek(keys::HistoryDroppedPrefix(seq));
+  auto index = ReadPartIndex(*reverse_it, *dropped_it, read, seq, stored->link,
+                             event->sealed_parts.size());
+  if (!index) return Fail(index.error());
+  if (!index->intact) return Fail(unauthenticated);
+  for (const std::optional<Digest>& tag : index->tag_of) {
+    if (tag) parts.tags.push_back(*tag);
+  }
+  parts.dropped = index->dropped;
+  return parts;
+}
+
+Result<History::PartIndex> History::ReadPartIndex(
+    leveldb::Iterator& reverse_it, leveldb::Iterator& dropped_it,
+    const leveldb::ReadOptions& read, uint64_t seq, const Digest& link,
+    size_t parts) const {
+  PartIndex index;
+  index.tag_of.resize(parts);
+  std::vector<bool> covered(parts, false);
   const std::string reverse = ReversePrefix(seq);
-  std::unique_ptr<leveldb::Iterator> it(db_.NewIterator(read));
-  for (it->Seek(reverse); it->Valid() && it->key().starts_with(reverse);
-       it->Next()) {
-    if (it->key().size() != reverse.size() + kDigestSize) {
-      return Fail(unauthenticated);
+  for (; reverse_it.Valid() && reverse_it.key().starts_with(reverse);
+       reverse_it.Next()) {
+    const std::string key = ToString(reverse_it.key());
+    if (key.size() != reverse.size() + kDigestSize) {
+      index.intact = false;
+      continue;
     }
     Digest tag;
-    std::memcpy(tag.data(), it->key().data() + reverse.size(), kDigestSize);
-    auto entry = Get(db_, read, IndexKey(tag, seq), "reading history index");
-    if (!entry.has_value()) return Fail(entry.error());
-    auto slot = entry->has_value() ? IndexSlot(**entry) : std::nullopt;
-    if (!slot || *slot >= count || covered[*slot] ||
+    std::memcpy(tag.data(), key.data() + reverse.size(), kDigestSize);
+    auto value = Get(db_, read, IndexKey(tag, seq), "reading history index");
+    if (!value.has_value()) return Fail(value.error());
+    auto slot = value->has_value() ? IndexSlot(**value) : std::nullopt;
+    if (!slot || *slot >= parts || covered[*slot] ||
         !crypto::ConstantTimeEquals(
-            IndexEntryMac(audit_key_, tag, seq, *slot, stored->link),
-            AsBytes(std::string_view(**entry).substr(4)))) {
-      return Fail(unauthenticated);
+            IndexEntryMac(audit_key_, tag, seq, *slot, link),
+            AsBytes(std::string_view(**value).substr(4)))) {
+      index.intact = false;
+      continue;
     }
     covered[*slot] = true;
-    parts.tags.push_back(tag);
+    index.tag_of[*slot] = tag;
   }
-  CUSTOS_RETURN_IF_ERROR(FromLevelDb(it->status(), "reading history index"));
+  CUSTOS_RETURN_IF_ERROR(
+      FromLevelDb(reverse_it.status(), "reading history index"));
   const std::string dropped = keys::HistoryDroppedPrefix(seq);
-  for (it->Seek(dropped); it->Valid() && it->key().starts_with(dropped);
-       it->Next()) {
-    const std::string key = ToString(it->key());
+  for (; dropped_it.Valid() && dropped_it.key().starts_with(dropped);
+       dropped_it.Next()) {
+    const std::string key = ToString(dropped_it.key());
     auto slot = key.size() == dropped.size() + 4
                     ? DecodeSlot(std::string_view(key).substr(dropped.size()))
                     : std::nullopt;
-    if (!slot || *slot >= count || covered[*slot] ||
+    if (!slot || *slot >= parts || covered[*slot] ||
         !crypto::ConstantTimeEquals(
-            IndexDroppedMac(audit_key_, seq, *slot, stored->link),
-            AsBytes(ToString(it->value())))) {
-      return Fail(unauthenticated);
+            IndexDroppedMac(audit_key_, seq, *slot, link),
+            AsBytes(ToString(dropped_it.value())))) {
+      index.intact = false;
+      continue;
     }
     covered[*slot] = true;
-    ++parts.dropped;
+    ++index.dropped;
   }
-  CUSTOS_RETURN_IF_ERROR(FromLevelDb(it->status(), "reading history index"));
-  for (bool c : covered) {
-    if (!c) return Fail(unauthenticated);
-  }
-  return parts;
+  CUSTOS_RETURN_IF_ERROR(
+      FromLevelDb(dropped_it.status(), "reading history index"));
+  for (bool c : covered) index.intact = index.intact && c;
+  return index;
 }
 
 Status History::ForEachIndexed(

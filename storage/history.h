@@ -508,6 +508,24 @@ class History {
   // from tag_cache_ when there.
   crypto::Digest TagOf(const std::string& subject_id) const;
 
+  // The part index entries of event `seq` (chain link `link`, `parts`
+  // sealed parts): its "hs:" entries, read from `reverse_it`, each with
+  // its "h:" twin, and its "hx:" markers, read from `dropped_it`; each
+  // iterator positioned at or before the event's first entry, and left
+  // past its last. `intact` when every entry authenticates (MACs bound to
+  // tag, seq, slot and link) and every part is accounted for once (Verify,
+  // PartsOf).
+  struct PartIndex {
+    std::vector<std::optional<crypto::Digest>> tag_of;  // By slot.
+    size_t dropped = 0;
+    bool intact = true;
+  };
+  Result<PartIndex> ReadPartIndex(leveldb::Iterator& reverse_it,
+                                  leveldb::Iterator& dropped_it,
+                                  const leveldb::ReadOptions& read,
+                                  uint64_t seq, const crypto::Digest& link,
+                                  size_t parts) const;
+
   leveldb::DB& db_;
   const crypto::SecretKey audit_key_;
   // Seals the subject ids of the disclosure index ("hq:"); derived from the
