@@ -134,12 +134,14 @@ class EngineTest : public ::testing::Test {
     return id.value_or(0);
   }
 
-  // A sweep as admin_ as of the clock's now, which must succeed.
-  void SweepNow() {
+  // A sweep as admin_ as of the clock's now, which must succeed; its
+  // report.
+  SweepReport SweepNow() {
     SweepOptions options;
     options.as_of = clock_.Now();
     auto report = engine_->Sweep(*admin_, options);
-    ASSERT_TRUE(report.has_value()) << report.error().ToString();
+    EXPECT_TRUE(report.has_value()) << report.error().ToString();
+    return report.value_or(SweepReport{});
   }
 
   static Purpose APurpose() {

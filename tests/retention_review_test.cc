@@ -298,6 +298,27 @@ TEST_F(RetentionReviewTest,
       << "), owner " << page->records[annas - page->records[0].id].owner;
 }
 
+// Changes the stored policy of `kind` by `change`.
+void ChangePolicy(Engine& engine, const Actor& admin, const std::string& kind,
+                  const std::function<void(RetentionPolicy&)>& change) {
+  auto policies = engine.ListPolicies(admin);
+  ASSERT_TRUE(policies.has_value());
+  RetentionPolicy policy;
+  for (const RetentionPolicy& p : *policies) {
+    if (p.kind == kind) policy = p;
+  }
+  change(policy);
+  ASSERT_TRUE(engine.SetPolicy(admin, policy).ok());
+}
+
+// The alert policy with `erase_after` set to `period`.
+void SetAlertErasure(Engine& engine, const Actor& admin,
+                     const std::string& period) {
+  ChangePolicy(engine, admin, "alert", [&period](RetentionPolicy& p) {
+    p.erase_after = *ParsePeriod(period);
+  });
+}
+
 // Found while fixing the review: ReapplyPolicies rescheduled a record from
 // its stored state, so a longer policy brought an erasure in force (not yet
 // swept) back to CLOSED, personal data readable again.
@@ -306,14 +327,7 @@ TEST_F(RetentionReviewTest, ReapplyingALongerPolicyKeepsAnErasureInForce) {
   ASSERT_TRUE(engine_->Close(*owner_, id).ok());
   clock_.Set(At(2027, 3, 1));  // Erased at 2027-02-28, not swept.
   ASSERT_EQ(engine_->GetRecord(*admin_, id)->state, RecordState::kErased);
-  auto policies = engine_->ListPolicies(*admin_);
-  ASSERT_TRUE(policies.has_value());
-  RetentionPolicy longer;
-  for (const RetentionPolicy& p : *policies) {
-    if (p.kind == "alert") longer = p;
-  }
-  longer.erase_after = *ParsePeriod("P2Y");
-  ASSERT_TRUE(engine_->SetPolicy(*admin_, longer).ok());
+  SetAlertErasure(*engine_, *admin_, "P2Y");
   auto updated = engine_->ReapplyPolicies(*admin_);
   ASSERT_TRUE(updated.has_value()) << updated.error().ToString();
   auto after = engine_->GetRecord(*officer_, id, APurpose());
@@ -321,19 +335,6 @@ TEST_F(RetentionReviewTest, ReapplyingALongerPolicyKeepsAnErasureInForce) {
   EXPECT_EQ(after->state, RecordState::kErased);
   EXPECT_FALSE(after->personal_included);
   EXPECT_EQ(after->erased_at, At(2027, 2, 28));
-}
-
-// The alert policy with `erase_after` set to `period`.
-void SetAlertErasure(Engine& engine, const Actor& admin,
-                     const std::string& period) {
-  auto policies = engine.ListPolicies(admin);
-  ASSERT_TRUE(policies.has_value());
-  RetentionPolicy alert;
-  for (const RetentionPolicy& p : *policies) {
-    if (p.kind == "alert") alert = p;
-  }
-  alert.erase_after = *ParsePeriod(period);
-  ASSERT_TRUE(engine.SetPolicy(admin, alert).ok());
 }
 
 // A hold review (helper-124): a policy shortened after a hold was set
@@ -357,19 +358,12 @@ TEST_F(RetentionReviewTest, AShortenedPolicyLeavesARecordUnderAHoldInForce) {
   ASSERT_TRUE(held.has_value()) << held.error().ToString();
   EXPECT_EQ(held->state, RecordState::kClosed);
   EXPECT_TRUE(held->personal_included);
-  SweepOptions options;
   clock_.Set(At(2027, 3, 1));
-  options.as_of = clock_.Now();
-  auto swept = engine_->Sweep(*admin_, options);
-  ASSERT_TRUE(swept.has_value()) << swept.error().ToString();
-  EXPECT_EQ(swept->erased, 0u);
+  EXPECT_EQ(SweepNow().erased, 0u);
   EXPECT_TRUE(engine_->GetRecord(*officer_, id, APurpose())->personal_included);
   // At the hold's end.
   clock_.Set(At(2027, 9, 1));
-  options.as_of = clock_.Now();
-  swept = engine_->Sweep(*admin_, options);
-  ASSERT_TRUE(swept.has_value()) << swept.error().ToString();
-  EXPECT_EQ(swept->erased, 1u);
+  EXPECT_EQ(SweepNow().erased, 1u);
   auto after = engine_->GetRecord(*officer_, id, APurpose());
   ASSERT_TRUE(after.has_value()) << after.error().ToString();
   EXPECT_EQ(after->state, RecordState::kErased);
@@ -388,15 +382,10 @@ TEST_F(RetentionReviewTest, AShortenedBlockAndErasureLeaveAHeldRecordHeld) {
   auto hold = engine_->SetRecordHold(*officer_, id, "case 9", At(2027, 8, 31));
   ASSERT_TRUE(hold.has_value()) << hold.error().ToString();
   clock_.Set(At(2026, 11, 15));
-  auto policies = engine_->ListPolicies(*admin_);
-  ASSERT_TRUE(policies.has_value());
-  RetentionPolicy request;
-  for (const RetentionPolicy& p : *policies) {
-    if (p.kind == "request") request = p;
-  }
-  request.block_after = *ParsePeriod("P1D");
-  request.erase_after = *ParsePeriod("P1M");
-  ASSERT_TRUE(engine_->SetPolicy(*admin_, request).ok());
+  ChangePolicy(*engine_, *admin_, "request", [](RetentionPolicy& p) {
+    p.block_after = *ParsePeriod("P1D");
+    p.erase_after = *ParsePeriod("P1M");
+  });
   auto updated = engine_->ReapplyPolicies(*admin_);
   ASSERT_TRUE(updated.has_value()) << updated.error().ToString();
   auto held = engine_->GetRecord(*officer_, id, APurpose());
@@ -404,12 +393,8 @@ TEST_F(RetentionReviewTest, AShortenedBlockAndErasureLeaveAHeldRecordHeld) {
   EXPECT_EQ(held->state, RecordState::kBlocked);
   EXPECT_EQ(held->blocked_at, At(2026, 11, 15));
   EXPECT_TRUE(held->personal_included);
-  SweepOptions options;
   clock_.Set(At(2027, 3, 1));
-  options.as_of = clock_.Now();
-  auto swept = engine_->Sweep(*admin_, options);
-  ASSERT_TRUE(swept.has_value()) << swept.error().ToString();
-  EXPECT_EQ(swept->erased, 0u);
+  EXPECT_EQ(SweepNow().erased, 0u);
   clock_.Set(At(2027, 9, 1));
   auto after = engine_->GetRecord(*officer_, id, APurpose());
   ASSERT_TRUE(after.has_value()) << after.error().ToString();
@@ -468,11 +453,7 @@ TEST_F(RetentionReviewTest, AReleaseKeepsAnErasureInForce) {
   EXPECT_EQ(after->erased_at, At(2027, 2, 28));
   // Written down by the release, with its event, and in the ledger: a
   // sweep finds nothing left to erase.
-  SweepOptions options;
-  options.as_of = clock_.Now();
-  auto swept = engine_->Sweep(*admin_, options);
-  ASSERT_TRUE(swept.has_value()) << swept.error().ToString();
-  EXPECT_EQ(swept->erased, 0u);
+  EXPECT_EQ(SweepNow().erased, 0u);
 }
 
 }  // namespace
