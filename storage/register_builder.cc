@@ -127,11 +127,21 @@ Result<ProcessingRegister> RegisterBuilder::Build() const {
           // Every flag seals a note and every contest a statement (both
           // fields present, maybe empty); a record sealed under a deadline
           // bucket keeps them in its "pb:" entry, not in the "r:" value
-          // read here (a review, helper-125: they were missed).
+          // read here (a review, helper-125: they were missed). A shred's
+          // completion drops its subject's, and the subject id with them
+          // (helper-126: still counted).
           std::set<std::string>& held = categories[record->kind];
           if (!record->parts.empty()) held.insert("identifier");
-          if (!record->flags.empty()) held.insert("flag:note");
-          if (!record->contests.empty()) held.insert("contest:statement");
+          if (std::any_of(
+                  record->flags.begin(), record->flags.end(),
+                  [](const auto& f) { return !f.subject_id.empty(); })) {
+            held.insert("flag:note");
+          }
+          if (std::any_of(
+                  record->contests.begin(), record->contests.end(),
+                  [](const auto& c) { return !c.subject_id.empty(); })) {
+            held.insert("contest:statement");
+          }
         }
         return true;
       }));

@@ -280,5 +280,25 @@ TEST_F(ProcessingRegisterTest,
                           "identifier", "provider", "seat"));
 }
 
+// A shred's completion drops its subject's flag notes and contest
+// statements (keeping who flagged and when): the register counted them
+// still (a review, helper-126).
+TEST_F(ProcessingRegisterTest, AShreddedSubjectsNotesAreNoLongerCounted) {
+  NewRecord r;
+  r.kind = "alert";
+  r.personal = {{"anna@example.org", {{"seat", "Linz"}}},
+                {"ben@example.org", {{"seat", "Graz"}}}};
+  auto id = engine_->CreateRecord(*owner_, r);
+  ASSERT_TRUE(id.has_value()) << id.error().ToString();
+  const std::string anna = *engine_->FindSubject(*admin_, "anna@example.org");
+  ASSERT_TRUE(engine_->FlagIncorrect(*owner_, *id, anna, "moved").ok());
+  ASSERT_TRUE(engine_->ShredSubject(*admin_, anna).ok());
+  ASSERT_TRUE(engine_->CompleteShreds(100).has_value());
+  ProcessingRegister reg = Register(*auditor_);
+  const RegisterKind* alerts = Kind(reg, "alert");
+  ASSERT_NE(alerts, nullptr);
+  EXPECT_THAT(alerts->field_names, ElementsAre("identifier", "seat"));
+}
+
 }  // namespace
 }  // namespace custos::testing
