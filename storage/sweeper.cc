@@ -835,6 +835,9 @@ Result<Sweeper::PruneStep> Sweeper::PruneHistoryChunk(int64_t as_of,
                                                       PruneVerdicts& verdicts,
                                                       SweepReport& report) {
   WriteLock lock = u_.store.Lock();
+  // A person's verdict holds under this lock only: a record of theirs
+  // created between two chunks must be seen (helper-126).
+  verdicts.subjects.clear();
   std::vector<uint64_t> pruned;  // For the ledger.
   Status failure;
   auto prunable = [&](const EventHeader& h) {

@@ -153,7 +153,7 @@ class Sweeper {
   // that is about a record is due.
   struct PruneVerdicts {
     std::map<uint64_t, bool> records;
-    std::map<crypto::Digest, bool> subjects;
+    std::map<crypto::Digest, bool> subjects;  // Per chunk (its lock).
   };
   // One chunk of PruneHistory: at most `budget` events after `after_seq`,
   // under one write lock hold. Writes (the stubs, the ledger's pruned seqs,
