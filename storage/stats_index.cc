@@ -515,6 +515,12 @@ Result<Statistics> StatsIndex::Read(const StatisticsQuery& query,
       store_.Scan(keys::kStatsPrefix, keys::StatsDelta(*cursor + 1),
                   [&](std::string_view key, std::string_view value) {
                     if (key.starts_with(keys::kStatsAggregatePrefix)) {
+                      // Another kind's aggregate is not even decoded: one
+                      // that does not decode must not fail a query of
+                      // another kind (a review, helper-125).
+                      const std::string kind(
+                          key.substr(keys::kStatsAggregatePrefix.size()));
+                      if (!wanted(kind)) return true;
                       auto agg = DecodeAggregate(value);
                       if (!agg) {
                         failure = agg.error();

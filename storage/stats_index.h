@@ -99,7 +99,8 @@ class StatsIndex {
   // The statistics `query` asks for (REQUIRES: CheckStatisticsQuery
   // accepted it), generated at `now`. A pending delta that does not decode
   // is skipped and counted in Statistics::unreadable. DataLoss for an
-  // aggregate that does not decode.
+  // aggregate of a kind asked for that does not decode (another kind's is
+  // not decoded).
   Result<Statistics> Read(const StatisticsQuery& query, Timestamp now) const;
 
  private:

@@ -318,6 +318,37 @@ TEST_F(StatisticsTest, AttributeValuesAndNamesAreCappedIntoOther) {
   }
 }
 
+// An aggregate of one kind that does not decode failed every query,
+// those of other kinds included (a review, helper-125). A query of another
+// kind does not read it; one of that kind, or of all, still says DataLoss.
+TEST_F(StatisticsTest, ACorruptAggregateFailsOnlyTheQueriesOfItsKind) {
+  Create("request");
+  Create("alert");
+  Fold();
+  Close();
+  {
+    auto db = OpenRaw("records");
+    ASSERT_NE(db, nullptr);
+    ASSERT_TRUE(db->Put(leveldb::WriteOptions(), keys::StatsAggregate("alert"),
+                        "not an aggregate")
+                    .ok());
+  }
+  Reopen();
+  auditor_ = std::make_unique<Actor>(*engine_->ActorFor("auditor"));
+  StatisticsQuery requests;
+  requests.kind = "request";
+  const Statistics s = Stats(requests);
+  ASSERT_EQ(s.kinds.size(), 1u);
+  EXPECT_EQ(s.kinds[0].kind, "request");
+  for (const std::string& kind : {std::string("alert"), std::string()}) {
+    StatisticsQuery q;
+    q.kind = kind;
+    auto failed = engine_->ProduceStatistics(*auditor_, q);
+    ASSERT_FALSE(failed.has_value()) << kind;
+    EXPECT_EQ(failed.error().code(), StatusCode::kDataLoss) << kind;
+  }
+}
+
 TEST_F(StatisticsTest, AStoreWithoutTheIndexIsIndexedOnceWhenOpened) {
   const uint64_t a = Create("request");
   Create("alert");
