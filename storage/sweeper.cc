@@ -784,10 +784,8 @@ bool Sweeper::SubjectEventDue(const EventHeader& h, int64_t as_of,
   // The longest history_after of the policies, from the event's instant
   // (checked first: it needs no read). A kind whose policy did not
   // authenticate has a period nobody knows: the event is kept.
-  if (!u_.policies.Unauthenticated().empty()) return false;
-  const std::vector<RetentionPolicy> policies = u_.policies.List();
-  if (policies.empty()) return false;
-  for (const RetentionPolicy& policy : policies) {
+  if (!verdicts.policies_known || verdicts.policies.empty()) return false;
+  for (const RetentionPolicy& policy : verdicts.policies) {
     auto until = AddPeriod(h.at, policy.history_after);
     if (!until || ToMicros(*until) > as_of) return false;
   }
@@ -838,6 +836,9 @@ Result<Sweeper::PruneStep> Sweeper::PruneHistoryChunk(int64_t as_of,
   // A person's verdict holds under this lock only: a record of theirs
   // created between two chunks must be seen (helper-126).
   verdicts.subjects.clear();
+  // The policies, read once per chunk, not per event about no record.
+  verdicts.policies = u_.policies.List();
+  verdicts.policies_known = u_.policies.Unauthenticated().empty();
   std::vector<uint64_t> pruned;  // For the ledger.
   Status failure;
   auto prunable = [&](const EventHeader& h) {

@@ -154,6 +154,10 @@ class Sweeper {
   struct PruneVerdicts {
     std::map<uint64_t, bool> records;
     std::map<crypto::Digest, bool> subjects;  // Per chunk (its lock).
+    // The policies in force, per chunk, and whether every stored one
+    // authenticated (SubjectEventDue).
+    std::vector<RetentionPolicy> policies;
+    bool policies_known = false;
   };
   // One chunk of PruneHistory: at most `budget` events after `after_seq`,
   // under one write lock hold. Writes (the stubs, the ledger's pruned seqs,

@@ -342,10 +342,7 @@ TEST_F(ShredReviewTest, AnErasureByKeyLeavesAShreddedOnceHeldRecordAlone) {
   const Timestamp shred_at = clock_.Now();
   ASSERT_TRUE(engine_->ShredSubject(*admin_, anna).ok());
   clock_.Set(due + 2h);
-  SweepOptions options;
-  options.as_of = clock_.Now();
-  auto swept = engine_->Sweep(*admin_, options);
-  ASSERT_TRUE(swept.has_value()) << swept.error().ToString();
+  SweepNow();
   ASSERT_TRUE(engine_->CompleteShreds(100).has_value());
   auto after = engine_->GetRecord(*admin_, id);
   ASSERT_TRUE(after.has_value());
@@ -371,15 +368,12 @@ TEST_F(ShredReviewTest, AnErasureByKeyDoesNotCountARecordAShredErased) {
   const Timestamp shred_at = clock_.Now();
   ASSERT_TRUE(engine_->ShredSubject(*admin_, anna).ok());
   clock_.Set(due + 2h);
-  SweepOptions options;
-  options.as_of = clock_.Now();
-  auto swept = engine_->Sweep(*admin_, options);
-  ASSERT_TRUE(swept.has_value()) << swept.error().ToString();
-  EXPECT_EQ(swept->buckets_destroyed, 1u);
-  EXPECT_EQ(swept->erased, 1u);  // Ben's.
-  ASSERT_EQ(swept->transitions.size(), 1u);
-  EXPECT_EQ(swept->transitions[0].record_id, other);
-  EXPECT_EQ(swept->transitions[0].due, due);
+  const SweepReport swept = SweepNow();
+  EXPECT_EQ(swept.buckets_destroyed, 1u);
+  EXPECT_EQ(swept.erased, 1u);  // Ben's.
+  ASSERT_EQ(swept.transitions.size(), 1u);
+  EXPECT_EQ(swept.transitions[0].record_id, other);
+  EXPECT_EQ(swept.transitions[0].due, due);
   ASSERT_TRUE(engine_->CompleteShreds(100).has_value());
   auto after = engine_->GetRecord(*admin_, id);
   ASSERT_TRUE(after.has_value());
