@@ -533,6 +533,9 @@ class Engine {
   // backup keys held now and the erasure ledger, sealed under the master
   // key. A restore needs one at least as new as the backup; see
   // docs/operations.md for keeping kits within the backup retention.
+  // The ledger has every erasure in force by now, whether a sweep has
+  // written it down or not (Sweeper::LedgerErasuresInForce, written to
+  // the live ledger first).
   // Writes an export_restore_kit event.
   Status ExportRestoreKit(const Actor& admin, const std::string& path);
   // Admin only. Destroys the backup keys older than

@@ -95,6 +95,10 @@ Status KeyAdmin::ExportRestoreKit(const PrincipalInfo& admin,
     // under it, so the kit never carries an entry whose change failed (a
     // review, helper-102).
     WriteLock lock = u_.store.Lock();
+    // Every erasure in force goes with the kit, written down or not: the
+    // backup it restores may hold the record under a hold released since,
+    // or under a longer policy (review helper-127).
+    CUSTOS_RETURN_IF_ERROR(u_.sweeper.LedgerErasuresInForce(lock));
     CUSTOS_RETURN_IF_ERROR(
         backup::WriteKit(u_.keystore, path, now, u_.backup_retention));
   }

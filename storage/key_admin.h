@@ -28,6 +28,7 @@
 #include "storage/record_store.h"
 #include "storage/shredder.h"
 #include "storage/store.h"
+#include "storage/sweeper.h"
 #include "storage/types.h"
 
 namespace custos {
@@ -39,6 +40,8 @@ class KeyAdmin {
     Keystore& keystore;
     RecordStore& record_store;
     Shredder& shredder;
+    // Writes down the erasures in force before a restore kit is written.
+    const Sweeper& sweeper;
     const Principals& principals;
     const Clock& clock;
     std::chrono::microseconds backup_retention;  // REQUIRES: > 0.

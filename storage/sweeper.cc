@@ -234,6 +234,46 @@ Result<bool> Sweeper::LeftToShredCompletion(const codec::StoredRecord& record,
   return *shredded_at != 0;
 }
 
+Status Sweeper::LedgerErasuresInForce(const WriteLock& /*lock*/) const {
+  const int64_t now = ToMicros(u_.clock.Now());
+  // The due entries first: the iterator must not live across the reads.
+  std::vector<keys::DeadlineKey> due;
+  CUSTOS_RETURN_IF_ERROR(u_.store.Scan(
+      keys::kDeadlinePrefix, {}, [&](std::string_view key, std::string_view) {
+        const auto entry = keys::ParseDeadline(key);
+        if (!entry) return true;  // A sweep reports it.
+        if (entry->due_micros > now) return false;
+        due.push_back(*entry);
+        return true;
+      }));
+  std::vector<std::pair<uint64_t, int64_t>> erased;
+  for (const keys::DeadlineKey& entry : due) {
+    auto record = u_.record_store.Read(entry.record_id);
+    if (!record) {
+      if (record.error().code() == StatusCode::kNotFound ||
+          Skippable(record.error())) {
+        continue;
+      }
+      return record.error();
+    }
+    if (record->next_deadline_micros != entry.due_micros ||
+        record->state == RecordState::kErased) {
+      continue;  // Stale, or written down already.
+    }
+    leveldb::WriteBatch scratch;  // Only looking.
+    int64_t erased_by_shred = 0;
+    auto steps = u_.views.CatchUp(*record, now, scratch, &erased_by_shred);
+    if (!steps) {
+      if (Skippable(steps.error())) continue;
+      return steps.error();
+    }
+    if (record->state == RecordState::kErased) {
+      erased.emplace_back(record->id, record->erased_at_micros);
+    }
+  }
+  return u_.erasure.Ledger(erased);
+}
+
 bool Sweeper::Skippable(const Status& status) {
   return status.code() == StatusCode::kDataLoss ||
          status.code() == StatusCode::kInvalidArgument ||

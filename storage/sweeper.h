@@ -58,6 +58,18 @@ class Sweeper {
   Result<SweepReport> Sweep(const PrincipalInfo& admin,
                             const SweepOptions& options);
   Result<size_t> ReapplyPolicies(const WorkProgressFn& progress = nullptr);
+  // Writes to the erasure ledger every erasure in force by the clock's now
+  // that no sweep has written down yet: the records whose deadline-index
+  // entry is due and whose effective state (RecordViews::CatchUp) is
+  // ERASED by a deadline. A restore kit written after it carries them (a
+  // hold's release or a shortened policy makes an erasure due that the
+  // backup's copy of the record does not have; review helper-127). Nothing
+  // else is written: the sweep still writes the erasures down. A record
+  // that fails as a sweep skips it (Skippable) is left to the sweep, which
+  // reports it; a record erased by its subjects' shreds is in the ledger by
+  // their hashes. REQUIRES: `lock` is the store's write lock. Errors: those
+  // of the store and the keystore.
+  Status LedgerErasuresInForce(const WriteLock& lock) const;
 
  private:
   // Processes the due index entry `key` (`entry`, parsed: due at

@@ -493,6 +493,67 @@ TEST_F(BackupTest, ARecordAHoldProtectsReadsWholeAfterARestore) {
   EXPECT_TRUE(after->personal_included);
 }
 
+// A hold's release makes the postponed erasure due at once: the record is
+// ERASED for every reader from that instant, though no sweep has written
+// it down yet. A kit exported in that window must carry the erasure, or
+// the restore brings the backup's hold back and the record with it,
+// readable (review helper-127).
+TEST_F(BackupTest, AnErasureAReleaseMadeDueStaysGoneWithoutASweep) {
+  ASSERT_NO_FATAL_FAILURE(SetShortRequestPolicy());
+  const uint64_t id = CreateRecord("anna@x.org");
+  ASSERT_TRUE(engine_->Close(*owner_, id).ok());
+  auto hold = engine_->SetRecordHold(*officer_, id, "proceedings 4 C 12/26",
+                                     TestEpoch() + 24h * 20);
+  ASSERT_TRUE(hold.has_value()) << hold.error().ToString();
+  TakeBackup();
+  clock_.Set(TestEpoch() + 24h * 3);
+  ASSERT_TRUE(engine_->ReleaseHold(*officer_, hold->id).ok());
+  auto live = engine_->GetRecord(*admin_, id);
+  ASSERT_TRUE(live.has_value()) << live.error().ToString();
+  ASSERT_EQ(live->state, RecordState::kErased);
+  ASSERT_TRUE(ExportKit().ok());
+
+  const Status restored = Restore();
+  ASSERT_TRUE(restored.ok()) << restored.ToString();
+  OpenRestored();
+  auto view = restored_->GetRecord(RestoredActor("admin"), id);
+  ASSERT_TRUE(view.has_value()) << view.error().ToString();
+  EXPECT_EQ(view->state, RecordState::kErased);
+  EXPECT_TRUE(view->parts.empty());
+  EXPECT_EQ(view->erased_at, live->erased_at);
+  auto officer_view =
+      restored_->GetRecord(RestoredActor("officer"), id, APurpose());
+  ASSERT_TRUE(officer_view.has_value()) << officer_view.error().ToString();
+  EXPECT_EQ(officer_view->state, RecordState::kErased);  // Attributes only.
+  EXPECT_FALSE(officer_view->personal_included);
+  EXPECT_TRUE(officer_view->parts.empty());
+}
+
+// The same for a policy shortened after the backup: the record is ERASED
+// under the new deadline before any sweep, and the kit carries it.
+TEST_F(BackupTest, AnErasureAShortenedPolicyMadeDueStaysGoneWithoutASweep) {
+  const uint64_t id = CreateRecord("anna@x.org");
+  ASSERT_TRUE(engine_->Close(*owner_, id).ok());
+  TakeBackup();
+  ASSERT_NO_FATAL_FAILURE(SetShortRequestPolicy());
+  auto applied = engine_->ReapplyPolicies(*admin_);
+  ASSERT_TRUE(applied.has_value()) << applied.error().ToString();
+  clock_.Set(TestEpoch() + 24h * 3);
+  auto live = engine_->GetRecord(*admin_, id);
+  ASSERT_TRUE(live.has_value()) << live.error().ToString();
+  ASSERT_EQ(live->state, RecordState::kErased);
+  ASSERT_TRUE(ExportKit().ok());
+
+  const Status restored = Restore();
+  ASSERT_TRUE(restored.ok()) << restored.ToString();
+  OpenRestored();
+  auto view = restored_->GetRecord(RestoredActor("admin"), id);
+  ASSERT_TRUE(view.has_value()) << view.error().ToString();
+  EXPECT_EQ(view->state, RecordState::kErased);
+  EXPECT_TRUE(view->parts.empty());
+  EXPECT_EQ(view->erased_at, TestEpoch() + 24h * 2);
+}
+
 // A restore that fails while writing (here every append to the restored
 // records database's log fails, as on a full disk) leaves nothing of
 // itself: the directory can be restored into again (review helper-99: the
