@@ -2,12 +2,15 @@
 // custosd-testclock on its unix socket; the IMI table, the JSON numbers,
 // the filters and the exit codes (0, 1 refused, 2 usage).
 
+#include <capnp/ez-rpc.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "schema/custos.capnp.h"
 #include "tests/custos_tool_runner.h"
 #include "tests/custosd_process.h"
 
@@ -98,6 +101,55 @@ TEST_F(CustosToolStatsTest, PrintsTheTimeNeededToDealWithARequest) {
   EXPECT_EQ(f["query"]["from"], "2026-09");
   EXPECT_EQ(f["total"]["created"], 0);
   EXPECT_EQ(f["total"]["closed"], 1);
+}
+
+// An application may store attribute values that differ only after a NUL
+// (the tool's --attr cannot, so they come over RPC here): the tool shows
+// them as two values, not one cut at the NUL (the JSON map merged them,
+// the later count replacing the earlier).
+TEST_F(CustosToolStatsTest, ValuesThatDifferAfterANulStayApart) {
+  const std::string a = AddPrincipal("authority-a", "user");
+  {
+    capnp::EzRpcClient client("unix:" + custosd_.Socket());
+    auto login = client.getMain<rpc::Gateway>().loginRequest();
+    login.setPrincipal("authority-a");
+    std::ifstream in(dir() + "/" + a);
+    std::string token;
+    std::getline(in, token);
+    login.setToken(token);
+    auto session = login.send().wait(client.getWaitScope()).getSession();
+    const std::vector<std::pair<std::string, int>> values = {
+        {std::string("AT\0x", 4), 2}, {std::string("AT\0y", 4), 1}};
+    for (const auto& [value, count] : values) {
+      for (int i = 0; i < count; ++i) {
+        auto req = session.createRequest();
+        auto r = req.initRecord();
+        r.setKind("request");
+        auto attrs = r.initAttributes(1);
+        attrs[0].setKey("country");
+        attrs[0].setValue(capnp::Text::Reader(value.data(), value.size()));
+        auto part = r.initPersonal(1)[0];
+        part.setSubjectIdentifier("anna@example.org");
+        auto fields = part.initFields(1);
+        fields[0].setName("name");
+        fields[0].setValue("Anna");
+        req.send().wait(client.getWaitScope());
+      }
+    }
+  }
+  ToolRun json = Tool({"stats", "--kind", "request", "--json"});
+  ASSERT_EQ(json.exit, 0) << json.err;
+  const auto s = nlohmann::json::parse(json.out);
+  ASSERT_EQ(s["kinds"].size(), 1u) << json.out;
+  const auto& values = s["kinds"][0]["attributes"][0]["values"];
+  ASSERT_EQ(values.size(), 2u) << json.out;
+  EXPECT_EQ(values[std::string("AT\0x", 4)], 2);
+  EXPECT_EQ(values[std::string("AT\0y", 4)], 1);
+  // The table shows the NUL escaped, one row each.
+  ToolRun table = Tool({"stats", "--kind", "request"});
+  ASSERT_EQ(table.exit, 0) << table.err;
+  EXPECT_TRUE(Contains(table.out, "AT\\x00x")) << table.out;
+  EXPECT_TRUE(Contains(table.out, "AT\\x00y")) << table.out;
 }
 
 TEST_F(CustosToolStatsTest, RefusesBadMonthsAndCallersWithoutTheRole) {

@@ -40,7 +40,7 @@ std::string HostOf(const std::string& addr) {
 // appends ("DNS lookup failed.; params.host = ..."): its first clause,
 // ending in the system's reason.
 std::string Describe(const kj::Exception& e) {
-  const std::string all(e.getDescription().cStr());
+  const std::string all(Str(e.getDescription()));
   std::string text = all.substr(0, all.find(';'));
   while (text.ends_with('.')) text.pop_back();
   // OpenSSL's reason for a certificate refused ("hostname mismatch"):

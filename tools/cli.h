@@ -109,6 +109,13 @@ class Connection {
   std::optional<std::vector<rpc::Role>> roles_;  // HasRole's answer.
 };
 
+// A text of the server's answer, whole: a value may hold a NUL, which
+// cStr() would cut it at (two attribute values differing after one would
+// read, and merge, as one).
+inline std::string Str(kj::StringPtr text) {
+  return std::string(text.begin(), text.size());
+}
+
 // `text` safe for a terminal: C0 controls, DEL and the C1 controls (as
 // UTF-8, U+0080 to U+009F) written as "\xNN" escapes, so a value a user
 // stored cannot move the cursor, retitle the window or hide output (the

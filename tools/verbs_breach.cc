@@ -17,7 +17,7 @@ namespace {
 
 std::vector<std::string> Texts(capnp::List<capnp::Text>::Reader list) {
   std::vector<std::string> out;
-  for (auto t : list) out.emplace_back(t.cStr(), t.size());
+  for (auto t : list) out.push_back(Str(t));
   return out;
 }
 
@@ -33,11 +33,11 @@ std::optional<PurposeKind> PurposeFromName(std::string_view name) {
 BreachScope FromRpc(rpc::BreachScope::Reader r) {
   BreachScope scope;
   scope.generated_at = FromMicros(r.getGeneratedAtMicros());
-  scope.auditor_id = r.getAuditorId().cStr();
+  scope.auditor_id = Str(r.getAuditorId());
   scope.principal_ids = Texts(r.getPrincipalIds());
   scope.from = FromMicros(r.getFromMicros());
   scope.to = FromMicros(r.getToMicros());
-  scope.purpose = r.getPurpose().cStr();
+  scope.purpose = Str(r.getPurpose());
   scope.disclosures = r.getDisclosures();
   scope.without_identity = r.getWithoutIdentity();
   if (r.getUnindexedUntilMicros() != 0) {
@@ -45,21 +45,21 @@ BreachScope FromRpc(rpc::BreachScope::Reader r) {
   }
   for (auto s : r.getSubjects()) {
     BreachSubject subject;
-    subject.subject_id = s.getSubjectId().cStr();
-    subject.identifier = s.getIdentifier().cStr();
+    subject.subject_id = Str(s.getSubjectId());
+    subject.identifier = Str(s.getIdentifier());
     for (uint64_t id : s.getRecordIds()) subject.record_ids.push_back(id);
     subject.fields = Texts(s.getFields());
     for (auto d : s.getDisclosures()) {
       BreachDisclosure disclosure;
       disclosure.seq = d.getSeq();
       disclosure.at = FromMicros(d.getAtMicros());
-      disclosure.principal_id = d.getPrincipalId().cStr();
-      disclosure.principal_name = d.getPrincipalName().cStr();
-      disclosure.action = d.getAction().cStr();
+      disclosure.principal_id = Str(d.getPrincipalId());
+      disclosure.principal_name = Str(d.getPrincipalName());
+      disclosure.action = Str(d.getAction());
       disclosure.record_id = d.getRecordId();
-      disclosure.record_kind = d.getRecordKind().cStr();
-      disclosure.purpose = PurposeFromName(d.getPurpose().cStr());
-      disclosure.justification = d.getJustification().cStr();
+      disclosure.record_kind = Str(d.getRecordKind());
+      disclosure.purpose = PurposeFromName(Str(d.getPurpose()));
+      disclosure.justification = Str(d.getJustification());
       disclosure.fields = Texts(d.getFields());
       subject.disclosures.push_back(std::move(disclosure));
     }

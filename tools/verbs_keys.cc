@@ -26,17 +26,17 @@ std::string ServerPath(const std::string& path, std::string_view flag) {
 nlohmann::json FilesJson(capnp::List<rpc::BackupFile>::Reader files) {
   nlohmann::json all = nlohmann::json::array();
   for (auto f : files)
-    all.push_back({{"name", f.getName().cStr()},
+    all.push_back({{"name", Str(f.getName())},
                    {"size", f.getSize()},
-                   {"blake2b", f.getBlake2bHex().cStr()}});
+                   {"blake2b", Str(f.getBlake2bHex())}});
   return all;
 }
 
 void PrintFiles(capnp::List<rpc::BackupFile>::Reader files) {
   Table t({"FILE", "BYTES", "BLAKE2B"});
   for (auto f : files)
-    t.Add({f.getName().cStr(), std::to_string(f.getSize()),
-           f.getBlake2bHex().cStr()});
+    t.Add({Str(f.getName()), std::to_string(f.getSize()),
+           Str(f.getBlake2bHex())});
   t.Print();
 }
 
@@ -181,13 +181,13 @@ void AddBackupVerbs(CLI::App& app, std::vector<Verb>& verbs) {
              auto response = req.send().wait(c.wait());
              auto r = response.getReport();
              if (a->out.json) {
-               return PrintJson({{"backup_id", r.getBackupId().cStr()},
+               return PrintJson({{"backup_id", Str(r.getBackupId())},
                                  {"created", TimeJson(r.getCreatedMicros())},
                                  {"records_entries", r.getRecordsEntries()},
                                  {"keystore_entries", r.getKeystoreEntries()},
                                  {"files", FilesJson(r.getFiles())}});
              }
-             std::cout << "backup " << r.getBackupId().cStr() << " of "
+             std::cout << "backup " << Str(r.getBackupId()) << " of "
                        << r.getRecordsEntries() << " records entries and "
                        << r.getKeystoreEntries() << " keystore entries\n";
              PrintFiles(r.getFiles());
@@ -202,14 +202,14 @@ void AddBackupVerbs(CLI::App& app, std::vector<Verb>& verbs) {
              auto response = req.send().wait(c.wait());
              auto v = response.getVerification();
              if (vout->json) {
-               return PrintJson({{"backup_id", v.getBackupId().cStr()},
+               return PrintJson({{"backup_id", Str(v.getBackupId())},
                                  {"format_version", v.getFormatVersion()},
                                  {"created", TimeJson(v.getCreatedMicros())},
                                  {"records_chunks", v.getRecordsChunks()},
                                  {"keystore_chunks", v.getKeystoreChunks()},
                                  {"files", FilesJson(v.getFiles())}});
              }
-             std::cout << "backup " << v.getBackupId().cStr()
+             std::cout << "backup " << Str(v.getBackupId())
                        << " verifies (format " << v.getFormatVersion() << ")\n";
              PrintFiles(v.getFiles());
            });

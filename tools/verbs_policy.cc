@@ -13,9 +13,9 @@ namespace {
 nlohmann::json PolicyJson(rpc::RetentionPolicy::Reader p) {
   auto text = [](capnp::Text::Reader t) -> nlohmann::json {
     if (t.size() == 0) return nullptr;
-    return t.cStr();
+    return Str(t);
   };
-  return {{"kind", p.getKind().cStr()},
+  return {{"kind", Str(p.getKind())},
           {"close_after", text(p.getCloseAfter())},
           {"block_after", text(p.getBlockAfter())},
           {"erase_after", text(p.getEraseAfter())},
@@ -45,9 +45,9 @@ void AddPolicyVerbs(CLI::App& app, std::vector<Verb>& verbs) {
              Table t({"KIND", "CLOSE AFTER", "BLOCK AFTER", "ERASE AFTER",
                       "HISTORY AFTER"});
              for (auto p : r.getPolicies()) {
-               t.Add({p.getKind().cStr(), p.getCloseAfter().cStr(),
-                      p.getBlockAfter().cStr(), p.getEraseAfter().cStr(),
-                      p.getHistoryAfter().cStr()});
+               t.Add({Str(p.getKind()), Str(p.getCloseAfter()),
+                      Str(p.getBlockAfter()), Str(p.getEraseAfter()),
+                      Str(p.getHistoryAfter())});
              }
              t.Print();
            });
@@ -141,14 +141,14 @@ void AddPolicyVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                rule.kind = a->kind;
                if (p.getCloseAfter().size() > 0)
                  rule.close_after =
-                     ParsePeriodFlag(p.getCloseAfter().cStr(), "closeAfter");
+                     ParsePeriodFlag(Str(p.getCloseAfter()), "closeAfter");
                if (p.getBlockAfter().size() > 0)
                  rule.block_after =
-                     ParsePeriodFlag(p.getBlockAfter().cStr(), "blockAfter");
+                     ParsePeriodFlag(Str(p.getBlockAfter()), "blockAfter");
                rule.erase_after =
-                   ParsePeriodFlag(p.getEraseAfter().cStr(), "eraseAfter");
+                   ParsePeriodFlag(Str(p.getEraseAfter()), "eraseAfter");
                rule.history_after =
-                   ParsePeriodFlag(p.getHistoryAfter().cStr(), "historyAfter");
+                   ParsePeriodFlag(Str(p.getHistoryAfter()), "historyAfter");
              }
            });
            if (!found) throw Failure("NotFound: no policy for kind " + a->kind);

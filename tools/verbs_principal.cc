@@ -11,8 +11,8 @@ namespace {
 nlohmann::json PrincipalJson(rpc::Principal::Reader p) {
   nlohmann::json roles = nlohmann::json::array();
   for (rpc::Role r : p.getRoles()) roles.push_back(RoleName(r));
-  return {{"id", p.getId().cStr()},
-          {"display_name", p.getDisplayName().cStr()},
+  return {{"id", Str(p.getId())},
+          {"display_name", Str(p.getDisplayName())},
           {"roles", roles},
           {"redacted", p.getRedacted()},
           {"revoked", p.getRevoked()},
@@ -43,8 +43,8 @@ void AddPrincipalVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                              c.session().whoAmIRequest().send().wait(c.wait());
                          auto p = r.getPrincipal();
                          if (out->json) return PrintJson(PrincipalJson(p));
-                         std::cout << Printable(p.getId().cStr()) << " ("
-                                   << Printable(p.getDisplayName().cStr())
+                         std::cout << Printable(Str(p.getId())) << " ("
+                                   << Printable(Str(p.getDisplayName()))
                                    << "), roles " << RolesText(p) << "\n";
                        });
                      }});
@@ -85,7 +85,7 @@ void AddPrincipalVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                          for (size_t i = 0; i < roles.size(); ++i)
                            list.set(i, roles[i]);
                          auto r = req.send().wait(c.wait());
-                         token_file.Fill(r.getCreated().getToken().cStr());
+                         token_file.Fill(Str(r.getCreated().getToken()));
                        });
                        std::cout << "created " << a->id << "; token in "
                                  << a->out << "\n";
@@ -115,12 +115,12 @@ void AddPrincipalVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                auto r = req.send().wait(c.wait());
                for (auto p : r.getPrincipals()) {
                  all.push_back(PrincipalJson(p));
-                 t.Add({p.getId().cStr(), p.getDisplayName().cStr(),
-                        RolesText(p), p.getRedacted() ? "yes" : "no",
+                 t.Add({Str(p.getId()), Str(p.getDisplayName()), RolesText(p),
+                        p.getRedacted() ? "yes" : "no",
                         p.getRevoked() ? "yes" : "no",
                         FormatTime(p.getCreatedAtMicros())});
                }
-               return std::string(r.getNextAfterId().cStr());
+               return Str(r.getNextAfterId());
              });
            });
            if (a->out.json) return PrintJson(all);
@@ -161,7 +161,7 @@ void AddPrincipalVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                          auto req = c.Admin().rotateCredentialRequest();
                          req.setId(a->id);
                          auto r = req.send().wait(c.wait());
-                         token_file.Fill(r.getToken().cStr());
+                         token_file.Fill(Str(r.getToken()));
                        });
                        std::cout << "new token for " << a->id << " in "
                                  << a->out << "\n";

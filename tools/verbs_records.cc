@@ -13,22 +13,21 @@ namespace {
 nlohmann::json RecordJson(rpc::Record::Reader r) {
   nlohmann::json attributes = nlohmann::json::object();
   for (auto a : r.getAttributes())
-    attributes[a.getKey().cStr()] = a.getValue().cStr();
+    attributes[Str(a.getKey())] = Str(a.getValue());
   nlohmann::json parts = nlohmann::json::array();
   for (auto p : r.getParts()) {
     nlohmann::json fields = nlohmann::json::object();
-    for (auto f : p.getFields())
-      fields[f.getName().cStr()] = f.getValue().cStr();
-    parts.push_back({{"subject_id", p.getSubjectId().cStr()},
-                     {"subject_identifier", p.getSubjectIdentifier().cStr()},
+    for (auto f : p.getFields()) fields[Str(f.getName())] = Str(f.getValue());
+    parts.push_back({{"subject_id", Str(p.getSubjectId())},
+                     {"subject_identifier", Str(p.getSubjectIdentifier())},
                      {"version", p.getVersion()},
                      {"fields", fields}});
   }
   nlohmann::json grants = nlohmann::json::array();
-  for (auto g : r.getGrants()) grants.push_back(g.cStr());
+  for (auto g : r.getGrants()) grants.push_back(Str(g));
   return {{"id", r.getId()},
-          {"kind", r.getKind().cStr()},
-          {"owner", r.getOwner().cStr()},
+          {"kind", Str(r.getKind())},
+          {"owner", Str(r.getOwner())},
           {"state", StateName(r.getState())},
           {"grants", grants},
           {"attributes", attributes},
@@ -58,9 +57,9 @@ std::string ReasonName(rpc::ReminderReason reason) {
 nlohmann::json ReminderJson(rpc::Reminder::Reader r) {
   nlohmann::json attributes = nlohmann::json::object();
   for (auto a : r.getAttributes())
-    attributes[a.getKey().cStr()] = a.getValue().cStr();
+    attributes[Str(a.getKey())] = Str(a.getValue());
   return {{"record_id", r.getRecordId()},
-          {"kind", r.getKind().cStr()},
+          {"kind", Str(r.getKind())},
           {"state", StateName(r.getState())},
           {"reason", ReasonName(r.getReason())},
           {"due_at", TimeJson(r.getDueAtMicros())},
@@ -209,8 +208,8 @@ void AddRecordVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                  if (a->out.json) {
                    list.push_back(ReminderJson(r));
                  } else {
-                   table.Add({std::to_string(r.getRecordId()),
-                              r.getKind().cStr(), StateName(r.getState()),
+                   table.Add({std::to_string(r.getRecordId()), Str(r.getKind()),
+                              StateName(r.getState()),
                               ReasonName(r.getReason()),
                               FormatTime(r.getDueAtMicros()),
                               FormatTime(r.getCreatedAtMicros()),
@@ -282,8 +281,8 @@ void AddRecordVerbs(CLI::App& app, std::vector<Verb>& verbs) {
              if (a->out.json) return PrintJson(RecordJson(r));
              // What users stored is made Printable.
              std::cout << "record " << r.getId() << "  kind "
-                       << Printable(r.getKind().cStr()) << "  owner "
-                       << Printable(r.getOwner().cStr()) << "  state "
+                       << Printable(Str(r.getKind())) << "  owner "
+                       << Printable(Str(r.getOwner())) << "  state "
                        << StateName(r.getState()) << "\n";
              // When it moved through its states (an officer's view of an
              // erased record is its attributes and these).
@@ -298,14 +297,14 @@ void AddRecordVerbs(CLI::App& app, std::vector<Verb>& verbs) {
              }
              std::cout << "\n";
              for (auto at : r.getAttributes())
-               std::cout << "  " << Printable(at.getKey().cStr()) << " = "
-                         << Printable(at.getValue().cStr()) << "\n";
+               std::cout << "  " << Printable(Str(at.getKey())) << " = "
+                         << Printable(Str(at.getValue())) << "\n";
              for (auto p : r.getParts()) {
                std::cout << "  subject "
-                         << Printable(p.getSubjectIdentifier().cStr()) << "\n";
+                         << Printable(Str(p.getSubjectIdentifier())) << "\n";
                for (auto f : p.getFields())
-                 std::cout << "    " << Printable(f.getName().cStr()) << " = "
-                           << Printable(f.getValue().cStr()) << "\n";
+                 std::cout << "    " << Printable(Str(f.getName())) << " = "
+                           << Printable(Str(f.getValue())) << "\n";
              }
              if (!r.getPersonalIncluded())
                std::cout << "  (no personal data shown)\n";

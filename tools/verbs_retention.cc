@@ -15,15 +15,15 @@ namespace custos::cli {
 namespace {
 
 nlohmann::json HoldJson(rpc::Hold::Reader h) {
-  return {{"id", h.getId().cStr()},
+  return {{"id", Str(h.getId())},
           {"record_id", h.getRecordId()},
-          {"subject_id", h.getSubjectId().cStr()},
-          {"reason", h.getReason().cStr()},
-          {"set_by", h.getSetBy().cStr()},
+          {"subject_id", Str(h.getSubjectId())},
+          {"reason", Str(h.getReason())},
+          {"set_by", Str(h.getSetBy())},
           {"set_at", TimeJson(h.getSetAtMicros())},
           {"ends_at", TimeJson(h.getEndsAtMicros())},
           {"released_at", TimeJson(h.getReleasedAtMicros())},
-          {"released_by", h.getReleasedBy().cStr()}};
+          {"released_by", Str(h.getReleasedBy())}};
 }
 
 // While a sweep runs, a progress bar redrawn on stderr every 100 ms: the
@@ -72,7 +72,7 @@ class SweepIndicator {
                     if (response.getRunning()) {
                       progress_ =
                           std::string(", ")
-                              .append(response.getPhase().cStr())
+                              .append(Str(response.getPhase()))
                               .append(": ")
                               .append(std::to_string(response.getRecordsDone()))
                               .append(" records");
@@ -168,7 +168,7 @@ void AddRetentionVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                      [&] {
                        std::vector<std::string> kinds;
                        for (auto k : r.getUnauthenticatedPolicies()) {
-                         kinds.emplace_back(k.cStr());
+                         kinds.emplace_back(Str(k));
                        }
                        return kinds;
                      }()},
@@ -196,7 +196,7 @@ void AddRetentionVerbs(CLI::App& app, std::vector<Verb>& verbs) {
              for (auto kind : r.getUnauthenticatedPolicies()) {
                // Printable: a kind named by a key written without the key.
                std::cout << "the retention policy of kind '"
-                         << Printable(kind.cStr())
+                         << Printable(Str(kind))
                          << "' failed to authenticate: set it again (custos "
                             "policy set)\n";
              }
@@ -238,7 +238,7 @@ void AddRetentionVerbs(CLI::App& app, std::vector<Verb>& verbs) {
              auto officer = c.Officer();
              auto print = [&](rpc::Hold::Reader h) {
                if (a->out.json) return PrintJson(HoldJson(h));
-               std::cout << "hold " << h.getId().cStr() << " on "
+               std::cout << "hold " << Str(h.getId()) << " on "
                          << (a->subject.empty()
                                  ? "record " + std::to_string(a->record)
                                  : "subject " + a->subject)
@@ -306,15 +306,14 @@ void AddRetentionVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                auto response = req.send().wait(c.wait());
                for (auto h : response.getHolds()) {
                  all.push_back(HoldJson(h));
-                 t.Add({h.getId().cStr(),
+                 t.Add({Str(h.getId()),
                         h.getRecordId() == 0 ? std::string()
                                              : std::to_string(h.getRecordId()),
-                        h.getSubjectId().cStr(),
-                        FormatTime(h.getEndsAtMicros()), h.getSetBy().cStr(),
-                        FormatTime(h.getReleasedAtMicros()),
-                        h.getReason().cStr()});
+                        Str(h.getSubjectId()), FormatTime(h.getEndsAtMicros()),
+                        Str(h.getSetBy()), FormatTime(h.getReleasedAtMicros()),
+                        Str(h.getReason())});
                }
-               return std::string(response.getNextAfterId().cStr());
+               return Str(response.getNextAfterId());
              });
            });
            if (a->out.json) return PrintJson(all);

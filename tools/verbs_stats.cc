@@ -58,12 +58,12 @@ nlohmann::json StatisticsJson(rpc::Statistics::Reader s) {
     nlohmann::json attributes = nlohmann::json::array();
     for (auto a : k.getAttributes()) {
       nlohmann::json values = nlohmann::json::object();
-      for (auto v : a.getValues()) values[v.getValue().cStr()] = v.getRecords();
-      attributes.push_back({{"name", a.getName().cStr()},
+      for (auto v : a.getValues()) values[Str(v.getValue())] = v.getRecords();
+      attributes.push_back({{"name", Str(a.getName())},
                             {"values", values},
                             {"other", a.getOther()}});
     }
-    kinds.push_back({{"kind", k.getKind().cStr()},
+    kinds.push_back({{"kind", Str(k.getKind())},
                      {"records",
                       {{"active", k.getActive()},
                        {"closed", k.getClosed()},
@@ -88,7 +88,7 @@ nlohmann::json StatisticsJson(rpc::Statistics::Reader s) {
       {"generated_at", TimeJson(s.getGeneratedAtMicros())},
       {"query",
        {{"kind", s.getKind().size() == 0 ? nlohmann::json(nullptr)
-                                         : nlohmann::json(s.getKind().cStr())},
+                                         : nlohmann::json(Str(s.getKind()))},
         {"from", month_or_null(s.getFromMonth())},
         {"to", month_or_null(s.getToMonth())}}},
       {"close_buckets", buckets},
@@ -130,8 +130,7 @@ void PrintStatistics(rpc::Statistics::Reader s) {
     header.push_back(label);
   }
   Table time(header);
-  for (auto k : s.getKinds())
-    AddTimeRow(time, k.getKind().cStr(), k.getTotal());
+  for (auto k : s.getKinds()) AddTimeRow(time, Str(k.getKind()), k.getTotal());
   if (s.getKinds().size() > 1) AddTimeRow(time, "all", s.getTotal());
   time.Print();
 
@@ -141,7 +140,7 @@ void PrintStatistics(rpc::Statistics::Reader s) {
                  "CLOSED IN", "BLOCKED IN", "ERASED IN"});
   for (auto k : s.getKinds()) {
     auto t = k.getTotal();
-    records.Add({k.getKind().cStr(), std::to_string(k.getActive()),
+    records.Add({Str(k.getKind()), std::to_string(k.getActive()),
                  std::to_string(k.getClosed()), std::to_string(k.getBlocked()),
                  std::to_string(k.getErased()), std::to_string(t.getCreated()),
                  std::to_string(t.getClosed()), std::to_string(t.getBlocked()),
@@ -153,7 +152,7 @@ void PrintStatistics(rpc::Statistics::Reader s) {
   Table months({"KIND", "MONTH", "CREATED", "CLOSED", "BLOCKED", "ERASED"});
   for (auto k : s.getKinds()) {
     for (auto m : k.getMonths()) {
-      months.Add({k.getKind().cStr(), MonthName(m.getMonth()),
+      months.Add({Str(k.getKind()), MonthName(m.getMonth()),
                   std::to_string(m.getCreated()), std::to_string(m.getClosed()),
                   std::to_string(m.getBlocked()),
                   std::to_string(m.getErased())});
@@ -166,16 +165,16 @@ void PrintStatistics(rpc::Statistics::Reader s) {
   for (auto k : s.getKinds()) {
     for (auto a : k.getAttributes()) {
       for (auto v : a.getValues()) {
-        attributes.Add({k.getKind().cStr(), a.getName().cStr(),
-                        v.getValue().cStr(), std::to_string(v.getRecords())});
+        attributes.Add({Str(k.getKind()), Str(a.getName()), Str(v.getValue()),
+                        std::to_string(v.getRecords())});
       }
       if (a.getOther() != 0) {
-        attributes.Add({k.getKind().cStr(), a.getName().cStr(), "(other)",
+        attributes.Add({Str(k.getKind()), Str(a.getName()), "(other)",
                         std::to_string(a.getOther())});
       }
     }
     if (k.getOtherAttributes() != 0) {
-      attributes.Add({k.getKind().cStr(), "(other)", "",
+      attributes.Add({Str(k.getKind()), "(other)", "",
                       std::to_string(k.getOtherAttributes())});
     }
   }
@@ -216,33 +215,32 @@ void PrintEngineCounters(Connection& c, bool json) {
 
 // Admin.progress: JSON, or a line or two of text.
 nlohmann::json ProgressJson(rpc::WorkProgress::Reader p) {
-  return {{"operation", p.getOperation().cStr()},
+  return {{"operation", Str(p.getOperation())},
           {"running", p.getRunning()},
-          {"phase", p.getPhase().cStr()},
-          {"unit", p.getUnit().cStr()},
+          {"phase", Str(p.getPhase())},
+          {"unit", Str(p.getUnit())},
           {"done", p.getDone()},
           {"total", p.getTotal()},
           {"started", TimeJson(p.getStartedMicros())},
           {"ended", TimeJson(p.getEndedMicros())},
-          {"outcome", p.getOutcome().cStr()}};
+          {"outcome", Str(p.getOutcome())}};
 }
 
 // One lane's last long call, as text; "" when there was none.
 std::string ProgressText(rpc::WorkProgress::Reader p) {
   if (p.getOperation().size() == 0) return "";
-  std::string text = std::string(p.getOperation().cStr()) + ": " +
+  std::string text = Str(p.getOperation()) + ": " +
                      (p.getRunning() ? "running" : "ended") + ", started " +
                      FormatTime(p.getStartedMicros());
   if (!p.getRunning()) {
     text += ", ended " + FormatTime(p.getEndedMicros()) + ": " +
-            p.getOutcome().cStr();
+            Str(p.getOutcome());
   }
   text += "\n";
   if (p.getPhase().size() != 0) {
-    text += "  " + std::string(p.getPhase().cStr()) + ": " +
-            std::to_string(p.getDone());
+    text += "  " + Str(p.getPhase()) + ": " + std::to_string(p.getDone());
     if (p.getTotal() != 0) text += " of " + std::to_string(p.getTotal());
-    text += " " + std::string(p.getUnit().cStr()) + "\n";
+    text += " " + Str(p.getUnit()) + "\n";
   }
   return text;
 }

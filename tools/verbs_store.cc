@@ -164,11 +164,11 @@ void AddStoreVerbs(CLI::App& app, std::vector<Verb>& verbs) {
              if (auditor) {
                auto req = c.Auditor().processingRegisterRequest();
                req.setHtml(a->html);
-               text = req.send().wait(c.wait()).getDocument().cStr();
+               text = Str(req.send().wait(c.wait()).getDocument());
              } else {
                auto req = c.Admin().processingRegisterRequest();
                req.setHtml(a->html);
-               text = req.send().wait(c.wait()).getDocument().cStr();
+               text = Str(req.send().wait(c.wait()).getDocument());
              }
            });
            if (!a->out.empty()) {

@@ -44,7 +44,7 @@ void AddSubjectVerbs(CLI::App& app, std::vector<Verb>& verbs) {
              // helper-121: auditors were refused the admin's).
              auto find = [&](auto request) {
                request.setIdentifier(identifier);
-               std::cout << request.send().wait(c.wait()).getSubjectId().cStr()
+               std::cout << Str(request.send().wait(c.wait()).getSubjectId())
                          << "\n";
              };
              if (c.HasRole(rpc::Role::AUDITOR))
@@ -79,11 +79,11 @@ void AddSubjectVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                          if (a->html) {
                            auto req = auditor.subjectReportHtmlRequest();
                            req.setSubjectId(a->id);
-                           text = req.send().wait(c.wait()).getHtml().cStr();
+                           text = Str(req.send().wait(c.wait()).getHtml());
                          } else {
                            auto req = auditor.subjectReportRequest();
                            req.setSubjectId(a->id);
-                           text = req.send().wait(c.wait()).getJson().cStr();
+                           text = Str(req.send().wait(c.wait()).getJson());
                          }
                        });
                        // Both renderings end in a newline already.
@@ -137,33 +137,32 @@ void AddSubjectVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                  nlohmann::json field_list = nlohmann::json::array();
                  for (auto f : e.getFields()) {
                    if (!fields.empty()) fields.push_back(',');
-                   fields += Printable(f.cStr());
-                   field_list.push_back(f.cStr());
+                   fields += Printable(Str(f));
+                   field_list.push_back(Str(f));
                  }
-                 all.push_back(
-                     {{"seq", e.getSeq()},
-                      {"at", TimeJson(e.getAtMicros())},
-                      {"principal_id", e.getPrincipalId().cStr()},
-                      {"principal_name", e.getPrincipalName().cStr()},
-                      {"action", e.getAction().cStr()},
-                      {"record_id", e.getRecordId()},
-                      {"record_kind", e.getRecordKind().cStr()},
-                      {"record_state", e.getRecordState().cStr()},
-                      {"fields", field_list},
-                      {"purpose", e.getPurpose().cStr()},
-                      {"justification", e.getJustification().cStr()}});
+                 all.push_back({{"seq", e.getSeq()},
+                                {"at", TimeJson(e.getAtMicros())},
+                                {"principal_id", Str(e.getPrincipalId())},
+                                {"principal_name", Str(e.getPrincipalName())},
+                                {"action", Str(e.getAction())},
+                                {"record_id", e.getRecordId()},
+                                {"record_kind", Str(e.getRecordKind())},
+                                {"record_state", Str(e.getRecordState())},
+                                {"fields", field_list},
+                                {"purpose", Str(e.getPurpose())},
+                                {"justification", Str(e.getJustification())}});
                  // Free text the audited principal wrote: shown as
                  // printable text only (no terminal control sequences),
                  // as every stored text the tool prints.
-                 std::string why = e.getPurpose().cStr();
+                 std::string why = Str(e.getPurpose());
                  if (e.getJustification().size() != 0) {
                    why += std::string(why.empty() ? "" : ": ") +
-                          Printable(e.getJustification().cStr());
+                          Printable(Str(e.getJustification()));
                  }
                  t.Add({std::to_string(e.getSeq()), FormatTime(e.getAtMicros()),
-                        e.getPrincipalId().cStr(), e.getAction().cStr(),
-                        std::to_string(e.getRecordId()),
-                        e.getRecordKind().cStr(), fields, why});
+                        Str(e.getPrincipalId()), Str(e.getAction()),
+                        std::to_string(e.getRecordId()), Str(e.getRecordKind()),
+                        fields, why});
                }
                after = r.getNextAfterSeq();
              } while (after != 0);
@@ -483,11 +482,11 @@ void AddVerifyVerbs(CLI::App& app, std::vector<Verb>& verbs) {
           auto response = request.send().wait(c.wait());
           const ChainVerification v{
               .ok = response.getOk(),
-              .problem = response.getProblem().cStr(),
+              .problem = Str(response.getProblem()),
               .first_broken = response.getFirstBroken(),
               .verified = response.getVerified(),
               .head_seq = response.getHeadSeq(),
-              .head_link_hex = response.getHeadLinkHex().cStr(),
+              .head_link_hex = Str(response.getHeadLinkHex()),
               .anchors_matched = response.getAnchorsMatched(),
               .anchors_folded = response.getAnchorsFolded(),
               .anchor_last_held = response.getAnchorLastHeld(),
@@ -496,23 +495,23 @@ void AddVerifyVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                   [&] {
                     std::vector<PolicyDifference> out;
                     for (auto d : response.getPolicyDifferences()) {
-                      const std::string from = d.getExpectedFrom().cStr();
-                      const std::string stored = d.getStored().cStr();
+                      const std::string from = Str(d.getExpectedFrom());
+                      const std::string stored = Str(d.getStored());
                       out.push_back(
-                          {.kind = d.getKind().cStr(),
+                          {.kind = Str(d.getKind()),
                            .expected_from =
                                from == "event" ? PolicyDifference::kEvent
                                : from == "default"
                                    ? PolicyDifference::kShippedDefault
                                    : PolicyDifference::kNoPolicy,
                            .last_set_seq = d.getLastSetSeq(),
-                           .expected = d.getExpected().cStr(),
+                           .expected = Str(d.getExpected()),
                            .stored = stored == "policy"
                                          ? PolicyDifference::kStored
                                      : stored == "unauthenticated"
                                          ? PolicyDifference::kUnauthenticated
                                          : PolicyDifference::kNone,
-                           .stored_text = d.getStoredText().cStr()});
+                           .stored_text = Str(d.getStoredText())});
                     }
                     return out;
                   }(),
@@ -529,7 +528,7 @@ void AddVerifyVerbs(CLI::App& app, std::vector<Verb>& verbs) {
       if (a->erasure) {
         auto r = c.Admin().verifyErasureRequest().send().wait(c.wait());
         std::vector<std::string> files;
-        for (auto f : r.getFilesWithLeftovers()) files.emplace_back(f.cStr());
+        for (auto f : r.getFilesWithLeftovers()) files.emplace_back(Str(f));
         result["erasure"] = ErasureJson(r.getWitnesses(), r.getFound(), files,
                                         r.getCorruptQueueEntries(),
                                         r.getUndecodableSealedEntries());
