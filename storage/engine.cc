@@ -272,7 +272,16 @@ Status Engine::MayAct(const Actor& actor,
 Status Engine::SetPolicy(const Actor& admin, const RetentionPolicy& policy) {
   auto caller = impl_->RequireRole(admin, Role::kAdmin);
   if (!caller) return caller.error();
-  return impl_->policies.Set(*caller, policy, impl_->clock.Now());
+  // What was in force under the old policy is written down with the
+  // change (Sweeper::WriteDownDue): the new one applies to the deadlines
+  // computed after it.
+  return impl_->policies.Set(
+      *caller, policy, impl_->clock.Now(),
+      [&](const WriteLock& lock, leveldb::WriteBatch& batch,
+          std::vector<Event>& events) {
+        return impl_->sweeper.WriteDownDue(lock, *caller, policy.kind, batch,
+                                           events);
+      });
 }
 
 Result<std::vector<RetentionPolicy>> Engine::ListPolicies(const Actor& actor) {

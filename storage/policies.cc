@@ -79,7 +79,7 @@ void Policies::AddDefaults(leveldb::WriteBatch& batch,
 }
 
 Status Policies::Set(const PrincipalInfo& admin, const RetentionPolicy& policy,
-                     Timestamp at) {
+                     Timestamp at, const InForceFn& in_force) {
   CUSTOS_RETURN_IF_ERROR(ValidatePolicy(policy));
   WriteLock lock = store_.Lock();
   {
@@ -95,9 +95,11 @@ Status Policies::Set(const PrincipalInfo& admin, const RetentionPolicy& policy,
     }
   }
   leveldb::WriteBatch batch;
+  std::vector<Event> written;
+  if (in_force) CUSTOS_RETURN_IF_ERROR(in_force(lock, batch, written));
   batch.Put(keys::Policy(policy.kind), StoredValue(mac_key_, policy));
-  auto ticket = store_.Apply(
-      lock, batch, {events::PolicyEvent(admin, policy, at)}, "storing policy");
+  written.push_back(events::PolicyEvent(admin, policy, at));
+  auto ticket = store_.Apply(lock, batch, written, "storing policy");
   if (!ticket) return ticket.error();
   {
     std::unique_lock write(mu_);

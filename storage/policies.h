@@ -12,6 +12,7 @@
 
 #include <leveldb/write_batch.h>
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -50,11 +51,20 @@ class Policies {
   static std::string StoredValue(const crypto::SecretKey& mac_key,
                                  const RetentionPolicy& policy);
 
+  // Adds to a policy's write what must be written with it (under the
+  // store's write lock, before the new policy is in use); its error
+  // stops the change.
+  using InForceFn =
+      std::function<Status(const WriteLock& lock, leveldb::WriteBatch& batch,
+                           std::vector<Event>& events)>;
   // Validates and stores `policy`, replacing any of its kind, with a
-  // policy_set event by `admin` at `at` (events::PolicyEvent).
-  // InvalidArgument from ValidatePolicy.
+  // policy_set event by `admin` at `at` (events::PolicyEvent). When given,
+  // `in_force` is called once the change is accepted, under the write
+  // lock, and what it adds is written in the same batch, its events
+  // before the policy's (Engine::SetPolicy writes down there what was in
+  // force under the old policy). InvalidArgument from ValidatePolicy.
   Status Set(const PrincipalInfo& admin, const RetentionPolicy& policy,
-             Timestamp at);
+             Timestamp at, const InForceFn& in_force = nullptr);
   // Every policy in use, by kind (not the unauthenticated ones).
   std::vector<RetentionPolicy> List() const;
   // The policy of `kind`, if any. DataLoss for a kind whose stored policy

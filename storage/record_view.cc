@@ -31,13 +31,14 @@ Result<RecordViews::Resolved> RecordViews::Resolve(const PrincipalInfo& caller,
 
 Result<std::vector<PlannedTransition>> RecordViews::CatchUp(
     codec::StoredRecord& r, int64_t at, leveldb::WriteBatch& batch,
-    int64_t* erased_by_shred) const {
+    int64_t* erased_by_shred, const HoldSpans* spans) const {
   auto shredded_at = ErasedByShred(r, at);
   if (!shredded_at) return Fail(shredded_at.error());
   *erased_by_shred = *shredded_at;
   // Deadlines take effect at their instant, whether a sweep has written
   // them down or not; none after the record was erased.
-  return records_.CatchUp(r, *shredded_at != 0 ? *shredded_at : at, batch);
+  return records_.CatchUp(r, *shredded_at != 0 ? *shredded_at : at, batch,
+                          nullptr, nullptr, spans);
 }
 
 Result<int64_t> RecordViews::ErasedByShred(const codec::StoredRecord& r,

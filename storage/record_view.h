@@ -66,11 +66,12 @@ class RecordViews {
   // and no deadline after that instant applies to it. `*erased_by_shred`
   // receives that instant (0 when it does not apply), even when the record
   // was already ERASED (by a deadline before it); `r`'s state is left for
-  // the caller to set. Errors: reading holds, keys or a shredded subject's
-  // entry (never a default).
+  // the caller to set. `spans`, when given, are the holds as kept in
+  // memory (RecordStore::CatchUp). Errors: reading holds, keys or a
+  // shredded subject's entry (never a default).
   Result<std::vector<PlannedTransition>> CatchUp(
       codec::StoredRecord& r, int64_t at, leveldb::WriteBatch& batch,
-      int64_t* erased_by_shred) const;
+      int64_t* erased_by_shred, const HoldSpans* spans = nullptr) const;
   // The instant the shred of the last of `r`'s parts' subjects erased it,
   // if that was at or before `at`; 0 when it was not (a part's key lives,
   // or the record has no part). Errors: reading keys or a subject's entry.

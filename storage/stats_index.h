@@ -18,7 +18,9 @@
 //   again for the next): after a crash a chunk is either folded and gone
 //   or still pending; never both. A delta that does not decode is deleted
 //   and counted ("st:u"), not folded: one corrupt delta does not stop the
-//   others from being counted.
+//   others from being counted. So is a delta of a kind whose aggregate
+//   does not decode: that aggregate is left as it is (the queries of its
+//   kind report DataLoss) and the other kinds fold on.
 // - Read answers from the aggregates plus the deltas after the cursor,
 //   read in one scan (one LevelDB snapshot) that seeks past the folded
 //   deltas' deletion markers. Its cost grows with the kinds, the months,
@@ -90,10 +92,10 @@ class StatsIndex {
   Status Initialize(RecordStore& records);
 
   // Folds up to `budget` pending deltas (all, by default) into the
-  // aggregates. Returns how many (those that did not decode included:
-  // dropped and counted in Statistics::unreadable). DataLoss for an
-  // aggregate or the cursor that does not decode (nothing folded from its
-  // chunk).
+  // aggregates. Returns how many (those that did not decode, and those of
+  // a kind whose aggregate does not decode, included: dropped and counted
+  // in Statistics::unreadable). DataLoss for a cursor that does not decode
+  // (nothing folded).
   Result<size_t> Fold(size_t budget = static_cast<size_t>(-1));
 
   // The statistics `query` asks for (REQUIRES: CheckStatisticsQuery

@@ -234,7 +234,7 @@ Result<bool> Sweeper::LeftToShredCompletion(const codec::StoredRecord& record,
   return *shredded_at != 0;
 }
 
-Status Sweeper::LedgerErasuresInForce(const WriteLock& /*lock*/) const {
+Status Sweeper::LedgerErasuresInForce(const WriteLock& lock) const {
   const int64_t now = ToMicros(u_.clock.Now());
   // The due entries first: the iterator must not live across the reads.
   std::vector<keys::DeadlineKey> due;
@@ -246,14 +246,22 @@ Status Sweeper::LedgerErasuresInForce(const WriteLock& /*lock*/) const {
         due.push_back(*entry);
         return true;
       }));
+  if (due.empty()) return Status::Ok();
+  // Holds as kept in memory, as a sweep reads them: a record no hold
+  // reaches costs no lookup.
+  auto spans = u_.holds.Spans(lock);
+  if (!spans) return spans.error();
+  // A record that fails (a NotFound too: a subject entry its shred check
+  // reads) is left out, not the kit refused: kits must go on being
+  // written, and the sweeps report the record (helper-128).
+  auto left_out = [](const Status& status) {
+    return status.code() == StatusCode::kNotFound || Skippable(status);
+  };
   std::vector<std::pair<uint64_t, int64_t>> erased;
   for (const keys::DeadlineKey& entry : due) {
     auto record = u_.record_store.Read(entry.record_id);
     if (!record) {
-      if (record.error().code() == StatusCode::kNotFound ||
-          Skippable(record.error())) {
-        continue;
-      }
+      if (left_out(record.error())) continue;
       return record.error();
     }
     if (record->next_deadline_micros != entry.due_micros ||
@@ -262,15 +270,54 @@ Status Sweeper::LedgerErasuresInForce(const WriteLock& /*lock*/) const {
     }
     leveldb::WriteBatch scratch;  // Only looking.
     int64_t erased_by_shred = 0;
-    auto steps = u_.views.CatchUp(*record, now, scratch, &erased_by_shred);
+    auto steps =
+        u_.views.CatchUp(*record, now, scratch, &erased_by_shred, &**spans);
     if (!steps) {
-      if (Skippable(steps.error())) continue;
+      if (left_out(steps.error())) continue;
       return steps.error();
     }
     if (record->state == RecordState::kErased) {
       erased.emplace_back(record->id, record->erased_at_micros);
     }
   }
+  return u_.erasure.Ledger(erased);
+}
+
+Status Sweeper::WriteDownDue(const WriteLock& lock, const PrincipalInfo& admin,
+                             std::string_view kind, leveldb::WriteBatch& batch,
+                             std::vector<Event>& events) const {
+  const int64_t now = ToMicros(u_.clock.Now());
+  // The due entries first: the iterator must not live across the reads.
+  std::vector<std::pair<std::string, keys::DeadlineKey>> due;
+  CUSTOS_RETURN_IF_ERROR(u_.store.Scan(
+      keys::kDeadlinePrefix, {}, [&](std::string_view key, std::string_view) {
+        const auto entry = keys::ParseDeadline(key);
+        if (!entry) return true;  // A sweep reports it.
+        if (entry->due_micros > now) return false;
+        due.emplace_back(key, *entry);
+        return true;
+      }));
+  if (due.empty()) return Status::Ok();
+  auto spans = u_.holds.Spans(lock);
+  if (!spans) return spans.error();
+  auto shreds_pending = ShredsPending();
+  if (!shreds_pending) return shreds_pending.error();
+  SweepOptions options;
+  options.as_of = FromMicros(now);
+  SweepReport unused;
+  std::map<uint64_t, bool> erased_buckets;
+  std::vector<std::pair<uint64_t, int64_t>> erased;
+  for (const auto& [key, entry] : due) {
+    auto record = u_.record_store.ReadUnmerged(entry.record_id);
+    if (record && record->kind != kind) continue;
+    // A record gone or stale is SweepRecord's to clear; one that fails is
+    // left (it adds nothing then).
+    Status swept =
+        SweepRecord(lock, admin, key, entry, options, batch, events, unused,
+                    **spans, erased_buckets, erased, *shreds_pending);
+    if (!swept.ok() && !Skippable(swept)) return swept;
+  }
+  // The erasures go to the ledger first (storage/erasure.h).
   return u_.erasure.Ledger(erased);
 }
 

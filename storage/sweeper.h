@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -64,12 +65,35 @@ class Sweeper {
   // ERASED by a deadline. A restore kit written after it carries them (a
   // hold's release or a shortened policy makes an erasure due that the
   // backup's copy of the record does not have; review helper-127). Nothing
-  // else is written: the sweep still writes the erasures down. A record
-  // that fails as a sweep skips it (Skippable) is left to the sweep, which
-  // reports it; a record erased by its subjects' shreds is in the ledger by
-  // their hashes. REQUIRES: `lock` is the store's write lock. Errors: those
-  // of the store and the keystore.
+  // else is written: the sweep still writes the erasures down (and writes
+  // the entry again, for the same record and instant). A record that
+  // cannot be read or caught up (Skippable, or NotFound) is left out and
+  // the kit written all the same; a record a sweep could not rewrite is
+  // in it (its erasure is in force). A record erased by its subjects'
+  // shreds is in the ledger by their hashes. Holds are read as a sweep
+  // reads them (Holds::Spans). Its cost: the due entries of the store and
+  // a read of each, under the write lock. REQUIRES: `lock` is the store's
+  // write lock. Errors: those of the store and the keystore.
   Status LedgerErasuresInForce(const WriteLock& lock) const;
+  // Writes down, into `batch`, `events` (by `admin`) and the erasure
+  // ledger, every transition due by the clock's now of the records of
+  // `kind`, as a sweep would (SweepRecord): Engine::SetPolicy calls it
+  // before it stores the kind's new policy, in the same write. A catch-up
+  // computes each step after a record's stored deadline under the policy
+  // it finds; without this, a record with two steps due and not written
+  // down (a close, then an erasure) read ERASED under the old policy and
+  // CLOSED again under a longer one (and a restore kit that had ledgered
+  // the erasure destroyed the record at a restore), or ERASED under a
+  // shorter one before a hold set between the two steps (review
+  // helper-128). DESIGN section 3: a change applies to the deadlines
+  // computed after it. A record that fails as a sweep skips it
+  // (Skippable) is left for the sweeps, which report it. Its cost: the
+  // due entries of the store (the index is by instant, not kind), and a
+  // read of each, under the write lock. REQUIRES: `lock` is the store's
+  // write lock. Errors: those of the store and the keystore.
+  Status WriteDownDue(const WriteLock& lock, const PrincipalInfo& admin,
+                      std::string_view kind, leveldb::WriteBatch& batch,
+                      std::vector<Event>& events) const;
 
  private:
   // Processes the due index entry `key` (`entry`, parsed: due at

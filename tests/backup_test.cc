@@ -554,6 +554,70 @@ TEST_F(BackupTest, AnErasureAShortenedPolicyMadeDueStaysGoneWithoutASweep) {
   EXPECT_EQ(view->erased_at, TestEpoch() + 24h * 2);
 }
 
+// A kit exported before a policy change carries an erasure in force under
+// the old policy (two steps due, neither written down); the change keeps it
+// in force in the live store too, so the live store and a restore agree
+// (review helper-128: a longer policy brought the record back to CLOSED in
+// the live store, and the kit's ledger erased it at a restore).
+TEST_F(BackupTest, AKitsErasureStaysInForceAcrossAPolicyChange) {
+  ASSERT_NO_FATAL_FAILURE(SetShortRequestPolicy());  // Close +10d, erase +2d.
+  const uint64_t id = CreateRecord("anna@x.org");
+  TakeBackup();
+  clock_.Set(TestEpoch() + 24h * 13);
+  ASSERT_TRUE(ExportKit().ok());
+  RetentionPolicy longer{.kind = "request",
+                         .close_after = *ParsePeriod("P10D"),
+                         .block_after = std::nullopt,
+                         .erase_after = *ParsePeriod("P1Y"),
+                         .history_after = *ParsePeriod("P2Y")};
+  ASSERT_TRUE(engine_->SetPolicy(*admin_, longer).ok());
+  auto live = engine_->GetRecord(*admin_, id);
+  ASSERT_TRUE(live.has_value()) << live.error().ToString();
+  EXPECT_EQ(live->state, RecordState::kErased);
+  EXPECT_EQ(live->erased_at, TestEpoch() + 24h * 12);
+
+  const Status restored = Restore();
+  ASSERT_TRUE(restored.ok()) << restored.ToString();
+  OpenRestored();
+  auto view = restored_->GetRecord(RestoredActor("admin"), id);
+  ASSERT_TRUE(view.has_value()) << view.error().ToString();
+  EXPECT_EQ(view->state, RecordState::kErased);
+  EXPECT_EQ(view->erased_at, live->erased_at);
+}
+
+// What a hold keeps is not in the kit: exported with no sweep since the
+// erasure's legal date (its due entry still at that date), the held record
+// restores whole, for a record hold and for a subject hold (helper-128).
+TEST_F(BackupTest, AHeldErasureIsNotInAKitExportedBeforeAnySweep) {
+  ASSERT_NO_FATAL_FAILURE(SetShortRequestPolicy());
+  const uint64_t by_record = CreateRecord("anna@x.org");
+  const uint64_t by_subject = CreateRecord("ben@x.org");
+  ASSERT_TRUE(engine_->Close(*owner_, by_record).ok());
+  ASSERT_TRUE(engine_->Close(*owner_, by_subject).ok());
+  ASSERT_TRUE(engine_
+                  ->SetRecordHold(*officer_, by_record, "proceedings 4 C 12/26",
+                                  TestEpoch() + 24h * 20)
+                  .has_value());
+  auto ben = engine_->FindSubject(*admin_, "ben@x.org");
+  ASSERT_TRUE(ben.has_value()) << ben.error().ToString();
+  ASSERT_TRUE(engine_
+                  ->SetSubjectHold(*officer_, *ben, "proceedings 4 C 13/26",
+                                   TestEpoch() + 24h * 20)
+                  .has_value());
+  TakeBackup();
+  clock_.Set(TestEpoch() + 24h * 3);  // Past the legal date, no sweep.
+  ASSERT_TRUE(ExportKit().ok());
+  ASSERT_TRUE(Restore().ok());
+  OpenRestored();
+  for (uint64_t id : {by_record, by_subject}) {
+    auto view = restored_->GetRecord(RestoredActor("officer"), id, APurpose());
+    ASSERT_TRUE(view.has_value()) << view.error().ToString();
+    EXPECT_EQ(view->state, RecordState::kClosed) << id;
+    EXPECT_TRUE(view->personal_included) << id;
+    EXPECT_EQ(view->parts.size(), 1u) << id;
+  }
+}
+
 // A restore that fails while writing (here every append to the restored
 // records database's log fails, as on a full disk) leaves nothing of
 // itself: the directory can be restored into again (review helper-99: the

@@ -2690,8 +2690,9 @@ TEST_F(DeadlineBackupTest,
 }
 
 // The sweep erased the bucket by key only (bounded to no rewrite): the
-// ledger does not name its records yet; restored, they are ERASED by their
-// deadlines, and the restore leaves their bucket's key out.
+// ledger names its records once the kit's export wrote the erasures in
+// force down; restored, they are ERASED, and the restore leaves their
+// bucket's key out.
 TEST_F(DeadlineBackupTest,
        ARestoredBackupTakenBeforeAnErasureByKeyAloneGivesNothingBack) {
   RestoreABackupTakenBeforeTheBucketsErasure(0);

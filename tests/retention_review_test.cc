@@ -337,6 +337,60 @@ TEST_F(RetentionReviewTest, ReapplyingALongerPolicyKeepsAnErasureInForce) {
   EXPECT_EQ(after->erased_at, At(2027, 2, 28));
 }
 
+// A review of the restore kit's fix (helper-128): a catch-up computes each
+// step after a record's stored deadline under the policy it finds, so a
+// record with a close and an erasure due, neither written down, read
+// ERASED, then CLOSED again, personal data readable, once the policy was
+// lengthened. A policy change writes down what was in force first.
+TEST_F(RetentionReviewTest, ALongerPolicyNeverUndoesTwoStepsInForce) {
+  ChangePolicy(*engine_, *admin_, "alert", [](RetentionPolicy& p) {
+    p.close_after = *ParsePeriod("P10D");
+    p.erase_after = *ParsePeriod("P2D");
+  });
+  const Timestamp t0 = clock_.Now();
+  const uint64_t id = Of("alert", "anna@example.org");  // Closes at +10d.
+  clock_.Set(t0 + 24h * 13);
+  ASSERT_EQ(engine_->GetRecord(*admin_, id)->state, RecordState::kErased);
+  SetAlertErasure(*engine_, *admin_, "P1Y");
+  auto after = engine_->GetRecord(*officer_, id, APurpose());
+  ASSERT_TRUE(after.has_value()) << after.error().ToString();
+  EXPECT_EQ(after->state, RecordState::kErased);
+  EXPECT_FALSE(after->personal_included);
+  EXPECT_EQ(after->erased_at, t0 + 24h * 12);
+  // Written down with the change: nothing is left for a sweep.
+  EXPECT_EQ(SweepNow().erased, 0u);
+}
+
+// The same review: a hold set between a record's two due steps (its close
+// written down by no one, its erasure after the hold's setting) did not
+// cover an erasure that a policy shortened since dated before the hold:
+// the held record read ERASED at once. The change writes the close down
+// under the old policy first, with the erasure it computed then, which the
+// hold postpones.
+TEST_F(RetentionReviewTest, AShortenedPolicyNeverDatesAnErasureBeforeAHold) {
+  ChangePolicy(*engine_, *admin_, "alert", [](RetentionPolicy& p) {
+    p.close_after = *ParsePeriod("P10D");
+    p.erase_after = *ParsePeriod("P100D");
+  });
+  const Timestamp t0 = clock_.Now();
+  const uint64_t id = Of("alert", "anna@example.org");  // Closes at +10d.
+  clock_.Set(t0 + 24h * 20);
+  auto hold = engine_->SetRecordHold(*officer_, id, "case 7", t0 + 24h * 200);
+  ASSERT_TRUE(hold.has_value()) << hold.error().ToString();
+  clock_.Set(t0 + 24h * 30);
+  SetAlertErasure(*engine_, *admin_, "P5D");  // +15d, before the hold.
+  auto held = engine_->GetRecord(*officer_, id, APurpose());
+  ASSERT_TRUE(held.has_value()) << held.error().ToString();
+  EXPECT_EQ(held->state, RecordState::kClosed);
+  EXPECT_TRUE(held->personal_included);
+  auto updated = engine_->ReapplyPolicies(*admin_);
+  ASSERT_TRUE(updated.has_value()) << updated.error().ToString();
+  EXPECT_EQ(SweepNow().erased, 0u);
+  EXPECT_TRUE(engine_->GetRecord(*officer_, id, APurpose())->personal_included);
+  clock_.Set(t0 + 24h * 201);  // Past the hold's end.
+  EXPECT_EQ(SweepNow().erased, 1u);
+}
+
 // A hold review (helper-124): a policy shortened after a hold was set
 // moved the erasure's legal date before the hold's setting, where the hold
 // did not count: re-applied, the record read ERASED (dated at the
