@@ -99,8 +99,9 @@ constexpr int64_t kAcceptRetryMs = 100;
 constexpr size_t kMaxMetricsConnections = 16;
 constexpr int64_t kMetricsHeaderTimeoutMs = 5000;
 
-// Loopback hosts plain TCP may use without allow_remote_plain_tcp.
-bool IsLoopback(const std::string& address) {
+}  // namespace
+
+bool IsLoopbackAddress(const std::string& address) {
   const size_t colon = address.rfind(':');
   const std::string host = address.substr(0, colon);
   // 127.x.y.z as a number only: "127.example.org" is a name that may
@@ -110,6 +111,8 @@ bool IsLoopback(const std::string& address) {
       host.find_first_not_of("0123456789.") == std::string::npos;
   return host == "localhost" || host == "[::1]" || numeric_127;
 }
+
+namespace {
 
 bool HasTlsKey(const ServerOptions& options) {
   return options.tls_private_key_pem != nullptr &&
@@ -130,14 +133,14 @@ Status CheckAddressRules(const ServerOptions& options) {
         "TLS needs both a certificate and a private key");
   }
   if (!tls && !options.tcp_address.empty() && !options.allow_remote_plain_tcp &&
-      !IsLoopback(options.tcp_address)) {
+      !IsLoopbackAddress(options.tcp_address)) {
     return Status::InvalidArgument(
         "plain TCP is served only on loopback (127.0.0.1, [::1], "
         "localhost) unless remote plain TCP is allowed explicitly (custosd "
         "--allow-remote-plain-tcp)");
   }
   if (!options.metrics_address.empty() &&
-      !IsLoopback(options.metrics_address)) {
+      !IsLoopbackAddress(options.metrics_address)) {
     return Status::InvalidArgument(
         "the metrics endpoint is served only on loopback");
   }

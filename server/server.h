@@ -135,6 +135,12 @@ struct ServerOptions {
 // told. custosd checks it before it creates anything.
 Status CheckSocketPath(const std::string& path, bool* stale = nullptr);
 
+// Whether HOST:PORT `address` names loopback: localhost, [::1], or a
+// numeric 127.x.y.z (a name such as 127.example.org may resolve
+// anywhere). Plain TCP is served there only (unless allowed), and the
+// custos tool sends a token in plain TCP there only (unless allowed).
+bool IsLoopbackAddress(const std::string& address);
+
 // Whether Run could listen where `options` say: the rules of the addresses
 // (TLS given whole, plain TCP and metrics on loopback unless allowed), the
 // unix socket by CheckSocketPath, and the TCP and metrics addresses by

@@ -156,6 +156,13 @@ TEST_F(CustosToolStatsTest, RefusesBadMonthsAndCallersWithoutTheRole) {
   EXPECT_EQ(Tool({"stats", "--from", "2026-13"}).exit, 2);
   EXPECT_EQ(Tool({"stats", "--from", "202609"}).exit, 2);
   EXPECT_EQ(Tool({"stats", "--from", "2026-09", "--to", "2026-08"}).exit, 2);
+  // Digits only: sscanf took a sign or a space (helper-129).
+  for (const char* month : {"+026-09", " 026-09", "2026- 9", "2026-+9"}) {
+    ToolRun r = Tool({"stats", "--from", month});
+    EXPECT_EQ(r.exit, 2) << month << ": " << r.err;
+    EXPECT_NE(r.err.find("takes a month as YYYY-MM"), std::string::npos)
+        << r.err;
+  }
   EXPECT_EQ(Tool({"stats", "--engine", "--kind", "request"}).exit, 2);
   ToolRun bad_kind = Tool({"stats", "--kind", "Not a kind"});
   EXPECT_EQ(bad_kind.exit, 1);

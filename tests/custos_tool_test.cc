@@ -3,8 +3,12 @@
 // 2 usage), what it prints, and what it refuses.
 
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -112,6 +116,79 @@ TEST_F(CustosToolTest, TokensAreReadOnlyFromPrivateFiles) {
   // There is no flag that takes a token.
   ToolRun flag = Tool({"--token", "x", "whoami"});
   EXPECT_EQ(flag.exit, 2);
+  // A file whose lines end in CR LF logs in (the CR was taken as part of
+  // the token: "refused"; helper-129).
+  chmod((dir() + "/" + a).c_str(), 0600);
+  std::string token;
+  std::getline(std::ifstream(dir() + "/" + a), token);
+  {
+    std::ofstream crlf(dir() + "/crlf.token");
+    crlf << token << "\r\n";
+  }
+  chmod((dir() + "/crlf.token").c_str(), 0600);
+  ToolRun with_cr = As("authority-a", "crlf.token", {"whoami"});
+  EXPECT_EQ(with_cr.exit, 0) << with_cr.err;
+  // A FIFO no one writes is refused, not waited on for ever (the runner
+  // kills a tool still running after 10 s: exit -1).
+  ASSERT_EQ(mkfifo((dir() + "/fifo.token").c_str(), 0600), 0);
+  ToolRun fifo = RunTool(
+      dir(),
+      {"--principal", "authority-a", "--token-file", "fifo.token", "whoami"},
+      "", {}, /*keep_input_open=*/true);
+  EXPECT_EQ(fifo.exit, 1) << fifo.err;
+  EXPECT_NE(fifo.err.find("fifo.token is not a regular file"),
+            std::string::npos)
+      << fifo.err;
+  // A file far longer than a token is refused.
+  {
+    std::ofstream big(dir() + "/big.token");
+    big << std::string(10000, 'x');
+  }
+  chmod((dir() + "/big.token").c_str(), 0600);
+  ToolRun too_big = As("authority-a", "big.token", {"whoami"});
+  EXPECT_EQ(too_big.exit, 1);
+  EXPECT_NE(too_big.err.find("longer than 4096 bytes"), std::string::npos)
+      << too_big.err;
+}
+
+// Plain TCP to an address that is not loopback is refused before the
+// token file is read: Cap'n Proto sends the login with the bootstrap, so
+// the token would cross the network in clear (helper-129). And a server
+// that accepts and never answers does not hang the tool.
+TEST_F(CustosToolTest, ATokenNeverGoesInClearOffLoopbackNorWaitsForEver) {
+  ToolRun remote = Tool({"--addr", "192.0.2.1:7457", "whoami"});
+  EXPECT_EQ(remote.exit, 2) << remote.err;
+  EXPECT_NE(remote.err.find("is not loopback: give --cacert"),
+            std::string::npos)
+      << remote.err;
+  ToolRun named = Tool({"--addr", "127.example.org:7457", "whoami"});
+  EXPECT_EQ(named.exit, 2) << named.err;
+  // Loopback in plain TCP is allowed (nothing listens there: exit 1).
+  ToolRun local = Tool({"--addr", "127.0.0.1:1", "whoami"});
+  EXPECT_EQ(local.exit, 1) << local.err;
+  EXPECT_NE(local.err.find("cannot connect to 127.0.0.1:1"), std::string::npos)
+      << local.err;
+
+  // A socket that listens and never accepts: the connection is made (the
+  // backlog takes it) and the login is never answered.
+  const std::string path = dir() + "/silent.sock";
+  const int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  ASSERT_LT(path.size(), sizeof(sa.sun_path));
+  std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
+  ASSERT_EQ(listen(fd, 4), 0);
+  ToolRun silent = RunTool(
+      dir(), {"--addr", "unix:" + path, "--timeout", "1", "whoami"}, "", {},
+      /*keep_input_open=*/true);
+  close(fd);
+  EXPECT_EQ(silent.exit, 1) << silent.err;
+  EXPECT_NE(silent.err.find("login failed: no answer from unix:" + path +
+                            " within 1 s (--timeout)"),
+            std::string::npos)
+      << silent.err;
 }
 
 TEST_F(CustosToolTest, ADownServerIsNamedAndExitsOne) {
@@ -176,6 +253,15 @@ TEST_F(CustosToolTest, UsageErrorsExitTwoAndChangeNothing) {
     EXPECT_NE(r.err.find(want), std::string::npos) << r.err;
   };
   usage({"sweep", "--dry-run", "--as-of", "2030-01-01"}, "with a zone");
+  // An identifier typed as an argument by mistake is not repeated
+  // (helper-129: CLI11 printed it back).
+  {
+    ToolRun typed = Tool({"subject", "find", "anna@example.org"});
+    EXPECT_EQ(typed.exit, 2) << typed.err;
+    EXPECT_EQ(typed.err.find("anna@"), std::string::npos) << typed.err;
+    EXPECT_NE(typed.err.find("read from standard input"), std::string::npos)
+        << typed.err;
+  }
   usage({"sweep", "--dry-run", "--as-of", "2030-02-30T00:00:00Z"},
         "with a zone");
   usage({"sweep", "--as-of", "2030-01-01T00:00:00Z"}, "dry runs only");
@@ -199,7 +285,7 @@ TEST_F(CustosToolTest, UsageErrorsExitTwoAndChangeNothing) {
   usage({"record", "create", "--kind", "request", "--attr", "country"},
         "name=value");
   usage({"subject", "shred", "s00", "nothing"},
-        "The following argument was not expected: nothing");
+        "unexpected arguments (not repeated here)");
   usage({"subject", "shred", "s00"}, "--yes");
   // A count only: "-5" and an overflow used to run an unbounded sweep.
   for (const char* count : {"-5", "ten", "010", "0x10"}) {
@@ -571,7 +657,8 @@ TEST_F(CustosToolTest, InputWithWindowsLineEndsIsTheSameSubject) {
 // sequence of a stored value is written raw (JSON escapes them anyway).
 TEST_F(CustosToolTest, StoredControlCharactersAreEscapedOnTheTerminal) {
   const std::string a = AddPrincipal("authority-a", "user");
-  const std::string title = std::string("x\x1b]0;owned\x07y");
+  // An OSC retitling the window, and a right-to-left override.
+  const std::string title = std::string("x\x1b]0;owned\x07y\xe2\x80\xaez");
   ToolRun created = As("authority-a", a,
                        {"record", "create", "--kind", "request", "--attr",
                         "note=" + title, "--field", "name"},
@@ -581,14 +668,20 @@ TEST_F(CustosToolTest, StoredControlCharactersAreEscapedOnTheTerminal) {
   ASSERT_EQ(got.exit, 0) << got.err;
   EXPECT_EQ(got.out.find('\x1b'), std::string::npos) << got.out;
   EXPECT_EQ(got.out.find('\x07'), std::string::npos) << got.out;
-  EXPECT_NE(got.out.find("note = x\\x1b]0;owned\\x07y"), std::string::npos)
+  EXPECT_NE(got.out.find("note = x\\x1b]0;owned\\x07y\\xe2\\x80\\xaez"),
+            std::string::npos)
       << got.out;
   EXPECT_NE(got.out.find("name = A\\x1b[2Jnna\\xc2\\x9b"), std::string::npos)
       << got.out;
-  // The JSON keeps the value itself.
+  // The JSON keeps the value itself, every control escaped: the C1 CSI
+  // and the override too, which the dump left raw (helper-129).
   ToolRun json = As("authority-a", a, {"record", "get", "1", "--json"});
   ASSERT_EQ(json.exit, 0) << json.err;
   EXPECT_EQ(nlohmann::json::parse(json.out)["attributes"]["note"], title);
+  EXPECT_EQ(json.out.find("\xc2\x9b"), std::string::npos) << json.out;
+  EXPECT_EQ(json.out.find("\xe2\x80\xae"), std::string::npos) << json.out;
+  EXPECT_NE(json.out.find("\\u009b"), std::string::npos) << json.out;
+  EXPECT_NE(json.out.find("\\u202e"), std::string::npos) << json.out;
 }
 
 TEST_F(CustosToolTest, BashCompletionOffersTheVerbsAndFlags) {

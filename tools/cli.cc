@@ -1,5 +1,6 @@
 #include "tools/cli.h"
 
+#include <fcntl.h>
 #include <kj/compat/tls.h>
 #include <poll.h>
 #include <sys/stat.h>
@@ -20,6 +21,7 @@
 #include "server/errors.h"
 #include "server/first_start.h"
 #include "server/number_option.h"
+#include "server/server.h"
 
 namespace custos::cli {
 namespace {
@@ -79,6 +81,13 @@ void AddConnectionOptions(CLI::App& app, ConnectionOptions& o) {
   app.add_option("--tls-server-name", o.tls_server_name,
                  "name the server's certificate must carry; default: the "
                  "host of --addr (env CUSTOS_TLS_SERVER_NAME)");
+  app.add_flag("--allow-remote-plain-tcp", o.allow_remote_plain_tcp,
+               "log in over plain TCP to an address that is not loopback "
+               "(the token crosses the network unencrypted)");
+  app.add_option("--timeout", o.timeout_seconds,
+                 "seconds connecting and logging in may take")
+      ->capture_default_str()
+      ->check(CLI::Range(uint32_t{1}, uint32_t{3600}));
 }
 
 Connection::Connection(const ConnectionOptions& o)
@@ -86,11 +95,38 @@ Connection::Connection(const ConnectionOptions& o)
 
 void Connection::Connect() {
   const ConnectionOptions& o = options_;
+  // Cap'n Proto sends the login with the bootstrap, before the server has
+  // answered anything: to a TLS port, or through a network, the token
+  // would be on the wire in clear (helper-129). Checked before the token
+  // file is even read.
+  if (!o.addr.starts_with("unix:") && o.cacert.empty() &&
+      !o.allow_remote_plain_tcp && !server::IsLoopbackAddress(o.addr)) {
+    throw UsageError(
+        "--addr " + Printable(o.addr) +
+        " is not loopback: give --cacert to log in with TLS (plain TCP "
+        "would send the token unencrypted), or --allow-remote-plain-tcp "
+        "if the server allows it and the network is trusted");
+  }
   const std::string token = ReadTokenFile(o.token_file);
+  // Connecting and logging in end within the timeout: a peer that accepts
+  // and never answers must not hang a script for ever (helper-129).
+  bool timed_out = false;
+  auto within = [&]<typename T>(kj::Promise<T> promise) {
+    return promise.exclusiveJoin(
+        io_.provider->getTimer()
+            .afterDelay(o.timeout_seconds * kj::SECONDS)
+            .then([&timed_out]() -> kj::Promise<T> {
+              timed_out = true;
+              return KJ_EXCEPTION(DISCONNECTED, "timed out");
+            }));
+  };
+  const std::string too_long = "no answer from " + Printable(o.addr) +
+                               " within " + std::to_string(o.timeout_seconds) +
+                               " s (--timeout)";
   try {
-    auto address =
-        io_.provider->getNetwork().parseAddress(o.addr).wait(io_.waitScope);
-    stream_ = address->connect().wait(io_.waitScope);
+    auto address = within(io_.provider->getNetwork().parseAddress(o.addr))
+                       .wait(io_.waitScope);
+    stream_ = within(address->connect()).wait(io_.waitScope);
     if (!o.cacert.empty()) {
       std::ifstream in(o.cacert);
       std::string pem((std::istreambuf_iterator<char>(in)), {});
@@ -102,10 +138,11 @@ void Connection::Connect() {
       kj::TlsContext tls(kj::mv(options));
       const std::string name =
           o.tls_server_name.empty() ? HostOf(o.addr) : o.tls_server_name;
-      stream_ =
-          tls.wrapClient(kj::mv(stream_), name.c_str()).wait(io_.waitScope);
+      stream_ = within(tls.wrapClient(kj::mv(stream_), name.c_str()))
+                    .wait(io_.waitScope);
     }
   } catch (const kj::Exception& e) {
+    if (timed_out) throw Failure("cannot connect: " + too_long);
     std::string why = Describe(e);
     if (why.ends_with("(hostname mismatch)")) {
       const std::string name =
@@ -120,9 +157,12 @@ void Connection::Connect() {
   login.setPrincipal(o.principal);
   login.setToken(token);
   try {
-    auto response = login.send().wait(io_.waitScope);
+    kj::Promise<capnp::Response<rpc::Gateway::LoginResults>> sent =
+        login.send();
+    auto response = within(kj::mv(sent)).wait(io_.waitScope);
     session_ = kj::heap<rpc::Session::Client>(response.getSession());
   } catch (const kj::Exception& e) {
+    if (timed_out) throw Failure("login failed: " + too_long);
     const Status s = server::FromException(e);
     if (s.code() == StatusCode::kUnauthenticated) {
       throw Failure("login as " + o.principal + " at " + o.addr +
@@ -169,18 +209,49 @@ void Remote(const std::function<void()>& call) {
 }
 
 std::string ReadTokenFile(const std::string& path) {
-  struct stat st {};
-  if (stat(path.c_str(), &st) != 0) {
+  // Non-blocking: opening a FIFO with no writer must not hang the tool
+  // (helper-129); it is refused below as not a regular file.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) {
     throw Failure("cannot read token file " + path + ": " +
                   std::strerror(errno));
+  }
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (fstat(fd, &st) != 0) {
+    throw Failure("cannot read token file " + path + ": " +
+                  std::strerror(errno));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    throw Failure("token file " + path + " is not a regular file");
   }
   if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
     throw Failure("token file " + path +
                   " is readable by group or others; chmod 600 it");
   }
-  std::ifstream in(path);
-  std::string token;
-  std::getline(in, token);
+  std::string content;
+  char chunk[1024];
+  while (true) {
+    const ssize_t n = ::read(fd, chunk, sizeof(chunk));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      throw Failure("cannot read token file " + path + ": " +
+                    std::strerror(errno));
+    }
+    if (n == 0) break;
+    content.append(chunk, static_cast<size_t>(n));
+    if (content.size() > kMaxTokenFileBytes) {
+      throw Failure("token file " + path + " is longer than " +
+                    std::to_string(kMaxTokenFileBytes) +
+                    " bytes: it is not a token file");
+    }
+  }
+  std::string token = content.substr(0, content.find('\n'));
+  // A file edited where lines end in CR LF (helper-129).
+  if (token.ends_with('\r')) token.pop_back();
   if (token.empty()) throw Failure("no token in " + path);
   return token;
 }
@@ -264,16 +335,80 @@ void AddPageSizeOption(CLI::App& verb, uint32_t& page_size) {
       ->check(CLI::Range(uint32_t{1}, kMaxPageSize));
 }
 
+namespace {
+
+constexpr char kHex[] = "0123456789abcdef";
+
+// The length of the well-formed UTF-8 sequence at text[i] (1 to 4), or 0
+// when the bytes there are not one (a lone continuation byte, a raw C1
+// byte such as 0x9b, a lead byte without its continuations).
+size_t Utf8Length(std::string_view text, size_t i) {
+  const auto c = static_cast<unsigned char>(text[i]);
+  const size_t n = c < 0x80                 ? 1
+                   : c >= 0xc2 && c <= 0xdf ? 2
+                   : c >= 0xe0 && c <= 0xef ? 3
+                   : c >= 0xf0 && c <= 0xf4 ? 4
+                                            : 0;
+  if (n == 0 || i + n > text.size()) return 0;
+  for (size_t k = 1; k < n; ++k) {
+    if ((static_cast<unsigned char>(text[i + k]) & 0xc0) != 0x80) return 0;
+  }
+  return n;
+}
+
+// The code point of the well-formed sequence of `n` bytes at text[i].
+uint32_t CodePoint(std::string_view text, size_t i, size_t n) {
+  const auto c = static_cast<unsigned char>(text[i]);
+  uint32_t cp = n == 1   ? c
+                : n == 2 ? (c & 0x1fu)
+                : n == 3 ? (c & 0x0fu)
+                         : (c & 0x07u);
+  for (size_t k = 1; k < n; ++k) {
+    cp = (cp << 6) | (static_cast<unsigned char>(text[i + k]) & 0x3fu);
+  }
+  return cp;
+}
+
+// Whether a terminal may act on code point `cp` rather than show it: the
+// C0 controls, DEL, the C1 controls, and the bidirectional controls that
+// reorder how a line reads (U+200E, U+200F, U+202A to U+202E, U+2066 to
+// U+2069; helper-129).
+bool ActsOnTerminal(uint32_t cp) {
+  return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0x200e ||
+         cp == 0x200f || (cp >= 0x202a && cp <= 0x202e) ||
+         (cp >= 0x2066 && cp <= 0x2069);
+}
+
+}  // namespace
+
 void PrintJson(const nlohmann::json& value) {
   // Text that is not UTF-8 (nothing on the server requires it) is printed
   // with U+FFFD in its place rather than aborting the command.
-  std::cout << value.dump(2, ' ', false,
-                          nlohmann::json::error_handler_t::replace)
-            << "\n";
+  const std::string dumped =
+      value.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
+  // The dump escapes the C0 controls only: DEL, the C1 and the
+  // bidirectional controls are escaped here too (\u009b), so the output
+  // cannot act on a terminal either (helper-129). Such bytes occur only
+  // inside strings, where the escape means the same.
+  std::string out;
+  out.reserve(dumped.size());
+  for (size_t i = 0; i < dumped.size();) {
+    const size_t n = std::max<size_t>(Utf8Length(dumped, i), 1);
+    const uint32_t cp = CodePoint(dumped, i, n);
+    // (Below 0x7f only the dump's own line breaks are left raw.)
+    if (cp >= 0x7f && ActsOnTerminal(cp)) {
+      out += "\\u";
+      for (int shift = 12; shift >= 0; shift -= 4)
+        out += kHex[(cp >> shift) & 0xf];
+    } else {
+      out.append(dumped, i, n);
+    }
+    i += n;
+  }
+  std::cout << out << "\n";
 }
 
 std::string Printable(std::string_view text) {
-  static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
   out.reserve(text.size());
   auto escape = [&out](unsigned char c) {
@@ -281,18 +416,23 @@ std::string Printable(std::string_view text) {
     out += kHex[c >> 4];
     out += kHex[c & 0xf];
   };
-  for (size_t i = 0; i < text.size(); ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c < 0x20 || c == 0x7f) {
-      escape(c);
-    } else if (c == 0xc2 && i + 1 < text.size() &&
-               static_cast<unsigned char>(text[i + 1]) >= 0x80 &&
-               static_cast<unsigned char>(text[i + 1]) <= 0x9f) {
-      escape(c);
-      escape(static_cast<unsigned char>(text[++i]));
-    } else {
-      out += static_cast<char>(c);
+  for (size_t i = 0; i < text.size();) {
+    const size_t n = Utf8Length(text, i);
+    if (n == 0) {
+      // Not UTF-8: a raw C1 byte (0x9b is CSI to an 8-bit terminal) or a
+      // stray byte, escaped alone (helper-129).
+      escape(static_cast<unsigned char>(text[i]));
+      ++i;
+      continue;
     }
+    if (ActsOnTerminal(CodePoint(text, i, n))) {
+      for (size_t k = 0; k < n; ++k) {
+        escape(static_cast<unsigned char>(text[i + k]));
+      }
+    } else {
+      out.append(text, i, n);
+    }
+    i += n;
   }
   return out;
 }

@@ -60,10 +60,16 @@ struct ConnectionOptions {
   std::string token_file;       // CUSTOS_TOKEN_FILE; never a token itself.
   std::string cacert;           // CUSTOS_CACERT: PEM file; set = TLS.
   std::string tls_server_name;  // CUSTOS_TLS_SERVER_NAME; default: host.
+  // Plain TCP (no cacert) to an address that is not loopback sends the
+  // token unencrypted: refused unless this is set.
+  bool allow_remote_plain_tcp = false;
+  // How long connecting (TLS handshake included) and logging in may take.
+  uint32_t timeout_seconds = 30;
 };
 
-// Adds --addr, --principal, --token-file, --cacert, --tls-server-name to
-// `app`, with their environment variables as defaults.
+// Adds --addr, --principal, --token-file, --cacert, --tls-server-name
+// (with their environment variables as defaults), --allow-remote-plain-tcp
+// and --timeout to `app`.
 void AddConnectionOptions(CLI::App& app, ConnectionOptions& options);
 
 // A logged-in session on custosd. It connects and logs in at its first
@@ -116,10 +122,13 @@ inline std::string Str(kj::StringPtr text) {
   return std::string(text.begin(), text.size());
 }
 
-// `text` safe for a terminal: C0 controls, DEL and the C1 controls (as
-// UTF-8, U+0080 to U+009F) written as "\xNN" escapes, so a value a user
-// stored cannot move the cursor, retitle the window or hide output (the
-// JSON output escapes them anyway). Everything else, UTF-8 included, as is.
+// `text` safe for a terminal: C0 controls, DEL, the C1 controls (as
+// UTF-8, U+0080 to U+009F), the bidirectional controls (U+200E, U+200F,
+// U+202A to U+202E, U+2066 to U+2069) and every byte that is not part of
+// well-formed UTF-8 written as "\xNN" escapes, so a value a user stored
+// cannot move the cursor, retitle the window, hide output or reorder a
+// line (PrintJson escapes the same code points as \u escapes).
+// Everything else, UTF-8 included, as is.
 std::string Printable(std::string_view text);
 
 // A document (a report's HTML or JSON) and a newline to standard output:
@@ -145,9 +154,12 @@ bool ReadInputLine(std::string& line);
 inline constexpr std::chrono::milliseconds kInputEndWait{2000};
 bool MoreInputWaiting();
 
-// Reads the token in `path` (first line). Failure if it cannot be read, is
-// empty, or is readable by group or others (as PostgreSQL treats a
-// .pgpass file that is: a token is a password).
+// Reads the token in `path` (first line, a final "\r" dropped). Failure if
+// it cannot be read, is not a regular file (a FIFO would block the tool),
+// is longer than kMaxTokenFileBytes, is empty, or is readable by group or
+// others (as PostgreSQL treats a .pgpass file that is: a token is a
+// password). The checks are made on the file opened, not on its name.
+inline constexpr size_t kMaxTokenFileBytes = 4096;
 std::string ReadTokenFile(const std::string& path);
 
 // A new file, mode 0600 (never briefly wider), created before the call

@@ -102,6 +102,16 @@ int main(int argc, char** argv) {
 
   try {
     app.parse(argc, argv);
+  } catch (const CLI::ExtrasError&) {
+    // CLI11's message repeats the arguments, and one typed by mistake may
+    // be an identifier or a personal value (custos subject find
+    // anna@example.org), which would then stand in a terminal's scrollback
+    // or a job's log (helper-129).
+    std::fprintf(stderr,
+                 "custos: unexpected arguments (not repeated here): "
+                 "identifiers and personal values are read from standard "
+                 "input, never taken as arguments; see --help\n");
+    return kExitUsage;
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? kExitOk : kExitUsage;
   }

@@ -2,6 +2,7 @@
 // the IMI report's "Time needed to deal with a request" table first; with
 // --engine, the engine's counters since custosd started.
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 #include <cstdio>
@@ -15,13 +16,20 @@
 namespace custos::cli {
 namespace {
 
+bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+
 // "2026-08" -> 202608. UsageError naming `flag` otherwise.
 uint32_t ParseMonth(const std::string& text, std::string_view flag) {
-  unsigned y = 0, m = 0;
-  char end = 0;
-  if (text.size() != 7 || text[4] != '-' ||
-      std::sscanf(text.c_str(), "%4u-%2u%c", &y, &m, &end) != 2 ||
-      !IsValidMonth(y * 100 + m)) {
+  // Digits only where digits go: sscanf's %u alone took " 026" or "+9"
+  // (helper-129).
+  const bool shaped = text.size() == 7 && text[4] == '-' &&
+                      std::all_of(text.begin(), text.begin() + 4, IsDigit) &&
+                      std::all_of(text.begin() + 5, text.end(), IsDigit);
+  const unsigned y =
+      shaped ? static_cast<unsigned>(std::stoul(text.substr(0, 4))) : 0;
+  const unsigned m =
+      shaped ? static_cast<unsigned>(std::stoul(text.substr(5, 2))) : 0;
+  if (!shaped || !IsValidMonth(y * 100 + m)) {
     throw UsageError(std::string(flag) + " takes a month as YYYY-MM, not '" +
                      Printable(text) + "'");
   }
