@@ -603,6 +603,47 @@ TEST_F(CustosToolMoreTest, RegisterListsEachKindForAdminsAndAuditors) {
   EXPECT_TRUE(Contains(user.err, "PermissionDenied")) << user.err;
 }
 
+// The register's and the statistics' tables say what they could not
+// count, as their JSON and HTML do, and the register's table shows the
+// security measures the man page promises (helper-129: a table's counts
+// read as whole).
+TEST_F(CustosToolMoreTest, TablesSayWhatTheyCouldNotCount) {
+  custosd_.Start(CUSTOSD_PATH);
+  CreateAnnasRecord();
+  ASSERT_EQ(custosd_.Stop(), 0);
+  {
+    auto db = OpenStoppedRecords();
+    ASSERT_TRUE(db != nullptr);
+    // A record and a pending statistics delta that do not decode.
+    ASSERT_TRUE(
+        db->Put(leveldb::WriteOptions(), keys::Record(999), "not a record")
+            .ok());
+    ASSERT_TRUE(db->Put(leveldb::WriteOptions(), keys::StatsDelta(1u << 30),
+                        "not a delta")
+                    .ok());
+  }
+  custosd_.Start(CUSTOSD_PATH);
+  ToolRun json = Tool({"register", "--json"});
+  ASSERT_EQ(json.exit, 0) << json.err;
+  ASSERT_EQ(nlohmann::json::parse(json.out)["unreadable_records"], 1);
+  ToolRun table = Tool({"register"});
+  ASSERT_EQ(table.exit, 0) << table.err;
+  EXPECT_TRUE(Contains(table.out,
+                       "records that could not be read, counted in no kind: 1"))
+      << table.out;
+  EXPECT_TRUE(Contains(table.out, "Security measures")) << table.out;
+  EXPECT_TRUE(Contains(table.out, "backup retention (s)")) << table.out;
+
+  ToolRun stats_json = Tool({"stats", "--json"});
+  ASSERT_EQ(stats_json.exit, 0) << stats_json.err;
+  ASSERT_EQ(nlohmann::json::parse(stats_json.out)["unreadable"], 1);
+  ToolRun stats = Tool({"stats"});
+  ASSERT_EQ(stats.exit, 0) << stats.err;
+  EXPECT_TRUE(Contains(
+      stats.out, "transitions that could not be read, counted nowhere: 1"))
+      << stats.out;
+}
+
 // ---- verify, offline ----------------------------------------------------
 
 TEST_F(CustosToolMoreTest, VerifyOfflineReadsAStoppedServersDataDirectory) {

@@ -217,6 +217,47 @@ void AddStoreVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                     recipients.empty() ? "-" : recipients});
            }
            t.Print();
+           // What the HTML and JSON say too (helper-129: the table left
+           // out the unreadable records, and the security measures the
+           // man page promises).
+           if (const uint64_t unreadable =
+                   reg.value("unreadable_records", uint64_t{0});
+               unreadable != 0) {
+             std::cout << "records that could not be read, counted in no "
+                          "kind: "
+                       << unreadable << "\n";
+           }
+           if (reg.contains("security")) {
+             const auto& s = reg.at("security");
+             std::string keks;
+             for (const auto& v : s.at("kek_versions")) {
+               if (!keks.empty()) keks += ",";
+               keks += std::to_string(v.get<uint64_t>());
+             }
+             std::cout << "\nSecurity measures\n";
+             Table security({"MEASURE", "VALUE"});
+             security.Add({"encryption", s.at("encryption")});
+             security.Add(
+                 {"format version",
+                  std::to_string(s.at("format_version").get<uint64_t>())});
+             security.Add({"key-encryption key versions", keks});
+             security.Add(
+                 {"deadline bucket (s)",
+                  std::to_string(
+                      s.at("deadline_bucket_seconds").get<uint64_t>())});
+             security.Add(
+                 {"compaction after erasure",
+                  s.at("compact_after_erasure").get<bool>() ? "yes" : "no"});
+             security.Add(
+                 {"erasure compaction delay (s)",
+                  std::to_string(s.at("erasure_compaction_delay_seconds")
+                                     .get<uint64_t>())});
+             security.Add(
+                 {"backup retention (s)",
+                  std::to_string(
+                      s.at("backup_retention_seconds").get<uint64_t>())});
+             security.Print();
+           }
            for (const auto& k : reg.at("kinds")) {
              if (k.value("retention_unauthenticated", false)) {
                std::cout << "the retention policy of kind '"
