@@ -322,6 +322,13 @@ void ForEachPage(const std::function<std::string(const std::string&)>& page) {
   } while (!after.empty());
 }
 
+uint64_t NextPage(uint64_t after, uint64_t next) {
+  if (next != 0 && next <= after) {
+    throw Failure("the server's next page does not move on");
+  }
+  return next;
+}
+
 CLI::Validator Decimal(size_t max_digits) {
   return server::DecimalNumber(max_digits);
 }

@@ -214,6 +214,12 @@ void AddPageSizeOption(CLI::App& verb, uint32_t& page_size);
 // answer's nextAfterId) from the first page to the last. Failure if a
 // server's next page does not move on.
 void ForEachPage(const std::function<std::string(const std::string&)>& page);
+// The cursor of a listing paged by number (nextAfterSeq,
+// nextAfterRecordId): `next`, after a page asked for after `after`.
+// Failure if it does not move on (not 0 and not past `after`): a server
+// answering so would make the tool loop, and its list grow, for ever
+// (helper-129).
+uint64_t NextPage(uint64_t after, uint64_t next);
 void PrintJson(const nlohmann::json& value);
 
 // A table printed with aligned columns; the header underlined.

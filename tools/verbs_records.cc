@@ -217,7 +217,7 @@ void AddRecordVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                  }
                }
                skipped += response.getSkipped();
-               after = response.getNextAfterRecordId();
+               after = NextPage(after, response.getNextAfterRecordId());
              } while (after != 0);
              if (a->out.json) {
                return PrintJson({{"reminders", list}, {"skipped", skipped}});

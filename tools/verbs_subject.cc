@@ -164,7 +164,7 @@ void AddSubjectVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                         std::to_string(e.getRecordId()), Str(e.getRecordKind()),
                         fields, why});
                }
-               after = r.getNextAfterSeq();
+               after = NextPage(after, r.getNextAfterSeq());
              } while (after != 0);
            });
            if (a->out.json) return PrintJson(all);
