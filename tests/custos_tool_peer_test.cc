@@ -42,6 +42,18 @@ class StuckSession final : public rpc::Session::Server {
     context.getResults().setNextAfterRecordId(5);
     return kj::READY_NOW;
   }
+  // A policy whose period does not parse.
+  kj::Promise<void> listPolicies(ListPoliciesContext context) override {
+    auto policy = context.getResults().initPolicies(1)[0];
+    policy.setKind("request");
+    policy.setEraseAfter("one year");
+    policy.setHistoryAfter("P5Y");
+    return kj::READY_NOW;
+  }
+  // An error whose text would retitle a terminal's window.
+  kj::Promise<void> whoAmI(WhoAmIContext) override {
+    return KJ_EXCEPTION(FAILED, "Internal: \x1b]0;owned\x07 gone");
+  }
 };
 
 class AnyLoginGateway final : public rpc::Gateway::Server {
@@ -114,6 +126,28 @@ TEST_F(CustosToolPeerTest, ADueSoonCursorThatDoesNotMoveOnStopsTheTool) {
   EXPECT_NE(r.err.find("the server's next page does not move on"),
             std::string::npos)
       << r.err;
+}
+
+// A period the server sent that does not parse is the server's failure
+// (exit 1), not a usage error (helper-129: exit 2, naming a flag).
+TEST_F(CustosToolPeerTest, AStoredPeriodThatDoesNotParseIsAFailure) {
+  ToolRun r = Tool(
+      {"policy", "deadlines", "request", "--closed", "2026-08-31T12:00:00Z"});
+  EXPECT_EQ(r.exit, 1) << r.err;
+  EXPECT_NE(r.err.find("the server's policy has a period (eraseAfter) that "
+                       "is not an ISO 8601 duration"),
+            std::string::npos)
+      << r.err;
+}
+
+// A server's error text is printed as printable text (helper-129: it went
+// to the terminal as sent).
+TEST_F(CustosToolPeerTest, AServersErrorTextCannotActOnTheTerminal) {
+  ToolRun r = Tool({"whoami"});
+  EXPECT_EQ(r.exit, 1) << r.err;
+  EXPECT_EQ(r.err.find('\x1b'), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find('\x07'), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("\\x1b]0;owned\\x07 gone"), std::string::npos) << r.err;
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -418,6 +419,17 @@ TEST_F(CustosToolTest, ASubjectsRecordsHistoryReportHoldAndShred) {
   EXPECT_EQ(events[1]["record_state"], "ACTIVE");
   EXPECT_EQ(events[1]["purpose"], "");  // The owner's read needs none.
   EXPECT_EQ(events[1]["justification"], "");
+  // The table shows the record's state then, and "-" for an event about
+  // no record (helper-129: no STATE column, and a lookup's RECORD read 0).
+  ToolRun history_table = As("auditor-1", aud, {"subject", "history", subject});
+  ASSERT_EQ(history_table.exit, 0) << history_table.err;
+  EXPECT_NE(history_table.out.find("STATE"), std::string::npos)
+      << history_table.out;
+  EXPECT_NE(history_table.out.find("ACTIVE"), std::string::npos)
+      << history_table.out;
+  EXPECT_TRUE(std::regex_search(history_table.out,
+                                std::regex("find_subject +- +- +- ")))
+      << history_table.out;
   // Only auditors: the admin is refused the facet.
   ToolRun refused = Tool({"subject", "history", subject});
   EXPECT_EQ(refused.exit, 1);

@@ -134,14 +134,17 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "custos: no verb given (see --help)\n");
     return kExitUsage;
   } catch (const UsageError& e) {
-    std::fprintf(stderr, "custos: %s\n", e.what());
+    // Printable: a message may quote what a server sent, and a peer that
+    // is not custosd may send escapes (helper-129).
+    std::fprintf(stderr, "custos: %s\n", Printable(e.what()).c_str());
     return kExitUsage;
   } catch (const Failure& e) {
-    std::fprintf(stderr, "custos: %s\n", e.what());
+    std::fprintf(stderr, "custos: %s\n", Printable(e.what()).c_str());
     return kExitFailed;
   } catch (const kj::Exception& e) {
-    std::fprintf(stderr, "custos: %s\n",
-                 custos::server::FromException(e).ToString().c_str());
+    std::fprintf(
+        stderr, "custos: %s\n",
+        Printable(custos::server::FromException(e).ToString()).c_str());
     return kExitFailed;
   } catch (const std::exception&) {
     // Anything else (a file system error, memory): a failure, never an

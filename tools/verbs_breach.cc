@@ -112,9 +112,11 @@ nlohmann::json ScopeJson(const BreachScope& scope) {
 }
 
 void PrintSummary(const BreachScope& scope) {
-  std::cout << "breach scope of " << Printable(scope.principal_ids.front());
-  for (size_t i = 1; i < scope.principal_ids.size(); ++i) {
-    std::cout << ", " << Printable(scope.principal_ids[i]);
+  // The ids as the server sent them: none is possible from a peer that is
+  // not custosd, and front() of none is undefined (helper-129).
+  std::cout << "breach scope of";
+  for (size_t i = 0; i < scope.principal_ids.size(); ++i) {
+    std::cout << (i == 0 ? " " : ", ") << Printable(scope.principal_ids[i]);
   }
   std::cout << " from " << FormatTime(ToMicros(scope.from)) << " to "
             << FormatTime(ToMicros(scope.to)) << ": " << scope.subjects.size()

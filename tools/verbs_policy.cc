@@ -133,6 +133,16 @@ void AddPolicyVerbs(CLI::App& app, std::vector<Verb>& verbs) {
            const int64_t closed = ParseTime(a->closed, "--closed");
            RetentionPolicy rule;
            bool found = false;
+           // A period the server sent that does not parse is the server's
+           // fault, not a usage error (helper-129: it exited 2).
+           auto stored = [](const std::string& text, const char* field) {
+             auto p = ParsePeriod(text);
+             if (!p) {
+               throw Failure(std::string("the server's policy has a period (") +
+                             field + ") that is not an ISO 8601 duration");
+             }
+             return *p;
+           };
            Remote([&] {
              auto r = c.session().listPoliciesRequest().send().wait(c.wait());
              for (auto p : r.getPolicies()) {
@@ -141,14 +151,13 @@ void AddPolicyVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                rule.kind = a->kind;
                if (p.getCloseAfter().size() > 0)
                  rule.close_after =
-                     ParsePeriodFlag(Str(p.getCloseAfter()), "closeAfter");
+                     stored(Str(p.getCloseAfter()), "closeAfter");
                if (p.getBlockAfter().size() > 0)
                  rule.block_after =
-                     ParsePeriodFlag(Str(p.getBlockAfter()), "blockAfter");
-               rule.erase_after =
-                   ParsePeriodFlag(Str(p.getEraseAfter()), "eraseAfter");
+                     stored(Str(p.getBlockAfter()), "blockAfter");
+               rule.erase_after = stored(Str(p.getEraseAfter()), "eraseAfter");
                rule.history_after =
-                   ParsePeriodFlag(Str(p.getHistoryAfter()), "historyAfter");
+                   stored(Str(p.getHistoryAfter()), "historyAfter");
              }
            });
            if (!found) throw Failure("NotFound: no policy for kind " + a->kind);

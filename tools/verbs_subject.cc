@@ -119,8 +119,10 @@ void AddSubjectVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                a->from.empty() ? 0 : ParseTime(a->from, "--from");
            const int64_t to = a->to.empty() ? 0 : ParseTime(a->to, "--to");
            nlohmann::json all = nlohmann::json::array();
+           // The record's state then, as the man page says (helper-129);
+           // an event about no record (a lookup, a report) shows "-".
            Table t({"SEQ", "AT", "PRINCIPAL", "ACTION", "RECORD", "KIND",
-                    "FIELDS", "PURPOSE"});
+                    "STATE", "FIELDS", "PURPOSE"});
            Remote([&] {
              auto auditor = c.Auditor();
              uint64_t after = 0;
@@ -159,10 +161,13 @@ void AddSubjectVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                    why += std::string(why.empty() ? "" : ": ") +
                           Printable(Str(e.getJustification()));
                  }
+                 const bool about_a_record = e.getRecordId() != 0;
                  t.Add({std::to_string(e.getSeq()), FormatTime(e.getAtMicros()),
                         Str(e.getPrincipalId()), Str(e.getAction()),
-                        std::to_string(e.getRecordId()), Str(e.getRecordKind()),
-                        fields, why});
+                        about_a_record ? std::to_string(e.getRecordId()) : "-",
+                        about_a_record ? Str(e.getRecordKind()) : "-",
+                        about_a_record ? Str(e.getRecordState()) : "-", fields,
+                        why});
                }
                after = NextPage(after, r.getNextAfterSeq());
              } while (after != 0);
