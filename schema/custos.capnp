@@ -463,7 +463,9 @@ struct Statistics {
   pending @6 :UInt64;                 # Transitions counted that maintenance
                                       # has not folded yet (cost, not data).
   unreadable @7 :UInt64;              # Transitions recorded whose stored
-                                      # delta did not decode: counted nowhere.
+                                      # delta did not decode, or whose
+                                      # kind's aggregate did not: counted
+                                      # nowhere.
 }
 
 struct KindStatistics {

@@ -41,6 +41,10 @@ static_assert(Engine::kFormatVersion == Store::kFormatVersion);
 // before it, and members are destroyed in reverse order.
 namespace {
 
+// Records written down per write before a policy change (as a sweep's
+// default batch, SweepOptions::batch_size).
+constexpr size_t kWriteDownBatch = 100;
+
 // A copy of a keyring key for a unit that keeps its own (guarded memory).
 crypto::SecretKey CopyKey(const crypto::SecretKey& key) {
   return std::move(*crypto::SecretKey::FromBytes(key.bytes()));
@@ -272,15 +276,30 @@ Status Engine::MayAct(const Actor& actor,
 Status Engine::SetPolicy(const Actor& admin, const RetentionPolicy& policy) {
   auto caller = impl_->RequireRole(admin, Role::kAdmin);
   if (!caller) return caller.error();
-  // What was in force under the old policy is written down with the
-  // change (Sweeper::WriteDownDue): the new one applies to the deadlines
-  // computed after it.
+  // Refused before anything is written down.
+  CUSTOS_RETURN_IF_ERROR(ValidatePolicy(policy));
+  // What was in force under the old policy is written down first
+  // (Sweeper::WriteDownDue): the new one applies to the deadlines computed
+  // after it. A kind without a policy has no records (none is created
+  // without one), so nothing to write down; one whose stored policy failed
+  // its MAC may have some.
+  auto current = impl_->policies.For(policy.kind);
+  const bool has_records = !current.has_value() || current->has_value();
+  if (has_records) {
+    // In bounded writes first, then what fell due meanwhile in the
+    // policy's own write.
+    CUSTOS_RETURN_IF_ERROR(
+        impl_->sweeper.WriteDownDueInBatches(policy.kind, kWriteDownBatch));
+  }
   return impl_->policies.Set(
       *caller, policy, impl_->clock.Now(),
       [&](const WriteLock& lock, leveldb::WriteBatch& batch,
-          std::vector<Event>& events) {
-        return impl_->sweeper.WriteDownDue(lock, *caller, policy.kind, batch,
-                                           events);
+          std::vector<Event>& events, Timestamp& at) -> Status {
+        at = impl_->clock.Now();
+        if (!has_records) return Status::Ok();
+        auto written = impl_->sweeper.WriteDownDue(lock, policy.kind, 0, batch,
+                                                   events);
+        return written ? Status::Ok() : written.error();
       });
 }
 

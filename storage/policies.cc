@@ -96,9 +96,10 @@ Status Policies::Set(const PrincipalInfo& admin, const RetentionPolicy& policy,
   }
   leveldb::WriteBatch batch;
   std::vector<Event> written;
-  if (in_force) CUSTOS_RETURN_IF_ERROR(in_force(lock, batch, written));
+  Timestamp when = at;
+  if (in_force) CUSTOS_RETURN_IF_ERROR(in_force(lock, batch, written, when));
   batch.Put(keys::Policy(policy.kind), StoredValue(mac_key_, policy));
-  written.push_back(events::PolicyEvent(admin, policy, at));
+  written.push_back(events::PolicyEvent(admin, policy, when));
   auto ticket = store_.Apply(lock, batch, written, "storing policy");
   if (!ticket) return ticket.error();
   {

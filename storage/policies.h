@@ -53,10 +53,12 @@ class Policies {
 
   // Adds to a policy's write what must be written with it (under the
   // store's write lock, before the new policy is in use); its error
-  // stops the change.
+  // stops the change. It may set `at`, the policy_set event's time, to
+  // its own "now" read under the lock, so the event is never dated before
+  // the transitions it writes (helper-130).
   using InForceFn =
       std::function<Status(const WriteLock& lock, leveldb::WriteBatch& batch,
-                           std::vector<Event>& events)>;
+                           std::vector<Event>& events, Timestamp& at)>;
   // Validates and stores `policy`, replacing any of its kind, with a
   // policy_set event by `admin` at `at` (events::PolicyEvent). When given,
   // `in_force` is called once the change is accepted, under the write

@@ -122,8 +122,9 @@ struct Statistics {
   // Transitions recorded since the index was last folded (maintenance),
   // included in the counts above: the query's cost grows with them.
   uint64_t pending = 0;
-  // Transitions recorded but unreadable (a corrupt delta: dropped by the
-  // fold, skipped by a query), counted nowhere above.
+  // Transitions recorded but unreadable (a corrupt delta, or one of a
+  // kind whose folded aggregate is corrupt: dropped by the fold, skipped
+  // by a query), counted nowhere above.
   uint64_t unreadable = 0;
 };
 

@@ -283,9 +283,10 @@ Status Sweeper::LedgerErasuresInForce(const WriteLock& lock) const {
   return u_.erasure.Ledger(erased);
 }
 
-Status Sweeper::WriteDownDue(const WriteLock& lock, const PrincipalInfo& admin,
-                             std::string_view kind, leveldb::WriteBatch& batch,
-                             std::vector<Event>& events) const {
+Result<size_t> Sweeper::WriteDownDue(const WriteLock& lock,
+                                     std::string_view kind, size_t max_records,
+                                     leveldb::WriteBatch& batch,
+                                     std::vector<Event>& events) const {
   const int64_t now = ToMicros(u_.clock.Now());
   // The due entries first: the iterator must not live across the reads.
   std::vector<std::pair<std::string, keys::DeadlineKey>> due;
@@ -297,28 +298,53 @@ Status Sweeper::WriteDownDue(const WriteLock& lock, const PrincipalInfo& admin,
         due.emplace_back(key, *entry);
         return true;
       }));
-  if (due.empty()) return Status::Ok();
+  if (due.empty()) return size_t{0};
   auto spans = u_.holds.Spans(lock);
-  if (!spans) return spans.error();
+  if (!spans) return Fail(spans.error());
   auto shreds_pending = ShredsPending();
-  if (!shreds_pending) return shreds_pending.error();
+  if (!shreds_pending) return Fail(shreds_pending.error());
   SweepOptions options;
   options.as_of = FromMicros(now);
   SweepReport unused;
   std::map<uint64_t, bool> erased_buckets;
   std::vector<std::pair<uint64_t, int64_t>> erased;
+  size_t written = 0;
   for (const auto& [key, entry] : due) {
+    if (max_records != 0 && written == max_records) break;
     auto record = u_.record_store.ReadUnmerged(entry.record_id);
     if (record && record->kind != kind) continue;
-    // A record gone or stale is SweepRecord's to clear; one that fails is
-    // left (it adds nothing then).
-    Status swept =
-        SweepRecord(lock, admin, key, entry, options, batch, events, unused,
-                    **spans, erased_buckets, erased, *shreds_pending);
-    if (!swept.ok() && !Skippable(swept)) return swept;
+    // By the retention policy, as a sweep's and a re-apply's transitions
+    // (docs/access-rules.md), not by the admin changing the policy
+    // (helper-130). A record gone or stale is SweepRecord's to clear; one
+    // that fails is left, as the kit's walk leaves it (it adds nothing
+    // then).
+    Status swept = SweepRecord(lock, events::RetentionPrincipal(), key, entry,
+                               options, batch, events, unused, **spans,
+                               erased_buckets, erased, *shreds_pending);
+    if (swept.ok()) {
+      ++written;
+    } else if (!Skippable(swept) && swept.code() != StatusCode::kNotFound) {
+      return Fail(swept);
+    }
   }
   // The erasures go to the ledger first (storage/erasure.h).
-  return u_.erasure.Ledger(erased);
+  CUSTOS_RETURN_IF_ERROR(u_.erasure.Ledger(erased));
+  return written;
+}
+
+Status Sweeper::WriteDownDueInBatches(std::string_view kind,
+                                      size_t batch_size) const {
+  while (true) {
+    WriteLock lock = u_.store.Lock();
+    leveldb::WriteBatch batch;
+    std::vector<Event> events;
+    auto written = WriteDownDue(lock, kind, batch_size, batch, events);
+    if (!written) return written.error();
+    if (*written == 0) return Status::Ok();
+    CUSTOS_RETURN_IF_ERROR(u_.store.Commit(std::move(lock), batch, events,
+                                           "writing down what is in force"));
+    if (*written < batch_size) return Status::Ok();
+  }
 }
 
 bool Sweeper::Skippable(const Status& status) {

@@ -75,10 +75,13 @@ class Sweeper {
   // a read of each, under the write lock. REQUIRES: `lock` is the store's
   // write lock. Errors: those of the store and the keystore.
   Status LedgerErasuresInForce(const WriteLock& lock) const;
-  // Writes down, into `batch`, `events` (by `admin`) and the erasure
-  // ledger, every transition due by the clock's now of the records of
-  // `kind`, as a sweep would (SweepRecord): Engine::SetPolicy calls it
-  // before it stores the kind's new policy, in the same write. A catch-up
+  // Writes down, into `batch`, `events` (by the retention policy, as a
+  // sweep's) and the erasure ledger, every transition due by the clock's
+  // now of up to `max_records` records of `kind` (0: all), as a sweep would
+  // (SweepRecord); returns how many records it wrote down (stale and stray
+  // index entries cleared included). Engine::SetPolicy calls it, after
+  // WriteDownDueInBatches, before it stores the kind's new policy, in the
+  // same write. A catch-up
   // computes each step after a record's stored deadline under the policy
   // it finds; without this, a record with two steps due and not written
   // down (a close, then an erasure) read ERASED under the old policy and
@@ -87,13 +90,23 @@ class Sweeper {
   // shorter one before a hold set between the two steps (review
   // helper-128). DESIGN section 3: a change applies to the deadlines
   // computed after it. A record that fails as a sweep skips it
-  // (Skippable) is left for the sweeps, which report it. Its cost: the
-  // due entries of the store (the index is by instant, not kind), and a
-  // read of each, under the write lock. REQUIRES: `lock` is the store's
-  // write lock. Errors: those of the store and the keystore.
-  Status WriteDownDue(const WriteLock& lock, const PrincipalInfo& admin,
-                      std::string_view kind, leveldb::WriteBatch& batch,
-                      std::vector<Event>& events) const;
+  // (Skippable, or NotFound) is left for the sweeps, which report it; its
+  // later steps are still computed under the policy found (helper-130:
+  // under a policy set again after a MAC failure, a step skipped so can
+  // still be dated before a hold set since). Its cost: the due entries of
+  // the store (the index is by instant, not kind), and a read of each,
+  // under the write lock. REQUIRES: `lock` is the store's write lock.
+  // Errors: those of the store and the keystore.
+  Result<size_t> WriteDownDue(const WriteLock& lock, std::string_view kind,
+                              size_t max_records, leveldb::WriteBatch& batch,
+                              std::vector<Event>& events) const;
+  // WriteDownDue in writes of up to `batch_size` records of `kind`, each
+  // under the write lock of its own and committed, until a write finds
+  // fewer: what is in force under the old policy stays so whatever comes
+  // between two writes, and the write the policy's change makes after it
+  // holds only what fell due meanwhile (helper-130: one write of every due
+  // record under the lock). REQUIRES: batch_size > 0.
+  Status WriteDownDueInBatches(std::string_view kind, size_t batch_size) const;
 
  private:
   // Processes the due index entry `key` (`entry`, parsed: due at

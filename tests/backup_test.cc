@@ -585,6 +585,31 @@ TEST_F(BackupTest, AKitsErasureStaysInForceAcrossAPolicyChange) {
   EXPECT_EQ(view->erased_at, live->erased_at);
 }
 
+// The same with the kit exported after the change: the change wrote the
+// erasure down, and into the ledger, so the kit carries it though no due
+// entry is left for the kit's own walk (a review, helper-130: nothing
+// tested the change's ledger write).
+TEST_F(BackupTest, AnErasureAPolicyChangeWroteDownIsInTheKit) {
+  ASSERT_NO_FATAL_FAILURE(SetShortRequestPolicy());  // Close +10d, erase +2d.
+  const uint64_t id = CreateRecord("anna@x.org");
+  TakeBackup();
+  clock_.Set(TestEpoch() + 24h * 13);
+  RetentionPolicy longer{.kind = "request",
+                         .close_after = *ParsePeriod("P10D"),
+                         .block_after = std::nullopt,
+                         .erase_after = *ParsePeriod("P1Y"),
+                         .history_after = *ParsePeriod("P2Y")};
+  ASSERT_TRUE(engine_->SetPolicy(*admin_, longer).ok());
+  ASSERT_TRUE(ExportKit().ok());
+  const Status restored = Restore();
+  ASSERT_TRUE(restored.ok()) << restored.ToString();
+  OpenRestored();
+  auto view = restored_->GetRecord(RestoredActor("admin"), id);
+  ASSERT_TRUE(view.has_value()) << view.error().ToString();
+  EXPECT_EQ(view->state, RecordState::kErased);
+  EXPECT_EQ(view->erased_at, TestEpoch() + 24h * 12);
+}
+
 // What a hold keeps is not in the kit: exported with no sweep since the
 // erasure's legal date (its due entry still at that date), the held record
 // restores whole, for a record hold and for a subject hold (helper-128).

@@ -166,6 +166,29 @@ TEST_F(RetentionExactTest, AChangeWritesTheTransitionsItFoundInForce) {
   EXPECT_EQ(Actions(id).size(), want.size());
 }
 
+// A policy change writes down the transitions it finds in force first, by
+// the retention policy as every such write, not by the admin who changed
+// the policy (helper-130), and its policy_set event comes after them.
+TEST_F(RetentionExactTest, APolicyChangeWritesWhatWasInForceByTheRetentionPolicy) {
+  const uint64_t id = CreateRecord();
+  clock_.Set(TestEpoch() + 15 * kDay + kDay);  // Closed a day ago, unswept.
+  auto view = Get(*admin_, id);
+  ASSERT_TRUE(view.has_value());
+  ASSERT_EQ(view->state, RecordState::kClosed);
+  auto policies = engine_->ListPolicies(*admin_);
+  ASSERT_TRUE(policies.has_value());
+  RetentionPolicy policy;
+  for (const RetentionPolicy& p : *policies) {
+    if (p.kind == view->kind) policy = p;
+  }
+  ASSERT_EQ(policy.kind, view->kind);
+  policy.history_after = Period{.years = 10};
+  ASSERT_TRUE(engine_->SetPolicy(*admin_, policy).ok());
+  const std::vector<std::pair<std::string, std::string>> want = {
+      {"create", "authority-a"}, {"close", "custos:retention"}};
+  EXPECT_EQ(Actions(id), want);
+}
+
 TEST_F(RetentionExactTest, ASweepNeverWritesInTheFuture) {
   NewRecord r;
   r.kind = "alert";  // Erased six months after closure.
