@@ -92,6 +92,11 @@ Result<SecretKey> ParseHexKey(const char* hex, size_t length,
     return Fail(Status::InvalidArgument(std::string(what) +
                                         " must hold 64 hex digits"));
   }
+  // A key of zeros is no secret (a placeholder left in place; helper-131).
+  if (sodium_is_zero(bin.data(), bin.size()) == 1) {
+    return Fail(Status::InvalidArgument(
+        std::string(what) + " is all zeros: not a key (generate one)"));
+  }
   return SecretKey::FromBytes(std::span<const uint8_t>(bin.data(), bin.size()));
 }
 

@@ -171,4 +171,10 @@ std::vector<std::string> Keyring::DropBackupKeysUpTo(Timestamp cutoff) {
   return dropped;
 }
 
+void Keyring::TakeKeksAndBackupKeys(Keyring&& stored) {
+  current_kek_ = stored.current_kek_;
+  keks_ = std::move(stored.keks_);
+  backups_ = std::move(stored.backups_);
+}
+
 }  // namespace custos

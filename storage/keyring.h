@@ -93,6 +93,15 @@ class Keyring {
   // ids.
   std::vector<std::string> DropBackupKeysUpTo(Timestamp cutoff);
 
+  // Takes `stored`'s KEKs, current KEK and backup keys, keeping this
+  // keyring's purpose keys: Keystore::ReloadKeyring, after a write of the
+  // keyring failed. The purpose keys never change while a store is open,
+  // and their readers (the ledger's, without the keystore's key lock) hold
+  // references to them (helper-131: the whole keyring was replaced, and a
+  // concurrent ledger write read a freed key). REQUIRES: `stored` is this
+  // keyring as stored (the same purpose keys).
+  void TakeKeksAndBackupKeys(Keyring&& stored);
+
  private:
   Keyring() = default;
 

@@ -98,6 +98,18 @@ Result<std::unique_ptr<Keystore>> Keystore::Open(
   std::string format;
   leveldb::Status s = db->Get(leveldb::ReadOptions(), kFormatKey, &format);
   if (s.IsNotFound()) {
+    // A keystore that holds a keyring but lost its format entry is not new:
+    // writing a new keyring over it would leave every wrapped key under a
+    // KEK that no longer exists (helper-131).
+    std::string existing;
+    leveldb::Status ring = db->Get(leveldb::ReadOptions(), kKeyringKey,
+                                   &existing);
+    if (ring.ok() || !ring.IsNotFound()) {
+      return Fail(Status::DataLoss(
+          "the keystore at " + path +
+          " holds a keyring but no format entry: it is damaged, not new; "
+          "restore it from a backup"));
+    }
     // A new keystore: its format and a new keyring, in one write.
     Keyring keyring = Keyring::Generate();
     leveldb::WriteBatch batch;
@@ -229,7 +241,16 @@ Status Keystore::RotateMaster(const crypto::SecretKey& new_master) {
           Keyring::Open(sealed, old).has_value()) {
         ring_key_ = std::move(old);
       }
-      return written;
+      // What this process reads is not what the next Open will: a write
+      // whose sync failed was in the log all the same, and LevelDB replays
+      // it (helper-131: "failed", and the new key thrown away, left a store
+      // only that key opens).
+      return Status(
+          written.code(),
+          std::string(written.message()) +
+              "; the new keyring may have reached the disk all the same: "
+              "keep both the old and the new master key, and after a "
+              "restart keep the one that opens the store");
     }
   }
   PurgeOldKeyrings();
@@ -804,7 +825,8 @@ void Keystore::ReloadKeyring() {
   std::string sealed;
   if (db_->Get(leveldb::ReadOptions(), kKeyringKey, &sealed).ok()) {
     if (auto stored = Keyring::Open(sealed, ring_key_)) {
-      keyring_ = std::move(*stored);
+      // Not the purpose keys: their references must stay valid.
+      keyring_.TakeKeksAndBackupKeys(std::move(*stored));
     }
   }
 }

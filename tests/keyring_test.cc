@@ -16,6 +16,7 @@
 #include "tests/child_process.h"
 #include "tests/engine_fixture.h"
 #include "tests/failing_log_appends.h"
+#include "tests/fault_env.h"
 
 namespace custos::testing {
 namespace {
@@ -143,6 +144,44 @@ TEST_F(KeyringTest, AMasterRotationWhoseEventFailsSaysTheNewKeyIsInForce) {
             "master key rotation: IO error: injected log failure");
   Close();
   master_bytes_ = std::move(new_master);
+  Reopen();
+  ExpectEverythingReadable(ids);
+}
+
+// A master rotation whose keyring write fails to sync says that the new
+// keyring may be on disk all the same, and which key to keep: LevelDB
+// replays a record whose sync failed, and the reader of a plain "failed"
+// could throw away the only key that opens the store (helper-131).
+TEST_F(KeyringTest, AMasterRotationWhoseSyncFailsSaysToKeepBothKeys) {
+  const auto ids = CreateRecords(2);
+  FaultEnv env;
+  Options options = MakeOptions();
+  options.env = &env;
+  ReopenWith(options);
+  crypto::SecretKey new_master = crypto::SecretKey::Generate();
+  crypto::SecretKey new_copy =
+      std::move(*crypto::SecretKey::FromBytes(new_master.bytes()));
+  env.keystore.fail_syncs = true;
+  const Status rotated = engine_->RotateMasterKey(*admin_, new_master);
+  env.keystore.fail_syncs = false;
+  ASSERT_FALSE(rotated.ok());
+  EXPECT_NE(rotated.ToString().find(
+                "the new keyring may have reached the disk all the same: "
+                "keep both the old and the new master key"),
+            std::string::npos)
+      << rotated.ToString();
+  Close();
+  // Exactly one of the two opens the store, and with it everything reads.
+  bool old_opens = false;
+  {
+    auto with_old = Engine::Open(MakeOptions(), MasterKey());
+    old_opens = with_old.has_value();
+    if (!old_opens) {
+      EXPECT_EQ(with_old.error().code(), StatusCode::kFailedPrecondition)
+          << with_old.error().ToString();
+    }
+  }
+  if (!old_opens) master_bytes_ = std::move(new_copy);
   Reopen();
   ExpectEverythingReadable(ids);
 }
@@ -397,6 +436,33 @@ TEST_F(KeyringTest, AFailedLastWriteOfAKekRotationKeepsTheOldKek) {
   ExpectEverythingReadable(ids);
   Reopen();
   ExpectEverythingReadable(ids);
+}
+
+// A keyring write that fails reloads the stored keyring, but keeps the
+// purpose keys in place: the ledger's writers read the ledger key without
+// the keystore's key lock, and the reload freed the one they held
+// (helper-131: a concurrent erasure's ledger write read a freed key).
+TEST_F(KeyringTest, AFailedKeyringWriteKeepsThePurposeKeysInPlace) {
+  Close();
+  FailingLogAppends env;
+  auto keystore = Keystore::Open(dir_ + "/keystore", false, MasterKey(),
+                                 clock_.Now(), &env, /*cache_capacity=*/4);
+  ASSERT_TRUE(keystore.has_value()) << keystore.error().ToString();
+  Keystore& k = **keystore;
+  const crypto::SecretKey* ledger = &k.keyring().ledger();
+  const crypto::SecretKey* blind_index = &k.keyring().blind_index();
+  env.armed = true;
+  auto added = k.AddBackupKey("b1", clock_.Now());
+  env.armed = false;
+  ASSERT_FALSE(added.has_value());
+  EXPECT_EQ(added.error().ToString(),
+            "Internal: writing keyring: IO error: injected log failure");
+  // The same objects (reading them through the old pointers would be a
+  // use after free without the fix).
+  EXPECT_EQ(&k.keyring().ledger(), ledger);
+  EXPECT_EQ(&k.keyring().blind_index(), blind_index);
+  // The keyring as stored: no key for the backup that failed.
+  EXPECT_EQ(k.keyring().BackupKey("b1"), nullptr);
 }
 
 TEST_F(KeyringTest, AKekRotationRewrapsTheRetiringKeyOfARekeyInProgress) {

@@ -124,6 +124,36 @@ TEST_F(KeystoreTest, MissingKeystoreWithoutCreateIsNotFound) {
       << opened.error().ToString();
 }
 
+// A keystore that lost its format entry but holds a keyring is damaged,
+// not new: it is refused, its keyring left as it was (helper-131: a new
+// keyring was written over it, and every wrapped key was lost).
+TEST_F(KeystoreTest, AKeystoreWithoutItsFormatEntryIsNotMadeNew) {
+  Open();
+  ASSERT_TRUE(keystore_->PutKey("s-anna", NewKey()).has_value());
+  keystore_.reset();
+  std::string keyring_before;
+  {
+    leveldb::DB* raw = nullptr;
+    ASSERT_TRUE(leveldb::DB::Open(leveldb::Options(), path_, &raw).ok());
+    std::unique_ptr<leveldb::DB> db(raw);
+    ASSERT_TRUE(
+        db->Get(leveldb::ReadOptions(), "m:keyring", &keyring_before).ok());
+    ASSERT_TRUE(db->Delete(leveldb::WriteOptions(), "m:format").ok());
+  }
+  for (bool create : {false, true}) {
+    auto opened = OpenWith(master_, create);
+    ASSERT_FALSE(opened.has_value()) << create;
+    EXPECT_EQ(opened.error().code(), StatusCode::kDataLoss)
+        << opened.error().ToString();
+  }
+  leveldb::DB* raw = nullptr;
+  ASSERT_TRUE(leveldb::DB::Open(leveldb::Options(), path_, &raw).ok());
+  std::unique_ptr<leveldb::DB> db(raw);
+  std::string keyring_after;
+  ASSERT_TRUE(db->Get(leveldb::ReadOptions(), "m:keyring", &keyring_after).ok());
+  EXPECT_EQ(keyring_after, keyring_before);
+}
+
 TEST_F(KeystoreTest, PutKeyThenGetKeyReturnsTheSameKeyBytes) {
   Open();
   SharedKey dek = NewKey();
