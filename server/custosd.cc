@@ -17,6 +17,7 @@
 
 #include <kj/async-unix.h>
 #include <signal.h>
+#include <sodium.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -28,6 +29,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -128,6 +130,13 @@ custos::Result<custos::crypto::SecretKey> MasterKey(
   }
   *source = "CUSTOS_MASTER_KEY";
   auto from_env = custos::crypto::LoadMasterKeyFromEnv();
+  // Read once: the value is wiped where it lies and the variable removed,
+  // so the key is not left in /proc/<pid>/environ, a core dump or a child's
+  // environment for the life of the server (helper-131).
+  if (char* value = std::getenv("CUSTOS_MASTER_KEY"); value != nullptr) {
+    sodium_memzero(value, std::strlen(value));
+    ::unsetenv("CUSTOS_MASTER_KEY");
+  }
   if (from_env || from_env.error().code() != custos::StatusCode::kNotFound) {
     return from_env;
   }

@@ -22,6 +22,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -469,6 +470,22 @@ std::string HttpExchange(int port, const std::string& request) {
   }
   close(fd);
   return answer;
+}
+
+// A key given in CUSTOS_MASTER_KEY is read once and wiped: it is not left
+// in the server's environment (helper-131: readable in /proc/<pid>/environ
+// for the server's whole life).
+TEST_F(CustosdTest, AMasterKeyFromTheEnvironmentIsNotLeftThere) {
+  const std::string hex =
+      "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+  Start({}, {"CUSTOS_MASTER_KEY=" + hex});
+  EXPECT_FALSE(fs::exists(dir_ + "/custos-master.key"));  // The variable's.
+  std::ifstream in("/proc/" + std::to_string(custosd_.pid()) + "/environ",
+                   std::ios::binary);
+  ASSERT_TRUE(in.good());
+  const std::string environ((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_EQ(environ.find(hex), std::string::npos);
+  EXPECT_EQ(environ.find(hex.substr(0, 16)), std::string::npos);
 }
 
 TEST_F(CustosdTest, TakesItsMasterKeyFromSystemdCredentialsAndServesHealth) {
