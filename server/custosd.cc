@@ -112,6 +112,18 @@ custos::Result<custos::crypto::SecretKey> MasterKey(
     const std::string& file, const std::string& dir,
     const std::string& credential, bool* from_file, std::string* source) {
   *from_file = false;
+  // CUSTOS_MASTER_KEY is read at most once, whichever source is used: on
+  // return its value is wiped where it lies and the variable removed, so
+  // the key is not left in /proc/<pid>/environ, a core dump or a child's
+  // environment for the life of the server (helper-131, helper-132).
+  struct WipeKeyVariable {
+    ~WipeKeyVariable() {
+      if (char* value = std::getenv("CUSTOS_MASTER_KEY"); value != nullptr) {
+        sodium_memzero(value, std::strlen(value));
+        ::unsetenv("CUSTOS_MASTER_KEY");
+      }
+    }
+  } wipe_key_variable;
   const char* credentials = std::getenv("CREDENTIALS_DIRECTORY");
   if (credentials != nullptr && *credentials != '\0' && !credential.empty()) {
     const std::string path = std::string(credentials) + "/" + credential;
@@ -130,13 +142,6 @@ custos::Result<custos::crypto::SecretKey> MasterKey(
   }
   *source = "CUSTOS_MASTER_KEY";
   auto from_env = custos::crypto::LoadMasterKeyFromEnv();
-  // Read once: the value is wiped where it lies and the variable removed,
-  // so the key is not left in /proc/<pid>/environ, a core dump or a child's
-  // environment for the life of the server (helper-131).
-  if (char* value = std::getenv("CUSTOS_MASTER_KEY"); value != nullptr) {
-    sodium_memzero(value, std::strlen(value));
-    ::unsetenv("CUSTOS_MASTER_KEY");
-  }
   if (from_env || from_env.error().code() != custos::StatusCode::kNotFound) {
     return from_env;
   }

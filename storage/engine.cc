@@ -285,21 +285,25 @@ Status Engine::SetPolicy(const Actor& admin, const RetentionPolicy& policy) {
   // its MAC may have some.
   auto current = impl_->policies.For(policy.kind);
   const bool has_records = !current.has_value() || current->has_value();
+  // In bounded writes first, then what fell due meanwhile (it sorts after
+  // where they stopped) in the policy's own write.
+  std::string resume_key;
   if (has_records) {
-    // In bounded writes first, then what fell due meanwhile in the
-    // policy's own write.
-    CUSTOS_RETURN_IF_ERROR(
-        impl_->sweeper.WriteDownDueInBatches(policy.kind, kWriteDownBatch));
+    CUSTOS_RETURN_IF_ERROR(impl_->sweeper.WriteDownDueInBatches(
+        policy.kind, kWriteDownBatch, resume_key));
   }
   return impl_->policies.Set(
       *caller, policy, impl_->clock.Now(),
       [&](const WriteLock& lock, leveldb::WriteBatch& batch,
           std::vector<Event>& events, Timestamp& at) -> Status {
+        if (has_records) {
+          auto more = impl_->sweeper.WriteDownDue(lock, policy.kind, 0,
+                                                  resume_key, batch, events);
+          if (!more) return more.error();
+        }
+        // After the transitions' own "now": never dated before them.
         at = impl_->clock.Now();
-        if (!has_records) return Status::Ok();
-        auto written = impl_->sweeper.WriteDownDue(lock, policy.kind, 0, batch,
-                                                   events);
-        return written ? Status::Ok() : written.error();
+        return Status::Ok();
       });
 }
 

@@ -102,13 +102,20 @@ Result<std::unique_ptr<Keystore>> Keystore::Open(
     // writing a new keyring over it would leave every wrapped key under a
     // KEK that no longer exists (helper-131).
     std::string existing;
-    leveldb::Status ring = db->Get(leveldb::ReadOptions(), kKeyringKey,
-                                   &existing);
+    leveldb::Status ring =
+        db->Get(leveldb::ReadOptions(), kKeyringKey, &existing);
     if (ring.ok() || !ring.IsNotFound()) {
       return Fail(Status::DataLoss(
           "the keystore at " + path +
           " holds a keyring but no format entry: it is damaged, not new; "
           "restore it from a backup"));
+    }
+    // Nor is an empty one of a store that exists: its keys are gone
+    // (helper-132: made new, every record would read as erased).
+    if (!create_if_missing) {
+      return Fail(Status::DataLoss("the keystore at " + path +
+                                   " holds no keyring: its keys are lost; "
+                                   "restore it from a backup"));
     }
     // A new keystore: its format and a new keyring, in one write.
     Keyring keyring = Keyring::Generate();

@@ -283,22 +283,36 @@ Status Sweeper::LedgerErasuresInForce(const WriteLock& lock) const {
   return u_.erasure.Ledger(erased);
 }
 
-Result<size_t> Sweeper::WriteDownDue(const WriteLock& lock,
-                                     std::string_view kind, size_t max_records,
-                                     leveldb::WriteBatch& batch,
-                                     std::vector<Event>& events) const {
+Result<bool> Sweeper::WriteDownDue(const WriteLock& lock, std::string_view kind,
+                                   size_t max_examined, std::string& resume_key,
+                                   leveldb::WriteBatch& batch,
+                                   std::vector<Event>& events) const {
   const int64_t now = ToMicros(u_.clock.Now());
-  // The due entries first: the iterator must not live across the reads.
+  if (resume_key.empty()) resume_key = std::string(keys::kDeadlinePrefix);
+  // The due entries first, from where the last call stopped: the iterator
+  // must not live across the reads.
   std::vector<std::pair<std::string, keys::DeadlineKey>> due;
-  CUSTOS_RETURN_IF_ERROR(u_.store.Scan(
-      keys::kDeadlinePrefix, {}, [&](std::string_view key, std::string_view) {
-        const auto entry = keys::ParseDeadline(key);
-        if (!entry) return true;  // A sweep reports it.
-        if (entry->due_micros > now) return false;
-        due.emplace_back(key, *entry);
-        return true;
-      }));
-  if (due.empty()) return size_t{0};
+  bool more = false;
+  CUSTOS_RETURN_IF_ERROR(
+      u_.store.Scan(keys::kDeadlinePrefix, resume_key,
+                    [&](std::string_view key, std::string_view) {
+                      const auto entry = keys::ParseDeadline(key);
+                      if (!entry) return true;  // A sweep reports it.
+                      if (entry->due_micros > now) return false;
+                      if (max_examined != 0 && due.size() == max_examined) {
+                        more = true;
+                        return false;
+                      }
+                      due.emplace_back(key, *entry);
+                      return true;
+                    }));
+  if (due.empty()) return false;
+  // Past every entry examined, whatever became of it: a record left as it
+  // was (one a shred's completion writes down, one a sweep skips) is not
+  // met again, so the walk ends (helper-132: counting those as written
+  // made WriteDownDueInBatches loop for ever), and each entry is read once
+  // however many writes the walk takes.
+  resume_key = due.back().first + '\0';
   auto spans = u_.holds.Spans(lock);
   if (!spans) return Fail(spans.error());
   auto shreds_pending = ShredsPending();
@@ -308,9 +322,7 @@ Result<size_t> Sweeper::WriteDownDue(const WriteLock& lock,
   SweepReport unused;
   std::map<uint64_t, bool> erased_buckets;
   std::vector<std::pair<uint64_t, int64_t>> erased;
-  size_t written = 0;
   for (const auto& [key, entry] : due) {
-    if (max_records != 0 && written == max_records) break;
     auto record = u_.record_store.ReadUnmerged(entry.record_id);
     if (record && record->kind != kind) continue;
     // By the retention policy, as a sweep's and a re-apply's transitions
@@ -321,29 +333,31 @@ Result<size_t> Sweeper::WriteDownDue(const WriteLock& lock,
     Status swept = SweepRecord(lock, events::RetentionPrincipal(), key, entry,
                                options, batch, events, unused, **spans,
                                erased_buckets, erased, *shreds_pending);
-    if (swept.ok()) {
-      ++written;
-    } else if (!Skippable(swept) && swept.code() != StatusCode::kNotFound) {
+    if (!swept.ok() && !Skippable(swept) &&
+        swept.code() != StatusCode::kNotFound) {
       return Fail(swept);
     }
   }
   // The erasures go to the ledger first (storage/erasure.h).
   CUSTOS_RETURN_IF_ERROR(u_.erasure.Ledger(erased));
-  return written;
+  return more;
 }
 
-Status Sweeper::WriteDownDueInBatches(std::string_view kind,
-                                      size_t batch_size) const {
+Status Sweeper::WriteDownDueInBatches(std::string_view kind, size_t batch_size,
+                                      std::string& resume_key) const {
   while (true) {
     WriteLock lock = u_.store.Lock();
     leveldb::WriteBatch batch;
     std::vector<Event> events;
-    auto written = WriteDownDue(lock, kind, batch_size, batch, events);
-    if (!written) return written.error();
-    if (*written == 0) return Status::Ok();
-    CUSTOS_RETURN_IF_ERROR(u_.store.Commit(std::move(lock), batch, events,
-                                           "writing down what is in force"));
-    if (*written < batch_size) return Status::Ok();
+    auto more = WriteDownDue(lock, kind, batch_size, resume_key, batch, events);
+    if (!more) return more.error();
+    if (batch.ApproximateSize() > 12 || !events.empty()) {
+      CUSTOS_RETURN_IF_ERROR(u_.store.Commit(std::move(lock), batch, events,
+                                             "writing down what is in force"));
+    } else {
+      lock.Unlock();
+    }
+    if (!*more) return Status::Ok();
   }
 }
 

@@ -77,11 +77,14 @@ class Sweeper {
   Status LedgerErasuresInForce(const WriteLock& lock) const;
   // Writes down, into `batch`, `events` (by the retention policy, as a
   // sweep's) and the erasure ledger, every transition due by the clock's
-  // now of up to `max_records` records of `kind` (0: all), as a sweep would
-  // (SweepRecord); returns how many records it wrote down (stale and stray
-  // index entries cleared included). Engine::SetPolicy calls it, after
-  // WriteDownDueInBatches, before it stores the kind's new policy, in the
-  // same write. A catch-up
+  // now of the records of `kind`, as a sweep would (SweepRecord), walking
+  // the due entries of the deadline index from `resume_key` (empty: the
+  // first), at most `max_examined` of them of any kind (0: all), and
+  // leaving `resume_key` past the last one examined; returns whether due
+  // entries are left past it. Engine::SetPolicy calls it, after
+  // WriteDownDueInBatches and from where that stopped (an entry that falls
+  // due meanwhile sorts after it), before it stores the kind's new
+  // policy, in the same write. A catch-up
   // computes each step after a record's stored deadline under the policy
   // it finds; without this, a record with two steps due and not written
   // down (a close, then an erasure) read ERASED under the old policy and
@@ -97,16 +100,20 @@ class Sweeper {
   // the store (the index is by instant, not kind), and a read of each,
   // under the write lock. REQUIRES: `lock` is the store's write lock.
   // Errors: those of the store and the keystore.
-  Result<size_t> WriteDownDue(const WriteLock& lock, std::string_view kind,
-                              size_t max_records, leveldb::WriteBatch& batch,
-                              std::vector<Event>& events) const;
-  // WriteDownDue in writes of up to `batch_size` records of `kind`, each
-  // under the write lock of its own and committed, until a write finds
-  // fewer: what is in force under the old policy stays so whatever comes
-  // between two writes, and the write the policy's change makes after it
-  // holds only what fell due meanwhile (helper-130: one write of every due
-  // record under the lock). REQUIRES: batch_size > 0.
-  Status WriteDownDueInBatches(std::string_view kind, size_t batch_size) const;
+  Result<bool> WriteDownDue(const WriteLock& lock, std::string_view kind,
+                            size_t max_examined, std::string& resume_key,
+                            leveldb::WriteBatch& batch,
+                            std::vector<Event>& events) const;
+  // WriteDownDue over the whole due index, `batch_size` entries examined
+  // per write, each under the write lock of its own and committed: what
+  // is in force under the old policy stays so whatever comes between two
+  // writes, each lock hold reads at most `batch_size` records, and the
+  // write the policy's change makes after it holds only what fell due
+  // meanwhile (helper-130: one write of every due record under the lock;
+  // helper-132: each entry is examined once, so the walk ends). Leaves
+  // `resume_key` where it stopped. REQUIRES: batch_size > 0.
+  Status WriteDownDueInBatches(std::string_view kind, size_t batch_size,
+                               std::string& resume_key) const;
 
  private:
   // Processes the due index entry `key` (`entry`, parsed: due at

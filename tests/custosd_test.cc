@@ -486,6 +486,22 @@ TEST_F(CustosdTest, AMasterKeyFromTheEnvironmentIsNotLeftThere) {
   const std::string environ((std::istreambuf_iterator<char>(in)), {});
   EXPECT_EQ(environ.find(hex), std::string::npos);
   EXPECT_EQ(environ.find(hex.substr(0, 16)), std::string::npos);
+
+  // With a key file too (the same key), the variable is not used, and is
+  // wiped all the same (helper-132: left in place then).
+  custosd_.Stop();
+  const std::string key_file = dir_ + "/custos-master.key";
+  {
+    std::ofstream out(key_file);
+    out << "custos-master-key-v1\n" << hex << "\n";
+  }
+  ASSERT_EQ(chmod(key_file.c_str(), 0600), 0);
+  Start({}, {"CUSTOS_MASTER_KEY=" + hex});
+  std::ifstream again("/proc/" + std::to_string(custosd_.pid()) + "/environ",
+                      std::ios::binary);
+  ASSERT_TRUE(again.good());
+  const std::string environ_again((std::istreambuf_iterator<char>(again)), {});
+  EXPECT_EQ(environ_again.find(hex.substr(0, 16)), std::string::npos);
 }
 
 TEST_F(CustosdTest, TakesItsMasterKeyFromSystemdCredentialsAndServesHealth) {

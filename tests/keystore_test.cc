@@ -150,8 +150,26 @@ TEST_F(KeystoreTest, AKeystoreWithoutItsFormatEntryIsNotMadeNew) {
   ASSERT_TRUE(leveldb::DB::Open(leveldb::Options(), path_, &raw).ok());
   std::unique_ptr<leveldb::DB> db(raw);
   std::string keyring_after;
-  ASSERT_TRUE(db->Get(leveldb::ReadOptions(), "m:keyring", &keyring_after).ok());
+  ASSERT_TRUE(
+      db->Get(leveldb::ReadOptions(), "m:keyring", &keyring_after).ok());
   EXPECT_EQ(keyring_after, keyring_before);
+}
+
+// Nor is an empty keystore of a store that exists made new (helper-132).
+TEST_F(KeystoreTest, AnEmptyKeystoreIsMadeNewOnlyWhenAskedTo) {
+  {
+    leveldb::Options create;
+    create.create_if_missing = true;
+    leveldb::DB* raw = nullptr;
+    ASSERT_TRUE(leveldb::DB::Open(create, path_, &raw).ok());
+    delete raw;
+  }
+  auto refused = OpenWith(master_, /*create_if_missing=*/false);
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code(), StatusCode::kDataLoss)
+      << refused.error().ToString();
+  auto made = OpenWith(master_, /*create_if_missing=*/true);
+  EXPECT_TRUE(made.has_value()) << made.error().ToString();
 }
 
 TEST_F(KeystoreTest, PutKeyThenGetKeyReturnsTheSameKeyBytes) {

@@ -391,6 +391,30 @@ TEST_F(RetentionReviewTest, AShortenedPolicyNeverDatesAnErasureBeforeAHold) {
   EXPECT_EQ(SweepNow().erased, 1u);
 }
 
+// A review of the change's write-down (helper-132): a record left to a
+// shred's completion is processed by a sweep without moving on, and the
+// write-down counted it as written: with a batch's worth of them due, a
+// policy change looped for ever. Each due entry is examined once now.
+TEST_F(RetentionReviewTest, APolicyChangeEndsWithRecordsLeftToAShred) {
+  std::vector<uint64_t> ids;
+  for (int i = 0; i < 150; ++i)
+    ids.push_back(Of("request", "anna@example.org"));
+  for (uint64_t id : ids) ASSERT_TRUE(engine_->Close(*owner_, id).ok());
+  clock_.Advance(24h * 200);  // Blocks due (P6M after closure), unswept.
+  ASSERT_TRUE(engine_->ShredSubject(*admin_, Subject("anna@example.org")).ok());
+  // Without completing the shred: her records are left to it.
+  ChangePolicy(*engine_, *admin_, "request", [](RetentionPolicy& p) {
+    p.history_after = *ParsePeriod("P10Y");
+  });
+  auto policies = engine_->ListPolicies(*admin_);
+  ASSERT_TRUE(policies.has_value());
+  bool changed = false;
+  for (const RetentionPolicy& p : *policies) {
+    if (p.kind == "request") changed = p.history_after == *ParsePeriod("P10Y");
+  }
+  EXPECT_TRUE(changed);
+}
+
 // A hold review (helper-124): a policy shortened after a hold was set
 // moved the erasure's legal date before the hold's setting, where the hold
 // did not count: re-applied, the record read ERASED (dated at the
