@@ -670,7 +670,8 @@ TEST_F(CustosToolTest, InputWithWindowsLineEndsIsTheSameSubject) {
 TEST_F(CustosToolTest, StoredControlCharactersAreEscapedOnTheTerminal) {
   const std::string a = AddPrincipal("authority-a", "user");
   // An OSC retitling the window, and a right-to-left override.
-  const std::string title = std::string("x\x1b]0;owned\x07y\xe2\x80\xaez");
+  const std::string title =
+      std::string("x\x1b]0;owned\x07y\xe2\x80\xaez\xd8\x9c.");
   ToolRun created = As("authority-a", a,
                        {"record", "create", "--kind", "request", "--attr",
                         "note=" + title, "--field", "name"},
@@ -680,8 +681,9 @@ TEST_F(CustosToolTest, StoredControlCharactersAreEscapedOnTheTerminal) {
   ASSERT_EQ(got.exit, 0) << got.err;
   EXPECT_EQ(got.out.find('\x1b'), std::string::npos) << got.out;
   EXPECT_EQ(got.out.find('\x07'), std::string::npos) << got.out;
-  EXPECT_NE(got.out.find("note = x\\x1b]0;owned\\x07y\\xe2\\x80\\xaez"),
-            std::string::npos)
+  EXPECT_NE(
+      got.out.find("note = x\\x1b]0;owned\\x07y\\xe2\\x80\\xaez\\xd8\\x9c."),
+      std::string::npos)
       << got.out;
   EXPECT_NE(got.out.find("name = A\\x1b[2Jnna\\xc2\\x9b"), std::string::npos)
       << got.out;
@@ -694,6 +696,7 @@ TEST_F(CustosToolTest, StoredControlCharactersAreEscapedOnTheTerminal) {
   EXPECT_EQ(json.out.find("\xe2\x80\xae"), std::string::npos) << json.out;
   EXPECT_NE(json.out.find("\\u009b"), std::string::npos) << json.out;
   EXPECT_NE(json.out.find("\\u202e"), std::string::npos) << json.out;
+  EXPECT_NE(json.out.find("\\u061c"), std::string::npos) << json.out;
 }
 
 TEST_F(CustosToolTest, BashCompletionOffersTheVerbsAndFlags) {

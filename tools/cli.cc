@@ -108,17 +108,19 @@ void Connection::Connect() {
         "if the server allows it and the network is trusted");
   }
   const std::string token = ReadTokenFile(o.token_file);
-  // Connecting and logging in end within the timeout: a peer that accepts
-  // and never answers must not hang a script for ever (helper-129).
+  // Connecting and logging in end within the timeout, all steps together
+  // (name lookup, connect, TLS handshake, login): a peer that accepts and
+  // never answers must not hang a script for ever (helper-129; helper-132:
+  // each step had the whole timeout).
   bool timed_out = false;
+  const kj::TimePoint deadline =
+      io_.provider->getTimer().now() + o.timeout_seconds * kj::SECONDS;
   auto within = [&]<typename T>(kj::Promise<T> promise) {
-    return promise.exclusiveJoin(
-        io_.provider->getTimer()
-            .afterDelay(o.timeout_seconds * kj::SECONDS)
-            .then([&timed_out]() -> kj::Promise<T> {
-              timed_out = true;
-              return KJ_EXCEPTION(DISCONNECTED, "timed out");
-            }));
+    return promise.exclusiveJoin(io_.provider->getTimer().atTime(deadline).then(
+        [&timed_out]() -> kj::Promise<T> {
+          timed_out = true;
+          return KJ_EXCEPTION(DISCONNECTED, "timed out");
+        }));
   };
   const std::string too_long = "no answer from " + Printable(o.addr) +
                                " within " + std::to_string(o.timeout_seconds) +
@@ -378,11 +380,11 @@ uint32_t CodePoint(std::string_view text, size_t i, size_t n) {
 
 // Whether a terminal may act on code point `cp` rather than show it: the
 // C0 controls, DEL, the C1 controls, and the bidirectional controls that
-// reorder how a line reads (U+200E, U+200F, U+202A to U+202E, U+2066 to
-// U+2069; helper-129).
+// reorder how a line reads (U+061C, U+200E, U+200F, U+202A to U+202E,
+// U+2066 to U+2069; helper-129, helper-132).
 bool ActsOnTerminal(uint32_t cp) {
-  return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0x200e ||
-         cp == 0x200f || (cp >= 0x202a && cp <= 0x202e) ||
+  return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0x061c ||
+         cp == 0x200e || cp == 0x200f || (cp >= 0x202a && cp <= 0x202e) ||
          (cp >= 0x2066 && cp <= 0x2069);
 }
 

@@ -123,9 +123,9 @@ inline std::string Str(kj::StringPtr text) {
 }
 
 // `text` safe for a terminal: C0 controls, DEL, the C1 controls (as
-// UTF-8, U+0080 to U+009F), the bidirectional controls (U+200E, U+200F,
-// U+202A to U+202E, U+2066 to U+2069) and every byte that is not part of
-// well-formed UTF-8 written as "\xNN" escapes, so a value a user stored
+// UTF-8, U+0080 to U+009F), the bidirectional controls (U+061C, U+200E,
+// U+200F, U+202A to U+202E, U+2066 to U+2069) and every byte that is not part
+// of well-formed UTF-8 written as "\xNN" escapes, so a value a user stored
 // cannot move the cursor, retitle the window, hide output or reorder a
 // line (PrintJson escapes the same code points as \u escapes).
 // Everything else, UTF-8 included, as is.
