@@ -234,34 +234,46 @@ Result<bool> Sweeper::LeftToShredCompletion(const codec::StoredRecord& record,
   return *shredded_at != 0;
 }
 
-Status Sweeper::LedgerErasuresInForce(const WriteLock& lock) const {
-  const int64_t now = ToMicros(u_.clock.Now());
-  // The due entries first: the iterator must not live across the reads.
-  std::vector<keys::DeadlineKey> due;
+Result<bool> Sweeper::DueEntries(int64_t now, std::string_view from,
+                                 size_t max_entries,
+                                 std::vector<DueEntry>& due) const {
+  bool more = false;
   CUSTOS_RETURN_IF_ERROR(u_.store.Scan(
-      keys::kDeadlinePrefix, {}, [&](std::string_view key, std::string_view) {
+      keys::kDeadlinePrefix, from, [&](std::string_view key, std::string_view) {
         const auto entry = keys::ParseDeadline(key);
         if (!entry) return true;  // A sweep reports it.
         if (entry->due_micros > now) return false;
-        due.push_back(*entry);
+        if (max_entries != 0 && due.size() == max_entries) {
+          more = true;
+          return false;
+        }
+        due.emplace_back(key, *entry);
         return true;
       }));
+  return more;
+}
+
+bool Sweeper::LeftToTheSweeps(const Status& status) {
+  return status.code() == StatusCode::kNotFound || Skippable(status);
+}
+
+Status Sweeper::LedgerErasuresInForce(const WriteLock& lock) const {
+  const int64_t now = ToMicros(u_.clock.Now());
+  std::vector<DueEntry> due;
+  auto scanned = DueEntries(now, keys::kDeadlinePrefix, 0, due);
+  if (!scanned) return scanned.error();
   if (due.empty()) return Status::Ok();
   // Holds as kept in memory, as a sweep reads them: a record no hold
   // reaches costs no lookup.
   auto spans = u_.holds.Spans(lock);
   if (!spans) return spans.error();
-  // A record that fails (a NotFound too: a subject entry its shred check
-  // reads) is left out, not the kit refused: kits must go on being
-  // written, and the sweeps report the record (helper-128).
-  auto left_out = [](const Status& status) {
-    return status.code() == StatusCode::kNotFound || Skippable(status);
-  };
+  // A record that fails is left out, not the kit refused: kits must go on
+  // being written, and the sweeps report the record (helper-128).
   std::vector<std::pair<uint64_t, int64_t>> erased;
-  for (const keys::DeadlineKey& entry : due) {
+  for (const auto& [key, entry] : due) {
     auto record = u_.record_store.Read(entry.record_id);
     if (!record) {
-      if (left_out(record.error())) continue;
+      if (LeftToTheSweeps(record.error())) continue;
       return record.error();
     }
     if (record->next_deadline_micros != entry.due_micros ||
@@ -273,7 +285,7 @@ Status Sweeper::LedgerErasuresInForce(const WriteLock& lock) const {
     auto steps =
         u_.views.CatchUp(*record, now, scratch, &erased_by_shred, &**spans);
     if (!steps) {
-      if (left_out(steps.error())) continue;
+      if (LeftToTheSweeps(steps.error())) continue;
       return steps.error();
     }
     if (record->state == RecordState::kErased) {
@@ -289,23 +301,10 @@ Result<bool> Sweeper::WriteDownDue(const WriteLock& lock, std::string_view kind,
                                    std::vector<Event>& events) const {
   const int64_t now = ToMicros(u_.clock.Now());
   if (resume_key.empty()) resume_key = std::string(keys::kDeadlinePrefix);
-  // The due entries first, from where the last call stopped: the iterator
-  // must not live across the reads.
-  std::vector<std::pair<std::string, keys::DeadlineKey>> due;
-  bool more = false;
-  CUSTOS_RETURN_IF_ERROR(
-      u_.store.Scan(keys::kDeadlinePrefix, resume_key,
-                    [&](std::string_view key, std::string_view) {
-                      const auto entry = keys::ParseDeadline(key);
-                      if (!entry) return true;  // A sweep reports it.
-                      if (entry->due_micros > now) return false;
-                      if (max_examined != 0 && due.size() == max_examined) {
-                        more = true;
-                        return false;
-                      }
-                      due.emplace_back(key, *entry);
-                      return true;
-                    }));
+  // From where the last call stopped.
+  std::vector<DueEntry> due;
+  auto more = DueEntries(now, resume_key, max_examined, due);
+  if (!more) return more;
   if (due.empty()) return false;
   // Past every entry examined, whatever became of it: a record left as it
   // was (one a shred's completion writes down, one a sweep skips) is not
@@ -333,14 +332,11 @@ Result<bool> Sweeper::WriteDownDue(const WriteLock& lock, std::string_view kind,
     Status swept = SweepRecord(lock, events::RetentionPrincipal(), key, entry,
                                options, batch, events, unused, **spans,
                                erased_buckets, erased, *shreds_pending);
-    if (!swept.ok() && !Skippable(swept) &&
-        swept.code() != StatusCode::kNotFound) {
-      return Fail(swept);
-    }
+    if (!swept.ok() && !LeftToTheSweeps(swept)) return Fail(swept);
   }
   // The erasures go to the ledger first (storage/erasure.h).
   CUSTOS_RETURN_IF_ERROR(u_.erasure.Ledger(erased));
-  return more;
+  return *more;
 }
 
 Status Sweeper::WriteDownDueInBatches(std::string_view kind, size_t batch_size,

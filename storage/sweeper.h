@@ -179,6 +179,19 @@ class Sweeper {
   // (Erasure::DeleteQueuedRanges, which Sweep then runs). Counted in
   // `report`.
   Status DestroyDueBuckets(int64_t as_of, SweepReport& report);
+  // A due entry of the deadline index: its key and what it says.
+  using DueEntry = std::pair<std::string, keys::DeadlineKey>;
+  // Adds to `due` the well-formed entries of the deadline index due by
+  // `now`, from key `from` on, at most `max_entries` (0: all); returns
+  // whether due entries are left past them. Malformed keys are passed over
+  // (a sweep reports them). The entries are read first, so no iterator
+  // lives across the reads of their records.
+  Result<bool> DueEntries(int64_t now, std::string_view from,
+                          size_t max_entries, std::vector<DueEntry>& due) const;
+  // The errors of one record that LedgerErasuresInForce and WriteDownDue
+  // pass over, leaving the record to the sweeps (which report it):
+  // Skippable ones, and NotFound (a subject entry a shred check reads).
+  static bool LeftToTheSweeps(const Status& status);
   // True for the errors of one record that a sweep skips and reports
   // (DataLoss, InvalidArgument, ResourceExhausted); any other error (of
   // the store itself) stops the sweep.

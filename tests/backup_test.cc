@@ -55,6 +55,15 @@ class BackupTest : public EngineTest {
                            .history_after = *ParsePeriod("P3D")};
     ASSERT_TRUE(engine_->SetPolicy(*admin_, policy).ok());
   }
+  // SetShortRequestPolicy's, with erasure a year after closing.
+  void SetLongerRequestPolicy() {
+    RetentionPolicy policy{.kind = "request",
+                           .close_after = *ParsePeriod("P10D"),
+                           .block_after = std::nullopt,
+                           .erase_after = *ParsePeriod("P1Y"),
+                           .history_after = *ParsePeriod("P2Y")};
+    ASSERT_TRUE(engine_->SetPolicy(*admin_, policy).ok());
+  }
   std::string KitPath() const { return dir_ + "-kit"; }
 
   Options RestoredOptions() {
@@ -565,12 +574,7 @@ TEST_F(BackupTest, AKitsErasureStaysInForceAcrossAPolicyChange) {
   TakeBackup();
   clock_.Set(TestEpoch() + 24h * 13);
   ASSERT_TRUE(ExportKit().ok());
-  RetentionPolicy longer{.kind = "request",
-                         .close_after = *ParsePeriod("P10D"),
-                         .block_after = std::nullopt,
-                         .erase_after = *ParsePeriod("P1Y"),
-                         .history_after = *ParsePeriod("P2Y")};
-  ASSERT_TRUE(engine_->SetPolicy(*admin_, longer).ok());
+  ASSERT_NO_FATAL_FAILURE(SetLongerRequestPolicy());
   auto live = engine_->GetRecord(*admin_, id);
   ASSERT_TRUE(live.has_value()) << live.error().ToString();
   EXPECT_EQ(live->state, RecordState::kErased);
@@ -594,12 +598,7 @@ TEST_F(BackupTest, AnErasureAPolicyChangeWroteDownIsInTheKit) {
   const uint64_t id = CreateRecord("anna@x.org");
   TakeBackup();
   clock_.Set(TestEpoch() + 24h * 13);
-  RetentionPolicy longer{.kind = "request",
-                         .close_after = *ParsePeriod("P10D"),
-                         .block_after = std::nullopt,
-                         .erase_after = *ParsePeriod("P1Y"),
-                         .history_after = *ParsePeriod("P2Y")};
-  ASSERT_TRUE(engine_->SetPolicy(*admin_, longer).ok());
+  ASSERT_NO_FATAL_FAILURE(SetLongerRequestPolicy());
   ASSERT_TRUE(ExportKit().ok());
   const Status restored = Restore();
   ASSERT_TRUE(restored.ok()) << restored.ToString();

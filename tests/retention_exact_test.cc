@@ -169,7 +169,8 @@ TEST_F(RetentionExactTest, AChangeWritesTheTransitionsItFoundInForce) {
 // A policy change writes down the transitions it finds in force first, by
 // the retention policy as every such write, not by the admin who changed
 // the policy (helper-130), and its policy_set event comes after them.
-TEST_F(RetentionExactTest, APolicyChangeWritesWhatWasInForceByTheRetentionPolicy) {
+TEST_F(RetentionExactTest,
+       APolicyChangeWritesWhatWasInForceByTheRetentionPolicy) {
   const uint64_t id = CreateRecord();
   clock_.Set(TestEpoch() + 15 * kDay + kDay);  // Closed a day ago, unswept.
   auto view = Get(*admin_, id);

@@ -72,6 +72,23 @@ class StatisticsTest : public EngineTest {
     auto folded = engine_->FoldStatistics();
     ASSERT_TRUE(folded.has_value()) << folded.error().ToString();
   }
+  // A request and an alert folded, then the alert aggregate overwritten
+  // with bytes that do not decode, and the store reopened.
+  void FoldThenCorruptTheAlertAggregate() {
+    Create("request");
+    Create("alert");
+    Fold();
+    Close();
+    {
+      auto db = OpenRaw("records");
+      ASSERT_NE(db, nullptr);
+      ASSERT_TRUE(db->Put(leveldb::WriteOptions(),
+                          keys::StatsAggregate("alert"), "not an aggregate")
+                      .ok());
+    }
+    Reopen();
+    auditor_ = std::make_unique<Actor>(*engine_->ActorFor("auditor"));
+  }
   // Every number of `s`, for comparing two answers whole.
   static std::vector<uint64_t> Numbers(const Statistics& s) {
     std::vector<uint64_t> out;
@@ -322,19 +339,7 @@ TEST_F(StatisticsTest, AttributeValuesAndNamesAreCappedIntoOther) {
 // those of other kinds included (a review, helper-125). A query of another
 // kind does not read it; one of that kind, or of all, still says DataLoss.
 TEST_F(StatisticsTest, ACorruptAggregateFailsOnlyTheQueriesOfItsKind) {
-  Create("request");
-  Create("alert");
-  Fold();
-  Close();
-  {
-    auto db = OpenRaw("records");
-    ASSERT_NE(db, nullptr);
-    ASSERT_TRUE(db->Put(leveldb::WriteOptions(), keys::StatsAggregate("alert"),
-                        "not an aggregate")
-                    .ok());
-  }
-  Reopen();
-  auditor_ = std::make_unique<Actor>(*engine_->ActorFor("auditor"));
+  ASSERT_NO_FATAL_FAILURE(FoldThenCorruptTheAlertAggregate());
   StatisticsQuery requests;
   requests.kind = "request";
   const Statistics s = Stats(requests);
@@ -354,19 +359,7 @@ TEST_F(StatisticsTest, ACorruptAggregateFailsOnlyTheQueriesOfItsKind) {
 // left pending (a review, helper-125: the fold stopped there, and every
 // kind's deltas piled up until the aggregate was repaired).
 TEST_F(StatisticsTest, AFoldGetsPastACorruptAggregate) {
-  Create("request");
-  Create("alert");
-  Fold();
-  Close();
-  {
-    auto db = OpenRaw("records");
-    ASSERT_NE(db, nullptr);
-    ASSERT_TRUE(db->Put(leveldb::WriteOptions(), keys::StatsAggregate("alert"),
-                        "not an aggregate")
-                    .ok());
-  }
-  Reopen();
-  auditor_ = std::make_unique<Actor>(*engine_->ActorFor("auditor"));
+  ASSERT_NO_FATAL_FAILURE(FoldThenCorruptTheAlertAggregate());
   Create("request");
   Create("alert");
   auto folded = engine_->FoldStatistics();
