@@ -215,6 +215,7 @@ int main(int argc, char** argv) {
   bool no_sync = false;
   size_t workers = 16;
   int maintenance_seconds = 60;
+  size_t history_examined = custos::Options{}.history_examined_per_sweep;
   // Off the callers' path by default (docs/decisions.md, issue 11): the
   // engine's default, 0, compacts inside every erasing call.
   int64_t erasure_compaction_delay_seconds = kDefaultErasureCompactionDelay;
@@ -273,6 +274,13 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(custos::server::DecimalNumber())
       ->check(CLI::Range(1, 86400));
+  app.add_option("--history-examined", history_examined,
+                 "access-history events one sweep examines for pruning at "
+                 "most (each sweep pays about this many reads once the log "
+                 "is that long)")
+      ->capture_default_str()
+      ->check(custos::server::DecimalNumber())
+      ->check(CLI::Range(1, 100000000));
   app.add_option(
          "--erasure-compaction-delay", erasure_compaction_delay_seconds,
          "seconds (0 to 2592000) erased bytes may wait on disk before a "
@@ -502,6 +510,7 @@ int main(int argc, char** argv) {
   options.table_reads = *custos::TableReadsFromName(table_reads);  // Checked.
   options.erasure_compaction_delay =
       std::chrono::seconds(erasure_compaction_delay_seconds);
+  options.history_examined_per_sweep = history_examined;
   auto engine = custos::Engine::Open(options, std::move(*master));
   if (!engine) {
     const Status& e = engine.error();

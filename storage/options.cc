@@ -26,12 +26,14 @@ Status CheckOptions(const Options& options) {
   if (options.limits.max_page_size == 0 || options.limits.max_list_scan == 0 ||
       options.limits.max_batch_records == 0 ||
       options.key_cache_capacity == 0 ||
+      options.history_examined_per_sweep == 0 ||
       options.erasure_compaction_delay.count() < 0 ||
       options.backup_retention.count() <= 0) {
     return Status::InvalidArgument(
-        "max_page_size, max_list_scan, max_batch_records and "
-        "key_cache_capacity must be at least 1, erasure_compaction_delay at "
-        "least 0, backup_retention more than 0");
+        "max_page_size, max_list_scan, max_batch_records, "
+        "key_cache_capacity and history_examined_per_sweep must be at least "
+        "1, erasure_compaction_delay at least 0, backup_retention more than "
+        "0");
   }
   if (options.limits.max_reminders_per_call < 2) {
     return Status::InvalidArgument("max_reminders_per_call must be at least 2");

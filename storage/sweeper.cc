@@ -382,7 +382,7 @@ Status Sweeper::CheckOptions(const SweepOptions& options) const {
   if (options.batch_size == 0) {
     return Status::InvalidArgument("batch_size must be at least 1");
   }
-  if (options.max_history_examined == 0) {
+  if (options.max_history_examined == 0u) {
     return Status::InvalidArgument("max_history_examined must be at least 1");
   }
   // What a sweep writes must already be in force: only a dry run looks
@@ -819,12 +819,13 @@ Status Sweeper::PruneHistory(int64_t as_of, const SweepOptions& options,
   // The cursor as stored: as read, then as each committing chunk wrote it.
   uint64_t written = after_seq;
   const size_t chunk = std::max<size_t>(options.batch_size, 100);
+  const size_t max_examined =
+      options.max_history_examined.value_or(u_.history_examined_per_sweep);
   size_t examined = 0;
   // Decided once per sweep (PruneVerdicts).
   PruneVerdicts verdicts;
   while (true) {
-    const size_t budget =
-        std::min(chunk, options.max_history_examined - examined);
+    const size_t budget = std::min(chunk, max_examined - examined);
     auto step = PruneHistoryChunk(as_of, budget, after_seq, verdicts, report);
     if (!step) return step.error();
     examined += budget;
@@ -832,7 +833,7 @@ Status Sweeper::PruneHistory(int64_t as_of, const SweepOptions& options,
     after_seq = step->next_after_seq;
     if (step->committed) written = after_seq;
     // At the head: the next sweep starts again from the oldest event.
-    if (after_seq == 0 || examined >= options.max_history_examined) break;
+    if (after_seq == 0 || examined >= max_examined) break;
     if (options.pause_between_batches.count() > 0) {
       std::this_thread::sleep_for(options.pause_between_batches);
     }

@@ -48,6 +48,9 @@ class Sweeper {
     Erasure& erasure;
     DeadlineKeys& deadline_keys;
     const Clock& clock;
+    // Options::history_examined_per_sweep: pruning's bound when the
+    // sweep's options set none.
+    size_t history_examined_per_sweep;
   };
   explicit Sweeper(Units units) : u_(units) {}
 

@@ -338,10 +338,11 @@ struct SweepOptions {
   std::chrono::microseconds pause_between_batches{0};
   // Access-history events pruning examines in this sweep, from where the
   // last sweep's pruning stopped to the head of the log at most: in chunks
-  // of batch_size (at least 100), each under a write lock of its own. A
-  // sweep a minute (custosd's default) so examines up to 144 million
-  // events a day (docs/history.md). Default: 100,000. REQUIRES: >= 1.
-  size_t max_history_examined = 100000;
+  // of batch_size (at least 100), each under a write lock of its own.
+  // Unset: Options::history_examined_per_sweep (default 10,000; a sweep a
+  // minute, custosd's default, so examines up to 14.4 million events a
+  // day, docs/history.md). REQUIRES: >= 1 when set.
+  std::optional<size_t> max_history_examined = std::nullopt;
   // Called on the sweeping thread, never under the write lock: after each
   // batch of transitions, and as each later phase begins (kCompacting
   // also once before the transitions, when buckets were erased by key). Must be

@@ -875,6 +875,47 @@ TEST_F(AccessHistoryPruningTest, MaxHistoryExaminedBoundsOneSweep) {
             "InvalidArgument: max_history_examined must be at least 1");
 }
 
+// A sweep that sets no bound of its own (custosd's scheduled and admin
+// sweeps) examines Options::history_examined_per_sweep events: each sweep
+// pays that many reads once the log is that long, whatever is due, so the
+// default is 10,000 (100,000 cost stores of 100,000 records and more
+// 0.6 s a sweep: bench/RESULTS.md, "Sweeps flat again").
+TEST_F(AccessHistoryPruningTest, TheEnginesBoundAppliesWhenTheSweepSetsNone) {
+  EXPECT_EQ(Options{}.history_examined_per_sweep, 10000u);
+  const uint64_t id = CreateAlert();
+  for (int i = 0; i < 300; ++i) {
+    ASSERT_TRUE(engine_->GetRecord(*owner_, id).has_value());
+  }
+  ASSERT_TRUE(engine_->Close(*owner_, id).ok());
+  EXPECT_EQ(SweepAt(At(2027, 2, 28)).erased, 1u);
+  const uint64_t first_seq = HeadSeq() - 302;  // The record's create.
+
+  Options options = MakeOptions();
+  options.history_examined_per_sweep = 120;
+  ReopenWith(options);
+  admin_ = std::make_unique<Actor>(*engine_->ActorFor("admin"));
+  clock_.Set(At(2032, 2, 28));
+  SweepOptions sweep;
+  sweep.as_of = clock_.Now();
+  auto first = engine_->Sweep(*admin_, sweep);
+  ASSERT_TRUE(first.has_value()) << first.error().ToString();
+  // Seqs 1 to 120: the record's events among them are pruned.
+  ASSERT_LE(first_seq, 120u);
+  EXPECT_EQ(first->history_pruned, 120 - first_seq + 1);
+  auto second = engine_->Sweep(*admin_, sweep);
+  ASSERT_TRUE(second.has_value()) << second.error().ToString();
+  EXPECT_EQ(second->history_pruned, 120u);
+
+  options.history_examined_per_sweep = 0;
+  auto refused = Engine::Open(options, MasterKey());
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().ToString(),
+            "InvalidArgument: max_page_size, max_list_scan, max_batch_records, "
+            "key_cache_capacity and history_examined_per_sweep must be at "
+            "least 1, erasure_compaction_delay at least 0, backup_retention "
+            "more than 0");
+}
+
 // A sweep whose early chunks prune and whose last ones do not, reaching the
 // head: the next sweep starts again from the oldest event (a review,
 // helper-105: the cursor the early chunks wrote stayed, and the next sweep

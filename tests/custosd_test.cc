@@ -308,6 +308,19 @@ TEST_F(CustosdTest, AWorkerCountBelowThreeOrPast256IsRefused) {
   }
 }
 
+// A sweep's pruning bound below 1 or past 100,000,000 is a usage error.
+TEST_F(CustosdTest, AHistoryExaminedOutOfRangeIsRefused) {
+  for (const char* n : {"0", "100000001"}) {
+    ASSERT_NO_FATAL_FAILURE(
+        ExpectRefusedAsUsage(dir_, {"--history-examined", n},
+                             std::string("--history-examined: Value ") + n +
+                                 " not in range 1 to 100000000"));
+  }
+  ASSERT_NO_FATAL_FAILURE(
+      ExpectRefusedAsUsage(dir_, {"--history-examined", "0x10"},
+                           "--history-examined: a decimal number is expected"));
+}
+
 // Reminder defaults out of range are refused naming the flag the operator
 // gave, not the API field it sets.
 TEST_F(CustosdTest, AReminderDefaultOutOfRangeIsRefusedNamingItsFlag) {
