@@ -865,7 +865,9 @@ bool Sweeper::RecordHistoryDue(const EventHeader& h, int64_t as_of,
   auto known = verdicts.records.find(h.record_id);
   if (known != verdicts.records.end()) return known->second;
   bool verdict = false;
-  auto record = u_.record_store.Read(h.record_id);
+  // Only the stored state is needed, under the write lock: not the sealed
+  // contents a closed record keeps under its bucket (a second read).
+  auto record = u_.record_store.ReadUnmerged(h.record_id);
   if (record && record->state == RecordState::kErased) {
     // Dated by the ledger and the event's own header, which are
     // authenticated, not by the stored record: someone who can write the
