@@ -136,6 +136,9 @@ struct Policy {
   blockAfter @2 :Text;
   eraseAfter @3 :Text;
   historyAfter @4 :Text;
+  setAtMicros @5 :Int64;
+  # When it was set (Policies::SetAt); 0 for a shipped default and for a
+  # policy stored before 2026-12-07.
 }
 
 struct WrappedKey {

@@ -397,7 +397,7 @@ Result<HoldView> DecodeHold(std::string_view bytes) {
   });
 }
 
-std::string EncodePolicy(const RetentionPolicy& p) {
+std::string EncodePolicy(const RetentionPolicy& p, int64_t set_at_micros) {
   capnp::MallocMessageBuilder message(capnp_value::kFirstSegmentWords);
   auto b = message.initRoot<schema::Policy>();
   b.setKind(AsText(p.kind));
@@ -405,13 +405,17 @@ std::string EncodePolicy(const RetentionPolicy& p) {
   b.setBlockAfter(p.block_after ? p.block_after->ToString() : "");
   b.setEraseAfter(p.erase_after.ToString());
   b.setHistoryAfter(p.history_after.ToString());
+  b.setSetAtMicros(set_at_micros);
   return ToBytes(message);
 }
 
-Result<RetentionPolicy> DecodePolicy(std::string_view bytes) {
+Result<RetentionPolicy> DecodePolicy(std::string_view bytes,
+                                     int64_t* set_at_micros) {
   auto decoded = Decode<schema::Policy>(
-      bytes, "policy", [](schema::Policy::Reader b) -> Result<RetentionPolicy> {
+      bytes, "policy",
+      [set_at_micros](schema::Policy::Reader b) -> Result<RetentionPolicy> {
         RetentionPolicy p;
+        if (set_at_micros != nullptr) *set_at_micros = b.getSetAtMicros();
         p.kind = FromText(b.getKind());
         auto parse = [](capnp::Text::Reader text) -> Result<Period> {
           auto period = ParsePeriod(std::string_view(text.cStr(), text.size()));

@@ -157,9 +157,12 @@ Result<std::vector<Bytes>> DecodeSealedContents(std::string_view bytes);
 std::string EncodeHold(const HoldView& h);
 Result<HoldView> DecodeHold(std::string_view bytes);
 
-std::string EncodePolicy(const RetentionPolicy& p);
-// DataLoss if the bytes or any stored period are malformed.
-Result<RetentionPolicy> DecodePolicy(std::string_view bytes);
+// `set_at_micros`: when the policy was set (Policies::SetAt).
+std::string EncodePolicy(const RetentionPolicy& p, int64_t set_at_micros = 0);
+// DataLoss if the bytes or any stored period are malformed. With
+// `set_at_micros`, stores there when it was set (0 if not recorded).
+Result<RetentionPolicy> DecodePolicy(std::string_view bytes,
+                                     int64_t* set_at_micros = nullptr);
 
 std::string EncodeWrappedKey(const StoredWrappedKey& k);
 Result<StoredWrappedKey> DecodeWrappedKey(std::string_view bytes);

@@ -23,15 +23,16 @@ crypto::Digest PolicyMac(const crypto::SecretKey& mac_key, std::string_view key,
 }  // namespace
 
 std::string Policies::StoredValue(const crypto::SecretKey& mac_key,
-                                  const RetentionPolicy& policy) {
-  std::string value = codec::EncodePolicy(policy);
+                                  const RetentionPolicy& policy,
+                                  int64_t set_at_micros) {
+  std::string value = codec::EncodePolicy(policy, set_at_micros);
   value.append(
       AsStringView(PolicyMac(mac_key, keys::Policy(policy.kind), value)));
   return value;
 }
 
 Result<std::map<std::string, std::optional<RetentionPolicy>>>
-Policies::ReadStored() const {
+Policies::ReadStored(std::map<std::string, int64_t>* set_at) const {
   std::map<std::string, std::optional<RetentionPolicy>> stored;
   CUSTOS_RETURN_IF_ERROR(store_.Scan(
       keys::kPolicyPrefix, {}, [&](std::string_view key, std::string_view v) {
@@ -45,16 +46,20 @@ Policies::ReadStored() const {
                 AsBytes(v.substr(v.size() - crypto::kDigestSize)))) {
           return true;
         }
-        auto policy = codec::DecodePolicy(encoded);
-        if (policy.has_value() && policy->kind == kind)
+        int64_t set_at_micros = 0;
+        auto policy = codec::DecodePolicy(encoded, &set_at_micros);
+        if (policy.has_value() && policy->kind == kind) {
           out = std::move(*policy);
+          if (set_at != nullptr) (*set_at)[kind] = set_at_micros;
+        }
         return true;
       }));
   return stored;
 }
 
 Status Policies::Load() {
-  auto stored = ReadStored();
+  std::map<std::string, int64_t> set_at;
+  auto stored = ReadStored(&set_at);
   if (!stored) return stored.error();
   std::map<std::string, RetentionPolicy> by_kind;
   std::set<std::string> unauthenticated;
@@ -68,6 +73,7 @@ Status Policies::Load() {
   std::unique_lock write(mu_);
   by_kind_ = std::move(by_kind);
   unauthenticated_ = std::move(unauthenticated);
+  set_at_ = std::move(set_at);
   return Status::Ok();
 }
 
@@ -98,7 +104,8 @@ Status Policies::Set(const PrincipalInfo& admin, const RetentionPolicy& policy,
   std::vector<Event> written;
   Timestamp when = at;
   if (in_force) CUSTOS_RETURN_IF_ERROR(in_force(lock, batch, written, when));
-  batch.Put(keys::Policy(policy.kind), StoredValue(mac_key_, policy));
+  batch.Put(keys::Policy(policy.kind),
+            StoredValue(mac_key_, policy, ToMicros(when)));
   written.push_back(events::PolicyEvent(admin, policy, when));
   auto ticket = store_.Apply(lock, batch, written, "storing policy");
   if (!ticket) return ticket.error();
@@ -106,6 +113,7 @@ Status Policies::Set(const PrincipalInfo& admin, const RetentionPolicy& policy,
     std::unique_lock write(mu_);
     by_kind_[policy.kind] = policy;
     unauthenticated_.erase(policy.kind);
+    set_at_[policy.kind] = ToMicros(when);
   }
   lock.Unlock();
   return store_.WaitDurable(*ticket);
@@ -129,6 +137,12 @@ Result<std::optional<RetentionPolicy>> Policies::For(
   auto it = by_kind_.find(kind);
   if (it == by_kind_.end()) return std::optional<RetentionPolicy>();
   return std::optional<RetentionPolicy>(it->second);
+}
+
+int64_t Policies::SetAt(const std::string& kind) const {
+  std::shared_lock read(mu_);
+  auto it = set_at_.find(kind);
+  return it == set_at_.end() ? 0 : it->second;
 }
 
 std::vector<std::string> Policies::Unauthenticated() const {

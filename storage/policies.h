@@ -41,15 +41,18 @@ class Policies {
   // for a value that does not decode or fails its MAC (as Load reads
   // them). The caller holds the store's write lock when it must be
   // consistent with a snapshot taken under it. Errors: mapped LevelDB.
-  Result<std::map<std::string, std::optional<RetentionPolicy>>> ReadStored()
-      const;
+  // With `set_at`, when each of those was set (SetAt) goes there.
+  Result<std::map<std::string, std::optional<RetentionPolicy>>> ReadStored(
+      std::map<std::string, int64_t>* set_at = nullptr) const;
   // Adds the shipped policies (DefaultPolicies()) to a new store's batch,
   // under `mac_key` (the keyring's ledger key).
   static void AddDefaults(leveldb::WriteBatch& batch,
                           const crypto::SecretKey& mac_key);
-  // The stored value of `policy`: encoded, then its MAC under `mac_key`.
+  // The stored value of `policy`, set at `set_at_micros`: encoded, then
+  // its MAC under `mac_key`.
   static std::string StoredValue(const crypto::SecretKey& mac_key,
-                                 const RetentionPolicy& policy);
+                                 const RetentionPolicy& policy,
+                                 int64_t set_at_micros = 0);
 
   // Adds to a policy's write what must be written with it (under the
   // store's write lock, before the new policy is in use); its error
@@ -75,6 +78,13 @@ class Policies {
   Result<std::optional<RetentionPolicy>> For(const std::string& kind) const;
   // The kinds whose stored policy did not authenticate, in order.
   std::vector<std::string> Unauthenticated() const;
+  // When the policy of `kind` in use was set (microseconds; authenticated
+  // with it): no deadline computed under it is dated before then
+  // (RecordStore::Schedule), so a step a read computes under a policy set
+  // since the step before it never lies before a hold set meanwhile
+  // (helper-130). 0 for a shipped default, a policy stored before
+  // 2026-12-07, or a kind without one in use.
+  int64_t SetAt(const std::string& kind) const;
 
  private:
   Store& store_;
@@ -82,6 +92,7 @@ class Policies {
   mutable std::shared_mutex mu_;
   std::map<std::string, RetentionPolicy> by_kind_;  // Guarded by mu_.
   std::set<std::string> unauthenticated_;           // Guarded by mu_.
+  std::map<std::string, int64_t> set_at_;           // Guarded by mu_.
 };
 
 }  // namespace custos

@@ -249,8 +249,12 @@ Status RecordStore::Schedule(StoredRecord& r, const HoldView* pending,
   auto next = NextDeadline(r, **policy);
   if (!next) return next.error();
   // Never before `not_before` (the change computing it, or the transition
-  // before it in a catch-up), whatever the transition.
-  next->first = std::max(next->first, not_before);
+  // before it in a catch-up), whatever the transition; nor before the
+  // policy computing it was set: a catch-up's later step computed under a
+  // policy set since the stored deadline is not dated before the change
+  // (where a hold set meanwhile would not count), whether or not the
+  // change could write the earlier steps down (helper-130).
+  next->first = std::max({next->first, not_before, policies_.SetAt(r.kind)});
   r.next_deadline_micros = next->first;
   r.next_transition = next->second;
   if (next->second == Transition::kErase) {

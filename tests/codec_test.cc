@@ -423,6 +423,20 @@ TEST(CodecTest, PolicyRoundTripsEveryPeriod) {
   EXPECT_EQ(out->erase_after, (Period{.years = 3, .months = 12}));
 }
 
+// The instant a policy was set goes with it; a value without one (stored
+// before 2026-12-07, or a shipped default) reads as 0.
+TEST(CodecTest, PolicyRoundTripsTheInstantItWasSet) {
+  const RetentionPolicy in = FullPolicy();
+  int64_t set_at = -1;
+  auto out = DecodePolicy(EncodePolicy(in, 1801234567000000), &set_at);
+  ASSERT_TRUE(out.has_value()) << out.error().ToString();
+  EXPECT_EQ(*out, in);
+  EXPECT_EQ(set_at, 1801234567000000);
+  out = DecodePolicy(EncodePolicy(in), &set_at);
+  ASSERT_TRUE(out.has_value()) << out.error().ToString();
+  EXPECT_EQ(set_at, 0);
+}
+
 TEST(CodecTest, PolicyWithoutOptionalPeriodsRoundTrips) {
   RetentionPolicy in = FullPolicy();
   in.close_after.reset();

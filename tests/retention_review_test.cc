@@ -391,6 +391,53 @@ TEST_F(RetentionReviewTest, AShortenedPolicyNeverDatesAnErasureBeforeAHold) {
   EXPECT_EQ(SweepNow().erased, 1u);
 }
 
+// A review of the write-down (helper-130): a record the write-down cannot
+// process, here because its kind's stored policy fails its MAC, keeps its
+// steps unwritten; setting the policy again had a read compute the erasure
+// after the stored closure under the new policy, dated before a hold set
+// meanwhile, and the held record read ERASED. No deadline computed under a
+// policy is dated before the policy was set.
+TEST_F(RetentionReviewTest, APolicySetAgainNeverDatesAnErasureBeforeAHold) {
+  ChangePolicy(*engine_, *admin_, "alert", [](RetentionPolicy& p) {
+    p.close_after = *ParsePeriod("P10D");
+    p.erase_after = *ParsePeriod("P100D");
+  });
+  const Timestamp t0 = clock_.Now();
+  const uint64_t id = Of("alert", "anna@example.org");  // Closes at +10d.
+  clock_.Set(t0 + 24h * 20);
+  // A hold on her, not on the record: the record is not written.
+  auto hold = engine_->SetSubjectHold(*officer_, Subject("anna@example.org"),
+                                      "case 7", t0 + 24h * 200);
+  ASSERT_TRUE(hold.has_value()) << hold.error().ToString();
+  // The alert policy as someone without the key wrote it: unauthenticated.
+  auto policies = engine_->ListPolicies(*admin_);
+  ASSERT_TRUE(policies.has_value());
+  RetentionPolicy alert;
+  for (const RetentionPolicy& p : *policies) {
+    if (p.kind == "alert") alert = p;
+  }
+  WriteRaw(keys::Policy("alert"), codec::EncodePolicy(alert));
+  EXPECT_EQ(SweepNow().erased, 0u);  // It skips her record.
+  clock_.Set(t0 + 24h * 30);
+  alert.erase_after = *ParsePeriod("P5D");  // +15d, before the hold.
+  const Status set = engine_->SetPolicy(*admin_, alert);
+  ASSERT_TRUE(set.ok()) << set.ToString();
+  auto held = engine_->GetRecord(*officer_, id, APurpose());
+  ASSERT_TRUE(held.has_value()) << held.error().ToString();
+  EXPECT_EQ(held->state, RecordState::kClosed);
+  EXPECT_TRUE(held->personal_included);
+  // After a restart, the time it was set is read back with it (nothing
+  // was written down for the record meanwhile).
+  ReopenAll();
+  held = engine_->GetRecord(*officer_, id, APurpose());
+  ASSERT_TRUE(held.has_value()) << held.error().ToString();
+  EXPECT_EQ(held->state, RecordState::kClosed);
+  EXPECT_EQ(SweepNow().erased, 0u);
+  EXPECT_TRUE(engine_->GetRecord(*officer_, id, APurpose())->personal_included);
+  clock_.Set(t0 + 24h * 201);  // Past the hold's end.
+  EXPECT_EQ(SweepNow().erased, 1u);
+}
+
 // A review of the change's write-down (helper-132): a record left to a
 // shred's completion is processed by a sweep without moving on, and the
 // write-down counted it as written: with a batch's worth of them due, a
