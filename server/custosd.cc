@@ -275,12 +275,12 @@ int main(int argc, char** argv) {
       ->check(custos::server::DecimalNumber())
       ->check(CLI::Range(1, 86400));
   app.add_option("--history-examined", history_examined,
-                 "access-history events one sweep examines for pruning at "
-                 "most (each sweep pays about this many reads once the log "
-                 "is that long)")
+                 "access-history events each sweep examines for pruning "
+                 "beyond those written since the last (a pass over the log "
+                 "takes about its length / this many sweeps)")
       ->capture_default_str()
       ->check(custos::server::DecimalNumber())
-      ->check(CLI::Range(1, 100000000));
+      ->check(CLI::Range(1, 10000000));
   app.add_option(
          "--erasure-compaction-delay", erasure_compaction_delay_seconds,
          "seconds (0 to 2592000) erased bytes may wait on disk before a "

@@ -29,6 +29,8 @@ void RunScheduledMaintenance(Engine& engine, Metrics& metrics,
     figures.postponed = report->postponed;
     figures.skipped = report->skipped.size();
     figures.shred_records_rewritten = report->shred_records_rewritten;
+    figures.history_pruned = report->history_pruned;
+    figures.history_behind = report->history_behind;
   }
   metrics.SetMaintenance(figures);
   if (report && !report->statistics_folded) {

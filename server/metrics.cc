@@ -266,6 +266,15 @@ std::string Metrics::Render(const Engine& engine) const {
            "rewrote (0: no shred pending).");
     Sample(out, "custos_shred_last_records_rewritten", "",
            static_cast<double>(m->shred_records_rewritten));
+    Header(out, "custos_history_last_pruned", "gauge",
+           "Access-history events the last sweep pruned.");
+    Sample(out, "custos_history_last_pruned", "",
+           static_cast<double>(m->history_pruned));
+    Header(out, "custos_history_prune_behind", "gauge",
+           "Access-history events between where the last sweep's pruning "
+           "stopped and the head of the log (0: it reached the head).");
+    Sample(out, "custos_history_prune_behind", "",
+           static_cast<double>(m->history_behind));
   }
   return out;
 }

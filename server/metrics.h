@@ -56,6 +56,10 @@ struct MaintenanceFigures {
   // Records of shredded subjects rewritten by this run's shred completion;
   // as many as the budget means more may be pending.
   size_t shred_records_rewritten = 0;
+  // Access-history events the sweep pruned, and those its pruning left
+  // before the head of the log (SweepReport::history_behind).
+  size_t history_pruned = 0;
+  uint64_t history_behind = 0;
 };
 
 class Metrics {

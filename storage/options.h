@@ -103,10 +103,12 @@ struct Options {
   // Engine::RekeySubject; each batch holds the write lock. Default: 100
   // (0 counts as 1).
   size_t rekey_batch_size = 100;
-  // Access-history events one sweep's pruning examines at most, unless
-  // the sweep's SweepOptions::max_history_examined says otherwise: its
-  // cost is about this many events read, whatever is due (docs/
-  // history.md, "Retention"). custosd sets it (--history-examined).
+  // Access-history events one sweep's pruning examines beyond those
+  // written since the last sweep's began, unless the sweep's
+  // SweepOptions::max_history_examined says otherwise: every sweep reads
+  // about this many more, whatever is due, and a pass over a log of L
+  // events takes about L / this many sweeps (docs/history.md,
+  // "Retention"). custosd sets it (--history-examined).
   // Default: 10,000. REQUIRES: >= 1.
   size_t history_examined_per_sweep = 10000;
 

@@ -819,8 +819,22 @@ Status Sweeper::PruneHistory(int64_t as_of, const SweepOptions& options,
   // The cursor as stored: as read, then as each committing chunk wrote it.
   uint64_t written = after_seq;
   const size_t chunk = std::max<size_t>(options.batch_size, 100);
+  // Without a bound of the sweep's own: the engine's, plus what was written
+  // since the last sweep's pruning began. A store writing more events
+  // between two sweeps than the engine's bound would otherwise have the
+  // cursor fall further behind the head at every sweep, never wrap, and
+  // never examine again the events it passed while their records lived:
+  // kept for ever (helper-133). So each sweep gains the engine's bound on
+  // the head, and a pass over a log of L events takes about L / bound
+  // sweeps, however busy the store.
+  const uint64_t head = u_.store.history().head().last_seq;
+  uint64_t seen = head_at_last_prune_.exchange(head);
+  if (seen == 0 || seen > head) seen = head;
   const size_t max_examined =
-      options.max_history_examined.value_or(u_.history_examined_per_sweep);
+      options.max_history_examined
+          ? *options.max_history_examined
+          : static_cast<size_t>(std::min<uint64_t>(
+                u_.history_examined_per_sweep + (head - seen), SIZE_MAX));
   size_t examined = 0;
   // Decided once per sweep (PruneVerdicts).
   PruneVerdicts verdicts;
@@ -837,6 +851,10 @@ Status Sweeper::PruneHistory(int64_t as_of, const SweepOptions& options,
     if (options.pause_between_batches.count() > 0) {
       std::this_thread::sleep_for(options.pause_between_batches);
     }
+  }
+  if (after_seq != 0) {
+    const uint64_t now_head = u_.store.history().head().last_seq;
+    report.history_behind = now_head > after_seq ? now_head - after_seq : 0;
   }
   // A chunk that changed nothing wrote nothing (not even the cursor, to
   // spare a synchronous write per chunk); where the last one stopped is

@@ -12,6 +12,7 @@
 #ifndef CUSTOS_STORAGE_SWEEPER_H_
 #define CUSTOS_STORAGE_SWEEPER_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -207,10 +208,12 @@ class Sweeper {
   // Prunes access history whose retention ended by `as_of` (history_after
   // past the erasure of the record it concerns; for an event about a
   // subject and no record, SubjectEventDue), examining up to
-  // options.max_history_examined events from a cursor that cycles through
-  // the log across sweeps, in chunks (PruneHistoryChunk), and stopping at
-  // the head. Counts in report.history_pruned. The events of a record that
-  // does not decode are kept, and the record is added to report.skipped.
+  // options.max_history_examined events (unset: the engine's bound plus
+  // the events written since the last sweep's pruning began) from a cursor
+  // that cycles through the log across sweeps, in chunks
+  // (PruneHistoryChunk), and stopping at the head. Counts in
+  // report.history_pruned. The events of a record that does not decode are
+  // kept, and the record is added to report.skipped.
   Status PruneHistory(int64_t as_of, const SweepOptions& options,
                       SweepReport& report);
   struct PruneStep {
@@ -258,6 +261,10 @@ class Sweeper {
                        Status& failure);
 
   Units u_;
+  // The head of the log when the last sweep's pruning began (0: none
+  // since the engine opened): what was written since is added to the
+  // engine's bound, so that the pruning cursor gains on the head.
+  std::atomic<uint64_t> head_at_last_prune_{0};
 };
 
 }  // namespace custos

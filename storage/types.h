@@ -339,9 +339,10 @@ struct SweepOptions {
   // Access-history events pruning examines in this sweep, from where the
   // last sweep's pruning stopped to the head of the log at most: in chunks
   // of batch_size (at least 100), each under a write lock of its own.
-  // Unset: Options::history_examined_per_sweep (default 10,000; a sweep a
-  // minute, custosd's default, so examines up to 14.4 million events a
-  // day, docs/history.md). REQUIRES: >= 1 when set.
+  // Unset: Options::history_examined_per_sweep (default 10,000) plus the
+  // events written since the last sweep's pruning began, so that a pass
+  // over the log always ends however busy the store (docs/history.md).
+  // Set: exactly this many at most. REQUIRES: >= 1 when set.
   std::optional<size_t> max_history_examined = std::nullopt;
   // Called on the sweeping thread, never under the write lock: after each
   // batch of transitions, and as each later phase begins (kCompacting
@@ -414,6 +415,12 @@ struct SweepReport {
   // Access-history events pruned because their retention ended
   // (docs/history.md, "Retention").
   size_t history_pruned = 0;
+  // Access-history events left between where pruning stopped and the
+  // head of the log (0: it reached the head, and the next sweep starts
+  // again from the oldest). An event is pruned when a pass examines it
+  // due, so this is how far the current pass has to go: an operator's
+  // measure of how late pruning may be (custos_history_prune_behind).
+  uint64_t history_behind = 0;
   // Every transition applied (or, in a dry run, that would be), in order.
   std::vector<PlannedTransition> transitions;
   // False when max_records stopped the sweep with work still due.

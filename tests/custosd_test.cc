@@ -308,13 +308,14 @@ TEST_F(CustosdTest, AWorkerCountBelowThreeOrPast256IsRefused) {
   }
 }
 
-// A sweep's pruning bound below 1 or past 100,000,000 is a usage error.
+// A sweep's pruning bound below 1 or past 10,000,000 (about 70 s of a
+// sweep, which custosd's stop waits for) is a usage error.
 TEST_F(CustosdTest, AHistoryExaminedOutOfRangeIsRefused) {
-  for (const char* n : {"0", "100000001"}) {
+  for (const char* n : {"0", "10000001"}) {
     ASSERT_NO_FATAL_FAILURE(
         ExpectRefusedAsUsage(dir_, {"--history-examined", n},
                              std::string("--history-examined: Value ") + n +
-                                 " not in range 1 to 100000000"));
+                                 " not in range 1 to 10000000"));
   }
   ASSERT_NO_FATAL_FAILURE(
       ExpectRefusedAsUsage(dir_, {"--history-examined", "0x10"},

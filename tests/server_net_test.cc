@@ -62,6 +62,7 @@ class ServerNetTest : public ::testing::Test {
     options.data_dir = dir_ + "/data";
     options.clock = &clock_;
     options.sync_writes = false;
+    options.history_examined_per_sweep = history_examined_per_sweep_;
     auto engine = Engine::Open(options, crypto::SecretKey::Generate());
     ASSERT_TRUE(engine.has_value()) << engine.error().ToString();
     engine_ = std::move(*engine);
@@ -167,6 +168,8 @@ class ServerNetTest : public ::testing::Test {
   std::unique_ptr<Engine> engine_;
   std::string admin_token_;
   server::ServerOptions options_;
+  // Options::history_examined_per_sweep of the engine SetUp opens.
+  size_t history_examined_per_sweep_ = Options{}.history_examined_per_sweep;
   std::unique_ptr<server::Server> server_;
   std::thread thread_;
   Status run_status_;
@@ -1134,8 +1137,12 @@ TEST_F(ServerNetTest, MaintenanceFiguresAppearOnceSet) {
   figures.sweep_complete = false;
   figures.erased = 3;
   figures.shred_records_rewritten = 7;
+  figures.history_pruned = 11;
+  figures.history_behind = 1234;
   server_->metrics().SetMaintenance(figures);
   const std::string text = HttpGet("/metrics").second;
+  EXPECT_TRUE(HasLine(text, "custos_history_last_pruned 11")) << text;
+  EXPECT_TRUE(HasLine(text, "custos_history_prune_behind 1234")) << text;
   EXPECT_TRUE(HasLine(text, "custos_sweep_backlog 1")) << text;
   EXPECT_TRUE(HasLine(text, "custos_sweep_last_transitions{kind=\"erased\"} 3"))
       << text;
@@ -1188,6 +1195,36 @@ TEST_F(ServerNetTest, RecordsByStateAreExportedFromTheLastMaintenanceCount) {
       << text;
   EXPECT_TRUE(HasLine(text, "custos_records_counted_timestamp_seconds " +
                                 std::to_string(1'788'000'000 + 214 * 86'400)))
+      << text;
+}
+
+// The engine's pruning bound at 1: each sweep examines one event beyond
+// those written since the last.
+class ServerNetPruningTest : public ServerNetTest {
+ protected:
+  ServerNetPruningTest() { history_examined_per_sweep_ = 1; }
+};
+
+// How far the last sweep's pruning is from the head of the log is
+// exported from a real maintenance run (helper-133: a pruning backlog was
+// seen nowhere).
+TEST_F(ServerNetPruningTest, APruningBacklogIsExported) {
+  options_.metrics_address = "127.0.0.1:0";
+  Start();
+  auto session = UserSession();
+  for (const char* name : {"Anna", "Ben", "Cleo"}) {
+    CreateRequest(session, name).send().wait(wait());
+  }
+  server::RunScheduledMaintenance(*engine_, server_->metrics(), 10000);
+  const std::string text = HttpGet("/metrics").second;
+  // The first sweep since the engine opened counts nothing written
+  // before it: its pruning examined the oldest event only (none due).
+  EXPECT_TRUE(HasLine(text, "custos_history_last_pruned 0")) << text;
+  auto head = engine_->DurableHistoryHead();
+  ASSERT_TRUE(head.has_value()) << head.error().ToString();
+  ASSERT_GT(head->seq, 3u);
+  EXPECT_TRUE(HasLine(
+      text, "custos_history_prune_behind " + std::to_string(head->seq - 1)))
       << text;
 }
 
