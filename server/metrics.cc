@@ -92,6 +92,7 @@ void Metrics::CallRefused(size_t method) {
 void Metrics::SetMaintenance(const MaintenanceFigures& figures) {
   std::lock_guard lock(maintenance_mu_);
   maintenance_ = figures;
+  if (figures.ok) last_ok_maintenance_ = figures;
 }
 
 void Metrics::SetRecordCounts(const RecordStateCounts& counts) {
@@ -202,10 +203,12 @@ std::string Metrics::Render(const Engine& engine) const {
          static_cast<double>(stats.key_cache_misses));
 
   std::optional<MaintenanceFigures> m;
+  std::optional<MaintenanceFigures> last_ok;
   std::optional<RecordStateCounts> counts;
   {
     std::lock_guard lock(maintenance_mu_);
     m = maintenance_;
+    last_ok = last_ok_maintenance_;
     counts = record_counts_;
   }
   if (counts) {
@@ -266,15 +269,21 @@ std::string Metrics::Render(const Engine& engine) const {
            "rewrote (0: no shred pending).");
     Sample(out, "custos_shred_last_records_rewritten", "",
            static_cast<double>(m->shred_records_rewritten));
+  }
+  // Of the last run that succeeded: a failed run has no report, and 0
+  // would say the pruning reached the head (helper-134).
+  if (last_ok) {
+    const MaintenanceFigures* ok = &*last_ok;
     Header(out, "custos_history_last_pruned", "gauge",
-           "Access-history events the last sweep pruned.");
+           "Access-history events the last successful maintenance run's "
+           "sweep pruned.");
     Sample(out, "custos_history_last_pruned", "",
-           static_cast<double>(m->history_pruned));
+           static_cast<double>(ok->history_pruned));
     Header(out, "custos_history_prune_behind", "gauge",
-           "Access-history events between where the last sweep's pruning "
+           "Access-history events between where that sweep's pruning "
            "stopped and the head of the log (0: it reached the head).");
     Sample(out, "custos_history_prune_behind", "",
-           static_cast<double>(m->history_behind));
+           static_cast<double>(ok->history_behind));
   }
   return out;
 }

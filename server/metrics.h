@@ -135,8 +135,10 @@ class Metrics {
   uint64_t ended_not_read_ = 0;
 
   mutable std::mutex maintenance_mu_;
-  std::optional<MaintenanceFigures> maintenance_;   // Guarded.
-  std::optional<RecordStateCounts> record_counts_;  // Guarded.
+  std::optional<MaintenanceFigures> maintenance_;  // Guarded.
+  // The last with ok set: the history gauges come from it.
+  std::optional<MaintenanceFigures> last_ok_maintenance_;  // Guarded.
+  std::optional<RecordStateCounts> record_counts_;         // Guarded.
 };
 
 }  // namespace custos::server

@@ -253,8 +253,13 @@ Status RecordStore::Schedule(StoredRecord& r, const HoldView* pending,
   // policy computing it was set: a catch-up's later step computed under a
   // policy set since the stored deadline is not dated before the change
   // (where a hold set meanwhile would not count), whether or not the
-  // change could write the earlier steps down (helper-130).
-  next->first = std::max({next->first, not_before, policies_.SetAt(r.kind)});
+  // change could write the earlier steps down (helper-130). Never after
+  // now for that, though: a policy set while the clock was ahead would
+  // otherwise hold back every deadline of its kind once the clock is put
+  // right (helper-134).
+  const int64_t set_at =
+      std::min(policies_.SetAt(r.kind), ToMicros(clock_.Now()));
+  next->first = std::max({next->first, not_before, set_at});
   r.next_deadline_micros = next->first;
   r.next_transition = next->second;
   if (next->second == Transition::kErase) {

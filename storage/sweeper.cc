@@ -810,31 +810,67 @@ Status Sweeper::DestroyDueBuckets(int64_t as_of, SweepReport& report) {
   return Status::Ok();
 }
 
+Result<uint64_t> Sweeper::StoredPruneCursor() const {
+  auto cursor = u_.store.Get(keys::kHistoryPruneCursor);
+  if (!cursor) return Fail(cursor.error());
+  return *cursor && (*cursor)->size() == 8 ? ReadBigEndian64(**cursor) : 0;
+}
+
+void Sweeper::ReportBehind(uint64_t after_seq, SweepReport& report) const {
+  const uint64_t head = u_.store.history().head().last_seq;
+  report.history_behind =
+      after_seq != 0 && head > after_seq ? head - after_seq : 0;
+}
+
 Status Sweeper::PruneHistory(int64_t as_of, const SweepOptions& options,
                              SweepReport& report) {
-  uint64_t after_seq = 0;
-  auto cursor = u_.store.Get(keys::kHistoryPruneCursor);
-  if (!cursor) return cursor.error();
-  if (*cursor && (*cursor)->size() == 8) after_seq = ReadBigEndian64(**cursor);
-  // The cursor as stored: as read, then as each committing chunk wrote it.
-  uint64_t written = after_seq;
-  const size_t chunk = std::max<size_t>(options.batch_size, 100);
+  // One sweep's pruning at a time. Two at once would start from the same
+  // cursor, examine the same events and write the cursor over each other
+  // (the shorter taking it back); the credit below would go to one of them
+  // (helper-134). A sweep that finds another's pruning running leaves the
+  // pruning to it and reports where the cursor stands.
+  std::unique_lock<std::mutex> pruning(prune_mu_, std::try_to_lock);
+  if (!pruning.owns_lock()) {
+    auto cursor = StoredPruneCursor();
+    if (!cursor) return cursor.error();
+    ReportBehind(*cursor, report);
+    return Status::Ok();
+  }
   // Without a bound of the sweep's own: the engine's, plus what was written
-  // since the last sweep's pruning began. A store writing more events
-  // between two sweeps than the engine's bound would otherwise have the
-  // cursor fall further behind the head at every sweep, never wrap, and
-  // never examine again the events it passed while their records lived:
-  // kept for ever (helper-133). So each sweep gains the engine's bound on
-  // the head, and a pass over a log of L events takes about L / bound
-  // sweeps, however busy the store.
+  // since the last sweep's pruning began (the credit). A store writing more
+  // events between two sweeps than the engine's bound would otherwise have
+  // the cursor fall further behind the head at every sweep, never wrap,
+  // and never examine again the events it passed while their records
+  // lived: kept for ever (helper-133). So each sweep gains the engine's
+  // bound on the head, and a pass over a log of L events takes about
+  // L / bound sweeps, however busy the store. The credit is capped at
+  // kMaxPruneCredit, so that no sweep examines more than the bound plus
+  // that (a store loaded in bulk, or swept after a long interval: the rest
+  // is carried to the next sweeps), and is taken only by a pruning that
+  // succeeds.
   const uint64_t head = u_.store.history().head().last_seq;
-  uint64_t seen = head_at_last_prune_.exchange(head);
+  uint64_t seen = head_at_last_prune_;
   if (seen == 0 || seen > head) seen = head;
+  const uint64_t credit = std::min(head - seen, kMaxPruneCredit);
   const size_t max_examined =
       options.max_history_examined
           ? *options.max_history_examined
-          : static_cast<size_t>(std::min<uint64_t>(
-                u_.history_examined_per_sweep + (head - seen), SIZE_MAX));
+          : u_.history_examined_per_sweep + static_cast<size_t>(credit);
+  Status pruned = PruneFromCursor(as_of, options, max_examined, report);
+  if (pruned.ok() && !options.max_history_examined) {
+    head_at_last_prune_ = seen + credit;
+  }
+  return pruned;
+}
+
+Status Sweeper::PruneFromCursor(int64_t as_of, const SweepOptions& options,
+                                size_t max_examined, SweepReport& report) {
+  auto cursor = StoredPruneCursor();
+  if (!cursor) return cursor.error();
+  uint64_t after_seq = *cursor;
+  // The cursor as stored: as read, then as each committing chunk wrote it.
+  uint64_t written = after_seq;
+  const size_t chunk = std::max<size_t>(options.batch_size, 100);
   size_t examined = 0;
   // Decided once per sweep (PruneVerdicts).
   PruneVerdicts verdicts;
@@ -852,24 +888,18 @@ Status Sweeper::PruneHistory(int64_t as_of, const SweepOptions& options,
       std::this_thread::sleep_for(options.pause_between_batches);
     }
   }
-  if (after_seq != 0) {
-    const uint64_t now_head = u_.store.history().head().last_seq;
-    report.history_behind = now_head > after_seq ? now_head - after_seq : 0;
-  }
+  ReportBehind(after_seq, report);
   // A chunk that changed nothing wrote nothing (not even the cursor, to
   // spare a synchronous write per chunk); where the last one stopped is
   // written here, unless the stored cursor already says so. A crash before
   // it only has the next sweep examine those events again.
   if (after_seq == written) return Status::Ok();
   WriteLock lock = u_.store.Lock();
-  // Another sweep running at once moved it meanwhile: its position stands
-  // (this one's would only take it back over events both examined).
-  auto now_stored = u_.store.Get(keys::kHistoryPruneCursor);
-  if (!now_stored) return now_stored.error();
-  const uint64_t stored = *now_stored && (*now_stored)->size() == 8
-                              ? ReadBigEndian64(**now_stored)
-                              : 0;
-  if (stored != written) return Status::Ok();
+  // Moved meanwhile by anything else (one sweep's pruning runs at a
+  // time): that position stands.
+  auto stored = StoredPruneCursor();
+  if (!stored) return stored.error();
+  if (*stored != written) return Status::Ok();
   leveldb::WriteBatch batch;
   std::string next;
   AppendBigEndian64(next, after_seq);

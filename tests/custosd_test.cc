@@ -308,8 +308,9 @@ TEST_F(CustosdTest, AWorkerCountBelowThreeOrPast256IsRefused) {
   }
 }
 
-// A sweep's pruning bound below 1 or past 10,000,000 (about 70 s of a
-// sweep, which custosd's stop waits for) is a usage error.
+// A sweep's pruning bound below 1 or past 10,000,000 (about 70 s of
+// pruning at 7 µs an event, which custosd's stop waits for) is a usage
+// error.
 TEST_F(CustosdTest, AHistoryExaminedOutOfRangeIsRefused) {
   for (const char* n : {"0", "10000001"}) {
     ASSERT_NO_FATAL_FAILURE(

@@ -403,7 +403,8 @@ TEST_F(RetentionReviewTest, APolicySetAgainNeverDatesAnErasureBeforeAHold) {
     p.erase_after = *ParsePeriod("P100D");
   });
   const Timestamp t0 = clock_.Now();
-  const uint64_t id = Of("alert", "anna@example.org");  // Closes at +10d.
+  const uint64_t id = Of("alert", "anna@example.org");   // Closes at +10d.
+  const uint64_t bens = Of("alert", "ben@example.org");  // The same, unheld.
   clock_.Set(t0 + 24h * 20);
   // A hold on her, not on the record: the record is not written.
   auto hold = engine_->SetSubjectHold(*officer_, Subject("anna@example.org"),
@@ -426,13 +427,19 @@ TEST_F(RetentionReviewTest, APolicySetAgainNeverDatesAnErasureBeforeAHold) {
   ASSERT_TRUE(held.has_value()) << held.error().ToString();
   EXPECT_EQ(held->state, RecordState::kClosed);
   EXPECT_TRUE(held->personal_included);
+  // Without a hold, the erasure is dated at the change: not at +15d, and
+  // not later either.
+  auto unheld = engine_->GetRecord(*officer_, bens, APurpose());
+  ASSERT_TRUE(unheld.has_value()) << unheld.error().ToString();
+  EXPECT_EQ(unheld->state, RecordState::kErased);
+  EXPECT_EQ(unheld->erased_at, std::optional<Timestamp>(t0 + 24h * 30));
   // After a restart, the time it was set is read back with it (nothing
   // was written down for the record meanwhile).
   ReopenAll();
   held = engine_->GetRecord(*officer_, id, APurpose());
   ASSERT_TRUE(held.has_value()) << held.error().ToString();
   EXPECT_EQ(held->state, RecordState::kClosed);
-  EXPECT_EQ(SweepNow().erased, 0u);
+  EXPECT_EQ(SweepNow().erased, 1u);  // Ben's record only.
   EXPECT_TRUE(engine_->GetRecord(*officer_, id, APurpose())->personal_included);
   clock_.Set(t0 + 24h * 201);  // Past the hold's end.
   EXPECT_EQ(SweepNow().erased, 1u);

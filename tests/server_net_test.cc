@@ -1143,6 +1143,14 @@ TEST_F(ServerNetTest, MaintenanceFiguresAppearOnceSet) {
   const std::string text = HttpGet("/metrics").second;
   EXPECT_TRUE(HasLine(text, "custos_history_last_pruned 11")) << text;
   EXPECT_TRUE(HasLine(text, "custos_history_prune_behind 1234")) << text;
+  // A failed run has no report: the history gauges stay those of the last
+  // run that succeeded (0 would say the pruning reached the head).
+  server::MaintenanceFigures failed;
+  failed.finished_unix_seconds = 1'788'000'060;
+  server_->metrics().SetMaintenance(failed);
+  const std::string after = HttpGet("/metrics").second;
+  EXPECT_TRUE(HasLine(after, "custos_maintenance_last_run_ok 0")) << after;
+  EXPECT_TRUE(HasLine(after, "custos_history_prune_behind 1234")) << after;
   EXPECT_TRUE(HasLine(text, "custos_sweep_backlog 1")) << text;
   EXPECT_TRUE(HasLine(text, "custos_sweep_last_transitions{kind=\"erased\"} 3"))
       << text;
