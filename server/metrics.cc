@@ -273,17 +273,16 @@ std::string Metrics::Render(const Engine& engine) const {
   // Of the last run that succeeded: a failed run has no report, and 0
   // would say the pruning reached the head (helper-134).
   if (last_ok) {
-    const MaintenanceFigures* ok = &*last_ok;
     Header(out, "custos_history_last_pruned", "gauge",
            "Access-history events the last successful maintenance run's "
            "sweep pruned.");
     Sample(out, "custos_history_last_pruned", "",
-           static_cast<double>(ok->history_pruned));
+           static_cast<double>(last_ok->history_pruned));
     Header(out, "custos_history_prune_behind", "gauge",
            "Access-history events between where that sweep's pruning "
            "stopped and the head of the log (0: it reached the head).");
     Sample(out, "custos_history_prune_behind", "",
-           static_cast<double>(ok->history_behind));
+           static_cast<double>(last_ok->history_behind));
   }
   return out;
 }

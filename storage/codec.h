@@ -157,7 +157,7 @@ Result<std::vector<Bytes>> DecodeSealedContents(std::string_view bytes);
 std::string EncodeHold(const HoldView& h);
 Result<HoldView> DecodeHold(std::string_view bytes);
 
-// `set_at_micros`: when the policy was set (Policies::SetAt).
+// `set_at_micros`: when the policy was set (Policies::For).
 std::string EncodePolicy(const RetentionPolicy& p, int64_t set_at_micros = 0);
 // DataLoss if the bytes or any stored period are malformed. With
 // `set_at_micros`, stores there when it was set (0 if not recorded).

@@ -61,11 +61,11 @@ Status Policies::Load() {
   std::map<std::string, int64_t> set_at;
   auto stored = ReadStored(&set_at);
   if (!stored) return stored.error();
-  std::map<std::string, RetentionPolicy> by_kind;
+  std::map<std::string, InUse> by_kind;
   std::set<std::string> unauthenticated;
   for (auto& [kind, policy] : *stored) {
     if (policy) {
-      by_kind[kind] = std::move(*policy);
+      by_kind[kind] = InUse{std::move(*policy), set_at[kind]};
     } else {
       unauthenticated.insert(kind);
     }
@@ -73,7 +73,6 @@ Status Policies::Load() {
   std::unique_lock write(mu_);
   by_kind_ = std::move(by_kind);
   unauthenticated_ = std::move(unauthenticated);
-  set_at_ = std::move(set_at);
   return Status::Ok();
 }
 
@@ -111,9 +110,8 @@ Status Policies::Set(const PrincipalInfo& admin, const RetentionPolicy& policy,
   if (!ticket) return ticket.error();
   {
     std::unique_lock write(mu_);
-    by_kind_[policy.kind] = policy;
+    by_kind_[policy.kind] = InUse{policy, ToMicros(when)};
     unauthenticated_.erase(policy.kind);
-    set_at_[policy.kind] = ToMicros(when);
   }
   lock.Unlock();
   return store_.WaitDurable(*ticket);
@@ -122,12 +120,12 @@ Status Policies::Set(const PrincipalInfo& admin, const RetentionPolicy& policy,
 std::vector<RetentionPolicy> Policies::List() const {
   std::shared_lock read(mu_);
   std::vector<RetentionPolicy> out;
-  for (const auto& [kind, policy] : by_kind_) out.push_back(policy);
+  for (const auto& [kind, in_use] : by_kind_) out.push_back(in_use.policy);
   return out;
 }
 
-Result<std::optional<RetentionPolicy>> Policies::For(
-    const std::string& kind) const {
+Result<std::optional<RetentionPolicy>> Policies::For(const std::string& kind,
+                                                     int64_t* set_at) const {
   std::shared_lock read(mu_);
   if (unauthenticated_.contains(kind)) {
     return Fail(Status::DataLoss(
@@ -136,13 +134,8 @@ Result<std::optional<RetentionPolicy>> Policies::For(
   }
   auto it = by_kind_.find(kind);
   if (it == by_kind_.end()) return std::optional<RetentionPolicy>();
-  return std::optional<RetentionPolicy>(it->second);
-}
-
-int64_t Policies::SetAt(const std::string& kind) const {
-  std::shared_lock read(mu_);
-  auto it = set_at_.find(kind);
-  return it == set_at_.end() ? 0 : it->second;
+  if (set_at != nullptr) *set_at = it->second.set_at;
+  return std::optional<RetentionPolicy>(it->second.policy);
 }
 
 std::vector<std::string> Policies::Unauthenticated() const {

@@ -41,7 +41,7 @@ class Policies {
   // for a value that does not decode or fails its MAC (as Load reads
   // them). The caller holds the store's write lock when it must be
   // consistent with a snapshot taken under it. Errors: mapped LevelDB.
-  // With `set_at`, when each of those was set (SetAt) goes there.
+  // With `set_at`, when each of those was set (Policies::For) goes there.
   Result<std::map<std::string, std::optional<RetentionPolicy>>> ReadStored(
       std::map<std::string, int64_t>* set_at = nullptr) const;
   // Adds the shipped policies (DefaultPolicies()) to a new store's batch,
@@ -75,24 +75,27 @@ class Policies {
   // The policy of `kind`, if any. DataLoss for a kind whose stored policy
   // did not authenticate (or decode) when loaded: its records are neither
   // created nor scheduled, and a sweep skips them, until it is set again.
-  Result<std::optional<RetentionPolicy>> For(const std::string& kind) const;
+  // With `set_at`, when the policy returned was set goes there, read with
+  // it (microseconds; authenticated with it): no deadline computed under
+  // it is dated before then (RecordStore::Schedule), so a step a read
+  // computes under a policy set since the step before it never lies
+  // before a hold set meanwhile (helper-130). 0 for a shipped default or
+  // a policy stored before 2026-12-07.
+  Result<std::optional<RetentionPolicy>> For(const std::string& kind,
+                                             int64_t* set_at = nullptr) const;
   // The kinds whose stored policy did not authenticate, in order.
   std::vector<std::string> Unauthenticated() const;
-  // When the policy of `kind` in use was set (microseconds; authenticated
-  // with it): no deadline computed under it is dated before then
-  // (RecordStore::Schedule), so a step a read computes under a policy set
-  // since the step before it never lies before a hold set meanwhile
-  // (helper-130). 0 for a shipped default, a policy stored before
-  // 2026-12-07, or a kind without one in use.
-  int64_t SetAt(const std::string& kind) const;
 
  private:
   Store& store_;
   const crypto::SecretKey mac_key_;
   mutable std::shared_mutex mu_;
-  std::map<std::string, RetentionPolicy> by_kind_;  // Guarded by mu_.
-  std::set<std::string> unauthenticated_;           // Guarded by mu_.
-  std::map<std::string, int64_t> set_at_;           // Guarded by mu_.
+  struct InUse {
+    RetentionPolicy policy;
+    int64_t set_at = 0;  // Microseconds.
+  };
+  std::map<std::string, InUse> by_kind_;   // Guarded by mu_.
+  std::set<std::string> unauthenticated_;  // Guarded by mu_.
 };
 
 }  // namespace custos

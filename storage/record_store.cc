@@ -221,7 +221,8 @@ Status RecordStore::Schedule(StoredRecord& r, const HoldView* pending,
     r.next_transition = Transition::kNone;
     return Status::Ok();
   }
-  auto policy = policies_.For(r.kind);
+  int64_t set_at = 0;
+  auto policy = policies_.For(r.kind, &set_at);
   if (!policy || !*policy) {
     // The kind's stored policy failed its MAC, or is gone (none can be
     // deleted, and no record is created without one): the files were
@@ -257,9 +258,11 @@ Status RecordStore::Schedule(StoredRecord& r, const HoldView* pending,
   // now for that, though: a policy set while the clock was ahead would
   // otherwise hold back every deadline of its kind once the clock is put
   // right (helper-134).
-  const int64_t set_at =
-      std::min(policies_.SetAt(r.kind), ToMicros(clock_.Now()));
-  next->first = std::max({next->first, not_before, set_at});
+  next->first = std::max(next->first, not_before);
+  if (set_at > next->first) {
+    next->first =
+        std::max(next->first, std::min(set_at, ToMicros(clock_.Now())));
+  }
   r.next_deadline_micros = next->first;
   r.next_transition = next->second;
   if (next->second == Transition::kErase) {

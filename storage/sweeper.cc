@@ -893,13 +893,9 @@ Status Sweeper::PruneFromCursor(int64_t as_of, const SweepOptions& options,
   // spare a synchronous write per chunk); where the last one stopped is
   // written here, unless the stored cursor already says so. A crash before
   // it only has the next sweep examine those events again.
+  // (Nothing else writes it: one sweep's pruning runs at a time.)
   if (after_seq == written) return Status::Ok();
   WriteLock lock = u_.store.Lock();
-  // Moved meanwhile by anything else (one sweep's pruning runs at a
-  // time): that position stands.
-  auto stored = StoredPruneCursor();
-  if (!stored) return stored.error();
-  if (*stored != written) return Status::Ok();
   leveldb::WriteBatch batch;
   std::string next;
   AppendBigEndian64(next, after_seq);
