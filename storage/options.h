@@ -104,7 +104,8 @@ struct Options {
   // (0 counts as 1).
   size_t rekey_batch_size = 100;
   // Access-history events one sweep's pruning examines beyond those
-  // written since the last sweep's began, unless the sweep's
+  // written from the last pruning sweep's beginning to this one's, unless
+  // the sweep's
   // SweepOptions::max_history_examined says otherwise: every sweep reads
   // about this many more, whatever is due, and a pass over a log of L
   // events takes about L / this many sweeps (docs/history.md,

@@ -414,6 +414,10 @@ Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
     progress.records_done = processed;
     options.progress(progress);
   };
+  // The head of the access history as the sweep begins: pruning's credit
+  // counts the events written up to here, not the sweep's own (its
+  // erasures' events go to the next sweep's credit, PruneHistory).
+  const uint64_t head_at_start = u_.store.history().head().last_seq;
   if (!options.dry_run) {
     // Erasure by key first: what is due in an ended bucket no hold reaches
     // becomes undecipherable before any record is rewritten.
@@ -517,7 +521,7 @@ Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
     // entry (DestroyDueBuckets).
     CUSTOS_RETURN_IF_ERROR(u_.erasure.DeleteQueuedRanges());
     report_progress(SweepPhase::kPruningHistory);
-    CUSTOS_RETURN_IF_ERROR(PruneHistory(as_of, options, report));
+    CUSTOS_RETURN_IF_ERROR(PruneHistory(as_of, options, head_at_start, report));
     // Compacts what this sweep erased and pruned, and finishes compactions
     // an earlier, interrupted call left queued.
     report_progress(SweepPhase::kCompacting);
@@ -823,7 +827,7 @@ void Sweeper::ReportBehind(uint64_t after_seq, SweepReport& report) const {
 }
 
 Status Sweeper::PruneHistory(int64_t as_of, const SweepOptions& options,
-                             SweepReport& report) {
+                             uint64_t head_at_start, SweepReport& report) {
   // One sweep's pruning at a time. Two at once would start from the same
   // cursor, examine the same events and write the cursor over each other
   // (the shorter taking it back); the credit below would go to one of them
@@ -837,7 +841,11 @@ Status Sweeper::PruneHistory(int64_t as_of, const SweepOptions& options,
     return Status::Ok();
   }
   // Without a bound of the sweep's own: the engine's, plus what was written
-  // since the last sweep's pruning began (the credit). A store writing more
+  // from the last pruning sweep's beginning to this one's (the credit).
+  // Counted to where this sweep began, not to the head now: the events of
+  // the sweep's own transitions (an erasure each) are credited to the next
+  // sweep, so that an erasing sweep does not also examine them; it is the
+  // same work, done one sweep later. A store writing more
   // events between two sweeps than the engine's bound would otherwise have
   // the cursor fall further behind the head at every sweep, never wrap,
   // and never examine again the events it passed while their records
@@ -848,10 +856,14 @@ Status Sweeper::PruneHistory(int64_t as_of, const SweepOptions& options,
   // that (a store loaded in bulk, or swept after a long interval: the rest
   // is carried to the next sweeps), and is taken only by a pruning that
   // succeeds.
-  const uint64_t head = u_.store.history().head().last_seq;
-  uint64_t seen = head_at_last_prune_;
-  if (seen == 0 || seen > head) seen = head;
-  const uint64_t credit = std::min(head - seen, kMaxPruneCredit);
+  // Not since the engine opened: none. A concurrent sweep that began later
+  // may have taken the credit past this one's beginning: none either, and
+  // the mark stays where that sweep left it.
+  const uint64_t seen =
+      head_at_last_prune_ == 0 ? head_at_start : head_at_last_prune_;
+  const uint64_t credit = seen < head_at_start
+                              ? std::min(head_at_start - seen, kMaxPruneCredit)
+                              : 0;
   const size_t max_examined =
       options.max_history_examined
           ? *options.max_history_examined

@@ -209,13 +209,14 @@ class Sweeper {
   // past the erasure of the record it concerns; for an event about a
   // subject and no record, SubjectEventDue), examining up to
   // options.max_history_examined events (unset: the engine's bound plus
-  // the events written since the last sweep's pruning began) from a cursor
+  // the events written from the last pruning sweep's beginning to this
+  // one's, `head_at_start`) from a cursor
   // that cycles through the log across sweeps, in chunks
   // (PruneHistoryChunk), and stopping at the head. Counts in
   // report.history_pruned. The events of a record that does not decode are
   // kept, and the record is added to report.skipped.
   Status PruneHistory(int64_t as_of, const SweepOptions& options,
-                      SweepReport& report);
+                      uint64_t head_at_start, SweepReport& report);
   // The most events one sweep's pruning examines beyond the engine's bound
   // for those written since the last (about 70 s of a sweep at 7 µs an
   // event); the rest is carried to the next sweeps.
@@ -276,9 +277,10 @@ class Sweeper {
   // Held by the sweep whose pruning runs (PruneHistory); others skip it.
   std::mutex prune_mu_;
   // How far in the log the pruning's credit has been taken (0: not since
-  // the engine opened): what was written after it is added to the engine's
-  // bound, so that the pruning cursor gains on the head. Guarded by
-  // prune_mu_.
+  // the engine opened), the head as the last pruning sweep began: what was
+  // written after it, up to the head as the next begins, is added to the
+  // engine's bound, so that the pruning cursor gains on the head. Guarded
+  // by prune_mu_.
   uint64_t head_at_last_prune_ = 0;
 };
 

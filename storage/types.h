@@ -340,7 +340,8 @@ struct SweepOptions {
   // last sweep's pruning stopped to the head of the log at most: in chunks
   // of batch_size (at least 100), each under a write lock of its own.
   // Unset: Options::history_examined_per_sweep (default 10,000) plus the
-  // events written since the last sweep's pruning began, so that a pass
+  // events written from the last pruning sweep's beginning to this one's
+  // (its own transitions' go to the next sweep), so that a pass
   // over the log always ends however busy the store (docs/history.md).
   // Set: exactly this many at most. REQUIRES: >= 1 when set.
   std::optional<size_t> max_history_examined = std::nullopt;
