@@ -36,6 +36,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -603,6 +604,10 @@ int main(int argc, char** argv) {
   std::mutex maintenance_mu;
   std::condition_variable maintenance_cv;
   bool stopping = false;
+  // Requested as custosd stops: a run in progress ends after the batch it
+  // is writing (Engine::RunMaintenance), so that a long sweep does not
+  // hold the stop back.
+  std::stop_source maintenance_stop;
   // The history's head, logged at start, after each maintenance run that
   // saw it move, and at a clean stop (docs/operations.md, "Keeping the
   // history's head out of band"): touched by the maintenance thread only
@@ -618,9 +623,9 @@ int main(int argc, char** argv) {
                                     std::chrono::seconds(maintenance_seconds),
                                     [&] { return stopping; })) {
       lock.unlock();
-      custos::server::RunScheduledMaintenance(**engine, server.metrics(),
-                                              /*shred_budget=*/10000,
-                                              &maintenance_log);
+      custos::server::RunScheduledMaintenance(
+          **engine, server.metrics(), /*shred_budget=*/10000, &maintenance_log,
+          maintenance_stop.get_token());
       lock.lock();
     }
   });
@@ -644,6 +649,7 @@ int main(int argc, char** argv) {
     std::lock_guard lock(maintenance_mu);
     stopping = true;
   }
+  maintenance_stop.request_stop();
   maintenance_cv.notify_all();
   maintenance.join();
   // Every call has ended: the head no later write can move.

@@ -16,6 +16,7 @@
 
 #include <cstddef>
 #include <optional>
+#include <stop_token>
 
 #include "server/metrics.h"
 #include "storage/engine.h"
@@ -34,9 +35,12 @@ struct MaintenanceLog {
 // history's durable head is logged when it moved since the last run's
 // ("custosd: history head SEQ:LINK"), for the operator's log to keep out
 // of band (docs/operations.md, "Keeping the history's head out of band").
+// A stop requested through `stop` (custosd stopping) ends the run early
+// (Engine::RunMaintenance): it is logged, and the records are not
+// counted; what is left waits for the next run.
 void RunScheduledMaintenance(Engine& engine, Metrics& metrics,
-                             size_t shred_budget,
-                             MaintenanceLog* log = nullptr);
+                             size_t shred_budget, MaintenanceLog* log = nullptr,
+                             std::stop_token stop = {});
 
 // Logs the access history's durable head ("custosd: history head SEQ:LINK",
 // then " " and `when` if not empty: "at start", "at stop") and records it

@@ -285,6 +285,7 @@ Status CheckListenAddresses(const ServerOptions& options) {
 }
 
 void Server::Stop() {
+  stopping_.request_stop();
   std::lock_guard lock(stop_mu_);
   stop_requested_ = true;
   if (stop_) stop_->fulfill();
@@ -359,6 +360,7 @@ Status Server::Run(std::function<void()> ready) {
   long_work->lane = pool.NewLane();
   long_work->TEST_sweep_progress = options_.TEST_sweep_progress;
   long_work->TEST_work_progress = options_.TEST_work_progress;
+  long_work->stop = stopping_.get_token();
   auto reading_work = std::make_shared<LongWork>();
   reading_work->lane = pool.NewLane();
   reading_work->TEST_work_progress = options_.TEST_work_progress;
@@ -591,6 +593,7 @@ Status Server::Run(std::function<void()> ready) {
                .exclusiveJoin(port.onSignal(SIGINT).ignoreResult());
   }
   stop.wait(io.waitScope);
+  stopping_.request_stop();  // A signal's stop, too.
   // The watches hold the Watchers of connections about to close (and those
   // connections the watches): the cycle ends here.
   { auto ended = kj::mv(reminding); }

@@ -17,6 +17,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <stop_token>
 #include <string>
 
 #include "base/status.h"
@@ -184,6 +185,10 @@ class Server {
   Metrics metrics_;
   std::mutex stop_mu_;
   bool stop_requested_ = false;
+  // Requested by Stop() and by a signal: an admin's sweep in progress
+  // ends after the batch it is writing (SweepOptions::stop), so that it
+  // does not hold the stop back.
+  std::stop_source stopping_;
   kj::Own<kj::CrossThreadPromiseFulfiller<void>> stop_;  // Guarded.
 };
 

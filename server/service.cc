@@ -1601,6 +1601,7 @@ class AdminImpl final : public rpc::Admin::Server {
                  // 0: the engine's now.
                  options.as_of = as_of == 0 ? engine->Now() : FromMicros(as_of);
                  if (max_records != 0) options.max_records = max_records;
+                 options.stop = work->stop;
                  // Published once the engine has accepted the sweep (its
                  // first progress report): a refused sweep leaves the last
                  // one's figures as they were. `running` ends with the call,

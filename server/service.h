@@ -22,6 +22,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -96,6 +97,9 @@ struct LongWork {
   std::atomic<bool> busy{false};
   SweepStatus sweep;
   WorkBoard board;
+  // Requested when the server stops: a sweep in progress ends after the
+  // batch it is writing (SweepOptions::stop).
+  std::stop_token stop = {};
   // ServerOptions::TEST_sweep_progress and TEST_work_progress.
   std::function<void(const SweepProgress&)> TEST_sweep_progress = nullptr;
   std::function<void(const WorkProgress&)> TEST_work_progress = nullptr;

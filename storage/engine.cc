@@ -341,10 +341,12 @@ Result<SweepReport> Engine::Sweep(const Actor& admin,
   return report;
 }
 
-Result<SweepReport> Engine::RunMaintenance(size_t shred_budget) {
+Result<SweepReport> Engine::RunMaintenance(size_t shred_budget,
+                                           std::stop_token stop) {
   const PrincipalInfo& system = events::RetentionPrincipal();
   SweepOptions options;
   options.as_of = impl_->clock.Now();
+  options.stop = stop;
   // Every step is attempted; the first failure is the result. The fold
   // runs whatever failed before it (what committed is worth counting), and
   // its own failure fails nothing: it is reported in statistics_folded.
@@ -355,6 +357,15 @@ Result<SweepReport> Engine::RunMaintenance(size_t shred_budget) {
   // shreds from completing.
   auto expired = impl_->key_admin.ExpireBackupKeys(system);
   if (!expired && failure.ok()) failure = expired.error();
+  // Stopped (the sweep's report says so, or the request came after it):
+  // the shreds and the fold wait for the next run.
+  if (stop.stop_requested()) {
+    if (!failure.ok()) return Fail(failure);
+    report->stopped = true;
+    report->complete = false;
+    report->statistics_folded = false;
+    return report;
+  }
   auto completed = impl_->shredder.Complete(shred_budget);
   if (!completed && failure.ok()) failure = completed.error();
   if (completed && report) report->shred_records_rewritten = *completed;

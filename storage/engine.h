@@ -29,6 +29,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -587,8 +588,11 @@ class Engine {
   // the sweep's report (each step is attempted whatever the ones before it
   // returned; the first failure is the result). Then folds the statistics
   // (FoldStatistics), whatever failed before: a fold failure fails nothing
-  // and is reported in SweepReport::statistics_folded.
-  Result<SweepReport> RunMaintenance(size_t shred_budget);
+  // and is reported in SweepReport::statistics_folded. A stop requested
+  // through `stop` ends the sweep early (SweepOptions::stop) and skips the
+  // shred completion and the fold, which the next run does.
+  Result<SweepReport> RunMaintenance(size_t shred_budget,
+                                     std::stop_token stop = {});
 
   // Rewrites up to `budget` records of shredded subjects: drops their parts
   // and their subject ids (from the records, flags and contests) and moves

@@ -408,6 +408,21 @@ Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
   // meets it again in the next batch.
   std::set<std::string> malformed_keys;
   SweepProgress progress;
+  // Checked between units of work: after a stop request, none begins. The
+  // pruning skipped, where its cursor stands is reported all the same (0
+  // would say it reached the head).
+  auto stop_requested = [&] {
+    if (!options.stop.stop_requested()) return false;
+    report.stopped = true;
+    report.complete = false;
+    return true;
+  };
+  auto report_cursor = [&]() -> Status {
+    auto cursor = StoredPruneCursor();
+    if (!cursor) return cursor.error();
+    ReportBehind(*cursor, report);
+    return Status::Ok();
+  };
   auto report_progress = [&](SweepPhase phase) {
     if (!options.progress) return;
     progress.phase = phase;
@@ -429,12 +444,14 @@ Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
     CUSTOS_RETURN_IF_ERROR(u_.erasure.DeleteQueuedRanges());
     // A phase of its own only when buckets were erased by key (what is
     // left queued otherwise is the last phase's).
-    if (report.buckets_destroyed > 0) {
-      report_progress(SweepPhase::kCompacting);
+    if (!stop_requested()) {
+      if (report.buckets_destroyed > 0) {
+        report_progress(SweepPhase::kCompacting);
+      }
+      CUSTOS_RETURN_IF_ERROR(u_.erasure.CompactQueued());
     }
-    CUSTOS_RETURN_IF_ERROR(u_.erasure.CompactQueued());
   }
-  while (true) {
+  while (!stop_requested()) {
     bool more_due = false;
     WriteLock lock = u_.store.Lock();
     // ErasedByKey's cache, for this batch only: the lock is released
@@ -504,7 +521,7 @@ Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
     }
     ++progress.batches;
     report_progress(SweepPhase::kTransitions);
-    if (!more_due) break;
+    if (!more_due || stop_requested()) break;
     if (processed == options.max_records) {
       report.complete = false;
       break;
@@ -520,12 +537,19 @@ Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
     // The "pb:" ranges of the buckets it destroyed that still held an
     // entry (DestroyDueBuckets).
     CUSTOS_RETURN_IF_ERROR(u_.erasure.DeleteQueuedRanges());
-    report_progress(SweepPhase::kPruningHistory);
-    CUSTOS_RETURN_IF_ERROR(PruneHistory(as_of, options, head_at_start, report));
+    if (!stop_requested()) {
+      report_progress(SweepPhase::kPruningHistory);
+      CUSTOS_RETURN_IF_ERROR(
+          PruneHistory(as_of, options, head_at_start, report));
+    } else {
+      CUSTOS_RETURN_IF_ERROR(report_cursor());
+    }
     // Compacts what this sweep erased and pruned, and finishes compactions
     // an earlier, interrupted call left queued.
-    report_progress(SweepPhase::kCompacting);
-    CUSTOS_RETURN_IF_ERROR(u_.erasure.CompactQueued());
+    if (!stop_requested()) {
+      report_progress(SweepPhase::kCompacting);
+      CUSTOS_RETURN_IF_ERROR(u_.erasure.CompactQueued());
+    }
   }
   DedupeSkipped(report);
   return report;
@@ -845,19 +869,24 @@ Status Sweeper::PruneHistory(int64_t as_of, const SweepOptions& options,
   // Counted to where this sweep began, not to the head now: the events of
   // the sweep's own transitions (an erasure each) are credited to the next
   // sweep, so that an erasing sweep does not also examine them; it is the
-  // same work, done one sweep later. A store writing more
+  // same work, done one sweep later: the cursor gains the engine's bound
+  // on the head per sweep over successive sweeps, not at each (one sweep
+  // falls behind by what is written during it, the next makes it up). A
+  // store writing more
   // events between two sweeps than the engine's bound would otherwise have
   // the cursor fall further behind the head at every sweep, never wrap,
   // and never examine again the events it passed while their records
-  // lived: kept for ever (helper-133). So each sweep gains the engine's
-  // bound on the head, and a pass over a log of L events takes about
+  // lived: kept for ever (helper-133). So the cursor gains the engine's
+  // bound on the head per sweep, and a pass over a log of L events takes about
   // L / bound sweeps, however busy the store. The credit is capped at
   // kMaxPruneCredit, so that no sweep examines more than the bound plus
   // that (a store loaded in bulk, or swept after a long interval: the rest
   // is carried to the next sweeps), and is taken only by a pruning that
   // succeeds.
-  // Not since the engine opened: none. A concurrent sweep that began later
-  // may have taken the credit past this one's beginning: none either, and
+  // Not since the engine opened: none (0 is also the head of an empty
+  // log: a sweep that began on one leaves the next none either, and the
+  // first events go to the sweep after that). A concurrent sweep that began
+  // later may have taken the credit past this one's beginning: none either, and
   // the mark stays where that sweep left it.
   const uint64_t seen =
       head_at_last_prune_ == 0 ? head_at_start : head_at_last_prune_;
@@ -869,7 +898,9 @@ Status Sweeper::PruneHistory(int64_t as_of, const SweepOptions& options,
           ? *options.max_history_examined
           : u_.history_examined_per_sweep + static_cast<size_t>(credit);
   Status pruned = PruneFromCursor(as_of, options, max_examined, report);
-  if (pruned.ok() && !options.max_history_examined) {
+  // A pruning stopped early leaves the credit to the next sweep: the
+  // cursor did not gain what it stands for.
+  if (pruned.ok() && !options.max_history_examined && !report.stopped) {
     head_at_last_prune_ = seen + credit;
   }
   return pruned;
@@ -896,6 +927,12 @@ Status Sweeper::PruneFromCursor(int64_t as_of, const SweepOptions& options,
     if (step->committed) written = after_seq;
     // At the head: the next sweep starts again from the oldest event.
     if (after_seq == 0 || examined >= max_examined) break;
+    // Stopped: the cursor is written where it stands (below).
+    if (options.stop.stop_requested()) {
+      report.stopped = true;
+      report.complete = false;
+      break;
+    }
     if (options.pause_between_batches.count() > 0) {
       std::this_thread::sleep_for(options.pause_between_batches);
     }

@@ -218,8 +218,8 @@ class Sweeper {
   Status PruneHistory(int64_t as_of, const SweepOptions& options,
                       uint64_t head_at_start, SweepReport& report);
   // The most events one sweep's pruning examines beyond the engine's bound
-  // for those written since the last (about 70 s of a sweep at 7 µs an
-  // event); the rest is carried to the next sweeps.
+  // for those written from the last pruning sweep's beginning to its own (about
+  // 70 s of a sweep at 7 µs an event); the rest is carried to the next sweeps.
   static constexpr uint64_t kMaxPruneCredit = 10'000'000;
   // PruneHistory's walk of at most `max_examined` events from the stored
   // cursor; sets report.history_behind.

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -350,6 +351,14 @@ struct SweepOptions {
   // also once before the transitions, when buckets were erased by key). Must be
   // quick and must not call the engine. Default: none.
   std::function<void(const SweepProgress&)> progress = nullptr;
+  // A stop requested ends the sweep early, with what it did written down
+  // and SweepReport::stopped set: after the batch of transitions or the
+  // chunk of pruning in progress, and before a compaction begins (one
+  // already running is finished; what is left stays queued, for the next
+  // sweep or the next Engine::Open, which compacts the queue before it
+  // returns). The keys of due buckets left empty are still destroyed
+  // (DestroyDueBuckets). custosd requests it when it stops. Default: none.
+  std::stop_token stop = {};
 };
 
 struct PlannedTransition {
@@ -424,8 +433,12 @@ struct SweepReport {
   uint64_t history_behind = 0;
   // Every transition applied (or, in a dry run, that would be), in order.
   std::vector<PlannedTransition> transitions;
-  // False when max_records stopped the sweep with work still due.
+  // False when max_records stopped the sweep with work still due, or a
+  // stop request (SweepOptions::stop) ended it early.
   bool complete = true;
+  // A stop request ended the sweep early (SweepOptions::stop): what is
+  // left of it waits for the next sweep.
+  bool stopped = false;
   // Deadline buckets whose keys the sweep destroyed: every record due in
   // them was written down as erased (or moved by a hold) first
   // (docs/retention.md, "Deadline keys").

@@ -950,9 +950,8 @@ TEST_F(AccessHistoryPruningTest, TheEnginesBoundAppliesWhenTheSweepSetsNone) {
 
 // The credit counts the events written up to the sweep's beginning: an
 // erasing sweep does not also examine the events of its own erasures, which
-// go to the next sweep's credit instead (the half sweep of 500,000 due
-// records examined 500,000 events more than the one before it:
-// bench/RESULTS.md, "The sweep workload again, after the review").
+// go to the next sweep's credit instead (a sweep of 500,000 erasures would
+// otherwise examine 500,000 events more).
 TEST_F(AccessHistoryPruningTest, ASweepsOwnErasuresAreCreditedToTheNext) {
   Options options = MakeOptions();
   options.history_examined_per_sweep = 100;
@@ -994,6 +993,118 @@ TEST_F(AccessHistoryPruningTest, ASweepsOwnErasuresAreCreditedToTheNext) {
   const SweepReport third = SweepAt(At(2027, 3, 1));
   EXPECT_EQ(third.erased, 0u);
   EXPECT_EQ(third.history_behind, head() - (250 + 100 + 29));
+}
+
+// A sweep that began before another that prunes first meets a mark past
+// its own beginning: it takes no credit and leaves the mark where the other
+// left it (setting it back to its own beginning would credit the events
+// between twice; helper-135). The second sweep runs from the first's
+// progress report, between its transitions and its pruning.
+TEST_F(AccessHistoryPruningTest, AMarkPastASweepsBeginningIsNotSetBack) {
+  Options options = MakeOptions();
+  options.history_examined_per_sweep = 100;
+  ReopenWith(options);
+  admin_ = std::make_unique<Actor>(*engine_->ActorFor("admin"));
+  owner_ = std::make_unique<Actor>(*engine_->ActorFor("authority-a"));
+  auto head = [this] {
+    auto recorded = engine_->DurableHistoryHead();
+    EXPECT_TRUE(recorded.has_value()) << recorded.error().ToString();
+    return recorded ? recorded->seq : 0;
+  };
+  const uint64_t live = CreateAlert();
+  auto read = [&](int times) {
+    for (int i = 0; i < times; ++i) {
+      ASSERT_TRUE(engine_->GetRecord(*owner_, live).has_value());
+    }
+  };
+  read(1000);
+  SweepOptions sweep;
+  sweep.as_of = clock_.Now();
+  ASSERT_TRUE(engine_->Sweep(*admin_, sweep).has_value());  // The mark.
+  read(50);
+  // The outer sweep begins here; 30 events, then the inner sweep, which
+  // examines the bound and the 80 written since the mark.
+  std::optional<SweepReport> inner;
+  SweepOptions outer_options = sweep;
+  outer_options.progress = [&](const SweepProgress& p) {
+    if (inner || p.phase != SweepPhase::kTransitions) return;
+    read(30);
+    auto report = engine_->Sweep(*admin_, sweep);
+    ASSERT_TRUE(report.has_value()) << report.error().ToString();
+    inner = *report;
+  };
+  auto outer = engine_->Sweep(*admin_, outer_options);
+  ASSERT_TRUE(outer.has_value()) << outer.error().ToString();
+  ASSERT_TRUE(inner.has_value());
+  EXPECT_EQ(inner->history_behind, head() - 280);
+  // The outer one: the bound alone (the mark is past its beginning).
+  EXPECT_EQ(outer->history_behind, head() - 380);
+  // Nothing written since the inner sweep began: the bound alone again.
+  auto next = engine_->Sweep(*admin_, sweep);
+  ASSERT_TRUE(next.has_value()) << next.error().ToString();
+  EXPECT_EQ(next->history_behind, head() - 480);
+}
+
+// A stop requested while pruning runs ends it after its chunk, with the
+// cursor written where it stopped, and leaves the credit to the next
+// sweep: a stopped pruning did not gain what the credit stands for.
+TEST_F(AccessHistoryPruningTest, AStoppedPruningLeavesItsCreditToTheNext) {
+  Options options = MakeOptions();
+  options.history_examined_per_sweep = 200;
+  ReopenWith(options);
+  admin_ = std::make_unique<Actor>(*engine_->ActorFor("admin"));
+  owner_ = std::make_unique<Actor>(*engine_->ActorFor("authority-a"));
+  auto head = [this] {
+    auto recorded = engine_->DurableHistoryHead();
+    EXPECT_TRUE(recorded.has_value()) << recorded.error().ToString();
+    return recorded ? recorded->seq : 0;
+  };
+  const uint64_t live = CreateAlert();
+  auto read = [&](int times) {
+    for (int i = 0; i < times; ++i) {
+      ASSERT_TRUE(engine_->GetRecord(*owner_, live).has_value());
+    }
+  };
+  read(1000);
+  SweepOptions sweep;
+  sweep.as_of = clock_.Now();
+  auto first = engine_->Sweep(*admin_, sweep);  // Sets the mark.
+  ASSERT_TRUE(first.has_value()) << first.error().ToString();
+  EXPECT_EQ(first->history_behind, head() - 200);
+
+  // 100 events, then a sweep stopped as its pruning begins: one chunk (of
+  // 100, batch_size's 100) examined, the cursor written there.
+  read(100);
+  std::stop_source stop;
+  sweep.stop = stop.get_token();
+  sweep.progress = [&stop](const SweepProgress& p) {
+    if (p.phase == SweepPhase::kPruningHistory) stop.request_stop();
+  };
+  auto stopped = engine_->Sweep(*admin_, sweep);
+  ASSERT_TRUE(stopped.has_value()) << stopped.error().ToString();
+  EXPECT_TRUE(stopped->stopped);
+  EXPECT_FALSE(stopped->complete);
+  EXPECT_EQ(stopped->history_behind, head() - 300);
+
+  // Stopped before its pruning: the cursor is reported where it stands
+  // (not 0, "at the head"), and the credit is left as it was.
+  sweep.progress = [&stop](const SweepProgress& p) {
+    if (p.phase == SweepPhase::kTransitions) stop.request_stop();
+  };
+  stop = std::stop_source();
+  sweep.stop = stop.get_token();
+  auto skipped = engine_->Sweep(*admin_, sweep);
+  ASSERT_TRUE(skipped.has_value()) << skipped.error().ToString();
+  EXPECT_TRUE(skipped->stopped);
+  EXPECT_EQ(skipped->history_behind, head() - 300);
+
+  // The next examines the bound and the 100 the stopped one left.
+  sweep.stop = {};
+  sweep.progress = nullptr;
+  auto next = engine_->Sweep(*admin_, sweep);
+  ASSERT_TRUE(next.has_value()) << next.error().ToString();
+  EXPECT_FALSE(next->stopped);
+  EXPECT_EQ(next->history_behind, head() - 600);
 }
 
 // A sweep whose early chunks prune and whose last ones do not, reaching the

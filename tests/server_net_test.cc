@@ -1160,6 +1160,27 @@ TEST_F(ServerNetTest, MaintenanceFiguresAppearOnceSet) {
       << text;
 }
 
+// A run custosd's stop ended (or that ended as it stopped) counts no
+// records: the count scans every record, and the stop must not wait for it.
+TEST_F(ServerNetTest, AMaintenanceRunWhileStoppingCountsNoRecords) {
+  options_.metrics_address = "127.0.0.1:0";
+  Start();
+  auto session = UserSession();
+  CreateRequest(session, "Anna").send().wait(wait());
+  std::stop_source stop;
+  stop.request_stop();
+  server::RunScheduledMaintenance(*engine_, server_->metrics(), 10000, nullptr,
+                                  stop.get_token());
+  std::string text = HttpGet("/metrics").second;
+  EXPECT_TRUE(HasLine(text, "custos_maintenance_last_run_ok 1")) << text;
+  EXPECT_TRUE(HasLine(text, "custos_sweep_backlog 1")) << text;
+  EXPECT_EQ(text.find("custos_records{"), std::string::npos) << text;
+  server::RunScheduledMaintenance(*engine_, server_->metrics(), 10000);
+  text = HttpGet("/metrics").second;
+  EXPECT_TRUE(HasLine(text, "custos_records{state=\"active\"} 1")) << text;
+  EXPECT_TRUE(HasLine(text, "custos_sweep_backlog 0")) << text;
+}
+
 TEST_F(ServerNetTest, RecordsByStateAreExportedFromTheLastMaintenanceCount) {
   options_.metrics_address = "127.0.0.1:0";
   Start();

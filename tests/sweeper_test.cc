@@ -207,6 +207,52 @@ TEST_F(SweeperTest, MaxRecordsBoundsOnlyTheRewriteOfABucketErasedByKey) {
   EXPECT_TRUE(third->complete);
 }
 
+// A stop requested (custosd stopping) ends the sweep after the batch it is
+// writing: what it wrote stays, the keys of buckets it emptied go, and no
+// pruning or compaction begins; the next sweep does the rest.
+TEST_F(SweeperTest, AStopRequestEndsTheSweepAfterItsBatch) {
+  for (int i = 0; i < 7; ++i) {
+    ASSERT_TRUE(engine_->Close(*owner_, CreateOfKind("alert")).ok());
+  }
+  SweepOptions options;
+  options.as_of = At(2027, 2, 28);
+  clock_.Set(options.as_of);
+  options.batch_size = 2;
+  std::stop_source stop;
+  options.stop = stop.get_token();
+  std::vector<SweepPhase> phases;
+  options.progress = [&](const SweepProgress& p) {
+    phases.push_back(p.phase);
+    if (p.phase == SweepPhase::kTransitions) stop.request_stop();
+  };
+  auto first = engine_->Sweep(*admin_, options);
+  ASSERT_TRUE(first.has_value()) << first.error().ToString();
+  EXPECT_EQ(first->erased, 2u);
+  EXPECT_TRUE(first->stopped);
+  EXPECT_FALSE(first->complete);
+  // Their bucket still seals the five left: its key stays.
+  EXPECT_EQ(first->buckets_destroyed, 0u);
+  EXPECT_EQ(phases, (std::vector<SweepPhase>{SweepPhase::kDestroyingKeys,
+                                             SweepPhase::kTransitions,
+                                             SweepPhase::kDestroyingKeys}));
+
+  // Requested before the sweep began: nothing is written record by record.
+  phases.clear();
+  auto stopped = engine_->Sweep(*admin_, options);
+  ASSERT_TRUE(stopped.has_value()) << stopped.error().ToString();
+  EXPECT_EQ(stopped->erased, 0u);
+  EXPECT_TRUE(stopped->stopped);
+  EXPECT_EQ(phases, (std::vector<SweepPhase>{SweepPhase::kDestroyingKeys,
+                                             SweepPhase::kDestroyingKeys}));
+
+  options.stop = {};
+  auto second = engine_->Sweep(*admin_, options);
+  ASSERT_TRUE(second.has_value()) << second.error().ToString();
+  EXPECT_EQ(second->erased, 5u);
+  EXPECT_FALSE(second->stopped);
+  EXPECT_TRUE(second->complete);
+}
+
 TEST_F(SweeperTest, ProgressIsReportedAfterEachBatchAndAtEachLaterPhase) {
   for (int i = 0; i < 5; ++i) {
     ASSERT_TRUE(engine_->Close(*owner_, CreateOfKind("alert")).ok());
