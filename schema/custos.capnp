@@ -592,6 +592,10 @@ struct SweepReport {
   # Record kinds whose stored retention policy failed its MAC
   # (docs/storage.md, "Policies"): set each again (setPolicy).
   unauthenticatedPolicies @15 :List(Text);
+  # History events between where this sweep's pruning stopped and the head
+  # of the log: how far the current pass has to go (0: it reached the head;
+  # always 0 in a dry run, which does not prune).
+  historyBehind @16 :UInt64;
 }
 
 struct BackupFile {
@@ -626,8 +630,14 @@ interface Admin {
   revokePrincipal @2 (id :Text) -> ();
   # Applies what is due by asOfMicros (0 = now); dryRun writes nothing and
   # may look ahead: a dry run at a future instant is the preview of the
-  # deadlines due by then. At most maxRecords records (0 = no bound).
-  sweep @3 (asOfMicros :Int64, dryRun :Bool, maxRecords :UInt64)
+  # deadlines due by then. At most maxRecords records (0 = no bound). Its
+  # history pruning examines maxHistoryExamined events, 1 to 10,000,000
+  # (0 = custosd's --history-examined plus a credit for the events written
+  # since the last sweep that pruned began; docs/history.md, "Retention"):
+  # an admin catching up a pruning backlog (report.historyBehind) asks for
+  # more. A dry run does not prune.
+  sweep @3 (asOfMicros :Int64, dryRun :Bool, maxRecords :UInt64,
+            maxHistoryExamined :UInt64)
       -> (report :SweepReport);
   # The subject id of an external identifier; NotFound if none.
   findSubject @4 (identifier :Text) -> (subjectId :Text);

@@ -50,6 +50,7 @@
 #include "server/server.h"
 #include "storage/engine.h"
 #include "storage/keyring.h"
+#include "storage/limits.h"
 #include "storage/period.h"
 #include "storage/reminders.h"
 #ifdef CUSTOS_TEST_CLOCK
@@ -281,7 +282,7 @@ int main(int argc, char** argv) {
                  "takes about its length / this many sweeps)")
       ->capture_default_str()
       ->check(custos::server::DecimalNumber())
-      ->check(CLI::Range(1, 10000000));
+      ->check(CLI::Range(size_t{1}, custos::kMaxHistoryExamined));
   app.add_option(
          "--erasure-compaction-delay", erasure_compaction_delay_seconds,
          "seconds (0 to 2592000) erased bytes may wait on disk before a "

@@ -840,6 +840,7 @@ void ToRpc(const SweepReport& report, rpc::SweepReport::Builder out,
   out.setErased(report.erased);
   out.setPostponed(report.postponed);
   out.setHistoryPruned(report.history_pruned);
+  out.setHistoryBehind(report.history_behind);
   out.setHistoryUnauthenticated(report.history_unauthenticated);
   SetTexts(
       out.initUnauthenticatedPolicies(report.unauthenticated_policies.size()),
@@ -1595,12 +1596,20 @@ class AdminImpl final : public rpc::Admin::Server {
                [engine = &conn_->engine, actor = actor_,
                 as_of = p.getAsOfMicros(), dry_run = p.getDryRun(),
                 max_records = p.getMaxRecords(),
+                max_history_examined = p.getMaxHistoryExamined(),
                 work = conn_->long_work](const WorkProgressFn& board) {
                  SweepOptions options;
                  options.dry_run = dry_run;
                  // 0: the engine's now.
                  options.as_of = as_of == 0 ? engine->Now() : FromMicros(as_of);
                  if (max_records != 0) options.max_records = max_records;
+                 // Checked by the engine (1 to kMaxHistoryExamined); a
+                 // larger value is made one it refuses before the cast.
+                 if (max_history_examined != 0) {
+                   options.max_history_examined =
+                       static_cast<size_t>(std::min<uint64_t>(
+                           max_history_examined, kMaxHistoryExamined + 1));
+                 }
                  options.stop = work->stop;
                  // Published once the engine has accepted the sweep (its
                  // first progress report): a refused sweep leaves the last

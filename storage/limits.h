@@ -29,6 +29,12 @@
 
 namespace custos {
 
+// The most access-history events one sweep's pruning may be asked to
+// examine (SweepOptions::max_history_examined; custosd's --history-examined
+// and Admin.sweep's maxHistoryExamined): a sweep of 30 s to 5 minutes at
+// 3 to 30 µs an event (bench/RESULTS.md, "History pruning in chunks").
+inline constexpr size_t kMaxHistoryExamined = 10'000'000;
+
 // Record kinds and policy kinds: 1 to kMaxKindLength characters from
 // [a-z0-9_-]. One rule for both, so every kind a record can have can have a
 // policy.

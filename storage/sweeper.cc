@@ -12,6 +12,7 @@
 #include "storage/events.h"
 #include "storage/keys.h"
 #include "storage/leveldb_util.h"
+#include "storage/limits.h"
 
 namespace custos {
 
@@ -382,8 +383,10 @@ Status Sweeper::CheckOptions(const SweepOptions& options) const {
   if (options.batch_size == 0) {
     return Status::InvalidArgument("batch_size must be at least 1");
   }
-  if (options.max_history_examined == 0u) {
-    return Status::InvalidArgument("max_history_examined must be at least 1");
+  if (options.max_history_examined == 0u ||
+      options.max_history_examined > kMaxHistoryExamined) {
+    return Status::InvalidArgument("max_history_examined must be 1 to " +
+                                   std::to_string(kMaxHistoryExamined));
   }
   // What a sweep writes must already be in force: only a dry run looks
   // ahead (holds, too, are then judged as they stand now).

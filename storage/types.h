@@ -344,7 +344,8 @@ struct SweepOptions {
   // events written from the last pruning sweep's beginning to this one's
   // (its own transitions' go to the next sweep), so that a pass
   // over the log always ends however busy the store (docs/history.md).
-  // Set: exactly this many at most. REQUIRES: >= 1 when set.
+  // Set: exactly this many at most. REQUIRES: 1 to kMaxHistoryExamined
+  // (10,000,000; storage/limits.h) when set.
   std::optional<size_t> max_history_examined = std::nullopt;
   // Called on the sweeping thread, never under the write lock: after each
   // batch of transitions, and as each later phase begins (kCompacting

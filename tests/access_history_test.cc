@@ -19,6 +19,7 @@
 #include "storage/keys.h"
 #include "storage/keystore.h"
 #include "storage/leveldb_util.h"
+#include "storage/limits.h"
 #include "tests/engine_fixture.h"
 
 namespace custos::testing {
@@ -872,7 +873,12 @@ TEST_F(AccessHistoryPruningTest, MaxHistoryExaminedBoundsOneSweep) {
   auto refused = engine_->Sweep(*admin_, options);
   ASSERT_FALSE(refused.has_value());
   EXPECT_EQ(refused.error().ToString(),
-            "InvalidArgument: max_history_examined must be at least 1");
+            "InvalidArgument: max_history_examined must be 1 to 10000000");
+  options.max_history_examined = kMaxHistoryExamined + 1;
+  auto too_many = engine_->Sweep(*admin_, options);
+  ASSERT_FALSE(too_many.has_value());
+  EXPECT_EQ(too_many.error().ToString(),
+            "InvalidArgument: max_history_examined must be 1 to 10000000");
 }
 
 // A sweep that sets no bound of its own (custosd's scheduled and admin

@@ -482,6 +482,45 @@ TEST_F(CustosToolMoreTest, SweepDrawsItsProgressBarOnlyOnATerminal) {
   EXPECT_FALSE(Contains(json, "\033")) << json;
 }
 
+// --history-examined reaches the server: a bound of one event leaves the
+// pass short of the head, the largest reaches it; both shown as "history
+// events left" (history_behind). Out of 1 to 10,000,000: refused by the
+// tool.
+TEST_F(CustosToolMoreTest, SweepTakesAPruningBound) {
+  custosd_.Start(CUSTOSD_PATH);
+  AddPrincipal("authority-a", "user");
+  AddPrincipal("authority-b", "user");
+  ToolRun one = Tool({"sweep", "--history-examined", "1", "--json"});
+  ASSERT_EQ(one.exit, 0) << one.err;
+  EXPECT_GT(nlohmann::json::parse(one.out)["history_behind"].get<uint64_t>(),
+            0u)
+      << one.out;
+  ToolRun all = Tool({"sweep", "--history-examined", "10000000", "--json"});
+  ASSERT_EQ(all.exit, 0) << all.err;
+  EXPECT_EQ(nlohmann::json::parse(all.out)["history_behind"], 0) << all.out;
+  ToolRun text = Tool({"sweep"});
+  ASSERT_EQ(text.exit, 0) << text.err;
+  EXPECT_TRUE(Contains(text.out, "history events left to examine in this pass"))
+      << text.out;
+  for (const char* bad : {"0", "10000001", "many"}) {
+    ToolRun refused = Tool({"sweep", "--history-examined", bad});
+    EXPECT_EQ(refused.exit, 2) << bad;
+    EXPECT_TRUE(Contains(refused.err, "--history-examined")) << refused.err;
+  }
+  // A dry run does not prune: no such row or key, and no bound for it.
+  ToolRun dry = Tool({"sweep", "--dry-run", "--json"});
+  ASSERT_EQ(dry.exit, 0) << dry.err;
+  EXPECT_FALSE(nlohmann::json::parse(dry.out).contains("history_behind"))
+      << dry.out;
+  ToolRun dry_text = Tool({"sweep", "--dry-run"});
+  ASSERT_EQ(dry_text.exit, 0) << dry_text.err;
+  EXPECT_FALSE(Contains(dry_text.out, "history events left")) << dry_text.out;
+  ToolRun dry_bound = Tool({"sweep", "--dry-run", "--history-examined", "5"});
+  EXPECT_EQ(dry_bound.exit, 2);
+  EXPECT_TRUE(Contains(dry_bound.err, "a dry run does not prune"))
+      << dry_bound.err;
+}
+
 // A deadline-index key of the wrong form (only a corruption writes one) is
 // skipped by the sweep and counted in SweepReport.malformedIndexKeys: the
 // count crosses the RPC and is shown by `custos sweep`, as a line of the

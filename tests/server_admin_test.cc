@@ -683,6 +683,36 @@ TEST_F(ServerAdminTest, SweepProgressIsSeenWhileTheSweepRuns) {
   EXPECT_EQ(after.getBatches(), 2u);
 }
 
+// An admin's sweep takes a pruning bound of its own (maxHistoryExamined) and
+// says how far the pass has to go (historyBehind): the way to catch up a
+// pruning backlog without restarting custosd. Out of range: the engine's
+// refusal.
+TEST_F(ServerAdminTest, ASweepTakesAPruningBoundAndReportsWhatIsLeft) {
+  auto admin_session = AdminSession();
+  auto admin = AdminFacet(admin_session);
+  for (const char* id : {"authority-a", "authority-b", "authority-c"}) {
+    NewSession(id, rpc::Role::USER);  // An event each.
+  }
+  auto head = [this]() -> uint64_t {
+    auto recorded = engine_->DurableHistoryHead();
+    EXPECT_TRUE(recorded.has_value()) << recorded.error().ToString();
+    return recorded ? recorded->seq : 0;
+  };
+  ASSERT_GT(head(), 3u);
+  auto one = admin.sweepRequest();
+  one.setMaxHistoryExamined(1);
+  EXPECT_EQ(one.send().wait(wait()).getReport().getHistoryBehind(), head() - 1);
+  // From where the first stopped: two more.
+  auto two = admin.sweepRequest();
+  two.setMaxHistoryExamined(2);
+  EXPECT_EQ(two.send().wait(wait()).getReport().getHistoryBehind(), head() - 3);
+  auto over = admin.sweepRequest();
+  over.setMaxHistoryExamined(10'000'001);
+  const Status refused = StatusOf(over.send(), wait());
+  EXPECT_EQ(refused.code(), StatusCode::kInvalidArgument) << refused.ToString();
+  EXPECT_EQ(refused.message(), "max_history_examined must be 1 to 10000000");
+}
+
 // A server told to stop while an admin's sweep runs ends the sweep after
 // the batch it is writing: a sweep of a large backlog does not hold the
 // stop (custosd's SIGTERM) back. The rest is swept by the next sweep.

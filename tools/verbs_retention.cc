@@ -9,6 +9,7 @@
 #include <memory>
 #include <string_view>
 
+#include "storage/limits.h"
 #include "tools/cli.h"
 
 namespace custos::cli {
@@ -118,6 +119,7 @@ void AddRetentionVerbs(CLI::App& app, std::vector<Verb>& verbs) {
       bool dry_run = false;
       std::string as_of;
       uint64_t max_records = 0;
+      uint64_t history_examined = 0;
       Output out;
     };
     auto a = std::make_shared<Args>();
@@ -134,10 +136,22 @@ void AddRetentionVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                     "stop after this many records (0: no bound); \"more is "
                     "due\" then says to run it again")
         ->check(Decimal(12));
+    cmd->add_option("--history-examined", a->history_examined,
+                    "access-history events its pruning examines, 1 to "
+                    "10000000 (default: custosd's --history-examined plus "
+                    "those written since the last sweep began); more "
+                    "catches up a pruning backlog (\"history events left\")")
+        ->check(Decimal(8))
+        ->check(CLI::Range(uint64_t{1},
+                           static_cast<uint64_t>(custos::kMaxHistoryExamined)));
     AddJsonFlag(*cmd, a->out);
     verbs.push_back(
         {cmd, [a](Connection& c) {
            int64_t as_of = 0;
+           if (a->dry_run && a->history_examined != 0)
+             throw UsageError(
+                 "--history-examined is for sweeps that write: a dry run "
+                 "does not prune");
            if (!a->as_of.empty()) {
              if (!a->dry_run)
                throw UsageError(
@@ -150,13 +164,14 @@ void AddRetentionVerbs(CLI::App& app, std::vector<Verb>& verbs) {
              req.setAsOfMicros(as_of);
              req.setDryRun(a->dry_run);
              req.setMaxRecords(a->max_records);
+             req.setMaxHistoryExamined(a->history_examined);
              auto response = [&] {
                SweepIndicator indicator(c, a->out.json);
                return req.send().wait(c.wait());
              }();
              auto r = response.getReport();
              if (a->out.json) {
-               return PrintJson(
+               nlohmann::json v(
                    {{"dry_run", a->dry_run},
                     {"closed", r.getClosed()},
                     {"blocked", r.getBlocked()},
@@ -175,6 +190,10 @@ void AddRetentionVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                     {"skipped", r.getSkipped()},
                     {"malformed_index_keys", r.getMalformedIndexKeys()},
                     {"complete", r.getComplete()}});
+               // Only a sweep that writes prunes: a dry run's would say
+               // "at the head" of a pass it never made.
+               if (!a->dry_run) v["history_behind"] = r.getHistoryBehind();
+               return PrintJson(v);
              }
              Table t({"TRANSITION", a->dry_run ? "DUE" : "DONE"});
              t.Add({"closed", std::to_string(r.getClosed())});
@@ -183,6 +202,10 @@ void AddRetentionVerbs(CLI::App& app, std::vector<Verb>& verbs) {
              t.Add({"postponed by a hold", std::to_string(r.getPostponed())});
              t.Add({"history events pruned",
                     std::to_string(r.getHistoryPruned())});
+             if (!a->dry_run) {
+               t.Add({"history events left to examine in this pass",
+                      std::to_string(r.getHistoryBehind())});
+             }
              t.Add({"skipped (unreadable)", std::to_string(r.getSkipped())});
              if (r.getHistoryUnauthenticated() > 0) {
                t.Add({"history events kept (failed to authenticate)",
