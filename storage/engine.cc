@@ -757,4 +757,8 @@ void Engine::TEST_SetAfterRangeQueueRead(std::function<void()> hook) {
   impl_->erasure.TEST_SetAfterRangeQueueRead(std::move(hook));
 }
 
+void Engine::TEST_SetAfterCompactionStep(std::function<void()> hook) {
+  impl_->erasure.TEST_SetAfterCompactionStep(std::move(hook));
+}
+
 }  // namespace custos

@@ -668,6 +668,10 @@ class Engine {
   // Passes of at most `keys` queued keys (Erasure::kCompactKeysPerPass).
   // REQUIRES: keys >= 1; no call of the engine running.
   void TEST_SetCompactKeysPerPass(size_t keys);
+  // Called by the erasure compaction after each range it compacted and
+  // each pass of queued keys (Erasure::TEST_SetAfterCompactionStep).
+  // REQUIRES: no call of the engine running.
+  void TEST_SetAfterCompactionStep(std::function<void()> hook);
 
  private:
   struct Impl;

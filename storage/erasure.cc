@@ -8,6 +8,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <unordered_set>
 #include <vector>
 
@@ -395,7 +396,7 @@ Status Erasure::CompactQueuedUnlessDelayed() {
   return CompactQueued();
 }
 
-Status Erasure::CompactQueued() {
+Status Erasure::CompactQueued(std::stop_token stop) {
   if (!options_.compact_after_erasure) return Status::Ok();
   // The records queue holds an entry per erased or re-sealed record (half a
   // million after as many closes): it is only summed up here, and read a
@@ -436,8 +437,12 @@ Status Erasure::CompactQueued() {
   // overlap every table of the range on every level, so the compaction
   // takes them all as inputs and merges the deletions down through each
   // (the problem the rewrite in CompactQueuedKeys solves for single keys).
-  // Neither key is an entry's key.
-  for (size_t i = 0; i < ranges->queued.keys.size(); ++i) {
+  // Neither key is an entry's key. A stop ends the loop between two ranges:
+  // those done are cleared below, the rest stay queued.
+  size_t ranges_done = 0;
+  for (; ranges_done < ranges->queued.keys.size(); ++ranges_done) {
+    if (stop.stop_requested()) break;
+    const size_t i = ranges_done;
     const std::string& first = ranges->queued.keys[i];
     const std::string& last = ranges->lasts[i];
     if (last.empty() || last < first) continue;  // Unparsed: retired below.
@@ -456,12 +461,16 @@ Status Erasure::CompactQueued() {
     end.Delete(ToSlice(last));
     CUSTOS_RETURN_IF_ERROR(store_.Commit(std::move(end_lock), end, {},
                                          "compacting an erased range"));
+    if (TEST_after_compaction_step_) TEST_after_compaction_step_();
   }
+  // Stopped among the ranges, or during the last: nothing more begins.
+  const bool stopped =
+      ranges_done < ranges->queued.keys.size() || stop.stop_requested();
 
-  if (!keystore->keys.empty()) {
+  if (!stopped && !keystore->keys.empty()) {
     CUSTOS_RETURN_IF_ERROR(keystore_.PurgeKeys(keystore->keys));
   }
-  if (!rekeyed->keys.empty()) {
+  if (!stopped && !rekeyed->keys.empty()) {
     // As PurgeKeys, but the current keys are written again: under the
     // write lock, which key destruction and re-keying hold.
     keystore_.CompactRekeyed(rekeyed->keys);
@@ -479,8 +488,8 @@ Status Erasure::CompactQueued() {
   // nothing relies on one instant for all four (an entry is cleared only
   // if its value is still the one read, and one queued after its queue
   // was read waits for the next call).
-  if (!records->last.empty()) {
-    CUSTOS_RETURN_IF_ERROR(CompactQueuedKeys(records->last));
+  if (!stopped && !records->last.empty()) {
+    CUSTOS_RETURN_IF_ERROR(CompactQueuedKeys(records->last, stop));
   }
 
   // Only now is the work done: a crash before this point leaves the queues
@@ -488,21 +497,23 @@ Status Erasure::CompactQueued() {
   // it. An entry re-queued meanwhile (same key, newer time) stays.
   WriteLock done_lock = store_.Lock();
   leveldb::WriteBatch done;
-  const std::pair<const Queued*, std::string_view> queues[] = {
-      {&ranges->queued, keys::kRangeCompactQueuePrefix},
-      {&*keystore, keys::kKeystoreCompactQueuePrefix},
-      {&*rekeyed, keys::kRekeyCompactQueuePrefix}};
-  for (const auto& [queue, prefix] : queues) {
+  // (Stopped among the ranges: only the ranges done.)
+  const std::tuple<const Queued*, std::string_view, size_t> queues[] = {
+      {&ranges->queued, keys::kRangeCompactQueuePrefix, ranges_done},
+      {&*keystore, keys::kKeystoreCompactQueuePrefix,
+       stopped ? 0 : keystore->keys.size()},
+      {&*rekeyed, keys::kRekeyCompactQueuePrefix,
+       stopped ? 0 : rekeyed->keys.size()}};
+  for (const auto& [queue, prefix, done_count] : queues) {
     CUSTOS_RETURN_IF_ERROR(DeleteUnchanged(store_, prefix, queue->keys,
-                                           queue->values, 0, queue->keys.size(),
-                                           done));
+                                           queue->values, 0, done_count, done));
   }
   CUSTOS_RETURN_IF_ERROR(store_.Commit(std::move(done_lock), done, {},
                                        "clearing compaction queue"));
   // The whole-database entry (an empty key) is done last, after the other
   // entries are cleared: their deletions name what they queued (a
   // subject's id, for a shred), and the whole compaction takes them too.
-  if (!records->everything) return Status::Ok();
+  if (!records->everything || stop.stop_requested()) return Status::Ok();
 
   // Two keys that span the whole key space, written just before, make the
   // flushed memtable's table overlap every level, so the manual compaction
@@ -530,7 +541,8 @@ Status Erasure::CompactQueued() {
                        "clearing compaction queue");
 }
 
-Status Erasure::CompactQueuedKeys(std::string_view last_queued) {
+Status Erasure::CompactQueuedKeys(std::string_view last_queued,
+                                  const std::stop_token& stop) {
   // A pass at a time, in key order: at most compact_keys_per_pass_ queued
   // keys read, rewritten, their span compacted and their entries cleared,
   // so that the memory a call holds and the span one compaction covers are
@@ -541,6 +553,8 @@ Status Erasure::CompactQueuedKeys(std::string_view last_queued) {
   // overlap.
   std::string after;
   for (;;) {
+    // Stopped: the passes done are cleared; the rest stays queued.
+    if (stop.stop_requested()) return Status::Ok();
     auto part = ReadQueuePart(store_, keys::kCompactQueuePrefix, after,
                               last_queued, compact_keys_per_pass_);
     if (!part) return part.error();
@@ -553,6 +567,7 @@ Status Erasure::CompactQueuedKeys(std::string_view last_queued) {
       TEST_rewrite_stats_.largest_pass =
           std::max(TEST_rewrite_stats_.largest_pass, part->keys.size());
     }
+    if (TEST_after_compaction_step_) TEST_after_compaction_step_();
     if (part->keys.size() < compact_keys_per_pass_) return Status::Ok();
     after = part->keys.back();
   }

@@ -23,6 +23,7 @@
 
 #include <functional>
 #include <mutex>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -87,6 +88,12 @@ class Erasure {
   void TEST_SetAfterRangeQueueRead(std::function<void()> hook) {
     TEST_after_range_queue_read_ = std::move(hook);
   }
+  // Test only: called by CompactQueued after each range it compacted and
+  // each pass of queued keys, before it checks for a stop. REQUIRES: set
+  // before any call.
+  void TEST_SetAfterCompactionStep(std::function<void()> hook) {
+    TEST_after_compaction_step_ = std::move(hook);
+  }
   static constexpr size_t kRangeDeletesPerWrite = 4096;
   // CompactQueued rewrites the queued keys (their current values, written
   // again) in writes of at most kRewriteKeysPerWrite keys and about
@@ -148,8 +155,11 @@ class Erasure {
   // queued ranges first (each compacted alone), then the queued keys (in
   // passes of kCompactKeysPerPass, each cleared from the queue once done).
   // A crash at any point leaves the queue as it was, but for passes already
-  // done; the next call redoes the rest.
-  Status CompactQueued();
+  // done; the next call redoes the rest. A stop requested through `stop`
+  // ends the call between two ranges or two passes (none begins after it),
+  // with what is done cleared from the queue and the rest left queued for
+  // the next call (a sweep stopping with custosd).
+  Status CompactQueued(std::stop_token stop = {});
   // For an erasing call made on a caller's behalf (EraseRecord):
   // CompactQueued when Options::erasure_compaction_delay is 0; with a
   // delay, nothing, even once the oldest entry has waited it: the queue is
@@ -170,7 +180,8 @@ class Erasure {
   const Options& options_;
   // The queued records-database keys up to `last_queued`, a pass of at
   // most compact_keys_per_pass_ at a time (CompactQueued).
-  Status CompactQueuedKeys(std::string_view last_queued);
+  Status CompactQueuedKeys(std::string_view last_queued,
+                           const std::stop_token& stop);
   // One pass's part of CompactQueuedKeys: the memtable flushed,
   // `part_keys` (in key order) written again with their current values,
   // their span compacted.
@@ -182,6 +193,7 @@ class Erasure {
 
   size_t compact_keys_per_pass_ = kCompactKeysPerPass;
   std::function<void()> TEST_after_range_queue_read_;
+  std::function<void()> TEST_after_compaction_step_;
   mutable std::mutex TEST_stats_mutex_;
   RewriteStats TEST_rewrite_stats_;  // Guarded by TEST_stats_mutex_.
 };

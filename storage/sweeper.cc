@@ -451,7 +451,9 @@ Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
       if (report.buckets_destroyed > 0) {
         report_progress(SweepPhase::kCompacting);
       }
-      CUSTOS_RETURN_IF_ERROR(u_.erasure.CompactQueued());
+      // Stopped meanwhile, between two ranges or passes: the loop below
+      // sees it.
+      CUSTOS_RETURN_IF_ERROR(u_.erasure.CompactQueued(options.stop));
     }
   }
   while (!stop_requested()) {
@@ -524,7 +526,7 @@ Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
     }
     ++progress.batches;
     report_progress(SweepPhase::kTransitions);
-    if (!more_due || stop_requested()) break;
+    if (stop_requested() || !more_due) break;
     if (processed == options.max_records) {
       report.complete = false;
       break;
@@ -551,7 +553,10 @@ Result<SweepReport> Sweeper::Sweep(const PrincipalInfo& admin,
     // an earlier, interrupted call left queued.
     if (!stop_requested()) {
       report_progress(SweepPhase::kCompacting);
-      CUSTOS_RETURN_IF_ERROR(u_.erasure.CompactQueued());
+      CUSTOS_RETURN_IF_ERROR(u_.erasure.CompactQueued(options.stop));
+      // Stopped between two of its ranges or passes (or as it ended): the
+      // rest of the queue waits.
+      stop_requested();
     }
   }
   DedupeSkipped(report);

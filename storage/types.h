@@ -353,12 +353,12 @@ struct SweepOptions {
   // quick and must not call the engine. Default: none.
   std::function<void(const SweepProgress&)> progress = nullptr;
   // A stop requested ends the sweep early, with what it did written down
-  // and SweepReport::stopped set: after the batch of transitions or the
-  // chunk of pruning in progress, and before a compaction begins (one
-  // already running is finished; what is left stays queued, for the next
-  // sweep or the next Engine::Open, which compacts the queue before it
-  // returns). The keys of due buckets left empty are still destroyed
-  // (DestroyDueBuckets). custosd requests it when it stops. Default: none.
+  // and SweepReport::stopped set: after the batch of transitions, the
+  // chunk of pruning or the range or pass of compaction in progress (what
+  // is left stays queued, for the next sweep or the next Engine::Open,
+  // which compacts the queue before it returns). The keys of due buckets left
+  // empty are still destroyed (DestroyDueBuckets). custosd requests it when it
+  // stops. Default: none.
   std::stop_token stop = {};
 };
 
@@ -435,10 +435,11 @@ struct SweepReport {
   // Every transition applied (or, in a dry run, that would be), in order.
   std::vector<PlannedTransition> transitions;
   // False when max_records stopped the sweep with work still due, or a
-  // stop request (SweepOptions::stop) ended it early.
+  // stop was requested while it ran (SweepOptions::stop; see `stopped`).
   bool complete = true;
-  // A stop request ended the sweep early (SweepOptions::stop): what is
-  // left of it waits for the next sweep.
+  // A stop was requested while the sweep ran (SweepOptions::stop): it
+  // ended at the next boundary, and what is left of it, if anything,
+  // waits for the next sweep.
   bool stopped = false;
   // Deadline buckets whose keys the sweep destroyed: every record due in
   // them was written down as erased (or moved by a hold) first

@@ -418,6 +418,29 @@ class AccessHistoryPruningTest : public AccessHistoryTest {
     auditor_ = std::make_unique<Actor>(*engine_->ActorFor("auditor"));
   }
 
+  // Reopens the engine with Options::history_examined_per_sweep `bound`.
+  void ReopenWithPruningBound(size_t bound) {
+    Options options = MakeOptions();
+    options.history_examined_per_sweep = bound;
+    ReopenWith(options);
+    admin_ = std::make_unique<Actor>(*engine_->ActorFor("admin"));
+    owner_ = std::make_unique<Actor>(*engine_->ActorFor("authority-a"));
+  }
+
+  // The seq of the access history's durable head.
+  uint64_t DurableHead() {
+    auto recorded = engine_->DurableHistoryHead();
+    EXPECT_TRUE(recorded.has_value()) << recorded.error().ToString();
+    return recorded ? recorded->seq : 0;
+  }
+
+  // Reads record `id` `times` times as its owner: an event each.
+  void Read(uint64_t id, int times) {
+    for (int i = 0; i < times; ++i) {
+      ASSERT_TRUE(engine_->GetRecord(*owner_, id).has_value());
+    }
+  }
+
   // Rewrites record `id` as stored.
   void RewriteStoredRecord(uint64_t id,
                            const std::function<void(codec::StoredRecord&)>& f) {
@@ -913,12 +936,7 @@ TEST_F(AccessHistoryPruningTest, TheEnginesBoundAppliesWhenTheSweepSetsNone) {
   // Seqs 1 to 120: the record's events among them are pruned.
   ASSERT_LE(first_seq, 120u);
   EXPECT_EQ(first->history_pruned, 120 - first_seq + 1);
-  auto head = [this] {
-    auto recorded = engine_->DurableHistoryHead();
-    EXPECT_TRUE(recorded.has_value()) << recorded.error().ToString();
-    return recorded ? recorded->seq : 0;
-  };
-  EXPECT_EQ(first->history_behind, head() - 120);
+  EXPECT_EQ(first->history_behind, DurableHead() - 120);
 
   // A live record read 300 times before the next sweep: more events than
   // the bound. The next sweep examines those 300 more (and what the first
@@ -942,7 +960,7 @@ TEST_F(AccessHistoryPruningTest, TheEnginesBoundAppliesWhenTheSweepSetsNone) {
   sweep.max_history_examined = 1;
   auto fourth = engine_->Sweep(*admin_, sweep);
   ASSERT_TRUE(fourth.has_value()) << fourth.error().ToString();
-  EXPECT_EQ(fourth->history_behind, head() - 1);
+  EXPECT_EQ(fourth->history_behind, DurableHead() - 1);
 
   options.history_examined_per_sweep = 0;
   auto refused = Engine::Open(options, MasterKey());
@@ -959,16 +977,7 @@ TEST_F(AccessHistoryPruningTest, TheEnginesBoundAppliesWhenTheSweepSetsNone) {
 // go to the next sweep's credit instead (a sweep of 500,000 erasures would
 // otherwise examine 500,000 events more).
 TEST_F(AccessHistoryPruningTest, ASweepsOwnErasuresAreCreditedToTheNext) {
-  Options options = MakeOptions();
-  options.history_examined_per_sweep = 100;
-  ReopenWith(options);
-  admin_ = std::make_unique<Actor>(*engine_->ActorFor("admin"));
-  owner_ = std::make_unique<Actor>(*engine_->ActorFor("authority-a"));
-  auto head = [this] {
-    auto recorded = engine_->DurableHistoryHead();
-    EXPECT_TRUE(recorded.has_value()) << recorded.error().ToString();
-    return recorded ? recorded->seq : 0;
-  };
+  ReopenWithPruningBound(100);
   std::vector<uint64_t> alerts;
   for (int i = 0; i < 30; ++i) alerts.push_back(CreateAlert());
   const uint64_t live = alerts.back();
@@ -980,7 +989,7 @@ TEST_F(AccessHistoryPruningTest, ASweepsOwnErasuresAreCreditedToTheNext) {
   // Nothing due: the first sweep after the open examines the bound alone.
   const SweepReport first = SweepAt(clock_.Now());
   EXPECT_EQ(first.erased, 0u);
-  const uint64_t begun = head();
+  const uint64_t begun = DurableHead();
   ASSERT_GT(begun, 500u);
   EXPECT_EQ(first.history_behind, begun - 100);
 
@@ -991,14 +1000,14 @@ TEST_F(AccessHistoryPruningTest, ASweepsOwnErasuresAreCreditedToTheNext) {
   }
   const SweepReport second = SweepAt(At(2027, 2, 28));
   EXPECT_EQ(second.erased, 29u);
-  EXPECT_EQ(head(), begun + 50 + 29);
-  EXPECT_EQ(second.history_behind, head() - (100 + 100 + 50));
+  EXPECT_EQ(DurableHead(), begun + 50 + 29);
+  EXPECT_EQ(second.history_behind, DurableHead() - (100 + 100 + 50));
 
   // The next sweep, after nothing was written, examines the bound and the
   // 29 erasures' events.
   const SweepReport third = SweepAt(At(2027, 3, 1));
   EXPECT_EQ(third.erased, 0u);
-  EXPECT_EQ(third.history_behind, head() - (250 + 100 + 29));
+  EXPECT_EQ(third.history_behind, DurableHead() - (250 + 100 + 29));
 }
 
 // A sweep that began before another that prunes first meets a mark past
@@ -1007,22 +1016,9 @@ TEST_F(AccessHistoryPruningTest, ASweepsOwnErasuresAreCreditedToTheNext) {
 // between twice; helper-135). The second sweep runs from the first's
 // progress report, between its transitions and its pruning.
 TEST_F(AccessHistoryPruningTest, AMarkPastASweepsBeginningIsNotSetBack) {
-  Options options = MakeOptions();
-  options.history_examined_per_sweep = 100;
-  ReopenWith(options);
-  admin_ = std::make_unique<Actor>(*engine_->ActorFor("admin"));
-  owner_ = std::make_unique<Actor>(*engine_->ActorFor("authority-a"));
-  auto head = [this] {
-    auto recorded = engine_->DurableHistoryHead();
-    EXPECT_TRUE(recorded.has_value()) << recorded.error().ToString();
-    return recorded ? recorded->seq : 0;
-  };
+  ReopenWithPruningBound(100);
   const uint64_t live = CreateAlert();
-  auto read = [&](int times) {
-    for (int i = 0; i < times; ++i) {
-      ASSERT_TRUE(engine_->GetRecord(*owner_, live).has_value());
-    }
-  };
+  auto read = [&](int times) { Read(live, times); };
   read(1000);
   SweepOptions sweep;
   sweep.as_of = clock_.Now();
@@ -1042,41 +1038,28 @@ TEST_F(AccessHistoryPruningTest, AMarkPastASweepsBeginningIsNotSetBack) {
   auto outer = engine_->Sweep(*admin_, outer_options);
   ASSERT_TRUE(outer.has_value()) << outer.error().ToString();
   ASSERT_TRUE(inner.has_value());
-  EXPECT_EQ(inner->history_behind, head() - 280);
+  EXPECT_EQ(inner->history_behind, DurableHead() - 280);
   // The outer one: the bound alone (the mark is past its beginning).
-  EXPECT_EQ(outer->history_behind, head() - 380);
+  EXPECT_EQ(outer->history_behind, DurableHead() - 380);
   // Nothing written since the inner sweep began: the bound alone again.
   auto next = engine_->Sweep(*admin_, sweep);
   ASSERT_TRUE(next.has_value()) << next.error().ToString();
-  EXPECT_EQ(next->history_behind, head() - 480);
+  EXPECT_EQ(next->history_behind, DurableHead() - 480);
 }
 
 // A stop requested while pruning runs ends it after its chunk, with the
 // cursor written where it stopped, and leaves the credit to the next
 // sweep: a stopped pruning did not gain what the credit stands for.
 TEST_F(AccessHistoryPruningTest, AStoppedPruningLeavesItsCreditToTheNext) {
-  Options options = MakeOptions();
-  options.history_examined_per_sweep = 200;
-  ReopenWith(options);
-  admin_ = std::make_unique<Actor>(*engine_->ActorFor("admin"));
-  owner_ = std::make_unique<Actor>(*engine_->ActorFor("authority-a"));
-  auto head = [this] {
-    auto recorded = engine_->DurableHistoryHead();
-    EXPECT_TRUE(recorded.has_value()) << recorded.error().ToString();
-    return recorded ? recorded->seq : 0;
-  };
+  ReopenWithPruningBound(200);
   const uint64_t live = CreateAlert();
-  auto read = [&](int times) {
-    for (int i = 0; i < times; ++i) {
-      ASSERT_TRUE(engine_->GetRecord(*owner_, live).has_value());
-    }
-  };
+  auto read = [&](int times) { Read(live, times); };
   read(1000);
   SweepOptions sweep;
   sweep.as_of = clock_.Now();
   auto first = engine_->Sweep(*admin_, sweep);  // Sets the mark.
   ASSERT_TRUE(first.has_value()) << first.error().ToString();
-  EXPECT_EQ(first->history_behind, head() - 200);
+  EXPECT_EQ(first->history_behind, DurableHead() - 200);
 
   // 100 events, then a sweep stopped as its pruning begins: one chunk (of
   // 100, batch_size's 100) examined, the cursor written there.
@@ -1090,7 +1073,7 @@ TEST_F(AccessHistoryPruningTest, AStoppedPruningLeavesItsCreditToTheNext) {
   ASSERT_TRUE(stopped.has_value()) << stopped.error().ToString();
   EXPECT_TRUE(stopped->stopped);
   EXPECT_FALSE(stopped->complete);
-  EXPECT_EQ(stopped->history_behind, head() - 300);
+  EXPECT_EQ(stopped->history_behind, DurableHead() - 300);
 
   // Stopped before its pruning: the cursor is reported where it stands
   // (not 0, "at the head"), and the credit is left as it was.
@@ -1102,7 +1085,7 @@ TEST_F(AccessHistoryPruningTest, AStoppedPruningLeavesItsCreditToTheNext) {
   auto skipped = engine_->Sweep(*admin_, sweep);
   ASSERT_TRUE(skipped.has_value()) << skipped.error().ToString();
   EXPECT_TRUE(skipped->stopped);
-  EXPECT_EQ(skipped->history_behind, head() - 300);
+  EXPECT_EQ(skipped->history_behind, DurableHead() - 300);
 
   // The next examines the bound and the 100 the stopped one left.
   sweep.stop = {};
@@ -1110,7 +1093,7 @@ TEST_F(AccessHistoryPruningTest, AStoppedPruningLeavesItsCreditToTheNext) {
   auto next = engine_->Sweep(*admin_, sweep);
   ASSERT_TRUE(next.has_value()) << next.error().ToString();
   EXPECT_FALSE(next->stopped);
-  EXPECT_EQ(next->history_behind, head() - 600);
+  EXPECT_EQ(next->history_behind, DurableHead() - 600);
 }
 
 // A sweep whose early chunks prune and whose last ones do not, reaching the
