@@ -1,5 +1,6 @@
 #include "server/server.h"
 
+#include <arpa/inet.h>
 #include <capnp/message.h>
 #include <capnp/rpc-twoparty.h>
 #include <capnp/rpc.capnp.h>
@@ -8,6 +9,7 @@
 #include <kj/async-unix.h>
 #include <kj/compat/http.h>
 #include <kj/compat/tls.h>
+#include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -104,12 +106,13 @@ constexpr int64_t kMetricsHeaderTimeoutMs = 5000;
 bool IsLoopbackAddress(const std::string& address) {
   const size_t colon = address.rfind(':');
   const std::string host = address.substr(0, colon);
-  // 127.x.y.z as a number only: "127.example.org" is a name that may
-  // resolve anywhere.
-  const bool numeric_127 =
-      host.starts_with("127.") &&
-      host.find_first_not_of("0123456789.") == std::string::npos;
-  return host == "localhost" || host == "[::1]" || numeric_127;
+  if (host == "localhost" || host == "[::1]") return true;
+  // 127.x.y.z as exactly four decimal numbers (inet_pton's form): anything
+  // else is a name for the resolver and may resolve anywhere, even when it
+  // merely looks numeric ("127.0.0.1.5", "127.example.org"; helper-132).
+  in_addr parsed{};
+  return ::inet_pton(AF_INET, host.c_str(), &parsed) == 1 &&
+         (ntohl(parsed.s_addr) >> 24) == 127;
 }
 
 namespace {

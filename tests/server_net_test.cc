@@ -298,7 +298,23 @@ TEST(ServerOptionsTest, PlainRemoteTcpAndHalfOrBadTlsConfigurationsAreRefused) {
   EXPECT_EQ(plain.code(), StatusCode::kInvalidArgument);
   EXPECT_TRUE(plain.message().starts_with("plain TCP is served only on "))
       << plain.ToString();
-  // A name that merely starts like a loopback address is not one.
+  // A name that merely starts like a loopback address is not one, nor one
+  // that only looks numeric (helper-132: 127.0.0.1.5 was taken for one).
+  for (const char* address :
+       {"127.0.0.1:0", "127.1.2.3:8080", "localhost:0", "[::1]:0"}) {
+    EXPECT_TRUE(server::IsLoopbackAddress(address)) << address;
+  }
+  for (const char* address :
+       {"127.0.0.1.5:0", "127.1:0", "127.0.0.256:0", "127.example.org:0",
+        "128.0.0.1:0", "0.0.0.0:0", "1127.0.0.1:0"}) {
+    EXPECT_FALSE(server::IsLoopbackAddress(address)) << address;
+  }
+  server::ServerOptions dotted;
+  dotted.tcp_address = "127.0.0.1.5:0";
+  EXPECT_TRUE(server::Server(**engine, dotted)
+                  .Run()
+                  .message()
+                  .starts_with("plain TCP is served only on "));
   server::ServerOptions named;
   named.tcp_address = "127.example.org:0";
   EXPECT_TRUE(server::Server(**engine, named)
