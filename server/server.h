@@ -138,8 +138,9 @@ Status CheckSocketPath(const std::string& path, bool* stale = nullptr);
 
 // Whether HOST:PORT `address` names loopback: localhost, [::1], or a
 // 127.x.y.z of exactly four decimal numbers (inet_pton's form; a name
-// such as 127.example.org or 127.0.0.1.5 may resolve anywhere). Plain TCP is served there only (unless allowed), and the
-// custos tool sends a token in plain TCP there only (unless allowed).
+// such as 127.example.org or 127.0.0.1.5 may resolve anywhere). Plain TCP is
+// served there only (unless allowed), and the custos tool sends a token in
+// plain TCP there only (unless allowed).
 bool IsLoopbackAddress(const std::string& address);
 
 // Whether Run could listen where `options` say: the rules of the addresses

@@ -208,8 +208,8 @@ TEST_F(SweeperTest, MaxRecordsBoundsOnlyTheRewriteOfABucketErasedByKey) {
 }
 
 // A stop requested (custosd stopping) ends the sweep after the batch it is
-// writing: what it wrote stays, the keys of buckets it emptied go, and no
-// pruning or compaction begins; the next sweep does the rest.
+// writing: what it wrote stays, a bucket still sealing records keeps its
+// key, and no pruning or compaction begins; the next sweep does the rest.
 TEST_F(SweeperTest, AStopRequestEndsTheSweepAfterItsBatch) {
   for (int i = 0; i < 7; ++i) {
     ASSERT_TRUE(engine_->Close(*owner_, CreateOfKind("alert")).ok());
