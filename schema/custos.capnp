@@ -570,7 +570,8 @@ struct SweepReport {
   erased @2 :UInt64;
   postponed @3 :UInt64;
   historyPruned @4 :UInt64;
-  complete @5 :Bool;            # False when maxRecords stopped it.
+  complete @5 :Bool;            # False when maxRecords, or the server's
+                                # stop, ended it before the end.
   skipped @6 :UInt64;
   # The per-record lists, in the order the sweep met the records, are
   # bounded so that the answer stays within half the server's message limit

@@ -227,6 +227,7 @@ int main(int argc, char** argv) {
   std::string tls_key_file;
   double tls_handshake_seconds = 10;
   double login_timeout_seconds = 30;
+  double stop_grace_seconds = 10;
   size_t max_connections = 256;
   size_t max_calls_in_flight = 1024;
   size_t max_message_bytes = 8 << 20;
@@ -312,6 +313,13 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(custos::server::FiniteNumber())
       ->check(CLI::Range(0.01, 3600.0));
+  app.add_option("--stop-grace", stop_grace_seconds,
+                 "seconds a stop (SIGTERM, SIGINT) waits for the calls in "
+                 "flight to end and be answered before it closes the "
+                 "connections")
+      ->capture_default_str()
+      ->check(custos::server::FiniteNumber())
+      ->check(CLI::Range(0.0, 3600.0));
   app.add_option("--max-connections", max_connections,
                  "client connections open at once; more are refused")
       ->capture_default_str()
@@ -589,6 +597,8 @@ int main(int argc, char** argv) {
       static_cast<int64_t>(tls_handshake_seconds * 1000));
   server_options.login_timeout = std::chrono::milliseconds(
       static_cast<int64_t>(login_timeout_seconds * 1000));
+  server_options.stop_grace = std::chrono::milliseconds(
+      static_cast<int64_t>(stop_grace_seconds * 1000));
   server_options.max_connections = max_connections;
   server_options.max_calls_in_flight = max_calls_in_flight;
   server_options.max_message_words = max_message_bytes / sizeof(uint64_t);

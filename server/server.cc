@@ -22,6 +22,7 @@
 #include <cstdio>
 #include <cstring>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -96,6 +97,8 @@ constexpr size_t kTlsSecureHeapBytes = 64 * 1024;
 
 // A failed accept is tried again after this long (Run's accept loops).
 constexpr int64_t kAcceptRetryMs = 100;
+// How often the stop looks whether the calls it waits for have ended.
+constexpr int64_t kDrainPollMs = 5;
 // The metrics endpoint: connections open at once, and how long one may
 // take to send its request's headers (kj's default is 15 s).
 constexpr size_t kMaxMetricsConnections = 16;
@@ -165,6 +168,13 @@ Status ListenFailure(const std::string& listening_on, const kj::Exception& e) {
 
 // One client connection: destroyed in reverse order of declaration.
 struct ConnectionState {
+  // The server's open connections' streams, which the stop waits on
+  // (Drained) before it closes them; this one's entry is removed first.
+  std::set<BufferedStream*>* open_streams = nullptr;
+  BufferedStream* buffered = nullptr;
+  ~ConnectionState() {
+    if (open_streams != nullptr) open_streams->erase(buffered);
+  }
   kj::Own<kj::AsyncIoStream> stream;
   kj::Own<capnp::TwoPartyVatNetwork> network;
   kj::Own<MeteredNetwork> metered;
@@ -380,6 +390,8 @@ Status Server::Run(std::function<void()> ready) {
   kj::Promise<void> reminding = watches->Run();
   QuietErrors errors;
   size_t open_connections = 0;  // Before `connections`, which counts down.
+  // Before `connections`, whose states remove themselves (ConnectionState).
+  std::set<BufferedStream*> open_streams;
   kj::TaskSet connections(errors);
   capnp::ReaderOptions reader_options;
   reader_options.traversalLimitInWords = options_.max_message_words;
@@ -397,11 +409,15 @@ Status Server::Run(std::function<void()> ready) {
     conn->long_work = long_work;
     conn->reading_work = reading_work;
     conn->watches = watches;
+    conn->stopping = stopping_.get_token();
     auto state = kj::heap<ConnectionState>();
     // Reads ahead and gathers each turn's writes: fewer system calls per
     // call (server/buffered_stream.h).
     auto buffered = kj::heap<BufferedStream>(kj::mv(stream));
     BufferedStream& last_words = *buffered;
+    open_streams.insert(&last_words);
+    state->open_streams = &open_streams;
+    state->buffered = &last_words;
     state->stream = kj::mv(buffered);
     state->network = kj::heap<capnp::TwoPartyVatNetwork>(
         *state->stream, capnp::rpc::twoparty::Side::SERVER, reader_options);
@@ -514,7 +530,8 @@ Status Server::Run(std::function<void()> ready) {
   kj::HttpServerSettings http_settings;
   http_settings.headerTimeout = kMetricsHeaderTimeoutMs * kj::MILLISECONDS;
   kj::HttpServer http(timer, http_headers, metrics_service, http_settings);
-  kj::TaskSet accepting(errors);
+  // Dropped first at the stop: no connection is accepted once it begins.
+  auto accepting = kj::heap<kj::TaskSet>(errors);
   // The metrics endpoint's connections: at most kMaxMetricsConnections at
   // once (one more is closed at once), so that idle ones cannot use up the
   // process's descriptors; each served by the HTTP server.
@@ -584,9 +601,9 @@ Status Server::Run(std::function<void()> ready) {
   const bool tcp_is_last = !options_.tcp_address.empty();
   for (size_t i = 0; i < listeners.size(); ++i) {
     const bool tcp = tcp_is_last && i + 1 == listeners.size();
-    accepting.add(accept_loop(*listeners[i], tcp && tls));
+    accepting->add(accept_loop(*listeners[i], tcp && tls));
   }
-  if (metrics_listener) accepting.add(metrics_loop(*metrics_listener));
+  if (metrics_listener) accepting->add(metrics_loop(*metrics_listener));
   if (ready) ready();
 
   kj::Promise<void> stop = kj::mv(paf.promise);
@@ -604,6 +621,12 @@ Status Server::Run(std::function<void()> ready) {
   // Dropping the Watchers queued their release: run it while the
   // connections and the loop exist.
   io.waitScope.poll();
+  // No connection is accepted from now on: the listening sockets close
+  // (a client that connects is refused by the system), the socket file
+  // goes.
+  accepting = nullptr;
+  listeners.clear();
+  metrics_listener = nullptr;
   if (socket_inode) {
     // Not a file another server has put there since.
     struct stat st {};
@@ -612,9 +635,30 @@ Status Server::Run(std::function<void()> ready) {
       (void)::unlink(options_.unix_socket.c_str());
     }
   }
-  // Stop accepting, then drop every connection; `pool` (declared before
-  // them) is destroyed last of the three and runs what was already posted,
-  // so every engine call in flight completes.
+  // The drain, for stop_grace at most: the calls taken before the stop
+  // end and their answers are sent (a sweep ends after its batch and
+  // answers with what it did); a call that arrives now is refused
+  // (Connection::stopping). The loop runs while it waits: it hands the
+  // answers over and reads, and refuses, what the clients still send.
+  const kj::TimePoint give_up = timer.now() + options_.stop_grace /
+                                                  std::chrono::milliseconds(1) *
+                                                  kj::MILLISECONDS;
+  while (!pool.Idle() && timer.now() < give_up) {
+    timer.afterDelay(kDrainPollMs * kj::MILLISECONDS).wait(io.waitScope);
+  }
+  io.waitScope.poll();
+  kj::Vector<kj::Promise<void>> sent;
+  for (BufferedStream* stream : open_streams) {
+    sent.add(stream->Drained().then([] {}, [](kj::Exception&&) {}));
+  }
+  const kj::Duration left =
+      timer.now() < give_up ? give_up - timer.now() : 0 * kj::MILLISECONDS;
+  timer.timeoutAfter(left, kj::joinPromises(sent.releaseAsArray()))
+      .then([] {}, [](kj::Exception&&) {})
+      .wait(io.waitScope);
+  // Then every connection is dropped; `pool` (declared before them) is
+  // destroyed last of the three and runs what was still posted (a call
+  // past the grace), so every engine call taken completes.
   return Status::Ok();
 }
 

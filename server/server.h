@@ -54,6 +54,13 @@ struct ServerOptions {
   // max_connections is not held by a client that never says who it is.
   // Default: 30 s.
   std::chrono::milliseconds login_timeout{30'000};
+  // The stop's grace (Stop, SIGTERM, SIGINT): the server stops accepting
+  // connections and refuses calls that arrive from then on (Unavailable),
+  // and waits this long at most for the calls it had taken to end and
+  // their answers to be sent, before it closes the connections. A call
+  // still running then (a backup of a large store) ends without its
+  // answer, as do calls whose client does not read. Default: 10 s.
+  std::chrono::milliseconds stop_grace{10'000};
   // Client connections open at once (unix socket and TCP, TLS handshakes
   // under way included). One more is accepted and closed at once: on the
   // unix socket and plain TCP after an RPC Abort "ResourceExhausted: too

@@ -156,10 +156,23 @@ void PostCreates(Connection& conn) {
   conn.pool.Post(conn.lane, std::move(task));
 }
 
-// In the connection's lane: its calls in the order sent.
+}  // namespace
+
+Status StoppingRefusal() {
+  return Status::Unavailable(
+      "the server is stopping; try again once it has started again");
+}
+
+namespace {
+
+// In the connection's lane: its calls in the order sent. Refused once the
+// server stops (Connection::stopping).
 template <typename T>
 kj::Promise<kj::Own<T>> OnWorker(Connection& conn,
                                  std::move_only_function<T()> fn) {
+  if (conn.stopping.stop_requested()) {
+    return kj::Promise<kj::Own<T>>(ToException(StoppingRefusal()));
+  }
   PostCreates(conn);            // Creates sent before this call run first,
   conn.open_creates = nullptr;  // and a later create runs after it.
   return OnLane<T>(conn.pool, conn.inbox, conn.lane, std::move(fn));
@@ -195,6 +208,9 @@ kj::Promise<kj::Own<T>> OnWorkLane(
   // the others nor shows on the board: refused first, as the engine would
   // refuse it (a review, helper-123: a revoked admin's facet held the lane
   // with calls refused on the worker).
+  if (conn.stopping.stop_requested()) {
+    return kj::Promise<kj::Own<T>>(ToException(StoppingRefusal()));
+  }
   if (Status allowed = conn.engine.MayAct(actor, roles); !allowed.ok()) {
     return kj::Promise<kj::Own<T>>(ToException(allowed));
   }
@@ -2149,6 +2165,7 @@ class SessionImpl final : public rpc::Session::Server {
   // Joins the session's open run of creates, or starts one
   // (CreateBatch): pipelined creates share a hand-over and a commit.
   kj::Promise<void> create(CreateContext context) override {
+    if (conn_->stopping.stop_requested()) Throw(StoppingRefusal());
     CheckCounts(context.getParams().getRecord(), conn_->engine.limits());
     NewRecord record = FromRpc(context.getParams().getRecord());
     auto paf = kj::newPromiseAndFulfiller<uint64_t>();

@@ -259,7 +259,14 @@ struct Connection {
   // Set when the connection ended (server.cc): a watch whose registration
   // was under way then is refused.
   bool ended = false;
+  // The server's stop (Server::Stop, SIGTERM, SIGINT): a call that arrives
+  // once it is requested is refused with Unavailable, while the calls
+  // already taken finish and are answered (server.cc, the drain).
+  std::stop_token stopping = {};
 };
+
+// The refusal of a call that arrives while the server stops.
+Status StoppingRefusal();
 
 // Gateway.login: logins one connection may have waiting at once (each
 // waits for the one before it, and after a failure for its wait).

@@ -715,18 +715,48 @@ TEST_F(ServerAdminTest, ASweepTakesAPruningBoundAndReportsWhatIsLeft) {
 
 // A server told to stop while an admin's sweep runs ends the sweep after
 // the batch it is writing: a sweep of a large backlog does not hold the
-// stop (custosd's SIGTERM) back. The rest is swept by the next sweep.
+// stop (custosd's SIGTERM) back. The sweep answers with what it did (its
+// call was taken before the stop: the stop waits for it, and sends its
+// answer), while calls sent after the stop are refused, a create too. The
+// rest is swept by the next sweep.
 TEST_F(ServerAdminTest, AStoppingServerEndsAnAdminsSweepAfterItsBatch) {
   auto gate = std::make_shared<SweepGate>();
   RestartWithGate(gate);
   CreateRecordsDueToClose();
   {
     auto admin_session = AdminSession();
+    auto user = NewSession("authority-b", rpc::Role::USER);
     auto sweep = AdminFacet(admin_session).sweepRequest().send();
     auto release = kj::defer([&] { gate->Release(); });
     PumpUntilHeld(sweep, *gate);
     EXPECT_EQ(gate->held_at().records_done, 100u);
     server_->Stop();
+    // The stop has begun once the socket file is gone: no connection is
+    // accepted from then on.
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (std::filesystem::exists(SocketPath())) {
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline);
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    const std::string kStopping =
+        "the server is stopping; try again once it has started again";
+    const Status later = StatusOf(user.whoAmIRequest().send(), wait());
+    EXPECT_EQ(later.code(), StatusCode::kUnavailable) << later.ToString();
+    EXPECT_EQ(later.message(), kStopping);
+    auto create = user.createRequest();
+    FillRecord(create.initRecord(), "bob@example.org", "Bob");
+    const Status refused = StatusOf(create.send(), wait());
+    EXPECT_EQ(refused.code(), StatusCode::kUnavailable) << refused.ToString();
+    EXPECT_EQ(refused.message(), kStopping);
+    const Status long_call = StatusOf(
+        AdminFacet(admin_session).completeShredsRequest().send(), wait());
+    EXPECT_EQ(long_call.code(), StatusCode::kUnavailable);
+    EXPECT_EQ(long_call.message(), kStopping);
+    gate->Release();
+    auto stopped = sweep.wait(wait()).getReport();
+    EXPECT_EQ(stopped.getClosed(), 100u);
+    EXPECT_FALSE(stopped.getComplete());
   }
   StopServer();
   auto admin = engine_->ActorFor("admin");
@@ -737,6 +767,40 @@ TEST_F(ServerAdminTest, AStoppingServerEndsAnAdminsSweepAfterItsBatch) {
   ASSERT_TRUE(rest.has_value()) << rest.error().ToString();
   EXPECT_EQ(rest->closed, 50u);
   EXPECT_TRUE(rest->complete);
+}
+
+// The stop waits for the calls it took for its grace at most: a call
+// still running then (here a sweep held mid-way) is left without its
+// answer, its connection closed, as a stop without a grace would; the
+// call itself still runs to its end before the server is gone.
+TEST_F(ServerAdminTest, AStopWaitsForItsCallsNoLongerThanItsGrace) {
+  server_options_hook_ = [](server::ServerOptions& so) {
+    so.stop_grace = std::chrono::milliseconds(200);
+  };
+  auto gate = std::make_shared<SweepGate>();
+  RestartWithGate(gate);
+  CreateRecordsDueToClose();
+  {
+    auto admin_session = AdminSession();
+    auto sweep = AdminFacet(admin_session).sweepRequest().send();
+    auto release = kj::defer([&] { gate->Release(); });
+    PumpUntilHeld(sweep, *gate);
+    const auto stopped_at = std::chrono::steady_clock::now();
+    server_->Stop();
+    const Status ended = StatusOf(kj::mv(sweep), wait());
+    EXPECT_GE(std::chrono::steady_clock::now() - stopped_at,
+              std::chrono::milliseconds(200));
+    EXPECT_EQ(ended.code(), StatusCode::kUnavailable) << ended.ToString();
+    EXPECT_EQ(ended.message(), "the connection to the server ended");
+  }
+  StopServer();
+  auto admin = engine_->ActorFor("admin");
+  ASSERT_TRUE(admin.has_value()) << admin.error().ToString();
+  SweepOptions options;
+  options.as_of = clock_.Now();
+  auto rest = engine_->Sweep(*admin, options);
+  ASSERT_TRUE(rest.has_value()) << rest.error().ToString();
+  EXPECT_EQ(rest->closed, 50u);
 }
 
 TEST_F(ServerAdminTest, OneLongOperationRunsAtATimeServerWide) {
