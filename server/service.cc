@@ -1607,6 +1607,13 @@ class AdminImpl final : public rpc::Admin::Server {
 
   kj::Promise<void> sweep(SweepContext context) override {
     auto p = context.getParams();
+    // Refused here, naming the field the client set (the engine's refusal
+    // names its own, max_history_examined); 0 is the server's bound.
+    if (p.getMaxHistoryExamined() > kMaxHistoryExamined) {
+      Throw(Status::InvalidArgument("maxHistoryExamined must be 1 to " +
+                                    std::to_string(kMaxHistoryExamined) +
+                                    " (0: the server's bound)"));
+    }
     return OnLongLane<Result<SweepReport>>(
                *conn_, actor_, "sweep",
                [engine = &conn_->engine, actor = actor_,
@@ -1619,12 +1626,10 @@ class AdminImpl final : public rpc::Admin::Server {
                  // 0: the engine's now.
                  options.as_of = as_of == 0 ? engine->Now() : FromMicros(as_of);
                  if (max_records != 0) options.max_records = max_records;
-                 // Checked by the engine (1 to kMaxHistoryExamined); a
-                 // larger value is made one it refuses before the cast.
+                 // 1 to kMaxHistoryExamined (checked above).
                  if (max_history_examined != 0) {
                    options.max_history_examined =
-                       static_cast<size_t>(std::min<uint64_t>(
-                           max_history_examined, kMaxHistoryExamined + 1));
+                       static_cast<size_t>(max_history_examined);
                  }
                  options.stop = work->stop;
                  // Published once the engine has accepted the sweep (its

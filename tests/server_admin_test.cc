@@ -710,7 +710,8 @@ TEST_F(ServerAdminTest, ASweepTakesAPruningBoundAndReportsWhatIsLeft) {
   over.setMaxHistoryExamined(10'000'001);
   const Status refused = StatusOf(over.send(), wait());
   EXPECT_EQ(refused.code(), StatusCode::kInvalidArgument) << refused.ToString();
-  EXPECT_EQ(refused.message(), "max_history_examined must be 1 to 10000000");
+  EXPECT_EQ(refused.message(),
+            "maxHistoryExamined must be 1 to 10000000 (0: the server's bound)");
 }
 
 // A server told to stop while an admin's sweep runs ends the sweep after
