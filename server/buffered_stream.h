@@ -58,6 +58,8 @@ class BufferedStream final : public kj::AsyncIoStream {
   // Resolves once everything written so far has gone out (and the
   // shutdown asked for, if any, was done); rejects if the stream broke.
   kj::Promise<void> Drained();
+  // Nothing written waits to go out (or the stream broke: it never will).
+  bool Idle() const { return !flush_scheduled_; }
 
   // For the tests: the writes issued to the wrapped stream.
   size_t TEST_inner_writes() const { return inner_writes_; }

@@ -22,6 +22,8 @@ StatusCode CodeOf(capnp::rpc::Exception::Reader e) {
   return FromException(ex).code();
 }
 
+}  // namespace
+
 // What one connection's messages tell: every question the client has
 // asked and not yet released (its Finish), each in flight (let through,
 // unanswered), answered or refused here (the RpcSystem never saw it), in
@@ -61,6 +63,7 @@ struct CallBook : public kj::Refcounted {
   const size_t max_unreleased;
   std::unordered_map<uint32_t, Question> questions;  // By question id.
   size_t in_flight = 0;                              // Questions kInFlight.
+  size_t given_up = 0;    // Of those, released (Finish before the Return).
   size_t unreleased = 0;  // Questions kAnswered or kRefused.
 
   // A Call or Bootstrap's question, before it is let through or refused:
@@ -106,6 +109,7 @@ struct CallBook : public kj::Refcounted {
                      kj::systemPreciseMonotonicClock().now() - q.start, error);
     --in_flight;
     if (q.released) {
+      --given_up;
       questions.erase(it);
     } else {
       q.stage = Stage::kAnswered;
@@ -120,6 +124,7 @@ struct CallBook : public kj::Refcounted {
     if (it == questions.end()) return true;
     switch (it->second.stage) {
       case Stage::kInFlight:
+        if (!it->second.released) ++given_up;
         it->second.released = true;
         return true;
       case Stage::kAnswered:
@@ -134,6 +139,8 @@ struct CallBook : public kj::Refcounted {
     return true;
   }
 };
+
+namespace {
 
 // Replaces a reason that is not one of ours (server/errors.h, ClientReason)
 // before it leaves: Cap'n Proto's own exceptions (a malformed request read
@@ -187,13 +194,13 @@ class MeteredNetwork::MeteredConnection final
  public:
   MeteredConnection(kj::Own<capnp::TwoPartyVatNetworkBase::Connection> inner,
                     capnp::TwoPartyVatNetwork& network,
-                    kj::PromiseFulfiller<void>& ended, Metrics& metrics,
-                    size_t max_calls_in_flight, size_t max_queued_bytes)
+                    kj::PromiseFulfiller<void>& ended, kj::Own<CallBook> book,
+                    size_t max_queued_bytes)
       : inner_(kj::mv(inner)),
         network_(network),
         ended_(ended),
         max_queued_bytes_(max_queued_bytes),
-        book_(kj::refcounted<CallBook>(metrics, max_calls_in_flight)) {}
+        book_(kj::mv(book)) {}
 
   kj::Own<capnp::RpcFlowController> newStream() override {
     return inner_->newStream();
@@ -314,11 +321,17 @@ MeteredNetwork::MeteredNetwork(capnp::TwoPartyVatNetwork& inner,
       ended_fulfiller_(kj::mv(ended.fulfiller)),
       ended_(ended.promise.fork()) {}
 
+MeteredNetwork::~MeteredNetwork() = default;
+
+size_t MeteredNetwork::CallsAwaited() const {
+  return book_ == nullptr ? 0 : book_->in_flight - book_->given_up;
+}
+
 kj::Own<capnp::TwoPartyVatNetworkBase::Connection> MeteredNetwork::Wrap(
     kj::Own<capnp::TwoPartyVatNetworkBase::Connection> inner) {
+  book_ = kj::refcounted<CallBook>(metrics_, max_calls_in_flight_);
   return kj::heap<MeteredConnection>(kj::mv(inner), inner_, *ended_fulfiller_,
-                                     metrics_, max_calls_in_flight_,
-                                     max_queued_bytes_);
+                                     kj::addRef(*book_), max_queued_bytes_);
 }
 
 kj::Maybe<kj::Own<capnp::TwoPartyVatNetworkBase::Connection>>

@@ -31,6 +31,8 @@
 
 namespace custos::server {
 
+struct CallBook;  // call_meter.cc
+
 class MeteredNetwork final : public capnp::TwoPartyVatNetworkBase {
  public:
   // `inner` and `metrics` REQUIRE: outlive this. REQUIRES:
@@ -42,6 +44,12 @@ class MeteredNetwork final : public capnp::TwoPartyVatNetworkBase {
       capnp::rpc::twoparty::VatId::Reader ref) override;
   kj::Promise<kj::Own<capnp::TwoPartyVatNetworkBase::Connection>> accept()
       override;
+
+  ~MeteredNetwork();
+
+  // Calls of the client that wait for their answer: let through and not
+  // yet answered, less those the client gave up (Finish before Return).
+  size_t CallsAwaited() const;
 
   // Resolves when the connection was ended for answers left unread: the
   // RpcSystem lets its connection go only once its queued messages went
@@ -64,6 +72,8 @@ class MeteredNetwork final : public capnp::TwoPartyVatNetworkBase {
   size_t max_queued_bytes_;
   kj::Own<kj::PromiseFulfiller<void>> ended_fulfiller_;
   kj::ForkedPromise<void> ended_;
+  // The connection's book (call_meter.cc), once accepted.
+  kj::Own<CallBook> book_;
 };
 
 }  // namespace custos::server

@@ -168,12 +168,18 @@ Status ListenFailure(const std::string& listening_on, const kj::Exception& e) {
 
 // One client connection: destroyed in reverse order of declaration.
 struct ConnectionState {
-  // The server's open connections' streams, which the stop waits on
-  // (Drained) before it closes them; this one's entry is removed first.
-  std::set<BufferedStream*>* open_streams = nullptr;
+  // The server's open connections, which the stop waits on (Quiet) before
+  // it closes them; this one's entry is removed first.
+  std::set<ConnectionState*>* open = nullptr;
   BufferedStream* buffered = nullptr;
   ~ConnectionState() {
-    if (open_streams != nullptr) open_streams->erase(buffered);
+    if (open != nullptr) open->erase(this);
+  }
+  // No call of the client's waits for its answer, and every message
+  // written has gone out (or cannot: the stream broke).
+  bool Quiet() {
+    return metered->CallsAwaited() == 0 &&
+           network->getCurrentQueueCount() == 0 && buffered->Idle();
   }
   kj::Own<kj::AsyncIoStream> stream;
   kj::Own<capnp::TwoPartyVatNetwork> network;
@@ -300,6 +306,11 @@ Status CheckListenAddresses(const ServerOptions& options) {
 void Server::Stop() {
   stopping_.request_stop();
   std::lock_guard lock(stop_mu_);
+  if (stop_requested_) {
+    hurry_requested_ = true;
+    if (hurry_) hurry_->fulfill();
+    return;
+  }
   stop_requested_ = true;
   if (stop_) stop_->fulfill();
 }
@@ -357,10 +368,13 @@ Status Server::Run(std::function<void()> ready) {
     }
   }
   auto paf = kj::newPromiseAndCrossThreadFulfiller<void>();
+  auto hurry_paf = kj::newPromiseAndCrossThreadFulfiller<void>();
   {
     std::lock_guard lock(stop_mu_);
     stop_ = kj::mv(paf.fulfiller);
+    hurry_ = kj::mv(hurry_paf.fulfiller);
     if (stop_requested_) stop_->fulfill();
+    if (hurry_requested_) hurry_->fulfill();
   }
   // Before the pool, which hands answers to it until the pool's destructor
   // has run the last task: destroyed after it, on this thread.
@@ -391,7 +405,7 @@ Status Server::Run(std::function<void()> ready) {
   QuietErrors errors;
   size_t open_connections = 0;  // Before `connections`, which counts down.
   // Before `connections`, whose states remove themselves (ConnectionState).
-  std::set<BufferedStream*> open_streams;
+  std::set<ConnectionState*> open_states;
   kj::TaskSet connections(errors);
   capnp::ReaderOptions reader_options;
   reader_options.traversalLimitInWords = options_.max_message_words;
@@ -415,8 +429,6 @@ Status Server::Run(std::function<void()> ready) {
     // call (server/buffered_stream.h).
     auto buffered = kj::heap<BufferedStream>(kj::mv(stream));
     BufferedStream& last_words = *buffered;
-    open_streams.insert(&last_words);
-    state->open_streams = &open_streams;
     state->buffered = &last_words;
     state->stream = kj::mv(buffered);
     state->network = kj::heap<capnp::TwoPartyVatNetwork>(
@@ -429,6 +441,8 @@ Status Server::Run(std::function<void()> ready) {
         capnp::makeRpcServer(*state->metered,
                              capnp::Capability::Client(NewGateway(conn))));
     state->rpc->setFlowLimit(options_.flow_limit_bytes / sizeof(capnp::word));
+    state->open = &open_states;
+    open_states.insert(state.get());
     // No login within login_timeout of the accept (a TLS handshake
     // included): the connection is closed, as if it had ended (helper-123:
     // a silent connection held its slot for good).
@@ -614,6 +628,22 @@ Status Server::Run(std::function<void()> ready) {
   }
   stop.wait(io.waitScope);
   stopping_.request_stop();  // A signal's stop, too.
+  // No connection is accepted from now on: the socket file goes, then the
+  // listening sockets close (a client that connects is refused by the
+  // system). A TLS handshake under way may still end; its login is
+  // refused.
+  accepting = nullptr;
+  if (socket_inode) {
+    // Not a file another server has put there since (the socket is still
+    // open, so a starting server sees it live and leaves it).
+    struct stat st {};
+    if (::lstat(options_.unix_socket.c_str(), &st) == 0 &&
+        std::pair{st.st_dev, st.st_ino} == *socket_inode) {
+      (void)::unlink(options_.unix_socket.c_str());
+    }
+  }
+  listeners.clear();
+  metrics_listener = nullptr;
   // The watches hold the Watchers of connections about to close (and those
   // connections the watches): the cycle ends here.
   { auto ended = kj::mv(reminding); }
@@ -621,41 +651,31 @@ Status Server::Run(std::function<void()> ready) {
   // Dropping the Watchers queued their release: run it while the
   // connections and the loop exist.
   io.waitScope.poll();
-  // No connection is accepted from now on: the listening sockets close
-  // (a client that connects is refused by the system), the socket file
-  // goes.
-  accepting = nullptr;
-  listeners.clear();
-  metrics_listener = nullptr;
-  if (socket_inode) {
-    // Not a file another server has put there since.
-    struct stat st {};
-    if (::lstat(options_.unix_socket.c_str(), &st) == 0 &&
-        std::pair{st.st_dev, st.st_ino} == *socket_inode) {
-      (void)::unlink(options_.unix_socket.c_str());
-    }
-  }
   // The drain, for stop_grace at most: the calls taken before the stop
-  // end and their answers are sent (a sweep ends after its batch and
+  // are answered and the answers go out (a sweep ends after its batch and
   // answers with what it did); a call that arrives now is refused
   // (Connection::stopping). The loop runs while it waits: it hands the
-  // answers over and reads, and refuses, what the clients still send.
+  // answers over, writes them, and reads, and refuses, what the clients
+  // still send. A second Stop() or signal ends the wait.
+  bool hurried = false;
+  kj::Promise<void> hurry = kj::mv(hurry_paf.promise);
+  if (options_.stop_on_signals) {
+    auto& port = io.unixEventPort;
+    hurry = hurry.exclusiveJoin(port.onSignal(SIGTERM).ignoreResult())
+                .exclusiveJoin(port.onSignal(SIGINT).ignoreResult());
+  }
+  auto hurrying =
+      hurry.then([&hurried] { hurried = true; }).eagerlyEvaluate(nullptr);
   const kj::TimePoint give_up = timer.now() + options_.stop_grace /
                                                   std::chrono::milliseconds(1) *
                                                   kj::MILLISECONDS;
-  while (!pool.Idle() && timer.now() < give_up) {
+  const auto quiet = [&open_states] {
+    return std::all_of(open_states.begin(), open_states.end(),
+                       [](ConnectionState* c) { return c->Quiet(); });
+  };
+  while (!hurried && timer.now() < give_up && !quiet()) {
     timer.afterDelay(kDrainPollMs * kj::MILLISECONDS).wait(io.waitScope);
   }
-  io.waitScope.poll();
-  kj::Vector<kj::Promise<void>> sent;
-  for (BufferedStream* stream : open_streams) {
-    sent.add(stream->Drained().then([] {}, [](kj::Exception&&) {}));
-  }
-  const kj::Duration left =
-      timer.now() < give_up ? give_up - timer.now() : 0 * kj::MILLISECONDS;
-  timer.timeoutAfter(left, kj::joinPromises(sent.releaseAsArray()))
-      .then([] {}, [](kj::Exception&&) {})
-      .wait(io.waitScope);
   // Then every connection is dropped; `pool` (declared before them) is
   // destroyed last of the three and runs what was still posted (a call
   // past the grace), so every engine call taken completes.

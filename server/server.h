@@ -56,10 +56,12 @@ struct ServerOptions {
   std::chrono::milliseconds login_timeout{30'000};
   // The stop's grace (Stop, SIGTERM, SIGINT): the server stops accepting
   // connections and refuses calls that arrive from then on (Unavailable),
-  // and waits this long at most for the calls it had taken to end and
-  // their answers to be sent, before it closes the connections. A call
-  // still running then (a backup of a large store) ends without its
-  // answer, as do calls whose client does not read. Default: 10 s.
+  // and waits this long at most for the calls it had taken to be answered
+  // and the answers sent, before it closes the connections (a second
+  // Stop or signal ends the wait). A call still running then (a backup of
+  // a large store) goes on to its end, without its answer, before Run
+  // returns; so does one whose client does not read. 0: no wait. Default:
+  // 10 s.
   std::chrono::milliseconds stop_grace{10'000};
   // Client connections open at once (unix socket and TCP, TLS handshakes
   // under way included). One more is accepted and closed at once: on the
@@ -166,14 +168,18 @@ class Server {
   ~Server();
 
   // Listens, calls `ready` once every listener is open, and serves until
-  // Stop() or (with stop_on_signals) a signal. Then stops accepting, closes
-  // the connections and lets the engine calls already running finish
-  // before it returns. InvalidArgument for a bad or non-loopback address
+  // Stop() or (with stop_on_signals) a signal. Then stops accepting,
+  // refuses the calls that arrive, waits up to stop_grace for the calls it
+  // took to be answered (a second Stop() or signal ends the wait), closes
+  // the connections and lets the engine calls still running finish before
+  // it returns. InvalidArgument for a bad or non-loopback address
   // (plain TCP, metrics) or a TLS certificate or key that cannot be read;
   // Unavailable when a listener cannot be opened.
   Status Run(std::function<void()> ready = {});
 
-  // Makes Run return. Safe from any thread, before or during Run.
+  // Makes Run return. Safe from any thread, before or during Run. Called
+  // again while Run waits for its calls' answers (stop_grace), ends that
+  // wait.
   void Stop();
 
   // The TCP port listened on, once `ready` was called; 0 if none.
@@ -198,6 +204,9 @@ class Server {
   // does not hold the stop back.
   std::stop_source stopping_;
   kj::Own<kj::CrossThreadPromiseFulfiller<void>> stop_;  // Guarded.
+  // A second Stop(): the wait for the answers ends.
+  bool hurry_requested_ = false;                          // Guarded.
+  kj::Own<kj::CrossThreadPromiseFulfiller<void>> hurry_;  // Guarded.
 };
 
 }  // namespace custos::server

@@ -2669,7 +2669,7 @@ Watches::~Watches() = default;
 
 uint64_t Watches::Add(const Connection& conn, Actor actor, ReminderQuery query,
                       rpc::Watcher::Client watcher, ReminderPage first) {
-  if (stopped_) Throw(Status::Unavailable("the server is stopping"));
+  if (stopped_) Throw(StoppingRefusal());
   if (conn.ended) Throw(Status::Unavailable("the connection has ended"));
   const auto held = std::ranges::count_if(watches_, [&](const auto& entry) {
     return entry.second->actor.id() == actor.id();

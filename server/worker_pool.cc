@@ -31,16 +31,10 @@ void WorkerPool::Post(const std::shared_ptr<Lane>& lane,
   {
     std::lock_guard lock(mu_);
     lane->tasks.push_back(std::move(task));
-    ++unfinished_;
     if (lane->running || lane->tasks.size() > 1) return;  // Already queued.
     ready_.push_back(lane);
   }
   ready_cv_.notify_one();
-}
-
-bool WorkerPool::Idle() {
-  std::lock_guard lock(mu_);
-  return unfinished_ == 0;
 }
 
 void WorkerPool::Work() {
@@ -63,7 +57,6 @@ void WorkerPool::Work() {
     task();
     task = nullptr;  // Destroyed outside the lock too.
     lock.lock();
-    --unfinished_;
     lane->running = false;
     if (lane->tasks.empty()) {
       lane = nullptr;

@@ -53,10 +53,6 @@ class WorkerPool {
 
   size_t threads() const { return workers_.size(); }
 
-  // True when no task posted is waiting or running (the server's stop
-  // waits for this before it closes its connections: server.cc).
-  bool Idle();
-
  private:
   void Work();
 
@@ -65,8 +61,6 @@ class WorkerPool {
   // Lanes with queued tasks and none running, in turn order.
   std::deque<std::shared_ptr<Lane>> ready_;
   bool stopping_ = false;
-  // Tasks posted and not yet ended (waiting or running).
-  size_t unfinished_ = 0;
   std::vector<std::thread> workers_;
 };
 

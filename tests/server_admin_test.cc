@@ -55,6 +55,10 @@ class SweepGate {
     released_ = true;
     cv_.notify_all();
   }
+  bool Released() {
+    std::lock_guard lock(mu_);
+    return released_;
+  }
 
  private:
   std::mutex mu_;
@@ -721,13 +725,18 @@ TEST_F(ServerAdminTest, ASweepTakesAPruningBoundAndReportsWhatIsLeft) {
 // answer), while calls sent after the stop are refused, a create too. The
 // rest is swept by the next sweep.
 TEST_F(ServerAdminTest, AStoppingServerEndsAnAdminsSweepAfterItsBatch) {
+  // A grace no slow build runs out of.
+  server_options_hook_ = [](server::ServerOptions& so) {
+    so.stop_grace = std::chrono::seconds(60);
+  };
   auto gate = std::make_shared<SweepGate>();
   RestartWithGate(gate);
   CreateRecordsDueToClose();
   {
     auto admin_session = AdminSession();
+    auto admin = AdminFacet(admin_session);  // Before the stop.
     auto user = NewSession("authority-b", rpc::Role::USER);
-    auto sweep = AdminFacet(admin_session).sweepRequest().send();
+    auto sweep = admin.sweepRequest().send();
     auto release = kj::defer([&] { gate->Release(); });
     PumpUntilHeld(sweep, *gate);
     EXPECT_EQ(gate->held_at().records_done, 100u);
@@ -750,8 +759,10 @@ TEST_F(ServerAdminTest, AStoppingServerEndsAnAdminsSweepAfterItsBatch) {
     const Status refused = StatusOf(create.send(), wait());
     EXPECT_EQ(refused.code(), StatusCode::kUnavailable) << refused.ToString();
     EXPECT_EQ(refused.message(), kStopping);
-    const Status long_call = StatusOf(
-        AdminFacet(admin_session).completeShredsRequest().send(), wait());
+    // (Without the refusal, the lane the sweep holds would answer "another
+    // long operation is running".)
+    const Status long_call =
+        StatusOf(admin.completeShredsRequest().send(), wait());
     EXPECT_EQ(long_call.code(), StatusCode::kUnavailable);
     EXPECT_EQ(long_call.message(), kStopping);
     gate->Release();
@@ -802,6 +813,39 @@ TEST_F(ServerAdminTest, AStopWaitsForItsCallsNoLongerThanItsGrace) {
   auto rest = engine_->Sweep(*admin, options);
   ASSERT_TRUE(rest.has_value()) << rest.error().ToString();
   EXPECT_EQ(rest->closed, 50u);
+}
+
+// A second stop while the first waits for its calls (an operator's second
+// Ctrl-C, a second SIGTERM) ends the wait: the connections close at once,
+// the call still running left without its answer.
+TEST_F(ServerAdminTest, ASecondStopEndsTheWaitForTheCallsAnswers) {
+  server_options_hook_ = [](server::ServerOptions& so) {
+    so.stop_grace = std::chrono::minutes(10);
+  };
+  auto gate = std::make_shared<SweepGate>();
+  RestartWithGate(gate);
+  CreateRecordsDueToClose();
+  {
+    auto admin_session = AdminSession();
+    auto sweep = AdminFacet(admin_session).sweepRequest().send();
+    auto release = kj::defer([&] { gate->Release(); });
+    PumpUntilHeld(sweep, *gate);
+    server_->Stop();
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (std::filesystem::exists(SocketPath())) {
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline);
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    server_->Stop();
+    // The sweep is still held (the gate lets go after a minute): only the
+    // second stop can end its connection before that.
+    const Status ended = StatusOf(kj::mv(sweep), wait());
+    EXPECT_EQ(ended.code(), StatusCode::kUnavailable) << ended.ToString();
+    EXPECT_EQ(ended.message(), "the connection to the server ended");
+    EXPECT_FALSE(gate->Released());
+  }
+  StopServer();
 }
 
 TEST_F(ServerAdminTest, OneLongOperationRunsAtATimeServerWide) {

@@ -871,7 +871,8 @@ TEST_F(ServerRemindersTest, WatchesRefuseNewOnesOnceClearedOrDisconnected) {
     watches.Clear();
     const Status s = add(watches);
     EXPECT_EQ(s.code(), StatusCode::kUnavailable);
-    EXPECT_EQ(s.message(), "the server is stopping");
+    EXPECT_EQ(s.message(),
+              "the server is stopping; try again once it has started again");
   }
   {
     server::Watches watches(*engine_, pool, inbox, timer, {});
