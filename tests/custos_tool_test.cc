@@ -287,6 +287,21 @@ TEST_F(CustosToolTest, UsageErrorsExitTwoAndChangeNothing) {
         "name=value");
   usage({"subject", "shred", "s00", "nothing"},
         "unexpected arguments (not repeated here)");
+  // A mistyped flag is named (nothing personal has its shape), and only
+  // it: the other unexpected word is not repeated.
+  {
+    ToolRun typo = Tool({"sweep", "--histroy-examined", "5"});
+    EXPECT_EQ(typo.exit, 2) << typo.err;
+    EXPECT_NE(typo.err.find("custos: unknown option: --histroy-examined;"),
+              std::string::npos)
+        << typo.err;
+    EXPECT_EQ(typo.err.find("5"), std::string::npos) << typo.err;
+    ToolRun mixed = Tool({"subject", "shred", "s00", "-x", "anna@example.org"});
+    EXPECT_EQ(mixed.exit, 2) << mixed.err;
+    EXPECT_NE(mixed.err.find("unknown option: -x;"), std::string::npos)
+        << mixed.err;
+    EXPECT_EQ(mixed.err.find("anna@"), std::string::npos) << mixed.err;
+  }
   usage({"subject", "shred", "s00"}, "--yes");
   // A count only: "-5" and an overflow used to run an unbounded sweep.
   for (const char* count : {"-5", "ten", "010", "0x10"}) {

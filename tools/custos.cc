@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <iostream>
 #include <vector>
@@ -16,6 +18,21 @@
 #include "tools/cli.h"
 
 namespace {
+
+// An argument shaped like an option the tool might have (a mistyped
+// flag): "-" or "--", then a letter, then letters, digits and dashes, at
+// most 40 characters. No value of a person has this shape, and a typo of
+// this shape is worth naming.
+bool IsOptionShaped(const std::string& arg) {
+  const size_t dashes = arg.starts_with("--")  ? 2
+                        : arg.starts_with("-") ? 1
+                                               : 0;
+  if (dashes == 0 || arg.size() <= dashes || arg.size() > 40) return false;
+  if (!std::isalpha(static_cast<unsigned char>(arg[dashes]))) return false;
+  return std::all_of(arg.begin() + dashes, arg.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-';
+  });
+}
 
 // Walks the verbs under `app` into `paths`: "custos principal add" -> its
 // words.
@@ -106,7 +123,17 @@ int main(int argc, char** argv) {
     // CLI11's message repeats the arguments, and one typed by mistake may
     // be an identifier or a personal value (custos subject find
     // anna@example.org), which would then stand in a terminal's scrollback
-    // or a job's log (helper-129).
+    // or a job's log (helper-129). Only what has the shape of an option
+    // (a mistyped flag) is named.
+    std::string options;
+    for (const std::string& extra : app.remaining(/*recurse=*/true)) {
+      if (IsOptionShaped(extra)) options += " " + extra;
+    }
+    if (!options.empty()) {
+      std::fprintf(stderr, "custos: unknown option:%s; see --help\n",
+                   options.c_str());
+      return kExitUsage;
+    }
     std::fprintf(stderr,
                  "custos: unexpected arguments (not repeated here): "
                  "identifiers and personal values are read from standard "
