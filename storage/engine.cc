@@ -761,4 +761,8 @@ void Engine::TEST_SetAfterCompactionStep(std::function<void()> hook) {
   impl_->erasure.TEST_SetAfterCompactionStep(std::move(hook));
 }
 
+void Engine::TEST_SetAfterPruneChunk(std::function<void()> hook) {
+  impl_->sweeper.TEST_SetAfterPruneChunk(std::move(hook));
+}
+
 }  // namespace custos

@@ -672,6 +672,10 @@ class Engine {
   // each pass of queued keys (Erasure::TEST_SetAfterCompactionStep).
   // REQUIRES: no call of the engine running.
   void TEST_SetAfterCompactionStep(std::function<void()> hook);
+  // Called by a sweep's pruning after each chunk it examined, holding the
+  // pruning's lock (Sweeper::TEST_SetAfterPruneChunk). REQUIRES: no call
+  // of the engine running.
+  void TEST_SetAfterPruneChunk(std::function<void()> hook);
 
  private:
   struct Impl;

@@ -933,6 +933,7 @@ Status Sweeper::PruneFromCursor(int64_t as_of, const SweepOptions& options,
     report.history_pruned += step->stubbed;
     after_seq = step->next_after_seq;
     if (step->committed) written = after_seq;
+    if (TEST_after_prune_chunk_) TEST_after_prune_chunk_();
     // At the head: the next sweep starts again from the oldest event.
     if (after_seq == 0 || examined >= max_examined) break;
     // Stopped: the cursor is written where it stands (below).

@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -118,6 +119,13 @@ class Sweeper {
   // `resume_key` where it stopped. REQUIRES: batch_size > 0.
   Status WriteDownDueInBatches(std::string_view kind, size_t batch_size,
                                std::string& resume_key) const;
+
+  // Test only: called by a sweep's pruning after each chunk of events it
+  // examined, while it holds the pruning's lock (so a test can run
+  // another sweep exactly there). REQUIRES: set before any call.
+  void TEST_SetAfterPruneChunk(std::function<void()> hook) {
+    TEST_after_prune_chunk_ = std::move(hook);
+  }
 
  private:
   // Processes the due index entry `key` (`entry`, parsed: due at
@@ -282,6 +290,7 @@ class Sweeper {
   // engine's bound, so that the pruning cursor gains on the head. Guarded
   // by prune_mu_.
   uint64_t head_at_last_prune_ = 0;
+  std::function<void()> TEST_after_prune_chunk_;
 };
 
 }  // namespace custos

@@ -10,7 +10,9 @@
 #include <array>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "report/subject_report_html.h"
@@ -848,6 +850,52 @@ TEST_F(AccessHistoryPruningTest, OneSweepPrunesMoreThanAChunkOfEvents) {
   auto chain = engine_->VerifyChain(*auditor_);
   ASSERT_TRUE(chain.has_value()) << chain.error().ToString();
   EXPECT_TRUE(chain->ok) << chain->problem;
+}
+
+// Two sweeps at once (an admin's and the scheduled one): the second finds
+// the first one's pruning running (here after its first chunk) and leaves
+// the pruning to it, reporting where the cursor stands. Without the
+// pruning's lock both would walk from the same cursor: events examined
+// twice, the counts split between them, the cursor written over.
+TEST_F(AccessHistoryPruningTest, ASecondSweepLeavesThePruningToTheOneRunning) {
+  const uint64_t id = CreateAlert();
+  const std::string anna = *engine_->FindSubject(*admin_, "anna@example.org");
+  for (int i = 0; i < 600; ++i) {
+    ASSERT_TRUE(engine_->GetRecord(*owner_, id).has_value());
+  }
+  ASSERT_TRUE(engine_->Close(*owner_, id).ok());
+  EXPECT_EQ(SweepAt(At(2027, 2, 28)).erased, 1u);
+  ASSERT_EQ(Actions(anna).size(), 604u);
+
+  clock_.Set(At(2032, 2, 28));
+  SweepOptions options;
+  options.as_of = At(2032, 2, 28);
+  std::optional<Result<SweepReport>> second;
+  int chunks = 0;
+  engine_->TEST_SetAfterPruneChunk([&] {
+    if (chunks++ != 0) return;
+    std::thread other([&] { second = engine_->Sweep(*admin_, options); });
+    other.join();
+  });
+  auto first = engine_->Sweep(*admin_, options);
+  engine_->TEST_SetAfterPruneChunk(nullptr);
+  ASSERT_TRUE(first.has_value()) << first.error().ToString();
+  ASSERT_TRUE(second.has_value());
+  ASSERT_TRUE(second->has_value()) << second->error().ToString();
+  EXPECT_GT(chunks, 1);
+  // The second pruned nothing and said how far the cursor, as the first
+  // had written it after its first chunk, was from the head.
+  EXPECT_EQ((*second)->history_pruned, 0u);
+  EXPECT_GT((*second)->history_behind, 0u);
+  // The first pruned everything due, each event once: the 604 and the
+  // lookup and look of the auditor about no record (as in
+  // OneSweepPrunesMoreThanAChunkOfEvents).
+  EXPECT_EQ(first->history_pruned, 605u);
+  EXPECT_EQ(Actions(anna), std::vector<std::string>{});
+  auto chain = engine_->VerifyChain(*auditor_);
+  ASSERT_TRUE(chain.has_value()) << chain.error().ToString();
+  EXPECT_TRUE(chain->ok) << chain->problem;
+  EXPECT_EQ(SweepAt(At(2032, 2, 28)).history_pruned, 0u);
 }
 
 // max_history_examined bounds one sweep's pruning; the next sweep goes on
