@@ -607,8 +607,6 @@ int main(int argc, char** argv) {
   server_options.reminder_interval =
       std::chrono::seconds(reminder_interval_seconds);
   server_options.stop_on_signals = true;
-  custos::server::Server server(**engine, server_options);
-
   // Scheduled maintenance (server/maintenance.h): what is due is swept
   // (and physically erased), backup keys past their retention destroyed,
   // shreds completed, records counted by state for the metrics.
@@ -619,6 +617,20 @@ int main(int argc, char** argv) {
   // is writing (Engine::RunMaintenance), so that a long sweep does not
   // hold the stop back.
   std::stop_source maintenance_stop;
+  // Asked to end as soon as the stop begins, not once the calls' answers
+  // have gone out: a run would otherwise go on, or even begin, during the
+  // stop's grace.
+  const auto stop_maintenance = [&] {
+    {
+      std::lock_guard lock(maintenance_mu);
+      stopping = true;
+    }
+    maintenance_stop.request_stop();
+    maintenance_cv.notify_all();
+  };
+  server_options.on_stop = stop_maintenance;
+  custos::server::Server server(**engine, server_options);
+
   // The history's head, logged at start, after each maintenance run that
   // saw it move, and at a clean stop (docs/operations.md, "Keeping the
   // history's head out of band"): touched by the maintenance thread only
@@ -656,12 +668,7 @@ int main(int argc, char** argv) {
     }
     std::fprintf(stderr, "custosd: serving %s\n", where.c_str());
   });
-  {
-    std::lock_guard lock(maintenance_mu);
-    stopping = true;
-  }
-  maintenance_stop.request_stop();
-  maintenance_cv.notify_all();
+  stop_maintenance();  // Done already, unless Run failed.
   maintenance.join();
   // Every call has ended: the head no later write can move.
   custos::server::LogHistoryHead(**engine, maintenance_log, "at stop",

@@ -99,6 +99,9 @@ constexpr size_t kTlsSecureHeapBytes = 64 * 1024;
 constexpr int64_t kAcceptRetryMs = 100;
 // How often the stop looks whether the calls it waits for have ended.
 constexpr int64_t kDrainPollMs = 5;
+// How long the stop waits for a client to close a connection it closed
+// for writing.
+constexpr int64_t kStopLingerMs = 1000;
 // The metrics endpoint: connections open at once, and how long one may
 // take to send its request's headers (kj's default is 15 s).
 constexpr size_t kMaxMetricsConnections = 16;
@@ -172,6 +175,10 @@ struct ConnectionState {
   // it closes them; this one's entry is removed first.
   std::set<ConnectionState*>* open = nullptr;
   BufferedStream* buffered = nullptr;
+  // The stop: when it closed the connection for writing, and what ends
+  // the connection without waiting for its client any more.
+  std::optional<kj::TimePoint> closing_since;
+  kj::Own<kj::PromiseFulfiller<void>> close_now;
   ~ConnectionState() {
     if (open != nullptr) open->erase(this);
   }
@@ -323,6 +330,10 @@ Status Server::Run(std::function<void()> ready) {
     return Status::InvalidArgument(
         "the connection and calls-in-flight limits must be at least 1");
   }
+  if (options_.stop_grace < std::chrono::milliseconds(0) ||
+      options_.stop_grace > std::chrono::hours(1)) {
+    return Status::InvalidArgument("the stop's grace must be 0 to 3600 s");
+  }
   if (options_.reminder_interval < std::chrono::milliseconds(1)) {
     return Status::InvalidArgument(
         "the reminder interval must be at least 1 ms");
@@ -448,6 +459,8 @@ Status Server::Run(std::function<void()> ready) {
     // a silent connection held its slot for good).
     const auto login_timeout = options_.login_timeout /
                                std::chrono::milliseconds(1) * kj::MILLISECONDS;
+    auto closed_by_stop = kj::newPromiseAndFulfiller<void>();
+    state->close_now = kj::mv(closed_by_stop.fulfiller);
     auto login_deadline = timer.atTime(accepted + login_timeout)
                               .then([conn]() -> kj::Promise<void> {
                                 if (conn->logged_in) return kj::NEVER_DONE;
@@ -466,6 +479,7 @@ Status Server::Run(std::function<void()> ready) {
     return state->network->onDisconnect()
         .exclusiveJoin(state->metered->Ended())
         .exclusiveJoin(kj::mv(login_deadline))
+        .exclusiveJoin(kj::mv(closed_by_stop.promise))
         .attach(kj::mv(ended))
         .then([&last_words, &timer] {
           return timer.timeoutAfter(1 * kj::SECONDS, last_words.Drained());
@@ -628,6 +642,7 @@ Status Server::Run(std::function<void()> ready) {
   }
   stop.wait(io.waitScope);
   stopping_.request_stop();  // A signal's stop, too.
+  if (options_.on_stop) options_.on_stop();
   // No connection is accepted from now on: the socket file goes, then the
   // listening sockets close (a client that connects is refused by the
   // system). A TLS handshake under way may still end; its login is
@@ -656,7 +671,12 @@ Status Server::Run(std::function<void()> ready) {
   // answers with what it did); a call that arrives now is refused
   // (Connection::stopping). The loop runs while it waits: it hands the
   // answers over, writes them, and reads, and refuses, what the clients
-  // still send. A second Stop() or signal ends the wait.
+  // still send. Each connection, once quiet, is closed for writing (its
+  // client reads every answer, then the end) and ends when its client
+  // closes it, or a second later (kStopLingerMs): closed at once, what the
+  // kernel still had to send could be lost (a client's late bytes make it
+  // reset the connection), and a client that keeps its end open is not
+  // waited for longer. A second Stop() or signal ends the wait.
   bool hurried = false;
   kj::Promise<void> hurry = kj::mv(hurry_paf.promise);
   if (options_.stop_on_signals) {
@@ -669,11 +689,19 @@ Status Server::Run(std::function<void()> ready) {
   const kj::TimePoint give_up = timer.now() + options_.stop_grace /
                                                   std::chrono::milliseconds(1) *
                                                   kj::MILLISECONDS;
-  const auto quiet = [&open_states] {
-    return std::all_of(open_states.begin(), open_states.end(),
-                       [](ConnectionState* c) { return c->Quiet(); });
-  };
-  while (!hurried && timer.now() < give_up && !quiet()) {
+  while (!hurried && timer.now() < give_up && !open_states.empty()) {
+    const kj::TimePoint now = timer.now();
+    for (ConnectionState* c : open_states) {
+      if (c->closing_since.has_value()) {
+        if (now - *c->closing_since >= kStopLingerMs * kj::MILLISECONDS &&
+            c->close_now->isWaiting()) {
+          c->close_now->fulfill();  // Ends in the loop's next turn.
+        }
+      } else if (c->Quiet()) {
+        c->closing_since = now;
+        c->buffered->shutdownWrite();
+      }
+    }
     timer.afterDelay(kDrainPollMs * kj::MILLISECONDS).wait(io.waitScope);
   }
   // Then every connection is dropped; `pool` (declared before them) is

@@ -63,6 +63,9 @@ struct ServerOptions {
   // returns; so does one whose client does not read. 0: no wait. Default:
   // 10 s.
   std::chrono::milliseconds stop_grace{10'000};
+  // Called on Run's thread as the stop begins, before the wait for the
+  // answers (custosd asks its scheduled maintenance to end there).
+  std::function<void()> on_stop = nullptr;
   // Client connections open at once (unix socket and TCP, TLS handshakes
   // under way included). One more is accepted and closed at once: on the
   // unix socket and plain TCP after an RPC Abort "ResourceExhausted: too

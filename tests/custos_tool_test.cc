@@ -296,11 +296,19 @@ TEST_F(CustosToolTest, UsageErrorsExitTwoAndChangeNothing) {
               std::string::npos)
         << typo.err;
     EXPECT_EQ(typo.err.find("5"), std::string::npos) << typo.err;
-    ToolRun mixed = Tool({"subject", "shred", "s00", "-x", "anna@example.org"});
+    ToolRun mixed =
+        Tool({"subject", "shred", "s00", "--x-ray", "anna@example.org"});
     EXPECT_EQ(mixed.exit, 2) << mixed.err;
-    EXPECT_NE(mixed.err.find("unknown option: -x;"), std::string::npos)
+    EXPECT_NE(mixed.err.find("unknown option: --x-ray;"), std::string::npos)
         << mixed.err;
     EXPECT_EQ(mixed.err.find("anna@"), std::string::npos) << mixed.err;
+    // A short one is not named: a value glued to it ("-nAnna") is kept
+    // with it.
+    ToolRun glued = Tool({"subject", "shred", "s00", "-nAnna"});
+    EXPECT_EQ(glued.exit, 2) << glued.err;
+    EXPECT_EQ(glued.err.find("Anna"), std::string::npos) << glued.err;
+    EXPECT_NE(glued.err.find("not repeated here"), std::string::npos)
+        << glued.err;
   }
   usage({"subject", "shred", "s00"}, "--yes");
   // A count only: "-5" and an overflow used to run an unbounded sweep.

@@ -752,6 +752,45 @@ TEST_F(ServerNetTest, AConnectionThatNeverLogsInIsClosed) {
   EXPECT_TRUE(s.ok()) << s.ToString();
 }
 
+// A stop closes an idle connection for writing (its client reads the
+// end: no reset, nothing it was sent is lost) and, as this client keeps
+// its end open, ends it a second later: well within a grace of a minute,
+// which a client that never closes would otherwise hold the stop for.
+TEST_F(ServerNetTest, AStopClosesAnIdleConnectionForWritingAndEndsItSoon) {
+  options_.stop_grace = std::chrono::minutes(1);
+  Start();
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  ASSERT_LT(options_.unix_socket.size(), sizeof(addr.sun_path));
+  std::strcpy(addr.sun_path, options_.unix_socket.c_str());
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  // Served before the stop: the bootstrap's answer read (a connection
+  // the server has not accepted yet is reset when its listener closes).
+  {
+    capnp::MallocMessageBuilder message;
+    message.initRoot<capnp::rpc::Message>().initBootstrap().setQuestionId(0);
+    auto words = capnp::messageToFlatArray(message);
+    ASSERT_EQ(::write(fd, words.asBytes().begin(), words.asBytes().size()),
+              static_cast<ssize_t>(words.asBytes().size()));
+  }
+  char buffer[4096];
+  ASSERT_GT(::read(fd, buffer, sizeof(buffer)), 0) << std::strerror(errno);
+  client_.reset();
+  const auto stopped_at = std::chrono::steady_clock::now();
+  server_->Stop();
+  // The end of the stream (read returns 0), while this end is still open.
+  ssize_t n = 0;
+  while ((n = ::read(fd, buffer, sizeof(buffer))) > 0) {
+  }
+  EXPECT_EQ(n, 0) << std::strerror(errno);
+  thread_.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - stopped_at,
+            std::chrono::seconds(30));
+  ::close(fd);
+}
+
 // A metrics connection open when the server stops: the count of open
 // ones was destroyed before the connections' tasks, which count down (a
 // use after scope; a review, helper-126; seen by the ASan build).

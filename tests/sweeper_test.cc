@@ -36,6 +36,21 @@ class SweeperTest : public EngineTest {
   RecordState StateOf(uint64_t id) {
     return engine_->GetRecord(*admin_, id)->state;
   }
+  // Creates and closes `n` alerts: all due for erasure on 2027-02-28, in
+  // one deadline bucket.
+  void CloseAlerts(int n) {
+    for (int i = 0; i < n; ++i) {
+      ASSERT_TRUE(engine_->Close(*owner_, CreateOfKind("alert")).ok());
+    }
+  }
+  // A sweep at `as_of` (the clock moved there) in batches of two.
+  SweepOptions InBatchesOfTwoAt(Timestamp as_of) {
+    SweepOptions options;
+    options.as_of = as_of;
+    clock_.Set(as_of);
+    options.batch_size = 2;
+    return options;
+  }
 };
 
 TEST_F(SweeperTest,
@@ -152,9 +167,7 @@ TEST_F(SweeperTest, ADryRunListsWhatWouldHappenAndChangesNothing) {
 }
 
 TEST_F(SweeperTest, SweepingTwiceDoesNothingTheSecondTime) {
-  for (int i = 0; i < 5; ++i) {
-    ASSERT_TRUE(engine_->Close(*owner_, CreateOfKind("alert")).ok());
-  }
+  CloseAlerts(5);
   EXPECT_EQ(SweepAt(At(2027, 3, 1)).erased, 5u);
   SweepReport again = SweepAt(At(2027, 3, 1));
   EXPECT_EQ(again.erased, 0u);
@@ -164,13 +177,8 @@ TEST_F(SweeperTest, SweepingTwiceDoesNothingTheSecondTime) {
 // At their deadline, within their bucket's hour, the alerts are erased
 // record by record, and max_records bounds how many.
 TEST_F(SweeperTest, MaxRecordsBoundsASweepAndTheNextOneFinishes) {
-  for (int i = 0; i < 7; ++i) {
-    ASSERT_TRUE(engine_->Close(*owner_, CreateOfKind("alert")).ok());
-  }
-  SweepOptions options;
-  options.as_of = At(2027, 2, 28);
-  clock_.Set(options.as_of);
-  options.batch_size = 2;
+  CloseAlerts(7);
+  SweepOptions options = InBatchesOfTwoAt(At(2027, 2, 28));
   options.max_records = 5;
   auto first = engine_->Sweep(*admin_, options);
   ASSERT_TRUE(first.has_value());
@@ -184,13 +192,8 @@ TEST_F(SweeperTest, MaxRecordsBoundsASweepAndTheNextOneFinishes) {
 // Once their bucket's hour has ended they are erased by its key, whatever
 // the bound: max_records then bounds only the rewrite of their stubs.
 TEST_F(SweeperTest, MaxRecordsBoundsOnlyTheRewriteOfABucketErasedByKey) {
-  for (int i = 0; i < 7; ++i) {
-    ASSERT_TRUE(engine_->Close(*owner_, CreateOfKind("alert")).ok());
-  }
-  SweepOptions options;
-  options.as_of = At(2027, 3, 1);
-  clock_.Set(options.as_of);
-  options.batch_size = 2;
+  CloseAlerts(7);
+  SweepOptions options = InBatchesOfTwoAt(At(2027, 3, 1));
   options.max_records = 5;
   auto first = engine_->Sweep(*admin_, options);
   ASSERT_TRUE(first.has_value());
@@ -211,13 +214,8 @@ TEST_F(SweeperTest, MaxRecordsBoundsOnlyTheRewriteOfABucketErasedByKey) {
 // writing: what it wrote stays, a bucket still sealing records keeps its
 // key, and no pruning or compaction begins; the next sweep does the rest.
 TEST_F(SweeperTest, AStopRequestEndsTheSweepAfterItsBatch) {
-  for (int i = 0; i < 7; ++i) {
-    ASSERT_TRUE(engine_->Close(*owner_, CreateOfKind("alert")).ok());
-  }
-  SweepOptions options;
-  options.as_of = At(2027, 2, 28);
-  clock_.Set(options.as_of);
-  options.batch_size = 2;
+  CloseAlerts(7);
+  SweepOptions options = InBatchesOfTwoAt(At(2027, 2, 28));
   std::stop_source stop;
   options.stop = stop.get_token();
   std::vector<SweepPhase> phases;
@@ -254,13 +252,8 @@ TEST_F(SweeperTest, AStopRequestEndsTheSweepAfterItsBatch) {
 }
 
 TEST_F(SweeperTest, ProgressIsReportedAfterEachBatchAndAtEachLaterPhase) {
-  for (int i = 0; i < 5; ++i) {
-    ASSERT_TRUE(engine_->Close(*owner_, CreateOfKind("alert")).ok());
-  }
-  SweepOptions options;
-  options.as_of = At(2027, 3, 1);
-  clock_.Set(options.as_of);
-  options.batch_size = 2;
+  CloseAlerts(5);
+  SweepOptions options = InBatchesOfTwoAt(At(2027, 3, 1));
   std::vector<SweepProgress> seen;
   options.progress = [&seen](const SweepProgress& p) { seen.push_back(p); };
   auto report = engine_->Sweep(*admin_, options);
@@ -286,9 +279,7 @@ TEST_F(SweeperTest, ProgressIsReportedAfterEachBatchAndAtEachLaterPhase) {
   EXPECT_EQ(SweepPhaseName(SweepPhase::kPruningHistory), "pruning_history");
 
   // A dry run reports its batches and nothing after them.
-  for (int i = 0; i < 3; ++i) {
-    ASSERT_TRUE(engine_->Close(*owner_, CreateOfKind("alert")).ok());
-  }
+  CloseAlerts(3);
   seen.clear();
   options.dry_run = true;
   options.as_of = At(2028, 1, 1);

@@ -19,17 +19,17 @@
 
 namespace {
 
-// An argument shaped like an option the tool might have (a mistyped
-// flag): "-" or "--", then a letter, then letters, digits and dashes, at
-// most 40 characters. No value of a person has this shape, and a typo of
-// this shape is worth naming.
+// An argument shaped like a long option the tool might have (a mistyped
+// flag): "--", then a letter, then letters, digits and dashes, at most 40
+// characters. No value of a person has this shape. A short one is not
+// named: CLI11 keeps a value glued to an unknown short option with it
+// ("-nAnna"), which could be one (helper-141).
 bool IsOptionShaped(const std::string& arg) {
-  const size_t dashes = arg.starts_with("--")  ? 2
-                        : arg.starts_with("-") ? 1
-                                               : 0;
-  if (dashes == 0 || arg.size() <= dashes || arg.size() > 40) return false;
-  if (!std::isalpha(static_cast<unsigned char>(arg[dashes]))) return false;
-  return std::all_of(arg.begin() + dashes, arg.end(), [](char c) {
+  if (!arg.starts_with("--") || arg.size() <= 2 || arg.size() > 40) {
+    return false;
+  }
+  if (!std::isalpha(static_cast<unsigned char>(arg[2]))) return false;
+  return std::all_of(arg.begin() + 2, arg.end(), [](char c) {
     return std::isalnum(static_cast<unsigned char>(c)) || c == '-';
   });
 }
