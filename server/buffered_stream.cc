@@ -86,7 +86,7 @@ void BufferedStream::ScheduleFlush() {
 kj::Promise<void> BufferedStream::Flush() {
   if (pending_.empty()) {
     flush_scheduled_ = false;
-    if (shutdown_requested_) inner_->shutdownWrite();
+    if (shutdown_requested_) ShutInner();
     return kj::READY_NOW;
   }
   // in_flight_ is empty here: it changes places with pending_, whose
@@ -123,12 +123,27 @@ kj::Promise<void> BufferedStream::whenWriteDisconnected() {
 }
 
 void BufferedStream::shutdownWrite() {
+  if (shut_ || shutdown_requested_) return;  // Once (kj's TLS requires it).
   if (flush_scheduled_) {
     shutdown_requested_ = true;  // After what was written before.
   } else {
-    inner_->shutdownWrite();
+    ShutInner();
   }
 }
+
+void BufferedStream::ShutInner() {
+  shut_ = true;
+  shutdown_requested_ = false;
+  // A socket the peer has just reset refuses (ENOTCONN): the stream is
+  // broken, which later writes say; nothing is thrown to the caller (the
+  // server's stop calls this from its loop).
+  KJ_IF_MAYBE (error,
+               kj::runCatchingExceptions([&] { inner_->shutdownWrite(); })) {
+    if (write_error_ == nullptr) write_error_ = kj::mv(*error);
+  }
+}
+
+bool BufferedStream::ReadAhead() const { return read_begin_ < read_end_; }
 
 void BufferedStream::abortRead() { inner_->abortRead(); }
 

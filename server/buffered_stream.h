@@ -60,6 +60,8 @@ class BufferedStream final : public kj::AsyncIoStream {
   kj::Promise<void> Drained();
   // Nothing written waits to go out (or the stream broke: it never will).
   bool Idle() const { return !flush_scheduled_; }
+  // Bytes read from the wrapped stream and not yet taken by the reader.
+  bool ReadAhead() const;
 
   // For the tests: the writes issued to the wrapped stream.
   size_t TEST_inner_writes() const { return inner_writes_; }
@@ -71,6 +73,9 @@ class BufferedStream final : public kj::AsyncIoStream {
                                size_t max);
   // Writes what is pending, then what was written meanwhile, until none.
   kj::Promise<void> Flush();
+  // shutdownWrite on the wrapped stream, once; its failure is kept as the
+  // stream's write error.
+  void ShutInner();
   void ScheduleFlush();
 
   kj::Own<kj::AsyncIoStream> inner_;
@@ -83,6 +88,7 @@ class BufferedStream final : public kj::AsyncIoStream {
   kj::Vector<kj::byte> in_flight_;  // Handed to inner_, not yet written.
   bool flush_scheduled_ = false;    // evalLast or a write under way.
   bool shutdown_requested_ = false;
+  bool shut_ = false;  // The wrapped stream's shutdownWrite was called.
   size_t inner_writes_ = 0;
   kj::Maybe<kj::Exception> write_error_;
   // The flush under way (or scheduled), and its end for writes that wait

@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -182,12 +183,24 @@ struct ConnectionState {
   ~ConnectionState() {
     if (open != nullptr) open->erase(this);
   }
-  // No call of the client's waits for its answer, and every message
-  // written has gone out (or cannot: the stream broke).
+  // No call of the client's waits for its answer, every message written
+  // has gone out (or cannot: the stream broke), and nothing the client
+  // sent waits to be read (read ahead, or in the socket: a call in it is
+  // to be answered, with the stop's refusal, before the connection is
+  // closed for writing).
   bool Quiet() {
-    return metered->CallsAwaited() == 0 &&
-           network->getCurrentQueueCount() == 0 && buffered->Idle();
+    if (metered->CallsAwaited() != 0 || network->getCurrentQueueCount() != 0 ||
+        !buffered->Idle() || buffered->ReadAhead()) {
+      return false;
+    }
+    KJ_IF_MAYBE (fd, buffered->getFd()) {
+      int unread = 0;
+      if (::ioctl(*fd, FIONREAD, &unread) == 0 && unread > 0) return false;
+    }
+    return true;
   }
+  // Consecutive looks of the stop that found it Quiet.
+  int quiet_looks = 0;
   kj::Own<kj::AsyncIoStream> stream;
   kj::Own<capnp::TwoPartyVatNetwork> network;
   kj::Own<MeteredNetwork> metered;
@@ -673,10 +686,13 @@ Status Server::Run(std::function<void()> ready) {
   // answers over, writes them, and reads, and refuses, what the clients
   // still send. Each connection, once quiet, is closed for writing (its
   // client reads every answer, then the end) and ends when its client
-  // closes it, or a second later (kStopLingerMs): closed at once, what the
-  // kernel still had to send could be lost (a client's late bytes make it
-  // reset the connection), and a client that keeps its end open is not
-  // waited for longer. A second Stop() or signal ends the wait.
+  // closes it, or a second later (kStopLingerMs), within the grace: closed
+  // at once, what the kernel still had to send could be lost (a client's
+  // late bytes make it reset the connection), and a client that keeps its
+  // end open is not waited for longer. A call that crosses the close for
+  // writing (sent as it happens) is refused but its answer cannot be sent:
+  // its client sees the connection end. A second Stop() or signal ends the
+  // wait.
   bool hurried = false;
   kj::Promise<void> hurry = kj::mv(hurry_paf.promise);
   if (options_.stop_on_signals) {
@@ -697,7 +713,9 @@ Status Server::Run(std::function<void()> ready) {
             c->close_now->isWaiting()) {
           c->close_now->fulfill();  // Ends in the loop's next turn.
         }
-      } else if (c->Quiet()) {
+      } else if (!c->Quiet()) {
+        c->quiet_looks = 0;
+      } else if (++c->quiet_looks >= 2) {  // Not between two of its calls.
         c->closing_since = now;
         c->buffered->shutdownWrite();
       }

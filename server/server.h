@@ -57,11 +57,13 @@ struct ServerOptions {
   // The stop's grace (Stop, SIGTERM, SIGINT): the server stops accepting
   // connections and refuses calls that arrive from then on (Unavailable),
   // and waits this long at most for the calls it had taken to be answered
-  // and the answers sent, before it closes the connections (a second
-  // Stop or signal ends the wait). A call still running then (a backup of
-  // a large store) goes on to its end, without its answer, before Run
-  // returns; so does one whose client does not read. 0: no wait. Default:
-  // 10 s.
+  // and the answers sent: each connection, once nothing of its client
+  // waits, is closed for writing and ends when its client closes it or a
+  // second later; past this, the connections left are closed at once (a
+  // second Stop or signal ends the wait too). A call still running then
+  // (a backup of a large store), and those queued behind it, go on to
+  // their end, without their answers, before Run returns. 0: no wait.
+  // 0 to 3600 s (Run refuses others). Default: 10 s.
   std::chrono::milliseconds stop_grace{10'000};
   // Called on Run's thread as the stop begins, before the wait for the
   // answers (custosd asks its scheduled maintenance to end there).
@@ -173,9 +175,10 @@ class Server {
   // Listens, calls `ready` once every listener is open, and serves until
   // Stop() or (with stop_on_signals) a signal. Then stops accepting,
   // refuses the calls that arrive, waits up to stop_grace for the calls it
-  // took to be answered (a second Stop() or signal ends the wait), closes
-  // the connections and lets the engine calls still running finish before
-  // it returns. InvalidArgument for a bad or non-loopback address
+  // took to be answered, closing each connection for writing once it is
+  // quiet (a second Stop() or signal ends the wait), closes the
+  // connections left and lets the engine calls still running finish
+  // before it returns. InvalidArgument for a bad or non-loopback address
   // (plain TCP, metrics) or a TLS certificate or key that cannot be read;
   // Unavailable when a listener cannot be opened.
   Status Run(std::function<void()> ready = {});

@@ -752,12 +752,15 @@ TEST_F(ServerNetTest, AConnectionThatNeverLogsInIsClosed) {
   EXPECT_TRUE(s.ok()) << s.ToString();
 }
 
-// A stop closes an idle connection for writing (its client reads the
-// end: no reset, nothing it was sent is lost) and, as this client keeps
-// its end open, ends it a second later: well within a grace of a minute,
-// which a client that never closes would otherwise hold the stop for.
+// A stop closes an idle connection for writing at once (its client reads
+// the end, before the second the server then gives it: a half-close, not
+// the close), and, as this client keeps its end open, ends it a second
+// later: well within a grace of a minute, which a client that never
+// closes would otherwise hold the stop for. (The login timeout, which
+// also closes a connection like this one, is set past both.)
 TEST_F(ServerNetTest, AStopClosesAnIdleConnectionForWritingAndEndsItSoon) {
   options_.stop_grace = std::chrono::minutes(1);
+  options_.login_timeout = std::chrono::minutes(10);
   Start();
   const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
   ASSERT_GE(fd, 0);
@@ -785,9 +788,12 @@ TEST_F(ServerNetTest, AStopClosesAnIdleConnectionForWritingAndEndsItSoon) {
   while ((n = ::read(fd, buffer, sizeof(buffer))) > 0) {
   }
   EXPECT_EQ(n, 0) << std::strerror(errno);
-  thread_.join();
   EXPECT_LT(std::chrono::steady_clock::now() - stopped_at,
-            std::chrono::seconds(30));
+            std::chrono::milliseconds(900));
+  thread_.join();
+  const auto stop_took = std::chrono::steady_clock::now() - stopped_at;
+  EXPECT_GE(stop_took, std::chrono::seconds(1));
+  EXPECT_LT(stop_took, std::chrono::seconds(10));
   ::close(fd);
 }
 
