@@ -176,6 +176,9 @@ struct ConnectionState {
   // it closes them; this one's entry is removed first.
   std::set<ConnectionState*>* open = nullptr;
   BufferedStream* buffered = nullptr;
+  // The connection's descriptor, owned by `stream` (under TLS, by the
+  // stream it wraps).
+  kj::Maybe<int> socket;
   // The stop: when it closed the connection for writing, and what ends
   // the connection without waiting for its client any more.
   std::optional<kj::TimePoint> closing_since;
@@ -193,7 +196,7 @@ struct ConnectionState {
         !buffered->Idle() || buffered->ReadAhead()) {
       return false;
     }
-    KJ_IF_MAYBE (fd, buffered->getFd()) {
+    KJ_IF_MAYBE (fd, socket) {
       int unread = 0;
       if (::ioctl(*fd, FIONREAD, &unread) == 0 && unread > 0) return false;
     }
@@ -437,8 +440,10 @@ Status Server::Run(std::function<void()> ready) {
 
   // Serves one connection (after its TLS handshake, if any) until the
   // client disconnects.
-  auto serve = [&](kj::Own<kj::AsyncIoStream>&& stream,
-                   kj::TimePoint accepted) -> kj::Promise<void> {
+  // `socket`: the connection's descriptor (under TLS too: the TLS stream
+  // has none of its own), which the stop looks at for unread bytes.
+  auto serve = [&](kj::Own<kj::AsyncIoStream>&& stream, kj::TimePoint accepted,
+                   kj::Maybe<int> socket) -> kj::Promise<void> {
     auto conn = std::make_shared<Connection>(
         Connection{engine_, pool, inbox, pool.NewLane(), timer});
     conn->backup_dir = options_.backup_dir;
@@ -449,6 +454,7 @@ Status Server::Run(std::function<void()> ready) {
     conn->watches = watches;
     conn->stopping = stopping_.get_token();
     auto state = kj::heap<ConnectionState>();
+    state->socket = socket;
     // Reads ahead and gathers each turn's writes: fewer system calls per
     // call (server/buffered_stream.h).
     auto buffered = kj::heap<BufferedStream>(kj::mv(stream));
@@ -536,6 +542,7 @@ Status Server::Run(std::function<void()> ready) {
               if (with_tls) {
                 // A handshake that fails or stalls closes the stream (owned by
                 // the cancelled handshake) and is only counted.
+                const kj::Maybe<int> socket = stream->getFd();
                 const auto timeout = options_.tls_handshake_timeout /
                                      std::chrono::milliseconds(1) *
                                      kj::MILLISECONDS;
@@ -544,16 +551,17 @@ Status Server::Run(std::function<void()> ready) {
                         .timeoutAfter(timeout,
                                       tls_context->wrapServer(kj::mv(stream)))
                         .then(
-                            [&,
-                             accepted](kj::Own<kj::AsyncIoStream>&& wrapped) {
-                              return serve(kj::mv(wrapped), accepted);
+                            [&, accepted,
+                             socket](kj::Own<kj::AsyncIoStream>&& wrapped) {
+                              return serve(kj::mv(wrapped), accepted, socket);
                             },
                             [&](kj::Exception&&) -> kj::Promise<void> {
                               metrics_.TlsHandshakeFailed();
                               return kj::READY_NOW;
                             });
               } else {
-                served = serve(kj::mv(stream), accepted);
+                const kj::Maybe<int> socket = stream->getFd();
+                served = serve(kj::mv(stream), accepted, socket);
               }
               connections.add(served.attach(kj::mv(closed)));
               return accept_loop(listener, with_tls);

@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 #include <kj/async-io.h>
+#include <kj/exception.h>
 #include <signal.h>
 
 #include <string>
@@ -40,11 +41,18 @@ class Counting final : public kj::AsyncIoStream {
   }
   void shutdownWrite() override {
     ++shutdowns;
+    // As a socket the peer has just reset does (ENOTCONN).
+    if (refuse_shutdown) {
+      kj::throwFatalException(
+          kj::Exception(kj::Exception::Type::DISCONNECTED, __FILE__, __LINE__,
+                        kj::heapString("shutdown refused")));
+    }
     inner_->shutdownWrite();
   }
   int reads = 0;
   int writes = 0;
   int shutdowns = 0;
+  bool refuse_shutdown = false;
 
  private:
   kj::Own<kj::AsyncIoStream> inner_;
@@ -102,6 +110,60 @@ TEST(BufferedStreamTest, AShutdownComesAfterWhatWasWrittenBeforeIt) {
   b.wait(p.io.waitScope);
   EXPECT_EQ(p.ReadAll(*p.peer), "first,second");
   EXPECT_EQ(p.counting->shutdowns, 1);
+}
+
+// The server's stop closes a connection for writing, and Cap'n Proto may
+// do so again as the connection ends: the wrapped stream sees it once
+// (kj's TLS stream refuses a second call), whether or not a flush was
+// under way.
+TEST(BufferedStreamTest, AShutdownReachesTheWrappedStreamOnce) {
+  {
+    Pair p;  // Nothing under way.
+    p.stream->shutdownWrite();
+    p.stream->shutdownWrite();
+    EXPECT_EQ(p.counting->shutdowns, 1);
+  }
+  Pair q;  // A flush under way.
+  auto written = q.stream->write("last", 4);
+  q.stream->shutdownWrite();
+  q.stream->shutdownWrite();
+  written.wait(q.io.waitScope);
+  EXPECT_EQ(q.ReadAll(*q.peer), "last");
+  EXPECT_EQ(q.counting->shutdowns, 1);
+}
+
+// A wrapped stream that refuses the shutdown (a socket just reset) does
+// not throw out of the caller (the stop's loop): its error is the
+// stream's, which later writes fail with.
+TEST(BufferedStreamTest, AShutdownTheWrappedStreamRefusesIsKeptAsItsError) {
+  Pair p;
+  p.counting->refuse_shutdown = true;
+  EXPECT_NO_THROW(p.stream->shutdownWrite());
+  EXPECT_EQ(p.counting->shutdowns, 1);
+  try {
+    p.stream->write("x", 1).wait(p.io.waitScope);
+    ADD_FAILURE() << "a write after a refused shutdown succeeded";
+  } catch (const kj::Exception& e) {
+    EXPECT_NE(std::string(e.getDescription().cStr()).find("shutdown refused"),
+              std::string::npos)
+        << e.getDescription().cStr();
+  }
+}
+
+// ReadAhead: bytes read from the socket that the reader has not taken
+// (the server's stop does not close a connection for writing while its
+// client's call waits there).
+TEST(BufferedStreamTest, ReadAheadTellsOfBytesNotYetTaken) {
+  Pair p;
+  EXPECT_FALSE(p.stream->ReadAhead());
+  const std::string sent(64, 'c');
+  p.peer->write(sent.data(), sent.size()).wait(p.io.waitScope);
+  char buffer[8];
+  ASSERT_EQ(p.stream->tryRead(buffer, 8, 8).wait(p.io.waitScope), 8u);
+  EXPECT_TRUE(p.stream->ReadAhead());
+  char rest[56];
+  ASSERT_EQ(p.stream->tryRead(rest, 56, 56).wait(p.io.waitScope), 56u);
+  EXPECT_FALSE(p.stream->ReadAhead());
 }
 
 TEST(BufferedStreamTest, ReadsAheadAndServesSmallReadsFromMemory) {
