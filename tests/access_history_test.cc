@@ -436,6 +436,18 @@ class AccessHistoryPruningTest : public AccessHistoryTest {
     return recorded ? recorded->seq : 0;
   }
 
+  // Anna's alert read `reads` times by its owner, closed and erased (on
+  // 2027-02-28): its events' history ends five years on. Returns Anna's
+  // subject id.
+  std::string ReadAlertAndEraseIt(int reads) {
+    const uint64_t id = CreateAlert();
+    const std::string anna = *engine_->FindSubject(*admin_, "anna@example.org");
+    Read(id, reads);
+    EXPECT_TRUE(engine_->Close(*owner_, id).ok());
+    EXPECT_EQ(SweepAt(At(2027, 2, 28)).erased, 1u);
+    return anna;
+  }
+
   // Reads record `id` `times` times as its owner: an event each.
   void Read(uint64_t id, int times) {
     for (int i = 0; i < times; ++i) {
@@ -834,13 +846,7 @@ TEST_F(AccessHistoryTest, ReadingASubjectsHistoryIsItselfAnEvent) {
 // prunes them all (it examined 100 events a sweep: a store writing more
 // than that between two sweeps never caught up).
 TEST_F(AccessHistoryPruningTest, OneSweepPrunesMoreThanAChunkOfEvents) {
-  const uint64_t id = CreateAlert();
-  const std::string anna = *engine_->FindSubject(*admin_, "anna@example.org");
-  for (int i = 0; i < 600; ++i) {
-    ASSERT_TRUE(engine_->GetRecord(*owner_, id).has_value());
-  }
-  ASSERT_TRUE(engine_->Close(*owner_, id).ok());
-  EXPECT_EQ(SweepAt(At(2027, 2, 28)).erased, 1u);
+  const std::string anna = ReadAlertAndEraseIt(600);
   // Create, the admin's lookup, 600 reads, close, erase.
   EXPECT_EQ(Actions(anna).size(), 604u);
   // With the lookup and the event of the auditor's look just above, both
@@ -858,13 +864,7 @@ TEST_F(AccessHistoryPruningTest, OneSweepPrunesMoreThanAChunkOfEvents) {
 // pruning's lock both would walk from the same cursor: events examined
 // twice, the counts split between them, the cursor written over.
 TEST_F(AccessHistoryPruningTest, ASecondSweepLeavesThePruningToTheOneRunning) {
-  const uint64_t id = CreateAlert();
-  const std::string anna = *engine_->FindSubject(*admin_, "anna@example.org");
-  for (int i = 0; i < 600; ++i) {
-    ASSERT_TRUE(engine_->GetRecord(*owner_, id).has_value());
-  }
-  ASSERT_TRUE(engine_->Close(*owner_, id).ok());
-  EXPECT_EQ(SweepAt(At(2027, 2, 28)).erased, 1u);
+  const std::string anna = ReadAlertAndEraseIt(600);
   ASSERT_EQ(Actions(anna).size(), 604u);
 
   clock_.Set(At(2032, 2, 28));

@@ -121,6 +121,41 @@ class ServerAdminTest : public ServerFixture {
     }
   }
 
+  // Restarts the server with a stop grace of `grace` and `gate` holding
+  // its first sweep, with 150 records due to close (two batches).
+  void RestartForAStop(std::chrono::milliseconds grace,
+                       const std::shared_ptr<SweepGate>& gate) {
+    server_options_hook_ = [grace](server::ServerOptions& so) {
+      so.stop_grace = grace;
+    };
+    RestartWithGate(gate);
+    CreateRecordsDueToClose();
+  }
+
+  // Waits (at most 10 s) for the stop to begin: its socket file goes
+  // first, before any connection is closed.
+  void WaitForTheStopToBegin() {
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (std::filesystem::exists(SocketPath())) {
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline);
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+
+  // A sweep by the engine itself, after the server stopped: it closes the
+  // `closed` records a stopped sweep left.
+  void ExpectTheNextSweepCloses(uint64_t closed) {
+    auto admin = engine_->ActorFor("admin");
+    ASSERT_TRUE(admin.has_value()) << admin.error().ToString();
+    SweepOptions options;
+    options.as_of = clock_.Now();
+    auto rest = engine_->Sweep(*admin, options);
+    ASSERT_TRUE(rest.has_value()) << rest.error().ToString();
+    EXPECT_EQ(rest->closed, closed);
+    EXPECT_TRUE(rest->complete);
+  }
+
   std::string FindSubject(const std::string& identifier) {
     auto admin = AdminSession();
     auto find = AdminFacet(admin).findSubjectRequest();
@@ -721,13 +756,9 @@ TEST_F(ServerAdminTest, ASweepTakesAPruningBoundAndReportsWhatIsLeft) {
 // answer), while calls sent after the stop are refused, a create too. The
 // rest is swept by the next sweep.
 TEST_F(ServerAdminTest, AStoppingServerEndsAnAdminsSweepAfterItsBatch) {
-  // A grace no slow build runs out of.
-  server_options_hook_ = [](server::ServerOptions& so) {
-    so.stop_grace = std::chrono::seconds(60);
-  };
   auto gate = std::make_shared<SweepGate>();
-  RestartWithGate(gate);
-  CreateRecordsDueToClose();
+  // A grace no slow build runs out of.
+  RestartForAStop(std::chrono::seconds(60), gate);
   {
     auto admin_session = AdminSession();
     auto admin = AdminFacet(admin_session);  // Before the stop.
@@ -737,14 +768,7 @@ TEST_F(ServerAdminTest, AStoppingServerEndsAnAdminsSweepAfterItsBatch) {
     PumpUntilHeld(sweep, *gate);
     EXPECT_EQ(gate->held_at().records_done, 100u);
     server_->Stop();
-    // The stop has begun once the socket file is gone: no connection is
-    // accepted from then on.
-    const auto deadline =
-        std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (std::filesystem::exists(SocketPath())) {
-      ASSERT_LT(std::chrono::steady_clock::now(), deadline);
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
+    WaitForTheStopToBegin();
     const std::string kStopping =
         "the server is stopping; try again once it has started again";
     const Status later = StatusOf(user.whoAmIRequest().send(), wait());
@@ -767,14 +791,7 @@ TEST_F(ServerAdminTest, AStoppingServerEndsAnAdminsSweepAfterItsBatch) {
     EXPECT_FALSE(stopped.getComplete());
   }
   StopServer();
-  auto admin = engine_->ActorFor("admin");
-  ASSERT_TRUE(admin.has_value()) << admin.error().ToString();
-  SweepOptions options;
-  options.as_of = clock_.Now();
-  auto rest = engine_->Sweep(*admin, options);
-  ASSERT_TRUE(rest.has_value()) << rest.error().ToString();
-  EXPECT_EQ(rest->closed, 50u);
-  EXPECT_TRUE(rest->complete);
+  ExpectTheNextSweepCloses(50);
 }
 
 // The stop waits for the calls it took for its grace at most: a call
@@ -782,12 +799,8 @@ TEST_F(ServerAdminTest, AStoppingServerEndsAnAdminsSweepAfterItsBatch) {
 // answer, its connection closed, as a stop without a grace would; the
 // call itself still runs to its end before the server is gone.
 TEST_F(ServerAdminTest, AStopWaitsForItsCallsNoLongerThanItsGrace) {
-  server_options_hook_ = [](server::ServerOptions& so) {
-    so.stop_grace = std::chrono::milliseconds(200);
-  };
   auto gate = std::make_shared<SweepGate>();
-  RestartWithGate(gate);
-  CreateRecordsDueToClose();
+  RestartForAStop(std::chrono::milliseconds(200), gate);
   {
     auto admin_session = AdminSession();
     auto sweep = AdminFacet(admin_session).sweepRequest().send();
@@ -802,37 +815,22 @@ TEST_F(ServerAdminTest, AStopWaitsForItsCallsNoLongerThanItsGrace) {
     EXPECT_EQ(ended.message(), "the connection to the server ended");
   }
   StopServer();
-  auto admin = engine_->ActorFor("admin");
-  ASSERT_TRUE(admin.has_value()) << admin.error().ToString();
-  SweepOptions options;
-  options.as_of = clock_.Now();
-  auto rest = engine_->Sweep(*admin, options);
-  ASSERT_TRUE(rest.has_value()) << rest.error().ToString();
-  EXPECT_EQ(rest->closed, 50u);
+  ExpectTheNextSweepCloses(50);
 }
 
 // A second stop while the first waits for its calls (an operator's second
 // Ctrl-C, a second SIGTERM) ends the wait: the connections close at once,
 // the call still running left without its answer.
 TEST_F(ServerAdminTest, ASecondStopEndsTheWaitForTheCallsAnswers) {
-  server_options_hook_ = [](server::ServerOptions& so) {
-    so.stop_grace = std::chrono::minutes(10);
-  };
   auto gate = std::make_shared<SweepGate>();
-  RestartWithGate(gate);
-  CreateRecordsDueToClose();
+  RestartForAStop(std::chrono::minutes(10), gate);
   {
     auto admin_session = AdminSession();
     auto sweep = AdminFacet(admin_session).sweepRequest().send();
     auto release = kj::defer([&] { gate->Release(); });
     PumpUntilHeld(sweep, *gate);
     server_->Stop();
-    const auto deadline =
-        std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (std::filesystem::exists(SocketPath())) {
-      ASSERT_LT(std::chrono::steady_clock::now(), deadline);
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
+    WaitForTheStopToBegin();
     const auto second_stop = std::chrono::steady_clock::now();
     server_->Stop();
     // The sweep is still held (the gate lets go after a minute, the grace
