@@ -655,19 +655,22 @@ Status Server::Run(std::function<void()> ready) {
   if (metrics_listener) accepting->add(metrics_loop(*metrics_listener));
   if (ready) ready();
 
-  kj::Promise<void> stop = kj::mv(paf.promise);
-  if (options_.stop_on_signals) {
+  // `requested` (a Stop()), or with stop_on_signals the next SIGTERM or
+  // SIGINT: the stop, then the end of its wait.
+  const auto or_signal = [&](kj::Promise<void> requested) {
+    if (!options_.stop_on_signals) return requested;
     auto& port = io.unixEventPort;
-    stop = stop.exclusiveJoin(port.onSignal(SIGTERM).ignoreResult())
-               .exclusiveJoin(port.onSignal(SIGINT).ignoreResult());
-  }
-  stop.wait(io.waitScope);
+    return requested.exclusiveJoin(port.onSignal(SIGTERM).ignoreResult())
+        .exclusiveJoin(port.onSignal(SIGINT).ignoreResult());
+  };
+  or_signal(kj::mv(paf.promise)).wait(io.waitScope);
   stopping_.request_stop();  // A signal's stop, too.
   if (options_.on_stop) options_.on_stop();
   // No connection is accepted from now on: the socket file goes, then the
   // listening sockets close (a client that connects is refused by the
-  // system). A TLS handshake under way may still end; its login is
-  // refused.
+  // system). A TLS handshake under way may still end while the stop waits
+  // for other connections, and is then closed like them; otherwise it is
+  // cancelled.
   accepting = nullptr;
   if (socket_inode) {
     // Not a file another server has put there since (the socket is still
@@ -702,14 +705,9 @@ Status Server::Run(std::function<void()> ready) {
   // its client sees the connection end. A second Stop() or signal ends the
   // wait.
   bool hurried = false;
-  kj::Promise<void> hurry = kj::mv(hurry_paf.promise);
-  if (options_.stop_on_signals) {
-    auto& port = io.unixEventPort;
-    hurry = hurry.exclusiveJoin(port.onSignal(SIGTERM).ignoreResult())
-                .exclusiveJoin(port.onSignal(SIGINT).ignoreResult());
-  }
-  auto hurrying =
-      hurry.then([&hurried] { hurried = true; }).eagerlyEvaluate(nullptr);
+  auto hurrying = or_signal(kj::mv(hurry_paf.promise))
+                      .then([&hurried] { hurried = true; })
+                      .eagerlyEvaluate(nullptr);
   const kj::TimePoint give_up = timer.now() + options_.stop_grace /
                                                   std::chrono::milliseconds(1) *
                                                   kj::MILLISECONDS;

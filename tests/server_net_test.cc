@@ -99,6 +99,26 @@ class ServerNetTest : public ::testing::Test {
   }
 
   kj::WaitScope& wait() { return client_->getWaitScope(); }
+
+  // A raw connection to the server's unix socket (-1 if it cannot be
+  // made): what a client that speaks no Cap'n Proto, or speaks it by
+  // hand, holds.
+  int ConnectUnix() const {
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0) return fd;
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (options_.unix_socket.size() >= sizeof(addr.sun_path)) {
+      ::close(fd);
+      return -1;
+    }
+    std::strcpy(addr.sun_path, options_.unix_socket.c_str());
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+      ::close(fd);
+      return -1;
+    }
+    return fd;
+  }
   kj::AsyncIoProvider& io() { return client_->getIoProvider(); }
 
   rpc::Session::Client Login(rpc::Gateway::Client gateway) {
@@ -574,13 +594,8 @@ TEST_F(ServerNetTest, AClientThatNeverReadsItsAnswersIsEnded) {
   options_.metrics_address = "127.0.0.1:0";
   Start();
   auto session = UserSession();
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
-  ASSERT_GE(fd, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  ASSERT_LT(options_.unix_socket.size(), sizeof(addr.sun_path));
-  std::strcpy(addr.sun_path, options_.unix_socket.c_str());
-  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  const int fd = ConnectUnix();
+  ASSERT_GE(fd, 0) << std::strerror(errno);
   ASSERT_EQ(::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
   // One bootstrap and its Finish, again and again: each leaves an answer.
   std::string pairs;
@@ -733,12 +748,8 @@ TEST_F(ServerNetTest, AConnectionThatNeverLogsInIsClosed) {
   options_.login_timeout = std::chrono::milliseconds(300);
   Start();
   auto session = UserSession();  // Logged in.
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
-  ASSERT_GE(fd, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strcpy(addr.sun_path, options_.unix_socket.c_str());
-  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  const int fd = ConnectUnix();
+  ASSERT_GE(fd, 0) << std::strerror(errno);
   const auto start = std::chrono::steady_clock::now();
   pollfd p{fd, POLLIN, 0};
   ASSERT_EQ(::poll(&p, 1, 5000), 1) << "the silent connection stays open";
@@ -762,13 +773,8 @@ TEST_F(ServerNetTest, AStopClosesAnIdleConnectionForWritingAndEndsItSoon) {
   options_.stop_grace = std::chrono::minutes(1);
   options_.login_timeout = std::chrono::minutes(10);
   Start();
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
-  ASSERT_GE(fd, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  ASSERT_LT(options_.unix_socket.size(), sizeof(addr.sun_path));
-  std::strcpy(addr.sun_path, options_.unix_socket.c_str());
-  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  const int fd = ConnectUnix();
+  ASSERT_GE(fd, 0) << std::strerror(errno);
   // Served before the stop: the bootstrap's answer read (a connection
   // the server has not accepted yet is reset when its listener closes).
   {
