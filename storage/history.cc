@@ -2112,6 +2112,7 @@ Result<PruneResult> History::Prune(
         break;
       }
       ++examined;
+      ++result.examined;
       // The decision is made on the header: it must be the one written.
       // (A stub made of an altered event would carry the alteration's
       // digest.) One that does not decode or fails its MAC is kept, and

@@ -262,7 +262,8 @@ struct ChainAnchor {
 std::string_view ChainProblemName(ChainReport::Problem problem);
 
 struct PruneResult {
-  size_t stubbed = 0;  // Events replaced by their digest in this call.
+  size_t stubbed = 0;   // Events replaced by their digest in this call.
+  size_t examined = 0;  // Events (stubs included) the scan passed.
   // Examined events that do not decode or whose stored bytes fail their
   // MAC: kept as they are, never offered to `prunable` (Verify reports
   // them).

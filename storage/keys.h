@@ -24,6 +24,12 @@ inline constexpr std::string_view kNextRecordId = "m:next_record_id";
 inline constexpr std::string_view kNextHoldId = "m:next_hold_id";
 inline constexpr std::string_view kHistoryPruneCursor =
     "m:history_prune_cursor";
+// Whether history pruning sleeps, and until when (Sweeper::PruneState); and
+// the earliest erasure written since its pass began (RecordStore::
+// ErasedSincePass): i64 as u64 BE.
+inline constexpr std::string_view kHistoryPruneGate = "m:history_prune_gate";
+inline constexpr std::string_view kHistoryPruneErasedFrom =
+    "m:history_prune_erased_from";
 // Range deletions queued with a value that did not parse or named another
 // last key (erasure.cc); u64.
 inline constexpr std::string_view kErasureQueueCorrupt =

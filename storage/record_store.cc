@@ -93,7 +93,29 @@ Status RecordStore::Load() {
   next_id_ = next;
   id_floor_ = floor;
   pending_floor_ = 0;
+  auto erased = store_.Get(keys::kHistoryPruneErasedFrom);
+  if (!erased) return erased.error();
+  // One that does not decode: as if every record had been erased at the
+  // earliest instant (pruning wakes, and its next pass starts again).
+  erased_since_pass_ = !*erased ? kNoErasure
+                       : (*erased)->size() == 8
+                           ? static_cast<int64_t>(ReadBigEndian64(**erased))
+                           : INT64_MIN;
   return LoadDeltaCounter();
+}
+
+int64_t RecordStore::ErasedSincePass(const WriteLock& /*lock*/) const {
+  return erased_since_pass_;
+}
+
+void RecordStore::PutErasedSincePassReset(leveldb::WriteBatch& batch) {
+  std::string none;
+  AppendBigEndian64(none, static_cast<uint64_t>(kNoErasure));
+  batch.Put(ToSlice(keys::kHistoryPruneErasedFrom), none);
+}
+
+void RecordStore::ErasedSincePassReset(const WriteLock& /*lock*/) {
+  erased_since_pass_ = kNoErasure;
 }
 
 Status RecordStore::LoadDeltaCounter() {
@@ -516,6 +538,14 @@ Status RecordStore::Write(const WriteLock& lock, leveldb::WriteBatch& batch,
     batch.Put(keys::BucketSealed(sealed_bucket, r.id), sealed);
   }
   r.sealed_stored_bucket = sealed_bucket;
+  if (r.state == RecordState::kErased) {
+    // Put with every erased record, not only when it lowers the value in
+    // memory: an earlier batch that lowered it may have been dropped.
+    erased_since_pass_ = std::min(erased_since_pass_, r.erased_at_micros);
+    std::string from;
+    AppendBigEndian64(from, static_cast<uint64_t>(erased_since_pass_));
+    batch.Put(ToSlice(keys::kHistoryPruneErasedFrom), from);
+  }
   // Its transitions since it was stored, in the statistics index.
   return StageStatistics(lock, batch, r);
 }

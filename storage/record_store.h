@@ -201,6 +201,20 @@ class RecordStore {
   Status PutKeepingSchedule(const WriteLock& lock, leveldb::WriteBatch& batch,
                             codec::StoredRecord& r) const;
 
+  // The earliest erased_at of a record written ERASED (by Put or
+  // PutKeepingSchedule) since ResetErasedSincePass, kNoErasure if none:
+  // history pruning sleeps only while no record erased since its last
+  // pass began can have history due (Sweeper::PruneState). Each such
+  // write puts it, in its own batch, as the lowest it knows: a batch
+  // dropped after lowering it in memory leaves the stored value higher
+  // than memory, never higher than a written erasure. REQUIRES: the lock.
+  static constexpr int64_t kNoErasure = INT64_MAX;
+  int64_t ErasedSincePass(const WriteLock& lock) const;
+  // Puts "none since" into `batch`; once `batch` is written, the caller
+  // calls ErasedSincePassReset under the same lock hold.
+  static void PutErasedSincePassReset(leveldb::WriteBatch& batch);
+  void ErasedSincePassReset(const WriteLock& lock);
+
   // What a deadline-index entry says of its record, as Put wrote it: the
   // transition due and the stored state it leaves, so that a sweep counts a
   // bucket's erasures from the index alone (Sweeper, "erasure by key").
@@ -262,6 +276,8 @@ class RecordStore {
   // next Put that reaches the old one, and put again if it is not there
   // (its batch was dropped, or is still being built).
   mutable uint64_t delta_floor_ = 1;
+  // ErasedSincePass. Guarded by the write lock.
+  mutable int64_t erased_since_pass_ = kNoErasure;
   bool statistics_index_ = true;
 };
 

@@ -852,6 +852,83 @@ Result<uint64_t> Sweeper::StoredPruneCursor() const {
   return *cursor && (*cursor)->size() == 8 ? ReadBigEndian64(**cursor) : 0;
 }
 
+Result<std::optional<Sweeper::PruneState>> Sweeper::StoredPruneState() const {
+  auto cursor = StoredPruneCursor();
+  if (!cursor) return Fail(cursor.error());
+  auto gate = u_.store.Get(keys::kHistoryPruneGate);
+  if (!gate) return Fail(gate.error());
+  // Version 1: asleep (1 byte), wake_at and slept_at (i64 as u64 BE),
+  // policies (u64 BE).
+  if (!*gate || (*gate)->size() != 26 || (**gate)[0] != 1 ||
+      static_cast<uint8_t>((**gate)[1]) > 1) {
+    return std::optional<PruneState>();
+  }
+  PruneState state;
+  state.after_seq = *cursor;
+  state.asleep = (**gate)[1] == 1;
+  state.wake_at =
+      static_cast<int64_t>(ReadBigEndian64(std::string_view(**gate).substr(2)));
+  state.slept_at = static_cast<int64_t>(
+      ReadBigEndian64(std::string_view(**gate).substr(10)));
+  state.policies = ReadBigEndian64(std::string_view(**gate).substr(18));
+  return std::optional<PruneState>(state);
+}
+
+void Sweeper::PutPruneState(const PruneState& state,
+                            leveldb::WriteBatch& batch) {
+  std::string cursor;
+  AppendBigEndian64(cursor, state.after_seq);
+  batch.Put(ToSlice(keys::kHistoryPruneCursor), cursor);
+  std::string gate;
+  gate.push_back(1);
+  gate.push_back(state.asleep ? 1 : 0);
+  AppendBigEndian64(gate, static_cast<uint64_t>(state.wake_at));
+  AppendBigEndian64(gate, static_cast<uint64_t>(state.slept_at));
+  AppendBigEndian64(gate, state.policies);
+  batch.Put(ToSlice(keys::kHistoryPruneGate), gate);
+}
+
+uint64_t Sweeper::PolicyPrint(const std::vector<RetentionPolicy>& policies) {
+  // FNV-1a (64 bits) over each kind and its history_after, in List's
+  // order (by kind). Not a secret, not a MAC: a change it misses would
+  // only let pruning sleep past a shortened period's first due events.
+  uint64_t print = 0xcbf29ce484222325ULL;
+  auto add = [&print](std::string_view bytes) {
+    for (const char c : bytes) {
+      print ^= static_cast<uint8_t>(c);
+      print *= 0x100000001b3ULL;
+    }
+    print ^= 0xff;  // A separator no text holds.
+    print *= 0x100000001b3ULL;
+  };
+  for (const RetentionPolicy& policy : policies) {
+    add(policy.kind);
+    add(policy.history_after.ToString());
+  }
+  return print;
+}
+
+bool Sweeper::Wakes(const PruneState& state, int64_t as_of,
+                    const std::vector<RetentionPolicy>& policies,
+                    const WriteLock& lock) const {
+  if (state.wake_at <= as_of) return true;
+  if (as_of - state.slept_at >=
+      std::chrono::duration_cast<std::chrono::microseconds>(kSleepAtMost)
+          .count()) {
+    return true;
+  }
+  const int64_t erased = u_.record_store.ErasedSincePass(lock);
+  if (erased == RecordStore::kNoErasure) return false;
+  // A record erased since the pass began was examined alive, or not at
+  // all: its events may be due once its erasure's history_after has
+  // passed (dated by the ledger, never before erased_at).
+  for (const RetentionPolicy& policy : policies) {
+    auto until = AddPeriod(FromMicros(erased), policy.history_after);
+    if (!until || ToMicros(*until) <= as_of) return true;
+  }
+  return false;
+}
+
 void Sweeper::ReportBehind(uint64_t after_seq, SweepReport& report) const {
   const uint64_t head = u_.store.history().head().last_seq;
   report.history_behind =
@@ -916,26 +993,59 @@ Status Sweeper::PruneHistory(int64_t as_of, const SweepOptions& options,
 
 Status Sweeper::PruneFromCursor(int64_t as_of, const SweepOptions& options,
                                 size_t max_examined, SweepReport& report) {
-  auto cursor = StoredPruneCursor();
-  if (!cursor) return cursor.error();
-  uint64_t after_seq = *cursor;
-  // The cursor as stored: as read, then as each committing chunk wrote it.
-  uint64_t written = after_seq;
+  auto stored = StoredPruneState();
+  if (!stored) return stored.error();
+  PruneState state;
+  if (*stored) {
+    state = **stored;
+  } else {
+    auto cursor = StoredPruneCursor();
+    if (!cursor) return cursor.error();
+    state.after_seq = *cursor;
+  }
+  // The state as stored: as read, then as each committing chunk wrote it.
+  PruneState written = state;
+  {
+    WriteLock lock = u_.store.Lock();
+    const std::vector<RetentionPolicy> policies = u_.policies.List();
+    const uint64_t print = PolicyPrint(policies);
+    if (!u_.policies.Unauthenticated().empty()) {
+      // A kind's history_after unknown: no sleeping (a pass after a pass,
+      // from where the cursor stands).
+      state.asleep = false;
+      state.policies = 0;
+    } else if (!*stored || state.policies != print ||
+               (state.asleep && Wakes(state, as_of, policies, lock))) {
+      // A pass from the oldest event; the erasures it must be told of are
+      // those written from now on.
+      state = PruneState{0, false, kNever, 0, print};
+      leveldb::WriteBatch batch;
+      PutPruneState(state, batch);
+      RecordStore::PutErasedSincePassReset(batch);
+      auto ticket = u_.store.Apply(lock, batch, {}, "starting a prune pass");
+      if (!ticket) return ticket.error();
+      u_.record_store.ErasedSincePassReset(lock);
+      written = state;
+      lock.Unlock();
+      CUSTOS_RETURN_IF_ERROR(u_.store.WaitDurable(*ticket));
+    }
+  }
   const size_t chunk = std::max<size_t>(options.batch_size, 100);
   size_t examined = 0;
   // Decided once per sweep (PruneVerdicts).
   PruneVerdicts verdicts;
   while (true) {
     const size_t budget = std::min(chunk, max_examined - examined);
-    auto step = PruneHistoryChunk(as_of, budget, after_seq, verdicts, report);
+    auto step = PruneHistoryChunk(as_of, budget, state, verdicts, report);
     if (!step) return step.error();
     examined += budget;
+    report.history_examined += step->examined;
     report.history_pruned += step->stubbed;
-    after_seq = step->next_after_seq;
-    if (step->committed) written = after_seq;
+    if (step->committed) written = state;
     if (TEST_after_prune_chunk_) TEST_after_prune_chunk_();
-    // At the head: the next sweep starts again from the oldest event.
-    if (after_seq == 0 || examined >= max_examined) break;
+    // At the head: asleep (or, policies unknown, the next sweep starts
+    // again from the oldest event).
+    if (step->at_head || examined >= max_examined) break;
     // Stopped: the cursor is written where it stands (below).
     if (options.stop.stop_requested()) {
       report.stopped = true;
@@ -946,18 +1056,20 @@ Status Sweeper::PruneFromCursor(int64_t as_of, const SweepOptions& options,
       std::this_thread::sleep_for(options.pause_between_batches);
     }
   }
-  ReportBehind(after_seq, report);
+  ReportBehind(state.after_seq, report);
   // A chunk that changed nothing wrote nothing (not even the cursor, to
   // spare a synchronous write per chunk); where the last one stopped is
-  // written here, unless the stored cursor already says so. A crash before
+  // written here, unless the stored state already says so. A crash before
   // it only has the next sweep examine those events again.
   // (Nothing else writes it: one sweep's pruning runs at a time.)
-  if (after_seq == written) return Status::Ok();
+  if (state.after_seq == written.after_seq && state.asleep == written.asleep &&
+      state.wake_at == written.wake_at && state.slept_at == written.slept_at &&
+      state.policies == written.policies) {
+    return Status::Ok();
+  }
   WriteLock lock = u_.store.Lock();
   leveldb::WriteBatch batch;
-  std::string next;
-  AppendBigEndian64(next, after_seq);
-  batch.Put(ToSlice(keys::kHistoryPruneCursor), next);
+  PutPruneState(state, batch);
   return u_.store.Commit(std::move(lock), batch, {}, "storing prune cursor");
 }
 
@@ -967,6 +1079,7 @@ bool Sweeper::RecordHistoryDue(const EventHeader& h, int64_t as_of,
   auto known = verdicts.records.find(h.record_id);
   if (known != verdicts.records.end()) return known->second;
   bool verdict = false;
+  const size_t skipped = report.skipped.size();
   // Only the stored state is needed, under the write lock: not the sealed
   // contents a closed record keeps under its bucket (a second read).
   auto record = u_.record_store.ReadUnmerged(h.record_id);
@@ -992,6 +1105,9 @@ bool Sweeper::RecordHistoryDue(const EventHeader& h, int64_t as_of,
       // is kept; the kind is in report.unauthenticated_policies.)
       auto until = AddPeriod(FromMicros(**erased_at), (*policy)->history_after);
       verdict = until && ToMicros(*until) <= as_of;
+      if (until && !verdict) {
+        verdicts.wake_at = std::min(verdicts.wake_at, ToMicros(*until));
+      }
     }
   } else if (!record && record.error().code() != StatusCode::kNotFound) {
     // A record that cannot be read keeps its history (never pruned on a
@@ -1002,6 +1118,10 @@ bool Sweeper::RecordHistoryDue(const EventHeader& h, int64_t as_of,
       failure = record.error();
     }
   }
+  // One that could not be read or dated keeps pruning awake (PruneState).
+  if (!verdict && report.skipped.size() > skipped) {
+    verdicts.wake_at = std::min(verdicts.wake_at, as_of);
+  }
   verdicts.records[h.record_id] = verdict;
   return verdict;
 }
@@ -1009,14 +1129,10 @@ bool Sweeper::RecordHistoryDue(const EventHeader& h, int64_t as_of,
 bool Sweeper::SubjectEventDue(const EventHeader& h, int64_t as_of,
                               PruneVerdicts& verdicts, SweepReport& report,
                               Status& failure) {
-  // The longest history_after of the policies, from the event's instant
-  // (checked first: it needs no read). A kind whose policy did not
+  // About no subject (who may act, policies, keys, backups): kept, and
+  // never due (nothing to wake pruning for). A kind whose policy did not
   // authenticate has a period nobody knows: the event is kept.
   if (!verdicts.policies_known || verdicts.policies.empty()) return false;
-  for (const RetentionPolicy& policy : verdicts.policies) {
-    auto until = AddPeriod(h.at, policy.history_after);
-    if (!until || ToMicros(*until) > as_of) return false;
-  }
   const History& history = u_.store.history();
   auto parts = history.PartsOf(h.seq);
   if (!parts) {
@@ -1024,8 +1140,18 @@ bool Sweeper::SubjectEventDue(const EventHeader& h, int64_t as_of,
     if (!Skippable(parts.error())) failure = parts.error();
     return false;
   }
-  // About no subject (who may act, policies, keys, backups): kept.
   if (parts->tags.empty() && parts->dropped == 0) return false;
+  // The longest history_after of the policies, from the event's instant.
+  int64_t due = INT64_MIN;
+  for (const RetentionPolicy& policy : verdicts.policies) {
+    auto until = AddPeriod(h.at, policy.history_after);
+    if (!until) return false;  // Past every instant supported: never.
+    due = std::max(due, ToMicros(*until));
+  }
+  if (due > as_of) {
+    verdicts.wake_at = std::min(verdicts.wake_at, due);
+    return false;
+  }
   // And no record of the subject still has its history kept: the events
   // of its index that are about a record must all be due. (A shredded
   // subject's parts are no longer indexed: only the period counts.)
@@ -1057,7 +1183,7 @@ bool Sweeper::SubjectEventDue(const EventHeader& h, int64_t as_of,
 
 Result<Sweeper::PruneStep> Sweeper::PruneHistoryChunk(int64_t as_of,
                                                       size_t budget,
-                                                      uint64_t after_seq,
+                                                      PruneState& state,
                                                       PruneVerdicts& verdicts,
                                                       SweepReport& report) {
   WriteLock lock = u_.store.Lock();
@@ -1078,22 +1204,36 @@ Result<Sweeper::PruneStep> Sweeper::PruneHistoryChunk(int64_t as_of,
     if (verdict) pruned.push_back(h.seq);
     return verdict;
   };
+  const uint64_t after_seq = state.after_seq;
   leveldb::WriteBatch batch;
   auto result = u_.store.history().Prune(prunable, budget, after_seq, batch);
   if (!failure.ok()) return Fail(failure);
   if (!result) return Fail(result.error());
   report.history_unauthenticated += result->unauthenticated.size();
-  PruneStep step{result->stubbed, result->next_after_seq, false};
+  const uint64_t head = u_.store.history().head().last_seq;
+  PruneStep step;
+  step.stubbed = result->stubbed;
+  step.examined = result->examined;
+  step.at_head = result->next_after_seq == 0;
+  // Advanced: at the head, asleep there when every policy is known (a
+  // pass that went to sleep stays so), else back to the oldest event.
+  state.wake_at = std::min(state.wake_at, verdicts.wake_at);
+  if (!step.at_head) {
+    state.after_seq = result->next_after_seq;
+  } else if (state.policies != 0 && verdicts.policies_known) {
+    state.after_seq = head;
+    if (!state.asleep) state.slept_at = as_of;
+    state.asleep = true;
+  } else {
+    state.after_seq = 0;
+  }
   if (result->stubbed == 0 && result->collapsed == 0) return step;
-  std::string next;
-  AppendBigEndian64(next, result->next_after_seq);
-  batch.Put(ToSlice(keys::kHistoryPruneCursor), next);
+  PutPruneState(state, batch);
   if (result->stubbed > 0) {
     // The pruned events' old bytes must leave the files like any erased
     // data: queue the span of event keys this call examined.
-    const uint64_t last = result->next_after_seq != 0
-                              ? result->next_after_seq
-                              : u_.store.history().head().last_seq;
+    const uint64_t last =
+        result->next_after_seq != 0 ? result->next_after_seq : head;
     const int64_t now = ToMicros(u_.clock.Now());
     for (uint64_t seq : {after_seq + 1, last}) {
       Erasure::Queue(batch, keys::Event(seq), now);

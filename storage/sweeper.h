@@ -12,6 +12,7 @@
 #ifndef CUSTOS_STORAGE_SWEEPER_H_
 #define CUSTOS_STORAGE_SWEEPER_H_
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -55,6 +56,11 @@ class Sweeper {
     size_t history_examined_per_sweep;
   };
   explicit Sweeper(Units units) : u_(units) {}
+
+  // The longest history pruning sleeps, in sweeps' as_of (PruneState):
+  // what only a pass finds (a record or a ledger entry damaged while it
+  // slept) is found within it.
+  static constexpr std::chrono::hours kSleepAtMost{24 * 7};
 
   // InvalidArgument for a batch size of 0, or an as_of ahead of now
   // outside a dry run: what Sweep refuses before doing anything.
@@ -229,18 +235,59 @@ class Sweeper {
   // for those written from the last pruning sweep's beginning to its own (about
   // 70 s of a sweep at 7 µs an event); the rest is carried to the next sweeps.
   static constexpr uint64_t kMaxPruneCredit = 10'000'000;
+  // Where pruning stands (docs/history.md, "Retention"), as stored with
+  // the cursor. A pass examines the log from the oldest event to the head,
+  // over as many sweeps as their bound needs, and falls asleep at the
+  // head: from then on a sweep examines only the events written since
+  // (from the cursor, which stays at the head), folding into wake_at when
+  // those it keeps become due, until as_of reaches wake_at, or the history
+  // of a record erased since the pass began may be due
+  // (RecordStore::ErasedSincePass plus the shortest history_after), or the
+  // policies are not those it fell asleep under, or kSleepAtMost has
+  // passed since it fell asleep: then a sweep starts a pass from the
+  // oldest. Every event kept is thus examined again when its own due
+  // instant comes, or earlier; never later. A record a pass could not
+  // read (report.skipped) keeps it awake: every sweep meets and reports
+  // it, as before pruning slept.
+  struct PruneState {
+    // The last event examined (0: the pass starts from the oldest).
+    uint64_t after_seq = 0;
+    bool asleep = false;
+    // The earliest instant an event examined by this pass, or while it
+    // sleeps, and kept becomes due (kNever: none that can).
+    int64_t wake_at = kNever;
+    // The as_of of the sweep whose pruning fell asleep.
+    int64_t slept_at = 0;
+    // PolicyPrint of the policies wake_at was computed under.
+    uint64_t policies = 0;
+  };
+  static constexpr int64_t kNever = INT64_MAX;
   // PruneHistory's walk of at most `max_examined` events from the stored
-  // cursor; sets report.history_behind.
+  // state; sets report.history_behind and report.history_examined.
   Status PruneFromCursor(int64_t as_of, const SweepOptions& options,
                          size_t max_examined, SweepReport& report);
   // The stored pruning cursor (0: from the oldest event).
   Result<uint64_t> StoredPruneCursor() const;
+  // The stored state; nullopt when the gate is missing or does not decode
+  // (a store pruned by a build without it: a pass starts again).
+  Result<std::optional<PruneState>> StoredPruneState() const;
+  // Puts `state` (the cursor and the gate) into `batch`.
+  static void PutPruneState(const PruneState& state,
+                            leveldb::WriteBatch& batch);
+  // A fingerprint of what pruning's verdicts depend on in `policies`:
+  // each kind's history_after.
+  static uint64_t PolicyPrint(const std::vector<RetentionPolicy>& policies);
+  // Whether a sleeping pruning wakes at `as_of` (PruneState).
+  bool Wakes(const PruneState& state, int64_t as_of,
+             const std::vector<RetentionPolicy>& policies,
+             const WriteLock& lock) const;
   // Sets report.history_behind for a cursor at `after_seq`.
   void ReportBehind(uint64_t after_seq, SweepReport& report) const;
   struct PruneStep {
     size_t stubbed = 0;
-    uint64_t next_after_seq = 0;  // 0: the chunk reached the head.
-    bool committed = false;       // With the cursor at next_after_seq.
+    size_t examined = 0;
+    bool at_head = false;    // The chunk reached the head.
+    bool committed = false;  // With the state as advanced.
   };
   // What a sweep's pruning decided so far, kept across its chunks: by
   // record id, whether the record's events are due (it depends on the
@@ -254,13 +301,18 @@ class Sweeper {
     // authenticated (SubjectEventDue).
     std::vector<RetentionPolicy> policies;
     bool policies_known = false;
+    // The earliest instant a kept event whose verdict was decided becomes
+    // due (kNever: none can, or none was kept for its time).
+    int64_t wake_at = kNever;
   };
-  // One chunk of PruneHistory: at most `budget` events after `after_seq`,
-  // under one write lock hold. Writes (the stubs, the ledger's pruned seqs,
-  // the cursor) only when it pruned or folded something. `verdicts` are
-  // read and added to.
+  // One chunk of PruneHistory: at most `budget` events after
+  // state.after_seq, under one write lock hold; advances `state` (the
+  // cursor; asleep at the head unless the policies are not all known, when
+  // the cursor goes back to the oldest event; wake_at). Writes (the stubs,
+  // the ledger's pruned seqs, the state) only when it pruned or folded
+  // something. `verdicts` are read and added to.
   Result<PruneStep> PruneHistoryChunk(int64_t as_of, size_t budget,
-                                      uint64_t after_seq,
+                                      PruneState& state,
                                       PruneVerdicts& verdicts,
                                       SweepReport& report);
   // Whether the events of the record `header` names are due by `as_of`:
@@ -268,6 +320,8 @@ class Sweeper {
   // erasure, as its ledger entry dates it. A record that cannot be read, or
   // has no ledger entry, keeps its events and is added to report.skipped;
   // `failure` is set for an error of the store itself (and false returned).
+  // A record erased whose events are not due yet lowers verdicts.wake_at to
+  // when they are.
   bool RecordHistoryDue(const EventHeader& header, int64_t as_of,
                         PruneVerdicts& verdicts, SweepReport& report,
                         Status& failure);
@@ -276,7 +330,8 @@ class Sweeper {
   // a shred, a breach scope's part) once the longest `history_after` of
   // the policies has passed since the event, and every event about a
   // record in that subject's index is due (RecordHistoryDue). An event
-  // about no subject is never due. `failure` as above.
+  // about no subject is never due. `failure` as above. One kept for its
+  // time lowers verdicts.wake_at to when that has passed.
   bool SubjectEventDue(const EventHeader& header, int64_t as_of,
                        PruneVerdicts& verdicts, SweepReport& report,
                        Status& failure);

@@ -427,11 +427,15 @@ struct SweepReport {
   // (docs/history.md, "Retention").
   size_t history_pruned = 0;
   // Access-history events left between where pruning stopped and the
-  // head of the log (0: it reached the head, and the next sweep starts
-  // again from the oldest). An event is pruned when a pass examines it
-  // due, so this is how far the current pass has to go: an operator's
-  // measure of how late pruning may be (custos_history_prune_behind).
+  // head of the log (0: it reached the head). An event is pruned when
+  // pruning examines it due: a pass examines every event, then sleeps
+  // and examines only those written since, until one it kept can be due
+  // (docs/history.md, "Retention"); so this is how far pruning has to go:
+  // an operator's measure of how late pruning may be
+  // (custos_history_prune_behind).
   uint64_t history_behind = 0;
+  // Access-history events this sweep's pruning examined (stubs included).
+  uint64_t history_examined = 0;
   // Every transition applied (or, in a dry run, that would be), in order.
   std::vector<PlannedTransition> transitions;
   // False when max_records stopped the sweep with work still due, or a

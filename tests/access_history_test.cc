@@ -22,6 +22,7 @@
 #include "storage/keystore.h"
 #include "storage/leveldb_util.h"
 #include "storage/limits.h"
+#include "storage/sweeper.h"
 #include "tests/engine_fixture.h"
 
 namespace custos::testing {
@@ -1005,10 +1006,19 @@ TEST_F(AccessHistoryPruningTest, TheEnginesBoundAppliesWhenTheSweepSetsNone) {
   auto third = engine_->Sweep(*admin_, sweep);
   ASSERT_TRUE(third.has_value()) << third.error().ToString();
   EXPECT_EQ(third->history_behind, 0u);
+  // Then asleep at the head (no event kept can be due before 2037): a
+  // sweep examines only the events written since, its bound exact there
+  // too.
   sweep.max_history_examined = 1;
   auto fourth = engine_->Sweep(*admin_, sweep);
   ASSERT_TRUE(fourth.has_value()) << fourth.error().ToString();
-  EXPECT_EQ(fourth->history_behind, DurableHead() - 1);
+  EXPECT_EQ(fourth->history_examined, 0u);
+  EXPECT_EQ(fourth->history_behind, 0u);
+  Read(live, 5);
+  auto fifth = engine_->Sweep(*admin_, sweep);
+  ASSERT_TRUE(fifth.has_value()) << fifth.error().ToString();
+  EXPECT_EQ(fifth->history_examined, 1u);
+  EXPECT_EQ(fifth->history_behind, 4u);
 
   options.history_examined_per_sweep = 0;
   auto refused = Engine::Open(options, MasterKey());
@@ -1018,6 +1028,134 @@ TEST_F(AccessHistoryPruningTest, TheEnginesBoundAppliesWhenTheSweepSetsNone) {
             "key_cache_capacity and history_examined_per_sweep must be at "
             "least 1, erasure_compaction_delay at least 0, backup_retention "
             "more than 0");
+}
+
+// Pruning sleeps once a pass has examined the whole log (docs/history.md,
+// "Retention"): it then examines only the events written since, until an
+// event it kept can be due.
+class PruningSleepTest : public AccessHistoryPruningTest {
+ protected:
+  // Periods of days, so that what wakes pruning comes within its longest
+  // sleep (Sweeper::kSleepAtMost, a week): alerts erased a day after
+  // closure, their history two days after that; requests' history three
+  // days after their erasure (an event about a subject alone: three days
+  // after it, the longest).
+  void SetPolicies(const char* alert_history = "P2D") {
+    RetentionPolicy alert;
+    alert.kind = "alert";
+    alert.erase_after = *ParsePeriod("P1D");
+    alert.history_after = *ParsePeriod(alert_history);
+    ASSERT_TRUE(engine_->SetPolicy(*admin_, alert).ok());
+    RetentionPolicy request;
+    request.kind = "request";
+    request.erase_after = *ParsePeriod("P1D");
+    request.history_after = *ParsePeriod("P3D");
+    ASSERT_TRUE(engine_->SetPolicy(*admin_, request).ok());
+  }
+  SweepReport SweepAt(Timestamp as_of, size_t max_examined) {
+    SweepOptions options;
+    options.as_of = as_of;
+    options.max_history_examined = max_examined;
+    if (as_of > clock_.Now()) clock_.Set(as_of);
+    auto report = engine_->Sweep(*admin_, options);
+    EXPECT_TRUE(report.has_value()) << report.error().ToString();
+    return report.value_or(SweepReport{});
+  }
+  using AccessHistoryPruningTest::SweepAt;
+};
+
+TEST_F(PruningSleepTest, ASleepingPruningExaminesOnlyTheEventsWrittenSince) {
+  const uint64_t id = CreateAlert();
+  Read(id, 3);
+  const SweepReport pass = SweepAt(clock_.Now());
+  EXPECT_EQ(pass.history_examined, DurableHead());  // The whole log.
+  EXPECT_EQ(pass.history_behind, 0u);
+  EXPECT_EQ(SweepAt(clock_.Now()).history_examined, 0u);
+  Read(id, 2);
+  EXPECT_EQ(SweepAt(clock_.Now()).history_examined, 2u);
+  // Where it sleeps is stored: a reopened engine does not start again.
+  Reopen();
+  admin_ = std::make_unique<Actor>(*engine_->ActorFor("admin"));
+  owner_ = std::make_unique<Actor>(*engine_->ActorFor("authority-a"));
+  EXPECT_EQ(SweepAt(clock_.Now()).history_examined, 0u);
+  // A week on, a pass again, whatever it kept.
+  const SweepReport week = SweepAt(clock_.Now() + Sweeper::kSleepAtMost);
+  EXPECT_EQ(week.history_examined, DurableHead());
+}
+
+TEST_F(PruningSleepTest, ARecordErasedWhilePruningSleepsWakesItWhenDue) {
+  SetPolicies();
+  const Timestamp t0 = clock_.Now();
+  const uint64_t alert = CreateAlert();
+  ASSERT_TRUE(engine_->Close(*owner_, alert).ok());
+  const uint64_t live = CreateRecord("ben@example.org");
+  EXPECT_EQ(SweepAt(t0).history_pruned, 0u);  // A pass: asleep.
+  Read(live, 3);
+  // The alert erased; pruning examines one event written since (a read),
+  // not the erasure's, which would tell it when the history is due.
+  const SweepReport erasing = SweepAt(t0 + hours(24), 1);
+  EXPECT_EQ(erasing.erased, 1u);
+  EXPECT_EQ(erasing.history_examined, 1u);
+  // Due two days after the erasure: pruning wakes for the record erased
+  // since its pass began, and a pass prunes its create, close and erase.
+  const SweepReport before = SweepAt(t0 + hours(72) - 1us, 1);
+  EXPECT_EQ(before.history_pruned, 0u);
+  EXPECT_EQ(before.history_behind, 2u);  // A read, the erasure.
+  EXPECT_EQ(SweepAt(t0 + hours(72), 1000).history_pruned, 3u);
+}
+
+TEST_F(PruningSleepTest, AShortenedHistoryPeriodWakesThePruning) {
+  SetPolicies();
+  const Timestamp t0 = clock_.Now();
+  const uint64_t alert = CreateAlert();
+  ASSERT_TRUE(engine_->Close(*owner_, alert).ok());
+  // Erased, then a pass that finds its history due on day 3: asleep.
+  const SweepReport erasing = SweepAt(t0 + hours(24));
+  EXPECT_EQ(erasing.erased, 1u);
+  EXPECT_EQ(erasing.history_behind, 0u);
+  SetPolicies("P1D");  // Due on day 2 now.
+  EXPECT_EQ(SweepAt(t0 + hours(48)).history_pruned, 3u);
+}
+
+TEST_F(PruningSleepTest, AnEventAboutASubjectWakesThePruningWhenDue) {
+  SetPolicies();
+  const Timestamp t0 = clock_.Now();
+  const uint64_t alert = CreateAlert();
+  ASSERT_TRUE(engine_->Close(*owner_, alert).ok());
+  EXPECT_EQ(SweepAt(t0 + hours(24)).erased, 1u);
+  // A lookup of Anna on day 2, due three days later (requests' period).
+  clock_.Set(t0 + hours(48));
+  const std::string anna = *engine_->FindSubject(*admin_, "anna@example.org");
+  EXPECT_EQ(SweepAt(t0 + hours(48)).history_pruned, 0u);
+  // Day 3: the alert's events are due; the lookup is kept.
+  EXPECT_EQ(SweepAt(t0 + hours(72)).history_pruned, 3u);
+  EXPECT_EQ(Actions(anna), (std::vector<std::string>{"find_subject"}));
+  EXPECT_EQ(SweepAt(t0 + hours(120) - 1us).history_pruned, 0u);
+  EXPECT_EQ(SweepAt(t0 + hours(120)).history_pruned, 1u);
+}
+
+TEST_F(PruningSleepTest, ARecordItCannotReadKeepsItAwake) {
+  const uint64_t id = CreateAlert();
+  EXPECT_EQ(SweepAt(clock_.Now()).history_behind, 0u);  // Asleep.
+  Close();
+  {
+    auto db = OpenRaw("records");
+    ASSERT_NE(db, nullptr);
+    ASSERT_TRUE(
+        db->Put(leveldb::WriteOptions(), keys::Record(id), "not a record")
+            .ok());
+  }
+  Reopen();
+  admin_ = std::make_unique<Actor>(*engine_->ActorFor("admin"));
+  // Found by the next pass (a week on), then met by every sweep.
+  const Timestamp week = clock_.Now() + Sweeper::kSleepAtMost;
+  EXPECT_TRUE(SweepAt(week - 1us).skipped.empty());
+  for (const Timestamp at : {week, week + hours(1)}) {
+    const SweepReport report = SweepAt(at);
+    ASSERT_EQ(report.skipped.size(), 1u);
+    EXPECT_EQ(report.skipped[0].record_id, id);
+    EXPECT_EQ(report.skipped[0].reason, "DataLoss: corrupt stored record");
+  }
 }
 
 // The credit counts the events written up to the sweep's beginning: an
