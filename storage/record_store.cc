@@ -118,6 +118,14 @@ void RecordStore::ErasedSincePassReset(const WriteLock& /*lock*/) {
   erased_since_pass_ = kNoErasure;
 }
 
+void RecordStore::WakePruning(const WriteLock& /*lock*/,
+                              leveldb::WriteBatch& batch) {
+  erased_since_pass_ = kWakePruning;
+  std::string wake;
+  AppendBigEndian64(wake, static_cast<uint64_t>(kWakePruning));
+  batch.Put(ToSlice(keys::kHistoryPruneErasedFrom), wake);
+}
+
 Status RecordStore::LoadDeltaCounter() {
   auto value = store_.Get(keys::kStatsNextDelta);
   if (!value) return value.error();
@@ -539,9 +547,13 @@ Status RecordStore::Write(const WriteLock& lock, leveldb::WriteBatch& batch,
   }
   r.sealed_stored_bucket = sealed_bucket;
   if (r.state == RecordState::kErased) {
-    // Put with every erased record, not only when it lowers the value in
-    // memory: an earlier batch that lowered it may have been dropped.
-    erased_since_pass_ = std::min(erased_since_pass_, r.erased_at_micros);
+    // Lowered by a record becoming ERASED (a shred rewrites records erased
+    // long ago: they would wake pruning for nothing), but put with every
+    // erased record: an earlier batch that lowered it may have been
+    // dropped, and this one be its retry.
+    if (r.stored_state != RecordState::kErased) {
+      erased_since_pass_ = std::min(erased_since_pass_, r.erased_at_micros);
+    }
     std::string from;
     AppendBigEndian64(from, static_cast<uint64_t>(erased_since_pass_));
     batch.Put(ToSlice(keys::kHistoryPruneErasedFrom), from);

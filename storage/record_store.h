@@ -205,11 +205,18 @@ class RecordStore {
   // PutKeepingSchedule) since ResetErasedSincePass, kNoErasure if none:
   // history pruning sleeps only while no record erased since its last
   // pass began can have history due (Sweeper::PruneState). Each such
-  // write puts it, in its own batch, as the lowest it knows: a batch
+  // write puts it, in its own batch, as the lowest it knows (lowered only
+  // by a record becoming ERASED, not by one rewritten so): a batch
   // dropped after lowering it in memory leaves the stored value higher
   // than memory, never higher than a written erasure. REQUIRES: the lock.
   static constexpr int64_t kNoErasure = INT64_MAX;
+  // What WakePruning stores: pruning starts a pass at the next sweep.
+  static constexpr int64_t kWakePruning = INT64_MIN;
   int64_t ErasedSincePass(const WriteLock& lock) const;
+  // Puts kWakePruning into `batch` (and memory): a change that makes
+  // history due without erasing a record (a shred's subject index
+  // dropped, docs/history.md "Pruning sleeps between passes").
+  void WakePruning(const WriteLock& lock, leveldb::WriteBatch& batch);
   // Puts "none since" into `batch`; once `batch` is written, the caller
   // calls ErasedSincePassReset under the same lock hold.
   static void PutErasedSincePassReset(leveldb::WriteBatch& batch);

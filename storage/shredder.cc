@@ -441,6 +441,9 @@ Result<size_t> Shredder::Complete(size_t budget,
             u_.store.history().DropSubjectIndex(batch, subject_id, 1000);
         if (!dropped) return Fail(dropped.error());
         if (*dropped == 0) {
+          // The subject's events no longer indexed are due by their age
+          // alone (Sweeper::SubjectEventDue): pruning must look again.
+          u_.record_store.WakePruning(lock, batch);
           CUSTOS_RETURN_IF_ERROR(Unlink(batch, subject_id));
           // Unlink rewrites subject holds: the kept spans go with them.
           u_.holds.Forget(lock);

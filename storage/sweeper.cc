@@ -857,20 +857,24 @@ Result<std::optional<Sweeper::PruneState>> Sweeper::StoredPruneState() const {
   if (!cursor) return Fail(cursor.error());
   auto gate = u_.store.Get(keys::kHistoryPruneGate);
   if (!gate) return Fail(gate.error());
-  // Version 1: asleep (1 byte), wake_at and slept_at (i64 as u64 BE),
-  // policies (u64 BE).
-  if (!*gate || (*gate)->size() != 26 || (**gate)[0] != 1 ||
+  // Version 1: asleep (1 byte), the cursor (u64 BE), wake_at and slept_at
+  // (i64 as u64 BE), policies (u64 BE). A cursor other than the stored
+  // one: written by a build without the gate since (it moved the cursor,
+  // and erased records without telling): as if there were none.
+  if (!*gate || (*gate)->size() != 34 || (**gate)[0] != 1 ||
       static_cast<uint8_t>((**gate)[1]) > 1) {
+    return std::optional<PruneState>();
+  }
+  const std::string_view value(**gate);
+  if (ReadBigEndian64(value.substr(2)) != *cursor) {
     return std::optional<PruneState>();
   }
   PruneState state;
   state.after_seq = *cursor;
-  state.asleep = (**gate)[1] == 1;
-  state.wake_at =
-      static_cast<int64_t>(ReadBigEndian64(std::string_view(**gate).substr(2)));
-  state.slept_at = static_cast<int64_t>(
-      ReadBigEndian64(std::string_view(**gate).substr(10)));
-  state.policies = ReadBigEndian64(std::string_view(**gate).substr(18));
+  state.asleep = value[1] == 1;
+  state.wake_at = static_cast<int64_t>(ReadBigEndian64(value.substr(10)));
+  state.slept_at = static_cast<int64_t>(ReadBigEndian64(value.substr(18)));
+  state.policies = ReadBigEndian64(value.substr(26));
   return std::optional<PruneState>(state);
 }
 
@@ -882,6 +886,7 @@ void Sweeper::PutPruneState(const PruneState& state,
   std::string gate;
   gate.push_back(1);
   gate.push_back(state.asleep ? 1 : 0);
+  AppendBigEndian64(gate, state.after_seq);
   AppendBigEndian64(gate, static_cast<uint64_t>(state.wake_at));
   AppendBigEndian64(gate, static_cast<uint64_t>(state.slept_at));
   AppendBigEndian64(gate, state.policies);
@@ -912,19 +917,28 @@ bool Sweeper::Wakes(const PruneState& state, int64_t as_of,
                     const std::vector<RetentionPolicy>& policies,
                     const WriteLock& lock) const {
   if (state.wake_at <= as_of) return true;
-  if (as_of - state.slept_at >=
-      std::chrono::duration_cast<std::chrono::microseconds>(kSleepAtMost)
-          .count()) {
+  // A week on, or a sweep dated before it fell asleep (a clock set back,
+  // or a gate written by someone else: its sleep is not trusted).
+  int64_t slept = 0;
+  if (as_of < state.slept_at ||
+      __builtin_sub_overflow(as_of, state.slept_at, &slept) ||
+      slept >=
+          std::chrono::duration_cast<std::chrono::microseconds>(kSleepAtMost)
+              .count()) {
     return true;
   }
   const int64_t erased = u_.record_store.ErasedSincePass(lock);
   if (erased == RecordStore::kNoErasure) return false;
+  if (erased == RecordStore::kWakePruning) return true;
   // A record erased since the pass began was examined alive, or not at
   // all: its events may be due once its erasure's history_after has
-  // passed (dated by the ledger, never before erased_at).
+  // passed, dated by the ledger, never before erased_at. A day earlier:
+  // AddPeriod clamps to a month's end keeping the time of day, so a
+  // later anchor may end up to a day earlier.
+  constexpr int64_t kDay = int64_t{24} * 3600 * 1000 * 1000;
   for (const RetentionPolicy& policy : policies) {
     auto until = AddPeriod(FromMicros(erased), policy.history_after);
-    if (!until || ToMicros(*until) <= as_of) return true;
+    if (!until || ToMicros(*until) - kDay <= as_of) return true;
   }
   return false;
 }
@@ -1014,8 +1028,14 @@ Status Sweeper::PruneFromCursor(int64_t as_of, const SweepOptions& options,
       // from where the cursor stands).
       state.asleep = false;
       state.policies = 0;
-    } else if (!*stored || state.policies != print ||
-               (state.asleep && Wakes(state, as_of, policies, lock))) {
+    } else if (!state.asleep && *stored && state.policies != print) {
+      // Policies changed while a pass runs: it goes on (a pass restarted
+      // at each change could never end), and the next starts at once.
+      state.policies = print;
+      state.wake_at = kWakeNow;
+    } else if (!*stored ||
+               (state.asleep && (state.policies != print ||
+                                 Wakes(state, as_of, policies, lock)))) {
       // A pass from the oldest event; the erasures it must be told of are
       // those written from now on.
       state = PruneState{0, false, kNever, 0, print};
@@ -1129,19 +1149,13 @@ bool Sweeper::RecordHistoryDue(const EventHeader& h, int64_t as_of,
 bool Sweeper::SubjectEventDue(const EventHeader& h, int64_t as_of,
                               PruneVerdicts& verdicts, SweepReport& report,
                               Status& failure) {
-  // About no subject (who may act, policies, keys, backups): kept, and
-  // never due (nothing to wake pruning for). A kind whose policy did not
-  // authenticate has a period nobody knows: the event is kept.
+  // The longest history_after of the policies, from the event's instant
+  // (checked first: it needs no read). A kind whose policy did not
+  // authenticate has a period nobody knows: the event is kept. One not
+  // old enough lowers wake_at to when it is, whether it is about a subject
+  // or not (that needs a read; an event about no subject, never due, only
+  // wakes pruning once for nothing).
   if (!verdicts.policies_known || verdicts.policies.empty()) return false;
-  const History& history = u_.store.history();
-  auto parts = history.PartsOf(h.seq);
-  if (!parts) {
-    // Entries that do not authenticate (VerifyChain reports them): kept.
-    if (!Skippable(parts.error())) failure = parts.error();
-    return false;
-  }
-  if (parts->tags.empty() && parts->dropped == 0) return false;
-  // The longest history_after of the policies, from the event's instant.
   int64_t due = INT64_MIN;
   for (const RetentionPolicy& policy : verdicts.policies) {
     auto until = AddPeriod(h.at, policy.history_after);
@@ -1152,6 +1166,15 @@ bool Sweeper::SubjectEventDue(const EventHeader& h, int64_t as_of,
     verdicts.wake_at = std::min(verdicts.wake_at, due);
     return false;
   }
+  const History& history = u_.store.history();
+  auto parts = history.PartsOf(h.seq);
+  if (!parts) {
+    // Entries that do not authenticate (VerifyChain reports them): kept.
+    if (!Skippable(parts.error())) failure = parts.error();
+    return false;
+  }
+  // About no subject (who may act, policies, keys, backups): kept.
+  if (parts->tags.empty() && parts->dropped == 0) return false;
   // And no record of the subject still has its history kept: the events
   // of its index that are about a record must all be due. (A shredded
   // subject's parts are no longer indexed: only the period counts.)
@@ -1218,6 +1241,14 @@ Result<Sweeper::PruneStep> Sweeper::PruneHistoryChunk(int64_t as_of,
   // Advanced: at the head, asleep there when every policy is known (a
   // pass that went to sleep stays so), else back to the oldest event.
   state.wake_at = std::min(state.wake_at, verdicts.wake_at);
+  // Policies changed since the state's (a concurrent SetPolicy between
+  // two chunks): what this pass found due or not mixes two sets of
+  // periods; the next pass starts at once.
+  if (state.policies != 0 && verdicts.policies_known &&
+      PolicyPrint(verdicts.policies) != state.policies) {
+    state.policies = PolicyPrint(verdicts.policies);
+    state.wake_at = kWakeNow;
+  }
   if (!step.at_head) {
     state.after_seq = result->next_after_seq;
   } else if (state.policies != 0 && verdicts.policies_known) {

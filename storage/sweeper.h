@@ -244,11 +244,12 @@ class Sweeper {
   // of a record erased since the pass began may be due
   // (RecordStore::ErasedSincePass plus the shortest history_after), or the
   // policies are not those it fell asleep under, or kSleepAtMost has
-  // passed since it fell asleep: then a sweep starts a pass from the
-  // oldest. Every event kept is thus examined again when its own due
-  // instant comes, or earlier; never later. A record a pass could not
-  // read (report.skipped) keeps it awake: every sweep meets and reports
-  // it, as before pruning slept.
+  // passed since it fell asleep, or a shred dropped a subject's index
+  // (RecordStore::WakePruning): then a sweep starts a pass from the
+  // oldest. Every event kept is thus examined again by the sweep whose
+  // as_of reaches its due instant (docs/history.md gives the rules and
+  // their margins). A record a pass could not read (report.skipped) keeps
+  // it awake: every sweep meets and reports it, as before pruning slept.
   struct PruneState {
     // The last event examined (0: the pass starts from the oldest).
     uint64_t after_seq = 0;
@@ -262,6 +263,8 @@ class Sweeper {
     uint64_t policies = 0;
   };
   static constexpr int64_t kNever = INT64_MAX;
+  // A wake_at that wakes any sweep: the next pass starts at once.
+  static constexpr int64_t kWakeNow = INT64_MIN;
   // PruneHistory's walk of at most `max_examined` events from the stored
   // state; sets report.history_behind and report.history_examined.
   Status PruneFromCursor(int64_t as_of, const SweepOptions& options,

@@ -1039,7 +1039,13 @@ class PruningSleepTest : public AccessHistoryPruningTest {
   // sleep (Sweeper::kSleepAtMost, a week): alerts erased a day after
   // closure, their history two days after that; requests' history three
   // days after their erasure (an event about a subject alone: three days
-  // after it, the longest).
+  // after it, the longest). Then four days on: the policy events, about
+  // no subject, would wake pruning three days after them (a wake for
+  // nothing, docs/history.md), before the tests' own.
+  void SetPoliciesFourDaysAgo() {
+    SetPolicies();
+    clock_.Set(clock_.Now() + hours(96));
+  }
   void SetPolicies(const char* alert_history = "P2D") {
     RetentionPolicy alert;
     alert.kind = "alert";
@@ -1084,7 +1090,7 @@ TEST_F(PruningSleepTest, ASleepingPruningExaminesOnlyTheEventsWrittenSince) {
 }
 
 TEST_F(PruningSleepTest, ARecordErasedWhilePruningSleepsWakesItWhenDue) {
-  SetPolicies();
+  SetPoliciesFourDaysAgo();
   const Timestamp t0 = clock_.Now();
   const uint64_t alert = CreateAlert();
   ASSERT_TRUE(engine_->Close(*owner_, alert).ok());
@@ -1096,16 +1102,20 @@ TEST_F(PruningSleepTest, ARecordErasedWhilePruningSleepsWakesItWhenDue) {
   const SweepReport erasing = SweepAt(t0 + hours(24), 1);
   EXPECT_EQ(erasing.erased, 1u);
   EXPECT_EQ(erasing.history_examined, 1u);
+  // What tells it of the erasure is stored, with the record.
+  Reopen();
+  admin_ = std::make_unique<Actor>(*engine_->ActorFor("admin"));
   // Due two days after the erasure: pruning wakes for the record erased
-  // since its pass began, and a pass prunes its create, close and erase.
-  const SweepReport before = SweepAt(t0 + hours(72) - 1us, 1);
+  // since its pass began (from a day before: the margin of AddPeriod's
+  // month-end clamp), and a pass prunes its create, close and erase.
+  const SweepReport before = SweepAt(t0 + hours(48) - 1us, 1);
   EXPECT_EQ(before.history_pruned, 0u);
   EXPECT_EQ(before.history_behind, 2u);  // A read, the erasure.
   EXPECT_EQ(SweepAt(t0 + hours(72), 1000).history_pruned, 3u);
 }
 
 TEST_F(PruningSleepTest, AShortenedHistoryPeriodWakesThePruning) {
-  SetPolicies();
+  SetPoliciesFourDaysAgo();
   const Timestamp t0 = clock_.Now();
   const uint64_t alert = CreateAlert();
   ASSERT_TRUE(engine_->Close(*owner_, alert).ok());
@@ -1118,7 +1128,7 @@ TEST_F(PruningSleepTest, AShortenedHistoryPeriodWakesThePruning) {
 }
 
 TEST_F(PruningSleepTest, AnEventAboutASubjectWakesThePruningWhenDue) {
-  SetPolicies();
+  SetPoliciesFourDaysAgo();
   const Timestamp t0 = clock_.Now();
   const uint64_t alert = CreateAlert();
   ASSERT_TRUE(engine_->Close(*owner_, alert).ok());
@@ -1132,6 +1142,46 @@ TEST_F(PruningSleepTest, AnEventAboutASubjectWakesThePruningWhenDue) {
   EXPECT_EQ(Actions(anna), (std::vector<std::string>{"find_subject"}));
   EXPECT_EQ(SweepAt(t0 + hours(120) - 1us).history_pruned, 0u);
   EXPECT_EQ(SweepAt(t0 + hours(120)).history_pruned, 1u);
+}
+
+// Anna's lookup is old enough, but her live request keeps it (its index
+// names the request's events): no instant to wake at. Her shred drops the
+// index; the lookup is then due by its age alone, and pruning wakes.
+TEST_F(PruningSleepTest, AShredWakesThePruningForTheSubjectsEvents) {
+  SetPoliciesFourDaysAgo();
+  const Timestamp t0 = clock_.Now();
+  ASSERT_NE(CreateRecord("anna@example.org"), 0u);
+  const std::string anna = *engine_->FindSubject(*admin_, "anna@example.org");
+  EXPECT_EQ(SweepAt(t0).history_pruned, 0u);  // A pass: asleep.
+  // Day 3: the lookup's age is reached; a pass keeps it for the request.
+  const SweepReport kept = SweepAt(t0 + hours(72));
+  EXPECT_EQ(kept.history_pruned, 0u);
+  EXPECT_EQ(kept.history_examined, DurableHead());
+  clock_.Set(t0 + hours(73));
+  ASSERT_TRUE(engine_->ShredSubject(*admin_, anna).ok());
+  ASSERT_TRUE(engine_->CompleteShreds(100).has_value());
+  EXPECT_EQ(SweepAt(t0 + hours(74)).history_pruned, 1u);
+}
+
+// A pass goes on through a policy change (restarted at each one, it might
+// never end), and the next starts at once, under the new periods.
+TEST_F(PruningSleepTest, APolicyChangedDuringAPassDoesNotRestartIt) {
+  SetPoliciesFourDaysAgo();
+  const uint64_t id = CreateAlert();
+  Read(id, 4);
+  const SweepReport first = SweepAt(clock_.Now(), 3);
+  ASSERT_GT(first.history_behind, 0u);
+  const uint64_t stopped_at = DurableHead() - first.history_behind;
+  SetPolicies("P1D");
+  const SweepReport second = SweepAt(clock_.Now(), 3);
+  EXPECT_EQ(second.history_examined, 3u);
+  // From where the first stopped, not from the oldest event.
+  EXPECT_EQ(second.history_behind, DurableHead() - (stopped_at + 3));
+  const SweepReport rest = SweepAt(clock_.Now(), 1000);
+  EXPECT_EQ(rest.history_behind, 0u);
+  // A new pass at once: the whole log again.
+  EXPECT_EQ(SweepAt(clock_.Now(), 1000).history_examined, DurableHead());
+  EXPECT_EQ(SweepAt(clock_.Now(), 1000).history_examined, 0u);
 }
 
 TEST_F(PruningSleepTest, ARecordItCannotReadKeepsItAwake) {
