@@ -1764,7 +1764,8 @@ Result<HistoryPage> History::Scan(uint64_t after_seq, uint32_t limit) const {
 
 Result<size_t> History::DropSubjectIndex(leveldb::WriteBatch& batch,
                                          const std::string& subject_id,
-                                         size_t budget) const {
+                                         size_t budget,
+                                         int64_t* about_no_record_from) const {
   const Digest tag = IndexTagOf(audit_key_, subject_id);
   {
     // The subject is being shredded: its tag is not kept in memory.
@@ -1826,6 +1827,15 @@ Result<size_t> History::DropSubjectIndex(leveldb::WriteBatch& batch,
     }
     const Digest mac = IndexDroppedMac(audit_key_, seq, *slot, stored->link);
     batch.Put(keys::HistoryDropped(seq, *slot), ToSlice(AsStringView(mac)));
+    if (about_no_record_from != nullptr) {
+      // Its instant, as the header says (an event that does not decode is
+      // kept by pruning whatever: nothing to wake it for).
+      auto event = DecodeEvent(stored->event_bytes);
+      if (event.has_value() && event->header.record_id == 0) {
+        *about_no_record_from =
+            std::min(*about_no_record_from, ToMicros(event->header.at));
+      }
+    }
   }
   CUSTOS_RETURN_IF_ERROR(FromLevelDb(it->status(), "reading history index"));
   return dropped;

@@ -448,10 +448,13 @@ class History {
   // shredding the subject, until it returns 0. Returns how many index
   // entries were added to `batch`; they are only gone once `batch` is
   // written, so calling again before that adds the same ones.
+  // When `about_no_record_from` is given, it is lowered to the instant of
+  // each authentic event about no record whose entry is dropped: such an
+  // event is due by its age alone from then on (Sweeper::SubjectEventDue).
   // Errors: a LevelDB read failure, mapped.
-  Result<size_t> DropSubjectIndex(leveldb::WriteBatch& batch,
-                                  const std::string& subject_id,
-                                  size_t budget) const;
+  Result<size_t> DropSubjectIndex(
+      leveldb::WriteBatch& batch, const std::string& subject_id, size_t budget,
+      int64_t* about_no_record_from = nullptr) const;
 
   // For pruning an event about no record (docs/history.md, "Retention:
   // pruning and checkpoints"): the subjects whose parts event `seq` holds,

@@ -118,12 +118,12 @@ void RecordStore::ErasedSincePassReset(const WriteLock& /*lock*/) {
   erased_since_pass_ = kNoErasure;
 }
 
-void RecordStore::WakePruning(const WriteLock& /*lock*/,
-                              leveldb::WriteBatch& batch) {
-  erased_since_pass_ = kWakePruning;
-  std::string wake;
-  AppendBigEndian64(wake, static_cast<uint64_t>(kWakePruning));
-  batch.Put(ToSlice(keys::kHistoryPruneErasedFrom), wake);
+void RecordStore::HistoryDueFrom(const WriteLock& /*lock*/,
+                                 leveldb::WriteBatch& batch, int64_t from) {
+  erased_since_pass_ = std::min(erased_since_pass_, from);
+  std::string value;
+  AppendBigEndian64(value, static_cast<uint64_t>(erased_since_pass_));
+  batch.Put(ToSlice(keys::kHistoryPruneErasedFrom), value);
 }
 
 Status RecordStore::LoadDeltaCounter() {

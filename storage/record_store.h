@@ -210,13 +210,18 @@ class RecordStore {
   // dropped after lowering it in memory leaves the stored value higher
   // than memory, never higher than a written erasure. REQUIRES: the lock.
   static constexpr int64_t kNoErasure = INT64_MAX;
-  // What WakePruning stores: pruning starts a pass at the next sweep.
+  // A stored value that does not decode reads as this: pruning starts a
+  // pass at the next sweep.
   static constexpr int64_t kWakePruning = INT64_MIN;
   int64_t ErasedSincePass(const WriteLock& lock) const;
-  // Puts kWakePruning into `batch` (and memory): a change that makes
-  // history due without erasing a record (a shred's subject index
-  // dropped, docs/history.md "Pruning sleeps between passes").
-  void WakePruning(const WriteLock& lock, leveldb::WriteBatch& batch);
+  // Lowers it to `from` and puts it into `batch`: history whose period
+  // runs from `from` became subject to pruning without a record being
+  // erased (a shred's subject index dropped: its events about no record
+  // are due by their age; docs/history.md "Pruning sleeps between
+  // passes"). Pruning wakes as for an erasure at `from`: with the shortest
+  // history_after, at or before the longest the event needs.
+  void HistoryDueFrom(const WriteLock& lock, leveldb::WriteBatch& batch,
+                      int64_t from);
   // Puts "none since" into `batch`; once `batch` is written, the caller
   // calls ErasedSincePassReset under the same lock hold.
   static void PutErasedSincePassReset(leveldb::WriteBatch& batch);

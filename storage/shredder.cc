@@ -437,13 +437,17 @@ Result<size_t> Shredder::Complete(size_t budget,
       // and retire the queue entry.
       while (true) {
         leveldb::WriteBatch batch;
-        auto dropped =
-            u_.store.history().DropSubjectIndex(batch, subject_id, 1000);
+        // The subject's events about no record are due by their age alone
+        // once unindexed (Sweeper::SubjectEventDue): pruning is told when
+        // the oldest may be, in the batch that unindexes it.
+        int64_t about_no_record_from = RecordStore::kNoErasure;
+        auto dropped = u_.store.history().DropSubjectIndex(
+            batch, subject_id, 1000, &about_no_record_from);
         if (!dropped) return Fail(dropped.error());
+        if (about_no_record_from != RecordStore::kNoErasure) {
+          u_.record_store.HistoryDueFrom(lock, batch, about_no_record_from);
+        }
         if (*dropped == 0) {
-          // The subject's events no longer indexed are due by their age
-          // alone (Sweeper::SubjectEventDue): pruning must look again.
-          u_.record_store.WakePruning(lock, batch);
           CUSTOS_RETURN_IF_ERROR(Unlink(batch, subject_id));
           // Unlink rewrites subject holds: the kept spans go with them.
           u_.holds.Forget(lock);

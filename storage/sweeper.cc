@@ -1146,16 +1146,35 @@ bool Sweeper::RecordHistoryDue(const EventHeader& h, int64_t as_of,
   return verdict;
 }
 
+bool Sweeper::NeverAboutASubject(EventAction action) {
+  switch (action) {
+    case EventAction::kRotateMasterKey:
+    case EventAction::kRotateKek:
+    case EventAction::kPrincipalCreated:
+    case EventAction::kPrincipalRevoked:
+    case EventAction::kCredentialRotated:
+    case EventAction::kBackup:
+    case EventAction::kRestore:
+    case EventAction::kExpireBackupKeys:
+    case EventAction::kExportRestoreKit:
+    case EventAction::kPolicySet:
+      return true;
+    default:
+      return false;
+  }
+}
+
 bool Sweeper::SubjectEventDue(const EventHeader& h, int64_t as_of,
                               PruneVerdicts& verdicts, SweepReport& report,
                               Status& failure) {
   // The longest history_after of the policies, from the event's instant
   // (checked first: it needs no read). A kind whose policy did not
   // authenticate has a period nobody knows: the event is kept. One not
-  // old enough lowers wake_at to when it is, whether it is about a subject
-  // or not (that needs a read; an event about no subject, never due, only
-  // wakes pruning once for nothing).
+  // old enough lowers wake_at to when it is, unless its action is never
+  // about a subject (told without a read; one the list misses, a breach
+  // scope's act, only wakes pruning once for nothing).
   if (!verdicts.policies_known || verdicts.policies.empty()) return false;
+  if (NeverAboutASubject(h.action)) return false;
   int64_t due = INT64_MIN;
   for (const RetentionPolicy& policy : verdicts.policies) {
     auto until = AddPeriod(h.at, policy.history_after);

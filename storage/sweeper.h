@@ -244,8 +244,9 @@ class Sweeper {
   // of a record erased since the pass began may be due
   // (RecordStore::ErasedSincePass plus the shortest history_after), or the
   // policies are not those it fell asleep under, or kSleepAtMost has
-  // passed since it fell asleep, or a shred dropped a subject's index
-  // (RecordStore::WakePruning): then a sweep starts a pass from the
+  // passed since it fell asleep, or a shred's completion made a subject's
+  // events due by their age (RecordStore::HistoryDueFrom): then a sweep
+  // starts a pass from the
   // oldest. Every event kept is thus examined again by the sweep whose
   // as_of reaches its due instant (docs/history.md gives the rules and
   // their margins). A record a pass could not read (report.skipped) keeps
@@ -335,6 +336,10 @@ class Sweeper {
   // record in that subject's index is due (RecordHistoryDue). An event
   // about no subject is never due. `failure` as above. One kept for its
   // time lowers verdicts.wake_at to when that has passed.
+  // The actions of events about no subject and no record, never due
+  // (docs/history.md, "Which call writes which event"): they neither are
+  // pruned nor wake pruning.
+  static bool NeverAboutASubject(EventAction action);
   bool SubjectEventDue(const EventHeader& header, int64_t as_of,
                        PruneVerdicts& verdicts, SweepReport& report,
                        Status& failure);

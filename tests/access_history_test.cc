@@ -1184,6 +1184,45 @@ TEST_F(PruningSleepTest, APolicyChangedDuringAPassDoesNotRestartIt) {
   EXPECT_EQ(SweepAt(clock_.Now(), 1000).history_examined, 0u);
 }
 
+// A policy changed between two chunks of one sweep, and back before the
+// next: what the pass found mixes two sets of periods, and the next sweep
+// starts a pass, though the policies are those the pass began under.
+TEST_F(PruningSleepTest, APolicyChangedBetweenTwoChunksWakesTheNextSweep) {
+  SetPoliciesFourDaysAgo();
+  Read(CreateAlert(), 150);  // Two chunks of 100 events at least.
+  int chunks = 0;
+  engine_->TEST_SetAfterPruneChunk([&] {
+    if (++chunks == 1) SetPolicies("P1D");
+  });
+  EXPECT_EQ(SweepAt(clock_.Now()).history_behind, 0u);
+  engine_->TEST_SetAfterPruneChunk(nullptr);
+  ASSERT_GE(chunks, 2);
+  SetPolicies();  // Back to the periods the pass began under.
+  EXPECT_EQ(SweepAt(clock_.Now()).history_examined, DurableHead());
+}
+
+// A sweep dated before pruning fell asleep does not trust the sleep (a
+// clock set back); nor does one that finds the cursor moved by a build
+// without the gate.
+TEST_F(PruningSleepTest, ASweepDatedBeforeTheSleepStartsAPass) {
+  Read(CreateAlert(), 2);
+  const Timestamp now = clock_.Now();
+  EXPECT_EQ(SweepAt(now).history_examined, DurableHead());
+  EXPECT_EQ(SweepAt(now).history_examined, 0u);
+  EXPECT_EQ(SweepAt(now - hours(1)).history_examined, DurableHead());
+}
+
+TEST_F(PruningSleepTest, ACursorMovedWithoutTheGateStartsAPass) {
+  Read(CreateAlert(), 2);
+  EXPECT_EQ(SweepAt(clock_.Now()).history_examined, DurableHead());
+  RewriteRaw("records", std::string(keys::kHistoryPruneCursor),
+             [](std::string& value) {
+               value.clear();
+               AppendBigEndian64(value, 1);
+             });
+  EXPECT_EQ(SweepAt(clock_.Now()).history_examined, DurableHead());
+}
+
 TEST_F(PruningSleepTest, ARecordItCannotReadKeepsItAwake) {
   const uint64_t id = CreateAlert();
   EXPECT_EQ(SweepAt(clock_.Now()).history_behind, 0u);  // Asleep.
