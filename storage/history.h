@@ -449,7 +449,8 @@ class History {
   // entries were added to `batch`; they are only gone once `batch` is
   // written, so calling again before that adds the same ones.
   // When `about_no_record_from` is given, it is lowered to the instant of
-  // each authentic event about no record whose entry is dropped: such an
+  // each event about no record whose entry (its MAC checked) is dropped
+  // (a forged instant only wakes pruning early): such an
   // event is due by its age alone from then on (Sweeper::SubjectEventDue).
   // Errors: a LevelDB read failure, mapped.
   Result<size_t> DropSubjectIndex(

@@ -201,14 +201,16 @@ class RecordStore {
   Status PutKeepingSchedule(const WriteLock& lock, leveldb::WriteBatch& batch,
                             codec::StoredRecord& r) const;
 
-  // The earliest erased_at of a record written ERASED (by Put or
-  // PutKeepingSchedule) since ResetErasedSincePass, kNoErasure if none:
-  // history pruning sleeps only while no record erased since its last
-  // pass began can have history due (Sweeper::PruneState). Each such
-  // write puts it, in its own batch, as the lowest it knows (lowered only
-  // by a record becoming ERASED, not by one rewritten so): a batch
-  // dropped after lowering it in memory leaves the stored value higher
-  // than memory, never higher than a written erasure. REQUIRES: the lock.
+  // The earliest instant from which a history_after runs that pruning's
+  // pass has not seen, kNoErasure if none (since ErasedSincePassReset):
+  // the erased_at of a record that became ERASED (by Put or
+  // PutKeepingSchedule), or what HistoryDueFrom was given. History
+  // pruning sleeps only while nothing from there can be due
+  // (Sweeper::PruneState). Each erased record's write puts it, in its
+  // own batch, as the lowest it knows (lowered by a record becoming
+  // ERASED, not by one rewritten so): a batch dropped after lowering it
+  // in memory leaves the stored value higher than memory, never higher
+  // than a written erasure. REQUIRES: the lock.
   static constexpr int64_t kNoErasure = INT64_MAX;
   // A stored value that does not decode reads as this: pruning starts a
   // pass at the next sweep.

@@ -1039,9 +1039,8 @@ class PruningSleepTest : public AccessHistoryPruningTest {
   // sleep (Sweeper::kSleepAtMost, a week): alerts erased a day after
   // closure, their history two days after that; requests' history three
   // days after their erasure (an event about a subject alone: three days
-  // after it, the longest). Then four days on: the policy events, about
-  // no subject, would wake pruning three days after them (a wake for
-  // nothing, docs/history.md), before the tests' own.
+  // after it, the longest). Then four days on, so that nothing the
+  // fixture wrote is as young as the tests' own events.
   void SetPoliciesFourDaysAgo() {
     SetPolicies();
     clock_.Set(clock_.Now() + hours(96));
@@ -1185,8 +1184,8 @@ TEST_F(PruningSleepTest, APolicyChangedDuringAPassDoesNotRestartIt) {
 }
 
 // A policy changed between two chunks of one sweep, and back before the
-// next: what the pass found mixes two sets of periods, and the next sweep
-// starts a pass, though the policies are those the pass began under.
+// next: the pass stored the policies it ended under, and the next sweep
+// finds others (the ones the pass began under) and starts a pass.
 TEST_F(PruningSleepTest, APolicyChangedBetweenTwoChunksWakesTheNextSweep) {
   SetPoliciesFourDaysAgo();
   Read(CreateAlert(), 150);  // Two chunks of 100 events at least.
@@ -1198,6 +1197,22 @@ TEST_F(PruningSleepTest, APolicyChangedBetweenTwoChunksWakesTheNextSweep) {
   engine_->TEST_SetAfterPruneChunk(nullptr);
   ASSERT_GE(chunks, 2);
   SetPolicies();  // Back to the periods the pass began under.
+  EXPECT_EQ(SweepAt(clock_.Now()).history_examined, DurableHead());
+}
+
+// The same change, kept: what the pass found before it was judged under
+// the longer period, and the next sweep starts a pass under the shorter
+// one, though the policies are those the pass ended under.
+TEST_F(PruningSleepTest, APolicyChangedBetweenTwoChunksAndKeptWakesTheNext) {
+  SetPoliciesFourDaysAgo();
+  Read(CreateAlert(), 150);
+  int chunks = 0;
+  engine_->TEST_SetAfterPruneChunk([&] {
+    if (++chunks == 1) SetPolicies("P1D");
+  });
+  EXPECT_EQ(SweepAt(clock_.Now()).history_behind, 0u);
+  engine_->TEST_SetAfterPruneChunk(nullptr);
+  ASSERT_GE(chunks, 2);
   EXPECT_EQ(SweepAt(clock_.Now()).history_examined, DurableHead());
 }
 
