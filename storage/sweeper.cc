@@ -1263,10 +1263,12 @@ Result<Sweeper::PruneStep> Sweeper::PruneHistoryChunk(int64_t as_of,
   // Policies changed since the state's (a concurrent SetPolicy between
   // two chunks): what this pass found due or not mixes two sets of
   // periods; the next pass starts at once.
-  if (state.policies != 0 && verdicts.policies_known &&
-      PolicyPrint(verdicts.policies) != state.policies) {
-    state.policies = PolicyPrint(verdicts.policies);
-    state.wake_at = kWakeNow;
+  if (state.policies != 0 && verdicts.policies_known) {
+    const uint64_t print = PolicyPrint(verdicts.policies);
+    if (print != state.policies) {
+      state.policies = print;
+      state.wake_at = kWakeNow;
+    }
   }
   if (!step.at_head) {
     state.after_seq = result->next_after_seq;

@@ -1067,6 +1067,19 @@ class PruningSleepTest : public AccessHistoryPruningTest {
     return report.value_or(SweepReport{});
   }
   using AccessHistoryPruningTest::SweepAt;
+  // A pass over more than one chunk of events (an alert read 150 times:
+  // chunks of 100), history_after set to a day after its first chunk.
+  void PassWithPoliciesChangedAfterItsFirstChunk() {
+    SetPoliciesFourDaysAgo();
+    Read(CreateAlert(), 150);
+    int chunks = 0;
+    engine_->TEST_SetAfterPruneChunk([&] {
+      if (++chunks == 1) SetPolicies("P1D");
+    });
+    EXPECT_EQ(SweepAt(clock_.Now()).history_behind, 0u);
+    engine_->TEST_SetAfterPruneChunk(nullptr);
+    ASSERT_GE(chunks, 2);
+  }
 };
 
 TEST_F(PruningSleepTest, ASleepingPruningExaminesOnlyTheEventsWrittenSince) {
@@ -1187,15 +1200,7 @@ TEST_F(PruningSleepTest, APolicyChangedDuringAPassDoesNotRestartIt) {
 // next: the pass stored the policies it ended under, and the next sweep
 // finds others (the ones the pass began under) and starts a pass.
 TEST_F(PruningSleepTest, APolicyChangedBetweenTwoChunksWakesTheNextSweep) {
-  SetPoliciesFourDaysAgo();
-  Read(CreateAlert(), 150);  // Two chunks of 100 events at least.
-  int chunks = 0;
-  engine_->TEST_SetAfterPruneChunk([&] {
-    if (++chunks == 1) SetPolicies("P1D");
-  });
-  EXPECT_EQ(SweepAt(clock_.Now()).history_behind, 0u);
-  engine_->TEST_SetAfterPruneChunk(nullptr);
-  ASSERT_GE(chunks, 2);
+  ASSERT_NO_FATAL_FAILURE(PassWithPoliciesChangedAfterItsFirstChunk());
   SetPolicies();  // Back to the periods the pass began under.
   EXPECT_EQ(SweepAt(clock_.Now()).history_examined, DurableHead());
 }
@@ -1204,15 +1209,7 @@ TEST_F(PruningSleepTest, APolicyChangedBetweenTwoChunksWakesTheNextSweep) {
 // the longer period, and the next sweep starts a pass under the shorter
 // one, though the policies are those the pass ended under.
 TEST_F(PruningSleepTest, APolicyChangedBetweenTwoChunksAndKeptWakesTheNext) {
-  SetPoliciesFourDaysAgo();
-  Read(CreateAlert(), 150);
-  int chunks = 0;
-  engine_->TEST_SetAfterPruneChunk([&] {
-    if (++chunks == 1) SetPolicies("P1D");
-  });
-  EXPECT_EQ(SweepAt(clock_.Now()).history_behind, 0u);
-  engine_->TEST_SetAfterPruneChunk(nullptr);
-  ASSERT_GE(chunks, 2);
+  ASSERT_NO_FATAL_FAILURE(PassWithPoliciesChangedAfterItsFirstChunk());
   EXPECT_EQ(SweepAt(clock_.Now()).history_examined, DurableHead());
 }
 
