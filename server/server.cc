@@ -24,6 +24,7 @@
 #include <cstring>
 #include <optional>
 #include <set>
+#include <stop_token>
 #include <string>
 #include <utility>
 #include <vector>
@@ -231,12 +232,17 @@ kj::Promise<void> RefuseConnection(kj::Own<kj::AsyncIoStream> stream,
 }
 
 // The metrics endpoint: GET /metrics (Prometheus text format) and GET
-// /health (200 "ok" while the server serves).
+// /health (200 "ok" while the server serves; 503 "stopping" once a stop
+// has begun, to the connections still open during its grace, so that an
+// orchestrator sends no more work to a server on its way out).
 class MetricsService final : public kj::HttpService {
  public:
   MetricsService(const Metrics& metrics, const Engine& engine,
-                 const kj::HttpHeaderTable& table)
-      : metrics_(metrics), engine_(engine), table_(table) {}
+                 const kj::HttpHeaderTable& table, std::stop_token stopping)
+      : metrics_(metrics),
+        engine_(engine),
+        table_(table),
+        stopping_(std::move(stopping)) {}
 
   kj::Promise<void> request(kj::HttpMethod method, kj::StringPtr url,
                             const kj::HttpHeaders&, kj::AsyncInputStream&,
@@ -262,7 +268,13 @@ class MetricsService final : public kj::HttpService {
       headers.set(kj::HttpHeaderId::CONTENT_TYPE,
                   "text/plain; version=0.0.4; charset=utf-8");
     } else if (path == "/health") {
-      body = "ok\n";
+      if (stopping_.stop_requested()) {
+        status = 503;
+        status_text = "Service Unavailable";
+        body = "stopping\n";
+      } else {
+        body = "ok\n";
+      }
       headers.set(kj::HttpHeaderId::CONTENT_TYPE, "text/plain");
     } else {
       status = 404;
@@ -279,6 +291,7 @@ class MetricsService final : public kj::HttpService {
   const Metrics& metrics_;
   const Engine& engine_;
   const kj::HttpHeaderTable& table_;
+  const std::stop_token stopping_;
 };
 
 // Errors of a connection's task: the connection ends; nothing of the
@@ -575,7 +588,8 @@ Status Server::Run(std::function<void()> ready) {
   std::vector<kj::Own<kj::ConnectionReceiver>> listeners;  // RPC.
   kj::Own<kj::ConnectionReceiver> metrics_listener;
   kj::HttpHeaderTable http_headers;
-  MetricsService metrics_service(metrics_, engine_, http_headers);
+  MetricsService metrics_service(metrics_, engine_, http_headers,
+                                 stopping_.get_token());
   kj::HttpServerSettings http_settings;
   http_settings.headerTimeout = kMetricsHeaderTimeoutMs * kj::MILLISECONDS;
   kj::HttpServer http(timer, http_headers, metrics_service, http_settings);

@@ -23,6 +23,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -457,8 +458,8 @@ int FreePort() {
   return ntohs(addr.sin_port);
 }
 
-// `request` sent over a plain socket to 127.0.0.1:`port`; the whole answer.
-std::string HttpExchange(int port, const std::string& request) {
+// A plain TCP connection to 127.0.0.1:`port`; -1 if refused.
+int HttpConnect(int port) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -466,12 +467,17 @@ std::string HttpExchange(int port, const std::string& request) {
   addr.sin_port = htons(static_cast<uint16_t>(port));
   if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
     close(fd);
-    return "";
+    return -1;
   }
+  return fd;
+}
+
+// `request` sent on the open connection `fd`; the answer, up to the end of
+// its body (Content-Length): the server may keep the connection open for
+// another request. What came before the connection ended, if it did.
+std::string HttpOn(int fd, const std::string& request) {
   EXPECT_EQ(write(fd, request.data(), request.size()),
             static_cast<ssize_t>(request.size()));
-  // Up to the end of the body (Content-Length): the server may keep the
-  // connection open for another request.
   std::string answer;
   char buf[4096];
   ssize_t n;
@@ -483,6 +489,15 @@ std::string HttpExchange(int port, const std::string& request) {
     const size_t body = std::stoul(answer.substr(length + 16));
     if (answer.size() >= end + 4 + body) break;
   }
+  return answer;
+}
+
+// `request` sent over a new connection to 127.0.0.1:`port`; the whole
+// answer ("" if the connection was refused).
+std::string HttpExchange(int port, const std::string& request) {
+  const int fd = HttpConnect(port);
+  if (fd < 0) return "";
+  std::string answer = HttpOn(fd, request);
   close(fd);
   return answer;
 }
@@ -808,6 +823,109 @@ TEST_F(CustosdTest, AtItsStopItRemovesItsSocketOnlyIfItIsStillItsOwn) {
       << "the other socket was removed";
   EXPECT_TRUE(S_ISSOCK(st.st_mode));
   ::close(other);
+}
+
+// A stop waits, up to --stop-grace, for the answers its clients wait for;
+// meanwhile /health, on a metrics connection already open, answers 503
+// "stopping" (an orchestrator sends no more work there), and a second
+// SIGTERM ends the wait at once. The answers held here are those of 64
+// reads of a record of 180 KB that their client, not reading, leaves in
+// the server's queue. Restarted, the store has the record.
+TEST_F(CustosdTest, ItsStopSaysStoppingOnHealthAndASecondSignalEndsItsWait) {
+  const int port = FreePort();
+  Start({"--metrics-port", std::to_string(port), "--stop-grace", "600"});
+  uint64_t id = 0;
+  std::string user_token;
+  {
+    capnp::EzRpcClient client("unix:" + Socket());
+    auto& wait = client.getWaitScope();
+    auto login = client.getMain<rpc::Gateway>().loginRequest();
+    login.setPrincipal("admin");
+    login.setToken(AdminToken());
+    auto admin = login.send().getSession().adminRequest().send().getAdmin();
+    auto create = admin.createPrincipalRequest();
+    create.setId("authority-a");
+    create.setDisplayName("Authority A");
+    create.initRoles(1).set(0, rpc::Role::USER);
+    user_token = create.send().wait(wait).getCreated().getToken().cStr();
+  }
+  capnp::EzRpcClient client("unix:" + Socket());
+  auto& wait = client.getWaitScope();
+  auto login = client.getMain<rpc::Gateway>().loginRequest();
+  login.setPrincipal("authority-a");
+  login.setToken(user_token);
+  auto session = login.send().wait(wait).getSession();
+  const std::string value(60000, 'v');
+  {
+    auto create = session.createRequest();
+    auto r = create.initRecord();
+    r.setKind("request");
+    auto part = r.initPersonal(1)[0];
+    part.setSubjectIdentifier("anna@example.org");
+    auto fields = part.initFields(3);
+    for (unsigned i = 0; i < 3; ++i) {
+      fields[i].setName("f" + std::to_string(i));
+      fields[i].setValue(value);
+    }
+    id = create.send().wait(wait).getId();
+    ASSERT_GT(id, 0u);
+  }
+  const int http = HttpConnect(port);
+  ASSERT_GE(http, 0);
+  const std::string kHealth = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+  const std::string serving = HttpOn(http, kHealth);
+  EXPECT_TRUE(serving.starts_with("HTTP/1.1 200 OK\r\n")) << serving;
+  EXPECT_TRUE(serving.ends_with("\r\n\r\nok\n")) << serving;
+
+  // 64 reads sent, and their answers (11.5 MB) left unread: the loop runs
+  // twice, briefly, to write the calls, and never again on this thread,
+  // so the client reads at most the few answers back by then.
+  std::vector<capnp::RemotePromise<rpc::Session::GetResults>> unread;
+  for (int i = 0; i < 64; ++i) {
+    auto get = session.getRequest();
+    get.setId(id);
+    unread.push_back(get.send());
+  }
+  wait.poll();
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  wait.poll();
+
+  custosd_.Signal(SIGTERM);
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (fs::exists(Socket())) {  // The stop has begun once it is gone.
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  const std::string stopping = HttpOn(http, kHealth);
+  EXPECT_TRUE(stopping.starts_with("HTTP/1.1 503 Service Unavailable\r\n"))
+      << stopping;
+  EXPECT_TRUE(stopping.ends_with("\r\n\r\nstopping\n")) << stopping;
+  close(http);
+
+  // The unread answers hold the stop (an idle server is gone within a
+  // second and a half: its connections' linger is one second).
+  EXPECT_FALSE(custosd_.WaitForExit(std::chrono::milliseconds(2500)))
+      << custosd_.Log();
+  custosd_.Signal(SIGTERM);
+  const std::optional<int> status =
+      custosd_.WaitForExit(std::chrono::seconds(10));
+  ASSERT_TRUE(status.has_value()) << "a second SIGTERM did not end the wait";
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << *status;
+
+  Start();
+  capnp::EzRpcClient again("unix:" + Socket());
+  auto& again_wait = again.getWaitScope();
+  auto relogin = again.getMain<rpc::Gateway>().loginRequest();
+  relogin.setPrincipal("authority-a");
+  relogin.setToken(user_token);
+  auto get = relogin.send().getSession().getRequest();
+  get.setId(id);
+  auto read = get.send().wait(again_wait);
+  ASSERT_EQ(read.getRecord().getParts().size(), 1u);
+  EXPECT_EQ(
+      std::string(read.getRecord().getParts()[0].getFields()[2].getValue()),
+      value);
 }
 
 }  // namespace
