@@ -451,6 +451,25 @@ interface Auditor {
   # Answered from an index, whatever the number of records.
   statistics @8 (kind :Text, fromMonth :UInt32, toMonth :UInt32)
       -> (statistics :Statistics);
+  # The subject report (the JSON of subjectReport, or with `html` the page
+  # of subjectReportHtml) whatever its size: written to `sink` in chunks of
+  # at most 1 MiB (and at most a quarter of the server's message limit),
+  # in order, then `end`; `bytes` is the document's size. For a report
+  # larger than the message limit, which subjectReport refuses. Producing
+  # it is a logged disclosure, recorded before the first chunk is sent: a
+  # transfer cut short stays recorded. A sink that throws, or takes a chunk
+  # or the end more than 60 s after it was sent, ends the call with
+  # Unavailable (docs/api.md).
+  subjectReportTo @9 (subjectId :Text, html :Bool, sink :ByteSink)
+      -> (bytes :UInt64);
+}
+
+interface ByteSink {
+  # Implemented by the client: where the server writes a long document,
+  # chunk by chunk, in order (Auditor.subjectReportTo).
+  write @0 (chunk :Data) -> stream;
+  # After the last chunk.
+  end @1 () -> ();
 }
 
 struct Statistics {

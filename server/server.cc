@@ -462,6 +462,7 @@ Status Server::Run(std::function<void()> ready) {
     conn->backup_dir = options_.backup_dir;
     conn->key_dir = options_.key_dir;
     conn->max_message_words = options_.max_message_words;
+    conn->sink_timeout = options_.sink_timeout;
     conn->long_work = long_work;
     conn->reading_work = reading_work;
     conn->watches = watches;

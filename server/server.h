@@ -54,6 +54,10 @@ struct ServerOptions {
   // max_connections is not held by a client that never says who it is.
   // Default: 30 s.
   std::chrono::milliseconds login_timeout{30'000};
+  // How long a client's ByteSink (Auditor.subjectReportTo) may take to
+  // take one chunk, or the end, before the call ends with Unavailable.
+  // Default: 60 s.
+  std::chrono::milliseconds sink_timeout{60'000};
   // The stop's grace (Stop, SIGTERM, SIGINT): the server stops accepting
   // connections and refuses calls that arrive from then on (Unavailable),
   // and waits this long at most for the calls it had taken to be answered

@@ -781,6 +781,56 @@ void CheckAnswerText(uint64_t max_message_words, size_t size,
                                "(custosd --max-message-bytes)")));
 }
 
+// The largest chunk Auditor.subjectReportTo writes to a client's sink: 1
+// MiB, and at most a quarter of the server's message limit (a client that
+// reads what the server may send reads that), at least 4 KiB.
+size_t SinkChunkBytes(uint64_t max_message_words) {
+  const uint64_t quarter = max_message_words * sizeof(capnp::word) / 4;
+  return static_cast<size_t>(
+      std::clamp<uint64_t>(quarter, uint64_t{4096}, uint64_t{1} << 20));
+}
+
+// `sent` (a write to, or the end of, a client's ByteSink) within
+// `timeout` (ServerOptions::sink_timeout), its failure replaced by
+// Unavailable: the client's own exception (its text is the client's) is
+// not passed on.
+kj::Promise<void> SinkStep(kj::Promise<void> sent, kj::Timer& timer,
+                           std::chrono::milliseconds timeout) {
+  return sent
+      .catch_([](kj::Exception&&) {
+        Throw(Status::Unavailable(
+            "the client's sink refused the subject report"));
+      })
+      .exclusiveJoin(
+          timer.afterDelay(timeout.count() * kj::MILLISECONDS).then([]() {
+            Throw(Status::Unavailable(
+                "the client's sink took no part of the subject report in "
+                "time"));
+          }));
+}
+
+// Writes `document` from `offset` to `sink`, a chunk of at most `chunk`
+// bytes at a time (each one sent once the stream's flow control lets it),
+// then ends it. `document` and `conn` outlive the promise.
+kj::Promise<void> WriteToSink(rpc::ByteSink::Client sink,
+                              const std::string& document, size_t offset,
+                              size_t chunk, Connection& conn) {
+  if (offset >= document.size()) {
+    return SinkStep(sink.endRequest().send().ignoreResult(), conn.timer,
+                    conn.sink_timeout);
+  }
+  const size_t n = std::min(chunk, document.size() - offset);
+  auto write =
+      sink.writeRequest(capnp::MessageSize{n / sizeof(capnp::word) + 8, 0});
+  write.setChunk(kj::arrayPtr(
+      reinterpret_cast<const capnp::byte*>(document.data()) + offset, n));
+  return SinkStep(write.send(), conn.timer, conn.sink_timeout)
+      .then(
+          [sink = kj::mv(sink), &document, offset, n, chunk, &conn]() mutable {
+            return WriteToSink(kj::mv(sink), document, offset + n, chunk, conn);
+          });
+}
+
 // The same for an answer already built in `results`, `what` (a list whose
 // length the caller chose, or records whose size their writers chose):
 // its words counted by walking it. Thrown, the exception goes out in a
@@ -1390,7 +1440,7 @@ class AuditorImpl final : public rpc::Auditor::Server {
 
   kj::Promise<void> subjectReport(SubjectReportContext context) override {
     return RenderedReport(context.getParams().getSubjectId(),
-                          RenderSubjectReportJson)
+                          RenderSubjectReportJson, /*fit_the_answer=*/true)
         .then([context, max_words = conn_->max_message_words](
                   kj::Own<Result<std::string>> r) mutable {
           const std::string json = Value(std::move(*r));
@@ -1402,7 +1452,7 @@ class AuditorImpl final : public rpc::Auditor::Server {
   kj::Promise<void> subjectReportHtml(
       SubjectReportHtmlContext context) override {
     return RenderedReport(context.getParams().getSubjectId(),
-                          RenderSubjectReportHtml)
+                          RenderSubjectReportHtml, /*fit_the_answer=*/true)
         .then([context, max_words = conn_->max_message_words](
                   kj::Own<Result<std::string>> r) mutable {
           const std::string html = Value(std::move(*r));
@@ -1430,6 +1480,26 @@ class AuditorImpl final : public rpc::Auditor::Server {
 
   kj::Promise<void> statistics(StatisticsContext context) override {
     return StatisticsCall(*conn_, actor_, context);
+  }
+
+  kj::Promise<void> subjectReportTo(SubjectReportToContext context) override {
+    auto p = context.getParams();
+    return RenderedReport(
+               p.getSubjectId(),
+               p.getHtml() ? RenderSubjectReportHtml : RenderSubjectReportJson,
+               /*fit_the_answer=*/false)
+        .then([context, conn = conn_,
+               sink = p.getSink()](kj::Own<Result<std::string>> r) mutable {
+          auto document = kj::heap<std::string>(Value(std::move(*r)));
+          const uint64_t bytes = document->size();
+          auto written =
+              WriteToSink(kj::mv(sink), *document, 0,
+                          SinkChunkBytes(conn->max_message_words), *conn);
+          return written.attach(kj::mv(document), kj::mv(conn))
+              .then([context, bytes]() mutable {
+                context.getResults().setBytes(bytes);
+              });
+        });
   }
 
   kj::Promise<void> breachScope(BreachScopeContext context) override {
@@ -1512,20 +1582,23 @@ class AuditorImpl final : public rpc::Auditor::Server {
   // The subject's report, produced and rendered by `render` on the worker:
   // its personal data never touches a Cap'n Proto builder until the answer
   // is built.
+  // The report rendered by `render`. With `fit_the_answer`, rendered
+  // before the report's event is written, and one too large to send in an
+  // answer is refused with nothing recorded; without (subjectReportTo,
+  // which sends it in chunks), any size.
   kj::Promise<kj::Own<Result<std::string>>> RenderedReport(
       capnp::Text::Reader subject_id,
-      std::string (*render)(const SubjectReport&)) {
+      std::string (*render)(const SubjectReport&), bool fit_the_answer) {
     return OnWorker<Result<std::string>>(
         *conn_,
         [engine = &conn_->engine, actor = actor_,
-         subject = IdStr(subject_id, "subjectId"), render,
+         subject = IdStr(subject_id, "subjectId"), render, fit_the_answer,
          max_words = conn_->max_message_words]() -> Result<std::string> {
-          // Rendered before the report's event is written: one too large
-          // to send is refused with nothing recorded.
           std::string rendered;
           auto report = engine->ProduceSubjectReport(
               actor, subject, [&](const SubjectReport& r) {
                 rendered = render(r);
+                if (!fit_the_answer) return Status::Ok();
                 return AnswerFits(max_words, TextWords(rendered.size()),
                                   "the subject report");
               });

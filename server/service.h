@@ -240,6 +240,8 @@ struct Connection {
   // read): a sweep's lists are fitted to it, other answers of unbounded
   // size checked against it (service.cc, CheckAnswerSize).
   uint64_t max_message_words = 1 << 20;
+  // ServerOptions::sink_timeout.
+  std::chrono::milliseconds sink_timeout{60'000};
   // The creates of one session that wait, consecutive in the lane, for
   // their one CreateRecords write (service.cc, CreateBatch). Touched on the
   // event loop's thread only; any other call posted to the lane closes it,

@@ -588,6 +588,39 @@ TEST_F(CustosToolMoreTest, SubjectReportAsHtmlGoesToANewPrivateFile) {
   EXPECT_TRUE(Contains(admin.err, "PermissionDenied")) << admin.err;
 }
 
+// A report larger than the server's message limit (here 16 KiB: two
+// records of a 10,000-byte field), which Auditor.subjectReport refuses,
+// reaches the file whole: the tool takes it in chunks
+// (Auditor.subjectReportTo).
+TEST_F(CustosToolMoreTest,
+       ASubjectReportLargerThanTheMessageLimitArrivesWhole) {
+  custosd_.Start(CUSTOSD_PATH, {"--max-message-bytes", "16384"});
+  const std::string a = AddPrincipal("authority-a", "user");
+  const std::string value(10000, 'n');
+  for (int i = 0; i < 2; ++i) {
+    ToolRun created =
+        As("authority-a", a,
+           {"record", "create", "--kind", "request", "--field", "name"},
+           "anna@example.org\n" + value + "\n");
+    ASSERT_EQ(created.exit, 0) << created.err;
+  }
+  ToolRun found = Tool({"subject", "find"}, "anna@example.org\n");
+  ASSERT_EQ(found.exit, 0) << found.err;
+  const std::string subject = found.out.substr(0, found.out.find('\n'));
+  const std::string aud = AddPrincipal("auditor-1", "auditor");
+  ToolRun report = As("auditor-1", aud,
+                      {"subject", "report", subject, "--out", "anna.json"});
+  ASSERT_EQ(report.exit, 0) << report.err;
+  const std::string json = Slurp(dir() + "/anna.json");
+  EXPECT_GT(json.size(), 16384u);
+  const auto document = nlohmann::json::parse(json);
+  EXPECT_EQ(document["subject_id"], subject);
+  EXPECT_EQ(document["records"].size(), 2u);
+  const size_t first = json.find(value);
+  ASSERT_NE(first, std::string::npos);
+  EXPECT_NE(json.find(value, first + value.size()), std::string::npos);
+}
+
 // ---- register -------------------------------------------------------------
 
 // The register of processing activities, over RPC, for an admin and for an

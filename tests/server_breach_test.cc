@@ -3,7 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <chrono>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -161,6 +164,154 @@ TEST_F(ServerBreachTest, AnAnswerTooLargeToSendIsRefusedWithNothingRecorded) {
                                                     {"grant", 300},
                                                     {"read", 300},
                                                     {"find_subject", 1}}));
+}
+
+// A client's end of Auditor.subjectReportTo: the chunks as they come; or
+// an exception at the first (its text must not come back); or a first
+// write that never returns.
+class TestSink final : public rpc::ByteSink::Server {
+ public:
+  enum class Mode { kTake, kRefuse, kNeverAnswer };
+  struct Received {
+    std::string text;
+    size_t chunks = 0;
+    size_t largest = 0;
+    bool ended = false;
+  };
+  TestSink(Received& received, Mode mode) : received_(received), mode_(mode) {}
+
+ protected:
+  kj::Promise<void> write(WriteContext context) override {
+    if (mode_ == Mode::kRefuse)
+      KJ_FAIL_REQUIRE("disk full under /home/auditor/reports");
+    if (mode_ == Mode::kNeverAnswer) return kj::NEVER_DONE;
+    const auto chunk = context.getParams().getChunk();
+    received_.text.append(reinterpret_cast<const char*>(chunk.begin()),
+                          chunk.size());
+    ++received_.chunks;
+    received_.largest = std::max(received_.largest, chunk.size());
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> end(EndContext) override {
+    received_.ended = true;
+    return kj::READY_NOW;
+  }
+
+ private:
+  TestSink::Received& received_;
+  const Mode mode_;
+};
+
+// A subject report larger than the server's message limit, which
+// subjectReport refuses, arrives whole through subjectReportTo, as JSON
+// and as HTML, in chunks of at most a quarter of the limit; each is
+// recorded as a report. A sink that throws ends the call with Unavailable,
+// without the sink's own text, and the report stays recorded (it was
+// produced, and maybe partly received).
+TEST_F(ServerBreachTest, AReportLargerThanTheMessageLimitArrivesThroughASink) {
+  StopServer();
+  server_options_hook_ = [](server::ServerOptions& so) {
+    so.max_message_words = 4096;  // 32 KiB.
+  };
+  StartServer();
+  const std::string a_token = CreatePrincipal("authority-a", rpc::Role::USER);
+  const std::string u_token = CreatePrincipal("auditor", rpc::Role::AUDITOR);
+  auto a = Login("authority-a", a_token);
+  auto u = Login("auditor", u_token);
+  ASSERT_TRUE(a && u);
+  for (int i = 0; i < 200; ++i) CreateRecord(*a, "anna@example.org");
+  auto admin = engine_->ActorFor("admin");
+  ASSERT_TRUE(admin.has_value());
+  const std::string anna = *engine_->FindSubject(*admin, "anna@example.org");
+  auto auditor = u->auditorRequest().send().getAuditor();
+
+  auto refused = auditor.subjectReportRequest();
+  refused.setSubjectId(anna);
+  EXPECT_EQ(StatusOf(refused.send(), wait()).code(),
+            StatusCode::kResourceExhausted);
+
+  TestSink::Received json;
+  auto to_json = auditor.subjectReportToRequest();
+  to_json.setSubjectId(anna);
+  to_json.setSink(kj::heap<TestSink>(json, TestSink::Mode::kTake));
+  const uint64_t json_bytes = to_json.send().wait(wait()).getBytes();
+  EXPECT_TRUE(json.ended);
+  EXPECT_EQ(json_bytes, json.text.size());
+  EXPECT_GT(json.text.size(), size_t{4096 * 8});
+  EXPECT_LE(json.largest, size_t{4096 * 8 / 4});
+  EXPECT_GE(json.chunks, json.text.size() / (4096 * 8 / 4));
+  const auto document = nlohmann::json::parse(json.text);
+  EXPECT_EQ(document["format"], "custos-subject-report");
+  EXPECT_EQ(document["subject_id"], anna);
+  EXPECT_EQ(document["records"].size(), 200u);
+
+  TestSink::Received html;
+  auto to_html = auditor.subjectReportToRequest();
+  to_html.setSubjectId(anna);
+  to_html.setHtml(true);
+  to_html.setSink(kj::heap<TestSink>(html, TestSink::Mode::kTake));
+  const uint64_t html_bytes = to_html.send().wait(wait()).getBytes();
+  EXPECT_EQ(html_bytes, html.text.size());
+  EXPECT_TRUE(html.ended);
+  EXPECT_TRUE(html.text.starts_with("<!DOCTYPE html>"))
+      << html.text.substr(0, 80);
+  EXPECT_TRUE(html.text.ends_with("</html>\n"));
+  EXPECT_GT(html.chunks, 1u);
+
+  TestSink::Received none;
+  auto to_refusing = auditor.subjectReportToRequest();
+  to_refusing.setSubjectId(anna);
+  to_refusing.setSink(kj::heap<TestSink>(none, TestSink::Mode::kRefuse));
+  const Status sink_failed = StatusOf(to_refusing.send(), wait());
+  EXPECT_EQ(sink_failed.ToString(),
+            "Unavailable: the client's sink refused the subject report");
+  EXPECT_FALSE(none.ended);
+
+  auto in_process = engine_->ActorFor("auditor");
+  ASSERT_TRUE(in_process.has_value());
+  auto history = engine_->AccessHistory(*in_process, anna, Timestamp::min(),
+                                        Timestamp::max(), 0, 1000);
+  ASSERT_TRUE(history.has_value()) << history.error().ToString();
+  size_t reports = 0;
+  for (const AccessEvent& e : history->events) reports += e.action == "report";
+  EXPECT_EQ(reports, 3u);  // Not the refused subjectReport.
+}
+
+// A sink that takes nothing (its first write never returns) ends the call
+// with Unavailable once ServerOptions::sink_timeout has passed, here 200
+// ms: a client cannot hold the report, and its connection's lane, for
+// ever.
+TEST_F(ServerBreachTest, ASinkThatTakesNothingEndsTheCallInTime) {
+  StopServer();
+  server_options_hook_ = [](server::ServerOptions& so) {
+    so.sink_timeout = std::chrono::milliseconds(200);
+  };
+  StartServer();
+  const std::string a_token = CreatePrincipal("authority-a", rpc::Role::USER);
+  const std::string u_token = CreatePrincipal("auditor", rpc::Role::AUDITOR);
+  auto a = Login("authority-a", a_token);
+  auto u = Login("auditor", u_token);
+  ASSERT_TRUE(a && u);
+  CreateRecord(*a, "anna@example.org");
+  auto admin = engine_->ActorFor("admin");
+  ASSERT_TRUE(admin.has_value());
+  const std::string anna = *engine_->FindSubject(*admin, "anna@example.org");
+  auto auditor = u->auditorRequest().send().getAuditor();
+  TestSink::Received none;
+  auto req = auditor.subjectReportToRequest();
+  req.setSubjectId(anna);
+  req.setSink(kj::heap<TestSink>(none, TestSink::Mode::kNeverAnswer));
+  const auto sent = std::chrono::steady_clock::now();
+  const Status ended = StatusOf(req.send(), wait());
+  EXPECT_EQ(ended.ToString(),
+            "Unavailable: the client's sink took no part of the subject "
+            "report in time");
+  EXPECT_GE(std::chrono::steady_clock::now() - sent,
+            std::chrono::milliseconds(200));
+  EXPECT_FALSE(none.ended);
+  // The connection serves on.
+  auto whoami = u->whoAmIRequest().send().wait(wait());
+  EXPECT_EQ(std::string(whoami.getPrincipal().getId().cStr()), "auditor");
 }
 
 TEST_F(ServerBreachTest, BadQueriesAndOtherRolesAreRefused) {

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -12,6 +13,33 @@
 #include "tools/cli.h"
 
 namespace custos::cli {
+namespace {
+
+// The tool's end of Auditor.subjectReportTo: the chunks appended to `text`
+// as they come, `ended` set by the end. Both belong to the caller, which
+// waits for the call (the RPC system may destroy the sink once the server
+// lets go of it, before or after the answer is read).
+class ReportSink final : public rpc::ByteSink::Server {
+ public:
+  ReportSink(std::string& text, bool& ended) : text_(text), ended_(ended) {}
+
+ protected:
+  kj::Promise<void> write(WriteContext context) override {
+    const auto chunk = context.getParams().getChunk();
+    text_.append(reinterpret_cast<const char*>(chunk.begin()), chunk.size());
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> end(EndContext) override {
+    ended_ = true;
+    return kj::READY_NOW;
+  }
+
+ private:
+  std::string& text_;
+  bool& ended_;
+};
+
+}  // namespace
 
 void AddSubjectVerbs(CLI::App& app, std::vector<Verb>& verbs) {
   auto* subject = app.add_subcommand(
@@ -71,32 +99,35 @@ void AddSubjectVerbs(CLI::App& app, std::vector<Verb>& verbs) {
     cmd->add_flag("--html", a->html,
                   "the self-contained HTML page (docs/subject-report.md) "
                   "instead of JSON");
-    verbs.push_back({cmd, [a](Connection& c) {
-                       ReservedFile out_file(a->out);
-                       std::string text;
-                       Remote([&] {
-                         auto auditor = c.Auditor();
-                         if (a->html) {
-                           auto req = auditor.subjectReportHtmlRequest();
-                           req.setSubjectId(a->id);
-                           text = Str(req.send().wait(c.wait()).getHtml());
-                         } else {
-                           auto req = auditor.subjectReportRequest();
-                           req.setSubjectId(a->id);
-                           text = Str(req.send().wait(c.wait()).getJson());
-                         }
-                       });
-                       // Both renderings end in a newline already.
-                       if (!text.empty() && text.back() == '\n')
-                         text.pop_back();
-                       if (a->out.empty()) {
-                         PrintDocument(text);
-                         return;
-                       }
-                       // It holds personal data: 0600, like a token.
-                       out_file.Fill(text);
-                       std::cout << "report in " << a->out << "\n";
-                     }});
+    verbs.push_back(
+        {cmd, [a](Connection& c) {
+           ReservedFile out_file(a->out);
+           std::string text;
+           Remote([&] {
+             // Streamed (subjectReportTo): a report larger
+             // than the server's message limit arrives too.
+             auto req = c.Auditor().subjectReportToRequest();
+             req.setSubjectId(a->id);
+             req.setHtml(a->html);
+             bool ended = false;
+             req.setSink(kj::heap<ReportSink>(text, ended));
+             const uint64_t bytes = req.send().wait(c.wait()).getBytes();
+             if (!ended || bytes != text.size()) {
+               throw Failure("the subject report arrived incomplete (" +
+                             std::to_string(text.size()) + " of " +
+                             std::to_string(bytes) + " bytes)");
+             }
+           });
+           // Both renderings end in a newline already.
+           if (!text.empty() && text.back() == '\n') text.pop_back();
+           if (a->out.empty()) {
+             PrintDocument(text);
+             return;
+           }
+           // It holds personal data: 0600, like a token.
+           out_file.Fill(text);
+           std::cout << "report in " << a->out << "\n";
+         }});
   }
   {
     struct Args {
