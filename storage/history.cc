@@ -93,6 +93,24 @@ std::string_view EventActionName(EventAction action) {
   return "unknown";
 }
 
+bool NeverAboutASubject(EventAction action) {
+  switch (action) {
+    case EventAction::kRotateMasterKey:
+    case EventAction::kRotateKek:
+    case EventAction::kPrincipalCreated:
+    case EventAction::kPrincipalRevoked:
+    case EventAction::kCredentialRotated:
+    case EventAction::kBackup:
+    case EventAction::kRestore:
+    case EventAction::kExpireBackupKeys:
+    case EventAction::kExportRestoreKit:
+    case EventAction::kPolicySet:
+      return true;
+    default:
+      return false;
+  }
+}
+
 bool IsDisclosure(EventAction action) {
   switch (action) {
     case EventAction::kRead:
@@ -1059,6 +1077,11 @@ Status ValidateEvent(const Event& e) {
   }
   if (!ToSchema(e.action).has_value()) {
     return Status::InvalidArgument("unknown event action");
+  }
+  if (NeverAboutASubject(e.action) && !e.subject_ids.empty()) {
+    return Status::InvalidArgument(std::string("a ")
+                                       .append(EventActionName(e.action))
+                                       .append(" event is about no subject"));
   }
   if (!e.fields_by_subject.empty() &&
       e.fields_by_subject.size() != e.subject_ids.size()) {

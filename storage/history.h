@@ -101,6 +101,13 @@ enum class EventAction {
 // for a value outside the enum.
 std::string_view EventActionName(EventAction action);
 
+// True for the actions of events about no subject and no record: key
+// rotations, principals and their credentials, backups and restores,
+// retention policies (docs/history.md, "Which call writes which event").
+// Stage refuses such an event that names a subject (InvalidArgument):
+// pruning never looks for a subject in them (Sweeper::SubjectEventDue).
+bool NeverAboutASubject(EventAction action);
+
 // True for the actions by which the acting principal received a subject's
 // personal data: read, read_restricted, export, report, breach_scope,
 // access_history and find_subject (the person's presence in the store).

@@ -1146,24 +1146,6 @@ bool Sweeper::RecordHistoryDue(const EventHeader& h, int64_t as_of,
   return verdict;
 }
 
-bool Sweeper::NeverAboutASubject(EventAction action) {
-  switch (action) {
-    case EventAction::kRotateMasterKey:
-    case EventAction::kRotateKek:
-    case EventAction::kPrincipalCreated:
-    case EventAction::kPrincipalRevoked:
-    case EventAction::kCredentialRotated:
-    case EventAction::kBackup:
-    case EventAction::kRestore:
-    case EventAction::kExpireBackupKeys:
-    case EventAction::kExportRestoreKit:
-    case EventAction::kPolicySet:
-      return true;
-    default:
-      return false;
-  }
-}
-
 bool Sweeper::SubjectEventDue(const EventHeader& h, int64_t as_of,
                               PruneVerdicts& verdicts, SweepReport& report,
                               Status& failure) {

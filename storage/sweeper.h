@@ -336,10 +336,6 @@ class Sweeper {
   // record in that subject's index is due (RecordHistoryDue). An event
   // about no subject is never due. `failure` as above. One kept for its
   // time lowers verdicts.wake_at to when that has passed.
-  // The actions of events about no subject and no record, never due
-  // (docs/history.md, "Which call writes which event"): they neither are
-  // pruned nor wake pruning.
-  static bool NeverAboutASubject(EventAction action);
   bool SubjectEventDue(const EventHeader& header, int64_t as_of,
                        PruneVerdicts& verdicts, SweepReport& report,
                        Status& failure);

@@ -316,8 +316,35 @@ TEST_F(HistoryTest, StageRefusesBadEventsAndLeavesTheBatchUntouched) {
   EXPECT_EQ(r5.error().message(),
             "an event's fields by subject do not match its subjects");
 
+  // An action about no subject (pruning never looks for one in it) naming
+  // a subject; the same action about none is staged.
+  Event backup_of_anna = Read(1, {"s-anna"});
+  backup_of_anna.action = EventAction::kBackup;
+  backup_of_anna.record_id = 0;
+  auto r6 = history_->Stage(batch, {backup_of_anna}, lookup_);
+  ASSERT_FALSE(r6.has_value());
+  EXPECT_EQ(r6.error().ToString(),
+            "InvalidArgument: a backup event is about no subject");
+  for (EventAction action :
+       {EventAction::kRotateMasterKey, EventAction::kRotateKek,
+        EventAction::kPrincipalCreated, EventAction::kPrincipalRevoked,
+        EventAction::kCredentialRotated, EventAction::kRestore,
+        EventAction::kExpireBackupKeys, EventAction::kExportRestoreKit,
+        EventAction::kPolicySet}) {
+    Event e = backup_of_anna;
+    e.action = action;
+    auto refused = history_->Stage(batch, {e}, lookup_);
+    ASSERT_FALSE(refused.has_value()) << EventActionName(action);
+    EXPECT_EQ(refused.error().code(), StatusCode::kInvalidArgument);
+  }
+
   EXPECT_EQ(batch.ApproximateSize(), size);
   EXPECT_EQ(history_->head().last_seq, 0u);
+
+  Event backup = backup_of_anna;
+  backup.subject_ids.clear();
+  leveldb::WriteBatch about_none;
+  EXPECT_TRUE(history_->Stage(about_none, {backup}, lookup_).has_value());
 }
 
 TEST_F(HistoryTest, AKeyLookupErrorIsReturnedAndTheBatchIsUntouched) {
