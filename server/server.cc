@@ -424,6 +424,8 @@ Status Server::Run(std::function<void()> ready) {
   // tasks (their answers then stay in the inbox and are destroyed with it).
   kj::Promise<void> answering = inbox.Serve();
   auto long_work = std::make_shared<LongWork>();
+  // Subject reports being sent to clients' sinks, server-wide (service.cc).
+  auto server_streams = std::make_shared<size_t>(0);
   long_work->lane = pool.NewLane();
   long_work->TEST_sweep_progress = options_.TEST_sweep_progress;
   long_work->TEST_work_progress = options_.TEST_work_progress;
@@ -463,6 +465,7 @@ Status Server::Run(std::function<void()> ready) {
     conn->key_dir = options_.key_dir;
     conn->max_message_words = options_.max_message_words;
     conn->sink_timeout = options_.sink_timeout;
+    conn->server_streams = server_streams;
     conn->long_work = long_work;
     conn->reading_work = reading_work;
     conn->watches = watches;

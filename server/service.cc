@@ -782,12 +782,13 @@ void CheckAnswerText(uint64_t max_message_words, size_t size,
 }
 
 // The largest chunk Auditor.subjectReportTo writes to a client's sink: 1
-// MiB, and at most a quarter of the server's message limit (a client that
-// reads what the server may send reads that), at least 4 KiB.
+// MiB, and at most a quarter of the server's message limit (so a chunk and
+// its call always fit that limit, and a client that reads what the server
+// may send reads it).
 size_t SinkChunkBytes(uint64_t max_message_words) {
   const uint64_t quarter = max_message_words * sizeof(capnp::word) / 4;
   return static_cast<size_t>(
-      std::clamp<uint64_t>(quarter, uint64_t{4096}, uint64_t{1} << 20));
+      std::clamp<uint64_t>(quarter, uint64_t{64}, uint64_t{1} << 20));
 }
 
 // `sent` (a write to, or the end of, a client's ByteSink) within
@@ -799,7 +800,8 @@ kj::Promise<void> SinkStep(kj::Promise<void> sent, kj::Timer& timer,
   return sent
       .catch_([](kj::Exception&&) {
         Throw(Status::Unavailable(
-            "the client's sink refused the subject report"));
+            "the subject report could not be written to the client's "
+            "sink"));
       })
       .exclusiveJoin(
           timer.afterDelay(timeout.count() * kj::MILLISECONDS).then([]() {
@@ -829,6 +831,51 @@ kj::Promise<void> WriteToSink(rpc::ByteSink::Client sink,
           [sink = kj::mv(sink), &document, offset, n, chunk, &conn]() mutable {
             return WriteToSink(kj::mv(sink), document, offset + n, chunk, conn);
           });
+}
+
+// A subject report being sent to a client's sink (subjectReportTo), from
+// its call's arrival to its end, counted on the event loop: at most
+// kMaxStreamsPerConnection per connection and kMaxStreamsPerServer in all,
+// each holding its rendered document in memory meanwhile.
+constexpr size_t kMaxStreamsPerConnection = 1;
+constexpr size_t kMaxStreamsPerServer = 4;
+
+// Owns what it counts: the call's promise may outlive its connection's
+// other holders.
+class StreamSlot {
+ public:
+  explicit StreamSlot(std::shared_ptr<Connection> conn)
+      : conn_(std::move(conn)), server_(conn_->server_streams) {
+    ++conn_->streams;
+    ++*server_;
+  }
+  ~StreamSlot() {
+    --conn_->streams;
+    --*server_;
+  }
+  StreamSlot(const StreamSlot&) = delete;
+  StreamSlot& operator=(const StreamSlot&) = delete;
+
+ private:
+  const std::shared_ptr<Connection> conn_;
+  const std::shared_ptr<size_t> server_;
+};
+
+// A slot for one more subject report sent to a sink, or Unavailable (before
+// anything is produced or recorded) when the connection or the server
+// sends as many as it may.
+kj::Own<StreamSlot> TakeStreamSlot(const std::shared_ptr<Connection>& conn) {
+  if (conn->streams >= kMaxStreamsPerConnection) {
+    Throw(Status::Unavailable(
+        "a subject report is being sent on this connection; try again once "
+        "it has ended"));
+  }
+  if (*conn->server_streams >= kMaxStreamsPerServer) {
+    Throw(Status::Unavailable(
+        "too many subject reports are being sent by this server; try again "
+        "once one has ended"));
+  }
+  return kj::heap<StreamSlot>(conn);
 }
 
 // The same for an answer already built in `results`, `what` (a list whose
@@ -1484,6 +1531,9 @@ class AuditorImpl final : public rpc::Auditor::Server {
 
   kj::Promise<void> subjectReportTo(SubjectReportToContext context) override {
     auto p = context.getParams();
+    // Checked before the report is produced (and its event written).
+    if (!p.hasSink()) Throw(Status::InvalidArgument("sink is required"));
+    kj::Own<StreamSlot> slot = TakeStreamSlot(conn_);
     return RenderedReport(
                p.getSubjectId(),
                p.getHtml() ? RenderSubjectReportHtml : RenderSubjectReportJson,
@@ -1499,7 +1549,8 @@ class AuditorImpl final : public rpc::Auditor::Server {
               .then([context, bytes]() mutable {
                 context.getResults().setBytes(bytes);
               });
-        });
+        })
+        .attach(kj::mv(slot));
   }
 
   kj::Promise<void> breachScope(BreachScopeContext context) override {
@@ -1579,13 +1630,12 @@ class AuditorImpl final : public rpc::Auditor::Server {
     }
   }
 
-  // The subject's report, produced and rendered by `render` on the worker:
-  // its personal data never touches a Cap'n Proto builder until the answer
-  // is built.
-  // The report rendered by `render`. With `fit_the_answer`, rendered
-  // before the report's event is written, and one too large to send in an
-  // answer is refused with nothing recorded; without (subjectReportTo,
-  // which sends it in chunks), any size.
+  // The subject's report, produced and rendered by `render` on the worker
+  // (its personal data never touches a Cap'n Proto builder until the
+  // answer is built). With `fit_the_answer`, one too large to send in an
+  // answer is refused before the report's event is written, with nothing
+  // recorded; without (subjectReportTo, which sends it in chunks), any
+  // size.
   kj::Promise<kj::Own<Result<std::string>>> RenderedReport(
       capnp::Text::Reader subject_id,
       std::string (*render)(const SubjectReport&), bool fit_the_answer) {

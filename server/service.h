@@ -242,6 +242,11 @@ struct Connection {
   uint64_t max_message_words = 1 << 20;
   // ServerOptions::sink_timeout.
   std::chrono::milliseconds sink_timeout{60'000};
+  // Subject reports being sent to a client's sink (subjectReportTo), on
+  // this connection and on the whole server (shared by every connection).
+  // Touched on the event loop's thread only.
+  size_t streams = 0;
+  std::shared_ptr<size_t> server_streams = std::make_shared<size_t>(0);
   // The creates of one session that wait, consecutive in the lane, for
   // their one CreateRecords write (service.cc, CreateBatch). Touched on the
   // event loop's thread only; any other call posted to the lane closes it,

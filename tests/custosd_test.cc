@@ -878,17 +878,19 @@ TEST_F(CustosdTest, ItsStopSaysStoppingOnHealthAndASecondSignalEndsItsWait) {
   EXPECT_TRUE(serving.ends_with("\r\n\r\nok\n")) << serving;
 
   // 64 reads sent, and their answers (11.5 MB) left unread: the loop runs
-  // twice, briefly, to write the calls, and never again on this thread,
-  // so the client reads at most the few answers back by then.
+  // until the first answer is read (the calls are then written and being
+  // answered, in order) and never again on this thread, so the client
+  // reads at most the few answers back by then (the server needs about a
+  // millisecond for each).
   std::vector<capnp::RemotePromise<rpc::Session::GetResults>> unread;
   for (int i = 0; i < 64; ++i) {
     auto get = session.getRequest();
     get.setId(id);
     unread.push_back(get.send());
   }
-  wait.poll();
-  std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  wait.poll();
+  auto first = kj::mv(unread.front());
+  unread.erase(unread.begin());
+  EXPECT_EQ(first.wait(wait).getRecord().getParts().size(), 1u);
 
   custosd_.Signal(SIGTERM);
   const auto deadline =

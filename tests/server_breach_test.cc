@@ -1,11 +1,13 @@
 // Auditor.breachScope end to end (issue 15): a real custosd server over a
 // real engine on a unix socket, a real Cap'n Proto client.
 
+#include <capnp/ez-rpc.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -264,7 +266,8 @@ TEST_F(ServerBreachTest, AReportLargerThanTheMessageLimitArrivesThroughASink) {
   to_refusing.setSink(kj::heap<TestSink>(none, TestSink::Mode::kRefuse));
   const Status sink_failed = StatusOf(to_refusing.send(), wait());
   EXPECT_EQ(sink_failed.ToString(),
-            "Unavailable: the client's sink refused the subject report");
+            "Unavailable: the subject report could not be written to the "
+            "client's sink");
   EXPECT_FALSE(none.ended);
 
   auto in_process = engine_->ActorFor("auditor");
@@ -275,6 +278,31 @@ TEST_F(ServerBreachTest, AReportLargerThanTheMessageLimitArrivesThroughASink) {
   size_t reports = 0;
   for (const AccessEvent& e : history->events) reports += e.action == "report";
   EXPECT_EQ(reports, 3u);  // Not the refused subjectReport.
+
+  // No sink, or a subject the store does not hold: refused as
+  // subjectReport refuses, before anything is produced or recorded.
+  auto no_sink = auditor.subjectReportToRequest();
+  no_sink.setSubjectId(anna);
+  EXPECT_EQ(StatusOf(no_sink.send(), wait()).ToString(),
+            "InvalidArgument: sink is required");
+  auto unknown_one = auditor.subjectReportRequest();
+  unknown_one.setSubjectId("s00");
+  const Status unknown_status = StatusOf(unknown_one.send(), wait());
+  EXPECT_EQ(unknown_status.code(), StatusCode::kNotFound);
+  TestSink::Received nothing;
+  auto unknown = auditor.subjectReportToRequest();
+  unknown.setSubjectId("s00");
+  unknown.setSink(kj::heap<TestSink>(nothing, TestSink::Mode::kTake));
+  EXPECT_EQ(StatusOf(unknown.send(), wait()).ToString(),
+            unknown_status.ToString());
+  EXPECT_EQ(nothing.chunks, 0u);
+  auto after = engine_->AccessHistory(*in_process, anna, Timestamp::min(),
+                                      Timestamp::max(), 0, 1000);
+  ASSERT_TRUE(after.has_value()) << after.error().ToString();
+  size_t reports_after = 0;
+  for (const AccessEvent& e : after->events)
+    reports_after += e.action == "report";
+  EXPECT_EQ(reports_after, 3u);
 }
 
 // A sink that takes nothing (its first write never returns) ends the call
@@ -312,6 +340,109 @@ TEST_F(ServerBreachTest, ASinkThatTakesNothingEndsTheCallInTime) {
   // The connection serves on.
   auto whoami = u->whoAmIRequest().send().wait(wait());
   EXPECT_EQ(std::string(whoami.getPrincipal().getId().cStr()), "auditor");
+}
+
+// Each report being sent holds its document in the server's memory: one
+// at a time per connection and four per server; a fifth, or a second on
+// one connection, is refused with Unavailable before it is produced (no
+// report event). Those held by sinks that take nothing end after the sink
+// timeout (here 1 s), and a report can be sent again.
+TEST_F(ServerBreachTest, ReportsSentToSinksAreBoundedPerConnectionAndServer) {
+  StopServer();
+  server_options_hook_ = [](server::ServerOptions& so) {
+    so.sink_timeout = std::chrono::milliseconds(1000);
+  };
+  StartServer();
+  const std::string a_token = CreatePrincipal("authority-a", rpc::Role::USER);
+  const std::string u_token = CreatePrincipal("auditor", rpc::Role::AUDITOR);
+  auto a = Login("authority-a", a_token);
+  auto u = Login("auditor", u_token);
+  ASSERT_TRUE(a && u);
+  CreateRecord(*a, "anna@example.org");
+  auto admin = engine_->ActorFor("admin");
+  ASSERT_TRUE(admin.has_value());
+  const std::string anna = *engine_->FindSubject(*admin, "anna@example.org");
+  auto auditor = u->auditorRequest().send().getAuditor();
+  const auto send_to = [&](rpc::Auditor::Client& to, TestSink::Received& into,
+                           TestSink::Mode mode) {
+    auto req = to.subjectReportToRequest();
+    req.setSubjectId(anna);
+    req.setSink(kj::heap<TestSink>(into, mode));
+    return req.send();
+  };
+
+  TestSink::Received held, second;
+  auto holding = send_to(auditor, held, TestSink::Mode::kNeverAnswer);
+  EXPECT_EQ(StatusOf(send_to(auditor, second, TestSink::Mode::kTake), wait())
+                .ToString(),
+            "Unavailable: a subject report is being sent on this connection; "
+            "try again once it has ended");
+  EXPECT_EQ(second.chunks, 0u);
+
+  // Three more connections hold one each: four in all.
+  struct Other {
+    std::unique_ptr<capnp::EzRpcClient> client;
+    std::unique_ptr<rpc::Auditor::Client> auditor;
+  };
+  std::vector<Other> others(3);
+  std::vector<TestSink::Received> others_held(3);
+  std::vector<kj::Promise<void>> others_ended;
+  for (size_t i = 0; i < others.size(); ++i) {
+    others[i].client =
+        std::make_unique<capnp::EzRpcClient>("unix:" + SocketPath());
+    auto login = others[i].client->getMain<rpc::Gateway>().loginRequest();
+    login.setPrincipal("auditor");
+    login.setToken(u_token);
+    auto session = login.send().wait(wait()).getSession();
+    others[i].auditor = std::make_unique<rpc::Auditor::Client>(
+        session.auditorRequest().send().wait(wait()).getAuditor());
+    others_ended.push_back(send_to(*others[i].auditor, others_held[i],
+                                   TestSink::Mode::kNeverAnswer)
+                               .ignoreResult()
+                               .catch_([](kj::Exception&&) {}));
+    // Answered after the report's call was taken (one connection's calls
+    // are taken in order).
+    session.whoAmIRequest().send().wait(wait());
+  }
+  TestSink::Received fifth;
+  auto other_connection =
+      std::make_unique<capnp::EzRpcClient>("unix:" + SocketPath());
+  auto login = other_connection->getMain<rpc::Gateway>().loginRequest();
+  login.setPrincipal("auditor");
+  login.setToken(u_token);
+  auto fifth_auditor = login.send()
+                           .wait(wait())
+                           .getSession()
+                           .auditorRequest()
+                           .send()
+                           .wait(wait())
+                           .getAuditor();
+  EXPECT_EQ(
+      StatusOf(send_to(fifth_auditor, fifth, TestSink::Mode::kTake), wait())
+          .ToString(),
+      "Unavailable: too many subject reports are being sent by this server; "
+      "try again once one has ended");
+
+  // The held ones end with the timeout; then one goes through.
+  EXPECT_EQ(StatusOf(kj::mv(holding), wait()).ToString(),
+            "Unavailable: the client's sink took no part of the subject "
+            "report in time");
+  for (auto& ended : others_ended) ended.wait(wait());
+  TestSink::Received whole;
+  EXPECT_GT(send_to(fifth_auditor, whole, TestSink::Mode::kTake)
+                .wait(wait())
+                .getBytes(),
+            0u);
+  EXPECT_TRUE(whole.ended);
+
+  auto in_process = engine_->ActorFor("auditor");
+  ASSERT_TRUE(in_process.has_value());
+  auto history = engine_->AccessHistory(*in_process, anna, Timestamp::min(),
+                                        Timestamp::max(), 0, 1000);
+  ASSERT_TRUE(history.has_value()) << history.error().ToString();
+  size_t reports = 0;
+  for (const AccessEvent& e : history->events) reports += e.action == "report";
+  EXPECT_EQ(reports, 5u);  // The four held, and the last; not the refused.
 }
 
 TEST_F(ServerBreachTest, BadQueriesAndOtherRolesAreRefused) {

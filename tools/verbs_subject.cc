@@ -15,29 +15,69 @@
 namespace custos::cli {
 namespace {
 
-// The tool's end of Auditor.subjectReportTo: the chunks appended to `text`
-// as they come, `ended` set by the end. Both belong to the caller, which
-// waits for the call (the RPC system may destroy the sink once the server
-// lets go of it, before or after the answer is read).
+// The tool's end of Auditor.subjectReportTo: the chunks appended to the
+// text as they come, then the end. Shared with the caller: the RPC system
+// destroys the sink when the server lets go of it, before or after the
+// caller reads the answer.
+struct ReceivedReport {
+  std::string text;
+  bool ended = false;
+};
+
 class ReportSink final : public rpc::ByteSink::Server {
  public:
-  ReportSink(std::string& text, bool& ended) : text_(text), ended_(ended) {}
+  explicit ReportSink(std::shared_ptr<ReceivedReport> received)
+      : received_(std::move(received)) {}
 
  protected:
   kj::Promise<void> write(WriteContext context) override {
     const auto chunk = context.getParams().getChunk();
-    text_.append(reinterpret_cast<const char*>(chunk.begin()), chunk.size());
+    received_->text.append(reinterpret_cast<const char*>(chunk.begin()),
+                           chunk.size());
     return kj::READY_NOW;
   }
   kj::Promise<void> end(EndContext) override {
-    ended_ = true;
+    received_->ended = true;
     return kj::READY_NOW;
   }
 
  private:
-  std::string& text_;
-  bool& ended_;
+  const std::shared_ptr<ReceivedReport> received_;
 };
+
+// The subject report of `subject_id` (`html`: the page), in chunks
+// (subjectReportTo), or in one answer from a custosd built before
+// subjectReportTo, which says Unimplemented. Throws kj::Exception as a
+// call does (run it inside Remote).
+std::string FetchReport(Connection& c, const std::string& subject_id,
+                        bool html) {
+  auto auditor = c.Auditor();
+  auto received = std::make_shared<ReceivedReport>();
+  auto req = auditor.subjectReportToRequest();
+  req.setSubjectId(subject_id);
+  req.setHtml(html);
+  req.setSink(kj::heap<ReportSink>(received));
+  uint64_t bytes = 0;
+  try {
+    bytes = req.send().wait(c.wait()).getBytes();
+  } catch (const kj::Exception& e) {
+    if (e.getType() != kj::Exception::Type::UNIMPLEMENTED) throw;
+    if (html) {
+      auto one = auditor.subjectReportHtmlRequest();
+      one.setSubjectId(subject_id);
+      return Str(one.send().wait(c.wait()).getHtml());
+    }
+    auto one = auditor.subjectReportRequest();
+    one.setSubjectId(subject_id);
+    return Str(one.send().wait(c.wait()).getJson());
+  }
+  if (!received->ended || bytes != received->text.size()) {
+    throw Failure("the subject report arrived incomplete (" +
+                  std::to_string(received->text.size()) + " of " +
+                  std::to_string(bytes) + " bytes)");
+  }
+  return std::move(received->text);
+}
 
 }  // namespace
 
@@ -99,35 +139,25 @@ void AddSubjectVerbs(CLI::App& app, std::vector<Verb>& verbs) {
     cmd->add_flag("--html", a->html,
                   "the self-contained HTML page (docs/subject-report.md) "
                   "instead of JSON");
-    verbs.push_back(
-        {cmd, [a](Connection& c) {
-           ReservedFile out_file(a->out);
-           std::string text;
-           Remote([&] {
-             // Streamed (subjectReportTo): a report larger
-             // than the server's message limit arrives too.
-             auto req = c.Auditor().subjectReportToRequest();
-             req.setSubjectId(a->id);
-             req.setHtml(a->html);
-             bool ended = false;
-             req.setSink(kj::heap<ReportSink>(text, ended));
-             const uint64_t bytes = req.send().wait(c.wait()).getBytes();
-             if (!ended || bytes != text.size()) {
-               throw Failure("the subject report arrived incomplete (" +
-                             std::to_string(text.size()) + " of " +
-                             std::to_string(bytes) + " bytes)");
-             }
-           });
-           // Both renderings end in a newline already.
-           if (!text.empty() && text.back() == '\n') text.pop_back();
-           if (a->out.empty()) {
-             PrintDocument(text);
-             return;
-           }
-           // It holds personal data: 0600, like a token.
-           out_file.Fill(text);
-           std::cout << "report in " << a->out << "\n";
-         }});
+    verbs.push_back({cmd, [a](Connection& c) {
+                       ReservedFile out_file(a->out);
+                       std::string text;
+                       Remote([&] {
+                         // In chunks: a report larger than the server's message
+                         // limit arrives too.
+                         text = FetchReport(c, a->id, a->html);
+                       });
+                       // Both renderings end in a newline already.
+                       if (!text.empty() && text.back() == '\n')
+                         text.pop_back();
+                       if (a->out.empty()) {
+                         PrintDocument(text);
+                         return;
+                       }
+                       // It holds personal data: 0600, like a token.
+                       out_file.Fill(text);
+                       std::cout << "report in " << a->out << "\n";
+                     }});
   }
   {
     struct Args {
