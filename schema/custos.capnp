@@ -172,6 +172,11 @@ struct RetentionPolicy {
   blockAfter @2 :Text;          # CLOSED -> BLOCKED. "" = no BLOCKED phase.
   eraseAfter @3 :Text;          # From closure to ERASED. Required.
   historyAfter @4 :Text;        # Access history kept after erasure. Required.
+  # listPolicies only (setPolicy ignores it): when the policy was set, in
+  # microseconds since the epoch, UTC; 0 for a shipped default never set,
+  # or a policy set before 2026-12-07 (when the set time began to be
+  # stored).
+  setAtMicros @5 :Int64;
 }
 
 struct Principal {

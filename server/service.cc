@@ -2435,19 +2435,27 @@ class SessionImpl final : public rpc::Session::Server {
   }
 
   kj::Promise<void> listPolicies(ListPoliciesContext context) override {
-    return OnWorker<Result<std::vector<RetentionPolicy>>>(
+    struct Listed {
+      std::vector<RetentionPolicy> policies;
+      std::vector<int64_t> set_at;
+    };
+    return OnWorker<Result<Listed>>(
                *conn_,
-               [engine = &conn_->engine, actor = actor_]() {
-                 return engine->ListPolicies(actor);
+               [engine = &conn_->engine, actor = actor_]() -> Result<Listed> {
+                 Listed listed;
+                 auto policies = engine->ListPolicies(actor, &listed.set_at);
+                 if (!policies) return Fail(policies.error());
+                 listed.policies = std::move(*policies);
+                 return listed;
                })
-        .then(
-            [context](kj::Own<Result<std::vector<RetentionPolicy>>> r) mutable {
-              std::vector<RetentionPolicy> policies = Value(std::move(*r));
-              auto out = context.getResults().initPolicies(policies.size());
-              for (size_t i = 0; i < policies.size(); ++i) {
-                ToRpc(policies[i], out[i]);
-              }
-            });
+        .then([context](kj::Own<Result<Listed>> r) mutable {
+          const Listed listed = Value(std::move(*r));
+          auto out = context.getResults().initPolicies(listed.policies.size());
+          for (size_t i = 0; i < listed.policies.size(); ++i) {
+            ToRpc(listed.policies[i], out[i]);
+            out[i].setSetAtMicros(listed.set_at[i]);
+          }
+        });
   }
 
   kj::Promise<void> createMany(CreateManyContext context) override {

@@ -308,10 +308,11 @@ Status Engine::SetPolicy(const Actor& admin, const RetentionPolicy& policy) {
       });
 }
 
-Result<std::vector<RetentionPolicy>> Engine::ListPolicies(const Actor& actor) {
+Result<std::vector<RetentionPolicy>> Engine::ListPolicies(
+    const Actor& actor, std::vector<int64_t>* set_at_micros) {
   auto caller = impl_->Caller(actor);
   if (!caller) return Fail(caller.error());
-  return impl_->policies.List();
+  return impl_->policies.List(set_at_micros);
 }
 
 Result<size_t> Engine::ReapplyPolicies(const Actor& admin,

@@ -160,8 +160,12 @@ class Engine {
   // years), whose deadlines could not be represented. Applies to deadlines
   // computed from now on; see ReapplyPolicies.
   Status SetPolicy(const Actor& admin, const RetentionPolicy& policy);
-  // Any principal: the policies, by kind.
-  Result<std::vector<RetentionPolicy>> ListPolicies(const Actor& actor);
+  // Any principal: the policies, by kind. With `set_at_micros`, when each
+  // was set goes there, in the same order (0: a shipped default never
+  // set, or one set before 2026-12-07, when the set time began to be
+  // stored).
+  Result<std::vector<RetentionPolicy>> ListPolicies(
+      const Actor& actor, std::vector<int64_t>* set_at_micros = nullptr);
   // Admin only. Recomputes every open deadline from its anchoring event
   // under the current policies. Returns the number of records updated.
   // Progress: "records" (examined, under the write lock).

@@ -117,10 +117,15 @@ Status Policies::Set(const PrincipalInfo& admin, const RetentionPolicy& policy,
   return store_.WaitDurable(*ticket);
 }
 
-std::vector<RetentionPolicy> Policies::List() const {
+std::vector<RetentionPolicy> Policies::List(
+    std::vector<int64_t>* set_at) const {
   std::shared_lock read(mu_);
   std::vector<RetentionPolicy> out;
-  for (const auto& [kind, in_use] : by_kind_) out.push_back(in_use.policy);
+  if (set_at != nullptr) set_at->clear();
+  for (const auto& [kind, in_use] : by_kind_) {
+    out.push_back(in_use.policy);
+    if (set_at != nullptr) set_at->push_back(in_use.set_at);
+  }
   return out;
 }
 

@@ -70,8 +70,11 @@ class Policies {
   // force under the old policy). InvalidArgument from ValidatePolicy.
   Status Set(const PrincipalInfo& admin, const RetentionPolicy& policy,
              Timestamp at, const InForceFn& in_force = nullptr);
-  // Every policy in use, by kind (not the unauthenticated ones).
-  std::vector<RetentionPolicy> List() const;
+  // Every policy in use, by kind (not the unauthenticated ones). With
+  // `set_at`, when each was set goes there, in the same order
+  // (microseconds; 0 as For says).
+  std::vector<RetentionPolicy> List(
+      std::vector<int64_t>* set_at = nullptr) const;
   // The policy of `kind`, if any. DataLoss for a kind whose stored policy
   // did not authenticate (or decode) when loaded: its records are neither
   // created nor scheduled, and a sweep skips them, until it is set again.

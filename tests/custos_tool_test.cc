@@ -549,10 +549,20 @@ TEST_F(CustosToolInlineErasureTest,
             0);
   ToolRun policies = Tool({"policy", "list", "--json"});
   bool complaint = false;
-  for (const auto& p : nlohmann::json::parse(policies.out))
+  for (const auto& p : nlohmann::json::parse(policies.out)) {
     complaint =
         complaint || (p["kind"] == "complaint" && p["close_after"] == "P30D");
+    // A set time for the policy set, none for the shipped defaults.
+    if (p["kind"] == "complaint") {
+      EXPECT_TRUE(p["set_at"].is_string()) << policies.out;
+    } else {
+      EXPECT_TRUE(p["set_at"].is_null()) << policies.out;
+    }
+  }
   EXPECT_TRUE(complaint) << policies.out;
+  ToolRun table = Tool({"policy", "list"});
+  ASSERT_EQ(table.exit, 0) << table.err;
+  EXPECT_NE(table.out.find("SET AT"), std::string::npos) << table.out;
 
   const std::string a = AddPrincipal("authority-a", "user");
   ASSERT_EQ(As("authority-a", a,

@@ -276,6 +276,11 @@ TEST_F(ServerAdminTest, PoliciesAreListedByAnyoneAndSetByAdminsOnly) {
   EXPECT_EQ(std::string(again.getPolicies()[1].getKind().cStr()), "complaint");
   EXPECT_EQ(std::string(again.getPolicies()[1].getCloseAfter().cStr()), "P30D");
   EXPECT_EQ(std::string(again.getPolicies()[1].getBlockAfter().cStr()), "");
+  // When each was set: now for the one just set, 0 for the shipped
+  // defaults, never set.
+  EXPECT_EQ(again.getPolicies()[1].getSetAtMicros(), ToMicros(clock_.Now()));
+  EXPECT_EQ(again.getPolicies()[0].getSetAtMicros(), 0);
+  EXPECT_EQ(again.getPolicies()[2].getSetAtMicros(), 0);
 
   auto bad = admin.setPolicyRequest();
   auto q = bad.initPolicy();

@@ -19,7 +19,8 @@ nlohmann::json PolicyJson(rpc::RetentionPolicy::Reader p) {
           {"close_after", text(p.getCloseAfter())},
           {"block_after", text(p.getBlockAfter())},
           {"erase_after", text(p.getEraseAfter())},
-          {"history_after", text(p.getHistoryAfter())}};
+          {"history_after", text(p.getHistoryAfter())},
+          {"set_at", TimeJson(p.getSetAtMicros())}};
 }
 
 }  // namespace
@@ -43,11 +44,14 @@ void AddPolicyVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                return PrintJson(all);
              }
              Table t({"KIND", "CLOSE AFTER", "BLOCK AFTER", "ERASE AFTER",
-                      "HISTORY AFTER"});
+                      "HISTORY AFTER", "SET AT"});
              for (auto p : r.getPolicies()) {
                t.Add({Str(p.getKind()), Str(p.getCloseAfter()),
                       Str(p.getBlockAfter()), Str(p.getEraseAfter()),
-                      Str(p.getHistoryAfter())});
+                      Str(p.getHistoryAfter()),
+                      p.getSetAtMicros() == 0
+                          ? "-"
+                          : FormatTime(p.getSetAtMicros())});
              }
              t.Print();
            });
