@@ -1531,15 +1531,17 @@ class AuditorImpl final : public rpc::Auditor::Server {
 
   kj::Promise<void> subjectReportTo(SubjectReportToContext context) override {
     auto p = context.getParams();
-    // Checked before the report is produced (and its event written).
+    // The sink read (a pointer that is not a capability throws) before the
+    // report is produced and its event written.
     if (!p.hasSink()) Throw(Status::InvalidArgument("sink is required"));
+    rpc::ByteSink::Client sink = p.getSink();
     kj::Own<StreamSlot> slot = TakeStreamSlot(conn_);
     return RenderedReport(
                p.getSubjectId(),
                p.getHtml() ? RenderSubjectReportHtml : RenderSubjectReportJson,
                /*fit_the_answer=*/false)
         .then([context, conn = conn_,
-               sink = p.getSink()](kj::Own<Result<std::string>> r) mutable {
+               sink = kj::mv(sink)](kj::Own<Result<std::string>> r) mutable {
           auto document = kj::heap<std::string>(Value(std::move(*r)));
           const uint64_t bytes = document->size();
           auto written =
