@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,41 @@ class ServerBreachTest : public ServerFixture {
     req.setPurpose(purpose);
   }
   static constexpr int64_t kHour = 3'600'000'000LL;
+
+  // What the subjectReportTo tests start from: authority-a has created
+  // `records` records about Anna; "auditor" (role AUDITOR, its token in
+  // `auditor_token`) is logged in on the fixture's connection.
+  struct ReportCase {
+    std::string anna;
+    std::string auditor_token;
+    std::optional<rpc::Session::Client> auditor_session;
+  };
+  ReportCase AnnaWithRecords(int records) {
+    ReportCase c;
+    const std::string a_token = CreatePrincipal("authority-a", rpc::Role::USER);
+    c.auditor_token = CreatePrincipal("auditor", rpc::Role::AUDITOR);
+    auto a = Login("authority-a", a_token);
+    c.auditor_session = Login("auditor", c.auditor_token);
+    EXPECT_TRUE(a && c.auditor_session);
+    for (int i = 0; i < records; ++i) CreateRecord(*a, "anna@example.org");
+    auto admin = engine_->ActorFor("admin");
+    EXPECT_TRUE(admin.has_value());
+    c.anna = *engine_->FindSubject(*admin, "anna@example.org");
+    return c;
+  }
+
+  // The "report" events of `subject`'s history, read in process.
+  size_t ReportEvents(const std::string& subject) {
+    auto auditor = engine_->ActorFor("auditor");
+    EXPECT_TRUE(auditor.has_value());
+    auto history = engine_->AccessHistory(*auditor, subject, Timestamp::min(),
+                                          Timestamp::max(), 0, 1000);
+    EXPECT_TRUE(history.has_value()) << history.error().ToString();
+    size_t reports = 0;
+    for (const AccessEvent& e : history->events)
+      reports += e.action == "report";
+    return reports;
+  }
 };
 
 TEST_F(ServerBreachTest, AnAuditorScopesWhatAStolenCredentialReceived) {
@@ -227,16 +263,10 @@ TEST_F(ServerBreachTest, AReportLargerThanTheMessageLimitArrivesThroughASink) {
     so.max_message_words = 4096;  // 32 KiB.
   };
   StartServer();
-  const std::string a_token = CreatePrincipal("authority-a", rpc::Role::USER);
-  const std::string u_token = CreatePrincipal("auditor", rpc::Role::AUDITOR);
-  auto a = Login("authority-a", a_token);
-  auto u = Login("auditor", u_token);
-  ASSERT_TRUE(a && u);
-  for (int i = 0; i < 200; ++i) CreateRecord(*a, "anna@example.org");
-  auto admin = engine_->ActorFor("admin");
-  ASSERT_TRUE(admin.has_value());
-  const std::string anna = *engine_->FindSubject(*admin, "anna@example.org");
-  auto auditor = u->auditorRequest().send().getAuditor();
+  ReportCase c = AnnaWithRecords(200);
+  ASSERT_TRUE(c.auditor_session.has_value());
+  const std::string& anna = c.anna;
+  auto auditor = c.auditor_session->auditorRequest().send().getAuditor();
 
   auto refused = auditor.subjectReportRequest();
   refused.setSubjectId(anna);
@@ -281,14 +311,7 @@ TEST_F(ServerBreachTest, AReportLargerThanTheMessageLimitArrivesThroughASink) {
             "client's sink");
   EXPECT_FALSE(none.ended);
 
-  auto in_process = engine_->ActorFor("auditor");
-  ASSERT_TRUE(in_process.has_value());
-  auto history = engine_->AccessHistory(*in_process, anna, Timestamp::min(),
-                                        Timestamp::max(), 0, 1000);
-  ASSERT_TRUE(history.has_value()) << history.error().ToString();
-  size_t reports = 0;
-  for (const AccessEvent& e : history->events) reports += e.action == "report";
-  EXPECT_EQ(reports, 3u);  // Not the refused subjectReport.
+  EXPECT_EQ(ReportEvents(anna), 3u);  // Not the refused subjectReport.
 
   // No sink, or a subject the store does not hold: refused as
   // subjectReport refuses, before anything is produced or recorded.
@@ -316,34 +339,22 @@ TEST_F(ServerBreachTest, AReportLargerThanTheMessageLimitArrivesThroughASink) {
   EXPECT_EQ(StatusOf(unknown.send(), wait()).ToString(),
             unknown_status.ToString());
   EXPECT_EQ(nothing.chunks, 0u);
-  auto after = engine_->AccessHistory(*in_process, anna, Timestamp::min(),
-                                      Timestamp::max(), 0, 1000);
-  ASSERT_TRUE(after.has_value()) << after.error().ToString();
-  size_t reports_after = 0;
-  for (const AccessEvent& e : after->events)
-    reports_after += e.action == "report";
-  EXPECT_EQ(reports_after, 3u);
+  EXPECT_EQ(ReportEvents(anna), 3u);
 }
 
 // A sink that takes nothing (its first write never returns) ends the call
 // with Unavailable once ServerOptions::sink_timeout has passed, here 200
-// ms: a client cannot hold the report, and its connection's lane, for
-// ever.
+// ms: a client cannot hold the report in the server's memory for ever.
 TEST_F(ServerBreachTest, ASinkThatTakesNothingEndsTheCallInTime) {
   StopServer();
   server_options_hook_ = [](server::ServerOptions& so) {
     so.sink_timeout = std::chrono::milliseconds(200);
   };
   StartServer();
-  const std::string a_token = CreatePrincipal("authority-a", rpc::Role::USER);
-  const std::string u_token = CreatePrincipal("auditor", rpc::Role::AUDITOR);
-  auto a = Login("authority-a", a_token);
-  auto u = Login("auditor", u_token);
-  ASSERT_TRUE(a && u);
-  CreateRecord(*a, "anna@example.org");
-  auto admin = engine_->ActorFor("admin");
-  ASSERT_TRUE(admin.has_value());
-  const std::string anna = *engine_->FindSubject(*admin, "anna@example.org");
+  ReportCase c = AnnaWithRecords(1);
+  ASSERT_TRUE(c.auditor_session.has_value());
+  const std::string& anna = c.anna;
+  auto& u = c.auditor_session;
   auto auditor = u->auditorRequest().send().getAuditor();
   TestSink::Received none;
   auto req = auditor.subjectReportToRequest();
@@ -368,16 +379,11 @@ TEST_F(ServerBreachTest, ASinkThatTakesNothingEndsTheCallInTime) {
 // report event). Once the sinks holding them take their chunks, the four
 // end whole and a report can be sent again.
 TEST_F(ServerBreachTest, ReportsSentToSinksAreBoundedPerConnectionAndServer) {
-  const std::string a_token = CreatePrincipal("authority-a", rpc::Role::USER);
-  const std::string u_token = CreatePrincipal("auditor", rpc::Role::AUDITOR);
-  auto a = Login("authority-a", a_token);
-  auto u = Login("auditor", u_token);
-  ASSERT_TRUE(a && u);
-  CreateRecord(*a, "anna@example.org");
-  auto admin = engine_->ActorFor("admin");
-  ASSERT_TRUE(admin.has_value());
-  const std::string anna = *engine_->FindSubject(*admin, "anna@example.org");
-  auto auditor = u->auditorRequest().send().getAuditor();
+  ReportCase c = AnnaWithRecords(1);
+  ASSERT_TRUE(c.auditor_session.has_value());
+  const std::string& anna = c.anna;
+  const std::string& u_token = c.auditor_token;
+  auto auditor = c.auditor_session->auditorRequest().send().getAuditor();
   const auto send_to = [&](rpc::Auditor::Client& to, TestSink::Received& into,
                            TestSink::Mode mode) {
     auto req = to.subjectReportToRequest();
@@ -402,15 +408,19 @@ TEST_F(ServerBreachTest, ReportsSentToSinksAreBoundedPerConnectionAndServer) {
   std::vector<Other> others(3);
   std::vector<TestSink::Received> others_held(3);
   std::vector<kj::Promise<void>> others_ended;
-  for (size_t i = 0; i < others.size(); ++i) {
-    others[i].client =
-        std::make_unique<capnp::EzRpcClient>("unix:" + SocketPath());
-    auto login = others[i].client->getMain<rpc::Gateway>().loginRequest();
+  // The auditor logged in on a connection of its own.
+  const auto connect = [&](Other& other) {
+    other.client = std::make_unique<capnp::EzRpcClient>("unix:" + SocketPath());
+    auto login = other.client->getMain<rpc::Gateway>().loginRequest();
     login.setPrincipal("auditor");
     login.setToken(u_token);
     auto session = login.send().wait(wait()).getSession();
-    others[i].auditor = std::make_unique<rpc::Auditor::Client>(
+    other.auditor = std::make_unique<rpc::Auditor::Client>(
         session.auditorRequest().send().wait(wait()).getAuditor());
+    return session;
+  };
+  for (size_t i = 0; i < others.size(); ++i) {
+    auto session = connect(others[i]);
     others_ended.push_back(
         send_to(*others[i].auditor, others_held[i], TestSink::Mode::kHoldFirst)
             .ignoreResult());
@@ -419,18 +429,9 @@ TEST_F(ServerBreachTest, ReportsSentToSinksAreBoundedPerConnectionAndServer) {
     session.whoAmIRequest().send().wait(wait());
   }
   TestSink::Received fifth;
-  auto other_connection =
-      std::make_unique<capnp::EzRpcClient>("unix:" + SocketPath());
-  auto login = other_connection->getMain<rpc::Gateway>().loginRequest();
-  login.setPrincipal("auditor");
-  login.setToken(u_token);
-  auto fifth_auditor = login.send()
-                           .wait(wait())
-                           .getSession()
-                           .auditorRequest()
-                           .send()
-                           .wait(wait())
-                           .getAuditor();
+  Other fifth_connection;
+  connect(fifth_connection);
+  rpc::Auditor::Client& fifth_auditor = *fifth_connection.auditor;
   EXPECT_EQ(
       StatusOf(send_to(fifth_auditor, fifth, TestSink::Mode::kTake), wait())
           .ToString(),
@@ -456,14 +457,7 @@ TEST_F(ServerBreachTest, ReportsSentToSinksAreBoundedPerConnectionAndServer) {
             0u);
   EXPECT_TRUE(whole.ended);
 
-  auto in_process = engine_->ActorFor("auditor");
-  ASSERT_TRUE(in_process.has_value());
-  auto history = engine_->AccessHistory(*in_process, anna, Timestamp::min(),
-                                        Timestamp::max(), 0, 1000);
-  ASSERT_TRUE(history.has_value()) << history.error().ToString();
-  size_t reports = 0;
-  for (const AccessEvent& e : history->events) reports += e.action == "report";
-  EXPECT_EQ(reports, 5u);  // The four held, and the last; not the refused.
+  EXPECT_EQ(ReportEvents(anna), 5u);  // The four held, and the last.
 }
 
 TEST_F(ServerBreachTest, BadQueriesAndOtherRolesAreRefused) {
