@@ -24,10 +24,21 @@ namespace custos::testing {
 namespace {
 
 // Every page it answers says the next one starts after 5.
+// It is also a custosd from before subjectReportTo (Unimplemented): its
+// reports come in one answer.
 class StuckAuditor final : public rpc::Auditor::Server {
  protected:
   kj::Promise<void> accessHistory(AccessHistoryContext context) override {
     context.getResults().setNextAfterSeq(5);
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> subjectReport(SubjectReportContext context) override {
+    context.getResults().setJson("{\"format\": \"older server\"}\n");
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> subjectReportHtml(
+      SubjectReportHtmlContext context) override {
+    context.getResults().setHtml("<p>older server</p>\n");
     return kj::READY_NOW;
   }
 };
@@ -111,6 +122,17 @@ class CustosToolPeerTest : public ::testing::Test {
   std::string dir_, socket_;
   pid_t peer_ = -1;
 };
+
+// A custosd from before subjectReportTo answers it Unimplemented: the
+// tool asks for the report in one answer instead, JSON and HTML.
+TEST_F(CustosToolPeerTest, AnOlderServersReportComesInOneAnswer) {
+  ToolRun json = Tool({"subject", "report", "s00", "--out", "r.json"});
+  ASSERT_EQ(json.exit, 0) << json.err;
+  EXPECT_EQ(Slurp(dir_ + "/r.json"), "{\"format\": \"older server\"}\n");
+  ToolRun html = Tool({"subject", "report", "s00", "--html"});
+  ASSERT_EQ(html.exit, 0) << html.err;
+  EXPECT_EQ(html.out, "<p>older server</p>\n");
+}
 
 TEST_F(CustosToolPeerTest, AHistoryCursorThatDoesNotMoveOnStopsTheTool) {
   ToolRun r = Tool({"subject", "history", "s00"});
