@@ -791,12 +791,10 @@ size_t SinkChunkBytes(uint64_t max_message_words) {
       std::clamp<uint64_t>(quarter, uint64_t{64}, uint64_t{1} << 20));
 }
 
-// `sent` (a write to, or the end of, a client's ByteSink) within
-// `timeout` (ServerOptions::sink_timeout), its failure replaced by
-// Unavailable: the client's own exception (its text is the client's) is
-// not passed on.
-kj::Promise<void> SinkStep(kj::Promise<void> sent, kj::Timer& timer,
-                           std::chrono::milliseconds timeout) {
+// `sent` (a write to, or the end of, a client's ByteSink) within the
+// connection's sink_timeout, its failure replaced by Unavailable: the
+// client's own exception (its text is the client's) is not passed on.
+kj::Promise<void> SinkStep(kj::Promise<void> sent, Connection& conn) {
   return sent
       .catch_([](kj::Exception&&) {
         Throw(Status::Unavailable(
@@ -804,11 +802,12 @@ kj::Promise<void> SinkStep(kj::Promise<void> sent, kj::Timer& timer,
             "sink"));
       })
       .exclusiveJoin(
-          timer.afterDelay(timeout.count() * kj::MILLISECONDS).then([]() {
-            Throw(Status::Unavailable(
-                "the client's sink took no part of the subject report in "
-                "time"));
-          }));
+          conn.timer.afterDelay(conn.sink_timeout.count() * kj::MILLISECONDS)
+              .then([]() {
+                Throw(Status::Unavailable(
+                    "the client's sink took no part of the subject report in "
+                    "time"));
+              }));
 }
 
 // Writes `document` from `offset` to `sink`, a chunk of at most `chunk`
@@ -818,15 +817,14 @@ kj::Promise<void> WriteToSink(rpc::ByteSink::Client sink,
                               const std::string& document, size_t offset,
                               size_t chunk, Connection& conn) {
   if (offset >= document.size()) {
-    return SinkStep(sink.endRequest().send().ignoreResult(), conn.timer,
-                    conn.sink_timeout);
+    return SinkStep(sink.endRequest().send().ignoreResult(), conn);
   }
   const size_t n = std::min(chunk, document.size() - offset);
   auto write =
       sink.writeRequest(capnp::MessageSize{n / sizeof(capnp::word) + 8, 0});
   write.setChunk(kj::arrayPtr(
       reinterpret_cast<const capnp::byte*>(document.data()) + offset, n));
-  return SinkStep(write.send(), conn.timer, conn.sink_timeout)
+  return SinkStep(write.send(), conn)
       .then(
           [sink = kj::mv(sink), &document, offset, n, chunk, &conn]() mutable {
             return WriteToSink(kj::mv(sink), document, offset + n, chunk, conn);

@@ -51,6 +51,17 @@ class CustosdTest : public ::testing::Test {
   const std::string& dir_ = custosd_.dir();
 };
 
+// `principal`'s session on `client`'s connection (pipelined: the login's
+// answer is waited for by the first call made on it).
+rpc::Session::Client LoginOn(capnp::EzRpcClient& client,
+                             const std::string& principal,
+                             const std::string& token) {
+  auto login = client.getMain<rpc::Gateway>().loginRequest();
+  login.setPrincipal(principal);
+  login.setToken(token);
+  return login.send().getSession();
+}
+
 mode_t ModeOf(const std::string& path) {
   struct stat st {};
   EXPECT_EQ(stat(path.c_str(), &st), 0) << path;
@@ -67,10 +78,7 @@ TEST_F(CustosdTest, StartsOnItsDefaultsStopsCleanlyAndKeepsWhatItAcknowledged) {
   {
     capnp::EzRpcClient client("unix:" + Socket());
     auto& wait = client.getWaitScope();
-    auto login = client.getMain<rpc::Gateway>().loginRequest();
-    login.setPrincipal("admin");
-    login.setToken(token);
-    auto session = login.send().getSession();
+    auto session = LoginOn(client, "admin", token);
     auto create =
         session.adminRequest().send().getAdmin().createPrincipalRequest();
     create.setId("authority-a");
@@ -88,10 +96,7 @@ TEST_F(CustosdTest, StartsOnItsDefaultsStopsCleanlyAndKeepsWhatItAcknowledged) {
   EXPECT_EQ(AdminToken(), token);
   capnp::EzRpcClient client("unix:" + Socket());
   auto& wait = client.getWaitScope();
-  auto login = client.getMain<rpc::Gateway>().loginRequest();
-  login.setPrincipal("admin");
-  login.setToken(token);
-  auto session = login.send().getSession();
+  auto session = LoginOn(client, "admin", token);
   auto list = session.adminRequest().send().getAdmin().listPrincipalsRequest();
   auto response = list.send().wait(wait);
   auto principals = response.getPrincipals();
@@ -604,10 +609,8 @@ TEST_F(CustosdTest, LogsTheHistoryHeadForVerificationsToCheckLater) {
       << custosd_.Log();
   capnp::EzRpcClient client("unix:" + Socket());
   auto& wait = client.getWaitScope();
-  auto login = client.getMain<rpc::Gateway>().loginRequest();
-  login.setPrincipal("admin");
-  login.setToken(AdminToken());
-  auto admin = login.send().getSession().adminRequest().send().getAdmin();
+  auto admin =
+      LoginOn(client, "admin", AdminToken()).adminRequest().send().getAdmin();
   // The first admin's principal_created event is the head until this one.
   auto create = admin.createPrincipalRequest();
   create.setId("authority-a");
@@ -674,10 +677,8 @@ TEST_F(CustosdTest, LogsTheRetentionPoliciesItObeysAtStart) {
   {
     capnp::EzRpcClient client("unix:" + Socket());
     auto& wait = client.getWaitScope();
-    auto login = client.getMain<rpc::Gateway>().loginRequest();
-    login.setPrincipal("admin");
-    login.setToken(AdminToken());
-    auto admin = login.send().getSession().adminRequest().send().getAdmin();
+    auto admin =
+        LoginOn(client, "admin", AdminToken()).adminRequest().send().getAdmin();
     auto set = admin.setPolicyRequest();
     auto policy = set.initPolicy();
     policy.setKind("alert");
@@ -722,11 +723,10 @@ TEST_F(CustosdTest, ASecondServerDoesNotTakeTheSocketOfALiveOne) {
   EXPECT_FALSE(fs::exists(other + "/custos-admin.token")) << said;
   // The first one still answers on it.
   capnp::EzRpcClient client("unix:" + Socket());
-  auto login = client.getMain<rpc::Gateway>().loginRequest();
-  login.setPrincipal("admin");
-  login.setToken(AdminToken());
-  auto who = login.send().getSession().whoAmIRequest().send().wait(
-      client.getWaitScope());
+  auto who = LoginOn(client, "admin", AdminToken())
+                 .whoAmIRequest()
+                 .send()
+                 .wait(client.getWaitScope());
   EXPECT_EQ(std::string(who.getPrincipal().getId().cStr()), "admin");
   ASSERT_EQ(Stop(), 0);
 }
@@ -839,10 +839,8 @@ TEST_F(CustosdTest, ItsStopSaysStoppingOnHealthAndASecondSignalEndsItsWait) {
   {
     capnp::EzRpcClient client("unix:" + Socket());
     auto& wait = client.getWaitScope();
-    auto login = client.getMain<rpc::Gateway>().loginRequest();
-    login.setPrincipal("admin");
-    login.setToken(AdminToken());
-    auto admin = login.send().getSession().adminRequest().send().getAdmin();
+    auto admin =
+        LoginOn(client, "admin", AdminToken()).adminRequest().send().getAdmin();
     auto create = admin.createPrincipalRequest();
     create.setId("authority-a");
     create.setDisplayName("Authority A");
@@ -851,10 +849,7 @@ TEST_F(CustosdTest, ItsStopSaysStoppingOnHealthAndASecondSignalEndsItsWait) {
   }
   capnp::EzRpcClient client("unix:" + Socket());
   auto& wait = client.getWaitScope();
-  auto login = client.getMain<rpc::Gateway>().loginRequest();
-  login.setPrincipal("authority-a");
-  login.setToken(user_token);
-  auto session = login.send().wait(wait).getSession();
+  auto session = LoginOn(client, "authority-a", user_token);
   const std::string value(60000, 'v');
   {
     auto create = session.createRequest();
@@ -918,10 +913,7 @@ TEST_F(CustosdTest, ItsStopSaysStoppingOnHealthAndASecondSignalEndsItsWait) {
   Start();
   capnp::EzRpcClient again("unix:" + Socket());
   auto& again_wait = again.getWaitScope();
-  auto relogin = again.getMain<rpc::Gateway>().loginRequest();
-  relogin.setPrincipal("authority-a");
-  relogin.setToken(user_token);
-  auto get = relogin.send().getSession().getRequest();
+  auto get = LoginOn(again, "authority-a", user_token).getRequest();
   get.setId(id);
   auto read = get.send().wait(again_wait);
   ASSERT_EQ(read.getRecord().getParts().size(), 1u);
