@@ -425,7 +425,7 @@ Status Server::Run(std::function<void()> ready) {
   kj::Promise<void> answering = inbox.Serve();
   auto long_work = std::make_shared<LongWork>();
   // Subject reports being sent to clients' sinks, server-wide (service.cc).
-  auto server_streams = std::make_shared<size_t>(0);
+  auto server_streams = std::make_shared<ReportStreams>();
   long_work->lane = pool.NewLane();
   long_work->TEST_sweep_progress = options_.TEST_sweep_progress;
   long_work->TEST_work_progress = options_.TEST_work_progress;
@@ -465,6 +465,7 @@ Status Server::Run(std::function<void()> ready) {
     conn->key_dir = options_.key_dir;
     conn->max_message_words = options_.max_message_words;
     conn->sink_timeout = options_.sink_timeout;
+    conn->sink_deadline = options_.sink_deadline;
     conn->server_streams = server_streams;
     conn->long_work = long_work;
     conn->reading_work = reading_work;

@@ -58,6 +58,11 @@ struct ServerOptions {
   // take one chunk, or the end, before the call ends with Unavailable.
   // Default: 60 s.
   std::chrono::milliseconds sink_timeout{60'000};
+  // How long a client's ByteSink may take to take the whole of one subject
+  // report (every chunk and the end), however promptly it takes each one:
+  // past it the call ends with Unavailable, and the report's document and
+  // slot are freed. Default: 10 min.
+  std::chrono::milliseconds sink_deadline{600'000};
   // The stop's grace (Stop, SIGTERM, SIGINT): the server stops accepting
   // connections and refuses calls that arrive from then on (Unavailable),
   // and waits this long at most for the calls it had taken to be answered

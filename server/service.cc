@@ -833,47 +833,79 @@ kj::Promise<void> WriteToSink(rpc::ByteSink::Client sink,
 
 // A subject report being sent to a client's sink (subjectReportTo), from
 // its call's arrival to its end, counted on the event loop: at most
-// kMaxStreamsPerConnection per connection and kMaxStreamsPerServer in all,
-// each holding its rendered document in memory meanwhile.
+// kMaxStreamsPerConnection per connection, kMaxStreamsPerPrincipal to one
+// principal over all its connections (one auditor cannot take every slot)
+// and kMaxStreamsPerServer in all, each holding its rendered document in
+// memory meanwhile.
 constexpr size_t kMaxStreamsPerConnection = 1;
+constexpr size_t kMaxStreamsPerPrincipal = 2;
 constexpr size_t kMaxStreamsPerServer = 4;
 
 // Owns what it counts: the call's promise may outlive its connection's
 // other holders.
 class StreamSlot {
  public:
-  explicit StreamSlot(std::shared_ptr<Connection> conn)
-      : conn_(std::move(conn)), server_(conn_->server_streams) {
+  StreamSlot(std::shared_ptr<Connection> conn, std::string principal)
+      : conn_(std::move(conn)),
+        server_(conn_->server_streams),
+        principal_(std::move(principal)) {
     ++conn_->streams;
-    ++*server_;
+    ++server_->total;
+    ++server_->by_principal[principal_];
   }
   ~StreamSlot() {
     --conn_->streams;
-    --*server_;
+    --server_->total;
+    const auto it = server_->by_principal.find(principal_);
+    if (--it->second == 0) server_->by_principal.erase(it);
   }
   StreamSlot(const StreamSlot&) = delete;
   StreamSlot& operator=(const StreamSlot&) = delete;
 
  private:
   const std::shared_ptr<Connection> conn_;
-  const std::shared_ptr<size_t> server_;
+  const std::shared_ptr<ReportStreams> server_;
+  const std::string principal_;
 };
 
-// A slot for one more subject report sent to a sink, or Unavailable (before
-// anything is produced or recorded) when the connection or the server
-// sends as many as it may.
-kj::Own<StreamSlot> TakeStreamSlot(const std::shared_ptr<Connection>& conn) {
+// A slot for one more subject report sent to a sink for `principal`, or
+// Unavailable (before anything is produced or recorded) when the
+// connection, the principal or the server is sent as many as it may.
+kj::Own<StreamSlot> TakeStreamSlot(const std::shared_ptr<Connection>& conn,
+                                   const std::string& principal) {
   if (conn->streams >= kMaxStreamsPerConnection) {
     Throw(Status::Unavailable(
         "a subject report is being sent on this connection; try again once "
         "it has ended"));
   }
-  if (*conn->server_streams >= kMaxStreamsPerServer) {
+  const auto sent = conn->server_streams->by_principal.find(principal);
+  if (sent != conn->server_streams->by_principal.end() &&
+      sent->second >= kMaxStreamsPerPrincipal) {
+    Throw(Status::Unavailable(
+        std::string("this principal is being sent ")
+            .append(std::to_string(kMaxStreamsPerPrincipal))
+            .append(" subject reports; try again once one has ended")));
+  }
+  if (conn->server_streams->total >= kMaxStreamsPerServer) {
     Throw(Status::Unavailable(
         "too many subject reports are being sent by this server; try again "
         "once one has ended"));
   }
-  return kj::heap<StreamSlot>(conn);
+  return kj::heap<StreamSlot>(conn, principal);
+}
+
+// `written` (a whole subject report to a client's sink) within the
+// connection's sink_deadline, or Unavailable: a sink that takes each chunk
+// just within sink_timeout cannot hold the report and its slot for longer.
+kj::Promise<void> WithinSinkDeadline(kj::Promise<void> written,
+                                     Connection& conn) {
+  return written.exclusiveJoin(
+      conn.timer.afterDelay(conn.sink_deadline.count() * kj::MILLISECONDS)
+          .then([]() {
+            Throw(Status::Unavailable(
+                "the client's sink did not take the whole subject report in "
+                "time"));
+          }));
 }
 
 // The same for an answer already built in `results`, `what` (a list whose
@@ -1533,7 +1565,7 @@ class AuditorImpl final : public rpc::Auditor::Server {
     // report is produced and its event written.
     if (!p.hasSink()) Throw(Status::InvalidArgument("sink is required"));
     rpc::ByteSink::Client sink = p.getSink();
-    kj::Own<StreamSlot> slot = TakeStreamSlot(conn_);
+    kj::Own<StreamSlot> slot = TakeStreamSlot(conn_, actor_.id());
     return RenderedReport(
                p.getSubjectId(),
                p.getHtml() ? RenderSubjectReportHtml : RenderSubjectReportJson,
@@ -1542,9 +1574,10 @@ class AuditorImpl final : public rpc::Auditor::Server {
                sink = kj::mv(sink)](kj::Own<Result<std::string>> r) mutable {
           auto document = kj::heap<std::string>(Value(std::move(*r)));
           const uint64_t bytes = document->size();
-          auto written =
+          auto written = WithinSinkDeadline(
               WriteToSink(kj::mv(sink), *document, 0,
-                          SinkChunkBytes(conn->max_message_words), *conn);
+                          SinkChunkBytes(conn->max_message_words), *conn),
+              *conn);
           return written.attach(kj::mv(document), kj::mv(conn))
               .then([context, bytes]() mutable {
                 context.getResults().setBytes(bytes);

@@ -208,6 +208,14 @@ class Watches {
 // What every interface object of one connection shares.
 struct CreateBatch;
 
+// The subject reports being sent to clients' sinks (subjectReportTo) on
+// the whole server, and how many of them each principal, by id, is sent
+// (service.cc, StreamSlot). Touched on the event loop's thread only.
+struct ReportStreams {
+  size_t total = 0;
+  std::map<std::string, size_t> by_principal;
+};
+
 struct Connection {
   Engine& engine;
   WorkerPool& pool;
@@ -240,13 +248,15 @@ struct Connection {
   // read): a sweep's lists are fitted to it, other answers of unbounded
   // size checked against it (service.cc, CheckAnswerSize).
   uint64_t max_message_words = 1 << 20;
-  // ServerOptions::sink_timeout.
+  // ServerOptions::sink_timeout and sink_deadline.
   std::chrono::milliseconds sink_timeout{60'000};
+  std::chrono::milliseconds sink_deadline{600'000};
   // Subject reports being sent to a client's sink (subjectReportTo), on
   // this connection and on the whole server (shared by every connection).
   // Touched on the event loop's thread only.
   size_t streams = 0;
-  std::shared_ptr<size_t> server_streams = std::make_shared<size_t>(0);
+  std::shared_ptr<ReportStreams> server_streams =
+      std::make_shared<ReportStreams>();
   // The creates of one session that wait, consecutive in the lane, for
   // their one CreateRecords write (service.cc, CreateBatch). Touched on the
   // event loop's thread only; any other call posted to the lane closes it,

@@ -207,12 +207,13 @@ TEST_F(ServerBreachTest, AnAnswerTooLargeToSendIsRefusedWithNothingRecorded) {
 
 // A client's end of Auditor.subjectReportTo: the chunks as they come; or
 // an exception at the first (its text must not come back); or a first
-// write that never returns.
+// write that never returns; or each write taken late.
 class TestSink final : public rpc::ByteSink::Server {
  public:
   // kHoldFirst: the first write returns once the test fulfils `release`;
-  // the others are taken.
-  enum class Mode { kTake, kRefuse, kNeverAnswer, kHoldFirst };
+  // the others are taken. kSlow: each write returns `delay` after it
+  // arrived, on `timer`.
+  enum class Mode { kTake, kRefuse, kNeverAnswer, kHoldFirst, kSlow };
   struct Received {
     std::string text;
     size_t chunks = 0;
@@ -221,6 +222,11 @@ class TestSink final : public rpc::ByteSink::Server {
     kj::Own<kj::PromiseFulfiller<void>> release;
   };
   TestSink(Received& received, Mode mode) : received_(received), mode_(mode) {}
+  TestSink(Received& received, kj::Timer& timer, kj::Duration delay)
+      : received_(received),
+        mode_(Mode::kSlow),
+        timer_(&timer),
+        delay_(delay) {}
 
  protected:
   kj::Promise<void> write(WriteContext context) override {
@@ -234,6 +240,7 @@ class TestSink final : public rpc::ByteSink::Server {
       received_.release = kj::mv(paf.fulfiller);
       taken = kj::mv(paf.promise);
     }
+    if (mode_ == Mode::kSlow) taken = timer_->afterDelay(delay_);
     const auto chunk = context.getParams().getChunk();
     received_.text.append(reinterpret_cast<const char*>(chunk.begin()),
                           chunk.size());
@@ -249,6 +256,8 @@ class TestSink final : public rpc::ByteSink::Server {
  private:
   TestSink::Received& received_;
   const Mode mode_;
+  kj::Timer* timer_ = nullptr;
+  kj::Duration delay_ = 0 * kj::SECONDS;
 };
 
 // A subject report larger than the server's message limit, which
@@ -373,16 +382,60 @@ TEST_F(ServerBreachTest, ASinkThatTakesNothingEndsTheCallInTime) {
   EXPECT_EQ(std::string(whoami.getPrincipal().getId().cStr()), "auditor");
 }
 
+// A sink that takes every chunk within sink_timeout, but so slowly that
+// the whole report is not taken within ServerOptions::sink_deadline (here
+// 400 ms, chunks of 8 KiB taken 150 ms each), ends the call with
+// Unavailable at the deadline: it cannot hold the report's document and
+// slot for as long as it likes. The slot is free again at once.
+TEST_F(ServerBreachTest, ASinkThatTakesTheReportTooSlowlyEndsAtTheDeadline) {
+  StopServer();
+  server_options_hook_ = [](server::ServerOptions& so) {
+    so.max_message_words = 4096;  // 32 KiB: chunks of 8 KiB.
+    so.sink_timeout = std::chrono::seconds(20);
+    so.sink_deadline = std::chrono::milliseconds(400);
+  };
+  StartServer();
+  ReportCase c = AnnaWithRecords(200);  // A report of more than 32 KiB.
+  ASSERT_TRUE(c.auditor_session.has_value());
+  auto auditor = c.auditor_session->auditorRequest().send().getAuditor();
+  TestSink::Received slow;
+  auto req = auditor.subjectReportToRequest();
+  req.setSubjectId(c.anna);
+  req.setSink(kj::heap<TestSink>(slow, client_->getIoProvider().getTimer(),
+                                 150 * kj::MILLISECONDS));
+  const auto sent = std::chrono::steady_clock::now();
+  EXPECT_EQ(StatusOf(req.send(), wait()).ToString(),
+            "Unavailable: the client's sink did not take the whole subject "
+            "report in time");
+  const auto took = std::chrono::steady_clock::now() - sent;
+  EXPECT_GE(took, std::chrono::milliseconds(400));
+  EXPECT_LT(took, std::chrono::seconds(20));
+  EXPECT_GE(slow.chunks, 2u);  // Each taken within sink_timeout.
+  EXPECT_LT(slow.text.size(), size_t{4096 * 8});
+  EXPECT_FALSE(slow.ended);
+  // The slot is free: the next report on this connection goes through.
+  TestSink::Received whole;
+  auto again = auditor.subjectReportToRequest();
+  again.setSubjectId(c.anna);
+  again.setSink(kj::heap<TestSink>(whole, TestSink::Mode::kTake));
+  EXPECT_GT(again.send().wait(wait()).getBytes(), size_t{4096 * 8});
+  EXPECT_TRUE(whole.ended);
+}
+
 // Each report being sent holds its document in the server's memory: one
-// at a time per connection and four per server; a fifth, or a second on
-// one connection, is refused with Unavailable before it is produced (no
+// at a time per connection, two to one principal over its connections and
+// four per server; a second on one connection, a third to one principal,
+// or a fifth, is refused with Unavailable before it is produced (no
 // report event). Once the sinks holding them take their chunks, the four
 // end whole and a report can be sent again.
 TEST_F(ServerBreachTest, ReportsSentToSinksAreBoundedPerConnectionAndServer) {
   ReportCase c = AnnaWithRecords(1);
   ASSERT_TRUE(c.auditor_session.has_value());
   const std::string& anna = c.anna;
-  const std::string& u_token = c.auditor_token;
+  std::map<std::string, std::string> tokens{{"auditor", c.auditor_token}};
+  for (const char* other : {"auditor-2", "auditor-3"}) {
+    tokens[other] = CreatePrincipal(other, rpc::Role::AUDITOR);
+  }
   auto auditor = c.auditor_session->auditorRequest().send().getAuditor();
   const auto send_to = [&](rpc::Auditor::Client& to, TestSink::Received& into,
                            TestSink::Mode mode) {
@@ -400,7 +453,8 @@ TEST_F(ServerBreachTest, ReportsSentToSinksAreBoundedPerConnectionAndServer) {
             "try again once it has ended");
   EXPECT_EQ(second.chunks, 0u);
 
-  // Three more connections hold one each: four in all.
+  // Three more connections hold one each: "auditor" a second, two other
+  // auditors one each; four in all.
   struct Other {
     std::unique_ptr<capnp::EzRpcClient> client;
     std::unique_ptr<rpc::Auditor::Client> auditor;
@@ -408,29 +462,44 @@ TEST_F(ServerBreachTest, ReportsSentToSinksAreBoundedPerConnectionAndServer) {
   std::vector<Other> others(3);
   std::vector<TestSink::Received> others_held(3);
   std::vector<kj::Promise<void>> others_ended;
-  // The auditor logged in on a connection of its own.
-  const auto connect = [&](Other& other) {
+  // `principal` logged in on a connection of its own.
+  const auto connect = [&](Other& other, const std::string& principal) {
     other.client = std::make_unique<capnp::EzRpcClient>("unix:" + SocketPath());
     auto login = other.client->getMain<rpc::Gateway>().loginRequest();
-    login.setPrincipal("auditor");
-    login.setToken(u_token);
+    login.setPrincipal(principal);
+    login.setToken(tokens.at(principal));
     auto session = login.send().wait(wait()).getSession();
     other.auditor = std::make_unique<rpc::Auditor::Client>(
         session.auditorRequest().send().wait(wait()).getAuditor());
     return session;
   };
+  const std::vector<std::string> holders{"auditor", "auditor-2", "auditor-3"};
   for (size_t i = 0; i < others.size(); ++i) {
-    auto session = connect(others[i]);
+    auto session = connect(others[i], holders[i]);
     others_ended.push_back(
         send_to(*others[i].auditor, others_held[i], TestSink::Mode::kHoldFirst)
             .ignoreResult());
     // Answered after the report's call was taken (one connection's calls
     // are taken in order).
     session.whoAmIRequest().send().wait(wait());
+    if (i == 0) {
+      // "auditor" is sent two: a third, on a connection of its own, is
+      // refused.
+      TestSink::Received third;
+      Other third_connection;
+      connect(third_connection, "auditor");
+      EXPECT_EQ(StatusOf(send_to(*third_connection.auditor, third,
+                                 TestSink::Mode::kTake),
+                         wait())
+                    .ToString(),
+                "Unavailable: this principal is being sent 2 subject reports; "
+                "try again once one has ended");
+      EXPECT_EQ(third.chunks, 0u);
+    }
   }
   TestSink::Received fifth;
   Other fifth_connection;
-  connect(fifth_connection);
+  connect(fifth_connection, "auditor-2");
   rpc::Auditor::Client& fifth_auditor = *fifth_connection.auditor;
   EXPECT_EQ(
       StatusOf(send_to(fifth_auditor, fifth, TestSink::Mode::kTake), wait())
