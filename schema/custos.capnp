@@ -623,6 +623,10 @@ struct SweepReport {
   # of the log: how far the current pass has to go (0: it reached the head;
   # always 0 in a dry run, which does not prune).
   historyBehind @16 :UInt64;
+  # History events this sweep's pruning examined (stubs included; 0 in a
+  # dry run, and in a sweep whose pruning sleeps with nothing new to
+  # examine): with historyBehind, how fast a pass moves.
+  historyExamined @17 :UInt64;
 }
 
 struct BackupFile {

@@ -984,6 +984,7 @@ void ToRpc(const SweepReport& report, rpc::SweepReport::Builder out,
   out.setPostponed(report.postponed);
   out.setHistoryPruned(report.history_pruned);
   out.setHistoryBehind(report.history_behind);
+  out.setHistoryExamined(report.history_examined);
   out.setHistoryUnauthenticated(report.history_unauthenticated);
   SetTexts(
       out.initUnauthenticatedPolicies(report.unauthenticated_policies.size()),

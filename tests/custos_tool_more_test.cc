@@ -484,8 +484,8 @@ TEST_F(CustosToolMoreTest, SweepDrawsItsProgressBarOnlyOnATerminal) {
 
 // --history-examined reaches the server: a bound of one event leaves the
 // pass short of the head, the largest reaches it; both shown as "history
-// events left" (history_behind). Out of 1 to 10,000,000: refused by the
-// tool.
+// events examined" (history_examined) and "history events left"
+// (history_behind). Out of 1 to 10,000,000: refused by the tool.
 TEST_F(CustosToolMoreTest, SweepTakesAPruningBound) {
   custosd_.Start(CUSTOSD_PATH);
   AddPrincipal("authority-a", "user");
@@ -495,6 +495,7 @@ TEST_F(CustosToolMoreTest, SweepTakesAPruningBound) {
   EXPECT_GT(nlohmann::json::parse(one.out)["history_behind"].get<uint64_t>(),
             0u)
       << one.out;
+  EXPECT_EQ(nlohmann::json::parse(one.out)["history_examined"], 1) << one.out;
   ToolRun all = Tool({"sweep", "--history-examined", "10000000", "--json"});
   ASSERT_EQ(all.exit, 0) << all.err;
   EXPECT_EQ(nlohmann::json::parse(all.out)["history_behind"], 0) << all.out;
@@ -502,6 +503,7 @@ TEST_F(CustosToolMoreTest, SweepTakesAPruningBound) {
   ASSERT_EQ(text.exit, 0) << text.err;
   EXPECT_TRUE(Contains(text.out, "history events left to examine in this pass"))
       << text.out;
+  EXPECT_TRUE(Contains(text.out, "history events examined")) << text.out;
   for (const char* bad : {"0", "10000001", "many"}) {
     ToolRun refused = Tool({"sweep", "--history-examined", bad});
     EXPECT_EQ(refused.exit, 2) << bad;
@@ -511,6 +513,8 @@ TEST_F(CustosToolMoreTest, SweepTakesAPruningBound) {
   ToolRun dry = Tool({"sweep", "--dry-run", "--json"});
   ASSERT_EQ(dry.exit, 0) << dry.err;
   EXPECT_FALSE(nlohmann::json::parse(dry.out).contains("history_behind"))
+      << dry.out;
+  EXPECT_FALSE(nlohmann::json::parse(dry.out).contains("history_examined"))
       << dry.out;
   ToolRun dry_text = Tool({"sweep", "--dry-run"});
   ASSERT_EQ(dry_text.exit, 0) << dry_text.err;

@@ -724,9 +724,9 @@ TEST_F(ServerAdminTest, SweepProgressIsSeenWhileTheSweepRuns) {
 }
 
 // An admin's sweep takes a pruning bound of its own (maxHistoryExamined) and
-// says how far the pass has to go (historyBehind): the way to catch up a
-// pruning backlog without restarting custosd. Out of range: the engine's
-// refusal.
+// says how many events it examined (historyExamined) and how far the pass
+// has to go (historyBehind): the way to catch up a pruning backlog without
+// restarting custosd. Out of range: the engine's refusal.
 TEST_F(ServerAdminTest, ASweepTakesAPruningBoundAndReportsWhatIsLeft) {
   auto admin_session = AdminSession();
   auto admin = AdminFacet(admin_session);
@@ -741,11 +741,19 @@ TEST_F(ServerAdminTest, ASweepTakesAPruningBoundAndReportsWhatIsLeft) {
   ASSERT_GT(head(), 3u);
   auto one = admin.sweepRequest();
   one.setMaxHistoryExamined(1);
-  EXPECT_EQ(one.send().wait(wait()).getReport().getHistoryBehind(), head() - 1);
+  auto first = one.send().wait(wait()).getReport();
+  EXPECT_EQ(first.getHistoryExamined(), 1u);
+  EXPECT_EQ(first.getHistoryBehind(), head() - 1);
   // From where the first stopped: two more.
   auto two = admin.sweepRequest();
   two.setMaxHistoryExamined(2);
-  EXPECT_EQ(two.send().wait(wait()).getReport().getHistoryBehind(), head() - 3);
+  auto second = two.send().wait(wait()).getReport();
+  EXPECT_EQ(second.getHistoryExamined(), 2u);
+  EXPECT_EQ(second.getHistoryBehind(), head() - 3);
+  // A dry run examines nothing.
+  auto dry = admin.sweepRequest();
+  dry.setDryRun(true);
+  EXPECT_EQ(dry.send().wait(wait()).getReport().getHistoryExamined(), 0u);
   auto over = admin.sweepRequest();
   over.setMaxHistoryExamined(10'000'001);
   const Status refused = StatusOf(over.send(), wait());

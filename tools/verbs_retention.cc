@@ -192,7 +192,10 @@ void AddRetentionVerbs(CLI::App& app, std::vector<Verb>& verbs) {
                     {"complete", r.getComplete()}});
                // Only a sweep that writes prunes: a dry run's would say
                // "at the head" of a pass it never made.
-               if (!a->dry_run) v["history_behind"] = r.getHistoryBehind();
+               if (!a->dry_run) {
+                 v["history_behind"] = r.getHistoryBehind();
+                 v["history_examined"] = r.getHistoryExamined();
+               }
                return PrintJson(v);
              }
              Table t({"TRANSITION", a->dry_run ? "DUE" : "DONE"});
@@ -203,6 +206,8 @@ void AddRetentionVerbs(CLI::App& app, std::vector<Verb>& verbs) {
              t.Add({"history events pruned",
                     std::to_string(r.getHistoryPruned())});
              if (!a->dry_run) {
+               t.Add({"history events examined",
+                      std::to_string(r.getHistoryExamined())});
                t.Add({"history events left to examine in this pass",
                       std::to_string(r.getHistoryBehind())});
              }
