@@ -154,6 +154,21 @@ struct Keyring {
   entries @1 :List(KeyringEntry);
 }
 
+struct PendingAdminEvent {
+  # Keystore value "m:pending_admin_event": the admin event about a change
+  # of the keystore (a master key rotation, backup keys expired), written
+  # in the same write as the change and dropped once the access history
+  # holds it, so that a crash between the two leaves it for the next Open
+  # to record (KeyAdmin). About no subject: no personal data.
+  id @0 :UInt64;          # Random; the records database's
+                          # "m:admin_event_recorded" names the last one held.
+  principalId @1 :Text;
+  principalName @2 :Text;
+  action @3 :UInt16;      # EventAction's value (storage/history.h).
+  atMicros @4 :Int64;
+  fields @5 :List(Text);
+}
+
 struct KeyringEntry {
   name @0 :Text;      # "kek", "blind-index", "audit", "credential", "ledger".
   version @1 :UInt32; # The KEK version; 1 for the others.

@@ -487,6 +487,35 @@ Result<StoredKeyring> DecodeKeyring(std::string_view bytes) {
       });
 }
 
+std::string EncodeAdminEvent(const StoredAdminEvent& e) {
+  capnp::MallocMessageBuilder message(capnp_value::kFirstSegmentWords);
+  auto b = message.initRoot<schema::PendingAdminEvent>();
+  b.setId(e.id);
+  b.setPrincipalId(AsText(e.principal_id));
+  b.setPrincipalName(AsText(e.principal_name));
+  b.setAction(e.action);
+  b.setAtMicros(e.at_micros);
+  auto fields = b.initFields(e.fields.size());
+  for (size_t i = 0; i < e.fields.size(); ++i) {
+    fields.set(i, AsText(e.fields[i]));
+  }
+  return ToBytes(message);
+}
+
+Result<StoredAdminEvent> DecodeAdminEvent(std::string_view bytes) {
+  return Decode<schema::PendingAdminEvent>(
+      bytes, "pending admin event", [](schema::PendingAdminEvent::Reader r) {
+        StoredAdminEvent e;
+        e.id = r.getId();
+        e.principal_id = FromText(r.getPrincipalId());
+        e.principal_name = FromText(r.getPrincipalName());
+        e.action = r.getAction();
+        e.at_micros = r.getAtMicros();
+        for (auto f : r.getFields()) e.fields.push_back(FromText(f));
+        return e;
+      });
+}
+
 std::string EncodeLedgerEntry(int64_t shredded_at_micros, std::string_view by) {
   capnp::MallocMessageBuilder message(capnp_value::kFirstSegmentWords);
   auto b = message.initRoot<schema::LedgerEntry>();

@@ -182,6 +182,19 @@ Result<StoredKeyring> DecodeKeyring(std::string_view bytes);
 
 std::string EncodeLedgerEntry(int64_t shredded_at_micros, std::string_view by);
 
+// An admin event about a change of the keystore, kept with that change
+// until the access history holds it (KeyAdmin; schema PendingAdminEvent).
+struct StoredAdminEvent {
+  uint64_t id = 0;
+  std::string principal_id;
+  std::string principal_name;
+  uint16_t action = 0;  // EventAction's value.
+  int64_t at_micros = 0;
+  std::vector<std::string> fields;
+};
+std::string EncodeAdminEvent(const StoredAdminEvent& e);
+Result<StoredAdminEvent> DecodeAdminEvent(std::string_view bytes);
+
 // The plaintext of personal parts, flag notes and contest statements.
 Bytes EncodeFields(const std::vector<Field>& fields);
 Result<std::vector<Field>> DecodeFields(std::span<const uint8_t> bytes);

@@ -193,6 +193,9 @@ Result<std::unique_ptr<Engine>> Engine::Open(const Options& options,
   CUSTOS_RETURN_IF_ERROR(impl->shredder.Recover());
   CUSTOS_RETURN_IF_ERROR(impl->rekeyer.Recover());
   CUSTOS_RETURN_IF_ERROR(impl->key_admin.FinishRestore());
+  // A keystore change whose event a crash (or a failed write) kept from
+  // the history: recorded now, with the change's instant and principal.
+  CUSTOS_RETURN_IF_ERROR(impl->key_admin.RecordPendingEvent());
   // A store written before the statistics index is indexed once.
   CUSTOS_RETURN_IF_ERROR(impl->stats_index.Initialize(impl->record_store));
   // Erased bytes an interrupted call left on disk go now: the ranges of

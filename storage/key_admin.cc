@@ -2,6 +2,14 @@
 
 #include <leveldb/write_batch.h>
 
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <span>
+
+#include "crypto/secret_key.h"
+#include "storage/codec.h"
+#include "storage/keys.h"
 #include "storage/leveldb_util.h"
 #include "storage/limits.h"
 
@@ -31,17 +39,81 @@ Status KeyAdmin::Record(const PrincipalInfo& admin, EventAction action,
                          what);
 }
 
+codec::StoredAdminEvent KeyAdmin::PendingFor(const PrincipalInfo& admin,
+                                             EventAction action, Timestamp at,
+                                             std::vector<std::string> fields) {
+  codec::StoredAdminEvent e;
+  std::array<uint8_t, 8> id{};
+  crypto::RandomBytes(id);
+  e.id = ReadBigEndian64(
+      std::string_view(reinterpret_cast<const char*>(id.data()), id.size()));
+  e.principal_id = admin.id;
+  e.principal_name = admin.display_name;
+  e.action = static_cast<uint16_t>(action);
+  e.at_micros = ToMicros(at);
+  e.fields = std::move(fields);
+  return e;
+}
+
+Status KeyAdmin::RecordPending(const codec::StoredAdminEvent& pending,
+                               std::string_view what) {
+  Event e;
+  e.at = FromMicros(pending.at_micros);
+  e.principal_id = pending.principal_id;
+  e.principal_name = pending.principal_name;
+  e.action = static_cast<EventAction>(pending.action);
+  e.fields = pending.fields;
+  std::string id;
+  AppendBigEndian64(id, pending.id);
+  leveldb::WriteBatch batch;
+  batch.Put(ToSlice(keys::kAdminEventRecorded), id);
+  CUSTOS_RETURN_IF_ERROR(u_.store.Commit(u_.store.Lock(), batch, {e}, what,
+                                         /*force_sync=*/true));
+  // The event is recorded: a failed drop is not this call's failure. The
+  // next RecordPendingEvent finds the history holding it and drops it.
+  (void)u_.keystore.DropPendingAdminEvent(codec::EncodeAdminEvent(pending));
+  return Status::Ok();
+}
+
+Status KeyAdmin::RecordPendingEvent() {
+  auto bytes = u_.keystore.PendingAdminEvent();
+  if (!bytes) return bytes.error();
+  if (!*bytes) return Status::Ok();
+  auto pending = codec::DecodeAdminEvent(**bytes);
+  if (!pending) return pending.error();
+  const auto action = static_cast<EventAction>(pending->action);
+  if (action != EventAction::kRotateMasterKey &&
+      action != EventAction::kExpireBackupKeys) {
+    return Status::DataLoss("corrupt stored pending admin event");
+  }
+  auto recorded = u_.store.Get(keys::kAdminEventRecorded);
+  if (!recorded) return recorded.error();
+  if (*recorded && (*recorded)->size() == 8 &&
+      ReadBigEndian64(**recorded) == pending->id) {
+    // The history holds it; only the drop was lost.
+    return u_.keystore.DropPendingAdminEvent(**bytes);
+  }
+  return RecordPending(*pending, "recording a pending admin event");
+}
+
 Status KeyAdmin::RotateMaster(const PrincipalInfo& admin,
                               const crypto::SecretKey& new_master) {
   if (new_master.empty()) {
     return Status::InvalidArgument("a new master key must be given");
   }
-  CUSTOS_RETURN_IF_ERROR(u_.keystore.RotateMaster(new_master));
-  Status recorded = Record(admin, EventAction::kRotateMasterKey, u_.clock.Now(),
-                           {}, "recording master key rotation");
+  std::lock_guard pending_lock(pending_mu_);
+  // An earlier change's event first: this change's replaces it in the
+  // keystore.
+  CUSTOS_RETURN_IF_ERROR(RecordPendingEvent());
+  const codec::StoredAdminEvent pending =
+      PendingFor(admin, EventAction::kRotateMasterKey, u_.clock.Now(), {});
+  CUSTOS_RETURN_IF_ERROR(
+      u_.keystore.RotateMaster(new_master, codec::EncodeAdminEvent(pending)));
+  Status recorded = RecordPending(pending, "recording master key rotation");
   if (!recorded.ok()) {
     // The rotation took effect: an operator told only "failed" could throw
     // the new key away, and the store with it (a review, helper-120).
+    // Its event stays in the keystore: the next Open records it.
     return Status(recorded.code(),
                   "the master key was rotated (only the new key opens the "
                   "store now), but its event could not be written: " +
@@ -108,18 +180,29 @@ Status KeyAdmin::ExportRestoreKit(const PrincipalInfo& admin,
 
 Result<size_t> KeyAdmin::ExpireBackupKeys(const PrincipalInfo& admin) {
   const Timestamp now = u_.clock.Now();
+  std::lock_guard pending_lock(pending_mu_);
+  // An earlier change's event first: this change's would replace it in the
+  // keystore.
+  CUSTOS_RETURN_IF_ERROR(RecordPendingEvent());
+  std::optional<codec::StoredAdminEvent> pending;
   auto expired = u_.keystore.ExpireBackupKeys(
       now -
-      std::chrono::duration_cast<Timestamp::duration>(u_.backup_retention));
+          std::chrono::duration_cast<Timestamp::duration>(u_.backup_retention),
+      [&](const std::vector<std::string>& ids) {
+        std::vector<std::string> fields;
+        for (const std::string& id : ids) {
+          fields.push_back(std::string("backup_id:").append(id));
+        }
+        pending = PendingFor(admin, EventAction::kExpireBackupKeys, now,
+                             std::move(fields));
+        return codec::EncodeAdminEvent(*pending);
+      });
   if (!expired) return Fail(expired.error());
   if (expired->empty()) return size_t{0};
-  std::vector<std::string> fields;
-  for (const std::string& id : *expired) {
-    fields.push_back(std::string("backup_id:").append(id));
-  }
-  CUSTOS_RETURN_IF_ERROR(Record(admin, EventAction::kExpireBackupKeys, now,
-                                std::move(fields),
-                                "recording backup key expiry"));
+  // Written with the keys' destruction; if not recorded now, at the next
+  // Open or keystore change.
+  CUSTOS_RETURN_IF_ERROR(
+      RecordPending(*pending, "recording backup key expiry"));
   return expired->size();
 }
 

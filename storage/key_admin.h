@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,7 @@
 #include "base/status.h"
 #include "crypto/secret_key.h"
 #include "storage/backup.h"
+#include "storage/codec.h"
 #include "storage/keystore.h"
 #include "storage/principals.h"
 #include "storage/record_store.h"
@@ -75,10 +77,35 @@ class KeyAdmin {
   // if the import itself was interrupted.
   Status FinishRestore();
 
+  // Records in the history the admin event of a keystore change the
+  // history may not hold (Keystore::PendingAdminEvent: a crash, or a failed
+  // write of the records database, came between the change and its event),
+  // at the instant and by the principal of the change, unless the history
+  // holds it already; then drops it from the keystore. At Open, and before
+  // each keystore change that carries an event (so none is overwritten
+  // unrecorded). Errors: the reads' and the write's; DataLoss for a
+  // pending event that does not decode or names an action that never
+  // changes the keystore.
+  Status RecordPendingEvent();
+
  private:
   // Commits one event about no subject, by `admin`, with `fields`.
   Status Record(const PrincipalInfo& admin, EventAction action, Timestamp at,
                 std::vector<std::string> fields, std::string_view what);
+  // A keystore change's admin event, encoded for the keystore to write with
+  // the change (a random id).
+  static codec::StoredAdminEvent PendingFor(const PrincipalInfo& admin,
+                                            EventAction action, Timestamp at,
+                                            std::vector<std::string> fields);
+  // Commits `pending`'s event with its id as the history's last (synced),
+  // then drops it from the keystore.
+  Status RecordPending(const codec::StoredAdminEvent& pending,
+                       std::string_view what);
+
+  // Held from a keystore change that carries an event until that event is
+  // recorded: two such changes at once cannot overwrite each other's
+  // pending event.
+  std::mutex pending_mu_;
 
   Units u_;
 };

@@ -38,6 +38,11 @@ inline constexpr std::string_view kErasureQueueCorrupt =
 // unwitnessed (erasure.cc); u64.
 inline constexpr std::string_view kErasureRangeUndecodable =
     "m:erasure_range_undecodable";
+// The id of the last admin event about a keystore change that the history
+// holds, written with that event (key_admin.cc; the keystore keeps the
+// event until then, Keystore::PendingAdminEvent); u64.
+inline constexpr std::string_view kAdminEventRecorded =
+    "m:admin_event_recorded";
 
 // ---- Principals (principals.cc) -------------------------------------------
 // "p:" id -> Principal; "c:" credential hash -> principal id.

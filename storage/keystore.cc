@@ -21,6 +21,9 @@ constexpr char kKekRotationKey[] = "m:kek_rotation";
 // (a backup key, an old KEK, the keyring under the old master key);
 // deleted once the replaced versions are compacted out of the files.
 constexpr char kPurgeKey[] = "m:keyring_purge";
+// The admin event of the last keystore change that carried one, until the
+// access history holds it (PendingAdminEvent).
+constexpr char kPendingAdminEventKey[] = "m:pending_admin_event";
 
 std::string KeyKey(std::string_view subject_id) {
   return "k:" + std::string(subject_id);
@@ -231,7 +234,8 @@ void Keystore::SnapshotReleased() {
   PurgeOldKeyrings();
 }
 
-Status Keystore::RotateMaster(const crypto::SecretKey& new_master) {
+Status Keystore::RotateMaster(const crypto::SecretKey& new_master,
+                              std::string_view admin_event) {
   std::lock_guard rotation(rotation_mu_);
   {
     std::unique_lock keys(keys_mu_);
@@ -239,6 +243,9 @@ Status Keystore::RotateMaster(const crypto::SecretKey& new_master) {
     ring_key_ = Keyring::RingKey(new_master);
     leveldb::WriteBatch batch;
     batch.Put(kPurgeKey, "");
+    if (!admin_event.empty()) {
+      batch.Put(kPendingAdminEventKey, ToSlice(admin_event));
+    }
     Status written = WriteKeyring(batch);
     if (!written.ok()) {
       // Unknown whether it reached the disk: keep the new key in memory
@@ -852,7 +859,10 @@ Keystore::Snapshot Keystore::TakeSnapshot(
   return snapshot;
 }
 
-Result<std::vector<std::string>> Keystore::ExpireBackupKeys(Timestamp cutoff) {
+Result<std::vector<std::string>> Keystore::ExpireBackupKeys(
+    Timestamp cutoff,
+    const std::function<std::string(const std::vector<std::string>&)>&
+        admin_event) {
   std::lock_guard rotation(rotation_mu_);
   std::vector<std::string> dropped;
   {
@@ -861,6 +871,7 @@ Result<std::vector<std::string>> Keystore::ExpireBackupKeys(Timestamp cutoff) {
     if (dropped.empty()) return dropped;
     leveldb::WriteBatch batch;
     batch.Put(kPurgeKey, "");
+    if (admin_event) batch.Put(kPendingAdminEventKey, admin_event(dropped));
     Status written = WriteKeyring(batch);
     if (!written.ok()) {
       // So that the next call finds the keys again and retries (a review,
@@ -873,6 +884,27 @@ Result<std::vector<std::string>> Keystore::ExpireBackupKeys(Timestamp cutoff) {
   // A crash before the purge leaves the marker: Open purges.
   PurgeOldKeyrings();
   return dropped;
+}
+
+Result<std::optional<std::string>> Keystore::PendingAdminEvent() const {
+  std::string value;
+  leveldb::Status s =
+      db_->Get(leveldb::ReadOptions(), kPendingAdminEventKey, &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return Fail(FromLevelDb(s, "reading pending admin event"));
+  return std::optional<std::string>(std::move(value));
+}
+
+Status Keystore::DropPendingAdminEvent(std::string_view admin_event) {
+  // Under rotation_mu_, as every write that puts one: a change written
+  // meanwhile carried its own event, which stays.
+  std::lock_guard rotation(rotation_mu_);
+  auto pending = PendingAdminEvent();
+  if (!pending) return pending.error();
+  if (!*pending || **pending != admin_event) return Status::Ok();
+  return FromLevelDb(
+      db_->Delete(leveldb::WriteOptions(), kPendingAdminEventKey),
+      "dropping pending admin event");
 }
 
 std::vector<Keystore::HeldBackupKey> Keystore::BackupKeys() const {

@@ -218,8 +218,11 @@ class Keystore {
 
   // Rewraps the keyring under `new_master`'s keyring key in one synchronous
   // write, then compacts the old keyring out of the keystore's files: the
-  // old master key opens nothing afterwards.
-  Status RotateMaster(const crypto::SecretKey& new_master);
+  // old master key opens nothing afterwards. `admin_event` (an encoded
+  // codec::StoredAdminEvent; none when empty) goes in the same write
+  // (PendingAdminEvent).
+  Status RotateMaster(const crypto::SecretKey& new_master,
+                      std::string_view admin_event = {});
 
   struct KekRotation {
     uint32_t kek_version = 0;  // The KEK every data key is rewrapped under.
@@ -268,7 +271,22 @@ class Keystore {
   // Destroys every backup key created at or before `cutoff`: the keyring
   // is written without them in one synchronous write, then its old
   // versions are compacted out of the files. Returns the ids destroyed.
-  Result<std::vector<std::string>> ExpireBackupKeys(Timestamp cutoff);
+  // When some are, `admin_event` (if set) gives, for their ids, the
+  // encoded admin event that goes in the same write (PendingAdminEvent).
+  Result<std::vector<std::string>> ExpireBackupKeys(
+      Timestamp cutoff,
+      const std::function<std::string(const std::vector<std::string>&)>&
+          admin_event = nullptr);
+
+  // The admin event written with the last keystore change that carried one
+  // and not yet dropped: the history may not hold it (a crash, or a failed
+  // write of the records database, between the change and its event;
+  // KeyAdmin records it). nullopt when there is none. Errors: the read's.
+  Result<std::optional<std::string>> PendingAdminEvent() const;
+  // Drops the pending admin event if it is still `admin_event` (a change
+  // written since carried its own), without waiting for a sync: a drop lost
+  // to a crash is done again once the history is seen to hold it.
+  Status DropPendingAdminEvent(std::string_view admin_event);
   struct HeldBackupKey {
     Keyring::BackupKeyInfo info;
     crypto::SecretKey key;

@@ -3,15 +3,22 @@
 // nothing else; a KEK rotation rewraps every subject's data key under a new
 // KEK in resumable batches and then destroys the old KEK.
 
+#include <capnp/message.h>
+#include <capnp/serialize.h>
 #include <gtest/gtest.h>
 #include <leveldb/db.h>
 
 #include <algorithm>
+#include <cstring>
+#include <filesystem>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
+#include "schema/history.capnp.h"
 #include "storage/codec.h"
+#include "storage/keys.h"
 #include "storage/keystore.h"
 #include "tests/child_process.h"
 #include "tests/engine_fixture.h"
@@ -86,6 +93,48 @@ class KeyringTest : public EngineTest {
     return out;
   }
 
+  // Who wrote the history's events of `action` about no record, and when,
+  // in order, read from the raw records database. REQUIRES: closed.
+  std::vector<std::pair<std::string, int64_t>> AdminEvents(
+      schema::history::Action action) {
+    std::vector<std::pair<std::string, int64_t>> out;
+    auto db = OpenRaw("records");
+    if (!db) return out;
+    const auto words = [](const void* data, size_t size) {
+      kj::Array<capnp::word> w =
+          kj::heapArray<capnp::word>(size / sizeof(capnp::word));
+      std::memcpy(w.begin(), data, w.size() * sizeof(capnp::word));
+      return w;
+    };
+    std::unique_ptr<leveldb::Iterator> it(
+        db->NewIterator(leveldb::ReadOptions()));
+    const std::string prefix(keys::kEventPrefix);
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
+         it->Next()) {
+      auto stored_words = words(it->value().data(), it->value().size());
+      capnp::FlatArrayMessageReader stored_reader(stored_words);
+      auto stored = stored_reader.getRoot<schema::history::StoredEvent>();
+      if (!stored.isEvent()) continue;
+      auto bytes = stored.getEvent();
+      auto event_words = words(bytes.begin(), bytes.size());
+      capnp::FlatArrayMessageReader event_reader(event_words);
+      auto header = event_reader.getRoot<schema::history::Event>().getHeader();
+      if (header.getAction() != action || header.getRecordId() != 0) continue;
+      out.emplace_back(header.getPrincipalId(), header.getAtMicros());
+    }
+    return out;
+  }
+
+  // Whether the keystore holds an admin event the history may not hold
+  // yet (Keystore::PendingAdminEvent). REQUIRES: closed.
+  bool KeystoreHoldsAPendingEvent() {
+    auto db = OpenRaw("keystore");
+    std::string value;
+    return db &&
+           db->Get(leveldb::ReadOptions(), "m:pending_admin_event", &value)
+               .ok();
+  }
+
   bool FilesContain(const std::string& dir, const codec::Bytes& needle) {
     const std::string all = ReadAllFiles(dir);
     return all.find(std::string(needle.begin(), needle.end())) !=
@@ -101,10 +150,16 @@ TEST_F(KeyringTest, TheMasterKeyRotatesAndTheOldOneOpensNothing) {
   Reopen();
 
   crypto::SecretKey new_master = crypto::SecretKey::Generate();
+  const int64_t rotated_at = ToMicros(clock_.Now());
   ASSERT_TRUE(engine_->RotateMasterKey(*admin_, new_master).ok());
   // The running engine goes on as before.
   ExpectEverythingReadable(ids);
   Close();
+  // One event, by the admin, and nothing left pending in the keystore.
+  EXPECT_EQ(
+      AdminEvents(schema::history::Action::ROTATE_MASTER_KEY),
+      (std::vector<std::pair<std::string, int64_t>>{{"admin", rotated_at}}));
+  EXPECT_FALSE(KeystoreHoldsAPendingEvent());
 
   // The old master key opens nothing, and its keyring is gone from every
   // file of the keystore.
@@ -127,7 +182,9 @@ TEST_F(KeyringTest, TheMasterKeyRotatesAndTheOldOneOpensNothing) {
 // The rotation took effect but its event could not be written (the records
 // database failing): the answer says the new key is the store's now, not
 // just "failed", whose reader could throw the new key away (a review,
-// helper-120).
+// helper-120). The event was kept in the keystore with the new keyring:
+// the next Open records it, by the admin at the rotation's instant, once
+// (as after a crash between the two writes).
 TEST_F(KeyringTest, AMasterRotationWhoseEventFailsSaysTheNewKeyIsInForce) {
   const auto ids = CreateRecords(2);
   FailingLogAppends env("/records/");
@@ -135,6 +192,7 @@ TEST_F(KeyringTest, AMasterRotationWhoseEventFailsSaysTheNewKeyIsInForce) {
   options.env = &env;
   ReopenWith(options);
   crypto::SecretKey new_master = crypto::SecretKey::Generate();
+  const int64_t rotated_at = ToMicros(clock_.Now());
   env.armed = true;
   Status rotated = engine_->RotateMasterKey(*admin_, new_master);
   env.armed = false;
@@ -143,9 +201,65 @@ TEST_F(KeyringTest, AMasterRotationWhoseEventFailsSaysTheNewKeyIsInForce) {
             "store now), but its event could not be written: recording "
             "master key rotation: IO error: injected log failure");
   Close();
+  EXPECT_TRUE(AdminEvents(schema::history::Action::ROTATE_MASTER_KEY).empty());
+  EXPECT_TRUE(KeystoreHoldsAPendingEvent());
   master_bytes_ = std::move(new_master);
+  clock_.Advance(std::chrono::hours(1));
   Reopen();
   ExpectEverythingReadable(ids);
+  for (int open = 0; open < 2; ++open) {
+    Close();
+    EXPECT_EQ(
+        AdminEvents(schema::history::Action::ROTATE_MASTER_KEY),
+        (std::vector<std::pair<std::string, int64_t>>{{"admin", rotated_at}}))
+        << "open " << open;
+    EXPECT_FALSE(KeystoreHoldsAPendingEvent());
+    Reopen();
+  }
+  ExpectEverythingReadable(ids);
+}
+
+// Backup keys destroyed while the records database fails: the call fails,
+// the keys stay destroyed (a backup past the retention is undecipherable),
+// and the event went into the keystore with the destruction; the next Open
+// records it, by the admin, at the instant the keys were destroyed, once.
+TEST_F(KeyringTest, BackupKeysExpiredWhoseEventFailsAreRecordedAtTheNextOpen) {
+  CreateRecords(1);
+  const std::string backup_dir = dir_ + "-backup";
+  auto backup = engine_->Backup(*admin_, backup_dir);
+  ASSERT_TRUE(backup.has_value()) << backup.error().ToString();
+  FailingLogAppends env("/records/");
+  Options options = MakeOptions();
+  options.env = &env;
+  ReopenWith(options);
+  clock_.Advance(std::chrono::hours(24 * 36));
+  const int64_t expired_at = ToMicros(clock_.Now());
+  env.armed = true;
+  auto expired = engine_->ExpireBackupKeys(*admin_);
+  env.armed = false;
+  ASSERT_FALSE(expired.has_value());
+  EXPECT_EQ(expired.error().ToString(),
+            "Internal: recording backup key expiry: IO error: injected log "
+            "failure");
+  Close();
+  EXPECT_TRUE(AdminEvents(schema::history::Action::EXPIRE_BACKUP_KEYS).empty());
+  EXPECT_TRUE(KeystoreHoldsAPendingEvent());
+  clock_.Advance(std::chrono::hours(1));
+  Reopen();
+  // Destroyed: nothing is left to expire.
+  auto again = engine_->ExpireBackupKeys(*admin_);
+  ASSERT_TRUE(again.has_value()) << again.error().ToString();
+  EXPECT_EQ(*again, 0u);
+  for (int open = 0; open < 2; ++open) {
+    Close();
+    EXPECT_EQ(
+        AdminEvents(schema::history::Action::EXPIRE_BACKUP_KEYS),
+        (std::vector<std::pair<std::string, int64_t>>{{"admin", expired_at}}))
+        << "open " << open;
+    EXPECT_FALSE(KeystoreHoldsAPendingEvent());
+    Reopen();
+  }
+  std::filesystem::remove_all(backup_dir);
 }
 
 // A master rotation whose keyring write fails to sync says that the new
