@@ -955,9 +955,15 @@ Status Sweeper::PruneHistory(int64_t as_of, const SweepOptions& options,
   // cursor, examine the same events and write the cursor over each other
   // (the shorter taking it back); the credit below would go to one of them
   // (helper-134). A sweep that finds another's pruning running leaves the
-  // pruning to it and reports where the cursor stands.
-  std::unique_lock<std::mutex> pruning(prune_mu_, std::try_to_lock);
-  if (!pruning.owns_lock()) {
+  // pruning to it and reports where the cursor stands; but one given a
+  // bound of its own (an admin catching up a backlog: custos sweep
+  // --history-examined) waits for it, then prunes as asked, rather than
+  // answer that it examined nothing. No lock is held here, and the pruning
+  // waited for is bounded and stops at a stop request.
+  std::unique_lock<std::mutex> pruning(prune_mu_, std::defer_lock);
+  if (options.max_history_examined) {
+    pruning.lock();
+  } else if (!pruning.try_lock()) {
     auto cursor = StoredPruneCursor();
     if (!cursor) return cursor.error();
     ReportBehind(*cursor, report);

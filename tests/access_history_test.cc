@@ -8,6 +8,8 @@
 #include <leveldb/write_batch.h>
 
 #include <array>
+#include <atomic>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <optional>
@@ -897,6 +899,50 @@ TEST_F(AccessHistoryPruningTest, ASecondSweepLeavesThePruningToTheOneRunning) {
   ASSERT_TRUE(chain.has_value()) << chain.error().ToString();
   EXPECT_TRUE(chain->ok) << chain->problem;
   EXPECT_EQ(SweepAt(At(2032, 2, 28)).history_pruned, 0u);
+}
+
+// An admin's sweep given a pruning bound of its own (custos sweep
+// --history-examined, to catch up a backlog) that meets another sweep's
+// pruning running waits for it, then prunes as asked: it does not answer
+// that it examined nothing, with the pass half done, as a sweep without a
+// bound does (above).
+TEST_F(AccessHistoryPruningTest, ASweepWithABoundOfItsOwnWaitsForThePruning) {
+  const std::string anna = ReadAlertAndEraseIt(600);
+  clock_.Set(At(2032, 2, 28));
+  SweepOptions options;
+  options.as_of = At(2032, 2, 28);
+  SweepOptions bounded = options;
+  bounded.max_history_examined = 10'000;
+  std::optional<Result<SweepReport>> second;
+  std::atomic<bool> second_done{false};
+  bool done_while_first_pruned = true;
+  std::thread other;
+  int chunks = 0;
+  engine_->TEST_SetAfterPruneChunk([&] {
+    if (chunks++ != 0) return;
+    other = std::thread([&] {
+      second = engine_->Sweep(*admin_, bounded);
+      second_done = true;
+    });
+    // Time for it to run its transitions and reach the pruning's lock.
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    done_while_first_pruned = second_done;
+  });
+  auto first = engine_->Sweep(*admin_, options);
+  engine_->TEST_SetAfterPruneChunk(nullptr);
+  ASSERT_TRUE(other.joinable());
+  other.join();
+  ASSERT_TRUE(first.has_value()) << first.error().ToString();
+  ASSERT_TRUE(second.has_value());
+  ASSERT_TRUE(second->has_value()) << second->error().ToString();
+  EXPECT_FALSE(done_while_first_pruned);
+  // The alert's 603 (created, read 600 times, closed, erased) and the
+  // lookup of its subject: all by the first.
+  EXPECT_EQ(first->history_pruned, 604u);
+  // After the first's pass: nothing left to examine, none behind.
+  EXPECT_EQ((*second)->history_pruned, 0u);
+  EXPECT_EQ((*second)->history_behind, 0u);
+  EXPECT_EQ(Actions(anna), std::vector<std::string>{});
 }
 
 // max_history_examined bounds one sweep's pruning; the next sweep goes on
