@@ -159,7 +159,8 @@ struct PendingAdminEvent {
   # of the keystore (a master key rotation, backup keys expired), written
   # in the same write as the change and dropped once the access history
   # holds it, so that a crash between the two leaves it for the next Open
-  # to record (KeyAdmin). About no subject: no personal data.
+  # to record (KeyAdmin). About no data subject: the admin's id and display
+  # name, as every history event's clear header holds them.
   id @0 :UInt64;          # Random; the records database's
                           # "m:admin_event_recorded" names the last one held.
   principalId @1 :Text;

@@ -80,11 +80,14 @@ Status KeyAdmin::RecordPendingEvent() {
   if (!bytes) return bytes.error();
   if (!*bytes) return Status::Ok();
   auto pending = codec::DecodeAdminEvent(**bytes);
-  if (!pending) return pending.error();
-  const auto action = static_cast<EventAction>(pending->action);
-  if (action != EventAction::kRotateMasterKey &&
-      action != EventAction::kExpireBackupKeys) {
-    return Status::DataLoss("corrupt stored pending admin event");
+  // One that does not decode, or names an action that never changes the
+  // keystore, cannot be recorded: set aside (for whoever inspects the
+  // files), it stops neither the store's Open nor the next change.
+  if (!pending || (static_cast<EventAction>(pending->action) !=
+                       EventAction::kRotateMasterKey &&
+                   static_cast<EventAction>(pending->action) !=
+                       EventAction::kExpireBackupKeys)) {
+    return u_.keystore.SetAsidePendingAdminEvent(**bytes);
   }
   auto recorded = u_.store.Get(keys::kAdminEventRecorded);
   if (!recorded) return recorded.error();

@@ -83,9 +83,12 @@ class KeyAdmin {
   // at the instant and by the principal of the change, unless the history
   // holds it already; then drops it from the keystore. At Open, and before
   // each keystore change that carries an event (so none is overwritten
-  // unrecorded). Errors: the reads' and the write's; DataLoss for a
-  // pending event that does not decode or names an action that never
-  // changes the keystore.
+  // unrecorded; every sweep and maintenance run expires backup keys, so
+  // they do it too). A pending event that does not decode, or names an
+  // action that never changes the keystore, is set aside
+  // (Keystore::SetAsidePendingAdminEvent). Errors: the reads' and the
+  // writes' (while the records database cannot be written, so no backup
+  // key expires until a restart's Open records the event).
   Status RecordPendingEvent();
 
  private:

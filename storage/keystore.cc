@@ -24,6 +24,8 @@ constexpr char kPurgeKey[] = "m:keyring_purge";
 // The admin event of the last keystore change that carried one, until the
 // access history holds it (PendingAdminEvent).
 constexpr char kPendingAdminEventKey[] = "m:pending_admin_event";
+// The last pending admin event that did not decode, set aside.
+constexpr char kUnreadableAdminEventKey[] = "m:pending_admin_event_unreadable";
 
 std::string KeyKey(std::string_view subject_id) {
   return "k:" + std::string(subject_id);
@@ -905,6 +907,18 @@ Status Keystore::DropPendingAdminEvent(std::string_view admin_event) {
   return FromLevelDb(
       db_->Delete(leveldb::WriteOptions(), kPendingAdminEventKey),
       "dropping pending admin event");
+}
+
+Status Keystore::SetAsidePendingAdminEvent(std::string_view admin_event) {
+  std::lock_guard rotation(rotation_mu_);
+  auto pending = PendingAdminEvent();
+  if (!pending) return pending.error();
+  if (!*pending || **pending != admin_event) return Status::Ok();
+  leveldb::WriteBatch batch;
+  batch.Put(kUnreadableAdminEventKey, ToSlice(admin_event));
+  batch.Delete(kPendingAdminEventKey);
+  return FromLevelDb(db_->Write(Synced(), &batch),
+                     "setting aside an unreadable admin event");
 }
 
 std::vector<Keystore::HeldBackupKey> Keystore::BackupKeys() const {

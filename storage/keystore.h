@@ -287,6 +287,11 @@ class Keystore {
   // written since carried its own), without waiting for a sync: a drop lost
   // to a crash is done again once the history is seen to hold it.
   Status DropPendingAdminEvent(std::string_view admin_event);
+  // Moves a pending admin event that does not decode aside, under
+  // "m:pending_admin_event_unreadable" (the last one so moved), so that it
+  // neither stops the store from opening nor holds back the next change's
+  // event; synchronously. Nothing if it is no longer `admin_event`.
+  Status SetAsidePendingAdminEvent(std::string_view admin_event);
   struct HeldBackupKey {
     Keyring::BackupKeyInfo info;
     crypto::SecretKey key;

@@ -127,12 +127,22 @@ class KeyringTest : public EngineTest {
 
   // Whether the keystore holds an admin event the history may not hold
   // yet (Keystore::PendingAdminEvent). REQUIRES: closed.
-  bool KeystoreHoldsAPendingEvent() {
+  bool KeystoreHoldsAPendingEvent() { return !PendingEventBytes().empty(); }
+  // Its stored bytes ("" when none); and writing them back, as a drop lost
+  // to a crash, or anything else. REQUIRES: closed.
+  std::string PendingEventBytes() {
     auto db = OpenRaw("keystore");
     std::string value;
-    return db &&
-           db->Get(leveldb::ReadOptions(), "m:pending_admin_event", &value)
-               .ok();
+    if (db) {
+      (void)db->Get(leveldb::ReadOptions(), "m:pending_admin_event", &value);
+    }
+    return value;
+  }
+  void PutPendingEventBytes(const std::string& value) {
+    auto db = OpenRaw("keystore");
+    ASSERT_NE(db, nullptr);
+    ASSERT_TRUE(
+        db->Put(leveldb::WriteOptions(), "m:pending_admin_event", value).ok());
   }
 
   bool FilesContain(const std::string& dir, const codec::Bytes& needle) {
@@ -202,21 +212,43 @@ TEST_F(KeyringTest, AMasterRotationWhoseEventFailsSaysTheNewKeyIsInForce) {
             "master key rotation: IO error: injected log failure");
   Close();
   EXPECT_TRUE(AdminEvents(schema::history::Action::ROTATE_MASTER_KEY).empty());
-  EXPECT_TRUE(KeystoreHoldsAPendingEvent());
+  const std::string pending = PendingEventBytes();
+  ASSERT_FALSE(pending.empty());
   master_bytes_ = std::move(new_master);
   clock_.Advance(std::chrono::hours(1));
-  Reopen();
-  ExpectEverythingReadable(ids);
+  const std::vector<std::pair<std::string, int64_t>> once{
+      {"admin", rotated_at}};
   for (int open = 0; open < 2; ++open) {
+    Reopen();
     Close();
-    EXPECT_EQ(
-        AdminEvents(schema::history::Action::ROTATE_MASTER_KEY),
-        (std::vector<std::pair<std::string, int64_t>>{{"admin", rotated_at}}))
+    EXPECT_EQ(AdminEvents(schema::history::Action::ROTATE_MASTER_KEY), once)
         << "open " << open;
     EXPECT_FALSE(KeystoreHoldsAPendingEvent());
-    Reopen();
   }
+  // The drop lost to a crash (the value back in the keystore, the history
+  // holding its event): the next Open drops it, and records nothing again.
+  PutPendingEventBytes(pending);
+  Reopen();
+  Close();
+  EXPECT_EQ(AdminEvents(schema::history::Action::ROTATE_MASTER_KEY), once);
+  EXPECT_FALSE(KeystoreHoldsAPendingEvent());
+  // A value that does not decode is set aside, and the store opens.
+  PutPendingEventBytes("not an event");
+  Reopen();
   ExpectEverythingReadable(ids);
+  Close();
+  EXPECT_FALSE(KeystoreHoldsAPendingEvent());
+  {
+    auto db = OpenRaw("keystore");
+    ASSERT_NE(db, nullptr);
+    std::string aside;
+    ASSERT_TRUE(db->Get(leveldb::ReadOptions(),
+                        "m:pending_admin_event_unreadable", &aside)
+                    .ok());
+    EXPECT_EQ(aside, "not an event");
+  }
+  EXPECT_EQ(AdminEvents(schema::history::Action::ROTATE_MASTER_KEY), once);
+  Reopen();
 }
 
 // Backup keys destroyed while the records database fails: the call fails,
@@ -245,20 +277,20 @@ TEST_F(KeyringTest, BackupKeysExpiredWhoseEventFailsAreRecordedAtTheNextOpen) {
   EXPECT_TRUE(AdminEvents(schema::history::Action::EXPIRE_BACKUP_KEYS).empty());
   EXPECT_TRUE(KeystoreHoldsAPendingEvent());
   clock_.Advance(std::chrono::hours(1));
-  Reopen();
-  // Destroyed: nothing is left to expire.
-  auto again = engine_->ExpireBackupKeys(*admin_);
-  ASSERT_TRUE(again.has_value()) << again.error().ToString();
-  EXPECT_EQ(*again, 0u);
   for (int open = 0; open < 2; ++open) {
+    Reopen();  // Nothing else called: the Open records it.
     Close();
     EXPECT_EQ(
         AdminEvents(schema::history::Action::EXPIRE_BACKUP_KEYS),
         (std::vector<std::pair<std::string, int64_t>>{{"admin", expired_at}}))
         << "open " << open;
     EXPECT_FALSE(KeystoreHoldsAPendingEvent());
-    Reopen();
   }
+  Reopen();
+  // Destroyed: nothing is left to expire.
+  auto again = engine_->ExpireBackupKeys(*admin_);
+  ASSERT_TRUE(again.has_value()) << again.error().ToString();
+  EXPECT_EQ(*again, 0u);
   std::filesystem::remove_all(backup_dir);
 }
 
