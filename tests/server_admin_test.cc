@@ -741,13 +741,15 @@ TEST_F(ServerAdminTest, ASweepTakesAPruningBoundAndReportsWhatIsLeft) {
   ASSERT_GT(head(), 3u);
   auto one = admin.sweepRequest();
   one.setMaxHistoryExamined(1);
-  auto first = one.send().wait(wait()).getReport();
+  auto first_answer = one.send().wait(wait());
+  auto first = first_answer.getReport();
   EXPECT_EQ(first.getHistoryExamined(), 1u);
   EXPECT_EQ(first.getHistoryBehind(), head() - 1);
   // From where the first stopped: two more.
   auto two = admin.sweepRequest();
   two.setMaxHistoryExamined(2);
-  auto second = two.send().wait(wait()).getReport();
+  auto second_answer = two.send().wait(wait());
+  auto second = second_answer.getReport();
   EXPECT_EQ(second.getHistoryExamined(), 2u);
   EXPECT_EQ(second.getHistoryBehind(), head() - 3);
   // A dry run examines nothing.
