@@ -3,27 +3,23 @@
 // nothing else; a KEK rotation rewraps every subject's data key under a new
 // KEK in resumable batches and then destroys the old KEK.
 
-#include <capnp/message.h>
-#include <capnp/serialize.h>
 #include <gtest/gtest.h>
 #include <leveldb/db.h>
 
 #include <algorithm>
-#include <cstring>
 #include <filesystem>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
-#include "schema/history.capnp.h"
 #include "storage/codec.h"
-#include "storage/keys.h"
 #include "storage/keystore.h"
 #include "tests/child_process.h"
 #include "tests/engine_fixture.h"
 #include "tests/failing_log_appends.h"
 #include "tests/fault_env.h"
+#include "tests/raw_history.h"
 
 namespace custos::testing {
 namespace {
@@ -100,27 +96,10 @@ class KeyringTest : public EngineTest {
     std::vector<std::pair<std::string, int64_t>> out;
     auto db = OpenRaw("records");
     if (!db) return out;
-    const auto words = [](const void* data, size_t size) {
-      kj::Array<capnp::word> w =
-          kj::heapArray<capnp::word>(size / sizeof(capnp::word));
-      std::memcpy(w.begin(), data, w.size() * sizeof(capnp::word));
-      return w;
-    };
-    std::unique_ptr<leveldb::Iterator> it(
-        db->NewIterator(leveldb::ReadOptions()));
-    const std::string prefix(keys::kEventPrefix);
-    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
-         it->Next()) {
-      auto stored_words = words(it->value().data(), it->value().size());
-      capnp::FlatArrayMessageReader stored_reader(stored_words);
-      auto stored = stored_reader.getRoot<schema::history::StoredEvent>();
-      if (!stored.isEvent()) continue;
-      auto bytes = stored.getEvent();
-      auto event_words = words(bytes.begin(), bytes.size());
-      capnp::FlatArrayMessageReader event_reader(event_words);
-      auto header = event_reader.getRoot<schema::history::Event>().getHeader();
-      if (header.getAction() != action || header.getRecordId() != 0) continue;
-      out.emplace_back(header.getPrincipalId(), header.getAtMicros());
+    for (const ClearHeader& h : RawEventHeaders(*db)) {
+      if (h.action == action && h.record_id == 0) {
+        out.emplace_back(h.principal_id, h.at_micros);
+      }
     }
     return out;
   }

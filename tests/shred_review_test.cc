@@ -3,37 +3,24 @@
 // in force at the shred, and the date of an erasure by shredding), and
 // reading a subject's data between the batches of its re-key.
 
-#include <capnp/message.h>
-#include <capnp/serialize.h>
 #include <gtest/gtest.h>
 #include <leveldb/db.h>
-#include <leveldb/iterator.h>
 
 #include <algorithm>
-#include <cstring>
 #include <functional>
 #include <string>
 #include <vector>
 
 #include "schema/history.capnp.h"
-#include "storage/keys.h"
 #include "storage/keystore.h"
 #include "tests/engine_fixture.h"
 #include "tests/hook_clock.h"
+#include "tests/raw_history.h"
 
 namespace custos::testing {
 namespace {
 
 using namespace std::chrono_literals;
-
-// The clear header of a history event: what is left of an event once
-// every subject it concerned is shredded.
-struct ClearHeader {
-  schema::history::Action action;
-  std::string principal_id;
-  int64_t at_micros = 0;
-  schema::history::RecordState record_state;
-};
 
 class ShredReviewTest : public EngineTest {
  protected:
@@ -82,23 +69,8 @@ class ShredReviewTest : public EngineTest {
     Close();
     {
       std::unique_ptr<leveldb::DB> db = OpenRaw("records");
-      std::unique_ptr<leveldb::Iterator> it(
-          db->NewIterator(leveldb::ReadOptions()));
-      const std::string prefix(keys::kEventPrefix);
-      for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
-           it->Next()) {
-        auto stored_words = Words(it->value().data(), it->value().size());
-        capnp::FlatArrayMessageReader stored_reader(stored_words);
-        auto stored = stored_reader.getRoot<schema::history::StoredEvent>();
-        if (!stored.isEvent()) continue;
-        auto bytes = stored.getEvent();
-        auto event_words = Words(bytes.begin(), bytes.size());
-        capnp::FlatArrayMessageReader event_reader(event_words);
-        auto header =
-            event_reader.getRoot<schema::history::Event>().getHeader();
-        if (header.getRecordId() != id) continue;
-        out.push_back({header.getAction(), header.getPrincipalId(),
-                       header.getAtMicros(), header.getRecordState()});
+      for (ClearHeader& h : RawEventHeaders(*db)) {
+        if (h.record_id == id) out.push_back(std::move(h));
       }
     }
     ReopenAll();
@@ -120,14 +92,6 @@ class ShredReviewTest : public EngineTest {
       ASSERT_TRUE(begun.ok()) << begun.ToString();
     }
     ReopenAll();
-  }
-
- private:
-  static kj::Array<capnp::word> Words(const void* data, size_t size) {
-    kj::Array<capnp::word> words =
-        kj::heapArray<capnp::word>(size / sizeof(capnp::word));
-    std::memcpy(words.begin(), data, words.size() * sizeof(capnp::word));
-    return words;
   }
 };
 
