@@ -463,10 +463,11 @@ interface Auditor {
   # larger than the message limit, which subjectReport refuses. Producing
   # it is a logged disclosure, recorded before the first chunk is sent: a
   # transfer cut short stays recorded. No sink: InvalidArgument. One
-  # report at a time per connection, four per server (Unavailable, before
-  # anything is produced). A sink that throws, or takes a chunk or the end
-  # more than 60 s after it was sent, ends the call with Unavailable
-  # (docs/api.md).
+  # report at a time per connection, two to one principal, four per server
+  # (Unavailable, before anything is produced). A sink that throws, takes a
+  # chunk or the end more than 60 s after it was sent, or has not taken the
+  # whole report 10 minutes after the first chunk, ends the call with
+  # Unavailable (docs/api.md).
   subjectReportTo @9 (subjectId :Text, html :Bool, sink :ByteSink)
       -> (bytes :UInt64);
 }

@@ -447,7 +447,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (tls_cert_file.empty() != tls_key_file.empty()) {
-    return Die("--tls-cert and --tls-key go together");
+    std::fprintf(stderr, "custosd: --tls-cert and --tls-key go together\n");
+    return 2;  // A usage error, as the parser's own.
   }
   // The private key goes from its file straight into guarded memory; once
   // parsed, its secret numbers live in OpenSSL's secure heap

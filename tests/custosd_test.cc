@@ -303,6 +303,16 @@ TEST_F(CustosdTest, TheProductionBuildRefusesTheTestClock) {
   }
 }
 
+// A certificate without its key, or a key without its certificate, is a
+// usage error (it exited 1, as a failure to start, against custosd(8)).
+TEST_F(CustosdTest, ATlsCertificateWithoutItsKeyIsAUsageError) {
+  for (const char* given : {"--tls-cert", "--tls-key"}) {
+    ASSERT_NO_FATAL_FAILURE(
+        ExpectRefusedAsUsage(dir_, {"--listen", "127.0.0.1:0", given, "tls.pem"},
+                             "custosd: --tls-cert and --tls-key go together"));
+  }
+}
+
 // Fewer than three workers could leave none for the connections' calls
 // while long work holds two (a sweep and a chain verification): refused
 // (review helper-98), as a count past 256 was.
