@@ -532,6 +532,14 @@ TEST_F(ServerBreachTest, ReportsSentToSinksAreBoundedPerConnectionAndServer) {
                 .wait(wait())
                 .getBytes(),
             0u);
+  // The held one's first chunk may still be on its way (its report is
+  // produced on a worker): wait for it, at most 10 s.
+  for (int ms = 0; ms < 10'000 && again_held.release.get() == nullptr; ++ms) {
+    client_->getIoProvider()
+        .getTimer()
+        .afterDelay(kj::MILLISECONDS)
+        .wait(wait());
+  }
   ASSERT_NE(again_held.release.get(), nullptr);
   again_held.release->fulfill();
   EXPECT_GT(again.wait(wait()).getBytes(), 0u);
