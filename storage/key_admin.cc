@@ -56,6 +56,7 @@ codec::StoredAdminEvent KeyAdmin::PendingFor(const PrincipalInfo& admin,
 }
 
 Status KeyAdmin::RecordPending(const codec::StoredAdminEvent& pending,
+                               std::string_view encoded,
                                std::string_view what) {
   Event e;
   e.at = FromMicros(pending.at_micros);
@@ -71,7 +72,7 @@ Status KeyAdmin::RecordPending(const codec::StoredAdminEvent& pending,
                                          /*force_sync=*/true));
   // The event is recorded: a failed drop is not this call's failure. The
   // next RecordPendingEvent finds the history holding it and drops it.
-  (void)u_.keystore.DropPendingAdminEvent(codec::EncodeAdminEvent(pending));
+  (void)u_.keystore.DropPendingAdminEvent(encoded);
   return Status::Ok();
 }
 
@@ -83,10 +84,11 @@ Status KeyAdmin::RecordPendingEvent() {
   // One that does not decode, or names an action that never changes the
   // keystore, cannot be recorded: set aside (for whoever inspects the
   // files), it stops neither the store's Open nor the next change.
-  if (!pending || (static_cast<EventAction>(pending->action) !=
-                       EventAction::kRotateMasterKey &&
-                   static_cast<EventAction>(pending->action) !=
-                       EventAction::kExpireBackupKeys)) {
+  const std::optional<EventAction> action =
+      pending ? std::optional(static_cast<EventAction>(pending->action))
+              : std::nullopt;
+  if (action != EventAction::kRotateMasterKey &&
+      action != EventAction::kExpireBackupKeys) {
     return u_.keystore.SetAsidePendingAdminEvent(**bytes);
   }
   auto recorded = u_.store.Get(keys::kAdminEventRecorded);
@@ -96,7 +98,7 @@ Status KeyAdmin::RecordPendingEvent() {
     // The history holds it; only the drop was lost.
     return u_.keystore.DropPendingAdminEvent(**bytes);
   }
-  return RecordPending(*pending, "recording a pending admin event");
+  return RecordPending(*pending, **bytes, "recording a pending admin event");
 }
 
 Status KeyAdmin::RotateMaster(const PrincipalInfo& admin,
@@ -110,9 +112,10 @@ Status KeyAdmin::RotateMaster(const PrincipalInfo& admin,
   CUSTOS_RETURN_IF_ERROR(RecordPendingEvent());
   const codec::StoredAdminEvent pending =
       PendingFor(admin, EventAction::kRotateMasterKey, u_.clock.Now(), {});
-  CUSTOS_RETURN_IF_ERROR(
-      u_.keystore.RotateMaster(new_master, codec::EncodeAdminEvent(pending)));
-  Status recorded = RecordPending(pending, "recording master key rotation");
+  const std::string encoded = codec::EncodeAdminEvent(pending);
+  CUSTOS_RETURN_IF_ERROR(u_.keystore.RotateMaster(new_master, encoded));
+  Status recorded =
+      RecordPending(pending, encoded, "recording master key rotation");
   if (!recorded.ok()) {
     // The rotation took effect: an operator told only "failed" could throw
     // the new key away, and the store with it (a review, helper-120).
@@ -188,6 +191,7 @@ Result<size_t> KeyAdmin::ExpireBackupKeys(const PrincipalInfo& admin) {
   // keystore.
   CUSTOS_RETURN_IF_ERROR(RecordPendingEvent());
   std::optional<codec::StoredAdminEvent> pending;
+  std::string encoded;
   auto expired = u_.keystore.ExpireBackupKeys(
       now -
           std::chrono::duration_cast<Timestamp::duration>(u_.backup_retention),
@@ -198,14 +202,15 @@ Result<size_t> KeyAdmin::ExpireBackupKeys(const PrincipalInfo& admin) {
         }
         pending = PendingFor(admin, EventAction::kExpireBackupKeys, now,
                              std::move(fields));
-        return codec::EncodeAdminEvent(*pending);
+        encoded = codec::EncodeAdminEvent(*pending);
+        return encoded;
       });
   if (!expired) return Fail(expired.error());
   if (expired->empty()) return size_t{0};
   // Written with the keys' destruction; if not recorded now, at the next
   // Open or keystore change.
   CUSTOS_RETURN_IF_ERROR(
-      RecordPending(*pending, "recording backup key expiry"));
+      RecordPending(*pending, encoded, "recording backup key expiry"));
   return expired->size();
 }
 

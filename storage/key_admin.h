@@ -101,9 +101,9 @@ class KeyAdmin {
                                             EventAction action, Timestamp at,
                                             std::vector<std::string> fields);
   // Commits `pending`'s event with its id as the history's last (synced),
-  // then drops it from the keystore.
+  // then drops it (`encoded`, as the keystore holds it) from the keystore.
   Status RecordPending(const codec::StoredAdminEvent& pending,
-                       std::string_view what);
+                       std::string_view encoded, std::string_view what);
 
   // Held from a keystore change that carries an event until that event is
   // recorded: two such changes at once cannot overwrite each other's

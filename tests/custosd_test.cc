@@ -307,9 +307,9 @@ TEST_F(CustosdTest, TheProductionBuildRefusesTheTestClock) {
 // usage error (it exited 1, as a failure to start, against custosd(8)).
 TEST_F(CustosdTest, ATlsCertificateWithoutItsKeyIsAUsageError) {
   for (const char* given : {"--tls-cert", "--tls-key"}) {
-    ASSERT_NO_FATAL_FAILURE(
-        ExpectRefusedAsUsage(dir_, {"--listen", "127.0.0.1:0", given, "tls.pem"},
-                             "custosd: --tls-cert and --tls-key go together"));
+    ASSERT_NO_FATAL_FAILURE(ExpectRefusedAsUsage(
+        dir_, {"--listen", "127.0.0.1:0", given, "tls.pem"},
+        "custosd: --tls-cert and --tls-key go together"));
   }
 }
 
