@@ -2029,16 +2029,18 @@ int Main(int argc, char** argv) {
       }
     }
     target = o.echo ? "echo" : "custosd";
-    RpcLoad load(o, *weights);
-    m = load.Run(address, principal, token);
+    {
+      RpcLoad load(o, *weights);
+      m = load.Run(address, principal, token);
+      if (o.echo) out["echo_bytes"] = load.echo_bytes();
+      if (server) out["server"] = MemoryJson(server->Memory());
+    }  // The load's connections closed: custosd's stop waits up to a
+       // second for a client still connected (docs/api.md, "Threading and
+       // ordering").
     out["address"] = !o.start_server ? address
                      : o.tcp         ? "tcp " + address + " (started)"
                                      : std::string("unix (started)");
-    if (o.echo) out["echo_bytes"] = load.echo_bytes();
-    if (server) {
-      out["server"] = MemoryJson(server->Memory());
-      server->Stop();
-    }
+    if (server) server->Stop();
   }
   out["target"] = target;
   if (!o.echo && !o.in_process) out["mix"] = o.mix;
