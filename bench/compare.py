@@ -420,35 +420,14 @@ def run_all(r, fig, growth):
                         "raw LevelDB: 500,000 of its 1,000,000 values, "
                         f"spread: {what}")
 
-    # 3, 5 (small store) and 6: engine_bench.
+    # 6: engine_bench (the subject report and its raw peer). Its create,
+    # read, list and shred benchmarks measure what concurrency_bench and
+    # shred_bench measure above and below, which the pairs use: not run
+    # (docs/decisions.md, "The full run's minutes spent waiting").
     runs = r.gbench(
         "engine", "engine_bench",
-        "^BM_(ListRecords/256|ShredSubject/|ProduceSubjectReport|"
-        "CreateRecordExistingSubject/256|"
-        "CreateRecordExistingSubjectSyncWrites/256|GetRecord/256|"
-        "GetRecordSyncWrites|RawLevelDbReportReads)",
+        "^BM_(ProduceSubjectReport|RawLevelDbReportReads)",
         min_time=mt, reps=min(r.reps, 2 if q else 3))
-    fig.gb("create.engine.sync0", runs,
-           "BM_CreateRecordExistingSubject/256/real_time",
-           "create (engine_bench), sync off")
-    fig.gb("create.engine.sync1", runs,
-           "BM_CreateRecordExistingSubjectSyncWrites/256/real_time",
-           "create (engine_bench), sync on")
-    fig.gb("read.engine.sync0", runs, "BM_GetRecord/256/real_time",
-           "read by id with its event (engine_bench), sync off")
-    fig.gb("read.engine.sync1", runs, "BM_GetRecordSyncWrites/real_time",
-           "read by id with its event (engine_bench), sync on")
-    fig.gb("list.custos", runs, "BM_ListRecords/256/real_time",
-           "list in pages of 100 (10,000 records), per record",
-           unit="us/record")
-    for n in (10, 10000):
-        name = f"BM_ShredSubject/{n}/real_time"
-        for key in runs:
-            if key.startswith(f"BM_ShredSubject/{n}/"):
-                name = key
-        fig.gb(f"shred.custos.{n}", runs, name,
-               f"shred a subject of {n} records", unit="us/shred",
-               per_item=False)
     for sync in (0, 1):
         fig.gb(f"report.raw.sync{sync}", runs,
                f"BM_RawLevelDbReportReads/sync:{sync}/real_time",
@@ -1178,14 +1157,17 @@ def pairs(fig, quick):
                   "1,000,000 spread, neither synced",
                   "sweep.custos.spread.gone.s0.nhalf",
                   "sweep.raw.spread.gone.s0.nhalf")
-    # Against PostgreSQL (no target unless the issue sets one).
-    for sync in (0, 1):
+    # Against PostgreSQL (no target unless the issue sets one); sync on:
+    # one writer, as PostgreSQL's one session.
+    for sync, create, read in (
+            (0, "create.nosync.custos", "read.nosync.custos"),
+            (1, "create.sync.custos.t1", "read.sync.custos.t1")):
         fig.ratio(f"create / PostgreSQL create, sync {'on' if sync else 'off'}",
-                  f"create.engine.sync{sync}", f"pg.create.sync{sync}")
+                  create, f"pg.create.sync{sync}")
         fig.ratio(f"read / PostgreSQL read, sync {'on' if sync else 'off'}",
-                  f"read.engine.sync{sync}", f"pg.read.sync{sync}")
+                  read, f"pg.read.sync{sync}")
     fig.ratio("list (per record) / PostgreSQL list, sync off",
-              "list.custos", "pg.list.sync0")
+              "list.page.custos.sync0", "pg.list.sync0")
     for sync in (0, 1):
         fig.ratio(f"subject report / PostgreSQL's, sync "
                   f"{'on' if sync else 'off'}", f"report.custos.sync{sync}",
@@ -1195,11 +1177,13 @@ def pairs(fig, quick):
     # records only" is the plainest reading of the issue's DELETE
     # (docs/decisions.md, "the shred's PostgreSQL peer"). Both are shown,
     # each against the 100x target.
-    for n in (10, 10000):
+    # In the keystore of 1,000 subjects (shred_bench), warm, sync on.
+    for n, ours in ((10, "shred.small.warm.k1000"),
+                    (10000, "shred.latency.warm.k1000")):
         for events, what in ((1, "events struck"), (0, "its records only")):
             fig.ratio(f"shred of {n:,} records / PostgreSQL DELETE of the "
                       f"same rows (1,000 subjects, {what}, sync on)",
-                      f"shred.custos.{n}", f"pg.shred.r{n}.n1000.e{events}.sync1",
+                      ours, f"pg.shred.r{n}.n1000.e{events}.sync1",
                       target=100.0 if n == 10000 else None)
     largest = 10000 if quick else 1000000
     for events, what in ((1, "events struck"), (0, "its records only")):
@@ -1207,8 +1191,9 @@ def pairs(fig, quick):
                   f"rows ({largest:,} subjects, {what}, sync on)",
                   f"shred.latency.custos.k{largest}",
                   f"pg.shred.r10000.n{largest}.e{events}.sync1", target=100.0)
-    fig.limit("shred of 10,000 records, us (an absolute figure, not a "
-              "ratio)", "shred.custos.10000", 1000.0)
+    fig.limit("shred of 10,000 records in a keystore of 1,000 subjects, "
+              "us (an absolute figure, not a ratio)",
+              "shred.latency.custos.k1000", 1000.0)
     fig.limit(f"shred of 10,000 records in a keystore of {largest:,} "
               "subjects, us (an absolute figure)",
               f"shred.latency.custos.k{largest}", 1000.0)
@@ -1313,17 +1298,19 @@ def pairs(fig, quick):
     # 4-6 over RPC (custos_load --scenario) against the same call in
     # process, durability for durability where the in-process side has
     # both (engine_bench's report, sweep_bench's whole sweep); the shreds
-    # in process are sync off (a shred's keystore write is synced either
-    # way). The in-process stores are settled (compacted). No target: what
-    # the server, its transport and an unsettled store add.
+    # in process are shred_bench's with sync off in its keystore of 1,000
+    # subjects, warm (a shred's keystore write is synced either way). The
+    # in-process stores are settled (compacted). No target: what the
+    # server, its transport and an unsettled store add.
     for sync, s in (("sync", 1), ("nosync", 0)):
         on = "on" if s else "off"
         fig.ratio(f"RPC subject report / in-process, sync {on}",
                   f"rpc_report_{sync}.us", f"report.custos.sync{s}")
-        for n in (10, 10000):
+        for n, ours in ((10, "shred.off.small.warm.k1000"),
+                        (10000, "shred.off.warm.k1000")):
             fig.ratio(f"RPC shred of {n:,} records (sync {on}) / in-process "
-                      "(sync off)", f"rpc_shred{n}_{sync}.us",
-                      f"shred.custos.{n}")
+                      "(sync off, 1,000 subjects, warm)",
+                      f"rpc_shred{n}_{sync}.us", ours)
     # The RPC sweeps run with --erasure-compaction-delay=0, so custosd
     # compacts what a sweep erased before it answers: sweep_bench's "bytes
     # gone" (run synced only) is the like-for-like figure.
