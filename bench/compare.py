@@ -420,14 +420,31 @@ def run_all(r, fig, growth):
                         "raw LevelDB: 500,000 of its 1,000,000 values, "
                         f"spread: {what}")
 
-    # 6: engine_bench (the subject report and its raw peer). Its create,
-    # read, list and shred benchmarks measure what concurrency_bench and
-    # shred_bench measure above and below, which the pairs use: not run
-    # (docs/decisions.md, "The full run's minutes spent waiting").
+    # 3 and 6: engine_bench (its stores of 10,000 records are the sizes of
+    # pg_workloads_bench's, whose create, read and list they pair with).
+    # Its shreds are not run: shred_bench's in a keystore of 1,000
+    # subjects (below) are their pairs (docs/decisions.md, "The full run's
+    # minutes spent waiting").
     runs = r.gbench(
         "engine", "engine_bench",
-        "^BM_(ProduceSubjectReport|RawLevelDbReportReads)",
+        "^BM_(ListRecords/256|ProduceSubjectReport|"
+        "CreateRecordExistingSubject/256|"
+        "CreateRecordExistingSubjectSyncWrites/256|GetRecord/256|"
+        "GetRecordSyncWrites|RawLevelDbReportReads)",
         min_time=mt, reps=min(r.reps, 2 if q else 3))
+    fig.gb("create.engine.sync0", runs,
+           "BM_CreateRecordExistingSubject/256/real_time",
+           "create (engine_bench), sync off")
+    fig.gb("create.engine.sync1", runs,
+           "BM_CreateRecordExistingSubjectSyncWrites/256/real_time",
+           "create (engine_bench), sync on")
+    fig.gb("read.engine.sync0", runs, "BM_GetRecord/256/real_time",
+           "read by id with its event (engine_bench), sync off")
+    fig.gb("read.engine.sync1", runs, "BM_GetRecordSyncWrites/real_time",
+           "read by id with its event (engine_bench), sync on")
+    fig.gb("list.custos", runs, "BM_ListRecords/256/real_time",
+           "list in pages of 100 (10,000 records), per record",
+           unit="us/record")
     for sync in (0, 1):
         fig.gb(f"report.raw.sync{sync}", runs,
                f"BM_RawLevelDbReportReads/sync:{sync}/real_time",
@@ -1157,17 +1174,14 @@ def pairs(fig, quick):
                   "1,000,000 spread, neither synced",
                   "sweep.custos.spread.gone.s0.nhalf",
                   "sweep.raw.spread.gone.s0.nhalf")
-    # Against PostgreSQL (no target unless the issue sets one); sync on:
-    # one writer, as PostgreSQL's one session.
-    for sync, create, read in (
-            (0, "create.nosync.custos", "read.nosync.custos"),
-            (1, "create.sync.custos.t1", "read.sync.custos.t1")):
+    # Against PostgreSQL (no target unless the issue sets one).
+    for sync in (0, 1):
         fig.ratio(f"create / PostgreSQL create, sync {'on' if sync else 'off'}",
-                  create, f"pg.create.sync{sync}")
+                  f"create.engine.sync{sync}", f"pg.create.sync{sync}")
         fig.ratio(f"read / PostgreSQL read, sync {'on' if sync else 'off'}",
-                  read, f"pg.read.sync{sync}")
+                  f"read.engine.sync{sync}", f"pg.read.sync{sync}")
     fig.ratio("list (per record) / PostgreSQL list, sync off",
-              "list.page.custos.sync0", "pg.list.sync0")
+              "list.custos", "pg.list.sync0")
     for sync in (0, 1):
         fig.ratio(f"subject report / PostgreSQL's, sync "
                   f"{'on' if sync else 'off'}", f"report.custos.sync{sync}",
@@ -1177,14 +1191,13 @@ def pairs(fig, quick):
     # records only" is the plainest reading of the issue's DELETE
     # (docs/decisions.md, "the shred's PostgreSQL peer"). Both are shown,
     # each against the 100x target.
-    # In the keystore of 1,000 subjects (shred_bench), warm, sync on.
-    for n, ours in ((10, "shred.small.warm.k1000"),
-                    (10000, "shred.latency.warm.k1000")):
-        for events, what in ((1, "events struck"), (0, "its records only")):
-            fig.ratio(f"shred of {n:,} records / PostgreSQL DELETE of the "
-                      f"same rows (1,000 subjects, {what}, sync on)",
-                      ours, f"pg.shred.r{n}.n1000.e{events}.sync1",
-                      target=100.0 if n == 10000 else None)
+    # In the keystore of 1,000 subjects (shred_bench), warm, sync on (the
+    # shred of 10 records against PostgreSQL's: in the loop below).
+    for events, what in ((1, "events struck"), (0, "its records only")):
+        fig.ratio(f"shred of 10,000 records / PostgreSQL DELETE of the "
+                  f"same rows (1,000 subjects, {what}, sync on)",
+                  "shred.latency.warm.k1000",
+                  f"pg.shred.r10000.n1000.e{events}.sync1", target=100.0)
     largest = 10000 if quick else 1000000
     for events, what in ((1, "events struck"), (0, "its records only")):
         fig.ratio(f"shred of 10,000 records / PostgreSQL DELETE of the same "

@@ -152,10 +152,6 @@ NewRecord MakeRecord(const std::string& identifier, size_t personal_bytes,
   return record;
 }
 
-// Records a setup creates in one CreateRecords call (Limits::max_batch_records'
-// default).
-constexpr size_t kSetupBatch = 100;
-
 uint64_t Create(Store& store, int subject, size_t personal_bytes,
                 uint64_t serial) {
   return Value(store.engine().CreateRecord(
@@ -610,30 +606,15 @@ void ShredLoop(benchmark::State& state, const ShredSetup& setup) {
   const int subjects = static_cast<int>(state.max_iterations);
   Store store(/*sync_writes=*/false, setup.compact_after_erasure);
   uint64_t serial = 0;
-  // The setup's records in batches (untimed; the store is the same).
-  std::vector<NewRecord> batch;
-  const auto add = [&](int subject) {
-    batch.push_back(MakeRecord(Identifier(subject), 256, serial++));
-    if (batch.size() == kSetupBatch) {
-      Value(store.engine().CreateRecords(store.user(), batch),
-            "create records");
-      batch.clear();
-    }
-  };
   for (int i = 0; i < setup.background_records; ++i) {
-    add(i % setup.background_subjects);
-  }
-  for (int s = 0; s < subjects; ++s) {
-    for (int r = 0; r < setup.records_per_subject; ++r) {
-      add(setup.background_subjects + s);
-    }
-  }
-  if (!batch.empty()) {
-    Value(store.engine().CreateRecords(store.user(), batch), "create records");
+    Create(store, i % setup.background_subjects, 256, serial++);
   }
   std::vector<std::string> victims;
   for (int s = 0; s < subjects; ++s) {
     const int subject = setup.background_subjects + s;
+    for (int r = 0; r < setup.records_per_subject; ++r) {
+      Create(store, subject, 256, serial++);
+    }
     victims.push_back(
         Value(store.engine().FindSubject(store.admin(), Identifier(subject)),
               "find subject"));

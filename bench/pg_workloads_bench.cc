@@ -61,8 +61,9 @@
 //    parts, seal 100 event parts; one 100-row INSERT; COMMIT. Items are
 //    records.
 // 5. BM_PgShredSubject/records:R/subjects:N/events:E/sync:S
-//    (engine_bench BM_ShredSubject/R; shred_bench
-//    BM_ShredLatencyKeystoreSize/N at R = 10,000, sync on): one subject
+//    (shred_bench BM_ShredLatencyKeystoreSize/N, sync on: at N = 1,000
+//    warm, R = 10 and 10,000; at N = 1,000,000 just opened, R = 10,000;
+//    engine_bench BM_ShredSubject/R when run alone): one subject
 //    holding R records (each with its create event) erased from a store of
 //    N other subjects holding one record (and create event) each. One
 //    statement, one transaction: DELETE of the subject's records, a `shred`
