@@ -25,8 +25,16 @@ endfunction()
 # In Release, a test's own code is compiled at -O1: the code under test is
 # the libraries', which keep -O3 as shipped, and -O3 on the tests' bodies
 # (GoogleTest's macros, the fixtures) took twice the compile time of -O1
-# for nothing the tests check (docs/decisions.md, "Build time").
-set(CUSTOS_TEST_COMPILE_OPTIONS $<$<CONFIG:Release>:-O1>)
+# for nothing the tests check (docs/decisions.md, "Build time"). In the
+# sanitizer builds it is compiled at -O0 (the libraries keep -O1 there):
+# the tests' bodies are instrumented either way, and optimizing them is
+# most of those builds' time for little of their tests' ("The sanitizer
+# builds' tests at -O0").
+if(CUSTOS_SANITIZE OR CUSTOS_TSAN)
+  set(CUSTOS_TEST_COMPILE_OPTIONS -O0)
+else()
+  set(CUSTOS_TEST_COMPILE_OPTIONS $<$<CONFIG:Release>:-O1>)
+endif()
 
 # GoogleTest's and GoogleMock's headers and the standard headers most tests
 # include, parsed once for all tests (about 2 s of every test's compile;
