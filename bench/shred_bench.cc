@@ -155,18 +155,12 @@ class ShredStore {
           "create user");
     const Actor user = Value(engine_->ActorFor("user"), "user actor");
     uint64_t serial = 0;
-    // A victim's records in batches of Limits::max_batch_records' default
-    // (untimed; the store is compacted below whatever wrote it).
     const auto add = [&](const std::string& identifier, int records) {
-      std::vector<NewRecord> batch;
-      for (int r = 0; r < records; r += static_cast<int>(batch.size())) {
-        batch.clear();
-        for (int i = r; i < records && batch.size() < 100; ++i) {
-          batch.push_back(MakeRecord(identifier, serial++));
-        }
-        const std::vector<uint64_t> ids =
-            Value(engine_->CreateRecords(user, batch), "create records");
-        if (r == 0) first_records_.push_back(ids.front());
+      for (int r = 0; r < records; ++r) {
+        const uint64_t id =
+            Value(engine_->CreateRecord(user, MakeRecord(identifier, serial++)),
+                  "create record");
+        if (r == 0) first_records_.push_back(id);
       }
       identifiers_.push_back(identifier);
     };
